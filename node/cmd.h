@@ -1,0 +1,187 @@
+/*
+ * cmd.h - the commands of the replicated log: the one list of every command
+ * type, its fields, and their strict codec.
+ *
+ * Encoding (docs/formats.md): a msgpack array
+ *     [type, version, time_ms, request_id, fields...]
+ * followed by 0-7 msgpack nil bytes (0xc0) so the total length is a multiple
+ * of 8 (libraft 0.15 silently drops other lengths at restart).  time_ms is
+ * the proposer's clock, put in by the leader, so apply never reads a clock;
+ * request_id is the client's idempotency key ("" when none).
+ *
+ * Decoding is strict: unknown type or version, a field of the wrong type,
+ * missing or extra fields, bytes after the padding, anything over the
+ * bounds of storage/limits.h, and semantically invalid values (bad names,
+ * empty argv, priority over 100...) are errors with a message naming the
+ * field.  A decoded command has passed cmd_validate().
+ *
+ * Memory: cmd_decode() points views into the input buffer (no copy: source
+ * files may be megabytes) and allocates arrays from the zone; the command
+ * lives as long as both.
+ */
+#ifndef INGOT_NODE_CMD_H
+#define INGOT_NODE_CMD_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/mp.h"
+#include "common/str.h"
+#include "storage/records.h"
+
+/* X(SYMBOL, type number, current version, name) -- numbers are forever. */
+#define CMD_TYPES(X)                                   \
+	X(TARGET_PUT, 1, 1, "target_put")              \
+	X(TARGET_DELETE, 2, 1, "target_delete")        \
+	X(JOB_SUBMIT, 10, 1, "job_submit")             \
+	X(JOB_ASSIGN, 11, 1, "job_assign")             \
+	X(JOB_STAGE_START, 12, 1, "job_stage_start")   \
+	X(JOB_STAGE_FINISH, 13, 1, "job_stage_finish") \
+	X(JOB_FINISH, 14, 1, "job_finish")             \
+	X(JOB_CANCEL, 15, 1, "job_cancel")             \
+	X(JOB_REQUEUE, 16, 1, "job_requeue")           \
+	X(JOB_RETRY, 17, 1, "job_retry")               \
+	X(NODE_REGISTER, 20, 1, "node_register")       \
+	X(NODE_DRAIN, 21, 1, "node_drain")             \
+	X(NODE_DOWN, 22, 1, "node_down")               \
+	X(NODE_UP, 23, 1, "node_up")                   \
+	X(MEMBER_PUT, 30, 1, "member_put")             \
+	X(MEMBER_REMOVE, 31, 1, "member_remove")
+
+enum cmd_type {
+#define CMD_ENUM(sym, num, ver, name) CMD_##sym = (num),
+	CMD_TYPES(CMD_ENUM)
+#undef CMD_ENUM
+};
+
+/* "job_submit", or NULL for an unknown type. */
+const char *cmd_type_name(uint32_t type);
+/* Current version of a type, 0 if unknown. */
+uint32_t cmd_type_version(uint32_t type);
+
+/* A file carried in a command: a source of a submit, an output of a stage. */
+struct cmd_file {
+	struct ing_str path; /* relative, no "..", no leading '/' */
+	struct ing_str data;
+};
+
+struct cmd {
+	uint32_t type;
+	uint32_t version;
+	uint64_t time_ms;
+	struct ing_str request_id;
+	union {
+		/* Create or replace.  Only the spec fields of the record are
+		 * carried: name, caps, labels, stages.  revision, active_jobs
+		 * and the times are the state machine's. */
+		struct {
+			struct rec_target spec;
+		} target_put;
+		struct {
+			struct ing_str name;
+		} target_delete;
+		struct {
+			struct ing_str tenant;
+			struct ing_str target;
+			uint32_t priority;
+			uint32_t max_attempts;   /* >= 1 */
+			uint64_t deadline_at_ms; /* absolute, 0: none */
+			uint32_t nsources;
+			struct cmd_file *sources;
+		} job_submit;
+		struct {
+			uint64_t job;
+			uint64_t node;
+			uint32_t attempt; /* must be the job's attempt + 1 */
+			uint64_t lease_until_ms;
+		} job_assign;
+		struct {
+			uint64_t job;
+			uint32_t attempt;
+			uint32_t stage;
+		} job_stage_start;
+		struct {
+			uint64_t job;
+			uint32_t attempt;
+			uint32_t stage;
+			int64_t exit_code;
+			uint64_t duration_ms;
+			bool has_log;
+			struct ing_str log;
+			uint32_t noutputs;
+			struct cmd_file *outputs;
+		} job_stage_finish;
+		struct {
+			uint64_t job;
+			uint32_t attempt;
+			uint8_t outcome; /* REC_JOB_SUCCEEDED, _FAILED or _CANCELLED */
+			struct ing_str message;
+		} job_finish;
+		struct {
+			uint64_t job;
+			struct ing_str reason;
+		} job_cancel;
+		struct {
+			uint64_t job;
+			uint32_t attempt;
+			struct ing_str reason;
+		} job_requeue;
+		struct {
+			uint64_t job;
+		} job_retry;
+		/* Registers or re-registers: id, caps, labels, slots.  Drain,
+		 * down and used_slots are the state machine's. */
+		struct {
+			struct rec_node spec;
+		} node_register;
+		struct {
+			uint64_t node;
+			bool draining;
+			uint64_t deadline_ms; /* absolute, 0: none */
+		} node_drain;
+		struct {
+			uint64_t node;
+			struct ing_str reason;
+		} node_down;
+		struct {
+			uint64_t node;
+		} node_up;
+		struct {
+			struct rec_member member;
+		} member_put;
+		struct {
+			uint64_t id;
+		} member_remove;
+	} u;
+};
+
+/*
+ * Encodes c (current version of its type) into o, padded to 8 bytes.
+ * Validates first: ING_EINVAL/ING_ETOOBIG with a message in e when c is not
+ * a valid command; ING_ENOMEM.
+ */
+int cmd_encode(const struct cmd *c, struct mp_out *o, struct ing_error *e);
+
+/*
+ * Decodes and validates buf[0..len).  Views point into buf, arrays into z.
+ * ING_EMALFORMED, ING_EVERSION (known type, unknown version: a node must
+ * not skip it), ING_EINVAL (unknown type or invalid value), ING_ETOOBIG,
+ * ING_ENOMEM; e names what was wrong.
+ */
+int cmd_decode(const void *buf, size_t len, msgpack_zone *z, struct cmd *out, struct ing_error *e);
+
+/* State-independent checks (names, bounds, ranges).  ING_EINVAL/ETOOBIG. */
+int cmd_validate(const struct cmd *c, struct ing_error *e);
+
+/* A name of targets, tenants, capabilities, label keys, stages:
+ * 1..ING_NAME_MAX bytes of [A-Za-z0-9._-], not starting with '.' or '-'. */
+bool cmd_name_valid(struct ing_str s);
+/* A relative path: 1..ING_PATH_MAX bytes, no NUL, no leading '/', no ".."
+ * component, no empty component. */
+bool cmd_path_valid(struct ing_str s);
+/* An IPv4 "a.b.c.d:port" address. */
+bool cmd_address_valid(struct ing_str s);
+
+#endif

@@ -1,0 +1,251 @@
+/*
+ * records.h - typed records of the replicated state and their msgpack codec.
+ *
+ * Every record is a msgpack array `[record_version, fields...]` (layouts in
+ * docs/formats.md).  Decoders are strict: wrong version, wrong types, bounds
+ * exceeded (storage/limits.h), missing or extra fields give ING_EMALFORMED /
+ * ING_ETOOBIG / ING_EVERSION with a message; a caller that decodes a record
+ * read from the store reports any such failure as ING_ECORRUPT.
+ *
+ * Memory: a decoder first copies the encoded bytes into the zone, then
+ * points every view (struct ing_str) and array in the record into that zone.
+ * A decoded record therefore lives exactly as long as the zone, whatever
+ * happens to the buffer it was decoded from (LMDB memory may change on the
+ * next write).  Encoders read the record and append to an mp_out.
+ *
+ * Hashes (sha256 fields) are 32-byte arrays copied into the record.
+ */
+#ifndef INGOT_STORAGE_RECORDS_H
+#define INGOT_STORAGE_RECORDS_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/mp.h"
+#include "common/str.h"
+#include "storage/limits.h"
+
+struct rec_kv {
+	struct ing_str key;
+	struct ing_str value;
+};
+
+/* ---- members: raft membership as the cluster's address book --------- */
+
+enum rec_role { REC_ROLE_VOTER = 0, REC_ROLE_STANDBY = 1, REC_ROLE_SPARE = 2 };
+#define REC_ROLE_COUNT 3
+const char *rec_role_name(uint8_t role);
+
+struct rec_member {
+	uint64_t id;
+	struct ing_str raft_address; /* "a.b.c.d:port" */
+	struct ing_str api_address;
+	uint8_t role; /* enum rec_role */
+	uint64_t added_at_ms;
+};
+
+/* ---- nodes: workers' capabilities and capacity ------------------------ */
+
+struct rec_node {
+	uint64_t id;
+	uint32_t ncaps;
+	struct ing_str *caps;
+	uint32_t nlabels;
+	struct rec_kv *labels;
+	uint32_t slots;      /* concurrent attempts this node accepts */
+	uint32_t used_slots; /* attempts assigned to it and not ended */
+	bool draining;
+	uint64_t drain_deadline_ms; /* 0: none */
+	bool down;
+	uint64_t registered_at_ms;
+	uint64_t updated_at_ms;
+};
+
+/* ---- targets: named pipelines of stages ------------------------------- */
+
+struct rec_stage_def {
+	struct ing_str name;
+	uint32_t nargv;
+	struct ing_str *argv; /* templates: {source}, {out}, ... expanded by the worker */
+	uint64_t timeout_ms;
+	uint32_t nenv;
+	struct rec_kv *env;
+	uint32_t noutputs;
+	struct ing_str *outputs; /* relative paths the stage must produce */
+};
+
+struct rec_target {
+	struct ing_str name;
+	uint32_t ncaps;
+	struct ing_str *caps; /* capabilities a node needs to run it */
+	uint32_t nlabels;
+	struct rec_kv *labels; /* labels a node must carry */
+	uint32_t nstages;
+	struct rec_stage_def *stages;
+	uint64_t revision;    /* 1 on create, +1 per replace */
+	uint32_t active_jobs; /* jobs of this target not yet finished */
+	uint64_t created_at_ms;
+	uint64_t updated_at_ms;
+};
+
+/* ---- jobs ------------------------------------------------------------- */
+
+enum rec_job_state {
+	REC_JOB_QUEUED = 0,
+	REC_JOB_ASSIGNED = 1,
+	REC_JOB_RUNNING = 2,
+	REC_JOB_SUCCEEDED = 3,
+	REC_JOB_FAILED = 4,
+	REC_JOB_CANCELLED = 5,
+};
+#define REC_JOB_STATE_COUNT 6
+const char *rec_job_state_name(uint8_t state);
+/* Parses a state name; ING_EINVAL if unknown. */
+int rec_job_state_parse(struct ing_str name, uint8_t *out);
+static inline bool rec_job_state_final(uint8_t s)
+{
+	return s >= REC_JOB_SUCCEEDED;
+}
+
+struct rec_file {
+	struct ing_str path;
+	uint8_t sha256[32];
+	uint64_t size;
+};
+
+enum rec_stage_state { REC_STAGE_RUNNING = 0, REC_STAGE_DONE = 1 };
+
+struct rec_stage_result {
+	uint8_t state; /* enum rec_stage_state */
+	int64_t exit_code;
+	uint64_t started_at_ms;
+	uint64_t duration_ms;
+	bool has_log;
+	uint8_t log_sha256[32];
+	uint32_t noutputs;
+	struct rec_file *outputs;
+};
+
+struct rec_job {
+	uint64_t id;
+	struct ing_str tenant;
+	struct ing_str target;
+	uint64_t target_revision;  /* target revision at submit */
+	struct ing_str request_id; /* empty when none */
+	uint8_t state;             /* enum rec_job_state */
+	uint32_t priority;         /* 0..ING_MAX_PRIORITY, higher first */
+	uint32_t attempt;          /* current attempt, 0 before the first assign */
+	uint32_t attempt_base;     /* attempts before the last operator retry */
+	uint32_t max_attempts;
+	uint64_t node_id; /* node of the current attempt, 0 when none */
+	uint64_t created_at_ms;
+	uint64_t updated_at_ms;
+	uint64_t deadline_at_ms; /* absolute, 0 when none */
+	uint64_t lease_until_ms; /* from the assign command, 0 when none */
+	uint64_t finished_at_ms;
+	bool cancel_requested;
+	uint32_t nsources;
+	struct rec_file *sources;
+	uint32_t stage_count; /* stages of the target at assign */
+	uint32_t nstages;     /* stage results of the current attempt */
+	struct rec_stage_result *stages;
+	uint32_t nevents;     /* events recorded so far (next event seq) */
+	struct ing_str error; /* why it failed, empty otherwise */
+};
+
+/* ---- events: per-job history ------------------------------------------ */
+
+enum rec_event_kind {
+	REC_EV_SUBMITTED = 0,
+	REC_EV_ASSIGNED,
+	REC_EV_STAGE_STARTED,
+	REC_EV_STAGE_FINISHED,
+	REC_EV_SUCCEEDED,
+	REC_EV_FAILED,
+	REC_EV_CANCEL_REQUESTED,
+	REC_EV_CANCELLED,
+	REC_EV_REQUEUED,
+	REC_EV_RETRIED,
+};
+#define REC_EV_COUNT 10
+const char *rec_event_kind_name(uint8_t kind);
+
+struct rec_event {
+	uint64_t time_ms;
+	uint8_t kind;  /* enum rec_event_kind */
+	uint8_t state; /* job state after the event */
+	uint32_t attempt;
+	uint64_t node_id;
+	int32_t stage;     /* -1 when not about a stage */
+	int64_t exit_code; /* stage_finished only, else 0 */
+	struct ing_str message;
+};
+
+/* ---- artifacts -------------------------------------------------------- */
+
+struct rec_artifact {
+	uint64_t size;
+	uint64_t refs;
+	uint32_t nchunks;
+	const uint8_t *chunk_hashes; /* nchunks * 32 bytes */
+};
+
+struct rec_chunk {
+	uint64_t refs;
+	struct ing_str data;
+};
+
+/* ---- dedupe: client request id -> first result ------------------------ */
+
+struct rec_dedupe {
+	uint64_t index;    /* raft index of the first apply */
+	uint32_t cmd_type; /* command the id was first used with */
+	int32_t code;      /* 0 or an ING_E* code */
+	struct ing_str message;
+	struct ing_str value; /* msgpack-encoded result value (may be empty) */
+	uint64_t time_ms;
+};
+
+/* ---- tokens ----------------------------------------------------------- */
+
+enum rec_token_role {
+	REC_TOKEN_ADMIN = 0,
+	REC_TOKEN_OPERATOR = 1,
+	REC_TOKEN_SUBMITTER = 2,
+	REC_TOKEN_VIEWER = 3,
+};
+
+struct rec_token {
+	struct ing_str name;
+	struct ing_str tenant; /* empty: all tenants */
+	uint8_t role;
+	uint64_t created_at_ms;
+	bool revoked;
+};
+
+/* ---- codec ------------------------------------------------------------ */
+
+/* Current record layout versions.  Job records are at 2 since schema 2
+ * added the tenant (storage/migrate.c rewrites version-1 job records). */
+#define REC_VERSION     1
+#define REC_JOB_VERSION 2
+
+#define REC_CODEC(type)                                                                      \
+	int rec_##type##_encode(const struct rec_##type *r, struct mp_out *o);               \
+	int rec_##type##_decode(struct ing_str buf, msgpack_zone *z, struct rec_##type *out, \
+	                        struct ing_error *e);
+
+REC_CODEC(member)
+REC_CODEC(node)
+REC_CODEC(target)
+REC_CODEC(job)
+REC_CODEC(event)
+REC_CODEC(artifact)
+REC_CODEC(chunk)
+REC_CODEC(dedupe)
+REC_CODEC(token)
+#undef REC_CODEC
+
+#endif
