@@ -19,6 +19,8 @@ static int mp_out_write(void *data, const char *buf, size_t len)
 	struct mp_out *o = data;
 	if (o->oom)
 		return -1;
+	if (len == 0)
+		return 0;
 	if (o->len + len > o->cap) {
 		size_t cap = o->cap == 0 ? 256 : o->cap;
 		while (cap < o->len + len)

@@ -166,9 +166,10 @@ int cmd_encode(const struct cmd *c, struct mp_out *o, struct ing_error *e);
 
 /*
  * Decodes and validates buf[0..len).  Views point into buf, arrays into z.
- * ING_EMALFORMED, ING_EVERSION (known type, unknown version: a node must
- * not skip it), ING_EINVAL (unknown type or invalid value), ING_ETOOBIG,
- * ING_ENOMEM; e names what was wrong.
+ * ING_EMALFORMED, ING_EVERSION (unknown type, or known type of an unknown
+ * version: written by a newer ingot, a node must stop rather than skip it),
+ * ING_EINVAL (invalid value), ING_ETOOBIG, ING_ENOMEM; e names what was
+ * wrong.
  */
 int cmd_decode(const void *buf, size_t len, msgpack_zone *z, struct cmd *out, struct ing_error *e);
 

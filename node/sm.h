@@ -20,8 +20,11 @@
  *      attempt, unknown target...): res->err holds the error, state
  *      unchanged.  Otherwise it is applied and res->value holds its result.
  * A rejected command is never a failure of apply: libraft stalls forever on
- * a failing apply.  sm_apply returns non-zero only when the store itself
- * failed (sticky, the node must stop).
+ * a failing apply.  sm_apply returns non-zero only when the node must stop:
+ * the store itself failed (sticky), or the entry is a command type or
+ * version this binary does not know (ING_EVERSION: written by a newer
+ * ingot; skipping it would let this node diverge).  After a non-zero
+ * return the batch transaction must be aborted, not committed.
  */
 #ifndef INGOT_NODE_SM_H
 #define INGOT_NODE_SM_H

@@ -1,0 +1,1070 @@
+/*
+ * cmd.c - codec and state-independent validation of the replicated log's
+ * commands (the list of types is CMD_TYPES in cmd.h; the layouts are in
+ * docs/formats.md).
+ *
+ * An entry is one msgpack array [type, version, time_ms, request_id,
+ * fields...] followed by 0-7 nil bytes (0xc0) that make its length a
+ * multiple of 8: libraft 0.15 accepts other lengths and then drops them at
+ * the next restart.
+ *
+ * Decoding order, and what each step refuses:
+ *   1. size: over ING_COMMAND_MAX_BYTES -> ING_ETOOBIG;
+ *   2. framing: mp_parse_exact with pad8 (one object, length a multiple of 8,
+ *      only nil padding after it, every declared length bounded by the input)
+ *      -> ING_EMALFORMED;
+ *   3. type, then version: an unknown type is ING_EINVAL, a known type at
+ *      another version ING_EVERSION.  A node never skips an entry it does
+ *      not understand: the caller stops instead;
+ *   4. fields, with an mp_cursor whose `what` is "command <name>", so every
+ *      message names the command and the field: wrong type, missing or
+ *      extra items -> ING_EMALFORMED, strings or lists over the bounds of
+ *      storage/limits.h -> ING_ETOOBIG;
+ *   5. cmd_validate: names, paths, addresses, ranges, uniqueness ->
+ *      ING_EINVAL (ING_ETOOBIG for sizes and counts).
+ * `*out` is written only when every step passed.  Views point into the
+ * caller's buffer (sources may be megabytes: no copy), arrays into the zone.
+ *
+ * cmd_encode runs cmd_validate first, so a node never proposes an entry
+ * that every node would then refuse to decode.
+ */
+#include "node/cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define TIMEOUT_MAX_MS 86400000u /* a stage runs at most a day */
+
+struct cmd_info {
+	uint32_t type;
+	uint32_t version;
+	const char *name;
+	const char *what; /* "command <name>", the prefix of every message */
+};
+
+static const struct cmd_info cmd_infos[] = {
+#define CMD_INFO(sym, num, ver, name) {(num), (ver), name, "command " name},
+    CMD_TYPES(CMD_INFO)
+#undef CMD_INFO
+};
+
+static const struct cmd_info *cmd_info(uint64_t type)
+{
+	for (size_t i = 0; i < sizeof(cmd_infos) / sizeof(cmd_infos[0]); i++) {
+		if (cmd_infos[i].type == type)
+			return &cmd_infos[i];
+	}
+	return NULL;
+}
+
+const char *cmd_type_name(uint32_t type)
+{
+	const struct cmd_info *t = cmd_info(type);
+	return t != NULL ? t->name : NULL;
+}
+
+uint32_t cmd_type_version(uint32_t type)
+{
+	const struct cmd_info *t = cmd_info(type);
+	return t != NULL ? t->version : 0;
+}
+
+/* ---- value checks ----------------------------------------------------- */
+
+static bool name_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '.' || ch == '_' || ch == '-';
+}
+
+bool cmd_name_valid(struct ing_str s)
+{
+	if (s.len == 0 || s.len > ING_NAME_MAX || s.ptr[0] == '.' || s.ptr[0] == '-')
+		return false;
+	for (uint32_t i = 0; i < s.len; i++) {
+		if (!name_char(s.ptr[i]))
+			return false;
+	}
+	return true;
+}
+
+bool cmd_path_valid(struct ing_str s)
+{
+	uint32_t start = 0;
+	if (s.len == 0 || s.len > ING_PATH_MAX || s.ptr[0] == '/')
+		return false;
+	for (uint32_t i = 0; i <= s.len; i++) {
+		if (i < s.len && s.ptr[i] == '\0')
+			return false;
+		if (i < s.len && s.ptr[i] != '/')
+			continue;
+		uint32_t n = i - start;
+		if (n == 0 || (n == 2 && s.ptr[start] == '.' && s.ptr[start + 1] == '.'))
+			return false;
+		start = i + 1;
+	}
+	return true;
+}
+
+/* A decimal number <= max without leading zeros, advancing *pp. */
+static bool parse_decimal(const char **pp, const char *end, unsigned max, unsigned *out)
+{
+	const char *p = *pp;
+	unsigned v = 0;
+	if (p >= end || *p < '0' || *p > '9')
+		return false;
+	if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9')
+		return false;
+	while (p < end && *p >= '0' && *p <= '9') {
+		v = v * 10 + (unsigned)(*p - '0');
+		if (v > max)
+			return false;
+		p++;
+	}
+	*pp = p;
+	*out = v;
+	return true;
+}
+
+bool cmd_address_valid(struct ing_str s)
+{
+	unsigned v;
+	if (s.len == 0 || s.len > ING_ADDRESS_MAX)
+		return false;
+	const char *p = s.ptr, *end = s.ptr + s.len;
+	for (int i = 0; i < 4; i++) {
+		if (i > 0 && (p >= end || *p++ != '.'))
+			return false;
+		if (!parse_decimal(&p, end, 255, &v))
+			return false;
+	}
+	if (p >= end || *p++ != ':')
+		return false;
+	if (!parse_decimal(&p, end, 65535, &v) || v == 0)
+		return false;
+	return p == end;
+}
+
+static bool env_key_valid(struct ing_str s)
+{
+	if (s.len == 0 || s.len > ING_NAME_MAX || (s.ptr[0] >= '0' && s.ptr[0] <= '9'))
+		return false;
+	for (uint32_t i = 0; i < s.len; i++) {
+		char ch = s.ptr[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+static bool has_nul(struct ing_str s)
+{
+	return s.len > 0 && memchr(s.ptr, '\0', s.len) != NULL;
+}
+
+/* ---- validation ------------------------------------------------------- */
+
+/*
+ * Each check_* returns 0 or sets e to a message "<what>: <field>: <why>".
+ * `field` may itself carry context ("stage 'build': argv").
+ */
+
+static int check_name(const char *what, const char *field, struct ing_str s, struct ing_error *e)
+{
+	if (s.len > ING_NAME_MAX)
+		return ing_error_set(e, ING_ETOOBIG, "%s: %s: %u bytes exceeds %d", what, field,
+		                     s.len, ING_NAME_MAX);
+	if (!cmd_name_valid(s))
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s: %s: invalid name (1-%d bytes of [A-Za-z0-9._-], not "
+		                     "starting with '.' or '-')",
+		                     what, field, ING_NAME_MAX);
+	return 0;
+}
+
+static int check_text(const char *what, const char *field, struct ing_str s, uint32_t max,
+                      struct ing_error *e)
+{
+	if (s.len > max)
+		return ing_error_set(e, ING_ETOOBIG, "%s: %s: %u bytes exceeds %u", what, field,
+		                     s.len, max);
+	if (has_nul(s))
+		return ing_error_set(e, ING_EINVAL, "%s: %s: contains a NUL byte", what, field);
+	return 0;
+}
+
+static int check_id(const char *what, const char *field, uint64_t v, struct ing_error *e)
+{
+	if (v == 0)
+		return ing_error_set(e, ING_EINVAL, "%s: %s: must be at least 1", what, field);
+	return 0;
+}
+
+static int check_request_id(const char *what, struct ing_str s, struct ing_error *e)
+{
+	if (s.len > ING_REQUEST_ID_MAX)
+		return ing_error_set(e, ING_ETOOBIG, "%s: request_id: %u bytes exceeds %d", what,
+		                     s.len, ING_REQUEST_ID_MAX);
+	for (uint32_t i = 0; i < s.len; i++) {
+		unsigned char ch = (unsigned char)s.ptr[i];
+		if (ch < 0x21 || ch > 0x7e)
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: request_id: byte %u is not printable ASCII", what,
+			                     i);
+	}
+	return 0;
+}
+
+static int check_caps(const char *what, uint32_t n, const struct ing_str *caps, struct ing_error *e)
+{
+	if (n > ING_MAX_CAPS)
+		return ing_error_set(e, ING_ETOOBIG, "%s: caps: %u exceeds %d", what, n,
+		                     ING_MAX_CAPS);
+	for (uint32_t i = 0; i < n; i++) {
+		int rv = check_name(what, "caps", caps[i], e);
+		if (rv != 0)
+			return rv;
+		for (uint32_t j = 0; j < i; j++) {
+			if (ing_str_eq(caps[i], caps[j]))
+				return ing_error_set(e, ING_EINVAL, "%s: caps: '%.*s' is repeated",
+				                     what, ING_STR_FMT(caps[i]));
+		}
+	}
+	return 0;
+}
+
+static int check_labels(const char *what, uint32_t n, const struct rec_kv *labels,
+                        struct ing_error *e)
+{
+	if (n > ING_MAX_LABELS)
+		return ing_error_set(e, ING_ETOOBIG, "%s: labels: %u exceeds %d", what, n,
+		                     ING_MAX_LABELS);
+	for (uint32_t i = 0; i < n; i++) {
+		int rv = check_name(what, "label key", labels[i].key, e);
+		if (rv == 0)
+			rv = check_text(what, "label value", labels[i].value, ING_LABEL_VALUE_MAX,
+			                e);
+		if (rv != 0)
+			return rv;
+		for (uint32_t j = 0; j < i; j++) {
+			if (ing_str_eq(labels[i].key, labels[j].key))
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: labels: key '%.*s' is repeated", what,
+				                     ING_STR_FMT(labels[i].key));
+		}
+	}
+	return 0;
+}
+
+/* n paths, each valid and all distinct.  `field` names the list. */
+static int check_paths(const char *what, const char *field, uint32_t n,
+                       const struct ing_str *(*path_at)(const void *, uint32_t), const void *list,
+                       struct ing_error *e)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const struct ing_str *p = path_at(list, i);
+		if (p->len > ING_PATH_MAX)
+			return ing_error_set(e, ING_ETOOBIG, "%s: %s: path of %u bytes exceeds %d",
+			                     what, field, p->len, ING_PATH_MAX);
+		if (!cmd_path_valid(*p))
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: %s: invalid path '%.*s' (relative, no '..' or "
+			                     "empty component, no NUL)",
+			                     what, field, ING_STR_FMT(*p));
+		for (uint32_t j = 0; j < i; j++) {
+			if (ing_str_eq(*p, *path_at(list, j)))
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: %s: path '%.*s' is repeated", what, field,
+				                     ING_STR_FMT(*p));
+		}
+	}
+	return 0;
+}
+
+static const struct ing_str *str_at(const void *list, uint32_t i)
+{
+	return &((const struct ing_str *)list)[i];
+}
+
+static const struct ing_str *file_path_at(const void *list, uint32_t i)
+{
+	return &((const struct cmd_file *)list)[i].path;
+}
+
+/* Files carried in a command: 0..max_n of them (at least min_n), valid
+ * distinct paths, each at most ING_SOURCE_MAX_BYTES. */
+static int check_files(const char *what, const char *field, uint32_t min_n, uint32_t max_n,
+                       uint32_t n, const struct cmd_file *files, struct ing_error *e)
+{
+	if (n < min_n)
+		return ing_error_set(e, ING_EINVAL, "%s: %s: at least %u required", what, field,
+		                     min_n);
+	if (n > max_n)
+		return ing_error_set(e, ING_ETOOBIG, "%s: %s: %u exceeds %u", what, field, n,
+		                     max_n);
+	int rv = check_paths(what, field, n, file_path_at, files, e);
+	if (rv != 0)
+		return rv;
+	for (uint32_t i = 0; i < n; i++) {
+		if (files[i].data.len > ING_SOURCE_MAX_BYTES)
+			return ing_error_set(e, ING_ETOOBIG, "%s: %s: '%.*s' has %u bytes, over %u",
+			                     what, field, ING_STR_FMT(files[i].path),
+			                     files[i].data.len, ING_SOURCE_MAX_BYTES);
+	}
+	return 0;
+}
+
+static int check_stage(const char *what, const struct rec_stage_def *s, struct ing_error *e)
+{
+	char field[ING_NAME_MAX + 32];
+	int rv;
+
+	snprintf(field, sizeof(field), "stage '%.*s': argv", ING_STR_FMT(s->name));
+	if (s->nargv == 0)
+		return ing_error_set(e, ING_EINVAL, "%s: %s is empty", what, field);
+	if (s->nargv > ING_MAX_ARGV)
+		return ing_error_set(e, ING_ETOOBIG, "%s: %s: %u elements exceeds %d", what, field,
+		                     s->nargv, ING_MAX_ARGV);
+	for (uint32_t i = 0; i < s->nargv; i++) {
+		if (s->argv[i].len == 0)
+			return ing_error_set(e, ING_EINVAL, "%s: %s: element %u is empty", what,
+			                     field, i);
+		rv = check_text(what, field, s->argv[i], ING_ARG_MAX, e);
+		if (rv != 0)
+			return rv;
+	}
+
+	if (s->timeout_ms < 1 || s->timeout_ms > TIMEOUT_MAX_MS)
+		return ing_error_set(
+		    e, ING_EINVAL, "%s: stage '%.*s': timeout_ms %llu not in 1..%u", what,
+		    ING_STR_FMT(s->name), (unsigned long long)s->timeout_ms, TIMEOUT_MAX_MS);
+
+	snprintf(field, sizeof(field), "stage '%.*s': env", ING_STR_FMT(s->name));
+	if (s->nenv > ING_MAX_ENV)
+		return ing_error_set(e, ING_ETOOBIG, "%s: %s: %u exceeds %d", what, field, s->nenv,
+		                     ING_MAX_ENV);
+	for (uint32_t i = 0; i < s->nenv; i++) {
+		if (!env_key_valid(s->env[i].key))
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: %s: invalid key (1-%d bytes of "
+			                     "[A-Za-z_][A-Za-z0-9_]*)",
+			                     what, field, ING_NAME_MAX);
+		for (uint32_t j = 0; j < i; j++) {
+			if (ing_str_eq(s->env[i].key, s->env[j].key))
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: %s: key '%.*s' is repeated", what, field,
+				                     ING_STR_FMT(s->env[i].key));
+		}
+		rv = check_text(what, field, s->env[i].value, ING_ARG_MAX, e);
+		if (rv != 0)
+			return rv;
+	}
+
+	snprintf(field, sizeof(field), "stage '%.*s': outputs", ING_STR_FMT(s->name));
+	if (s->noutputs > ING_MAX_OUTPUTS)
+		return ing_error_set(e, ING_ETOOBIG, "%s: %s: %u exceeds %d", what, field,
+		                     s->noutputs, ING_MAX_OUTPUTS);
+	return check_paths(what, field, s->noutputs, str_at, s->outputs, e);
+}
+
+static int check_target(const char *what, const struct rec_target *t, struct ing_error *e)
+{
+	int rv = check_name(what, "name", t->name, e);
+	if (rv == 0)
+		rv = check_caps(what, t->ncaps, t->caps, e);
+	if (rv == 0)
+		rv = check_labels(what, t->nlabels, t->labels, e);
+	if (rv != 0)
+		return rv;
+	if (t->nstages == 0)
+		return ing_error_set(e, ING_EINVAL, "%s: stages: a target needs at least one stage",
+		                     what);
+	if (t->nstages > ING_MAX_STAGES)
+		return ing_error_set(e, ING_ETOOBIG, "%s: stages: %u exceeds %d", what, t->nstages,
+		                     ING_MAX_STAGES);
+	for (uint32_t i = 0; i < t->nstages; i++) {
+		rv = check_name(what, "stage name", t->stages[i].name, e);
+		if (rv != 0)
+			return rv;
+		for (uint32_t j = 0; j < i; j++) {
+			if (ing_str_eq(t->stages[i].name, t->stages[j].name))
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: stage name: '%.*s' is repeated", what,
+				                     ING_STR_FMT(t->stages[i].name));
+		}
+		rv = check_stage(what, &t->stages[i], e);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+static int check_stage_index(const char *what, uint32_t stage, struct ing_error *e)
+{
+	if (stage >= ING_MAX_STAGES)
+		return ing_error_set(e, ING_EINVAL, "%s: stage: %u is not below %d", what, stage,
+		                     ING_MAX_STAGES);
+	return 0;
+}
+
+static int check_address(const char *what, const char *field, struct ing_str s, struct ing_error *e)
+{
+	if (!cmd_address_valid(s))
+		return ing_error_set(
+		    e, ING_EINVAL, "%s: %s: '%.*s' is not an IPv4 address a.b.c.d:port", what,
+		    field, (int)(s.len > ING_ADDRESS_MAX ? ING_ADDRESS_MAX : s.len), s.ptr);
+	return 0;
+}
+
+int cmd_validate(const struct cmd *c, struct ing_error *e)
+{
+	const struct cmd_info *t = cmd_info(c->type);
+	if (t == NULL)
+		return ing_error_set(e, ING_EINVAL, "unknown command type %u", c->type);
+	const char *w = t->what;
+	int rv = check_request_id(w, c->request_id, e);
+	if (rv != 0)
+		return rv;
+
+	switch (c->type) {
+	case CMD_TARGET_PUT: return check_target(w, &c->u.target_put.spec, e);
+	case CMD_TARGET_DELETE: return check_name(w, "name", c->u.target_delete.name, e);
+	case CMD_JOB_SUBMIT: {
+		const __typeof__(c->u.job_submit) *s = &c->u.job_submit;
+		rv = check_name(w, "tenant", s->tenant, e);
+		if (rv == 0)
+			rv = check_name(w, "target", s->target, e);
+		if (rv != 0)
+			return rv;
+		if (s->priority > ING_MAX_PRIORITY)
+			return ing_error_set(e, ING_EINVAL, "%s: priority: %u exceeds %d", w,
+			                     s->priority, ING_MAX_PRIORITY);
+		if (s->max_attempts < 1 || s->max_attempts > ING_MAX_ATTEMPTS)
+			return ing_error_set(e, ING_EINVAL, "%s: max_attempts: %u not in 1..%d", w,
+			                     s->max_attempts, ING_MAX_ATTEMPTS);
+		return check_files(w, "sources", 1, ING_MAX_SOURCES, s->nsources, s->sources, e);
+	}
+	case CMD_JOB_ASSIGN: {
+		rv = check_id(w, "job", c->u.job_assign.job, e);
+		if (rv == 0)
+			rv = check_id(w, "node", c->u.job_assign.node, e);
+		if (rv == 0)
+			rv = check_id(w, "attempt", c->u.job_assign.attempt, e);
+		return rv;
+	}
+	case CMD_JOB_STAGE_START: {
+		rv = check_id(w, "job", c->u.job_stage_start.job, e);
+		if (rv == 0)
+			rv = check_id(w, "attempt", c->u.job_stage_start.attempt, e);
+		if (rv == 0)
+			rv = check_stage_index(w, c->u.job_stage_start.stage, e);
+		return rv;
+	}
+	case CMD_JOB_STAGE_FINISH: {
+		const __typeof__(c->u.job_stage_finish) *s = &c->u.job_stage_finish;
+		rv = check_id(w, "job", s->job, e);
+		if (rv == 0)
+			rv = check_id(w, "attempt", s->attempt, e);
+		if (rv == 0)
+			rv = check_stage_index(w, s->stage, e);
+		if (rv != 0)
+			return rv;
+		if (!s->has_log && s->log.len != 0)
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: log: bytes given but has_log is false", w);
+		if (s->log.len > ING_SOURCE_MAX_BYTES)
+			return ing_error_set(e, ING_ETOOBIG, "%s: log: %u bytes exceeds %u", w,
+			                     s->log.len, ING_SOURCE_MAX_BYTES);
+		return check_files(w, "outputs", 0, ING_MAX_OUTPUTS, s->noutputs, s->outputs, e);
+	}
+	case CMD_JOB_FINISH: {
+		const __typeof__(c->u.job_finish) *s = &c->u.job_finish;
+		rv = check_id(w, "job", s->job, e);
+		if (rv == 0)
+			rv = check_id(w, "attempt", s->attempt, e);
+		if (rv != 0)
+			return rv;
+		if (s->outcome != REC_JOB_SUCCEEDED && s->outcome != REC_JOB_FAILED &&
+		    s->outcome != REC_JOB_CANCELLED)
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "%s: outcome: %u is not 3 (succeeded), 4 (failed) or 5 "
+			    "(cancelled)",
+			    w, s->outcome);
+		return check_text(w, "message", s->message, ING_MESSAGE_MAX, e);
+	}
+	case CMD_JOB_CANCEL:
+		rv = check_id(w, "job", c->u.job_cancel.job, e);
+		if (rv == 0)
+			rv = check_text(w, "reason", c->u.job_cancel.reason, ING_MESSAGE_MAX, e);
+		return rv;
+	case CMD_JOB_REQUEUE:
+		rv = check_id(w, "job", c->u.job_requeue.job, e);
+		if (rv == 0)
+			rv = check_id(w, "attempt", c->u.job_requeue.attempt, e);
+		if (rv == 0)
+			rv = check_text(w, "reason", c->u.job_requeue.reason, ING_MESSAGE_MAX, e);
+		return rv;
+	case CMD_JOB_RETRY: return check_id(w, "job", c->u.job_retry.job, e);
+	case CMD_NODE_REGISTER: {
+		const struct rec_node *s = &c->u.node_register.spec;
+		rv = check_id(w, "id", s->id, e);
+		if (rv == 0)
+			rv = check_caps(w, s->ncaps, s->caps, e);
+		if (rv == 0)
+			rv = check_labels(w, s->nlabels, s->labels, e);
+		if (rv == 0 && s->slots > ING_MAX_SLOTS)
+			rv = ing_error_set(e, ING_EINVAL, "%s: slots: %u exceeds %d", w, s->slots,
+			                   ING_MAX_SLOTS);
+		return rv;
+	}
+	case CMD_NODE_DRAIN: return check_id(w, "node", c->u.node_drain.node, e);
+	case CMD_NODE_DOWN:
+		rv = check_id(w, "node", c->u.node_down.node, e);
+		if (rv == 0)
+			rv = check_text(w, "reason", c->u.node_down.reason, ING_MESSAGE_MAX, e);
+		return rv;
+	case CMD_NODE_UP: return check_id(w, "node", c->u.node_up.node, e);
+	case CMD_MEMBER_PUT: {
+		const struct rec_member *m = &c->u.member_put.member;
+		rv = check_id(w, "id", m->id, e);
+		if (rv == 0)
+			rv = check_address(w, "raft_address", m->raft_address, e);
+		if (rv == 0)
+			rv = check_address(w, "api_address", m->api_address, e);
+		if (rv == 0 && m->role >= REC_ROLE_COUNT)
+			rv = ing_error_set(
+			    e, ING_EINVAL,
+			    "%s: role: %u is not 0 (voter), 1 (standby) or 2 (spare)", w, m->role);
+		return rv;
+	}
+	case CMD_MEMBER_REMOVE: return check_id(w, "id", c->u.member_remove.id, e);
+	}
+	return ing_error_set(e, ING_EINTERNAL, "%s: no validation", w);
+}
+
+/* ---- encoding --------------------------------------------------------- */
+
+static void pack_header(msgpack_packer *pk, const struct cmd *c, uint32_t nfields)
+{
+	msgpack_pack_array(pk, 4 + nfields);
+	msgpack_pack_uint64(pk, c->type);
+	msgpack_pack_uint64(pk, cmd_type_version(c->type));
+	msgpack_pack_uint64(pk, c->time_ms);
+	mp_pack_str(pk, c->request_id);
+}
+
+static void pack_bool(msgpack_packer *pk, bool b)
+{
+	if (b)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+static void pack_str_list(msgpack_packer *pk, uint32_t n, const struct ing_str *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		mp_pack_str(pk, v[i]);
+}
+
+static void pack_kv_list(msgpack_packer *pk, uint32_t n, const struct rec_kv *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		msgpack_pack_array(pk, 2);
+		mp_pack_str(pk, v[i].key);
+		mp_pack_str(pk, v[i].value);
+	}
+}
+
+static void pack_files(msgpack_packer *pk, uint32_t n, const struct cmd_file *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		msgpack_pack_array(pk, 2);
+		mp_pack_str(pk, v[i].path);
+		mp_pack_bin(pk, v[i].data.ptr, v[i].data.len);
+	}
+}
+
+static void pack_target(msgpack_packer *pk, const struct cmd *c)
+{
+	const struct rec_target *t = &c->u.target_put.spec;
+	pack_header(pk, c, 4);
+	mp_pack_str(pk, t->name);
+	pack_str_list(pk, t->ncaps, t->caps);
+	pack_kv_list(pk, t->nlabels, t->labels);
+	msgpack_pack_array(pk, t->nstages);
+	for (uint32_t i = 0; i < t->nstages; i++) {
+		const struct rec_stage_def *s = &t->stages[i];
+		msgpack_pack_array(pk, 5);
+		mp_pack_str(pk, s->name);
+		pack_str_list(pk, s->nargv, s->argv);
+		msgpack_pack_uint64(pk, s->timeout_ms);
+		pack_kv_list(pk, s->nenv, s->env);
+		pack_str_list(pk, s->noutputs, s->outputs);
+	}
+}
+
+static void pack_fields(msgpack_packer *pk, const struct cmd *c)
+{
+	switch (c->type) {
+	case CMD_TARGET_PUT: pack_target(pk, c); break;
+	case CMD_TARGET_DELETE:
+		pack_header(pk, c, 1);
+		mp_pack_str(pk, c->u.target_delete.name);
+		break;
+	case CMD_JOB_SUBMIT: {
+		const __typeof__(c->u.job_submit) *s = &c->u.job_submit;
+		pack_header(pk, c, 6);
+		mp_pack_str(pk, s->tenant);
+		mp_pack_str(pk, s->target);
+		msgpack_pack_uint64(pk, s->priority);
+		msgpack_pack_uint64(pk, s->max_attempts);
+		msgpack_pack_uint64(pk, s->deadline_at_ms);
+		pack_files(pk, s->nsources, s->sources);
+		break;
+	}
+	case CMD_JOB_ASSIGN:
+		pack_header(pk, c, 4);
+		msgpack_pack_uint64(pk, c->u.job_assign.job);
+		msgpack_pack_uint64(pk, c->u.job_assign.node);
+		msgpack_pack_uint64(pk, c->u.job_assign.attempt);
+		msgpack_pack_uint64(pk, c->u.job_assign.lease_until_ms);
+		break;
+	case CMD_JOB_STAGE_START:
+		pack_header(pk, c, 3);
+		msgpack_pack_uint64(pk, c->u.job_stage_start.job);
+		msgpack_pack_uint64(pk, c->u.job_stage_start.attempt);
+		msgpack_pack_uint64(pk, c->u.job_stage_start.stage);
+		break;
+	case CMD_JOB_STAGE_FINISH: {
+		const __typeof__(c->u.job_stage_finish) *s = &c->u.job_stage_finish;
+		pack_header(pk, c, 7);
+		msgpack_pack_uint64(pk, s->job);
+		msgpack_pack_uint64(pk, s->attempt);
+		msgpack_pack_uint64(pk, s->stage);
+		msgpack_pack_int64(pk, s->exit_code);
+		msgpack_pack_uint64(pk, s->duration_ms);
+		if (s->has_log)
+			mp_pack_bin(pk, s->log.ptr, s->log.len);
+		else
+			msgpack_pack_nil(pk);
+		pack_files(pk, s->noutputs, s->outputs);
+		break;
+	}
+	case CMD_JOB_FINISH:
+		pack_header(pk, c, 4);
+		msgpack_pack_uint64(pk, c->u.job_finish.job);
+		msgpack_pack_uint64(pk, c->u.job_finish.attempt);
+		msgpack_pack_uint64(pk, c->u.job_finish.outcome);
+		mp_pack_str(pk, c->u.job_finish.message);
+		break;
+	case CMD_JOB_CANCEL:
+		pack_header(pk, c, 2);
+		msgpack_pack_uint64(pk, c->u.job_cancel.job);
+		mp_pack_str(pk, c->u.job_cancel.reason);
+		break;
+	case CMD_JOB_REQUEUE:
+		pack_header(pk, c, 3);
+		msgpack_pack_uint64(pk, c->u.job_requeue.job);
+		msgpack_pack_uint64(pk, c->u.job_requeue.attempt);
+		mp_pack_str(pk, c->u.job_requeue.reason);
+		break;
+	case CMD_JOB_RETRY:
+		pack_header(pk, c, 1);
+		msgpack_pack_uint64(pk, c->u.job_retry.job);
+		break;
+	case CMD_NODE_REGISTER: {
+		const struct rec_node *s = &c->u.node_register.spec;
+		pack_header(pk, c, 4);
+		msgpack_pack_uint64(pk, s->id);
+		pack_str_list(pk, s->ncaps, s->caps);
+		pack_kv_list(pk, s->nlabels, s->labels);
+		msgpack_pack_uint64(pk, s->slots);
+		break;
+	}
+	case CMD_NODE_DRAIN:
+		pack_header(pk, c, 3);
+		msgpack_pack_uint64(pk, c->u.node_drain.node);
+		pack_bool(pk, c->u.node_drain.draining);
+		msgpack_pack_uint64(pk, c->u.node_drain.deadline_ms);
+		break;
+	case CMD_NODE_DOWN:
+		pack_header(pk, c, 2);
+		msgpack_pack_uint64(pk, c->u.node_down.node);
+		mp_pack_str(pk, c->u.node_down.reason);
+		break;
+	case CMD_NODE_UP:
+		pack_header(pk, c, 1);
+		msgpack_pack_uint64(pk, c->u.node_up.node);
+		break;
+	case CMD_MEMBER_PUT: {
+		const struct rec_member *m = &c->u.member_put.member;
+		pack_header(pk, c, 4);
+		msgpack_pack_uint64(pk, m->id);
+		mp_pack_str(pk, m->raft_address);
+		mp_pack_str(pk, m->api_address);
+		msgpack_pack_uint64(pk, m->role);
+		break;
+	}
+	case CMD_MEMBER_REMOVE:
+		pack_header(pk, c, 1);
+		msgpack_pack_uint64(pk, c->u.member_remove.id);
+		break;
+	}
+}
+
+/*
+ * The padding is computed on o's whole length, so the command must start at
+ * a multiple of 8 (an empty mp_out, normally).
+ */
+int cmd_encode(const struct cmd *c, struct mp_out *o, struct ing_error *e)
+{
+	int rv = cmd_validate(c, e);
+	if (rv != 0)
+		return rv;
+	if (o->len % 8 != 0)
+		return ing_error_set(e, ING_EINVAL,
+		                     "cmd_encode: output holds %zu bytes, not a multiple of 8",
+		                     o->len);
+	pack_fields(&o->pk, c);
+	mp_out_pad8(o);
+	if (mp_out_failed(o) != 0)
+		return ing_error_set(e, ING_ENOMEM, "%s: out of memory encoding",
+		                     cmd_info(c->type)->what);
+	return 0;
+}
+
+/* ---- decoding --------------------------------------------------------- */
+
+/* An array of n elements of `size` bytes in the zone; NULL for n == 0. */
+static int zarray(struct mp_cursor *c, uint32_t n, size_t size, msgpack_zone *z, void **out)
+{
+	*out = NULL;
+	if (n == 0)
+		return 0;
+	*out = msgpack_zone_malloc(z, (size_t)n * size);
+	if (*out == NULL)
+		return ing_error_set(c->err, ING_ENOMEM, "%s: out of memory", c->what);
+	return 0;
+}
+
+/* Opens the next item, which must be an array of exactly n items. */
+static int next_tuple(struct mp_cursor *c, const char *field, uint32_t n, struct mp_cursor *sub)
+{
+	const msgpack_object *o;
+	int rv = mp_next_object(c, field, &o);
+	if (rv != 0)
+		return rv;
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n)
+		return ing_error_set(c->err, ING_EMALFORMED,
+		                     "%s: field '%s': expected an array of %u items", c->what,
+		                     field, n);
+	return mp_cursor_open(sub, o, n, n, c->what, c->err);
+}
+
+/* An unsigned integer stored in a uint8_t field; the exact range is
+ * cmd_validate's. */
+static int next_u8(struct mp_cursor *c, const char *field, uint8_t *out)
+{
+	uint64_t v;
+	int rv = mp_next_u64(c, field, UINT64_MAX, &v);
+	if (rv != 0)
+		return rv;
+	if (v > UINT8_MAX)
+		return ing_error_set(c->err, ING_EINVAL, "%s: field '%s': %llu is out of range",
+		                     c->what, field, (unsigned long long)v);
+	*out = (uint8_t)v;
+	return 0;
+}
+
+static int next_str_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t max_len,
+                         msgpack_zone *z, uint32_t *n, struct ing_str **out)
+{
+	struct mp_cursor sub;
+	void *arr = NULL;
+	int rv = mp_next_array(c, field, max_n, &sub);
+	if (rv == 0)
+		rv = zarray(c, sub.n, sizeof(struct ing_str), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++)
+		rv = mp_next_str(&sub, field, max_len, &((struct ing_str *)arr)[i]);
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
+	return 0;
+}
+
+static int next_kv_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t key_max,
+                        uint32_t value_max, msgpack_zone *z, uint32_t *n, struct rec_kv **out)
+{
+	struct mp_cursor sub, kv;
+	void *arr = NULL;
+	int rv = mp_next_array(c, field, max_n, &sub);
+	if (rv == 0)
+		rv = zarray(c, sub.n, sizeof(struct rec_kv), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
+		struct rec_kv *p = &((struct rec_kv *)arr)[i];
+		rv = next_tuple(&sub, field, 2, &kv);
+		if (rv == 0)
+			rv = mp_next_str(&kv, field, key_max, &p->key);
+		if (rv == 0)
+			rv = mp_next_str(&kv, field, value_max, &p->value);
+	}
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
+	return 0;
+}
+
+/* [[path(str), data(bin)]...] */
+static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, msgpack_zone *z,
+                      uint32_t *n, struct cmd_file **out)
+{
+	struct mp_cursor sub, f;
+	void *arr = NULL;
+	int rv = mp_next_array(c, field, max_n, &sub);
+	if (rv == 0)
+		rv = zarray(c, sub.n, sizeof(struct cmd_file), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
+		struct cmd_file *p = &((struct cmd_file *)arr)[i];
+		rv = next_tuple(&sub, field, 2, &f);
+		if (rv == 0)
+			rv = mp_next_str(&f, "path", ING_PATH_MAX, &p->path);
+		if (rv == 0)
+			rv = mp_next_bin(&f, "data", ING_SOURCE_MAX_BYTES, &p->data);
+	}
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
+	return 0;
+}
+
+static int decode_target(struct mp_cursor *c, msgpack_zone *z, struct rec_target *t)
+{
+	struct mp_cursor sub, sc;
+	void *arr = NULL;
+	int rv = mp_next_str(c, "name", ING_NAME_MAX, &t->name);
+	if (rv == 0)
+		rv = next_str_list(c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &t->ncaps, &t->caps);
+	if (rv == 0)
+		rv = next_kv_list(c, "labels", ING_MAX_LABELS, ING_NAME_MAX, ING_LABEL_VALUE_MAX, z,
+		                  &t->nlabels, &t->labels);
+	if (rv == 0)
+		rv = mp_next_array(c, "stages", ING_MAX_STAGES, &sub);
+	if (rv == 0)
+		rv = zarray(c, sub.n, sizeof(struct rec_stage_def), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
+		struct rec_stage_def *s = &((struct rec_stage_def *)arr)[i];
+		rv = next_tuple(&sub, "stages", 5, &sc);
+		if (rv == 0)
+			rv = mp_next_str(&sc, "stage name", ING_NAME_MAX, &s->name);
+		if (rv == 0)
+			rv = next_str_list(&sc, "argv", ING_MAX_ARGV, ING_ARG_MAX, z, &s->nargv,
+			                   &s->argv);
+		if (rv == 0)
+			rv = mp_next_u64(&sc, "timeout_ms", UINT64_MAX, &s->timeout_ms);
+		if (rv == 0)
+			rv = next_kv_list(&sc, "env", ING_MAX_ENV, ING_NAME_MAX, ING_ARG_MAX, z,
+			                  &s->nenv, &s->env);
+		if (rv == 0)
+			rv = next_str_list(&sc, "outputs", ING_MAX_OUTPUTS, ING_PATH_MAX, z,
+			                   &s->noutputs, &s->outputs);
+	}
+	if (rv == 0) {
+		t->nstages = sub.n;
+		t->stages = arr;
+	}
+	return rv;
+}
+
+/* Reads the fields after the header into out->u. */
+static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
+{
+	int rv = 0;
+	switch (out->type) {
+	case CMD_TARGET_PUT: return decode_target(c, z, &out->u.target_put.spec);
+	case CMD_TARGET_DELETE:
+		return mp_next_str(c, "name", ING_NAME_MAX, &out->u.target_delete.name);
+	case CMD_JOB_SUBMIT: {
+		__typeof__(out->u.job_submit) *s = &out->u.job_submit;
+		rv = mp_next_str(c, "tenant", ING_NAME_MAX, &s->tenant);
+		if (rv == 0)
+			rv = mp_next_str(c, "target", ING_NAME_MAX, &s->target);
+		if (rv == 0)
+			rv = mp_next_u32(c, "priority", UINT32_MAX, &s->priority);
+		if (rv == 0)
+			rv = mp_next_u32(c, "max_attempts", UINT32_MAX, &s->max_attempts);
+		if (rv == 0)
+			rv = mp_next_u64(c, "deadline_at_ms", UINT64_MAX, &s->deadline_at_ms);
+		if (rv == 0)
+			rv =
+			    next_files(c, "sources", ING_MAX_SOURCES, z, &s->nsources, &s->sources);
+		return rv;
+	}
+	case CMD_JOB_ASSIGN: {
+		__typeof__(out->u.job_assign) *s = &out->u.job_assign;
+		rv = mp_next_u64(c, "job", UINT64_MAX, &s->job);
+		if (rv == 0)
+			rv = mp_next_u64(c, "node", UINT64_MAX, &s->node);
+		if (rv == 0)
+			rv = mp_next_u32(c, "attempt", UINT32_MAX, &s->attempt);
+		if (rv == 0)
+			rv = mp_next_u64(c, "lease_until_ms", UINT64_MAX, &s->lease_until_ms);
+		return rv;
+	}
+	case CMD_JOB_STAGE_START: {
+		__typeof__(out->u.job_stage_start) *s = &out->u.job_stage_start;
+		rv = mp_next_u64(c, "job", UINT64_MAX, &s->job);
+		if (rv == 0)
+			rv = mp_next_u32(c, "attempt", UINT32_MAX, &s->attempt);
+		if (rv == 0)
+			rv = mp_next_u32(c, "stage", UINT32_MAX, &s->stage);
+		return rv;
+	}
+	case CMD_JOB_STAGE_FINISH: {
+		__typeof__(out->u.job_stage_finish) *s = &out->u.job_stage_finish;
+		rv = mp_next_u64(c, "job", UINT64_MAX, &s->job);
+		if (rv == 0)
+			rv = mp_next_u32(c, "attempt", UINT32_MAX, &s->attempt);
+		if (rv == 0)
+			rv = mp_next_u32(c, "stage", UINT32_MAX, &s->stage);
+		if (rv == 0)
+			rv = mp_next_i64(c, "exit_code", &s->exit_code);
+		if (rv == 0)
+			rv = mp_next_u64(c, "duration_ms", UINT64_MAX, &s->duration_ms);
+		if (rv != 0)
+			return rv;
+		/* log: BIN, or nil when the stage left no log. */
+		if (c->i < c->n && c->items[c->i].type == MSGPACK_OBJECT_NIL) {
+			c->i++;
+			s->has_log = false;
+		} else {
+			rv = mp_next_bin(c, "log", ING_SOURCE_MAX_BYTES, &s->log);
+			s->has_log = rv == 0;
+		}
+		if (rv == 0)
+			rv =
+			    next_files(c, "outputs", ING_MAX_OUTPUTS, z, &s->noutputs, &s->outputs);
+		return rv;
+	}
+	case CMD_JOB_FINISH: {
+		__typeof__(out->u.job_finish) *s = &out->u.job_finish;
+		rv = mp_next_u64(c, "job", UINT64_MAX, &s->job);
+		if (rv == 0)
+			rv = mp_next_u32(c, "attempt", UINT32_MAX, &s->attempt);
+		if (rv == 0)
+			rv = next_u8(c, "outcome", &s->outcome);
+		if (rv == 0)
+			rv = mp_next_str(c, "message", ING_MESSAGE_MAX, &s->message);
+		return rv;
+	}
+	case CMD_JOB_CANCEL:
+		rv = mp_next_u64(c, "job", UINT64_MAX, &out->u.job_cancel.job);
+		if (rv == 0)
+			rv = mp_next_str(c, "reason", ING_MESSAGE_MAX, &out->u.job_cancel.reason);
+		return rv;
+	case CMD_JOB_REQUEUE:
+		rv = mp_next_u64(c, "job", UINT64_MAX, &out->u.job_requeue.job);
+		if (rv == 0)
+			rv = mp_next_u32(c, "attempt", UINT32_MAX, &out->u.job_requeue.attempt);
+		if (rv == 0)
+			rv = mp_next_str(c, "reason", ING_MESSAGE_MAX, &out->u.job_requeue.reason);
+		return rv;
+	case CMD_JOB_RETRY: return mp_next_u64(c, "job", UINT64_MAX, &out->u.job_retry.job);
+	case CMD_NODE_REGISTER: {
+		struct rec_node *s = &out->u.node_register.spec;
+		rv = mp_next_u64(c, "id", UINT64_MAX, &s->id);
+		if (rv == 0)
+			rv = next_str_list(c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &s->ncaps,
+			                   &s->caps);
+		if (rv == 0)
+			rv = next_kv_list(c, "labels", ING_MAX_LABELS, ING_NAME_MAX,
+			                  ING_LABEL_VALUE_MAX, z, &s->nlabels, &s->labels);
+		if (rv == 0)
+			rv = mp_next_u32(c, "slots", UINT32_MAX, &s->slots);
+		return rv;
+	}
+	case CMD_NODE_DRAIN:
+		rv = mp_next_u64(c, "node", UINT64_MAX, &out->u.node_drain.node);
+		if (rv == 0)
+			rv = mp_next_bool(c, "draining", &out->u.node_drain.draining);
+		if (rv == 0)
+			rv = mp_next_u64(c, "deadline_ms", UINT64_MAX,
+			                 &out->u.node_drain.deadline_ms);
+		return rv;
+	case CMD_NODE_DOWN:
+		rv = mp_next_u64(c, "node", UINT64_MAX, &out->u.node_down.node);
+		if (rv == 0)
+			rv = mp_next_str(c, "reason", ING_MESSAGE_MAX, &out->u.node_down.reason);
+		return rv;
+	case CMD_NODE_UP: return mp_next_u64(c, "node", UINT64_MAX, &out->u.node_up.node);
+	case CMD_MEMBER_PUT: {
+		struct rec_member *m = &out->u.member_put.member;
+		rv = mp_next_u64(c, "id", UINT64_MAX, &m->id);
+		if (rv == 0)
+			rv = mp_next_str(c, "raft_address", ING_ADDRESS_MAX, &m->raft_address);
+		if (rv == 0)
+			rv = mp_next_str(c, "api_address", ING_ADDRESS_MAX, &m->api_address);
+		if (rv == 0)
+			rv = next_u8(c, "role", &m->role);
+		return rv;
+	}
+	case CMD_MEMBER_REMOVE: return mp_next_u64(c, "id", UINT64_MAX, &out->u.member_remove.id);
+	}
+	return ing_error_set(c->err, ING_EINTERNAL, "%s: no decoder", c->what);
+}
+
+int cmd_decode(const void *buf, size_t len, msgpack_zone *z, struct cmd *out, struct ing_error *e)
+{
+	struct cmd c;
+	msgpack_object obj;
+	struct mp_cursor cur;
+	uint64_t type, version;
+
+	memset(&c, 0, sizeof(c));
+	if (len > ING_COMMAND_MAX_BYTES)
+		return ing_error_set(e, ING_ETOOBIG, "command: %zu bytes exceeds %u", len,
+		                     ING_COMMAND_MAX_BYTES);
+	int rv = mp_parse_exact(buf, len, true, z, &obj, "command", e);
+	if (rv == 0)
+		rv = mp_cursor_open(&cur, &obj, 0, UINT32_MAX, "command", e);
+	if (rv == 0)
+		rv = mp_next_u64(&cur, "type", UINT64_MAX, &type);
+	if (rv != 0)
+		return rv;
+	const struct cmd_info *t = cmd_info(type);
+	if (t == NULL)
+		return ing_error_set(e, ING_EVERSION,
+		                     "unknown command type %llu (written by a newer ingot?)",
+		                     (unsigned long long)type);
+	cur.what = t->what;
+	rv = mp_next_u64(&cur, "version", UINT64_MAX, &version);
+	if (rv != 0)
+		return rv;
+	if (version != t->version)
+		return ing_error_set(
+		    e, ING_EVERSION,
+		    "command %s version %llu is not supported (this node knows %u)", t->name,
+		    (unsigned long long)version, t->version);
+	c.type = t->type;
+	c.version = t->version;
+	rv = mp_next_u64(&cur, "time_ms", UINT64_MAX, &c.time_ms);
+	if (rv == 0)
+		rv = mp_next_str(&cur, "request_id", ING_REQUEST_ID_MAX, &c.request_id);
+	if (rv == 0)
+		rv = decode_fields(&cur, z, &c);
+	if (rv == 0)
+		rv = mp_cursor_close(&cur);
+	if (rv == 0)
+		rv = cmd_validate(&c, e);
+	if (rv == 0)
+		*out = c;
+	return rv;
+}

@@ -1,0 +1,256 @@
+/*
+ * migrate.c - schema versions of the store and the migrations between them.
+ *
+ * The schema version lives in meta "schema_version" (u64 BE).  At open,
+ * with every table open:
+ *   - no version and every table empty: a fresh store, stamped with
+ *     STORE_SCHEMA_VERSION;
+ *   - version == STORE_SCHEMA_VERSION: nothing to do (nothing is written);
+ *   - 0 < version < STORE_SCHEMA_VERSION: migrations[version],
+ *     migrations[version + 1], ... run in order inside ONE write txn that
+ *     also stamps the new version, so a crash leaves either the old store
+ *     or the fully migrated one;
+ *   - version > STORE_SCHEMA_VERSION: refused with ING_ENEWER before
+ *     anything is written (store_env_open checks this before opening the
+ *     tables with MDB_CREATE, and again here);
+ *   - version 0, or no version but data in some table: ING_ECORRUPT.
+ * A version with no migration from it (an entry left NULL) is ING_EVERSION.
+ *
+ * Schema history:
+ *   1 -> 2: job records gained the tenant.  v1 job = [1, id, target,
+ *           target_revision, request_id, rest...]; v2 job = [2, id, tenant,
+ *           target, target_revision, request_id, rest...] with tenant
+ *           "default".  Every other item is re-packed unchanged by msgpack-c.
+ */
+#include "storage/store_internal.h"
+
+#include <inttypes.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/mp.h"
+
+#define STORE_KEY_MAX_BYTES 511u
+
+/* Rewrites the store's records from schema `index` to `index + 1`. */
+typedef int (*migration_fn)(struct store_txn *t, struct ing_error *e);
+
+static int migrate_1_to_2(struct store_txn *t, struct ing_error *e);
+
+static const migration_fn migrations[STORE_SCHEMA_VERSION] = {
+    [0] = NULL, /* no store was ever written with schema 0 */
+    [1] = migrate_1_to_2,
+};
+
+int store_schema_refuse_newer(const char *path, uint64_t schema, struct ing_error *e)
+{
+	if (schema <= STORE_SCHEMA_VERSION)
+		return 0;
+	return ing_error_set(e, ING_ENEWER,
+	                     "store %s has schema %" PRIu64
+	                     ", this ingot supports up to %d; upgrade ingot",
+	                     path, schema, STORE_SCHEMA_VERSION);
+}
+
+/* Describes a jobs key for messages: "job 7" or "job key of 3 bytes". */
+static void job_key_name(struct ing_str key, char *buf, size_t cap)
+{
+	if (key.len == 8)
+		snprintf(buf, cap, "job %" PRIu64, store_get_be64(key.ptr));
+	else
+		snprintf(buf, cap, "job key of %u bytes", key.len);
+}
+
+/*
+ * Re-packs one v1 job record `val` as v2 into o.  ING_ECORRUPT (message
+ * naming the key in e) when val is not [1, id, target, revision,
+ * request_id, ...].
+ */
+static int job_v1_to_v2(struct store *s, struct ing_str key, struct ing_str val, msgpack_zone *zone,
+                        struct mp_out *o, struct ing_error *e)
+{
+	msgpack_object obj;
+	struct ing_error pe;
+	char name[64];
+	size_t used;
+	int rv;
+
+	job_key_name(key, name, sizeof(name));
+	rv = mp_parse(val.ptr, val.len, zone, &obj, &used, &pe);
+	if (rv == ING_ENOMEM)
+		return ing_error_set(e, rv, "store %s: migrating %s: %s", s->path, name, pe.msg);
+	if (rv != 0 || used != val.len || obj.type != MSGPACK_OBJECT_ARRAY ||
+	    obj.via.array.size < 5 ||
+	    obj.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    obj.via.array.ptr[0].via.u64 != 1) {
+		ING_LOG_ERROR("migration found a bad job record path=%s key=\"%s\"", s->path, name);
+		return ing_error_set(e, STORE_CORRUPT(s, "job record is not a schema-1 job"),
+		                     "store %s: %s is not a schema-1 job record", s->path, name);
+	}
+	const msgpack_object *items = obj.via.array.ptr;
+	uint32_t n = obj.via.array.size;
+	msgpack_pack_array(&o->pk, n + 1);
+	msgpack_pack_uint64(&o->pk, 2);
+	msgpack_pack_object(&o->pk, items[1]);
+	mp_pack_cstr(&o->pk, "default");
+	for (uint32_t i = 2; i < n; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	rv = mp_out_failed(o);
+	if (rv != 0)
+		return ing_error_set(e, rv, "store %s: migrating %s: out of memory", s->path, name);
+	return 0;
+}
+
+/*
+ * Rewrites every job record.  Records are visited one at a time with a
+ * fresh cursor positioned just past the previous key, so that no cursor or
+ * view is held across a put.
+ */
+static int migrate_1_to_2(struct store_txn *t, struct ing_error *e)
+{
+	struct store *s = store_txn_store(t);
+	char last[STORE_KEY_MAX_BYTES + 1];
+	uint32_t last_len = 0;
+	struct store_iter *it = NULL;
+	struct ing_str key, val;
+	struct mp_out o;
+	msgpack_zone *zone;
+	uint64_t njobs = 0;
+	int rv;
+
+	mp_out_init(&o);
+	zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+	if (zone == NULL) {
+		rv = ing_error_set(e, ING_ENOMEM, "store %s: migration: out of memory", s->path);
+		goto out;
+	}
+	for (;;) {
+		/* last + 0x00 is the smallest key after last. */
+		struct ing_str start = {last, last_len == 0 ? 0 : last_len + 1};
+		rv = store_iter_open(t, STORE_JOBS, start, &it);
+		if (rv == 0)
+			rv = store_iter_next(it, &key, &val);
+		if (rv == ING_ENOTFOUND) {
+			rv = 0;
+			break;
+		}
+		if (rv != 0) {
+			ing_error_set(e, rv, "store %s: migration: reading jobs: %s", s->path,
+			              ing_err_msg(rv));
+			goto out;
+		}
+		rv = job_v1_to_v2(s, key, val, zone, &o, e);
+		if (rv != 0)
+			goto out;
+		memcpy(last, key.ptr, key.len);
+		last_len = key.len;
+		last[last_len] = '\0';
+		store_iter_close(it);
+		it = NULL;
+		key.ptr = last;
+		rv = store_put(t, STORE_JOBS, key, (struct ing_str){o.data, (uint32_t)o.len});
+		if (rv != 0) {
+			ing_error_set(e, rv, "store %s: migration: writing a job: %s", s->path,
+			              ing_err_msg(rv));
+			goto out;
+		}
+		mp_out_reset(&o);
+		msgpack_zone_clear(zone);
+		njobs++;
+	}
+	ING_LOG_INFO("store migration step from=1 to=2 jobs=%" PRIu64 " path=%s", njobs, s->path);
+out:
+	store_iter_close(it);
+	if (zone != NULL)
+		msgpack_zone_free(zone);
+	mp_out_free(&o);
+	return rv;
+}
+
+/* A store without a schema version is fresh only when every table is empty. */
+static int check_fresh(struct store_txn *t, struct ing_error *e)
+{
+	struct store *s = store_txn_store(t);
+	for (unsigned i = 0; i < STORE_TABLE_COUNT; i++) {
+		uint64_t n;
+		int rv = store_count(t, (enum store_table)i, &n);
+		if (rv != 0)
+			return ing_error_set(e, rv, "store %s: counting %s: %s", s->path,
+			                     store_table_name((enum store_table)i),
+			                     ing_err_msg(rv));
+		if (n != 0)
+			return ing_error_set(e, STORE_CORRUPT(s, "store has data but no schema"),
+			                     "store %s has data in table %s but no schema version",
+			                     s->path, store_table_name((enum store_table)i));
+	}
+	return 0;
+}
+
+int store_schema_open(struct store *s, struct ing_error *e)
+{
+	struct store_txn *t = NULL;
+	struct ing_str v;
+	uint64_t version;
+	int rv;
+
+	rv = store_write_begin(s, &t);
+	if (rv != 0) {
+		ing_error_set(e, rv, "store %s: %s", s->path, ing_err_msg(rv));
+		goto out;
+	}
+	rv = store_get(t, STORE_META, ing_str_c(STORE_META_SCHEMA), &v);
+	if (rv == ING_ENOTFOUND) {
+		rv = check_fresh(t, e);
+		if (rv != 0)
+			goto out;
+		rv = store_meta_put_u64(t, STORE_META_SCHEMA, STORE_SCHEMA_VERSION);
+		if (rv == 0)
+			rv = store_commit(t);
+		t = NULL;
+		if (rv != 0)
+			ing_error_set(e, rv, "store %s: stamping schema: %s", s->path,
+			              ing_err_msg(rv));
+		goto out;
+	}
+	if (rv != 0) {
+		ing_error_set(e, rv, "store %s: reading schema: %s", s->path, ing_err_msg(rv));
+		goto out;
+	}
+	if (v.len != 8 || store_get_be64(v.ptr) == 0) {
+		rv = ing_error_set(e, STORE_CORRUPT(s, "bad schema version"),
+		                   "store %s: schema version is not a positive u64", s->path);
+		goto out;
+	}
+	version = store_get_be64(v.ptr);
+	rv = store_schema_refuse_newer(s->path, version, e);
+	if (rv != 0 || version == STORE_SCHEMA_VERSION)
+		goto out;
+	for (uint64_t from = version; from < STORE_SCHEMA_VERSION; from++) {
+		if (migrations[from] == NULL) {
+			rv = ing_error_set(e, ING_EVERSION,
+			                   "store %s has schema %" PRIu64
+			                   ", older than any this ingot can migrate",
+			                   s->path, version);
+			goto out;
+		}
+		rv = migrations[from](t, e);
+		if (rv != 0)
+			goto out;
+	}
+	rv = store_meta_put_u64(t, STORE_META_SCHEMA, STORE_SCHEMA_VERSION);
+	if (rv == 0)
+		rv = store_commit(t);
+	t = NULL;
+	if (rv != 0) {
+		ing_error_set(e, rv, "store %s: committing migration: %s", s->path,
+		              ing_err_msg(rv));
+		goto out;
+	}
+	ING_LOG_INFO("store migrated from=%" PRIu64 " to=%d path=%s", version, STORE_SCHEMA_VERSION,
+	             s->path);
+out:
+	store_abort(t);
+	return rv;
+}

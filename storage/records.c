@@ -1,0 +1,835 @@
+/*
+ * records.c - msgpack codec of the typed records of the replicated state
+ * (layouts in records.h and docs/formats.md).
+ *
+ * Every record is one msgpack array whose first item is its layout version.
+ * Encoders append to an mp_out and fail only with ING_ENOMEM (sticky in the
+ * mp_out).  Decoders:
+ *
+ *  1. copy the input into the zone, so that every view handed out lives
+ *     exactly as long as the zone (store values are LMDB memory that moves
+ *     on the next write);
+ *  2. parse it with mp_parse_exact (one object, no trailing bytes, every
+ *     declared length bounded by the input);
+ *  3. read it field by field with an mp_cursor: the version first (a
+ *     mismatch is ING_EVERSION, whatever the rest looks like), then each
+ *     field with its type and its bound from storage/limits.h.
+ *
+ * Failure modes: wrong type, missing or extra items, enum values out of
+ * range -> ING_EMALFORMED; any limit exceeded -> ING_ETOOBIG; wrong version
+ * -> ING_EVERSION; zone exhausted -> ING_ENOMEM.  The message in `e` names
+ * the record and the field.  `*out` is written only on success; on failure
+ * the zone may hold partial allocations, released with the zone.
+ *
+ * Decoders check encodings and bounds, not meaning (whether a job's state
+ * fits its attempt, say): the state machine wrote the record and owns its
+ * invariants.
+ */
+#include "storage/records.h"
+
+#include <string.h>
+
+#include "storage/artifact.h"
+
+#define TOKEN_ROLE_COUNT 4
+/* An artifact is at most ING_SOURCE_MAX_BYTES, so its manifest lists at
+ * most this many chunk hashes. */
+#define MAX_CHUNKS ((ING_SOURCE_MAX_BYTES + STORE_CHUNK_BYTES - 1) / STORE_CHUNK_BYTES)
+
+/* ---- names ------------------------------------------------------------ */
+
+static const char *const role_names[REC_ROLE_COUNT] = {"voter", "standby", "spare"};
+
+static const char *const job_state_names[REC_JOB_STATE_COUNT] = {
+    "queued", "assigned", "running", "succeeded", "failed", "cancelled"};
+
+static const char *const event_kind_names[REC_EV_COUNT] = {
+    "submitted", "assigned",         "stage_started", "stage_finished", "succeeded",
+    "failed",    "cancel_requested", "cancelled",     "requeued",       "retried"};
+
+const char *rec_role_name(uint8_t role)
+{
+	return role < REC_ROLE_COUNT ? role_names[role] : "unknown";
+}
+
+const char *rec_job_state_name(uint8_t state)
+{
+	return state < REC_JOB_STATE_COUNT ? job_state_names[state] : "unknown";
+}
+
+int rec_job_state_parse(struct ing_str name, uint8_t *out)
+{
+	for (uint8_t i = 0; i < REC_JOB_STATE_COUNT; i++) {
+		if (ing_str_eq_c(name, job_state_names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	return ING_EINVAL;
+}
+
+const char *rec_event_kind_name(uint8_t kind)
+{
+	return kind < REC_EV_COUNT ? event_kind_names[kind] : "unknown";
+}
+
+/* ---- encoding helpers ------------------------------------------------- */
+
+static void pack_bool(msgpack_packer *pk, bool b)
+{
+	if (b)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+static void pack_str_list(msgpack_packer *pk, uint32_t n, const struct ing_str *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		mp_pack_str(pk, v[i]);
+}
+
+static void pack_kv_list(msgpack_packer *pk, uint32_t n, const struct rec_kv *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		msgpack_pack_array(pk, 2);
+		mp_pack_str(pk, v[i].key);
+		mp_pack_str(pk, v[i].value);
+	}
+}
+
+static void pack_files(msgpack_packer *pk, uint32_t n, const struct rec_file *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		msgpack_pack_array(pk, 3);
+		mp_pack_str(pk, v[i].path);
+		mp_pack_bin(pk, v[i].sha256, 32);
+		msgpack_pack_uint64(pk, v[i].size);
+	}
+}
+
+/* ---- decoding helpers ------------------------------------------------- */
+
+/* Copies buf into the zone and parses exactly one object from the copy. */
+static int parse_copy(struct ing_str buf, msgpack_zone *z, const char *what, msgpack_object *obj,
+                      struct ing_error *e)
+{
+	const char *p = buf.ptr;
+	if (buf.len > 0) {
+		char *copy = msgpack_zone_malloc(z, buf.len);
+		if (copy == NULL)
+			return ing_error_set(e, ING_ENOMEM, "%s: out of memory", what);
+		memcpy(copy, buf.ptr, buf.len);
+		p = copy;
+	}
+	return mp_parse_exact(p, buf.len, false, z, obj, what, e);
+}
+
+/* Opens the record's array and checks its version before anything else. */
+static int open_record(struct mp_cursor *c, const msgpack_object *o, const char *what,
+                       uint64_t version, struct ing_error *e)
+{
+	uint64_t v;
+	int rv = mp_cursor_open(c, o, 1, UINT32_MAX, what, e);
+	if (rv == 0)
+		rv = mp_next_u64(c, "version", UINT64_MAX, &v);
+	if (rv == 0 && v != version)
+		rv = ing_error_set(e, ING_EVERSION,
+		                   "%s: version %llu is not supported (expected %llu)", what,
+		                   (unsigned long long)v, (unsigned long long)version);
+	return rv;
+}
+
+/* An array of n elements of `size` bytes in the zone; NULL for n == 0. */
+static int zarray(struct mp_cursor *c, uint32_t n, size_t size, msgpack_zone *z, void **out)
+{
+	*out = NULL;
+	if (n == 0)
+		return 0;
+	*out = msgpack_zone_malloc(z, (size_t)n * size);
+	if (*out == NULL)
+		return ing_error_set(c->err, ING_ENOMEM, "%s: out of memory", c->what);
+	return 0;
+}
+
+/* An enum stored as an unsigned integer below `count`. */
+static int next_enum(struct mp_cursor *c, const char *field, unsigned count, uint8_t *out)
+{
+	uint64_t v;
+	int rv = mp_next_u64(c, field, UINT64_MAX, &v);
+	if (rv != 0)
+		return rv;
+	if (v >= count)
+		return ing_error_set(c->err, ING_EMALFORMED, "%s: field '%s': unknown value %llu",
+		                     c->what, field, (unsigned long long)v);
+	*out = (uint8_t)v;
+	return 0;
+}
+
+static int next_i64_range(struct mp_cursor *c, const char *field, int64_t min, int64_t max,
+                          int64_t *out)
+{
+	int64_t v;
+	int rv = mp_next_i64(c, field, &v);
+	if (rv != 0)
+		return rv;
+	if (v < min || v > max)
+		return ing_error_set(c->err, ING_EMALFORMED, "%s: field '%s': %lld is out of range",
+		                     c->what, field, (long long)v);
+	*out = v;
+	return 0;
+}
+
+/* Opens the next item, which must be an array of exactly n items. */
+static int next_tuple(struct mp_cursor *c, const char *field, uint32_t n, struct mp_cursor *sub)
+{
+	const msgpack_object *o;
+	int rv = mp_next_object(c, field, &o);
+	if (rv != 0)
+		return rv;
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n)
+		return ing_error_set(c->err, ING_EMALFORMED,
+		                     "%s: field '%s': expected an array of %u items", c->what,
+		                     field, n);
+	return mp_cursor_open(sub, o, n, n, c->what, c->err);
+}
+
+static int next_str_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t max_len,
+                         msgpack_zone *z, uint32_t *n, struct ing_str **out)
+{
+	struct mp_cursor sub;
+	void *arr = NULL;
+	int rv = mp_next_array(c, field, max_n, &sub);
+	if (rv == 0)
+		rv = zarray(c, sub.n, sizeof(struct ing_str), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++)
+		rv = mp_next_str(&sub, field, max_len, &((struct ing_str *)arr)[i]);
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
+	return 0;
+}
+
+static int next_kv_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t key_max,
+                        uint32_t value_max, msgpack_zone *z, uint32_t *n, struct rec_kv **out)
+{
+	struct mp_cursor sub, kv;
+	void *arr = NULL;
+	int rv = mp_next_array(c, field, max_n, &sub);
+	if (rv == 0)
+		rv = zarray(c, sub.n, sizeof(struct rec_kv), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
+		struct rec_kv *p = &((struct rec_kv *)arr)[i];
+		rv = next_tuple(&sub, field, 2, &kv);
+		if (rv == 0)
+			rv = mp_next_str(&kv, field, key_max, &p->key);
+		if (rv == 0)
+			rv = mp_next_str(&kv, field, value_max, &p->value);
+	}
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
+	return 0;
+}
+
+/* [[path, sha256, size]...] */
+static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, msgpack_zone *z,
+                      uint32_t *n, struct rec_file **out)
+{
+	struct mp_cursor sub, f;
+	struct ing_str sha;
+	void *arr = NULL;
+	int rv = mp_next_array(c, field, max_n, &sub);
+	if (rv == 0)
+		rv = zarray(c, sub.n, sizeof(struct rec_file), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
+		struct rec_file *p = &((struct rec_file *)arr)[i];
+		rv = next_tuple(&sub, field, 3, &f);
+		if (rv == 0)
+			rv = mp_next_str(&f, "path", ING_PATH_MAX, &p->path);
+		if (rv == 0)
+			rv = mp_next_bin_exact(&f, "sha256", ING_SHA256_BYTES, &sha);
+		if (rv == 0) {
+			memcpy(p->sha256, sha.ptr, ING_SHA256_BYTES);
+			rv = mp_next_u64(&f, "size", UINT64_MAX, &p->size);
+		}
+	}
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
+	return 0;
+}
+
+/* ---- member ----------------------------------------------------------- */
+
+int rec_member_encode(const struct rec_member *r, struct mp_out *o)
+{
+	msgpack_packer *pk = &o->pk;
+	msgpack_pack_array(pk, 6);
+	msgpack_pack_uint64(pk, REC_VERSION);
+	msgpack_pack_uint64(pk, r->id);
+	mp_pack_str(pk, r->raft_address);
+	mp_pack_str(pk, r->api_address);
+	msgpack_pack_uint64(pk, r->role);
+	msgpack_pack_uint64(pk, r->added_at_ms);
+	return mp_out_failed(o);
+}
+
+int rec_member_decode(struct ing_str buf, msgpack_zone *z, struct rec_member *out,
+                      struct ing_error *e)
+{
+	static const char what[] = "member record";
+	struct rec_member r = {0};
+	msgpack_object obj;
+	struct mp_cursor c;
+	int rv = parse_copy(buf, z, what, &obj, e);
+	if (rv == 0)
+		rv = open_record(&c, &obj, what, REC_VERSION, e);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "id", UINT64_MAX, &r.id);
+	if (rv == 0)
+		rv = mp_next_str(&c, "raft_address", ING_ADDRESS_MAX, &r.raft_address);
+	if (rv == 0)
+		rv = mp_next_str(&c, "api_address", ING_ADDRESS_MAX, &r.api_address);
+	if (rv == 0)
+		rv = next_enum(&c, "role", REC_ROLE_COUNT, &r.role);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "added_at_ms", UINT64_MAX, &r.added_at_ms);
+	if (rv == 0)
+		rv = mp_cursor_close(&c);
+	if (rv == 0)
+		*out = r;
+	return rv;
+}
+
+/* ---- node ------------------------------------------------------------- */
+
+int rec_node_encode(const struct rec_node *r, struct mp_out *o)
+{
+	msgpack_packer *pk = &o->pk;
+	msgpack_pack_array(pk, 11);
+	msgpack_pack_uint64(pk, REC_VERSION);
+	msgpack_pack_uint64(pk, r->id);
+	pack_str_list(pk, r->ncaps, r->caps);
+	pack_kv_list(pk, r->nlabels, r->labels);
+	msgpack_pack_uint64(pk, r->slots);
+	msgpack_pack_uint64(pk, r->used_slots);
+	pack_bool(pk, r->draining);
+	msgpack_pack_uint64(pk, r->drain_deadline_ms);
+	pack_bool(pk, r->down);
+	msgpack_pack_uint64(pk, r->registered_at_ms);
+	msgpack_pack_uint64(pk, r->updated_at_ms);
+	return mp_out_failed(o);
+}
+
+int rec_node_decode(struct ing_str buf, msgpack_zone *z, struct rec_node *out, struct ing_error *e)
+{
+	static const char what[] = "node record";
+	struct rec_node r = {0};
+	msgpack_object obj;
+	struct mp_cursor c;
+	int rv = parse_copy(buf, z, what, &obj, e);
+	if (rv == 0)
+		rv = open_record(&c, &obj, what, REC_VERSION, e);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "id", UINT64_MAX, &r.id);
+	if (rv == 0)
+		rv = next_str_list(&c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &r.ncaps, &r.caps);
+	if (rv == 0)
+		rv = next_kv_list(&c, "labels", ING_MAX_LABELS, ING_NAME_MAX, ING_LABEL_VALUE_MAX,
+		                  z, &r.nlabels, &r.labels);
+	if (rv == 0)
+		rv = mp_next_u32(&c, "slots", ING_MAX_SLOTS, &r.slots);
+	if (rv == 0)
+		rv = mp_next_u32(&c, "used_slots", UINT32_MAX, &r.used_slots);
+	if (rv == 0)
+		rv = mp_next_bool(&c, "draining", &r.draining);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "drain_deadline_ms", UINT64_MAX, &r.drain_deadline_ms);
+	if (rv == 0)
+		rv = mp_next_bool(&c, "down", &r.down);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "registered_at_ms", UINT64_MAX, &r.registered_at_ms);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "updated_at_ms", UINT64_MAX, &r.updated_at_ms);
+	if (rv == 0)
+		rv = mp_cursor_close(&c);
+	if (rv == 0)
+		*out = r;
+	return rv;
+}
+
+/* ---- target ----------------------------------------------------------- */
+
+int rec_target_encode(const struct rec_target *r, struct mp_out *o)
+{
+	msgpack_packer *pk = &o->pk;
+	msgpack_pack_array(pk, 9);
+	msgpack_pack_uint64(pk, REC_VERSION);
+	mp_pack_str(pk, r->name);
+	pack_str_list(pk, r->ncaps, r->caps);
+	pack_kv_list(pk, r->nlabels, r->labels);
+	msgpack_pack_array(pk, r->nstages);
+	for (uint32_t i = 0; i < r->nstages; i++) {
+		const struct rec_stage_def *s = &r->stages[i];
+		msgpack_pack_array(pk, 5);
+		mp_pack_str(pk, s->name);
+		pack_str_list(pk, s->nargv, s->argv);
+		msgpack_pack_uint64(pk, s->timeout_ms);
+		pack_kv_list(pk, s->nenv, s->env);
+		pack_str_list(pk, s->noutputs, s->outputs);
+	}
+	msgpack_pack_uint64(pk, r->revision);
+	msgpack_pack_uint64(pk, r->active_jobs);
+	msgpack_pack_uint64(pk, r->created_at_ms);
+	msgpack_pack_uint64(pk, r->updated_at_ms);
+	return mp_out_failed(o);
+}
+
+static int next_stage_defs(struct mp_cursor *c, msgpack_zone *z, uint32_t *n,
+                           struct rec_stage_def **out)
+{
+	struct mp_cursor sub, sc;
+	void *arr = NULL;
+	int rv = mp_next_array(c, "stages", ING_MAX_STAGES, &sub);
+	if (rv == 0)
+		rv = zarray(c, sub.n, sizeof(struct rec_stage_def), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
+		struct rec_stage_def *s = &((struct rec_stage_def *)arr)[i];
+		rv = next_tuple(&sub, "stages", 5, &sc);
+		if (rv == 0)
+			rv = mp_next_str(&sc, "stage name", ING_NAME_MAX, &s->name);
+		if (rv == 0)
+			rv = next_str_list(&sc, "argv", ING_MAX_ARGV, ING_ARG_MAX, z, &s->nargv,
+			                   &s->argv);
+		if (rv == 0)
+			rv = mp_next_u64(&sc, "timeout_ms", UINT64_MAX, &s->timeout_ms);
+		if (rv == 0)
+			rv = next_kv_list(&sc, "env", ING_MAX_ENV, ING_NAME_MAX, ING_ARG_MAX, z,
+			                  &s->nenv, &s->env);
+		if (rv == 0)
+			rv = next_str_list(&sc, "outputs", ING_MAX_OUTPUTS, ING_PATH_MAX, z,
+			                   &s->noutputs, &s->outputs);
+	}
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
+	return 0;
+}
+
+int rec_target_decode(struct ing_str buf, msgpack_zone *z, struct rec_target *out,
+                      struct ing_error *e)
+{
+	static const char what[] = "target record";
+	struct rec_target r = {0};
+	msgpack_object obj;
+	struct mp_cursor c;
+	int rv = parse_copy(buf, z, what, &obj, e);
+	if (rv == 0)
+		rv = open_record(&c, &obj, what, REC_VERSION, e);
+	if (rv == 0)
+		rv = mp_next_str(&c, "name", ING_NAME_MAX, &r.name);
+	if (rv == 0)
+		rv = next_str_list(&c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &r.ncaps, &r.caps);
+	if (rv == 0)
+		rv = next_kv_list(&c, "labels", ING_MAX_LABELS, ING_NAME_MAX, ING_LABEL_VALUE_MAX,
+		                  z, &r.nlabels, &r.labels);
+	if (rv == 0)
+		rv = next_stage_defs(&c, z, &r.nstages, &r.stages);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "revision", UINT64_MAX, &r.revision);
+	if (rv == 0)
+		rv = mp_next_u32(&c, "active_jobs", UINT32_MAX, &r.active_jobs);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "created_at_ms", UINT64_MAX, &r.created_at_ms);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "updated_at_ms", UINT64_MAX, &r.updated_at_ms);
+	if (rv == 0)
+		rv = mp_cursor_close(&c);
+	if (rv == 0)
+		*out = r;
+	return rv;
+}
+
+/* ---- job -------------------------------------------------------------- */
+
+int rec_job_encode(const struct rec_job *r, struct mp_out *o)
+{
+	msgpack_packer *pk = &o->pk;
+	msgpack_pack_array(pk, 23);
+	msgpack_pack_uint64(pk, REC_JOB_VERSION);
+	msgpack_pack_uint64(pk, r->id);
+	mp_pack_str(pk, r->tenant);
+	mp_pack_str(pk, r->target);
+	msgpack_pack_uint64(pk, r->target_revision);
+	mp_pack_str(pk, r->request_id);
+	msgpack_pack_uint64(pk, r->state);
+	msgpack_pack_uint64(pk, r->priority);
+	msgpack_pack_uint64(pk, r->attempt);
+	msgpack_pack_uint64(pk, r->attempt_base);
+	msgpack_pack_uint64(pk, r->max_attempts);
+	msgpack_pack_uint64(pk, r->node_id);
+	msgpack_pack_uint64(pk, r->created_at_ms);
+	msgpack_pack_uint64(pk, r->updated_at_ms);
+	msgpack_pack_uint64(pk, r->deadline_at_ms);
+	msgpack_pack_uint64(pk, r->lease_until_ms);
+	msgpack_pack_uint64(pk, r->finished_at_ms);
+	pack_bool(pk, r->cancel_requested);
+	pack_files(pk, r->nsources, r->sources);
+	msgpack_pack_uint64(pk, r->stage_count);
+	msgpack_pack_array(pk, r->nstages);
+	for (uint32_t i = 0; i < r->nstages; i++) {
+		const struct rec_stage_result *s = &r->stages[i];
+		msgpack_pack_array(pk, 6);
+		msgpack_pack_uint64(pk, s->state);
+		msgpack_pack_int64(pk, s->exit_code);
+		msgpack_pack_uint64(pk, s->started_at_ms);
+		msgpack_pack_uint64(pk, s->duration_ms);
+		if (s->has_log)
+			mp_pack_bin(pk, s->log_sha256, 32);
+		else
+			msgpack_pack_nil(pk);
+		pack_files(pk, s->noutputs, s->outputs);
+	}
+	msgpack_pack_uint64(pk, r->nevents);
+	mp_pack_str(pk, r->error);
+	return mp_out_failed(o);
+}
+
+/* A stage's log hash: nil when the stage has no log. */
+static int next_log(struct mp_cursor *c, bool *has_log, uint8_t sha[32])
+{
+	struct ing_str v;
+	if (c->i < c->n && c->items[c->i].type == MSGPACK_OBJECT_NIL) {
+		c->i++;
+		*has_log = false;
+		memset(sha, 0, 32);
+		return 0;
+	}
+	int rv = mp_next_bin_exact(c, "log_sha256", ING_SHA256_BYTES, &v);
+	if (rv != 0)
+		return rv;
+	*has_log = true;
+	memcpy(sha, v.ptr, ING_SHA256_BYTES);
+	return 0;
+}
+
+static int next_stage_results(struct mp_cursor *c, msgpack_zone *z, uint32_t *n,
+                              struct rec_stage_result **out)
+{
+	struct mp_cursor sub, sc;
+	void *arr = NULL;
+	int rv = mp_next_array(c, "stages", ING_MAX_STAGES, &sub);
+	if (rv == 0)
+		rv = zarray(c, sub.n, sizeof(struct rec_stage_result), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
+		struct rec_stage_result *s = &((struct rec_stage_result *)arr)[i];
+		rv = next_tuple(&sub, "stages", 6, &sc);
+		if (rv == 0)
+			rv = next_enum(&sc, "stage state", REC_STAGE_DONE + 1, &s->state);
+		if (rv == 0)
+			rv = mp_next_i64(&sc, "exit_code", &s->exit_code);
+		if (rv == 0)
+			rv = mp_next_u64(&sc, "started_at_ms", UINT64_MAX, &s->started_at_ms);
+		if (rv == 0)
+			rv = mp_next_u64(&sc, "duration_ms", UINT64_MAX, &s->duration_ms);
+		if (rv == 0)
+			rv = next_log(&sc, &s->has_log, s->log_sha256);
+		if (rv == 0)
+			rv = next_files(&sc, "outputs", ING_MAX_OUTPUTS, z, &s->noutputs,
+			                &s->outputs);
+	}
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
+	return 0;
+}
+
+int rec_job_decode(struct ing_str buf, msgpack_zone *z, struct rec_job *out, struct ing_error *e)
+{
+	static const char what[] = "job record";
+	struct rec_job r = {0};
+	msgpack_object obj;
+	struct mp_cursor c;
+	int rv = parse_copy(buf, z, what, &obj, e);
+	if (rv == 0)
+		rv = open_record(&c, &obj, what, REC_JOB_VERSION, e);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "id", UINT64_MAX, &r.id);
+	if (rv == 0)
+		rv = mp_next_str(&c, "tenant", ING_NAME_MAX, &r.tenant);
+	if (rv == 0)
+		rv = mp_next_str(&c, "target", ING_NAME_MAX, &r.target);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "target_revision", UINT64_MAX, &r.target_revision);
+	if (rv == 0)
+		rv = mp_next_str(&c, "request_id", ING_REQUEST_ID_MAX, &r.request_id);
+	if (rv == 0)
+		rv = next_enum(&c, "state", REC_JOB_STATE_COUNT, &r.state);
+	if (rv == 0)
+		rv = mp_next_u32(&c, "priority", ING_MAX_PRIORITY, &r.priority);
+	if (rv == 0)
+		rv = mp_next_u32(&c, "attempt", UINT32_MAX, &r.attempt);
+	if (rv == 0)
+		rv = mp_next_u32(&c, "attempt_base", UINT32_MAX, &r.attempt_base);
+	if (rv == 0)
+		rv = mp_next_u32(&c, "max_attempts", UINT32_MAX, &r.max_attempts);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "node_id", UINT64_MAX, &r.node_id);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "created_at_ms", UINT64_MAX, &r.created_at_ms);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "updated_at_ms", UINT64_MAX, &r.updated_at_ms);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "deadline_at_ms", UINT64_MAX, &r.deadline_at_ms);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "lease_until_ms", UINT64_MAX, &r.lease_until_ms);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "finished_at_ms", UINT64_MAX, &r.finished_at_ms);
+	if (rv == 0)
+		rv = mp_next_bool(&c, "cancel_requested", &r.cancel_requested);
+	if (rv == 0)
+		rv = next_files(&c, "sources", ING_MAX_SOURCES, z, &r.nsources, &r.sources);
+	if (rv == 0)
+		rv = mp_next_u32(&c, "stage_count", ING_MAX_STAGES, &r.stage_count);
+	if (rv == 0)
+		rv = next_stage_results(&c, z, &r.nstages, &r.stages);
+	if (rv == 0)
+		rv = mp_next_u32(&c, "nevents", UINT32_MAX, &r.nevents);
+	if (rv == 0)
+		rv = mp_next_str(&c, "error", ING_MESSAGE_MAX, &r.error);
+	if (rv == 0)
+		rv = mp_cursor_close(&c);
+	if (rv == 0)
+		*out = r;
+	return rv;
+}
+
+/* ---- event ------------------------------------------------------------ */
+
+int rec_event_encode(const struct rec_event *r, struct mp_out *o)
+{
+	msgpack_packer *pk = &o->pk;
+	msgpack_pack_array(pk, 9);
+	msgpack_pack_uint64(pk, REC_VERSION);
+	msgpack_pack_uint64(pk, r->time_ms);
+	msgpack_pack_uint64(pk, r->kind);
+	msgpack_pack_uint64(pk, r->state);
+	msgpack_pack_uint64(pk, r->attempt);
+	msgpack_pack_uint64(pk, r->node_id);
+	msgpack_pack_int64(pk, r->stage);
+	msgpack_pack_int64(pk, r->exit_code);
+	mp_pack_str(pk, r->message);
+	return mp_out_failed(o);
+}
+
+int rec_event_decode(struct ing_str buf, msgpack_zone *z, struct rec_event *out,
+                     struct ing_error *e)
+{
+	static const char what[] = "event record";
+	struct rec_event r = {0};
+	msgpack_object obj;
+	struct mp_cursor c;
+	int64_t stage = 0;
+	int rv = parse_copy(buf, z, what, &obj, e);
+	if (rv == 0)
+		rv = open_record(&c, &obj, what, REC_VERSION, e);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "time_ms", UINT64_MAX, &r.time_ms);
+	if (rv == 0)
+		rv = next_enum(&c, "kind", REC_EV_COUNT, &r.kind);
+	if (rv == 0)
+		rv = next_enum(&c, "state", REC_JOB_STATE_COUNT, &r.state);
+	if (rv == 0)
+		rv = mp_next_u32(&c, "attempt", UINT32_MAX, &r.attempt);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "node_id", UINT64_MAX, &r.node_id);
+	if (rv == 0)
+		rv = next_i64_range(&c, "stage", -1, INT32_MAX, &stage);
+	if (rv == 0)
+		rv = mp_next_i64(&c, "exit_code", &r.exit_code);
+	if (rv == 0)
+		rv = mp_next_str(&c, "message", ING_MESSAGE_MAX, &r.message);
+	if (rv == 0)
+		rv = mp_cursor_close(&c);
+	if (rv == 0) {
+		r.stage = (int32_t)stage;
+		*out = r;
+	}
+	return rv;
+}
+
+/* ---- artifact --------------------------------------------------------- */
+
+int rec_artifact_encode(const struct rec_artifact *r, struct mp_out *o)
+{
+	msgpack_packer *pk = &o->pk;
+	msgpack_pack_array(pk, 4);
+	msgpack_pack_uint64(pk, REC_VERSION);
+	msgpack_pack_uint64(pk, r->size);
+	msgpack_pack_uint64(pk, r->refs);
+	mp_pack_bin(pk, r->chunk_hashes, (size_t)r->nchunks * ING_SHA256_BYTES);
+	return mp_out_failed(o);
+}
+
+int rec_artifact_decode(struct ing_str buf, msgpack_zone *z, struct rec_artifact *out,
+                        struct ing_error *e)
+{
+	static const char what[] = "artifact record";
+	struct rec_artifact r = {0};
+	msgpack_object obj;
+	struct mp_cursor c;
+	struct ing_str hashes;
+	int rv = parse_copy(buf, z, what, &obj, e);
+	if (rv == 0)
+		rv = open_record(&c, &obj, what, REC_VERSION, e);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "size", ING_SOURCE_MAX_BYTES, &r.size);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "refs", UINT64_MAX, &r.refs);
+	if (rv == 0)
+		rv = mp_next_bin(&c, "chunk_hashes", MAX_CHUNKS * ING_SHA256_BYTES, &hashes);
+	if (rv == 0 && hashes.len % ING_SHA256_BYTES != 0)
+		rv = ing_error_set(e, ING_EMALFORMED,
+		                   "%s: field 'chunk_hashes': %u bytes is not a multiple of %d",
+		                   what, hashes.len, ING_SHA256_BYTES);
+	if (rv == 0)
+		rv = mp_cursor_close(&c);
+	if (rv == 0) {
+		r.nchunks = hashes.len / ING_SHA256_BYTES;
+		r.chunk_hashes = r.nchunks > 0 ? (const uint8_t *)hashes.ptr : NULL;
+		*out = r;
+	}
+	return rv;
+}
+
+/* ---- chunk ------------------------------------------------------------ */
+
+int rec_chunk_encode(const struct rec_chunk *r, struct mp_out *o)
+{
+	msgpack_packer *pk = &o->pk;
+	msgpack_pack_array(pk, 3);
+	msgpack_pack_uint64(pk, REC_VERSION);
+	msgpack_pack_uint64(pk, r->refs);
+	mp_pack_bin(pk, r->data.ptr, r->data.len);
+	return mp_out_failed(o);
+}
+
+int rec_chunk_decode(struct ing_str buf, msgpack_zone *z, struct rec_chunk *out,
+                     struct ing_error *e)
+{
+	static const char what[] = "chunk record";
+	struct rec_chunk r = {0};
+	msgpack_object obj;
+	struct mp_cursor c;
+	int rv = parse_copy(buf, z, what, &obj, e);
+	if (rv == 0)
+		rv = open_record(&c, &obj, what, REC_VERSION, e);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "refs", UINT64_MAX, &r.refs);
+	if (rv == 0)
+		rv = mp_next_bin(&c, "data", STORE_CHUNK_BYTES, &r.data);
+	if (rv == 0)
+		rv = mp_cursor_close(&c);
+	if (rv == 0)
+		*out = r;
+	return rv;
+}
+
+/* ---- dedupe ----------------------------------------------------------- */
+
+int rec_dedupe_encode(const struct rec_dedupe *r, struct mp_out *o)
+{
+	msgpack_packer *pk = &o->pk;
+	msgpack_pack_array(pk, 7);
+	msgpack_pack_uint64(pk, REC_VERSION);
+	msgpack_pack_uint64(pk, r->index);
+	msgpack_pack_uint64(pk, r->cmd_type);
+	msgpack_pack_int64(pk, r->code);
+	mp_pack_str(pk, r->message);
+	mp_pack_bin(pk, r->value.ptr, r->value.len);
+	msgpack_pack_uint64(pk, r->time_ms);
+	return mp_out_failed(o);
+}
+
+int rec_dedupe_decode(struct ing_str buf, msgpack_zone *z, struct rec_dedupe *out,
+                      struct ing_error *e)
+{
+	static const char what[] = "dedupe record";
+	struct rec_dedupe r = {0};
+	msgpack_object obj;
+	struct mp_cursor c;
+	int64_t code = 0;
+	int rv = parse_copy(buf, z, what, &obj, e);
+	if (rv == 0)
+		rv = open_record(&c, &obj, what, REC_VERSION, e);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "index", UINT64_MAX, &r.index);
+	if (rv == 0)
+		rv = mp_next_u32(&c, "cmd_type", UINT32_MAX, &r.cmd_type);
+	if (rv == 0)
+		rv = next_i64_range(&c, "code", INT32_MIN, INT32_MAX, &code);
+	if (rv == 0)
+		rv = mp_next_str(&c, "message", ING_MESSAGE_MAX, &r.message);
+	if (rv == 0)
+		rv = mp_next_bin(&c, "value", ING_COMMAND_MAX_BYTES, &r.value);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "time_ms", UINT64_MAX, &r.time_ms);
+	if (rv == 0)
+		rv = mp_cursor_close(&c);
+	if (rv == 0) {
+		r.code = (int32_t)code;
+		*out = r;
+	}
+	return rv;
+}
+
+/* ---- token ------------------------------------------------------------ */
+
+int rec_token_encode(const struct rec_token *r, struct mp_out *o)
+{
+	msgpack_packer *pk = &o->pk;
+	msgpack_pack_array(pk, 6);
+	msgpack_pack_uint64(pk, REC_VERSION);
+	mp_pack_str(pk, r->name);
+	mp_pack_str(pk, r->tenant);
+	msgpack_pack_uint64(pk, r->role);
+	msgpack_pack_uint64(pk, r->created_at_ms);
+	pack_bool(pk, r->revoked);
+	return mp_out_failed(o);
+}
+
+int rec_token_decode(struct ing_str buf, msgpack_zone *z, struct rec_token *out,
+                     struct ing_error *e)
+{
+	static const char what[] = "token record";
+	struct rec_token r = {0};
+	msgpack_object obj;
+	struct mp_cursor c;
+	int rv = parse_copy(buf, z, what, &obj, e);
+	if (rv == 0)
+		rv = open_record(&c, &obj, what, REC_VERSION, e);
+	if (rv == 0)
+		rv = mp_next_str(&c, "name", ING_NAME_MAX, &r.name);
+	if (rv == 0)
+		rv = mp_next_str(&c, "tenant", ING_NAME_MAX, &r.tenant);
+	if (rv == 0)
+		rv = next_enum(&c, "role", TOKEN_ROLE_COUNT, &r.role);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "created_at_ms", UINT64_MAX, &r.created_at_ms);
+	if (rv == 0)
+		rv = mp_next_bool(&c, "revoked", &r.revoked);
+	if (rv == 0)
+		rv = mp_cursor_close(&c);
+	if (rv == 0)
+		*out = r;
+	return rv;
+}

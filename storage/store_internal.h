@@ -1,0 +1,102 @@
+/*
+ * store_internal.h - the store's private state, shared by the files of
+ * storage/ only (store.c, migrate.c, snapshot.c, artifact.c).  Never include
+ * it from outside storage/.
+ *
+ * Invariants of struct store:
+ *  - env is open and dbi[] holds every table, except transiently inside
+ *    store_snapshot_import while the file is being replaced (env == NULL
+ *    there, and again if reopening failed, in which case failed != 0).
+ *  - write_txn is the one open write transaction (a caller's or the batch),
+ *    batch is either NULL or equal to write_txn.
+ *  - failed, once non-zero, never goes back to 0: every entry point checks
+ *    it first and returns it.
+ */
+#ifndef INGOT_STORAGE_STORE_INTERNAL_H
+#define INGOT_STORAGE_STORE_INTERNAL_H
+
+#include <limits.h>
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "storage/store.h"
+
+#define STORE_FILE_NAME         "state.mdb"
+#define STORE_DEFAULT_MAP_BYTES (4ull << 30)
+#define STORE_DEFAULT_BATCH_MAX 1024u
+#define STORE_META_SCHEMA       "schema_version"
+#define STORE_META_APPLIED      "applied_index"
+
+struct store {
+	char dir[PATH_MAX];
+	char path[PATH_MAX];       /* <dir>/state.mdb */
+	struct store_options opts; /* defaults resolved */
+	MDB_env *env;
+	MDB_dbi dbi[STORE_TABLE_COUNT];
+	int failed;                  /* sticky ING_E* code, 0 when healthy */
+	struct store_txn *write_txn; /* the open write txn, caller's or batch */
+	struct store_txn *batch;     /* open batch txn or NULL */
+	unsigned batch_count;        /* applies noted in the open batch */
+	unsigned nread;              /* open read txns */
+};
+
+struct store_txn {
+	struct store *s;
+	MDB_txn *txn;
+	bool is_write;
+	bool is_batch;
+	struct store_iter *iters; /* open iterators, closed at txn end */
+};
+
+/* The one translation of LMDB return codes into ING_E* codes. */
+int store_err_from_mdb(int rc);
+
+/*
+ * Enters the sticky failed state with `code` (first failure wins), logging
+ * op and the file at error level.  Returns the store's failure code.
+ */
+int store_fail(struct store *s, int code, const char *op);
+
+/* Corruption found at this place: logs file:line and makes it sticky. */
+#define STORE_CORRUPT(s, what) \
+	store_fail((s), ing_corrupt_at(__FILE__, __LINE__, (what)), "corrupt")
+
+/*
+ * Facts read from an LMDB file's meta table with a private read txn of env:
+ * *has_schema tells whether "schema_version" exists.  When need_tables is
+ * true, every table of store_table_name must exist (else ING_ECORRUPT), and
+ * so must the meta table; otherwise a missing meta table reads as "no
+ * schema, index 0".  Errors: ING_ECORRUPT (with e naming path), ING_EIO,
+ * ING_ENOMEM.
+ */
+int store_file_meta(MDB_env *env, const char *path, bool need_tables, bool *has_schema,
+                    uint64_t *schema, uint64_t *applied, struct ing_error *e);
+
+/*
+ * Opens s->env on s->path with s->opts, opens every table, and brings the
+ * schema to STORE_SCHEMA_VERSION (storage/migrate.c).  On failure env is
+ * closed again (s->env == NULL).  Used by store_open and by snapshot import
+ * to reopen in place.
+ */
+int store_env_open(struct store *s, struct ing_error *e);
+/* Aborts the batch and closes the environment (no-op when closed). */
+void store_env_close(struct store *s);
+
+/* ---- migrate.c -------------------------------------------------------- */
+
+/*
+ * ING_ENEWER with a message naming path and both versions when schema is
+ * newer than STORE_SCHEMA_VERSION, else 0.
+ */
+int store_schema_refuse_newer(const char *path, uint64_t schema, struct ing_error *e);
+
+/*
+ * Called once by store_env_open with every table open: stamps a fresh store,
+ * migrates an older one forward in one write txn, refuses a newer one.
+ * Errors: ING_ENEWER, ING_ECORRUPT, ING_EVERSION, and store errors.
+ */
+int store_schema_open(struct store *s, struct ing_error *e);
+
+#endif

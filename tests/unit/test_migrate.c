@@ -1,0 +1,372 @@
+/*
+ * test_migrate.c - schema versions: a fresh store is stamped, a schema-1
+ * store built by hand with raw LMDB calls is migrated to 2 (job records gain
+ * the tenant), a newer store is refused and left untouched, and stores
+ * without a usable version are refused as corrupt.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <lmdb.h>
+#include <msgpack.h>
+
+#include "common/log.h"
+#include "storage/store.h"
+#include "tests/lib/testutil.h"
+
+struct fx {
+	char dir[256];
+	char path[300];
+};
+
+static const struct store_options fast = {0, STORE_SYNC_NONE, 0};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	tu_tmpdir(f->dir, sizeof(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/state.mdb", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	tu_rmrf(f->dir);
+	free(f);
+	return 0;
+}
+
+/* ---- building stores by hand ------------------------------------------ */
+
+static const char *const tables[] = {"meta",      "members", "nodes",       "targets",
+                                     "jobs",      "queue",   "assignments", "events",
+                                     "artifacts", "chunks",  "dedupe",      "tokens"};
+#define NTABLES (sizeof(tables) / sizeof(tables[0]))
+
+struct raw {
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi[NTABLES];
+};
+
+static void raw_open(struct raw *r, const char *path)
+{
+	assert_int_equal(mdb_env_create(&r->env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(r->env, NTABLES), 0);
+	assert_int_equal(mdb_env_open(r->env, path, MDB_NOSUBDIR, 0644), 0);
+	assert_int_equal(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
+	for (size_t i = 0; i < NTABLES; i++)
+		assert_int_equal(mdb_dbi_open(r->txn, tables[i], MDB_CREATE, &r->dbi[i]), 0);
+}
+
+static void raw_put(struct raw *r, size_t table, const void *k, size_t klen, const void *v,
+                    size_t vlen)
+{
+	MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
+	assert_int_equal(mdb_put(r->txn, r->dbi[table], &key, &val, 0), 0);
+}
+
+static void raw_put_u64(struct raw *r, const char *name, uint64_t v)
+{
+	uint8_t b[8];
+	store_be64(b, v);
+	raw_put(r, 0, name, strlen(name), b, 8);
+}
+
+static void raw_close(struct raw *r)
+{
+	assert_int_equal(mdb_txn_commit(r->txn), 0);
+	mdb_env_close(r->env);
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+	msgpack_pack_str(pk, strlen(s));
+	msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* A schema-1 job: [1, id, target, target_revision, request_id, state,
+ * priority, sources[[path, bin32, size]], cancel_requested, nil]. */
+static void pack_v1_job(msgpack_sbuffer *sb, uint64_t id, const char *target, const char *req)
+{
+	msgpack_packer pk;
+	uint8_t sha[32];
+	memset(sha, (int)id, sizeof(sha));
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 10);
+	msgpack_pack_uint64(&pk, 1);
+	msgpack_pack_uint64(&pk, id);
+	pack_str(&pk, target);
+	msgpack_pack_uint64(&pk, 3);
+	pack_str(&pk, req);
+	msgpack_pack_uint8(&pk, 0);
+	msgpack_pack_int64(&pk, -5);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_array(&pk, 3);
+	pack_str(&pk, "src/main.c");
+	msgpack_pack_bin(&pk, sizeof(sha));
+	msgpack_pack_bin_body(&pk, sha, sizeof(sha));
+	msgpack_pack_uint64(&pk, 1234);
+	msgpack_pack_true(&pk);
+	msgpack_pack_nil(&pk);
+}
+
+static void unpack(const void *buf, size_t len, msgpack_unpacked *out)
+{
+	size_t off = 0;
+	msgpack_unpacked_init(out);
+	assert_int_equal(msgpack_unpack_next(out, buf, len, &off), MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(off, len);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void test_fresh_store_is_stamped(void **state)
+{
+	struct fx *f = *state;
+	struct store *s;
+	struct store_txn *t;
+	struct ing_error e;
+	uint64_t v;
+
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
+	assert_int_equal(v, 2);
+	store_abort(t);
+	store_close(s);
+	/* Reopening a current store writes nothing. */
+	char *before = tu_mdb_dump(f->path);
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	store_close(s);
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+static void test_migrate_1_to_2(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	const uint64_t ids[] = {7, 8, 300};
+	const char *targets[] = {"cc-x86", "nvcc-sm80", "cc-arm"};
+	const char *reqs[] = {"", "req-8", ""};
+	msgpack_sbuffer v1[3];
+	uint8_t key[8];
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 1);
+	raw_put_u64(&r, "applied_index", 42);
+	raw_put_u64(&r, "next_job_id", 300);
+	for (int i = 0; i < 3; i++) {
+		msgpack_sbuffer_init(&v1[i]);
+		pack_v1_job(&v1[i], ids[i], targets[i], reqs[i]);
+		store_be64(key, ids[i]);
+		raw_put(&r, 4, key, 8, v1[i].data, v1[i].size);
+	}
+	/* A queue entry, whose format did not change. */
+	raw_put(&r, 5,
+	        "\x64"
+	        "default\0\0\0\0\0\0\0\0\x07",
+	        17, "", 0);
+	raw_close(&r);
+
+	struct store *s;
+	struct store_txn *t;
+	struct ing_error e;
+	uint64_t v;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(store_applied_index(t, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(store_count(t, STORE_JOBS, &v), 0);
+	assert_int_equal(v, 3);
+	assert_int_equal(store_count(t, STORE_QUEUE, &v), 0);
+	assert_int_equal(v, 1);
+
+	for (int i = 0; i < 3; i++) {
+		struct ing_str val;
+		msgpack_unpacked old, neu;
+		store_be64(key, ids[i]);
+		assert_int_equal(store_get(t, STORE_JOBS, (struct ing_str){(char *)key, 8}, &val),
+		                 0);
+		unpack(v1[i].data, v1[i].size, &old);
+		unpack(val.ptr, val.len, &neu);
+		const msgpack_object_array *a = &old.data.via.array, *b = &neu.data.via.array;
+		assert_int_equal(neu.data.type, MSGPACK_OBJECT_ARRAY);
+		assert_int_equal(b->size, a->size + 1);
+		assert_int_equal(b->ptr[0].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+		assert_int_equal(b->ptr[0].via.u64, 2);
+		assert_true(msgpack_object_equal(b->ptr[1], a->ptr[1]));
+		assert_int_equal(b->ptr[1].via.u64, ids[i]);
+		assert_int_equal(b->ptr[2].type, MSGPACK_OBJECT_STR);
+		assert_int_equal(b->ptr[2].via.str.size, 7);
+		assert_memory_equal(b->ptr[2].via.str.ptr, "default", 7);
+		for (uint32_t j = 2; j < a->size; j++)
+			assert_true(msgpack_object_equal(b->ptr[j + 1], a->ptr[j]));
+		msgpack_unpacked_destroy(&old);
+		msgpack_unpacked_destroy(&neu);
+		msgpack_sbuffer_destroy(&v1[i]);
+	}
+	store_abort(t);
+	store_close(s);
+
+	/* Migrated once: reopening changes nothing. */
+	char *before = tu_mdb_dump(f->path);
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	store_close(s);
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+static void test_bad_v1_job_is_corrupt(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	uint8_t key[8];
+	msgpack_sbuffer sb;
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 1);
+	msgpack_sbuffer_init(&sb);
+	pack_v1_job(&sb, 1, "cc-x86", "");
+	store_be64(key, 1);
+	raw_put(&r, 4, key, 8, sb.data, sb.size);
+	store_be64(key, 9);
+	raw_put(&r, 4, key, 8, "\x93\x05\x01\x02", 4); /* [5, 1, 2]: not a v1 job */
+	raw_close(&r);
+	msgpack_sbuffer_destroy(&sb);
+
+	char *before = tu_mdb_dump(f->path);
+	struct store *s = NULL;
+	struct ing_error e;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ECORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, "job 9"));
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after); /* the migration txn was not committed */
+	free(before);
+	free(after);
+}
+
+static void test_newer_store_is_refused(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	char want[512];
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 3);
+	raw_put_u64(&r, "applied_index", 9);
+	raw_put(&r, 4, "\0\0\0\0\0\0\0\1", 8, "\x93\x03\x01\x02", 4);
+	raw_close(&r);
+
+	char *before = tu_mdb_dump(f->path);
+	struct store *s = NULL;
+	struct ing_error e;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ENEWER);
+	assert_null(s);
+	assert_int_equal(e.code, ING_ENEWER);
+	snprintf(want, sizeof(want),
+	         "store %s has schema 3, this ingot supports up to 2; upgrade ingot", f->path);
+	assert_string_equal(e.msg, want);
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+static void test_missing_version_with_data_is_corrupt(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	struct store *s = NULL;
+	struct ing_error e;
+
+	raw_open(&r, f->path);
+	raw_put(&r, 3, "t", 1, "x", 1); /* a target but no schema version */
+	raw_close(&r);
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ECORRUPT);
+	assert_null(s);
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 0);
+	raw_close(&r);
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ECORRUPT);
+	assert_null(s);
+}
+
+/* A schema-1 snapshot is migrated when it is installed. */
+static void test_import_v1_snapshot(void **state)
+{
+	struct fx *f = *state;
+	char src[256], snap[300];
+	struct raw r;
+	msgpack_sbuffer sb;
+	uint8_t key[8];
+	struct store *s;
+	struct store_txn *t;
+	struct ing_error e;
+	struct ing_str val;
+	bool replaced = false;
+	uint64_t v;
+
+	tu_tmpdir(src, sizeof(src));
+	snprintf(snap, sizeof(snap), "%s/state.mdb", src);
+	raw_open(&r, snap);
+	raw_put_u64(&r, "schema_version", 1);
+	raw_put_u64(&r, "applied_index", 42);
+	msgpack_sbuffer_init(&sb);
+	pack_v1_job(&sb, 7, "cc-x86", "");
+	store_be64(key, 7);
+	raw_put(&r, 4, key, 8, sb.data, sb.size);
+	raw_close(&r);
+	msgpack_sbuffer_destroy(&sb);
+
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	assert_int_equal(store_snapshot_import(s, snap, &replaced, &e), 0);
+	assert_true(replaced);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(store_applied_index(t, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(store_get(t, STORE_JOBS, (struct ing_str){(char *)key, 8}, &val), 0);
+	msgpack_unpacked u;
+	unpack(val.ptr, val.len, &u);
+	assert_int_equal(u.data.via.array.size, 11);
+	assert_int_equal(u.data.via.array.ptr[0].via.u64, 2);
+	assert_memory_equal(u.data.via.array.ptr[2].via.str.ptr, "default", 7);
+	msgpack_unpacked_destroy(&u);
+	store_abort(t);
+	store_close(s);
+	tu_rmrf(src);
+}
+
+int main(void)
+{
+	ing_log_set_level(ING_LOG_LEVEL_OFF);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_fresh_store_is_stamped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_1_to_2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_v1_job_is_corrupt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_newer_store_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_version_with_data_is_corrupt, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_import_v1_snapshot, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,676 @@
+/*
+ * test_sm.c - the state machine: every legal job transition, every illegal
+ * one (rejected with the right code, state byte-for-byte unchanged),
+ * attempt fencing, dedupe, skip-by-index, and the derived indexes (queue,
+ * assignments, slots, active jobs, artifacts).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "storage/artifact.h"
+#include "tests/lib/smtest.h"
+
+/* Applies c, expects rejection with `code`, and checks that no table but
+ * meta changed. */
+static void expect_reject(struct smt *t, const struct cmd *c, int code, const char *needle)
+{
+	char *before = smt_dump_state(t);
+	int rv = smt_apply(t, c);
+	char *after = smt_dump_state(t);
+	if (rv != code)
+		fail_msg("expected %s, got %s: %s", ing_err_name(code), ing_err_name(rv),
+		         t->res.err.msg);
+	if (needle != NULL && strstr(t->res.err.msg, needle) == NULL)
+		fail_msg("message '%s' does not mention '%s'", t->res.err.msg, needle);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+static uint8_t job_state(struct smt *t, uint64_t id)
+{
+	struct rec_job j;
+	assert_int_equal(smt_job(t, id, &j), 0);
+	return j.state;
+}
+
+static struct cmd assign(struct smt *t, uint64_t job, uint64_t node, uint32_t attempt)
+{
+	struct cmd c = smt_cmd(t, CMD_JOB_ASSIGN);
+	c.u.job_assign.job = job;
+	c.u.job_assign.node = node;
+	c.u.job_assign.attempt = attempt;
+	c.u.job_assign.lease_until_ms = t->time_ms + 30000;
+	return c;
+}
+
+static struct cmd stage_start(struct smt *t, uint64_t job, uint32_t attempt, uint32_t stage)
+{
+	struct cmd c = smt_cmd(t, CMD_JOB_STAGE_START);
+	c.u.job_stage_start.job = job;
+	c.u.job_stage_start.attempt = attempt;
+	c.u.job_stage_start.stage = stage;
+	return c;
+}
+
+static struct cmd stage_finish(struct smt *t, uint64_t job, uint32_t attempt, uint32_t stage,
+                               int64_t exit_code)
+{
+	static struct cmd_file out = {{"out.o", 5}, {"object code", 11}};
+	struct cmd c = smt_cmd(t, CMD_JOB_STAGE_FINISH);
+	c.u.job_stage_finish.job = job;
+	c.u.job_stage_finish.attempt = attempt;
+	c.u.job_stage_finish.stage = stage;
+	c.u.job_stage_finish.exit_code = exit_code;
+	c.u.job_stage_finish.duration_ms = 12;
+	c.u.job_stage_finish.has_log = true;
+	c.u.job_stage_finish.log = ing_str_c("compiler says hello\n");
+	c.u.job_stage_finish.noutputs = 1;
+	c.u.job_stage_finish.outputs = &out;
+	return c;
+}
+
+static struct cmd finish(struct smt *t, uint64_t job, uint32_t attempt, uint8_t outcome)
+{
+	struct cmd c = smt_cmd(t, CMD_JOB_FINISH);
+	c.u.job_finish.job = job;
+	c.u.job_finish.attempt = attempt;
+	c.u.job_finish.outcome = outcome;
+	c.u.job_finish.message = ing_str_c(outcome == REC_JOB_FAILED ? "stage failed" : "");
+	return c;
+}
+
+static struct cmd job_cmd(struct smt *t, uint32_t type, uint64_t job)
+{
+	struct cmd c = smt_cmd(t, type);
+	switch (type) {
+	case CMD_JOB_CANCEL:
+		c.u.job_cancel.job = job;
+		c.u.job_cancel.reason = ing_str_c("operator asked");
+		break;
+	case CMD_JOB_RETRY: c.u.job_retry.job = job; break;
+	default: fail();
+	}
+	return c;
+}
+
+static struct cmd requeue(struct smt *t, uint64_t job, uint32_t attempt)
+{
+	struct cmd c = smt_cmd(t, CMD_JOB_REQUEUE);
+	c.u.job_requeue.job = job;
+	c.u.job_requeue.attempt = attempt;
+	c.u.job_requeue.reason = ing_str_c("lease expired");
+	return c;
+}
+
+static struct cmd node_down(struct smt *t, uint64_t node)
+{
+	struct cmd c = smt_cmd(t, CMD_NODE_DOWN);
+	c.u.node_down.node = node;
+	c.u.node_down.reason = ing_str_c("silent for 10s");
+	return c;
+}
+
+static void apply_ok(struct smt *t, struct cmd c)
+{
+	int rv = smt_apply(t, &c);
+	if (rv != 0)
+		fail_msg("%s rejected: %s: %s", cmd_type_name(c.type), ing_err_name(rv),
+		         t->res.err.msg);
+}
+
+/* A cluster with target "cc" (2 stages), nodes 1 and 2 (2 slots each). */
+static int setup(void **state)
+{
+	struct smt *t = calloc(1, sizeof(*t));
+	smt_open(t);
+	smt_target(t, "cc", 2);
+	smt_node(t, 1, 2);
+	smt_node(t, 2, 2);
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	smt_close(*state);
+	free(*state);
+	return 0;
+}
+
+/* Runs a job to success on node 1, checking each state on the way. */
+static void run_to_success(struct smt *t, uint64_t id, uint32_t attempt)
+{
+	apply_ok(t, assign(t, id, 1, attempt));
+	assert_int_equal(job_state(t, id), REC_JOB_ASSIGNED);
+	for (uint32_t s = 0; s < 2; s++) {
+		apply_ok(t, stage_start(t, id, attempt, s));
+		assert_int_equal(job_state(t, id), REC_JOB_RUNNING);
+		apply_ok(t, stage_finish(t, id, attempt, s, 0));
+	}
+	apply_ok(t, finish(t, id, attempt, REC_JOB_SUCCEEDED));
+	assert_int_equal(job_state(t, id), REC_JOB_SUCCEEDED);
+}
+
+static void test_submit_queues(void **state)
+{
+	struct smt *t = *state;
+	struct rec_job j;
+	struct rec_target tg;
+	uint64_t id = smt_submit(t, "cc", 50, 3);
+
+	assert_int_equal(id, 1);
+	assert_int_equal(smt_submit(t, "cc", 50, 3), 2);
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_int_equal(j.state, REC_JOB_QUEUED);
+	assert_int_equal(j.priority, 50);
+	assert_int_equal(j.attempt, 0);
+	assert_int_equal(j.nsources, 1);
+	assert_int_equal(j.sources[0].size, 29);
+	assert_int_equal(j.nevents, 1);
+	assert_true(ing_str_eq_c(j.tenant, "default"));
+	assert_int_equal(smt_count(t, STORE_QUEUE), 2);
+	assert_int_equal(smt_target_rec(t, "cc", &tg), 0);
+	assert_int_equal(tg.active_jobs, 2);
+	/* Same source twice: one artifact (a single chunk) with two references. */
+	assert_int_equal(smt_count(t, STORE_CHUNKS), 1);
+}
+
+static void test_submit_rejections(void **state)
+{
+	struct smt *t = *state;
+	struct cmd c = smt_cmd(t, CMD_JOB_SUBMIT);
+	struct cmd_file src = {{"a.c", 3}, {"x", 1}};
+	c.u.job_submit.tenant = ing_str_c("default");
+	c.u.job_submit.target = ing_str_c("nope");
+	c.u.job_submit.priority = 1;
+	c.u.job_submit.max_attempts = 1;
+	c.u.job_submit.nsources = 1;
+	c.u.job_submit.sources = &src;
+	expect_reject(t, &c, ING_ENOTFOUND, "nope");
+
+	c.u.job_submit.target = ing_str_c("cc");
+	c.u.job_submit.deadline_at_ms = c.time_ms - 1;
+	expect_reject(t, &c, ING_EINVAL, "deadline");
+}
+
+static void test_success_path(void **state)
+{
+	struct smt *t = *state;
+	struct rec_job j;
+	struct rec_node n;
+	struct rec_target tg;
+	uint64_t id = smt_submit(t, "cc", 10, 1);
+
+	apply_ok(t, assign(t, id, 1, 1));
+	assert_string_equal(smt_result_str(t), "assigned");
+	assert_int_equal(smt_count(t, STORE_QUEUE), 0);
+	assert_int_equal(smt_count(t, STORE_ASSIGNMENTS), 1);
+	assert_int_equal(smt_node_rec(t, 1, &n), 0);
+	assert_int_equal(n.used_slots, 1);
+
+	for (uint32_t s = 0; s < 2; s++) {
+		apply_ok(t, stage_start(t, id, 1, s));
+		apply_ok(t, stage_finish(t, id, 1, s, 0));
+	}
+	apply_ok(t, finish(t, id, 1, REC_JOB_SUCCEEDED));
+	assert_string_equal(smt_result_str(t), "succeeded");
+
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_int_equal(j.state, REC_JOB_SUCCEEDED);
+	assert_int_equal(j.nstages, 2);
+	assert_int_equal(j.stages[1].state, REC_STAGE_DONE);
+	assert_int_equal(j.stages[1].duration_ms, 12);
+	assert_true(j.stages[1].has_log);
+	assert_int_equal(j.stages[1].noutputs, 1);
+	assert_int_not_equal(j.finished_at_ms, 0);
+	/* submitted, assigned, 2 x (started, finished), succeeded */
+	assert_int_equal(j.nevents, 7);
+	assert_int_equal(smt_count(t, STORE_EVENTS), 7);
+	assert_int_equal(smt_count(t, STORE_ASSIGNMENTS), 0);
+	assert_int_equal(smt_node_rec(t, 1, &n), 0);
+	assert_int_equal(n.used_slots, 0);
+	assert_int_equal(smt_target_rec(t, "cc", &tg), 0);
+	assert_int_equal(tg.active_jobs, 0);
+}
+
+static void test_illegal_transitions(void **state)
+{
+	struct smt *t = *state;
+	uint64_t id = smt_submit(t, "cc", 10, 2);
+	struct cmd c;
+
+	/* queued: no reports, no finish, no retry */
+	c = stage_start(t, id, 1, 0);
+	expect_reject(t, &c, ING_ESTALE, NULL);
+	c = finish(t, id, 1, REC_JOB_SUCCEEDED);
+	expect_reject(t, &c, ING_ESTALE, NULL);
+	c = job_cmd(t, CMD_JOB_RETRY, id);
+	expect_reject(t, &c, ING_ECONFLICT, "queued");
+	c = assign(t, id, 1, 2);
+	expect_reject(t, &c, ING_ESTALE, "expected 1");
+	c = assign(t, 99, 1, 1);
+	expect_reject(t, &c, ING_ENOTFOUND, "job 99");
+	c = assign(t, id, 7, 1);
+	expect_reject(t, &c, ING_ENOTFOUND, "node 7");
+
+	/* assigned */
+	apply_ok(t, assign(t, id, 1, 1));
+	c = assign(t, id, 2, 2);
+	expect_reject(t, &c, ING_ECONFLICT, "not queued");
+	c = stage_start(t, id, 1, 1);
+	expect_reject(t, &c, ING_ECONFLICT, "cannot start");
+	c = stage_finish(t, id, 1, 0, 0);
+	expect_reject(t, &c, ING_ECONFLICT, "not running");
+	c = finish(t, id, 1, REC_JOB_SUCCEEDED);
+	expect_reject(t, &c, ING_ECONFLICT, "cannot succeed");
+	c = finish(t, id, 1, REC_JOB_CANCELLED);
+	expect_reject(t, &c, ING_ECONFLICT, "no cancel");
+	c = stage_start(t, id, 2, 0);
+	expect_reject(t, &c, ING_ESTALE, "never assigned");
+
+	/* running, first stage failed: the next stage may not start, the job
+	 * may not succeed, it may fail */
+	apply_ok(t, stage_start(t, id, 1, 0));
+	apply_ok(t, stage_finish(t, id, 1, 0, 2));
+	c = stage_start(t, id, 1, 1);
+	expect_reject(t, &c, ING_ECONFLICT, "has not succeeded");
+	c = stage_finish(t, id, 1, 0, 0);
+	expect_reject(t, &c, ING_ECONFLICT, "not running");
+	apply_ok(t, finish(t, id, 1, REC_JOB_FAILED));
+	assert_int_equal(job_state(t, id), REC_JOB_FAILED);
+
+	/* failed: final */
+	c = finish(t, id, 1, REC_JOB_FAILED);
+	expect_reject(t, &c, ING_ECONFLICT, "failed");
+	c = job_cmd(t, CMD_JOB_CANCEL, id);
+	expect_reject(t, &c, ING_ECONFLICT, "already ended");
+	c = requeue(t, id, 1);
+	expect_reject(t, &c, ING_ECONFLICT, "failed");
+	c = assign(t, id, 1, 2);
+	expect_reject(t, &c, ING_ECONFLICT, "not queued");
+}
+
+static void test_node_checks_on_assign(void **state)
+{
+	struct smt *t = *state;
+	uint64_t a = smt_submit(t, "cc", 1, 1);
+	uint64_t b = smt_submit(t, "cc", 1, 1);
+	uint64_t d = smt_submit(t, "cc", 1, 1);
+	struct cmd c;
+
+	apply_ok(t, assign(t, a, 1, 1));
+	apply_ok(t, assign(t, b, 1, 1));
+	c = assign(t, d, 1, 1);
+	expect_reject(t, &c, ING_ECONFLICT, "no free slot");
+
+	c = smt_cmd(t, CMD_NODE_DRAIN);
+	c.u.node_drain.node = 2;
+	c.u.node_drain.draining = true;
+	apply_ok(t, c);
+	c = assign(t, d, 2, 1);
+	expect_reject(t, &c, ING_ECONFLICT, "draining");
+	c = smt_cmd(t, CMD_NODE_DRAIN);
+	c.u.node_drain.node = 2;
+	c.u.node_drain.draining = false;
+	apply_ok(t, c);
+
+	apply_ok(t, node_down(t, 2));
+	c = assign(t, d, 2, 1);
+	expect_reject(t, &c, ING_ECONFLICT, "down");
+	c = smt_cmd(t, CMD_NODE_UP);
+	c.u.node_up.node = 2;
+	apply_ok(t, c);
+	apply_ok(t, assign(t, d, 2, 1));
+}
+
+/* A report from attempt 1 after attempt 2 was assigned is rejected, and
+ * the job ends exactly once with attempt 2's result. */
+static void test_attempt_fencing(void **state)
+{
+	struct smt *t = *state;
+	uint64_t id = smt_submit(t, "cc", 10, 3);
+	struct rec_job j;
+	struct cmd c;
+
+	apply_ok(t, assign(t, id, 1, 1));
+	apply_ok(t, stage_start(t, id, 1, 0));
+	apply_ok(t, node_down(t, 1));
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_int_equal(j.state, REC_JOB_QUEUED);
+	assert_int_equal(j.node_id, 0);
+	assert_int_equal(j.nstages, 0);
+
+	/* node 1 thought dead reports for attempt 1 while queued */
+	c = stage_finish(t, id, 1, 0, 0);
+	expect_reject(t, &c, ING_ESTALE, "no longer live");
+
+	apply_ok(t, assign(t, id, 2, 2));
+	c = stage_start(t, id, 1, 0);
+	expect_reject(t, &c, ING_ESTALE, "attempt 1");
+	c = finish(t, id, 1, REC_JOB_FAILED);
+	expect_reject(t, &c, ING_ESTALE, "attempt 1");
+	c = requeue(t, id, 1);
+	expect_reject(t, &c, ING_ESTALE, NULL);
+
+	apply_ok(t, stage_start(t, id, 2, 0));
+	apply_ok(t, stage_finish(t, id, 2, 0, 0));
+	apply_ok(t, stage_start(t, id, 2, 1));
+	apply_ok(t, stage_finish(t, id, 2, 1, 0));
+	apply_ok(t, finish(t, id, 2, REC_JOB_SUCCEEDED));
+	c = finish(t, id, 2, REC_JOB_SUCCEEDED);
+	expect_reject(t, &c, ING_ECONFLICT, "succeeded");
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_int_equal(j.attempt, 2);
+	assert_int_equal(j.node_id, 2);
+}
+
+static void test_requeue_until_exhausted(void **state)
+{
+	struct smt *t = *state;
+	uint64_t id = smt_submit(t, "cc", 10, 2);
+	struct rec_job j;
+	struct rec_node n;
+
+	apply_ok(t, assign(t, id, 1, 1));
+	apply_ok(t, requeue(t, id, 1));
+	assert_string_equal(smt_result_str(t), "queued");
+	apply_ok(t, assign(t, id, 2, 2));
+	apply_ok(t, requeue(t, id, 2));
+	assert_string_equal(smt_result_str(t), "failed");
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_non_null(strstr(j.error.ptr, "no attempts remain"));
+	assert_int_equal(smt_count(t, STORE_QUEUE), 0);
+	assert_int_equal(smt_node_rec(t, 2, &n), 0);
+	assert_int_equal(n.used_slots, 0);
+
+	/* operator retry gives a fresh budget; attempt numbers keep growing */
+	apply_ok(t, job_cmd(t, CMD_JOB_RETRY, id));
+	assert_int_equal(job_state(t, id), REC_JOB_QUEUED);
+	struct cmd c = assign(t, id, 1, 1);
+	expect_reject(t, &c, ING_ESTALE, "expected 3");
+	run_to_success(t, id, 3);
+}
+
+static void test_cancel(void **state)
+{
+	struct smt *t = *state;
+	uint64_t q = smt_submit(t, "cc", 10, 1);
+	uint64_t r = smt_submit(t, "cc", 10, 1);
+	uint64_t d = smt_submit(t, "cc", 10, 1);
+	struct rec_target tg;
+	struct cmd c;
+
+	/* queued: ends at once */
+	apply_ok(t, job_cmd(t, CMD_JOB_CANCEL, q));
+	assert_string_equal(smt_result_str(t), "cancelled");
+	assert_int_equal(smt_count(t, STORE_QUEUE), 2);
+
+	/* running: requested, the worker confirms */
+	apply_ok(t, assign(t, r, 1, 1));
+	apply_ok(t, stage_start(t, r, 1, 0));
+	apply_ok(t, job_cmd(t, CMD_JOB_CANCEL, r));
+	assert_string_equal(smt_result_str(t), "running");
+	c = stage_start(t, r, 1, 1);
+	expect_reject(t, &c, ING_ECONFLICT, "being cancelled");
+	apply_ok(t, finish(t, r, 1, REC_JOB_CANCELLED));
+	assert_int_equal(job_state(t, r), REC_JOB_CANCELLED);
+
+	/* assigned, then its node is declared down: cancelled, not requeued */
+	apply_ok(t, assign(t, d, 2, 1));
+	apply_ok(t, job_cmd(t, CMD_JOB_CANCEL, d));
+	apply_ok(t, node_down(t, 2));
+	assert_int_equal(job_state(t, d), REC_JOB_CANCELLED);
+
+	assert_int_equal(smt_target_rec(t, "cc", &tg), 0);
+	assert_int_equal(tg.active_jobs, 0);
+	assert_int_equal(smt_count(t, STORE_ASSIGNMENTS), 0);
+	assert_int_equal(smt_count(t, STORE_QUEUE), 0);
+
+	/* a cancelled job can be retried */
+	apply_ok(t, job_cmd(t, CMD_JOB_RETRY, q));
+	assert_int_equal(job_state(t, q), REC_JOB_QUEUED);
+}
+
+static void test_node_down_requeues_all(void **state)
+{
+	struct smt *t = *state;
+	uint64_t a = smt_submit(t, "cc", 10, 2);
+	uint64_t b = smt_submit(t, "cc", 10, 1);
+	uint64_t c2 = smt_submit(t, "cc", 10, 2);
+	struct rec_node n;
+
+	apply_ok(t, assign(t, a, 1, 1));
+	apply_ok(t, assign(t, b, 1, 1));
+	apply_ok(t, assign(t, c2, 2, 1));
+	apply_ok(t, node_down(t, 1));
+	assert_int_equal(job_state(t, a), REC_JOB_QUEUED);
+	assert_int_equal(job_state(t, b), REC_JOB_FAILED); /* no attempts left */
+	assert_int_equal(job_state(t, c2), REC_JOB_ASSIGNED);
+	assert_int_equal(smt_node_rec(t, 1, &n), 0);
+	assert_true(n.down);
+	assert_int_equal(n.used_slots, 0);
+	assert_int_equal(smt_count(t, STORE_ASSIGNMENTS), 1);
+	assert_int_equal(smt_count(t, STORE_QUEUE), 1);
+}
+
+static void test_artifacts_freed_with_attempt(void **state)
+{
+	struct smt *t = *state;
+	uint64_t id = smt_submit(t, "cc", 10, 2);
+	uint64_t before = smt_count(t, STORE_CHUNKS);
+
+	apply_ok(t, assign(t, id, 1, 1));
+	apply_ok(t, stage_start(t, id, 1, 0));
+	apply_ok(t, stage_finish(t, id, 1, 0, 0));
+	/* log + one output */
+	assert_int_equal(smt_count(t, STORE_CHUNKS), before + 2);
+	apply_ok(t, requeue(t, id, 1));
+	assert_int_equal(smt_count(t, STORE_CHUNKS), before);
+}
+
+static void test_target_put_and_delete(void **state)
+{
+	struct smt *t = *state;
+	struct rec_target tg;
+	struct cmd c;
+	uint64_t id = smt_submit(t, "cc", 10, 1);
+
+	smt_target(t, "cc", 2);
+	assert_int_equal(smt_result_uint(t), 2);
+	assert_int_equal(smt_target_rec(t, "cc", &tg), 0);
+	assert_int_equal(tg.revision, 2);
+	assert_int_equal(tg.active_jobs, 1);
+
+	c = smt_cmd(t, CMD_TARGET_DELETE);
+	c.u.target_delete.name = ing_str_c("cc");
+	expect_reject(t, &c, ING_ECONFLICT, "1 unfinished");
+	apply_ok(t, job_cmd(t, CMD_JOB_CANCEL, id));
+	c = smt_cmd(t, CMD_TARGET_DELETE);
+	c.u.target_delete.name = ing_str_c("cc");
+	apply_ok(t, c);
+	assert_int_equal(smt_target_rec(t, "cc", &tg), ING_ENOTFOUND);
+	c = smt_cmd(t, CMD_TARGET_DELETE);
+	c.u.target_delete.name = ing_str_c("cc");
+	expect_reject(t, &c, ING_ENOTFOUND, "'cc'");
+	/* the target is gone: its cancelled job cannot be retried */
+	c = job_cmd(t, CMD_JOB_RETRY, id);
+	expect_reject(t, &c, ING_ENOTFOUND, "no longer exists");
+}
+
+static void test_dedupe(void **state)
+{
+	struct smt *t = *state;
+	struct cmd c = smt_cmd(t, CMD_JOB_SUBMIT);
+	struct cmd_file src = {{"a.c", 3}, {"x", 1}};
+	char *before;
+	char *after;
+
+	c.request_id = ing_str_c("req-7f3a");
+	c.u.job_submit.tenant = ing_str_c("acme");
+	c.u.job_submit.target = ing_str_c("cc");
+	c.u.job_submit.max_attempts = 1;
+	c.u.job_submit.nsources = 1;
+	c.u.job_submit.sources = &src;
+	apply_ok(t, c);
+	uint64_t first = smt_result_uint(t);
+
+	before = smt_dump_state(t);
+	apply_ok(t, c);
+	after = smt_dump_state(t);
+	assert_true(t->res.deduped);
+	assert_int_equal(smt_result_uint(t), first);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	assert_int_equal(smt_count(t, STORE_JOBS), 1);
+
+	struct cmd other = job_cmd(t, CMD_JOB_CANCEL, first);
+	other.request_id = ing_str_c("req-7f3a");
+	expect_reject(t, &other, ING_ECONFLICT, "already used");
+
+	/* a rejected command stores nothing: the same id may succeed later */
+	c.request_id = ing_str_c("req-2");
+	c.u.job_submit.target = ing_str_c("later");
+	expect_reject(t, &c, ING_ENOTFOUND, NULL);
+	smt_target(t, "later", 1);
+	apply_ok(t, c);
+	assert_false(t->res.deduped);
+}
+
+static void test_malformed_entry_is_recorded_not_applied(void **state)
+{
+	struct smt *t = *state;
+	static const uint8_t junk[16] = {0x93, 0x0a, 0x01, 0xc1, 0, 0, 0, 0,
+	                                 0,    0,    0,    0,    0, 0, 0, 0};
+	char *before = smt_dump_state(t);
+	int rv = smt_apply_raw(t, junk, sizeof(junk));
+	char *after = smt_dump_state(t);
+	assert_int_equal(rv, ING_EMALFORMED);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+
+	struct store_txn *txn;
+	uint64_t applied;
+	assert_int_equal(store_read_begin(t->store, &txn), 0);
+	assert_int_equal(store_applied_index(txn, &applied), 0);
+	store_abort(txn);
+	assert_int_equal(applied, t->index);
+}
+
+/* A command type or version this binary does not know stops the node
+ * (non-zero from sm_apply) instead of being skipped. */
+static void test_unknown_command_stops(void **state)
+{
+	struct smt *t = *state;
+	/* [99, 1, 0, ""] padded: type 99 does not exist */
+	static const uint8_t unknown_type[8] = {0x94, 99, 1, 0, 0xa0, 0xc0, 0xc0, 0xc0};
+	/* [10, 9, 0, ""]: job_submit version 9 */
+	static const uint8_t unknown_version[8] = {0x94, 10, 9, 0, 0xa0, 0xc0, 0xc0, 0xc0};
+	const uint8_t *entries[] = {unknown_type, unknown_version};
+	for (int i = 0; i < 2; i++) {
+		struct store_txn *txn;
+		uint64_t applied;
+		assert_int_equal(store_write_begin(t->store, &txn), 0);
+		assert_int_equal(sm_apply(t->sm, txn, t->index + 1, entries[i], 8, &t->res),
+		                 ING_EVERSION);
+		assert_int_equal(store_applied_index(txn, &applied), 0);
+		assert_int_equal(applied, t->index); /* nothing written */
+		store_abort(txn);
+	}
+}
+
+/* Entries at or below the applied index are skipped: replaying the whole
+ * log onto the store changes nothing. */
+static void test_skip_by_index(void **state)
+{
+	struct smt *t = *state;
+	struct mp_out log[8];
+	struct ing_error e;
+	uint64_t first = t->index + 1;
+	char *before;
+	char *after;
+
+	for (int i = 0; i < 8; i++) {
+		struct cmd c = i % 2 == 0 ? smt_cmd(t, CMD_JOB_SUBMIT) : smt_cmd(t, CMD_JOB_CANCEL);
+		struct cmd_file src = {{"k.c", 3}, {"abc", 3}};
+		if (i % 2 == 0) {
+			c.u.job_submit.tenant = ing_str_c("t");
+			c.u.job_submit.target = ing_str_c("cc");
+			c.u.job_submit.max_attempts = 1;
+			c.u.job_submit.nsources = 1;
+			c.u.job_submit.sources = &src;
+		} else {
+			c.u.job_cancel.job = (uint64_t)(i / 2 + 1);
+			c.u.job_cancel.reason = ing_str_c("");
+		}
+		mp_out_init(&log[i]);
+		assert_int_equal(cmd_encode(&c, &log[i], &e), 0);
+		assert_int_equal(smt_apply_raw(t, log[i].data, log[i].len), 0);
+	}
+	before = smt_dump_all(t);
+	for (int i = 0; i < 8; i++) {
+		struct store_txn *txn;
+		assert_int_equal(store_batch_txn(t->store, &txn), 0);
+		assert_int_equal(
+		    sm_apply(t->sm, txn, first + (uint64_t)i, log[i].data, log[i].len, &t->res), 0);
+		assert_true(t->res.skipped);
+		assert_int_equal(store_batch_note(t->store), 0);
+	}
+	after = smt_dump_all(t);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	for (int i = 0; i < 8; i++)
+		mp_out_free(&log[i]);
+}
+
+static void test_members(void **state)
+{
+	struct smt *t = *state;
+	struct cmd c = smt_cmd(t, CMD_MEMBER_PUT);
+	c.u.member_put.member.id = 3;
+	c.u.member_put.member.raft_address = ing_str_c("127.0.0.1:7503");
+	c.u.member_put.member.api_address = ing_str_c("127.0.0.1:7403");
+	c.u.member_put.member.role = REC_ROLE_SPARE;
+	apply_ok(t, c);
+	assert_int_equal(smt_count(t, STORE_MEMBERS), 1);
+	c = smt_cmd(t, CMD_MEMBER_REMOVE);
+	c.u.member_remove.id = 3;
+	apply_ok(t, c);
+	assert_int_equal(smt_count(t, STORE_MEMBERS), 0);
+	c = smt_cmd(t, CMD_MEMBER_REMOVE);
+	c.u.member_remove.id = 3;
+	expect_reject(t, &c, ING_ENOTFOUND, "member 3");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_submit_queues, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_submit_rejections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_success_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_illegal_transitions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_checks_on_assign, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_attempt_fencing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_requeue_until_exhausted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_down_requeues_all, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_artifacts_freed_with_attempt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_target_put_and_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dedupe, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed_entry_is_recorded_not_applied, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_skip_by_index, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_command_stops, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_members, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,395 @@
+/*
+ * test_store.c - the LMDB store: open/close, transactions, get/put/del,
+ * iteration, counts, meta values, batching and sticky failures, on real
+ * LMDB files in temporary directories.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "storage/store.h"
+#include "tests/lib/testutil.h"
+
+struct fx {
+	char dir[256];
+	struct store *s;
+};
+
+static const struct store_options fast = {0, STORE_SYNC_NONE, 0};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct ing_error e;
+	tu_tmpdir(f->dir, sizeof(f->dir));
+	assert_int_equal(store_open(f->dir, &fast, &f->s, &e), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	store_close(f->s);
+	tu_rmrf(f->dir);
+	free(f);
+	return 0;
+}
+
+static struct ing_str S(const char *c) {
+	return ing_str_c(c);
+}
+
+static void
+put1(struct store *s, enum store_table tbl, const char *k, const char *v)
+{
+	struct store_txn *t;
+	assert_int_equal(store_write_begin(s, &t), 0);
+	assert_int_equal(store_put(t, tbl, S(k), S(v)), 0);
+	assert_int_equal(store_commit(t), 0);
+}
+
+/* Asserts key k of tbl holds v (v NULL: absent) in a fresh read txn. */
+static void expect(struct store *s, enum store_table tbl, const char *k, const char *v)
+{
+	struct store_txn *t;
+	struct ing_str got;
+	assert_int_equal(store_read_begin(s, &t), 0);
+	int rv = store_get(t, tbl, S(k), &got);
+	if (v == NULL) {
+		assert_int_equal(rv, ING_ENOTFOUND);
+	} else {
+		assert_int_equal(rv, 0);
+		assert_true(ing_str_eq_c(got, v));
+	}
+	store_abort(t);
+}
+
+static void test_open_reopen_keeps_data(void **state)
+{
+	struct fx *f = *state;
+	struct ing_error e;
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/state.mdb", f->dir);
+	assert_string_equal(store_path(f->s), path);
+	assert_int_equal(store_failed(f->s), 0);
+	for (int i = 0; i < STORE_TABLE_COUNT; i++)
+		put1(f->s, (enum store_table)i, "k", store_table_name((enum store_table)i));
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(store_open(f->dir, &fast, &f->s, &e), 0);
+	for (int i = 0; i < STORE_TABLE_COUNT; i++)
+		expect(f->s, (enum store_table)i, "k", store_table_name((enum store_table)i));
+
+	struct store_txn *t;
+	uint64_t v;
+	assert_int_equal(store_read_begin(f->s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
+	store_abort(t);
+
+	/* The tables carry their exact names in the file. */
+	char *dump = tu_mdb_dump(path);
+	const char *names[] = {"meta",      "members", "nodes",       "targets",
+	                       "jobs",      "queue",   "assignments", "events",
+	                       "artifacts", "chunks",  "dedupe",      "tokens"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char line[64];
+		snprintf(line, sizeof(line), "database=%s\n", names[i]);
+		assert_non_null(strstr(dump, line));
+		assert_string_equal(store_table_name((enum store_table)i), names[i]);
+	}
+	free(dump);
+}
+
+static void test_get_put_del_iter_count(void **state)
+{
+	struct fx *f = *state;
+	struct store_txn *t;
+	struct store_iter *it;
+	struct ing_str k, v;
+	uint64_t n;
+
+	assert_int_equal(store_write_begin(f->s, &t), 0);
+	assert_int_equal(store_put(t, STORE_JOBS, S("b"), S("2")), 0);
+	assert_int_equal(store_put(t, STORE_JOBS, S("a"), S("1")), 0);
+	assert_int_equal(store_put(t, STORE_JOBS, S("c"), S("3")), 0);
+	assert_int_equal(store_put(t, STORE_TARGETS, S("a"), S("other")), 0);
+	assert_int_equal(store_put(t, STORE_JOBS, S("b"), S("22")), 0); /* overwrite */
+	assert_int_equal(store_count(t, STORE_JOBS, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_count(t, STORE_TARGETS, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_get(t, STORE_JOBS, S("b"), &v), 0);
+	assert_true(ing_str_eq_c(v, "22"));
+	assert_int_equal(store_get(t, STORE_JOBS, S("zz"), &v), ING_ENOTFOUND);
+	assert_int_equal(store_del(t, STORE_JOBS, S("zz")), ING_ENOTFOUND);
+	assert_int_equal(store_del(t, STORE_JOBS, S("c")), 0);
+	/* Bad keys are refused without failing the store. */
+	assert_int_equal(store_put(t, STORE_JOBS, S(""), S("x")), ING_EINVAL);
+	assert_int_equal(store_commit(t), 0);
+	assert_int_equal(store_failed(f->s), 0);
+
+	assert_int_equal(store_read_begin(f->s, &t), 0);
+	assert_int_equal(store_put(t, STORE_JOBS, S("x"), S("y")), ING_EINVAL); /* read txn */
+	assert_int_equal(store_iter_open(t, STORE_JOBS, (struct ing_str){NULL, 0}, &it), 0);
+	assert_int_equal(store_iter_next(it, &k, &v), 0);
+	assert_true(ing_str_eq_c(k, "a") && ing_str_eq_c(v, "1"));
+	assert_int_equal(store_iter_next(it, &k, &v), 0);
+	assert_true(ing_str_eq_c(k, "b") && ing_str_eq_c(v, "22"));
+	assert_int_equal(store_iter_next(it, &k, &v), ING_ENOTFOUND);
+	store_iter_close(it);
+	/* Start in the middle: first key >= "aa" is "b". */
+	assert_int_equal(store_iter_open(t, STORE_JOBS, S("aa"), &it), 0);
+	assert_int_equal(store_iter_next(it, &k, &v), 0);
+	assert_true(ing_str_eq_c(k, "b"));
+	store_iter_close(it);
+	/* Start past the end. */
+	assert_int_equal(store_iter_open(t, STORE_JOBS, S("z"), &it), 0);
+	assert_int_equal(store_iter_next(it, &k, &v), ING_ENOTFOUND);
+	store_iter_close(it);
+	/* Empty table. */
+	assert_int_equal(store_iter_open(t, STORE_TOKENS, (struct ing_str){NULL, 0}, &it), 0);
+	assert_int_equal(store_iter_next(it, &k, &v), ING_ENOTFOUND);
+	/* An iterator left open when its txn ends is closed with it. */
+	assert_int_equal(store_commit(t), 0);
+	assert_int_equal(store_iter_next(it, &k, &v), ING_EINVAL);
+	store_iter_close(it);
+	expect(f->s, STORE_TARGETS, "a", "other");
+}
+
+static void test_abort_discards(void **state)
+{
+	struct fx *f = *state;
+	struct store_txn *t;
+	assert_int_equal(store_write_begin(f->s, &t), 0);
+	assert_int_equal(store_put(t, STORE_NODES, S("n"), S("v")), 0);
+	store_abort(t);
+	expect(f->s, STORE_NODES, "n", NULL);
+	store_abort(NULL);
+}
+
+static void test_one_write_txn(void **state)
+{
+	struct fx *f = *state;
+	struct store_txn *w, *w2, *r1, *r2, *b;
+
+	assert_int_equal(store_write_begin(f->s, &w), 0);
+	assert_ptr_equal(store_txn_store(w), f->s);
+	assert_int_equal(store_write_begin(f->s, &w2), ING_ECONFLICT);
+	assert_int_equal(store_batch_txn(f->s, &b), ING_ECONFLICT);
+	/* Readers coexist with the writer and with each other. */
+	assert_int_equal(store_read_begin(f->s, &r1), 0);
+	assert_int_equal(store_read_begin(f->s, &r2), 0);
+	assert_int_equal(store_put(w, STORE_JOBS, S("k"), S("v")), 0);
+	assert_int_equal(store_commit(w), 0);
+	/* Old readers keep their snapshot. */
+	struct ing_str v;
+	assert_int_equal(store_get(r1, STORE_JOBS, S("k"), &v), ING_ENOTFOUND);
+	assert_int_equal(store_commit(r1), 0);
+	store_abort(r2);
+	/* The batch is the one write txn too. */
+	assert_int_equal(store_batch_txn(f->s, &b), 0);
+	assert_int_equal(store_write_begin(f->s, &w2), ING_ECONFLICT);
+	assert_int_equal(store_commit(b), ING_EINVAL); /* never commit the batch directly */
+	assert_int_equal(store_batch_flush(f->s), 0);
+	assert_int_equal(store_write_begin(f->s, &w2), 0);
+	store_abort(w2);
+}
+
+static void test_batching(void **state)
+{
+	struct fx *f = *state;
+	struct store_options o = {0, STORE_SYNC_NONE, 3};
+	struct ing_error e;
+	struct store_txn *b, *b2;
+	char key[16];
+
+	store_close(f->s);
+	assert_int_equal(store_open(f->dir, &o, &f->s, &e), 0);
+	assert_int_equal(store_batch_pending(f->s), 0);
+	assert_int_equal(store_batch_flush(f->s), 0); /* no-op when none is open */
+	assert_int_equal(store_batch_note(f->s), ING_EINVAL);
+
+	for (int i = 1; i <= 7; i++) {
+		assert_int_equal(store_batch_txn(f->s, &b), 0);
+		assert_int_equal(store_batch_txn(f->s, &b2), 0);
+		assert_ptr_equal(b, b2);
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(store_put(b, STORE_JOBS, S(key), S("v")), 0);
+		assert_int_equal(store_set_applied_index(b, (uint64_t)i), 0);
+		/* Not visible to readers before the batch commits. */
+		expect(f->s, STORE_JOBS, key, NULL);
+		assert_int_equal(store_batch_note(f->s), 0);
+		assert_int_equal(store_batch_pending(f->s), (unsigned)(i % 3));
+		if (i % 3 == 0)
+			expect(f->s, STORE_JOBS, key, "v"); /* committed at the third note */
+	}
+	expect(f->s, STORE_JOBS, "k6", "v");
+	expect(f->s, STORE_JOBS, "k7", NULL);
+
+	struct store_txn *r;
+	uint64_t idx;
+	assert_int_equal(store_read_begin(f->s, &r), 0);
+	assert_int_equal(store_applied_index(r, &idx), 0);
+	assert_int_equal(idx, 6);
+	store_abort(r);
+
+	assert_int_equal(store_batch_flush(f->s), 0);
+	assert_int_equal(store_batch_pending(f->s), 0);
+	expect(f->s, STORE_JOBS, "k7", "v");
+	assert_int_equal(store_read_begin(f->s, &r), 0);
+	assert_int_equal(store_applied_index(r, &idx), 0);
+	assert_int_equal(idx, 7);
+	store_abort(r);
+
+	/* Closing with an open batch discards it. */
+	assert_int_equal(store_batch_txn(f->s, &b), 0);
+	assert_int_equal(store_put(b, STORE_JOBS, S("lost"), S("v")), 0);
+	assert_int_equal(store_batch_note(f->s), 0);
+	store_close(f->s);
+	assert_int_equal(store_open(f->dir, &o, &f->s, &e), 0);
+	expect(f->s, STORE_JOBS, "lost", NULL);
+	expect(f->s, STORE_JOBS, "k7", "v");
+}
+
+static void test_meta_and_ids(void **state)
+{
+	struct fx *f = *state;
+	struct store_txn *t;
+	uint64_t v;
+	struct ing_str raw;
+
+	assert_int_equal(store_write_begin(f->s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "absent", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(store_meta_put_u64(t, "x", 0x0102030405060708ull), 0);
+	assert_int_equal(store_get(t, STORE_META, S("x"), &raw), 0);
+	assert_int_equal(raw.len, 8);
+	assert_memory_equal(raw.ptr, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+	assert_int_equal(store_meta_get_u64(t, "x", &v), 0);
+	assert_int_equal(v, 0x0102030405060708ull);
+	for (uint64_t i = 1; i <= 3; i++) {
+		assert_int_equal(store_next_id(t, "next_job_id", &v), 0);
+		assert_int_equal(v, i);
+	}
+	assert_int_equal(store_next_id(t, "next_node_id", &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(store_applied_index(t, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(store_set_applied_index(t, 12345), 0);
+	assert_int_equal(store_commit(t), 0);
+
+	struct ing_error e;
+	store_close(f->s);
+	assert_int_equal(store_open(f->dir, &fast, &f->s, &e), 0);
+	assert_int_equal(store_write_begin(f->s, &t), 0);
+	assert_int_equal(store_applied_index(t, &v), 0);
+	assert_int_equal(v, 12345);
+	assert_int_equal(store_next_id(t, "next_job_id", &v), 0);
+	assert_int_equal(v, 4);
+	assert_int_equal(store_commit(t), 0);
+}
+
+static void test_keys(void **state)
+{
+	(void)state;
+	uint8_t b[8];
+	store_be64(b, 0x1122334455667788ull);
+	assert_memory_equal(b, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
+	assert_int_equal(store_get_be64(b), 0x1122334455667788ull);
+	store_be32(b, 0xa1b2c3d4u);
+	assert_memory_equal(b, "\xa1\xb2\xc3\xd4", 4);
+	assert_int_equal(store_get_be32(b), 0xa1b2c3d4u);
+}
+
+static void test_corrupt_meta_is_sticky(void **state)
+{
+	struct fx *f = *state;
+	struct store_txn *t;
+	uint64_t v;
+
+	put1(f->s, STORE_META, "applied_index", "short");
+	assert_int_equal(store_read_begin(f->s, &t), 0);
+	assert_int_equal(store_applied_index(t, &v), ING_ECORRUPT);
+	assert_int_equal(store_failed(f->s), ING_ECORRUPT);
+	struct ing_str val;
+	assert_int_equal(store_get(t, STORE_JOBS, S("k"), &val), ING_ECORRUPT);
+	assert_int_equal(store_commit(t), ING_ECORRUPT);
+	assert_int_equal(store_write_begin(f->s, &t), ING_ECORRUPT);
+	assert_int_equal(store_read_begin(f->s, &t), ING_ECORRUPT);
+}
+
+static void test_map_full_is_sticky(void **state)
+{
+	struct fx *f = *state;
+	struct store_options o = {1u << 20, STORE_SYNC_NONE, 0};
+	struct ing_error e;
+	struct store_txn *t, *t2;
+	static char big[1000];
+	char key[32];
+	int rv = 0;
+
+	store_close(f->s);
+	tu_rmrf(f->dir);
+	tu_tmpdir(f->dir, sizeof(f->dir));
+	assert_int_equal(store_open(f->dir, &o, &f->s, &e), 0);
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(store_write_begin(f->s, &t), 0);
+	for (int i = 0; i < 10000 && rv == 0; i++) {
+		snprintf(key, sizeof(key), "key-%06d", i);
+		rv = store_put(t, STORE_EVENTS, S(key), (struct ing_str){big, sizeof(big)});
+	}
+	assert_int_equal(rv, ING_ENOSPACE);
+	assert_int_equal(store_failed(f->s), ING_ENOSPACE);
+	/* The txn whose put failed cannot be committed, and nothing works. */
+	assert_int_equal(store_put(t, STORE_EVENTS, S("a"), S("b")), ING_ENOSPACE);
+	assert_int_equal(store_commit(t), ING_ENOSPACE);
+	assert_int_equal(store_write_begin(f->s, &t2), ING_ENOSPACE);
+	assert_int_equal(store_read_begin(f->s, &t2), ING_ENOSPACE);
+	assert_int_equal(store_batch_txn(f->s, &t2), ING_ENOSPACE);
+	assert_int_equal(store_batch_flush(f->s), ING_ENOSPACE);
+	assert_int_equal(store_failed(f->s), ING_ENOSPACE);
+
+	/* Nothing of the failed txn reached the file. */
+	store_close(f->s);
+	assert_int_equal(store_open(f->dir, &o, &f->s, &e), 0);
+	expect(f->s, STORE_EVENTS, "key-000000", NULL);
+}
+
+static void test_open_errors(void **state)
+{
+	(void)state;
+	struct store *s = NULL;
+	struct ing_error e;
+	assert_int_not_equal(store_open("/nonexistent/dir/for/ingot", &fast, &s, &e), 0);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, "/nonexistent/dir/for/ingot"));
+	store_close(NULL);
+}
+
+int main(void)
+{
+	ing_log_set_level(ING_LOG_LEVEL_OFF);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_open_reopen_keeps_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_get_put_del_iter_count, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_abort_discards, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_one_write_txn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_meta_and_ids, setup, teardown),
+	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test_setup_teardown(test_corrupt_meta_is_sticky, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_map_full_is_sticky, setup, teardown),
+	    cmocka_unit_test(test_open_errors),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
