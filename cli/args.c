@@ -1,0 +1,609 @@
+/*
+ * args.c - ingotctl's command line: argv + environment -> struct cli_cmd.
+ *
+ * Grammar (docs/cli.md): `ingotctl [global options] NOUN [VERB] [ARGS]`.
+ * One pass over argv: every word that starts with '-' is an option (global
+ * or of a command), every other word is positional; "--" makes the rest
+ * positional.  Options take their value as "--opt value" or "--opt=value"
+ * ("-o json" or "-ojson" for the short one).  Each command option is known
+ * by one table row that says which verbs accept it, so global options can
+ * come anywhere and a command option given to the wrong verb is named in
+ * the error.  Nothing here performs I/O: every usage error is found before
+ * a file is read or a byte is sent, and the caller maps ING_EINVAL to
+ * exit 2.
+ *
+ * Numbers are decimal digits only (no sign, no spaces) and checked against
+ * their bounds; durations go through cli_parse_duration; endpoints must be
+ * what the client library can dial ("a.b.c.d:port" or "localhost:port").
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+enum opt_id {
+	OPT_ENDPOINTS,
+	OPT_OUTPUT,
+	OPT_TIMEOUT,
+	OPT_TOKEN,
+	OPT_STALE,
+	OPT_HELP,
+	OPT_TARGET,
+	OPT_PRIORITY,
+	OPT_MAX_ATTEMPTS,
+	OPT_DEADLINE,
+	OPT_TENANT,
+	OPT_REQUEST_ID,
+	OPT_STATE,
+	OPT_LIMIT,
+	OPT_AFTER,
+	OPT_ALL,
+	OPT_REASON,
+	OPT_COUNT
+};
+
+#define VERB_BIT(v) (1u << (v))
+#define ALL_VERBS   0xffffffffu
+
+struct opt {
+	const char *name; /* long name, without "--" */
+	char short_name;  /* 0: none */
+	bool has_value;
+	unsigned verbs; /* VERB_BITs of the verbs that accept it */
+};
+
+static const struct opt opts[OPT_COUNT] = {
+    [OPT_ENDPOINTS] = {"endpoints", 0, true, ALL_VERBS},
+    [OPT_OUTPUT] = {"output", 'o', true, ALL_VERBS},
+    [OPT_TIMEOUT] = {"timeout", 0, true, ALL_VERBS},
+    [OPT_TOKEN] = {"token", 0, true, ALL_VERBS},
+    [OPT_STALE] = {"stale", 0, false, ALL_VERBS},
+    [OPT_HELP] = {"help", 'h', false, ALL_VERBS},
+    [OPT_TARGET] = {"target", 0, true, VERB_BIT(CLI_JOB_SUBMIT) | VERB_BIT(CLI_JOB_LIST)},
+    [OPT_PRIORITY] = {"priority", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
+    [OPT_MAX_ATTEMPTS] = {"max-attempts", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
+    [OPT_DEADLINE] = {"deadline", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
+    [OPT_TENANT] = {"tenant", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
+    [OPT_REQUEST_ID] = {"request-id", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
+    [OPT_STATE] = {"state", 0, true, VERB_BIT(CLI_JOB_LIST)},
+    [OPT_LIMIT] = {"limit", 0, true, VERB_BIT(CLI_JOB_LIST)},
+    [OPT_AFTER] = {"after", 0, true, VERB_BIT(CLI_JOB_LIST)},
+    [OPT_ALL] = {"all", 0, false, VERB_BIT(CLI_JOB_LIST)},
+    [OPT_REASON] = {"reason", 0, true, VERB_BIT(CLI_JOB_CANCEL)},
+};
+
+/* Verbs that only read: --stale applies to them. */
+#define READ_VERBS                                                                     \
+	(VERB_BIT(CLI_STATUS) | VERB_BIT(CLI_TARGET_LIST) | VERB_BIT(CLI_TARGET_GET) | \
+	 VERB_BIT(CLI_JOB_GET) | VERB_BIT(CLI_JOB_LIST) | VERB_BIT(CLI_JOB_EVENTS) |   \
+	 VERB_BIT(CLI_JOB_WATCH))
+
+struct verb_def {
+	const char *noun;
+	const char *verb; /* NULL: the noun alone */
+	enum cli_verb id;
+	const char *operand; /* NULL: none; "FILE...": one or more */
+};
+
+static const struct verb_def verbs[] = {
+    {"status", NULL, CLI_STATUS, NULL},
+    {"target", "apply", CLI_TARGET_APPLY, "FILE"},
+    {"target", "list", CLI_TARGET_LIST, NULL},
+    {"target", "get", CLI_TARGET_GET, "NAME"},
+    {"target", "delete", CLI_TARGET_DELETE, "NAME"},
+    {"job", "submit", CLI_JOB_SUBMIT, "FILE..."},
+    {"job", "get", CLI_JOB_GET, "ID"},
+    {"job", "list", CLI_JOB_LIST, NULL},
+    {"job", "cancel", CLI_JOB_CANCEL, "ID"},
+    {"job", "retry", CLI_JOB_RETRY, "ID"},
+    {"job", "events", CLI_JOB_EVENTS, "ID"},
+    {"job", "watch", CLI_JOB_WATCH, "ID"},
+};
+#define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+static const char *const job_states[] = {"queued",    "assigned", "running",
+                                         "succeeded", "failed",   "cancelled"};
+
+void cli_usage(FILE *out)
+{
+	fputs("usage: ingotctl [global options] COMMAND [options] [ARGS]\n"
+	      "\n"
+	      "Commands:\n"
+	      "  status                              cluster leader, term and members\n"
+	      "  target apply FILE.yaml              create or update a target from a YAML file\n"
+	      "  target list                         list targets\n"
+	      "  target get NAME                     show one target\n"
+	      "  target delete NAME                  delete a target\n"
+	      "  job submit --target NAME FILE...    submit a job; prints its id\n"
+	      "      [--priority 0-100] [--max-attempts N] [--deadline DURATION]\n"
+	      "      [--tenant T] [--request-id ID]\n"
+	      "  job get ID                          show one job\n"
+	      "  job list [--state S] [--target T] [--limit N] [--after ID] [--all]\n"
+	      "  job cancel ID [--reason R]          cancel a job\n"
+	      "  job retry ID                        run a finished job again\n"
+	      "  job events ID                       a job's history\n"
+	      "  job watch ID                        follow a job; exit 0 when it succeeds,\n"
+	      "                                      1 when it fails or is cancelled\n"
+	      "\n"
+	      "Global options (anywhere on the line):\n"
+	      "  --endpoints H:P,...  nodes to talk to (env INGOT_ENDPOINTS; "
+	      "default " CLI_DEFAULT_ENDPOINTS ")\n"
+	      "  -o, --output FORMAT  table (default) or json\n"
+	      "  --timeout DURATION   per request, e.g. 500ms, 5s, 2m (default 10s)\n"
+	      "  --token TOKEN        API token (env INGOT_TOKEN)\n"
+	      "  --stale              let the local node answer reads from its own state\n"
+	      "  -h, --help           this help\n"
+	      "\n"
+	      "Exit codes: 0 success, 1 the cluster refused or failed the operation,\n"
+	      "2 usage error, 3 cluster unreachable or no leader in time.\n",
+	      out);
+}
+
+/* Prefixes e's message with `prefix: ` (the message is copied first: it
+ * cannot be both source and destination of ing_error_set). */
+static int prefixed(struct ing_error *e, const char *prefix)
+{
+	char msg[ING_ERROR_MSG_MAX];
+	snprintf(msg, sizeof(msg), "%s", e->msg);
+	return ing_error_set(e, e->code, "%s: %s", prefix, msg);
+}
+
+/* Strict unsigned decimal in [min, max]. */
+static int parse_uint(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *out,
+                      struct ing_error *e)
+{
+	uint64_t v = 0;
+	if (*s == '\0')
+		return ing_error_set(e, ING_EINVAL, "%s: expected a number, got ''", what);
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return ing_error_set(e, ING_EINVAL, "%s: expected a number, got '%s'", what,
+			                     s);
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return ing_error_set(e, ING_EINVAL, "%s: '%s' is too large", what, s);
+		v = v * 10 + d;
+	}
+	if (v < min || v > max)
+		return ing_error_set(e, ING_EINVAL, "%s: %s is out of range (%llu to %llu)", what,
+		                     s, (unsigned long long)min, (unsigned long long)max);
+	*out = v;
+	return 0;
+}
+
+static uint64_t unit_ms(const char *p, size_t *unit_len)
+{
+	if (strncmp(p, "ms", 2) == 0) {
+		*unit_len = 2;
+		return 1;
+	}
+	*unit_len = 1;
+	switch (*p) {
+	case 's': return 1000;
+	case 'm': return 60 * 1000;
+	case 'h': return 3600 * 1000;
+	default: *unit_len = 0; return 0;
+	}
+}
+
+int cli_parse_duration(const char *s, uint64_t *out_ms, struct ing_error *e)
+{
+	const char *p = s;
+	uint64_t total_ms = 0;
+	if (*p == '\0')
+		return ing_error_set(e, ING_EINVAL, "empty duration (expected e.g. 500ms, 5s, 2m)");
+	while (*p != '\0') {
+		uint64_t whole = 0, frac = 0, frac_div = 1;
+		const char *start = p;
+		while (*p >= '0' && *p <= '9') {
+			whole = whole * 10 + (uint64_t)(*p - '0');
+			if (whole > CLI_DURATION_MAX_MS)
+				goto too_long;
+			p++;
+		}
+		bool have_digits = p != start;
+		if (*p == '.') {
+			p++;
+			const char *fstart = p;
+			while (*p >= '0' && *p <= '9') {
+				if (frac_div < 1000000000) {
+					frac = frac * 10 + (uint64_t)(*p - '0');
+					frac_div *= 10;
+				}
+				p++;
+			}
+			have_digits = have_digits || p != fstart;
+		}
+		if (!have_digits)
+			return ing_error_set(
+			    e, ING_EINVAL, "bad duration '%s' (expected e.g. 500ms, 5s, 1m30s)", s);
+		size_t ulen;
+		uint64_t unit = unit_ms(p, &ulen);
+		if (unit == 0)
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "bad duration '%s': every number needs a unit: ms, s, m or h", s);
+		p += ulen;
+		if (whole > CLI_DURATION_MAX_MS / unit)
+			goto too_long;
+		total_ms += whole * unit + frac * unit / frac_div;
+		if (total_ms > CLI_DURATION_MAX_MS)
+			goto too_long;
+	}
+	*out_ms = total_ms;
+	return 0;
+too_long:
+	return ing_error_set(e, ING_EINVAL, "duration '%s' is too long (at most 365 days)", s);
+}
+
+/* "a.b.c.d:port" or "localhost:port", port 1-65535: what rpc_client dials. */
+static int check_endpoint(const char *ep, size_t len, struct ing_error *e)
+{
+	char buf[CLI_ENDPOINT_MAX];
+	if (len == 0)
+		return ing_error_set(e, ING_EINVAL, "--endpoints: empty endpoint in the list");
+	if (len >= sizeof(buf))
+		return ing_error_set(e, ING_EINVAL, "endpoint '%.*s': too long", (int)len, ep);
+	memcpy(buf, ep, len);
+	buf[len] = '\0';
+	char *colon = strrchr(buf, ':');
+	uint64_t port;
+	struct ing_error ignored;
+	if (colon == NULL || parse_uint("port", colon + 1, 1, 65535, &port, &ignored) != 0)
+		return ing_error_set(
+		    e, ING_EINVAL, "endpoint '%s': expected HOST:PORT with a port from 1 to 65535",
+		    buf);
+	*colon = '\0';
+	struct in_addr a;
+	if (strcmp(buf, "localhost") != 0 && inet_pton(AF_INET, buf, &a) != 1)
+		return ing_error_set(
+		    e, ING_EINVAL,
+		    "endpoint '%s:%s': the host must be an IPv4 address a.b.c.d or "
+		    "localhost (names are not resolved)",
+		    buf, colon + 1);
+	return 0;
+}
+
+static int parse_endpoints(const char *list, enum cli_endpoints_source src, struct cli_cmd *c,
+                           struct ing_error *e)
+{
+	unsigned n = 0;
+	const char *p = list;
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		int rv = check_endpoint(p, len, e);
+		if (rv != 0)
+			return rv;
+		if (n == CLI_MAX_ENDPOINTS)
+			return ing_error_set(e, ING_EINVAL, "more than %d endpoints given",
+			                     CLI_MAX_ENDPOINTS);
+		memcpy(c->endpoints[n], p, len);
+		c->endpoints[n][len] = '\0';
+		n++;
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	c->nendpoints = n;
+	c->endpoints_source = src;
+	return 0;
+}
+
+static bool printable_ascii(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s < 0x21 || *s > 0x7e)
+			return false;
+	}
+	return true;
+}
+
+static const struct verb_def *find_verb(const char *noun, const char *verb, struct ing_error *e)
+{
+	bool noun_known = false;
+	for (size_t i = 0; i < NVERBS; i++) {
+		if (strcmp(verbs[i].noun, noun) != 0)
+			continue;
+		noun_known = true;
+		if (verbs[i].verb == NULL || (verb != NULL && strcmp(verbs[i].verb, verb) == 0))
+			return &verbs[i];
+	}
+	if (!noun_known)
+		ing_error_set(e, ING_EINVAL, "unknown command '%s' (commands: status, target, job)",
+		              noun);
+	else if (verb == NULL)
+		ing_error_set(e, ING_EINVAL, "'%s' needs a subcommand (%s)", noun,
+		              strcmp(noun, "target") == 0
+		                  ? "apply, list, get, delete"
+		                  : "submit, get, list, cancel, retry, events, watch");
+	else
+		ing_error_set(e, ING_EINVAL, "unknown subcommand '%s %s' (%s)", noun, verb,
+		              strcmp(noun, "target") == 0
+		                  ? "apply, list, get, delete"
+		                  : "submit, get, list, cancel, retry, events, watch");
+	return NULL;
+}
+
+/* Finds the option for argv word `arg` ("--name[=v]", "-x[v]").  Sets
+ * *inline_value when the value is attached. */
+static int find_opt(const char *arg, const char **inline_value, struct ing_error *e)
+{
+	*inline_value = NULL;
+	if (arg[1] == '-') {
+		const char *name = arg + 2;
+		const char *eq = strchr(name, '=');
+		size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+		for (int i = 0; i < OPT_COUNT; i++) {
+			if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0) {
+				if (eq != NULL && !opts[i].has_value)
+					return ing_error_set(e, ING_EINVAL,
+					                     "option --%s takes no value",
+					                     opts[i].name);
+				*inline_value = eq != NULL ? eq + 1 : NULL;
+				return i;
+			}
+		}
+		return ing_error_set(e, ING_EINVAL, "unknown option '%.*s'", (int)(len + 2), arg);
+	}
+	for (int i = 0; i < OPT_COUNT; i++) {
+		if (opts[i].short_name != 0 && opts[i].short_name == arg[1]) {
+			if (arg[2] != '\0' && !opts[i].has_value)
+				return ing_error_set(e, ING_EINVAL, "unknown option '%s'", arg);
+			*inline_value = arg[2] != '\0' ? arg + 2 : NULL;
+			return i;
+		}
+	}
+	return ing_error_set(e, ING_EINVAL, "unknown option '%s'", arg);
+}
+
+/* Applies one global option's value (command options are kept for later,
+ * when the verb is known). */
+static int apply_global(struct cli_cmd *c, int id, const char *v, struct ing_error *e)
+{
+	int rv;
+	switch (id) {
+	case OPT_ENDPOINTS: return parse_endpoints(v, CLI_EP_FLAG, c, e);
+	case OPT_OUTPUT:
+		if (strcmp(v, "table") == 0)
+			c->output = CLI_OUTPUT_TABLE;
+		else if (strcmp(v, "json") == 0)
+			c->output = CLI_OUTPUT_JSON;
+		else
+			return ing_error_set(e, ING_EINVAL, "-o: expected table or json, got '%s'",
+			                     v);
+		return 0;
+	case OPT_TIMEOUT:
+		rv = cli_parse_duration(v, &c->timeout_ms, e);
+		if (rv != 0)
+			return prefixed(e, "--timeout");
+		if (c->timeout_ms == 0 || c->timeout_ms > UINT32_MAX)
+			return ing_error_set(e, ING_EINVAL,
+			                     "--timeout: must be from 1ms to 49 days, got '%s'", v);
+		c->timeout_given = true;
+		return 0;
+	case OPT_TOKEN:
+		if (*v == '\0' || strlen(v) > CLI_TOKEN_MAX)
+			return ing_error_set(e, ING_EINVAL, "--token: must be 1 to %d bytes",
+			                     CLI_TOKEN_MAX);
+		c->token = v;
+		return 0;
+	case OPT_STALE: c->stale = true; return 0;
+	default: return 0;
+	}
+}
+
+static int apply_command_opt(struct cli_cmd *c, int id, const char *v, struct ing_error *e)
+{
+	int rv;
+	switch (id) {
+	case OPT_TARGET:
+		if (*v == '\0')
+			return ing_error_set(e, ING_EINVAL, "--target: empty name");
+		c->target = v;
+		return 0;
+	case OPT_PRIORITY:
+		c->has_priority = true;
+		return parse_uint("--priority", v, 0, CLI_PRIORITY_MAX, &c->priority, e);
+	case OPT_MAX_ATTEMPTS:
+		c->has_max_attempts = true;
+		return parse_uint("--max-attempts", v, 1, UINT32_MAX, &c->max_attempts, e);
+	case OPT_DEADLINE:
+		c->has_deadline = true;
+		rv = cli_parse_duration(v, &c->deadline_ms, e);
+		if (rv != 0)
+			return prefixed(e, "--deadline");
+		if (c->deadline_ms == 0)
+			return ing_error_set(e, ING_EINVAL, "--deadline: must be more than 0");
+		return 0;
+	case OPT_TENANT:
+		if (*v == '\0')
+			return ing_error_set(e, ING_EINVAL, "--tenant: empty name");
+		c->tenant = v;
+		return 0;
+	case OPT_REQUEST_ID:
+		if (*v == '\0' || strlen(v) > CLI_REQUEST_ID_MAX || !printable_ascii(v))
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "--request-id: must be 1 to %d printable ASCII characters "
+			    "without spaces",
+			    CLI_REQUEST_ID_MAX);
+		c->request_id = v;
+		return 0;
+	case OPT_STATE:
+		for (size_t i = 0; i < sizeof(job_states) / sizeof(job_states[0]); i++) {
+			if (strcmp(v, job_states[i]) == 0) {
+				c->state = v;
+				return 0;
+			}
+		}
+		return ing_error_set(e, ING_EINVAL,
+		                     "--state: '%s' is not a job state (queued, assigned, running, "
+		                     "succeeded, failed, cancelled)",
+		                     v);
+	case OPT_LIMIT:
+		c->has_limit = true;
+		return parse_uint("--limit", v, 1, CLI_LIST_LIMIT_MAX, &c->limit, e);
+	case OPT_AFTER:
+		c->has_after = true;
+		return parse_uint("--after", v, 0, UINT64_MAX, &c->after, e);
+	case OPT_ALL: c->all = true; return 0;
+	case OPT_REASON: c->reason = v; return 0;
+	default: return 0;
+	}
+}
+
+/* The positional operand(s) of the verb, after noun and verb words. */
+static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **words, int nwords,
+                          struct ing_error *e)
+{
+	char full[64];
+	snprintf(full, sizeof(full), "%s%s%s", vd->noun, vd->verb != NULL ? " " : "",
+	         vd->verb != NULL ? vd->verb : "");
+	if (vd->operand == NULL) {
+		if (nwords > 0)
+			return ing_error_set(e, ING_EINVAL, "'%s' takes no arguments, got '%s'",
+			                     full, words[0]);
+		return 0;
+	}
+	if (nwords == 0)
+		return ing_error_set(e, ING_EINVAL, "'%s' needs %s", full, vd->operand);
+	if (c->verb == CLI_JOB_SUBMIT) {
+		if (nwords > CLI_MAX_FILES)
+			return ing_error_set(e, ING_EINVAL,
+			                     "'job submit': at most %d files, got %d",
+			                     CLI_MAX_FILES, nwords);
+		for (int i = 0; i < nwords; i++)
+			c->files[i] = words[i];
+		c->nfiles = (unsigned)nwords;
+		return 0;
+	}
+	if (nwords > 1)
+		return ing_error_set(e, ING_EINVAL, "'%s' takes one %s, got also '%s'", full,
+		                     vd->operand, words[1]);
+	switch (c->verb) {
+	case CLI_TARGET_APPLY: c->file = words[0]; return 0;
+	case CLI_TARGET_GET:
+	case CLI_TARGET_DELETE:
+		if (*words[0] == '\0')
+			return ing_error_set(e, ING_EINVAL, "'%s': empty target name", full);
+		c->name = words[0];
+		return 0;
+	default: return parse_uint("job ID", words[0], 0, UINT64_MAX, &c->id, e);
+	}
+}
+
+int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char *env_token,
+                   struct cli_cmd *out, struct ing_error *e)
+{
+	struct ing_error scratch;
+	if (e == NULL)
+		e = &scratch;
+	struct cli_cmd c;
+	memset(&c, 0, sizeof(c));
+	c.output = CLI_OUTPUT_TABLE;
+	c.timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
+	int rv;
+	if (env_endpoints != NULL && *env_endpoints != '\0') {
+		rv = parse_endpoints(env_endpoints, CLI_EP_ENV, &c, e);
+		if (rv != 0)
+			return prefixed(e, "INGOT_ENDPOINTS");
+	} else {
+		parse_endpoints(CLI_DEFAULT_ENDPOINTS, CLI_EP_DEFAULT, &c, e);
+	}
+	if (env_token != NULL && *env_token != '\0') {
+		if (strlen(env_token) > CLI_TOKEN_MAX)
+			return ing_error_set(e, ING_EINVAL, "INGOT_TOKEN: over %d bytes",
+			                     CLI_TOKEN_MAX);
+		c.token = env_token;
+	}
+
+	/* Help wins over every other problem on the line. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			memset(out, 0, sizeof(*out));
+			out->verb = CLI_HELP;
+			return 0;
+		}
+	}
+	char **words = argc > 1 ? calloc((size_t)argc, sizeof(*words)) : NULL;
+	const char *cmd_values[OPT_COUNT] = {NULL};
+	bool seen[OPT_COUNT] = {false};
+	int nwords = 0;
+	bool only_words = false;
+	if (argc > 1 && words == NULL)
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	rv = 0;
+	for (int i = 1; i < argc && rv == 0; i++) {
+		const char *arg = argv[i];
+		if (only_words || arg[0] != '-' || arg[1] == '\0') {
+			words[nwords++] = argv[i];
+			continue;
+		}
+		if (strcmp(arg, "--") == 0) {
+			only_words = true;
+			continue;
+		}
+		const char *value;
+		int id = find_opt(arg, &value, e);
+		if (id < 0) {
+			rv = id;
+			break;
+		}
+		if (opts[id].has_value && value == NULL) {
+			if (i + 1 >= argc) {
+				rv = ing_error_set(e, ING_EINVAL, "option --%s needs a value",
+				                   opts[id].name);
+				break;
+			}
+			value = argv[++i];
+		}
+		if (id == OPT_HELP) /* "-hx", "--help=x": not quite help */
+			rv = ing_error_set(e, ING_EINVAL, "unknown option '%s'", arg);
+		if (rv != 0)
+			break;
+		if (seen[id] && id != OPT_STALE && id != OPT_ALL) {
+			rv = ing_error_set(e, ING_EINVAL, "option --%s given twice", opts[id].name);
+			break;
+		}
+		seen[id] = true;
+		if (opts[id].verbs == ALL_VERBS)
+			rv = apply_global(&c, id, value, e);
+		else
+			cmd_values[id] = value != NULL ? value : "";
+	}
+	const struct verb_def *vd = NULL;
+	if (rv == 0 && nwords == 0)
+		rv = ing_error_set(e, ING_EINVAL, "no command given");
+	if (rv == 0) {
+		vd = find_verb(words[0], nwords > 1 ? words[1] : NULL, e);
+		if (vd == NULL)
+			rv = ING_EINVAL;
+	}
+	if (rv == 0) {
+		c.verb = vd->id;
+		int skip = vd->verb != NULL ? 2 : 1;
+		rv = apply_operands(&c, vd, words + skip, nwords - skip, e);
+	}
+	for (int id = 0; rv == 0 && id < OPT_COUNT; id++) {
+		if (!seen[id] || opts[id].verbs == ALL_VERBS)
+			continue;
+		if (!(opts[id].verbs & VERB_BIT(c.verb)))
+			rv = ing_error_set(e, ING_EINVAL, "'%s%s%s' has no option --%s", vd->noun,
+			                   vd->verb != NULL ? " " : "",
+			                   vd->verb != NULL ? vd->verb : "", opts[id].name);
+		else
+			rv = apply_command_opt(&c, id, cmd_values[id], e);
+	}
+	if (rv == 0 && c.stale && !(VERB_BIT(c.verb) & READ_VERBS))
+		rv = ing_error_set(e, ING_EINVAL, "--stale applies to reads only, not to '%s %s'",
+		                   vd->noun, vd->verb);
+	if (rv == 0 && c.verb == CLI_JOB_SUBMIT && c.target == NULL)
+		rv = ing_error_set(e, ING_EINVAL, "'job submit' needs --target NAME");
+	free(words);
+	if (rv != 0)
+		return rv;
+	*out = c;
+	return 0;
+}

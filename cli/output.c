@@ -1,0 +1,703 @@
+/*
+ * output.c - what ingotctl prints: JSON for programs, tables for people.
+ *
+ * JSON (-o json) is the result converted generically from msgpack with
+ * jansson, so its shapes are exactly those of docs/api.md and new fields
+ * appear without a change here.  Conversion rules: cli_mp_to_json in
+ * cli.h.  Unsigned integers above INT64_MAX (jansson's json_int_t) become
+ * reals; no field of the API can hold one.
+ *
+ * Tables are for people and may change: aligned columns (two spaces
+ * apart, widths counted in UTF-8 code points), times in local time as
+ * "2026-11-22 14:03:07", durations as "1.2s", "-" for what is absent or
+ * nil.  Strings from the cluster are printed with control characters
+ * replaced by '?', so a hostile job message cannot drive the terminal.
+ * Printers never fail on a result of an unexpected shape: a missing or
+ * mistyped field prints as "-".
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+
+/* ---- JSON -------------------------------------------------------------- */
+
+static char *base64(const char *p, size_t n)
+{
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc((n + 2) / 3 * 4 + 1);
+	if (out == NULL)
+		return NULL;
+	const unsigned char *u = (const unsigned char *)p;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)u[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)u[i + 1] << 8;
+		if (i + 2 < n)
+			v |= u[i + 2];
+		out[o++] = tbl[(v >> 18) & 63];
+		out[o++] = tbl[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+	unsigned char c = p[0];
+	size_t n;
+	uint32_t cp;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (left < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* A JSON string from arbitrary bytes: invalid UTF-8 becomes U+FFFD. */
+static json_t *json_bytes(const char *p, size_t n)
+{
+	json_t *j = json_stringn(p, n);
+	if (j != NULL || n == 0)
+		return j;
+	char *fixed = malloc(n * 3 + 1);
+	if (fixed == NULL)
+		return NULL;
+	size_t o = 0;
+	const unsigned char *u = (const unsigned char *)p;
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_seq(u + i, n - i);
+		if (k == 0) {
+			memcpy(fixed + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(fixed + o, p + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	j = json_stringn(fixed, o);
+	free(fixed);
+	return j;
+}
+
+/* Object key for a msgpack map key that is not a string. */
+static void key_text(const msgpack_object *k, char *buf, size_t cap)
+{
+	switch (k->type) {
+	case MSGPACK_OBJECT_POSITIVE_INTEGER: snprintf(buf, cap, "%" PRIu64, k->via.u64); break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER: snprintf(buf, cap, "%" PRId64, k->via.i64); break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		snprintf(buf, cap, "%s", k->via.boolean ? "true" : "false");
+		break;
+	case MSGPACK_OBJECT_NIL: snprintf(buf, cap, "null"); break;
+	default: msgpack_object_print_buffer(buf, cap, *k); break;
+	}
+}
+
+json_t *cli_mp_to_json(const msgpack_object *o)
+{
+	json_t *j = NULL;
+	char *b64;
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL: return json_null();
+	case MSGPACK_OBJECT_BOOLEAN: return json_boolean(o->via.boolean);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		if (o->via.u64 > (uint64_t)INT64_MAX)
+			return json_real((double)o->via.u64);
+		return json_integer((json_int_t)o->via.u64);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer((json_int_t)o->via.i64);
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64: return json_real(o->via.f64);
+	case MSGPACK_OBJECT_STR: return json_bytes(o->via.str.ptr, o->via.str.size);
+	case MSGPACK_OBJECT_BIN:
+		b64 = base64(o->via.bin.ptr, o->via.bin.size);
+		j = b64 != NULL ? json_string(b64) : NULL;
+		free(b64);
+		return j;
+	case MSGPACK_OBJECT_EXT:
+		b64 = base64(o->via.ext.ptr, o->via.ext.size);
+		j = b64 != NULL ? json_string(b64) : NULL;
+		free(b64);
+		return j;
+	case MSGPACK_OBJECT_ARRAY:
+		j = json_array();
+		for (uint32_t i = 0; j != NULL && i < o->via.array.size; i++) {
+			json_t *item = cli_mp_to_json(&o->via.array.ptr[i]);
+			if (item == NULL || json_array_append_new(j, item) != 0) {
+				json_decref(j);
+				j = NULL;
+			}
+		}
+		return j;
+	case MSGPACK_OBJECT_MAP:
+		j = json_object();
+		for (uint32_t i = 0; j != NULL && i < o->via.map.size; i++) {
+			const msgpack_object_kv *kv = &o->via.map.ptr[i];
+			json_t *v = cli_mp_to_json(&kv->val);
+			json_t *k = NULL;
+			if (kv->key.type == MSGPACK_OBJECT_STR) {
+				k = json_bytes(kv->key.via.str.ptr, kv->key.via.str.size);
+			} else {
+				char buf[128];
+				key_text(&kv->key, buf, sizeof(buf));
+				k = json_bytes(buf, strlen(buf));
+			}
+			size_t klen;
+			const char *ks = k != NULL ? json_string_value(k) : NULL;
+			klen = k != NULL ? json_string_length(k) : 0;
+			if (v == NULL || ks == NULL || json_object_setn_new(j, ks, klen, v) != 0) {
+				if (v != NULL && ks == NULL)
+					json_decref(v);
+				json_decref(j);
+				j = NULL;
+			}
+			json_decref(k);
+		}
+		return j;
+	}
+	return NULL;
+}
+
+int cli_print_json(FILE *out, const msgpack_object *o, bool compact)
+{
+	json_t *j = cli_mp_to_json(o);
+	if (j == NULL)
+		return ING_ENOMEM;
+	size_t flags =
+	    JSON_ENCODE_ANY | JSON_PRESERVE_ORDER | (compact ? JSON_COMPACT : JSON_INDENT(2));
+	int rv = json_dumpf(j, out, flags);
+	json_decref(j);
+	if (rv != 0 || fputc('\n', out) == EOF)
+		return ING_EIO;
+	return 0;
+}
+
+/* ---- reading results --------------------------------------------------- */
+
+const msgpack_object *cli_mp_get(const msgpack_object *m, const char *key)
+{
+	if (m == NULL || m->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	size_t klen = strlen(key);
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+		    memcmp(k->via.str.ptr, key, klen) == 0)
+			return &m->via.map.ptr[i].val;
+	}
+	return NULL;
+}
+
+static bool get_u64(const msgpack_object *m, const char *key, uint64_t *out)
+{
+	const msgpack_object *v = cli_mp_get(m, key);
+	if (v == NULL || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return false;
+	*out = v->via.u64;
+	return true;
+}
+
+void cli_format_time(uint64_t ms, char *buf, size_t cap)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	if (localtime_r(&t, &tm) == NULL || strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, cap, "%" PRIu64, ms);
+}
+
+void cli_format_duration(uint64_t ms, char *buf, size_t cap)
+{
+	if (ms < 1000) {
+		snprintf(buf, cap, "%" PRIu64 "ms", ms);
+		return;
+	}
+	uint64_t tenths = (ms + 50) / 100;
+	if (tenths < 600) {
+		snprintf(buf, cap, "%" PRIu64 ".%" PRIu64 "s", tenths / 10, tenths % 10);
+		return;
+	}
+	uint64_t s = (ms + 500) / 1000;
+	if (s < 3600) {
+		if (s % 60 == 0)
+			snprintf(buf, cap, "%" PRIu64 "m", s / 60);
+		else
+			snprintf(buf, cap, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+		return;
+	}
+	uint64_t m = (s + 30) / 60;
+	if (m % 60 == 0)
+		snprintf(buf, cap, "%" PRIu64 "h", m / 60);
+	else
+		snprintf(buf, cap, "%" PRIu64 "h%02" PRIu64 "m", m / 60, m % 60);
+}
+
+/* Replaces control characters so that server text cannot drive the
+ * terminal. */
+static void sanitize(char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+	}
+}
+
+/* Writes any scalar as cell text: str as is, ints, bool yes/no, nil "-",
+ * arrays of scalars joined with ','. */
+static void value_text(const msgpack_object *v, char *buf, size_t cap)
+{
+	if (cap == 0)
+		return;
+	buf[0] = '\0';
+	if (v == NULL) {
+		snprintf(buf, cap, "-");
+		return;
+	}
+	switch (v->type) {
+	case MSGPACK_OBJECT_NIL: snprintf(buf, cap, "-"); break;
+	case MSGPACK_OBJECT_BOOLEAN: snprintf(buf, cap, "%s", v->via.boolean ? "yes" : "no"); break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER: snprintf(buf, cap, "%" PRIu64, v->via.u64); break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER: snprintf(buf, cap, "%" PRId64, v->via.i64); break;
+	case MSGPACK_OBJECT_STR:
+		snprintf(buf, cap, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+		/* an embedded NUL ends the text; so be it */
+		break;
+	case MSGPACK_OBJECT_ARRAY: {
+		size_t n = 0;
+		for (uint32_t i = 0; i < v->via.array.size && n + 1 < cap; i++) {
+			if (i > 0)
+				buf[n++] = ',';
+			buf[n] = '\0';
+			value_text(&v->via.array.ptr[i], buf + n, cap - n);
+			n += strlen(buf + n);
+		}
+		if (v->via.array.size == 0)
+			snprintf(buf, cap, "-");
+		break;
+	}
+	case MSGPACK_OBJECT_MAP: {
+		size_t n = 0;
+		for (uint32_t i = 0; i < v->via.map.size && n + 1 < cap; i++) {
+			if (i > 0)
+				buf[n++] = ',';
+			buf[n] = '\0';
+			value_text(&v->via.map.ptr[i].key, buf + n, cap - n);
+			n += strlen(buf + n);
+			if (n + 1 < cap)
+				buf[n++] = '=';
+			buf[n] = '\0';
+			value_text(&v->via.map.ptr[i].val, buf + n, cap - n);
+			n += strlen(buf + n);
+		}
+		if (v->via.map.size == 0)
+			snprintf(buf, cap, "-");
+		break;
+	}
+	default: snprintf(buf, cap, "?"); break;
+	}
+	sanitize(buf);
+}
+
+static void field_text(const msgpack_object *m, const char *key, char *buf, size_t cap)
+{
+	value_text(cli_mp_get(m, key), buf, cap);
+}
+
+static void field_time(const msgpack_object *m, const char *key, char *buf, size_t cap)
+{
+	uint64_t t;
+	if (get_u64(m, key, &t))
+		cli_format_time(t, buf, cap);
+	else
+		snprintf(buf, cap, "-");
+}
+
+static void field_duration(const msgpack_object *m, const char *key, char *buf, size_t cap)
+{
+	uint64_t d;
+	if (get_u64(m, key, &d))
+		cli_format_duration(d, buf, cap);
+	else
+		snprintf(buf, cap, "-");
+}
+
+/* ---- tables ------------------------------------------------------------ */
+
+#define CELL_MAX 512
+
+struct table {
+	unsigned ncols;
+	size_t nrows, cap; /* rows, header included */
+	char **cells;      /* nrows * ncols, malloc'd each */
+	bool oom;
+};
+
+static void table_init(struct table *t, unsigned ncols)
+{
+	memset(t, 0, sizeof(*t));
+	t->ncols = ncols;
+}
+
+/* Adds a row of ncols cell strings (copied). */
+static void table_row(struct table *t, ...)
+{
+	va_list ap;
+	if (t->oom)
+		return;
+	if (t->nrows == t->cap) {
+		size_t ncap = t->cap == 0 ? 16 : t->cap * 2;
+		char **c = realloc(t->cells, ncap * t->ncols * sizeof(*c));
+		if (c == NULL) {
+			t->oom = true;
+			return;
+		}
+		t->cells = c;
+		t->cap = ncap;
+	}
+	va_start(ap, t);
+	for (unsigned i = 0; i < t->ncols; i++) {
+		const char *s = va_arg(ap, const char *);
+		char *copy = strdup(s != NULL ? s : "-");
+		if (copy != NULL)
+			sanitize(copy);
+		t->cells[t->nrows * t->ncols + i] = copy;
+		if (copy == NULL)
+			t->oom = true;
+	}
+	va_end(ap);
+	t->nrows++;
+}
+
+static size_t text_width(const char *s)
+{
+	size_t w = 0;
+	for (; *s != '\0'; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+/* Prints and frees the table. */
+static void table_print(struct table *t, FILE *out)
+{
+	size_t widths[16] = {0};
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (unsigned c = 0; c < t->ncols; c++) {
+			const char *s = t->cells[r * t->ncols + c];
+			size_t w = s != NULL ? text_width(s) : 1;
+			if (w > widths[c])
+				widths[c] = w;
+		}
+	}
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (unsigned c = 0; c < t->ncols; c++) {
+			const char *s = t->cells[r * t->ncols + c];
+			if (s == NULL)
+				s = "?";
+			if (c + 1 == t->ncols) {
+				fputs(s, out);
+			} else {
+				fputs(s, out);
+				for (size_t w = text_width(s); w < widths[c] + 2; w++)
+					fputc(' ', out);
+			}
+		}
+		fputc('\n', out);
+	}
+	if (t->oom)
+		fputs("(out of memory: output incomplete)\n", out);
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	memset(t, 0, sizeof(*t));
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+void cli_print_status(FILE *out, const msgpack_object *st)
+{
+	char leader[32], term[32], node[32];
+	field_text(st, "leader", leader, sizeof(leader));
+	field_text(st, "term", term, sizeof(term));
+	field_text(st, "node", node, sizeof(node));
+	fprintf(out, "leader: %s  term: %s  answered by: %s\n\n",
+	        strcmp(leader, "-") == 0 ? "none" : leader, term, node);
+	struct table t;
+	table_init(&t, 7);
+	table_row(&t, "ID", "ROLE", "LEADER", "ALIVE", "APPLIED", "RAFT ADDRESS", "API ADDRESS");
+	const msgpack_object *members = cli_mp_get(st, "members");
+	for (uint32_t i = 0; members != NULL && members->type == MSGPACK_OBJECT_ARRAY &&
+	                     i < members->via.array.size;
+	     i++) {
+		const msgpack_object *m = &members->via.array.ptr[i];
+		char id[32], role[32], lead[8], alive[8], applied[32], raft[64], api[64];
+		field_text(m, "id", id, sizeof(id));
+		field_text(m, "role", role, sizeof(role));
+		const msgpack_object *l = cli_mp_get(m, "leader");
+		snprintf(lead, sizeof(lead), "%s",
+		         l != NULL && l->type == MSGPACK_OBJECT_BOOLEAN && l->via.boolean ? "*"
+		                                                                          : "");
+		field_text(m, "alive", alive, sizeof(alive));
+		field_text(m, "applied_index", applied, sizeof(applied));
+		field_text(m, "raft_address", raft, sizeof(raft));
+		field_text(m, "api_address", api, sizeof(api));
+		table_row(&t, id, role, lead, alive, applied, raft, api);
+	}
+	table_print(&t, out);
+}
+
+/* ---- jobs -------------------------------------------------------------- */
+
+/* "1/3": attempt of max_attempts. */
+static void attempt_text(const msgpack_object *job, char *buf, size_t cap)
+{
+	uint64_t a, m;
+	if (!get_u64(job, "attempt", &a))
+		snprintf(buf, cap, "-");
+	else if (get_u64(job, "max_attempts", &m))
+		snprintf(buf, cap, "%" PRIu64 "/%" PRIu64, a, m);
+	else
+		snprintf(buf, cap, "%" PRIu64, a);
+}
+
+static void files_table(FILE *out, const msgpack_object *files, const char *title)
+{
+	struct table t;
+	table_init(&t, 3);
+	table_row(&t, title, "SIZE", "SHA256");
+	for (uint32_t i = 0; i < files->via.array.size; i++) {
+		const msgpack_object *f = &files->via.array.ptr[i];
+		char path[CELL_MAX], size[32], sha[80];
+		field_text(f, "path", path, sizeof(path));
+		field_text(f, "size", size, sizeof(size));
+		field_text(f, "sha256", sha, sizeof(sha));
+		table_row(&t, path, size, sha);
+	}
+	table_print(&t, out);
+}
+
+void cli_print_job(FILE *out, const msgpack_object *job)
+{
+	char id[32], target[CELL_MAX], tenant[CELL_MAX], state[32], attempt[48], node[32], prio[16],
+	    created[32], updated[32], deadline[32], finished[32], err[CELL_MAX];
+	field_text(job, "id", id, sizeof(id));
+	field_text(job, "target", target, sizeof(target));
+	field_text(job, "tenant", tenant, sizeof(tenant));
+	field_text(job, "state", state, sizeof(state));
+	attempt_text(job, attempt, sizeof(attempt));
+	field_text(job, "node", node, sizeof(node));
+	field_text(job, "priority", prio, sizeof(prio));
+	field_time(job, "created_at", created, sizeof(created));
+	field_time(job, "updated_at", updated, sizeof(updated));
+	field_time(job, "deadline_at", deadline, sizeof(deadline));
+	field_time(job, "finished_at", finished, sizeof(finished));
+	field_text(job, "error", err, sizeof(err));
+	const msgpack_object *cr = cli_mp_get(job, "cancel_requested");
+	if (cr != NULL && cr->type == MSGPACK_OBJECT_BOOLEAN && cr->via.boolean)
+		strncat(state, " (cancel requested)", sizeof(state) - strlen(state) - 1);
+
+	struct table t;
+	table_init(&t, 2);
+	table_row(&t, "id:", id);
+	table_row(&t, "target:", target);
+	table_row(&t, "tenant:", tenant);
+	table_row(&t, "state:", state);
+	table_row(&t, "attempt:", attempt);
+	table_row(&t, "node:", node);
+	table_row(&t, "priority:", prio);
+	table_row(&t, "created:", created);
+	table_row(&t, "updated:", updated);
+	table_row(&t, "deadline:", deadline);
+	table_row(&t, "finished:", finished);
+	if (err[0] != '\0' && strcmp(err, "-") != 0)
+		table_row(&t, "error:", err);
+	table_print(&t, out);
+
+	const msgpack_object *sources = cli_mp_get(job, "sources");
+	if (sources != NULL && sources->type == MSGPACK_OBJECT_ARRAY && sources->via.array.size) {
+		fputc('\n', out);
+		files_table(out, sources, "SOURCE");
+	}
+	const msgpack_object *stages = cli_mp_get(job, "stages");
+	if (stages == NULL || stages->type != MSGPACK_OBJECT_ARRAY || stages->via.array.size == 0)
+		return;
+	fputc('\n', out);
+	table_init(&t, 7);
+	table_row(&t, "STAGE", "STATE", "EXIT", "STARTED", "DURATION", "LOG", "OUTPUTS");
+	for (uint32_t i = 0; i < stages->via.array.size; i++) {
+		const msgpack_object *s = &stages->via.array.ptr[i];
+		char idx[16], st[16], exit_code[16], started[32], dur[32], log[80],
+		    outputs[CELL_MAX] = "";
+		field_text(s, "index", idx, sizeof(idx));
+		field_text(s, "state", st, sizeof(st));
+		field_text(s, "exit_code", exit_code, sizeof(exit_code));
+		field_time(s, "started_at", started, sizeof(started));
+		field_duration(s, "duration_ms", dur, sizeof(dur));
+		field_text(s, "log_sha256", log, sizeof(log));
+		if (strlen(log) > 12)
+			log[12] = '\0'; /* a prefix identifies it for people */
+		const msgpack_object *outs = cli_mp_get(s, "outputs");
+		for (uint32_t k = 0;
+		     outs != NULL && outs->type == MSGPACK_OBJECT_ARRAY && k < outs->via.array.size;
+		     k++) {
+			char p[CELL_MAX];
+			field_text(&outs->via.array.ptr[k], "path", p, sizeof(p));
+			if (k > 0)
+				strncat(outputs, ",", sizeof(outputs) - strlen(outputs) - 1);
+			strncat(outputs, p, sizeof(outputs) - strlen(outputs) - 1);
+		}
+		table_row(&t, idx, st, exit_code, started, dur, log, outputs[0] ? outputs : "-");
+	}
+	table_print(&t, out);
+}
+
+void cli_print_job_list(FILE *out, const msgpack_object *const *jobs, size_t n)
+{
+	struct table t;
+	table_init(&t, 8);
+	table_row(&t, "ID", "STATE", "TARGET", "TENANT", "ATTEMPT", "NODE", "PRIORITY", "CREATED");
+	for (size_t i = 0; i < n; i++) {
+		const msgpack_object *j = jobs[i];
+		char id[32], state[48], target[CELL_MAX], tenant[CELL_MAX], attempt[48], node[32],
+		    prio[16], created[32];
+		field_text(j, "id", id, sizeof(id));
+		field_text(j, "state", state, sizeof(state));
+		field_text(j, "target", target, sizeof(target));
+		field_text(j, "tenant", tenant, sizeof(tenant));
+		attempt_text(j, attempt, sizeof(attempt));
+		field_text(j, "node", node, sizeof(node));
+		field_text(j, "priority", prio, sizeof(prio));
+		field_time(j, "created_at", created, sizeof(created));
+		table_row(&t, id, state, target, tenant, attempt, node, prio, created);
+	}
+	table_print(&t, out);
+}
+
+/* ---- targets ----------------------------------------------------------- */
+
+void cli_print_target_list(FILE *out, const msgpack_object *targets)
+{
+	struct table t;
+	table_init(&t, 6);
+	table_row(&t, "NAME", "REVISION", "STAGES", "CAPABILITIES", "ACTIVE JOBS", "UPDATED");
+	for (uint32_t i = 0; targets != NULL && targets->type == MSGPACK_OBJECT_ARRAY &&
+	                     i < targets->via.array.size;
+	     i++) {
+		const msgpack_object *tg = &targets->via.array.ptr[i];
+		char name[CELL_MAX], rev[32], nstages[16] = "-", caps[CELL_MAX], active[32],
+		                              updated[32];
+		field_text(tg, "name", name, sizeof(name));
+		field_text(tg, "revision", rev, sizeof(rev));
+		const msgpack_object *st = cli_mp_get(tg, "stages");
+		if (st != NULL && st->type == MSGPACK_OBJECT_ARRAY)
+			snprintf(nstages, sizeof(nstages), "%u", (unsigned)st->via.array.size);
+		field_text(tg, "capabilities", caps, sizeof(caps));
+		field_text(tg, "active_jobs", active, sizeof(active));
+		field_time(tg, "updated_at", updated, sizeof(updated));
+		table_row(&t, name, rev, nstages, caps, active, updated);
+	}
+	table_print(&t, out);
+}
+
+void cli_print_target(FILE *out, const msgpack_object *tg)
+{
+	char name[CELL_MAX], rev[32], caps[CELL_MAX], labels[CELL_MAX], active[32], created[32],
+	    updated[32];
+	field_text(tg, "name", name, sizeof(name));
+	field_text(tg, "revision", rev, sizeof(rev));
+	field_text(tg, "capabilities", caps, sizeof(caps));
+	field_text(tg, "labels", labels, sizeof(labels));
+	field_text(tg, "active_jobs", active, sizeof(active));
+	field_time(tg, "created_at", created, sizeof(created));
+	field_time(tg, "updated_at", updated, sizeof(updated));
+	struct table t;
+	table_init(&t, 2);
+	table_row(&t, "name:", name);
+	table_row(&t, "revision:", rev);
+	table_row(&t, "capabilities:", caps);
+	table_row(&t, "labels:", labels);
+	table_row(&t, "active jobs:", active);
+	table_row(&t, "created:", created);
+	table_row(&t, "updated:", updated);
+	table_print(&t, out);
+
+	const msgpack_object *stages = cli_mp_get(tg, "stages");
+	if (stages == NULL || stages->type != MSGPACK_OBJECT_ARRAY)
+		return;
+	fputc('\n', out);
+	table_init(&t, 5);
+	table_row(&t, "STAGE", "TIMEOUT", "OUTPUTS", "ENV", "ARGV");
+	for (uint32_t i = 0; i < stages->via.array.size; i++) {
+		const msgpack_object *s = &stages->via.array.ptr[i];
+		char sname[CELL_MAX], timeout[32], outputs[CELL_MAX], env[CELL_MAX],
+		    argv[CELL_MAX] = "";
+		field_text(s, "name", sname, sizeof(sname));
+		field_duration(s, "timeout_ms", timeout, sizeof(timeout));
+		field_text(s, "outputs", outputs, sizeof(outputs));
+		field_text(s, "env", env, sizeof(env));
+		const msgpack_object *a = cli_mp_get(s, "argv");
+		for (uint32_t k = 0;
+		     a != NULL && a->type == MSGPACK_OBJECT_ARRAY && k < a->via.array.size; k++) {
+			char word[CELL_MAX];
+			value_text(&a->via.array.ptr[k], word, sizeof(word));
+			if (k > 0)
+				strncat(argv, " ", sizeof(argv) - strlen(argv) - 1);
+			strncat(argv, word, sizeof(argv) - strlen(argv) - 1);
+		}
+		table_row(&t, sname, timeout, outputs, env, argv);
+	}
+	table_print(&t, out);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+#define EVENT_FMT "%-19s  %-16s  %-9s  %7s  %4s  %5s  %4s  %s\n"
+
+void cli_print_event_header(FILE *out)
+{
+	fprintf(out, EVENT_FMT, "TIME", "KIND", "STATE", "ATTEMPT", "NODE", "STAGE", "EXIT",
+	        "MESSAGE");
+}
+
+void cli_print_event_line(FILE *out, const msgpack_object *ev)
+{
+	char time_s[32], kind[64], state[32], attempt[32], node[32], stage[32], exit_code[32],
+	    msg[CELL_MAX];
+	field_time(ev, "time", time_s, sizeof(time_s));
+	field_text(ev, "kind", kind, sizeof(kind));
+	field_text(ev, "state", state, sizeof(state));
+	field_text(ev, "attempt", attempt, sizeof(attempt));
+	field_text(ev, "node", node, sizeof(node));
+	field_text(ev, "stage", stage, sizeof(stage));
+	field_text(ev, "exit_code", exit_code, sizeof(exit_code));
+	field_text(ev, "message", msg, sizeof(msg));
+	fprintf(out, EVENT_FMT, time_s, kind, state, attempt, node, stage, exit_code, msg);
+}

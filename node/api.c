@@ -1,0 +1,900 @@
+/*
+ * api.c - the operations every node serves (docs/api.md).
+ *
+ * Each operation has a kind:
+ *   local  served by the receiving node at once (node.info, status, watch);
+ *   read   linearizable by default: served by the ready leader after a
+ *          barrier, forwarded by followers; with stale=true served locally;
+ *   write  served by the ready leader, which turns the arguments into a
+ *          command, proposes it and replies with the apply result;
+ *          forwarded by followers.
+ * Requests that need a leader while there is none (or while a new leader's
+ * barrier is pending) are parked (forward.c) and retried, bounded by
+ * request_timeout_ms.  Argument checking happens where the request is
+ * served; a bad argument gets `invalid` naming it and changes nothing.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "node/node_internal.h"
+#include "rpc/args.h"
+
+enum op_kind { OP_LOCAL, OP_READ, OP_WRITE };
+
+/* Shapes of write results (docs/api.md). */
+enum shape { SHAPE_NONE, SHAPE_ID, SHAPE_TARGET, SHAPE_JOB_STATE };
+
+struct proposal {
+	struct cons_proposal p;
+	struct node *n;
+	struct rpc_call *call; /* NULL: nobody waits */
+	enum shape shape;
+	uint64_t id;
+	char name[ING_NAME_MAX + 1];
+};
+
+/* ---- replies ------------------------------------------------------------ */
+
+static void reply_out(struct rpc_call *call, struct mp_out *o)
+{
+	if (mp_out_failed(o) != 0)
+		rpc_reply_error(call, ING_ENOMEM, "out of memory encoding the reply");
+	else
+		rpc_reply(call, o->data, o->len);
+	mp_out_free(o);
+}
+
+static void reply_err(struct rpc_call *call, const struct ing_error *e)
+{
+	rpc_reply_error(call, e->code, "%s", e->msg);
+}
+
+/* Decodes one msgpack value (a result from the state machine). */
+static int result_object(const struct node_result *r, msgpack_zone *z, msgpack_object *o)
+{
+	size_t off = 0;
+	if (r->len == 0)
+		return ING_EINTERNAL;
+	return msgpack_unpack(r->value, r->len, &off, z, o) == MSGPACK_UNPACK_SUCCESS
+	           ? 0
+	           : ING_EINTERNAL;
+}
+
+static void reply_result(struct proposal *pr, const struct node_result *r)
+{
+	struct mp_out o;
+	msgpack_zone z;
+	msgpack_object v;
+
+	if (r->code != 0) {
+		rpc_reply_error(pr->call, r->code, "%s", r->message);
+		return;
+	}
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 256);
+	switch (pr->shape) {
+	case SHAPE_NONE: msgpack_pack_map(&o.pk, 0); break;
+	case SHAPE_ID:
+		if (result_object(r, &z, &v) != 0 || v.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			goto bad;
+		msgpack_pack_map(&o.pk, 1);
+		view_key(&o.pk, "id");
+		msgpack_pack_uint64(&o.pk, v.via.u64);
+		break;
+	case SHAPE_TARGET:
+		msgpack_pack_map(&o.pk, r->len > 0 ? 2 : 1);
+		view_key(&o.pk, "name");
+		mp_pack_cstr(&o.pk, pr->name);
+		if (r->len > 0) {
+			view_key(&o.pk, "revision");
+			mp_out_raw(&o, r->value, r->len);
+		}
+		break;
+	case SHAPE_JOB_STATE:
+		msgpack_pack_map(&o.pk, 2);
+		view_key(&o.pk, "id");
+		msgpack_pack_uint64(&o.pk, pr->id);
+		view_key(&o.pk, "state");
+		mp_out_raw(&o, r->value, r->len);
+		break;
+	}
+	msgpack_zone_destroy(&z);
+	reply_out(pr->call, &o);
+	return;
+bad:
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+	rpc_reply_error(pr->call, ING_EINTERNAL, "unexpected result from the state machine");
+}
+
+static void on_proposed(struct cons_proposal *p, int status, void *result)
+{
+	struct proposal *pr = p->data;
+	struct node_result *r = result;
+
+	if (pr->call != NULL) {
+		if (status != 0)
+			rpc_reply_error(pr->call, ING_EUNAVAILABLE,
+			                "leadership changed before the write was confirmed; retry "
+			                "with the same request id to apply it at most once");
+		else if (r == NULL)
+			rpc_reply_error(pr->call, ING_EINTERNAL, "write applied without a result");
+		else
+			reply_result(pr, r);
+	}
+	free(r);
+	free(pr);
+}
+
+static int propose_shaped(struct node *n, struct rpc_call *call, struct cmd *c, enum shape shape,
+                          uint64_t id, struct ing_str name)
+{
+	struct ing_error e;
+	struct mp_out o;
+	struct proposal *pr = calloc(1, sizeof(*pr));
+	int rv;
+
+	if (pr == NULL) {
+		if (call != NULL)
+			rpc_reply_error(call, ING_ENOMEM, "out of memory");
+		return ING_ENOMEM;
+	}
+	c->version = cmd_type_version(c->type);
+	c->time_ms = node_now_ms();
+	if (call != NULL && c->request_id.len == 0)
+		c->request_id = rpc_call_request_id(call);
+	mp_out_init(&o);
+	rv = cmd_encode(c, &o, &e);
+	if (rv != 0) {
+		if (call != NULL)
+			reply_err(call, &e);
+		goto fail;
+	}
+	pr->n = n;
+	pr->call = call;
+	pr->shape = shape;
+	pr->id = id;
+	snprintf(pr->name, sizeof(pr->name), "%.*s", ING_STR_FMT(name));
+	pr->p.data = pr;
+	pr->p.cb = on_proposed;
+	rv = cons_propose(n->cons, &pr->p, o.data, o.len);
+	mp_out_free(&o);
+	if (rv == ING_ENOTLEADER && call != NULL) {
+		free(pr);
+		node_park(n, call);
+		return 0;
+	}
+	if (rv != 0) {
+		if (call != NULL)
+			rpc_reply_error(call, rv, "cannot propose: %s", ing_err_msg(rv));
+		free(pr);
+		return rv;
+	}
+	return 0;
+fail:
+	mp_out_free(&o);
+	free(pr);
+	return rv;
+}
+
+int node_propose(struct node *n, struct rpc_call *call, const struct cmd *c)
+{
+	struct cmd copy = *c;
+	return propose_shaped(n, call, &copy, SHAPE_NONE, 0, ing_str_c(""));
+}
+
+/* ---- argument helpers --------------------------------------------------- */
+
+static int check_known(struct rpc_call *call, const char *const names[])
+{
+	struct ing_error e;
+	if (rpc_args_check_known(rpc_call_args(call), names, &e) != 0) {
+		reply_err(call, &e);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads an array of strings into zone-allocated views. */
+static int str_array(const msgpack_object *arr, const char *what, uint32_t max_len, msgpack_zone *z,
+                     uint32_t *n, struct ing_str **out, struct ing_error *e)
+{
+	*n = 0;
+	*out = NULL;
+	if (arr == NULL)
+		return 0;
+	if (arr->via.array.size > 0) {
+		*out = msgpack_zone_malloc(z, arr->via.array.size * sizeof(**out));
+		if (*out == NULL)
+			return ing_error_set(e, ING_ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; i < arr->via.array.size; i++) {
+		const msgpack_object *s = &arr->via.array.ptr[i];
+		if (s->type != MSGPACK_OBJECT_STR || s->via.str.size > max_len)
+			return ing_error_set(e, ING_EINVAL,
+			                     "argument '%s': item %u must be a string of at most "
+			                     "%u bytes",
+			                     what, i, max_len);
+		(*out)[i] = (struct ing_str){s->via.str.ptr, s->via.str.size};
+	}
+	*n = arr->via.array.size;
+	return 0;
+}
+
+static int kv_map(const msgpack_object *map, const char *what, msgpack_zone *z, uint32_t *n,
+                  struct rec_kv **out, struct ing_error *e)
+{
+	*n = 0;
+	*out = NULL;
+	if (map == NULL)
+		return 0;
+	if (map->via.map.size > 0) {
+		*out = msgpack_zone_malloc(z, map->via.map.size * sizeof(**out));
+		if (*out == NULL)
+			return ing_error_set(e, ING_ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object *k = &map->via.map.ptr[i].key;
+		const msgpack_object *v = &map->via.map.ptr[i].val;
+		if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_STR)
+			return ing_error_set(
+			    e, ING_EINVAL, "argument '%s': keys and values must be strings", what);
+		(*out)[i].key = (struct ing_str){k->via.str.ptr, k->via.str.size};
+		(*out)[i].value = (struct ing_str){v->via.str.ptr, v->via.str.size};
+	}
+	*n = map->via.map.size;
+	return 0;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+static struct cmd new_cmd(uint32_t type)
+{
+	struct cmd c;
+	memset(&c, 0, sizeof(c));
+	c.type = type;
+	c.request_id = ing_str_c("");
+	return c;
+}
+
+static void op_target_put(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"name", "stages", "capabilities", "labels", NULL};
+	static const char *const stage_known[] = {"name", "argv",    "timeout_ms",
+	                                          "env",  "outputs", NULL};
+	const msgpack_object *args = rpc_call_args(call);
+	const msgpack_object *stages, *caps = NULL, *labels = NULL;
+	struct cmd c = new_cmd(CMD_TARGET_PUT);
+	struct rec_target *t = &c.u.target_put.spec;
+	struct ing_error e;
+	msgpack_zone z;
+	int rv;
+
+	if (check_known(call, known) != 0)
+		return;
+	msgpack_zone_init(&z, 2048);
+	rv = rpc_arg_str(args, "name", ING_NAME_MAX, true, &t->name, &e);
+	if (rv == 0)
+		rv = rpc_arg_array(args, "stages", ING_MAX_STAGES, true, &stages, &e);
+	if (rv == 0)
+		rv = rpc_arg_array(args, "capabilities", ING_MAX_CAPS, false, &caps, &e);
+	if (rv == 0)
+		rv = rpc_arg_map(args, "labels", ING_MAX_LABELS, false, &labels, &e);
+	if (rv == 0)
+		rv = str_array(caps, "capabilities", ING_NAME_MAX, &z, &t->ncaps, &t->caps, &e);
+	if (rv == 0)
+		rv = kv_map(labels, "labels", &z, &t->nlabels, &t->labels, &e);
+	if (rv == 0 && stages->via.array.size > 0) {
+		t->nstages = stages->via.array.size;
+		t->stages = msgpack_zone_malloc(&z, t->nstages * sizeof(*t->stages));
+		if (t->stages == NULL)
+			rv = ing_error_set(&e, ING_ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; rv == 0 && i < t->nstages; i++) {
+		const msgpack_object *s = &stages->via.array.ptr[i];
+		const msgpack_object *argv, *env = NULL, *outs = NULL;
+		struct rec_stage_def *d = &t->stages[i];
+		memset(d, 0, sizeof(*d));
+		d->timeout_ms = 600000;
+		if (s->type != MSGPACK_OBJECT_MAP) {
+			rv = ing_error_set(&e, ING_EINVAL,
+			                   "argument 'stages': item %u must be a map", i);
+			break;
+		}
+		rv = rpc_args_check_known(s, stage_known, &e);
+		if (rv == 0)
+			rv = rpc_arg_str(s, "name", ING_NAME_MAX, true, &d->name, &e);
+		if (rv == 0)
+			rv = rpc_arg_array(s, "argv", ING_MAX_ARGV, true, &argv, &e);
+		if (rv == 0)
+			rv = rpc_arg_u64(s, "timeout_ms", 86400000, false, &d->timeout_ms, &e);
+		if (rv == 0)
+			rv = rpc_arg_map(s, "env", ING_MAX_ENV, false, &env, &e);
+		if (rv == 0)
+			rv = rpc_arg_array(s, "outputs", ING_MAX_OUTPUTS, false, &outs, &e);
+		if (rv == 0)
+			rv = str_array(argv, "argv", ING_ARG_MAX, &z, &d->nargv, &d->argv, &e);
+		if (rv == 0)
+			rv = kv_map(env, "env", &z, &d->nenv, &d->env, &e);
+		if (rv == 0)
+			rv = str_array(outs, "outputs", ING_PATH_MAX, &z, &d->noutputs, &d->outputs,
+			               &e);
+	}
+	if (rv != 0)
+		reply_err(call, &e);
+	else
+		propose_shaped(n, call, &c, SHAPE_TARGET, 0, t->name);
+	msgpack_zone_destroy(&z);
+}
+
+static void op_target_delete(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"name", NULL};
+	struct cmd c = new_cmd(CMD_TARGET_DELETE);
+	struct ing_error e;
+
+	if (check_known(call, known) != 0)
+		return;
+	if (rpc_arg_str(rpc_call_args(call), "name", ING_NAME_MAX, true, &c.u.target_delete.name,
+	                &e) != 0) {
+		reply_err(call, &e);
+		return;
+	}
+	propose_shaped(n, call, &c, SHAPE_TARGET, 0, c.u.target_delete.name);
+}
+
+static void op_job_submit(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"target",      "sources", "priority", "max_attempts",
+	                                    "deadline_ms", "tenant",  NULL};
+	static const char *const src_known[] = {"path", "data", NULL};
+	const msgpack_object *args = rpc_call_args(call);
+	const msgpack_object *sources;
+	struct cmd c = new_cmd(CMD_JOB_SUBMIT);
+	uint64_t priority = 50, attempts = 3, deadline = 0;
+	struct ing_error e;
+	msgpack_zone z;
+	int rv;
+
+	if (check_known(call, known) != 0)
+		return;
+	msgpack_zone_init(&z, 1024);
+	c.u.job_submit.tenant = ing_str_c("default");
+	rv = rpc_arg_str(args, "target", ING_NAME_MAX, true, &c.u.job_submit.target, &e);
+	if (rv == 0)
+		rv = rpc_arg_array(args, "sources", ING_MAX_SOURCES, true, &sources, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "priority", ING_MAX_PRIORITY, false, &priority, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "max_attempts", ING_MAX_ATTEMPTS, false, &attempts, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "deadline_ms", 365ull * 86400000, false, &deadline, &e);
+	if (rv == 0)
+		rv = rpc_arg_str(args, "tenant", ING_NAME_MAX, false, &c.u.job_submit.tenant, &e);
+	if (rv == 0 && sources->via.array.size > 0) {
+		c.u.job_submit.nsources = sources->via.array.size;
+		c.u.job_submit.sources =
+		    msgpack_zone_malloc(&z, sources->via.array.size * sizeof(struct cmd_file));
+		if (c.u.job_submit.sources == NULL)
+			rv = ing_error_set(&e, ING_ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; rv == 0 && i < c.u.job_submit.nsources; i++) {
+		const msgpack_object *s = &sources->via.array.ptr[i];
+		struct cmd_file *f = &c.u.job_submit.sources[i];
+		if (s->type != MSGPACK_OBJECT_MAP) {
+			rv = ing_error_set(&e, ING_EINVAL,
+			                   "argument 'sources': item %u must be a map with path "
+			                   "and data",
+			                   i);
+			break;
+		}
+		rv = rpc_args_check_known(s, src_known, &e);
+		if (rv == 0)
+			rv = rpc_arg_str(s, "path", ING_PATH_MAX, true, &f->path, &e);
+		if (rv == 0)
+			rv = rpc_arg_bin(s, "data", ING_SOURCE_MAX_BYTES, true, &f->data, &e);
+	}
+	c.u.job_submit.priority = (uint32_t)priority;
+	c.u.job_submit.max_attempts = (uint32_t)attempts;
+	if (rv != 0) {
+		reply_err(call, &e);
+	} else {
+		if (deadline > 0)
+			c.u.job_submit.deadline_at_ms = node_now_ms() + deadline;
+		propose_shaped(n, call, &c, SHAPE_ID, 0, ing_str_c(""));
+	}
+	msgpack_zone_destroy(&z);
+}
+
+static void op_job_cancel_or_retry(struct node *n, struct rpc_call *call, uint32_t type)
+{
+	static const char *const cancel_known[] = {"id", "reason", NULL};
+	static const char *const retry_known[] = {"id", NULL};
+	const msgpack_object *args = rpc_call_args(call);
+	struct cmd c = new_cmd(type);
+	struct ing_error e;
+	uint64_t id;
+	int rv;
+
+	if (check_known(call, type == CMD_JOB_CANCEL ? cancel_known : retry_known) != 0)
+		return;
+	rv = rpc_arg_u64(args, "id", UINT64_MAX, true, &id, &e);
+	if (rv == 0 && id == 0)
+		rv = ing_error_set(&e, ING_EINVAL, "argument 'id': job ids start at 1");
+	if (rv == 0 && type == CMD_JOB_CANCEL) {
+		c.u.job_cancel.job = id;
+		c.u.job_cancel.reason = ing_str_c("cancelled by request");
+		rv =
+		    rpc_arg_str(args, "reason", ING_MESSAGE_MAX, false, &c.u.job_cancel.reason, &e);
+	} else {
+		c.u.job_retry.job = id;
+	}
+	if (rv != 0) {
+		reply_err(call, &e);
+		return;
+	}
+	propose_shaped(n, call, &c, SHAPE_JOB_STATE, id, ing_str_c(""));
+}
+
+static void op_job_cancel(struct node *n, struct rpc_call *call)
+{
+	op_job_cancel_or_retry(n, call, CMD_JOB_CANCEL);
+}
+
+static void op_job_retry(struct node *n, struct rpc_call *call)
+{
+	op_job_cancel_or_retry(n, call, CMD_JOB_RETRY);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+/* Opens a read transaction on fully flushed state, or replies an error. */
+static int read_begin(struct node *n, struct rpc_call *call, struct store_txn **t)
+{
+	int rv = store_batch_flush(n->store);
+	if (rv == 0)
+		rv = store_read_begin(n->store, t);
+	if (rv != 0)
+		rpc_reply_error(call, rv, "cannot read the state: %s", ing_err_msg(rv));
+	return rv;
+}
+
+static int corrupt_reply(struct node *n, struct rpc_call *call, const char *what)
+{
+	rpc_reply_error(call, ING_ECORRUPT, "%s does not decode", what);
+	node_fatal(n, ING_CORRUPT(what), what);
+	return ING_ECORRUPT;
+}
+
+static void op_target_get(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"name", "stale", NULL};
+	struct ing_str name, val;
+	struct ing_error e;
+	struct store_txn *t;
+	struct rec_target tg;
+	struct mp_out o;
+	msgpack_zone z;
+
+	if (check_known(call, known) != 0)
+		return;
+	if (rpc_arg_str(rpc_call_args(call), "name", ING_NAME_MAX, true, &name, &e) != 0) {
+		reply_err(call, &e);
+		return;
+	}
+	if (read_begin(n, call, &t) != 0)
+		return;
+	msgpack_zone_init(&z, 2048);
+	int rv = store_get(t, STORE_TARGETS, name, &val);
+	if (rv == ING_ENOTFOUND) {
+		rpc_reply_error(call, rv, "target '%.*s' does not exist", ING_STR_FMT(name));
+	} else if (rv != 0) {
+		rpc_reply_error(call, rv, "cannot read target: %s", ing_err_msg(rv));
+	} else if (rec_target_decode(val, &z, &tg, NULL) != 0) {
+		corrupt_reply(n, call, "target record");
+	} else {
+		mp_out_init(&o);
+		view_target(&o.pk, &tg);
+		reply_out(call, &o);
+	}
+	msgpack_zone_destroy(&z);
+	store_abort(t);
+}
+
+static void op_target_list(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"stale", NULL};
+	struct store_txn *t;
+	struct store_iter *it;
+	struct ing_str k, v;
+	struct mp_out body, o;
+	msgpack_zone z;
+	uint32_t count = 0;
+	int rv;
+
+	if (check_known(call, known) != 0 || read_begin(n, call, &t) != 0)
+		return;
+	mp_out_init(&body);
+	msgpack_zone_init(&z, 4096);
+	rv = store_iter_open(t, STORE_TARGETS, (struct ing_str){"", 0}, &it);
+	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
+		struct rec_target tg;
+		if (rec_target_decode(v, &z, &tg, NULL) != 0) {
+			store_iter_close(it);
+			store_abort(t);
+			msgpack_zone_destroy(&z);
+			mp_out_free(&body);
+			corrupt_reply(n, call, "target record");
+			return;
+		}
+		view_target(&body.pk, &tg);
+		count++;
+		msgpack_zone_clear(&z);
+	}
+	if (rv == ING_ENOTFOUND || rv == 0)
+		store_iter_close(it);
+	store_abort(t);
+	msgpack_zone_destroy(&z);
+	if (rv != ING_ENOTFOUND) {
+		mp_out_free(&body);
+		rpc_reply_error(call, rv, "cannot list targets: %s", ing_err_msg(rv));
+		return;
+	}
+	mp_out_init(&o);
+	msgpack_pack_array(&o.pk, count);
+	mp_out_raw(&o, body.data, body.len);
+	mp_out_free(&body);
+	reply_out(call, &o);
+}
+
+static int read_job_arg(struct rpc_call *call, const char *const known[], uint64_t *id)
+{
+	struct ing_error e;
+	if (check_known(call, known) != 0)
+		return -1;
+	if (rpc_arg_u64(rpc_call_args(call), "id", UINT64_MAX, true, id, &e) != 0) {
+		reply_err(call, &e);
+		return -1;
+	}
+	return 0;
+}
+
+/* Loads job `id` in t; replies not_found or an error itself (returns != 0). */
+static int load_job(struct node *n, struct rpc_call *call, struct store_txn *t, uint64_t id,
+                    msgpack_zone *z, struct rec_job *j)
+{
+	uint8_t k[8];
+	struct ing_str val;
+	store_be64(k, id);
+	int rv = store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val);
+	if (rv == ING_ENOTFOUND) {
+		rpc_reply_error(call, rv, "job %" PRIu64 " does not exist", id);
+		return rv;
+	}
+	if (rv != 0) {
+		rpc_reply_error(call, rv, "cannot read job: %s", ing_err_msg(rv));
+		return rv;
+	}
+	if (rec_job_decode(val, z, j, NULL) != 0)
+		return corrupt_reply(n, call, "job record");
+	return 0;
+}
+
+static void op_job_get(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"id", "stale", NULL};
+	struct store_txn *t;
+	struct rec_job j;
+	struct mp_out o;
+	msgpack_zone z;
+	uint64_t id;
+
+	if (read_job_arg(call, known, &id) != 0 || read_begin(n, call, &t) != 0)
+		return;
+	msgpack_zone_init(&z, 4096);
+	if (load_job(n, call, t, id, &z, &j) == 0) {
+		mp_out_init(&o);
+		view_job(&o.pk, &j, true);
+		reply_out(call, &o);
+	}
+	msgpack_zone_destroy(&z);
+	store_abort(t);
+}
+
+static void op_job_events(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"id", "stale", NULL};
+	struct store_txn *t;
+	struct store_iter *it;
+	struct rec_job j;
+	struct mp_out o;
+	msgpack_zone z;
+	struct ing_str k, v;
+	uint8_t start[8];
+	uint64_t id;
+	int rv;
+
+	if (read_job_arg(call, known, &id) != 0 || read_begin(n, call, &t) != 0)
+		return;
+	msgpack_zone_init(&z, 4096);
+	if (load_job(n, call, t, id, &z, &j) != 0)
+		goto out;
+	mp_out_init(&o);
+	msgpack_pack_array(&o.pk, j.nevents);
+	store_be64(start, id);
+	rv = store_iter_open(t, STORE_EVENTS, (struct ing_str){(const char *)start, 8}, &it);
+	uint32_t seen = 0;
+	while (rv == 0 && seen < j.nevents && (rv = store_iter_next(it, &k, &v)) == 0) {
+		struct rec_event ev;
+		if (k.len != 12 || store_get_be64(k.ptr) != id ||
+		    rec_event_decode(v, &z, &ev, NULL) != 0)
+			break;
+		view_event(&o.pk, store_get_be32(k.ptr + 8), &ev);
+		seen++;
+	}
+	if (rv == 0 || rv == ING_ENOTFOUND)
+		store_iter_close(it);
+	if (seen != j.nevents) {
+		mp_out_free(&o);
+		corrupt_reply(n, call, "job event history");
+		goto out;
+	}
+	reply_out(call, &o);
+out:
+	msgpack_zone_destroy(&z);
+	store_abort(t);
+}
+
+static void op_job_list(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"state", "target", "after", "limit", "stale", NULL};
+	const msgpack_object *args = rpc_call_args(call);
+	struct ing_str state_name = {"", 0}, target = {"", 0}, k, v;
+	uint64_t after = 0, limit = 100, last = 0;
+	uint8_t state = 0, start[8];
+	struct ing_error e;
+	struct store_txn *t;
+	struct store_iter *it;
+	struct mp_out body, o;
+	msgpack_zone z;
+	uint32_t count = 0;
+	bool more = false;
+	int rv;
+
+	if (check_known(call, known) != 0)
+		return;
+	rv = rpc_arg_str(args, "state", 16, false, &state_name, &e);
+	if (rv == 0 && state_name.len > 0 && rec_job_state_parse(state_name, &state) != 0)
+		rv = ing_error_set(
+		    &e, ING_EINVAL,
+		    "argument 'state': '%.*s' is not one of queued, assigned, running, "
+		    "succeeded, failed, cancelled",
+		    ING_STR_FMT(state_name));
+	if (rv == 0)
+		rv = rpc_arg_str(args, "target", ING_NAME_MAX, false, &target, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "after", UINT64_MAX - 1, false, &after, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "limit", 1000, false, &limit, &e);
+	if (rv == 0 && limit == 0)
+		rv = ing_error_set(&e, ING_EINVAL, "argument 'limit': must be at least 1");
+	if (rv != 0) {
+		reply_err(call, &e);
+		return;
+	}
+	if (read_begin(n, call, &t) != 0)
+		return;
+	mp_out_init(&body);
+	msgpack_zone_init(&z, 4096);
+	store_be64(start, after + 1);
+	rv = store_iter_open(t, STORE_JOBS, (struct ing_str){(const char *)start, 8}, &it);
+	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
+		struct rec_job j;
+		if (rec_job_decode(v, &z, &j, NULL) != 0) {
+			rv = ING_ECORRUPT;
+			break;
+		}
+		if ((state_name.len == 0 || j.state == state) &&
+		    (target.len == 0 || ing_str_eq(target, j.target))) {
+			if (count == limit) {
+				more = true;
+				break;
+			}
+			view_job(&body.pk, &j, false);
+			count++;
+			last = j.id;
+		}
+		msgpack_zone_clear(&z);
+	}
+	if (rv == 0 || rv == ING_ENOTFOUND)
+		store_iter_close(it);
+	store_abort(t);
+	msgpack_zone_destroy(&z);
+	if (rv == ING_ECORRUPT) {
+		mp_out_free(&body);
+		corrupt_reply(n, call, "job record");
+		return;
+	}
+	if (rv != 0 && rv != ING_ENOTFOUND) {
+		mp_out_free(&body);
+		rpc_reply_error(call, rv, "cannot list jobs: %s", ing_err_msg(rv));
+		return;
+	}
+	mp_out_init(&o);
+	msgpack_pack_map(&o.pk, 2);
+	view_key(&o.pk, "jobs");
+	msgpack_pack_array(&o.pk, count);
+	mp_out_raw(&o, body.data, body.len);
+	view_key(&o.pk, "next");
+	if (more)
+		msgpack_pack_uint64(&o.pk, last);
+	else
+		msgpack_pack_nil(&o.pk);
+	mp_out_free(&body);
+	reply_out(call, &o);
+}
+
+/* ---- local -------------------------------------------------------------- */
+
+static const char *info_role(enum cons_role r)
+{
+	switch (r) {
+	case CONS_LEADER_READY:
+	case CONS_LEADER: return "leader";
+	case CONS_CANDIDATE: return "candidate";
+	case CONS_FOLLOWER: return "follower";
+	case CONS_UNAVAILABLE: return "unavailable";
+	}
+	return "unknown";
+}
+
+static void op_node_info(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {NULL};
+	struct cons_status st;
+	struct mp_out o;
+
+	if (check_known(call, known) != 0)
+		return;
+	cons_status(n->cons, &st);
+	mp_out_init(&o);
+	msgpack_pack_map(&o.pk, 7);
+	view_key(&o.pk, "id");
+	msgpack_pack_uint64(&o.pk, n->cfg.id);
+	view_key(&o.pk, "role");
+	mp_pack_cstr(&o.pk, info_role(st.role));
+	view_key(&o.pk, "leader");
+	if (st.leader_id == 0)
+		msgpack_pack_nil(&o.pk);
+	else
+		msgpack_pack_uint64(&o.pk, st.leader_id);
+	view_key(&o.pk, "term");
+	msgpack_pack_uint64(&o.pk, st.term);
+	view_key(&o.pk, "applied_index");
+	msgpack_pack_uint64(&o.pk, st.last_applied);
+	view_key(&o.pk, "commit_index");
+	msgpack_pack_uint64(&o.pk, st.commit_index);
+	view_key(&o.pk, "last_index");
+	msgpack_pack_uint64(&o.pk, st.last_index);
+	reply_out(call, &o);
+}
+
+static void op_job_watch(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"id", NULL};
+	uint64_t id;
+	if (read_job_arg(call, known, &id) != 0)
+		return;
+	node_watch_start(n, call, id);
+}
+
+static void op_status(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"stale", NULL};
+	if (check_known(call, known) != 0)
+		return;
+	node_status_start(n, call);
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+struct op {
+	const char *name;
+	enum op_kind kind;
+	void (*fn)(struct node *n, struct rpc_call *call);
+};
+
+static const struct op ops[] = {
+    {"status", OP_LOCAL, op_status},          {"node.info", OP_LOCAL, op_node_info},
+    {"target.put", OP_WRITE, op_target_put},  {"target.get", OP_READ, op_target_get},
+    {"target.list", OP_READ, op_target_list}, {"target.delete", OP_WRITE, op_target_delete},
+    {"job.submit", OP_WRITE, op_job_submit},  {"job.get", OP_READ, op_job_get},
+    {"job.list", OP_READ, op_job_list},       {"job.cancel", OP_WRITE, op_job_cancel},
+    {"job.retry", OP_WRITE, op_job_retry},    {"job.events", OP_READ, op_job_events},
+    {"job.watch", OP_LOCAL, op_job_watch},
+};
+
+static const struct op *find_op(struct ing_str name)
+{
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (ing_str_eq_c(name, ops[i].name))
+			return &ops[i];
+	return NULL;
+}
+
+struct read_barrier {
+	struct cons_barrier b;
+	struct node *n;
+	struct rpc_call *call;
+	const struct op *op;
+};
+
+static void on_read_barrier(struct cons_barrier *b, int status)
+{
+	struct read_barrier *rb = b->data;
+	if (status == 0)
+		rb->op->fn(rb->n, rb->call);
+	else
+		node_park(rb->n, rb->call);
+	free(rb);
+}
+
+static bool wants_stale(struct rpc_call *call)
+{
+	const msgpack_object *v = rpc_arg_find(rpc_call_args(call), "stale");
+	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+}
+
+void node_api_dispatch(struct node *n, struct rpc_call *call)
+{
+	const struct op *op = find_op(rpc_call_op(call));
+
+	if (op == NULL) {
+		rpc_reply_error(call, ING_EINVAL,
+		                "unknown operation '%.*s' (see docs/api.md for the list)",
+		                ING_STR_FMT(rpc_call_op(call)));
+		return;
+	}
+	if (n->stopping) {
+		rpc_reply_error(call, ING_EUNAVAILABLE, "node %" PRIu64 " is shutting down",
+		                n->cfg.id);
+		return;
+	}
+	if (op->kind == OP_LOCAL || (op->kind == OP_READ && wants_stale(call))) {
+		op->fn(n, call);
+		return;
+	}
+	if (n->role != CONS_LEADER_READY) {
+		if (n->role == CONS_FOLLOWER && n->leader_id != 0 && n->leader_id != n->cfg.id)
+			node_forward(n, call);
+		else
+			node_park(n, call);
+		return;
+	}
+	if (op->kind == OP_WRITE) {
+		op->fn(n, call);
+		return;
+	}
+	struct read_barrier *rb = calloc(1, sizeof(*rb));
+	if (rb == NULL) {
+		rpc_reply_error(call, ING_ENOMEM, "out of memory");
+		return;
+	}
+	rb->n = n;
+	rb->call = call;
+	rb->op = op;
+	rb->b.data = rb;
+	rb->b.cb = on_read_barrier;
+	if (cons_barrier(n->cons, &rb->b) != 0) {
+		free(rb);
+		node_park(n, call);
+	}
+}
+
+void node_api_handle(void *data, struct rpc_call *call)
+{
+	node_api_dispatch(data, call);
+}

@@ -1,0 +1,317 @@
+/*
+ * config.c - loading and checking ingotd's configuration (see config.h).
+ *
+ * libyaml parses the file into a document; this file walks its nodes with
+ * one table of known keys, so every key has exactly one parser and one
+ * place where its bounds are stated.  Errors carry libyaml's line marks.
+ */
+#include "node/config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "node/cmd.h"
+
+void node_config_defaults(struct node_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->election_timeout_ms = 300;
+	c->heartbeat_timeout_ms = 30;
+	c->connect_retry_ms = 50;
+	c->snapshot_threshold = 4096;
+	c->snapshot_trailing = 1024;
+	c->max_frame_bytes = 4u << 20;
+	c->request_timeout_ms = 5000;
+	c->store_sync = STORE_SYNC_FULL;
+	c->log_level = ING_LOG_LEVEL_INFO;
+}
+
+void node_config_dev(struct node_config *c)
+{
+	node_config_defaults(c);
+	c->id = 1;
+	snprintf(c->data_dir, sizeof(c->data_dir), "ingot-dev");
+	snprintf(c->raft_address, sizeof(c->raft_address), "127.0.0.1:7501");
+	snprintf(c->api_address, sizeof(c->api_address), "127.0.0.1:7401");
+	c->npeers = 1;
+	c->peers[0].id = 1;
+	snprintf(c->peers[0].raft_address, NODE_ADDRESS_MAX, "127.0.0.1:7501");
+	snprintf(c->peers[0].api_address, NODE_ADDRESS_MAX, "127.0.0.1:7401");
+}
+
+struct loader {
+	yaml_document_t doc;
+	const char *path;
+	struct ing_error *e;
+};
+
+static int fail(struct loader *l, const yaml_node_t *n, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(struct loader *l, const yaml_node_t *n, const char *key, const char *fmt, ...)
+{
+	char msg[160];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return ing_error_set(l->e, ING_EINVAL, "%s:%zu: key '%s': %s", l->path,
+	                     n != NULL ? n->start_mark.line + 1 : 0, key, msg);
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+	return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int get_uint(struct loader *l, const yaml_node_t *n, const char *key, uint64_t min,
+                    uint64_t max, uint64_t *out)
+{
+	const char *s = scalar(n);
+	char *end;
+	if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
+		return fail(l, n, key, "expected an integer from %" PRIu64 " to %" PRIu64, min,
+		            max);
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return fail(l, n, key, "'%s' is not an integer from %" PRIu64 " to %" PRIu64, s,
+		            min, max);
+	*out = v;
+	return 0;
+}
+
+static int get_unsigned(struct loader *l, const yaml_node_t *n, const char *key, unsigned min,
+                        unsigned max, unsigned *out)
+{
+	uint64_t v;
+	int rv = get_uint(l, n, key, min, max, &v);
+	if (rv == 0)
+		*out = (unsigned)v;
+	return rv;
+}
+
+static int get_str(struct loader *l, const yaml_node_t *n, const char *key, char *out, size_t cap)
+{
+	const char *s = scalar(n);
+	if (s == NULL || *s == '\0')
+		return fail(l, n, key, "expected a non-empty string");
+	if (strlen(s) >= cap)
+		return fail(l, n, key, "longer than %zu bytes", cap - 1);
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+static int get_address(struct loader *l, const yaml_node_t *n, const char *key, char *out)
+{
+	int rv = get_str(l, n, key, out, NODE_ADDRESS_MAX);
+	if (rv == 0 && !cmd_address_valid(ing_str_c(out)))
+		return fail(l, n, key, "'%s' is not an IPv4 address:port", out);
+	return rv;
+}
+
+static int get_peer(struct loader *l, const yaml_node_t *n, struct node_peer *p)
+{
+	bool have_id = false;
+	int rv = 0;
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(l, n, "peers",
+		            "each peer must be a mapping with id, raft_address, "
+		            "api_address");
+	memset(p, 0, sizeof(*p));
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     rv == 0 && pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = yaml_document_get_node(&l->doc, pr->key);
+		yaml_node_t *v = yaml_document_get_node(&l->doc, pr->value);
+		const char *name = scalar(k);
+		if (name == NULL)
+			rv = fail(l, k, "peers", "keys must be strings");
+		else if (strcmp(name, "id") == 0)
+			rv = get_uint(l, v, "peers.id", 1, UINT64_MAX, &p->id), have_id = true;
+		else if (strcmp(name, "raft_address") == 0)
+			rv = get_address(l, v, "peers.raft_address", p->raft_address);
+		else if (strcmp(name, "api_address") == 0)
+			rv = get_address(l, v, "peers.api_address", p->api_address);
+		else
+			rv = fail(l, k, name,
+			          "unknown key in a peer (known: id, raft_address, "
+			          "api_address)");
+	}
+	if (rv == 0 && (!have_id || p->raft_address[0] == '\0' || p->api_address[0] == '\0'))
+		rv = fail(l, n, "peers", "each peer needs id, raft_address and api_address");
+	return rv;
+}
+
+static int get_peers(struct loader *l, const yaml_node_t *n, struct node_config *c)
+{
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail(l, n, "peers", "expected a list of peers");
+	c->npeers = 0;
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+	     it++) {
+		if (c->npeers == NODE_MAX_PEERS)
+			return fail(l, n, "peers", "more than %d peers", NODE_MAX_PEERS);
+		int rv = get_peer(l, yaml_document_get_node(&l->doc, *it), &c->peers[c->npeers]);
+		if (rv != 0)
+			return rv;
+		c->npeers++;
+	}
+	return 0;
+}
+
+static int get_sync(struct loader *l, const yaml_node_t *n, enum store_sync *out)
+{
+	const char *s = scalar(n);
+	if (s != NULL && strcmp(s, "full") == 0)
+		*out = STORE_SYNC_FULL;
+	else if (s != NULL && strcmp(s, "nometa") == 0)
+		*out = STORE_SYNC_NOMETA;
+	else
+		return fail(l, n, "store_sync", "expected 'full' or 'nometa'");
+	return 0;
+}
+
+static int get_level(struct loader *l, const yaml_node_t *n, enum ing_log_level *out)
+{
+	const char *s = scalar(n);
+	if (s == NULL || ing_log_parse_level(s, out) != 0)
+		return fail(l, n, "log_level", "expected debug, info, warn, error or off");
+	return 0;
+}
+
+static int load_key(struct loader *l, const char *key, const yaml_node_t *v, struct node_config *c)
+{
+	if (strcmp(key, "id") == 0)
+		return get_uint(l, v, key, 1, UINT64_MAX, &c->id);
+	if (strcmp(key, "data_dir") == 0)
+		return get_str(l, v, key, c->data_dir, sizeof(c->data_dir));
+	if (strcmp(key, "raft_address") == 0)
+		return get_address(l, v, key, c->raft_address);
+	if (strcmp(key, "api_address") == 0)
+		return get_address(l, v, key, c->api_address);
+	if (strcmp(key, "peers") == 0)
+		return get_peers(l, v, c);
+	if (strcmp(key, "election_timeout_ms") == 0)
+		return get_unsigned(l, v, key, 50, 60000, &c->election_timeout_ms);
+	if (strcmp(key, "heartbeat_timeout_ms") == 0)
+		return get_unsigned(l, v, key, 5, 10000, &c->heartbeat_timeout_ms);
+	if (strcmp(key, "connect_retry_ms") == 0)
+		return get_unsigned(l, v, key, 5, 10000, &c->connect_retry_ms);
+	if (strcmp(key, "snapshot_threshold") == 0)
+		return get_unsigned(l, v, key, 16, 100000000, &c->snapshot_threshold);
+	if (strcmp(key, "snapshot_trailing") == 0)
+		return get_unsigned(l, v, key, 0, 100000000, &c->snapshot_trailing);
+	if (strcmp(key, "max_frame_bytes") == 0)
+		return get_unsigned(l, v, key, 4096, 256u << 20, &c->max_frame_bytes);
+	if (strcmp(key, "request_timeout_ms") == 0)
+		return get_unsigned(l, v, key, 100, 600000, &c->request_timeout_ms);
+	if (strcmp(key, "store_sync") == 0)
+		return get_sync(l, v, &c->store_sync);
+	if (strcmp(key, "log_level") == 0)
+		return get_level(l, v, &c->log_level);
+	return fail(l, v, key, "unknown key");
+}
+
+int node_config_load(struct node_config *c, const char *path, struct ing_error *e)
+{
+	struct loader l = {.path = path, .e = e};
+	yaml_parser_t parser;
+	FILE *f = fopen(path, "rb");
+	int rv = 0;
+
+	if (f == NULL)
+		return ing_error_set(e, ING_EIO, "%s: cannot open: %s", path, strerror(errno));
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &l.doc)) {
+		rv = ing_error_set(e, ING_EINVAL, "%s:%zu: not valid YAML: %s", path,
+		                   parser.problem_mark.line + 1,
+		                   parser.problem != NULL ? parser.problem : "parse error");
+		yaml_parser_delete(&parser);
+		fclose(f);
+		return rv;
+	}
+	yaml_node_t *root = yaml_document_get_root_node(&l.doc);
+	if (root == NULL || root->type != YAML_MAPPING_NODE) {
+		rv = ing_error_set(e, ING_EINVAL, "%s: expected a mapping of keys", path);
+		goto out;
+	}
+	for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
+	     rv == 0 && pr < root->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = yaml_document_get_node(&l.doc, pr->key);
+		yaml_node_t *v = yaml_document_get_node(&l.doc, pr->value);
+		const char *key = scalar(k);
+		if (key == NULL) {
+			rv = fail(&l, k, "?", "keys must be strings");
+			break;
+		}
+		for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < pr; q++) {
+			const char *prev = scalar(yaml_document_get_node(&l.doc, q->key));
+			if (prev != NULL && strcmp(prev, key) == 0)
+				rv = fail(&l, k, key, "given twice");
+		}
+		if (rv == 0)
+			rv = load_key(&l, key, v, c);
+	}
+out:
+	yaml_document_delete(&l.doc);
+	yaml_parser_delete(&parser);
+	fclose(f);
+	return rv;
+}
+
+int node_config_check(struct node_config *c, const char *source, struct ing_error *e)
+{
+	const struct node_peer *self = NULL;
+
+	if (c->id == 0)
+		return ing_error_set(e, ING_EINVAL, "%s: key 'id' is required", source);
+	if (c->data_dir[0] == '\0')
+		return ing_error_set(e, ING_EINVAL, "%s: key 'data_dir' is required", source);
+	if (c->raft_address[0] == '\0' || c->api_address[0] == '\0')
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s: keys 'raft_address' and 'api_address' are required",
+		                     source);
+	if (strcmp(c->raft_address, c->api_address) == 0)
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s: 'raft_address' and 'api_address' must differ", source);
+	if (c->heartbeat_timeout_ms * 2 > c->election_timeout_ms)
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s: key 'heartbeat_timeout_ms' (%u) must be at most half of "
+		                     "'election_timeout_ms' (%u)",
+		                     source, c->heartbeat_timeout_ms, c->election_timeout_ms);
+	for (unsigned i = 0; i < c->npeers; i++) {
+		const struct node_peer *p = &c->peers[i];
+		for (unsigned j = 0; j < i; j++) {
+			const struct node_peer *q = &c->peers[j];
+			if (p->id == q->id)
+				return ing_error_set(
+				    e, ING_EINVAL, "%s: key 'peers': id %" PRIu64 " appears twice",
+				    source, p->id);
+			if (strcmp(p->raft_address, q->raft_address) == 0 ||
+			    strcmp(p->api_address, q->api_address) == 0)
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: key 'peers': peers %" PRIu64
+				                     " and %" PRIu64 " share an address",
+				                     source, q->id, p->id);
+		}
+		if (p->id == c->id)
+			self = p;
+	}
+	if (c->npeers > 0 && self == NULL)
+		return ing_error_set(
+		    e, ING_EINVAL, "%s: key 'peers': this node's id %" PRIu64 " is not among them",
+		    source, c->id);
+	if (self != NULL && (strcmp(self->raft_address, c->raft_address) != 0 ||
+	                     strcmp(self->api_address, c->api_address) != 0))
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s: key 'peers': peer %" PRIu64
+		                     " has other addresses than raft_address/api_address",
+		                     source, c->id);
+	return 0;
+}

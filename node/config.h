@@ -1,0 +1,71 @@
+/*
+ * config.h - ingotd's configuration: a YAML file, flags that override it,
+ * and the embedded defaults of --dev.
+ *
+ * The file is a flat YAML mapping (docs/operations.md lists every key):
+ *
+ *   id: 1
+ *   data_dir: /var/lib/ingot
+ *   raft_address: 127.0.0.1:7501
+ *   api_address: 127.0.0.1:7401
+ *   peers:                      # the cluster's initial voters, this node included
+ *     - {id: 1, raft_address: 127.0.0.1:7501, api_address: 127.0.0.1:7401}
+ *   election_timeout_ms: 300
+ *   ...
+ *
+ * Loading is strict: an unknown key, a value of the wrong type or out of
+ * range, a duplicate peer id or address, a node id missing from its peers:
+ * each is an error naming the file, the line and the key.  Nothing is
+ * written anywhere while loading.
+ */
+#ifndef INGOT_NODE_CONFIG_H
+#define INGOT_NODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "storage/store.h"
+
+#define NODE_MAX_PEERS   16
+#define NODE_ADDRESS_MAX 64
+
+struct node_peer {
+	uint64_t id;
+	char raft_address[NODE_ADDRESS_MAX];
+	char api_address[NODE_ADDRESS_MAX];
+};
+
+struct node_config {
+	uint64_t id;
+	char data_dir[512];
+	char raft_address[NODE_ADDRESS_MAX];
+	char api_address[NODE_ADDRESS_MAX];
+	struct node_peer peers[NODE_MAX_PEERS];
+	unsigned npeers;
+	unsigned election_timeout_ms;
+	unsigned heartbeat_timeout_ms;
+	unsigned connect_retry_ms;
+	unsigned snapshot_threshold;
+	unsigned snapshot_trailing;
+	unsigned max_frame_bytes;
+	unsigned request_timeout_ms; /* how long a request waits for a leader */
+	enum store_sync store_sync;
+	enum ing_log_level log_level;
+};
+
+/* Defaults for every optional key (no id, addresses or peers). */
+void node_config_defaults(struct node_config *c);
+/* The single-node development cluster: id 1, API 127.0.0.1:7401, raft
+ * 127.0.0.1:7501, data in ./ingot-dev. */
+void node_config_dev(struct node_config *c);
+/* Reads `path` over the values already in c.  ING_EINVAL / ING_EIO with a
+ * message "FILE:LINE: key 'x': ...". */
+int node_config_load(struct node_config *c, const char *path, struct ing_error *e);
+/* Final checks once flags are applied: required keys present, id among the
+ * peers with the same addresses, no duplicates.  `source` names the file
+ * (or "--dev") in messages. */
+int node_config_check(struct node_config *c, const char *source, struct ing_error *e);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * ingotd_main.c - the daemon: `ingotd --config FILE [flags]` or
+ * `ingotd --dev`.
+ *
+ * Exit status: 0 after a clean stop (SIGINT/SIGTERM), 1 when the node
+ * stopped on a fatal error (store failure, unknown log format), 2 for a bad
+ * command line or configuration (nothing is written in that case: the bind
+ * addresses are checked before the data directory is touched).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "common/log.h"
+#include "node/cmd.h"
+#include "node/config.h"
+#include "node/node.h"
+
+struct daemon {
+	uv_loop_t loop;
+	uv_signal_t sigint, sigterm;
+	struct node *node;
+	int status;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: ingotd --config FILE [options]\n"
+	        "       ingotd --dev [options]\n"
+	        "\n"
+	        "  --config FILE        YAML configuration (docs/operations.md)\n"
+	        "  --dev                single-node cluster with embedded defaults:\n"
+	        "                       API 127.0.0.1:7401, raft 127.0.0.1:7501, data ./ingot-dev\n"
+	        "  --data-dir DIR       override data_dir\n"
+	        "  --api-address A:P    override api_address\n"
+	        "  --raft-address A:P   override raft_address\n"
+	        "  --log-level LEVEL    debug, info, warn, error\n"
+	        "  -h, --help           this text\n");
+}
+
+static void on_stopped(void *data, int status)
+{
+	struct daemon *d = data;
+	d->node = NULL;
+	d->status = status != 0 ? 1 : 0;
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct daemon *d = h->data;
+	ING_LOG_INFO("signal received signal=%d: stopping", signum);
+	if (d->node != NULL)
+		node_stop(d->node);
+}
+
+/* Checks that addr can be bound, so that a bad address fails before any
+ * file is written. */
+static int check_bind(uv_loop_t *loop, const char *source, const char *key, const char *addr)
+{
+	char host[64];
+	const char *colon = strrchr(addr, ':');
+	struct sockaddr_in sa;
+	uv_tcp_t tcp;
+	int rv;
+
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+	if (uv_ip4_addr(host, atoi(colon + 1), &sa) != 0) {
+		fprintf(stderr, "ingotd: %s: key '%s': '%s' is not an IPv4 address\n", source, key,
+		        addr);
+		return -1;
+	}
+	uv_tcp_init(loop, &tcp);
+	rv = uv_tcp_bind(&tcp, (const struct sockaddr *)&sa, 0);
+	if (rv == 0)
+		rv = uv_listen((uv_stream_t *)&tcp, 1, NULL);
+	uv_close((uv_handle_t *)&tcp, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+	if (rv != 0) {
+		fprintf(stderr, "ingotd: %s: key '%s': cannot listen on %s: %s\n", source, key,
+		        addr, uv_strerror(rv));
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"dev", no_argument, NULL, 'D'},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"api-address", required_argument, NULL, 'a'},
+	    {"raft-address", required_argument, NULL, 'r'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *config = NULL, *data_dir = NULL, *api = NULL, *raft = NULL, *level = NULL;
+	bool dev = false;
+	struct node_config cfg;
+	struct ing_error e;
+	struct daemon d;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config = optarg; break;
+		case 'D': dev = true; break;
+		case 'd': data_dir = optarg; break;
+		case 'a': api = optarg; break;
+		case 'r': raft = optarg; break;
+		case 'l': level = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || (config == NULL) == !dev) {
+		fprintf(stderr, "ingotd: give exactly one of --config FILE or --dev\n");
+		usage(stderr);
+		return 2;
+	}
+	const char *source = dev ? "--dev" : config;
+	if (dev) {
+		node_config_dev(&cfg);
+	} else {
+		node_config_defaults(&cfg);
+		if (node_config_load(&cfg, config, &e) != 0) {
+			fprintf(stderr, "ingotd: %s\n", e.msg);
+			return 2;
+		}
+	}
+	if (data_dir != NULL)
+		snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", data_dir);
+	if (api != NULL) {
+		if (!cmd_address_valid(ing_str_c(api)) || strlen(api) >= NODE_ADDRESS_MAX) {
+			fprintf(stderr, "ingotd: --api-address '%s' is not an IPv4 address:port\n",
+			        api);
+			return 2;
+		}
+		snprintf(cfg.api_address, sizeof(cfg.api_address), "%s", api);
+		for (unsigned i = 0; dev && i < cfg.npeers; i++)
+			snprintf(cfg.peers[i].api_address, NODE_ADDRESS_MAX, "%s", api);
+	}
+	if (raft != NULL) {
+		if (!cmd_address_valid(ing_str_c(raft)) || strlen(raft) >= NODE_ADDRESS_MAX) {
+			fprintf(stderr, "ingotd: --raft-address '%s' is not an IPv4 address:port\n",
+			        raft);
+			return 2;
+		}
+		snprintf(cfg.raft_address, sizeof(cfg.raft_address), "%s", raft);
+		for (unsigned i = 0; dev && i < cfg.npeers; i++)
+			snprintf(cfg.peers[i].raft_address, NODE_ADDRESS_MAX, "%s", raft);
+	}
+	if (level != NULL && ing_log_parse_level(level, &cfg.log_level) != 0) {
+		fprintf(stderr, "ingotd: --log-level '%s': expected debug, info, warn or error\n",
+		        level);
+		return 2;
+	}
+	if (node_config_check(&cfg, source, &e) != 0) {
+		fprintf(stderr, "ingotd: %s\n", e.msg);
+		return 2;
+	}
+	ing_log_set_level(cfg.log_level);
+	signal(SIGPIPE, SIG_IGN); /* a peer closing its socket must not kill us */
+
+	memset(&d, 0, sizeof(d));
+	uv_loop_init(&d.loop);
+	if (check_bind(&d.loop, source, "api_address", cfg.api_address) != 0 ||
+	    check_bind(&d.loop, source, "raft_address", cfg.raft_address) != 0) {
+		uv_run(&d.loop, UV_RUN_DEFAULT);
+		uv_loop_close(&d.loop);
+		return 2;
+	}
+	if (node_start(&d.loop, &cfg, on_stopped, &d, &d.node, &e) != 0) {
+		fprintf(stderr, "ingotd: cannot start: %s\n", e.msg);
+		uv_run(&d.loop, UV_RUN_DEFAULT);
+		uv_loop_close(&d.loop);
+		return e.code == ING_EINVAL ? 2 : 1;
+	}
+	uv_signal_init(&d.loop, &d.sigint);
+	uv_signal_init(&d.loop, &d.sigterm);
+	d.sigint.data = d.sigterm.data = &d;
+	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_run(&d.loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&d.loop) != 0)
+		ING_LOG_WARN("loop closed with handles still open");
+	ING_LOG_INFO("ingotd exiting status=%d", d.status);
+	return d.status;
+}

@@ -1,0 +1,414 @@
+/*
+ * node.c - the daemon's core: wiring the store, the state machine, the
+ * replicated log and the API server on one loop.
+ *
+ * Apply path: libraft calls node_apply for each committed entry, in order;
+ * it runs sm_apply inside the store's open batch transaction and hands the
+ * result to the local proposer, if any.  A uv_prepare handle commits the
+ * batch once per loop iteration (before the loop blocks), so many applies
+ * share one LMDB transaction and fsync.  Reads flush first, so they always
+ * see every applied entry.  An entry is acknowledged to its client as soon
+ * as it is applied: it is then committed in the Raft log on a majority,
+ * and a crash before the batch commit replays it from the log.
+ *
+ * Failure: a store failure or an entry this binary does not understand is
+ * fatal (node_fatal): the node stops serving, closes, and ingotd exits
+ * non-zero.  It never serves from state it cannot trust.
+ *
+ * Leadership: requests that need the leader wait (parked, bounded) while
+ * there is none or while a new leader's barrier has not committed
+ * (CONS_LEADER); CONS_LEADER_READY serves them.  On becoming ready, the
+ * leader records the configured peers' addresses in the members table.
+ */
+#include "node/node.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "node/node_internal.h"
+
+uint64_t node_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- apply path --------------------------------------------------------- */
+
+static int node_apply(void *data, uint64_t index, const void *buf, size_t len, void **result)
+{
+	struct node *n = data;
+	struct store_txn *t;
+	struct sm_result res;
+	int rv;
+
+	sm_result_init(&res);
+	rv = store_batch_txn(n->store, &t);
+	if (rv == 0)
+		rv = sm_apply(n->sm, t, index, buf, len, &res);
+	if (rv == 0)
+		rv = store_batch_note(n->store);
+	if (rv == 0 && !res.skipped) {
+		struct node_result *r = malloc(sizeof(*r) + res.value.len);
+		if (r == NULL) {
+			rv = ING_ENOMEM;
+		} else {
+			r->code = res.err.code;
+			snprintf(r->message, sizeof(r->message), "%s", res.err.msg);
+			r->len = res.value.len;
+			if (res.value.len > 0)
+				memcpy(r->value, res.value.data, res.value.len);
+			*result = r;
+		}
+	}
+	sm_result_free(&res);
+	if (rv != 0)
+		ING_LOG_ERROR("apply failed index=%" PRIu64 " error=%s", index, ing_err_name(rv));
+	return rv;
+}
+
+static void node_free_result(void *data, void *result)
+{
+	(void)data;
+	free(result);
+}
+
+static int node_snapshot(void *data, void **buf, size_t *len)
+{
+	struct node *n = data;
+	uint64_t index;
+	int rv = store_snapshot_export_buf(n->store, buf, len, &index);
+	if (rv == 0)
+		ING_LOG_INFO("snapshot exported index=%" PRIu64 " bytes=%zu", index, *len);
+	return rv;
+}
+
+static int node_restore(void *data, const void *buf, size_t len)
+{
+	struct node *n = data;
+	struct ing_error e;
+	bool replaced = false;
+	int rv = store_snapshot_import_buf(n->store, buf, len, &replaced, &e);
+	if (rv != 0)
+		ING_LOG_ERROR("snapshot restore failed error=%s msg=\"%s\"", ing_err_name(rv),
+		              e.msg);
+	else
+		ING_LOG_INFO("snapshot restored bytes=%zu replaced=%s", len,
+		             replaced ? "yes" : "no (store is newer)");
+	return rv;
+}
+
+int node_flush(struct node *n)
+{
+	int rv = store_batch_flush(n->store);
+	if (rv != 0)
+		node_fatal(n, rv, "commit of applied entries failed");
+	return rv;
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+	struct node *n = h->data;
+	if (n->stopping)
+		return;
+	if (store_batch_pending(n->store) > 0 && node_flush(n) != 0)
+		return;
+	node_watch_poll(n);
+}
+
+/* ---- members ------------------------------------------------------------ */
+
+void node_member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_MAX])
+{
+	struct store_txn *t;
+	struct ing_str val;
+	uint8_t k[8];
+
+	out[0] = '\0';
+	store_be64(k, id);
+	if (store_read_begin(n->store, &t) == 0) {
+		if (store_get(t, STORE_MEMBERS, (struct ing_str){(const char *)k, 8}, &val) == 0) {
+			msgpack_zone z;
+			struct rec_member m;
+			msgpack_zone_init(&z, 512);
+			if (rec_member_decode(val, &z, &m, NULL) == 0)
+				snprintf(out, NODE_ADDRESS_MAX, "%.*s", ING_STR_FMT(m.api_address));
+			msgpack_zone_destroy(&z);
+		}
+		store_abort(t);
+	}
+	for (unsigned i = 0; out[0] == '\0' && i < n->cfg.npeers; i++)
+		if (n->cfg.peers[i].id == id)
+			snprintf(out, NODE_ADDRESS_MAX, "%s", n->cfg.peers[i].api_address);
+}
+
+/* The new leader records each configured peer that the members table does
+ * not hold yet, so every node can find every API address. */
+static void sync_members(struct node *n)
+{
+	for (unsigned i = 0; i < n->cfg.npeers; i++) {
+		const struct node_peer *p = &n->cfg.peers[i];
+		struct store_txn *t;
+		struct ing_str val;
+		uint8_t k[8];
+		int found;
+
+		store_be64(k, p->id);
+		if (store_read_begin(n->store, &t) != 0)
+			return;
+		found =
+		    store_get(t, STORE_MEMBERS, (struct ing_str){(const char *)k, 8}, &val) == 0;
+		store_abort(t);
+		if (found)
+			continue;
+		struct cmd c;
+		memset(&c, 0, sizeof(c));
+		c.type = CMD_MEMBER_PUT;
+		c.version = cmd_type_version(CMD_MEMBER_PUT);
+		c.request_id = ing_str_c("");
+		c.u.member_put.member.id = p->id;
+		c.u.member_put.member.raft_address = ing_str_c(p->raft_address);
+		c.u.member_put.member.api_address = ing_str_c(p->api_address);
+		c.u.member_put.member.role = REC_ROLE_VOTER;
+		node_propose(n, NULL, &c);
+	}
+}
+
+static const char *role_name(enum cons_role r)
+{
+	switch (r) {
+	case CONS_FOLLOWER: return "follower";
+	case CONS_CANDIDATE: return "candidate";
+	case CONS_LEADER: return "leader-pending";
+	case CONS_LEADER_READY: return "leader";
+	case CONS_UNAVAILABLE: return "unavailable";
+	}
+	return "?";
+}
+
+static void node_role_changed(void *data, enum cons_role role, uint64_t leader_id, uint64_t term)
+{
+	struct node *n = data;
+	bool was_ready = n->role == CONS_LEADER_READY;
+
+	ING_LOG_INFO("role changed role=%s leader=%" PRIu64 " term=%" PRIu64, role_name(role),
+	             leader_id, term);
+	n->role = role;
+	n->leader_id = leader_id;
+	if (term != n->term)
+		n->members_synced = false;
+	n->term = term;
+	ing_log_set_term(term);
+	if (role == CONS_LEADER_READY && !was_ready && !n->members_synced) {
+		n->members_synced = true;
+		node_flush(n);
+		sync_members(n);
+	}
+	node_unpark(n);
+}
+
+static void node_cons_fatal(void *data, int code, const char *message)
+{
+	node_fatal(data, code, message);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void maybe_done(struct node *n)
+{
+	if (n->cons != NULL || n->api != NULL || n->open_handles > 0)
+		return;
+	store_close(n->store);
+	n->store = NULL;
+	sm_free(n->sm);
+	n->sm = NULL;
+	void (*stopped)(void *, int) = n->stopped;
+	void *data = n->stopped_data;
+	int status = n->failed;
+	free(n);
+	if (stopped != NULL)
+		stopped(data, status);
+}
+
+void node_hold(struct node *n)
+{
+	n->open_handles++;
+}
+
+void node_release(void *node)
+{
+	struct node *n = node;
+	n->open_handles--;
+	maybe_done(n);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	node_release(h->data);
+}
+
+static void on_cons_closed(void *data)
+{
+	struct node *n = data;
+	n->cons = NULL;
+	maybe_done(n);
+}
+
+static void on_api_closed(void *data)
+{
+	struct node *n = data;
+	n->api = NULL;
+	maybe_done(n);
+}
+
+void node_stop(struct node *n)
+{
+	if (n->stopping)
+		return;
+	n->stopping = true;
+	ING_LOG_INFO("node stopping");
+	node_watch_close_all(n);
+	/* Parked calls are answered now: the client retries elsewhere. */
+	while (n->parked != NULL) {
+		struct node_parked *p = n->parked;
+		n->parked = p->next;
+		rpc_reply_error(p->call, ING_EUNAVAILABLE, "node %" PRIu64 " is shutting down",
+		                n->cfg.id);
+		free(p);
+	}
+	if (n->store != NULL && store_failed(n->store) == 0)
+		store_batch_flush(n->store);
+	node_forward_close(n);
+	node_status_close(n);
+	if (n->api != NULL)
+		rpc_server_close(n->api, on_api_closed, n);
+	if (n->cons != NULL)
+		cons_close(n->cons, on_cons_closed, n);
+	uv_close((uv_handle_t *)&n->flush, on_handle_closed);
+	uv_close((uv_handle_t *)&n->park_timer, on_handle_closed);
+}
+
+void node_fatal(struct node *n, int code, const char *what)
+{
+	if (n->failed != 0)
+		return;
+	n->failed = code != 0 ? code : ING_EINTERNAL;
+	ING_LOG_ERROR("fatal error=%s what=\"%s\": stopping this node; the cluster goes on",
+	              ing_err_name(code), what);
+	node_stop(n);
+}
+
+static int mkdirs(const char *path)
+{
+	char tmp[600];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p != '\0'; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	}
+	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int node_start(uv_loop_t *loop, const struct node_config *cfg,
+               void (*stopped)(void *data, int status), void *data, struct node **out,
+               struct ing_error *e)
+{
+	struct node *n = calloc(1, sizeof(*n));
+	char raft_dir[600];
+	struct store_options so = {.sync = cfg->store_sync};
+	struct cons_peer peers[NODE_MAX_PEERS];
+	struct cons_config cc;
+	struct cons_callbacks cb = {
+	    .apply = node_apply,
+	    .free_result = node_free_result,
+	    .snapshot = node_snapshot,
+	    .restore = node_restore,
+	    .role_changed = node_role_changed,
+	    .fatal = node_cons_fatal,
+	};
+	struct rpc_server_options ro;
+	int rv;
+
+	if (n == NULL)
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	n->loop = loop;
+	n->cfg = *cfg;
+	n->stopped = stopped;
+	n->stopped_data = data;
+	n->role = CONS_FOLLOWER;
+	cb.data = n;
+	ing_log_set_node(cfg->id);
+
+	if (mkdirs(cfg->data_dir) != 0) {
+		rv = ing_error_set(e, ING_EIO, "data_dir %s: cannot create: %s", cfg->data_dir,
+		                   strerror(errno));
+		free(n);
+		return rv;
+	}
+	rv = store_open(cfg->data_dir, &so, &n->store, e);
+	if (rv == 0)
+		rv = sm_new(&n->sm);
+	if (rv != 0) {
+		store_close(n->store);
+		free(n);
+		return rv;
+	}
+	uv_prepare_init(loop, &n->flush);
+	n->flush.data = n;
+	uv_prepare_start(&n->flush, on_flush);
+	uv_timer_init(loop, &n->park_timer);
+	n->park_timer.data = n;
+	n->open_handles = 2;
+
+	memset(&ro, 0, sizeof(ro));
+	ro.address = cfg->api_address;
+	ro.max_frame_bytes = cfg->max_frame_bytes;
+	rv = rpc_server_start(loop, &ro, node_api_handle, n, &n->api, e);
+	if (rv != 0)
+		goto fail;
+
+	for (unsigned i = 0; i < cfg->npeers; i++) {
+		peers[i].id = cfg->peers[i].id;
+		peers[i].address = cfg->peers[i].raft_address;
+	}
+	snprintf(raft_dir, sizeof(raft_dir), "%s/raft", cfg->data_dir);
+	memset(&cc, 0, sizeof(cc));
+	cc.id = cfg->id;
+	cc.address = cfg->raft_address;
+	cc.dir = raft_dir;
+	cc.initial = peers;
+	cc.ninitial = cfg->npeers;
+	cc.election_timeout_ms = cfg->election_timeout_ms;
+	cc.heartbeat_timeout_ms = cfg->heartbeat_timeout_ms;
+	cc.connect_retry_ms = cfg->connect_retry_ms;
+	cc.snapshot_threshold = cfg->snapshot_threshold;
+	cc.snapshot_trailing = cfg->snapshot_trailing;
+	rv = cons_start(loop, &cc, &cb, &n->cons, e);
+	if (rv != 0) {
+		n->cons = NULL;
+		goto fail;
+	}
+	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s data_dir=%s", cfg->id,
+	             cfg->api_address, cfg->raft_address, cfg->data_dir);
+	*out = n;
+	return 0;
+fail:
+	/* The loop must run once more to release the handles; the caller
+	 * exits after running it. */
+	n->stopped = NULL;
+	node_stop(n);
+	return rv;
+}

@@ -1,0 +1,111 @@
+/*
+ * cons_internal.h - private to raft/: struct cons and what consensus.c,
+ * propose.c and trace.c share.  Never included outside raft/.
+ */
+#ifndef INGOT_RAFT_CONS_INTERNAL_H
+#define INGOT_RAFT_CONS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+
+#include "raft/consensus.h"
+#include "raft/fsm.h"
+
+/* Intrusive doubly linked list; a head points to itself when empty. */
+struct cons_link {
+	struct cons_link *prev, *next;
+};
+
+static inline void cons_link_init(struct cons_link *h)
+{
+	h->prev = h->next = h;
+}
+
+static inline bool cons_link_empty(const struct cons_link *h)
+{
+	return h->next == h;
+}
+
+static inline void cons_link_push(struct cons_link *h, struct cons_link *l)
+{
+	l->prev = h->prev;
+	l->next = h;
+	h->prev->next = l;
+	h->prev = l;
+}
+
+static inline void cons_link_remove(struct cons_link *l)
+{
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	l->prev = l->next = l;
+}
+
+struct cons {
+	uv_loop_t *loop;
+	uint64_t id;
+	char *address; /* owned copies of the configuration's strings */
+	char *dir;
+
+	struct raft raft;
+	struct raft_io io;
+	struct raft_uv_transport transport;
+	struct raft_tracer tracer; /* trace.c; impl points to this struct */
+	struct cons_fsm fsm;
+	struct cons_callbacks cb;
+
+	/* Runs before every poll of the loop: role tracking, the leader
+	 * barrier, and delivery of completed requests (consensus.c). */
+	uv_prepare_t pump;
+
+	/* The barrier proposed on becoming leader (one in flight at most). */
+	struct raft_barrier lead_barrier;
+	bool lead_barrier_busy;
+	uint64_t lead_barrier_term; /* term it was proposed in, 0: none */
+	uint64_t ready_term;        /* term whose barrier committed, 0: none */
+
+	/* Last (role, leader, term) reported through role_changed. */
+	bool reported;
+	enum cons_role role;
+	uint64_t leader_id;
+	uint64_t term;
+
+	/* Requests (propose.c): handed to libraft and not yet called back, in
+	 * index order; then completed, waiting for the pump to call the user. */
+	struct cons_link pending;
+	struct cons_link done;
+
+	/* Fatal failure of the fsm or of libraft, reported once by the pump. */
+	bool failed;
+	bool fatal_reported;
+	int fatal_code;
+	char fatal_msg[128];
+
+	bool closing;               /* cons_close called: draining, no new requests */
+	bool raft_closing;          /* raft_close called */
+	uint64_t close_deadline_ms; /* uv_now() limit of the drain */
+	void (*close_cb)(void *data);
+	void *close_data;
+};
+
+/* propose.c */
+bool cons_claim(void *owner, uint64_t index);
+/* Calls the user callback of every completed request; stops early when a
+ * callback closes c unless `all`.  Never called inside a libraft callback. */
+void cons_deliver(struct cons *c, bool all);
+/* Completes every request libraft still holds with status (close path). */
+void cons_fail_pending(struct cons *c, int status);
+
+/* trace.c */
+void cons_trace_init(struct cons *c);
+/* Re-reads the log threshold so the tracer formats nothing unless debug. */
+void cons_trace_refresh(struct cons *c);
+int cons_err_from_raft(int rv);
+/* Logs a libraft failure at warn level with libraft's detail message (from
+ * raft_errmsg, io.errmsg or transport.errmsg); returns the translated code. */
+int cons_raft_failed(const struct cons *c, const char *what, int rv, const char *detail);
+
+#endif

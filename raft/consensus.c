@@ -1,0 +1,628 @@
+/*
+ * consensus.c - one node's libraft instance on the caller's libuv loop:
+ * start (bootstrap or restart), role tracking, the leader barrier, close,
+ * status and membership view.
+ *
+ * Start: validate the configuration, mkdir -p the directory, then
+ * raft_uv_tcp_init, raft_uv_init, raft_init, the tuning calls, raft_bootstrap
+ * when initial voters are given (RAFT_CANTBOOTSTRAP means the directory
+ * already holds state: a plain restart) and raft_start.
+ *
+ * Role tracking: libraft 0.15 has no state-change callback, so a uv_prepare
+ * handle (the "pump") runs before every poll of the loop.  Whatever libraft
+ * did during an iteration (timers, I/O callbacks) is therefore seen before
+ * the loop blocks again.  The pump compares (role, leader, term) with what it
+ * last reported and calls role_changed on any difference; it also delivers
+ * completed proposals (propose.c) and a fatal failure, so that no user
+ * callback ever runs inside libraft or inside a cons_* call.
+ *
+ * Leader barrier (DESIGN.md: 0.15 appends no entry at election and may
+ * count older-term replicas as committed): the first pump that sees the node
+ * leader in a term proposes a barrier.  The role is CONS_LEADER until that
+ * barrier's callback reports success in the same term, then
+ * CONS_LEADER_READY.  Losing leadership fails the barrier
+ * (RAFT_LEADERSHIPLOST); the next term as leader proposes a new one.
+ *
+ * States: running (pump started) -> draining (cons_close: no new requests,
+ * no role reports; the pump delivers completions and waits, at most
+ * CLOSE_DRAIN_MAX_MS, until the whole log is persisted, because 0.15 crashes
+ * when raft_close cancels two or more leader appends) -> raft closing (pump
+ * stopped, raft_close called from the pump; libraft fails every pending
+ * request synchronously, which only queues them) -> raft closed
+ * (raft_uv_close, raft_uv_tcp_close, uv_close of the pump) -> pump closed
+ * (pending requests delivered with ING_EUNAVAILABLE, struct freed,
+ * close_cb).  A failed start after raft_init goes straight to raft closing,
+ * without close_cb.
+ *
+ * Failure modes: bad configuration (ING_EINVAL, nothing allocated); libraft
+ * or disk failures at start (translated, with libraft's message); apply or
+ * restore failing, or libraft turning itself RAFT_UNAVAILABLE while running:
+ * fatal, reported once through cb.fatal from the pump, role
+ * CONS_UNAVAILABLE, proposals refused with ING_EUNAVAILABLE.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "raft/cons_internal.h"
+
+#define DEFAULT_ELECTION_TIMEOUT_MS  300
+#define DEFAULT_HEARTBEAT_TIMEOUT_MS 30
+#define DEFAULT_CONNECT_RETRY_MS     50
+#define DEFAULT_SNAPSHOT_THRESHOLD   4096
+#define DEFAULT_SNAPSHOT_TRAILING    1024
+/* Longest wait in cons_close for the log to be persisted before raft_close. */
+#define CLOSE_DRAIN_MAX_MS 2000
+
+static const char *role_name(enum cons_role role)
+{
+	switch (role) {
+	case CONS_FOLLOWER: return "follower";
+	case CONS_CANDIDATE: return "candidate";
+	case CONS_LEADER: return "leader";
+	case CONS_LEADER_READY: return "leader_ready";
+	case CONS_UNAVAILABLE: return "unavailable";
+	}
+	return "unknown";
+}
+
+/* "a.b.c.d:port", the only form libraft's TCP transport takes. */
+static bool address_valid(const char *s)
+{
+	const char *colon;
+	char host[INET_ADDRSTRLEN];
+	struct in_addr a;
+	unsigned long port;
+	char *end;
+	size_t n;
+
+	if (s == NULL || (colon = strrchr(s, ':')) == NULL) {
+		return false;
+	}
+	n = (size_t)(colon - s);
+	if (n == 0 || n >= sizeof(host)) {
+		return false;
+	}
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, &a) != 1 || !isdigit((unsigned char)colon[1])) {
+		return false;
+	}
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	return errno == 0 && *end == '\0' && port > 0 && port <= 65535;
+}
+
+static int validate(const struct cons_config *cfg, const struct cons_callbacks *cb,
+                    struct ing_error *e)
+{
+	unsigned i, j, election, heartbeat;
+	bool self = false;
+
+	if (cfg == NULL || cb == NULL || cb->apply == NULL || cb->snapshot == NULL ||
+	    cb->restore == NULL) {
+		return ing_error_set(e, ING_EINVAL,
+		                     "consensus: config and apply/snapshot/restore "
+		                     "callbacks are required");
+	}
+	if (cfg->id == 0) {
+		return ing_error_set(e, ING_EINVAL, "consensus: node id must be non-zero");
+	}
+	if (!address_valid(cfg->address)) {
+		return ing_error_set(e, ING_EINVAL, "consensus: address \"%s\" is not a.b.c.d:port",
+		                     cfg->address != NULL ? cfg->address : "");
+	}
+	if (cfg->dir == NULL || cfg->dir[0] == '\0') {
+		return ing_error_set(e, ING_EINVAL, "consensus: raft directory is required");
+	}
+	election =
+	    cfg->election_timeout_ms ? cfg->election_timeout_ms : DEFAULT_ELECTION_TIMEOUT_MS;
+	heartbeat =
+	    cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : DEFAULT_HEARTBEAT_TIMEOUT_MS;
+	if (heartbeat >= election) {
+		return ing_error_set(e, ING_EINVAL,
+		                     "consensus: heartbeat timeout %ums must be below the "
+		                     "election timeout %ums",
+		                     heartbeat, election);
+	}
+	if (cfg->ninitial > 0 && cfg->initial == NULL) {
+		return ing_error_set(e, ING_EINVAL, "consensus: initial voters missing");
+	}
+	for (i = 0; i < cfg->ninitial; i++) {
+		const struct cons_peer *p = &cfg->initial[i];
+		if (p->id == 0 || !address_valid(p->address)) {
+			return ing_error_set(e, ING_EINVAL,
+			                     "consensus: initial voter %u (id %" PRIu64
+			                     ", address \"%s\") is invalid",
+			                     i, p->id, p->address != NULL ? p->address : "");
+		}
+		for (j = 0; j < i; j++) {
+			if (cfg->initial[j].id == p->id ||
+			    strcmp(cfg->initial[j].address, p->address) == 0) {
+				return ing_error_set(e, ING_EINVAL,
+				                     "consensus: initial voters %u and %u share an "
+				                     "id or address",
+				                     j, i);
+			}
+		}
+		if (p->id == cfg->id) {
+			if (strcmp(p->address, cfg->address) != 0) {
+				return ing_error_set(e, ING_EINVAL,
+				                     "consensus: node %" PRIu64
+				                     " is %s among the initial voters but %s here",
+				                     cfg->id, p->address, cfg->address);
+			}
+			self = true;
+		}
+	}
+	if (cfg->ninitial > 0 && !self) {
+		return ing_error_set(
+		    e, ING_EINVAL, "consensus: node %" PRIu64 " is not among the %u initial voters",
+		    cfg->id, cfg->ninitial);
+	}
+	return 0;
+}
+
+static int mkdir_p(const char *dir, struct ing_error *e)
+{
+	char *path = strdup(dir);
+	struct stat st;
+	char *s;
+	int rv = 0;
+
+	if (path == NULL) {
+		return ing_error_set(e, ING_ENOMEM, "consensus: out of memory");
+	}
+	for (s = path + 1;; s++) {
+		if (*s != '/' && *s != '\0') {
+			continue;
+		}
+		char c = *s;
+		*s = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+			rv = ing_error_set(e, ING_EIO, "consensus: mkdir %s: %s", path,
+			                   strerror(errno));
+			goto out;
+		}
+		*s = c;
+		if (c == '\0') {
+			break;
+		}
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		rv = ing_error_set(e, ING_EIO, "consensus: %s is not a directory", dir);
+	}
+out:
+	free(path);
+	return rv;
+}
+
+/* libraft's message for its last failure: raft_start and raft_init leave
+ * some of theirs in the io or transport only. */
+static const char *raft_detail(struct cons *c)
+{
+	const char *m = raft_errmsg(&c->raft);
+	if (m != NULL && m[0] != '\0') {
+		return m;
+	}
+	if (c->io.errmsg[0] != '\0') {
+		return c->io.errmsg;
+	}
+	return c->transport.errmsg[0] != '\0' ? c->transport.errmsg : "no detail";
+}
+
+static void cons_free(struct cons *c)
+{
+	free(c->address);
+	free(c->dir);
+	free(c);
+}
+
+/* Records the first fatal failure; the pump reports it. */
+static void note_fatal(void *owner, int code, const char *message)
+{
+	struct cons *c = owner;
+	if (c->failed) {
+		return;
+	}
+	c->failed = true;
+	c->fatal_code = code;
+	snprintf(c->fatal_msg, sizeof(c->fatal_msg), "%s", message);
+}
+
+static enum cons_role current_role(struct cons *c)
+{
+	if (c->failed || c->closing) {
+		return CONS_UNAVAILABLE;
+	}
+	switch (raft_state(&c->raft)) {
+	case RAFT_FOLLOWER: return CONS_FOLLOWER;
+	case RAFT_CANDIDATE: return CONS_CANDIDATE;
+	case RAFT_LEADER:
+		return c->ready_term == c->raft.current_term ? CONS_LEADER_READY : CONS_LEADER;
+	default: return CONS_UNAVAILABLE;
+	}
+}
+
+static void lead_barrier_cb(struct raft_barrier *req, int status)
+{
+	struct cons *c = req->data;
+	c->lead_barrier_busy = false;
+	if (status == 0 && raft_state(&c->raft) == RAFT_LEADER &&
+	    c->raft.current_term == c->lead_barrier_term) {
+		c->ready_term = c->lead_barrier_term;
+		ING_LOG_INFO("raft leader barrier committed raft_node=%" PRIu64 " term=%" PRIu64
+		             " index=%llu",
+		             c->id, c->ready_term, req->index);
+		return;
+	}
+	ING_LOG_DEBUG("raft leader barrier failed raft_node=%" PRIu64 " term=%" PRIu64 " rc=%d",
+	              c->id, c->lead_barrier_term, status);
+	c->lead_barrier_term = 0; /* retried if still leader in that term */
+}
+
+static void maybe_lead_barrier(struct cons *c)
+{
+	uint64_t term = c->raft.current_term;
+	int rv;
+
+	if (c->failed || raft_state(&c->raft) != RAFT_LEADER || c->lead_barrier_busy ||
+	    c->lead_barrier_term == term) {
+		return;
+	}
+	c->lead_barrier.data = c;
+	rv = raft_barrier(&c->raft, &c->lead_barrier, lead_barrier_cb);
+	if (rv != 0) {
+		/* e.g. a leadership transfer in flight: retried at the next pump. */
+		if (rv != RAFT_NOTLEADER) {
+			cons_raft_failed(c, "raft_barrier(leader)", rv, raft_detail(c));
+		}
+		return;
+	}
+	c->lead_barrier_busy = true;
+	c->lead_barrier_term = term;
+	ING_LOG_DEBUG("raft leader barrier proposed raft_node=%" PRIu64 " term=%" PRIu64
+	              " index=%llu",
+	              c->id, term, c->lead_barrier.index);
+}
+
+static void report_role(struct cons *c)
+{
+	enum cons_role role = current_role(c);
+	uint64_t term = c->raft.current_term;
+	const char *address = NULL;
+	raft_id leader = 0;
+
+	raft_leader(&c->raft, &leader, &address);
+	if (c->reported && role == c->role && leader == c->leader_id && term == c->term) {
+		return;
+	}
+	if (term != c->term) {
+		ing_log_set_term(term);
+	}
+	c->reported = true;
+	c->role = role;
+	c->leader_id = leader;
+	c->term = term;
+	ING_LOG_INFO("raft role changed raft_node=%" PRIu64 " role=%s leader=%" PRIu64
+	             " term=%" PRIu64,
+	             c->id, role_name(role), (uint64_t)leader, term);
+	if (c->cb.role_changed != NULL) {
+		c->cb.role_changed(c->cb.data, role, leader, term);
+	}
+}
+
+static void raft_closed(struct raft *r);
+
+/* Nothing the leader appended is still being written: 0.15's raft_close
+ * cancels in-flight appends, and its appendLeaderCb truncates the log at
+ * each cancelled request's index; from the second one on that index lies
+ * past the end of the log and the truncation crashes (fixed upstream after
+ * 0.15 with an `index <= logLastIndex` guard).  Follower appends are safe. */
+static bool log_persisted(struct cons *c)
+{
+	return raft_last_index(&c->raft) <= c->raft.last_stored;
+}
+
+/* Closing: deliver what completed, and call raft_close once the log is
+ * persisted (or the drain has taken too long). */
+static void drain(struct cons *c)
+{
+	cons_deliver(c, true);
+	if (!log_persisted(c)) {
+		if (uv_now(c->loop) < c->close_deadline_ms) {
+			return;
+		}
+		ING_LOG_WARN("raft closing with entries still being written raft_node=%" PRIu64
+		             " last_index=%llu last_stored=%llu",
+		             c->id, raft_last_index(&c->raft), c->raft.last_stored);
+	}
+	c->raft_closing = true;
+	uv_prepare_stop(&c->pump);
+	/* Fails libraft's pending requests synchronously: they are only
+	 * queued here and delivered from pump_closed. */
+	raft_close(&c->raft, raft_closed);
+}
+
+static void pump(struct cons *c)
+{
+	if (c->closing) {
+		if (!c->raft_closing) {
+			drain(c);
+		}
+		return;
+	}
+	cons_trace_refresh(c);
+	if (!c->failed && raft_state(&c->raft) == RAFT_UNAVAILABLE) {
+		char msg[sizeof(c->fatal_msg)];
+		snprintf(msg, sizeof(msg), "libraft stopped: %s", raft_detail(c));
+		note_fatal(c, ING_EINTERNAL, msg);
+	}
+	if (c->failed && !c->fatal_reported) {
+		c->fatal_reported = true;
+		ING_LOG_ERROR("raft node failed raft_node=%" PRIu64 " code=%s msg=\"%s\"", c->id,
+		              ing_err_name(c->fatal_code), c->fatal_msg);
+		if (c->cb.fatal != NULL) {
+			c->cb.fatal(c->cb.data, c->fatal_code, c->fatal_msg);
+		}
+		if (c->closing) {
+			return;
+		}
+	}
+	maybe_lead_barrier(c);
+	report_role(c);
+	if (c->closing) {
+		return;
+	}
+	cons_deliver(c, false);
+}
+
+static void pump_cb(uv_prepare_t *h)
+{
+	pump(h->data);
+}
+
+/* Start failed after raft_init: libraft's I/O closes asynchronously. */
+static void start_failed_raft_closed(struct raft *r)
+{
+	struct cons *c = r->data;
+	raft_uv_close(&c->io);
+	raft_uv_tcp_close(&c->transport);
+	cons_free(c);
+}
+
+static int bootstrap(struct cons *c, const struct cons_config *cfg, struct ing_error *e)
+{
+	struct raft_configuration conf;
+	unsigned i;
+	int rv = 0;
+
+	raft_configuration_init(&conf);
+	for (i = 0; i < cfg->ninitial && rv == 0; i++) {
+		rv = raft_configuration_add(&conf, cfg->initial[i].id, cfg->initial[i].address,
+		                            RAFT_VOTER);
+	}
+	if (rv == 0) {
+		rv = raft_bootstrap(&c->raft, &conf);
+	}
+	raft_configuration_close(&conf);
+	if (rv == RAFT_CANTBOOTSTRAP) {
+		ING_LOG_INFO("raft state exists, restarting raft_node=%" PRIu64 " dir=%s", c->id,
+		             c->dir);
+		return 0;
+	}
+	if (rv != 0) {
+		int code = cons_raft_failed(c, "raft_bootstrap", rv, raft_detail(c));
+		return ing_error_set(e, code, "consensus: bootstrap in %s failed: %s", c->dir,
+		                     raft_detail(c));
+	}
+	ING_LOG_INFO("raft bootstrapped raft_node=%" PRIu64 " voters=%u dir=%s", c->id,
+	             cfg->ninitial, c->dir);
+	return 0;
+}
+
+int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons_callbacks *cb,
+               struct cons **out, struct ing_error *e)
+{
+	struct cons *c;
+	int rv, code;
+
+	if (loop == NULL || out == NULL) {
+		return ing_error_set(e, ING_EINVAL, "consensus: loop and out are required");
+	}
+	rv = validate(cfg, cb, e);
+	if (rv != 0) {
+		return rv;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->address = strdup(cfg->address)) == NULL ||
+	    (c->dir = strdup(cfg->dir)) == NULL) {
+		if (c != NULL) {
+			cons_free(c);
+		}
+		return ing_error_set(e, ING_ENOMEM, "consensus: out of memory");
+	}
+	c->loop = loop;
+	c->id = cfg->id;
+	c->cb = *cb;
+	cons_link_init(&c->pending);
+	cons_link_init(&c->done);
+
+	rv = mkdir_p(c->dir, e);
+	if (rv != 0) {
+		cons_free(c);
+		return rv;
+	}
+	rv = raft_uv_tcp_init(&c->transport, loop);
+	if (rv != 0) {
+		code = cons_raft_failed(c, "raft_uv_tcp_init", rv, c->transport.errmsg);
+		cons_free(c);
+		return ing_error_set(e, code, "consensus: transport init failed: %s",
+		                     raft_strerror(rv));
+	}
+	rv = raft_uv_init(&c->io, loop, c->dir, &c->transport);
+	if (rv != 0) {
+		code = cons_raft_failed(c, "raft_uv_init", rv, c->io.errmsg);
+		ing_error_set(e, code, "consensus: raft storage in %s: %s", c->dir,
+		              c->io.errmsg[0] ? c->io.errmsg : raft_strerror(rv));
+		raft_uv_tcp_close(&c->transport);
+		cons_free(c);
+		return code;
+	}
+	cons_trace_init(c);
+	raft_uv_set_tracer(&c->io, &c->tracer);
+	raft_uv_set_connect_retry_delay(&c->io, cfg->connect_retry_ms ? cfg->connect_retry_ms
+	                                                              : DEFAULT_CONNECT_RETRY_MS);
+
+	cons_fsm_init(&c->fsm, c->id, cb);
+	c->fsm.claim = cons_claim;
+	c->fsm.on_fatal = note_fatal;
+	c->fsm.owner = c;
+	rv = raft_init(&c->raft, &c->io, &c->fsm.fsm, c->id, c->address);
+	if (rv != 0) {
+		code = cons_raft_failed(c, "raft_init", rv, raft_detail(c));
+		ing_error_set(e, code, "consensus: raft init in %s: %s", c->dir, raft_detail(c));
+		raft_uv_close(&c->io);
+		raft_uv_tcp_close(&c->transport);
+		cons_free(c);
+		return code;
+	}
+	c->raft.data = c;
+	c->raft.tracer = &c->tracer;
+	c->fsm.raft = &c->raft;
+	raft_set_election_timeout(&c->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms
+	                                                             : DEFAULT_ELECTION_TIMEOUT_MS);
+	raft_set_heartbeat_timeout(&c->raft, cfg->heartbeat_timeout_ms
+	                                         ? cfg->heartbeat_timeout_ms
+	                                         : DEFAULT_HEARTBEAT_TIMEOUT_MS);
+	raft_set_pre_vote(&c->raft, true);
+	raft_set_snapshot_threshold(&c->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold
+	                                                              : DEFAULT_SNAPSHOT_THRESHOLD);
+	raft_set_snapshot_trailing(&c->raft, cfg->snapshot_trailing ? cfg->snapshot_trailing
+	                                                            : DEFAULT_SNAPSHOT_TRAILING);
+
+	if (cfg->ninitial > 0) {
+		rv = bootstrap(c, cfg, e);
+		if (rv != 0) {
+			goto fail_after_init;
+		}
+	}
+	rv = raft_start(&c->raft);
+	if (rv != 0) {
+		code = cons_raft_failed(c, "raft_start", rv, raft_detail(c));
+		if (c->fsm.failed) {
+			code = c->fsm.fatal_code;
+		}
+		rv = ing_error_set(e, code, "consensus: raft start (%s, %s) failed: %s", c->address,
+		                   c->dir, raft_detail(c));
+		goto fail_after_init;
+	}
+	uv_prepare_init(loop, &c->pump);
+	c->pump.data = c;
+	uv_prepare_start(&c->pump, pump_cb);
+	ING_LOG_INFO("raft started raft_node=%" PRIu64 " address=%s dir=%s term=%llu "
+	             "last_index=%llu",
+	             c->id, c->address, c->dir, c->raft.current_term, raft_last_index(&c->raft));
+	*out = c;
+	return 0;
+
+fail_after_init:
+	c->closing = true;
+	c->raft_closing = true;
+	raft_close(&c->raft, start_failed_raft_closed);
+	return rv;
+}
+
+static void pump_closed(uv_handle_t *h)
+{
+	struct cons *c = h->data;
+	void (*close_cb)(void *) = c->close_cb;
+	void *data = c->close_data;
+
+	cons_fail_pending(c, ING_EUNAVAILABLE);
+	cons_deliver(c, true);
+	ING_LOG_INFO("raft closed raft_node=%" PRIu64, c->id);
+	cons_free(c);
+	if (close_cb != NULL) {
+		close_cb(data);
+	}
+}
+
+static void raft_closed(struct raft *r)
+{
+	struct cons *c = r->data;
+	raft_uv_close(&c->io);
+	raft_uv_tcp_close(&c->transport);
+	uv_close((uv_handle_t *)&c->pump, pump_closed);
+}
+
+void cons_close(struct cons *c, void (*close_cb)(void *data), void *data)
+{
+	if (c->closing) {
+		ING_LOG_WARN("raft close called twice raft_node=%" PRIu64, c->id);
+		return;
+	}
+	c->closing = true;
+	c->close_cb = close_cb;
+	c->close_data = data;
+	uv_update_time(c->loop);
+	c->close_deadline_ms = uv_now(c->loop) + CLOSE_DRAIN_MAX_MS;
+	ING_LOG_INFO("raft closing raft_node=%" PRIu64 " term=%llu last_index=%llu "
+	             "last_stored=%llu",
+	             c->id, c->raft.current_term, raft_last_index(&c->raft), c->raft.last_stored);
+	/* The pump (still started) drains, then calls raft_close: never from
+	 * here, so no user callback runs inside cons_close. */
+}
+
+void cons_status(struct cons *c, struct cons_status *out)
+{
+	const char *address = NULL;
+	raft_id leader = 0;
+
+	*out = (struct cons_status){0};
+	out->role = current_role(c);
+	out->id = c->id;
+	raft_leader(&c->raft, &leader, &address);
+	out->leader_id = leader;
+	if (address != NULL) {
+		snprintf(out->leader_address, sizeof(out->leader_address), "%s", address);
+	}
+	out->term = c->raft.current_term;
+	out->commit_index = c->raft.commit_index;
+	out->last_applied = raft_last_applied(&c->raft);
+	out->last_index = raft_last_index(&c->raft);
+}
+
+int cons_members(struct cons *c, struct cons_member **out, unsigned *n)
+{
+	const struct raft_configuration *conf = &c->raft.configuration;
+	struct cons_member *m;
+	unsigned i;
+
+	if (conf->n == 0) {
+		*out = NULL;
+		*n = 0;
+		return 0;
+	}
+	m = calloc(conf->n, sizeof(*m));
+	if (m == NULL) {
+		return ING_ENOMEM;
+	}
+	for (i = 0; i < conf->n; i++) {
+		const struct raft_server *s = &conf->servers[i];
+		m[i].id = s->id;
+		snprintf(m[i].address, sizeof(m[i].address), "%s", s->address);
+		m[i].role = s->role == RAFT_VOTER     ? CONS_VOTER
+		            : s->role == RAFT_STANDBY ? CONS_STANDBY
+		                                      : CONS_SPARE;
+	}
+	*out = m;
+	*n = conf->n;
+	return 0;
+}

@@ -1,0 +1,184 @@
+/*
+ * consensus.h - the node's replicated log: the only interface to libraft.
+ *
+ * raft/ is the one folder that calls libraft (0.15, with its libuv
+ * backend).  It carries opaque, 8-byte-padded commands from a proposer to
+ * the apply callback of every node, in log order, and knows nothing of jobs.
+ * Nothing here exposes a libraft type, so a change of library touches this
+ * folder only.
+ *
+ * Facts of libraft 0.15 this layer absorbs (DESIGN.md):
+ *  - entry lengths must be multiples of 8: cons_propose refuses others;
+ *  - a new leader appends no entry of its own: on becoming leader this layer
+ *    proposes a barrier at once and reports CONS_LEADER_READY only after it
+ *    commits; until then the node must not schedule, serve linearizable
+ *    reads or change membership;
+ *  - apply is not given its index: it is raft_last_applied + 1;
+ *  - a non-zero return from apply stalls libraft forever: the apply
+ *    callback returns non-zero only for a fatal store failure, and this
+ *    layer then reports it through `fatal` and stops;
+ *  - apply results are only wanted on the node that proposed: results of
+ *    entries proposed elsewhere are released here at once;
+ *  - followers answer proposals with not-leader: cons_propose fails with
+ *    ING_ENOTLEADER and the node forwards;
+ *  - pre-vote on, connect-retry delay well below the election timeout;
+ *  - libraft's tracer and errors are routed into our log.
+ *
+ * Everything runs on the caller's libuv loop; no threads.  The process must
+ * ignore SIGPIPE (peers close connections that libuv may still write to).
+ */
+#ifndef INGOT_RAFT_CONSENSUS_H
+#define INGOT_RAFT_CONSENSUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/err.h"
+
+struct cons_peer {
+	uint64_t id;
+	const char *address; /* "a.b.c.d:port", borrowed */
+};
+
+struct cons_config {
+	uint64_t id;
+	const char *address; /* this node's raft address, borrowed */
+	const char *dir;     /* directory for libraft's log and snapshots; created if absent */
+	const struct cons_peer *initial; /* voters to bootstrap a new cluster with */
+	unsigned ninitial;               /* 0: join an existing cluster (no bootstrap) */
+	unsigned election_timeout_ms;    /* 0: 300 */
+	unsigned heartbeat_timeout_ms;   /* 0: 30 */
+	unsigned connect_retry_ms;       /* 0: 50 */
+	unsigned snapshot_threshold;     /* 0: 4096 entries */
+	unsigned snapshot_trailing;      /* 0: 1024 entries */
+};
+
+enum cons_role {
+	CONS_FOLLOWER = 0,
+	CONS_CANDIDATE = 1,
+	CONS_LEADER = 2,       /* leader, barrier not yet committed */
+	CONS_LEADER_READY = 3, /* leader whose barrier committed */
+	CONS_UNAVAILABLE = 4,  /* stopped or failed */
+};
+
+/*
+ * apply, snapshot and restore run inside libraft (on the loop) and must not
+ * call any cons_* function; role_changed, fatal and the request callbacks
+ * run from the loop outside libraft and may call any of them (cons_close
+ * included).  apply, snapshot and restore are required, the others may be
+ * NULL.
+ */
+struct cons_callbacks {
+	void *data;
+	/*
+	 * Applies the committed command at `index` (payload borrowed for the
+	 * call).  Indexes strictly increase, with gaps for barrier and
+	 * configuration entries, and restart after a restore; a restarted node
+	 * replays entries after its last snapshot, so apply must skip an index
+	 * its state already holds.  May set *result to a malloc'd object handed
+	 * to the proposer's callback (or freed with `free_result` when no local
+	 * proposer waits).  Returns 0, or a fatal error: reported through
+	 * `fatal`, and libraft never gets past that entry (0.15 stalls or turns
+	 * the node unavailable); the node must be stopped.  Reject a bad command
+	 * by returning 0 with the error recorded in *result.
+	 */
+	int (*apply)(void *data, uint64_t index, const void *buf, size_t len, void **result);
+	/* Releases a result nobody waits for; NULL: free(). */
+	void (*free_result)(void *data, void *result);
+	/* Writes the whole state into a malloc'd buffer (owned by the callee's
+	 * caller: raft/ frees it with free()).  Synchronous, on the loop.  A
+	 * failure is logged and retried at a later apply, not fatal. */
+	int (*snapshot)(void *data, void **buf, size_t *len);
+	/* Replaces the state with a snapshot's (buf borrowed).  Non-zero is
+	 * fatal.  May run inside cons_start (the directory's last snapshot). */
+	int (*restore)(void *data, const void *buf, size_t len);
+	/* Role, leader or term changed.  leader_id 0 when unknown. */
+	void (*role_changed)(void *data, enum cons_role role, uint64_t leader_id, uint64_t term);
+	/* libraft or the store failed in a way the node cannot survive; called
+	 * once, after which the role is CONS_UNAVAILABLE and the node should be
+	 * closed. */
+	void (*fatal)(void *data, int code, const char *message);
+};
+
+struct cons;
+
+/*
+ * Starts a node on loop: bootstraps the cluster when cfg->ninitial > 0 and
+ * the directory holds no state, restarts from the directory otherwise.
+ * cfg and cb are copied.  ING_EINVAL (bad address, id not among the initial
+ * voters or with another address there, heartbeat >= election timeout),
+ * ING_EIO, ING_ENOMEM, or libraft's failure translated (e.g. ING_EIO when the
+ * address is in use), with a message in e.  On a failure after libraft was
+ * initialised, its handles are released asynchronously: the loop must still
+ * be run to completion.  A single-voter cluster elects itself and may apply
+ * its log inside cons_start.
+ */
+int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons_callbacks *cb,
+               struct cons **out, struct ing_error *e);
+
+/* Stops the node: refuses new requests at once, lets the log finish being
+ * written (bounded; libraft 0.15 crashes when closed with several leader
+ * appends in flight), then closes libraft.  close_cb(data) (may be NULL)
+ * runs once every handle is closed and c is freed.  Pending proposals and barriers complete with
+ * ING_EUNAVAILABLE (or 0 if applied before the close), after cons_close has
+ * returned and before close_cb.  Call once; never from apply, snapshot or
+ * restore. */
+void cons_close(struct cons *c, void (*close_cb)(void *data), void *data);
+
+/* A proposal: caller-owned, untouched by the caller until cb; cb runs
+ * exactly once, never inside cons_propose, and only if cons_propose returned
+ * 0.  status 0 and the apply result (may be NULL; ownership passes to the
+ * callee), or ING_EUNAVAILABLE (leadership lost or node closed: the entry
+ * may still commit; only a request id makes a retry safe). */
+struct cons_proposal {
+	void *data;
+	void (*cb)(struct cons_proposal *p, int status, void *result);
+	uint64_t index; /* set once appended */
+	void *internal; /* raft/'s */
+};
+
+/* Copies buf (len > 0, a multiple of 8) into the log.  ING_EINVAL (len, no
+ * cb), ING_ENOTLEADER (not leader, or a leadership transfer under way: the
+ * node forwards), ING_EUNAVAILABLE (closing or failed), ING_ENOMEM.  Accepted
+ * as soon as the node is leader (CONS_LEADER too: the entry follows the
+ * leader barrier in the log). */
+int cons_propose(struct cons *c, struct cons_proposal *p, const void *buf, size_t len);
+
+/* A barrier (leader only): cb runs once all entries before it are applied
+ * locally, with status 0, or ING_EUNAVAILABLE as for proposals.  Errors of
+ * cons_barrier as for cons_propose. */
+struct cons_barrier {
+	void *data;
+	void (*cb)(struct cons_barrier *b, int status);
+	void *internal;
+};
+int cons_barrier(struct cons *c, struct cons_barrier *b);
+
+/* Snapshot of the node's view (cheap; role as of now, which the pump
+ * reports through role_changed before the loop next blocks). */
+struct cons_status {
+	enum cons_role role;
+	uint64_t id;
+	uint64_t leader_id; /* 0: unknown */
+	char leader_address[64];
+	uint64_t term;
+	uint64_t commit_index;
+	uint64_t last_applied;
+	uint64_t last_index;
+};
+void cons_status(struct cons *c, struct cons_status *out);
+
+/* Membership (libraft roles).  cb as for barriers; one change at a time
+ * (ING_ECONFLICT while one is in flight).  Used by issue "membership". */
+enum cons_member_role { CONS_VOTER = 0, CONS_STANDBY = 1, CONS_SPARE = 2 };
+struct cons_member {
+	uint64_t id;
+	char address[64];
+	enum cons_member_role role;
+};
+/* Current configuration; *out malloc'd array (caller frees). */
+int cons_members(struct cons *c, struct cons_member **out, unsigned *n);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * fsm.c - the struct raft_fsm glue between libraft 0.15 and cons_callbacks.
+ *
+ * Happy path: libraft calls apply for each committed RAFT_COMMAND entry in
+ * log order; the glue computes the entry's index as raft_last_applied + 1
+ * (libraft sets last_applied only after apply returns), calls cb.apply,
+ * then either hands the result back to libraft (a local proposer waits at
+ * that index: libraft passes it to the raft_apply callback) or frees it with
+ * cb.free_result (entries proposed by other nodes, or by a proposer libraft
+ * already failed).
+ *
+ * Snapshots are version 2: synchronous, on the loop.  snapshot() asks
+ * cb.snapshot for one malloc'd buffer and lends it to libraft;
+ * snapshot_finalize() frees it once libraft has written it (or failed to).
+ * restore() hands libraft's buffer to cb.restore and frees it on success.
+ *
+ * Invariants:
+ *  - indexes given to cb.apply strictly increase between restores;
+ *  - a result is either returned to libraft (claimed) or freed here, never
+ *    both, never leaked;
+ *  - after the first fatal failure, cb.apply and cb.restore are never called
+ *    again, and the failure is reported exactly once.
+ *
+ * Failure modes:
+ *  - cb.apply returns non-zero: fatal.  The error goes back to libraft,
+ *    which never advances last_applied past the entry: on a follower 0.15
+ *    then turns the node RAFT_UNAVAILABLE (recv error path); on a leader it
+ *    stalls applying.  Either way the node must be stopped; apply callbacks
+ *    must record a bad command's error as its result instead.
+ *  - cb.restore returns non-zero: fatal (the state may be half replaced);
+ *    libraft keeps ownership of the buffer and frees it.
+ *  - cb.snapshot returns non-zero: logged, and RAFT_BUSY is returned so
+ *    libraft retries at a later apply instead of stopping the node.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "raft/fsm.h"
+
+static void fsm_fail(struct cons_fsm *f, int code, const char *message)
+{
+	if (f->failed) {
+		return;
+	}
+	f->failed = true;
+	f->fatal_code = code;
+	ING_LOG_ERROR("raft fsm failed raft_node=%" PRIu64 " code=%s msg=\"%s\"", f->node_id,
+	              ing_err_name(code), message);
+	if (f->on_fatal != NULL) {
+		f->on_fatal(f->owner, code, message);
+	} else if (f->cb.fatal != NULL) {
+		f->cb.fatal(f->cb.data, code, message);
+	}
+}
+
+static void fsm_free_result(struct cons_fsm *f, void *result)
+{
+	if (result == NULL) {
+		return;
+	}
+	if (f->cb.free_result != NULL) {
+		f->cb.free_result(f->cb.data, result);
+	} else {
+		free(result);
+	}
+}
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+	struct cons_fsm *f = fsm->data;
+	uint64_t index = (uint64_t)raft_last_applied(f->raft) + 1;
+	void *res = NULL;
+	int rv;
+
+	*result = NULL;
+	if (f->failed) {
+		return RAFT_IOERR;
+	}
+	if (!f->after_restore && f->last_index != 0 && index <= f->last_index) {
+		/* libraft re-applying or skipping back: worth a loud line, the
+		 * store's own last-applied index protects the state. */
+		ING_LOG_ERROR("raft apply index went back raft_node=%" PRIu64 " index=%" PRIu64
+		              " last=%" PRIu64,
+		              f->node_id, index, f->last_index);
+	}
+	rv = f->cb.apply(f->cb.data, index, buf->base, buf->len, &res);
+	if (rv != 0) {
+		char msg[96];
+		fsm_free_result(f, res);
+		snprintf(msg, sizeof(msg), "apply failed at index %" PRIu64, index);
+		fsm_fail(f, rv, msg);
+		return RAFT_IOERR;
+	}
+	f->last_index = index;
+	f->after_restore = false;
+	f->n_applied++;
+	if (f->claim != NULL && f->claim(f->owner, index)) {
+		*result = res;
+	} else {
+		fsm_free_result(f, res);
+	}
+	return 0;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct cons_fsm *f = fsm->data;
+	struct raft_buffer *b;
+	void *data = NULL;
+	size_t len = 0;
+	double t0 = now_ms();
+	int rv;
+
+	if (f->failed) {
+		return RAFT_BUSY;
+	}
+	/* Synchronous on the loop: the pause is logged. */
+	rv = f->cb.snapshot(f->cb.data, &data, &len);
+	if (rv != 0) {
+		ING_LOG_WARN("raft snapshot export failed raft_node=%" PRIu64 " code=%s",
+		             f->node_id, ing_err_name(rv));
+		return RAFT_BUSY;
+	}
+	b = malloc(sizeof(*b));
+	if (b == NULL) {
+		free(data);
+		return RAFT_BUSY;
+	}
+	b->base = data;
+	b->len = len;
+	*bufs = b;
+	*n_bufs = 1;
+	f->n_snapshots++;
+	ING_LOG_INFO("raft snapshot taken raft_node=%" PRIu64 " index=%llu bytes=%zu pause_ms=%.2f",
+	             f->node_id, raft_last_applied(f->raft), len, now_ms() - t0);
+	return 0;
+}
+
+/* Version 2: libraft is done with what fsm_snapshot lent it. */
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	unsigned i;
+	(void)fsm;
+	if (*bufs != NULL) {
+		for (i = 0; i < *n_bufs; i++) {
+			free((*bufs)[i].base);
+		}
+		free(*bufs);
+	}
+	*bufs = NULL;
+	*n_bufs = 0;
+	return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+	struct cons_fsm *f = fsm->data;
+	int rv;
+
+	if (f->failed) {
+		return RAFT_IOERR;
+	}
+	rv = f->cb.restore(f->cb.data, buf->base, buf->len);
+	if (rv != 0) {
+		fsm_fail(f, rv, "snapshot restore failed");
+		return RAFT_IOERR; /* libraft frees buf->base */
+	}
+	raft_free(buf->base);
+	f->after_restore = true;
+	f->n_restored++;
+	ING_LOG_INFO("raft snapshot restored raft_node=%" PRIu64 " bytes=%zu", f->node_id,
+	             buf->len);
+	return 0;
+}
+
+void cons_fsm_init(struct cons_fsm *f, uint64_t node_id, const struct cons_callbacks *cb)
+{
+	*f = (struct cons_fsm){0};
+	f->fsm.version = 2;
+	f->fsm.data = f;
+	f->fsm.apply = fsm_apply;
+	f->fsm.snapshot = fsm_snapshot;
+	f->fsm.restore = fsm_restore;
+	f->fsm.snapshot_finalize = fsm_snapshot_finalize;
+	f->cb = *cb;
+	f->node_id = node_id;
+}

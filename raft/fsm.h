@@ -1,0 +1,63 @@
+/*
+ * fsm.h - private to raft/ (and its tests): the struct raft_fsm that libraft
+ * 0.15 calls, glued to the cons_callbacks of the layer above.
+ *
+ * The glue works with any struct raft, whether driven by the libuv backend
+ * (consensus.c) or by raft_fixture in tests: the owner embeds a cons_fsm,
+ * calls cons_fsm_init, passes &fsm.fsm to raft_init (or raft_fixture_grow),
+ * and sets fsm.raft right after, before raft_start.
+ *
+ * What it adds to the raw callbacks:
+ *  - the index of each applied entry, raft_last_applied(r) + 1 (0.15 does
+ *    not pass it);
+ *  - result routing: a result is handed back to libraft (and so to the
+ *    proposer's raft_apply callback) only when `claim` says a local proposer
+ *    waits at that index; otherwise it is released with cb.free_result at
+ *    once, since libraft 0.15 would leak it;
+ *  - fatal failures (apply or restore returning non-zero) reported once,
+ *    through `on_fatal` when set (consensus.c defers it to the loop), else
+ *    straight to cb.fatal;
+ *  - snapshots in version 2 (synchronous, with snapshot_finalize): the
+ *    malloc'd buffer from cb.snapshot is handed to libraft without a copy and
+ *    freed with free() in snapshot_finalize; restore hands libraft's buffer
+ *    to cb.restore and releases it with raft_free on success (libraft frees
+ *    it itself when restore fails).
+ */
+#ifndef INGOT_RAFT_FSM_H
+#define INGOT_RAFT_FSM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <raft.h>
+
+#include "raft/consensus.h"
+
+struct cons_fsm {
+	struct raft_fsm fsm; /* handed to libraft; fsm.data points to this struct */
+	struct raft *raft;   /* set by the owner after raft_init, before raft_start */
+	struct cons_callbacks cb;
+	uint64_t node_id; /* for logs */
+
+	/* Whether a local proposer waits for the result of the entry at index
+	 * (libraft will then pass the result to its raft_apply callback).
+	 * NULL: never. */
+	bool (*claim)(void *owner, uint64_t index);
+	/* First fatal failure; NULL: cb.fatal is called directly. */
+	void (*on_fatal)(void *owner, int code, const char *message);
+	void *owner;
+
+	/* State, read-only for owners. */
+	bool failed;          /* apply or restore failed: every later apply fails */
+	int fatal_code;       /* ING_E* of the first failure, 0 if none */
+	uint64_t last_index;  /* index of the last successful apply, 0: none */
+	bool after_restore;   /* the next index follows a snapshot, not last_index */
+	uint64_t n_applied;   /* entries applied */
+	uint64_t n_restored;  /* snapshots restored */
+	uint64_t n_snapshots; /* snapshots taken */
+};
+
+/* Fills f for cb (copied); claim/on_fatal/owner/raft are left NULL. */
+void cons_fsm_init(struct cons_fsm *f, uint64_t node_id, const struct cons_callbacks *cb);
+
+#endif

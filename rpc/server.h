@@ -1,0 +1,109 @@
+/*
+ * server.h - the server side of ingot's wire protocol (docs/protocol.md).
+ *
+ * The server accepts TCP connections, splits them into frames, decodes each
+ * request and hands it to one handler as a `struct rpc_call`.  The handler
+ * owns the call until it replies, which it may do at once or later (after a
+ * Raft commit, a forwarded call, a timer...).  Several calls of one
+ * connection may be outstanding; replies go out in the order they are made.
+ *
+ * Bad input (not msgpack, not a request, wrong header types, a frame length
+ * of 0 or over max_frame_bytes, EOF inside a frame) gets one error reply
+ * ("malformed" or "too_large") and closes that connection only.
+ *
+ * Backpressure: a connection whose queued output exceeds max_output_bytes,
+ * or that has max_calls outstanding calls, is not read until that drains.
+ * A watch that keeps pushing to a client that does not read is cut off when
+ * the output reaches 4 * max_output_bytes.  Connections over
+ * max_connections get an "unavailable" reply and are closed.
+ *
+ * Everything here runs on the loop thread; nothing is thread-safe.
+ */
+#ifndef INGOT_RPC_SERVER_H
+#define INGOT_RPC_SERVER_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/err.h"
+#include "common/str.h"
+
+struct rpc_server;
+struct rpc_call;
+
+struct rpc_server_options {
+	const char *address;      /* "a.b.c.d:port" or "localhost:port"; port 0: any free */
+	size_t max_frame_bytes;   /* 0: 4 MiB; applies to requests and replies */
+	unsigned max_connections; /* 0: 1024 */
+	size_t max_output_bytes;  /* per connection; 0: 8 MiB */
+	unsigned max_calls;       /* outstanding calls per connection; 0: 4096 */
+};
+
+/* Called once per request, on the loop.  Must eventually reply to `call`. */
+typedef void (*rpc_handler)(void *data, struct rpc_call *call);
+
+/*
+ * Binds and listens now.  Errors: ING_EINVAL (bad address), ING_EUNAVAILABLE
+ * (address in use, not a local address...), ING_EDENIED, ING_ENOMEM; e's
+ * message names the address ("cannot listen on 127.0.0.1:7401: address
+ * already in use").
+ */
+int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_handler h, void *data,
+                     struct rpc_server **out, struct ing_error *e);
+
+/* The port actually bound (useful with port 0). */
+uint16_t rpc_server_port(const struct rpc_server *s);
+
+/*
+ * Closes the listener and every connection, then frees the server and calls
+ * cb(data) (cb may be NULL).  Outstanding calls become dead: their abandon
+ * callbacks run, and the handler must still reply to them (the reply is
+ * dropped) to free them.  The handler is not called again.
+ */
+void rpc_server_close(struct rpc_server *s, void (*cb)(void *data), void *data);
+
+/* ---- calls: valid from the handler until replied to ------------------- */
+
+uint64_t rpc_call_id(const struct rpc_call *c);
+/* Views into the call's own copy of its frame, valid until the reply. */
+struct ing_str rpc_call_op(const struct rpc_call *c);
+const msgpack_object *rpc_call_args(const struct rpc_call *c); /* a MAP, str keys */
+struct ing_str rpc_call_token(const struct rpc_call *c);       /* len 0 when nil */
+struct ing_str rpc_call_request_id(const struct rpc_call *c);  /* len 0 when nil */
+/* False once the connection is gone (replies and pushes are dropped). */
+bool rpc_call_alive(const struct rpc_call *c);
+
+/*
+ * Replies and frees the call; call exactly once per call.  `result` is one
+ * encoded msgpack value, copied (NULL/0: nil).  A result that is not exactly
+ * one msgpack value becomes an "internal" error reply; one that would make a
+ * frame over max_frame_bytes becomes a "too_large" error reply.  When the
+ * connection is gone the reply is dropped silently.
+ */
+void rpc_reply(struct rpc_call *c, const void *result, size_t len);
+/* Same, with error [ing_err_name(code), message]. */
+void rpc_reply_error(struct rpc_call *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Pushes an event (one encoded msgpack value, copied) for a watch: frame
+ * [2, id, event].  Errors: ING_EUNAVAILABLE (connection gone, or just cut
+ * off because the client does not read), ING_EINVAL (not one msgpack
+ * value), ING_ETOOBIG (frame over max_frame_bytes), ING_ENOMEM.
+ */
+int rpc_push(struct rpc_call *c, const void *event, size_t len);
+
+/*
+ * Registers cb to run once if the connection closes before the call is
+ * replied to (so a watch can stop); it runs on the loop after the
+ * connection's own callbacks returned, never from inside rpc_reply/rpc_push.
+ * cb may reply to the call.  Returns ING_EUNAVAILABLE (and registers
+ * nothing) when the connection is already gone; else 0.  A second call
+ * replaces the first registration.
+ */
+int rpc_call_on_abandon(struct rpc_call *c, void (*cb)(struct rpc_call *c, void *data), void *data);
+
+#endif

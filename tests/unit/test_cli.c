@@ -1,0 +1,1273 @@
+/*
+ * test_cli.c - ingotctl without a cluster: argument parsing of every
+ * command and its usage errors (exit 2, nothing sent), durations, target
+ * YAML files (exact msgpack; every kind of error names file, line and key),
+ * msgpack -> JSON, table formatting of results built by hand, the exit code
+ * and message for a closed port (real TCP), and whole runs of cli_run
+ * against a fake server (rpc/server.h on its own thread and loop) that
+ * answers with canned results, to check the requests ingotctl sends and
+ * what it prints.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cli/cli.h"
+#include "rpc/server.h"
+#include "tests/lib/testutil.h"
+
+/* ---- helpers ----------------------------------------------------------- */
+
+struct run {
+	int code;
+	char *out;
+	char *err;
+};
+
+/* Runs cli_run on a NULL-terminated word list (argv[0] added). */
+static struct run run_words(const char *first, ...)
+{
+	char *argv[64];
+	int argc = 0;
+	va_list ap;
+	argv[argc++] = (char *)"ingotctl";
+	va_start(ap, first);
+	for (const char *w = first; w != NULL; w = va_arg(ap, const char *))
+		argv[argc++] = (char *)w;
+	va_end(ap);
+	argv[argc] = NULL;
+	struct run r;
+	size_t olen, elen;
+	FILE *out = open_memstream(&r.out, &olen);
+	FILE *err = open_memstream(&r.err, &elen);
+	r.code = cli_run(argc, argv, out, err);
+	fclose(out);
+	fclose(err);
+	return r;
+}
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+static int parse(struct cli_cmd *c, struct ing_error *e, ...)
+{
+	char *argv[64];
+	int argc = 0;
+	va_list ap;
+	argv[argc++] = (char *)"ingotctl";
+	va_start(ap, e);
+	for (const char *w = va_arg(ap, const char *); w != NULL; w = va_arg(ap, const char *))
+		argv[argc++] = (char *)w;
+	va_end(ap);
+	argv[argc] = NULL;
+	ing_error_clear(e);
+	return cli_parse_args(argc, argv, NULL, NULL, c, e);
+}
+
+#define assert_contains(hay, needle)                                        \
+	do {                                                                \
+		if (strstr((hay), (needle)) == NULL)                        \
+			fail_msg("expected '%s' in:\n%s", (needle), (hay)); \
+	} while (0)
+
+/* ---- argument parsing -------------------------------------------------- */
+
+static void test_args_defaults_and_globals(void **state)
+{
+	(void)state;
+	struct cli_cmd c;
+	struct ing_error e;
+	assert_int_equal(parse(&c, &e, "status", NULL), 0);
+	assert_int_equal(c.verb, CLI_STATUS);
+	assert_int_equal(c.nendpoints, 1);
+	assert_string_equal(c.endpoints[0], "127.0.0.1:7401");
+	assert_int_equal(c.endpoints_source, CLI_EP_DEFAULT);
+	assert_int_equal(c.output, CLI_OUTPUT_TABLE);
+	assert_int_equal(c.timeout_ms, 10000);
+	assert_null(c.token);
+	assert_false(c.stale);
+
+	/* Global options before the noun, after it, in both value forms. */
+	assert_int_equal(parse(&c, &e, "--endpoints", "10.0.0.1:7401,localhost:7402", "-o", "json",
+	                       "--timeout=500ms", "--token", "tok", "--stale", "status", NULL),
+	                 0);
+	assert_int_equal(c.nendpoints, 2);
+	assert_string_equal(c.endpoints[1], "localhost:7402");
+	assert_int_equal(c.endpoints_source, CLI_EP_FLAG);
+	assert_int_equal(c.output, CLI_OUTPUT_JSON);
+	assert_int_equal(c.timeout_ms, 500);
+	assert_string_equal(c.token, "tok");
+	assert_true(c.stale);
+	assert_int_equal(parse(&c, &e, "status", "-ojson", "--output=table", NULL), ING_EINVAL);
+	assert_contains(e.msg, "given twice");
+	assert_int_equal(parse(&c, &e, "status", "-ojson", NULL), 0);
+	assert_int_equal(c.output, CLI_OUTPUT_JSON);
+
+	/* Environment, and the flag over it. */
+	char *argv[] = {(char *)"ingotctl", (char *)"status", NULL};
+	assert_int_equal(cli_parse_args(2, argv, "127.0.0.2:1", "envtok", &c, &e), 0);
+	assert_string_equal(c.endpoints[0], "127.0.0.2:1");
+	assert_int_equal(c.endpoints_source, CLI_EP_ENV);
+	assert_string_equal(c.token, "envtok");
+	char *argv2[] = {(char *)"ingotctl", (char *)"--endpoints", (char *)"127.0.0.3:9",
+	                 (char *)"status", NULL};
+	assert_int_equal(cli_parse_args(4, argv2, "127.0.0.2:1", NULL, &c, &e), 0);
+	assert_string_equal(c.endpoints[0], "127.0.0.3:9");
+	assert_int_equal(cli_parse_args(2, argv, "nohost:1", NULL, &c, &e), ING_EINVAL);
+	assert_contains(e.msg, "INGOT_ENDPOINTS");
+
+	/* Help anywhere, even on an otherwise bad line. */
+	assert_int_equal(parse(&c, &e, "job", "--bogus", "-h", NULL), 0);
+	assert_int_equal(c.verb, CLI_HELP);
+	assert_int_equal(parse(&c, &e, "--help", NULL), 0);
+	assert_int_equal(c.verb, CLI_HELP);
+}
+
+static void test_args_every_command(void **state)
+{
+	(void)state;
+	struct cli_cmd c;
+	struct ing_error e;
+	assert_int_equal(parse(&c, &e, "target", "apply", "t.yaml", NULL), 0);
+	assert_int_equal(c.verb, CLI_TARGET_APPLY);
+	assert_string_equal(c.file, "t.yaml");
+	assert_int_equal(parse(&c, &e, "target", "list", NULL), 0);
+	assert_int_equal(c.verb, CLI_TARGET_LIST);
+	assert_int_equal(parse(&c, &e, "target", "get", "cc", NULL), 0);
+	assert_int_equal(c.verb, CLI_TARGET_GET);
+	assert_string_equal(c.name, "cc");
+	assert_int_equal(parse(&c, &e, "target", "delete", "cc", NULL), 0);
+	assert_int_equal(c.verb, CLI_TARGET_DELETE);
+	assert_string_equal(c.name, "cc");
+
+	assert_int_equal(parse(&c, &e, "job", "submit", "--target", "cc", "--priority", "90",
+	                       "--max-attempts=5", "--deadline", "1m30s", "--tenant", "t1",
+	                       "--request-id", "r-1", "a.c", "--", "-b.c", NULL),
+	                 0);
+	assert_int_equal(c.verb, CLI_JOB_SUBMIT);
+	assert_string_equal(c.target, "cc");
+	assert_true(c.has_priority);
+	assert_int_equal(c.priority, 90);
+	assert_int_equal(c.max_attempts, 5);
+	assert_int_equal(c.deadline_ms, 90000);
+	assert_string_equal(c.tenant, "t1");
+	assert_string_equal(c.request_id, "r-1");
+	assert_int_equal(c.nfiles, 2);
+	assert_string_equal(c.files[0], "a.c");
+	assert_string_equal(c.files[1], "-b.c");
+
+	assert_int_equal(parse(&c, &e, "job", "get", "17", NULL), 0);
+	assert_int_equal(c.verb, CLI_JOB_GET);
+	assert_int_equal(c.id, 17);
+	assert_int_equal(parse(&c, &e, "job", "list", "--state", "running", "--target", "cc",
+	                       "--limit", "5", "--after", "9", "--all", NULL),
+	                 0);
+	assert_int_equal(c.verb, CLI_JOB_LIST);
+	assert_string_equal(c.state, "running");
+	assert_string_equal(c.target, "cc");
+	assert_int_equal(c.limit, 5);
+	assert_int_equal(c.after, 9);
+	assert_true(c.all);
+	assert_int_equal(parse(&c, &e, "job", "cancel", "3", "--reason", "no longer needed", NULL),
+	                 0);
+	assert_int_equal(c.verb, CLI_JOB_CANCEL);
+	assert_string_equal(c.reason, "no longer needed");
+	assert_int_equal(parse(&c, &e, "job", "retry", "3", NULL), 0);
+	assert_int_equal(c.verb, CLI_JOB_RETRY);
+	assert_int_equal(parse(&c, &e, "job", "events", "3", NULL), 0);
+	assert_int_equal(c.verb, CLI_JOB_EVENTS);
+	assert_int_equal(parse(&c, &e, "job", "watch", "18446744073709551615", NULL), 0);
+	assert_int_equal(c.verb, CLI_JOB_WATCH);
+	assert_int_equal(c.id, UINT64_MAX);
+}
+
+struct bad_line {
+	const char *words[8];
+	const char *msg; /* expected in the message */
+};
+
+static void test_args_usage_errors(void **state)
+{
+	(void)state;
+	static const struct bad_line bad[] = {
+	    {{NULL}, "no command given"},
+	    {{"frob"}, "unknown command 'frob'"},
+	    {{"job"}, "'job' needs a subcommand"},
+	    {{"job", "frob"}, "unknown subcommand 'job frob'"},
+	    {{"status", "extra"}, "takes no arguments"},
+	    {{"status", "--bogus"}, "unknown option '--bogus'"},
+	    {{"status", "-x"}, "unknown option '-x'"},
+	    {{"status", "--stale=yes"}, "takes no value"},
+	    {{"status", "--timeout"}, "--timeout needs a value"},
+	    {{"status", "--timeout", "10"}, "needs a unit"},
+	    {{"status", "--timeout", "0s"}, "--timeout"},
+	    {{"status", "-o", "yaml"}, "table or json"},
+	    {{"status", "--endpoints", "example.com:7401"}, "IPv4"},
+	    {{"status", "--endpoints", "127.0.0.1"}, "HOST:PORT"},
+	    {{"status", "--endpoints", "127.0.0.1:0"}, "HOST:PORT"},
+	    {{"status", "--endpoints", "127.0.0.1:1,"}, "empty endpoint"},
+	    {{"target", "get"}, "needs NAME"},
+	    {{"target", "get", "a", "b"}, "takes one NAME"},
+	    {{"target", "apply", "--stale", "x.yaml"}, "--stale applies to reads only"},
+	    {{"job", "submit", "a.c"}, "needs --target"},
+	    {{"job", "submit", "--target", "cc"}, "needs FILE..."},
+	    {{"job", "submit", "--target", "cc", "--priority", "101", "a.c"}, "out of range"},
+	    {{"job", "submit", "--target", "cc", "--priority", "-1", "a.c"}, "expected a number"},
+	    {{"job", "submit", "--target", "cc", "--max-attempts", "0", "a.c"}, "out of range"},
+	    {{"job", "submit", "--target", "cc", "--deadline", "soon", "a.c"}, "--deadline"},
+	    {{"job", "submit", "--target", "cc", "--request-id", "a b", "a.c"}, "--request-id"},
+	    {{"job", "submit", "--target", "cc", "--target", "dd", "a.c"}, "given twice"},
+	    {{"job", "get", "12x"}, "job ID: expected a number"},
+	    {{"job", "get", "99999999999999999999"}, "too large"},
+	    {{"job", "list", "--state", "done"}, "not a job state"},
+	    {{"job", "list", "--limit", "1001"}, "out of range"},
+	    {{"job", "get", "1", "--all"}, "'job get' has no option --all"},
+	    {{"job", "cancel", "1", "--stale"}, "--stale applies to reads only"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[10];
+		int argc = 0;
+		argv[argc++] = (char *)"ingotctl";
+		for (int k = 0; bad[i].words[k] != NULL; k++)
+			argv[argc++] = (char *)bad[i].words[k];
+		argv[argc] = NULL;
+		struct cli_cmd c;
+		struct ing_error e;
+		ing_error_clear(&e);
+		int rv = cli_parse_args(argc, argv, NULL, NULL, &c, &e);
+		if (rv != ING_EINVAL || strstr(e.msg, bad[i].msg) == NULL)
+			fail_msg("line %zu: rv %d, message '%s', expected '%s'", i, rv, e.msg,
+			         bad[i].msg);
+		/* The whole program: exit 2, message on stderr, nothing on stdout. */
+		size_t olen, elen;
+		char *o, *er;
+		FILE *out = open_memstream(&o, &olen);
+		FILE *err = open_memstream(&er, &elen);
+		int code = cli_run(argc, argv, out, err);
+		fclose(out);
+		fclose(err);
+		assert_int_equal(code, CLI_EXIT_USAGE);
+		assert_string_equal(o, "");
+		assert_contains(er, "ingotctl: invalid: ");
+		assert_contains(er, bad[i].msg);
+		free(o);
+		free(er);
+	}
+}
+
+static void test_help_exit_0(void **state)
+{
+	(void)state;
+	struct run r = run_words("--help", NULL);
+	assert_int_equal(r.code, 0);
+	assert_contains(r.out, "usage: ingotctl");
+	assert_contains(r.out, "job watch ID");
+	assert_string_equal(r.err, "");
+	run_free(&r);
+}
+
+/* ---- durations --------------------------------------------------------- */
+
+static void test_durations(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *s;
+		uint64_t ms;
+	} good[] = {{"5s", 5000},           {"500ms", 500}, {"2m", 120000},   {"1h", 3600000},
+	            {"1m30s", 90000},       {"1.5s", 1500}, {"0.25s", 250},   {".5s", 500},
+	            {"1h2m3s4ms", 3723004}, {"0s", 0},      {"1.0009s", 1000}};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		uint64_t ms = 12345;
+		struct ing_error e;
+		if (cli_parse_duration(good[i].s, &ms, &e) != 0 || ms != good[i].ms)
+			fail_msg("'%s': got %llu (%s)", good[i].s, (unsigned long long)ms, e.msg);
+	}
+	static const char *const bad[] = {
+	    "", "5", "s", "5x", "5 s", "-5s", "5s5", "1.s.s", "9999999999999h", "366d", "8761h"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t ms = 12345;
+		struct ing_error e;
+		if (cli_parse_duration(bad[i], &ms, &e) != ING_EINVAL || ms != 12345)
+			fail_msg("'%s' accepted", bad[i]);
+	}
+	char buf[32];
+	static const struct {
+		uint64_t ms;
+		const char *s;
+	} fmt[] = {{0, "0ms"},    {450, "450ms"},    {1200, "1.2s"},  {59949, "59.9s"},
+	           {60000, "1m"}, {125000, "2m05s"}, {3600000, "1h"}, {3720000, "1h02m"}};
+	for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+		cli_format_duration(fmt[i].ms, buf, sizeof(buf));
+		assert_string_equal(buf, fmt[i].s);
+	}
+}
+
+/* ---- source paths ------------------------------------------------------ */
+
+static void test_source_paths(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *out;
+	} cases[] = {{"a.c", "a.c"},          {"src/a.c", "src/a.c"}, {"./src//a.c", "src/a.c"},
+	             {"/abs/dir/a.c", "a.c"}, {"../up/a.c", "a.c"},   {"src/../a.c", "a.c"},
+	             {"..a.c", "..a.c"}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[256];
+		struct ing_error e;
+		assert_int_equal(cli_source_path(cases[i].in, buf, sizeof(buf), &e), 0);
+		assert_string_equal(buf, cases[i].out);
+	}
+	char buf[256];
+	struct ing_error e;
+	assert_int_equal(cli_source_path("/", buf, sizeof(buf), &e), ING_EINVAL);
+	assert_int_equal(cli_source_path("./", buf, sizeof(buf), &e), ING_EINVAL);
+	assert_int_equal(cli_source_path("..", buf, sizeof(buf), &e), ING_EINVAL);
+}
+
+/* ---- target YAML ------------------------------------------------------- */
+
+static const char valid_yaml[] = "name: x86_64-cc\n"
+                                 "capabilities: [cc]\n"
+                                 "labels: {arch: x86_64}\n"
+                                 "stages:\n"
+                                 "  - name: compile\n"
+                                 "    argv: [cc, -O2, -c, \"{source}\", -o, kernel.o]\n"
+                                 "    timeout: 60s\n"
+                                 "    env: {LC_ALL: C}\n"
+                                 "    outputs: [kernel.o]\n"
+                                 "  - outputs: []\n"
+                                 "    argv:\n"
+                                 "      - sleep\n"
+                                 "      - 10\n"
+                                 "    name: wait\n";
+
+static void test_yaml_valid_exact_msgpack(void **state)
+{
+	(void)state;
+	struct mp_out want, got;
+	mp_out_init(&want);
+	mp_out_init(&got);
+	msgpack_packer *pk = &want.pk;
+	msgpack_pack_map(pk, 4);
+	mp_pack_cstr(pk, "name");
+	mp_pack_cstr(pk, "x86_64-cc");
+	mp_pack_cstr(pk, "capabilities");
+	msgpack_pack_array(pk, 1);
+	mp_pack_cstr(pk, "cc");
+	mp_pack_cstr(pk, "labels");
+	msgpack_pack_map(pk, 1);
+	mp_pack_cstr(pk, "arch");
+	mp_pack_cstr(pk, "x86_64");
+	mp_pack_cstr(pk, "stages");
+	msgpack_pack_array(pk, 2);
+	msgpack_pack_map(pk, 5);
+	mp_pack_cstr(pk, "name");
+	mp_pack_cstr(pk, "compile");
+	mp_pack_cstr(pk, "argv");
+	msgpack_pack_array(pk, 6);
+	const char *argv[] = {"cc", "-O2", "-c", "{source}", "-o", "kernel.o"};
+	for (int i = 0; i < 6; i++)
+		mp_pack_cstr(pk, argv[i]);
+	mp_pack_cstr(pk, "timeout_ms");
+	msgpack_pack_uint64(pk, 60000);
+	mp_pack_cstr(pk, "env");
+	msgpack_pack_map(pk, 1);
+	mp_pack_cstr(pk, "LC_ALL");
+	mp_pack_cstr(pk, "C");
+	mp_pack_cstr(pk, "outputs");
+	msgpack_pack_array(pk, 1);
+	mp_pack_cstr(pk, "kernel.o");
+	msgpack_pack_map(pk, 3); /* fixed key order whatever the file's */
+	mp_pack_cstr(pk, "name");
+	mp_pack_cstr(pk, "wait");
+	mp_pack_cstr(pk, "argv");
+	msgpack_pack_array(pk, 2);
+	mp_pack_cstr(pk, "sleep");
+	mp_pack_cstr(pk, "10");
+	mp_pack_cstr(pk, "outputs");
+	msgpack_pack_array(pk, 0);
+
+	struct ing_error e;
+	ing_error_clear(&e);
+	int rv = cli_target_yaml_parse("t.yaml", valid_yaml, strlen(valid_yaml), &got, &e);
+	if (rv != 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(got.len, want.len);
+	assert_memory_equal(got.data, want.data, want.len);
+	mp_out_free(&want);
+	mp_out_free(&got);
+}
+
+struct bad_yaml {
+	const char *text;
+	const char *msg; /* expected in the message, including file:line[:col] */
+};
+
+static void test_yaml_errors(void **state)
+{
+	(void)state;
+	static const struct bad_yaml bad[] = {
+	    {"", "t.yaml: empty file"},
+	    {"name: a\nstages: [{name: s, argv: [x]}]\ncolour: red\n",
+	     "t.yaml:3:1: unknown key 'colour'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    timout: 5s\n",
+	     "t.yaml:5:5: unknown key 'stages[0].timout'"},
+	    {"stages: [{name: s, argv: [x]}]\n", "t.yaml:1:1: missing required key 'name'"},
+	    {"name:\nstages: [{name: s, argv: [x]}]\n", "missing required key 'name'"},
+	    {"name: a\n", "t.yaml:1:1: missing required key 'stages'"},
+	    {"name: a\nstages:\n  - name: s\n",
+	     "t.yaml:3:5: missing required key 'stages[0].argv'"},
+	    {"name: a\nstages: {name: s}\n", "t.yaml:2:9: key 'stages': expected a sequence"},
+	    {"name: a\nstages: []\n", "key 'stages': needs at least one stage"},
+	    {"name: [a]\nstages: [{name: s, argv: [x]}]\n",
+	     "t.yaml:1:7: key 'name': expected a string, got a sequence"},
+	    {"name: a\ncapabilities: cc\nstages: [{name: s, argv: [x]}]\n",
+	     "t.yaml:2:15: key 'capabilities': expected a sequence of strings, got a string"},
+	    {"name: a\nlabels: [x]\nstages: [{name: s, argv: [x]}]\n",
+	     "t.yaml:2:9: key 'labels': expected a mapping"},
+	    {"name: a\nlabels: {a: [1]}\nstages: [{name: s, argv: [x]}]\n",
+	     "key 'labels.a': expected a string, got a sequence"},
+	    {"name: a\nstages:\n  - name: s\n    argv: []\n",
+	     "t.yaml:4:11: key 'stages[0].argv': needs at least 1 item"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x, {y: z}]\n",
+	     "t.yaml:4:15: key 'stages[0].argv[1]': expected a string, got a mapping"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    timeout: 60\n",
+	     "t.yaml:5:14: key 'stages[0].timeout': bad duration '60'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    timeout: 0s\n",
+	     "key 'stages[0].timeout': must be more than 0"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    env: {A: 1, A: 2}\n",
+	     "t.yaml:5:17: key 'stages[0].env.A' given twice"},
+	    {"name: a\nname: b\nstages: [{name: s, argv: [x]}]\n",
+	     "t.yaml:2:1: key 'name' given twice"},
+	    {"- a\n- b\n", "t.yaml:1:1: the file: expected a mapping"},
+	    {"name: a\nstages: [{name: s, argv: [x]\n", "t.yaml:3:1: YAML syntax error"},
+	    {"name: a\nstages: [{name: s, argv: [x]}]\n---\nname: b\n",
+	     "t.yaml:4: a second YAML document"},
+	    {"name: ''\nstages: [{name: s, argv: [x]}]\n", "key 'name': must not be empty"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct mp_out o;
+		struct ing_error e;
+		mp_out_init(&o);
+		ing_error_clear(&e);
+		int rv = cli_target_yaml_parse("t.yaml", bad[i].text, strlen(bad[i].text), &o, &e);
+		if (rv != ING_EINVAL || strstr(e.msg, bad[i].msg) == NULL)
+			fail_msg("case %zu: rv %d, message '%s', expected '%s'", i, rv, e.msg,
+			         bad[i].msg);
+		mp_out_free(&o);
+	}
+}
+
+static void test_yaml_file_through_cli_run(void **state)
+{
+	(void)state;
+	char dir[256], path[300];
+	tu_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/bad.yaml", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("name: a\nstages:\n  - name: s\n    argv: [x]\n    colour: red\n", f);
+	fclose(f);
+	/* A closed port: were anything sent, the exit would be 3. */
+	struct run r = run_words("--endpoints", "127.0.0.1:1", "target", "apply", path, NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "bad.yaml:5:5: unknown key 'stages[0].colour'");
+	run_free(&r);
+	r = run_words("--endpoints", "127.0.0.1:1", "target", "apply", "/nonexistent.yaml", NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "cannot open '/nonexistent.yaml'");
+	run_free(&r);
+	r = run_words("--endpoints", "127.0.0.1:1", "target", "apply", dir, NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "is not a regular file");
+	run_free(&r);
+	r = run_words("--endpoints", "127.0.0.1:1", "job", "submit", "--target", "cc", path,
+	              "/nonexistent.c", NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "cannot open '/nonexistent.c'");
+	run_free(&r);
+	r = run_words("--endpoints", "127.0.0.1:1", "job", "submit", "--target", "cc", path,
+	              "./bad.yaml", NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "would both be sent as 'bad.yaml'");
+	run_free(&r);
+	tu_rmrf(dir);
+}
+
+/* ---- msgpack -> JSON --------------------------------------------------- */
+
+static msgpack_object unpack(struct mp_out *o, msgpack_zone *z)
+{
+	msgpack_object obj;
+	size_t used;
+	struct ing_error e;
+	assert_int_equal(mp_out_failed(o), 0);
+	assert_int_equal(mp_parse(o->data, o->len, z, &obj, &used, &e), 0);
+	return obj;
+}
+
+static void test_mp_to_json(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 1024);
+	msgpack_packer *pk = &o.pk;
+	msgpack_pack_map(pk, 10);
+	mp_pack_cstr(pk, "u");
+	msgpack_pack_uint64(pk, 18446744073709551ull);
+	mp_pack_cstr(pk, "i");
+	msgpack_pack_int64(pk, -2);
+	mp_pack_cstr(pk, "t");
+	msgpack_pack_true(pk);
+	mp_pack_cstr(pk, "n");
+	msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "s");
+	msgpack_pack_str_with_body(pk, "h\xffi\"", 4); /* invalid UTF-8, a quote */
+	mp_pack_cstr(pk, "b");
+	mp_pack_bin(pk, "\x00\x01\x02\xff", 4);
+	mp_pack_cstr(pk, "a");
+	msgpack_pack_array(pk, 2);
+	msgpack_pack_uint64(pk, 1);
+	mp_pack_cstr(pk, "x");
+	mp_pack_cstr(pk, "m");
+	msgpack_pack_map(pk, 1);
+	mp_pack_cstr(pk, "f");
+	msgpack_pack_double(pk, 1.5);
+	msgpack_pack_uint64(pk, 7);
+	mp_pack_cstr(pk, "int key");
+	mp_pack_cstr(pk, "e");
+	msgpack_pack_array(pk, 0);
+	msgpack_object obj = unpack(&o, &z);
+	json_t *j = cli_mp_to_json(&obj);
+	assert_non_null(j);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	assert_string_equal(s, "{\"u\":18446744073709551,\"i\":-2,\"t\":true,\"n\":null,"
+	                       "\"s\":\"h\xef\xbf\xbdi\\\"\",\"b\":\"AAEC/w==\",\"a\":[1,\"x\"],"
+	                       "\"m\":{\"f\":1.5},\"7\":\"int key\",\"e\":[]}");
+	free(s);
+	json_decref(j);
+
+	/* Pretty printing of one document. */
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	mp_out_reset(&o);
+	msgpack_pack_map(pk, 2);
+	mp_pack_cstr(pk, "id");
+	msgpack_pack_uint64(pk, 42);
+	mp_pack_cstr(pk, "node");
+	msgpack_pack_nil(pk);
+	obj = unpack(&o, &z);
+	assert_int_equal(cli_print_json(f, &obj, false), 0);
+	fclose(f);
+	assert_string_equal(buf, "{\n  \"id\": 42,\n  \"node\": null\n}\n");
+	free(buf);
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+}
+
+/* ---- tables ------------------------------------------------------------ */
+
+/* 2026-11-22 14:03:07 UTC */
+#define T0 1795356187000ull
+
+static void pack_job(msgpack_packer *pk, uint64_t id, const char *state, bool full)
+{
+	msgpack_pack_map(pk, full ? 17 : 15);
+	mp_pack_cstr(pk, "id");
+	msgpack_pack_uint64(pk, id);
+	mp_pack_cstr(pk, "target");
+	mp_pack_cstr(pk, "x86_64-cc");
+	mp_pack_cstr(pk, "tenant");
+	mp_pack_cstr(pk, "default");
+	mp_pack_cstr(pk, "state");
+	mp_pack_cstr(pk, state);
+	mp_pack_cstr(pk, "attempt");
+	msgpack_pack_uint64(pk, 1);
+	mp_pack_cstr(pk, "max_attempts");
+	msgpack_pack_uint64(pk, 3);
+	mp_pack_cstr(pk, "node");
+	if (strcmp(state, "queued") == 0)
+		msgpack_pack_nil(pk);
+	else
+		msgpack_pack_uint64(pk, 2);
+	mp_pack_cstr(pk, "priority");
+	msgpack_pack_uint64(pk, 50);
+	mp_pack_cstr(pk, "created_at");
+	msgpack_pack_uint64(pk, T0);
+	mp_pack_cstr(pk, "updated_at");
+	msgpack_pack_uint64(pk, T0 + 1500);
+	mp_pack_cstr(pk, "deadline_at");
+	msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "finished_at");
+	msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "cancel_requested");
+	msgpack_pack_false(pk);
+	mp_pack_cstr(pk, "error");
+	mp_pack_cstr(pk, strcmp(state, "failed") == 0 ? "stage compile exited 1" : "");
+	mp_pack_cstr(pk, "extra");
+	mp_pack_cstr(pk, "tab\there\x1b[31m"); /* control characters from the wire */
+	if (!full)
+		return;
+	mp_pack_cstr(pk, "sources");
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_map(pk, 3);
+	mp_pack_cstr(pk, "path");
+	mp_pack_cstr(pk, "kernel.c");
+	mp_pack_cstr(pk, "sha256");
+	mp_pack_cstr(pk, "ab12");
+	mp_pack_cstr(pk, "size");
+	msgpack_pack_uint64(pk, 812);
+	mp_pack_cstr(pk, "stages");
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_map(pk, 7);
+	mp_pack_cstr(pk, "index");
+	msgpack_pack_uint64(pk, 0);
+	mp_pack_cstr(pk, "state");
+	mp_pack_cstr(pk, "done");
+	mp_pack_cstr(pk, "exit_code");
+	msgpack_pack_int64(pk, 0);
+	mp_pack_cstr(pk, "started_at");
+	msgpack_pack_uint64(pk, T0 + 100);
+	mp_pack_cstr(pk, "duration_ms");
+	msgpack_pack_uint64(pk, 1234);
+	mp_pack_cstr(pk, "log_sha256");
+	mp_pack_cstr(pk, "0123456789abcdef0123");
+	mp_pack_cstr(pk, "outputs");
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_map(pk, 3);
+	mp_pack_cstr(pk, "path");
+	mp_pack_cstr(pk, "kernel.o");
+	mp_pack_cstr(pk, "sha256");
+	mp_pack_cstr(pk, "cd34");
+	mp_pack_cstr(pk, "size");
+	msgpack_pack_uint64(pk, 1400);
+}
+
+static char *print_to_string(void (*fn)(FILE *, const msgpack_object *), const msgpack_object *o)
+{
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	fn(f, o);
+	fclose(f);
+	return buf;
+}
+
+static void test_table_job(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 1024);
+	pack_job(&o.pk, 12, "succeeded", true);
+	msgpack_object job = unpack(&o, &z);
+	char *s = print_to_string(cli_print_job, &job);
+	assert_string_equal(s, "id:        12\n"
+	                       "target:    x86_64-cc\n"
+	                       "tenant:    default\n"
+	                       "state:     succeeded\n"
+	                       "attempt:   1/3\n"
+	                       "node:      2\n"
+	                       "priority:  50\n"
+	                       "created:   2026-11-22 14:03:07\n"
+	                       "updated:   2026-11-22 14:03:08\n"
+	                       "deadline:  -\n"
+	                       "finished:  -\n"
+	                       "\n"
+	                       "SOURCE    SIZE  SHA256\n"
+	                       "kernel.c  812   ab12\n"
+	                       "\n"
+	                       "STAGE  STATE  EXIT  STARTED              DURATION  LOG           "
+	                       "OUTPUTS\n"
+	                       "0      done   0     2026-11-22 14:03:07  1.2s      0123456789ab  "
+	                       "kernel.o\n");
+	free(s);
+
+	/* A list: aligned columns, nil node as "-". */
+	struct mp_out o1, o2; /* parsed objects point into their buffers */
+	mp_out_init(&o1);
+	mp_out_init(&o2);
+	pack_job(&o1.pk, 7, "queued", false);
+	msgpack_object j1 = unpack(&o1, &z);
+	pack_job(&o2.pk, 1234, "failed", false);
+	msgpack_object j2 = unpack(&o2, &z);
+	const msgpack_object *jobs[] = {&j1, &j2};
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	cli_print_job_list(f, jobs, 2);
+	fclose(f);
+	assert_string_equal(buf,
+	                    "ID    STATE   TARGET     TENANT   ATTEMPT  NODE  PRIORITY  CREATED\n"
+	                    "7     queued  x86_64-cc  default  1/3      -     50        "
+	                    "2026-11-22 14:03:07\n"
+	                    "1234  failed  x86_64-cc  default  1/3      2     50        "
+	                    "2026-11-22 14:03:07\n");
+	free(buf);
+
+	/* A failed job shows its error. */
+	s = print_to_string(cli_print_job, &j2);
+	assert_contains(s, "error:     stage compile exited 1\n");
+	free(s);
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+	mp_out_free(&o1);
+	mp_out_free(&o2);
+}
+
+static void pack_member(msgpack_packer *pk, uint64_t id, bool leader, bool alive)
+{
+	msgpack_pack_map(pk, 7);
+	mp_pack_cstr(pk, "id");
+	msgpack_pack_uint64(pk, id);
+	mp_pack_cstr(pk, "role");
+	mp_pack_cstr(pk, id == 3 ? "standby" : "voter");
+	mp_pack_cstr(pk, "raft_address");
+	char a[32];
+	snprintf(a, sizeof(a), "127.0.0.1:750%u", (unsigned)id);
+	mp_pack_cstr(pk, a);
+	mp_pack_cstr(pk, "api_address");
+	snprintf(a, sizeof(a), "127.0.0.1:740%u", (unsigned)id);
+	mp_pack_cstr(pk, a);
+	mp_pack_cstr(pk, "alive");
+	if (alive)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	mp_pack_cstr(pk, "applied_index");
+	if (alive)
+		msgpack_pack_uint64(pk, 1200 + id);
+	else
+		msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "leader");
+	if (leader)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+static void pack_status(msgpack_packer *pk, bool has_leader)
+{
+	msgpack_pack_map(pk, 4);
+	mp_pack_cstr(pk, "leader");
+	if (has_leader)
+		msgpack_pack_uint64(pk, 2);
+	else
+		msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "term");
+	msgpack_pack_uint64(pk, 7);
+	mp_pack_cstr(pk, "node");
+	msgpack_pack_uint64(pk, 1);
+	mp_pack_cstr(pk, "members");
+	msgpack_pack_array(pk, 3);
+	pack_member(pk, 1, false, true);
+	pack_member(pk, 2, has_leader, true);
+	pack_member(pk, 3, false, false);
+}
+
+static void test_table_status(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 1024);
+	pack_status(&o.pk, true);
+	msgpack_object st = unpack(&o, &z);
+	char *s = print_to_string(cli_print_status, &st);
+	assert_string_equal(
+	    s, "leader: 2  term: 7  answered by: 1\n\n"
+	       "ID  ROLE     LEADER  ALIVE  APPLIED  RAFT ADDRESS    API ADDRESS\n"
+	       "1   voter            yes    1201     127.0.0.1:7501  127.0.0.1:7401\n"
+	       "2   voter    *       yes    1202     127.0.0.1:7502  127.0.0.1:7402\n"
+	       "3   standby          no     -        127.0.0.1:7503  127.0.0.1:7403\n");
+	free(s);
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+}
+
+static void test_table_events(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 1024);
+	msgpack_packer *pk = &o.pk;
+	msgpack_pack_array(pk, 2);
+	msgpack_pack_map(pk, 8);
+	mp_pack_cstr(pk, "seq");
+	msgpack_pack_uint64(pk, 1);
+	mp_pack_cstr(pk, "time");
+	msgpack_pack_uint64(pk, T0);
+	mp_pack_cstr(pk, "kind");
+	mp_pack_cstr(pk, "submitted");
+	mp_pack_cstr(pk, "state");
+	mp_pack_cstr(pk, "queued");
+	mp_pack_cstr(pk, "attempt");
+	msgpack_pack_uint64(pk, 0);
+	mp_pack_cstr(pk, "node");
+	msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "stage");
+	msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "message");
+	mp_pack_cstr(pk, "");
+	msgpack_pack_map(pk, 9);
+	mp_pack_cstr(pk, "seq");
+	msgpack_pack_uint64(pk, 4);
+	mp_pack_cstr(pk, "time");
+	msgpack_pack_uint64(pk, T0 + 2000);
+	mp_pack_cstr(pk, "kind");
+	mp_pack_cstr(pk, "stage_finished");
+	mp_pack_cstr(pk, "state");
+	mp_pack_cstr(pk, "running");
+	mp_pack_cstr(pk, "attempt");
+	msgpack_pack_uint64(pk, 1);
+	mp_pack_cstr(pk, "node");
+	msgpack_pack_uint64(pk, 2);
+	mp_pack_cstr(pk, "stage");
+	msgpack_pack_int64(pk, 0);
+	mp_pack_cstr(pk, "exit_code");
+	msgpack_pack_int64(pk, -9);
+	mp_pack_cstr(pk, "message");
+	mp_pack_cstr(pk, "killed\n(timeout)");
+	msgpack_object evs = unpack(&o, &z);
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	cli_print_event_header(f);
+	for (uint32_t i = 0; i < evs.via.array.size; i++)
+		cli_print_event_line(f, &evs.via.array.ptr[i]);
+	fclose(f);
+	assert_string_equal(buf, "TIME                 KIND              STATE      ATTEMPT  NODE  "
+	                         "STAGE  EXIT  MESSAGE\n"
+	                         "2026-11-22 14:03:07  submitted         queued           0     - "
+	                         "     -     -  \n"
+	                         "2026-11-22 14:03:09  stage_finished    running          1     2 "
+	                         "     0    -9  killed?(timeout)\n");
+	free(buf);
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+}
+
+/* ---- the network: a closed port ---------------------------------------- */
+
+static void test_closed_port_exit_3(void **state)
+{
+	(void)state;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	struct run r = run_words("status", "--endpoints", "127.0.0.1:1", "--timeout", "1s", NULL);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	assert_int_equal(r.code, CLI_EXIT_UNREACHABLE);
+	assert_string_equal(r.out, "");
+	assert_contains(r.err, "ingotctl: unavailable: ");
+	assert_contains(r.err, "127.0.0.1:1");
+	assert_contains(r.err, "--endpoints");
+	assert_contains(r.err, "INGOT_ENDPOINTS");
+	assert_true(b.tv_sec - a.tv_sec < 5);
+	run_free(&r);
+}
+
+/* ---- whole runs against a fake server ---------------------------------- */
+
+struct fake {
+	uv_loop_t loop;
+	uv_async_t stop;
+	struct rpc_server *srv;
+	pthread_t thread;
+	char port[16];
+	/* the last request */
+	char op[64];
+	char request_id[80];
+	struct mp_out args;
+	int calls;
+	const char *watch_final; /* state the watched job ends in */
+	int watch_unavailable;   /* answer this many watches "unavailable" */
+	bool hang;               /* never answer "status" (until abandoned) */
+};
+
+static void reply_when_abandoned(struct rpc_call *c, void *data)
+{
+	(void)data;
+	rpc_reply(c, NULL, 0);
+}
+
+static void reply_obj(struct rpc_call *c, struct mp_out *o)
+{
+	assert_int_equal(mp_out_failed(o), 0);
+	rpc_reply(c, o->data, o->len);
+	mp_out_free(o);
+}
+
+static void pack_event(msgpack_packer *pk, uint64_t seq, const char *kind, const char *state)
+{
+	msgpack_pack_map(pk, 5);
+	mp_pack_cstr(pk, "seq");
+	msgpack_pack_uint64(pk, seq);
+	mp_pack_cstr(pk, "time");
+	msgpack_pack_uint64(pk, T0 + seq * 1000);
+	mp_pack_cstr(pk, "kind");
+	mp_pack_cstr(pk, kind);
+	mp_pack_cstr(pk, "state");
+	mp_pack_cstr(pk, state);
+	mp_pack_cstr(pk, "message");
+	mp_pack_cstr(pk, "");
+}
+
+static void fake_handler(void *data, struct rpc_call *c)
+{
+	struct fake *f = data;
+	struct ing_str op = rpc_call_op(c);
+	struct ing_str rid = rpc_call_request_id(c);
+	snprintf(f->op, sizeof(f->op), "%.*s", ING_STR_FMT(op));
+	snprintf(f->request_id, sizeof(f->request_id), "%.*s", ING_STR_FMT(rid));
+	mp_out_reset(&f->args);
+	msgpack_pack_object(&f->args.pk, *rpc_call_args(c));
+	f->calls++;
+	const msgpack_object *args = rpc_call_args(c);
+	const msgpack_object *id = cli_mp_get(args, "id");
+	struct mp_out o;
+	mp_out_init(&o);
+	if (strcmp(f->op, "status") == 0 && f->hang) {
+		mp_out_free(&o);
+		assert_int_equal(rpc_call_on_abandon(c, reply_when_abandoned, NULL), 0);
+		return;
+	} else if (strcmp(f->op, "status") == 0) {
+		pack_status(&o.pk, false);
+	} else if (strcmp(f->op, "job.submit") == 0) {
+		msgpack_pack_map(&o.pk, 1);
+		mp_pack_cstr(&o.pk, "id");
+		msgpack_pack_uint64(&o.pk, 42);
+	} else if (strcmp(f->op, "job.get") == 0) {
+		if (id != NULL && id->via.u64 == 404) {
+			mp_out_free(&o);
+			rpc_reply_error(c, ING_ENOTFOUND, "job 404 not found");
+			return;
+		}
+		pack_job(&o.pk, id->via.u64, "running", true);
+	} else if (strcmp(f->op, "job.list") == 0) {
+		const msgpack_object *after = cli_mp_get(args, "after");
+		bool first = after == NULL;
+		msgpack_pack_map(&o.pk, 2);
+		mp_pack_cstr(&o.pk, "jobs");
+		msgpack_pack_array(&o.pk, first ? 2 : 1);
+		pack_job(&o.pk, first ? 1 : 3, "queued", false);
+		if (first)
+			pack_job(&o.pk, 2, "running", false);
+		mp_pack_cstr(&o.pk, "next");
+		if (first)
+			msgpack_pack_uint64(&o.pk, 2);
+		else
+			msgpack_pack_nil(&o.pk);
+	} else if (strcmp(f->op, "job.watch") == 0) {
+		struct mp_out ev;
+		mp_out_init(&ev);
+		pack_event(&ev.pk, 1, "submitted", "queued");
+		assert_int_equal(rpc_push(c, ev.data, ev.len), 0);
+		mp_out_reset(&ev);
+		if (f->watch_unavailable > 0) {
+			/* as a node that lost its leader mid-watch */
+			f->watch_unavailable--;
+			mp_out_free(&ev);
+			mp_out_free(&o);
+			rpc_reply_error(c, ING_EUNAVAILABLE, "no leader");
+			return;
+		}
+		pack_event(&ev.pk, 2, f->watch_final, f->watch_final);
+		assert_int_equal(rpc_push(c, ev.data, ev.len), 0);
+		mp_out_free(&ev);
+		pack_job(&o.pk, id->via.u64, f->watch_final, false);
+	} else {
+		mp_out_free(&o);
+		rpc_reply_error(c, ING_EINVAL, "fake server: no op '%s'", f->op);
+		return;
+	}
+	reply_obj(c, &o);
+}
+
+static void *fake_thread(void *arg)
+{
+	struct fake *f = arg;
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+static void fake_stop_cb(uv_async_t *a)
+{
+	struct fake *f = a->data;
+	rpc_server_close(f->srv, NULL, NULL);
+	uv_close((uv_handle_t *)&f->stop, NULL);
+}
+
+static int fake_setup(void **state)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	struct ing_error e;
+	struct rpc_server_options o = {"127.0.0.1:0", 0, 0, 0, 0};
+	mp_out_init(&f->args);
+	f->watch_final = "succeeded";
+	assert_int_equal(uv_loop_init(&f->loop), 0);
+	assert_int_equal(uv_async_init(&f->loop, &f->stop, fake_stop_cb), 0);
+	f->stop.data = f;
+	assert_int_equal(rpc_server_start(&f->loop, &o, fake_handler, f, &f->srv, &e), 0);
+	snprintf(f->port, sizeof(f->port), "127.0.0.1:%u", (unsigned)rpc_server_port(f->srv));
+	assert_int_equal(pthread_create(&f->thread, NULL, fake_thread, f), 0);
+	*state = f;
+	return 0;
+}
+
+static int fake_teardown(void **state)
+{
+	struct fake *f = *state;
+	uv_async_send(&f->stop);
+	pthread_join(f->thread, NULL);
+	assert_int_equal(uv_loop_close(&f->loop), 0);
+	mp_out_free(&f->args);
+	free(f);
+	return 0;
+}
+
+/* The last request's args, parsed into z. */
+static msgpack_object fake_args(struct fake *f, msgpack_zone *z)
+{
+	return unpack(&f->args, z);
+}
+
+static void test_fake_submit(void **state)
+{
+	struct fake *f = *state;
+	char dir[256], path[300], old[512];
+	tu_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/kernel.c", dir);
+	FILE *fp = fopen(path, "w");
+	fputs("int main(void) { return 0; }\n", fp);
+	fclose(fp);
+	assert_non_null(getcwd(old, sizeof(old)));
+	assert_int_equal(chdir(dir), 0);
+	mkdir("sub", 0755);
+	fp = fopen("sub/x.h", "w");
+	fputs("#define X 1\n", fp);
+	fclose(fp);
+	struct run r =
+	    run_words("--endpoints", f->port, "job", "submit", "--target", "cc", "--priority", "70",
+	              "--deadline", "2m", "--request-id", "req-7", path, "./sub/x.h", NULL);
+	assert_int_equal(chdir(old), 0);
+	if (r.code != 0)
+		fail_msg("exit %d: %s", r.code, r.err);
+	assert_string_equal(r.out, "42\n");
+	assert_string_equal(f->op, "job.submit");
+	assert_string_equal(f->request_id, "req-7");
+	msgpack_zone z;
+	msgpack_zone_init(&z, 1024);
+	msgpack_object a = fake_args(f, &z);
+	json_t *j = cli_mp_to_json(&a);
+	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	assert_string_equal(text, "{\"target\":\"cc\",\"sources\":["
+	                          "{\"path\":\"kernel.c\",\"data\":"
+	                          "\"aW50IG1haW4odm9pZCkgeyByZXR1cm4gMDsgfQo=\"},"
+	                          "{\"path\":\"sub/x.h\",\"data\":\"I2RlZmluZSBYIDEK\"}],"
+	                          "\"priority\":70,\"deadline_ms\":120000}");
+	free(text);
+	json_decref(j);
+	msgpack_zone_destroy(&z);
+	run_free(&r);
+
+	/* JSON mode: {"id": 42}; a generated request id ("c-" + hex). */
+	snprintf(path, sizeof(path), "%s/kernel.c", dir);
+	r = run_words("--endpoints", f->port, "-o", "json", "job", "submit", "--target", "cc", path,
+	              NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.out, "{\n  \"id\": 42\n}\n");
+	assert_int_equal(strncmp(f->request_id, "c-", 2), 0);
+	run_free(&r);
+	tu_rmrf(dir);
+}
+
+static void test_fake_get_list_errors(void **state)
+{
+	struct fake *f = *state;
+	struct run r = run_words("--endpoints", f->port, "--stale", "job", "get", "5", NULL);
+	assert_int_equal(r.code, 0);
+	assert_contains(r.out, "state:     running\n");
+	assert_string_equal(f->op, "job.get");
+	msgpack_zone z;
+	msgpack_zone_init(&z, 1024);
+	msgpack_object a = fake_args(f, &z);
+	const msgpack_object *stale = cli_mp_get(&a, "stale");
+	assert_non_null(stale);
+	assert_true(stale->type == MSGPACK_OBJECT_BOOLEAN && stale->via.boolean);
+	run_free(&r);
+
+	/* JSON: the job as the server sent it. */
+	r = run_words("--endpoints", f->port, "-o", "json", "job", "get", "5", NULL);
+	assert_int_equal(r.code, 0);
+	assert_contains(r.out, "\"id\": 5,\n");
+	assert_contains(r.out, "\"node\": 2,\n");
+	assert_contains(r.out, "\"created_at\": 1795356187000,\n");
+	a = fake_args(f, &z);
+	assert_null(cli_mp_get(&a, "stale"));
+	run_free(&r);
+
+	/* The cluster refuses: exit 1, the server's code name and message. */
+	r = run_words("--endpoints", f->port, "job", "get", "404", NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	assert_string_equal(r.out, "");
+	assert_string_equal(r.err, "ingotctl: not_found: job 404 not found\n");
+	run_free(&r);
+
+	/* One page; then every page with --all. */
+	r = run_words("--endpoints", f->port, "job", "list", "--state", "queued", NULL);
+	assert_int_equal(r.code, 0);
+	assert_contains(r.out, "ID  STATE");
+	assert_null(strstr(r.out, "\n3 "));
+	assert_contains(r.err, "--after 2");
+	run_free(&r);
+	f->calls = 0;
+	r = run_words("--endpoints", f->port, "job", "list", "--all", "--limit", "2", NULL);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(f->calls, 2);
+	assert_contains(r.out, "\n1 ");
+	assert_contains(r.out, "\n2 ");
+	assert_contains(r.out, "\n3 ");
+	a = fake_args(f, &z);
+	assert_int_equal(cli_mp_get(&a, "after")->via.u64, 2);
+	assert_int_equal(cli_mp_get(&a, "limit")->via.u64, 2);
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "-o", "json", "job", "list", "--all", NULL);
+	assert_int_equal(r.code, 0);
+	json_error_t je;
+	json_t *doc = json_loads(r.out, 0, &je);
+	assert_non_null(doc);
+	assert_int_equal(json_array_size(json_object_get(doc, "jobs")), 3);
+	assert_true(json_is_null(json_object_get(doc, "next")));
+	json_decref(doc);
+	run_free(&r);
+
+	/* status -o json: leader null, members. */
+	r = run_words("--endpoints", f->port, "-o", "json", "status", NULL);
+	assert_int_equal(r.code, 0);
+	doc = json_loads(r.out, 0, &je);
+	assert_non_null(doc);
+	assert_true(json_is_null(json_object_get(doc, "leader")));
+	assert_int_equal(json_array_size(json_object_get(doc, "members")), 3);
+	json_decref(doc);
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "status", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(
+	    r.out, "leader: none  term: 7  answered by: 1\n\n"
+	           "ID  ROLE     LEADER  ALIVE  APPLIED  RAFT ADDRESS    API ADDRESS\n"
+	           "1   voter            yes    1201     127.0.0.1:7501  127.0.0.1:7401\n"
+	           "2   voter            yes    1202     127.0.0.1:7502  127.0.0.1:7402\n"
+	           "3   standby          no     -        127.0.0.1:7503  127.0.0.1:7403\n");
+	run_free(&r);
+	msgpack_zone_destroy(&z);
+}
+
+static void test_fake_watch(void **state)
+{
+	struct fake *f = *state;
+	struct run r = run_words("--endpoints", f->port, "job", "watch", "9", NULL);
+	assert_int_equal(r.code, 0);
+	assert_contains(r.out, "2026-11-22 14:03:08  submitted");
+	assert_contains(r.out, "2026-11-22 14:03:09  succeeded");
+	assert_string_equal(f->op, "job.watch");
+	run_free(&r);
+
+	f->watch_final = "failed";
+	r = run_words("--endpoints", f->port, "-o", "json", "job", "watch", "9", NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	assert_string_equal(r.out, "{\"seq\":1,\"time\":1795356188000,\"kind\":\"submitted\","
+	                           "\"state\":\"queued\",\"message\":\"\"}\n"
+	                           "{\"seq\":2,\"time\":1795356189000,\"kind\":\"failed\","
+	                           "\"state\":\"failed\",\"message\":\"\"}\n");
+	assert_contains(r.err, "job 9 failed: stage compile exited 1");
+	run_free(&r);
+	f->watch_final = "cancelled";
+	r = run_words("--endpoints", f->port, "job", "watch", "9", NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	run_free(&r);
+
+	/* Cut off twice after the first event: sent again, the replayed event
+	 * shown once. */
+	f->watch_final = "succeeded";
+	f->watch_unavailable = 2;
+	f->calls = 0;
+	r = run_words("--endpoints", f->port, "-o", "json", "job", "watch", "9", NULL);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(f->calls, 3);
+	assert_string_equal(r.out, "{\"seq\":1,\"time\":1795356188000,\"kind\":\"submitted\","
+	                           "\"state\":\"queued\",\"message\":\"\"}\n"
+	                           "{\"seq\":2,\"time\":1795356189000,\"kind\":\"succeeded\","
+	                           "\"state\":\"succeeded\",\"message\":\"\"}\n");
+	run_free(&r);
+
+	/* Unavailable with no progress for --timeout: exit 3. */
+	f->watch_unavailable = 1000000;
+	r = run_words("--endpoints", f->port, "--timeout", "400ms", "job", "watch", "9", NULL);
+	assert_int_equal(r.code, CLI_EXIT_UNREACHABLE);
+	assert_contains(r.err, "ingotctl: unavailable: no leader");
+	run_free(&r);
+}
+
+static void test_fake_timeout_exit_3(void **state)
+{
+	struct fake *f = *state;
+	f->hang = true;
+	struct run r = run_words("--endpoints", f->port, "--timeout", "300ms", "status", NULL);
+	assert_int_equal(r.code, CLI_EXIT_UNREACHABLE);
+	assert_contains(r.err, "ingotctl: timeout: ");
+	assert_contains(r.err, "--timeout");
+	assert_string_equal(r.out, "");
+	run_free(&r);
+}
+
+int main(void)
+{
+	/* Table times are local: pin the zone. */
+	setenv("TZ", "UTC", 1);
+	tzset();
+	unsetenv("INGOT_ENDPOINTS");
+	unsetenv("INGOT_TOKEN");
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_args_defaults_and_globals),
+	    cmocka_unit_test(test_args_every_command),
+	    cmocka_unit_test(test_args_usage_errors),
+	    cmocka_unit_test(test_help_exit_0),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_source_paths),
+	    cmocka_unit_test(test_yaml_valid_exact_msgpack),
+	    cmocka_unit_test(test_yaml_errors),
+	    cmocka_unit_test(test_yaml_file_through_cli_run),
+	    cmocka_unit_test(test_mp_to_json),
+	    cmocka_unit_test(test_table_job),
+	    cmocka_unit_test(test_table_status),
+	    cmocka_unit_test(test_table_events),
+	    cmocka_unit_test(test_closed_port_exit_3),
+	    cmocka_unit_test_setup_teardown(test_fake_submit, fake_setup, fake_teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_get_list_errors, fake_setup, fake_teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_watch, fake_setup, fake_teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_timeout_exit_3, fake_setup, fake_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1214 @@
+/*
+ * test_rpc.c - the wire protocol (rpc/): a real server and real clients
+ * over TCP on 127.0.0.1 (ports chosen by the kernel), one loop per test,
+ * bounded in time, and a clean loop close at the end of every test.
+ *
+ * The server's handler is an echo-ish service:
+ *   echo   replies with its args
+ *   fail   replies not_found "no such thing"
+ *   watch  pushes 3 events (0, 1, 2), then replies "done"
+ *   slow   replies with its args after args.ms milliseconds (a timer)
+ *   flaky  replies unavailable while env.flaky_left > 0, then its request id
+ *   record replies with its request id
+ *   crash  (on a server marked crashy) closes its whole server unreplied
+ * Every handler records the request ids it saw.
+ *
+ * Bad input is sent with raw non-blocking sockets while the loop runs:
+ * every case gets its error reply where one is possible, only that
+ * connection is closed, and the server goes on serving others.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "common/mp.h"
+#include "rpc/args.h"
+#include "rpc/client.h"
+#include "rpc/frame.h"
+#include "rpc/server.h"
+
+#define MAX_IDS 16
+
+struct srv {
+	struct env *env;
+	struct rpc_server *server;
+	char addr[32];
+	bool crashy;
+	bool closed;
+};
+
+struct env {
+	uv_loop_t loop;
+	uv_timer_t ticker; /* keeps UV_RUN_ONCE from sleeping forever */
+	struct srv srv[2];
+	unsigned live_timers; /* "slow" calls not yet replied */
+	int flaky_left;
+	char ids[MAX_IDS][RPC_REQUEST_ID_MAX + 1];
+	unsigned nids;
+};
+
+/* ---- loop helpers ------------------------------------------------------ */
+
+static void on_tick(uv_timer_t *t)
+{
+	(void)t;
+}
+
+static uint64_t now_ms(struct env *env)
+{
+	uv_update_time(&env->loop);
+	return uv_now(&env->loop);
+}
+
+/* Runs the loop until *flag is true; fails the test after limit_ms. */
+static void run_until(struct env *env, const bool *flag, unsigned limit_ms)
+{
+	uint64_t end = now_ms(env) + limit_ms;
+	while (!*flag) {
+		uv_run(&env->loop, UV_RUN_ONCE);
+		if (now_ms(env) > end)
+			fail_msg("condition not reached within %u ms", limit_ms);
+	}
+}
+
+static void run_for(struct env *env, unsigned ms)
+{
+	uint64_t end = now_ms(env) + ms;
+	while (now_ms(env) < end)
+		uv_run(&env->loop, UV_RUN_ONCE);
+}
+
+/* ---- the service ------------------------------------------------------- */
+
+struct slow {
+	uv_timer_t t;
+	struct env *env;
+	struct rpc_call *call;
+};
+
+static void reply_args(struct rpc_call *call)
+{
+	struct mp_out o;
+	mp_out_init(&o);
+	msgpack_pack_object(&o.pk, *rpc_call_args(call));
+	rpc_reply(call, o.data, o.len);
+	mp_out_free(&o);
+}
+
+static void reply_request_id(struct rpc_call *call)
+{
+	struct mp_out o;
+	mp_out_init(&o);
+	mp_pack_str(&o.pk, rpc_call_request_id(call));
+	rpc_reply(call, o.data, o.len);
+	mp_out_free(&o);
+}
+
+static void on_slow_close(uv_handle_t *h)
+{
+	struct slow *s = h->data;
+	s->env->live_timers--;
+	free(s);
+}
+
+static void on_slow(uv_timer_t *t)
+{
+	struct slow *s = t->data;
+	reply_args(s->call);
+	uv_close((uv_handle_t *)&s->t, on_slow_close);
+}
+
+static void on_server_closed(void *data)
+{
+	struct srv *srv = data;
+	srv->closed = true;
+}
+
+static void handler(void *data, struct rpc_call *call)
+{
+	struct srv *srv = data;
+	struct env *env = srv->env;
+	struct ing_str op = rpc_call_op(call);
+	struct ing_str rid = rpc_call_request_id(call);
+
+	if (rid.len > 0 && env->nids < MAX_IDS) {
+		memcpy(env->ids[env->nids], rid.ptr, rid.len);
+		env->ids[env->nids][rid.len] = '\0';
+		env->nids++;
+	}
+	if (ing_str_eq_c(op, "echo")) {
+		reply_args(call);
+	} else if (ing_str_eq_c(op, "fail")) {
+		rpc_reply_error(call, ING_ENOTFOUND, "no such thing");
+	} else if (ing_str_eq_c(op, "watch")) {
+		for (int i = 0; i < 3; i++) {
+			char ev[1] = {(char)i}; /* positive fixint */
+			assert_int_equal(rpc_push(call, ev, 1), 0);
+		}
+		char done[5] = {(char)0xa4, 'd', 'o', 'n', 'e'};
+		rpc_reply(call, done, sizeof(done));
+	} else if (ing_str_eq_c(op, "slow")) {
+		uint64_t ms = 0;
+		struct ing_error err;
+		assert_int_equal(rpc_arg_u64(rpc_call_args(call), "ms", 60000, true, &ms, &err), 0);
+		struct slow *s = calloc(1, sizeof(*s));
+		assert_non_null(s);
+		s->env = env;
+		s->call = call;
+		uv_timer_init(&env->loop, &s->t);
+		s->t.data = s;
+		env->live_timers++;
+		uv_timer_start(&s->t, on_slow, ms, 0);
+	} else if (ing_str_eq_c(op, "flaky")) {
+		if (env->flaky_left > 0) {
+			env->flaky_left--;
+			rpc_reply_error(call, ING_EUNAVAILABLE, "try again");
+		} else {
+			reply_request_id(call);
+		}
+	} else if (ing_str_eq_c(op, "record")) {
+		reply_request_id(call);
+	} else if (ing_str_eq_c(op, "crash") && srv->crashy) {
+		rpc_server_close(srv->server, on_server_closed, srv);
+		assert_false(rpc_call_alive(call));
+		rpc_reply(call, NULL, 0); /* dropped: the connection is gone */
+	} else if (ing_str_eq_c(op, "crash")) {
+		reply_request_id(call);
+	} else {
+		rpc_reply_error(call, ING_EINVAL, "unknown op '%.*s'", ING_STR_FMT(op));
+	}
+}
+
+/* ---- fixture ----------------------------------------------------------- */
+
+static void start_server(struct env *env, unsigned i, const struct rpc_server_options *opts)
+{
+	struct rpc_server_options o = {"127.0.0.1:0", 0, 0, 0, 0};
+	struct ing_error err;
+	if (opts != NULL)
+		o = *opts;
+	env->srv[i].env = env;
+	int rv = rpc_server_start(&env->loop, &o, handler, &env->srv[i], &env->srv[i].server, &err);
+	if (rv != 0)
+		fail_msg("rpc_server_start: %s", err.msg);
+	snprintf(env->srv[i].addr, sizeof(env->srv[i].addr), "127.0.0.1:%u",
+	         (unsigned)rpc_server_port(env->srv[i].server));
+}
+
+static void close_server(struct env *env, unsigned i)
+{
+	if (env->srv[i].server == NULL || env->srv[i].closed)
+		return;
+	rpc_server_close(env->srv[i].server, on_server_closed, &env->srv[i]);
+	run_until(env, &env->srv[i].closed, 2000);
+}
+
+static int setup(void **state)
+{
+	struct env *env = calloc(1, sizeof(*env));
+	assert_non_null(env);
+	assert_int_equal(uv_loop_init(&env->loop), 0);
+	uv_timer_init(&env->loop, &env->ticker);
+	uv_timer_start(&env->ticker, on_tick, 10, 10);
+	ing_log_set_level(ING_LOG_LEVEL_ERROR);
+	start_server(env, 0, NULL);
+	*state = env;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *env = *state;
+	uint64_t end = now_ms(env) + 5000;
+	while (env->live_timers > 0 && now_ms(env) < end)
+		uv_run(&env->loop, UV_RUN_ONCE);
+	assert_int_equal(env->live_timers, 0);
+	close_server(env, 0);
+	close_server(env, 1);
+	uv_close((uv_handle_t *)&env->ticker, NULL);
+	uv_run(&env->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&env->loop), 0);
+	free(env);
+	return 0;
+}
+
+/* A port on which nothing listens (bound, read back, closed). */
+static uint16_t closed_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* ---- client helpers ---------------------------------------------------- */
+
+struct result {
+	bool done;
+	int status;
+	struct ing_error err;
+	char request_id[RPC_REQUEST_ID_MAX + 1];
+	msgpack_zone zone;
+	msgpack_object value;
+	int events[8];
+	unsigned nevents;
+	bool events_before_reply;
+	uint64_t done_ms;
+};
+
+static void on_result(struct rpc_request *r, int status, const struct ing_error *err,
+                      const msgpack_object *value)
+{
+	struct result *res = r->data;
+	assert_false(res->done);
+	res->done = true;
+	res->status = status;
+	snprintf(res->request_id, sizeof(res->request_id), "%s", rpc_request_get_id(r));
+	if (status != 0) {
+		assert_non_null(err);
+		assert_int_equal(err->code, status);
+		res->err = *err;
+		return;
+	}
+	assert_non_null(value);
+	/* Keep the value beyond the callback: re-encode and parse into our zone. */
+	struct mp_out o;
+	mp_out_init(&o);
+	msgpack_pack_object(&o.pk, *value);
+	char *copy = msgpack_zone_malloc(&res->zone, o.len);
+	memcpy(copy, o.data, o.len);
+	size_t n;
+	assert_int_equal(mp_parse(copy, o.len, &res->zone, &res->value, &n, NULL), 0);
+	mp_out_free(&o);
+}
+
+static void on_event(struct rpc_request *r, const msgpack_object *ev)
+{
+	struct result *res = r->data;
+	assert_false(res->done);
+	assert_int_equal(ev->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+	res->events[res->nevents++] = (int)ev->via.u64;
+}
+
+static void result_init(struct result *res, struct rpc_request *r)
+{
+	memset(res, 0, sizeof(*res));
+	msgpack_zone_init(&res->zone, 1024);
+	memset(r, 0, sizeof(*r));
+	r->data = res;
+	r->cb = on_result;
+	r->event_cb = on_event;
+}
+
+static void result_free(struct result *res)
+{
+	msgpack_zone_destroy(&res->zone);
+}
+
+static struct rpc_client *new_client(struct env *env, const char *const *eps, unsigned n,
+                                     unsigned timeout_ms)
+{
+	struct rpc_client_options o = {eps, n, 0, timeout_ms, 300, "tok"};
+	struct rpc_client *c;
+	struct ing_error err;
+	if (rpc_client_new(&env->loop, &o, &c, &err) != 0)
+		fail_msg("rpc_client_new: %s", err.msg);
+	return c;
+}
+
+static void on_client_closed(void *data)
+{
+	*(bool *)data = true;
+}
+
+static void close_client(struct env *env, struct rpc_client *c)
+{
+	bool closed = false;
+	rpc_client_close(c, on_client_closed, &closed);
+	run_until(env, &closed, 2000);
+}
+
+/* One call, run to completion. */
+static void call(struct env *env, struct rpc_client *c, const char *op, const void *args,
+                 size_t len, unsigned flags, struct result *res, struct rpc_request *r)
+{
+	result_init(res, r);
+	assert_int_equal(rpc_client_call(c, r, op, args, len, flags), 0);
+	assert_false(res->done); /* never from inside rpc_client_call */
+	run_until(env, &res->done, 8000);
+}
+
+static const msgpack_object *map_get(const msgpack_object *m, const char *key)
+{
+	assert_int_equal(m->type, MSGPACK_OBJECT_MAP);
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
+		    memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
+			return &m->via.map.ptr[i].val;
+	}
+	return NULL;
+}
+
+static void assert_str(const msgpack_object *o, const char *s)
+{
+	assert_non_null(o);
+	assert_int_equal(o->type, MSGPACK_OBJECT_STR);
+	assert_int_equal(o->via.str.size, strlen(s));
+	assert_memory_equal(o->via.str.ptr, s, strlen(s));
+}
+
+/* ---- client and server ------------------------------------------------- */
+
+static void test_request_reply(void **state)
+{
+	struct env *env = *state;
+	const char *eps[] = {env->srv[0].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	struct result res;
+	struct rpc_request r;
+	struct mp_out args;
+
+	mp_out_init(&args);
+	msgpack_pack_map(&args.pk, 2);
+	mp_pack_cstr(&args.pk, "a");
+	msgpack_pack_uint64(&args.pk, 7);
+	mp_pack_cstr(&args.pk, "b");
+	mp_pack_cstr(&args.pk, "xyz");
+	call(env, c, "echo", args.data, args.len, 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	assert_int_equal(map_get(&res.value, "a")->via.u64, 7);
+	assert_str(map_get(&res.value, "b"), "xyz");
+	assert_string_equal(res.request_id, ""); /* reads carry none */
+	result_free(&res);
+
+	/* No args: {} on the wire. */
+	call(env, c, "echo", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	assert_int_equal(res.value.type, MSGPACK_OBJECT_MAP);
+	assert_int_equal(res.value.via.map.size, 0);
+	result_free(&res);
+
+	/* Bad calls are refused synchronously and never call back. */
+	result_init(&res, &r);
+	assert_int_equal(rpc_client_call(c, &r, "", NULL, 0, 0), ING_EINVAL);
+	char notmap[1] = {1};
+	assert_int_equal(rpc_client_call(c, &r, "echo", notmap, 1, 0), ING_EINVAL);
+	r.request_id = "has space";
+	assert_int_equal(rpc_client_call(c, &r, "echo", NULL, 0, 0), ING_EINVAL);
+	result_free(&res);
+
+	close_client(env, c);
+	mp_out_free(&args);
+}
+
+#define NPIPE 1000
+
+struct pipe_state {
+	struct rpc_request r[NPIPE];
+	bool got[NPIPE];
+	unsigned ndone;
+	unsigned out_of_order;
+	int last;
+	bool all;
+};
+
+static void on_pipe(struct rpc_request *r, int status, const struct ing_error *err,
+                    const msgpack_object *value)
+{
+	struct pipe_state *ps = r->data;
+	unsigned i = (unsigned)(r - ps->r);
+	(void)err;
+	assert_int_equal(status, 0);
+	const msgpack_object *n = map_get(value, "n");
+	assert_non_null(n);
+	assert_int_equal(n->via.u64, i); /* replies matched by id */
+	assert_false(ps->got[i]);
+	ps->got[i] = true;
+	if ((int)i < ps->last)
+		ps->out_of_order++;
+	ps->last = (int)i;
+	if (++ps->ndone == NPIPE)
+		ps->all = true;
+}
+
+static void test_pipelining(void **state)
+{
+	struct env *env = *state;
+	const char *eps[] = {env->srv[0].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	struct pipe_state *ps = calloc(1, sizeof(*ps));
+	struct mp_out args;
+
+	mp_out_init(&args);
+	for (unsigned i = 0; i < NPIPE; i++) {
+		mp_out_reset(&args);
+		msgpack_pack_map(&args.pk, 2);
+		mp_pack_cstr(&args.pk, "n");
+		msgpack_pack_uint64(&args.pk, i);
+		mp_pack_cstr(&args.pk, "ms");
+		msgpack_pack_uint64(&args.pk, (i * 37) % 50); /* replies out of order */
+		ps->r[i].data = ps;
+		ps->r[i].cb = on_pipe;
+		assert_int_equal(rpc_client_call(c, &ps->r[i], "slow", args.data, args.len, 0), 0);
+	}
+	run_until(env, &ps->all, 8000);
+	assert_true(ps->out_of_order > 0);
+	close_client(env, c);
+	mp_out_free(&args);
+	free(ps);
+}
+
+static void test_events(void **state)
+{
+	struct env *env = *state;
+	const char *eps[] = {env->srv[0].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	struct result res;
+	struct rpc_request r;
+
+	call(env, c, "watch", NULL, 0, RPC_NO_RETRY, &res, &r);
+	assert_int_equal(res.status, 0);
+	assert_int_equal(res.nevents, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(res.events[i], i);
+	assert_str(&res.value, "done");
+	result_free(&res);
+	close_client(env, c);
+}
+
+static void test_error_reply(void **state)
+{
+	struct env *env = *state;
+	const char *eps[] = {env->srv[0].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	struct result res;
+	struct rpc_request r;
+
+	call(env, c, "fail", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, ING_ENOTFOUND);
+	assert_string_equal(res.err.msg, "no such thing");
+	result_free(&res);
+
+	call(env, c, "no.such.op", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, ING_EINVAL);
+	assert_string_equal(res.err.msg, "unknown op 'no.such.op'");
+	result_free(&res);
+	close_client(env, c);
+}
+
+/* Endpoint 1 is a closed port; the call lands on endpoint 2. */
+static void test_failover_to_second_endpoint(void **state)
+{
+	struct env *env = *state;
+	char closed[32];
+	snprintf(closed, sizeof(closed), "127.0.0.1:%u", (unsigned)closed_port());
+	const char *eps[] = {closed, env->srv[0].addr};
+	struct rpc_client *c = new_client(env, eps, 2, 0);
+	struct result res;
+	struct rpc_request r;
+
+	call(env, c, "record", NULL, 0, RPC_WRITE, &res, &r);
+	assert_int_equal(res.status, 0);
+	assert_int_equal(strlen(res.request_id), 34);
+	assert_memory_equal(res.request_id, "c-", 2);
+	assert_str(&res.value, res.request_id);
+	result_free(&res);
+	close_client(env, c);
+}
+
+/* A server that dies with the request unanswered: the retry on the other
+ * endpoint carries the same request id. */
+static void test_retry_keeps_request_id(void **state)
+{
+	struct env *env = *state;
+	start_server(env, 1, NULL);
+	env->srv[0].crashy = true;
+	const char *eps[] = {env->srv[0].addr, env->srv[1].addr};
+	struct rpc_client *c = new_client(env, eps, 2, 0);
+	struct result res;
+	struct rpc_request r;
+
+	call(env, c, "crash", NULL, 0, RPC_WRITE, &res, &r);
+	assert_int_equal(res.status, 0);
+	assert_int_equal(env->nids, 2);
+	assert_string_equal(env->ids[0], env->ids[1]);
+	assert_string_equal(env->ids[0], res.request_id);
+	assert_true(env->srv[0].closed);
+	result_free(&res);
+
+	/* "unavailable" twice, then success: three sends, one id (explicit). */
+	env->nids = 0;
+	env->flaky_left = 2;
+	result_init(&res, &r);
+	r.request_id = "my-key-1";
+	assert_int_equal(rpc_client_call(c, &r, "flaky", NULL, 0, RPC_WRITE), 0);
+	run_until(env, &res.done, 5000);
+	assert_int_equal(res.status, 0);
+	assert_str(&res.value, "my-key-1");
+	assert_int_equal(env->nids, 3);
+	for (unsigned i = 0; i < 3; i++)
+		assert_string_equal(env->ids[i], "my-key-1");
+	result_free(&res);
+	close_client(env, c);
+}
+
+static void test_no_retry(void **state)
+{
+	struct env *env = *state;
+	start_server(env, 1, NULL);
+	env->srv[0].crashy = true;
+	const char *eps[] = {env->srv[0].addr, env->srv[1].addr};
+	struct rpc_client *c = new_client(env, eps, 2, 0);
+	struct result res;
+	struct rpc_request r;
+
+	call(env, c, "crash", NULL, 0, RPC_NO_RETRY, &res, &r);
+	assert_int_equal(res.status, ING_EUNAVAILABLE);
+	assert_non_null(strstr(res.err.msg, "lost"));
+	assert_int_equal(env->nids, 0);
+	result_free(&res);
+
+	env->flaky_left = 1;
+	call(env, c, "flaky", NULL, 0, RPC_NO_RETRY, &res, &r);
+	assert_int_equal(res.status, ING_EUNAVAILABLE);
+	assert_string_equal(res.err.msg, "try again");
+	result_free(&res);
+	close_client(env, c);
+}
+
+static void test_timeout(void **state)
+{
+	struct env *env = *state;
+	const char *eps[] = {env->srv[0].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 300);
+	struct result res;
+	struct rpc_request r;
+	char args[] = {(char)0x81, (char)0xa2, 'm', 's', (char)0xcd, 0x01, (char)0xf4}; /* 500 */
+
+	uint64_t t0 = now_ms(env);
+	call(env, c, "slow", args, sizeof(args), 0, &res, &r);
+	uint64_t took = now_ms(env) - t0;
+	assert_int_equal(res.status, ING_ETIMEOUT);
+	assert_true(took >= 290 && took < 1500);
+	result_free(&res);
+
+	/* Always unavailable: retried with backoff until the deadline. */
+	env->flaky_left = 1000;
+	call(env, c, "flaky", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, ING_ETIMEOUT);
+	assert_non_null(strstr(res.err.msg, "unavailable: try again"));
+	assert_true(env->flaky_left < 1000 - 1 && env->flaky_left > 1000 - 10);
+	result_free(&res);
+
+	/* The late reply of the first call is ignored; the client still works. */
+	run_for(env, 100);
+	call(env, c, "echo", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	result_free(&res);
+	close_client(env, c);
+}
+
+static void test_unreachable(void **state)
+{
+	struct env *env = *state;
+	char a[32], b[32], want[128];
+	snprintf(a, sizeof(a), "127.0.0.1:%u", (unsigned)closed_port());
+	snprintf(b, sizeof(b), "localhost:%u", (unsigned)closed_port());
+	const char *eps[] = {a, b};
+	struct rpc_client *c = new_client(env, eps, 2, 0);
+	struct result res;
+	struct rpc_request r;
+
+	call(env, c, "echo", NULL, 0, RPC_WRITE, &res, &r);
+	assert_int_equal(res.status, ING_EUNAVAILABLE);
+	snprintf(want, sizeof(want), "could not connect to %s (connection refused), 127.0.0.1:%s",
+	         a, strchr(b, ':') + 1);
+	assert_memory_equal(res.err.msg, want, strlen(want));
+	result_free(&res);
+
+	/* A second call tries everything again. */
+	call(env, c, "echo", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, ING_EUNAVAILABLE);
+	result_free(&res);
+	close_client(env, c);
+
+	/* (A connect timeout is not tested: provoking one needs an address that
+	 * drops SYNs, and tests send traffic to loopback only.) */
+	c = new_client(env, eps, 2, 0);
+
+	/* A fresh client starts over from the first endpoint. */
+	call(env, c, "echo", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, ING_EUNAVAILABLE);
+	result_free(&res);
+	close_client(env, c);
+}
+
+static void test_close_fails_pending(void **state)
+{
+	struct env *env = *state;
+	const char *eps[] = {env->srv[0].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	struct result res;
+	struct rpc_request r;
+	char args[] = {(char)0x81, (char)0xa2, 'm', 's', (char)0xcd, 0x03, (char)0xe8}; /* 1000 */
+
+	result_init(&res, &r);
+	assert_int_equal(rpc_client_call(c, &r, "slow", args, sizeof(args), 0), 0);
+	run_for(env, 50);
+	bool closed = false;
+	rpc_client_close(c, on_client_closed, &closed);
+	assert_int_equal(rpc_client_call(c, &r, "echo", NULL, 0, 0), ING_EUNAVAILABLE);
+	run_until(env, &closed, 2000);
+	assert_true(res.done); /* before the close callback */
+	assert_int_equal(res.status, ING_EUNAVAILABLE);
+	result_free(&res);
+}
+
+/* A server on its own loop in another thread, for the blocking helper. */
+struct bg {
+	struct env env;
+	uv_async_t stop;
+	uv_thread_t thread;
+};
+
+static void bg_stop(uv_async_t *a)
+{
+	struct bg *bg = a->data;
+	rpc_server_close(bg->env.srv[0].server, NULL, NULL);
+	uv_close((uv_handle_t *)&bg->stop, NULL);
+}
+
+static void bg_run(void *arg)
+{
+	struct bg *bg = arg;
+	uv_run(&bg->env.loop, UV_RUN_DEFAULT);
+}
+
+static void test_call_sync(void **state)
+{
+	(void)state;
+	struct bg *bg = calloc(1, sizeof(*bg));
+	assert_int_equal(uv_loop_init(&bg->env.loop), 0);
+	start_server(&bg->env, 0, NULL);
+	uv_async_init(&bg->env.loop, &bg->stop, bg_stop);
+	bg->stop.data = bg;
+	assert_int_equal(uv_thread_create(&bg->thread, bg_run, bg), 0);
+
+	const char *eps[] = {bg->env.srv[0].addr};
+	struct rpc_client_options o = {eps, 1, 0, 0, 0, NULL};
+	msgpack_zone z;
+	msgpack_object result;
+	struct ing_error err;
+	char args[] = {(char)0x81, (char)0xa1, 'k', (char)0xa3, 'v', 'a', 'l'};
+	msgpack_zone_init(&z, 256);
+	assert_int_equal(rpc_call_sync(&o, "echo", args, sizeof(args), 0, &z, &result, &err), 0);
+	assert_str(map_get(&result, "k"), "val"); /* lives in z, after the call */
+	assert_int_equal(rpc_call_sync(&o, "fail", NULL, 0, 0, &z, &result, &err), ING_ENOTFOUND);
+	assert_string_equal(err.msg, "no such thing");
+	assert_int_equal(rpc_call_sync(&o, "", NULL, 0, 0, &z, &result, &err), ING_EINVAL);
+
+	uv_async_send(&bg->stop);
+	uv_thread_join(&bg->thread);
+	assert_int_equal(uv_loop_close(&bg->env.loop), 0);
+	free(bg);
+
+	/* Nothing listening; then an endpoint that does not parse. */
+	char a[32];
+	snprintf(a, sizeof(a), "127.0.0.1:%u", (unsigned)closed_port());
+	eps[0] = a;
+	assert_int_equal(rpc_call_sync(&o, "echo", NULL, 0, 0, &z, &result, &err),
+	                 ING_EUNAVAILABLE);
+	assert_non_null(strstr(err.msg, "could not connect to"));
+	const char *bad[] = {"nonsense"};
+	o.endpoints = bad;
+	assert_int_equal(rpc_call_sync(&o, "echo", NULL, 0, 0, &z, &result, &err), ING_EINVAL);
+	msgpack_zone_destroy(&z);
+}
+
+static void test_bind_in_use(void **state)
+{
+	struct env *env = *state;
+	struct rpc_server_options o = {env->srv[0].addr, 0, 0, 0, 0};
+	struct rpc_server *s;
+	struct ing_error err;
+	assert_int_equal(rpc_server_start(&env->loop, &o, handler, &env->srv[1], &s, &err),
+	                 ING_EUNAVAILABLE);
+	assert_non_null(strstr(err.msg, env->srv[0].addr));
+	o.address = "10.255.255.1:0"; /* not a local address */
+	assert_int_equal(rpc_server_start(&env->loop, &o, handler, &env->srv[1], &s, &err),
+	                 ING_EUNAVAILABLE);
+	assert_non_null(strstr(err.msg, "10.255.255.1:0"));
+	o.address = "host.example:1";
+	assert_int_equal(rpc_server_start(&env->loop, &o, handler, &env->srv[1], &s, &err),
+	                 ING_EINVAL);
+	uv_run(&env->loop, UV_RUN_NOWAIT); /* releases the failed listeners */
+}
+
+/* ---- bad input, with raw sockets -------------------------------------- */
+
+static int raw_connect(const struct env *env, unsigned i)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a;
+	assert_true(fd >= 0);
+	assert_int_equal(rpc_parse_address(env->srv[i].addr, &a, NULL), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+static void raw_send(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EAGAIN)
+			continue;
+		assert_true(w > 0);
+		c += w;
+		n -= (size_t)w;
+	}
+}
+
+static void raw_send_frame(int fd, const void *body, size_t n)
+{
+	unsigned char h[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+	                      (unsigned char)(n >> 8), (unsigned char)n};
+	raw_send(fd, h, 4);
+	raw_send(fd, body, n);
+}
+
+/* Runs the loop and reads until the server closes the connection (or,
+ * when want_bytes > 0, until that many bytes arrived).  Returns the bytes
+ * read; *closed tells whether EOF/reset was seen. */
+static size_t raw_read(struct env *env, int fd, char *buf, size_t cap, size_t want_bytes,
+                       bool *closed)
+{
+	size_t len = 0;
+	uint64_t end = now_ms(env) + 5000;
+	*closed = false;
+	while (now_ms(env) < end) {
+		uv_run(&env->loop, UV_RUN_NOWAIT);
+		ssize_t n = recv(fd, buf + len, cap - len, 0);
+		if (n > 0) {
+			len += (size_t)n;
+			if (want_bytes > 0 && len >= want_bytes)
+				return len;
+			continue;
+		}
+		if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			*closed = true;
+			return len;
+		}
+		usleep(1000);
+	}
+	return len;
+}
+
+/* Checks that buf holds exactly one reply frame [1, id, [code, ...], nil]. */
+static void assert_error_frame(const char *buf, size_t len, uint64_t id, const char *code,
+                               const char *msg_part)
+{
+	struct rpc_msg m;
+	msgpack_zone z;
+	bool id_known;
+	struct ing_error err;
+
+	assert_true(len > 4);
+	size_t n = ((size_t)(unsigned char)buf[0] << 24) | ((size_t)(unsigned char)buf[1] << 16) |
+	           ((size_t)(unsigned char)buf[2] << 8) | (unsigned char)buf[3];
+	assert_int_equal(len, 4 + n);
+	msgpack_zone_init(&z, 256);
+	if (rpc_msg_decode(buf + 4, n, &z, &m, &id_known, &err) != 0)
+		fail_msg("bad reply: %s", err.msg);
+	assert_int_equal(m.kind, RPC_MSG_REPLY);
+	assert_int_equal(m.id, id);
+	assert_int_equal(m.error_name.len, strlen(code));
+	assert_memory_equal(m.error_name.ptr, code, strlen(code));
+	if (msg_part != NULL) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%.*s", ING_STR_FMT(m.error_msg));
+		if (strstr(msg, msg_part) == NULL)
+			fail_msg("message '%s' lacks '%s'", msg, msg_part);
+	}
+	assert_int_equal(m.result->type, MSGPACK_OBJECT_NIL);
+	msgpack_zone_destroy(&z);
+}
+
+/* Sends `bytes` on a fresh connection, expects one error reply and the
+ * connection closed. */
+static void expect_rejected(struct env *env, const void *bytes, size_t n, bool shut_wr, uint64_t id,
+                            const char *code, const char *msg_part)
+{
+	char buf[1024];
+	bool closed;
+	int fd = raw_connect(env, 0);
+	raw_send(fd, bytes, n);
+	if (shut_wr)
+		shutdown(fd, SHUT_WR);
+	size_t len = raw_read(env, fd, buf, sizeof(buf), 0, &closed);
+	assert_true(closed);
+	assert_error_frame(buf, len, id, code, msg_part);
+	close(fd);
+}
+
+/* The server still serves a well-behaved client. */
+static void assert_still_serving(struct env *env)
+{
+	const char *eps[] = {env->srv[0].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	struct result res;
+	struct rpc_request r;
+	call(env, c, "echo", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	result_free(&res);
+	close_client(env, c);
+}
+
+static void test_bad_input(void **state)
+{
+	struct env *env = *state;
+	/* A connection that stays open and good through all of it. */
+	int good = raw_connect(env, 0);
+
+	static const char garbage[] = "\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1";
+	expect_rejected(env, garbage, 9, false, 0, "malformed", "not valid msgpack");
+
+	static const char not_request[] = "\x00\x00\x00\x01\x2a"; /* 42 */
+	expect_rejected(env, not_request, 5, false, 0, "malformed", "expected an array");
+
+	/* A reply where a request belongs: id readable, echoed back. */
+	static const char reply[] = "\x00\x00\x00\x05\x94\x01\x07\xc0\xc0";
+	expect_rejected(env, reply, 9, false, 7, "malformed", "expected a request");
+
+	/* Wrong header types: op is an integer; args is an array; token is
+	 * a number; a map key that is not a string. */
+	static const char bad_op[] = "\x00\x00\x00\x07\x96\x00\x09\x05\x80\xc0\xc0";
+	expect_rejected(env, bad_op, 11, false, 9, "malformed", "'op'");
+	static const char bad_args[] = "\x00\x00\x00\x08\x96\x00\x09\xa1x\x90\xc0\xc0";
+	expect_rejected(env, bad_args, 12, false, 9, "malformed", "'args'");
+	static const char bad_token[] = "\x00\x00\x00\x08\x96\x00\x09\xa1x\x80\x05\xc0";
+	expect_rejected(env, bad_token, 12, false, 9, "malformed", "'token'");
+	static const char bad_key[] = "\x00\x00\x00\x0a\x96\x00\x09\xa1x\x81\x01\x02\xc0\xc0";
+	expect_rejected(env, bad_key, 14, false, 9, "malformed", "keys must be strings");
+	static const char bad_id[] = "\x00\x00\x00\x09\x96\x00\xa1x\xa1x\x80\xc0\xc0";
+	expect_rejected(env, bad_id, 13, false, 0, "malformed", "'id'");
+	static const char id_zero[] = "\x00\x00\x00\x08\x96\x00\x00\xa1x\x80\xc0\xc0";
+	expect_rejected(env, id_zero, 12, false, 0, "malformed", "reserved");
+	/* Trailing bytes after the value. */
+	static const char trailing[] = "\x00\x00\x00\x09\x96\x00\x09\xa1x\x80\xc0\xc0\xc0";
+	expect_rejected(env, trailing, 13, false, 0, "malformed", "unexpected bytes");
+
+	static const char zero_len[] = "\x00\x00\x00\x00";
+	expect_rejected(env, zero_len, 4, false, 0, "malformed", "0 bytes");
+
+	static const char gib[] = "\x40\x00\x00\x00\x96\x00";
+	expect_rejected(env, gib, 6, false, 0, "too_large",
+	                "frame of 1073741824 bytes exceeds the limit of 4194304");
+	assert_still_serving(env);
+
+	static const char truncated[] = "\x00\x00\x00\x20\x96\x00\x01";
+	expect_rejected(env, truncated, 7, true, 0, "malformed", "ended inside a frame");
+
+	/* 0xdd ff ff ff ff: an array claiming 4 billion items, in a valid
+	 * 6-byte frame.  Refused before msgpack-c allocates anything. */
+	static const char huge[] = "\x00\x00\x00\x06\xdd\xff\xff\xff\xff\x00";
+	expect_rejected(env, huge, 10, false, 0, "malformed", "not valid msgpack");
+
+	/* Too deep. */
+	char deep[4 + 40];
+	memset(deep, 0x91, sizeof(deep));
+	deep[0] = deep[1] = deep[2] = 0;
+	deep[3] = 40;
+	deep[sizeof(deep) - 1] = (char)0xc0;
+	expect_rejected(env, deep, sizeof(deep), false, 0, "too_large", "nested deeper");
+
+	/* The good connection was untouched: a request on it still works. */
+	static const char req[] = "\x96\x00\x05\xa4"
+	                          "echo\x81\xa1k\x01\xc0\xc0";
+	raw_send_frame(good, req, sizeof(req) - 1);
+	char buf[256];
+	bool closed;
+	size_t len = raw_read(env, good, buf, sizeof(buf), 4 + 8, &closed);
+	assert_false(closed);
+	static const char want[] = "\x00\x00\x00\x08\x94\x01\x05\xc0\x81\xa1k\x01";
+	assert_int_equal(len, 12);
+	assert_memory_equal(buf, want, 12);
+
+	/* Request-level problems get "invalid" and keep the connection. */
+	static const char bad_rid[] = "\x96\x00\x06\xa4"
+	                              "echo\x80\xc0\xa2\x01\x02";
+	raw_send_frame(good, bad_rid, sizeof(bad_rid) - 1);
+	len = raw_read(env, good, buf, sizeof(buf), 20, &closed);
+	assert_false(closed);
+	assert_true(len > 4);
+	assert_error_frame(buf, len, 6, "invalid", "request_id");
+	close(good);
+	assert_still_serving(env);
+}
+
+static void test_max_connections(void **state)
+{
+	struct env *env = *state;
+	struct rpc_server_options o = {"127.0.0.1:0", 0, 1, 0, 0};
+	start_server(env, 1, &o);
+	int a = raw_connect(env, 1);
+	run_for(env, 50);
+	int b = raw_connect(env, 1);
+	char buf[256];
+	bool closed;
+	size_t len = raw_read(env, b, buf, sizeof(buf), 0, &closed);
+	assert_true(closed);
+	assert_error_frame(buf, len, 0, "unavailable", "too many connections");
+	close(b);
+
+	/* A client refused that way gets the server's reason. */
+	const char *eps[] = {env->srv[1].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	struct result res;
+	struct rpc_request r;
+	call(env, c, "echo", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, ING_EUNAVAILABLE);
+	assert_non_null(strstr(res.err.msg, "unavailable: too many connections (limit 1)"));
+	result_free(&res);
+
+	/* Once the slot is free, the same client gets through. */
+	close(a);
+	run_for(env, 50);
+	call(env, c, "echo", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	result_free(&res);
+	close_client(env, c);
+}
+
+static size_t reply_size(uint64_t id, size_t blob)
+{
+	size_t idlen = id < 128 ? 1 : id < 256 ? 2 : 3;
+	return 4 + 1 + 1 + idlen + 1 + 1 + 2 + 5 + blob;
+}
+
+/* A client that sends requests with 64 KiB replies each and reads nothing:
+ * the server stops reading once 128 KiB of output are queued (so the
+ * client's sends stall), and every reply still arrives once the client
+ * reads. */
+static void test_backpressure(void **state)
+{
+	struct env *env = *state;
+	struct rpc_server_options o = {"127.0.0.1:0", 0, 0, 128 * 1024, 0};
+	start_server(env, 1, &o);
+
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int small = 16 * 1024;
+	struct sockaddr_in a;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	assert_int_equal(rpc_parse_address(env->srv[1].addr, &a, NULL), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+
+	enum { N = 1024, BLOB = 64 * 1024 };
+	struct mp_out req;
+	mp_out_init(&req);
+	char *blob = calloc(1, BLOB);
+	size_t sent = 0, want = 0;
+	for (unsigned i = 0; i < N; i++) {
+		mp_out_reset(&req);
+		mp_out_raw(&req, "\0\0\0\0", 4);
+		msgpack_pack_array(&req.pk, 6);
+		msgpack_pack_uint8(&req.pk, 0);
+		msgpack_pack_uint64(&req.pk, i + 1);
+		mp_pack_cstr(&req.pk, "echo");
+		msgpack_pack_map(&req.pk, 1);
+		mp_pack_cstr(&req.pk, "b");
+		mp_pack_bin(&req.pk, blob, BLOB);
+		msgpack_pack_nil(&req.pk);
+		msgpack_pack_nil(&req.pk);
+		size_t body = req.len - 4;
+		unsigned char *h = (unsigned char *)req.data;
+		h[0] = (unsigned char)(body >> 24);
+		h[1] = (unsigned char)(body >> 16);
+		h[2] = (unsigned char)(body >> 8);
+		h[3] = (unsigned char)body;
+		/* Sending stalls once every buffer on the way is full; the
+		 * loop runs meanwhile.  No progress for 300 ms: stalled. */
+		size_t off = 0;
+		uint64_t end = now_ms(env) + 300;
+		while (off < req.len && now_ms(env) < end) {
+			ssize_t w = send(fd, req.data + off, req.len - off, MSG_NOSIGNAL);
+			if (w > 0) {
+				off += (size_t)w;
+				end = now_ms(env) + 300;
+			} else {
+				uv_run(&env->loop, UV_RUN_NOWAIT);
+			}
+		}
+		if (off < req.len)
+			break;
+		sent++;
+		want += reply_size(i + 1, BLOB);
+	}
+	assert_true(sent < N); /* the server did stop reading */
+
+	/* Now read: every reply for the frames sent arrives, in order. */
+	char *buf = malloc(want + 1);
+	bool closed;
+	size_t len = raw_read(env, fd, buf, want + 1, want, &closed);
+	assert_false(closed);
+	assert_int_equal(len, want);
+	size_t pos = 0;
+	for (size_t i = 0; i < sent; i++) {
+		assert_int_equal((unsigned char)buf[pos + 4], 0x94);
+		pos += reply_size(i + 1, BLOB);
+	}
+	close(fd);
+	run_for(env, 50);
+	free(buf);
+	free(blob);
+	mp_out_free(&req);
+}
+
+/* ---- argument helpers -------------------------------------------------- */
+
+static void test_args(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	msgpack_object args;
+	struct ing_error err;
+	size_t n;
+
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 1024);
+	msgpack_pack_map(&o.pk, 7);
+	mp_pack_cstr(&o.pk, "target");
+	mp_pack_cstr(&o.pk, "gpu");
+	mp_pack_cstr(&o.pk, "priority");
+	msgpack_pack_uint64(&o.pk, 7);
+	mp_pack_cstr(&o.pk, "stale");
+	msgpack_pack_true(&o.pk);
+	mp_pack_cstr(&o.pk, "data");
+	mp_pack_bin(&o.pk, "abc", 3);
+	mp_pack_cstr(&o.pk, "list");
+	msgpack_pack_array(&o.pk, 2);
+	msgpack_pack_uint64(&o.pk, 1);
+	msgpack_pack_uint64(&o.pk, 2);
+	mp_pack_cstr(&o.pk, "delta");
+	msgpack_pack_int64(&o.pk, -5);
+	mp_pack_cstr(&o.pk, "nothing");
+	msgpack_pack_nil(&o.pk);
+	assert_int_equal(mp_parse(o.data, o.len, &z, &args, &n, NULL), 0);
+
+	static const char *const known[] = {"target", "priority", "stale",   "data",
+	                                    "list",   "delta",    "nothing", NULL};
+	assert_int_equal(rpc_args_check_known(&args, known, &err), 0);
+	static const char *const fewer[] = {"target", "priority", NULL};
+	assert_int_equal(rpc_args_check_known(&args, fewer, &err), ING_EINVAL);
+	assert_string_equal(err.msg, "unknown argument 'stale'");
+
+	struct ing_str s = {NULL, 0};
+	assert_int_equal(rpc_arg_str(&args, "target", 16, true, &s, &err), 0);
+	assert_true(ing_str_eq_c(s, "gpu"));
+	assert_int_equal(rpc_arg_str(&args, "target", 2, true, &s, &err), ING_EINVAL);
+	assert_string_equal(err.msg, "argument 'target': 3 bytes exceeds the limit of 2 bytes");
+	assert_int_equal(rpc_arg_str(&args, "priority", 16, true, &s, &err), ING_EINVAL);
+	assert_string_equal(err.msg, "argument 'priority': expected a string");
+
+	uint64_t u = 99;
+	assert_int_equal(rpc_arg_u64(&args, "priority", 100, true, &u, &err), 0);
+	assert_int_equal(u, 7);
+	assert_int_equal(rpc_arg_u64(&args, "priority", 5, true, &u, &err), ING_EINVAL);
+	assert_string_equal(err.msg, "argument 'priority': 7 exceeds the maximum 5");
+	assert_int_equal(rpc_arg_u64(&args, "target", 5, true, &u, &err), ING_EINVAL);
+	assert_string_equal(err.msg, "argument 'target': expected an integer");
+	assert_int_equal(rpc_arg_u64(&args, "delta", 5, true, &u, &err), ING_EINVAL);
+	/* Absent or nil and optional: 0, out untouched. */
+	u = 42;
+	assert_int_equal(rpc_arg_u64(&args, "missing", 5, false, &u, &err), 0);
+	assert_int_equal(rpc_arg_u64(&args, "nothing", 5, false, &u, &err), 0);
+	assert_int_equal(u, 42);
+	assert_int_equal(rpc_arg_u64(&args, "missing", 5, true, &u, &err), ING_EINVAL);
+	assert_string_equal(err.msg, "argument 'missing' is required");
+
+	int64_t i = 0;
+	assert_int_equal(rpc_arg_i64(&args, "delta", -10, 10, true, &i, &err), 0);
+	assert_int_equal(i, -5);
+	assert_int_equal(rpc_arg_i64(&args, "delta", 0, 10, true, &i, &err), ING_EINVAL);
+
+	bool b = false;
+	assert_int_equal(rpc_arg_bool(&args, "stale", true, &b, &err), 0);
+	assert_true(b);
+	assert_int_equal(rpc_arg_bool(&args, "target", true, &b, &err), ING_EINVAL);
+	assert_string_equal(err.msg, "argument 'target': expected a boolean");
+
+	assert_int_equal(rpc_arg_bin(&args, "data", 3, true, &s, &err), 0);
+	assert_int_equal(s.len, 3);
+	assert_int_equal(rpc_arg_bin(&args, "data", 2, true, &s, &err), ING_EINVAL);
+	assert_int_equal(rpc_arg_bin(&args, "target", 2, true, &s, &err), ING_EINVAL);
+
+	const msgpack_object *arr = NULL;
+	assert_int_equal(rpc_arg_array(&args, "list", 2, true, &arr, &err), 0);
+	assert_int_equal(arr->via.array.size, 2);
+	assert_int_equal(rpc_arg_array(&args, "list", 1, true, &arr, &err), ING_EINVAL);
+	assert_int_equal(rpc_arg_array(&args, "data", 1, true, &arr, &err), ING_EINVAL);
+	assert_string_equal(err.msg, "argument 'data': expected an array");
+	assert_int_equal(rpc_arg_map(&args, "list", 1, true, &arr, &err), ING_EINVAL);
+
+	/* Duplicate keys and a non-map. */
+	mp_out_reset(&o);
+	msgpack_pack_map(&o.pk, 2);
+	mp_pack_cstr(&o.pk, "target");
+	msgpack_pack_nil(&o.pk);
+	mp_pack_cstr(&o.pk, "target");
+	msgpack_pack_nil(&o.pk);
+	assert_int_equal(mp_parse(o.data, o.len, &z, &args, &n, NULL), 0);
+	assert_int_equal(rpc_args_check_known(&args, known, &err), ING_EINVAL);
+	assert_string_equal(err.msg, "argument 'target' given twice");
+	msgpack_object notmap = {.type = MSGPACK_OBJECT_NIL};
+	assert_int_equal(rpc_arg_str(&notmap, "x", 1, false, &s, &err), ING_EINVAL);
+
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_request_reply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_error_reply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failover_to_second_endpoint, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retry_keeps_request_id, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_retry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unreachable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_close_fails_pending, setup, teardown),
+	    cmocka_unit_test(test_call_sync),
+	    cmocka_unit_test_setup_teardown(test_bind_in_use, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+	    cmocka_unit_test(test_args),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
