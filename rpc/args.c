@@ -89,7 +89,7 @@ static int lookup(const msgpack_object *args, const char *name, bool required,
 int rpc_arg_str(const msgpack_object *args, const char *name, uint32_t max_len, bool required,
                 struct ing_str *out, struct ing_error *e)
 {
-	const msgpack_object *v;
+	const msgpack_object *v = NULL;
 	int rv = lookup(args, name, required, MSGPACK_OBJECT_STR, "a string", &v, e);
 	if (rv <= 0)
 		return rv;
@@ -105,7 +105,7 @@ int rpc_arg_str(const msgpack_object *args, const char *name, uint32_t max_len, 
 int rpc_arg_u64(const msgpack_object *args, const char *name, uint64_t max, bool required,
                 uint64_t *out, struct ing_error *e)
 {
-	const msgpack_object *v;
+	const msgpack_object *v = NULL;
 	int rv = lookup(args, name, required, MSGPACK_OBJECT_POSITIVE_INTEGER, "an integer", &v, e);
 	if (rv <= 0)
 		return rv;
@@ -122,7 +122,7 @@ int rpc_arg_u64(const msgpack_object *args, const char *name, uint64_t max, bool
 int rpc_arg_i64(const msgpack_object *args, const char *name, int64_t min, int64_t max,
                 bool required, int64_t *out, struct ing_error *e)
 {
-	const msgpack_object *v;
+	const msgpack_object *v = NULL;
 	int rv = lookup(args, name, required, MSGPACK_OBJECT_POSITIVE_INTEGER, "an integer", &v, e);
 	if (rv <= 0)
 		return rv;
@@ -140,7 +140,7 @@ int rpc_arg_i64(const msgpack_object *args, const char *name, int64_t min, int64
 int rpc_arg_bool(const msgpack_object *args, const char *name, bool required, bool *out,
                  struct ing_error *e)
 {
-	const msgpack_object *v;
+	const msgpack_object *v = NULL;
 	int rv = lookup(args, name, required, MSGPACK_OBJECT_BOOLEAN, "a boolean", &v, e);
 	if (rv <= 0)
 		return rv;
@@ -151,7 +151,7 @@ int rpc_arg_bool(const msgpack_object *args, const char *name, bool required, bo
 int rpc_arg_bin(const msgpack_object *args, const char *name, uint32_t max_len, bool required,
                 struct ing_str *out, struct ing_error *e)
 {
-	const msgpack_object *v;
+	const msgpack_object *v = NULL;
 	int rv = lookup(args, name, required, MSGPACK_OBJECT_BIN, "binary data", &v, e);
 	if (rv <= 0)
 		return rv;
@@ -167,7 +167,7 @@ int rpc_arg_bin(const msgpack_object *args, const char *name, uint32_t max_len, 
 int rpc_arg_array(const msgpack_object *args, const char *name, uint32_t max_n, bool required,
                   const msgpack_object **out, struct ing_error *e)
 {
-	const msgpack_object *v;
+	const msgpack_object *v = NULL;
 	int rv = lookup(args, name, required, MSGPACK_OBJECT_ARRAY, "an array", &v, e);
 	if (rv <= 0)
 		return rv;
@@ -182,7 +182,7 @@ int rpc_arg_array(const msgpack_object *args, const char *name, uint32_t max_n, 
 int rpc_arg_map(const msgpack_object *args, const char *name, uint32_t max_n, bool required,
                 const msgpack_object **out, struct ing_error *e)
 {
-	const msgpack_object *v;
+	const msgpack_object *v = NULL;
 	int rv = lookup(args, name, required, MSGPACK_OBJECT_MAP, "a map", &v, e);
 	if (rv <= 0)
 		return rv;

@@ -1,0 +1,659 @@
+"""clusterlib.py - shared helper of the cluster tests (Python 3 standard library only).
+
+Starts the 3 nodes of cluster-configs/local-3 as real `ingotd` processes on
+127.0.0.1 in a fresh temporary directory, kills/stops/restarts them by PID
+(never by name), runs `ingotctl -o json ...`, compares the nodes' LMDB files
+with `mdb_dump -a -n`, and cleans up every process it started (try/finally in
+`run_tests` and atexit).  On a failed test the temporary directory is kept and
+the tail of every node's log is printed.
+
+Usage from a test file:
+
+    import clusterlib as cl
+    def main(t):                     # t: cl.Checks
+        c = t.cluster()              # 3 nodes started, leader elected
+        ...
+        t.check("name", cond, "detail")
+    cl.run_tests(main)
+
+Every wait has a deadline; all traffic goes to 127.0.0.1.
+"""
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SOURCE_DIR = os.environ.get("INGOT_SOURCE_DIR") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG_DIR = os.path.join(SOURCE_DIR, "cluster-configs", "local-3")
+NODES = (1, 2, 3)
+HOST = "127.0.0.1"
+
+
+def api_port(n):
+    return 7400 + n
+
+
+def raft_port(n):
+    return 7500 + n
+
+
+def api_ep(n):
+    return "%s:%d" % (HOST, api_port(n))
+
+
+ALL_EPS = ",".join(api_ep(n) for n in NODES)
+
+# Every process this module started, by pid, so that atexit can kill them.
+_live = {}
+_live_lock = threading.Lock()
+
+
+def _kill_all_started():
+    with _live_lock:
+        procs = list(_live.values())
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+atexit.register(_kill_all_started)
+
+
+class TestFailure(Exception):
+    pass
+
+
+def now():
+    return time.monotonic()
+
+
+def wait_for(what, fn, timeout, interval=0.1):
+    """Calls fn() until it returns a true value, or raises TestFailure after
+    `timeout` seconds.  Returns that value."""
+    deadline = now() + timeout
+    last = None
+    while True:
+        try:
+            v = fn()
+            if v:
+                return v
+            last = v
+        except Exception as e:  # noqa: BLE001 - reported below
+            last = "%s: %s" % (type(e).__name__, e)
+        if now() >= deadline:
+            raise TestFailure("timed out after %.1f s waiting for %s (last: %r)" % (timeout, what, last))
+        time.sleep(interval)
+
+
+def ports_free():
+    """Returns the list of ports of the cluster that are already bound."""
+    busy = []
+    for n in NODES:
+        for port in (api_port(n), raft_port(n)):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                busy.append(port)
+            finally:
+                s.close()
+    return busy
+
+
+class CtlResult:
+    def __init__(self, argv, rc, out, err, secs):
+        self.argv, self.rc, self.out, self.err, self.secs = argv, rc, out, err, secs
+
+    def json(self):
+        return json.loads(self.out)
+
+    def __repr__(self):
+        return "ingotctl %s -> rc=%d out=%r err=%r" % (" ".join(self.argv), self.rc,
+                                                       self.out[:300], self.err[:300])
+
+
+class Cluster:
+    """The local-3 cluster in a temporary directory.
+
+    overrides: dict of config keys to set (replacing the key in the copied
+    node*.yaml when present, appended otherwise), e.g.
+    {"snapshot_threshold": 64, "snapshot_trailing": 16}.
+    """
+
+    def __init__(self, build_dir, name="cluster", overrides=None):
+        self.build_dir = os.path.abspath(build_dir)
+        self.ingotd = os.path.join(self.build_dir, "ingotd")
+        self.ingotctl = os.path.join(self.build_dir, "ingotctl")
+        for b in (self.ingotd, self.ingotctl):
+            if not os.access(b, os.X_OK):
+                raise TestFailure("no executable %s (build the ingotd and ingotctl targets)" % b)
+        self.dir = tempfile.mkdtemp(prefix="ingot-%s-" % name)
+        self.procs = {}
+        self.starts = {n: 0 for n in NODES}
+        self.exit_codes = []  # (node, signal sent or None, exit code) of every stopped process
+        for n in NODES:
+            os.makedirs(self.node_dir(n))
+            self._write_config(n, overrides or {})
+
+    # ---- paths ---------------------------------------------------------
+    def node_dir(self, n):
+        return os.path.join(self.dir, "node%d" % n)
+
+    def config(self, n):
+        return os.path.join(self.node_dir(n), "config.yaml")
+
+    def data_dir(self, n):
+        return os.path.join(self.node_dir(n), "data")
+
+    def state_file(self, n):
+        return os.path.join(self.data_dir(n), "state.mdb")
+
+    def log_path(self, n):
+        return os.path.join(self.node_dir(n), "ingotd.log")
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def _write_config(self, n, overrides):
+        with open(os.path.join(CONFIG_DIR, "node%d.yaml" % n)) as f:
+            lines = f.read().splitlines()
+        out, seen = [], set()
+        for line in lines:
+            key = line.split(":", 1)[0].strip() if (line and not line[0].isspace() and ":" in line) else None
+            if key in overrides:
+                out.append("%s: %s" % (key, overrides[key]))
+                seen.add(key)
+            else:
+                out.append(line)
+        for k, v in overrides.items():
+            if k not in seen:
+                out.append("%s: %s" % (k, v))
+        with open(self.config(n), "w") as f:
+            f.write("\n".join(out) + "\n")
+
+    # ---- processes -----------------------------------------------------
+    def start(self, n):
+        p = self.procs.get(n)
+        if p is not None and p.poll() is None:
+            raise TestFailure("node %d already running (pid %d)" % (n, p.pid))
+        self.starts[n] += 1
+        log = open(self.log_path(n), "ab")
+        log.write(("---- test: start #%d of node %d at %s ----\n" %
+                   (self.starts[n], n, time.strftime("%H:%M:%S"))).encode())
+        log.flush()
+        p = subprocess.Popen([self.ingotd, "--config", self.config(n), "--data-dir", self.data_dir(n)],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             cwd=self.node_dir(n))
+        log.close()
+        self.procs[n] = p
+        with _live_lock:
+            _live[p.pid] = p
+        return p
+
+    def start_all(self, wait=True, timeout=30):
+        for n in NODES:
+            self.start(n)
+        if wait:
+            return self.wait_leader(timeout=timeout)
+        return None
+
+    def running(self, n):
+        p = self.procs.get(n)
+        return p is not None and p.poll() is None
+
+    def pid(self, n):
+        return self.procs[n].pid
+
+    def _signal_and_wait(self, n, sig, timeout):
+        p = self.procs.get(n)
+        if p is None or p.poll() is not None:
+            raise TestFailure("node %d is not running" % n)
+        os.kill(p.pid, sig)
+        try:
+            rc = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            rc = p.wait(timeout=10)
+            self.exit_codes.append((n, sig, rc))
+            with _live_lock:
+                _live.pop(p.pid, None)
+            raise TestFailure("node %d (pid %d) did not exit within %.0f s of signal %d; killed"
+                              % (n, p.pid, timeout, sig))
+        self.exit_codes.append((n, sig, rc))
+        with _live_lock:
+            _live.pop(p.pid, None)
+        return rc
+
+    def kill(self, n):
+        """kill -9 node n (by pid) and wait for it to be gone."""
+        return self._signal_and_wait(n, signal.SIGKILL, 10)
+
+    def stop(self, n, timeout=20):
+        """SIGTERM node n (by pid) and wait for it to exit; returns its exit code."""
+        return self._signal_and_wait(n, signal.SIGTERM, timeout)
+
+    def restart(self, n):
+        return self.start(n)
+
+    def cleanup(self, keep):
+        for n, p in list(self.procs.items()):
+            if p.poll() is None:
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            with _live_lock:
+                _live.pop(p.pid, None)
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log(self, n):
+        try:
+            with open(self.log_path(n), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tails(self, lines=40):
+        out = []
+        for n in NODES:
+            text = self.log(n).splitlines()
+            out.append("==== node %d log (%s), last %d lines ====" % (n, self.log_path(n), lines))
+            out.extend(text[-lines:])
+        return "\n".join(out)
+
+    # ---- ingotctl ------------------------------------------------------
+    def ctl(self, *args, nodes=None, eps=None, timeout="5s", json_out=True, proc_timeout=60):
+        """Runs ingotctl; returns a CtlResult (never raises on a non-zero exit)."""
+        if eps is None:
+            eps = ",".join(api_ep(n) for n in (nodes or NODES))
+        argv = ["--endpoints", eps, "--timeout", timeout]
+        if json_out:
+            argv += ["-o", "json"]
+        argv += [str(a) for a in args]
+        t0 = now()
+        try:
+            p = subprocess.run([self.ingotctl] + argv, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=proc_timeout, cwd=self.dir)
+        except subprocess.TimeoutExpired:
+            return CtlResult(argv, -999, "", "ingotctl did not return within %d s" % proc_timeout,
+                             now() - t0)
+        return CtlResult(argv, p.returncode, p.stdout.decode("utf-8", "replace"),
+                         p.stderr.decode("utf-8", "replace"), now() - t0)
+
+    def ctl_json(self, *args, **kw):
+        r = self.ctl(*args, **kw)
+        if r.rc != 0:
+            raise TestFailure("failed: %r" % r)
+        try:
+            return r.json()
+        except ValueError as e:
+            raise TestFailure("not JSON (%s): %r" % (e, r))
+
+    def status(self, n, stale=True, timeout="3s"):
+        """`status` as node n sees it (stale by default: no barrier, so no
+        log entry is added by asking)."""
+        args = ["status"] + (["--stale"] if stale else [])
+        return self.ctl_json(*args, nodes=[n], timeout=timeout)
+
+    def leader(self, nodes=None):
+        """The leader id if every running node (of `nodes`) agrees on one
+        that is running, else None."""
+        nodes = [n for n in (nodes or NODES) if self.running(n)]
+        seen = set()
+        for n in nodes:
+            try:
+                s = self.status(n)
+            except TestFailure:
+                return None
+            seen.add(s.get("leader"))
+        if len(seen) == 1:
+            lead = seen.pop()
+            if lead is not None and self.running(lead):
+                return lead
+        return None
+
+    def wait_leader(self, timeout=30, nodes=None):
+        """Waits until the running nodes agree on a live leader that serves
+        writes-path reads (a linearizable `job list` succeeds); returns its id."""
+        def ready():
+            lead = self.leader(nodes)
+            if lead is None:
+                return None
+            r = self.ctl("job", "list", "--limit", "1", nodes=[lead], timeout="2s")
+            return lead if r.rc == 0 else None
+        return wait_for("a leader", ready, timeout, interval=0.1)
+
+    def applied(self, via=None):
+        """{node: applied_index} of every member, as node `via` (default:
+        any running node) sees them (None for a member that did not answer)."""
+        vias = [via] if via else [n for n in NODES if self.running(n)]
+        last = None
+        for v in vias:
+            try:
+                s = self.status(v)
+                return {m["id"]: (m["applied_index"] if m.get("alive") else None) for m in s["members"]}
+            except TestFailure as e:
+                last = e
+        raise last or TestFailure("no node running")
+
+    def wait_converged(self, nodes=None, timeout=30, stable_for=0.6):
+        """Waits until every node of `nodes` (default: the running ones)
+        reports the same applied index, unchanged for `stable_for` seconds.
+        Returns (index, seconds waited)."""
+        nodes = nodes or [n for n in NODES if self.running(n)]
+        t0 = now()
+        state = {"idx": None, "since": None}
+
+        def ok():
+            a = self.applied()
+            vals = [a.get(n) for n in nodes]
+            if any(v is None for v in vals) or len(set(vals)) != 1:
+                state["idx"] = None
+                return None
+            if vals[0] != state["idx"]:
+                state["idx"], state["since"] = vals[0], now()
+                return None
+            if now() - state["since"] >= stable_for:
+                return vals[0]
+            return None
+        idx = wait_for("equal and stable applied indexes on nodes %s" % (nodes,), ok, timeout, interval=0.15)
+        return idx, now() - t0
+
+    def dump(self, n):
+        p = subprocess.run(["mdb_dump", "-a", "-n", self.state_file(n)], capture_output=True, timeout=60)
+        if p.returncode != 0:
+            raise TestFailure("mdb_dump of node %d failed: %s" % (n, p.stderr.decode(errors="replace")))
+        return p.stdout
+
+    def dumps(self, nodes=None):
+        return {n: self.dump(n) for n in (nodes or NODES)}
+
+    # ---- convenience ---------------------------------------------------
+    def write_file(self, rel, data):
+        path = self.path(rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode())
+        return path
+
+    def apply_target(self, name="t-cc", via=1):
+        y = ("name: %s\n"
+             "capabilities: [cc]\n"
+             "stages:\n"
+             "  - name: compile\n"
+             "    argv: [cc, -O2, -c, \"{source}\", -o, kernel.o]\n"
+             "    timeout: 60s\n"
+             "    outputs: [kernel.o]\n" % name)
+        f = self.write_file("targets/%s.yaml" % name, y)
+        return self.ctl_json("target", "apply", f, nodes=[via])
+
+    def all_jobs(self, n=None, stale=False, timeout="10s"):
+        args = ["job", "list", "--all"] + (["--stale"] if stale else [])
+        r = self.ctl_json(*args, nodes=[n] if n else None, timeout=timeout)
+        return r["jobs"]
+
+
+def dumps_identical(dumps):
+    vals = list(dumps.values())
+    return all(v == vals[0] for v in vals[1:])
+
+
+def dump_diff(dumps, limit=10):
+    """A short description of how the dumps differ (first differing lines)."""
+    items = sorted(dumps.items())
+    base_n, base = items[0]
+    bl = base.decode(errors="replace").splitlines()
+    out = []
+    for n, d in items[1:]:
+        if d == base:
+            continue
+        dl = d.decode(errors="replace").splitlines()
+        out.append("node %d: %d lines vs node %d: %d lines" % (n, len(dl), base_n, len(bl)))
+        cnt = 0
+        for i in range(max(len(bl), len(dl))):
+            a = bl[i] if i < len(bl) else "<none>"
+            b = dl[i] if i < len(dl) else "<none>"
+            if a != b:
+                out.append("  line %d: node %d %r | node %d %r" % (i + 1, base_n, a[:120], n, b[:120]))
+                cnt += 1
+                if cnt >= limit:
+                    break
+    return "\n".join(out)
+
+
+# ---- tiny msgpack (for the raw-frame tests only) -------------------------
+def mp_pack(v):
+    if v is None:
+        return b"\xc0"
+    if v is True:
+        return b"\xc3"
+    if v is False:
+        return b"\xc2"
+    if isinstance(v, int):
+        if 0 <= v < 128:
+            return bytes([v])
+        if 0 <= v < 1 << 32:
+            return b"\xce" + struct.pack(">I", v)
+        if 0 <= v < 1 << 64:
+            return b"\xcf" + struct.pack(">Q", v)
+        if -32 <= v < 0:
+            return struct.pack(">b", v)
+        return b"\xd3" + struct.pack(">q", v)
+    if isinstance(v, str):
+        b = v.encode()
+        if len(b) < 32:
+            return bytes([0xa0 | len(b)]) + b
+        return b"\xd9" + bytes([len(b)]) + b if len(b) < 256 else b"\xda" + struct.pack(">H", len(b)) + b
+    if isinstance(v, bytes):
+        return b"\xc4" + bytes([len(v)]) + v if len(v) < 256 else b"\xc6" + struct.pack(">I", len(v)) + v
+    if isinstance(v, (list, tuple)):
+        assert len(v) < 16
+        return bytes([0x90 | len(v)]) + b"".join(mp_pack(x) for x in v)
+    if isinstance(v, dict):
+        assert len(v) < 16
+        return bytes([0x80 | len(v)]) + b"".join(mp_pack(k) + mp_pack(x) for k, x in v.items())
+    raise TypeError(type(v))
+
+
+def mp_unpack(b, i=0):
+    """Decodes one msgpack value at b[i:]; returns (value, next index)."""
+    c = b[i]
+    i += 1
+    if c < 0x80:
+        return c, i
+    if c >= 0xe0:
+        return c - 256, i
+    if 0xa0 <= c <= 0xbf:
+        n = c & 0x1f
+        return b[i:i + n].decode("utf-8", "replace"), i + n
+    if 0x90 <= c <= 0x9f or c in (0xdc, 0xdd):
+        if c == 0xdc:
+            n = struct.unpack(">H", b[i:i + 2])[0]
+            i += 2
+        elif c == 0xdd:
+            n = struct.unpack(">I", b[i:i + 4])[0]
+            i += 4
+        else:
+            n = c & 0x0f
+        out = []
+        for _ in range(n):
+            v, i = mp_unpack(b, i)
+            out.append(v)
+        return out, i
+    if 0x80 <= c <= 0x8f or c in (0xde, 0xdf):
+        if c == 0xde:
+            n = struct.unpack(">H", b[i:i + 2])[0]
+            i += 2
+        elif c == 0xdf:
+            n = struct.unpack(">I", b[i:i + 4])[0]
+            i += 4
+        else:
+            n = c & 0x0f
+        out = {}
+        for _ in range(n):
+            k, i = mp_unpack(b, i)
+            v, i = mp_unpack(b, i)
+            out[k] = v
+        return out, i
+    if c == 0xc0:
+        return None, i
+    if c == 0xc2:
+        return False, i
+    if c == 0xc3:
+        return True, i
+    fixed = {0xcc: ">B", 0xcd: ">H", 0xce: ">I", 0xcf: ">Q", 0xd0: ">b", 0xd1: ">h", 0xd2: ">i",
+             0xd3: ">q", 0xca: ">f", 0xcb: ">d"}
+    if c in fixed:
+        sz = struct.calcsize(fixed[c])
+        return struct.unpack(fixed[c], b[i:i + sz])[0], i + sz
+    if c in (0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6):
+        w = {0xd9: 1, 0xc4: 1, 0xda: 2, 0xc5: 2, 0xdb: 4, 0xc6: 4}[c]
+        n = int.from_bytes(b[i:i + w], "big")
+        i += w
+        raw = b[i:i + n]
+        return (raw.decode("utf-8", "replace") if c in (0xd9, 0xda, 0xdb) else bytes(raw)), i + n
+    raise ValueError("msgpack byte 0x%02x not supported by this tiny decoder" % c)
+
+
+def frame(payload):
+    return struct.pack(">I", len(payload)) + payload
+
+
+def read_frames(sock, timeout=5.0):
+    """Reads frames until the peer closes or `timeout` passes.  Returns
+    (list of decoded values, closed_by_peer)."""
+    sock.settimeout(0.2)
+    buf = b""
+    closed = False
+    deadline = now() + timeout
+    while now() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True
+            break
+        if not chunk:
+            closed = True
+            break
+        buf += chunk
+    vals = []
+    while len(buf) >= 4:
+        n = struct.unpack(">I", buf[:4])[0]
+        if len(buf) < 4 + n:
+            break
+        vals.append(mp_unpack(buf[4:4 + n])[0])
+        buf = buf[4 + n:]
+    return vals, closed
+
+
+# ---- checks and the test runner ---------------------------------------------
+class Checks:
+    def __init__(self, build_dir, name):
+        self.build_dir = build_dir
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+        self.xfailed = 0
+        self.clusters = []
+        self.t0 = now()
+
+    def log(self, msg):
+        print("[%6.1fs] %s" % (now() - self.t0, msg), flush=True)
+
+    def check(self, name, cond, detail=""):
+        if cond:
+            self.passed += 1
+            print("[%6.1fs] PASS %s%s" % (now() - self.t0, name, (": " + detail) if detail else ""), flush=True)
+        else:
+            self.failed += 1
+            print("[%6.1fs] FAIL %s%s" % (now() - self.t0, name, (": " + detail) if detail else ""), flush=True)
+        return cond
+
+    def xfail(self, name, cond, detail, why):
+        """A check known to fail because of a reported bug: counted apart,
+        does not fail the run (an unexpected pass is reported loudly)."""
+        if cond:
+            self.passed += 1
+            print("[%6.1fs] XPASS %s (expected failure no longer fails: %s)%s"
+                  % (now() - self.t0, name, why, (": " + detail) if detail else ""), flush=True)
+        else:
+            self.xfailed += 1
+            print("[%6.1fs] XFAIL %s (known bug: %s)%s" % (now() - self.t0, name, why,
+                                                           (": " + detail) if detail else ""), flush=True)
+        return cond
+
+    def require(self, name, cond, detail=""):
+        if not self.check(name, cond, detail):
+            raise TestFailure("required check failed: %s" % name)
+
+    def cluster(self, name=None, overrides=None, start=True):
+        c = Cluster(self.build_dir, name or self.name, overrides)
+        self.clusters.append(c)
+        self.log("cluster directory %s" % c.dir)
+        if start:
+            t0 = now()
+            lead = c.start_all()
+            self.log("cluster up: leader is node %d (%.2f s)" % (lead, now() - t0))
+        return c
+
+
+def run_tests(main, name=None):
+    if len(sys.argv) != 2:
+        print("usage: %s BUILD_DIR" % sys.argv[0], file=sys.stderr)
+        sys.exit(2)
+    name = name or os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    t = Checks(sys.argv[1], name)
+    busy = ports_free()
+    if busy:
+        print("FAIL ports already in use on 127.0.0.1: %s (another cluster running? check `ss -ltnp`)"
+              % busy, flush=True)
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    error = None
+    try:
+        main(t)
+    except TestFailure as e:
+        error = str(e)
+    except Exception:  # noqa: BLE001
+        import traceback
+        error = traceback.format_exc()
+    finally:
+        bad = error is not None or t.failed > 0
+        for c in t.clusters:
+            # Sanitizer reports on a clean stop (SIGTERM) show up as a
+            # non-zero exit code; check them after every process is gone.
+            if bad:
+                print(c.log_tails(), flush=True)
+                print("(kept %s for inspection)" % c.dir, flush=True)
+            c.cleanup(keep=bad)
+        _kill_all_started()
+    if error is not None:
+        t.failed += 1
+        print("[%6.1fs] FAIL aborted: %s" % (now() - t.t0, error), flush=True)
+    tail = " (%d expected failures)" % t.xfailed if t.xfailed else ""
+    print("%d passed, %d failed%s (%.1f s)" % (t.passed, t.failed, tail, now() - t.t0), flush=True)
+    sys.exit(1 if t.failed else 0)
