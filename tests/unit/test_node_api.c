@@ -1,0 +1,478 @@
+/*
+ * test_node_api.c - the API operations of a real single-node ingotd
+ * (node_start: real LMDB, real libraft on loopback, real rpc server) driven
+ * through the real client library on the same loop: the result shapes of
+ * docs/api.md, and a clear error naming the argument for every kind of bad
+ * input (unknown operation, unknown or missing argument, wrong type, out of
+ * range, unknown ids), with the node serving normally afterwards.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "common/mp.h"
+#include "node/node.h"
+#include "rpc/args.h"
+#include "rpc/client.h"
+#include "tests/lib/testutil.h"
+
+struct env {
+	uv_loop_t loop;
+	char dir[256];
+	struct node *node;
+	struct rpc_client *client;
+	bool stopped;
+	msgpack_zone *zone;
+	/* last call */
+	bool done;
+	int status;
+	struct ing_error err;
+	msgpack_object result;
+	unsigned nevents;
+	char events[16][32];
+};
+
+static uint16_t free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static void on_stopped(void *data, int status)
+{
+	struct env *env = data;
+	assert_int_equal(status, 0);
+	env->stopped = true;
+}
+
+static void on_reply(struct rpc_request *r, int status, const struct ing_error *err,
+                     const msgpack_object *result)
+{
+	struct env *env = r->data;
+	env->done = true;
+	env->status = status;
+	if (err != NULL)
+		env->err = *err;
+	if (status == 0) {
+		/* deep copy into the test's zone */
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		size_t off = 0;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_object(&pk, *result);
+		char *copy = msgpack_zone_malloc(env->zone, sb.size);
+		memcpy(copy, sb.data, sb.size);
+		assert_int_equal(msgpack_unpack(copy, sb.size, &off, env->zone, &env->result),
+		                 MSGPACK_UNPACK_SUCCESS);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+static void on_event(struct rpc_request *r, const msgpack_object *ev)
+{
+	struct env *env = r->data;
+	struct ing_str kind;
+	assert_int_equal(rpc_arg_str(ev, "kind", 31, true, &kind, NULL), 0);
+	assert_true(env->nevents < 16);
+	snprintf(env->events[env->nevents++], 32, "%.*s", ING_STR_FMT(kind));
+}
+
+/* Calls op with args given as a msgpack map built by the caller (NULL: {}). */
+static int call_id(struct env *env, const char *op, struct mp_out *args, unsigned flags,
+                   const char *request_id)
+{
+	struct rpc_request r = {.data = env, .cb = on_reply, .event_cb = on_event};
+	r.request_id = request_id;
+	env->done = false;
+	env->nevents = 0;
+	ing_error_clear(&env->err);
+	assert_int_equal(rpc_client_call(env->client, &r, op, args != NULL ? args->data : NULL,
+	                                 args != NULL ? args->len : 0, flags),
+	                 0);
+	while (!env->done)
+		uv_run(&env->loop, UV_RUN_ONCE);
+	if (args != NULL)
+		mp_out_free(args);
+	return env->status;
+}
+
+static int call(struct env *env, const char *op, struct mp_out *args)
+{
+	return call_id(env, op, args, 0, NULL);
+}
+
+/* Builds a map from (key, type, value) triples: 's' str, 'u' uint, 'b' bool,
+ * 'n' nil, 'r' raw msgpack (struct mp_out *). */
+static struct mp_out *map(unsigned n, ...)
+{
+	static struct mp_out o;
+	va_list ap;
+	mp_out_init(&o);
+	msgpack_pack_map(&o.pk, n);
+	va_start(ap, n);
+	for (unsigned i = 0; i < n; i++) {
+		mp_pack_cstr(&o.pk, va_arg(ap, const char *));
+		switch (va_arg(ap, int)) {
+		case 's': mp_pack_cstr(&o.pk, va_arg(ap, const char *)); break;
+		case 'u': msgpack_pack_uint64(&o.pk, va_arg(ap, uint64_t)); break;
+		case 'b':
+			va_arg(ap, int) ? msgpack_pack_true(&o.pk) : msgpack_pack_false(&o.pk);
+			break;
+		case 'n': msgpack_pack_nil(&o.pk); break;
+		case 'r': {
+			struct mp_out *raw = va_arg(ap, struct mp_out *);
+			mp_out_raw(&o, raw->data, raw->len);
+			mp_out_free(raw);
+			free(raw);
+			break;
+		}
+		default: fail();
+		}
+	}
+	va_end(ap);
+	return &o;
+}
+
+/* [{path, data}] with one source. */
+static struct mp_out *sources(const char *path, const char *data)
+{
+	struct mp_out *o = malloc(sizeof(*o));
+	mp_out_init(o);
+	msgpack_pack_array(&o->pk, 1);
+	msgpack_pack_map(&o->pk, 2);
+	mp_pack_cstr(&o->pk, "path");
+	mp_pack_cstr(&o->pk, path);
+	mp_pack_cstr(&o->pk, "data");
+	mp_pack_bin(&o->pk, data, strlen(data));
+	return o;
+}
+
+static struct mp_out *stages(void)
+{
+	struct mp_out *o = malloc(sizeof(*o));
+	mp_out_init(o);
+	msgpack_pack_array(&o->pk, 1);
+	msgpack_pack_map(&o->pk, 3);
+	mp_pack_cstr(&o->pk, "name");
+	mp_pack_cstr(&o->pk, "compile");
+	mp_pack_cstr(&o->pk, "argv");
+	msgpack_pack_array(&o->pk, 2);
+	mp_pack_cstr(&o->pk, "cc");
+	mp_pack_cstr(&o->pk, "{source}");
+	mp_pack_cstr(&o->pk, "outputs");
+	msgpack_pack_array(&o->pk, 1);
+	mp_pack_cstr(&o->pk, "a.out");
+	return o;
+}
+
+static void expect_error(struct env *env, int rv, int code, const char *needle)
+{
+	if (rv != code)
+		fail_msg("expected %s, got %s: %s", ing_err_name(code), ing_err_name(rv),
+		         env->err.msg);
+	if (strstr(env->err.msg, needle) == NULL)
+		fail_msg("message '%s' does not mention '%s'", env->err.msg, needle);
+}
+
+static uint64_t get_u64(struct env *env, const char *key)
+{
+	uint64_t v;
+	assert_int_equal(rpc_arg_u64(&env->result, key, UINT64_MAX, true, &v, NULL), 0);
+	return v;
+}
+
+static bool str_is(struct env *env, const char *key, const char *want)
+{
+	struct ing_str s;
+	return rpc_arg_str(&env->result, key, 1024, true, &s, NULL) == 0 && ing_str_eq_c(s, want);
+}
+
+static int setup(void **state)
+{
+	struct env *env = calloc(1, sizeof(*env));
+	struct node_config cfg;
+	struct ing_error e;
+	char api[64];
+
+	if (getenv("INGOT_TEST_LOG") == NULL)
+		ing_log_set_level(ING_LOG_LEVEL_WARN);
+	uv_loop_init(&env->loop);
+	tu_tmpdir(env->dir, sizeof(env->dir));
+	node_config_defaults(&cfg);
+	cfg.id = 1;
+	snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s/data", env->dir);
+	snprintf(cfg.raft_address, sizeof(cfg.raft_address), "127.0.0.1:%u", free_port());
+	snprintf(api, sizeof(api), "127.0.0.1:%u", free_port());
+	snprintf(cfg.api_address, sizeof(cfg.api_address), "%s", api);
+	cfg.npeers = 1;
+	cfg.peers[0].id = 1;
+	snprintf(cfg.peers[0].raft_address, NODE_ADDRESS_MAX, "%s", cfg.raft_address);
+	snprintf(cfg.peers[0].api_address, NODE_ADDRESS_MAX, "%s", api);
+	cfg.store_sync = STORE_SYNC_NOMETA;
+	assert_int_equal(node_config_check(&cfg, "test", &e), 0);
+	if (node_start(&env->loop, &cfg, on_stopped, env, &env->node, &e) != 0)
+		fail_msg("node_start: %s", e.msg);
+	const char *eps[] = {api};
+	struct rpc_client_options o = {.endpoints = eps, .nendpoints = 1, .timeout_ms = 10000};
+	assert_int_equal(rpc_client_new(&env->loop, &o, &env->client, &e), 0);
+	env->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+	/* a target for the tests; also waits for the node to lead */
+	assert_int_equal(
+	    call(env, "target.put", map(2, "name", 's', "cc", "stages", 'r', stages())), 0);
+	*state = env;
+	return 0;
+}
+
+static void client_closed(void *data)
+{
+	*(bool *)data = true;
+}
+
+static int teardown(void **state)
+{
+	struct env *env = *state;
+	bool closed = false;
+	rpc_client_close(env->client, client_closed, &closed);
+	node_stop(env->node);
+	uv_run(&env->loop, UV_RUN_DEFAULT);
+	assert_true(closed);
+	assert_true(env->stopped);
+	assert_int_equal(uv_loop_close(&env->loop), 0);
+	msgpack_zone_free(env->zone);
+	tu_rmrf(env->dir);
+	free(env);
+	return 0;
+}
+
+static void test_bad_requests(void **state)
+{
+	struct env *env = *state;
+
+	expect_error(env, call(env, "job.explode", NULL), ING_EINVAL,
+	             "unknown operation 'job.explode'");
+	expect_error(env, call(env, "job.get", NULL), ING_EINVAL, "'id' is required");
+	expect_error(env, call(env, "job.get", map(1, "id", 's', "seven")), ING_EINVAL, "'id'");
+	expect_error(env,
+	             call(env, "job.get", map(2, "id", 'u', (uint64_t)1, "colour", 's', "red")),
+	             ING_EINVAL, "unknown argument 'colour'");
+	expect_error(env, call(env, "job.get", map(1, "id", 'u', (uint64_t)999)), ING_ENOTFOUND,
+	             "job 999");
+	expect_error(env, call(env, "job.cancel", map(1, "id", 'u', (uint64_t)999)), ING_ENOTFOUND,
+	             "job 999");
+	expect_error(env, call(env, "job.list", map(1, "state", 's', "sleeping")), ING_EINVAL,
+	             "'sleeping'");
+	expect_error(env, call(env, "job.submit", map(1, "target", 's', "cc")), ING_EINVAL,
+	             "'sources' is required");
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(3, "target", 's', "cc", "sources", 'r', sources("a.c", "x"),
+	                      "priority", 'u', (uint64_t)101)),
+	             ING_EINVAL, "'priority'");
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(2, "target", 's', "nope", "sources", 'r', sources("a.c", "x"))),
+	             ING_ENOTFOUND, "target 'nope'");
+	expect_error(
+	    env,
+	    call(env, "job.submit",
+	         map(2, "target", 's', "cc", "sources", 'r', sources("../etc/passwd", "x"))),
+	    ING_EINVAL, "path");
+	expect_error(env, call(env, "target.put", map(1, "name", 's', "bad name!")), ING_EINVAL,
+	             "'stages' is required");
+	expect_error(
+	    env, call(env, "target.put", map(2, "name", 's', "bad name!", "stages", 'r', stages())),
+	    ING_EINVAL, "name");
+	expect_error(env, call(env, "target.get", map(1, "name", 's', "nope")), ING_ENOTFOUND,
+	             "'nope'");
+	expect_error(env, call(env, "target.delete", map(1, "name", 'u', (uint64_t)3)), ING_EINVAL,
+	             "'name'");
+
+	/* still serving */
+	assert_int_equal(call(env, "target.get", map(1, "name", 's', "cc")), 0);
+	assert_true(str_is(env, "name", "cc"));
+	assert_int_equal(get_u64(env, "revision"), 1);
+}
+
+static void test_job_lifecycle_shapes(void **state)
+{
+	struct env *env = *state;
+	const char *keys[] = {
+	    "id",           "target",      "tenant",           "state",      "attempt",
+	    "max_attempts", "node",        "priority",         "created_at", "updated_at",
+	    "deadline_at",  "finished_at", "cancel_requested", "error",      "sources",
+	    "stages"};
+
+	assert_int_equal(
+	    call(env, "job.submit",
+	         map(4, "target", 's', "cc", "sources", 'r', sources("fir.c", "int x;"), "priority",
+	             'u', (uint64_t)80, "tenant", 's', "radar")),
+	    0);
+	uint64_t id = get_u64(env, "id");
+	assert_int_equal(call(env, "job.get", map(1, "id", 'u', id)), 0);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (rpc_arg_find(&env->result, keys[i]) == NULL)
+			fail_msg("job object lacks '%s'", keys[i]);
+	assert_true(str_is(env, "state", "queued"));
+	assert_true(str_is(env, "tenant", "radar"));
+	assert_int_equal(get_u64(env, "priority"), 80);
+	assert_int_equal(rpc_arg_find(&env->result, "node")->type, MSGPACK_OBJECT_NIL);
+
+	/* stale read from the local node gives the same job */
+	assert_int_equal(call(env, "job.get", map(2, "id", 'u', id, "stale", 'b', 1)), 0);
+	assert_true(str_is(env, "state", "queued"));
+
+	assert_int_equal(call(env, "job.cancel", map(1, "id", 'u', id)), 0);
+	assert_true(str_is(env, "state", "cancelled"));
+	assert_int_equal(call(env, "job.retry", map(1, "id", 'u', id)), 0);
+	assert_true(str_is(env, "state", "queued"));
+	assert_int_equal(call(env, "job.events", map(1, "id", 'u', id)), 0);
+	assert_int_equal(env->result.type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(env->result.via.array.size, 3);
+	struct ing_str kind;
+	assert_int_equal(rpc_arg_str(&env->result.via.array.ptr[1], "kind", 32, true, &kind, NULL),
+	                 0);
+	assert_true(ing_str_eq_c(kind, "cancelled"));
+}
+
+static void test_list_paging_and_filters(void **state)
+{
+	struct env *env = *state;
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(
+		    call(env, "job.submit",
+		         map(2, "target", 's', "cc", "sources", 'r', sources("a.c", "x"))),
+		    0);
+	assert_int_equal(call(env, "job.cancel", map(1, "id", 'u', (uint64_t)2)), 0);
+
+	assert_int_equal(call(env, "job.list", map(1, "limit", 'u', (uint64_t)2)), 0);
+	const msgpack_object *jobs = rpc_arg_find(&env->result, "jobs");
+	assert_int_equal(jobs->via.array.size, 2);
+	assert_int_equal(get_u64(env, "next"), 2);
+	assert_int_equal(
+	    call(env, "job.list", map(2, "after", 'u', (uint64_t)2, "limit", 'u', (uint64_t)10)),
+	    0);
+	assert_int_equal(rpc_arg_find(&env->result, "jobs")->via.array.size, 3);
+	assert_int_equal(rpc_arg_find(&env->result, "next")->type, MSGPACK_OBJECT_NIL);
+	assert_int_equal(call(env, "job.list", map(1, "state", 's', "cancelled")), 0);
+	assert_int_equal(rpc_arg_find(&env->result, "jobs")->via.array.size, 1);
+	assert_int_equal(call(env, "job.list", map(1, "target", 's', "other")), 0);
+	assert_int_equal(rpc_arg_find(&env->result, "jobs")->via.array.size, 0);
+}
+
+static void test_request_id_dedupe(void **state)
+{
+	struct env *env = *state;
+	assert_int_equal(call_id(env, "job.submit",
+	                         map(2, "target", 's', "cc", "sources", 'r', sources("a.c", "x")),
+	                         RPC_WRITE, "retry-me-1"),
+	                 0);
+	uint64_t first = get_u64(env, "id");
+	assert_int_equal(call_id(env, "job.submit",
+	                         map(2, "target", 's', "cc", "sources", 'r', sources("a.c", "x")),
+	                         RPC_WRITE, "retry-me-1"),
+	                 0);
+	assert_int_equal(get_u64(env, "id"), first);
+	assert_int_equal(call(env, "job.list", NULL), 0);
+	assert_int_equal(rpc_arg_find(&env->result, "jobs")->via.array.size, 1);
+}
+
+static void test_status_and_info(void **state)
+{
+	struct env *env = *state;
+	assert_int_equal(call(env, "node.info", NULL), 0);
+	assert_int_equal(get_u64(env, "id"), 1);
+	assert_true(str_is(env, "role", "leader"));
+	assert_int_equal(call(env, "status", NULL), 0);
+	assert_int_equal(get_u64(env, "leader"), 1);
+	const msgpack_object *members = rpc_arg_find(&env->result, "members");
+	assert_int_equal(members->via.array.size, 1);
+	bool alive = false;
+	assert_int_equal(rpc_arg_bool(&members->via.array.ptr[0], "alive", true, &alive, NULL), 0);
+	assert_true(alive);
+}
+
+struct watch_ctx {
+	struct env *env;
+	struct rpc_request cancel;
+	bool cancelled;
+};
+
+static void on_cancelled(struct rpc_request *r, int status, const struct ing_error *err,
+                         const msgpack_object *result)
+{
+	struct watch_ctx *w = r->data;
+	(void)err;
+	(void)result;
+	assert_int_equal(status, 0);
+	w->cancelled = true;
+}
+
+static void test_watch(void **state)
+{
+	struct env *env = *state;
+	struct rpc_request r = {.data = env, .cb = on_reply, .event_cb = on_event};
+	struct watch_ctx w = {.env = env};
+	struct mp_out *args;
+
+	assert_int_equal(call(env, "job.submit",
+	                      map(2, "target", 's', "cc", "sources", 'r', sources("a.c", "x"))),
+	                 0);
+	uint64_t id = get_u64(env, "id");
+
+	env->done = false;
+	env->nevents = 0;
+	args = map(1, "id", 'u', id);
+	assert_int_equal(
+	    rpc_client_call(env->client, &r, "job.watch", args->data, args->len, RPC_NO_RETRY), 0);
+	mp_out_free(args);
+	while (env->nevents < 1)
+		uv_run(&env->loop, UV_RUN_ONCE);
+	assert_string_equal(env->events[0], "submitted");
+	args = map(1, "id", 'u', id);
+	w.cancel.data = &w;
+	w.cancel.cb = on_cancelled;
+	assert_int_equal(
+	    rpc_client_call(env->client, &w.cancel, "job.cancel", args->data, args->len, RPC_WRITE),
+	    0);
+	mp_out_free(args);
+	while (!env->done || !w.cancelled)
+		uv_run(&env->loop, UV_RUN_ONCE);
+	assert_int_equal(env->status, 0);
+	assert_int_equal(env->nevents, 2);
+	assert_string_equal(env->events[1], "cancelled");
+	assert_true(str_is(env, "state", "cancelled"));
+
+	expect_error(env, call(env, "job.watch", map(1, "id", 'u', (uint64_t)4242)), ING_ENOTFOUND,
+	             "job 4242");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_job_lifecycle_shapes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_paging_and_filters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_id_dedupe, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status_and_info, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
