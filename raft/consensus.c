@@ -4,7 +4,7 @@
  * status and membership view.
  *
  * Start: validate the configuration, mkdir -p the directory, then
- * raft_uv_tcp_init, raft_uv_init, raft_init, the tuning calls, raft_bootstrap
+ * cons_transport_init (transport.h), raft_uv_init, raft_init, the tuning calls, raft_bootstrap
  * when initial voters are given (RAFT_CANTBOOTSTRAP means the directory
  * already holds state: a plain restart) and raft_start.
  *
@@ -29,7 +29,7 @@
  * when raft_close cancels two or more leader appends) -> raft closing (pump
  * stopped, raft_close called from the pump; libraft fails every pending
  * request synchronously, which only queues them) -> raft closed
- * (raft_uv_close, raft_uv_tcp_close, uv_close of the pump) -> pump closed
+ * (raft_uv_close, cons_transport_close, uv_close of the pump) -> pump closed
  * (pending requests delivered with ING_EUNAVAILABLE, struct freed,
  * close_cb).  A failed start after raft_init goes straight to raft closing,
  * without close_cb.
@@ -51,6 +51,7 @@
 
 #include "common/log.h"
 #include "raft/cons_internal.h"
+#include "raft/transport.h"
 
 #define DEFAULT_ELECTION_TIMEOUT_MS  300
 #define DEFAULT_HEARTBEAT_TIMEOUT_MS 30
@@ -393,7 +394,7 @@ static void start_failed_raft_closed(struct raft *r)
 {
 	struct cons *c = r->data;
 	raft_uv_close(&c->io);
-	raft_uv_tcp_close(&c->transport);
+	cons_transport_close(&c->transport);
 	cons_free(c);
 }
 
@@ -459,9 +460,9 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		cons_free(c);
 		return rv;
 	}
-	rv = raft_uv_tcp_init(&c->transport, loop);
+	rv = cons_transport_init(&c->transport, loop);
 	if (rv != 0) {
-		code = cons_raft_failed(c, "raft_uv_tcp_init", rv, c->transport.errmsg);
+		code = cons_raft_failed(c, "cons_transport_init", rv, c->transport.errmsg);
 		cons_free(c);
 		return ing_error_set(e, code, "consensus: transport init failed: %s",
 		                     raft_strerror(rv));
@@ -471,7 +472,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		code = cons_raft_failed(c, "raft_uv_init", rv, c->io.errmsg);
 		ing_error_set(e, code, "consensus: raft storage in %s: %s", c->dir,
 		              c->io.errmsg[0] ? c->io.errmsg : raft_strerror(rv));
-		raft_uv_tcp_close(&c->transport);
+		cons_transport_close(&c->transport);
 		cons_free(c);
 		return code;
 	}
@@ -489,7 +490,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		code = cons_raft_failed(c, "raft_init", rv, raft_detail(c));
 		ing_error_set(e, code, "consensus: raft init in %s: %s", c->dir, raft_detail(c));
 		raft_uv_close(&c->io);
-		raft_uv_tcp_close(&c->transport);
+		cons_transport_close(&c->transport);
 		cons_free(c);
 		return code;
 	}
@@ -558,7 +559,7 @@ static void raft_closed(struct raft *r)
 {
 	struct cons *c = r->data;
 	raft_uv_close(&c->io);
-	raft_uv_tcp_close(&c->transport);
+	cons_transport_close(&c->transport);
 	uv_close((uv_handle_t *)&c->pump, pump_closed);
 }
 
