@@ -16,11 +16,16 @@ Usage from a test file:
         t.check("name", cond, "detail")
     cl.run_tests(main)
 
-Every wait has a deadline; all traffic goes to 127.0.0.1.
+Every wait has a deadline; all traffic goes to 127.0.0.1.  The fixed ports
+(API 7401-7403, raft 7501-7503) must be free: the runner waits up to
+INGOT_CLUSTER_PORT_WAIT seconds (60) for them.  INGOT_CLUSTER_PORT_OFFSET=N
+shifts every port by N (a development aid when someone else holds them).
+Run one by hand: python3 tests/cluster/test_failover.py build/test
 """
 import atexit
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -36,14 +41,18 @@ SOURCE_DIR = os.environ.get("INGOT_SOURCE_DIR") or os.path.dirname(
 CONFIG_DIR = os.path.join(SOURCE_DIR, "cluster-configs", "local-3")
 NODES = (1, 2, 3)
 HOST = "127.0.0.1"
+PORT_WAIT = int(os.environ.get("INGOT_CLUSTER_PORT_WAIT", "60"))
+# Development aid only: shift every port of the copied configs (e.g. 1000 ->
+# API 8401-8403, raft 8501-8503) when someone else holds the fixed ones.
+PORT_OFFSET = int(os.environ.get("INGOT_CLUSTER_PORT_OFFSET", "0"))
 
 
 def api_port(n):
-    return 7400 + n
+    return 7400 + PORT_OFFSET + n
 
 
 def raft_port(n):
-    return 7500 + n
+    return 7500 + PORT_OFFSET + n
 
 
 def api_ep(n):
@@ -79,6 +88,10 @@ class TestFailure(Exception):
     pass
 
 
+class NodeDied(TestFailure):
+    pass
+
+
 def now():
     return time.monotonic()
 
@@ -94,6 +107,8 @@ def wait_for(what, fn, timeout, interval=0.1):
             if v:
                 return v
             last = v
+        except NodeDied:
+            raise
         except Exception as e:  # noqa: BLE001 - reported below
             last = "%s: %s" % (type(e).__name__, e)
         if now() >= deadline:
@@ -175,6 +190,9 @@ class Cluster:
         with open(os.path.join(CONFIG_DIR, "node%d.yaml" % n)) as f:
             lines = f.read().splitlines()
         out, seen = [], set()
+        if PORT_OFFSET:
+            lines = [re.sub(r"127\.0\.0\.1:(\d+)", lambda m: "127.0.0.1:%d" % (int(m.group(1)) + PORT_OFFSET), ln)
+                     for ln in lines]
         for line in lines:
             key = line.split(":", 1)[0].strip() if (line and not line[0].isspace() and ":" in line) else None
             if key in overrides:
@@ -334,10 +352,20 @@ class Cluster:
                 return lead
         return None
 
+    def check_alive(self):
+        """Raises TestFailure when a node this cluster started has exited
+        without being told to (e.g. it could not bind its ports)."""
+        for n, p in self.procs.items():
+            if p.poll() is not None and not any(e[0] == n and e[2] == p.returncode for e in self.exit_codes):
+                tail = "\n".join(self.log(n).splitlines()[-15:])
+                raise NodeDied("node %d (pid %d) exited by itself with code %s; log tail:\n%s"
+                                  % (n, p.pid, p.returncode, tail))
+
     def wait_leader(self, timeout=30, nodes=None):
         """Waits until the running nodes agree on a live leader that serves
         writes-path reads (a linearizable `job list` succeeds); returns its id."""
         def ready():
+            self.check_alive()
             lead = self.leader(nodes)
             if lead is None:
                 return None
@@ -367,6 +395,7 @@ class Cluster:
         state = {"idx": None, "since": None}
 
         def ok():
+            self.check_alive()
             a = self.applied()
             vals = [a.get(n) for n in nodes]
             if any(v is None for v in vals) or len(set(vals)) != 1:
@@ -418,6 +447,18 @@ class Cluster:
 def dumps_identical(dumps):
     vals = list(dumps.values())
     return all(v == vals[0] for v in vals[1:])
+
+
+APPLIED_INDEX_KEY = b" " + b"applied_index".hex().encode()
+
+
+def mask_applied_index(dump):
+    """The dump with the value of meta's applied_index key blanked."""
+    lines = dump.split(b"\n")
+    for i, ln in enumerate(lines[:-1]):
+        if ln == APPLIED_INDEX_KEY:
+            lines[i + 1] = b" <applied_index>"
+    return b"\n".join(lines)
 
 
 def dump_diff(dumps, limit=10):
@@ -628,6 +669,15 @@ def run_tests(main, name=None):
     name = name or os.path.splitext(os.path.basename(sys.argv[0]))[0]
     t = Checks(sys.argv[1], name)
     busy = ports_free()
+    if busy:
+        # Someone else (a benchmark, a manual cluster) may hold the fixed
+        # ports for a while: wait a bounded time rather than collide.
+        print("ports %s busy on 127.0.0.1; waiting up to %d s for them to be free"
+              % (busy, PORT_WAIT), flush=True)
+        deadline = now() + PORT_WAIT
+        while busy and now() < deadline:
+            time.sleep(1)
+            busy = ports_free()
     if busy:
         print("FAIL ports already in use on 127.0.0.1: %s (another cluster running? check `ss -ltnp`)"
               % busy, flush=True)
