@@ -51,7 +51,7 @@
 #include "rpc/client.h"
 
 #define MAX_ENDPOINTS 16
-#define NERR 32
+#define NERR          32
 
 struct slot {
 	struct rpc_request req;
@@ -71,8 +71,8 @@ static struct {
 	const char *endpoints[MAX_ENDPOINTS];
 	unsigned nendpoints;
 	unsigned connections, inflight;
-	uint64_t total;       /* 0: duration mode */
-	double duration;      /* seconds */
+	uint64_t total;  /* 0: duration mode */
+	double duration; /* seconds */
 	unsigned source_bytes;
 	const char *target;
 	bool spread;
@@ -135,8 +135,8 @@ static unsigned long long parse_num(const char *opt, const char *s, unsigned lon
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "load_bench: %s: expected an integer in %llu..%llu, got '%s'\n", opt,
-		        lo, hi, s);
+		fprintf(stderr, "load_bench: %s: expected an integer in %llu..%llu, got '%s'\n",
+		        opt, lo, hi, s);
 		exit(2);
 	}
 	return v;
@@ -155,9 +155,10 @@ static void parse_endpoints(char *list)
 			exit(2);
 		}
 		if (!loopback(tok)) {
-			fprintf(stderr,
-			        "load_bench: endpoint '%s' refused: traffic goes to 127.0.0.1 only\n",
-			        tok);
+			fprintf(
+			    stderr,
+			    "load_bench: endpoint '%s' refused: traffic goes to 127.0.0.1 only\n",
+			    tok);
 			exit(2);
 		}
 		B.endpoints[B.nendpoints++] = tok;
@@ -177,13 +178,13 @@ static void parse_args(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VALUE()                                                            \
-	do {                                                                    \
-		if (v == NULL) {                                                \
-			fprintf(stderr, "load_bench: %s needs a value\n", a);   \
-			exit(2);                                                \
-		}                                                               \
-		i++;                                                            \
+#define NEED_VALUE()                                                          \
+	do {                                                                  \
+		if (v == NULL) {                                              \
+			fprintf(stderr, "load_bench: %s needs a value\n", a); \
+			exit(2);                                              \
+		}                                                             \
+		i++;                                                          \
 	} while (0)
 		if (strcmp(a, "--endpoints") == 0) {
 			NEED_VALUE();
@@ -249,8 +250,8 @@ static void build_submit(void)
 {
 	/* Distinct contents: a run nonce and a counter in the first bytes. */
 	uint64_t n = B.counter++;
-	int k = snprintf(B.source, B.source_bytes + 1, "/* %016" PRIx64 " %" PRIu64 " */", B.nonce,
-	                 n);
+	int k =
+	    snprintf(B.source, B.source_bytes + 1, "/* %016" PRIx64 " %" PRIu64 " */", B.nonce, n);
 	if ((unsigned)k < B.source_bytes)
 		memset(B.source + k, ' ', B.source_bytes - (unsigned)k);
 	mp_out_reset(&B.args);
@@ -373,7 +374,8 @@ static void issue(struct slot *s)
 	s->req.request_id = NULL;
 	s->measured = B.phase == 1;
 	s->t_start = mono_s();
-	int rv = rpc_client_call(s->cl->c, &s->req, "job.submit", B.args.data, B.args.len, RPC_WRITE);
+	int rv =
+	    rpc_client_call(s->cl->c, &s->req, "job.submit", B.args.data, B.args.len, RPC_WRITE);
 	if (rv != 0) {
 		fprintf(stderr, "load_bench: rpc_client_call: %s\n", ing_err_name(rv));
 		exit(1);
@@ -439,7 +441,10 @@ static double pct(double p)
 {
 	if (B.nlat == 0)
 		return NAN;
-	size_t i = (size_t)ceil(p * (double)B.nlat);
+	double x = p * (double)B.nlat;
+	size_t i = (size_t)x; /* ceil without libm */
+	if ((double)i < x)
+		i++;
 	if (i > 0)
 		i--;
 	if (i >= B.nlat)
@@ -456,10 +461,11 @@ static void report(void)
 	uint64_t nerr = B.done - B.ok;
 	double rate = (double)B.ok / secs;
 	const char *mode = B.spread ? "spread" : "first-endpoint";
-	printf("load_bench: %u conn x %u inflight (%s), %" PRIu64 " ok, %" PRIu64
-	       " errors in %.2f s: %.0f submits/s; latency ms p50 %.3f p90 %.3f p99 %.3f max %.3f\n",
-	       B.connections, B.inflight, mode, B.ok, nerr, secs, rate, pct(0.50), pct(0.90),
-	       pct(0.99), B.nlat ? B.lat[B.nlat - 1] : NAN);
+	printf(
+	    "load_bench: %u conn x %u inflight (%s), %" PRIu64 " ok, %" PRIu64
+	    " errors in %.2f s: %.0f submits/s; latency ms p50 %.3f p90 %.3f p99 %.3f max %.3f\n",
+	    B.connections, B.inflight, mode, B.ok, nerr, secs, rate, pct(0.50), pct(0.90),
+	    pct(0.99), B.nlat ? B.lat[B.nlat - 1] : NAN);
 	printf("%-11s %-8s %-14s %9s %7s %8s %10s %8s %8s %8s %9s\n", "connections", "inflight",
 	       "endpoints", "ok", "errors", "seconds", "submits/s", "p50_ms", "p90_ms", "p99_ms",
 	       "max_ms");

@@ -7,6 +7,8 @@
  *          barrier, forwarded by followers; with stale=true served locally;
  *   write  served by the ready leader, which turns the arguments into a
  *          command, proposes it and replies with the apply result;
+ *          forwarded by followers;
+ *   leader served by the ready leader from its memory (heartbeats),
  *          forwarded by followers.
  * Requests that need a leader while there is none (or while a new leader's
  * barrier is pending) are parked (forward.c) and retried, bounded by
@@ -21,8 +23,9 @@
 #include "common/log.h"
 #include "node/node_internal.h"
 #include "rpc/args.h"
+#include "storage/artifact.h"
 
-enum op_kind { OP_LOCAL, OP_READ, OP_WRITE };
+enum op_kind { OP_LOCAL, OP_READ, OP_WRITE, OP_LEADER /* leader's memory, not the log */ };
 
 /* Shapes of write results (docs/api.md). */
 enum shape { SHAPE_NONE, SHAPE_ID, SHAPE_TARGET, SHAPE_JOB_STATE };
@@ -177,6 +180,53 @@ static int propose_shaped(struct node *n, struct rpc_call *call, struct cmd *c, 
 fail:
 	mp_out_free(&o);
 	free(pr);
+	return rv;
+}
+
+struct internal_proposal {
+	struct cons_proposal p;
+	struct node *n;
+	node_proposed_cb done;
+	void *data;
+};
+
+static void on_internal_proposed(struct cons_proposal *p, int status, void *result)
+{
+	struct internal_proposal *ip = p->data;
+	if (ip->done != NULL)
+		ip->done(ip->n, status, result, ip->data);
+	free(result);
+	free(ip);
+}
+
+int node_propose_internal(struct node *n, const struct cmd *c, node_proposed_cb done, void *data)
+{
+	struct cmd copy = *c;
+	struct ing_error e;
+	struct mp_out o;
+	struct internal_proposal *ip = calloc(1, sizeof(*ip));
+	int rv;
+
+	if (ip == NULL)
+		return ING_ENOMEM;
+	copy.version = cmd_type_version(copy.type);
+	copy.time_ms = node_now_ms();
+	mp_out_init(&o);
+	rv = cmd_encode(&copy, &o, &e);
+	if (rv != 0) {
+		ING_LOG_ERROR("internal command refused type=%s msg=\"%s\"",
+		              cmd_type_name(copy.type), e.msg);
+	} else {
+		ip->n = n;
+		ip->done = done;
+		ip->data = data;
+		ip->p.data = ip;
+		ip->p.cb = on_internal_proposed;
+		rv = cons_propose(n->cons, &ip->p, o.data, o.len);
+	}
+	mp_out_free(&o);
+	if (rv != 0)
+		free(ip);
 	return rv;
 }
 
@@ -597,7 +647,7 @@ static void op_job_get(struct node *n, struct rpc_call *call)
 	msgpack_zone_init(&z, 4096);
 	if (load_job(n, call, t, id, &z, &j) == 0) {
 		mp_out_init(&o);
-		view_job(&o.pk, &j, true);
+		view_job(&o.pk, &j, true, node_sched_reason(n, j.id));
 		reply_out(call, &o);
 	}
 	msgpack_zone_destroy(&z);
@@ -703,7 +753,7 @@ static void op_job_list(struct node *n, struct rpc_call *call)
 				more = true;
 				break;
 			}
-			view_job(&body.pk, &j, false);
+			view_job(&body.pk, &j, false, node_sched_reason(n, j.id));
 			count++;
 			last = j.id;
 		}
@@ -734,6 +784,315 @@ static void op_job_list(struct node *n, struct rpc_call *call)
 	else
 		msgpack_pack_nil(&o.pk);
 	mp_out_free(&body);
+	reply_out(call, &o);
+}
+
+/* ---- nodes and workers ------------------------------------------------ */
+
+static void op_node_register(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"id", "capabilities", "labels", "slots", NULL};
+	const msgpack_object *args = rpc_call_args(call);
+	const msgpack_object *caps = NULL, *labels = NULL;
+	struct cmd c = new_cmd(CMD_NODE_REGISTER);
+	struct rec_node *nd = &c.u.node_register.spec;
+	uint64_t slots = 0;
+	struct ing_error e;
+	msgpack_zone z;
+	int rv;
+
+	if (check_known(call, known) != 0)
+		return;
+	msgpack_zone_init(&z, 1024);
+	rv = rpc_arg_u64(args, "id", UINT64_MAX, true, &nd->id, &e);
+	if (rv == 0)
+		rv = rpc_arg_array(args, "capabilities", ING_MAX_CAPS, false, &caps, &e);
+	if (rv == 0)
+		rv = rpc_arg_map(args, "labels", ING_MAX_LABELS, false, &labels, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "slots", ING_MAX_SLOTS, true, &slots, &e);
+	if (rv == 0)
+		rv = str_array(caps, "capabilities", ING_NAME_MAX, &z, &nd->ncaps, &nd->caps, &e);
+	if (rv == 0)
+		rv = kv_map(labels, "labels", &z, &nd->nlabels, &nd->labels, &e);
+	nd->slots = (uint32_t)slots;
+	if (rv != 0)
+		reply_err(call, &e);
+	else
+		propose_shaped(n, call, &c, SHAPE_NONE, 0, ing_str_c(""));
+	msgpack_zone_destroy(&z);
+}
+
+static void op_node_heartbeat(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"id", NULL};
+	uint64_t id;
+	struct ing_error e;
+	struct mp_out o;
+	if (check_known(call, known) != 0)
+		return;
+	if (rpc_arg_u64(rpc_call_args(call), "id", UINT64_MAX, true, &id, &e) != 0) {
+		reply_err(call, &e);
+		return;
+	}
+	node_liveness_seen(n, id);
+	mp_out_init(&o);
+	msgpack_pack_map(&o.pk, 0);
+	reply_out(call, &o);
+}
+
+static void op_node_drain_common(struct node *n, struct rpc_call *call, bool draining)
+{
+	static const char *const drain_known[] = {"id", "deadline_ms", NULL};
+	static const char *const undrain_known[] = {"id", NULL};
+	const msgpack_object *args = rpc_call_args(call);
+	struct cmd c = new_cmd(CMD_NODE_DRAIN);
+	uint64_t deadline = 0;
+	struct ing_error e;
+	int rv;
+
+	if (check_known(call, draining ? drain_known : undrain_known) != 0)
+		return;
+	rv = rpc_arg_u64(args, "id", UINT64_MAX, true, &c.u.node_drain.node, &e);
+	if (rv == 0 && draining)
+		rv = rpc_arg_u64(args, "deadline_ms", 365ull * 86400000, false, &deadline, &e);
+	if (rv != 0) {
+		reply_err(call, &e);
+		return;
+	}
+	c.u.node_drain.draining = draining;
+	c.u.node_drain.deadline_ms = deadline > 0 ? node_now_ms() + deadline : 0;
+	propose_shaped(n, call, &c, SHAPE_NONE, 0, ing_str_c(""));
+}
+
+static void op_node_drain(struct node *n, struct rpc_call *call)
+{
+	op_node_drain_common(n, call, true);
+}
+
+static void op_node_undrain(struct node *n, struct rpc_call *call)
+{
+	op_node_drain_common(n, call, false);
+}
+
+/* Reads [{path, data}] into zone-allocated cmd_files. */
+static int files_arg(const msgpack_object *args, const char *name, uint32_t max_n, msgpack_zone *z,
+                     uint32_t *n, struct cmd_file **out, struct ing_error *e)
+{
+	static const char *const file_known[] = {"path", "data", NULL};
+	const msgpack_object *arr = NULL;
+	int rv = rpc_arg_array(args, name, max_n, false, &arr, e);
+	*n = 0;
+	*out = NULL;
+	if (rv != 0 || arr == NULL || arr->via.array.size == 0)
+		return rv;
+	*out = msgpack_zone_malloc(z, arr->via.array.size * sizeof(**out));
+	if (*out == NULL)
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < arr->via.array.size; i++) {
+		const msgpack_object *f = &arr->via.array.ptr[i];
+		if (f->type != MSGPACK_OBJECT_MAP)
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "argument '%s': item %u must be a map with path and data", name, i);
+		rv = rpc_args_check_known(f, file_known, e);
+		if (rv == 0)
+			rv = rpc_arg_str(f, "path", ING_PATH_MAX, true, &(*out)[i].path, e);
+		if (rv == 0)
+			rv = rpc_arg_bin(f, "data", ING_SOURCE_MAX_BYTES, true, &(*out)[i].data, e);
+		if (rv != 0)
+			return rv;
+	}
+	*n = arr->via.array.size;
+	return 0;
+}
+
+/* worker.report: a worker's report about its attempt (stage_start,
+ * stage_finish, finish), turned into the matching command. */
+static void op_worker_report(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"kind",      "job",         "attempt", "stage",
+	                                    "exit_code", "duration_ms", "log",     "outputs",
+	                                    "outcome",   "message",     NULL};
+	const msgpack_object *args = rpc_call_args(call);
+	struct ing_str kind, outcome = {"", 0}, message = {"", 0};
+	uint64_t job = 0, attempt = 0, stage = 0, duration = 0;
+	int64_t exit_code = 0;
+	struct ing_error e;
+	msgpack_zone z;
+	struct cmd c;
+	int rv;
+
+	if (check_known(call, known) != 0)
+		return;
+	msgpack_zone_init(&z, 1024);
+	rv = rpc_arg_str(args, "kind", 16, true, &kind, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "job", UINT64_MAX, true, &job, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "attempt", UINT32_MAX, true, &attempt, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "stage", ING_MAX_STAGES, false, &stage, &e);
+	if (rv == 0)
+		rv = rpc_arg_i64(args, "exit_code", INT64_MIN, INT64_MAX, false, &exit_code, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "duration_ms", UINT64_MAX, false, &duration, &e);
+	if (rv == 0)
+		rv = rpc_arg_str(args, "outcome", 16, false, &outcome, &e);
+	if (rv == 0)
+		rv = rpc_arg_str(args, "message", ING_MESSAGE_MAX, false, &message, &e);
+	if (rv != 0)
+		goto bad;
+	if (ing_str_eq_c(kind, "stage_start")) {
+		c = new_cmd(CMD_JOB_STAGE_START);
+		c.u.job_stage_start.job = job;
+		c.u.job_stage_start.attempt = (uint32_t)attempt;
+		c.u.job_stage_start.stage = (uint32_t)stage;
+	} else if (ing_str_eq_c(kind, "stage_finish")) {
+		const msgpack_object *log = rpc_arg_find(args, "log");
+		c = new_cmd(CMD_JOB_STAGE_FINISH);
+		c.u.job_stage_finish.job = job;
+		c.u.job_stage_finish.attempt = (uint32_t)attempt;
+		c.u.job_stage_finish.stage = (uint32_t)stage;
+		c.u.job_stage_finish.exit_code = exit_code;
+		c.u.job_stage_finish.duration_ms = duration;
+		c.u.job_stage_finish.has_log = log != NULL && log->type != MSGPACK_OBJECT_NIL;
+		rv = rpc_arg_bin(args, "log", ING_SOURCE_MAX_BYTES, false,
+		                 &c.u.job_stage_finish.log, &e);
+		if (rv == 0)
+			rv = files_arg(args, "outputs", ING_MAX_OUTPUTS, &z,
+			               &c.u.job_stage_finish.noutputs,
+			               &c.u.job_stage_finish.outputs, &e);
+		if (rv != 0)
+			goto bad;
+	} else if (ing_str_eq_c(kind, "finish")) {
+		uint8_t state;
+		c = new_cmd(CMD_JOB_FINISH);
+		c.u.job_finish.job = job;
+		c.u.job_finish.attempt = (uint32_t)attempt;
+		c.u.job_finish.message = message;
+		if (rec_job_state_parse(outcome, &state) != 0 || !rec_job_state_final(state)) {
+			rv = ing_error_set(&e, ING_EINVAL,
+			                   "argument 'outcome': expected succeeded, failed or "
+			                   "cancelled");
+			goto bad;
+		}
+		c.u.job_finish.outcome = state;
+	} else if (ing_str_eq_c(kind, "lost")) {
+		c = new_cmd(CMD_JOB_REQUEUE);
+		c.u.job_requeue.job = job;
+		c.u.job_requeue.attempt = (uint32_t)attempt;
+		c.u.job_requeue.reason = message;
+	} else {
+		rv = ing_error_set(&e, ING_EINVAL,
+		                   "argument 'kind': expected stage_start, stage_finish, finish or "
+		                   "lost");
+		goto bad;
+	}
+	propose_shaped(n, call, &c, SHAPE_JOB_STATE, job, ing_str_c(""));
+	msgpack_zone_destroy(&z);
+	return;
+bad:
+	reply_err(call, &e);
+	msgpack_zone_destroy(&z);
+}
+
+static void op_node_list(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"stale", NULL};
+	struct store_txn *t;
+	struct store_iter *it;
+	struct ing_str k, v;
+	struct mp_out body, o;
+	msgpack_zone z;
+	uint32_t count = 0;
+	int rv;
+
+	if (check_known(call, known) != 0 || read_begin(n, call, &t) != 0)
+		return;
+	mp_out_init(&body);
+	msgpack_zone_init(&z, 2048);
+	rv = store_iter_open(t, STORE_NODES, (struct ing_str){"", 0}, &it);
+	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
+		struct rec_node nd;
+		if (rec_node_decode(v, &z, &nd, NULL) != 0) {
+			rv = ING_ECORRUPT;
+			break;
+		}
+		view_node(&body.pk, &nd);
+		count++;
+		msgpack_zone_clear(&z);
+	}
+	if (rv == 0 || rv == ING_ENOTFOUND)
+		store_iter_close(it);
+	store_abort(t);
+	msgpack_zone_destroy(&z);
+	if (rv != ING_ENOTFOUND) {
+		mp_out_free(&body);
+		if (rv == ING_ECORRUPT)
+			corrupt_reply(n, call, "node record");
+		else
+			rpc_reply_error(call, rv, "cannot list nodes: %s", ing_err_msg(rv));
+		return;
+	}
+	mp_out_init(&o);
+	msgpack_pack_array(&o.pk, count);
+	mp_out_raw(&o, body.data, body.len);
+	mp_out_free(&body);
+	reply_out(call, &o);
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static void op_artifact_get(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"sha256", "stale", NULL};
+	struct ing_str hex;
+	struct ing_error e;
+	struct store_txn *t;
+	uint8_t sha[32];
+	void *data;
+	size_t len;
+	struct mp_out o;
+
+	if (check_known(call, known) != 0)
+		return;
+	if (rpc_arg_str(rpc_call_args(call), "sha256", 64, true, &hex, &e) != 0) {
+		reply_err(call, &e);
+		return;
+	}
+	for (uint32_t i = 0; i < 32; i++) {
+		int hi = hex.len == 64 ? hex_digit(hex.ptr[2 * i]) : -1;
+		int lo = hex.len == 64 ? hex_digit(hex.ptr[2 * i + 1]) : -1;
+		if (hi < 0 || lo < 0) {
+			rpc_reply_error(call, ING_EINVAL,
+			                "argument 'sha256': expected 64 lowercase hex digits");
+			return;
+		}
+		sha[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (read_begin(n, call, &t) != 0)
+		return;
+	int rv = store_artifact_read(t, sha, &data, &len);
+	store_abort(t);
+	if (rv == ING_ENOTFOUND) {
+		rpc_reply_error(call, rv, "artifact %.*s does not exist", ING_STR_FMT(hex));
+		return;
+	}
+	if (rv != 0) {
+		rpc_reply_error(call, rv, "cannot read artifact: %s", ing_err_msg(rv));
+		return;
+	}
+	mp_out_init(&o);
+	mp_pack_bin(&o.pk, data, len);
+	free(data);
 	reply_out(call, &o);
 }
 
@@ -808,13 +1167,26 @@ struct op {
 };
 
 static const struct op ops[] = {
-    {"status", OP_LOCAL, op_status},          {"node.info", OP_LOCAL, op_node_info},
-    {"target.put", OP_WRITE, op_target_put},  {"target.get", OP_READ, op_target_get},
-    {"target.list", OP_READ, op_target_list}, {"target.delete", OP_WRITE, op_target_delete},
-    {"job.submit", OP_WRITE, op_job_submit},  {"job.get", OP_READ, op_job_get},
-    {"job.list", OP_READ, op_job_list},       {"job.cancel", OP_WRITE, op_job_cancel},
-    {"job.retry", OP_WRITE, op_job_retry},    {"job.events", OP_READ, op_job_events},
+    {"status", OP_LOCAL, op_status},
+    {"node.info", OP_LOCAL, op_node_info},
+    {"target.put", OP_WRITE, op_target_put},
+    {"target.get", OP_READ, op_target_get},
+    {"target.list", OP_READ, op_target_list},
+    {"target.delete", OP_WRITE, op_target_delete},
+    {"job.submit", OP_WRITE, op_job_submit},
+    {"job.get", OP_READ, op_job_get},
+    {"job.list", OP_READ, op_job_list},
+    {"job.cancel", OP_WRITE, op_job_cancel},
+    {"job.retry", OP_WRITE, op_job_retry},
+    {"job.events", OP_READ, op_job_events},
     {"job.watch", OP_LOCAL, op_job_watch},
+    {"node.list", OP_READ, op_node_list},
+    {"node.drain", OP_WRITE, op_node_drain},
+    {"node.undrain", OP_WRITE, op_node_undrain},
+    {"artifact.get", OP_READ, op_artifact_get},
+    {"node.register", OP_WRITE, op_node_register},
+    {"node.heartbeat", OP_LEADER, op_node_heartbeat},
+    {"worker.report", OP_WRITE, op_worker_report},
 };
 
 static const struct op *find_op(struct ing_str name)
@@ -874,7 +1246,7 @@ void node_api_dispatch(struct node *n, struct rpc_call *call)
 			node_park(n, call);
 		return;
 	}
-	if (op->kind == OP_WRITE) {
+	if (op->kind == OP_WRITE || op->kind == OP_LEADER) {
 		op->fn(n, call);
 		return;
 	}

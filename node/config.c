@@ -29,6 +29,10 @@ void node_config_defaults(struct node_config *c)
 	c->request_timeout_ms = 5000;
 	c->store_sync = STORE_SYNC_FULL;
 	c->log_level = ING_LOG_LEVEL_INFO;
+	c->slots = 2;
+	c->probe = true;
+	c->heartbeat_interval_ms = 500;
+	c->node_down_after_ms = 5000;
 }
 
 void node_config_dev(struct node_config *c)
@@ -184,8 +188,80 @@ static int get_level(struct loader *l, const yaml_node_t *n, enum ing_log_level 
 	return 0;
 }
 
+static int get_bool(struct loader *l, const yaml_node_t *n, const char *key, bool *out)
+{
+	const char *s = scalar(n);
+	if (s != NULL && strcmp(s, "true") == 0)
+		*out = true;
+	else if (s != NULL && strcmp(s, "false") == 0)
+		*out = false;
+	else
+		return fail(l, n, key, "expected true or false");
+	return 0;
+}
+
+static int get_caps(struct loader *l, const yaml_node_t *n, struct node_config *c)
+{
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail(l, n, "capabilities", "expected a list of names");
+	c->ncaps = 0;
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+	     it++) {
+		yaml_node_t *v = yaml_document_get_node(&l->doc, *it);
+		if (c->ncaps == ING_MAX_CAPS)
+			return fail(l, v, "capabilities", "more than %d", ING_MAX_CAPS);
+		int rv = get_str(l, v, "capabilities", c->caps[c->ncaps], ING_NAME_MAX + 1);
+		if (rv == 0 && !cmd_name_valid(ing_str_c(c->caps[c->ncaps])))
+			rv = fail(l, v, "capabilities", "'%s' is not a valid name",
+			          c->caps[c->ncaps]);
+		if (rv != 0)
+			return rv;
+		c->ncaps++;
+	}
+	return 0;
+}
+
+static int get_labels(struct loader *l, const yaml_node_t *n, struct node_config *c)
+{
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(l, n, "labels", "expected a mapping of names to strings");
+	c->nlabels = 0;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top;
+	     pr++) {
+		yaml_node_t *k = yaml_document_get_node(&l->doc, pr->key);
+		yaml_node_t *v = yaml_document_get_node(&l->doc, pr->value);
+		if (c->nlabels == ING_MAX_LABELS)
+			return fail(l, k, "labels", "more than %d", ING_MAX_LABELS);
+		int rv = get_str(l, k, "labels", c->label_keys[c->nlabels], ING_NAME_MAX + 1);
+		if (rv == 0 && !cmd_name_valid(ing_str_c(c->label_keys[c->nlabels])))
+			rv = fail(l, k, "labels", "'%s' is not a valid name",
+			          c->label_keys[c->nlabels]);
+		if (rv == 0)
+			rv = get_str(l, v, "labels", c->label_values[c->nlabels],
+			             ING_LABEL_VALUE_MAX + 1);
+		if (rv != 0)
+			return rv;
+		c->nlabels++;
+	}
+	return 0;
+}
+
 static int load_key(struct loader *l, const char *key, const yaml_node_t *v, struct node_config *c)
 {
+	if (strcmp(key, "capabilities") == 0)
+		return get_caps(l, v, c);
+	if (strcmp(key, "labels") == 0)
+		return get_labels(l, v, c);
+	if (strcmp(key, "slots") == 0)
+		return get_unsigned(l, v, key, 0, ING_MAX_SLOTS, &c->slots);
+	if (strcmp(key, "probe") == 0)
+		return get_bool(l, v, key, &c->probe);
+	if (strcmp(key, "keep_failed_workdirs") == 0)
+		return get_bool(l, v, key, &c->keep_failed_workdirs);
+	if (strcmp(key, "heartbeat_interval_ms") == 0)
+		return get_unsigned(l, v, key, 50, 60000, &c->heartbeat_interval_ms);
+	if (strcmp(key, "node_down_after_ms") == 0)
+		return get_unsigned(l, v, key, 200, 3600000, &c->node_down_after_ms);
 	if (strcmp(key, "id") == 0)
 		return get_uint(l, v, key, 1, UINT64_MAX, &c->id);
 	if (strcmp(key, "data_dir") == 0)
@@ -280,6 +356,11 @@ int node_config_check(struct node_config *c, const char *source, struct ing_erro
 	if (strcmp(c->raft_address, c->api_address) == 0)
 		return ing_error_set(e, ING_EINVAL,
 		                     "%s: 'raft_address' and 'api_address' must differ", source);
+	if (c->node_down_after_ms < 2 * c->heartbeat_interval_ms)
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s: key 'node_down_after_ms' (%u) must be at least twice "
+		                     "'heartbeat_interval_ms' (%u)",
+		                     source, c->node_down_after_ms, c->heartbeat_interval_ms);
 	if (c->heartbeat_timeout_ms * 2 > c->election_timeout_ms)
 		return ing_error_set(e, ING_EINVAL,
 		                     "%s: key 'heartbeat_timeout_ms' (%u) must be at most half of "

@@ -26,6 +26,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "storage/limits.h"
 #include "storage/store.h"
 
 #define NODE_MAX_PEERS   16
@@ -53,6 +54,17 @@ struct node_config {
 	unsigned request_timeout_ms; /* how long a request waits for a leader */
 	enum store_sync store_sync;
 	enum ing_log_level log_level;
+	/* The worker: what this node can run. */
+	char caps[ING_MAX_CAPS][ING_NAME_MAX + 1];
+	unsigned ncaps;
+	char label_keys[ING_MAX_LABELS][ING_NAME_MAX + 1];
+	char label_values[ING_MAX_LABELS][ING_LABEL_VALUE_MAX + 1];
+	unsigned nlabels;
+	unsigned slots;            /* concurrent attempts (0: runs nothing) */
+	bool probe;                /* add probed toolchains and CPU facts to caps/labels */
+	bool keep_failed_workdirs; /* keep an attempt's directory when it fails */
+	unsigned heartbeat_interval_ms;
+	unsigned node_down_after_ms; /* leader: silent this long -> declared down */
 };
 
 /* Defaults for every optional key (no id, addresses or peers). */

@@ -23,6 +23,7 @@
 #include "node/node.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,8 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 	if (rv == 0)
 		rv = store_batch_note(n->store);
 	if (rv == 0 && !res.skipped) {
+		node_sched_note(n, res.cmd_type);
+		n->worker_dirty = true;
 		struct node_result *r = malloc(sizeof(*r) + res.value.len);
 		if (r == NULL) {
 			rv = ING_ENOMEM;
@@ -121,6 +124,11 @@ static void on_flush(uv_prepare_t *h)
 	if (store_batch_pending(n->store) > 0 && node_flush(n) != 0)
 		return;
 	node_watch_poll(n);
+	if (n->worker_dirty) {
+		n->worker_dirty = false;
+		node_worker_poll(n);
+	}
+	node_sched_maybe_run(n);
 }
 
 /* ---- members ------------------------------------------------------------ */
@@ -206,10 +214,14 @@ static void node_role_changed(void *data, enum cons_role role, uint64_t leader_i
 		n->members_synced = false;
 	n->term = term;
 	ing_log_set_term(term);
-	if (role == CONS_LEADER_READY && !was_ready && !n->members_synced) {
-		n->members_synced = true;
+	if (role == CONS_LEADER_READY && !was_ready) {
+		node_liveness_leader(n);
+		n->sched_dirty = true;
 		node_flush(n);
-		sync_members(n);
+		if (!n->members_synced) {
+			n->members_synced = true;
+			sync_members(n);
+		}
 	}
 	node_unpark(n);
 }
@@ -285,6 +297,8 @@ void node_stop(struct node *n)
 	}
 	if (n->store != NULL && store_failed(n->store) == 0)
 		store_batch_flush(n->store);
+	node_worker_stop_all(n);
+	node_liveness_stop(n);
 	node_forward_close(n);
 	node_status_close(n);
 	if (n->api != NULL)
@@ -346,6 +360,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		return ing_error_set(e, ING_ENOMEM, "out of memory");
 	n->loop = loop;
 	n->cfg = *cfg;
+	node_probe(&n->cfg);
 	n->stopped = stopped;
 	n->stopped_data = data;
 	n->role = CONS_FOLLOWER;
@@ -358,7 +373,11 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		free(n);
 		return rv;
 	}
-	rv = store_open(cfg->data_dir, &so, &n->store, e);
+	/* Absolute from here on: stages run in their own working directories. */
+	char absolute[PATH_MAX];
+	if (realpath(cfg->data_dir, absolute) != NULL && strlen(absolute) < sizeof(n->cfg.data_dir))
+		snprintf(n->cfg.data_dir, sizeof(n->cfg.data_dir), "%s", absolute);
+	rv = store_open(n->cfg.data_dir, &so, &n->store, e);
 	if (rv == 0)
 		rv = sm_new(&n->sm);
 	if (rv != 0) {
@@ -384,7 +403,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		peers[i].id = cfg->peers[i].id;
 		peers[i].address = cfg->peers[i].raft_address;
 	}
-	snprintf(raft_dir, sizeof(raft_dir), "%s/raft", cfg->data_dir);
+	snprintf(raft_dir, sizeof(raft_dir), "%s/raft", n->cfg.data_dir);
 	memset(&cc, 0, sizeof(cc));
 	cc.id = cfg->id;
 	cc.address = cfg->raft_address;
@@ -401,8 +420,13 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		n->cons = NULL;
 		goto fail;
 	}
+	rv = node_liveness_start(n);
+	if (rv != 0) {
+		ing_error_set(e, rv, "cannot start heartbeats: %s", ing_err_msg(rv));
+		goto fail;
+	}
 	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s data_dir=%s", cfg->id,
-	             cfg->api_address, cfg->raft_address, cfg->data_dir);
+	             cfg->api_address, cfg->raft_address, n->cfg.data_dir);
 	*out = n;
 	return 0;
 fail:

@@ -61,12 +61,37 @@ struct node {
 	} peer_clients[32]; /* for status: node.info of each member */
 	unsigned npeer_clients;
 	bool members_synced; /* leader: member records proposed this term */
+	/* scheduler.c (leader) */
+	bool sched_dirty;        /* an apply changed the queue or capacity */
+	unsigned sched_inflight; /* assignments proposed, not yet applied */
+	struct {
+		uint64_t job;
+		char reason[160];
+	} waiting[256]; /* why queued jobs could not be placed (ring) */
+	unsigned nwaiting;
+	/* liveness.c: heartbeats (not through the log) and down/up decisions */
+	uv_timer_t liveness_timer;
+	uint64_t leader_since_ms;
+	struct {
+		uint64_t id;
+		uint64_t last_ms;
+		bool proposing;
+	} seen[64];
+	unsigned nseen;
+	struct rpc_client *self_client; /* this node's own API: its writes, forwarded */
+	bool registered;
+	/* worker.c */
+	struct node_attempt *attempts;
+	bool worker_dirty; /* applied entries since the worker last looked */
 	bool stopping;
 	int failed;
 	unsigned open_handles;
 	void (*stopped)(void *data, int status);
 	void *stopped_data;
 };
+
+/* probe.c: adds probed toolchains and CPU facts to the worker's caps/labels. */
+void node_probe(struct node_config *c);
 
 /* node.c */
 uint64_t node_now_ms(void);
@@ -85,8 +110,14 @@ void node_member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_
 void node_api_handle(void *data, struct rpc_call *call);
 /* Runs a call now if this node can serve it, else forwards or parks it. */
 void node_api_dispatch(struct node *n, struct rpc_call *call);
-/* Proposes an encoded command; the reply goes to call (NULL: nobody). */
+/* Proposes a command; the reply goes to call (NULL: nobody). */
 int node_propose(struct node *n, struct rpc_call *call, const struct cmd *c);
+/* Proposes a command of the leader's own (scheduler, liveness); done (may
+ * be NULL) runs once with the status and the apply result (borrowed).
+ * Returns non-zero (and done never runs) when it could not be proposed. */
+typedef void (*node_proposed_cb)(struct node *n, int status, const struct node_result *r,
+                                 void *data);
+int node_propose_internal(struct node *n, const struct cmd *c, node_proposed_cb done, void *data);
 
 /* forward.c: forwarding to the leader and parking. */
 void node_forward(struct node *n, struct rpc_call *call);
@@ -99,6 +130,28 @@ void node_forward_close(struct node *n);
 void node_status_start(struct node *n, struct rpc_call *call);
 void node_status_close(struct node *n);
 
+/* scheduler.c */
+/* Notes a change of the queue or capacity (from apply). */
+void node_sched_note(struct node *n, uint32_t cmd_type);
+/* Runs a scheduling round if one is due (after a flush, leader only). */
+void node_sched_maybe_run(struct node *n);
+/* Why job `id` is still queued, or NULL. */
+const char *node_sched_reason(struct node *n, uint64_t id);
+
+/* liveness.c */
+int node_liveness_start(struct node *n);
+void node_liveness_stop(struct node *n);
+/* Leader: a heartbeat from node `id`. */
+void node_liveness_seen(struct node *n, uint64_t id);
+/* Leader: became ready (fresh grace period for every node). */
+void node_liveness_leader(struct node *n);
+
+/* worker.c */
+/* After a flush: start attempts assigned to this node, stop fenced or
+ * cancelled ones. */
+void node_worker_poll(struct node *n);
+void node_worker_stop_all(struct node *n);
+
 /* watch.c */
 int node_watch_start(struct node *n, struct rpc_call *call, uint64_t job);
 /* After each flush: push new events, end finished watches. */
@@ -106,7 +159,9 @@ void node_watch_poll(struct node *n);
 void node_watch_close_all(struct node *n);
 
 /* view.c: records as API objects (msgpack maps, docs/api.md). */
-void view_job(msgpack_packer *pk, const struct rec_job *j, bool full);
+/* `waiting`: why a queued job is not placed yet (NULL: none known). */
+void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char *waiting);
+void view_node(msgpack_packer *pk, const struct rec_node *nd);
 void view_target(msgpack_packer *pk, const struct rec_target *t);
 void view_event(msgpack_packer *pk, uint32_t seq, const struct rec_event *ev);
 void view_key(msgpack_packer *pk, const char *key);

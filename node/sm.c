@@ -31,6 +31,7 @@ void sm_result_init(struct sm_result *r)
 	mp_out_init(&r->value);
 	r->skipped = false;
 	r->deduped = false;
+	r->cmd_type = 0;
 }
 
 void sm_result_free(struct sm_result *r)
@@ -44,6 +45,7 @@ static void result_reset(struct sm_result *r)
 	mp_out_reset(&r->value);
 	r->skipped = false;
 	r->deduped = false;
+	r->cmd_type = 0;
 }
 
 int sm_new(struct sm **out)
@@ -280,6 +282,7 @@ int sm_apply(struct sm *sm, struct store_txn *t, uint64_t index, const void *buf
 		res->err.code = decode_rv;
 		return 0;
 	}
+	res->cmd_type = c.type;
 	if (c.request_id.len > 0) {
 		rv = dedupe_lookup(&x, &hit);
 		if (rv != 0 || hit)

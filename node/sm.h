@@ -39,6 +39,7 @@
 struct sm_result {
 	struct ing_error err; /* code 0 on success */
 	struct mp_out value;  /* msgpack result value, empty if none */
+	uint32_t cmd_type;    /* type of the decoded command, 0 if it did not decode */
 	bool skipped;         /* index already applied */
 	bool deduped;         /* first result of this request id returned */
 };

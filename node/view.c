@@ -43,6 +43,43 @@ static void view_file(msgpack_packer *pk, const struct rec_file *f)
 	msgpack_pack_uint64(pk, f->size);
 }
 
+void view_node(msgpack_packer *pk, const struct rec_node *nd)
+{
+	msgpack_pack_map(pk, 10);
+	view_key(pk, "id");
+	msgpack_pack_uint64(pk, nd->id);
+	view_key(pk, "capabilities");
+	msgpack_pack_array(pk, nd->ncaps);
+	for (uint32_t i = 0; i < nd->ncaps; i++)
+		mp_pack_str(pk, nd->caps[i]);
+	view_key(pk, "labels");
+	msgpack_pack_map(pk, nd->nlabels);
+	for (uint32_t i = 0; i < nd->nlabels; i++) {
+		mp_pack_str(pk, nd->labels[i].key);
+		mp_pack_str(pk, nd->labels[i].value);
+	}
+	view_key(pk, "slots");
+	msgpack_pack_uint32(pk, nd->slots);
+	view_key(pk, "used_slots");
+	msgpack_pack_uint32(pk, nd->used_slots);
+	view_key(pk, "draining");
+	if (nd->draining)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	view_key(pk, "drain_deadline");
+	pack_opt_u64(pk, nd->drain_deadline_ms);
+	view_key(pk, "down");
+	if (nd->down)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	view_key(pk, "registered_at");
+	msgpack_pack_uint64(pk, nd->registered_at_ms);
+	view_key(pk, "updated_at");
+	msgpack_pack_uint64(pk, nd->updated_at_ms);
+}
+
 static void view_files(msgpack_packer *pk, uint32_t n, const struct rec_file *f)
 {
 	msgpack_pack_array(pk, n);
@@ -72,9 +109,9 @@ static void view_stage(msgpack_packer *pk, uint32_t index, const struct rec_stag
 	view_files(pk, s->noutputs, s->outputs);
 }
 
-void view_job(msgpack_packer *pk, const struct rec_job *j, bool full)
+void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char *waiting)
 {
-	msgpack_pack_map(pk, full ? 16 : 14);
+	msgpack_pack_map(pk, full ? 17 : 15);
 	view_key(pk, "id");
 	msgpack_pack_uint64(pk, j->id);
 	view_key(pk, "target");
@@ -106,6 +143,11 @@ void view_job(msgpack_packer *pk, const struct rec_job *j, bool full)
 		msgpack_pack_false(pk);
 	view_key(pk, "error");
 	mp_pack_str(pk, j->error);
+	view_key(pk, "waiting");
+	if (waiting != NULL && j->state == REC_JOB_QUEUED)
+		mp_pack_cstr(pk, waiting);
+	else
+		msgpack_pack_nil(pk);
 	if (!full)
 		return;
 	view_key(pk, "sources");

@@ -83,7 +83,7 @@ static bool poll_one(struct node *n, struct node_watch *w, struct store_txn *t, 
 	}
 	if (w->next_seq == j.nevents && rec_job_state_final(j.state)) {
 		mp_out_reset(&o);
-		view_job(&o.pk, &j, true);
+		view_job(&o.pk, &j, true, node_sched_reason(n, j.id));
 		rpc_reply(w->call, o.data, o.len);
 		mp_out_free(&o);
 		return true;

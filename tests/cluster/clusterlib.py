@@ -165,7 +165,12 @@ class Cluster:
         self.exit_codes = []  # (node, signal sent or None, exit code) of every stopped process
         for n in NODES:
             os.makedirs(self.node_dir(n))
-            self._write_config(n, overrides or {})
+            # These tests are about replication, not execution: by default
+            # no node runs work (slots: 0), so jobs stay queued and the
+            # state depends only on the commands the tests send.
+            merged = {"slots": "0"}
+            merged.update(overrides or {})
+            self._write_config(n, merged)
 
     # ---- paths ---------------------------------------------------------
     def node_dir(self, n):

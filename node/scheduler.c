@@ -1,0 +1,337 @@
+/*
+ * scheduler.c - the leader's assignment of queued jobs to nodes.
+ *
+ * A round runs after a flush when an applied command changed the queue or
+ * the capacity (submit, finish, requeue, retry, cancel, node register,
+ * drain, down, up, target put) -- never on a polling timer -- and only on
+ * the ready leader, and only when the previous round's assignments have all
+ * been applied (so capacities read from the store are exact).
+ *
+ * Order: the queue table is keyed (100 - priority, tenant, job id), so a
+ * scan meets higher priorities first.  Within one priority the candidates
+ * are taken round-robin across tenants, oldest first within a tenant, so a
+ * tenant with 10,000 queued jobs does not starve one with 10.  Each job
+ * goes to the live, non-draining node that has the target's capabilities
+ * and labels and the most free slots (spreading load).  A job no node can
+ * take stays queued and its reason is remembered for `job.get`.
+ *
+ * Bounds: a round scans at most SCAN_MAX queue entries and proposes at most
+ * BATCH_MAX assignments; when it stops early it marks itself dirty again.
+ * Every assignment is a job_assign command: the state machine re-checks it
+ * (queued, next attempt, node up with a free slot), so a stale decision is
+ * rejected, never applied twice.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "node/node_internal.h"
+
+#define SCAN_MAX  4096
+#define BATCH_MAX 256
+#define LEASE_MS  60000
+
+struct cand {
+	uint64_t job;
+	struct ing_str tenant; /* view into the round's zone */
+};
+
+struct round {
+	struct node *n;
+	struct store_txn *t;
+	msgpack_zone *z;
+	struct rec_node *nodes;
+	uint32_t *free;
+	unsigned nnodes;
+	unsigned total_free;
+	unsigned proposed;
+	struct {
+		struct ing_str name;
+		struct rec_target t;
+		bool missing;
+	} targets[32];
+	unsigned ntargets;
+};
+
+void node_sched_note(struct node *n, uint32_t cmd_type)
+{
+	switch (cmd_type) {
+	case CMD_JOB_SUBMIT:
+	case CMD_JOB_FINISH:
+	case CMD_JOB_REQUEUE:
+	case CMD_JOB_RETRY:
+	case CMD_JOB_CANCEL:
+	case CMD_NODE_REGISTER:
+	case CMD_NODE_DRAIN:
+	case CMD_NODE_DOWN:
+	case CMD_NODE_UP:
+	case CMD_TARGET_PUT: n->sched_dirty = true; break;
+	default: break;
+	}
+}
+
+static void set_reason(struct node *n, uint64_t job, const char *reason)
+{
+	for (unsigned i = 0; i < n->nwaiting; i++) {
+		if (n->waiting[i].job == job) {
+			snprintf(n->waiting[i].reason, sizeof(n->waiting[i].reason), "%s", reason);
+			return;
+		}
+	}
+	unsigned cap = sizeof(n->waiting) / sizeof(n->waiting[0]);
+	unsigned slot = n->nwaiting < cap ? n->nwaiting++ : (unsigned)(job % cap);
+	n->waiting[slot].job = job;
+	snprintf(n->waiting[slot].reason, sizeof(n->waiting[slot].reason), "%s", reason);
+}
+
+static void clear_reason(struct node *n, uint64_t job)
+{
+	for (unsigned i = 0; i < n->nwaiting; i++)
+		if (n->waiting[i].job == job)
+			n->waiting[i].job = 0;
+}
+
+const char *node_sched_reason(struct node *n, uint64_t id)
+{
+	for (unsigned i = 0; i < n->nwaiting; i++)
+		if (n->waiting[i].job == id)
+			return n->waiting[i].reason;
+	return NULL;
+}
+
+static int load_nodes(struct round *r)
+{
+	struct store_iter *it;
+	struct ing_str k, v;
+	uint64_t count;
+	int rv = store_count(r->t, STORE_NODES, &count);
+
+	if (rv != 0)
+		return rv;
+	r->nodes = msgpack_zone_malloc(r->z, (count + 1) * sizeof(*r->nodes));
+	r->free = msgpack_zone_malloc(r->z, (count + 1) * sizeof(*r->free));
+	if (r->nodes == NULL || r->free == NULL)
+		return ING_ENOMEM;
+	rv = store_iter_open(r->t, STORE_NODES, (struct ing_str){"", 0}, &it);
+	while (rv == 0 && r->nnodes < count && (rv = store_iter_next(it, &k, &v)) == 0) {
+		struct rec_node *nd = &r->nodes[r->nnodes];
+		if (rec_node_decode(v, r->z, nd, NULL) != 0) {
+			rv = ING_ECORRUPT;
+			break;
+		}
+		r->free[r->nnodes] = (nd->down || nd->draining || nd->used_slots >= nd->slots)
+		                         ? 0
+		                         : nd->slots - nd->used_slots;
+		r->total_free += r->free[r->nnodes];
+		r->nnodes++;
+	}
+	if (rv == 0 || rv == ING_ENOTFOUND)
+		store_iter_close(it);
+	return rv == ING_ENOTFOUND ? 0 : rv;
+}
+
+static const struct rec_target *target_of(struct round *r, struct ing_str name)
+{
+	for (unsigned i = 0; i < r->ntargets; i++)
+		if (ing_str_eq(r->targets[i].name, name))
+			return r->targets[i].missing ? NULL : &r->targets[i].t;
+	if (r->ntargets == sizeof(r->targets) / sizeof(r->targets[0]))
+		r->ntargets = 0; /* a small cache: start over */
+	unsigned i = r->ntargets++;
+	struct ing_str val;
+	r->targets[i].name = name;
+	r->targets[i].missing = store_get(r->t, STORE_TARGETS, name, &val) != 0 ||
+	                        rec_target_decode(val, r->z, &r->targets[i].t, NULL) != 0;
+	return r->targets[i].missing ? NULL : &r->targets[i].t;
+}
+
+static bool has_cap(const struct rec_node *nd, struct ing_str cap)
+{
+	for (uint32_t i = 0; i < nd->ncaps; i++)
+		if (ing_str_eq(nd->caps[i], cap))
+			return true;
+	return false;
+}
+
+static bool has_label(const struct rec_node *nd, const struct rec_kv *kv)
+{
+	for (uint32_t i = 0; i < nd->nlabels; i++)
+		if (ing_str_eq(nd->labels[i].key, kv->key) &&
+		    ing_str_eq(nd->labels[i].value, kv->value))
+			return true;
+	return false;
+}
+
+static bool fits(const struct rec_node *nd, const struct rec_target *t)
+{
+	for (uint32_t i = 0; i < t->ncaps; i++)
+		if (!has_cap(nd, t->caps[i]))
+			return false;
+	for (uint32_t i = 0; i < t->nlabels; i++)
+		if (!has_label(nd, &t->labels[i]))
+			return false;
+	return true;
+}
+
+static void on_assigned(struct node *n, int status, const struct node_result *res, void *data)
+{
+	(void)data;
+	if (status == 0 && res != NULL && res->code != 0)
+		ING_LOG_DEBUG("assignment rejected error=%s msg=\"%s\"", ing_err_name(res->code),
+		              res->message);
+	if (n->sched_inflight > 0)
+		n->sched_inflight--;
+}
+
+/* Places one job; returns true when it was proposed. */
+static bool place(struct round *r, uint64_t id)
+{
+	struct node *n = r->n;
+	struct rec_job j;
+	struct ing_str val;
+	uint8_t k[8];
+	char reason[160];
+	int best = -1;
+	unsigned matching = 0;
+
+	store_be64(k, id);
+	if (store_get(r->t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val) != 0 ||
+	    rec_job_decode(val, r->z, &j, NULL) != 0 || j.state != REC_JOB_QUEUED)
+		return false;
+	const struct rec_target *t = target_of(r, j.target);
+	if (t == NULL)
+		return false;
+	for (unsigned i = 0; i < r->nnodes; i++) {
+		const struct rec_node *nd = &r->nodes[i];
+		if (nd->down || nd->draining || !fits(nd, t))
+			continue;
+		matching++;
+		if (r->free[i] > 0 && (best < 0 || r->free[i] > r->free[best]))
+			best = (int)i;
+	}
+	if (best < 0) {
+		if (matching == 0)
+			snprintf(reason, sizeof(reason),
+			         "no live, non-draining node has the capabilities and labels of "
+			         "target '%.*s'",
+			         ING_STR_FMT(j.target));
+		else
+			snprintf(reason, sizeof(reason),
+			         "all %u nodes that can run target '%.*s' are busy", matching,
+			         ING_STR_FMT(j.target));
+		set_reason(n, id, reason);
+		return false;
+	}
+
+	struct cmd c;
+	memset(&c, 0, sizeof(c));
+	c.type = CMD_JOB_ASSIGN;
+	c.request_id = ing_str_c("");
+	c.u.job_assign.job = id;
+	c.u.job_assign.node = r->nodes[best].id;
+	c.u.job_assign.attempt = j.attempt + 1;
+	c.u.job_assign.lease_until_ms = node_now_ms() + LEASE_MS;
+	if (node_propose_internal(n, &c, on_assigned, NULL) != 0)
+		return false;
+	n->sched_inflight++;
+	r->free[best]--;
+	r->total_free--;
+	r->proposed++;
+	clear_reason(n, id);
+	ING_LOG_DEBUG("job assigned job=%" PRIu64 " node=%" PRIu64 " attempt=%" PRIu32, id,
+	              r->nodes[best].id, j.attempt + 1);
+	return true;
+}
+
+/* Round-robin across the tenants of one priority level. */
+static void place_level(struct round *r, struct cand *cands, unsigned ncands)
+{
+	bool progress = true;
+	/* cands is sorted by tenant then id; `next` walks each tenant's run */
+	unsigned *next = msgpack_zone_malloc(r->z, (ncands + 1) * sizeof(*next));
+	unsigned *end = msgpack_zone_malloc(r->z, (ncands + 1) * sizeof(*end));
+	unsigned ntenants = 0;
+	if (next == NULL || end == NULL)
+		return;
+	for (unsigned i = 0; i < ncands; i++) {
+		if (i == 0 || !ing_str_eq(cands[i].tenant, cands[i - 1].tenant)) {
+			next[ntenants] = i;
+			end[ntenants] = i;
+			ntenants++;
+		}
+		end[ntenants - 1] = i + 1;
+	}
+	while (progress && r->total_free > 0 && r->proposed < BATCH_MAX) {
+		progress = false;
+		for (unsigned t = 0; t < ntenants && r->total_free > 0 && r->proposed < BATCH_MAX;
+		     t++) {
+			if (next[t] == end[t])
+				continue;
+			place(r, cands[next[t]++].job);
+			progress = true;
+		}
+	}
+}
+
+void node_sched_maybe_run(struct node *n)
+{
+	struct round r;
+	struct store_iter *it;
+	struct ing_str k, v;
+	struct cand *cands;
+	unsigned ncands = 0, scanned = 0;
+	int level = -1;
+	int rv;
+
+	if (!n->sched_dirty || n->sched_inflight > 0 || n->role != CONS_LEADER_READY || n->stopping)
+		return;
+	n->sched_dirty = false;
+	memset(&r, 0, sizeof(r));
+	r.n = n;
+	r.z = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+	cands = malloc(SCAN_MAX * sizeof(*cands));
+	if (r.z == NULL || cands == NULL || store_read_begin(n->store, &r.t) != 0) {
+		n->sched_dirty = true;
+		goto out;
+	}
+	rv = load_nodes(&r);
+	if (rv != 0 || r.total_free == 0)
+		goto done;
+	rv = store_iter_open(r.t, STORE_QUEUE, (struct ing_str){"", 0}, &it);
+	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
+		if (k.len < 10)
+			continue;
+		int prio = (unsigned char)k.ptr[0];
+		if (prio != level && ncands > 0) {
+			place_level(&r, cands, ncands);
+			ncands = 0;
+		}
+		level = prio;
+		if (r.total_free == 0 || r.proposed >= BATCH_MAX || scanned >= SCAN_MAX) {
+			n->sched_dirty = scanned >= SCAN_MAX || r.proposed >= BATCH_MAX;
+			break;
+		}
+		char *tenant = msgpack_zone_malloc(r.z, k.len - 10);
+		if (tenant == NULL)
+			break;
+		memcpy(tenant, k.ptr + 1, k.len - 10);
+		cands[ncands].tenant = (struct ing_str){tenant, k.len - 10};
+		cands[ncands].job = store_get_be64(k.ptr + k.len - 8);
+		ncands++;
+		scanned++;
+	}
+	if (rv == 0 || rv == ING_ENOTFOUND)
+		store_iter_close(it);
+	if (ncands > 0 && r.total_free > 0 && r.proposed < BATCH_MAX)
+		place_level(&r, cands, ncands);
+	if (r.proposed > 0)
+		ING_LOG_DEBUG("scheduling round proposed=%u scanned=%u", r.proposed, scanned);
+done:
+	store_abort(r.t);
+out:
+	free(cands);
+	if (r.z != NULL)
+		msgpack_zone_free(r.z);
+}

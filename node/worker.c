@@ -1,0 +1,699 @@
+/*
+ * worker.c - runs the attempts the state machine assigns to this node.
+ *
+ * After every flush that applied entries, the worker reads the assignments
+ * to this node (table assignments, prefix = this node's id) and the jobs
+ * they name:
+ *   - an assignment it is not running yet starts an attempt: a fresh
+ *     directory data_dir/work/job-<id>-a<attempt>/ with src/ (the job's
+ *     sources, read from the local store: they are replicated) and one
+ *     out/<stage>/ per stage;
+ *   - an attempt whose job moved on (another attempt, requeued, final) is
+ *     fenced: its process group is killed and nothing more is reported;
+ *   - an attempt whose job has a cancel requested is stopped (SIGTERM to
+ *     the group) and reported cancelled.
+ * An assignment found at start whose job already has stages started was
+ * interrupted by a restart: it is reported lost (requeued by the state
+ * machine with the next attempt), never run twice under the same attempt.
+ *
+ * An attempt is a chain, one step in flight at a time:
+ *   report stage_start -> run the stage (node/stage.c) -> report
+ *   stage_finish (exit status, duration, log, declared outputs) -> next
+ *   stage ... -> report finish (succeeded / failed / cancelled).
+ * Reports go to this node's own API (`worker.report`), which forwards them
+ * to the leader like any write, with a request id derived from (node, job,
+ * attempt, step), so a report retried after a lost reply applies once.  A
+ * report refused as stale or conflicting means the attempt was fenced: it
+ * stops.  Other failures (no leader) are retried every second.
+ *
+ * Argv templates: {src} {source} {sources} {out} {prev} {job} {attempt}
+ * (cluster-configs/targets/README.md).  No shell is involved unless the
+ * target's argv runs one.  The environment is the stage's `env` plus PATH
+ * when the target sets none.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "node/node_internal.h"
+#include "node/stage.h"
+#include "storage/artifact.h"
+
+#define REPORT_RETRY_MS 1000
+#define MAX_ARGS        256
+
+enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
+
+struct node_attempt {
+	struct node *n;
+	uint64_t job;
+	uint32_t attempt;
+	char dir[512];
+	msgpack_zone *zone; /* target and source views */
+	struct rec_target target;
+	struct rec_file *sources;
+	uint32_t nsources;
+	uint32_t stage; /* current stage */
+	enum step step;
+	struct stage_run *run;
+	struct rpc_request req;
+	struct mp_out report; /* the report in flight (kept for retries) */
+	char report_id[RPC_REQUEST_ID_MAX + 1];
+	const char *report_kind;
+	uv_timer_t retry;
+	bool finishing;            /* the report in flight is the final one */
+	bool failed;               /* a stage failed: keep the directory if configured */
+	char why[ING_MESSAGE_MAX]; /* why it failed, for the finish report */
+	bool cancel;               /* cancel requested */
+	bool fenced;               /* the job moved on: stop, report nothing */
+	bool seen;                 /* still assigned (poll bookkeeping) */
+	struct node_attempt *next;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int mkdir_p(const char *path)
+{
+	char tmp[600];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p != '\0'; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	}
+	return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void rm_rf(const char *path)
+{
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int write_file(const char *path, const void *data, size_t len)
+{
+	char dir[600];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash != NULL) {
+		*slash = '\0';
+		if (mkdir_p(dir) != 0)
+			return -1;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	const char *p = data;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(fd);
+			return -1;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return close(fd);
+}
+
+/* Reads a declared output; 0, or -1 (missing), or ING_ETOOBIG. */
+static int read_output(const char *path, msgpack_zone *z, struct ing_str *out)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -1;
+	}
+	if ((uint64_t)st.st_size > ING_SOURCE_MAX_BYTES) {
+		close(fd);
+		return ING_ETOOBIG;
+	}
+	char *buf = msgpack_zone_malloc(z, (size_t)st.st_size + 1);
+	size_t got = 0;
+	while (buf != NULL && got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (buf == NULL || got != (size_t)st.st_size)
+		return -1;
+	*out = (struct ing_str){buf, (uint32_t)got};
+	return 0;
+}
+
+static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/out/%u-%.*s", a->dir, stage,
+	         ING_STR_FMT(a->target.stages[stage].name));
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void attempt_unlink(struct node_attempt *a)
+{
+	for (struct node_attempt **pp = &a->n->attempts; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == a) {
+			*pp = a->next;
+			return;
+		}
+	}
+}
+
+static void retry_closed(uv_handle_t *h)
+{
+	struct node_attempt *a = h->data;
+	struct node *n = a->n;
+	mp_out_free(&a->report);
+	msgpack_zone_free(a->zone);
+	free(a);
+	node_release(n);
+}
+
+/* Ends an attempt once nothing of it is in flight. */
+static void attempt_end(struct node_attempt *a)
+{
+	if (a->step == STEP_RUNNING || a->step == STEP_REPORTING)
+		return;
+	attempt_unlink(a);
+	if (!(a->failed && a->n->cfg.keep_failed_workdirs))
+		rm_rf(a->dir);
+	else
+		ING_LOG_INFO("attempt directory kept dir=%s", a->dir);
+	uv_close((uv_handle_t *)&a->retry, retry_closed);
+}
+
+static void report_send(struct node_attempt *a);
+
+static void on_retry(uv_timer_t *t)
+{
+	struct node_attempt *a = t->data;
+	if (a->fenced || a->n->stopping) {
+		a->step = STEP_IDLE;
+		attempt_end(a);
+		return;
+	}
+	report_send(a);
+}
+
+static void step_next(struct node_attempt *a);
+
+static void on_reported(struct rpc_request *r, int status, const struct ing_error *err,
+                        const msgpack_object *result)
+{
+	struct node_attempt *a = r->data;
+	(void)result;
+	a->step = STEP_IDLE;
+	if (a->fenced || a->n->stopping) {
+		attempt_end(a);
+		return;
+	}
+	if (status == ING_ESTALE || status == ING_ECONFLICT || status == ING_ENOTFOUND) {
+		ING_LOG_WARN("attempt fenced job=%" PRIu64 " attempt=%" PRIu32
+		             " report=%s msg=\"%s\"",
+		             a->job, a->attempt, a->report_kind, err != NULL ? err->msg : "");
+		a->fenced = true;
+		attempt_end(a);
+		return;
+	}
+	if (status != 0) {
+		ING_LOG_DEBUG("report retried job=%" PRIu64 " report=%s error=%s", a->job,
+		              a->report_kind, ing_err_name(status));
+		a->step = STEP_WAIT_RETRY;
+		uv_timer_start(&a->retry, on_retry, REPORT_RETRY_MS, 0);
+		return;
+	}
+	if (a->finishing) {
+		attempt_end(a);
+		return;
+	}
+	step_next(a);
+}
+
+static void report_send(struct node_attempt *a)
+{
+	a->step = STEP_REPORTING;
+	memset(&a->req, 0, sizeof(a->req));
+	a->req.data = a;
+	a->req.cb = on_reported;
+	a->req.request_id = a->report_id;
+	if (rpc_client_call(a->n->self_client, &a->req, "worker.report", a->report.data,
+	                    a->report.len, RPC_WRITE) != 0) {
+		a->step = STEP_WAIT_RETRY;
+		uv_timer_start(&a->retry, on_retry, REPORT_RETRY_MS, 0);
+	}
+}
+
+/* Starts building a report map of `nfields` fields after kind/job/attempt. */
+static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, unsigned nfields,
+                                    bool final)
+{
+	a->report_kind = kind;
+	a->finishing = final;
+	snprintf(a->report_id, sizeof(a->report_id), "w%" PRIu64 "-j%" PRIu64 "-a%" PRIu32 "-%s%u",
+	         a->n->cfg.id, a->job, a->attempt, kind, a->stage);
+	mp_out_reset(&a->report);
+	msgpack_pack_map(&a->report.pk, 3 + nfields);
+	view_key(&a->report.pk, "kind");
+	mp_pack_cstr(&a->report.pk, kind);
+	view_key(&a->report.pk, "job");
+	msgpack_pack_uint64(&a->report.pk, a->job);
+	view_key(&a->report.pk, "attempt");
+	msgpack_pack_uint32(&a->report.pk, a->attempt);
+	return &a->report.pk;
+}
+
+static void report_finish(struct node_attempt *a, const char *outcome, const char *message)
+{
+	msgpack_packer *pk = report_begin(a, "finish", 2, true);
+	view_key(pk, "outcome");
+	mp_pack_cstr(pk, outcome);
+	view_key(pk, "message");
+	mp_pack_cstr(pk, message);
+	ING_LOG_INFO("attempt finished job=%" PRIu64 " attempt=%" PRIu32 " outcome=%s msg=\"%s\"",
+	             a->job, a->attempt, outcome, message);
+	report_send(a);
+}
+
+/* ---- stages ------------------------------------------------------------- */
+
+static int append_arg(char **argv, unsigned *argc, msgpack_zone *z, const char *s, size_t len)
+{
+	if (*argc >= MAX_ARGS - 1)
+		return -1;
+	char *p = msgpack_zone_malloc(z, len + 1);
+	if (p == NULL)
+		return -1;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	argv[(*argc)++] = p;
+	return 0;
+}
+
+/* Expands one argv template word into argv. */
+static int expand(struct node_attempt *a, struct ing_str word, char **argv, unsigned *argc)
+{
+	char buf[4096], val[1024], prev[600], out[600];
+	size_t n = 0;
+
+	if (ing_str_eq_c(word, "{sources}")) {
+		for (uint32_t i = 0; i < a->nsources; i++) {
+			int k = snprintf(val, sizeof(val), "%s/src/%.*s", a->dir,
+			                 ING_STR_FMT(a->sources[i].path));
+			if (append_arg(argv, argc, a->zone, val, (size_t)k) != 0)
+				return -1;
+		}
+		return 0;
+	}
+	stage_dir(a, a->stage, out, sizeof(out));
+	if (a->stage > 0)
+		stage_dir(a, a->stage - 1, prev, sizeof(prev));
+	else
+		snprintf(prev, sizeof(prev), "%s/src", a->dir);
+	for (uint32_t i = 0; i < word.len;) {
+		const char *rest = word.ptr + i;
+		size_t left = word.len - i;
+		const char *rep = NULL;
+		size_t skip = 0;
+#define PLACEHOLDER(name, value)                         \
+	if (rep == NULL && left >= sizeof(name) - 1 &&   \
+	    memcmp(rest, name, sizeof(name) - 1) == 0) { \
+		rep = (value);                           \
+		skip = sizeof(name) - 1;                 \
+	}
+		char src[600], first[900], job[32], attempt[16], all[2048];
+		snprintf(src, sizeof(src), "%s/src", a->dir);
+		snprintf(first, sizeof(first), "%s/src/%.*s", a->dir,
+		         ING_STR_FMT(a->sources[0].path));
+		snprintf(job, sizeof(job), "%" PRIu64, a->job);
+		snprintf(attempt, sizeof(attempt), "%" PRIu32, a->attempt);
+		size_t al = 0;
+		all[0] = '\0';
+		for (uint32_t s = 0; s < a->nsources && al < sizeof(all); s++)
+			al += (size_t)snprintf(all + al, sizeof(all) - al, "%s%s/src/%.*s",
+			                       s > 0 ? " " : "", a->dir,
+			                       ING_STR_FMT(a->sources[s].path));
+		PLACEHOLDER("{src}", src)
+		PLACEHOLDER("{sources}", all)
+		PLACEHOLDER("{source}", first)
+		PLACEHOLDER("{out}", out)
+		PLACEHOLDER("{prev}", prev)
+		PLACEHOLDER("{job}", job)
+		PLACEHOLDER("{attempt}", attempt)
+#undef PLACEHOLDER
+		if (rep != NULL) {
+			size_t rl = strlen(rep);
+			if (n + rl >= sizeof(buf))
+				return -1;
+			memcpy(buf + n, rep, rl);
+			n += rl;
+			i += (uint32_t)skip;
+		} else {
+			if (n + 1 >= sizeof(buf))
+				return -1;
+			buf[n++] = word.ptr[i++];
+		}
+	}
+	return append_arg(argv, argc, a->zone, buf, n);
+}
+
+static void on_stage_done(struct stage_run *r, const struct stage_result *res, void *data)
+{
+	struct node_attempt *a = data;
+	const struct rec_stage_def *def = &a->target.stages[a->stage];
+	struct ing_str *outs = NULL;
+	char out_dir[600], path[900], why[ING_MESSAGE_MAX] = "";
+	uint32_t nouts = 0;
+	(void)r;
+
+	a->run = NULL;
+	a->step = STEP_IDLE;
+	if (a->fenced || a->n->stopping) {
+		attempt_end(a);
+		return;
+	}
+	ING_LOG_INFO("stage finished job=%" PRIu64 " attempt=%" PRIu32 " stage=%u exit=%" PRId64
+	             " duration_ms=%" PRIu64 "%s",
+	             a->job, a->attempt, a->stage, res->exit_code, res->duration_ms,
+	             res->timed_out ? " timed_out=yes" : "");
+	if (res->cancelled) {
+		report_finish(a, "cancelled", "cancelled while running");
+		return;
+	}
+	stage_dir(a, a->stage, out_dir, sizeof(out_dir));
+	if (res->exit_code == 0 && def->noutputs > 0) {
+		outs = msgpack_zone_malloc(a->zone, def->noutputs * sizeof(*outs));
+		for (uint32_t i = 0; outs != NULL && i < def->noutputs; i++) {
+			snprintf(path, sizeof(path), "%s/%.*s", out_dir,
+			         ING_STR_FMT(def->outputs[i]));
+			int rv = read_output(path, a->zone, &outs[nouts]);
+			if (rv != 0) {
+				snprintf(why, sizeof(why),
+				         "stage '%.*s': declared output '%.*s' %s",
+				         ING_STR_FMT(def->name), ING_STR_FMT(def->outputs[i]),
+				         rv == ING_ETOOBIG ? "is larger than 4 MiB"
+				                           : "was not produced");
+				break;
+			}
+			nouts++;
+		}
+	}
+	if (res->exit_code != 0)
+		snprintf(why, sizeof(why), "stage '%.*s' %s %" PRId64, ING_STR_FMT(def->name),
+		         res->timed_out       ? "timed out; killed by signal"
+		         : res->exit_code < 0 ? "was killed by signal"
+		                              : "exited with status",
+		         res->exit_code < 0 ? -res->exit_code : res->exit_code);
+	if (why[0] != '\0')
+		a->failed = true;
+
+	msgpack_packer *pk = report_begin(a, "stage_finish", 5, false);
+	view_key(pk, "stage");
+	msgpack_pack_uint32(pk, a->stage);
+	view_key(pk, "exit_code");
+	msgpack_pack_int64(pk, res->exit_code == 0 && a->failed ? 1 : res->exit_code);
+	view_key(pk, "duration_ms");
+	msgpack_pack_uint64(pk, res->duration_ms);
+	view_key(pk, "log");
+	size_t loglen = res->log_len < ING_SOURCE_MAX_BYTES ? res->log_len : ING_SOURCE_MAX_BYTES;
+	mp_pack_bin(pk, res->log, loglen);
+	view_key(pk, "outputs");
+	msgpack_pack_array(pk, a->failed ? 0 : nouts);
+	for (uint32_t i = 0; !a->failed && i < nouts; i++) {
+		msgpack_pack_map(pk, 2);
+		view_key(pk, "path");
+		mp_pack_str(pk, def->outputs[i]);
+		view_key(pk, "data");
+		mp_pack_bin(pk, outs[i].ptr, outs[i].len);
+	}
+	if (a->failed)
+		snprintf(a->why, sizeof(a->why), "%s", why);
+	report_send(a);
+}
+
+static void run_stage(struct node_attempt *a)
+{
+	const struct rec_stage_def *def = &a->target.stages[a->stage];
+	char *argv[MAX_ARGS];
+	char *env[ING_MAX_ENV + 2];
+	unsigned argc = 0, envc = 0;
+	bool has_path = false;
+	char out_dir[600];
+	struct stage_spec spec;
+	struct ing_error e;
+
+	stage_dir(a, a->stage, out_dir, sizeof(out_dir));
+	if (mkdir_p(out_dir) != 0) {
+		a->failed = true;
+		report_finish(a, "failed", "cannot create the stage's output directory");
+		return;
+	}
+	for (uint32_t i = 0; i < def->nargv; i++) {
+		if (expand(a, def->argv[i], argv, &argc) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", "argv too long after expanding placeholders");
+			return;
+		}
+	}
+	argv[argc] = NULL;
+	for (uint32_t i = 0; i < def->nenv; i++) {
+		char kv[ING_NAME_MAX + ING_ARG_MAX + 2];
+		int k = snprintf(kv, sizeof(kv), "%.*s=%.*s", ING_STR_FMT(def->env[i].key),
+		                 ING_STR_FMT(def->env[i].value));
+		append_arg(env, &envc, a->zone, kv, (size_t)k);
+		if (ing_str_eq_c(def->env[i].key, "PATH"))
+			has_path = true;
+	}
+	if (!has_path)
+		append_arg(env, &envc, a->zone, "PATH=" STAGE_DEFAULT_PATH,
+		           strlen("PATH=" STAGE_DEFAULT_PATH));
+	env[envc] = NULL;
+
+	memset(&spec, 0, sizeof(spec));
+	spec.cwd = a->dir;
+	spec.argv = (const char *const *)argv;
+	spec.env = (const char *const *)env;
+	spec.timeout_ms = def->timeout_ms;
+	spec.log_cap_bytes = 1u << 20;
+	ING_LOG_INFO("stage starting job=%" PRIu64 " attempt=%" PRIu32
+	             " stage=%u name=%.*s argv0=%s",
+	             a->job, a->attempt, a->stage, ING_STR_FMT(def->name), argv[0]);
+	if (stage_start(a->n->loop, &spec, on_stage_done, a, &a->run, &e) != 0) {
+		a->failed = true;
+		report_finish(a, "failed", e.msg);
+		return;
+	}
+	a->step = STEP_RUNNING;
+}
+
+/* After a successful report: the next thing to do. */
+static void step_next(struct node_attempt *a)
+{
+	if (a->cancel) {
+		report_finish(a, "cancelled", "cancelled");
+		return;
+	}
+	if (ing_str_eq_c((struct ing_str){a->report_kind, (uint32_t)strlen(a->report_kind)},
+	                 "stage_start")) {
+		run_stage(a);
+		return;
+	}
+	/* stage_finish applied */
+	if (a->failed) {
+		report_finish(a, "failed", a->why[0] != '\0' ? a->why : "a stage failed");
+		return;
+	}
+	if (a->stage + 1 >= a->target.nstages) {
+		report_finish(a, "succeeded", "");
+		return;
+	}
+	a->stage++;
+	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
+	view_key(pk, "stage");
+	msgpack_pack_uint32(pk, a->stage);
+	report_send(a);
+}
+
+/* ---- attempts ----------------------------------------------------------- */
+
+static struct node_attempt *find(struct node *n, uint64_t job, uint32_t attempt)
+{
+	for (struct node_attempt *a = n->attempts; a != NULL; a = a->next)
+		if (a->job == job && a->attempt == attempt)
+			return a;
+	return NULL;
+}
+
+static void start_attempt(struct node *n, struct store_txn *t, const struct rec_job *j)
+{
+	struct node_attempt *a = calloc(1, sizeof(*a));
+	struct ing_str val;
+	char path[900];
+
+	if (a == NULL)
+		return;
+	a->n = n;
+	a->job = j->id;
+	a->attempt = j->attempt;
+	a->seen = true;
+	a->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+	mp_out_init(&a->report);
+	uv_timer_init(n->loop, &a->retry);
+	a->retry.data = a;
+	node_hold(n);
+	a->next = n->attempts;
+	n->attempts = a;
+	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, n->cfg.data_dir,
+	         a->job, a->attempt);
+
+	if (j->nstages > 0) {
+		/* Started before a restart of this node: that run is gone. */
+		msgpack_packer *pk = report_begin(a, "lost", 1, true);
+		view_key(pk, "message");
+		mp_pack_cstr(pk, "the node restarted while the attempt ran");
+		ING_LOG_WARN("attempt lost in a restart job=%" PRIu64 " attempt=%" PRIu32, a->job,
+		             a->attempt);
+		report_send(a);
+		return;
+	}
+	if (a->zone == NULL || store_get(t, STORE_TARGETS, j->target, &val) != 0 ||
+	    rec_target_decode(val, a->zone, &a->target, NULL) != 0 || a->target.nstages == 0) {
+		a->failed = true;
+		report_finish(a, "failed", "target of the job is missing on the worker");
+		return;
+	}
+	rm_rf(a->dir);
+	a->nsources = j->nsources;
+	a->sources = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->sources));
+	for (uint32_t i = 0; a->sources != NULL && i < j->nsources; i++) {
+		void *data;
+		size_t len;
+		char *p = msgpack_zone_malloc(a->zone, j->sources[i].path.len);
+		memcpy(p, j->sources[i].path.ptr, j->sources[i].path.len);
+		a->sources[i] = j->sources[i];
+		a->sources[i].path = (struct ing_str){p, j->sources[i].path.len};
+		snprintf(path, sizeof(path), "%s/src/%.*s", a->dir,
+		         ING_STR_FMT(j->sources[i].path));
+		if (store_artifact_read(t, j->sources[i].sha256, &data, &len) != 0 ||
+		    write_file(path, data, len) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", "cannot write the job's sources on the worker");
+			return;
+		}
+		free(data);
+	}
+	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32 " stages=%u dir=%s",
+	             a->job, a->attempt, a->target.nstages, a->dir);
+	a->stage = 0;
+	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
+	view_key(pk, "stage");
+	msgpack_pack_uint32(pk, 0);
+	report_send(a);
+}
+
+static void fence(struct node_attempt *a)
+{
+	a->fenced = true;
+	if (a->run != NULL)
+		stage_cancel(a->run);
+	else if (a->step == STEP_WAIT_RETRY || a->step == STEP_IDLE) {
+		uv_timer_stop(&a->retry);
+		a->step = STEP_IDLE;
+		attempt_end(a);
+	}
+}
+
+void node_worker_poll(struct node *n)
+{
+	struct store_txn *t;
+	struct store_iter *it;
+	struct ing_str k, v, val;
+	uint8_t prefix[8], jk[8];
+	msgpack_zone z;
+
+	if (n->stopping || n->self_client == NULL || store_read_begin(n->store, &t) != 0)
+		return;
+	msgpack_zone_init(&z, 4096);
+	for (struct node_attempt *a = n->attempts; a != NULL; a = a->next)
+		a->seen = false;
+	store_be64(prefix, n->cfg.id);
+	if (store_iter_open(t, STORE_ASSIGNMENTS, (struct ing_str){(const char *)prefix, 8}, &it) ==
+	    0) {
+		while (store_iter_next(it, &k, &v) == 0) {
+			if (k.len != 16 || store_get_be64(k.ptr) != n->cfg.id)
+				break;
+			uint64_t job = store_get_be64(k.ptr + 8);
+			struct rec_job j;
+			store_be64(jk, job);
+			if (store_get(t, STORE_JOBS, (struct ing_str){(const char *)jk, 8}, &val) !=
+			        0 ||
+			    rec_job_decode(val, &z, &j, NULL) != 0)
+				continue;
+			struct node_attempt *a = find(n, job, j.attempt);
+			if (a == NULL) {
+				start_attempt(n, t, &j);
+			} else {
+				a->seen = true;
+				if (j.cancel_requested && !a->cancel) {
+					a->cancel = true;
+					if (a->run != NULL)
+						stage_cancel(a->run);
+				}
+			}
+			msgpack_zone_clear(&z);
+		}
+		store_iter_close(it);
+	}
+	/* Attempts no longer assigned here were fenced (or just finished). */
+	for (struct node_attempt *a = n->attempts, *next; a != NULL; a = next) {
+		next = a->next;
+		if (!a->seen && !a->fenced && !a->finishing)
+			fence(a);
+	}
+	msgpack_zone_destroy(&z);
+	store_abort(t);
+}
+
+void node_worker_stop_all(struct node *n)
+{
+	for (struct node_attempt *a = n->attempts, *next; a != NULL; a = next) {
+		next = a->next;
+		a->fenced = true;
+		if (a->run != NULL) {
+			stage_abandon(a->run);
+			a->run = NULL;
+			a->step = STEP_IDLE;
+		}
+		uv_timer_stop(&a->retry);
+		if (a->step != STEP_REPORTING) {
+			a->step = STEP_IDLE;
+			attempt_end(a);
+		}
+	}
+}
