@@ -379,6 +379,9 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		snprintf(n->cfg.data_dir, sizeof(n->cfg.data_dir), "%s", absolute);
 	rv = store_open(n->cfg.data_dir, &so, &n->store, e);
 	if (rv == 0)
+		node_worker_reap(n);
+	n->worker_dirty = true; /* look at this node's assignments once at start */
+	if (rv == 0)
 		rv = sm_new(&n->sm);
 	if (rv != 0) {
 		store_close(n->store);

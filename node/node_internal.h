@@ -151,6 +151,9 @@ void node_liveness_leader(struct node *n);
  * cancelled ones. */
 void node_worker_poll(struct node *n);
 void node_worker_stop_all(struct node *n);
+/* At start: kills process groups left by a previous run of this node and
+ * removes their directories. */
+void node_worker_reap(struct node *n);
 
 /* watch.c */
 int node_watch_start(struct node *n, struct rpc_call *call, uint64_t job);

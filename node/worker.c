@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,6 +511,12 @@ static void run_stage(struct node_attempt *a)
 		return;
 	}
 	a->step = STEP_RUNNING;
+	/* Remember the process group: if this daemon dies, the next start
+	 * kills what is left of it (node_worker_reap). */
+	char pgid_path[600], pgid[24];
+	int k = snprintf(pgid, sizeof(pgid), "%d\n", stage_pid(a->run));
+	snprintf(pgid_path, sizeof(pgid_path), "%s/pgid", a->dir);
+	write_file(pgid_path, pgid, (size_t)k);
 }
 
 /* After a successful report: the next thing to do. */
@@ -696,4 +703,74 @@ void node_worker_stop_all(struct node *n)
 			attempt_end(a);
 		}
 	}
+}
+
+/* Kills the processes of group `pgid` whose working directory lies under
+ * `dir` (so a pid reused by an unrelated process is left alone). */
+static void kill_leftovers(int pgid, const char *dir)
+{
+	char path[64], stat[512], cwd[900];
+	struct dirent *d;
+	DIR *proc = opendir("/proc");
+	size_t dlen = strlen(dir);
+
+	if (proc == NULL)
+		return;
+	while ((d = readdir(proc)) != NULL) {
+		int pid = atoi(d->d_name);
+		if (pid <= 1)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		size_t got = fread(stat, 1, sizeof(stat) - 1, f);
+		fclose(f);
+		stat[got] = '\0';
+		/* pid (comm) state ppid pgrp ...: comm may hold spaces */
+		char *rp = strrchr(stat, ')');
+		int ppid, pgrp;
+		char state;
+		if (rp == NULL || sscanf(rp + 1, " %c %d %d", &state, &ppid, &pgrp) != 3 ||
+		    pgrp != pgid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+		ssize_t n = readlink(path, cwd, sizeof(cwd) - 1);
+		if (n <= 0)
+			continue;
+		cwd[n] = '\0';
+		if (strncmp(cwd, dir, dlen) == 0 && kill(pid, SIGKILL) == 0)
+			ING_LOG_WARN("killed a stage process left by a previous run pid=%d dir=%s",
+			             pid, dir);
+	}
+	closedir(proc);
+}
+
+void node_worker_reap(struct node *n)
+{
+	char work[600], path[900];
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(work, sizeof(work), "%s/work", n->cfg.data_dir);
+	dir = opendir(work);
+	if (dir == NULL)
+		return;
+	while ((d = readdir(dir)) != NULL) {
+		if (strncmp(d->d_name, "job-", 4) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/pgid", work, d->d_name);
+		FILE *f = fopen(path, "r");
+		int pgid = 0;
+		if (f != NULL) {
+			if (fscanf(f, "%d", &pgid) != 1)
+				pgid = 0;
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "%s/%s", work, d->d_name);
+		if (pgid > 1)
+			kill_leftovers(pgid, path);
+		rm_rf(path);
+	}
+	closedir(dir);
 }
