@@ -40,6 +40,8 @@ enum opt_id {
 	OPT_AFTER,
 	OPT_ALL,
 	OPT_REASON,
+	OPT_STAGE,
+	OPT_FOLLOW,
 	OPT_COUNT
 };
 
@@ -63,7 +65,7 @@ static const struct opt opts[OPT_COUNT] = {
     [OPT_TARGET] = {"target", 0, true, VERB_BIT(CLI_JOB_SUBMIT) | VERB_BIT(CLI_JOB_LIST)},
     [OPT_PRIORITY] = {"priority", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
     [OPT_MAX_ATTEMPTS] = {"max-attempts", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
-    [OPT_DEADLINE] = {"deadline", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
+    [OPT_DEADLINE] = {"deadline", 0, true, VERB_BIT(CLI_JOB_SUBMIT) | VERB_BIT(CLI_NODE_DRAIN)},
     [OPT_TENANT] = {"tenant", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
     [OPT_REQUEST_ID] = {"request-id", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
     [OPT_STATE] = {"state", 0, true, VERB_BIT(CLI_JOB_LIST)},
@@ -71,19 +73,22 @@ static const struct opt opts[OPT_COUNT] = {
     [OPT_AFTER] = {"after", 0, true, VERB_BIT(CLI_JOB_LIST)},
     [OPT_ALL] = {"all", 0, false, VERB_BIT(CLI_JOB_LIST)},
     [OPT_REASON] = {"reason", 0, true, VERB_BIT(CLI_JOB_CANCEL)},
+    [OPT_STAGE] = {"stage", 0, true, VERB_BIT(CLI_JOB_LOGS)},
+    [OPT_FOLLOW] = {"follow", 'f', false, VERB_BIT(CLI_JOB_LOGS)},
 };
 
 /* Verbs that only read: --stale applies to them. */
 #define READ_VERBS                                                                     \
 	(VERB_BIT(CLI_STATUS) | VERB_BIT(CLI_TARGET_LIST) | VERB_BIT(CLI_TARGET_GET) | \
 	 VERB_BIT(CLI_JOB_GET) | VERB_BIT(CLI_JOB_LIST) | VERB_BIT(CLI_JOB_EVENTS) |   \
-	 VERB_BIT(CLI_JOB_WATCH))
+	 VERB_BIT(CLI_JOB_WATCH) | VERB_BIT(CLI_JOB_LOGS) | VERB_BIT(CLI_JOB_FETCH) |  \
+	 VERB_BIT(CLI_NODE_LIST))
 
 struct verb_def {
 	const char *noun;
 	const char *verb; /* NULL: the noun alone */
 	enum cli_verb id;
-	const char *operand; /* NULL: none; "FILE...": one or more */
+	const char *operand; /* NULL: none; "FILE...": one or more; "ID DIR": two */
 };
 
 static const struct verb_def verbs[] = {
@@ -99,6 +104,11 @@ static const struct verb_def verbs[] = {
     {"job", "retry", CLI_JOB_RETRY, "ID"},
     {"job", "events", CLI_JOB_EVENTS, "ID"},
     {"job", "watch", CLI_JOB_WATCH, "ID"},
+    {"job", "logs", CLI_JOB_LOGS, "ID"},
+    {"job", "fetch", CLI_JOB_FETCH, "ID DIR"},
+    {"node", "list", CLI_NODE_LIST, NULL},
+    {"node", "drain", CLI_NODE_DRAIN, "ID"},
+    {"node", "undrain", CLI_NODE_UNDRAIN, "ID"},
 };
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
 
@@ -125,6 +135,15 @@ void cli_usage(FILE *out)
 	      "  job events ID                       a job's history\n"
 	      "  job watch ID                        follow a job; exit 0 when it succeeds,\n"
 	      "                                      1 when it fails or is cancelled\n"
+	      "  job logs ID [--stage N|NAME] [-f|--follow]\n"
+	      "                                      stage logs; --follow prints each as its\n"
+	      "                                      stage finishes, exit as job watch\n"
+	      "  job fetch ID DIR                    write the outputs of the finished stages\n"
+	      "                                      to DIR/<stage>-<path>, checked by SHA-256\n"
+	      "  node list                           nodes: slots, state, capabilities, labels\n"
+	      "  node drain ID [--deadline DURATION] place no new work on a node; its running\n"
+	      "                                      jobs have DURATION to finish\n"
+	      "  node undrain ID                     let a node take work again\n"
 	      "\n"
 	      "Global options (anywhere on the line):\n"
 	      "  --endpoints H:P,...  nodes to talk to (env INGOT_ENDPOINTS; "
@@ -300,6 +319,15 @@ static bool printable_ascii(const char *s)
 	return true;
 }
 
+static const char *subcommands(const char *noun)
+{
+	if (strcmp(noun, "target") == 0)
+		return "apply, list, get, delete";
+	if (strcmp(noun, "node") == 0)
+		return "list, drain, undrain";
+	return "submit, get, list, cancel, retry, events, watch, logs, fetch";
+}
+
 static const struct verb_def *find_verb(const char *noun, const char *verb, struct ing_error *e)
 {
 	bool noun_known = false;
@@ -311,18 +339,14 @@ static const struct verb_def *find_verb(const char *noun, const char *verb, stru
 			return &verbs[i];
 	}
 	if (!noun_known)
-		ing_error_set(e, ING_EINVAL, "unknown command '%s' (commands: status, target, job)",
-		              noun);
+		ing_error_set(e, ING_EINVAL,
+		              "unknown command '%s' (commands: status, target, job, node)", noun);
 	else if (verb == NULL)
 		ing_error_set(e, ING_EINVAL, "'%s' needs a subcommand (%s)", noun,
-		              strcmp(noun, "target") == 0
-		                  ? "apply, list, get, delete"
-		                  : "submit, get, list, cancel, retry, events, watch");
+		              subcommands(noun));
 	else
 		ing_error_set(e, ING_EINVAL, "unknown subcommand '%s %s' (%s)", noun, verb,
-		              strcmp(noun, "target") == 0
-		                  ? "apply, list, get, delete"
-		                  : "submit, get, list, cancel, retry, events, watch");
+		              subcommands(noun));
 	return NULL;
 }
 
@@ -450,6 +474,16 @@ static int apply_command_opt(struct cli_cmd *c, int id, const char *v, struct in
 		return parse_uint("--after", v, 0, UINT64_MAX, &c->after, e);
 	case OPT_ALL: c->all = true; return 0;
 	case OPT_REASON: c->reason = v; return 0;
+	case OPT_STAGE:
+		if (*v == '\0')
+			return ing_error_set(e, ING_EINVAL,
+			                     "--stage: expected a stage index or name");
+		c->has_stage = true;
+		if (*v >= '0' && *v <= '9')
+			return parse_uint("--stage", v, 0, UINT32_MAX, &c->stage_index, e);
+		c->stage_name = v;
+		return 0;
+	case OPT_FOLLOW: c->follow = true; return 0;
 	default: return 0;
 	}
 }
@@ -479,6 +513,15 @@ static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **w
 		c->nfiles = (unsigned)nwords;
 		return 0;
 	}
+	if (c->verb == CLI_JOB_FETCH) {
+		if (nwords != 2)
+			return ing_error_set(e, ING_EINVAL, "'%s' needs ID DIR, %s", full,
+			                     nwords < 2 ? "got no DIR" : "got more");
+		if (*words[1] == '\0')
+			return ing_error_set(e, ING_EINVAL, "'%s': empty DIR", full);
+		c->dir = words[1];
+		return parse_uint("job ID", words[0], 0, UINT64_MAX, &c->id, e);
+	}
 	if (nwords > 1)
 		return ing_error_set(e, ING_EINVAL, "'%s' takes one %s, got also '%s'", full,
 		                     vd->operand, words[1]);
@@ -490,6 +533,8 @@ static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **w
 			return ing_error_set(e, ING_EINVAL, "'%s': empty target name", full);
 		c->name = words[0];
 		return 0;
+	case CLI_NODE_DRAIN:
+	case CLI_NODE_UNDRAIN: return parse_uint("node ID", words[0], 0, UINT64_MAX, &c->id, e);
 	default: return parse_uint("job ID", words[0], 0, UINT64_MAX, &c->id, e);
 	}
 }
@@ -563,7 +608,7 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 			rv = ing_error_set(e, ING_EINVAL, "unknown option '%s'", arg);
 		if (rv != 0)
 			break;
-		if (seen[id] && id != OPT_STALE && id != OPT_ALL) {
+		if (seen[id] && id != OPT_STALE && id != OPT_ALL && id != OPT_FOLLOW) {
 			rv = ing_error_set(e, ING_EINVAL, "option --%s given twice", opts[id].name);
 			break;
 		}

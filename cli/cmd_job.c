@@ -259,6 +259,22 @@ out:
 
 /* ---- watch ------------------------------------------------------------- */
 
+int cli_job_end(struct cli_ctx *ctx, uint64_t id, const msgpack_object *job)
+{
+	const msgpack_object *st = cli_mp_get(job, "state");
+	if (st != NULL && st->type == MSGPACK_OBJECT_STR && st->via.str.size == 9 &&
+	    memcmp(st->via.str.ptr, "succeeded", 9) == 0)
+		return CLI_EXIT_OK;
+	const msgpack_object *err = cli_mp_get(job, "error");
+	fprintf(ctx->err, "ingotctl: job %llu %.*s%s%.*s\n", (unsigned long long)id,
+	        st != NULL && st->type == MSGPACK_OBJECT_STR ? (int)st->via.str.size : 5,
+	        st != NULL && st->type == MSGPACK_OBJECT_STR ? st->via.str.ptr : "ended",
+	        err != NULL && err->type == MSGPACK_OBJECT_STR && err->via.str.size > 0 ? ": " : "",
+	        err != NULL && err->type == MSGPACK_OBJECT_STR ? (int)err->via.str.size : 0,
+	        err != NULL && err->type == MSGPACK_OBJECT_STR ? err->via.str.ptr : "");
+	return CLI_EXIT_FAILED;
+}
+
 struct watch {
 	struct cli_ctx *ctx;
 	bool any;
@@ -301,25 +317,13 @@ static int job_watch(struct cli_ctx *ctx)
 	if (rv != 0)
 		return cli_fail(ctx, &e);
 	msgpack_zone_init(&z, 4096);
-	rv = cli_session_watch(ctx->session, cmd->id, cmd->timeout_ms, on_event, &w, &z, &job, &e);
+	rv = cli_session_watch(ctx->session, cmd->id, cmd->timeout_ms, on_event, NULL, &w, &z, &job,
+	                       &e);
 	if (rv != 0) {
 		code = cli_fail(ctx, &e);
 		goto out;
 	}
-	const msgpack_object *st = cli_mp_get(&job, "state");
-	if (st != NULL && st->type == MSGPACK_OBJECT_STR && st->via.str.size == 9 &&
-	    memcmp(st->via.str.ptr, "succeeded", 9) == 0) {
-		code = CLI_EXIT_OK;
-		goto out;
-	}
-	code = CLI_EXIT_FAILED;
-	const msgpack_object *err = cli_mp_get(&job, "error");
-	fprintf(ctx->err, "ingotctl: job %llu %.*s%s%.*s\n", (unsigned long long)cmd->id,
-	        st != NULL && st->type == MSGPACK_OBJECT_STR ? (int)st->via.str.size : 5,
-	        st != NULL && st->type == MSGPACK_OBJECT_STR ? st->via.str.ptr : "ended",
-	        err != NULL && err->type == MSGPACK_OBJECT_STR && err->via.str.size > 0 ? ": " : "",
-	        err != NULL && err->type == MSGPACK_OBJECT_STR ? (int)err->via.str.size : 0,
-	        err != NULL && err->type == MSGPACK_OBJECT_STR ? err->via.str.ptr : "");
+	code = cli_job_end(ctx, cmd->id, &job);
 out:
 	msgpack_zone_destroy(&z);
 	return code;

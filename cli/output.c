@@ -110,6 +110,11 @@ static json_t *json_bytes(const char *p, size_t n)
 	return j;
 }
 
+json_t *cli_json_text(const char *p, size_t n)
+{
+	return json_bytes(p, n);
+}
+
 /* Object key for a msgpack map key that is not a string. */
 static void key_text(const msgpack_object *k, char *buf, size_t cap)
 {
@@ -507,7 +512,7 @@ static void files_table(FILE *out, const msgpack_object *files, const char *titl
 void cli_print_job(FILE *out, const msgpack_object *job)
 {
 	char id[32], target[CELL_MAX], tenant[CELL_MAX], state[32], attempt[48], node[32], prio[16],
-	    created[32], updated[32], deadline[32], finished[32], err[CELL_MAX];
+	    created[32], updated[32], deadline[32], finished[32], err[CELL_MAX], waiting[CELL_MAX];
 	field_text(job, "id", id, sizeof(id));
 	field_text(job, "target", target, sizeof(target));
 	field_text(job, "tenant", tenant, sizeof(tenant));
@@ -520,6 +525,7 @@ void cli_print_job(FILE *out, const msgpack_object *job)
 	field_time(job, "deadline_at", deadline, sizeof(deadline));
 	field_time(job, "finished_at", finished, sizeof(finished));
 	field_text(job, "error", err, sizeof(err));
+	field_text(job, "waiting", waiting, sizeof(waiting));
 	const msgpack_object *cr = cli_mp_get(job, "cancel_requested");
 	if (cr != NULL && cr->type == MSGPACK_OBJECT_BOOLEAN && cr->via.boolean)
 		strncat(state, " (cancel requested)", sizeof(state) - strlen(state) - 1);
@@ -530,6 +536,8 @@ void cli_print_job(FILE *out, const msgpack_object *job)
 	table_row(&t, "target:", target);
 	table_row(&t, "tenant:", tenant);
 	table_row(&t, "state:", state);
+	if (waiting[0] != '\0' && strcmp(waiting, "-") != 0)
+		table_row(&t, "waiting:", waiting);
 	table_row(&t, "attempt:", attempt);
 	table_row(&t, "node:", node);
 	table_row(&t, "priority:", prio);
@@ -558,9 +566,15 @@ void cli_print_job(FILE *out, const msgpack_object *job)
 		    outputs[CELL_MAX] = "";
 		field_text(s, "index", idx, sizeof(idx));
 		field_text(s, "state", st, sizeof(st));
-		field_text(s, "exit_code", exit_code, sizeof(exit_code));
 		field_time(s, "started_at", started, sizeof(started));
-		field_duration(s, "duration_ms", dur, sizeof(dur));
+		if (strcmp(st, "running") == 0) {
+			/* no exit status yet, and the duration is not known */
+			snprintf(exit_code, sizeof(exit_code), "-");
+			snprintf(dur, sizeof(dur), "-");
+		} else {
+			field_text(s, "exit_code", exit_code, sizeof(exit_code));
+			field_duration(s, "duration_ms", dur, sizeof(dur));
+		}
 		field_text(s, "log_sha256", log, sizeof(log));
 		if (strlen(log) > 12)
 			log[12] = '\0'; /* a prefix identifies it for people */
@@ -697,7 +711,72 @@ void cli_print_event_line(FILE *out, const msgpack_object *ev)
 	field_text(ev, "attempt", attempt, sizeof(attempt));
 	field_text(ev, "node", node, sizeof(node));
 	field_text(ev, "stage", stage, sizeof(stage));
-	field_text(ev, "exit_code", exit_code, sizeof(exit_code));
+	/* Events carry an exit code, meaningful for stage_finished only. */
+	if (strcmp(kind, "stage_finished") == 0)
+		field_text(ev, "exit_code", exit_code, sizeof(exit_code));
+	else
+		snprintf(exit_code, sizeof(exit_code), "-");
 	field_text(ev, "message", msg, sizeof(msg));
 	fprintf(out, EVENT_FMT, time_s, kind, state, attempt, node, stage, exit_code, msg);
+}
+
+/* ---- nodes ------------------------------------------------------------- */
+
+static bool get_bool(const msgpack_object *m, const char *key)
+{
+	const msgpack_object *v = cli_mp_get(m, key);
+	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+}
+
+void cli_print_node_list(FILE *out, const msgpack_object *nodes)
+{
+	struct table t;
+	table_init(&t, 5);
+	table_row(&t, "ID", "SLOTS", "STATE", "CAPABILITIES", "LABELS");
+	for (uint32_t i = 0;
+	     nodes != NULL && nodes->type == MSGPACK_OBJECT_ARRAY && i < nodes->via.array.size;
+	     i++) {
+		const msgpack_object *nd = &nodes->via.array.ptr[i];
+		char id[32], used[16], total[16], slots[40], state[80], caps[CELL_MAX],
+		    labels[CELL_MAX];
+		field_text(nd, "id", id, sizeof(id));
+		field_text(nd, "used_slots", used, sizeof(used));
+		field_text(nd, "slots", total, sizeof(total));
+		snprintf(slots, sizeof(slots), "%s/%s", used, total);
+		bool down = get_bool(nd, "down"), draining = get_bool(nd, "draining");
+		uint64_t deadline;
+		if (draining && get_u64(nd, "drain_deadline", &deadline)) {
+			char when[32];
+			cli_format_time(deadline, when, sizeof(when));
+			snprintf(state, sizeof(state), "%sdraining until %s", down ? "down," : "",
+			         when);
+		} else {
+			snprintf(state, sizeof(state), "%s",
+			         down ? (draining ? "down,draining" : "down")
+			              : (draining ? "draining" : "up"));
+		}
+		field_text(nd, "capabilities", caps, sizeof(caps));
+		field_text(nd, "labels", labels, sizeof(labels));
+		table_row(&t, id, slots, state, caps, labels);
+	}
+	table_print(&t, out);
+}
+
+/* ---- stage logs -------------------------------------------------------- */
+
+void cli_format_stage_header(const msgpack_object *stage, char *buf, size_t cap)
+{
+	char idx[32], st[32], exit_code[32], dur[32];
+	field_text(stage, "index", idx, sizeof(idx));
+	field_text(stage, "state", st, sizeof(st));
+	if (strcmp(st, "running") == 0) {
+		snprintf(buf, cap, "== stage %s (running)\n", idx);
+		return;
+	}
+	field_text(stage, "exit_code", exit_code, sizeof(exit_code));
+	field_duration(stage, "duration_ms", dur, sizeof(dur));
+	const msgpack_object *log = cli_mp_get(stage, "log_sha256");
+	bool has_log = log != NULL && log->type == MSGPACK_OBJECT_STR;
+	snprintf(buf, cap, "== stage %s (exit %s, %s%s)\n", idx, exit_code, dur,
+	         has_log ? "" : "; no log");
 }

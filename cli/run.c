@@ -147,6 +147,11 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_TARGET_LIST:
 	case CLI_TARGET_GET:
 	case CLI_TARGET_DELETE: code = cli_cmd_target(&ctx); break;
+	case CLI_NODE_LIST:
+	case CLI_NODE_DRAIN:
+	case CLI_NODE_UNDRAIN: code = cli_cmd_node(&ctx); break;
+	case CLI_JOB_LOGS: code = cli_cmd_job_logs(&ctx); break;
+	case CLI_JOB_FETCH: code = cli_cmd_job_fetch(&ctx); break;
 	default: code = cli_cmd_job(&ctx); break;
 	}
 	cli_session_close(ctx.session);

@@ -22,6 +22,15 @@
  * in between: a node that replays the old events and fails again is not
  * progress.
  *
+ * The watch's `poll` hook runs between turns of the loop, outside every
+ * callback, so it may make blocking calls (job logs --follow fetches each
+ * finished stage's log there, over another session).  Ending a watch early
+ * is only possible by closing the client, which is what happens when poll
+ * fails.
+ *
+ * Replies up to CLI_REPLY_MAX_BYTES are accepted: artifact.get returns an
+ * artifact whole, and a node's frame limit is configurable.
+ *
  * Close: the client is closed (pending requests fail), the timer closed,
  * the loop run until empty and then closed; a loop that does not close is
  * a bug in the handles' accounting and is reported on stderr.
@@ -75,6 +84,7 @@ int cli_session_open(const struct cli_cmd *cmd, uint64_t call_timeout_ms, struct
 	memset(&o, 0, sizeof(o));
 	o.endpoints = eps;
 	o.nendpoints = cmd->nendpoints;
+	o.max_frame_bytes = CLI_REPLY_MAX_BYTES;
 	o.timeout_ms = call_timeout_ms > UINT32_MAX ? UINT32_MAX : (unsigned)call_timeout_ms;
 	/* A connect may not take longer than the whole call. */
 	o.connect_timeout_ms = cmd->timeout_ms < RPC_DEFAULT_CONNECT_TIMEOUT_MS
@@ -197,10 +207,40 @@ static void on_backoff(uv_timer_t *t)
 	*(bool *)t->data = true;
 }
 
-int cli_session_watch(struct cli_session *s, uint64_t id, uint64_t retry_window_ms,
-                      bool (*on_event)(void *data, const msgpack_object *event), void *data,
-                      msgpack_zone *z, msgpack_object *final, struct ing_error *e)
+/* Runs the loop until the watch's callback has run, with `poll` after
+ * every turn.  When poll fails, the client is closed (the only way to end
+ * a pending request), which completes the watch. */
+static int run_watch(struct cli_session *s, struct call *c,
+                     int (*poll)(void *data, struct ing_error *e), void *data, struct ing_error *e)
 {
+	while (!c->done) {
+		if (uv_run(&s->loop, UV_RUN_ONCE) == 0 && !c->done)
+			return ing_error_set(e, ING_EINTERNAL, "event loop ran dry during a watch");
+		if (poll == NULL)
+			continue;
+		int rv = poll(data, e);
+		if (rv == 0)
+			continue;
+		if (!c->done) {
+			struct ing_error ignored;
+			c->err = &ignored;
+			rpc_client_close(s->client, NULL, NULL);
+			s->client = NULL;
+			(void)run_until(s, &c->done, &ignored);
+			c->err = NULL;
+		}
+		return rv;
+	}
+	return 0;
+}
+
+int cli_session_watch(struct cli_session *s, uint64_t id, uint64_t retry_window_ms,
+                      bool (*on_event)(void *data, const msgpack_object *event),
+                      int (*poll)(void *data, struct ing_error *e), void *data, msgpack_zone *z,
+                      msgpack_object *final, struct ing_error *e)
+{
+	if (s->client == NULL)
+		return ing_error_set(e, ING_EUNAVAILABLE, "the session is closed");
 	struct mp_out args;
 	mp_out_init(&args);
 	msgpack_pack_map(&args.pk, 1);
@@ -222,10 +262,12 @@ int cli_session_watch(struct cli_session *s, uint64_t id, uint64_t retry_window_
 		c.on_event = on_event;
 		c.event_data = data;
 		rv = submit(s, &c, "job.watch", &args, RPC_NO_RETRY, NULL);
-		if (rv == 0)
-			rv = run_until(s, &c.done, e);
-		if (rv == 0)
+		if (rv == 0) {
+			rv = run_watch(s, &c, poll, data, e);
+			if (rv != 0)
+				break;
 			rv = c.status;
+		}
 		if (rv != ING_EUNAVAILABLE && rv != ING_ENOTLEADER)
 			break;
 		uv_update_time(&s->loop);

@@ -29,9 +29,10 @@
 #include "common/log.h"
 #include "node/node_internal.h"
 
-#define SCAN_MAX  4096
-#define BATCH_MAX 256
-#define LEASE_MS  60000
+#define SCAN_MAX          4096
+#define BATCH_MAX         256
+#define REASONS_WHEN_FULL 32
+#define LEASE_MS          60000
 
 struct cand {
 	uint64_t job;
@@ -263,10 +264,9 @@ static void place_level(struct round *r, struct cand *cands, unsigned ncands)
 		}
 		end[ntenants - 1] = i + 1;
 	}
-	while (progress && r->total_free > 0 && r->proposed < BATCH_MAX) {
+	while (progress && r->proposed < BATCH_MAX) {
 		progress = false;
-		for (unsigned t = 0; t < ntenants && r->total_free > 0 && r->proposed < BATCH_MAX;
-		     t++) {
+		for (unsigned t = 0; t < ntenants && r->proposed < BATCH_MAX; t++) {
 			if (next[t] == end[t])
 				continue;
 			place(r, cands[next[t]++].job);
@@ -297,8 +297,11 @@ void node_sched_maybe_run(struct node *n)
 		goto out;
 	}
 	rv = load_nodes(&r);
-	if (rv != 0 || r.total_free == 0)
+	if (rv != 0)
 		goto done;
+	/* With no free slot anywhere nothing can be placed, but the first
+	 * queued jobs still get their reason (cheaply: a few, not the queue). */
+	unsigned scan_max = r.total_free > 0 ? SCAN_MAX : REASONS_WHEN_FULL;
 	rv = store_iter_open(r.t, STORE_QUEUE, (struct ing_str){"", 0}, &it);
 	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
 		if (k.len < 10)
@@ -309,8 +312,10 @@ void node_sched_maybe_run(struct node *n)
 			ncands = 0;
 		}
 		level = prio;
-		if (r.total_free == 0 || r.proposed >= BATCH_MAX || scanned >= SCAN_MAX) {
-			n->sched_dirty = scanned >= SCAN_MAX || r.proposed >= BATCH_MAX;
+		if ((r.total_free == 0 && scanned > 0 && scan_max == SCAN_MAX) ||
+		    r.proposed >= BATCH_MAX || scanned >= scan_max) {
+			n->sched_dirty =
+			    r.total_free > 0 && (scanned >= scan_max || r.proposed >= BATCH_MAX);
 			break;
 		}
 		char *tenant = msgpack_zone_malloc(r.z, k.len - 10);
@@ -324,7 +329,7 @@ void node_sched_maybe_run(struct node *n)
 	}
 	if (rv == 0 || rv == ING_ENOTFOUND)
 		store_iter_close(it);
-	if (ncands > 0 && r.total_free > 0 && r.proposed < BATCH_MAX)
+	if (ncands > 0 && r.proposed < BATCH_MAX)
 		place_level(&r, cands, ncands);
 	if (r.proposed > 0)
 		ING_LOG_DEBUG("scheduling round proposed=%u scanned=%u", r.proposed, scanned);

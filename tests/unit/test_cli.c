@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/sha.h>
 
 #include "cli/cli.h"
 #include "rpc/server.h"
@@ -192,6 +193,48 @@ static void test_args_every_command(void **state)
 	assert_int_equal(parse(&c, &e, "job", "watch", "18446744073709551615", NULL), 0);
 	assert_int_equal(c.verb, CLI_JOB_WATCH);
 	assert_int_equal(c.id, UINT64_MAX);
+
+	/* job logs: --stage by index or by name, -f/--follow (repeatable). */
+	assert_int_equal(parse(&c, &e, "job", "logs", "4", NULL), 0);
+	assert_int_equal(c.verb, CLI_JOB_LOGS);
+	assert_int_equal(c.id, 4);
+	assert_false(c.has_stage);
+	assert_false(c.follow);
+	assert_int_equal(parse(&c, &e, "job", "logs", "--stage", "2", "4", "--follow", NULL), 0);
+	assert_true(c.has_stage);
+	assert_int_equal(c.stage_index, 2);
+	assert_null(c.stage_name);
+	assert_true(c.follow);
+	assert_int_equal(
+	    parse(&c, &e, "--stale", "job", "logs", "4", "--stage=compile", "-f", "--follow", NULL),
+	    0);
+	assert_true(c.has_stage);
+	assert_string_equal(c.stage_name, "compile");
+	assert_true(c.follow);
+	assert_true(c.stale);
+
+	/* job fetch ID DIR */
+	assert_int_equal(parse(&c, &e, "job", "fetch", "4", "out/dir", NULL), 0);
+	assert_int_equal(c.verb, CLI_JOB_FETCH);
+	assert_int_equal(c.id, 4);
+	assert_string_equal(c.dir, "out/dir");
+	assert_int_equal(parse(&c, &e, "job", "fetch", "--", "4", "-dir", NULL), 0);
+	assert_string_equal(c.dir, "-dir");
+
+	/* node list | drain ID [--deadline D] | undrain ID */
+	assert_int_equal(parse(&c, &e, "node", "list", "--stale", NULL), 0);
+	assert_int_equal(c.verb, CLI_NODE_LIST);
+	assert_true(c.stale);
+	assert_int_equal(parse(&c, &e, "node", "drain", "3", NULL), 0);
+	assert_int_equal(c.verb, CLI_NODE_DRAIN);
+	assert_int_equal(c.id, 3);
+	assert_false(c.has_deadline);
+	assert_int_equal(parse(&c, &e, "node", "drain", "--deadline", "1m30s", "3", NULL), 0);
+	assert_true(c.has_deadline);
+	assert_int_equal(c.deadline_ms, 90000);
+	assert_int_equal(parse(&c, &e, "node", "undrain", "3", NULL), 0);
+	assert_int_equal(c.verb, CLI_NODE_UNDRAIN);
+	assert_int_equal(c.id, 3);
 }
 
 struct bad_line {
@@ -236,6 +279,29 @@ static void test_args_usage_errors(void **state)
 	    {{"job", "list", "--limit", "1001"}, "out of range"},
 	    {{"job", "get", "1", "--all"}, "'job get' has no option --all"},
 	    {{"job", "cancel", "1", "--stale"}, "--stale applies to reads only"},
+	    {{"job", "logs"}, "'job logs' needs ID"},
+	    {{"job", "logs", "1", "--stage"}, "--stage needs a value"},
+	    {{"job", "logs", "1", "--stage", ""}, "--stage: expected a stage index or name"},
+	    {{"job", "logs", "1", "--stage", "1x"}, "--stage: expected a number"},
+	    {{"job", "logs", "1", "--stage", "1", "--stage", "2"}, "given twice"},
+	    {{"job", "logs", "1", "--follow=yes"}, "takes no value"},
+	    {{"job", "watch", "1", "--follow"}, "'job watch' has no option --follow"},
+	    {{"job", "get", "1", "--stage", "0"}, "'job get' has no option --stage"},
+	    {{"job", "fetch", "1"}, "needs ID DIR, got no DIR"},
+	    {{"job", "fetch", "1", "d", "e"}, "needs ID DIR, got more"},
+	    {{"job", "fetch", "x", "d"}, "job ID: expected a number"},
+	    {{"job", "fetch", "1", ""}, "empty DIR"},
+	    {{"node"}, "'node' needs a subcommand (list, drain, undrain)"},
+	    {{"node", "frob"}, "unknown subcommand 'node frob' (list, drain, undrain)"},
+	    {{"node", "list", "3"}, "takes no arguments"},
+	    {{"node", "drain"}, "'node drain' needs ID"},
+	    {{"node", "drain", "two"}, "node ID: expected a number"},
+	    {{"node", "drain", "1", "--deadline", "0s"}, "--deadline: must be more than 0"},
+	    {{"node", "drain", "1", "--deadline", "5"}, "needs a unit"},
+	    {{"node", "drain", "1", "--stale"}, "--stale applies to reads only"},
+	    {{"node", "undrain", "1", "--deadline", "5m"},
+	     "'node undrain' has no option --deadline"},
+	    {{"node", "list", "--deadline", "5m"}, "'node list' has no option --deadline"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *argv[10];
@@ -275,6 +341,11 @@ static void test_help_exit_0(void **state)
 	assert_int_equal(r.code, 0);
 	assert_contains(r.out, "usage: ingotctl");
 	assert_contains(r.out, "job watch ID");
+	assert_contains(r.out, "job logs ID [--stage N|NAME] [-f|--follow]");
+	assert_contains(r.out, "job fetch ID DIR");
+	assert_contains(r.out, "node list");
+	assert_contains(r.out, "node drain ID [--deadline DURATION]");
+	assert_contains(r.out, "node undrain ID");
 	assert_string_equal(r.err, "");
 	run_free(&r);
 }
@@ -869,6 +940,216 @@ static void test_table_events(void **state)
 	mp_out_free(&o);
 }
 
+static void pack_node(msgpack_packer *pk, uint64_t id, bool draining, uint64_t deadline, bool down)
+{
+	msgpack_pack_map(pk, 10);
+	mp_pack_cstr(pk, "id");
+	msgpack_pack_uint64(pk, id);
+	mp_pack_cstr(pk, "capabilities");
+	msgpack_pack_array(pk, id == 1 ? 2 : 0);
+	if (id == 1) {
+		mp_pack_cstr(pk, "cc");
+		mp_pack_cstr(pk, "avx2");
+	}
+	mp_pack_cstr(pk, "labels");
+	msgpack_pack_map(pk, id == 1 ? 2 : 0);
+	if (id == 1) {
+		mp_pack_cstr(pk, "arch");
+		mp_pack_cstr(pk, "x86_64");
+		mp_pack_cstr(pk, "rack");
+		mp_pack_cstr(pk, "r\x1b"
+		                 "1");
+	}
+	mp_pack_cstr(pk, "slots");
+	msgpack_pack_uint64(pk, 4);
+	mp_pack_cstr(pk, "used_slots");
+	msgpack_pack_uint64(pk, id == 1 ? 3 : 0);
+	mp_pack_cstr(pk, "draining");
+	if (draining)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	mp_pack_cstr(pk, "drain_deadline");
+	if (deadline != 0)
+		msgpack_pack_uint64(pk, deadline);
+	else
+		msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "down");
+	if (down)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	mp_pack_cstr(pk, "registered_at");
+	msgpack_pack_uint64(pk, T0);
+	mp_pack_cstr(pk, "updated_at");
+	msgpack_pack_uint64(pk, T0);
+}
+
+static void pack_nodes(msgpack_packer *pk)
+{
+	msgpack_pack_array(pk, 5);
+	pack_node(pk, 1, false, 0, false);
+	pack_node(pk, 2, true, 0, false);
+	pack_node(pk, 3, true, T0 + 300000, false);
+	pack_node(pk, 4, false, 0, true);
+	pack_node(pk, 15, true, 0, true);
+}
+
+static void test_table_nodes(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 1024);
+	pack_nodes(&o.pk);
+	msgpack_object nodes = unpack(&o, &z);
+	char *s = print_to_string(cli_print_node_list, &nodes);
+	assert_string_equal(s,
+	                    "ID  SLOTS  STATE                               CAPABILITIES  LABELS\n"
+	                    "1   3/4    up                                  cc,avx2       "
+	                    "arch=x86_64,rack=r?1\n"
+	                    "2   0/4    draining                            -             -\n"
+	                    "3   0/4    draining until 2026-11-22 14:08:07  -             -\n"
+	                    "4   0/4    down                                -             -\n"
+	                    "15  0/4    down,draining                       -             -\n");
+	free(s);
+	/* Not an array, or fields missing: a header and "-". */
+	msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+	s = print_to_string(cli_print_node_list, &nil);
+	assert_string_equal(s, "ID  SLOTS  STATE  CAPABILITIES  LABELS\n");
+	free(s);
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+}
+
+static void pack_stage(msgpack_packer *pk, uint64_t index, const char *state, int64_t exit_code,
+                       uint64_t duration_ms, const char *log_sha, const char *out_path,
+                       const char *out_sha, uint64_t out_size)
+{
+	msgpack_pack_map(pk, 7);
+	mp_pack_cstr(pk, "index");
+	msgpack_pack_uint64(pk, index);
+	mp_pack_cstr(pk, "state");
+	mp_pack_cstr(pk, state);
+	mp_pack_cstr(pk, "exit_code");
+	msgpack_pack_int64(pk, exit_code);
+	mp_pack_cstr(pk, "started_at");
+	msgpack_pack_uint64(pk, T0 + 100);
+	mp_pack_cstr(pk, "duration_ms");
+	msgpack_pack_uint64(pk, duration_ms);
+	mp_pack_cstr(pk, "log_sha256");
+	if (log_sha != NULL)
+		mp_pack_cstr(pk, log_sha);
+	else
+		msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "outputs");
+	msgpack_pack_array(pk, out_path != NULL ? 1 : 0);
+	if (out_path != NULL) {
+		msgpack_pack_map(pk, 3);
+		mp_pack_cstr(pk, "path");
+		mp_pack_cstr(pk, out_path);
+		mp_pack_cstr(pk, "sha256");
+		mp_pack_cstr(pk, out_sha);
+		mp_pack_cstr(pk, "size");
+		msgpack_pack_uint64(pk, out_size);
+	}
+}
+
+static void test_stage_header_and_job_waiting(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	char buf[128];
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 1024);
+	msgpack_pack_array(&o.pk, 4);
+	pack_stage(&o.pk, 0, "done", 0, 1234, "ab", NULL, NULL, 0);
+	pack_stage(&o.pk, 1, "done", -9, 125000, NULL, NULL, NULL, 0);
+	pack_stage(&o.pk, 2, "running", 0, 0, NULL, NULL, NULL, 0);
+	pack_stage(&o.pk, 3, "done", 2, 450, "cd", NULL, NULL, 0);
+	msgpack_object st = unpack(&o, &z);
+	cli_format_stage_header(&st.via.array.ptr[0], buf, sizeof(buf));
+	assert_string_equal(buf, "== stage 0 (exit 0, 1.2s)\n");
+	cli_format_stage_header(&st.via.array.ptr[1], buf, sizeof(buf));
+	assert_string_equal(buf, "== stage 1 (exit -9, 2m05s; no log)\n");
+	cli_format_stage_header(&st.via.array.ptr[2], buf, sizeof(buf));
+	assert_string_equal(buf, "== stage 2 (running)\n");
+	cli_format_stage_header(&st.via.array.ptr[3], buf, sizeof(buf));
+	assert_string_equal(buf, "== stage 3 (exit 2, 450ms)\n");
+	msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+	cli_format_stage_header(&nil, buf, sizeof(buf));
+	assert_string_equal(buf, "== stage - (exit -, -; no log)\n");
+
+	/* job get: the waiting reason under the state; a running stage has no
+	 * exit status or duration yet. */
+	mp_out_reset(&o);
+	msgpack_pack_map(&o.pk, 4);
+	mp_pack_cstr(&o.pk, "id");
+	msgpack_pack_uint64(&o.pk, 8);
+	mp_pack_cstr(&o.pk, "state");
+	mp_pack_cstr(&o.pk, "queued");
+	mp_pack_cstr(&o.pk, "waiting");
+	mp_pack_cstr(&o.pk, "all 2 nodes that can run target 'cc' are busy");
+	mp_pack_cstr(&o.pk, "stages");
+	msgpack_pack_array(&o.pk, 2);
+	pack_stage(&o.pk, 0, "done", 0, 80, NULL, "k.o", "ee", 3);
+	pack_stage(&o.pk, 1, "running", 0, 0, NULL, NULL, NULL, 0);
+	msgpack_object job = unpack(&o, &z);
+	char *s = print_to_string(cli_print_job, &job);
+	assert_string_equal(s, "id:        8\n"
+	                       "target:    -\n"
+	                       "tenant:    -\n"
+	                       "state:     queued\n"
+	                       "waiting:   all 2 nodes that can run target 'cc' are busy\n"
+	                       "attempt:   -\n"
+	                       "node:      -\n"
+	                       "priority:  -\n"
+	                       "created:   -\n"
+	                       "updated:   -\n"
+	                       "deadline:  -\n"
+	                       "finished:  -\n"
+	                       "\n"
+	                       "STAGE  STATE    EXIT  STARTED              DURATION  LOG  OUTPUTS\n"
+	                       "0      done     0     2026-11-22 14:03:07  80ms      -    k.o\n"
+	                       "1      running  -     2026-11-22 14:03:07  -         -    -\n");
+	free(s);
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+}
+
+static void test_output_dest(void **state)
+{
+	(void)state;
+	char buf[64];
+	struct ing_error e;
+	assert_int_equal(cli_output_dest("out", 0, "kernel.o", 8, buf, sizeof(buf), &e), 0);
+	assert_string_equal(buf, "out/0-kernel.o");
+	assert_int_equal(cli_output_dest("out//", 12, "a/b.txt", 7, buf, sizeof(buf), &e), 0);
+	assert_string_equal(buf, "out/12-a/b.txt");
+	assert_int_equal(cli_output_dest("/", 1, "x", 1, buf, sizeof(buf), &e), 0);
+	assert_string_equal(buf, "//1-x");
+	/* Only path_len bytes count. */
+	assert_int_equal(cli_output_dest("d", 1, "abc", 2, buf, sizeof(buf), &e), 0);
+	assert_string_equal(buf, "d/1-ab");
+	static const char *const bad[] = {"",     "/etc/passwd", "..",   "../x", "a/../b",
+	                                  "a/..", "./a",         "a//b", "a/",   "a\nb"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ing_error_clear(&e);
+		int rv = cli_output_dest("out", 0, bad[i], strlen(bad[i]), buf, sizeof(buf), &e);
+		if (rv != ING_EMALFORMED)
+			fail_msg("'%s': rv %d", bad[i], rv);
+		assert_contains(e.msg, "stage 0");
+	}
+	char longp[80];
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[sizeof(longp) - 1] = '\0';
+	assert_int_equal(cli_output_dest("out", 0, longp, strlen(longp), buf, sizeof(buf), &e),
+	                 ING_EINVAL);
+	assert_contains(e.msg, "too long");
+}
+
 /* ---- the network: a closed port ---------------------------------------- */
 
 static void test_closed_port_exit_3(void **state)
@@ -904,7 +1185,78 @@ struct fake {
 	const char *watch_final; /* state the watched job ends in */
 	int watch_unavailable;   /* answer this many watches "unavailable" */
 	bool hang;               /* never answer "status" (until abandoned) */
+	bool corrupt;            /* artifact.get answers other bytes */
 };
+
+/* Job 77 (logs, fetch): attempt 2; stage 0 done with a log and a binary
+ * output in a subdirectory, stage 1 done (exit 3) with a log without a final
+ * newline and an output, stage 2 running.  Job 79: only a running stage.
+ * Job 78: an output path with "..". */
+#define LOG0 "compiling\n"
+#define LOG1 "no newline"
+#define OUT0            \
+	"OBJ\0\x01\xff" \
+	"bytes"
+#define OUT1 "report\n"
+
+static void sha_hex(const char *p, size_t n, char hex[65])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)p, n, md);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+static void pack_logs_job(msgpack_packer *pk, uint64_t id, const char *state)
+{
+	char l0[65], l1[65], o0[65], o1[65];
+	sha_hex(LOG0, sizeof(LOG0) - 1, l0);
+	sha_hex(LOG1, sizeof(LOG1) - 1, l1);
+	sha_hex(OUT0, sizeof(OUT0) - 1, o0);
+	sha_hex(OUT1, sizeof(OUT1) - 1, o1);
+	msgpack_pack_map(pk, 6);
+	mp_pack_cstr(pk, "id");
+	msgpack_pack_uint64(pk, id);
+	mp_pack_cstr(pk, "target");
+	mp_pack_cstr(pk, "cc");
+	mp_pack_cstr(pk, "state");
+	mp_pack_cstr(pk, state);
+	mp_pack_cstr(pk, "attempt");
+	msgpack_pack_uint64(pk, 2);
+	mp_pack_cstr(pk, "waiting");
+	msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "stages");
+	if (id == 79) {
+		msgpack_pack_array(pk, 1);
+		pack_stage(pk, 0, "running", 0, 0, NULL, NULL, NULL, 0);
+		return;
+	}
+	if (id == 78) {
+		msgpack_pack_array(pk, 2);
+		pack_stage(pk, 0, "done", 0, 1, NULL, "k.o", o0, sizeof(OUT0) - 1);
+		pack_stage(pk, 1, "done", 0, 1, NULL, "../evil", o1, sizeof(OUT1) - 1);
+		return;
+	}
+	msgpack_pack_array(pk, 3);
+	pack_stage(pk, 0, "done", 0, 1234, l0, "obj/k.o", o0, sizeof(OUT0) - 1);
+	pack_stage(pk, 1, "done", 3, 80, l1, "r.txt", o1, sizeof(OUT1) - 1);
+	pack_stage(pk, 2, "running", 0, 0, NULL, NULL, NULL, 0);
+}
+
+static void pack_stage_event(msgpack_packer *pk, uint64_t seq, uint64_t attempt, uint64_t stage)
+{
+	msgpack_pack_map(pk, 5);
+	mp_pack_cstr(pk, "seq");
+	msgpack_pack_uint64(pk, seq);
+	mp_pack_cstr(pk, "kind");
+	mp_pack_cstr(pk, "stage_finished");
+	mp_pack_cstr(pk, "attempt");
+	msgpack_pack_uint64(pk, attempt);
+	mp_pack_cstr(pk, "stage");
+	msgpack_pack_uint64(pk, stage);
+	mp_pack_cstr(pk, "exit_code");
+	msgpack_pack_int64(pk, 0);
+}
 
 static void reply_when_abandoned(struct rpc_call *c, void *data)
 {
@@ -958,6 +1310,68 @@ static void fake_handler(void *data, struct rpc_call *c)
 		msgpack_pack_map(&o.pk, 1);
 		mp_pack_cstr(&o.pk, "id");
 		msgpack_pack_uint64(&o.pk, 42);
+	} else if (strcmp(f->op, "job.get") == 0 && id != NULL &&
+	           (id->via.u64 >= 77 && id->via.u64 <= 79)) {
+		pack_logs_job(&o.pk, id->via.u64, "running");
+	} else if (strcmp(f->op, "artifact.get") == 0) {
+		static const char *const blobs[] = {LOG0, LOG1, OUT0, OUT1};
+		static const size_t lens[] = {sizeof(LOG0) - 1, sizeof(LOG1) - 1, sizeof(OUT0) - 1,
+		                              sizeof(OUT1) - 1};
+		const msgpack_object *sha = cli_mp_get(args, "sha256");
+		size_t i;
+		for (i = 0; i < 4; i++) {
+			char hex[65];
+			sha_hex(blobs[i], lens[i], hex);
+			if (sha != NULL && sha->type == MSGPACK_OBJECT_STR &&
+			    sha->via.str.size == 64 && memcmp(sha->via.str.ptr, hex, 64) == 0)
+				break;
+		}
+		if (i == 4) {
+			mp_out_free(&o);
+			rpc_reply_error(c, ING_ENOTFOUND, "artifact does not exist");
+			return;
+		}
+		if (f->corrupt)
+			mp_pack_bin(&o.pk, "tampered", lens[i] < 8 ? lens[i] : 8);
+		else
+			mp_pack_bin(&o.pk, blobs[i], lens[i]);
+	} else if (strcmp(f->op, "target.get") == 0) {
+		msgpack_pack_map(&o.pk, 2);
+		mp_pack_cstr(&o.pk, "name");
+		mp_pack_cstr(&o.pk, "cc");
+		mp_pack_cstr(&o.pk, "stages");
+		msgpack_pack_array(&o.pk, 3);
+		static const char *const names[] = {"compile", "report", "listing"};
+		for (int i = 0; i < 3; i++) {
+			msgpack_pack_map(&o.pk, 1);
+			mp_pack_cstr(&o.pk, "name");
+			mp_pack_cstr(&o.pk, names[i]);
+		}
+	} else if (strcmp(f->op, "node.list") == 0) {
+		pack_nodes(&o.pk);
+	} else if (strcmp(f->op, "node.drain") == 0 || strcmp(f->op, "node.undrain") == 0) {
+		if (id != NULL && id->via.u64 == 99) {
+			mp_out_free(&o);
+			rpc_reply_error(c, ING_ENOTFOUND, "node 99 is not registered");
+			return;
+		}
+		msgpack_pack_map(&o.pk, 0);
+	} else if (strcmp(f->op, "job.watch") == 0 && id != NULL && id->via.u64 == 77) {
+		/* an earlier attempt's stage, then the current attempt's two */
+		struct mp_out ev;
+		mp_out_init(&ev);
+		pack_event(&ev.pk, 1, "submitted", "queued");
+		assert_int_equal(rpc_push(c, ev.data, ev.len), 0);
+		for (uint64_t i = 0; i < 3; i++) {
+			mp_out_reset(&ev);
+			pack_stage_event(&ev.pk, 2 + i, i == 0 ? 1 : 2, i == 0 ? 0 : i - 1);
+			assert_int_equal(rpc_push(c, ev.data, ev.len), 0);
+		}
+		mp_out_reset(&ev);
+		pack_event(&ev.pk, 5, f->watch_final, f->watch_final);
+		assert_int_equal(rpc_push(c, ev.data, ev.len), 0);
+		mp_out_free(&ev);
+		pack_logs_job(&o.pk, 77, f->watch_final);
 	} else if (strcmp(f->op, "job.get") == 0) {
 		if (id != NULL && id->via.u64 == 404) {
 			mp_out_free(&o);
@@ -1230,6 +1644,206 @@ static void test_fake_watch(void **state)
 	run_free(&r);
 }
 
+static void test_fake_nodes(void **state)
+{
+	struct fake *f = *state;
+	msgpack_zone z;
+	msgpack_zone_init(&z, 1024);
+	struct run r = run_words("--endpoints", f->port, "node", "list", "--stale", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(f->op, "node.list");
+	assert_contains(r.out, "ID  SLOTS  STATE");
+	assert_contains(r.out, "\n3   0/4    draining until 2026-11-22 14:08:07  ");
+	msgpack_object a = fake_args(f, &z);
+	assert_non_null(cli_mp_get(&a, "stale"));
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "-o", "json", "node", "list", NULL);
+	assert_int_equal(r.code, 0);
+	json_error_t je;
+	json_t *doc = json_loads(r.out, 0, &je);
+	assert_true(json_is_array(doc));
+	assert_int_equal(json_array_size(doc), 5);
+	assert_true(json_is_null(json_object_get(json_array_get(doc, 0), "drain_deadline")));
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(doc, 2), "drain_deadline")),
+	    T0 + 300000);
+	json_decref(doc);
+	run_free(&r);
+
+	/* drain: a write with the relative deadline; undrain. */
+	r = run_words("--endpoints", f->port, "node", "drain", "3", "--deadline", "5m", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.out, "node 3 draining (deadline in 5m)\n");
+	assert_string_equal(f->op, "node.drain");
+	assert_int_equal(strncmp(f->request_id, "c-", 2), 0);
+	a = fake_args(f, &z);
+	assert_int_equal(a.via.map.size, 2);
+	assert_int_equal(cli_mp_get(&a, "id")->via.u64, 3);
+	assert_int_equal(cli_mp_get(&a, "deadline_ms")->via.u64, 300000);
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "node", "drain", "3", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.out, "node 3 draining\n");
+	a = fake_args(f, &z);
+	assert_int_equal(a.via.map.size, 1);
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "-o", "json", "node", "undrain", "3", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.out, "{}\n");
+	assert_string_equal(f->op, "node.undrain");
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "node", "undrain", "99", NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	assert_string_equal(r.err, "ingotctl: not_found: node 99 is not registered\n");
+	run_free(&r);
+	msgpack_zone_destroy(&z);
+}
+
+static void test_fake_logs(void **state)
+{
+	struct fake *f = *state;
+	struct run r = run_words("--endpoints", f->port, "job", "logs", "77", NULL);
+	if (r.code != 0)
+		fail_msg("exit %d: %s", r.code, r.err);
+	assert_string_equal(r.out, "== stage 0 (exit 0, 1.2s)\n" LOG0
+	                           "== stage 1 (exit 3, 80ms)\n" LOG1 "\n== stage 2 (running)\n");
+	assert_string_equal(r.err, "");
+	run_free(&r);
+
+	/* One stage, by index or by name (target.get of the job's target). */
+	r = run_words("--endpoints", f->port, "--stale", "job", "logs", "77", "--stage", "1", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.out, "== stage 1 (exit 3, 80ms)\n" LOG1 "\n");
+	msgpack_zone z;
+	msgpack_zone_init(&z, 1024);
+	msgpack_object a = fake_args(f, &z); /* artifact.get, stale too */
+	assert_string_equal(f->op, "artifact.get");
+	assert_non_null(cli_mp_get(&a, "stale"));
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "job", "logs", "77", "--stage", "compile", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.out, "== stage 0 (exit 0, 1.2s)\n" LOG0);
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "job", "logs", "77", "--stage", "link", NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	assert_string_equal(r.err, "ingotctl: not_found: target 'cc' has no stage 'link' (stages: "
+	                           "compile, report, listing)\n");
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "job", "logs", "77", "--stage", "5", NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	assert_contains(r.err, "ingotctl: not_found: job 77 has no result for stage 5 (running)");
+	run_free(&r);
+
+	/* JSON: one line per stage, the log as text. */
+	r = run_words("--endpoints", f->port, "-o", "json", "job", "logs", "77", "--stage", "1",
+	              NULL);
+	assert_int_equal(r.code, 0);
+	json_error_t je;
+	json_t *doc = json_loads(r.out, 0, &je);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "log")), LOG1);
+	assert_int_equal(json_integer_value(json_object_get(doc, "exit_code")), 3);
+	json_decref(doc);
+	run_free(&r);
+
+	/* A log whose bytes do not match its hash: corrupt, exit 1, no log. */
+	f->corrupt = true;
+	r = run_words("--endpoints", f->port, "job", "logs", "77", "--stage", "0", NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	assert_string_equal(r.out, "");
+	assert_contains(r.err, "ingotctl: corrupt: artifact ");
+	run_free(&r);
+	f->corrupt = false;
+
+	/* --follow: each log as its stage_finished arrives; the earlier
+	 * attempt's stage gets a note; exit as job watch. */
+	r = run_words("--endpoints", f->port, "job", "logs", "77", "-f", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.out, "== stage 0 (exit 0, 1.2s)\n" LOG0
+	                           "== stage 1 (exit 3, 80ms)\n" LOG1 "\n");
+	assert_string_equal(r.err, "ingotctl: stage 0 of attempt 1 finished; its log is not shown: "
+	                           "the job is on attempt 2\n");
+	run_free(&r);
+	f->watch_final = "failed";
+	r = run_words("--endpoints", f->port, "job", "logs", "77", "--follow", "--stage", "report",
+	              NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	assert_string_equal(r.out, "== stage 1 (exit 3, 80ms)\n" LOG1 "\n");
+	assert_string_equal(r.err, "ingotctl: job 77 failed\n");
+	run_free(&r);
+	msgpack_zone_destroy(&z);
+}
+
+static void test_fake_fetch(void **state)
+{
+	struct fake *f = *state;
+	char dir[256], out[300], path[400];
+	tu_tmpdir(dir, sizeof(dir));
+	snprintf(out, sizeof(out), "%s/new/out", dir);
+	struct run r = run_words("--endpoints", f->port, "job", "fetch", "77", out, NULL);
+	if (r.code != 0)
+		fail_msg("exit %d: %s", r.code, r.err);
+	char expect[1024];
+	snprintf(expect, sizeof(expect), "%s/0-obj/k.o  %zu bytes\n%s/1-r.txt  %zu bytes\n", out,
+	         sizeof(OUT0) - 1, out, sizeof(OUT1) - 1);
+	assert_string_equal(r.out, expect);
+	run_free(&r);
+	char *data;
+	size_t len;
+	struct ing_error e;
+	snprintf(path, sizeof(path), "%s/0-obj/k.o", out);
+	assert_int_equal(cli_read_file(path, 1024, &data, &len, &e), 0);
+	assert_int_equal(len, sizeof(OUT0) - 1);
+	assert_memory_equal(data, OUT0, len);
+	free(data);
+	snprintf(path, sizeof(path), "%s/1-r.txt", out);
+	assert_int_equal(cli_read_file(path, 1024, &data, &len, &e), 0);
+	assert_string_equal(data, OUT1);
+	free(data);
+
+	/* Again, JSON: files replaced; one document listing them. */
+	r = run_words("--endpoints", f->port, "-o", "json", "job", "fetch", "77", out, NULL);
+	assert_int_equal(r.code, 0);
+	json_error_t je;
+	json_t *doc = json_loads(r.out, 0, &je);
+	assert_int_equal(json_array_size(doc), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 0), "path")),
+	                    "obj/k.o");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(doc, 1), "stage")), 1);
+	json_decref(doc);
+	run_free(&r);
+
+	/* Tampered bytes: corrupt, exit 1, nothing written under that name. */
+	snprintf(out, sizeof(out), "%s/bad", dir);
+	f->corrupt = true;
+	r = run_words("--endpoints", f->port, "job", "fetch", "77", out, NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	assert_contains(r.err, "ingotctl: corrupt: ");
+	snprintf(path, sizeof(path), "%s/0-obj/k.o", out);
+	assert_int_equal(access(path, F_OK), -1);
+	run_free(&r);
+	f->corrupt = false;
+
+	/* No outputs: not_found, exit 1. */
+	r = run_words("--endpoints", f->port, "job", "fetch", "79", out, NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	assert_string_equal(r.out, "");
+	assert_string_equal(r.err, "ingotctl: not_found: job 79 has no outputs (running; 0 "
+	                           "finished stages)\n");
+	run_free(&r);
+	/* An output path with "..": refused before anything is fetched. */
+	snprintf(out, sizeof(out), "%s/evil", dir);
+	f->calls = 0;
+	r = run_words("--endpoints", f->port, "job", "fetch", "78", out, NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	assert_string_equal(r.err, "ingotctl: malformed: stage 1: output path '../evil' has an "
+	                           "empty, '.' or '..' component; refused\n");
+	assert_int_equal(f->calls, 1);
+	assert_int_equal(access(out, F_OK), -1);
+	run_free(&r);
+	tu_rmrf(dir);
+}
+
 static void test_fake_timeout_exit_3(void **state)
 {
 	struct fake *f = *state;
@@ -1263,10 +1877,16 @@ int main(void)
 	    cmocka_unit_test(test_table_job),
 	    cmocka_unit_test(test_table_status),
 	    cmocka_unit_test(test_table_events),
+	    cmocka_unit_test(test_table_nodes),
+	    cmocka_unit_test(test_stage_header_and_job_waiting),
+	    cmocka_unit_test(test_output_dest),
 	    cmocka_unit_test(test_closed_port_exit_3),
 	    cmocka_unit_test_setup_teardown(test_fake_submit, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_get_list_errors, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_watch, fake_setup, fake_teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_nodes, fake_setup, fake_teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_logs, fake_setup, fake_teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_fetch, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_timeout_exit_3, fake_setup, fake_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
