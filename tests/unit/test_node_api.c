@@ -227,6 +227,10 @@ static int setup(void **state)
 	snprintf(cfg.peers[0].raft_address, NODE_ADDRESS_MAX, "%s", cfg.raft_address);
 	snprintf(cfg.peers[0].api_address, NODE_ADDRESS_MAX, "%s", api);
 	cfg.store_sync = STORE_SYNC_NOMETA;
+	/* The API alone: this node runs no work, so jobs stay where the
+	 * requests put them. */
+	cfg.slots = 0;
+	cfg.probe = false;
 	assert_int_equal(node_config_check(&cfg, "test", &e), 0);
 	if (node_start(&env->loop, &cfg, on_stopped, env, &env->node, &e) != 0)
 		fail_msg("node_start: %s", e.msg);
