@@ -83,6 +83,11 @@ struct node {
 	/* worker.c */
 	struct node_attempt *attempts;
 	bool worker_dirty; /* applied entries since the worker last looked */
+	struct {
+		uint64_t job;
+		uint32_t attempt;
+	} ended[64]; /* attempts that ended here lately (ring) */
+	unsigned nended;
 	bool stopping;
 	int failed;
 	unsigned open_handles;

@@ -176,6 +176,41 @@ static bool fits(const struct rec_node *nd, const struct rec_target *t)
 	return true;
 }
 
+/* Why no node fits target t: the first capability or label no live,
+ * non-draining node offers, or that no single node offers them all. */
+static void explain(struct round *r, const struct rec_target *t, char *out, size_t cap)
+{
+	for (uint32_t c = 0; c < t->ncaps; c++) {
+		bool anywhere = false;
+		for (unsigned i = 0; i < r->nnodes && !anywhere; i++)
+			anywhere = !r->nodes[i].down && !r->nodes[i].draining &&
+			           has_cap(&r->nodes[i], t->caps[c]);
+		if (!anywhere) {
+			snprintf(out, cap,
+			         "no live, non-draining node has capability '%.*s' (target '%.*s')",
+			         ING_STR_FMT(t->caps[c]), ING_STR_FMT(t->name));
+			return;
+		}
+	}
+	for (uint32_t l = 0; l < t->nlabels; l++) {
+		bool anywhere = false;
+		for (unsigned i = 0; i < r->nnodes && !anywhere; i++)
+			anywhere = !r->nodes[i].down && !r->nodes[i].draining &&
+			           has_label(&r->nodes[i], &t->labels[l]);
+		if (!anywhere) {
+			snprintf(out, cap,
+			         "no live, non-draining node has label %.*s=%.*s (target '%.*s')",
+			         ING_STR_FMT(t->labels[l].key), ING_STR_FMT(t->labels[l].value),
+			         ING_STR_FMT(t->name));
+			return;
+		}
+	}
+	snprintf(out, cap,
+	         "no single live, non-draining node has all the capabilities and labels of "
+	         "target '%.*s'",
+	         ING_STR_FMT(t->name));
+}
+
 static void on_assigned(struct node *n, int status, const struct node_result *res, void *data)
 {
 	(void)data;
@@ -214,10 +249,7 @@ static bool place(struct round *r, uint64_t id)
 	}
 	if (best < 0) {
 		if (matching == 0)
-			snprintf(reason, sizeof(reason),
-			         "no live, non-draining node has the capabilities and labels of "
-			         "target '%.*s'",
-			         ING_STR_FMT(j.target));
+			explain(r, t, reason, sizeof(reason));
 		else
 			snprintf(reason, sizeof(reason),
 			         "all %u nodes that can run target '%.*s' are busy", matching,

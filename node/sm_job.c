@@ -163,7 +163,10 @@ static int end_job(struct sm_ctx *x, struct rec_job *j, uint8_t state, struct in
 	j->state = state;
 	j->finished_at_ms = x->c->time_ms;
 	j->updated_at_ms = x->c->time_ms;
-	j->error = state == REC_JOB_SUCCEEDED ? no_message : message;
+	if (state == REC_JOB_SUCCEEDED)
+		j->error = no_message;
+	else if (!(state == REC_JOB_CANCELLED && j->cancel_requested && j->error.len > 0))
+		j->error = message; /* a cancel keeps the reason given when it was requested */
 	rv = event_add(x, j, kinds[state], -1, 0, message);
 	if (rv != 0)
 		return rv;
@@ -527,6 +530,7 @@ int sm_job_cancel(struct sm_ctx *x)
 		/* The worker stops the attempt and confirms with finish(cancelled);
 		 * if its node is declared down first, losing the attempt ends it. */
 		j.cancel_requested = true;
+		j.error = c->u.job_cancel.reason; /* shown once the worker confirms */
 		j.updated_at_ms = c->time_ms;
 		rv = event_add(x, &j, REC_EV_CANCEL_REQUESTED, -1, 0, c->u.job_cancel.reason);
 		if (rv == 0)

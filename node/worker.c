@@ -197,11 +197,32 @@ static void retry_closed(uv_handle_t *h)
 	node_release(n);
 }
 
+/* Attempts that ended here recently: their assignment may still be in the
+ * local store for a moment (this node applies the final report after the
+ * leader does), and must not look like an attempt interrupted by a restart. */
+static void remember_ended(struct node *n, uint64_t job, uint32_t attempt)
+{
+	unsigned cap = sizeof(n->ended) / sizeof(n->ended[0]);
+	n->ended[n->nended % cap].job = job;
+	n->ended[n->nended % cap].attempt = attempt;
+	n->nended++;
+}
+
+static bool ended_recently(struct node *n, uint64_t job, uint32_t attempt)
+{
+	unsigned cap = sizeof(n->ended) / sizeof(n->ended[0]);
+	for (unsigned i = 0; i < cap && i < n->nended; i++)
+		if (n->ended[i].job == job && n->ended[i].attempt == attempt)
+			return true;
+	return false;
+}
+
 /* Ends an attempt once nothing of it is in flight. */
 static void attempt_end(struct node_attempt *a)
 {
 	if (a->step == STEP_RUNNING || a->step == STEP_REPORTING)
 		return;
+	remember_ended(a->n, a->job, a->attempt);
 	attempt_unlink(a);
 	if (!(a->failed && a->n->cfg.keep_failed_workdirs))
 		rm_rf(a->dir);
@@ -663,6 +684,10 @@ void node_worker_poll(struct node *n)
 			    rec_job_decode(val, &z, &j, NULL) != 0)
 				continue;
 			struct node_attempt *a = find(n, job, j.attempt);
+			if (a == NULL && ended_recently(n, job, j.attempt)) {
+				msgpack_zone_clear(&z);
+				continue;
+			}
 			if (a == NULL) {
 				start_attempt(n, t, &j);
 			} else {
