@@ -192,7 +192,8 @@ int sm_job_lose_attempt(struct sm_ctx *x, struct rec_job *j, const char *why)
 		rv = discard_stages(x, j);
 	if (rv != 0)
 		return rv;
-	j->node_id = 0;
+	/* The node stays on the job's record (and so on the event) for a final
+	 * outcome; a requeued job has none until it is assigned again. */
 	j->lease_until_ms = 0;
 	j->stage_count = 0;
 	if (j->cancel_requested) {
@@ -210,6 +211,7 @@ int sm_job_lose_attempt(struct sm_ctx *x, struct rec_job *j, const char *why)
 	rv = enqueue(x, j);
 	if (rv == 0)
 		rv = event_add(x, j, REC_EV_REQUEUED, -1, 0, ing_str_c(why));
+	j->node_id = 0;
 	if (rv == 0)
 		rv = sm_job_save(x, j);
 	return rv;

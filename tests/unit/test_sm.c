@@ -346,6 +346,20 @@ static void test_attempt_fencing(void **state)
 	assert_int_equal(j.state, REC_JOB_QUEUED);
 	assert_int_equal(j.node_id, 0);
 	assert_int_equal(j.nstages, 0);
+	/* the requeued event names the node the attempt was lost on */
+	struct store_txn *txn;
+	struct ing_str val;
+	struct rec_event ev;
+	uint8_t ek[12];
+	store_be64(ek, id);
+	store_be32(ek + 8, j.nevents - 1);
+	assert_int_equal(store_read_begin(t->store, &txn), 0);
+	assert_int_equal(store_get(txn, STORE_EVENTS, (struct ing_str){(const char *)ek, 12}, &val),
+	                 0);
+	assert_int_equal(rec_event_decode(val, t->zone, &ev, NULL), 0);
+	store_abort(txn);
+	assert_int_equal(ev.kind, REC_EV_REQUEUED);
+	assert_int_equal(ev.node_id, 1);
 
 	/* node 1 thought dead reports for attempt 1 while queued */
 	c = stage_finish(t, id, 1, 0, 0);
