@@ -83,14 +83,18 @@ static void node_free_result(void *data, void *result)
 	free(result);
 }
 
+/* On the loop: the copy that follows must hold every applied entry. */
+static int node_snapshot_prepare(void *data)
+{
+	struct node *n = data;
+	return store_batch_pending(n->store) > 0 ? node_flush(n) : 0;
+}
+
+/* On a libuv pool thread (raft/consensus.h): touches only the LMDB env. */
 static int node_snapshot(void *data, void **buf, size_t *len)
 {
 	struct node *n = data;
-	uint64_t index;
-	int rv = store_snapshot_export_buf(n->store, buf, len, &index);
-	if (rv == 0)
-		ING_LOG_INFO("snapshot exported index=%" PRIu64 " bytes=%zu", index, *len);
-	return rv;
+	return store_snapshot_copy_buf(n->store, buf, len);
 }
 
 static int node_restore(void *data, const void *buf, size_t len)
@@ -349,6 +353,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	    .apply = node_apply,
 	    .free_result = node_free_result,
 	    .snapshot = node_snapshot,
+	    .snapshot_prepare = node_snapshot_prepare,
 	    .restore = node_restore,
 	    .role_changed = node_role_changed,
 	    .fatal = node_cons_fatal,

@@ -88,9 +88,19 @@ struct cons_callbacks {
 	/* Releases a result nobody waits for; NULL: free(). */
 	void (*free_result)(void *data, void *result);
 	/* Writes the whole state into a malloc'd buffer (owned by the callee's
-	 * caller: raft/ frees it with free()).  Synchronous, on the loop.  A
-	 * failure is logged and retried at a later apply, not fatal. */
+	 * caller: raft/ frees it with free()).  A failure is logged and
+	 * retried at a later apply, not fatal.  With the libuv backend it runs
+	 * on a thread of libuv's pool (libraft's async snapshot), after
+	 * snapshot_prepare ran on the loop, while the loop goes on applying:
+	 * it must touch nothing but what is safe across threads, and the state
+	 * it writes may be newer than the snapshot's index (restore then holds
+	 * entries that apply skips by index).  Without async support (the
+	 * test fixture) it runs on the loop right after snapshot_prepare. */
 	int (*snapshot)(void *data, void **buf, size_t *len);
+	/* On the loop, just before `snapshot`: make every applied entry part
+	 * of what `snapshot` will copy (e.g. commit a pending batch).  May be
+	 * NULL.  Non-zero skips this snapshot (retried later). */
+	int (*snapshot_prepare)(void *data);
 	/* Replaces the state with a snapshot's (buf borrowed).  Non-zero is
 	 * fatal.  May run inside cons_start (the directory's last snapshot). */
 	int (*restore)(void *data, const void *buf, size_t len);

@@ -9,9 +9,13 @@
  * cb.free_result (entries proposed by other nodes, or by a proposer libraft
  * already failed).
  *
- * Snapshots are version 2: synchronous, on the loop.  snapshot() asks
- * cb.snapshot for one malloc'd buffer and lends it to libraft;
- * snapshot_finalize() frees it once libraft has written it (or failed to).
+ * Snapshots: with the libuv backend the fsm is version 3: snapshot() runs
+ * cb.snapshot_prepare on the loop (the node commits its apply batch), then
+ * libraft runs snapshot_async() on a pool thread, which asks cb.snapshot
+ * for one malloc'd buffer and lends it to libraft, so the loop never waits
+ * for the copy.  Under raft_fixture (no async work) it is version 2 and the
+ * copy happens in snapshot() on the loop.  snapshot_finalize() frees the
+ * buffer once libraft has written it (or failed to).
  * restore() hands libraft's buffer to cb.restore and frees it on success.
  *
  * Invariants:
@@ -111,20 +115,16 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+/* Copies the state (cb.snapshot) into bufs: on the loop (version 2) or on
+ * a pool thread (version 3, fsm_snapshot_async). */
+static int copy_state(struct cons_fsm *f, struct raft_buffer *bufs[], unsigned *n_bufs,
+                      const char *where)
 {
-	struct cons_fsm *f = fsm->data;
 	struct raft_buffer *b;
 	void *data = NULL;
 	size_t len = 0;
 	double t0 = now_ms();
-	int rv;
-
-	if (f->failed) {
-		return RAFT_BUSY;
-	}
-	/* Synchronous on the loop: the pause is logged. */
-	rv = f->cb.snapshot(f->cb.data, &data, &len);
+	int rv = f->cb.snapshot(f->cb.data, &data, &len);
 	if (rv != 0) {
 		ING_LOG_WARN("raft snapshot export failed raft_node=%" PRIu64 " code=%s",
 		             f->node_id, ing_err_name(rv));
@@ -140,9 +140,32 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	*bufs = b;
 	*n_bufs = 1;
 	f->n_snapshots++;
-	ING_LOG_INFO("raft snapshot taken raft_node=%" PRIu64 " index=%llu bytes=%zu pause_ms=%.2f",
-	             f->node_id, raft_last_applied(f->raft), len, now_ms() - t0);
+	ING_LOG_INFO("raft snapshot taken raft_node=%" PRIu64 " bytes=%zu copy_ms=%.2f on=%s",
+	             f->node_id, len, now_ms() - t0, where);
 	return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct cons_fsm *f = fsm->data;
+
+	if (f->failed)
+		return RAFT_BUSY;
+	if (f->cb.snapshot_prepare != NULL && f->cb.snapshot_prepare(f->cb.data) != 0)
+		return RAFT_BUSY;
+	if (f->async) {
+		/* The copy happens in fsm_snapshot_async, off the loop. */
+		*bufs = NULL;
+		*n_bufs = 0;
+		return 0;
+	}
+	return copy_state(f, bufs, n_bufs, "loop");
+}
+
+/* Version 3: on a libuv pool thread while the loop goes on. */
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	return copy_state(fsm->data, bufs, n_bufs, "thread");
 }
 
 /* Version 2: libraft is done with what fsm_snapshot lent it. */
@@ -182,10 +205,14 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	return 0;
 }
 
-void cons_fsm_init(struct cons_fsm *f, uint64_t node_id, const struct cons_callbacks *cb)
+void cons_fsm_init(struct cons_fsm *f, uint64_t node_id, const struct cons_callbacks *cb,
+                   bool async)
 {
 	*f = (struct cons_fsm){0};
-	f->fsm.version = 2;
+	f->async = async;
+	f->fsm.version = async ? 3 : 2;
+	if (async)
+		f->fsm.snapshot_async = fsm_snapshot_async;
 	f->fsm.data = f;
 	f->fsm.apply = fsm_apply;
 	f->fsm.snapshot = fsm_snapshot;

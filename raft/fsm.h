@@ -51,6 +51,7 @@ struct cons_fsm {
 	bool failed;          /* apply or restore failed: every later apply fails */
 	int fatal_code;       /* ING_E* of the first failure, 0 if none */
 	uint64_t last_index;  /* index of the last successful apply, 0: none */
+	bool async;           /* version 3: the copy runs on a pool thread */
 	bool after_restore;   /* the next index follows a snapshot, not last_index */
 	uint64_t n_applied;   /* entries applied */
 	uint64_t n_restored;  /* snapshots restored */
@@ -58,6 +59,9 @@ struct cons_fsm {
 };
 
 /* Fills f for cb (copied); claim/on_fatal/owner/raft are left NULL. */
-void cons_fsm_init(struct cons_fsm *f, uint64_t node_id, const struct cons_callbacks *cb);
+/* async: the io supports async work (libuv backend): fsm version 3, the
+ * state copied on a pool thread.  Otherwise version 2, on the loop. */
+void cons_fsm_init(struct cons_fsm *f, uint64_t node_id, const struct cons_callbacks *cb,
+                   bool async);
 
 #endif

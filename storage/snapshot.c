@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -136,6 +137,27 @@ int store_snapshot_export_buf(struct store *s, void **buf, size_t *len, uint64_t
 out:
 	if (fd >= 0)
 		close(fd);
+	return rv;
+}
+
+int store_snapshot_copy_buf(struct store *s, void **buf, size_t *len)
+{
+	/* Anonymous memory: the copy never touches the disk. */
+	int fd = memfd_create("ingot-snapshot", MFD_CLOEXEC);
+	int rc, rv;
+
+	if (fd < 0) {
+		ING_LOG_ERROR("snapshot copy: memfd_create failed errno=%d", errno);
+		return errno == ENOMEM ? ING_ENOMEM : ING_EIO;
+	}
+	rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+	if (rc != 0) {
+		ING_LOG_ERROR("snapshot copy failed mdb_msg=\"%s\"", mdb_strerror(rc));
+		rv = rc == ENOMEM ? ING_ENOMEM : ING_EIO;
+	} else {
+		rv = read_fd(fd, buf, len);
+	}
+	close(fd);
 	return rv;
 }
 

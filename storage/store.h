@@ -153,6 +153,17 @@ int store_snapshot_export(struct store *s, const char *path, uint64_t *index);
 int store_snapshot_export_buf(struct store *s, void **buf, size_t *len, uint64_t *index);
 
 /*
+ * Copies the committed state into a malloc'd buffer, like
+ * store_snapshot_export_buf, but touching nothing of the store except its
+ * LMDB environment, so it may run on another thread while the store's own
+ * thread goes on applying and committing.  It does not flush the batch:
+ * flush first (on the store's thread) so the copy holds at least every
+ * entry applied so far; it may hold more (whatever committed meanwhile),
+ * and its applied index says exactly what.  ING_EIO, ING_ENOMEM.
+ */
+int store_snapshot_copy_buf(struct store *s, void **buf, size_t *len);
+
+/*
  * Replaces the state with the snapshot file at `path` when its applied
  * index is greater than the store's; otherwise leaves both unchanged and
  * sets *replaced to false.  The snapshot is checked first (opens as LMDB,

@@ -59,8 +59,8 @@ def main(t):
     t0 = cl.now()
     acked = submit_many(t, c, src, "snap", JOBS)
     t.log("%d submits with node %d down took %.1f s" % (JOBS, victim, cl.now() - t0))
-    exported = [ln for ln in c.log(lead).splitlines() if "snapshot exported" in ln]
-    t.check("leader took snapshots (%d 'snapshot exported' lines)" % len(exported), len(exported) >= 2,
+    exported = [ln for ln in c.log(lead).splitlines() if "raft snapshot taken" in ln and "on=thread" in ln]
+    t.check("leader took snapshots (%d 'raft snapshot taken ... on=thread' lines)" % len(exported), len(exported) >= 2,
             exported[-1] if exported else "")
 
     t0 = cl.now()

@@ -38,6 +38,8 @@ void capp_free(struct capp *a)
 {
 	clear_entries(a);
 	free(a->e);
+	free(a->prepared);
+	a->prepared = NULL;
 	a->e = NULL;
 	a->cap = 0;
 }
@@ -81,7 +83,10 @@ static void app_free_result(void *data, void *result)
 	free(result);
 }
 
-static int app_snapshot(void *data, void **buf, size_t *len)
+/* On the loop: serialise the state now; app_snapshot (maybe on a pool
+ * thread) only hands the buffer over, so it never reads what the loop is
+ * changing. */
+static int app_snapshot_prepare(void *data)
 {
 	struct capp *a = data;
 	size_t i, size = 8;
@@ -100,8 +105,20 @@ static int app_snapshot(void *data, void **buf, size_t *len)
 		p += 16 + a->e[i].len;
 	}
 	a->snapshots++;
-	*buf = out;
-	*len = size;
+	free(a->prepared);
+	a->prepared = out;
+	a->prepared_len = size;
+	return 0;
+}
+
+static int app_snapshot(void *data, void **buf, size_t *len)
+{
+	struct capp *a = data;
+	if (a->prepared == NULL)
+		return ING_EINVAL;
+	*buf = a->prepared;
+	*len = a->prepared_len;
+	a->prepared = NULL;
 	return 0;
 }
 
@@ -157,6 +174,7 @@ struct cons_callbacks capp_callbacks(struct capp *a)
 	    .apply = app_apply,
 	    .free_result = app_free_result,
 	    .snapshot = app_snapshot,
+	    .snapshot_prepare = app_snapshot_prepare,
 	    .restore = app_restore,
 	    .role_changed = app_role_changed,
 	    .fatal = app_fatal,

@@ -41,6 +41,8 @@ struct capp {
 	int fail_marker; /* >= 0: apply fails (ING_EIO) on payloads starting with it */
 	struct capp_role roles[CAPP_MAX_ROLES];
 	unsigned nroles;
+	void *prepared; /* serialised by snapshot_prepare, handed over by snapshot */
+	size_t prepared_len;
 };
 
 /* Empty state, counters zero, no failure marker. */

@@ -86,7 +86,7 @@ static int setup(void **state)
 		struct cons_callbacks cb;
 		capp_init(&x->app[i]);
 		cb = capp_callbacks(&x->app[i]);
-		cons_fsm_init(&x->fsm[i], i + 1, &cb);
+		cons_fsm_init(&x->fsm[i], i + 1, &cb, false);
 		owners[i] = (struct owner){x, i};
 		x->fsm[i].claim = claim;
 		x->fsm[i].owner = &owners[i];
