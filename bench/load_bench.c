@@ -4,7 +4,8 @@
  *
  *   load_bench --endpoints A,B,C [--connections N] [--inflight M]
  *              [--requests TOTAL | --duration S] [--source-bytes B]
- *              [--target NAME] [--spread] [--warmup W] [--timeout-ms T]
+ *              [--target NAME] [--capability CAP] [--spread] [--warmup W]
+ *              [--timeout-ms T]
  *              [--report-gaps] [--gap-ms G]
  *
  * One libuv loop, N clients (one connection each), M job.submit requests in
@@ -75,6 +76,7 @@ static struct {
 	double duration; /* seconds */
 	unsigned source_bytes;
 	const char *target;
+	const char *capability; /* the target requires it (NULL: none) */
 	bool spread;
 	unsigned warmup;
 	unsigned timeout_ms;
@@ -120,11 +122,11 @@ static double wall_ms(void)
 
 static void usage(void)
 {
-	fprintf(stderr,
-	        "usage: load_bench --endpoints A,B,C [--connections N] [--inflight M]\n"
-	        "                  [--requests TOTAL | --duration S] [--source-bytes B]\n"
-	        "                  [--target NAME] [--spread] [--warmup W] [--timeout-ms T]\n"
-	        "                  [--report-gaps] [--gap-ms G]\n");
+	fprintf(stderr, "usage: load_bench --endpoints A,B,C [--connections N] [--inflight M]\n"
+	                "                  [--requests TOTAL | --duration S] [--source-bytes B]\n"
+	                "                  [--target NAME] [--capability CAP] [--spread] [--warmup "
+	                "W] [--timeout-ms T]\n"
+	                "                  [--report-gaps] [--gap-ms G]\n");
 	exit(2);
 }
 
@@ -206,6 +208,9 @@ static void parse_args(int argc, char **argv)
 		} else if (strcmp(a, "--source-bytes") == 0) {
 			NEED_VALUE();
 			B.source_bytes = (unsigned)parse_num(a, v, 32, 1024 * 1024);
+		} else if (strcmp(a, "--capability") == 0) {
+			NEED_VALUE();
+			B.capability = v;
 		} else if (strcmp(a, "--target") == 0) {
 			NEED_VALUE();
 			B.target = v;
@@ -495,7 +500,14 @@ static void put_target(void)
 	struct mp_out a;
 	mp_out_init(&a);
 	msgpack_packer *pk = &a.pk;
-	msgpack_pack_map(pk, 2);
+	msgpack_pack_map(pk, B.capability != NULL ? 3 : 2);
+	if (B.capability != NULL) {
+		/* a capability no node has keeps every job queued: the write path
+		 * alone, without the workers' own traffic */
+		mp_pack_cstr(pk, "capabilities");
+		msgpack_pack_array(pk, 1);
+		mp_pack_cstr(pk, B.capability);
+	}
 	mp_pack_cstr(pk, "name");
 	mp_pack_cstr(pk, B.target);
 	mp_pack_cstr(pk, "stages");

@@ -57,7 +57,20 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 	if (rv == 0)
 		rv = store_batch_note(n->store);
 	if (rv == 0 && !res.skipped) {
-		node_sched_note(n, res.cmd_type);
+		uint64_t job = 0;
+		if (res.cmd_type == CMD_JOB_SUBMIT && res.err.code == 0 && res.value.len > 0) {
+			msgpack_zone z;
+			msgpack_object o;
+			size_t off = 0;
+			msgpack_zone_init(&z, 64);
+			if (msgpack_unpack(res.value.data, res.value.len, &off, &z, &o) ==
+			        MSGPACK_UNPACK_SUCCESS &&
+			    o.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+				job = o.via.u64;
+			msgpack_zone_destroy(&z);
+		}
+		if (res.err.code == 0)
+			node_sched_note(n, res.cmd_type, job);
 		n->worker_dirty = true;
 		struct node_result *r = malloc(sizeof(*r) + res.value.len);
 		if (r == NULL) {
@@ -220,7 +233,7 @@ static void node_role_changed(void *data, enum cons_role role, uint64_t leader_i
 	ing_log_set_term(term);
 	if (role == CONS_LEADER_READY && !was_ready) {
 		node_liveness_leader(n);
-		n->sched_dirty = true;
+		n->sched_full = true;
 		node_flush(n);
 		if (!n->members_synced) {
 			n->members_synced = true;

@@ -62,7 +62,11 @@ struct node {
 	unsigned npeer_clients;
 	bool members_synced; /* leader: member records proposed this term */
 	/* scheduler.c (leader) */
-	bool sched_dirty;        /* an apply changed the queue or capacity */
+	bool sched_full;          /* capacity changed: a full pass over the queue is due */
+	uint8_t sched_cursor[80]; /* queue key the current full pass resumes at */
+	uint32_t sched_cursor_len;
+	uint64_t sched_new[512]; /* jobs submitted since the last round */
+	unsigned nsched_new;
 	unsigned sched_inflight; /* assignments proposed, not yet applied */
 	struct {
 		uint64_t job;
@@ -136,8 +140,9 @@ void node_status_start(struct node *n, struct rpc_call *call);
 void node_status_close(struct node *n);
 
 /* scheduler.c */
-/* Notes a change of the queue or capacity (from apply). */
-void node_sched_note(struct node *n, uint32_t cmd_type);
+/* Notes an applied command that may let queued jobs be placed: a submit
+ * (job: its id) or a change of capacity or eligibility. */
+void node_sched_note(struct node *n, uint32_t cmd_type, uint64_t job);
 /* Runs a scheduling round if one is due (after a flush, leader only). */
 void node_sched_maybe_run(struct node *n);
 /* Why job `id` is still queued, or NULL. */

@@ -1,11 +1,19 @@
 /*
  * scheduler.c - the leader's assignment of queued jobs to nodes.
  *
- * A round runs after a flush when an applied command changed the queue or
- * the capacity (submit, finish, requeue, retry, cancel, node register,
- * drain, down, up, target put) -- never on a polling timer -- and only on
- * the ready leader, and only when the previous round's assignments have all
- * been applied (so capacities read from the store are exact).
+ * A round runs after a flush in which the applied commands could let queued
+ * jobs be placed, and only on the ready leader, and only when the previous
+ * round's assignments have all been applied (so capacities read from the
+ * store are exact).  Never on a polling timer.  Two kinds:
+ *   - a submit only makes the new job placeable: the round tries just the
+ *     jobs submitted since the last one (cheap, whatever the queue's size);
+ *   - a change of capacity or eligibility (finish, requeue, retry, node
+ *     register/drain/down/up, target put) starts a full pass over the
+ *     queue, done in chunks of at most SCAN_MAX entries, one chunk per
+ *     loop iteration, resuming where the last chunk stopped; the pass ends
+ *     at the end of the queue or when no slot is free anywhere.  So a long
+ *     queue of jobs that nothing can run costs one pass per capacity
+ *     change, never a rescan per commit.
  *
  * Order: the queue table is keyed (100 - priority, tenant, job id), so a
  * scan meets higher priorities first.  Within one priority the candidates
@@ -16,7 +24,7 @@
  * take stays queued and its reason is remembered for `job.get`.
  *
  * Bounds: a round scans at most SCAN_MAX queue entries and proposes at most
- * BATCH_MAX assignments; when it stops early it marks itself dirty again.
+ * BATCH_MAX assignments.
  * Every assignment is a job_assign command: the state machine re-checks it
  * (queued, next attempt, node up with a free slot), so a stale decision is
  * rejected, never applied twice.
@@ -48,6 +56,7 @@ struct round {
 	unsigned nnodes;
 	unsigned total_free;
 	unsigned proposed;
+	uint64_t proposed_ids[BATCH_MAX];
 	struct {
 		struct ing_str name;
 		struct rec_target t;
@@ -56,19 +65,28 @@ struct round {
 	unsigned ntargets;
 };
 
-void node_sched_note(struct node *n, uint32_t cmd_type)
+void node_sched_note(struct node *n, uint32_t cmd_type, uint64_t job)
 {
+	unsigned cap = sizeof(n->sched_new) / sizeof(n->sched_new[0]);
 	switch (cmd_type) {
 	case CMD_JOB_SUBMIT:
+		/* Only the new job may have become placeable. */
+		if (n->nsched_new < cap && job != 0)
+			n->sched_new[n->nsched_new++] = job;
+		else
+			n->sched_full = true;
+		break;
 	case CMD_JOB_FINISH:
 	case CMD_JOB_REQUEUE:
 	case CMD_JOB_RETRY:
-	case CMD_JOB_CANCEL:
 	case CMD_NODE_REGISTER:
 	case CMD_NODE_DRAIN:
 	case CMD_NODE_DOWN:
 	case CMD_NODE_UP:
-	case CMD_TARGET_PUT: n->sched_dirty = true; break;
+	case CMD_TARGET_PUT:
+		/* Capacity or eligibility changed: the whole queue is looked at. */
+		n->sched_full = true;
+		break;
 	default: break;
 	}
 }
@@ -232,6 +250,9 @@ static bool place(struct round *r, uint64_t id)
 	int best = -1;
 	unsigned matching = 0;
 
+	for (unsigned i = 0; i < r->proposed; i++)
+		if (r->proposed_ids[i] == id)
+			return false; /* already placed in this round */
 	store_be64(k, id);
 	if (store_get(r->t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val) != 0 ||
 	    rec_job_decode(val, r->z, &j, NULL) != 0 || j.state != REC_JOB_QUEUED)
@@ -271,7 +292,7 @@ static bool place(struct round *r, uint64_t id)
 	n->sched_inflight++;
 	r->free[best]--;
 	r->total_free--;
-	r->proposed++;
+	r->proposed_ids[r->proposed++] = id;
 	clear_reason(n, id);
 	ING_LOG_DEBUG("job assigned job=%" PRIu64 " node=%" PRIu64 " attempt=%" PRIu32, id,
 	              r->nodes[best].id, j.attempt + 1);
@@ -307,50 +328,57 @@ static void place_level(struct round *r, struct cand *cands, unsigned ncands)
 	}
 }
 
-void node_sched_maybe_run(struct node *n)
+/* Places the jobs submitted since the last round, in submit order. */
+static void place_new(struct round *r)
 {
-	struct round r;
+	struct node *n = r->n;
+	for (unsigned i = 0; i < n->nsched_new && r->proposed < BATCH_MAX; i++) {
+		place(r, n->sched_new[i]);
+	}
+	n->nsched_new = 0;
+}
+
+/*
+ * One chunk of a full pass over the queue: at most SCAN_MAX entries from
+ * where the previous chunk stopped.  The pass ends at the end of the queue,
+ * or as soon as no slot is free anywhere (nothing more can be placed).
+ */
+static void place_chunk(struct round *r)
+{
+	struct node *n = r->n;
 	struct store_iter *it;
 	struct ing_str k, v;
-	struct cand *cands;
+	struct cand *cands = malloc(SCAN_MAX * sizeof(*cands));
 	unsigned ncands = 0, scanned = 0;
+	bool at_end = true;
 	int level = -1;
 	int rv;
 
-	if (!n->sched_dirty || n->sched_inflight > 0 || n->role != CONS_LEADER_READY || n->stopping)
+	if (cands == NULL)
 		return;
-	n->sched_dirty = false;
-	memset(&r, 0, sizeof(r));
-	r.n = n;
-	r.z = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
-	cands = malloc(SCAN_MAX * sizeof(*cands));
-	if (r.z == NULL || cands == NULL || store_read_begin(n->store, &r.t) != 0) {
-		n->sched_dirty = true;
-		goto out;
-	}
-	rv = load_nodes(&r);
-	if (rv != 0)
-		goto done;
-	/* With no free slot anywhere nothing can be placed, but the first
-	 * queued jobs still get their reason (cheaply: a few, not the queue). */
-	unsigned scan_max = r.total_free > 0 ? SCAN_MAX : REASONS_WHEN_FULL;
-	rv = store_iter_open(r.t, STORE_QUEUE, (struct ing_str){"", 0}, &it);
+	/* With no free slot anywhere the first queued jobs still get their
+	 * reason (a few, not the whole queue), and the pass is over. */
+	unsigned scan_max = r->total_free > 0 ? SCAN_MAX : REASONS_WHEN_FULL;
+	struct ing_str start = {(const char *)n->sched_cursor, n->sched_cursor_len};
+	rv = store_iter_open(r->t, STORE_QUEUE, start, &it);
 	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
-		if (k.len < 10)
+		if (k.len < 10 || k.len > sizeof(n->sched_cursor))
 			continue;
+		if (scanned >= scan_max || r->proposed >= BATCH_MAX ||
+		    (r->total_free == 0 && scanned > 0)) {
+			/* resume from this key next time */
+			memcpy(n->sched_cursor, k.ptr, k.len);
+			n->sched_cursor_len = k.len;
+			at_end = false;
+			break;
+		}
 		int prio = (unsigned char)k.ptr[0];
 		if (prio != level && ncands > 0) {
-			place_level(&r, cands, ncands);
+			place_level(r, cands, ncands);
 			ncands = 0;
 		}
 		level = prio;
-		if ((r.total_free == 0 && scanned > 0 && scan_max == SCAN_MAX) ||
-		    r.proposed >= BATCH_MAX || scanned >= scan_max) {
-			n->sched_dirty =
-			    r.total_free > 0 && (scanned >= scan_max || r.proposed >= BATCH_MAX);
-			break;
-		}
-		char *tenant = msgpack_zone_malloc(r.z, k.len - 10);
+		char *tenant = msgpack_zone_malloc(r->z, k.len - 10);
 		if (tenant == NULL)
 			break;
 		memcpy(tenant, k.ptr + 1, k.len - 10);
@@ -361,14 +389,38 @@ void node_sched_maybe_run(struct node *n)
 	}
 	if (rv == 0 || rv == ING_ENOTFOUND)
 		store_iter_close(it);
-	if (ncands > 0 && r.proposed < BATCH_MAX)
-		place_level(&r, cands, ncands);
-	if (r.proposed > 0)
-		ING_LOG_DEBUG("scheduling round proposed=%u scanned=%u", r.proposed, scanned);
-done:
-	store_abort(r.t);
-out:
+	if (ncands > 0 && r->proposed < BATCH_MAX)
+		place_level(r, cands, ncands);
+	if (at_end || r->total_free == 0) {
+		n->sched_full = false;
+		n->sched_cursor_len = 0;
+	}
+	if (r->proposed > 0)
+		ING_LOG_DEBUG("scheduling pass proposed=%u scanned=%u", r->proposed, scanned);
 	free(cands);
-	if (r.z != NULL)
-		msgpack_zone_free(r.z);
+}
+
+void node_sched_maybe_run(struct node *n)
+{
+	struct round r;
+
+	if ((!n->sched_full && n->nsched_new == 0) || n->sched_inflight > 0 ||
+	    n->role != CONS_LEADER_READY || n->stopping)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.n = n;
+	r.z = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+	if (r.z == NULL || store_read_begin(n->store, &r.t) != 0) {
+		if (r.z != NULL)
+			msgpack_zone_free(r.z);
+		return;
+	}
+	if (load_nodes(&r) == 0) {
+		/* New jobs too during a pass: the pass may already be past them. */
+		if (n->sched_full)
+			place_chunk(&r);
+		place_new(&r);
+	}
+	store_abort(r.t);
+	msgpack_zone_free(r.z);
 }

@@ -24,7 +24,10 @@ import clusterlib as cl  # noqa: E402
 
 
 def jobs_by_id(c, n=None, stale=False):
-    return {j["id"]: j for j in c.all_jobs(n, stale=stale)}
+    # `waiting` is the current leader's explanation, kept in its memory and
+    # not replicated: it is not part of the state that must survive.
+    return {j["id"]: {k: v for k, v in j.items() if k != "waiting"}
+            for j in c.all_jobs(n, stale=stale)}
 
 
 def clean_restart(t, c):
