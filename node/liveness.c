@@ -10,7 +10,11 @@
  * The ready leader, on the same tick: a registered node not marked down
  * that it has not heard from for node_down_after_ms is declared down by a
  * node_down command (its attempts are requeued by the state machine); a
- * node marked down that heartbeats again is declared up.  A new leader
+ * node marked down that heartbeats again is declared up; the attempts
+ * still running on a draining node whose drain deadline passed are
+ * requeued (requeue commands; the state machine rejects duplicates of a
+ * decision already applied, so repeating one on the next tick is
+ * harmless).  A new leader
  * knows nobody's last heartbeat, so it counts every node as heard from at
  * the moment it became ready: a full grace period before any decision.
  */
@@ -157,6 +161,36 @@ static void decide(struct node *n, unsigned slot, uint32_t type, const char *why
 	}
 }
 
+/* A draining node whose deadline passed: what still runs there is
+ * requeued (its worker sees the attempts fenced and stops them). */
+static void requeue_drained(struct node *n, struct store_txn *t, uint64_t node_id)
+{
+	struct store_iter *it;
+	struct ing_str k, v;
+	uint8_t prefix[8];
+
+	store_be64(prefix, node_id);
+	if (store_iter_open(t, STORE_ASSIGNMENTS, (struct ing_str){(const char *)prefix, 8}, &it) !=
+	    0)
+		return;
+	while (store_iter_next(it, &k, &v) == 0) {
+		if (k.len != 16 || store_get_be64(k.ptr) != node_id || v.len != 4)
+			break;
+		struct cmd c;
+		memset(&c, 0, sizeof(c));
+		c.type = CMD_JOB_REQUEUE;
+		c.request_id = ing_str_c("");
+		c.u.job_requeue.job = store_get_be64(k.ptr + 8);
+		c.u.job_requeue.attempt = store_get_be32(v.ptr);
+		c.u.job_requeue.reason = ing_str_c("the node's drain deadline passed");
+		if (node_propose_internal(n, &c, NULL, NULL) == 0)
+			ING_LOG_INFO("drain deadline passed: attempt requeued node=%" PRIu64
+			             " job=%" PRIu64,
+			             node_id, c.u.job_requeue.job);
+	}
+	store_iter_close(it);
+}
+
 static void leader_check(struct node *n)
 {
 	struct store_txn *t;
@@ -178,6 +212,9 @@ static void leader_check(struct node *n)
 			msgpack_zone_clear(&z);
 			if (s >= n->nseen || n->seen[s].proposing)
 				continue;
+			if (nd.draining && nd.drain_deadline_ms != 0 &&
+			    now >= nd.drain_deadline_ms && nd.used_slots > 0)
+				requeue_drained(n, t, nd.id);
 			uint64_t silent = now - n->seen[s].last_ms;
 			if (!nd.down && silent > n->cfg.node_down_after_ms) {
 				snprintf(why, sizeof(why), "no heartbeat for %" PRIu64 " ms",

@@ -198,6 +198,17 @@ static bool fits(const struct rec_node *nd, const struct rec_target *t)
  * non-draining node offers, or that no single node offers them all. */
 static void explain(struct round *r, const struct rec_target *t, char *out, size_t cap)
 {
+	unsigned down = 0, draining = 0;
+	for (unsigned i = 0; i < r->nnodes; i++) {
+		down += r->nodes[i].down;
+		draining += !r->nodes[i].down && r->nodes[i].draining;
+	}
+	if (down + draining == r->nnodes) {
+		snprintf(out, cap,
+		         "no live, non-draining node (%u registered: %u down, %u draining)",
+		         r->nnodes, down, draining);
+		return;
+	}
 	for (uint32_t c = 0; c < t->ncaps; c++) {
 		bool anywhere = false;
 		for (unsigned i = 0; i < r->nnodes && !anywhere; i++)
