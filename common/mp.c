@@ -93,6 +93,21 @@ void mp_pack_bin(msgpack_packer *pk, const void *p, size_t n)
 	msgpack_pack_bin_body(pk, p, n);
 }
 
+void mp_pack_bool(msgpack_packer *pk, bool b)
+{
+	if (b)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+void mp_pack_str_list(msgpack_packer *pk, uint32_t n, const struct ing_str *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		mp_pack_str(pk, v[i]);
+}
+
 /* ---- bounds ----------------------------------------------------------- */
 
 static uint64_t be_read(const unsigned char *p, unsigned n)
@@ -406,5 +421,46 @@ int mp_next_object(struct mp_cursor *c, const char *field, const msgpack_object 
 	if (o == NULL)
 		return ING_EMALFORMED;
 	*out = o;
+	return 0;
+}
+
+int mp_zarray(struct mp_cursor *c, uint32_t n, size_t size, msgpack_zone *z, void **out)
+{
+	*out = NULL;
+	if (n == 0)
+		return 0;
+	*out = msgpack_zone_malloc(z, (size_t)n * size);
+	if (*out == NULL)
+		return ing_error_set(c->err, ING_ENOMEM, "%s: out of memory", c->what);
+	return 0;
+}
+
+int mp_next_tuple(struct mp_cursor *c, const char *field, uint32_t n, struct mp_cursor *sub)
+{
+	const msgpack_object *o;
+	int rv = mp_next_object(c, field, &o);
+	if (rv != 0)
+		return rv;
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n)
+		return ing_error_set(c->err, ING_EMALFORMED,
+		                     "%s: field '%s': expected an array of %u items", c->what,
+		                     field, n);
+	return mp_cursor_open(sub, o, n, n, c->what, c->err);
+}
+
+int mp_next_str_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t max_len,
+                     msgpack_zone *z, uint32_t *n, struct ing_str **out)
+{
+	struct mp_cursor sub;
+	void *arr = NULL;
+	int rv = mp_next_array(c, field, max_n, &sub);
+	if (rv == 0)
+		rv = mp_zarray(c, sub.n, sizeof(struct ing_str), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++)
+		rv = mp_next_str(&sub, field, max_len, &((struct ing_str *)arr)[i]);
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
 	return 0;
 }

@@ -58,6 +58,9 @@ int mp_out_failed(const struct mp_out *o);
 void mp_pack_str(msgpack_packer *pk, struct ing_str s);
 void mp_pack_cstr(msgpack_packer *pk, const char *s);
 void mp_pack_bin(msgpack_packer *pk, const void *p, size_t n);
+void mp_pack_bool(msgpack_packer *pk, bool b);
+/* An array of strings. */
+void mp_pack_str_list(msgpack_packer *pk, uint32_t n, const struct ing_str *v);
 
 /* ---- parsing ---------------------------------------------------------- */
 
@@ -126,5 +129,13 @@ int mp_next_bin_exact(struct mp_cursor *c, const char *field, uint32_t len, stru
 int mp_next_array(struct mp_cursor *c, const char *field, uint32_t max_n, struct mp_cursor *sub);
 /* Any object (for opaque values such as stored results). */
 int mp_next_object(struct mp_cursor *c, const char *field, const msgpack_object **out);
+/* A nested array of exactly n items (a record inside a record). */
+int mp_next_tuple(struct mp_cursor *c, const char *field, uint32_t n, struct mp_cursor *sub);
+/* An array of at most max_n strings of at most max_len bytes, as views in
+ * an array allocated from z. */
+int mp_next_str_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t max_len,
+                     msgpack_zone *z, uint32_t *n, struct ing_str **out);
+/* n items of `size` bytes from z (NULL for n == 0); ING_ENOMEM naming c. */
+int mp_zarray(struct mp_cursor *c, uint32_t n, size_t size, msgpack_zone *z, void **out);
 
 #endif

@@ -554,7 +554,30 @@ static void op_target_get(struct node *n, struct rpc_call *call)
 	store_abort(t);
 }
 
-static void op_target_list(struct node *n, struct rpc_call *call)
+/* Views one record of a table into pk; non-zero when it does not decode. */
+typedef int (*view_record_fn)(msgpack_packer *pk, struct ing_str val, msgpack_zone *z);
+
+static int view_target_record(msgpack_packer *pk, struct ing_str val, msgpack_zone *z)
+{
+	struct rec_target t;
+	int rv = rec_target_decode(val, z, &t, NULL);
+	if (rv == 0)
+		view_target(pk, &t);
+	return rv;
+}
+
+static int view_node_record(msgpack_packer *pk, struct ing_str val, msgpack_zone *z)
+{
+	struct rec_node nd;
+	int rv = rec_node_decode(val, z, &nd, NULL);
+	if (rv == 0)
+		view_node(pk, &nd);
+	return rv;
+}
+
+/* Replies with every record of `tbl` as an array, in key order. */
+static void list_table(struct node *n, struct rpc_call *call, enum store_table tbl,
+                       view_record_fn view, const char *what)
 {
 	static const char *const known[] = {"stale", NULL};
 	struct store_txn *t;
@@ -569,28 +592,26 @@ static void op_target_list(struct node *n, struct rpc_call *call)
 		return;
 	mp_out_init(&body);
 	msgpack_zone_init(&z, 4096);
-	rv = store_iter_open(t, STORE_TARGETS, (struct ing_str){"", 0}, &it);
+	rv = store_iter_open(t, tbl, (struct ing_str){"", 0}, &it);
+	bool opened = rv == 0;
 	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
-		struct rec_target tg;
-		if (rec_target_decode(v, &z, &tg, NULL) != 0) {
-			store_iter_close(it);
-			store_abort(t);
-			msgpack_zone_destroy(&z);
-			mp_out_free(&body);
-			corrupt_reply(n, call, "target record");
-			return;
+		if (view(&body.pk, v, &z) != 0) {
+			rv = ING_ECORRUPT;
+			break;
 		}
-		view_target(&body.pk, &tg);
 		count++;
 		msgpack_zone_clear(&z);
 	}
-	if (rv == ING_ENOTFOUND || rv == 0)
+	if (opened)
 		store_iter_close(it);
 	store_abort(t);
 	msgpack_zone_destroy(&z);
 	if (rv != ING_ENOTFOUND) {
 		mp_out_free(&body);
-		rpc_reply_error(call, rv, "cannot list targets: %s", ing_err_msg(rv));
+		if (rv == ING_ECORRUPT)
+			corrupt_reply(n, call, what);
+		else
+			rpc_reply_error(call, rv, "cannot list: %s", ing_err_msg(rv));
 		return;
 	}
 	mp_out_init(&o);
@@ -598,6 +619,11 @@ static void op_target_list(struct node *n, struct rpc_call *call)
 	mp_out_raw(&o, body.data, body.len);
 	mp_out_free(&body);
 	reply_out(call, &o);
+}
+
+static void op_target_list(struct node *n, struct rpc_call *call)
+{
+	list_table(n, call, STORE_TARGETS, view_target_record, "target record");
 }
 
 static int read_job_arg(struct rpc_call *call, const char *const known[], uint64_t *id)
@@ -999,47 +1025,7 @@ bad:
 
 static void op_node_list(struct node *n, struct rpc_call *call)
 {
-	static const char *const known[] = {"stale", NULL};
-	struct store_txn *t;
-	struct store_iter *it;
-	struct ing_str k, v;
-	struct mp_out body, o;
-	msgpack_zone z;
-	uint32_t count = 0;
-	int rv;
-
-	if (check_known(call, known) != 0 || read_begin(n, call, &t) != 0)
-		return;
-	mp_out_init(&body);
-	msgpack_zone_init(&z, 2048);
-	rv = store_iter_open(t, STORE_NODES, (struct ing_str){"", 0}, &it);
-	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
-		struct rec_node nd;
-		if (rec_node_decode(v, &z, &nd, NULL) != 0) {
-			rv = ING_ECORRUPT;
-			break;
-		}
-		view_node(&body.pk, &nd);
-		count++;
-		msgpack_zone_clear(&z);
-	}
-	if (rv == 0 || rv == ING_ENOTFOUND)
-		store_iter_close(it);
-	store_abort(t);
-	msgpack_zone_destroy(&z);
-	if (rv != ING_ENOTFOUND) {
-		mp_out_free(&body);
-		if (rv == ING_ECORRUPT)
-			corrupt_reply(n, call, "node record");
-		else
-			rpc_reply_error(call, rv, "cannot list nodes: %s", ing_err_msg(rv));
-		return;
-	}
-	mp_out_init(&o);
-	msgpack_pack_array(&o.pk, count);
-	mp_out_raw(&o, body.data, body.len);
-	mp_out_free(&body);
-	reply_out(call, &o);
+	list_table(n, call, STORE_NODES, view_node_record, "node record");
 }
 
 static int hex_digit(char c)

@@ -555,31 +555,6 @@ static void pack_header(msgpack_packer *pk, const struct cmd *c, uint32_t nfield
 	mp_pack_str(pk, c->request_id);
 }
 
-static void pack_bool(msgpack_packer *pk, bool b)
-{
-	if (b)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
-}
-
-static void pack_str_list(msgpack_packer *pk, uint32_t n, const struct ing_str *v)
-{
-	msgpack_pack_array(pk, n);
-	for (uint32_t i = 0; i < n; i++)
-		mp_pack_str(pk, v[i]);
-}
-
-static void pack_kv_list(msgpack_packer *pk, uint32_t n, const struct rec_kv *v)
-{
-	msgpack_pack_array(pk, n);
-	for (uint32_t i = 0; i < n; i++) {
-		msgpack_pack_array(pk, 2);
-		mp_pack_str(pk, v[i].key);
-		mp_pack_str(pk, v[i].value);
-	}
-}
-
 static void pack_files(msgpack_packer *pk, uint32_t n, const struct cmd_file *v)
 {
 	msgpack_pack_array(pk, n);
@@ -595,17 +570,17 @@ static void pack_target(msgpack_packer *pk, const struct cmd *c)
 	const struct rec_target *t = &c->u.target_put.spec;
 	pack_header(pk, c, 4);
 	mp_pack_str(pk, t->name);
-	pack_str_list(pk, t->ncaps, t->caps);
-	pack_kv_list(pk, t->nlabels, t->labels);
+	mp_pack_str_list(pk, t->ncaps, t->caps);
+	rec_pack_kv_list(pk, t->nlabels, t->labels);
 	msgpack_pack_array(pk, t->nstages);
 	for (uint32_t i = 0; i < t->nstages; i++) {
 		const struct rec_stage_def *s = &t->stages[i];
 		msgpack_pack_array(pk, 5);
 		mp_pack_str(pk, s->name);
-		pack_str_list(pk, s->nargv, s->argv);
+		mp_pack_str_list(pk, s->nargv, s->argv);
 		msgpack_pack_uint64(pk, s->timeout_ms);
-		pack_kv_list(pk, s->nenv, s->env);
-		pack_str_list(pk, s->noutputs, s->outputs);
+		rec_pack_kv_list(pk, s->nenv, s->env);
+		mp_pack_str_list(pk, s->noutputs, s->outputs);
 	}
 }
 
@@ -682,15 +657,15 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 		const struct rec_node *s = &c->u.node_register.spec;
 		pack_header(pk, c, 4);
 		msgpack_pack_uint64(pk, s->id);
-		pack_str_list(pk, s->ncaps, s->caps);
-		pack_kv_list(pk, s->nlabels, s->labels);
+		mp_pack_str_list(pk, s->ncaps, s->caps);
+		rec_pack_kv_list(pk, s->nlabels, s->labels);
 		msgpack_pack_uint64(pk, s->slots);
 		break;
 	}
 	case CMD_NODE_DRAIN:
 		pack_header(pk, c, 3);
 		msgpack_pack_uint64(pk, c->u.node_drain.node);
-		pack_bool(pk, c->u.node_drain.draining);
+		mp_pack_bool(pk, c->u.node_drain.draining);
 		msgpack_pack_uint64(pk, c->u.node_drain.deadline_ms);
 		break;
 	case CMD_NODE_DOWN:
@@ -741,32 +716,6 @@ int cmd_encode(const struct cmd *c, struct mp_out *o, struct ing_error *e)
 
 /* ---- decoding --------------------------------------------------------- */
 
-/* An array of n elements of `size` bytes in the zone; NULL for n == 0. */
-static int zarray(struct mp_cursor *c, uint32_t n, size_t size, msgpack_zone *z, void **out)
-{
-	*out = NULL;
-	if (n == 0)
-		return 0;
-	*out = msgpack_zone_malloc(z, (size_t)n * size);
-	if (*out == NULL)
-		return ing_error_set(c->err, ING_ENOMEM, "%s: out of memory", c->what);
-	return 0;
-}
-
-/* Opens the next item, which must be an array of exactly n items. */
-static int next_tuple(struct mp_cursor *c, const char *field, uint32_t n, struct mp_cursor *sub)
-{
-	const msgpack_object *o;
-	int rv = mp_next_object(c, field, &o);
-	if (rv != 0)
-		return rv;
-	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n)
-		return ing_error_set(c->err, ING_EMALFORMED,
-		                     "%s: field '%s': expected an array of %u items", c->what,
-		                     field, n);
-	return mp_cursor_open(sub, o, n, n, c->what, c->err);
-}
-
 /* An unsigned integer stored in a uint8_t field; the exact range is
  * cmd_validate's. */
 static int next_u8(struct mp_cursor *c, const char *field, uint8_t *out)
@@ -782,46 +731,6 @@ static int next_u8(struct mp_cursor *c, const char *field, uint8_t *out)
 	return 0;
 }
 
-static int next_str_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t max_len,
-                         msgpack_zone *z, uint32_t *n, struct ing_str **out)
-{
-	struct mp_cursor sub;
-	void *arr = NULL;
-	int rv = mp_next_array(c, field, max_n, &sub);
-	if (rv == 0)
-		rv = zarray(c, sub.n, sizeof(struct ing_str), z, &arr);
-	for (uint32_t i = 0; rv == 0 && i < sub.n; i++)
-		rv = mp_next_str(&sub, field, max_len, &((struct ing_str *)arr)[i]);
-	if (rv != 0)
-		return rv;
-	*n = sub.n;
-	*out = arr;
-	return 0;
-}
-
-static int next_kv_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t key_max,
-                        uint32_t value_max, msgpack_zone *z, uint32_t *n, struct rec_kv **out)
-{
-	struct mp_cursor sub, kv;
-	void *arr = NULL;
-	int rv = mp_next_array(c, field, max_n, &sub);
-	if (rv == 0)
-		rv = zarray(c, sub.n, sizeof(struct rec_kv), z, &arr);
-	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
-		struct rec_kv *p = &((struct rec_kv *)arr)[i];
-		rv = next_tuple(&sub, field, 2, &kv);
-		if (rv == 0)
-			rv = mp_next_str(&kv, field, key_max, &p->key);
-		if (rv == 0)
-			rv = mp_next_str(&kv, field, value_max, &p->value);
-	}
-	if (rv != 0)
-		return rv;
-	*n = sub.n;
-	*out = arr;
-	return 0;
-}
-
 /* [[path(str), data(bin)]...] */
 static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, msgpack_zone *z,
                       uint32_t *n, struct cmd_file **out)
@@ -830,10 +739,10 @@ static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, ms
 	void *arr = NULL;
 	int rv = mp_next_array(c, field, max_n, &sub);
 	if (rv == 0)
-		rv = zarray(c, sub.n, sizeof(struct cmd_file), z, &arr);
+		rv = mp_zarray(c, sub.n, sizeof(struct cmd_file), z, &arr);
 	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
 		struct cmd_file *p = &((struct cmd_file *)arr)[i];
-		rv = next_tuple(&sub, field, 2, &f);
+		rv = mp_next_tuple(&sub, field, 2, &f);
 		if (rv == 0)
 			rv = mp_next_str(&f, "path", ING_PATH_MAX, &p->path);
 		if (rv == 0)
@@ -852,30 +761,31 @@ static int decode_target(struct mp_cursor *c, msgpack_zone *z, struct rec_target
 	void *arr = NULL;
 	int rv = mp_next_str(c, "name", ING_NAME_MAX, &t->name);
 	if (rv == 0)
-		rv = next_str_list(c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &t->ncaps, &t->caps);
+		rv =
+		    mp_next_str_list(c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &t->ncaps, &t->caps);
 	if (rv == 0)
-		rv = next_kv_list(c, "labels", ING_MAX_LABELS, ING_NAME_MAX, ING_LABEL_VALUE_MAX, z,
-		                  &t->nlabels, &t->labels);
+		rv = rec_next_kv_list(c, "labels", ING_MAX_LABELS, ING_NAME_MAX,
+		                      ING_LABEL_VALUE_MAX, z, &t->nlabels, &t->labels);
 	if (rv == 0)
 		rv = mp_next_array(c, "stages", ING_MAX_STAGES, &sub);
 	if (rv == 0)
-		rv = zarray(c, sub.n, sizeof(struct rec_stage_def), z, &arr);
+		rv = mp_zarray(c, sub.n, sizeof(struct rec_stage_def), z, &arr);
 	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
 		struct rec_stage_def *s = &((struct rec_stage_def *)arr)[i];
-		rv = next_tuple(&sub, "stages", 5, &sc);
+		rv = mp_next_tuple(&sub, "stages", 5, &sc);
 		if (rv == 0)
 			rv = mp_next_str(&sc, "stage name", ING_NAME_MAX, &s->name);
 		if (rv == 0)
-			rv = next_str_list(&sc, "argv", ING_MAX_ARGV, ING_ARG_MAX, z, &s->nargv,
-			                   &s->argv);
+			rv = mp_next_str_list(&sc, "argv", ING_MAX_ARGV, ING_ARG_MAX, z, &s->nargv,
+			                      &s->argv);
 		if (rv == 0)
 			rv = mp_next_u64(&sc, "timeout_ms", UINT64_MAX, &s->timeout_ms);
 		if (rv == 0)
-			rv = next_kv_list(&sc, "env", ING_MAX_ENV, ING_NAME_MAX, ING_ARG_MAX, z,
-			                  &s->nenv, &s->env);
+			rv = rec_next_kv_list(&sc, "env", ING_MAX_ENV, ING_NAME_MAX, ING_ARG_MAX, z,
+			                      &s->nenv, &s->env);
 		if (rv == 0)
-			rv = next_str_list(&sc, "outputs", ING_MAX_OUTPUTS, ING_PATH_MAX, z,
-			                   &s->noutputs, &s->outputs);
+			rv = mp_next_str_list(&sc, "outputs", ING_MAX_OUTPUTS, ING_PATH_MAX, z,
+			                      &s->noutputs, &s->outputs);
 	}
 	if (rv == 0) {
 		t->nstages = sub.n;
@@ -982,11 +892,11 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 		struct rec_node *s = &out->u.node_register.spec;
 		rv = mp_next_u64(c, "id", UINT64_MAX, &s->id);
 		if (rv == 0)
-			rv = next_str_list(c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &s->ncaps,
-			                   &s->caps);
+			rv = mp_next_str_list(c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &s->ncaps,
+			                      &s->caps);
 		if (rv == 0)
-			rv = next_kv_list(c, "labels", ING_MAX_LABELS, ING_NAME_MAX,
-			                  ING_LABEL_VALUE_MAX, z, &s->nlabels, &s->labels);
+			rv = rec_next_kv_list(c, "labels", ING_MAX_LABELS, ING_NAME_MAX,
+			                      ING_LABEL_VALUE_MAX, z, &s->nlabels, &s->labels);
 		if (rv == 0)
 			rv = mp_next_u32(c, "slots", UINT32_MAX, &s->slots);
 		return rv;

@@ -75,22 +75,7 @@ const char *rec_event_kind_name(uint8_t kind)
 
 /* ---- encoding helpers ------------------------------------------------- */
 
-static void pack_bool(msgpack_packer *pk, bool b)
-{
-	if (b)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
-}
-
-static void pack_str_list(msgpack_packer *pk, uint32_t n, const struct ing_str *v)
-{
-	msgpack_pack_array(pk, n);
-	for (uint32_t i = 0; i < n; i++)
-		mp_pack_str(pk, v[i]);
-}
-
-static void pack_kv_list(msgpack_packer *pk, uint32_t n, const struct rec_kv *v)
+void rec_pack_kv_list(msgpack_packer *pk, uint32_t n, const struct rec_kv *v)
 {
 	msgpack_pack_array(pk, n);
 	for (uint32_t i = 0; i < n; i++) {
@@ -143,18 +128,6 @@ static int open_record(struct mp_cursor *c, const msgpack_object *o, const char 
 	return rv;
 }
 
-/* An array of n elements of `size` bytes in the zone; NULL for n == 0. */
-static int zarray(struct mp_cursor *c, uint32_t n, size_t size, msgpack_zone *z, void **out)
-{
-	*out = NULL;
-	if (n == 0)
-		return 0;
-	*out = msgpack_zone_malloc(z, (size_t)n * size);
-	if (*out == NULL)
-		return ing_error_set(c->err, ING_ENOMEM, "%s: out of memory", c->what);
-	return 0;
-}
-
 /* An enum stored as an unsigned integer below `count`. */
 static int next_enum(struct mp_cursor *c, const char *field, unsigned count, uint8_t *out)
 {
@@ -183,48 +156,17 @@ static int next_i64_range(struct mp_cursor *c, const char *field, int64_t min, i
 	return 0;
 }
 
-/* Opens the next item, which must be an array of exactly n items. */
-static int next_tuple(struct mp_cursor *c, const char *field, uint32_t n, struct mp_cursor *sub)
-{
-	const msgpack_object *o;
-	int rv = mp_next_object(c, field, &o);
-	if (rv != 0)
-		return rv;
-	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n)
-		return ing_error_set(c->err, ING_EMALFORMED,
-		                     "%s: field '%s': expected an array of %u items", c->what,
-		                     field, n);
-	return mp_cursor_open(sub, o, n, n, c->what, c->err);
-}
-
-static int next_str_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t max_len,
-                         msgpack_zone *z, uint32_t *n, struct ing_str **out)
-{
-	struct mp_cursor sub;
-	void *arr = NULL;
-	int rv = mp_next_array(c, field, max_n, &sub);
-	if (rv == 0)
-		rv = zarray(c, sub.n, sizeof(struct ing_str), z, &arr);
-	for (uint32_t i = 0; rv == 0 && i < sub.n; i++)
-		rv = mp_next_str(&sub, field, max_len, &((struct ing_str *)arr)[i]);
-	if (rv != 0)
-		return rv;
-	*n = sub.n;
-	*out = arr;
-	return 0;
-}
-
-static int next_kv_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t key_max,
-                        uint32_t value_max, msgpack_zone *z, uint32_t *n, struct rec_kv **out)
+int rec_next_kv_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t key_max,
+                     uint32_t value_max, msgpack_zone *z, uint32_t *n, struct rec_kv **out)
 {
 	struct mp_cursor sub, kv;
 	void *arr = NULL;
 	int rv = mp_next_array(c, field, max_n, &sub);
 	if (rv == 0)
-		rv = zarray(c, sub.n, sizeof(struct rec_kv), z, &arr);
+		rv = mp_zarray(c, sub.n, sizeof(struct rec_kv), z, &arr);
 	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
 		struct rec_kv *p = &((struct rec_kv *)arr)[i];
-		rv = next_tuple(&sub, field, 2, &kv);
+		rv = mp_next_tuple(&sub, field, 2, &kv);
 		if (rv == 0)
 			rv = mp_next_str(&kv, field, key_max, &p->key);
 		if (rv == 0)
@@ -246,10 +188,10 @@ static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, ms
 	void *arr = NULL;
 	int rv = mp_next_array(c, field, max_n, &sub);
 	if (rv == 0)
-		rv = zarray(c, sub.n, sizeof(struct rec_file), z, &arr);
+		rv = mp_zarray(c, sub.n, sizeof(struct rec_file), z, &arr);
 	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
 		struct rec_file *p = &((struct rec_file *)arr)[i];
-		rv = next_tuple(&sub, field, 3, &f);
+		rv = mp_next_tuple(&sub, field, 3, &f);
 		if (rv == 0)
 			rv = mp_next_str(&f, "path", ING_PATH_MAX, &p->path);
 		if (rv == 0)
@@ -316,13 +258,13 @@ int rec_node_encode(const struct rec_node *r, struct mp_out *o)
 	msgpack_pack_array(pk, 11);
 	msgpack_pack_uint64(pk, REC_VERSION);
 	msgpack_pack_uint64(pk, r->id);
-	pack_str_list(pk, r->ncaps, r->caps);
-	pack_kv_list(pk, r->nlabels, r->labels);
+	mp_pack_str_list(pk, r->ncaps, r->caps);
+	rec_pack_kv_list(pk, r->nlabels, r->labels);
 	msgpack_pack_uint64(pk, r->slots);
 	msgpack_pack_uint64(pk, r->used_slots);
-	pack_bool(pk, r->draining);
+	mp_pack_bool(pk, r->draining);
 	msgpack_pack_uint64(pk, r->drain_deadline_ms);
-	pack_bool(pk, r->down);
+	mp_pack_bool(pk, r->down);
 	msgpack_pack_uint64(pk, r->registered_at_ms);
 	msgpack_pack_uint64(pk, r->updated_at_ms);
 	return mp_out_failed(o);
@@ -340,10 +282,10 @@ int rec_node_decode(struct ing_str buf, msgpack_zone *z, struct rec_node *out, s
 	if (rv == 0)
 		rv = mp_next_u64(&c, "id", UINT64_MAX, &r.id);
 	if (rv == 0)
-		rv = next_str_list(&c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &r.ncaps, &r.caps);
+		rv = mp_next_str_list(&c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &r.ncaps, &r.caps);
 	if (rv == 0)
-		rv = next_kv_list(&c, "labels", ING_MAX_LABELS, ING_NAME_MAX, ING_LABEL_VALUE_MAX,
-		                  z, &r.nlabels, &r.labels);
+		rv = rec_next_kv_list(&c, "labels", ING_MAX_LABELS, ING_NAME_MAX,
+		                      ING_LABEL_VALUE_MAX, z, &r.nlabels, &r.labels);
 	if (rv == 0)
 		rv = mp_next_u32(&c, "slots", ING_MAX_SLOTS, &r.slots);
 	if (rv == 0)
@@ -373,17 +315,17 @@ int rec_target_encode(const struct rec_target *r, struct mp_out *o)
 	msgpack_pack_array(pk, 9);
 	msgpack_pack_uint64(pk, REC_VERSION);
 	mp_pack_str(pk, r->name);
-	pack_str_list(pk, r->ncaps, r->caps);
-	pack_kv_list(pk, r->nlabels, r->labels);
+	mp_pack_str_list(pk, r->ncaps, r->caps);
+	rec_pack_kv_list(pk, r->nlabels, r->labels);
 	msgpack_pack_array(pk, r->nstages);
 	for (uint32_t i = 0; i < r->nstages; i++) {
 		const struct rec_stage_def *s = &r->stages[i];
 		msgpack_pack_array(pk, 5);
 		mp_pack_str(pk, s->name);
-		pack_str_list(pk, s->nargv, s->argv);
+		mp_pack_str_list(pk, s->nargv, s->argv);
 		msgpack_pack_uint64(pk, s->timeout_ms);
-		pack_kv_list(pk, s->nenv, s->env);
-		pack_str_list(pk, s->noutputs, s->outputs);
+		rec_pack_kv_list(pk, s->nenv, s->env);
+		mp_pack_str_list(pk, s->noutputs, s->outputs);
 	}
 	msgpack_pack_uint64(pk, r->revision);
 	msgpack_pack_uint64(pk, r->active_jobs);
@@ -399,23 +341,23 @@ static int next_stage_defs(struct mp_cursor *c, msgpack_zone *z, uint32_t *n,
 	void *arr = NULL;
 	int rv = mp_next_array(c, "stages", ING_MAX_STAGES, &sub);
 	if (rv == 0)
-		rv = zarray(c, sub.n, sizeof(struct rec_stage_def), z, &arr);
+		rv = mp_zarray(c, sub.n, sizeof(struct rec_stage_def), z, &arr);
 	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
 		struct rec_stage_def *s = &((struct rec_stage_def *)arr)[i];
-		rv = next_tuple(&sub, "stages", 5, &sc);
+		rv = mp_next_tuple(&sub, "stages", 5, &sc);
 		if (rv == 0)
 			rv = mp_next_str(&sc, "stage name", ING_NAME_MAX, &s->name);
 		if (rv == 0)
-			rv = next_str_list(&sc, "argv", ING_MAX_ARGV, ING_ARG_MAX, z, &s->nargv,
-			                   &s->argv);
+			rv = mp_next_str_list(&sc, "argv", ING_MAX_ARGV, ING_ARG_MAX, z, &s->nargv,
+			                      &s->argv);
 		if (rv == 0)
 			rv = mp_next_u64(&sc, "timeout_ms", UINT64_MAX, &s->timeout_ms);
 		if (rv == 0)
-			rv = next_kv_list(&sc, "env", ING_MAX_ENV, ING_NAME_MAX, ING_ARG_MAX, z,
-			                  &s->nenv, &s->env);
+			rv = rec_next_kv_list(&sc, "env", ING_MAX_ENV, ING_NAME_MAX, ING_ARG_MAX, z,
+			                      &s->nenv, &s->env);
 		if (rv == 0)
-			rv = next_str_list(&sc, "outputs", ING_MAX_OUTPUTS, ING_PATH_MAX, z,
-			                   &s->noutputs, &s->outputs);
+			rv = mp_next_str_list(&sc, "outputs", ING_MAX_OUTPUTS, ING_PATH_MAX, z,
+			                      &s->noutputs, &s->outputs);
 	}
 	if (rv != 0)
 		return rv;
@@ -437,10 +379,10 @@ int rec_target_decode(struct ing_str buf, msgpack_zone *z, struct rec_target *ou
 	if (rv == 0)
 		rv = mp_next_str(&c, "name", ING_NAME_MAX, &r.name);
 	if (rv == 0)
-		rv = next_str_list(&c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &r.ncaps, &r.caps);
+		rv = mp_next_str_list(&c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &r.ncaps, &r.caps);
 	if (rv == 0)
-		rv = next_kv_list(&c, "labels", ING_MAX_LABELS, ING_NAME_MAX, ING_LABEL_VALUE_MAX,
-		                  z, &r.nlabels, &r.labels);
+		rv = rec_next_kv_list(&c, "labels", ING_MAX_LABELS, ING_NAME_MAX,
+		                      ING_LABEL_VALUE_MAX, z, &r.nlabels, &r.labels);
 	if (rv == 0)
 		rv = next_stage_defs(&c, z, &r.nstages, &r.stages);
 	if (rv == 0)
@@ -481,7 +423,7 @@ int rec_job_encode(const struct rec_job *r, struct mp_out *o)
 	msgpack_pack_uint64(pk, r->deadline_at_ms);
 	msgpack_pack_uint64(pk, r->lease_until_ms);
 	msgpack_pack_uint64(pk, r->finished_at_ms);
-	pack_bool(pk, r->cancel_requested);
+	mp_pack_bool(pk, r->cancel_requested);
 	pack_files(pk, r->nsources, r->sources);
 	msgpack_pack_uint64(pk, r->stage_count);
 	msgpack_pack_array(pk, r->nstages);
@@ -528,10 +470,10 @@ static int next_stage_results(struct mp_cursor *c, msgpack_zone *z, uint32_t *n,
 	void *arr = NULL;
 	int rv = mp_next_array(c, "stages", ING_MAX_STAGES, &sub);
 	if (rv == 0)
-		rv = zarray(c, sub.n, sizeof(struct rec_stage_result), z, &arr);
+		rv = mp_zarray(c, sub.n, sizeof(struct rec_stage_result), z, &arr);
 	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
 		struct rec_stage_result *s = &((struct rec_stage_result *)arr)[i];
-		rv = next_tuple(&sub, "stages", 6, &sc);
+		rv = mp_next_tuple(&sub, "stages", 6, &sc);
 		if (rv == 0)
 			rv = next_enum(&sc, "stage state", REC_STAGE_DONE + 1, &s->state);
 		if (rv == 0)
@@ -803,7 +745,7 @@ int rec_token_encode(const struct rec_token *r, struct mp_out *o)
 	mp_pack_str(pk, r->tenant);
 	msgpack_pack_uint64(pk, r->role);
 	msgpack_pack_uint64(pk, r->created_at_ms);
-	pack_bool(pk, r->revoked);
+	mp_pack_bool(pk, r->revoked);
 	return mp_out_failed(o);
 }
 

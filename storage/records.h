@@ -248,4 +248,11 @@ REC_CODEC(dedupe)
 REC_CODEC(token)
 #undef REC_CODEC
 
+/* [[key, value]...] lists (labels, env), shared with the command codec. */
+void rec_pack_kv_list(msgpack_packer *pk, uint32_t n, const struct rec_kv *v);
+/* Reads such a list into zone z: at most max_n pairs, keys of at most
+ * key_max bytes, values of at most value_max. */
+int rec_next_kv_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t key_max,
+                     uint32_t value_max, msgpack_zone *z, uint32_t *n, struct rec_kv **out);
+
 #endif
