@@ -326,7 +326,7 @@ int mp_next_u64(struct mp_cursor *c, const char *field, uint64_t max, uint64_t *
 
 int mp_next_u32(struct mp_cursor *c, const char *field, uint32_t max, uint32_t *out)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	int rv = mp_next_u64(c, field, max, &v);
 	if (rv == 0)
 		*out = (uint32_t)v;
