@@ -507,6 +507,7 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 			rv = check_text(w, "reason", c->u.job_requeue.reason, ING_MESSAGE_MAX, e);
 		return rv;
 	case CMD_JOB_RETRY: return check_id(w, "job", c->u.job_retry.job, e);
+	case CMD_JOB_EXPIRE: return check_id(w, "job", c->u.job_expire.job, e);
 	case CMD_NODE_REGISTER: {
 		const struct rec_node *s = &c->u.node_register.spec;
 		rv = check_id(w, "id", s->id, e);
@@ -652,6 +653,10 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 	case CMD_JOB_RETRY:
 		pack_header(pk, c, 1);
 		msgpack_pack_uint64(pk, c->u.job_retry.job);
+		break;
+	case CMD_JOB_EXPIRE:
+		pack_header(pk, c, 1);
+		msgpack_pack_uint64(pk, c->u.job_expire.job);
 		break;
 	case CMD_NODE_REGISTER: {
 		const struct rec_node *s = &c->u.node_register.spec;
@@ -888,6 +893,7 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 			rv = mp_next_str(c, "reason", ING_MESSAGE_MAX, &out->u.job_requeue.reason);
 		return rv;
 	case CMD_JOB_RETRY: return mp_next_u64(c, "job", UINT64_MAX, &out->u.job_retry.job);
+	case CMD_JOB_EXPIRE: return mp_next_u64(c, "job", UINT64_MAX, &out->u.job_expire.job);
 	case CMD_NODE_REGISTER: {
 		struct rec_node *s = &out->u.node_register.spec;
 		rv = mp_next_u64(c, "id", UINT64_MAX, &s->id);

@@ -43,6 +43,7 @@
 	X(JOB_CANCEL, 15, 1, "job_cancel")             \
 	X(JOB_REQUEUE, 16, 1, "job_requeue")           \
 	X(JOB_RETRY, 17, 1, "job_retry")               \
+	X(JOB_EXPIRE, 18, 1, "job_expire")             \
 	X(NODE_REGISTER, 20, 1, "node_register")       \
 	X(NODE_DRAIN, 21, 1, "node_drain")             \
 	X(NODE_DOWN, 22, 1, "node_down")               \
@@ -131,6 +132,11 @@ struct cmd {
 		struct {
 			uint64_t job;
 		} job_retry;
+		/* The job's deadline passed (leader's decision, checked against
+		 * time_ms): it ends failed wherever it is. */
+		struct {
+			uint64_t job;
+		} job_expire;
 		/* Registers or re-registers: id, caps, labels, slots.  Drain,
 		 * down and used_slots are the state machine's. */
 		struct {

@@ -14,7 +14,8 @@
  * still running on a draining node whose drain deadline passed are
  * requeued (requeue commands; the state machine rejects duplicates of a
  * decision already applied, so repeating one on the next tick is
- * harmless).  A new leader
+ * harmless); jobs whose deadline passed are expired (node/deadline.c).
+ * A new leader
  * knows nobody's last heartbeat, so it counts every node as heard from at
  * the moment it became ready: a full grace period before any decision.
  */
@@ -130,6 +131,7 @@ void node_liveness_leader(struct node *n)
 		n->seen[i].last_ms = n->leader_since_ms;
 		n->seen[i].proposing = false;
 	}
+	node_deadline_leader(n);
 }
 
 static void on_decided(struct node *n, int status, const struct node_result *r, void *data)
@@ -274,8 +276,10 @@ static void on_tick(uv_timer_t *h)
 		send_register(n);
 	else
 		send_heartbeat(n);
-	if (n->role == CONS_LEADER_READY)
+	if (n->role == CONS_LEADER_READY) {
 		leader_check(n);
+		node_deadline_tick(n);
+	}
 }
 
 int node_liveness_start(struct node *n)

@@ -71,6 +71,8 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 		}
 		if (res.err.code == 0)
 			node_sched_note(n, res.cmd_type, job);
+		if (res.job != 0 && res.job_deadline_at_ms != 0)
+			node_deadline_note(n, res.job, res.job_deadline_at_ms);
 		n->worker_dirty = true;
 		struct node_result *r = malloc(sizeof(*r) + res.value.len);
 		if (r == NULL) {

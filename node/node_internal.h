@@ -38,6 +38,9 @@ struct node_parked {
 
 struct node_watch;
 
+/* deadline.c: active jobs with a deadline the leader tracks (at most). */
+#define NODE_DEADLINE_CAP 4096
+
 struct node {
 	uv_loop_t *loop;
 	struct node_config cfg;
@@ -73,6 +76,15 @@ struct node {
 		char reason[160];
 	} waiting[256]; /* why queued jobs could not be placed (ring) */
 	unsigned nwaiting;
+	/* deadline.c (leader): (deadline, job) of active jobs, latest first */
+	struct {
+		uint64_t at_ms;
+		uint64_t job;
+	} dl[NODE_DEADLINE_CAP];
+	unsigned ndl;
+	bool dl_rebuild;         /* a scan of the queue and assignments is due */
+	uint64_t dl_dropped_min; /* earliest deadline not tracked (list was full) */
+	uint64_t dl_scan_ms;     /* time of the last scan */
 	/* liveness.c: heartbeats (not through the log) and down/up decisions */
 	uv_timer_t liveness_timer;
 	uint64_t leader_since_ms;
@@ -155,6 +167,14 @@ void node_liveness_stop(struct node *n);
 void node_liveness_seen(struct node *n, uint64_t id);
 /* Leader: became ready (fresh grace period for every node). */
 void node_liveness_leader(struct node *n);
+
+/* deadline.c */
+/* Leader: became ready (the tracked deadlines are rebuilt on the next tick). */
+void node_deadline_leader(struct node *n);
+/* Apply path: a job_submit or job_retry queued `job` with this deadline. */
+void node_deadline_note(struct node *n, uint64_t job, uint64_t deadline_at_ms);
+/* Leader tick: proposes job_expire for the jobs whose deadline passed. */
+void node_deadline_tick(struct node *n);
 
 /* worker.c */
 /* After a flush: start attempts assigned to this node, stop fenced or

@@ -7,7 +7,7 @@
  * store are exact).  Never on a polling timer.  Two kinds:
  *   - a submit only makes the new job placeable: the round tries just the
  *     jobs submitted since the last one (cheap, whatever the queue's size);
- *   - a change of capacity or eligibility (finish, requeue, retry, node
+ *   - a change of capacity or eligibility (finish, requeue, retry, expire, node
  *     register/drain/down/up, target put) starts a full pass over the
  *     queue, done in chunks of at most SCAN_MAX entries, one chunk per
  *     loop iteration, resuming where the last chunk stopped; the pass ends
@@ -79,6 +79,7 @@ void node_sched_note(struct node *n, uint32_t cmd_type, uint64_t job)
 	case CMD_JOB_FINISH:
 	case CMD_JOB_REQUEUE:
 	case CMD_JOB_RETRY:
+	case CMD_JOB_EXPIRE:
 	case CMD_NODE_REGISTER:
 	case CMD_NODE_DRAIN:
 	case CMD_NODE_DOWN:

@@ -32,6 +32,8 @@ void sm_result_init(struct sm_result *r)
 	r->skipped = false;
 	r->deduped = false;
 	r->cmd_type = 0;
+	r->job = 0;
+	r->job_deadline_at_ms = 0;
 }
 
 void sm_result_free(struct sm_result *r)
@@ -46,6 +48,8 @@ static void result_reset(struct sm_result *r)
 	r->skipped = false;
 	r->deduped = false;
 	r->cmd_type = 0;
+	r->job = 0;
+	r->job_deadline_at_ms = 0;
 }
 
 int sm_new(struct sm **out)
@@ -235,6 +239,7 @@ static int dispatch(struct sm_ctx *x)
 	case CMD_JOB_CANCEL: return sm_job_cancel(x);
 	case CMD_JOB_REQUEUE: return sm_job_requeue(x);
 	case CMD_JOB_RETRY: return sm_job_retry(x);
+	case CMD_JOB_EXPIRE: return sm_job_expire(x);
 	case CMD_NODE_REGISTER: return sm_node_register(x);
 	case CMD_NODE_DRAIN: return sm_node_drain(x);
 	case CMD_NODE_DOWN: return sm_node_down(x);

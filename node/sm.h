@@ -42,6 +42,11 @@ struct sm_result {
 	uint32_t cmd_type;    /* type of the decoded command, 0 if it did not decode */
 	bool skipped;         /* index already applied */
 	bool deduped;         /* first result of this request id returned */
+	/* An applied job_submit or job_retry: the job it queued and that job's
+	 * deadline (0: none); both 0 otherwise.  For the leader's deadline
+	 * tracking (node/deadline.c), not part of the replicated result. */
+	uint64_t job;
+	uint64_t job_deadline_at_ms;
 };
 
 void sm_result_init(struct sm_result *r);
@@ -64,7 +69,7 @@ int sm_apply(struct sm *sm, struct store_txn *t, uint64_t index, const void *buf
 /*
  * Results (res->value) by command, all msgpack:
  *   target_put: revision (uint)          target_delete: nil
- *   job_submit: job id (uint)            job_assign..job_retry: job state name (str)
+ *   job_submit: job id (uint)            job_assign..job_expire: job state name (str)
  *   node_*: nil                          member_*: nil
  */
 

@@ -65,6 +65,7 @@ int sm_job_finish(struct sm_ctx *x);
 int sm_job_cancel(struct sm_ctx *x);
 int sm_job_requeue(struct sm_ctx *x);
 int sm_job_retry(struct sm_ctx *x);
+int sm_job_expire(struct sm_ctx *x);
 int sm_node_register(struct sm_ctx *x);
 int sm_node_drain(struct sm_ctx *x);
 int sm_node_down(struct sm_ctx *x);

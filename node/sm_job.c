@@ -9,6 +9,13 @@
  *                      │                                                  │ ▼
  *                      └── retry ── failed | cancelled ◀── finish ── succeeded
  *
+ *   expire (the job's deadline_at_ms <= the command's time): queued,
+ *   assigned or running ──▶ failed "deadline passed" (cancelled instead
+ *   when a cancel was pending).  A live attempt is released (assignment
+ *   and slot: its worker sees it fenced and kills the stage); its stage
+ *   results are kept, so the history shows what ran.  A retry keeps the
+ *   deadline, so retrying a job whose deadline passed fails it again.
+ *
  * States are enum rec_job_state.  Every transition is one command, checked
  * here before anything is written: an illegal transition is rejected with
  * ING_ECONFLICT, a report (stage start/finish, finish, requeue) whose attempt
@@ -307,8 +314,11 @@ int sm_job_submit(struct sm_ctx *x)
 		rv = event_add(x, &j, REC_EV_SUBMITTED, -1, 0, no_message);
 	if (rv == 0)
 		rv = sm_job_save(x, &j);
-	if (rv == 0)
+	if (rv == 0) {
 		sm_result_uint(x, id);
+		x->res->job = id;
+		x->res->job_deadline_at_ms = j.deadline_at_ms;
+	}
 	return rv;
 }
 
@@ -602,6 +612,48 @@ int sm_job_retry(struct sm_ctx *x)
 		rv = event_add(x, &j, REC_EV_RETRIED, -1, 0, no_message);
 	if (rv == 0)
 		rv = sm_job_save(x, &j);
+	if (rv == 0) {
+		sm_result_str(x, rec_job_state_name(j.state));
+		x->res->job = j.id;
+		x->res->job_deadline_at_ms = j.deadline_at_ms;
+	}
+	return rv;
+}
+
+int sm_job_expire(struct sm_ctx *x)
+{
+	const struct cmd *c = x->c;
+	struct rec_job j;
+	uint8_t k[QUEUE_KEY_MAX];
+	static const struct ing_str why = {"deadline passed", 15};
+	int rv = load_job(x, c->u.job_expire.job, &j);
+
+	if (rv != 0)
+		return rv > 0 ? 0 : rv;
+	if (rec_job_state_final(j.state))
+		return sm_reject(x, ING_ECONFLICT, "job %" PRIu64 " has already ended (%s)", j.id,
+		                 rec_job_state_name(j.state));
+	if (j.deadline_at_ms == 0)
+		return sm_reject(x, ING_ECONFLICT, "job %" PRIu64 " has no deadline", j.id);
+	if (j.deadline_at_ms > c->time_ms)
+		return sm_reject(x, ING_ECONFLICT,
+		                 "job %" PRIu64 " has not passed its deadline (due at %" PRIu64 ")",
+		                 j.id, j.deadline_at_ms);
+
+	if (j.state == REC_JOB_QUEUED) {
+		rv = store_del(x->t, STORE_QUEUE, queue_key(k, &j));
+		if (rv == ING_ENOTFOUND)
+			return ING_CORRUPT("queued job missing from the queue");
+	} else {
+		/* The stage results stay (the history shows what ran); the
+		 * node stays on the record, as for any final outcome. */
+		rv = release_attempt(x, &j);
+		j.lease_until_ms = 0;
+	}
+	if (rv == 0 && j.cancel_requested)
+		rv = end_job(x, &j, REC_JOB_CANCELLED, ing_str_c("cancelled; deadline passed"));
+	else if (rv == 0)
+		rv = end_job(x, &j, REC_JOB_FAILED, why);
 	if (rv == 0)
 		sm_result_str(x, rec_job_state_name(j.state));
 	return rv;

@@ -151,6 +151,7 @@ static struct cmd sample(uint32_t type)
 		c.u.job_requeue.reason = S("node 2 down");
 		break;
 	case CMD_JOB_RETRY: c.u.job_retry.job = 9; break;
+	case CMD_JOB_EXPIRE: c.u.job_expire.job = 7; break;
 	case CMD_NODE_REGISTER:
 		c.u.node_register.spec.id = 2;
 		c.u.node_register.spec.ncaps = 2;
@@ -384,6 +385,7 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		assert_int_equal(b->u.member_put.member.role, a->u.member_put.member.role);
 		assert_int_equal(b->u.member_put.member.added_at_ms, 0);
 		break;
+	case CMD_JOB_EXPIRE: assert_int_equal(b->u.job_expire.job, 7); break;
 	case CMD_MEMBER_REMOVE: assert_int_equal(b->u.member_remove.id, 3); break;
 	default: break;
 	}
@@ -859,6 +861,7 @@ static void test_validate_ids(void **state)
 	ZERO(CMD_JOB_REQUEUE, job_requeue.job, "job");
 	ZERO(CMD_JOB_REQUEUE, job_requeue.attempt, "attempt");
 	ZERO(CMD_JOB_RETRY, job_retry.job, "job");
+	ZERO(CMD_JOB_EXPIRE, job_expire.job, "job");
 	ZERO(CMD_NODE_REGISTER, node_register.spec.id, "id");
 	ZERO(CMD_NODE_DRAIN, node_drain.node, "node");
 	ZERO(CMD_NODE_DOWN, node_down.node, "node");
@@ -874,6 +877,7 @@ static void test_validate_ids(void **state)
 	expect_invalid(&c, ING_EINVAL, "stage");
 	/* The decoder applies the same checks. */
 	expect_field(CMD_JOB_RETRY, 4, obj_u64(0), ING_EINVAL, "command job_retry: job");
+	expect_field(CMD_JOB_EXPIRE, 4, obj_u64(0), ING_EINVAL, "command job_expire: job");
 }
 
 static void test_validate_names(void **state)
@@ -1248,11 +1252,13 @@ static void test_type_table(void **state)
 	assert_string_equal(cmd_type_name(CMD_TARGET_PUT), "target_put");
 	assert_string_equal(cmd_type_name(CMD_JOB_SUBMIT), "job_submit");
 	assert_string_equal(cmd_type_name(CMD_MEMBER_REMOVE), "member_remove");
+	assert_string_equal(cmd_type_name(CMD_JOB_EXPIRE), "job_expire");
+	assert_int_equal(CMD_JOB_EXPIRE, 18);
 	assert_null(cmd_type_name(0));
 	assert_null(cmd_type_name(99));
 	assert_int_equal(cmd_type_version(CMD_JOB_STAGE_FINISH), 1);
 	assert_int_equal(cmd_type_version(99), 0);
-	assert_int_equal(NTYPES, 16);
+	assert_int_equal(NTYPES, 17);
 }
 
 int main(void)

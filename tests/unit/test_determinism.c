@@ -107,6 +107,8 @@ static struct cmd generate(struct gen *g)
 		c.u.job_submit.max_attempts = 1 + rnd(3);
 		if (rnd(10) == 0)
 			c.u.job_submit.deadline_at_ms = c.time_ms + rnd(3) - 1;
+		else if (rnd(4) == 0) /* due some commands later: expires apply */
+			c.u.job_submit.deadline_at_ms = c.time_ms + 1 + rnd(200);
 		c.u.job_submit.nsources = 1 + rnd(2);
 		for (int i = 0; i < 2; i++) {
 			g->files[i].data.len = rnd(64);
@@ -164,9 +166,20 @@ static struct cmd generate(struct gen *g)
 		c.u.job_requeue.job = job;
 		c.u.job_requeue.attempt = attempt > 0 ? attempt : 1;
 		c.u.job_requeue.reason = ing_str_c("lease expired");
-	} else if (r < 93) {
+	} else if (r < 92) {
 		c = smt_cmd(g->a, CMD_JOB_RETRY);
 		c.u.job_retry.job = pick_job(g);
+	} else if (r < 94) {
+		/* Mostly a job with a deadline (due or not), sometimes any job. */
+		struct rec_job j;
+		job = pick_job(g);
+		for (int tries = 0; tries < 20 && rnd(8) != 0; tries++) {
+			if (smt_job(g->a, job, &j) == 0 && j.deadline_at_ms != 0)
+				break;
+			job = pick_job(g);
+		}
+		c = smt_cmd(g->a, CMD_JOB_EXPIRE);
+		c.u.job_expire.job = job;
 	} else if (r < 95) {
 		c = smt_cmd(g->a, CMD_NODE_REGISTER);
 		c.u.node_register.spec.id = 1 + rnd(4);

@@ -95,6 +95,7 @@ static struct cmd job_cmd(struct smt *t, uint32_t type, uint64_t job)
 		c.u.job_cancel.reason = ing_str_c("operator asked");
 		break;
 	case CMD_JOB_RETRY: c.u.job_retry.job = job; break;
+	case CMD_JOB_EXPIRE: c.u.job_expire.job = job; break;
 	default: fail();
 	}
 	return c;
@@ -452,6 +453,159 @@ static void test_cancel(void **state)
 	assert_int_equal(job_state(t, q), REC_JOB_QUEUED);
 }
 
+/* Submits a job to "cc" with a deadline `in_ms` after the submit time. */
+static uint64_t submit_due(struct smt *t, uint64_t in_ms)
+{
+	struct cmd c = smt_cmd(t, CMD_JOB_SUBMIT);
+	struct cmd_file src = {{"a.c", 3}, {"int x;", 6}};
+	c.u.job_submit.tenant = ing_str_c("default");
+	c.u.job_submit.target = ing_str_c("cc");
+	c.u.job_submit.priority = 10;
+	c.u.job_submit.max_attempts = 2;
+	c.u.job_submit.deadline_at_ms = c.time_ms + in_ms;
+	c.u.job_submit.nsources = 1;
+	c.u.job_submit.sources = &src;
+	apply_ok(t, c);
+	assert_int_equal(t->res.job, smt_result_uint(t));
+	assert_int_equal(t->res.job_deadline_at_ms, c.u.job_submit.deadline_at_ms);
+	return smt_result_uint(t);
+}
+
+/* An expire command at the time the job's deadline is reached. */
+static struct cmd expire_at_deadline(struct smt *t, uint64_t job)
+{
+	struct rec_job j;
+	assert_int_equal(smt_job(t, job, &j), 0);
+	if (t->time_ms < j.deadline_at_ms)
+		t->time_ms = j.deadline_at_ms;
+	return job_cmd(t, CMD_JOB_EXPIRE, job);
+}
+
+static void expect_expired(struct smt *t, uint64_t id, uint32_t nevents)
+{
+	struct rec_job j;
+	assert_string_equal(smt_result_str(t), "failed");
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_int_equal(j.state, REC_JOB_FAILED);
+	assert_true(ing_str_eq_c(j.error, "deadline passed"));
+	assert_int_equal(j.finished_at_ms, t->time_ms - 1);
+	assert_int_equal(j.lease_until_ms, 0);
+	assert_int_equal(j.nevents, nevents);
+}
+
+static void test_expire(void **state)
+{
+	struct smt *t = *state;
+	uint64_t q = submit_due(t, 1000);
+	uint64_t a = submit_due(t, 1000);
+	uint64_t r = submit_due(t, 5000);
+	uint64_t keep = smt_submit(t, "cc", 10, 1); /* no deadline: untouched */
+	struct rec_job j;
+	struct rec_node n;
+	struct rec_target tg;
+
+	apply_ok(t, assign(t, a, 1, 1));
+	apply_ok(t, assign(t, r, 2, 1));
+	apply_ok(t, stage_start(t, r, 1, 0));
+	apply_ok(t, stage_finish(t, r, 1, 0, 0));
+	apply_ok(t, stage_start(t, r, 1, 1));
+	assert_int_equal(smt_target_rec(t, "cc", &tg), 0);
+	assert_int_equal(tg.active_jobs, 4);
+
+	/* queued: leaves the queue */
+	apply_ok(t, expire_at_deadline(t, q));
+	expect_expired(t, q, 2); /* submitted, failed */
+	assert_int_equal(t->res.job, 0);
+	assert_int_equal(smt_count(t, STORE_QUEUE), 1); /* keep */
+
+	/* assigned: assignment and slot released */
+	apply_ok(t, expire_at_deadline(t, a));
+	expect_expired(t, a, 3); /* submitted, assigned, failed */
+	assert_int_equal(smt_node_rec(t, 1, &n), 0);
+	assert_int_equal(n.used_slots, 0);
+	assert_int_equal(smt_count(t, STORE_ASSIGNMENTS), 1);
+
+	/* running: the same, the stage results stay */
+	apply_ok(t, expire_at_deadline(t, r));
+	expect_expired(t, r, 6); /* + started, finished, started */
+	assert_int_equal(smt_job(t, r, &j), 0);
+	assert_int_equal(j.nstages, 2);
+	assert_int_equal(j.stages[0].state, REC_STAGE_DONE);
+	assert_int_equal(j.stages[1].state, REC_STAGE_RUNNING);
+	assert_int_equal(j.node_id, 2);
+	assert_int_equal(smt_node_rec(t, 2, &n), 0);
+	assert_int_equal(n.used_slots, 0);
+	assert_int_equal(smt_count(t, STORE_ASSIGNMENTS), 0);
+	assert_int_equal(smt_target_rec(t, "cc", &tg), 0);
+	assert_int_equal(tg.active_jobs, 1);
+
+	/* The fenced attempt's reports are refused. */
+	struct cmd c = stage_finish(t, r, 1, 1, 0);
+	expect_reject(t, &c, ING_ECONFLICT, "already ended");
+	assert_int_equal(job_state(t, keep), REC_JOB_QUEUED);
+
+	/* A retry keeps the deadline: the job is due again at once. */
+	apply_ok(t, job_cmd(t, CMD_JOB_RETRY, q));
+	assert_int_equal(t->res.job, q);
+	assert_int_equal(smt_job(t, q, &j), 0);
+	assert_int_equal(t->res.job_deadline_at_ms, j.deadline_at_ms);
+	apply_ok(t, expire_at_deadline(t, q));
+	expect_expired(t, q, 4); /* submitted, failed, retried, failed */
+	assert_int_equal(smt_count(t, STORE_QUEUE), 1);
+}
+
+static void test_expire_rejections(void **state)
+{
+	struct smt *t = *state;
+	uint64_t none = smt_submit(t, "cc", 10, 1);
+	uint64_t due = submit_due(t, 1000);
+	uint64_t done = submit_due(t, 1000);
+	struct cmd c;
+
+	c = job_cmd(t, CMD_JOB_EXPIRE, none);
+	expect_reject(t, &c, ING_ECONFLICT, "has no deadline");
+	/* Not yet due: the check is against the command's time, to the ms. */
+	struct rec_job j;
+	assert_int_equal(smt_job(t, due, &j), 0);
+	c = job_cmd(t, CMD_JOB_EXPIRE, due);
+	expect_reject(t, &c, ING_ECONFLICT, "has not passed its deadline (due at");
+	apply_ok(t, assign(t, due, 1, 1));
+	t->time_ms = j.deadline_at_ms - 1;
+	c = job_cmd(t, CMD_JOB_EXPIRE, due);
+	expect_reject(t, &c, ING_ECONFLICT, "has not passed");
+	/* Already final (even with its deadline passed). */
+	run_to_success(t, done, 1);
+	c = expire_at_deadline(t, done);
+	expect_reject(t, &c, ING_ECONFLICT, "has already ended (succeeded)");
+	t->time_ms = j.deadline_at_ms; /* due exactly at the deadline */
+	apply_ok(t, job_cmd(t, CMD_JOB_EXPIRE, due));
+	assert_int_equal(job_state(t, due), REC_JOB_FAILED);
+	c = job_cmd(t, CMD_JOB_EXPIRE, due); /* a repeated decision */
+	expect_reject(t, &c, ING_ECONFLICT, "has already ended (failed)");
+	c = job_cmd(t, CMD_JOB_EXPIRE, 99);
+	expect_reject(t, &c, ING_ENOTFOUND, "job 99");
+}
+
+/* A cancel pending when the deadline passes: the job ends cancelled. */
+static void test_expire_with_cancel_pending(void **state)
+{
+	struct smt *t = *state;
+	uint64_t id = submit_due(t, 1000);
+	struct rec_job j;
+	struct rec_node n;
+
+	apply_ok(t, assign(t, id, 1, 1));
+	apply_ok(t, job_cmd(t, CMD_JOB_CANCEL, id));
+	apply_ok(t, expire_at_deadline(t, id));
+	assert_string_equal(smt_result_str(t), "cancelled");
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_int_equal(j.state, REC_JOB_CANCELLED);
+	assert_true(ing_str_eq_c(j.error, "operator asked"));
+	assert_int_equal(smt_node_rec(t, 1, &n), 0);
+	assert_int_equal(n.used_slots, 0);
+	assert_int_equal(smt_count(t, STORE_ASSIGNMENTS), 0);
+}
+
 static void test_node_down_requeues_all(void **state)
 {
 	struct smt *t = *state;
@@ -676,6 +830,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_attempt_fencing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_requeue_until_exhausted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire_rejections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire_with_cancel_pending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_down_requeues_all, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_artifacts_freed_with_attempt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_target_put_and_delete, setup, teardown),
