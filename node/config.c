@@ -33,6 +33,7 @@ void node_config_defaults(struct node_config *c)
 	c->probe = true;
 	c->heartbeat_interval_ms = 500;
 	c->node_down_after_ms = 5000;
+	c->retry_backoff_ms = 1000;
 }
 
 void node_config_dev(struct node_config *c)
@@ -260,6 +261,8 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_bool(l, v, key, &c->keep_failed_workdirs);
 	if (strcmp(key, "heartbeat_interval_ms") == 0)
 		return get_unsigned(l, v, key, 50, 60000, &c->heartbeat_interval_ms);
+	if (strcmp(key, "retry_backoff_ms") == 0)
+		return get_unsigned(l, v, key, 0, 60000, &c->retry_backoff_ms);
 	if (strcmp(key, "node_down_after_ms") == 0)
 		return get_unsigned(l, v, key, 200, 3600000, &c->node_down_after_ms);
 	if (strcmp(key, "id") == 0)

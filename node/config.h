@@ -65,6 +65,7 @@ struct node_config {
 	bool keep_failed_workdirs; /* keep an attempt's directory when it fails */
 	unsigned heartbeat_interval_ms;
 	unsigned node_down_after_ms; /* leader: silent this long -> declared down */
+	unsigned retry_backoff_ms;   /* wait before re-running a lost attempt (doubles) */
 };
 
 /* Defaults for every optional key (no id, addresses or peers). */

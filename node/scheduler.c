@@ -37,10 +37,11 @@
 #include "common/log.h"
 #include "node/node_internal.h"
 
-#define SCAN_MAX          4096
-#define BATCH_MAX         256
-#define REASONS_WHEN_FULL 32
-#define LEASE_MS          60000
+#define SCAN_MAX             4096
+#define BATCH_MAX            256
+#define REASONS_WHEN_FULL    32
+#define LEASE_MS             60000
+#define RETRY_BACKOFF_MAX_MS 60000
 
 struct cand {
 	uint64_t job;
@@ -269,6 +270,26 @@ static bool place(struct round *r, uint64_t id)
 	if (store_get(r->t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val) != 0 ||
 	    rec_job_decode(val, r->z, &j, NULL) != 0 || j.state != REC_JOB_QUEUED)
 		return false;
+	/* A job whose last attempt was lost waits before its next one:
+	 * retry_backoff_ms, doubling per attempt lost since the last operator
+	 * retry, at most RETRY_BACKOFF_MAX_MS, counted from the requeue. */
+	uint32_t lost = j.attempt - j.attempt_base;
+	if (lost > 0 && n->cfg.retry_backoff_ms > 0) {
+		uint64_t backoff = (uint64_t)n->cfg.retry_backoff_ms << (lost > 16 ? 16 : lost - 1);
+		if (backoff > RETRY_BACKOFF_MAX_MS)
+			backoff = RETRY_BACKOFF_MAX_MS;
+		uint64_t ready_at = j.updated_at_ms + backoff;
+		if (node_now_ms() < ready_at) {
+			snprintf(reason, sizeof(reason),
+			         "attempt %" PRIu32 " was lost; the next one waits %" PRIu64
+			         " ms (retry backoff)",
+			         j.attempt, backoff);
+			set_reason(n, id, reason);
+			if (n->sched_wake_ms == 0 || ready_at < n->sched_wake_ms)
+				n->sched_wake_ms = ready_at;
+			return false;
+		}
+	}
 	const struct rec_target *t = target_of(r, j.target);
 	if (t == NULL)
 		return false;
@@ -415,6 +436,12 @@ static void place_chunk(struct round *r)
 void node_sched_maybe_run(struct node *n)
 {
 	struct round r;
+
+	if (n->sched_wake_ms != 0 && node_now_ms() >= n->sched_wake_ms) {
+		/* a backed-off job may go now: look at the queue again */
+		n->sched_wake_ms = 0;
+		n->sched_full = true;
+	}
 
 	if ((!n->sched_full && n->nsched_new == 0) || n->sched_inflight > 0 ||
 	    n->role != CONS_LEADER_READY || n->stopping)

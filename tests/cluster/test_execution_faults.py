@@ -137,6 +137,12 @@ def kill_worker(t, c):
             len(rq) == 1 and rq[0]["attempt"] == 1 and rq[0]["node"] in (None, victim) and
             ("node %d down" % victim) in rq[0]["message"],
             str([(e["attempt"], e["node"], e["message"]) for e in rq]))
+    as2 = [e for e in ev if e["kind"] == "assigned" and e["attempt"] == 2]
+    # retry_backoff_ms (default 1000): the lost attempt's job waits before
+    # its next one
+    t.check("job %d: attempt 2 assigned no sooner than the 1 s retry backoff after the requeue" % jid,
+            bool(rq) and bool(as2) and as2[0]["time"] - rq[0]["time"] >= 1000,
+            str([(e["kind"], e["time"]) for e in rq + as2]))
     st2 = [e for e in ev if e["kind"] == "stage_started" and e["attempt"] == 2]
     if rq and st2:
         t.log("KILL-WORKER: kill -> requeued %.2f s, kill -> attempt 2 assigned (seen) %.2f s, kill -> rerun "
