@@ -256,6 +256,38 @@ too_long:
 	return ing_error_set(e, ING_EINVAL, "duration '%s' is too long (at most 365 days)", s);
 }
 
+int cli_parse_size(const char *s, uint64_t *out_bytes, struct ing_error *e)
+{
+	static const struct {
+		const char *name;
+		unsigned shift;
+	} units[] = {{"", 0}, {"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
+	const char *p = s;
+	uint64_t v = 0;
+	while (*p >= '0' && *p <= '9') {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			goto too_large;
+		v = v * 10 + d;
+		p++;
+	}
+	if (p == s)
+		return ing_error_set(e, ING_EINVAL,
+		                     "bad size '%s' (expected e.g. 4096, 64KiB, 512MiB, 1GiB)", s);
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(p, units[i].name) != 0)
+			continue;
+		if (units[i].shift > 0 && v > (UINT64_MAX >> units[i].shift))
+			goto too_large;
+		*out_bytes = v << units[i].shift;
+		return 0;
+	}
+	return ing_error_set(e, ING_EINVAL,
+	                     "bad size '%s': the unit must be B, KiB, MiB, GiB or TiB", s);
+too_large:
+	return ing_error_set(e, ING_EINVAL, "size '%s' is too large", s);
+}
+
 /* "a.b.c.d:port" or "localhost:port", port 1-65535: what rpc_client dials. */
 static int check_endpoint(const char *ep, size_t len, struct ing_error *e)
 {

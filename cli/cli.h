@@ -161,6 +161,13 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
  */
 int cli_parse_duration(const char *s, uint64_t *out_ms, struct ing_error *e);
 
+/*
+ * Parses a size: a whole number of bytes, optionally followed by a binary
+ * unit B, KiB, MiB, GiB or TiB ("4096", "64KiB", "512MiB", "1GiB").
+ * Errors: ING_EINVAL (syntax, unknown unit, over UINT64_MAX bytes).
+ */
+int cli_parse_size(const char *s, uint64_t *out_bytes, struct ing_error *e);
+
 /* Writes the usage text. */
 void cli_usage(FILE *out);
 

@@ -4,6 +4,7 @@
  * The file (docs/cli.md):
  *
  *   name: x86_64-cc                      required, non-empty string
+ *   description: text                    optional string
  *   capabilities: [cc]                   optional, sequence of strings
  *   labels: {arch: x86_64}               optional, mapping string -> string
  *   stages:                              required, 1 or more mappings
@@ -12,6 +13,13 @@
  *       timeout: 60s                     optional duration (> 0)
  *       env: {LC_ALL: C}                 optional, mapping string -> string
  *       outputs: [kernel.o]              optional, sequence of strings
+ *       limits:                          optional mapping, every key optional:
+ *         cpu: 30s                         CPU time, whole seconds (> 0)
+ *         memory: 512MiB                   address space, a size (> 0)
+ *         open_files: 256                  a number (> 0)
+ *         output: 64MiB                    largest file written, a size (> 0)
+ *       stdout: symbols.txt              optional string: file of the stage's
+ *                                        output dir that receives stdout
  *
  * libyaml loads the whole document into a node tree (with marks); this file
  * walks it strictly: unknown keys, keys given twice, wrong node kinds,
@@ -21,9 +29,13 @@
  * `argv: [sleep, 10]` sends "10"); a plain empty scalar (`name:`) is a
  * missing value.
  *
- * The map is written in a fixed key order (name, capabilities, labels,
- * stages; stage: name, argv, timeout_ms, env, outputs) with only the keys
- * the file has, so a file always gives the same bytes.  Aliases may share
+ * Sizes are whole bytes with an optional binary unit (cli_parse_size); the
+ * ranges of the limits are the server's (docs/api.md).
+ *
+ * The map is written in a fixed key order (name, description, capabilities,
+ * labels, stages; stage: name, argv, timeout_ms, env, outputs, limits
+ * {cpu_seconds, memory_bytes, open_files, output_bytes}, stdout) with only
+ * the keys the file has, so a file always gives the same bytes.  Aliases may share
  * nodes, so the number of nodes visited is bounded (an alias bomb is
  * refused rather than expanded).
  */
@@ -211,12 +223,86 @@ static int read_fields(struct walk *w, const yaml_node_t *n, const char *path,
 	return 0;
 }
 
-enum { S_NAME, S_ARGV, S_TIMEOUT, S_ENV, S_OUTPUTS, S_COUNT };
+enum { L_CPU, L_MEMORY, L_OPEN_FILES, L_OUTPUT, L_COUNT };
+
+/* A limit value as a number > 0: cpu a duration in whole seconds, memory and
+ * output a size, open_files a plain number. */
+static int limit_value(struct walk *w, const yaml_node_t *n, const char *path, int which,
+                       uint64_t *out)
+{
+	int rv = want_str(w, n, path, true);
+	if (rv != 0)
+		return rv;
+	const char *text = (const char *)n->data.scalar.value;
+	struct ing_error pe;
+	uint64_t v = 0;
+	switch (which) {
+	case L_CPU:
+		rv = cli_parse_duration(text, &v, &pe);
+		if (rv == 0 && v % 1000 != 0)
+			return fail_at(w, n, "key '%s': '%s' is not a whole number of seconds",
+			               path, text);
+		v /= 1000;
+		break;
+	case L_OPEN_FILES:
+		for (const char *p = text; *p != '\0' && rv == 0; p++) {
+			if (*p < '0' || *p > '9' || v > 100000000)
+				rv = ing_error_set(&pe, ING_EINVAL, "expected a number, got '%s'",
+				                   text);
+			else
+				v = v * 10 + (uint64_t)(*p - '0');
+		}
+		break;
+	default: rv = cli_parse_size(text, &v, &pe); break;
+	}
+	if (rv != 0)
+		return fail_at(w, n, "key '%s': %s", path, pe.msg);
+	if (v == 0)
+		return fail_at(w, n, "key '%s': must be more than 0 (leave it out for no limit)",
+		               path);
+	*out = v;
+	return 0;
+}
+
+/* limits: {cpu, memory, open_files, output} -> {cpu_seconds, memory_bytes,
+ * open_files, output_bytes}, only the keys given. */
+static int pack_limits(struct walk *w, const yaml_node_t *n, const char *path)
+{
+	static const char *const known[L_COUNT] = {"cpu", "memory", "open_files", "output"};
+	static const char *const sent[L_COUNT] = {"cpu_seconds", "memory_bytes", "open_files",
+	                                          "output_bytes"};
+	static const bool required[L_COUNT] = {false, false, false, false};
+	const yaml_node_t *v[L_COUNT];
+	uint64_t vals[L_COUNT];
+	size_t count = 0;
+	int rv = read_fields(w, n, path, known, required, L_COUNT, v);
+	for (int i = 0; rv == 0 && i < L_COUNT; i++) {
+		if (v[i] == NULL)
+			continue;
+		char sub[PATH_MAX_LEN];
+		snprintf(sub, sizeof(sub), "%s.%s", path, known[i]);
+		rv = limit_value(w, v[i], sub, i, &vals[i]);
+		count++;
+	}
+	if (rv != 0)
+		return rv;
+	msgpack_pack_map(w->pk, count);
+	for (int i = 0; i < L_COUNT; i++) {
+		if (v[i] == NULL)
+			continue;
+		mp_pack_cstr(w->pk, sent[i]);
+		msgpack_pack_uint64(w->pk, vals[i]);
+	}
+	return 0;
+}
+
+enum { S_NAME, S_ARGV, S_TIMEOUT, S_ENV, S_OUTPUTS, S_LIMITS, S_STDOUT, S_COUNT };
 
 static int pack_stage(struct walk *w, const yaml_node_t *n, const char *path)
 {
-	static const char *const known[S_COUNT] = {"name", "argv", "timeout", "env", "outputs"};
-	static const bool required[S_COUNT] = {true, true, false, false, false};
+	static const char *const known[S_COUNT] = {"name",    "argv",   "timeout", "env",
+	                                           "outputs", "limits", "stdout"};
+	static const bool required[S_COUNT] = {true, true, false, false, false, false, false};
 	const yaml_node_t *v[S_COUNT];
 	char sub[PATH_MAX_LEN];
 	uint64_t timeout_ms = 0;
@@ -264,15 +350,28 @@ static int pack_stage(struct walk *w, const yaml_node_t *n, const char *path)
 		if ((rv = pack_str_seq(w, v[S_OUTPUTS], sub, 0)) != 0)
 			return rv;
 	}
+	if (v[S_LIMITS] != NULL) {
+		mp_pack_cstr(w->pk, "limits");
+		snprintf(sub, sizeof(sub), "%s.limits", path);
+		if ((rv = pack_limits(w, v[S_LIMITS], sub)) != 0)
+			return rv;
+	}
+	if (v[S_STDOUT] != NULL) {
+		mp_pack_cstr(w->pk, "stdout");
+		snprintf(sub, sizeof(sub), "%s.stdout", path);
+		if ((rv = pack_str(w, v[S_STDOUT], sub, true)) != 0)
+			return rv;
+	}
 	return 0;
 }
 
-enum { T_NAME, T_CAPABILITIES, T_LABELS, T_STAGES, T_COUNT };
+enum { T_NAME, T_DESCRIPTION, T_CAPABILITIES, T_LABELS, T_STAGES, T_COUNT };
 
 static int pack_target(struct walk *w, const yaml_node_t *root)
 {
-	static const char *const known[T_COUNT] = {"name", "capabilities", "labels", "stages"};
-	static const bool required[T_COUNT] = {true, false, false, true};
+	static const char *const known[T_COUNT] = {"name", "description", "capabilities", "labels",
+	                                           "stages"};
+	static const bool required[T_COUNT] = {true, false, false, false, true};
 	const yaml_node_t *v[T_COUNT];
 	int rv = read_fields(w, root, "", known, required, T_COUNT, v);
 	if (rv != 0)
@@ -293,6 +392,11 @@ static int pack_target(struct walk *w, const yaml_node_t *root)
 	mp_pack_cstr(w->pk, "name");
 	if ((rv = pack_str(w, v[T_NAME], "name", true)) != 0)
 		return rv;
+	if (v[T_DESCRIPTION] != NULL) {
+		mp_pack_cstr(w->pk, "description");
+		if ((rv = pack_str(w, v[T_DESCRIPTION], "description", false)) != 0)
+			return rv;
+	}
 	if (v[T_CAPABILITIES] != NULL) {
 		mp_pack_cstr(w->pk, "capabilities");
 		if ((rv = pack_str_seq(w, v[T_CAPABILITIES], "capabilities", 0)) != 0)

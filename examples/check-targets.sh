@@ -10,8 +10,10 @@
 # itself ({src} {source} {sources} {out} {prev} {job} {attempt}, see
 # cluster-configs/targets/README.md), runs each stage's argv exactly (no
 # shell added) with only the stage's env (plus the worker's default PATH)
-# in the attempt directory under the stage's timeout, and checks the
-# declared outputs exist.  Every job runs twice: once with the placeholders
+# in the attempt directory under the stage's timeout, with stdout into the
+# stage's `stdout` file when it names one (stderr alone then goes to the
+# log), and checks the declared outputs exist.  Resource limits are not
+# applied here.  Every job runs twice: once with the placeholders
 # as absolute paths and once relative to the attempt directory, since the
 # targets must work either way.  A target whose capabilities are not all
 # on the default PATH is skipped ("skipped: nvcc not found").
@@ -122,14 +124,15 @@ run_job() {
 	done
 	local p_source="${p_sources[0]}"
 
-	local rec key val stage="" timeout="" index=0 job_ok=1 log="" argv=() envs=() outs=()
+	local rec key val stage="" timeout="" stdout="" index=0 job_ok=1 log="" argv=() envs=() outs=()
 	local have_path
 	while IFS= read -r -d '' rec; do
 		key="${rec%%=*}"
 		val="${rec#*=}"
 		case "$key" in
-		stage) stage="$val" timeout="" argv=() envs=() outs=() ;;
+		stage) stage="$val" timeout="" stdout="" argv=() envs=() outs=() ;;
 		timeout) timeout="$val" ;;
+		stdout) stdout="$val" ;;
 		env) envs+=("$val") ;;
 		arg) argv+=("$val") ;;
 		out) outs+=("$val") ;;
@@ -159,9 +162,14 @@ run_job() {
 			done
 			[ "$have_path" = 1 ] || envs+=("PATH=$worker_path")
 			log="$attempt/logs/$index-$stage.log"
-			local t0=$SECONDS rc=0
+			local t0=$SECONDS rc=0 stdout_file="$log"
+			if [ -n "$stdout" ]; then
+				stdout_file="$attempt/out/$index-$stage/$stdout"
+				mkdir -p "$(dirname "$stdout_file")"
+				outs+=("$stdout")
+			fi
 			(cd "$attempt" && exec timeout -k 5 "$(duration_s "$timeout")" \
-				env -i "${envs[@]}" "${words[@]}") >"$log" 2>&1 || rc=$?
+				env -i "${envs[@]}" "${words[@]}") 2>"$log" >"$stdout_file" || rc=$?
 			if [ "$verbose" = 1 ]; then
 				echo "---- $label: stage $index $stage (exit $rc, $((SECONDS - t0))s)"
 				cat "$log"

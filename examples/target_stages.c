@@ -11,13 +11,15 @@
  *   cap=CAPABILITY     one per capability
  *   stage=NAME         then, for that stage:
  *   timeout=DURATION   (empty when not given)
+ *   stdout=FILE        (empty when not given: stdout goes to the log)
  *   env=KEY=VALUE      one per variable
  *   arg=WORD           one per argv word, in order
  *   out=FILE           one per declared output
  *   end=               after each stage
  *
  * A test tool, not a validator: `ingotctl target apply` checks files
- * completely.  Unknown keys are ignored here.  Exit 1 on a file that is
+ * completely.  Unknown keys (description, limits...) are ignored here: the
+ * stages run without the limits.  Exit 1 on a file that is
  * not a mapping with name and stages.
  *
  *   cc -O2 -o target_stages target_stages.c -lyaml
@@ -119,6 +121,7 @@ int main(int argc, char **argv)
 			goto bad;
 		put("stage", name, NULL);
 		put("timeout", scalar(get(st, "timeout")) ? scalar(get(st, "timeout")) : "", NULL);
+		put("stdout", scalar(get(st, "stdout")) ? scalar(get(st, "stdout")) : "", NULL);
 		env = get(st, "env");
 		if (env != NULL && env->type == YAML_MAPPING_NODE) {
 			for (yaml_node_pair_t *p = env->data.mapping.pairs.start;

@@ -310,11 +310,36 @@ static struct cmd new_cmd(uint32_t type)
 	return c;
 }
 
+/* A stage's `limits` map: {cpu_seconds, memory_bytes, open_files,
+ * output_bytes}, each optional (0 = none); the ranges are cmd_validate's. */
+static int stage_limits_arg(const msgpack_object *m, struct rec_stage_limits *l,
+                            struct ing_error *e)
+{
+	static const char *const known[] = {"cpu_seconds", "memory_bytes", "open_files",
+	                                    "output_bytes", NULL};
+	int rv = rpc_args_check_known(m, known, e);
+	if (rv == 0)
+		rv = rpc_arg_u64(m, "cpu_seconds", UINT64_MAX, false, &l->cpu_seconds, e);
+	if (rv == 0)
+		rv = rpc_arg_u64(m, "memory_bytes", UINT64_MAX, false, &l->memory_bytes, e);
+	if (rv == 0)
+		rv = rpc_arg_u64(m, "open_files", UINT64_MAX, false, &l->open_files, e);
+	if (rv == 0)
+		rv = rpc_arg_u64(m, "output_bytes", UINT64_MAX, false, &l->output_bytes, e);
+	if (rv != 0) {
+		char inner[ING_ERROR_MSG_MAX];
+		snprintf(inner, sizeof(inner), "%s", e->msg);
+		ing_error_set(e, rv, "argument 'limits': %s", inner);
+	}
+	return rv;
+}
+
 static void op_target_put(struct node *n, struct rpc_call *call)
 {
-	static const char *const known[] = {"name", "stages", "capabilities", "labels", NULL};
-	static const char *const stage_known[] = {"name", "argv",    "timeout_ms",
-	                                          "env",  "outputs", NULL};
+	static const char *const known[] = {"name",         "description", "stages",
+	                                    "capabilities", "labels",      NULL};
+	static const char *const stage_known[] = {"name",    "argv",   "timeout_ms", "env",
+	                                          "outputs", "limits", "stdout",     NULL};
 	const msgpack_object *args = rpc_call_args(call);
 	const msgpack_object *stages, *caps = NULL, *labels = NULL;
 	struct cmd c = new_cmd(CMD_TARGET_PUT);
@@ -326,7 +351,10 @@ static void op_target_put(struct node *n, struct rpc_call *call)
 	if (check_known(call, known) != 0)
 		return;
 	msgpack_zone_init(&z, 2048);
+	t->description = ing_str_c("");
 	rv = rpc_arg_str(args, "name", ING_NAME_MAX, true, &t->name, &e);
+	if (rv == 0)
+		rv = rpc_arg_str(args, "description", ING_MESSAGE_MAX, false, &t->description, &e);
 	if (rv == 0)
 		rv = rpc_arg_array(args, "stages", ING_MAX_STAGES, true, &stages, &e);
 	if (rv == 0)
@@ -345,10 +373,11 @@ static void op_target_put(struct node *n, struct rpc_call *call)
 	}
 	for (uint32_t i = 0; rv == 0 && i < t->nstages; i++) {
 		const msgpack_object *s = &stages->via.array.ptr[i];
-		const msgpack_object *argv, *env = NULL, *outs = NULL;
+		const msgpack_object *argv, *env = NULL, *outs = NULL, *limits = NULL;
 		struct rec_stage_def *d = &t->stages[i];
 		memset(d, 0, sizeof(*d));
 		d->timeout_ms = 600000;
+		d->stdout_path = ing_str_c("");
 		if (s->type != MSGPACK_OBJECT_MAP) {
 			rv = ing_error_set(&e, ING_EINVAL,
 			                   "argument 'stages': item %u must be a map", i);
@@ -372,6 +401,12 @@ static void op_target_put(struct node *n, struct rpc_call *call)
 		if (rv == 0)
 			rv = str_array(outs, "outputs", ING_PATH_MAX, &z, &d->noutputs, &d->outputs,
 			               &e);
+		if (rv == 0)
+			rv = rpc_arg_str(s, "stdout", ING_PATH_MAX, false, &d->stdout_path, &e);
+		if (rv == 0)
+			rv = rpc_arg_map(s, "limits", 4, false, &limits, &e);
+		if (rv == 0 && limits != NULL)
+			rv = stage_limits_arg(limits, &d->limits, &e);
 	}
 	if (rv != 0)
 		reply_err(call, &e);

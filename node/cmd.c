@@ -13,9 +13,11 @@
  *   2. framing: mp_parse_exact with pad8 (one object, length a multiple of 8,
  *      only nil padding after it, every declared length bounded by the input)
  *      -> ING_EMALFORMED;
- *   3. type, then version: an unknown type is ING_EINVAL, a known type at
- *      another version ING_EVERSION.  A node never skips an entry it does
- *      not understand: the caller stops instead;
+ *   3. type, then version: an unknown type is ING_EVERSION, a known type at
+ *      a version outside its min_version..version ING_EVERSION.  A node
+ *      never skips an entry it does not understand: the caller stops
+ *      instead.  An older version still accepted is decoded into the
+ *      current struct with the fields it lacks at their defaults;
  *   4. fields, with an mp_cursor whose `what` is "command <name>", so every
  *      message names the command and the field: wrong type, missing or
  *      extra items -> ING_EMALFORMED, strings or lists over the bounds of
@@ -35,15 +37,23 @@
 
 #define TIMEOUT_MAX_MS 86400000u /* a stage runs at most a day */
 
+/* Bounds of a stage's resource limits when set (0 = no limit). */
+#define LIMIT_CPU_MAX_SECONDS  86400u
+#define LIMIT_MEMORY_MIN_BYTES (1024u * 1024u)
+#define LIMIT_FILES_MIN        16u
+#define LIMIT_FILES_MAX        1048576u
+#define LIMIT_OUTPUT_MIN_BYTES 4096u
+
 struct cmd_info {
 	uint32_t type;
 	uint32_t version;
+	uint32_t min_version;
 	const char *name;
 	const char *what; /* "command <name>", the prefix of every message */
 };
 
 static const struct cmd_info cmd_infos[] = {
-#define CMD_INFO(sym, num, ver, name) {(num), (ver), name, "command " name},
+#define CMD_INFO(sym, num, ver, min_ver, name) {(num), (ver), (min_ver), name, "command " name},
     CMD_TYPES(CMD_INFO)
 #undef CMD_INFO
 };
@@ -67,6 +77,12 @@ uint32_t cmd_type_version(uint32_t type)
 {
 	const struct cmd_info *t = cmd_info(type);
 	return t != NULL ? t->version : 0;
+}
+
+uint32_t cmd_type_min_version(uint32_t type)
+{
+	const struct cmd_info *t = cmd_info(type);
+	return t != NULL ? t->min_version : 0;
 }
 
 /* ---- value checks ----------------------------------------------------- */
@@ -315,6 +331,58 @@ static int check_files(const char *what, const char *field, uint32_t min_n, uint
 	return 0;
 }
 
+/* stdout: "" (not captured), or a valid path that is not a declared output. */
+static int check_stdout(const char *what, const struct rec_stage_def *s, struct ing_error *e)
+{
+	char field[ING_NAME_MAX + 32];
+	if (s->stdout_path.len == 0)
+		return 0;
+	snprintf(field, sizeof(field), "stage '%.*s': stdout", ING_STR_FMT(s->name));
+	int rv = check_paths(what, field, 1, str_at, &s->stdout_path, e);
+	if (rv != 0)
+		return rv;
+	for (uint32_t i = 0; i < s->noutputs; i++) {
+		if (ing_str_eq(s->stdout_path, s->outputs[i]))
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: %s: '%.*s' is also a declared output (the stdout "
+			                     "file is an output by itself)",
+			                     what, field, ING_STR_FMT(s->stdout_path));
+	}
+	return 0;
+}
+
+/* Each limit is 0 (none) or within its bounds. */
+static int check_limits(const char *what, const struct rec_stage_def *s, struct ing_error *e)
+{
+	const struct rec_stage_limits *l = &s->limits;
+	const char *bad = NULL;
+	char range[64];
+	uint64_t v = 0;
+	if (l->cpu_seconds > LIMIT_CPU_MAX_SECONDS) {
+		bad = "cpu_seconds";
+		v = l->cpu_seconds;
+		snprintf(range, sizeof(range), "0 (none) or 1..%u", LIMIT_CPU_MAX_SECONDS);
+	} else if (l->memory_bytes != 0 && l->memory_bytes < LIMIT_MEMORY_MIN_BYTES) {
+		bad = "memory_bytes";
+		v = l->memory_bytes;
+		snprintf(range, sizeof(range), "0 (none) or at least %u", LIMIT_MEMORY_MIN_BYTES);
+	} else if (l->open_files != 0 &&
+	           (l->open_files < LIMIT_FILES_MIN || l->open_files > LIMIT_FILES_MAX)) {
+		bad = "open_files";
+		v = l->open_files;
+		snprintf(range, sizeof(range), "0 (none) or %u..%u", LIMIT_FILES_MIN,
+		         LIMIT_FILES_MAX);
+	} else if (l->output_bytes != 0 && l->output_bytes < LIMIT_OUTPUT_MIN_BYTES) {
+		bad = "output_bytes";
+		v = l->output_bytes;
+		snprintf(range, sizeof(range), "0 (none) or at least %u", LIMIT_OUTPUT_MIN_BYTES);
+	}
+	if (bad == NULL)
+		return 0;
+	return ing_error_set(e, ING_EINVAL, "%s: stage '%.*s': limits: %s %llu not %s", what,
+	                     ING_STR_FMT(s->name), bad, (unsigned long long)v, range);
+}
+
 static int check_stage(const char *what, const struct rec_stage_def *s, struct ing_error *e)
 {
 	char field[ING_NAME_MAX + 32];
@@ -362,15 +430,25 @@ static int check_stage(const char *what, const struct rec_stage_def *s, struct i
 	}
 
 	snprintf(field, sizeof(field), "stage '%.*s': outputs", ING_STR_FMT(s->name));
-	if (s->noutputs > ING_MAX_OUTPUTS)
-		return ing_error_set(e, ING_ETOOBIG, "%s: %s: %u exceeds %d", what, field,
-		                     s->noutputs, ING_MAX_OUTPUTS);
-	return check_paths(what, field, s->noutputs, str_at, s->outputs, e);
+	/* The stdout file is reported as one more output. */
+	uint32_t max_outputs = ING_MAX_OUTPUTS - (s->stdout_path.len > 0 ? 1 : 0);
+	if (s->noutputs > max_outputs)
+		return ing_error_set(e, ING_ETOOBIG, "%s: %s: %u exceeds %u%s", what, field,
+		                     s->noutputs, max_outputs,
+		                     s->stdout_path.len > 0 ? " (stdout is one more)" : "");
+	rv = check_paths(what, field, s->noutputs, str_at, s->outputs, e);
+	if (rv == 0)
+		rv = check_stdout(what, s, e);
+	if (rv == 0)
+		rv = check_limits(what, s, e);
+	return rv;
 }
 
 static int check_target(const char *what, const struct rec_target *t, struct ing_error *e)
 {
 	int rv = check_name(what, "name", t->name, e);
+	if (rv == 0)
+		rv = check_text(what, "description", t->description, ING_MESSAGE_MAX, e);
 	if (rv == 0)
 		rv = check_caps(what, t->ncaps, t->caps, e);
 	if (rv == 0)
@@ -569,20 +647,12 @@ static void pack_files(msgpack_packer *pk, uint32_t n, const struct cmd_file *v)
 static void pack_target(msgpack_packer *pk, const struct cmd *c)
 {
 	const struct rec_target *t = &c->u.target_put.spec;
-	pack_header(pk, c, 4);
+	pack_header(pk, c, 5);
 	mp_pack_str(pk, t->name);
+	mp_pack_str(pk, t->description);
 	mp_pack_str_list(pk, t->ncaps, t->caps);
 	rec_pack_kv_list(pk, t->nlabels, t->labels);
-	msgpack_pack_array(pk, t->nstages);
-	for (uint32_t i = 0; i < t->nstages; i++) {
-		const struct rec_stage_def *s = &t->stages[i];
-		msgpack_pack_array(pk, 5);
-		mp_pack_str(pk, s->name);
-		mp_pack_str_list(pk, s->nargv, s->argv);
-		msgpack_pack_uint64(pk, s->timeout_ms);
-		rec_pack_kv_list(pk, s->nenv, s->env);
-		mp_pack_str_list(pk, s->noutputs, s->outputs);
-	}
+	rec_pack_stage_defs(pk, t->nstages, t->stages);
 }
 
 static void pack_fields(msgpack_packer *pk, const struct cmd *c)
@@ -760,11 +830,16 @@ static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, ms
 	return 0;
 }
 
-static int decode_target(struct mp_cursor *c, msgpack_zone *z, struct rec_target *t)
+/* v2: [name, description, caps, labels, stages]; v1: [name, caps, labels,
+ * stages] with 5-item stages (description "", limits 0, stdout ""). */
+static int decode_target(struct mp_cursor *c, uint32_t version, msgpack_zone *z,
+                         struct rec_target *t)
 {
-	struct mp_cursor sub, sc;
-	void *arr = NULL;
+	bool legacy = version < 2;
 	int rv = mp_next_str(c, "name", ING_NAME_MAX, &t->name);
+	t->description = ing_str_c("");
+	if (rv == 0 && !legacy)
+		rv = mp_next_str(c, "description", ING_MESSAGE_MAX, &t->description);
 	if (rv == 0)
 		rv =
 		    mp_next_str_list(c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &t->ncaps, &t->caps);
@@ -772,30 +847,7 @@ static int decode_target(struct mp_cursor *c, msgpack_zone *z, struct rec_target
 		rv = rec_next_kv_list(c, "labels", ING_MAX_LABELS, ING_NAME_MAX,
 		                      ING_LABEL_VALUE_MAX, z, &t->nlabels, &t->labels);
 	if (rv == 0)
-		rv = mp_next_array(c, "stages", ING_MAX_STAGES, &sub);
-	if (rv == 0)
-		rv = mp_zarray(c, sub.n, sizeof(struct rec_stage_def), z, &arr);
-	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
-		struct rec_stage_def *s = &((struct rec_stage_def *)arr)[i];
-		rv = mp_next_tuple(&sub, "stages", 5, &sc);
-		if (rv == 0)
-			rv = mp_next_str(&sc, "stage name", ING_NAME_MAX, &s->name);
-		if (rv == 0)
-			rv = mp_next_str_list(&sc, "argv", ING_MAX_ARGV, ING_ARG_MAX, z, &s->nargv,
-			                      &s->argv);
-		if (rv == 0)
-			rv = mp_next_u64(&sc, "timeout_ms", UINT64_MAX, &s->timeout_ms);
-		if (rv == 0)
-			rv = rec_next_kv_list(&sc, "env", ING_MAX_ENV, ING_NAME_MAX, ING_ARG_MAX, z,
-			                      &s->nenv, &s->env);
-		if (rv == 0)
-			rv = mp_next_str_list(&sc, "outputs", ING_MAX_OUTPUTS, ING_PATH_MAX, z,
-			                      &s->noutputs, &s->outputs);
-	}
-	if (rv == 0) {
-		t->nstages = sub.n;
-		t->stages = arr;
-	}
+		rv = rec_next_stage_defs(c, legacy, z, &t->nstages, &t->stages);
 	return rv;
 }
 
@@ -804,7 +856,7 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 {
 	int rv = 0;
 	switch (out->type) {
-	case CMD_TARGET_PUT: return decode_target(c, z, &out->u.target_put.spec);
+	case CMD_TARGET_PUT: return decode_target(c, out->version, z, &out->u.target_put.spec);
 	case CMD_TARGET_DELETE:
 		return mp_next_str(c, "name", ING_NAME_MAX, &out->u.target_delete.name);
 	case CMD_JOB_SUBMIT: {
@@ -964,13 +1016,19 @@ int cmd_decode(const void *buf, size_t len, msgpack_zone *z, struct cmd *out, st
 	rv = mp_next_u64(&cur, "version", UINT64_MAX, &version);
 	if (rv != 0)
 		return rv;
-	if (version != t->version)
+	if (version < t->min_version || version > t->version) {
+		if (t->min_version == t->version)
+			return ing_error_set(
+			    e, ING_EVERSION,
+			    "command %s version %llu is not supported (this node knows %u)",
+			    t->name, (unsigned long long)version, t->version);
 		return ing_error_set(
 		    e, ING_EVERSION,
-		    "command %s version %llu is not supported (this node knows %u)", t->name,
-		    (unsigned long long)version, t->version);
+		    "command %s version %llu is not supported (this node knows %u..%u)", t->name,
+		    (unsigned long long)version, t->min_version, t->version);
+	}
 	c.type = t->type;
-	c.version = t->version;
+	c.version = (uint32_t)version;
 	rv = mp_next_u64(&cur, "time_ms", UINT64_MAX, &c.time_ms);
 	if (rv == 0)
 		rv = mp_next_str(&cur, "request_id", ING_REQUEST_ID_MAX, &c.request_id);

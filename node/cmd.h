@@ -9,7 +9,9 @@
  * the proposer's clock, put in by the leader, so apply never reads a clock;
  * request_id is the client's idempotency key ("" when none).
  *
- * Decoding is strict: unknown type or version, a field of the wrong type,
+ * Decoding is strict: unknown type, a version outside the type's
+ * min_version..version (older accepted versions decode into the current
+ * struct with defaults for what they lack), a field of the wrong type,
  * missing or extra fields, bytes after the padding, anything over the
  * bounds of storage/limits.h, and semantically invalid values (bad names,
  * empty argv, priority over 100...) are errors with a message naming the
@@ -31,28 +33,33 @@
 #include "common/str.h"
 #include "storage/records.h"
 
-/* X(SYMBOL, type number, current version, name) -- numbers are forever. */
-#define CMD_TYPES(X)                                   \
-	X(TARGET_PUT, 1, 1, "target_put")              \
-	X(TARGET_DELETE, 2, 1, "target_delete")        \
-	X(JOB_SUBMIT, 10, 1, "job_submit")             \
-	X(JOB_ASSIGN, 11, 1, "job_assign")             \
-	X(JOB_STAGE_START, 12, 1, "job_stage_start")   \
-	X(JOB_STAGE_FINISH, 13, 1, "job_stage_finish") \
-	X(JOB_FINISH, 14, 1, "job_finish")             \
-	X(JOB_CANCEL, 15, 1, "job_cancel")             \
-	X(JOB_REQUEUE, 16, 1, "job_requeue")           \
-	X(JOB_RETRY, 17, 1, "job_retry")               \
-	X(JOB_EXPIRE, 18, 1, "job_expire")             \
-	X(NODE_REGISTER, 20, 1, "node_register")       \
-	X(NODE_DRAIN, 21, 1, "node_drain")             \
-	X(NODE_DOWN, 22, 1, "node_down")               \
-	X(NODE_UP, 23, 1, "node_up")                   \
-	X(MEMBER_PUT, 30, 1, "member_put")             \
-	X(MEMBER_REMOVE, 31, 1, "member_remove")
+/* X(SYMBOL, type number, current version, oldest version still decoded,
+ * name) -- numbers are forever.  cmd_encode writes the current version;
+ * cmd_decode also accepts the older ones down to the oldest, because the
+ * log of an upgraded node may still hold entries written before the
+ * upgrade.  Older layouts: target_put v1 had no description and 5-item
+ * stages (docs/formats.md). */
+#define CMD_TYPES(X)                                      \
+	X(TARGET_PUT, 1, 2, 1, "target_put")              \
+	X(TARGET_DELETE, 2, 1, 1, "target_delete")        \
+	X(JOB_SUBMIT, 10, 1, 1, "job_submit")             \
+	X(JOB_ASSIGN, 11, 1, 1, "job_assign")             \
+	X(JOB_STAGE_START, 12, 1, 1, "job_stage_start")   \
+	X(JOB_STAGE_FINISH, 13, 1, 1, "job_stage_finish") \
+	X(JOB_FINISH, 14, 1, 1, "job_finish")             \
+	X(JOB_CANCEL, 15, 1, 1, "job_cancel")             \
+	X(JOB_REQUEUE, 16, 1, 1, "job_requeue")           \
+	X(JOB_RETRY, 17, 1, 1, "job_retry")               \
+	X(JOB_EXPIRE, 18, 1, 1, "job_expire")             \
+	X(NODE_REGISTER, 20, 1, 1, "node_register")       \
+	X(NODE_DRAIN, 21, 1, 1, "node_drain")             \
+	X(NODE_DOWN, 22, 1, 1, "node_down")               \
+	X(NODE_UP, 23, 1, 1, "node_up")                   \
+	X(MEMBER_PUT, 30, 1, 1, "member_put")             \
+	X(MEMBER_REMOVE, 31, 1, 1, "member_remove")
 
 enum cmd_type {
-#define CMD_ENUM(sym, num, ver, name) CMD_##sym = (num),
+#define CMD_ENUM(sym, num, ver, min_ver, name) CMD_##sym = (num),
 	CMD_TYPES(CMD_ENUM)
 #undef CMD_ENUM
 };
@@ -61,6 +68,8 @@ enum cmd_type {
 const char *cmd_type_name(uint32_t type);
 /* Current version of a type, 0 if unknown. */
 uint32_t cmd_type_version(uint32_t type);
+/* Oldest version of a type cmd_decode still accepts, 0 if unknown. */
+uint32_t cmd_type_min_version(uint32_t type);
 
 /* A file carried in a command: a source of a submit, an output of a stage. */
 struct cmd_file {
@@ -70,13 +79,15 @@ struct cmd_file {
 
 struct cmd {
 	uint32_t type;
-	uint32_t version;
+	uint32_t version; /* as decoded; cmd_encode always writes the current one */
 	uint64_t time_ms;
 	struct ing_str request_id;
 	union {
 		/* Create or replace.  Only the spec fields of the record are
-		 * carried: name, caps, labels, stages.  revision, active_jobs
-		 * and the times are the state machine's. */
+		 * carried: name, description, caps, labels, stages (with
+		 * their limits and stdout).  revision, active_jobs and the
+		 * times are the state machine's.  A v1 entry decodes with
+		 * description "", limits 0 and stdout "". */
 		struct {
 			struct rec_target spec;
 		} target_put;

@@ -3,7 +3,8 @@
  *
  * Happy path: stage_start resolves argv[0] on the PATH of the stage's own
  * environment, creates one pipe whose write end becomes the child's stdout
- * AND stderr (so the log interleaves exactly as written), and uv_spawns the
+ * AND stderr (so the log interleaves exactly as written; with stdout_path,
+ * stdout is that file instead, opened by the daemon), and uv_spawns the
  * child detached: it calls setsid, so pid == pgid == sid and kill(-pid)
  * reaches every descendant that did not setsid itself.  When limits are
  * set, the command runs through util-linux prlimit, which sets them on
@@ -35,7 +36,8 @@
  *
  * Failure modes:
  *   - program not found / not executable, cwd missing, prlimit missing,
- *     exec failure: spawn_failed, exit_code 127, the log line says why;
+ *     stdout file that cannot be opened, exec failure: spawn_failed,
+ *     exit_code 127, the log line says why;
  *   - a child ignoring SIGTERM: SIGKILL after the grace;
  *   - output never reaching EOF (a descendant escaped the group with the
  *     pipe): closed by force one grace after the child exited;
@@ -49,6 +51,7 @@
 #include "node/stage.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -264,6 +267,24 @@ static int resolve_program(const char *name, const char *cwd, const char *path, 
 	}
 	snprintf(why, why_len, "stage: '%s' not found on PATH=%s", name, path);
 	return ING_ENOTFOUND;
+}
+
+/* Opens the stdout file (relative to cwd unless absolute): created or
+ * truncated, 0600, close-on-exec in the daemon.  -1 with `why` on failure. */
+static int open_stdout(const char *cwd, const char *path, char *why, size_t why_len)
+{
+	char full[4096];
+	int k = path[0] == '/' ? snprintf(full, sizeof(full), "%s", path)
+	                       : snprintf(full, sizeof(full), "%s/%s", cwd, path);
+	if (k < 0 || (size_t)k >= sizeof(full)) {
+		snprintf(why, why_len, "stage: stdout path '%s' is too long", path);
+		return -1;
+	}
+	int fd = open(full, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0)
+		snprintf(why, why_len, "stage: cannot open stdout file %s: %s", full,
+		         strerror(errno));
+	return fd;
 }
 
 static bool limits_set(const struct stage_limits *l)
@@ -536,6 +557,11 @@ int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb do
 		                     uv_strerror(rv));
 	}
 
+	int stdout_fd = -1;
+	if (resolved && spec->stdout_path != NULL) {
+		stdout_fd = open_stdout(r->cwd, spec->stdout_path, why, sizeof(why));
+		resolved = stdout_fd >= 0;
+	}
 	if (!resolved) {
 		close(fds[1]);
 		spawn_failed(r, why);
@@ -545,7 +571,7 @@ int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb do
 	uv_stdio_container_t stdio[3];
 	stdio[0].flags = UV_IGNORE; /* libuv opens /dev/null */
 	stdio[1].flags = UV_INHERIT_FD;
-	stdio[1].data.fd = fds[1];
+	stdio[1].data.fd = stdout_fd >= 0 ? stdout_fd : fds[1];
 	stdio[2].flags = UV_INHERIT_FD;
 	stdio[2].data.fd = fds[1];
 	uv_process_options_t o;
@@ -562,6 +588,8 @@ int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb do
 	r->proc.data = r;
 	r->proc_open = true; /* initialised even when uv_spawn fails */
 	close(fds[1]);       /* the child has its copies */
+	if (stdout_fd >= 0)
+		close(stdout_fd);
 	if (rv != 0) {
 		snprintf(why, sizeof(why), "stage: cannot start '%s' in %s: %s", spec->argv[0],
 		         r->cwd, uv_strerror(rv));

@@ -1,8 +1,9 @@
 /*
  * stage.h - runs ONE stage of a job (a real toolchain command) as a child
  * process group on a libuv loop: own session and process group, stdin from
- * /dev/null, stdout and stderr interleaved into one capped log, resource
- * limits applied in the child, a timeout (SIGTERM, then SIGKILL), cancel.
+ * /dev/null, stdout and stderr interleaved into one capped log (or stdout
+ * into a file, stderr to the log), resource limits applied in the child, a
+ * timeout (SIGTERM, then SIGKILL), cancel.
  *
  * The caller owns nothing of a run: it frees itself after its `done`
  * callback returns (or, after stage_abandon, on its own).  Everything the
@@ -53,6 +54,11 @@ struct stage_spec {
 	/* stdout+stderr, interleaved as written, kept up to this many bytes;
 	 * the rest is counted and dropped.  0: STAGE_DEFAULT_LOG_CAP_BYTES. */
 	size_t log_cap_bytes;
+	/* NULL: stdout goes to the log.  Otherwise the child's stdout is this
+	 * file (relative paths to cwd), created or truncated with mode 0600;
+	 * stderr still goes to the log.  Its size is bounded only by
+	 * limits.file_size_bytes.  Failing to open it is a spawn failure. */
+	const char *stdout_path;
 };
 
 struct stage_result {
@@ -88,8 +94,9 @@ typedef void (*stage_done_cb)(struct stage_run *r, const struct stage_result *re
  * valid until done has returned.
  *
  * A command that cannot be started (argv[0] not found or not executable,
- * cwd missing, prlimit missing when limits are set, exec failure) is not an
- * error here: stage_start returns 0 and done reports spawn_failed.
+ * cwd missing, prlimit missing when limits are set, stdout_path that
+ * cannot be opened, exec failure) is not an error here: stage_start returns 0 and done reports
+ * spawn_failed.
  *
  * Errors (done is then never called; handles already opened are being
  * closed, so the loop must still run for the memory to be released):

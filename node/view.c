@@ -176,9 +176,11 @@ static void view_kvs(msgpack_packer *pk, uint32_t n, const struct rec_kv *kv)
 
 void view_target(msgpack_packer *pk, const struct rec_target *t)
 {
-	msgpack_pack_map(pk, 8);
+	msgpack_pack_map(pk, 9);
 	view_key(pk, "name");
 	mp_pack_str(pk, t->name);
+	view_key(pk, "description");
+	mp_pack_str(pk, t->description);
 	view_key(pk, "revision");
 	msgpack_pack_uint64(pk, t->revision);
 	view_key(pk, "capabilities");
@@ -189,7 +191,7 @@ void view_target(msgpack_packer *pk, const struct rec_target *t)
 	msgpack_pack_array(pk, t->nstages);
 	for (uint32_t i = 0; i < t->nstages; i++) {
 		const struct rec_stage_def *s = &t->stages[i];
-		msgpack_pack_map(pk, 5);
+		msgpack_pack_map(pk, 7);
 		view_key(pk, "name");
 		mp_pack_str(pk, s->name);
 		view_key(pk, "argv");
@@ -200,6 +202,21 @@ void view_target(msgpack_packer *pk, const struct rec_target *t)
 		view_kvs(pk, s->nenv, s->env);
 		view_key(pk, "outputs");
 		view_strs(pk, s->noutputs, s->outputs);
+		view_key(pk, "limits");
+		msgpack_pack_map(pk, 4);
+		view_key(pk, "cpu_seconds");
+		msgpack_pack_uint64(pk, s->limits.cpu_seconds);
+		view_key(pk, "memory_bytes");
+		msgpack_pack_uint64(pk, s->limits.memory_bytes);
+		view_key(pk, "open_files");
+		msgpack_pack_uint64(pk, s->limits.open_files);
+		view_key(pk, "output_bytes");
+		msgpack_pack_uint64(pk, s->limits.output_bytes);
+		view_key(pk, "stdout");
+		if (s->stdout_path.len > 0)
+			mp_pack_str(pk, s->stdout_path);
+		else
+			msgpack_pack_nil(pk);
 	}
 	view_key(pk, "active_jobs");
 	msgpack_pack_uint32(pk, t->active_jobs);

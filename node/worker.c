@@ -17,8 +17,10 @@
  * machine with the next attempt), never run twice under the same attempt.
  *
  * An attempt is a chain, one step in flight at a time:
- *   report stage_start -> run the stage (node/stage.c) -> report
- *   stage_finish (exit status, duration, log, declared outputs) -> next
+ *   report stage_start -> run the stage (node/stage.c, with the stage's
+ *   limits, and its stdout into out/<stage>/<stdout> when the target names
+ *   a stdout file) -> report stage_finish (exit status, duration, log,
+ *   declared outputs, then the stdout file) -> next
  *   stage ... -> report finish (succeeded / failed / cancelled).
  * Reports go to this node's own API (`worker.report`), which forwards them
  * to the leader like any write, with a request id derived from (node, job,
@@ -83,7 +85,7 @@ struct node_attempt {
 
 static int mkdir_p(const char *path)
 {
-	char tmp[600];
+	char tmp[1024];
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	for (char *p = tmp + 1; *p != '\0'; p++) {
 		if (*p == '/') {
@@ -109,16 +111,22 @@ static void rm_rf(const char *path)
 	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int write_file(const char *path, const void *data, size_t len)
+/* Creates the directories above the file `path`. */
+static int mkdir_parent(const char *path)
 {
-	char dir[600];
+	char dir[1024];
 	snprintf(dir, sizeof(dir), "%s", path);
 	char *slash = strrchr(dir, '/');
-	if (slash != NULL) {
-		*slash = '\0';
-		if (mkdir_p(dir) != 0)
-			return -1;
-	}
+	if (slash == NULL)
+		return 0;
+	*slash = '\0';
+	return mkdir_p(dir);
+}
+
+static int write_file(const char *path, const void *data, size_t len)
+{
+	if (mkdir_parent(path) != 0)
+		return -1;
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
@@ -409,7 +417,7 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 {
 	struct node_attempt *a = data;
 	const struct rec_stage_def *def = &a->target.stages[a->stage];
-	struct ing_str *outs = NULL;
+	struct ing_str *outs = NULL, *names = NULL;
 	char out_dir[600], path[900], why[ING_MESSAGE_MAX] = "";
 	uint32_t nouts = 0;
 	(void)r;
@@ -429,22 +437,30 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		return;
 	}
 	stage_dir(a, a->stage, out_dir, sizeof(out_dir));
-	if (res->exit_code == 0 && def->noutputs > 0) {
-		outs = msgpack_zone_malloc(a->zone, def->noutputs * sizeof(*outs));
-		for (uint32_t i = 0; outs != NULL && i < def->noutputs; i++) {
-			snprintf(path, sizeof(path), "%s/%.*s", out_dir,
-			         ING_STR_FMT(def->outputs[i]));
+	/* The declared outputs, then the stdout file when there is one. */
+	uint32_t nwant = def->noutputs + (def->stdout_path.len > 0 ? 1 : 0);
+	if (res->exit_code == 0 && nwant > 0) {
+		outs = msgpack_zone_malloc(a->zone, nwant * sizeof(*outs));
+		names = msgpack_zone_malloc(a->zone, nwant * sizeof(*names));
+		for (uint32_t i = 0; outs != NULL && names != NULL && i < nwant; i++) {
+			struct ing_str name =
+			    i < def->noutputs ? def->outputs[i] : def->stdout_path;
+			snprintf(path, sizeof(path), "%s/%.*s", out_dir, ING_STR_FMT(name));
 			int rv = read_output(path, a->zone, &outs[nouts]);
 			if (rv != 0) {
-				snprintf(why, sizeof(why),
-				         "stage '%.*s': declared output '%.*s' %s",
-				         ING_STR_FMT(def->name), ING_STR_FMT(def->outputs[i]),
+				snprintf(why, sizeof(why), "stage '%.*s': %s '%.*s' %s",
+				         ING_STR_FMT(def->name),
+				         i < def->noutputs ? "declared output" : "stdout file",
+				         ING_STR_FMT(name),
 				         rv == ING_ETOOBIG ? "is larger than 4 MiB"
 				                           : "was not produced");
 				break;
 			}
-			nouts++;
+			names[nouts++] = name;
 		}
+		if (outs == NULL || names == NULL)
+			snprintf(why, sizeof(why), "stage '%.*s': out of memory reading outputs",
+			         ING_STR_FMT(def->name));
 	}
 	if (res->exit_code != 0)
 		snprintf(why, sizeof(why), "stage '%.*s' %s %" PRId64, ING_STR_FMT(def->name),
@@ -470,7 +486,7 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	for (uint32_t i = 0; !a->failed && i < nouts; i++) {
 		msgpack_pack_map(pk, 2);
 		view_key(pk, "path");
-		mp_pack_str(pk, def->outputs[i]);
+		mp_pack_str(pk, names[i]);
 		view_key(pk, "data");
 		mp_pack_bin(pk, outs[i].ptr, outs[i].len);
 	}
@@ -523,6 +539,21 @@ static void run_stage(struct node_attempt *a)
 	spec.env = (const char *const *)env;
 	spec.timeout_ms = def->timeout_ms;
 	spec.log_cap_bytes = 1u << 20;
+	spec.limits.cpu_seconds = def->limits.cpu_seconds;
+	spec.limits.memory_bytes = def->limits.memory_bytes;
+	spec.limits.open_files = def->limits.open_files;
+	spec.limits.file_size_bytes = def->limits.output_bytes;
+	char stdout_path[900];
+	if (def->stdout_path.len > 0) {
+		snprintf(stdout_path, sizeof(stdout_path), "%s/%.*s", out_dir,
+		         ING_STR_FMT(def->stdout_path));
+		if (mkdir_parent(stdout_path) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", "cannot create the stage's stdout directory");
+			return;
+		}
+		spec.stdout_path = stdout_path;
+	}
 	ING_LOG_INFO("stage starting job=%" PRIu64 " attempt=%" PRIu32
 	             " stage=%u name=%.*s argv0=%s",
 	             a->job, a->attempt, a->stage, ING_STR_FMT(def->name), argv[0]);

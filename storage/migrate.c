@@ -21,6 +21,17 @@
  *           target_revision, request_id, rest...]; v2 job = [2, id, tenant,
  *           target, target_revision, request_id, rest...] with tenant
  *           "default".  Every other item is re-packed unchanged by msgpack-c.
+ *   2 -> 3: target records gained a description and, per stage, resource
+ *           limits and a stdout file.  v1 target = [1, name, caps, labels,
+ *           stages[[name, argv, timeout_ms, env, outputs]...], rest...];
+ *           v2 target = [2, name, description, caps, labels,
+ *           stages[[name, argv, timeout_ms, env, outputs, limits, stdout]...],
+ *           rest...] with description "", limits [0, 0, 0, 0] (none) and
+ *           stdout "" (not captured).
+ *
+ * Each step rewrites one table record by record (rewrite_table); a record
+ * that is not of the expected older layout is ING_ECORRUPT, naming its key,
+ * and the whole migration txn is aborted.
  */
 #include "storage/store_internal.h"
 
@@ -38,10 +49,12 @@
 typedef int (*migration_fn)(struct store_txn *t, struct ing_error *e);
 
 static int migrate_1_to_2(struct store_txn *t, struct ing_error *e);
+static int migrate_2_to_3(struct store_txn *t, struct ing_error *e);
 
 static const migration_fn migrations[STORE_SCHEMA_VERSION] = {
     [0] = NULL, /* no store was ever written with schema 0 */
     [1] = migrate_1_to_2,
+    [2] = migrate_2_to_3,
 };
 
 int store_schema_refuse_newer(const char *path, uint64_t schema, struct ing_error *e)
@@ -63,63 +76,104 @@ static void job_key_name(struct ing_str key, char *buf, size_t cap)
 		snprintf(buf, cap, "job key of %u bytes", key.len);
 }
 
-/*
- * Re-packs one v1 job record `val` as v2 into o.  ING_ECORRUPT (message
- * naming the key in e) when val is not [1, id, target, revision,
- * request_id, ...].
- */
-static int job_v1_to_v2(struct store *s, struct ing_str key, struct ing_str val, msgpack_zone *zone,
-                        struct mp_out *o, struct ing_error *e)
+/* Describes a targets key (the target's name) for messages. */
+static void target_key_name(struct ing_str key, char *buf, size_t cap)
 {
-	msgpack_object obj;
-	struct ing_error pe;
-	char name[64];
-	size_t used;
-	int rv;
+	snprintf(buf, cap, "target '%.*s'", (int)(key.len > 48 ? 48 : key.len), key.ptr);
+}
 
-	job_key_name(key, name, sizeof(name));
-	rv = mp_parse(val.ptr, val.len, zone, &obj, &used, &pe);
-	if (rv == ING_ENOMEM)
-		return ing_error_set(e, rv, "store %s: migrating %s: %s", s->path, name, pe.msg);
-	if (rv != 0 || used != val.len || obj.type != MSGPACK_OBJECT_ARRAY ||
-	    obj.via.array.size < 5 ||
-	    obj.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-	    obj.via.array.ptr[0].via.u64 != 1) {
-		ING_LOG_ERROR("migration found a bad job record path=%s key=\"%s\"", s->path, name);
-		return ing_error_set(e, STORE_CORRUPT(s, "job record is not a schema-1 job"),
-		                     "store %s: %s is not a schema-1 job record", s->path, name);
-	}
-	const msgpack_object *items = obj.via.array.ptr;
-	uint32_t n = obj.via.array.size;
+/*
+ * Re-packs one parsed record of the older layout into o.  Returns 0,
+ * ING_ENOMEM, or ING_EMALFORMED when it does not have the older layout
+ * (rewrite_table reports that as corruption, naming the key).
+ */
+typedef int (*rewrite_fn)(const msgpack_object *rec, struct mp_out *o);
+
+/* The record's items when it is an array of at least min_n items whose first
+ * is the version `version`; NULL otherwise. */
+static const msgpack_object *versioned(const msgpack_object *rec, uint32_t min_n, uint64_t version)
+{
+	if (rec->type != MSGPACK_OBJECT_ARRAY || rec->via.array.size < min_n ||
+	    rec->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    rec->via.array.ptr[0].via.u64 != version)
+		return NULL;
+	return rec->via.array.ptr;
+}
+
+/* v1 job [1, id, target, revision, request_id, ...] -> v2 (tenant "default"). */
+static int job_v1_to_v2(const msgpack_object *rec, struct mp_out *o)
+{
+	const msgpack_object *items = versioned(rec, 5, 1);
+	if (items == NULL)
+		return ING_EMALFORMED;
+	uint32_t n = rec->via.array.size;
 	msgpack_pack_array(&o->pk, n + 1);
 	msgpack_pack_uint64(&o->pk, 2);
 	msgpack_pack_object(&o->pk, items[1]);
 	mp_pack_cstr(&o->pk, "default");
 	for (uint32_t i = 2; i < n; i++)
 		msgpack_pack_object(&o->pk, items[i]);
-	rv = mp_out_failed(o);
-	if (rv != 0)
-		return ing_error_set(e, rv, "store %s: migrating %s: out of memory", s->path, name);
-	return 0;
+	return mp_out_failed(o);
+}
+
+/* v1 target [1, name, caps, labels, stages, ...] -> v2: description "",
+ * each 5-item stage + limits [0, 0, 0, 0] + stdout "". */
+static int target_v1_to_v2(const msgpack_object *rec, struct mp_out *o)
+{
+	const msgpack_object *items = versioned(rec, 5, 1);
+	if (items == NULL || items[4].type != MSGPACK_OBJECT_ARRAY)
+		return ING_EMALFORMED;
+	const msgpack_object_array *stages = &items[4].via.array;
+	for (uint32_t i = 0; i < stages->size; i++) {
+		if (stages->ptr[i].type != MSGPACK_OBJECT_ARRAY ||
+		    stages->ptr[i].via.array.size != 5)
+			return ING_EMALFORMED;
+	}
+	uint32_t n = rec->via.array.size;
+	msgpack_pack_array(&o->pk, n + 1);
+	msgpack_pack_uint64(&o->pk, 2);
+	msgpack_pack_object(&o->pk, items[1]);
+	mp_pack_cstr(&o->pk, "");
+	msgpack_pack_object(&o->pk, items[2]);
+	msgpack_pack_object(&o->pk, items[3]);
+	msgpack_pack_array(&o->pk, stages->size);
+	for (uint32_t i = 0; i < stages->size; i++) {
+		const msgpack_object_array *st = &stages->ptr[i].via.array;
+		msgpack_pack_array(&o->pk, 7);
+		for (uint32_t j = 0; j < 5; j++)
+			msgpack_pack_object(&o->pk, st->ptr[j]);
+		msgpack_pack_array(&o->pk, 4);
+		for (int j = 0; j < 4; j++)
+			msgpack_pack_uint64(&o->pk, 0);
+		mp_pack_cstr(&o->pk, "");
+	}
+	for (uint32_t i = 5; i < n; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	return mp_out_failed(o);
 }
 
 /*
- * Rewrites every job record.  Records are visited one at a time with a
- * fresh cursor positioned just past the previous key, so that no cursor or
- * view is held across a put.
+ * Rewrites every record of `table` with `fn`.  Records are visited one at a
+ * time with a fresh cursor positioned just past the previous key, so that no
+ * cursor or view is held across a put.  `key_name` describes a key and
+ * `layout` the expected older layout in messages.  *count is the number of
+ * records rewritten.
  */
-static int migrate_1_to_2(struct store_txn *t, struct ing_error *e)
+static int rewrite_table(struct store_txn *t, enum store_table table, rewrite_fn fn,
+                         void (*key_name)(struct ing_str, char *, size_t), const char *layout,
+                         uint64_t *count, struct ing_error *e)
 {
 	struct store *s = store_txn_store(t);
-	char last[STORE_KEY_MAX_BYTES + 1];
+	const char *tname = store_table_name(table);
+	char last[STORE_KEY_MAX_BYTES + 1], name[80];
 	uint32_t last_len = 0;
 	struct store_iter *it = NULL;
 	struct ing_str key, val;
 	struct mp_out o;
 	msgpack_zone *zone;
-	uint64_t njobs = 0;
 	int rv;
 
+	*count = 0;
 	mp_out_init(&o);
 	zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
 	if (zone == NULL) {
@@ -127,9 +181,12 @@ static int migrate_1_to_2(struct store_txn *t, struct ing_error *e)
 		goto out;
 	}
 	for (;;) {
+		msgpack_object obj;
+		struct ing_error pe;
+		size_t used;
 		/* last + 0x00 is the smallest key after last. */
 		struct ing_str start = {last, last_len == 0 ? 0 : last_len + 1};
-		rv = store_iter_open(t, STORE_JOBS, start, &it);
+		rv = store_iter_open(t, table, start, &it);
 		if (rv == 0)
 			rv = store_iter_next(it, &key, &val);
 		if (rv == ING_ENOTFOUND) {
@@ -137,35 +194,75 @@ static int migrate_1_to_2(struct store_txn *t, struct ing_error *e)
 			break;
 		}
 		if (rv != 0) {
-			ing_error_set(e, rv, "store %s: migration: reading jobs: %s", s->path,
+			ing_error_set(e, rv, "store %s: migration: reading %s: %s", s->path, tname,
 			              ing_err_msg(rv));
 			goto out;
 		}
-		rv = job_v1_to_v2(s, key, val, zone, &o, e);
-		if (rv != 0)
+		key_name(key, name, sizeof(name));
+		rv = mp_parse(val.ptr, val.len, zone, &obj, &used, &pe);
+		if (rv == ING_ENOMEM) {
+			ing_error_set(e, rv, "store %s: migrating %s: %s", s->path, name, pe.msg);
 			goto out;
+		}
+		if (rv == 0 && used == val.len)
+			rv = fn(&obj, &o);
+		else
+			rv = ING_EMALFORMED;
+		if (rv == ING_ENOMEM) {
+			ing_error_set(e, rv, "store %s: migrating %s: out of memory", s->path,
+			              name);
+			goto out;
+		}
+		if (rv != 0) {
+			ING_LOG_ERROR("migration found a bad record path=%s table=%s key=\"%s\"",
+			              s->path, tname, name);
+			rv =
+			    ing_error_set(e, STORE_CORRUPT(s, "record is not of the older layout"),
+			                  "store %s: %s is not a %s record", s->path, name, layout);
+			goto out;
+		}
 		memcpy(last, key.ptr, key.len);
 		last_len = key.len;
 		last[last_len] = '\0';
 		store_iter_close(it);
 		it = NULL;
 		key.ptr = last;
-		rv = store_put(t, STORE_JOBS, key, (struct ing_str){o.data, (uint32_t)o.len});
+		rv = store_put(t, table, key, (struct ing_str){o.data, (uint32_t)o.len});
 		if (rv != 0) {
-			ing_error_set(e, rv, "store %s: migration: writing a job: %s", s->path,
+			ing_error_set(e, rv, "store %s: migration: writing %s: %s", s->path, name,
 			              ing_err_msg(rv));
 			goto out;
 		}
 		mp_out_reset(&o);
 		msgpack_zone_clear(zone);
-		njobs++;
+		(*count)++;
 	}
-	ING_LOG_INFO("store migration step from=1 to=2 jobs=%" PRIu64 " path=%s", njobs, s->path);
 out:
 	store_iter_close(it);
 	if (zone != NULL)
 		msgpack_zone_free(zone);
 	mp_out_free(&o);
+	return rv;
+}
+
+static int migrate_1_to_2(struct store_txn *t, struct ing_error *e)
+{
+	uint64_t n;
+	int rv = rewrite_table(t, STORE_JOBS, job_v1_to_v2, job_key_name, "schema-1 job", &n, e);
+	if (rv == 0)
+		ING_LOG_INFO("store migration step from=1 to=2 jobs=%" PRIu64 " path=%s", n,
+		             store_txn_store(t)->path);
+	return rv;
+}
+
+static int migrate_2_to_3(struct store_txn *t, struct ing_error *e)
+{
+	uint64_t n;
+	int rv = rewrite_table(t, STORE_TARGETS, target_v1_to_v2, target_key_name,
+	                       "schema-2 target", &n, e);
+	if (rv == 0)
+		ING_LOG_INFO("store migration step from=2 to=3 targets=%" PRIu64 " path=%s", n,
+		             store_txn_store(t)->path);
 	return rv;
 }
 

@@ -309,24 +309,36 @@ int rec_node_decode(struct ing_str buf, msgpack_zone *z, struct rec_node *out, s
 
 /* ---- target ----------------------------------------------------------- */
 
-int rec_target_encode(const struct rec_target *r, struct mp_out *o)
+void rec_pack_stage_defs(msgpack_packer *pk, uint32_t n, const struct rec_stage_def *v)
 {
-	msgpack_packer *pk = &o->pk;
-	msgpack_pack_array(pk, 9);
-	msgpack_pack_uint64(pk, REC_VERSION);
-	mp_pack_str(pk, r->name);
-	mp_pack_str_list(pk, r->ncaps, r->caps);
-	rec_pack_kv_list(pk, r->nlabels, r->labels);
-	msgpack_pack_array(pk, r->nstages);
-	for (uint32_t i = 0; i < r->nstages; i++) {
-		const struct rec_stage_def *s = &r->stages[i];
-		msgpack_pack_array(pk, 5);
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct rec_stage_def *s = &v[i];
+		msgpack_pack_array(pk, 7);
 		mp_pack_str(pk, s->name);
 		mp_pack_str_list(pk, s->nargv, s->argv);
 		msgpack_pack_uint64(pk, s->timeout_ms);
 		rec_pack_kv_list(pk, s->nenv, s->env);
 		mp_pack_str_list(pk, s->noutputs, s->outputs);
+		msgpack_pack_array(pk, 4);
+		msgpack_pack_uint64(pk, s->limits.cpu_seconds);
+		msgpack_pack_uint64(pk, s->limits.memory_bytes);
+		msgpack_pack_uint64(pk, s->limits.open_files);
+		msgpack_pack_uint64(pk, s->limits.output_bytes);
+		mp_pack_str(pk, s->stdout_path);
 	}
+}
+
+int rec_target_encode(const struct rec_target *r, struct mp_out *o)
+{
+	msgpack_packer *pk = &o->pk;
+	msgpack_pack_array(pk, 10);
+	msgpack_pack_uint64(pk, REC_TARGET_VERSION);
+	mp_pack_str(pk, r->name);
+	mp_pack_str(pk, r->description);
+	mp_pack_str_list(pk, r->ncaps, r->caps);
+	rec_pack_kv_list(pk, r->nlabels, r->labels);
+	rec_pack_stage_defs(pk, r->nstages, r->stages);
 	msgpack_pack_uint64(pk, r->revision);
 	msgpack_pack_uint64(pk, r->active_jobs);
 	msgpack_pack_uint64(pk, r->created_at_ms);
@@ -334,8 +346,23 @@ int rec_target_encode(const struct rec_target *r, struct mp_out *o)
 	return mp_out_failed(o);
 }
 
-static int next_stage_defs(struct mp_cursor *c, msgpack_zone *z, uint32_t *n,
-                           struct rec_stage_def **out)
+static int next_limits(struct mp_cursor *c, struct rec_stage_limits *l)
+{
+	struct mp_cursor lc;
+	int rv = mp_next_tuple(c, "limits", 4, &lc);
+	if (rv == 0)
+		rv = mp_next_u64(&lc, "cpu_seconds", UINT64_MAX, &l->cpu_seconds);
+	if (rv == 0)
+		rv = mp_next_u64(&lc, "memory_bytes", UINT64_MAX, &l->memory_bytes);
+	if (rv == 0)
+		rv = mp_next_u64(&lc, "open_files", UINT64_MAX, &l->open_files);
+	if (rv == 0)
+		rv = mp_next_u64(&lc, "output_bytes", UINT64_MAX, &l->output_bytes);
+	return rv;
+}
+
+int rec_next_stage_defs(struct mp_cursor *c, bool legacy, msgpack_zone *z, uint32_t *n,
+                        struct rec_stage_def **out)
 {
 	struct mp_cursor sub, sc;
 	void *arr = NULL;
@@ -344,7 +371,9 @@ static int next_stage_defs(struct mp_cursor *c, msgpack_zone *z, uint32_t *n,
 		rv = mp_zarray(c, sub.n, sizeof(struct rec_stage_def), z, &arr);
 	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
 		struct rec_stage_def *s = &((struct rec_stage_def *)arr)[i];
-		rv = mp_next_tuple(&sub, "stages", 5, &sc);
+		memset(s, 0, sizeof(*s));
+		s->stdout_path = ing_str_c("");
+		rv = mp_next_tuple(&sub, "stages", legacy ? 5 : 7, &sc);
 		if (rv == 0)
 			rv = mp_next_str(&sc, "stage name", ING_NAME_MAX, &s->name);
 		if (rv == 0)
@@ -358,6 +387,10 @@ static int next_stage_defs(struct mp_cursor *c, msgpack_zone *z, uint32_t *n,
 		if (rv == 0)
 			rv = mp_next_str_list(&sc, "outputs", ING_MAX_OUTPUTS, ING_PATH_MAX, z,
 			                      &s->noutputs, &s->outputs);
+		if (rv == 0 && !legacy)
+			rv = next_limits(&sc, &s->limits);
+		if (rv == 0 && !legacy)
+			rv = mp_next_str(&sc, "stdout", ING_PATH_MAX, &s->stdout_path);
 	}
 	if (rv != 0)
 		return rv;
@@ -375,16 +408,18 @@ int rec_target_decode(struct ing_str buf, msgpack_zone *z, struct rec_target *ou
 	struct mp_cursor c;
 	int rv = parse_copy(buf, z, what, &obj, e);
 	if (rv == 0)
-		rv = open_record(&c, &obj, what, REC_VERSION, e);
+		rv = open_record(&c, &obj, what, REC_TARGET_VERSION, e);
 	if (rv == 0)
 		rv = mp_next_str(&c, "name", ING_NAME_MAX, &r.name);
+	if (rv == 0)
+		rv = mp_next_str(&c, "description", ING_MESSAGE_MAX, &r.description);
 	if (rv == 0)
 		rv = mp_next_str_list(&c, "caps", ING_MAX_CAPS, ING_NAME_MAX, z, &r.ncaps, &r.caps);
 	if (rv == 0)
 		rv = rec_next_kv_list(&c, "labels", ING_MAX_LABELS, ING_NAME_MAX,
 		                      ING_LABEL_VALUE_MAX, z, &r.nlabels, &r.labels);
 	if (rv == 0)
-		rv = next_stage_defs(&c, z, &r.nstages, &r.stages);
+		rv = rec_next_stage_defs(&c, false, z, &r.nstages, &r.stages);
 	if (rv == 0)
 		rv = mp_next_u64(&c, "revision", UINT64_MAX, &r.revision);
 	if (rv == 0)

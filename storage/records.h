@@ -65,6 +65,14 @@ struct rec_node {
 
 /* ---- targets: named pipelines of stages ------------------------------- */
 
+/* Resource limits of one stage's processes; 0 in a field means no limit. */
+struct rec_stage_limits {
+	uint64_t cpu_seconds;  /* RLIMIT_CPU (cmd_validate: at most a day) */
+	uint64_t memory_bytes; /* RLIMIT_AS */
+	uint64_t open_files;   /* RLIMIT_NOFILE */
+	uint64_t output_bytes; /* RLIMIT_FSIZE: largest file a process may write */
+};
+
 struct rec_stage_def {
 	struct ing_str name;
 	uint32_t nargv;
@@ -74,10 +82,16 @@ struct rec_stage_def {
 	struct rec_kv *env;
 	uint32_t noutputs;
 	struct ing_str *outputs; /* relative paths the stage must produce */
+	struct rec_stage_limits limits;
+	/* Relative path in the stage's output directory that receives the
+	 * child's stdout (and is then an output too); "" = stdout goes to the
+	 * log.  (`stdout` itself is a macro of <stdio.h>.) */
+	struct ing_str stdout_path;
 };
 
 struct rec_target {
 	struct ing_str name;
+	struct ing_str description; /* free text, at most ING_MESSAGE_MAX bytes */
 	uint32_t ncaps;
 	struct ing_str *caps; /* capabilities a node needs to run it */
 	uint32_t nlabels;
@@ -228,9 +242,12 @@ struct rec_token {
 /* ---- codec ------------------------------------------------------------ */
 
 /* Current record layout versions.  Job records are at 2 since schema 2
- * added the tenant (storage/migrate.c rewrites version-1 job records). */
-#define REC_VERSION     1
-#define REC_JOB_VERSION 2
+ * added the tenant, target records at 2 since schema 3 added the
+ * description and the stages' limits and stdout (storage/migrate.c
+ * rewrites the older records). */
+#define REC_VERSION        1
+#define REC_JOB_VERSION    2
+#define REC_TARGET_VERSION 2
 
 #define REC_CODEC(type)                                                                      \
 	int rec_##type##_encode(const struct rec_##type *r, struct mp_out *o);               \
@@ -254,5 +271,15 @@ void rec_pack_kv_list(msgpack_packer *pk, uint32_t n, const struct rec_kv *v);
  * key_max bytes, values of at most value_max. */
 int rec_next_kv_list(struct mp_cursor *c, const char *field, uint32_t max_n, uint32_t key_max,
                      uint32_t value_max, msgpack_zone *z, uint32_t *n, struct rec_kv **out);
+
+/* Stage definitions, shared with the command codec:
+ *   [[name, argv, timeout_ms, env, outputs, limits, stdout]...]
+ * with limits = [cpu_seconds, memory_bytes, open_files, output_bytes]. */
+void rec_pack_stage_defs(msgpack_packer *pk, uint32_t n, const struct rec_stage_def *v);
+/* Reads such a list into zone z (at most ING_MAX_STAGES).  `legacy` reads
+ * the older 5-item stages [name, argv, timeout_ms, env, outputs] instead
+ * and fills limits 0 and stdout "".  Errors as the record decoders. */
+int rec_next_stage_defs(struct mp_cursor *c, bool legacy, msgpack_zone *z, uint32_t *n,
+                        struct rec_stage_def **out);
 
 #endif

@@ -156,7 +156,9 @@ def check_no_used_slots(t, c, what):
 
 def target_outputs(c, name):
     tg = c.ctl_json("target", "get", name, timeout="10s")
-    return [(s["name"], list(s.get("outputs") or [])) for s in tg["stages"]]
+    # The stdout file is an output of its own (reported after the declared ones).
+    return [(s["name"], list(s.get("outputs") or []) + ([s["stdout"]] if s.get("stdout") else []))
+            for s in tg["stages"]]
 
 
 def check_succeeded(t, c, jid, label, outs):

@@ -387,6 +387,38 @@ static void test_durations(void **state)
 	}
 }
 
+static void test_sizes(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *s;
+		uint64_t bytes;
+	} good[] = {{"0", 0},
+	            {"4096", 4096},
+	            {"100B", 100},
+	            {"64KiB", 65536},
+	            {"512MiB", 512ull << 20},
+	            {"1GiB", 1ull << 30},
+	            {"2TiB", 2ull << 40},
+	            {"18446744073709551615", UINT64_MAX}};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		uint64_t v = 12345;
+		struct ing_error e;
+		if (cli_parse_size(good[i].s, &v, &e) != 0 || v != good[i].bytes)
+			fail_msg("'%s': got %llu (%s)", good[i].s, (unsigned long long)v, e.msg);
+	}
+	static const char *const bad[] = {"",           "KiB",   "1KB",
+	                                  "1 MiB",      "1mib",  "-1",
+	                                  "1.5GiB",     "1GiBx", "18446744073709551616",
+	                                  "16777216TiB"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t v = 12345;
+		struct ing_error e;
+		if (cli_parse_size(bad[i], &v, &e) != ING_EINVAL || v != 12345)
+			fail_msg("'%s' accepted", bad[i]);
+	}
+}
+
 /* ---- source paths ------------------------------------------------------ */
 
 static void test_source_paths(void **state)
@@ -413,6 +445,7 @@ static void test_source_paths(void **state)
 /* ---- target YAML ------------------------------------------------------- */
 
 static const char valid_yaml[] = "name: x86_64-cc\n"
+                                 "description: x86-64 builds with the system cc\n"
                                  "capabilities: [cc]\n"
                                  "labels: {arch: x86_64}\n"
                                  "stages:\n"
@@ -421,6 +454,9 @@ static const char valid_yaml[] = "name: x86_64-cc\n"
                                  "    timeout: 60s\n"
                                  "    env: {LC_ALL: C}\n"
                                  "    outputs: [kernel.o]\n"
+                                 "    stdout: cc.txt\n"
+                                 "    limits: {output: 64MiB, cpu: 1m, memory: 512MiB, "
+                                 "open_files: 256}\n"
                                  "  - outputs: []\n"
                                  "    argv:\n"
                                  "      - sleep\n"
@@ -434,9 +470,11 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	mp_out_init(&want);
 	mp_out_init(&got);
 	msgpack_packer *pk = &want.pk;
-	msgpack_pack_map(pk, 4);
+	msgpack_pack_map(pk, 5);
 	mp_pack_cstr(pk, "name");
 	mp_pack_cstr(pk, "x86_64-cc");
+	mp_pack_cstr(pk, "description");
+	mp_pack_cstr(pk, "x86-64 builds with the system cc");
 	mp_pack_cstr(pk, "capabilities");
 	msgpack_pack_array(pk, 1);
 	mp_pack_cstr(pk, "cc");
@@ -446,7 +484,7 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	mp_pack_cstr(pk, "x86_64");
 	mp_pack_cstr(pk, "stages");
 	msgpack_pack_array(pk, 2);
-	msgpack_pack_map(pk, 5);
+	msgpack_pack_map(pk, 7);
 	mp_pack_cstr(pk, "name");
 	mp_pack_cstr(pk, "compile");
 	mp_pack_cstr(pk, "argv");
@@ -463,6 +501,18 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	mp_pack_cstr(pk, "outputs");
 	msgpack_pack_array(pk, 1);
 	mp_pack_cstr(pk, "kernel.o");
+	mp_pack_cstr(pk, "limits");
+	msgpack_pack_map(pk, 4); /* fixed key order whatever the file's */
+	mp_pack_cstr(pk, "cpu_seconds");
+	msgpack_pack_uint64(pk, 60);
+	mp_pack_cstr(pk, "memory_bytes");
+	msgpack_pack_uint64(pk, 512ull << 20);
+	mp_pack_cstr(pk, "open_files");
+	msgpack_pack_uint64(pk, 256);
+	mp_pack_cstr(pk, "output_bytes");
+	msgpack_pack_uint64(pk, 64ull << 20);
+	mp_pack_cstr(pk, "stdout");
+	mp_pack_cstr(pk, "cc.txt");
 	msgpack_pack_map(pk, 3); /* fixed key order whatever the file's */
 	mp_pack_cstr(pk, "name");
 	mp_pack_cstr(pk, "wait");
@@ -530,6 +580,29 @@ static void test_yaml_errors(void **state)
 	    {"name: a\nstages: [{name: s, argv: [x]}]\n---\nname: b\n",
 	     "t.yaml:4: a second YAML document"},
 	    {"name: ''\nstages: [{name: s, argv: [x]}]\n", "key 'name': must not be empty"},
+	    {"name: a\ndescription: [x]\nstages: [{name: s, argv: [x]}]\n",
+	     "t.yaml:2:14: key 'description': expected a string, got a sequence"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: 5s\n",
+	     "t.yaml:5:13: key 'stages[0].limits': expected a mapping (keys: cpu, memory, "
+	     "open_files, output)"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {cpus: 5s}\n",
+	     "t.yaml:5:14: unknown key 'stages[0].limits.cpus'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {cpu: 5}\n",
+	     "t.yaml:5:19: key 'stages[0].limits.cpu': bad duration '5'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {cpu: 1500ms}\n",
+	     "key 'stages[0].limits.cpu': '1500ms' is not a whole number of seconds"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {memory: 1GB}\n",
+	     "t.yaml:5:22: key 'stages[0].limits.memory': bad size '1GB'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {output: 0}\n",
+	     "key 'stages[0].limits.output': must be more than 0"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {open_files: 1k}\n",
+	     "key 'stages[0].limits.open_files': expected a number, got '1k'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {cpu: 1s, cpu: 2s}\n",
+	     "key 'stages[0].limits.cpu' given twice"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    stdout: [a]\n",
+	     "t.yaml:5:13: key 'stages[0].stdout': expected a string, got a sequence"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    stdout: ''\n",
+	     "key 'stages[0].stdout': must not be empty"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct mp_out o;
@@ -1870,6 +1943,7 @@ int main(void)
 	    cmocka_unit_test(test_help_exit_0),
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_source_paths),
+	    cmocka_unit_test(test_sizes),
 	    cmocka_unit_test(test_yaml_valid_exact_msgpack),
 	    cmocka_unit_test(test_yaml_errors),
 	    cmocka_unit_test(test_yaml_file_through_cli_run),

@@ -19,7 +19,7 @@
 #include "node/cmd.h"
 
 static const uint32_t all_types[] = {
-#define CMD_NUM(sym, num, ver, name) (num),
+#define CMD_NUM(sym, num, ver, min_ver, name) (num),
     CMD_TYPES(CMD_NUM)
 #undef CMD_NUM
 };
@@ -78,8 +78,11 @@ static struct cmd sample(uint32_t type)
 	argv3[2] = S("{source}");
 	env1[0] = (struct rec_kv){S("PATH"), S("/usr/bin")};
 	outs1[0] = S("out/a.o");
-	stages2[0] = (struct rec_stage_def){S("build"), 3, argv3, 60000, 1, env1, 1, outs1};
-	stages2[1] = (struct rec_stage_def){S("link"), 1, argv3, 1, 0, NULL, 0, NULL};
+	stages2[0] = (struct rec_stage_def){
+	    S("build"),    3, argv3, 60000, 1, env1, 1, outs1, {60, 1u << 30, 1024, 1u << 20},
+	    S("build.log")};
+	stages2[1] =
+	    (struct rec_stage_def){S("link"), 1, argv3, 1, 0, NULL, 0, NULL, {0, 0, 0, 0}, S("")};
 	sources2[0] = (struct cmd_file){S("main.c"), S("int main(void) { return 0; }\n")};
 	sources2[1] = (struct cmd_file){S("inc/a.h"), S("")};
 	outputs1[0] = (struct cmd_file){S("out/a.o"),
@@ -95,6 +98,7 @@ static struct cmd sample(uint32_t type)
 	case CMD_TARGET_PUT: {
 		struct rec_target *t = &c.u.target_put.spec;
 		t->name = S("cpu-x86");
+		t->description = S("x86 builds, gcc 13");
 		t->ncaps = 2;
 		t->caps = caps2;
 		t->nlabels = 2;
@@ -331,6 +335,17 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		assert_true(ing_str_eq(y->stages[0].env[0].key, S("PATH")));
 		assert_true(ing_str_eq(y->stages[0].outputs[0], S("out/a.o")));
 		assert_int_equal(y->stages[1].nenv, 0);
+		assert_true(ing_str_eq(y->description, S("x86 builds, gcc 13")));
+		assert_int_equal(y->stages[0].limits.cpu_seconds, 60);
+		assert_int_equal(y->stages[0].limits.memory_bytes, 1u << 30);
+		assert_int_equal(y->stages[0].limits.open_files, 1024);
+		assert_int_equal(y->stages[0].limits.output_bytes, 1u << 20);
+		assert_true(ing_str_eq(y->stages[0].stdout_path, S("build.log")));
+		assert_int_equal(
+		    y->stages[1].limits.cpu_seconds + y->stages[1].limits.memory_bytes +
+		        y->stages[1].limits.open_files + y->stages[1].limits.output_bytes,
+		    0);
+		assert_int_equal(y->stages[1].stdout_path.len, 0);
 		assert_int_equal(y->revision, 0);
 		break;
 	}
@@ -645,7 +660,7 @@ static void test_wrong_field_types(void **state)
 	expect_field(CMD_JOB_SUBMIT, 9, obj_array(&src, 1), ING_EMALFORMED,
 	             "command job_submit: field 'data'");
 	msgpack_object stage = obj_str(S("build"));
-	expect_field(CMD_TARGET_PUT, 7, obj_array(&stage, 1), ING_EMALFORMED, "stages");
+	expect_field(CMD_TARGET_PUT, 8, obj_array(&stage, 1), ING_EMALFORMED, "stages");
 	/* An outcome or role too large for its field. */
 	expect_field(CMD_JOB_FINISH, 6, obj_u64(259), ING_EINVAL, "outcome");
 	expect_field(CMD_MEMBER_PUT, 7, obj_u64(256 + REC_ROLE_VOTER), ING_EINVAL, "role");
@@ -743,9 +758,9 @@ static void test_oversize(void **state)
 	msgpack_object stages[ING_MAX_STAGES + 1];
 	for (int i = 0; i <= ING_MAX_STAGES; i++)
 		stages[i] = obj_u64(0);
-	expect_field(CMD_TARGET_PUT, 7, obj_array(stages, ING_MAX_STAGES + 1), ING_ETOOBIG,
+	expect_field(CMD_TARGET_PUT, 8, obj_array(stages, ING_MAX_STAGES + 1), ING_ETOOBIG,
 	             "field 'stages'");
-	msgpack_object argv[ING_MAX_ARGV + 1], env0, outs0, st[5];
+	msgpack_object argv[ING_MAX_ARGV + 1], env0, outs0, st[7], lim[4];
 	for (int i = 0; i <= ING_MAX_ARGV; i++)
 		argv[i] = obj_str(S("a"));
 	env0 = obj_array(NULL, 0);
@@ -755,10 +770,20 @@ static void test_oversize(void **state)
 	st[2] = obj_u64(1);
 	st[3] = env0;
 	st[4] = outs0;
-	stages[0] = obj_array(st, 5);
-	expect_field(CMD_TARGET_PUT, 7, obj_array(stages, 1), ING_ETOOBIG, "field 'argv'");
+	for (int i = 0; i < 4; i++)
+		lim[i] = obj_u64(0);
+	st[5] = obj_array(lim, 4);
+	st[6] = obj_str(S(""));
+	stages[0] = obj_array(st, 7);
+	expect_field(CMD_TARGET_PUT, 8, obj_array(stages, 1), ING_ETOOBIG, "field 'argv'");
 	st[1] = obj_array(argv, ING_MAX_ARGV);
-	expect_field(CMD_TARGET_PUT, 7, obj_array(stages, 1), 0, NULL);
+	expect_field(CMD_TARGET_PUT, 8, obj_array(stages, 1), 0, NULL);
+	/* A v2 stage of 5 items, limits of 3 items. */
+	stages[0] = obj_array(st, 5);
+	expect_field(CMD_TARGET_PUT, 8, obj_array(stages, 1), ING_EMALFORMED, "stages");
+	st[5] = obj_array(lim, 3);
+	stages[0] = obj_array(st, 7);
+	expect_field(CMD_TARGET_PUT, 8, obj_array(stages, 1), ING_EMALFORMED, "limits");
 }
 
 static void test_huge_lengths(void **state)
@@ -1073,15 +1098,170 @@ static void test_validate_target(void **state)
 		outs[i] = S(onames[i]);
 	}
 	stages2[0].outputs = outs;
+	stages2[0].stdout_path = S("");
 	stages2[0].noutputs = ING_MAX_OUTPUTS;
 	expect_valid(&c);
 	stages2[0].noutputs = ING_MAX_OUTPUTS + 1;
 	expect_invalid(&c, ING_ETOOBIG, "stage 'build': outputs");
+	/* The stdout file counts as one more output. */
+	stages2[0].stdout_path = S("out.txt");
+	stages2[0].noutputs = ING_MAX_OUTPUTS;
+	expect_invalid(&c, ING_ETOOBIG, "stage 'build': outputs: 16 exceeds 15");
+	stages2[0].noutputs = ING_MAX_OUTPUTS - 1;
+	expect_valid(&c);
 	stages2[0].noutputs = 2;
 	outs[1] = outs[0];
 	expect_invalid(&c, ING_EINVAL, "stage 'build': outputs: path 'o/0' is repeated");
 	outs[1] = fill(ING_PATH_MAX + 1, 'p');
 	expect_invalid(&c, ING_ETOOBIG, "stage 'build': outputs");
+}
+
+static void test_validate_target_v2_fields(void **state)
+{
+	(void)state;
+	struct cmd c = sample(CMD_TARGET_PUT);
+	c.u.target_put.spec.description = fill(ING_MESSAGE_MAX, 'd');
+	expect_valid(&c);
+	c.u.target_put.spec.description = fill(ING_MESSAGE_MAX + 1, 'd');
+	expect_invalid(&c, ING_ETOOBIG, "command target_put: description");
+	c.u.target_put.spec.description = (struct ing_str){"a\0", 2};
+	expect_invalid(&c, ING_EINVAL, "description: contains a NUL");
+
+	/* stdout: a valid relative path, not one of the declared outputs. */
+	const char *bad_paths[] = {"/abs", "a/../b", "..", "a//b", "a/"};
+	for (size_t i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++) {
+		c = sample(CMD_TARGET_PUT);
+		stages2[0].stdout_path = S(bad_paths[i]);
+		expect_invalid(&c, ING_EINVAL, "stage 'build': stdout: invalid path");
+	}
+	c = sample(CMD_TARGET_PUT);
+	stages2[0].stdout_path = fill(ING_PATH_MAX + 1, 'p');
+	expect_invalid(&c, ING_ETOOBIG, "stage 'build': stdout");
+	stages2[0].stdout_path = S("out/a.o");
+	expect_invalid(&c, ING_EINVAL,
+	               "stage 'build': stdout: 'out/a.o' is also a declared output");
+	stages2[0].stdout_path = S("logs/symbols.txt");
+	expect_valid(&c);
+	stages2[0].stdout_path = S("");
+	expect_valid(&c);
+
+	/* limits: 0 is none; otherwise within bounds. */
+	struct {
+		struct rec_stage_limits l;
+		const char *needle; /* NULL: valid */
+	} cases[] = {
+	    {{0, 0, 0, 0}, NULL},
+	    {{86400, 1u << 20, 16, 4096}, NULL},
+	    {{1, 0, 1048576, 0}, NULL},
+	    {{86401, 0, 0, 0}, "limits: cpu_seconds 86401 not 0 (none) or 1..86400"},
+	    {{0, (1u << 20) - 1, 0, 0}, "limits: memory_bytes 1048575"},
+	    {{0, 0, 15, 0}, "limits: open_files 15"},
+	    {{0, 0, 1048577, 0}, "limits: open_files 1048577"},
+	    {{0, 0, 0, 4095}, "limits: output_bytes 4095"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		c = sample(CMD_TARGET_PUT);
+		stages2[1].limits = cases[i].l;
+		if (cases[i].needle == NULL)
+			expect_valid(&c);
+		else
+			expect_invalid(&c, ING_EINVAL, cases[i].needle);
+	}
+	c = sample(CMD_TARGET_PUT);
+	stages2[1].limits.open_files = 3;
+	expect_invalid(&c, ING_EINVAL, "command target_put: stage 'link': limits: open_files 3");
+}
+
+/* A target_put of version 1, as an older ingot wrote it in the log:
+ * [1, 1, time, req, name, caps, labels, stages[[name, argv, timeout_ms,
+ * env, outputs]]], built by hand. */
+static void pack_v1_target_put(struct mp_out *o, uint32_t stage_items)
+{
+	msgpack_packer *pk = &o->pk;
+	mp_out_init(o);
+	msgpack_pack_array(pk, 8);
+	msgpack_pack_uint64(pk, CMD_TARGET_PUT);
+	msgpack_pack_uint64(pk, 1);
+	msgpack_pack_uint64(pk, 1700000000123ull);
+	mp_pack_cstr(pk, "req-1");
+	mp_pack_cstr(pk, "cpu-x86");
+	msgpack_pack_array(pk, 1);
+	mp_pack_cstr(pk, "gcc");
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_array(pk, 2);
+	mp_pack_cstr(pk, "zone");
+	mp_pack_cstr(pk, "eu-1");
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_array(pk, stage_items);
+	mp_pack_cstr(pk, "build");
+	msgpack_pack_array(pk, 2);
+	mp_pack_cstr(pk, "cc");
+	mp_pack_cstr(pk, "{source}");
+	msgpack_pack_uint64(pk, 60000);
+	msgpack_pack_array(pk, 0);
+	msgpack_pack_array(pk, 1);
+	mp_pack_cstr(pk, "a.o");
+	if (stage_items == 7) {
+		msgpack_pack_array(pk, 4);
+		for (int i = 0; i < 4; i++)
+			msgpack_pack_uint64(pk, 0);
+		mp_pack_cstr(pk, "");
+	}
+	mp_out_pad8(o);
+}
+
+static void test_decode_target_put_v1(void **state)
+{
+	(void)state;
+	struct mp_out o, again;
+	struct ing_error e;
+	struct cmd c;
+	msgpack_zone *z = msgpack_zone_new(1024);
+
+	pack_v1_target_put(&o, 5);
+	assert_int_equal(cmd_decode(o.data, o.len, z, &c, &e), 0);
+	assert_int_equal(c.type, CMD_TARGET_PUT);
+	assert_int_equal(c.version, 1);
+	assert_int_equal(c.time_ms, 1700000000123ull);
+	const struct rec_target *t = &c.u.target_put.spec;
+	assert_true(ing_str_eq(t->name, S("cpu-x86")));
+	assert_int_equal(t->description.len, 0);
+	assert_int_equal(t->ncaps, 1);
+	assert_true(ing_str_eq(t->labels[0].value, S("eu-1")));
+	assert_int_equal(t->nstages, 1);
+	assert_true(ing_str_eq(t->stages[0].argv[1], S("{source}")));
+	assert_int_equal(t->stages[0].timeout_ms, 60000);
+	assert_true(ing_str_eq(t->stages[0].outputs[0], S("a.o")));
+	assert_int_equal(t->stages[0].limits.cpu_seconds, 0);
+	assert_int_equal(t->stages[0].limits.memory_bytes, 0);
+	assert_int_equal(t->stages[0].limits.open_files, 0);
+	assert_int_equal(t->stages[0].limits.output_bytes, 0);
+	assert_int_equal(t->stages[0].stdout_path.len, 0);
+
+	/* Re-encoding writes version 2, which decodes to the same spec. */
+	mp_out_init(&again);
+	assert_int_equal(cmd_encode(&c, &again, &e), 0);
+	assert_int_equal((uint8_t)again.data[2], 2); /* [fixarray, type 1, version 2, ...] */
+	struct cmd d;
+	assert_int_equal(cmd_decode(again.data, again.len, z, &d, &e), 0);
+	assert_int_equal(d.version, 2);
+	assert_true(ing_str_eq(d.u.target_put.spec.stages[0].name, S("build")));
+	assert_int_equal(d.u.target_put.spec.stages[0].stdout_path.len, 0);
+	mp_out_free(&again);
+	mp_out_free(&o);
+
+	/* v1 with the 7-item stages of v2 is malformed, as is v3. */
+	pack_v1_target_put(&o, 7);
+	expect_decode(o.data, o.len, ING_EMALFORMED, "command target_put: field 'stages'");
+	mp_out_free(&o);
+	pack_v1_target_put(&o, 5);
+	o.data[2] = 3;
+	expect_decode(o.data, o.len, ING_EVERSION,
+	              "command target_put version 3 is not supported (this node knows 1..2)");
+	o.data[2] = 0;
+	expect_decode(o.data, o.len, ING_EVERSION, "version 0");
+	mp_out_free(&o);
+	msgpack_zone_free(z);
 }
 
 static void test_validate_submit(void **state)
@@ -1257,7 +1437,11 @@ static void test_type_table(void **state)
 	assert_null(cmd_type_name(0));
 	assert_null(cmd_type_name(99));
 	assert_int_equal(cmd_type_version(CMD_JOB_STAGE_FINISH), 1);
+	assert_int_equal(cmd_type_min_version(CMD_JOB_STAGE_FINISH), 1);
+	assert_int_equal(cmd_type_version(CMD_TARGET_PUT), 2);
+	assert_int_equal(cmd_type_min_version(CMD_TARGET_PUT), 1);
 	assert_int_equal(cmd_type_version(99), 0);
+	assert_int_equal(cmd_type_min_version(99), 0);
 	assert_int_equal(NTYPES, 17);
 }
 
@@ -1279,6 +1463,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_validate_names, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_caps_labels, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_target, free_allocs),
+	    cmocka_unit_test_teardown(test_validate_target_v2_fields, free_allocs),
+	    cmocka_unit_test_teardown(test_decode_target_put_v1, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_submit, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_stage_finish, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_texts, free_allocs),

@@ -1,8 +1,10 @@
 /*
  * test_migrate.c - schema versions: a fresh store is stamped, a schema-1
- * store built by hand with raw LMDB calls is migrated to 2 (job records gain
- * the tenant), a newer store is refused and left untouched, and stores
- * without a usable version are refused as corrupt.
+ * store built by hand with raw LMDB calls is migrated to 3 (job records gain
+ * the tenant, then target records the description, stage limits and
+ * stdout), a schema-2 store is migrated to 3, a newer store is refused and
+ * left untouched, and stores without a usable version are refused as
+ * corrupt.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <msgpack.h>
 
 #include "common/log.h"
+#include "storage/records.h"
 #include "storage/store.h"
 #include "tests/lib/testutil.h"
 
@@ -119,6 +122,83 @@ static void pack_v1_job(msgpack_sbuffer *sb, uint64_t id, const char *target, co
 	msgpack_pack_nil(&pk);
 }
 
+/* A version-1 target record (schemas 1 and 2): [1, name, caps, labels,
+ * stages[[name, argv, timeout_ms, env, outputs]...], revision,
+ * active_jobs, created_at_ms, updated_at_ms]. */
+static void pack_v1_target(msgpack_sbuffer *sb, const char *name)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 9);
+	msgpack_pack_uint64(&pk, 1);
+	pack_str(&pk, name);
+	msgpack_pack_array(&pk, 1);
+	pack_str(&pk, "gcc");
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_array(&pk, 2);
+	pack_str(&pk, "zone");
+	pack_str(&pk, "eu-1");
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_array(&pk, 5);
+	pack_str(&pk, "compile");
+	msgpack_pack_array(&pk, 2);
+	pack_str(&pk, "cc");
+	pack_str(&pk, "{source}");
+	msgpack_pack_uint64(&pk, 60000);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_array(&pk, 2);
+	pack_str(&pk, "LC_ALL");
+	pack_str(&pk, "C");
+	msgpack_pack_array(&pk, 1);
+	pack_str(&pk, "a.o");
+	msgpack_pack_array(&pk, 5);
+	pack_str(&pk, "report");
+	msgpack_pack_array(&pk, 1);
+	pack_str(&pk, "nm");
+	msgpack_pack_uint64(&pk, 1000);
+	msgpack_pack_array(&pk, 0);
+	msgpack_pack_array(&pk, 0);
+	msgpack_pack_uint64(&pk, 3);
+	msgpack_pack_uint64(&pk, 1);
+	msgpack_pack_uint64(&pk, 100);
+	msgpack_pack_uint64(&pk, 200);
+}
+
+/* The target `name` of the open store decodes as a current record with
+ * the v1 fields kept and the new ones at their defaults. */
+static void check_migrated_target(struct store_txn *t, const char *name)
+{
+	struct ing_str val;
+	struct rec_target r;
+	struct ing_error e;
+	assert_int_equal(store_get(t, STORE_TARGETS, ing_str_c(name), &val), 0);
+	msgpack_zone *z = msgpack_zone_new(1024);
+	if (rec_target_decode(val, z, &r, &e) != 0)
+		fail_msg("decode: %s", e.msg);
+	assert_true(ing_str_eq_c(r.name, name));
+	assert_int_equal(r.description.len, 0);
+	assert_int_equal(r.ncaps, 1);
+	assert_true(ing_str_eq_c(r.labels[0].value, "eu-1"));
+	assert_int_equal(r.nstages, 2);
+	assert_true(ing_str_eq_c(r.stages[0].argv[1], "{source}"));
+	assert_int_equal(r.stages[0].timeout_ms, 60000);
+	assert_true(ing_str_eq_c(r.stages[0].env[0].key, "LC_ALL"));
+	assert_true(ing_str_eq_c(r.stages[0].outputs[0], "a.o"));
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(r.stages[i].limits.cpu_seconds, 0);
+		assert_int_equal(r.stages[i].limits.memory_bytes, 0);
+		assert_int_equal(r.stages[i].limits.open_files, 0);
+		assert_int_equal(r.stages[i].limits.output_bytes, 0);
+		assert_int_equal(r.stages[i].stdout_path.len, 0);
+	}
+	assert_true(ing_str_eq_c(r.stages[1].name, "report"));
+	assert_int_equal(r.revision, 3);
+	assert_int_equal(r.active_jobs, 1);
+	assert_int_equal(r.created_at_ms, 100);
+	assert_int_equal(r.updated_at_ms, 200);
+	msgpack_zone_free(z);
+}
+
 static void unpack(const void *buf, size_t len, msgpack_unpacked *out)
 {
 	size_t off = 0;
@@ -140,7 +220,7 @@ static void test_fresh_store_is_stamped(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 2);
+	assert_int_equal(v, 3);
 	store_abort(t);
 	store_close(s);
 	/* Reopening a current store writes nothing. */
@@ -153,7 +233,7 @@ static void test_fresh_store_is_stamped(void **state)
 	free(after);
 }
 
-static void test_migrate_1_to_2(void **state)
+static void test_migrate_1_to_3(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -173,6 +253,11 @@ static void test_migrate_1_to_2(void **state)
 		store_be64(key, ids[i]);
 		raw_put(&r, 4, key, 8, v1[i].data, v1[i].size);
 	}
+	msgpack_sbuffer tg;
+	msgpack_sbuffer_init(&tg);
+	pack_v1_target(&tg, "cc-x86");
+	raw_put(&r, 3, "cc-x86", 6, tg.data, tg.size);
+	msgpack_sbuffer_destroy(&tg);
 	/* A queue entry, whose format did not change. */
 	raw_put(&r, 5,
 	        "\x64"
@@ -187,7 +272,8 @@ static void test_migrate_1_to_2(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 2);
+	assert_int_equal(v, 3);
+	check_migrated_target(t, "cc-x86");
 	assert_int_equal(store_applied_index(t, &v), 0);
 	assert_int_equal(v, 42);
 	assert_int_equal(store_count(t, STORE_JOBS, &v), 0);
@@ -232,6 +318,83 @@ static void test_migrate_1_to_2(void **state)
 	free(after);
 }
 
+static void test_migrate_2_to_3(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	msgpack_sbuffer sb;
+	const char *names[] = {"cc-arm", "cc-x86", "nvcc-sm80"};
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 2);
+	raw_put_u64(&r, "applied_index", 77);
+	for (int i = 0; i < 3; i++) {
+		msgpack_sbuffer_init(&sb);
+		pack_v1_target(&sb, names[i]);
+		raw_put(&r, 3, names[i], strlen(names[i]), sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	raw_close(&r);
+
+	struct store *s;
+	struct store_txn *t;
+	struct ing_error e;
+	uint64_t v;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
+	assert_int_equal(v, 3);
+	assert_int_equal(store_applied_index(t, &v), 0);
+	assert_int_equal(v, 77);
+	assert_int_equal(store_count(t, STORE_TARGETS, &v), 0);
+	assert_int_equal(v, 3);
+	for (int i = 0; i < 3; i++)
+		check_migrated_target(t, names[i]);
+	store_abort(t);
+	store_close(s);
+
+	/* Migrated once: reopening changes nothing. */
+	char *before = tu_mdb_dump(f->path);
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	store_close(s);
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+static void test_bad_v1_target_is_corrupt(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	msgpack_sbuffer sb;
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 2);
+	msgpack_sbuffer_init(&sb);
+	pack_v1_target(&sb, "good");
+	raw_put(&r, 3, "good", 4, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	/* [1, "bad", [], [], [[1]]]: a stage that is not 5 items. */
+	raw_put(&r, 3, "zz-bad", 6,
+	        "\x95\x01\xa3"
+	        "bad"
+	        "\x90\x90\x91\x91\x01",
+	        11);
+	raw_close(&r);
+
+	char *before = tu_mdb_dump(f->path);
+	struct store *s = NULL;
+	struct ing_error e;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ECORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, "target 'zz-bad'"));
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
 static void test_bad_v1_job_is_corrupt(void **state)
 {
 	struct fx *f = *state;
@@ -269,7 +432,7 @@ static void test_newer_store_is_refused(void **state)
 	char want[512];
 
 	raw_open(&r, f->path);
-	raw_put_u64(&r, "schema_version", 3);
+	raw_put_u64(&r, "schema_version", 4);
 	raw_put_u64(&r, "applied_index", 9);
 	raw_put(&r, 4, "\0\0\0\0\0\0\0\1", 8, "\x93\x03\x01\x02", 4);
 	raw_close(&r);
@@ -281,7 +444,7 @@ static void test_newer_store_is_refused(void **state)
 	assert_null(s);
 	assert_int_equal(e.code, ING_ENEWER);
 	snprintf(want, sizeof(want),
-	         "store %s has schema 3, this ingot supports up to 2; upgrade ingot", f->path);
+	         "store %s has schema 4, this ingot supports up to 3; upgrade ingot", f->path);
 	assert_string_equal(e.msg, want);
 	char *after = tu_mdb_dump(f->path);
 	assert_string_equal(before, after);
@@ -341,7 +504,7 @@ static void test_import_v1_snapshot(void **state)
 	assert_true(replaced);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 2);
+	assert_int_equal(v, 3);
 	assert_int_equal(store_applied_index(t, &v), 0);
 	assert_int_equal(v, 42);
 	assert_int_equal(store_get(t, STORE_JOBS, (struct ing_str){(char *)key, 8}, &val), 0);
@@ -361,7 +524,9 @@ int main(void)
 	ing_log_set_level(ING_LOG_LEVEL_OFF);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_fresh_store_is_stamped, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_1_to_2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_1_to_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_2_to_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_v1_target_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v1_job_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_newer_store_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_version_with_data_is_corrupt, setup,

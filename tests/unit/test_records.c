@@ -280,14 +280,24 @@ static struct ing_str argv_cc[] = {{"cc", 2}, {"-c", 2}, {"{source}", 8}};
 static struct rec_kv env1[] = {{{"PATH", 4}, {"/usr/bin", 8}}};
 static struct ing_str outs1[] = {{"out/a.o", 7}};
 static struct rec_stage_def stages2[] = {
-    {{"build", 5}, 3, argv_cc, 60000, 1, env1, 1, outs1},
-    {{"empty-lists", 11}, 1, argv_cc, 1, 0, NULL, 0, NULL},
+    {{"build", 5},
+     3,
+     argv_cc,
+     60000,
+     1,
+     env1,
+     1,
+     outs1,
+     {60, 1ull << 32, 1024, 1u << 20},
+     {"symbols.txt", 11}},
+    {{"empty-lists", 11}, 1, argv_cc, 1, 0, NULL, 0, NULL, {0, 0, 0, 0}, {"", 0}},
 };
 
 static struct rec_target sample_target(void)
 {
 	struct rec_target t = {0};
 	t.name = S("cpu-x86");
+	t.description = S("x86 builds with gcc 13");
 	t.ncaps = 2;
 	t.caps = caps2;
 	t.nlabels = 2;
@@ -482,9 +492,12 @@ static struct rec_target max_target(void)
 		                                   ING_MAX_ENV,
 		                                   env,
 		                                   ING_MAX_OUTPUTS,
-		                                   outputs};
+		                                   outputs,
+		                                   {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX},
+		                                   fill(ING_PATH_MAX, 's')};
 	}
 	t.name = fill(ING_NAME_MAX, 't');
+	t.description = fill(ING_MESSAGE_MAX, 'd');
 	t.ncaps = ING_MAX_CAPS;
 	t.caps = caps;
 	t.nlabels = ING_MAX_LABELS;
@@ -510,6 +523,15 @@ static void test_target_roundtrip(void **state)
 	assert_true(ing_str_eq_c(out.stages[0].outputs[0], "out/a.o"));
 	assert_int_equal(out.stages[1].nenv, 0);
 	assert_int_equal(out.stages[1].noutputs, 0);
+	assert_true(ing_str_eq_c(out.description, "x86 builds with gcc 13"));
+	assert_int_equal(out.stages[0].limits.cpu_seconds, 60);
+	assert_int_equal(out.stages[0].limits.memory_bytes, 1ull << 32);
+	assert_int_equal(out.stages[0].limits.open_files, 1024);
+	assert_int_equal(out.stages[0].limits.output_bytes, 1u << 20);
+	assert_true(ing_str_eq_c(out.stages[0].stdout_path, "symbols.txt"));
+	assert_int_equal(out.stages[1].limits.cpu_seconds, 0);
+	assert_int_equal(out.stages[1].limits.output_bytes, 0);
+	assert_int_equal(out.stages[1].stdout_path.len, 0);
 	assert_int_equal(out.revision, 4);
 	assert_int_equal(out.active_jobs, 9);
 	assert_int_equal(out.created_at_ms, 10);
@@ -526,6 +548,26 @@ static void test_target_roundtrip(void **state)
 	assert_int_equal(out.stages[15].argv[63].len, ING_ARG_MAX);
 	assert_int_equal(out.stages[15].env[31].value.len, ING_ARG_MAX);
 	assert_int_equal(out.stages[15].outputs[15].len, ING_PATH_MAX);
+	assert_int_equal(out.stages[15].stdout_path.len, ING_PATH_MAX);
+	assert_int_equal(out.stages[15].limits.output_bytes, UINT64_MAX);
+	assert_int_equal(out.description.len, ING_MESSAGE_MAX);
+
+	/* Over the bounds: description, stdout path. */
+	struct mp_out o;
+	in = sample_target();
+	in.description = fill(ING_MESSAGE_MAX + 1, 'd');
+	mp_out_init(&o);
+	assert_int_equal(rec_target_encode(&in, &o), 0);
+	expect_decode(&codec_target, o.data, o.len, ING_ETOOBIG, "description");
+	mp_out_reset(&o);
+	struct rec_stage_def st = stages2[0];
+	st.stdout_path = fill(ING_PATH_MAX + 1, 's');
+	in = sample_target();
+	in.nstages = 1;
+	in.stages = &st;
+	assert_int_equal(rec_target_encode(&in, &o), 0);
+	expect_decode(&codec_target, o.data, o.len, ING_ETOOBIG, "stdout");
+	mp_out_free(&o);
 	msgpack_zone_free(z);
 }
 
@@ -755,9 +797,10 @@ static void test_nested_wrong_types(void **state)
 
 	/* A capability that is an integer, a label that is not a pair. */
 	mp_out_init(&o);
-	msgpack_pack_array(&o.pk, 9);
-	msgpack_pack_uint64(&o.pk, 1);
+	msgpack_pack_array(&o.pk, 10);
+	msgpack_pack_uint64(&o.pk, 2);
 	mp_pack_cstr(&o.pk, "t");
+	mp_pack_cstr(&o.pk, "");
 	msgpack_pack_array(&o.pk, 1);
 	msgpack_pack_uint64(&o.pk, 5);
 	msgpack_pack_array(&o.pk, 0);
@@ -766,9 +809,10 @@ static void test_nested_wrong_types(void **state)
 		msgpack_pack_uint64(&o.pk, 0);
 	expect_decode(&codec_target, o.data, o.len, ING_EMALFORMED, "caps");
 	mp_out_reset(&o);
-	msgpack_pack_array(&o.pk, 9);
-	msgpack_pack_uint64(&o.pk, 1);
+	msgpack_pack_array(&o.pk, 10);
+	msgpack_pack_uint64(&o.pk, 2);
 	mp_pack_cstr(&o.pk, "t");
+	mp_pack_cstr(&o.pk, "");
 	msgpack_pack_array(&o.pk, 0);
 	msgpack_pack_array(&o.pk, 1);
 	msgpack_pack_array(&o.pk, 3);
@@ -792,6 +836,22 @@ static void test_nested_wrong_types(void **state)
 	assert_non_null(p);
 	memcpy(p, "\xa4\x31\x32\x33\x34", 5);
 	expect_decode(&codec_target, o.data, o.len, ING_EMALFORMED, "timeout_ms");
+	mp_out_free(&o);
+
+	/* Limits that are not four integers. */
+	st = stages2[0];
+	st.limits.open_files = 0x12345678;
+	mp_out_init(&o);
+	assert_int_equal(rec_target_encode(&t, &o), 0);
+	p = memmem(o.data, o.len, "\xce\x12\x34\x56\x78", 5);
+	assert_non_null(p);
+	memcpy(p, "\xa4\x31\x32\x33\x34", 5);
+	expect_decode(&codec_target, o.data, o.len, ING_EMALFORMED, "open_files");
+	mp_out_reset(&o);
+	/* A version-1 target record is not decoded (the migration rewrites them). */
+	assert_int_equal(rec_target_encode(&t, &o), 0);
+	o.data[1] = 1;
+	expect_decode(&codec_target, o.data, o.len, ING_EVERSION, "version 1 is not supported");
 	mp_out_free(&o);
 }
 

@@ -433,6 +433,49 @@ static void file_size_limit(void **state)
 	done_with(&o);
 }
 
+/* stdout_path: stdout into the file (truncated, 0600), stderr still in the log. */
+static void stdout_to_file(void **state)
+{
+	const char *argv[] = {"sh", "-c", "echo out; echo err >&2; echo out2", NULL};
+	struct stage_spec s = spec_of(*state, argv);
+	char path[512], buf[64] = "";
+	struct stat st;
+	write_file(*state, "stdout.txt", "old content that must go away\n");
+	s.stdout_path = "stdout.txt"; /* relative to cwd */
+	struct outcome o;
+	int fds = count_fds();
+	run(&s, &o);
+	assert_int_equal(count_fds(), fds);
+	assert_int_equal(o.res.exit_code, 0);
+	assert_string_equal(o.log, "err\n");
+	snprintf(path, sizeof(path), "%s/stdout.txt", (const char *)*state);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	assert_string_equal(buf, "out\nout2\n");
+	done_with(&o);
+
+	/* An absolute path; a file it creates is 0600. */
+	snprintf(path, sizeof(path), "%s/fresh.txt", (const char *)*state);
+	s.stdout_path = path;
+	run(&s, &o);
+	assert_int_equal(o.res.exit_code, 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(file_size(*state, "fresh.txt"), 9);
+	done_with(&o);
+
+	/* A file that cannot be opened is a spawn failure, with the reason. */
+	s.stdout_path = "no-such-dir/out.txt";
+	run(&s, &o);
+	assert_true(o.res.spawn_failed);
+	assert_int_equal(o.res.exit_code, 127);
+	assert_non_null(strstr(o.log, "cannot open stdout file"));
+	done_with(&o);
+}
+
 static void cpu_limit(void **state)
 {
 	const char *argv[] = {"sh", "-c", "while :; do :; done", NULL};
@@ -579,6 +622,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(log_is_capped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(file_size_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(cpu_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(stdout_to_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(all_limits_reach_the_child, setup, teardown),
 	    cmocka_unit_test_setup_teardown(missing_program, setup, teardown),
 	    cmocka_unit_test_setup_teardown(relative_program_path, setup, teardown),

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Target descriptions, per-stage resource limits and stdout capture on a
+real 3-node cluster (slots 2 per node).
+
+1. A target with a description, a stage `[echo, hello]` with `stdout:
+   out.txt` and limits: `target get` shows the description, the limits map
+   and stdout; the job succeeds and `job get` lists out.txt (6 bytes) among
+   the stage's outputs; its content is "hello\\n" (job fetch).
+2. A stage `[sh, -c, "head -c 100000 /dev/zero > {out}/big"]` with
+   `limits: {output: 4096}` (RLIMIT_FSIZE through prlimit): the job fails,
+   naming the stage.
+3. target.put refuses an unknown limits key and out-of-range limits, and a
+   stdout that is also a declared output.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clusterlib as cl  # noqa: E402
+from test_execution import apply_yaml, job, raw_call, submit, wait_final, wait_registered  # noqa: E402
+
+OVERRIDES = {"slots": "2"}
+
+
+def main(t):
+    c = t.cluster(overrides=OVERRIDES)
+    wait_registered(c)
+    src = c.write_file("src/in.txt", "x\n")
+
+    # ---- 1. stdout capture, description, limits shown -----------------------
+    r = apply_yaml(c, "t-stdout",
+                   "name: t-stdout\n"
+                   "description: echo into a file\n"
+                   "stages:\n"
+                   "  - name: hello\n"
+                   "    argv: [echo, hello]\n"
+                   "    timeout: 30s\n"
+                   "    stdout: out.txt\n"
+                   "    limits: {cpu: 10s, memory: 512MiB, open_files: 256, output: 1MiB}\n")
+    t.check("t-stdout applied", r.get("name") == "t-stdout", repr(r))
+    tg = c.ctl_json("target", "get", "t-stdout", timeout="10s")
+    st = tg["stages"][0]
+    t.check("target get shows the description", tg.get("description") == "echo into a file", repr(tg))
+    t.check("target get shows stdout", st.get("stdout") == "out.txt", repr(st))
+    t.check("target get shows the limits",
+            st.get("limits") == {"cpu_seconds": 10, "memory_bytes": 512 << 20,
+                                 "open_files": 256, "output_bytes": 1 << 20}, repr(st.get("limits")))
+    jid = submit(c, "t-stdout", [src])
+    j = wait_final(c, jid, 60)
+    t.check("stdout job succeeded", j["state"] == "succeeded", "%s %r" % (j["state"], j.get("error")))
+    outs = {f["path"]: f["size"] for f in (j["stages"][0]["outputs"] if j["stages"] else [])}
+    t.check("job get lists out.txt of 6 bytes", outs.get("out.txt") == 6, repr(outs))
+    dest = c.path("fetched")
+    r = c.ctl("job", "fetch", str(jid), dest, timeout="10s", json_out=False)
+    found = None
+    try:
+        with open(os.path.join(dest, "0-out.txt"), "rb") as f:
+            found = f.read()
+    except OSError:
+        pass
+    t.check("fetched out.txt holds the stage's stdout", found == b"hello\n", "%r rc=%s %s" % (found, r.rc, r.err))
+
+    # ---- 2. output limit ----------------------------------------------------
+    r = apply_yaml(c, "t-fsize",
+                   "name: t-fsize\n"
+                   "stages:\n"
+                   "  - name: big\n"
+                   "    argv: [sh, -c, \"head -c 100000 /dev/zero > {out}/big\"]\n"
+                   "    timeout: 30s\n"
+                   "    limits: {output: 4096}\n")
+    t.check("t-fsize applied", r.get("name") == "t-fsize", repr(r))
+    jid = submit(c, "t-fsize", [src])
+    j = wait_final(c, jid, 60)
+    t.check("a stage writing past its output limit fails the job", j["state"] == "failed",
+            "%s %r" % (j["state"], j.get("error")))
+    t.check("the error names the stage", "'big'" in (j.get("error") or ""), repr(j.get("error")))
+
+    # ---- 3. refused specs ---------------------------------------------------
+    stage = {"name": "s", "argv": ["true"]}
+    bad = [
+        (dict(stage, limits={"cpu": 1}), "unknown argument 'cpu'"),
+        (dict(stage, limits={"open_files": 8}), "open_files 8"),
+        (dict(stage, limits={"memory_bytes": 1000}), "memory_bytes 1000"),
+        (dict(stage, limits={"cpu_seconds": 86401}), "cpu_seconds 86401"),
+        (dict(stage, outputs=["a.txt"], stdout="a.txt"), "also a declared output"),
+        (dict(stage, stdout="../x"), "stdout: invalid path"),
+    ]
+    for spec, want in bad:
+        err, _ = raw_call(c.leader(), "target.put", {"name": "t-bad", "stages": [spec]})
+        t.check("target.put refuses %r" % (spec,), err is not None and want in err[1], repr(err))
+
+
+if __name__ == "__main__":
+    cl.run_tests(main)
