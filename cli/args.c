@@ -42,6 +42,7 @@ enum opt_id {
 	OPT_REASON,
 	OPT_STAGE,
 	OPT_FOLLOW,
+	OPT_PARAM,
 	OPT_COUNT
 };
 
@@ -75,6 +76,7 @@ static const struct opt opts[OPT_COUNT] = {
     [OPT_REASON] = {"reason", 0, true, VERB_BIT(CLI_JOB_CANCEL)},
     [OPT_STAGE] = {"stage", 0, true, VERB_BIT(CLI_JOB_LOGS)},
     [OPT_FOLLOW] = {"follow", 'f', false, VERB_BIT(CLI_JOB_LOGS)},
+    [OPT_PARAM] = {"param", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
 };
 
 /* Verbs that only read: --stale applies to them. */
@@ -127,7 +129,7 @@ void cli_usage(FILE *out)
 	      "  target delete NAME                  delete a target\n"
 	      "  job submit --target NAME FILE...    submit a job; prints its id\n"
 	      "      [--priority 0-100] [--max-attempts N] [--deadline DURATION]\n"
-	      "      [--tenant T] [--request-id ID]\n"
+	      "      [--tenant T] [--request-id ID] [--param NAME=VALUE]...\n"
 	      "  job get ID                          show one job\n"
 	      "  job list [--state S] [--target T] [--limit N] [--after ID] [--all]\n"
 	      "  job cancel ID [--reason R]          cancel a job\n"
@@ -520,6 +522,42 @@ static int apply_command_opt(struct cli_cmd *c, int id, const char *v, struct in
 	}
 }
 
+/* One --param NAME=VALUE into c->params: NAME of [A-Za-z_][A-Za-z0-9_]*,
+ * 1..CLI_PARAM_NAME_MAX bytes, not given before; VALUE up to
+ * CLI_PARAM_VALUE_MAX bytes (may be empty). */
+static int add_param(struct cli_cmd *c, const char *v, struct ing_error *e)
+{
+	const char *eq = strchr(v, '=');
+	if (eq == NULL)
+		return ing_error_set(e, ING_EINVAL, "--param: expected NAME=VALUE, got '%s'", v);
+	size_t len = (size_t)(eq - v);
+	bool ok = len >= 1 && len <= CLI_PARAM_NAME_MAX && !(v[0] >= '0' && v[0] <= '9');
+	for (size_t i = 0; ok && i < len; i++)
+		ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+		     (v[i] >= '0' && v[i] <= '9') || v[i] == '_';
+	if (!ok)
+		return ing_error_set(e, ING_EINVAL,
+		                     "--param: '%.*s' is not a parameter name (1-%d characters "
+		                     "of [A-Za-z_][A-Za-z0-9_]*)",
+		                     (int)(len > 80 ? 80 : len), v, CLI_PARAM_NAME_MAX);
+	if (strlen(eq + 1) > CLI_PARAM_VALUE_MAX)
+		return ing_error_set(e, ING_EINVAL, "--param %.*s: value over %d bytes", (int)len,
+		                     v, CLI_PARAM_VALUE_MAX);
+	for (unsigned i = 0; i < c->nparams; i++) {
+		if (c->params[i].name_len == len && memcmp(c->params[i].name, v, len) == 0)
+			return ing_error_set(e, ING_EINVAL, "--param %.*s: given twice", (int)len,
+			                     v);
+	}
+	if (c->nparams >= CLI_MAX_PARAMS)
+		return ing_error_set(e, ING_EINVAL, "--param: at most %d parameters",
+		                     CLI_MAX_PARAMS);
+	c->params[c->nparams].name = v;
+	c->params[c->nparams].name_len = len;
+	c->params[c->nparams].value = eq + 1;
+	c->nparams++;
+	return 0;
+}
+
 /* The positional operand(s) of the verb, after noun and verb words. */
 static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **words, int nwords,
                           struct ing_error *e)
@@ -606,6 +644,8 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 	}
 	char **words = argc > 1 ? calloc((size_t)argc, sizeof(*words)) : NULL;
 	const char *cmd_values[OPT_COUNT] = {NULL};
+	const char *param_values[CLI_MAX_PARAMS + 1];
+	int nparam_values = 0;
 	bool seen[OPT_COUNT] = {false};
 	int nwords = 0;
 	bool only_words = false;
@@ -640,7 +680,16 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 			rv = ing_error_set(e, ING_EINVAL, "unknown option '%s'", arg);
 		if (rv != 0)
 			break;
-		if (seen[id] && id != OPT_STALE && id != OPT_ALL && id != OPT_FOLLOW) {
+		if (id == OPT_PARAM) {
+			if (nparam_values > CLI_MAX_PARAMS) {
+				rv = ing_error_set(e, ING_EINVAL, "--param: at most %d parameters",
+				                   CLI_MAX_PARAMS);
+				break;
+			}
+			param_values[nparam_values++] = value;
+		}
+		if (seen[id] && id != OPT_STALE && id != OPT_ALL && id != OPT_FOLLOW &&
+		    id != OPT_PARAM) {
 			rv = ing_error_set(e, ING_EINVAL, "option --%s given twice", opts[id].name);
 			break;
 		}
@@ -670,6 +719,9 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 			rv = ing_error_set(e, ING_EINVAL, "'%s%s%s' has no option --%s", vd->noun,
 			                   vd->verb != NULL ? " " : "",
 			                   vd->verb != NULL ? vd->verb : "", opts[id].name);
+		else if (id == OPT_PARAM)
+			for (int k = 0; rv == 0 && k < nparam_values; k++)
+				rv = add_param(&c, param_values[k], e);
 		else
 			rv = apply_command_opt(&c, id, cmd_values[id], e);
 	}

@@ -84,7 +84,8 @@ static int build_submit(const struct cli_cmd *cmd, struct mp_out *args, struct i
 	if (rv == 0) {
 		msgpack_packer *pk = &args->pk;
 		msgpack_pack_map(pk, 2 + cmd->has_priority + cmd->has_max_attempts +
-		                         cmd->has_deadline + (cmd->tenant != NULL));
+		                         cmd->has_deadline + (cmd->tenant != NULL) +
+		                         (cmd->nparams > 0));
 		mp_pack_cstr(pk, "target");
 		mp_pack_cstr(pk, cmd->target);
 		mp_pack_cstr(pk, "sources");
@@ -111,6 +112,16 @@ static int build_submit(const struct cli_cmd *cmd, struct mp_out *args, struct i
 		if (cmd->tenant != NULL) {
 			mp_pack_cstr(pk, "tenant");
 			mp_pack_cstr(pk, cmd->tenant);
+		}
+		if (cmd->nparams > 0) {
+			mp_pack_cstr(pk, "params");
+			msgpack_pack_map(pk, cmd->nparams);
+			for (unsigned i = 0; i < cmd->nparams; i++) {
+				const struct cli_param *p = &cmd->params[i];
+				msgpack_pack_str(pk, p->name_len);
+				msgpack_pack_str_body(pk, p->name, p->name_len);
+				mp_pack_cstr(pk, p->value);
+			}
 		}
 		if (mp_out_failed(args) != 0)
 			rv = ing_error_set(e, ING_ENOMEM, "out of memory");

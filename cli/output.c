@@ -547,6 +547,12 @@ void cli_print_job(FILE *out, const msgpack_object *job)
 	table_row(&t, "finished:", finished);
 	if (err[0] != '\0' && strcmp(err, "-") != 0)
 		table_row(&t, "error:", err);
+	const msgpack_object *params = cli_mp_get(job, "params");
+	char ptext[CELL_MAX];
+	if (params != NULL && params->type == MSGPACK_OBJECT_MAP) {
+		value_text(params, ptext, sizeof(ptext));
+		table_row(&t, "params:", ptext);
+	}
 	table_print(&t, out);
 
 	const msgpack_object *sources = cli_mp_get(job, "sources");

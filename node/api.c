@@ -433,11 +433,11 @@ static void op_target_delete(struct node *n, struct rpc_call *call)
 
 static void op_job_submit(struct node *n, struct rpc_call *call)
 {
-	static const char *const known[] = {"target",      "sources", "priority", "max_attempts",
-	                                    "deadline_ms", "tenant",  NULL};
+	static const char *const known[] = {"target", "sources",     "priority", "max_attempts",
+	                                    "params", "deadline_ms", "tenant",   NULL};
 	static const char *const src_known[] = {"path", "data", NULL};
 	const msgpack_object *args = rpc_call_args(call);
-	const msgpack_object *sources;
+	const msgpack_object *sources, *params = NULL;
 	struct cmd c = new_cmd(CMD_JOB_SUBMIT);
 	uint64_t priority = 50, attempts = 3, deadline = 0;
 	struct ing_error e;
@@ -459,6 +459,11 @@ static void op_job_submit(struct node *n, struct rpc_call *call)
 		rv = rpc_arg_u64(args, "deadline_ms", 365ull * 86400000, false, &deadline, &e);
 	if (rv == 0)
 		rv = rpc_arg_str(args, "tenant", ING_NAME_MAX, false, &c.u.job_submit.tenant, &e);
+	if (rv == 0)
+		rv = rpc_arg_map(args, "params", ING_MAX_ENV, false, &params, &e);
+	if (rv == 0)
+		rv = kv_map(params, "params", &z, &c.u.job_submit.nparams, &c.u.job_submit.params,
+		            &e);
 	if (rv == 0 && sources->via.array.size > 0) {
 		c.u.job_submit.nsources = sources->via.array.size;
 		c.u.job_submit.sources =

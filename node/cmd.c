@@ -444,6 +444,30 @@ static int check_stage(const char *what, const struct rec_stage_def *s, struct i
 	return rv;
 }
 
+static int check_params(const char *what, uint32_t n, const struct rec_kv *p, struct ing_error *e)
+{
+	if (n > ING_MAX_ENV)
+		return ing_error_set(e, ING_ETOOBIG, "%s: params: %u exceeds %d", what, n,
+		                     ING_MAX_ENV);
+	for (uint32_t i = 0; i < n; i++) {
+		if (!env_key_valid(p[i].key))
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: params: invalid name (1-%d bytes of "
+			                     "[A-Za-z_][A-Za-z0-9_]*)",
+			                     what, ING_NAME_MAX);
+		for (uint32_t j = 0; j < i; j++) {
+			if (ing_str_eq(p[i].key, p[j].key))
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: params: name '%.*s' is repeated", what,
+				                     ING_STR_FMT(p[i].key));
+		}
+		int rv = check_text(what, "params: value", p[i].value, ING_ARG_MAX, e);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
 static int check_target(const char *what, const struct rec_target *t, struct ing_error *e)
 {
 	int rv = check_name(what, "name", t->name, e);
@@ -521,7 +545,10 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 		if (s->max_attempts < 1 || s->max_attempts > ING_MAX_ATTEMPTS)
 			return ing_error_set(e, ING_EINVAL, "%s: max_attempts: %u not in 1..%d", w,
 			                     s->max_attempts, ING_MAX_ATTEMPTS);
-		return check_files(w, "sources", 1, ING_MAX_SOURCES, s->nsources, s->sources, e);
+		rv = check_files(w, "sources", 1, ING_MAX_SOURCES, s->nsources, s->sources, e);
+		if (rv == 0)
+			rv = check_params(w, s->nparams, s->params, e);
+		return rv;
 	}
 	case CMD_JOB_ASSIGN: {
 		rv = check_id(w, "job", c->u.job_assign.job, e);
@@ -665,13 +692,14 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 		break;
 	case CMD_JOB_SUBMIT: {
 		const __typeof__(c->u.job_submit) *s = &c->u.job_submit;
-		pack_header(pk, c, 6);
+		pack_header(pk, c, 7);
 		mp_pack_str(pk, s->tenant);
 		mp_pack_str(pk, s->target);
 		msgpack_pack_uint64(pk, s->priority);
 		msgpack_pack_uint64(pk, s->max_attempts);
 		msgpack_pack_uint64(pk, s->deadline_at_ms);
 		pack_files(pk, s->nsources, s->sources);
+		rec_pack_kv_list(pk, s->nparams, s->params);
 		break;
 	}
 	case CMD_JOB_ASSIGN:
@@ -873,6 +901,12 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 		if (rv == 0)
 			rv =
 			    next_files(c, "sources", ING_MAX_SOURCES, z, &s->nsources, &s->sources);
+		/* v1 had no params. */
+		s->nparams = 0;
+		s->params = NULL;
+		if (rv == 0 && out->version >= 2)
+			rv = rec_next_kv_list(c, "params", ING_MAX_ENV, ING_NAME_MAX, ING_ARG_MAX,
+			                      z, &s->nparams, &s->params);
 		return rv;
 	}
 	case CMD_JOB_ASSIGN: {

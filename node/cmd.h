@@ -38,11 +38,11 @@
  * cmd_decode also accepts the older ones down to the oldest, because the
  * log of an upgraded node may still hold entries written before the
  * upgrade.  Older layouts: target_put v1 had no description and 5-item
- * stages (docs/formats.md). */
+ * stages; job_submit v1 had no params (docs/formats.md). */
 #define CMD_TYPES(X)                                      \
 	X(TARGET_PUT, 1, 2, 1, "target_put")              \
 	X(TARGET_DELETE, 2, 1, 1, "target_delete")        \
-	X(JOB_SUBMIT, 10, 1, 1, "job_submit")             \
+	X(JOB_SUBMIT, 10, 2, 1, "job_submit")             \
 	X(JOB_ASSIGN, 11, 1, 1, "job_assign")             \
 	X(JOB_STAGE_START, 12, 1, 1, "job_stage_start")   \
 	X(JOB_STAGE_FINISH, 13, 1, 1, "job_stage_finish") \
@@ -102,6 +102,12 @@ struct cmd {
 			uint64_t deadline_at_ms; /* absolute, 0: none */
 			uint32_t nsources;
 			struct cmd_file *sources;
+			/* Job parameters ({param:NAME} in argv): at most
+			 * ING_MAX_ENV, names [A-Za-z_][A-Za-z0-9_]* unique,
+			 * values <= ING_ARG_MAX without NUL.  A v1 entry
+			 * decodes with none. */
+			uint32_t nparams;
+			struct rec_kv *params;
 		} job_submit;
 		struct {
 			uint64_t job;

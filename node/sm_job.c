@@ -304,6 +304,8 @@ int sm_job_submit(struct sm_ctx *x)
 	j.updated_at_ms = c->time_ms;
 	j.deadline_at_ms = c->u.job_submit.deadline_at_ms;
 	j.error = no_message;
+	j.nparams = c->u.job_submit.nparams;
+	j.params = c->u.job_submit.params;
 	j.nsources = c->u.job_submit.nsources;
 	rv = store_files(x, j.nsources, c->u.job_submit.sources, &j.sources);
 	if (rv == 0)

@@ -109,9 +109,18 @@ static void view_stage(msgpack_packer *pk, uint32_t index, const struct rec_stag
 	view_files(pk, s->noutputs, s->outputs);
 }
 
+static void view_kvs(msgpack_packer *pk, uint32_t n, const struct rec_kv *kv)
+{
+	msgpack_pack_map(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		mp_pack_str(pk, kv[i].key);
+		mp_pack_str(pk, kv[i].value);
+	}
+}
+
 void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char *waiting)
 {
-	msgpack_pack_map(pk, full ? 17 : 15);
+	msgpack_pack_map(pk, full ? 18 : 15);
 	view_key(pk, "id");
 	msgpack_pack_uint64(pk, j->id);
 	view_key(pk, "target");
@@ -152,6 +161,8 @@ void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char
 		return;
 	view_key(pk, "sources");
 	view_files(pk, j->nsources, j->sources);
+	view_key(pk, "params");
+	view_kvs(pk, j->nparams, j->params);
 	view_key(pk, "stages");
 	msgpack_pack_array(pk, j->nstages);
 	for (uint32_t i = 0; i < j->nstages; i++)
@@ -163,15 +174,6 @@ static void view_strs(msgpack_packer *pk, uint32_t n, const struct ing_str *s)
 	msgpack_pack_array(pk, n);
 	for (uint32_t i = 0; i < n; i++)
 		mp_pack_str(pk, s[i]);
-}
-
-static void view_kvs(msgpack_packer *pk, uint32_t n, const struct rec_kv *kv)
-{
-	msgpack_pack_map(pk, n);
-	for (uint32_t i = 0; i < n; i++) {
-		mp_pack_str(pk, kv[i].key);
-		mp_pack_str(pk, kv[i].value);
-	}
 }
 
 void view_target(msgpack_packer *pk, const struct rec_target *t)

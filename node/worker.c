@@ -29,7 +29,8 @@
  * stops.  Other failures (no leader) are retried every second.
  *
  * Argv templates: {src} {source} {sources} {out} {prev} {job} {attempt}
- * (cluster-configs/targets/README.md).  No shell is involved unless the
+ * {param:NAME} (cluster-configs/targets/README.md); a {param:NAME} the job
+ * does not have fails the stage before anything is spawned.  No shell is involved unless the
  * target's argv runs one.  The environment is the stage's `env` plus PATH
  * when the target sets none.
  */
@@ -64,6 +65,8 @@ struct node_attempt {
 	struct rec_target target;
 	struct rec_file *sources;
 	uint32_t nsources;
+	struct rec_kv *params; /* the job's parameters, copied into zone */
+	uint32_t nparams;
 	uint32_t stage; /* current stage */
 	enum step step;
 	struct stage_run *run;
@@ -346,8 +349,36 @@ static int append_arg(char **argv, unsigned *argc, msgpack_zone *z, const char *
 	return 0;
 }
 
-/* Expands one argv template word into argv. */
-static int expand(struct node_attempt *a, struct ing_str word, char **argv, unsigned *argc)
+static bool param_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '_';
+}
+
+/* When rest[0..left) starts with "{param:NAME}", sets *name to NAME and
+ * returns the length of the placeholder; 0 otherwise. */
+static size_t param_placeholder(const char *rest, size_t left, struct ing_str *name)
+{
+	static const char prefix[] = "{param:";
+	const size_t pl = sizeof(prefix) - 1;
+	if (left <= pl || memcmp(rest, prefix, pl) != 0)
+		return 0;
+	size_t k = pl;
+	while (k < left && k - pl < ING_NAME_MAX && param_char(rest[k]))
+		k++;
+	if (k == pl || k >= left || rest[k] != '}' || (rest[pl] >= '0' && rest[pl] <= '9'))
+		return 0;
+	*name = (struct ing_str){rest + pl, (uint32_t)(k - pl)};
+	return k + 1;
+}
+
+/*
+ * Expands one argv template word into argv.  -1 when the result is too
+ * long; -2 when the word uses a {param:NAME} the job does not have (why
+ * says so).
+ */
+static int expand(struct node_attempt *a, struct ing_str word, char **argv, unsigned *argc,
+                  char *why, size_t why_cap)
 {
 	char buf[4096], val[1024], prev[600], out[600];
 	size_t n = 0;
@@ -397,6 +428,27 @@ static int expand(struct node_attempt *a, struct ing_str word, char **argv, unsi
 		PLACEHOLDER("{job}", job)
 		PLACEHOLDER("{attempt}", attempt)
 #undef PLACEHOLDER
+		struct ing_str pname;
+		if (rep == NULL && (skip = param_placeholder(rest, left, &pname)) > 0) {
+			uint32_t p = 0;
+			while (p < a->nparams && !ing_str_eq(a->params[p].key, pname))
+				p++;
+			if (p == a->nparams) {
+				snprintf(why, why_cap,
+				         "stage '%.*s': argv uses {param:%.*s} but the job has no "
+				         "parameter %.*s",
+				         ING_STR_FMT(a->target.stages[a->stage].name),
+				         ING_STR_FMT(pname), ING_STR_FMT(pname));
+				return -2;
+			}
+			size_t vl = a->params[p].value.len;
+			if (n + vl >= sizeof(buf))
+				return -1;
+			memcpy(buf + n, a->params[p].value.ptr, vl);
+			n += vl;
+			i += (uint32_t)skip;
+			continue;
+		}
 		if (rep != NULL) {
 			size_t rl = strlen(rep);
 			if (n + rl >= sizeof(buf))
@@ -513,9 +565,17 @@ static void run_stage(struct node_attempt *a)
 		return;
 	}
 	for (uint32_t i = 0; i < def->nargv; i++) {
-		if (expand(a, def->argv[i], argv, &argc) != 0) {
+		char why[ING_MESSAGE_MAX];
+		int rv = expand(a, def->argv[i], argv, &argc, why, sizeof(why));
+		if (rv != 0) {
 			a->failed = true;
-			report_finish(a, "failed", "argv too long after expanding placeholders");
+			if (rv == -2)
+				ING_LOG_WARN("stage argv uses a missing parameter job=%" PRIu64
+				             " attempt=%" PRIu32 " why=\"%s\"",
+				             a->job, a->attempt, why);
+			report_finish(a, "failed",
+			              rv == -2 ? why
+			                       : "argv too long after expanding placeholders");
 			return;
 		}
 	}
@@ -648,6 +708,26 @@ static void start_attempt(struct node *n, struct store_txn *t, const struct rec_
 		return;
 	}
 	rm_rf(a->dir);
+	a->params = msgpack_zone_malloc(a->zone, (j->nparams + 1) * sizeof(*a->params));
+	if (a->params == NULL) {
+		a->failed = true;
+		report_finish(a, "failed", "out of memory on the worker");
+		return;
+	}
+	for (uint32_t i = 0; i < j->nparams; i++) {
+		char *k = msgpack_zone_malloc(a->zone, j->params[i].key.len + 1);
+		char *v = msgpack_zone_malloc(a->zone, j->params[i].value.len + 1);
+		if (k == NULL || v == NULL) {
+			a->failed = true;
+			report_finish(a, "failed", "out of memory on the worker");
+			return;
+		}
+		memcpy(k, j->params[i].key.ptr, j->params[i].key.len);
+		memcpy(v, j->params[i].value.ptr, j->params[i].value.len);
+		a->params[i].key = (struct ing_str){k, j->params[i].key.len};
+		a->params[i].value = (struct ing_str){v, j->params[i].value.len};
+	}
+	a->nparams = j->nparams;
 	a->nsources = j->nsources;
 	a->sources = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->sources));
 	for (uint32_t i = 0; a->sources != NULL && i < j->nsources; i++) {

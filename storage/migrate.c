@@ -28,6 +28,10 @@
  *           stages[[name, argv, timeout_ms, env, outputs, limits, stdout]...],
  *           rest...] with description "", limits [0, 0, 0, 0] (none) and
  *           stdout "" (not captured).
+ *   3 -> 4: job records gained the params.  v2 job = [2, id, tenant, ...,
+ *           cancel_requested, sources, stage_count, ...] (23 items);
+ *           v3 job = [3, id, tenant, ..., cancel_requested, sources, params,
+ *           stage_count, ...] (24 items) with params [] (none).
  *
  * Each step rewrites one table record by record (rewrite_table); a record
  * that is not of the expected older layout is ING_ECORRUPT, naming its key,
@@ -50,11 +54,13 @@ typedef int (*migration_fn)(struct store_txn *t, struct ing_error *e);
 
 static int migrate_1_to_2(struct store_txn *t, struct ing_error *e);
 static int migrate_2_to_3(struct store_txn *t, struct ing_error *e);
+static int migrate_3_to_4(struct store_txn *t, struct ing_error *e);
 
 static const migration_fn migrations[STORE_SCHEMA_VERSION] = {
     [0] = NULL, /* no store was ever written with schema 0 */
     [1] = migrate_1_to_2,
     [2] = migrate_2_to_3,
+    [3] = migrate_3_to_4,
 };
 
 int store_schema_refuse_newer(const char *path, uint64_t schema, struct ing_error *e)
@@ -148,6 +154,28 @@ static int target_v1_to_v2(const msgpack_object *rec, struct mp_out *o)
 		mp_pack_cstr(&o->pk, "");
 	}
 	for (uint32_t i = 5; i < n; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	return mp_out_failed(o);
+}
+
+/* Index of `sources` in a v2 (and v3) job record; params follow it in v3. */
+#define JOB_V2_SOURCES 18
+#define JOB_V2_ITEMS   23
+
+/* v2 job [2, id, tenant, ..., sources, stage_count, ...] (23 items) -> v3:
+ * params [] inserted after sources. */
+static int job_v2_to_v3(const msgpack_object *rec, struct mp_out *o)
+{
+	const msgpack_object *items = versioned(rec, JOB_V2_ITEMS, 2);
+	if (items == NULL || rec->via.array.size != JOB_V2_ITEMS ||
+	    items[JOB_V2_SOURCES].type != MSGPACK_OBJECT_ARRAY)
+		return ING_EMALFORMED;
+	msgpack_pack_array(&o->pk, JOB_V2_ITEMS + 1);
+	msgpack_pack_uint64(&o->pk, 3);
+	for (uint32_t i = 1; i <= JOB_V2_SOURCES; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	msgpack_pack_array(&o->pk, 0);
+	for (uint32_t i = JOB_V2_SOURCES + 1; i < JOB_V2_ITEMS; i++)
 		msgpack_pack_object(&o->pk, items[i]);
 	return mp_out_failed(o);
 }
@@ -262,6 +290,16 @@ static int migrate_2_to_3(struct store_txn *t, struct ing_error *e)
 	                       "schema-2 target", &n, e);
 	if (rv == 0)
 		ING_LOG_INFO("store migration step from=2 to=3 targets=%" PRIu64 " path=%s", n,
+		             store_txn_store(t)->path);
+	return rv;
+}
+
+static int migrate_3_to_4(struct store_txn *t, struct ing_error *e)
+{
+	uint64_t n;
+	int rv = rewrite_table(t, STORE_JOBS, job_v2_to_v3, job_key_name, "schema-3 job", &n, e);
+	if (rv == 0)
+		ING_LOG_INFO("store migration step from=3 to=4 jobs=%" PRIu64 " path=%s", n,
 		             store_txn_store(t)->path);
 	return rv;
 }

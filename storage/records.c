@@ -440,7 +440,7 @@ int rec_target_decode(struct ing_str buf, msgpack_zone *z, struct rec_target *ou
 int rec_job_encode(const struct rec_job *r, struct mp_out *o)
 {
 	msgpack_packer *pk = &o->pk;
-	msgpack_pack_array(pk, 23);
+	msgpack_pack_array(pk, 24);
 	msgpack_pack_uint64(pk, REC_JOB_VERSION);
 	msgpack_pack_uint64(pk, r->id);
 	mp_pack_str(pk, r->tenant);
@@ -460,6 +460,7 @@ int rec_job_encode(const struct rec_job *r, struct mp_out *o)
 	msgpack_pack_uint64(pk, r->finished_at_ms);
 	mp_pack_bool(pk, r->cancel_requested);
 	pack_files(pk, r->nsources, r->sources);
+	rec_pack_kv_list(pk, r->nparams, r->params);
 	msgpack_pack_uint64(pk, r->stage_count);
 	msgpack_pack_array(pk, r->nstages);
 	for (uint32_t i = 0; i < r->nstages; i++) {
@@ -575,6 +576,9 @@ int rec_job_decode(struct ing_str buf, msgpack_zone *z, struct rec_job *out, str
 		rv = mp_next_bool(&c, "cancel_requested", &r.cancel_requested);
 	if (rv == 0)
 		rv = next_files(&c, "sources", ING_MAX_SOURCES, z, &r.nsources, &r.sources);
+	if (rv == 0)
+		rv = rec_next_kv_list(&c, "params", ING_MAX_ENV, ING_NAME_MAX, ING_ARG_MAX, z,
+		                      &r.nparams, &r.params);
 	if (rv == 0)
 		rv = mp_next_u32(&c, "stage_count", ING_MAX_STAGES, &r.stage_count);
 	if (rv == 0)

@@ -162,8 +162,10 @@ struct rec_job {
 	bool cancel_requested;
 	uint32_t nsources;
 	struct rec_file *sources;
-	uint32_t stage_count; /* stages of the target at assign */
-	uint32_t nstages;     /* stage results of the current attempt */
+	uint32_t nparams;      /* job parameters, {param:NAME} in argv */
+	struct rec_kv *params; /* names [A-Za-z_][A-Za-z0-9_]*, unique */
+	uint32_t stage_count;  /* stages of the target at assign */
+	uint32_t nstages;      /* stage results of the current attempt */
 	struct rec_stage_result *stages;
 	uint32_t nevents;     /* events recorded so far (next event seq) */
 	struct ing_str error; /* why it failed, empty otherwise */
@@ -242,11 +244,11 @@ struct rec_token {
 /* ---- codec ------------------------------------------------------------ */
 
 /* Current record layout versions.  Job records are at 2 since schema 2
- * added the tenant, target records at 2 since schema 3 added the
- * description and the stages' limits and stdout (storage/migrate.c
- * rewrites the older records). */
+ * added the tenant and at 3 since schema 4 added the params, target
+ * records at 2 since schema 3 added the description and the stages' limits
+ * and stdout (storage/migrate.c rewrites the older records). */
 #define REC_VERSION        1
-#define REC_JOB_VERSION    2
+#define REC_JOB_VERSION    3
 #define REC_TARGET_VERSION 2
 
 #define REC_CODEC(type)                                                                      \
@@ -265,7 +267,7 @@ REC_CODEC(dedupe)
 REC_CODEC(token)
 #undef REC_CODEC
 
-/* [[key, value]...] lists (labels, env), shared with the command codec. */
+/* [[key, value]...] lists (labels, env, params), shared with the command codec. */
 void rec_pack_kv_list(msgpack_packer *pk, uint32_t n, const struct rec_kv *v);
 /* Reads such a list into zone z: at most max_n pairs, keys of at most
  * key_max bytes, values of at most value_max. */

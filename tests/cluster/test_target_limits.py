@@ -11,6 +11,11 @@ real 3-node cluster (slots 2 per node).
    naming the stage.
 3. target.put refuses an unknown limits key and out-of-range limits, and a
    stdout that is also a declared output.
+4. Job parameters: a stage `[sh, -c, "echo {param:GAIN} > {out}/g.txt"]`;
+   submitted with `--param GAIN=42` the job succeeds, `job get` shows the
+   params and g.txt holds "42\n" (job fetch); a retry keeps the params;
+   submitted without it the job fails naming GAIN; a bad --param is a
+   usage error (exit 2).
 """
 import os
 import sys
@@ -88,6 +93,72 @@ def main(t):
     for spec, want in bad:
         err, _ = raw_call(c.leader(), "target.put", {"name": "t-bad", "stages": [spec]})
         t.check("target.put refuses %r" % (spec,), err is not None and want in err[1], repr(err))
+
+    # ---- 4. job parameters --------------------------------------------------
+    r = apply_yaml(c, "t-param",
+                   "name: t-param\n"
+                   "stages:\n"
+                   "  - name: gain\n"
+                   "    argv: [sh, -c, \"echo {param:GAIN} > {out}/g.txt\"]\n"
+                   "    timeout: 30s\n"
+                   "    outputs: [g.txt]\n")
+    t.check("t-param applied", r.get("name") == "t-param", repr(r))
+    jid = submit(c, "t-param", [src], "--param", "GAIN=42", "--param", "UNUSED=x y")
+    j = wait_final(c, jid, 60)
+    t.check("job with GAIN succeeded", j["state"] == "succeeded", "%s %r" % (j["state"], j.get("error")))
+    t.check("job get shows the params", j.get("params") == {"GAIN": "42", "UNUSED": "x y"},
+            repr(j.get("params")))
+    outs = {f["path"]: f["size"] for f in (j["stages"][0]["outputs"] if j["stages"] else [])}
+    t.check("job get lists g.txt of 3 bytes", outs.get("g.txt") == 3, repr(outs))
+    dest = c.path("fetched-param")
+    r = c.ctl("job", "fetch", str(jid), dest, timeout="10s", json_out=False)
+    found = None
+    try:
+        with open(os.path.join(dest, "0-g.txt"), "rb") as f:
+            found = f.read()
+    except OSError:
+        pass
+    t.check("g.txt holds the parameter's value", found == b"42\n", "%r rc=%s %s" % (found, r.rc, r.err))
+    table = c.ctl("job", "get", str(jid), timeout="10s", json_out=False)
+    t.check("job get table shows the params", "GAIN=42" in table.out, table.out)
+
+    jid = submit(c, "t-param", [src])
+    j = wait_final(c, jid, 60)
+    t.check("job without GAIN failed", j["state"] == "failed", "%s %r" % (j["state"], j.get("error")))
+    want = "stage 'gain': argv uses {param:GAIN} but the job has no parameter GAIN"
+    t.check("the error names the missing parameter", want in (j.get("error") or ""), repr(j.get("error")))
+    t.check("no params shown as an empty map", j.get("params") == {}, repr(j.get("params")))
+
+    # A job failing on its own exit code, retried: the retry keeps the params
+    # (the stage runs again with them and fails on the exit code, not on a
+    # missing parameter).
+    r = apply_yaml(c, "t-param-exit",
+                   "name: t-param-exit\n"
+                   "stages:\n"
+                   "  - name: code\n"
+                   "    argv: [sh, -c, \"echo {param:GAIN} > {out}/g.txt; exit {param:CODE}\"]\n"
+                   "    timeout: 30s\n"
+                   "    outputs: [g.txt]\n")
+    t.check("t-param-exit applied", r.get("name") == "t-param-exit", repr(r))
+    jid = submit(c, "t-param-exit", [src], "--param", "GAIN=9", "--param", "CODE=3")
+    j = wait_final(c, jid, 60)
+    t.check("job exiting 3 failed", j["state"] == "failed", "%s %r" % (j["state"], j.get("error")))
+    r = c.ctl("job", "retry", str(jid), timeout="10s")
+    t.check("retry accepted", r.rc == 0, "rc=%s %s" % (r.rc, r.err))
+    j = cl.wait_for("retried job %d to end" % jid,
+                    lambda: (lambda x: x if x["attempt"] >= 2 and x["state"] in ("succeeded", "failed")
+                             else None)(job(c, jid)), 60, interval=0.2)
+    t.check("the retry keeps the params", j.get("params") == {"GAIN": "9", "CODE": "3"},
+            repr(j.get("params")))
+    t.check("the retried attempt ran with them", j["state"] == "failed" and "GAIN" not in (j.get("error") or "")
+            and j["stages"] and j["stages"][0].get("exit_code") == 3, repr(j))
+
+    r = c.ctl("job", "submit", "--target", "t-param", "--param", "1X=2", src, timeout="10s", json_out=False)
+    t.check("a bad --param name is a usage error", r.rc == 2 and "not a parameter name" in r.err,
+            "rc=%s %s" % (r.rc, r.err))
+    r = c.ctl("job", "submit", "--target", "t-param", "--param", "GAIN", src, timeout="10s", json_out=False)
+    t.check("--param without '=' is a usage error", r.rc == 2 and "NAME=VALUE" in r.err,
+            "rc=%s %s" % (r.rc, r.err))
 
 
 if __name__ == "__main__":

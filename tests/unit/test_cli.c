@@ -169,6 +169,48 @@ static void test_args_every_command(void **state)
 	assert_int_equal(c.nfiles, 2);
 	assert_string_equal(c.files[0], "a.c");
 	assert_string_equal(c.files[1], "-b.c");
+	assert_int_equal(c.nparams, 0);
+
+	/* --param NAME=VALUE, repeatable, in order; the value may hold '='
+	 * or be empty. */
+	assert_int_equal(parse(&c, &e, "job", "submit", "--target", "cc", "--param", "GAIN=42",
+	                       "--param=_M2=a=b", "--param", "EMPTY=", "a.c", NULL),
+	                 0);
+	assert_int_equal(c.nparams, 3);
+	assert_int_equal(c.params[0].name_len, 4);
+	assert_memory_equal(c.params[0].name, "GAIN", 4);
+	assert_string_equal(c.params[0].value, "42");
+	assert_int_equal(c.params[1].name_len, 3);
+	assert_memory_equal(c.params[1].name, "_M2", 3);
+	assert_string_equal(c.params[1].value, "a=b");
+	assert_int_equal(c.params[2].name_len, 5);
+	assert_string_equal(c.params[2].value, "");
+	{
+		/* 32 parameters are fine, 33 a usage error. */
+		static char pv[CLI_MAX_PARAMS + 1][16];
+		char *argv[2 * (CLI_MAX_PARAMS + 1) + 8];
+		int argc = 0;
+		argv[argc++] = (char *)"ingotctl";
+		argv[argc++] = (char *)"job";
+		argv[argc++] = (char *)"submit";
+		argv[argc++] = (char *)"--target";
+		argv[argc++] = (char *)"cc";
+		argv[argc++] = (char *)"a.c";
+		for (int i = 0; i < CLI_MAX_PARAMS; i++) {
+			snprintf(pv[i], sizeof(pv[i]), "P%d=%d", i, i);
+			argv[argc++] = (char *)"--param";
+			argv[argc++] = pv[i];
+		}
+		argv[argc] = NULL;
+		assert_int_equal(cli_parse_args(argc, argv, NULL, NULL, &c, &e), 0);
+		assert_int_equal(c.nparams, CLI_MAX_PARAMS);
+		snprintf(pv[CLI_MAX_PARAMS], sizeof(pv[0]), "PX=1");
+		argv[argc++] = (char *)"--param";
+		argv[argc++] = pv[CLI_MAX_PARAMS];
+		argv[argc] = NULL;
+		assert_int_equal(cli_parse_args(argc, argv, NULL, NULL, &c, &e), ING_EINVAL);
+		assert_contains(e.msg, "--param: at most 32 parameters");
+	}
 
 	assert_int_equal(parse(&c, &e, "job", "get", "17", NULL), 0);
 	assert_int_equal(c.verb, CLI_JOB_GET);
@@ -273,6 +315,17 @@ static void test_args_usage_errors(void **state)
 	    {{"job", "submit", "--target", "cc", "--deadline", "soon", "a.c"}, "--deadline"},
 	    {{"job", "submit", "--target", "cc", "--request-id", "a b", "a.c"}, "--request-id"},
 	    {{"job", "submit", "--target", "cc", "--target", "dd", "a.c"}, "given twice"},
+	    {{"job", "submit", "--target", "cc", "--param", "GAIN", "a.c"},
+	     "--param: expected NAME=VALUE, got 'GAIN'"},
+	    {{"job", "submit", "--target", "cc", "--param", "1X=2", "a.c"},
+	     "--param: '1X' is not a parameter name"},
+	    {{"job", "submit", "--target", "cc", "--param", "A-B=2", "a.c"},
+	     "--param: 'A-B' is not a parameter name"},
+	    {{"job", "submit", "--target", "cc", "--param", "=2", "a.c"},
+	     "--param: '' is not a parameter name"},
+	    {{"job", "submit", "--param", "G=1", "--param", "G=2", "a.c"},
+	     "--param G: given twice"},
+	    {{"job", "get", "1", "--param", "A=1"}, "'job get' has no option --param"},
 	    {{"job", "get", "12x"}, "job ID: expected a number"},
 	    {{"job", "get", "99999999999999999999"}, "too large"},
 	    {{"job", "list", "--state", "done"}, "not a job state"},
@@ -734,7 +787,7 @@ static void test_mp_to_json(void **state)
 
 static void pack_job(msgpack_packer *pk, uint64_t id, const char *state, bool full)
 {
-	msgpack_pack_map(pk, full ? 17 : 15);
+	msgpack_pack_map(pk, full ? 18 : 15);
 	mp_pack_cstr(pk, "id");
 	msgpack_pack_uint64(pk, id);
 	mp_pack_cstr(pk, "target");
@@ -770,6 +823,12 @@ static void pack_job(msgpack_packer *pk, uint64_t id, const char *state, bool fu
 	mp_pack_cstr(pk, "tab\there\x1b[31m"); /* control characters from the wire */
 	if (!full)
 		return;
+	mp_pack_cstr(pk, "params");
+	msgpack_pack_map(pk, 2);
+	mp_pack_cstr(pk, "GAIN");
+	mp_pack_cstr(pk, "42");
+	mp_pack_cstr(pk, "MODE");
+	mp_pack_cstr(pk, "fast");
 	mp_pack_cstr(pk, "sources");
 	msgpack_pack_array(pk, 1);
 	msgpack_pack_map(pk, 3);
@@ -836,6 +895,7 @@ static void test_table_job(void **state)
 	                       "updated:   2026-11-22 14:03:08\n"
 	                       "deadline:  -\n"
 	                       "finished:  -\n"
+	                       "params:    GAIN=42,MODE=fast\n"
 	                       "\n"
 	                       "SOURCE    SIZE  SHA256\n"
 	                       "kernel.c  812   ab12\n"
@@ -1557,7 +1617,8 @@ static void test_fake_submit(void **state)
 	fclose(fp);
 	struct run r =
 	    run_words("--endpoints", f->port, "job", "submit", "--target", "cc", "--priority", "70",
-	              "--deadline", "2m", "--request-id", "req-7", path, "./sub/x.h", NULL);
+	              "--deadline", "2m", "--request-id", "req-7", "--param", "GAIN=42", "--param",
+	              "MODE=fast", path, "./sub/x.h", NULL);
 	assert_int_equal(chdir(old), 0);
 	if (r.code != 0)
 		fail_msg("exit %d: %s", r.code, r.err);
@@ -1573,7 +1634,8 @@ static void test_fake_submit(void **state)
 	                          "{\"path\":\"kernel.c\",\"data\":"
 	                          "\"aW50IG1haW4odm9pZCkgeyByZXR1cm4gMDsgfQo=\"},"
 	                          "{\"path\":\"sub/x.h\",\"data\":\"I2RlZmluZSBYIDEK\"}],"
-	                          "\"priority\":70,\"deadline_ms\":120000}");
+	                          "\"priority\":70,\"deadline_ms\":120000,"
+	                          "\"params\":{\"GAIN\":\"42\",\"MODE\":\"fast\"}}");
 	free(text);
 	json_decref(j);
 	msgpack_zone_destroy(&z);

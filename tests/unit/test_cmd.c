@@ -62,6 +62,7 @@ static struct ing_str outs1[1];
 static struct rec_stage_def stages2[2];
 static struct cmd_file sources2[2];
 static struct cmd_file outputs1[1];
+static struct rec_kv params2[2];
 
 /* Resets the shared arrays (tests mutate them) and returns a valid command
  * of `type` with a request id and a time. */
@@ -85,6 +86,8 @@ static struct cmd sample(uint32_t type)
 	    (struct rec_stage_def){S("link"), 1, argv3, 1, 0, NULL, 0, NULL, {0, 0, 0, 0}, S("")};
 	sources2[0] = (struct cmd_file){S("main.c"), S("int main(void) { return 0; }\n")};
 	sources2[1] = (struct cmd_file){S("inc/a.h"), S("")};
+	params2[0] = (struct rec_kv){S("GAIN"), S("42")};
+	params2[1] = (struct rec_kv){S("_mode2"), S("")};
 	outputs1[0] = (struct cmd_file){S("out/a.o"),
 	                                {"\x7f"
 	                                 "ELF\x00\x01",
@@ -116,6 +119,8 @@ static struct cmd sample(uint32_t type)
 		c.u.job_submit.deadline_at_ms = 1700000060000ull;
 		c.u.job_submit.nsources = 2;
 		c.u.job_submit.sources = sources2;
+		c.u.job_submit.nparams = 2;
+		c.u.job_submit.params = params2;
 		break;
 	case CMD_JOB_ASSIGN:
 		c.u.job_assign.job = 1;
@@ -359,6 +364,11 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		assert_true(ing_str_eq(b->u.job_submit.sources[0].data, sources2[0].data));
 		assert_true(ing_str_eq(b->u.job_submit.sources[1].path, S("inc/a.h")));
 		assert_int_equal(b->u.job_submit.sources[1].data.len, 0);
+		assert_int_equal(b->u.job_submit.nparams, 2);
+		assert_true(ing_str_eq(b->u.job_submit.params[0].key, S("GAIN")));
+		assert_true(ing_str_eq(b->u.job_submit.params[0].value, S("42")));
+		assert_true(ing_str_eq(b->u.job_submit.params[1].key, S("_mode2")));
+		assert_int_equal(b->u.job_submit.params[1].value.len, 0);
 		break;
 	case CMD_JOB_ASSIGN:
 		assert_memory_equal(&a->u.job_assign, &b->u.job_assign, sizeof(a->u.job_assign));
@@ -559,7 +569,7 @@ static void test_unknown_type_and_version(void **state)
 		struct cmd out;
 		assert_int_equal(cmd_decode(m.data, m.len, z, &out, &e), ING_EVERSION);
 		assert_string_equal(
-		    e.msg, "command job_submit version 7 is not supported (this node knows 1)");
+		    e.msg, "command job_submit version 7 is not supported (this node knows 1..2)");
 		msgpack_zone_free(z);
 	}
 	mp_out_free(&m);
@@ -1264,6 +1274,122 @@ static void test_decode_target_put_v1(void **state)
 	msgpack_zone_free(z);
 }
 
+/* A job_submit of version 1, as an older ingot wrote it in the log:
+ * [10, 1, time, req, tenant, target, priority, max_attempts, deadline_at_ms,
+ * sources[[path, data]]], built by hand; `extra` appends a params list
+ * (malformed at version 1). */
+static void pack_v1_job_submit(struct mp_out *o, bool extra)
+{
+	msgpack_packer *pk = &o->pk;
+	mp_out_init(o);
+	msgpack_pack_array(pk, extra ? 11 : 10);
+	msgpack_pack_uint64(pk, CMD_JOB_SUBMIT);
+	msgpack_pack_uint64(pk, 1);
+	msgpack_pack_uint64(pk, 1700000000123ull);
+	mp_pack_cstr(pk, "req-1");
+	mp_pack_cstr(pk, "default");
+	mp_pack_cstr(pk, "cpu-x86");
+	msgpack_pack_uint64(pk, 50);
+	msgpack_pack_uint64(pk, 3);
+	msgpack_pack_uint64(pk, 0);
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_array(pk, 2);
+	mp_pack_cstr(pk, "main.c");
+	mp_pack_bin(pk, "int x;\n", 7);
+	if (extra)
+		msgpack_pack_array(pk, 0);
+	mp_out_pad8(o);
+}
+
+static void test_decode_job_submit_v1(void **state)
+{
+	(void)state;
+	struct mp_out o, again;
+	struct ing_error e;
+	struct cmd c, d;
+	msgpack_zone *z = msgpack_zone_new(1024);
+
+	pack_v1_job_submit(&o, false);
+	if (cmd_decode(o.data, o.len, z, &c, &e) != 0)
+		fail_msg("decode: %s", e.msg);
+	assert_int_equal(c.type, CMD_JOB_SUBMIT);
+	assert_int_equal(c.version, 1);
+	assert_true(ing_str_eq(c.u.job_submit.tenant, S("default")));
+	assert_true(ing_str_eq(c.u.job_submit.target, S("cpu-x86")));
+	assert_int_equal(c.u.job_submit.priority, 50);
+	assert_int_equal(c.u.job_submit.max_attempts, 3);
+	assert_int_equal(c.u.job_submit.nsources, 1);
+	assert_true(ing_str_eq(c.u.job_submit.sources[0].path, S("main.c")));
+	assert_int_equal(c.u.job_submit.nparams, 0);
+
+	/* Re-encoding writes version 2 with an empty params list. */
+	mp_out_init(&again);
+	assert_int_equal(cmd_encode(&c, &again, &e), 0);
+	assert_int_equal((uint8_t)again.data[2], 2); /* [fixarray, type 10, version 2, ...] */
+	assert_int_equal(cmd_decode(again.data, again.len, z, &d, &e), 0);
+	assert_int_equal(d.version, 2);
+	assert_int_equal(d.u.job_submit.nparams, 0);
+	assert_true(ing_str_eq(d.u.job_submit.sources[0].path, S("main.c")));
+	mp_out_free(&again);
+	mp_out_free(&o);
+
+	/* v1 with params is malformed (an extra field); v2 without is too. */
+	pack_v1_job_submit(&o, true);
+	expect_decode(o.data, o.len, ING_EMALFORMED, "command job_submit");
+	mp_out_free(&o);
+	pack_v1_job_submit(&o, false);
+	o.data[2] = 2;
+	expect_decode(o.data, o.len, ING_EMALFORMED, "command job_submit");
+	o.data[2] = 3;
+	expect_decode(o.data, o.len, ING_EVERSION,
+	              "command job_submit version 3 is not supported (this node knows 1..2)");
+	mp_out_free(&o);
+	msgpack_zone_free(z);
+}
+
+static void test_validate_params(void **state)
+{
+	(void)state;
+	struct cmd c = sample(CMD_JOB_SUBMIT);
+	expect_valid(&c);
+	const char *bad[] = {"", "1abc", "a-b", "a.b", "a b", "é"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = sample(CMD_JOB_SUBMIT);
+		params2[0].key = S(bad[i]);
+		expect_invalid(&c, ING_EINVAL, "command job_submit: params: invalid name");
+	}
+	c = sample(CMD_JOB_SUBMIT);
+	params2[0].key = fill(ING_NAME_MAX + 1, 'P');
+	expect_invalid(&c, ING_EINVAL, "params: invalid name");
+	params2[0].key = fill(ING_NAME_MAX, 'P');
+	expect_valid(&c);
+	c = sample(CMD_JOB_SUBMIT);
+	params2[1].key = S("GAIN");
+	expect_invalid(&c, ING_EINVAL, "params: name 'GAIN' is repeated");
+	c = sample(CMD_JOB_SUBMIT);
+	params2[0].value = fill(ING_ARG_MAX + 1, 'v');
+	expect_invalid(&c, ING_ETOOBIG, "params: value");
+	params2[0].value = fill(ING_ARG_MAX, 'v');
+	expect_valid(&c);
+	params2[0].value = (struct ing_str){"a\0b", 3};
+	expect_invalid(&c, ING_EINVAL, "params: value: contains a NUL byte");
+
+	struct rec_kv many[ING_MAX_ENV + 1];
+	char names[ING_MAX_ENV + 1][8];
+	for (int i = 0; i <= ING_MAX_ENV; i++) {
+		snprintf(names[i], sizeof(names[i]), "P%d", i);
+		many[i] = (struct rec_kv){S(names[i]), S("x")};
+	}
+	c = sample(CMD_JOB_SUBMIT);
+	c.u.job_submit.params = many;
+	c.u.job_submit.nparams = ING_MAX_ENV;
+	expect_valid(&c);
+	c.u.job_submit.nparams = ING_MAX_ENV + 1;
+	expect_invalid(&c, ING_ETOOBIG, "command job_submit: params: 33 exceeds 32");
+	c.u.job_submit.nparams = 0;
+	expect_valid(&c);
+}
+
 static void test_validate_submit(void **state)
 {
 	(void)state;
@@ -1440,6 +1566,8 @@ static void test_type_table(void **state)
 	assert_int_equal(cmd_type_min_version(CMD_JOB_STAGE_FINISH), 1);
 	assert_int_equal(cmd_type_version(CMD_TARGET_PUT), 2);
 	assert_int_equal(cmd_type_min_version(CMD_TARGET_PUT), 1);
+	assert_int_equal(cmd_type_version(CMD_JOB_SUBMIT), 2);
+	assert_int_equal(cmd_type_min_version(CMD_JOB_SUBMIT), 1);
 	assert_int_equal(cmd_type_version(99), 0);
 	assert_int_equal(cmd_type_min_version(99), 0);
 	assert_int_equal(NTYPES, 17);
@@ -1466,6 +1594,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_validate_target_v2_fields, free_allocs),
 	    cmocka_unit_test_teardown(test_decode_target_put_v1, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_submit, free_allocs),
+	    cmocka_unit_test_teardown(test_decode_job_submit_v1, free_allocs),
+	    cmocka_unit_test_teardown(test_validate_params, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_stage_finish, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_texts, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_member, free_allocs),

@@ -1,10 +1,10 @@
 /*
  * test_migrate.c - schema versions: a fresh store is stamped, a schema-1
- * store built by hand with raw LMDB calls is migrated to 3 (job records gain
+ * store built by hand with raw LMDB calls is migrated to 4 (job records gain
  * the tenant, then target records the description, stage limits and
- * stdout), a schema-2 store is migrated to 3, a newer store is refused and
- * left untouched, and stores without a usable version are refused as
- * corrupt.
+ * stdout, then job records the params), a schema-2 store is migrated to 4,
+ * a schema-3 store is migrated to 4, a newer store is refused and left
+ * untouched, and stores without a usable version are refused as corrupt.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -96,30 +96,88 @@ static void pack_str(msgpack_packer *pk, const char *s)
 	msgpack_pack_str_body(pk, s, strlen(s));
 }
 
-/* A schema-1 job: [1, id, target, target_revision, request_id, state,
- * priority, sources[[path, bin32, size]], cancel_requested, nil]. */
-static void pack_v1_job(msgpack_sbuffer *sb, uint64_t id, const char *target, const char *req)
+/* A schema-1 job record (version 1): [1, id, target, target_revision,
+ * request_id, state, priority, attempt, attempt_base, max_attempts,
+ * node_id, created_at_ms, updated_at_ms, deadline_at_ms, lease_until_ms,
+ * finished_at_ms, cancel_requested, sources[[path, sha256, size]],
+ * stage_count, stages, nevents, error].  With `tenant` non-NULL, the
+ * schema-2/3 version-2 record instead (the tenant after the id). */
+static void pack_job(msgpack_sbuffer *sb, uint64_t id, const char *tenant, const char *target,
+                     const char *req)
 {
 	msgpack_packer pk;
 	uint8_t sha[32];
 	memset(sha, (int)id, sizeof(sha));
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&pk, 10);
-	msgpack_pack_uint64(&pk, 1);
+	msgpack_pack_array(&pk, tenant != NULL ? 23 : 22);
+	msgpack_pack_uint64(&pk, tenant != NULL ? 2 : 1);
 	msgpack_pack_uint64(&pk, id);
+	if (tenant != NULL)
+		pack_str(&pk, tenant);
 	pack_str(&pk, target);
-	msgpack_pack_uint64(&pk, 3);
+	msgpack_pack_uint64(&pk, 3); /* target_revision */
 	pack_str(&pk, req);
-	msgpack_pack_uint8(&pk, 0);
-	msgpack_pack_int64(&pk, -5);
+	msgpack_pack_uint64(&pk, 0);  /* state: queued */
+	msgpack_pack_uint64(&pk, 50); /* priority */
+	msgpack_pack_uint64(&pk, 0);  /* attempt */
+	msgpack_pack_uint64(&pk, 0);  /* attempt_base */
+	msgpack_pack_uint64(&pk, 3);  /* max_attempts */
+	msgpack_pack_uint64(&pk, 0);  /* node_id */
+	msgpack_pack_uint64(&pk, 1000 + id);
+	msgpack_pack_uint64(&pk, 2000 + id);
+	msgpack_pack_uint64(&pk, 0); /* deadline_at_ms */
+	msgpack_pack_uint64(&pk, 0); /* lease_until_ms */
+	msgpack_pack_uint64(&pk, 0); /* finished_at_ms */
+	msgpack_pack_true(&pk);
 	msgpack_pack_array(&pk, 1);
 	msgpack_pack_array(&pk, 3);
 	pack_str(&pk, "src/main.c");
 	msgpack_pack_bin(&pk, sizeof(sha));
 	msgpack_pack_bin_body(&pk, sha, sizeof(sha));
 	msgpack_pack_uint64(&pk, 1234);
-	msgpack_pack_true(&pk);
-	msgpack_pack_nil(&pk);
+	msgpack_pack_uint64(&pk, 0); /* stage_count */
+	msgpack_pack_array(&pk, 0);  /* stages */
+	msgpack_pack_uint64(&pk, 1); /* nevents */
+	pack_str(&pk, "");
+}
+
+static void pack_v1_job(msgpack_sbuffer *sb, uint64_t id, const char *target, const char *req)
+{
+	pack_job(sb, id, NULL, target, req);
+}
+
+/* The job `id` of the open store decodes as a current record with the
+ * fields of pack_job, the tenant `tenant` and no params. */
+static void check_migrated_job(struct store_txn *t, uint64_t id, const char *tenant,
+                               const char *target, const char *req)
+{
+	struct ing_str val;
+	struct rec_job r;
+	struct ing_error e;
+	uint8_t key[8];
+	store_be64(key, id);
+	assert_int_equal(store_get(t, STORE_JOBS, (struct ing_str){(char *)key, 8}, &val), 0);
+	msgpack_zone *z = msgpack_zone_new(1024);
+	if (rec_job_decode(val, z, &r, &e) != 0)
+		fail_msg("decode: %s", e.msg);
+	assert_int_equal(r.id, id);
+	assert_true(ing_str_eq_c(r.tenant, tenant));
+	assert_true(ing_str_eq_c(r.target, target));
+	assert_true(ing_str_eq_c(r.request_id, req));
+	assert_int_equal(r.target_revision, 3);
+	assert_int_equal(r.priority, 50);
+	assert_int_equal(r.max_attempts, 3);
+	assert_int_equal(r.created_at_ms, 1000 + id);
+	assert_int_equal(r.updated_at_ms, 2000 + id);
+	assert_true(r.cancel_requested);
+	assert_int_equal(r.nsources, 1);
+	assert_true(ing_str_eq_c(r.sources[0].path, "src/main.c"));
+	assert_int_equal(r.sources[0].size, 1234);
+	assert_int_equal(r.nparams, 0);
+	assert_int_equal(r.nstages, 0);
+	assert_int_equal(r.nevents, 1);
+	assert_int_equal(r.error.len, 0);
+	msgpack_zone_free(z);
 }
 
 /* A version-1 target record (schemas 1 and 2): [1, name, caps, labels,
@@ -220,7 +278,7 @@ static void test_fresh_store_is_stamped(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 3);
+	assert_int_equal(v, 4);
 	store_abort(t);
 	store_close(s);
 	/* Reopening a current store writes nothing. */
@@ -233,7 +291,7 @@ static void test_fresh_store_is_stamped(void **state)
 	free(after);
 }
 
-static void test_migrate_1_to_3(void **state)
+static void test_migrate_1_to_4(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -272,7 +330,7 @@ static void test_migrate_1_to_3(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 3);
+	assert_int_equal(v, 4);
 	check_migrated_target(t, "cc-x86");
 	assert_int_equal(store_applied_index(t, &v), 0);
 	assert_int_equal(v, 42);
@@ -290,20 +348,24 @@ static void test_migrate_1_to_3(void **state)
 		unpack(v1[i].data, v1[i].size, &old);
 		unpack(val.ptr, val.len, &neu);
 		const msgpack_object_array *a = &old.data.via.array, *b = &neu.data.via.array;
+		/* v1 [1, id, target, ..., sources(17), rest...] -> v3 [3, id,
+		 * "default", target, ..., sources(18), params [] (19), rest...] */
 		assert_int_equal(neu.data.type, MSGPACK_OBJECT_ARRAY);
-		assert_int_equal(b->size, a->size + 1);
-		assert_int_equal(b->ptr[0].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
-		assert_int_equal(b->ptr[0].via.u64, 2);
+		assert_int_equal(b->size, a->size + 2);
+		assert_int_equal(b->ptr[0].via.u64, 3);
 		assert_true(msgpack_object_equal(b->ptr[1], a->ptr[1]));
-		assert_int_equal(b->ptr[1].via.u64, ids[i]);
 		assert_int_equal(b->ptr[2].type, MSGPACK_OBJECT_STR);
-		assert_int_equal(b->ptr[2].via.str.size, 7);
 		assert_memory_equal(b->ptr[2].via.str.ptr, "default", 7);
-		for (uint32_t j = 2; j < a->size; j++)
+		for (uint32_t j = 2; j <= 17; j++)
 			assert_true(msgpack_object_equal(b->ptr[j + 1], a->ptr[j]));
+		assert_int_equal(b->ptr[19].type, MSGPACK_OBJECT_ARRAY);
+		assert_int_equal(b->ptr[19].via.array.size, 0);
+		for (uint32_t j = 18; j < a->size; j++)
+			assert_true(msgpack_object_equal(b->ptr[j + 2], a->ptr[j]));
 		msgpack_unpacked_destroy(&old);
 		msgpack_unpacked_destroy(&neu);
 		msgpack_sbuffer_destroy(&v1[i]);
+		check_migrated_job(t, ids[i], "default", targets[i], reqs[i]);
 	}
 	store_abort(t);
 	store_close(s);
@@ -318,7 +380,7 @@ static void test_migrate_1_to_3(void **state)
 	free(after);
 }
 
-static void test_migrate_2_to_3(void **state)
+static void test_migrate_2_to_4(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -343,7 +405,7 @@ static void test_migrate_2_to_3(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 3);
+	assert_int_equal(v, 4);
 	assert_int_equal(store_applied_index(t, &v), 0);
 	assert_int_equal(v, 77);
 	assert_int_equal(store_count(t, STORE_TARGETS, &v), 0);
@@ -357,6 +419,92 @@ static void test_migrate_2_to_3(void **state)
 	char *before = tu_mdb_dump(f->path);
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	store_close(s);
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+static void test_migrate_3_to_4(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	msgpack_sbuffer sb;
+	uint8_t key[8];
+	const uint64_t ids[] = {1, 2, 900};
+	const char *tenants[] = {"default", "team-a", "team-b"};
+	const char *reqs[] = {"", "req-2", "r"};
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 3);
+	raw_put_u64(&r, "applied_index", 55);
+	for (int i = 0; i < 3; i++) {
+		msgpack_sbuffer_init(&sb);
+		pack_job(&sb, ids[i], tenants[i], "cc-x86", reqs[i]);
+		store_be64(key, ids[i]);
+		raw_put(&r, 4, key, 8, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	raw_close(&r);
+
+	struct store *s;
+	struct store_txn *t;
+	struct ing_error e;
+	uint64_t v;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
+	assert_int_equal(v, 4);
+	assert_int_equal(store_applied_index(t, &v), 0);
+	assert_int_equal(v, 55);
+	assert_int_equal(store_count(t, STORE_JOBS, &v), 0);
+	assert_int_equal(v, 3);
+	for (int i = 0; i < 3; i++)
+		check_migrated_job(t, ids[i], tenants[i], "cc-x86", reqs[i]);
+	store_abort(t);
+	store_close(s);
+
+	/* Migrated once: reopening changes nothing. */
+	char *before = tu_mdb_dump(f->path);
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	store_close(s);
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+/* A schema-3 store whose job is not a 23-item v2 record is refused as
+ * corrupt and left untouched. */
+static void test_bad_v2_job_is_corrupt(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	uint8_t key[8];
+	msgpack_sbuffer sb;
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 3);
+	msgpack_sbuffer_init(&sb);
+	pack_job(&sb, 1, "default", "cc-x86", "");
+	store_be64(key, 1);
+	raw_put(&r, 4, key, 8, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	/* A v1 job left in a schema-3 store: not a v2 record. */
+	msgpack_sbuffer_init(&sb);
+	pack_v1_job(&sb, 12, "cc-x86", "");
+	store_be64(key, 12);
+	raw_put(&r, 4, key, 8, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	raw_close(&r);
+
+	char *before = tu_mdb_dump(f->path);
+	struct store *s = NULL;
+	struct ing_error e;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ECORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, "job 12"));
+	assert_non_null(strstr(e.msg, "schema-3 job"));
 	char *after = tu_mdb_dump(f->path);
 	assert_string_equal(before, after);
 	free(before);
@@ -432,7 +580,7 @@ static void test_newer_store_is_refused(void **state)
 	char want[512];
 
 	raw_open(&r, f->path);
-	raw_put_u64(&r, "schema_version", 4);
+	raw_put_u64(&r, "schema_version", 5);
 	raw_put_u64(&r, "applied_index", 9);
 	raw_put(&r, 4, "\0\0\0\0\0\0\0\1", 8, "\x93\x03\x01\x02", 4);
 	raw_close(&r);
@@ -444,7 +592,7 @@ static void test_newer_store_is_refused(void **state)
 	assert_null(s);
 	assert_int_equal(e.code, ING_ENEWER);
 	snprintf(want, sizeof(want),
-	         "store %s has schema 4, this ingot supports up to 3; upgrade ingot", f->path);
+	         "store %s has schema 5, this ingot supports up to 4; upgrade ingot", f->path);
 	assert_string_equal(e.msg, want);
 	char *after = tu_mdb_dump(f->path);
 	assert_string_equal(before, after);
@@ -504,16 +652,17 @@ static void test_import_v1_snapshot(void **state)
 	assert_true(replaced);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 3);
+	assert_int_equal(v, 4);
 	assert_int_equal(store_applied_index(t, &v), 0);
 	assert_int_equal(v, 42);
 	assert_int_equal(store_get(t, STORE_JOBS, (struct ing_str){(char *)key, 8}, &val), 0);
 	msgpack_unpacked u;
 	unpack(val.ptr, val.len, &u);
-	assert_int_equal(u.data.via.array.size, 11);
-	assert_int_equal(u.data.via.array.ptr[0].via.u64, 2);
+	assert_int_equal(u.data.via.array.size, 24);
+	assert_int_equal(u.data.via.array.ptr[0].via.u64, 3);
 	assert_memory_equal(u.data.via.array.ptr[2].via.str.ptr, "default", 7);
 	msgpack_unpacked_destroy(&u);
+	check_migrated_job(t, 7, "default", "cc-x86", "");
 	store_abort(t);
 	store_close(s);
 	tu_rmrf(src);
@@ -524,8 +673,10 @@ int main(void)
 	ing_log_set_level(ING_LOG_LEVEL_OFF);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_fresh_store_is_stamped, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_1_to_3, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_2_to_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_1_to_4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_2_to_4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_3_to_4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_v2_job_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v1_target_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v1_job_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_newer_store_is_refused, setup, teardown),

@@ -313,10 +313,13 @@ static struct rec_target sample_target(void)
 
 static struct rec_file files2[2];
 static struct rec_stage_result results2[2];
+static struct rec_kv params2[2];
 
 static struct rec_job sample_job(void)
 {
 	struct rec_job j = {0};
+	params2[0] = (struct rec_kv){S("GAIN"), S("42")};
+	params2[1] = (struct rec_kv){S("MODE"), S("")};
 	files2[0].path = S("main.c");
 	memcpy(files2[0].sha256, sha_a, 32);
 	files2[0].size = 1234;
@@ -346,6 +349,8 @@ static struct rec_job sample_job(void)
 	j.cancel_requested = true;
 	j.nsources = 2;
 	j.sources = files2;
+	j.nparams = 2;
+	j.params = params2;
 	j.stage_count = 2;
 	j.nstages = 2;
 	j.stages = results2;
@@ -595,6 +600,11 @@ static void test_job_roundtrip(void **state)
 	assert_true(ing_str_eq_c(out.sources[1].path, "dir/util.h"));
 	assert_memory_equal(out.sources[1].sha256, sha_b, 32);
 	assert_int_equal(out.sources[0].size, 1234);
+	assert_int_equal(out.nparams, 2);
+	assert_true(ing_str_eq_c(out.params[0].key, "GAIN"));
+	assert_true(ing_str_eq_c(out.params[0].value, "42"));
+	assert_true(ing_str_eq_c(out.params[1].key, "MODE"));
+	assert_int_equal(out.params[1].value.len, 0);
 	assert_int_equal(out.stage_count, 2);
 	assert_int_equal(out.nstages, 2);
 	assert_int_equal(out.stages[0].state, REC_STAGE_DONE);
@@ -609,16 +619,22 @@ static void test_job_roundtrip(void **state)
 	assert_int_equal(out.error.len, 0);
 
 	/* Nothing in any list. */
-	in.nsources = in.nstages = 0;
+	in.nsources = in.nstages = in.nparams = 0;
 	in.error = S("no node has capability cuda");
 	roundtrip(&codec_job, &in, z, &out);
 	assert_int_equal(out.nsources, 0);
+	assert_int_equal(out.nparams, 0);
 	assert_int_equal(out.nstages, 0);
 	assert_true(ing_str_eq_c(out.error, "no node has capability cuda"));
 
 	/* Everything at its maximum. */
 	static struct rec_file sources[ING_MAX_SOURCES], outputs[ING_MAX_OUTPUTS];
 	static struct rec_stage_result stages[ING_MAX_STAGES];
+	static struct rec_kv params[ING_MAX_ENV];
+	for (int i = 0; i < ING_MAX_ENV; i++) {
+		params[i].key = fill(ING_NAME_MAX, (char)('A' + i % 26));
+		params[i].value = fill(ING_ARG_MAX, 'v');
+	}
 	for (int i = 0; i < ING_MAX_SOURCES; i++) {
 		sources[i].path = fill(ING_PATH_MAX, (char)('!' + i));
 		memcpy(sources[i].sha256, sha_a, 32);
@@ -637,12 +653,16 @@ static void test_job_roundtrip(void **state)
 	in.error = fill(ING_MESSAGE_MAX, 'm');
 	in.nsources = ING_MAX_SOURCES;
 	in.sources = sources;
+	in.nparams = ING_MAX_ENV;
+	in.params = params;
 	in.stage_count = ING_MAX_STAGES;
 	in.nstages = ING_MAX_STAGES;
 	in.stages = stages;
 	in.state = REC_JOB_CANCELLED;
 	roundtrip(&codec_job, &in, z, &out);
 	assert_int_equal(out.nsources, ING_MAX_SOURCES);
+	assert_int_equal(out.nparams, ING_MAX_ENV);
+	assert_int_equal(out.params[31].value.len, ING_ARG_MAX);
 	assert_int_equal(out.stages[15].noutputs, ING_MAX_OUTPUTS);
 	assert_int_equal(out.error.len, ING_MESSAGE_MAX);
 	assert_int_equal(out.request_id.len, ING_REQUEST_ID_MAX);
@@ -933,6 +953,13 @@ static void test_wrong_version(void **state)
 	for (int i = 0; i < 22; i++)
 		msgpack_pack_uint64(&o.pk, 0);
 	expect_decode(&codec_job, o.data, o.len, ING_EVERSION, "job record: version 1");
+	/* So is a version-2 job record (schemas 2 and 3, no params). */
+	mp_out_reset(&o);
+	msgpack_pack_array(&o.pk, 23);
+	msgpack_pack_uint64(&o.pk, 2);
+	for (int i = 0; i < 22; i++)
+		msgpack_pack_uint64(&o.pk, 0);
+	expect_decode(&codec_job, o.data, o.len, ING_EVERSION, "job record: version 2");
 	/* A future member record with more fields: the version speaks first. */
 	mp_out_reset(&o);
 	msgpack_pack_array(&o.pk, 9);
@@ -1076,6 +1103,16 @@ static void test_limits(void **state)
 	j = sample_job();
 	j.priority = ING_MAX_PRIORITY + 1;
 	expect_encoded(&codec_job, &j, ING_ETOOBIG, "priority");
+	j = sample_job();
+	static struct rec_kv many_params[ING_MAX_ENV + 1];
+	for (int i = 0; i <= ING_MAX_ENV; i++)
+		many_params[i] = params2[0];
+	j.nparams = ING_MAX_ENV + 1;
+	j.params = many_params;
+	expect_encoded(&codec_job, &j, ING_ETOOBIG, "params");
+	j.nparams = 1;
+	many_params[0].value = fill(ING_ARG_MAX + 1, 'v');
+	expect_encoded(&codec_job, &j, ING_ETOOBIG, "params");
 	j = sample_job();
 	static struct rec_file srcs[ING_MAX_SOURCES + 1];
 	for (int i = 0; i <= ING_MAX_SOURCES; i++)
