@@ -70,7 +70,9 @@ struct node {
 	uint32_t sched_cursor_len;
 	uint64_t sched_new[512]; /* jobs submitted since the last round */
 	unsigned nsched_new;
-	uint64_t sched_wake_ms;  /* a backed-off job becomes placeable then (0: none) */
+	uint64_t sched_wake_ms; /* a backed-off job becomes placeable then (0: none) */
+	char sched_last_tenant[ING_NAME_MAX + 1]; /* served last: the turn goes on after it */
+	uint32_t sched_last_tenant_len;
 	unsigned sched_inflight; /* assignments proposed, not yet applied */
 	struct {
 		uint64_t job;

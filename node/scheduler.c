@@ -350,12 +350,27 @@ static void place_level(struct round *r, struct cand *cands, unsigned ncands)
 		}
 		end[ntenants - 1] = i + 1;
 	}
+	/* The turn goes on from the tenant after the one served last, across
+	 * rounds: a round often has a single free slot, and starting from the
+	 * first tenant every time would give every slot to it. */
+	struct node *n = r->n;
+	struct ing_str last = {n->sched_last_tenant, n->sched_last_tenant_len};
+	unsigned t0 = 0;
+	while (t0 < ntenants && ing_str_cmp(cands[next[t0]].tenant, last) <= 0)
+		t0++;
+	if (t0 == ntenants)
+		t0 = 0;
 	while (progress && r->proposed < BATCH_MAX) {
 		progress = false;
-		for (unsigned t = 0; t < ntenants && r->proposed < BATCH_MAX; t++) {
+		for (unsigned k = 0; k < ntenants && r->proposed < BATCH_MAX; k++) {
+			unsigned t = (t0 + k) % ntenants;
 			if (next[t] == end[t])
 				continue;
-			place(r, cands[next[t]++].job);
+			const struct cand *c = &cands[next[t]++];
+			if (place(r, c->job)) {
+				memcpy(n->sched_last_tenant, c->tenant.ptr, c->tenant.len);
+				n->sched_last_tenant_len = c->tenant.len;
+			}
 			progress = true;
 		}
 	}
