@@ -84,7 +84,7 @@ static const struct opt opts[OPT_COUNT] = {
 	(VERB_BIT(CLI_STATUS) | VERB_BIT(CLI_TARGET_LIST) | VERB_BIT(CLI_TARGET_GET) | \
 	 VERB_BIT(CLI_JOB_GET) | VERB_BIT(CLI_JOB_LIST) | VERB_BIT(CLI_JOB_EVENTS) |   \
 	 VERB_BIT(CLI_JOB_WATCH) | VERB_BIT(CLI_JOB_LOGS) | VERB_BIT(CLI_JOB_FETCH) |  \
-	 VERB_BIT(CLI_NODE_LIST))
+	 VERB_BIT(CLI_NODE_LIST) | VERB_BIT(CLI_MEMBER_LIST))
 
 struct verb_def {
 	const char *noun;
@@ -111,6 +111,7 @@ static const struct verb_def verbs[] = {
     {"node", "list", CLI_NODE_LIST, NULL},
     {"node", "drain", CLI_NODE_DRAIN, "ID"},
     {"node", "undrain", CLI_NODE_UNDRAIN, "ID"},
+    {"member", "list", CLI_MEMBER_LIST, NULL},
 };
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
 
@@ -146,6 +147,8 @@ void cli_usage(FILE *out)
 	      "  node drain ID [--deadline DURATION] place no new work on a node; its running\n"
 	      "                                      jobs have DURATION to finish\n"
 	      "  node undrain ID                     let a node take work again\n"
+	      "  member list                         cluster members: role, health, how far\n"
+	      "                                      behind the leader, whether draining\n"
 	      "\n"
 	      "Global options (anywhere on the line):\n"
 	      "  --endpoints H:P,...  nodes to talk to (env INGOT_ENDPOINTS; "
@@ -359,6 +362,8 @@ static const char *subcommands(const char *noun)
 		return "apply, list, get, delete";
 	if (strcmp(noun, "node") == 0)
 		return "list, drain, undrain";
+	if (strcmp(noun, "member") == 0)
+		return "list";
 	return "submit, get, list, cancel, retry, events, watch, logs, fetch";
 }
 
@@ -374,7 +379,8 @@ static const struct verb_def *find_verb(const char *noun, const char *verb, stru
 	}
 	if (!noun_known)
 		ing_error_set(e, ING_EINVAL,
-		              "unknown command '%s' (commands: status, target, job, node)", noun);
+		              "unknown command '%s' (commands: status, target, job, node, member)",
+		              noun);
 	else if (verb == NULL)
 		ing_error_set(e, ING_EINVAL, "'%s' needs a subcommand (%s)", noun,
 		              subcommands(noun));

@@ -61,6 +61,7 @@ enum cli_verb {
 	CLI_NODE_LIST,
 	CLI_NODE_DRAIN,
 	CLI_NODE_UNDRAIN,
+	CLI_MEMBER_LIST,
 };
 
 /* Where the endpoints came from, for error messages. */
@@ -245,6 +246,18 @@ void cli_print_event_line(FILE *out, const msgpack_object *event);
 /* node.list's array: ID, SLOTS (used/total), STATE (up, down, draining,
  * "draining until TIME"), CAPABILITIES, LABELS. */
 void cli_print_node_list(FILE *out, const msgpack_object *nodes);
+/*
+ * member list: status's members joined by id with node.list's array (nodes
+ * may be NULL or not an array: DRAIN is then "-").  Columns ID, ROLE,
+ * LEADER (*), ALIVE, APPLIED, BEHIND (the leader's applied_index minus the
+ * member's, 0 at least; "-" when either is unknown), DRAIN (yes/no; "-"
+ * when the member is not a registered worker), RAFT ADDRESS, API ADDRESS.
+ */
+void cli_print_member_list(FILE *out, const msgpack_object *status, const msgpack_object *nodes);
+/* The same rows as a JSON array of {id, role, leader (bool), alive,
+ * applied_index, behind, draining (bool), raft_address, api_address},
+ * unknown values null.  NULL when out of memory. */
+json_t *cli_member_list_json(const msgpack_object *status, const msgpack_object *nodes);
 /* The header line `job logs` prints before a stage's log, newline
  * included: "== stage 0 (exit 0, 1.2s)\n"; "== stage 1 (running)\n" while
  * it runs; "; no log" added when a finished stage has none. */
@@ -331,6 +344,7 @@ int cli_cmd_status(struct cli_ctx *ctx);
 int cli_cmd_target(struct cli_ctx *ctx);
 int cli_cmd_job(struct cli_ctx *ctx);
 int cli_cmd_node(struct cli_ctx *ctx);
+int cli_cmd_member(struct cli_ctx *ctx);
 /* A watched job's end: 0 when `job` succeeded; else 1, with "ingotctl: job
  * ID failed: <error>" (or cancelled) on ctx->err. */
 int cli_job_end(struct cli_ctx *ctx, uint64_t id, const msgpack_object *job);

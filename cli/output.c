@@ -768,6 +768,142 @@ void cli_print_node_list(FILE *out, const msgpack_object *nodes)
 	table_print(&t, out);
 }
 
+/* ---- members ----------------------------------------------------------- */
+
+/* status's members array, or NULL. */
+static const msgpack_object *members_of(const msgpack_object *status)
+{
+	const msgpack_object *m = cli_mp_get(status, "members");
+	return m != NULL && m->type == MSGPACK_OBJECT_ARRAY ? m : NULL;
+}
+
+/* The leader's applied_index: the member flagged leader, else the one whose
+ * id is status's `leader`.  False when there is none or it is unknown. */
+static bool leader_applied(const msgpack_object *status, uint64_t *out)
+{
+	const msgpack_object *members = members_of(status);
+	uint64_t leader_id;
+	bool has_id = get_u64(status, "leader", &leader_id);
+	for (uint32_t i = 0; members != NULL && i < members->via.array.size; i++) {
+		const msgpack_object *m = &members->via.array.ptr[i];
+		if (get_bool(m, "leader"))
+			return get_u64(m, "applied_index", out);
+	}
+	for (uint32_t i = 0; has_id && members != NULL && i < members->via.array.size; i++) {
+		const msgpack_object *m = &members->via.array.ptr[i];
+		uint64_t id;
+		if (get_u64(m, "id", &id) && id == leader_id)
+			return get_u64(m, "applied_index", out);
+	}
+	return false;
+}
+
+/* How far member m is behind the leader (0 at least). */
+static bool member_behind(const msgpack_object *m, bool has_leader, uint64_t lead, uint64_t *out)
+{
+	uint64_t applied;
+	if (!has_leader || !get_u64(m, "applied_index", &applied))
+		return false;
+	*out = lead > applied ? lead - applied : 0;
+	return true;
+}
+
+/* The `draining` flag of member m's node in node.list; false when m is not
+ * a registered worker (or the flag is missing). */
+static bool member_draining(const msgpack_object *m, const msgpack_object *nodes, bool *out)
+{
+	uint64_t id, nid;
+	if (!get_u64(m, "id", &id) || nodes == NULL || nodes->type != MSGPACK_OBJECT_ARRAY)
+		return false;
+	for (uint32_t i = 0; i < nodes->via.array.size; i++) {
+		const msgpack_object *nd = &nodes->via.array.ptr[i];
+		if (!get_u64(nd, "id", &nid) || nid != id)
+			continue;
+		const msgpack_object *d = cli_mp_get(nd, "draining");
+		if (d == NULL || d->type != MSGPACK_OBJECT_BOOLEAN)
+			return false;
+		*out = d->via.boolean;
+		return true;
+	}
+	return false;
+}
+
+void cli_print_member_list(FILE *out, const msgpack_object *status, const msgpack_object *nodes)
+{
+	struct table t;
+	table_init(&t, 9);
+	table_row(&t, "ID", "ROLE", "LEADER", "ALIVE", "APPLIED", "BEHIND", "DRAIN", "RAFT ADDRESS",
+	          "API ADDRESS");
+	const msgpack_object *members = members_of(status);
+	uint64_t lead = 0;
+	bool has_leader = leader_applied(status, &lead);
+	for (uint32_t i = 0; members != NULL && i < members->via.array.size; i++) {
+		const msgpack_object *m = &members->via.array.ptr[i];
+		char id[32], role[32], alive[8], applied[32], behind[32], raft[64], api[64];
+		uint64_t b;
+		bool draining;
+		field_text(m, "id", id, sizeof(id));
+		field_text(m, "role", role, sizeof(role));
+		field_text(m, "alive", alive, sizeof(alive));
+		field_text(m, "applied_index", applied, sizeof(applied));
+		if (member_behind(m, has_leader, lead, &b))
+			snprintf(behind, sizeof(behind), "%" PRIu64, b);
+		else
+			snprintf(behind, sizeof(behind), "-");
+		const char *drain = "-";
+		if (member_draining(m, nodes, &draining))
+			drain = draining ? "yes" : "no";
+		field_text(m, "raft_address", raft, sizeof(raft));
+		field_text(m, "api_address", api, sizeof(api));
+		table_row(&t, id, role, get_bool(m, "leader") ? "*" : "", alive, applied, behind,
+		          drain, raft, api);
+	}
+	table_print(&t, out);
+}
+
+/* The JSON of field `key` of m, null when absent; false when out of memory. */
+static bool json_field(json_t *obj, const char *key, const msgpack_object *m)
+{
+	const msgpack_object *v = cli_mp_get(m, key);
+	json_t *j = v != NULL ? cli_mp_to_json(v) : json_null();
+	return j != NULL && json_object_set_new(obj, key, j) == 0;
+}
+
+json_t *cli_member_list_json(const msgpack_object *status, const msgpack_object *nodes)
+{
+	json_t *arr = json_array();
+	if (arr == NULL)
+		return NULL;
+	const msgpack_object *members = members_of(status);
+	uint64_t lead = 0;
+	bool has_leader = leader_applied(status, &lead);
+	for (uint32_t i = 0; members != NULL && i < members->via.array.size; i++) {
+		const msgpack_object *m = &members->via.array.ptr[i];
+		json_t *o = json_object();
+		uint64_t b;
+		bool draining;
+		bool ok = o != NULL && json_array_append_new(arr, o) == 0;
+		ok = ok && json_field(o, "id", m) && json_field(o, "role", m);
+		ok = ok &&
+		     json_object_set_new(o, "leader", json_boolean(get_bool(m, "leader"))) == 0;
+		ok = ok && json_field(o, "alive", m) && json_field(o, "applied_index", m);
+		ok = ok && json_object_set_new(o, "behind",
+		                               member_behind(m, has_leader, lead, &b)
+		                                   ? json_integer((json_int_t)b)
+		                                   : json_null()) == 0;
+		ok = ok && json_object_set_new(o, "draining",
+		                               member_draining(m, nodes, &draining)
+		                                   ? json_boolean(draining)
+		                                   : json_null()) == 0;
+		ok = ok && json_field(o, "raft_address", m) && json_field(o, "api_address", m);
+		if (!ok) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
 /* ---- stage logs -------------------------------------------------------- */
 
 void cli_format_stage_header(const msgpack_object *stage, char *buf, size_t cap)

@@ -277,6 +277,15 @@ static void test_args_every_command(void **state)
 	assert_int_equal(parse(&c, &e, "node", "undrain", "3", NULL), 0);
 	assert_int_equal(c.verb, CLI_NODE_UNDRAIN);
 	assert_int_equal(c.id, 3);
+
+	/* member list */
+	assert_int_equal(parse(&c, &e, "member", "list", NULL), 0);
+	assert_int_equal(c.verb, CLI_MEMBER_LIST);
+	assert_false(c.stale);
+	assert_int_equal(parse(&c, &e, "--stale", "member", "list", "-o", "json", NULL), 0);
+	assert_int_equal(c.verb, CLI_MEMBER_LIST);
+	assert_true(c.stale);
+	assert_int_equal(c.output, CLI_OUTPUT_JSON);
 }
 
 struct bad_line {
@@ -355,6 +364,10 @@ static void test_args_usage_errors(void **state)
 	    {{"node", "undrain", "1", "--deadline", "5m"},
 	     "'node undrain' has no option --deadline"},
 	    {{"node", "list", "--deadline", "5m"}, "'node list' has no option --deadline"},
+	    {{"member"}, "'member' needs a subcommand (list)"},
+	    {{"member", "frob"}, "unknown subcommand 'member frob' (list)"},
+	    {{"member", "list", "1"}, "takes no arguments"},
+	    {{"member", "list", "--all"}, "'member list' has no option --all"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *argv[10];
@@ -399,6 +412,7 @@ static void test_help_exit_0(void **state)
 	assert_contains(r.out, "node list");
 	assert_contains(r.out, "node drain ID [--deadline DURATION]");
 	assert_contains(r.out, "node undrain ID");
+	assert_contains(r.out, "member list");
 	assert_string_equal(r.err, "");
 	run_free(&r);
 }
@@ -1156,6 +1170,96 @@ static void test_table_nodes(void **state)
 	mp_out_free(&o);
 }
 
+static char *print_members(const msgpack_object *status, const msgpack_object *nodes)
+{
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	cli_print_member_list(f, status, nodes);
+	fclose(f);
+	return buf;
+}
+
+static char *members_json(const msgpack_object *status, const msgpack_object *nodes)
+{
+	json_t *j = cli_member_list_json(status, nodes);
+	assert_non_null(j);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	return s;
+}
+
+static void test_table_members(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 1024);
+	/* Members 1, 2 (leader, applied 1202), 3 (applied unknown); nodes 1 and
+	 * 2 (draining) registered as workers, 3 not. */
+	struct mp_out n;
+	mp_out_init(&n);
+	pack_status(&o.pk, true);
+	msgpack_pack_array(&n.pk, 2);
+	pack_node(&n.pk, 1, false, 0, false);
+	pack_node(&n.pk, 2, true, 0, true);
+	msgpack_object st = unpack(&o, &z), nodes = unpack(&n, &z);
+	char *s = print_members(&st, &nodes);
+	assert_string_equal(s,
+	                    "ID  ROLE     LEADER  ALIVE  APPLIED  BEHIND  DRAIN  RAFT ADDRESS    "
+	                    "API ADDRESS\n"
+	                    "1   voter            yes    1201     1       no     127.0.0.1:7501  "
+	                    "127.0.0.1:7401\n"
+	                    "2   voter    *       yes    1202     0       yes    127.0.0.1:7502  "
+	                    "127.0.0.1:7402\n"
+	                    "3   standby          no     -        -       -      127.0.0.1:7503  "
+	                    "127.0.0.1:7403\n");
+	free(s);
+	s = members_json(&st, &nodes);
+	assert_string_equal(
+	    s, "[{\"id\":1,\"role\":\"voter\",\"leader\":false,\"alive\":true,"
+	       "\"applied_index\":1201,\"behind\":1,\"draining\":false,"
+	       "\"raft_address\":\"127.0.0.1:7501\",\"api_address\":\"127.0.0.1:7401\"},"
+	       "{\"id\":2,\"role\":\"voter\",\"leader\":true,\"alive\":true,"
+	       "\"applied_index\":1202,\"behind\":0,\"draining\":true,"
+	       "\"raft_address\":\"127.0.0.1:7502\",\"api_address\":\"127.0.0.1:7402\"},"
+	       "{\"id\":3,\"role\":\"standby\",\"leader\":false,\"alive\":false,"
+	       "\"applied_index\":null,\"behind\":null,\"draining\":null,"
+	       "\"raft_address\":\"127.0.0.1:7503\",\"api_address\":\"127.0.0.1:7403\"}]");
+	free(s);
+	mp_out_free(&n);
+	mp_out_free(&o);
+
+	/* No leader: BEHIND unknown everywhere; node.list not an array: DRAIN
+	 * unknown. */
+	mp_out_init(&o);
+	pack_status(&o.pk, false);
+	st = unpack(&o, &z);
+	msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+	s = print_members(&st, &nil);
+	assert_string_equal(s,
+	                    "ID  ROLE     LEADER  ALIVE  APPLIED  BEHIND  DRAIN  RAFT ADDRESS    "
+	                    "API ADDRESS\n"
+	                    "1   voter            yes    1201     -       -      127.0.0.1:7501  "
+	                    "127.0.0.1:7401\n"
+	                    "2   voter            yes    1202     -       -      127.0.0.1:7502  "
+	                    "127.0.0.1:7402\n"
+	                    "3   standby          no     -        -       -      127.0.0.1:7503  "
+	                    "127.0.0.1:7403\n");
+	free(s);
+	/* Not a status at all: a header, an empty array. */
+	s = print_members(&nil, &nil);
+	assert_string_equal(s, "ID  ROLE  LEADER  ALIVE  APPLIED  BEHIND  DRAIN  RAFT ADDRESS  "
+	                       "API ADDRESS\n");
+	free(s);
+	s = members_json(&nil, NULL);
+	assert_string_equal(s, "[]");
+	free(s);
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+}
+
 static void pack_stage(msgpack_packer *pk, uint64_t index, const char *state, int64_t exit_code,
                        uint64_t duration_ms, const char *log_sha, const char *out_path,
                        const char *out_sha, uint64_t out_size)
@@ -1834,6 +1938,41 @@ static void test_fake_nodes(void **state)
 	msgpack_zone_destroy(&z);
 }
 
+static void test_fake_members(void **state)
+{
+	struct fake *f = *state;
+	msgpack_zone z;
+	msgpack_zone_init(&z, 1024);
+	/* status (no leader), then node.list (always stale): nodes 1-3
+	 * registered, 2 and 3 draining. */
+	struct run r = run_words("--endpoints", f->port, "member", "list", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(f->op, "node.list");
+	msgpack_object a = fake_args(f, &z);
+	assert_non_null(cli_mp_get(&a, "stale"));
+	assert_contains(r.out, "ID  ROLE     LEADER  ALIVE  APPLIED  BEHIND  DRAIN  ");
+	assert_contains(r.out, "\n1   voter            yes    1201     -       no     ");
+	assert_contains(r.out, "\n3   standby          no     -        -       yes    ");
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "-o", "json", "member", "list", NULL);
+	assert_int_equal(r.code, 0);
+	json_error_t je;
+	json_t *doc = json_loads(r.out, 0, &je);
+	assert_true(json_is_array(doc));
+	assert_int_equal(json_array_size(doc), 3);
+	assert_true(json_is_null(json_object_get(json_array_get(doc, 0), "behind")));
+	assert_true(json_is_false(json_object_get(json_array_get(doc, 0), "draining")));
+	assert_true(json_is_true(json_object_get(json_array_get(doc, 1), "draining")));
+	assert_true(json_is_false(json_object_get(json_array_get(doc, 1), "leader")));
+	run_free(&r);
+	/* --stale goes to status too. */
+	r = run_words("--endpoints", f->port, "--stale", "member", "list", NULL);
+	assert_int_equal(r.code, 0);
+	json_decref(doc);
+	run_free(&r);
+	msgpack_zone_destroy(&z);
+}
+
 static void test_fake_logs(void **state)
 {
 	struct fake *f = *state;
@@ -2014,6 +2153,7 @@ int main(void)
 	    cmocka_unit_test(test_table_status),
 	    cmocka_unit_test(test_table_events),
 	    cmocka_unit_test(test_table_nodes),
+	    cmocka_unit_test(test_table_members),
 	    cmocka_unit_test(test_stage_header_and_job_waiting),
 	    cmocka_unit_test(test_output_dest),
 	    cmocka_unit_test(test_closed_port_exit_3),
@@ -2021,6 +2161,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fake_get_list_errors, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_watch, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_nodes, fake_setup, fake_teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_members, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_logs, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_fetch, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_timeout_exit_3, fake_setup, fake_teardown),
