@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/fs.h"
 
 /* ---- shared ------------------------------------------------------------ */
 
@@ -469,20 +470,7 @@ static int make_dirs(const char *path, size_t len, struct ing_error *e)
 		return ing_error_set(e, ING_EINVAL, "path too long");
 	memcpy(buf, path, len);
 	buf[len] = '\0';
-	for (size_t i = 1; i <= len; i++) {
-		if (i < len && buf[i] != '/')
-			continue;
-		buf[i] = '\0';
-		struct stat st;
-		if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-			return ing_error_set(e, ING_EIO, "cannot create directory '%s': %s", buf,
-			                     strerror(errno));
-		if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-			return ing_error_set(e, ING_EIO, "'%s' is not a directory", buf);
-		if (i < len)
-			buf[i] = '/';
-	}
-	return 0;
+	return ing_mkdirs(buf, 0777, e);
 }
 
 /* Writes data to dest through a temporary file beside it. */

@@ -299,6 +299,23 @@ static int kv_map(const msgpack_object *map, const char *what, msgpack_zone *z, 
 	return 0;
 }
 
+/* The optional `capabilities` (list of names) and `labels` (map) arguments
+ * of target.put and node.register. */
+static int caps_and_labels(const msgpack_object *args, msgpack_zone *z, uint32_t *ncaps,
+                           struct ing_str **caps, uint32_t *nlabels, struct rec_kv **labels,
+                           struct ing_error *e)
+{
+	const msgpack_object *c = NULL, *l = NULL;
+	int rv = rpc_arg_array(args, "capabilities", ING_MAX_CAPS, false, &c, e);
+	if (rv == 0)
+		rv = rpc_arg_map(args, "labels", ING_MAX_LABELS, false, &l, e);
+	if (rv == 0)
+		rv = str_array(c, "capabilities", ING_NAME_MAX, z, ncaps, caps, e);
+	if (rv == 0)
+		rv = kv_map(l, "labels", z, nlabels, labels, e);
+	return rv;
+}
+
 /* ---- writes ------------------------------------------------------------- */
 
 static struct cmd new_cmd(uint32_t type)
@@ -341,7 +358,7 @@ static void op_target_put(struct node *n, struct rpc_call *call)
 	static const char *const stage_known[] = {"name",    "argv",   "timeout_ms", "env",
 	                                          "outputs", "limits", "stdout",     NULL};
 	const msgpack_object *args = rpc_call_args(call);
-	const msgpack_object *stages, *caps = NULL, *labels = NULL;
+	const msgpack_object *stages;
 	struct cmd c = new_cmd(CMD_TARGET_PUT);
 	struct rec_target *t = &c.u.target_put.spec;
 	struct ing_error e;
@@ -358,13 +375,7 @@ static void op_target_put(struct node *n, struct rpc_call *call)
 	if (rv == 0)
 		rv = rpc_arg_array(args, "stages", ING_MAX_STAGES, true, &stages, &e);
 	if (rv == 0)
-		rv = rpc_arg_array(args, "capabilities", ING_MAX_CAPS, false, &caps, &e);
-	if (rv == 0)
-		rv = rpc_arg_map(args, "labels", ING_MAX_LABELS, false, &labels, &e);
-	if (rv == 0)
-		rv = str_array(caps, "capabilities", ING_NAME_MAX, &z, &t->ncaps, &t->caps, &e);
-	if (rv == 0)
-		rv = kv_map(labels, "labels", &z, &t->nlabels, &t->labels, &e);
+		rv = caps_and_labels(args, &z, &t->ncaps, &t->caps, &t->nlabels, &t->labels, &e);
 	if (rv == 0 && stages->via.array.size > 0) {
 		t->nstages = stages->via.array.size;
 		t->stages = msgpack_zone_malloc(&z, t->nstages * sizeof(*t->stages));
@@ -859,7 +870,6 @@ static void op_node_register(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"id", "capabilities", "labels", "slots", NULL};
 	const msgpack_object *args = rpc_call_args(call);
-	const msgpack_object *caps = NULL, *labels = NULL;
 	struct cmd c = new_cmd(CMD_NODE_REGISTER);
 	struct rec_node *nd = &c.u.node_register.spec;
 	uint64_t slots = 0;
@@ -872,15 +882,10 @@ static void op_node_register(struct node *n, struct rpc_call *call)
 	msgpack_zone_init(&z, 1024);
 	rv = rpc_arg_u64(args, "id", UINT64_MAX, true, &nd->id, &e);
 	if (rv == 0)
-		rv = rpc_arg_array(args, "capabilities", ING_MAX_CAPS, false, &caps, &e);
-	if (rv == 0)
-		rv = rpc_arg_map(args, "labels", ING_MAX_LABELS, false, &labels, &e);
+		rv =
+		    caps_and_labels(args, &z, &nd->ncaps, &nd->caps, &nd->nlabels, &nd->labels, &e);
 	if (rv == 0)
 		rv = rpc_arg_u64(args, "slots", ING_MAX_SLOTS, true, &slots, &e);
-	if (rv == 0)
-		rv = str_array(caps, "capabilities", ING_NAME_MAX, &z, &nd->ncaps, &nd->caps, &e);
-	if (rv == 0)
-		rv = kv_map(labels, "labels", &z, &nd->nlabels, &nd->labels, &e);
 	nd->slots = (uint32_t)slots;
 	if (rv != 0)
 		reply_err(call, &e);

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "node/node_internal.h"
 
@@ -338,23 +339,6 @@ void node_fatal(struct node *n, int code, const char *what)
 	node_stop(n);
 }
 
-static int mkdirs(const char *path)
-{
-	char tmp[600];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p != '\0'; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	}
-	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
 int node_start(uv_loop_t *loop, const struct node_config *cfg,
                void (*stopped)(void *data, int status), void *data, struct node **out,
                struct ing_error *e)
@@ -387,9 +371,8 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	cb.data = n;
 	ing_log_set_node(cfg->id);
 
-	if (mkdirs(cfg->data_dir) != 0) {
-		rv = ing_error_set(e, ING_EIO, "data_dir %s: cannot create: %s", cfg->data_dir,
-		                   strerror(errno));
+	rv = ing_mkdirs(cfg->data_dir, 0700, e);
+	if (rv != 0) {
 		free(n);
 		return rv;
 	}

@@ -46,6 +46,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "node/node_internal.h"
 #include "node/stage.h"
@@ -86,21 +87,6 @@ struct node_attempt {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int mkdir_p(const char *path)
-{
-	char tmp[1024];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p != '\0'; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	}
-	return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -123,7 +109,7 @@ static int mkdir_parent(const char *path)
 	if (slash == NULL)
 		return 0;
 	*slash = '\0';
-	return mkdir_p(dir);
+	return ing_mkdirs(dir, 0700, NULL);
 }
 
 static int write_file(const char *path, const void *data, size_t len)
@@ -559,7 +545,7 @@ static void run_stage(struct node_attempt *a)
 	struct ing_error e;
 
 	stage_dir(a, a->stage, out_dir, sizeof(out_dir));
-	if (mkdir_p(out_dir) != 0) {
+	if (ing_mkdirs(out_dir, 0700, NULL) != 0) {
 		a->failed = true;
 		report_finish(a, "failed", "cannot create the stage's output directory");
 		return;

@@ -49,6 +49,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "raft/cons_internal.h"
 #include "raft/transport.h"
@@ -168,40 +169,6 @@ static int validate(const struct cons_config *cfg, const struct cons_callbacks *
 		    cfg->id, cfg->ninitial);
 	}
 	return 0;
-}
-
-static int mkdir_p(const char *dir, struct ing_error *e)
-{
-	char *path = strdup(dir);
-	struct stat st;
-	char *s;
-	int rv = 0;
-
-	if (path == NULL) {
-		return ing_error_set(e, ING_ENOMEM, "consensus: out of memory");
-	}
-	for (s = path + 1;; s++) {
-		if (*s != '/' && *s != '\0') {
-			continue;
-		}
-		char c = *s;
-		*s = '\0';
-		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-			rv = ing_error_set(e, ING_EIO, "consensus: mkdir %s: %s", path,
-			                   strerror(errno));
-			goto out;
-		}
-		*s = c;
-		if (c == '\0') {
-			break;
-		}
-	}
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		rv = ing_error_set(e, ING_EIO, "consensus: %s is not a directory", dir);
-	}
-out:
-	free(path);
-	return rv;
 }
 
 /* libraft's message for its last failure: raft_start and raft_init leave
@@ -455,7 +422,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	cons_link_init(&c->pending);
 	cons_link_init(&c->done);
 
-	rv = mkdir_p(c->dir, e);
+	rv = ing_mkdirs(c->dir, 0700, e);
 	if (rv != 0) {
 		cons_free(c);
 		return rv;
