@@ -249,14 +249,16 @@ void cli_print_node_list(FILE *out, const msgpack_object *nodes);
 /*
  * member list: status's members joined by id with node.list's array (nodes
  * may be NULL or not an array: DRAIN is then "-").  Columns ID, ROLE,
- * LEADER (*), ALIVE, APPLIED, BEHIND (the leader's applied_index minus the
- * member's, 0 at least; "-" when either is unknown), DRAIN (yes/no; "-"
- * when the member is not a registered worker), RAFT ADDRESS, API ADDRESS.
+ * LEADER (*), ALIVE, CONTACT (last_contact_ms as a duration, "12ms"; "-"
+ * when nil: only a leader knows it), APPLIED, BEHIND (the leader's
+ * applied_index minus the member's, 0 at least; "-" when either is
+ * unknown), DRAIN (yes/no; "-" when the member is not a registered worker),
+ * RAFT ADDRESS, API ADDRESS.
  */
 void cli_print_member_list(FILE *out, const msgpack_object *status, const msgpack_object *nodes);
 /* The same rows as a JSON array of {id, role, leader (bool), alive,
- * applied_index, behind, draining (bool), raft_address, api_address},
- * unknown values null.  NULL when out of memory. */
+ * last_contact_ms, applied_index, behind, draining (bool), raft_address,
+ * api_address}, unknown values null.  NULL when out of memory. */
 json_t *cli_member_list_json(const msgpack_object *status, const msgpack_object *nodes);
 /* The header line `job logs` prints before a stage's log, newline
  * included: "== stage 0 (exit 0, 1.2s)\n"; "== stage 1 (running)\n" while

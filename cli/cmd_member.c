@@ -1,6 +1,8 @@
 /*
  * cmd_member.c - `ingotctl member list`: the cluster's members (the
- * `status` operation) with how far each is behind the leader, joined by id
+ * `status` operation) with when the leader last heard from each
+ * (`last_contact_ms`, known to the leader only) and how far each is behind
+ * the leader, joined by id
  * with node.list for whether the node is draining as a worker.  Two reads:
  * `status` (linearizable unless --stale) and then `node.list`, always
  * stale (the drain flag need not be up to the last commit).

@@ -831,20 +831,22 @@ static bool member_draining(const msgpack_object *m, const msgpack_object *nodes
 void cli_print_member_list(FILE *out, const msgpack_object *status, const msgpack_object *nodes)
 {
 	struct table t;
-	table_init(&t, 9);
-	table_row(&t, "ID", "ROLE", "LEADER", "ALIVE", "APPLIED", "BEHIND", "DRAIN", "RAFT ADDRESS",
-	          "API ADDRESS");
+	table_init(&t, 10);
+	table_row(&t, "ID", "ROLE", "LEADER", "ALIVE", "CONTACT", "APPLIED", "BEHIND", "DRAIN",
+	          "RAFT ADDRESS", "API ADDRESS");
 	const msgpack_object *members = members_of(status);
 	uint64_t lead = 0;
 	bool has_leader = leader_applied(status, &lead);
 	for (uint32_t i = 0; members != NULL && i < members->via.array.size; i++) {
 		const msgpack_object *m = &members->via.array.ptr[i];
-		char id[32], role[32], alive[8], applied[32], behind[32], raft[64], api[64];
+		char id[32], role[32], alive[8], contact[32], applied[32], behind[32], raft[64],
+		    api[64];
 		uint64_t b;
 		bool draining;
 		field_text(m, "id", id, sizeof(id));
 		field_text(m, "role", role, sizeof(role));
 		field_text(m, "alive", alive, sizeof(alive));
+		field_duration(m, "last_contact_ms", contact, sizeof(contact));
 		field_text(m, "applied_index", applied, sizeof(applied));
 		if (member_behind(m, has_leader, lead, &b))
 			snprintf(behind, sizeof(behind), "%" PRIu64, b);
@@ -855,8 +857,8 @@ void cli_print_member_list(FILE *out, const msgpack_object *status, const msgpac
 			drain = draining ? "yes" : "no";
 		field_text(m, "raft_address", raft, sizeof(raft));
 		field_text(m, "api_address", api, sizeof(api));
-		table_row(&t, id, role, get_bool(m, "leader") ? "*" : "", alive, applied, behind,
-		          drain, raft, api);
+		table_row(&t, id, role, get_bool(m, "leader") ? "*" : "", alive, contact, applied,
+		          behind, drain, raft, api);
 	}
 	table_print(&t, out);
 }
@@ -886,7 +888,8 @@ json_t *cli_member_list_json(const msgpack_object *status, const msgpack_object 
 		ok = ok && json_field(o, "id", m) && json_field(o, "role", m);
 		ok = ok &&
 		     json_object_set_new(o, "leader", json_boolean(get_bool(m, "leader"))) == 0;
-		ok = ok && json_field(o, "alive", m) && json_field(o, "applied_index", m);
+		ok = ok && json_field(o, "alive", m) && json_field(o, "last_contact_ms", m);
+		ok = ok && json_field(o, "applied_index", m);
 		ok = ok && json_object_set_new(o, "behind",
 		                               member_behind(m, has_leader, lead, &b)
 		                                   ? json_integer((json_int_t)b)

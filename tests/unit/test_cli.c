@@ -952,9 +952,11 @@ static void test_table_job(void **state)
 	mp_out_free(&o2);
 }
 
-static void pack_member(msgpack_packer *pk, uint64_t id, bool leader, bool alive)
+/* last_contact_ms: known only when has_leader (as if the leader answered):
+ * 0 for the leader itself, 12 ms for member 1, 4.5 s for member 3. */
+static void pack_member(msgpack_packer *pk, uint64_t id, bool leader, bool alive, bool has_leader)
 {
-	msgpack_pack_map(pk, 7);
+	msgpack_pack_map(pk, 8);
 	mp_pack_cstr(pk, "id");
 	msgpack_pack_uint64(pk, id);
 	mp_pack_cstr(pk, "role");
@@ -981,6 +983,11 @@ static void pack_member(msgpack_packer *pk, uint64_t id, bool leader, bool alive
 		msgpack_pack_true(pk);
 	else
 		msgpack_pack_false(pk);
+	mp_pack_cstr(pk, "last_contact_ms");
+	if (!has_leader)
+		msgpack_pack_nil(pk);
+	else
+		msgpack_pack_uint64(pk, leader ? 0 : id == 1 ? 12 : 4500);
 }
 
 static void pack_status(msgpack_packer *pk, bool has_leader)
@@ -997,9 +1004,9 @@ static void pack_status(msgpack_packer *pk, bool has_leader)
 	msgpack_pack_uint64(pk, 1);
 	mp_pack_cstr(pk, "members");
 	msgpack_pack_array(pk, 3);
-	pack_member(pk, 1, false, true);
-	pack_member(pk, 2, has_leader, true);
-	pack_member(pk, 3, false, false);
+	pack_member(pk, 1, false, true, has_leader);
+	pack_member(pk, 2, has_leader, true, has_leader);
+	pack_member(pk, 3, false, false, has_leader);
 }
 
 static void test_table_status(void **state)
@@ -1206,26 +1213,26 @@ static void test_table_members(void **state)
 	pack_node(&n.pk, 2, true, 0, true);
 	msgpack_object st = unpack(&o, &z), nodes = unpack(&n, &z);
 	char *s = print_members(&st, &nodes);
-	assert_string_equal(s,
-	                    "ID  ROLE     LEADER  ALIVE  APPLIED  BEHIND  DRAIN  RAFT ADDRESS    "
-	                    "API ADDRESS\n"
-	                    "1   voter            yes    1201     1       no     127.0.0.1:7501  "
-	                    "127.0.0.1:7401\n"
-	                    "2   voter    *       yes    1202     0       yes    127.0.0.1:7502  "
-	                    "127.0.0.1:7402\n"
-	                    "3   standby          no     -        -       -      127.0.0.1:7503  "
-	                    "127.0.0.1:7403\n");
+	assert_string_equal(s, "ID  ROLE     LEADER  ALIVE  CONTACT  APPLIED  BEHIND  DRAIN  "
+	                       "RAFT ADDRESS    API ADDRESS\n"
+	                       "1   voter            yes    12ms     1201     1       no     "
+	                       "127.0.0.1:7501  127.0.0.1:7401\n"
+	                       "2   voter    *       yes    0ms      1202     0       yes    "
+	                       "127.0.0.1:7502  127.0.0.1:7402\n"
+	                       "3   standby          no     4.5s     -        -       -      "
+	                       "127.0.0.1:7503  127.0.0.1:7403\n");
 	free(s);
 	s = members_json(&st, &nodes);
 	assert_string_equal(
 	    s, "[{\"id\":1,\"role\":\"voter\",\"leader\":false,\"alive\":true,"
-	       "\"applied_index\":1201,\"behind\":1,\"draining\":false,"
+	       "\"last_contact_ms\":12,\"applied_index\":1201,\"behind\":1,\"draining\":false,"
 	       "\"raft_address\":\"127.0.0.1:7501\",\"api_address\":\"127.0.0.1:7401\"},"
 	       "{\"id\":2,\"role\":\"voter\",\"leader\":true,\"alive\":true,"
-	       "\"applied_index\":1202,\"behind\":0,\"draining\":true,"
+	       "\"last_contact_ms\":0,\"applied_index\":1202,\"behind\":0,\"draining\":true,"
 	       "\"raft_address\":\"127.0.0.1:7502\",\"api_address\":\"127.0.0.1:7402\"},"
 	       "{\"id\":3,\"role\":\"standby\",\"leader\":false,\"alive\":false,"
-	       "\"applied_index\":null,\"behind\":null,\"draining\":null,"
+	       "\"last_contact_ms\":4500,\"applied_index\":null,\"behind\":null,"
+	       "\"draining\":null,"
 	       "\"raft_address\":\"127.0.0.1:7503\",\"api_address\":\"127.0.0.1:7403\"}]");
 	free(s);
 	mp_out_free(&n);
@@ -1238,20 +1245,22 @@ static void test_table_members(void **state)
 	st = unpack(&o, &z);
 	msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
 	s = print_members(&st, &nil);
-	assert_string_equal(s,
-	                    "ID  ROLE     LEADER  ALIVE  APPLIED  BEHIND  DRAIN  RAFT ADDRESS    "
-	                    "API ADDRESS\n"
-	                    "1   voter            yes    1201     -       -      127.0.0.1:7501  "
-	                    "127.0.0.1:7401\n"
-	                    "2   voter            yes    1202     -       -      127.0.0.1:7502  "
-	                    "127.0.0.1:7402\n"
-	                    "3   standby          no     -        -       -      127.0.0.1:7503  "
-	                    "127.0.0.1:7403\n");
+	assert_string_equal(s, "ID  ROLE     LEADER  ALIVE  CONTACT  APPLIED  BEHIND  DRAIN  "
+	                       "RAFT ADDRESS    API ADDRESS\n"
+	                       "1   voter            yes    -        1201     -       -      "
+	                       "127.0.0.1:7501  127.0.0.1:7401\n"
+	                       "2   voter            yes    -        1202     -       -      "
+	                       "127.0.0.1:7502  127.0.0.1:7402\n"
+	                       "3   standby          no     -        -        -       -      "
+	                       "127.0.0.1:7503  127.0.0.1:7403\n");
+	free(s);
+	s = members_json(&st, &nil);
+	assert_contains(s, "\"alive\":true,\"last_contact_ms\":null,\"applied_index\":1201,");
 	free(s);
 	/* Not a status at all: a header, an empty array. */
 	s = print_members(&nil, &nil);
-	assert_string_equal(s, "ID  ROLE  LEADER  ALIVE  APPLIED  BEHIND  DRAIN  RAFT ADDRESS  "
-	                       "API ADDRESS\n");
+	assert_string_equal(s, "ID  ROLE  LEADER  ALIVE  CONTACT  APPLIED  BEHIND  DRAIN  "
+	                       "RAFT ADDRESS  API ADDRESS\n");
 	free(s);
 	s = members_json(&nil, NULL);
 	assert_string_equal(s, "[]");
@@ -1950,9 +1959,9 @@ static void test_fake_members(void **state)
 	assert_string_equal(f->op, "node.list");
 	msgpack_object a = fake_args(f, &z);
 	assert_non_null(cli_mp_get(&a, "stale"));
-	assert_contains(r.out, "ID  ROLE     LEADER  ALIVE  APPLIED  BEHIND  DRAIN  ");
-	assert_contains(r.out, "\n1   voter            yes    1201     -       no     ");
-	assert_contains(r.out, "\n3   standby          no     -        -       yes    ");
+	assert_contains(r.out, "ID  ROLE     LEADER  ALIVE  CONTACT  APPLIED  BEHIND  DRAIN  ");
+	assert_contains(r.out, "\n1   voter            yes    -        1201     -       no     ");
+	assert_contains(r.out, "\n3   standby          no     -        -        -       yes    ");
 	run_free(&r);
 	r = run_words("--endpoints", f->port, "-o", "json", "member", "list", NULL);
 	assert_int_equal(r.code, 0);
@@ -1961,6 +1970,7 @@ static void test_fake_members(void **state)
 	assert_true(json_is_array(doc));
 	assert_int_equal(json_array_size(doc), 3);
 	assert_true(json_is_null(json_object_get(json_array_get(doc, 0), "behind")));
+	assert_true(json_is_null(json_object_get(json_array_get(doc, 0), "last_contact_ms")));
 	assert_true(json_is_false(json_object_get(json_array_get(doc, 0), "draining")));
 	assert_true(json_is_true(json_object_get(json_array_get(doc, 1), "draining")));
 	assert_true(json_is_false(json_object_get(json_array_get(doc, 1), "leader")));
