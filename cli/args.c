@@ -43,6 +43,9 @@ enum opt_id {
 	OPT_STAGE,
 	OPT_FOLLOW,
 	OPT_PARAM,
+	OPT_RAFT_ADDRESS,
+	OPT_API_ADDRESS,
+	OPT_ROLE,
 	OPT_COUNT
 };
 
@@ -77,6 +80,9 @@ static const struct opt opts[OPT_COUNT] = {
     [OPT_STAGE] = {"stage", 0, true, VERB_BIT(CLI_JOB_LOGS)},
     [OPT_FOLLOW] = {"follow", 'f', false, VERB_BIT(CLI_JOB_LOGS)},
     [OPT_PARAM] = {"param", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
+    [OPT_RAFT_ADDRESS] = {"raft-address", 0, true, VERB_BIT(CLI_MEMBER_ADD)},
+    [OPT_API_ADDRESS] = {"api-address", 0, true, VERB_BIT(CLI_MEMBER_ADD)},
+    [OPT_ROLE] = {"role", 0, true, VERB_BIT(CLI_MEMBER_ADD) | VERB_BIT(CLI_MEMBER_DEMOTE)},
 };
 
 /* Verbs that only read: --stale applies to them. */
@@ -86,11 +92,17 @@ static const struct opt opts[OPT_COUNT] = {
 	 VERB_BIT(CLI_JOB_WATCH) | VERB_BIT(CLI_JOB_LOGS) | VERB_BIT(CLI_JOB_FETCH) |  \
 	 VERB_BIT(CLI_NODE_LIST) | VERB_BIT(CLI_MEMBER_LIST))
 
+/* Membership changes: CLI_MEMBER_TIMEOUT_MS unless --timeout is given. */
+#define MEMBER_CHANGE_VERBS                                                                      \
+	(VERB_BIT(CLI_MEMBER_ADD) | VERB_BIT(CLI_MEMBER_PROMOTE) | VERB_BIT(CLI_MEMBER_DEMOTE) | \
+	 VERB_BIT(CLI_MEMBER_REMOVE) | VERB_BIT(CLI_MEMBER_TRANSFER))
+
 struct verb_def {
 	const char *noun;
 	const char *verb; /* NULL: the noun alone */
 	enum cli_verb id;
-	const char *operand; /* NULL: none; "FILE...": one or more; "ID DIR": two */
+	const char *operand; /* NULL: none; "FILE...": one or more; "ID DIR": two;
+	                      * "[ID]": optional */
 };
 
 static const struct verb_def verbs[] = {
@@ -112,6 +124,11 @@ static const struct verb_def verbs[] = {
     {"node", "drain", CLI_NODE_DRAIN, "ID"},
     {"node", "undrain", CLI_NODE_UNDRAIN, "ID"},
     {"member", "list", CLI_MEMBER_LIST, NULL},
+    {"member", "add", CLI_MEMBER_ADD, "ID"},
+    {"member", "promote", CLI_MEMBER_PROMOTE, "ID"},
+    {"member", "demote", CLI_MEMBER_DEMOTE, "ID"},
+    {"member", "remove", CLI_MEMBER_REMOVE, "ID"},
+    {"member", "transfer-leadership", CLI_MEMBER_TRANSFER, "[ID]"},
 };
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
 
@@ -150,12 +167,22 @@ void cli_usage(FILE *out)
 	      "  member list                         cluster members: role, health, last\n"
 	      "                                      contact, how far behind the leader,\n"
 	      "                                      whether draining\n"
+	      "  member add ID --raft-address A.B.C.D:PORT --api-address A.B.C.D:PORT\n"
+	      "      [--role voter|standby|spare]    add a node (default role voter); it gets\n"
+	      "                                      the role once it caught up with the leader\n"
+	      "  member promote ID                   make a standby or spare a voter\n"
+	      "  member demote ID [--role standby|spare]\n"
+	      "                                      make a voter a standby (default) or spare\n"
+	      "  member remove ID                    take a node out of the cluster\n"
+	      "  member transfer-leadership [ID]     hand the leadership to voter ID (default:\n"
+	      "                                      the most caught-up voter)\n"
 	      "\n"
 	      "Global options (anywhere on the line):\n"
 	      "  --endpoints H:P,...  nodes to talk to (env INGOT_ENDPOINTS; "
 	      "default " CLI_DEFAULT_ENDPOINTS ")\n"
 	      "  -o, --output FORMAT  table (default) or json\n"
-	      "  --timeout DURATION   per request, e.g. 500ms, 5s, 2m (default 10s)\n"
+	      "  --timeout DURATION   per request, e.g. 500ms, 5s, 2m (default 10s; 60s for\n"
+	      "                       member add/promote/demote/remove/transfer-leadership)\n"
 	      "  --token TOKEN        API token (env INGOT_TOKEN)\n"
 	      "  --stale              let the local node answer reads from its own state\n"
 	      "  -h, --help           this help\n"
@@ -322,6 +349,51 @@ static int check_endpoint(const char *ep, size_t len, struct ing_error *e)
 	return 0;
 }
 
+/* A member's raft or API address (--raft-address, --api-address): an
+ * endpoint as above but IPv4 only, "a.b.c.d:port", because that is all
+ * libraft dials (DESIGN.md): no names, not even localhost. */
+static int check_member_address(const char *opt, const char *v, struct ing_error *e)
+{
+	struct ing_error ignored;
+	if (check_endpoint(v, strlen(v), &ignored) != 0 || strncmp(v, "localhost:", 10) == 0)
+		return ing_error_set(
+		    e, ING_EINVAL,
+		    "%s: expected an IPv4 address and port a.b.c.d:port (port 1 to "
+		    "65535; no host names), got '%s'",
+		    opt, v);
+	return 0;
+}
+
+/* --role of member add (voter, standby, spare) or member demote (standby,
+ * spare); c->verb is known. */
+static int parse_role(struct cli_cmd *c, const char *v, struct ing_error *e)
+{
+	bool demote = c->verb == CLI_MEMBER_DEMOTE;
+	if (strcmp(v, "standby") == 0 || strcmp(v, "spare") == 0 ||
+	    (!demote && strcmp(v, "voter") == 0)) {
+		c->role = v;
+		return 0;
+	}
+	if (demote && strcmp(v, "voter") == 0)
+		return ing_error_set(e, ING_EINVAL,
+		                     "--role: a demoted member becomes a standby or a spare, not a "
+		                     "voter (to make a voter, use 'member promote')");
+	return ing_error_set(e, ING_EINVAL, "--role: '%s' is not a role (%s)", v,
+	                     demote ? "standby, spare" : "voter, standby, spare");
+}
+
+/* A member id: a positive integer (raft ids start at 1). */
+static int parse_member_id(struct cli_cmd *c, const char *w, struct ing_error *e)
+{
+	struct ing_error ignored;
+	if (parse_uint("member ID", w, 1, UINT64_MAX, &c->id, &ignored) != 0)
+		return ing_error_set(
+		    e, ING_EINVAL, "member ID: expected a positive integer, got '%s'%s", w,
+		    c->verb == CLI_MEMBER_TRANSFER ? " (leave ID out to let the cluster choose)"
+		                                   : "");
+	return 0;
+}
+
 static int parse_endpoints(const char *list, enum cli_endpoints_source src, struct cli_cmd *c,
                            struct ing_error *e)
 {
@@ -364,7 +436,7 @@ static const char *subcommands(const char *noun)
 	if (strcmp(noun, "node") == 0)
 		return "list, drain, undrain";
 	if (strcmp(noun, "member") == 0)
-		return "list";
+		return "list, add, promote, demote, remove, transfer-leadership";
 	return "submit, get, list, cancel, retry, events, watch, logs, fetch";
 }
 
@@ -525,6 +597,13 @@ static int apply_command_opt(struct cli_cmd *c, int id, const char *v, struct in
 		c->stage_name = v;
 		return 0;
 	case OPT_FOLLOW: c->follow = true; return 0;
+	case OPT_RAFT_ADDRESS:
+		c->raft_address = v;
+		return check_member_address("--raft-address", v, e);
+	case OPT_API_ADDRESS:
+		c->api_address = v;
+		return check_member_address("--api-address", v, e);
+	case OPT_ROLE: return parse_role(c, v, e);
 	default: return 0;
 	}
 }
@@ -578,8 +657,10 @@ static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **w
 			                     full, words[0]);
 		return 0;
 	}
+	bool optional = vd->operand[0] == '[';
 	if (nwords == 0)
-		return ing_error_set(e, ING_EINVAL, "'%s' needs %s", full, vd->operand);
+		return optional ? 0
+		                : ing_error_set(e, ING_EINVAL, "'%s' needs %s", full, vd->operand);
 	if (c->verb == CLI_JOB_SUBMIT) {
 		if (nwords > CLI_MAX_FILES)
 			return ing_error_set(e, ING_EINVAL,
@@ -599,6 +680,9 @@ static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **w
 		c->dir = words[1];
 		return parse_uint("job ID", words[0], 0, UINT64_MAX, &c->id, e);
 	}
+	if (nwords > 1 && optional)
+		return ing_error_set(e, ING_EINVAL, "'%s' takes at most one %.*s, got also '%s'",
+		                     full, (int)strlen(vd->operand) - 2, vd->operand + 1, words[1]);
 	if (nwords > 1)
 		return ing_error_set(e, ING_EINVAL, "'%s' takes one %s, got also '%s'", full,
 		                     vd->operand, words[1]);
@@ -612,6 +696,11 @@ static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **w
 		return 0;
 	case CLI_NODE_DRAIN:
 	case CLI_NODE_UNDRAIN: return parse_uint("node ID", words[0], 0, UINT64_MAX, &c->id, e);
+	case CLI_MEMBER_ADD:
+	case CLI_MEMBER_PROMOTE:
+	case CLI_MEMBER_DEMOTE:
+	case CLI_MEMBER_REMOVE:
+	case CLI_MEMBER_TRANSFER: return parse_member_id(c, words[0], e);
 	default: return parse_uint("job ID", words[0], 0, UINT64_MAX, &c->id, e);
 	}
 }
@@ -737,6 +826,16 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 		                   vd->noun, vd->verb);
 	if (rv == 0 && c.verb == CLI_JOB_SUBMIT && c.target == NULL)
 		rv = ing_error_set(e, ING_EINVAL, "'job submit' needs --target NAME");
+	if (rv == 0 && c.verb == CLI_MEMBER_ADD && c.raft_address == NULL)
+		rv = ing_error_set(e, ING_EINVAL,
+		                   "'member add' needs --raft-address A.B.C.D:PORT (where the "
+		                   "other members reach its Raft port)");
+	if (rv == 0 && c.verb == CLI_MEMBER_ADD && c.api_address == NULL)
+		rv = ing_error_set(e, ING_EINVAL,
+		                   "'member add' needs --api-address A.B.C.D:PORT (where clients "
+		                   "and the other members reach its API)");
+	if (rv == 0 && !c.timeout_given && (VERB_BIT(c.verb) & MEMBER_CHANGE_VERBS))
+		c.timeout_ms = CLI_MEMBER_TIMEOUT_MS;
 	free(words);
 	if (rv != 0)
 		return rv;

@@ -62,6 +62,11 @@ enum cli_verb {
 	CLI_NODE_DRAIN,
 	CLI_NODE_UNDRAIN,
 	CLI_MEMBER_LIST,
+	CLI_MEMBER_ADD,
+	CLI_MEMBER_PROMOTE,
+	CLI_MEMBER_DEMOTE,
+	CLI_MEMBER_REMOVE,
+	CLI_MEMBER_TRANSFER,
 };
 
 /* Where the endpoints came from, for error messages. */
@@ -69,17 +74,21 @@ enum cli_endpoints_source { CLI_EP_DEFAULT, CLI_EP_ENV, CLI_EP_FLAG };
 
 #define CLI_DEFAULT_ENDPOINTS  "127.0.0.1:7401"
 #define CLI_DEFAULT_TIMEOUT_MS 10000u
-#define CLI_MAX_ENDPOINTS      16
-#define CLI_ENDPOINT_MAX       32   /* "255.255.255.255:65535" plus room */
-#define CLI_MAX_FILES          64   /* job.submit: 1-64 sources */
-#define CLI_MAX_PARAMS         32   /* job.submit: --param NAME=VALUE, ING_MAX_ENV */
-#define CLI_PARAM_NAME_MAX     63   /* ING_NAME_MAX */
-#define CLI_PARAM_VALUE_MAX    1024 /* ING_ARG_MAX */
-#define CLI_PRIORITY_MAX       100
-#define CLI_LIST_LIMIT_MAX     1000
-#define CLI_TOKEN_MAX          4096
-#define CLI_REQUEST_ID_MAX     64
-#define CLI_FILE_MAX_BYTES     (64u * 1024u * 1024u) /* any file read by ingotctl */
+/* Default --timeout of the membership changes (member add, promote, demote,
+ * remove, transfer-leadership): a new member's catch-up alone may take the
+ * server's member_catchup_timeout_ms (30 s by default). */
+#define CLI_MEMBER_TIMEOUT_MS 60000u
+#define CLI_MAX_ENDPOINTS     16
+#define CLI_ENDPOINT_MAX      32   /* "255.255.255.255:65535" plus room */
+#define CLI_MAX_FILES         64   /* job.submit: 1-64 sources */
+#define CLI_MAX_PARAMS        32   /* job.submit: --param NAME=VALUE, ING_MAX_ENV */
+#define CLI_PARAM_NAME_MAX    63   /* ING_NAME_MAX */
+#define CLI_PARAM_VALUE_MAX   1024 /* ING_ARG_MAX */
+#define CLI_PRIORITY_MAX      100
+#define CLI_LIST_LIMIT_MAX    1000
+#define CLI_TOKEN_MAX         4096
+#define CLI_REQUEST_ID_MAX    64
+#define CLI_FILE_MAX_BYTES    (64u * 1024u * 1024u) /* any file read by ingotctl */
 /* Largest reply accepted: an artifact comes back whole in one reply, and a
  * node may be configured with frames of up to 256 MiB. */
 #define CLI_REPLY_MAX_BYTES (256u * 1024u * 1024u)
@@ -96,7 +105,8 @@ struct cli_cmd {
 	unsigned nendpoints;
 	enum cli_endpoints_source endpoints_source;
 	enum cli_output output;
-	uint64_t timeout_ms; /* 1 .. UINT32_MAX */
+	uint64_t timeout_ms; /* 1 .. UINT32_MAX; CLI_MEMBER_TIMEOUT_MS for a
+	                      * membership change without --timeout */
 	bool timeout_given;
 	const char *token; /* NULL: none */
 	bool stale;
@@ -104,7 +114,13 @@ struct cli_cmd {
 	enum cli_verb verb;
 	const char *name; /* target get/delete */
 	const char *file; /* target apply */
-	uint64_t id;      /* job get/cancel/retry/events/watch/logs/fetch; node drain/undrain */
+	uint64_t id;      /* job get/cancel/retry/events/watch/logs/fetch; node drain/undrain;
+	                   * member add/promote/demote/remove (> 0) and transfer-leadership
+	                   * (0: none given, let the cluster choose) */
+
+	/* member add: both required, "a.b.c.d:port"; role: member add (NULL:
+	 * voter) and member demote (NULL: standby), checked against the verb */
+	const char *raft_address, *api_address, *role;
 
 	/* job submit; `target` is also job list's --target filter */
 	const char *target;
@@ -260,6 +276,16 @@ void cli_print_member_list(FILE *out, const msgpack_object *status, const msgpac
  * last_contact_ms, applied_index, behind, draining (bool), raft_address,
  * api_address}, unknown values null.  NULL when out of memory. */
 json_t *cli_member_list_json(const msgpack_object *status, const msgpack_object *nodes);
+/*
+ * A membership change's reply (docs/api.md "change": {id, role, steps,
+ * elapsed_ms}): each step on its own line ("  - recorded member 4 ..."),
+ * then a summary, "member 4 is now a voter (1234 ms)", or "member 4
+ * removed (1234 ms)" when role is nil.
+ */
+void cli_print_member_change(FILE *out, const msgpack_object *change);
+/* member.transfer's reply ({leader, previous, attempts, elapsed_ms}):
+ * "leadership moved from node 1 to node 3 (1 attempt, 212 ms)". */
+void cli_print_transfer(FILE *out, const msgpack_object *transfer);
 /* The header line `job logs` prints before a stage's log, newline
  * included: "== stage 0 (exit 0, 1.2s)\n"; "== stage 1 (running)\n" while
  * it runs; "; no log" added when a finished stage has none. */

@@ -907,6 +907,56 @@ json_t *cli_member_list_json(const msgpack_object *status, const msgpack_object 
 	return arr;
 }
 
+/* ---- membership changes ------------------------------------------------ */
+
+/* " (1234 ms)" from field `key` of m, "" when absent. */
+static void elapsed_text(const msgpack_object *m, const char *key, char *buf, size_t cap)
+{
+	uint64_t ms;
+	if (get_u64(m, key, &ms))
+		snprintf(buf, cap, " (%" PRIu64 " ms)", ms);
+	else
+		buf[0] = '\0';
+}
+
+void cli_print_member_change(FILE *out, const msgpack_object *change)
+{
+	const msgpack_object *steps = cli_mp_get(change, "steps");
+	for (uint32_t i = 0;
+	     steps != NULL && steps->type == MSGPACK_OBJECT_ARRAY && i < steps->via.array.size;
+	     i++) {
+		char step[CELL_MAX];
+		value_text(&steps->via.array.ptr[i], step, sizeof(step));
+		fprintf(out, "  - %s\n", step);
+	}
+	char id[32], role[32], elapsed[48];
+	field_text(change, "id", id, sizeof(id));
+	field_text(change, "role", role, sizeof(role));
+	elapsed_text(change, "elapsed_ms", elapsed, sizeof(elapsed));
+	if (strcmp(role, "-") == 0)
+		fprintf(out, "member %s removed%s\n", id, elapsed);
+	else
+		fprintf(out, "member %s is now a %s%s\n", id, role, elapsed);
+}
+
+void cli_print_transfer(FILE *out, const msgpack_object *tr)
+{
+	char leader[32], previous[32], attempts[32], elapsed[32];
+	uint64_t n;
+	field_text(tr, "leader", leader, sizeof(leader));
+	field_text(tr, "previous", previous, sizeof(previous));
+	field_text(tr, "attempts", attempts, sizeof(attempts));
+	field_text(tr, "elapsed_ms", elapsed, sizeof(elapsed));
+	const char *plural = get_u64(tr, "attempts", &n) && n == 1 ? "" : "s";
+	/* Asked to move it to the node that already leads. */
+	if (strcmp(leader, previous) == 0 && strcmp(leader, "-") != 0)
+		fprintf(out, "node %s was already the leader (%s attempt%s, %s ms)\n", leader,
+		        attempts, plural, elapsed);
+	else
+		fprintf(out, "leadership moved from node %s to node %s (%s attempt%s, %s ms)\n",
+		        previous, leader, attempts, plural, elapsed);
+}
+
 /* ---- stage logs -------------------------------------------------------- */
 
 void cli_format_stage_header(const msgpack_object *stage, char *buf, size_t cap)

@@ -150,7 +150,12 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_NODE_LIST:
 	case CLI_NODE_DRAIN:
 	case CLI_NODE_UNDRAIN: code = cli_cmd_node(&ctx); break;
-	case CLI_MEMBER_LIST: code = cli_cmd_member(&ctx); break;
+	case CLI_MEMBER_LIST:
+	case CLI_MEMBER_ADD:
+	case CLI_MEMBER_PROMOTE:
+	case CLI_MEMBER_DEMOTE:
+	case CLI_MEMBER_REMOVE:
+	case CLI_MEMBER_TRANSFER: code = cli_cmd_member(&ctx); break;
 	case CLI_JOB_LOGS: code = cli_cmd_job_logs(&ctx); break;
 	case CLI_JOB_FETCH: code = cli_cmd_job_fetch(&ctx); break;
 	default: code = cli_cmd_job(&ctx); break;

@@ -286,10 +286,61 @@ static void test_args_every_command(void **state)
 	assert_int_equal(c.verb, CLI_MEMBER_LIST);
 	assert_true(c.stale);
 	assert_int_equal(c.output, CLI_OUTPUT_JSON);
+	assert_int_equal(c.timeout_ms, CLI_DEFAULT_TIMEOUT_MS);
+
+	/* member add ID --raft-address A --api-address B [--role R]: role NULL
+	 * means the server's default (voter); a change waits 60 s unless
+	 * --timeout says otherwise. */
+	assert_int_equal(parse(&c, &e, "member", "add", "4", "--raft-address", "127.0.0.1:7504",
+	                       "--api-address=10.1.2.3:7404", NULL),
+	                 0);
+	assert_int_equal(c.verb, CLI_MEMBER_ADD);
+	assert_int_equal(c.id, 4);
+	assert_string_equal(c.raft_address, "127.0.0.1:7504");
+	assert_string_equal(c.api_address, "10.1.2.3:7404");
+	assert_null(c.role);
+	assert_int_equal(c.timeout_ms, CLI_MEMBER_TIMEOUT_MS);
+	assert_false(c.timeout_given);
+	assert_int_equal(parse(&c, &e, "--timeout", "2m", "member", "add", "--role", "standby",
+	                       "--api-address", "127.0.0.1:7404", "--raft-address",
+	                       "127.0.0.1:7504", "18446744073709551615", NULL),
+	                 0);
+	assert_int_equal(c.id, UINT64_MAX);
+	assert_string_equal(c.role, "standby");
+	assert_int_equal(c.timeout_ms, 120000);
+	assert_int_equal(parse(&c, &e, "member", "add", "4", "--raft-address", "127.0.0.1:7504",
+	                       "--api-address", "127.0.0.1:7404", "--role=spare", "-o", "json",
+	                       NULL),
+	                 0);
+	assert_string_equal(c.role, "spare");
+	assert_int_equal(c.output, CLI_OUTPUT_JSON);
+
+	assert_int_equal(parse(&c, &e, "member", "promote", "4", NULL), 0);
+	assert_int_equal(c.verb, CLI_MEMBER_PROMOTE);
+	assert_int_equal(c.id, 4);
+	assert_int_equal(c.timeout_ms, CLI_MEMBER_TIMEOUT_MS);
+	assert_int_equal(parse(&c, &e, "member", "demote", "4", NULL), 0);
+	assert_int_equal(c.verb, CLI_MEMBER_DEMOTE);
+	assert_null(c.role);
+	assert_int_equal(c.timeout_ms, CLI_MEMBER_TIMEOUT_MS);
+	assert_int_equal(parse(&c, &e, "member", "demote", "--role", "spare", "4", NULL), 0);
+	assert_string_equal(c.role, "spare");
+	assert_int_equal(parse(&c, &e, "member", "demote", "4", "--role", "standby", NULL), 0);
+	assert_string_equal(c.role, "standby");
+	assert_int_equal(parse(&c, &e, "member", "remove", "2", "--timeout", "500ms", NULL), 0);
+	assert_int_equal(c.verb, CLI_MEMBER_REMOVE);
+	assert_int_equal(c.id, 2);
+	assert_int_equal(c.timeout_ms, 500);
+	assert_int_equal(parse(&c, &e, "member", "transfer-leadership", NULL), 0);
+	assert_int_equal(c.verb, CLI_MEMBER_TRANSFER);
+	assert_int_equal(c.id, 0);
+	assert_int_equal(c.timeout_ms, CLI_MEMBER_TIMEOUT_MS);
+	assert_int_equal(parse(&c, &e, "member", "transfer-leadership", "3", NULL), 0);
+	assert_int_equal(c.id, 3);
 }
 
 struct bad_line {
-	const char *words[8];
+	const char *words[10];
 	const char *msg; /* expected in the message */
 };
 
@@ -364,13 +415,88 @@ static void test_args_usage_errors(void **state)
 	    {{"node", "undrain", "1", "--deadline", "5m"},
 	     "'node undrain' has no option --deadline"},
 	    {{"node", "list", "--deadline", "5m"}, "'node list' has no option --deadline"},
-	    {{"member"}, "'member' needs a subcommand (list)"},
-	    {{"member", "frob"}, "unknown subcommand 'member frob' (list)"},
+	    {{"member"},
+	     "'member' needs a subcommand (list, add, promote, demote, remove, "
+	     "transfer-leadership)"},
+	    {{"member", "frob"}, "unknown subcommand 'member frob' (list, add, promote, "},
+	    {{"member", "transfer"}, "unknown subcommand 'member transfer' ("},
 	    {{"member", "list", "1"}, "takes no arguments"},
 	    {{"member", "list", "--all"}, "'member list' has no option --all"},
+	    {{"member", "list", "--role", "voter"}, "'member list' has no option --role"},
+	    /* member add */
+	    {{"member", "add"}, "'member add' needs ID"},
+	    {{"member", "add", "4"}, "'member add' needs --raft-address A.B.C.D:PORT"},
+	    {{"member", "add", "4", "--api-address", "127.0.0.1:7404"},
+	     "'member add' needs --raft-address"},
+	    {{"member", "add", "4", "--raft-address", "127.0.0.1:7504"},
+	     "'member add' needs --api-address A.B.C.D:PORT"},
+	    {{"member", "add", "0", "--raft-address", "127.0.0.1:7504", "--api-address",
+	      "127.0.0.1:7404"},
+	     "member ID: expected a positive integer, got '0'"},
+	    {{"member", "add", "four", "--raft-address", "127.0.0.1:7504", "--api-address",
+	      "127.0.0.1:7404"},
+	     "member ID: expected a positive integer, got 'four'"},
+	    {{"member", "add", "4", "5", "--raft-address", "127.0.0.1:7504", "--api-address",
+	      "127.0.0.1:7404"},
+	     "'member add' takes one ID, got also '5'"},
+	    {{"member", "add", "4", "--raft-address", "localhost:7504", "--api-address",
+	      "127.0.0.1:7404"},
+	     "--raft-address: expected an IPv4 address and port a.b.c.d:port"},
+	    {{"member", "add", "4", "--raft-address", "node4:7504", "--api-address",
+	      "127.0.0.1:7404"},
+	     "--raft-address: expected an IPv4 address and port a.b.c.d:port (port 1 to 65535; "
+	     "no host names), got 'node4:7504'"},
+	    {{"member", "add", "4", "--raft-address", "127.0.0.1", "--api-address",
+	      "127.0.0.1:7404"},
+	     "--raft-address: expected an IPv4 address and port"},
+	    {{"member", "add", "4", "--raft-address", "127.0.0.1:0", "--api-address",
+	      "127.0.0.1:7404"},
+	     "--raft-address: expected an IPv4 address and port"},
+	    {{"member", "add", "4", "--raft-address", "127.0.0.1:7504", "--api-address",
+	      "127.0.0.1:65536"},
+	     "--api-address: expected an IPv4 address and port"},
+	    {{"member", "add", "4", "--raft-address", "127.0.0.1:7504", "--api-address",
+	      "1.2.3:7404"},
+	     "--api-address: expected an IPv4 address and port"},
+	    {{"member", "add", "4", "--raft-address", "127.0.0.1:7504", "--api-address", ""},
+	     "--api-address: expected an IPv4 address and port"},
+	    {{"member", "add", "4", "--raft-address", "127.0.0.1:7504", "--api-address",
+	      "127.0.0.1:7404", "--role", "leader"},
+	     "--role: 'leader' is not a role (voter, standby, spare)"},
+	    {{"member", "add", "4", "--raft-address", "127.0.0.1:7504", "--raft-address",
+	      "127.0.0.1:7505"},
+	     "option --raft-address given twice"},
+	    {{"member", "add", "4", "--raft-address", "127.0.0.1:7504", "--api-address",
+	      "127.0.0.1:7404", "--stale"},
+	     "--stale applies to reads only"},
+	    {{"member", "add", "4", "--raft-address"}, "option --raft-address needs a value"},
+	    /* promote, demote, remove */
+	    {{"member", "promote"}, "'member promote' needs ID"},
+	    {{"member", "promote", "0"}, "member ID: expected a positive integer, got '0'"},
+	    {{"member", "promote", "4", "--role", "voter"},
+	     "'member promote' has no option --role"},
+	    {{"member", "demote"}, "'member demote' needs ID"},
+	    {{"member", "demote", "4", "--role", "voter"},
+	     "--role: a demoted member becomes a standby or a spare, not a voter"},
+	    {{"member", "demote", "4", "--role", "learner"},
+	     "--role: 'learner' is not a role (standby, spare)"},
+	    {{"member", "demote", "4", "--raft-address", "127.0.0.1:7504"},
+	     "'member demote' has no option --raft-address"},
+	    {{"member", "remove"}, "'member remove' needs ID"},
+	    {{"member", "remove", "-4"}, "unknown option '-4'"},
+	    {{"member", "remove", "4", "--stale"}, "--stale applies to reads only"},
+	    {{"member", "remove", "4", "--role", "spare"}, "'member remove' has no option --role"},
+	    {{"member", "remove", "4", "--timeout", "60"}, "needs a unit"},
+	    /* transfer-leadership [ID] */
+	    {{"member", "transfer-leadership", "1", "2"},
+	     "'member transfer-leadership' takes at most one ID, got also '2'"},
+	    {{"member", "transfer-leadership", "0"},
+	     "member ID: expected a positive integer, got '0' (leave ID out to let the cluster "
+	     "choose)"},
+	    {{"member", "transfer-leadership", "x"}, "member ID: expected a positive integer"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *argv[10];
+		char *argv[12];
 		int argc = 0;
 		argv[argc++] = (char *)"ingotctl";
 		for (int k = 0; bad[i].words[k] != NULL; k++)
@@ -413,6 +539,13 @@ static void test_help_exit_0(void **state)
 	assert_contains(r.out, "node drain ID [--deadline DURATION]");
 	assert_contains(r.out, "node undrain ID");
 	assert_contains(r.out, "member list");
+	assert_contains(r.out, "member add ID --raft-address A.B.C.D:PORT --api-address "
+	                       "A.B.C.D:PORT\n      [--role voter|standby|spare]");
+	assert_contains(r.out, "member promote ID");
+	assert_contains(r.out, "member demote ID [--role standby|spare]");
+	assert_contains(r.out, "member remove ID");
+	assert_contains(r.out, "member transfer-leadership [ID]");
+	assert_contains(r.out, "60s for");
 	assert_string_equal(r.err, "");
 	run_free(&r);
 }
@@ -1269,6 +1402,134 @@ static void test_table_members(void **state)
 	mp_out_free(&o);
 }
 
+/* A membership change's reply: {id, role (nil: removed), steps, elapsed_ms}. */
+static void pack_change(msgpack_packer *pk, uint64_t id, const char *role, const char *const *steps,
+                        unsigned nsteps, uint64_t elapsed_ms)
+{
+	msgpack_pack_map(pk, 4);
+	mp_pack_cstr(pk, "id");
+	msgpack_pack_uint64(pk, id);
+	mp_pack_cstr(pk, "role");
+	if (role != NULL)
+		mp_pack_cstr(pk, role);
+	else
+		msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "steps");
+	msgpack_pack_array(pk, nsteps);
+	for (unsigned i = 0; i < nsteps; i++)
+		mp_pack_cstr(pk, steps[i]);
+	mp_pack_cstr(pk, "elapsed_ms");
+	msgpack_pack_uint64(pk, elapsed_ms);
+}
+
+static void pack_transfer(msgpack_packer *pk, uint64_t leader, uint64_t previous, uint64_t attempts,
+                          uint64_t elapsed_ms)
+{
+	msgpack_pack_map(pk, 4);
+	mp_pack_cstr(pk, "leader");
+	msgpack_pack_uint64(pk, leader);
+	mp_pack_cstr(pk, "previous");
+	msgpack_pack_uint64(pk, previous);
+	mp_pack_cstr(pk, "attempts");
+	msgpack_pack_uint64(pk, attempts);
+	mp_pack_cstr(pk, "elapsed_ms");
+	msgpack_pack_uint64(pk, elapsed_ms);
+}
+
+static const char *const ADD_STEPS[] = {
+    "recorded member 4 (raft 127.0.0.1:7504, api 127.0.0.1:7404)", "added 4 as spare",
+    "assigned 4 the standby role", "4 caught up: 812 entries in 240 ms",
+    "assigned 4 the voter role"};
+
+static void test_table_member_change(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	msgpack_zone_init(&z, 1024);
+
+	/* add: every step on its own line, then the summary. */
+	mp_out_init(&o);
+	pack_change(&o.pk, 4, "voter", ADD_STEPS, 5, 1234);
+	msgpack_object r = unpack(&o, &z);
+	char *s = print_to_string(cli_print_member_change, &r);
+	assert_string_equal(s, "  - recorded member 4 (raft 127.0.0.1:7504, api 127.0.0.1:7404)\n"
+	                       "  - added 4 as spare\n"
+	                       "  - assigned 4 the standby role\n"
+	                       "  - 4 caught up: 812 entries in 240 ms\n"
+	                       "  - assigned 4 the voter role\n"
+	                       "member 4 is now a voter (1234 ms)\n");
+	free(s);
+	mp_out_free(&o);
+
+	/* demote to spare; a control character in a step is not passed on. */
+	static const char *const demote_steps[] = {"assigned 3 the spare\x1b[2J role"};
+	mp_out_init(&o);
+	pack_change(&o.pk, 3, "spare", demote_steps, 1, 15);
+	r = unpack(&o, &z);
+	s = print_to_string(cli_print_member_change, &r);
+	assert_string_equal(s, "  - assigned 3 the spare?[2J role\n"
+	                       "member 3 is now a spare (15 ms)\n");
+	free(s);
+	mp_out_free(&o);
+
+	/* remove: role nil. */
+	static const char *const remove_steps[] = {"removed 2 from the configuration"};
+	mp_out_init(&o);
+	pack_change(&o.pk, 2, NULL, remove_steps, 1, 40);
+	r = unpack(&o, &z);
+	s = print_to_string(cli_print_member_change, &r);
+	assert_string_equal(s, "  - removed 2 from the configuration\n"
+	                       "member 2 removed (40 ms)\n");
+	free(s);
+	mp_out_free(&o);
+
+	/* No steps (a repeat that found the change done), no elapsed_ms; or
+	 * not a change at all: the summary with "-". */
+	mp_out_init(&o);
+	msgpack_pack_map(&o.pk, 2);
+	mp_pack_cstr(&o.pk, "id");
+	msgpack_pack_uint64(&o.pk, 4);
+	mp_pack_cstr(&o.pk, "role");
+	mp_pack_cstr(&o.pk, "standby");
+	r = unpack(&o, &z);
+	s = print_to_string(cli_print_member_change, &r);
+	assert_string_equal(s, "member 4 is now a standby\n");
+	free(s);
+	mp_out_free(&o);
+	msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+	s = print_to_string(cli_print_member_change, &nil);
+	assert_string_equal(s, "member - removed\n");
+	free(s);
+
+	/* transfer-leadership */
+	mp_out_init(&o);
+	pack_transfer(&o.pk, 3, 1, 2, 830);
+	r = unpack(&o, &z);
+	s = print_to_string(cli_print_transfer, &r);
+	assert_string_equal(s, "leadership moved from node 1 to node 3 (2 attempts, 830 ms)\n");
+	free(s);
+	mp_out_free(&o);
+	mp_out_init(&o);
+	pack_transfer(&o.pk, 2, 1, 1, 212);
+	r = unpack(&o, &z);
+	s = print_to_string(cli_print_transfer, &r);
+	assert_string_equal(s, "leadership moved from node 1 to node 2 (1 attempt, 212 ms)\n");
+	free(s);
+	mp_out_free(&o);
+	mp_out_init(&o);
+	pack_transfer(&o.pk, 2, 2, 0, 0);
+	r = unpack(&o, &z);
+	s = print_to_string(cli_print_transfer, &r);
+	assert_string_equal(s, "node 2 was already the leader (0 attempts, 0 ms)\n");
+	free(s);
+	mp_out_free(&o);
+	s = print_to_string(cli_print_transfer, &nil);
+	assert_string_equal(s, "leadership moved from node - to node - (- attempts, - ms)\n");
+	free(s);
+	msgpack_zone_destroy(&z);
+}
+
 static void pack_stage(msgpack_packer *pk, uint64_t index, const char *state, int64_t exit_code,
                        uint64_t duration_ms, const char *log_sha, const char *out_path,
                        const char *out_sha, uint64_t out_size)
@@ -1657,6 +1918,28 @@ static void fake_handler(void *data, struct rpc_call *c)
 		assert_int_equal(rpc_push(c, ev.data, ev.len), 0);
 		mp_out_free(&ev);
 		pack_job(&o.pk, id->via.u64, f->watch_final, false);
+	} else if (strncmp(f->op, "member.", 7) == 0 && id != NULL && id->via.u64 == 99) {
+		mp_out_free(&o);
+		rpc_reply_error(c, ING_ECONFLICT,
+		                "member 5 is being added: one membership change at a time");
+		return;
+	} else if (strncmp(f->op, "member.", 7) == 0 && id != NULL && id->via.u64 == 98) {
+		mp_out_free(&o);
+		rpc_reply_error(c, ING_ETIMEOUT,
+		                "member 98 did not catch up within 30000 ms (12 of 812 entries); "
+		                "removed it again");
+		return;
+	} else if (strcmp(f->op, "member.transfer") == 0) {
+		pack_transfer(&o.pk, id != NULL ? id->via.u64 : 3, 1, 1, 212);
+	} else if (strncmp(f->op, "member.", 7) == 0 && id != NULL) {
+		/* the role asked for, voter for promote, nil for remove */
+		const msgpack_object *role = cli_mp_get(args, "role");
+		char r[16] = "voter";
+		if (role != NULL && role->type == MSGPACK_OBJECT_STR)
+			snprintf(r, sizeof(r), "%.*s", (int)role->via.str.size, role->via.str.ptr);
+		bool removed = strcmp(f->op, "member.remove") == 0;
+		pack_change(&o.pk, id->via.u64, removed ? NULL : r, ADD_STEPS, removed ? 0 : 2,
+		            1234);
 	} else {
 		mp_out_free(&o);
 		rpc_reply_error(c, ING_EINVAL, "fake server: no op '%s'", f->op);
@@ -1983,6 +2266,134 @@ static void test_fake_members(void **state)
 	msgpack_zone_destroy(&z);
 }
 
+/* The last request's args as compact JSON (caller frees). */
+static char *fake_args_json(struct fake *f)
+{
+	msgpack_zone z;
+	msgpack_zone_init(&z, 1024);
+	msgpack_object a = fake_args(f, &z);
+	json_t *j = cli_mp_to_json(&a);
+	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	msgpack_zone_destroy(&z);
+	return text;
+}
+
+#define assert_fake_args(f, expected)                \
+	do {                                         \
+		char *a_ = fake_args_json(f);        \
+		assert_string_equal(a_, (expected)); \
+		free(a_);                            \
+	} while (0)
+
+static void test_fake_member_changes(void **state)
+{
+	struct fake *f = *state;
+	/* add: the line on stderr before the call, the steps and the summary
+	 * on stdout; no request id (membership calls take none). */
+	struct run r = run_words("--endpoints", f->port, "member", "add", "4", "--raft-address",
+	                         "127.0.0.1:7504", "--api-address", "127.0.0.1:7404", NULL);
+	if (r.code != 0)
+		fail_msg("exit %d: %s", r.code, r.err);
+	assert_string_equal(r.err, "adding member 4 (raft 127.0.0.1:7504, api 127.0.0.1:7404) as "
+	                           "voter; waiting up to 1m\n");
+	assert_string_equal(r.out, "  - recorded member 4 (raft 127.0.0.1:7504, api "
+	                           "127.0.0.1:7404)\n"
+	                           "  - added 4 as spare\n"
+	                           "member 4 is now a voter (1234 ms)\n");
+	assert_string_equal(f->op, "member.add");
+	assert_string_equal(f->request_id, "");
+	assert_fake_args(f, "{\"id\":4,\"raft_address\":\"127.0.0.1:7504\","
+	                    "\"api_address\":\"127.0.0.1:7404\",\"role\":\"voter\"}");
+	run_free(&r);
+
+	/* JSON: the reply as it came, nothing on stderr. */
+	r = run_words("--endpoints", f->port, "-o", "json", "member", "add", "4", "--role",
+	              "standby", "--raft-address", "127.0.0.1:7504", "--api-address",
+	              "127.0.0.1:7404", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.err, "");
+	json_error_t je;
+	json_t *doc = json_loads(r.out, 0, &je);
+	assert_non_null(doc);
+	assert_int_equal(json_integer_value(json_object_get(doc, "id")), 4);
+	assert_string_equal(json_string_value(json_object_get(doc, "role")), "standby");
+	assert_int_equal(json_array_size(json_object_get(doc, "steps")), 2);
+	assert_int_equal(json_integer_value(json_object_get(doc, "elapsed_ms")), 1234);
+	json_decref(doc);
+	assert_fake_args(f, "{\"id\":4,\"raft_address\":\"127.0.0.1:7504\","
+	                    "\"api_address\":\"127.0.0.1:7404\",\"role\":\"standby\"}");
+	run_free(&r);
+
+	r = run_words("--endpoints", f->port, "member", "promote", "4", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.err, "promoting member 4 to voter; waiting up to 1m\n");
+	assert_contains(r.out, "\nmember 4 is now a voter (1234 ms)\n");
+	assert_string_equal(f->op, "member.promote");
+	assert_fake_args(f, "{\"id\":4}");
+	run_free(&r);
+
+	/* demote: standby unless --role says spare. */
+	r = run_words("--endpoints", f->port, "member", "demote", "4", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.err, "demoting member 4 to standby; waiting up to 1m\n");
+	assert_contains(r.out, "member 4 is now a standby (1234 ms)\n");
+	assert_string_equal(f->op, "member.demote");
+	assert_fake_args(f, "{\"id\":4,\"role\":\"standby\"}");
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "member", "demote", "4", "--role", "spare", NULL);
+	assert_int_equal(r.code, 0);
+	assert_fake_args(f, "{\"id\":4,\"role\":\"spare\"}");
+	assert_contains(r.out, "member 4 is now a spare (1234 ms)\n");
+	run_free(&r);
+
+	/* remove; --timeout replaces the 60 s default. */
+	r = run_words("--endpoints", f->port, "--timeout", "90s", "member", "remove", "2", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.err, "removing member 2; waiting up to 1m30s\n");
+	assert_string_equal(r.out, "member 2 removed (1234 ms)\n");
+	assert_string_equal(f->op, "member.remove");
+	assert_fake_args(f, "{\"id\":2}");
+	run_free(&r);
+
+	/* transfer-leadership: without an id the cluster chooses. */
+	r = run_words("--endpoints", f->port, "member", "transfer-leadership", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.err, "transferring leadership to the most caught-up voter; waiting "
+	                           "up to 1m\n");
+	assert_string_equal(r.out, "leadership moved from node 1 to node 3 (1 attempt, 212 ms)\n");
+	assert_string_equal(f->op, "member.transfer");
+	assert_fake_args(f, "{}");
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "member", "transfer-leadership", "2", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.err, "transferring leadership to node 2; waiting up to 1m\n");
+	assert_string_equal(r.out, "leadership moved from node 1 to node 2 (1 attempt, 212 ms)\n");
+	assert_fake_args(f, "{\"id\":2}");
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "-o", "json", "member", "transfer-leadership", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.err, "");
+	assert_string_equal(r.out, "{\n  \"leader\": 3,\n  \"previous\": 1,\n  \"attempts\": 1,\n"
+	                           "  \"elapsed_ms\": 212\n}\n");
+	run_free(&r);
+
+	/* Refused: exit 1, the server's message.  The server's timeout (a
+	 * member that did not catch up) is exit 3, like every timeout. */
+	r = run_words("--endpoints", f->port, "member", "remove", "99", NULL);
+	assert_int_equal(r.code, CLI_EXIT_FAILED);
+	assert_string_equal(r.out, "");
+	assert_contains(r.err, "removing member 99; waiting up to 1m\n");
+	assert_contains(r.err, "ingotctl: conflict: member 5 is being added: one membership "
+	                       "change at a time\n");
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "member", "promote", "98", NULL);
+	assert_int_equal(r.code, CLI_EXIT_UNREACHABLE);
+	assert_string_equal(r.out, "");
+	assert_contains(r.err, "ingotctl: timeout: member 98 did not catch up within 30000 ms");
+	run_free(&r);
+}
+
 static void test_fake_logs(void **state)
 {
 	struct fake *f = *state;
@@ -2164,6 +2575,7 @@ int main(void)
 	    cmocka_unit_test(test_table_events),
 	    cmocka_unit_test(test_table_nodes),
 	    cmocka_unit_test(test_table_members),
+	    cmocka_unit_test(test_table_member_change),
 	    cmocka_unit_test(test_stage_header_and_job_waiting),
 	    cmocka_unit_test(test_output_dest),
 	    cmocka_unit_test(test_closed_port_exit_3),
@@ -2172,6 +2584,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fake_watch, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_nodes, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_members, fake_setup, fake_teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_member_changes, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_logs, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_fetch, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_timeout_exit_3, fake_setup, fake_teardown),
