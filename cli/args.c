@@ -73,8 +73,8 @@ static const struct opt opts[OPT_COUNT] = {
     [OPT_TENANT] = {"tenant", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
     [OPT_REQUEST_ID] = {"request-id", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
     [OPT_STATE] = {"state", 0, true, VERB_BIT(CLI_JOB_LIST)},
-    [OPT_LIMIT] = {"limit", 0, true, VERB_BIT(CLI_JOB_LIST)},
-    [OPT_AFTER] = {"after", 0, true, VERB_BIT(CLI_JOB_LIST)},
+    [OPT_LIMIT] = {"limit", 0, true, VERB_BIT(CLI_JOB_LIST) | VERB_BIT(CLI_EVENTS)},
+    [OPT_AFTER] = {"after", 0, true, VERB_BIT(CLI_JOB_LIST) | VERB_BIT(CLI_EVENTS)},
     [OPT_ALL] = {"all", 0, false, VERB_BIT(CLI_JOB_LIST)},
     [OPT_REASON] = {"reason", 0, true, VERB_BIT(CLI_JOB_CANCEL)},
     [OPT_STAGE] = {"stage", 0, true, VERB_BIT(CLI_JOB_LOGS)},
@@ -90,7 +90,7 @@ static const struct opt opts[OPT_COUNT] = {
 	(VERB_BIT(CLI_STATUS) | VERB_BIT(CLI_TARGET_LIST) | VERB_BIT(CLI_TARGET_GET) | \
 	 VERB_BIT(CLI_JOB_GET) | VERB_BIT(CLI_JOB_LIST) | VERB_BIT(CLI_JOB_EVENTS) |   \
 	 VERB_BIT(CLI_JOB_WATCH) | VERB_BIT(CLI_JOB_LOGS) | VERB_BIT(CLI_JOB_FETCH) |  \
-	 VERB_BIT(CLI_NODE_LIST) | VERB_BIT(CLI_MEMBER_LIST))
+	 VERB_BIT(CLI_NODE_LIST) | VERB_BIT(CLI_MEMBER_LIST) | VERB_BIT(CLI_EVENTS))
 
 /* Membership changes: CLI_MEMBER_TIMEOUT_MS unless --timeout is given. */
 #define MEMBER_CHANGE_VERBS                                                                      \
@@ -129,6 +129,7 @@ static const struct verb_def verbs[] = {
     {"member", "demote", CLI_MEMBER_DEMOTE, "ID"},
     {"member", "remove", CLI_MEMBER_REMOVE, "ID"},
     {"member", "transfer-leadership", CLI_MEMBER_TRANSFER, "[ID]"},
+    {"events", NULL, CLI_EVENTS, NULL},
 };
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
 
@@ -176,6 +177,9 @@ void cli_usage(FILE *out)
 	      "  member remove ID                    take a node out of the cluster\n"
 	      "  member transfer-leadership [ID]     hand the leadership to voter ID (default:\n"
 	      "                                      the most caught-up voter)\n"
+	      "  events [--after SEQ] [--limit N]    cluster events: members added, removed or\n"
+	      "                                      given a role, leadership transferred,\n"
+	      "                                      voters replaced\n"
 	      "\n"
 	      "Global options (anywhere on the line):\n"
 	      "  --endpoints H:P,...  nodes to talk to (env INGOT_ENDPOINTS; "
@@ -451,9 +455,10 @@ static const struct verb_def *find_verb(const char *noun, const char *verb, stru
 			return &verbs[i];
 	}
 	if (!noun_known)
-		ing_error_set(e, ING_EINVAL,
-		              "unknown command '%s' (commands: status, target, job, node, member)",
-		              noun);
+		ing_error_set(
+		    e, ING_EINVAL,
+		    "unknown command '%s' (commands: status, target, job, node, member, events)",
+		    noun);
 	else if (verb == NULL)
 		ing_error_set(e, ING_EINVAL, "'%s' needs a subcommand (%s)", noun,
 		              subcommands(noun));

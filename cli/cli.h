@@ -67,6 +67,7 @@ enum cli_verb {
 	CLI_MEMBER_DEMOTE,
 	CLI_MEMBER_REMOVE,
 	CLI_MEMBER_TRANSFER,
+	CLI_EVENTS,
 };
 
 /* Where the endpoints came from, for error messages. */
@@ -139,7 +140,7 @@ struct cli_cmd {
 	} params[CLI_MAX_PARAMS];
 	unsigned nparams;
 
-	/* job list */
+	/* job list; limit and after also for events */
 	const char *state; /* NULL: any */
 	uint64_t limit, after;
 	bool has_limit, has_after, all;
@@ -286,6 +287,9 @@ void cli_print_member_change(FILE *out, const msgpack_object *change);
 /* member.transfer's reply ({leader, previous, attempts, elapsed_ms}):
  * "leadership moved from node 1 to node 3 (1 attempt, 212 ms)". */
 void cli_print_transfer(FILE *out, const msgpack_object *transfer);
+/* A cluster.events page ({events: [cluster event], next}): columns SEQ,
+ * TIME (time_ms), KIND, MEMBER ("-" when nil), MESSAGE. */
+void cli_print_cluster_events(FILE *out, const msgpack_object *page);
 /* The header line `job logs` prints before a stage's log, newline
  * included: "== stage 0 (exit 0, 1.2s)\n"; "== stage 1 (running)\n" while
  * it runs; "; no log" added when a finished stage has none. */
@@ -373,6 +377,7 @@ int cli_cmd_target(struct cli_ctx *ctx);
 int cli_cmd_job(struct cli_ctx *ctx);
 int cli_cmd_node(struct cli_ctx *ctx);
 int cli_cmd_member(struct cli_ctx *ctx);
+int cli_cmd_events(struct cli_ctx *ctx);
 /* A watched job's end: 0 when `job` succeeded; else 1, with "ingotctl: job
  * ID failed: <error>" (or cancelled) on ctx->err. */
 int cli_job_end(struct cli_ctx *ctx, uint64_t id, const msgpack_object *job);

@@ -957,6 +957,28 @@ void cli_print_transfer(FILE *out, const msgpack_object *tr)
 		        previous, leader, attempts, plural, elapsed);
 }
 
+/* ---- cluster events ---------------------------------------------------- */
+
+void cli_print_cluster_events(FILE *out, const msgpack_object *page)
+{
+	struct table t;
+	table_init(&t, 5);
+	table_row(&t, "SEQ", "TIME", "KIND", "MEMBER", "MESSAGE");
+	const msgpack_object *evs = cli_mp_get(page, "events");
+	for (uint32_t i = 0;
+	     evs != NULL && evs->type == MSGPACK_OBJECT_ARRAY && i < evs->via.array.size; i++) {
+		const msgpack_object *ev = &evs->via.array.ptr[i];
+		char seq[32], time_s[32], kind[64], member[32], msg[CELL_MAX];
+		field_text(ev, "seq", seq, sizeof(seq));
+		field_time(ev, "time_ms", time_s, sizeof(time_s));
+		field_text(ev, "kind", kind, sizeof(kind));
+		field_text(ev, "member", member, sizeof(member));
+		field_text(ev, "message", msg, sizeof(msg));
+		table_row(&t, seq, time_s, kind, member, msg);
+	}
+	table_print(&t, out);
+}
+
 /* ---- stage logs -------------------------------------------------------- */
 
 void cli_format_stage_header(const msgpack_object *stage, char *buf, size_t cap)

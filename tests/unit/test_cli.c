@@ -337,6 +337,21 @@ static void test_args_every_command(void **state)
 	assert_int_equal(c.timeout_ms, CLI_MEMBER_TIMEOUT_MS);
 	assert_int_equal(parse(&c, &e, "member", "transfer-leadership", "3", NULL), 0);
 	assert_int_equal(c.id, 3);
+
+	/* events [--after SEQ] [--limit N]: a read */
+	assert_int_equal(parse(&c, &e, "events", NULL), 0);
+	assert_int_equal(c.verb, CLI_EVENTS);
+	assert_false(c.has_after);
+	assert_false(c.has_limit);
+	assert_int_equal(c.timeout_ms, CLI_DEFAULT_TIMEOUT_MS);
+	assert_int_equal(
+	    parse(&c, &e, "events", "--after", "0", "--limit=1000", "--stale", "-o", "json", NULL),
+	    0);
+	assert_true(c.has_after);
+	assert_int_equal(c.after, 0);
+	assert_int_equal(c.limit, 1000);
+	assert_true(c.stale);
+	assert_int_equal(c.output, CLI_OUTPUT_JSON);
 }
 
 struct bad_line {
@@ -349,7 +364,8 @@ static void test_args_usage_errors(void **state)
 	(void)state;
 	static const struct bad_line bad[] = {
 	    {{NULL}, "no command given"},
-	    {{"frob"}, "unknown command 'frob'"},
+	    {{"frob"},
+	     "unknown command 'frob' (commands: status, target, job, node, member, events)"},
 	    {{"job"}, "'job' needs a subcommand"},
 	    {{"job", "frob"}, "unknown subcommand 'job frob'"},
 	    {{"status", "extra"}, "takes no arguments"},
@@ -494,6 +510,17 @@ static void test_args_usage_errors(void **state)
 	     "member ID: expected a positive integer, got '0' (leave ID out to let the cluster "
 	     "choose)"},
 	    {{"member", "transfer-leadership", "x"}, "member ID: expected a positive integer"},
+	    /* events */
+	    {{"events", "list"}, "'events' takes no arguments, got 'list'"},
+	    {{"events", "--limit", "0"}, "--limit: 0 is out of range (1 to 1000)"},
+	    {{"events", "--limit", "1001"}, "--limit: 1001 is out of range"},
+	    {{"events", "--after", "x"}, "--after: expected a number"},
+	    {{"events", "--after", "1", "--after", "2"}, "option --after given twice"},
+	    {{"events", "--all"}, "'events' has no option --all"},
+	    {{"events", "--state", "queued"}, "'events' has no option --state"},
+	    {{"member", "add", "4", "--raft-address", "127.0.0.1:7504", "--api-address",
+	      "127.0.0.1:7404", "--after", "3"},
+	     "'member add' has no option --after"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *argv[12];
@@ -546,6 +573,7 @@ static void test_help_exit_0(void **state)
 	assert_contains(r.out, "member remove ID");
 	assert_contains(r.out, "member transfer-leadership [ID]");
 	assert_contains(r.out, "60s for");
+	assert_contains(r.out, "events [--after SEQ] [--limit N]");
 	assert_string_equal(r.err, "");
 	run_free(&r);
 }
@@ -1530,6 +1558,87 @@ static void test_table_member_change(void **state)
 	msgpack_zone_destroy(&z);
 }
 
+static void pack_cluster_event(msgpack_packer *pk, uint64_t seq, const char *kind, uint64_t member,
+                               const char *message)
+{
+	msgpack_pack_map(pk, 5);
+	mp_pack_cstr(pk, "seq");
+	msgpack_pack_uint64(pk, seq);
+	mp_pack_cstr(pk, "time_ms");
+	msgpack_pack_uint64(pk, T0 + seq * 1000);
+	mp_pack_cstr(pk, "kind");
+	mp_pack_cstr(pk, kind);
+	mp_pack_cstr(pk, "member");
+	if (member != 0)
+		msgpack_pack_uint64(pk, member);
+	else
+		msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "message");
+	mp_pack_cstr(pk, message);
+}
+
+/* A cluster.events page of seqs first..first+n-1; next as given (0: nil). */
+static void pack_cluster_events(msgpack_packer *pk, uint64_t first, unsigned n, uint64_t next)
+{
+	static const struct {
+		const char *kind;
+		uint64_t member;
+		const char *message;
+	} evs[] = {
+	    {"cluster_created", 0, "cluster 5f0c created by node 1"},
+	    {"member_added", 4, "added 4 (raft 127.0.0.1:7504, api 127.0.0.1:7404) as voter"},
+	    {"leadership_transferred", 3, "leadership moved from 1 to 3\x07"},
+	    {"voter_replaced", 2, "voter 2 down for 30 s: standby 5 promoted"},
+	};
+	msgpack_pack_map(pk, 2);
+	mp_pack_cstr(pk, "events");
+	msgpack_pack_array(pk, n);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned k = (unsigned)((first - 1 + i) % 4);
+		pack_cluster_event(pk, first + i, evs[k].kind, evs[k].member, evs[k].message);
+	}
+	mp_pack_cstr(pk, "next");
+	if (next != 0)
+		msgpack_pack_uint64(pk, next);
+	else
+		msgpack_pack_nil(pk);
+}
+
+static void test_table_cluster_events(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 1024);
+	pack_cluster_events(&o.pk, 1, 4, 0);
+	msgpack_object page = unpack(&o, &z);
+	char *s = print_to_string(cli_print_cluster_events, &page);
+	assert_string_equal(s, "SEQ  TIME                 KIND                    MEMBER  MESSAGE\n"
+	                       "1    2026-11-22 14:03:08  cluster_created         -       cluster "
+	                       "5f0c created by node 1\n"
+	                       "2    2026-11-22 14:03:09  member_added            4       added 4 "
+	                       "(raft 127.0.0.1:7504, api 127.0.0.1:7404) as voter\n"
+	                       "3    2026-11-22 14:03:10  leadership_transferred  3       "
+	                       "leadership moved from 1 to 3?\n"
+	                       "4    2026-11-22 14:03:11  voter_replaced          2       voter 2 "
+	                       "down for 30 s: standby 5 promoted\n");
+	free(s);
+	/* No events, or not a page: the header alone. */
+	mp_out_reset(&o);
+	pack_cluster_events(&o.pk, 1, 0, 0);
+	page = unpack(&o, &z);
+	s = print_to_string(cli_print_cluster_events, &page);
+	assert_string_equal(s, "SEQ  TIME  KIND  MEMBER  MESSAGE\n");
+	free(s);
+	msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+	s = print_to_string(cli_print_cluster_events, &nil);
+	assert_string_equal(s, "SEQ  TIME  KIND  MEMBER  MESSAGE\n");
+	free(s);
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+}
+
 static void pack_stage(msgpack_packer *pk, uint64_t index, const char *state, int64_t exit_code,
                        uint64_t duration_ms, const char *log_sha, const char *out_path,
                        const char *out_sha, uint64_t out_size)
@@ -1929,6 +2038,14 @@ static void fake_handler(void *data, struct rpc_call *c)
 		                "member 98 did not catch up within 30000 ms (12 of 812 entries); "
 		                "removed it again");
 		return;
+	} else if (strcmp(f->op, "cluster.events") == 0) {
+		/* 4 events; pages of --limit (default 100) after --after */
+		const msgpack_object *after = cli_mp_get(args, "after");
+		const msgpack_object *limit = cli_mp_get(args, "limit");
+		uint64_t a = after != NULL ? after->via.u64 : 0;
+		uint64_t l = limit != NULL ? limit->via.u64 : 100;
+		uint64_t n = a >= 4 ? 0 : 4 - a < l ? 4 - a : l;
+		pack_cluster_events(&o.pk, a + 1, (unsigned)n, a + n < 4 ? a + n : 0);
 	} else if (strcmp(f->op, "member.transfer") == 0) {
 		pack_transfer(&o.pk, id != NULL ? id->via.u64 : 3, 1, 1, 212);
 	} else if (strncmp(f->op, "member.", 7) == 0 && id != NULL) {
@@ -2394,6 +2511,50 @@ static void test_fake_member_changes(void **state)
 	run_free(&r);
 }
 
+static void test_fake_cluster_events(void **state)
+{
+	struct fake *f = *state;
+	struct run r = run_words("--endpoints", f->port, "events", NULL);
+	if (r.code != 0)
+		fail_msg("exit %d: %s", r.code, r.err);
+	assert_string_equal(f->op, "cluster.events");
+	assert_fake_args(f, "{}");
+	assert_contains(r.out, "SEQ  TIME                 KIND                    MEMBER  MESSAGE\n"
+	                       "1    2026-11-22 14:03:08  cluster_created         -       ");
+	assert_contains(r.out, "\n4    2026-11-22 14:03:11  voter_replaced          2       ");
+	assert_string_equal(r.err, "");
+	run_free(&r);
+
+	/* One page of 2: the next one is named on stderr. */
+	r = run_words("--endpoints", f->port, "events", "--after", "1", "--limit", "2", "--stale",
+	              NULL);
+	assert_int_equal(r.code, 0);
+	assert_fake_args(f, "{\"after\":1,\"limit\":2,\"stale\":true}");
+	assert_contains(r.out, "\n2    ");
+	assert_contains(r.out, "\n3    ");
+	assert_null(strstr(r.out, "\n4    "));
+	assert_string_equal(r.err, "(more events: add --after 3 for the next page)\n");
+	run_free(&r);
+
+	/* JSON: the page as it came. */
+	r = run_words("--endpoints", f->port, "-o", "json", "events", "--after", "3", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.err, "");
+	json_error_t je;
+	json_t *doc = json_loads(r.out, 0, &je);
+	assert_non_null(doc);
+	json_t *evs = json_object_get(doc, "events");
+	assert_int_equal(json_array_size(evs), 1);
+	json_t *ev = json_array_get(evs, 0);
+	assert_int_equal(json_integer_value(json_object_get(ev, "seq")), 4);
+	assert_int_equal(json_integer_value(json_object_get(ev, "time_ms")), T0 + 4000);
+	assert_string_equal(json_string_value(json_object_get(ev, "kind")), "voter_replaced");
+	assert_int_equal(json_integer_value(json_object_get(ev, "member")), 2);
+	assert_true(json_is_null(json_object_get(doc, "next")));
+	json_decref(doc);
+	run_free(&r);
+}
+
 static void test_fake_logs(void **state)
 {
 	struct fake *f = *state;
@@ -2576,6 +2737,7 @@ int main(void)
 	    cmocka_unit_test(test_table_nodes),
 	    cmocka_unit_test(test_table_members),
 	    cmocka_unit_test(test_table_member_change),
+	    cmocka_unit_test(test_table_cluster_events),
 	    cmocka_unit_test(test_stage_header_and_job_waiting),
 	    cmocka_unit_test(test_output_dest),
 	    cmocka_unit_test(test_closed_port_exit_3),
@@ -2585,6 +2747,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fake_nodes, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_members, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_member_changes, fake_setup, fake_teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_cluster_events, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_logs, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_fetch, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_timeout_exit_3, fake_setup, fake_teardown),
