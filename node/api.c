@@ -775,6 +775,100 @@ out:
 	store_abort(t);
 }
 
+/* Cluster events: job id 0 in the events table (node/sm_node.c). */
+static void op_cluster_events(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"after", "limit", "stale", NULL};
+	const msgpack_object *args = rpc_call_args(call);
+	struct store_txn *t;
+	struct store_iter *it;
+	struct ing_error e;
+	struct mp_out o;
+	msgpack_zone z;
+	struct ing_str k, v;
+	uint64_t after = 0, limit = 100;
+	uint8_t start[12];
+	uint32_t count = 0, last = 0;
+	bool more = false;
+	int rv;
+
+	if (check_known(call, known) != 0)
+		return;
+	rv = rpc_arg_u64(args, "after", UINT32_MAX, false, &after, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "limit", 1000, false, &limit, &e);
+	if (rv == 0 && limit == 0)
+		rv = ing_error_set(&e, ING_EINVAL, "argument 'limit': must be 1..1000");
+	if (rv == 0 && rpc_arg_find(args, "limit") == NULL)
+		limit = 100;
+	if (rv != 0) {
+		reply_err(call, &e);
+		return;
+	}
+	if (read_begin(n, call, &t) != 0)
+		return;
+	msgpack_zone_init(&z, 4096);
+	mp_out_init(&o);
+	/* Counted first so the array header is right: at most limit + 1. */
+	store_be64(start, 0);
+	store_be32(start + 8, rpc_arg_find(args, "after") != NULL ? (uint32_t)after + 1 : 0);
+	struct ing_str from = {(const char *)start, 12};
+	rv = store_iter_open(t, STORE_EVENTS, from, &it);
+	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
+		if (k.len != 12 || store_get_be64(k.ptr) != 0)
+			break;
+		if (count == limit) {
+			more = true;
+			break;
+		}
+		count++;
+	}
+	if (rv == 0 || rv == ING_ENOTFOUND)
+		store_iter_close(it);
+	msgpack_pack_map(&o.pk, 2);
+	view_key(&o.pk, "events");
+	msgpack_pack_array(&o.pk, count);
+	uint32_t packed = 0;
+	rv = store_iter_open(t, STORE_EVENTS, from, &it);
+	while (rv == 0 && packed < count && (rv = store_iter_next(it, &k, &v)) == 0) {
+		struct rec_event ev;
+		if (k.len != 12 || store_get_be64(k.ptr) != 0 ||
+		    rec_event_decode(v, &z, &ev, NULL) != 0)
+			break;
+		last = store_get_be32(k.ptr + 8);
+		msgpack_pack_map(&o.pk, 5);
+		view_key(&o.pk, "seq");
+		msgpack_pack_uint32(&o.pk, last);
+		view_key(&o.pk, "time_ms");
+		msgpack_pack_uint64(&o.pk, ev.time_ms);
+		view_key(&o.pk, "kind");
+		mp_pack_cstr(&o.pk, rec_event_kind_name(ev.kind));
+		view_key(&o.pk, "member");
+		if (ev.node_id == 0)
+			msgpack_pack_nil(&o.pk);
+		else
+			msgpack_pack_uint64(&o.pk, ev.node_id);
+		view_key(&o.pk, "message");
+		mp_pack_str(&o.pk, ev.message);
+		packed++;
+	}
+	if (rv == 0 || rv == ING_ENOTFOUND)
+		store_iter_close(it);
+	if (packed != count) {
+		mp_out_free(&o);
+		corrupt_reply(n, call, "cluster event history");
+	} else {
+		view_key(&o.pk, "next");
+		if (more)
+			msgpack_pack_uint32(&o.pk, last);
+		else
+			msgpack_pack_nil(&o.pk);
+		reply_out(call, &o);
+	}
+	msgpack_zone_destroy(&z);
+	store_abort(t);
+}
+
 static void op_job_list(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"state", "target", "after", "limit", "stale", NULL};
@@ -1149,11 +1243,18 @@ static void op_node_info(struct node *n, struct rpc_call *call)
 
 	if (check_known(call, known) != 0)
 		return;
+	char cluster[CMD_CLUSTER_ID_LEN + 1];
+	node_cluster_id(n, cluster);
 	cons_status(n->cons, &st);
 	mp_out_init(&o);
-	msgpack_pack_map(&o.pk, 7);
+	msgpack_pack_map(&o.pk, 8);
 	view_key(&o.pk, "id");
 	msgpack_pack_uint64(&o.pk, n->cfg.id);
+	view_key(&o.pk, "cluster_id");
+	if (cluster[0] == '\0')
+		msgpack_pack_nil(&o.pk);
+	else
+		mp_pack_cstr(&o.pk, cluster);
 	view_key(&o.pk, "role");
 	mp_pack_cstr(&o.pk, info_role(st.role));
 	view_key(&o.pk, "leader");
@@ -1195,6 +1296,7 @@ struct op {
 	const char *name;
 	enum op_kind kind;
 	void (*fn)(struct node *n, struct rpc_call *call);
+	bool slow; /* waits for a membership change: member_catchup_timeout_ms */
 };
 
 static const struct op ops[] = {
@@ -1218,6 +1320,13 @@ static const struct op ops[] = {
     {"node.register", OP_WRITE, op_node_register},
     {"node.heartbeat", OP_LEADER, op_node_heartbeat},
     {"worker.report", OP_WRITE, op_worker_report},
+    {"member.add", OP_LEADER, node_op_member_add, true},
+    {"member.promote", OP_LEADER, node_op_member_promote, true},
+    {"member.demote", OP_LEADER, node_op_member_demote, true},
+    {"member.remove", OP_LEADER, node_op_member_remove, true},
+    {"member.transfer", OP_LEADER, node_op_member_transfer, true},
+    {"member.check", OP_LEADER, node_op_member_check},
+    {"cluster.events", OP_READ, op_cluster_events},
 };
 
 static const struct op *find_op(struct ing_str name)
@@ -1226,6 +1335,14 @@ static const struct op *find_op(struct ing_str name)
 		if (ing_str_eq_c(name, ops[i].name))
 			return &ops[i];
 	return NULL;
+}
+
+unsigned node_api_call_timeout_ms(struct node *n, struct ing_str op)
+{
+	const struct op *o = find_op(op);
+	if (o != NULL && o->slow)
+		return n->cfg.request_timeout_ms + n->cfg.member_catchup_timeout_ms + 5000;
+	return n->cfg.request_timeout_ms;
 }
 
 struct read_barrier {

@@ -646,6 +646,26 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 		return rv;
 	}
 	case CMD_MEMBER_REMOVE: return check_id(w, "id", c->u.member_remove.id, e);
+	case CMD_CLUSTER_INIT: {
+		struct ing_str id = c->u.cluster_init.cluster_id;
+		bool hex = id.len == CMD_CLUSTER_ID_LEN;
+		for (size_t i = 0; hex && i < id.len; i++)
+			hex = (id.ptr[i] >= '0' && id.ptr[i] <= '9') ||
+			      (id.ptr[i] >= 'a' && id.ptr[i] <= 'f');
+		if (!hex)
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: cluster_id: not %d lowercase hex digits", w,
+			                     CMD_CLUSTER_ID_LEN);
+		return 0;
+	}
+	case CMD_CLUSTER_EVENT: {
+		uint8_t k = c->u.cluster_event.kind;
+		if (k != REC_EV_LEADER_CHANGED && k != REC_EV_VOTER_REPLACED)
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "%s: kind: %u is not a cluster event this command records", w, k);
+		return check_text(w, "message", c->u.cluster_event.message, ING_MESSAGE_MAX, e);
+	}
 	}
 	return ing_error_set(e, ING_EINTERNAL, "%s: no validation", w);
 }
@@ -792,6 +812,16 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 	case CMD_MEMBER_REMOVE:
 		pack_header(pk, c, 1);
 		msgpack_pack_uint64(pk, c->u.member_remove.id);
+		break;
+	case CMD_CLUSTER_INIT:
+		pack_header(pk, c, 1);
+		mp_pack_str(pk, c->u.cluster_init.cluster_id);
+		break;
+	case CMD_CLUSTER_EVENT:
+		pack_header(pk, c, 3);
+		msgpack_pack_uint64(pk, c->u.cluster_event.kind);
+		msgpack_pack_uint64(pk, c->u.cluster_event.member);
+		mp_pack_str(pk, c->u.cluster_event.message);
 		break;
 	}
 }
@@ -1019,6 +1049,17 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 		return rv;
 	}
 	case CMD_MEMBER_REMOVE: return mp_next_u64(c, "id", UINT64_MAX, &out->u.member_remove.id);
+	case CMD_CLUSTER_INIT:
+		return mp_next_str(c, "cluster_id", CMD_CLUSTER_ID_LEN,
+		                   &out->u.cluster_init.cluster_id);
+	case CMD_CLUSTER_EVENT:
+		rv = next_u8(c, "kind", &out->u.cluster_event.kind);
+		if (rv == 0)
+			rv = mp_next_u64(c, "member", UINT64_MAX, &out->u.cluster_event.member);
+		if (rv == 0)
+			rv = mp_next_str(c, "message", ING_MESSAGE_MAX,
+			                 &out->u.cluster_event.message);
+		return rv;
 	}
 	return ing_error_set(c->err, ING_EINTERNAL, "%s: no decoder", c->what);
 }

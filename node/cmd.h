@@ -56,7 +56,9 @@
 	X(NODE_DOWN, 22, 1, 1, "node_down")               \
 	X(NODE_UP, 23, 1, 1, "node_up")                   \
 	X(MEMBER_PUT, 30, 1, 1, "member_put")             \
-	X(MEMBER_REMOVE, 31, 1, 1, "member_remove")
+	X(MEMBER_REMOVE, 31, 1, 1, "member_remove")       \
+	X(CLUSTER_INIT, 32, 1, 1, "cluster_init")         \
+	X(CLUSTER_EVENT, 33, 1, 1, "cluster_event")
 
 enum cmd_type {
 #define CMD_ENUM(sym, num, ver, min_ver, name) CMD_##sym = (num),
@@ -76,6 +78,8 @@ struct cmd_file {
 	struct ing_str path; /* relative, no "..", no leading '/' */
 	struct ing_str data;
 };
+
+#define CMD_CLUSTER_ID_LEN 32
 
 struct cmd {
 	uint32_t type;
@@ -177,6 +181,18 @@ struct cmd {
 		struct {
 			uint64_t id;
 		} member_remove;
+		/* Names the cluster once (the first leader proposes it): a
+		 * later one changes nothing. */
+		struct {
+			struct ing_str cluster_id; /* CMD_CLUSTER_ID_LEN hex digits */
+		} cluster_init;
+		/* A cluster event that no other command records (a new leader,
+		 * the leader's own membership decisions). */
+		struct {
+			uint8_t kind; /* REC_EV_LEADER_CHANGED or _VOTER_REPLACED */
+			uint64_t member;
+			struct ing_str message;
+		} cluster_event;
 	} u;
 };
 

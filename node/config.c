@@ -34,6 +34,9 @@ void node_config_defaults(struct node_config *c)
 	c->heartbeat_interval_ms = 500;
 	c->node_down_after_ms = 5000;
 	c->retry_backoff_ms = 1000;
+	c->join_role = REC_ROLE_VOTER;
+	c->voter_replace_after_ms = 10000;
+	c->member_catchup_timeout_ms = 30000;
 }
 
 void node_config_dev(struct node_config *c)
@@ -247,8 +250,80 @@ static int get_labels(struct loader *l, const yaml_node_t *n, struct node_config
 	return 0;
 }
 
+static int get_join(struct loader *l, const yaml_node_t *n, struct node_config *c)
+{
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail(l, n, "join", "expected a list of API addresses (a.b.c.d:port)");
+	c->njoin = 0;
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+	     it++) {
+		yaml_node_t *v = yaml_document_get_node(&l->doc, *it);
+		if (c->njoin == NODE_MAX_PEERS)
+			return fail(l, v, "join", "more than %d addresses", NODE_MAX_PEERS);
+		int rv = get_address(l, v, "join", c->join[c->njoin]);
+		if (rv != 0)
+			return rv;
+		c->njoin++;
+	}
+	return 0;
+}
+
+static int get_role(struct loader *l, const yaml_node_t *n, const char *key, uint8_t *out)
+{
+	const char *s = scalar(n);
+	for (uint8_t r = 0; s != NULL && r < REC_ROLE_COUNT; r++) {
+		if (strcmp(s, rec_role_name(r)) == 0) {
+			*out = r;
+			return 0;
+		}
+	}
+	return fail(l, n, key, "expected voter, standby or spare");
+}
+
+int node_config_set_join(struct node_config *c, const char *list, struct ing_error *e)
+{
+	const char *p = list;
+	c->njoin = 0;
+	while (*p != '\0') {
+		size_t len = strcspn(p, ",");
+		if (c->njoin == NODE_MAX_PEERS)
+			return ing_error_set(e, ING_EINVAL, "--join: more than %d addresses",
+			                     NODE_MAX_PEERS);
+		if (len == 0 || len >= NODE_ADDRESS_MAX)
+			return ing_error_set(e, ING_EINVAL,
+			                     "--join: empty or too long address in '%s'", list);
+		memcpy(c->join[c->njoin], p, len);
+		c->join[c->njoin][len] = '\0';
+		if (!cmd_address_valid(ing_str_c(c->join[c->njoin])))
+			return ing_error_set(e, ING_EINVAL,
+			                     "--join: '%s' is not an IPv4 address:port",
+			                     c->join[c->njoin]);
+		c->njoin++;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (c->njoin == 0)
+		return ing_error_set(e, ING_EINVAL, "--join: no address given");
+	return 0;
+}
+
 static int load_key(struct loader *l, const char *key, const yaml_node_t *v, struct node_config *c)
 {
+	if (strcmp(key, "join") == 0)
+		return get_join(l, v, c);
+	if (strcmp(key, "join_role") == 0)
+		return get_role(l, v, key, &c->join_role);
+	if (strcmp(key, "voters") == 0)
+		return get_unsigned(l, v, key, 0, NODE_MAX_PEERS, &c->voters);
+	if (strcmp(key, "standbys") == 0)
+		return get_unsigned(l, v, key, 0, NODE_MAX_PEERS, &c->standbys);
+	if (strcmp(key, "voter_replace_after_ms") == 0)
+		return get_unsigned(l, v, key, 500, 86400000, &c->voter_replace_after_ms);
+	if (strcmp(key, "member_catchup_timeout_ms") == 0)
+		return get_unsigned(l, v, key, 500, 3600000, &c->member_catchup_timeout_ms);
+	if (strcmp(key, "leave_on_shutdown") == 0)
+		return get_bool(l, v, key, &c->leave_on_shutdown);
 	if (strcmp(key, "capabilities") == 0)
 		return get_caps(l, v, c);
 	if (strcmp(key, "labels") == 0)
@@ -387,6 +462,11 @@ int node_config_check(struct node_config *c, const char *source, struct ing_erro
 		if (p->id == c->id)
 			self = p;
 	}
+	if (c->npeers > 0 && c->njoin > 0)
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s: keys 'peers' and 'join' exclude each other: 'peers' "
+		                     "bootstraps a new cluster, 'join' enters an existing one",
+		                     source);
 	if (c->npeers > 0 && self == NULL)
 		return ing_error_set(
 		    e, ING_EINVAL, "%s: key 'peers': this node's id %" PRIu64 " is not among them",

@@ -66,7 +66,20 @@ struct node_config {
 	unsigned heartbeat_interval_ms;
 	unsigned node_down_after_ms; /* leader: silent this long -> declared down */
 	unsigned retry_backoff_ms;   /* wait before re-running a lost attempt (doubles) */
+	/* Membership (node/member.c). */
+	char join[NODE_MAX_PEERS][NODE_ADDRESS_MAX]; /* API addresses to ask for admission */
+	unsigned njoin;
+	uint8_t join_role;                  /* enum rec_role asked for when joining */
+	unsigned voters;                    /* self-healing target (0: off) */
+	unsigned standbys;                  /* standbys kept when spares allow */
+	unsigned voter_replace_after_ms;    /* a voter silent this long is replaced */
+	unsigned member_catchup_timeout_ms; /* a new member must catch up within it */
+	bool leave_on_shutdown;             /* SIGTERM: leave the cluster first */
 };
+
+/* Parses "A:P[,A:P...]" into c->join (the --join flag).  ING_EINVAL naming
+ * the bad entry. */
+int node_config_set_join(struct node_config *c, const char *list, struct ing_error *e);
 
 /* Defaults for every optional key (no id, addresses or peers). */
 void node_config_defaults(struct node_config *c);

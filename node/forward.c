@@ -189,7 +189,8 @@ void node_forward(struct node *n, struct rpc_call *call)
 	msgpack_pack_object(&args.pk, *rpc_call_args(call));
 	rv = mp_out_failed(&args);
 	if (rv == 0)
-		rv = rpc_client_call(n->fwd, &f->r, f->op, args.data, args.len, RPC_NO_RETRY);
+		rv = rpc_client_call_within(n->fwd, &f->r, f->op, args.data, args.len, RPC_NO_RETRY,
+		                            node_api_call_timeout_ms(n, op));
 	mp_out_free(&args);
 	if (rv != 0) {
 		free(f);

@@ -2,10 +2,13 @@
  * ingotd_main.c - the daemon: `ingotd --config FILE [flags]` or
  * `ingotd --dev`.
  *
- * Exit status: 0 after a clean stop (SIGINT/SIGTERM), 1 when the node
- * stopped on a fatal error (store failure, unknown log format), 2 for a bad
- * command line or configuration (nothing is written in that case: the bind
- * addresses are checked before the data directory is touched).
+ * Exit status: 0 after a clean stop (SIGINT/SIGTERM) or once the node learns
+ * it was removed from the cluster, 1 when the node stopped on a fatal error
+ * (store failure, unknown log format), 2 for a bad command line or
+ * configuration (nothing is written in that case: the bind addresses are
+ * checked before the data directory is touched), for data that belongs to
+ * another cluster than the one it was told to join, and for a data
+ * directory whose node was removed.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -38,6 +41,8 @@ static void usage(FILE *f)
 	        "  --data-dir DIR       override data_dir\n"
 	        "  --api-address A:P    override api_address\n"
 	        "  --raft-address A:P   override raft_address\n"
+	        "  --join A:P[,A:P...]  join the cluster of these members' API addresses\n"
+	        "                       (empty data directory only; see docs/operations.md)\n"
 	        "  --log-level LEVEL    debug, info, warn, error\n"
 	        "  -h, --help           this text\n");
 }
@@ -46,7 +51,9 @@ static void on_stopped(void *data, int status)
 {
 	struct daemon *d = data;
 	d->node = NULL;
-	d->status = status != 0 ? 1 : 0;
+	/* A node that cannot belong where it was asked to (another cluster's
+	 * data, removed from its cluster) is a configuration problem: 2. */
+	d->status = status == 0 ? 0 : status == ING_EINVAL ? 2 : 1;
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
@@ -56,7 +63,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	struct daemon *d = h->data;
 	ING_LOG_INFO("signal received signal=%d: stopping", signum);
 	if (d->node != NULL)
-		node_stop(d->node);
+		node_shutdown(d->node);
 }
 
 /* Checks that addr can be bound, so that a bad address fails before any
@@ -97,11 +104,13 @@ int main(int argc, char **argv)
 	    {"data-dir", required_argument, NULL, 'd'},
 	    {"api-address", required_argument, NULL, 'a'},
 	    {"raft-address", required_argument, NULL, 'r'},
+	    {"join", required_argument, NULL, 'j'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *config = NULL, *data_dir = NULL, *api = NULL, *raft = NULL, *level = NULL;
+	const char *config = NULL, *data_dir = NULL, *api = NULL, *raft = NULL, *level = NULL,
+	           *join = NULL;
 	bool dev = false;
 	struct node_config cfg;
 	struct ing_error e;
@@ -115,6 +124,7 @@ int main(int argc, char **argv)
 		case 'd': data_dir = optarg; break;
 		case 'a': api = optarg; break;
 		case 'r': raft = optarg; break;
+		case 'j': join = optarg; break;
 		case 'l': level = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -156,6 +166,10 @@ int main(int argc, char **argv)
 		snprintf(cfg.raft_address, sizeof(cfg.raft_address), "%s", raft);
 		for (unsigned i = 0; dev && i < cfg.npeers; i++)
 			snprintf(cfg.peers[i].raft_address, NODE_ADDRESS_MAX, "%s", raft);
+	}
+	if (join != NULL && node_config_set_join(&cfg, join, &e) != 0) {
+		fprintf(stderr, "ingotd: %s\n", e.msg);
+		return 2;
 	}
 	if (level != NULL && ing_log_parse_level(level, &cfg.log_level) != 0) {
 		fprintf(stderr, "ingotd: --log-level '%s': expected debug, info, warn or error\n",

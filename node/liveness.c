@@ -124,6 +124,15 @@ void node_liveness_seen(struct node *n, uint64_t id)
 		n->seen[i].last_ms = node_now_ms();
 }
 
+uint64_t node_liveness_last_ms(struct node *n, uint64_t id)
+{
+	/* A slot holding only the grace period's start was never heard. */
+	for (unsigned i = 0; i < n->nseen; i++)
+		if (n->seen[i].id == id && n->seen[i].last_ms > n->leader_since_ms)
+			return n->seen[i].last_ms;
+	return 0;
+}
+
 void node_liveness_leader(struct node *n)
 {
 	n->leader_since_ms = node_now_ms();

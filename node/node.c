@@ -18,7 +18,8 @@
  * Leadership: requests that need the leader wait (parked, bounded) while
  * there is none or while a new leader's barrier has not committed
  * (CONS_LEADER); CONS_LEADER_READY serves them.  On becoming ready, the
- * leader records the configured peers' addresses in the members table.
+ * leader names the cluster if nobody did, brings the members table in line
+ * with the Raft configuration and records the leader change (member.c).
  */
 #include "node/node.h"
 
@@ -177,38 +178,6 @@ void node_member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_
 			snprintf(out, NODE_ADDRESS_MAX, "%s", n->cfg.peers[i].api_address);
 }
 
-/* The new leader records each configured peer that the members table does
- * not hold yet, so every node can find every API address. */
-static void sync_members(struct node *n)
-{
-	for (unsigned i = 0; i < n->cfg.npeers; i++) {
-		const struct node_peer *p = &n->cfg.peers[i];
-		struct store_txn *t;
-		struct ing_str val;
-		uint8_t k[8];
-		int found;
-
-		store_be64(k, p->id);
-		if (store_read_begin(n->store, &t) != 0)
-			return;
-		found =
-		    store_get(t, STORE_MEMBERS, (struct ing_str){(const char *)k, 8}, &val) == 0;
-		store_abort(t);
-		if (found)
-			continue;
-		struct cmd c;
-		memset(&c, 0, sizeof(c));
-		c.type = CMD_MEMBER_PUT;
-		c.version = cmd_type_version(CMD_MEMBER_PUT);
-		c.request_id = ing_str_c("");
-		c.u.member_put.member.id = p->id;
-		c.u.member_put.member.raft_address = ing_str_c(p->raft_address);
-		c.u.member_put.member.api_address = ing_str_c(p->api_address);
-		c.u.member_put.member.role = REC_ROLE_VOTER;
-		node_propose(n, NULL, &c);
-	}
-}
-
 static const char *role_name(enum cons_role r)
 {
 	switch (r) {
@@ -229,19 +198,18 @@ static void node_role_changed(void *data, enum cons_role role, uint64_t leader_i
 	ING_LOG_INFO("role changed role=%s leader=%" PRIu64 " term=%" PRIu64, role_name(role),
 	             leader_id, term);
 	n->role = role;
+	if (n->leader_id != 0 && n->leader_id != n->cfg.id && n->leader_id != leader_id)
+		n->previous_leader = n->leader_id;
+	if (leader_id != 0 && leader_id != n->cfg.id)
+		n->previous_leader = leader_id;
 	n->leader_id = leader_id;
-	if (term != n->term)
-		n->members_synced = false;
 	n->term = term;
 	ing_log_set_term(term);
 	if (role == CONS_LEADER_READY && !was_ready) {
 		node_liveness_leader(n);
 		n->sched_full = true;
 		node_flush(n);
-		if (!n->members_synced) {
-			n->members_synced = true;
-			sync_members(n);
-		}
+		node_member_leader(n, n->previous_leader);
 	}
 	node_unpark(n);
 }
@@ -319,6 +287,7 @@ void node_stop(struct node *n)
 		store_batch_flush(n->store);
 	node_worker_stop_all(n);
 	node_liveness_stop(n);
+	node_member_stop(n);
 	node_forward_close(n);
 	node_status_close(n);
 	if (n->api != NULL)
@@ -371,7 +340,9 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	cb.data = n;
 	ing_log_set_node(cfg->id);
 
-	rv = ing_mkdirs(cfg->data_dir, 0700, e);
+	rv = node_member_check_marker(cfg->data_dir, cfg->id, e);
+	if (rv == 0)
+		rv = ing_mkdirs(cfg->data_dir, 0700, e);
 	if (rv != 0) {
 		free(n);
 		return rv;
@@ -429,6 +400,11 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	rv = node_liveness_start(n);
 	if (rv != 0) {
 		ing_error_set(e, rv, "cannot start heartbeats: %s", ing_err_msg(rv));
+		goto fail;
+	}
+	rv = node_member_start(n);
+	if (rv != 0) {
+		ing_error_set(e, rv, "cannot start membership: %s", ing_err_msg(rv));
 		goto fail;
 	}
 	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s data_dir=%s", cfg->id,

@@ -30,5 +30,8 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 
 /* Stops serving and closes everything (see node_start's `stopped`). */
 void node_stop(struct node *n);
+/* SIGTERM: with leave_on_shutdown, asks the cluster to remove this node
+ * (the leader transfers its leadership first), then stops; else node_stop. */
+void node_shutdown(struct node *n);
 
 #endif

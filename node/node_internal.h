@@ -37,6 +37,8 @@ struct node_parked {
 };
 
 struct node_watch;
+struct node_mchange;
+struct node_mtransfer;
 
 /* deadline.c: active jobs with a deadline the leader tracks (at most). */
 #define NODE_DEADLINE_CAP 4096
@@ -63,7 +65,6 @@ struct node {
 		struct rpc_client *client;
 	} peer_clients[32]; /* for status: node.info of each member */
 	unsigned npeer_clients;
-	bool members_synced; /* leader: member records proposed this term */
 	/* scheduler.c (leader) */
 	bool sched_full;          /* capacity changed: a full pass over the queue is due */
 	uint8_t sched_cursor[80]; /* queue key the current full pass resumes at */
@@ -107,6 +108,18 @@ struct node {
 		uint32_t attempt;
 	} ended[64]; /* attempts that ended here lately (ring) */
 	unsigned nended;
+	/* member.c */
+	uv_timer_t member_timer;          /* catch-up polls, self-healing, removal checks */
+	uv_timer_t member_retry;          /* join retries */
+	struct node_mchange *mchange;     /* leader: the membership change running */
+	struct node_mtransfer *mtransfer; /* leader: the leadership transfer running */
+	uint64_t previous_leader;         /* the last other leader this node knew */
+	bool joining;                     /* --join: not admitted yet */
+	uint64_t join_deadline_ms;
+	bool removal_checking;
+	uint64_t leaderless_since_ms; /* campaigning or no leader known since */
+	uint64_t removal_checked_ms;
+	bool leaving;
 	bool stopping;
 	int failed;
 	unsigned open_handles;
@@ -187,6 +200,30 @@ void node_worker_stop_all(struct node *n);
 /* At start: kills process groups left by a previous run of this node and
  * removes their directories. */
 void node_worker_reap(struct node *n);
+
+/* liveness.c: when node `id` last heartbeated to this leader (0: never). */
+uint64_t node_liveness_last_ms(struct node *n, uint64_t id);
+
+/* member.c (docs/api.md "Membership") */
+int node_member_start(struct node *n);
+void node_member_stop(struct node *n);
+/* Leader: became ready; previous: the leader before it (0: unknown). */
+void node_member_leader(struct node *n, uint64_t previous);
+/* Leader: brings the members table in line with the Raft configuration. */
+void node_member_reconcile(struct node *n);
+/* The cluster id from the store ("" when not named yet). */
+void node_cluster_id(struct node *n, char out[CMD_CLUSTER_ID_LEN + 1]);
+/* ING_EINVAL with a message when data_dir holds a removed node's marker. */
+int node_member_check_marker(const char *data_dir, uint64_t id, struct ing_error *e);
+void node_op_member_add(struct node *n, struct rpc_call *call);
+void node_op_member_promote(struct node *n, struct rpc_call *call);
+void node_op_member_demote(struct node *n, struct rpc_call *call);
+void node_op_member_remove(struct node *n, struct rpc_call *call);
+void node_op_member_transfer(struct node *n, struct rpc_call *call);
+void node_op_member_check(struct node *n, struct rpc_call *call);
+/* Milliseconds a forwarded call of `op` may take (membership ops wait for
+ * catch-up). */
+unsigned node_api_call_timeout_ms(struct node *n, struct ing_str op);
 
 /* watch.c */
 int node_watch_start(struct node *n, struct rpc_call *call, uint64_t job);

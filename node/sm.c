@@ -98,6 +98,12 @@ void sm_result_str(struct sm_ctx *x, const char *s)
 	mp_pack_cstr(&x->res->value.pk, s);
 }
 
+void sm_result_bytes(struct sm_ctx *x, struct ing_str s)
+{
+	mp_out_reset(&x->res->value);
+	mp_pack_str(&x->res->value.pk, s);
+}
+
 /* ---- record load/save ------------------------------------------------- */
 
 /* A stored record that does not decode means the store cannot be trusted. */
@@ -246,6 +252,8 @@ static int dispatch(struct sm_ctx *x)
 	case CMD_NODE_UP: return sm_node_up(x);
 	case CMD_MEMBER_PUT: return sm_member_put(x);
 	case CMD_MEMBER_REMOVE: return sm_member_remove(x);
+	case CMD_CLUSTER_INIT: return sm_cluster_init(x);
+	case CMD_CLUSTER_EVENT: return sm_cluster_event(x);
 	}
 	/* cmd_decode refuses unknown types; reaching here is a bug in it. */
 	return sm_reject(x, ING_EINTERNAL, "no handler for command type %u", x->c->type);

@@ -36,6 +36,10 @@
 #include "common/mp.h"
 #include "storage/store.h"
 
+/* Meta keys the state machine keeps beyond the store's own. */
+#define SM_META_CLUSTER_ID     "cluster_id"     /* bytes: 32 hex digits, set once */
+#define SM_META_CLUSTER_EVENTS "cluster_events" /* u64: next cluster event seq */
+
 struct sm_result {
 	struct ing_error err; /* code 0 on success */
 	struct mp_out value;  /* msgpack result value, empty if none */

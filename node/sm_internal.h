@@ -37,6 +37,7 @@ int sm_reject(struct sm_ctx *x, int code, const char *fmt, ...)
 /* Stores a result value: an unsigned integer, a string, or nil. */
 void sm_result_uint(struct sm_ctx *x, uint64_t v);
 void sm_result_str(struct sm_ctx *x, const char *s);
+void sm_result_bytes(struct sm_ctx *x, struct ing_str s); /* as a str */
 
 /* Loads return 0, ING_ENOTFOUND (not fatal), or a fatal error (a record
  * that does not decode is ING_ECORRUPT).  Saves return 0 or fatal. */
@@ -72,5 +73,7 @@ int sm_node_down(struct sm_ctx *x);
 int sm_node_up(struct sm_ctx *x);
 int sm_member_put(struct sm_ctx *x);
 int sm_member_remove(struct sm_ctx *x);
+int sm_cluster_init(struct sm_ctx *x);
+int sm_cluster_event(struct sm_ctx *x);
 
 #endif

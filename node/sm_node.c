@@ -12,6 +12,7 @@
  * answer clients with addresses.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -147,6 +148,42 @@ static struct ing_str member_key(uint8_t k[8], uint64_t id)
 	return (struct ing_str){(const char *)k, 8};
 }
 
+/* Appends a cluster event: job id 0 in the events table, numbered by the
+ * meta counter "cluster_events". */
+static int cluster_event_add(struct sm_ctx *x, uint8_t kind, uint64_t member, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int cluster_event_add(struct sm_ctx *x, uint8_t kind, uint64_t member, const char *fmt, ...)
+{
+	char text[ING_MESSAGE_MAX + 1];
+	uint64_t seq;
+	uint8_t k[12];
+	va_list ap;
+	int rv = store_meta_get_u64(x->t, SM_META_CLUSTER_EVENTS, &seq);
+
+	if (rv != 0)
+		return rv;
+	if (seq >= UINT32_MAX)
+		return 0; /* numbering exhausted: events stop, the change stands */
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	struct rec_event ev = {
+	    .time_ms = x->c->time_ms,
+	    .kind = kind,
+	    .node_id = member,
+	    .stage = -1,
+	    .message = ing_str_c(text),
+	};
+	store_be64(k, 0);
+	store_be32(k + 8, (uint32_t)seq);
+	mp_out_reset(&x->sm->enc);
+	rec_event_encode(&ev, &x->sm->enc);
+	rv = sm_put_encoded(x, STORE_EVENTS, (struct ing_str){(const char *)k, 12});
+	if (rv == 0)
+		rv = store_meta_put_u64(x->t, SM_META_CLUSTER_EVENTS, seq + 1);
+	return rv;
+}
+
 int sm_member_put(struct sm_ctx *x)
 {
 	struct rec_member m = x->c->u.member_put.member;
@@ -155,6 +192,7 @@ int sm_member_put(struct sm_ctx *x)
 	uint8_t k[8];
 	struct ing_str key = member_key(k, m.id);
 	int rv = store_get(x->t, STORE_MEMBERS, key, &val);
+	bool found = rv == 0;
 
 	m.added_at_ms = x->c->time_ms;
 	if (rv == 0) {
@@ -162,12 +200,29 @@ int sm_member_put(struct sm_ctx *x)
 		if (rv != 0)
 			return rv == ING_ENOMEM ? rv : ING_CORRUPT("member record does not decode");
 		m.added_at_ms = old.added_at_ms;
+		if (old.role == m.role && ing_str_eq(old.raft_address, m.raft_address) &&
+		    ing_str_eq(old.api_address, m.api_address))
+			return 0; /* nothing changes, nothing to record */
 	} else if (rv != ING_ENOTFOUND) {
 		return rv;
 	}
 	mp_out_reset(&x->sm->enc);
 	rec_member_encode(&m, &x->sm->enc);
-	return sm_put_encoded(x, STORE_MEMBERS, key);
+	rv = sm_put_encoded(x, STORE_MEMBERS, key);
+	if (rv != 0)
+		return rv;
+	if (!found)
+		return cluster_event_add(x, REC_EV_MEMBER_ADDED, m.id,
+		                         "member %" PRIu64 " added as %s (raft %.*s, api %.*s)",
+		                         m.id, rec_role_name(m.role), ING_STR_FMT(m.raft_address),
+		                         ING_STR_FMT(m.api_address));
+	if (old.role != m.role)
+		return cluster_event_add(x, REC_EV_MEMBER_ROLE_CHANGED, m.id,
+		                         "member %" PRIu64 " is now %s (was %s)", m.id,
+		                         rec_role_name(m.role), rec_role_name(old.role));
+	return cluster_event_add(x, REC_EV_MEMBER_ROLE_CHANGED, m.id,
+	                         "member %" PRIu64 " addresses now raft %.*s, api %.*s", m.id,
+	                         ING_STR_FMT(m.raft_address), ING_STR_FMT(m.api_address));
 }
 
 int sm_member_remove(struct sm_ctx *x)
@@ -178,5 +233,35 @@ int sm_member_remove(struct sm_ctx *x)
 
 	if (rv == ING_ENOTFOUND)
 		return sm_reject(x, ING_ENOTFOUND, "member %" PRIu64 " does not exist", id);
+	if (rv != 0)
+		return rv;
+	return cluster_event_add(x, REC_EV_MEMBER_REMOVED, id, "member %" PRIu64 " removed", id);
+}
+
+int sm_cluster_init(struct sm_ctx *x)
+{
+	struct ing_str id = x->c->u.cluster_init.cluster_id;
+	struct ing_str key = ing_str_c(SM_META_CLUSTER_ID), old;
+	int rv = store_get(x->t, STORE_META, key, &old);
+
+	if (rv == 0) {
+		sm_result_bytes(x, old);
+		return 0; /* named already: the first one stands */
+	}
+	if (rv != ING_ENOTFOUND)
+		return rv;
+	rv = store_put(x->t, STORE_META, key, id);
+	if (rv == 0)
+		rv = cluster_event_add(x, REC_EV_CLUSTER_CREATED, 0, "cluster %.*s created",
+		                       ING_STR_FMT(id));
+	if (rv == 0)
+		sm_result_bytes(x, id);
 	return rv;
+}
+
+int sm_cluster_event(struct sm_ctx *x)
+{
+	const struct ing_str m = x->c->u.cluster_event.message;
+	return cluster_event_add(x, x->c->u.cluster_event.kind, x->c->u.cluster_event.member,
+	                         "%.*s", ING_STR_FMT(m));
 }

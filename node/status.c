@@ -111,7 +111,7 @@ static void finish(struct status_req *sr)
 		const struct cons_member *m = &sr->members[i];
 		char api[NODE_ADDRESS_MAX];
 		node_member_api_address(n, m->id, api);
-		msgpack_pack_map(&o.pk, 7);
+		msgpack_pack_map(&o.pk, 8);
 		view_key(&o.pk, "id");
 		msgpack_pack_uint64(&o.pk, m->id);
 		view_key(&o.pk, "role");
@@ -135,6 +135,12 @@ static void finish(struct status_req *sr)
 			msgpack_pack_true(&o.pk);
 		else
 			msgpack_pack_false(&o.pk);
+		/* The leader's Raft view (cons_members fills it on a leader). */
+		view_key(&o.pk, "last_contact_ms");
+		if (st.leader_id == n->cfg.id && m->contact_ago_ms != UINT64_MAX)
+			msgpack_pack_uint64(&o.pk, m->contact_ago_ms);
+		else
+			msgpack_pack_nil(&o.pk);
 	}
 	if (mp_out_failed(&o) != 0)
 		rpc_reply_error(sr->call, ING_ENOMEM, "out of memory");

@@ -44,6 +44,13 @@ static inline void cons_link_remove(struct cons_link *l)
 	l->prev = l->next = l;
 }
 
+#define CONS_MAX_CONTACTS 64
+
+struct cons_contact {
+	uint64_t id;
+	uint64_t at_ms; /* uv_now() of the last reply heard */
+};
+
 struct cons {
 	uv_loop_t *loop;
 	uint64_t id;
@@ -77,6 +84,14 @@ struct cons {
 	 * index order; then completed, waiting for the pump to call the user. */
 	struct cons_link pending;
 	struct cons_link done;
+
+	/* Leader: when each member of the configuration was last heard from
+	 * (uv_now ms), refreshed by the pump from libraft's progress; members
+	 * not heard from yet count from the start of the term's leadership. */
+	struct cons_contact contact[CONS_MAX_CONTACTS];
+	unsigned ncontact;
+	uint64_t contact_term; /* term the table belongs to; 0: none */
+	uint64_t leader_since_ms;
 
 	/* Fatal failure of the fsm or of libraft, reported once by the pump. */
 	bool failed;

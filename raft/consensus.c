@@ -75,7 +75,7 @@ static const char *role_name(enum cons_role role)
 }
 
 /* "a.b.c.d:port", the only form libraft's TCP transport takes. */
-static bool address_valid(const char *s)
+bool cons_address_valid(const char *s)
 {
 	const char *colon;
 	char host[INET_ADDRSTRLEN];
@@ -116,7 +116,7 @@ static int validate(const struct cons_config *cfg, const struct cons_callbacks *
 	if (cfg->id == 0) {
 		return ing_error_set(e, ING_EINVAL, "consensus: node id must be non-zero");
 	}
-	if (!address_valid(cfg->address)) {
+	if (!cons_address_valid(cfg->address)) {
 		return ing_error_set(e, ING_EINVAL, "consensus: address \"%s\" is not a.b.c.d:port",
 		                     cfg->address != NULL ? cfg->address : "");
 	}
@@ -138,7 +138,7 @@ static int validate(const struct cons_config *cfg, const struct cons_callbacks *
 	}
 	for (i = 0; i < cfg->ninitial; i++) {
 		const struct cons_peer *p = &cfg->initial[i];
-		if (p->id == 0 || !address_valid(p->address)) {
+		if (p->id == 0 || !cons_address_valid(p->address)) {
 			return ing_error_set(e, ING_EINVAL,
 			                     "consensus: initial voter %u (id %" PRIu64
 			                     ", address \"%s\") is invalid",
@@ -318,6 +318,40 @@ static void drain(struct cons *c)
 	raft_close(&c->raft, raft_closed);
 }
 
+/* Leader: notes which members answered lately.  libraft sets a member's
+ * recent_recv on each reply and clears it once per election timeout, so the
+ * recorded time trails the truth by at most one election timeout. */
+static void update_contacts(struct cons *c)
+{
+	const struct raft_configuration *conf = &c->raft.configuration;
+	uint64_t now = uv_now(c->loop);
+	unsigned i, j, n = 0;
+	struct cons_contact next[CONS_MAX_CONTACTS];
+
+	if (raft_state(&c->raft) != RAFT_LEADER) {
+		c->contact_term = 0;
+		return;
+	}
+	if (c->contact_term != c->raft.current_term) {
+		c->contact_term = c->raft.current_term;
+		c->leader_since_ms = now;
+		c->ncontact = 0;
+	}
+	for (i = 0; i < conf->n && n < CONS_MAX_CONTACTS; i++) {
+		const struct raft_server *s = &conf->servers[i];
+		next[n].id = s->id;
+		next[n].at_ms = c->leader_since_ms;
+		for (j = 0; j < c->ncontact; j++)
+			if (c->contact[j].id == s->id)
+				next[n].at_ms = c->contact[j].at_ms;
+		if (s->id == c->id || c->raft.leader_state.progress[i].recent_recv)
+			next[n].at_ms = now;
+		n++;
+	}
+	memcpy(c->contact, next, n * sizeof(next[0]));
+	c->ncontact = n;
+}
+
 static void pump(struct cons *c)
 {
 	if (c->closing) {
@@ -344,6 +378,7 @@ static void pump(struct cons *c)
 		}
 	}
 	maybe_lead_barrier(c);
+	update_contacts(c);
 	report_role(c);
 	if (c->closing) {
 		return;
@@ -574,13 +609,25 @@ void cons_status(struct cons *c, struct cons_status *out)
 	out->commit_index = c->raft.commit_index;
 	out->last_applied = raft_last_applied(&c->raft);
 	out->last_index = raft_last_index(&c->raft);
+	if (raft_state(&c->raft) != RAFT_LEADER) {
+		/* libraft restarts its election timer on each valid append from
+		 * the leader (and when it starts): its start is the last contact. */
+		raft_time now = uv_now(c->loop);
+		out->leader_contact_ago_ms = c->raft.election_timer_start == 0 ? UINT64_MAX
+		                             : now > c->raft.election_timer_start
+		                                 ? now - c->raft.election_timer_start
+		                                 : 0;
+	}
 }
 
 int cons_members(struct cons *c, struct cons_member **out, unsigned *n)
 {
 	const struct raft_configuration *conf = &c->raft.configuration;
+	bool leader =
+	    raft_state(&c->raft) == RAFT_LEADER && c->contact_term == c->raft.current_term;
+	uint64_t now = uv_now(c->loop);
 	struct cons_member *m;
-	unsigned i;
+	unsigned i, j;
 
 	if (conf->n == 0) {
 		*out = NULL;
@@ -598,8 +645,25 @@ int cons_members(struct cons *c, struct cons_member **out, unsigned *n)
 		m[i].role = s->role == RAFT_VOTER     ? CONS_VOTER
 		            : s->role == RAFT_STANDBY ? CONS_STANDBY
 		                                      : CONS_SPARE;
+		if (!leader) {
+			continue;
+		}
+		m[i].match_index = s->id == c->id ? raft_last_index(&c->raft)
+		                                  : c->raft.leader_state.progress[i].match_index;
+		m[i].contact_ago_ms = UINT64_MAX;
+		for (j = 0; j < c->ncontact; j++) {
+			if (c->contact[j].id == s->id) {
+				m[i].contact_ago_ms =
+				    now > c->contact[j].at_ms ? now - c->contact[j].at_ms : 0;
+			}
+		}
 	}
 	*out = m;
 	*n = conf->n;
 	return 0;
+}
+
+bool cons_config_pending(struct cons *c)
+{
+	return c->raft.configuration_uncommitted_index != 0;
 }

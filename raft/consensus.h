@@ -37,6 +37,10 @@
 
 #include "common/err.h"
 
+/* "a.b.c.d:port" with a port in 1..65535: the only address form libraft's
+ * TCP transport takes. */
+bool cons_address_valid(const char *s);
+
 struct cons_peer {
 	uint64_t id;
 	const char *address; /* "a.b.c.d:port", borrowed */
@@ -177,18 +181,70 @@ struct cons_status {
 	uint64_t commit_index;
 	uint64_t last_applied;
 	uint64_t last_index;
+	/* Follower: ms since the leader last reached this node (appends or
+	 * heartbeats; UINT64_MAX: never since start); 0 on a leader. */
+	uint64_t leader_contact_ago_ms;
 };
 void cons_status(struct cons *c, struct cons_status *out);
 
-/* Membership (libraft roles).  cb as for barriers; one change at a time
- * (ING_ECONFLICT while one is in flight).  Used by issue "membership". */
+/* ---- membership ------------------------------------------------------
+ *
+ * The configuration is a list of members with libraft's roles: voters
+ * count for elections and commits; standbys receive the log but do not
+ * vote; spares receive nothing.  Changes are leader-only and one at a time
+ * in the whole cluster: libraft refuses a second one (ING_ECONFLICT) until
+ * the first is committed.  A change's cb runs once, never inside the call,
+ * with 0 once the new configuration is committed, or an error:
+ * ING_EUNAVAILABLE when leadership was lost or the node closed (the change
+ * may still commit: read the configuration again).  A removed node is not
+ * told by libraft: the caller must stop it. */
 enum cons_member_role { CONS_VOTER = 0, CONS_STANDBY = 1, CONS_SPARE = 2 };
 struct cons_member {
 	uint64_t id;
 	char address[64];
 	enum cons_member_role role;
+	/* Leader only (else 0): highest log index known to be on the member
+	 * (the leader's last index for itself), and how long ago, in ms, the
+	 * leader last heard from it over Raft (0 for itself, UINT64_MAX when
+	 * never since this node became leader). */
+	uint64_t match_index;
+	uint64_t contact_ago_ms;
 };
-/* Current configuration; *out malloc'd array (caller frees). */
+/* Current configuration (as appended: it may not be committed yet, see
+ * cons_config_pending); *out malloc'd array (caller frees). */
 int cons_members(struct cons *c, struct cons_member **out, unsigned *n);
+/* True while the last configuration appended is not committed yet. */
+bool cons_config_pending(struct cons *c);
+
+struct cons_change {
+	void *data;
+	void (*cb)(struct cons_change *ch, int status);
+	void *internal; /* raft/'s */
+};
+/* Adds `id` at `address` ("a.b.c.d:port") as a spare.  ING_EINVAL (id 0,
+ * address), ING_EEXIST (id or address in the configuration),
+ * ING_ENOTLEADER, ING_ECONFLICT, ING_EUNAVAILABLE, ING_ENOMEM. */
+int cons_add(struct cons *c, struct cons_change *ch, uint64_t id, const char *address);
+/* Gives member `id` a new role.  A spare or standby promoted to voter is
+ * first caught up by libraft (rounds of replication) before the
+ * configuration entry is appended.  ING_ENOTFOUND (no such member),
+ * ING_EINVAL (it has that role already), as for cons_add otherwise. */
+int cons_assign(struct cons *c, struct cons_change *ch, uint64_t id, enum cons_member_role role);
+/* Removes member `id` (may be this node: it then steps down once the change
+ * commits).  Errors as for cons_assign. */
+int cons_remove(struct cons *c, struct cons_change *ch, uint64_t id);
+
+/* Leadership transfer to voter `id` (0: the most caught-up voter).  cb runs
+ * once the target is leader or an election timeout has passed: libraft 0.15
+ * can fail silently, so the caller checks cons_status afterwards.  While a
+ * transfer is in flight the leader refuses proposals (ING_ENOTLEADER).
+ * ING_ENOTFOUND (not a voter, or the leader itself, or no voter to choose),
+ * ING_ENOTLEADER, ING_ECONFLICT (a transfer in flight), ING_EUNAVAILABLE. */
+struct cons_transfer {
+	void *data;
+	void (*cb)(struct cons_transfer *t);
+	void *internal;
+};
+int cons_transfer(struct cons *c, struct cons_transfer *t, uint64_t id);
 
 #endif

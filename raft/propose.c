@@ -35,7 +35,7 @@
 
 #include "raft/cons_internal.h"
 
-enum cons_req_type { REQ_APPLY = 1, REQ_BARRIER = 2 };
+enum cons_req_type { REQ_APPLY = 1, REQ_BARRIER = 2, REQ_CHANGE = 3, REQ_TRANSFER = 4 };
 
 struct cons_req {
 	struct cons_link link; /* in c->pending, then in c->done */
@@ -45,9 +45,13 @@ struct cons_req {
 	union {
 		struct raft_apply apply;
 		struct raft_barrier barrier;
+		struct raft_change change;
+		struct raft_transfer transfer;
 	} u;
 	struct cons_proposal *p;
 	struct cons_barrier *b;
+	struct cons_change *ch;
+	struct cons_transfer *t;
 	int status;
 	void *result;
 };
@@ -79,6 +83,16 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 static void barrier_cb(struct raft_barrier *req, int status)
 {
 	req_done(req->data, status, NULL);
+}
+
+static void change_cb(struct raft_change *req, int status)
+{
+	req_done(req->data, status, NULL);
+}
+
+static void transfer_cb(struct raft_transfer *req)
+{
+	req_done(req->data, 0, NULL);
 }
 
 bool cons_claim(void *owner, uint64_t index)
@@ -184,6 +198,124 @@ int cons_barrier(struct cons *c, struct cons_barrier *b)
 	return 0;
 }
 
+/* Membership changes and transfers: no index of their own (index 0 never
+ * stops cons_claim's scan), completed by libraft like the others. */
+static struct cons_req *member_req(struct cons *c, enum cons_req_type type)
+{
+	struct cons_req *q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return NULL;
+	q->c = c;
+	q->type = type;
+	cons_link_push(&c->pending, &q->link);
+	return q;
+}
+
+static int member_req_failed(struct cons *c, struct cons_req *q, const char *what, int rv)
+{
+	cons_link_remove(&q->link);
+	free(q);
+	return cons_raft_failed(c, what, rv, raft_errmsg(&c->raft));
+}
+
+int cons_add(struct cons *c, struct cons_change *ch, uint64_t id, const char *address)
+{
+	struct cons_req *q;
+	int rv;
+
+	if (c == NULL || ch == NULL || ch->cb == NULL || id == 0 || address == NULL ||
+	    !cons_address_valid(address))
+		return ING_EINVAL;
+	rv = check_leader(c);
+	if (rv != 0)
+		return rv;
+	if ((q = member_req(c, REQ_CHANGE)) == NULL)
+		return ING_ENOMEM;
+	q->ch = ch;
+	q->u.change.data = q;
+	rv = raft_add(&c->raft, &q->u.change, id, address, change_cb);
+	if (rv != 0)
+		return member_req_failed(c, q, "raft_add", rv);
+	ch->internal = q;
+	return 0;
+}
+
+static int raft_role(enum cons_member_role role)
+{
+	switch (role) {
+	case CONS_VOTER: return RAFT_VOTER;
+	case CONS_STANDBY: return RAFT_STANDBY;
+	case CONS_SPARE: return RAFT_SPARE;
+	}
+	return -1;
+}
+
+int cons_assign(struct cons *c, struct cons_change *ch, uint64_t id, enum cons_member_role role)
+{
+	struct cons_req *q;
+	int rv;
+
+	if (c == NULL || ch == NULL || ch->cb == NULL || id == 0 || raft_role(role) < 0)
+		return ING_EINVAL;
+	rv = check_leader(c);
+	if (rv != 0)
+		return rv;
+	if ((q = member_req(c, REQ_CHANGE)) == NULL)
+		return ING_ENOMEM;
+	q->ch = ch;
+	q->u.change.data = q;
+	rv = raft_assign(&c->raft, &q->u.change, id, raft_role(role), change_cb);
+	if (rv != 0)
+		return member_req_failed(c, q, "raft_assign", rv);
+	ch->internal = q;
+	return 0;
+}
+
+int cons_remove(struct cons *c, struct cons_change *ch, uint64_t id)
+{
+	struct cons_req *q;
+	int rv;
+
+	if (c == NULL || ch == NULL || ch->cb == NULL || id == 0)
+		return ING_EINVAL;
+	rv = check_leader(c);
+	if (rv != 0)
+		return rv;
+	if ((q = member_req(c, REQ_CHANGE)) == NULL)
+		return ING_ENOMEM;
+	q->ch = ch;
+	q->u.change.data = q;
+	rv = raft_remove(&c->raft, &q->u.change, id, change_cb);
+	if (rv != 0)
+		return member_req_failed(c, q, "raft_remove", rv);
+	ch->internal = q;
+	return 0;
+}
+
+int cons_transfer(struct cons *c, struct cons_transfer *t, uint64_t id)
+{
+	struct cons_req *q;
+	int rv;
+
+	if (c == NULL || t == NULL || t->cb == NULL)
+		return ING_EINVAL;
+	if (c->closing || c->failed)
+		return ING_EUNAVAILABLE;
+	if (raft_state(&c->raft) != RAFT_LEADER)
+		return ING_ENOTLEADER;
+	if (c->raft.transfer != NULL)
+		return ING_ECONFLICT;
+	if ((q = member_req(c, REQ_TRANSFER)) == NULL)
+		return ING_ENOMEM;
+	q->t = t;
+	q->u.transfer.data = q;
+	rv = raft_transfer(&c->raft, &q->u.transfer, id, transfer_cb);
+	if (rv != 0)
+		return member_req_failed(c, q, "raft_transfer", rv);
+	t->internal = q;
+	return 0;
+}
+
 static void deliver_one(struct cons *c, struct cons_req *q)
 {
 	struct cons_proposal *p = q->p;
@@ -191,14 +323,23 @@ static void deliver_one(struct cons *c, struct cons_req *q)
 	int status = q->status;
 	void *result = q->result;
 
+	struct cons_change *ch = q->ch;
+	struct cons_transfer *t = q->t;
+
 	cons_link_remove(&q->link);
 	free(q);
 	if (p != NULL) {
 		p->internal = NULL;
 		p->cb(p, status, result);
-	} else {
+	} else if (b != NULL) {
 		b->internal = NULL;
 		b->cb(b, status);
+	} else if (ch != NULL) {
+		ch->internal = NULL;
+		ch->cb(ch, status);
+	} else {
+		t->internal = NULL;
+		t->cb(t);
 	}
 	(void)c;
 }

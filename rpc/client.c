@@ -70,7 +70,8 @@ struct rpc_pending {
 	enum pending_state state;
 	struct cconn *conn; /* while SENT */
 	unsigned flags;
-	uint64_t id; /* wire id */
+	uint64_t id;         /* wire id */
+	unsigned timeout_ms; /* this call's, from rpc_client_call_within */
 	uint64_t deadline_ms;
 	uint64_t retry_at_ms;
 	unsigned backoff_ms;
@@ -274,9 +275,9 @@ static void on_timer(uv_timer_t *t)
 		struct ing_error err;
 		if (p->last_code != 0)
 			ing_error_set(&err, ING_ETIMEOUT, "no reply within %u ms (last error: %s)",
-			              c->timeout_ms, p->last_error);
+			              p->timeout_ms, p->last_error);
 		else
-			ing_error_set(&err, ING_ETIMEOUT, "no reply within %u ms", c->timeout_ms);
+			ing_error_set(&err, ING_ETIMEOUT, "no reply within %u ms", p->timeout_ms);
 		pending_finish(p, ING_ETIMEOUT, &err, NULL);
 	}
 	client_pump(c);
@@ -681,6 +682,12 @@ static void random_request_id(char *out)
 int rpc_client_call(struct rpc_client *c, struct rpc_request *r, const char *op, const void *args,
                     size_t args_len, unsigned flags)
 {
+	return rpc_client_call_within(c, r, op, args, args_len, flags, 0);
+}
+
+int rpc_client_call_within(struct rpc_client *c, struct rpc_request *r, const char *op,
+                           const void *args, size_t args_len, unsigned flags, unsigned timeout_ms)
+{
 	if (c->closing)
 		return ING_EUNAVAILABLE;
 	if (r == NULL || r->cb == NULL || op == NULL || op[0] == '\0' || strlen(op) > RPC_OP_MAX)
@@ -715,7 +722,8 @@ int rpc_client_call(struct rpc_client *c, struct rpc_request *r, const char *op,
 	p->flags = flags;
 	p->state = P_QUEUED;
 	p->backoff_ms = BACKOFF_FIRST_MS;
-	p->deadline_ms = uv_now(c->loop) + c->timeout_ms;
+	p->timeout_ms = timeout_ms != 0 ? timeout_ms : c->timeout_ms;
+	p->deadline_ms = uv_now(c->loop) + p->timeout_ms;
 	p->prev = c->tail;
 	if (c->tail != NULL)
 		c->tail->next = p;

@@ -119,6 +119,10 @@ struct rpc_request {
  */
 int rpc_client_call(struct rpc_client *c, struct rpc_request *r, const char *op, const void *args,
                     size_t args_len, unsigned flags);
+/* Same, with this call's own timeout instead of the client's (0: the
+ * client's), for the few operations that legitimately take long. */
+int rpc_client_call_within(struct rpc_client *c, struct rpc_request *r, const char *op,
+                           const void *args, size_t args_len, unsigned flags, unsigned timeout_ms);
 
 /*
  * The request id sent with r ("" when none), valid from a successful

@@ -43,9 +43,22 @@ static const char *const role_names[REC_ROLE_COUNT] = {"voter", "standby", "spar
 static const char *const job_state_names[REC_JOB_STATE_COUNT] = {
     "queued", "assigned", "running", "succeeded", "failed", "cancelled"};
 
-static const char *const event_kind_names[REC_EV_COUNT] = {
-    "submitted", "assigned",         "stage_started", "stage_finished", "succeeded",
-    "failed",    "cancel_requested", "cancelled",     "requeued",       "retried"};
+static const char *const event_kind_names[REC_EV_COUNT] = {"submitted",
+                                                           "assigned",
+                                                           "stage_started",
+                                                           "stage_finished",
+                                                           "succeeded",
+                                                           "failed",
+                                                           "cancel_requested",
+                                                           "cancelled",
+                                                           "requeued",
+                                                           "retried",
+                                                           "cluster_created",
+                                                           "member_added",
+                                                           "member_role_changed",
+                                                           "member_removed",
+                                                           "leader_changed",
+                                                           "voter_replaced"};
 
 const char *rec_role_name(uint8_t role)
 {

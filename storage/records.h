@@ -184,8 +184,16 @@ enum rec_event_kind {
 	REC_EV_CANCELLED,
 	REC_EV_REQUEUED,
 	REC_EV_RETRIED,
+	/* Cluster events (job id 0 in the events table): */
+	REC_EV_CLUSTER_CREATED,
+	REC_EV_MEMBER_ADDED,
+	REC_EV_MEMBER_ROLE_CHANGED,
+	REC_EV_MEMBER_REMOVED,
+	REC_EV_LEADER_CHANGED,
+	REC_EV_VOTER_REPLACED,
 };
-#define REC_EV_COUNT 10
+#define REC_EV_COUNT         16
+#define REC_EV_FIRST_CLUSTER REC_EV_CLUSTER_CREATED
 const char *rec_event_kind_name(uint8_t kind);
 
 struct rec_event {

@@ -186,6 +186,14 @@ static struct cmd sample(uint32_t type)
 		c.u.member_put.member.role = REC_ROLE_STANDBY;
 		break;
 	case CMD_MEMBER_REMOVE: c.u.member_remove.id = 3; break;
+	case CMD_CLUSTER_INIT:
+		c.u.cluster_init.cluster_id = ing_str_c("0123456789abcdef0123456789abcdef");
+		break;
+	case CMD_CLUSTER_EVENT:
+		c.u.cluster_event.kind = REC_EV_VOTER_REPLACED;
+		c.u.cluster_event.member = 2;
+		c.u.cluster_event.message = ing_str_c("voter 2 replaced by 4");
+		break;
 	default: fail_msg("no sample for type %u", type);
 	}
 	return c;
@@ -412,6 +420,14 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		break;
 	case CMD_JOB_EXPIRE: assert_int_equal(b->u.job_expire.job, 7); break;
 	case CMD_MEMBER_REMOVE: assert_int_equal(b->u.member_remove.id, 3); break;
+	case CMD_CLUSTER_INIT:
+		assert_true(ing_str_eq(b->u.cluster_init.cluster_id, a->u.cluster_init.cluster_id));
+		break;
+	case CMD_CLUSTER_EVENT:
+		assert_int_equal(b->u.cluster_event.kind, REC_EV_VOTER_REPLACED);
+		assert_int_equal(b->u.cluster_event.member, 2);
+		assert_true(ing_str_eq(b->u.cluster_event.message, a->u.cluster_event.message));
+		break;
 	default: break;
 	}
 }
@@ -904,6 +920,14 @@ static void test_validate_ids(void **state)
 	ZERO(CMD_MEMBER_PUT, member_put.member.id, "id");
 	ZERO(CMD_MEMBER_REMOVE, member_remove.id, "id");
 #undef ZERO
+	c = sample(CMD_CLUSTER_INIT);
+	c.u.cluster_init.cluster_id = ing_str_c("0123456789ABCDEF0123456789abcdef");
+	expect_invalid(&c, ING_EINVAL, "cluster_id");
+	c.u.cluster_init.cluster_id = ing_str_c("0123");
+	expect_invalid(&c, ING_EINVAL, "cluster_id");
+	c = sample(CMD_CLUSTER_EVENT);
+	c.u.cluster_event.kind = REC_EV_SUBMITTED;
+	expect_invalid(&c, ING_EINVAL, "kind");
 	c = sample(CMD_JOB_STAGE_START);
 	c.u.job_stage_start.stage = ING_MAX_STAGES;
 	expect_invalid(&c, ING_EINVAL, "stage");
@@ -1570,7 +1594,9 @@ static void test_type_table(void **state)
 	assert_int_equal(cmd_type_min_version(CMD_JOB_SUBMIT), 1);
 	assert_int_equal(cmd_type_version(99), 0);
 	assert_int_equal(cmd_type_min_version(99), 0);
-	assert_int_equal(NTYPES, 17);
+	assert_int_equal(NTYPES, 19);
+	assert_string_equal(cmd_type_name(CMD_CLUSTER_INIT), "cluster_init");
+	assert_int_equal(CMD_CLUSTER_EVENT, 33);
 }
 
 int main(void)
