@@ -21,6 +21,7 @@
 #include "node/cmd.h"
 #include "node/config.h"
 #include "node/node.h"
+#include "node/recover.h"
 
 struct daemon {
 	uv_loop_t loop;
@@ -34,6 +35,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: ingotd --config FILE [options]\n"
 	        "       ingotd --dev [options]\n"
+	        "       ingotd recover --config FILE --members ID[,ID...] [--yes]\n"
 	        "\n"
 	        "  --config FILE        YAML configuration (docs/operations.md)\n"
 	        "  --dev                single-node cluster with embedded defaults:\n"
@@ -117,6 +119,8 @@ int main(int argc, char **argv)
 	struct daemon d;
 	int opt;
 
+	if (argc > 1 && strcmp(argv[1], "recover") == 0)
+		return node_recover_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config = optarg; break;
