@@ -274,25 +274,6 @@ int cons_inspect(const char *dir, uint64_t id, const char *address, struct cons_
 	return rv;
 }
 
-/* "a.b.c.d:port": what libraft's TCP transport can dial. */
-static bool address_ok(const char *s)
-{
-	const char *colon = s != NULL ? strrchr(s, ':') : NULL;
-	struct sockaddr_in sa;
-	char host[64], *end;
-	unsigned long port;
-
-	if (colon == NULL || colon == s || (size_t)(colon - s) >= sizeof(host) || colon[1] < '0' ||
-	    colon[1] > '9') {
-		return false;
-	}
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	return errno == 0 && *end == '\0' && port > 0 && port <= 65535 &&
-	       uv_ip4_addr(host, (int)port, &sa) == 0;
-}
 
 static int check_voters(uint64_t id, const char *address, const struct cons_peer *voters,
                         unsigned n, struct ing_error *e)
@@ -305,7 +286,7 @@ static int check_voters(uint64_t id, const char *address, const struct cons_peer
 	}
 	for (i = 0; i < n; i++) {
 		const struct cons_peer *p = &voters[i];
-		if (p->id == 0 || !address_ok(p->address)) {
+		if (p->id == 0 || !cons_address_valid(p->address)) {
 			return ing_error_set(e, ING_EINVAL,
 			                     "raft recover: voter %u (id %" PRIu64
 			                     ", address \"%s\") is invalid: ids are 1 or more, "
@@ -348,7 +329,7 @@ int cons_recover(const char *dir, uint64_t id, const char *address, const struct
 	unsigned i;
 	int rv;
 
-	if (!address_ok(address)) {
+	if (!cons_address_valid(address)) {
 		return ing_error_set(e, ING_EINVAL,
 		                     "raft recover: address \"%s\" is not a.b.c.d:port",
 		                     address != NULL ? address : "");
