@@ -25,7 +25,7 @@
  * fewer live voters than a quorum of the new configuration, the last voter,
  * demoting the leader.  "Live" is the leader's view: a reply over Raft
  * within two election timeouts (voters, standbys), or for a spare, which
- * gets no Raft traffic, a heartbeat within node_down_after_ms.
+ * gets no Raft traffic, a heartbeat within three heartbeat intervals.
  *
  * Removing the leader itself: it transfers its leadership first and then
  * forwards the request to the new leader, which removes it.
@@ -168,7 +168,7 @@ static bool member_alive(struct node *n, const struct cons_member *m)
 	if (m->role != CONS_SPARE)
 		return false; /* voters and standbys get Raft traffic: that decides */
 	uint64_t last = node_liveness_last_ms(n, m->id);
-	return last != 0 && node_now_ms() - last < n->cfg.node_down_after_ms;
+	return last != 0 && node_now_ms() - last < 3ull * n->cfg.heartbeat_interval_ms;
 }
 
 /* Refuses a configuration whose live voters would be fewer than its
@@ -1604,6 +1604,13 @@ void node_member_stop(struct node *n)
 	uv_close((uv_handle_t *)&n->member_retry, timer_closed);
 }
 
+static void leave_send(struct node *n);
+
+static void on_leave_retry(uv_timer_t *h)
+{
+	leave_send(h->data);
+}
+
 static void on_left(struct rpc_request *r, int status, const struct ing_error *err,
                     const msgpack_object *result)
 {
@@ -1611,8 +1618,15 @@ static void on_left(struct rpc_request *r, int status, const struct ing_error *e
 	struct node *n = q->n;
 	(void)result;
 	mreq_free(q);
+	if (n->stopping)
+		return;
 	if (status == 0) {
 		removed(n, "left on shutdown");
+		return;
+	}
+	if (status == ING_ECONFLICT && node_now_ms() < n->leave_deadline_ms) {
+		/* another change first (another node leaving too): wait a turn */
+		uv_timer_start(&n->member_retry, on_leave_retry, 200, 0);
 		return;
 	}
 	ING_LOG_WARN("could not leave the cluster on shutdown error=%s msg=\"%s\": stopping as "
@@ -1644,19 +1658,28 @@ void node_shutdown(struct node *n)
 		node_stop(n);
 		return;
 	}
+	n->leaving = true;
+	n->leave_deadline_ms = node_now_ms() + LEAVE_TIMEOUT_MS;
+	ING_LOG_INFO("leave_on_shutdown: asking the cluster to remove this node");
+	leave_send(n);
+}
+
+static void leave_send(struct node *n)
+{
 	const char *self[] = {n->cfg.api_address};
+	uint64_t left =
+	    n->leave_deadline_ms > node_now_ms() ? n->leave_deadline_ms - node_now_ms() : 1;
 	struct mreq *q = calloc(1, sizeof(*q));
 	struct mp_out o;
-	if (q == NULL || (q->client = client_to(n, self, 1, LEAVE_TIMEOUT_MS)) == NULL) {
+
+	if (q == NULL || (q->client = client_to(n, self, 1, (unsigned)left)) == NULL) {
 		free(q);
 		node_stop(n);
 		return;
 	}
-	n->leaving = true;
 	q->n = n;
 	q->r.data = q;
 	q->r.cb = on_left;
-	ING_LOG_INFO("leave_on_shutdown: asking the cluster to remove this node");
 	mp_out_init(&o);
 	msgpack_pack_map(&o.pk, 1);
 	view_key(&o.pk, "id");

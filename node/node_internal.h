@@ -120,6 +120,7 @@ struct node {
 	uint64_t leaderless_since_ms; /* campaigning or no leader known since */
 	uint64_t removal_checked_ms;
 	bool leaving;
+	uint64_t leave_deadline_ms;
 	bool stopping;
 	int failed;
 	unsigned open_handles;
