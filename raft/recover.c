@@ -274,7 +274,6 @@ int cons_inspect(const char *dir, uint64_t id, const char *address, struct cons_
 	return rv;
 }
 
-
 static int check_voters(uint64_t id, const char *address, const struct cons_peer *voters,
                         unsigned n, struct ing_error *e)
 {
