@@ -2,7 +2,9 @@
  * test_sm.c - the state machine: every legal job transition, every illegal
  * one (rejected with the right code, state byte-for-byte unchanged),
  * attempt fencing, dedupe, skip-by-index, and the derived indexes (queue,
- * assignments, slots, active jobs, artifacts).
+ * assignments, slots, active jobs, artifacts); members and the cluster's
+ * own events (job id 0 in the events table, numbered by meta
+ * "cluster_events"), the cluster id set once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -800,23 +802,421 @@ static void test_skip_by_index(void **state)
 		mp_out_free(&log[i]);
 }
 
+/* ---- membership and cluster events ------------------------------------ */
+
+static const char cluster_a[] = "0123456789abcdef0123456789abcdef";
+static const char cluster_b[] = "fedcba9876543210fedcba9876543210";
+
+/* mdb_dump of every table, meta included, with the applied index blanked:
+ * what a command that changes nothing leaves exactly as it was (the
+ * cluster id and the cluster event counter live in meta). */
+static char *dump_but_index(struct smt *t)
+{
+	char key[64] = " ";
+	const char *name = "applied_index";
+	for (size_t i = 0; name[i] != '\0'; i++)
+		snprintf(key + strlen(key), sizeof(key) - strlen(key), "%02x",
+		         (unsigned char)name[i]);
+	strcat(key, "\n");
+	char *d = smt_dump_all(t);
+	char *p = strstr(d, key);
+	assert_non_null(p);
+	for (p += strlen(key); *p != '\n' && *p != '\0'; p++)
+		*p = 'x';
+	return d;
+}
+
+/* The meta counter of cluster events (the next sequence number). */
+static uint64_t cluster_events(struct smt *t)
+{
+	struct store_txn *txn;
+	uint64_t n;
+	assert_int_equal(store_read_begin(t->store, &txn), 0);
+	assert_int_equal(store_meta_get_u64(txn, SM_META_CLUSTER_EVENTS, &n), 0);
+	store_abort(txn);
+	return n;
+}
+
+/* The cluster id in meta as a C string in the zone, NULL when absent. */
+static const char *cluster_id(struct smt *t)
+{
+	struct store_txn *txn;
+	struct ing_str v;
+	char *out = NULL;
+	assert_int_equal(store_batch_flush(t->store), 0);
+	assert_int_equal(store_read_begin(t->store, &txn), 0);
+	int rv = store_get(txn, STORE_META, ing_str_c(SM_META_CLUSTER_ID), &v);
+	if (rv == 0) {
+		out = msgpack_zone_malloc(t->zone, v.len + 1);
+		memcpy(out, v.ptr, v.len);
+		out[v.len] = '\0';
+	} else {
+		assert_int_equal(rv, ING_ENOTFOUND);
+	}
+	store_abort(txn);
+	return out;
+}
+
+/* Reads the event (job, seq); 0 or ING_ENOTFOUND.  Views live in the zone. */
+static int event_at(struct smt *t, uint64_t job, uint32_t seq, struct rec_event *ev)
+{
+	struct store_txn *txn;
+	struct ing_str val;
+	uint8_t k[12];
+	store_be64(k, job);
+	store_be32(k + 8, seq);
+	assert_int_equal(store_batch_flush(t->store), 0);
+	assert_int_equal(store_read_begin(t->store, &txn), 0);
+	int rv = store_get(txn, STORE_EVENTS, (struct ing_str){(const char *)k, 12}, &val);
+	if (rv == 0)
+		assert_int_equal(rec_event_decode(val, t->zone, ev, NULL), 0);
+	store_abort(txn);
+	return rv;
+}
+
+/* Cluster event `seq` exists, of `kind`, about `member`, at `time_ms`,
+ * its message containing `needle`. */
+static void expect_cluster_event(struct smt *t, uint32_t seq, uint8_t kind, uint64_t member,
+                                 uint64_t time_ms, const char *needle)
+{
+	struct rec_event ev;
+	assert_int_equal(event_at(t, 0, seq, &ev), 0);
+	if (ev.kind != kind)
+		fail_msg("cluster event %u: kind %s, expected %s", seq,
+		         rec_event_kind_name(ev.kind), rec_event_kind_name(kind));
+	assert_int_equal(ev.node_id, member);
+	assert_int_equal(ev.time_ms, time_ms);
+	assert_int_equal(ev.state, 0);
+	assert_int_equal(ev.attempt, 0);
+	assert_int_equal(ev.stage, -1);
+	assert_int_equal(ev.exit_code, 0);
+	char *msg = msgpack_zone_malloc(t->zone, ev.message.len + 1);
+	memcpy(msg, ev.message.ptr, ev.message.len);
+	msg[ev.message.len] = '\0';
+	if (strstr(msg, needle) == NULL)
+		fail_msg("cluster event %u: message '%s' does not mention '%s'", seq, msg, needle);
+}
+
+/* Starts a raw entry [type, 1, time_ms, "", fields...] for the caller to
+ * pack its `nfields` into and pad: entries cmd_encode refuses to write. */
+static void raw_begin(struct smt *t, struct mp_out *o, uint32_t type, uint32_t nfields)
+{
+	mp_out_init(o);
+	msgpack_pack_array(&o->pk, 4 + nfields);
+	msgpack_pack_uint64(&o->pk, type);
+	msgpack_pack_uint64(&o->pk, 1);
+	msgpack_pack_uint64(&o->pk, t->time_ms++);
+	mp_pack_cstr(&o->pk, "");
+}
+
+/* Applies a raw entry that must not decode: `code` naming `needle`, and
+ * nothing but the applied index changes.  Frees o. */
+static void expect_raw_reject(struct smt *t, struct mp_out *o, int code, const char *needle)
+{
+	mp_out_pad8(o);
+	char *before = dump_but_index(t);
+	int rv = smt_apply_raw(t, o->data, o->len);
+	char *after = dump_but_index(t);
+	if (rv != code)
+		fail_msg("expected %s, got %s: %s", ing_err_name(code), ing_err_name(rv),
+		         t->res.err.msg);
+	if (strstr(t->res.err.msg, needle) == NULL)
+		fail_msg("message '%s' does not mention '%s'", t->res.err.msg, needle);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	mp_out_free(o);
+}
+
+/* Applies c, which must be accepted and change nothing but the applied
+ * index (meta included). */
+static void expect_no_change(struct smt *t, struct cmd c)
+{
+	char *before = dump_but_index(t);
+	apply_ok(t, c);
+	char *after = dump_but_index(t);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+static struct cmd cluster_init(struct smt *t, const char *id)
+{
+	struct cmd c = smt_cmd(t, CMD_CLUSTER_INIT);
+	c.u.cluster_init.cluster_id = ing_str_c(id);
+	return c;
+}
+
+static struct cmd cluster_event(struct smt *t, uint8_t kind, uint64_t member, const char *msg)
+{
+	struct cmd c = smt_cmd(t, CMD_CLUSTER_EVENT);
+	c.u.cluster_event.kind = kind;
+	c.u.cluster_event.member = member;
+	c.u.cluster_event.message = ing_str_c(msg);
+	return c;
+}
+
+static struct cmd member_put(struct smt *t, uint64_t id, uint16_t port, uint8_t role)
+{
+	static char addr[2][32];
+	struct cmd c = smt_cmd(t, CMD_MEMBER_PUT);
+	snprintf(addr[0], sizeof(addr[0]), "127.0.0.1:%u", 7500u + port);
+	snprintf(addr[1], sizeof(addr[1]), "127.0.0.1:%u", 7400u + port);
+	c.u.member_put.member.id = id;
+	c.u.member_put.member.raft_address = ing_str_c(addr[0]);
+	c.u.member_put.member.api_address = ing_str_c(addr[1]);
+	c.u.member_put.member.role = role;
+	return c;
+}
+
+static struct cmd member_remove(struct smt *t, uint64_t id)
+{
+	struct cmd c = smt_cmd(t, CMD_MEMBER_REMOVE);
+	c.u.member_remove.id = id;
+	return c;
+}
+
+/* The first cluster_init names the cluster and records cluster_created; a
+ * later one, with another id or the same, changes nothing and answers with
+ * the first id. */
+static void test_cluster_init(void **state)
+{
+	struct smt *t = *state;
+	struct rec_event ev;
+	struct cmd c = cluster_init(t, cluster_a);
+
+	assert_null(cluster_id(t));
+	assert_int_equal(cluster_events(t), 0);
+	apply_ok(t, c);
+	assert_string_equal(smt_result_str(t), cluster_a);
+	assert_string_equal(cluster_id(t), cluster_a);
+	assert_int_equal(cluster_events(t), 1);
+	expect_cluster_event(t, 0, REC_EV_CLUSTER_CREATED, 0, c.time_ms, cluster_a);
+	assert_int_equal(event_at(t, 0, 1, &ev), ING_ENOTFOUND);
+	assert_int_equal(smt_count(t, STORE_EVENTS), 1);
+
+	expect_no_change(t, cluster_init(t, cluster_b));
+	assert_string_equal(smt_result_str(t), cluster_a);
+	expect_no_change(t, cluster_init(t, cluster_a));
+	assert_string_equal(smt_result_str(t), cluster_a);
+	assert_string_equal(cluster_id(t), cluster_a);
+	assert_int_equal(cluster_events(t), 1);
+}
+
+/* An id that is not 32 lowercase hex digits is refused by the encoder
+ * (nothing proposed) and by the decoder (nothing applied). */
+static void test_cluster_init_invalid(void **state)
+{
+	struct smt *t = *state;
+	static const char *const bad[] = {
+	    "",
+	    "0123456789abcdef",                  /* 16 */
+	    "0123456789abcdef0123456789abcde",   /* 31 */
+	    "0123456789ABCDEF0123456789abcdef",  /* upper case */
+	    "0123456789abcdef0123456789abcdeg",  /* not hex */
+	    "0123456789abcdef0123456789abcde ",  /* space */
+	    "0123456789abcdef0123456789abcdef0", /* 33 */
+	};
+	struct ing_error e;
+	struct mp_out o;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cmd c = cluster_init(t, bad[i]);
+		mp_out_init(&o);
+		assert_int_equal(cmd_encode(&c, &o, &e), ING_EINVAL);
+		assert_non_null(strstr(e.msg, "command cluster_init: cluster_id"));
+		assert_int_equal(o.len, 0);
+		mp_out_free(&o);
+
+		raw_begin(t, &o, CMD_CLUSTER_INIT, 1);
+		mp_pack_cstr(&o.pk, bad[i]);
+		/* Over 32 bytes is a size error, the rest a value error. */
+		expect_raw_reject(t, &o, strlen(bad[i]) > 32 ? ING_ETOOBIG : ING_EINVAL,
+		                  "cluster_id");
+	}
+	raw_begin(t, &o, CMD_CLUSTER_INIT, 1);
+	msgpack_pack_uint64(&o.pk, 7);
+	expect_raw_reject(t, &o, ING_EMALFORMED, "cluster_id");
+	raw_begin(t, &o, CMD_CLUSTER_INIT, 2);
+	mp_pack_cstr(&o.pk, cluster_a);
+	mp_pack_cstr(&o.pk, cluster_b);
+	expect_raw_reject(t, &o, ING_EMALFORMED, "cluster_init");
+	assert_null(cluster_id(t));
+	assert_int_equal(cluster_events(t), 0);
+
+	/* After all that, the first valid one still names the cluster. */
+	apply_ok(t, cluster_init(t, cluster_b));
+	assert_string_equal(cluster_id(t), cluster_b);
+}
+
+/* cluster_event appends under job 0 with the next sequence number, shared
+ * with the events that membership commands record; job events keep their
+ * own numbering. */
+static void test_cluster_event(void **state)
+{
+	struct smt *t = *state;
+	struct rec_job j;
+	struct cmd c;
+
+	apply_ok(t, cluster_init(t, cluster_a)); /* seq 0 */
+	uint64_t id = smt_submit(t, "cc", 10, 1);
+	c = cluster_event(t, REC_EV_LEADER_CHANGED, 2, "node 2 is leader in term 7");
+	apply_ok(t, c);
+	assert_int_equal(t->res.value.len, 0); /* nil: no result */
+	expect_cluster_event(t, 1, REC_EV_LEADER_CHANGED, 2, c.time_ms,
+	                     "node 2 is leader in term 7");
+	c = member_put(t, 4, 4, REC_ROLE_STANDBY);
+	apply_ok(t, c);
+	expect_cluster_event(t, 2, REC_EV_MEMBER_ADDED, 4, c.time_ms, "member 4 added as standby");
+	c = cluster_event(t, REC_EV_VOTER_REPLACED, 3,
+	                  "voter 3 silent for 10000 ms: replaced by 4");
+	apply_ok(t, c);
+	expect_cluster_event(t, 3, REC_EV_VOTER_REPLACED, 3, c.time_ms, "replaced by 4");
+	/* An empty message, member 0: both allowed. */
+	c = cluster_event(t, REC_EV_LEADER_CHANGED, 0, "");
+	apply_ok(t, c);
+	expect_cluster_event(t, 4, REC_EV_LEADER_CHANGED, 0, c.time_ms, "");
+	assert_int_equal(cluster_events(t), 5);
+
+	/* The job's events are under its own id, numbered from 0. */
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_int_equal(j.nevents, 1);
+	struct rec_event ev;
+	assert_int_equal(event_at(t, id, 0, &ev), 0);
+	assert_int_equal(ev.kind, REC_EV_SUBMITTED);
+	assert_int_equal(smt_count(t, STORE_EVENTS), 6);
+	/* A job submitted now still gets the next job id, not touched by the
+	 * cluster event counter. */
+	assert_int_equal(smt_submit(t, "cc", 10, 1), id + 1);
+}
+
+/* Only leader_changed and voter_replaced go through cluster_event (the
+ * others are recorded by the commands that make the change): any other
+ * kind is refused by the encoder and the decoder, the state unchanged. */
+static void test_cluster_event_rejections(void **state)
+{
+	struct smt *t = *state;
+	struct ing_error e;
+	struct mp_out o;
+
+	apply_ok(t, cluster_init(t, cluster_a));
+	for (unsigned kind = 0; kind <= REC_EV_COUNT + 1; kind++) {
+		uint8_t k = kind == REC_EV_COUNT + 1 ? 255 : (uint8_t)kind;
+		if (k == REC_EV_LEADER_CHANGED || k == REC_EV_VOTER_REPLACED)
+			continue;
+		struct cmd c = cluster_event(t, k, 1, "forged");
+		mp_out_init(&o);
+		assert_int_equal(cmd_encode(&c, &o, &e), ING_EINVAL);
+		assert_non_null(strstr(e.msg, "command cluster_event: kind"));
+		mp_out_free(&o);
+
+		raw_begin(t, &o, CMD_CLUSTER_EVENT, 3);
+		msgpack_pack_uint64(&o.pk, k);
+		msgpack_pack_uint64(&o.pk, 1);
+		mp_pack_cstr(&o.pk, "forged");
+		expect_raw_reject(t, &o, ING_EINVAL, "kind");
+	}
+	/* A kind that does not fit the field, a message over the limit, a
+	 * missing field. */
+	raw_begin(t, &o, CMD_CLUSTER_EVENT, 3);
+	msgpack_pack_uint64(&o.pk, 256 + REC_EV_LEADER_CHANGED);
+	msgpack_pack_uint64(&o.pk, 1);
+	mp_pack_cstr(&o.pk, "");
+	expect_raw_reject(t, &o, ING_EINVAL, "kind");
+	char *long_msg = calloc(1, ING_MESSAGE_MAX + 2);
+	memset(long_msg, 'm', ING_MESSAGE_MAX + 1);
+	raw_begin(t, &o, CMD_CLUSTER_EVENT, 3);
+	msgpack_pack_uint64(&o.pk, REC_EV_LEADER_CHANGED);
+	msgpack_pack_uint64(&o.pk, 1);
+	mp_pack_cstr(&o.pk, long_msg);
+	expect_raw_reject(t, &o, ING_ETOOBIG, "message");
+	free(long_msg);
+	raw_begin(t, &o, CMD_CLUSTER_EVENT, 2);
+	msgpack_pack_uint64(&o.pk, REC_EV_LEADER_CHANGED);
+	msgpack_pack_uint64(&o.pk, 1);
+	expect_raw_reject(t, &o, ING_EMALFORMED, "cluster_event");
+	assert_int_equal(cluster_events(t), 1);
+}
+
+/* member_put records member_added for a new member and
+ * member_role_changed for a new role or new addresses; a put that changes
+ * nothing records nothing.  member_remove records member_removed; an
+ * unknown member is not_found and changes nothing. */
 static void test_members(void **state)
 {
 	struct smt *t = *state;
-	struct cmd c = smt_cmd(t, CMD_MEMBER_PUT);
-	c.u.member_put.member.id = 3;
-	c.u.member_put.member.raft_address = ing_str_c("127.0.0.1:7503");
-	c.u.member_put.member.api_address = ing_str_c("127.0.0.1:7403");
-	c.u.member_put.member.role = REC_ROLE_SPARE;
+	struct rec_event ev;
+	struct cmd c;
+
+	c = member_put(t, 3, 3, REC_ROLE_SPARE);
+	uint64_t added_at = c.time_ms;
 	apply_ok(t, c);
 	assert_int_equal(smt_count(t, STORE_MEMBERS), 1);
-	c = smt_cmd(t, CMD_MEMBER_REMOVE);
-	c.u.member_remove.id = 3;
+	expect_cluster_event(t, 0, REC_EV_MEMBER_ADDED, 3, c.time_ms,
+	                     "member 3 added as spare (raft 127.0.0.1:7503, api 127.0.0.1:7403)");
+	assert_int_equal(cluster_events(t), 1);
+
+	c = member_put(t, 3, 3, REC_ROLE_VOTER);
 	apply_ok(t, c);
-	assert_int_equal(smt_count(t, STORE_MEMBERS), 0);
-	c = smt_cmd(t, CMD_MEMBER_REMOVE);
-	c.u.member_remove.id = 3;
-	expect_reject(t, &c, ING_ENOTFOUND, "member 3");
+	expect_cluster_event(t, 1, REC_EV_MEMBER_ROLE_CHANGED, 3, c.time_ms,
+	                     "member 3 is now voter (was spare)");
+	c = member_put(t, 3, 3, REC_ROLE_STANDBY);
+	apply_ok(t, c);
+	expect_cluster_event(t, 2, REC_EV_MEMBER_ROLE_CHANGED, 3, c.time_ms,
+	                     "member 3 is now standby (was voter)");
+	assert_int_equal(cluster_events(t), 3);
+
+	/* The same member again: no event, no change (added_at_ms included). */
+	expect_no_change(t, member_put(t, 3, 3, REC_ROLE_STANDBY));
+	assert_int_equal(event_at(t, 0, 3, &ev), ING_ENOTFOUND);
+
+	/* New addresses, same role: recorded, added_at_ms kept. */
+	c = member_put(t, 3, 13, REC_ROLE_STANDBY);
+	apply_ok(t, c);
+	expect_cluster_event(t, 3, REC_EV_MEMBER_ROLE_CHANGED, 3, c.time_ms,
+	                     "addresses now raft 127.0.0.1:7513, api 127.0.0.1:7413");
+	struct store_txn *txn;
+	struct ing_str val;
+	struct rec_member m;
+	uint8_t k[8];
+	store_be64(k, 3);
+	assert_int_equal(store_read_begin(t->store, &txn), 0);
+	assert_int_equal(store_get(txn, STORE_MEMBERS, (struct ing_str){(const char *)k, 8}, &val),
+	                 0);
+	assert_int_equal(rec_member_decode(val, t->zone, &m, NULL), 0);
+	store_abort(txn);
+	assert_int_equal(m.added_at_ms, added_at);
+	assert_int_equal(m.role, REC_ROLE_STANDBY);
+	assert_true(ing_str_eq_c(m.api_address, "127.0.0.1:7413"));
+
+	/* A second member has its own added event in the same numbering. */
+	c = member_put(t, 4, 4, REC_ROLE_VOTER);
+	apply_ok(t, c);
+	expect_cluster_event(t, 4, REC_EV_MEMBER_ADDED, 4, c.time_ms, "member 4 added as voter");
+
+	c = member_remove(t, 3);
+	apply_ok(t, c);
+	assert_int_equal(t->res.value.len, 0);
+	expect_cluster_event(t, 5, REC_EV_MEMBER_REMOVED, 3, c.time_ms, "member 3 removed");
+	assert_int_equal(smt_count(t, STORE_MEMBERS), 1);
+	assert_int_equal(cluster_events(t), 6);
+
+	/* Unknown (removed, never added): not_found, nothing changes, the
+	 * event counter included. */
+	char *before = dump_but_index(t);
+	c = member_remove(t, 3);
+	expect_reject(t, &c, ING_ENOTFOUND, "member 3 does not exist");
+	c = member_remove(t, 99);
+	expect_reject(t, &c, ING_ENOTFOUND, "member 99");
+	char *after = dump_but_index(t);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+
+	/* Back after removal: added again, with a new added_at_ms. */
+	c = member_put(t, 3, 3, REC_ROLE_SPARE);
+	apply_ok(t, c);
+	expect_cluster_event(t, 6, REC_EV_MEMBER_ADDED, 3, c.time_ms, "member 3 added as spare");
 }
 
 int main(void)
@@ -842,6 +1242,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_skip_by_index, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_command_stops, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_members, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cluster_init, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cluster_init_invalid, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cluster_event, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cluster_event_rejections, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
