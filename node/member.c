@@ -1281,11 +1281,13 @@ static void removed(struct node *n, const char *how)
 	node_stop(n);
 }
 
+/* An outgoing request of this node (check, join, leave, cluster id check)
+ * over its own client.  Each holds the node (node_hold) until freed, and
+ * node_member_stop closes their clients, so none outlives the node. */
 struct mreq {
 	struct rpc_request r;
 	struct node *n;
-	struct rpc_client *client; /* owned when not the self client */
-	unsigned kind;             /* 0 check, 1 join, 2 leave, 3 join cluster id check */
+	struct rpc_client *client;
 };
 
 static void client_closed(void *data)
@@ -1293,13 +1295,35 @@ static void client_closed(void *data)
 	node_release(data);
 }
 
+static struct mreq *mreq_new(struct node *n)
+{
+	struct mreq *q;
+	unsigned i;
+
+	for (i = 0; i < NODE_MAX_MREQS && n->mreqs[i] != NULL; i++)
+		;
+	if (i == NODE_MAX_MREQS || (q = calloc(1, sizeof(*q))) == NULL)
+		return NULL;
+	q->n = n;
+	q->r.data = q;
+	n->mreqs[i] = q;
+	node_hold(n);
+	return q;
+}
+
+/* Last thing a callback does: may release the node's last hold. */
 static void mreq_free(struct mreq *q)
 {
+	struct node *n = q->n;
+	for (unsigned i = 0; i < NODE_MAX_MREQS; i++)
+		if (n->mreqs[i] == q)
+			n->mreqs[i] = NULL;
 	if (q->client != NULL) {
-		node_hold(q->n);
-		rpc_client_close(q->client, client_closed, q->n);
+		node_hold(n);
+		rpc_client_close(q->client, client_closed, n);
 	}
 	free(q);
+	node_release(n);
 }
 
 /* A client to `addrs`; NULL on failure (logged). */
@@ -1331,7 +1355,7 @@ static void on_check(struct rpc_request *r, int status, const struct ing_error *
 		if (m != NULL && m->type == MSGPACK_OBJECT_BOOLEAN && !m->via.boolean)
 			removed(n, "the leader's configuration does not include this node");
 	}
-	mreq_free(q);
+	mreq_free(q); /* last: may release the node */
 }
 
 /* A node that hears from no leader asks whether it still belongs. */
@@ -1377,17 +1401,15 @@ static void removal_check(struct node *n)
 		}
 	}
 	free(ms);
-	struct mreq *q = calloc(1, sizeof(*q));
+	struct mreq *q = mreq_new(n);
 	struct mp_out o;
 	if (q == NULL)
 		return;
-	q->n = n;
 	q->client = client_to(n, addrs, na, 2000);
 	if (q->client == NULL) {
-		free(q);
+		mreq_free(q);
 		return;
 	}
-	q->r.data = q;
 	q->r.cb = on_check;
 	mp_out_init(&o);
 	msgpack_pack_map(&o.pk, 1);
@@ -1410,13 +1432,10 @@ static void on_join_retry(uv_timer_t *h)
 		join_send(n);
 }
 
-static void on_joined(struct rpc_request *r, int status, const struct ing_error *err,
-                      const msgpack_object *result)
+static void join_answered(struct node *n, int status, const struct ing_error *err,
+                          const msgpack_object *result)
 {
-	struct mreq *q = r->data;
-	struct node *n = q->n;
 	(void)result;
-	mreq_free(q);
 	if (n->stopping)
 		return;
 	if (status == 0) {
@@ -1438,20 +1457,29 @@ static void on_joined(struct rpc_request *r, int status, const struct ing_error 
 	           "the cluster refused to add this node");
 }
 
+static void on_joined(struct rpc_request *r, int status, const struct ing_error *err,
+                      const msgpack_object *result)
+{
+	struct mreq *q = r->data;
+	join_answered(q->n, status, err, result);
+	mreq_free(q); /* last: may release the node */
+}
+
 static void join_send(struct node *n)
 {
 	const char *addrs[NODE_MAX_PEERS];
-	struct mreq *q = calloc(1, sizeof(*q));
+	struct mreq *q = mreq_new(n);
 	struct mp_out o;
 
-	if (q == NULL)
+	if (q == NULL) {
+		node_fatal(n, ING_ENOMEM, "cannot ask to join");
 		return;
+	}
 	for (unsigned i = 0; i < n->cfg.njoin; i++)
 		addrs[i] = n->cfg.join[i];
-	q->n = n;
 	q->client = client_to(n, addrs, n->cfg.njoin, n->cfg.member_catchup_timeout_ms + 10000);
 	if (q->client == NULL) {
-		free(q);
+		mreq_free(q);
 		node_fatal(n, ING_EINVAL, "bad join addresses");
 		return;
 	}
@@ -1473,16 +1501,13 @@ static void join_send(struct node *n)
 	mp_out_free(&o);
 }
 
-static void on_cluster_checked(struct rpc_request *r, int status, const struct ing_error *err,
-                               const msgpack_object *result)
+static void cluster_checked(struct node *n, int status, const struct ing_error *err,
+                            const msgpack_object *result)
 {
-	struct mreq *q = r->data;
-	struct node *n = q->n;
 	char mine[CMD_CLUSTER_ID_LEN + 1];
 	struct ing_str theirs = {"", 0};
 	struct ing_error e;
 
-	mreq_free(q);
 	if (n->stopping)
 		return;
 	if (status != 0) {
@@ -1504,22 +1529,28 @@ static void on_cluster_checked(struct rpc_request *r, int status, const struct i
 	node_fatal(n, ING_EINVAL, "data directory belongs to another cluster");
 }
 
+static void on_cluster_checked(struct rpc_request *r, int status, const struct ing_error *err,
+                               const msgpack_object *result)
+{
+	struct mreq *q = r->data;
+	cluster_checked(q->n, status, err, result);
+	mreq_free(q); /* last: may release the node */
+}
+
 /* A node with data asked to join: it must be the same cluster. */
 static void join_check_cluster(struct node *n)
 {
 	const char *addrs[NODE_MAX_PEERS];
-	struct mreq *q = calloc(1, sizeof(*q));
+	struct mreq *q = mreq_new(n);
 	if (q == NULL)
 		return;
 	for (unsigned i = 0; i < n->cfg.njoin; i++)
 		addrs[i] = n->cfg.join[i];
-	q->n = n;
 	q->client = client_to(n, addrs, n->cfg.njoin, 5000);
 	if (q->client == NULL) {
-		free(q);
+		mreq_free(q);
 		return;
 	}
-	q->r.data = q;
 	q->r.cb = on_cluster_checked;
 	if (rpc_client_call(q->client, &q->r, "node.info", NULL, 0, 0) != 0)
 		mreq_free(q);
@@ -1597,8 +1628,15 @@ void node_member_stop(struct node *n)
 		/* else: freed by mc_finish when its callback comes (the node
 		 * stays until cons is closed, which delivers it). */
 	}
-	if (n->mtransfer != NULL) {
-		/* cons_close completes the transfer callback, which replies. */
+	/* cons_close completes a transfer's callback, which replies. */
+	for (unsigned i = 0; i < NODE_MAX_MREQS; i++) {
+		struct mreq *q = n->mreqs[i];
+		if (q != NULL && q->client != NULL) {
+			/* its callback runs with ING_EUNAVAILABLE and frees it */
+			node_hold(n);
+			rpc_client_close(q->client, client_closed, n);
+			q->client = NULL;
+		}
 	}
 	uv_close((uv_handle_t *)&n->member_timer, timer_closed);
 	uv_close((uv_handle_t *)&n->member_retry, timer_closed);
@@ -1611,13 +1649,10 @@ static void on_leave_retry(uv_timer_t *h)
 	leave_send(h->data);
 }
 
-static void on_left(struct rpc_request *r, int status, const struct ing_error *err,
-                    const msgpack_object *result)
+static void left_answered(struct node *n, int status, const struct ing_error *err,
+                          const msgpack_object *result)
 {
-	struct mreq *q = r->data;
-	struct node *n = q->n;
 	(void)result;
-	mreq_free(q);
 	if (n->stopping)
 		return;
 	if (status == 0) {
@@ -1633,6 +1668,14 @@ static void on_left(struct rpc_request *r, int status, const struct ing_error *e
 	             "a member",
 	             ing_err_name(status), err != NULL ? err->msg : "");
 	node_stop(n);
+}
+
+static void on_left(struct rpc_request *r, int status, const struct ing_error *err,
+                    const msgpack_object *result)
+{
+	struct mreq *q = r->data;
+	left_answered(q->n, status, err, result);
+	mreq_free(q); /* last: may release the node */
 }
 
 void node_shutdown(struct node *n)
@@ -1669,16 +1712,15 @@ static void leave_send(struct node *n)
 	const char *self[] = {n->cfg.api_address};
 	uint64_t left =
 	    n->leave_deadline_ms > node_now_ms() ? n->leave_deadline_ms - node_now_ms() : 1;
-	struct mreq *q = calloc(1, sizeof(*q));
+	struct mreq *q = mreq_new(n);
 	struct mp_out o;
 
 	if (q == NULL || (q->client = client_to(n, self, 1, (unsigned)left)) == NULL) {
-		free(q);
+		if (q != NULL)
+			mreq_free(q);
 		node_stop(n);
 		return;
 	}
-	q->n = n;
-	q->r.data = q;
 	q->r.cb = on_left;
 	mp_out_init(&o);
 	msgpack_pack_map(&o.pk, 1);

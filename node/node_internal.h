@@ -39,6 +39,8 @@ struct node_parked {
 struct node_watch;
 struct node_mchange;
 struct node_mtransfer;
+struct mreq;
+#define NODE_MAX_MREQS 4
 
 /* deadline.c: active jobs with a deadline the leader tracks (at most). */
 #define NODE_DEADLINE_CAP 4096
@@ -119,6 +121,7 @@ struct node {
 	bool removal_checking;
 	uint64_t leaderless_since_ms; /* campaigning or no leader known since */
 	uint64_t removal_checked_ms;
+	struct mreq *mreqs[NODE_MAX_MREQS]; /* outgoing check/join/leave requests */
 	bool leaving;
 	uint64_t leave_deadline_ms;
 	bool stopping;
