@@ -157,6 +157,27 @@ static const struct cons_member *find(const struct cons_member *ms, unsigned n, 
 	return NULL;
 }
 
+/* Checks the argument names, reads `id` and the configuration; replies and
+ * returns non-zero on failure.  *ms is the caller's to free. */
+static int id_and_members(struct node *n, struct rpc_call *call, const char *const known[],
+                          bool required, uint64_t *id, struct cons_member **ms, unsigned *nm)
+{
+	struct ing_error e;
+
+	if (check_known(call, known) != 0)
+		return -1;
+	*id = 0;
+	if (rpc_arg_u64(rpc_call_args(call), "id", UINT64_MAX, required, id, &e) != 0) {
+		rpc_reply_error(call, e.code, "%s", e.msg);
+		return -1;
+	}
+	if (cons_members(n->cons, ms, nm) != 0) {
+		rpc_reply_error(call, ING_ENOMEM, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 /* The leader's view of whether member `m` is alive. */
 static bool member_alive(struct node *n, const struct cons_member *m)
 {
@@ -810,16 +831,8 @@ void node_op_member_remove(struct node *n, struct rpc_call *call)
 	struct ing_error e;
 	uint64_t id;
 
-	if (check_known(call, known) != 0)
+	if (id_and_members(n, call, known, true, &id, &ms, &nm) != 0)
 		return;
-	if (rpc_arg_u64(rpc_call_args(call), "id", UINT64_MAX, true, &id, &e) != 0) {
-		rpc_reply_error(call, e.code, "%s", e.msg);
-		return;
-	}
-	if (cons_members(n->cons, &ms, &nm) != 0) {
-		rpc_reply_error(call, ING_ENOMEM, "out of memory");
-		return;
-	}
 	const struct cons_member *me = find(ms, nm, id);
 	if (me == NULL) {
 		rpc_reply_error(call, ING_ENOTFOUND,
@@ -855,21 +868,12 @@ void node_op_member_check(struct node *n, struct rpc_call *call)
 	static const char *const known[] = {"id", NULL};
 	struct cons_member *ms = NULL;
 	unsigned nm = 0;
-	struct ing_error e;
 	struct mp_out o;
 	char cluster[CMD_CLUSTER_ID_LEN + 1];
 	uint64_t id;
 
-	if (check_known(call, known) != 0)
+	if (id_and_members(n, call, known, true, &id, &ms, &nm) != 0)
 		return;
-	if (rpc_arg_u64(rpc_call_args(call), "id", UINT64_MAX, true, &id, &e) != 0) {
-		rpc_reply_error(call, e.code, "%s", e.msg);
-		return;
-	}
-	if (cons_members(n->cons, &ms, &nm) != 0) {
-		rpc_reply_error(call, ING_ENOMEM, "out of memory");
-		return;
-	}
 	const struct cons_member *me = find(ms, nm, id);
 	/* An uncommitted configuration may still be undone: count the node
 	 * as a member until it is final. */

@@ -218,28 +218,6 @@ static int member_req_failed(struct cons *c, struct cons_req *q, const char *wha
 	return cons_raft_failed(c, what, rv, raft_errmsg(&c->raft));
 }
 
-int cons_add(struct cons *c, struct cons_change *ch, uint64_t id, const char *address)
-{
-	struct cons_req *q;
-	int rv;
-
-	if (c == NULL || ch == NULL || ch->cb == NULL || id == 0 || address == NULL ||
-	    !cons_address_valid(address))
-		return ING_EINVAL;
-	rv = check_leader(c);
-	if (rv != 0)
-		return rv;
-	if ((q = member_req(c, REQ_CHANGE)) == NULL)
-		return ING_ENOMEM;
-	q->ch = ch;
-	q->u.change.data = q;
-	rv = raft_add(&c->raft, &q->u.change, id, address, change_cb);
-	if (rv != 0)
-		return member_req_failed(c, q, "raft_add", rv);
-	ch->internal = q;
-	return 0;
-}
-
 static int raft_role(enum cons_member_role role)
 {
 	switch (role) {
@@ -250,12 +228,20 @@ static int raft_role(enum cons_member_role role)
 	return -1;
 }
 
-int cons_assign(struct cons *c, struct cons_change *ch, uint64_t id, enum cons_member_role role)
+enum change_kind { CHANGE_ADD, CHANGE_ASSIGN, CHANGE_REMOVE };
+
+/* One configuration change handed to libraft; address for add, role for
+ * assign. */
+static int change(struct cons *c, struct cons_change *ch, enum change_kind kind, uint64_t id,
+                  const char *address, enum cons_member_role role)
 {
+	static const char *const what[] = {"raft_add", "raft_assign", "raft_remove"};
 	struct cons_req *q;
 	int rv;
 
-	if (c == NULL || ch == NULL || ch->cb == NULL || id == 0 || raft_role(role) < 0)
+	if (c == NULL || ch == NULL || ch->cb == NULL || id == 0 ||
+	    (kind == CHANGE_ADD && (address == NULL || !cons_address_valid(address))) ||
+	    (kind == CHANGE_ASSIGN && raft_role(role) < 0))
 		return ING_EINVAL;
 	rv = check_leader(c);
 	if (rv != 0)
@@ -264,32 +250,32 @@ int cons_assign(struct cons *c, struct cons_change *ch, uint64_t id, enum cons_m
 		return ING_ENOMEM;
 	q->ch = ch;
 	q->u.change.data = q;
-	rv = raft_assign(&c->raft, &q->u.change, id, raft_role(role), change_cb);
+	switch (kind) {
+	case CHANGE_ADD: rv = raft_add(&c->raft, &q->u.change, id, address, change_cb); break;
+	case CHANGE_ASSIGN:
+		rv = raft_assign(&c->raft, &q->u.change, id, raft_role(role), change_cb);
+		break;
+	case CHANGE_REMOVE: rv = raft_remove(&c->raft, &q->u.change, id, change_cb); break;
+	}
 	if (rv != 0)
-		return member_req_failed(c, q, "raft_assign", rv);
+		return member_req_failed(c, q, what[kind], rv);
 	ch->internal = q;
 	return 0;
 }
 
+int cons_add(struct cons *c, struct cons_change *ch, uint64_t id, const char *address)
+{
+	return change(c, ch, CHANGE_ADD, id, address, CONS_SPARE);
+}
+
+int cons_assign(struct cons *c, struct cons_change *ch, uint64_t id, enum cons_member_role role)
+{
+	return change(c, ch, CHANGE_ASSIGN, id, NULL, role);
+}
+
 int cons_remove(struct cons *c, struct cons_change *ch, uint64_t id)
 {
-	struct cons_req *q;
-	int rv;
-
-	if (c == NULL || ch == NULL || ch->cb == NULL || id == 0)
-		return ING_EINVAL;
-	rv = check_leader(c);
-	if (rv != 0)
-		return rv;
-	if ((q = member_req(c, REQ_CHANGE)) == NULL)
-		return ING_ENOMEM;
-	q->ch = ch;
-	q->u.change.data = q;
-	rv = raft_remove(&c->raft, &q->u.change, id, change_cb);
-	if (rv != 0)
-		return member_req_failed(c, q, "raft_remove", rv);
-	ch->internal = q;
-	return 0;
+	return change(c, ch, CHANGE_REMOVE, id, NULL, CONS_SPARE);
 }
 
 int cons_transfer(struct cons *c, struct cons_transfer *t, uint64_t id)
