@@ -20,7 +20,17 @@ Every wait has a deadline; all traffic goes to 127.0.0.1.  The fixed ports
 (API 7401-7403, raft 7501-7503) must be free: the runner waits up to
 INGOT_CLUSTER_PORT_WAIT seconds (60) for them.  INGOT_CLUSTER_PORT_OFFSET=N
 shifts every port by N (a development aid when someone else holds them).
+INGOT_CLUSTER_KEEP=1 keeps the temporary directories of a passing run too.
 Run one by hand: python3 tests/cluster/test_failover.py build/test
+
+Membership tests use nodes beyond the initial ones: `t.cluster(extra=(4, 5))`
+writes configs for nodes 4 and 5 (API 740N, raft 750N) that are not in the
+initial `peers` (empty data directory, no peers: they wait to be added, or
+join with `join:`/`--join`), and `run_tests(main, nodes=ALL_NODES)` checks
+their ports too.  `t.cluster(nodes=(1,))` is a one-node cluster.  `call()`
+sends one raw request (any op, msgpack framing of docs/protocol.md);
+`Cluster.member()`/`events()` run the membership operations, and `Load`
+is a background submitter with request ids and retries.
 """
 import atexit
 import json
@@ -40,6 +50,7 @@ SOURCE_DIR = os.environ.get("INGOT_SOURCE_DIR") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_DIR = os.path.join(SOURCE_DIR, "cluster-configs", "local-3")
 NODES = (1, 2, 3)
+ALL_NODES = (1, 2, 3, 4, 5)  # every node a test may start (ports 7401-7405, 7501-7505)
 HOST = "127.0.0.1"
 PORT_WAIT = int(os.environ.get("INGOT_CLUSTER_PORT_WAIT", "60"))
 # Development aid only: shift every port of the copied configs (e.g. 1000 ->
@@ -57,6 +68,10 @@ def raft_port(n):
 
 def api_ep(n):
     return "%s:%d" % (HOST, api_port(n))
+
+
+def raft_ep(n):
+    return "%s:%d" % (HOST, raft_port(n))
 
 
 ALL_EPS = ",".join(api_ep(n) for n in NODES)
@@ -116,10 +131,10 @@ def wait_for(what, fn, timeout, interval=0.1):
         time.sleep(interval)
 
 
-def ports_free():
-    """Returns the list of ports of the cluster that are already bound."""
+def ports_free(nodes=NODES):
+    """Returns the list of ports of `nodes` that are already bound."""
     busy = []
-    for n in NODES:
+    for n in nodes:
         for port in (api_port(n), raft_port(n)):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -144,33 +159,57 @@ class CtlResult:
                                                        self.out[:300], self.err[:300])
 
 
-class Cluster:
-    """The local-3 cluster in a temporary directory.
+def yaml_value(v):
+    """A config value as flow YAML: lists as [a, b], strings in lists quoted."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join('"%s"' % x if isinstance(x, str) else yaml_value(x) for x in v) + "]"
+    return str(v)
 
-    overrides: dict of config keys to set (replacing the key in the copied
-    node*.yaml when present, appended otherwise), e.g.
-    {"snapshot_threshold": 64, "snapshot_trailing": 16}.
+
+class Cluster:
+    """A cluster of real nodes in a temporary directory: by default the
+    local-3 cluster (configs copied from cluster-configs/local-3).
+
+    overrides: dict of config keys to set on every node (replacing the key
+    in the config when present, appended otherwise; None removes the key),
+    e.g. {"snapshot_threshold": 64, "snapshot_trailing": 16}.
+    nodes: the initial voters (their `peers`); other than (1, 2, 3), every
+    config is generated like local-3's (API 740N, raft 750N).
+    extra: more nodes, configured without `peers` (empty data directory:
+    they start as nobody's member until added or joined).
+    node_overrides: {node: {key: value}} applied after `overrides`.
     """
 
-    def __init__(self, build_dir, name="cluster", overrides=None):
+    def __init__(self, build_dir, name="cluster", overrides=None, nodes=NODES, extra=(),
+                 node_overrides=None):
         self.build_dir = os.path.abspath(build_dir)
         self.ingotd = os.path.join(self.build_dir, "ingotd")
         self.ingotctl = os.path.join(self.build_dir, "ingotctl")
         for b in (self.ingotd, self.ingotctl):
             if not os.access(b, os.X_OK):
                 raise TestFailure("no executable %s (build the ingotd and ingotctl targets)" % b)
+        self.initial = tuple(nodes)
+        self.extra = tuple(extra)
+        self.nodes = self.initial + self.extra
+        if len(set(self.nodes)) != len(self.nodes) or not set(self.nodes) <= set(ALL_NODES):
+            raise TestFailure("bad node set %r (ids 1-5, each once)" % (self.nodes,))
         self.dir = tempfile.mkdtemp(prefix="ingot-%s-" % name)
         self.procs = {}
-        self.starts = {n: 0 for n in NODES}
+        self.starts = {n: 0 for n in self.nodes}
         self.exit_codes = []  # (node, signal sent or None, exit code) of every stopped process
-        for n in NODES:
+        self.expect_exit = set()  # nodes that may exit by themselves (e.g. being removed)
+        self.removed = set()      # nodes no longer members: left out of the default node sets
+        # These tests are about replication, not execution: by default
+        # no node runs work (slots: 0), so jobs stay queued and the
+        # state depends only on the commands the tests send.
+        self.overrides = {"slots": "0"}
+        self.overrides.update(overrides or {})
+        self.node_overrides = {n: dict((node_overrides or {}).get(n, {})) for n in self.nodes}
+        for n in self.nodes:
             os.makedirs(self.node_dir(n))
-            # These tests are about replication, not execution: by default
-            # no node runs work (slots: 0), so jobs stay queued and the
-            # state depends only on the commands the tests send.
-            merged = {"slots": "0"}
-            merged.update(overrides or {})
-            self._write_config(n, merged)
+            self._write_config(n)
 
     # ---- paths ---------------------------------------------------------
     def node_dir(self, n):
@@ -191,37 +230,77 @@ class Cluster:
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
 
-    def _write_config(self, n, overrides):
-        with open(os.path.join(CONFIG_DIR, "node%d.yaml" % n)) as f:
-            lines = f.read().splitlines()
-        out, seen = [], set()
-        if PORT_OFFSET:
-            lines = [re.sub(r"127\.0\.0\.1:(\d+)", lambda m: "127.0.0.1:%d" % (int(m.group(1)) + PORT_OFFSET), ln)
-                     for ln in lines]
-        for line in lines:
-            key = line.split(":", 1)[0].strip() if (line and not line[0].isspace() and ":" in line) else None
-            if key in overrides:
-                out.append("%s: %s" % (key, overrides[key]))
-                seen.add(key)
+    def _base_config(self, n):
+        """The config of node n before overrides: local-3's file for the
+        default cluster, else generated the same way."""
+        if self.initial == NODES and n in NODES:
+            with open(os.path.join(CONFIG_DIR, "node%d.yaml" % n)) as f:
+                lines = f.read().splitlines()
+            if PORT_OFFSET:
+                lines = [re.sub(r"127\.0\.0\.1:(\d+)",
+                                lambda m: "127.0.0.1:%d" % (int(m.group(1)) + PORT_OFFSET), ln)
+                         for ln in lines]
+            return lines
+        lines = ["# Node %d, generated by clusterlib.py (%s)" %
+                 (n, "initial voter" if n in self.initial else "not in the initial peers"),
+                 "id: %d" % n,
+                 "data_dir: ingot-data/node%d" % n,
+                 "raft_address: %s" % raft_ep(n),
+                 "api_address: %s" % api_ep(n)]
+        if n in self.initial:
+            lines.append("peers:")
+            lines += ["  - {id: %d, raft_address: %s, api_address: %s}" % (p, raft_ep(p), api_ep(p))
+                      for p in self.initial]
+        lines += ["election_timeout_ms: 300", "heartbeat_timeout_ms: 30", "connect_retry_ms: 50"]
+        return lines
+
+    def _write_config(self, n):
+        overrides = dict(self.overrides)
+        overrides.update(self.node_overrides[n])
+        # Blocks: a top-level "key:" line and the indented lines under it.
+        blocks = []
+        for line in self._base_config(n):
+            key = line.split(":", 1)[0].strip() if (line and not line[0].isspace() and ":" in line
+                                                   and not line.startswith("#")) else None
+            if key is None and blocks and line[:1].isspace():
+                blocks[-1][1].append(line)
             else:
-                out.append(line)
+                blocks.append((key, [line]))
+        out, seen = [], set()
+        for key, lines in blocks:
+            if key in overrides:
+                seen.add(key)
+                if overrides[key] is not None:
+                    out.append("%s: %s" % (key, yaml_value(overrides[key])))
+            else:
+                out.extend(lines)
         for k, v in overrides.items():
-            if k not in seen:
-                out.append("%s: %s" % (k, v))
+            if k not in seen and v is not None:
+                out.append("%s: %s" % (k, yaml_value(v)))
         with open(self.config(n), "w") as f:
             f.write("\n".join(out) + "\n")
 
+    def configure(self, n, **keys):
+        """Sets (None: removes) config keys of node n for its next start."""
+        self.node_overrides[n].update(keys)
+        self._write_config(n)
+
+
     # ---- processes -----------------------------------------------------
-    def start(self, n):
+    def start(self, n, args=()):
+        """Starts node n (extra command-line arguments in `args`, e.g.
+        ("--join", "127.0.0.1:7401"))."""
         p = self.procs.get(n)
         if p is not None and p.poll() is None:
             raise TestFailure("node %d already running (pid %d)" % (n, p.pid))
         self.starts[n] += 1
         log = open(self.log_path(n), "ab")
-        log.write(("---- test: start #%d of node %d at %s ----\n" %
-                   (self.starts[n], n, time.strftime("%H:%M:%S"))).encode())
+        log.write(("---- test: start #%d of node %d at %s%s ----\n" %
+                   (self.starts[n], n, time.strftime("%H:%M:%S"),
+                    (" with " + " ".join(args)) if args else "")).encode())
         log.flush()
-        p = subprocess.Popen([self.ingotd, "--config", self.config(n), "--data-dir", self.data_dir(n)],
+        p = subprocess.Popen([self.ingotd, "--config", self.config(n), "--data-dir", self.data_dir(n)]
+                             + list(args),
                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                              cwd=self.node_dir(n))
         log.close()
@@ -231,7 +310,8 @@ class Cluster:
         return p
 
     def start_all(self, wait=True, timeout=30):
-        for n in NODES:
+        """Starts the initial nodes (not the extra ones)."""
+        for n in self.initial:
             self.start(n)
         if wait:
             return self.wait_leader(timeout=timeout)
@@ -272,8 +352,27 @@ class Cluster:
         """SIGTERM node n (by pid) and wait for it to exit; returns its exit code."""
         return self._signal_and_wait(n, signal.SIGTERM, timeout)
 
-    def restart(self, n):
-        return self.start(n)
+    def restart(self, n, args=()):
+        return self.start(n, args)
+
+    def wait_exit(self, n, timeout):
+        """Waits up to `timeout` s for node n to exit by itself; returns
+        its exit code, or None (still running) after the timeout."""
+        p = self.procs.get(n)
+        if p is None:
+            raise TestFailure("node %d was never started" % n)
+        try:
+            rc = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.exit_codes.append((n, None, rc))
+        with _live_lock:
+            _live.pop(p.pid, None)
+        return rc
+
+    def active(self):
+        """The running nodes that are not known to be removed."""
+        return [n for n in self.nodes if self.running(n) and n not in self.removed]
 
     def cleanup(self, keep):
         for n, p in list(self.procs.items()):
@@ -298,9 +397,17 @@ class Cluster:
         except FileNotFoundError:
             return ""
 
+    def log_since(self, n, start):
+        """Node n's log from its start number `start` (1-based) on."""
+        text = self.log(n)
+        i = text.find("---- test: start #%d of node %d " % (start, n))
+        return text[i:] if i >= 0 else ""
+
     def log_tails(self, lines=40):
         out = []
-        for n in NODES:
+        for n in self.nodes:
+            if not os.path.exists(self.log_path(n)):
+                continue
             text = self.log(n).splitlines()
             out.append("==== node %d log (%s), last %d lines ====" % (n, self.log_path(n), lines))
             out.extend(text[-lines:])
@@ -310,7 +417,7 @@ class Cluster:
     def ctl(self, *args, nodes=None, eps=None, timeout="5s", json_out=True, proc_timeout=60):
         """Runs ingotctl; returns a CtlResult (never raises on a non-zero exit)."""
         if eps is None:
-            eps = ",".join(api_ep(n) for n in (nodes or NODES))
+            eps = ",".join(api_ep(n) for n in (nodes or self.default_nodes()))
         argv = ["--endpoints", eps, "--timeout", timeout]
         if json_out:
             argv += ["-o", "json"]
@@ -324,6 +431,13 @@ class Cluster:
                              now() - t0)
         return CtlResult(argv, p.returncode, p.stdout.decode("utf-8", "replace"),
                          p.stderr.decode("utf-8", "replace"), now() - t0)
+
+    def default_nodes(self):
+        """The nodes requests go to by default: every node started at
+        least once and not known to be removed (the initial ones before
+        any start)."""
+        ns = [n for n in self.nodes if self.starts[n] > 0 and n not in self.removed]
+        return ns or list(self.initial)
 
     def ctl_json(self, *args, **kw):
         r = self.ctl(*args, **kw)
@@ -343,7 +457,7 @@ class Cluster:
     def leader(self, nodes=None):
         """The leader id if every running node (of `nodes`) agrees on one
         that is running, else None."""
-        nodes = [n for n in (nodes or NODES) if self.running(n)]
+        nodes = [n for n in (nodes or self.active()) if self.running(n)]
         seen = set()
         for n in nodes:
             try:
@@ -361,6 +475,8 @@ class Cluster:
         """Raises TestFailure when a node this cluster started has exited
         without being told to (e.g. it could not bind its ports)."""
         for n, p in self.procs.items():
+            if n in self.expect_exit:
+                continue
             if p.poll() is not None and not any(e[0] == n and e[2] == p.returncode for e in self.exit_codes):
                 tail = "\n".join(self.log(n).splitlines()[-15:])
                 raise NodeDied("node %d (pid %d) exited by itself with code %s; log tail:\n%s"
@@ -381,7 +497,7 @@ class Cluster:
     def applied(self, via=None):
         """{node: applied_index} of every member, as node `via` (default:
         any running node) sees them (None for a member that did not answer)."""
-        vias = [via] if via else [n for n in NODES if self.running(n)]
+        vias = [via] if via else self.active()
         last = None
         for v in vias:
             try:
@@ -395,7 +511,7 @@ class Cluster:
         """Waits until every node of `nodes` (default: the running ones)
         reports the same applied index, unchanged for `stable_for` seconds.
         Returns (index, seconds waited)."""
-        nodes = nodes or [n for n in NODES if self.running(n)]
+        nodes = nodes or self.active()
         t0 = now()
         state = {"idx": None, "since": None}
 
@@ -422,7 +538,111 @@ class Cluster:
         return p.stdout
 
     def dumps(self, nodes=None):
-        return {n: self.dump(n) for n in (nodes or NODES)}
+        """mdb_dump of `nodes` (default: the initial nodes and every other
+        started one that is not known to be removed)."""
+        if nodes is None:
+            nodes = [n for n in self.nodes if n not in self.removed and (n in self.initial or self.starts[n])]
+        return {n: self.dump(n) for n in nodes}
+
+    # ---- raw requests and membership ----------------------------------
+    def call(self, op, args=None, via=None, timeout=10.0):
+        """call() on node `via`, or on the default nodes in order until one
+        answers (a node that cannot be reached is skipped)."""
+        nodes = [via] if via else self.default_nodes()
+        last = None
+        for n in nodes:
+            try:
+                return call(api_ep(n), op, args, timeout=timeout)
+            except RpcError as e:
+                last = e
+        raise TestFailure("no node of %s answered %s: %s" % (nodes, op, last))
+
+
+    def member(self, verb, id=None, via=None, timeout=40.0, raw=False, **args):
+        """Runs the membership operation member.<verb> (add, promote,
+        demote, remove, transfer, check) for member `id` with `args`
+        (raft_address=, api_address=, role=) on node `via` (default: the
+        default nodes in order; followers forward) and returns a Reply.
+        Through `ingotctl member ...` (so the CLI is exercised too), or
+        with `raw` (and for `check`, which has no command) over the
+        protocol directly."""
+        if raw or verb == "check":
+            if id is not None:
+                args["id"] = id
+            return self.call("member." + verb, args, via=via, timeout=timeout)
+        argv = ["member", "transfer-leadership" if verb == "transfer" else verb]
+        if id is not None:
+            argv.append(id)
+        for k in ("raft_address", "api_address", "role"):
+            if k in args:
+                argv += ["--" + k.replace("_", "-"), args.pop(k)]
+        if args:
+            raise TestFailure("member %s: no ingotctl option for %s" % (verb, sorted(args)))
+        return self.ctl_reply("member." + verb, *argv, via=via, timeout=timeout)
+
+    def ctl_reply(self, op, *argv, via=None, timeout=10.0):
+        """Runs `ingotctl -o json ARGV` and returns its outcome as a Reply:
+        the JSON document on exit 0, else the code and message of its
+        "ingotctl: <code>: <message>" line (code "exit N" when there is
+        none)."""
+        r = self.ctl(*argv, nodes=[via] if via else None, timeout="%dms" % int(timeout * 1000),
+                     proc_timeout=timeout + 15)
+        ep = api_ep(via) if via else "ingotctl"
+        if r.rc == 0:
+            try:
+                return Reply(op, ep, None, r.json(), r.secs)
+            except ValueError as e:
+                return Reply(op, ep, ["not_json", "%s: %r" % (e, r)], None, r.secs)
+        m = re.search(r"^ingotctl: ([a-z_]+): (.*)$", r.err, re.M)
+        if m:
+            return Reply(op, ep, [m.group(1), m.group(2)], None, r.secs)
+        return Reply(op, ep, ["exit %d" % r.rc, r.err.strip()[:400]], None, r.secs)
+
+    def add_args(self, n, role=None):
+        """member.add arguments for node n's own addresses."""
+        a = {"raft_address": raft_ep(n), "api_address": api_ep(n)}
+        if role:
+            a["role"] = role
+        return a
+
+    def config_of(self, via, stale=True):
+        """{member id: role} as node `via` sees it (`status`, stale by default)."""
+        r = self.call("status", {"stale": True} if stale else {}, via=via, timeout=5)
+        if not r.ok:
+            raise TestFailure("status via node %s: %r" % (via, r))
+        return {m["id"]: m["role"] for m in r.result["members"]}
+
+
+    def members(self, via, stale=True):
+        """The member maps of `status` as node `via` sees them, by id."""
+        r = self.call("status", {"stale": True} if stale else {}, via=via, timeout=5)
+        if not r.ok:
+            raise TestFailure("status via node %s: %r" % (via, r))
+        return {m["id"]: m for m in r.result["members"]}
+
+
+    def events(self, via=None, after=None, stale=False, timeout=10.0):
+        """Every cluster event after `after` (`ingotctl events`, all pages)."""
+        out = []
+        while True:
+            argv = ["events", "--limit", 1000] + (["--after", after] if after is not None else [])
+            r = self.ctl_reply("cluster.events", *(argv + (["--stale"] if stale else [])), via=via,
+                               timeout=timeout)
+            if not r.ok:
+                raise TestFailure("ingotctl events: %r" % r)
+            out += r.result["events"]
+            if r.result.get("next") is None:
+                return out
+            after = r.result["next"]
+
+    def wait_config(self, want, nodes=None, timeout=30):
+        """Waits until every node of `nodes` (default: the active ones) sees
+        the configuration `want` ({id: role}) in its stale `status`."""
+        def ok():
+            self.check_alive()
+            got = {n: self.config_of(n) for n in (nodes or self.active())}
+            return got if all(g == want for g in got.values()) else None
+        return wait_for("configuration %s on nodes %s" % (want, nodes or self.active()), ok, timeout, 0.15)
 
     # ---- convenience ---------------------------------------------------
     def write_file(self, rel, data):
@@ -616,6 +836,213 @@ def read_frames(sock, timeout=5.0):
     return vals, closed
 
 
+# ---- one raw request (any operation; docs/protocol.md) --------------------
+class RpcError(Exception):
+    """No reply: the node could not be reached, closed the connection or
+    did not answer in time."""
+
+
+class Reply:
+    """A reply: `code` is None on success (then `result` is the value),
+    else the error's code name and `message`."""
+
+    def __init__(self, op, ep, error, result, secs):
+        self.op, self.ep, self.result, self.secs = op, ep, result, secs
+        self.code = error[0] if error else None
+        self.message = error[1] if error and len(error) > 1 else ""
+
+    @property
+    def ok(self):
+        return self.code is None
+
+    def __repr__(self):
+        if self.ok:
+            return "%s via %s -> ok in %.2f s: %s" % (self.op, self.ep, self.secs, str(self.result)[:400])
+        return "%s via %s -> %s in %.2f s: %s" % (self.op, self.ep, self.code, self.secs, self.message[:400])
+
+
+def call(ep, op, args=None, timeout=10.0, request_id=None, token=None):
+    """Sends `op` with `args` to endpoint `ep` ("a.b.c.d:port") on a fresh
+    connection and returns its Reply (events pushed before it are skipped).
+    Raises RpcError when there is no reply within `timeout` seconds."""
+    host, port = ep.rsplit(":", 1)
+    t0 = now()
+    deadline = t0 + timeout
+    try:
+        sock = socket.create_connection((host, int(port)), timeout=max(0.1, min(timeout, 5.0)))
+    except OSError as e:
+        raise RpcError("%s: cannot connect to %s: %s" % (op, ep, e))
+    try:
+        sock.sendall(frame(mp_pack([0, 1, op, args or {}, token, request_id])))
+        buf = b""
+        while True:
+            left = deadline - now()
+            if left <= 0:
+                raise RpcError("%s: no reply from %s within %.1f s" % (op, ep, timeout))
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise RpcError("%s: %s closed the connection before replying" % (op, ep))
+            buf += chunk
+            while len(buf) >= 4:
+                n = struct.unpack(">I", buf[:4])[0]
+                if len(buf) < 4 + n:
+                    break
+                msg = mp_unpack(buf[4:4 + n])[0]
+                buf = buf[4 + n:]
+                if isinstance(msg, list) and len(msg) == 4 and msg[0] == 1 and msg[1] in (0, 1):
+                    return Reply(op, ep, msg[2], msg[3], now() - t0)
+    except OSError as e:
+        raise RpcError("%s: connection to %s failed: %s" % (op, ep, e))
+    finally:
+        sock.close()
+
+
+# ---- background load --------------------------------------------------------
+class Load:
+    """Submitters in background threads: each submits jobs one after
+    another with `ingotctl job submit --request-id`, one fixed request id
+    per job retried unchanged while ingotctl reports the cluster
+    unreachable or without a leader (exit 3) until it is acknowledged (or
+    `rid_deadline` seconds pass: then it counts as unacknowledged, which is
+    an error).  Any other failure (the cluster refused the write: exit 1)
+    is recorded in `errors` and not retried.
+    Thread i tries the endpoints of `nodes` (a list, or a callable giving
+    one) starting from the i-th, so some submits go through followers.
+    Every attempt is recorded: (rid, start, end, exit code, stderr)."""
+
+    def __init__(self, c, target, src, prefix, threads=2, nodes=None, rid_deadline=30.0,
+                 ctl_timeout="5s", pause=0.0):
+        self.c, self.target, self.src, self.prefix = c, target, src, prefix
+        self.nodes = nodes or (lambda: c.default_nodes())
+        self.rid_deadline, self.ctl_timeout, self.pause = rid_deadline, ctl_timeout, pause
+        self.lock = threading.Lock()
+        self.acked = {}      # request id -> job id
+        self.ack_times = []  # end of every acknowledged attempt
+        self.attempts = []   # (rid, start, end, rc, stderr)
+        self.unacked = []    # (rid, last result) of ids that hit their deadline
+        self.errors = []     # (rid, result) of refusals (not retried)
+        self.dups = []       # request id acknowledged with two different job ids
+        self.halt = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def start(self):
+        self.t_start = now()
+        for th in self.threads:
+            th.start()
+        return self
+
+    def _eps(self, i):
+        nodes = list(self.nodes() if callable(self.nodes) else self.nodes)
+        order = [nodes[(i + j) % len(nodes)] for j in range(len(nodes))]
+        return ",".join(api_ep(n) for n in order)
+
+    def _run(self, i):
+        k = 0
+        while not self.halt.is_set():
+            rid = "%s-%d-%d" % (self.prefix, i, k)
+            k += 1
+            deadline = now() + self.rid_deadline
+            while True:
+                t0 = now()
+                r = self.c.ctl("job", "submit", "--target", self.target, "--request-id", rid, self.src,
+                               eps=self._eps(i), timeout=self.ctl_timeout, proc_timeout=30)
+                t1 = now()
+                with self.lock:
+                    self.attempts.append((rid, t0, t1, r.rc, r.err.strip()))
+                if r.rc == 0:
+                    try:
+                        jid = r.json()["id"]
+                    except (ValueError, KeyError):
+                        jid = None
+                    with self.lock:
+                        if rid in self.acked and self.acked[rid] != jid:
+                            self.dups.append((rid, self.acked[rid], jid))
+                        self.acked[rid] = jid
+                        self.ack_times.append(t1)
+                    break
+                if r.rc not in (3, -999):
+                    with self.lock:
+                        self.errors.append((rid, repr(r)))
+                    break
+                if now() > deadline:
+                    with self.lock:
+                        self.unacked.append((rid, repr(r)))
+                    break
+                time.sleep(0.05)
+            if self.pause:
+                self.halt.wait(self.pause)
+
+    def count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def wait_count(self, n, timeout):
+        wait_for("%d acknowledged submits (load %s)" % (n, self.prefix), lambda: self.count() >= n, timeout)
+
+    def stop(self):
+        """Stops the threads (each finishes its current request id);
+        returns True when all of them ended in time."""
+        self.halt.set()
+        for th in self.threads:
+            th.join(timeout=self.rid_deadline + 40)
+        self.t_stop = now()
+        return not any(th.is_alive() for th in self.threads)
+
+    def failed_attempts(self):
+        with self.lock:
+            return [a for a in self.attempts if a[3] != 0]
+
+    def max_gap(self, since=None, until=None):
+        """(longest time between two consecutive acknowledgements, time
+        the gap began) within [since, until]; the window's ends count as
+        acknowledgements, so a stall at either end is seen."""
+        with self.lock:
+            ts = sorted(self.ack_times)
+        lo = since if since is not None else self.t_start
+        hi = until if until is not None else getattr(self, "t_stop", now())
+        pts = [lo] + [x for x in ts if lo <= x <= hi] + [hi]
+        best = (0.0, lo)
+        for a, b in zip(pts, pts[1:]):
+            if b - a > best[0]:
+                best = (b - a, a)
+        return best
+
+    def check(self, t, label):
+        """The load generator's own checks: every request id acknowledged,
+        none with two job ids, distinct ids for distinct request ids."""
+        failed = self.failed_attempts()
+        t.log("%s: %d submits acknowledged, %d attempts failed and were retried%s"
+              % (label, len(self.acked), len(failed),
+                 (" (e.g. %r)" % (failed[0][4][:160],)) if failed else ""))
+        t.check("%s: threads finished" % label, not any(th.is_alive() for th in self.threads))
+        t.check("%s: no write refused (exit 1 or 2)" % label, not self.errors,
+                "; ".join("%s: %s" % u for u in self.errors[:3]))
+        t.check("%s: every request id acknowledged (retries allowed, none given up)" % label,
+                not self.unacked, "; ".join("%s: %s" % u for u in self.unacked[:3]))
+        t.check("%s: no request id acknowledged with two job ids" % label, not self.dups, str(self.dups[:5]))
+        ids = list(self.acked.values())
+        t.check("%s: distinct request ids got distinct job ids (%d)" % (label, len(ids)),
+                len(set(ids)) == len(ids) and None not in ids)
+
+
+def check_jobs_everywhere(t, c, acked_ids, nodes, label, exact=True):
+    """Every acknowledged job id is on every node of `nodes` (read with
+    --stale from each node's own state); with `exact`, nothing else is."""
+    want = set(acked_ids)
+    for n in nodes:
+        jids = [j["id"] for j in c.all_jobs(n, stale=True, timeout="10s")]
+        missing = sorted(want - set(jids))
+        extra = sorted(set(jids) - want)
+        t.check("%s: node %d holds every acknowledged job (%d)%s" % (label, n, len(want),
+                                                                     ", nothing else" if exact else ""),
+                not missing and len(set(jids)) == len(jids) and (not exact or not extra),
+                "missing %s extra %s (%d listed)" % (missing[:10], extra[:10], len(jids)))
+
+
 # ---- checks and the test runner ---------------------------------------------
 class Checks:
     def __init__(self, build_dir, name):
@@ -656,8 +1083,9 @@ class Checks:
         if not self.check(name, cond, detail):
             raise TestFailure("required check failed: %s" % name)
 
-    def cluster(self, name=None, overrides=None, start=True):
-        c = Cluster(self.build_dir, name or self.name, overrides)
+    def cluster(self, name=None, overrides=None, start=True, nodes=NODES, extra=(), node_overrides=None):
+        c = Cluster(self.build_dir, name or self.name, overrides, nodes=nodes, extra=extra,
+                    node_overrides=node_overrides)
         self.clusters.append(c)
         self.log("cluster directory %s" % c.dir)
         if start:
@@ -667,13 +1095,15 @@ class Checks:
         return c
 
 
-def run_tests(main, name=None):
+def run_tests(main, name=None, nodes=NODES):
+    """Runs main(t) once the ports of `nodes` are free (ALL_NODES for a
+    test that starts nodes 4 and 5)."""
     if len(sys.argv) != 2:
         print("usage: %s BUILD_DIR" % sys.argv[0], file=sys.stderr)
         sys.exit(2)
     name = name or os.path.splitext(os.path.basename(sys.argv[0]))[0]
     t = Checks(sys.argv[1], name)
-    busy = ports_free()
+    busy = ports_free(nodes)
     if busy:
         # Someone else (a benchmark, a manual cluster) may hold the fixed
         # ports for a while: wait a bounded time rather than collide.
@@ -682,7 +1112,7 @@ def run_tests(main, name=None):
         deadline = now() + PORT_WAIT
         while busy and now() < deadline:
             time.sleep(1)
-            busy = ports_free()
+            busy = ports_free(nodes)
     if busy:
         print("FAIL ports already in use on 127.0.0.1: %s (another cluster running? check `ss -ltnp`)"
               % busy, flush=True)
@@ -701,10 +1131,12 @@ def run_tests(main, name=None):
         for c in t.clusters:
             # Sanitizer reports on a clean stop (SIGTERM) show up as a
             # non-zero exit code; check them after every process is gone.
+            keep = bad or os.environ.get("INGOT_CLUSTER_KEEP") == "1"
             if bad:
                 print(c.log_tails(), flush=True)
+            if keep:
                 print("(kept %s for inspection)" % c.dir, flush=True)
-            c.cleanup(keep=bad)
+            c.cleanup(keep=keep)
         _kill_all_started()
     if error is not None:
         t.failed += 1
