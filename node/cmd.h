@@ -55,8 +55,8 @@
 	X(NODE_DRAIN, 21, 1, 1, "node_drain")             \
 	X(NODE_DOWN, 22, 1, 1, "node_down")               \
 	X(NODE_UP, 23, 1, 1, "node_up")                   \
-	X(MEMBER_PUT, 30, 1, 1, "member_put")             \
-	X(MEMBER_REMOVE, 31, 1, 1, "member_remove")       \
+	X(MEMBER_PUT, 30, 2, 1, "member_put")             \
+	X(MEMBER_REMOVE, 31, 2, 1, "member_remove")       \
 	X(CLUSTER_INIT, 32, 1, 1, "cluster_init")         \
 	X(CLUSTER_EVENT, 33, 1, 1, "cluster_event")
 

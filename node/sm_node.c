@@ -209,7 +209,9 @@ int sm_member_put(struct sm_ctx *x)
 	mp_out_reset(&x->sm->enc);
 	rec_member_encode(&m, &x->sm->enc);
 	rv = sm_put_encoded(x, STORE_MEMBERS, key);
-	if (rv != 0)
+	/* Version 1 entries (older logs) recorded no events: replaying them
+	 * must give the state they gave then. */
+	if (rv != 0 || x->c->version < 2)
 		return rv;
 	if (!found)
 		return cluster_event_add(x, REC_EV_MEMBER_ADDED, m.id,
@@ -233,8 +235,8 @@ int sm_member_remove(struct sm_ctx *x)
 
 	if (rv == ING_ENOTFOUND)
 		return sm_reject(x, ING_ENOTFOUND, "member %" PRIu64 " does not exist", id);
-	if (rv != 0)
-		return rv;
+	if (rv != 0 || x->c->version < 2)
+		return rv; /* version 1: no event, as when it was first applied */
 	return cluster_event_add(x, REC_EV_MEMBER_REMOVED, id, "member %" PRIu64 " removed", id);
 }
 
