@@ -2,7 +2,8 @@
  * token.c - bearer token format, generation and check (token.h).
  *
  * The secret never lives anywhere but in the reply that creates it and in
- * the client's hands: the log and the store get its SHA-256 only.  Parsing
+ * the client's hands: the log and the store get its SHA-256 only (of the
+ * secret alone: the id is not known when the hash goes into the log).  Parsing
  * is strict (exact length, digits, hex) so that a malformed token is told
  * apart from an unknown one, and error messages never repeat the secret.
  */
@@ -34,27 +35,31 @@ static int hash_of(const char *tok, size_t len, uint8_t hash[AUTH_TOKEN_HASH_BYT
 	return 0;
 }
 
-int auth_token_generate(uint64_t id, char out[AUTH_TOKEN_MAX], uint8_t hash[AUTH_TOKEN_HASH_BYTES])
+int auth_token_new_secret(char secret[AUTH_TOKEN_SECRET_HEX + 1],
+                          uint8_t hash[AUTH_TOKEN_HASH_BYTES])
 {
-	uint8_t secret[AUTH_TOKEN_SECRET_HEX / 2];
-	char text[AUTH_TOKEN_MAX];
+	uint8_t raw[AUTH_TOKEN_SECRET_HEX / 2];
 	char hex[AUTH_TOKEN_SECRET_HEX + 1];
 	uint8_t h[AUTH_TOKEN_HASH_BYTES];
+	int rv = ING_EINTERNAL;
 
-	if (RAND_bytes(secret, (int)sizeof(secret)) != 1)
+	if (RAND_bytes(raw, (int)sizeof(raw)) != 1)
 		return ING_EINTERNAL;
-	hex_encode(secret, sizeof(secret), hex);
-	OPENSSL_cleanse(secret, sizeof(secret));
-	int len = snprintf(text, sizeof(text), AUTH_TOKEN_PREFIX "%" PRIu64 "_%s", id, hex);
-	OPENSSL_cleanse(hex, sizeof(hex));
-	if (len < 0 || (size_t)len >= sizeof(text) || hash_of(text, (size_t)len, h) != 0) {
-		OPENSSL_cleanse(text, sizeof(text));
-		return ING_EINTERNAL;
+	hex_encode(raw, sizeof(raw), hex);
+	if (hash_of(hex, AUTH_TOKEN_SECRET_HEX, h) == 0) {
+		memcpy(secret, hex, sizeof(hex));
+		memcpy(hash, h, sizeof(h));
+		rv = 0;
 	}
-	memcpy(out, text, (size_t)len + 1);
-	memcpy(hash, h, sizeof(h));
-	OPENSSL_cleanse(text, sizeof(text));
-	return 0;
+	OPENSSL_cleanse(raw, sizeof(raw));
+	OPENSSL_cleanse(hex, sizeof(hex));
+	return rv;
+}
+
+void auth_token_format(uint64_t id, const char *secret, char out[AUTH_TOKEN_MAX])
+{
+	snprintf(out, AUTH_TOKEN_MAX, AUTH_TOKEN_PREFIX "%" PRIu64 "_%.*s", id,
+	         AUTH_TOKEN_SECRET_HEX, secret);
 }
 
 bool auth_token_looks_like(const char *tok, size_t len)
@@ -90,7 +95,7 @@ int auth_token_parse(const char *tok, size_t len, uint64_t *id, uint8_t hash[AUT
 		if (!((tok[j] >= '0' && tok[j] <= '9') || (tok[j] >= 'a' && tok[j] <= 'f')))
 			return ing_error_set(e, ING_EINVAL,
 			                     "token secret is not lower-case hex digits");
-	if (hash_of(tok, len, hash) != 0)
+	if (hash_of(tok + i + 1, AUTH_TOKEN_SECRET_HEX, hash) != 0)
 		return ing_error_set(e, ING_EINTERNAL, "cannot hash the token");
 	*id = v;
 	return 0;

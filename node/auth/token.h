@@ -4,10 +4,11 @@
  * A token is the string "ingot_<id>_<secret>", where <id> is the token's
  * decimal id in the replicated tokens table and <secret> is 64 lower-case
  * hex digits (32 bytes from the OS's random source, through OpenSSL's
- * RAND_bytes).  The cluster stores only SHA-256 of the whole string; the id
- * finds the row and the hashes are compared in constant time.  Tokens are
- * random, so a plain hash is as strong as a slow one here: nothing to
- * brute-force (docs/formats.md "tokens").
+ * RAND_bytes).  The cluster stores only SHA-256 of the secret, as the key of
+ * the token's row; the id (known only once the creating command is applied)
+ * is checked against the row's.  The secret is random, so a plain hash is as
+ * strong as a slow one here: nothing to brute-force (docs/formats.md
+ * "tokens").
  *
  * The code holds no state: the table and its records belong to the state
  * machine (node/sm) and the checks to node/api.
@@ -28,14 +29,18 @@
 #define AUTH_TOKEN_MAX (6 + 20 + 1 + AUTH_TOKEN_SECRET_HEX + 1)
 
 /*
- * Makes a new token for `id`: writes the string (NUL-terminated) to `out`
- * and its hash to `hash`.  Errors: ING_EINTERNAL when the random source
- * fails (nothing written).
+ * Makes a new secret: 64 hex digits and NUL into `secret`, its hash into
+ * `hash`.  Errors: ING_EINTERNAL when the random source fails (nothing
+ * written).
  */
-int auth_token_generate(uint64_t id, char out[AUTH_TOKEN_MAX], uint8_t hash[AUTH_TOKEN_HASH_BYTES]);
+int auth_token_new_secret(char secret[AUTH_TOKEN_SECRET_HEX + 1],
+                          uint8_t hash[AUTH_TOKEN_HASH_BYTES]);
+
+/* The token string of `id` and `secret` (NUL-terminated). */
+void auth_token_format(uint64_t id, const char *secret, char out[AUTH_TOKEN_MAX]);
 
 /*
- * Reads the id of a presented token and hashes it.  `tok` is borrowed and
+ * Reads the id of a presented token and hashes its secret.  `tok` is borrowed and
  * need not be NUL-terminated.  Errors: ING_EINVAL when it does not have the
  * token format (e names what is off, never echoing the secret).
  */

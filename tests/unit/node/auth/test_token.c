@@ -23,8 +23,12 @@ static void test_generate_and_parse(void **state)
 	uint8_t h1[AUTH_TOKEN_HASH_BYTES], h2[AUTH_TOKEN_HASH_BYTES], hp[AUTH_TOKEN_HASH_BYTES];
 	uint64_t id = 0;
 
-	assert_int_equal(auth_token_generate(42, t1, h1), 0);
-	assert_int_equal(auth_token_generate(42, t2, h2), 0);
+	char s1[AUTH_TOKEN_SECRET_HEX + 1], s2[AUTH_TOKEN_SECRET_HEX + 1];
+	assert_int_equal(auth_token_new_secret(s1, h1), 0);
+	assert_int_equal(auth_token_new_secret(s2, h2), 0);
+	assert_int_equal(strlen(s1), AUTH_TOKEN_SECRET_HEX);
+	auth_token_format(42, s1, t1);
+	auth_token_format(42, s2, t2);
 	assert_string_not_equal(t1, t2); /* random secrets */
 	assert_false(auth_token_hash_equal(h1, h2));
 	assert_int_equal(strncmp(t1, "ingot_42_", 9), 0);
@@ -35,6 +39,12 @@ static void test_generate_and_parse(void **state)
 	assert_int_equal(id, 42);
 	assert_true(auth_token_hash_equal(h1, hp));
 	assert_false(auth_token_hash_equal(h2, hp));
+	/* the id is not in the hash: the same secret under another id hashes
+	 * the same, and the row's id is what tells them apart */
+	auth_token_format(43, s1, t2);
+	assert_int_equal(auth_token_parse(t2, strlen(t2), &id, hp, NULL), 0);
+	assert_int_equal(id, 43);
+	assert_true(auth_token_hash_equal(h1, hp));
 }
 
 static void test_malformed(void **state)
@@ -46,7 +56,9 @@ static void test_malformed(void **state)
 	struct ing_error e;
 	const char *secret;
 
-	assert_int_equal(auth_token_generate(3, good, h), 0);
+	char sec[AUTH_TOKEN_SECRET_HEX + 1];
+	assert_int_equal(auth_token_new_secret(sec, h), 0);
+	auth_token_format(3, sec, good);
 	secret = strchr(good + 6, '_') + 1;
 
 	const char *cases[] = {
