@@ -152,32 +152,6 @@ static void on_flush(uv_prepare_t *h)
 	node_sched_maybe_run(n);
 }
 
-/* ---- members ------------------------------------------------------------ */
-
-void node_member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_MAX])
-{
-	struct store_txn *t;
-	struct ing_str val;
-	uint8_t k[8];
-
-	out[0] = '\0';
-	store_be64(k, id);
-	if (store_read_begin(n->store, &t) == 0) {
-		if (store_get(t, STORE_MEMBERS, (struct ing_str){(const char *)k, 8}, &val) == 0) {
-			msgpack_zone z;
-			struct rec_member m;
-			msgpack_zone_init(&z, 512);
-			if (rec_member_decode(val, &z, &m, NULL) == 0)
-				snprintf(out, NODE_ADDRESS_MAX, "%.*s", ING_STR_FMT(m.api_address));
-			msgpack_zone_destroy(&z);
-		}
-		store_abort(t);
-	}
-	for (unsigned i = 0; out[0] == '\0' && i < n->cfg.npeers; i++)
-		if (n->cfg.peers[i].id == id)
-			snprintf(out, NODE_ADDRESS_MAX, "%s", n->cfg.peers[i].api_address);
-}
-
 static const char *role_name(enum cons_role r)
 {
 	switch (r) {

@@ -131,7 +131,7 @@ struct node {
 	void *stopped_data;
 };
 
-/* probe.c: adds probed toolchains and CPU facts to the worker's caps/labels. */
+/* worker/probe.c: adds probed toolchains and CPU facts to the worker's caps/labels. */
 void node_probe(struct node_config *c);
 
 /* node.c */
@@ -147,12 +147,11 @@ void node_release(void *node);
  * the configured peers. */
 void node_member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_MAX]);
 
-/* api.c: the operations (docs/api.md). */
+/* api/ops.c: the operations (docs/api.md). */
 void node_api_handle(void *data, struct rpc_call *call);
 /* Runs a call now if this node can serve it, else forwards or parks it. */
 void node_api_dispatch(struct node *n, struct rpc_call *call);
-/* Proposes a command; the reply goes to call (NULL: nobody). */
-int node_propose(struct node *n, struct rpc_call *call, const struct cmd *c);
+/* propose.c */
 /* Proposes a command of the leader's own (scheduler, liveness); done (may
  * be NULL) runs once with the status and the apply result (borrowed).
  * Returns non-zero (and done never runs) when it could not be proposed. */
@@ -180,9 +179,12 @@ void node_sched_maybe_run(struct node *n);
 /* Why job `id` is still queued, or NULL. */
 const char *node_sched_reason(struct node *n, uint64_t id);
 
-/* liveness.c */
+/* worker/heartbeat.c: registration and heartbeats; the heartbeat tick. */
 int node_liveness_start(struct node *n);
 void node_liveness_stop(struct node *n);
+/* leader/liveness.c */
+/* Leader tick: down/up decisions, requeues past a drain deadline. */
+void node_liveness_check(struct node *n);
 /* Leader: a heartbeat from node `id`. */
 void node_liveness_seen(struct node *n, uint64_t id);
 /* Leader: became ready (fresh grace period for every node). */

@@ -1,5 +1,6 @@
 /*
- * status.c - `status`: the cluster as this node sees it.
+ * status.c - `status`: the cluster as this node sees it; and `node.info`,
+ * this node's own view, answered at once (what `status` asks each member).
  *
  * Leader and term come from this node's Raft view; the members from the
  * Raft configuration, with API addresses from the members table (or the
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/node_internal.h"
+#include "node/api/api_internal.h"
 #include "rpc/args.h"
 
 #define STATUS_PROBE_MS 500
@@ -211,4 +212,62 @@ void node_status_start(struct node *n, struct rpc_call *call)
 	}
 	if (--sr->pending == 0)
 		finish(sr);
+}
+
+static const char *info_role(enum cons_role r)
+{
+	switch (r) {
+	case CONS_LEADER_READY:
+	case CONS_LEADER: return "leader";
+	case CONS_CANDIDATE: return "candidate";
+	case CONS_FOLLOWER: return "follower";
+	case CONS_UNAVAILABLE: return "unavailable";
+	}
+	return "unknown";
+}
+
+void api_op_node_info(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {NULL};
+	struct cons_status st;
+	struct mp_out o;
+
+	if (api_check_known(call, known) != 0)
+		return;
+	char cluster[CMD_CLUSTER_ID_LEN + 1];
+	node_cluster_id(n, cluster);
+	cons_status(n->cons, &st);
+	mp_out_init(&o);
+	msgpack_pack_map(&o.pk, 8);
+	view_key(&o.pk, "id");
+	msgpack_pack_uint64(&o.pk, n->cfg.id);
+	view_key(&o.pk, "cluster_id");
+	if (cluster[0] == '\0')
+		msgpack_pack_nil(&o.pk);
+	else
+		mp_pack_cstr(&o.pk, cluster);
+	view_key(&o.pk, "role");
+	mp_pack_cstr(&o.pk, info_role(st.role));
+	view_key(&o.pk, "leader");
+	if (st.leader_id == 0)
+		msgpack_pack_nil(&o.pk);
+	else
+		msgpack_pack_uint64(&o.pk, st.leader_id);
+	view_key(&o.pk, "term");
+	msgpack_pack_uint64(&o.pk, st.term);
+	view_key(&o.pk, "applied_index");
+	msgpack_pack_uint64(&o.pk, st.last_applied);
+	view_key(&o.pk, "commit_index");
+	msgpack_pack_uint64(&o.pk, st.commit_index);
+	view_key(&o.pk, "last_index");
+	msgpack_pack_uint64(&o.pk, st.last_index);
+	api_reply_out(call, &o);
+}
+
+void api_op_status(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"stale", NULL};
+	if (api_check_known(call, known) != 0)
+		return;
+	node_status_start(n, call);
 }

@@ -28,9 +28,8 @@
  * report refused as stale or conflicting means the attempt was fenced: it
  * stops.  Other failures (no leader) are retried every second.
  *
- * Argv templates: {src} {source} {sources} {out} {prev} {job} {attempt}
- * {param:NAME} (cluster-configs/targets/README.md); a {param:NAME} the job
- * does not have fails the stage before anything is spawned.  No shell is involved unless the
+ * Argv templates (template.h): a {param:NAME} the job does not have fails
+ * the stage before anything is spawned.  No shell is involved unless the
  * target's argv runs one.  The environment is the stage's `env` plus PATH
  * when the target sets none.
  */
@@ -50,6 +49,7 @@
 #include "common/log.h"
 #include "node/node_internal.h"
 #include "node/worker/stage.h"
+#include "node/worker/template.h"
 #include "storage/artifact.h"
 
 #define REPORT_RETRY_MS 1000
@@ -322,135 +322,6 @@ static void report_finish(struct node_attempt *a, const char *outcome, const cha
 
 /* ---- stages ------------------------------------------------------------- */
 
-static int append_arg(char **argv, unsigned *argc, msgpack_zone *z, const char *s, size_t len)
-{
-	if (*argc >= MAX_ARGS - 1)
-		return -1;
-	char *p = msgpack_zone_malloc(z, len + 1);
-	if (p == NULL)
-		return -1;
-	memcpy(p, s, len);
-	p[len] = '\0';
-	argv[(*argc)++] = p;
-	return 0;
-}
-
-static bool param_char(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '_';
-}
-
-/* When rest[0..left) starts with "{param:NAME}", sets *name to NAME and
- * returns the length of the placeholder; 0 otherwise. */
-static size_t param_placeholder(const char *rest, size_t left, struct ing_str *name)
-{
-	static const char prefix[] = "{param:";
-	const size_t pl = sizeof(prefix) - 1;
-	if (left <= pl || memcmp(rest, prefix, pl) != 0)
-		return 0;
-	size_t k = pl;
-	while (k < left && k - pl < ING_NAME_MAX && param_char(rest[k]))
-		k++;
-	if (k == pl || k >= left || rest[k] != '}' || (rest[pl] >= '0' && rest[pl] <= '9'))
-		return 0;
-	*name = (struct ing_str){rest + pl, (uint32_t)(k - pl)};
-	return k + 1;
-}
-
-/*
- * Expands one argv template word into argv.  -1 when the result is too
- * long; -2 when the word uses a {param:NAME} the job does not have (why
- * says so).
- */
-static int expand(struct node_attempt *a, struct ing_str word, char **argv, unsigned *argc,
-                  char *why, size_t why_cap)
-{
-	char buf[4096], val[1024], prev[600], out[600];
-	size_t n = 0;
-
-	if (ing_str_eq_c(word, "{sources}")) {
-		for (uint32_t i = 0; i < a->nsources; i++) {
-			int k = snprintf(val, sizeof(val), "%s/src/%.*s", a->dir,
-			                 ING_STR_FMT(a->sources[i].path));
-			if (append_arg(argv, argc, a->zone, val, (size_t)k) != 0)
-				return -1;
-		}
-		return 0;
-	}
-	stage_dir(a, a->stage, out, sizeof(out));
-	if (a->stage > 0)
-		stage_dir(a, a->stage - 1, prev, sizeof(prev));
-	else
-		snprintf(prev, sizeof(prev), "%s/src", a->dir);
-	for (uint32_t i = 0; i < word.len;) {
-		const char *rest = word.ptr + i;
-		size_t left = word.len - i;
-		const char *rep = NULL;
-		size_t skip = 0;
-#define PLACEHOLDER(name, value)                         \
-	if (rep == NULL && left >= sizeof(name) - 1 &&   \
-	    memcmp(rest, name, sizeof(name) - 1) == 0) { \
-		rep = (value);                           \
-		skip = sizeof(name) - 1;                 \
-	}
-		char src[600], first[900], job[32], attempt[16], all[2048];
-		snprintf(src, sizeof(src), "%s/src", a->dir);
-		snprintf(first, sizeof(first), "%s/src/%.*s", a->dir,
-		         ING_STR_FMT(a->sources[0].path));
-		snprintf(job, sizeof(job), "%" PRIu64, a->job);
-		snprintf(attempt, sizeof(attempt), "%" PRIu32, a->attempt);
-		size_t al = 0;
-		all[0] = '\0';
-		for (uint32_t s = 0; s < a->nsources && al < sizeof(all); s++)
-			al += (size_t)snprintf(all + al, sizeof(all) - al, "%s%s/src/%.*s",
-			                       s > 0 ? " " : "", a->dir,
-			                       ING_STR_FMT(a->sources[s].path));
-		PLACEHOLDER("{src}", src)
-		PLACEHOLDER("{sources}", all)
-		PLACEHOLDER("{source}", first)
-		PLACEHOLDER("{out}", out)
-		PLACEHOLDER("{prev}", prev)
-		PLACEHOLDER("{job}", job)
-		PLACEHOLDER("{attempt}", attempt)
-#undef PLACEHOLDER
-		struct ing_str pname;
-		if (rep == NULL && (skip = param_placeholder(rest, left, &pname)) > 0) {
-			uint32_t p = 0;
-			while (p < a->nparams && !ing_str_eq(a->params[p].key, pname))
-				p++;
-			if (p == a->nparams) {
-				snprintf(why, why_cap,
-				         "stage '%.*s': argv uses {param:%.*s} but the job has no "
-				         "parameter %.*s",
-				         ING_STR_FMT(a->target.stages[a->stage].name),
-				         ING_STR_FMT(pname), ING_STR_FMT(pname));
-				return -2;
-			}
-			size_t vl = a->params[p].value.len;
-			if (n + vl >= sizeof(buf))
-				return -1;
-			memcpy(buf + n, a->params[p].value.ptr, vl);
-			n += vl;
-			i += (uint32_t)skip;
-			continue;
-		}
-		if (rep != NULL) {
-			size_t rl = strlen(rep);
-			if (n + rl >= sizeof(buf))
-				return -1;
-			memcpy(buf + n, rep, rl);
-			n += rl;
-			i += (uint32_t)skip;
-		} else {
-			if (n + 1 >= sizeof(buf))
-				return -1;
-			buf[n++] = word.ptr[i++];
-		}
-	}
-	return append_arg(argv, argc, a->zone, buf, n);
-}
-
 static void on_stage_done(struct stage_run *r, const struct stage_result *res, void *data)
 {
 	struct node_attempt *a = data;
@@ -550,18 +421,38 @@ static void run_stage(struct node_attempt *a)
 		report_finish(a, "failed", "cannot create the stage's output directory");
 		return;
 	}
+	char prev[600];
+	if (a->stage > 0)
+		stage_dir(a, a->stage - 1, prev, sizeof(prev));
+	else
+		snprintf(prev, sizeof(prev), "%s/src", a->dir);
+	struct template_ctx tc = {
+	    .dir = a->dir,
+	    .sources = a->sources,
+	    .nsources = a->nsources,
+	    .params = a->params,
+	    .nparams = a->nparams,
+	    .job = a->job,
+	    .attempt = a->attempt,
+	    .out = out_dir,
+	    .prev = prev,
+	    .stage = def->name,
+	};
 	for (uint32_t i = 0; i < def->nargv; i++) {
 		char why[ING_MESSAGE_MAX];
-		int rv = expand(a, def->argv[i], argv, &argc, why, sizeof(why));
+		int rv = template_expand(&tc, def->argv[i], a->zone, argv, &argc, MAX_ARGS, why,
+		                         sizeof(why));
 		if (rv != 0) {
 			a->failed = true;
-			if (rv == -2)
+			if (rv == ING_ENOTFOUND)
 				ING_LOG_WARN("stage argv uses a missing parameter job=%" PRIu64
 				             " attempt=%" PRIu32 " why=\"%s\"",
 				             a->job, a->attempt, why);
 			report_finish(a, "failed",
-			              rv == -2 ? why
-			                       : "argv too long after expanding placeholders");
+			              rv == ING_ENOTFOUND ? why
+			              : rv == ING_ENOMEM
+			                  ? "out of memory on the worker"
+			                  : "argv too long after expanding placeholders");
 			return;
 		}
 	}
@@ -570,13 +461,13 @@ static void run_stage(struct node_attempt *a)
 		char kv[ING_NAME_MAX + ING_ARG_MAX + 2];
 		int k = snprintf(kv, sizeof(kv), "%.*s=%.*s", ING_STR_FMT(def->env[i].key),
 		                 ING_STR_FMT(def->env[i].value));
-		append_arg(env, &envc, a->zone, kv, (size_t)k);
+		template_append(env, &envc, ING_MAX_ENV + 2, a->zone, kv, (size_t)k);
 		if (ing_str_eq_c(def->env[i].key, "PATH"))
 			has_path = true;
 	}
 	if (!has_path)
-		append_arg(env, &envc, a->zone, "PATH=" STAGE_DEFAULT_PATH,
-		           strlen("PATH=" STAGE_DEFAULT_PATH));
+		template_append(env, &envc, ING_MAX_ENV + 2, a->zone, "PATH=" STAGE_DEFAULT_PATH,
+		                strlen("PATH=" STAGE_DEFAULT_PATH));
 	env[envc] = NULL;
 
 	memset(&spec, 0, sizeof(spec));
