@@ -11,10 +11,63 @@
 #define INGOT_NODE_API_API_INTERNAL_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
+#include "node/api/api.h"
 #include "node/api/args.h"
-#include "node/node_internal.h"
+#include "node/api/view.h"
+#include "node/core.h"
+#include "node/sm/cmd.h"
+#include "rpc/server.h"
+#include "storage/store.h"
+
+/* A request waiting for a (ready) leader, or for a forward to be retried. */
+struct api_parked {
+	struct rpc_call *call;
+	uint64_t deadline_ms;
+	struct api_parked *next;
+};
+
+struct api_watch;
+
+/* The module's state (api.h), shared by its files. */
+struct api {
+	struct node *n;
+	/* forward.c */
+	struct api_parked *parked;
+	uv_timer_t park_timer; /* re-dispatches parked requests */
+	bool park_timer_open;
+	uint64_t unpark_deadline_ms; /* while unparking: the call's first deadline */
+	uint64_t fwd_leader;         /* the leader the last forward went to */
+	/* watch.c */
+	struct api_watch *watches;
+};
+
+/* ---- forwarding and parking (forward.c) -------------------------------- */
+
+/* Relays call to the leader this node knows and relays its reply. */
+void api_forward(struct api *a, struct rpc_call *call);
+/* Parks call until the next role change (or the park tick); its deadline
+ * is request_timeout_ms from when it first waited. */
+void api_park(struct api *a, struct rpc_call *call);
+/* Dispatches every parked call again; expired ones are answered. */
+void api_unpark(struct api *a);
+
+/* ---- watches (watch.c) --------------------------------------------------- */
+
+/* Starts a watch of job `job` for call (which it answers, now or later). */
+void api_watch_start(struct api *a, struct rpc_call *call, uint64_t job);
+/* Pushes new events, ends finished watches. */
+void api_watch_poll(struct api *a);
+/* Answers every watch `unavailable`. */
+void api_watch_close_all(struct api *a);
+
+/* ---- status (status.c) --------------------------------------------------- */
+
+/* `status`: asks every member for node.info, then replies. */
+void api_status_start(struct node *n, struct rpc_call *call);
 
 /* ---- replies and reads (reply.c) ---------------------------------------- */
 
@@ -41,9 +94,9 @@ enum api_shape { SHAPE_NONE, SHAPE_ID, SHAPE_TARGET, SHAPE_JOB_STATE };
 
 /* A command of `type` with every field zero and no request id. */
 struct cmd api_new_cmd(uint32_t type);
-/* Proposes c for call (NULL: nobody waits) and replies with its result in
- * `shape` (SHAPE_TARGET names `name`, SHAPE_JOB_STATE job `id`).  Fills in
- * version, time and the call's request id.  A node that is not leader any
+/* Proposes c for call (node/propose.h) and replies with its result in
+ * `shape` (SHAPE_TARGET names `name`, SHAPE_JOB_STATE job `id`).  c gets the
+ * call's request id when it has none.  A node that is not the leader any
  * more parks the call.  Replies itself on every failure; returns 0 or the
  * error it replied. */
 int api_propose(struct node *n, struct rpc_call *call, struct cmd *c, enum api_shape shape,

@@ -5,7 +5,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "common/mp.h"
 #include "node/api/api_internal.h"
+#include "node/leader/scheduler.h"
 #include "rpc/args.h"
 
 void api_op_job_submit(struct node *n, struct rpc_call *call)
@@ -151,7 +153,7 @@ void api_op_job_get(struct node *n, struct rpc_call *call)
 	msgpack_zone_init(&z, 4096);
 	if (load_job(n, call, t, id, &z, &j) == 0) {
 		mp_out_init(&o);
-		view_job(&o.pk, &j, true, node_sched_reason(n, j.id));
+		view_job(&o.pk, &j, true, sched_reason(node_sched(n), j.id));
 		api_reply_out(call, &o);
 	}
 	msgpack_zone_destroy(&z);
@@ -257,7 +259,7 @@ void api_op_job_list(struct node *n, struct rpc_call *call)
 				more = true;
 				break;
 			}
-			view_job(&body.pk, &j, false, node_sched_reason(n, j.id));
+			view_job(&body.pk, &j, false, sched_reason(node_sched(n), j.id));
 			count++;
 			last = j.id;
 		}
@@ -297,5 +299,5 @@ void api_op_job_watch(struct node *n, struct rpc_call *call)
 	uint64_t id;
 	if (api_read_id(call, known, &id) != 0)
 		return;
-	node_watch_start(n, call, id);
+	api_watch_start(node_api(n), call, id);
 }

@@ -2,7 +2,9 @@
  * nodes.c - node.register, node.heartbeat, node.drain, node.undrain and
  * node.list (docs/api.md "Nodes").
  */
+#include "common/mp.h"
 #include "node/api/api_internal.h"
+#include "node/leader/liveness.h"
 #include "rpc/args.h"
 
 void api_op_node_register(struct node *n, struct rpc_call *call)
@@ -45,7 +47,7 @@ void api_op_node_heartbeat(struct node *n, struct rpc_call *call)
 		api_reply_err(call, &e);
 		return;
 	}
-	node_liveness_seen(n, id);
+	liveness_seen(node_liveness(n), id, node_now_ms());
 	mp_out_init(&o);
 	msgpack_pack_map(&o.pk, 0);
 	api_reply_out(call, &o);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #include "node/api/api_internal.h"
+#include "node/member/member.h"
 #include "rpc/args.h"
 
 enum op_kind { OP_LOCAL, OP_READ, OP_WRITE, OP_LEADER /* leader's memory, not the log */ };
@@ -52,12 +53,12 @@ static const struct op ops[] = {
     {"node.register", OP_WRITE, api_op_node_register},
     {"node.heartbeat", OP_LEADER, api_op_node_heartbeat},
     {"worker.report", OP_WRITE, api_op_worker_report},
-    {"member.add", OP_LEADER, node_op_member_add, true},
-    {"member.promote", OP_LEADER, node_op_member_promote, true},
-    {"member.demote", OP_LEADER, node_op_member_demote, true},
-    {"member.remove", OP_LEADER, node_op_member_remove, true},
-    {"member.transfer", OP_LEADER, node_op_member_transfer, true},
-    {"member.check", OP_LEADER, node_op_member_check},
+    {"member.add", OP_LEADER, member_op_add, true},
+    {"member.promote", OP_LEADER, member_op_promote, true},
+    {"member.demote", OP_LEADER, member_op_demote, true},
+    {"member.remove", OP_LEADER, member_op_remove, true},
+    {"member.transfer", OP_LEADER, member_op_transfer, true},
+    {"member.check", OP_LEADER, member_op_check},
     {"cluster.events", OP_READ, api_op_cluster_events},
 };
 
@@ -69,17 +70,18 @@ static const struct op *find_op(struct ing_str name)
 	return NULL;
 }
 
-unsigned node_api_call_timeout_ms(struct node *n, struct ing_str op)
+unsigned api_call_timeout_ms(const struct api *a, struct ing_str op)
 {
 	const struct op *o = find_op(op);
+	const struct node_config *cfg = node_cfg(a->n);
 	if (o != NULL && o->slow)
-		return n->cfg.request_timeout_ms + n->cfg.member_catchup_timeout_ms + 5000;
-	return n->cfg.request_timeout_ms;
+		return cfg->request_timeout_ms + cfg->member_catchup_timeout_ms + 5000;
+	return cfg->request_timeout_ms;
 }
 
 struct read_barrier {
 	struct cons_barrier b;
-	struct node *n;
+	struct api *a;
 	struct rpc_call *call;
 	const struct op *op;
 };
@@ -88,9 +90,9 @@ static void on_read_barrier(struct cons_barrier *b, int status)
 {
 	struct read_barrier *rb = b->data;
 	if (status == 0)
-		rb->op->fn(rb->n, rb->call);
+		rb->op->fn(rb->a->n, rb->call);
 	else
-		node_park(rb->n, rb->call);
+		api_park(rb->a, rb->call);
 	free(rb);
 }
 
@@ -100,9 +102,12 @@ static bool wants_stale(struct rpc_call *call)
 	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
 }
 
-void node_api_dispatch(struct node *n, struct rpc_call *call)
+void api_dispatch(struct api *a, struct rpc_call *call)
 {
+	struct node *n = a->n;
 	const struct op *op = find_op(rpc_call_op(call));
+	enum cons_role role = node_role(n);
+	uint64_t leader = node_leader_id(n);
 
 	if (op == NULL) {
 		rpc_reply_error(call, ING_EINVAL,
@@ -110,20 +115,20 @@ void node_api_dispatch(struct node *n, struct rpc_call *call)
 		                ING_STR_FMT(rpc_call_op(call)));
 		return;
 	}
-	if (n->stopping) {
+	if (node_stopping(n)) {
 		rpc_reply_error(call, ING_EUNAVAILABLE, "node %" PRIu64 " is shutting down",
-		                n->cfg.id);
+		                node_id(n));
 		return;
 	}
 	if (op->kind == OP_LOCAL || (op->kind == OP_READ && wants_stale(call))) {
 		op->fn(n, call);
 		return;
 	}
-	if (n->role != CONS_LEADER_READY) {
-		if (n->role == CONS_FOLLOWER && n->leader_id != 0 && n->leader_id != n->cfg.id)
-			node_forward(n, call);
+	if (role != CONS_LEADER_READY) {
+		if (role == CONS_FOLLOWER && leader != 0 && leader != node_id(n))
+			api_forward(a, call);
 		else
-			node_park(n, call);
+			api_park(a, call);
 		return;
 	}
 	if (op->kind == OP_WRITE || op->kind == OP_LEADER) {
@@ -135,18 +140,76 @@ void node_api_dispatch(struct node *n, struct rpc_call *call)
 		rpc_reply_error(call, ING_ENOMEM, "out of memory");
 		return;
 	}
-	rb->n = n;
+	rb->a = a;
 	rb->call = call;
 	rb->op = op;
 	rb->b.data = rb;
 	rb->b.cb = on_read_barrier;
-	if (cons_barrier(n->cons, &rb->b) != 0) {
+	if (cons_barrier(node_cons(n), &rb->b) != 0) {
 		free(rb);
-		node_park(n, call);
+		api_park(a, call);
 	}
 }
 
-void node_api_handle(void *data, struct rpc_call *call)
+void api_handle(void *data, struct rpc_call *call)
 {
-	node_api_dispatch(data, call);
+	api_dispatch(node_api(data), call);
+}
+
+/* ---- the module's life (api.h) ----------------------------------------- */
+
+int api_new(struct node *n, struct api **out)
+{
+	struct api *a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return ING_ENOMEM;
+	a->n = n;
+	uv_timer_init(node_loop(n), &a->park_timer);
+	a->park_timer.data = a;
+	a->park_timer_open = true;
+	node_hold(n);
+	*out = a;
+	return 0;
+}
+
+void api_free(struct api *a)
+{
+	free(a);
+}
+
+void api_flushed(struct api *a)
+{
+	api_watch_poll(a);
+}
+
+void api_role_changed(struct api *a)
+{
+	api_unpark(a);
+}
+
+void api_stop(struct api *a)
+{
+	api_watch_close_all(a);
+	/* Parked calls are answered now: the client retries elsewhere. */
+	while (a->parked != NULL) {
+		struct api_parked *p = a->parked;
+		a->parked = p->next;
+		rpc_reply_error(p->call, ING_EUNAVAILABLE, "node %" PRIu64 " is shutting down",
+		                node_id(a->n));
+		free(p);
+	}
+}
+
+static void park_timer_closed(uv_handle_t *h)
+{
+	struct api *a = h->data;
+	node_release(a->n);
+}
+
+void api_close(struct api *a)
+{
+	if (!a->park_timer_open)
+		return;
+	a->park_timer_open = false;
+	uv_close((uv_handle_t *)&a->park_timer, park_timer_closed);
 }

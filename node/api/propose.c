@@ -2,21 +2,20 @@
  * propose.c - the write path of the API: a command built from a request is
  * stamped (version, leader time, the client's request id), proposed, and
  * its apply result shaped into the reply (docs/api.md: ids, target names
- * and revisions, job states).  A node that is not the leader any more parks
- * the request (forward.c); a leadership change before the entry was
- * confirmed gets `unavailable`, which a retry with the same request id
- * resolves at most once.
+ * and revisions, job states), all through node/propose.h.  A node that is not the leader any more
+ * parks the request (forward.c); a leadership change before the entry was confirmed gets
+ * `unavailable`, which a retry with the same request id resolves at most once.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mp.h"
 #include "node/api/api_internal.h"
+#include "node/propose.h"
 
 struct proposal {
-	struct cons_proposal p;
-	struct node *n;
-	struct rpc_call *call; /* NULL: nobody waits */
+	struct rpc_call *call;
 	enum api_shape shape;
 	uint64_t id;
 	char name[ING_NAME_MAX + 1];
@@ -80,22 +79,18 @@ bad:
 	rpc_reply_error(pr->call, ING_EINTERNAL, "unexpected result from the state machine");
 }
 
-static void on_proposed(struct cons_proposal *p, int status, void *result)
+static void on_proposed(void *data, int status, const struct node_result *r)
 {
-	struct proposal *pr = p->data;
-	struct node_result *r = result;
+	struct proposal *pr = data;
 
-	if (pr->call != NULL) {
-		if (status != 0)
-			rpc_reply_error(pr->call, ING_EUNAVAILABLE,
-			                "leadership changed before the write was confirmed; retry "
-			                "with the same request id to apply it at most once");
-		else if (r == NULL)
-			rpc_reply_error(pr->call, ING_EINTERNAL, "write applied without a result");
-		else
-			reply_result(pr, r);
-	}
-	free(r);
+	if (status != 0)
+		rpc_reply_error(pr->call, ING_EUNAVAILABLE,
+		                "leadership changed before the write was confirmed; retry "
+		                "with the same request id to apply it at most once");
+	else if (r == NULL)
+		rpc_reply_error(pr->call, ING_EINTERNAL, "write applied without a result");
+	else
+		reply_result(pr, r);
 	free(pr);
 }
 
@@ -103,50 +98,28 @@ int api_propose(struct node *n, struct rpc_call *call, struct cmd *c, enum api_s
                 uint64_t id, struct ing_str name)
 {
 	struct ing_error e;
-	struct mp_out o;
 	struct proposal *pr = calloc(1, sizeof(*pr));
 	int rv;
 
 	if (pr == NULL) {
-		if (call != NULL)
-			rpc_reply_error(call, ING_ENOMEM, "out of memory");
+		rpc_reply_error(call, ING_ENOMEM, "out of memory");
 		return ING_ENOMEM;
 	}
-	c->version = cmd_type_version(c->type);
-	c->time_ms = node_now_ms();
-	if (call != NULL && c->request_id.len == 0)
+	if (c->request_id.len == 0)
 		c->request_id = rpc_call_request_id(call);
-	mp_out_init(&o);
-	rv = cmd_encode(c, &o, &e);
-	if (rv != 0) {
-		if (call != NULL)
-			api_reply_err(call, &e);
-		goto fail;
-	}
-	pr->n = n;
 	pr->call = call;
 	pr->shape = shape;
 	pr->id = id;
 	snprintf(pr->name, sizeof(pr->name), "%.*s", ING_STR_FMT(name));
-	pr->p.data = pr;
-	pr->p.cb = on_proposed;
-	rv = cons_propose(n->cons, &pr->p, o.data, o.len);
-	mp_out_free(&o);
-	if (rv == ING_ENOTLEADER && call != NULL) {
-		free(pr);
-		node_park(n, call);
+	rv = node_propose(n, c, on_proposed, pr, &e);
+	if (rv == 0)
+		return 0;
+	free(pr);
+	if (rv == ING_ENOTLEADER) {
+		api_park(node_api(n), call);
 		return 0;
 	}
-	if (rv != 0) {
-		if (call != NULL)
-			rpc_reply_error(call, rv, "cannot propose: %s", ing_err_msg(rv));
-		free(pr);
-		return rv;
-	}
-	return 0;
-fail:
-	mp_out_free(&o);
-	free(pr);
+	api_reply_err(call, &e);
 	return rv;
 }
 

@@ -6,7 +6,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "common/mp.h"
 #include "node/api/api_internal.h"
+#include "storage/records.h"
 
 void api_reply_out(struct rpc_call *call, struct mp_out *o)
 {
@@ -25,9 +27,9 @@ void api_reply_err(struct rpc_call *call, const struct ing_error *e)
 /* Opens a read transaction on fully flushed state, or replies an error. */
 int api_read_begin(struct node *n, struct rpc_call *call, struct store_txn **t)
 {
-	int rv = store_batch_flush(n->store);
+	int rv = store_batch_flush(node_store(n));
 	if (rv == 0)
-		rv = store_read_begin(n->store, t);
+		rv = store_read_begin(node_store(n), t);
 	if (rv != 0)
 		rpc_reply_error(call, rv, "cannot read the state: %s", ing_err_msg(rv));
 	return rv;

@@ -3,9 +3,11 @@
  * named keys, hashes as hex strings, 0 times and ids as nil.  One function
  * per object so that every operation returning a job returns the same shape.
  */
+#include "node/api/view.h"
+
 #include <stdio.h>
 
-#include "node/node_internal.h"
+#include "common/mp.h"
 
 void view_key(msgpack_packer *pk, const char *key)
 {

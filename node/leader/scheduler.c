@@ -30,12 +30,16 @@
  * rejected, never applied twice.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/leader/scheduler.h"
+
 #include "common/log.h"
-#include "node/node_internal.h"
+#include "node/propose.h"
+#include "storage/records.h"
 
 #define SCAN_MAX             4096
 #define BATCH_MAX            256
@@ -43,13 +47,35 @@
 #define LEASE_MS             60000
 #define RETRY_BACKOFF_MAX_MS 60000
 
+#define FRESH_MAX   512
+#define WAITING_MAX 256
+#define CURSOR_MAX  80
+
+struct sched {
+	bool full;                  /* capacity changed: a full pass over the queue is due */
+	uint8_t cursor[CURSOR_MAX]; /* queue key the current full pass resumes at */
+	uint32_t cursor_len;
+	uint64_t fresh[FRESH_MAX]; /* jobs submitted since the last round */
+	unsigned nfresh;
+	uint64_t wake_ms;                   /* a backed-off job becomes placeable then (0: none) */
+	char last_tenant[ING_NAME_MAX + 1]; /* served last: the turn goes on after it */
+	uint32_t last_tenant_len;
+	unsigned inflight; /* assignments proposed, not yet applied */
+	struct {
+		uint64_t job;
+		char reason[160];
+	} waiting[WAITING_MAX]; /* why queued jobs could not be placed (ring) */
+	unsigned nwaiting;
+};
+
 struct cand {
 	uint64_t job;
 	struct ing_str tenant; /* view into the round's zone */
 };
 
 struct round {
-	struct node *n;
+	struct sched *s;
+	const struct sched_env *env;
 	struct store_txn *t;
 	msgpack_zone *z;
 	struct rec_node *nodes;
@@ -66,16 +92,40 @@ struct round {
 	unsigned ntargets;
 };
 
-void node_sched_note(struct node *n, uint32_t cmd_type, uint64_t job)
+int sched_new(struct sched **out)
 {
-	unsigned cap = sizeof(n->sched_new) / sizeof(n->sched_new[0]);
+	struct sched *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return ING_ENOMEM;
+	*out = s;
+	return 0;
+}
+
+void sched_free(struct sched *s)
+{
+	free(s);
+}
+
+void sched_leader(struct sched *s)
+{
+	s->full = true;
+}
+
+void sched_assign_done(struct sched *s)
+{
+	if (s->inflight > 0)
+		s->inflight--;
+}
+
+void sched_note(struct sched *s, uint32_t cmd_type, uint64_t job)
+{
 	switch (cmd_type) {
 	case CMD_JOB_SUBMIT:
 		/* Only the new job may have become placeable. */
-		if (n->nsched_new < cap && job != 0)
-			n->sched_new[n->nsched_new++] = job;
+		if (s->nfresh < FRESH_MAX && job != 0)
+			s->fresh[s->nfresh++] = job;
 		else
-			n->sched_full = true;
+			s->full = true;
 		break;
 	case CMD_JOB_FINISH:
 	case CMD_JOB_REQUEUE:
@@ -87,38 +137,37 @@ void node_sched_note(struct node *n, uint32_t cmd_type, uint64_t job)
 	case CMD_NODE_UP:
 	case CMD_TARGET_PUT:
 		/* Capacity or eligibility changed: the whole queue is looked at. */
-		n->sched_full = true;
+		s->full = true;
 		break;
 	default: break;
 	}
 }
 
-static void set_reason(struct node *n, uint64_t job, const char *reason)
+static void set_reason(struct sched *s, uint64_t job, const char *reason)
 {
-	for (unsigned i = 0; i < n->nwaiting; i++) {
-		if (n->waiting[i].job == job) {
-			snprintf(n->waiting[i].reason, sizeof(n->waiting[i].reason), "%s", reason);
+	for (unsigned i = 0; i < s->nwaiting; i++) {
+		if (s->waiting[i].job == job) {
+			snprintf(s->waiting[i].reason, sizeof(s->waiting[i].reason), "%s", reason);
 			return;
 		}
 	}
-	unsigned cap = sizeof(n->waiting) / sizeof(n->waiting[0]);
-	unsigned slot = n->nwaiting < cap ? n->nwaiting++ : (unsigned)(job % cap);
-	n->waiting[slot].job = job;
-	snprintf(n->waiting[slot].reason, sizeof(n->waiting[slot].reason), "%s", reason);
+	unsigned slot = s->nwaiting < WAITING_MAX ? s->nwaiting++ : (unsigned)(job % WAITING_MAX);
+	s->waiting[slot].job = job;
+	snprintf(s->waiting[slot].reason, sizeof(s->waiting[slot].reason), "%s", reason);
 }
 
-static void clear_reason(struct node *n, uint64_t job)
+static void clear_reason(struct sched *s, uint64_t job)
 {
-	for (unsigned i = 0; i < n->nwaiting; i++)
-		if (n->waiting[i].job == job)
-			n->waiting[i].job = 0;
+	for (unsigned i = 0; i < s->nwaiting; i++)
+		if (s->waiting[i].job == job)
+			s->waiting[i].job = 0;
 }
 
-const char *node_sched_reason(struct node *n, uint64_t id)
+const char *sched_reason(const struct sched *s, uint64_t job)
 {
-	for (unsigned i = 0; i < n->nwaiting; i++)
-		if (n->waiting[i].job == id)
-			return n->waiting[i].reason;
+	for (unsigned i = 0; i < s->nwaiting; i++)
+		if (s->waiting[i].job == job && job != 0)
+			return s->waiting[i].reason;
 	return NULL;
 }
 
@@ -242,20 +291,10 @@ static void explain(struct round *r, const struct rec_target *t, char *out, size
 	         ING_STR_FMT(t->name));
 }
 
-static void on_assigned(struct node *n, int status, const struct node_result *res, void *data)
-{
-	(void)data;
-	if (status == 0 && res != NULL && res->code != 0)
-		ING_LOG_DEBUG("assignment rejected error=%s msg=\"%s\"", ing_err_name(res->code),
-		              res->message);
-	if (n->sched_inflight > 0)
-		n->sched_inflight--;
-}
-
 /* Places one job; returns true when it was proposed. */
 static bool place(struct round *r, uint64_t id)
 {
-	struct node *n = r->n;
+	struct sched *s = r->s;
 	struct rec_job j;
 	struct ing_str val;
 	uint8_t k[8];
@@ -274,19 +313,20 @@ static bool place(struct round *r, uint64_t id)
 	 * retry_backoff_ms, doubling per attempt lost since the last operator
 	 * retry, at most RETRY_BACKOFF_MAX_MS, counted from the requeue. */
 	uint32_t lost = j.attempt - j.attempt_base;
-	if (lost > 0 && n->cfg.retry_backoff_ms > 0) {
-		uint64_t backoff = (uint64_t)n->cfg.retry_backoff_ms << (lost > 16 ? 16 : lost - 1);
+	if (lost > 0 && r->env->retry_backoff_ms > 0) {
+		uint64_t backoff = (uint64_t)r->env->retry_backoff_ms
+		                   << (lost > 16 ? 16 : lost - 1);
 		if (backoff > RETRY_BACKOFF_MAX_MS)
 			backoff = RETRY_BACKOFF_MAX_MS;
 		uint64_t ready_at = j.updated_at_ms + backoff;
-		if (node_now_ms() < ready_at) {
+		if (r->env->now_ms < ready_at) {
 			snprintf(reason, sizeof(reason),
 			         "attempt %" PRIu32 " was lost; the next one waits %" PRIu64
 			         " ms (retry backoff)",
 			         j.attempt, backoff);
-			set_reason(n, id, reason);
-			if (n->sched_wake_ms == 0 || ready_at < n->sched_wake_ms)
-				n->sched_wake_ms = ready_at;
+			set_reason(s, id, reason);
+			if (s->wake_ms == 0 || ready_at < s->wake_ms)
+				s->wake_ms = ready_at;
 			return false;
 		}
 	}
@@ -308,7 +348,7 @@ static bool place(struct round *r, uint64_t id)
 			snprintf(reason, sizeof(reason),
 			         "all %u nodes that can run target '%.*s' are busy", matching,
 			         ING_STR_FMT(j.target));
-		set_reason(n, id, reason);
+		set_reason(s, id, reason);
 		return false;
 	}
 
@@ -319,14 +359,14 @@ static bool place(struct round *r, uint64_t id)
 	c.u.job_assign.job = id;
 	c.u.job_assign.node = r->nodes[best].id;
 	c.u.job_assign.attempt = j.attempt + 1;
-	c.u.job_assign.lease_until_ms = node_now_ms() + LEASE_MS;
-	if (node_propose_internal(n, &c, on_assigned, NULL) != 0)
+	c.u.job_assign.lease_until_ms = r->env->now_ms + LEASE_MS;
+	if (r->env->assign(r->env->data, &c) != 0)
 		return false;
-	n->sched_inflight++;
+	s->inflight++;
 	r->free[best]--;
 	r->total_free--;
 	r->proposed_ids[r->proposed++] = id;
-	clear_reason(n, id);
+	clear_reason(s, id);
 	ING_LOG_DEBUG("job assigned job=%" PRIu64 " node=%" PRIu64 " attempt=%" PRIu32, id,
 	              r->nodes[best].id, j.attempt + 1);
 	return true;
@@ -353,8 +393,8 @@ static void place_level(struct round *r, struct cand *cands, unsigned ncands)
 	/* The turn goes on from the tenant after the one served last, across
 	 * rounds: a round often has a single free slot, and starting from the
 	 * first tenant every time would give every slot to it. */
-	struct node *n = r->n;
-	struct ing_str last = {n->sched_last_tenant, n->sched_last_tenant_len};
+	struct sched *s = r->s;
+	struct ing_str last = {s->last_tenant, s->last_tenant_len};
 	unsigned t0 = 0;
 	while (t0 < ntenants && ing_str_cmp(cands[next[t0]].tenant, last) <= 0)
 		t0++;
@@ -368,8 +408,8 @@ static void place_level(struct round *r, struct cand *cands, unsigned ncands)
 				continue;
 			const struct cand *c = &cands[next[t]++];
 			if (place(r, c->job)) {
-				memcpy(n->sched_last_tenant, c->tenant.ptr, c->tenant.len);
-				n->sched_last_tenant_len = c->tenant.len;
+				memcpy(s->last_tenant, c->tenant.ptr, c->tenant.len);
+				s->last_tenant_len = c->tenant.len;
 			}
 			progress = true;
 		}
@@ -379,11 +419,10 @@ static void place_level(struct round *r, struct cand *cands, unsigned ncands)
 /* Places the jobs submitted since the last round, in submit order. */
 static void place_new(struct round *r)
 {
-	struct node *n = r->n;
-	for (unsigned i = 0; i < n->nsched_new && r->proposed < BATCH_MAX; i++) {
-		place(r, n->sched_new[i]);
-	}
-	n->nsched_new = 0;
+	struct sched *s = r->s;
+	for (unsigned i = 0; i < s->nfresh && r->proposed < BATCH_MAX; i++)
+		place(r, s->fresh[i]);
+	s->nfresh = 0;
 }
 
 /*
@@ -393,7 +432,7 @@ static void place_new(struct round *r)
  */
 static void place_chunk(struct round *r)
 {
-	struct node *n = r->n;
+	struct sched *s = r->s;
 	struct store_iter *it;
 	struct ing_str k, v;
 	struct cand *cands = malloc(SCAN_MAX * sizeof(*cands));
@@ -407,16 +446,16 @@ static void place_chunk(struct round *r)
 	/* With no free slot anywhere the first queued jobs still get their
 	 * reason (a few, not the whole queue), and the pass is over. */
 	unsigned scan_max = r->total_free > 0 ? SCAN_MAX : REASONS_WHEN_FULL;
-	struct ing_str start = {(const char *)n->sched_cursor, n->sched_cursor_len};
+	struct ing_str start = {(const char *)s->cursor, s->cursor_len};
 	rv = store_iter_open(r->t, STORE_QUEUE, start, &it);
 	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
-		if (k.len < 10 || k.len > sizeof(n->sched_cursor))
+		if (k.len < 10 || k.len > CURSOR_MAX)
 			continue;
 		if (scanned >= scan_max || r->proposed >= BATCH_MAX ||
 		    (r->total_free == 0 && scanned > 0)) {
 			/* resume from this key next time */
-			memcpy(n->sched_cursor, k.ptr, k.len);
-			n->sched_cursor_len = k.len;
+			memcpy(s->cursor, k.ptr, k.len);
+			s->cursor_len = k.len;
 			at_end = false;
 			break;
 		}
@@ -440,41 +479,85 @@ static void place_chunk(struct round *r)
 	if (ncands > 0 && r->proposed < BATCH_MAX)
 		place_level(r, cands, ncands);
 	if (at_end || r->total_free == 0) {
-		n->sched_full = false;
-		n->sched_cursor_len = 0;
+		s->full = false;
+		s->cursor_len = 0;
 	}
 	if (r->proposed > 0)
 		ING_LOG_DEBUG("scheduling pass proposed=%u scanned=%u", r->proposed, scanned);
 	free(cands);
 }
 
-void node_sched_maybe_run(struct node *n)
+bool sched_due(struct sched *s, uint64_t now_ms)
+{
+	if (s->wake_ms != 0 && now_ms >= s->wake_ms) {
+		/* a backed-off job may go now: look at the queue again */
+		s->wake_ms = 0;
+		s->full = true;
+	}
+	return (s->full || s->nfresh > 0) && s->inflight == 0;
+}
+
+void sched_round(struct sched *s, struct store_txn *t, const struct sched_env *env)
 {
 	struct round r;
 
-	if (n->sched_wake_ms != 0 && node_now_ms() >= n->sched_wake_ms) {
-		/* a backed-off job may go now: look at the queue again */
-		n->sched_wake_ms = 0;
-		n->sched_full = true;
-	}
-
-	if ((!n->sched_full && n->nsched_new == 0) || n->sched_inflight > 0 ||
-	    n->role != CONS_LEADER_READY || n->stopping)
-		return;
 	memset(&r, 0, sizeof(r));
-	r.n = n;
+	r.s = s;
+	r.env = env;
+	r.t = t;
 	r.z = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
-	if (r.z == NULL || store_read_begin(n->store, &r.t) != 0) {
-		if (r.z != NULL)
-			msgpack_zone_free(r.z);
+	if (r.z == NULL)
 		return;
-	}
 	if (load_nodes(&r) == 0) {
 		/* New jobs too during a pass: the pass may already be past them. */
-		if (n->sched_full)
+		if (s->full)
 			place_chunk(&r);
 		place_new(&r);
 	}
-	store_abort(r.t);
 	msgpack_zone_free(r.z);
+}
+
+struct run {
+	struct node *n;
+	struct sched *s;
+};
+
+static void on_assigned(void *data, int status, const struct node_result *res)
+{
+	struct sched *s = data;
+	if (status == 0 && res != NULL && res->code != 0)
+		ING_LOG_DEBUG("assignment rejected error=%s msg=\"%s\"", ing_err_name(res->code),
+		              res->message);
+	sched_assign_done(s);
+}
+
+static int propose_assign(void *data, const struct cmd *c)
+{
+	struct run *run = data;
+	struct ing_error e;
+	int rv = node_propose(run->n, c, on_assigned, run->s, &e);
+	if (rv != 0)
+		ING_LOG_DEBUG("assignment not proposed job=%" PRIu64 " error=%s msg=\"%s\"",
+		              c->u.job_assign.job, ing_err_name(rv), e.msg);
+	return rv;
+}
+
+void sched_run(struct sched *s, struct node *n)
+{
+	struct store_txn *t;
+	uint64_t now = node_now_ms();
+
+	if (!sched_due(s, now) || !node_is_ready_leader(n) || node_stopping(n))
+		return;
+	if (store_read_begin(node_store(n), &t) != 0)
+		return;
+	struct run run = {n, s};
+	struct sched_env env = {
+	    .now_ms = now,
+	    .retry_backoff_ms = node_cfg(n)->retry_backoff_ms,
+	    .assign = propose_assign,
+	    .data = &run,
+	};
+	sched_round(s, t, &env);
+	store_abort(t);
 }

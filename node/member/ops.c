@@ -11,9 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
+#include "common/mp.h"
 #include "node/api/args.h"
+#include "node/api/view.h"
 #include "node/member/member_internal.h"
 #include "rpc/args.h"
+#include "storage/records.h"
 
 static int role_arg(const msgpack_object *args, const char *name, bool allow_voter,
                     enum cons_member_role def, enum cons_member_role *out, struct ing_error *e)
@@ -49,14 +53,14 @@ static int id_and_members(struct node *n, struct rpc_call *call, const char *con
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		return -1;
 	}
-	if (cons_members(n->cons, ms, nm) != 0) {
+	if (cons_members(node_cons(n), ms, nm) != 0) {
 		rpc_reply_error(call, ING_ENOMEM, "out of memory");
 		return -1;
 	}
 	return 0;
 }
 
-void node_op_member_add(struct node *n, struct rpc_call *call)
+void member_op_add(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"id", "raft_address", "api_address", "role", NULL};
 	const msgpack_object *args = rpc_call_args(call);
@@ -93,7 +97,7 @@ void node_op_member_add(struct node *n, struct rpc_call *call)
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		return;
 	}
-	if (cons_members(n->cons, &ms, &nm) != 0) {
+	if (cons_members(node_cons(n), &ms, &nm) != 0) {
 		rpc_reply_error(call, ING_ENOMEM, "out of memory");
 		return;
 	}
@@ -102,27 +106,22 @@ void node_op_member_add(struct node *n, struct rpc_call *call)
 	snprintf(api_c, sizeof(api_c), "%.*s", ING_STR_FMT(api));
 	for (unsigned i = 0; i < nm; i++) {
 		char other_api[NODE_ADDRESS_MAX];
-		node_member_api_address(n, ms[i].id, other_api);
+		member_api_address(n, ms[i].id, other_api);
 		if (ms[i].id == id) {
 			if (strcmp(ms[i].address, raft_c) == 0 && strcmp(other_api, api_c) == 0 &&
 			    ms[i].role == role) {
-				struct node_mchange *m =
-				    mc_new(n, call, id, "adding member %" PRIu64, id);
-				if (m != NULL) {
-					mc_step_note(m,
-					             "member %" PRIu64
-					             " is already a %s at raft %s: "
-					             "nothing to do",
-					             id, member_role_name(role), raft_c);
-					mc_reply(m, false, role);
-					free(m);
-				}
+				char note[160];
+				snprintf(note, sizeof(note),
+				         "member %" PRIu64
+				         " is already a %s at raft %s: nothing to do",
+				         id, mc_role_name(role), raft_c);
+				mc_reply_nothing(call, id, role, note);
 			} else {
 				rpc_reply_error(
 				    call, ING_EEXIST,
 				    "member %" PRIu64 " already exists as a %s (raft %s, "
 				    "api %s); use member promote/demote, or remove it first",
-				    id, member_role_name(ms[i].role), ms[i].address,
+				    id, mc_role_name(ms[i].role), ms[i].address,
 				    other_api[0] ? other_api : "unknown");
 			}
 			goto out;
@@ -138,20 +137,17 @@ void node_op_member_add(struct node *n, struct rpc_call *call)
 	if (member_refuse_busy(n, call) != 0)
 		goto out;
 	if (role == CONS_VOTER &&
-	    member_check_quorum(n, ms, nm, id, false, CONS_VOTER, true, &e) != 0) {
+	    mc_check_quorum(ms, nm, mc_member_alive, n, id, false, CONS_VOTER, true, &e) != 0) {
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		goto out;
 	}
-	struct node_mchange *m =
-	    mc_new(n, call, id, "adding member %" PRIu64 " as %s", id, member_role_name(role));
-	if (m == NULL)
-		goto out;
-	snprintf(m->raft_address, sizeof(m->raft_address), "%s", raft_c);
-	snprintf(m->api_address, sizeof(m->api_address), "%s", api_c);
-	m->plan[m->nplan++] = (struct step){S_RECORD, id, CONS_SPARE};
-	m->plan[m->nplan++] = (struct step){S_ADD, id, CONS_SPARE};
-	mc_plan_promotion(m, id, CONS_SPARE, role);
-	mc_start(m);
+	struct mc_request req = {.call = call, .id = id};
+	snprintf(req.what, sizeof(req.what), "adding member %" PRIu64 " as %s", id,
+	         mc_role_name(role));
+	snprintf(req.raft_address, sizeof(req.raft_address), "%s", raft_c);
+	snprintf(req.api_address, sizeof(req.api_address), "%s", api_c);
+	mc_plan_add(&req.plan, id, role);
+	mc_start(n, &req);
 out:
 	free(ms);
 }
@@ -178,27 +174,24 @@ static void role_change(struct node *n, struct rpc_call *call, bool promote)
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		return;
 	}
-	if (cons_members(n->cons, &ms, &nm) != 0) {
+	if (cons_members(node_cons(n), &ms, &nm) != 0) {
 		rpc_reply_error(call, ING_ENOMEM, "out of memory");
 		return;
 	}
-	const struct cons_member *me = member_find(ms, nm, id);
+	const struct cons_member *me = mc_find(ms, nm, id);
 	if (me == NULL) {
 		rpc_reply_error(call, ING_ENOTFOUND,
 		                "member %" PRIu64 " is not in the configuration", id);
 		goto out;
 	}
 	if (me->role == to) {
-		struct node_mchange *m = mc_new(n, call, id, "member %" PRIu64, id);
-		if (m != NULL) {
-			mc_step_note(m, "member %" PRIu64 " is already a %s: nothing to do", id,
-			             member_role_name(to));
-			mc_reply(m, false, to);
-			free(m);
-		}
+		char note[160];
+		snprintf(note, sizeof(note), "member %" PRIu64 " is already a %s: nothing to do",
+		         id, mc_role_name(to));
+		mc_reply_nothing(call, id, to, note);
 		goto out;
 	}
-	if (!promote && id == n->cfg.id) {
+	if (!promote && id == node_id(n)) {
 		rpc_reply_error(call, ING_ECONFLICT,
 		                "member %" PRIu64 " is the leader: transfer leadership first "
 		                "(ingotctl member transfer-leadership), then demote it",
@@ -208,37 +201,33 @@ static void role_change(struct node *n, struct rpc_call *call, bool promote)
 	if (member_refuse_busy(n, call) != 0)
 		goto out;
 	if ((me->role == CONS_VOTER || to == CONS_VOTER) &&
-	    member_check_quorum(n, ms, nm, id, false, to, promote, &e) != 0) {
+	    mc_check_quorum(ms, nm, mc_member_alive, n, id, false, to, promote, &e) != 0) {
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		goto out;
 	}
-	struct node_mchange *m =
-	    mc_new(n, call, id, "%s member %" PRIu64 " to %s", promote ? "promoting" : "demoting",
-	           id, member_role_name(to));
-	if (m == NULL)
-		goto out;
-	if (promote) {
-		mc_plan_promotion(m, id, me->role, CONS_VOTER);
-	} else {
-		m->plan[m->nplan++] = (struct step){S_ASSIGN, id, to};
-		m->plan[m->nplan++] = (struct step){S_RECORD, id, to};
-	}
-	mc_start(m);
+	struct mc_request req = {.call = call, .id = id};
+	snprintf(req.what, sizeof(req.what), "%s member %" PRIu64 " to %s",
+	         promote ? "promoting" : "demoting", id, mc_role_name(to));
+	if (promote)
+		mc_plan_promotion(&req.plan, id, me->role, CONS_VOTER);
+	else
+		mc_plan_demotion(&req.plan, id, to);
+	mc_start(n, &req);
 out:
 	free(ms);
 }
 
-void node_op_member_promote(struct node *n, struct rpc_call *call)
+void member_op_promote(struct node *n, struct rpc_call *call)
 {
 	role_change(n, call, true);
 }
 
-void node_op_member_demote(struct node *n, struct rpc_call *call)
+void member_op_demote(struct node *n, struct rpc_call *call)
 {
 	role_change(n, call, false);
 }
 
-void node_op_member_remove(struct node *n, struct rpc_call *call)
+void member_op_remove(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"id", NULL};
 	struct cons_member *ms = NULL;
@@ -248,7 +237,7 @@ void node_op_member_remove(struct node *n, struct rpc_call *call)
 
 	if (id_and_members(n, call, known, true, &id, &ms, &nm) != 0)
 		return;
-	const struct cons_member *me = member_find(ms, nm, id);
+	const struct cons_member *me = mc_find(ms, nm, id);
 	if (me == NULL) {
 		rpc_reply_error(call, ING_ENOTFOUND,
 		                "member %" PRIu64 " is not in the configuration", id);
@@ -256,11 +245,11 @@ void node_op_member_remove(struct node *n, struct rpc_call *call)
 	}
 	if (member_refuse_busy(n, call) != 0)
 		goto out;
-	if (member_check_quorum(n, ms, nm, id, true, CONS_SPARE, false, &e) != 0) {
+	if (mc_check_quorum(ms, nm, mc_member_alive, n, id, true, CONS_SPARE, false, &e) != 0) {
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		goto out;
 	}
-	if (id == n->cfg.id) {
+	if (id == node_id(n)) {
 		/* The leader goes last: hand leadership over, then let the new
 		 * leader remove this node (the request is forwarded to it). */
 		ING_LOG_INFO(
@@ -268,17 +257,15 @@ void node_op_member_remove(struct node *n, struct rpc_call *call)
 		member_start_transfer(n, call, 0, true);
 		goto out;
 	}
-	struct node_mchange *m = mc_new(n, call, id, "removing member %" PRIu64, id);
-	if (m == NULL)
-		goto out;
-	m->plan[m->nplan++] = (struct step){S_REMOVE, id, CONS_SPARE};
-	m->plan[m->nplan++] = (struct step){S_UNRECORD, id, CONS_SPARE};
-	mc_start(m);
+	struct mc_request req = {.call = call, .id = id};
+	snprintf(req.what, sizeof(req.what), "removing member %" PRIu64, id);
+	mc_plan_removal(&req.plan, id);
+	mc_start(n, &req);
 out:
 	free(ms);
 }
 
-void node_op_member_check(struct node *n, struct rpc_call *call)
+void member_op_check(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"id", NULL};
 	struct cons_member *ms = NULL;
@@ -289,18 +276,18 @@ void node_op_member_check(struct node *n, struct rpc_call *call)
 
 	if (id_and_members(n, call, known, true, &id, &ms, &nm) != 0)
 		return;
-	const struct cons_member *me = member_find(ms, nm, id);
+	const struct cons_member *me = mc_find(ms, nm, id);
 	/* An uncommitted configuration may still be undone: count the node
 	 * as a member until it is final. */
-	bool member = me != NULL || cons_config_pending(n->cons);
-	node_cluster_id(n, cluster);
+	bool member = me != NULL || cons_config_pending(node_cons(n));
+	member_cluster_id(n, cluster);
 	mp_out_init(&o);
 	msgpack_pack_map(&o.pk, 3);
 	view_key(&o.pk, "member");
 	mp_pack_bool(&o.pk, member);
 	view_key(&o.pk, "role");
 	if (me != NULL)
-		mp_pack_cstr(&o.pk, member_role_name(me->role));
+		mp_pack_cstr(&o.pk, mc_role_name(me->role));
 	else
 		msgpack_pack_nil(&o.pk);
 	view_key(&o.pk, "cluster_id");

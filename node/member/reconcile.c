@@ -17,8 +17,39 @@
 
 #include "common/log.h"
 #include "node/member/member_internal.h"
+#include "node/propose.h"
+#include "node/sm/sm.h"
+#include "storage/records.h"
+#include "storage/store.h"
 
-void node_member_reconcile(struct node *n)
+/* The leader's own bookkeeping entries (members table, cluster name,
+ * leader changes): a refusal or a lost leadership is logged; the next
+ * reconcile (after each change, and by the next ready leader) makes up for
+ * a member record that did not make it. */
+static void on_recorded(void *data, int status, const struct node_result *r)
+{
+	const char *what = data;
+	if (status != 0)
+		ING_LOG_WARN("%s not confirmed error=%s (leadership lost; the next leader "
+		             "redoes it)",
+		             what, ing_err_name(status));
+	else if (r != NULL && r->code != 0)
+		ING_LOG_WARN("%s refused error=%s msg=\"%s\"", what, ing_err_name(r->code),
+		             r->message);
+}
+
+/* Proposes c; `what` (a string constant) names it in the logs.  0, or the
+ * error (logged). */
+static int record(struct node *n, const struct cmd *c, const char *what)
+{
+	struct ing_error e;
+	int rv = node_propose(n, c, on_recorded, (void *)what, &e);
+	if (rv != 0)
+		ING_LOG_WARN("%s not proposed error=%s msg=\"%s\"", what, ing_err_name(rv), e.msg);
+	return rv;
+}
+
+void member_reconcile(struct node *n)
 {
 	struct cons_member *ms = NULL;
 	unsigned nm = 0;
@@ -29,17 +60,20 @@ void node_member_reconcile(struct node *n)
 	unsigned nstale = 0;
 	int rv;
 
-	if (n->role != CONS_LEADER_READY || n->mchange != NULL || cons_config_pending(n->cons) ||
-	    cons_members(n->cons, &ms, &nm) != 0)
+	const struct node_config *cfg = node_cfg(n);
+	struct cons *cons = node_cons(n);
+
+	if (!node_is_ready_leader(n) || node_member(n)->change != NULL || cons == NULL ||
+	    cons_config_pending(cons) || cons_members(cons, &ms, &nm) != 0)
 		return;
-	if (store_read_begin(n->store, &t) != 0) {
+	if (store_read_begin(node_store(n), &t) != 0) {
 		free(ms);
 		return;
 	}
 	/* Records whose member left the configuration. */
 	rv = store_iter_open(t, STORE_MEMBERS, (struct ing_str){"", 0}, &it);
 	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
-		if (k.len == 8 && member_find(ms, nm, store_get_be64(k.ptr)) == NULL && nstale < 64)
+		if (k.len == 8 && mc_find(ms, nm, store_get_be64(k.ptr)) == NULL && nstale < 64)
 			stale[nstale++] = store_get_be64(k.ptr);
 	}
 	if (rv == 0 || rv == ING_ENOTFOUND)
@@ -66,10 +100,9 @@ void node_member_reconcile(struct node *n)
 		if (same)
 			continue;
 		if (api[0] == '\0')
-			for (unsigned j = 0; j < n->cfg.npeers; j++)
-				if (n->cfg.peers[j].id == ms[i].id)
-					snprintf(api, sizeof(api), "%s",
-					         n->cfg.peers[j].api_address);
+			for (unsigned j = 0; j < cfg->npeers; j++)
+				if (cfg->peers[j].id == ms[i].id)
+					snprintf(api, sizeof(api), "%s", cfg->peers[j].api_address);
 		if (api[0] == '\0') {
 			ING_LOG_WARN("member %" PRIu64 " has no known API address: not recorded",
 			             ms[i].id);
@@ -83,7 +116,8 @@ void node_member_reconcile(struct node *n)
 		c.u.member_put.member.raft_address = ing_str_c(ms[i].address);
 		c.u.member_put.member.api_address = ing_str_c(api);
 		c.u.member_put.member.role = (uint8_t)ms[i].role;
-		node_propose_internal(n, &c, NULL, NULL);
+		if (record(n, &c, "members table: member record") != 0)
+			break;
 	}
 	store_abort(t);
 	for (unsigned i = 0; i < nstale; i++) {
@@ -94,17 +128,18 @@ void node_member_reconcile(struct node *n)
 		c.u.member_remove.id = stale[i];
 		ING_LOG_INFO("members table: %" PRIu64 " is no longer in the configuration",
 		             stale[i]);
-		node_propose_internal(n, &c, NULL, NULL);
+		if (record(n, &c, "members table: removal of a record") != 0)
+			break;
 	}
 	free(ms);
 }
 
-void node_cluster_id(struct node *n, char out[CMD_CLUSTER_ID_LEN + 1])
+void member_cluster_id(struct node *n, char out[CMD_CLUSTER_ID_LEN + 1])
 {
 	struct store_txn *t;
 	struct ing_str v;
 	out[0] = '\0';
-	if (store_read_begin(n->store, &t) != 0)
+	if (store_read_begin(node_store(n), &t) != 0)
 		return;
 	if (store_get(t, STORE_META, ing_str_c(SM_META_CLUSTER_ID), &v) == 0 &&
 	    v.len == CMD_CLUSTER_ID_LEN)
@@ -119,7 +154,7 @@ static void maybe_name_cluster(struct node *n)
 	uint8_t raw[CMD_CLUSTER_ID_LEN / 2];
 	struct cmd c;
 
-	node_cluster_id(n, id);
+	member_cluster_id(n, id);
 	if (id[0] != '\0')
 		return;
 	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
@@ -132,33 +167,35 @@ static void maybe_name_cluster(struct node *n)
 	c.type = CMD_CLUSTER_INIT;
 	c.request_id = ing_str_c("");
 	c.u.cluster_init.cluster_id = ing_str_c(id);
-	node_propose_internal(n, &c, NULL, NULL);
+	record(n, &c, "cluster name (cluster_init)");
 }
 
-void node_member_leader(struct node *n, uint64_t previous)
+void member_leader_ready(struct member *m)
 {
+	struct node *n = m->n;
+	uint64_t previous = m->previous_leader;
 	struct cmd c;
 	char text[160];
 
 	maybe_name_cluster(n);
-	node_member_reconcile(n);
-	if (previous == 0 || previous == n->cfg.id)
+	member_reconcile(n);
+	if (previous == 0 || previous == node_id(n))
 		return;
 	snprintf(text, sizeof(text),
 	         "node %" PRIu64 " became leader in term %" PRIu64
 	         " (previous leader: node %" PRIu64 ")",
-	         n->cfg.id, n->term, previous);
+	         node_id(n), node_term(n), previous);
 	memset(&c, 0, sizeof(c));
 	c.type = CMD_CLUSTER_EVENT;
 	c.request_id = ing_str_c("");
 	c.u.cluster_event.kind = REC_EV_LEADER_CHANGED;
-	c.u.cluster_event.member = n->cfg.id;
+	c.u.cluster_event.member = node_id(n);
 	c.u.cluster_event.message = ing_str_c(text);
-	node_propose_internal(n, &c, NULL, NULL);
+	record(n, &c, "leader change (cluster_event leader_changed)");
 }
 
 /* API address of member `id`: the members table, else the configured peers. */
-void node_member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_MAX])
+void member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_MAX])
 {
 	struct store_txn *t;
 	struct ing_str val;
@@ -166,7 +203,8 @@ void node_member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_
 
 	out[0] = '\0';
 	store_be64(k, id);
-	if (store_read_begin(n->store, &t) == 0) {
+	const struct node_config *cfg = node_cfg(n);
+	if (store_read_begin(node_store(n), &t) == 0) {
 		if (store_get(t, STORE_MEMBERS, (struct ing_str){(const char *)k, 8}, &val) == 0) {
 			msgpack_zone z;
 			struct rec_member m;
@@ -177,7 +215,16 @@ void node_member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_
 		}
 		store_abort(t);
 	}
-	for (unsigned i = 0; out[0] == '\0' && i < n->cfg.npeers; i++)
-		if (n->cfg.peers[i].id == id)
-			snprintf(out, NODE_ADDRESS_MAX, "%s", n->cfg.peers[i].api_address);
+	for (unsigned i = 0; out[0] == '\0' && i < cfg->npeers; i++)
+		if (cfg->peers[i].id == id)
+			snprintf(out, NODE_ADDRESS_MAX, "%s", cfg->peers[i].api_address);
+}
+
+void member_role_changed(struct member *m, uint64_t previous, uint64_t leader)
+{
+	uint64_t self = node_id(m->n);
+	if (previous != 0 && previous != self && previous != leader)
+		m->previous_leader = previous;
+	if (leader != 0 && leader != self)
+		m->previous_leader = leader;
 }

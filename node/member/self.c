@@ -8,11 +8,8 @@
  * node that was removed stops, leaving a `removed` marker that refuses
  * later starts.  Joining (--join) and leaving (leave_on_shutdown) go
  * through the same member.add / member.remove operations as an operator
- * would.  The membership tick (every MEMBER_TICK_MS) drives the leader's
- * change plans and self-healing, and every other node's removal check.
+ * would; their requests go through node/request.h.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,22 +17,70 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/mp.h"
 #include "node/member/member_internal.h"
+#include "node/node.h"
+#include "node/request.h"
 #include "rpc/args.h"
+#include "storage/records.h"
 
-#define MEMBER_TICK_MS      100
 #define REMOVED_CHECK_AFTER 5    /* election timeouts without a leader */
 #define REMOVED_CHECK_EVERY 1000 /* ms between two checks */
+#define REMOVED_CHECK_MS    2000 /* one member.check, failover included */
 #define JOIN_RETRY_MS       1000
+#define JOIN_EXTRA_MS       10000 /* a join waits for the catch-up, and this */
+#define CLUSTER_CHECK_MS    5000
 #define LEAVE_TIMEOUT_MS    15000
+#define LEAVE_RETRY_MS      200
 #define REMOVED_MARKER      "removed"
 
-static void marker_path(struct node *n, char *out, size_t len)
+/* ---- the module's life -------------------------------------------------------- */
+
+int member_new(struct node *n, struct member **out)
 {
-	snprintf(out, len, "%s/%s", n->cfg.data_dir, REMOVED_MARKER);
+	struct member *m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return ING_ENOMEM;
+	m->n = n;
+	uv_timer_init(node_loop(n), &m->retry);
+	m->retry.data = m;
+	m->retry_open = true;
+	node_hold(n);
+	*out = m;
+	return 0;
 }
 
-int node_member_check_marker(const char *data_dir, uint64_t id, struct ing_error *e)
+void member_free(struct member *m)
+{
+	free(m);
+}
+
+static void retry_closed(uv_handle_t *h)
+{
+	struct member *m = h->data;
+	node_release(m->n);
+}
+
+void member_stop(struct member *m)
+{
+	mc_stop(m);
+	/* Raft's close completes a transfer's callback, which replies; the
+	 * requests of this module end when node/request.h closes its clients. */
+	if (m->retry_open) {
+		m->retry_open = false;
+		uv_close((uv_handle_t *)&m->retry, retry_closed);
+	}
+}
+
+static void retry_after(struct member *m, uv_timer_cb cb, uint64_t ms)
+{
+	if (m->retry_open)
+		uv_timer_start(&m->retry, cb, ms, 0);
+}
+
+/* ---- the removed marker ------------------------------------------------------- */
+
+int member_check_marker(const char *data_dir, uint64_t id, struct ing_error *e)
 {
 	char path[600];
 	snprintf(path, sizeof(path), "%s/%s", data_dir, REMOVED_MARKER);
@@ -48,190 +93,167 @@ int node_member_check_marker(const char *data_dir, uint64_t id, struct ing_error
 }
 
 /* This node is not a member any more: leave a marker and stop (status 0). */
-static void removed(struct node *n, const char *how)
+static void removed(struct member *m, const char *how)
 {
+	struct node *n = m->n;
 	char path[600];
-	marker_path(n, path, sizeof(path));
+	snprintf(path, sizeof(path), "%s/%s", node_cfg(n)->data_dir, REMOVED_MARKER);
 	FILE *f = fopen(path, "w");
 	if (f != NULL) {
 		char cluster[CMD_CLUSTER_ID_LEN + 1];
-		node_cluster_id(n, cluster);
+		member_cluster_id(n, cluster);
 		fprintf(f, "removed at %" PRIu64 " ms (%s), cluster %s\n", node_now_ms(), how,
 		        cluster[0] ? cluster : "unknown");
-		fclose(f);
+		if (fclose(f) != 0)
+			ING_LOG_WARN("cannot write %s: a later start will not know this node was "
+			             "removed",
+			             path);
+	} else {
+		ING_LOG_WARN("cannot create %s: a later start will not know this node was removed",
+		             path);
 	}
 	ING_LOG_WARN("removed from the cluster (%s): stopping", how);
 	node_stop(n);
 }
 
-/* An outgoing request of this node (check, join, leave, cluster id check)
- * over its own client.  Each holds the node (node_hold) until freed, and
- * node_member_stop closes their clients, so none outlives the node. */
-struct mreq {
-	struct rpc_request r;
-	struct node *n;
-	struct rpc_client *client;
+/* ---- requests of this node about its membership --------------------------------- */
+
+struct self_req {
+	struct node_request q;
+	struct member *m;
+	void (*answered)(struct member *m, int status, const struct ing_error *err,
+	                 const msgpack_object *result);
 };
 
-static void client_closed(void *data)
+static void on_answer(struct node_request *q, int status, const struct ing_error *err,
+                      const msgpack_object *result)
 {
-	node_release(data);
+	struct self_req *r = q->data;
+	r->answered(r->m, status, err, result);
+	free(r);
 }
 
-static struct mreq *mreq_new(struct node *n)
+static struct self_req *self_req_new(struct member *m, void (*answered)(struct member *, int,
+                                                                        const struct ing_error *,
+                                                                        const msgpack_object *))
 {
-	struct mreq *q;
-	unsigned i;
-
-	for (i = 0; i < NODE_MAX_MREQS && n->mreqs[i] != NULL; i++)
-		;
-	if (i == NODE_MAX_MREQS || (q = calloc(1, sizeof(*q))) == NULL)
+	struct self_req *r = calloc(1, sizeof(*r));
+	if (r == NULL)
 		return NULL;
-	q->n = n;
-	q->r.data = q;
-	n->mreqs[i] = q;
-	node_hold(n);
-	return q;
+	r->m = m;
+	r->answered = answered;
+	r->q.data = r;
+	r->q.cb = on_answer;
+	return r;
 }
 
-/* Last thing a callback does: may release the node's last hold. */
-static void mreq_free(struct mreq *q)
+/* {id: this node} */
+static void pack_self_id(struct member *m, struct mp_out *o)
 {
-	struct node *n = q->n;
-	for (unsigned i = 0; i < NODE_MAX_MREQS; i++)
-		if (n->mreqs[i] == q)
-			n->mreqs[i] = NULL;
-	if (q->client != NULL) {
-		node_hold(n);
-		rpc_client_close(q->client, client_closed, n);
-	}
-	free(q);
-	node_release(n);
+	msgpack_pack_map(&o->pk, 1);
+	mp_pack_cstr(&o->pk, "id");
+	msgpack_pack_uint64(&o->pk, node_id(m->n));
 }
 
-/* A client to `addrs`; NULL on failure (logged). */
-static struct rpc_client *client_to(struct node *n, const char *const *addrs, unsigned naddrs,
-                                    unsigned timeout_ms)
-{
-	struct rpc_client *c;
-	struct ing_error e;
-	struct rpc_client_options o = {
-	    .endpoints = addrs,
-	    .nendpoints = naddrs,
-	    .timeout_ms = timeout_ms,
-	    .connect_timeout_ms = 500,
-	};
-	if (naddrs == 0 || rpc_client_new(n->loop, &o, &c, &e) != 0)
-		return NULL;
-	return c;
-}
+/* ---- the removal check ----------------------------------------------------------- */
 
-static void on_check(struct rpc_request *r, int status, const struct ing_error *err,
-                     const msgpack_object *result)
+static void checked(struct member *m, int status, const struct ing_error *err,
+                    const msgpack_object *result)
 {
-	struct mreq *q = r->data;
-	struct node *n = q->n;
 	(void)err;
-	n->removal_checking = false;
-	if (status == 0 && !n->stopping && n->cons != NULL) {
-		const msgpack_object *m = rpc_arg_find(result, "member");
-		if (m != NULL && m->type == MSGPACK_OBJECT_BOOLEAN && !m->via.boolean)
-			removed(n, "the leader's configuration does not include this node");
+	m->removal_checking = false;
+	if (status == 0 && !node_stopping(m->n) && node_cons(m->n) != NULL) {
+		const msgpack_object *v = rpc_arg_find(result, "member");
+		if (v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && !v->via.boolean)
+			removed(m, "the leader's configuration does not include this node");
 	}
-	mreq_free(q); /* last: may release the node */
 }
 
-/* A node that hears from no leader asks whether it still belongs. */
-static void removal_check(struct node *n)
+void member_removal_check(struct member *m)
 {
+	struct node *n = m->n;
 	const char *addrs[NODE_MAX_PEERS];
 	char buf[NODE_MAX_PEERS][NODE_ADDRESS_MAX];
 	unsigned na = 0;
 	struct cons_member *ms = NULL;
 	unsigned nm = 0;
 	uint64_t now = node_now_ms();
-
 	struct cons_status st;
-
-	uint64_t after = (uint64_t)REMOVED_CHECK_AFTER * n->cfg.election_timeout_ms;
+	uint64_t after = (uint64_t)REMOVED_CHECK_AFTER * node_cfg(n)->election_timeout_ms;
 
 	/* Campaigning (a removed voter does, forever) or knowing no leader
 	 * since some time; or a follower the leader stopped reaching. */
-	cons_status(n->cons, &st);
+	cons_status(node_cons(n), &st);
 	if (st.role == CONS_CANDIDATE || st.leader_id == 0) {
-		if (n->leaderless_since_ms == 0)
-			n->leaderless_since_ms = now;
+		if (m->leaderless_since_ms == 0)
+			m->leaderless_since_ms = now;
 	} else {
-		n->leaderless_since_ms = 0;
+		m->leaderless_since_ms = 0;
 	}
-	bool suspect = (n->leaderless_since_ms != 0 && now - n->leaderless_since_ms >= after) ||
+	bool suspect = (m->leaderless_since_ms != 0 && now - m->leaderless_since_ms >= after) ||
 	               (st.role == CONS_FOLLOWER && st.leader_contact_ago_ms >= after);
-	if (!suspect || n->joining || n->removal_checking ||
-	    now - n->removal_checked_ms < REMOVED_CHECK_EVERY)
+	if (!suspect || m->joining || m->removal_checking ||
+	    now - m->removal_checked_ms < REMOVED_CHECK_EVERY)
 		return;
-	n->removal_checked_ms = now;
-	if (cons_members(n->cons, &ms, &nm) != 0 || nm == 0) {
+	m->removal_checked_ms = now;
+	if (cons_members(node_cons(n), &ms, &nm) != 0 || nm == 0) {
 		free(ms);
 		return;
 	}
 	for (unsigned i = 0; i < nm && na < NODE_MAX_PEERS; i++) {
-		if (ms[i].id == n->cfg.id)
+		if (ms[i].id == node_id(n))
 			continue;
-		node_member_api_address(n, ms[i].id, buf[na]);
+		member_api_address(n, ms[i].id, buf[na]);
 		if (buf[na][0] != '\0') {
 			addrs[na] = buf[na];
 			na++;
 		}
 	}
 	free(ms);
-	struct mreq *q = mreq_new(n);
+	struct self_req *r;
 	struct mp_out o;
-	if (q == NULL)
+	if (na == 0 || (r = self_req_new(m, checked)) == NULL)
 		return;
-	q->client = client_to(n, addrs, na, 2000);
-	if (q->client == NULL) {
-		mreq_free(q);
-		return;
-	}
-	q->r.cb = on_check;
 	mp_out_init(&o);
-	msgpack_pack_map(&o.pk, 1);
-	view_key(&o.pk, "id");
-	msgpack_pack_uint64(&o.pk, n->cfg.id);
+	pack_self_id(m, &o);
 	if (mp_out_failed(&o) == 0 &&
-	    rpc_client_call(q->client, &q->r, "member.check", o.data, o.len, RPC_NO_RETRY) == 0)
-		n->removal_checking = true;
+	    node_request_addresses(node_requests(n), &r->q, addrs, na, "member.check", o.data,
+	                           o.len, RPC_NO_RETRY, REMOVED_CHECK_MS) == 0)
+		m->removal_checking = true;
 	else
-		mreq_free(q);
+		free(r);
 	mp_out_free(&o);
 }
 
-static void join_send(struct node *n);
+/* ---- joining ------------------------------------------------------------------------ */
+
+static void join_send(struct member *m);
 
 static void on_join_retry(uv_timer_t *h)
 {
-	struct node *n = h->data;
-	if (!n->stopping && n->joining)
-		join_send(n);
+	struct member *m = h->data;
+	if (!node_stopping(m->n) && m->joining)
+		join_send(m);
 }
 
-static void join_answered(struct node *n, int status, const struct ing_error *err,
-                          const msgpack_object *result)
+static void joined(struct member *m, int status, const struct ing_error *err,
+                   const msgpack_object *result)
 {
+	struct node *n = m->n;
 	(void)result;
-	if (n->stopping)
+	if (node_stopping(n))
 		return;
 	if (status == 0) {
-		n->joining = false;
-		ING_LOG_INFO("joined the cluster as %s", rec_role_name(n->cfg.join_role));
+		m->joining = false;
+		ING_LOG_INFO("joined the cluster as %s", rec_role_name(node_cfg(n)->join_role));
 		return;
 	}
 	bool transient = status == ING_ECONFLICT || status == ING_EUNAVAILABLE ||
 	                 status == ING_ETIMEOUT || status == ING_ENOTLEADER;
-	if (transient && node_now_ms() < n->join_deadline_ms) {
+	if (transient && node_now_ms() < m->join_deadline_ms) {
 		ING_LOG_WARN("join not done yet, retrying error=%s msg=\"%s\"",
 		             ing_err_name(status), err != NULL ? err->msg : "");
-		uv_timer_start(&n->member_retry, on_join_retry, JOIN_RETRY_MS, 0);
+		retry_after(m, on_join_retry, JOIN_RETRY_MS);
 		return;
 	}
 	ING_LOG_ERROR("cannot join the cluster error=%s msg=\"%s\"", ing_err_name(status),
@@ -240,58 +262,54 @@ static void join_answered(struct node *n, int status, const struct ing_error *er
 	           "the cluster refused to add this node");
 }
 
-static void on_joined(struct rpc_request *r, int status, const struct ing_error *err,
-                      const msgpack_object *result)
+static void join_send(struct member *m)
 {
-	struct mreq *q = r->data;
-	join_answered(q->n, status, err, result);
-	mreq_free(q); /* last: may release the node */
-}
-
-static void join_send(struct node *n)
-{
+	struct node *n = m->n;
+	const struct node_config *cfg = node_cfg(n);
 	const char *addrs[NODE_MAX_PEERS];
-	struct mreq *q = mreq_new(n);
+	struct self_req *r = self_req_new(m, joined);
 	struct mp_out o;
+	int rv;
 
-	if (q == NULL) {
+	if (r == NULL) {
 		node_fatal(n, ING_ENOMEM, "cannot ask to join");
 		return;
 	}
-	for (unsigned i = 0; i < n->cfg.njoin; i++)
-		addrs[i] = n->cfg.join[i];
-	q->client = client_to(n, addrs, n->cfg.njoin, n->cfg.member_catchup_timeout_ms + 10000);
-	if (q->client == NULL) {
-		mreq_free(q);
-		node_fatal(n, ING_EINVAL, "bad join addresses");
-		return;
-	}
-	q->r.data = q;
-	q->r.cb = on_joined;
+	for (unsigned i = 0; i < cfg->njoin; i++)
+		addrs[i] = cfg->join[i];
 	mp_out_init(&o);
 	msgpack_pack_map(&o.pk, 4);
-	view_key(&o.pk, "id");
-	msgpack_pack_uint64(&o.pk, n->cfg.id);
-	view_key(&o.pk, "raft_address");
-	mp_pack_cstr(&o.pk, n->cfg.raft_address);
-	view_key(&o.pk, "api_address");
-	mp_pack_cstr(&o.pk, n->cfg.api_address);
-	view_key(&o.pk, "role");
-	mp_pack_cstr(&o.pk, rec_role_name(n->cfg.join_role));
-	if (mp_out_failed(&o) != 0 ||
-	    rpc_client_call(q->client, &q->r, "member.add", o.data, o.len, 0) != 0)
-		mreq_free(q);
+	mp_pack_cstr(&o.pk, "id");
+	msgpack_pack_uint64(&o.pk, cfg->id);
+	mp_pack_cstr(&o.pk, "raft_address");
+	mp_pack_cstr(&o.pk, cfg->raft_address);
+	mp_pack_cstr(&o.pk, "api_address");
+	mp_pack_cstr(&o.pk, cfg->api_address);
+	mp_pack_cstr(&o.pk, "role");
+	mp_pack_cstr(&o.pk, rec_role_name(cfg->join_role));
+	rv = mp_out_failed(&o);
+	if (rv == 0)
+		rv = node_request_addresses(node_requests(n), &r->q, addrs, cfg->njoin,
+		                            "member.add", o.data, o.len, 0,
+		                            cfg->member_catchup_timeout_ms + JOIN_EXTRA_MS);
 	mp_out_free(&o);
+	if (rv != 0) {
+		free(r);
+		ING_LOG_ERROR("cannot ask to join error=%s", ing_err_name(rv));
+		if (rv == ING_EINVAL)
+			node_fatal(n, ING_EINVAL, "bad join addresses");
+	}
 }
 
-static void cluster_checked(struct node *n, int status, const struct ing_error *err,
+static void cluster_checked(struct member *m, int status, const struct ing_error *err,
                             const msgpack_object *result)
 {
+	struct node *n = m->n;
 	char mine[CMD_CLUSTER_ID_LEN + 1];
 	struct ing_str theirs = {"", 0};
 	struct ing_error e;
 
-	if (n->stopping)
+	if (node_stopping(n))
 		return;
 	if (status != 0) {
 		ING_LOG_WARN(
@@ -300,7 +318,7 @@ static void cluster_checked(struct node *n, int status, const struct ing_error *
 		return;
 	}
 	rpc_arg_str(result, "cluster_id", CMD_CLUSTER_ID_LEN, false, &theirs, &e);
-	node_cluster_id(n, mine);
+	member_cluster_id(n, mine);
 	if (mine[0] == '\0' || theirs.len == 0 || ing_str_eq_c(theirs, mine)) {
 		ING_LOG_INFO("already a member of cluster %s: --join ignored",
 		             mine[0] ? mine : "(not named yet)");
@@ -308,69 +326,36 @@ static void cluster_checked(struct node *n, int status, const struct ing_error *
 	}
 	ING_LOG_ERROR("this data directory belongs to cluster %s, but the members at %s are "
 	              "cluster %.*s: refusing to run (use an empty data directory to join)",
-	              mine, n->cfg.join[0], ING_STR_FMT(theirs));
+	              mine, node_cfg(n)->join[0], ING_STR_FMT(theirs));
 	node_fatal(n, ING_EINVAL, "data directory belongs to another cluster");
 }
 
-static void on_cluster_checked(struct rpc_request *r, int status, const struct ing_error *err,
-                               const msgpack_object *result)
-{
-	struct mreq *q = r->data;
-	cluster_checked(q->n, status, err, result);
-	mreq_free(q); /* last: may release the node */
-}
-
 /* A node with data asked to join: it must be the same cluster. */
-static void join_check_cluster(struct node *n)
+static void join_check_cluster(struct member *m)
 {
+	const struct node_config *cfg = node_cfg(m->n);
 	const char *addrs[NODE_MAX_PEERS];
-	struct mreq *q = mreq_new(n);
-	if (q == NULL)
+	struct self_req *r = self_req_new(m, cluster_checked);
+	if (r == NULL)
 		return;
-	for (unsigned i = 0; i < n->cfg.njoin; i++)
-		addrs[i] = n->cfg.join[i];
-	q->client = client_to(n, addrs, n->cfg.njoin, 5000);
-	if (q->client == NULL) {
-		mreq_free(q);
-		return;
-	}
-	q->r.cb = on_cluster_checked;
-	if (rpc_client_call(q->client, &q->r, "node.info", NULL, 0, 0) != 0)
-		mreq_free(q);
+	for (unsigned i = 0; i < cfg->njoin; i++)
+		addrs[i] = cfg->join[i];
+	if (node_request_addresses(node_requests(m->n), &r->q, addrs, cfg->njoin, "node.info", NULL,
+	                           0, 0, CLUSTER_CHECK_MS) != 0)
+		free(r);
 }
 
-static void on_member_tick(uv_timer_t *h)
+int member_start(struct member *m)
 {
-	struct node *n = h->data;
-	if (n->stopping || n->cons == NULL)
-		return;
-	if (n->role == CONS_LEADER_READY) {
-		if (n->mchange != NULL && !n->mchange->busy)
-			mc_run(n->mchange);
-		else if (n->mchange == NULL)
-			heal_tick(n);
-	} else {
-		removal_check(n);
-	}
-}
-
-int node_member_start(struct node *n)
-{
+	struct node *n = m->n;
+	const struct node_config *cfg = node_cfg(n);
 	struct cons_member *ms = NULL;
 	unsigned nm = 0;
 	int rv;
 
-	uv_timer_init(n->loop, &n->member_timer);
-	n->member_timer.data = n;
-	uv_timer_init(n->loop, &n->member_retry);
-	n->member_retry.data = n;
-	n->open_handles += 2;
-	rv = uv_timer_start(&n->member_timer, on_member_tick, MEMBER_TICK_MS, MEMBER_TICK_MS);
-	if (rv != 0)
-		return ING_EINTERNAL;
-	if (n->cfg.njoin == 0)
+	if (cfg->njoin == 0)
 		return 0;
-	rv = cons_members(n->cons, &ms, &nm);
+	rv = cons_members(node_cons(n), &ms, &nm);
 	free(ms);
 	if (rv != 0)
 		return rv;
@@ -378,73 +363,40 @@ int node_member_start(struct node *n)
 		ING_LOG_INFO("--join given but this node already holds a configuration of %u "
 		             "members: checking the cluster id, not joining",
 		             nm);
-		join_check_cluster(n);
+		join_check_cluster(m);
 		return 0;
 	}
-	n->joining = true;
-	n->join_deadline_ms = node_now_ms() + 2ull * n->cfg.member_catchup_timeout_ms + 60000;
-	ING_LOG_INFO("joining the cluster via %s%s as %s", n->cfg.join[0],
-	             n->cfg.njoin > 1 ? " (and others)" : "", rec_role_name(n->cfg.join_role));
-	join_send(n);
+	m->joining = true;
+	m->join_deadline_ms = node_now_ms() + 2ull * cfg->member_catchup_timeout_ms + 60000;
+	ING_LOG_INFO("joining the cluster via %s%s as %s", cfg->join[0],
+	             cfg->njoin > 1 ? " (and others)" : "", rec_role_name(cfg->join_role));
+	join_send(m);
 	return 0;
 }
 
-static void timer_closed(uv_handle_t *h)
-{
-	node_release(h->data);
-}
+/* ---- leaving ---------------------------------------------------------------------- */
 
-void node_member_stop(struct node *n)
-{
-	if (n->mchange != NULL) {
-		struct node_mchange *m = n->mchange;
-		if (m->call != NULL) {
-			rpc_reply_error(m->call, ING_EUNAVAILABLE,
-			                "node %" PRIu64 " is shutting down during the change",
-			                n->cfg.id);
-			m->call = NULL;
-		}
-		if (!m->busy) {
-			n->mchange = NULL;
-			free(m);
-		}
-		/* else: freed by mc_finish when its callback comes (the node
-		 * stays until cons is closed, which delivers it). */
-	}
-	/* cons_close completes a transfer's callback, which replies. */
-	for (unsigned i = 0; i < NODE_MAX_MREQS; i++) {
-		struct mreq *q = n->mreqs[i];
-		if (q != NULL && q->client != NULL) {
-			/* its callback runs with ING_EUNAVAILABLE and frees it */
-			node_hold(n);
-			rpc_client_close(q->client, client_closed, n);
-			q->client = NULL;
-		}
-	}
-	uv_close((uv_handle_t *)&n->member_timer, timer_closed);
-	uv_close((uv_handle_t *)&n->member_retry, timer_closed);
-}
-
-static void leave_send(struct node *n);
+static void leave_send(struct member *m);
 
 static void on_leave_retry(uv_timer_t *h)
 {
 	leave_send(h->data);
 }
 
-static void left_answered(struct node *n, int status, const struct ing_error *err,
-                          const msgpack_object *result)
+static void left(struct member *m, int status, const struct ing_error *err,
+                 const msgpack_object *result)
 {
+	struct node *n = m->n;
 	(void)result;
-	if (n->stopping)
+	if (node_stopping(n))
 		return;
 	if (status == 0) {
-		removed(n, "left on shutdown");
+		removed(m, "left on shutdown");
 		return;
 	}
-	if (status == ING_ECONFLICT && node_now_ms() < n->leave_deadline_ms) {
+	if (status == ING_ECONFLICT && node_now_ms() < m->leave_deadline_ms) {
 		/* another change first (another node leaving too): wait a turn */
-		uv_timer_start(&n->member_retry, on_leave_retry, 200, 0);
+		retry_after(m, on_leave_retry, LEAVE_RETRY_MS);
 		return;
 	}
 	ING_LOG_WARN("could not leave the cluster on shutdown error=%s msg=\"%s\": stopping as "
@@ -453,66 +405,55 @@ static void left_answered(struct node *n, int status, const struct ing_error *er
 	node_stop(n);
 }
 
-static void on_left(struct rpc_request *r, int status, const struct ing_error *err,
-                    const msgpack_object *result)
+static void leave_send(struct member *m)
 {
-	struct mreq *q = r->data;
-	left_answered(q->n, status, err, result);
-	mreq_free(q); /* last: may release the node */
-}
-
-static void leave_send(struct node *n)
-{
-	const char *self[] = {n->cfg.api_address};
-	uint64_t left =
-	    n->leave_deadline_ms > node_now_ms() ? n->leave_deadline_ms - node_now_ms() : 1;
-	struct mreq *q = mreq_new(n);
+	struct node *n = m->n;
+	uint64_t now = node_now_ms();
+	uint64_t remaining = m->leave_deadline_ms > now ? m->leave_deadline_ms - now : 1;
+	struct self_req *r = self_req_new(m, left);
 	struct mp_out o;
+	int rv = ING_ENOMEM;
 
-	if (q == NULL || (q->client = client_to(n, self, 1, (unsigned)left)) == NULL) {
-		if (q != NULL)
-			mreq_free(q);
-		node_stop(n);
-		return;
+	if (r != NULL) {
+		mp_out_init(&o);
+		pack_self_id(m, &o);
+		rv = mp_out_failed(&o);
+		if (rv == 0)
+			rv = node_request_self(node_requests(n), &r->q, "member.remove", o.data,
+			                       o.len, 0, (unsigned)remaining);
+		mp_out_free(&o);
 	}
-	q->r.cb = on_left;
-	mp_out_init(&o);
-	msgpack_pack_map(&o.pk, 1);
-	view_key(&o.pk, "id");
-	msgpack_pack_uint64(&o.pk, n->cfg.id);
-	if (mp_out_failed(&o) != 0 ||
-	    rpc_client_call(q->client, &q->r, "member.remove", o.data, o.len, 0) != 0) {
-		mreq_free(q);
+	if (rv != 0) {
+		free(r);
 		node_stop(n);
 	}
-	mp_out_free(&o);
 }
 
-void node_shutdown(struct node *n)
+bool member_leave(struct member *m)
 {
+	struct node *n = m->n;
 	struct cons_member *ms = NULL;
 	unsigned nm = 0, voters = 0;
 	bool member = false;
 
-	if (n->stopping || n->leaving || !n->cfg.leave_on_shutdown || n->cons == NULL ||
-	    cons_members(n->cons, &ms, &nm) != 0) {
+	if (m->leaving || !node_cfg(n)->leave_on_shutdown || node_cons(n) == NULL ||
+	    cons_members(node_cons(n), &ms, &nm) != 0) {
 		free(ms);
-		node_stop(n);
-		return;
+		return false;
 	}
 	for (unsigned i = 0; i < nm; i++) {
 		voters += ms[i].role == CONS_VOTER;
-		member |= ms[i].id == n->cfg.id;
+		member |= ms[i].id == node_id(n);
 	}
 	free(ms);
 	if (!member || (voters <= 1 && nm <= 1)) {
 		ING_LOG_INFO("leave_on_shutdown: %s: stopping",
 		             member ? "the only member stays" : "not a member");
-		node_stop(n);
-		return;
+		return false;
 	}
-	n->leaving = true;
-	n->leave_deadline_ms = node_now_ms() + LEAVE_TIMEOUT_MS;
+	m->leaving = true;
+	m->leave_deadline_ms = node_now_ms() + LEAVE_TIMEOUT_MS;
 	ING_LOG_INFO("leave_on_shutdown: asking the cluster to remove this node");
-	leave_send(n);
+	leave_send(m);
+	return true;
 }

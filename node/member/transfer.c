@@ -10,13 +10,16 @@
 #include <stdlib.h>
 
 #include "common/log.h"
+#include "common/mp.h"
+#include "node/api/api.h"
 #include "node/api/args.h"
+#include "node/api/view.h"
 #include "node/member/member_internal.h"
 #include "rpc/args.h"
 
 #define TRANSFER_ATTEMPTS 3
 
-struct node_mtransfer {
+struct member_transfer {
 	struct node *n;
 	struct rpc_call *call;
 	uint64_t target, previous;
@@ -26,7 +29,7 @@ struct node_mtransfer {
 	struct cons_transfer t;
 };
 
-static void transfer_reply(struct node_mtransfer *t, uint64_t leader)
+static void transfer_reply(struct member_transfer *t, uint64_t leader)
 {
 	struct mp_out o;
 	mp_out_init(&o);
@@ -45,24 +48,32 @@ static void transfer_reply(struct node_mtransfer *t, uint64_t leader)
 
 static void on_transferred(struct cons_transfer *ct)
 {
-	struct node_mtransfer *t = ct->data;
+	struct member_transfer *t = ct->data;
 	struct node *n = t->n;
+	struct member *mb = node_member(n);
 	struct cons_status st;
 	int rv;
 
-	cons_status(n->cons, &st);
+	if (node_cons(n) == NULL) { /* raft closed: the node stops */
+		mb->transfer = NULL;
+		rpc_reply_error(t->call, ING_EUNAVAILABLE, "node %" PRIu64 " is shutting down",
+		                node_id(n));
+		free(t);
+		return;
+	}
+	cons_status(node_cons(n), &st);
 	bool moved = st.role != CONS_LEADER && st.role != CONS_LEADER_READY && st.leader_id != 0 &&
-	             st.leader_id != n->cfg.id;
+	             st.leader_id != node_id(n);
 	bool to_target = moved && (t->target == 0 || st.leader_id == t->target);
 	if (to_target || (moved && t->then_forward)) {
 		ING_LOG_INFO("leadership transferred from=%" PRIu64 " to=%" PRIu64 " attempts=%u",
 		             t->previous, st.leader_id, t->attempts);
-		n->mtransfer = NULL;
+		mb->transfer = NULL;
 		if (t->then_forward) {
 			/* This node is a follower now: the remove goes to the new
 			 * leader (parked until it is ready). */
-			n->leader_id = st.leader_id;
-			node_api_dispatch(n, t->call);
+			node_note_leader(n, st.leader_id);
+			api_dispatch(node_api(n), t->call);
 		} else {
 			transfer_reply(t, st.leader_id);
 		}
@@ -71,7 +82,7 @@ static void on_transferred(struct cons_transfer *ct)
 	}
 	if (moved) {
 		/* Another node won: that is the cluster's choice, not ours. */
-		n->mtransfer = NULL;
+		mb->transfer = NULL;
 		rpc_reply_error(t->call, ING_ECONFLICT,
 		                "leadership moved to node %" PRIu64 " instead of %" PRIu64
 		                ": ask that leader again",
@@ -79,27 +90,27 @@ static void on_transferred(struct cons_transfer *ct)
 		free(t);
 		return;
 	}
-	if (t->attempts < TRANSFER_ATTEMPTS && !n->stopping) {
+	if (t->attempts < TRANSFER_ATTEMPTS && !node_stopping(n)) {
 		t->attempts++;
 		ING_LOG_WARN("leadership transfer did not happen, retrying target=%" PRIu64
 		             " attempt=%u",
 		             t->target, t->attempts);
-		rv = cons_transfer(n->cons, &t->t, t->target);
+		rv = cons_transfer(node_cons(n), &t->t, t->target);
 		if (rv == 0)
 			return;
 	}
-	n->mtransfer = NULL;
+	mb->transfer = NULL;
 	rpc_reply_error(t->call, ING_ETIMEOUT,
 	                "leadership stayed with node %" PRIu64
 	                " after %u attempt%s to transfer it%s",
-	                n->cfg.id, t->attempts, t->attempts == 1 ? "" : "s",
+	                node_id(n), t->attempts, t->attempts == 1 ? "" : "s",
 	                t->target != 0 ? "; is the target caught up and reachable?" : "");
 	free(t);
 }
 
 int member_start_transfer(struct node *n, struct rpc_call *call, uint64_t target, bool then_forward)
 {
-	struct node_mtransfer *t = calloc(1, sizeof(*t));
+	struct member_transfer *t = calloc(1, sizeof(*t));
 	int rv;
 
 	if (t == NULL) {
@@ -109,13 +120,13 @@ int member_start_transfer(struct node *n, struct rpc_call *call, uint64_t target
 	t->n = n;
 	t->call = call;
 	t->target = target;
-	t->previous = n->cfg.id;
+	t->previous = node_id(n);
 	t->attempts = 1;
 	t->started_ms = node_now_ms();
 	t->then_forward = then_forward;
 	t->t.data = t;
 	t->t.cb = on_transferred;
-	rv = cons_transfer(n->cons, &t->t, target);
+	rv = cons_transfer(node_cons(n), &t->t, target);
 	if (rv != 0) {
 		rpc_reply_error(call, rv,
 		                rv == ING_ENOTFOUND
@@ -126,11 +137,11 @@ int member_start_transfer(struct node *n, struct rpc_call *call, uint64_t target
 		free(t);
 		return rv;
 	}
-	n->mtransfer = t;
+	node_member(n)->transfer = t;
 	return 0;
 }
 
-void node_op_member_transfer(struct node *n, struct rpc_call *call)
+void member_op_transfer(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"id", NULL};
 	struct ing_error e;
@@ -142,13 +153,13 @@ void node_op_member_transfer(struct node *n, struct rpc_call *call)
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		return;
 	}
-	if (id == n->cfg.id) {
-		struct node_mtransfer t = {
+	if (id == node_id(n)) {
+		struct member_transfer t = {
 		    .previous = id, .attempts = 0, .started_ms = node_now_ms(), .call = call};
 		transfer_reply(&t, id); /* already the leader */
 		return;
 	}
-	if (n->mchange != NULL || n->mtransfer != NULL) {
+	if (member_busy(node_member(n))) {
 		member_refuse_busy(n, call);
 		return;
 	}

@@ -4,12 +4,13 @@
  * a few CPU features capabilities.  Added to what the configuration
  * declares, never replacing it (config `probe: false` turns this off).
  */
+#include "node/worker/probe.h"
+
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
-
-#include "node/node_internal.h"
 
 #define STAGE_PATH "/usr/local/bin:/usr/bin:/bin"
 
@@ -67,7 +68,7 @@ static bool cpu_flag(const char *flag)
 	return found;
 }
 
-void node_probe(struct node_config *c)
+void probe_config(struct node_config *c)
 {
 	static const char *const tools[] = {"cc", "gcc", "clang", "nvcc", "nm", "objdump", NULL};
 	static const char *const flags[] = {"avx2", "avx512f", "fma", NULL};

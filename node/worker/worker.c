@@ -47,18 +47,33 @@
 
 #include "common/fs.h"
 #include "common/log.h"
-#include "node/node_internal.h"
+#include "node/request.h"
+#include "node/worker/worker.h"
 #include "node/worker/stage.h"
 #include "node/worker/template.h"
 #include "storage/artifact.h"
 
-#define REPORT_RETRY_MS 1000
-#define MAX_ARGS        256
+#define REPORT_RETRY_MS   1000
+#define REPORT_TIMEOUT_MS 30000 /* one report, its retries included */
+#define MAX_ARGS          256
 
 enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 
-struct node_attempt {
+#define ENDED_MAX 64
+
+struct worker {
 	struct node *n;
+	struct node_attempt *attempts;
+	bool dirty; /* applied entries since the worker last looked */
+	struct {
+		uint64_t job;
+		uint32_t attempt;
+	} ended[ENDED_MAX]; /* attempts that ended here lately (ring) */
+	unsigned nended;
+};
+
+struct node_attempt {
+	struct worker *w;
 	uint64_t job;
 	uint32_t attempt;
 	char dir[512];
@@ -71,7 +86,7 @@ struct node_attempt {
 	uint32_t stage; /* current stage */
 	enum step step;
 	struct stage_run *run;
-	struct rpc_request req;
+	struct node_request req;
 	struct mp_out report; /* the report in flight (kept for retries) */
 	char report_id[RPC_REQUEST_ID_MAX + 1];
 	const char *report_kind;
@@ -176,7 +191,7 @@ static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, s
 
 static void attempt_unlink(struct node_attempt *a)
 {
-	for (struct node_attempt **pp = &a->n->attempts; *pp != NULL; pp = &(*pp)->next) {
+	for (struct node_attempt **pp = &a->w->attempts; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == a) {
 			*pp = a->next;
 			return;
@@ -187,7 +202,7 @@ static void attempt_unlink(struct node_attempt *a)
 static void retry_closed(uv_handle_t *h)
 {
 	struct node_attempt *a = h->data;
-	struct node *n = a->n;
+	struct node *n = a->w->n;
 	mp_out_free(&a->report);
 	msgpack_zone_free(a->zone);
 	free(a);
@@ -197,19 +212,17 @@ static void retry_closed(uv_handle_t *h)
 /* Attempts that ended here recently: their assignment may still be in the
  * local store for a moment (this node applies the final report after the
  * leader does), and must not look like an attempt interrupted by a restart. */
-static void remember_ended(struct node *n, uint64_t job, uint32_t attempt)
+static void remember_ended(struct worker *w, uint64_t job, uint32_t attempt)
 {
-	unsigned cap = sizeof(n->ended) / sizeof(n->ended[0]);
-	n->ended[n->nended % cap].job = job;
-	n->ended[n->nended % cap].attempt = attempt;
-	n->nended++;
+	w->ended[w->nended % ENDED_MAX].job = job;
+	w->ended[w->nended % ENDED_MAX].attempt = attempt;
+	w->nended++;
 }
 
-static bool ended_recently(struct node *n, uint64_t job, uint32_t attempt)
+static bool ended_recently(const struct worker *w, uint64_t job, uint32_t attempt)
 {
-	unsigned cap = sizeof(n->ended) / sizeof(n->ended[0]);
-	for (unsigned i = 0; i < cap && i < n->nended; i++)
-		if (n->ended[i].job == job && n->ended[i].attempt == attempt)
+	for (unsigned i = 0; i < ENDED_MAX && i < w->nended; i++)
+		if (w->ended[i].job == job && w->ended[i].attempt == attempt)
 			return true;
 	return false;
 }
@@ -219,9 +232,9 @@ static void attempt_end(struct node_attempt *a)
 {
 	if (a->step == STEP_RUNNING || a->step == STEP_REPORTING)
 		return;
-	remember_ended(a->n, a->job, a->attempt);
+	remember_ended(a->w, a->job, a->attempt);
 	attempt_unlink(a);
-	if (!(a->failed && a->n->cfg.keep_failed_workdirs))
+	if (!(a->failed && node_cfg(a->w->n)->keep_failed_workdirs))
 		rm_rf(a->dir);
 	else
 		ING_LOG_INFO("attempt directory kept dir=%s", a->dir);
@@ -233,7 +246,7 @@ static void report_send(struct node_attempt *a);
 static void on_retry(uv_timer_t *t)
 {
 	struct node_attempt *a = t->data;
-	if (a->fenced || a->n->stopping) {
+	if (a->fenced || node_stopping(a->w->n)) {
 		a->step = STEP_IDLE;
 		attempt_end(a);
 		return;
@@ -243,13 +256,13 @@ static void on_retry(uv_timer_t *t)
 
 static void step_next(struct node_attempt *a);
 
-static void on_reported(struct rpc_request *r, int status, const struct ing_error *err,
+static void on_reported(struct node_request *q, int status, const struct ing_error *err,
                         const msgpack_object *result)
 {
-	struct node_attempt *a = r->data;
+	struct node_attempt *a = q->data;
 	(void)result;
 	a->step = STEP_IDLE;
-	if (a->fenced || a->n->stopping) {
+	if (a->fenced || node_stopping(a->w->n)) {
 		attempt_end(a);
 		return;
 	}
@@ -282,8 +295,8 @@ static void report_send(struct node_attempt *a)
 	a->req.data = a;
 	a->req.cb = on_reported;
 	a->req.request_id = a->report_id;
-	if (rpc_client_call(a->n->self_client, &a->req, "worker.report", a->report.data,
-	                    a->report.len, RPC_WRITE) != 0) {
+	if (node_request_self(node_requests(a->w->n), &a->req, "worker.report", a->report.data,
+	                      a->report.len, RPC_WRITE, REPORT_TIMEOUT_MS) != 0) {
 		a->step = STEP_WAIT_RETRY;
 		uv_timer_start(&a->retry, on_retry, REPORT_RETRY_MS, 0);
 	}
@@ -296,14 +309,14 @@ static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, un
 	a->report_kind = kind;
 	a->finishing = final;
 	snprintf(a->report_id, sizeof(a->report_id), "w%" PRIu64 "-j%" PRIu64 "-a%" PRIu32 "-%s%u",
-	         a->n->cfg.id, a->job, a->attempt, kind, a->stage);
+	         node_id(a->w->n), a->job, a->attempt, kind, a->stage);
 	mp_out_reset(&a->report);
 	msgpack_pack_map(&a->report.pk, 3 + nfields);
-	view_key(&a->report.pk, "kind");
+	mp_pack_cstr(&a->report.pk, "kind");
 	mp_pack_cstr(&a->report.pk, kind);
-	view_key(&a->report.pk, "job");
+	mp_pack_cstr(&a->report.pk, "job");
 	msgpack_pack_uint64(&a->report.pk, a->job);
-	view_key(&a->report.pk, "attempt");
+	mp_pack_cstr(&a->report.pk, "attempt");
 	msgpack_pack_uint32(&a->report.pk, a->attempt);
 	return &a->report.pk;
 }
@@ -311,9 +324,9 @@ static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, un
 static void report_finish(struct node_attempt *a, const char *outcome, const char *message)
 {
 	msgpack_packer *pk = report_begin(a, "finish", 2, true);
-	view_key(pk, "outcome");
+	mp_pack_cstr(pk, "outcome");
 	mp_pack_cstr(pk, outcome);
-	view_key(pk, "message");
+	mp_pack_cstr(pk, "message");
 	mp_pack_cstr(pk, message);
 	ING_LOG_INFO("attempt finished job=%" PRIu64 " attempt=%" PRIu32 " outcome=%s msg=\"%s\"",
 	             a->job, a->attempt, outcome, message);
@@ -333,7 +346,7 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 
 	a->run = NULL;
 	a->step = STEP_IDLE;
-	if (a->fenced || a->n->stopping) {
+	if (a->fenced || node_stopping(a->w->n)) {
 		attempt_end(a);
 		return;
 	}
@@ -381,22 +394,22 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		a->failed = true;
 
 	msgpack_packer *pk = report_begin(a, "stage_finish", 5, false);
-	view_key(pk, "stage");
+	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, a->stage);
-	view_key(pk, "exit_code");
+	mp_pack_cstr(pk, "exit_code");
 	msgpack_pack_int64(pk, res->exit_code == 0 && a->failed ? 1 : res->exit_code);
-	view_key(pk, "duration_ms");
+	mp_pack_cstr(pk, "duration_ms");
 	msgpack_pack_uint64(pk, res->duration_ms);
-	view_key(pk, "log");
+	mp_pack_cstr(pk, "log");
 	size_t loglen = res->log_len < ING_SOURCE_MAX_BYTES ? res->log_len : ING_SOURCE_MAX_BYTES;
 	mp_pack_bin(pk, res->log, loglen);
-	view_key(pk, "outputs");
+	mp_pack_cstr(pk, "outputs");
 	msgpack_pack_array(pk, a->failed ? 0 : nouts);
 	for (uint32_t i = 0; !a->failed && i < nouts; i++) {
 		msgpack_pack_map(pk, 2);
-		view_key(pk, "path");
+		mp_pack_cstr(pk, "path");
 		mp_pack_str(pk, names[i]);
-		view_key(pk, "data");
+		mp_pack_cstr(pk, "data");
 		mp_pack_bin(pk, outs[i].ptr, outs[i].len);
 	}
 	if (a->failed)
@@ -494,14 +507,14 @@ static void run_stage(struct node_attempt *a)
 	ING_LOG_INFO("stage starting job=%" PRIu64 " attempt=%" PRIu32
 	             " stage=%u name=%.*s argv0=%s",
 	             a->job, a->attempt, a->stage, ING_STR_FMT(def->name), argv[0]);
-	if (stage_start(a->n->loop, &spec, on_stage_done, a, &a->run, &e) != 0) {
+	if (stage_start(node_loop(a->w->n), &spec, on_stage_done, a, &a->run, &e) != 0) {
 		a->failed = true;
 		report_finish(a, "failed", e.msg);
 		return;
 	}
 	a->step = STEP_RUNNING;
 	/* Remember the process group: if this daemon dies, the next start
-	 * kills what is left of it (node_worker_reap). */
+	 * kills what is left of it (worker_reap). */
 	char pgid_path[600], pgid[24];
 	int k = snprintf(pgid, sizeof(pgid), "%d\n", stage_pid(a->run));
 	snprintf(pgid_path, sizeof(pgid_path), "%s/pgid", a->dir);
@@ -531,47 +544,48 @@ static void step_next(struct node_attempt *a)
 	}
 	a->stage++;
 	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
-	view_key(pk, "stage");
+	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, a->stage);
 	report_send(a);
 }
 
 /* ---- attempts ----------------------------------------------------------- */
 
-static struct node_attempt *find(struct node *n, uint64_t job, uint32_t attempt)
+static struct node_attempt *find(struct worker *w, uint64_t job, uint32_t attempt)
 {
-	for (struct node_attempt *a = n->attempts; a != NULL; a = a->next)
+	for (struct node_attempt *a = w->attempts; a != NULL; a = a->next)
 		if (a->job == job && a->attempt == attempt)
 			return a;
 	return NULL;
 }
 
-static void start_attempt(struct node *n, struct store_txn *t, const struct rec_job *j)
+static void start_attempt(struct worker *w, struct store_txn *t, const struct rec_job *j)
 {
+	struct node *n = w->n;
 	struct node_attempt *a = calloc(1, sizeof(*a));
 	struct ing_str val;
 	char path[900];
 
 	if (a == NULL)
 		return;
-	a->n = n;
+	a->w = w;
 	a->job = j->id;
 	a->attempt = j->attempt;
 	a->seen = true;
 	a->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
 	mp_out_init(&a->report);
-	uv_timer_init(n->loop, &a->retry);
+	uv_timer_init(node_loop(n), &a->retry);
 	a->retry.data = a;
 	node_hold(n);
-	a->next = n->attempts;
-	n->attempts = a;
-	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, n->cfg.data_dir,
+	a->next = w->attempts;
+	w->attempts = a;
+	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, node_cfg(n)->data_dir,
 	         a->job, a->attempt);
 
 	if (j->nstages > 0) {
 		/* Started before a restart of this node: that run is gone. */
 		msgpack_packer *pk = report_begin(a, "lost", 1, true);
-		view_key(pk, "message");
+		mp_pack_cstr(pk, "message");
 		mp_pack_cstr(pk, "the node restarted while the attempt ran");
 		ING_LOG_WARN("attempt lost in a restart job=%" PRIu64 " attempt=%" PRIu32, a->job,
 		             a->attempt);
@@ -628,7 +642,7 @@ static void start_attempt(struct node *n, struct store_txn *t, const struct rec_
 	             a->job, a->attempt, a->target.nstages, a->dir);
 	a->stage = 0;
 	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
-	view_key(pk, "stage");
+	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, 0);
 	report_send(a);
 }
@@ -645,24 +659,48 @@ static void fence(struct node_attempt *a)
 	}
 }
 
-void node_worker_poll(struct node *n)
+int worker_new(struct node *n, struct worker **out)
 {
+	struct worker *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return ING_ENOMEM;
+	w->n = n;
+	w->dirty = true; /* look at this node's assignments once at start */
+	*out = w;
+	return 0;
+}
+
+void worker_free(struct worker *w)
+{
+	free(w);
+}
+
+void worker_note_applied(struct worker *w)
+{
+	w->dirty = true;
+}
+
+/* Starts the attempts assigned to this node, stops fenced or cancelled ones. */
+static void poll_assignments(struct worker *w)
+{
+	struct node *n = w->n;
+	uint64_t self = node_id(n);
 	struct store_txn *t;
 	struct store_iter *it;
 	struct ing_str k, v, val;
 	uint8_t prefix[8], jk[8];
 	msgpack_zone z;
 
-	if (n->stopping || n->self_client == NULL || store_read_begin(n->store, &t) != 0)
+	if (node_stopping(n) || store_read_begin(node_store(n), &t) != 0)
 		return;
 	msgpack_zone_init(&z, 4096);
-	for (struct node_attempt *a = n->attempts; a != NULL; a = a->next)
+	for (struct node_attempt *a = w->attempts; a != NULL; a = a->next)
 		a->seen = false;
-	store_be64(prefix, n->cfg.id);
+	store_be64(prefix, self);
 	if (store_iter_open(t, STORE_ASSIGNMENTS, (struct ing_str){(const char *)prefix, 8}, &it) ==
 	    0) {
 		while (store_iter_next(it, &k, &v) == 0) {
-			if (k.len != 16 || store_get_be64(k.ptr) != n->cfg.id)
+			if (k.len != 16 || store_get_be64(k.ptr) != self)
 				break;
 			uint64_t job = store_get_be64(k.ptr + 8);
 			struct rec_job j;
@@ -671,13 +709,13 @@ void node_worker_poll(struct node *n)
 			        0 ||
 			    rec_job_decode(val, &z, &j, NULL) != 0)
 				continue;
-			struct node_attempt *a = find(n, job, j.attempt);
-			if (a == NULL && ended_recently(n, job, j.attempt)) {
+			struct node_attempt *a = find(w, job, j.attempt);
+			if (a == NULL && ended_recently(w, job, j.attempt)) {
 				msgpack_zone_clear(&z);
 				continue;
 			}
 			if (a == NULL) {
-				start_attempt(n, t, &j);
+				start_attempt(w, t, &j);
 			} else {
 				a->seen = true;
 				if (j.cancel_requested && !a->cancel) {
@@ -691,7 +729,7 @@ void node_worker_poll(struct node *n)
 		store_iter_close(it);
 	}
 	/* Attempts no longer assigned here were fenced (or just finished). */
-	for (struct node_attempt *a = n->attempts, *next; a != NULL; a = next) {
+	for (struct node_attempt *a = w->attempts, *next; a != NULL; a = next) {
 		next = a->next;
 		if (!a->seen && !a->fenced && !a->finishing)
 			fence(a);
@@ -700,9 +738,17 @@ void node_worker_poll(struct node *n)
 	store_abort(t);
 }
 
-void node_worker_stop_all(struct node *n)
+void worker_flushed(struct worker *w)
 {
-	for (struct node_attempt *a = n->attempts, *next; a != NULL; a = next) {
+	if (!w->dirty)
+		return;
+	w->dirty = false;
+	poll_assignments(w);
+}
+
+void worker_stop_all(struct worker *w)
+{
+	for (struct node_attempt *a = w->attempts, *next; a != NULL; a = next) {
 		next = a->next;
 		a->fenced = true;
 		if (a->run != NULL) {
@@ -759,13 +805,13 @@ static void kill_leftovers(int pgid, const char *dir)
 	closedir(proc);
 }
 
-void node_worker_reap(struct node *n)
+void worker_reap(const char *data_dir)
 {
 	char work[600], path[900];
 	struct dirent *d;
 	DIR *dir;
 
-	snprintf(work, sizeof(work), "%s/work", n->cfg.data_dir);
+	snprintf(work, sizeof(work), "%s/work", data_dir);
 	dir = opendir(work);
 	if (dir == NULL)
 		return;
