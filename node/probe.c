@@ -1,15 +1,20 @@
 /*
  * probe.c - what this machine can run, found at start: the toolchains on
- * the stages' PATH become capabilities, the CPU architecture a label, and
- * a few CPU features capabilities.  Added to what the configuration
- * declares, never replacing it (config `probe: false` turns this off).
+ * the stages' PATH become capabilities, the CPU architecture a label, a
+ * few CPU features capabilities, and NVIDIA GPUs (node/worker/gpu.c) the
+ * capability `cuda` with labels gpu_model, gpu_arch, gpu_driver and
+ * gpu_cuda.  Added to what the configuration declares, never replacing it
+ * (config `probe: false` turns this off).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "node/node_internal.h"
+#include "node/worker/gpu.h"
 
 #define STAGE_PATH "/usr/local/bin:/usr/bin:/bin"
 
@@ -67,6 +72,48 @@ static bool cpu_flag(const char *flag)
 	return found;
 }
 
+/* The distinct values of one device field, joined by ','. */
+static void gpu_values(const struct gpu_inventory *inv, size_t offset, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (unsigned i = 0; i < inv->count; i++) {
+		const char *v = (const char *)&inv->devices[i] + offset;
+		bool seen = false;
+
+		for (unsigned j = 0; j < i && !seen; j++)
+			seen = strcmp(v, (const char *)&inv->devices[j] + offset) == 0;
+		if (!seen && len < cap)
+			len +=
+			    (size_t)snprintf(out + len, cap - len, "%s%s", len > 0 ? "," : "", v);
+	}
+}
+
+static void probe_gpus(struct node_config *c)
+{
+	struct gpu_inventory inv;
+	char model[ING_LABEL_VALUE_MAX + 1], arch[ING_LABEL_VALUE_MAX + 1];
+
+	gpu_discover(NULL, &inv);
+	if (inv.count == 0) {
+		ING_LOG_INFO("gpu discovery gpus=0 library=%s why=\"%s\"", inv.library, inv.note);
+		return;
+	}
+	gpu_values(&inv, offsetof(struct gpu_device, model), model, sizeof(model));
+	gpu_values(&inv, offsetof(struct gpu_device, arch), arch, sizeof(arch));
+	ING_LOG_INFO("gpu discovery gpus=%u model=\"%s\" arch=%s driver=%s cuda=%s%s%s", inv.count,
+	             model, arch, inv.driver_version, inv.cuda_version,
+	             inv.note[0] != '\0' ? " note=" : "", inv.note);
+	add_cap(c, "cuda");
+	add_label(c, "gpu_model", model);
+	add_label(c, "gpu_arch", arch);
+	if (inv.driver_version[0] != '\0')
+		add_label(c, "gpu_driver", inv.driver_version);
+	if (inv.cuda_version[0] != '\0')
+		add_label(c, "gpu_cuda", inv.cuda_version);
+}
+
 void node_probe(struct node_config *c)
 {
 	static const char *const tools[] = {"cc", "gcc", "clang", "nvcc", "nm", "objdump", NULL};
@@ -83,4 +130,5 @@ void node_probe(struct node_config *c)
 			add_cap(c, flags[i]);
 	if (uname(&u) == 0)
 		add_label(c, "arch", u.machine);
+	probe_gpus(c);
 }
