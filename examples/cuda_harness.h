@@ -149,6 +149,19 @@ static inline FILE *ch_open(const char *path)
 	return f;
 }
 
+/* Checks the command line (REF_IN REF_OUT [METRICS.json]) and opens both
+ * vector files, or exits 2.  Returns the metrics path or NULL. */
+static inline const char *ch_args(int argc, char **argv, FILE **fi, FILE **fo)
+{
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s REF_IN REF_OUT [METRICS.json]\n", argv[0]);
+		exit(2);
+	}
+	*fi = ch_open(argv[1]);
+	*fo = ch_open(argv[2]);
+	return argc == 4 ? argv[3] : NULL;
+}
+
 /* malloc or exit 2. */
 static inline void *ch_alloc(size_t bytes)
 {
@@ -299,15 +312,22 @@ static inline void ch_metrics_write(const char *path, const struct ch_metrics *m
 	}
 }
 
-/* Deterministic pseudo-random floats in [-1, 1) for the timed signal. */
-static inline void ch_fill(float *x, size_t n, unsigned seed)
+/* A device buffer of n floats holding deterministic pseudo-random values
+ * in [-1, 1), for the timed signal; exits 3 when CUDA fails.  Free it with
+ * cudaFree. */
+static inline float *ch_device_random(size_t n, unsigned seed)
 {
 	unsigned long long s = 0x9e3779b97f4a7c15ull ^ seed;
+	float *x = (float *)ch_alloc(n * sizeof(*x)), *d = NULL;
 
 	for (size_t i = 0; i < n; i++) {
 		s = s * 6364136223846793005ull + 1442695040888963407ull;
 		x[i] = (float)((double)(s >> 40) / (double)(1ull << 23) - 1.0);
 	}
+	CH_CUDA(cudaMalloc((void **)&d, n * sizeof(float)));
+	CH_CUDA(cudaMemcpy(d, x, n * sizeof(float), cudaMemcpyHostToDevice));
+	free(x);
+	return d;
 }
 
 #endif

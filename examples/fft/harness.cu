@@ -45,6 +45,7 @@ static int transform(float *d, size_t n, int inverse)
 int main(int argc, char **argv)
 {
 	FILE *fi, *fo;
+	const char *metrics;
 	size_t n, nout;
 	double *x, *want, maxerr = 0.0;
 	float *d, dummy[6] = {0};
@@ -54,12 +55,7 @@ int main(int argc, char **argv)
 	char extra[64];
 	int bad;
 
-	if (argc != 3 && argc != 4) {
-		fprintf(stderr, "usage: %s REF_IN REF_OUT [METRICS.json]\n", argv[0]);
-		return 2;
-	}
-	fi = ch_open(argv[1]);
-	fo = ch_open(argv[2]);
+	metrics = ch_args(argc, argv, &fi, &fo);
 	if (ch_read_count(fi, argv[1], &n) != 0 || (x = ch_read_vec(fi, argv[1], 2 * n)) == NULL ||
 	    ch_read_count(fo, argv[2], &nout) != 0)
 		return 2;
@@ -91,13 +87,9 @@ int main(int argc, char **argv)
 
 	/* Timing: a forward transform of BENCH_N random points. */
 	{
-		float *bx = (float *)ch_alloc(2 * BENCH_N * sizeof(*bx));
-		float *din, *dout;
+		float *din = ch_device_random(2 * BENCH_N, 2), *dout;
 
-		ch_fill(bx, 2 * BENCH_N, 2);
-		CH_CUDA(cudaMalloc((void **)&din, 2 * BENCH_N * sizeof(float)));
 		CH_CUDA(cudaMalloc((void **)&dout, 2 * BENCH_N * sizeof(float)));
-		CH_CUDA(cudaMemcpy(din, bx, 2 * BENCH_N * sizeof(float), cudaMemcpyHostToDevice));
 		b.din = din;
 		b.dout = dout;
 		b.n = BENCH_N;
@@ -110,10 +102,9 @@ int main(int argc, char **argv)
 		m.bytes = 16.0 * (double)BENCH_N * fft_c32_cuda_passes(BENCH_N);
 		m.max_abs_error = maxerr;
 		m.extra = extra;
-		ch_metrics_write(argc == 4 ? argv[3] : NULL, &m, &g);
+		ch_metrics_write(metrics, &m, &g);
 		CH_CUDA(cudaFree(din));
 		CH_CUDA(cudaFree(dout));
-		free(bx);
 	}
 	free(x), free(want), free(d);
 	fclose(fi), fclose(fo);

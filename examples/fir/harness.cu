@@ -32,6 +32,7 @@ int main(int argc, char **argv)
 {
 	static const size_t piece[] = {1, 7, 64, 300, 5, 1000};
 	FILE *fi, *fo;
+	const char *metrics;
 	size_t ntaps, n, nout;
 	double *hd, *xd, *want, maxerr = 0.0;
 	float *h, *x, *y, *tmp;
@@ -41,12 +42,7 @@ int main(int argc, char **argv)
 	char extra[64];
 	int bad;
 
-	if (argc != 3 && argc != 4) {
-		fprintf(stderr, "usage: %s REF_IN REF_OUT [METRICS.json]\n", argv[0]);
-		return 2;
-	}
-	fi = ch_open(argv[1]);
-	fo = ch_open(argv[2]);
+	metrics = ch_args(argc, argv, &fi, &fo);
 	if (ch_read_count(fi, argv[1], &ntaps) != 0 ||
 	    (hd = ch_read_vec(fi, argv[1], ntaps)) == NULL || ch_read_count(fi, argv[1], &n) != 0 ||
 	    (xd = ch_read_vec(fi, argv[1], n)) == NULL || ch_read_count(fo, argv[2], &nout) != 0)
@@ -92,13 +88,9 @@ int main(int argc, char **argv)
 
 	/* Timing: BENCH_N random samples, device to device. */
 	{
-		float *bx = (float *)ch_alloc(BENCH_N * sizeof(*bx));
-		float *dx, *dy;
+		float *dx = ch_device_random(BENCH_N, 1), *dy;
 
-		ch_fill(bx, BENCH_N, 1);
-		CH_CUDA(cudaMalloc((void **)&dx, BENCH_N * sizeof(float)));
 		CH_CUDA(cudaMalloc((void **)&dy, BENCH_N * sizeof(float)));
-		CH_CUDA(cudaMemcpy(dx, bx, BENCH_N * sizeof(float), cudaMemcpyHostToDevice));
 		CH_CUDA(fir_f32_cuda_set_taps(h, ntaps));
 		b.dx = dx;
 		b.dy = dy;
@@ -113,10 +105,9 @@ int main(int argc, char **argv)
 		m.bytes = 8.0 * (double)BENCH_N;
 		m.max_abs_error = maxerr;
 		m.extra = extra;
-		ch_metrics_write(argc == 4 ? argv[3] : NULL, &m, &g);
+		ch_metrics_write(metrics, &m, &g);
 		CH_CUDA(cudaFree(dx));
 		CH_CUDA(cudaFree(dy));
-		free(bx);
 	}
 	free(hd), free(xd), free(want), free(h), free(x), free(y), free(tmp);
 	fclose(fi), fclose(fo);

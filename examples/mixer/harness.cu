@@ -31,6 +31,7 @@ int main(int argc, char **argv)
 {
 	static const size_t piece[] = {1, 7, 8, 9, 100, 513, 3};
 	FILE *fi, *fo;
+	const char *metrics;
 	size_t n, nout;
 	double freq, phase, *xd, *want, maxerr = 0.0;
 	float *x, *y;
@@ -41,12 +42,7 @@ int main(int argc, char **argv)
 	char extra[96];
 	int bad;
 
-	if (argc != 3 && argc != 4) {
-		fprintf(stderr, "usage: %s REF_IN REF_OUT [METRICS.json]\n", argv[0]);
-		return 2;
-	}
-	fi = ch_open(argv[1]);
-	fo = ch_open(argv[2]);
+	metrics = ch_args(argc, argv, &fi, &fo);
 	if (ch_read_num(fi, argv[1], &freq) != 0 || ch_read_num(fi, argv[1], &phase) != 0 ||
 	    ch_read_count(fi, argv[1], &n) != 0 || (xd = ch_read_vec(fi, argv[1], 2 * n)) == NULL ||
 	    ch_read_count(fo, argv[2], &nout) != 0)
@@ -87,11 +83,7 @@ int main(int argc, char **argv)
 
 	/* Timing: BENCH_N random samples mixed in place on the device. */
 	{
-		float *bx = (float *)ch_alloc(2 * BENCH_N * sizeof(*bx));
-
-		ch_fill(bx, 2 * BENCH_N, 3);
-		CH_CUDA(cudaMalloc((void **)&b.d, 2 * BENCH_N * sizeof(float)));
-		CH_CUDA(cudaMemcpy(b.d, bx, 2 * BENCH_N * sizeof(float), cudaMemcpyHostToDevice));
+		b.d = ch_device_random(2 * BENCH_N, 3);
 		mixer_cuda_init(&b.nco, freq, phase);
 		b.n = BENCH_N;
 		memset(&m, 0, sizeof(m));
@@ -103,9 +95,8 @@ int main(int argc, char **argv)
 		m.bytes = 16.0 * (double)BENCH_N;
 		m.max_abs_error = maxerr;
 		m.extra = extra;
-		ch_metrics_write(argc == 4 ? argv[3] : NULL, &m, &g);
+		ch_metrics_write(metrics, &m, &g);
 		CH_CUDA(cudaFree(b.d));
-		free(bx);
 	}
 	free(xd), free(want), free(x), free(y);
 	fclose(fi), fclose(fo);
