@@ -131,7 +131,8 @@ struct node {
 	void *stopped_data;
 };
 
-/* probe.c: adds probed toolchains and CPU facts to the worker's caps/labels. */
+/* probe.c: adds probed toolchains, CPU facts and GPUs to the worker's caps/labels,
+ * and sets the GPUs it offers (cfg->gpus) from discovery and config `gpus`. */
 void node_probe(struct node_config *c);
 
 /* node.c */

@@ -318,6 +318,61 @@ static int caps_and_labels(const msgpack_object *args, msgpack_zone *z, uint32_t
 
 /* ---- writes ------------------------------------------------------------- */
 
+/* An optional non-negative integer <= max into a uint32_t (0 when absent). */
+static int rpc_arg_u32(const msgpack_object *args, const char *name, uint32_t max, uint32_t *out,
+                       struct ing_error *e)
+{
+	uint64_t v = 0;
+	int rv = rpc_arg_u64(args, name, max, false, &v, e);
+	if (rv == 0)
+		*out = (uint32_t)v;
+	return rv;
+}
+
+/* node.register's `gpus`: [{index, uuid, memory_bytes}...], each key but
+ * index optional; the bounds and uniqueness are cmd_validate's. */
+static int gpus_arg(const msgpack_object *args, msgpack_zone *z, uint32_t *n, struct rec_gpu **out,
+                    struct ing_error *e)
+{
+	static const char *const known[] = {"index", "uuid", "memory_bytes", NULL};
+	const msgpack_object *a = NULL;
+	int rv = rpc_arg_array(args, "gpus", ING_MAX_GPUS, false, &a, e);
+
+	*n = 0;
+	*out = NULL;
+	if (rv != 0 || a == NULL || a->via.array.size == 0)
+		return rv;
+	*out = msgpack_zone_malloc(z, a->via.array.size * sizeof(**out));
+	if (*out == NULL)
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	for (uint32_t i = 0; rv == 0 && i < a->via.array.size; i++) {
+		const msgpack_object *g = &a->via.array.ptr[i];
+		struct rec_gpu *d = &(*out)[i];
+		uint64_t index = 0;
+		memset(d, 0, sizeof(*d));
+		d->uuid = ing_str_c("");
+		if (g->type != MSGPACK_OBJECT_MAP)
+			return ing_error_set(e, ING_EINVAL,
+			                     "argument 'gpus': item %u must be a map", i);
+		rv = rpc_args_check_known(g, known, e);
+		if (rv == 0)
+			rv = rpc_arg_u64(g, "index", ING_GPU_INDEX_MAX, true, &index, e);
+		if (rv == 0)
+			rv = rpc_arg_str(g, "uuid", ING_GPU_UUID_MAX, false, &d->uuid, e);
+		if (rv == 0)
+			rv = rpc_arg_u64(g, "memory_bytes", UINT64_MAX, false, &d->memory_bytes, e);
+		d->index = (uint32_t)index;
+		if (rv != 0) {
+			char inner[ING_ERROR_MSG_MAX];
+			snprintf(inner, sizeof(inner), "%s", e->msg);
+			ing_error_set(e, rv, "argument 'gpus': item %u: %s", i, inner);
+		}
+	}
+	if (rv == 0)
+		*n = a->via.array.size;
+	return rv;
+}
+
 static struct cmd new_cmd(uint32_t type)
 {
 	struct cmd c;
@@ -353,10 +408,10 @@ static int stage_limits_arg(const msgpack_object *m, struct rec_stage_limits *l,
 
 static void op_target_put(struct node *n, struct rpc_call *call)
 {
-	static const char *const known[] = {"name",         "description", "stages",
-	                                    "capabilities", "labels",      NULL};
-	static const char *const stage_known[] = {"name",    "argv",   "timeout_ms", "env",
-	                                          "outputs", "limits", "stdout",     NULL};
+	static const char *const known[] = {"name",   "description", "stages", "capabilities",
+	                                    "labels", "gpus",        NULL};
+	static const char *const stage_known[] = {
+	    "name", "argv", "timeout_ms", "env", "outputs", "limits", "stdout", "gpus", NULL};
 	const msgpack_object *args = rpc_call_args(call);
 	const msgpack_object *stages;
 	struct cmd c = new_cmd(CMD_TARGET_PUT);
@@ -376,6 +431,8 @@ static void op_target_put(struct node *n, struct rpc_call *call)
 		rv = rpc_arg_array(args, "stages", ING_MAX_STAGES, true, &stages, &e);
 	if (rv == 0)
 		rv = caps_and_labels(args, &z, &t->ncaps, &t->caps, &t->nlabels, &t->labels, &e);
+	if (rv == 0)
+		rv = rpc_arg_u32(args, "gpus", ING_MAX_GPUS, &t->gpus, &e);
 	if (rv == 0 && stages->via.array.size > 0) {
 		t->nstages = stages->via.array.size;
 		t->stages = msgpack_zone_malloc(&z, t->nstages * sizeof(*t->stages));
@@ -418,6 +475,8 @@ static void op_target_put(struct node *n, struct rpc_call *call)
 			rv = rpc_arg_map(s, "limits", 4, false, &limits, &e);
 		if (rv == 0 && limits != NULL)
 			rv = stage_limits_arg(limits, &d->limits, &e);
+		if (rv == 0)
+			rv = rpc_arg_u32(s, "gpus", ING_MAX_GPUS, &d->gpus, &e);
 	}
 	if (rv != 0)
 		reply_err(call, &e);
@@ -962,7 +1021,7 @@ static void op_job_list(struct node *n, struct rpc_call *call)
 
 static void op_node_register(struct node *n, struct rpc_call *call)
 {
-	static const char *const known[] = {"id", "capabilities", "labels", "slots", NULL};
+	static const char *const known[] = {"id", "capabilities", "labels", "slots", "gpus", NULL};
 	const msgpack_object *args = rpc_call_args(call);
 	struct cmd c = new_cmd(CMD_NODE_REGISTER);
 	struct rec_node *nd = &c.u.node_register.spec;
@@ -980,6 +1039,8 @@ static void op_node_register(struct node *n, struct rpc_call *call)
 		    caps_and_labels(args, &z, &nd->ncaps, &nd->caps, &nd->nlabels, &nd->labels, &e);
 	if (rv == 0)
 		rv = rpc_arg_u64(args, "slots", ING_MAX_SLOTS, true, &slots, &e);
+	if (rv == 0)
+		rv = gpus_arg(args, &z, &nd->ngpus, &nd->gpus, &e);
 	nd->slots = (uint32_t)slots;
 	if (rv != 0)
 		reply_err(call, &e);

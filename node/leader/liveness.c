@@ -2,7 +2,8 @@
  * liveness.c - heartbeats and the leader's down/up decisions.
  *
  * Every node, every heartbeat_interval_ms: registers itself (once, and
- * again until it succeeds: capabilities, labels, slots through the log) and
+ * again until it succeeds: capabilities, labels, slots, GPUs through the
+ * log) and
  * sends `node.heartbeat` to the leader through its own API (a follower
  * forwards it).  Heartbeats do not go through the log: the leader keeps the
  * time it last heard from each node in memory.
@@ -42,8 +43,8 @@ static void on_hb(struct rpc_request *r, int status, const struct ing_error *err
 	if (h->is_register) {
 		if (status == 0) {
 			h->n->registered = true;
-			ING_LOG_INFO("node registered slots=%u caps=%u", h->n->cfg.slots,
-			             h->n->cfg.ncaps);
+			ING_LOG_INFO("node registered slots=%u caps=%u gpus=%u", h->n->cfg.slots,
+			             h->n->cfg.ncaps, h->n->cfg.ngpus);
 		} else {
 			ING_LOG_DEBUG("registration pending error=%s msg=\"%s\"",
 			              ing_err_name(status), err != NULL ? err->msg : "");
@@ -64,7 +65,7 @@ static void send_register(struct node *n)
 	h->r.data = h;
 	h->r.cb = on_hb;
 	mp_out_init(&o);
-	msgpack_pack_map(&o.pk, 4);
+	msgpack_pack_map(&o.pk, 5);
 	view_key(&o.pk, "id");
 	msgpack_pack_uint64(&o.pk, c->id);
 	view_key(&o.pk, "capabilities");
@@ -79,6 +80,17 @@ static void send_register(struct node *n)
 	}
 	view_key(&o.pk, "slots");
 	msgpack_pack_uint32(&o.pk, c->slots);
+	view_key(&o.pk, "gpus");
+	msgpack_pack_array(&o.pk, c->ngpus);
+	for (unsigned i = 0; i < c->ngpus; i++) {
+		msgpack_pack_map(&o.pk, 3);
+		view_key(&o.pk, "index");
+		msgpack_pack_uint32(&o.pk, c->gpus[i].index);
+		view_key(&o.pk, "uuid");
+		mp_pack_cstr(&o.pk, c->gpus[i].uuid);
+		view_key(&o.pk, "memory_bytes");
+		msgpack_pack_uint64(&o.pk, c->gpus[i].memory_bytes);
+	}
 	if (mp_out_failed(&o) != 0 ||
 	    rpc_client_call(n->self_client, &h->r, "node.register", o.data, o.len, RPC_WRITE) != 0)
 		free(h);
@@ -261,8 +273,12 @@ static bool registration_current(struct node *n)
 	store_be64(k, c->id);
 	if (store_get(t, STORE_NODES, (struct ing_str){(const char *)k, 8}, &val) == 0 &&
 	    rec_node_decode(val, &z, &nd, NULL) == 0 && nd.slots == c->slots &&
-	    nd.ncaps == c->ncaps && nd.nlabels == c->nlabels) {
+	    nd.ncaps == c->ncaps && nd.nlabels == c->nlabels && nd.ngpus == c->ngpus) {
 		same = true;
+		for (unsigned i = 0; same && i < c->ngpus; i++)
+			same = nd.gpus[i].index == c->gpus[i].index &&
+			       ing_str_eq_c(nd.gpus[i].uuid, c->gpus[i].uuid) &&
+			       nd.gpus[i].memory_bytes == c->gpus[i].memory_bytes;
 		for (unsigned i = 0; same && i < c->ncaps; i++)
 			same = ing_str_eq_c(nd.caps[i], c->caps[i]);
 		for (unsigned i = 0; same && i < c->nlabels; i++)
