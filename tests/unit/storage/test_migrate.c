@@ -325,6 +325,20 @@ static void unpack(const void *buf, size_t len, msgpack_unpacked *out)
 	assert_int_equal(off, len);
 }
 
+/* Opening the (current) store again writes nothing. */
+static void reopen_changes_nothing(struct fx *f)
+{
+	struct store *s;
+	struct ing_error e;
+	char *before = tu_mdb_dump(f->path);
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	store_close(s);
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
 /* ---- tests ------------------------------------------------------------ */
 
 static void test_fresh_store_is_stamped(void **state)
@@ -342,13 +356,7 @@ static void test_fresh_store_is_stamped(void **state)
 	store_abort(t);
 	store_close(s);
 	/* Reopening a current store writes nothing. */
-	char *before = tu_mdb_dump(f->path);
-	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
-	store_close(s);
-	char *after = tu_mdb_dump(f->path);
-	assert_string_equal(before, after);
-	free(before);
-	free(after);
+	reopen_changes_nothing(f);
 }
 
 static void test_migrate_1_to_5(void **state)
@@ -434,13 +442,7 @@ static void test_migrate_1_to_5(void **state)
 	store_close(s);
 
 	/* Migrated once: reopening changes nothing. */
-	char *before = tu_mdb_dump(f->path);
-	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
-	store_close(s);
-	char *after = tu_mdb_dump(f->path);
-	assert_string_equal(before, after);
-	free(before);
-	free(after);
+	reopen_changes_nothing(f);
 }
 
 static void test_migrate_2_to_5(void **state)
@@ -479,13 +481,7 @@ static void test_migrate_2_to_5(void **state)
 	store_close(s);
 
 	/* Migrated once: reopening changes nothing. */
-	char *before = tu_mdb_dump(f->path);
-	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
-	store_close(s);
-	char *after = tu_mdb_dump(f->path);
-	assert_string_equal(before, after);
-	free(before);
-	free(after);
+	reopen_changes_nothing(f);
 }
 
 static void test_migrate_3_to_5(void **state)
@@ -528,13 +524,7 @@ static void test_migrate_3_to_5(void **state)
 	store_close(s);
 
 	/* Migrated once: reopening changes nothing. */
-	char *before = tu_mdb_dump(f->path);
-	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
-	store_close(s);
-	char *after = tu_mdb_dump(f->path);
-	assert_string_equal(before, after);
-	free(before);
-	free(after);
+	reopen_changes_nothing(f);
 }
 
 /* A schema-4 store: a v1 node, a v2 target, v3 jobs.  Each gains its GPUs
@@ -606,13 +596,7 @@ static void test_migrate_4_to_5(void **state)
 	store_close(s);
 
 	/* Migrated once: reopening changes nothing. */
-	char *before = tu_mdb_dump(f->path);
-	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
-	store_close(s);
-	char *after = tu_mdb_dump(f->path);
-	assert_string_equal(before, after);
-	free(before);
-	free(after);
+	reopen_changes_nothing(f);
 }
 
 /* A schema-4 store whose node, target or job is not of the schema-4 layout
