@@ -130,8 +130,16 @@ static void offer_gpus(struct node_config *c, const struct gpu_inventory *inv)
 	c->ngpus = 0;
 	switch (c->gpus_mode) {
 	case NODE_GPUS_DISCOVERED:
-		for (unsigned i = 0; i < inv->count && c->ngpus < ING_MAX_GPUS; i++)
+		for (unsigned i = 0; i < inv->count && c->ngpus < ING_MAX_GPUS; i++) {
+			if (inv->devices[i].index > ING_GPU_INDEX_MAX) {
+				ING_LOG_WARN(
+				    "gpu index beyond what a node may offer index=%u max=%d "
+				    "(not offered)",
+				    inv->devices[i].index, ING_GPU_INDEX_MAX);
+				continue;
+			}
 			offer(c, inv, used, inv->devices[i].index);
+		}
 		break;
 	case NODE_GPUS_COUNT:
 		for (unsigned i = 0; i < c->gpus_count; i++)
