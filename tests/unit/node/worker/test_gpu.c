@@ -4,7 +4,10 @@
  * library that is not NVML, and the stand-in NVML of tests/nvml/ with its
  * canned answers: two H100s, init failing, a lost GPU, more GPUs than are
  * kept, odd text and an out-of-range compute capability.  Every NVML init
- * must be matched by a shutdown.
+ * must be matched by a shutdown.  Then what a node offers (node_probe with
+ * config `gpus`): all discovered, a count, a list, none, declared GPUs
+ * discovery did not find, and the capability cuda and gpu_* labels only
+ * for offered GPUs that were discovered.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +21,9 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/log.h"
+#include "node/config.h"
+#include "node/node_internal.h"
 #include "node/worker/gpu.h"
 
 #ifndef FAKE_NVML_PATH
@@ -204,14 +210,97 @@ static void test_arch_name(void **state)
 	assert_string_equal(out, "sm_100");
 }
 
+/* node_probe with the stand-in NVML (two H100s) and config `gpus`. */
+static void probe(enum node_gpus_mode mode, unsigned count, const unsigned *list, unsigned n,
+                  bool probe_on, struct node_config *c)
+{
+	node_config_defaults(c);
+	c->probe = probe_on;
+	c->gpus_mode = mode;
+	c->gpus_count = count;
+	for (unsigned i = 0; i < n; i++)
+		c->gpu_list[i] = list[i];
+	c->ngpu_list = n;
+	setenv(GPU_NVML_ENV, FAKE_NVML_PATH, 1);
+	node_probe(c);
+	unsetenv(GPU_NVML_ENV);
+}
+
+static bool has_cap(const struct node_config *c, const char *cap)
+{
+	for (unsigned i = 0; i < c->ncaps; i++)
+		if (strcmp(c->caps[i], cap) == 0)
+			return true;
+	return false;
+}
+
+static const char *label(const struct node_config *c, const char *key)
+{
+	for (unsigned i = 0; i < c->nlabels; i++)
+		if (strcmp(c->label_keys[i], key) == 0)
+			return c->label_values[i];
+	return NULL;
+}
+
+static void test_offered_gpus(void **state)
+{
+	static const unsigned one[] = {1}, far[] = {1, 7};
+	struct node_config *c = calloc(1, sizeof(*c));
+
+	(void)state;
+	/* No `gpus`: every discovered GPU, with its uuid and memory. */
+	probe(NODE_GPUS_DISCOVERED, 0, NULL, 0, true, c);
+	assert_int_equal(c->ngpus, 2);
+	assert_int_equal(c->gpus[1].index, 1);
+	assert_string_equal(c->gpus[1].uuid, "GPU-00000000-fake-4000-8000-000000000001");
+	assert_int_equal(c->gpus[0].memory_bytes, 81559ull << 20);
+	assert_true(has_cap(c, "cuda"));
+	assert_string_equal(label(c, "gpu_model"), "NVIDIA H100 80GB HBM3");
+	assert_string_equal(label(c, "gpu_arch"), "sm_90");
+	assert_string_equal(label(c, "gpu_driver"), "580.159.04");
+	assert_string_equal(label(c, "gpu_cuda"), "13.0");
+
+	/* A list: GPU 1 found, GPU 7 declared but not found. */
+	probe(NODE_GPUS_LIST, 0, one, 1, true, c);
+	assert_int_equal(c->ngpus, 1);
+	assert_int_equal(c->gpus[0].index, 1);
+	assert_true(has_cap(c, "cuda"));
+	probe(NODE_GPUS_LIST, 0, far, 2, true, c);
+	assert_int_equal(c->ngpus, 2);
+	assert_int_equal(c->gpus[1].index, 7);
+	assert_string_equal(c->gpus[1].uuid, "");
+	assert_int_equal(c->gpus[1].memory_bytes, 0);
+
+	/* A count: 0..N-1, found or not; 0 keeps every GPU back (no cuda). */
+	probe(NODE_GPUS_COUNT, 3, NULL, 0, true, c);
+	assert_int_equal(c->ngpus, 3);
+	assert_string_equal(c->gpus[2].uuid, "");
+	probe(NODE_GPUS_COUNT, 0, NULL, 0, true, c);
+	assert_int_equal(c->ngpus, 0);
+	assert_false(has_cap(c, "cuda"));
+	assert_null(label(c, "gpu_model"));
+
+	/* probe: false: no discovery; declared GPUs are offered all the same,
+	 * without cuda; none by default. */
+	probe(NODE_GPUS_COUNT, 2, NULL, 0, false, c);
+	assert_int_equal(c->ngpus, 2);
+	assert_string_equal(c->gpus[0].uuid, "");
+	assert_false(has_cap(c, "cuda"));
+	probe(NODE_GPUS_DISCOVERED, 0, NULL, 0, false, c);
+	assert_int_equal(c->ngpus, 0);
+	free(c);
+}
+
 int main(void)
 {
+	ing_log_set_level(ING_LOG_LEVEL_OFF);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_no_library),     cmocka_unit_test(test_default_library),
 	    cmocka_unit_test(test_not_nvml),       cmocka_unit_test(test_two_gpus),
 	    cmocka_unit_test(test_init_fails),     cmocka_unit_test(test_lost_gpu),
 	    cmocka_unit_test(test_many_gpus),      cmocka_unit_test(test_odd_text),
 	    cmocka_unit_test(test_bad_capability), cmocka_unit_test(test_arch_name),
+	    cmocka_unit_test(test_offered_gpus),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
