@@ -510,12 +510,12 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		return ing_error_set(e, ING_ENOMEM, "out of memory");
 	n->loop = loop;
 	n->cfg = *cfg;
+	ing_log_set_node(cfg->id);
 	probe_config(&n->cfg);
 	n->stopped = stopped;
 	n->stopped_data = data;
 	n->role = CONS_FOLLOWER;
 	cb.data = n;
-	ing_log_set_node(cfg->id);
 
 	rv = member_check_marker(cfg->data_dir, cfg->id, e);
 	if (rv == 0)

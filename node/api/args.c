@@ -7,6 +7,7 @@
 #include "node/api/args.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "node/api/api_internal.h"
 #include "rpc/args.h"
@@ -131,4 +132,56 @@ int api_read_id(struct rpc_call *call, const char *const known[], uint64_t *id)
 		return -1;
 	}
 	return 0;
+}
+
+int api_u32_arg(const msgpack_object *args, const char *name, uint32_t max, uint32_t *out,
+                struct ing_error *e)
+{
+	uint64_t v = 0;
+	int rv = rpc_arg_u64(args, name, max, false, &v, e);
+	if (rv == 0)
+		*out = (uint32_t)v;
+	return rv;
+}
+
+int api_gpus_arg(const msgpack_object *args, msgpack_zone *z, uint32_t *n, struct rec_gpu **out,
+                 struct ing_error *e)
+{
+	static const char *const known[] = {"index", "uuid", "memory_bytes", NULL};
+	const msgpack_object *a = NULL;
+	int rv = rpc_arg_array(args, "gpus", ING_MAX_GPUS, false, &a, e);
+
+	*n = 0;
+	*out = NULL;
+	if (rv != 0 || a == NULL || a->via.array.size == 0)
+		return rv;
+	*out = msgpack_zone_malloc(z, a->via.array.size * sizeof(**out));
+	if (*out == NULL)
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	for (uint32_t i = 0; rv == 0 && i < a->via.array.size; i++) {
+		const msgpack_object *g = &a->via.array.ptr[i];
+		struct rec_gpu *d = &(*out)[i];
+		uint64_t index = 0;
+		memset(d, 0, sizeof(*d));
+		d->uuid = ing_str_c("");
+		if (g->type != MSGPACK_OBJECT_MAP)
+			return ing_error_set(e, ING_EINVAL,
+			                     "argument 'gpus': item %u must be a map", i);
+		rv = rpc_args_check_known(g, known, e);
+		if (rv == 0)
+			rv = rpc_arg_u64(g, "index", ING_GPU_INDEX_MAX, true, &index, e);
+		if (rv == 0)
+			rv = rpc_arg_str(g, "uuid", ING_GPU_UUID_MAX, false, &d->uuid, e);
+		if (rv == 0)
+			rv = rpc_arg_u64(g, "memory_bytes", UINT64_MAX, false, &d->memory_bytes, e);
+		d->index = (uint32_t)index;
+		if (rv != 0) {
+			char inner[ING_ERROR_MSG_MAX];
+			snprintf(inner, sizeof(inner), "%s", e->msg);
+			ing_error_set(e, rv, "argument 'gpus': item %u: %s", i, inner);
+		}
+	}
+	if (rv == 0)
+		*n = a->via.array.size;
+	return rv;
 }

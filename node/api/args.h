@@ -43,6 +43,15 @@ int api_caps_and_labels(const msgpack_object *args, msgpack_zone *z, uint32_t *n
                         struct ing_str **caps, uint32_t *nlabels, struct rec_kv **labels,
                         struct ing_error *e);
 
+/* An optional non-negative integer <= max into a uint32_t (0 when absent). */
+int api_u32_arg(const msgpack_object *args, const char *name, uint32_t max, uint32_t *out,
+                struct ing_error *e);
+
+/* node.register's optional `gpus`: [{index, uuid, memory_bytes}...], each
+ * key but index optional; the bounds and uniqueness are cmd_validate's. */
+int api_gpus_arg(const msgpack_object *args, msgpack_zone *z, uint32_t *n, struct rec_gpu **out,
+                 struct ing_error *e);
+
 /* The optional argument `name`: [{path, data}], at most max_n files. */
 int api_files_arg(const msgpack_object *args, const char *name, uint32_t max_n, msgpack_zone *z,
                   uint32_t *n, struct cmd_file **out, struct ing_error *e);

@@ -9,7 +9,7 @@
 
 void api_op_node_register(struct node *n, struct rpc_call *call)
 {
-	static const char *const known[] = {"id", "capabilities", "labels", "slots", NULL};
+	static const char *const known[] = {"id", "capabilities", "labels", "slots", "gpus", NULL};
 	const msgpack_object *args = rpc_call_args(call);
 	struct cmd c = api_new_cmd(CMD_NODE_REGISTER);
 	struct rec_node *nd = &c.u.node_register.spec;
@@ -27,6 +27,8 @@ void api_op_node_register(struct node *n, struct rpc_call *call)
 		                         &e);
 	if (rv == 0)
 		rv = rpc_arg_u64(args, "slots", ING_MAX_SLOTS, true, &slots, &e);
+	if (rv == 0)
+		rv = api_gpus_arg(args, &z, &nd->ngpus, &nd->gpus, &e);
 	nd->slots = (uint32_t)slots;
 	if (rv != 0)
 		api_reply_err(call, &e);

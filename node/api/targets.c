@@ -33,10 +33,10 @@ static int stage_limits_arg(const msgpack_object *m, struct rec_stage_limits *l,
 
 void api_op_target_put(struct node *n, struct rpc_call *call)
 {
-	static const char *const known[] = {"name",         "description", "stages",
-	                                    "capabilities", "labels",      NULL};
-	static const char *const stage_known[] = {"name",    "argv",   "timeout_ms", "env",
-	                                          "outputs", "limits", "stdout",     NULL};
+	static const char *const known[] = {"name",   "description", "stages", "capabilities",
+	                                    "labels", "gpus",        NULL};
+	static const char *const stage_known[] = {
+	    "name", "argv", "timeout_ms", "env", "outputs", "limits", "stdout", "gpus", NULL};
 	const msgpack_object *args = rpc_call_args(call);
 	const msgpack_object *stages;
 	struct cmd c = api_new_cmd(CMD_TARGET_PUT);
@@ -57,6 +57,8 @@ void api_op_target_put(struct node *n, struct rpc_call *call)
 	if (rv == 0)
 		rv =
 		    api_caps_and_labels(args, &z, &t->ncaps, &t->caps, &t->nlabels, &t->labels, &e);
+	if (rv == 0)
+		rv = api_u32_arg(args, "gpus", ING_MAX_GPUS, &t->gpus, &e);
 	if (rv == 0 && stages->via.array.size > 0) {
 		t->nstages = stages->via.array.size;
 		t->stages = msgpack_zone_malloc(&z, t->nstages * sizeof(*t->stages));
@@ -99,6 +101,8 @@ void api_op_target_put(struct node *n, struct rpc_call *call)
 			rv = rpc_arg_map(s, "limits", 4, false, &limits, &e);
 		if (rv == 0 && limits != NULL)
 			rv = stage_limits_arg(limits, &d->limits, &e);
+		if (rv == 0)
+			rv = api_u32_arg(s, "gpus", ING_MAX_GPUS, &d->gpus, &e);
 	}
 	if (rv != 0)
 		api_reply_err(call, &e);

@@ -18,16 +18,17 @@
  * Order: the queue table is keyed (100 - priority, tenant, job id), so a
  * scan meets higher priorities first.  Within one priority the candidates
  * are taken round-robin across tenants, oldest first within a tenant, so a
- * tenant with 10,000 queued jobs does not starve one with 10.  Each job
- * goes to the live, non-draining node that has the target's capabilities
- * and labels and the most free slots (spreading load).  A job no node can
+ * tenant with 10,000 queued jobs does not starve one with 10.  Where each
+ * job goes is node/leader/placement.c's choice: a live, non-draining node
+ * with the target's capabilities and labels, a free slot and as many free
+ * GPUs as the target needs (the assignment names them).  A job no node can
  * take stays queued and its reason is remembered for `job.get`.
  *
  * Bounds: a round scans at most SCAN_MAX queue entries and proposes at most
  * BATCH_MAX assignments.
  * Every assignment is a job_assign command: the state machine re-checks it
- * (queued, next attempt, node up with a free slot), so a stale decision is
- * rejected, never applied twice.
+ * (queued, next attempt, node up with a free slot, the GPUs offered and
+ * free), so a stale decision is rejected, never applied twice.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -38,6 +39,7 @@
 #include "node/leader/scheduler.h"
 
 #include "common/log.h"
+#include "node/leader/placement.h"
 #include "node/propose.h"
 #include "storage/records.h"
 
@@ -79,7 +81,7 @@ struct round {
 	struct store_txn *t;
 	msgpack_zone *z;
 	struct rec_node *nodes;
-	uint32_t *free;
+	struct place_node *place; /* the nodes as this round has left them */
 	unsigned nnodes;
 	unsigned total_free;
 	unsigned proposed;
@@ -181,8 +183,8 @@ static int load_nodes(struct round *r)
 	if (rv != 0)
 		return rv;
 	r->nodes = msgpack_zone_malloc(r->z, (count + 1) * sizeof(*r->nodes));
-	r->free = msgpack_zone_malloc(r->z, (count + 1) * sizeof(*r->free));
-	if (r->nodes == NULL || r->free == NULL)
+	r->place = msgpack_zone_malloc(r->z, (count + 1) * sizeof(*r->place));
+	if (r->nodes == NULL || r->place == NULL)
 		return ING_ENOMEM;
 	rv = store_iter_open(r->t, STORE_NODES, (struct ing_str){"", 0}, &it);
 	while (rv == 0 && r->nnodes < count && (rv = store_iter_next(it, &k, &v)) == 0) {
@@ -191,10 +193,8 @@ static int load_nodes(struct round *r)
 			rv = ING_ECORRUPT;
 			break;
 		}
-		r->free[r->nnodes] = (nd->down || nd->draining || nd->used_slots >= nd->slots)
-		                         ? 0
-		                         : nd->slots - nd->used_slots;
-		r->total_free += r->free[r->nnodes];
+		place_node_init(&r->place[r->nnodes], nd);
+		r->total_free += r->place[r->nnodes].free_slots;
 		r->nnodes++;
 	}
 	if (rv == 0 || rv == ING_ENOTFOUND)
@@ -217,80 +217,6 @@ static const struct rec_target *target_of(struct round *r, struct ing_str name)
 	return r->targets[i].missing ? NULL : &r->targets[i].t;
 }
 
-static bool has_cap(const struct rec_node *nd, struct ing_str cap)
-{
-	for (uint32_t i = 0; i < nd->ncaps; i++)
-		if (ing_str_eq(nd->caps[i], cap))
-			return true;
-	return false;
-}
-
-static bool has_label(const struct rec_node *nd, const struct rec_kv *kv)
-{
-	for (uint32_t i = 0; i < nd->nlabels; i++)
-		if (ing_str_eq(nd->labels[i].key, kv->key) &&
-		    ing_str_eq(nd->labels[i].value, kv->value))
-			return true;
-	return false;
-}
-
-static bool fits(const struct rec_node *nd, const struct rec_target *t)
-{
-	for (uint32_t i = 0; i < t->ncaps; i++)
-		if (!has_cap(nd, t->caps[i]))
-			return false;
-	for (uint32_t i = 0; i < t->nlabels; i++)
-		if (!has_label(nd, &t->labels[i]))
-			return false;
-	return true;
-}
-
-/* Why no node fits target t: the first capability or label no live,
- * non-draining node offers, or that no single node offers them all. */
-static void explain(struct round *r, const struct rec_target *t, char *out, size_t cap)
-{
-	unsigned down = 0, draining = 0;
-	for (unsigned i = 0; i < r->nnodes; i++) {
-		down += r->nodes[i].down;
-		draining += !r->nodes[i].down && r->nodes[i].draining;
-	}
-	if (down + draining == r->nnodes) {
-		snprintf(out, cap,
-		         "no live, non-draining node (%u registered: %u down, %u draining)",
-		         r->nnodes, down, draining);
-		return;
-	}
-	for (uint32_t c = 0; c < t->ncaps; c++) {
-		bool anywhere = false;
-		for (unsigned i = 0; i < r->nnodes && !anywhere; i++)
-			anywhere = !r->nodes[i].down && !r->nodes[i].draining &&
-			           has_cap(&r->nodes[i], t->caps[c]);
-		if (!anywhere) {
-			snprintf(out, cap,
-			         "no live, non-draining node has capability '%.*s' (target '%.*s')",
-			         ING_STR_FMT(t->caps[c]), ING_STR_FMT(t->name));
-			return;
-		}
-	}
-	for (uint32_t l = 0; l < t->nlabels; l++) {
-		bool anywhere = false;
-		for (unsigned i = 0; i < r->nnodes && !anywhere; i++)
-			anywhere = !r->nodes[i].down && !r->nodes[i].draining &&
-			           has_label(&r->nodes[i], &t->labels[l]);
-		if (!anywhere) {
-			snprintf(out, cap,
-			         "no live, non-draining node has label %.*s=%.*s (target '%.*s')",
-			         ING_STR_FMT(t->labels[l].key), ING_STR_FMT(t->labels[l].value),
-			         ING_STR_FMT(t->name));
-			return;
-		}
-	}
-	snprintf(out, cap,
-	         "no single live, non-draining node has all the capabilities and labels of "
-	         "target '%.*s'",
-	         ING_STR_FMT(t->name));
-}
-
 /* Places one job; returns true when it was proposed. */
 static bool place(struct round *r, uint64_t id)
 {
@@ -298,9 +224,8 @@ static bool place(struct round *r, uint64_t id)
 	struct rec_job j;
 	struct ing_str val;
 	uint8_t k[8];
-	char reason[160];
-	int best = -1;
-	unsigned matching = 0;
+	char reason[sizeof(s->waiting[0].reason)];
+	struct place_choice pick;
 
 	for (unsigned i = 0; i < r->proposed; i++)
 		if (r->proposed_ids[i] == id)
@@ -333,21 +258,7 @@ static bool place(struct round *r, uint64_t id)
 	const struct rec_target *t = target_of(r, j.target);
 	if (t == NULL)
 		return false;
-	for (unsigned i = 0; i < r->nnodes; i++) {
-		const struct rec_node *nd = &r->nodes[i];
-		if (nd->down || nd->draining || !fits(nd, t))
-			continue;
-		matching++;
-		if (r->free[i] > 0 && (best < 0 || r->free[i] > r->free[best]))
-			best = (int)i;
-	}
-	if (best < 0) {
-		if (matching == 0)
-			explain(r, t, reason, sizeof(reason));
-		else
-			snprintf(reason, sizeof(reason),
-			         "all %u nodes that can run target '%.*s' are busy", matching,
-			         ING_STR_FMT(j.target));
+	if (place_pick(t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0) {
 		set_reason(s, id, reason);
 		return false;
 	}
@@ -357,18 +268,21 @@ static bool place(struct round *r, uint64_t id)
 	c.type = CMD_JOB_ASSIGN;
 	c.request_id = ing_str_c("");
 	c.u.job_assign.job = id;
-	c.u.job_assign.node = r->nodes[best].id;
+	c.u.job_assign.node = r->nodes[pick.node].id;
 	c.u.job_assign.attempt = j.attempt + 1;
 	c.u.job_assign.lease_until_ms = r->env->now_ms + LEASE_MS;
+	c.u.job_assign.ngpus = pick.ngpus;
+	c.u.job_assign.gpus = pick.gpus;
 	if (r->env->assign(r->env->data, &c) != 0)
 		return false;
 	s->inflight++;
-	r->free[best]--;
+	place_take(r->place, &pick);
 	r->total_free--;
 	r->proposed_ids[r->proposed++] = id;
 	clear_reason(s, id);
-	ING_LOG_DEBUG("job assigned job=%" PRIu64 " node=%" PRIu64 " attempt=%" PRIu32, id,
-	              r->nodes[best].id, j.attempt + 1);
+	ING_LOG_DEBUG("job assigned job=%" PRIu64 " node=%" PRIu64 " attempt=%" PRIu32
+	              " gpus=%" PRIu32,
+	              id, r->nodes[pick.node].id, j.attempt + 1, pick.ngpus);
 	return true;
 }
 

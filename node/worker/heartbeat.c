@@ -57,7 +57,8 @@ static void on_hb(struct node_request *q, int status, const struct ing_error *er
 	if (h->is_register) {
 		if (status == 0) {
 			h->hb->registered = true;
-			ING_LOG_INFO("node registered slots=%u caps=%u", c->slots, c->ncaps);
+			ING_LOG_INFO("node registered slots=%u caps=%u gpus=%u", c->slots, c->ncaps,
+			             c->ngpus);
 		} else {
 			ING_LOG_DEBUG("registration pending error=%s msg=\"%s\"",
 			              ing_err_name(status), err != NULL ? err->msg : "");
@@ -88,7 +89,7 @@ static void send_register(struct heartbeat *hb)
 	struct mp_out o;
 
 	mp_out_init(&o);
-	msgpack_pack_map(&o.pk, 4);
+	msgpack_pack_map(&o.pk, 5);
 	mp_pack_cstr(&o.pk, "id");
 	msgpack_pack_uint64(&o.pk, c->id);
 	mp_pack_cstr(&o.pk, "capabilities");
@@ -103,6 +104,17 @@ static void send_register(struct heartbeat *hb)
 	}
 	mp_pack_cstr(&o.pk, "slots");
 	msgpack_pack_uint32(&o.pk, c->slots);
+	mp_pack_cstr(&o.pk, "gpus");
+	msgpack_pack_array(&o.pk, c->ngpus);
+	for (unsigned i = 0; i < c->ngpus; i++) {
+		msgpack_pack_map(&o.pk, 3);
+		mp_pack_cstr(&o.pk, "index");
+		msgpack_pack_uint32(&o.pk, c->gpus[i].index);
+		mp_pack_cstr(&o.pk, "uuid");
+		mp_pack_cstr(&o.pk, c->gpus[i].uuid);
+		mp_pack_cstr(&o.pk, "memory_bytes");
+		msgpack_pack_uint64(&o.pk, c->gpus[i].memory_bytes);
+	}
 	send_self(hb, &o, "node.register", true, RPC_WRITE);
 	mp_out_free(&o);
 }
@@ -140,8 +152,12 @@ static bool registration_current(struct heartbeat *hb)
 	store_be64(k, c->id);
 	if (store_get(t, STORE_NODES, (struct ing_str){(const char *)k, 8}, &val) == 0 &&
 	    rec_node_decode(val, &z, &nd, NULL) == 0 && nd.slots == c->slots &&
-	    nd.ncaps == c->ncaps && nd.nlabels == c->nlabels) {
+	    nd.ncaps == c->ncaps && nd.nlabels == c->nlabels && nd.ngpus == c->ngpus) {
 		same = true;
+		for (unsigned i = 0; same && i < c->ngpus; i++)
+			same = nd.gpus[i].index == c->gpus[i].index &&
+			       ing_str_eq_c(nd.gpus[i].uuid, c->gpus[i].uuid) &&
+			       nd.gpus[i].memory_bytes == c->gpus[i].memory_bytes;
 		for (unsigned i = 0; same && i < c->ncaps; i++)
 			same = ing_str_eq_c(nd.caps[i], c->caps[i]);
 		for (unsigned i = 0; same && i < c->nlabels; i++)

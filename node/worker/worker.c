@@ -31,7 +31,11 @@
  * Argv templates (template.h): a {param:NAME} the job does not have fails
  * the stage before anything is spawned.  No shell is involved unless the
  * target's argv runs one.  The environment is the stage's `env` plus PATH
- * when the target sets none.
+ * when the target sets none.  On a node that offers GPUs, and for any
+ * attempt that holds some, CUDA_VISIBLE_DEVICES names the GPUs the stage
+ * sees (the first rec_stage_gpus of those the attempt holds; none: "") and
+ * CUDA_DEVICE_ORDER=PCI_BUS_ID makes CUDA number them as NVML does; both
+ * replace what the target's env says.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -83,6 +87,8 @@ struct node_attempt {
 	uint32_t nsources;
 	struct rec_kv *params; /* the job's parameters, copied into zone */
 	uint32_t nparams;
+	uint32_t ngpus; /* the GPUs the attempt holds (job_assign), NVML indexes */
+	uint32_t gpus[ING_MAX_GPUS];
 	uint32_t stage; /* current stage */
 	enum step step;
 	struct stage_run *run;
@@ -421,9 +427,10 @@ static void run_stage(struct node_attempt *a)
 {
 	const struct rec_stage_def *def = &a->target.stages[a->stage];
 	char *argv[MAX_ARGS];
-	char *env[ING_MAX_ENV + 2];
+	char *env[ING_MAX_ENV + 4];
 	unsigned argc = 0, envc = 0;
 	bool has_path = false;
+	const bool gpu_env = node_cfg(a->w->n)->ngpus > 0 || a->ngpus > 0;
 	char out_dir[600];
 	struct stage_spec spec;
 	struct ing_error e;
@@ -472,15 +479,30 @@ static void run_stage(struct node_attempt *a)
 	argv[argc] = NULL;
 	for (uint32_t i = 0; i < def->nenv; i++) {
 		char kv[ING_NAME_MAX + ING_ARG_MAX + 2];
+		if (gpu_env && (ing_str_eq_c(def->env[i].key, "CUDA_VISIBLE_DEVICES") ||
+		                ing_str_eq_c(def->env[i].key, "CUDA_DEVICE_ORDER")))
+			continue; /* the worker's, below */
 		int k = snprintf(kv, sizeof(kv), "%.*s=%.*s", ING_STR_FMT(def->env[i].key),
 		                 ING_STR_FMT(def->env[i].value));
-		template_append(env, &envc, ING_MAX_ENV + 2, a->zone, kv, (size_t)k);
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, kv, (size_t)k);
 		if (ing_str_eq_c(def->env[i].key, "PATH"))
 			has_path = true;
 	}
 	if (!has_path)
-		template_append(env, &envc, ING_MAX_ENV + 2, a->zone, "PATH=" STAGE_DEFAULT_PATH,
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, "PATH=" STAGE_DEFAULT_PATH,
 		                strlen("PATH=" STAGE_DEFAULT_PATH));
+	if (gpu_env) {
+		char kv[64 + 3 * ING_MAX_GPUS];
+		uint32_t sees = rec_stage_gpus(&a->target, a->stage);
+		int k = snprintf(kv, sizeof(kv), "CUDA_VISIBLE_DEVICES=");
+		for (uint32_t i = 0; i < sees && i < a->ngpus; i++)
+			k += snprintf(kv + k, sizeof(kv) - (size_t)k, "%s%" PRIu32, i ? "," : "",
+			              a->gpus[i]);
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, kv, (size_t)k);
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone,
+		                "CUDA_DEVICE_ORDER=PCI_BUS_ID",
+		                strlen("CUDA_DEVICE_ORDER=PCI_BUS_ID"));
+	}
 	env[envc] = NULL;
 
 	memset(&spec, 0, sizeof(spec));
@@ -619,6 +641,9 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		a->params[i].value = (struct ing_str){v, j->params[i].value.len};
 	}
 	a->nparams = j->nparams;
+	a->ngpus = j->ngpus < ING_MAX_GPUS ? j->ngpus : ING_MAX_GPUS;
+	if (a->ngpus > 0)
+		memcpy(a->gpus, j->gpus, a->ngpus * sizeof(a->gpus[0]));
 	a->nsources = j->nsources;
 	a->sources = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->sources));
 	for (uint32_t i = 0; a->sources != NULL && i < j->nsources; i++) {
@@ -638,8 +663,9 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		}
 		free(data);
 	}
-	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32 " stages=%u dir=%s",
-	             a->job, a->attempt, a->target.nstages, a->dir);
+	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32
+	             " stages=%u gpus=%u dir=%s",
+	             a->job, a->attempt, a->target.nstages, a->ngpus, a->dir);
 	a->stage = 0;
 	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
 	mp_pack_cstr(pk, "stage");
