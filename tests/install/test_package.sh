@@ -3,9 +3,11 @@
 # scripts/package (no unit tests inside the package build: this suite runs
 # them; one job, niced, beside the timing-sensitive cluster tests) and
 # checks it: its fields (dpkg-deb -I), its files (dpkg-deb -c), its
-# maintainer scripts, the unit and the programs inside it, and lintian
-# (errors fail; scripts/package runs it).  Skipped (77) where debhelper or
-# dpkg-dev is missing.
+# maintainer scripts, the unit and the programs inside it, lintian (errors
+# fail; scripts/package runs it), and then installs it for real in a
+# throwaway overlay of the machine (overlay_install.sh: user, directories,
+# a node run as the unit runs it, reinstall, remove, purge).  Skipped (77)
+# where debhelper or dpkg-dev is missing.
 set -euo pipefail
 version=$2
 src=${INGOT_SOURCE_DIR:?INGOT_SOURCE_DIR not set}
@@ -89,6 +91,15 @@ if command -v man >/dev/null; then
 	done
 fi
 command -v lintian >/dev/null || echo "lintian not found: the package was not checked by it"
+
+# Installed for real in a throwaway overlay of this machine (root, and a
+# kernel that lets it make namespaces and overlays; skipped otherwise).
+if [ "$(id -u)" = 0 ] && unshare -m -n -p -f --mount-proc true 2>/dev/null; then
+	unshare -m -n -p -f --mount-proc bash "$src/tests/install/overlay_install.sh" "$tmp" "$deb" ||
+		fail "installing the package (overlay_install.sh, above)"
+else
+	echo "not root or no namespaces here: the package was not installed and run"
+fi
 
 if [ "$fails" -ne 0 ]; then
 	echo "$fails check(s) failed" >&2
