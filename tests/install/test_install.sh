@@ -4,7 +4,8 @@
 # run from there (--version), the man pages rendered by man(1) without a
 # groff warning, the systemd unit (paths of this prefix, `systemd-analyze
 # verify` clean and its exposure score, where systemd-analyze exists), the
-# sysusers.d entry, the bash completion as ingotctl makes it, and the
+# sysusers.d entry (systemd-sysusers in a scratch root), the bash
+# completion as ingotctl makes it, and the
 # production configuration template read by the installed ingotd.
 set -euo pipefail
 build=$1
@@ -61,6 +62,16 @@ done
 grep -q '^RestrictAddressFamilies=' "$unit" || fail "the unit lacks RestrictAddressFamilies="
 grep -qx 'u ingot - "ingot cluster node" /var/lib/ingot /usr/sbin/nologin' \
 	"$prefix/lib/sysusers.d/ingot.conf" || fail "sysusers.d entry"
+# The entry creates the user, in a scratch root's copy of the user tables.
+if command -v systemd-sysusers >/dev/null; then
+	mkdir -p "$tmp/root/etc"
+	for f in passwd group shadow gshadow; do
+		[ -r "/etc/$f" ] && cp "/etc/$f" "$tmp/root/etc/"
+	done
+	systemd-sysusers --root="$tmp/root" "$prefix/lib/sysusers.d/ingot.conf" >/dev/null 2>&1 &&
+		grep -q '^ingot:x:[0-9]*:[0-9]*:ingot cluster node:/var/lib/ingot:/usr/sbin/nologin$' \
+			"$tmp/root/etc/passwd" || fail "systemd-sysusers did not create the user ingot"
+fi
 
 # Man pages: groff's own warnings (-ww), then man(1) as a user gets it.
 for page in "$prefix"/share/man/man8/ingotd.8 "$prefix"/share/man/man1/ingotctl.1; do
