@@ -88,6 +88,10 @@ for page in "$prefix"/share/man/man8/ingotd.8 "$prefix"/share/man/man1/ingotctl.
 	fi
 done
 command -v man >/dev/null || echo "man not found: man pages checked with groff only (scripts/setup installs man-db)"
+# ingotd(8) describes every option ingotd --help lists.
+for opt in $("$prefix/sbin/ingotd" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+	grep -qF -- "${opt//-/\\-}" "$prefix/share/man/man8/ingotd.8" || fail "ingotd.8 lacks $opt"
+done
 
 # The completion is what ingotctl makes.
 diff <("$prefix/bin/ingotctl" completion bash) \
