@@ -16,16 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* TODO(rooms merge): use the common hex helper. */
-static void hex_encode(const uint8_t *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
+#include "common/encode.h"
 
 static int hash_of(const char *tok, size_t len, uint8_t hash[AUTH_TOKEN_HASH_BYTES])
 {
@@ -45,7 +36,7 @@ int auth_token_new_secret(char secret[AUTH_TOKEN_SECRET_HEX + 1],
 
 	if (RAND_bytes(raw, (int)sizeof(raw)) != 1)
 		return ING_EINTERNAL;
-	hex_encode(raw, sizeof(raw), hex);
+	ing_hex_encode(raw, sizeof(raw), hex);
 	if (hash_of(hex, AUTH_TOKEN_SECRET_HEX, h) == 0) {
 		memcpy(secret, hex, sizeof(hex));
 		memcpy(hash, h, sizeof(h));
