@@ -38,7 +38,7 @@
 	X(ING_ETIMEOUT, -16, "timeout", "operation timed out")                          \
 	X(ING_EDENIED, -17, "permission_denied", "permission denied")                   \
 	X(ING_EINTERNAL, -18, "internal", "internal error")                             \
-	X(ING_EUNAUTHENTICATED, -19, "unauthenticated", "not authenticated")           \
+	X(ING_EUNAUTHENTICATED, -19, "unauthenticated", "not authenticated")            \
 	X(ING_ERATELIMITED, -20, "rate_limited", "too many requests")
 
 enum {

@@ -11,6 +11,7 @@
 #define ING_LABEL_VALUE_MAX   255
 #define ING_ADDRESS_MAX       63 /* "a.b.c.d:port" with room to spare */
 #define ING_REQUEST_ID_MAX    64
+#define ING_PRINCIPAL_MAX     127  /* "token:7", "jwt:<subject>": who asked for a write */
 #define ING_MESSAGE_MAX       1024 /* error and event texts */
 #define ING_PATH_MAX          255  /* source, output names: relative paths */
 #define ING_ARG_MAX           1024 /* one argv element or env value */

@@ -39,6 +39,13 @@
  *           description, caps, labels, gpus, stages', rest...] with gpus 0
  *           and each 7-item stage + gpus 0.  Job records v3 (24 items) ->
  *           v4 [4, ..., error, gpus] with gpus [] (none).
+ *   5 -> 6: the audit trail and tokens.  Event records may be version 2
+ *           (with the principal of the write that made them) and token
+ *           records version 2 (id, expiry, creator); both tables keep
+ *           their version 1 records, which still decode, so nothing is
+ *           rewritten: the step only stamps the schema, so that an older
+ *           ingot refuses the store instead of meeting records it cannot
+ *           read.  New cluster event kinds (target_put ... node_undrained).
  *
  * Each step rewrites one table record by record (rewrite_table); a record
  * that is not of the expected older layout is ING_ECORRUPT, naming its key,
@@ -63,10 +70,12 @@ static int migrate_1_to_2(struct store_txn *t, struct ing_error *e);
 static int migrate_2_to_3(struct store_txn *t, struct ing_error *e);
 static int migrate_3_to_4(struct store_txn *t, struct ing_error *e);
 static int migrate_4_to_5(struct store_txn *t, struct ing_error *e);
+static int migrate_5_to_6(struct store_txn *t, struct ing_error *e);
 
 static const migration_fn migrations[STORE_SCHEMA_VERSION] = {
     [0] = NULL, /* no store was ever written with schema 0 */
-    [1] = migrate_1_to_2, [2] = migrate_2_to_3, [3] = migrate_3_to_4, [4] = migrate_4_to_5,
+    [1] = migrate_1_to_2, [2] = migrate_2_to_3, [3] = migrate_3_to_4,
+    [4] = migrate_4_to_5, [5] = migrate_5_to_6,
 };
 
 int store_schema_refuse_newer(const char *path, uint64_t schema, struct ing_error *e)
@@ -400,6 +409,14 @@ static int migrate_4_to_5(struct store_txn *t, struct ing_error *e)
 		             " jobs=%" PRIu64 " path=%s",
 		             nodes, targets, jobs, store_txn_store(t)->path);
 	return rv;
+}
+
+static int migrate_5_to_6(struct store_txn *t, struct ing_error *e)
+{
+	(void)e;
+	ING_LOG_INFO("store migration step from=5 to=6 (stamp only) path=%s",
+	             store_txn_store(t)->path);
+	return 0;
 }
 
 /* A store without a schema version is fresh only when every table is empty. */

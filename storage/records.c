@@ -31,7 +31,6 @@
 
 #include "storage/artifact.h"
 
-#define TOKEN_ROLE_COUNT 4
 /* An artifact is at most ING_SOURCE_MAX_BYTES, so its manifest lists at
  * most this many chunk hashes. */
 #define MAX_CHUNKS ((ING_SOURCE_MAX_BYTES + STORE_CHUNK_BYTES - 1) / STORE_CHUNK_BYTES)
@@ -58,7 +57,13 @@ static const char *const event_kind_names[REC_EV_COUNT] = {"submitted",
                                                            "member_role_changed",
                                                            "member_removed",
                                                            "leader_changed",
-                                                           "voter_replaced"};
+                                                           "voter_replaced",
+                                                           "target_put",
+                                                           "target_deleted",
+                                                           "token_created",
+                                                           "token_revoked",
+                                                           "node_drained",
+                                                           "node_undrained"};
 
 const char *rec_role_name(uint8_t role)
 {
@@ -138,6 +143,21 @@ static int open_record(struct mp_cursor *c, const msgpack_object *o, const char 
 		rv = ing_error_set(e, ING_EVERSION,
 		                   "%s: version %llu is not supported (expected %llu)", what,
 		                   (unsigned long long)v, (unsigned long long)version);
+	return rv;
+}
+
+/* Same for a record with several layouts: versions min..max, *version set. */
+static int open_record_versions(struct mp_cursor *c, const msgpack_object *o, const char *what,
+                                uint64_t min, uint64_t max, uint64_t *version, struct ing_error *e)
+{
+	int rv = mp_cursor_open(c, o, 1, UINT32_MAX, what, e);
+	if (rv == 0)
+		rv = mp_next_u64(c, "version", UINT64_MAX, version);
+	if (rv == 0 && (*version < min || *version > max))
+		rv = ing_error_set(e, ING_EVERSION,
+		                   "%s: version %llu is not supported (expected %llu..%llu)", what,
+		                   (unsigned long long)*version, (unsigned long long)min,
+		                   (unsigned long long)max);
 	return rv;
 }
 
@@ -734,8 +754,9 @@ int rec_job_decode(struct ing_str buf, msgpack_zone *z, struct rec_job *out, str
 int rec_event_encode(const struct rec_event *r, struct mp_out *o)
 {
 	msgpack_packer *pk = &o->pk;
-	msgpack_pack_array(pk, 9);
-	msgpack_pack_uint64(pk, REC_VERSION);
+	bool v2 = r->principal.len > 0;
+	msgpack_pack_array(pk, v2 ? 10 : 9);
+	msgpack_pack_uint64(pk, v2 ? REC_EVENT_VERSION : REC_VERSION);
 	msgpack_pack_uint64(pk, r->time_ms);
 	msgpack_pack_uint64(pk, r->kind);
 	msgpack_pack_uint64(pk, r->state);
@@ -744,6 +765,8 @@ int rec_event_encode(const struct rec_event *r, struct mp_out *o)
 	msgpack_pack_int64(pk, r->stage);
 	msgpack_pack_int64(pk, r->exit_code);
 	mp_pack_str(pk, r->message);
+	if (v2)
+		mp_pack_str(pk, r->principal);
 	return mp_out_failed(o);
 }
 
@@ -755,9 +778,11 @@ int rec_event_decode(struct ing_str buf, msgpack_zone *z, struct rec_event *out,
 	msgpack_object obj;
 	struct mp_cursor c;
 	int64_t stage = 0;
+	uint64_t version = 0;
 	int rv = parse_copy(buf, z, what, &obj, e);
 	if (rv == 0)
-		rv = open_record(&c, &obj, what, REC_VERSION, e);
+		rv = open_record_versions(&c, &obj, what, REC_VERSION, REC_EVENT_VERSION, &version,
+		                          e);
 	if (rv == 0)
 		rv = mp_next_u64(&c, "time_ms", UINT64_MAX, &r.time_ms);
 	if (rv == 0)
@@ -774,6 +799,14 @@ int rec_event_decode(struct ing_str buf, msgpack_zone *z, struct rec_event *out,
 		rv = mp_next_i64(&c, "exit_code", &r.exit_code);
 	if (rv == 0)
 		rv = mp_next_str(&c, "message", ING_MESSAGE_MAX, &r.message);
+	r.principal = (struct ing_str){"", 0};
+	if (rv == 0 && version >= 2) {
+		rv = mp_next_str(&c, "principal", ING_PRINCIPAL_MAX, &r.principal);
+		if (rv == 0 && r.principal.len == 0)
+			rv = ing_error_set(e, ING_EMALFORMED,
+			                   "%s: field 'principal': empty in a version 2 record",
+			                   what);
+	}
 	if (rv == 0)
 		rv = mp_cursor_close(&c);
 	if (rv == 0) {
@@ -913,16 +946,21 @@ int rec_dedupe_decode(struct ing_str buf, msgpack_zone *z, struct rec_dedupe *ou
 int rec_token_encode(const struct rec_token *r, struct mp_out *o)
 {
 	msgpack_packer *pk = &o->pk;
-	msgpack_pack_array(pk, 6);
-	msgpack_pack_uint64(pk, REC_VERSION);
+	msgpack_pack_array(pk, 9);
+	msgpack_pack_uint64(pk, REC_TOKEN_VERSION);
+	msgpack_pack_uint64(pk, r->id);
 	mp_pack_str(pk, r->name);
 	mp_pack_str(pk, r->tenant);
 	msgpack_pack_uint64(pk, r->role);
 	msgpack_pack_uint64(pk, r->created_at_ms);
 	mp_pack_bool(pk, r->revoked);
+	msgpack_pack_uint64(pk, r->expires_at_ms);
+	mp_pack_str(pk, r->created_by);
 	return mp_out_failed(o);
 }
 
+/* v1: [1, name, tenant, role, created_at_ms, revoked]; v2: [2, id, name,
+ * tenant, role, created_at_ms, revoked, expires_at_ms, created_by]. */
 int rec_token_decode(struct ing_str buf, msgpack_zone *z, struct rec_token *out,
                      struct ing_error *e)
 {
@@ -930,19 +968,28 @@ int rec_token_decode(struct ing_str buf, msgpack_zone *z, struct rec_token *out,
 	struct rec_token r = {0};
 	msgpack_object obj;
 	struct mp_cursor c;
+	uint64_t version = 0;
 	int rv = parse_copy(buf, z, what, &obj, e);
 	if (rv == 0)
-		rv = open_record(&c, &obj, what, REC_VERSION, e);
+		rv = open_record_versions(&c, &obj, what, REC_VERSION, REC_TOKEN_VERSION, &version,
+		                          e);
+	if (rv == 0 && version >= 2)
+		rv = mp_next_u64(&c, "id", UINT64_MAX, &r.id);
 	if (rv == 0)
 		rv = mp_next_str(&c, "name", ING_NAME_MAX, &r.name);
 	if (rv == 0)
 		rv = mp_next_str(&c, "tenant", ING_NAME_MAX, &r.tenant);
 	if (rv == 0)
-		rv = next_enum(&c, "role", TOKEN_ROLE_COUNT, &r.role);
+		rv = next_enum(&c, "role", REC_TOKEN_ROLE_COUNT, &r.role);
 	if (rv == 0)
 		rv = mp_next_u64(&c, "created_at_ms", UINT64_MAX, &r.created_at_ms);
 	if (rv == 0)
 		rv = mp_next_bool(&c, "revoked", &r.revoked);
+	r.created_by = (struct ing_str){"", 0};
+	if (rv == 0 && version >= 2)
+		rv = mp_next_u64(&c, "expires_at_ms", UINT64_MAX, &r.expires_at_ms);
+	if (rv == 0 && version >= 2)
+		rv = mp_next_str(&c, "created_by", ING_PRINCIPAL_MAX, &r.created_by);
 	if (rv == 0)
 		rv = mp_cursor_close(&c);
 	if (rv == 0)

@@ -215,8 +215,15 @@ enum rec_event_kind {
 	REC_EV_MEMBER_REMOVED,
 	REC_EV_LEADER_CHANGED,
 	REC_EV_VOTER_REPLACED,
+	/* Client writes that are not about a job (schema 6): */
+	REC_EV_TARGET_PUT,
+	REC_EV_TARGET_DELETED,
+	REC_EV_TOKEN_CREATED,
+	REC_EV_TOKEN_REVOKED,
+	REC_EV_NODE_DRAINED,
+	REC_EV_NODE_UNDRAINED,
 };
-#define REC_EV_COUNT         16
+#define REC_EV_COUNT         22
 #define REC_EV_FIRST_CLUSTER REC_EV_CLUSTER_CREATED
 const char *rec_event_kind_name(uint8_t kind);
 
@@ -229,6 +236,10 @@ struct rec_event {
 	int32_t stage;     /* -1 when not about a stage */
 	int64_t exit_code; /* stage_finished only, else 0 */
 	struct ing_str message;
+	/* Who asked for the write that made the event ("token:7"); "" for the
+	 * cluster's own doings.  Record version 2 holds it; an event without
+	 * one is written as version 1, the bytes an older ingot wrote. */
+	struct ing_str principal;
 };
 
 /* ---- artifacts -------------------------------------------------------- */
@@ -264,13 +275,20 @@ enum rec_token_role {
 	REC_TOKEN_SUBMITTER = 2,
 	REC_TOKEN_VIEWER = 3,
 };
+#define REC_TOKEN_ROLE_COUNT 4
 
+/* Key: SHA-256 of the token's secret.  Version 2 (token_create) adds the
+ * id, the expiry and the creator; a version 1 record decodes with id 0
+ * (it cannot be presented: ids start at 1), no expiry and no creator. */
 struct rec_token {
+	uint64_t id;
 	struct ing_str name;
 	struct ing_str tenant; /* empty: all tenants */
-	uint8_t role;
+	uint8_t role;          /* enum rec_token_role */
 	uint64_t created_at_ms;
 	bool revoked;
+	uint64_t expires_at_ms;    /* 0: never */
+	struct ing_str created_by; /* the principal that created it, "" */
 };
 
 /* ---- codec ------------------------------------------------------------ */
@@ -284,6 +302,8 @@ struct rec_token {
  * records). */
 #define REC_VERSION        1
 #define REC_JOB_VERSION    4
+#define REC_EVENT_VERSION  2 /* with a principal; 1 without (see rec_event) */
+#define REC_TOKEN_VERSION  2
 #define REC_TARGET_VERSION 3
 #define REC_NODE_VERSION   2
 

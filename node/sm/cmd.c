@@ -48,12 +48,14 @@ struct cmd_info {
 	uint32_t type;
 	uint32_t version;
 	uint32_t min_version;
+	uint32_t principal_version;
 	const char *name;
 	const char *what; /* "command <name>", the prefix of every message */
 };
 
 static const struct cmd_info cmd_infos[] = {
-#define CMD_INFO(sym, num, ver, min_ver, name) {(num), (ver), (min_ver), name, "command " name},
+#define CMD_INFO(sym, num, ver, min_ver, pr_ver, name) \
+	{(num), (ver), (min_ver), (pr_ver), name, "command " name},
     CMD_TYPES(CMD_INFO)
 #undef CMD_INFO
 };
@@ -83,6 +85,12 @@ uint32_t cmd_type_min_version(uint32_t type)
 {
 	const struct cmd_info *t = cmd_info(type);
 	return t != NULL ? t->min_version : 0;
+}
+
+uint32_t cmd_type_principal_version(uint32_t type)
+{
+	const struct cmd_info *t = cmd_info(type);
+	return t != NULL ? t->principal_version : 0;
 }
 
 /* ---- value checks ----------------------------------------------------- */
@@ -228,6 +236,30 @@ static int check_request_id(const char *what, struct ing_str s, struct ing_error
 			return ing_error_set(e, ING_EINVAL,
 			                     "%s: request_id: byte %u is not printable ASCII", what,
 			                     i);
+	}
+	return 0;
+}
+
+/* A principal only where the type's version carries one; printable, no
+ * control bytes (a JWT subject may be UTF-8). */
+static int check_principal(const struct cmd_info *t, const struct cmd *c, struct ing_error *e)
+{
+	struct ing_str p = c->principal;
+	uint32_t version = c->version != 0 ? c->version : t->version;
+	if (p.len == 0)
+		return 0;
+	if (t->principal_version == 0 || version < t->principal_version)
+		return ing_error_set(e, ING_EINVAL, "%s: principal: version %u carries none",
+		                     t->what, version);
+	if (p.len > CMD_PRINCIPAL_MAX)
+		return ing_error_set(e, ING_ETOOBIG, "%s: principal: %u bytes exceeds %d", t->what,
+		                     p.len, CMD_PRINCIPAL_MAX);
+	for (uint32_t i = 0; i < p.len; i++) {
+		unsigned char ch = (unsigned char)p.ptr[i];
+		if (ch < 0x20 || ch == 0x7f)
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: principal: byte %u is a control character",
+			                     t->what, i);
 	}
 	return 0;
 }
@@ -574,6 +606,8 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 		return ing_error_set(e, ING_EINVAL, "unknown command type %u", c->type);
 	const char *w = t->what;
 	int rv = check_request_id(w, c->request_id, e);
+	if (rv == 0)
+		rv = check_principal(t, c, e);
 	if (rv != 0)
 		return rv;
 
@@ -718,6 +752,22 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 			    "%s: kind: %u is not a cluster event this command records", w, k);
 		return check_text(w, "message", c->u.cluster_event.message, ING_MESSAGE_MAX, e);
 	}
+	case CMD_TOKEN_CREATE: {
+		const __typeof__(c->u.token_create) *s = &c->u.token_create;
+		if (s->hash.len != ING_SHA256_BYTES)
+			return ing_error_set(e, ING_EINVAL, "%s: hash: %u bytes, not %d", w,
+			                     s->hash.len, ING_SHA256_BYTES);
+		rv = check_name(w, "name", s->name, e);
+		if (rv == 0 && s->tenant.len > 0)
+			rv = check_name(w, "tenant", s->tenant, e);
+		if (rv == 0 && s->role >= REC_TOKEN_ROLE_COUNT)
+			rv = ing_error_set(e, ING_EINVAL,
+			                   "%s: role: %u is not 0 (admin), 1 (operator), 2 "
+			                   "(submitter) or 3 (viewer)",
+			                   w, s->role);
+		return rv;
+	}
+	case CMD_TOKEN_REVOKE: return check_id(w, "id", c->u.token_revoke.id, e);
 	}
 	return ing_error_set(e, ING_EINTERNAL, "%s: no validation", w);
 }
@@ -730,7 +780,13 @@ static void pack_header(msgpack_packer *pk, const struct cmd *c, uint32_t nfield
 	msgpack_pack_uint64(pk, c->type);
 	msgpack_pack_uint64(pk, cmd_type_version(c->type));
 	msgpack_pack_uint64(pk, c->time_ms);
+	if (c->principal.len == 0) {
+		mp_pack_str(pk, c->request_id);
+		return;
+	}
+	msgpack_pack_array(pk, 2);
 	mp_pack_str(pk, c->request_id);
+	mp_pack_str(pk, c->principal);
 }
 
 static void pack_files(msgpack_packer *pk, uint32_t n, const struct cmd_file *v)
@@ -877,6 +933,20 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 		msgpack_pack_uint64(pk, c->u.cluster_event.kind);
 		msgpack_pack_uint64(pk, c->u.cluster_event.member);
 		mp_pack_str(pk, c->u.cluster_event.message);
+		break;
+	case CMD_TOKEN_CREATE: {
+		const __typeof__(c->u.token_create) *s = &c->u.token_create;
+		pack_header(pk, c, 5);
+		mp_pack_bin(pk, s->hash.ptr, s->hash.len);
+		mp_pack_str(pk, s->name);
+		mp_pack_str(pk, s->tenant);
+		msgpack_pack_uint64(pk, s->role);
+		msgpack_pack_uint64(pk, s->expires_at_ms);
+		break;
+	}
+	case CMD_TOKEN_REVOKE:
+		pack_header(pk, c, 1);
+		msgpack_pack_uint64(pk, c->u.token_revoke.id);
 		break;
 	}
 }
@@ -1134,8 +1204,49 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 			rv = mp_next_str(c, "message", ING_MESSAGE_MAX,
 			                 &out->u.cluster_event.message);
 		return rv;
+	case CMD_TOKEN_CREATE: {
+		__typeof__(out->u.token_create) *s = &out->u.token_create;
+		rv = mp_next_bin_exact(c, "hash", ING_SHA256_BYTES, &s->hash);
+		if (rv == 0)
+			rv = mp_next_str(c, "name", ING_NAME_MAX, &s->name);
+		if (rv == 0)
+			rv = mp_next_str(c, "tenant", ING_NAME_MAX, &s->tenant);
+		if (rv == 0)
+			rv = next_u8(c, "role", &s->role);
+		if (rv == 0)
+			rv = mp_next_u64(c, "expires_at_ms", UINT64_MAX, &s->expires_at_ms);
+		return rv;
+	}
+	case CMD_TOKEN_REVOKE: return mp_next_u64(c, "id", UINT64_MAX, &out->u.token_revoke.id);
 	}
 	return ing_error_set(c->err, ING_EINTERNAL, "%s: no decoder", c->what);
+}
+
+/* Item 3 of the header: request_id, or [request_id, principal] with a
+ * non-empty principal in the versions that carry one (an empty one would
+ * encode back as the plain string: refused, so decode.encode is a fixed
+ * point). */
+static int next_request(struct mp_cursor *cur, const struct cmd_info *t, struct cmd *c)
+{
+	struct mp_cursor pair;
+	int rv;
+	c->principal = ing_str_c("");
+	if (cur->i >= cur->n || cur->items[cur->i].type != MSGPACK_OBJECT_ARRAY)
+		return mp_next_str(cur, "request_id", ING_REQUEST_ID_MAX, &c->request_id);
+	if (t->principal_version == 0 || c->version < t->principal_version)
+		return ing_error_set(cur->err, ING_EMALFORMED,
+		                     "%s: field 'request_id': version %u carries no principal",
+		                     t->what, c->version);
+	rv = mp_next_tuple(cur, "request_id", 2, &pair);
+	if (rv == 0)
+		rv = mp_next_str(&pair, "request_id", ING_REQUEST_ID_MAX, &c->request_id);
+	if (rv == 0)
+		rv = mp_next_str(&pair, "principal", CMD_PRINCIPAL_MAX, &c->principal);
+	if (rv == 0 && c->principal.len == 0)
+		rv = ing_error_set(cur->err, ING_EMALFORMED,
+		                   "%s: field 'principal': empty (write the request id alone)",
+		                   t->what);
+	return rv;
 }
 
 int cmd_decode(const void *buf, size_t len, msgpack_zone *z, struct cmd *out, struct ing_error *e)
@@ -1180,7 +1291,7 @@ int cmd_decode(const void *buf, size_t len, msgpack_zone *z, struct cmd *out, st
 	c.version = (uint32_t)version;
 	rv = mp_next_u64(&cur, "time_ms", UINT64_MAX, &c.time_ms);
 	if (rv == 0)
-		rv = mp_next_str(&cur, "request_id", ING_REQUEST_ID_MAX, &c.request_id);
+		rv = next_request(&cur, t, &c);
 	if (rv == 0)
 		rv = decode_fields(&cur, z, &c);
 	if (rv == 0)

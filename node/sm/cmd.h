@@ -4,10 +4,16 @@
  *
  * Encoding (docs/formats.md): a msgpack array
  *     [type, version, time_ms, request_id, fields...]
+ * or, for a command a client asked for (the audit trail),
+ *     [type, version, time_ms, [request_id, principal], fields...]
  * followed by 0-7 msgpack nil bytes (0xc0) so the total length is a multiple
  * of 8 (libraft 0.15 silently drops other lengths at restart).  time_ms is
  * the proposer's clock, put in by the leader, so apply never reads a clock;
- * request_id is the client's idempotency key ("" when none).
+ * request_id is the client's idempotency key ("" when none); principal
+ * names who asked ("token:7", "jwt:alice", "cert:ops"): 1..CMD_PRINCIPAL_MAX
+ * bytes of printable ASCII, only in the versions of
+ * cmd_type_principal_version() on.  An empty principal is written as the
+ * plain request_id string, so decode then encode gives the same bytes.
  *
  * Decoding is strict: unknown type, a version outside the type's
  * min_version..version (older accepted versions decode into the current
@@ -34,36 +40,43 @@
 #include "storage/records.h"
 
 /* X(SYMBOL, type number, current version, oldest version still decoded,
- * name) -- numbers are forever.  cmd_encode writes the current version;
- * cmd_decode also accepts the older ones down to the oldest, because the
- * log of an upgraded node may still hold entries written before the
- * upgrade.  Older layouts: target_put v1 had no description and 5-item
- * stages, v2 no gpus and 7-item stages; job_submit v1 had no params;
- * job_assign v1 gave no GPUs; node_register v1 offered none
- * (docs/formats.md). */
-#define CMD_TYPES(X)                                      \
-	X(TARGET_PUT, 1, 3, 1, "target_put")              \
-	X(TARGET_DELETE, 2, 1, 1, "target_delete")        \
-	X(JOB_SUBMIT, 10, 2, 1, "job_submit")             \
-	X(JOB_ASSIGN, 11, 2, 1, "job_assign")             \
-	X(JOB_STAGE_START, 12, 1, 1, "job_stage_start")   \
-	X(JOB_STAGE_FINISH, 13, 1, 1, "job_stage_finish") \
-	X(JOB_FINISH, 14, 1, 1, "job_finish")             \
-	X(JOB_CANCEL, 15, 1, 1, "job_cancel")             \
-	X(JOB_REQUEUE, 16, 1, 1, "job_requeue")           \
-	X(JOB_RETRY, 17, 1, 1, "job_retry")               \
-	X(JOB_EXPIRE, 18, 1, 1, "job_expire")             \
-	X(NODE_REGISTER, 20, 2, 1, "node_register")       \
-	X(NODE_DRAIN, 21, 1, 1, "node_drain")             \
-	X(NODE_DOWN, 22, 1, 1, "node_down")               \
-	X(NODE_UP, 23, 1, 1, "node_up")                   \
-	X(MEMBER_PUT, 30, 2, 1, "member_put")             \
-	X(MEMBER_REMOVE, 31, 2, 1, "member_remove")       \
-	X(CLUSTER_INIT, 32, 1, 1, "cluster_init")         \
-	X(CLUSTER_EVENT, 33, 1, 1, "cluster_event")
+ * first version that may carry a principal (0: never), name) -- numbers
+ * are forever.  cmd_encode writes the current version; cmd_decode also
+ * accepts the older ones down to the oldest, because the log of an
+ * upgraded node may still hold entries written before the upgrade.  Older
+ * layouts: target_put v1 had no description and 5-item stages, v2 no gpus
+ * and 7-item stages; job_submit v1 had no params; job_assign v1 gave no
+ * GPUs; node_register v1 offered none.  The versions that first carry a
+ * principal (target_put v4, target_delete v2, job_submit v3, job_cancel v2,
+ * job_retry v2, node_drain v2, member_put v3, member_remove v3) have the
+ * fields of the version before; they exist so that an older ingot stops
+ * at them (unsupported_version) instead of taking the principal's header
+ * for a malformed entry and skipping it (docs/formats.md). */
+#define CMD_TYPES(X)                                         \
+	X(TARGET_PUT, 1, 4, 1, 4, "target_put")              \
+	X(TARGET_DELETE, 2, 2, 1, 2, "target_delete")        \
+	X(JOB_SUBMIT, 10, 3, 1, 3, "job_submit")             \
+	X(JOB_ASSIGN, 11, 2, 1, 0, "job_assign")             \
+	X(JOB_STAGE_START, 12, 1, 1, 0, "job_stage_start")   \
+	X(JOB_STAGE_FINISH, 13, 1, 1, 0, "job_stage_finish") \
+	X(JOB_FINISH, 14, 1, 1, 0, "job_finish")             \
+	X(JOB_CANCEL, 15, 2, 1, 2, "job_cancel")             \
+	X(JOB_REQUEUE, 16, 1, 1, 0, "job_requeue")           \
+	X(JOB_RETRY, 17, 2, 1, 2, "job_retry")               \
+	X(JOB_EXPIRE, 18, 1, 1, 0, "job_expire")             \
+	X(NODE_REGISTER, 20, 2, 1, 0, "node_register")       \
+	X(NODE_DRAIN, 21, 2, 1, 2, "node_drain")             \
+	X(NODE_DOWN, 22, 1, 1, 0, "node_down")               \
+	X(NODE_UP, 23, 1, 1, 0, "node_up")                   \
+	X(MEMBER_PUT, 30, 3, 1, 3, "member_put")             \
+	X(MEMBER_REMOVE, 31, 3, 1, 3, "member_remove")       \
+	X(CLUSTER_INIT, 32, 1, 1, 0, "cluster_init")         \
+	X(CLUSTER_EVENT, 33, 1, 1, 0, "cluster_event")       \
+	X(TOKEN_CREATE, 40, 1, 1, 1, "token_create")         \
+	X(TOKEN_REVOKE, 41, 1, 1, 1, "token_revoke")
 
 enum cmd_type {
-#define CMD_ENUM(sym, num, ver, min_ver, name) CMD_##sym = (num),
+#define CMD_ENUM(sym, num, ver, min_ver, pr_ver, name) CMD_##sym = (num),
 	CMD_TYPES(CMD_ENUM)
 #undef CMD_ENUM
 };
@@ -74,6 +87,9 @@ const char *cmd_type_name(uint32_t type);
 uint32_t cmd_type_version(uint32_t type);
 /* Oldest version of a type cmd_decode still accepts, 0 if unknown. */
 uint32_t cmd_type_min_version(uint32_t type);
+/* First version of a type whose entries may carry a principal; 0 when the
+ * type never does (or is unknown). */
+uint32_t cmd_type_principal_version(uint32_t type);
 
 /* A file carried in a command: a source of a submit, an output of a stage. */
 struct cmd_file {
@@ -82,12 +98,15 @@ struct cmd_file {
 };
 
 #define CMD_CLUSTER_ID_LEN 32
+/* A principal's name: "token:7", "jwt:<subject>", "cert:<name>". */
+#define CMD_PRINCIPAL_MAX ING_PRINCIPAL_MAX
 
 struct cmd {
 	uint32_t type;
 	uint32_t version; /* as decoded; cmd_encode always writes the current one */
 	uint64_t time_ms;
 	struct ing_str request_id;
+	struct ing_str principal; /* "" when none (internal commands) */
 	union {
 		/* Create or replace.  Only the spec fields of the record are
 		 * carried: name, description, caps, labels, gpus, stages
@@ -201,6 +220,19 @@ struct cmd {
 			uint64_t member;
 			struct ing_str message;
 		} cluster_event;
+		/* A new API token (docs/formats.md "tokens"): only the SHA-256
+		 * of its secret travels; the id comes from the state's counter
+		 * and is the apply result. */
+		struct {
+			struct ing_str hash;    /* 32 bytes */
+			struct ing_str name;    /* a valid name */
+			struct ing_str tenant;  /* "" (every tenant) or a valid name */
+			uint8_t role;           /* enum rec_token_role */
+			uint64_t expires_at_ms; /* 0: never */
+		} token_create;
+		struct {
+			uint64_t id;
+		} token_revoke;
 	} u;
 };
 

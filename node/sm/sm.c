@@ -254,6 +254,8 @@ static int dispatch(struct sm_ctx *x)
 	case CMD_MEMBER_REMOVE: return sm_member_remove(x);
 	case CMD_CLUSTER_INIT: return sm_cluster_init(x);
 	case CMD_CLUSTER_EVENT: return sm_cluster_event(x);
+	case CMD_TOKEN_CREATE: return sm_token_create(x);
+	case CMD_TOKEN_REVOKE: return sm_token_revoke(x);
 	}
 	/* cmd_decode refuses unknown types; reaching here is a bug in it. */
 	return sm_reject(x, ING_EINTERNAL, "no handler for command type %u", x->c->type);

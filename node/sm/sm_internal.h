@@ -55,6 +55,12 @@ int sm_node_save(struct sm_ctx *x, const struct rec_node *n);
  * otherwise failed (cancelled if a cancel was pending).  Saves the job. */
 int sm_job_lose_attempt(struct sm_ctx *x, struct rec_job *j, const char *why);
 
+/* Appends a cluster event (job id 0 in the events table, numbered by the
+ * meta counter "cluster_events") with the command's principal.  Once the
+ * numbering is exhausted events stop and the change still stands. */
+int sm_cluster_event_add(struct sm_ctx *x, uint8_t kind, uint64_t member, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Handlers, one per command type. */
 int sm_target_put(struct sm_ctx *x);
 int sm_target_delete(struct sm_ctx *x);
@@ -75,5 +81,7 @@ int sm_member_put(struct sm_ctx *x);
 int sm_member_remove(struct sm_ctx *x);
 int sm_cluster_init(struct sm_ctx *x);
 int sm_cluster_event(struct sm_ctx *x);
+int sm_token_create(struct sm_ctx *x);
+int sm_token_revoke(struct sm_ctx *x);
 
 #endif

@@ -96,6 +96,7 @@ static int event_add(struct sm_ctx *x, struct rec_job *j, uint8_t kind, int32_t 
 	    .stage = stage,
 	    .exit_code = exit_code,
 	    .message = message,
+	    .principal = x->c->principal,
 	};
 	store_be64(k, j->id);
 	store_be32(k + 8, j->nevents++);

@@ -68,7 +68,19 @@ int sm_node_drain(struct sm_ctx *x)
 	n.draining = x->c->u.node_drain.draining;
 	n.drain_deadline_ms = n.draining ? x->c->u.node_drain.deadline_ms : 0;
 	n.updated_at_ms = x->c->time_ms;
-	return sm_node_save(x, &n);
+	rv = sm_node_save(x, &n);
+	/* Version 1 entries recorded no event: a replay gives what they gave. */
+	if (rv != 0 || x->c->version < 2)
+		return rv;
+	if (!n.draining)
+		return sm_cluster_event_add(x, REC_EV_NODE_UNDRAINED, n.id,
+		                            "node %" PRIu64 " undrained", n.id);
+	if (n.drain_deadline_ms == 0)
+		return sm_cluster_event_add(x, REC_EV_NODE_DRAINED, n.id,
+		                            "node %" PRIu64 " drained", n.id);
+	return sm_cluster_event_add(x, REC_EV_NODE_DRAINED, n.id,
+	                            "node %" PRIu64 " drained (running work ends by %" PRIu64 ")",
+	                            n.id, n.drain_deadline_ms);
 }
 
 int sm_node_down(struct sm_ctx *x)
@@ -156,11 +168,7 @@ static struct ing_str member_key(uint8_t k[8], uint64_t id)
 	return (struct ing_str){(const char *)k, 8};
 }
 
-/* Appends a cluster event: job id 0 in the events table, numbered by the
- * meta counter "cluster_events". */
-static int cluster_event_add(struct sm_ctx *x, uint8_t kind, uint64_t member, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int cluster_event_add(struct sm_ctx *x, uint8_t kind, uint64_t member, const char *fmt, ...)
+int sm_cluster_event_add(struct sm_ctx *x, uint8_t kind, uint64_t member, const char *fmt, ...)
 {
 	char text[ING_MESSAGE_MAX + 1];
 	uint64_t seq;
@@ -181,6 +189,7 @@ static int cluster_event_add(struct sm_ctx *x, uint8_t kind, uint64_t member, co
 	    .node_id = member,
 	    .stage = -1,
 	    .message = ing_str_c(text),
+	    .principal = x->c->principal,
 	};
 	store_be64(k, 0);
 	store_be32(k + 8, (uint32_t)seq);
@@ -222,17 +231,17 @@ int sm_member_put(struct sm_ctx *x)
 	if (rv != 0 || x->c->version < 2)
 		return rv;
 	if (!found)
-		return cluster_event_add(x, REC_EV_MEMBER_ADDED, m.id,
-		                         "member %" PRIu64 " added as %s (raft %.*s, api %.*s)",
-		                         m.id, rec_role_name(m.role), ING_STR_FMT(m.raft_address),
-		                         ING_STR_FMT(m.api_address));
+		return sm_cluster_event_add(
+		    x, REC_EV_MEMBER_ADDED, m.id,
+		    "member %" PRIu64 " added as %s (raft %.*s, api %.*s)", m.id,
+		    rec_role_name(m.role), ING_STR_FMT(m.raft_address), ING_STR_FMT(m.api_address));
 	if (old.role != m.role)
-		return cluster_event_add(x, REC_EV_MEMBER_ROLE_CHANGED, m.id,
-		                         "member %" PRIu64 " is now %s (was %s)", m.id,
-		                         rec_role_name(m.role), rec_role_name(old.role));
-	return cluster_event_add(x, REC_EV_MEMBER_ROLE_CHANGED, m.id,
-	                         "member %" PRIu64 " addresses now raft %.*s, api %.*s", m.id,
-	                         ING_STR_FMT(m.raft_address), ING_STR_FMT(m.api_address));
+		return sm_cluster_event_add(x, REC_EV_MEMBER_ROLE_CHANGED, m.id,
+		                            "member %" PRIu64 " is now %s (was %s)", m.id,
+		                            rec_role_name(m.role), rec_role_name(old.role));
+	return sm_cluster_event_add(x, REC_EV_MEMBER_ROLE_CHANGED, m.id,
+	                            "member %" PRIu64 " addresses now raft %.*s, api %.*s", m.id,
+	                            ING_STR_FMT(m.raft_address), ING_STR_FMT(m.api_address));
 }
 
 int sm_member_remove(struct sm_ctx *x)
@@ -245,7 +254,7 @@ int sm_member_remove(struct sm_ctx *x)
 		return sm_reject(x, ING_ENOTFOUND, "member %" PRIu64 " does not exist", id);
 	if (rv != 0 || x->c->version < 2)
 		return rv; /* version 1: no event, as when it was first applied */
-	return cluster_event_add(x, REC_EV_MEMBER_REMOVED, id, "member %" PRIu64 " removed", id);
+	return sm_cluster_event_add(x, REC_EV_MEMBER_REMOVED, id, "member %" PRIu64 " removed", id);
 }
 
 int sm_cluster_init(struct sm_ctx *x)
@@ -262,8 +271,8 @@ int sm_cluster_init(struct sm_ctx *x)
 		return rv;
 	rv = store_put(x->t, STORE_META, key, id);
 	if (rv == 0)
-		rv = cluster_event_add(x, REC_EV_CLUSTER_CREATED, 0, "cluster %.*s created",
-		                       ING_STR_FMT(id));
+		rv = sm_cluster_event_add(x, REC_EV_CLUSTER_CREATED, 0, "cluster %.*s created",
+		                          ING_STR_FMT(id));
 	if (rv == 0)
 		sm_result_bytes(x, id);
 	return rv;
@@ -272,6 +281,6 @@ int sm_cluster_init(struct sm_ctx *x)
 int sm_cluster_event(struct sm_ctx *x)
 {
 	const struct ing_str m = x->c->u.cluster_event.message;
-	return cluster_event_add(x, x->c->u.cluster_event.kind, x->c->u.cluster_event.member,
-	                         "%.*s", ING_STR_FMT(m));
+	return sm_cluster_event_add(x, x->c->u.cluster_event.kind, x->c->u.cluster_event.member,
+	                            "%.*s", ING_STR_FMT(m));
 }

@@ -5,6 +5,9 @@
  * replaces its spec (revision + 1), keeping its creation time and its count
  * of unfinished jobs.  Delete is refused while any job of the target is
  * unfinished, so a queued or running job always finds its target.
+ * From target_put v4 and target_delete v2 on, each records a cluster event
+ * with the principal that asked (the older versions recorded none, and a
+ * replay of them gives what they gave).
  */
 #include <inttypes.h>
 
@@ -29,6 +32,10 @@ int sm_target_put(struct sm_ctx *x)
 	}
 	t.updated_at_ms = x->c->time_ms;
 	rv = sm_target_save(x, &t);
+	if (rv == 0 && x->c->version >= 4)
+		rv = sm_cluster_event_add(x, REC_EV_TARGET_PUT, 0,
+		                          "target '%.*s' revision %" PRIu64 " put",
+		                          ING_STR_FMT(t.name), t.revision);
 	if (rv == 0)
 		sm_result_uint(x, t.revision);
 	return rv;
@@ -50,5 +57,10 @@ int sm_target_delete(struct sm_ctx *x)
 		                 "target '%.*s' has %" PRIu32
 		                 " unfinished jobs; cancel them or wait for them to finish",
 		                 ING_STR_FMT(name), t.active_jobs);
-	return store_del(x->t, STORE_TARGETS, name);
+	rv = store_del(x->t, STORE_TARGETS, name);
+	if (rv == 0 && x->c->version >= 2)
+		rv = sm_cluster_event_add(x, REC_EV_TARGET_DELETED, 0,
+		                          "target '%.*s' (revision %" PRIu64 ") deleted",
+		                          ING_STR_FMT(name), t.revision);
+	return rv;
 }

@@ -564,7 +564,7 @@ static void test_migrate_4_to_5(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 5);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
 	assert_int_equal(store_applied_index(t, &v), 0);
 	assert_int_equal(v, 91);
 	check_migrated_target(t, "cc-x86");
@@ -601,6 +601,72 @@ static void test_migrate_4_to_5(void **state)
 
 /* A schema-4 store whose node, target or job is not of the schema-4 layout
  * is refused as corrupt, naming it, and left untouched. */
+/* 5 -> 6 stamps the schema and rewrites nothing: version 1 event and
+ * token records stay byte for byte, and still decode. */
+static void test_migrate_5_to_6(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	uint8_t key[12] = {0}, hash[32];
+	static const char ev_v1[] = "\x99\x01\xcd\x03\xe8\x0a\x00\x00\x00\xff\x00\xa1m";
+	static const char tok_v1[] = "\x96\x01\xa2"
+	                             "ci\xa0\x03\x2a\xc2";
+
+	memset(hash, 0xab, sizeof(hash));
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 5);
+	raw_put_u64(&r, "applied_index", 12);
+	raw_put(&r, 7, key, 12, ev_v1, sizeof(ev_v1) - 1);
+	raw_put(&r, 11, hash, 32, tok_v1, sizeof(tok_v1) - 1);
+	raw_close(&r);
+	char *before = tu_mdb_dump(f->path);
+
+	struct store *s;
+	struct store_txn *t;
+	struct ing_error e;
+	struct ing_str val;
+	uint64_t v;
+	msgpack_zone *z = msgpack_zone_new(1024);
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
+	assert_int_equal(v, 6);
+	struct rec_event ev;
+	assert_int_equal(store_get(t, STORE_EVENTS, (struct ing_str){(const char *)key, 12}, &val),
+	                 0);
+	assert_int_equal(rec_event_decode(val, z, &ev, &e), 0);
+	assert_int_equal(ev.kind, REC_EV_CLUSTER_CREATED);
+	assert_int_equal(ev.time_ms, 1000);
+	assert_int_equal(ev.stage, -1);
+	assert_int_equal(ev.principal.len, 0);
+	struct rec_token tok;
+	assert_int_equal(store_get(t, STORE_TOKENS, (struct ing_str){(const char *)hash, 32}, &val),
+	                 0);
+	assert_int_equal(rec_token_decode(val, z, &tok, &e), 0);
+	assert_true(ing_str_eq_c(tok.name, "ci"));
+	assert_int_equal(tok.role, REC_TOKEN_VIEWER);
+	assert_int_equal(tok.id, 0);
+	store_abort(t);
+	store_close(s);
+	msgpack_zone_free(z);
+
+	/* Only the schema version's value changed: one data line of the dump
+	 * (data lines start with a space; the headers name the map size). */
+	char *after = tu_mdb_dump(f->path);
+	unsigned differ = 0;
+	char *sp1, *sp2;
+	for (char *a = strtok_r(before, "\n", &sp1), *b = strtok_r(after, "\n", &sp2);
+	     a != NULL || b != NULL;
+	     a = strtok_r(NULL, "\n", &sp1), b = strtok_r(NULL, "\n", &sp2)) {
+		assert_non_null(a);
+		assert_non_null(b);
+		differ += a[0] == ' ' && strcmp(a, b) != 0;
+	}
+	assert_int_equal(differ, 1);
+	free(before);
+	free(after);
+}
+
 static void test_bad_schema_4_records_are_corrupt(void **state)
 {
 	struct fx *f = *state;
@@ -858,6 +924,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_migrate_2_to_5, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_3_to_5, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_4_to_5, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_5_to_6, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_schema_4_records_are_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v2_job_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v1_target_is_corrupt, setup, teardown),

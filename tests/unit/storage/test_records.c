@@ -220,9 +220,12 @@ static void check_strict(const struct codec *c, const void *r)
 		free(b);
 	}
 
-	/* Another version, everything else unchanged. */
+	/* Another version, everything else unchanged (records with several
+	 * layouts, events and tokens, know the next one: 9 is unknown to all). */
 	msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
 	v.via.u64 = obj.via.array.ptr[0].via.u64 + 1;
+	if (c == &codec_event || c == &codec_token)
+		v.via.u64 = 9;
 	rebuild(o.data, o.len, 0, &v, &m);
 	expect_decode(c, m.data, m.len, ING_EVERSION, "version");
 	mp_out_free(&m);
@@ -408,7 +411,8 @@ static struct rec_dedupe sample_dedupe(void)
 
 static struct rec_token sample_token(void)
 {
-	struct rec_token t = {S("ci-bot"), S("team-a"), REC_TOKEN_SUBMITTER, 5, true};
+	struct rec_token t = {7, S("ci-bot"), S("team-a"), REC_TOKEN_SUBMITTER,
+	                      5, true,        9000,        S("token:1")};
 	return t;
 }
 
@@ -819,6 +823,77 @@ static void test_small_records_roundtrip(void **state)
 	roundtrip(&codec_token, &t, z, &to);
 	assert_int_equal(to.tenant.len, 0);
 	assert_false(to.revoked);
+	assert_int_equal(to.id, 7);
+	assert_int_equal(to.expires_at_ms, 9000);
+	assert_true(ing_str_eq_c(to.created_by, "token:1"));
+	msgpack_zone_free(z);
+}
+
+/*
+ * Events: without a principal the version 1 layout (the bytes an older
+ * ingot wrote), with one version 2; a version 2 record must name one.
+ * Tokens: version 1 records (before token_create) still decode.
+ */
+static void test_event_and_token_versions(void **state)
+{
+	(void)state;
+	msgpack_zone *z = msgpack_zone_new(1024);
+	struct mp_out o;
+	struct rec_event ev = sample_event(), evo;
+
+	encode(&codec_event, &ev, &o);
+	assert_int_equal((uint8_t)o.data[0], 0x99); /* fixarray of 9 */
+	assert_int_equal((uint8_t)o.data[1], 1);
+	mp_out_free(&o);
+	ev.principal = S("jwt:alice");
+	encode(&codec_event, &ev, &o);
+	assert_int_equal((uint8_t)o.data[0], 0x9a); /* fixarray of 10 */
+	assert_int_equal((uint8_t)o.data[1], 2);
+	mp_out_free(&o);
+	roundtrip(&codec_event, &ev, z, &evo);
+	assert_true(ing_str_eq_c(evo.principal, "jwt:alice"));
+	assert_true(ing_str_eq_c(evo.message, "stage build exited with 1"));
+	check_strict(&codec_event, &ev);
+	ev.principal = fill(ING_PRINCIPAL_MAX, 'p');
+	roundtrip(&codec_event, &ev, z, &evo);
+	ev.principal = fill(ING_PRINCIPAL_MAX + 1, 'p');
+	expect_encoded(&codec_event, &ev, ING_ETOOBIG, "principal");
+
+	/* A version 2 record with an empty principal, a v1 with one. */
+	mp_out_init(&o);
+	msgpack_pack_array(&o.pk, 10);
+	msgpack_pack_uint64(&o.pk, 2);
+	for (int i = 0; i < 7; i++)
+		msgpack_pack_uint64(&o.pk, 0);
+	mp_pack_cstr(&o.pk, "m");
+	mp_pack_cstr(&o.pk, "");
+	expect_decode(&codec_event, o.data, o.len, ING_EMALFORMED, "principal");
+	o.data[1] = 1;
+	expect_decode(&codec_event, o.data, o.len, ING_EMALFORMED, "trailing");
+	mp_out_free(&o);
+
+	/* Token v1: [1, name, tenant, role, created_at_ms, revoked]. */
+	struct rec_token to;
+	mp_out_init(&o);
+	msgpack_pack_array(&o.pk, 6);
+	msgpack_pack_uint64(&o.pk, 1);
+	mp_pack_cstr(&o.pk, "old");
+	mp_pack_cstr(&o.pk, "");
+	msgpack_pack_uint64(&o.pk, REC_TOKEN_VIEWER);
+	msgpack_pack_uint64(&o.pk, 42);
+	mp_pack_bool(&o.pk, false);
+	struct ing_error e;
+	assert_int_equal(rec_token_decode((struct ing_str){o.data, (uint32_t)o.len}, z, &to, &e),
+	                 0);
+	assert_int_equal(to.id, 0);
+	assert_true(ing_str_eq_c(to.name, "old"));
+	assert_int_equal(to.role, REC_TOKEN_VIEWER);
+	assert_int_equal(to.created_at_ms, 42);
+	assert_int_equal(to.expires_at_ms, 0);
+	assert_int_equal(to.created_by.len, 0);
+	o.data[1] = 2; /* the v1 layout under version 2: malformed */
+	expect_decode(&codec_token, o.data, o.len, ING_EMALFORMED, "token record");
+	mp_out_free(&o);
 	msgpack_zone_free(z);
 }
 
@@ -1375,6 +1450,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_job_roundtrip, free_allocs),
 	    cmocka_unit_test_teardown(test_small_records_roundtrip, free_allocs),
 	    cmocka_unit_test_teardown(test_dedupe_max_value, free_allocs),
+	    cmocka_unit_test_teardown(test_event_and_token_versions, free_allocs),
 	    cmocka_unit_test_teardown(test_strict_all, free_allocs),
 	    cmocka_unit_test_teardown(test_nested_wrong_types, free_allocs),
 	    cmocka_unit_test_teardown(test_enums_out_of_range, free_allocs),

@@ -19,7 +19,7 @@
 #include "node/sm/cmd.h"
 
 static const uint32_t all_types[] = {
-#define CMD_NUM(sym, num, ver, min_ver, name) (num),
+#define CMD_NUM(sym, num, ver, min_ver, pr_ver, name) (num),
     CMD_TYPES(CMD_NUM)
 #undef CMD_NUM
 };
@@ -205,6 +205,14 @@ static struct cmd sample(uint32_t type)
 		c.u.cluster_event.member = 2;
 		c.u.cluster_event.message = ing_str_c("voter 2 replaced by 4");
 		break;
+	case CMD_TOKEN_CREATE:
+		c.u.token_create.hash = S("0123456789abcdef0123456789abcdef");
+		c.u.token_create.name = S("ci-bot");
+		c.u.token_create.tenant = S("team-a");
+		c.u.token_create.role = REC_TOKEN_SUBMITTER;
+		c.u.token_create.expires_at_ms = 1700000099000ull;
+		break;
+	case CMD_TOKEN_REVOKE: c.u.token_revoke.id = 7; break;
 	default: fail_msg("no sample for type %u", type);
 	}
 	return c;
@@ -346,6 +354,7 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 	assert_int_equal(b->version, cmd_type_version(a->type));
 	assert_int_equal(a->time_ms, b->time_ms);
 	assert_true(ing_str_eq(a->request_id, b->request_id));
+	assert_true(ing_str_eq(a->principal, b->principal));
 	switch (a->type) {
 	case CMD_TARGET_PUT: {
 		const struct rec_target *x = &a->u.target_put.spec, *y = &b->u.target_put.spec;
@@ -455,6 +464,14 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		assert_int_equal(b->u.cluster_event.member, 2);
 		assert_true(ing_str_eq(b->u.cluster_event.message, a->u.cluster_event.message));
 		break;
+	case CMD_TOKEN_CREATE:
+		assert_true(ing_str_eq(b->u.token_create.hash, a->u.token_create.hash));
+		assert_true(ing_str_eq(b->u.token_create.name, S("ci-bot")));
+		assert_true(ing_str_eq(b->u.token_create.tenant, S("team-a")));
+		assert_int_equal(b->u.token_create.role, REC_TOKEN_SUBMITTER);
+		assert_int_equal(b->u.token_create.expires_at_ms, 1700000099000ull);
+		break;
+	case CMD_TOKEN_REVOKE: assert_int_equal(b->u.token_revoke.id, 7); break;
 	default: break;
 	}
 }
@@ -612,7 +629,7 @@ static void test_unknown_type_and_version(void **state)
 		struct cmd out;
 		assert_int_equal(cmd_decode(m.data, m.len, z, &out, &e), ING_EVERSION);
 		assert_string_equal(
-		    e.msg, "command job_submit version 7 is not supported (this node knows 1..2)");
+		    e.msg, "command job_submit version 7 is not supported (this node knows 1..3)");
 		msgpack_zone_free(z);
 	}
 	mp_out_free(&m);
@@ -624,10 +641,10 @@ static void test_unknown_type_and_version(void **state)
 	mp_out_init(&m);
 	msgpack_pack_array(&m.pk, 3);
 	msgpack_pack_uint64(&m.pk, CMD_JOB_RETRY);
-	msgpack_pack_uint64(&m.pk, 2);
+	msgpack_pack_uint64(&m.pk, 3);
 	msgpack_pack_nil(&m.pk);
 	mp_out_pad8(&m);
-	expect_decode(m.data, m.len, ING_EVERSION, "command job_retry version 2");
+	expect_decode(m.data, m.len, ING_EVERSION, "command job_retry version 3");
 	mp_out_reset(&m);
 	/* Empty array, not an array. */
 	msgpack_pack_array(&m.pk, 0);
@@ -1332,26 +1349,26 @@ static void test_decode_target_put_v1(void **state)
 	assert_int_equal(t->gpus, 0);
 	assert_int_equal(t->stages[0].gpus, 0);
 
-	/* Re-encoding writes version 3, which decodes to the same spec. */
+	/* Re-encoding writes version 4, which decodes to the same spec. */
 	mp_out_init(&again);
 	assert_int_equal(cmd_encode(&c, &again, &e), 0);
-	assert_int_equal((uint8_t)again.data[2], 3); /* [fixarray, type 1, version 3, ...] */
+	assert_int_equal((uint8_t)again.data[2], 4); /* [fixarray, type 1, version 4, ...] */
 	struct cmd d;
 	assert_int_equal(cmd_decode(again.data, again.len, z, &d, &e), 0);
-	assert_int_equal(d.version, 3);
+	assert_int_equal(d.version, 4);
 	assert_true(ing_str_eq(d.u.target_put.spec.stages[0].name, S("build")));
 	assert_int_equal(d.u.target_put.spec.stages[0].stdout_path.len, 0);
 	mp_out_free(&again);
 	mp_out_free(&o);
 
-	/* v1 with the 7-item stages of v2 is malformed, as is v4. */
+	/* v1 with the 7-item stages of v2 is malformed, as is v5. */
 	pack_v1_target_put(&o, 7);
 	expect_decode(o.data, o.len, ING_EMALFORMED, "command target_put: field 'stages'");
 	mp_out_free(&o);
 	pack_v1_target_put(&o, 5);
-	o.data[2] = 4;
+	o.data[2] = 5;
 	expect_decode(o.data, o.len, ING_EVERSION,
-	              "command target_put version 4 is not supported (this node knows 1..3)");
+	              "command target_put version 5 is not supported (this node knows 1..4)");
 	o.data[2] = 0;
 	expect_decode(o.data, o.len, ING_EVERSION, "version 0");
 	mp_out_free(&o);
@@ -1533,12 +1550,12 @@ static void test_decode_job_submit_v1(void **state)
 	assert_true(ing_str_eq(c.u.job_submit.sources[0].path, S("main.c")));
 	assert_int_equal(c.u.job_submit.nparams, 0);
 
-	/* Re-encoding writes version 2 with an empty params list. */
+	/* Re-encoding writes version 3 with an empty params list. */
 	mp_out_init(&again);
 	assert_int_equal(cmd_encode(&c, &again, &e), 0);
-	assert_int_equal((uint8_t)again.data[2], 2); /* [fixarray, type 10, version 2, ...] */
+	assert_int_equal((uint8_t)again.data[2], 3); /* [fixarray, type 10, version 3, ...] */
 	assert_int_equal(cmd_decode(again.data, again.len, z, &d, &e), 0);
-	assert_int_equal(d.version, 2);
+	assert_int_equal(d.version, 3);
 	assert_int_equal(d.u.job_submit.nparams, 0);
 	assert_true(ing_str_eq(d.u.job_submit.sources[0].path, S("main.c")));
 	mp_out_free(&again);
@@ -1551,9 +1568,9 @@ static void test_decode_job_submit_v1(void **state)
 	pack_v1_job_submit(&o, false);
 	o.data[2] = 2;
 	expect_decode(o.data, o.len, ING_EMALFORMED, "command job_submit");
-	o.data[2] = 3;
+	o.data[2] = 4;
 	expect_decode(o.data, o.len, ING_EVERSION,
-	              "command job_submit version 3 is not supported (this node knows 1..2)");
+	              "command job_submit version 4 is not supported (this node knows 1..3)");
 	mp_out_free(&o);
 	msgpack_zone_free(z);
 }
@@ -1763,6 +1780,82 @@ static void test_name_and_path_rules(void **state)
 	assert_false(cmd_path_valid(fill(ING_PATH_MAX + 1, 'p')));
 }
 
+/*
+ * The principal in the header: [request_id, principal] in the versions
+ * that carry one, round-tripping byte for byte; refused (naming it) when
+ * empty, in an older version, in a type that never carries one, with a
+ * control byte, over the bound, or in a malformed pair.
+ */
+static void test_principal_header(void **state)
+{
+	(void)state;
+	struct mp_out o, m;
+	unsigned carrying = 0;
+	for (size_t i = 0; i < NTYPES; i++) {
+		struct cmd c = sample(all_types[i]);
+		c.principal = S("jwt:alice@example.org");
+		if (cmd_type_principal_version(c.type) == 0) {
+			expect_invalid(&c, ING_EINVAL, "principal: version");
+			continue;
+		}
+		carrying++;
+		roundtrip(&c);
+		c.request_id = S("");
+		roundtrip(&c);
+		c.principal = fill(ING_PRINCIPAL_MAX, 'p');
+		roundtrip(&c);
+		c.principal = fill(ING_PRINCIPAL_MAX + 1, 'p');
+		expect_invalid(&c, ING_ETOOBIG, "principal: 128 bytes exceeds 127");
+		c.principal = (struct ing_str){"tok\x01en", 6};
+		expect_invalid(&c, ING_EINVAL, "principal: byte 3 is a control character");
+	}
+	assert_int_equal(carrying, 10);
+
+	/* The pair's layout. */
+	struct cmd c = sample(CMD_JOB_SUBMIT);
+	c.principal = S("token:7");
+	encode_ok(&c, &o);
+	msgpack_zone *z = msgpack_zone_new(1024);
+	msgpack_object obj;
+	size_t off = 0;
+	msgpack_unpack(o.data, o.len, &off, z, &obj);
+	const msgpack_object *h = &obj.via.array.ptr[3];
+	assert_int_equal(h->type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(h->via.array.size, 2);
+	assert_memory_equal(h->via.array.ptr[1].via.str.ptr, "token:7", 7);
+
+	msgpack_object pair[3] = {obj_str(S("req-42_x")), obj_str(S("")), obj_str(S("x"))};
+	msgpack_object with = obj_array(pair, 2);
+	rebuild(&o, 3, &with, &m);
+	expect_decode(m.data, m.len, ING_EMALFORMED, "principal': empty");
+	mp_out_free(&m);
+	with = obj_array(pair, 1);
+	rebuild(&o, 3, &with, &m);
+	expect_decode(m.data, m.len, ING_EMALFORMED, "command job_submit");
+	mp_out_free(&m);
+	pair[1] = obj_str(S("token:7"));
+	with = obj_array(pair, 3);
+	rebuild(&o, 3, &with, &m);
+	expect_decode(m.data, m.len, ING_EMALFORMED, "command job_submit");
+	mp_out_free(&m);
+	pair[1] = obj_u64(7);
+	with = obj_array(pair, 2);
+	rebuild(&o, 3, &with, &m);
+	expect_decode(m.data, m.len, ING_EMALFORMED, "principal");
+	mp_out_free(&m);
+	pair[1] = obj_str((struct ing_str){"a\x7f", 2});
+	rebuild(&o, 3, &with, &m);
+	expect_decode(m.data, m.len, ING_EINVAL, "control character");
+	mp_out_free(&m);
+	/* The same pair in job_submit v2 (before principals): malformed. */
+	msgpack_object v2 = obj_u64(2);
+	rebuild(&o, 1, &v2, &m);
+	expect_decode(m.data, m.len, ING_EMALFORMED, "version 2 carries no principal");
+	mp_out_free(&m);
+	mp_out_free(&o);
+	msgpack_zone_free(z);
+}
+
 static void test_type_table(void **state)
 {
 	(void)state;
@@ -1775,17 +1868,25 @@ static void test_type_table(void **state)
 	assert_null(cmd_type_name(99));
 	assert_int_equal(cmd_type_version(CMD_JOB_STAGE_FINISH), 1);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_STAGE_FINISH), 1);
-	assert_int_equal(cmd_type_version(CMD_TARGET_PUT), 3);
+	assert_int_equal(cmd_type_version(CMD_TARGET_PUT), 4);
 	assert_int_equal(cmd_type_version(CMD_JOB_ASSIGN), 2);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_ASSIGN), 1);
 	assert_int_equal(cmd_type_version(CMD_NODE_REGISTER), 2);
 	assert_int_equal(cmd_type_min_version(CMD_NODE_REGISTER), 1);
 	assert_int_equal(cmd_type_min_version(CMD_TARGET_PUT), 1);
-	assert_int_equal(cmd_type_version(CMD_JOB_SUBMIT), 2);
+	assert_int_equal(cmd_type_version(CMD_JOB_SUBMIT), 3);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_SUBMIT), 1);
 	assert_int_equal(cmd_type_version(99), 0);
 	assert_int_equal(cmd_type_min_version(99), 0);
-	assert_int_equal(NTYPES, 19);
+	assert_int_equal(NTYPES, 21);
+	assert_int_equal(CMD_TOKEN_CREATE, 40);
+	assert_int_equal(CMD_TOKEN_REVOKE, 41);
+	assert_string_equal(cmd_type_name(CMD_TOKEN_REVOKE), "token_revoke");
+	assert_int_equal(cmd_type_principal_version(CMD_JOB_SUBMIT), 3);
+	assert_int_equal(cmd_type_principal_version(CMD_TARGET_PUT), 4);
+	assert_int_equal(cmd_type_principal_version(CMD_MEMBER_PUT), 3);
+	assert_int_equal(cmd_type_principal_version(CMD_JOB_ASSIGN), 0);
+	assert_int_equal(cmd_type_principal_version(99), 0);
 	assert_string_equal(cmd_type_name(CMD_CLUSTER_INIT), "cluster_init");
 	assert_int_equal(CMD_CLUSTER_EVENT, 33);
 }
@@ -1818,6 +1919,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_validate_member, free_allocs),
 	    cmocka_unit_test_teardown(test_name_and_path_rules, free_allocs),
 	    cmocka_unit_test_teardown(test_type_table, free_allocs),
+	    cmocka_unit_test_teardown(test_principal_header, free_allocs),
 	    cmocka_unit_test_teardown(test_decode_before_gpus, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_gpus, free_allocs),
 	};

@@ -223,6 +223,23 @@ static struct cmd generate(struct gen *g)
 	} else if (r < 98) {
 		c = smt_cmd(g->a, CMD_NODE_UP);
 		c.u.node_up.node = 1 + rnd(5);
+	} else if (rnd(3) == 0) {
+		/* Tokens: a few secrets (a repeated one is refused), revokes
+		 * of known and unknown ids. */
+		static const char *const hashes[] = {"0123456789abcdef0123456789abcdef",
+		                                     "fedcba9876543210fedcba9876543210",
+		                                     "00000000000000000000000000000000"};
+		if (rnd(2)) {
+			c = smt_cmd(g->a, CMD_TOKEN_CREATE);
+			c.u.token_create.hash = ing_str_c(hashes[rnd(3)]);
+			c.u.token_create.name = ing_str_c(g->names[rnd(4)]);
+			c.u.token_create.tenant = ing_str_c(rnd(2) ? tenants[rnd(3)] : "");
+			c.u.token_create.role = (uint8_t)rnd(REC_TOKEN_ROLE_COUNT);
+			c.u.token_create.expires_at_ms = rnd(2) ? c.time_ms + 1000 : 0;
+		} else {
+			c = smt_cmd(g->a, CMD_TOKEN_REVOKE);
+			c.u.token_revoke.id = 1 + rnd(4);
+		}
 	} else if (rnd(2)) {
 		c = smt_cmd(g->a, rnd(2) ? CMD_MEMBER_PUT : CMD_MEMBER_REMOVE);
 		if (c.type == CMD_MEMBER_PUT) {
@@ -246,6 +263,9 @@ static struct cmd generate(struct gen *g)
 		c.u.cluster_event.member = rnd(4);
 		c.u.cluster_event.message = ing_str_c(rnd(2) ? "node 2 is leader in term 3" : "");
 	}
+	/* Who asked, where the command carries it (the audit trail). */
+	if (cmd_type_principal_version(c.type) != 0 && rnd(3) != 0)
+		c.principal = ing_str_c(rnd(2) ? "token:1" : "jwt:alice");
 	return c;
 }
 

@@ -143,6 +143,18 @@ static int setup(void **state)
 	return 0;
 }
 
+/* Nodes 1 and 2 only: no target_put, so the cluster events the tests
+ * count start at sequence 0. */
+static int setup_bare(void **state)
+{
+	struct smt *t = calloc(1, sizeof(*t));
+	smt_open(t);
+	smt_node(t, 1, 2);
+	smt_node(t, 2, 2);
+	*state = t;
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	smt_close(*state);
@@ -454,9 +466,10 @@ static void test_success_path(void **state)
 	assert_true(j.stages[1].has_log);
 	assert_int_equal(j.stages[1].noutputs, 1);
 	assert_int_not_equal(j.finished_at_ms, 0);
-	/* submitted, assigned, 2 x (started, finished), succeeded */
+	/* submitted, assigned, 2 x (started, finished), succeeded; and the
+	 * cluster's target_put of the setup */
 	assert_int_equal(j.nevents, 7);
-	assert_int_equal(smt_count(t, STORE_EVENTS), 7);
+	assert_int_equal(smt_count(t, STORE_EVENTS), 8);
 	assert_int_equal(smt_count(t, STORE_ASSIGNMENTS), 0);
 	assert_int_equal(smt_node_rec(t, 1, &n), 0);
 	assert_int_equal(n.used_slots, 0);
@@ -1280,24 +1293,26 @@ static void test_cluster_event(void **state)
 	struct cmd c;
 
 	apply_ok(t, cluster_init(t, cluster_a)); /* seq 0 */
+	smt_target(t, "cc", 2);                  /* seq 1: target_put */
+	expect_cluster_event(t, 1, REC_EV_TARGET_PUT, 0, t->time_ms - 1, "target 'cc' revision 1");
 	uint64_t id = smt_submit(t, "cc", 10, 1);
 	c = cluster_event(t, REC_EV_LEADER_CHANGED, 2, "node 2 is leader in term 7");
 	apply_ok(t, c);
 	assert_int_equal(t->res.value.len, 0); /* nil: no result */
-	expect_cluster_event(t, 1, REC_EV_LEADER_CHANGED, 2, c.time_ms,
+	expect_cluster_event(t, 2, REC_EV_LEADER_CHANGED, 2, c.time_ms,
 	                     "node 2 is leader in term 7");
 	c = member_put(t, 4, 4, REC_ROLE_STANDBY);
 	apply_ok(t, c);
-	expect_cluster_event(t, 2, REC_EV_MEMBER_ADDED, 4, c.time_ms, "member 4 added as standby");
+	expect_cluster_event(t, 3, REC_EV_MEMBER_ADDED, 4, c.time_ms, "member 4 added as standby");
 	c = cluster_event(t, REC_EV_VOTER_REPLACED, 3,
 	                  "voter 3 silent for 10000 ms: replaced by 4");
 	apply_ok(t, c);
-	expect_cluster_event(t, 3, REC_EV_VOTER_REPLACED, 3, c.time_ms, "replaced by 4");
+	expect_cluster_event(t, 4, REC_EV_VOTER_REPLACED, 3, c.time_ms, "replaced by 4");
 	/* An empty message, member 0: both allowed. */
 	c = cluster_event(t, REC_EV_LEADER_CHANGED, 0, "");
 	apply_ok(t, c);
-	expect_cluster_event(t, 4, REC_EV_LEADER_CHANGED, 0, c.time_ms, "");
-	assert_int_equal(cluster_events(t), 5);
+	expect_cluster_event(t, 5, REC_EV_LEADER_CHANGED, 0, c.time_ms, "");
+	assert_int_equal(cluster_events(t), 6);
 
 	/* The job's events are under its own id, numbered from 0. */
 	assert_int_equal(smt_job(t, id, &j), 0);
@@ -1305,7 +1320,7 @@ static void test_cluster_event(void **state)
 	struct rec_event ev;
 	assert_int_equal(event_at(t, id, 0, &ev), 0);
 	assert_int_equal(ev.kind, REC_EV_SUBMITTED);
-	assert_int_equal(smt_count(t, STORE_EVENTS), 6);
+	assert_int_equal(smt_count(t, STORE_EVENTS), 7);
 	/* A job submitted now still gets the next job id, not touched by the
 	 * cluster event counter. */
 	assert_int_equal(smt_submit(t, "cc", 10, 1), id + 1);
@@ -1491,12 +1506,12 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_skip_by_index, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_command_stops, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_members, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_members_v1, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cluster_init, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cluster_init_invalid, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cluster_event, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cluster_event_rejections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_members, setup_bare, teardown),
+	    cmocka_unit_test_setup_teardown(test_members_v1, setup_bare, teardown),
+	    cmocka_unit_test_setup_teardown(test_cluster_init, setup_bare, teardown),
+	    cmocka_unit_test_setup_teardown(test_cluster_init_invalid, setup_bare, teardown),
+	    cmocka_unit_test_setup_teardown(test_cluster_event, setup_bare, teardown),
+	    cmocka_unit_test_setup_teardown(test_cluster_event_rejections, setup_bare, teardown),
 	    cmocka_unit_test_setup_teardown(test_gpu_assign_holds, setup_gpus, teardown),
 	    cmocka_unit_test_setup_teardown(test_gpu_assign_rejections, setup_gpus, teardown),
 	    cmocka_unit_test_setup_teardown(test_gpu_release_every_end, setup_gpus, teardown),
