@@ -21,11 +21,22 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 
 /* Prefixes e's message with `prefix: ` (the message is copied first: it
  * cannot be both source and destination of ing_error_set). */
+/* A name of the cluster's (cmd_name_valid): 1..63 of [A-Za-z0-9._-], not
+ * starting with '.' or '-'. */
+static bool valid_name(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > 63 || v[0] == '.' || v[0] == '-')
+		return false;
+	return strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
 static int prefixed(struct ing_error *e, const char *prefix)
 {
 	char msg[ING_ERROR_MSG_MAX];
@@ -67,6 +78,7 @@ static uint64_t unit_ms(const char *p, size_t *unit_len)
 	case 's': return 1000;
 	case 'm': return 60 * 1000;
 	case 'h': return 3600 * 1000;
+	case 'd': return 24 * 3600 * 1000;
 	default: *unit_len = 0; return 0;
 	}
 }
@@ -107,7 +119,7 @@ int cli_parse_duration(const char *s, uint64_t *out_ms, struct ing_error *e)
 		if (unit == 0)
 			return ing_error_set(
 			    e, ING_EINVAL,
-			    "bad duration '%s': every number needs a unit: ms, s, m or h", s);
+			    "bad duration '%s': every number needs a unit: ms, s, m, h or d", s);
 		p += ulen;
 		if (whole > CLI_DURATION_MAX_MS / unit)
 			goto too_long;
@@ -119,6 +131,29 @@ int cli_parse_duration(const char *s, uint64_t *out_ms, struct ing_error *e)
 	return 0;
 too_long:
 	return ing_error_set(e, ING_EINVAL, "duration '%s' is too long (at most 365 days)", s);
+}
+
+int cli_parse_time(const char *s, uint64_t *out_ms, struct ing_error *e)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *p = strptime(s, "%Y-%m-%d", &tm);
+	if (p != NULL && (*p == 'T' || *p == ' '))
+		p = strptime(p + 1, "%H:%M", &tm);
+	else
+		p = NULL;
+	if (p != NULL && *p == ':')
+		p = strptime(p + 1, "%S", &tm);
+	if (p != NULL && *p == 'Z')
+		p++;
+	if (p == NULL || *p != '\0')
+		return ing_error_set(e, ING_EINVAL,
+		                     "'%s' is not a UTC time like 2026-12-05T10:00:00Z", s);
+	time_t t = timegm(&tm);
+	if (t < 0)
+		return ing_error_set(e, ING_EINVAL, "'%s' is before 1970", s);
+	*out_ms = (uint64_t)t * 1000;
+	return 0;
 }
 
 int cli_parse_size(const char *s, uint64_t *out_bytes, struct ing_error *e)
@@ -395,6 +430,14 @@ static int apply_global(struct cli_cmd *c, int id, const char *v, struct ing_err
 			return ing_error_set(e, ING_EINVAL, "--token: must be 1 to %d bytes",
 			                     CLI_TOKEN_MAX);
 		c->token = v;
+		c->token_file = NULL;
+		return 0;
+	case CLI_OPT_TOKEN_FILE:
+		if (*v == '\0')
+			return ing_error_set(e, ING_EINVAL, "--token-file: empty path");
+		c->token = NULL;
+		c->token_file = v;
+		c->token_file_source = "--token-file";
 		return 0;
 	case CLI_OPT_STALE: c->stale = true; return 0;
 	default: return 0;
@@ -473,6 +516,41 @@ static int apply_command_opt(struct cli_cmd *c, const struct cli_command *cmd, i
 		c->api_address = v;
 		return check_member_address("--api-address", v, e);
 	case CLI_OPT_ROLE: return parse_role(c, cmd, v, e);
+	case CLI_OPT_TTL:
+		c->has_ttl = true;
+		rv = cli_parse_duration(v, &c->ttl_ms, e);
+		if (rv != 0)
+			return prefixed(e, "--ttl");
+		if (c->ttl_ms == 0)
+			return ing_error_set(e, ING_EINVAL, "--ttl: must be more than 0");
+		return 0;
+	case CLI_OPT_NAME:
+		if (!valid_name(v))
+			return ing_error_set(e, ING_EINVAL,
+			                     "--name: '%s' is not a name (1-63 characters of "
+			                     "[A-Za-z0-9._-], not starting with '.' or '-')",
+			                     v);
+		c->token_name = v;
+		return 0;
+	case CLI_OPT_SINCE:
+		c->has_since = true;
+		if (*v >= '0' && *v <= '9' && strchr(v, '-') != NULL)
+			return cli_parse_time(v, &c->since_ms, e) != 0 ? prefixed(e, "--since") : 0;
+		c->since_ago = true;
+		rv = cli_parse_duration(v, &c->since_ms, e);
+		if (rv != 0)
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "--since: '%s' is neither a duration (30m, 2h, 7d) nor a "
+			    "UTC time (2026-12-05T10:00:00Z)",
+			    v);
+		return 0;
+	case CLI_OPT_PRINCIPAL:
+		if (*v == '\0')
+			return ing_error_set(e, ING_EINVAL,
+			                     "--principal: empty (e.g. token:7, jwt:alice)");
+		c->principal = v;
+		return 0;
 	default: return 0;
 	}
 }
@@ -587,6 +665,7 @@ static int apply_operands(struct cli_cmd *c, const struct cli_command *vd, char 
 		return 0;
 	case CLI_NODE_DRAIN:
 	case CLI_NODE_UNDRAIN: return parse_uint("node ID", words[0], 0, UINT64_MAX, &c->id, e);
+	case CLI_TOKEN_REVOKE: return parse_uint("token ID", words[0], 1, UINT64_MAX, &c->id, e);
 	case CLI_MEMBER_ADD:
 	case CLI_MEMBER_PROMOTE:
 	case CLI_MEMBER_DEMOTE:
@@ -597,7 +676,7 @@ static int apply_operands(struct cli_cmd *c, const struct cli_command *vd, char 
 }
 
 int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char *env_token,
-                   struct cli_cmd *out, struct ing_error *e)
+                   const char *env_token_file, struct cli_cmd *out, struct ing_error *e)
 {
 	struct ing_error scratch;
 	if (e == NULL)
@@ -619,6 +698,9 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 			return ing_error_set(e, ING_EINVAL, "INGOT_TOKEN: over %d bytes",
 			                     CLI_TOKEN_MAX);
 		c.token = env_token;
+	} else if (env_token_file != NULL && *env_token_file != '\0') {
+		c.token_file = env_token_file;
+		c.token_file_source = "INGOT_TOKEN_FILE";
 	}
 
 	/* Help wins over every other problem on the line, then --version. */
@@ -687,6 +769,12 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 		if (seen[id] && cli_opts[id].arg != NULL && id != CLI_OPT_PARAM) {
 			rv = ing_error_set(e, ING_EINVAL, "option --%s given twice",
 			                   cli_opts[id].name);
+			break;
+		}
+		if ((id == CLI_OPT_TOKEN && seen[CLI_OPT_TOKEN_FILE]) ||
+		    (id == CLI_OPT_TOKEN_FILE && seen[CLI_OPT_TOKEN])) {
+			rv = ing_error_set(e, ING_EINVAL,
+			                   "options --token and --token-file exclude each other");
 			break;
 		}
 		seen[id] = true;

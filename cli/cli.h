@@ -75,6 +75,10 @@ enum cli_verb {
 	CLI_MEMBER_REMOVE,
 	CLI_MEMBER_TRANSFER,
 	CLI_EVENTS,
+	CLI_TOKEN_CREATE,
+	CLI_TOKEN_LIST,
+	CLI_TOKEN_REVOKE,
+	CLI_AUDIT,
 };
 
 /* Where the endpoints came from, for error messages. */
@@ -117,7 +121,12 @@ struct cli_cmd {
 	uint64_t timeout_ms; /* 1 .. UINT32_MAX; CLI_MEMBER_TIMEOUT_MS for a
 	                      * membership change without --timeout */
 	bool timeout_given;
-	const char *token; /* NULL: none */
+	/* The credential: --token, else the file of --token-file (read before
+	 * the first call: cli_resolve_token), else INGOT_TOKEN, else the file
+	 * of INGOT_TOKEN_FILE.  token NULL and token_file NULL: none. */
+	const char *token;
+	const char *token_file;
+	const char *token_file_source; /* "--token-file" or "INGOT_TOKEN_FILE" */
 	bool stale;
 
 	enum cli_verb verb;
@@ -168,6 +177,17 @@ struct cli_cmd {
 
 	/* job fetch */
 	const char *dir;
+
+	/* token create: role (viewer..admin), tenant, name; --ttl */
+	const char *token_name;
+	uint64_t ttl_ms;
+	bool has_ttl;
+
+	/* audit: --since (a duration ago, or an absolute UTC time), --principal */
+	bool has_since;
+	bool since_ago;    /* since_ms is a duration before now */
+	uint64_t since_ms; /* ms since the epoch, or the duration */
+	const char *principal;
 };
 
 /* ---- run.c ------------------------------------------------------------- */
@@ -185,19 +205,35 @@ int cli_exit_code(int code);
 /* ---- args.c ------------------------------------------------------------ */
 
 /*
- * Parses argv[1..argc) into *out.  env_endpoints / env_token are the values
- * of INGOT_ENDPOINTS / INGOT_TOKEN (NULL when unset).  Global options may
+ * Parses argv[1..argc) into *out.  env_endpoints / env_token /
+ * env_token_file are the values of INGOT_ENDPOINTS / INGOT_TOKEN /
+ * INGOT_TOKEN_FILE (NULL when unset).  Global options may
  * appear anywhere; "--" ends options.  -h/--help anywhere gives verb
  * CLI_HELP (help_cmd/help_noun: the command on the line, if any), else
  * --version anywhere CLI_VERSION, whatever else is on the line.  Errors: ING_EINVAL with a message
  * for people (unknown flag, missing or extra argument, bad number, duration, endpoint or state).
  */
 int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char *env_token,
-                   struct cli_cmd *out, struct ing_error *e);
+                   const char *env_token_file, struct cli_cmd *out, struct ing_error *e);
+
+/*
+ * Reads the token file of cmd (when the credential is one) into buf and
+ * points cmd->token at it: its first line, without surrounding blanks.
+ * ING_EINVAL naming the file and its source (cannot be read, empty, over
+ * CLI_TOKEN_MAX bytes).
+ */
+int cli_resolve_token(struct cli_cmd *cmd, char *buf, size_t cap, struct ing_error *e);
+
+/*
+ * Parses an absolute time "YYYY-MM-DDTHH:MM:SSZ" (UTC; "T" may be a space;
+ * the seconds and the Z optional, a time without Z is still UTC) into ms
+ * since the epoch.  ING_EINVAL otherwise.
+ */
+int cli_parse_time(const char *s, uint64_t *out_ms, struct ing_error *e);
 
 /*
  * Parses a duration: one or more <number><unit> ("5s", "500ms", "1m30s",
- * "1.5s"), units ms, s, m, h.  Sub-millisecond parts are truncated.
+ * "1.5s", "30d"), units ms, s, m, h, d.  Sub-millisecond parts are truncated.
  * Errors: ING_EINVAL (syntax, no unit, over CLI_DURATION_MAX_MS).
  */
 int cli_parse_duration(const char *s, uint64_t *out_ms, struct ing_error *e);
@@ -244,6 +280,11 @@ enum cli_opt_id {
 	CLI_OPT_RAFT_ADDRESS,
 	CLI_OPT_API_ADDRESS,
 	CLI_OPT_ROLE,
+	CLI_OPT_TOKEN_FILE,
+	CLI_OPT_TTL,
+	CLI_OPT_NAME,
+	CLI_OPT_SINCE,
+	CLI_OPT_PRINCIPAL,
 	CLI_OPT_COUNT
 };
 
@@ -429,6 +470,16 @@ void cli_print_transfer(FILE *out, const msgpack_object *transfer);
 /* A cluster.events page ({events: [cluster event], next}): columns SEQ,
  * TIME (time_ms), KIND, MEMBER ("-" when nil), MESSAGE. */
 void cli_print_cluster_events(FILE *out, const msgpack_object *page);
+/* token.list's array: ID, NAME, ROLE, TENANT ("-": every tenant),
+ * CREATED, EXPIRES ("never"), STATE (active, revoked, expired),
+ * CREATED BY. */
+void cli_print_token_list(FILE *out, const msgpack_object *tokens);
+/* token.create's reply: "token 7 'ci' created: role submitter, tenant t,
+ * expires TIME" (to err; the token itself goes to stdout alone). */
+void cli_print_token_created(FILE *out, const msgpack_object *created);
+/* Audit events (audit.list's `events`, pages joined): TIME, PRINCIPAL,
+ * KIND, JOB ("-" for the cluster's), MESSAGE. */
+void cli_print_audit(FILE *out, const msgpack_object *const *events, size_t n);
 /* The header line `job logs` prints before a stage's log, newline
  * included: "== stage 0 (exit 0, 1.2s)\n"; "== stage 1 (running)\n" while
  * it runs; "; no log" added when a finished stage has none. */
@@ -517,6 +568,9 @@ int cli_cmd_job(struct cli_ctx *ctx);
 int cli_cmd_node(struct cli_ctx *ctx);
 int cli_cmd_member(struct cli_ctx *ctx);
 int cli_cmd_events(struct cli_ctx *ctx);
+/* cmd_token.c: token create, list, revoke; audit */
+int cli_cmd_token(struct cli_ctx *ctx);
+int cli_cmd_audit(struct cli_ctx *ctx);
 /* A watched job's end: 0 when `job` succeeded; else 1, with "ingotctl: job
  * ID failed: <error>" (or cancelled) on ctx->err. */
 int cli_job_end(struct cli_ctx *ctx, uint64_t id, const msgpack_object *job);

@@ -27,7 +27,15 @@ const struct cli_opt cli_opts[CLI_OPT_COUNT] = {
                          "bound on each request, e.g. 500ms, 5s, 2m (default 10s; 60s for "
                          "member add, promote, demote, remove and transfer-leadership)",
                          NULL},
-    [CLI_OPT_TOKEN] = {"token", 0, "TOKEN", true, "API token (env INGOT_TOKEN)", NULL},
+    [CLI_OPT_TOKEN] = {"token", 0, "TOKEN", true,
+                       "the credential: an ingot token or a JWT of the identity provider (env "
+                       "INGOT_TOKEN)",
+                       NULL},
+    [CLI_OPT_TOKEN_FILE] = {"token-file", 0, "FILE", true,
+                            "read the credential from the first line of FILE, e.g. a new "
+                            "cluster's <data_dir>/admin.token (env INGOT_TOKEN_FILE; --token "
+                            "and INGOT_TOKEN come first)",
+                            NULL},
     [CLI_OPT_STALE] = {"stale", 0, NULL, true,
                        "reads only: the node reached answers from its own state, without "
                        "asking the leader",
@@ -54,6 +62,10 @@ const struct cli_opt cli_opts[CLI_OPT_COUNT] = {
     [CLI_OPT_RAFT_ADDRESS] = {"raft-address", 0, "A.B.C.D:PORT", false, NULL, NULL},
     [CLI_OPT_API_ADDRESS] = {"api-address", 0, "A.B.C.D:PORT", false, NULL, NULL},
     [CLI_OPT_ROLE] = {"role", 0, "ROLE", false, NULL, NULL},
+    [CLI_OPT_TTL] = {"ttl", 0, "DURATION", false, NULL, NULL},
+    [CLI_OPT_NAME] = {"name", 0, "NAME", false, NULL, NULL},
+    [CLI_OPT_SINCE] = {"since", 0, "DURATION|TIME", false, NULL, NULL},
+    [CLI_OPT_PRINCIPAL] = {"principal", 0, "PRINCIPAL", false, NULL, NULL},
 };
 
 /* A command's option list: OPTS({...}, {...}) ends with the NULL row. */
@@ -167,6 +179,35 @@ const struct cli_command cli_commands[] = {
      "or given another role, leadership transferred, voters replaced by the leader.",
      OPTS({CLI_OPT_AFTER, 0, "events with a sequence number above SEQ", NULL, "SEQ"},
           {CLI_OPT_LIMIT, 0, "events in the page, 1 to 1000 (default 100)", NULL})},
+    {"token", "create", CLI_TOKEN_CREATE, NULL, 0, "create an API token; prints it once",
+     "Creates a token with a role (viewer reads; submitter also submits, cancels and retries "
+     "jobs; operator also manages targets, nodes and every tenant's jobs; admin also "
+     "membership and tokens) and prints the token alone on stdout: the cluster keeps only "
+     "its hash, so this is the only time it is shown. Needs the admin role.",
+     OPTS({CLI_OPT_ROLE, CLI_OPT_REQUIRED,
+           "what the token may do: viewer, submitter, operator or admin",
+           "viewer submitter operator admin", "ROLE"},
+          {CLI_OPT_TENANT, 0,
+           "a viewer or submitter token sees and submits only this tenant's jobs", NULL},
+          {CLI_OPT_TTL, 0, "the token expires this long from now, e.g. 12h, 30d (default: never)",
+           NULL},
+          {CLI_OPT_NAME, 0, "a name to know it by in token list and the audit trail", NULL})},
+    {"token", "list", CLI_TOKEN_LIST, NULL, CLI_CMD_READ,
+     "the tokens: id, name, role, tenant, expiry, state (never secrets)", NULL, NO_OPTS},
+    {"token", "revoke", CLI_TOKEN_REVOKE, "ID", 0, "revoke a token at once",
+     "Every node refuses the token from the moment it applies the revocation, on open "
+     "connections too.",
+     NO_OPTS},
+    {"audit", NULL, CLI_AUDIT, NULL, CLI_CMD_READ, "who did what and when",
+     "Lists the writes clients made, oldest first, each with the principal that made it "
+     "(token:ID, jwt:SUBJECT): jobs submitted, cancelled and retried, targets put and "
+     "deleted, nodes drained, tokens created and revoked, membership changes. Needs the "
+     "admin role.",
+     OPTS({CLI_OPT_SINCE, 0,
+           "only events after this long ago (30m, 7d) or this UTC time (2026-12-05T10:00:00Z)",
+           NULL},
+          {CLI_OPT_PRINCIPAL, 0, "only what this principal did", NULL},
+          {CLI_OPT_LIMIT, 0, "at most this many events (default: all)", NULL})},
     {"help", NULL, CLI_HELP, "[COMMAND]", CLI_CMD_LOCAL,
      "this text, or the usage of COMMAND (\"job submit\", \"member\")", NULL, NO_OPTS},
     {"completion", "bash", CLI_COMPLETION, NULL, CLI_CMD_LOCAL,

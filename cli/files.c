@@ -1,6 +1,6 @@
 /*
- * files.c - the local files ingotctl reads: target YAML files and job
- * sources, and the path a source is sent under.
+ * files.c - the local files ingotctl reads: target YAML files, job
+ * sources (and the path a source is sent under), token files.
  *
  * Every failure here is the user's to fix before anything is sent, so all
  * are ING_EINVAL naming the file (the caller exits 2).  Files are read
@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -128,4 +129,36 @@ int cli_source_path(const char *path, char *buf, size_t cap, struct ing_error *e
 		return ing_error_set(e, ING_EINVAL, "'%s': cannot name a source after it", path);
 	buf[n] = '\0';
 	return 0;
+}
+
+int cli_resolve_token(struct cli_cmd *cmd, char *buf, size_t cap, struct ing_error *e)
+{
+	char *data = NULL;
+	size_t len = 0;
+	if (cmd->token != NULL || cmd->token_file == NULL)
+		return 0;
+	int rv = cli_read_file(cmd->token_file, 64 * 1024, &data, &len, e);
+	if (rv != 0) {
+		char why[ING_ERROR_MSG_MAX];
+		snprintf(why, sizeof(why), "%s", e->msg);
+		return ing_error_set(e, ING_EINVAL, "%s: %s", cmd->token_file_source, why);
+	}
+	char *p = data;
+	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+		p++;
+	size_t n = strcspn(p, "\r\n");
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n > CLI_TOKEN_MAX || n >= cap) {
+		rv = ing_error_set(e, ING_EINVAL, "%s %s: %s", cmd->token_file_source,
+		                   cmd->token_file,
+		                   n == 0 ? "holds no token" : "the token is over 4096 bytes");
+	} else {
+		memcpy(buf, p, n);
+		buf[n] = '\0';
+		cmd->token = buf;
+	}
+	memset(data, 0, len);
+	free(data);
+	return rv;
 }

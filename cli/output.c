@@ -1006,6 +1006,78 @@ void cli_print_cluster_events(FILE *out, const msgpack_object *page)
 	table_print(&t, out);
 }
 
+/* ---- tokens and the audit trail ---------------------------------------- */
+
+void cli_print_token_list(FILE *out, const msgpack_object *tokens)
+{
+	struct table t;
+	uint64_t now = (uint64_t)time(NULL) * 1000;
+	table_init(&t, 8);
+	table_row(&t, "ID", "NAME", "ROLE", "TENANT", "CREATED", "EXPIRES", "STATE", "CREATED BY");
+	for (uint32_t i = 0;
+	     tokens != NULL && tokens->type == MSGPACK_OBJECT_ARRAY && i < tokens->via.array.size;
+	     i++) {
+		const msgpack_object *tk = &tokens->via.array.ptr[i];
+		char id[32], name[CELL_MAX], role[32], tenant[CELL_MAX], created[32], expires[32],
+		    by[CELL_MAX];
+		const char *state = "active";
+		uint64_t exp;
+		const msgpack_object *rev = cli_mp_get(tk, "revoked");
+		field_text(tk, "id", id, sizeof(id));
+		field_text(tk, "name", name, sizeof(name));
+		field_text(tk, "role", role, sizeof(role));
+		field_text(tk, "tenant", tenant, sizeof(tenant));
+		field_time(tk, "created_at", created, sizeof(created));
+		if (get_u64(tk, "expires_at", &exp)) {
+			cli_format_time(exp, expires, sizeof(expires));
+			if (exp <= now)
+				state = "expired";
+		} else {
+			snprintf(expires, sizeof(expires), "never");
+		}
+		if (rev != NULL && rev->type == MSGPACK_OBJECT_BOOLEAN && rev->via.boolean)
+			state = "revoked";
+		field_text(tk, "created_by", by, sizeof(by));
+		table_row(&t, id, name, role, tenant, created, expires, state, by);
+	}
+	table_print(&t, out);
+}
+
+void cli_print_token_created(FILE *out, const msgpack_object *created)
+{
+	char id[32], name[CELL_MAX], role[32], tenant[CELL_MAX], expires[32];
+	uint64_t exp;
+	field_text(created, "id", id, sizeof(id));
+	field_text(created, "name", name, sizeof(name));
+	field_text(created, "role", role, sizeof(role));
+	field_text(created, "tenant", tenant, sizeof(tenant));
+	if (get_u64(created, "expires_at", &exp))
+		cli_format_time(exp, expires, sizeof(expires));
+	else
+		snprintf(expires, sizeof(expires), "never");
+	fprintf(out,
+	        "token %s '%s' created: role %s, tenant %s, expires %s (shown once: keep it now)\n",
+	        id, name, role, strcmp(tenant, "-") == 0 ? "(all)" : tenant, expires);
+}
+
+void cli_print_audit(FILE *out, const msgpack_object *const *events, size_t n)
+{
+	struct table t;
+	table_init(&t, 5);
+	table_row(&t, "TIME", "PRINCIPAL", "KIND", "JOB", "MESSAGE");
+	for (size_t i = 0; i < n; i++) {
+		const msgpack_object *ev = events[i];
+		char time_s[32], who[CELL_MAX], kind[64], job[32], msg[CELL_MAX];
+		field_time(ev, "time_ms", time_s, sizeof(time_s));
+		field_text(ev, "principal", who, sizeof(who));
+		field_text(ev, "kind", kind, sizeof(kind));
+		field_text(ev, "job", job, sizeof(job));
+		field_text(ev, "message", msg, sizeof(msg));
+		table_row(&t, time_s, who, kind, job, msg);
+	}
+	table_print(&t, out);
+}
+
 /* ---- stage logs -------------------------------------------------------- */
 
 void cli_format_stage_header(const msgpack_object *stage, char *buf, size_t cap)

@@ -9,7 +9,8 @@
  *   2  usage error: bad flags, bad file, bad duration; always found before
  *      any network traffic
  *   3  the cluster was unreachable or had no leader in time (unavailable,
- *      timeout, not_leader)
+ *      timeout, not_leader), or the caller is over its rate limit
+ *      (rate_limited): try again later
  *
  * Every error is one line on stderr, "ingotctl: <code_name>: <message>",
  * with advice where a person can act on it (which endpoints were tried and
@@ -27,7 +28,8 @@ int cli_exit_code(int code)
 	case 0: return CLI_EXIT_OK;
 	case ING_EUNAVAILABLE:
 	case ING_ETIMEOUT:
-	case ING_ENOTLEADER: return CLI_EXIT_UNREACHABLE;
+	case ING_ENOTLEADER:
+	case ING_ERATELIMITED: return CLI_EXIT_UNREACHABLE;
 	default: return CLI_EXIT_FAILED;
 	}
 }
@@ -76,8 +78,12 @@ int cli_fail(struct cli_ctx *ctx, const struct ing_error *e)
 		        eps);
 		break;
 	case ING_EDENIED:
-		fprintf(ctx->err,
-		        "; give a token with the needed role with --token or INGOT_TOKEN");
+		fprintf(ctx->err, "; use a credential with the needed role (--token, --token-file, "
+		                  "INGOT_TOKEN or INGOT_TOKEN_FILE)");
+		break;
+	case ING_EUNAUTHENTICATED:
+		if (cmd->token == NULL)
+			fprintf(ctx->err, "; no credential was given");
 		break;
 	default: break;
 	}
@@ -138,8 +144,8 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	struct cli_cmd cmd;
 	struct ing_error e;
 	ing_error_clear(&e);
-	int rv =
-	    cli_parse_args(argc, argv, getenv("INGOT_ENDPOINTS"), getenv("INGOT_TOKEN"), &cmd, &e);
+	int rv = cli_parse_args(argc, argv, getenv("INGOT_ENDPOINTS"), getenv("INGOT_TOKEN"),
+	                        getenv("INGOT_TOKEN_FILE"), &cmd, &e);
 	if (rv != 0) {
 		const char *noun;
 		const struct cli_command *c = cli_guess_command(argc, argv, &noun);
@@ -157,6 +163,11 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_VERSION: cli_version(out); return finish(out, err, 0);
 	case CLI_COMPLETION: cli_completion_bash(out); return finish(out, err, 0);
 	default: break;
+	}
+	static char token[CLI_TOKEN_MAX + 1];
+	if (cli_resolve_token(&cmd, token, sizeof(token), &e) != 0) {
+		fprintf(err, "ingotctl: %s: %s\n", ing_err_name(ING_EINVAL), e.msg);
+		return CLI_EXIT_USAGE;
 	}
 	struct cli_ctx ctx = {&cmd, out, err, NULL};
 	int code;
@@ -176,6 +187,10 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_MEMBER_REMOVE:
 	case CLI_MEMBER_TRANSFER: code = cli_cmd_member(&ctx); break;
 	case CLI_EVENTS: code = cli_cmd_events(&ctx); break;
+	case CLI_TOKEN_CREATE:
+	case CLI_TOKEN_LIST:
+	case CLI_TOKEN_REVOKE: code = cli_cmd_token(&ctx); break;
+	case CLI_AUDIT: code = cli_cmd_audit(&ctx); break;
 	case CLI_JOB_LOGS: code = cli_cmd_job_logs(&ctx); break;
 	case CLI_JOB_FETCH: code = cli_cmd_job_fetch(&ctx); break;
 	default: code = cli_cmd_job(&ctx); break;

@@ -71,6 +71,28 @@ static int write_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
+/* fsync of the directory holding `path`, so a new name in it is durable. */
+static int sync_parent(const char *path, struct ing_error *e)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, rv = 0;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if ((size_t)(slash - path) >= sizeof(dir))
+		return ing_error_set(e, ING_EINVAL, "path '%s' is too long", path);
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0)
+		rv = ing_error_set(e, ING_EIO, "cannot sync directory '%s': %s", dir,
+		                   strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return rv;
+}
+
 int ing_write_file(const char *path, const void *data, size_t len, unsigned mode, unsigned flags,
                    struct ing_error *e)
 {
@@ -87,6 +109,8 @@ int ing_write_file(const char *path, const void *data, size_t len, unsigned mode
 	if (fd < 0)
 		return ing_error_set(e, ING_EIO, "cannot create '%s': %s", target, strerror(errno));
 	err = write_all(fd, data, len);
+	if (err == 0 && (flags & ING_WRITE_SYNC) && fsync(fd) != 0)
+		err = errno;
 	if (err != 0) {
 		close(fd);
 		if (target != path)
@@ -99,5 +123,7 @@ int ing_write_file(const char *path, const void *data, size_t len, unsigned mode
 			unlink(target);
 		return ing_error_set(e, ING_EIO, "cannot write '%s': %s", path, strerror(err));
 	}
+	if (flags & ING_WRITE_SYNC)
+		return sync_parent(path, e);
 	return 0;
 }

@@ -24,6 +24,10 @@ enum ing_write_flags {
 	/* Write `path`.ingot-tmp beside it, then rename it over `path`: a
 	 * reader sees the old file or the whole new one, never a part. */
 	ING_WRITE_ATOMIC = 1,
+	/* fsync the file before closing it (and renaming it, with ATOMIC),
+	 * then the directory that holds it: once the call returns, the file
+	 * survives a crash. */
+	ING_WRITE_SYNC = 2,
 };
 
 /*

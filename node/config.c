@@ -37,6 +37,9 @@ void node_config_defaults(struct node_config *c)
 	c->join_role = REC_ROLE_VOTER;
 	c->voter_replace_after_ms = 10000;
 	c->member_catchup_timeout_ms = 30000;
+	c->auth.jwt_leeway_s = 60;
+	c->auth.rate_limits[AUTH_ROLE_NONE] = (struct node_rate_limit){20, 40};
+	c->auth.rate_limit_entries = 4096;
 }
 
 void node_config_dev(struct node_config *c)
@@ -337,8 +340,200 @@ int node_config_set_join(struct node_config *c, const char *list, struct ing_err
 	return 0;
 }
 
+/* Pair i of a mapping: its key (and the key's text, NULL when not a
+ * scalar) and value. */
+static void pair_at(struct loader *l, const yaml_node_t *n, yaml_node_pair_t *pr,
+                    const yaml_node_t **k, const yaml_node_t **v, const char **name)
+{
+	(void)n;
+	*k = yaml_document_get_node(&l->doc, pr->key);
+	*v = yaml_document_get_node(&l->doc, pr->value);
+	*name = scalar(*k);
+}
+
+#define FOR_PAIRS(n, pr)                                           \
+	for (yaml_node_pair_t *pr = (n)->data.mapping.pairs.start; \
+	     pr < (n)->data.mapping.pairs.top; pr++)
+
+static int get_double(struct loader *l, const yaml_node_t *n, const char *key, double max,
+                      double *out)
+{
+	const char *s = scalar(n);
+	char *end;
+	if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
+		return fail(l, n, key, "expected a number from 0 to %g", max);
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !(v >= 0 && v <= max))
+		return fail(l, n, key, "'%s' is not a number from 0 to %g", s, max);
+	*out = v;
+	return 0;
+}
+
+/* auth.rate_limits.<role|unauthenticated>: {rate_per_s, burst}. */
+static int get_rate_limits(struct loader *l, const yaml_node_t *n, struct node_auth_config *a)
+{
+	const yaml_node_t *k, *v;
+	const char *name;
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(l, n, "auth.rate_limits",
+		            "expected a mapping of roles (or unauthenticated) to {rate_per_s, "
+		            "burst}");
+	FOR_PAIRS(n, pr)
+	{
+		pair_at(l, n, pr, &k, &v, &name);
+		enum auth_role r;
+		const yaml_node_t *k2, *v2;
+		const char *field;
+		if (name != NULL && strcmp(name, "unauthenticated") == 0)
+			r = AUTH_ROLE_NONE;
+		else if (name == NULL || auth_role_parse(ing_str_c(name), &r, NULL) != 0)
+			return fail(l, k, "auth.rate_limits",
+			            "'%s' is not viewer, submitter, operator, admin or "
+			            "unauthenticated",
+			            name != NULL ? name : "?");
+		if (v->type != YAML_MAPPING_NODE)
+			return fail(l, v, "auth.rate_limits", "%s: expected {rate_per_s, burst}",
+			            name);
+		struct node_rate_limit rl = {0, 0};
+		bool have_rate = false;
+		FOR_PAIRS(v, pr2)
+		{
+			int rv;
+			pair_at(l, v, pr2, &k2, &v2, &field);
+			if (field != NULL && strcmp(field, "rate_per_s") == 0)
+				rv = get_double(l, v2, "auth.rate_limits.rate_per_s", 1e6,
+				                &rl.rate_per_s),
+				have_rate = true;
+			else if (field != NULL && strcmp(field, "burst") == 0)
+				rv = get_unsigned(l, v2, "auth.rate_limits.burst", 1, 1000000,
+				                  &rl.burst);
+			else
+				rv = fail(l, k2, "auth.rate_limits",
+				          "unknown key '%s' (known: rate_per_s, burst)",
+				          field != NULL ? field : "?");
+			if (rv != 0)
+				return rv;
+		}
+		if (!have_rate)
+			return fail(l, v, "auth.rate_limits", "%s: rate_per_s is required", name);
+		if (rl.burst == 0) /* one second's worth, at least 1 */
+			rl.burst = rl.rate_per_s >= 1 ? (unsigned)rl.rate_per_s : 1;
+		a->rate_limits[r] = rl;
+	}
+	return 0;
+}
+
+/* auth.jwt.role_map: {claim value: role}. */
+static int get_role_map(struct loader *l, const yaml_node_t *n, struct node_auth_config *a)
+{
+	const yaml_node_t *k, *v;
+	const char *name;
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(l, n, "auth.jwt.role_map",
+		            "expected a mapping of claim values to roles");
+	a->jwt_nrole_map = 0;
+	FOR_PAIRS(n, pr)
+	{
+		pair_at(l, n, pr, &k, &v, &name);
+		struct auth_jwt_role_map *m = &a->jwt_role_map[a->jwt_nrole_map];
+		if (a->jwt_nrole_map == AUTH_JWT_MAX_ROLE_MAP)
+			return fail(l, k, "auth.jwt.role_map", "more than %d entries",
+			            AUTH_JWT_MAX_ROLE_MAP);
+		int rv = get_str(l, k, "auth.jwt.role_map", m->claim_value, sizeof(m->claim_value));
+		const char *role = scalar(v);
+		if (rv == 0 &&
+		    (role == NULL || auth_role_parse(ing_str_c(role), &m->role, NULL) != 0))
+			rv = fail(l, v, "auth.jwt.role_map",
+			          "'%s' maps to '%s', not viewer, submitter, operator or admin",
+			          m->claim_value, role != NULL ? role : "?");
+		if (rv != 0)
+			return rv;
+		a->jwt_nrole_map++;
+	}
+	return 0;
+}
+
+static int get_jwt(struct loader *l, const yaml_node_t *n, struct node_auth_config *a)
+{
+	const yaml_node_t *k, *v;
+	const char *name;
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(l, n, "auth.jwt",
+		            "expected a mapping with issuer, audience, keys (and optional "
+		            "role_claim, tenant_claim, subject_claim, leeway_s, role_map)");
+	FOR_PAIRS(n, pr)
+	{
+		int rv;
+		pair_at(l, n, pr, &k, &v, &name);
+		if (name == NULL)
+			rv = fail(l, k, "auth.jwt", "keys must be strings");
+		else if (strcmp(name, "issuer") == 0)
+			rv = get_str(l, v, "auth.jwt.issuer", a->jwt_issuer, sizeof(a->jwt_issuer));
+		else if (strcmp(name, "audience") == 0)
+			rv = get_str(l, v, "auth.jwt.audience", a->jwt_audience,
+			             sizeof(a->jwt_audience));
+		else if (strcmp(name, "keys") == 0)
+			rv = get_str(l, v, "auth.jwt.keys", a->jwt_keys, sizeof(a->jwt_keys));
+		else if (strcmp(name, "role_claim") == 0)
+			rv = get_str(l, v, "auth.jwt.role_claim", a->jwt_role_claim,
+			             sizeof(a->jwt_role_claim));
+		else if (strcmp(name, "tenant_claim") == 0)
+			rv = get_str(l, v, "auth.jwt.tenant_claim", a->jwt_tenant_claim,
+			             sizeof(a->jwt_tenant_claim));
+		else if (strcmp(name, "subject_claim") == 0)
+			rv = get_str(l, v, "auth.jwt.subject_claim", a->jwt_subject_claim,
+			             sizeof(a->jwt_subject_claim));
+		else if (strcmp(name, "leeway_s") == 0)
+			rv = get_unsigned(l, v, "auth.jwt.leeway_s", 0, 3600, &a->jwt_leeway_s);
+		else if (strcmp(name, "role_map") == 0)
+			rv = get_role_map(l, v, a);
+		else
+			rv = fail(l, k, "auth.jwt",
+			          "unknown key '%s' (known: issuer, audience, keys, role_claim, "
+			          "tenant_claim, subject_claim, leeway_s, role_map)",
+			          name);
+		if (rv != 0)
+			return rv;
+	}
+	if (a->jwt_issuer[0] == '\0' || a->jwt_audience[0] == '\0' || a->jwt_keys[0] == '\0')
+		return fail(l, n, "auth.jwt", "issuer, audience and keys are required");
+	a->jwt = true;
+	return 0;
+}
+
+static int get_auth(struct loader *l, const yaml_node_t *n, struct node_config *c)
+{
+	const yaml_node_t *k, *v;
+	const char *name;
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(l, n, "auth",
+		            "expected a mapping (jwt, rate_limits, rate_limit_entries)");
+	FOR_PAIRS(n, pr)
+	{
+		int rv;
+		pair_at(l, n, pr, &k, &v, &name);
+		if (name != NULL && strcmp(name, "jwt") == 0)
+			rv = get_jwt(l, v, &c->auth);
+		else if (name != NULL && strcmp(name, "rate_limits") == 0)
+			rv = get_rate_limits(l, v, &c->auth);
+		else if (name != NULL && strcmp(name, "rate_limit_entries") == 0)
+			rv = get_unsigned(l, v, "auth.rate_limit_entries", 64, 1u << 20,
+			                  &c->auth.rate_limit_entries);
+		else
+			rv = fail(l, k, "auth",
+			          "unknown key '%s' (known: jwt, rate_limits, rate_limit_entries)",
+			          name != NULL ? name : "?");
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
 static int load_key(struct loader *l, const char *key, const yaml_node_t *v, struct node_config *c)
 {
+	if (strcmp(key, "auth") == 0)
+		return get_auth(l, v, c);
 	if (strcmp(key, "join") == 0)
 		return get_join(l, v, c);
 	if (strcmp(key, "join_role") == 0)

@@ -26,6 +26,8 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "node/auth/jwt.h"
+#include "node/auth/principal.h"
 #include "storage/limits.h"
 #include "storage/store.h"
 
@@ -44,6 +46,34 @@ struct node_gpu {
 	unsigned index;
 	char uuid[ING_GPU_UUID_MAX + 1]; /* "" when discovery did not find it */
 	uint64_t memory_bytes;           /* 0 when not known */
+};
+
+/* A token bucket: rate_per_s refills, burst holds; rate 0 is no limit. */
+struct node_rate_limit {
+	double rate_per_s;
+	unsigned burst;
+};
+
+/* `auth:` (docs/operations.md "Authentication"). */
+struct node_auth_config {
+	/* auth.jwt: JWTs of the customer's identity provider, verified
+	 * offline (node/auth/jwt.h); jwt false: JWTs are refused. */
+	bool jwt;
+	char jwt_issuer[512];
+	char jwt_audience[512];
+	char jwt_keys[512]; /* PEM or JWKS file of the provider's public keys */
+	char jwt_role_claim[128];
+	char jwt_tenant_claim[128];
+	char jwt_subject_claim[128];
+	unsigned jwt_leeway_s;
+	struct auth_jwt_role_map jwt_role_map[AUTH_JWT_MAX_ROLE_MAP];
+	unsigned jwt_nrole_map;
+	/* auth.rate_limits: per principal, by role (index enum auth_role,
+	 * AUTH_ROLE_VIEWER..AUTH_ROLE_ADMIN); [AUTH_ROLE_NONE] is
+	 * `unauthenticated`: per source address, for requests without a
+	 * valid credential.  Member nodes are never limited. */
+	struct node_rate_limit rate_limits[AUTH_ROLE_ADMIN + 1];
+	unsigned rate_limit_entries; /* buckets kept (auth.rate_limit_entries) */
 };
 
 struct node_peer {
@@ -95,6 +125,7 @@ struct node_config {
 	unsigned voter_replace_after_ms;    /* a voter silent this long is replaced */
 	unsigned member_catchup_timeout_ms; /* a new member must catch up within it */
 	bool leave_on_shutdown;             /* SIGTERM: leave the cluster first */
+	struct node_auth_config auth;
 };
 
 /* Parses "A:P[,A:P...]" into c->join (the --join flag).  ING_EINVAL naming

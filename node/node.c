@@ -540,13 +540,11 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	n->member_timer.data = n;
 	n->open_handles = 3;
 	/* These two hold a handle each (and the node until it is closed). */
-	rv = api_new(n, &n->api);
-	if (rv == 0)
-		rv = member_new(n, &n->member);
-	if (rv != 0) {
+	rv = api_new(n, &n->api, e);
+	if (rv == 0 && (rv = member_new(n, &n->member)) != 0)
 		ing_error_set(e, rv, "out of memory");
+	if (rv != 0)
 		goto fail;
-	}
 
 	memset(&ro, 0, sizeof(ro));
 	ro.address = cfg->api_address;

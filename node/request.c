@@ -137,6 +137,7 @@ static int send_on(struct node_requests *rq, struct rpc_client *c, struct node_r
 	q->r_.data = q;
 	q->r_.cb = on_reply;
 	q->r_.request_id = q->request_id;
+	q->r_.token = q->token != NULL ? q->token : "";
 	q->owner_ = rq;
 	return rpc_client_call_within(c, &q->r_, op, args, len, flags, timeout_ms);
 }

@@ -39,6 +39,10 @@ struct node_request {
 	void *data;
 	node_request_cb cb;
 	const char *request_id; /* optional idempotency key (copied when sent) */
+	/* Optional credential of the call (copied when sent): a forward
+	 * relays the client's own; NULL for the node's own calls, which
+	 * prove themselves by the connection (node/api/auth.c). */
+	const char *token;
 	/* private */
 	struct rpc_request r_;
 	struct node_requests *owner_;

@@ -693,6 +693,9 @@ int rpc_client_call_within(struct rpc_client *c, struct rpc_request *r, const ch
 		return ING_EINVAL; /* not a map: fixmap, map16 or map32 */
 	if (r->request_id != NULL && !rpc_request_id_valid(ing_str_c(r->request_id)))
 		return ING_EINVAL;
+	if (r->token != NULL && strlen(r->token) > RPC_TOKEN_MAX)
+		return ING_EINVAL;
+	const char *token = r->token != NULL ? (r->token[0] != '\0' ? r->token : NULL) : c->token;
 
 	struct rpc_pending *p = calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -704,7 +707,7 @@ int rpc_client_call_within(struct rpc_client *c, struct rpc_request *r, const ch
 	p->id = c->next_id++;
 	struct mp_out o;
 	mp_out_init(&o);
-	int rv = rpc_encode_request(&o, c->max_frame_bytes, p->id, op, args, args_len, c->token,
+	int rv = rpc_encode_request(&o, c->max_frame_bytes, p->id, op, args, args_len, token,
 	                            p->request_id);
 	if (rv != 0) {
 		mp_out_free(&o);

@@ -105,6 +105,10 @@ struct rpc_request {
 	void (*event_cb)(struct rpc_request *r, const msgpack_object *event);
 	/* Optional explicit idempotency key, copied by rpc_client_call. */
 	const char *request_id;
+	/* Optional: this call's credential instead of the client's token
+	 * ("" sends none), copied by rpc_client_call.  A node forwarding a
+	 * client's request passes the client's own credential. */
+	const char *token;
 	/* private */
 	struct rpc_pending *pending_;
 };
@@ -113,7 +117,8 @@ struct rpc_request {
  * Sends `op` with `args` (one encoded msgpack map, copied; NULL/0 means {}).
  * 0: r->cb will run exactly once later.  Errors (r->cb will NOT run):
  * ING_EINVAL (empty op or over 64 bytes, args not a single msgpack map,
- * request_id not 1..64 printable ASCII bytes, cb NULL), ING_ETOOBIG (the
+ * request_id not 1..64 printable ASCII bytes, a token over 4096 bytes, cb
+ * NULL), ING_ETOOBIG (the
  * request frame exceeds max_frame_bytes), ING_EUNAVAILABLE (client
  * closing), ING_ENOMEM.
  */

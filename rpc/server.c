@@ -10,8 +10,10 @@
  *             outstanding calls.  Freed in the tcp handle's close callback,
  *             never earlier, so a read callback (and a handler called from
  *             it) can always go on using the conn after asking for its end.
- *   call   -- owns a copy of its frame and the msgpack zone the request was
- *             decoded into; the handler owns the call until it replies.  A
+ *   call   -- owns a copy of its frame, of its peer, the msgpack zone the
+ *             request was decoded into and the handler's attached object
+ *             (rpc_call_set_data, released with the call); the handler owns
+ *             the call until it replies.  A
  *             call outlives its connection ("dead": conn == NULL) when the
  *             connection goes first; the reply then only frees it.
  *   wreq   -- one queued write and its bytes; freed in its write callback.
@@ -93,6 +95,9 @@ struct rpc_call {
 	struct rpc_call *prev, *next;
 	struct rpc_msg msg;
 	msgpack_zone zone;
+	struct rpc_peer peer;
+	void *data;
+	void (*release)(void *data);
 	void (*abandon_cb)(struct rpc_call *c, void *data);
 	void *abandon_data;
 	size_t len;
@@ -151,6 +156,8 @@ static void call_free(struct rpc_call *c)
 {
 	struct conn *conn = c->conn;
 	call_unlink(c);
+	if (c->release != NULL)
+		c->release(c->data);
 	msgpack_zone_destroy(&c->zone);
 	free(c);
 	if (conn != NULL)
@@ -180,6 +187,24 @@ struct ing_str rpc_call_token(const struct rpc_call *c)
 struct ing_str rpc_call_request_id(const struct rpc_call *c)
 {
 	return c->msg.request_id;
+}
+
+const struct rpc_peer *rpc_call_peer(const struct rpc_call *c)
+{
+	return &c->peer;
+}
+
+void rpc_call_set_data(struct rpc_call *c, void *data, void (*release)(void *data))
+{
+	if (c->release != NULL && c->data != data)
+		c->release(c->data);
+	c->data = data;
+	c->release = release;
+}
+
+void *rpc_call_data(const struct rpc_call *c)
+{
+	return c->data;
 }
 
 bool rpc_call_alive(const struct rpc_call *c)
@@ -365,6 +390,7 @@ static void conn_dispatch(struct conn *conn, const char *body, size_t len)
 	}
 
 	c->conn = conn;
+	snprintf(c->peer.address, sizeof(c->peer.address), "%s", conn->peer);
 	c->next = conn->calls;
 	if (conn->calls != NULL)
 		conn->calls->prev = c;

@@ -42,6 +42,12 @@ struct rpc_server_options {
 	unsigned max_calls;       /* outstanding calls per connection; 0: 4096 */
 };
 
+/* Who is at the other end of a call's connection. */
+struct rpc_peer {
+	char address[32]; /* "a.b.c.d:port" ("?" when it could not be read) */
+	bool tls;         /* the connection is TLS (never, until TLS is on the API) */
+};
+
 /* Called once per request, on the loop.  Must eventually reply to `call`. */
 typedef void (*rpc_handler)(void *data, struct rpc_call *call);
 
@@ -73,6 +79,15 @@ struct ing_str rpc_call_op(const struct rpc_call *c);
 const msgpack_object *rpc_call_args(const struct rpc_call *c); /* a MAP, str keys */
 struct ing_str rpc_call_token(const struct rpc_call *c);       /* len 0 when nil */
 struct ing_str rpc_call_request_id(const struct rpc_call *c);  /* len 0 when nil */
+/* The peer the call came from (the call's own copy, valid until the
+ * reply, also once the connection is gone): what an authorisation check
+ * reads. */
+const struct rpc_peer *rpc_call_peer(const struct rpc_call *c);
+/* The handler's own object attached to the call (NULL until set).  A
+ * second set releases the first.  `release` (may be NULL) runs on it when
+ * the call is freed, i.e. right after its reply. */
+void rpc_call_set_data(struct rpc_call *c, void *data, void (*release)(void *data));
+void *rpc_call_data(const struct rpc_call *c);
 /* False once the connection is gone (replies and pushes are dropped). */
 bool rpc_call_alive(const struct rpc_call *c);
 

@@ -18,6 +18,7 @@
 #include "node/api/api.h"
 #include "node/api/args.h"
 #include "node/api/view.h"
+#include "node/auth/principal.h"
 #include "node/core.h"
 #include "node/sm/cmd.h"
 #include "rpc/server.h"
@@ -31,10 +32,12 @@ struct api_parked {
 };
 
 struct api_watch;
+struct api_auth;
 
 /* The module's state (api.h), shared by its files. */
 struct api {
 	struct node *n;
+	struct api_auth *auth; /* auth.c */
 	/* forward.c */
 	struct api_parked *parked;
 	uv_timer_t park_timer; /* re-dispatches parked requests */
@@ -44,6 +47,45 @@ struct api {
 	/* watch.c */
 	struct api_watch *watches;
 };
+
+/* ---- who asks, and may they (auth.c, ops.c) ------------------------------ */
+
+/* Loads auth.jwt's keys, makes the rate limiter.  Errors as api_new. */
+int api_auth_new(const struct node_config *cfg, struct api_auth **out, struct ing_error *e);
+void api_auth_free(struct api_auth *au);
+/* Who sent call (auth.c's rules), without side effects: 0 and *p, or
+ * ING_EUNAUTHENTICATED with e saying what is wrong with the credential,
+ * or another error (the store could not be read). */
+int api_principal_of(struct api *a, const struct rpc_call *call, struct auth_principal *p,
+                     struct ing_error *e);
+/* Authenticates call, attaches the principal to it and charges its rate
+ * limit (once per call).  NULL when refused (replied: unauthenticated,
+ * rate_limited, or an error reading the tokens). */
+const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *call);
+/* The principal of an authenticated call (kind none before). */
+const struct auth_principal *api_caller(const struct rpc_call *call);
+/* Whether p may call operation `name` with args (the op table's need and
+ * nodes columns): 0, or ING_EUNAUTHENTICATED (no credential),
+ * ING_EDENIED (known, without the right), ING_EINVAL (unknown
+ * operation), with e saying what is missing. */
+int api_op_permit(const struct auth_principal *p, struct ing_str name, const msgpack_object *args,
+                  struct ing_error *e);
+/* The name of operation i of the op table, NULL past the last. */
+const char *api_op_name(size_t i);
+/* Counts and logs a refusal (e->code unauthenticated or permission
+ * denied) and replies it. */
+void api_refuse(struct api *a, struct rpc_call *call, const struct ing_error *e);
+/* Loads job `id` in t into j (views in z) if the caller may see it;
+ * otherwise replies not_found ("job N does not exist", as for a missing
+ * job), or the read error, and returns non-zero. */
+int api_load_job(struct node *n, struct rpc_call *call, struct store_txn *t, uint64_t id,
+                 msgpack_zone *z, struct rec_job *j);
+/* For a write about job `id` by a tenant's principal: 0 when the job is
+ * its tenant's, else replied (not_found) and non-zero.  0 at once for a
+ * principal that sees every tenant. */
+int api_job_visible(struct node *n, struct rpc_call *call, uint64_t id);
+/* enum rec_token_role of a client role. */
+uint8_t api_token_role(enum auth_role r);
 
 /* ---- forwarding and parking (forward.c) -------------------------------- */
 
@@ -134,5 +176,11 @@ void api_op_cluster_events(struct node *n, struct rpc_call *call);
 /* status.c */
 void api_op_node_info(struct node *n, struct rpc_call *call);
 void api_op_status(struct node *n, struct rpc_call *call);
+/* tokens.c */
+void api_op_token_create(struct node *n, struct rpc_call *call);
+void api_op_token_list(struct node *n, struct rpc_call *call);
+void api_op_token_revoke(struct node *n, struct rpc_call *call);
+/* audit.c */
+void api_op_audit_list(struct node *n, struct rpc_call *call);
 
 #endif

@@ -1,8 +1,15 @@
 /*
  * artifacts.c - artifact.get: an artifact's bytes by SHA-256
  * (docs/api.md "Artifacts").
+ *
+ * Artifacts are shared by content across jobs and tenants, so a hash
+ * alone says nothing of whose it is: with `job`, the artifact must be one
+ * of that job's (a source, a stage log or output of its current attempt)
+ * and the job visible to the caller, else not_found, as if it did not
+ * exist.  A tenant's principal must name the job.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/encode.h"
 #include "common/mp.h"
@@ -10,20 +17,47 @@
 #include "rpc/args.h"
 #include "storage/artifact.h"
 
+/* Whether the artifact is one of j's: a source, or a log or an output of
+ * a stage of its current attempt. */
+static bool job_has_artifact(const struct rec_job *j, const uint8_t sha[32])
+{
+	for (uint32_t i = 0; i < j->nsources; i++)
+		if (memcmp(j->sources[i].sha256, sha, 32) == 0)
+			return true;
+	for (uint32_t s = 0; s < j->nstages; s++) {
+		const struct rec_stage_result *r = &j->stages[s];
+		if (r->has_log && memcmp(r->log_sha256, sha, 32) == 0)
+			return true;
+		for (uint32_t o = 0; o < r->noutputs; o++)
+			if (memcmp(r->outputs[o].sha256, sha, 32) == 0)
+				return true;
+	}
+	return false;
+}
+
 void api_op_artifact_get(struct node *n, struct rpc_call *call)
 {
-	static const char *const known[] = {"sha256", "stale", NULL};
+	static const char *const known[] = {"sha256", "job", "stale", NULL};
+	const struct auth_principal *who = api_caller(call);
 	struct ing_str hex;
 	struct ing_error e;
 	struct store_txn *t;
 	uint8_t sha[32];
 	void *data;
 	size_t len;
+	uint64_t job = 0;
 	struct mp_out o;
 
 	if (api_check_known(call, known) != 0)
 		return;
-	if (rpc_arg_str(rpc_call_args(call), "sha256", 64, true, &hex, &e) != 0) {
+	if (rpc_arg_str(rpc_call_args(call), "sha256", 64, true, &hex, &e) != 0 ||
+	    rpc_arg_u64(rpc_call_args(call), "job", UINT64_MAX, who->tenant[0] != '\0', &job, &e) !=
+	        0) {
+		if (who->tenant[0] != '\0' && rpc_arg_find(rpc_call_args(call), "job") == NULL)
+			ing_error_set(&e, ING_EINVAL,
+			              "argument 'job': required for %s (scoped to tenant %s): the "
+			              "job the artifact belongs to",
+			              who->name, who->tenant);
 		api_reply_err(call, &e);
 		return;
 	}
@@ -34,6 +68,24 @@ void api_op_artifact_get(struct node *n, struct rpc_call *call)
 	}
 	if (api_read_begin(n, call, &t) != 0)
 		return;
+	if (rpc_arg_find(rpc_call_args(call), "job") != NULL) {
+		struct rec_job j;
+		msgpack_zone z;
+		msgpack_zone_init(&z, 4096);
+		int jrv = api_load_job(n, call, t, job, &z, &j);
+		bool has = jrv == 0 && job_has_artifact(&j, sha);
+		msgpack_zone_destroy(&z);
+		if (jrv != 0) {
+			store_abort(t);
+			return; /* replied */
+		}
+		if (!has) {
+			store_abort(t);
+			rpc_reply_error(call, ING_ENOTFOUND, "artifact %.*s does not exist",
+			                ING_STR_FMT(hex));
+			return;
+		}
+	}
 	int rv = store_artifact_read(t, sha, &data, &len);
 	store_abort(t);
 	if (rv == ING_ENOTFOUND) {

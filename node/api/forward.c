@@ -2,9 +2,11 @@
  * forward.c - requests this node cannot serve itself: forwarded to the
  * leader, or parked until there is one.
  *
- * Forwarding relays the request as it came (op, args, request id) over the
- * kept-open connection to the current leader's API address
- * (node/request.h), and relays the reply.  When the leader changes, the
+ * Forwarding relays the request as it came (op, args, request id, and the
+ * client's credential, which the leader checks again: it need not trust
+ * this node) over the kept-open connection to the current leader's API
+ * address (node/request.h), and relays the reply.  A member node's own
+ * call carries no credential: the connection proves the node.  When the leader changes, the
  * connection to the previous one is closed, so what was in flight there is
  * parked again at once.  The request id travels with it, so the leader's dedupe makes a
  * retry after a lost reply safe.  When the forward fails at the connection
@@ -34,7 +36,15 @@ struct forward {
 	uint64_t deadline_ms;
 	char request_id[RPC_REQUEST_ID_MAX + 1];
 	char op[64];
+	char *token; /* the client's credential, NULL when none */
 };
+
+static void forward_free(struct forward *f)
+{
+	if (f != NULL)
+		free(f->token);
+	free(f);
+}
 
 static void on_park_tick(uv_timer_t *t)
 {
@@ -128,7 +138,7 @@ static void on_forwarded(struct node_request *q, int status, const struct ing_er
 {
 	struct forward *f = q->data;
 	relay(f, status, err, result);
-	free(f);
+	forward_free(f);
 }
 
 void api_forward(struct api *a, struct rpc_call *call)
@@ -138,6 +148,7 @@ void api_forward(struct api *a, struct rpc_call *call)
 	struct mp_out args;
 	struct forward *f;
 	struct ing_str op = rpc_call_op(call), rid = rpc_call_request_id(call);
+	struct ing_str token = rpc_call_token(call);
 	int rv;
 
 	if (a->fwd_leader != 0 && a->fwd_leader != leader)
@@ -162,6 +173,15 @@ void api_forward(struct api *a, struct rpc_call *call)
 		memcpy(f->request_id, rid.ptr, rid.len);
 		f->q.request_id = f->request_id;
 	}
+	if (token.len > 0) {
+		f->token = strndup(token.ptr, token.len);
+		if (f->token == NULL) {
+			forward_free(f);
+			rpc_reply_error(call, ING_ENOMEM, "out of memory");
+			return;
+		}
+		f->q.token = f->token;
+	}
 	mp_out_init(&args);
 	msgpack_pack_object(&args.pk, *rpc_call_args(call));
 	rv = mp_out_failed(&args);
@@ -171,12 +191,12 @@ void api_forward(struct api *a, struct rpc_call *call)
 	mp_out_free(&args);
 	if (rv == ING_ENOTFOUND) {
 		ING_LOG_WARN("leader api address unknown leader=%" PRIu64, leader);
-		free(f);
+		forward_free(f);
 		api_park(a, call);
 		return;
 	}
 	if (rv != 0) {
-		free(f);
+		forward_free(f);
 		rpc_reply_error(call, rv, "cannot forward to the leader: %s", ing_err_msg(rv));
 	}
 }

@@ -1,6 +1,11 @@
 /*
  * jobs.c - job.submit, job.get, job.list, job.cancel, job.retry, job.events
  * and job.watch (docs/api.md "Jobs").
+ *
+ * Tenants: a tenant's principal submits only into its tenant (which is
+ * then the default), and another tenant's job does not exist for it: every
+ * operation on one answers not_found with the same words as for a missing
+ * job, and job.list leaves it out.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,7 +31,8 @@ void api_op_job_submit(struct node *n, struct rpc_call *call)
 	if (api_check_known(call, known) != 0)
 		return;
 	msgpack_zone_init(&z, 1024);
-	c.u.job_submit.tenant = ing_str_c("default");
+	const struct auth_principal *who = api_caller(call);
+	c.u.job_submit.tenant = ing_str_c(who->tenant[0] != '\0' ? who->tenant : "default");
 	rv = rpc_arg_str(args, "target", ING_NAME_MAX, true, &c.u.job_submit.target, &e);
 	if (rv == 0)
 		rv = rpc_arg_array(args, "sources", ING_MAX_SOURCES, true, &sources, &e);
@@ -68,7 +74,11 @@ void api_op_job_submit(struct node *n, struct rpc_call *call)
 	}
 	c.u.job_submit.priority = (uint32_t)priority;
 	c.u.job_submit.max_attempts = (uint32_t)attempts;
-	if (rv != 0) {
+	if (rv == 0 && !auth_sees_tenant(who, c.u.job_submit.tenant)) {
+		ing_error_set(&e, ING_EDENIED, "%s may submit only into tenant %s, not %.*s",
+		              who->name, who->tenant, ING_STR_FMT(c.u.job_submit.tenant));
+		api_refuse(node_api(n), call, &e);
+	} else if (rv != 0) {
 		api_reply_err(call, &e);
 	} else {
 		if (deadline > 0)
@@ -105,6 +115,8 @@ static void op_job_cancel_or_retry(struct node *n, struct rpc_call *call, uint32
 		api_reply_err(call, &e);
 		return;
 	}
+	if (api_job_visible(n, call, id) != 0)
+		return;
 	api_propose(n, call, &c, SHAPE_JOB_STATE, id, ing_str_c(""));
 }
 
@@ -118,25 +130,38 @@ void api_op_job_retry(struct node *n, struct rpc_call *call)
 	op_job_cancel_or_retry(n, call, CMD_JOB_RETRY);
 }
 
-/* Loads job `id` in t; replies not_found or an error itself (returns != 0). */
-static int load_job(struct node *n, struct rpc_call *call, struct store_txn *t, uint64_t id,
-                    msgpack_zone *z, struct rec_job *j)
+int api_load_job(struct node *n, struct rpc_call *call, struct store_txn *t, uint64_t id,
+                 msgpack_zone *z, struct rec_job *j)
 {
 	uint8_t k[8];
 	struct ing_str val;
 	store_be64(k, id);
 	int rv = store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val);
-	if (rv == ING_ENOTFOUND) {
-		rpc_reply_error(call, rv, "job %" PRIu64 " does not exist", id);
-		return rv;
-	}
-	if (rv != 0) {
-		rpc_reply_error(call, rv, "cannot read job: %s", ing_err_msg(rv));
-		return rv;
-	}
-	if (rec_job_decode(val, z, j, NULL) != 0)
+	if (rv == 0 && rec_job_decode(val, z, j, NULL) != 0)
 		return api_corrupt_reply(n, call, "job record");
-	return 0;
+	if (rv == ING_ENOTFOUND || (rv == 0 && !auth_sees_tenant(api_caller(call), j->tenant))) {
+		rpc_reply_error(call, ING_ENOTFOUND, "job %" PRIu64 " does not exist", id);
+		return ING_ENOTFOUND;
+	}
+	if (rv != 0)
+		rpc_reply_error(call, rv, "cannot read job: %s", ing_err_msg(rv));
+	return rv;
+}
+
+int api_job_visible(struct node *n, struct rpc_call *call, uint64_t id)
+{
+	struct store_txn *t;
+	struct rec_job j;
+	msgpack_zone z;
+	if (api_caller(call)->tenant[0] == '\0')
+		return 0; /* sees every tenant: the state machine says whether it exists */
+	if (api_read_begin(n, call, &t) != 0)
+		return ING_EIO;
+	msgpack_zone_init(&z, 1024);
+	int rv = api_load_job(n, call, t, id, &z, &j);
+	msgpack_zone_destroy(&z);
+	store_abort(t);
+	return rv;
 }
 
 void api_op_job_get(struct node *n, struct rpc_call *call)
@@ -151,7 +176,7 @@ void api_op_job_get(struct node *n, struct rpc_call *call)
 	if (api_read_id(call, known, &id) != 0 || api_read_begin(n, call, &t) != 0)
 		return;
 	msgpack_zone_init(&z, 4096);
-	if (load_job(n, call, t, id, &z, &j) == 0) {
+	if (api_load_job(n, call, t, id, &z, &j) == 0) {
 		mp_out_init(&o);
 		view_job(&o.pk, &j, true, sched_reason(node_sched(n), j.id));
 		api_reply_out(call, &o);
@@ -176,7 +201,7 @@ void api_op_job_events(struct node *n, struct rpc_call *call)
 	if (api_read_id(call, known, &id) != 0 || api_read_begin(n, call, &t) != 0)
 		return;
 	msgpack_zone_init(&z, 4096);
-	if (load_job(n, call, t, id, &z, &j) != 0)
+	if (api_load_job(n, call, t, id, &z, &j) != 0)
 		goto out;
 	mp_out_init(&o);
 	msgpack_pack_array(&o.pk, j.nevents);
@@ -254,7 +279,8 @@ void api_op_job_list(struct node *n, struct rpc_call *call)
 			break;
 		}
 		if ((state_name.len == 0 || j.state == state) &&
-		    (target.len == 0 || ing_str_eq(target, j.target))) {
+		    (target.len == 0 || ing_str_eq(target, j.target)) &&
+		    auth_sees_tenant(api_caller(call), j.tenant)) {
 			if (count == limit) {
 				more = true;
 				break;

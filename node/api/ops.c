@@ -15,6 +15,16 @@
  * barrier is pending) are parked (forward.c) and retried, bounded by
  * request_timeout_ms.  Argument checking happens where the request is
  * served; a bad argument gets `invalid` naming it and changes nothing.
+ *
+ * Before anything else, where the request arrives: who asks (auth.c), and
+ * whether they may (api_op_permit, from the table's `need` and `nodes`
+ * columns: the least client role, or a member node; whether a member node
+ * may call it too, or only about itself).  A refusal changes nothing and
+ * the connection stays open.  A follower forwards only what it permitted,
+ * with the client's credential, and the leader checks again.  Tenant
+ * scoping (a tenant's jobs do not exist for another tenant) is the
+ * handlers' (jobs.c, artifacts.c, watch.c), the node a worker report may
+ * be about reports.c's.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -25,42 +35,58 @@
 
 enum op_kind { OP_LOCAL, OP_READ, OP_WRITE, OP_LEADER /* leader's memory, not the log */ };
 
+/* Who may call an operation: the least client role (each role holds the
+ * rights of those below it), or only member nodes. */
+enum op_need { NEED_VIEWER, NEED_SUBMITTER, NEED_OPERATOR, NEED_ADMIN, NEED_NODE };
+/* Whether a member node may call it as well: no, yes, or only about
+ * itself (argument `id` its own raft id, when its id is proven). */
+enum op_nodes { NODES_NO, NODES_YES, NODES_SELF };
+
 struct op {
 	const char *name;
 	enum op_kind kind;
 	void (*fn)(struct node *n, struct rpc_call *call);
-	bool slow; /* waits for a membership change: member_catchup_timeout_ms */
+	enum op_need need;
+	enum op_nodes nodes;
+	bool unscoped; /* the whole cluster's: not for a tenant's principal */
+	bool slow;     /* waits for a membership change: member_catchup_timeout_ms */
 };
 
+/* clang-format off */
 static const struct op ops[] = {
-    {"status", OP_LOCAL, api_op_status},
-    {"node.info", OP_LOCAL, api_op_node_info},
-    {"target.put", OP_WRITE, api_op_target_put},
-    {"target.get", OP_READ, api_op_target_get},
-    {"target.list", OP_READ, api_op_target_list},
-    {"target.delete", OP_WRITE, api_op_target_delete},
-    {"job.submit", OP_WRITE, api_op_job_submit},
-    {"job.get", OP_READ, api_op_job_get},
-    {"job.list", OP_READ, api_op_job_list},
-    {"job.cancel", OP_WRITE, api_op_job_cancel},
-    {"job.retry", OP_WRITE, api_op_job_retry},
-    {"job.events", OP_READ, api_op_job_events},
-    {"job.watch", OP_LOCAL, api_op_job_watch},
-    {"node.list", OP_READ, api_op_node_list},
-    {"node.drain", OP_WRITE, api_op_node_drain},
-    {"node.undrain", OP_WRITE, api_op_node_undrain},
-    {"artifact.get", OP_READ, api_op_artifact_get},
-    {"node.register", OP_WRITE, api_op_node_register},
-    {"node.heartbeat", OP_LEADER, api_op_node_heartbeat},
-    {"worker.report", OP_WRITE, api_op_worker_report},
-    {"member.add", OP_LEADER, member_op_add, true},
-    {"member.promote", OP_LEADER, member_op_promote, true},
-    {"member.demote", OP_LEADER, member_op_demote, true},
-    {"member.remove", OP_LEADER, member_op_remove, true},
-    {"member.transfer", OP_LEADER, member_op_transfer, true},
-    {"member.check", OP_LEADER, member_op_check},
-    {"cluster.events", OP_READ, api_op_cluster_events},
+    {"status",          OP_LOCAL,  api_op_status,          NEED_VIEWER,    NODES_NO,   false, false},
+    {"node.info",       OP_LOCAL,  api_op_node_info,       NEED_VIEWER,    NODES_YES,  false, false},
+    {"target.put",      OP_WRITE,  api_op_target_put,      NEED_OPERATOR,  NODES_NO,   false, false},
+    {"target.get",      OP_READ,   api_op_target_get,      NEED_VIEWER,    NODES_NO,   false, false},
+    {"target.list",     OP_READ,   api_op_target_list,     NEED_VIEWER,    NODES_NO,   false, false},
+    {"target.delete",   OP_WRITE,  api_op_target_delete,   NEED_OPERATOR,  NODES_NO,   false, false},
+    {"job.submit",      OP_WRITE,  api_op_job_submit,      NEED_SUBMITTER, NODES_NO,   false, false},
+    {"job.get",         OP_READ,   api_op_job_get,         NEED_VIEWER,    NODES_NO,   false, false},
+    {"job.list",        OP_READ,   api_op_job_list,        NEED_VIEWER,    NODES_NO,   false, false},
+    {"job.cancel",      OP_WRITE,  api_op_job_cancel,      NEED_SUBMITTER, NODES_NO,   false, false},
+    {"job.retry",       OP_WRITE,  api_op_job_retry,       NEED_SUBMITTER, NODES_NO,   false, false},
+    {"job.events",      OP_READ,   api_op_job_events,      NEED_VIEWER,    NODES_NO,   false, false},
+    {"job.watch",       OP_LOCAL,  api_op_job_watch,       NEED_VIEWER,    NODES_NO,   false, false},
+    {"node.list",       OP_READ,   api_op_node_list,       NEED_VIEWER,    NODES_NO,   false, false},
+    {"node.drain",      OP_WRITE,  api_op_node_drain,      NEED_OPERATOR,  NODES_NO,   false, false},
+    {"node.undrain",    OP_WRITE,  api_op_node_undrain,    NEED_OPERATOR,  NODES_NO,   false, false},
+    {"artifact.get",    OP_READ,   api_op_artifact_get,    NEED_VIEWER,    NODES_NO,   false, false},
+    {"node.register",   OP_WRITE,  api_op_node_register,   NEED_NODE,      NODES_SELF, false, false},
+    {"node.heartbeat",  OP_LEADER, api_op_node_heartbeat,  NEED_NODE,      NODES_SELF, false, false},
+    {"worker.report",   OP_WRITE,  api_op_worker_report,   NEED_NODE,      NODES_YES,  false, false},
+    {"member.add",      OP_LEADER, member_op_add,          NEED_ADMIN,     NODES_SELF, false, true},
+    {"member.promote",  OP_LEADER, member_op_promote,      NEED_ADMIN,     NODES_NO,   false, true},
+    {"member.demote",   OP_LEADER, member_op_demote,       NEED_ADMIN,     NODES_NO,   false, true},
+    {"member.remove",   OP_LEADER, member_op_remove,       NEED_ADMIN,     NODES_SELF, false, true},
+    {"member.transfer", OP_LEADER, member_op_transfer,     NEED_ADMIN,     NODES_NO,   false, true},
+    {"member.check",    OP_LEADER, member_op_check,        NEED_NODE,      NODES_SELF, false, false},
+    {"cluster.events",  OP_READ,   api_op_cluster_events,  NEED_VIEWER,    NODES_NO,   true,  false},
+    {"token.create",    OP_WRITE,  api_op_token_create,    NEED_ADMIN,     NODES_NO,   false, false},
+    {"token.list",      OP_READ,   api_op_token_list,      NEED_ADMIN,     NODES_NO,   false, false},
+    {"token.revoke",    OP_WRITE,  api_op_token_revoke,    NEED_ADMIN,     NODES_NO,   false, false},
+    {"audit.list",      OP_READ,   api_op_audit_list,      NEED_ADMIN,     NODES_NO,   false, false},
 };
+/* clang-format on */
 
 static const struct op *find_op(struct ing_str name)
 {
@@ -68,6 +94,75 @@ static const struct op *find_op(struct ing_str name)
 		if (ing_str_eq_c(name, ops[i].name))
 			return &ops[i];
 	return NULL;
+}
+
+const char *api_op_name(size_t i)
+{
+	return i < sizeof(ops) / sizeof(ops[0]) ? ops[i].name : NULL;
+}
+
+static const char *const need_names[] = {"viewer", "submitter", "operator", "admin", "node"};
+
+/* The `id` argument when it is an unsigned integer, else 0. */
+static uint64_t arg_id(const msgpack_object *args)
+{
+	const msgpack_object *v = args != NULL ? rpc_arg_find(args, "id") : NULL;
+	return v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
+}
+
+int api_op_permit(const struct auth_principal *p, struct ing_str name, const msgpack_object *args,
+                  struct ing_error *e)
+{
+	const struct op *op = find_op(name);
+	const char *who = p->name;
+
+	if (op == NULL)
+		return ing_error_set(e, ING_EINVAL,
+		                     "unknown operation '%.*s' (see docs/api.md for the list)",
+		                     ING_STR_FMT(name));
+	if (p->kind == AUTH_KIND_NODE) {
+		uint64_t id = arg_id(args);
+		if (op->need == NEED_NODE || op->nodes == NODES_YES)
+			goto node_self;
+		if (op->nodes == NODES_SELF && (p->node_id == 0 || id == p->node_id))
+			return 0;
+		if (p->node_id == 0) /* dev mode: no credential at all */
+			return ing_error_set(
+			    e, ING_EUNAUTHENTICATED,
+			    "%s needs a credential (the %s role): pass --token, "
+			    "--token-file or INGOT_TOKEN (a new cluster's admin token "
+			    "is in <data_dir>/admin.token)",
+			    op->name, need_names[op->need]);
+		return ing_error_set(e, ING_EDENIED,
+		                     "%s (a member node) may not call %s: it needs the %s role",
+		                     who, op->name, need_names[op->need]);
+	node_self:
+		if (op->nodes == NODES_SELF && p->node_id != 0 && id != p->node_id)
+			return ing_error_set(e, ING_EDENIED,
+			                     "%s may call %s only about itself (id %" PRIu64 ")",
+			                     who, op->name, p->node_id);
+		return 0;
+	}
+	if (p->kind == AUTH_KIND_NONE)
+		return ing_error_set(e, ING_EUNAUTHENTICATED,
+		                     "%s needs a credential: pass --token, --token-file or "
+		                     "INGOT_TOKEN (a new cluster's admin token is in "
+		                     "<data_dir>/admin.token)",
+		                     op->name);
+	if (op->need == NEED_NODE)
+		return ing_error_set(e, ING_EDENIED,
+		                     "%s is for member nodes only (%s is role %s): nodes prove "
+		                     "themselves by their certificates",
+		                     op->name, who, auth_role_name(p->role));
+	if (!auth_has_role(p, (enum auth_role)(op->need + 1)))
+		return ing_error_set(e, ING_EDENIED,
+		                     "%s (role %s) may not call %s: it needs the %s role", who,
+		                     auth_role_name(p->role), op->name, need_names[op->need]);
+	if (op->unscoped && p->tenant[0] != '\0')
+		return ing_error_set(e, ING_EDENIED,
+		                     "%s is scoped to tenant %s: %s shows the whole cluster", who,
+		                     p->tenant, op->name);
+	return 0;
 }
 
 unsigned api_call_timeout_ms(const struct api *a, struct ing_str op)
@@ -108,16 +203,24 @@ void api_dispatch(struct api *a, struct rpc_call *call)
 	const struct op *op = find_op(rpc_call_op(call));
 	enum cons_role role = node_role(n);
 	uint64_t leader = node_leader_id(n);
+	const struct auth_principal *who;
+	struct ing_error e;
 
+	if (node_stopping(n)) {
+		rpc_reply_error(call, ING_EUNAVAILABLE, "node %" PRIu64 " is shutting down",
+		                node_id(n));
+		return;
+	}
+	if ((who = api_authenticate(a, call)) == NULL)
+		return;
 	if (op == NULL) {
 		rpc_reply_error(call, ING_EINVAL,
 		                "unknown operation '%.*s' (see docs/api.md for the list)",
 		                ING_STR_FMT(rpc_call_op(call)));
 		return;
 	}
-	if (node_stopping(n)) {
-		rpc_reply_error(call, ING_EUNAVAILABLE, "node %" PRIu64 " is shutting down",
-		                node_id(n));
+	if (api_op_permit(who, rpc_call_op(call), rpc_call_args(call), &e) != 0) {
+		api_refuse(a, call, &e);
 		return;
 	}
 	if (op->kind == OP_LOCAL || (op->kind == OP_READ && wants_stale(call))) {
@@ -158,11 +261,16 @@ void api_handle(void *data, struct rpc_call *call)
 
 /* ---- the module's life (api.h) ----------------------------------------- */
 
-int api_new(struct node *n, struct api **out)
+int api_new(struct node *n, struct api **out, struct ing_error *e)
 {
 	struct api *a = calloc(1, sizeof(*a));
 	if (a == NULL)
-		return ING_ENOMEM;
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	int rv = api_auth_new(node_cfg(n), &a->auth, e);
+	if (rv != 0) {
+		free(a);
+		return rv;
+	}
 	a->n = n;
 	uv_timer_init(node_loop(n), &a->park_timer);
 	a->park_timer.data = a;
@@ -174,6 +282,8 @@ int api_new(struct node *n, struct api **out)
 
 void api_free(struct api *a)
 {
+	if (a != NULL)
+		api_auth_free(a->auth);
 	free(a);
 }
 

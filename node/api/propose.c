@@ -1,6 +1,7 @@
 /*
  * propose.c - the write path of the API: a command built from a request is
- * stamped (version, leader time, the client's request id), proposed, and
+ * stamped (version, leader time, the client's request id and principal),
+ * proposed, and
  * its apply result shaped into the reply (docs/api.md: ids, target names
  * and revisions, job states), all through node/propose.h.  A node that is not the leader any more
  * parks the request (forward.c); a leadership change before the entry was confirmed gets
@@ -107,6 +108,8 @@ int api_propose(struct node *n, struct rpc_call *call, struct cmd *c, enum api_s
 	}
 	if (c->request_id.len == 0)
 		c->request_id = rpc_call_request_id(call);
+	if (c->principal.len == 0 && cmd_type_principal_version(c->type) != 0)
+		c->principal = api_call_principal(call); /* the audit trail */
 	pr->call = call;
 	pr->shape = shape;
 	pr->id = id;

@@ -2,10 +2,50 @@
  * reports.c - worker.report: a worker's report about its attempt
  * (stage_start, stage_finish, finish, lost), turned into the matching
  * command (docs/api.md "Workers").  The state machine fences a report for
- * any attempt but the current one.
+ * any attempt but the current one.  Only member nodes may report (ops.c),
+ * and a node whose id is proven (its certificate) only about an attempt
+ * assigned to it: a report about the current attempt of a job that runs
+ * elsewhere is permission_denied (one about an older attempt is left to
+ * the state machine's fence, stale_attempt).
  */
+#include <inttypes.h>
+
 #include "node/api/api_internal.h"
 #include "rpc/args.h"
+
+/* A proven node reporting about the live attempt of a job assigned to
+ * another node: refused (replied, true). */
+static bool report_denied(struct node *n, struct rpc_call *call, uint64_t job, uint64_t attempt)
+{
+	const struct auth_principal *who = api_caller(call);
+	struct store_txn *t;
+	struct ing_str val;
+	struct rec_job j;
+	struct ing_error e;
+	msgpack_zone z;
+	uint8_t k[8];
+	bool denied = false;
+
+	if (who->kind != AUTH_KIND_NODE || who->node_id == 0)
+		return false;
+	if (api_read_begin(n, call, &t) != 0)
+		return true;
+	msgpack_zone_init(&z, 1024);
+	store_be64(k, job);
+	if (store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val) == 0 &&
+	    rec_job_decode(val, &z, &j, NULL) == 0 && j.attempt == attempt &&
+	    j.node_id != who->node_id) {
+		ing_error_set(&e, ING_EDENIED,
+		              "%s may not report on attempt %" PRIu64 " of job %" PRIu64
+		              ": it is assigned to node %" PRIu64,
+		              who->name, attempt, job, j.node_id);
+		api_refuse(node_api(n), call, &e);
+		denied = true;
+	}
+	msgpack_zone_destroy(&z);
+	store_abort(t);
+	return denied;
+}
 
 /* worker.report: a worker's report about its attempt (stage_start,
  * stage_finish, finish), turned into the matching command. */
@@ -43,6 +83,8 @@ void api_op_worker_report(struct node *n, struct rpc_call *call)
 		rv = rpc_arg_str(args, "message", ING_MESSAGE_MAX, false, &message, &e);
 	if (rv != 0)
 		goto bad;
+	if (report_denied(n, call, job, attempt))
+		goto out;
 	if (ing_str_eq_c(kind, "stage_start")) {
 		c = api_new_cmd(CMD_JOB_STAGE_START);
 		c.u.job_stage_start.job = job;
@@ -90,6 +132,7 @@ void api_op_worker_report(struct node *n, struct rpc_call *call)
 		goto bad;
 	}
 	api_propose(n, call, &c, SHAPE_JOB_STATE, job, ing_str_c(""));
+out:
 	msgpack_zone_destroy(&z);
 	return;
 bad:

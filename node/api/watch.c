@@ -7,8 +7,9 @@
  * once the job is final and every event is out, the final reply carries
  * the job.  A job that does not exist yet here is waited for up to
  * request_timeout_ms (it may have been submitted through another node and
- * not applied here yet), then the watch fails with not_found.  A client
- * that goes away ends its watch (rpc_call_on_abandon).
+ * not applied here yet), then the watch fails with not_found; so is
+ * another tenant's job, for a tenant's principal.  A client that goes away
+ * ends its watch (rpc_call_on_abandon).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -55,15 +56,20 @@ static bool poll_one(struct api *a, struct api_watch *w, struct store_txn *t, ms
 
 	store_be64(k, w->job);
 	int rv = store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val);
+	if (rv == 0 && rec_job_decode(val, z, &j, NULL) != 0)
+		rv = ING_ECORRUPT;
+	/* Another tenant's job does not exist for this caller: same wait,
+	 * same answer. */
+	if (rv == 0 && !auth_sees_tenant(api_caller(w->call), j.tenant))
+		rv = ING_ENOTFOUND;
 	if (rv == ING_ENOTFOUND) {
 		if (node_now_ms() - w->started_ms < node_cfg(a->n)->request_timeout_ms)
 			return false;
 		rpc_reply_error(w->call, ING_ENOTFOUND, "job %" PRIu64 " does not exist", w->job);
 		return true;
 	}
-	if (rv != 0 || rec_job_decode(val, z, &j, NULL) != 0) {
-		rpc_reply_error(w->call, rv != 0 ? rv : ING_ECORRUPT, "cannot read job %" PRIu64,
-		                w->job);
+	if (rv != 0) {
+		rpc_reply_error(w->call, rv, "cannot read job %" PRIu64, w->job);
 		return true;
 	}
 	mp_out_init(&o);

@@ -35,6 +35,7 @@
 
 #include "common/log.h"
 #include "common/mp.h"
+#include "node/api/api.h"
 #include "node/api/view.h"
 #include "node/leader/liveness.h"
 #include "node/member/member_internal.h"
@@ -194,6 +195,9 @@ struct mc {
 	struct cons_change ch;
 	char steps[MC_MAX_STEPS + 4][MC_STEP_TEXT];
 	unsigned nsteps;
+	/* Who asked ("" for the leader's own decisions): recorded in the
+	 * member entries, so the member events name them (the audit trail). */
+	char principal[ING_PRINCIPAL_MAX + 1];
 };
 
 static void mc_run(struct mc *m);
@@ -355,7 +359,10 @@ static void on_logged(void *data, int status, const struct node_result *r)
 static int mc_log(struct mc *m, const struct cmd *c)
 {
 	struct ing_error e;
-	int rv = node_propose(m->n, c, on_logged, m, &e);
+	struct cmd copy = *c;
+	if (cmd_type_principal_version(c->type) != 0)
+		copy.principal = ing_str_c(m->principal);
+	int rv = node_propose(m->n, &copy, on_logged, m, &e);
 	if (rv == 0)
 		m->busy = true;
 	else
@@ -555,6 +562,10 @@ int mc_start(struct node *n, const struct mc_request *req)
 	m->n = n;
 	m->req = *req;
 	m->started_ms = node_now_ms();
+	if (req->call != NULL) {
+		struct ing_str who = api_call_principal(req->call);
+		snprintf(m->principal, sizeof(m->principal), "%.*s", ING_STR_FMT(who));
+	}
 	mb->change = m;
 	ING_LOG_INFO("membership change started change=\"%s\"", m->req.what);
 	mc_run(m);

@@ -45,7 +45,8 @@ void member_free(struct member *m);
 /* node/bus.h: the leader changed from `previous` to `leader` (0: none). */
 void member_role_changed(struct member *m, uint64_t previous, uint64_t leader);
 /* node/bus.h: this node became the ready leader: names the cluster if
- * nobody did, reconciles the members table with the raft configuration and
+ * nobody did, makes the bootstrap admin token if no token was ever made,
+ * reconciles the members table with the raft configuration and
  * records the leader change (cluster_event leader_changed). */
 void member_leader_ready(struct member *m);
 /* node/bus.h, member tick on the ready leader: polls the running change

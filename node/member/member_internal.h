@@ -30,6 +30,7 @@ struct member {
 	uint64_t removal_checked_ms;
 	bool leaving;
 	uint64_t leave_deadline_ms;
+	bool bootstrapping; /* bootstrap.c: the admin token's entry is proposed */
 };
 
 /* change.c: the common refusals (a change running here, a transfer, an
@@ -49,5 +50,10 @@ int member_start_transfer(struct node *n, struct rpc_call *call, uint64_t target
 /* reconcile.c: (ready leader, no change running) brings the members table
  * in line with the raft configuration. */
 void member_reconcile(struct node *n);
+
+/* bootstrap.c: (ready leader) a cluster in which no token was ever
+ * created gets its bootstrap admin token, written to <data_dir>/admin.token
+ * before its entry is proposed. */
+void member_bootstrap_admin(struct member *m);
 
 #endif

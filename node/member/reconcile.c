@@ -5,8 +5,9 @@
  * the Raft configuration: the ready leader reconciles it after each change
  * and when it becomes ready, proposing member_put for a member whose record
  * is missing or differs and member_remove for a record whose member left.
- * The first ready leader names the cluster (cluster_init, a random id); a
- * new leader records the change of leader (cluster_event leader_changed).
+ * The first ready leader names the cluster (cluster_init, a random id) and
+ * makes the bootstrap admin token (bootstrap.c); a new leader records the
+ * change of leader (cluster_event leader_changed).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -178,6 +179,7 @@ void member_leader_ready(struct member *m)
 	char text[160];
 
 	maybe_name_cluster(n);
+	member_bootstrap_admin(m);
 	member_reconcile(n);
 	if (previous == 0 || previous == node_id(n))
 		return;

@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "node/sm/sm_internal.h"
 
@@ -51,9 +52,12 @@ int sm_token_create(struct sm_ctx *x)
 	mp_out_reset(&x->sm->enc);
 	rec_token_encode(&tok, &x->sm->enc);
 	rv = sm_put_encoded(x, STORE_TOKENS, c->hash);
-	char expiry[48] = "never expires";
-	if (c->expires_at_ms > 0)
-		snprintf(expiry, sizeof(expiry), "expires at %" PRIu64 " ms", c->expires_at_ms);
+	/* gmtime_r reads no clock, time zone or locale: deterministic. */
+	char expiry[64] = "never expires";
+	time_t secs = (time_t)(c->expires_at_ms / 1000);
+	struct tm tm;
+	if (c->expires_at_ms > 0 && gmtime_r(&secs, &tm) != NULL)
+		strftime(expiry, sizeof(expiry), "expires %Y-%m-%dT%H:%M:%SZ", &tm);
 	if (rv == 0)
 		rv = sm_cluster_event_add(x, REC_EV_TOKEN_CREATED, 0,
 		                          "token %" PRIu64

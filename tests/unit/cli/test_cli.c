@@ -80,7 +80,7 @@ static int parse(struct cli_cmd *c, struct ing_error *e, ...)
 	va_end(ap);
 	argv[argc] = NULL;
 	ing_error_clear(e);
-	return cli_parse_args(argc, argv, NULL, NULL, c, e);
+	return cli_parse_args(argc, argv, NULL, NULL, NULL, c, e);
 }
 
 #define assert_contains(hay, needle)                                        \
@@ -122,17 +122,37 @@ static void test_args_defaults_and_globals(void **state)
 	assert_int_equal(parse(&c, &e, "status", "-ojson", NULL), 0);
 	assert_int_equal(c.output, CLI_OUTPUT_JSON);
 
+	/* The credential: --token, --token-file, INGOT_TOKEN, INGOT_TOKEN_FILE,
+	 * in that order. */
+	assert_int_equal(parse(&c, &e, "status", "--token-file", "/x/t", NULL), 0);
+	assert_null(c.token);
+	assert_string_equal(c.token_file, "/x/t");
+	assert_string_equal(c.token_file_source, "--token-file");
+	char *targv[] = {(char *)"ingotctl", (char *)"--token-file", (char *)"/f", (char *)"status",
+	                 NULL};
+	assert_int_equal(cli_parse_args(4, targv, NULL, "envtok", "/envfile", &c, &e), 0);
+	assert_null(c.token);
+	assert_string_equal(c.token_file, "/f");
+	char *sargv[] = {(char *)"ingotctl", (char *)"status", NULL};
+	assert_int_equal(cli_parse_args(2, sargv, NULL, "envtok", "/envfile", &c, &e), 0);
+	assert_string_equal(c.token, "envtok");
+	assert_null(c.token_file);
+	assert_int_equal(cli_parse_args(2, sargv, NULL, NULL, "/envfile", &c, &e), 0);
+	assert_null(c.token);
+	assert_string_equal(c.token_file, "/envfile");
+	assert_string_equal(c.token_file_source, "INGOT_TOKEN_FILE");
+
 	/* Environment, and the flag over it. */
 	char *argv[] = {(char *)"ingotctl", (char *)"status", NULL};
-	assert_int_equal(cli_parse_args(2, argv, "127.0.0.2:1", "envtok", &c, &e), 0);
+	assert_int_equal(cli_parse_args(2, argv, "127.0.0.2:1", "envtok", NULL, &c, &e), 0);
 	assert_string_equal(c.endpoints[0], "127.0.0.2:1");
 	assert_int_equal(c.endpoints_source, CLI_EP_ENV);
 	assert_string_equal(c.token, "envtok");
 	char *argv2[] = {(char *)"ingotctl", (char *)"--endpoints", (char *)"127.0.0.3:9",
 	                 (char *)"status", NULL};
-	assert_int_equal(cli_parse_args(4, argv2, "127.0.0.2:1", NULL, &c, &e), 0);
+	assert_int_equal(cli_parse_args(4, argv2, "127.0.0.2:1", NULL, NULL, &c, &e), 0);
 	assert_string_equal(c.endpoints[0], "127.0.0.3:9");
-	assert_int_equal(cli_parse_args(2, argv, "nohost:1", NULL, &c, &e), ING_EINVAL);
+	assert_int_equal(cli_parse_args(2, argv, "nohost:1", NULL, NULL, &c, &e), ING_EINVAL);
 	assert_contains(e.msg, "INGOT_ENDPOINTS");
 
 	/* Help anywhere, even on an otherwise bad line. */
@@ -207,19 +227,48 @@ static void test_args_every_command(void **state)
 			argv[argc++] = pv[i];
 		}
 		argv[argc] = NULL;
-		assert_int_equal(cli_parse_args(argc, argv, NULL, NULL, &c, &e), 0);
+		assert_int_equal(cli_parse_args(argc, argv, NULL, NULL, NULL, &c, &e), 0);
 		assert_int_equal(c.nparams, CLI_MAX_PARAMS);
 		snprintf(pv[CLI_MAX_PARAMS], sizeof(pv[0]), "PX=1");
 		argv[argc++] = (char *)"--param";
 		argv[argc++] = pv[CLI_MAX_PARAMS];
 		argv[argc] = NULL;
-		assert_int_equal(cli_parse_args(argc, argv, NULL, NULL, &c, &e), ING_EINVAL);
+		assert_int_equal(cli_parse_args(argc, argv, NULL, NULL, NULL, &c, &e), ING_EINVAL);
 		assert_contains(e.msg, "--param: at most 32 parameters");
 	}
 
 	assert_int_equal(parse(&c, &e, "job", "get", "17", NULL), 0);
 	assert_int_equal(c.verb, CLI_JOB_GET);
 	assert_int_equal(c.id, 17);
+
+	/* Tokens and the audit trail. */
+	assert_int_equal(parse(&c, &e, "token", "create", "--role", "submitter", "--tenant", "t1",
+	                       "--ttl", "30d", "--name", "ci-bot", NULL),
+	                 0);
+	assert_int_equal(c.verb, CLI_TOKEN_CREATE);
+	assert_string_equal(c.role, "submitter");
+	assert_string_equal(c.tenant, "t1");
+	assert_true(c.has_ttl);
+	assert_int_equal(c.ttl_ms, 30ull * 86400000);
+	assert_string_equal(c.token_name, "ci-bot");
+	assert_int_equal(parse(&c, &e, "token", "list", "--stale", NULL), 0);
+	assert_int_equal(c.verb, CLI_TOKEN_LIST);
+	assert_int_equal(parse(&c, &e, "token", "revoke", "7", NULL), 0);
+	assert_int_equal(c.verb, CLI_TOKEN_REVOKE);
+	assert_int_equal(c.id, 7);
+	assert_int_equal(parse(&c, &e, "audit", "--since", "2h", "--principal", "token:7",
+	                       "--limit", "10", NULL),
+	                 0);
+	assert_int_equal(c.verb, CLI_AUDIT);
+	assert_true(c.has_since && c.since_ago);
+	assert_int_equal(c.since_ms, 7200000);
+	assert_string_equal(c.principal, "token:7");
+	assert_int_equal(c.limit, 10);
+	assert_int_equal(parse(&c, &e, "audit", "--since", "2026-12-05T10:00:00Z", NULL), 0);
+	assert_false(c.since_ago);
+	assert_int_equal(c.since_ms, 1796464800000ull);
+	assert_int_equal(parse(&c, &e, "audit", "--since", "1970-01-02 00:00", NULL), 0);
+	assert_int_equal(c.since_ms, 86400000);
 	assert_int_equal(parse(&c, &e, "job", "list", "--state", "running", "--target", "cc",
 	                       "--limit", "5", "--after", "9", "--all", NULL),
 	                 0);
@@ -370,8 +419,21 @@ static void test_args_usage_errors(void **state)
 	static const struct bad_line bad[] = {
 	    {{NULL}, "no command given"},
 	    {{"frob"},
-	     "unknown command 'frob' (commands: status, target, job, node, member, events, help, "
-	     "completion)"},
+	     "unknown command 'frob' (commands: status, target, job, node, member, events, token, "
+	     "audit, help, completion)"},
+	    {{"token", "create"}, "'token create' needs --role"},
+	    {{"token", "create", "--role", "root"}, "--role: 'root' is not a role (viewer, "},
+	    {{"token", "create", "--role", "viewer", "--ttl", "0s"}, "--ttl: must be more than 0"},
+	    {{"token", "create", "--role", "viewer", "--ttl", "5y"}, "--ttl"},
+	    {{"token", "create", "--role", "viewer", "--name", "-x"}, "--name: '-x' is not a name"},
+	    {{"token", "revoke"}, "'token revoke' needs ID"},
+	    {{"token", "revoke", "0"}, "token ID"},
+	    {{"audit", "--since", "yesterday"}, "--since: 'yesterday' is neither a duration"},
+	    {{"audit", "--since", "2026-13-45T10:00:00Z"}, "--since"},
+	    {{"audit", "--principal", ""}, "--principal: empty"},
+	    {{"status", "--token", "a", "--token-file", "f"},
+	     "options --token and --token-file exclude each other"},
+	    {{"status", "--token-file", ""}, "--token-file: empty path"},
 	    {{"job"}, "'job' needs a subcommand"},
 	    {{"job", "frob"}, "unknown subcommand 'job frob'"},
 	    {{"status", "extra"}, "takes no arguments"},
@@ -549,7 +611,7 @@ static void test_args_usage_errors(void **state)
 		struct cli_cmd c;
 		struct ing_error e;
 		ing_error_clear(&e);
-		int rv = cli_parse_args(argc, argv, NULL, NULL, &c, &e);
+		int rv = cli_parse_args(argc, argv, NULL, NULL, NULL, &c, &e);
 		if (rv != ING_EINVAL || strstr(e.msg, bad[i].msg) == NULL)
 			fail_msg("line %zu: rv %d, message '%s', expected '%s'", i, rv, e.msg,
 			         bad[i].msg);
@@ -698,7 +760,7 @@ static void test_help_per_command(void **state)
 			struct cli_cmd cmd;
 			struct ing_error e;
 			ing_error_clear(&e);
-			cli_parse_args(argc, argv, NULL, NULL, &cmd, &e);
+			cli_parse_args(argc, argv, NULL, NULL, NULL, &cmd, &e);
 			bool refused = strstr(e.msg, "has no option") != NULL;
 			if (refused == listed[id])
 				fail_msg("%s: --%s %s in its help but %s by the parser", name,
@@ -951,9 +1013,11 @@ static void test_durations(void **state)
 	static const struct {
 		const char *s;
 		uint64_t ms;
-	} good[] = {{"5s", 5000},           {"500ms", 500}, {"2m", 120000},   {"1h", 3600000},
-	            {"1m30s", 90000},       {"1.5s", 1500}, {"0.25s", 250},   {".5s", 500},
-	            {"1h2m3s4ms", 3723004}, {"0s", 0},      {"1.0009s", 1000}};
+	} good[] = {{"5s", 5000},        {"500ms", 500},    {"2m", 120000},
+	            {"1h", 3600000},     {"1m30s", 90000},  {"1.5s", 1500},
+	            {"0.25s", 250},      {".5s", 500},      {"1h2m3s4ms", 3723004},
+	            {"0s", 0},           {"1.0009s", 1000}, {"30d", 2592000000ull},
+	            {"1d12h", 129600000}};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		uint64_t ms = 12345;
 		struct ing_error e;
@@ -2079,6 +2143,140 @@ static void test_table_cluster_events(void **state)
 	mp_out_free(&o);
 }
 
+/* token.list's table: the state from revoked and expires_at; never a
+ * secret (there is none to show). */
+static void test_table_tokens(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 1024);
+	msgpack_pack_array(&o.pk, 3);
+	for (int i = 0; i < 3; i++) {
+		msgpack_pack_map(&o.pk, 8);
+		mp_pack_cstr(&o.pk, "id");
+		msgpack_pack_uint64(&o.pk, (uint64_t)i + 1);
+		mp_pack_cstr(&o.pk, "name");
+		mp_pack_cstr(&o.pk, i == 0 ? "bootstrap-admin" : "ci");
+		mp_pack_cstr(&o.pk, "role");
+		mp_pack_cstr(&o.pk, i == 0 ? "admin" : "submitter");
+		mp_pack_cstr(&o.pk, "tenant");
+		if (i == 0)
+			msgpack_pack_nil(&o.pk);
+		else
+			mp_pack_cstr(&o.pk, "team-a");
+		mp_pack_cstr(&o.pk, "created_at");
+		msgpack_pack_uint64(&o.pk, T0);
+		mp_pack_cstr(&o.pk, "expires_at");
+		if (i == 2)
+			msgpack_pack_uint64(&o.pk, T0 + 1000); /* long past */
+		else
+			msgpack_pack_nil(&o.pk);
+		mp_pack_cstr(&o.pk, "revoked");
+		mp_pack_bool(&o.pk, i == 1);
+		mp_pack_cstr(&o.pk, "created_by");
+		if (i == 0)
+			msgpack_pack_nil(&o.pk);
+		else
+			mp_pack_cstr(&o.pk, "token:1");
+	}
+	msgpack_object list = unpack(&o, &z);
+	char *s = print_to_string(cli_print_token_list, &list);
+	assert_string_equal(
+	    s, "ID  NAME             ROLE       TENANT  CREATED              EXPIRES              "
+	       "STATE    CREATED BY\n"
+	       "1   bootstrap-admin  admin      -       2026-11-22 14:03:07  never                "
+	       "active   -\n"
+	       "2   ci               submitter  team-a  2026-11-22 14:03:07  never                "
+	       "revoked  token:1\n"
+	       "3   ci               submitter  team-a  2026-11-22 14:03:07  2026-11-22 14:03:08  "
+	       "expired  token:1\n");
+	free(s);
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+}
+
+static void test_table_audit(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone z;
+	mp_out_init(&o);
+	msgpack_zone_init(&z, 1024);
+	msgpack_pack_array(&o.pk, 2);
+	for (int i = 0; i < 2; i++) {
+		msgpack_pack_map(&o.pk, 5);
+		mp_pack_cstr(&o.pk, "time_ms");
+		msgpack_pack_uint64(&o.pk, T0 + 1000 * (uint64_t)i);
+		mp_pack_cstr(&o.pk, "principal");
+		mp_pack_cstr(&o.pk, i == 0 ? "token:7" : "jwt:alice");
+		mp_pack_cstr(&o.pk, "kind");
+		mp_pack_cstr(&o.pk, i == 0 ? "submitted" : "target_put");
+		mp_pack_cstr(&o.pk, "job");
+		if (i == 0)
+			msgpack_pack_uint64(&o.pk, 12);
+		else
+			msgpack_pack_nil(&o.pk);
+		mp_pack_cstr(&o.pk, "message");
+		mp_pack_cstr(&o.pk, i == 0 ? "" : "target 'cc' revision 2 put");
+	}
+	msgpack_object arr = unpack(&o, &z);
+	const msgpack_object *evs[2] = {&arr.via.array.ptr[0], &arr.via.array.ptr[1]};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	cli_print_audit(f, evs, 2);
+	fclose(f);
+	assert_string_equal(buf, "TIME                 PRINCIPAL  KIND        JOB  MESSAGE\n"
+	                         "2026-11-22 14:03:07  token:7    submitted   12   \n"
+	                         "2026-11-22 14:03:08  jwt:alice  target_put  -    target 'cc' "
+	                         "revision 2 put\n");
+	free(buf);
+	msgpack_zone_destroy(&z);
+	mp_out_free(&o);
+}
+
+/* --token-file / INGOT_TOKEN_FILE: the first line, blanks around it
+ * dropped; an empty or missing file is a usage error naming it. */
+static void test_token_file(void **state)
+{
+	(void)state;
+	char dir[256], path[300], buf[CLI_TOKEN_MAX + 1];
+	struct cli_cmd c;
+	struct ing_error e;
+	tu_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/admin.token", dir);
+	FILE *f = fopen(path, "w");
+	fputs("  ingot_1_abc \nsecond line\n", f);
+	fclose(f);
+	assert_int_equal(parse(&c, &e, "status", "--token-file", path, NULL), 0);
+	assert_int_equal(cli_resolve_token(&c, buf, sizeof(buf), &e), 0);
+	assert_string_equal(c.token, "ingot_1_abc");
+	/* Nothing to read when a token was given directly. */
+	assert_int_equal(parse(&c, &e, "status", "--token", "direct", NULL), 0);
+	assert_int_equal(cli_resolve_token(&c, buf, sizeof(buf), &e), 0);
+	assert_string_equal(c.token, "direct");
+	f = fopen(path, "w");
+	fputs("\n \n", f);
+	fclose(f);
+	assert_int_equal(parse(&c, &e, "status", "--token-file", path, NULL), 0);
+	assert_int_equal(cli_resolve_token(&c, buf, sizeof(buf), &e), ING_EINVAL);
+	assert_contains(e.msg, "holds no token");
+	assert_contains(e.msg, "--token-file");
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	char *argv[] = {(char *)"ingotctl", (char *)"status", NULL};
+	assert_int_equal(cli_parse_args(2, argv, NULL, NULL, path, &c, &e), 0);
+	assert_int_equal(cli_resolve_token(&c, buf, sizeof(buf), &e), ING_EINVAL);
+	assert_contains(e.msg, "INGOT_TOKEN_FILE: cannot open");
+	/* Through cli_run: exit 2 before any traffic. */
+	struct run r = run_words("--token-file", path, "status", NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "cannot open");
+	run_free(&r);
+	tu_rmrf(dir);
+}
+
 static void pack_stage(msgpack_packer *pk, uint64_t index, const char *state, int64_t exit_code,
                        uint64_t duration_ms, const char *log_sha, const char *out_path,
                        const char *out_sha, uint64_t out_size)
@@ -3183,6 +3381,9 @@ int main(void)
 	    cmocka_unit_test(test_table_members),
 	    cmocka_unit_test(test_table_member_change),
 	    cmocka_unit_test(test_table_cluster_events),
+	    cmocka_unit_test(test_table_tokens),
+	    cmocka_unit_test(test_table_audit),
+	    cmocka_unit_test(test_token_file),
 	    cmocka_unit_test(test_stage_header_and_job_waiting),
 	    cmocka_unit_test(test_output_dest),
 	    cmocka_unit_test(test_closed_port_exit_3),

@@ -92,6 +92,14 @@ static void test_write_plain_and_atomic(void **state)
 	/* Empty data is a valid, empty file. */
 	assert_int_equal(ing_write_file(path, "", 0, 0600, ING_WRITE_ATOMIC, &e), 0);
 	expect_file(path, "");
+	/* Synced and atomic (the bootstrap admin token's way), and synced in
+	 * place; a bare name syncs the current directory. */
+	assert_int_equal(
+	    ing_write_file(path, "secret", 6, 0600, ING_WRITE_ATOMIC | ING_WRITE_SYNC, &e), 0);
+	expect_file(path, "secret");
+	assert_int_not_equal(access(tmp, F_OK), 0);
+	assert_int_equal(ing_write_file(path, "s2", 2, 0600, ING_WRITE_SYNC, &e), 0);
+	expect_file(path, "s2");
 }
 
 static void test_write_refusals(void **state)

@@ -58,6 +58,7 @@ struct env {
 	int flaky_left;
 	char ids[MAX_IDS][RPC_REQUEST_ID_MAX + 1];
 	unsigned nids;
+	unsigned released; /* objects attached to calls and released */
 };
 
 /* ---- loop helpers ------------------------------------------------------ */
@@ -137,6 +138,11 @@ static void on_server_closed(void *data)
 	srv->closed = true;
 }
 
+static void on_release(void *data)
+{
+	(*(unsigned *)data)++;
+}
+
 static void handler(void *data, struct rpc_call *call)
 {
 	struct srv *srv = data;
@@ -181,6 +187,25 @@ static void handler(void *data, struct rpc_call *call)
 		}
 	} else if (ing_str_eq_c(op, "record")) {
 		reply_request_id(call);
+	} else if (ing_str_eq_c(op, "whoami")) {
+		/* {token, peer}; an object attached to the call, released with it */
+		unsigned *released = &env->released;
+		rpc_call_set_data(call, released, on_release);
+		assert_ptr_equal(rpc_call_data(call), released);
+		struct ing_str tok = rpc_call_token(call);
+		struct mp_out o;
+		mp_out_init(&o);
+		msgpack_pack_map(&o.pk, 2);
+		mp_pack_cstr(&o.pk, "token");
+		if (tok.len > 0)
+			mp_pack_str(&o.pk, tok);
+		else
+			msgpack_pack_nil(&o.pk);
+		mp_pack_cstr(&o.pk, "peer");
+		mp_pack_cstr(&o.pk, rpc_call_peer(call)->address);
+		assert_false(rpc_call_peer(call)->tls);
+		rpc_reply(call, o.data, o.len);
+		mp_out_free(&o);
 	} else if (ing_str_eq_c(op, "crash") && srv->crashy) {
 		rpc_server_close(srv->server, on_server_closed, srv);
 		assert_false(rpc_call_alive(call));
@@ -419,6 +444,52 @@ static void test_request_reply(void **state)
 
 	close_client(env, c);
 	mp_out_free(&args);
+}
+
+/* The call's credential: the client's token, or one per request (a node
+ * forwarding its client's); the peer's address; an attached object
+ * released exactly once, with the call. */
+static void test_call_token_peer_data(void **state)
+{
+	struct env *env = *state;
+	const char *eps[] = {env->srv[0].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	struct result res;
+	struct rpc_request r;
+
+	call(env, c, "whoami", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	assert_str(map_get(&res.value, "token"), "tok");
+	const msgpack_object *peer = map_get(&res.value, "peer");
+	assert_int_equal(peer->type, MSGPACK_OBJECT_STR);
+	assert_memory_equal(peer->via.str.ptr, "127.0.0.1:", 10);
+	assert_true(peer->via.str.size > 10);
+	result_free(&res);
+	assert_int_equal(env->released, 1);
+
+	result_init(&res, &r);
+	r.token = "ingot_9_forwarded";
+	assert_int_equal(rpc_client_call(c, &r, "whoami", NULL, 0, 0), 0);
+	run_until(env, &res.done, 8000);
+	assert_str(map_get(&res.value, "token"), "ingot_9_forwarded");
+	result_free(&res);
+
+	result_init(&res, &r);
+	r.token = ""; /* none, though the client has one */
+	assert_int_equal(rpc_client_call(c, &r, "whoami", NULL, 0, 0), 0);
+	run_until(env, &res.done, 8000);
+	assert_int_equal(map_get(&res.value, "token")->type, MSGPACK_OBJECT_NIL);
+	result_free(&res);
+	assert_int_equal(env->released, 3);
+
+	/* A token over 4096 bytes is refused before anything is sent. */
+	static char big[4098];
+	memset(big, 'x', sizeof(big) - 1);
+	result_init(&res, &r);
+	r.token = big;
+	assert_int_equal(rpc_client_call(c, &r, "whoami", NULL, 0, 0), ING_EINVAL);
+	result_free(&res);
+	close_client(env, c);
 }
 
 #define NPIPE 1000
@@ -1194,6 +1265,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_request_reply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_call_token_peer_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_error_reply, setup, teardown),

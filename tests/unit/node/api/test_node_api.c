@@ -30,6 +30,8 @@
 struct env {
 	uv_loop_t loop;
 	char dir[256];
+	char api[64];
+	char admin[128]; /* the bootstrap admin token */
 	struct node *node;
 	struct rpc_client *client;
 	bool stopped;
@@ -53,6 +55,18 @@ static uint16_t free_port(void)
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
 	close(fd);
 	return ntohs(sa.sin_port);
+}
+
+/* The token in `path` (its first line) into out; false when not there yet. */
+static bool read_token(const char *path, char out[128])
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	bool ok = fgets(out, 128, f) != NULL;
+	fclose(f);
+	out[strcspn(out, "\n")] = '\0';
+	return ok && out[0] != '\0';
 }
 
 static void on_stopped(void *data, int status)
@@ -234,13 +248,27 @@ static int setup(void **state)
 	assert_int_equal(node_config_check(&cfg, "test", &e), 0);
 	if (node_start(&env->loop, &cfg, on_stopped, env, &env->node, &e) != 0)
 		fail_msg("node_start: %s", e.msg);
+	/* The bootstrap admin token, written by the first leader. */
+	char path[600];
+	snprintf(path, sizeof(path), "%s/admin.token", cfg.data_dir);
+	snprintf(env->api, sizeof(env->api), "%s", api);
+	for (int i = 0; i < 2000 && !read_token(path, env->admin); i++)
+		uv_run(&env->loop, UV_RUN_NOWAIT), usleep(2000);
+	assert_true(env->admin[0] != '\0');
 	const char *eps[] = {api};
-	struct rpc_client_options o = {.endpoints = eps, .nendpoints = 1, .timeout_ms = 10000};
+	struct rpc_client_options o = {
+	    .endpoints = eps, .nendpoints = 1, .timeout_ms = 10000, .token = env->admin};
 	assert_int_equal(rpc_client_new(&env->loop, &o, &env->client, &e), 0);
 	env->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
-	/* a target for the tests; also waits for the node to lead */
-	assert_int_equal(
-	    call(env, "target.put", map(2, "name", 's', "cc", "stages", 'r', stages())), 0);
+	/* a target for the tests; also waits for the token's entry to apply */
+	int rv;
+	for (int i = 0; i < 500; i++) {
+		rv = call(env, "target.put", map(2, "name", 's', "cc", "stages", 'r', stages()));
+		if (rv != ING_EUNAUTHENTICATED)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(rv, 0);
 	*state = env;
 	return 0;
 }

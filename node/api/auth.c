@@ -1,0 +1,405 @@
+/*
+ * auth.c - who is asking (authentication), how often (rate limits), and
+ * what was refused (counts and log lines); docs/api.md "Authentication".
+ *
+ * Every request is authenticated where it arrives, before anything else,
+ * from what it carries (node/auth/principal.h names the kinds):
+ *   - a token field starting "ingot_": one of the cluster's tokens, looked
+ *     up by the SHA-256 of its secret in this node's committed tokens
+ *     table (so a revocation counts on a node once applied there, for
+ *     every request, open connections included); unknown, revoked and
+ *     expired tokens are refused;
+ *   - a token field of three dot-separated parts: a JWT of the configured
+ *     identity provider (auth.jwt), verified offline;
+ *   - anything else in the token field: refused;
+ *   - no token: on a plaintext connection from a loopback address, a
+ *     member node (dev mode: node-internal calls cannot be proven there;
+ *     docs/operations.md says why dev mode is for one machine only);
+ *     otherwise nobody (kind none), which no operation accepts.
+ * A member node's certificate (TLS) will prove kind node with its raft id
+ * once the API speaks TLS; until then a node's id is unknown (0).
+ *
+ * The principal is attached to the call (rpc_call_set_data) and read by
+ * the handlers (tenant scoping, the principal a write records).  A parked
+ * call is authenticated again when it is dispatched again (a token
+ * revoked meanwhile no longer serves), but charged to its rate limit once.
+ *
+ * Rate limits (auth.rate_limits): one token bucket per principal of a
+ * client role (node/auth/ratelimit.h; member nodes are not limited), and
+ * one per source address for requests without a valid credential.
+ * Refusals -- unauthenticated, permission_denied, rate_limited -- are
+ * counted per principal and per address in a fixed table (the least
+ * recently refused entry makes room; totals are kept apart) and logged, at
+ * most LOG_PER_S lines a second with a count of the lines left out.
+ * Nothing of this is replicated.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "node/api/api_internal.h"
+#include "node/auth/jwt.h"
+#include "node/auth/ratelimit.h"
+#include "node/auth/token.h"
+
+#define REFUSAL_ROWS 256
+#define LOG_PER_S    20
+
+struct refusal_row {
+	char key[AUTH_NAME_MAX + 1]; /* "token:7", "addr:127.0.0.1"; "" when free */
+	uint64_t count[API_REFUSAL_KINDS];
+	uint64_t last_ms;
+};
+
+struct api_auth {
+	struct auth_jwt *jwt; /* NULL: JWTs are refused */
+	struct auth_limiter *limiter;
+	struct refusal_row rows[REFUSAL_ROWS];
+	uint64_t totals[API_REFUSAL_KINDS];
+	uint64_t log_second;
+	unsigned log_lines;
+	uint64_t log_dropped;
+};
+
+/* Attached to each call. */
+struct api_caller {
+	struct auth_principal p;
+	bool charged; /* its rate limit was taken (first dispatch) */
+};
+
+static const struct auth_principal nobody = {.kind = AUTH_KIND_NONE, .name = "none"};
+
+/* ---- the module's life ----------------------------------------------------- */
+
+int api_auth_new(const struct node_config *cfg, struct api_auth **out, struct ing_error *e)
+{
+	const struct node_auth_config *ac = &cfg->auth;
+	struct api_auth *au = calloc(1, sizeof(*au));
+	int rv;
+
+	if (au == NULL)
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	rv = auth_limiter_new(ac->rate_limit_entries, &au->limiter);
+	if (rv != 0) {
+		free(au);
+		return ing_error_set(e, rv, "auth.rate_limit_entries: %s", ing_err_msg(rv));
+	}
+	if (ac->jwt) {
+		struct auth_jwt_options o = {
+		    .issuer = ac->jwt_issuer,
+		    .audience = ac->jwt_audience,
+		    .keys_path = ac->jwt_keys,
+		    .role_claim = ac->jwt_role_claim[0] ? ac->jwt_role_claim : NULL,
+		    .tenant_claim = ac->jwt_tenant_claim[0] ? ac->jwt_tenant_claim : NULL,
+		    .subject_claim = ac->jwt_subject_claim[0] ? ac->jwt_subject_claim : NULL,
+		    .leeway_s = ac->jwt_leeway_s,
+		    .role_map = ac->jwt_role_map,
+		    .nrole_map = ac->jwt_nrole_map,
+		};
+		rv = auth_jwt_new(&o, &au->jwt, e);
+		if (rv != 0) {
+			auth_limiter_free(au->limiter);
+			free(au);
+			return rv;
+		}
+		ING_LOG_INFO("JWT verification on issuer=\"%s\" audience=\"%s\" keys=%u file=%s",
+		             ac->jwt_issuer, ac->jwt_audience, auth_jwt_nkeys(au->jwt),
+		             ac->jwt_keys);
+	}
+	*out = au;
+	return 0;
+}
+
+void api_auth_free(struct api_auth *au)
+{
+	if (au == NULL)
+		return;
+	auth_jwt_free(au->jwt);
+	auth_limiter_free(au->limiter);
+	free(au);
+}
+
+/* ---- refusals ------------------------------------------------------------------ */
+
+static const char *const refusal_names[API_REFUSAL_KINDS] = {"unauthenticated", "permission_denied",
+                                                             "rate_limited"};
+
+static void count_under(struct api_auth *au, const char *key, enum api_refusal kind, uint64_t now)
+{
+	struct refusal_row *victim = &au->rows[0];
+	for (unsigned i = 0; i < REFUSAL_ROWS; i++) {
+		struct refusal_row *r = &au->rows[i];
+		if (strcmp(r->key, key) == 0) {
+			r->count[kind]++;
+			r->last_ms = now;
+			return;
+		}
+		if (victim->key[0] != '\0' && (r->key[0] == '\0' || r->last_ms < victim->last_ms))
+			victim = r;
+	}
+	memset(victim, 0, sizeof(*victim));
+	snprintf(victim->key, sizeof(victim->key), "%s", key);
+	victim->count[kind] = 1;
+	victim->last_ms = now;
+}
+
+/* The source address without its port: "127.0.0.1". */
+static void peer_host(const struct rpc_call *call, char out[32])
+{
+	const char *addr = rpc_call_peer(call)->address;
+	const char *colon = strrchr(addr, ':');
+	snprintf(out, 32, "%.*s", colon != NULL ? (int)(colon - addr) : (int)strlen(addr), addr);
+}
+
+static void refused(struct api_auth *au, struct rpc_call *call, const struct auth_principal *p,
+                    enum api_refusal kind, const char *msg)
+{
+	uint64_t now = node_now_ms();
+	char host[32], key[AUTH_NAME_MAX + 1];
+
+	peer_host(call, host);
+	au->totals[kind]++;
+	snprintf(key, sizeof(key), "addr:%s", host);
+	count_under(au, key, kind, now);
+	if (p != NULL && p->kind != AUTH_KIND_NONE)
+		count_under(au, p->name, kind, now);
+	if (now / 1000 != au->log_second) {
+		if (au->log_dropped > 0)
+			ING_LOG_WARN("request refusals not logged count=%" PRIu64 " (at most %d "
+			             "lines a second)",
+			             au->log_dropped, LOG_PER_S);
+		au->log_second = now / 1000;
+		au->log_lines = 0;
+		au->log_dropped = 0;
+	}
+	if (au->log_lines++ >= LOG_PER_S) {
+		au->log_dropped++;
+		return;
+	}
+	struct ing_str op = rpc_call_op(call);
+	ING_LOG_WARN("request refused error=%s op=%.*s principal=%s peer=%s msg=\"%s\"",
+	             refusal_names[kind], (int)(op.len > 64 ? 64 : op.len), op.ptr,
+	             p != NULL ? p->name : "none", rpc_call_peer(call)->address, msg);
+}
+
+void api_refusals(const struct api *a, api_refusal_fn fn, void *data)
+{
+	const struct api_auth *au = a->auth;
+	for (unsigned i = 0; i < REFUSAL_ROWS; i++)
+		if (au->rows[i].key[0] != '\0')
+			fn(data, au->rows[i].key, au->rows[i].count);
+}
+
+void api_refusal_totals(const struct api *a, uint64_t out[API_REFUSAL_KINDS])
+{
+	memcpy(out, a->auth->totals, sizeof(a->auth->totals));
+}
+
+/* ---- authentication ---------------------------------------------------------- */
+
+static bool loopback(const char *host)
+{
+	struct in_addr in;
+	return inet_pton(AF_INET, host, &in) == 1 && (ntohl(in.s_addr) >> 24) == 127;
+}
+
+static enum auth_role role_of_token(uint8_t r)
+{
+	switch (r) {
+	case REC_TOKEN_ADMIN: return AUTH_ROLE_ADMIN;
+	case REC_TOKEN_OPERATOR: return AUTH_ROLE_OPERATOR;
+	case REC_TOKEN_SUBMITTER: return AUTH_ROLE_SUBMITTER;
+	case REC_TOKEN_VIEWER: return AUTH_ROLE_VIEWER;
+	}
+	return AUTH_ROLE_NONE;
+}
+
+uint8_t api_token_role(enum auth_role r)
+{
+	switch (r) {
+	case AUTH_ROLE_ADMIN: return REC_TOKEN_ADMIN;
+	case AUTH_ROLE_OPERATOR: return REC_TOKEN_OPERATOR;
+	case AUTH_ROLE_SUBMITTER: return REC_TOKEN_SUBMITTER;
+	default: return REC_TOKEN_VIEWER;
+	}
+}
+
+/* One of the cluster's tokens, from this node's committed tokens table. */
+static int token_principal(struct node *n, struct ing_str tok, struct auth_principal *p,
+                           struct ing_error *e)
+{
+	uint8_t hash[AUTH_TOKEN_HASH_BYTES];
+	struct store_txn *t;
+	struct ing_str val;
+	struct rec_token r;
+	msgpack_zone z;
+	uint64_t id;
+	int rv = auth_token_parse(tok.ptr, tok.len, &id, hash, e);
+
+	if (rv != 0) {
+		char why[ING_ERROR_MSG_MAX];
+		snprintf(why, sizeof(why), "%s", e->msg);
+		return ing_error_set(e, ING_EUNAUTHENTICATED, "malformed token: %s", why);
+	}
+	rv = store_read_begin(node_store(n), &t);
+	if (rv != 0)
+		return ing_error_set(e, rv, "cannot read the tokens: %s", ing_err_msg(rv));
+	msgpack_zone_init(&z, 512);
+	rv = store_get(t, STORE_TOKENS, (struct ing_str){(const char *)hash, sizeof(hash)}, &val);
+	if (rv == 0 && rec_token_decode(val, &z, &r, NULL) != 0)
+		rv = ING_CORRUPT("token record");
+	if (rv == ING_ENOTFOUND || (rv == 0 && r.id != id))
+		rv = ing_error_set(e, ING_EUNAUTHENTICATED,
+		                   "unknown token (no token of this cluster has this id and "
+		                   "secret)");
+	else if (rv == 0 && r.revoked)
+		rv = ing_error_set(e, ING_EUNAUTHENTICATED, "token %" PRIu64 " was revoked", id);
+	else if (rv == 0 && r.expires_at_ms != 0 && node_now_ms() >= r.expires_at_ms)
+		rv = ing_error_set(e, ING_EUNAUTHENTICATED,
+		                   "token %" PRIu64 " expired %" PRIu64 " s ago", id,
+		                   (node_now_ms() - r.expires_at_ms) / 1000);
+	else if (rv == 0) {
+		memset(p, 0, sizeof(*p));
+		p->kind = AUTH_KIND_TOKEN;
+		p->role = role_of_token(r.role);
+		p->token_id = id;
+		snprintf(p->name, sizeof(p->name), "token:%" PRIu64, id);
+		snprintf(p->tenant, sizeof(p->tenant), "%.*s", ING_STR_FMT(r.tenant));
+	} else if (rv != ING_EUNAUTHENTICATED) {
+		ing_error_set(e, rv, "cannot read the tokens: %s", ing_err_msg(rv));
+		if (rv == ING_ECORRUPT)
+			node_fatal(n, rv, "token record");
+	}
+	msgpack_zone_destroy(&z);
+	store_abort(t);
+	return rv;
+}
+
+int api_principal_of(struct api *a, const struct rpc_call *call, struct auth_principal *p,
+                     struct ing_error *e)
+{
+	struct ing_str tok = rpc_call_token(call);
+	const struct rpc_peer *peer = rpc_call_peer(call);
+	char host[32];
+
+	if (tok.len == 0) {
+		*p = nobody;
+		peer_host(call, host);
+		if (!peer->tls && loopback(host)) {
+			p->kind = AUTH_KIND_NODE;
+			snprintf(p->name, sizeof(p->name), "node:loopback");
+		}
+		return 0;
+	}
+	if (auth_token_looks_like(tok.ptr, tok.len))
+		return token_principal(a->n, tok, p, e);
+	if (auth_jwt_looks_like(tok.ptr, tok.len)) {
+		if (a->auth->jwt == NULL)
+			return ing_error_set(e, ING_EUNAUTHENTICATED,
+			                     "a JWT was given but this node verifies none (no "
+			                     "auth.jwt in its configuration)");
+		return auth_jwt_verify(a->auth->jwt, tok.ptr, tok.len, node_now_ms() / 1000, p, e);
+	}
+	return ing_error_set(e, ING_EUNAUTHENTICATED,
+	                     "the credential is neither an ingot token (ingot_<id>_<secret>) nor "
+	                     "a JWT (three dot-separated parts)");
+}
+
+static void caller_free(void *data)
+{
+	free(data);
+}
+
+/* Takes one request from the bucket of `key` under limit rl; replies
+ * rate_limited and returns false when it is empty. */
+static bool within_limit(struct api_auth *au, struct rpc_call *call, const struct auth_principal *p,
+                         const char *key, const struct node_rate_limit *rl, const char *whose)
+{
+	uint64_t retry_ms = 0;
+	if (auth_limiter_take(au->limiter, key, strlen(key), rl->rate_per_s, rl->burst,
+	                      node_now_ms(), &retry_ms) == 0)
+		return true;
+	char msg[ING_ERROR_MSG_MAX];
+	snprintf(msg, sizeof(msg),
+	         "rate limit of %s exceeded (%g requests/s, burst %u); retry_after_ms=%" PRIu64,
+	         whose, rl->rate_per_s, rl->burst, retry_ms);
+	refused(au, call, p, API_REFUSED_RATE_LIMITED, msg);
+	rpc_reply_error(call, ING_ERATELIMITED, "%s", msg);
+	return false;
+}
+
+const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *call)
+{
+	struct api_auth *au = a->auth;
+	const struct node_auth_config *ac = &node_cfg(a->n)->auth;
+	struct api_caller *c = rpc_call_data(call);
+	struct ing_error e;
+	char key[AUTH_NAME_MAX + 8], host[32];
+	int rv;
+
+	if (c == NULL) {
+		c = calloc(1, sizeof(*c));
+		if (c == NULL) {
+			rpc_reply_error(call, ING_ENOMEM, "out of memory");
+			return NULL;
+		}
+		rpc_call_set_data(call, c, caller_free);
+	}
+	ing_error_clear(&e);
+	rv = api_principal_of(a, call, &c->p, &e);
+	if (rv != 0 && rv != ING_EUNAUTHENTICATED) {
+		rpc_reply_error(call, rv, "%s", e.msg);
+		return NULL;
+	}
+	peer_host(call, host);
+	if (rv != 0 || c->p.kind == AUTH_KIND_NONE) {
+		/* Without a valid credential: the source address's bucket. */
+		if (!c->charged) {
+			c->charged = true;
+			snprintf(key, sizeof(key), "addr:%s", host);
+			if (!within_limit(au, call, NULL, key, &ac->rate_limits[AUTH_ROLE_NONE],
+			                  "unauthenticated requests from this address"))
+				return NULL;
+		}
+		if (rv == 0)
+			return &c->p; /* nobody: the operation's check refuses it */
+		refused(au, call, NULL, API_REFUSED_UNAUTHENTICATED, e.msg);
+		rpc_reply_error(call, ING_EUNAUTHENTICATED, "%s", e.msg);
+		return NULL;
+	}
+	if (!c->charged && c->p.kind != AUTH_KIND_NODE) {
+		char whose[AUTH_NAME_MAX + 32];
+		c->charged = true;
+		snprintf(whose, sizeof(whose), "%s (role %s)", c->p.name,
+		         auth_role_name(c->p.role));
+		if (!within_limit(au, call, &c->p, c->p.name, &ac->rate_limits[c->p.role], whose))
+			return NULL;
+	}
+	c->charged = true;
+	return &c->p;
+}
+
+const struct auth_principal *api_caller(const struct rpc_call *call)
+{
+	const struct api_caller *c = rpc_call_data(call);
+	return c != NULL ? &c->p : &nobody;
+}
+
+struct ing_str api_call_principal(const struct rpc_call *call)
+{
+	const struct auth_principal *p = api_caller(call);
+	if (p->kind == AUTH_KIND_TOKEN || p->kind == AUTH_KIND_JWT || p->kind == AUTH_KIND_CERT)
+		return ing_str_c(p->name);
+	return (struct ing_str){"", 0};
+}
+
+void api_refuse(struct api *a, struct rpc_call *call, const struct ing_error *e)
+{
+	enum api_refusal kind =
+	    e->code == ING_EUNAUTHENTICATED ? API_REFUSED_UNAUTHENTICATED : API_REFUSED_DENIED;
+	refused(a->auth, call, api_caller(call), kind, e->msg);
+	rpc_reply_error(call, e->code, "%s", e->msg);
+}
