@@ -53,6 +53,8 @@ fi
 mkdir -p "$dir"
 timeout 60 "$cluster" start "$conf" "$dir"
 eps="$("$cluster" endpoints "$dir")"
+INGOT_TOKEN_FILE="$("$cluster" token "$dir")"
+export INGOT_TOKEN_FILE
 
 now_ms() { date +%s%3N; }
 

@@ -6,7 +6,11 @@
  *              [--requests TOTAL | --duration S] [--source-bytes B]
  *              [--target NAME] [--capability CAP] [--spread] [--warmup W]
  *              [--timeout-ms T]
- *              [--report-gaps] [--gap-ms G]
+ *              [--report-gaps] [--gap-ms G] [--token T]
+ *
+ * The credential (a submitter's or an admin's token) is --token, else
+ * INGOT_TOKEN, else the first line of the file INGOT_TOKEN_FILE names
+ * (a new cluster's <data_dir>/admin.token).
  *
  * One libuv loop, N clients (one connection each), M job.submit requests in
  * flight per client (RPC_WRITE, so each carries a request id and is retried
@@ -82,6 +86,8 @@ static struct {
 	unsigned timeout_ms;
 	bool report_gaps;
 	double gap_ms;
+	const char *token; /* NULL: none */
+	char token_buf[4097];
 
 	/* state */
 	uv_loop_t *loop;
@@ -126,7 +132,7 @@ static void usage(void)
 	                "                  [--requests TOTAL | --duration S] [--source-bytes B]\n"
 	                "                  [--target NAME] [--capability CAP] [--spread] [--warmup "
 	                "W] [--timeout-ms T]\n"
-	                "                  [--report-gaps] [--gap-ms G]\n");
+	                "                  [--report-gaps] [--gap-ms G] [--token T]\n");
 	exit(2);
 }
 
@@ -223,6 +229,9 @@ static void parse_args(int argc, char **argv)
 		} else if (strcmp(a, "--gap-ms") == 0) {
 			NEED_VALUE();
 			B.gap_ms = (double)parse_num(a, v, 1, 600000);
+		} else if (strcmp(a, "--token") == 0) {
+			NEED_VALUE();
+			B.token = argv[i];
 		} else if (strcmp(a, "--spread") == 0) {
 			B.spread = true;
 		} else if (strcmp(a, "--report-gaps") == 0) {
@@ -237,6 +246,20 @@ static void parse_args(int argc, char **argv)
 	}
 	if (B.nendpoints == 0)
 		usage();
+	if (B.token == NULL && getenv("INGOT_TOKEN") != NULL && *getenv("INGOT_TOKEN") != '\0')
+		B.token = getenv("INGOT_TOKEN");
+	const char *tf = getenv("INGOT_TOKEN_FILE");
+	if (B.token == NULL && tf != NULL && *tf != '\0') {
+		FILE *f = fopen(tf, "r");
+		if (f == NULL || fgets(B.token_buf, sizeof(B.token_buf), f) == NULL) {
+			fprintf(stderr, "load_bench: INGOT_TOKEN_FILE %s: cannot read a token\n",
+			        tf);
+			exit(2);
+		}
+		fclose(f);
+		B.token_buf[strcspn(B.token_buf, " \t\r\n")] = '\0';
+		B.token = B.token_buf;
+	}
 	if (have_requests && have_duration) {
 		fprintf(stderr, "load_bench: --requests and --duration exclude each other\n");
 		exit(2);
@@ -522,8 +545,10 @@ static void put_target(void)
 		fprintf(stderr, "load_bench: out of memory\n");
 		exit(1);
 	}
-	struct rpc_client_options o = {
-	    .endpoints = B.endpoints, .nendpoints = B.nendpoints, .timeout_ms = B.timeout_ms};
+	struct rpc_client_options o = {.endpoints = B.endpoints,
+	                               .nendpoints = B.nendpoints,
+	                               .timeout_ms = B.timeout_ms,
+	                               .token = B.token};
 	msgpack_zone z;
 	msgpack_zone_init(&z, 4096);
 	msgpack_object res;
@@ -561,8 +586,10 @@ int main(int argc, char **argv)
 		unsigned first = B.spread ? c % B.nendpoints : 0;
 		for (unsigned k = 0; k < B.nendpoints; k++)
 			eps[k] = B.endpoints[(first + k) % B.nendpoints];
-		struct rpc_client_options o = {
-		    .endpoints = eps, .nendpoints = B.nendpoints, .timeout_ms = B.timeout_ms};
+		struct rpc_client_options o = {.endpoints = eps,
+		                               .nendpoints = B.nendpoints,
+		                               .timeout_ms = B.timeout_ms,
+		                               .token = B.token};
 		struct ing_error e;
 		int rv = rpc_client_new(B.loop, &o, &B.clients[c].c, &e);
 		if (rv != 0) {

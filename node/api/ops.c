@@ -79,7 +79,7 @@ static const struct op ops[] = {
     {"member.demote",   OP_LEADER, member_op_demote,       NEED_ADMIN,     NODES_NO,   false, true},
     {"member.remove",   OP_LEADER, member_op_remove,       NEED_ADMIN,     NODES_SELF, false, true},
     {"member.transfer", OP_LEADER, member_op_transfer,     NEED_ADMIN,     NODES_NO,   false, true},
-    {"member.check",    OP_LEADER, member_op_check,        NEED_NODE,      NODES_SELF, false, false},
+    {"member.check",    OP_LEADER, member_op_check,        NEED_ADMIN,     NODES_SELF, false, false},
     {"cluster.events",  OP_READ,   api_op_cluster_events,  NEED_VIEWER,    NODES_NO,   true,  false},
     {"token.create",    OP_WRITE,  api_op_token_create,    NEED_ADMIN,     NODES_NO,   false, false},
     {"token.list",      OP_READ,   api_op_token_list,      NEED_ADMIN,     NODES_NO,   false, false},

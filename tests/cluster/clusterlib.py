@@ -23,6 +23,14 @@ shifts every port by N (a development aid when someone else holds them).
 INGOT_CLUSTER_KEEP=1 keeps the temporary directories of a passing run too.
 Run one by hand: python3 tests/cluster/test_failover.py build/test
 
+Authentication: a new cluster's first leader writes an admin token to
+`<data_dir>/admin.token` (docs/operations.md).  `Cluster.admin_token()`
+finds it and waits until every running node accepts it; `ctl()` (through
+INGOT_TOKEN) and `call()` send it by default (token=None sends none, a
+string sends that one): tests that are not about authentication need not
+think about it; `ctl(..., token=T)` and `call(..., token=T)` use another
+credential.
+
 Membership tests use nodes beyond the initial ones: `t.cluster(extra=(4, 5))`
 writes configs for nodes 4 and 5 (API 740N, raft 750N) that are not in the
 initial `peers` (empty data directory, no peers: they wait to be added, or
@@ -75,6 +83,18 @@ def raft_ep(n):
 
 
 ALL_EPS = ",".join(api_ep(n) for n in NODES)
+
+# The credential calls carry by default: the admin token of the cluster
+# made last (Cluster.admin_token), so tests of anything but authentication
+# run as an admin.  DEFAULT is "whatever that is"; None sends no token.
+DEFAULT = object()
+_current_cluster = None
+
+
+def default_token():
+    c = _current_cluster
+    return c.current_token() if c is not None else None
+
 
 # Every process this module started, by pid, so that atexit can kill them.
 _live = {}
@@ -210,6 +230,62 @@ class Cluster:
         for n in self.nodes:
             os.makedirs(self.node_dir(n))
             self._write_config(n)
+        self._admin_token = None
+        global _current_cluster
+        _current_cluster = self
+
+    # ---- credentials ---------------------------------------------------
+    def admin_token(self, timeout=30):
+        """The bootstrap admin token (read from a data directory), once
+        every running node accepts it (a stale token.list on each)."""
+        if self._admin_token is not None:
+            return self._admin_token
+        deadline = now() + timeout
+        last = "no admin.token file yet"
+        while now() < deadline:
+            for n in self.nodes:
+                path = os.path.join(self.data_dir(n), "admin.token")
+                try:
+                    with open(path) as f:
+                        tok = f.readline().strip()
+                except OSError:
+                    continue
+                running = [m for m in self.nodes if self.running(m)]
+                ok = bool(tok) and bool(running)
+                for m in running:
+                    try:
+                        r = call(api_ep(m), "token.list", {"stale": True}, timeout=3, token=tok)
+                    except RpcError as e:
+                        r, last = None, str(e)
+                    if r is None or not r.ok:
+                        ok = False
+                        last = "node %d: %r" % (m, r)
+                        break
+                if ok:
+                    self._admin_token = tok
+                    return tok
+            time.sleep(0.1)
+        raise TestFailure("no admin token every running node accepts within %d s (%s)" %
+                          (timeout, last))
+
+    def current_token(self):
+        """The admin token once admin_token() confirmed it, else the first
+        admin.token file found (maybe not in effect yet), else None."""
+        if self._admin_token is not None:
+            return self._admin_token
+        for n in self.nodes:
+            tok = self.read_admin_token(n)
+            if tok:
+                return tok
+        return None
+
+    def read_admin_token(self, n):
+        """The admin.token file of node n ("" when there is none)."""
+        try:
+            with open(os.path.join(self.data_dir(n), "admin.token")) as f:
+                return f.readline().strip()
+        except OSError:
+            return ""
 
     # ---- paths ---------------------------------------------------------
     def node_dir(self, n):
@@ -414,18 +490,28 @@ class Cluster:
         return "\n".join(out)
 
     # ---- ingotctl ------------------------------------------------------
-    def ctl(self, *args, nodes=None, eps=None, timeout="5s", json_out=True, proc_timeout=60):
-        """Runs ingotctl; returns a CtlResult (never raises on a non-zero exit)."""
+    def ctl(self, *args, nodes=None, eps=None, timeout="5s", json_out=True, proc_timeout=60,
+            token=DEFAULT):
+        """Runs ingotctl; returns a CtlResult (never raises on a non-zero
+        exit).  token: DEFAULT (the admin token), None (no credential) or
+        the one to send (through INGOT_TOKEN)."""
         if eps is None:
             eps = ",".join(api_ep(n) for n in (nodes or self.default_nodes()))
         argv = ["--endpoints", eps, "--timeout", timeout]
         if json_out:
             argv += ["-o", "json"]
         argv += [str(a) for a in args]
+        env = dict(os.environ)
+        env.pop("INGOT_TOKEN", None)
+        env.pop("INGOT_TOKEN_FILE", None)
+        if token is DEFAULT:
+            token = self.current_token()
+        if token is not None:
+            env["INGOT_TOKEN"] = token
         t0 = now()
         try:
             p = subprocess.run([self.ingotctl] + argv, stdin=subprocess.DEVNULL, capture_output=True,
-                               timeout=proc_timeout, cwd=self.dir)
+                               timeout=proc_timeout, cwd=self.dir, env=env)
         except subprocess.TimeoutExpired:
             return CtlResult(argv, -999, "", "ingotctl did not return within %d s" % proc_timeout,
                              now() - t0)
@@ -492,7 +578,9 @@ class Cluster:
                 return None
             r = self.ctl("job", "list", "--limit", "1", nodes=[lead], timeout="2s")
             return lead if r.rc == 0 else None
-        return wait_for("a leader", ready, timeout, interval=0.1)
+        lead = wait_for("a leader", ready, timeout, interval=0.1)
+        self.admin_token()  # every running node accepts it (at once but the first time)
+        return lead
 
     def applied(self, via=None):
         """{node: applied_index} of every member, as node `via` (default:
@@ -545,14 +633,16 @@ class Cluster:
         return {n: self.dump(n) for n in nodes}
 
     # ---- raw requests and membership ----------------------------------
-    def call(self, op, args=None, via=None, timeout=10.0):
+    def call(self, op, args=None, via=None, timeout=10.0, token=DEFAULT):
         """call() on node `via`, or on the default nodes in order until one
         answers (a node that cannot be reached is skipped)."""
         nodes = [via] if via else self.default_nodes()
+        if token is DEFAULT:
+            token = self.current_token()
         last = None
         for n in nodes:
             try:
-                return call(api_ep(n), op, args, timeout=timeout)
+                return call(api_ep(n), op, args, timeout=timeout, token=token)
             except RpcError as e:
                 last = e
         raise TestFailure("no node of %s answered %s: %s" % (nodes, op, last))
@@ -861,10 +951,14 @@ class Reply:
         return "%s via %s -> %s in %.2f s: %s" % (self.op, self.ep, self.code, self.secs, self.message[:400])
 
 
-def call(ep, op, args=None, timeout=10.0, request_id=None, token=None):
+def call(ep, op, args=None, timeout=10.0, request_id=None, token=DEFAULT):
     """Sends `op` with `args` to endpoint `ep` ("a.b.c.d:port") on a fresh
     connection and returns its Reply (events pushed before it are skipped).
-    Raises RpcError when there is no reply within `timeout` seconds."""
+    token: DEFAULT (the admin token of the cluster made last), None (no
+    credential) or the one to send.  Raises RpcError when there is no reply
+    within `timeout` seconds."""
+    if token is DEFAULT:
+        token = default_token()
     host, port = ep.rsplit(":", 1)
     t0 = now()
     deadline = t0 + timeout

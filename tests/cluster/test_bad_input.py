@@ -34,7 +34,7 @@ def raw_job_get(n, jid):
     """A well-formed job.get on a fresh connection; returns the reply."""
     s = connect(n)
     try:
-        s.sendall(frame(mp_pack([0, 1, "job.get", {"id": jid, "stale": True}, None, None])))
+        s.sendall(frame(mp_pack([0, 1, "job.get", {"id": jid, "stale": True}, cl.default_token(), None])))
         s.settimeout(5)
         buf = b""
         while True:
@@ -118,12 +118,13 @@ def raw_checks(t, c, jid):
     # Per-request errors keep the connection open.
     s = connect(VICTIM)
     try:
-        s.sendall(frame(mp_pack([0, 1, "no.such.op", {}, None, None])) +
-                  frame(mp_pack([0, 2, "job.get", {"id": jid, "bogus": 1}, None, None])) +
-                  frame(mp_pack([0, 3, "job.get", {"id": "seven"}, None, None])) +
-                  frame(mp_pack([0, 4, "job.get", {"id": 999999}, None, None])) +
-                  frame(mp_pack([0, 5, "job.submit", {"target": "t-bad", "sources": []}, None, "bad id"])) +
-                  frame(mp_pack([0, 6, "job.get", {"id": jid, "stale": True}, None, None])))
+        tok = cl.default_token()
+        s.sendall(frame(mp_pack([0, 1, "no.such.op", {}, tok, None])) +
+                  frame(mp_pack([0, 2, "job.get", {"id": jid, "bogus": 1}, tok, None])) +
+                  frame(mp_pack([0, 3, "job.get", {"id": "seven"}, tok, None])) +
+                  frame(mp_pack([0, 4, "job.get", {"id": 999999}, tok, None])) +
+                  frame(mp_pack([0, 5, "job.submit", {"target": "t-bad", "sources": []}, tok, "bad id"])) +
+                  frame(mp_pack([0, 6, "job.get", {"id": jid, "stale": True}, tok, None])))
         s.settimeout(0.2)
         buf, vals = b"", {}
         deadline = cl.now() + 5

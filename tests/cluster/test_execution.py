@@ -37,12 +37,15 @@ STAGE_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 
 
 # ---- helpers (also used by test_execution_faults.py) ----------------------
-def raw_call(n, op, args, request_id=None, timeout=5.0):
+def raw_call(n, op, args, request_id=None, timeout=5.0, token=cl.DEFAULT):
     """One request on a fresh connection to node n; returns (error, result):
-    error is None or [code, message]."""
+    error is None or [code, message].  token: as cl.call's (None: none, the
+    way a member node calls in dev mode)."""
+    if token is cl.DEFAULT:
+        token = cl.default_token()
     s = socket.create_connection((cl.HOST, cl.api_port(n)), timeout=timeout)
     try:
-        s.sendall(cl.frame(cl.mp_pack([0, 1, op, args, None, request_id])))
+        s.sendall(cl.frame(cl.mp_pack([0, 1, op, args, token, request_id])))
         s.settimeout(timeout)
         buf = b""
         while True:

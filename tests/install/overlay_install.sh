@@ -73,11 +73,15 @@ chmod 0640 /etc/ingot/ingotd.yaml
 	exec setpriv --reuid=ingot --regid=ingot --init-groups \
 		/usr/sbin/ingotd --config /etc/ingot/ingotd.yaml) >/root/ingotd.log 2>&1 &
 pid=$!
+# The bootstrap admin token the node wrote as the new cluster's first
+# leader: 0600, owned by the daemon's user.
+export INGOT_TOKEN_FILE=/var/lib/ingot/admin.token
 for _ in $(seq 1 100); do
 	ingotctl --endpoints "$api" --timeout 1s status 2>/dev/null | grep -q '^leader: 1 ' && break
 	sleep 0.1
 done
 ingotctl --endpoints "$api" --timeout 1s status | grep -q '^leader: 1 ' || fail "the node has no leader: $(cat /root/ingotd.log)"
+[ "$(stat -c '%U %a' /var/lib/ingot/admin.token)" = "ingot 600" ] || fail "admin.token not ingot's, mode 0600: $(stat -c '%U %a' /var/lib/ingot/admin.token)"
 [ "$(stat -c %U /var/lib/ingot/state.mdb)" = ingot ] || fail "state.mdb not owned by ingot"
 kill -TERM "$pid"
 wait "$pid" && rc=0 || rc=$?
