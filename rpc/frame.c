@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+
 #define READ_CHUNK_BYTES (64u * 1024u)
 
 int rpc_err_from_uv(int uv_err)
@@ -131,15 +133,7 @@ static int reserve(struct rpc_reader *r, size_t want)
 	}
 	if (r->cap - r->len >= want)
 		return 0;
-	size_t cap = r->cap == 0 ? READ_CHUNK_BYTES : r->cap;
-	while (cap - r->len < want)
-		cap *= 2;
-	char *p = realloc(r->buf, cap);
-	if (p == NULL)
-		return ING_ENOMEM;
-	r->buf = p;
-	r->cap = cap;
-	return 0;
+	return ing_grow(&r->buf, &r->cap, r->len + want, READ_CHUNK_BYTES);
 }
 
 void rpc_reader_alloc(struct rpc_reader *r, uv_buf_t *out)
