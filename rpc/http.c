@@ -68,6 +68,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "rpc/frame.h"
 
 #define DEFAULT_MAX_BODY_BYTES   (4u * 1024u * 1024u)
@@ -181,43 +182,6 @@ static char *dup_str(const char *p)
 	if (d != NULL)
 		memcpy(d, p, n);
 	return d;
-}
-
-/* Copies s into out (cap > 0), replacing bytes that are not valid UTF-8 by
- * '?', so any text can go into a JSON string. */
-static void utf8_clean(const char *s, char *out, size_t cap)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t o = 0;
-	while (*p != '\0' && o + 1 < cap) {
-		unsigned n = 0;
-		if (*p < 0x80)
-			n = 1;
-		else if ((*p & 0xe0) == 0xc0 && *p >= 0xc2)
-			n = 2;
-		else if ((*p & 0xf0) == 0xe0)
-			n = 3;
-		else if ((*p & 0xf8) == 0xf0 && *p <= 0xf4)
-			n = 4;
-		bool ok = n > 0 && o + n < cap;
-		for (unsigned i = 1; ok && i < n; i++)
-			ok = (p[i] & 0xc0) == 0x80;
-		if (ok && n == 3)
-			ok = !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] >= 0xa0);
-		if (ok && n == 4)
-			ok = !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90);
-		if (!ok) {
-			if (n > 0 && o + n >= cap)
-				break;
-			out[o++] = '?';
-			p++;
-			continue;
-		}
-		memcpy(out + o, p, n);
-		o += n;
-		p += n;
-	}
-	out[o] = '\0';
 }
 
 unsigned rpc_http_status_of(int code)
@@ -425,7 +389,7 @@ static void submit(struct rpc_http_req *r, unsigned status, struct MHD_Response 
 static void error_json(int code, const char *msg, char *buf, size_t cap)
 {
 	char clean[ING_ERROR_MSG_MAX];
-	utf8_clean(msg, clean, sizeof(clean));
+	ing_utf8_clean(msg, clean, sizeof(clean));
 	json_t *j =
 	    json_pack("{s:{s:s,s:s}}", "error", "code", ing_err_name(code), "message", clean);
 	size_t n = j != NULL ? json_dumpb(j, buf, cap - 2, JSON_COMPACT) : 0;
