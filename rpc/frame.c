@@ -306,8 +306,7 @@ int rpc_msg_decode(const void *body, size_t len, msgpack_zone *zone, struct rpc_
 	return 0;
 }
 
-/* Checks that value[0..len) is exactly one msgpack value. */
-static int check_value(const void *value, size_t len)
+int rpc_check_value(const void *value, size_t len)
 {
 	size_t n;
 	if (value == NULL || len == 0)
@@ -351,7 +350,7 @@ static void pack_value(struct mp_out *o, const void *value, size_t len)
 int rpc_encode_request(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const char *op,
                        const void *args, size_t args_len, const char *token, const char *request_id)
 {
-	if (check_value(args, args_len) != 0)
+	if (rpc_check_value(args, args_len) != 0)
 		return ING_EINVAL;
 	begin(o);
 	msgpack_pack_array(&o->pk, 6);
@@ -376,7 +375,7 @@ int rpc_encode_request(struct mp_out *o, size_t max_frame_bytes, uint64_t id, co
 int rpc_encode_reply(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const void *value,
                      size_t len)
 {
-	if (check_value(value, len) != 0)
+	if (rpc_check_value(value, len) != 0)
 		return ING_EINVAL;
 	begin(o);
 	msgpack_pack_array(&o->pk, 4);
@@ -404,7 +403,7 @@ int rpc_encode_error(struct mp_out *o, uint64_t id, int code, const char *msg)
 int rpc_encode_event(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const void *value,
                      size_t len)
 {
-	if (check_value(value, len) != 0)
+	if (rpc_check_value(value, len) != 0)
 		return ING_EINVAL;
 	begin(o);
 	msgpack_pack_array(&o->pk, 3);

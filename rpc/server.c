@@ -89,7 +89,10 @@ struct conn {
 };
 
 struct rpc_call {
-	struct conn *conn; /* NULL once dead */
+	struct conn *conn;                 /* NULL once dead, and for local calls */
+	const struct rpc_local_ops *local; /* local calls only */
+	void *local_data;
+	bool local_gone; /* a local call's receiver went away */
 	struct rpc_call *prev, *next;
 	struct rpc_msg msg;
 	msgpack_zone zone;
@@ -184,6 +187,8 @@ struct ing_str rpc_call_request_id(const struct rpc_call *c)
 
 bool rpc_call_alive(const struct rpc_call *c)
 {
+	if (c->local != NULL)
+		return !c->local_gone;
 	return c->conn != NULL && !c->conn->closing;
 }
 
@@ -191,7 +196,7 @@ int rpc_call_on_abandon(struct rpc_call *c, void (*cb)(struct rpc_call *c, void 
 {
 	/* A closing conn still runs the abandon callbacks in its close
 	 * callback, so registering is still meaningful until it is freed. */
-	if (c->conn == NULL)
+	if (c->local != NULL ? c->local_gone : c->conn == NULL)
 		return ING_EUNAVAILABLE;
 	c->abandon_cb = cb;
 	c->abandon_data = data;
@@ -582,8 +587,26 @@ static bool call_can_send(const struct rpc_call *c)
 	return c->conn != NULL && !c->conn->closing;
 }
 
+/* A local call's reply: to its callback, unless its receiver is gone. */
+static void local_reply(struct rpc_call *c, int code, const char *msg, const void *result,
+                        size_t len)
+{
+	if (c->local_gone)
+		return;
+	if (code == 0 && rpc_check_value(result, len) != 0) {
+		ING_LOG_ERROR("rpc handler replied with an invalid value op=%.*s",
+		              ING_STR_FMT(c->msg.op));
+		c->local->reply(c->local_data, ING_EINTERNAL,
+		                "the server produced an invalid result", NULL, 0);
+		return;
+	}
+	c->local->reply(c->local_data, code, msg, code == 0 ? result : NULL, code == 0 ? len : 0);
+}
+
 void rpc_reply(struct rpc_call *c, const void *result, size_t len)
 {
+	if (c->local != NULL)
+		local_reply(c, 0, NULL, result, len);
 	if (call_can_send(c)) {
 		struct conn *conn = c->conn;
 		size_t max = conn->server->max_frame_bytes;
@@ -612,19 +635,29 @@ void rpc_reply(struct rpc_call *c, const void *result, size_t len)
 
 void rpc_reply_error(struct rpc_call *c, int code, const char *fmt, ...)
 {
-	if (call_can_send(c)) {
+	if (call_can_send(c) || (c->local != NULL && !c->local_gone)) {
 		char msg[ING_ERROR_MSG_MAX];
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
-		conn_send_error(c->conn, c->msg.id, code, msg);
+		if (c->local != NULL)
+			local_reply(c, code != 0 ? code : ING_EINTERNAL, msg, NULL, 0);
+		else
+			conn_send_error(c->conn, c->msg.id, code, msg);
 	}
 	call_free(c);
 }
 
 int rpc_push(struct rpc_call *c, const void *event, size_t len)
 {
+	if (c->local != NULL) {
+		if (c->local_gone || c->local->push == NULL)
+			return ING_EUNAVAILABLE;
+		if (len == 0 || rpc_check_value(event, len) != 0)
+			return ING_EINVAL;
+		return c->local->push(c->local_data, event, len) == 0 ? 0 : ING_EUNAVAILABLE;
+	}
 	if (!call_can_send(c))
 		return ING_EUNAVAILABLE;
 	struct conn *conn = c->conn;
@@ -646,4 +679,84 @@ int rpc_push(struct rpc_call *c, const void *event, size_t len)
 	rv = conn_send(conn, &o);
 	mp_out_free(&o);
 	return rv == 0 ? 0 : ING_EUNAVAILABLE;
+}
+
+/* ---- local calls ------------------------------------------------------- */
+
+int rpc_call_new_local(const char *op, const void *args, size_t args_len, const char *token,
+                       const char *request_id, const struct rpc_local_ops *ops, void *data,
+                       struct rpc_call **out, struct ing_error *e)
+{
+	static const char empty_map = (char)0x80;
+	size_t op_len = op != NULL ? strlen(op) : 0;
+	size_t token_len = token != NULL ? strlen(token) : 0;
+	size_t rid_len = request_id != NULL ? strlen(request_id) : 0;
+	if (op_len == 0 || op_len > RPC_OP_MAX)
+		return ing_error_set(e, ING_EINVAL, "op must be 1..%d bytes", RPC_OP_MAX);
+	if (token_len > RPC_TOKEN_MAX)
+		return ing_error_set(e, ING_EINVAL, "token over %d bytes", RPC_TOKEN_MAX);
+	if (rid_len > 0 && !rpc_request_id_valid((struct ing_str){request_id, (uint32_t)rid_len}))
+		return ing_error_set(e, ING_EINVAL,
+		                     "request id must be 1..%d printable ASCII bytes",
+		                     RPC_REQUEST_ID_MAX);
+	if (args == NULL || args_len == 0) {
+		args = &empty_map;
+		args_len = 1;
+	}
+	size_t len = args_len + op_len + token_len + rid_len;
+	struct rpc_call *c = malloc(sizeof(*c) + len);
+	if (c == NULL)
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	memset(c, 0, sizeof(*c));
+	if (!msgpack_zone_init(&c->zone, CALL_ZONE_CHUNK_BYTES)) {
+		free(c);
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	}
+	char *p = c->frame;
+	memcpy(p, args, args_len);
+	msgpack_object *obj = msgpack_zone_malloc(&c->zone, sizeof(*obj));
+	size_t used = 0;
+	int rv = obj != NULL ? mp_parse(p, args_len, &c->zone, obj, &used, e)
+	                     : ing_error_set(e, ING_ENOMEM, "out of memory");
+	if (rv == 0 && used != args_len)
+		rv = ing_error_set(e, ING_EMALFORMED, "args: bytes after the map");
+	if (rv == 0 && obj->type != MSGPACK_OBJECT_MAP)
+		rv = ing_error_set(e, ING_EINVAL, "args must be a map");
+	for (uint32_t i = 0; rv == 0 && i < obj->via.map.size; i++)
+		if (obj->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR)
+			rv = ing_error_set(e, ING_EINVAL, "args keys must be strings");
+	if (rv != 0) {
+		msgpack_zone_destroy(&c->zone);
+		free(c);
+		return rv;
+	}
+	p += args_len;
+	c->msg.kind = RPC_MSG_REQUEST;
+	c->msg.args = obj;
+	memcpy(p, op, op_len);
+	c->msg.op = (struct ing_str){p, (uint32_t)op_len};
+	p += op_len;
+	if (token_len > 0)
+		memcpy(p, token, token_len);
+	c->msg.token = (struct ing_str){token_len > 0 ? p : NULL, (uint32_t)token_len};
+	p += token_len;
+	if (rid_len > 0)
+		memcpy(p, request_id, rid_len);
+	c->msg.request_id = (struct ing_str){rid_len > 0 ? p : NULL, (uint32_t)rid_len};
+	c->len = len;
+	c->local = ops;
+	c->local_data = data;
+	*out = c;
+	return 0;
+}
+
+void rpc_call_local_abandon(struct rpc_call *c)
+{
+	if (c->local == NULL || c->local_gone)
+		return;
+	c->local_gone = true;
+	void (*cb)(struct rpc_call *, void *) = c->abandon_cb;
+	c->abandon_cb = NULL;
+	if (cb != NULL)
+		cb(c, c->abandon_data);
 }
