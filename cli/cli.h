@@ -32,6 +32,7 @@
 
 #include "common/err.h"
 #include "common/mp.h"
+#include "rpc/json.h"
 
 enum cli_exit {
 	CLI_EXIT_OK = 0,
@@ -224,18 +225,6 @@ int cli_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
                   struct ing_error *e);
 
 /* ---- output.c ---------------------------------------------------------- */
-
-/*
- * Converts a msgpack object to JSON: map -> object (non-string keys become
- * their text), array -> array, str -> string (invalid UTF-8 replaced by
- * U+FFFD), int -> integer, float -> real, bool, nil -> null, bin and ext ->
- * base64 string.  Returns a new reference, or NULL when out of memory.
- */
-json_t *cli_mp_to_json(const msgpack_object *o);
-
-/* A JSON string from arbitrary bytes (invalid UTF-8 replaced by U+FFFD);
- * NULL when out of memory. */
-json_t *cli_json_text(const char *p, size_t n);
 
 /* Prints `o` as one pretty JSON document (JSON_INDENT(2)) and a newline, or
  * with `compact` on one line.  ING_ENOMEM, ING_EIO. */

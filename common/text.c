@@ -4,11 +4,13 @@
 #include "common/text.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
+#include "common/err.h"
+
+size_t ing_utf8_seq(const unsigned char *p, size_t n)
 {
 	size_t len;
 	if (p[0] < 0x80)
@@ -38,7 +40,7 @@ void ing_utf8_clean(const char *s, char *out, size_t cap)
 	const unsigned char *p = (const unsigned char *)s;
 	size_t left = strlen(s), o = 0;
 	while (left > 0) {
-		size_t n = utf8_seq(p, left);
+		size_t n = ing_utf8_seq(p, left);
 		size_t w = n == 0 ? 1 : n;
 		if (o + w >= cap)
 			break;
@@ -69,7 +71,7 @@ void ing_buf_json_str(struct ing_buf *b, const char *s, size_t n)
 			n -= run;
 			continue;
 		}
-		size_t seq = utf8_seq(p, n);
+		size_t seq = ing_utf8_seq(p, n);
 		if (p[0] >= 0x80) {
 			if (seq == 0)
 				ing_buf_append(b, "?", 1);
@@ -91,4 +93,59 @@ void ing_buf_json_str(struct ing_buf *b, const char *s, size_t n)
 		n--;
 	}
 	ing_buf_append(b, "\"", 1);
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void ing_base64_encode(struct ing_buf *b, const void *p, size_t n)
+{
+	const unsigned char *u = p;
+	char quad[4];
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)u[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)u[i + 1] << 8;
+		if (i + 2 < n)
+			v |= u[i + 2];
+		quad[0] = b64[(v >> 18) & 63];
+		quad[1] = b64[(v >> 12) & 63];
+		quad[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+		quad[3] = i + 2 < n ? b64[v & 63] : '=';
+		ing_buf_append(b, quad, 4);
+	}
+	if (n == 0)
+		ing_buf_append(b, "", 0);
+}
+
+static int b64_value(char c)
+{
+	const char *p = c != '\0' ? strchr(b64, c) : NULL;
+	return p != NULL ? (int)(p - b64) : -1;
+}
+
+int ing_base64_decode(struct ing_buf *b, const char *s, size_t n)
+{
+	while (n > 0 && s[n - 1] == '=')
+		n--;
+	if (n % 4 == 1)
+		return ING_EMALFORMED;
+	for (size_t i = 0; i < n; i++)
+		if (b64_value(s[i]) < 0)
+			return ING_EMALFORMED;
+	size_t start = b->len;
+	unsigned char out[3];
+	for (size_t i = 0; i < n; i += 4) {
+		size_t k = n - i < 4 ? n - i : 4;
+		uint32_t v = 0;
+		for (size_t j = 0; j < 4; j++)
+			v = (v << 6) | (uint32_t)(j < k ? b64_value(s[i + j]) : 0);
+		out[0] = (unsigned char)(v >> 16);
+		out[1] = (unsigned char)(v >> 8);
+		out[2] = (unsigned char)v;
+		if (ing_buf_append(b, out, k - 1) != 0) {
+			b->len = start;
+			return ING_ENOMEM;
+		}
+	}
+	return 0;
 }

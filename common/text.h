@@ -18,6 +18,17 @@
  */
 void ing_utf8_clean(const char *s, char *out, size_t cap);
 
+/* Length (1-4) of the valid UTF-8 sequence at p (n > 0 bytes left), or 0
+ * when the bytes there are not one (overlong, surrogate, cut short...). */
+size_t ing_utf8_seq(const unsigned char *p, size_t n);
+
+/* Appends the standard base64 (RFC 4648, with '=' padding) of p[0..n). */
+void ing_base64_encode(struct ing_buf *b, const void *p, size_t n);
+/* Appends the bytes that the base64 text s[0..n) encodes (padding
+ * optional, no whitespace).  ING_EMALFORMED on any other character or a
+ * bad length (nothing appended then). */
+int ing_base64_decode(struct ing_buf *b, const char *s, size_t n);
+
 /*
  * Appends s[0..n) as a JSON string literal, quotes included: '"', '\\' and
  * control characters escaped, invalid UTF-8 bytes replaced by '?'.

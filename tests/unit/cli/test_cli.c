@@ -927,7 +927,7 @@ static void test_mp_to_json(void **state)
 	mp_pack_cstr(pk, "e");
 	msgpack_pack_array(pk, 0);
 	msgpack_object obj = unpack(&o, &z);
-	json_t *j = cli_mp_to_json(&obj);
+	json_t *j = rpc_mp_to_json(&obj);
 	assert_non_null(j);
 	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	assert_string_equal(s, "{\"u\":18446744073709551,\"i\":-2,\"t\":true,\"n\":null,"
@@ -2141,7 +2141,7 @@ static void test_fake_submit(void **state)
 	msgpack_zone z;
 	msgpack_zone_init(&z, 1024);
 	msgpack_object a = fake_args(f, &z);
-	json_t *j = cli_mp_to_json(&a);
+	json_t *j = rpc_mp_to_json(&a);
 	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	assert_string_equal(text, "{\"target\":\"cc\",\"sources\":["
 	                          "{\"path\":\"kernel.c\",\"data\":"
@@ -2389,7 +2389,7 @@ static char *fake_args_json(struct fake *f)
 	msgpack_zone z;
 	msgpack_zone_init(&z, 1024);
 	msgpack_object a = fake_args(f, &z);
-	json_t *j = cli_mp_to_json(&a);
+	json_t *j = rpc_mp_to_json(&a);
 	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	msgpack_zone_destroy(&z);
