@@ -46,6 +46,7 @@ void node_config_dev(struct node_config *c)
 	snprintf(c->data_dir, sizeof(c->data_dir), "ingot-dev");
 	snprintf(c->raft_address, sizeof(c->raft_address), "127.0.0.1:7501");
 	snprintf(c->api_address, sizeof(c->api_address), "127.0.0.1:7401");
+	snprintf(c->http_address, sizeof(c->http_address), "127.0.0.1:7601");
 	c->npeers = 1;
 	c->peers[0].id = 1;
 	snprintf(c->peers[0].raft_address, NODE_ADDRESS_MAX, "127.0.0.1:7501");
@@ -189,6 +190,14 @@ static int get_level(struct loader *l, const yaml_node_t *n, enum ing_log_level 
 	const char *s = scalar(n);
 	if (s == NULL || ing_log_parse_level(s, out) != 0)
 		return fail(l, n, "log_level", "expected debug, info, warn, error or off");
+	return 0;
+}
+
+static int get_format(struct loader *l, const yaml_node_t *n, enum ing_log_format *out)
+{
+	const char *s = scalar(n);
+	if (s == NULL || ing_log_parse_format(s, out) != 0)
+		return fail(l, n, "log_format", "expected text or json");
 	return 0;
 }
 
@@ -368,6 +377,12 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_sync(l, v, &c->store_sync);
 	if (strcmp(key, "log_level") == 0)
 		return get_level(l, v, &c->log_level);
+	if (strcmp(key, "log_format") == 0)
+		return get_format(l, v, &c->log_format);
+	if (strcmp(key, "log_file") == 0)
+		return get_str(l, v, key, c->log_file, sizeof(c->log_file));
+	if (strcmp(key, "http_address") == 0)
+		return get_address(l, v, key, c->http_address);
 	return fail(l, v, key, "unknown key");
 }
 
@@ -434,6 +449,12 @@ int node_config_check(struct node_config *c, const char *source, struct ing_erro
 	if (strcmp(c->raft_address, c->api_address) == 0)
 		return ing_error_set(e, ING_EINVAL,
 		                     "%s: 'raft_address' and 'api_address' must differ", source);
+	if (c->http_address[0] != '\0' && (strcmp(c->http_address, c->api_address) == 0 ||
+	                                   strcmp(c->http_address, c->raft_address) == 0))
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s: 'http_address' must differ from 'api_address' and "
+		                     "'raft_address'",
+		                     source);
 	if (c->node_down_after_ms < 2 * c->heartbeat_interval_ms)
 		return ing_error_set(e, ING_EINVAL,
 		                     "%s: key 'node_down_after_ms' (%u) must be at least twice "

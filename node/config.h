@@ -54,6 +54,9 @@ struct node_config {
 	unsigned request_timeout_ms; /* how long a request waits for a leader */
 	enum store_sync store_sync;
 	enum ing_log_level log_level;
+	enum ing_log_format log_format;      /* text (default) or json */
+	char log_file[512];                  /* "" : stderr; reopened on SIGHUP */
+	char http_address[NODE_ADDRESS_MAX]; /* "" : no HTTP server */
 	/* The worker: what this node can run. */
 	char caps[ING_MAX_CAPS][ING_NAME_MAX + 1];
 	unsigned ncaps;

@@ -21,11 +21,12 @@
 #include "node/sm/cmd.h"
 #include "node/config.h"
 #include "node/node.h"
+#include "node/backup/backup.h"
 #include "node/member/recover.h"
 
 struct daemon {
 	uv_loop_t loop;
-	uv_signal_t sigint, sigterm;
+	uv_signal_t sigint, sigterm, sighup;
 	struct node *node;
 	int status;
 };
@@ -36,6 +37,7 @@ static void usage(FILE *f)
 	        "usage: ingotd --config FILE [options]\n"
 	        "       ingotd --dev [options]\n"
 	        "       ingotd recover --config FILE --members ID[,ID...] [--yes]\n"
+	        "       ingotd restore --from SNAPSHOT --config FILE [--data-dir DIR]\n"
 	        "\n"
 	        "  --config FILE        YAML configuration (docs/operations.md)\n"
 	        "  --dev                single-node cluster with embedded defaults:\n"
@@ -58,6 +60,7 @@ static void on_stopped(void *data, int status)
 	d->status = status == 0 ? 0 : status == ING_EINVAL ? 2 : 1;
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -66,6 +69,19 @@ static void on_signal(uv_signal_t *h, int signum)
 	ING_LOG_INFO("signal received signal=%d: stopping", signum);
 	if (d->node != NULL)
 		node_shutdown(d->node);
+}
+
+/* SIGHUP: logrotate moved the log file away; open it again by name. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct ing_error e;
+	(void)h;
+	(void)signum;
+	if (ing_log_reopen(&e) != 0)
+		ING_LOG_ERROR("log file reopen failed msg=\"%s\": still logging to the old file",
+		              e.msg);
+	else
+		ING_LOG_INFO("log file reopened (SIGHUP)");
 }
 
 /* Checks that addr can be bound, so that a bad address fails before any
@@ -121,6 +137,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "recover") == 0)
 		return node_recover_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "restore") == 0)
+		return node_restore_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config = optarg; break;
@@ -190,7 +208,16 @@ int main(int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	uv_loop_init(&d.loop);
 	if (check_bind(&d.loop, source, "api_address", cfg.api_address) != 0 ||
-	    check_bind(&d.loop, source, "raft_address", cfg.raft_address) != 0) {
+	    check_bind(&d.loop, source, "raft_address", cfg.raft_address) != 0 ||
+	    (cfg.http_address[0] != '\0' &&
+	     check_bind(&d.loop, source, "http_address", cfg.http_address) != 0)) {
+		uv_run(&d.loop, UV_RUN_DEFAULT);
+		uv_loop_close(&d.loop);
+		return 2;
+	}
+	ing_log_set_format(cfg.log_format);
+	if (cfg.log_file[0] != '\0' && ing_log_open(cfg.log_file, &e) != 0) {
+		fprintf(stderr, "ingotd: %s: key 'log_file': %s\n", source, e.msg);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&d.loop);
 		return 2;
@@ -203,12 +230,15 @@ int main(int argc, char **argv)
 	}
 	uv_signal_init(&d.loop, &d.sigint);
 	uv_signal_init(&d.loop, &d.sigterm);
-	d.sigint.data = d.sigterm.data = &d;
+	uv_signal_init(&d.loop, &d.sighup);
+	d.sigint.data = d.sigterm.data = d.sighup.data = &d;
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d.sighup, on_sighup, SIGHUP);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&d.loop) != 0)
 		ING_LOG_WARN("loop closed with handles still open");
 	ING_LOG_INFO("ingotd exiting status=%d", d.status);
+	ing_log_close();
 	return d.status;
 }

@@ -34,6 +34,7 @@
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "node/http/http.h"
 #include "node/node_internal.h"
 
 uint64_t node_now_ms(void)
@@ -290,6 +291,8 @@ void node_stop(struct node *n)
 	node_member_stop(n);
 	node_forward_close(n);
 	node_status_close(n);
+	node_backup_stop(n);
+	node_http_stop(n);
 	if (n->api != NULL)
 		rpc_server_close(n->api, on_api_closed, n);
 	if (n->cons != NULL)
@@ -373,6 +376,9 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	ro.address = cfg->api_address;
 	ro.max_frame_bytes = cfg->max_frame_bytes;
 	rv = rpc_server_start(loop, &ro, node_api_handle, n, &n->api, e);
+	if (rv != 0)
+		goto fail;
+	rv = node_http_start(n, e);
 	if (rv != 0)
 		goto fail;
 

@@ -37,6 +37,8 @@ struct node_parked {
 };
 
 struct node_watch;
+struct node_http;
+struct node_snapshot;
 struct node_mchange;
 struct node_mtransfer;
 struct mreq;
@@ -52,8 +54,9 @@ struct node {
 	struct sm *sm;
 	struct cons *cons;
 	struct rpc_server *api;
-	uv_prepare_t flush;    /* commits the apply batch once per loop iteration */
-	uv_timer_t park_timer; /* re-dispatches parked requests */
+	struct node_http *http; /* node/http/: NULL when http_address is "" */
+	uv_prepare_t flush;     /* commits the apply batch once per loop iteration */
+	uv_timer_t park_timer;  /* re-dispatches parked requests */
 	enum cons_role role;
 	uint64_t leader_id;
 	uint64_t term;
@@ -61,7 +64,8 @@ struct node {
 	struct rpc_client *fwd; /* connection to the leader's API */
 	uint64_t fwd_leader;    /* leader id fwd points at */
 	struct node_watch *watches;
-	uint64_t unpark_deadline_ms; /* while unparking: the call's first deadline */
+	struct node_snapshot *snapshots; /* backup/backup.c: files held for download */
+	uint64_t unpark_deadline_ms;     /* while unparking: the call's first deadline */
 	struct {
 		uint64_t id;
 		struct rpc_client *client;
@@ -228,6 +232,12 @@ void node_op_member_check(struct node *n, struct rpc_call *call);
 /* Milliseconds a forwarded call of `op` may take (membership ops wait for
  * catch-up). */
 unsigned node_api_call_timeout_ms(struct node *n, struct ing_str op);
+
+/* backup/backup.c (docs/api.md "Backups") */
+void node_op_cluster_snapshot(struct node *n, struct rpc_call *call);
+void node_op_cluster_snapshot_read(struct node *n, struct rpc_call *call);
+/* Frees the snapshots held for download (node_stop). */
+void node_backup_stop(struct node *n);
 
 /* watch.c */
 int node_watch_start(struct node *n, struct rpc_call *call, uint64_t job);

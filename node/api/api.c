@@ -1221,7 +1221,88 @@ static void op_artifact_get(struct node *n, struct rpc_call *call)
 	reply_out(call, &o);
 }
 
+/* The log of stage `stage` of job `id`'s current attempt, as bytes. */
+static void op_job_log(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"id", "stage", "stale", NULL};
+	struct store_txn *t;
+	struct rec_job j;
+	struct ing_error e;
+	msgpack_zone z;
+	uint64_t id, stage;
+	void *data = NULL;
+	size_t len = 0;
+
+	if (read_job_arg(call, known, &id) != 0)
+		return;
+	if (rpc_arg_u64(rpc_call_args(call), "stage", UINT32_MAX, true, &stage, &e) != 0) {
+		reply_err(call, &e);
+		return;
+	}
+	if (read_begin(n, call, &t) != 0)
+		return;
+	msgpack_zone_init(&z, 4096);
+	int rv = load_job(n, call, t, id, &z, &j);
+	if (rv == 0 && (stage >= j.nstages || !j.stages[stage].has_log)) {
+		rv = ING_ENOTFOUND;
+		rpc_reply_error(call, rv,
+		                "job %" PRIu64 " has no log for stage %" PRIu64 " (it has %" PRIu32
+		                " stage results in attempt %" PRIu32 ")",
+		                id, stage, j.nstages, j.attempt);
+	}
+	if (rv == 0) {
+		rv = store_artifact_read(t, j.stages[stage].log_sha256, &data, &len);
+		if (rv != 0)
+			rpc_reply_error(call, rv, "cannot read the log: %s", ing_err_msg(rv));
+	}
+	msgpack_zone_destroy(&z);
+	store_abort(t);
+	if (rv != 0)
+		return;
+	struct mp_out o;
+	mp_out_init(&o);
+	mp_pack_bin(&o.pk, data, len);
+	free(data);
+	reply_out(call, &o);
+}
+
 /* ---- local -------------------------------------------------------------- */
+
+/* This node's log level: set when `level` is given; the level in force. */
+static void op_node_log_level(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"level", NULL};
+	struct ing_str level = {"", 0};
+	struct ing_error e;
+	enum ing_log_level l;
+	char name[16];
+
+	(void)n;
+	if (check_known(call, known) != 0)
+		return;
+	if (rpc_arg_str(rpc_call_args(call), "level", 8, false, &level, &e) != 0) {
+		reply_err(call, &e);
+		return;
+	}
+	if (level.len > 0) {
+		snprintf(name, sizeof(name), "%.*s", ING_STR_FMT(level));
+		if (ing_log_parse_level(name, &l) != 0) {
+			rpc_reply_error(
+			    call, ING_EINVAL,
+			    "argument 'level': expected debug, info, warn, error or off");
+			return;
+		}
+		ING_LOG_WARN("log level changed from=%s to=%s",
+		             ing_log_level_name(ing_log_threshold), name);
+		ing_log_set_level(l);
+	}
+	struct mp_out o;
+	mp_out_init(&o);
+	msgpack_pack_map(&o.pk, 1);
+	view_key(&o.pk, "level");
+	mp_pack_cstr(&o.pk, ing_log_level_name(ing_log_threshold));
+	reply_out(call, &o);
+}
 
 static const char *info_role(enum cons_role r)
 {
@@ -1327,6 +1408,10 @@ static const struct op ops[] = {
     {"member.transfer", OP_LEADER, node_op_member_transfer, true},
     {"member.check", OP_LEADER, node_op_member_check},
     {"cluster.events", OP_READ, op_cluster_events},
+    {"job.log", OP_READ, op_job_log},
+    {"node.log_level", OP_LOCAL, op_node_log_level},
+    {"cluster.snapshot", OP_READ, node_op_cluster_snapshot},
+    {"cluster.snapshot_read", OP_LEADER, node_op_cluster_snapshot_read},
 };
 
 static const struct op *find_op(struct ing_str name)

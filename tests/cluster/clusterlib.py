@@ -70,6 +70,14 @@ def api_ep(n):
     return "%s:%d" % (HOST, api_port(n))
 
 
+def http_port(n):
+    return 7600 + PORT_OFFSET + n
+
+
+def http_ep(n):
+    return "%s:%d" % (HOST, http_port(n))
+
+
 def raft_ep(n):
     return "%s:%d" % (HOST, raft_port(n))
 
@@ -135,7 +143,7 @@ def ports_free(nodes=NODES):
     """Returns the list of ports of `nodes` that are already bound."""
     busy = []
     for n in nodes:
-        for port in (api_port(n), raft_port(n)):
+        for port in (api_port(n), raft_port(n), http_port(n)):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -246,7 +254,8 @@ class Cluster:
                  "id: %d" % n,
                  "data_dir: ingot-data/node%d" % n,
                  "raft_address: %s" % raft_ep(n),
-                 "api_address: %s" % api_ep(n)]
+                 "api_address: %s" % api_ep(n),
+                 "http_address: %s" % http_ep(n)]
         if n in self.initial:
             lines.append("peers:")
             lines += ["  - {id: %d, raft_address: %s, api_address: %s}" % (p, raft_ep(p), api_ep(p))
