@@ -174,9 +174,6 @@ static int family_add(struct ing_metrics *m, enum kind kind, const char *name, c
 		return ing_error_set(e, ING_EINVAL, "metric %s: only counters end in _total", name);
 	if (help == NULL || help[0] == '\0')
 		return ing_error_set(e, ING_EINVAL, "metric %s: no help text", name);
-	for (struct ing_metric *f = m->families; f != NULL; f = f->next)
-		if (strcmp(f->name, name) == 0)
-			return ing_error_set(e, ING_EEXIST, "metric %s: registered twice", name);
 	unsigned nlabels = 0;
 	for (; labels != NULL && labels[nlabels] != NULL; nlabels++) {
 		const char *l = labels[nlabels];
@@ -204,6 +201,24 @@ static int family_add(struct ing_metrics *m, enum kind kind, const char *name, c
 				    e, ING_EINVAL,
 				    "metric %s: bounds must be finite and increasing", name);
 		}
+	}
+	for (struct ing_metric *f = m->families; f != NULL; f = f->next) {
+		if (strcmp(f->name, name) != 0)
+			continue;
+		/* The same family again (a module started twice): the same handle. */
+		bool same = f->kind == kind && f->nlabels == nlabels && f->nbounds == nbounds;
+		for (unsigned i = 0; same && i < nlabels; i++)
+			same = strcmp(f->labels[i], labels[i]) == 0;
+		for (size_t i = 0; same && i < nbounds; i++)
+			same = f->bounds[i] == bounds[i];
+		if (!same)
+			return ing_error_set(
+			    e, ING_EEXIST,
+			    "metric %s: registered before with another kind, labels "
+			    "or bounds",
+			    name);
+		*out = f;
+		return 0;
 	}
 	struct ing_metric *f = calloc(1, sizeof(*f));
 	if (f == NULL)

@@ -17,7 +17,7 @@
  * Names are checked at registration against what `promtool check metrics`
  * accepts: [a-zA-Z_:][a-zA-Z0-9_:]* names, counters ending in "_total",
  * [a-zA-Z_][a-zA-Z0-9_]* label names not starting with "__", no "le" label
- * on histograms, no name registered twice.
+ * on histograms, no name used by two different families.
  *
  * Numbers the owner already keeps (a term, a queue length, the store's map
  * size) are best read at scrape time: a collect callback runs before each
@@ -50,7 +50,10 @@ void ing_metrics_free(struct ing_metrics *m);
  * Histogram `bounds` are the buckets' upper bounds, finite and strictly
  * increasing (the +Inf bucket is implied), nbounds >= 1.  Errors:
  * ING_EINVAL (a name or label name promtool would refuse, bad bounds),
- * ING_EEXIST (the name is taken), ING_ENOMEM; e names the metric.
+ * ING_EEXIST (the name is taken by a family of another kind, labels or
+ * bounds), ING_ENOMEM; e names the metric.  Registering the same family
+ * again (same name, kind, labels, bounds) gives the same handle, so a
+ * module that starts twice in one process just registers again.
  */
 int ing_metrics_counter(struct ing_metrics *m, const char *name, const char *help,
                         const char *const *labels, struct ing_metric **out, struct ing_error *e);

@@ -35,6 +35,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "node/http/http.h"
+#include "node/http/metrics.h"
 #include "node/node_internal.h"
 
 uint64_t node_now_ms(void)
@@ -76,6 +77,7 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 			node_sched_note(n, res.cmd_type, job);
 		if (res.job != 0 && res.job_deadline_at_ms != 0)
 			node_deadline_note(n, res.job, res.job_deadline_at_ms);
+		node_metrics_applied(n, &res);
 		n->worker_dirty = true;
 		struct node_result *r = malloc(sizeof(*r) + res.value.len);
 		if (r == NULL) {
@@ -127,6 +129,8 @@ static int node_restore(void *data, const void *buf, size_t len)
 	else
 		ING_LOG_INFO("snapshot restored bytes=%zu replaced=%s", len,
 		             replaced ? "yes" : "no (store is newer)");
+	if (rv == 0 && replaced)
+		node_metrics_recount(n);
 	return rv;
 }
 
@@ -226,6 +230,7 @@ static void maybe_done(struct node *n)
 {
 	if (n->cons != NULL || n->api != NULL || n->open_handles > 0)
 		return;
+	node_metrics_stop(n);
 	store_close(n->store);
 	n->store = NULL;
 	sm_free(n->sm);
@@ -365,6 +370,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		free(n);
 		return rv;
 	}
+	node_metrics_start(n); /* a node without metrics still serves */
 	uv_prepare_init(loop, &n->flush);
 	n->flush.data = n;
 	uv_prepare_start(&n->flush, on_flush);

@@ -39,6 +39,7 @@ struct node_parked {
 struct node_watch;
 struct node_http;
 struct node_snapshot;
+struct node_metrics;
 struct node_mchange;
 struct node_mtransfer;
 struct mreq;
@@ -65,6 +66,7 @@ struct node {
 	uint64_t fwd_leader;    /* leader id fwd points at */
 	struct node_watch *watches;
 	struct node_snapshot *snapshots; /* backup/backup.c: files held for download */
+	struct node_metrics *metrics;    /* http/metrics.c: NULL before start */
 	uint64_t unpark_deadline_ms;     /* while unparking: the call's first deadline */
 	struct {
 		uint64_t id;
@@ -83,6 +85,7 @@ struct node {
 	unsigned sched_inflight; /* assignments proposed, not yet applied */
 	struct {
 		uint64_t job;
+		uint8_t category; /* enum node_wait_reason */
 		char reason[160];
 	} waiting[256]; /* why queued jobs could not be placed (ring) */
 	unsigned nwaiting;
@@ -153,6 +156,10 @@ void node_member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_
 
 /* api.c: the operations (docs/api.md). */
 void node_api_handle(void *data, struct rpc_call *call);
+/* The op table's names: index i (NULL past the end) and the index of a
+ * name (-1 when not an operation). */
+const char *node_api_op_name(unsigned i);
+int node_api_op_index(struct ing_str op);
 /* Runs a call now if this node can serve it, else forwards or parks it. */
 void node_api_dispatch(struct node *n, struct rpc_call *call);
 /* Proposes a command; the reply goes to call (NULL: nobody). */
@@ -183,6 +190,18 @@ void node_sched_note(struct node *n, uint32_t cmd_type, uint64_t job);
 void node_sched_maybe_run(struct node *n);
 /* Why job `id` is still queued, or NULL. */
 const char *node_sched_reason(struct node *n, uint64_t id);
+/* Why the leader could not place a queued job, in categories (metrics). */
+enum node_wait_reason {
+	NODE_WAIT_BACKOFF,      /* its last attempt was lost: retry backoff */
+	NODE_WAIT_NO_LIVE_NODE, /* no live, non-draining node at all */
+	NODE_WAIT_NO_MATCH,     /* no node with the target's capabilities/labels */
+	NODE_WAIT_BUSY,         /* matching nodes, no free slot */
+	NODE_WAIT_REASONS
+};
+const char *node_wait_reason_name(int reason);
+/* Leader: counts the queued jobs it could not place, by reason (all 0 on
+ * other nodes). */
+void node_sched_unplaceable(struct node *n, unsigned counts[NODE_WAIT_REASONS]);
 
 /* liveness.c */
 int node_liveness_start(struct node *n);
@@ -205,6 +224,8 @@ void node_deadline_tick(struct node *n);
  * cancelled ones. */
 void node_worker_poll(struct node *n);
 void node_worker_stop_all(struct node *n);
+/* Attempts this node's worker is running now. */
+unsigned node_worker_busy(struct node *n);
 /* At start: kills process groups left by a previous run of this node and
  * removes their directories. */
 void node_worker_reap(struct node *n);

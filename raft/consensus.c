@@ -187,6 +187,7 @@ static const char *raft_detail(struct cons *c)
 
 static void cons_free(struct cons *c)
 {
+	cons_metrics_stop(c);
 	free(c->address);
 	free(c->dir);
 	free(c);
@@ -274,6 +275,8 @@ static void report_role(struct cons *c)
 	if (term != c->term) {
 		ing_log_set_term(term);
 	}
+	if (c->reported && leader != c->leader_id)
+		cons_metrics_leader_changed();
 	c->reported = true;
 	c->role = role;
 	c->leader_id = leader;
@@ -479,6 +482,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		return code;
 	}
 	cons_trace_init(c);
+	cons_metrics_start(c);
 	raft_uv_set_tracer(&c->io, &c->tracer);
 	raft_uv_set_connect_retry_delay(&c->io, cfg->connect_retry_ms ? cfg->connect_retry_ms
 	                                                              : DEFAULT_CONNECT_RETRY_MS);
@@ -583,6 +587,7 @@ void cons_close(struct cons *c, void (*close_cb)(void *data), void *data)
 	c->closing = true;
 	c->close_cb = close_cb;
 	c->close_data = data;
+	cons_metrics_stop(c);
 	uv_update_time(c->loop);
 	c->close_deadline_ms = uv_now(c->loop) + CLOSE_DRAIN_MAX_MS;
 	ING_LOG_INFO("raft closing raft_node=%" PRIu64 " term=%llu last_index=%llu "

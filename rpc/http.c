@@ -110,8 +110,9 @@ struct rpc_http_server {
 	unsigned open_handles;
 	struct route *routes;
 	struct route **routes_tail;
-	struct rpc_http_req *reqs; /* every request MHD is not done with */
-	struct rpc_http_req *dead; /* completed while owned: abandon callbacks due */
+	struct rpc_http_req *reqs;    /* every request MHD is not done with */
+	struct rpc_http_req *dead;    /* completed while owned: abandon callbacks due */
+	struct rpc_http_req *drained; /* streams whose drain callback is due */
 	unsigned nheartbeats;
 	size_t max_body_bytes;
 	size_t max_stream_bytes;
@@ -164,6 +165,10 @@ struct rpc_http_req {
 	size_t heartbeat_len;
 	uint64_t heartbeat_ms;
 	uint64_t last_write_ms;
+	void (*drain_cb)(struct rpc_http_req *r, void *data);
+	void *drain_data;
+	struct rpc_http_req *drain_next;
+	bool drain_queued;
 	/* abandon */
 	void (*abandon_cb)(struct rpc_http_req *r, void *data);
 	void *abandon_data;
@@ -246,6 +251,29 @@ static void run_dead(struct rpc_http_server *s)
 	}
 }
 
+static void drain_queue(struct rpc_http_req *r)
+{
+	if (r->drain_queued || r->drain_cb == NULL)
+		return;
+	r->drain_queued = true;
+	r->drain_next = r->s->drained;
+	r->s->drained = r;
+}
+
+static void run_drained(struct rpc_http_server *s)
+{
+	while (s->drained != NULL) {
+		struct rpc_http_req *r = s->drained;
+		s->drained = r->drain_next;
+		r->drain_next = NULL;
+		r->drain_queued = false;
+		void (*cb)(struct rpc_http_req *, void *) = r->drain_cb;
+		r->drain_cb = NULL;
+		if (cb != NULL && !r->completed)
+			cb(r, r->drain_data);
+	}
+}
+
 /* One run of MHD and what follows it (see the design note). */
 static void drive(struct rpc_http_server *s)
 {
@@ -256,6 +284,7 @@ static void drive(struct rpc_http_server *s)
 	MHD_run(s->mhd);
 	s->in_run = false;
 	run_dead(s);
+	run_drained(s);
 	if (s->close_requested) {
 		server_stop(s);
 		return;
@@ -341,6 +370,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (r->streaming && r->heartbeat != NULL && --s->nheartbeats == 0)
 		uv_timer_stop(&s->ticker);
 	req_unlink(r);
+	if (r->drain_queued) {
+		for (struct rpc_http_req **pp = &s->drained; *pp != NULL; pp = &(*pp)->drain_next) {
+			if (*pp == r) {
+				*pp = r->drain_next;
+				break;
+			}
+		}
+		r->drain_queued = false;
+	}
+	r->drain_cb = NULL;
 	r->completed = true;
 	r->suspended = false;
 	r->conn = NULL;
@@ -934,6 +973,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		if (r->out_off == r->out.len) {
 			ing_buf_reset(&r->out);
 			r->out_off = 0;
+			drain_queue(r); /* run by drive() once MHD_run returns */
 		}
 		return (ssize_t)n;
 	}
@@ -1028,6 +1068,22 @@ int rpc_http_stream_write(struct rpc_http_req *r, const void *data, size_t len)
 	}
 	r->last_write_ms = now_ms();
 	resume(r);
+	return 0;
+}
+
+int rpc_http_stream_on_drain(struct rpc_http_req *r, void (*cb)(struct rpc_http_req *r, void *data),
+                             void *data)
+{
+	if (r->completed)
+		return ING_EUNAVAILABLE;
+	if (!r->streaming)
+		return ING_ECONFLICT;
+	r->drain_cb = cb;
+	r->drain_data = data;
+	if (r->out.len == r->out_off) {
+		drain_queue(r);
+		kick(r->s);
+	}
 	return 0;
 }
 

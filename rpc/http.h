@@ -175,6 +175,17 @@ int rpc_http_stream_start(struct rpc_http_req *r, unsigned status, const char *c
  * (more than max_stream_buffer_bytes unsent); ING_ENOMEM.
  */
 int rpc_http_stream_write(struct rpc_http_req *r, const void *data, size_t len);
+/*
+ * Registers cb to run once when everything written so far has been handed
+ * to the connection (at once, on the loop, if nothing is pending): a writer
+ * of large data writes its next piece then, so it never holds more than a
+ * piece in memory.  Runs after libmicrohttpd's callbacks returned; not
+ * when the connection goes (the abandon callback does).  A second call
+ * replaces the first.  ING_EUNAVAILABLE when the connection is gone,
+ * ING_ECONFLICT when no stream was started.
+ */
+int rpc_http_stream_on_drain(struct rpc_http_req *r, void (*cb)(struct rpc_http_req *r, void *data),
+                             void *data);
 /* Ends the stream after what was queued is sent, and frees the request. */
 void rpc_http_stream_end(struct rpc_http_req *r);
 

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/mp.h"
 #include "rpc/frame.h"
 
@@ -89,7 +90,10 @@ struct conn {
 };
 
 struct rpc_call {
-	struct conn *conn;                 /* NULL once dead, and for local calls */
+	struct conn *conn;   /* NULL once dead, and for local calls */
+	uint64_t started_ns; /* uv_hrtime() at creation */
+	void (*observe)(void *data, struct ing_str op, int code, uint64_t elapsed_ns);
+	void *observe_data;
 	const struct rpc_local_ops *local; /* local calls only */
 	void *local_data;
 	bool local_gone; /* a local call's receiver went away */
@@ -111,6 +115,56 @@ struct wreq {
 
 static void conn_close(struct conn *conn);
 static void conn_update_reading(struct conn *conn);
+
+/* ---- metrics (docs/operations.md "Metrics"): process-wide -------------- */
+
+enum refusal { REFUSED_CONNECTIONS, REFUSED_MALFORMED, REFUSED_TOO_LARGE, REFUSED_SLOW, NREFUSALS };
+
+static struct {
+	struct ing_metrics *registry; /* the registry the handles below belong to */
+	struct ing_series *connections, *bytes_in, *bytes_out;
+	struct ing_series *refused[NREFUSALS];
+} metrics;
+
+/* (Re)registers the server's families when the process registry changed. */
+static void metrics_init(void)
+{
+	static const char *const reasons[NREFUSALS] = {"too_many_connections", "malformed",
+	                                               "too_large", "slow_consumer"};
+	static const char *const reason_label[] = {"reason", NULL};
+	struct ing_metrics *m = ing_metrics_default();
+	struct ing_metric *f;
+	if (m == NULL || m == metrics.registry)
+		return;
+	memset(&metrics, 0, sizeof(metrics));
+	metrics.registry = m;
+	if (ing_metrics_gauge(m, "ingot_api_connections", "Open msgpack API connections.", NULL, &f,
+	                      NULL) == 0)
+		metrics.connections = ing_metric_series(f, NULL);
+	if (ing_metrics_counter(m, "ingot_api_received_bytes_total",
+	                        "Bytes read from msgpack API connections.", NULL, &f, NULL) == 0)
+		metrics.bytes_in = ing_metric_series(f, NULL);
+	if (ing_metrics_counter(m, "ingot_api_sent_bytes_total",
+	                        "Bytes written to msgpack API connections.", NULL, &f, NULL) == 0)
+		metrics.bytes_out = ing_metric_series(f, NULL);
+	if (ing_metrics_counter(m, "ingot_api_refused_total",
+	                        "Connections or requests the API refused, by reason.", reason_label,
+	                        &f, NULL) == 0) {
+		for (int i = 0; i < NREFUSALS; i++) {
+			const char *v[] = {reasons[i]};
+			metrics.refused[i] = ing_metric_series(f, v);
+		}
+	}
+}
+
+static void observe(struct rpc_call *c, int code)
+{
+	if (c->observe == NULL)
+		return;
+	void (*cb)(void *, struct ing_str, int, uint64_t) = c->observe;
+	c->observe = NULL;
+	cb(c->observe_data, c->msg.op, code, uv_hrtime() - c->started_ns);
+}
 
 /* ---- server lifetime --------------------------------------------------- */
 
@@ -251,6 +305,7 @@ static int conn_send(struct conn *conn, struct mp_out *o)
 		return rpc_err_from_uv(rv);
 	}
 	conn->out_bytes += w->len;
+	ing_counter_add(metrics.bytes_out, (double)w->len);
 	return 0;
 }
 
@@ -286,8 +341,10 @@ static void on_conn_close(uv_handle_t *h)
 		if (c->abandon_cb != NULL)
 			c->abandon_cb(c, c->abandon_data);
 	}
-	if (conn->counted)
+	if (conn->counted) {
 		s->nactive--;
+		ing_gauge_add(metrics.connections, -1);
+	}
 	rpc_reader_free(&conn->in);
 	ING_LOG_DEBUG("rpc connection closed peer=%s", conn->peer);
 	free(conn);
@@ -318,6 +375,8 @@ static void conn_fail(struct conn *conn, uint64_t id, int code, const char *msg)
 {
 	if (conn->closing)
 		return;
+	ing_counter_inc(
+	    metrics.refused[code == ING_ETOOBIG ? REFUSED_TOO_LARGE : REFUSED_MALFORMED]);
 	ING_LOG_WARN("rpc closing connection peer=%s error=%s msg=\"%s\"", conn->peer,
 	             ing_err_name(code), msg);
 	conn_send_error(conn, id, code, msg);
@@ -355,6 +414,7 @@ static void conn_dispatch(struct conn *conn, const char *body, size_t len)
 	}
 	memcpy(c->frame, body, len);
 	c->len = len;
+	c->started_ns = uv_hrtime();
 	int rv = rpc_msg_decode(c->frame, len, &c->zone, &c->msg, &id_known, &err);
 	if (rv == 0 && c->msg.kind != RPC_MSG_REQUEST)
 		rv = ing_error_set(&err, ING_EMALFORMED, "expected a request (type 0), got a %s",
@@ -427,6 +487,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	(void)buf;
 	if (nread > 0) {
 		conn->in.len += (size_t)nread;
+		ing_counter_add(metrics.bytes_in, (double)nread);
 		conn_process(conn);
 		return;
 	}
@@ -504,11 +565,13 @@ static void on_connection(uv_stream_t *listener, int status)
 	if (s->nactive >= s->max_connections) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "too many connections (limit %u)", s->max_connections);
+		ing_counter_inc(metrics.refused[REFUSED_CONNECTIONS]);
 		conn_fail(conn, 0, ING_EUNAVAILABLE, msg);
 		return;
 	}
 	conn->counted = true;
 	s->nactive++;
+	ing_gauge_add(metrics.connections, 1);
 	uv_tcp_nodelay(&conn->tcp, 1);
 	ING_LOG_DEBUG("rpc connection accepted peer=%s", conn->peer);
 	conn_update_reading(conn);
@@ -526,6 +589,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 	struct rpc_server *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	metrics_init();
 	s->loop = loop;
 	s->handler = h;
 	s->data = data;
@@ -605,6 +669,7 @@ static void local_reply(struct rpc_call *c, int code, const char *msg, const voi
 
 void rpc_reply(struct rpc_call *c, const void *result, size_t len)
 {
+	observe(c, 0);
 	if (c->local != NULL)
 		local_reply(c, 0, NULL, result, len);
 	if (call_can_send(c)) {
@@ -635,6 +700,7 @@ void rpc_reply(struct rpc_call *c, const void *result, size_t len)
 
 void rpc_reply_error(struct rpc_call *c, int code, const char *fmt, ...)
 {
+	observe(c, code != 0 ? code : ING_EINTERNAL);
 	if (call_can_send(c) || (c->local != NULL && !c->local_gone)) {
 		char msg[ING_ERROR_MSG_MAX];
 		va_list ap;
@@ -670,6 +736,7 @@ int rpc_push(struct rpc_call *c, const void *event, size_t len)
 		return rv;
 	}
 	if (conn->out_bytes + o.len > SLOW_CONSUMER_FACTOR * s->max_output_bytes) {
+		ing_counter_inc(metrics.refused[REFUSED_SLOW]);
 		ING_LOG_WARN("rpc closing slow consumer peer=%s queued_bytes=%zu", conn->peer,
 		             conn->out_bytes);
 		mp_out_free(&o);
@@ -746,6 +813,7 @@ int rpc_call_new_local(const char *op, const void *args, size_t args_len, const 
 	c->len = len;
 	c->local = ops;
 	c->local_data = data;
+	c->started_ns = uv_hrtime();
 	*out = c;
 	return 0;
 }
@@ -759,4 +827,12 @@ void rpc_call_local_abandon(struct rpc_call *c)
 	c->abandon_cb = NULL;
 	if (cb != NULL)
 		cb(c, c->abandon_data);
+}
+
+void rpc_call_observe(struct rpc_call *c,
+                      void (*cb)(void *data, struct ing_str op, int code, uint64_t elapsed_ns),
+                      void *data)
+{
+	c->observe = cb;
+	c->observe_data = data;
 }

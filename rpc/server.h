@@ -17,6 +17,10 @@
  * the output reaches 4 * max_output_bytes.  Connections over
  * max_connections get an "unavailable" reply and are closed.
  *
+ * Metrics (process registry, common/metrics.h): open connections, bytes in
+ * and out, refusals by reason (too_many_connections, malformed, too_large,
+ * slow_consumer).  Per-operation counts are the handler's (rpc_call_observe).
+ *
  * Everything here runs on the loop thread; nothing is thread-safe.
  */
 #ifndef INGOT_RPC_SERVER_H
@@ -105,6 +109,16 @@ int rpc_push(struct rpc_call *c, const void *event, size_t len);
  * replaces the first registration.
  */
 int rpc_call_on_abandon(struct rpc_call *c, void (*cb)(struct rpc_call *c, void *data), void *data);
+
+/*
+ * Registers cb to run once when the call is replied to (rpc_reply: code 0,
+ * rpc_reply_error: its code), dead or not, with the time since the call was
+ * made (request metrics).  cb must not touch the call.  A second call
+ * replaces the first.
+ */
+void rpc_call_observe(struct rpc_call *c,
+                      void (*cb)(void *data, struct ing_str op, int code, uint64_t elapsed_ns),
+                      void *data);
 
 /* ---- local calls: requests made inside the process ------------------- */
 

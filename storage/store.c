@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 
@@ -317,6 +318,7 @@ void store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	store_metrics_detach(s);
 	store_env_close(s);
 	free(s);
 }
@@ -409,9 +411,15 @@ static int txn_end(struct store_txn *t)
 		rv = s->failed;
 		goto out;
 	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = mdb_txn_commit(t->txn);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc != 0)
 		rv = fail_mdb(s, rc, "commit", STORE_META);
+	else
+		store_metrics_commit((uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+		                     (uint64_t)(t1.tv_nsec - t0.tv_nsec));
 out:
 	free(t);
 	return rv;

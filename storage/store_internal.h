@@ -40,6 +40,7 @@ struct store {
 	struct store_txn *batch;     /* open batch txn or NULL */
 	unsigned batch_count;        /* applies noted in the open batch */
 	unsigned nread;              /* open read txns */
+	bool metrics_attached;       /* metrics.c reports this store's map */
 };
 
 struct store_txn {
@@ -49,6 +50,10 @@ struct store_txn {
 	bool is_batch;
 	struct store_iter *iters; /* open iterators, closed at txn end */
 };
+
+/* metrics.c: one commit took elapsed_ns; removing the collect callback. */
+void store_metrics_commit(uint64_t elapsed_ns);
+void store_metrics_detach(struct store *s);
 
 /* The one translation of LMDB return codes into ING_E* codes. */
 int store_err_from_mdb(int rc);

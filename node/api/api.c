@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "node/http/metrics.h"
 #include "node/node_internal.h"
 #include "rpc/args.h"
 #include "storage/artifact.h"
@@ -1414,6 +1415,19 @@ static const struct op ops[] = {
     {"cluster.snapshot_read", OP_LEADER, node_op_cluster_snapshot_read},
 };
 
+const char *node_api_op_name(unsigned i)
+{
+	return i < sizeof(ops) / sizeof(ops[0]) ? ops[i].name : NULL;
+}
+
+int node_api_op_index(struct ing_str op)
+{
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (ing_str_eq_c(op, ops[i].name))
+			return (int)i;
+	return -1;
+}
+
 static const struct op *find_op(struct ing_str name)
 {
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
@@ -1501,5 +1515,6 @@ void node_api_dispatch(struct node *n, struct rpc_call *call)
 
 void node_api_handle(void *data, struct rpc_call *call)
 {
+	node_metrics_observe_call(call);
 	node_api_dispatch(data, call);
 }

@@ -23,6 +23,9 @@ int node_http_start(struct node *n, struct ing_error *e);
  * until the server has closed (node_hold / node_release). */
 void node_http_stop(struct node *n);
 
+/* Open HTTP connections (0 when the server is off). */
+unsigned node_http_connections(struct node *n);
+
 /* ---- shared by the files of node/http/ -------------------------------- */
 
 /* The REST routes (bridge.c), added to s. */

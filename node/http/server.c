@@ -42,6 +42,11 @@ struct node *node_http_node(struct node_http *h)
 	return h->n;
 }
 
+unsigned node_http_connections(struct node *n)
+{
+	return n->http != NULL ? rpc_http_connections(n->http->server) : 0;
+}
+
 static void h_metrics(void *data, struct rpc_http_req *r)
 {
 	struct node_http *h = data;

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "node/http/metrics.h"
 #include "node/node_internal.h"
 
 #define SCAN_MAX             4096
@@ -93,10 +94,12 @@ void node_sched_note(struct node *n, uint32_t cmd_type, uint64_t job)
 	}
 }
 
-static void set_reason(struct node *n, uint64_t job, const char *reason)
+static void set_reason(struct node *n, uint64_t job, enum node_wait_reason category,
+                       const char *reason)
 {
 	for (unsigned i = 0; i < n->nwaiting; i++) {
 		if (n->waiting[i].job == job) {
+			n->waiting[i].category = (uint8_t)category;
 			snprintf(n->waiting[i].reason, sizeof(n->waiting[i].reason), "%s", reason);
 			return;
 		}
@@ -104,6 +107,7 @@ static void set_reason(struct node *n, uint64_t job, const char *reason)
 	unsigned cap = sizeof(n->waiting) / sizeof(n->waiting[0]);
 	unsigned slot = n->nwaiting < cap ? n->nwaiting++ : (unsigned)(job % cap);
 	n->waiting[slot].job = job;
+	n->waiting[slot].category = (uint8_t)category;
 	snprintf(n->waiting[slot].reason, sizeof(n->waiting[slot].reason), "%s", reason);
 }
 
@@ -112,6 +116,37 @@ static void clear_reason(struct node *n, uint64_t job)
 	for (unsigned i = 0; i < n->nwaiting; i++)
 		if (n->waiting[i].job == job)
 			n->waiting[i].job = 0;
+}
+
+const char *node_wait_reason_name(int reason)
+{
+	static const char *const names[NODE_WAIT_REASONS] = {"retry_backoff", "no_live_node",
+	                                                     "no_matching_node", "busy"};
+	return reason >= 0 && reason < NODE_WAIT_REASONS ? names[reason] : "unknown";
+}
+
+void node_sched_unplaceable(struct node *n, unsigned counts[NODE_WAIT_REASONS])
+{
+	struct store_txn *t;
+	memset(counts, 0, NODE_WAIT_REASONS * sizeof(*counts));
+	if (n->role != CONS_LEADER_READY || store_read_begin(n->store, &t) != 0)
+		return;
+	msgpack_zone z;
+	msgpack_zone_init(&z, 4096);
+	for (unsigned i = 0; i < n->nwaiting; i++) {
+		struct ing_str val;
+		struct rec_job j;
+		uint8_t k[8];
+		if (n->waiting[i].job == 0 || n->waiting[i].category >= NODE_WAIT_REASONS)
+			continue;
+		store_be64(k, n->waiting[i].job);
+		if (store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val) == 0 &&
+		    rec_job_decode(val, &z, &j, NULL) == 0 && j.state == REC_JOB_QUEUED)
+			counts[n->waiting[i].category]++;
+		msgpack_zone_clear(&z);
+	}
+	msgpack_zone_destroy(&z);
+	store_abort(t);
 }
 
 const char *node_sched_reason(struct node *n, uint64_t id)
@@ -198,7 +233,8 @@ static bool fits(const struct rec_node *nd, const struct rec_target *t)
 
 /* Why no node fits target t: the first capability or label no live,
  * non-draining node offers, or that no single node offers them all. */
-static void explain(struct round *r, const struct rec_target *t, char *out, size_t cap)
+static enum node_wait_reason explain(struct round *r, const struct rec_target *t, char *out,
+                                     size_t cap)
 {
 	unsigned down = 0, draining = 0;
 	for (unsigned i = 0; i < r->nnodes; i++) {
@@ -209,7 +245,7 @@ static void explain(struct round *r, const struct rec_target *t, char *out, size
 		snprintf(out, cap,
 		         "no live, non-draining node (%u registered: %u down, %u draining)",
 		         r->nnodes, down, draining);
-		return;
+		return NODE_WAIT_NO_LIVE_NODE;
 	}
 	for (uint32_t c = 0; c < t->ncaps; c++) {
 		bool anywhere = false;
@@ -220,7 +256,7 @@ static void explain(struct round *r, const struct rec_target *t, char *out, size
 			snprintf(out, cap,
 			         "no live, non-draining node has capability '%.*s' (target '%.*s')",
 			         ING_STR_FMT(t->caps[c]), ING_STR_FMT(t->name));
-			return;
+			return NODE_WAIT_NO_MATCH;
 		}
 	}
 	for (uint32_t l = 0; l < t->nlabels; l++) {
@@ -233,13 +269,14 @@ static void explain(struct round *r, const struct rec_target *t, char *out, size
 			         "no live, non-draining node has label %.*s=%.*s (target '%.*s')",
 			         ING_STR_FMT(t->labels[l].key), ING_STR_FMT(t->labels[l].value),
 			         ING_STR_FMT(t->name));
-			return;
+			return NODE_WAIT_NO_MATCH;
 		}
 	}
 	snprintf(out, cap,
 	         "no single live, non-draining node has all the capabilities and labels of "
 	         "target '%.*s'",
 	         ING_STR_FMT(t->name));
+	return NODE_WAIT_NO_MATCH;
 }
 
 static void on_assigned(struct node *n, int status, const struct node_result *res, void *data)
@@ -284,7 +321,7 @@ static bool place(struct round *r, uint64_t id)
 			         "attempt %" PRIu32 " was lost; the next one waits %" PRIu64
 			         " ms (retry backoff)",
 			         j.attempt, backoff);
-			set_reason(n, id, reason);
+			set_reason(n, id, NODE_WAIT_BACKOFF, reason);
 			if (n->sched_wake_ms == 0 || ready_at < n->sched_wake_ms)
 				n->sched_wake_ms = ready_at;
 			return false;
@@ -302,13 +339,14 @@ static bool place(struct round *r, uint64_t id)
 			best = (int)i;
 	}
 	if (best < 0) {
+		enum node_wait_reason why = NODE_WAIT_BUSY;
 		if (matching == 0)
-			explain(r, t, reason, sizeof(reason));
+			why = explain(r, t, reason, sizeof(reason));
 		else
 			snprintf(reason, sizeof(reason),
 			         "all %u nodes that can run target '%.*s' are busy", matching,
 			         ING_STR_FMT(j.target));
-		set_reason(n, id, reason);
+		set_reason(n, id, why, reason);
 		return false;
 	}
 
@@ -323,6 +361,7 @@ static bool place(struct round *r, uint64_t id)
 	if (node_propose_internal(n, &c, on_assigned, NULL) != 0)
 		return false;
 	n->sched_inflight++;
+	node_metrics_assigned(n, j.updated_at_ms);
 	r->free[best]--;
 	r->total_free--;
 	r->proposed_ids[r->proposed++] = id;

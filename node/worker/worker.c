@@ -809,6 +809,14 @@ void node_worker_poll(struct node *n)
 	store_abort(t);
 }
 
+unsigned node_worker_busy(struct node *n)
+{
+	unsigned busy = 0;
+	for (struct node_attempt *a = n->attempts; a != NULL; a = a->next)
+		busy++;
+	return busy;
+}
+
 void node_worker_stop_all(struct node *n)
 {
 	for (struct node_attempt *a = n->attempts, *next; a != NULL; a = next) {

@@ -56,7 +56,14 @@ static void test_registration_checks(void **state)
 	assert_int_equal(ing_metrics_histogram(m, "lat_seconds", "h", NULL, bounds, 0, &f, &e),
 	                 ING_EINVAL);
 	assert_int_equal(ing_metrics_gauge(m, "ns:things", "h", one, &f, &e), 0);
+	struct ing_metric *again;
+	assert_int_equal(ing_metrics_gauge(m, "ns:things", "h", one, &again, &e), 0);
+	assert_ptr_equal(again, f); /* the same family: the same handle */
 	assert_int_equal(ing_metrics_gauge(m, "ns:things", "h", NULL, &f, &e), ING_EEXIST);
+	assert_int_equal(ing_metrics_counter(m, "ns:things", "h", one, &f, &e), ING_EINVAL);
+	assert_int_equal(ing_metrics_histogram(m, "lat_seconds", "h", NULL, bounds, 2, &f, &e), 0);
+	assert_int_equal(ing_metrics_histogram(m, "lat_seconds", "h", NULL, bounds, 1, &f, &e),
+	                 ING_EEXIST);
 	ing_metrics_free(m);
 }
 

@@ -20,6 +20,8 @@
  *                          abandon callback ends it
  *   GET  /flood            a stream written on every 5 ms tick until cut off
  *   GET  /hold             never answered until the server closed (abandon)
+ *   GET  /big              4 MiB streamed in 64 KiB pieces, each written when
+ *                          the previous one drained (rpc_http_stream_on_drain)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -76,6 +78,9 @@ struct env {
 	struct rpc_http_req *hold;
 	atomic_bool held; /* /hold and /quiet both reached their handlers */
 	atomic_bool quieted;
+	/* /big */
+	size_t big_sent;
+	int big_pieces;
 	int hold_abandoned;
 };
 
@@ -233,6 +238,34 @@ static void h_hold(void *data, struct rpc_http_req *r)
 	assert_int_equal(rpc_http_req_on_abandon(r, on_hold_abandon, env), 0);
 }
 
+#define BIG_PIECE (64 * 1024)
+#define BIG_TOTAL (4 * 1024 * 1024)
+
+static void on_big_drained(struct rpc_http_req *r, void *data)
+{
+	struct env *env = data;
+	static char piece[BIG_PIECE];
+	if (env->big_sent == BIG_TOTAL) {
+		rpc_http_stream_end(r);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(piece); i++)
+		piece[i] = (char)('a' + (env->big_sent + i) % 26);
+	assert_int_equal(rpc_http_stream_write(r, piece, sizeof(piece)), 0);
+	env->big_sent += BIG_PIECE;
+	env->big_pieces++;
+	assert_int_equal(rpc_http_stream_on_drain(r, on_big_drained, env), 0);
+}
+
+static void h_big(void *data, struct rpc_http_req *r)
+{
+	struct env *env = data;
+	assert_int_equal(rpc_http_stream_on_drain(r, on_big_drained, env), ING_ECONFLICT);
+	assert_int_equal(rpc_http_stream_start(r, 200, "application/octet-stream", NULL, 0), 0);
+	env->big_sent = 0;
+	assert_int_equal(rpc_http_stream_on_drain(r, on_big_drained, env), 0);
+}
+
 static void on_server_closed(void *data)
 {
 	struct env *env = data;
@@ -285,6 +318,7 @@ static void env_start(struct env *env, const struct rpc_http_options *opts)
 	assert_int_equal(rpc_http_route(s, "GET", "/quiet", h_quiet, env), 0);
 	assert_int_equal(rpc_http_route(s, "GET", "/flood", h_flood, env), 0);
 	assert_int_equal(rpc_http_route(s, "GET", "/hold", h_hold, env), 0);
+	assert_int_equal(rpc_http_route(s, "GET", "/big", h_big, env), 0);
 	assert_int_equal(rpc_http_route(s, "DELETE", "/items/{id}", h_item, env), 0);
 }
 
@@ -803,6 +837,43 @@ static void c_flood(struct client *cl)
 	conn_close(&c);
 }
 
+static void c_big(struct client *cl)
+{
+	struct conn c;
+	struct resp *r = &cl->r[0];
+	char chunk[70000];
+	CHECK(conn_open(&c, cl->port, 0) == 0);
+	const char *q = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+	CHECK(conn_send(&c, q, strlen(q)) == 0);
+	CHECK(read_head(&c, r) == 0 && r->chunked);
+	size_t total = 0;
+	long n;
+	while ((n = read_chunk(&c, chunk, sizeof(chunk))) > 0) {
+		for (long i = 0; i < n; i++)
+			CHECK(chunk[i] == (char)('a' + (total + (size_t)i) % 26));
+		total += (size_t)n;
+	}
+	CHECK(n == 0);
+	r->body_len = total;
+	conn_close(&c);
+}
+
+static void test_stream_paced_by_drain(void **state)
+{
+	(void)state;
+	struct env env;
+	struct rpc_http_options o = {.max_stream_buffer_bytes = 256 * 1024};
+	env_start(&env, &o);
+	struct client *cl = calloc(1, sizeof(*cl));
+	cl->fn = c_big;
+	run_client(&env, cl, 10000);
+	assert_int_equal(cl->r[0].status, 200);
+	assert_int_equal(cl->r[0].body_len, BIG_TOTAL); /* never over the 256 KiB bound */
+	assert_int_equal(env.big_pieces, BIG_TOTAL / BIG_PIECE);
+	free(cl);
+	env_stop(&env);
+}
+
 static void test_slow_stream_reader_is_cut_off(void **state)
 {
 	(void)state;
@@ -1140,6 +1211,7 @@ int main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_streams),
 	    cmocka_unit_test(test_slow_stream_reader_is_cut_off),
+	    cmocka_unit_test(test_stream_paced_by_drain),
 	    cmocka_unit_test(test_close_with_open_requests),
 	    cmocka_unit_test(test_tls),
 	    cmocka_unit_test(test_start_errors),
