@@ -130,6 +130,7 @@ static const struct verb_def verbs[] = {
     {"member", "remove", CLI_MEMBER_REMOVE, "ID"},
     {"member", "transfer-leadership", CLI_MEMBER_TRANSFER, "[ID]"},
     {"events", NULL, CLI_EVENTS, NULL},
+    {"snapshot", "save", CLI_SNAPSHOT_SAVE, "FILE"},
 };
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
 
@@ -180,6 +181,8 @@ void cli_usage(FILE *out)
 	      "  events [--after SEQ] [--limit N]    cluster events: members added, removed or\n"
 	      "                                      given a role, leadership transferred,\n"
 	      "                                      voters replaced\n"
+	      "  snapshot save FILE                  a consistent copy of the cluster's state,\n"
+	      "                                      from the leader, checked by SHA-256\n"
 	      "\n"
 	      "Global options (anywhere on the line):\n"
 	      "  --endpoints H:P,...  nodes to talk to (env INGOT_ENDPOINTS; "
@@ -693,6 +696,11 @@ static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **w
 		                     vd->operand, words[1]);
 	switch (c->verb) {
 	case CLI_TARGET_APPLY: c->file = words[0]; return 0;
+	case CLI_SNAPSHOT_SAVE:
+		if (*words[0] == '\0')
+			return ing_error_set(e, ING_EINVAL, "'%s': empty FILE", full);
+		c->file = words[0];
+		return 0;
 	case CLI_TARGET_GET:
 	case CLI_TARGET_DELETE:
 		if (*words[0] == '\0')

@@ -69,6 +69,7 @@ enum cli_verb {
 	CLI_MEMBER_REMOVE,
 	CLI_MEMBER_TRANSFER,
 	CLI_EVENTS,
+	CLI_SNAPSHOT_SAVE,
 };
 
 /* Where the endpoints came from, for error messages. */
@@ -115,7 +116,7 @@ struct cli_cmd {
 
 	enum cli_verb verb;
 	const char *name; /* target get/delete */
-	const char *file; /* target apply */
+	const char *file; /* target apply, snapshot save */
 	uint64_t id;      /* job get/cancel/retry/events/watch/logs/fetch; node drain/undrain;
 	                   * member add/promote/demote/remove (> 0) and transfer-leadership
 	                   * (0: none given, let the cluster choose) */
@@ -367,6 +368,7 @@ int cli_cmd_job(struct cli_ctx *ctx);
 int cli_cmd_node(struct cli_ctx *ctx);
 int cli_cmd_member(struct cli_ctx *ctx);
 int cli_cmd_events(struct cli_ctx *ctx);
+int cli_cmd_snapshot(struct cli_ctx *ctx);
 /* A watched job's end: 0 when `job` succeeded; else 1, with "ingotctl: job
  * ID failed: <error>" (or cancelled) on ctx->err. */
 int cli_job_end(struct cli_ctx *ctx, uint64_t id, const msgpack_object *job);
