@@ -51,6 +51,7 @@ struct ing_metric {
 	unsigned nlabels;
 	double *bounds;
 	size_t nbounds;
+	char (*le)[40]; /* the bounds as text, formatted once */
 	struct ing_series *series;
 	struct ing_series **series_tail;
 	struct ing_series **table;
@@ -131,6 +132,7 @@ static void family_free(struct ing_metric *f)
 		free(f->labels[i]);
 	free(f->table);
 	free(f->bounds);
+	free(f->le);
 	free(f->name);
 	free(f->help);
 	free(f);
@@ -149,6 +151,8 @@ void ing_metrics_free(struct ing_metrics *m)
 	free(m->collects);
 	free(m);
 }
+
+static void fmt_number(double v, char *out, size_t cap);
 
 static char *dup_str(const char *s)
 {
@@ -235,10 +239,13 @@ static int family_add(struct ing_metrics *m, enum kind kind, const char *name, c
 	}
 	if (!oom && kind == KIND_HISTOGRAM) {
 		f->bounds = malloc(nbounds * sizeof(*bounds));
-		oom = f->bounds == NULL;
+		f->le = malloc(nbounds * sizeof(*f->le));
+		oom = f->bounds == NULL || f->le == NULL;
 		if (!oom) {
 			memcpy(f->bounds, bounds, nbounds * sizeof(*bounds));
 			f->nbounds = nbounds;
+			for (size_t i = 0; i < nbounds; i++)
+				fmt_number(bounds[i], f->le[i], sizeof(f->le[i]));
 		}
 	}
 	if (oom) {
@@ -511,11 +518,9 @@ static void render_family(struct ing_buf *b, const struct ing_metric *f)
 			continue;
 		}
 		uint64_t cumulative = 0;
-		char le[40];
 		for (size_t i = 0; i < f->nbounds; i++) {
 			cumulative += s->buckets[i];
-			fmt_number(f->bounds[i], le, sizeof(le));
-			put_sample(b, f, s, "_bucket", le, (double)cumulative);
+			put_sample(b, f, s, "_bucket", f->le[i], (double)cumulative);
 		}
 		put_sample(b, f, s, "_bucket", "+Inf", (double)s->count);
 		put_sample(b, f, s, "_sum", NULL, s->value);
