@@ -21,19 +21,10 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/text.h"
 
 #define PIECE_BYTES        (1u << 20)
 #define PROGRESS_MIN_BYTES (8u << 20)
-
-static void hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 /* Downloads the announced file into f; checks its size and SHA-256. */
 static int download(struct cli_ctx *ctx, const char *id, uint64_t size, const char *sha256, FILE *f,
@@ -86,7 +77,7 @@ static int download(struct cli_ctx *ctx, const char *id, uint64_t size, const ch
 	char got[65];
 	unsigned n = 0;
 	if (rv == 0 && EVP_DigestFinal_ex(md, sum, &n) == 1) {
-		hex(sum, 32, got);
+		ing_hex(sum, 32, got);
 		if (strcmp(got, sha256) != 0)
 			rv = ing_error_set(
 			    e, ING_ECORRUPT,

@@ -95,6 +95,17 @@ void ing_buf_json_str(struct ing_buf *b, const char *s, size_t n)
 	ing_buf_append(b, "\"", 1);
 }
 
+void ing_hex(const void *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *u = p;
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[u[i] >> 4];
+		out[2 * i + 1] = digits[u[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 void ing_base64_encode(struct ing_buf *b, const void *p, size_t n)

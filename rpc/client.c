@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
 #include "common/log.h"
 #include "common/mp.h"
 #include "rpc/frame.h"
@@ -661,7 +662,6 @@ void rpc_client_close(struct rpc_client *c, void (*cb)(void *data), void *data)
 static void random_request_id(char *out)
 {
 	unsigned char raw[16];
-	static const char hex[] = "0123456789abcdef";
 	if (RAND_bytes(raw, sizeof(raw)) != 1) {
 		/* Never expected after OpenSSL seeded itself; fall back to
 		 * something unique to this process rather than fail a write. */
@@ -672,11 +672,7 @@ static void random_request_id(char *out)
 	}
 	out[0] = 'c';
 	out[1] = '-';
-	for (unsigned i = 0; i < sizeof(raw); i++) {
-		out[2 + 2 * i] = hex[raw[i] >> 4];
-		out[3 + 2 * i] = hex[raw[i] & 15];
-	}
-	out[2 + 2 * sizeof(raw)] = '\0';
+	ing_hex(raw, sizeof(raw), out + 2);
 }
 
 int rpc_client_call(struct rpc_client *c, struct rpc_request *r, const char *op, const void *args,

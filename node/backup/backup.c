@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/text.h"
 #include "node/backup/backup.h"
 #include "node/node_internal.h"
 #include "rpc/args.h"
@@ -58,16 +59,6 @@ struct copy_work {
 	uint8_t sum[32];
 	int rv;
 };
-
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 static void snapshot_free(struct node_snapshot *s)
 {
@@ -148,10 +139,10 @@ static void copy_done(uv_work_t *req, int status)
 			s = NULL;
 			w->rv = ING_ENOMEM;
 		} else {
-			hex(rnd, sizeof(rnd), s->id);
+			ing_hex(rnd, sizeof(rnd), s->id);
 			s->file = w->file;
 			s->len = w->len;
-			hex(w->sum, 32, s->sha256);
+			ing_hex(w->sum, 32, s->sha256);
 			s->applied_index = w->h.applied_index;
 			s->created_at_ms = w->h.created_at_ms;
 			s->last_used_ms = node_now_ms();
