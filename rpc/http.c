@@ -1273,6 +1273,15 @@ uint16_t rpc_http_port(const struct rpc_http_server *s)
 	return s->port;
 }
 
+const char *rpc_http_library_version(char *built, size_t cap)
+{
+	/* MHD_VERSION is 0xMMmmpp00, each part written in hex digits (0.9.75 is
+	 * 0x00097500). */
+	snprintf(built, cap, "%x.%x.%x", (unsigned)(MHD_VERSION >> 24) & 0xff,
+	         (unsigned)(MHD_VERSION >> 16) & 0xff, (unsigned)(MHD_VERSION >> 8) & 0xff);
+	return MHD_get_version();
+}
+
 unsigned rpc_http_connections(const struct rpc_http_server *s)
 {
 	if (s->mhd == NULL)

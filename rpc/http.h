@@ -91,6 +91,10 @@ uint16_t rpc_http_port(const struct rpc_http_server *s);
 /* Connections open now (for metrics). */
 unsigned rpc_http_connections(const struct rpc_http_server *s);
 
+/* libmicrohttpd's version at run time; `built` (ING_VERSION_MAX bytes) gets
+ * the one this build was compiled against ("0.9.75"), for --version. */
+const char *rpc_http_library_version(char *built, size_t cap);
+
 /*
  * Closes the listener and every connection, then frees the server and calls
  * cb(data) on the loop (cb may be NULL).  Requests still owned by handlers

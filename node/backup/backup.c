@@ -29,9 +29,11 @@
 
 #include "common/log.h"
 #include "common/text.h"
+#include "node/api/view.h"
 #include "node/backup/backup.h"
-#include "node/node_internal.h"
+#include "node/member/member.h"
 #include "rpc/args.h"
+#include "storage/store.h"
 
 #define MAX_HELD      2
 #define HELD_IDLE_MS  120000u
@@ -47,6 +49,11 @@ struct node_snapshot {
 	uint64_t applied_index;
 	uint64_t created_at_ms;
 	uint64_t last_used_ms;
+};
+
+struct backup {
+	struct node *n;
+	struct node_snapshot *held; /* newest first */
 };
 
 struct copy_work {
@@ -66,14 +73,14 @@ static void snapshot_free(struct node_snapshot *s)
 	free(s);
 }
 
-/* Drops idle files; returns how many are held. */
-static unsigned expire(struct node *n)
+/* Drops idle files (all once the node stops); returns how many are held. */
+static unsigned expire(struct backup *b)
 {
 	uint64_t now = node_now_ms();
 	unsigned held = 0;
-	for (struct node_snapshot **pp = &n->snapshots; *pp != NULL;) {
+	for (struct node_snapshot **pp = &b->held; *pp != NULL;) {
 		struct node_snapshot *s = *pp;
-		if (now - s->last_used_ms > HELD_IDLE_MS || n->stopping) {
+		if (now - s->last_used_ms > HELD_IDLE_MS || node_stopping(b->n)) {
 			ING_LOG_INFO("snapshot dropped id=%s bytes=%zu", s->id, s->len);
 			*pp = s->next;
 			snapshot_free(s);
@@ -85,9 +92,29 @@ static unsigned expire(struct node *n)
 	return held;
 }
 
-void node_backup_stop(struct node *n)
+int backup_new(struct node *n, struct backup **out)
 {
-	expire(n);
+	struct backup *b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return ING_ENOMEM;
+	b->n = n;
+	*out = b;
+	return 0;
+}
+
+void backup_stop(struct backup *b)
+{
+	expire(b);
+}
+
+void backup_free(struct backup *b)
+{
+	while (b->held != NULL) {
+		struct node_snapshot *s = b->held;
+		b->held = s->next;
+		snapshot_free(s);
+	}
+	free(b);
 }
 
 /* On a pool thread: touches only the store's LMDB env (store.h). */
@@ -96,7 +123,7 @@ static void copy_on_thread(uv_work_t *req)
 	struct copy_work *w = req->data;
 	void *data = NULL;
 	size_t len = 0;
-	w->rv = store_snapshot_copy_buf(w->n->store, &data, &len);
+	w->rv = store_snapshot_copy_buf(node_store(w->n), &data, &len);
 	if (w->rv != 0)
 		return;
 	uint8_t *file = malloc(BACKUP_HEADER_LEN + len);
@@ -128,10 +155,11 @@ static void copy_done(uv_work_t *req, int status)
 {
 	struct copy_work *w = req->data;
 	struct node *n = w->n;
+	struct backup *b = node_backup(n);
 	struct node_snapshot *s = NULL;
 	if (status != 0 && w->rv == 0)
 		w->rv = ING_EUNAVAILABLE; /* cancelled */
-	if (w->rv == 0 && !n->stopping) {
+	if (w->rv == 0 && !node_stopping(n)) {
 		s = calloc(1, sizeof(*s));
 		uint8_t rnd[16];
 		if (s == NULL || RAND_bytes(rnd, sizeof(rnd)) != 1) {
@@ -146,8 +174,8 @@ static void copy_done(uv_work_t *req, int status)
 			s->applied_index = w->h.applied_index;
 			s->created_at_ms = w->h.created_at_ms;
 			s->last_used_ms = node_now_ms();
-			s->next = n->snapshots;
-			n->snapshots = s;
+			s->next = b->held;
+			b->held = s;
 			w->file = NULL;
 		}
 	}
@@ -155,7 +183,7 @@ static void copy_done(uv_work_t *req, int status)
 	if (s == NULL) {
 		rpc_reply_error(w->call, w->rv != 0 ? w->rv : ING_EUNAVAILABLE,
 		                "cannot copy the state: %s",
-		                n->stopping ? "the node is stopping" : ing_err_msg(w->rv));
+		                node_stopping(n) ? "the node is stopping" : ing_err_msg(w->rv));
 	} else {
 		ING_LOG_INFO("snapshot taken id=%s bytes=%zu applied_index=%" PRIu64, s->id, s->len,
 		             s->applied_index);
@@ -182,7 +210,7 @@ static void copy_done(uv_work_t *req, int status)
 	node_release(n);
 }
 
-void node_op_cluster_snapshot(struct node *n, struct rpc_call *call)
+void backup_op_snapshot(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {NULL};
 	struct ing_error e;
@@ -191,7 +219,7 @@ void node_op_cluster_snapshot(struct node *n, struct rpc_call *call)
 		                e.msg);
 		return;
 	}
-	if (expire(n) >= MAX_HELD) {
+	if (expire(node_backup(n)) >= MAX_HELD) {
 		rpc_reply_error(call, ING_ECONFLICT,
 		                "%d snapshots are held for download already; retry within %u s",
 		                MAX_HELD, HELD_IDLE_MS / 1000);
@@ -211,13 +239,13 @@ void node_op_cluster_snapshot(struct node *n, struct rpc_call *call)
 	w->call = call;
 	w->req.data = w;
 	w->h.created_at_ms = node_now_ms();
-	w->h.node_id = n->cfg.id;
-	node_cluster_id(n, w->h.cluster_id);
-	if (store_read_begin(n->store, &t) == 0) {
+	w->h.node_id = node_id(n);
+	member_cluster_id(n, w->h.cluster_id);
+	if (store_read_begin(node_store(n), &t) == 0) {
 		store_applied_index(t, &w->h.applied_index);
 		store_abort(t);
 	}
-	int rv = uv_queue_work(n->loop, &w->req, copy_on_thread, copy_done);
+	int rv = uv_queue_work(node_loop(n), &w->req, copy_on_thread, copy_done);
 	if (rv != 0) {
 		free(w);
 		rpc_reply_error(call, ING_EUNAVAILABLE, "cannot start the copy: %s",
@@ -227,16 +255,15 @@ void node_op_cluster_snapshot(struct node *n, struct rpc_call *call)
 	node_hold(n);
 }
 
-void node_op_cluster_snapshot_read(struct node *n, struct rpc_call *call)
+void backup_op_snapshot_read(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"id", "offset", "length", NULL};
 	const msgpack_object *args = rpc_call_args(call);
 	struct ing_error e;
 	struct ing_str id;
 	uint64_t offset = 0, length = PIECE_DEFAULT;
-	uint64_t max = n->cfg.max_frame_bytes > 2 * FRAME_MARGIN
-	                   ? n->cfg.max_frame_bytes - FRAME_MARGIN
-	                   : FRAME_MARGIN;
+	const unsigned frame = node_cfg(n)->max_frame_bytes;
+	uint64_t max = frame > 2 * FRAME_MARGIN ? frame - FRAME_MARGIN : FRAME_MARGIN;
 
 	if (rpc_args_check_known(args, known, &e) != 0 ||
 	    rpc_arg_str(args, "id", 32, true, &id, &e) != 0 ||
@@ -245,8 +272,9 @@ void node_op_cluster_snapshot_read(struct node *n, struct rpc_call *call)
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		return;
 	}
-	expire(n);
-	struct node_snapshot *s = n->snapshots;
+	struct backup *b = node_backup(n);
+	expire(b);
+	struct node_snapshot *s = b->held;
 	while (s != NULL && !ing_str_eq_c(id, s->id))
 		s = s->next;
 	if (s == NULL) {

@@ -23,6 +23,8 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "node/core.h"
+#include "rpc/server.h"
 
 #define BACKUP_MAGIC       "INGOTSNP"
 #define BACKUP_VERSION     1
@@ -49,6 +51,25 @@ void backup_header_encode(const struct backup_header *h, uint8_t out[BACKUP_HEAD
  * ING_ECORRUPT ("checksum mismatch"), with a message in e.
  */
 int backup_check(const void *file, size_t len, struct backup_header *h, struct ing_error *e);
+
+/* ---- the snapshots held for download (backup.c, docs/api.md "Backups") ----
+ *
+ * Owns: the snapshot files the leader made for cluster.snapshot, kept in
+ * memory until read or idle (backup.c says how long), and the copies under
+ * way on the libuv pool (each holds the node until its callback ran).
+ */
+
+/* ING_ENOMEM, or 0 and *out. */
+int backup_new(struct node *n, struct backup **out);
+/* node/bus.h, stopping: drops every file held; a copy under way is
+ * answered `unavailable` when it completes. */
+void backup_stop(struct backup *b);
+/* After backup_stop, once the node no longer runs callbacks. */
+void backup_free(struct backup *b);
+
+/* cluster.snapshot and cluster.snapshot_read (api ops table). */
+void backup_op_snapshot(struct node *n, struct rpc_call *call);
+void backup_op_snapshot_read(struct node *n, struct rpc_call *call);
 
 /* `ingotd restore --from FILE --config FILE [--data-dir DIR] [--log-level L]`
  * (node/backup/restore.c): exit status as documented in docs/operations.md. */

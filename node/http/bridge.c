@@ -7,7 +7,7 @@
  * parameters added, typed by the route ("id:u" an unsigned integer, "stale:b"
  * a boolean, "name:s" a string), translated to msgpack by rpc/json.h (base64
  * strings at the operation's bin paths become bin).  The call goes to
- * node_api_handle, exactly like a call off a msgpack connection: forwarding
+ * api_handle, exactly like a call off a msgpack connection: forwarding
  * to the leader, parking while there is none, request-id dedupe, argument
  * checks and their error messages are the operation's own.  Its reply comes
  * back as JSON (200; 201 with Location for a submit), raw bytes (artifacts,
@@ -38,8 +38,9 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/mp.h"
+#include "node/api/api.h"
 #include "node/http/http.h"
-#include "node/node_internal.h"
 #include "rpc/http.h"
 #include "rpc/json.h"
 
@@ -107,7 +108,7 @@ struct route_ctx {
 };
 
 struct bridge {
-	struct node_http *h;
+	struct http *h;
 	struct route_ctx ctx[NROUTES];
 };
 
@@ -449,7 +450,7 @@ static int dispatch(struct hcall *hc, const char *op, const struct mp_out *args,
 	if (rv != 0)
 		return rv;
 	hc->call = call;
-	node_api_handle(node_http_node(hc->b->h), call); /* may reply at once */
+	api_handle(http_node(hc->b->h), call); /* may reply at once */
 	return 0;
 }
 
@@ -582,13 +583,13 @@ static void h_api(void *data, struct rpc_http_req *r)
 	/* else hc may be gone already: the operation may have replied. */
 }
 
-int node_http_api_routes(struct node_http *h, struct rpc_http_server *s)
+int http_api_routes(struct http *h, struct rpc_http_server *s)
 {
 	struct bridge *b = calloc(1, sizeof(*b));
 	if (b == NULL)
 		return ING_ENOMEM;
 	b->h = h;
-	node_http_own(h, b);
+	http_own(h, b);
 	int rv = 0;
 	for (size_t i = 0; rv == 0 && i < NROUTES; i++) {
 		b->ctx[i].b = b;

@@ -12,10 +12,13 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "node/http/http.h"
-#include "node/node_internal.h"
+#include "node/member/member.h"
 #include "rpc/http.h"
+#include "storage/records.h"
+#include "storage/store.h"
 
 #define READY_MAX_LAG 100
 
@@ -27,19 +30,19 @@ static void reply_checks(struct rpc_http_req *r, bool ok, json_t *body)
 
 static void h_healthz(void *data, struct rpc_http_req *r)
 {
-	struct node *n = node_http_node(data);
+	struct node *n = http_node(data);
 	const char *reason = NULL;
 	int code = 0;
-	if (n->failed != 0) {
+	if (node_failed(n) != 0) {
 		reason = "stopped on a fatal error";
-		code = n->failed;
-	} else if ((code = store_failed(n->store)) != 0) {
+		code = node_failed(n);
+	} else if ((code = store_failed(node_store(n))) != 0) {
 		reason = "the store failed";
-	} else if (n->stopping) {
+	} else if (node_stopping(n)) {
 		reason = "stopping";
 	}
 	json_t *body = json_pack("{s:s,s:I}", "status", reason == NULL ? "ok" : "failing", "node",
-	                         (json_int_t)n->cfg.id);
+	                         (json_int_t)node_id(n));
 	if (reason != NULL) {
 		json_object_set_new(body, "reason", json_string(reason));
 		if (code != 0)
@@ -55,8 +58,8 @@ static bool worker_draining(struct node *n)
 	struct ing_str val;
 	uint8_t k[8];
 	bool draining = false;
-	store_be64(k, n->cfg.id);
-	if (store_read_begin(n->store, &t) != 0)
+	store_be64(k, node_id(n));
+	if (store_read_begin(node_store(n), &t) != 0)
 		return false;
 	if (store_get(t, STORE_NODES, (struct ing_str){(const char *)k, 8}, &val) == 0) {
 		msgpack_zone z;
@@ -77,23 +80,26 @@ static json_t *check(bool ok, const char *detail)
 
 static void h_readyz(void *data, struct rpc_http_req *r)
 {
-	struct node *n = node_http_node(data);
+	struct node *n = http_node(data);
 	struct cons_status st;
 	char detail[160];
 	json_t *checks = json_object();
+	bool joining = member_joining(node_member(n)), leaving = member_leaving(node_member(n));
 
-	bool serving = !n->stopping && n->failed == 0 && !n->joining && !n->leaving;
+	bool serving = !node_stopping(n) && node_failed(n) == 0 && !joining && !leaving;
 	snprintf(detail, sizeof(detail), "%s",
 	         serving ? "member, serving"
-	                 : (n->joining ? "not admitted to the cluster yet"
-	                               : (n->leaving ? "leaving the cluster" : "stopping")));
+	                 : (joining ? "not admitted to the cluster yet"
+	                            : (leaving ? "leaving the cluster" : "stopping")));
 	json_object_set_new(checks, "serving", check(serving, detail));
 
-	cons_status(n->cons, &st);
-	bool leader =
-	    st.leader_id != 0 && (st.role == CONS_LEADER_READY ||
-	                          (st.role == CONS_FOLLOWER &&
-	                           st.leader_contact_ago_ms < 2u * n->cfg.election_timeout_ms));
+	memset(&st, 0, sizeof(st));
+	if (node_cons(n) != NULL)
+		cons_status(node_cons(n), &st);
+	bool leader = st.leader_id != 0 &&
+	              (st.role == CONS_LEADER_READY ||
+	               (st.role == CONS_FOLLOWER &&
+	                st.leader_contact_ago_ms < 2u * node_cfg(n)->election_timeout_ms));
 	if (st.role == CONS_LEADER_READY)
 		snprintf(detail, sizeof(detail), "this node is the leader (term %" PRIu64 ")",
 		         st.term);
@@ -115,12 +121,12 @@ static void h_readyz(void *data, struct rpc_http_req *r)
 	                    check(!draining, draining ? "the worker is draining" : "not draining"));
 
 	bool ready = serving && leader && caught_up && !draining;
-	json_t *body = json_pack("{s:b,s:I,s:o}", "ready", ready, "node", (json_int_t)n->cfg.id,
+	json_t *body = json_pack("{s:b,s:I,s:o}", "ready", ready, "node", (json_int_t)node_id(n),
 	                         "checks", checks);
 	reply_checks(r, ready, body);
 }
 
-int node_http_health_routes(struct node_http *h, struct rpc_http_server *s)
+int http_health_routes(struct http *h, struct rpc_http_server *s)
 {
 	int rv = rpc_http_route(s, "GET", "/healthz", h_healthz, h);
 	if (rv == 0)

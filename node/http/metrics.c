@@ -33,9 +33,15 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "node/api/api.h"
 #include "node/http/http.h"
-#include "node/node_internal.h"
-#include "rpc/http.h"
+#include "node/leader/placement.h"
+#include "node/leader/scheduler.h"
+#include "node/sm/sm.h"
+#include "node/worker/worker.h"
+#include "rpc/server.h"
+#include "storage/records.h"
+#include "storage/store.h"
 
 static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                         0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -44,7 +50,8 @@ static const double stage_bounds[] = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600
 
 #define MAX_OPS 64
 
-struct node_metrics {
+struct metrics {
+	struct node *n;
 	struct ing_metrics *registry;
 	struct ing_metric *requests, *submitted, *finished;
 	struct ing_series *requests_ok[MAX_OPS + 1]; /* last: "other" */
@@ -52,13 +59,13 @@ struct node_metrics {
 	struct ing_series *jobs[REC_JOB_STATE_COUNT];
 	struct ing_series *queue_seconds, *stage_seconds, *lost;
 	struct ing_series *slots, *slots_busy, *assignments, *placement_seconds;
-	struct ing_series *unplaceable[NODE_WAIT_REASONS];
+	struct ing_series *unplaceable[PLACE_WAIT_COUNT];
 	struct ing_series *http_connections;
 	uint64_t counts[REC_JOB_STATE_COUNT];
 };
 
 /* The one node whose calls are counted (one node per process). */
-static struct node_metrics *current;
+static struct metrics *current;
 
 static struct ing_series *series1(struct ing_metric *f, const char *v)
 {
@@ -66,7 +73,7 @@ static struct ing_series *series1(struct ing_metric *f, const char *v)
 	return ing_metric_series(f, values);
 }
 
-static int family_gauge(struct node_metrics *m, const char *name, const char *help,
+static int family_gauge(struct metrics *m, const char *name, const char *help,
                         struct ing_series **out)
 {
 	struct ing_metric *f;
@@ -76,7 +83,7 @@ static int family_gauge(struct node_metrics *m, const char *name, const char *he
 	return rv;
 }
 
-static int family_counter(struct node_metrics *m, const char *name, const char *help,
+static int family_counter(struct metrics *m, const char *name, const char *help,
                           struct ing_series **out)
 {
 	struct ing_metric *f;
@@ -86,7 +93,7 @@ static int family_counter(struct node_metrics *m, const char *name, const char *
 	return rv;
 }
 
-static int family_histogram(struct node_metrics *m, const char *name, const char *help,
+static int family_histogram(struct metrics *m, const char *name, const char *help,
                             const double *bounds, size_t n, struct ing_series **out)
 {
 	struct ing_metric *f;
@@ -96,7 +103,7 @@ static int family_histogram(struct node_metrics *m, const char *name, const char
 	return rv;
 }
 
-static int register_all(struct node_metrics *m)
+static int register_all(struct metrics *m)
 {
 	static const char *const op_code[] = {"op", "code", NULL};
 	static const char *const op[] = {"op", NULL};
@@ -117,7 +124,7 @@ static int register_all(struct node_metrics *m)
 	if (rv != 0)
 		return rv;
 	for (unsigned i = 0; i <= MAX_OPS; i++) {
-		const char *name = i < MAX_OPS ? node_api_op_name(i) : NULL;
+		const char *name = i < MAX_OPS ? api_op_name(i) : NULL;
 		unsigned slot = name != NULL ? i : MAX_OPS;
 		if (name == NULL && i < MAX_OPS)
 			continue;
@@ -171,8 +178,8 @@ static int register_all(struct node_metrics *m)
 		                       "Queued jobs the leader could not place, by reason (0 on "
 		                       "followers).",
 		                       reason, &f, NULL);
-	for (int i = 0; rv == 0 && i < NODE_WAIT_REASONS; i++)
-		m->unplaceable[i] = series1(f, node_wait_reason_name(i));
+	for (int i = 0; rv == 0 && i < PLACE_WAIT_COUNT; i++)
+		m->unplaceable[i] = series1(f, place_wait_name(i));
 	if (rv == 0)
 		rv = family_gauge(m, "ingot_http_connections", "Open HTTP connections.",
 		                  &m->http_connections);
@@ -181,20 +188,19 @@ static int register_all(struct node_metrics *m)
 
 /* ---- job counts --------------------------------------------------------- */
 
-static void publish_counts(struct node_metrics *m)
+static void publish_counts(struct metrics *m)
 {
 	for (int s = 0; s < REC_JOB_STATE_COUNT; s++)
 		ing_gauge_set(m->jobs[s], (double)m->counts[s]);
 }
 
-void node_metrics_recount(struct node *n)
+void metrics_recount(struct metrics *m)
 {
-	struct node_metrics *m = n->metrics;
 	struct store_txn *t;
 	struct store_iter *it;
 	struct ing_str k, v;
 	msgpack_zone z;
-	if (m == NULL || store_read_begin(n->store, &t) != 0)
+	if (m == NULL || store_read_begin(node_store(m->n), &t) != 0)
 		return;
 	memset(m->counts, 0, sizeof(m->counts));
 	msgpack_zone_init(&z, 4096);
@@ -212,13 +218,12 @@ void node_metrics_recount(struct node *n)
 	publish_counts(m);
 }
 
-void node_metrics_applied(struct node *n, const struct sm_result *res)
+void metrics_applied(struct metrics *m, const struct sm_result *res)
 {
-	struct node_metrics *m = n->metrics;
-	if (m == NULL)
+	if (m == NULL || res == NULL)
 		return;
 	if (res->changes_lost) {
-		node_metrics_recount(n);
+		metrics_recount(m);
 	} else {
 		for (unsigned i = 0; i < res->nchanges; i++) {
 			const struct sm_job_change *ch = &res->changes[i];
@@ -256,81 +261,87 @@ void node_metrics_applied(struct node *n, const struct sm_result *res)
 
 static void on_call_replied(void *data, struct ing_str op, int code, uint64_t elapsed_ns)
 {
-	struct node_metrics *m = current;
+	struct metrics *m = current;
 	(void)data;
 	if (m == NULL)
 		return;
-	int i = node_api_op_index(op);
+	int i = api_op_index(op);
 	unsigned slot = i >= 0 && i < MAX_OPS ? (unsigned)i : MAX_OPS;
 	ing_histogram_observe(m->duration[slot], (double)elapsed_ns / 1e9);
 	if (code == 0) {
 		ing_counter_inc(m->requests_ok[slot]);
 		return;
 	}
-	const char *v[] = {slot < MAX_OPS ? node_api_op_name(slot) : "other", ing_err_name(code)};
+	const char *v[] = {slot < MAX_OPS ? api_op_name(slot) : "other", ing_err_name(code)};
 	ing_counter_inc(ing_metric_series(m->requests, v));
 }
 
-void node_metrics_observe_call(struct rpc_call *call)
+void metrics_observe_call(struct metrics *m, struct rpc_call *call)
 {
-	if (current != NULL)
+	if (m != NULL && current == m)
 		rpc_call_observe(call, on_call_replied, NULL);
 }
 
-void node_metrics_assigned(struct node *n, uint64_t queued_ms)
+void metrics_assigned(struct metrics *m, uint64_t queued_ms, uint64_t now_ms)
 {
-	struct node_metrics *m = n->metrics;
 	if (m == NULL)
 		return;
 	ing_counter_inc(m->assignments);
-	uint64_t now = node_now_ms();
-	if (now >= queued_ms)
-		ing_histogram_observe(m->placement_seconds, (double)(now - queued_ms) / 1e3);
+	if (now_ms >= queued_ms)
+		ing_histogram_observe(m->placement_seconds, (double)(now_ms - queued_ms) / 1e3);
+}
+
+/* The ready leader's unplaceable jobs by reason; all 0 on other nodes. */
+static void unplaceable(struct node *n, unsigned counts[PLACE_WAIT_COUNT])
+{
+	struct store_txn *t;
+	memset(counts, 0, PLACE_WAIT_COUNT * sizeof(*counts));
+	if (!node_is_ready_leader(n) || store_read_begin(node_store(n), &t) != 0)
+		return;
+	sched_unplaceable(node_sched(n), t, counts);
+	store_abort(t);
 }
 
 static void collect(void *data)
 {
-	struct node *n = data;
-	struct node_metrics *m = n->metrics;
-	unsigned counts[NODE_WAIT_REASONS];
-	ing_gauge_set(m->slots, n->cfg.slots);
-	ing_gauge_set(m->slots_busy, node_worker_busy(n));
-	node_sched_unplaceable(n, counts);
-	for (int i = 0; i < NODE_WAIT_REASONS; i++)
+	struct metrics *m = data;
+	struct node *n = m->n;
+	unsigned counts[PLACE_WAIT_COUNT];
+	ing_gauge_set(m->slots, node_cfg(n)->slots);
+	ing_gauge_set(m->slots_busy, worker_busy(node_worker(n)));
+	unplaceable(n, counts);
+	for (int i = 0; i < PLACE_WAIT_COUNT; i++)
 		ing_gauge_set(m->unplaceable[i], counts[i]);
-	ing_gauge_set(m->http_connections, node_http_connections(n));
+	ing_gauge_set(m->http_connections, http_connections(node_http(n)));
 }
 
-int node_metrics_start(struct node *n)
+int metrics_new(struct node *n, struct metrics **out)
 {
-	struct node_metrics *m = calloc(1, sizeof(*m));
+	struct metrics *m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return ING_ENOMEM;
+	m->n = n;
 	m->registry = ing_metrics_default();
 	int rv = m->registry != NULL ? register_all(m) : ING_ENOMEM;
 	if (rv == 0)
-		rv = ing_metrics_on_collect(m->registry, collect, n);
+		rv = ing_metrics_on_collect(m->registry, collect, m);
 	if (rv != 0) {
 		ING_LOG_ERROR("metrics could not be registered error=%s", ing_err_name(rv));
 		free(m);
 		return rv;
 	}
-	n->metrics = m;
 	current = m;
-	store_metrics_attach(n->store);
-	node_metrics_recount(n);
+	store_metrics_attach(node_store(n));
+	metrics_recount(m);
+	*out = m;
 	return 0;
 }
 
-void node_metrics_stop(struct node *n)
+void metrics_free(struct metrics *m)
 {
-	struct node_metrics *m = n->metrics;
-	if (m == NULL)
-		return;
 	if (m->registry == ing_metrics_default())
-		ing_metrics_remove_collect(m->registry, collect, n);
+		ing_metrics_remove_collect(m->registry, collect, m);
 	if (current == m)
 		current = NULL;
-	n->metrics = NULL;
 	free(m);
 }

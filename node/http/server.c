@@ -3,9 +3,10 @@
  * are not operations (/metrics, /v1/openapi.json); health.c serves
  * /healthz and /readyz, bridge.c the REST API.
  *
- * The server lives as long as the node serves: node_http_stop closes it
- * and the node waits for its close callback (node_hold/node_release), so
- * requests abandoned at close can still reach the node's calls.
+ * The server lives as long as the node serves: http_stop (node/bus.h,
+ * stopping) closes it and the node waits for its close callback
+ * (node_hold/node_release), so requests abandoned at close can still reach
+ * the node's calls; the module itself is freed with the node (http_free).
  *
  * /metrics renders the process's registry (common/metrics.h) into a buffer
  * kept between scrapes, so a scrape allocates only when the text grew; the
@@ -16,40 +17,40 @@
 
 #include <stdlib.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/metrics.h"
-#include "node/node_internal.h"
 #include "rpc/http.h"
 
 /* docs/openapi.json (generated source, see CMakeLists.txt). */
 extern const char node_openapi_json[];
 extern const size_t node_openapi_json_len;
 
-struct node_http {
+struct http {
 	struct node *n;
-	struct rpc_http_server *server;
-	struct ing_buf scrape; /* the last /metrics text, its memory reused */
-	void *owned;           /* bridge.c's route table */
+	struct rpc_http_server *server; /* NULL when off or closed */
+	struct ing_buf scrape;          /* the last /metrics text, its memory reused */
+	void *owned;                    /* bridge.c's route table */
 };
 
-void node_http_own(struct node_http *h, void *p)
+void http_own(struct http *h, void *p)
 {
 	h->owned = p;
 }
 
-struct node *node_http_node(struct node_http *h)
+struct node *http_node(const struct http *h)
 {
 	return h->n;
 }
 
-unsigned node_http_connections(struct node *n)
+unsigned http_connections(const struct http *h)
 {
-	return n->http != NULL ? rpc_http_connections(n->http->server) : 0;
+	return h != NULL && h->server != NULL ? rpc_http_connections(h->server) : 0;
 }
 
 static void h_metrics(void *data, struct rpc_http_req *r)
 {
-	struct node_http *h = data;
+	struct http *h = data;
 	struct ing_metrics *m = ing_metrics_default();
 	ing_buf_reset(&h->scrape);
 	if (m == NULL || ing_metrics_render(m, &h->scrape) != 0) {
@@ -65,54 +66,72 @@ static void h_openapi(void *data, struct rpc_http_req *r)
 	rpc_http_reply(r, 200, "application/json", node_openapi_json, node_openapi_json_len);
 }
 
-int node_http_start(struct node *n, struct ing_error *e)
+static void on_closed(void *data)
 {
-	if (n->cfg.http_address[0] == '\0')
-		return 0;
-	struct node_http *h = calloc(1, sizeof(*h));
+	struct http *h = data;
+	node_release(h->n);
+}
+
+/* A start that failed after the server opened: nobody else has h. */
+static void on_failed_closed(void *data)
+{
+	struct http *h = data;
+	struct node *n = h->n;
+	http_free(h);
+	node_release(n);
+}
+
+void http_stop(struct http *h)
+{
+	struct rpc_http_server *s = h->server;
+	if (s == NULL)
+		return;
+	h->server = NULL;
+	rpc_http_close(s, on_closed, h);
+}
+
+void http_free(struct http *h)
+{
+	ing_buf_free(&h->scrape);
+	free(h->owned);
+	free(h);
+}
+
+int http_start(struct node *n, struct http **out, struct ing_error *e)
+{
+	const struct node_config *cfg = node_cfg(n);
+	struct http *h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		return ing_error_set(e, ING_ENOMEM, "out of memory");
 	h->n = n;
+	if (cfg->http_address[0] == '\0') {
+		*out = h;
+		return 0;
+	}
 	struct rpc_http_options o = {
-	    .address = n->cfg.http_address,
-	    .max_body_bytes = n->cfg.max_frame_bytes,
+	    .address = cfg->http_address,
+	    .max_body_bytes = cfg->max_frame_bytes,
 	};
-	int rv = rpc_http_start(n->loop, &o, &h->server, e);
+	int rv = rpc_http_start(node_loop(n), &o, &h->server, e);
 	if (rv != 0) {
 		free(h);
 		return rv;
 	}
-	n->http = h;
+	node_hold(n); /* released by on_closed */
 	rv = rpc_http_route(h->server, "GET", "/metrics", h_metrics, h);
 	if (rv == 0)
 		rv = rpc_http_route(h->server, "GET", "/v1/openapi.json", h_openapi, h);
 	if (rv == 0)
-		rv = node_http_health_routes(h, h->server);
+		rv = http_health_routes(h, h->server);
 	if (rv == 0)
-		rv = node_http_api_routes(h, h->server);
+		rv = http_api_routes(h, h->server);
 	if (rv != 0) {
-		node_http_stop(n);
-		return ing_error_set(e, rv, "http: cannot add routes: %s", ing_err_msg(rv));
+		ing_error_set(e, rv, "http: cannot add routes: %s", ing_err_msg(rv));
+		struct rpc_http_server *s = h->server;
+		h->server = NULL;
+		rpc_http_close(s, on_failed_closed, h);
+		return rv;
 	}
+	*out = h;
 	return 0;
-}
-
-static void on_closed(void *data)
-{
-	struct node_http *h = data;
-	struct node *n = h->n;
-	ing_buf_free(&h->scrape);
-	free(h->owned);
-	free(h);
-	node_release(n);
-}
-
-void node_http_stop(struct node *n)
-{
-	struct node_http *h = n->http;
-	if (h == NULL)
-		return;
-	n->http = NULL;
-	node_hold(n);
-	rpc_http_close(h->server, on_closed, h);
 }

@@ -6,12 +6,13 @@ from .client import Client
 from .errors import (ERRORS, AlreadyExists, Conflict, Corrupt, IngotError, Internal, Invalid, IoError,
                      Malformed, NoMemory, NoSpace, NotFound, NotLeader, PermissionDenied, StaleAttempt,
                      StoreTooNew, Timeout, TooLarge, Unavailable, Unreachable, UnsupportedVersion)
-from .types import ClusterEvent, Event, File, Job, JobPage, Member, Node, Snapshot, Stage, Status, Target
+from .types import (ClusterEvent, Event, File, Gpu, Job, JobPage, Member, Node, Snapshot, Stage, Status,
+                    Target)
 
 __all__ = [
     "Client", "ERRORS", "IngotError", "AlreadyExists", "Conflict", "Corrupt", "Internal", "Invalid",
     "IoError", "Malformed", "NoMemory", "NoSpace", "NotFound", "NotLeader", "PermissionDenied",
     "StaleAttempt", "StoreTooNew", "Timeout", "TooLarge", "Unavailable", "Unreachable",
-    "UnsupportedVersion", "ClusterEvent", "Event", "File", "Job", "JobPage", "Member", "Node",
+    "UnsupportedVersion", "ClusterEvent", "Event", "File", "Gpu", "Job", "JobPage", "Member", "Node",
     "Snapshot", "Stage", "Status", "Target",
 ]

@@ -161,8 +161,9 @@ class Client:
 
     def put_target(self, name: str, stages: List[Dict[str, Any]], description: Optional[str] = None,
                    capabilities: Optional[List[str]] = None, labels: Optional[Dict[str, str]] = None,
-                   request_id: Optional[str] = None) -> int:
-        """Creates or updates a target; returns its new revision."""
+                   request_id: Optional[str] = None, gpus: Optional[int] = None) -> int:
+        """Creates or updates a target; returns its new revision.  gpus: the
+        GPUs every stage sees (a stage spec may ask more with its own "gpus")."""
         body: Dict[str, Any] = {"stages": stages}
         if description is not None:
             body["description"] = description
@@ -170,6 +171,8 @@ class Client:
             body["capabilities"] = capabilities
         if labels is not None:
             body["labels"] = labels
+        if gpus is not None:
+            body["gpus"] = gpus
         return self._json("PUT", "/v1/targets/" + _seg(name), body, True, request_id)["revision"]
 
     def delete_target(self, name: str, request_id: Optional[str] = None) -> None:

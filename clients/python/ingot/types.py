@@ -61,6 +61,7 @@ class Job:
     cancel_requested: bool
     error: str
     waiting: Optional[str]
+    gpus: List[int] = field(default_factory=list)
     sources: List[File] = field(default_factory=list)
     params: Dict[str, str] = field(default_factory=dict)
     stages: List[Stage] = field(default_factory=list)
@@ -114,6 +115,7 @@ class TargetStage:
     outputs: List[str]
     limits: Dict[str, int]
     stdout: Optional[str]
+    gpus: int = 0
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "TargetStage":
@@ -131,10 +133,25 @@ class Target:
     active_jobs: int
     created_at: int
     updated_at: int
+    gpus: int = 0
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Target":
         return _build(cls, d, stages=[TargetStage.from_dict(x) for x in d.get("stages", [])])
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """A GPU of a node: offered by it, or still held after it stopped offering it."""
+    index: int
+    uuid: Optional[str]
+    memory_bytes: Optional[int]
+    offered: bool
+    job: Optional[int]
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Gpu":
+        return _build(cls, d)
 
 
 @dataclass(frozen=True)
@@ -149,10 +166,12 @@ class Node:
     down: bool
     registered_at: int
     updated_at: int
+    gpus: List[Gpu] = field(default_factory=list)
+    used_gpus: int = 0
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Node":
-        return _build(cls, d)
+        return _build(cls, d, gpus=[Gpu.from_dict(x) for x in d.get("gpus", [])])
 
 
 @dataclass(frozen=True)
