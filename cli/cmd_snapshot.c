@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "common/text.h"
+#include "common/encode.h"
 
 #define PIECE_BYTES        (1u << 20)
 #define PROGRESS_MIN_BYTES (8u << 20)
@@ -77,7 +77,7 @@ static int download(struct cli_ctx *ctx, const char *id, uint64_t size, const ch
 	char got[65];
 	unsigned n = 0;
 	if (rv == 0 && EVP_DigestFinal_ex(md, sum, &n) == 1) {
-		ing_hex(sum, 32, got);
+		ing_hex_encode(sum, 32, got);
 		if (strcmp(got, sha256) != 0)
 			rv = ing_error_set(
 			    e, ING_ECORRUPT,

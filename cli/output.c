@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/encode.h"
 
 /* ---- JSON -------------------------------------------------------------- */
 

@@ -22,16 +22,6 @@ void ing_utf8_clean(const char *s, char *out, size_t cap);
  * when the bytes there are not one (overlong, surrogate, cut short...). */
 size_t ing_utf8_seq(const unsigned char *p, size_t n);
 
-/* Writes the lowercase hex of p[0..n) and a NUL into out (2n + 1 bytes). */
-void ing_hex(const void *p, size_t n, char *out);
-
-/* Appends the standard base64 (RFC 4648, with '=' padding) of p[0..n). */
-void ing_base64_encode(struct ing_buf *b, const void *p, size_t n);
-/* Appends the bytes that the base64 text s[0..n) encodes (padding
- * optional, no whitespace).  ING_EMALFORMED on any other character or a
- * bad length (nothing appended then). */
-int ing_base64_decode(struct ing_buf *b, const char *s, size_t n);
-
 /*
  * Appends s[0..n) as a JSON string literal, quotes included: '"', '\\' and
  * control characters escaped, invalid UTF-8 bytes replaced by '?'.

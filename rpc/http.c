@@ -69,6 +69,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/text.h"
+#include "common/uverr.h"
 #include "rpc/frame.h"
 
 #define DEFAULT_MAX_BODY_BYTES   (4u * 1024u * 1024u)
@@ -1146,7 +1147,7 @@ static int listen_socket(const char *address, uint16_t *port, int *out, struct i
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		int uv = uv_translate_sys_error(errno);
-		return ing_error_set(e, rpc_err_from_uv(uv), "cannot listen on %s: %s", address,
+		return ing_error_set(e, ing_err_from_uv(uv), "cannot listen on %s: %s", address,
 		                     uv_strerror(uv));
 	}
 	int one = 1;
@@ -1157,7 +1158,7 @@ static int listen_socket(const char *address, uint16_t *port, int *out, struct i
 	    getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
 		int uv = uv_translate_sys_error(errno);
 		close(fd);
-		return ing_error_set(e, rpc_err_from_uv(uv), "cannot listen on %s: %s", address,
+		return ing_error_set(e, ing_err_from_uv(uv), "cannot listen on %s: %s", address,
 		                     uv_strerror(uv));
 	}
 	*port = ntohs(addr.sin_port);
@@ -1258,7 +1259,7 @@ int rpc_http_start(uv_loop_t *loop, const struct rpc_http_options *o, struct rpc
 	}
 	if (rv != 0) {
 		rpc_http_close(s, NULL, NULL);
-		return ing_error_set(e, rpc_err_from_uv(rv), "cannot poll the HTTP server: %s",
+		return ing_error_set(e, ing_err_from_uv(rv), "cannot poll the HTTP server: %s",
 		                     uv_strerror(rv));
 	}
 	uv_timer_start(&s->timer, on_timer, 0, 0);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/encode.h"
 #include "common/text.h"
 
 #define MAX_DEPTH      32
@@ -42,11 +43,12 @@ json_t *rpc_json_text(const char *p, size_t n)
 
 static json_t *base64_json(const char *p, size_t n)
 {
-	struct ing_buf b = ING_BUF_INIT;
-	ing_base64_encode(&b, p, n);
-	json_t *j =
-	    ing_buf_failed(&b) == 0 ? json_stringn(b.data != NULL ? b.data : "", b.len) : NULL;
-	ing_buf_free(&b);
+	char *b64 = malloc(ing_base64_len(n, false) + 1);
+	if (b64 == NULL)
+		return NULL;
+	ing_base64_encode(p, n, false, b64);
+	json_t *j = json_string(b64);
+	free(b64);
 	return j;
 }
 
@@ -167,14 +169,15 @@ static int pack(struct walk *w, const json_t *j, unsigned depth)
 		if (!json_is_string(j))
 			return ing_error_set(w->e, ING_EINVAL, "%s: expected a base64 string",
 			                     w->place);
-		struct ing_buf b = ING_BUF_INIT;
-		int rv = ing_base64_decode(&b, json_string_value(j), json_string_length(j));
+		size_t len = json_string_length(j), n = 0;
+		char *bytes = malloc(len / 4 * 3 + 3);
+		int rv = bytes != NULL
+		             ? ing_base64_decode(json_string_value(j), len, false, bytes, &n)
+		             : ING_ENOMEM;
 		if (rv == 0)
-			rv = ing_buf_failed(&b);
-		if (rv == 0)
-			msgpack_pack_bin_with_body(pk, b.data, b.len);
-		ing_buf_free(&b);
-		if (rv == ING_EMALFORMED)
+			msgpack_pack_bin_with_body(pk, bytes, n);
+		free(bytes);
+		if (rv == ING_EINVAL)
 			return ing_error_set(w->e, ING_EINVAL, "%s: not base64", w->place);
 		return rv != 0 ? ing_error_set(w->e, rv, "out of memory") : 0;
 	}

@@ -7,8 +7,8 @@
 
 #include <stdio.h>
 
+#include "common/encode.h"
 #include "common/mp.h"
-#include "common/text.h"
 
 void view_key(msgpack_packer *pk, const char *key)
 {
@@ -26,7 +26,7 @@ static void pack_opt_u64(msgpack_packer *pk, uint64_t v)
 static void pack_hex(msgpack_packer *pk, const uint8_t sha[32])
 {
 	char hex[65];
-	ing_hex(sha, 32, hex);
+	ing_hex_encode(sha, 32, hex);
 	msgpack_pack_str(pk, 64);
 	msgpack_pack_str_body(pk, hex, 64);
 }

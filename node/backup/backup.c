@@ -28,7 +28,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/text.h"
+#include "common/encode.h"
 #include "node/api/view.h"
 #include "node/backup/backup.h"
 #include "node/member/member.h"
@@ -167,10 +167,10 @@ static void copy_done(uv_work_t *req, int status)
 			s = NULL;
 			w->rv = ING_ENOMEM;
 		} else {
-			ing_hex(rnd, sizeof(rnd), s->id);
+			ing_hex_encode(rnd, sizeof(rnd), s->id);
 			s->file = w->file;
 			s->len = w->len;
-			ing_hex(w->sum, 32, s->sha256);
+			ing_hex_encode(w->sum, 32, s->sha256);
 			s->applied_index = w->h.applied_index;
 			s->created_at_ms = w->h.created_at_ms;
 			s->last_used_ms = node_now_ms();

@@ -60,50 +60,11 @@ static void test_json_str(void **state)
 	check_json("caf\xc3\xa9\xff!", 7, "\"caf\xc3\xa9?!\"", "caf\xc3\xa9?!");
 }
 
-static void test_base64(void **state)
-{
-	(void)state;
-	static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-	static const char *const coded[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
-	                                    "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
-	for (int i = 0; i < 7; i++) {
-		struct ing_buf b = ING_BUF_INIT;
-		ing_base64_encode(&b, plain[i], strlen(plain[i]));
-		assert_int_equal(b.len, strlen(coded[i]));
-		assert_memory_equal(b.data, coded[i], b.len);
-		ing_buf_reset(&b);
-		assert_int_equal(ing_base64_decode(&b, coded[i], strlen(coded[i])), 0);
-		assert_int_equal(b.len, strlen(plain[i]));
-		assert_memory_equal(b.data != NULL ? b.data : "", plain[i], b.len);
-		ing_buf_free(&b);
-	}
-	struct ing_buf b = ING_BUF_INIT;
-	assert_int_equal(ing_base64_decode(&b, "Zm9vYmE", 7), 0); /* padding optional */
-	assert_int_equal(b.len, 5);
-	unsigned char all[256];
-	for (int i = 0; i < 256; i++)
-		all[i] = (unsigned char)i;
-	ing_buf_reset(&b);
-	ing_base64_encode(&b, all, sizeof(all));
-	struct ing_buf back = ING_BUF_INIT;
-	assert_int_equal(ing_base64_decode(&back, b.data, b.len), 0);
-	assert_int_equal(back.len, 256);
-	assert_memory_equal(back.data, all, 256);
-	ing_buf_reset(&back);
-	assert_int_equal(ing_base64_decode(&back, "Zm 9v", 5), ING_EMALFORMED);
-	assert_int_equal(ing_base64_decode(&back, "Zm9=v", 5), ING_EMALFORMED);
-	assert_int_equal(ing_base64_decode(&back, "Z", 1), ING_EMALFORMED);
-	assert_int_equal(back.len, 0);
-	ing_buf_free(&b);
-	ing_buf_free(&back);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_utf8_clean),
 	    cmocka_unit_test(test_json_str),
-	    cmocka_unit_test(test_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
