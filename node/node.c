@@ -114,6 +114,28 @@ static int node_snapshot(void *data, void **buf, size_t *len)
 	return store_snapshot_copy_buf(n->store, buf, len);
 }
 
+/* On the loop: snapshots are references to the store's durable state. */
+static int node_snapshot_sync(void *data, uint64_t *index)
+{
+	struct node *n = data;
+	int rv = node_snapshot_prepare(data);
+	if (rv == 0 && (rv = store_sync(n->store, index)) != 0 && store_failed(n->store))
+		node_fatal(n, rv, "sync of the store for a snapshot failed");
+	return rv;
+}
+
+static int node_state_index(void *data, uint64_t *index)
+{
+	struct node *n = data;
+	struct store_txn *t;
+	int rv = store_read_begin(n->store, &t);
+	if (rv != 0)
+		return rv;
+	rv = store_applied_index(t, index);
+	store_abort(t);
+	return rv;
+}
+
 static int node_restore(void *data, const void *buf, size_t len)
 {
 	struct node *n = data;
@@ -322,6 +344,8 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	    .free_result = node_free_result,
 	    .snapshot = node_snapshot,
 	    .snapshot_prepare = node_snapshot_prepare,
+	    .snapshot_sync = node_snapshot_sync,
+	    .state_index = node_state_index,
 	    .restore = node_restore,
 	    .role_changed = node_role_changed,
 	    .fatal = node_cons_fatal,

@@ -113,6 +113,10 @@ static int validate(const struct cons_config *cfg, const struct cons_callbacks *
 		                     "consensus: config and apply/snapshot/restore "
 		                     "callbacks are required");
 	}
+	if ((cb->snapshot_sync == NULL) != (cb->state_index == NULL)) {
+		return ing_error_set(e, ING_EINVAL,
+		                     "consensus: snapshot_sync and state_index go together");
+	}
 	if (cfg->id == 0) {
 		return ing_error_set(e, ING_EINVAL, "consensus: node id must be non-zero");
 	}
@@ -303,6 +307,9 @@ static bool log_persisted(struct cons *c)
 static void drain(struct cons *c)
 {
 	cons_deliver(c, true);
+	if (c->snapref_copies > 0) {
+		return; /* its completion calls into libraft (snapref.c) */
+	}
 	if (!log_persisted(c)) {
 		if (uv_now(c->loop) < c->close_deadline_ms) {
 			return;
@@ -477,6 +484,9 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		cons_transport_close(&c->transport);
 		cons_free(c);
 		return code;
+	}
+	if (cb->snapshot_sync != NULL) {
+		cons_snapref_wrap(c);
 	}
 	cons_trace_init(c);
 	raft_uv_set_tracer(&c->io, &c->tracer);

@@ -108,6 +108,21 @@ struct cons_callbacks {
 	/* Replaces the state with a snapshot's (buf borrowed).  Non-zero is
 	 * fatal.  May run inside cons_start (the directory's last snapshot). */
 	int (*restore)(void *data, const void *buf, size_t len);
+	/*
+	 * Optional, for a state that is durable on its own (a store committed
+	 * with fsync): snapshots become references (raft/snapref.c).  On the
+	 * loop, at each snapshot: make every applied entry durable and set
+	 * *index to the index the durable state now holds (>= the last applied
+	 * one); non-zero skips this snapshot (retried later).  libraft then
+	 * keeps 16 bytes instead of a copy, snapshot_prepare is not called, and
+	 * `snapshot` runs (on a pool thread) only when a follower needs a copy
+	 * installed.  Requires state_index.
+	 */
+	int (*snapshot_sync)(void *data, uint64_t *index);
+	/* With snapshot_sync: the index the durable state holds (on the loop,
+	 * e.g. at start).  A reference to a later index is fatal at start: the
+	 * state was lost or rolled back. */
+	int (*state_index)(void *data, uint64_t *index);
 	/* Role, leader or term changed.  leader_id 0 when unknown. */
 	void (*role_changed)(void *data, enum cons_role role, uint64_t leader_id, uint64_t term);
 	/* libraft or the store failed in a way the node cannot survive; called

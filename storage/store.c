@@ -702,6 +702,30 @@ unsigned store_batch_pending(const struct store *s)
 	return s->batch != NULL ? s->batch_count : 0;
 }
 
+int store_sync(struct store *s, uint64_t *applied)
+{
+	struct store_txn *t;
+	uint64_t index;
+	int rc, rv;
+
+	if (s->write_txn != NULL && s->write_txn != s->batch)
+		return ING_ECONFLICT;
+	rv = store_batch_flush(s);
+	if (rv != 0)
+		return rv;
+	rc = mdb_env_sync(s->env, 1);
+	if (rc != 0)
+		return fail_mdb(s, rc, "sync", STORE_META);
+	rv = store_read_begin(s, &t);
+	if (rv != 0)
+		return rv;
+	rv = store_applied_index(t, &index);
+	store_abort(t);
+	if (rv == 0)
+		*applied = index;
+	return rv;
+}
+
 /* ---- keys ------------------------------------------------------------- */
 
 void store_be64(uint8_t out[8], uint64_t v)

@@ -141,6 +141,14 @@ int store_batch_flush(struct store *s);
 /* Applies counted in the open batch (0 when none is open). */
 unsigned store_batch_pending(const struct store *s);
 
+/*
+ * Commits the open batch, if any, forces everything committed to disk
+ * (whatever the sync mode) and sets *applied to the applied index the store
+ * now holds on disk.  No caller's write txn may be open (ING_ECONFLICT).
+ * A failed commit or sync is sticky.
+ */
+int store_sync(struct store *s, uint64_t *applied);
+
 /* ---- snapshots -------------------------------------------------------- */
 
 /*
