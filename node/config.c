@@ -366,6 +366,12 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_unsigned(l, v, key, 100, 600000, &c->request_timeout_ms);
 	if (strcmp(key, "store_sync") == 0)
 		return get_sync(l, v, &c->store_sync);
+	if (strcmp(key, "store_map_bytes") == 0)
+		return get_uint(l, v, key, 1u << 20, 1ull << 44, &c->store_map_bytes);
+	if (strcmp(key, "store_map_max_bytes") == 0)
+		return get_uint(l, v, key, 1u << 20, 1ull << 44, &c->store_map_max_bytes);
+	if (strcmp(key, "store_reserve_bytes") == 0)
+		return get_uint(l, v, key, 1u << 16, 1ull << 44, &c->store_reserve_bytes);
 	if (strcmp(key, "log_level") == 0)
 		return get_level(l, v, &c->log_level);
 	return fail(l, v, key, "unknown key");

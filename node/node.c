@@ -336,7 +336,10 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 {
 	struct node *n = calloc(1, sizeof(*n));
 	char raft_dir[600];
-	struct store_options so = {.sync = cfg->store_sync};
+	struct store_options so = {.sync = cfg->store_sync,
+	                           .map_size_bytes = cfg->store_map_bytes,
+	                           .map_max_bytes = cfg->store_map_max_bytes,
+	                           .reserve_bytes = cfg->store_reserve_bytes};
 	struct cons_peer peers[NODE_MAX_PEERS];
 	struct cons_config cc;
 	struct cons_callbacks cb = {

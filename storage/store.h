@@ -56,7 +56,11 @@ enum store_sync {
 };
 
 struct store_options {
-	uint64_t map_size_bytes; /* 0: default 4 GiB */
+	uint64_t map_size_bytes; /* initial LMDB map; 0: default 1 GiB */
+	uint64_t map_max_bytes;  /* ceiling the map grows to; 0: default 64 GiB */
+	/* store_space_low() turns true when the pages in use come within
+	 * this of the ceiling; 0: default ceiling / 8, at least 16 MiB */
+	uint64_t reserve_bytes;
 	enum store_sync sync;
 	unsigned batch_max; /* applies per batched transaction; 0: default 1024 */
 };
@@ -148,6 +152,35 @@ unsigned store_batch_pending(const struct store *s);
  * A failed commit or sync is sticky.
  */
 int store_sync(struct store *s, uint64_t *applied);
+
+/* ---- space ------------------------------------------------------------ */
+
+/*
+ * The map grows by itself: after every batch commit (and at open), when
+ * less than max(half the map, 64 MiB) is left above the file's high-water
+ * mark, the map doubles (at least to the mark plus that margin), never past
+ * map_max_bytes.  Growth
+ * waits while a read txn is open or a copy (store_snapshot_copy_buf) runs.
+ * A write that finds the map full still fails the store for good
+ * (ING_ENOSPACE): the node must stop taking new work before that, using
+ * store_space_low().
+ */
+struct store_space {
+	uint64_t map_bytes;  /* the map now */
+	uint64_t max_bytes;  /* its ceiling */
+	uint64_t file_bytes; /* high-water mark of the file (pages ever used) */
+	uint64_t free_bytes; /* pages below the mark on LMDB's free list */
+	uint64_t used_bytes; /* file_bytes - free_bytes */
+};
+/* Measures now (walks LMDB's free list in a read txn). */
+int store_space(struct store *s, struct store_space *out);
+/*
+ * True when used_bytes + reserve_bytes >= max_bytes, as of the last batch
+ * commit (or open): the node should refuse work that adds state
+ * (no_space) and keep serving reads and finishing running work; it turns
+ * false again when deletions free pages.  Cheap: no I/O.
+ */
+bool store_space_low(const struct store *s);
 
 /* ---- snapshots -------------------------------------------------------- */
 
