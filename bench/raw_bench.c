@@ -224,7 +224,7 @@ int main(int argc, char **argv)
 	int rv;
 
 	B.nodes = 3, B.port_base = 23500, B.inflight = 64, B.entry_bytes = 360, B.duration_s = 10;
-	B.election_ms = 300;
+	B.election_ms = 120; /* ingot's shipped default */
 	for (int i = 1; i + 1 < argc; i += 2) {
 		const char *a = argv[i], *v = argv[i + 1];
 		if (!strcmp(a, "--id"))

@@ -6,7 +6,7 @@
 #   env: INFLIGHT (total, default 64), CHUNKS (default 5), SOURCE_BYTES (256)
 #
 # For each release build directory BIN (ingotd, ingotctl, load_bench), in
-# the order given, on a fresh 3-node cluster (dev mode, election 300 ms,
+# the order given, on a fresh 3-node cluster (dev mode, shipped defaults,
 # ports 23451-23453 API / 23461-23463 raft, data under DIR/<n>):
 #  - fills it with JOBS job.submit (jobs kept queued: a capability no node
 #    has), to the leader, in CHUNKS equal chunks, printing each chunk's rate;
@@ -68,9 +68,6 @@ for bin in "$@"; do
       for j in 1 2 3; do
         echo "  - {id: $j, raft_address: 127.0.0.1:2346$j, api_address: 127.0.0.1:2345$j}"
       done
-      echo "election_timeout_ms: 300"
-      echo "heartbeat_timeout_ms: 30"
-      echo "connect_retry_ms: 50"
     } >"$d/node$i/config.yaml"
     start_node "$bin" "$d" "$i"
   done

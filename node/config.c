@@ -20,8 +20,8 @@
 void node_config_defaults(struct node_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->election_timeout_ms = 300;
-	c->heartbeat_timeout_ms = 30;
+	c->election_timeout_ms = 120;
+	c->heartbeat_timeout_ms = 12;
 	c->connect_retry_ms = 50;
 	c->snapshot_threshold = 4096;
 	c->snapshot_trailing = 1024;

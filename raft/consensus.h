@@ -52,8 +52,8 @@ struct cons_config {
 	const char *dir;     /* directory for libraft's log and snapshots; created if absent */
 	const struct cons_peer *initial; /* voters to bootstrap a new cluster with */
 	unsigned ninitial;               /* 0: join an existing cluster (no bootstrap) */
-	unsigned election_timeout_ms;    /* 0: 300 */
-	unsigned heartbeat_timeout_ms;   /* 0: 30 */
+	unsigned election_timeout_ms;    /* 0: 120 */
+	unsigned heartbeat_timeout_ms;   /* 0: 12 */
 	unsigned connect_retry_ms;       /* 0: 50 */
 	unsigned snapshot_threshold;     /* 0: 4096 entries */
 	unsigned snapshot_trailing;      /* 0: 1024 entries */

@@ -135,6 +135,10 @@ static struct cluster *cluster_new(unsigned threshold, unsigned trailing)
 		n->cfg.ninitial = N;
 		n->cfg.snapshot_threshold = threshold;
 		n->cfg.snapshot_trailing = trailing;
+		/* Not the LAN defaults (120/12 ms): sanitizer builds on a loaded
+		 * machine pause the one loop of all three nodes for longer. */
+		n->cfg.election_timeout_ms = 300;
+		n->cfg.heartbeat_timeout_ms = 30;
 		capp_init(&n->app);
 	}
 	return cl;
