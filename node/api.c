@@ -552,12 +552,11 @@ static void op_job_retry(struct node *n, struct rpc_call *call)
 
 /* ---- reads -------------------------------------------------------------- */
 
-/* Opens a read transaction on fully flushed state, or replies an error. */
+/* Opens a read view of every applied entry (the open batch included, see
+ * store_read_begin), or replies an error. */
 static int read_begin(struct node *n, struct rpc_call *call, struct store_txn **t)
 {
-	int rv = store_batch_flush(n->store);
-	if (rv == 0)
-		rv = store_read_begin(n->store, t);
+	int rv = store_read_begin(n->store, t);
 	if (rv != 0)
 		rpc_reply_error(call, rv, "cannot read the state: %s", ing_err_msg(rv));
 	return rv;

@@ -5,9 +5,10 @@
  * Apply path: libraft calls node_apply for each committed entry, in order;
  * it runs sm_apply inside the store's open batch transaction and hands the
  * result to the local proposer, if any.  A uv_prepare handle commits the
- * batch once per loop iteration (before the loop blocks), so many applies
- * share one LMDB transaction and fsync.  Reads flush first, so they always
- * see every applied entry.  An entry is acknowledged to its client as soon
+ * batch when it is due (batch_due: store_commit_interval_ms old, or every
+ * loop iteration with 0), so many applies share one LMDB transaction and
+ * its fsyncs.  Reads see the open batch (store_read_begin), so they always
+ * see every applied entry without a commit.  An entry is acknowledged to its client as soon
  * as it is applied: it is then committed in the Raft log on a majority,
  * and a crash before the batch commit replays it from the log.
  *
@@ -154,9 +155,44 @@ static int node_restore(void *data, const void *buf, size_t len)
 int node_flush(struct node *n)
 {
 	int rv = store_batch_flush(n->store);
+	n->batch_since_ms = 0;
 	if (rv != 0)
 		node_fatal(n, rv, "commit of applied entries failed");
 	return rv;
+}
+
+/*
+ * Whether the open batch should commit now.  Acknowledgements never wait
+ * for the commit (the entry is committed in the Raft log, which replays it
+ * after a crash) and reads see the open batch (store_read_begin), so the
+ * commit only bounds how much the log replays: it comes once the batch is
+ * store_commit_interval_ms old (0: every loop iteration), or full
+ * (batch_max, store_batch_note), or before a snapshot.  Fewer commits mean
+ * fewer fsyncs on the loop and the pages shared by many applies (tree
+ * roots, the meta page, the tail pages of append-only tables) written once.
+ */
+static void on_commit_timer(uv_timer_t *h);
+
+static bool batch_due(struct node *n)
+{
+	uint64_t now = uv_now(n->loop), every = n->cfg.store_commit_interval_ms;
+
+	if (every == 0)
+		return true;
+	if (n->batch_since_ms == 0) {
+		n->batch_since_ms = now;
+		uv_timer_start(&n->commit_timer, on_commit_timer, every, 0);
+		return false;
+	}
+	return now - n->batch_since_ms >= every;
+}
+
+static void on_commit_timer(uv_timer_t *h)
+{
+	struct node *n = h->data;
+	if (!n->stopping && store_batch_pending(n->store) > 0)
+		node_flush(n);
+	n->batch_since_ms = 0;
 }
 
 static void on_flush(uv_prepare_t *h)
@@ -164,7 +200,7 @@ static void on_flush(uv_prepare_t *h)
 	struct node *n = h->data;
 	if (n->stopping)
 		return;
-	if (store_batch_pending(n->store) > 0 && node_flush(n) != 0)
+	if (store_batch_pending(n->store) > 0 && batch_due(n) && node_flush(n) != 0)
 		return;
 	node_watch_poll(n);
 	if (n->worker_dirty) {
@@ -317,6 +353,7 @@ void node_stop(struct node *n)
 	if (n->cons != NULL)
 		cons_close(n->cons, on_cons_closed, n);
 	uv_close((uv_handle_t *)&n->flush, on_handle_closed);
+	uv_close((uv_handle_t *)&n->commit_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&n->park_timer, on_handle_closed);
 }
 
@@ -392,9 +429,11 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	uv_prepare_init(loop, &n->flush);
 	n->flush.data = n;
 	uv_prepare_start(&n->flush, on_flush);
+	uv_timer_init(loop, &n->commit_timer);
+	n->commit_timer.data = n;
 	uv_timer_init(loop, &n->park_timer);
 	n->park_timer.data = n;
-	n->open_handles = 2;
+	n->open_handles = 3;
 
 	memset(&ro, 0, sizeof(ro));
 	ro.address = cfg->api_address;

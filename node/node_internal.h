@@ -52,8 +52,10 @@ struct node {
 	struct sm *sm;
 	struct cons *cons;
 	struct rpc_server *api;
-	uv_prepare_t flush;    /* commits the apply batch once per loop iteration */
-	uv_timer_t park_timer; /* re-dispatches parked requests */
+	uv_prepare_t flush;      /* commits the apply batch when due, polls after applies */
+	uv_timer_t commit_timer; /* commits a batch older than store_commit_interval_ms */
+	uint64_t batch_since_ms; /* uv_now() when the open batch was first seen, 0: none */
+	uv_timer_t park_timer;   /* re-dispatches parked requests */
 	enum cons_role role;
 	uint64_t leader_id;
 	uint64_t term;

@@ -376,7 +376,22 @@ static int txn_begin(struct store *s, bool write, struct store_txn **out)
 
 int store_read_begin(struct store *s, struct store_txn **out)
 {
-	return txn_begin(s, false, out);
+	struct store_txn *t;
+
+	if (s->failed || s->batch == NULL)
+		return txn_begin(s, false, out);
+	/* A view of the open batch: sees every applied entry without a
+	 * commit.  Readers run between applies on the store's one thread. */
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return ING_ENOMEM;
+	t->s = s;
+	t->txn = s->batch->txn;
+	t->is_view = true;
+	s->nread++;
+	s->nviews++;
+	*out = t;
+	return 0;
 }
 
 int store_write_begin(struct store *s, struct store_txn **out)
@@ -403,6 +418,8 @@ static void txn_release(struct store_txn *t)
 		}
 	} else {
 		s->nread--;
+		if (t->is_view)
+			s->nviews--;
 	}
 }
 
@@ -414,7 +431,8 @@ static int txn_end(struct store_txn *t)
 
 	txn_release(t);
 	if (!t->is_write) {
-		mdb_txn_abort(t->txn);
+		if (!t->is_view)
+			mdb_txn_abort(t->txn);
 		rv = s->failed;
 		goto out;
 	}
@@ -449,7 +467,8 @@ void store_abort(struct store_txn *t)
 		return;
 	}
 	txn_release(t);
-	mdb_txn_abort(t->txn);
+	if (!t->is_view)
+		mdb_txn_abort(t->txn);
 	free(t);
 }
 
@@ -709,6 +728,10 @@ int store_batch_flush(struct store *s)
 		return s->failed;
 	if (s->batch == NULL)
 		return 0;
+	if (s->nviews > 0) {
+		ING_LOG_ERROR("batch commit with a view of it open path=%s", s->path);
+		return ING_ECONFLICT;
+	}
 	rv = txn_end(s->batch);
 	if (rv == 0)
 		store_space_check(s);

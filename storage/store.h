@@ -89,7 +89,14 @@ int store_failed(const struct store *s);
 
 /* ---- transactions ----------------------------------------------------- */
 
-/* A read-only snapshot view.  Release with store_abort. */
+/*
+ * A read-only view of every applied entry.  With no batch open, a snapshot
+ * of the committed state (an LMDB read txn); with the batch open, a view
+ * of the batch itself (its uncommitted applies included), so a read never
+ * needs a commit first.  A view must be ended (store_abort/store_commit)
+ * before the next apply or batch commit on this thread; the batch refuses
+ * to commit while one is open (ING_ECONFLICT).  Release with store_abort.
+ */
 int store_read_begin(struct store *s, struct store_txn **out);
 /* The single write transaction.  ING_ECONFLICT if one is already open. */
 int store_write_begin(struct store *s, struct store_txn **out);
@@ -136,7 +143,8 @@ int store_next_id(struct store_txn *t, const char *name, uint64_t *out);
  * Many applies share one write transaction.  store_batch_txn() returns the
  * open batch transaction, beginning one if needed; store_batch_note() counts
  * one apply and commits when the batch is full; store_batch_flush() commits
- * whatever is open (the node calls it once per loop iteration).  Never call
+ * whatever is open (the node calls it when the batch is due: see
+ * `store_commit_interval_ms` in docs/operations.md).  Never call
  * store_commit/store_abort on the batch transaction directly.
  */
 int store_batch_txn(struct store *s, struct store_txn **out);

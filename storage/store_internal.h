@@ -9,6 +9,9 @@
  *    there, and again if reopening failed, in which case failed != 0).
  *  - write_txn is the one open write transaction (a caller's or the batch),
  *    batch is either NULL or equal to write_txn.
+ *  - a read txn begun while the batch is open is a view of the batch (same
+ *    MDB txn, never ended by itself); the batch does not commit while a
+ *    view is open (nviews > 0).
  *  - failed, once non-zero, never goes back to 0: every entry point checks
  *    it first and returns it.
  */
@@ -45,7 +48,8 @@ struct store {
 	struct store_txn *write_txn; /* the open write txn, caller's or batch */
 	struct store_txn *batch;     /* open batch txn or NULL */
 	unsigned batch_count;        /* applies noted in the open batch */
-	unsigned nread;              /* open read txns */
+	unsigned nread;              /* open read txns, views included */
+	unsigned nviews;             /* open views of the batch (store_read_begin) */
 	bool space_low;              /* store_space_low(), as of the last check */
 	uint64_t space_checked_ns;   /* when the free list was last walked */
 	uint64_t space_checked_file; /* the file's high-water mark then */
@@ -59,6 +63,7 @@ struct store_txn {
 	MDB_txn *txn;
 	bool is_write;
 	bool is_batch;
+	bool is_view;             /* a read view of the open batch: txn is the batch's */
 	struct store_iter *iters; /* open iterators, closed at txn end */
 };
 

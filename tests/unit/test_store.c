@@ -227,21 +227,22 @@ static void test_batching(void **state)
 		snprintf(key, sizeof(key), "k%d", i);
 		assert_int_equal(store_put(b, STORE_JOBS, S(key), S("v")), 0);
 		assert_int_equal(store_set_applied_index(b, (uint64_t)i), 0);
-		/* Not visible to readers before the batch commits. */
-		expect(f->s, STORE_JOBS, key, NULL);
+		/* Readers see the open batch (a view of it), before any commit. */
+		expect(f->s, STORE_JOBS, key, "v");
 		assert_int_equal(store_batch_note(f->s), 0);
 		assert_int_equal(store_batch_pending(f->s), (unsigned)(i % 3));
-		if (i % 3 == 0)
-			expect(f->s, STORE_JOBS, key, "v"); /* committed at the third note */
 	}
 	expect(f->s, STORE_JOBS, "k6", "v");
-	expect(f->s, STORE_JOBS, "k7", NULL);
+	expect(f->s, STORE_JOBS, "k7", "v");
 
 	struct store_txn *r;
 	uint64_t idx;
 	assert_int_equal(store_read_begin(f->s, &r), 0);
 	assert_int_equal(store_applied_index(r, &idx), 0);
-	assert_int_equal(idx, 6);
+	assert_int_equal(idx, 7);
+	/* The batch does not commit under an open view. */
+	assert_int_equal(store_batch_flush(f->s), ING_ECONFLICT);
+	assert_int_equal(store_failed(f->s), 0);
 	store_abort(r);
 
 	assert_int_equal(store_batch_flush(f->s), 0);
@@ -252,13 +253,16 @@ static void test_batching(void **state)
 	assert_int_equal(idx, 7);
 	store_abort(r);
 
-	/* Closing with an open batch discards it. */
+	/* Closing with an open batch discards it; what the third notes and the
+	 * flush committed stays. */
 	assert_int_equal(store_batch_txn(f->s, &b), 0);
 	assert_int_equal(store_put(b, STORE_JOBS, S("lost"), S("v")), 0);
 	assert_int_equal(store_batch_note(f->s), 0);
+	expect(f->s, STORE_JOBS, "lost", "v");
 	store_close(f->s);
 	assert_int_equal(store_open(f->dir, &o, &f->s, &e), 0);
 	expect(f->s, STORE_JOBS, "lost", NULL);
+	expect(f->s, STORE_JOBS, "k6", "v");
 	expect(f->s, STORE_JOBS, "k7", "v");
 }
 
