@@ -1,0 +1,235 @@
+/*
+ * cmd.h - the commands of the replicated log: the one list of every command
+ * type, its fields, and their strict codec.
+ *
+ * Encoding (docs/formats.md): a msgpack array
+ *     [type, version, time_ms, request_id, fields...]
+ * followed by 0-7 msgpack nil bytes (0xc0) so the total length is a multiple
+ * of 8 (libraft 0.15 silently drops other lengths at restart).  time_ms is
+ * the proposer's clock, put in by the leader, so apply never reads a clock;
+ * request_id is the client's idempotency key ("" when none).
+ *
+ * Decoding is strict: unknown type, a version outside the type's
+ * min_version..version (older accepted versions decode into the current
+ * struct with defaults for what they lack), a field of the wrong type,
+ * missing or extra fields, bytes after the padding, anything over the
+ * bounds of storage/limits.h, and semantically invalid values (bad names,
+ * empty argv, priority over 100...) are errors with a message naming the
+ * field.  A decoded command has passed cmd_validate().
+ *
+ * Memory: cmd_decode() points views into the input buffer (no copy: source
+ * files may be megabytes) and allocates arrays from the zone; the command
+ * lives as long as both.
+ */
+#ifndef INGOT_NODE_SM_CMD_H
+#define INGOT_NODE_SM_CMD_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/mp.h"
+#include "common/str.h"
+#include "storage/records.h"
+
+/* X(SYMBOL, type number, current version, oldest version still decoded,
+ * name) -- numbers are forever.  cmd_encode writes the current version;
+ * cmd_decode also accepts the older ones down to the oldest, because the
+ * log of an upgraded node may still hold entries written before the
+ * upgrade.  Older layouts: target_put v1 had no description and 5-item
+ * stages, v2 no gpus and 7-item stages; job_submit v1 had no params;
+ * job_assign v1 gave no GPUs; node_register v1 offered none
+ * (docs/formats.md). */
+#define CMD_TYPES(X)                                      \
+	X(TARGET_PUT, 1, 3, 1, "target_put")              \
+	X(TARGET_DELETE, 2, 1, 1, "target_delete")        \
+	X(JOB_SUBMIT, 10, 2, 1, "job_submit")             \
+	X(JOB_ASSIGN, 11, 2, 1, "job_assign")             \
+	X(JOB_STAGE_START, 12, 1, 1, "job_stage_start")   \
+	X(JOB_STAGE_FINISH, 13, 1, 1, "job_stage_finish") \
+	X(JOB_FINISH, 14, 1, 1, "job_finish")             \
+	X(JOB_CANCEL, 15, 1, 1, "job_cancel")             \
+	X(JOB_REQUEUE, 16, 1, 1, "job_requeue")           \
+	X(JOB_RETRY, 17, 1, 1, "job_retry")               \
+	X(JOB_EXPIRE, 18, 1, 1, "job_expire")             \
+	X(NODE_REGISTER, 20, 2, 1, "node_register")       \
+	X(NODE_DRAIN, 21, 1, 1, "node_drain")             \
+	X(NODE_DOWN, 22, 1, 1, "node_down")               \
+	X(NODE_UP, 23, 1, 1, "node_up")                   \
+	X(MEMBER_PUT, 30, 2, 1, "member_put")             \
+	X(MEMBER_REMOVE, 31, 2, 1, "member_remove")       \
+	X(CLUSTER_INIT, 32, 1, 1, "cluster_init")         \
+	X(CLUSTER_EVENT, 33, 1, 1, "cluster_event")
+
+enum cmd_type {
+#define CMD_ENUM(sym, num, ver, min_ver, name) CMD_##sym = (num),
+	CMD_TYPES(CMD_ENUM)
+#undef CMD_ENUM
+};
+
+/* "job_submit", or NULL for an unknown type. */
+const char *cmd_type_name(uint32_t type);
+/* Current version of a type, 0 if unknown. */
+uint32_t cmd_type_version(uint32_t type);
+/* Oldest version of a type cmd_decode still accepts, 0 if unknown. */
+uint32_t cmd_type_min_version(uint32_t type);
+
+/* A file carried in a command: a source of a submit, an output of a stage. */
+struct cmd_file {
+	struct ing_str path; /* relative, no "..", no leading '/' */
+	struct ing_str data;
+};
+
+#define CMD_CLUSTER_ID_LEN 32
+
+struct cmd {
+	uint32_t type;
+	uint32_t version; /* as decoded; cmd_encode always writes the current one */
+	uint64_t time_ms;
+	struct ing_str request_id;
+	union {
+		/* Create or replace.  Only the spec fields of the record are
+		 * carried: name, description, caps, labels, gpus, stages
+		 * (with their limits, stdout and gpus).  revision,
+		 * active_jobs and the times are the state machine's.  A v1
+		 * entry decodes with description "", limits 0 and stdout "",
+		 * a v1 or v2 one with gpus 0 everywhere. */
+		struct {
+			struct rec_target spec;
+		} target_put;
+		struct {
+			struct ing_str name;
+		} target_delete;
+		struct {
+			struct ing_str tenant;
+			struct ing_str target;
+			uint32_t priority;
+			uint32_t max_attempts;   /* >= 1 */
+			uint64_t deadline_at_ms; /* absolute, 0: none */
+			uint32_t nsources;
+			struct cmd_file *sources;
+			/* Job parameters ({param:NAME} in argv): at most
+			 * ING_MAX_ENV, names [A-Za-z_][A-Za-z0-9_]* unique,
+			 * values <= ING_ARG_MAX without NUL.  A v1 entry
+			 * decodes with none. */
+			uint32_t nparams;
+			struct rec_kv *params;
+		} job_submit;
+		struct {
+			uint64_t job;
+			uint64_t node;
+			uint32_t attempt; /* must be the job's attempt + 1 */
+			uint64_t lease_until_ms;
+			/* The node's GPUs the attempt holds: as many as the
+			 * target needs, free on the node.  None in v1. */
+			uint32_t ngpus;
+			uint32_t *gpus;
+		} job_assign;
+		struct {
+			uint64_t job;
+			uint32_t attempt;
+			uint32_t stage;
+		} job_stage_start;
+		struct {
+			uint64_t job;
+			uint32_t attempt;
+			uint32_t stage;
+			int64_t exit_code;
+			uint64_t duration_ms;
+			bool has_log;
+			struct ing_str log;
+			uint32_t noutputs;
+			struct cmd_file *outputs;
+		} job_stage_finish;
+		struct {
+			uint64_t job;
+			uint32_t attempt;
+			uint8_t outcome; /* REC_JOB_SUCCEEDED, _FAILED or _CANCELLED */
+			struct ing_str message;
+		} job_finish;
+		struct {
+			uint64_t job;
+			struct ing_str reason;
+		} job_cancel;
+		struct {
+			uint64_t job;
+			uint32_t attempt;
+			struct ing_str reason;
+		} job_requeue;
+		struct {
+			uint64_t job;
+		} job_retry;
+		/* The job's deadline passed (leader's decision, checked against
+		 * time_ms): it ends failed wherever it is. */
+		struct {
+			uint64_t job;
+		} job_expire;
+		/* Registers or re-registers: id, caps, labels, slots, the
+		 * GPUs offered (none in v1).  Drain, down, used_slots and the
+		 * GPU holds are the state machine's. */
+		struct {
+			struct rec_node spec;
+		} node_register;
+		struct {
+			uint64_t node;
+			bool draining;
+			uint64_t deadline_ms; /* absolute, 0: none */
+		} node_drain;
+		struct {
+			uint64_t node;
+			struct ing_str reason;
+		} node_down;
+		struct {
+			uint64_t node;
+		} node_up;
+		struct {
+			struct rec_member member;
+		} member_put;
+		struct {
+			uint64_t id;
+		} member_remove;
+		/* Names the cluster once (the first leader proposes it): a
+		 * later one changes nothing. */
+		struct {
+			struct ing_str cluster_id; /* CMD_CLUSTER_ID_LEN hex digits */
+		} cluster_init;
+		/* A cluster event that no other command records (a new leader,
+		 * the leader's own membership decisions). */
+		struct {
+			uint8_t kind; /* REC_EV_LEADER_CHANGED or _VOTER_REPLACED */
+			uint64_t member;
+			struct ing_str message;
+		} cluster_event;
+	} u;
+};
+
+/*
+ * Encodes c (current version of its type) into o, padded to 8 bytes.
+ * Validates first: ING_EINVAL/ING_ETOOBIG with a message in e when c is not
+ * a valid command; ING_ENOMEM.
+ */
+int cmd_encode(const struct cmd *c, struct mp_out *o, struct ing_error *e);
+
+/*
+ * Decodes and validates buf[0..len).  Views point into buf, arrays into z.
+ * ING_EMALFORMED, ING_EVERSION (unknown type, or known type of an unknown
+ * version: written by a newer ingot, a node must stop rather than skip it),
+ * ING_EINVAL (invalid value), ING_ETOOBIG, ING_ENOMEM; e names what was
+ * wrong.
+ */
+int cmd_decode(const void *buf, size_t len, msgpack_zone *z, struct cmd *out, struct ing_error *e);
+
+/* State-independent checks (names, bounds, ranges).  ING_EINVAL/ETOOBIG. */
+int cmd_validate(const struct cmd *c, struct ing_error *e);
+
+/* A name of targets, tenants, capabilities, label keys, stages:
+ * 1..ING_NAME_MAX bytes of [A-Za-z0-9._-], not starting with '.' or '-'. */
+bool cmd_name_valid(struct ing_str s);
+/* A relative path: 1..ING_PATH_MAX bytes, no NUL, no leading '/', no ".."
+ * component, no empty component. */
+bool cmd_path_valid(struct ing_str s);
+/* An IPv4 "a.b.c.d:port" address. */
+bool cmd_address_valid(struct ing_str s);
+
+#endif

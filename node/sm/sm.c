@@ -1,0 +1,312 @@
+/*
+ * sm.c - the state machine's entry point: skip-by-index, decoding,
+ * idempotency (dedupe), dispatch to the per-command handlers, and the
+ * record load/save helpers those handlers share.
+ *
+ * Invariants kept here, for every entry at index i:
+ *   - the applied index is written in the same transaction as the entry's
+ *     effects, so after any crash LMDB holds a prefix of the log and its
+ *     exact end (sm.h, "Outcome of one apply");
+ *   - a command with a request id that already applied successfully is not
+ *     applied again; its stored result is returned instead.  Only successful
+ *     results are stored: a rejected command changed nothing, so evaluating
+ *     a retry of it again is safe and lets a client fix the cause and retry.
+ *
+ * The per-command logic lives in sm_job.c (the job state machine),
+ * sm_target.c and sm_node.c (nodes and members).
+ */
+#include "node/sm/sm.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "node/sm/sm_internal.h"
+
+void sm_result_init(struct sm_result *r)
+{
+	ing_error_clear(&r->err);
+	mp_out_init(&r->value);
+	r->skipped = false;
+	r->deduped = false;
+	r->cmd_type = 0;
+	r->job = 0;
+	r->job_deadline_at_ms = 0;
+}
+
+void sm_result_free(struct sm_result *r)
+{
+	mp_out_free(&r->value);
+}
+
+static void result_reset(struct sm_result *r)
+{
+	ing_error_clear(&r->err);
+	mp_out_reset(&r->value);
+	r->skipped = false;
+	r->deduped = false;
+	r->cmd_type = 0;
+	r->job = 0;
+	r->job_deadline_at_ms = 0;
+}
+
+int sm_new(struct sm **out)
+{
+	struct sm *sm = calloc(1, sizeof(*sm));
+	if (sm == NULL)
+		return ING_ENOMEM;
+	sm->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+	if (sm->zone == NULL) {
+		free(sm);
+		return ING_ENOMEM;
+	}
+	mp_out_init(&sm->enc);
+	*out = sm;
+	return 0;
+}
+
+void sm_free(struct sm *sm)
+{
+	if (sm == NULL)
+		return;
+	mp_out_free(&sm->enc);
+	msgpack_zone_free(sm->zone);
+	free(sm);
+}
+
+int sm_reject(struct sm_ctx *x, int code, const char *fmt, ...)
+{
+	va_list ap;
+	x->res->err.code = code;
+	va_start(ap, fmt);
+	vsnprintf(x->res->err.msg, sizeof(x->res->err.msg), fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+void sm_result_uint(struct sm_ctx *x, uint64_t v)
+{
+	mp_out_reset(&x->res->value);
+	msgpack_pack_uint64(&x->res->value.pk, v);
+}
+
+void sm_result_str(struct sm_ctx *x, const char *s)
+{
+	mp_out_reset(&x->res->value);
+	mp_pack_cstr(&x->res->value.pk, s);
+}
+
+void sm_result_bytes(struct sm_ctx *x, struct ing_str s)
+{
+	mp_out_reset(&x->res->value);
+	mp_pack_str(&x->res->value.pk, s);
+}
+
+/* ---- record load/save ------------------------------------------------- */
+
+/* A stored record that does not decode means the store cannot be trusted. */
+static int decoded(int rv, const struct ing_error *e)
+{
+	if (rv == 0 || rv == ING_ENOMEM)
+		return rv;
+	return ING_CORRUPT(e->msg);
+}
+
+int sm_put_encoded(struct sm_ctx *x, enum store_table tbl, struct ing_str key)
+{
+	int rv = mp_out_failed(&x->sm->enc);
+	if (rv != 0)
+		return rv;
+	struct ing_str val = {x->sm->enc.data, (uint32_t)x->sm->enc.len};
+	return store_put(x->t, tbl, key, val);
+}
+
+int sm_job_load(struct sm_ctx *x, uint64_t id, struct rec_job *out)
+{
+	struct ing_error e;
+	uint8_t k[8];
+	struct ing_str val;
+	store_be64(k, id);
+	int rv = store_get(x->t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val);
+	if (rv != 0)
+		return rv;
+	return decoded(rec_job_decode(val, x->z, out, &e), &e);
+}
+
+int sm_job_save(struct sm_ctx *x, const struct rec_job *j)
+{
+	uint8_t k[8];
+	store_be64(k, j->id);
+	mp_out_reset(&x->sm->enc);
+	rec_job_encode(j, &x->sm->enc);
+	return sm_put_encoded(x, STORE_JOBS, (struct ing_str){(const char *)k, 8});
+}
+
+int sm_target_load(struct sm_ctx *x, struct ing_str name, struct rec_target *out)
+{
+	struct ing_error e;
+	struct ing_str val;
+	int rv = store_get(x->t, STORE_TARGETS, name, &val);
+	if (rv != 0)
+		return rv;
+	return decoded(rec_target_decode(val, x->z, out, &e), &e);
+}
+
+int sm_target_save(struct sm_ctx *x, const struct rec_target *t)
+{
+	mp_out_reset(&x->sm->enc);
+	rec_target_encode(t, &x->sm->enc);
+	return sm_put_encoded(x, STORE_TARGETS, t->name);
+}
+
+int sm_node_load(struct sm_ctx *x, uint64_t id, struct rec_node *out)
+{
+	struct ing_error e;
+	uint8_t k[8];
+	struct ing_str val;
+	store_be64(k, id);
+	int rv = store_get(x->t, STORE_NODES, (struct ing_str){(const char *)k, 8}, &val);
+	if (rv != 0)
+		return rv;
+	return decoded(rec_node_decode(val, x->z, out, &e), &e);
+}
+
+int sm_node_save(struct sm_ctx *x, const struct rec_node *n)
+{
+	uint8_t k[8];
+	store_be64(k, n->id);
+	mp_out_reset(&x->sm->enc);
+	rec_node_encode(n, &x->sm->enc);
+	return sm_put_encoded(x, STORE_NODES, (struct ing_str){(const char *)k, 8});
+}
+
+/* ---- dedupe ----------------------------------------------------------- */
+
+/* 0 with *hit set when the request id has a stored result (copied into
+ * res), or a fatal error. */
+static int dedupe_lookup(struct sm_ctx *x, bool *hit)
+{
+	struct ing_error e;
+	struct ing_str val;
+	struct rec_dedupe d;
+	int rv = store_get(x->t, STORE_DEDUPE, x->c->request_id, &val);
+
+	*hit = false;
+	if (rv == ING_ENOTFOUND)
+		return 0;
+	if (rv != 0)
+		return rv;
+	rv = decoded(rec_dedupe_decode(val, x->z, &d, &e), &e);
+	if (rv != 0)
+		return rv;
+	*hit = true;
+	if (d.cmd_type != x->c->type) {
+		return sm_reject(x, ING_ECONFLICT,
+		                 "request id '%.*s' was already used for a %s command",
+		                 ING_STR_FMT(x->c->request_id),
+		                 cmd_type_name(d.cmd_type) ? cmd_type_name(d.cmd_type) : "?");
+	}
+	x->res->err.code = d.code;
+	snprintf(x->res->err.msg, sizeof(x->res->err.msg), "%.*s", ING_STR_FMT(d.message));
+	mp_out_raw(&x->res->value, d.value.ptr, d.value.len);
+	x->res->deduped = true;
+	return mp_out_failed(&x->res->value);
+}
+
+static int dedupe_store(struct sm_ctx *x)
+{
+	struct rec_dedupe d = {
+	    .index = x->index,
+	    .cmd_type = x->c->type,
+	    .code = x->res->err.code,
+	    .message = ing_str_c(x->res->err.msg),
+	    .value = {x->res->value.data, (uint32_t)x->res->value.len},
+	    .time_ms = x->c->time_ms,
+	};
+	mp_out_reset(&x->sm->enc);
+	rec_dedupe_encode(&d, &x->sm->enc);
+	return sm_put_encoded(x, STORE_DEDUPE, x->c->request_id);
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+static int dispatch(struct sm_ctx *x)
+{
+	switch (x->c->type) {
+	case CMD_TARGET_PUT: return sm_target_put(x);
+	case CMD_TARGET_DELETE: return sm_target_delete(x);
+	case CMD_JOB_SUBMIT: return sm_job_submit(x);
+	case CMD_JOB_ASSIGN: return sm_job_assign(x);
+	case CMD_JOB_STAGE_START: return sm_job_stage_start(x);
+	case CMD_JOB_STAGE_FINISH: return sm_job_stage_finish(x);
+	case CMD_JOB_FINISH: return sm_job_finish(x);
+	case CMD_JOB_CANCEL: return sm_job_cancel(x);
+	case CMD_JOB_REQUEUE: return sm_job_requeue(x);
+	case CMD_JOB_RETRY: return sm_job_retry(x);
+	case CMD_JOB_EXPIRE: return sm_job_expire(x);
+	case CMD_NODE_REGISTER: return sm_node_register(x);
+	case CMD_NODE_DRAIN: return sm_node_drain(x);
+	case CMD_NODE_DOWN: return sm_node_down(x);
+	case CMD_NODE_UP: return sm_node_up(x);
+	case CMD_MEMBER_PUT: return sm_member_put(x);
+	case CMD_MEMBER_REMOVE: return sm_member_remove(x);
+	case CMD_CLUSTER_INIT: return sm_cluster_init(x);
+	case CMD_CLUSTER_EVENT: return sm_cluster_event(x);
+	}
+	/* cmd_decode refuses unknown types; reaching here is a bug in it. */
+	return sm_reject(x, ING_EINTERNAL, "no handler for command type %u", x->c->type);
+}
+
+int sm_apply(struct sm *sm, struct store_txn *t, uint64_t index, const void *buf, size_t len,
+             struct sm_result *res)
+{
+	struct cmd c;
+	struct sm_ctx x = {.sm = sm, .t = t, .z = sm->zone, .c = &c, .index = index, .res = res};
+	uint64_t applied;
+	bool hit;
+	int rv;
+
+	result_reset(res);
+	rv = store_applied_index(t, &applied);
+	if (rv != 0)
+		return rv;
+	if (index <= applied) {
+		res->skipped = true;
+		return 0;
+	}
+	msgpack_zone_clear(sm->zone);
+	rv = cmd_decode(buf, len, sm->zone, &c, &res->err);
+	if (rv == ING_EVERSION || rv == ING_ENOMEM) {
+		/* A command this binary does not know: applying anything else
+		 * would make this node diverge from newer ones.  Stop. */
+		ING_LOG_ERROR("unknown command format index=%" PRIu64 " msg=\"%s\"", index,
+		              res->err.msg);
+		return rv;
+	}
+	int decode_rv = rv;
+	rv = store_set_applied_index(t, index);
+	if (rv != 0)
+		return rv;
+	if (decode_rv != 0) {
+		ING_LOG_WARN("command rejected index=%" PRIu64 " error=%s msg=\"%s\"", index,
+		             ing_err_name(decode_rv), res->err.msg);
+		res->err.code = decode_rv;
+		return 0;
+	}
+	res->cmd_type = c.type;
+	if (c.request_id.len > 0) {
+		rv = dedupe_lookup(&x, &hit);
+		if (rv != 0 || hit)
+			return rv;
+	}
+	rv = dispatch(&x);
+	if (rv != 0)
+		return rv;
+	if (res->err.code == 0 && c.request_id.len > 0)
+		rv = dedupe_store(&x);
+	if (rv == 0)
+		rv = mp_out_failed(&res->value);
+	return rv;
+}

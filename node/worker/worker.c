@@ -1,0 +1,861 @@
+/*
+ * worker.c - runs the attempts the state machine assigns to this node.
+ *
+ * After every flush that applied entries, the worker reads the assignments
+ * to this node (table assignments, prefix = this node's id) and the jobs
+ * they name:
+ *   - an assignment it is not running yet starts an attempt: a fresh
+ *     directory data_dir/work/job-<id>-a<attempt>/ with src/ (the job's
+ *     sources, read from the local store: they are replicated) and one
+ *     out/<stage>/ per stage;
+ *   - an attempt whose job moved on (another attempt, requeued, final) is
+ *     fenced: its process group is killed and nothing more is reported;
+ *   - an attempt whose job has a cancel requested is stopped (SIGTERM to
+ *     the group) and reported cancelled.
+ * An assignment found at start whose job already has stages started was
+ * interrupted by a restart: it is reported lost (requeued by the state
+ * machine with the next attempt), never run twice under the same attempt.
+ *
+ * An attempt is a chain, one step in flight at a time:
+ *   report stage_start -> run the stage (node/worker/stage.c, with the stage's
+ *   limits, and its stdout into out/<stage>/<stdout> when the target names
+ *   a stdout file) -> report stage_finish (exit status, duration, log,
+ *   declared outputs, then the stdout file) -> next
+ *   stage ... -> report finish (succeeded / failed / cancelled).
+ * Reports go to this node's own API (`worker.report`), which forwards them
+ * to the leader like any write, with a request id derived from (node, job,
+ * attempt, step), so a report retried after a lost reply applies once.  A
+ * report refused as stale or conflicting means the attempt was fenced: it
+ * stops.  Other failures (no leader) are retried every second.
+ *
+ * Argv templates (template.h): a {param:NAME} the job does not have fails
+ * the stage before anything is spawned.  No shell is involved unless the
+ * target's argv runs one.  The environment is the stage's `env` plus PATH
+ * when the target sets none.  On a node that offers GPUs, and for any
+ * attempt that holds some, CUDA_VISIBLE_DEVICES names the GPUs the stage
+ * sees (the first rec_stage_gpus of those the attempt holds; none: "") and
+ * CUDA_DEVICE_ORDER=PCI_BUS_ID makes CUDA number them as NVML does; both
+ * replace what the target's env says.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/log.h"
+#include "node/request.h"
+#include "node/worker/worker.h"
+#include "node/worker/stage.h"
+#include "node/worker/template.h"
+#include "storage/artifact.h"
+
+#define REPORT_RETRY_MS   1000
+#define REPORT_TIMEOUT_MS 30000 /* one report, its retries included */
+#define MAX_ARGS          256
+
+enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
+
+#define ENDED_MAX 64
+
+struct worker {
+	struct node *n;
+	struct node_attempt *attempts;
+	bool dirty; /* applied entries since the worker last looked */
+	struct {
+		uint64_t job;
+		uint32_t attempt;
+	} ended[ENDED_MAX]; /* attempts that ended here lately (ring) */
+	unsigned nended;
+};
+
+struct node_attempt {
+	struct worker *w;
+	uint64_t job;
+	uint32_t attempt;
+	char dir[512];
+	msgpack_zone *zone; /* target and source views */
+	struct rec_target target;
+	struct rec_file *sources;
+	uint32_t nsources;
+	struct rec_kv *params; /* the job's parameters, copied into zone */
+	uint32_t nparams;
+	uint32_t ngpus; /* the GPUs the attempt holds (job_assign), NVML indexes */
+	uint32_t gpus[ING_MAX_GPUS];
+	uint32_t stage; /* current stage */
+	enum step step;
+	struct stage_run *run;
+	struct node_request req;
+	struct mp_out report; /* the report in flight (kept for retries) */
+	char report_id[RPC_REQUEST_ID_MAX + 1];
+	const char *report_kind;
+	uv_timer_t retry;
+	bool finishing;            /* the report in flight is the final one */
+	bool failed;               /* a stage failed: keep the directory if configured */
+	char why[ING_MESSAGE_MAX]; /* why it failed, for the finish report */
+	bool cancel;               /* cancel requested */
+	bool fenced;               /* the job moved on: stop, report nothing */
+	bool seen;                 /* still assigned (poll bookkeeping) */
+	struct node_attempt *next;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void rm_rf(const char *path)
+{
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Creates the directories above the file `path`. */
+static int mkdir_parent(const char *path)
+{
+	char dir[1024];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		return 0;
+	*slash = '\0';
+	return ing_mkdirs(dir, 0700, NULL);
+}
+
+static int write_file(const char *path, const void *data, size_t len)
+{
+	if (mkdir_parent(path) != 0)
+		return -1;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	const char *p = data;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(fd);
+			return -1;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return close(fd);
+}
+
+/* Reads a declared output; 0, or -1 (missing), or ING_ETOOBIG. */
+static int read_output(const char *path, msgpack_zone *z, struct ing_str *out)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -1;
+	}
+	if ((uint64_t)st.st_size > ING_SOURCE_MAX_BYTES) {
+		close(fd);
+		return ING_ETOOBIG;
+	}
+	char *buf = msgpack_zone_malloc(z, (size_t)st.st_size + 1);
+	size_t got = 0;
+	while (buf != NULL && got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (buf == NULL || got != (size_t)st.st_size)
+		return -1;
+	*out = (struct ing_str){buf, (uint32_t)got};
+	return 0;
+}
+
+static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/out/%u-%.*s", a->dir, stage,
+	         ING_STR_FMT(a->target.stages[stage].name));
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void attempt_unlink(struct node_attempt *a)
+{
+	for (struct node_attempt **pp = &a->w->attempts; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == a) {
+			*pp = a->next;
+			return;
+		}
+	}
+}
+
+static void retry_closed(uv_handle_t *h)
+{
+	struct node_attempt *a = h->data;
+	struct node *n = a->w->n;
+	mp_out_free(&a->report);
+	msgpack_zone_free(a->zone);
+	free(a);
+	node_release(n);
+}
+
+/* Attempts that ended here recently: their assignment may still be in the
+ * local store for a moment (this node applies the final report after the
+ * leader does), and must not look like an attempt interrupted by a restart. */
+static void remember_ended(struct worker *w, uint64_t job, uint32_t attempt)
+{
+	w->ended[w->nended % ENDED_MAX].job = job;
+	w->ended[w->nended % ENDED_MAX].attempt = attempt;
+	w->nended++;
+}
+
+static bool ended_recently(const struct worker *w, uint64_t job, uint32_t attempt)
+{
+	for (unsigned i = 0; i < ENDED_MAX && i < w->nended; i++)
+		if (w->ended[i].job == job && w->ended[i].attempt == attempt)
+			return true;
+	return false;
+}
+
+/* Ends an attempt once nothing of it is in flight. */
+static void attempt_end(struct node_attempt *a)
+{
+	if (a->step == STEP_RUNNING || a->step == STEP_REPORTING)
+		return;
+	remember_ended(a->w, a->job, a->attempt);
+	attempt_unlink(a);
+	if (!(a->failed && node_cfg(a->w->n)->keep_failed_workdirs))
+		rm_rf(a->dir);
+	else
+		ING_LOG_INFO("attempt directory kept dir=%s", a->dir);
+	uv_close((uv_handle_t *)&a->retry, retry_closed);
+}
+
+static void report_send(struct node_attempt *a);
+
+static void on_retry(uv_timer_t *t)
+{
+	struct node_attempt *a = t->data;
+	if (a->fenced || node_stopping(a->w->n)) {
+		a->step = STEP_IDLE;
+		attempt_end(a);
+		return;
+	}
+	report_send(a);
+}
+
+static void step_next(struct node_attempt *a);
+
+static void on_reported(struct node_request *q, int status, const struct ing_error *err,
+                        const msgpack_object *result)
+{
+	struct node_attempt *a = q->data;
+	(void)result;
+	a->step = STEP_IDLE;
+	if (a->fenced || node_stopping(a->w->n)) {
+		attempt_end(a);
+		return;
+	}
+	if (status == ING_ESTALE || status == ING_ECONFLICT || status == ING_ENOTFOUND) {
+		ING_LOG_WARN("attempt fenced job=%" PRIu64 " attempt=%" PRIu32
+		             " report=%s msg=\"%s\"",
+		             a->job, a->attempt, a->report_kind, err != NULL ? err->msg : "");
+		a->fenced = true;
+		attempt_end(a);
+		return;
+	}
+	if (status != 0) {
+		ING_LOG_DEBUG("report retried job=%" PRIu64 " report=%s error=%s", a->job,
+		              a->report_kind, ing_err_name(status));
+		a->step = STEP_WAIT_RETRY;
+		uv_timer_start(&a->retry, on_retry, REPORT_RETRY_MS, 0);
+		return;
+	}
+	if (a->finishing) {
+		attempt_end(a);
+		return;
+	}
+	step_next(a);
+}
+
+static void report_send(struct node_attempt *a)
+{
+	a->step = STEP_REPORTING;
+	memset(&a->req, 0, sizeof(a->req));
+	a->req.data = a;
+	a->req.cb = on_reported;
+	a->req.request_id = a->report_id;
+	if (node_request_self(node_requests(a->w->n), &a->req, "worker.report", a->report.data,
+	                      a->report.len, RPC_WRITE, REPORT_TIMEOUT_MS) != 0) {
+		a->step = STEP_WAIT_RETRY;
+		uv_timer_start(&a->retry, on_retry, REPORT_RETRY_MS, 0);
+	}
+}
+
+/* Starts building a report map of `nfields` fields after kind/job/attempt. */
+static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, unsigned nfields,
+                                    bool final)
+{
+	a->report_kind = kind;
+	a->finishing = final;
+	snprintf(a->report_id, sizeof(a->report_id), "w%" PRIu64 "-j%" PRIu64 "-a%" PRIu32 "-%s%u",
+	         node_id(a->w->n), a->job, a->attempt, kind, a->stage);
+	mp_out_reset(&a->report);
+	msgpack_pack_map(&a->report.pk, 3 + nfields);
+	mp_pack_cstr(&a->report.pk, "kind");
+	mp_pack_cstr(&a->report.pk, kind);
+	mp_pack_cstr(&a->report.pk, "job");
+	msgpack_pack_uint64(&a->report.pk, a->job);
+	mp_pack_cstr(&a->report.pk, "attempt");
+	msgpack_pack_uint32(&a->report.pk, a->attempt);
+	return &a->report.pk;
+}
+
+static void report_finish(struct node_attempt *a, const char *outcome, const char *message)
+{
+	msgpack_packer *pk = report_begin(a, "finish", 2, true);
+	mp_pack_cstr(pk, "outcome");
+	mp_pack_cstr(pk, outcome);
+	mp_pack_cstr(pk, "message");
+	mp_pack_cstr(pk, message);
+	ING_LOG_INFO("attempt finished job=%" PRIu64 " attempt=%" PRIu32 " outcome=%s msg=\"%s\"",
+	             a->job, a->attempt, outcome, message);
+	report_send(a);
+}
+
+/* ---- stages ------------------------------------------------------------- */
+
+static void on_stage_done(struct stage_run *r, const struct stage_result *res, void *data)
+{
+	struct node_attempt *a = data;
+	const struct rec_stage_def *def = &a->target.stages[a->stage];
+	struct ing_str *outs = NULL, *names = NULL;
+	char out_dir[600], path[900], why[ING_MESSAGE_MAX] = "";
+	uint32_t nouts = 0;
+	(void)r;
+
+	a->run = NULL;
+	a->step = STEP_IDLE;
+	if (a->fenced || node_stopping(a->w->n)) {
+		attempt_end(a);
+		return;
+	}
+	ING_LOG_INFO("stage finished job=%" PRIu64 " attempt=%" PRIu32 " stage=%u exit=%" PRId64
+	             " duration_ms=%" PRIu64 "%s",
+	             a->job, a->attempt, a->stage, res->exit_code, res->duration_ms,
+	             res->timed_out ? " timed_out=yes" : "");
+	if (res->cancelled) {
+		report_finish(a, "cancelled", "cancelled while running");
+		return;
+	}
+	stage_dir(a, a->stage, out_dir, sizeof(out_dir));
+	/* The declared outputs, then the stdout file when there is one. */
+	uint32_t nwant = def->noutputs + (def->stdout_path.len > 0 ? 1 : 0);
+	if (res->exit_code == 0 && nwant > 0) {
+		outs = msgpack_zone_malloc(a->zone, nwant * sizeof(*outs));
+		names = msgpack_zone_malloc(a->zone, nwant * sizeof(*names));
+		for (uint32_t i = 0; outs != NULL && names != NULL && i < nwant; i++) {
+			struct ing_str name =
+			    i < def->noutputs ? def->outputs[i] : def->stdout_path;
+			snprintf(path, sizeof(path), "%s/%.*s", out_dir, ING_STR_FMT(name));
+			int rv = read_output(path, a->zone, &outs[nouts]);
+			if (rv != 0) {
+				snprintf(why, sizeof(why), "stage '%.*s': %s '%.*s' %s",
+				         ING_STR_FMT(def->name),
+				         i < def->noutputs ? "declared output" : "stdout file",
+				         ING_STR_FMT(name),
+				         rv == ING_ETOOBIG ? "is larger than 4 MiB"
+				                           : "was not produced");
+				break;
+			}
+			names[nouts++] = name;
+		}
+		if (outs == NULL || names == NULL)
+			snprintf(why, sizeof(why), "stage '%.*s': out of memory reading outputs",
+			         ING_STR_FMT(def->name));
+	}
+	if (res->exit_code != 0)
+		snprintf(why, sizeof(why), "stage '%.*s' %s %" PRId64, ING_STR_FMT(def->name),
+		         res->timed_out       ? "timed out; killed by signal"
+		         : res->exit_code < 0 ? "was killed by signal"
+		                              : "exited with status",
+		         res->exit_code < 0 ? -res->exit_code : res->exit_code);
+	if (why[0] != '\0')
+		a->failed = true;
+
+	msgpack_packer *pk = report_begin(a, "stage_finish", 5, false);
+	mp_pack_cstr(pk, "stage");
+	msgpack_pack_uint32(pk, a->stage);
+	mp_pack_cstr(pk, "exit_code");
+	msgpack_pack_int64(pk, res->exit_code == 0 && a->failed ? 1 : res->exit_code);
+	mp_pack_cstr(pk, "duration_ms");
+	msgpack_pack_uint64(pk, res->duration_ms);
+	mp_pack_cstr(pk, "log");
+	size_t loglen = res->log_len < ING_SOURCE_MAX_BYTES ? res->log_len : ING_SOURCE_MAX_BYTES;
+	mp_pack_bin(pk, res->log, loglen);
+	mp_pack_cstr(pk, "outputs");
+	msgpack_pack_array(pk, a->failed ? 0 : nouts);
+	for (uint32_t i = 0; !a->failed && i < nouts; i++) {
+		msgpack_pack_map(pk, 2);
+		mp_pack_cstr(pk, "path");
+		mp_pack_str(pk, names[i]);
+		mp_pack_cstr(pk, "data");
+		mp_pack_bin(pk, outs[i].ptr, outs[i].len);
+	}
+	if (a->failed)
+		snprintf(a->why, sizeof(a->why), "%s", why);
+	report_send(a);
+}
+
+static void run_stage(struct node_attempt *a)
+{
+	const struct rec_stage_def *def = &a->target.stages[a->stage];
+	char *argv[MAX_ARGS];
+	char *env[ING_MAX_ENV + 4];
+	unsigned argc = 0, envc = 0;
+	bool has_path = false;
+	const bool gpu_env = node_cfg(a->w->n)->ngpus > 0 || a->ngpus > 0;
+	char out_dir[600];
+	struct stage_spec spec;
+	struct ing_error e;
+
+	stage_dir(a, a->stage, out_dir, sizeof(out_dir));
+	if (ing_mkdirs(out_dir, 0700, NULL) != 0) {
+		a->failed = true;
+		report_finish(a, "failed", "cannot create the stage's output directory");
+		return;
+	}
+	char prev[600];
+	if (a->stage > 0)
+		stage_dir(a, a->stage - 1, prev, sizeof(prev));
+	else
+		snprintf(prev, sizeof(prev), "%s/src", a->dir);
+	struct template_ctx tc = {
+	    .dir = a->dir,
+	    .sources = a->sources,
+	    .nsources = a->nsources,
+	    .params = a->params,
+	    .nparams = a->nparams,
+	    .job = a->job,
+	    .attempt = a->attempt,
+	    .out = out_dir,
+	    .prev = prev,
+	    .stage = def->name,
+	};
+	for (uint32_t i = 0; i < def->nargv; i++) {
+		char why[ING_MESSAGE_MAX];
+		int rv = template_expand(&tc, def->argv[i], a->zone, argv, &argc, MAX_ARGS, why,
+		                         sizeof(why));
+		if (rv != 0) {
+			a->failed = true;
+			if (rv == ING_ENOTFOUND)
+				ING_LOG_WARN("stage argv uses a missing parameter job=%" PRIu64
+				             " attempt=%" PRIu32 " why=\"%s\"",
+				             a->job, a->attempt, why);
+			report_finish(a, "failed",
+			              rv == ING_ENOTFOUND ? why
+			              : rv == ING_ENOMEM
+			                  ? "out of memory on the worker"
+			                  : "argv too long after expanding placeholders");
+			return;
+		}
+	}
+	argv[argc] = NULL;
+	for (uint32_t i = 0; i < def->nenv; i++) {
+		char kv[ING_NAME_MAX + ING_ARG_MAX + 2];
+		if (gpu_env && (ing_str_eq_c(def->env[i].key, "CUDA_VISIBLE_DEVICES") ||
+		                ing_str_eq_c(def->env[i].key, "CUDA_DEVICE_ORDER")))
+			continue; /* the worker's, below */
+		int k = snprintf(kv, sizeof(kv), "%.*s=%.*s", ING_STR_FMT(def->env[i].key),
+		                 ING_STR_FMT(def->env[i].value));
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, kv, (size_t)k);
+		if (ing_str_eq_c(def->env[i].key, "PATH"))
+			has_path = true;
+	}
+	if (!has_path)
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, "PATH=" STAGE_DEFAULT_PATH,
+		                strlen("PATH=" STAGE_DEFAULT_PATH));
+	if (gpu_env) {
+		char kv[64 + 3 * ING_MAX_GPUS];
+		uint32_t sees = rec_stage_gpus(&a->target, a->stage);
+		int k = snprintf(kv, sizeof(kv), "CUDA_VISIBLE_DEVICES=");
+		for (uint32_t i = 0; i < sees && i < a->ngpus; i++)
+			k += snprintf(kv + k, sizeof(kv) - (size_t)k, "%s%" PRIu32, i ? "," : "",
+			              a->gpus[i]);
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, kv, (size_t)k);
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone,
+		                "CUDA_DEVICE_ORDER=PCI_BUS_ID",
+		                strlen("CUDA_DEVICE_ORDER=PCI_BUS_ID"));
+	}
+	env[envc] = NULL;
+
+	memset(&spec, 0, sizeof(spec));
+	spec.cwd = a->dir;
+	spec.argv = (const char *const *)argv;
+	spec.env = (const char *const *)env;
+	spec.timeout_ms = def->timeout_ms;
+	spec.log_cap_bytes = 1u << 20;
+	spec.limits.cpu_seconds = def->limits.cpu_seconds;
+	spec.limits.memory_bytes = def->limits.memory_bytes;
+	spec.limits.open_files = def->limits.open_files;
+	spec.limits.file_size_bytes = def->limits.output_bytes;
+	char stdout_path[900];
+	if (def->stdout_path.len > 0) {
+		snprintf(stdout_path, sizeof(stdout_path), "%s/%.*s", out_dir,
+		         ING_STR_FMT(def->stdout_path));
+		if (mkdir_parent(stdout_path) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", "cannot create the stage's stdout directory");
+			return;
+		}
+		spec.stdout_path = stdout_path;
+	}
+	ING_LOG_INFO("stage starting job=%" PRIu64 " attempt=%" PRIu32
+	             " stage=%u name=%.*s argv0=%s",
+	             a->job, a->attempt, a->stage, ING_STR_FMT(def->name), argv[0]);
+	if (stage_start(node_loop(a->w->n), &spec, on_stage_done, a, &a->run, &e) != 0) {
+		a->failed = true;
+		report_finish(a, "failed", e.msg);
+		return;
+	}
+	a->step = STEP_RUNNING;
+	/* Remember the process group: if this daemon dies, the next start
+	 * kills what is left of it (worker_reap). */
+	char pgid_path[600], pgid[24];
+	int k = snprintf(pgid, sizeof(pgid), "%d\n", stage_pid(a->run));
+	snprintf(pgid_path, sizeof(pgid_path), "%s/pgid", a->dir);
+	write_file(pgid_path, pgid, (size_t)k);
+}
+
+/* After a successful report: the next thing to do. */
+static void step_next(struct node_attempt *a)
+{
+	if (a->cancel) {
+		report_finish(a, "cancelled", "cancelled");
+		return;
+	}
+	if (ing_str_eq_c((struct ing_str){a->report_kind, (uint32_t)strlen(a->report_kind)},
+	                 "stage_start")) {
+		run_stage(a);
+		return;
+	}
+	/* stage_finish applied */
+	if (a->failed) {
+		report_finish(a, "failed", a->why[0] != '\0' ? a->why : "a stage failed");
+		return;
+	}
+	if (a->stage + 1 >= a->target.nstages) {
+		report_finish(a, "succeeded", "");
+		return;
+	}
+	a->stage++;
+	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
+	mp_pack_cstr(pk, "stage");
+	msgpack_pack_uint32(pk, a->stage);
+	report_send(a);
+}
+
+/* ---- attempts ----------------------------------------------------------- */
+
+static struct node_attempt *find(struct worker *w, uint64_t job, uint32_t attempt)
+{
+	for (struct node_attempt *a = w->attempts; a != NULL; a = a->next)
+		if (a->job == job && a->attempt == attempt)
+			return a;
+	return NULL;
+}
+
+static void start_attempt(struct worker *w, struct store_txn *t, const struct rec_job *j)
+{
+	struct node *n = w->n;
+	struct node_attempt *a = calloc(1, sizeof(*a));
+	struct ing_str val;
+	char path[900];
+
+	if (a == NULL)
+		return;
+	a->w = w;
+	a->job = j->id;
+	a->attempt = j->attempt;
+	a->seen = true;
+	a->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+	mp_out_init(&a->report);
+	uv_timer_init(node_loop(n), &a->retry);
+	a->retry.data = a;
+	node_hold(n);
+	a->next = w->attempts;
+	w->attempts = a;
+	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, node_cfg(n)->data_dir,
+	         a->job, a->attempt);
+
+	if (j->nstages > 0) {
+		/* Started before a restart of this node: that run is gone. */
+		msgpack_packer *pk = report_begin(a, "lost", 1, true);
+		mp_pack_cstr(pk, "message");
+		mp_pack_cstr(pk, "the node restarted while the attempt ran");
+		ING_LOG_WARN("attempt lost in a restart job=%" PRIu64 " attempt=%" PRIu32, a->job,
+		             a->attempt);
+		report_send(a);
+		return;
+	}
+	if (a->zone == NULL || store_get(t, STORE_TARGETS, j->target, &val) != 0 ||
+	    rec_target_decode(val, a->zone, &a->target, NULL) != 0 || a->target.nstages == 0) {
+		a->failed = true;
+		report_finish(a, "failed", "target of the job is missing on the worker");
+		return;
+	}
+	rm_rf(a->dir);
+	a->params = msgpack_zone_malloc(a->zone, (j->nparams + 1) * sizeof(*a->params));
+	if (a->params == NULL) {
+		a->failed = true;
+		report_finish(a, "failed", "out of memory on the worker");
+		return;
+	}
+	for (uint32_t i = 0; i < j->nparams; i++) {
+		char *k = msgpack_zone_malloc(a->zone, j->params[i].key.len + 1);
+		char *v = msgpack_zone_malloc(a->zone, j->params[i].value.len + 1);
+		if (k == NULL || v == NULL) {
+			a->failed = true;
+			report_finish(a, "failed", "out of memory on the worker");
+			return;
+		}
+		memcpy(k, j->params[i].key.ptr, j->params[i].key.len);
+		memcpy(v, j->params[i].value.ptr, j->params[i].value.len);
+		a->params[i].key = (struct ing_str){k, j->params[i].key.len};
+		a->params[i].value = (struct ing_str){v, j->params[i].value.len};
+	}
+	a->nparams = j->nparams;
+	a->ngpus = j->ngpus < ING_MAX_GPUS ? j->ngpus : ING_MAX_GPUS;
+	if (a->ngpus > 0)
+		memcpy(a->gpus, j->gpus, a->ngpus * sizeof(a->gpus[0]));
+	a->nsources = j->nsources;
+	a->sources = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->sources));
+	for (uint32_t i = 0; a->sources != NULL && i < j->nsources; i++) {
+		void *data;
+		size_t len;
+		char *p = msgpack_zone_malloc(a->zone, j->sources[i].path.len);
+		memcpy(p, j->sources[i].path.ptr, j->sources[i].path.len);
+		a->sources[i] = j->sources[i];
+		a->sources[i].path = (struct ing_str){p, j->sources[i].path.len};
+		snprintf(path, sizeof(path), "%s/src/%.*s", a->dir,
+		         ING_STR_FMT(j->sources[i].path));
+		if (store_artifact_read(t, j->sources[i].sha256, &data, &len) != 0 ||
+		    write_file(path, data, len) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", "cannot write the job's sources on the worker");
+			return;
+		}
+		free(data);
+	}
+	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32
+	             " stages=%u gpus=%u dir=%s",
+	             a->job, a->attempt, a->target.nstages, a->ngpus, a->dir);
+	a->stage = 0;
+	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
+	mp_pack_cstr(pk, "stage");
+	msgpack_pack_uint32(pk, 0);
+	report_send(a);
+}
+
+static void fence(struct node_attempt *a)
+{
+	a->fenced = true;
+	if (a->run != NULL)
+		stage_cancel(a->run);
+	else if (a->step == STEP_WAIT_RETRY || a->step == STEP_IDLE) {
+		uv_timer_stop(&a->retry);
+		a->step = STEP_IDLE;
+		attempt_end(a);
+	}
+}
+
+int worker_new(struct node *n, struct worker **out)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return ING_ENOMEM;
+	w->n = n;
+	w->dirty = true; /* look at this node's assignments once at start */
+	*out = w;
+	return 0;
+}
+
+void worker_free(struct worker *w)
+{
+	free(w);
+}
+
+void worker_note_applied(struct worker *w)
+{
+	w->dirty = true;
+}
+
+/* Starts the attempts assigned to this node, stops fenced or cancelled ones. */
+static void poll_assignments(struct worker *w)
+{
+	struct node *n = w->n;
+	uint64_t self = node_id(n);
+	struct store_txn *t;
+	struct store_iter *it;
+	struct ing_str k, v, val;
+	uint8_t prefix[8], jk[8];
+	msgpack_zone z;
+
+	if (node_stopping(n) || store_read_begin(node_store(n), &t) != 0)
+		return;
+	msgpack_zone_init(&z, 4096);
+	for (struct node_attempt *a = w->attempts; a != NULL; a = a->next)
+		a->seen = false;
+	store_be64(prefix, self);
+	if (store_iter_open(t, STORE_ASSIGNMENTS, (struct ing_str){(const char *)prefix, 8}, &it) ==
+	    0) {
+		while (store_iter_next(it, &k, &v) == 0) {
+			if (k.len != 16 || store_get_be64(k.ptr) != self)
+				break;
+			uint64_t job = store_get_be64(k.ptr + 8);
+			struct rec_job j;
+			store_be64(jk, job);
+			if (store_get(t, STORE_JOBS, (struct ing_str){(const char *)jk, 8}, &val) !=
+			        0 ||
+			    rec_job_decode(val, &z, &j, NULL) != 0)
+				continue;
+			struct node_attempt *a = find(w, job, j.attempt);
+			if (a == NULL && ended_recently(w, job, j.attempt)) {
+				msgpack_zone_clear(&z);
+				continue;
+			}
+			if (a == NULL) {
+				start_attempt(w, t, &j);
+			} else {
+				a->seen = true;
+				if (j.cancel_requested && !a->cancel) {
+					a->cancel = true;
+					if (a->run != NULL)
+						stage_cancel(a->run);
+				}
+			}
+			msgpack_zone_clear(&z);
+		}
+		store_iter_close(it);
+	}
+	/* Attempts no longer assigned here were fenced (or just finished). */
+	for (struct node_attempt *a = w->attempts, *next; a != NULL; a = next) {
+		next = a->next;
+		if (!a->seen && !a->fenced && !a->finishing)
+			fence(a);
+	}
+	msgpack_zone_destroy(&z);
+	store_abort(t);
+}
+
+void worker_flushed(struct worker *w)
+{
+	if (!w->dirty)
+		return;
+	w->dirty = false;
+	poll_assignments(w);
+}
+
+void worker_stop_all(struct worker *w)
+{
+	for (struct node_attempt *a = w->attempts, *next; a != NULL; a = next) {
+		next = a->next;
+		a->fenced = true;
+		if (a->run != NULL) {
+			stage_abandon(a->run);
+			a->run = NULL;
+			a->step = STEP_IDLE;
+		}
+		uv_timer_stop(&a->retry);
+		if (a->step != STEP_REPORTING) {
+			a->step = STEP_IDLE;
+			attempt_end(a);
+		}
+	}
+}
+
+/* Kills the processes of group `pgid` whose working directory lies under
+ * `dir` (so a pid reused by an unrelated process is left alone). */
+static void kill_leftovers(int pgid, const char *dir)
+{
+	char path[64], stat[512], cwd[900];
+	struct dirent *d;
+	DIR *proc = opendir("/proc");
+	size_t dlen = strlen(dir);
+
+	if (proc == NULL)
+		return;
+	while ((d = readdir(proc)) != NULL) {
+		int pid = atoi(d->d_name);
+		if (pid <= 1)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		size_t got = fread(stat, 1, sizeof(stat) - 1, f);
+		fclose(f);
+		stat[got] = '\0';
+		/* pid (comm) state ppid pgrp ...: comm may hold spaces */
+		char *rp = strrchr(stat, ')');
+		int ppid, pgrp;
+		char state;
+		if (rp == NULL || sscanf(rp + 1, " %c %d %d", &state, &ppid, &pgrp) != 3 ||
+		    pgrp != pgid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+		ssize_t n = readlink(path, cwd, sizeof(cwd) - 1);
+		if (n <= 0)
+			continue;
+		cwd[n] = '\0';
+		if (strncmp(cwd, dir, dlen) == 0 && kill(pid, SIGKILL) == 0)
+			ING_LOG_WARN("killed a stage process left by a previous run pid=%d dir=%s",
+			             pid, dir);
+	}
+	closedir(proc);
+}
+
+void worker_reap(const char *data_dir)
+{
+	char work[600], path[900];
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(work, sizeof(work), "%s/work", data_dir);
+	dir = opendir(work);
+	if (dir == NULL)
+		return;
+	while ((d = readdir(dir)) != NULL) {
+		if (strncmp(d->d_name, "job-", 4) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/pgid", work, d->d_name);
+		FILE *f = fopen(path, "r");
+		int pgid = 0;
+		if (f != NULL) {
+			if (fscanf(f, "%d", &pgid) != 1)
+				pgid = 0;
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "%s/%s", work, d->d_name);
+		if (pgid > 1)
+			kill_leftovers(pgid, path);
+		rm_rf(path);
+	}
+	closedir(dir);
+}
