@@ -240,12 +240,21 @@ out:
 	store_abort(t);
 }
 
+/*
+ * One page of jobs by id.  A page examines at most JOB_LIST_SCAN_MAX jobs,
+ * so a filter that matches few of a million jobs costs bounded work per
+ * request: such a page may hold fewer than `limit` jobs, even none, and its
+ * `next` is then the last job examined, a cursor past the ones skipped.
+ */
+#define JOB_LIST_SCAN_MAX 10000
+
 void api_op_job_list(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"state", "target", "after", "limit", "stale", NULL};
 	const msgpack_object *args = rpc_call_args(call);
 	struct ing_str state_name = {"", 0}, target = {"", 0}, k, v;
-	uint64_t after = 0, limit = 100, last = 0;
+	uint64_t after = 0, limit = 100, last = 0, examined = 0;
+	uint32_t scanned = 0;
 	uint8_t state = 0, start[8];
 	struct ing_error e;
 	struct store_txn *t;
@@ -285,10 +294,17 @@ void api_op_job_list(struct node *n, struct rpc_call *call)
 	rv = store_iter_open(t, STORE_JOBS, (struct ing_str){(const char *)start, 8}, &it);
 	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
 		struct rec_job j;
+		if (scanned == JOB_LIST_SCAN_MAX) {
+			more = true; /* `next` resumes after the last job examined */
+			last = examined;
+			break;
+		}
 		if (rec_job_decode(v, &z, &j, NULL) != 0) {
 			rv = ING_ECORRUPT;
 			break;
 		}
+		scanned++;
+		examined = j.id;
 		if ((state_name.len == 0 || j.state == state) &&
 		    (target.len == 0 || ing_str_eq(target, j.target))) {
 			if (count == limit) {
