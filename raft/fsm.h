@@ -21,7 +21,11 @@
  *    malloc'd buffer from cb.snapshot is handed to libraft without a copy and
  *    freed with free() in snapshot_finalize; restore hands libraft's buffer
  *    to cb.restore and releases it with raft_free on success (libraft frees
- *    it itself when restore fails).
+ *    it itself when restore fails);
+ *  - reference snapshots when cb.snapshot_sync is set (raft/snapref.c):
+ *    only with an io whose snapshot_get turns a reference into a copy
+ *    (cons_snapref_wrap, which consensus.c installs on the uv backend);
+ *    under raft_fixture, leave snapshot_sync NULL.
  */
 #ifndef INGOT_RAFT_FSM_H
 #define INGOT_RAFT_FSM_H
