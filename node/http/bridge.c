@@ -75,7 +75,7 @@ static const struct api_route routes[] = {
     {"GET", "/v1/node", "node.info", "", false, RES_JSON},
     {"GET", "/v1/log-level", "node.log_level", "", false, RES_JSON},
     {"PUT", "/v1/log-level", "node.log_level", "", true, RES_JSON},
-    {"GET", "/v1/targets", "target.list", "stale:b", false, RES_JSON},
+    {"GET", "/v1/targets", "target.list", "after:s limit:u stale:b", false, RES_JSON},
     {"GET", "/v1/targets/{name}", "target.get", "name:s stale:b", false, RES_JSON},
     {"PUT", "/v1/targets/{name}", "target.put", "name:s", true, RES_JSON},
     {"DELETE", "/v1/targets/{name}", "target.delete", "name:s", false, RES_JSON},

@@ -154,7 +154,14 @@ class Client:
 
     # ---- targets ---------------------------------------------------------------
     def targets(self, stale: bool = False) -> List[Target]:
-        return [Target.from_dict(t) for t in self._json("GET", "/v1/targets", stale=stale or None)]
+        """Every target, by name (following target.list's pages)."""
+        out: List[Target] = []
+        while True:
+            page = self._json("GET", "/v1/targets", stale=stale or None,
+                              after=out[-1].name if out else None)
+            if not page:
+                return out
+            out.extend(Target.from_dict(t) for t in page)
 
     def target(self, name: str, stale: bool = False) -> Target:
         return Target.from_dict(self._json("GET", "/v1/targets/" + _seg(name), stale=stale or None))
