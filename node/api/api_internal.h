@@ -87,7 +87,7 @@ typedef int (*api_view_record_fn)(msgpack_packer *pk, struct ing_str val, msgpac
 void api_list_table(struct node *n, struct rpc_call *call, enum store_table tbl,
                     api_view_record_fn view, const char *what);
 
-/* ---- writes (propose.c) ------------------------------------------------- */
+/* ---- writes (write.c) ---------------------------------------------------- */
 
 /* Shapes of write results (docs/api.md). */
 enum api_shape { SHAPE_NONE, SHAPE_ID, SHAPE_TARGET, SHAPE_JOB_STATE };

@@ -15,7 +15,7 @@ void view_key(msgpack_packer *pk, const char *key)
 	mp_pack_cstr(pk, key);
 }
 
-static void pack_opt_u64(msgpack_packer *pk, uint64_t v)
+void view_opt_u64(msgpack_packer *pk, uint64_t v)
 {
 	if (v == 0)
 		msgpack_pack_nil(pk);
@@ -67,7 +67,7 @@ void view_node(msgpack_packer *pk, const struct rec_node *nd)
 	else
 		msgpack_pack_false(pk);
 	view_key(pk, "drain_deadline");
-	pack_opt_u64(pk, nd->drain_deadline_ms);
+	view_opt_u64(pk, nd->drain_deadline_ms);
 	view_key(pk, "down");
 	if (nd->down)
 		msgpack_pack_true(pk);
@@ -133,7 +133,7 @@ void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char
 	view_key(pk, "max_attempts");
 	msgpack_pack_uint32(pk, j->max_attempts);
 	view_key(pk, "node");
-	pack_opt_u64(pk, j->node_id);
+	view_opt_u64(pk, j->node_id);
 	view_key(pk, "priority");
 	msgpack_pack_uint32(pk, j->priority);
 	view_key(pk, "created_at");
@@ -141,9 +141,9 @@ void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char
 	view_key(pk, "updated_at");
 	msgpack_pack_uint64(pk, j->updated_at_ms);
 	view_key(pk, "deadline_at");
-	pack_opt_u64(pk, j->deadline_at_ms);
+	view_opt_u64(pk, j->deadline_at_ms);
 	view_key(pk, "finished_at");
-	pack_opt_u64(pk, j->finished_at_ms);
+	view_opt_u64(pk, j->finished_at_ms);
 	view_key(pk, "cancel_requested");
 	if (j->cancel_requested)
 		msgpack_pack_true(pk);
@@ -241,7 +241,7 @@ void view_event(msgpack_packer *pk, uint32_t seq, const struct rec_event *ev)
 	view_key(pk, "attempt");
 	msgpack_pack_uint32(pk, ev->attempt);
 	view_key(pk, "node");
-	pack_opt_u64(pk, ev->node_id);
+	view_opt_u64(pk, ev->node_id);
 	view_key(pk, "stage");
 	if (ev->stage < 0)
 		msgpack_pack_nil(pk);
