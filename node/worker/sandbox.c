@@ -45,8 +45,14 @@
  * Invariants: an identity (slot) belongs to at most one sandbox from
  * sandbox_open until its close completed; a slot whose close failed stays
  * taken until the next start (reaping cleans it).  The first process of a
- * command is always a child of this daemon (so libuv reaps it) and the
- * daemon writes its pid into the record before the loop runs again.
+ * command is always a child of this daemon (so libuv reaps it).  Without
+ * cgroups the daemon writes its pid (and start time, against pid reuse)
+ * into the record before the loop runs again; with them the cgroup is how
+ * a restart finds the tree (the record is not rewritten: it costs ~2 ms).
+ *
+ * Costs on the loop thread per command (measured, bench/sandbox_bench.c):
+ * uv_spawn ~1 ms, and with cgroup v1 the two cgroup.procs writes ~3 ms
+ * (a migration takes the kernel's global cgroup lock).
  *
  * Failure modes: a bwrap that cannot set up (a path vanished, namespaces
  * refused) exits 1 with its message on the command's stderr; a command
@@ -1172,7 +1178,9 @@ int sandbox_spawn(struct sandbox *sb, uv_process_t *proc, const struct sandbox_c
 		}
 		close(gatefd);
 	}
-	write_record(sb);
+	/* Without a cgroup, the pid is how a restart finds the tree. */
+	if (!gate)
+		write_record(sb);
 	ING_LOG_DEBUG("sandbox command started name=%s pid=%d argv0=%s", sb->name, sb->pid,
 	              cmd->argv[0]);
 	return 0;
