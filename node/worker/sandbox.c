@@ -50,9 +50,11 @@
  * into the record before the loop runs again; with them the cgroup is how
  * a restart finds the tree (the record is not rewritten: it costs ~2 ms).
  *
- * Costs on the loop thread per command (measured, bench/sandbox_bench.c):
- * uv_spawn ~1 ms, and with cgroup v1 the two cgroup.procs writes ~3 ms
- * (a migration takes the kernel's global cgroup lock).
+ * Costs per command (measured, bench/sandbox_bench.c): uv_spawn ~1 ms on
+ * the loop thread; with cgroup v1 the two cgroup.procs writes ~3 ms (a
+ * migration takes the kernel's global cgroup lock), done on the threadpool
+ * while the gate shell starts.  A command is "attaching" from uv_spawn to
+ * the gate's opening: close waits for both the exit and the attach.
  *
  * Failure modes: a bwrap that cannot set up (a path vanished, namespaces
  * refused) exits 1 with its message on the command's stderr; a command
@@ -137,6 +139,11 @@ struct sandbox {
 	sandbox_close_cb close_cb;
 	void *data;
 	bool close_requested, close_queued;
+
+	uv_work_t attach; /* the gate: cgroup attach on the threadpool */
+	bool attaching;
+	int gate_fd, attach_status;
+	char attach_msg[ING_ERROR_MSG_MAX];
 
 	uv_process_t *proc; /* the caller's, while running */
 	uv_exit_cb user_exit;
@@ -872,6 +879,8 @@ int sandbox_open(struct sandbox_host *h, const struct sandbox_request *req, sand
 	sb->open_cb = cb;
 	sb->data = data;
 	sb->work.data = sb;
+	sb->attach.data = sb;
+	sb->gate_fd = -1;
 	/* The record first: a crash from here on leaves something to find. */
 	write_record(sb);
 	int rv = uv_queue_work(h->loop, &sb->work, open_work, open_done);
@@ -977,7 +986,39 @@ static void on_command_exit(uv_process_t *p, int64_t exit_status, int term_signa
 	              sb->name, sb->pid, exit_status, term_signal);
 	if (sb->user_exit != NULL)
 		sb->user_exit(p, exit_status, term_signal);
-	if (sb->close_requested && !sb->close_queued)
+	if (sb->close_requested && !sb->close_queued && !sb->attaching)
+		close_start(sb);
+}
+
+/* The gate, off the loop thread: a cgroup v1 migration waits for an RCU
+ * grace period (~1.5 ms each), while the gate shell is still starting. */
+static void attach_work(uv_work_t *w)
+{
+	struct sandbox *sb = w->data;
+	struct ing_error e;
+	sb->attach_status = sbx_cg_attach(&sb->h->cg, sb->name, sb->pid, &e);
+	if (sb->attach_status != 0)
+		snprintf(sb->attach_msg, sizeof(sb->attach_msg), "%s", e.msg);
+}
+
+/* Opens the gate ("go") when the process is in the cgroup, else closes it
+ * (the shell then exits 125 and sandbox_explain says why). */
+static void attach_done(uv_work_t *w, int status)
+{
+	struct sandbox *sb = w->data;
+	(void)status;
+	if (sb->attach_status != 0) {
+		snprintf(sb->setup_why, sizeof(sb->setup_why),
+		         "the sandbox could not be set up: %s", sb->attach_msg);
+		ING_LOG_WARN("sandbox gate closed name=%s err=\"%s\"", sb->name, sb->attach_msg);
+	} else if (write(sb->gate_fd, "go\n", 3) != 3) {
+		snprintf(sb->setup_why, sizeof(sb->setup_why),
+		         "the sandbox could not be set up: gate: %s", strerror(errno));
+	}
+	close(sb->gate_fd);
+	sb->gate_fd = -1;
+	sb->attaching = false;
+	if (sb->close_requested && !sb->running && !sb->close_queued)
 		close_start(sb);
 }
 
@@ -1035,7 +1076,7 @@ int sandbox_spawn(struct sandbox *sb, uv_process_t *proc, const struct sandbox_c
 	if (sb->state != SB_OPEN || sb->close_requested)
 		return ing_error_set(e, ING_ECONFLICT, "sandbox %s is %s", sb->name,
 		                     sb->state == SB_OPENING ? "still opening" : "closing");
-	if (sb->running)
+	if (sb->running || sb->attaching)
 		return ing_error_set(e, ING_ECONFLICT, "sandbox %s already runs a command",
 		                     sb->name);
 
@@ -1167,16 +1208,12 @@ int sandbox_spawn(struct sandbox *sb, uv_process_t *proc, const struct sandbox_c
 	sb->limits = cmd->limits;
 	sb->setup_why[0] = '\0';
 	if (gate) {
-		struct ing_error ce;
-		if (sbx_cg_attach(&h->cg, sb->name, sb->pid, &ce) != 0) {
-			snprintf(sb->setup_why, sizeof(sb->setup_why),
-			         "the sandbox could not be set up: %s", ce.msg);
-			ING_LOG_WARN("sandbox gate closed name=%s err=\"%s\"", sb->name, ce.msg);
-		} else if (write(gatefd, "go\n", 3) != 3) {
-			snprintf(sb->setup_why, sizeof(sb->setup_why),
-			         "the sandbox could not be set up: gate: %s", strerror(errno));
+		sb->gate_fd = gatefd;
+		sb->attaching = true;
+		if (uv_queue_work(h->loop, &sb->attach, attach_work, attach_done) != 0) {
+			attach_work(&sb->attach);
+			attach_done(&sb->attach, 0);
 		}
-		close(gatefd);
 	}
 	/* Without a cgroup, the pid is how a restart finds the tree. */
 	if (!gate)
@@ -1391,8 +1428,8 @@ void sandbox_close(struct sandbox *sb, sandbox_close_cb cb, void *data)
 	sb->close_requested = true;
 	sb->close_cb = cb;
 	sb->data = data;
-	if (sb->running) {
-		sandbox_kill(sb, SIGKILL); /* on_command_exit starts the close */
+	if (sb->running || sb->attaching) {
+		sandbox_kill(sb, SIGKILL); /* on_command_exit or attach_done closes */
 		return;
 	}
 	close_start(sb);

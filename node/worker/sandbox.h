@@ -216,7 +216,10 @@ struct sandbox_command {
  * processes or fds...) - then, as after uv_spawn itself, proc is
  * initialised and the caller must uv_close it.
  *
- * The daemon must ignore SIGPIPE (the gate is a pipe).
+ * With cgroups the command is held at a gate until its first process is
+ * in the sandbox's cgroup, which happens on the threadpool: the loop must
+ * run for it to start.  The daemon must ignore SIGPIPE (the gate is a
+ * pipe).
  */
 int sandbox_spawn(struct sandbox *sb, uv_process_t *proc, const struct sandbox_command *cmd,
                   struct ing_error *e);

@@ -330,6 +330,15 @@ static unsigned procs_of_uid(uint32_t uid)
 	return n;
 }
 
+/* Lets the loop run for about `ms` (a command starts only once the loop
+ * has opened its gate). */
+static void pause_ms(struct fx *f, unsigned ms)
+{
+	uv_run(&f->loop, UV_RUN_NOWAIT);
+	usleep(ms * 1000u);
+	uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
 /* Waits (at most 2 s) until no live process of `uid` remains: a process
  * already out of its cgroup may still be finishing its exit. */
 static unsigned procs_left(uint32_t uid)
@@ -592,7 +601,7 @@ static void cannot_see_another_running_attempt(void **state)
 	char secret[600];
 	snprintf(secret, sizeof(secret), "%s/secret", sandbox_work_dir(b));
 	for (int i = 0; i < 200 && access(secret, F_OK) != 0; i++)
-		usleep(10000);
+		pause_ms(f, 10);
 	char script[1200];
 	snprintf(script, sizeof(script),
 	         "ls %s; cat %s; ls %s/work; ps ax | grep -c sleep; kill -9 -1; echo end",
@@ -871,7 +880,7 @@ static void kill_takes_the_whole_tree(void **state)
 	                      "(trap '' TERM; sleep 60) & setsid sleep 60 & sleep 60 & wait", NULL};
 	start(f, sb, argv, NULL, &pr, &r);
 	for (int i = 0; i < 200 && procs_of_uid(sandbox_uid(sb)) < 5; i++)
-		usleep(10000);
+		pause_ms(f, 10);
 	assert_true(procs_of_uid(sandbox_uid(sb)) >= 5);
 	uint64_t t0 = uv_hrtime();
 	sandbox_kill(sb, SIGKILL);
@@ -1006,8 +1015,8 @@ static int unprivileged_child(struct fx *f, int out_fd)
 		return 4;
 	char dir[512];
 	snprintf(dir, sizeof(dir), "%s/uwork/job-22-a1", f->base);
-	struct sandbox_request req = {.name = "job-22-a1", .work_dir = dir,
-	                              .disk_bytes = QUOTA_BYTES};
+	struct sandbox_request req = {
+	    .name = "job-22-a1", .work_dir = dir, .disk_bytes = QUOTA_BYTES};
 	struct opened o = {0};
 	if (sandbox_open(h, &req, on_open, &o, &e) != 0)
 		return 5;
@@ -1021,7 +1030,10 @@ static int unprivileged_child(struct fx *f, int out_fd)
 	uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
 	                                 {.flags = UV_INHERIT_FD, .data.fd = out_fd},
 	                                 {.flags = UV_INHERIT_FD, .data.fd = out_fd}};
-	struct sandbox_command cmd = {.argv = argv, .env = ENV, .stdio = stdio, .stdio_count = 3,
+	struct sandbox_command cmd = {.argv = argv,
+	                              .env = ENV,
+	                              .stdio = stdio,
+	                              .stdio_count = 3,
 	                              .exit_cb = on_child_proc_exit};
 	uv_process_t p;
 	struct child_run c = {0};
@@ -1102,7 +1114,7 @@ static void cgroup2_code_path(void **state)
 		if (strchr(buf, '\n') != NULL && strchr(strchr(buf, '\n') + 1, '\n') != NULL &&
 		    procs_of_uid(sandbox_uid(sb)) >= 4)
 			break;
-		usleep(10000);
+		pause_ms(f, 10);
 	}
 	/* The whole tree is in the cgroup: every process of the uid. */
 	unsigned listed = 0;
