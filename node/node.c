@@ -229,6 +229,7 @@ static void maybe_done(struct node *n)
 	n->store = NULL;
 	sm_free(n->sm);
 	n->sm = NULL;
+	node_sandbox_free(n);
 	void (*stopped)(void *, int) = n->stopped;
 	void *data = n->stopped_data;
 	int status = n->failed;
@@ -352,12 +353,15 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	if (realpath(cfg->data_dir, absolute) != NULL && strlen(absolute) < sizeof(n->cfg.data_dir))
 		snprintf(n->cfg.data_dir, sizeof(n->cfg.data_dir), "%s", absolute);
 	rv = store_open(n->cfg.data_dir, &so, &n->store, e);
-	if (rv == 0)
+	if (rv == 0) {
+		node_sandbox_start(n);
 		node_worker_reap(n);
+	}
 	n->worker_dirty = true; /* look at this node's assignments once at start */
 	if (rv == 0)
 		rv = sm_new(&n->sm);
 	if (rv != 0) {
+		node_sandbox_free(n);
 		store_close(n->store);
 		free(n);
 		return rv;

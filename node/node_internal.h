@@ -104,6 +104,9 @@ struct node {
 	bool registered;
 	/* worker.c */
 	struct node_attempt *attempts;
+	/* worker/sandbox_node.c: NULL when sandbox: off or unavailable */
+	struct sandbox_host *sandbox;
+	const char *sandbox_devices[NODE_SANDBOX_PATHS_MAX + 1]; /* into cfg, NULL-ended */
 	bool worker_dirty; /* applied entries since the worker last looked */
 	struct {
 		uint64_t job;
@@ -204,6 +207,13 @@ void node_worker_stop_all(struct node *n);
 /* At start: kills process groups left by a previous run of this node and
  * removes their directories. */
 void node_worker_reap(struct node *n);
+/* worker/sandbox_node.c: at start, before node_worker_reap: reaps what a
+ * crashed run left in its sandboxes and makes the node's sandbox host, or
+ * explains loudly why there is none (the node then runs no work unless
+ * sandbox: off); sets the "sandbox" label.  Never fails the start. */
+void node_sandbox_start(struct node *n);
+/* At the very end (every attempt ended): frees the sandbox host. */
+void node_sandbox_free(struct node *n);
 
 /* liveness.c: when node `id` last heartbeated to this leader (0: never). */
 uint64_t node_liveness_last_ms(struct node *n, uint64_t id);

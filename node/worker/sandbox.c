@@ -728,7 +728,7 @@ static int teardown(struct sandbox *sb, struct ing_error *e)
 /* Every directory above `dir` lets others pass (o+x): bwrap, running as
  * the sandbox's uid, must reach the work directory to bind it.  0, or
  * ING_EDENIED naming the first one that does not. */
-static int ancestors_searchable(const char *dir, struct ing_error *e)
+int sandbox_dir_reachable(const char *dir, struct ing_error *e)
 {
 	char path[SBX_PATH_MAX];
 	snprintf(path, sizeof(path), "%s", dir);
@@ -755,7 +755,7 @@ static void open_work(uv_work_t *w)
 	struct ing_error *e = &sb->work_err;
 	sb->work_status = ing_mkdirs(sb->work_dir, 0700, e);
 	if (sb->work_status == 0 && h->switch_uid)
-		sb->work_status = ancestors_searchable(sb->work_dir, e);
+		sb->work_status = sandbox_dir_reachable(sb->work_dir, e);
 	if (sb->work_status != 0)
 		goto fail;
 	if (!dir_empty(sb->work_dir)) {
@@ -1060,9 +1060,11 @@ static bool add_rlimits(struct argv_buf *a, const struct sandbox *sb,
 	return true;
 }
 
-int sandbox_spawn(struct sandbox *sb, uv_process_t *proc, const struct sandbox_command *cmd,
+int sandbox_spawn(struct sandbox *sb, uv_process_t *proc, struct sandbox_command *cmd,
                   struct ing_error *e)
 {
+	if (cmd != NULL)
+		cmd->handle_initialised = false;
 	struct sandbox_host *h = sb->h;
 	if (proc == NULL || cmd == NULL || cmd->argv == NULL || cmd->argv[0] == NULL ||
 	    cmd->argv[0][0] == '\0' || cmd->stdio_count < 0 || cmd->stdio_count > 3)
@@ -1188,6 +1190,7 @@ int sandbox_spawn(struct sandbox *sb, uv_process_t *proc, const struct sandbox_c
 	o.stdio_count = gate ? 6 : 5;
 	o.stdio = stdio;
 	rv = uv_spawn(h->loop, proc, &o);
+	cmd->handle_initialised = true;
 	argv_free(&a);
 	for (int i = 0; i < 3; i++)
 		if (fds[i][0] >= 0)
@@ -1275,6 +1278,131 @@ bool sandbox_explain(struct sandbox *sb, int64_t exit_status, int term_signal, c
 		return true;
 	}
 	return false;
+}
+
+/* ---- files below the work directory ------------------------------------ */
+
+/* Walks `rel` from the work directory one component at a time, never
+ * following a symlink and never leaving its file system.  Components
+ * before the last are directories (created 0700 and given to the
+ * sandbox's identity when `create` and missing).  *dirfd: the directory
+ * holding the last component, *leaf: the last component (points into
+ * buf).  0 or ING_EDENIED / ING_ENOTFOUND / ING_EIO with e. */
+static int walk_below(const struct sandbox *sb, const char *rel, bool create, char *buf, size_t cap,
+                      int *dirfd, const char **leaf, struct ing_error *e)
+{
+	if (rel == NULL || rel[0] == '\0' || rel[0] == '/' || strlen(rel) >= cap)
+		return ing_error_set(e, ING_EDENIED, "path '%s': not a relative path",
+		                     rel ? rel : "(null)");
+	snprintf(buf, cap, "%s", rel);
+	int dfd = open(sb->work_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return ing_error_set(e, ING_EIO, "cannot open %s: %s", sb->work_dir,
+		                     strerror(errno));
+	struct stat root;
+	fstat(dfd, &root);
+	char *save = NULL;
+	char *c = strtok_r(buf, "/", &save);
+	while (c != NULL) {
+		char *next = strtok_r(NULL, "/", &save);
+		if (strcmp(c, ".") == 0 || strcmp(c, "..") == 0) {
+			close(dfd);
+			return ing_error_set(e, ING_EDENIED, "path '%s': '.' and '..' are refused",
+			                     rel);
+		}
+		if (next == NULL) {
+			*dirfd = dfd;
+			*leaf = c;
+			return 0;
+		}
+		if (create && mkdirat(dfd, c, 0700) == 0 && sb->h->switch_uid)
+			fchownat(dfd, c, sb->uid, sb->uid, AT_SYMLINK_NOFOLLOW);
+		int nfd = openat(dfd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int err = errno;
+		struct stat st;
+		if (nfd >= 0 && (fstat(nfd, &st) != 0 || st.st_dev != root.st_dev)) {
+			close(nfd);
+			nfd = -1;
+			err = EXDEV;
+		}
+		if (nfd < 0) {
+			close(dfd);
+			if (err == ENOENT)
+				return ing_error_set(e, ING_ENOTFOUND, "path '%s': '%s' is missing",
+				                     rel, c);
+			return ing_error_set(
+			    e, ING_EDENIED,
+			    "path '%s': '%s' is a symbolic link, not a directory or "
+			    "on another file system; refused",
+			    rel, c);
+		}
+		close(dfd);
+		dfd = nfd;
+		c = next;
+	}
+	close(dfd);
+	return ing_error_set(e, ING_EDENIED, "path '%s': empty", rel);
+}
+
+int sandbox_create(const struct sandbox *sb, const char *rel, bool want_dir, int *fd,
+                   struct ing_error *e)
+{
+	char buf[SBX_PATH_MAX];
+	const char *leaf;
+	int dfd;
+	*fd = -1;
+	int rv = walk_below(sb, rel, true, buf, sizeof(buf), &dfd, &leaf, e);
+	if (rv != 0)
+		return rv;
+	if (want_dir) {
+		if (mkdirat(dfd, leaf, 0700) == 0 && sb->h->switch_uid)
+			fchownat(dfd, leaf, sb->uid, sb->uid, AT_SYMLINK_NOFOLLOW);
+		int d = openat(dfd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(dfd);
+		if (d < 0)
+			return ing_error_set(e, ING_EDENIED,
+			                     "path '%s' is not a directory (or a symlink); refused",
+			                     rel);
+		close(d);
+		return 0;
+	}
+	int f = openat(
+	    dfd, leaf,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0600);
+	int err = errno;
+	close(dfd);
+	struct stat st;
+	if (f >= 0 && (fstat(f, &st) != 0 || !S_ISREG(st.st_mode))) {
+		close(f);
+		return ing_error_set(e, ING_EDENIED, "path '%s' is not a regular file; refused",
+		                     rel);
+	}
+	if (f < 0)
+		return ing_error_set(e, err == ELOOP ? ING_EDENIED : ING_EIO,
+		                     "cannot create '%s' in %s: %s", rel, sb->work_dir,
+		                     err == ELOOP ? "it is a symbolic link" : strerror(err));
+	if (sb->h->switch_uid)
+		fchown(f, sb->uid, sb->uid);
+	/* Blocking again: the daemon's child writes to it like to any file. */
+	fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK);
+	*fd = f;
+	return 0;
+}
+
+void sandbox_abandon_command(struct sandbox *sb)
+{
+	if (!sb->running)
+		return;
+	sandbox_kill(sb, SIGKILL);
+	sb->running = false;
+	sb->proc = NULL;
+	if (sb->close_requested && !sb->close_queued && !sb->attaching)
+		close_start(sb);
+}
+
+bool sandbox_host_switches_uid(const struct sandbox_host *h)
+{
+	return h->switch_uid;
 }
 
 /* ---- outputs ----------------------------------------------------------- */

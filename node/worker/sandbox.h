@@ -203,6 +203,9 @@ struct sandbox_command {
 	 * not be set up (sandbox_explain says why); term_signal is set only
 	 * when the sandbox's own first process was killed (sandbox_kill). */
 	uv_exit_cb exit_cb;
+	/* Out: set by sandbox_spawn when it called uv_spawn (the handle is
+	 * then initialised, even on failure, and the caller must close it). */
+	bool handle_initialised;
 };
 
 /*
@@ -214,14 +217,15 @@ struct sandbox_command {
  * the sandbox is closing), ING_ENOMEM - proc untouched; or the
  * translation of a uv_spawn failure (ING_EUNAVAILABLE when out of
  * processes or fds...) - then, as after uv_spawn itself, proc is
- * initialised and the caller must uv_close it.
+ * initialised and the caller must uv_close it (cmd->handle_initialised
+ * says which case it is).
  *
  * With cgroups the command is held at a gate until its first process is
  * in the sandbox's cgroup, which happens on the threadpool: the loop must
  * run for it to start.  The daemon must ignore SIGPIPE (the gate is a
  * pipe).
  */
-int sandbox_spawn(struct sandbox *sb, uv_process_t *proc, const struct sandbox_command *cmd,
+int sandbox_spawn(struct sandbox *sb, uv_process_t *proc, struct sandbox_command *cmd,
                   struct ing_error *e);
 
 /* True while a spawned command's first process has not exited. */
@@ -256,6 +260,33 @@ bool sandbox_explain(struct sandbox *sb, int64_t exit_status, int term_signal, c
  */
 int sandbox_read_output(const struct sandbox *sb, const char *rel, size_t max_bytes, char **buf,
                         size_t *len, struct ing_error *e);
+
+/*
+ * Creates (or truncates) the file `rel` below the work directory for the
+ * daemon to hand to a command (a stdout file), making missing directories
+ * on the way, without following a symlink anywhere and without leaving
+ * the work directory's file system: a stage cannot turn the daemon's
+ * write into one outside.  What it creates belongs to the sandbox's
+ * identity.  With want_dir, makes `rel` a directory (*fd is then -1).
+ * Errors: ING_EDENIED (a symlink or a non-directory on the way, "..", an
+ * absolute path), ING_EIO, with e naming the path.
+ */
+int sandbox_create(const struct sandbox *sb, const char *rel, bool want_dir, int *fd,
+                   struct ing_error *e);
+
+/* The caller closed the handle of the running command before its exit
+ * callback (a daemon stopping): SIGKILLs the sandbox and stops waiting for
+ * that exit, so that sandbox_close can finish. */
+void sandbox_abandon_command(struct sandbox *sb);
+
+/* 0 when every directory above `dir` lets other users pass (o+x), as the
+ * sandbox's identities must to reach a work directory below `dir`;
+ * ING_EDENIED naming the first that does not. */
+int sandbox_dir_reachable(const char *dir, struct ing_error *e);
+
+/* Whether stages run under the identities of the range (root or the
+ * capabilities) rather than under the daemon's uid. */
+bool sandbox_host_switches_uid(const struct sandbox_host *h);
 
 typedef void (*sandbox_close_cb)(void *data, int status, const struct ing_error *e);
 

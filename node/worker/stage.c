@@ -62,6 +62,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "node/worker/sandbox.h"
 #include "rpc/frame.h" /* rpc_err_from_uv: the one libuv translation */
 
 #define SCRATCH_BYTES     (64u * 1024u)
@@ -96,6 +97,10 @@ struct stage_run {
 	uint64_t grace_ms;
 	uint64_t start_ns;
 	int pid;
+	struct sandbox *sandbox; /* borrowed; NULL: a plain process group */
+	int term_signal;         /* as libuv reported it (sandbox_explain) */
+	int64_t raw_status;
+	char limit_why[ING_ERROR_MSG_MAX];
 	enum timer_phase phase;
 	bool exited, eof, finished, in_done;
 	struct stage_result res;
@@ -307,7 +312,7 @@ static int build_argv(struct stage_run *r, const struct stage_spec *spec, char *
 	const char *prefix[PRLIMIT_ARGS_MAX + 1];
 	size_t n = 0;
 	const struct stage_limits *l = &spec->limits;
-	if (limits_set(l)) {
+	if (limits_set(l) && spec->sandbox == NULL) { /* the sandbox applies them */
 		if (!is_executable_file(STAGE_PRLIMIT_PATH)) {
 			snprintf(why, why_len,
 			         "stage: resource limits need %s (util-linux), which is missing",
@@ -373,6 +378,11 @@ static void close_all(struct stage_run *r)
 
 static void signal_group(struct stage_run *r, int sig)
 {
+	if (r->sandbox != NULL) {
+		if (r->pid > 0)
+			sandbox_kill(r->sandbox, sig);
+		return;
+	}
 	if (r->pid > 0 && kill(-r->pid, sig) != 0 && errno != ESRCH)
 		ING_LOG_WARN("stage cannot signal group pgid=%d sig=%d err=\"%s\"", r->pid, sig,
 		             strerror(errno));
@@ -393,6 +403,11 @@ static void finish(struct stage_run *r)
 	r->res.duration_ms = (uv_hrtime() - r->start_ns) / 1000000u;
 	r->res.log = r->log != NULL ? r->log : "";
 	r->res.log_len = r->log_len;
+	if (r->sandbox != NULL && r->pid > 0 && r->res.exit_code != 0 && !r->res.cancelled &&
+	    !sandbox_explain(r->sandbox, r->raw_status, r->term_signal, r->limit_why,
+	                     sizeof(r->limit_why)))
+		r->limit_why[0] = '\0';
+	r->res.limit_why = r->limit_why;
 	ING_LOG_DEBUG("stage done pid=%d exit=%" PRId64 " timed_out=%d cancelled=%d "
 	              "spawn_failed=%d duration_ms=%" PRIu64 " log_bytes=%" PRIu64,
 	              r->pid, r->res.exit_code, r->res.timed_out, r->res.cancelled,
@@ -478,7 +493,12 @@ static void on_child_exit(uv_process_t *p, int64_t exit_status, int term_signal)
 {
 	struct stage_run *r = p->data;
 	r->exited = true;
+	r->raw_status = exit_status;
+	r->term_signal = term_signal;
 	r->res.exit_code = term_signal != 0 ? -(int64_t)term_signal : exit_status;
+	/* bwrap reports a command killed by signal N as 128+N. */
+	if (r->sandbox != NULL && term_signal == 0 && exit_status > 128 && exit_status <= 128 + 64)
+		r->res.exit_code = -(exit_status - 128);
 	close_handle(r, (uv_handle_t *)&r->proc, &r->proc_open);
 	if (r->eof) {
 		finish(r);
@@ -557,13 +577,15 @@ int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb do
 		                     uv_strerror(rv));
 	}
 
-	int stdout_fd = -1;
-	if (resolved && spec->stdout_path != NULL) {
+	int stdout_fd = spec->use_stdout_fd ? spec->stdout_fd : -1;
+	if (resolved && stdout_fd < 0 && spec->stdout_path != NULL) {
 		stdout_fd = open_stdout(r->cwd, spec->stdout_path, why, sizeof(why));
 		resolved = stdout_fd >= 0;
 	}
 	if (!resolved) {
 		close(fds[1]);
+		if (stdout_fd >= 0)
+			close(stdout_fd);
 		spawn_failed(r, why);
 		goto started;
 	}
@@ -584,15 +606,49 @@ int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb do
 	o.flags = UV_PROCESS_DETACHED; /* setsid: own session and process group */
 	o.stdio_count = 3;
 	o.stdio = stdio;
-	rv = uv_spawn(loop, &r->proc, &o);
+	r->sandbox = spec->sandbox;
+	if (r->sandbox != NULL) {
+		struct sandbox_command cmd = {
+		    .argv = (const char *const *)r->argv,
+		    .env = (const char *const *)r->env,
+		    .cwd = r->cwd,
+		    .limits = {.memory_bytes = spec->limits.memory_bytes,
+		               .cpu_seconds = spec->limits.cpu_seconds,
+		               .processes = spec->processes,
+		               .file_size_bytes = spec->limits.file_size_bytes,
+		               .open_files = spec->limits.open_files},
+		    .stdio = stdio,
+		    .stdio_count = 3,
+		    .exit_cb = on_child_exit,
+		};
+		struct ing_error se;
+		rv = sandbox_spawn(r->sandbox, &r->proc, &cmd, &se);
+		if (rv != 0 && !cmd.handle_initialised) {
+			/* Refused before uv_spawn: the handle is untouched. */
+			r->sandbox = NULL;
+			close(fds[1]);
+			if (stdout_fd >= 0)
+				close(stdout_fd);
+			snprintf(why, sizeof(why), "stage: cannot start in the sandbox: %s",
+			         se.msg);
+			spawn_failed(r, why);
+			goto started;
+		}
+		if (rv != 0)
+			snprintf(why, sizeof(why), "stage: cannot start in the sandbox: %s",
+			         se.msg);
+	} else {
+		rv = uv_spawn(loop, &r->proc, &o);
+	}
 	r->proc.data = r;
 	r->proc_open = true; /* initialised even when uv_spawn fails */
 	close(fds[1]);       /* the child has its copies */
 	if (stdout_fd >= 0)
 		close(stdout_fd);
 	if (rv != 0) {
-		snprintf(why, sizeof(why), "stage: cannot start '%s' in %s: %s", spec->argv[0],
-		         r->cwd, uv_strerror(rv));
+		if (r->sandbox == NULL)
+			snprintf(why, sizeof(why), "stage: cannot start '%s' in %s: %s",
+			         spec->argv[0], r->cwd, uv_strerror(rv));
 		close_handle(r, (uv_handle_t *)&r->proc, &r->proc_open);
 		spawn_failed(r, why);
 		goto started;
@@ -640,4 +696,6 @@ void stage_abandon(struct stage_run *r)
 	signal_group(r, SIGKILL);
 	ING_LOG_INFO("stage abandoned pid=%d", r->pid);
 	close_all(r);
+	if (r->sandbox != NULL && r->pid > 0)
+		sandbox_abandon_command(r->sandbox);
 }

@@ -49,6 +49,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "node/node_internal.h"
+#include "node/worker/sandbox.h"
 #include "node/worker/stage.h"
 #include "storage/artifact.h"
 
@@ -82,6 +83,12 @@ struct node_attempt {
 	bool cancel;               /* cancel requested */
 	bool fenced;               /* the job moved on: stop, report nothing */
 	bool seen;                 /* still assigned (poll bookkeeping) */
+	/* The sandbox (n->sandbox set): opened before the sources are written,
+	 * closed before the directory is removed. */
+	struct sandbox *sb;
+	bool sb_opening, sb_closing;
+	struct ing_str *src_data; /* the sources, held while the sandbox opens */
+	char tenant[ING_NAME_MAX + 1];
 	struct node_attempt *next;
 };
 
@@ -166,6 +173,28 @@ static int read_output(const char *path, msgpack_zone *z, struct ing_str *out)
 	return 0;
 }
 
+/* A declared output of a sandboxed stage: read through the sandbox (no
+ * symlink followed, nothing outside the directory), copied into the zone.
+ * 0, ING_ENOTFOUND, ING_ETOOBIG, or another error with oe. */
+static int read_sandboxed_output(struct node_attempt *a, const char *path, struct ing_str *out,
+                                 struct ing_error *oe)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rv = sandbox_read_output(a->sb, path + strlen(a->dir) + 1, ING_SOURCE_MAX_BYTES, &buf,
+	                             &len, oe);
+	if (rv != 0)
+		return rv;
+	char *copy = msgpack_zone_malloc(a->zone, len + 1);
+	if (copy != NULL)
+		memcpy(copy, buf, len);
+	free(buf);
+	if (copy == NULL)
+		return ing_error_set(oe, ING_ENOMEM, "out of memory reading an output");
+	*out = (struct ing_str){copy, (uint32_t)len};
+	return 0;
+}
+
 static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s/out/%u-%.*s", a->dir, stage,
@@ -215,10 +244,34 @@ static bool ended_recently(struct node *n, uint64_t job, uint32_t attempt)
 }
 
 /* Ends an attempt once nothing of it is in flight. */
+static void attempt_end(struct node_attempt *a);
+
+static void on_sandbox_closed(void *data, int status, const struct ing_error *e)
+{
+	struct node_attempt *a = data;
+	if (status != 0)
+		ING_LOG_ERROR("attempt sandbox not cleaned job=%" PRIu64 " attempt=%" PRIu32
+		              " err=\"%s\"",
+		              a->job, a->attempt, e != NULL ? e->msg : "");
+	a->sb = NULL;
+	a->sb_closing = false;
+	attempt_end(a);
+}
+
 static void attempt_end(struct node_attempt *a)
 {
-	if (a->step == STEP_RUNNING || a->step == STEP_REPORTING)
+	if (a->step == STEP_RUNNING || a->step == STEP_REPORTING || a->sb_opening || a->sb_closing)
 		return;
+	if (a->sb != NULL) {
+		/* First the sandbox: its processes, mount and cgroup. */
+		if (a->failed && a->n->cfg.keep_failed_workdirs)
+			ING_LOG_WARN("attempt directory not kept: it is the sandbox's own file "
+			             "system job=%" PRIu64 " attempt=%" PRIu32,
+			             a->job, a->attempt);
+		a->sb_closing = true;
+		sandbox_close(a->sb, on_sandbox_closed, a);
+		return;
+	}
 	remember_ended(a->n, a->job, a->attempt);
 	attempt_unlink(a);
 	if (!(a->failed && a->n->cfg.keep_failed_workdirs))
@@ -484,7 +537,15 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 			struct ing_str name =
 			    i < def->noutputs ? def->outputs[i] : def->stdout_path;
 			snprintf(path, sizeof(path), "%s/%.*s", out_dir, ING_STR_FMT(name));
-			int rv = read_output(path, a->zone, &outs[nouts]);
+			struct ing_error oe = {0};
+			int rv = a->sb != NULL ? read_sandboxed_output(a, path, &outs[nouts], &oe)
+			                       : read_output(path, a->zone, &outs[nouts]);
+			if (rv != 0 && rv != ING_ETOOBIG && rv != ING_ENOTFOUND &&
+			    oe.msg[0] != '\0') {
+				snprintf(why, sizeof(why), "stage '%.*s': %s",
+				         ING_STR_FMT(def->name), oe.msg);
+				break;
+			}
 			if (rv != 0) {
 				snprintf(why, sizeof(why), "stage '%.*s': %s '%.*s' %s",
 				         ING_STR_FMT(def->name),
@@ -505,6 +566,12 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		         res->timed_out       ? "timed out; killed by signal"
 		         : res->exit_code < 0 ? "was killed by signal"
 		                              : "exited with status",
+		         res->exit_code < 0 ? -res->exit_code : res->exit_code);
+	if (res->exit_code != 0 && !res->timed_out && res->limit_why != NULL &&
+	    res->limit_why[0] != '\0')
+		snprintf(why, sizeof(why), "stage '%.*s': %s (%s %" PRId64 ")",
+		         ING_STR_FMT(def->name), res->limit_why,
+		         res->exit_code < 0 ? "killed by signal" : "exit status",
 		         res->exit_code < 0 ? -res->exit_code : res->exit_code);
 	if (why[0] != '\0')
 		a->failed = true;
@@ -533,6 +600,14 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	report_send(a);
 }
 
+/* A target's limit within the node's ceiling (0: none). */
+static uint64_t within(uint64_t target, uint64_t ceiling)
+{
+	if (target == 0)
+		return ceiling;
+	return ceiling != 0 && ceiling < target ? ceiling : target;
+}
+
 static void run_stage(struct node_attempt *a)
 {
 	const struct rec_stage_def *def = &a->target.stages[a->stage];
@@ -545,7 +620,17 @@ static void run_stage(struct node_attempt *a)
 	struct ing_error e;
 
 	stage_dir(a, a->stage, out_dir, sizeof(out_dir));
-	if (ing_mkdirs(out_dir, 0700, NULL) != 0) {
+	/* In a sandbox, a stage owns the directory: the daemon creates what it
+	 * needs there without following what a stage may have planted. */
+	const char *out_rel = out_dir + strlen(a->dir) + 1;
+	int dirfd_unused;
+	if (a->sb != NULL) {
+		if (sandbox_create(a->sb, out_rel, true, &dirfd_unused, &e) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", e.msg);
+			return;
+		}
+	} else if (ing_mkdirs(out_dir, 0700, NULL) != 0) {
 		a->failed = true;
 		report_finish(a, "failed", "cannot create the stage's output directory");
 		return;
@@ -585,12 +670,25 @@ static void run_stage(struct node_attempt *a)
 	spec.env = (const char *const *)env;
 	spec.timeout_ms = def->timeout_ms;
 	spec.log_cap_bytes = 1u << 20;
-	spec.limits.cpu_seconds = def->limits.cpu_seconds;
-	spec.limits.memory_bytes = def->limits.memory_bytes;
-	spec.limits.open_files = def->limits.open_files;
-	spec.limits.file_size_bytes = def->limits.output_bytes;
+	/* The target's limits within the node's ceilings. */
+	const struct node_config *c = &a->n->cfg;
+	spec.limits.cpu_seconds = within(def->limits.cpu_seconds, c->stage_cpu_seconds);
+	spec.limits.memory_bytes = within(def->limits.memory_bytes, c->stage_memory_bytes);
+	spec.limits.open_files = within(def->limits.open_files, c->stage_open_files);
+	spec.limits.file_size_bytes = within(def->limits.output_bytes, c->stage_output_bytes);
+	spec.sandbox = a->sb;
+	spec.processes = c->stage_processes;
 	char stdout_path[900];
-	if (def->stdout_path.len > 0) {
+	if (def->stdout_path.len > 0 && a->sb != NULL) {
+		snprintf(stdout_path, sizeof(stdout_path), "%s/%.*s", out_rel,
+		         ING_STR_FMT(def->stdout_path));
+		if (sandbox_create(a->sb, stdout_path, false, &spec.stdout_fd, &e) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", e.msg);
+			return;
+		}
+		spec.use_stdout_fd = true;
+	} else if (def->stdout_path.len > 0) {
 		snprintf(stdout_path, sizeof(stdout_path), "%s/%.*s", out_dir,
 		         ING_STR_FMT(def->stdout_path));
 		if (mkdir_parent(stdout_path) != 0) {
@@ -609,8 +707,12 @@ static void run_stage(struct node_attempt *a)
 		return;
 	}
 	a->step = STEP_RUNNING;
-	/* Remember the process group: if this daemon dies, the next start
-	 * kills what is left of it (node_worker_reap). */
+	/* A sandbox keeps its own record (outside the directory the stage
+	 * could rewrite); a plain process group is remembered here: if this
+	 * daemon dies, the next start kills what is left of it
+	 * (node_worker_reap). */
+	if (a->sb != NULL)
+		return;
 	char pgid_path[600], pgid[24];
 	int k = snprintf(pgid, sizeof(pgid), "%d\n", stage_pid(a->run));
 	snprintf(pgid_path, sizeof(pgid_path), "%s/pgid", a->dir);
@@ -655,11 +757,87 @@ static struct node_attempt *find(struct node *n, uint64_t job, uint32_t attempt)
 	return NULL;
 }
 
+/* Writes the sources (into the sandbox's fresh file system when there is
+ * one, handing them to its identity) and asks to start stage 0. */
+static void attempt_begin(struct node_attempt *a)
+{
+	char path[900];
+	for (uint32_t i = 0; i < a->nsources; i++) {
+		snprintf(path, sizeof(path), "%s/src/%.*s", a->dir,
+		         ING_STR_FMT(a->sources[i].path));
+		if (write_file(path, a->src_data[i].ptr, a->src_data[i].len) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", "cannot write the job's sources on the worker");
+			return;
+		}
+	}
+	if (a->sb != NULL) {
+		struct ing_error e;
+		snprintf(path, sizeof(path), "%s/src", a->dir);
+		if (a->nsources > 0 && sandbox_hand_over(a->sb, path, &e) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", e.msg);
+			return;
+		}
+	}
+	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32 " stages=%u dir=%s",
+	             a->job, a->attempt, a->target.nstages, a->dir);
+	a->stage = 0;
+	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
+	view_key(pk, "stage");
+	msgpack_pack_uint32(pk, 0);
+	report_send(a);
+}
+
+static void on_sandbox_open(struct sandbox *sb, int status, const struct ing_error *e, void *data)
+{
+	struct node_attempt *a = data;
+	a->sb_opening = false;
+	a->sb = sb;
+	if (a->fenced || a->n->stopping) {
+		attempt_end(a);
+		return;
+	}
+	if (status != 0) {
+		char why[ING_MESSAGE_MAX];
+		snprintf(why, sizeof(why), "the worker cannot set up the stage sandbox: %s",
+		         e != NULL ? e->msg : ing_err_msg(status));
+		a->failed = true;
+		report_finish(a, "failed", why);
+		return;
+	}
+	attempt_begin(a);
+}
+
+static void attempt_open_sandbox(struct node_attempt *a)
+{
+	struct node *n = a->n;
+	char name[64];
+	struct ing_error e;
+	snprintf(name, sizeof(name), "job-%" PRIu64 "-a%" PRIu32, a->job, a->attempt);
+	struct sandbox_request req = {
+	    .name = name,
+	    .tenant = a->tenant,
+	    .work_dir = a->dir,
+	    .disk_bytes = n->cfg.work_quota_bytes,
+	    .tmp_bytes = n->cfg.stage_tmp_bytes,
+	    .network = false,
+	    .devices = n->sandbox_devices,
+	};
+	a->sb_opening = true;
+	if (sandbox_open(n->sandbox, &req, on_sandbox_open, a, &e) != 0) {
+		a->sb_opening = false;
+		a->failed = true;
+		char why[ING_MESSAGE_MAX];
+		snprintf(why, sizeof(why), "the worker cannot set up the stage sandbox: %s", e.msg);
+		report_finish(a, "failed", why);
+	}
+}
+
 static void start_attempt(struct node *n, struct store_txn *t, const struct rec_job *j)
 {
 	struct node_attempt *a = calloc(1, sizeof(*a));
 	struct ing_str val;
-	char path[900];
 
 	if (a == NULL)
 		return;
@@ -716,30 +894,36 @@ static void start_attempt(struct node *n, struct store_txn *t, const struct rec_
 	a->nparams = j->nparams;
 	a->nsources = j->nsources;
 	a->sources = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->sources));
-	for (uint32_t i = 0; a->sources != NULL && i < j->nsources; i++) {
+	a->src_data = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->src_data));
+	for (uint32_t i = 0; a->sources != NULL && a->src_data != NULL && i < j->nsources; i++) {
 		void *data;
 		size_t len;
 		char *p = msgpack_zone_malloc(a->zone, j->sources[i].path.len);
 		memcpy(p, j->sources[i].path.ptr, j->sources[i].path.len);
 		a->sources[i] = j->sources[i];
 		a->sources[i].path = (struct ing_str){p, j->sources[i].path.len};
-		snprintf(path, sizeof(path), "%s/src/%.*s", a->dir,
-		         ING_STR_FMT(j->sources[i].path));
-		if (store_artifact_read(t, j->sources[i].sha256, &data, &len) != 0 ||
-		    write_file(path, data, len) != 0) {
+		if (store_artifact_read(t, j->sources[i].sha256, &data, &len) != 0) {
 			a->failed = true;
-			report_finish(a, "failed", "cannot write the job's sources on the worker");
+			report_finish(a, "failed", "cannot read the job's sources on the worker");
 			return;
 		}
+		char *copy = msgpack_zone_malloc(a->zone, len + 1);
+		if (copy != NULL)
+			memcpy(copy, data, len);
 		free(data);
+		if (copy == NULL) {
+			a->failed = true;
+			report_finish(a, "failed", "out of memory on the worker");
+			return;
+		}
+		a->src_data[i] = (struct ing_str){copy, (uint32_t)len};
 	}
-	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32 " stages=%u dir=%s",
-	             a->job, a->attempt, a->target.nstages, a->dir);
-	a->stage = 0;
-	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
-	view_key(pk, "stage");
-	msgpack_pack_uint32(pk, 0);
-	report_send(a);
+	snprintf(a->tenant, sizeof(a->tenant), "%.*s", ING_STR_FMT(j->tenant));
+	if (n->sandbox != NULL) {
+		attempt_open_sandbox(a);
+		return;
+	}
+	attempt_begin(a);
 }
 
 static void fence(struct node_attempt *a)

@@ -196,6 +196,8 @@ class Cluster:
         if len(set(self.nodes)) != len(self.nodes) or not set(self.nodes) <= set(ALL_NODES):
             raise TestFailure("bad node set %r (ids 1-5, each once)" % (self.nodes,))
         self.dir = tempfile.mkdtemp(prefix="ingot-%s-" % name)
+        # The stage sandbox's uids pass through to data_dir/work (o+x, no listing).
+        os.chmod(self.dir, 0o711)
         self.procs = {}
         self.starts = {n: 0 for n in self.nodes}
         self.exit_codes = []  # (node, signal sent or None, exit code) of every stopped process
