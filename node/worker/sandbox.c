@@ -644,6 +644,7 @@ int sandbox_host_free(struct sandbox_host *h)
 			*p = h->next_host;
 			break;
 		}
+	sbx_cg_remove_parent(&h->cg);
 	free_strv(h->ro_paths);
 	free(h->slot_used);
 	free(h);

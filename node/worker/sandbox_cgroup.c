@@ -405,3 +405,16 @@ void sbx_cg_each(const struct sbx_cgroups *cg, void (*fn)(const char *name, void
 		closedir(d);
 	}
 }
+
+void sbx_cg_remove_parent(const struct sbx_cgroups *cg)
+{
+	for (int c = 0; cg->version != 0 && c < CTL_COUNT; c++) {
+		if (cg->version == 2 && c > 0)
+			break;
+		if (cg->version == 1 && !has_ctl(cg, (enum ctl)c))
+			continue;
+		char dir[SBX_PATH_MAX];
+		if (cg_dir(cg, (enum ctl)c, NULL, dir, sizeof(dir)))
+			rmdir(dir); /* fails, harmlessly, while anything is in it */
+	}
+}

@@ -51,6 +51,8 @@ void sbx_cg_events(const struct sbx_cgroups *cg, const char *name, struct sbx_cg
  * 0, or ING_EIO (still populated, or rmdir failed). */
 int sbx_cg_destroy(const struct sbx_cgroups *cg, const char *name, unsigned wait_ms,
                    struct ing_error *e);
+/* Removes the node's parent cgroup(s) when empty (at the host's end). */
+void sbx_cg_remove_parent(const struct sbx_cgroups *cg);
 /* Calls fn for every sandbox cgroup found below the parent. */
 void sbx_cg_each(const struct sbx_cgroups *cg, void (*fn)(const char *name, void *arg), void *arg);
 

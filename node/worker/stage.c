@@ -14,6 +14,12 @@
  * straggler left in the group is SIGKILLed, done is called, and the handles
  * are closed; the last close callback frees the run.
  *
+ * In a sandbox (spec.sandbox, node/worker/sandbox.h) the child is started
+ * by sandbox_spawn instead: no prlimit (the sandbox applies the limits),
+ * every "signal the group" below signals the whole sandbox, an exit
+ * status 128+N is a death by signal N, and when the stage failed,
+ * sandbox_explain names the limit that ended it (res.limit_why).
+ *
  * Handles: proc (uv_process_t), out (read end of the pipe), timer.  One
  * timer serves every deadline, as they never overlap:
  *   TIMER_DEFER    0 ms: report a spawn failure outside stage_start;
@@ -522,8 +528,22 @@ static void spawn_failed(struct stage_run *r, const char *why)
 
 /* ---- public ------------------------------------------------------------ */
 
+static int start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb done, void *data,
+                 struct stage_run **out, struct ing_error *e);
+
 int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb done, void *data,
                 struct stage_run **out, struct ing_error *e)
+{
+	int rv = start(loop, spec, done, data, out, e);
+	/* Every error return of start() comes before it takes the stdout
+	 * descriptor over: it is still ours to close. */
+	if (rv != 0 && spec != NULL && spec->use_stdout_fd && spec->stdout_fd >= 0)
+		close(spec->stdout_fd);
+	return rv;
+}
+
+static int start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb done, void *data,
+                 struct stage_run **out, struct ing_error *e)
 {
 	if (loop == NULL || spec == NULL || done == NULL || spec->cwd == NULL ||
 	    spec->argv == NULL || spec->argv[0] == NULL || spec->argv[0][0] == '\0')

@@ -7,7 +7,13 @@
  *   - an assignment it is not running yet starts an attempt: a fresh
  *     directory data_dir/work/job-<id>-a<attempt>/ with src/ (the job's
  *     sources, read from the local store: they are replicated) and one
- *     out/<stage>/ per stage;
+ *     out/<stage>/ per stage.  With the sandbox on (n->sandbox), the
+ *     attempt first opens its sandbox (node/worker/sandbox.h: own uid, the
+ *     directory on its own quota file system, a cgroup), then writes the
+ *     sources and hands them to the sandbox's uid; every stage runs in it,
+ *     the daemon creates stage directories and stdout files and reads
+ *     outputs only through it (no symlink followed: the stages own the
+ *     directory), and the sandbox is closed before the directory goes;
  *   - an attempt whose job moved on (another attempt, requeued, final) is
  *     fenced: its process group is killed and nothing more is reported;
  *   - an attempt whose job has a cancel requested is stopped (SIGTERM to
