@@ -27,6 +27,10 @@ stage_memory_bytes 256 MiB.
 4. Afterwards: every node still runs, the bystander succeeded, no process
    of any sandbox uid is left, the stores converge to identical dumps, and
    a plain job still succeeds.
+5. Node 3 restarted with a sandbox path that does not exist: it registers
+   0 slots, its label reads "unavailable: ..." naming the path and its log
+   "SANDBOX UNAVAILABLE"; restarted with `sandbox: off`, it has its 2 slots
+   again and the label "off".
 """
 import os
 import sys
@@ -161,6 +165,26 @@ def main(t):
     c.wait_converged()
     dumps = c.dumps()
     t.check("the stores converge to identical dumps", len(set(dumps.values())) == 1)
+
+    # ---- 5. a node whose sandbox cannot be built takes no work ----------------
+    c.configure(3, sandbox_paths=["/nonexistent-toolchain"])
+    c.stop(3)
+    c.start(3)
+
+    def label3(want_slots):
+        m = node_list(c).get(3)
+        return m if m and m["slots"] == want_slots and not m["down"] else None
+    m = cl.wait_for("node 3 registered with 0 slots", lambda: label3(0), 20, interval=0.2)
+    lab = (m.get("labels") or {}).get("sandbox", "")
+    t.check("node 3's label says the sandbox is unavailable and why",
+            lab.startswith("unavailable:") and "/nonexistent-toolchain" in lab, lab)
+    t.check("node 3's log says so at error level", "SANDBOX UNAVAILABLE" in c.log(3))
+    c.configure(3, sandbox_paths=None, sandbox="off")
+    c.stop(3)
+    c.start(3)
+    m = cl.wait_for("node 3 registered with 2 slots", lambda: label3(2), 20, interval=0.2)
+    t.check("with sandbox: off node 3 runs work again and its label says off",
+            (m.get("labels") or {}).get("sandbox") == "off", repr(m.get("labels")))
 
 
 if __name__ == "__main__":

@@ -868,6 +868,54 @@ static void symlink_outputs_are_refused(void **state)
 	close_sb(f, sb);
 }
 
+/* The daemon creates stage directories and stdout files in a directory
+ * the stages own: a planted symlink must never redirect its writes. */
+static void daemon_writes_never_follow_planted_symlinks(void **state)
+{
+	struct fx *f = *state;
+	struct run r;
+	need_sandbox();
+	host(f);
+	struct sandbox *sb = open_named(f, "job-23-a1", QUOTA_BYTES, false);
+	char victim[512], script[1024];
+	snprintf(victim, sizeof(victim), "%s/victim", f->base);
+	mkdir(victim, 0700);
+	snprintf(script, sizeof(script),
+	         "mkdir -p out; ln -s %s out/1-next; ln -s %s/file out/stdout.txt; echo end",
+	         victim, victim);
+	sh_in(f, sb, script, NULL, &r);
+	assert_true(contains(r.out, "end"));
+	int fd = -1;
+	struct ing_error e = {0};
+	assert_int_equal(sandbox_create(sb, "out/1-next", true, &fd, &e), ING_EDENIED);
+	assert_int_equal(sandbox_create(sb, "out/1-next/stdout.txt", false, &fd, &e), ING_EDENIED);
+	assert_int_equal(sandbox_create(sb, "out/stdout.txt", false, &fd, &e), ING_EDENIED);
+	assert_true(contains(e.msg, "symbolic link"));
+	assert_int_equal(sandbox_create(sb, "../escape", false, &fd, &e), ING_EDENIED);
+	assert_int_equal(sandbox_create(sb, "/etc/x", false, &fd, &e), ING_EDENIED);
+	/* Nothing appeared in the victim directory. */
+	char probe[600];
+	snprintf(probe, sizeof(probe), "%s/file", victim);
+	assert_int_equal(access(probe, F_OK), -1);
+	snprintf(probe, sizeof(probe), "%s/stdout.txt", victim);
+	assert_int_equal(access(probe, F_OK), -1);
+	/* The normal case: directories and a file, given to the sandbox. */
+	assert_int_equal(sandbox_create(sb, "out/2-ok/sub", true, &fd, &e), 0);
+	assert_int_equal(fd, -1);
+	assert_int_equal(sandbox_create(sb, "out/2-ok/sub/stdout.txt", false, &fd, &e), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "hi\n", 3), 3);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_uid, sandbox_uid(sb));
+	close(fd);
+	sh_in(f, sb, "cat out/2-ok/sub/stdout.txt && echo more >> out/2-ok/sub/stdout.txt", NULL,
+	      &r);
+	assert_int_equal(r.status, 0);
+	assert_true(contains(r.out, "hi"));
+	close_sb(f, sb);
+}
+
 static void kill_takes_the_whole_tree(void **state)
 {
 	struct fx *f = *state;
@@ -1168,6 +1216,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(killing_parent_or_daemon_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(cannot_write_outside, setup, teardown),
 	    cmocka_unit_test_setup_teardown(symlink_outputs_are_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(daemon_writes_never_follow_planted_symlinks, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(kill_takes_the_whole_tree, setup, teardown),
 	    cmocka_unit_test_setup_teardown(close_while_running_kills_and_reports_exit, setup,
 	                                    teardown),
