@@ -84,6 +84,7 @@ enum cli_endpoints_source { CLI_EP_DEFAULT, CLI_EP_ENV, CLI_EP_FLAG };
 #define CLI_MAX_FILES         64   /* job.submit: 1-64 sources */
 #define CLI_MAX_PARAMS        32   /* job.submit: --param NAME=VALUE, ING_MAX_ENV */
 #define CLI_PARAM_NAME_MAX    63   /* ING_NAME_MAX */
+#define CLI_GPUS_MAX          16   /* target files' gpus: ING_MAX_GPUS */
 #define CLI_PARAM_VALUE_MAX   1024 /* ING_ARG_MAX */
 #define CLI_PRIORITY_MAX      100
 #define CLI_LIST_LIMIT_MAX    1000

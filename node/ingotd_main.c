@@ -2,6 +2,9 @@
  * ingotd_main.c - the daemon: `ingotd --config FILE [flags]` or
  * `ingotd --dev`.
  *
+ * `ingotd gpus` prints the NVIDIA GPUs that discovery finds (the same
+ * code the node runs at start) and exits 0, or 1 when there are none.
+ *
  * Exit status: 0 after a clean stop (SIGINT/SIGTERM) or once the node learns
  * it was removed from the cluster, 1 when the node stopped on a fatal error
  * (store failure, unknown log format), 2 for a bad command line or
@@ -22,6 +25,7 @@
 #include "node/config.h"
 #include "node/node.h"
 #include "node/member/recover.h"
+#include "node/worker/gpu.h"
 
 struct daemon {
 	uv_loop_t loop;
@@ -36,6 +40,7 @@ static void usage(FILE *f)
 	        "usage: ingotd --config FILE [options]\n"
 	        "       ingotd --dev [options]\n"
 	        "       ingotd recover --config FILE --members ID[,ID...] [--yes]\n"
+	        "       ingotd gpus\n"
 	        "\n"
 	        "  --config FILE        YAML configuration (docs/operations.md)\n"
 	        "  --dev                single-node cluster with embedded defaults:\n"
@@ -47,6 +52,36 @@ static void usage(FILE *f)
 	        "                       (empty data directory only; see docs/operations.md)\n"
 	        "  --log-level LEVEL    debug, info, warn, error\n"
 	        "  -h, --help           this text\n");
+}
+
+/* `ingotd gpus`: what GPU discovery finds here. */
+static int gpus_main(int argc, char **argv)
+{
+	struct gpu_inventory inv;
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: ingotd gpus\n");
+		return 2;
+	}
+	gpu_discover(NULL, &inv);
+	if (inv.count == 0) {
+		fprintf(stderr, "ingotd: no NVIDIA GPU found (%s)\n", inv.note);
+		return 1;
+	}
+	printf("driver %s, CUDA %s (%s)\n", inv.driver_version[0] ? inv.driver_version : "-",
+	       inv.cuda_version[0] ? inv.cuda_version : "-", inv.library);
+	printf("%-5s  %-6s  %-10s  %-24s  %s\n", "INDEX", "ARCH", "MEMORY", "MODEL", "UUID");
+	for (unsigned i = 0; i < inv.count; i++) {
+		const struct gpu_device *g = &inv.devices[i];
+		char mem[32];
+
+		snprintf(mem, sizeof(mem), "%llu MiB", (unsigned long long)(g->memory_bytes >> 20));
+		printf("%-5u  %-6s  %-10s  %-24s  %s\n", g->index, g->arch, mem, g->model, g->uuid);
+	}
+	if (inv.note[0] != '\0')
+		fprintf(stderr, "ingotd: note: %s\n", inv.note);
+	return 0;
 }
 
 static void on_stopped(void *data, int status)
@@ -121,6 +156,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "recover") == 0)
 		return node_recover_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "gpus") == 0)
+		return gpus_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config = optarg; break;

@@ -32,8 +32,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "node/node_internal.h"
 #include "node/worker/sandbox.h"
+#include "node/worker/sandbox_node.h"
 
 #define LABEL_KEY "sandbox"
 
@@ -88,14 +88,14 @@ static void open_the_way(const char *data_dir)
 		             data_dir);
 }
 
-void node_sandbox_start(struct node *n)
+struct sandbox_host *sandbox_node_prepare(uv_loop_t *loop, struct node_config *c)
 {
-	struct node_config *c = &n->cfg;
+	struct sandbox_host *h = NULL;
 	if (!c->sandbox) {
 		set_label(c, "off");
 		ING_LOG_WARN("sandbox off: stages run as the daemon's own user and see what it "
 		             "sees (config sandbox: off)");
-		return;
+		return NULL;
 	}
 	char state[700], parent[64];
 	const char *paths[NODE_SANDBOX_PATHS_MAX + 1];
@@ -104,9 +104,6 @@ void node_sandbox_start(struct node *n)
 	for (unsigned i = 0; i < c->nsandbox_paths; i++)
 		paths[i] = c->sandbox_paths[i];
 	paths[c->nsandbox_paths] = NULL;
-	for (unsigned i = 0; i < c->nsandbox_devices; i++)
-		n->sandbox_devices[i] = c->sandbox_devices[i];
-	n->sandbox_devices[c->nsandbox_devices] = NULL;
 	uint32_t count =
 	    c->sandbox_uid_count != 0 ? c->sandbox_uid_count : SANDBOX_DEFAULT_UID_COUNT;
 	uint32_t base = c->sandbox_uid_base != 0
@@ -126,8 +123,7 @@ void node_sandbox_start(struct node *n)
 		ING_LOG_ERROR("sandbox leftovers not all cleaned err=\"%s\"", e.msg);
 	else if (found > 0)
 		ING_LOG_WARN("sandbox leftovers of a previous run cleaned count=%u", found);
-	if (sandbox_host_new(n->loop, &sc, &n->sandbox, &e) != 0) {
-		n->sandbox = NULL;
+	if (sandbox_host_new(loop, &sc, &h, &e) != 0) {
 		char label[ING_LABEL_VALUE_MAX + 1];
 		snprintf(label, sizeof(label), "unavailable: %s", e.msg);
 		set_label(c, label);
@@ -135,9 +131,9 @@ void node_sandbox_start(struct node *n)
 		              "fixed or the config says sandbox: off: %s",
 		              e.msg);
 		c->slots = 0;
-		return;
+		return NULL;
 	}
-	if (sandbox_host_switches_uid(n->sandbox)) {
+	if (sandbox_host_switches_uid(h)) {
 		if (sandbox_dir_reachable(c->data_dir, &e) != 0) {
 			char label[ING_LABEL_VALUE_MAX + 1];
 			snprintf(label, sizeof(label), "unavailable: %s", e.msg);
@@ -145,18 +141,11 @@ void node_sandbox_start(struct node *n)
 			ING_LOG_ERROR("SANDBOX UNAVAILABLE, this node runs no work (slots 0): %s",
 			              e.msg);
 			c->slots = 0;
-			sandbox_host_free(n->sandbox);
-			n->sandbox = NULL;
-			return;
+			sandbox_host_free(h);
+			return NULL;
 		}
 		open_the_way(c->data_dir);
 	}
-	set_label(c, sandbox_host_mechanisms(n->sandbox));
-}
-
-void node_sandbox_free(struct node *n)
-{
-	if (n->sandbox != NULL && sandbox_host_free(n->sandbox) != 0)
-		ING_LOG_ERROR("sandbox host freed with sandboxes open: leaked");
-	n->sandbox = NULL;
+	set_label(c, sandbox_host_mechanisms(h));
+	return h;
 }

@@ -7,11 +7,11 @@
  *   - an assignment it is not running yet starts an attempt: a fresh
  *     directory data_dir/work/job-<id>-a<attempt>/ with src/ (the job's
  *     sources, read from the local store: they are replicated) and one
- *     out/<stage>/ per stage.  With the sandbox on (n->sandbox), the
- *     attempt first opens its sandbox (node/worker/sandbox.h: own uid, the
- *     directory on its own quota file system, a cgroup), then writes the
- *     sources and hands them to the sandbox's uid; every stage runs in it,
- *     the daemon creates stage directories and stdout files and reads
+ *     out/<stage>/ per stage.  With the sandbox on (worker_set_sandbox),
+ *     the attempt first opens its sandbox (node/worker/sandbox.h: own uid,
+ *     the directory on its own quota file system, a cgroup), then writes
+ *     the sources and hands them to the sandbox's uid; every stage runs in
+ *     it, the daemon creates stage directories and stdout files and reads
  *     outputs only through it (no symlink followed: the stages own the
  *     directory), and the sandbox is closed before the directory goes;
  *   - an attempt whose job moved on (another attempt, requeued, final) is
@@ -34,16 +34,20 @@
  * report refused as stale or conflicting means the attempt was fenced: it
  * stops.  Other failures (no leader) are retried every second.
  *
- * Argv templates: {src} {source} {sources} {out} {prev} {job} {attempt}
- * {param:NAME} (cluster-configs/targets/README.md); a {param:NAME} the job
- * does not have fails the stage before anything is spawned.  No shell is involved unless the
+ * Argv templates (template.h): a {param:NAME} the job does not have fails
+ * the stage before anything is spawned.  No shell is involved unless the
  * target's argv runs one.  The environment is the stage's `env` plus PATH
- * when the target sets none.
+ * when the target sets none.  On a node that offers GPUs, and for any
+ * attempt that holds some, CUDA_VISIBLE_DEVICES names the GPUs the stage
+ * sees (the first rec_stage_gpus of those the attempt holds; none: "") and
+ * CUDA_DEVICE_ORDER=PCI_BUS_ID makes CUDA number them as NVML does; both
+ * replace what the target's env says.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,18 +58,36 @@
 
 #include "common/fs.h"
 #include "common/log.h"
-#include "node/node_internal.h"
+#include "node/request.h"
+#include "node/worker/worker.h"
 #include "node/worker/sandbox.h"
 #include "node/worker/stage.h"
+#include "node/worker/template.h"
 #include "storage/artifact.h"
 
-#define REPORT_RETRY_MS 1000
-#define MAX_ARGS        256
+#define REPORT_RETRY_MS   1000
+#define REPORT_TIMEOUT_MS 30000 /* one report, its retries included */
+#define MAX_ARGS          256
+#define GPU_DEVICES_MAX   32 /* /dev/nvidia* files bound for a GPU attempt */
 
 enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 
-struct node_attempt {
+#define ENDED_MAX 64
+
+struct worker {
 	struct node *n;
+	struct node_attempt *attempts;
+	bool dirty; /* applied entries since the worker last looked */
+	struct {
+		uint64_t job;
+		uint32_t attempt;
+	} ended[ENDED_MAX]; /* attempts that ended here lately (ring) */
+	unsigned nended;
+	struct sandbox_host *sandbox; /* owned; NULL: stages run unsandboxed */
+};
+
+struct node_attempt {
+	struct worker *w;
 	uint64_t job;
 	uint32_t attempt;
 	char dir[512];
@@ -75,10 +97,12 @@ struct node_attempt {
 	uint32_t nsources;
 	struct rec_kv *params; /* the job's parameters, copied into zone */
 	uint32_t nparams;
+	uint32_t ngpus; /* the GPUs the attempt holds (job_assign), NVML indexes */
+	uint32_t gpus[ING_MAX_GPUS];
 	uint32_t stage; /* current stage */
 	enum step step;
 	struct stage_run *run;
-	struct rpc_request req;
+	struct node_request req;
 	struct mp_out report; /* the report in flight (kept for retries) */
 	char report_id[RPC_REQUEST_ID_MAX + 1];
 	const char *report_kind;
@@ -89,7 +113,7 @@ struct node_attempt {
 	bool cancel;               /* cancel requested */
 	bool fenced;               /* the job moved on: stop, report nothing */
 	bool seen;                 /* still assigned (poll bookkeeping) */
-	/* The sandbox (n->sandbox set): opened before the sources are written,
+	/* The sandbox (w->sandbox set): opened before the sources are written,
 	 * closed before the directory is removed. */
 	struct sandbox *sb;
 	bool sb_opening, sb_closing;
@@ -211,7 +235,7 @@ static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, s
 
 static void attempt_unlink(struct node_attempt *a)
 {
-	for (struct node_attempt **pp = &a->n->attempts; *pp != NULL; pp = &(*pp)->next) {
+	for (struct node_attempt **pp = &a->w->attempts; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == a) {
 			*pp = a->next;
 			return;
@@ -222,7 +246,7 @@ static void attempt_unlink(struct node_attempt *a)
 static void retry_closed(uv_handle_t *h)
 {
 	struct node_attempt *a = h->data;
-	struct node *n = a->n;
+	struct node *n = a->w->n;
 	mp_out_free(&a->report);
 	msgpack_zone_free(a->zone);
 	free(a);
@@ -232,24 +256,21 @@ static void retry_closed(uv_handle_t *h)
 /* Attempts that ended here recently: their assignment may still be in the
  * local store for a moment (this node applies the final report after the
  * leader does), and must not look like an attempt interrupted by a restart. */
-static void remember_ended(struct node *n, uint64_t job, uint32_t attempt)
+static void remember_ended(struct worker *w, uint64_t job, uint32_t attempt)
 {
-	unsigned cap = sizeof(n->ended) / sizeof(n->ended[0]);
-	n->ended[n->nended % cap].job = job;
-	n->ended[n->nended % cap].attempt = attempt;
-	n->nended++;
+	w->ended[w->nended % ENDED_MAX].job = job;
+	w->ended[w->nended % ENDED_MAX].attempt = attempt;
+	w->nended++;
 }
 
-static bool ended_recently(struct node *n, uint64_t job, uint32_t attempt)
+static bool ended_recently(const struct worker *w, uint64_t job, uint32_t attempt)
 {
-	unsigned cap = sizeof(n->ended) / sizeof(n->ended[0]);
-	for (unsigned i = 0; i < cap && i < n->nended; i++)
-		if (n->ended[i].job == job && n->ended[i].attempt == attempt)
+	for (unsigned i = 0; i < ENDED_MAX && i < w->nended; i++)
+		if (w->ended[i].job == job && w->ended[i].attempt == attempt)
 			return true;
 	return false;
 }
 
-/* Ends an attempt once nothing of it is in flight. */
 static void attempt_end(struct node_attempt *a);
 
 static void on_sandbox_closed(void *data, int status, const struct ing_error *e)
@@ -264,13 +285,13 @@ static void on_sandbox_closed(void *data, int status, const struct ing_error *e)
 	attempt_end(a);
 }
 
+/* Ends an attempt once nothing of it is in flight (its sandbox first). */
 static void attempt_end(struct node_attempt *a)
 {
 	if (a->step == STEP_RUNNING || a->step == STEP_REPORTING || a->sb_opening || a->sb_closing)
 		return;
 	if (a->sb != NULL) {
-		/* First the sandbox: its processes, mount and cgroup. */
-		if (a->failed && a->n->cfg.keep_failed_workdirs)
+		if (a->failed && node_cfg(a->w->n)->keep_failed_workdirs)
 			ING_LOG_WARN("attempt directory not kept: it is the sandbox's own file "
 			             "system job=%" PRIu64 " attempt=%" PRIu32,
 			             a->job, a->attempt);
@@ -278,9 +299,9 @@ static void attempt_end(struct node_attempt *a)
 		sandbox_close(a->sb, on_sandbox_closed, a);
 		return;
 	}
-	remember_ended(a->n, a->job, a->attempt);
+	remember_ended(a->w, a->job, a->attempt);
 	attempt_unlink(a);
-	if (!(a->failed && a->n->cfg.keep_failed_workdirs))
+	if (!(a->failed && node_cfg(a->w->n)->keep_failed_workdirs))
 		rm_rf(a->dir);
 	else
 		ING_LOG_INFO("attempt directory kept dir=%s", a->dir);
@@ -292,7 +313,7 @@ static void report_send(struct node_attempt *a);
 static void on_retry(uv_timer_t *t)
 {
 	struct node_attempt *a = t->data;
-	if (a->fenced || a->n->stopping) {
+	if (a->fenced || node_stopping(a->w->n)) {
 		a->step = STEP_IDLE;
 		attempt_end(a);
 		return;
@@ -302,13 +323,13 @@ static void on_retry(uv_timer_t *t)
 
 static void step_next(struct node_attempt *a);
 
-static void on_reported(struct rpc_request *r, int status, const struct ing_error *err,
+static void on_reported(struct node_request *q, int status, const struct ing_error *err,
                         const msgpack_object *result)
 {
-	struct node_attempt *a = r->data;
+	struct node_attempt *a = q->data;
 	(void)result;
 	a->step = STEP_IDLE;
-	if (a->fenced || a->n->stopping) {
+	if (a->fenced || node_stopping(a->w->n)) {
 		attempt_end(a);
 		return;
 	}
@@ -341,8 +362,8 @@ static void report_send(struct node_attempt *a)
 	a->req.data = a;
 	a->req.cb = on_reported;
 	a->req.request_id = a->report_id;
-	if (rpc_client_call(a->n->self_client, &a->req, "worker.report", a->report.data,
-	                    a->report.len, RPC_WRITE) != 0) {
+	if (node_request_self(node_requests(a->w->n), &a->req, "worker.report", a->report.data,
+	                      a->report.len, RPC_WRITE, REPORT_TIMEOUT_MS) != 0) {
 		a->step = STEP_WAIT_RETRY;
 		uv_timer_start(&a->retry, on_retry, REPORT_RETRY_MS, 0);
 	}
@@ -355,14 +376,14 @@ static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, un
 	a->report_kind = kind;
 	a->finishing = final;
 	snprintf(a->report_id, sizeof(a->report_id), "w%" PRIu64 "-j%" PRIu64 "-a%" PRIu32 "-%s%u",
-	         a->n->cfg.id, a->job, a->attempt, kind, a->stage);
+	         node_id(a->w->n), a->job, a->attempt, kind, a->stage);
 	mp_out_reset(&a->report);
 	msgpack_pack_map(&a->report.pk, 3 + nfields);
-	view_key(&a->report.pk, "kind");
+	mp_pack_cstr(&a->report.pk, "kind");
 	mp_pack_cstr(&a->report.pk, kind);
-	view_key(&a->report.pk, "job");
+	mp_pack_cstr(&a->report.pk, "job");
 	msgpack_pack_uint64(&a->report.pk, a->job);
-	view_key(&a->report.pk, "attempt");
+	mp_pack_cstr(&a->report.pk, "attempt");
 	msgpack_pack_uint32(&a->report.pk, a->attempt);
 	return &a->report.pk;
 }
@@ -370,9 +391,9 @@ static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, un
 static void report_finish(struct node_attempt *a, const char *outcome, const char *message)
 {
 	msgpack_packer *pk = report_begin(a, "finish", 2, true);
-	view_key(pk, "outcome");
+	mp_pack_cstr(pk, "outcome");
 	mp_pack_cstr(pk, outcome);
-	view_key(pk, "message");
+	mp_pack_cstr(pk, "message");
 	mp_pack_cstr(pk, message);
 	ING_LOG_INFO("attempt finished job=%" PRIu64 " attempt=%" PRIu32 " outcome=%s msg=\"%s\"",
 	             a->job, a->attempt, outcome, message);
@@ -380,135 +401,6 @@ static void report_finish(struct node_attempt *a, const char *outcome, const cha
 }
 
 /* ---- stages ------------------------------------------------------------- */
-
-static int append_arg(char **argv, unsigned *argc, msgpack_zone *z, const char *s, size_t len)
-{
-	if (*argc >= MAX_ARGS - 1)
-		return -1;
-	char *p = msgpack_zone_malloc(z, len + 1);
-	if (p == NULL)
-		return -1;
-	memcpy(p, s, len);
-	p[len] = '\0';
-	argv[(*argc)++] = p;
-	return 0;
-}
-
-static bool param_char(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '_';
-}
-
-/* When rest[0..left) starts with "{param:NAME}", sets *name to NAME and
- * returns the length of the placeholder; 0 otherwise. */
-static size_t param_placeholder(const char *rest, size_t left, struct ing_str *name)
-{
-	static const char prefix[] = "{param:";
-	const size_t pl = sizeof(prefix) - 1;
-	if (left <= pl || memcmp(rest, prefix, pl) != 0)
-		return 0;
-	size_t k = pl;
-	while (k < left && k - pl < ING_NAME_MAX && param_char(rest[k]))
-		k++;
-	if (k == pl || k >= left || rest[k] != '}' || (rest[pl] >= '0' && rest[pl] <= '9'))
-		return 0;
-	*name = (struct ing_str){rest + pl, (uint32_t)(k - pl)};
-	return k + 1;
-}
-
-/*
- * Expands one argv template word into argv.  -1 when the result is too
- * long; -2 when the word uses a {param:NAME} the job does not have (why
- * says so).
- */
-static int expand(struct node_attempt *a, struct ing_str word, char **argv, unsigned *argc,
-                  char *why, size_t why_cap)
-{
-	char buf[4096], val[1024], prev[600], out[600];
-	size_t n = 0;
-
-	if (ing_str_eq_c(word, "{sources}")) {
-		for (uint32_t i = 0; i < a->nsources; i++) {
-			int k = snprintf(val, sizeof(val), "%s/src/%.*s", a->dir,
-			                 ING_STR_FMT(a->sources[i].path));
-			if (append_arg(argv, argc, a->zone, val, (size_t)k) != 0)
-				return -1;
-		}
-		return 0;
-	}
-	stage_dir(a, a->stage, out, sizeof(out));
-	if (a->stage > 0)
-		stage_dir(a, a->stage - 1, prev, sizeof(prev));
-	else
-		snprintf(prev, sizeof(prev), "%s/src", a->dir);
-	for (uint32_t i = 0; i < word.len;) {
-		const char *rest = word.ptr + i;
-		size_t left = word.len - i;
-		const char *rep = NULL;
-		size_t skip = 0;
-#define PLACEHOLDER(name, value)                         \
-	if (rep == NULL && left >= sizeof(name) - 1 &&   \
-	    memcmp(rest, name, sizeof(name) - 1) == 0) { \
-		rep = (value);                           \
-		skip = sizeof(name) - 1;                 \
-	}
-		char src[600], first[900], job[32], attempt[16], all[2048];
-		snprintf(src, sizeof(src), "%s/src", a->dir);
-		snprintf(first, sizeof(first), "%s/src/%.*s", a->dir,
-		         ING_STR_FMT(a->sources[0].path));
-		snprintf(job, sizeof(job), "%" PRIu64, a->job);
-		snprintf(attempt, sizeof(attempt), "%" PRIu32, a->attempt);
-		size_t al = 0;
-		all[0] = '\0';
-		for (uint32_t s = 0; s < a->nsources && al < sizeof(all); s++)
-			al += (size_t)snprintf(all + al, sizeof(all) - al, "%s%s/src/%.*s",
-			                       s > 0 ? " " : "", a->dir,
-			                       ING_STR_FMT(a->sources[s].path));
-		PLACEHOLDER("{src}", src)
-		PLACEHOLDER("{sources}", all)
-		PLACEHOLDER("{source}", first)
-		PLACEHOLDER("{out}", out)
-		PLACEHOLDER("{prev}", prev)
-		PLACEHOLDER("{job}", job)
-		PLACEHOLDER("{attempt}", attempt)
-#undef PLACEHOLDER
-		struct ing_str pname;
-		if (rep == NULL && (skip = param_placeholder(rest, left, &pname)) > 0) {
-			uint32_t p = 0;
-			while (p < a->nparams && !ing_str_eq(a->params[p].key, pname))
-				p++;
-			if (p == a->nparams) {
-				snprintf(why, why_cap,
-				         "stage '%.*s': argv uses {param:%.*s} but the job has no "
-				         "parameter %.*s",
-				         ING_STR_FMT(a->target.stages[a->stage].name),
-				         ING_STR_FMT(pname), ING_STR_FMT(pname));
-				return -2;
-			}
-			size_t vl = a->params[p].value.len;
-			if (n + vl >= sizeof(buf))
-				return -1;
-			memcpy(buf + n, a->params[p].value.ptr, vl);
-			n += vl;
-			i += (uint32_t)skip;
-			continue;
-		}
-		if (rep != NULL) {
-			size_t rl = strlen(rep);
-			if (n + rl >= sizeof(buf))
-				return -1;
-			memcpy(buf + n, rep, rl);
-			n += rl;
-			i += (uint32_t)skip;
-		} else {
-			if (n + 1 >= sizeof(buf))
-				return -1;
-			buf[n++] = word.ptr[i++];
-		}
-	}
-	return append_arg(argv, argc, a->zone, buf, n);
-}
 
 static void on_stage_done(struct stage_run *r, const struct stage_result *res, void *data)
 {
@@ -521,7 +413,7 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 
 	a->run = NULL;
 	a->step = STEP_IDLE;
-	if (a->fenced || a->n->stopping) {
+	if (a->fenced || node_stopping(a->w->n)) {
 		attempt_end(a);
 		return;
 	}
@@ -583,22 +475,22 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		a->failed = true;
 
 	msgpack_packer *pk = report_begin(a, "stage_finish", 5, false);
-	view_key(pk, "stage");
+	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, a->stage);
-	view_key(pk, "exit_code");
+	mp_pack_cstr(pk, "exit_code");
 	msgpack_pack_int64(pk, res->exit_code == 0 && a->failed ? 1 : res->exit_code);
-	view_key(pk, "duration_ms");
+	mp_pack_cstr(pk, "duration_ms");
 	msgpack_pack_uint64(pk, res->duration_ms);
-	view_key(pk, "log");
+	mp_pack_cstr(pk, "log");
 	size_t loglen = res->log_len < ING_SOURCE_MAX_BYTES ? res->log_len : ING_SOURCE_MAX_BYTES;
 	mp_pack_bin(pk, res->log, loglen);
-	view_key(pk, "outputs");
+	mp_pack_cstr(pk, "outputs");
 	msgpack_pack_array(pk, a->failed ? 0 : nouts);
 	for (uint32_t i = 0; !a->failed && i < nouts; i++) {
 		msgpack_pack_map(pk, 2);
-		view_key(pk, "path");
+		mp_pack_cstr(pk, "path");
 		mp_pack_str(pk, names[i]);
-		view_key(pk, "data");
+		mp_pack_cstr(pk, "data");
 		mp_pack_bin(pk, outs[i].ptr, outs[i].len);
 	}
 	if (a->failed)
@@ -618,9 +510,10 @@ static void run_stage(struct node_attempt *a)
 {
 	const struct rec_stage_def *def = &a->target.stages[a->stage];
 	char *argv[MAX_ARGS];
-	char *env[ING_MAX_ENV + 2];
+	char *env[ING_MAX_ENV + 4];
 	unsigned argc = 0, envc = 0;
 	bool has_path = false;
+	const bool gpu_env = node_cfg(a->w->n)->ngpus > 0 || a->ngpus > 0;
 	char out_dir[600];
 	struct stage_spec spec;
 	struct ing_error e;
@@ -629,9 +522,9 @@ static void run_stage(struct node_attempt *a)
 	/* In a sandbox, a stage owns the directory: the daemon creates what it
 	 * needs there without following what a stage may have planted. */
 	const char *out_rel = out_dir + strlen(a->dir) + 1;
-	int dirfd_unused;
+	int no_fd;
 	if (a->sb != NULL) {
-		if (sandbox_create(a->sb, out_rel, true, &dirfd_unused, &e) != 0) {
+		if (sandbox_create(a->sb, out_rel, true, &no_fd, &e) != 0) {
 			a->failed = true;
 			report_finish(a, "failed", e.msg);
 			return;
@@ -641,33 +534,68 @@ static void run_stage(struct node_attempt *a)
 		report_finish(a, "failed", "cannot create the stage's output directory");
 		return;
 	}
+	char prev[600];
+	if (a->stage > 0)
+		stage_dir(a, a->stage - 1, prev, sizeof(prev));
+	else
+		snprintf(prev, sizeof(prev), "%s/src", a->dir);
+	struct template_ctx tc = {
+	    .dir = a->dir,
+	    .sources = a->sources,
+	    .nsources = a->nsources,
+	    .params = a->params,
+	    .nparams = a->nparams,
+	    .job = a->job,
+	    .attempt = a->attempt,
+	    .out = out_dir,
+	    .prev = prev,
+	    .stage = def->name,
+	};
 	for (uint32_t i = 0; i < def->nargv; i++) {
 		char why[ING_MESSAGE_MAX];
-		int rv = expand(a, def->argv[i], argv, &argc, why, sizeof(why));
+		int rv = template_expand(&tc, def->argv[i], a->zone, argv, &argc, MAX_ARGS, why,
+		                         sizeof(why));
 		if (rv != 0) {
 			a->failed = true;
-			if (rv == -2)
+			if (rv == ING_ENOTFOUND)
 				ING_LOG_WARN("stage argv uses a missing parameter job=%" PRIu64
 				             " attempt=%" PRIu32 " why=\"%s\"",
 				             a->job, a->attempt, why);
 			report_finish(a, "failed",
-			              rv == -2 ? why
-			                       : "argv too long after expanding placeholders");
+			              rv == ING_ENOTFOUND ? why
+			              : rv == ING_ENOMEM
+			                  ? "out of memory on the worker"
+			                  : "argv too long after expanding placeholders");
 			return;
 		}
 	}
 	argv[argc] = NULL;
 	for (uint32_t i = 0; i < def->nenv; i++) {
 		char kv[ING_NAME_MAX + ING_ARG_MAX + 2];
+		if (gpu_env && (ing_str_eq_c(def->env[i].key, "CUDA_VISIBLE_DEVICES") ||
+		                ing_str_eq_c(def->env[i].key, "CUDA_DEVICE_ORDER")))
+			continue; /* the worker's, below */
 		int k = snprintf(kv, sizeof(kv), "%.*s=%.*s", ING_STR_FMT(def->env[i].key),
 		                 ING_STR_FMT(def->env[i].value));
-		append_arg(env, &envc, a->zone, kv, (size_t)k);
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, kv, (size_t)k);
 		if (ing_str_eq_c(def->env[i].key, "PATH"))
 			has_path = true;
 	}
 	if (!has_path)
-		append_arg(env, &envc, a->zone, "PATH=" STAGE_DEFAULT_PATH,
-		           strlen("PATH=" STAGE_DEFAULT_PATH));
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, "PATH=" STAGE_DEFAULT_PATH,
+		                strlen("PATH=" STAGE_DEFAULT_PATH));
+	if (gpu_env) {
+		char kv[64 + 3 * ING_MAX_GPUS];
+		uint32_t sees = rec_stage_gpus(&a->target, a->stage);
+		int k = snprintf(kv, sizeof(kv), "CUDA_VISIBLE_DEVICES=");
+		for (uint32_t i = 0; i < sees && i < a->ngpus; i++)
+			k += snprintf(kv + k, sizeof(kv) - (size_t)k, "%s%" PRIu32, i ? "," : "",
+			              a->gpus[i]);
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, kv, (size_t)k);
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone,
+		                "CUDA_DEVICE_ORDER=PCI_BUS_ID",
+		                strlen("CUDA_DEVICE_ORDER=PCI_BUS_ID"));
+	}
 	env[envc] = NULL;
 
 	memset(&spec, 0, sizeof(spec));
@@ -677,7 +605,7 @@ static void run_stage(struct node_attempt *a)
 	spec.timeout_ms = def->timeout_ms;
 	spec.log_cap_bytes = 1u << 20;
 	/* The target's limits within the node's ceilings. */
-	const struct node_config *c = &a->n->cfg;
+	const struct node_config *c = node_cfg(a->w->n);
 	spec.limits.cpu_seconds = within(def->limits.cpu_seconds, c->stage_cpu_seconds);
 	spec.limits.memory_bytes = within(def->limits.memory_bytes, c->stage_memory_bytes);
 	spec.limits.open_files = within(def->limits.open_files, c->stage_open_files);
@@ -707,7 +635,7 @@ static void run_stage(struct node_attempt *a)
 	ING_LOG_INFO("stage starting job=%" PRIu64 " attempt=%" PRIu32
 	             " stage=%u name=%.*s argv0=%s",
 	             a->job, a->attempt, a->stage, ING_STR_FMT(def->name), argv[0]);
-	if (stage_start(a->n->loop, &spec, on_stage_done, a, &a->run, &e) != 0) {
+	if (stage_start(node_loop(a->w->n), &spec, on_stage_done, a, &a->run, &e) != 0) {
 		a->failed = true;
 		report_finish(a, "failed", e.msg);
 		return;
@@ -715,8 +643,7 @@ static void run_stage(struct node_attempt *a)
 	a->step = STEP_RUNNING;
 	/* A sandbox keeps its own record (outside the directory the stage
 	 * could rewrite); a plain process group is remembered here: if this
-	 * daemon dies, the next start kills what is left of it
-	 * (node_worker_reap). */
+	 * daemon dies, the next start kills what is left of it (worker_reap). */
 	if (a->sb != NULL)
 		return;
 	char pgid_path[600], pgid[24];
@@ -748,16 +675,16 @@ static void step_next(struct node_attempt *a)
 	}
 	a->stage++;
 	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
-	view_key(pk, "stage");
+	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, a->stage);
 	report_send(a);
 }
 
 /* ---- attempts ----------------------------------------------------------- */
 
-static struct node_attempt *find(struct node *n, uint64_t job, uint32_t attempt)
+static struct node_attempt *find(struct worker *w, uint64_t job, uint32_t attempt)
 {
-	for (struct node_attempt *a = n->attempts; a != NULL; a = a->next)
+	for (struct node_attempt *a = w->attempts; a != NULL; a = a->next)
 		if (a->job == job && a->attempt == attempt)
 			return a;
 	return NULL;
@@ -777,20 +704,22 @@ static void attempt_begin(struct node_attempt *a)
 			return;
 		}
 	}
-	if (a->sb != NULL) {
+	if (a->sb != NULL && a->nsources > 0) {
 		struct ing_error e;
 		snprintf(path, sizeof(path), "%s/src", a->dir);
-		if (a->nsources > 0 && sandbox_hand_over(a->sb, path, &e) != 0) {
+		if (sandbox_hand_over(a->sb, path, &e) != 0) {
 			a->failed = true;
 			report_finish(a, "failed", e.msg);
 			return;
 		}
 	}
-	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32 " stages=%u dir=%s",
-	             a->job, a->attempt, a->target.nstages, a->dir);
+	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32
+	             " stages=%u gpus=%u dir=%s sandbox=%s",
+	             a->job, a->attempt, a->target.nstages, a->ngpus, a->dir,
+	             a->sb != NULL ? "on" : "off");
 	a->stage = 0;
 	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
-	view_key(pk, "stage");
+	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, 0);
 	report_send(a);
 }
@@ -800,7 +729,7 @@ static void on_sandbox_open(struct sandbox *sb, int status, const struct ing_err
 	struct node_attempt *a = data;
 	a->sb_opening = false;
 	a->sb = sb;
-	if (a->fenced || a->n->stopping) {
+	if (a->fenced || node_stopping(a->w->n)) {
 		attempt_end(a);
 		return;
 	}
@@ -817,21 +746,39 @@ static void on_sandbox_open(struct sandbox *sb, int status, const struct ing_err
 
 static void attempt_open_sandbox(struct node_attempt *a)
 {
-	struct node *n = a->n;
+	const struct node_config *c = node_cfg(a->w->n);
+	const char *devices[NODE_SANDBOX_PATHS_MAX + GPU_DEVICES_MAX + 1];
 	char name[64];
 	struct ing_error e;
+	unsigned nd = 0;
+	for (unsigned i = 0; i < c->nsandbox_devices; i++)
+		devices[nd++] = c->sandbox_devices[i];
+	/* An attempt holding GPUs gets the NVIDIA device files (all of them:
+	 * CUDA_VISIBLE_DEVICES, not the sandbox, says which GPUs it uses). */
+	glob_t g;
+	memset(&g, 0, sizeof(g));
+	if (a->ngpus > 0 && glob("/dev/nvidia*", 0, NULL, &g) == 0)
+		for (size_t i = 0; i < g.gl_pathc && nd < NODE_SANDBOX_PATHS_MAX + GPU_DEVICES_MAX;
+		     i++) {
+			struct stat st;
+			if (stat(g.gl_pathv[i], &st) == 0 && S_ISCHR(st.st_mode))
+				devices[nd++] = g.gl_pathv[i];
+		}
+	devices[nd] = NULL;
 	snprintf(name, sizeof(name), "job-%" PRIu64 "-a%" PRIu32, a->job, a->attempt);
 	struct sandbox_request req = {
 	    .name = name,
 	    .tenant = a->tenant,
 	    .work_dir = a->dir,
-	    .disk_bytes = n->cfg.work_quota_bytes,
-	    .tmp_bytes = n->cfg.stage_tmp_bytes,
+	    .disk_bytes = c->work_quota_bytes,
+	    .tmp_bytes = c->stage_tmp_bytes,
 	    .network = false,
-	    .devices = n->sandbox_devices,
+	    .devices = devices,
 	};
 	a->sb_opening = true;
-	if (sandbox_open(n->sandbox, &req, on_sandbox_open, a, &e) != 0) {
+	int rv = sandbox_open(a->w->sandbox, &req, on_sandbox_open, a, &e);
+	globfree(&g);
+	if (rv != 0) {
 		a->sb_opening = false;
 		a->failed = true;
 		char why[ING_MESSAGE_MAX];
@@ -840,31 +787,32 @@ static void attempt_open_sandbox(struct node_attempt *a)
 	}
 }
 
-static void start_attempt(struct node *n, struct store_txn *t, const struct rec_job *j)
+static void start_attempt(struct worker *w, struct store_txn *t, const struct rec_job *j)
 {
+	struct node *n = w->n;
 	struct node_attempt *a = calloc(1, sizeof(*a));
 	struct ing_str val;
 
 	if (a == NULL)
 		return;
-	a->n = n;
+	a->w = w;
 	a->job = j->id;
 	a->attempt = j->attempt;
 	a->seen = true;
 	a->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
 	mp_out_init(&a->report);
-	uv_timer_init(n->loop, &a->retry);
+	uv_timer_init(node_loop(n), &a->retry);
 	a->retry.data = a;
 	node_hold(n);
-	a->next = n->attempts;
-	n->attempts = a;
-	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, n->cfg.data_dir,
+	a->next = w->attempts;
+	w->attempts = a;
+	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, node_cfg(n)->data_dir,
 	         a->job, a->attempt);
 
 	if (j->nstages > 0) {
 		/* Started before a restart of this node: that run is gone. */
 		msgpack_packer *pk = report_begin(a, "lost", 1, true);
-		view_key(pk, "message");
+		mp_pack_cstr(pk, "message");
 		mp_pack_cstr(pk, "the node restarted while the attempt ran");
 		ING_LOG_WARN("attempt lost in a restart job=%" PRIu64 " attempt=%" PRIu32, a->job,
 		             a->attempt);
@@ -898,6 +846,9 @@ static void start_attempt(struct node *n, struct store_txn *t, const struct rec_
 		a->params[i].value = (struct ing_str){v, j->params[i].value.len};
 	}
 	a->nparams = j->nparams;
+	a->ngpus = j->ngpus < ING_MAX_GPUS ? j->ngpus : ING_MAX_GPUS;
+	if (a->ngpus > 0)
+		memcpy(a->gpus, j->gpus, a->ngpus * sizeof(a->gpus[0]));
 	a->nsources = j->nsources;
 	a->sources = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->sources));
 	a->src_data = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->src_data));
@@ -925,7 +876,7 @@ static void start_attempt(struct node *n, struct store_txn *t, const struct rec_
 		a->src_data[i] = (struct ing_str){copy, (uint32_t)len};
 	}
 	snprintf(a->tenant, sizeof(a->tenant), "%.*s", ING_STR_FMT(j->tenant));
-	if (n->sandbox != NULL) {
+	if (w->sandbox != NULL) {
 		attempt_open_sandbox(a);
 		return;
 	}
@@ -944,24 +895,55 @@ static void fence(struct node_attempt *a)
 	}
 }
 
-void node_worker_poll(struct node *n)
+int worker_new(struct node *n, struct worker **out)
 {
+	struct worker *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return ING_ENOMEM;
+	w->n = n;
+	w->dirty = true; /* look at this node's assignments once at start */
+	*out = w;
+	return 0;
+}
+
+void worker_set_sandbox(struct worker *w, struct sandbox_host *h)
+{
+	w->sandbox = h;
+}
+
+void worker_free(struct worker *w)
+{
+	if (w->sandbox != NULL && sandbox_host_free(w->sandbox) != 0)
+		ING_LOG_ERROR("sandbox host freed with sandboxes open: leaked");
+	free(w);
+}
+
+void worker_note_applied(struct worker *w)
+{
+	w->dirty = true;
+}
+
+/* Starts the attempts assigned to this node, stops fenced or cancelled ones. */
+static void poll_assignments(struct worker *w)
+{
+	struct node *n = w->n;
+	uint64_t self = node_id(n);
 	struct store_txn *t;
 	struct store_iter *it;
 	struct ing_str k, v, val;
 	uint8_t prefix[8], jk[8];
 	msgpack_zone z;
 
-	if (n->stopping || n->self_client == NULL || store_read_begin(n->store, &t) != 0)
+	if (node_stopping(n) || store_read_begin(node_store(n), &t) != 0)
 		return;
 	msgpack_zone_init(&z, 4096);
-	for (struct node_attempt *a = n->attempts; a != NULL; a = a->next)
+	for (struct node_attempt *a = w->attempts; a != NULL; a = a->next)
 		a->seen = false;
-	store_be64(prefix, n->cfg.id);
+	store_be64(prefix, self);
 	if (store_iter_open(t, STORE_ASSIGNMENTS, (struct ing_str){(const char *)prefix, 8}, &it) ==
 	    0) {
 		while (store_iter_next(it, &k, &v) == 0) {
-			if (k.len != 16 || store_get_be64(k.ptr) != n->cfg.id)
+			if (k.len != 16 || store_get_be64(k.ptr) != self)
 				break;
 			uint64_t job = store_get_be64(k.ptr + 8);
 			struct rec_job j;
@@ -970,13 +952,13 @@ void node_worker_poll(struct node *n)
 			        0 ||
 			    rec_job_decode(val, &z, &j, NULL) != 0)
 				continue;
-			struct node_attempt *a = find(n, job, j.attempt);
-			if (a == NULL && ended_recently(n, job, j.attempt)) {
+			struct node_attempt *a = find(w, job, j.attempt);
+			if (a == NULL && ended_recently(w, job, j.attempt)) {
 				msgpack_zone_clear(&z);
 				continue;
 			}
 			if (a == NULL) {
-				start_attempt(n, t, &j);
+				start_attempt(w, t, &j);
 			} else {
 				a->seen = true;
 				if (j.cancel_requested && !a->cancel) {
@@ -990,7 +972,7 @@ void node_worker_poll(struct node *n)
 		store_iter_close(it);
 	}
 	/* Attempts no longer assigned here were fenced (or just finished). */
-	for (struct node_attempt *a = n->attempts, *next; a != NULL; a = next) {
+	for (struct node_attempt *a = w->attempts, *next; a != NULL; a = next) {
 		next = a->next;
 		if (!a->seen && !a->fenced && !a->finishing)
 			fence(a);
@@ -999,9 +981,17 @@ void node_worker_poll(struct node *n)
 	store_abort(t);
 }
 
-void node_worker_stop_all(struct node *n)
+void worker_flushed(struct worker *w)
 {
-	for (struct node_attempt *a = n->attempts, *next; a != NULL; a = next) {
+	if (!w->dirty)
+		return;
+	w->dirty = false;
+	poll_assignments(w);
+}
+
+void worker_stop_all(struct worker *w)
+{
+	for (struct node_attempt *a = w->attempts, *next; a != NULL; a = next) {
 		next = a->next;
 		a->fenced = true;
 		if (a->run != NULL) {
@@ -1058,13 +1048,13 @@ static void kill_leftovers(int pgid, const char *dir)
 	closedir(proc);
 }
 
-void node_worker_reap(struct node *n)
+void worker_reap(const char *data_dir)
 {
 	char work[600], path[900];
 	struct dirent *d;
 	DIR *dir;
 
-	snprintf(work, sizeof(work), "%s/work", n->cfg.data_dir);
+	snprintf(work, sizeof(work), "%s/work", data_dir);
 	dir = opendir(work);
 	if (dir == NULL)
 		return;

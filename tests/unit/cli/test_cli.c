@@ -676,6 +676,7 @@ static const char valid_yaml[] = "name: x86_64-cc\n"
                                  "description: x86-64 builds with the system cc\n"
                                  "capabilities: [cc]\n"
                                  "labels: {arch: x86_64}\n"
+                                 "gpus: 1\n"
                                  "stages:\n"
                                  "  - name: compile\n"
                                  "    argv: [cc, -O2, -c, \"{source}\", -o, kernel.o]\n"
@@ -686,6 +687,7 @@ static const char valid_yaml[] = "name: x86_64-cc\n"
                                  "    limits: {output: 64MiB, cpu: 1m, memory: 512MiB, "
                                  "open_files: 256}\n"
                                  "  - outputs: []\n"
+                                 "    gpus: 16\n"
                                  "    argv:\n"
                                  "      - sleep\n"
                                  "      - 10\n"
@@ -698,7 +700,7 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	mp_out_init(&want);
 	mp_out_init(&got);
 	msgpack_packer *pk = &want.pk;
-	msgpack_pack_map(pk, 5);
+	msgpack_pack_map(pk, 6);
 	mp_pack_cstr(pk, "name");
 	mp_pack_cstr(pk, "x86_64-cc");
 	mp_pack_cstr(pk, "description");
@@ -710,6 +712,8 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	msgpack_pack_map(pk, 1);
 	mp_pack_cstr(pk, "arch");
 	mp_pack_cstr(pk, "x86_64");
+	mp_pack_cstr(pk, "gpus");
+	msgpack_pack_uint64(pk, 1);
 	mp_pack_cstr(pk, "stages");
 	msgpack_pack_array(pk, 2);
 	msgpack_pack_map(pk, 7);
@@ -741,7 +745,7 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	msgpack_pack_uint64(pk, 64ull << 20);
 	mp_pack_cstr(pk, "stdout");
 	mp_pack_cstr(pk, "cc.txt");
-	msgpack_pack_map(pk, 3); /* fixed key order whatever the file's */
+	msgpack_pack_map(pk, 4); /* fixed key order whatever the file's */
 	mp_pack_cstr(pk, "name");
 	mp_pack_cstr(pk, "wait");
 	mp_pack_cstr(pk, "argv");
@@ -750,6 +754,8 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	mp_pack_cstr(pk, "10");
 	mp_pack_cstr(pk, "outputs");
 	msgpack_pack_array(pk, 0);
+	mp_pack_cstr(pk, "gpus");
+	msgpack_pack_uint64(pk, 16);
 
 	struct ing_error e;
 	ing_error_clear(&e);
@@ -831,6 +837,16 @@ static void test_yaml_errors(void **state)
 	     "t.yaml:5:13: key 'stages[0].stdout': expected a string, got a sequence"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    stdout: ''\n",
 	     "key 'stages[0].stdout': must not be empty"},
+	    {"name: a\ngpus: 17\nstages: [{name: s, argv: [x]}]\n",
+	     "t.yaml:2:7: key 'gpus': 17 GPUs exceeds 16"},
+	    {"name: a\ngpus: -1\nstages: [{name: s, argv: [x]}]\n",
+	     "key 'gpus': expected a number of GPUs (0 to 16), got '-1'"},
+	    {"name: a\ngpus: [1]\nstages: [{name: s, argv: [x]}]\n",
+	     "key 'gpus': expected a string, got a sequence"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    gpus: one\n",
+	     "t.yaml:5:11: key 'stages[0].gpus': expected a number of GPUs (0 to 16), got 'one'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    gpus: 99999999999999999999\n",
+	     "key 'stages[0].gpus': expected a number of GPUs (0 to 16)"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct mp_out o;
@@ -962,9 +978,17 @@ static void test_mp_to_json(void **state)
 
 static void pack_job(msgpack_packer *pk, uint64_t id, const char *state, bool full)
 {
-	msgpack_pack_map(pk, full ? 18 : 15);
+	msgpack_pack_map(pk, full ? 19 : 16);
 	mp_pack_cstr(pk, "id");
 	msgpack_pack_uint64(pk, id);
+	mp_pack_cstr(pk, "gpus");
+	if (strcmp(state, "queued") == 0) {
+		msgpack_pack_array(pk, 0);
+	} else {
+		msgpack_pack_array(pk, 2);
+		msgpack_pack_uint64(pk, 1);
+		msgpack_pack_uint64(pk, 3);
+	}
 	mp_pack_cstr(pk, "target");
 	mp_pack_cstr(pk, "x86_64-cc");
 	mp_pack_cstr(pk, "tenant");
@@ -1065,6 +1089,7 @@ static void test_table_job(void **state)
 	                       "state:     succeeded\n"
 	                       "attempt:   1/3\n"
 	                       "node:      2\n"
+	                       "gpus:      1,3\n"
 	                       "priority:  50\n"
 	                       "created:   2026-11-22 14:03:07\n"
 	                       "updated:   2026-11-22 14:03:08\n"
@@ -1103,10 +1128,22 @@ static void test_table_job(void **state)
 	                    "2026-11-22 14:03:07\n");
 	free(buf);
 
-	/* A failed job shows its error. */
+	/* A failed job shows its error; a queued one no GPUs; a running one
+	 * the GPUs it holds. */
 	s = print_to_string(cli_print_job, &j2);
 	assert_contains(s, "error:     stage compile exited 1\n");
 	free(s);
+	s = print_to_string(cli_print_job, &j1);
+	assert_null(strstr(s, "gpus:"));
+	free(s);
+	struct mp_out o3;
+	mp_out_init(&o3);
+	pack_job(&o3.pk, 8, "running", false);
+	msgpack_object j3 = unpack(&o3, &z);
+	s = print_to_string(cli_print_job, &j3);
+	assert_contains(s, "node:      2\ngpus:      1,3 (held)\n");
+	free(s);
+	mp_out_free(&o3);
 	msgpack_zone_destroy(&z);
 	mp_out_free(&o);
 	mp_out_free(&o1);
@@ -1255,9 +1292,41 @@ static void test_table_events(void **state)
 	mp_out_free(&o);
 }
 
+/* Node 1 offers GPUs 0 (held by job 7) and 1 (free), and still holds GPU 4
+ * it no longer offers (job 9); node 2 offers GPU 0, free; the others none. */
+static void pack_gpu(msgpack_packer *pk, uint64_t index, bool offered, uint64_t job)
+{
+	msgpack_pack_map(pk, 5);
+	mp_pack_cstr(pk, "index");
+	msgpack_pack_uint64(pk, index);
+	mp_pack_cstr(pk, "uuid");
+	msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "memory_bytes");
+	msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "offered");
+	if (offered)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	mp_pack_cstr(pk, "job");
+	if (job != 0)
+		msgpack_pack_uint64(pk, job);
+	else
+		msgpack_pack_nil(pk);
+}
+
 static void pack_node(msgpack_packer *pk, uint64_t id, bool draining, uint64_t deadline, bool down)
 {
-	msgpack_pack_map(pk, 10);
+	msgpack_pack_map(pk, 11);
+	mp_pack_cstr(pk, "gpus");
+	msgpack_pack_array(pk, id == 1 ? 3 : id == 2 ? 1 : 0);
+	if (id == 1) {
+		pack_gpu(pk, 0, true, 7);
+		pack_gpu(pk, 1, true, 0);
+		pack_gpu(pk, 4, false, 9);
+	} else if (id == 2) {
+		pack_gpu(pk, 0, true, 0);
+	}
 	mp_pack_cstr(pk, "id");
 	msgpack_pack_uint64(pk, id);
 	mp_pack_cstr(pk, "capabilities");
@@ -1320,19 +1389,25 @@ static void test_table_nodes(void **state)
 	pack_nodes(&o.pk);
 	msgpack_object nodes = unpack(&o, &z);
 	char *s = print_to_string(cli_print_node_list, &nodes);
-	assert_string_equal(s,
-	                    "ID  SLOTS  STATE                               CAPABILITIES  LABELS\n"
-	                    "1   3/4    up                                  cc,avx2       "
-	                    "arch=x86_64,rack=r?1\n"
-	                    "2   0/4    draining                            -             -\n"
-	                    "3   0/4    draining until 2026-11-22 14:08:07  -             -\n"
-	                    "4   0/4    down                                -             -\n"
-	                    "15  0/4    down,draining                       -             -\n");
+	assert_string_equal(
+	    s,
+	    "ID  SLOTS  GPUS                    STATE                               CAPABILITIES  "
+	    "LABELS\n"
+	    "1   3/4    2/2 (0:job 7, 4:job 9)  up                                  cc,avx2       "
+	    "arch=x86_64,rack=r?1\n"
+	    "2   0/4    0/1                     draining                            -             "
+	    "-\n"
+	    "3   0/4    -                       draining until 2026-11-22 14:08:07  -             "
+	    "-\n"
+	    "4   0/4    -                       down                                -             "
+	    "-\n"
+	    "15  0/4    -                       down,draining                       -             "
+	    "-\n");
 	free(s);
 	/* Not an array, or fields missing: a header and "-". */
 	msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
 	s = print_to_string(cli_print_node_list, &nil);
-	assert_string_equal(s, "ID  SLOTS  STATE  CAPABILITIES  LABELS\n");
+	assert_string_equal(s, "ID  SLOTS  GPUS  STATE  CAPABILITIES  LABELS\n");
 	free(s);
 	msgpack_zone_destroy(&z);
 	mp_out_free(&o);
@@ -2300,8 +2375,9 @@ static void test_fake_nodes(void **state)
 	struct run r = run_words("--endpoints", f->port, "node", "list", "--stale", NULL);
 	assert_int_equal(r.code, 0);
 	assert_string_equal(f->op, "node.list");
-	assert_contains(r.out, "ID  SLOTS  STATE");
-	assert_contains(r.out, "\n3   0/4    draining until 2026-11-22 14:08:07  ");
+	assert_contains(r.out, "ID  SLOTS  GPUS                    STATE");
+	assert_contains(r.out, "\n3   0/4    -                       draining until 2026-11-22 "
+	                       "14:08:07  ");
 	msgpack_object a = fake_args(f, &z);
 	assert_non_null(cli_mp_get(&a, "stale"));
 	run_free(&r);
