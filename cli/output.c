@@ -22,31 +22,22 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/encode.h"
 
 /* ---- JSON -------------------------------------------------------------- */
 
-static char *base64(const char *p, size_t n)
+/* base64 of p[0..n) (common/encode.h) as a JSON string; NULL when out of
+ * memory. */
+static json_t *json_base64(const char *p, size_t n)
 {
-	static const char tbl[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc((n + 2) / 3 * 4 + 1);
-	if (out == NULL)
+	char *b64 = malloc(ing_base64_len(n, false) + 1);
+	json_t *j;
+	if (b64 == NULL)
 		return NULL;
-	const unsigned char *u = (const unsigned char *)p;
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)u[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)u[i + 1] << 8;
-		if (i + 2 < n)
-			v |= u[i + 2];
-		out[o++] = tbl[(v >> 18) & 63];
-		out[o++] = tbl[(v >> 12) & 63];
-		out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < n ? tbl[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return out;
+	ing_base64_encode(p, n, false, b64);
+	j = json_string(b64);
+	free(b64);
+	return j;
 }
 
 /* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
@@ -132,7 +123,6 @@ static void key_text(const msgpack_object *k, char *buf, size_t cap)
 json_t *cli_mp_to_json(const msgpack_object *o)
 {
 	json_t *j = NULL;
-	char *b64;
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL: return json_null();
 	case MSGPACK_OBJECT_BOOLEAN: return json_boolean(o->via.boolean);
@@ -144,16 +134,8 @@ json_t *cli_mp_to_json(const msgpack_object *o)
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64: return json_real(o->via.f64);
 	case MSGPACK_OBJECT_STR: return json_bytes(o->via.str.ptr, o->via.str.size);
-	case MSGPACK_OBJECT_BIN:
-		b64 = base64(o->via.bin.ptr, o->via.bin.size);
-		j = b64 != NULL ? json_string(b64) : NULL;
-		free(b64);
-		return j;
-	case MSGPACK_OBJECT_EXT:
-		b64 = base64(o->via.ext.ptr, o->via.ext.size);
-		j = b64 != NULL ? json_string(b64) : NULL;
-		free(b64);
-		return j;
+	case MSGPACK_OBJECT_BIN: return json_base64(o->via.bin.ptr, o->via.bin.size);
+	case MSGPACK_OBJECT_EXT: return json_base64(o->via.ext.ptr, o->via.ext.size);
 	case MSGPACK_OBJECT_ARRAY:
 		j = json_array();
 		for (uint32_t i = 0; j != NULL && i < o->via.array.size; i++) {

@@ -14,18 +14,24 @@
  * directory whose node was removed.
  */
 #include <getopt.h>
+#include <msgpack.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include <yaml.h>
 
+#include "common/build_info.h"
 #include "common/log.h"
-#include "node/sm/cmd.h"
+#include "common/version.h"
 #include "node/config.h"
-#include "node/node.h"
 #include "node/member/recover.h"
+#include "node/node.h"
+#include "node/sm/cmd.h"
 #include "node/worker/gpu.h"
+#include "storage/store.h"
 
 struct daemon {
 	uv_loop_t loop;
@@ -51,6 +57,7 @@ static void usage(FILE *f)
 	        "  --join A:P[,A:P...]  join the cluster of these members' API addresses\n"
 	        "                       (empty data directory only; see docs/operations.md)\n"
 	        "  --log-level LEVEL    debug, info, warn, error\n"
+	        "  --version            version, commit and the libraries' versions\n"
 	        "  -h, --help           this text\n");
 }
 
@@ -82,6 +89,26 @@ static int gpus_main(int argc, char **argv)
 	if (inv.note[0] != '\0')
 		fprintf(stderr, "ingotd: note: %s\n", inv.note);
 	return 0;
+}
+
+/* `ingotd --version`: every library ingotd links, at run time where the
+ * library says (common/version.h). */
+static void print_version(FILE *f)
+{
+	char lmdb_running[ING_VERSION_MAX], lmdb_built[ING_VERSION_MAX];
+	char uv_built[ING_VERSION_MAX];
+	store_lmdb_version(lmdb_running, lmdb_built, ING_VERSION_MAX);
+	snprintf(uv_built, sizeof(uv_built), "%d.%d.%d", UV_VERSION_MAJOR, UV_VERSION_MINOR,
+	         UV_VERSION_PATCH);
+	const struct ing_lib_version libs[] = {
+	    {"libraft", NULL, INGOT_BUILT_RAFT},
+	    {"LMDB", lmdb_running, lmdb_built},
+	    {"libuv", uv_version_string(), uv_built},
+	    {"OpenSSL", OpenSSL_version(OPENSSL_VERSION_STRING), OPENSSL_VERSION_STR},
+	    {"msgpack-c", msgpack_version(), MSGPACK_VERSION},
+	    {"libyaml", yaml_get_version_string(), INGOT_BUILT_YAML},
+	};
+	ing_version_print(f, "ingotd", libs, sizeof(libs) / sizeof(libs[0]));
 }
 
 static void on_stopped(void *data, int status)
@@ -144,6 +171,7 @@ int main(int argc, char **argv)
 	    {"join", required_argument, NULL, 'j'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *data_dir = NULL, *api = NULL, *raft = NULL, *level = NULL,
@@ -168,6 +196,7 @@ int main(int argc, char **argv)
 		case 'j': join = optarg; break;
 		case 'l': level = optarg; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': print_version(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

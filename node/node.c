@@ -325,26 +325,16 @@ static void on_member_tick(uv_timer_t *h)
 		bus_member_tick(n);
 }
 
-static const char *role_name(enum cons_role r)
-{
-	switch (r) {
-	case CONS_FOLLOWER: return "follower";
-	case CONS_CANDIDATE: return "candidate";
-	case CONS_LEADER: return "leader-pending";
-	case CONS_LEADER_READY: return "leader";
-	case CONS_UNAVAILABLE: return "unavailable";
-	}
-	return "?";
-}
-
 static void node_role_changed(void *data, enum cons_role role, uint64_t leader_id, uint64_t term)
 {
 	struct node *n = data;
 	bool was_ready = n->role == CONS_LEADER_READY;
 	uint64_t previous = n->leader_id;
 
-	ING_LOG_INFO("role changed role=%s leader=%" PRIu64 " term=%" PRIu64, role_name(role),
-	             leader_id, term);
+	const char *ready = cons_role_ready(role);
+	ING_LOG_INFO("role changed role=%s%s%s leader=%" PRIu64 " term=%" PRIu64,
+	             cons_role_name(role), ready != NULL ? " ready=" : "",
+	             ready != NULL ? ready : "", leader_id, term);
 	n->role = role;
 	n->leader_id = leader_id;
 	n->term = term;

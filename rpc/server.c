@@ -243,7 +243,7 @@ static int conn_send(struct conn *conn, struct mp_out *o)
 		free(w->data);
 		free(w);
 		conn_close(conn);
-		return rpc_err_from_uv(rv);
+		return ing_err_from_uv(rv);
 	}
 	conn->out_bytes += w->len;
 	return 0;
@@ -534,7 +534,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 	rv = uv_tcp_init(loop, &s->listener);
 	if (rv != 0) {
 		free(s);
-		return ing_error_set(e, rpc_err_from_uv(rv), "cannot listen on %s: %s", o->address,
+		return ing_error_set(e, ing_err_from_uv(rv), "cannot listen on %s: %s", o->address,
 		                     uv_strerror(rv));
 	}
 	s->listener.data = s;
@@ -549,7 +549,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 		/* The handle is released on the loop's next run. */
 		s->closing = true;
 		uv_close((uv_handle_t *)&s->listener, on_listener_close);
-		return ing_error_set(e, rpc_err_from_uv(rv), "cannot listen on %s: %s", o->address,
+		return ing_error_set(e, ing_err_from_uv(rv), "cannot listen on %s: %s", o->address,
 		                     uv_strerror(rv));
 	}
 	s->port = ntohs(((const struct sockaddr_in *)&bound)->sin_port);

@@ -83,6 +83,11 @@ const char *store_path(const struct store *s);
 /* The sticky failure, 0 when healthy. */
 int store_failed(const struct store *s);
 
+/* LMDB's version, "0.9.24": as the library reports it at run time
+ * (mdb_version) and as the header this build was compiled against says.
+ * Each buffer holds at least `cap` bytes. */
+void store_lmdb_version(char *running, char *built, size_t cap);
+
 /* ---- transactions ----------------------------------------------------- */
 
 /* A read-only snapshot view.  Release with store_abort. */

@@ -4,18 +4,11 @@
  */
 #include <stdlib.h>
 
+#include "common/encode.h"
+#include "common/mp.h"
 #include "node/api/api_internal.h"
 #include "rpc/args.h"
 #include "storage/artifact.h"
-
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 void api_op_artifact_get(struct node *n, struct rpc_call *call)
 {
@@ -34,15 +27,10 @@ void api_op_artifact_get(struct node *n, struct rpc_call *call)
 		api_reply_err(call, &e);
 		return;
 	}
-	for (uint32_t i = 0; i < 32; i++) {
-		int hi = hex.len == 64 ? hex_digit(hex.ptr[2 * i]) : -1;
-		int lo = hex.len == 64 ? hex_digit(hex.ptr[2 * i + 1]) : -1;
-		if (hi < 0 || lo < 0) {
-			rpc_reply_error(call, ING_EINVAL,
-			                "argument 'sha256': expected 64 lowercase hex digits");
-			return;
-		}
-		sha[i] = (uint8_t)(hi << 4 | lo);
+	if (ing_hex_decode(hex.ptr, hex.len, sha, sizeof(sha)) != 0) {
+		rpc_reply_error(call, ING_EINVAL,
+		                "argument 'sha256': expected 64 lowercase hex digits");
+		return;
 	}
 	if (api_read_begin(n, call, &t) != 0)
 		return;

@@ -11,7 +11,8 @@
  * level, or the leader answers unavailable/not_leader, the request is
  * parked: it waits for the next role change (or the park timer, every
  * 50 ms) and is dispatched again, until request_timeout_ms after it first
- * waited, when it fails with `unavailable`.
+ * waited, when it fails with `unavailable`.  One request failing leaves the
+ * connection to the leader open for the others in flight on it.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -110,8 +111,9 @@ static void relay(struct forward *f, int status, const struct ing_error *err,
 		ING_LOG_DEBUG("forward failed op=%s error=%s msg=\"%s\"", f->op,
 		              ing_err_name(status), err != NULL ? err->msg : "");
 		if (status != ING_ETIMEOUT && !node_stopping(a->n)) {
-			if (f->leader == node_leader_id(a->n))
-				node_request_forget(node_requests(a->n), f->leader);
+			/* The connection stays: other requests in flight on it
+			 * (a leadership transfer's reply, say) still arrive; a
+			 * broken one is made again by the next call. */
 			a->unpark_deadline_ms = f->deadline_ms;
 			api_park(a, f->call);
 			a->unpark_deadline_ms = 0;

@@ -16,6 +16,7 @@
 
 #include "common/mp.h"
 #include "node/api/api_internal.h"
+#include "node/member/change.h"
 #include "node/member/member.h"
 #include "node/request.h"
 #include "rpc/args.h"
@@ -37,16 +38,6 @@ struct status_req {
 	unsigned pending;
 	struct probe probes[];
 };
-
-static const char *role_name(enum cons_member_role r)
-{
-	switch (r) {
-	case CONS_VOTER: return "voter";
-	case CONS_STANDBY: return "standby";
-	case CONS_SPARE: return "spare";
-	}
-	return "unknown";
-}
 
 static void finish(struct status_req *sr)
 {
@@ -83,7 +74,7 @@ static void finish(struct status_req *sr)
 		view_key(&o.pk, "id");
 		msgpack_pack_uint64(&o.pk, m->id);
 		view_key(&o.pk, "role");
-		mp_pack_cstr(&o.pk, role_name(m->role));
+		mp_pack_cstr(&o.pk, mc_role_name(m->role));
 		view_key(&o.pk, "raft_address");
 		mp_pack_cstr(&o.pk, m->address);
 		view_key(&o.pk, "api_address");
@@ -179,18 +170,6 @@ void api_status_start(struct node *n, struct rpc_call *call)
 		finish(sr);
 }
 
-static const char *info_role(enum cons_role r)
-{
-	switch (r) {
-	case CONS_LEADER_READY:
-	case CONS_LEADER: return "leader";
-	case CONS_CANDIDATE: return "candidate";
-	case CONS_FOLLOWER: return "follower";
-	case CONS_UNAVAILABLE: return "unavailable";
-	}
-	return "unknown";
-}
-
 void api_op_node_info(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {NULL};
@@ -212,7 +191,7 @@ void api_op_node_info(struct node *n, struct rpc_call *call)
 	else
 		mp_pack_cstr(&o.pk, cluster);
 	view_key(&o.pk, "role");
-	mp_pack_cstr(&o.pk, info_role(st.role));
+	mp_pack_cstr(&o.pk, cons_role_name(st.role));
 	view_key(&o.pk, "leader");
 	if (st.leader_id == 0)
 		msgpack_pack_nil(&o.pk);

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 
+#include "common/encode.h"
 #include "common/mp.h"
 
 void view_key(msgpack_packer *pk, const char *key)
@@ -24,12 +25,8 @@ static void pack_opt_u64(msgpack_packer *pk, uint64_t v)
 
 static void pack_hex(msgpack_packer *pk, const uint8_t sha[32])
 {
-	static const char digits[] = "0123456789abcdef";
-	char hex[64];
-	for (int i = 0; i < 32; i++) {
-		hex[2 * i] = digits[sha[i] >> 4];
-		hex[2 * i + 1] = digits[sha[i] & 15];
-	}
+	char hex[65];
+	ing_hex_encode(sha, 32, hex);
 	msgpack_pack_str(pk, 64);
 	msgpack_pack_str_body(pk, hex, 64);
 }

@@ -44,6 +44,12 @@
 
 #define MC_STEP_TEXT 200
 
+/* Raft's member roles and the members table's are one list (rec_role_name
+ * names both). */
+_Static_assert(CONS_VOTER == (int)REC_ROLE_VOTER && CONS_STANDBY == (int)REC_ROLE_STANDBY &&
+                   CONS_SPARE == (int)REC_ROLE_SPARE,
+               "raft roles and record roles agree");
+
 /* ---- plans ------------------------------------------------------------------ */
 
 void mc_plan_step(struct mc_plan *p, enum mc_step_kind kind, uint64_t id,

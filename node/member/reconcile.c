@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/encode.h"
 #include "common/log.h"
 #include "node/member/member_internal.h"
 #include "node/propose.h"
@@ -161,8 +162,7 @@ static void maybe_name_cluster(struct node *n)
 		ING_LOG_WARN("cannot name the cluster: getrandom failed: %s", strerror(errno));
 		return;
 	}
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(id + 2 * i, 3, "%02x", raw[i]);
+	ing_hex_encode(raw, sizeof(raw), id);
 	memset(&c, 0, sizeof(c));
 	c.type = CMD_CLUSTER_INIT;
 	c.request_id = ing_str_c("");

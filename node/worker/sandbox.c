@@ -80,7 +80,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "node/worker/sandbox_internal.h"
-#include "rpc/frame.h" /* rpc_err_from_uv: the one libuv translation */
+#include "common/uverr.h"
 
 #define GATE_SCRIPT        "read -r go <&5; exec 5<&-; [ \"$go\" = go ] || exit 125; exec \"$@\""
 #define CHAIN_ENV_PATH     "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
@@ -159,26 +159,6 @@ struct sandbox {
 static struct sandbox_host *all_hosts;
 
 /* ---- small helpers (shared through sandbox_internal.h) ----------------- */
-
-int sbx_write_file(const char *path, const char *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	size_t off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, data + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int err = n < 0 ? errno : EIO;
-			close(fd);
-			return -err;
-		}
-		off += (size_t)n;
-	}
-	return close(fd) == 0 ? 0 : -errno;
-}
 
 long sbx_read_small(const char *path, char *buf, size_t cap)
 {
@@ -668,16 +648,15 @@ static uint64_t start_time(int pid)
 
 static void write_record(const struct sandbox *sb)
 {
-	char text[4 * SBX_PATH_MAX], tmp[sizeof(sb->record) + 8];
+	char text[4 * SBX_PATH_MAX];
 	int k = snprintf(text, sizeof(text),
 	                 "name=%s\ntenant=%s\nuid=%" PRIu32 "\nwork_dir=%s\nimage=%s\npid=%d\n"
 	                 "start=%" PRIu64 "\n",
 	                 sb->name, sb->tenant, sb->uid, sb->work_dir, sb->image, sb->pid,
 	                 sb->pid > 0 ? start_time(sb->pid) : 0);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", sb->record);
-	if (sbx_write_file(tmp, text, (size_t)k) != 0 || rename(tmp, sb->record) != 0)
-		ING_LOG_WARN("sandbox record not written name=%s path=%s err=\"%s\"", sb->name,
-		             sb->record, strerror(errno));
+	struct ing_error e;
+	if (ing_write_file(sb->record, text, (size_t)k, 0600, ING_WRITE_ATOMIC, &e) != 0)
+		ING_LOG_WARN("sandbox record not written name=%s err=\"%s\"", sb->name, e.msg);
 }
 
 /* ---- open -------------------------------------------------------------- */
@@ -888,7 +867,7 @@ int sandbox_open(struct sandbox_host *h, const struct sandbox_request *req, sand
 	if (rv != 0) {
 		unlink(sb->record);
 		sandbox_free(sb);
-		return ing_error_set(e, rpc_err_from_uv(rv), "sandbox: cannot queue work: %s",
+		return ing_error_set(e, ing_err_from_uv(rv), "sandbox: cannot queue work: %s",
 		                     uv_strerror(rv));
 	}
 	h->slot_used[slot] = 1;
@@ -1202,7 +1181,7 @@ int sandbox_spawn(struct sandbox *sb, uv_process_t *proc, struct sandbox_command
 			close(gatefd);
 		/* As with uv_spawn itself, the handle is initialised: the
 		 * caller closes it. */
-		return ing_error_set(e, rpc_err_from_uv(rv), "sandbox %s: cannot start: %s",
+		return ing_error_set(e, ing_err_from_uv(rv), "sandbox %s: cannot start: %s",
 		                     sb->name, uv_strerror(rv));
 	}
 	sb->proc = proc;

@@ -76,8 +76,6 @@ bool sbx_is_mount_point(const char *dir);
 
 /* ---- files ------------------------------------------------------------- */
 
-/* Writes `len` bytes to `path` (created 0600 or truncated).  0 or -errno. */
-int sbx_write_file(const char *path, const char *data, size_t len);
 /* Reads at most cap-1 bytes of `path` into buf, NUL-terminated; returns
  * the length or -errno. */
 long sbx_read_small(const char *path, char *buf, size_t cap);

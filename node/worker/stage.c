@@ -68,8 +68,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/uverr.h"
 #include "node/worker/sandbox.h"
-#include "rpc/frame.h" /* rpc_err_from_uv: the one libuv translation */
 
 #define SCRATCH_BYTES     (64u * 1024u)
 #define LOG_INITIAL_BYTES 4096u
@@ -578,7 +578,7 @@ static int start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb d
 	rv = uv_pipe(fds, UV_NONBLOCK_PIPE, 0);
 	if (rv != 0) {
 		run_free(r);
-		return ing_error_set(e, rpc_err_from_uv(rv), "stage: cannot create a pipe: %s",
+		return ing_error_set(e, ing_err_from_uv(rv), "stage: cannot create a pipe: %s",
 		                     uv_strerror(rv));
 	}
 	uv_timer_init(loop, &r->timer);
@@ -593,7 +593,7 @@ static int start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb d
 		close(fds[1]);
 		r->finished = true; /* no callback: freed by the last close */
 		close_all(r);
-		return ing_error_set(e, rpc_err_from_uv(rv), "stage: cannot open a pipe: %s",
+		return ing_error_set(e, ing_err_from_uv(rv), "stage: cannot open a pipe: %s",
 		                     uv_strerror(rv));
 	}
 

@@ -112,6 +112,7 @@ struct node_attempt {
 	char why[ING_MESSAGE_MAX]; /* why it failed, for the finish report */
 	bool cancel;               /* cancel requested */
 	bool fenced;               /* the job moved on: stop, report nothing */
+	bool pgid_unrecorded;      /* the pgid file could not be written: stopped */
 	bool seen;                 /* still assigned (poll bookkeeping) */
 	/* The sandbox (w->sandbox set): opened before the sources are written,
 	 * closed before the directory is removed. */
@@ -137,50 +138,33 @@ static void rm_rf(const char *path)
 	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Creates the directories above the file `path`. */
-static int mkdir_parent(const char *path)
+/* Writes a file of the attempt (its sources, its pgid), creating the
+ * directories above it.  0, or ING_EIO / ING_EINVAL (logged, naming the
+ * file and the cause). */
+static int write_attempt_file(const char *path, const void *data, size_t len)
 {
-	char dir[1024];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash == NULL)
-		return 0;
-	*slash = '\0';
-	return ing_mkdirs(dir, 0700, NULL);
+	struct ing_error e;
+	int rv = ing_mkdirs_parent(path, 0700, &e);
+	if (rv == 0)
+		rv = ing_write_file(path, data, len, 0600, 0, &e);
+	if (rv != 0)
+		ING_LOG_ERROR("worker cannot write a file error=%s msg=\"%s\"", ing_err_name(rv),
+		              e.msg);
+	return rv;
 }
 
-static int write_file(const char *path, const void *data, size_t len)
-{
-	if (mkdir_parent(path) != 0)
-		return -1;
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	const char *p = data;
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			close(fd);
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return close(fd);
-}
-
-/* Reads a declared output; 0, or -1 (missing), or ING_ETOOBIG. */
+/* Reads a declared output into z.  0; ING_ENOTFOUND (missing, or not a
+ * regular file), ING_ETOOBIG (over ING_SOURCE_MAX_BYTES), ING_ENOMEM,
+ * ING_EIO (a read failed or came short). */
 static int read_output(const char *path, msgpack_zone *z, struct ing_str *out)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -1;
+		return errno == ENOENT || errno == ENOTDIR ? ING_ENOTFOUND : ING_EIO;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return -1;
+		return ING_ENOTFOUND;
 	}
 	if ((uint64_t)st.st_size > ING_SOURCE_MAX_BYTES) {
 		close(fd);
@@ -197,8 +181,10 @@ static int read_output(const char *path, msgpack_zone *z, struct ing_str *out)
 		got += (size_t)r;
 	}
 	close(fd);
-	if (buf == NULL || got != (size_t)st.st_size)
-		return -1;
+	if (buf == NULL)
+		return ING_ENOMEM;
+	if (got != (size_t)st.st_size)
+		return ING_EIO;
 	*out = (struct ing_str){buf, (uint32_t)got};
 	return 0;
 }
@@ -223,6 +209,18 @@ static int read_sandboxed_output(struct node_attempt *a, const char *path, struc
 		return ing_error_set(oe, ING_ENOMEM, "out of memory reading an output");
 	*out = (struct ing_str){copy, (uint32_t)len};
 	return 0;
+}
+
+/* Why output `name` is not reported: the end of "stage 's': declared output
+ * 'x' ...". */
+static const char *output_problem(int rv)
+{
+	switch (rv) {
+	case ING_ENOTFOUND: return "was not produced";
+	case ING_ETOOBIG: return "is larger than 4 MiB";
+	case ING_ENOMEM: return "could not be read: out of memory on the worker";
+	default: return "could not be read: input/output error on the worker";
+	}
 }
 
 static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, size_t cap)
@@ -421,6 +419,10 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	             " duration_ms=%" PRIu64 "%s",
 	             a->job, a->attempt, a->stage, res->exit_code, res->duration_ms,
 	             res->timed_out ? " timed_out=yes" : "");
+	if (res->cancelled && a->pgid_unrecorded) {
+		report_finish(a, "failed", a->why);
+		return;
+	}
 	if (res->cancelled) {
 		report_finish(a, "cancelled", "cancelled while running");
 		return;
@@ -448,9 +450,7 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 				snprintf(why, sizeof(why), "stage '%.*s': %s '%.*s' %s",
 				         ING_STR_FMT(def->name),
 				         i < def->noutputs ? "declared output" : "stdout file",
-				         ING_STR_FMT(name),
-				         rv == ING_ETOOBIG ? "is larger than 4 MiB"
-				                           : "was not produced");
+				         ING_STR_FMT(name), output_problem(rv));
 				break;
 			}
 			names[nouts++] = name;
@@ -625,7 +625,7 @@ static void run_stage(struct node_attempt *a)
 	} else if (def->stdout_path.len > 0) {
 		snprintf(stdout_path, sizeof(stdout_path), "%s/%.*s", out_dir,
 		         ING_STR_FMT(def->stdout_path));
-		if (mkdir_parent(stdout_path) != 0) {
+		if (ing_mkdirs_parent(stdout_path, 0700, NULL) != 0) {
 			a->failed = true;
 			report_finish(a, "failed", "cannot create the stage's stdout directory");
 			return;
@@ -649,7 +649,17 @@ static void run_stage(struct node_attempt *a)
 	char pgid_path[600], pgid[24];
 	int k = snprintf(pgid, sizeof(pgid), "%d\n", stage_pid(a->run));
 	snprintf(pgid_path, sizeof(pgid_path), "%s/pgid", a->dir);
-	write_file(pgid_path, pgid, (size_t)k);
+	if (write_attempt_file(pgid_path, pgid, (size_t)k) != 0) {
+		/* Without it a crash of this daemon would leave the stage
+		 * running unseen: stop it now and fail the attempt. */
+		a->failed = true;
+		a->pgid_unrecorded = true;
+		snprintf(a->why, sizeof(a->why),
+		         "stage '%.*s': the worker cannot record the stage's process group "
+		         "(%s/pgid); it was stopped",
+		         ING_STR_FMT(def->name), a->dir);
+		stage_cancel(a->run);
+	}
 }
 
 /* After a successful report: the next thing to do. */
@@ -698,7 +708,7 @@ static void attempt_begin(struct node_attempt *a)
 	for (uint32_t i = 0; i < a->nsources; i++) {
 		snprintf(path, sizeof(path), "%s/src/%.*s", a->dir,
 		         ING_STR_FMT(a->sources[i].path));
-		if (write_file(path, a->src_data[i].ptr, a->src_data[i].len) != 0) {
+		if (write_attempt_file(path, a->src_data[i].ptr, a->src_data[i].len) != 0) {
 			a->failed = true;
 			report_finish(a, "failed", "cannot write the job's sources on the worker");
 			return;
@@ -852,10 +862,20 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 	a->nsources = j->nsources;
 	a->sources = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->sources));
 	a->src_data = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->src_data));
-	for (uint32_t i = 0; a->sources != NULL && a->src_data != NULL && i < j->nsources; i++) {
+	if (a->sources == NULL || a->src_data == NULL) {
+		a->failed = true;
+		report_finish(a, "failed", "out of memory on the worker");
+		return;
+	}
+	for (uint32_t i = 0; i < j->nsources; i++) {
 		void *data;
 		size_t len;
-		char *p = msgpack_zone_malloc(a->zone, j->sources[i].path.len);
+		char *p = msgpack_zone_malloc(a->zone, j->sources[i].path.len + 1);
+		if (p == NULL) {
+			a->failed = true;
+			report_finish(a, "failed", "out of memory on the worker");
+			return;
+		}
 		memcpy(p, j->sources[i].path.ptr, j->sources[i].path.len);
 		a->sources[i] = j->sources[i];
 		a->sources[i].path = (struct ing_str){p, j->sources[i].path.len};

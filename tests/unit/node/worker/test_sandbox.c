@@ -43,6 +43,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/fs.h"
 #include "node/worker/sandbox.h"
 #include "node/worker/sandbox_internal.h"
 #include "tests/lib/testutil.h"
@@ -436,7 +437,7 @@ static void open_refusals(void **state)
 	mkdir(full, 0700);
 	char junk[600];
 	snprintf(junk, sizeof(junk), "%s/junk", full);
-	sbx_write_file(junk, "x", 1);
+	ing_write_file(junk, "x", 1, 0600, 0, NULL);
 	req.work_dir = full;
 	assert_int_equal(sandbox_open(f->h, &req, on_open, &o, &e), 0);
 	spin(f, &o.done);
@@ -496,7 +497,7 @@ static void identity_is_own_and_files_stay_readable(void **state)
 	snprintf(path, sizeof(path), "%s/src", sandbox_work_dir(b));
 	mkdir(path, 0700);
 	snprintf(path, sizeof(path), "%s/src/main.c", sandbox_work_dir(b));
-	sbx_write_file(path, "int main(void){return 0;}\n", 26);
+	ing_write_file(path, "int main(void){return 0;}\n", 26, 0600, 0, NULL);
 	snprintf(path, sizeof(path), "%s/src", sandbox_work_dir(b));
 	assert_int_equal(sandbox_hand_over(b, path, &e), 0);
 	assert_int_equal(sandbox_hand_over(b, "/etc", &e), ING_EINVAL);
@@ -522,7 +523,7 @@ static void compiles_and_runs_real_c(void **state)
 	snprintf(path, sizeof(path), "%s/hello.c", sandbox_work_dir(sb));
 	const char *src = "#include <stdio.h>\nint main(void){puts(\"hello from the box\");"
 	                  "return 0;}\n";
-	sbx_write_file(path, src, strlen(src));
+	ing_write_file(path, src, strlen(src), 0600, 0, NULL);
 	assert_int_equal(sandbox_hand_over(sb, path, NULL), 0);
 	sh_in(f, sb, "cc -O2 -o hello hello.c && ./hello", NULL, &r);
 	if (r.status != 0)
@@ -554,10 +555,10 @@ static void cannot_see_the_node_store_or_its_files(void **state)
 	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	snprintf(path, sizeof(path), "%s/config.yaml", node);
-	sbx_write_file(path, "token: CONFIG-SECRET\n", 21);
+	ing_write_file(path, "token: CONFIG-SECRET\n", 21, 0600, 0, NULL);
 	chmod(path, 0644); /* even world-readable */
 	snprintf(path, sizeof(path), "%s/admin.token", node);
-	sbx_write_file(path, "TOKEN-SECRET\n", 13);
+	ing_write_file(path, "TOKEN-SECRET\n", 13, 0600, 0, NULL);
 	chmod(path, 0644);
 
 	struct sandbox *sb = open_named(f, "job-5-a1", 0, false);
