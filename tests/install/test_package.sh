@@ -9,6 +9,7 @@
 # a node run as the unit runs it, reinstall, remove, purge).  Skipped (77)
 # where debhelper or dpkg-dev is missing.
 set -euo pipefail
+build=$1
 version=$2
 src=${INGOT_SOURCE_DIR:?INGOT_SOURCE_DIR not set}
 for tool in dpkg-buildpackage dh dpkg-deb; do
@@ -95,8 +96,11 @@ command -v lintian >/dev/null || echo "lintian not found: the package was not ch
 # Installed for real in a throwaway overlay of this machine (root, and a
 # kernel that lets it make namespaces and overlays; skipped otherwise).
 if [ "$(id -u)" = 0 ] && unshare -m -n -p -f --mount-proc true 2>/dev/null; then
-	unshare -m -n -p -f --mount-proc bash "$src/tests/install/overlay_install.sh" "$tmp" "$deb" ||
+	# Under the build directory: a disk, not the tmpfs /tmp may be.
+	ovl=$(mktemp -d -p "$build" overlay.XXXXXX)
+	unshare -m -n -p -f --mount-proc bash "$src/tests/install/overlay_install.sh" "$ovl" "$deb" ||
 		fail "installing the package (overlay_install.sh, above)"
+	rm -rf "$ovl"
 else
 	echo "not root or no namespaces here: the package was not installed and run"
 fi
