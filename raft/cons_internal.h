@@ -110,6 +110,12 @@ struct cons {
 	unsigned snapref_copies;
 	void (*close_cb)(void *data);
 	void *close_data;
+
+	/* The close gate (consensus.c): the transport's own close, and
+	 * libraft's callback, held back until close_gate has run. */
+	void (*transport_close)(struct raft_uv_transport *t, raft_uv_transport_close_cb cb);
+	raft_uv_transport_close_cb transport_closed_cb;
+	uv_idle_t close_gate;
 };
 
 /* propose.c */

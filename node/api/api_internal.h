@@ -94,7 +94,7 @@ void api_list_table(struct node *n, struct rpc_call *call, enum store_table tbl,
 void api_list_table_paged(struct node *n, struct rpc_call *call, enum store_table tbl,
                           api_view_record_fn view, const char *what);
 
-/* ---- writes (propose.c) ------------------------------------------------- */
+/* ---- writes (write.c) ---------------------------------------------------- */
 
 /* Shapes of write results (docs/api.md). */
 enum api_shape { SHAPE_NONE, SHAPE_ID, SHAPE_TARGET, SHAPE_JOB_STATE };
