@@ -675,8 +675,12 @@ static int start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb d
 	}
 	r->pid = r->proc.pid;
 	uv_read_start((uv_stream_t *)&r->out, on_alloc, on_read);
-	if (r->timeout_ms != 0)
+	if (r->timeout_ms != 0) {
+		/* From now, not from the loop's cached time (older than
+		 * start_ns): the stage gets its whole timeout. */
+		uv_update_time(loop);
 		arm_timer(r, TIMER_TIMEOUT, r->timeout_ms);
+	}
 	ING_LOG_DEBUG("stage started pid=%d program=%s cwd=%s", r->pid, spec->argv[0], r->cwd);
 
 started:
