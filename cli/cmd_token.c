@@ -22,6 +22,7 @@
 
 #include "cli/cli.h"
 #include "rpc/client.h"
+#include "rpc/json.h"
 
 static uint64_t now_ms(void)
 {
@@ -181,7 +182,7 @@ int cli_cmd_audit(struct cli_ctx *ctx)
 		json_t *doc = json_object(), *arr = json_array();
 		int bad = doc == NULL || arr == NULL;
 		for (size_t i = 0; !bad && i < nevs; i++)
-			bad = json_array_append_new(arr, cli_mp_to_json(evs[i])) != 0;
+			bad = json_array_append_new(arr, rpc_mp_to_json(evs[i])) != 0;
 		if (!bad)
 			bad = json_object_set(doc, "events", arr) != 0 ||
 			      json_object_set_new(doc, "next", json_null()) != 0;

@@ -208,6 +208,13 @@ const struct cli_command cli_commands[] = {
            NULL},
           {CLI_OPT_PRINCIPAL, 0, "only what this principal did", NULL},
           {CLI_OPT_LIMIT, 0, "at most this many events (default: all)", NULL})},
+    {"snapshot", "save", CLI_SNAPSHOT_SAVE, "FILE", 0,
+     "save a consistent copy of the cluster's state to FILE",
+     "Asks the leader for a copy of the replicated state holding every write acknowledged "
+     "before it, downloads it in pieces (progress on stderr when it is large), checks its "
+     "SHA-256 and renames it into place as FILE. `ingotd restore --from FILE` seeds a new "
+     "cluster with it (docs/operations.md, \"Backups and disaster recovery\").",
+     NO_OPTS},
     {"help", NULL, CLI_HELP, "[COMMAND]", CLI_CMD_LOCAL,
      "this text, or the usage of COMMAND (\"job submit\", \"member\")", NULL, NO_OPTS},
     {"completion", "bash", CLI_COMPLETION, NULL, CLI_CMD_LOCAL,

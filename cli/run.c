@@ -191,6 +191,7 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_TOKEN_LIST:
 	case CLI_TOKEN_REVOKE: code = cli_cmd_token(&ctx); break;
 	case CLI_AUDIT: code = cli_cmd_audit(&ctx); break;
+	case CLI_SNAPSHOT_SAVE: code = cli_cmd_snapshot(&ctx); break;
 	case CLI_JOB_LOGS: code = cli_cmd_job_logs(&ctx); break;
 	case CLI_JOB_FETCH: code = cli_cmd_job_fetch(&ctx); break;
 	default: code = cli_cmd_job(&ctx); break;

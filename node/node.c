@@ -7,9 +7,10 @@
  * Apply path: libraft calls node_apply for each committed entry, in order;
  * it runs sm_apply inside the store's open batch transaction and hands the
  * result to the local proposer, if any.  A uv_prepare handle commits the
- * batch once per loop iteration (before the loop blocks), so many applies
- * share one LMDB transaction and fsync.  Reads flush first, so they always
- * see every applied entry.  An entry is acknowledged to its client as soon
+ * batch when it is due (batch_due: store_commit_interval_ms old, or every
+ * loop iteration with 0), so many applies share one LMDB transaction and
+ * its fsyncs.  Reads see the open batch (store_read_begin), so they always
+ * see every applied entry without a commit.  An entry is acknowledged to its client as soon
  * as it is applied: it is then committed in the Raft log on a majority,
  * and a crash before the batch commit replays it from the log.
  *
@@ -42,8 +43,11 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "node/api/api.h"
+#include "node/backup/backup.h"
 #include "node/bus.h"
 #include "node/core.h"
+#include "node/http/http.h"
+#include "node/http/metrics.h"
 #include "node/leader/deadline.h"
 #include "node/leader/liveness.h"
 #include "node/leader/scheduler.h"
@@ -53,6 +57,8 @@
 #include "node/sm/sm.h"
 #include "node/worker/heartbeat.h"
 #include "node/worker/probe.h"
+#include "node/worker/sandbox.h"
+#include "node/worker/sandbox_node.h"
 #include "node/worker/worker.h"
 #include "rpc/server.h"
 #include "storage/store.h"
@@ -69,7 +75,9 @@ struct node {
 	struct cons *cons;
 	struct rpc_server *server;
 	struct node_requests *requests;
-	uv_prepare_t flush;         /* commits the apply batch once per loop iteration */
+	uv_prepare_t flush;         /* commits the apply batch when due (batch_due) */
+	uv_timer_t commit_timer;    /* commits a batch older than store_commit_interval_ms */
+	uint64_t batch_since_ms;    /* uv_now() when the open batch was first seen, 0: none */
 	uv_timer_t heartbeat_timer; /* node/bus.h: heartbeat tick */
 	uv_timer_t member_timer;    /* node/bus.h: member tick */
 	/* what raft reported last */
@@ -84,6 +92,9 @@ struct node {
 	struct worker *worker;
 	struct heartbeat *heartbeat;
 	struct member *member;
+	struct metrics *metrics; /* NULL when they could not be registered */
+	struct backup *backup;
+	struct http *http;
 	/* lifecycle */
 	bool stopping;
 	int failed;
@@ -161,6 +172,11 @@ bool node_stopping(const struct node *n)
 	return n->stopping;
 }
 
+int node_failed(const struct node *n)
+{
+	return n->failed;
+}
+
 struct api *node_api(const struct node *n)
 {
 	return n->api;
@@ -194,6 +210,21 @@ struct heartbeat *node_heartbeat(const struct node *n)
 struct member *node_member(const struct node *n)
 {
 	return n->member;
+}
+
+struct metrics *node_metrics(const struct node *n)
+{
+	return n->metrics;
+}
+
+struct backup *node_backup(const struct node *n)
+{
+	return n->backup;
+}
+
+struct http *node_http(const struct node *n)
+{
+	return n->http;
 }
 
 /* ---- apply path --------------------------------------------------------- */
@@ -236,6 +267,7 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 		    .submitted_job = submitted_job(&res),
 		    .job = res.job,
 		    .deadline_at_ms = res.job_deadline_at_ms,
+		    .result = &res,
 		};
 		bus_applied(n, &a);
 		struct node_result *r = malloc(sizeof(*r) + res.value.len);
@@ -276,6 +308,28 @@ static int node_snapshot(void *data, void **buf, size_t *len)
 	return store_snapshot_copy_buf(n->store, buf, len);
 }
 
+/* On the loop: snapshots are references to the store's durable state. */
+static int node_snapshot_sync(void *data, uint64_t *index)
+{
+	struct node *n = data;
+	int rv = node_snapshot_prepare(data);
+	if (rv == 0 && (rv = store_sync(n->store, index)) != 0 && store_failed(n->store))
+		node_fatal(n, rv, "sync of the store for a snapshot failed");
+	return rv;
+}
+
+static int node_state_index(void *data, uint64_t *index)
+{
+	struct node *n = data;
+	struct store_txn *t;
+	int rv = store_read_begin(n->store, &t);
+	if (rv != 0)
+		return rv;
+	rv = store_applied_index(t, index);
+	store_abort(t);
+	return rv;
+}
+
 static int node_restore(void *data, const void *buf, size_t len)
 {
 	struct node *n = data;
@@ -288,15 +342,52 @@ static int node_restore(void *data, const void *buf, size_t len)
 	else
 		ING_LOG_INFO("snapshot restored bytes=%zu replaced=%s", len,
 		             replaced ? "yes" : "no (store is newer)");
+	if (rv == 0 && replaced)
+		bus_restored(n);
 	return rv;
 }
 
 int node_flush(struct node *n)
 {
 	int rv = store_batch_flush(n->store);
+	n->batch_since_ms = 0;
 	if (rv != 0)
 		node_fatal(n, rv, "commit of applied entries failed");
 	return rv;
+}
+
+/*
+ * Whether the open batch should commit now.  Acknowledgements never wait
+ * for the commit (the entry is committed in the Raft log, which replays it
+ * after a crash) and reads see the open batch (store_read_begin), so the
+ * commit only bounds how much the log replays: it comes once the batch is
+ * store_commit_interval_ms old (0: every loop iteration), or full
+ * (batch_max, store_batch_note), or before a snapshot.  Fewer commits mean
+ * fewer fsyncs on the loop and the pages shared by many applies (tree
+ * roots, the meta page, the tail pages of append-only tables) written once.
+ */
+static void on_commit_timer(uv_timer_t *h);
+
+static bool batch_due(struct node *n)
+{
+	uint64_t now = uv_now(n->loop), every = n->cfg.store_commit_interval_ms;
+
+	if (every == 0)
+		return true;
+	if (n->batch_since_ms == 0) {
+		n->batch_since_ms = now;
+		uv_timer_start(&n->commit_timer, on_commit_timer, every, 0);
+		return false;
+	}
+	return now - n->batch_since_ms >= every;
+}
+
+static void on_commit_timer(uv_timer_t *h)
+{
+	struct node *n = h->data;
+	if (!n->stopping && store_batch_pending(n->store) > 0)
+		node_flush(n);
+	n->batch_since_ms = 0;
 }
 
 static void on_flush(uv_prepare_t *h)
@@ -304,7 +395,7 @@ static void on_flush(uv_prepare_t *h)
 	struct node *n = h->data;
 	if (n->stopping)
 		return;
-	if (store_batch_pending(n->store) > 0 && node_flush(n) != 0)
+	if (store_batch_pending(n->store) > 0 && batch_due(n) && node_flush(n) != 0)
 		return;
 	bus_flushed(n);
 }
@@ -350,6 +441,12 @@ static void node_cons_fatal(void *data, int code, const char *message)
 
 static void free_modules(struct node *n)
 {
+	if (n->http != NULL)
+		http_free(n->http);
+	if (n->backup != NULL)
+		backup_free(n->backup);
+	if (n->metrics != NULL)
+		metrics_free(n->metrics);
 	if (n->member != NULL)
 		member_free(n->member);
 	if (n->api != NULL)
@@ -429,6 +526,7 @@ void node_stop(struct node *n)
 	if (n->cons != NULL)
 		cons_close(n->cons, on_cons_closed, n);
 	uv_close((uv_handle_t *)&n->flush, on_handle_closed);
+	uv_close((uv_handle_t *)&n->commit_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&n->heartbeat_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&n->member_timer, on_handle_closed);
 }
@@ -463,6 +561,10 @@ static int new_modules(struct node *n)
 		rv = worker_new(n, &n->worker);
 	if (rv == 0)
 		rv = heartbeat_new(n, &n->heartbeat);
+	if (rv == 0)
+		rv = backup_new(n, &n->backup);
+	if (rv == 0 && metrics_new(n, &n->metrics) != 0)
+		n->metrics = NULL; /* logged; the node serves without metrics */
 	if (rv != 0) {
 		free_modules(n);
 		n->requests = NULL;
@@ -471,6 +573,8 @@ static int new_modules(struct node *n)
 		n->deadlines = NULL;
 		n->worker = NULL;
 		n->heartbeat = NULL;
+		n->backup = NULL;
+		n->metrics = NULL;
 	}
 	return rv;
 }
@@ -481,7 +585,10 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 {
 	struct node *n = calloc(1, sizeof(*n));
 	char raft_dir[600];
-	struct store_options so = {.sync = cfg->store_sync};
+	struct store_options so = {.sync = cfg->store_sync,
+	                           .map_size_bytes = cfg->store_map_bytes,
+	                           .map_max_bytes = cfg->store_map_max_bytes,
+	                           .reserve_bytes = cfg->store_reserve_bytes};
 	struct cons_peer peers[NODE_MAX_PEERS];
 	struct cons_config cc;
 	struct cons_callbacks cb = {
@@ -489,6 +596,8 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	    .free_result = node_free_result,
 	    .snapshot = node_snapshot,
 	    .snapshot_prepare = node_snapshot_prepare,
+	    .snapshot_sync = node_snapshot_sync,
+	    .state_index = node_state_index,
 	    .restore = node_restore,
 	    .role_changed = node_role_changed,
 	    .fatal = node_cons_fatal,
@@ -519,12 +628,20 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	if (realpath(cfg->data_dir, absolute) != NULL && strlen(absolute) < sizeof(n->cfg.data_dir))
 		snprintf(n->cfg.data_dir, sizeof(n->cfg.data_dir), "%s", absolute);
 	rv = store_open(n->cfg.data_dir, &so, &n->store, e);
-	if (rv == 0)
+	struct sandbox_host *sandbox = NULL;
+	if (rv == 0) {
+		/* Before the old attempt directories go: some may be mounts. */
+		sandbox = sandbox_node_prepare(loop, &n->cfg);
 		worker_reap(n->cfg.data_dir);
+	}
 	if (rv == 0)
 		rv = sm_new(&n->sm);
 	if (rv == 0 && (rv = new_modules(n)) != 0)
 		ing_error_set(e, rv, "out of memory");
+	if (rv == 0 && sandbox != NULL)
+		worker_set_sandbox(n->worker, sandbox);
+	else if (sandbox != NULL)
+		sandbox_host_free(sandbox);
 	if (rv != 0) {
 		sm_free(n->sm);
 		store_close(n->store);
@@ -534,11 +651,13 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	uv_prepare_init(loop, &n->flush);
 	n->flush.data = n;
 	uv_prepare_start(&n->flush, on_flush);
+	uv_timer_init(loop, &n->commit_timer);
+	n->commit_timer.data = n;
 	uv_timer_init(loop, &n->heartbeat_timer);
 	n->heartbeat_timer.data = n;
 	uv_timer_init(loop, &n->member_timer);
 	n->member_timer.data = n;
-	n->open_handles = 3;
+	n->open_handles = 4;
 	/* These two hold a handle each (and the node until it is closed). */
 	rv = api_new(n, &n->api, e);
 	if (rv == 0 && (rv = member_new(n, &n->member)) != 0)
@@ -550,6 +669,9 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	ro.address = cfg->api_address;
 	ro.max_frame_bytes = cfg->max_frame_bytes;
 	rv = rpc_server_start(loop, &ro, api_handle, n, &n->server, e);
+	if (rv != 0)
+		goto fail;
+	rv = http_start(n, &n->http, e);
 	if (rv != 0)
 		goto fail;
 
@@ -582,8 +704,9 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		ing_error_set(e, rv, "cannot start membership: %s", ing_err_msg(rv));
 		goto fail;
 	}
-	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s data_dir=%s", cfg->id,
-	             cfg->api_address, cfg->raft_address, n->cfg.data_dir);
+	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s http=%s data_dir=%s", cfg->id,
+	             cfg->api_address, cfg->raft_address,
+	             cfg->http_address[0] != '\0' ? cfg->http_address : "off", n->cfg.data_dir);
 	*out = n;
 	return 0;
 fail:

@@ -60,8 +60,12 @@ int api_principal_of(struct api *a, const struct rpc_call *call, struct auth_pri
                      struct ing_error *e);
 /* Authenticates call, attaches the principal to it and charges its rate
  * limit (once per call).  NULL when refused (replied: unauthenticated,
- * rate_limited, or an error reading the tokens). */
-const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *call);
+ * rate_limited, or an error reading the tokens).  *unknown: the call
+ * carries a well-formed ingot token this node does not know (kind none
+ * returned): only the leader can refuse it (api_refuse_unknown replies
+ * unauthenticated). */
+const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *call, bool *unknown);
+void api_refuse_unknown(struct api *a, struct rpc_call *call);
 /* The principal of an authenticated call (kind none before). */
 const struct auth_principal *api_caller(const struct rpc_call *call);
 /* Whether p may call operation `name` with args (the op table's need and
@@ -70,16 +74,9 @@ const struct auth_principal *api_caller(const struct rpc_call *call);
  * operation), with e saying what is missing. */
 int api_op_permit(const struct auth_principal *p, struct ing_str name, const msgpack_object *args,
                   struct ing_error *e);
-/* The name of operation i of the op table, NULL past the last. */
-const char *api_op_name(size_t i);
 /* Counts and logs a refusal (e->code unauthenticated or permission
  * denied) and replies it. */
 void api_refuse(struct api *a, struct rpc_call *call, const struct ing_error *e);
-/* Loads job `id` in t into j (views in z) if the caller may see it;
- * otherwise replies not_found ("job N does not exist", as for a missing
- * job), or the read error, and returns non-zero. */
-int api_load_job(struct node *n, struct rpc_call *call, struct store_txn *t, uint64_t id,
-                 msgpack_zone *z, struct rec_job *j);
 /* For a write about job `id` by a tenant's principal: 0 when the job is
  * its tenant's, else replied (not_found) and non-zero.  0 at once for a
  * principal that sees every tenant. */
@@ -122,14 +119,27 @@ int api_read_begin(struct node *n, struct rpc_call *call, struct store_txn **t);
 /* A record of `what` does not decode: replies `corrupt` and stops the node
  * (node_fatal).  Returns ING_ECORRUPT. */
 int api_corrupt_reply(struct node *n, struct rpc_call *call, const char *what);
+/* Loads job `id` in t (zone z holds its views) if the caller may see it
+ * (its tenant's, auth_sees_tenant); replies not_found ("job N does not
+ * exist", the same for another tenant's job as for a missing one), the
+ * read error or corrupt itself and returns non-zero. */
+int api_load_job(struct node *n, struct rpc_call *call, struct store_txn *t, uint64_t id,
+                 msgpack_zone *z, struct rec_job *j);
 /* Views one record of a table into pk; non-zero when it does not decode. */
 typedef int (*api_view_record_fn)(msgpack_packer *pk, struct ing_str val, msgpack_zone *z);
 /* Replies with every record of `tbl` as an array, in key order (arguments:
  * `stale` only). */
 void api_list_table(struct node *n, struct rpc_call *call, enum store_table tbl,
                     api_view_record_fn view, const char *what);
+/* The same, one page at a time, for a table keyed by names: arguments
+ * `stale`, `after` (names greater than it) and `limit` (at most this many,
+ * 1..1000); a page also ends before its reply would pass half of
+ * max_frame_bytes (but holds at least one record).  An empty page is the
+ * end; the next page is asked for with `after` = the last name. */
+void api_list_table_paged(struct node *n, struct rpc_call *call, enum store_table tbl,
+                          api_view_record_fn view, const char *what);
 
-/* ---- writes (propose.c) ------------------------------------------------- */
+/* ---- writes (write.c) ---------------------------------------------------- */
 
 /* Shapes of write results (docs/api.md). */
 enum api_shape { SHAPE_NONE, SHAPE_ID, SHAPE_TARGET, SHAPE_JOB_STATE };
@@ -161,6 +171,10 @@ void api_op_job_cancel(struct node *n, struct rpc_call *call);
 void api_op_job_retry(struct node *n, struct rpc_call *call);
 void api_op_job_events(struct node *n, struct rpc_call *call);
 void api_op_job_watch(struct node *n, struct rpc_call *call);
+/* job_log.c */
+void api_op_job_log(struct node *n, struct rpc_call *call);
+/* log_level.c */
+void api_op_node_log_level(struct node *n, struct rpc_call *call);
 /* nodes.c */
 void api_op_node_register(struct node *n, struct rpc_call *call);
 void api_op_node_heartbeat(struct node *n, struct rpc_call *call);

@@ -12,10 +12,16 @@
  *   - a token field of three dot-separated parts: a JWT of the configured
  *     identity provider (auth.jwt), verified offline;
  *   - anything else in the token field: refused;
- *   - no token: on a plaintext connection from a loopback address, a
- *     member node (dev mode: node-internal calls cannot be proven there;
- *     docs/operations.md says why dev mode is for one machine only);
- *     otherwise nobody (kind none), which no operation accepts.
+ *   - no token: on a plaintext protocol connection from a loopback
+ *     address, a member node (dev mode: node-internal calls cannot be
+ *     proven there; docs/operations.md says why dev mode is for one
+ *     machine only); otherwise, the HTTP API's local calls included,
+ *     nobody (kind none), which no operation accepts.
+ * A well-formed token this node does not know may have been created a
+ * moment ago and not be applied here yet: a follower forwards such a
+ * request when it would anyway (writes, linearizable reads, leader
+ * operations), unchecked, and the leader decides; anything it serves itself
+ * is refused (ops.c).
  * A member node's certificate (TLS) will prove kind node with its raft id
  * once the API speaks TLS; until then a node's id is unknown (0).
  *
@@ -68,6 +74,8 @@ struct api_auth {
 struct api_caller {
 	struct auth_principal p;
 	bool charged; /* its rate limit was taken (first dispatch) */
+	bool unknown; /* an ingot token this node does not know (yet) */
+	char why[ING_ERROR_MSG_MAX];
 };
 
 static const struct auth_principal nobody = {.kind = AUTH_KIND_NONE, .name = "none"};
@@ -252,7 +260,7 @@ static int token_principal(struct node *n, struct ing_str tok, struct auth_princ
 	if (rv == 0 && rec_token_decode(val, &z, &r, NULL) != 0)
 		rv = ING_CORRUPT("token record");
 	if (rv == ING_ENOTFOUND || (rv == 0 && r.id != id))
-		rv = ing_error_set(e, ING_EUNAUTHENTICATED,
+		rv = ing_error_set(e, ING_ENOTFOUND,
 		                   "unknown token (no token of this cluster has this id and "
 		                   "secret)");
 	else if (rv == 0 && r.revoked)
@@ -268,7 +276,7 @@ static int token_principal(struct node *n, struct ing_str tok, struct auth_princ
 		p->token_id = id;
 		snprintf(p->name, sizeof(p->name), "token:%" PRIu64, id);
 		snprintf(p->tenant, sizeof(p->tenant), "%.*s", ING_STR_FMT(r.tenant));
-	} else if (rv != ING_EUNAUTHENTICATED) {
+	} else if (rv != ING_EUNAUTHENTICATED && rv != ING_ENOTFOUND) {
 		ing_error_set(e, rv, "cannot read the tokens: %s", ing_err_msg(rv));
 		if (rv == ING_ECORRUPT)
 			node_fatal(n, rv, "token record");
@@ -288,7 +296,7 @@ int api_principal_of(struct api *a, const struct rpc_call *call, struct auth_pri
 	if (tok.len == 0) {
 		*p = nobody;
 		peer_host(call, host);
-		if (!peer->tls && loopback(host)) {
+		if (!peer->tls && !peer->local && loopback(host)) {
 			p->kind = AUTH_KIND_NODE;
 			snprintf(p->name, sizeof(p->name), "node:loopback");
 		}
@@ -331,7 +339,7 @@ static bool within_limit(struct api_auth *au, struct rpc_call *call, const struc
 	return false;
 }
 
-const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *call)
+const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *call, bool *unknown)
 {
 	struct api_auth *au = a->auth;
 	const struct node_auth_config *ac = &node_cfg(a->n)->auth;
@@ -349,7 +357,16 @@ const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *ca
 		rpc_call_set_data(call, c, caller_free);
 	}
 	ing_error_clear(&e);
+	*unknown = false;
 	rv = api_principal_of(a, call, &c->p, &e);
+	c->unknown = rv == ING_ENOTFOUND;
+	if (c->unknown) {
+		/* Maybe created a moment ago and not applied here yet: the
+		 * leader may know it (dispatch forwards what it can). */
+		c->p = nobody;
+		snprintf(c->why, sizeof(c->why), "%s", e.msg);
+		rv = 0;
+	}
 	if (rv != 0 && rv != ING_EUNAUTHENTICATED) {
 		rpc_reply_error(call, rv, "%s", e.msg);
 		return NULL;
@@ -364,6 +381,7 @@ const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *ca
 			                  "unauthenticated requests from this address"))
 				return NULL;
 		}
+		*unknown = c->unknown;
 		if (rv == 0)
 			return &c->p; /* nobody: the operation's check refuses it */
 		refused(au, call, NULL, API_REFUSED_UNAUTHENTICATED, e.msg);
@@ -394,6 +412,14 @@ struct ing_str api_call_principal(const struct rpc_call *call)
 	if (p->kind == AUTH_KIND_TOKEN || p->kind == AUTH_KIND_JWT || p->kind == AUTH_KIND_CERT)
 		return ing_str_c(p->name);
 	return (struct ing_str){"", 0};
+}
+
+void api_refuse_unknown(struct api *a, struct rpc_call *call)
+{
+	const struct api_caller *c = rpc_call_data(call);
+	struct ing_error e;
+	ing_error_set(&e, ING_EUNAUTHENTICATED, "%s", c != NULL ? c->why : "unknown token");
+	api_refuse(a, call, &e);
 }
 
 void api_refuse(struct api *a, struct rpc_call *call, const struct ing_error *e)

@@ -66,7 +66,7 @@ void api_op_cluster_events(struct node *n, struct rpc_call *call)
 		    rec_event_decode(v, &z, &ev, NULL) != 0)
 			break;
 		last = store_get_be32(k.ptr + 8);
-		msgpack_pack_map(&o.pk, 5);
+		msgpack_pack_map(&o.pk, 6);
 		view_key(&o.pk, "seq");
 		msgpack_pack_uint32(&o.pk, last);
 		view_key(&o.pk, "time_ms");
@@ -74,12 +74,11 @@ void api_op_cluster_events(struct node *n, struct rpc_call *call)
 		view_key(&o.pk, "kind");
 		mp_pack_cstr(&o.pk, rec_event_kind_name(ev.kind));
 		view_key(&o.pk, "member");
-		if (ev.node_id == 0)
-			msgpack_pack_nil(&o.pk);
-		else
-			msgpack_pack_uint64(&o.pk, ev.node_id);
+		view_opt_u64(&o.pk, ev.node_id);
 		view_key(&o.pk, "message");
 		mp_pack_str(&o.pk, ev.message);
+		view_key(&o.pk, "principal");
+		view_opt_str(&o.pk, ev.principal);
 		packed++;
 	}
 	if (rv == 0 || rv == ING_ENOTFOUND)

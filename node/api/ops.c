@@ -30,6 +30,8 @@
 #include <stdlib.h>
 
 #include "node/api/api_internal.h"
+#include "node/backup/backup.h"
+#include "node/http/metrics.h"
 #include "node/member/member.h"
 #include "rpc/args.h"
 
@@ -81,6 +83,10 @@ static const struct op ops[] = {
     {"member.transfer", OP_LEADER, member_op_transfer,     NEED_ADMIN,     NODES_NO,   false, true},
     {"member.check",    OP_LEADER, member_op_check,        NEED_ADMIN,     NODES_SELF, false, false},
     {"cluster.events",  OP_READ,   api_op_cluster_events,  NEED_VIEWER,    NODES_NO,   true,  false},
+    {"job.log",         OP_READ,   api_op_job_log,         NEED_VIEWER,    NODES_NO,   false, false},
+    {"node.log_level",  OP_LOCAL,  api_op_node_log_level,  NEED_ADMIN,     NODES_NO,   false, false},
+    {"cluster.snapshot", OP_READ,  backup_op_snapshot,     NEED_ADMIN,     NODES_NO,   false, false},
+    {"cluster.snapshot_read", OP_LEADER, backup_op_snapshot_read, NEED_ADMIN, NODES_NO, false, false},
     {"token.create",    OP_WRITE,  api_op_token_create,    NEED_ADMIN,     NODES_NO,   false, false},
     {"token.list",      OP_READ,   api_op_token_list,      NEED_ADMIN,     NODES_NO,   false, false},
     {"token.revoke",    OP_WRITE,  api_op_token_revoke,    NEED_ADMIN,     NODES_NO,   false, false},
@@ -88,17 +94,25 @@ static const struct op ops[] = {
 };
 /* clang-format on */
 
-static const struct op *find_op(struct ing_str name)
+#define NOPS (sizeof(ops) / sizeof(ops[0]))
+
+const char *api_op_name(unsigned i)
 {
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		if (ing_str_eq_c(name, ops[i].name))
-			return &ops[i];
-	return NULL;
+	return i < NOPS ? ops[i].name : NULL;
 }
 
-const char *api_op_name(size_t i)
+int api_op_index(struct ing_str op)
 {
-	return i < sizeof(ops) / sizeof(ops[0]) ? ops[i].name : NULL;
+	for (size_t i = 0; i < NOPS; i++)
+		if (ing_str_eq_c(op, ops[i].name))
+			return (int)i;
+	return -1;
+}
+
+static const struct op *find_op(struct ing_str name)
+{
+	int i = api_op_index(name);
+	return i >= 0 ? &ops[i] : NULL;
 }
 
 static const char *const need_names[] = {"viewer", "submitter", "operator", "admin", "node"};
@@ -205,18 +219,31 @@ void api_dispatch(struct api *a, struct rpc_call *call)
 	uint64_t leader = node_leader_id(n);
 	const struct auth_principal *who;
 	struct ing_error e;
+	bool unknown;
 
 	if (node_stopping(n)) {
 		rpc_reply_error(call, ING_EUNAVAILABLE, "node %" PRIu64 " is shutting down",
 		                node_id(n));
 		return;
 	}
-	if ((who = api_authenticate(a, call)) == NULL)
+	if ((who = api_authenticate(a, call, &unknown)) == NULL)
 		return;
 	if (op == NULL) {
 		rpc_reply_error(call, ING_EINVAL,
 		                "unknown operation '%.*s' (see docs/api.md for the list)",
 		                ING_STR_FMT(rpc_call_op(call)));
+		return;
+	}
+	if (unknown) {
+		/* A token not applied here yet: the leader decides. */
+		bool served_here =
+		    op->kind == OP_LOCAL || (op->kind == OP_READ && wants_stale(call));
+		if (served_here || role == CONS_LEADER_READY)
+			api_refuse_unknown(a, call);
+		else if (role == CONS_FOLLOWER && leader != 0 && leader != node_id(n))
+			api_forward(a, call);
+		else
+			api_park(a, call);
 		return;
 	}
 	if (api_op_permit(who, rpc_call_op(call), rpc_call_args(call), &e) != 0) {
@@ -256,6 +283,7 @@ void api_dispatch(struct api *a, struct rpc_call *call)
 
 void api_handle(void *data, struct rpc_call *call)
 {
+	metrics_observe_call(node_metrics(data), call);
 	api_dispatch(node_api(data), call);
 }
 

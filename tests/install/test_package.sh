@@ -9,6 +9,7 @@
 # a node run as the unit runs it, reinstall, remove, purge).  Skipped (77)
 # where debhelper or dpkg-dev is missing.
 set -euo pipefail
+build=$1
 version=$2
 src=${INGOT_SOURCE_DIR:?INGOT_SOURCE_DIR not set}
 for tool in dpkg-buildpackage dh dpkg-deb; do
@@ -43,7 +44,8 @@ field() { dpkg-deb -f "$deb" "$1"; }
 [ "$(field Version)" = "$version" ] || fail "Version: $(field Version), CMake says $version"
 [ "$(field Architecture)" = "$arch" ] || fail "Architecture: $(field Architecture)"
 depends=$(field Depends)
-for dep in adduser libraft2 liblmdb0 libuv1 libssl3 libmsgpackc2 libyaml-0-2 libjansson4; do
+for dep in adduser libraft2 liblmdb0 libuv1 libssl3 libmsgpackc2 libyaml-0-2 libjansson4 \
+	libmicrohttpd12 libgnutls30; do
 	grep -q "\b$dep\b" <<<"$depends" || fail "Depends lacks $dep: $depends"
 done
 dpkg-deb -I "$deb" >"$tmp/info"
@@ -95,8 +97,11 @@ command -v lintian >/dev/null || echo "lintian not found: the package was not ch
 # Installed for real in a throwaway overlay of this machine (root, and a
 # kernel that lets it make namespaces and overlays; skipped otherwise).
 if [ "$(id -u)" = 0 ] && unshare -m -n -p -f --mount-proc true 2>/dev/null; then
-	unshare -m -n -p -f --mount-proc bash "$src/tests/install/overlay_install.sh" "$tmp" "$deb" ||
+	# Under the build directory: a disk, not the tmpfs /tmp may be.
+	ovl=$(mktemp -d -p "$build" overlay.XXXXXX)
+	unshare -m -n -p -f --mount-proc bash "$src/tests/install/overlay_install.sh" "$ovl" "$deb" ||
 		fail "installing the package (overlay_install.sh, above)"
+	rm -rf "$ovl"
 else
 	echo "not root or no namespaces here: the package was not installed and run"
 fi
