@@ -1,7 +1,8 @@
 /*
  * cmd_logs.c - `ingotctl job logs` and `ingotctl job fetch`: a job's stage
  * logs and output files, which the cluster keeps as artifacts named by
- * their SHA-256 (docs/api.md: job.get's stages, artifact.get).
+ * their SHA-256 (docs/api.md: job.get's stages, artifact.get with the job,
+ * which a tenant's credential needs).
  *
  *   logs ID     job.get, then artifact.get of each stage's log_sha256, in
  *               stage order.  Table mode: a header line per stage ("== stage
@@ -99,9 +100,12 @@ static int get_artifact(struct cli_ctx *ctx, const msgpack_object *sha, uint64_t
 	struct mp_out args;
 	msgpack_object r;
 	mp_out_init(&args);
-	msgpack_pack_map(&args.pk, 1 + ctx->cmd->stale);
+	msgpack_pack_map(&args.pk, 2 + ctx->cmd->stale);
 	mp_pack_cstr(&args.pk, "sha256");
 	mp_pack_str(&args.pk, (struct ing_str){sha->via.str.ptr, 64});
+	/* The job it belongs to: a tenant's principal must name it. */
+	mp_pack_cstr(&args.pk, "job");
+	msgpack_pack_uint64(&args.pk, ctx->cmd->id);
 	pack_stale(ctx->cmd, &args);
 	int rv = cli_ctx_call(ctx, "artifact.get", &args, 0, NULL, z, &r, e);
 	mp_out_free(&args);
