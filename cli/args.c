@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/tls.h"
 
 enum opt_id {
 	OPT_ENDPOINTS,
@@ -46,11 +47,21 @@ enum opt_id {
 	OPT_RAFT_ADDRESS,
 	OPT_API_ADDRESS,
 	OPT_ROLE,
+	OPT_CACERT,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_DIR,
+	OPT_ID,
+	OPT_ADDRESS,
+	OPT_NAME,
+	OPT_FORCE,
+	OPT_DAYS,
 	OPT_COUNT
 };
 
 #define VERB_BIT(v) (1u << (v))
 #define ALL_VERBS   0xffffffffu
+#define PKI_VERBS   (VERB_BIT(CLI_PKI_INIT) | VERB_BIT(CLI_PKI_ISSUE))
 
 struct opt {
 	const char *name; /* long name, without "--" */
@@ -83,6 +94,15 @@ static const struct opt opts[OPT_COUNT] = {
     [OPT_RAFT_ADDRESS] = {"raft-address", 0, true, VERB_BIT(CLI_MEMBER_ADD)},
     [OPT_API_ADDRESS] = {"api-address", 0, true, VERB_BIT(CLI_MEMBER_ADD)},
     [OPT_ROLE] = {"role", 0, true, VERB_BIT(CLI_MEMBER_ADD) | VERB_BIT(CLI_MEMBER_DEMOTE)},
+    [OPT_CACERT] = {"cacert", 0, true, ALL_VERBS},
+    [OPT_CERT] = {"cert", 0, true, ALL_VERBS},
+    [OPT_KEY] = {"key", 0, true, ALL_VERBS},
+    [OPT_DIR] = {"dir", 0, true, PKI_VERBS},
+    [OPT_ID] = {"id", 0, true, VERB_BIT(CLI_PKI_ISSUE)},
+    [OPT_ADDRESS] = {"address", 0, true, VERB_BIT(CLI_PKI_ISSUE)},
+    [OPT_NAME] = {"name", 0, true, VERB_BIT(CLI_PKI_ISSUE)},
+    [OPT_FORCE] = {"force", 0, false, PKI_VERBS},
+    [OPT_DAYS] = {"days", 0, true, PKI_VERBS},
 };
 
 /* Verbs that only read: --stale applies to them. */
@@ -130,6 +150,8 @@ static const struct verb_def verbs[] = {
     {"member", "remove", CLI_MEMBER_REMOVE, "ID"},
     {"member", "transfer-leadership", CLI_MEMBER_TRANSFER, "[ID]"},
     {"events", NULL, CLI_EVENTS, NULL},
+    {"pki", "init", CLI_PKI_INIT, NULL},
+    {"pki", "issue", CLI_PKI_ISSUE, "KIND"},
 };
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
 
@@ -180,6 +202,15 @@ void cli_usage(FILE *out)
 	      "  events [--after SEQ] [--limit N]    cluster events: members added, removed or\n"
 	      "                                      given a role, leadership transferred,\n"
 	      "                                      voters replaced\n"
+	      "  pki init --dir DIR                  make the cluster CA (offline): DIR/ca.crt,\n"
+	      "                                      DIR/ca.key\n"
+	      "  pki issue node --id N --address HOST_OR_IP [--address ...] --dir DIR\n"
+	      "                                      a node certificate: DIR/node-N.crt, .key\n"
+	      "  pki issue client --name NAME --dir DIR\n"
+	      "                                      a client certificate: DIR/client-NAME.crt,\n"
+	      "                                      .key\n"
+	      "      [--days N] [--force]            validity (default 3650 days for the CA,\n"
+	      "                                      365 otherwise); replace existing files\n"
 	      "\n"
 	      "Global options (anywhere on the line):\n"
 	      "  --endpoints H:P,...  nodes to talk to (env INGOT_ENDPOINTS; "
@@ -189,6 +220,11 @@ void cli_usage(FILE *out)
 	      "                       member add/promote/demote/remove/transfer-leadership)\n"
 	      "  --token TOKEN        API token (env INGOT_TOKEN)\n"
 	      "  --stale              let the local node answer reads from its own state\n"
+	      "  --cacert FILE        the cluster CA: talk TLS and check the server's\n"
+	      "                       certificate (env INGOT_CACERT)\n"
+	      "  --cert FILE, --key FILE\n"
+	      "                       this client's certificate and key (env INGOT_CERT,\n"
+	      "                       INGOT_KEY)\n"
 	      "  -h, --help           this help\n"
 	      "\n"
 	      "Exit codes: 0 success, 1 the cluster refused or failed the operation,\n"
@@ -441,6 +477,8 @@ static const char *subcommands(const char *noun)
 		return "list, drain, undrain";
 	if (strcmp(noun, "member") == 0)
 		return "list, add, promote, demote, remove, transfer-leadership";
+	if (strcmp(noun, "pki") == 0)
+		return "init, issue";
 	return "submit, get, list, cancel, retry, events, watch, logs, fetch";
 }
 
@@ -457,7 +495,8 @@ static const struct verb_def *find_verb(const char *noun, const char *verb, stru
 	if (!noun_known)
 		ing_error_set(
 		    e, ING_EINVAL,
-		    "unknown command '%s' (commands: status, target, job, node, member, events)",
+		    "unknown command '%s' (commands: status, target, job, node, member, events, "
+		    "pki)",
 		    noun);
 	else if (verb == NULL)
 		ing_error_set(e, ING_EINVAL, "'%s' needs a subcommand (%s)", noun,
@@ -532,6 +571,13 @@ static int apply_global(struct cli_cmd *c, int id, const char *v, struct ing_err
 		c->token = v;
 		return 0;
 	case OPT_STALE: c->stale = true; return 0;
+	case OPT_CACERT:
+	case OPT_CERT:
+	case OPT_KEY:
+		if (*v == '\0')
+			return ing_error_set(e, ING_EINVAL, "--%s: empty file name", opts[id].name);
+		*(id == OPT_CACERT ? &c->cacert : id == OPT_CERT ? &c->cert : &c->key) = v;
+		return 0;
 	default: return 0;
 	}
 }
@@ -609,6 +655,23 @@ static int apply_command_opt(struct cli_cmd *c, int id, const char *v, struct in
 		c->api_address = v;
 		return check_member_address("--api-address", v, e);
 	case OPT_ROLE: return parse_role(c, v, e);
+	case OPT_DIR:
+		if (*v == '\0')
+			return ing_error_set(e, ING_EINVAL, "--dir: empty directory name");
+		c->dir = v;
+		return 0;
+	case OPT_ID: return parse_uint("--id", v, 1, UINT64_MAX, &c->id, e);
+	case OPT_NAME:
+		if (!ing_tls_client_name_valid(v, strlen(v)))
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "--name '%.80s': expected 1 to %d characters of letters, "
+			    "digits, '.', '_' and '-', not starting with '.' or '-'",
+			    v, ING_TLS_CLIENT_NAME_MAX);
+		c->pki_name = v;
+		return 0;
+	case OPT_FORCE: c->force = true; return 0;
+	case OPT_DAYS: return parse_uint("--days", v, 1, CLI_PKI_DAYS_MAX, &c->days, e);
 	default: return 0;
 	}
 }
@@ -706,34 +769,126 @@ static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **w
 	case CLI_MEMBER_DEMOTE:
 	case CLI_MEMBER_REMOVE:
 	case CLI_MEMBER_TRANSFER: return parse_member_id(c, words[0], e);
+	case CLI_PKI_ISSUE:
+		if (strcmp(words[0], "node") != 0 && strcmp(words[0], "client") != 0)
+			return ing_error_set(e, ING_EINVAL,
+			                     "'pki issue': KIND must be node or client, got '%s'",
+			                     words[0]);
+		c->pki_node = strcmp(words[0], "node") == 0;
+		return 0;
 	default: return parse_uint("job ID", words[0], 0, UINT64_MAX, &c->id, e);
 	}
 }
 
-int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char *env_token,
-                   struct cli_cmd *out, struct ing_error *e)
+/* --address values of pki issue node: each an IP or DNS name, no repeats. */
+static int add_addresses(struct cli_cmd *c, const char *const *v, unsigned n, struct ing_error *e)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const char *kind;
+		if (cli_pki_address_kind(v[i], &kind) != 0)
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "--address '%.80s': expected an IPv4 or IPv6 address or a "
+			    "DNS name",
+			    v[i]);
+		for (unsigned j = 0; j < i; j++) {
+			if (strcmp(v[i], v[j]) == 0)
+				return ing_error_set(e, ING_EINVAL, "--address '%.80s' given twice",
+				                     v[i]);
+		}
+		c->addresses[i] = v[i];
+	}
+	c->naddresses = n;
+	return 0;
+}
+
+/* What each pki command needs, and the options that belong to the other
+ * KIND. */
+static int check_pki(const struct cli_cmd *c, const bool *seen, struct ing_error *e)
+{
+	if (c->dir == NULL)
+		return ing_error_set(
+		    e, ING_EINVAL, "'pki %s' needs --dir DIR (where the CA and certificates live)",
+		    c->verb == CLI_PKI_INIT ? "init" : "issue");
+	if (c->verb == CLI_PKI_INIT)
+		return 0;
+	const char *kind = c->pki_node ? "node" : "client";
+	if (c->pki_node && c->id == 0)
+		return ing_error_set(e, ING_EINVAL, "'pki issue node' needs --id N (the raft id)");
+	if (c->pki_node && c->naddresses == 0)
+		return ing_error_set(e, ING_EINVAL,
+		                     "'pki issue node' needs --address HOST_OR_IP (each address "
+		                     "clients and peers use to reach the node; repeat it)");
+	if (!c->pki_node && c->pki_name == NULL)
+		return ing_error_set(e, ING_EINVAL, "'pki issue client' needs --name NAME");
+	if (!c->pki_node && (seen[OPT_ID] || seen[OPT_ADDRESS]))
+		return ing_error_set(e, ING_EINVAL, "'pki issue client' has no option --%s",
+		                     seen[OPT_ID] ? "id" : "address");
+	if (c->pki_node && seen[OPT_NAME])
+		return ing_error_set(e, ING_EINVAL, "'pki issue %s' has no option --name", kind);
+	return 0;
+}
+
+/* --cert and --key go together, and need --cacert to check the server. */
+static int check_tls(const struct cli_cmd *c, struct ing_error *e)
+{
+	if ((c->cert == NULL) != (c->key == NULL))
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s needs %s too (a client certificate and its key go "
+		                     "together; or INGOT_CERT and INGOT_KEY)",
+		                     c->cert != NULL ? "--cert" : "--key",
+		                     c->cert != NULL ? "--key" : "--cert");
+	if (c->cert != NULL && c->cacert == NULL)
+		return ing_error_set(e, ING_EINVAL,
+		                     "--cert needs --cacert (the cluster CA, to check the server's "
+		                     "certificate; or INGOT_CACERT)");
+	return 0;
+}
+
+static int env_file(const char *name, const char *v, const char **out, struct ing_error *e)
+{
+	if (v == NULL || *v == '\0')
+		return 0;
+	if (strlen(v) > 4096)
+		return ing_error_set(e, ING_EINVAL, "%s: path too long", name);
+	*out = v;
+	return 0;
+}
+
+int cli_parse_args(int argc, char **argv, const struct cli_env *env, struct cli_cmd *out,
+                   struct ing_error *e)
 {
 	struct ing_error scratch;
+	static const struct cli_env no_env;
 	if (e == NULL)
 		e = &scratch;
+	if (env == NULL)
+		env = &no_env;
 	struct cli_cmd c;
 	memset(&c, 0, sizeof(c));
 	c.output = CLI_OUTPUT_TABLE;
 	c.timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
 	int rv;
-	if (env_endpoints != NULL && *env_endpoints != '\0') {
-		rv = parse_endpoints(env_endpoints, CLI_EP_ENV, &c, e);
+	if (env->endpoints != NULL && *env->endpoints != '\0') {
+		rv = parse_endpoints(env->endpoints, CLI_EP_ENV, &c, e);
 		if (rv != 0)
 			return prefixed(e, "INGOT_ENDPOINTS");
 	} else {
 		parse_endpoints(CLI_DEFAULT_ENDPOINTS, CLI_EP_DEFAULT, &c, e);
 	}
-	if (env_token != NULL && *env_token != '\0') {
-		if (strlen(env_token) > CLI_TOKEN_MAX)
+	if (env->token != NULL && *env->token != '\0') {
+		if (strlen(env->token) > CLI_TOKEN_MAX)
 			return ing_error_set(e, ING_EINVAL, "INGOT_TOKEN: over %d bytes",
 			                     CLI_TOKEN_MAX);
-		c.token = env_token;
+		c.token = env->token;
 	}
+	rv = env_file("INGOT_CACERT", env->cacert, &c.cacert, e);
+	if (rv == 0)
+		rv = env_file("INGOT_CERT", env->cert, &c.cert, e);
+	if (rv == 0)
+		rv = env_file("INGOT_KEY", env->key, &c.key, e);
+	if (rv != 0)
+		return rv;
 
 	/* Help wins over every other problem on the line. */
 	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -747,6 +902,8 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 	const char *cmd_values[OPT_COUNT] = {NULL};
 	const char *param_values[CLI_MAX_PARAMS + 1];
 	int nparam_values = 0;
+	const char *address_values[CLI_PKI_MAX_ADDRESSES + 1];
+	unsigned naddress_values = 0;
 	bool seen[OPT_COUNT] = {false};
 	int nwords = 0;
 	bool only_words = false;
@@ -789,8 +946,16 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 			}
 			param_values[nparam_values++] = value;
 		}
+		if (id == OPT_ADDRESS) {
+			if (naddress_values >= CLI_PKI_MAX_ADDRESSES) {
+				rv = ing_error_set(e, ING_EINVAL, "--address: at most %d addresses",
+				                   CLI_PKI_MAX_ADDRESSES);
+				break;
+			}
+			address_values[naddress_values++] = value;
+		}
 		if (seen[id] && id != OPT_STALE && id != OPT_ALL && id != OPT_FOLLOW &&
-		    id != OPT_PARAM) {
+		    id != OPT_PARAM && id != OPT_ADDRESS && id != OPT_FORCE) {
 			rv = ing_error_set(e, ING_EINVAL, "option --%s given twice", opts[id].name);
 			break;
 		}
@@ -823,6 +988,8 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 		else if (id == OPT_PARAM)
 			for (int k = 0; rv == 0 && k < nparam_values; k++)
 				rv = add_param(&c, param_values[k], e);
+		else if (id == OPT_ADDRESS)
+			rv = add_addresses(&c, address_values, naddress_values, e);
 		else
 			rv = apply_command_opt(&c, id, cmd_values[id], e);
 	}
@@ -841,6 +1008,10 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 		                   "and the other members reach its API)");
 	if (rv == 0 && !c.timeout_given && (VERB_BIT(c.verb) & MEMBER_CHANGE_VERBS))
 		c.timeout_ms = CLI_MEMBER_TIMEOUT_MS;
+	if (rv == 0 && (VERB_BIT(c.verb) & PKI_VERBS))
+		rv = check_pki(&c, seen, e);
+	if (rv == 0)
+		rv = check_tls(&c, e);
 	free(words);
 	if (rv != 0)
 		return rv;
