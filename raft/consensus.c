@@ -462,12 +462,13 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		cons_free(c);
 		return rv;
 	}
-	rv = cons_transport_init(&c->transport, loop);
+	rv = cons_transport_init(&c->transport, loop, cfg->tls);
 	if (rv != 0) {
 		code = cons_raft_failed(c, "cons_transport_init", rv, c->transport.errmsg);
+		ing_error_set(e, code, "consensus: transport init failed: %s",
+		              c->transport.errmsg[0] ? c->transport.errmsg : raft_strerror(rv));
 		cons_free(c);
-		return ing_error_set(e, code, "consensus: transport init failed: %s",
-		                     raft_strerror(rv));
+		return code;
 	}
 	rv = raft_uv_init(&c->io, loop, c->dir, &c->transport);
 	if (rv != 0) {
@@ -507,6 +508,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	}
 	c->raft.data = c;
 	c->raft.tracer = &c->tracer;
+	cons_transport_set_raft(&c->transport, &c->raft);
 	c->fsm.raft = &c->raft;
 	raft_set_election_timeout(&c->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms
 	                                                             : DEFAULT_ELECTION_TIMEOUT_MS);
