@@ -7,8 +7,9 @@
  *              every pending request.  Freed once rpc_client_close was
  *              called, its timer is closed and no connection object is left;
  *              the pending requests fail just before.
- *   cconn   -- one TCP connection to one endpoint; owns its uv_tcp_t and
- *              input buffer; freed in the handle's close callback.  While a
+ *   cconn   -- one TCP connection to one endpoint; owns its uv_tcp_t, its
+ *              input buffer and, with TLS, its session (common/tls.h);
+ *              freed in the handle's close callback.  While a
  *              connection is closing it stays the client's current one, so
  *              no second connection is opened before the first's pending
  *              requests have been taken back.
@@ -36,6 +37,16 @@
  * deadlines, retry times and the connect deadline; when it fires the whole
  * list is scanned.  Completing a request never re-arms it (a spurious
  * wake-up is cheap), so the cost per request stays O(1) on the reply path.
+ *
+ * TLS: after the TCP connect the session's handshake runs over the
+ * connection (the server's certificate must name the endpoint's IP); the
+ * connection counts as connected, and requests are written, only once it
+ * is done, so connect_timeout_ms covers both.  Ciphertext is read into one
+ * buffer per client and decrypted at once into the frame reader; frames are
+ * encrypted as they are written.  The first bytes of a connection are
+ * looked at before anything else (rpc_sniff): a peer that is not an ingot
+ * server of the expected kind fails the endpoint with a reason saying what
+ * it is.
  *
  * Callbacks never run inside rpc_client_call.  A callback may call
  * rpc_client_call or rpc_client_close; every loop that runs callbacks first
