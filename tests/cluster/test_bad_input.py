@@ -2,8 +2,8 @@
 """Bad input against running ingotd nodes, and bad configurations for ingotd
 (real 3-node cluster on 127.0.0.1).
 
-Raw TCP (frames built by hand, docs/protocol.md): garbage, a length prefix
-of 0, a length prefix of 1 GiB, invalid msgpack, a valid msgpack value that
+Raw TCP (frames built by hand, docs/protocol.md): garbage, an HTTP request
+(an HTTP 400 answer), a TLS ClientHello (closed), a length prefix of 0, a length prefix of 1 GiB, invalid msgpack, a valid msgpack value that
 is not a request, a reply sent to the server, request id 0, nesting deeper
 than 16, a frame cut short by the client, an unknown op and an unknown
 argument.  Each gets the documented error and (for stream errors) a closed
@@ -80,7 +80,7 @@ def error_of(vals):
 def raw_checks(t, c, jid):
     cases = [
         # (name, bytes, expected code, expect reply id, closes)
-        ("garbage bytes (HTTP request line)", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "too_large", 0, True),
+        ("garbage bytes", b"\xfe\xed\xfa\xce garbage", "too_large", 0, True),
         ("length prefix 0", b"\x00\x00\x00\x00", "malformed", 0, True),
         ("length prefix of 1 GiB", b"\x40\x00\x00\x00" + b"\x00" * 64, "too_large", 0, True),
         ("invalid msgpack (0xc1)", frame(b"\xc1\xc1\xc1"), "malformed", 0, True),
@@ -101,6 +101,29 @@ def raw_checks(t, c, jid):
                 err is not None and err[0] == rid and err[1] == code and closed == closes,
                 "got %r, closed=%s" % (vals, closed))
         still_serving(t, c, name, jid)
+
+    # Not an ingot client: an HTTP request gets an HTTP answer saying what
+    # the port is; a TLS ClientHello on this plaintext port is just closed.
+    s = connect(VICTIM)
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(3)
+        answer = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        s.close()
+    t.check("raw HTTP request: answered HTTP/1.1 400 saying it is an ingot port, then closed",
+            answer.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"this is an ingot API port" in answer,
+            "got %r" % answer[:200])
+    still_serving(t, c, "an HTTP request", jid)
+    vals, closed = send_and_read(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 32, timeout=3.0)
+    t.check("raw TLS ClientHello on the plaintext port: closed without a reply", closed and vals == [],
+            "got %r, closed=%s" % (vals, closed))
+    still_serving(t, c, "a TLS ClientHello", jid)
 
     # A frame cut short: the client half-closes inside a frame.
     vals, closed = send_and_read(b"\x00\x00\x00\x64" + b"\x96\x00", close_write=True, timeout=3.0)
