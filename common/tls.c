@@ -52,6 +52,7 @@ struct ing_tls {
 	enum ing_tls_client_certs client_certs;
 	SSL_CTX *ctx;
 	char describe[256];
+	struct ing_tls_identity own;
 };
 
 struct ing_tls_session {
@@ -287,10 +288,19 @@ static int load_ctx(struct ing_tls *t, SSL_CTX **out, struct ing_error *e)
 			             "(chmod 600 it)",
 			             t->key_file, (unsigned)(st.st_mode & 0777));
 	}
-	if (t->cert_file != NULL)
-		describe_cert(SSL_CTX_get0_certificate(ctx), t->describe, sizeof(t->describe));
-	else
+	memset(&t->own, 0, sizeof(t->own));
+	if (t->cert_file != NULL) {
+		char why[160];
+		X509 *own = SSL_CTX_get0_certificate(ctx);
+		describe_cert(own, t->describe, sizeof(t->describe));
+		if (identity_from_cert(own, &t->own, why, sizeof(why)) != 0) {
+			SSL_CTX_free(ctx);
+			return ing_error_set(e, ING_EINVAL, "TLS certificate '%s': %s",
+			                     t->cert_file, why);
+		}
+	} else {
 		snprintf(t->describe, sizeof(t->describe), "no certificate, ca=%s", t->ca_file);
+	}
 	ERR_clear_error();
 	*out = ctx;
 	return 0;
@@ -338,10 +348,12 @@ int ing_tls_reload(struct ing_tls *t, struct ing_error *e)
 {
 	SSL_CTX *ctx;
 	char old[sizeof(t->describe)];
+	struct ing_tls_identity old_own = t->own;
 	memcpy(old, t->describe, sizeof(old));
 	int rv = load_ctx(t, &ctx, e);
 	if (rv != 0) {
 		memcpy(t->describe, old, sizeof(old));
+		t->own = old_own;
 		return rv;
 	}
 	SSL_CTX_free(t->ctx); /* open sessions hold their own reference */
@@ -366,6 +378,11 @@ bool ing_tls_has_cert(const struct ing_tls *t)
 void ing_tls_describe(const struct ing_tls *t, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%s", t->describe);
+}
+
+void ing_tls_own_identity(const struct ing_tls *t, struct ing_tls_identity *out)
+{
+	*out = t->own;
 }
 
 /* ---- sessions ---------------------------------------------------------- */

@@ -81,6 +81,11 @@ bool ing_tls_has_cert(const struct ing_tls *t);
 /* One line about t's own certificate for logs: "subject=... not_after=...". */
 void ing_tls_describe(const struct ing_tls *t, char *buf, size_t cap);
 
+struct ing_tls_identity;
+/* The identity t's own certificate names (kind ING_TLS_PEER_NONE without
+ * a certificate), as of the last successful load. */
+void ing_tls_own_identity(const struct ing_tls *t, struct ing_tls_identity *out);
+
 /* ---- who the peer is --------------------------------------------------- */
 
 enum ing_tls_peer_kind {

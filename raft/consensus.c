@@ -51,6 +51,7 @@
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "raft/cons_internal.h"
 #include "raft/transport.h"
 
@@ -457,6 +458,21 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	cons_link_init(&c->pending);
 	cons_link_init(&c->done);
 
+	if (cfg->tls != NULL) {
+		struct ing_tls_identity own;
+		ing_tls_own_identity(cfg->tls, &own);
+		if (own.kind != ING_TLS_PEER_NODE || own.node_id != cfg->id) {
+			char who[ING_TLS_NAME_MAX + 16];
+			ing_tls_identity_format(&own, who, sizeof(who));
+			cons_free(c);
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "consensus: the TLS certificate is that of %s, not of node "
+			    "%" PRIu64 " (make one with 'ingotctl pki issue node --id "
+			    "%" PRIu64 "')",
+			    who, cfg->id, cfg->id);
+		}
+	}
 	rv = ing_mkdirs(c->dir, 0700, e);
 	if (rv != 0) {
 		cons_free(c);

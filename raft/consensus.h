@@ -129,7 +129,8 @@ struct cons;
  * Starts a node on loop: bootstraps the cluster when cfg->ninitial > 0 and
  * the directory holds no state, restarts from the directory otherwise.
  * cfg and cb are copied.  ING_EINVAL (bad address, id not among the initial
- * voters or with another address there, heartbeat >= election timeout),
+ * voters or with another address there, heartbeat >= election timeout, a
+ * TLS certificate that does not name this node's id),
  * ING_EIO, ING_ENOMEM, or libraft's failure translated (e.g. ING_EIO when the
  * address is in use), with a message in e.  On a failure after libraft was
  * initialised, its handles are released asynchronously: the loop must still

@@ -412,6 +412,16 @@ static void test_config_validation(void **state)
 	cfg.address = "127.0.0.1:3";
 	cfg.heartbeat_timeout_ms = 500;
 	assert_int_equal(cons_start(&loop, &cfg, &cb, &c, &e), ING_EINVAL);
+	cfg.heartbeat_timeout_ms = 0;
+	/* Node 3 with node 1's certificate, and with a client's. */
+	cfg.tls = node_tls[0];
+	assert_int_equal(cons_start(&loop, &cfg, &cb, &c, &e), ING_EINVAL);
+	assert_non_null(strstr(e.msg, "the TLS certificate is that of node 1, not of node 3"));
+	struct ing_tls *client = tp_tls(pki.main_, pki.main_, "client-alice", 0);
+	cfg.tls = client;
+	assert_int_equal(cons_start(&loop, &cfg, &cb, &c, &e), ING_EINVAL);
+	assert_non_null(strstr(e.msg, "client alice"));
+	ing_tls_free(client);
 	assert_null(c);
 
 	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
