@@ -289,7 +289,7 @@ int main(int argc, char **argv)
 	struct cli_pki_issued r;
 	struct ing_error e;
 	const char *local[] = {"127.0.0.1"};
-	if (cli_pki_init(pki, 1, false, &r, &e) != 0) {
+	if (cli_pki_init(pki, 2, false, &r, &e) != 0) {
 		fprintf(stderr, "raft_bench: %s\n", e.msg);
 		return 1;
 	}

@@ -2,6 +2,9 @@
  * ingotd_main.c - the daemon: `ingotd --config FILE [flags]` or
  * `ingotd --dev`.
  *
+ * Signals: SIGINT/SIGTERM stop the node; SIGHUP re-reads its TLS files
+ * (node_reload_tls), keeping the old ones when the new ones do not load.
+ *
  * Exit status: 0 after a clean stop (SIGINT/SIGTERM) or once the node learns
  * it was removed from the cluster, 1 when the node stopped on a fatal error
  * (store failure, unknown log format), 2 for a bad command line or
@@ -25,7 +28,7 @@
 
 struct daemon {
 	uv_loop_t loop;
-	uv_signal_t sigint, sigterm;
+	uv_signal_t sigint, sigterm, sighup;
 	struct node *node;
 	int status;
 };
@@ -58,6 +61,17 @@ static void on_stopped(void *data, int status)
 	d->status = status == 0 ? 0 : status == ING_EINVAL ? 2 : 1;
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+/* SIGHUP: the TLS files are read again; a failure keeps the old ones. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct daemon *d = h->data;
+	struct ing_error e;
+	(void)signum;
+	if (d->node != NULL)
+		node_reload_tls(d->node, &e);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -180,7 +194,8 @@ int main(int argc, char **argv)
 		        level);
 		return 2;
 	}
-	if (node_config_check(&cfg, source, &e) != 0) {
+	if (node_config_check(&cfg, source, &e) != 0 ||
+	    node_config_check_tls(&cfg, source, &e) != 0) {
 		fprintf(stderr, "ingotd: %s\n", e.msg);
 		return 2;
 	}
@@ -196,16 +211,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (node_start(&d.loop, &cfg, on_stopped, &d, &d.node, &e) != 0) {
-		fprintf(stderr, "ingotd: cannot start: %s\n", e.msg);
+		fprintf(stderr, "ingotd: %s: cannot start: %s\n", source, e.msg);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&d.loop);
 		return e.code == ING_EINVAL ? 2 : 1;
 	}
 	uv_signal_init(&d.loop, &d.sigint);
 	uv_signal_init(&d.loop, &d.sigterm);
-	d.sigint.data = d.sigterm.data = &d;
+	uv_signal_init(&d.loop, &d.sighup);
+	d.sigint.data = d.sigterm.data = d.sighup.data = &d;
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d.sighup, on_sighup, SIGHUP);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&d.loop) != 0)
 		ING_LOG_WARN("loop closed with handles still open");

@@ -229,6 +229,8 @@ static void maybe_done(struct node *n)
 	n->store = NULL;
 	sm_free(n->sm);
 	n->sm = NULL;
+	ing_tls_free(n->tls);
+	n->tls = NULL;
 	void (*stopped)(void *, int) = n->stopped;
 	void *data = n->stopped_data;
 	int status = n->failed;
@@ -298,6 +300,24 @@ void node_stop(struct node *n)
 	uv_close((uv_handle_t *)&n->park_timer, on_handle_closed);
 }
 
+int node_reload_tls(struct node *n, struct ing_error *e)
+{
+	if (n->tls == NULL) {
+		ING_LOG_INFO("tls reload: nothing to do (no tls configured)");
+		return 0;
+	}
+	int rv = ing_tls_reload(n->tls, e);
+	if (rv != 0) {
+		ING_LOG_WARN("tls reload failed, keeping the current certificates msg=\"%s\"",
+		             e->msg);
+		return rv;
+	}
+	char desc[256];
+	ing_tls_describe(n->tls, desc, sizeof(desc));
+	ING_LOG_INFO("tls reloaded: new connections use %s", desc);
+	return 0;
+}
+
 void node_fatal(struct node *n, int code, const char *what)
 {
 	if (n->failed != 0)
@@ -341,9 +361,31 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	ing_log_set_node(cfg->id);
 
 	rv = node_member_check_marker(cfg->data_dir, cfg->id, e);
+	if (rv == 0 && cfg->tls.enabled) {
+		/* Every file read and checked (key, chain, node id) before
+		 * anything is written. */
+		struct ing_tls_config tc = {cfg->tls.ca, cfg->tls.cert, cfg->tls.key,
+		                            cfg->tls.client_certs};
+		struct ing_tls_identity own;
+		rv = ing_tls_new(&tc, &n->tls, e);
+		if (rv == 0) {
+			ing_tls_own_identity(n->tls, &own);
+			if (own.kind != ING_TLS_PEER_NODE || own.node_id != cfg->id) {
+				char who[ING_TLS_NAME_MAX + 16];
+				ing_tls_identity_format(&own, who, sizeof(who));
+				rv =
+				    ing_error_set(e, ING_EINVAL,
+				                  "TLS certificate '%s' is that of %s, not of node "
+				                  "%" PRIu64 " (make one with 'ingotctl pki issue "
+				                  "node --id %" PRIu64 "')",
+				                  cfg->tls.cert, who, cfg->id, cfg->id);
+			}
+		}
+	}
 	if (rv == 0)
 		rv = ing_mkdirs(cfg->data_dir, 0700, e);
 	if (rv != 0) {
+		ing_tls_free(n->tls);
 		free(n);
 		return rv;
 	}
@@ -359,6 +401,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		rv = sm_new(&n->sm);
 	if (rv != 0) {
 		store_close(n->store);
+		ing_tls_free(n->tls);
 		free(n);
 		return rv;
 	}
@@ -372,6 +415,13 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	memset(&ro, 0, sizeof(ro));
 	ro.address = cfg->api_address;
 	ro.max_frame_bytes = cfg->max_frame_bytes;
+	ro.max_connections = cfg->max_connections;
+	ro.max_connections_per_address = cfg->max_connections_per_address;
+	ro.max_output_bytes = cfg->max_output_bytes;
+	ro.max_calls = cfg->max_calls;
+	ro.idle_timeout_ms = cfg->idle_timeout_ms;
+	ro.frame_timeout_ms = cfg->frame_timeout_ms;
+	ro.tls = n->tls;
 	rv = rpc_server_start(loop, &ro, node_api_handle, n, &n->api, e);
 	if (rv != 0)
 		goto fail;
@@ -392,6 +442,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	cc.connect_retry_ms = cfg->connect_retry_ms;
 	cc.snapshot_threshold = cfg->snapshot_threshold;
 	cc.snapshot_trailing = cfg->snapshot_trailing;
+	cc.tls = n->tls;
 	rv = cons_start(loop, &cc, &cb, &n->cons, e);
 	if (rv != 0) {
 		n->cons = NULL;
@@ -407,8 +458,9 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		ing_error_set(e, rv, "cannot start membership: %s", ing_err_msg(rv));
 		goto fail;
 	}
-	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s data_dir=%s", cfg->id,
-	             cfg->api_address, cfg->raft_address, n->cfg.data_dir);
+	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s data_dir=%s tls=%s", cfg->id,
+	             cfg->api_address, cfg->raft_address, n->cfg.data_dir,
+	             n->tls != NULL ? "on" : "off (loopback only)");
 	*out = n;
 	return 0;
 fail:

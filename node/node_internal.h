@@ -52,6 +52,7 @@ struct node {
 	struct sm *sm;
 	struct cons *cons;
 	struct rpc_server *api;
+	struct ing_tls *tls;   /* NULL: plaintext (loopback only); API, raft and every client */
 	uv_prepare_t flush;    /* commits the apply batch once per loop iteration */
 	uv_timer_t park_timer; /* re-dispatches parked requests */
 	enum cons_role role;

@@ -161,6 +161,7 @@ void node_forward(struct node *n, struct rpc_call *call)
 		    .max_frame_bytes = n->cfg.max_frame_bytes,
 		    .timeout_ms = n->cfg.request_timeout_ms,
 		    .connect_timeout_ms = 500,
+		    .tls = n->tls,
 		};
 		if (rpc_client_new(n->loop, &o, &n->fwd, &e) != 0) {
 			rpc_reply_error(call, e.code, "cannot reach the leader: %s", e.msg);

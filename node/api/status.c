@@ -68,6 +68,7 @@ static struct rpc_client *peer_client(struct node *n, uint64_t id)
 	    .nendpoints = 1,
 	    .timeout_ms = STATUS_PROBE_MS,
 	    .connect_timeout_ms = STATUS_PROBE_MS,
+	    .tls = n->tls,
 	};
 	if (rpc_client_new(n->loop, &o, &c, &e) != 0)
 		return NULL;

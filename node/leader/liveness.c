@@ -299,6 +299,7 @@ int node_liveness_start(struct node *n)
 	    .nendpoints = 1,
 	    .timeout_ms = 30000,
 	    .connect_timeout_ms = 1000,
+	    .tls = n->tls,
 	};
 	struct ing_error e;
 	int rv = rpc_client_new(n->loop, &o, &n->self_client, &e);

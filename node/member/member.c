@@ -1341,6 +1341,7 @@ static struct rpc_client *client_to(struct node *n, const char *const *addrs, un
 	    .nendpoints = naddrs,
 	    .timeout_ms = timeout_ms,
 	    .connect_timeout_ms = 500,
+	    .tls = n->tls,
 	};
 	if (naddrs == 0 || rpc_client_new(n->loop, &o, &c, &e) != 0)
 		return NULL;

@@ -25,9 +25,10 @@ from clusterlib import frame, mp_pack, read_frames  # noqa: E402
 VICTIM = 2  # the node the raw bytes go to
 
 
-def connect(n):
-    s = socket.create_connection((cl.HOST, cl.api_port(n)), timeout=5)
-    return s
+def connect(n, tls=None):
+    """A connection to node n's API: TLS like the cluster (tls=False: a
+    plaintext one, whatever the cluster speaks)."""
+    return cl.connect_api(cl.api_port(n), timeout=5, tls=tls)
 
 
 def raw_job_get(n, jid):
@@ -102,9 +103,9 @@ def raw_checks(t, c, jid):
                 "got %r, closed=%s" % (vals, closed))
         still_serving(t, c, name, jid)
 
-    # Not an ingot client: an HTTP request gets an HTTP answer saying what
-    # the port is; a TLS ClientHello on this plaintext port is just closed.
-    s = connect(VICTIM)
+    # Not an ingot client (plaintext, whatever the port speaks): an HTTP
+    # request gets an HTTP answer saying what the port is.
+    s = connect(VICTIM, tls=False)
     try:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         s.settimeout(3)
@@ -120,10 +121,25 @@ def raw_checks(t, c, jid):
             answer.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"this is an ingot API port" in answer,
             "got %r" % answer[:200])
     still_serving(t, c, "an HTTP request", jid)
-    vals, closed = send_and_read(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 32, timeout=3.0)
-    t.check("raw TLS ClientHello on the plaintext port: closed without a reply", closed and vals == [],
-            "got %r, closed=%s" % (vals, closed))
-    still_serving(t, c, "a TLS ClientHello", jid)
+    if c.tls:
+        # A plaintext ingot client on the TLS port: told, then closed.
+        s = connect(VICTIM, tls=False)
+        try:
+            s.sendall(frame(mp_pack([0, 1, "job.get", {"id": jid}, None, None])))
+            vals, closed = read_frames(s, timeout=3.0)
+        finally:
+            s.close()
+        err = error_of(vals)
+        t.check("raw plaintext request on the TLS port: [1, 0, [permission_denied, 'this endpoint "
+                "requires TLS ...']], closed", err is not None and err[0] == 0 and err[1] == "permission_denied"
+                and "requires TLS" in err[2] and closed, "got %r, closed=%s" % (vals, closed))
+        still_serving(t, c, "a plaintext request on the TLS port", jid)
+    else:
+        vals, closed = send_and_read(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 32,
+                                     timeout=3.0)
+        t.check("raw TLS ClientHello on the plaintext port: closed without a reply", closed and vals == [],
+                "got %r, closed=%s" % (vals, closed))
+        still_serving(t, c, "a TLS ClientHello", jid)
 
     # A frame cut short: the client half-closes inside a frame.
     vals, closed = send_and_read(b"\x00\x00\x00\x64" + b"\x96\x00", close_write=True, timeout=3.0)
@@ -255,6 +271,14 @@ def config_checks(t, c):
         ("not YAML", "id: [1\n", []),
         ("peer without api_address", base.replace(p2, "{id: 2, raft_address: 127.0.0.1:%d}" % cl.raft_port(2)),
          ["peers"]),
+        ("tls without a key", base.replace("  key: tls/node-1.key\n", ""), ["tls", "needs ca, cert and key"]),
+        ("tls with an unknown key", base.replace("  client_certs: required\n", "  cipher: aes\n"),
+         ["cipher", "unknown key in tls"]),
+        ("tls client_certs not required/optional", base.replace("client_certs: required", "client_certs: maybe"),
+         ["tls.client_certs"]),
+        ("tls files that do not exist (relative to the file)", base, ["TLS CA file", "badcfg/tls/ca.crt"]),
+        ("max_connections of 0", base + "max_connections: 0\n", ["max_connections"]),
+        ("idle_timeout_ms not a number", base + "idle_timeout_ms: soon\n", ["idle_timeout_ms"]),
     ]
     for i, (name, text, words) in enumerate(cases):
         cfg = c.write_file("badcfg/%02d.yaml" % i, text)
