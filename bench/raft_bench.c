@@ -23,6 +23,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,6 +284,7 @@ int main(int argc, char **argv)
 		parent = made;
 	}
 	ing_log_set_level(ING_LOG_LEVEL_ERROR);
+	signal(SIGPIPE, SIG_IGN); /* as consensus.h requires: peers close sockets */
 
 	char pki[600];
 	snprintf(pki, sizeof(pki), "%s/pki", parent);
