@@ -77,13 +77,14 @@ wait_healthy() {
   return 1
 }
 
-# ms since the epoch of the first "role changed role=leader " line logged after $1 (ms).
+# ms since the epoch of the first "role changed role=leader ready=yes" line (the new
+# leader's barrier committed: it serves) logged after $1 (ms).
 leader_logged_after() {
   local after="$1" line t
   while read -r line; do
     t="$(date -d "$(cut -d' ' -f1 <<<"$line")" +%s%3N)"
     if [ "$t" -ge "$after" ]; then echo "$t"; return; fi
-  done < <(grep -h 'role changed role=leader ' "$dir"/node*/ingotd.log | sort)
+  done < <(grep -h 'role changed role=leader ready=yes ' "$dir"/node*/ingotd.log | sort)
   echo ""
 }
 

@@ -32,15 +32,12 @@
  *
  * Every artifact fetched, logs included, is checked against its hash.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/encode.h"
 #include "common/fs.h"
 
 /* ---- shared ------------------------------------------------------------ */
@@ -121,8 +118,7 @@ static int get_artifact(struct cli_ctx *ctx, const msgpack_object *sha, uint64_t
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	char hex[2 * SHA256_DIGEST_LENGTH + 1];
 	SHA256((const unsigned char *)*data, *len, md);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	ing_hex_encode(md, sizeof(md), hex);
 	if (memcmp(hex, sha->via.str.ptr, 64) != 0)
 		return ing_error_set(e, ING_ECORRUPT,
 		                     "artifact %.64s: the bytes received hash to %s",
@@ -462,47 +458,6 @@ int cli_output_dest(const char *dir, uint64_t index, const char *path, size_t pa
 	return 0;
 }
 
-/* mkdir -p of `path`'s first `len` bytes. */
-static int make_dirs(const char *path, size_t len, struct ing_error *e)
-{
-	char buf[4096];
-	if (len >= sizeof(buf))
-		return ing_error_set(e, ING_EINVAL, "path too long");
-	memcpy(buf, path, len);
-	buf[len] = '\0';
-	return ing_mkdirs(buf, 0777, e);
-}
-
-/* Writes data to dest through a temporary file beside it. */
-static int write_file(const char *dest, const char *data, size_t len, struct ing_error *e)
-{
-	char tmp[4200];
-	snprintf(tmp, sizeof(tmp), "%s.ingotctl-tmp", dest);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
-	if (fd < 0)
-		return ing_error_set(e, ING_EIO, "cannot create '%s': %s", tmp, strerror(errno));
-	size_t off = 0;
-	while (off < len) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			int err = errno;
-			close(fd);
-			unlink(tmp);
-			return ing_error_set(e, ING_EIO, "cannot write '%s': %s", tmp,
-			                     strerror(err));
-		}
-		off += (size_t)w;
-	}
-	if (close(fd) != 0 || rename(tmp, dest) != 0) {
-		int err = errno;
-		unlink(tmp);
-		return ing_error_set(e, ING_EIO, "cannot write '%s': %s", dest, strerror(err));
-	}
-	return 0;
-}
-
 int cli_cmd_job_fetch(struct cli_ctx *ctx)
 {
 	const struct cli_cmd *cmd = ctx->cmd;
@@ -556,10 +511,10 @@ int cli_cmd_job_fetch(struct cli_ctx *ctx)
 				msgpack_zone_init(&az, 4096);
 				rv = get_artifact(ctx, sha, size, &az, &data, &len, &e);
 				if (rv == 0)
-					rv = make_dirs(dest, (size_t)(strrchr(dest, '/') - dest),
-					               &e);
+					rv = ing_mkdirs_parent(dest, 0777, &e);
 				if (rv == 0)
-					rv = write_file(dest, data, len, &e);
+					rv = ing_write_file(dest, data, len, 0666, ING_WRITE_ATOMIC,
+					                    &e);
 				msgpack_zone_destroy(&az);
 				if (rv != 0)
 					break;

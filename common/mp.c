@@ -464,3 +464,21 @@ int mp_next_str_list(struct mp_cursor *c, const char *field, uint32_t max_n, uin
 	*out = arr;
 	return 0;
 }
+
+int mp_copy_to_zone(const msgpack_object *o, msgpack_zone *z, msgpack_object *out,
+                    struct ing_error *e)
+{
+	struct mp_out buf;
+	size_t used;
+	mp_out_init(&buf);
+	msgpack_pack_object(&buf.pk, *o);
+	char *copy = mp_out_failed(&buf) == 0 ? msgpack_zone_malloc(z, buf.len) : NULL;
+	if (copy == NULL) {
+		mp_out_free(&buf);
+		return ing_error_set(e, ING_ENOMEM, "out of memory copying a reply");
+	}
+	memcpy(copy, buf.data, buf.len);
+	int rv = mp_parse(copy, buf.len, z, out, &used, e);
+	mp_out_free(&buf);
+	return rv;
+}

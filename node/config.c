@@ -260,6 +260,35 @@ static int get_labels(struct loader *l, const yaml_node_t *n, struct node_config
 	return 0;
 }
 
+/* `gpus: N` (0..ING_MAX_GPUS) or `gpus: [index, ...]` (unique, each
+ * 0..ING_GPU_INDEX_MAX, at most ING_MAX_GPUS). */
+static int get_gpus(struct loader *l, const yaml_node_t *n, struct node_config *c)
+{
+	if (n->type == YAML_SCALAR_NODE) {
+		c->gpus_mode = NODE_GPUS_COUNT;
+		return get_unsigned(l, n, "gpus", 0, ING_MAX_GPUS, &c->gpus_count);
+	}
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail(l, n, "gpus", "expected a count or a list of GPU indexes");
+	c->gpus_mode = NODE_GPUS_LIST;
+	c->ngpu_list = 0;
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+	     it++) {
+		yaml_node_t *v = yaml_document_get_node(&l->doc, *it);
+		unsigned idx;
+		if (c->ngpu_list == ING_MAX_GPUS)
+			return fail(l, v, "gpus", "more than %d GPUs", ING_MAX_GPUS);
+		int rv = get_unsigned(l, v, "gpus", 0, ING_GPU_INDEX_MAX, &idx);
+		if (rv != 0)
+			return rv;
+		for (unsigned i = 0; i < c->ngpu_list; i++)
+			if (c->gpu_list[i] == idx)
+				return fail(l, v, "gpus", "GPU %u listed twice", idx);
+		c->gpu_list[c->ngpu_list++] = idx;
+	}
+	return 0;
+}
+
 static int get_join(struct loader *l, const yaml_node_t *n, struct node_config *c)
 {
 	if (n->type != YAML_SEQUENCE_NODE)
@@ -403,6 +432,8 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_unsigned(l, v, key, 0, ING_MAX_SLOTS, &c->slots);
 	if (strcmp(key, "probe") == 0)
 		return get_bool(l, v, key, &c->probe);
+	if (strcmp(key, "gpus") == 0)
+		return get_gpus(l, v, c);
 	if (strcmp(key, "keep_failed_workdirs") == 0)
 		return get_bool(l, v, key, &c->keep_failed_workdirs);
 	if (strcmp(key, "heartbeat_interval_ms") == 0)

@@ -50,6 +50,20 @@ struct node_tls_config {
 	enum ing_tls_client_certs client_certs;
 };
 
+/* Which GPUs a node offers to jobs (config key `gpus`). */
+enum node_gpus_mode {
+	NODE_GPUS_DISCOVERED = 0, /* no `gpus` key: every GPU discovery finds */
+	NODE_GPUS_COUNT,          /* `gpus: N`: indexes 0..N-1 (0: none) */
+	NODE_GPUS_LIST,           /* `gpus: [0, 2]`: exactly these indexes */
+};
+
+/* A GPU the node offers (filled at start: node/worker/probe.c). */
+struct node_gpu {
+	unsigned index;
+	char uuid[ING_GPU_UUID_MAX + 1]; /* "" when discovery did not find it */
+	uint64_t memory_bytes;           /* 0 when not known */
+};
+
 struct node_peer {
 	uint64_t id;
 	char raft_address[NODE_ADDRESS_MAX];
@@ -86,8 +100,14 @@ struct node_config {
 	char label_keys[ING_MAX_LABELS][ING_NAME_MAX + 1];
 	char label_values[ING_MAX_LABELS][ING_LABEL_VALUE_MAX + 1];
 	unsigned nlabels;
-	unsigned slots;            /* concurrent attempts (0: runs nothing) */
-	bool probe;                /* add probed toolchains and CPU facts to caps/labels */
+	unsigned slots; /* concurrent attempts (0: runs nothing) */
+	bool probe;     /* add probed toolchains, CPU facts and GPUs to caps/labels */
+	enum node_gpus_mode gpus_mode;
+	unsigned gpus_count;             /* NODE_GPUS_COUNT */
+	unsigned gpu_list[ING_MAX_GPUS]; /* NODE_GPUS_LIST */
+	unsigned ngpu_list;
+	struct node_gpu gpus[ING_MAX_GPUS]; /* offered: set at start from the above */
+	unsigned ngpus;
 	bool keep_failed_workdirs; /* keep an attempt's directory when it fails */
 	unsigned heartbeat_interval_ms;
 	unsigned node_down_after_ms; /* leader: silent this long -> declared down */

@@ -2,6 +2,9 @@
  * ingotd_main.c - the daemon: `ingotd --config FILE [flags]` or
  * `ingotd --dev`.
  *
+ * `ingotd gpus` prints the NVIDIA GPUs that discovery finds (the same
+ * code the node runs at start) and exits 0, or 1 when there are none.
+ *
  * Signals: SIGINT/SIGTERM stop the node; SIGHUP re-reads its TLS files
  * (node_reload_tls), keeping the old ones when the new ones do not load.
  *
@@ -14,17 +17,24 @@
  * directory whose node was removed.
  */
 #include <getopt.h>
+#include <msgpack.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include <yaml.h>
 
+#include "common/build_info.h"
 #include "common/log.h"
-#include "node/sm/cmd.h"
+#include "common/version.h"
 #include "node/config.h"
-#include "node/node.h"
 #include "node/member/recover.h"
+#include "node/node.h"
+#include "node/sm/cmd.h"
+#include "node/worker/gpu.h"
+#include "storage/store.h"
 
 struct daemon {
 	uv_loop_t loop;
@@ -39,6 +49,7 @@ static void usage(FILE *f)
 	        "usage: ingotd --config FILE [options]\n"
 	        "       ingotd --dev [options]\n"
 	        "       ingotd recover --config FILE --members ID[,ID...] [--yes]\n"
+	        "       ingotd gpus\n"
 	        "\n"
 	        "  --config FILE        YAML configuration (docs/operations.md)\n"
 	        "  --dev                single-node cluster with embedded defaults:\n"
@@ -49,7 +60,58 @@ static void usage(FILE *f)
 	        "  --join A:P[,A:P...]  join the cluster of these members' API addresses\n"
 	        "                       (empty data directory only; see docs/operations.md)\n"
 	        "  --log-level LEVEL    debug, info, warn, error\n"
+	        "  --version            version, commit and the libraries' versions\n"
 	        "  -h, --help           this text\n");
+}
+
+/* `ingotd gpus`: what GPU discovery finds here. */
+static int gpus_main(int argc, char **argv)
+{
+	struct gpu_inventory inv;
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: ingotd gpus\n");
+		return 2;
+	}
+	gpu_discover(NULL, &inv);
+	if (inv.count == 0) {
+		fprintf(stderr, "ingotd: no NVIDIA GPU found (%s)\n", inv.note);
+		return 1;
+	}
+	printf("driver %s, CUDA %s (%s)\n", inv.driver_version[0] ? inv.driver_version : "-",
+	       inv.cuda_version[0] ? inv.cuda_version : "-", inv.library);
+	printf("%-5s  %-6s  %-10s  %-24s  %s\n", "INDEX", "ARCH", "MEMORY", "MODEL", "UUID");
+	for (unsigned i = 0; i < inv.count; i++) {
+		const struct gpu_device *g = &inv.devices[i];
+		char mem[32];
+
+		snprintf(mem, sizeof(mem), "%llu MiB", (unsigned long long)(g->memory_bytes >> 20));
+		printf("%-5u  %-6s  %-10s  %-24s  %s\n", g->index, g->arch, mem, g->model, g->uuid);
+	}
+	if (inv.note[0] != '\0')
+		fprintf(stderr, "ingotd: note: %s\n", inv.note);
+	return 0;
+}
+
+/* `ingotd --version`: every library ingotd links, at run time where the
+ * library says (common/version.h). */
+static void print_version(FILE *f)
+{
+	char lmdb_running[ING_VERSION_MAX], lmdb_built[ING_VERSION_MAX];
+	char uv_built[ING_VERSION_MAX];
+	store_lmdb_version(lmdb_running, lmdb_built, ING_VERSION_MAX);
+	snprintf(uv_built, sizeof(uv_built), "%d.%d.%d", UV_VERSION_MAJOR, UV_VERSION_MINOR,
+	         UV_VERSION_PATCH);
+	const struct ing_lib_version libs[] = {
+	    {"libraft", NULL, INGOT_BUILT_RAFT},
+	    {"LMDB", lmdb_running, lmdb_built},
+	    {"libuv", uv_version_string(), uv_built},
+	    {"OpenSSL", OpenSSL_version(OPENSSL_VERSION_STRING), OPENSSL_VERSION_STR},
+	    {"msgpack-c", msgpack_version(), MSGPACK_VERSION},
+	    {"libyaml", yaml_get_version_string(), INGOT_BUILT_YAML},
+	};
+	ing_version_print(f, "ingotd", libs, sizeof(libs) / sizeof(libs[0]));
 }
 
 static void on_stopped(void *data, int status)
@@ -123,6 +185,7 @@ int main(int argc, char **argv)
 	    {"join", required_argument, NULL, 'j'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *data_dir = NULL, *api = NULL, *raft = NULL, *level = NULL,
@@ -135,6 +198,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "recover") == 0)
 		return node_recover_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "gpus") == 0)
+		return gpus_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config = optarg; break;
@@ -145,6 +210,7 @@ int main(int argc, char **argv)
 		case 'j': join = optarg; break;
 		case 'l': level = optarg; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': print_version(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

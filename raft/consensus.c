@@ -63,16 +63,21 @@
 /* Longest wait in cons_close for the log to be persisted before raft_close. */
 #define CLOSE_DRAIN_MAX_MS 2000
 
-static const char *role_name(enum cons_role role)
+const char *cons_role_name(enum cons_role role)
 {
 	switch (role) {
 	case CONS_FOLLOWER: return "follower";
 	case CONS_CANDIDATE: return "candidate";
-	case CONS_LEADER: return "leader";
-	case CONS_LEADER_READY: return "leader_ready";
+	case CONS_LEADER:
+	case CONS_LEADER_READY: return "leader";
 	case CONS_UNAVAILABLE: return "unavailable";
 	}
 	return "unknown";
+}
+
+const char *cons_role_ready(enum cons_role role)
+{
+	return role == CONS_LEADER_READY ? "yes" : role == CONS_LEADER ? "no" : NULL;
 }
 
 /* "a.b.c.d:port", the only form libraft's TCP transport takes. */
@@ -279,9 +284,10 @@ static void report_role(struct cons *c)
 	c->role = role;
 	c->leader_id = leader;
 	c->term = term;
-	ING_LOG_INFO("raft role changed raft_node=%" PRIu64 " role=%s leader=%" PRIu64
+	ING_LOG_INFO("raft role changed raft_node=%" PRIu64 " role=%s%s%s leader=%" PRIu64
 	             " term=%" PRIu64,
-	             c->id, role_name(role), (uint64_t)leader, term);
+	             c->id, cons_role_name(role), cons_role_ready(role) ? " ready=" : "",
+	             cons_role_ready(role) ? cons_role_ready(role) : "", (uint64_t)leader, term);
 	if (c->cb.role_changed != NULL) {
 		c->cb.role_changed(c->cb.data, role, leader, term);
 	}

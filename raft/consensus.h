@@ -75,6 +75,17 @@ enum cons_role {
 };
 
 /*
+ * The one name of each role, as the API (node.info), the logs and ingotctl
+ * spell it: "follower", "candidate", "leader", "unavailable".  CONS_LEADER
+ * and CONS_LEADER_READY are both "leader"; where the difference matters
+ * (logs), cons_role_ready says whether the leader's barrier committed.
+ */
+const char *cons_role_name(enum cons_role role);
+/* "yes" for CONS_LEADER_READY, "no" for CONS_LEADER, NULL for the others:
+ * the `ready=` field of a role's log line. */
+const char *cons_role_ready(enum cons_role role);
+
+/*
  * apply, snapshot and restore run inside libraft (on the loop) and must not
  * call any cons_* function; role_changed, fatal and the request callbacks
  * run from the loop outside libraft and may call any of them (cons_close

@@ -61,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/encode.h"
 #include "common/log.h"
 #include "common/mp.h"
 #include "rpc/frame.h"
@@ -409,7 +410,7 @@ static int conn_write_raw(struct cconn *conn, const char *data, size_t len)
 	if (rv != 0) {
 		free(w);
 		conn_fail(conn, uv_strerror(rv));
-		return rpc_err_from_uv(rv);
+		return ing_err_from_uv(rv);
 	}
 	return 0;
 }
@@ -793,7 +794,7 @@ int rpc_client_new(uv_loop_t *loop, const struct rpc_client_options *o, struct r
 	int rv = uv_timer_init(loop, &c->timer);
 	if (rv != 0) {
 		client_free(c);
-		return ing_error_set(e, rpc_err_from_uv(rv), "cannot create a timer: %s",
+		return ing_error_set(e, ing_err_from_uv(rv), "cannot create a timer: %s",
 		                     uv_strerror(rv));
 	}
 	c->timer.data = c;
@@ -838,7 +839,6 @@ void rpc_client_close(struct rpc_client *c, void (*cb)(void *data), void *data)
 static void random_request_id(char *out)
 {
 	unsigned char raw[16];
-	static const char hex[] = "0123456789abcdef";
 	if (RAND_bytes(raw, sizeof(raw)) != 1) {
 		/* Never expected after OpenSSL seeded itself; fall back to
 		 * something unique to this process rather than fail a write. */
@@ -849,11 +849,7 @@ static void random_request_id(char *out)
 	}
 	out[0] = 'c';
 	out[1] = '-';
-	for (unsigned i = 0; i < sizeof(raw); i++) {
-		out[2 + 2 * i] = hex[raw[i] >> 4];
-		out[3 + 2 * i] = hex[raw[i] & 15];
-	}
-	out[2 + 2 * sizeof(raw)] = '\0';
+	ing_hex_encode(raw, sizeof(raw), out + 2);
 }
 
 int rpc_client_call(struct rpc_client *c, struct rpc_request *r, const char *op, const void *args,
@@ -928,33 +924,13 @@ struct sync_call {
 	int status;
 };
 
-/* Deep-copies `o` into zone z: re-encoded, copied, and parsed there. */
-static int copy_to_zone(const msgpack_object *o, msgpack_zone *z, msgpack_object *out,
-                        struct ing_error *e)
-{
-	struct mp_out buf;
-	size_t n;
-	mp_out_init(&buf);
-	msgpack_pack_object(&buf.pk, *o);
-	int rv = mp_out_failed(&buf);
-	char *copy = rv == 0 ? msgpack_zone_malloc(z, buf.len) : NULL;
-	if (copy == NULL) {
-		mp_out_free(&buf);
-		return ing_error_set(e, ING_ENOMEM, "out of memory copying a reply");
-	}
-	memcpy(copy, buf.data, buf.len);
-	rv = mp_parse(copy, buf.len, z, out, &n, e);
-	mp_out_free(&buf);
-	return rv;
-}
-
 static void sync_cb(struct rpc_request *r, int status, const struct ing_error *err,
                     const msgpack_object *result)
 {
 	struct sync_call *s = r->data;
 	s->status = status;
 	if (status == 0)
-		s->status = copy_to_zone(result, s->zone, s->result, s->err);
+		s->status = mp_copy_to_zone(result, s->zone, s->result, s->err);
 	else if (s->err != NULL)
 		*s->err = *err;
 	rpc_client_close(s->client, NULL, NULL);
@@ -969,7 +945,7 @@ int rpc_call_sync(const struct rpc_client_options *o, const char *op, const void
 	struct rpc_request r;
 	int rv = uv_loop_init(&loop);
 	if (rv != 0)
-		return ing_error_set(err, rpc_err_from_uv(rv), "cannot create a loop: %s",
+		return ing_error_set(err, ing_err_from_uv(rv), "cannot create a loop: %s",
 		                     uv_strerror(rv));
 	rv = rpc_client_new(&loop, o, &s.client, err);
 	if (rv == 0) {

@@ -307,7 +307,7 @@ static int conn_write_raw(struct conn *conn, char *data, size_t len)
 		free(w->data);
 		free(w);
 		conn_close(conn);
-		return rpc_err_from_uv(rv);
+		return ing_err_from_uv(rv);
 	}
 	conn->out_bytes += len;
 	return 0;
@@ -888,7 +888,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 	if (rv != 0) {
 		free(s->cipher_in);
 		free(s);
-		return ing_error_set(e, rpc_err_from_uv(rv), "cannot listen on %s: %s", o->address,
+		return ing_error_set(e, ing_err_from_uv(rv), "cannot listen on %s: %s", o->address,
 		                     uv_strerror(rv));
 	}
 	s->listener.data = s;
@@ -906,7 +906,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 		s->closing = true;
 		uv_close((uv_handle_t *)&s->listener, on_listener_close);
 		uv_close((uv_handle_t *)&s->sweep, on_sweep_close);
-		return ing_error_set(e, rpc_err_from_uv(rv), "cannot listen on %s: %s", o->address,
+		return ing_error_set(e, ing_err_from_uv(rv), "cannot listen on %s: %s", o->address,
 		                     uv_strerror(rv));
 	}
 	s->port = ntohs(((const struct sockaddr_in *)&bound)->sin_port);

@@ -321,6 +321,14 @@ void store_close(struct store *s)
 	free(s);
 }
 
+void store_lmdb_version(char *running, char *built, size_t cap)
+{
+	int major, minor, patch;
+	mdb_version(&major, &minor, &patch);
+	snprintf(running, cap, "%d.%d.%d", major, minor, patch);
+	snprintf(built, cap, "%d.%d.%d", MDB_VERSION_MAJOR, MDB_VERSION_MINOR, MDB_VERSION_PATCH);
+}
+
 const char *store_path(const struct store *s)
 {
 	return s->path;

@@ -28,7 +28,7 @@
 #include "common/str.h"
 
 /* The schema version this binary writes.  See storage/migrate.c. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 enum store_table {
 	STORE_META = 0,    /* name -> u64 or bytes (schema, applied index, counters, cluster id) */
@@ -82,6 +82,11 @@ void store_close(struct store *s);
 const char *store_path(const struct store *s);
 /* The sticky failure, 0 when healthy. */
 int store_failed(const struct store *s);
+
+/* LMDB's version, "0.9.24": as the library reports it at run time
+ * (mdb_version) and as the header this build was compiled against says.
+ * Each buffer holds at least `cap` bytes. */
+void store_lmdb_version(char *running, char *built, size_t cap);
 
 /* ---- transactions ----------------------------------------------------- */
 

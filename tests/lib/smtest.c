@@ -103,6 +103,12 @@ const char *smt_result_str(struct smt *t)
 
 void smt_target(struct smt *t, const char *name, uint32_t nstages)
 {
+	smt_gpu_target(t, name, nstages, 0, 0);
+}
+
+void smt_gpu_target(struct smt *t, const char *name, uint32_t nstages, uint32_t gpus,
+                    uint32_t stage0_gpus)
+{
 	struct cmd c = smt_cmd(t, CMD_TARGET_PUT);
 	struct rec_stage_def *st = msgpack_zone_malloc(t->zone, nstages * sizeof(*st));
 	struct ing_str *argv = msgpack_zone_malloc(t->zone, 2 * sizeof(*argv));
@@ -117,9 +123,28 @@ void smt_target(struct smt *t, const char *name, uint32_t nstages)
 		st[i].argv = argv;
 		st[i].timeout_ms = 60000;
 	}
+	if (nstages > 0)
+		st[0].gpus = stage0_gpus;
 	c.u.target_put.spec.name = ing_str_c(name);
+	c.u.target_put.spec.gpus = gpus;
 	c.u.target_put.spec.nstages = nstages;
 	c.u.target_put.spec.stages = st;
+	assert_int_equal(smt_apply(t, &c), 0);
+}
+
+void smt_gpu_node(struct smt *t, uint64_t id, uint32_t slots, uint32_t n, const uint32_t *indexes)
+{
+	struct cmd c = smt_cmd(t, CMD_NODE_REGISTER);
+	struct rec_gpu *g = msgpack_zone_malloc(t->zone, (n + 1) * sizeof(*g));
+	for (uint32_t i = 0; i < n; i++) {
+		char *uuid = msgpack_zone_malloc(t->zone, 16);
+		snprintf(uuid, 16, "GPU-%u", indexes[i]);
+		g[i] = (struct rec_gpu){indexes[i], ing_str_c(uuid), 1ull << 30};
+	}
+	c.u.node_register.spec.id = id;
+	c.u.node_register.spec.slots = slots;
+	c.u.node_register.spec.ngpus = n;
+	c.u.node_register.spec.gpus = g;
 	assert_int_equal(smt_apply(t, &c), 0);
 }
 

@@ -1,0 +1,89 @@
+/*
+ * reply.c - what every handler of node/api/ replies with: encoded replies,
+ * errors, reads on flushed state, and a corrupt record (which stops the
+ * node: it never serves from state it cannot trust).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "common/mp.h"
+#include "node/api/api_internal.h"
+#include "storage/records.h"
+
+void api_reply_out(struct rpc_call *call, struct mp_out *o)
+{
+	if (mp_out_failed(o) != 0)
+		rpc_reply_error(call, ING_ENOMEM, "out of memory encoding the reply");
+	else
+		rpc_reply(call, o->data, o->len);
+	mp_out_free(o);
+}
+
+void api_reply_err(struct rpc_call *call, const struct ing_error *e)
+{
+	rpc_reply_error(call, e->code, "%s", e->msg);
+}
+
+/* Opens a read transaction on fully flushed state, or replies an error. */
+int api_read_begin(struct node *n, struct rpc_call *call, struct store_txn **t)
+{
+	int rv = store_batch_flush(node_store(n));
+	if (rv == 0)
+		rv = store_read_begin(node_store(n), t);
+	if (rv != 0)
+		rpc_reply_error(call, rv, "cannot read the state: %s", ing_err_msg(rv));
+	return rv;
+}
+
+int api_corrupt_reply(struct node *n, struct rpc_call *call, const char *what)
+{
+	rpc_reply_error(call, ING_ECORRUPT, "%s does not decode", what);
+	node_fatal(n, ING_CORRUPT(what), what);
+	return ING_ECORRUPT;
+}
+
+/* Replies with every record of `tbl` as an array, in key order. */
+void api_list_table(struct node *n, struct rpc_call *call, enum store_table tbl,
+                    api_view_record_fn view, const char *what)
+{
+	static const char *const known[] = {"stale", NULL};
+	struct store_txn *t;
+	struct store_iter *it;
+	struct ing_str k, v;
+	struct mp_out body, o;
+	msgpack_zone z;
+	uint32_t count = 0;
+	int rv;
+
+	if (api_check_known(call, known) != 0 || api_read_begin(n, call, &t) != 0)
+		return;
+	mp_out_init(&body);
+	msgpack_zone_init(&z, 4096);
+	rv = store_iter_open(t, tbl, (struct ing_str){"", 0}, &it);
+	bool opened = rv == 0;
+	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
+		if (view(&body.pk, v, &z) != 0) {
+			rv = ING_ECORRUPT;
+			break;
+		}
+		count++;
+		msgpack_zone_clear(&z);
+	}
+	if (opened)
+		store_iter_close(it);
+	store_abort(t);
+	msgpack_zone_destroy(&z);
+	if (rv != ING_ENOTFOUND) {
+		mp_out_free(&body);
+		if (rv == ING_ECORRUPT)
+			api_corrupt_reply(n, call, what);
+		else
+			rpc_reply_error(call, rv, "cannot list: %s", ing_err_msg(rv));
+		return;
+	}
+	mp_out_init(&o);
+	msgpack_pack_array(&o.pk, count);
+	mp_out_raw(&o, body.data, body.len);
+	mp_out_free(&body);
+	api_reply_out(call, &o);
+}

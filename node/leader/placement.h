@@ -1,0 +1,64 @@
+/*
+ * placement.h - where one queued job can run: the leader's choice of a node
+ * and of the GPUs on it, from the nodes' records and what the scheduling
+ * round has already given out, or the reason it cannot run yet.  Pure: no
+ * store, no loop, no clock, so the unit tests drive it directly
+ * (tests/unit/node/leader/test_placement.c); node/leader/scheduler.c
+ * proposes the choice as a job_assign.
+ */
+#ifndef INGOT_NODE_LEADER_PLACEMENT_H
+#define INGOT_NODE_LEADER_PLACEMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/records.h"
+
+/* A node as one round sees it. */
+struct place_node {
+	const struct rec_node *rec; /* borrowed: lives as long as the round */
+	uint32_t free_slots;        /* slots not in use nor given out this round */
+	uint64_t free_gpus;         /* bit i: GPU i offered, not held, not given out */
+	uint64_t offered_gpus;      /* bit i: GPU i offered */
+};
+
+/* What place_pick chose. */
+struct place_choice {
+	unsigned node; /* index into the nodes array */
+	uint32_t ngpus;
+	uint32_t gpus[ING_MAX_GPUS]; /* ascending */
+};
+
+/*
+ * Sets pn from rec (borrowed): free slots (none when the node is down or
+ * draining), offered and free GPUs.
+ */
+void place_node_init(struct place_node *pn, const struct rec_node *rec);
+
+/*
+ * Chooses where a job of target t runs: among the live, non-draining nodes
+ * with t's capabilities and labels, those with a free slot and at least
+ * rec_target_gpus(t) free GPUs.  A job that needs GPUs goes to the one with
+ * the fewest free GPUs (best fit, so large blocks stay whole for jobs that
+ * need many), then the most free slots; one that needs none to the most
+ * free slots, then the fewest free GPUs (GPU nodes stay free for GPU jobs).
+ * Ties go to the first node.  On it the job takes the lowest-numbered free
+ * GPUs.
+ *
+ * Returns 0 with *out filled, or ING_ENOTFOUND with why in reason (cap
+ * bytes, NUL-terminated), one of:
+ *   "no live, non-draining node has capability 'nvcc' (target 't')" (and the
+ *   other messages of a capability, label or liveness that no node has),
+ *   "needs 2 GPUs: none of the nodes that can run target 't' (nodes 1, 3)
+ *   has a GPU", "needs 4 GPUs: the nodes that can run target 't' offer at
+ *   most 2 (nodes 1, 3)", "needs 1 GPU, none free on nodes 2, 3", "needs 2
+ *   GPUs, fewer than 2 free on node 2", "all 2 nodes that can run target
+ *   't' are busy".
+ */
+int place_pick(const struct rec_target *t, const struct place_node *nodes, unsigned n,
+               struct place_choice *out, char *reason, size_t cap);
+
+/* Takes the chosen slot and GPUs out of nodes[c->node], once proposed. */
+void place_take(struct place_node *nodes, const struct place_choice *c);
+
+#endif
