@@ -19,8 +19,10 @@
  *                3. worker      its assignments may have changed
  *
  * flushed      once per loop iteration, before the loop blocks, after the
- *              batch of applied entries was committed (also when there was
- *              nothing to commit; never once the node is stopping):
+ *              batch of applied entries was committed if it was due
+ *              (store_commit_interval_ms; reads see an open batch anyway,
+ *              store_read_begin), also when there was nothing to commit;
+ *              never once the node is stopping:
  *                1. api         watches push new events, finished ones end
  *                2. worker      starts and stops attempts, when entries were
  *                               applied since it last looked

@@ -22,8 +22,8 @@
 void node_config_defaults(struct node_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->election_timeout_ms = 300;
-	c->heartbeat_timeout_ms = 30;
+	c->election_timeout_ms = 120;
+	c->heartbeat_timeout_ms = 12;
 	c->connect_retry_ms = 50;
 	c->snapshot_threshold = 4096;
 	c->snapshot_trailing = 1024;
@@ -37,6 +37,7 @@ void node_config_defaults(struct node_config *c)
 	c->frame_timeout_ms = RPC_DEFAULT_FRAME_TIMEOUT_MS;
 	c->tls.client_certs = ING_TLS_CLIENT_CERTS_REQUIRED;
 	c->store_sync = STORE_SYNC_FULL;
+	c->store_commit_interval_ms = 50;
 	c->log_level = ING_LOG_LEVEL_INFO;
 	c->slots = 2;
 	c->probe = true;
@@ -482,6 +483,14 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_tls(l, v, c);
 	if (strcmp(key, "store_sync") == 0)
 		return get_sync(l, v, &c->store_sync);
+	if (strcmp(key, "store_commit_interval_ms") == 0)
+		return get_unsigned(l, v, key, 0, 10000, &c->store_commit_interval_ms);
+	if (strcmp(key, "store_map_bytes") == 0)
+		return get_uint(l, v, key, 1u << 20, 1ull << 44, &c->store_map_bytes);
+	if (strcmp(key, "store_map_max_bytes") == 0)
+		return get_uint(l, v, key, 1u << 20, 1ull << 44, &c->store_map_max_bytes);
+	if (strcmp(key, "store_reserve_bytes") == 0)
+		return get_uint(l, v, key, 1u << 16, 1ull << 44, &c->store_reserve_bytes);
 	if (strcmp(key, "log_level") == 0)
 		return get_level(l, v, &c->log_level);
 	return fail(l, v, key, "unknown key");

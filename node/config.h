@@ -93,6 +93,10 @@ struct node_config {
 	unsigned frame_timeout_ms;
 	struct node_tls_config tls;
 	enum store_sync store_sync;
+	unsigned store_commit_interval_ms; /* age at which the apply batch commits */
+	uint64_t store_map_bytes;          /* initial LMDB map; 0: storage's default */
+	uint64_t store_map_max_bytes;      /* the map's ceiling; 0: storage's default */
+	uint64_t store_reserve_bytes;      /* low-space margin; 0: storage's default */
 	enum ing_log_level log_level;
 	/* The worker: what this node can run. */
 	char caps[ING_MAX_CAPS][ING_NAME_MAX + 1];

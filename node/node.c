@@ -7,9 +7,10 @@
  * Apply path: libraft calls node_apply for each committed entry, in order;
  * it runs sm_apply inside the store's open batch transaction and hands the
  * result to the local proposer, if any.  A uv_prepare handle commits the
- * batch once per loop iteration (before the loop blocks), so many applies
- * share one LMDB transaction and fsync.  Reads flush first, so they always
- * see every applied entry.  An entry is acknowledged to its client as soon
+ * batch when it is due (batch_due: store_commit_interval_ms old, or every
+ * loop iteration with 0), so many applies share one LMDB transaction and
+ * its fsyncs.  Reads see the open batch (store_read_begin), so they always
+ * see every applied entry without a commit.  An entry is acknowledged to its client as soon
  * as it is applied: it is then committed in the Raft log on a majority,
  * and a crash before the batch commit replays it from the log.
  *
@@ -69,8 +70,10 @@ struct node {
 	struct cons *cons;
 	struct rpc_server *server;
 	struct node_requests *requests;
-	struct ing_tls *tls; /* NULL: plaintext (loopback only); API, raft and every client */
-	uv_prepare_t flush;  /* commits the apply batch once per loop iteration */
+	struct ing_tls *tls;     /* NULL: plaintext (loopback only); API, raft and every client */
+	uv_prepare_t flush;      /* commits the apply batch when due (batch_due) */
+	uv_timer_t commit_timer; /* commits a batch older than store_commit_interval_ms */
+	uint64_t batch_since_ms; /* uv_now() when the open batch was first seen, 0: none */
 	uv_timer_t heartbeat_timer; /* node/bus.h: heartbeat tick */
 	uv_timer_t member_timer;    /* node/bus.h: member tick */
 	/* what raft reported last */
@@ -282,6 +285,28 @@ static int node_snapshot(void *data, void **buf, size_t *len)
 	return store_snapshot_copy_buf(n->store, buf, len);
 }
 
+/* On the loop: snapshots are references to the store's durable state. */
+static int node_snapshot_sync(void *data, uint64_t *index)
+{
+	struct node *n = data;
+	int rv = node_snapshot_prepare(data);
+	if (rv == 0 && (rv = store_sync(n->store, index)) != 0 && store_failed(n->store))
+		node_fatal(n, rv, "sync of the store for a snapshot failed");
+	return rv;
+}
+
+static int node_state_index(void *data, uint64_t *index)
+{
+	struct node *n = data;
+	struct store_txn *t;
+	int rv = store_read_begin(n->store, &t);
+	if (rv != 0)
+		return rv;
+	rv = store_applied_index(t, index);
+	store_abort(t);
+	return rv;
+}
+
 static int node_restore(void *data, const void *buf, size_t len)
 {
 	struct node *n = data;
@@ -300,9 +325,44 @@ static int node_restore(void *data, const void *buf, size_t len)
 int node_flush(struct node *n)
 {
 	int rv = store_batch_flush(n->store);
+	n->batch_since_ms = 0;
 	if (rv != 0)
 		node_fatal(n, rv, "commit of applied entries failed");
 	return rv;
+}
+
+/*
+ * Whether the open batch should commit now.  Acknowledgements never wait
+ * for the commit (the entry is committed in the Raft log, which replays it
+ * after a crash) and reads see the open batch (store_read_begin), so the
+ * commit only bounds how much the log replays: it comes once the batch is
+ * store_commit_interval_ms old (0: every loop iteration), or full
+ * (batch_max, store_batch_note), or before a snapshot.  Fewer commits mean
+ * fewer fsyncs on the loop and the pages shared by many applies (tree
+ * roots, the meta page, the tail pages of append-only tables) written once.
+ */
+static void on_commit_timer(uv_timer_t *h);
+
+static bool batch_due(struct node *n)
+{
+	uint64_t now = uv_now(n->loop), every = n->cfg.store_commit_interval_ms;
+
+	if (every == 0)
+		return true;
+	if (n->batch_since_ms == 0) {
+		n->batch_since_ms = now;
+		uv_timer_start(&n->commit_timer, on_commit_timer, every, 0);
+		return false;
+	}
+	return now - n->batch_since_ms >= every;
+}
+
+static void on_commit_timer(uv_timer_t *h)
+{
+	struct node *n = h->data;
+	if (!n->stopping && store_batch_pending(n->store) > 0)
+		node_flush(n);
+	n->batch_since_ms = 0;
 }
 
 static void on_flush(uv_prepare_t *h)
@@ -310,7 +370,7 @@ static void on_flush(uv_prepare_t *h)
 	struct node *n = h->data;
 	if (n->stopping)
 		return;
-	if (store_batch_pending(n->store) > 0 && node_flush(n) != 0)
+	if (store_batch_pending(n->store) > 0 && batch_due(n) && node_flush(n) != 0)
 		return;
 	bus_flushed(n);
 }
@@ -437,6 +497,7 @@ void node_stop(struct node *n)
 	if (n->cons != NULL)
 		cons_close(n->cons, on_cons_closed, n);
 	uv_close((uv_handle_t *)&n->flush, on_handle_closed);
+	uv_close((uv_handle_t *)&n->commit_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&n->heartbeat_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&n->member_timer, on_handle_closed);
 }
@@ -507,7 +568,10 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 {
 	struct node *n = calloc(1, sizeof(*n));
 	char raft_dir[600];
-	struct store_options so = {.sync = cfg->store_sync};
+	struct store_options so = {.sync = cfg->store_sync,
+	                           .map_size_bytes = cfg->store_map_bytes,
+	                           .map_max_bytes = cfg->store_map_max_bytes,
+	                           .reserve_bytes = cfg->store_reserve_bytes};
 	struct cons_peer peers[NODE_MAX_PEERS];
 	struct cons_config cc;
 	struct cons_callbacks cb = {
@@ -515,6 +579,8 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	    .free_result = node_free_result,
 	    .snapshot = node_snapshot,
 	    .snapshot_prepare = node_snapshot_prepare,
+	    .snapshot_sync = node_snapshot_sync,
+	    .state_index = node_state_index,
 	    .restore = node_restore,
 	    .role_changed = node_role_changed,
 	    .fatal = node_cons_fatal,
@@ -583,11 +649,13 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	uv_prepare_init(loop, &n->flush);
 	n->flush.data = n;
 	uv_prepare_start(&n->flush, on_flush);
+	uv_timer_init(loop, &n->commit_timer);
+	n->commit_timer.data = n;
 	uv_timer_init(loop, &n->heartbeat_timer);
 	n->heartbeat_timer.data = n;
 	uv_timer_init(loop, &n->member_timer);
 	n->member_timer.data = n;
-	n->open_handles = 3;
+	n->open_handles = 4;
 	/* These two hold a handle each (and the node until it is closed). */
 	rv = api_new(n, &n->api);
 	if (rv == 0)

@@ -102,6 +102,12 @@ struct cons {
 	bool closing;               /* cons_close called: draining, no new requests */
 	bool raft_closing;          /* raft_close called */
 	uint64_t close_deadline_ms; /* uv_now() limit of the drain */
+
+	/* Reference snapshots (snapref.c): the backend's own snapshot_get,
+	 * and state copies for installs in flight (close waits for them). */
+	int (*backend_snapshot_get)(struct raft_io *io, struct raft_io_snapshot_get *req,
+	                            raft_io_snapshot_get_cb cb);
+	unsigned snapref_copies;
 	void (*close_cb)(void *data);
 	void *close_data;
 };
@@ -119,6 +125,17 @@ void cons_trace_init(struct cons *c);
 /* Re-reads the log threshold so the tracer formats nothing unless debug. */
 void cons_trace_refresh(struct cons *c);
 int cons_err_from_raft(int rv);
+
+/* ---- snapref.c: reference snapshots ---------------------------------- */
+
+#define CONS_SNAPREF_BYTES 16
+/* A reference to `index` in a malloc'd 16-byte buffer.  ING_ENOMEM. */
+int cons_snapref_encode(uint64_t index, struct raft_buffer *out);
+/* True, with the index, when buf is a reference; false for anything else. */
+bool cons_snapref_decode(const void *buf, size_t len, uint64_t *index);
+/* Routes c->io.snapshot_get through the reference-to-copy wrapper.  Call
+ * after raft_uv_init, before raft_init. */
+void cons_snapref_wrap(struct cons *c);
 /* Logs a libraft failure at warn level with libraft's detail message (from
  * raft_errmsg, io.errmsg or transport.errmsg); returns the translated code. */
 int cons_raft_failed(const struct cons *c, const char *what, int rv, const char *detail);

@@ -55,8 +55,8 @@
 #include "raft/cons_internal.h"
 #include "raft/transport.h"
 
-#define DEFAULT_ELECTION_TIMEOUT_MS  300
-#define DEFAULT_HEARTBEAT_TIMEOUT_MS 30
+#define DEFAULT_ELECTION_TIMEOUT_MS  120
+#define DEFAULT_HEARTBEAT_TIMEOUT_MS 12
 #define DEFAULT_CONNECT_RETRY_MS     50
 #define DEFAULT_SNAPSHOT_THRESHOLD   4096
 #define DEFAULT_SNAPSHOT_TRAILING    1024
@@ -118,6 +118,10 @@ static int validate(const struct cons_config *cfg, const struct cons_callbacks *
 		return ing_error_set(e, ING_EINVAL,
 		                     "consensus: config and apply/snapshot/restore "
 		                     "callbacks are required");
+	}
+	if ((cb->snapshot_sync == NULL) != (cb->state_index == NULL)) {
+		return ing_error_set(e, ING_EINVAL,
+		                     "consensus: snapshot_sync and state_index go together");
 	}
 	if (cfg->id == 0) {
 		return ing_error_set(e, ING_EINVAL, "consensus: node id must be non-zero");
@@ -310,6 +314,9 @@ static bool log_persisted(struct cons *c)
 static void drain(struct cons *c)
 {
 	cons_deliver(c, true);
+	if (c->snapref_copies > 0) {
+		return; /* its completion calls into libraft (snapref.c) */
+	}
 	if (!log_persisted(c)) {
 		if (uv_now(c->loop) < c->close_deadline_ms) {
 			return;
@@ -500,6 +507,9 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		cons_transport_close(&c->transport);
 		cons_free(c);
 		return code;
+	}
+	if (cb->snapshot_sync != NULL) {
+		cons_snapref_wrap(c);
 	}
 	cons_trace_init(c);
 	raft_uv_set_tracer(&c->io, &c->tracer);

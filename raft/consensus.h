@@ -54,8 +54,8 @@ struct cons_config {
 	const char *dir;     /* directory for libraft's log and snapshots; created if absent */
 	const struct cons_peer *initial; /* voters to bootstrap a new cluster with */
 	unsigned ninitial;               /* 0: join an existing cluster (no bootstrap) */
-	unsigned election_timeout_ms;    /* 0: 300 */
-	unsigned heartbeat_timeout_ms;   /* 0: 30 */
+	unsigned election_timeout_ms;    /* 0: 120 */
+	unsigned heartbeat_timeout_ms;   /* 0: 12 */
 	unsigned connect_retry_ms;       /* 0: 50 */
 	unsigned snapshot_threshold;     /* 0: 4096 entries */
 	unsigned snapshot_trailing;      /* 0: 1024 entries */
@@ -126,6 +126,21 @@ struct cons_callbacks {
 	/* Replaces the state with a snapshot's (buf borrowed).  Non-zero is
 	 * fatal.  May run inside cons_start (the directory's last snapshot). */
 	int (*restore)(void *data, const void *buf, size_t len);
+	/*
+	 * Optional, for a state that is durable on its own (a store committed
+	 * with fsync): snapshots become references (raft/snapref.c).  On the
+	 * loop, at each snapshot: make every applied entry durable and set
+	 * *index to the index the durable state now holds (>= the last applied
+	 * one); non-zero skips this snapshot (retried later).  libraft then
+	 * keeps 16 bytes instead of a copy, snapshot_prepare is not called, and
+	 * `snapshot` runs (on a pool thread) only when a follower needs a copy
+	 * installed.  Requires state_index.
+	 */
+	int (*snapshot_sync)(void *data, uint64_t *index);
+	/* With snapshot_sync: the index the durable state holds (on the loop,
+	 * e.g. at start).  A reference to a later index is fatal at start: the
+	 * state was lost or rolled back. */
+	int (*state_index)(void *data, uint64_t *index);
 	/* Role, leader or term changed.  leader_id 0 when unknown. */
 	void (*role_changed)(void *data, enum cons_role role, uint64_t leader_id, uint64_t term);
 	/* libraft or the store failed in a way the node cannot survive; called

@@ -86,6 +86,13 @@ typedef int (*api_view_record_fn)(msgpack_packer *pk, struct ing_str val, msgpac
  * `stale` only). */
 void api_list_table(struct node *n, struct rpc_call *call, enum store_table tbl,
                     api_view_record_fn view, const char *what);
+/* The same, one page at a time, for a table keyed by names: arguments
+ * `stale`, `after` (names greater than it) and `limit` (at most this many,
+ * 1..1000); a page also ends before its reply would pass half of
+ * max_frame_bytes (but holds at least one record).  An empty page is the
+ * end; the next page is asked for with `after` = the last name. */
+void api_list_table_paged(struct node *n, struct rpc_call *call, enum store_table tbl,
+                          api_view_record_fn view, const char *what);
 
 /* ---- writes (propose.c) ------------------------------------------------- */
 

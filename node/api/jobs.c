@@ -9,6 +9,42 @@
 #include "node/api/api_internal.h"
 #include "node/leader/scheduler.h"
 #include "rpc/args.h"
+#include "storage/store.h"
+
+/*
+ * Near the store's ceiling (storage/store.h store_space_low) a new job is
+ * refused with no_space before it is proposed, so reads, running work and
+ * every other command go on and the map never fills.  A retry of a submit
+ * already applied (its request id is in the dedupe table) still goes
+ * through, to get its first result.  Only the receiving node looks: every
+ * node's store holds the same tables, and apply never looks (it must not
+ * depend on a node's disk).
+ */
+static bool refuse_for_space(struct node *n, struct rpc_call *call)
+{
+	struct store *st = node_store(n);
+	struct ing_str rid = rpc_call_request_id(call), val;
+	struct store_space sp = {0};
+	struct store_txn *t;
+	bool known = false;
+
+	if (!store_space_low(st))
+		return false;
+	if (rid.len > 0 && store_read_begin(st, &t) == 0) {
+		known = store_get(t, STORE_DEDUPE, rid, &val) == 0;
+		store_abort(t);
+	}
+	if (known)
+		return false;
+	store_space(st, &sp);
+	rpc_reply_error(call, ING_ENOSPACE,
+	                "no room for new jobs: the store of node %" PRIu64 " uses %" PRIu64
+	                " of its %" PRIu64 "-byte ceiling (store_map_max_bytes), within the "
+	                "reserve kept for work already accepted (store_reserve_bytes); reads "
+	                "and running jobs go on; raise store_map_max_bytes on every node",
+	                node_id(n), sp.used_bytes, sp.max_bytes);
+	return true;
+}
 
 void api_op_job_submit(struct node *n, struct rpc_call *call)
 {
@@ -23,7 +59,7 @@ void api_op_job_submit(struct node *n, struct rpc_call *call)
 	msgpack_zone z;
 	int rv;
 
-	if (api_check_known(call, known) != 0)
+	if (api_check_known(call, known) != 0 || refuse_for_space(n, call))
 		return;
 	msgpack_zone_init(&z, 1024);
 	c.u.job_submit.tenant = ing_str_c("default");
@@ -204,12 +240,21 @@ out:
 	store_abort(t);
 }
 
+/*
+ * One page of jobs by id.  A page examines at most JOB_LIST_SCAN_MAX jobs,
+ * so a filter that matches few of a million jobs costs bounded work per
+ * request: such a page may hold fewer than `limit` jobs, even none, and its
+ * `next` is then the last job examined, a cursor past the ones skipped.
+ */
+#define JOB_LIST_SCAN_MAX 10000
+
 void api_op_job_list(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"state", "target", "after", "limit", "stale", NULL};
 	const msgpack_object *args = rpc_call_args(call);
 	struct ing_str state_name = {"", 0}, target = {"", 0}, k, v;
-	uint64_t after = 0, limit = 100, last = 0;
+	uint64_t after = 0, limit = 100, last = 0, examined = 0;
+	uint32_t scanned = 0;
 	uint8_t state = 0, start[8];
 	struct ing_error e;
 	struct store_txn *t;
@@ -249,10 +294,17 @@ void api_op_job_list(struct node *n, struct rpc_call *call)
 	rv = store_iter_open(t, STORE_JOBS, (struct ing_str){(const char *)start, 8}, &it);
 	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
 		struct rec_job j;
+		if (scanned == JOB_LIST_SCAN_MAX) {
+			more = true; /* `next` resumes after the last job examined */
+			last = examined;
+			break;
+		}
 		if (rec_job_decode(v, &z, &j, NULL) != 0) {
 			rv = ING_ECORRUPT;
 			break;
 		}
+		scanned++;
+		examined = j.id;
 		if ((state_name.len == 0 || j.state == state) &&
 		    (target.len == 0 || ing_str_eq(target, j.target))) {
 			if (count == limit) {

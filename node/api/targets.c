@@ -173,5 +173,5 @@ static int view_target_record(msgpack_packer *pk, struct ing_str val, msgpack_zo
 
 void api_op_target_list(struct node *n, struct rpc_call *call)
 {
-	api_list_table(n, call, STORE_TARGETS, view_target_record, "target record");
+	api_list_table_paged(n, call, STORE_TARGETS, view_target_record, "target record");
 }

@@ -471,6 +471,12 @@ class Cluster:
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def snapshot_file_sizes(self, n):
+        """Sizes of the snapshot data files in node n's raft/ directory."""
+        d = os.path.join(self.data_dir(n), "raft")
+        return sorted(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
+                      if f.startswith("snapshot-") and not f.endswith(".meta"))
+
     def log(self, n):
         try:
             with open(self.log_path(n), "rb") as f:

@@ -88,6 +88,10 @@ struct rc_cluster *rc_new(unsigned threshold, unsigned trailing)
 		n->cfg.snapshot_threshold = threshold;
 		n->cfg.snapshot_trailing = trailing;
 		n->cfg.tls = use_tls[i];
+		/* Not the LAN defaults (120/12 ms): sanitizer builds on a loaded
+		 * machine pause the one loop of all three nodes for longer. */
+		n->cfg.election_timeout_ms = 300;
+		n->cfg.heartbeat_timeout_ms = 30;
 		capp_init(&n->app);
 	}
 	return cl;
@@ -130,9 +134,14 @@ void rc_start(struct rc_cluster *cl, unsigned i)
 	struct cons_callbacks cb;
 	struct ing_error e = {0};
 
-	capp_free(&n->app);
-	capp_init(&n->app);
-	cb = capp_callbacks(&n->app);
+	if (n->keep) {
+		capp_restart(&n->app);
+	} else {
+		capp_free(&n->app);
+		capp_init(&n->app);
+	}
+	n->keep = false;
+	cb = n->durable ? capp_callbacks_durable(&n->app) : capp_callbacks(&n->app);
 	if (cons_start(&cl->loop, &n->cfg, &cb, &n->c, &e) != 0)
 		fail_msg("cons_start node %u: %s", i + 1, e.msg);
 	n->open = true;

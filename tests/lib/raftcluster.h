@@ -32,7 +32,9 @@ struct rc_node {
 	char dir[256];
 	struct capp app;
 	bool open;
-	bool closed; /* its close callback ran */
+	bool closed;  /* its close callback ran */
+	bool durable; /* reference snapshots: capp_callbacks_durable */
+	bool keep;    /* the next start keeps the app's state (its "store") */
 };
 
 struct rc_cluster;

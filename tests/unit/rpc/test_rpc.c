@@ -573,6 +573,18 @@ static void test_failover_to_second_endpoint(void **state)
 	assert_int_equal(strlen(res.request_id), 34);
 	assert_memory_equal(res.request_id, "c-", 2);
 	assert_str(&res.value, res.request_id);
+	{
+		/* Generated ids start with the wall clock in ms (12 hex digits),
+		 * so they sort in time order (docs/performance.md). */
+		char prefix[13];
+		uv_timeval64_t tv;
+		memcpy(prefix, res.request_id + 2, 12);
+		prefix[12] = '\0';
+		assert_int_equal(uv_gettimeofday(&tv), 0);
+		uint64_t now_ms = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+		uint64_t id_ms = strtoull(prefix, NULL, 16);
+		assert_true(id_ms <= now_ms && now_ms - id_ms < 60000);
+	}
 	result_free(&res);
 	close_client(env, c);
 }
