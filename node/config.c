@@ -514,8 +514,10 @@ int node_config_load(struct node_config *c, const char *path, struct ing_error *
 		copy[1] = '\0';
 	else
 		*slash = '\0';
-	if (realpath(copy, l.dir) == NULL)
-		snprintf(l.dir, sizeof(l.dir), "%s", copy);
+	char *absolute = realpath(copy, NULL); /* not into l.dir: realpath needs PATH_MAX */
+	snprintf(l.dir, sizeof(l.dir), "%s",
+	         absolute != NULL && strlen(absolute) < sizeof(l.dir) ? absolute : copy);
+	free(absolute);
 
 	if (f == NULL)
 		return ing_error_set(e, ING_EIO, "%s: cannot open: %s", path, strerror(errno));

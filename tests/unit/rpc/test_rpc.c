@@ -1393,6 +1393,14 @@ static int tls_call(struct env *env, unsigned i, struct ing_tls *tls, const char
 	return status;
 }
 
+/* tls_call that must succeed; the failure names the client's error. */
+#define TLS_CALL_OK(env, i, tls, op, msg)                                          \
+	do {                                                                       \
+		int st_ = tls_call(env, i, tls, op, msg, sizeof(msg));             \
+		if (st_ != 0)                                                      \
+			fail_msg("%s: status %s: %s", op, ing_err_name(st_), msg); \
+	} while (0)
+
 static void test_tls_calls_and_identity(void **state)
 {
 	struct env *env = *state;
@@ -1402,11 +1410,11 @@ static void test_tls_calls_and_identity(void **state)
 	struct ing_tls *node2 = tp_tls(pki.main_, pki.main_, "node-2", 0);
 	char msg[256];
 
-	assert_int_equal(tls_call(env, 1, anon, "whoami", msg, sizeof(msg)), 0);
+	TLS_CALL_OK(env, 1, anon, "whoami", msg);
 	assert_string_equal(msg, "tls no certificate");
-	assert_int_equal(tls_call(env, 1, alice, "whoami", msg, sizeof(msg)), 0);
+	TLS_CALL_OK(env, 1, alice, "whoami", msg);
 	assert_string_equal(msg, "tls client alice");
-	assert_int_equal(tls_call(env, 1, node2, "whoami", msg, sizeof(msg)), 0);
+	TLS_CALL_OK(env, 1, node2, "whoami", msg);
 	assert_string_equal(msg, "tls node 2");
 
 	/* Pipelining, events and large frames over TLS. */
@@ -1492,7 +1500,7 @@ static void test_tls_refusals(void **state)
 		fail_msg("message: %s", msg);
 
 	/* After all that, the well-behaved client still gets through. */
-	assert_int_equal(tls_call(env, 1, alice, "whoami", msg, sizeof(msg)), 0);
+	TLS_CALL_OK(env, 1, alice, "whoami", msg);
 	assert_string_equal(msg, "tls client alice");
 
 	ing_tls_free(foreign_alice);
@@ -1575,7 +1583,7 @@ static void test_tls_reload_and_handshake_timeout(void **state)
 	/* New connections get the new certificate and CA. */
 	assert_int_equal(tls_call(env, 1, main_alice, "whoami", msg, sizeof(msg)),
 	                 ING_EUNAVAILABLE);
-	assert_int_equal(tls_call(env, 1, foreign_alice, "whoami", msg, sizeof(msg)), 0);
+	TLS_CALL_OK(env, 1, foreign_alice, "whoami", msg);
 	assert_string_equal(msg, "tls client alice");
 
 	/* A broken key: the reload fails, naming it; nothing changes. */
@@ -1584,7 +1592,7 @@ static void test_tls_reload_and_handshake_timeout(void **state)
 	fclose(f);
 	assert_int_equal(ing_tls_reload(srv, &err), ING_EINVAL);
 	assert_non_null(strstr(err.msg, key));
-	assert_int_equal(tls_call(env, 1, foreign_alice, "whoami", msg, sizeof(msg)), 0);
+	TLS_CALL_OK(env, 1, foreign_alice, "whoami", msg);
 
 	/* No handshake within frame_timeout_ms: closed. */
 	char buf[64];
