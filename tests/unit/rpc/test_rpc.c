@@ -368,7 +368,9 @@ static struct rpc_client *new_client(struct env *env, const char *const *eps, un
 static struct rpc_client *new_client_tls(struct env *env, const char *const *eps, unsigned n,
                                          unsigned timeout_ms, struct ing_tls *tls)
 {
-	struct rpc_client_options o = {eps, n, 0, timeout_ms, 300, "tok", tls};
+	/* 2 s to connect and finish the handshake: a sanitizer build on a
+	 * loaded machine (load 12 on 2 cores) once failed a first call with 300. */
+	struct rpc_client_options o = {eps, n, 0, timeout_ms, 2000, "tok", tls};
 	struct rpc_client *c;
 	struct ing_error err;
 	if (rpc_client_new(&env->loop, &o, &c, &err) != 0)
