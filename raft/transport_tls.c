@@ -286,9 +286,32 @@ static void on_write(uv_write_t *req, int status)
 	start_reading(c);
 }
 
-/* Queues data (malloc'd, taken) to the TCP side or to ours. */
+/* Sends data (malloc'd, taken) to the TCP side or to ours: at once when
+ * nothing is queued there and the socket takes it all (the usual case,
+ * which spares libuv's write request, its completion callback and the
+ * epoll_ctl that follows it), else the rest through a queued write.
+ * 0, or -1 (the caller closes the connection). */
 static int queue_write(struct tconn *c, bool to_tcp, char *data, size_t len)
 {
+	uv_stream_t *s = to_tcp ? (uv_stream_t *)&c->tcp : (uv_stream_t *)&c->ours;
+	if ((to_tcp ? c->to_tcp_bytes : c->to_pipe_bytes) == 0) {
+		uv_buf_t now = uv_buf_init(data, (unsigned)len);
+		int n = uv_try_write(s, &now, 1);
+		if (n == (int)len) {
+			free(data);
+			return 0;
+		}
+		if (n < 0 && n != UV_EAGAIN) {
+			ING_LOG_DEBUG("raft transport write failed peer=%s error=%s", c->from,
+			              uv_strerror(n));
+			free(data);
+			return -1;
+		}
+		if (n > 0) {
+			memmove(data, data + n, len - (size_t)n);
+			len -= (size_t)n;
+		}
+	}
 	struct twrite *w = malloc(sizeof(*w));
 	if (w == NULL) {
 		free(data);
@@ -300,7 +323,6 @@ static int queue_write(struct tconn *c, bool to_tcp, char *data, size_t len)
 	w->data = data;
 	w->req.data = w;
 	uv_buf_t b = uv_buf_init(data, (unsigned)len);
-	uv_stream_t *s = to_tcp ? (uv_stream_t *)&c->tcp : (uv_stream_t *)&c->ours;
 	if (uv_write(&w->req, s, &b, 1, on_write) != 0) {
 		free(data);
 		free(w);
