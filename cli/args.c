@@ -605,6 +605,11 @@ static int apply_operands(struct cli_cmd *c, const struct cli_command *vd, char 
 		                     vd->operands, words[1]);
 	switch (c->verb) {
 	case CLI_TARGET_APPLY: c->file = words[0]; return 0;
+	case CLI_SNAPSHOT_SAVE:
+		if (*words[0] == '\0')
+			return ing_error_set(e, ING_EINVAL, "'%s': empty FILE", full);
+		c->file = words[0];
+		return 0;
 	case CLI_TARGET_GET:
 	case CLI_TARGET_DELETE:
 		if (*words[0] == '\0')

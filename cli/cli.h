@@ -37,6 +37,7 @@
 
 #include "common/err.h"
 #include "common/mp.h"
+#include "rpc/json.h"
 
 enum cli_exit {
 	CLI_EXIT_OK = 0,
@@ -77,6 +78,7 @@ enum cli_verb {
 	CLI_EVENTS,
 	CLI_PKI_INIT,
 	CLI_PKI_ISSUE,
+	CLI_SNAPSHOT_SAVE,
 };
 
 /* Where the endpoints came from, for error messages. */
@@ -139,7 +141,7 @@ struct cli_cmd {
 	const struct cli_command *help_cmd;
 	const char *help_noun;
 	const char *name; /* target get/delete */
-	const char *file; /* target apply */
+	const char *file; /* target apply, snapshot save */
 	uint64_t id;      /* job get/cancel/retry/events/watch/logs/fetch; node drain/undrain;
 	                   * member add/promote/demote/remove (> 0) and transfer-leadership
 	                   * (0: none given, let the cluster choose) */
@@ -406,18 +408,6 @@ int cli_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
 
 /* ---- output.c ---------------------------------------------------------- */
 
-/*
- * Converts a msgpack object to JSON: map -> object (non-string keys become
- * their text), array -> array, str -> string (invalid UTF-8 replaced by
- * U+FFFD), int -> integer, float -> real, bool, nil -> null, bin and ext ->
- * base64 string.  Returns a new reference, or NULL when out of memory.
- */
-json_t *cli_mp_to_json(const msgpack_object *o);
-
-/* A JSON string from arbitrary bytes (invalid UTF-8 replaced by U+FFFD);
- * NULL when out of memory. */
-json_t *cli_json_text(const char *p, size_t n);
-
 /* Prints `o` as one pretty JSON document (JSON_INDENT(2)) and a newline, or
  * with `compact` on one line.  ING_ENOMEM, ING_EIO. */
 int cli_print_json(FILE *out, const msgpack_object *o, bool compact);
@@ -601,6 +591,7 @@ int cli_cmd_node(struct cli_ctx *ctx);
 int cli_cmd_member(struct cli_ctx *ctx);
 int cli_cmd_events(struct cli_ctx *ctx);
 int cli_cmd_pki(struct cli_ctx *ctx);
+int cli_cmd_snapshot(struct cli_ctx *ctx);
 /* A watched job's end: 0 when `job` succeeded; else 1, with "ingotctl: job
  * ID failed: <error>" (or cancelled) on ctx->err. */
 int cli_job_end(struct cli_ctx *ctx, uint64_t id, const msgpack_object *job);

@@ -180,6 +180,13 @@ const struct cli_command cli_commands[] = {
      "or given another role, leadership transferred, voters replaced by the leader.",
      OPTS({CLI_OPT_AFTER, 0, "events with a sequence number above SEQ", NULL, "SEQ"},
           {CLI_OPT_LIMIT, 0, "events in the page, 1 to 1000 (default 100)", NULL})},
+    {"snapshot", "save", CLI_SNAPSHOT_SAVE, "FILE", 0,
+     "save a consistent copy of the cluster's state to FILE",
+     "Asks the leader for a copy of the replicated state holding every write acknowledged "
+     "before it, downloads it in pieces (progress on stderr when it is large), checks its "
+     "SHA-256 and renames it into place as FILE. `ingotd restore --from FILE` seeds a new "
+     "cluster with it (docs/operations.md, \"Backups and disaster recovery\").",
+     NO_OPTS},
     {"pki", "init", CLI_PKI_INIT, NULL, CLI_CMD_LOCAL,
      "make the cluster's CA, offline: DIR/ca.crt, DIR/ca.key",
      "Makes the cluster's certificate authority on this machine with OpenSSL (ECDSA P-256); "

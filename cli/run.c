@@ -191,6 +191,7 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_EVENTS: code = cli_cmd_events(&ctx); break;
 	case CLI_PKI_INIT:
 	case CLI_PKI_ISSUE: code = cli_cmd_pki(&ctx); break;
+	case CLI_SNAPSHOT_SAVE: code = cli_cmd_snapshot(&ctx); break;
 	case CLI_JOB_LOGS: code = cli_cmd_job_logs(&ctx); break;
 	case CLI_JOB_FETCH: code = cli_cmd_job_fetch(&ctx); break;
 	default: code = cli_cmd_job(&ctx); break;

@@ -43,8 +43,11 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "node/api/api.h"
+#include "node/backup/backup.h"
 #include "node/bus.h"
 #include "node/core.h"
+#include "node/http/http.h"
+#include "node/http/metrics.h"
 #include "node/leader/deadline.h"
 #include "node/leader/liveness.h"
 #include "node/leader/scheduler.h"
@@ -54,6 +57,8 @@
 #include "node/sm/sm.h"
 #include "node/worker/heartbeat.h"
 #include "node/worker/probe.h"
+#include "node/worker/sandbox.h"
+#include "node/worker/sandbox_node.h"
 #include "node/worker/worker.h"
 #include "rpc/server.h"
 #include "storage/store.h"
@@ -88,6 +93,9 @@ struct node {
 	struct worker *worker;
 	struct heartbeat *heartbeat;
 	struct member *member;
+	struct metrics *metrics; /* NULL when they could not be registered */
+	struct backup *backup;
+	struct http *http;
 	/* lifecycle */
 	bool stopping;
 	int failed;
@@ -170,6 +178,11 @@ bool node_stopping(const struct node *n)
 	return n->stopping;
 }
 
+int node_failed(const struct node *n)
+{
+	return n->failed;
+}
+
 struct api *node_api(const struct node *n)
 {
 	return n->api;
@@ -203,6 +216,21 @@ struct heartbeat *node_heartbeat(const struct node *n)
 struct member *node_member(const struct node *n)
 {
 	return n->member;
+}
+
+struct metrics *node_metrics(const struct node *n)
+{
+	return n->metrics;
+}
+
+struct backup *node_backup(const struct node *n)
+{
+	return n->backup;
+}
+
+struct http *node_http(const struct node *n)
+{
+	return n->http;
 }
 
 /* ---- apply path --------------------------------------------------------- */
@@ -245,6 +273,7 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 		    .submitted_job = submitted_job(&res),
 		    .job = res.job,
 		    .deadline_at_ms = res.job_deadline_at_ms,
+		    .result = &res,
 		};
 		bus_applied(n, &a);
 		struct node_result *r = malloc(sizeof(*r) + res.value.len);
@@ -319,6 +348,8 @@ static int node_restore(void *data, const void *buf, size_t len)
 	else
 		ING_LOG_INFO("snapshot restored bytes=%zu replaced=%s", len,
 		             replaced ? "yes" : "no (store is newer)");
+	if (rv == 0 && replaced)
+		bus_restored(n);
 	return rv;
 }
 
@@ -416,6 +447,12 @@ static void node_cons_fatal(void *data, int code, const char *message)
 
 static void free_modules(struct node *n)
 {
+	if (n->http != NULL)
+		http_free(n->http);
+	if (n->backup != NULL)
+		backup_free(n->backup);
+	if (n->metrics != NULL)
+		metrics_free(n->metrics);
 	if (n->member != NULL)
 		member_free(n->member);
 	if (n->api != NULL)
@@ -511,7 +548,7 @@ void node_shutdown(struct node *n)
 int node_reload_tls(struct node *n, struct ing_error *e)
 {
 	if (n->tls == NULL) {
-		ING_LOG_INFO("tls reload: nothing to do (no tls configured)");
+		ING_LOG_DEBUG("tls reload: nothing to do (no tls configured)");
 		return 0;
 	}
 	int rv = ing_tls_reload(n->tls, e);
@@ -550,6 +587,10 @@ static int new_modules(struct node *n)
 		rv = worker_new(n, &n->worker);
 	if (rv == 0)
 		rv = heartbeat_new(n, &n->heartbeat);
+	if (rv == 0)
+		rv = backup_new(n, &n->backup);
+	if (rv == 0 && metrics_new(n, &n->metrics) != 0)
+		n->metrics = NULL; /* logged; the node serves without metrics */
 	if (rv != 0) {
 		free_modules(n);
 		n->requests = NULL;
@@ -558,6 +599,8 @@ static int new_modules(struct node *n)
 		n->deadlines = NULL;
 		n->worker = NULL;
 		n->heartbeat = NULL;
+		n->backup = NULL;
+		n->metrics = NULL;
 	}
 	return rv;
 }
@@ -633,12 +676,20 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	if (realpath(cfg->data_dir, absolute) != NULL && strlen(absolute) < sizeof(n->cfg.data_dir))
 		snprintf(n->cfg.data_dir, sizeof(n->cfg.data_dir), "%s", absolute);
 	rv = store_open(n->cfg.data_dir, &so, &n->store, e);
-	if (rv == 0)
+	struct sandbox_host *sandbox = NULL;
+	if (rv == 0) {
+		/* Before the old attempt directories go: some may be mounts. */
+		sandbox = sandbox_node_prepare(loop, &n->cfg);
 		worker_reap(n->cfg.data_dir);
+	}
 	if (rv == 0)
 		rv = sm_new(&n->sm);
 	if (rv == 0 && (rv = new_modules(n)) != 0)
 		ing_error_set(e, rv, "out of memory");
+	if (rv == 0 && sandbox != NULL)
+		worker_set_sandbox(n->worker, sandbox);
+	else if (sandbox != NULL)
+		sandbox_host_free(sandbox);
 	if (rv != 0) {
 		sm_free(n->sm);
 		store_close(n->store);
@@ -678,6 +729,9 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	rv = rpc_server_start(loop, &ro, api_handle, n, &n->server, e);
 	if (rv != 0)
 		goto fail;
+	rv = http_start(n, &n->http, e);
+	if (rv != 0)
+		goto fail;
 
 	for (unsigned i = 0; i < cfg->npeers; i++) {
 		peers[i].id = cfg->peers[i].id;
@@ -709,8 +763,9 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		ing_error_set(e, rv, "cannot start membership: %s", ing_err_msg(rv));
 		goto fail;
 	}
-	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s data_dir=%s tls=%s", cfg->id,
-	             cfg->api_address, cfg->raft_address, n->cfg.data_dir,
+	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s http=%s data_dir=%s tls=%s",
+	             cfg->id, cfg->api_address, cfg->raft_address,
+	             cfg->http_address[0] != '\0' ? cfg->http_address : "off", n->cfg.data_dir,
 	             n->tls != NULL ? "on" : "off (loopback only)");
 	*out = n;
 	return 0;

@@ -34,6 +34,13 @@
  * close_cb).  A failed start after raft_init goes straight to raft closing,
  * without close_cb.
  *
+ * Close gate: libraft 0.15 may call raft_close's callback before the file
+ * writers of the segments it finalizes have closed, and again from each
+ * writer's close (a use-after-free; ingotd's crash on SIGTERM with its data
+ * on tmpfs).  The transport's close is therefore reported to libraft one
+ * loop iteration late, which keeps libraft's close waiting until those
+ * writers are gone (close_raft).
+ *
  * Failure modes: bad configuration (ING_EINVAL, nothing allocated); libraft
  * or disk failures at start (translated, with libraft's message); apply or
  * restore failing, or libraft turning itself RAFT_UNAVAILABLE while running:
@@ -44,6 +51,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +205,7 @@ static const char *raft_detail(struct cons *c)
 
 static void cons_free(struct cons *c)
 {
+	cons_metrics_stop(c);
 	free(c->address);
 	free(c->dir);
 	free(c);
@@ -284,6 +293,8 @@ static void report_role(struct cons *c)
 	if (term != c->term) {
 		ing_log_set_term(term);
 	}
+	if (c->reported && leader != c->leader_id)
+		cons_metrics_leader_changed();
 	c->reported = true;
 	c->role = role;
 	c->leader_id = leader;
@@ -309,6 +320,73 @@ static bool log_persisted(struct cons *c)
 	return raft_last_index(&c->raft) <= c->raft.last_stored;
 }
 
+/*
+ * The close gate.  raft_close closes libraft's uv backend (uvClose), whose
+ * callback uvMaybeFireCloseCb (src/uv.c:157) runs once the tick timer, the
+ * transport, the segment queues and the pool work are done, but it does not
+ * wait for the file writers of the open segments being finalized:
+ * uvAliveSegmentFinalize (src/uv_append.c:94) takes a segment off
+ * append_segments and then closes its writer, whose libuv handles close at
+ * the end of the loop iteration; the writer's close callback calls
+ * uvMaybeFireCloseCb again (src/uv_append.c:78).  When the segment's
+ * finalization (a pool thread) completes before that, as it does on tmpfs,
+ * and the timer or transport close is the last thing awaited, the callback
+ * runs from there, we free the struct raft and libraft's struct uv, and the
+ * writer's close then runs it a second time on freed memory (ioCloseCb,
+ * src/raft.c:100).
+ *
+ * The transport is the part of the io we own: libraft hears of its close
+ * only from the close callback of close_gate, an idle handle started when
+ * the real transport has closed (from a close callback, or inside
+ * raft_close).  An idle handle first runs in the next loop iteration, after
+ * the closing phase of the current one, which runs the close callbacks of
+ * the writers raft_close closed (it closes only writers with no write in
+ * flight, so their handles close at once).  A writer closed later, once its
+ * write completes, keeps libraft waiting on its segment's finalization,
+ * queued along with the writer's close and completed at the earliest in the
+ * next iteration, after the writer's close callback.
+ */
+static struct cons *cons_of_transport(struct raft_uv_transport *t)
+{
+	return (struct cons *)(void *)((char *)t - offsetof(struct cons, transport));
+}
+
+static void close_gate_closed(uv_handle_t *h)
+{
+	struct cons *c = h->data;
+	/* May free c (start_failed_raft_closed). */
+	c->transport_closed_cb(&c->transport);
+}
+
+static void close_gate_cb(uv_idle_t *h)
+{
+	uv_idle_stop(h);
+	uv_close((uv_handle_t *)h, close_gate_closed);
+}
+
+static void gated_transport_closed(struct raft_uv_transport *t)
+{
+	struct cons *c = cons_of_transport(t);
+	uv_idle_start(&c->close_gate, close_gate_cb);
+}
+
+static void gated_transport_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
+{
+	struct cons *c = cons_of_transport(t);
+	c->transport_closed_cb = cb;
+	uv_idle_init(c->loop, &c->close_gate);
+	c->close_gate.data = c;
+	c->transport_close(t, gated_transport_closed);
+}
+
+/* raft_close with the close gate in place. */
+static void close_raft(struct cons *c, void (*cb)(struct raft *r))
+{
+	c->transport_close = c->transport.close;
+	c->transport.close = gated_transport_close;
+	raft_close(&c->raft, cb);
+}
+
 /* Closing: deliver what completed, and call raft_close once the log is
  * persisted (or the drain has taken too long). */
 static void drain(struct cons *c)
@@ -329,7 +407,7 @@ static void drain(struct cons *c)
 	uv_prepare_stop(&c->pump);
 	/* Fails libraft's pending requests synchronously: they are only
 	 * queued here and delivered from pump_closed. */
-	raft_close(&c->raft, raft_closed);
+	close_raft(c, raft_closed);
 }
 
 /* Leader: notes which members answered lately.  libraft sets a member's
@@ -512,6 +590,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		cons_snapref_wrap(c);
 	}
 	cons_trace_init(c);
+	cons_metrics_start(c);
 	raft_uv_set_tracer(&c->io, &c->tracer);
 	raft_uv_set_connect_retry_delay(&c->io, cfg->connect_retry_ms ? cfg->connect_retry_ms
 	                                                              : DEFAULT_CONNECT_RETRY_MS);
@@ -581,7 +660,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 fail_after_init:
 	c->closing = true;
 	c->raft_closing = true;
-	raft_close(&c->raft, start_failed_raft_closed);
+	close_raft(c, start_failed_raft_closed);
 	return rv;
 }
 
@@ -617,6 +696,7 @@ void cons_close(struct cons *c, void (*close_cb)(void *data), void *data)
 	c->closing = true;
 	c->close_cb = close_cb;
 	c->close_data = data;
+	cons_metrics_stop(c);
 	uv_update_time(c->loop);
 	c->close_deadline_ms = uv_now(c->loop) + CLOSE_DRAIN_MAX_MS;
 	ING_LOG_INFO("raft closing raft_node=%" PRIu64 " term=%llu last_index=%llu "

@@ -122,6 +122,10 @@ int rpc_encode_error(struct mp_out *o, uint64_t id, int code, const char *msg);
 int rpc_encode_event(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const void *value,
                      size_t len);
 
+/* 0 when value[0..len) is exactly one msgpack value (or empty: nil), else
+ * ING_EINVAL. */
+int rpc_check_value(const void *value, size_t len);
+
 /* True when s is a valid request id: 1..RPC_REQUEST_ID_MAX printable ASCII. */
 bool rpc_request_id_valid(struct ing_str s);
 

@@ -74,10 +74,7 @@ void api_op_cluster_events(struct node *n, struct rpc_call *call)
 		view_key(&o.pk, "kind");
 		mp_pack_cstr(&o.pk, rec_event_kind_name(ev.kind));
 		view_key(&o.pk, "member");
-		if (ev.node_id == 0)
-			msgpack_pack_nil(&o.pk);
-		else
-			msgpack_pack_uint64(&o.pk, ev.node_id);
+		view_opt_u64(&o.pk, ev.node_id);
 		view_key(&o.pk, "message");
 		mp_pack_str(&o.pk, ev.message);
 		packed++;

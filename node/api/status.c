@@ -56,10 +56,7 @@ static void finish(struct status_req *sr)
 	mp_out_init(&o);
 	msgpack_pack_map(&o.pk, 4);
 	view_key(&o.pk, "leader");
-	if (st.leader_id == 0)
-		msgpack_pack_nil(&o.pk);
-	else
-		msgpack_pack_uint64(&o.pk, st.leader_id);
+	view_opt_u64(&o.pk, st.leader_id);
 	view_key(&o.pk, "term");
 	msgpack_pack_uint64(&o.pk, st.term);
 	view_key(&o.pk, "node");
@@ -193,10 +190,7 @@ void api_op_node_info(struct node *n, struct rpc_call *call)
 	view_key(&o.pk, "role");
 	mp_pack_cstr(&o.pk, cons_role_name(st.role));
 	view_key(&o.pk, "leader");
-	if (st.leader_id == 0)
-		msgpack_pack_nil(&o.pk);
-	else
-		msgpack_pack_uint64(&o.pk, st.leader_id);
+	view_opt_u64(&o.pk, st.leader_id);
 	view_key(&o.pk, "term");
 	msgpack_pack_uint64(&o.pk, st.term);
 	view_key(&o.pk, "applied_index");

@@ -15,7 +15,7 @@ void view_key(msgpack_packer *pk, const char *key)
 	mp_pack_cstr(pk, key);
 }
 
-static void pack_opt_u64(msgpack_packer *pk, uint64_t v)
+void view_opt_u64(msgpack_packer *pk, uint64_t v)
 {
 	if (v == 0)
 		msgpack_pack_nil(pk);
@@ -61,11 +61,11 @@ static void view_gpu(msgpack_packer *pk, uint32_t index, const struct rec_gpu *g
 	else
 		msgpack_pack_nil(pk);
 	view_key(pk, "memory_bytes");
-	pack_opt_u64(pk, g != NULL ? g->memory_bytes : 0);
+	view_opt_u64(pk, g != NULL ? g->memory_bytes : 0);
 	view_key(pk, "offered");
 	pack_bool(pk, g != NULL);
 	view_key(pk, "job");
-	pack_opt_u64(pk, job);
+	view_opt_u64(pk, job);
 }
 
 /* The node's GPUs: every GPU offered, with the job holding it (nil when
@@ -128,7 +128,7 @@ void view_node(msgpack_packer *pk, const struct rec_node *nd)
 	else
 		msgpack_pack_false(pk);
 	view_key(pk, "drain_deadline");
-	pack_opt_u64(pk, nd->drain_deadline_ms);
+	view_opt_u64(pk, nd->drain_deadline_ms);
 	view_key(pk, "down");
 	if (nd->down)
 		msgpack_pack_true(pk);
@@ -198,7 +198,7 @@ void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char
 	view_key(pk, "max_attempts");
 	msgpack_pack_uint32(pk, j->max_attempts);
 	view_key(pk, "node");
-	pack_opt_u64(pk, j->node_id);
+	view_opt_u64(pk, j->node_id);
 	view_key(pk, "gpus");
 	view_gpu_indexes(pk, j->ngpus, j->gpus);
 	view_key(pk, "priority");
@@ -208,9 +208,9 @@ void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char
 	view_key(pk, "updated_at");
 	msgpack_pack_uint64(pk, j->updated_at_ms);
 	view_key(pk, "deadline_at");
-	pack_opt_u64(pk, j->deadline_at_ms);
+	view_opt_u64(pk, j->deadline_at_ms);
 	view_key(pk, "finished_at");
-	pack_opt_u64(pk, j->finished_at_ms);
+	view_opt_u64(pk, j->finished_at_ms);
 	view_key(pk, "cancel_requested");
 	if (j->cancel_requested)
 		msgpack_pack_true(pk);
@@ -312,7 +312,7 @@ void view_event(msgpack_packer *pk, uint32_t seq, const struct rec_event *ev)
 	view_key(pk, "attempt");
 	msgpack_pack_uint32(pk, ev->attempt);
 	view_key(pk, "node");
-	pack_opt_u64(pk, ev->node_id);
+	view_opt_u64(pk, ev->node_id);
 	view_key(pk, "stage");
 	if (ev->stage < 0)
 		msgpack_pack_nil(pk);

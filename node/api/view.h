@@ -21,5 +21,7 @@ void view_target(msgpack_packer *pk, const struct rec_target *t);
 void view_event(msgpack_packer *pk, uint32_t seq, const struct rec_event *ev);
 /* A map key. */
 void view_key(msgpack_packer *pk, const char *key);
+/* An id or time where 0 means none: nil for 0, else the number. */
+void view_opt_u64(msgpack_packer *pk, uint64_t v);
 
 #endif

@@ -39,6 +39,7 @@
 #include "node/leader/scheduler.h"
 
 #include "common/log.h"
+#include "node/http/metrics.h"
 #include "node/leader/placement.h"
 #include "node/propose.h"
 #include "storage/records.h"
@@ -65,6 +66,7 @@ struct sched {
 	unsigned inflight; /* assignments proposed, not yet applied */
 	struct {
 		uint64_t job;
+		uint8_t wait; /* enum place_wait */
 		char reason[160];
 	} waiting[WAITING_MAX]; /* why queued jobs could not be placed (ring) */
 	unsigned nwaiting;
@@ -145,16 +147,15 @@ void sched_note(struct sched *s, uint32_t cmd_type, uint64_t job)
 	}
 }
 
-static void set_reason(struct sched *s, uint64_t job, const char *reason)
+static void set_reason(struct sched *s, uint64_t job, enum place_wait wait, const char *reason)
 {
-	for (unsigned i = 0; i < s->nwaiting; i++) {
-		if (s->waiting[i].job == job) {
-			snprintf(s->waiting[i].reason, sizeof(s->waiting[i].reason), "%s", reason);
-			return;
-		}
-	}
-	unsigned slot = s->nwaiting < WAITING_MAX ? s->nwaiting++ : (unsigned)(job % WAITING_MAX);
+	unsigned slot = 0;
+	while (slot < s->nwaiting && s->waiting[slot].job != job)
+		slot++;
+	if (slot == s->nwaiting)
+		slot = s->nwaiting < WAITING_MAX ? s->nwaiting++ : (unsigned)(job % WAITING_MAX);
 	s->waiting[slot].job = job;
+	s->waiting[slot].wait = (uint8_t)wait;
 	snprintf(s->waiting[slot].reason, sizeof(s->waiting[slot].reason), "%s", reason);
 }
 
@@ -171,6 +172,28 @@ const char *sched_reason(const struct sched *s, uint64_t job)
 		if (s->waiting[i].job == job && job != 0)
 			return s->waiting[i].reason;
 	return NULL;
+}
+
+void sched_unplaceable(const struct sched *s, struct store_txn *t,
+                       unsigned counts[PLACE_WAIT_COUNT])
+{
+	msgpack_zone z;
+
+	memset(counts, 0, PLACE_WAIT_COUNT * sizeof(*counts));
+	msgpack_zone_init(&z, 4096);
+	for (unsigned i = 0; i < s->nwaiting; i++) {
+		struct ing_str val;
+		struct rec_job j;
+		uint8_t k[8];
+		if (s->waiting[i].job == 0 || s->waiting[i].wait >= PLACE_WAIT_COUNT)
+			continue;
+		store_be64(k, s->waiting[i].job);
+		if (store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val) == 0 &&
+		    rec_job_decode(val, &z, &j, NULL) == 0 && j.state == REC_JOB_QUEUED)
+			counts[s->waiting[i].wait]++;
+		msgpack_zone_clear(&z);
+	}
+	msgpack_zone_destroy(&z);
 }
 
 static int load_nodes(struct round *r)
@@ -249,7 +272,7 @@ static bool place(struct round *r, uint64_t id)
 			         "attempt %" PRIu32 " was lost; the next one waits %" PRIu64
 			         " ms (retry backoff)",
 			         j.attempt, backoff);
-			set_reason(s, id, reason);
+			set_reason(s, id, PLACE_WAIT_BACKOFF, reason);
 			if (s->wake_ms == 0 || ready_at < s->wake_ms)
 				s->wake_ms = ready_at;
 			return false;
@@ -259,7 +282,7 @@ static bool place(struct round *r, uint64_t id)
 	if (t == NULL)
 		return false;
 	if (place_pick(t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0) {
-		set_reason(s, id, reason);
+		set_reason(s, id, pick.wait, reason);
 		return false;
 	}
 
@@ -273,7 +296,7 @@ static bool place(struct round *r, uint64_t id)
 	c.u.job_assign.lease_until_ms = r->env->now_ms + LEASE_MS;
 	c.u.job_assign.ngpus = pick.ngpus;
 	c.u.job_assign.gpus = pick.gpus;
-	if (r->env->assign(r->env->data, &c) != 0)
+	if (r->env->assign(r->env->data, &c, j.updated_at_ms) != 0)
 		return false;
 	s->inflight++;
 	place_take(r->place, &pick);
@@ -445,7 +468,7 @@ static void on_assigned(void *data, int status, const struct node_result *res)
 	sched_assign_done(s);
 }
 
-static int propose_assign(void *data, const struct cmd *c)
+static int propose_assign(void *data, const struct cmd *c, uint64_t queued_ms)
 {
 	struct run *run = data;
 	struct ing_error e;
@@ -453,6 +476,8 @@ static int propose_assign(void *data, const struct cmd *c)
 	if (rv != 0)
 		ING_LOG_DEBUG("assignment not proposed job=%" PRIu64 " error=%s msg=\"%s\"",
 		              c->u.job_assign.job, ing_err_name(rv), e.msg);
+	else
+		metrics_assigned(node_metrics(run->n), queued_ms, node_now_ms());
 	return rv;
 }
 

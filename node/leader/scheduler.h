@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "node/core.h"
+#include "node/leader/placement.h"
 #include "node/sm/cmd.h"
 #include "storage/store.h"
 
@@ -44,10 +45,17 @@ void sched_leader(struct sched *s);
 /* Why queued job `job` was not placed in the last rounds, or NULL.  Valid
  * until the next call that changes s. */
 const char *sched_reason(const struct sched *s, uint64_t job);
+/* Of the queued jobs whose reason is remembered, how many wait for each
+ * reason (enum place_wait), counting only those still queued in t.  For the
+ * metrics, which ask on the ready leader only (a former leader's reasons
+ * are stale). */
+void sched_unplaceable(const struct sched *s, struct store_txn *t,
+                       unsigned counts[PLACE_WAIT_COUNT]);
 
-/* Proposes one job_assign; 0 when it was proposed (an assignment is then in
- * flight until sched_assign_done), non-zero to leave the job queued. */
-typedef int (*sched_assign_fn)(void *data, const struct cmd *c);
+/* Proposes one job_assign of a job queued since queued_ms (its updated_at);
+ * 0 when it was proposed (an assignment is then in flight until
+ * sched_assign_done), non-zero to leave the job queued. */
+typedef int (*sched_assign_fn)(void *data, const struct cmd *c, uint64_t queued_ms);
 
 struct sched_env {
 	uint64_t now_ms;           /* the leader's clock */

@@ -39,6 +39,18 @@ static int role_arg(const msgpack_object *args, const char *name, bool allow_vot
 	                     allow_voter ? "voter, standby or spare" : "standby or spare");
 }
 
+/* The raft configuration (*ms the caller's to free); replies and returns
+ * non-zero when it cannot be read. */
+static int members_or_reply(struct node *n, struct rpc_call *call, struct cons_member **ms,
+                            unsigned *nm)
+{
+	if (cons_members(node_cons(n), ms, nm) != 0) {
+		rpc_reply_error(call, ING_ENOMEM, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 /* Checks the argument names, reads `id` and the configuration; replies and
  * returns non-zero on failure.  *ms is the caller's to free. */
 static int id_and_members(struct node *n, struct rpc_call *call, const char *const known[],
@@ -53,11 +65,7 @@ static int id_and_members(struct node *n, struct rpc_call *call, const char *con
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		return -1;
 	}
-	if (cons_members(node_cons(n), ms, nm) != 0) {
-		rpc_reply_error(call, ING_ENOMEM, "out of memory");
-		return -1;
-	}
-	return 0;
+	return members_or_reply(n, call, ms, nm);
 }
 
 void member_op_add(struct node *n, struct rpc_call *call)
@@ -97,10 +105,8 @@ void member_op_add(struct node *n, struct rpc_call *call)
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		return;
 	}
-	if (cons_members(node_cons(n), &ms, &nm) != 0) {
-		rpc_reply_error(call, ING_ENOMEM, "out of memory");
+	if (members_or_reply(n, call, &ms, &nm) != 0)
 		return;
-	}
 	char raft_c[NODE_ADDRESS_MAX], api_c[NODE_ADDRESS_MAX];
 	snprintf(raft_c, sizeof(raft_c), "%.*s", ING_STR_FMT(raft));
 	snprintf(api_c, sizeof(api_c), "%.*s", ING_STR_FMT(api));
@@ -174,10 +180,8 @@ static void role_change(struct node *n, struct rpc_call *call, bool promote)
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		return;
 	}
-	if (cons_members(node_cons(n), &ms, &nm) != 0) {
-		rpc_reply_error(call, ING_ENOMEM, "out of memory");
+	if (members_or_reply(n, call, &ms, &nm) != 0)
 		return;
-	}
 	const struct cons_member *me = mc_find(ms, nm, id);
 	if (me == NULL) {
 		rpc_reply_error(call, ING_ENOTFOUND,

@@ -580,6 +580,10 @@ int sm_job_stage_finish(struct sm_ctx *x)
 	rv = event_add(x, &j, REC_EV_STAGE_FINISHED, (int32_t)stage, s->exit_code, no_message);
 	if (rv == 0)
 		rv = sm_job_save(x, &j);
+	if (rv == 0) {
+		x->res->stage_finished = true;
+		x->res->stage_duration_ms = s->duration_ms;
+	}
 	if (rv == 0)
 		sm_result_str(x, rec_job_state_name(j.state));
 	return rv;

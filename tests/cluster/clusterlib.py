@@ -41,6 +41,7 @@ certificate "operator" that `ctl()` passes with --cacert/--cert/--key.
 while a TLS cluster is the current one.
 """
 import atexit
+import http.client
 import json
 import os
 import re
@@ -79,6 +80,14 @@ def api_ep(n):
     return "%s:%d" % (HOST, api_port(n))
 
 
+def http_port(n):
+    return 7600 + PORT_OFFSET + n
+
+
+def http_ep(n):
+    return "%s:%d" % (HOST, http_port(n))
+
+
 def raft_ep(n):
     return "%s:%d" % (HOST, raft_port(n))
 
@@ -99,6 +108,16 @@ def client_tls_context(ca, cert=None, key=None):
     if cert:
         ctx.load_cert_chain(cert, key)
     return ctx
+
+
+def http_connection(node, timeout=15.0, tls=None):
+    """An http.client connection to node's http_address: HTTPS with the
+    current cluster's client context (or `tls`), plain HTTP without one
+    (tls=False: plain)."""
+    ctx = TLS_CONTEXT if tls is None else tls
+    if ctx:
+        return http.client.HTTPSConnection(HOST, http_port(node), timeout=timeout, context=ctx)
+    return http.client.HTTPConnection(HOST, http_port(node), timeout=timeout)
 
 
 def connect_api(port, timeout=5.0, tls=None):
@@ -173,7 +192,7 @@ def ports_free(nodes=NODES):
     """Returns the list of ports of `nodes` that are already bound."""
     busy = []
     for n in nodes:
-        for port in (api_port(n), raft_port(n)):
+        for port in (api_port(n), raft_port(n), http_port(n)):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -234,6 +253,8 @@ class Cluster:
         if len(set(self.nodes)) != len(self.nodes) or not set(self.nodes) <= set(ALL_NODES):
             raise TestFailure("bad node set %r (ids 1-5, each once)" % (self.nodes,))
         self.dir = tempfile.mkdtemp(prefix="ingot-%s-" % name)
+        # The stage sandbox's uids pass through to data_dir/work (o+x, no listing).
+        os.chmod(self.dir, 0o711)
         self.procs = {}
         self.starts = {n: 0 for n in self.nodes}
         self.exit_codes = []  # (node, signal sent or None, exit code) of every stopped process
@@ -325,7 +346,8 @@ class Cluster:
                  "id: %d" % n,
                  "data_dir: ingot-data/node%d" % n,
                  "raft_address: %s" % raft_ep(n),
-                 "api_address: %s" % api_ep(n)]
+                 "api_address: %s" % api_ep(n),
+                 "http_address: %s" % http_ep(n)]
         if n in self.initial:
             lines.append("peers:")
             lines += ["  - {id: %d, raft_address: %s, api_address: %s}" % (p, raft_ep(p), api_ep(p))
@@ -468,8 +490,43 @@ class Cluster:
                     pass
             with _live_lock:
                 _live.pop(p.pid, None)
+        self._release_sandboxes()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _release_sandboxes(self):
+        """What the stage sandboxes of nodes killed above hold outside their
+        directories: quota file systems loop-mounted on attempt directories,
+        and cgroups (ingot/n<id>-<FNV-1a of the data directory>, as
+        node/worker/sandbox_node.c names them).  A restarted node would reap
+        them itself; a test's last kill leaves them to us."""
+        root = os.path.realpath(self.dir) + "/"
+        try:
+            with open("/proc/self/mountinfo") as f:
+                mps = [ln.split()[4].replace("\\040", " ") for ln in f]
+        except OSError:
+            mps = []
+        for mp in sorted((m for m in mps if m.startswith(root)), reverse=True):
+            subprocess.run(["umount", "-l", mp], capture_output=True)
+        for n in self.nodes:
+            h = 2166136261
+            for b in os.path.realpath(self.data_dir(n)).encode():
+                h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+            name = "ingot/n%d-%08x" % (n, h)
+            for ctl in ("memory/", "pids/", ""):
+                base = os.path.join("/sys/fs/cgroup", ctl + name)
+                if not os.path.isdir(base):
+                    continue
+                for sub in os.listdir(base):
+                    if os.path.isdir(os.path.join(base, sub)):
+                        try:
+                            os.rmdir(os.path.join(base, sub))
+                        except OSError:
+                            pass
+                try:
+                    os.rmdir(base)
+                except OSError:
+                    pass
 
     def snapshot_file_sizes(self, n):
         """Sizes of the snapshot data files in node n's raft/ directory."""

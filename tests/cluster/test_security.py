@@ -4,7 +4,9 @@ as in cluster-configs/local-3, certificates from `ingotctl pki`).
 
 The API: a plaintext ingotctl, one trusting another CA, one without a client
 certificate, one with a client certificate of another CA: each refused with
-the reason on stderr (exit 3) and a line in the node's log.
+the reason on stderr (exit 3) and a line in the node's log.  HTTP (HTTPS
+with the node's certificate): the same four refused, the cluster's client
+certificate served.
 
 The raft port, played by hand (Python's ssl module; libraft 0.15's wire
 format): a plaintext peer sending libraft's handshake and the AppendEntries
@@ -24,9 +26,10 @@ the stores unchanged (mdb_dump, applied index aside) and identical, no
 ERROR in the logs, and a write succeeds.  Then SIGHUP: node 1 re-reads a
 re-issued certificate (new connections get it, writes go on), and a broken
 key is refused with the old certificate kept.  Finally a node without `tls`
-on a non-loopback address refuses to start, saying how to make
-certificates.
+on a non-loopback address (API, raft or HTTP) refuses to start, saying
+how to make certificates.
 """
+import http.client
 import os
 import shutil
 import socket
@@ -150,6 +153,33 @@ def main(t):
             rc == 3 and "refused this side's certificate" in err, "rc=%d %s" % (rc, err))
     t.check("API: the node logged the foreign client certificate",
             cl.wait_for("log", lambda: log_has(c, victim, "the client's certificate is not trusted"), 5))
+
+    # ---- HTTP (the node's certificate, GnuTLS) ------------------------------
+    def http_get(ctx, path="/healthz"):
+        conn = cl.http_connection(victim, timeout=5, tls=ctx)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            return "HTTP %d" % r.status
+        except (ssl.SSLError, OSError, http.client.HTTPException) as e:
+            return "refused (%s)" % e.__class__.__name__
+        finally:
+            conn.close()
+
+    how = http_get(False)
+    t.check("HTTP: a plaintext request on the HTTPS port gets no answer (%s)" % how,
+            how.startswith("refused"), how)
+    how = http_get(cl.client_tls_context(os.path.join(foreign, "ca.crt")))
+    t.check("HTTP: a client trusting another CA refuses the node (%s)" % how, how.startswith("refused"), how)
+    how = http_get(cl.client_tls_context(c.path("pki", "ca.crt")))
+    t.check("HTTP: no client certificate where one is required: refused (%s)" % how,
+            how.startswith("refused") or how == "HTTP 403", how)
+    how = http_get(cl.client_tls_context(both, os.path.join(foreign, "client-operator.crt"),
+                                         os.path.join(foreign, "client-operator.key")))
+    t.check("HTTP: a client certificate of another CA: refused (%s)" % how,
+            how.startswith("refused") or how == "HTTP 403", how)
+    how = http_get(None)
+    t.check("HTTP: the cluster's client certificate gets /healthz (%s)" % how, how == "HTTP 200", how)
 
     # ---- the raft port ------------------------------------------------------
     deadly = append_entries(term, [(term, 0, b"\0" * 8)])  # type 0: NULL dereference in 0.15
@@ -284,6 +314,13 @@ def main(t):
             p.returncode == 2 and b"not a loopback address" in p.stderr and b"ingotctl pki" in p.stderr,
             repr(p))
     t.check("... and it wrote nothing", not os.path.exists(os.path.join(plain, "data")))
+    with open(cfg, "w") as f:
+        f.write("id: 1\ndata_dir: data\nraft_address: 127.0.0.1:%d\napi_address: 127.0.0.1:%d\n"
+                "http_address: 0.0.0.0:%d\n" % (cl.raft_port(5), cl.api_port(5), cl.http_port(5)))
+    p = subprocess.run([c.ingotd, "--config", cfg], capture_output=True, timeout=30, cwd=plain)
+    t.check("no tls and a non-loopback http_address: exit 2, naming it",
+            p.returncode == 2 and b"key 'http_address'" in p.stderr and b"ingotctl pki" in p.stderr,
+            repr(p))
 
 
 cl.run_tests(main, nodes=cl.ALL_NODES)

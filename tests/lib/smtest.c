@@ -172,6 +172,84 @@ uint64_t smt_submit(struct smt *t, const char *target, uint32_t priority, uint32
 	return smt_result_uint(t);
 }
 
+/* "a,b" as names in t's zone. */
+static uint32_t split_list(struct smt *t, const char *csv, struct ing_str **out)
+{
+	uint32_t n = 0;
+	*out = NULL;
+	if (csv == NULL || csv[0] == '\0')
+		return 0;
+	char *copy = msgpack_zone_malloc(t->zone, strlen(csv) + 1);
+	strcpy(copy, csv);
+	*out = msgpack_zone_malloc(t->zone, (strlen(csv) / 2 + 1) * sizeof(**out));
+	for (char *save = NULL, *w = strtok_r(copy, ",", &save); w != NULL;
+	     w = strtok_r(NULL, ",", &save))
+		(*out)[n++] = ing_str_c(w);
+	return n;
+}
+
+/* "k=v,k2=v2" as key/value pairs in t's zone. */
+static uint32_t split_labels(struct smt *t, const char *csv, struct rec_kv **out)
+{
+	struct ing_str *items;
+	uint32_t n = split_list(t, csv, &items);
+	*out = n > 0 ? msgpack_zone_malloc(t->zone, n * sizeof(**out)) : NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *eq = memchr(items[i].ptr, '=', items[i].len);
+		assert_non_null(eq);
+		(*out)[i].key = (struct ing_str){items[i].ptr, (uint32_t)(eq - items[i].ptr)};
+		(*out)[i].value = ing_str_c(eq + 1);
+	}
+	return n;
+}
+
+void smt_target_with(struct smt *t, const char *name, const char *caps, const char *labels)
+{
+	struct cmd c = smt_cmd(t, CMD_TARGET_PUT);
+	struct rec_stage_def *st = msgpack_zone_malloc(t->zone, sizeof(*st));
+	struct ing_str *argv = msgpack_zone_malloc(t->zone, sizeof(*argv));
+	argv[0] = ing_str_c("true");
+	memset(st, 0, sizeof(*st));
+	st->name = ing_str_c("build");
+	st->nargv = 1;
+	st->argv = argv;
+	st->timeout_ms = 60000;
+	c.u.target_put.spec.name = ing_str_c(name);
+	c.u.target_put.spec.nstages = 1;
+	c.u.target_put.spec.stages = st;
+	c.u.target_put.spec.ncaps = split_list(t, caps, &c.u.target_put.spec.caps);
+	c.u.target_put.spec.nlabels = split_labels(t, labels, &c.u.target_put.spec.labels);
+	assert_int_equal(smt_apply(t, &c), 0);
+}
+
+void smt_node_with(struct smt *t, uint64_t id, uint32_t slots, const char *caps, const char *labels)
+{
+	struct cmd c = smt_cmd(t, CMD_NODE_REGISTER);
+	c.u.node_register.spec.id = id;
+	c.u.node_register.spec.slots = slots;
+	c.u.node_register.spec.ncaps = split_list(t, caps, &c.u.node_register.spec.caps);
+	c.u.node_register.spec.nlabels = split_labels(t, labels, &c.u.node_register.spec.labels);
+	assert_int_equal(smt_apply(t, &c), 0);
+}
+
+uint64_t smt_submit_as(struct smt *t, const char *target, const char *tenant, uint32_t priority,
+                       uint64_t deadline_at_ms)
+{
+	struct cmd c = smt_cmd(t, CMD_JOB_SUBMIT);
+	struct cmd_file *src = msgpack_zone_malloc(t->zone, sizeof(*src));
+	src->path = ing_str_c("kernel.c");
+	src->data = ing_str_c("int main(void) { return 0; }\n");
+	c.u.job_submit.tenant = ing_str_c(tenant);
+	c.u.job_submit.target = ing_str_c(target);
+	c.u.job_submit.priority = priority;
+	c.u.job_submit.max_attempts = 3;
+	c.u.job_submit.deadline_at_ms = deadline_at_ms;
+	c.u.job_submit.nsources = 1;
+	c.u.job_submit.sources = src;
+	assert_int_equal(smt_apply(t, &c), 0);
+	return smt_result_uint(t);
+}
+
 static int read_record(struct smt *t, enum store_table tbl, struct ing_str key,
                        struct ing_str *copy)
 {

@@ -156,6 +156,9 @@ static void test_args_every_command(void **state)
 	assert_string_equal(c.file, "t.yaml");
 	assert_int_equal(parse(&c, &e, "target", "list", NULL), 0);
 	assert_int_equal(c.verb, CLI_TARGET_LIST);
+	assert_int_equal(parse(&c, &e, "snapshot", "save", "/tmp/x.snap", NULL), 0);
+	assert_int_equal(c.verb, CLI_SNAPSHOT_SAVE);
+	assert_string_equal(c.file, "/tmp/x.snap");
 	assert_int_equal(parse(&c, &e, "target", "get", "cc", NULL), 0);
 	assert_int_equal(c.verb, CLI_TARGET_GET);
 	assert_string_equal(c.name, "cc");
@@ -374,8 +377,8 @@ static void test_args_usage_errors(void **state)
 	static const struct bad_line bad[] = {
 	    {{NULL}, "no command given"},
 	    {{"frob"},
-	     "unknown command 'frob' (commands: status, target, job, node, member, events, pki, "
-	     "help, completion)"},
+	     "unknown command 'frob' (commands: status, target, job, node, member, events, "
+	     "snapshot, pki, help, completion)"},
 	    {{"job"}, "'job' needs a subcommand"},
 	    {{"job", "frob"}, "unknown subcommand 'job frob'"},
 	    {{"status", "extra"}, "takes no arguments"},
@@ -390,6 +393,11 @@ static void test_args_usage_errors(void **state)
 	    {{"status", "--endpoints", "127.0.0.1"}, "HOST:PORT"},
 	    {{"status", "--endpoints", "127.0.0.1:0"}, "HOST:PORT"},
 	    {{"status", "--endpoints", "127.0.0.1:1,"}, "empty endpoint"},
+	    {{"snapshot"}, "'snapshot' needs a subcommand"},
+	    {{"snapshot", "save"}, "'snapshot save' needs FILE"},
+	    {{"snapshot", "save", ""}, "'snapshot save': empty FILE"},
+	    {{"snapshot", "save", "a", "b"}, "takes one FILE"},
+	    {{"snapshot", "save", "a", "--stale"}, "--stale applies to reads only"},
 	    {{"target", "get"}, "needs NAME"},
 	    {{"target", "get", "a", "b"}, "takes one NAME"},
 	    {{"target", "apply", "--stale", "x.yaml"}, "--stale applies to reads only"},
@@ -1346,7 +1354,7 @@ static void test_mp_to_json(void **state)
 	mp_pack_cstr(pk, "e");
 	msgpack_pack_array(pk, 0);
 	msgpack_object obj = unpack(&o, &z);
-	json_t *j = cli_mp_to_json(&obj);
+	json_t *j = rpc_mp_to_json(&obj);
 	assert_non_null(j);
 	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	assert_string_equal(s, "{\"u\":18446744073709551,\"i\":-2,\"t\":true,\"n\":null,"
@@ -2621,7 +2629,7 @@ static void test_fake_submit(void **state)
 	msgpack_zone z;
 	msgpack_zone_init(&z, 1024);
 	msgpack_object a = fake_args(f, &z);
-	json_t *j = cli_mp_to_json(&a);
+	json_t *j = rpc_mp_to_json(&a);
 	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	assert_string_equal(text, "{\"target\":\"cc\",\"sources\":["
 	                          "{\"path\":\"kernel.c\",\"data\":"
@@ -2870,7 +2878,7 @@ static char *fake_args_json(struct fake *f)
 	msgpack_zone z;
 	msgpack_zone_init(&z, 1024);
 	msgpack_object a = fake_args(f, &z);
-	json_t *j = cli_mp_to_json(&a);
+	json_t *j = rpc_mp_to_json(&a);
 	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	msgpack_zone_destroy(&z);

@@ -1,5 +1,5 @@
 /*
- * propose.c - the write path of the API: a command built from a request is
+ * write.c - the write path of the API: a command built from a request is
  * stamped (version, leader time, the client's request id), proposed, and
  * its apply result shaped into the reply (docs/api.md: ids, target names
  * and revisions, job states), all through node/propose.h.  A node that is not the leader any more
