@@ -57,6 +57,7 @@ fi
 
 mkdir -p "$dir"
 timeout 60 "$cluster" start "$conf" "$dir"
+eval "$("$cluster" env "$dir")"  # TLS: INGOT_CACERT/CERT/KEY for ingotctl and load_bench
 eps="$("$cluster" endpoints "$dir")"
 INGOT_TOKEN_FILE="$("$cluster" token "$dir")"
 export INGOT_TOKEN_FILE

@@ -7,10 +7,16 @@
  *              [--target NAME] [--capability CAP] [--spread] [--warmup W]
  *              [--timeout-ms T]
  *              [--report-gaps] [--gap-ms G] [--token T]
+ *              [--cacert FILE [--cert FILE --key FILE]]
  *
  * The credential (a submitter's or an admin's token) is --token, else
  * INGOT_TOKEN, else the first line of the file INGOT_TOKEN_FILE names
  * (a new cluster's <data_dir>/admin.token).
+ *
+ * TLS like ingotctl: --cacert (or INGOT_CACERT) makes every connection TLS
+ * 1.3, checking the nodes' certificates against that CA; --cert/--key (or
+ * INGOT_CERT/INGOT_KEY) give the client certificate a cluster with
+ * `client_certs: required` asks for (scripts/cluster env prints them).
  *
  * One libuv loop, N clients (one connection each), M job.submit requests in
  * flight per client (RPC_WRITE, so each carries a request id and is retried
@@ -53,6 +59,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/mp.h"
+#include "common/tls.h"
 #include "rpc/client.h"
 
 #define MAX_ENDPOINTS 16
@@ -88,8 +95,10 @@ static struct {
 	double gap_ms;
 	const char *token; /* NULL: none */
 	char token_buf[4097];
+	const char *cacert, *cert, *key; /* TLS (NULL: plaintext) */
 
 	/* state */
+	struct ing_tls *tls;
 	uv_loop_t *loop;
 	struct bclient *clients;
 	struct mp_out args;
@@ -132,7 +141,8 @@ static void usage(void)
 	                "                  [--requests TOTAL | --duration S] [--source-bytes B]\n"
 	                "                  [--target NAME] [--capability CAP] [--spread] [--warmup "
 	                "W] [--timeout-ms T]\n"
-	                "                  [--report-gaps] [--gap-ms G] [--token T]\n");
+	                "                  [--report-gaps] [--gap-ms G] [--token T]\n"
+	                "                  [--cacert FILE [--cert FILE --key FILE]]\n");
 	exit(2);
 }
 
@@ -231,7 +241,16 @@ static void parse_args(int argc, char **argv)
 			B.gap_ms = (double)parse_num(a, v, 1, 600000);
 		} else if (strcmp(a, "--token") == 0) {
 			NEED_VALUE();
-			B.token = argv[i];
+			B.token = v;
+		} else if (strcmp(a, "--cacert") == 0) {
+			NEED_VALUE();
+			B.cacert = v;
+		} else if (strcmp(a, "--cert") == 0) {
+			NEED_VALUE();
+			B.cert = v;
+		} else if (strcmp(a, "--key") == 0) {
+			NEED_VALUE();
+			B.key = v;
 		} else if (strcmp(a, "--spread") == 0) {
 			B.spread = true;
 		} else if (strcmp(a, "--report-gaps") == 0) {
@@ -548,7 +567,8 @@ static void put_target(void)
 	struct rpc_client_options o = {.endpoints = B.endpoints,
 	                               .nendpoints = B.nendpoints,
 	                               .timeout_ms = B.timeout_ms,
-	                               .token = B.token};
+	                               .token = B.token,
+	                               .tls = B.tls};
 	msgpack_zone z;
 	msgpack_zone_init(&z, 4096);
 	msgpack_object res;
@@ -575,6 +595,21 @@ int main(int argc, char **argv)
 	if (B.source == NULL)
 		return 1;
 	mp_out_init(&B.args);
+	if (B.cacert == NULL && getenv("INGOT_CACERT") != NULL && *getenv("INGOT_CACERT") != '\0') {
+		B.cacert = getenv("INGOT_CACERT");
+		if (B.cert == NULL && getenv("INGOT_CERT") != NULL && *getenv("INGOT_CERT") != '\0')
+			B.cert = getenv("INGOT_CERT");
+		if (B.key == NULL && getenv("INGOT_KEY") != NULL && *getenv("INGOT_KEY") != '\0')
+			B.key = getenv("INGOT_KEY");
+	}
+	if (B.cacert != NULL) {
+		struct ing_tls_config tc = {B.cacert, B.cert, B.key, ING_TLS_CLIENT_CERTS_OPTIONAL};
+		struct ing_error e;
+		if (ing_tls_new(&tc, &B.tls, &e) != 0) {
+			fprintf(stderr, "load_bench: %s\n", e.msg);
+			return 2;
+		}
+	}
 	put_target();
 
 	B.loop = uv_default_loop();
@@ -589,7 +624,8 @@ int main(int argc, char **argv)
 		struct rpc_client_options o = {.endpoints = eps,
 		                               .nendpoints = B.nendpoints,
 		                               .timeout_ms = B.timeout_ms,
-		                               .token = B.token};
+		                               .token = B.token,
+		                               .tls = B.tls};
 		struct ing_error e;
 		int rv = rpc_client_new(B.loop, &o, &B.clients[c].c, &e);
 		if (rv != 0) {

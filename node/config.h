@@ -11,7 +11,14 @@
  *   peers:                      # the cluster's initial voters, this node included
  *     - {id: 1, raft_address: 127.0.0.1:7501, api_address: 127.0.0.1:7401}
  *   election_timeout_ms: 300
+ *   tls:                        # TLS 1.3 everywhere; paths relative to this file
+ *     ca: tls/ca.crt
+ *     cert: tls/node-1.crt
+ *     key: tls/node-1.key
+ *     client_certs: required    # or optional
  *   ...
+ *
+ * Without `tls` a node only binds loopback addresses (node_config_check_tls).
  *
  * Loading is strict: an unknown key, a value of the wrong type or out of
  * range, a duplicate peer id or address, a node id missing from its peers:
@@ -26,6 +33,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "node/auth/jwt.h"
 #include "node/auth/principal.h"
 #include "storage/limits.h"
@@ -34,7 +42,16 @@
 #define NODE_MAX_PEERS         16
 #define NODE_ADDRESS_MAX       64
 #define NODE_SANDBOX_PATHS_MAX 16
-#define NODE_PATH_MAX          256
+#define NODE_PATH_MAX          1024
+
+/* The `tls` key: absent (enabled false) means plaintext, loopback only. */
+struct node_tls_config {
+	bool enabled;
+	char ca[NODE_PATH_MAX];   /* absolute, or relative to the process's cwd */
+	char cert[NODE_PATH_MAX]; /* (relative paths in the file are resolved */
+	char key[NODE_PATH_MAX];  /* against the file's directory when loaded) */
+	enum ing_tls_client_certs client_certs;
+};
 
 /* Which GPUs a node offers to jobs (config key `gpus`). */
 enum node_gpus_mode {
@@ -54,6 +71,15 @@ struct node_gpu {
 struct node_rate_limit {
 	double rate_per_s;
 	unsigned burst;
+};
+
+#define NODE_AUTH_CERTS_MAX 64
+
+/* auth.certificates.<client name>: {role, tenant}. */
+struct node_cert_role {
+	char name[ING_TLS_CLIENT_NAME_MAX + 1];
+	enum auth_role role;
+	char tenant[ING_NAME_MAX + 1]; /* "": every tenant (viewer, submitter) */
 };
 
 /* `auth:` (docs/operations.md "Authentication"). */
@@ -76,6 +102,11 @@ struct node_auth_config {
 	 * valid credential.  Member nodes are never limited. */
 	struct node_rate_limit rate_limits[AUTH_ROLE_ADMIN + 1];
 	unsigned rate_limit_entries; /* buckets kept (auth.rate_limit_entries) */
+	/* auth.certificates: the role (and tenant) of each client certificate
+	 * name (ingot:client:NAME, TLS); a certificate not named grants
+	 * nothing. */
+	struct node_cert_role certs[NODE_AUTH_CERTS_MAX];
+	unsigned ncerts;
 };
 
 struct node_peer {
@@ -98,6 +129,14 @@ struct node_config {
 	unsigned snapshot_trailing;
 	unsigned max_frame_bytes;
 	unsigned request_timeout_ms; /* how long a request waits for a leader */
+	/* The API server's limits (rpc/server.h); the defaults are rpc/'s. */
+	unsigned max_connections;
+	unsigned max_connections_per_address;
+	unsigned max_output_bytes;
+	unsigned max_calls;
+	unsigned idle_timeout_ms;
+	unsigned frame_timeout_ms;
+	struct node_tls_config tls;
 	enum store_sync store_sync;
 	unsigned store_commit_interval_ms; /* age at which the apply batch commits */
 	uint64_t store_map_bytes;          /* initial LMDB map; 0: storage's default */
@@ -171,5 +210,12 @@ int node_config_load(struct node_config *c, const char *path, struct ing_error *
  * peers with the same addresses, no duplicates.  `source` names the file
  * (or "--dev") in messages. */
 int node_config_check(struct node_config *c, const char *source, struct ing_error *e);
+/*
+ * The daemon's rule for plaintext: without `tls`, every address the node
+ * binds (api_address, raft_address) must be a loopback address (127/8).
+ * ING_EINVAL with a message saying how to make certificates.  Offline
+ * tools (ingotd recover) do not apply it.
+ */
+int node_config_check_tls(const struct node_config *c, const char *source, struct ing_error *e);
 
 #endif

@@ -77,6 +77,7 @@ static int open_client(struct node_requests *rq, const char *const *addrs, unsig
 	    .nendpoints = naddrs,
 	    .max_frame_bytes = node_cfg(rq->n)->max_frame_bytes,
 	    .connect_timeout_ms = connect_ms,
+	    .tls = node_tls(rq->n),
 	};
 	if (naddrs == 0)
 		return ING_EINVAL;
@@ -138,6 +139,7 @@ static int send_on(struct node_requests *rq, struct rpc_client *c, struct node_r
 	q->r_.cb = on_reply;
 	q->r_.request_id = q->request_id;
 	q->r_.token = q->token != NULL ? q->token : "";
+	q->r_.on_behalf = q->on_behalf;
 	q->owner_ = rq;
 	return rpc_client_call_within(c, &q->r_, op, args, len, flags, timeout_ms);
 }

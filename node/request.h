@@ -43,6 +43,10 @@ struct node_request {
 	 * relays the client's own; NULL for the node's own calls, which
 	 * prove themselves by the connection (node/api/auth.c). */
 	const char *token;
+	/* Optional: the principal a forward is for when the client proved
+	 * itself by its connection (a client certificate, a node's): the
+	 * leader takes it from this node's certificate (copied when sent). */
+	const char *on_behalf;
 	/* private */
 	struct rpc_request r_;
 	struct node_requests *owner_;

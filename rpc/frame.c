@@ -6,7 +6,7 @@
  *   frame   = u32 big-endian length N (1..max_frame_bytes), N bytes body
  *   body    = exactly one msgpack value, one of
  *   request = [0, id:uint, op:str, args:map(str keys), token:str|nil,
- *              request_id:str|nil]
+ *              request_id:str|nil (, on_behalf:str|nil)]
  *   reply   = [1, id:uint, error:nil|[code:str, message:str], result:any]
  *   event   = [2, id:uint, event:any]
  *
@@ -70,6 +70,42 @@ void rpc_format_address(const struct sockaddr_in *a, char *buf, size_t cap)
 	char ip[INET_ADDRSTRLEN] = "?";
 	inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
 	snprintf(buf, cap, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
+}
+
+/* ---- sniffing ---------------------------------------------------------- */
+
+enum rpc_sniff rpc_sniff(const char *p, size_t n)
+{
+	static const char *const http[] = {"GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI",
+	                                   "PATC", "CONN", "TRAC", "PRI ", "HTTP"};
+	if (n == 0)
+		return RPC_SNIFF_MORE;
+	unsigned char b = (unsigned char)p[0];
+	if (b == 0x16 || b == 0x15) /* TLS handshake or alert record */
+		return RPC_SNIFF_TLS;
+	if (b <= 0x0f)
+		return RPC_SNIFF_INGOT;
+	if (b < 'A' || b > 'Z')
+		return RPC_SNIFF_OTHER;
+	if (n < 4)
+		return RPC_SNIFF_MORE;
+	for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++) {
+		if (memcmp(p, http[i], 4) == 0)
+			return RPC_SNIFF_HTTP;
+	}
+	return RPC_SNIFF_OTHER;
+}
+
+void rpc_sniff_line(const char *p, size_t n, char *buf, size_t cap)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < n && i < 60 && j + 1 < cap; i++) {
+		char c = p[i];
+		if (c == '\r' || c == '\n')
+			break;
+		buf[j++] = c >= 0x20 && c < 0x7f ? c : '?';
+	}
+	buf[j] = '\0';
 }
 
 /* ---- frame reader ------------------------------------------------------ */
@@ -170,6 +206,17 @@ bool rpc_request_id_valid(struct ing_str s)
 	return true;
 }
 
+bool rpc_on_behalf_valid(struct ing_str s)
+{
+	if (s.len == 0 || s.len > RPC_ON_BEHALF_MAX)
+		return false;
+	for (uint32_t i = 0; i < s.len; i++) {
+		if (s.ptr[i] < 0x20 || s.ptr[i] > 0x7e)
+			return false;
+	}
+	return true;
+}
+
 /* A STR or nil header field; nil gives len 0. */
 static int next_str_or_nil(struct mp_cursor *c, const char *field, uint32_t max_len,
                            struct ing_str *out)
@@ -206,7 +253,11 @@ static int decode_request(struct mp_cursor *c, struct rpc_msg *m)
 	m->args = args;
 	if ((rv = next_str_or_nil(c, "token", UINT32_MAX, &m->token)) != 0)
 		return rv;
-	return next_str_or_nil(c, "request_id", UINT32_MAX, &m->request_id);
+	if ((rv = next_str_or_nil(c, "request_id", UINT32_MAX, &m->request_id)) != 0)
+		return rv;
+	if (c->i == c->n)
+		return 0; /* the usual 6 items: no on_behalf */
+	return next_str_or_nil(c, "on_behalf", UINT32_MAX, &m->on_behalf);
 }
 
 static int decode_reply(struct mp_cursor *c, struct rpc_msg *m)
@@ -246,7 +297,7 @@ int rpc_msg_decode(const void *body, size_t len, msgpack_zone *zone, struct rpc_
 	*id_known = false;
 	if ((rv = mp_parse_exact(body, len, false, zone, &root, "message", e)) != 0)
 		return rv;
-	if ((rv = mp_cursor_open(&c, &root, 3, 6, "message", e)) != 0)
+	if ((rv = mp_cursor_open(&c, &root, 3, 7, "message", e)) != 0)
 		return rv;
 	if ((rv = mp_next_u64(&c, "type", 2, &kind)) != 0)
 		return ing_error_set(e, ING_EMALFORMED,
@@ -260,9 +311,10 @@ int rpc_msg_decode(const void *body, size_t len, msgpack_zone *zone, struct rpc_
 		return rv;
 	*id_known = true;
 	out->id = m.id;
-	if (c.n != sizes[kind])
-		return ing_error_set(e, ING_EMALFORMED, "%s: expected %u items, got %u",
-		                     names[kind], sizes[kind], c.n);
+	if (c.n != sizes[kind] && !(kind == RPC_MSG_REQUEST && c.n == 7))
+		return ing_error_set(e, ING_EMALFORMED, "%s: expected %u%s items, got %u",
+		                     names[kind], sizes[kind],
+		                     kind == RPC_MSG_REQUEST ? " or 7" : "", c.n);
 	switch (m.kind) {
 	case RPC_MSG_REQUEST: rv = decode_request(&c, &m); break;
 	case RPC_MSG_REPLY: rv = decode_reply(&c, &m); break;
@@ -318,12 +370,14 @@ static void pack_value(struct mp_out *o, const void *value, size_t len)
 }
 
 int rpc_encode_request(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const char *op,
-                       const void *args, size_t args_len, const char *token, const char *request_id)
+                       const void *args, size_t args_len, const char *token, const char *request_id,
+                       const char *on_behalf)
 {
+	bool behalf = on_behalf != NULL && on_behalf[0] != '\0';
 	if (rpc_check_value(args, args_len) != 0)
 		return ING_EINVAL;
 	begin(o);
-	msgpack_pack_array(&o->pk, 6);
+	msgpack_pack_array(&o->pk, behalf ? 7 : 6);
 	msgpack_pack_uint8(&o->pk, RPC_MSG_REQUEST);
 	msgpack_pack_uint64(&o->pk, id);
 	mp_pack_cstr(&o->pk, op);
@@ -339,6 +393,8 @@ int rpc_encode_request(struct mp_out *o, size_t max_frame_bytes, uint64_t id, co
 		mp_pack_cstr(&o->pk, request_id);
 	else
 		msgpack_pack_nil(&o->pk);
+	if (behalf)
+		mp_pack_cstr(&o->pk, on_behalf);
 	return finish(o, max_frame_bytes);
 }
 

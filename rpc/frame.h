@@ -27,6 +27,9 @@
 #define RPC_FRAME_HEADER_BYTES 4
 #define RPC_OP_MAX             64
 #define RPC_TOKEN_MAX          4096
+/* A node forwarding a request names the client it is for ("cert:alice",
+ * "node:3"): 1..128 printable ASCII bytes. */
+#define RPC_ON_BEHALF_MAX 128
 /* Same value as in client.h: request ids are 1..64 printable ASCII bytes. */
 #define RPC_REQUEST_ID_MAX 64
 
@@ -40,6 +43,22 @@ enum rpc_msg_kind {
 int rpc_parse_address(const char *s, struct sockaddr_in *out, struct ing_error *e);
 /* Formats "a.b.c.d:port" into buf (>= 22 bytes). */
 void rpc_format_address(const struct sockaddr_in *a, char *buf, size_t cap);
+
+/* ---- what the first bytes of a stream are ------------------------------ */
+
+enum rpc_sniff {
+	RPC_SNIFF_MORE,  /* too few bytes to tell */
+	RPC_SNIFF_INGOT, /* could be an ingot frame (length < 2^28) */
+	RPC_SNIFF_TLS,   /* a TLS record (handshake or alert) */
+	RPC_SNIFF_HTTP,  /* an HTTP request or response line */
+	RPC_SNIFF_OTHER,
+};
+
+/* Classifies the first n bytes a peer sent. */
+enum rpc_sniff rpc_sniff(const char *p, size_t n);
+/* "HTTP/1.1 400 Bad Request" style: the first line of p[0..n) made
+ * printable (at most 60 characters) into buf. */
+void rpc_sniff_line(const char *p, size_t n, char *buf, size_t cap);
 
 /* ---- frame reader ------------------------------------------------------ */
 
@@ -74,6 +93,7 @@ struct rpc_msg {
 	const msgpack_object *args; /* a map with str keys */
 	struct ing_str token;       /* len 0 when nil */
 	struct ing_str request_id;  /* len 0 when nil */
+	struct ing_str on_behalf;   /* len 0 when nil or absent (6 items) */
 	/* reply: error_code is 0 on success */
 	int error_code;
 	struct ing_str error_name;
@@ -98,8 +118,8 @@ int rpc_msg_decode(const void *body, size_t len, msgpack_zone *zone, struct rpc_
  * also ING_ETOOBIG (frame over max_frame_bytes), ING_ENOMEM.
  */
 int rpc_encode_request(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const char *op,
-                       const void *args, size_t args_len, const char *token,
-                       const char *request_id);
+                       const void *args, size_t args_len, const char *token, const char *request_id,
+                       const char *on_behalf);
 int rpc_encode_reply(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const void *value,
                      size_t len);
 int rpc_encode_error(struct mp_out *o, uint64_t id, int code, const char *msg);
@@ -110,6 +130,9 @@ int rpc_encode_event(struct mp_out *o, size_t max_frame_bytes, uint64_t id, cons
  * ING_EINVAL. */
 int rpc_check_value(const void *value, size_t len);
 
+/* True when s is a valid on_behalf: 1..RPC_ON_BEHALF_MAX printable ASCII
+ * (space included). */
+bool rpc_on_behalf_valid(struct ing_str s);
 /* True when s is a valid request id: 1..RPC_REQUEST_ID_MAX printable ASCII. */
 bool rpc_request_id_valid(struct ing_str s);
 

@@ -68,6 +68,10 @@ const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *ca
 void api_refuse_unknown(struct api *a, struct rpc_call *call);
 /* The principal of an authenticated call (kind none before). */
 const struct auth_principal *api_caller(const struct rpc_call *call);
+/* For a forward of call: true and out = the principal's name when the
+ * leader must be told whom it is for (on_behalf: a client certificate with
+ * a role, a proven node, and no token), else false. */
+bool api_call_on_behalf(const struct rpc_call *call, char *out, size_t cap);
 /* Whether p may call operation `name` with args (the op table's need and
  * nodes columns): 0, or ING_EUNAUTHENTICATED (no credential),
  * ING_EDENIED (known, without the right), ING_EINVAL (unknown

@@ -12,18 +12,26 @@
  *   - a token field of three dot-separated parts: a JWT of the configured
  *     identity provider (auth.jwt), verified offline;
  *   - anything else in the token field: refused;
- *   - no token: on a plaintext protocol connection from a loopback
- *     address, a member node (dev mode: node-internal calls cannot be
- *     proven there; docs/operations.md says why dev mode is for one
- *     machine only); otherwise, the HTTP API's local calls included,
- *     nobody (kind none), which no operation accepts.
+ *   - no token, over TLS: the connection's verified certificate; a node
+ *     certificate (ingot:node:N) is member node N, a client certificate
+ *     (ingot:client:NAME) is principal cert:NAME with the role and tenant
+ *     auth.certificates gives NAME -- none when it does not name it (a
+ *     certificate alone grants nothing); no certificate is nobody;
+ *   - no token, on a plaintext protocol connection from a loopback
+ *     address: a member node of unknown id (dev mode: node-internal calls
+ *     cannot be proven there; docs/operations.md says why dev mode is for
+ *     one machine only); otherwise, the HTTP API's local calls included,
+ *     nobody (kind none), which no operation accepts;
+ *   - an on_behalf field (protocol.md): a follower forwarding the request
+ *     of a principal proven by its connection ("cert:NAME", "node:N");
+ *     taken only from a connection with a node certificate and no token,
+ *     and resolved here (this node's auth.certificates), not trusted from
+ *     the follower beyond the name.
  * A well-formed token this node does not know may have been created a
  * moment ago and not be applied here yet: a follower forwards such a
  * request when it would anyway (writes, linearizable reads, leader
  * operations), unchecked, and the leader decides; anything it serves itself
  * is refused (ops.c).
- * A member node's certificate (TLS) will prove kind node with its raft id
- * once the API speaks TLS; until then a node's id is unknown (0).
  *
  * The principal is attached to the call (rpc_call_set_data) and read by
  * the handlers (tenant scoping, the principal a write records).  A parked
@@ -50,6 +58,7 @@
 #include "node/auth/jwt.h"
 #include "node/auth/ratelimit.h"
 #include "node/auth/token.h"
+#include "rpc/frame.h"
 
 #define REFUSAL_ROWS 256
 #define LOG_PER_S    20
@@ -286,15 +295,82 @@ static int token_principal(struct node *n, struct ing_str tok, struct auth_princ
 	return rv;
 }
 
+/* The principal of client certificate `name` (auth.certificates), or one
+ * of kind cert without a role when the configuration does not name it. */
+static void cert_principal(const struct node_auth_config *ac, const char *name,
+                           struct auth_principal *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = AUTH_KIND_CERT;
+	snprintf(p->name, sizeof(p->name), "cert:%s", name);
+	for (unsigned i = 0; i < ac->ncerts; i++) {
+		if (strcmp(ac->certs[i].name, name) == 0) {
+			p->role = ac->certs[i].role;
+			snprintf(p->tenant, sizeof(p->tenant), "%s", ac->certs[i].tenant);
+			return;
+		}
+	}
+}
+
+static void node_principal(uint64_t id, struct auth_principal *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = AUTH_KIND_NODE;
+	p->node_id = id;
+	snprintf(p->name, sizeof(p->name), "node:%" PRIu64, id);
+}
+
+/* on_behalf of a forwarded request: "node:<id>" or "cert:<client name>",
+ * taken only from a member node proven by its certificate. */
+static int behalf_principal(struct api *a, const struct rpc_call *call, struct ing_str who,
+                            struct auth_principal *p, struct ing_error *e)
+{
+	const struct rpc_peer *peer = rpc_call_peer(call);
+	char name[RPC_ON_BEHALF_MAX + 1];
+	uint64_t id = 0;
+
+	if (!peer->tls || peer->identity.kind != ING_TLS_PEER_NODE)
+		return ing_error_set(e, ING_EUNAUTHENTICATED,
+		                     "on_behalf is taken only from a member node's certificate");
+	if (rpc_call_token(call).len > 0)
+		return ing_error_set(e, ING_EUNAUTHENTICATED,
+		                     "a request carries a token or on_behalf, not both");
+	snprintf(name, sizeof(name), "%.*s", ING_STR_FMT(who));
+	if (strncmp(name, "cert:", 5) == 0 &&
+	    ing_tls_client_name_valid(name + 5, strlen(name + 5))) {
+		cert_principal(&node_cfg(a->n)->auth, name + 5, p);
+		return 0;
+	}
+	if (strncmp(name, "node:", 5) == 0 && name[5] >= '1' && name[5] <= '9' &&
+	    strspn(name + 5, "0123456789") == strlen(name + 5) && strlen(name + 5) <= 19) {
+		id = strtoull(name + 5, NULL, 10);
+		node_principal(id, p);
+		return 0;
+	}
+	return ing_error_set(e, ING_EUNAUTHENTICATED,
+	                     "on_behalf '%s' is neither node:<id> nor cert:<client name>", name);
+}
+
 int api_principal_of(struct api *a, const struct rpc_call *call, struct auth_principal *p,
                      struct ing_error *e)
 {
 	struct ing_str tok = rpc_call_token(call);
+	struct ing_str behalf = rpc_call_on_behalf(call);
 	const struct rpc_peer *peer = rpc_call_peer(call);
 	char host[32];
 
+	if (behalf.len > 0)
+		return behalf_principal(a, call, behalf, p, e);
 	if (tok.len == 0) {
 		*p = nobody;
+		if (peer->tls && peer->identity.kind == ING_TLS_PEER_NODE) {
+			node_principal(peer->identity.node_id, p);
+			return 0;
+		}
+		if (peer->tls && peer->identity.kind == ING_TLS_PEER_CLIENT) {
+			cert_principal(&node_cfg(a->n)->auth, peer->identity.name, p);
+			return 0;
+		}
 		peer_host(call, host);
 		if (!peer->tls && !peer->local && loopback(host)) {
 			p->kind = AUTH_KIND_NODE;
@@ -314,6 +390,19 @@ int api_principal_of(struct api *a, const struct rpc_call *call, struct auth_pri
 	return ing_error_set(e, ING_EUNAUTHENTICATED,
 	                     "the credential is neither an ingot token (ingot_<id>_<secret>) nor "
 	                     "a JWT (three dot-separated parts)");
+}
+
+bool api_call_on_behalf(const struct rpc_call *call, char *out, size_t cap)
+{
+	const struct auth_principal *p = api_caller(call);
+	if (rpc_call_token(call).len > 0)
+		return false;
+	if ((p->kind == AUTH_KIND_CERT && p->role != AUTH_ROLE_NONE) ||
+	    (p->kind == AUTH_KIND_NODE && p->node_id != 0)) {
+		snprintf(out, cap, "%s", p->name);
+		return true;
+	}
+	return false;
 }
 
 static void caller_free(void *data)
@@ -372,8 +461,10 @@ const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *ca
 		return NULL;
 	}
 	peer_host(call, host);
-	if (rv != 0 || c->p.kind == AUTH_KIND_NONE) {
-		/* Without a valid credential: the source address's bucket. */
+	if (rv != 0 || c->p.kind == AUTH_KIND_NONE ||
+	    (c->p.kind == AUTH_KIND_CERT && c->p.role == AUTH_ROLE_NONE)) {
+		/* Without a valid credential (a client certificate that grants
+		 * no role is none): the source address's bucket. */
 		if (!c->charged) {
 			c->charged = true;
 			snprintf(key, sizeof(key), "addr:%s", host);

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/mp.h"
 #include "node/api/api_internal.h"
+#include "rpc/frame.h"
 #include "node/request.h"
 
 #define PARK_TICK_MS 50
@@ -36,7 +37,8 @@ struct forward {
 	uint64_t deadline_ms;
 	char request_id[RPC_REQUEST_ID_MAX + 1];
 	char op[64];
-	char *token; /* the client's credential, NULL when none */
+	char *token;                           /* the client's credential, NULL when none */
+	char on_behalf[RPC_ON_BEHALF_MAX + 1]; /* whom a credential-less forward is for */
 };
 
 static void forward_free(struct forward *f)
@@ -181,6 +183,8 @@ void api_forward(struct api *a, struct rpc_call *call)
 			return;
 		}
 		f->q.token = f->token;
+	} else if (api_call_on_behalf(call, f->on_behalf, sizeof(f->on_behalf))) {
+		f->q.on_behalf = f->on_behalf;
 	}
 	mp_out_init(&args);
 	msgpack_pack_object(&args.pk, *rpc_call_args(call));

@@ -157,6 +157,12 @@ int api_op_permit(const struct auth_principal *p, struct ing_str name, const msg
 			                     who, op->name, p->node_id);
 		return 0;
 	}
+	if (p->kind == AUTH_KIND_CERT && p->role == AUTH_ROLE_NONE)
+		return ing_error_set(e, ING_EUNAUTHENTICATED,
+		                     "%s needs a credential: the client certificate %s grants no "
+		                     "role here (auth.certificates does not name it); pass a "
+		                     "token too (--token, --token-file, INGOT_TOKEN)",
+		                     op->name, who + 5);
 	if (p->kind == AUTH_KIND_NONE)
 		return ing_error_set(e, ING_EUNAUTHENTICATED,
 		                     "%s needs a credential: pass --token, --token-file or "

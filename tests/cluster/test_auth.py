@@ -25,6 +25,18 @@
 6. A flood from one token hits rate_limited (with retry_after_ms) while
    another tenant's submitter still submits.
 7. The audit trail (`ingotctl audit`) names who did what.
+8. With TLS (the first run): client certificates grant what
+   auth.certificates says (cert:ops an operator, cert:teamcert team-a's
+   submitter, the unnamed operator certificate nothing), node
+   certificates are member nodes that may speak only for themselves (node
+   3 about id 3, not about another node's attempt), and a follower
+   forwards a certificate principal's writes to the leader on its behalf
+   (the audit names cert:ops); on_behalf is refused from anyone but a
+   node.
+
+Everything runs twice: on a TLS cluster (as in production), then on a
+plaintext one (dev mode: a loopback caller without a credential is taken
+for a member node of unknown id).
 """
 import base64
 import json
@@ -81,15 +93,16 @@ def claims(sub, groups, tenant=None, exp_in=600, **extra):
 
 # ---- raw calls on one connection (revocation mid-connection) -------------
 class Conn:
-    def __init__(self, n):
-        self.s = socket.create_connection((cl.HOST, cl.api_port(n)), timeout=10)
+    def __init__(self, n, tls=None):
+        self.s = cl.connect_api(cl.api_port(n), timeout=10, tls=tls)
         self.next = 1
         self.buf = b""
 
-    def call(self, op, args, token):
+    def call(self, op, args, token, on_behalf=None):
         rid = self.next
         self.next += 1
-        self.s.sendall(cl.frame(cl.mp_pack([0, rid, op, args, token, None])))
+        msg = [0, rid, op, args, token, None] + ([on_behalf] if on_behalf else [])
+        self.s.sendall(cl.frame(cl.mp_pack(msg)))
         while True:
             while len(self.buf) >= 4:
                 n = struct.unpack(">I", self.buf[:4])[0]
@@ -132,15 +145,42 @@ def main(t):
     auth_cfg = ("{jwt: {issuer: \"%s\", audience: %s, keys: %s, role_claim: groups, leeway_s: 5, "
                 "role_map: {ingot-viewers: viewer, ingot-builders: submitter, ingot-admins: admin}}, "
                 "rate_limits: {submitter: {rate_per_s: 20, burst: 60}, "
-                "unauthenticated: {rate_per_s: 100, burst: 150}}}" % (ISSUER, AUDIENCE, tmp_keys))
+                "unauthenticated: {rate_per_s: 100, burst: 150}}, "
+                "certificates: {ops: {role: operator}, teamcert: {role: submitter, tenant: team-a}}}"
+                % (ISSUER, AUDIENCE, tmp_keys))
     try:
-        run(t, key, other, auth_cfg)
+        c = run(t, key, other, auth_cfg, tls=True)
+        for n in cl.NODES:
+            c.stop(n)
+        t.log("---- again on a plaintext cluster (dev mode) ----")
+        run(t, key, other, auth_cfg, tls=False)
     finally:
         os.unlink(tmp_keys)
 
 
-def run(t, key, other, auth_cfg):
-    c = t.cluster(overrides={"slots": "1", "auth": auth_cfg, "request_timeout_ms": "2000"})
+class Prefixed:
+    """The checks of t, each name prefixed (which run it is)."""
+    def __init__(self, t, prefix):
+        self.t, self.prefix = t, prefix
+
+    def check(self, name, cond, detail=""):
+        return self.t.check(self.prefix + name, cond, detail)
+
+    def require(self, name, cond, detail=""):
+        return self.t.require(self.prefix + name, cond, detail)
+
+    def __getattr__(self, name):
+        return getattr(self.t, name)
+
+
+def run(t, key, other, auth_cfg, tls):
+    mode = "tls" if tls else "plain"
+    t = Prefixed(t, "[%s] " % mode)
+    c = t.cluster(name="test_auth-" + mode, tls=tls,
+                  overrides={"slots": "1", "auth": auth_cfg, "request_timeout_ms": "2000"})
+    if tls:
+        c.pki("issue", "client", "--name", "ops", "--days", "20")
+        c.pki("issue", "client", "--name", "teamcert", "--days", "20")
     lead = c.wait_leader()
     fol = [n for n in cl.NODES if n != lead]
     admin = c.admin_token()
@@ -186,6 +226,13 @@ def run(t, key, other, auth_cfg):
         len(cl.call(cl.api_ep(n), "token.list", {"stale": True}, token=admin).result) == 8
         for n in cl.NODES), 10)
 
+    node3_ctx = ops_ctx = team_ctx = None
+    if tls:
+        ca = c.path("pki", "ca.crt")
+        node3_ctx = cl.client_tls_context(ca, c.path("pki", "node-3.crt"), c.path("pki", "node-3.key"))
+        ops_ctx = c.tls_context("ops")
+        team_ctx = c.tls_context("teamcert")
+
     jwts = {
         "jwt-viewer": jwt_sign(key, claims("alice", ["ingot-viewers", "other"])),
         "jwt-submitter": jwt_sign(key, claims("bob", ["ingot-builders"], tenant="team-a")),
@@ -213,10 +260,17 @@ def run(t, key, other, auth_cfg):
     # caller without a credential is taken for a member node), malformed,
     # unknown, viewer, submitter, operator, admin, team-a viewer, team-a
     # submitter, JWT viewer (alice), JWT team-a submitter (bob).
-    callers = [("none", None), ("malformed", "ingot_notatoken"), ("unknown", "ingot_99_" + "ab" * 32),
-               ("viewer", tok["viewer"]), ("submitter", tok["submitter"]), ("operator", tok["operator"]),
-               ("admin", admin), ("a-viewer", tok["a-viewer"]), ("a-submitter", tok["a-submitter"]),
-               ("jwt-viewer", jwts["jwt-viewer"]), ("jwt-submitter", jwts["jwt-submitter"])]
+    callers = [("none", None, None), ("malformed", "ingot_notatoken", None),
+               ("unknown", "ingot_99_" + "ab" * 32, None),
+               ("viewer", tok["viewer"], None), ("submitter", tok["submitter"], None),
+               ("operator", tok["operator"], None), ("admin", admin, None),
+               ("a-viewer", tok["a-viewer"], None), ("a-submitter", tok["a-submitter"], None),
+               ("jwt-viewer", jwts["jwt-viewer"], None), ("jwt-submitter", jwts["jwt-submitter"], None)]
+    if tls:
+        # "none" is then the cluster's operator certificate, which
+        # auth.certificates does not name: it grants nothing.
+        callers += [("node 3's certificate", None, node3_ctx), ("cert:ops", None, ops_ctx),
+                    ("cert:teamcert", None, team_ctx)]
     j_any = jb
     valid = {  # arguments that change the state when let through
         "status": {}, "node.info": {},
@@ -280,6 +334,13 @@ def run(t, key, other, auth_cfg):
         "token.revoke":         U4,
         "audit.list":           U4,
     }
+    node3 = {  # node 3's certificate: node-internal calls, about itself only
+        "node.info": ".", "node.register": ".", "node.heartbeat": ".", "worker.report": ".",
+        "member.remove": ".",  # {id: 3}; member.add {id: 4} and member.check {id: 1}: D
+    }
+    if tls:
+        matrix = {op: "U" + cells[1:] + node3.get(op, "D") + cells[5] + cells[8]
+                  for op, cells in matrix.items()}
     t.check("the matrix covers every caller kind", all(len(v) == len(callers) for v in matrix.values()),
             str({k: len(v) for k, v in matrix.items() if len(v) != len(callers)}))
     # Every operation of docs/api.md is in it.
@@ -296,29 +357,37 @@ def run(t, key, other, auth_cfg):
 
     before = settled_dumps(c)
     wrong, refused, allowed = [], 0, 0
+    conns = {}
     for op, cells in sorted(matrix.items()):
-        for (who, token), want in zip(callers, cells):
+        for (who, token, ctx), want in zip(callers, cells):
             via = fol[(refused + allowed) % len(fol)] if (refused + allowed) % 3 else lead
             args = dict(valid[op]) if want != "." else {"no_such_argument": 1}
+            if want == "." and ctx is node3_ctx and "id" in valid[op]:
+                args["id"] = 3
+            ck = (who, via)  # one connection per caller and node (TLS handshakes cost)
             try:
-                r = cl.call(cl.api_ep(via), op, args, token=token, timeout=15)
-            except cl.RpcError as e:
+                if ck not in conns:
+                    conns[ck] = Conn(via, tls=ctx)
+                err, _ = conns[ck].call(op, args, token)
+            except (OSError, cl.TestFailure) as e:
                 wrong.append("%s by %s via %d: %s" % (op, who, via, e))
                 continue
-            got = code(r)
+            got, msg = (err[0], err[1]) if err else ("ok", "")
             if want == "U":
                 refused += 1
-                ok = got == "unauthenticated" and len(r.message) > 15
+                ok = got == "unauthenticated" and len(msg) > 15
             elif want == "D":
                 refused += 1
-                ok = got == "permission_denied" and op in r.message
+                ok = got == "permission_denied" and op in msg
             else:
                 allowed += 1
                 ok = got not in ("unauthenticated", "permission_denied", "rate_limited")
             if not ok:
-                wrong.append("%s by %s via %d: %s %s (wanted %s)" % (op, who, via, got, r.message[:120], want))
+                wrong.append("%s by %s via %d: %s %s (wanted %s)" % (op, who, via, got, msg[:120], want))
+    for conn in conns.values():
+        conn.close()
     t.check("matrix: %d refusals and %d calls let through, each as expected" % (refused, allowed),
-            not wrong and refused > 150, "; ".join(wrong[:6]))
+            not wrong and refused > (200 if tls else 150), "; ".join(wrong[:6]))
     after = settled_dumps(c)
     changed = [n for n in before if before[n] != after[n]]
     t.check("matrix: the mdb_dump of every node is unchanged (nothing any refused call asked for happened)",
@@ -504,8 +573,88 @@ def run(t, key, other, auth_cfg):
     t.check("the job's own events name the principal of its submit",
             ev[0]["kind"] == "submitted" and ev[0]["principal"] == "token:%d" % aid and
             ev[1]["principal"] is None, str(ev[:2]))
+    if tls:
+        tls_checks(t, c, lead, fol, admin, tok, ops_ctx, team_ctx, jb, src_a)
     t.check("every node holds the same tables", cl.dumps_identical(c.dumps()) or
             cl.wait_for("converged", lambda: cl.dumps_identical(c.dumps()), 10))
+    return c
+
+
+def tls_checks(t, c, lead, fol, admin, tok, ops_ctx, team_ctx, jb, src_a):
+    """8. Certificates as principals, and on_behalf."""
+    ca = c.path("pki", "ca.crt")
+
+    def node_ctx(n):
+        return cl.client_tls_context(ca, c.path("pki", "node-%d.crt" % n), c.path("pki", "node-%d.key" % n))
+
+    r = c.call("job.list", {}, token=None)
+    t.check("the operator certificate alone (not in auth.certificates): unauthenticated, saying it grants "
+            "no role", code(r) == "unauthenticated" and "grants no role" in r.message, repr(r))
+    tgt = dict(TARGET, name="t-cert")
+    r = cl.call(cl.api_ep(fol[0]), "target.put", tgt, token=None, tls=ops_ctx)
+    t.check("cert:ops (operator by auth.certificates) puts a target through a follower", r.ok, repr(r))
+    r = cl.call(cl.api_ep(fol[1]), "job.submit", {"target": "t-cert", "sources": [src_a]}, token=None,
+                tls=team_ctx)
+    t.check("cert:teamcert (team-a's submitter) submits through a follower", r.ok, repr(r))
+    jt = r.result["id"] if r.ok else 0
+    r = cl.call(cl.api_ep(fol[1]), "job.get", {"id": jt}, token=None, tls=team_ctx)
+    t.check("its job is team-a's", r.ok and r.result["tenant"] == "team-a", repr(r))
+    r = cl.call(cl.api_ep(fol[0]), "job.get", {"id": jb}, token=None, tls=team_ctx)
+    t.check("cert:teamcert: team-b's job does not exist", code(r) == "not_found", repr(r))
+    r = cl.call(cl.api_ep(lead), "token.create", {"role": "admin"}, token=None, tls=ops_ctx)
+    t.check("cert:ops may not create tokens (permission_denied)", code(r) == "permission_denied", repr(r))
+    r = c.ctl("audit", "--principal", "cert:ops")
+    t.check("audit: the target put by cert:ops, forwarded on its behalf",
+            r.rc == 0 and ("cert:ops", "target_put") in [(e["principal"], e["kind"]) for e in r.json()["events"]],
+            repr(r))
+    ev = c.call("job.events", {"id": jt}).result or []
+    t.check("the submit names cert:teamcert", ev and ev[0]["principal"] == "cert:teamcert", str(ev[:1]))
+
+    # on_behalf: only from a node, never with a token, resolved by the receiver.
+    conn = Conn(lead, tls=ops_ctx)
+    try:
+        e, _ = conn.call("job.list", {}, None, on_behalf="cert:ops")
+        t.check("on_behalf from a client certificate: unauthenticated",
+                e is not None and e[0] == "unauthenticated" and "member node" in e[1], str(e))
+    finally:
+        conn.close()
+    conn = Conn(lead, tls=node_ctx(fol[0]))
+    try:
+        e, _ = conn.call("job.list", {}, admin, on_behalf="cert:ops")
+        t.check("on_behalf with a token: unauthenticated (not both)",
+                e is not None and e[0] == "unauthenticated" and "not both" in e[1], str(e))
+        e, res = conn.call("job.list", {}, None, on_behalf="cert:teamcert")
+        t.check("on_behalf cert:teamcert from a node: served as team-a's submitter (its jobs only)",
+                e is None and res["jobs"] and all(j["tenant"] == "team-a" for j in res["jobs"]), str(e))
+        e, _ = conn.call("job.list", {}, None, on_behalf="cert:stranger")
+        t.check("on_behalf of a certificate auth.certificates does not name: unauthenticated",
+                e is not None and e[0] == "unauthenticated" and "grants no role" in e[1], str(e))
+        e, _ = conn.call("job.list", {}, None, on_behalf="token:1")
+        t.check("on_behalf of a token principal (tokens travel as tokens): unauthenticated",
+                e is not None and e[0] == "unauthenticated" and "node:<id>" in e[1], str(e))
+    finally:
+        conn.close()
+
+    # A node speaks for itself only: a report about another node's attempt.
+    c.call("target.put", {"name": "t-sleep", "stages": [{"name": "s", "argv": ["sleep", "30"]}]})
+    r = c.call("job.submit", {"target": "t-sleep", "sources": [src_a]})
+    t.require("a long job", r.ok, repr(r))
+    js = r.result["id"]
+    job = cl.wait_for("the long job runs", lambda: (lambda j: j if j["state"] == "running" else None)(
+        c.call("job.get", {"id": js}).result), 30)
+    other = [n for n in cl.NODES if n != job["node"]][0]
+    before = settled_dumps(c)
+    r = cl.call(cl.api_ep(lead), "worker.report",
+                {"kind": "finish", "job": js, "attempt": job["attempt"], "outcome": "failed"},
+                token=None, tls=node_ctx(other))
+    t.check("node %d's certificate reporting on node %d's attempt: permission_denied" % (other, job["node"]),
+            code(r) == "permission_denied" and "assigned to node %d" % job["node"] in r.message, repr(r))
+    r = cl.call(cl.api_ep(fol[0]), "node.heartbeat", {"id": job["node"]}, token=None, tls=node_ctx(other))
+    t.check("node %d's certificate: a heartbeat for node %d refused" % (other, job["node"]),
+            code(r) == "permission_denied" and "only about itself" in r.message, repr(r))
+    t.check("the refused node calls changed nothing", settled_dumps(c) == before)
+    r = c.call("job.cancel", {"id": js})
+    t.check("the long job cancelled", r.ok, repr(r))
 
 
 if __name__ == "__main__":

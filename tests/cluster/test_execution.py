@@ -22,7 +22,6 @@ Helpers shared with test_execution_faults.py live here.
 """
 import json
 import os
-import socket
 import sys
 import time
 
@@ -37,13 +36,14 @@ STAGE_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 
 
 # ---- helpers (also used by test_execution_faults.py) ----------------------
-def raw_call(n, op, args, request_id=None, timeout=5.0, token=cl.DEFAULT):
+def raw_call(n, op, args, request_id=None, timeout=5.0, token=cl.DEFAULT, tls=None):
     """One request on a fresh connection to node n; returns (error, result):
-    error is None or [code, message].  token: as cl.call's (None: none, the
-    way a member node calls in dev mode)."""
+    error is None or [code, message].  token: as cl.call's; tls: the client
+    context (None: the cluster's; Cluster.node_context(m) with token=None
+    calls the way member node m does)."""
     if token is cl.DEFAULT:
         token = cl.default_token()
-    s = socket.create_connection((cl.HOST, cl.api_port(n)), timeout=timeout)
+    s = cl.connect_api(cl.api_port(n), timeout=timeout, tls=tls)
     try:
         s.sendall(cl.frame(cl.mp_pack([0, 1, op, args, token, request_id])))
         s.settimeout(timeout)

@@ -161,10 +161,10 @@ def kill_worker(t, c):
                   "duration_ms": 6000},
                  {"kind": "stage_start", "job": jid, "attempt": 1, "stage": 0}):
         for via in (lead, victim):
-            # As a member node sends it: no credential (dev mode trusts
-            # loopback); an admin's token may not report (test_auth.py).
+            # As the node that ran attempt 1 sends it: its certificate, no
+            # token; an admin's token may not report (test_auth.py).
             err, res = ex.raw_call(via, "worker.report", args, request_id="stale-%s-%d-%d" % (args["kind"], jid, via),
-                                   token=None)
+                                   token=None, tls=c.node_context(victim))
             t.check("stale worker.report %s for attempt 1 via node %d refused (stale_attempt)" % (args["kind"], via),
                     err is not None and err[0] == "stale_attempt", "error %r result %r" % (err, res))
     # The restarted node comes back up and reports nothing for attempt 1.

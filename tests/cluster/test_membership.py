@@ -68,9 +68,9 @@ def grow(t, c, src, acked):
         # nobody's member until it is added.
         c.start(4)
         # A node that is no member yet knows no token: node.info is asked
-        # the way the members ask it (dev mode: loopback, no credential).
+        # the way the members ask it (node 4's own certificate).
         info = cl.wait_for("node 4 answering node.info",
-                           lambda: c.call("node.info", via=4, timeout=2, token=None), 15)
+                           lambda: c.call("node.info", via=4, timeout=2, as_node=4), 15)
         t.check("node 4 before being added: no leader, no cluster id",
                 info.ok and info.result.get("leader") is None and info.result.get("cluster_id") is None,
                 repr(info))

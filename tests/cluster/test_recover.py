@@ -319,11 +319,12 @@ def start_joining(c, n, via):
 
 def wait_for_api(c, n):
     """Waits until node n answers node.info (its API is up).  Asked as
-    the members ask it: an empty node knows no token yet."""
+    the members ask it (node n's certificate): an empty node knows no token
+    yet."""
     def up():
         c.check_alive()
         try:
-            return c.call("node.info", via=n, timeout=1, token=None).ok
+            return c.call("node.info", via=n, timeout=1, as_node=n).ok
         except cl.TestFailure:
             return False
     cl.wait_for("node %d's API" % n, up, 20, interval=0.1)

@@ -8,7 +8,9 @@
  * Callers (columns): nobody; a member node whose id is not proven (dev
  * mode, loopback without a credential); node 3 proven (its certificate);
  * viewer, submitter, operator, admin without a tenant; viewer and
- * submitter of tenant team-a.  Cells: '.' allowed, 'U' unauthenticated,
+ * submitter of tenant team-a; a client certificate that grants no role
+ * (auth.certificates does not name it) and one named with role operator.
+ * Cells: '.' allowed, 'U' unauthenticated,
  * 'D' permission_denied, 'I' invalid (unknown operation).
  */
 #include <setjmp.h>
@@ -33,6 +35,8 @@ enum {
 	ADMIN,
 	T_VIEWER,
 	T_SUBMITTER,
+	CERT_NONE, /* a client certificate auth.certificates does not name */
+	CERT_OPS,  /* one it names with role operator */
 	NCALLERS
 };
 
@@ -50,6 +54,15 @@ static struct auth_principal caller(int which)
 		p.kind = AUTH_KIND_NODE;
 		p.node_id = 3;
 		snprintf(p.name, sizeof(p.name), "node:3");
+		break;
+	case CERT_NONE:
+		p.kind = AUTH_KIND_CERT;
+		snprintf(p.name, sizeof(p.name), "cert:stranger");
+		break;
+	case CERT_OPS:
+		p.kind = AUTH_KIND_CERT;
+		p.role = AUTH_ROLE_OPERATOR;
+		snprintf(p.name, sizeof(p.name), "cert:ops");
 		break;
 	default:
 		p.kind = which >= T_VIEWER ? AUTH_KIND_JWT : AUTH_KIND_TOKEN;
@@ -72,42 +85,42 @@ struct row {
 
 /* args {id: 3} (the proven node's own id). */
 static const struct row matrix[] = {
-    {"status", "UUD......"},
-    {"node.info", "U........"},
-    {"target.put", "UUDDD..DD"},
-    {"target.get", "UUD......"},
-    {"target.list", "UUD......"},
-    {"target.delete", "UUDDD..DD"},
-    {"job.submit", "UUDD...D."},
-    {"job.get", "UUD......"},
-    {"job.list", "UUD......"},
-    {"job.cancel", "UUDD...D."},
-    {"job.retry", "UUDD...D."},
-    {"job.events", "UUD......"},
-    {"job.watch", "UUD......"},
-    {"node.list", "UUD......"},
-    {"node.drain", "UUDDD..DD"},
-    {"node.undrain", "UUDDD..DD"},
-    {"artifact.get", "UUD......"},
-    {"node.register", "U..DDDDDD"},
-    {"node.heartbeat", "U..DDDDDD"},
-    {"worker.report", "U..DDDDDD"},
-    {"member.add", "U..DDD.DD"},
-    {"member.promote", "UUDDDD.DD"},
-    {"member.demote", "UUDDDD.DD"},
-    {"member.remove", "U..DDD.DD"},
-    {"member.transfer", "UUDDDD.DD"},
-    {"member.check", "U..DDD.DD"},
-    {"cluster.events", "UUD....DD"},
-    {"token.create", "UUDDDD.DD"},
-    {"token.list", "UUDDDD.DD"},
-    {"token.revoke", "UUDDDD.DD"},
-    {"audit.list", "UUDDDD.DD"},
-    {"job.log", "UUD......"},
-    {"node.log_level", "UUDDDD.DD"},
-    {"cluster.snapshot", "UUDDDD.DD"},
-    {"cluster.snapshot_read", "UUDDDD.DD"},
-    {"no.such.op", "IIIIIIIII"},
+    {"status", "UUD......U."},
+    {"node.info", "U........U."},
+    {"target.put", "UUDDD..DDU."},
+    {"target.get", "UUD......U."},
+    {"target.list", "UUD......U."},
+    {"target.delete", "UUDDD..DDU."},
+    {"job.submit", "UUDD...D.U."},
+    {"job.get", "UUD......U."},
+    {"job.list", "UUD......U."},
+    {"job.cancel", "UUDD...D.U."},
+    {"job.retry", "UUDD...D.U."},
+    {"job.events", "UUD......U."},
+    {"job.watch", "UUD......U."},
+    {"node.list", "UUD......U."},
+    {"node.drain", "UUDDD..DDU."},
+    {"node.undrain", "UUDDD..DDU."},
+    {"artifact.get", "UUD......U."},
+    {"node.register", "U..DDDDDDUD"},
+    {"node.heartbeat", "U..DDDDDDUD"},
+    {"worker.report", "U..DDDDDDUD"},
+    {"member.add", "U..DDD.DDUD"},
+    {"member.promote", "UUDDDD.DDUD"},
+    {"member.demote", "UUDDDD.DDUD"},
+    {"member.remove", "U..DDD.DDUD"},
+    {"member.transfer", "UUDDDD.DDUD"},
+    {"member.check", "U..DDD.DDUD"},
+    {"cluster.events", "UUD....DDU."},
+    {"token.create", "UUDDDD.DDUD"},
+    {"token.list", "UUDDDD.DDUD"},
+    {"token.revoke", "UUDDDD.DDUD"},
+    {"audit.list", "UUDDDD.DDUD"},
+    {"job.log", "UUD......U."},
+    {"node.log_level", "UUDDDD.DDUD"},
+    {"cluster.snapshot", "UUDDDD.DDUD"},
+    {"cluster.snapshot_read", "UUDDDD.DDUD"},
+    {"no.such.op", "IIIIIIIIIII"},
 };
 
 static msgpack_object id_args(uint64_t id, msgpack_zone *z)
