@@ -2,21 +2,28 @@
  * ingotd_main.c - the daemon: `ingotd --config FILE [flags]` or
  * `ingotd --dev`.
  *
+ * The data directory's lock (common/fs.h) is taken before anything else
+ * touches the directory: at once when the directory exists, else right
+ * after the bind addresses were checked (a bad configuration writes
+ * nothing).  It is held until the process exits.
+ *
  * Exit status: 0 after a clean stop (SIGINT/SIGTERM) or once the node learns
  * it was removed from the cluster, 1 when the node stopped on a fatal error
  * (store failure, unknown log format), 2 for a bad command line or
  * configuration (nothing is written in that case: the bind addresses are
- * checked before the data directory is touched), for data that belongs to
- * another cluster than the one it was told to join, and for a data
- * directory whose node was removed.
+ * checked before the data directory is touched), for a data directory
+ * another process holds, for data that belongs to another cluster than the
+ * one it was told to join, and for a data directory whose node was removed.
  */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "node/cmd.h"
 #include "node/config.h"
@@ -98,6 +105,21 @@ static int check_bind(uv_loop_t *loop, const char *source, const char *key, cons
 	return 0;
 }
 
+/* Takes the data directory's lock (creating the directory when `create`);
+ * prints why not and returns -1 (exit 2) when another process holds it, -2
+ * (exit 1) when the directory cannot be created or locked. */
+static int lock_data_dir(const char *source, const char *dir, bool create, int *fd)
+{
+	struct ing_error e;
+	int rv = create ? ing_mkdirs(dir, 0700, &e) : 0;
+	if (rv == 0)
+		rv = ing_dir_lock(dir, fd, &e);
+	if (rv == 0)
+		return 0;
+	fprintf(stderr, "ingotd: %s: key 'data_dir': %s\n", source, e.msg);
+	return rv == ING_ECONFLICT ? -1 : -2;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -117,7 +139,8 @@ int main(int argc, char **argv)
 	struct node_config cfg;
 	struct ing_error e;
 	struct daemon d;
-	int opt;
+	struct stat st;
+	int opt, lock_fd = -1, rv;
 
 	if (argc > 1 && strcmp(argv[1], "recover") == 0)
 		return node_recover_main(argc - 1, argv + 1);
@@ -187,6 +210,9 @@ int main(int argc, char **argv)
 	ing_log_set_level(cfg.log_level);
 	signal(SIGPIPE, SIG_IGN); /* a peer closing its socket must not kill us */
 
+	if (stat(cfg.data_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    (rv = lock_data_dir(source, cfg.data_dir, false, &lock_fd)) != 0)
+		return rv == -1 ? 2 : 1;
 	memset(&d, 0, sizeof(d));
 	uv_loop_init(&d.loop);
 	if (check_bind(&d.loop, source, "api_address", cfg.api_address) != 0 ||
@@ -194,6 +220,10 @@ int main(int argc, char **argv)
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&d.loop);
 		return 2;
+	}
+	if (lock_fd < 0 && (rv = lock_data_dir(source, cfg.data_dir, true, &lock_fd)) != 0) {
+		uv_loop_close(&d.loop);
+		return rv == -1 ? 2 : 1;
 	}
 	if (node_start(&d.loop, &cfg, on_stopped, &d, &d.node, &e) != 0) {
 		fprintf(stderr, "ingotd: cannot start: %s\n", e.msg);
@@ -210,5 +240,6 @@ int main(int argc, char **argv)
 	if (uv_loop_close(&d.loop) != 0)
 		ING_LOG_WARN("loop closed with handles still open");
 	ING_LOG_INFO("ingotd exiting status=%d", d.status);
+	ing_dir_unlock(lock_fd);
 	return d.status;
 }
