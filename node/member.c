@@ -1642,8 +1642,11 @@ void node_member_stop(struct node *n)
 			q->client = NULL;
 		}
 	}
-	uv_close((uv_handle_t *)&n->member_timer, timer_closed);
-	uv_close((uv_handle_t *)&n->member_retry, timer_closed);
+	/* node_start may fail before node_member_start initialised them. */
+	if (n->member_timer.type == UV_TIMER) {
+		uv_close((uv_handle_t *)&n->member_timer, timer_closed);
+		uv_close((uv_handle_t *)&n->member_retry, timer_closed);
+	}
 }
 
 static void leave_send(struct node *n);
