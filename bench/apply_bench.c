@@ -29,8 +29,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "node/cmd.h"
-#include "node/sm.h"
+#include "node/sm/cmd.h"
+#include "node/sm/sm.h"
 #include "storage/store.h"
 
 static double now_s(void)

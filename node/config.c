@@ -15,7 +15,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "node/cmd.h"
+#include "node/sm/cmd.h"
 
 void node_config_defaults(struct node_config *c)
 {

@@ -66,7 +66,7 @@ struct node_config {
 	unsigned heartbeat_interval_ms;
 	unsigned node_down_after_ms; /* leader: silent this long -> declared down */
 	unsigned retry_backoff_ms;   /* wait before re-running a lost attempt (doubles) */
-	/* Membership (node/member.c). */
+	/* Membership (node/member/). */
 	char join[NODE_MAX_PEERS][NODE_ADDRESS_MAX]; /* API addresses to ask for admission */
 	unsigned njoin;
 	uint8_t join_role;                  /* enum rec_role asked for when joining */

@@ -25,10 +25,10 @@
 
 #include "common/fs.h"
 #include "common/log.h"
-#include "node/cmd.h"
+#include "node/sm/cmd.h"
 #include "node/config.h"
 #include "node/node.h"
-#include "node/recover.h"
+#include "node/member/recover.h"
 
 struct daemon {
 	uv_loop_t loop;

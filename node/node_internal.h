@@ -11,10 +11,10 @@
 #include <uv.h>
 
 #include "common/mp.h"
-#include "node/cmd.h"
+#include "node/sm/cmd.h"
 #include "node/config.h"
 #include "node/node.h"
-#include "node/sm.h"
+#include "node/sm/sm.h"
 #include "raft/consensus.h"
 #include "rpc/client.h"
 #include "rpc/server.h"

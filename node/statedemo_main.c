@@ -16,8 +16,8 @@
 
 #include "common/fs.h"
 #include "common/log.h"
-#include "node/cmd.h"
-#include "node/sm.h"
+#include "node/sm/cmd.h"
+#include "node/sm/sm.h"
 #include "storage/records.h"
 #include "storage/store.h"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The leader's scheduler (node/scheduler.c) on a real 3-node cluster on
+"""The leader's scheduler (node/leader/scheduler.c) on a real 3-node cluster on
 127.0.0.1, 1 slot per node (3 slots in all), heartbeat 200 ms,
 node_down_after_ms 1500.  Assignment order is read from the `assigned`
 event of every job (`ingotctl -o json job events ID`, time in ms).

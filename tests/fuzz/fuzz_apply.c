@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "node/cmd.h"
-#include "node/sm.h"
+#include "node/sm/cmd.h"
+#include "node/sm/sm.h"
 #include "storage/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

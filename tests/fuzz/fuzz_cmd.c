@@ -1,5 +1,5 @@
 /*
- * fuzz_cmd.c - libFuzzer driver for the command codec (node/cmd.c).
+ * fuzz_cmd.c - libFuzzer driver for the command codec (node/sm/cmd.c).
  *
  * Any input must decode or fail cleanly.  What decodes must re-encode, the
  * re-encoding must decode, and encoding that again must give the same bytes
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/cmd.h"
+#include "node/sm/cmd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,8 +9,8 @@
 #include <msgpack.h>
 #include <stdint.h>
 
-#include "node/cmd.h"
-#include "node/sm.h"
+#include "node/sm/cmd.h"
+#include "node/sm/sm.h"
 #include "storage/records.h"
 #include "storage/store.h"
 

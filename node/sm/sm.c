@@ -15,7 +15,7 @@
  * The per-command logic lives in sm_job.c (the job state machine),
  * sm_target.c and sm_node.c (nodes and members).
  */
-#include "node/sm.h"
+#include "node/sm/sm.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 
 #include "common/log.h"
-#include "node/sm_internal.h"
+#include "node/sm/sm_internal.h"
 
 void sm_result_init(struct sm_result *r)
 {

@@ -2,7 +2,7 @@
  * deadline.c - the leader's enforcement of job deadlines.
  *
  * A job with deadline_at_ms that is still queued, assigned or running when
- * the deadline passes is ended by a job_expire command (node/sm_job.c: it
+ * the deadline passes is ended by a job_expire command (node/sm/sm_job.c: it
  * fails "deadline passed"; a running attempt is released and its worker,
  * seeing the assignment gone, kills the stage).  The state machine checks
  * the deadline against the command's time, so a stale or repeated

@@ -30,7 +30,7 @@
  * cmd_encode runs cmd_validate first, so a node never proposes an entry
  * that every node would then refuse to decode.
  */
-#include "node/cmd.h"
+#include "node/sm/cmd.h"
 
 #include <stdio.h>
 #include <string.h>

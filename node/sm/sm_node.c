@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node/sm_internal.h"
+#include "node/sm/sm_internal.h"
 
 static int node_missing(struct sm_ctx *x, uint64_t id)
 {

@@ -42,9 +42,9 @@
 
 #include "common/fs.h"
 #include "common/log.h"
-#include "node/cmd.h"
+#include "node/sm/cmd.h"
 #include "node/config.h"
-#include "node/recover.h"
+#include "node/member/recover.h"
 #include "raft/recover.h"
 #include "storage/records.h"
 #include "storage/store.h"

@@ -2,8 +2,8 @@
  * recover.h - `ingotd recover`: offline recovery of a cluster that lost its
  * quorum for good (docs/operations.md, "Quorum loss").
  */
-#ifndef INGOT_NODE_RECOVER_H
-#define INGOT_NODE_RECOVER_H
+#ifndef INGOT_NODE_MEMBER_RECOVER_H
+#define INGOT_NODE_MEMBER_RECOVER_H
 
 /*
  * Runs `ingotd recover --config FILE --members ID[,ID...] [--yes]` with

@@ -39,7 +39,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node/sm_internal.h"
+#include "node/sm/sm_internal.h"
 #include "storage/artifact.h"
 
 #define QUEUE_KEY_MAX (1 + ING_NAME_MAX + 1 + 8)

@@ -8,7 +8,7 @@
  */
 #include <inttypes.h>
 
-#include "node/sm_internal.h"
+#include "node/sm/sm_internal.h"
 
 int sm_target_put(struct sm_ctx *x)
 {

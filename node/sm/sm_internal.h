@@ -1,5 +1,5 @@
 /*
- * sm_internal.h - what the state machine's files share (node/sm*.c only).
+ * sm_internal.h - what the state machine's files share (the .c files of node/sm/ only).
  *
  * Handler contract: a handler checks everything it needs BEFORE it writes
  * anything, so a rejected command leaves the state unchanged.  It returns 0
@@ -7,13 +7,13 @@
  * records the rejection in the result); a negative return is a failure of
  * the store, which is fatal for the node.
  */
-#ifndef INGOT_NODE_SM_INTERNAL_H
-#define INGOT_NODE_SM_INTERNAL_H
+#ifndef INGOT_NODE_SM_SM_INTERNAL_H
+#define INGOT_NODE_SM_SM_INTERNAL_H
 
 #include <msgpack.h>
 
-#include "node/cmd.h"
-#include "node/sm.h"
+#include "node/sm/cmd.h"
+#include "node/sm/sm.h"
 #include "storage/records.h"
 #include "storage/store.h"
 

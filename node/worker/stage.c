@@ -48,7 +48,7 @@
  *   theory hit a new process group that reused the pid, when the old group
  *   was already empty; it runs within one loop iteration of the reap.
  */
-#include "node/stage.h"
+#include "node/worker/stage.h"
 
 #include <errno.h>
 #include <fcntl.h>

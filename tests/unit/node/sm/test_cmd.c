@@ -1,5 +1,5 @@
 /*
- * test_cmd.c - the command codec (node/cmd.c): every command type
+ * test_cmd.c - the command codec (node/sm/cmd.c): every command type
  * round-trips byte for byte with its request id and time; every encoding is
  * padded to 8 bytes (all eight padding amounts occur); decoding is strict
  * (every truncation, unknown type and version, wrong field types, missing
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "node/cmd.h"
+#include "node/sm/cmd.h"
 
 static const uint32_t all_types[] = {
 #define CMD_NUM(sym, num, ver, min_ver, name) (num),

@@ -1,5 +1,5 @@
 /*
- * test_stage.c - the stage runner (node/stage.c) with real commands: exit
+ * test_stage.c - the stage runner (node/worker/stage.c) with real commands: exit
  * codes and interleaved stdout/stderr, a real C compile (and a failing
  * one), the environment is only what the spec gives, stdin is /dev/null,
  * timeouts (SIGTERM, and SIGKILL for a child ignoring it), cancel killing
@@ -27,7 +27,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "node/stage.h"
+#include "node/worker/stage.h"
 #include "tests/lib/testutil.h"
 
 #define TEST_ALARM_S 20

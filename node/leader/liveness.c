@@ -14,7 +14,7 @@
  * still running on a draining node whose drain deadline passed are
  * requeued (requeue commands; the state machine rejects duplicates of a
  * decision already applied, so repeating one on the next tick is
- * harmless); jobs whose deadline passed are expired (node/deadline.c).
+ * harmless); jobs whose deadline passed are expired (node/leader/deadline.c).
  * A new leader
  * knows nobody's last heartbeat, so it counts every node as heard from at
  * the moment it became ready: a full grace period before any decision.

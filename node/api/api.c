@@ -775,7 +775,7 @@ out:
 	store_abort(t);
 }
 
-/* Cluster events: job id 0 in the events table (node/sm_node.c). */
+/* Cluster events: job id 0 in the events table (node/sm/sm_node.c). */
 static void op_cluster_events(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"after", "limit", "stale", NULL};

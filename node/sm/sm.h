@@ -26,8 +26,8 @@
  * ingot; skipping it would let this node diverge).  After a non-zero
  * return the batch transaction must be aborted, not committed.
  */
-#ifndef INGOT_NODE_SM_H
-#define INGOT_NODE_SM_H
+#ifndef INGOT_NODE_SM_SM_H
+#define INGOT_NODE_SM_SM_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,7 +48,7 @@ struct sm_result {
 	bool deduped;         /* first result of this request id returned */
 	/* An applied job_submit or job_retry: the job it queued and that job's
 	 * deadline (0: none); both 0 otherwise.  For the leader's deadline
-	 * tracking (node/deadline.c), not part of the replicated result. */
+	 * tracking (node/leader/deadline.c), not part of the replicated result. */
 	uint64_t job;
 	uint64_t job_deadline_at_ms;
 };

@@ -9,8 +9,8 @@
  * callback returns (or, after stage_abandon, on its own).  Everything the
  * spec points to is copied by stage_start; the spec may go away after it.
  */
-#ifndef INGOT_NODE_STAGE_H
-#define INGOT_NODE_STAGE_H
+#ifndef INGOT_NODE_WORKER_STAGE_H
+#define INGOT_NODE_WORKER_STAGE_H
 
 #include <stdbool.h>
 #include <stddef.h>

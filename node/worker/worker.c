@@ -17,7 +17,7 @@
  * machine with the next attempt), never run twice under the same attempt.
  *
  * An attempt is a chain, one step in flight at a time:
- *   report stage_start -> run the stage (node/stage.c, with the stage's
+ *   report stage_start -> run the stage (node/worker/stage.c, with the stage's
  *   limits, and its stdout into out/<stage>/<stdout> when the target names
  *   a stdout file) -> report stage_finish (exit status, duration, log,
  *   declared outputs, then the stdout file) -> next
@@ -49,7 +49,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "node/node_internal.h"
-#include "node/stage.h"
+#include "node/worker/stage.h"
 #include "storage/artifact.h"
 
 #define REPORT_RETRY_MS 1000

@@ -21,8 +21,8 @@
  * files may be megabytes) and allocates arrays from the zone; the command
  * lives as long as both.
  */
-#ifndef INGOT_NODE_CMD_H
-#define INGOT_NODE_CMD_H
+#ifndef INGOT_NODE_SM_CMD_H
+#define INGOT_NODE_SM_CMD_H
 
 #include <msgpack.h>
 #include <stdbool.h>
