@@ -108,8 +108,11 @@ struct node {
 	struct {
 		uint64_t job;
 		uint32_t attempt;
-	} ended[64]; /* attempts that ended here lately (ring) */
+		bool marker; /* its started marker is still on disk */
+	} ended[64];         /* attempts that ended here lately (ring) */
 	unsigned nended;
+	uint64_t worker_run; /* this run of the worker (in report request ids) */
+	bool markers_swept;  /* leftover started markers removed (first poll) */
 	/* member.c */
 	uv_timer_t member_timer;          /* catch-up polls, self-healing, removal checks */
 	uv_timer_t member_retry;          /* join retries */

@@ -12,9 +12,19 @@
  *     fenced: its process group is killed and nothing more is reported;
  *   - an attempt whose job has a cancel requested is stopped (SIGTERM to
  *     the group) and reported cancelled.
- * An assignment found at start whose job already has stages started was
- * interrupted by a restart: it is reported lost (requeued by the state
- * machine with the next attempt), never run twice under the same attempt.
+ *
+ * An attempt runs at most once on a node, whatever the node's store says:
+ * before its first report, the worker records it on disk (the empty file
+ * data_dir/work/started/<job>-a<attempt>, fsync'd with its directory).  An
+ * assignment that finds its marker already there (or whose job already has
+ * stages started) was started by an earlier run of this daemon, killed
+ * since: it is reported lost (requeued by the state machine with the next
+ * attempt), never run again under the same attempt.  The local store alone
+ * cannot tell: it may not have applied the stage start the leader already
+ * acknowledged when the daemon died.  A marker is removed once its
+ * assignment is gone from the local store (the attempt can never come back:
+ * attempt numbers only grow), and at the first poll after a start for every
+ * attempt no longer assigned here.
  *
  * An attempt is a chain, one step in flight at a time:
  *   report stage_start -> run the stage (node/worker/stage.c, with the stage's
@@ -23,8 +33,11 @@
  *   declared outputs, then the stdout file) -> next
  *   stage ... -> report finish (succeeded / failed / cancelled).
  * Reports go to this node's own API (`worker.report`), which forwards them
- * to the leader like any write, with a request id derived from (node, job,
- * attempt, step), so a report retried after a lost reply applies once.  A
+ * to the leader like any write, with a request id derived from (node, this
+ * run of the worker, job, attempt, step): a report retried after a lost reply
+ * applies once, and the same report from another run is a new request that
+ * the state machine judges on its own (a second stage start is refused), never
+ * one the dedupe table answers with the first run's success.  A
  * report refused as stale or conflicting means the attempt was fenced: it
  * stops.  Other failures (no leader) are retried every second.
  *
@@ -172,6 +185,95 @@ static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, s
 	         ING_STR_FMT(a->target.stages[stage].name));
 }
 
+/* ---- started markers ---------------------------------------------------- */
+
+static void marker_path(const struct node *n, uint64_t job, uint32_t attempt, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/work/started/%" PRIu64 "-a%" PRIu32, n->cfg.data_dir, job, attempt);
+}
+
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rv = fsync(fd);
+	close(fd);
+	return rv;
+}
+
+/* Records that this node starts (job, attempt): 0, 1 when a run before
+ * this one started it already, -1 when it cannot be recorded. */
+static int marker_create(struct node *n, uint64_t job, uint32_t attempt)
+{
+	char path[900], dir[700];
+	snprintf(dir, sizeof(dir), "%s/work/started", n->cfg.data_dir);
+	marker_path(n, job, attempt, path, sizeof(path));
+	if (ing_mkdirs(dir, 0700, NULL) != 0)
+		return -1;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno == EEXIST ? 1 : -1;
+	int rv = fsync(fd);
+	close(fd);
+	if (rv != 0 || fsync_dir(dir) != 0)
+		return -1;
+	return 0;
+}
+
+static void marker_remove(struct node *n, uint64_t job, uint32_t attempt)
+{
+	char path[900];
+	marker_path(n, job, attempt, path, sizeof(path));
+	if (unlink(path) != 0 && errno != ENOENT)
+		ING_LOG_WARN("cannot remove an attempt marker path=%s errno=%d", path, errno);
+}
+
+/* Whether (job, attempt) is among the n assigned ones. */
+static bool assigned_in(const uint64_t *jobs, const uint32_t *attempts, unsigned count,
+                        uint64_t job, uint32_t attempt)
+{
+	for (unsigned i = 0; i < count; i++)
+		if (jobs[i] == job && attempts[i] == attempt)
+			return true;
+	return false;
+}
+
+/* Removes the markers of attempts no longer assigned here: those that ended
+ * in this run (the ring) and, once after a start, every leftover one. */
+static void markers_collect(struct node *n, const uint64_t *jobs, const uint32_t *attempts,
+                            unsigned count, bool complete)
+{
+	unsigned cap = sizeof(n->ended) / sizeof(n->ended[0]);
+	if (!complete)
+		return; /* a partial list proves nothing about what is not in it */
+	for (unsigned i = 0; i < cap && i < n->nended; i++) {
+		if (n->ended[i].marker &&
+		    !assigned_in(jobs, attempts, count, n->ended[i].job, n->ended[i].attempt)) {
+			marker_remove(n, n->ended[i].job, n->ended[i].attempt);
+			n->ended[i].marker = false;
+		}
+	}
+	if (n->markers_swept)
+		return;
+	n->markers_swept = true;
+	char dir[700];
+	snprintf(dir, sizeof(dir), "%s/work/started", n->cfg.data_dir);
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		unsigned long long job;
+		unsigned attempt;
+		int used = 0;
+		if (sscanf(de->d_name, "%llu-a%u%n", &job, &attempt, &used) == 2 &&
+		    de->d_name[used] == '\0' && !assigned_in(jobs, attempts, count, job, attempt))
+			marker_remove(n, job, attempt);
+	}
+	closedir(d);
+}
+
 /* ---- lifecycle ---------------------------------------------------------- */
 
 static void attempt_unlink(struct node_attempt *a)
@@ -200,8 +302,12 @@ static void retry_closed(uv_handle_t *h)
 static void remember_ended(struct node *n, uint64_t job, uint32_t attempt)
 {
 	unsigned cap = sizeof(n->ended) / sizeof(n->ended[0]);
-	n->ended[n->nended % cap].job = job;
-	n->ended[n->nended % cap].attempt = attempt;
+	unsigned i = n->nended % cap;
+	/* An entry about to be overwritten with its marker still there: that
+	 * assignment lingers; the sweep of the next start removes it. */
+	n->ended[i].job = job;
+	n->ended[i].attempt = attempt;
+	n->ended[i].marker = true;
 	n->nended++;
 }
 
@@ -295,8 +401,11 @@ static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, un
 {
 	a->report_kind = kind;
 	a->finishing = final;
-	snprintf(a->report_id, sizeof(a->report_id), "w%" PRIu64 "-j%" PRIu64 "-a%" PRIu32 "-%s%u",
-	         a->n->cfg.id, a->job, a->attempt, kind, a->stage);
+	if (a->n->worker_run == 0)
+		a->n->worker_run = node_now_ms();
+	snprintf(a->report_id, sizeof(a->report_id),
+	         "w%" PRIu64 "-r%" PRIx64 "-j%" PRIu64 "-a%" PRIu32 "-%s%u", a->n->cfg.id,
+	         a->n->worker_run, a->job, a->attempt, kind, a->stage);
 	mp_out_reset(&a->report);
 	msgpack_pack_map(&a->report.pk, 3 + nfields);
 	view_key(&a->report.pk, "kind");
@@ -677,13 +786,21 @@ static void start_attempt(struct node *n, struct store_txn *t, const struct rec_
 	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, n->cfg.data_dir,
 	         a->job, a->attempt);
 
-	if (j->nstages > 0) {
-		/* Started before a restart of this node: that run is gone. */
+	int marked = marker_create(n, a->job, a->attempt);
+	if (marked != 0 || j->nstages > 0) {
+		/* Started before a restart of this node (that run is gone), or
+		 * cannot be recorded: never run it without the record. */
 		msgpack_packer *pk = report_begin(a, "lost", 1, true);
 		view_key(pk, "message");
-		mp_pack_cstr(pk, "the node restarted while the attempt ran");
-		ING_LOG_WARN("attempt lost in a restart job=%" PRIu64 " attempt=%" PRIu32, a->job,
-		             a->attempt);
+		mp_pack_cstr(pk, marked < 0 ? "the node cannot record the attempt on its disk"
+		                            : "the node restarted while the attempt ran");
+		if (marked < 0)
+			ING_LOG_ERROR("attempt lost: cannot record it on disk job=%" PRIu64
+			              " attempt=%" PRIu32 " dir=%s/work/started",
+			              a->job, a->attempt, n->cfg.data_dir);
+		else
+			ING_LOG_WARN("attempt lost in a restart job=%" PRIu64 " attempt=%" PRIu32,
+			             a->job, a->attempt);
 		report_send(a);
 		return;
 	}
@@ -761,6 +878,11 @@ void node_worker_poll(struct node *n)
 	struct ing_str k, v, val;
 	uint8_t prefix[8], jk[8];
 	msgpack_zone z;
+	/* The (job, attempt) pairs assigned here now, for the markers. */
+	uint64_t jobs[256];
+	uint32_t attempts[256];
+	unsigned count = 0;
+	bool complete = true;
 
 	if (n->stopping || n->self_client == NULL || store_read_begin(n->store, &t) != 0)
 		return;
@@ -778,8 +900,16 @@ void node_worker_poll(struct node *n)
 			store_be64(jk, job);
 			if (store_get(t, STORE_JOBS, (struct ing_str){(const char *)jk, 8}, &val) !=
 			        0 ||
-			    rec_job_decode(val, &z, &j, NULL) != 0)
+			    rec_job_decode(val, &z, &j, NULL) != 0) {
+				complete = false;
 				continue;
+			}
+			if (count < sizeof(jobs) / sizeof(jobs[0])) {
+				jobs[count] = job;
+				attempts[count++] = j.attempt;
+			} else {
+				complete = false;
+			}
 			struct node_attempt *a = find(n, job, j.attempt);
 			if (a == NULL && ended_recently(n, job, j.attempt)) {
 				msgpack_zone_clear(&z);
@@ -798,6 +928,7 @@ void node_worker_poll(struct node *n)
 			msgpack_zone_clear(&z);
 		}
 		store_iter_close(it);
+		markers_collect(n, jobs, attempts, count, complete);
 	}
 	/* Attempts no longer assigned here were fenced (or just finished). */
 	for (struct node_attempt *a = n->attempts, *next; a != NULL; a = next) {

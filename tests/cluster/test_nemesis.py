@@ -31,7 +31,7 @@ and the checks run:
   - every job ends (succeeded, failed or cancelled), with exactly one final
     event;
   - every (job, attempt, stage) ran at most once by the ledger, and started
-    at most once by the events (issue 11 item 1: expected to fail for now);
+    at most once by the events (issue 11 item 1);
   - no job was assigned by a leader to a node that the leader could not
     have heard from during its whole leadership (dead, paused or cut off
     from it since before it became leader; item 4: expected to fail);
@@ -289,8 +289,7 @@ def check_ledger(t, ledger, events_by_job):
     t.log("ledger: %d stage runs of %d jobs" % (len(runs), len({k[0] for k in runs})))
     detail = "; ".join("job %d attempt %d stage %s ran on nodes %s" % (k + (v,))
                        for k, v in sorted(twice.items())[:5])
-    t.xfail("every (job, attempt, stage) ran at most once (ledger)", not twice, detail,
-            "issue 11 item 1: a restarted node starts the same attempt again")
+    t.check("every (job, attempt, stage) ran at most once (ledger)", not twice, detail)
     started = {}
     for jid, evs in events_by_job.items():
         for e in evs:
