@@ -17,7 +17,10 @@
  * harmless); jobs whose deadline passed are expired (node/leader/deadline.c).
  * A new leader
  * knows nobody's last heartbeat, so it counts every node as heard from at
- * the moment it became ready: a full grace period before any decision.
+ * the moment it became ready: a full grace period before any decision to
+ * declare a node down.  Placing work is another matter: the scheduler uses
+ * only nodes this leader has itself heard from (node_liveness_last_ms),
+ * so a node that died with the old leader gets no new work meanwhile.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -120,8 +123,15 @@ static unsigned seen_slot(struct node *n, uint64_t id)
 void node_liveness_seen(struct node *n, uint64_t id)
 {
 	unsigned i = seen_slot(n, id);
-	if (i < n->nseen)
-		n->seen[i].last_ms = node_now_ms();
+	uint64_t now = node_now_ms();
+	if (i >= n->nseen)
+		return;
+	/* First heard by this leader, or heard again after a silence: the
+	 * scheduler may place work there now (scheduler.c). */
+	if (n->seen[i].last_ms <= n->leader_since_ms ||
+	    now - n->seen[i].last_ms > n->cfg.node_down_after_ms)
+		n->sched_full = true;
+	n->seen[i].last_ms = now;
 }
 
 uint64_t node_liveness_last_ms(struct node *n, uint64_t id)

@@ -20,8 +20,14 @@
  * are taken round-robin across tenants, oldest first within a tenant, so a
  * tenant with 10,000 queued jobs does not starve one with 10.  Each job
  * goes to the live, non-draining node that has the target's capabilities
- * and labels and the most free slots (spreading load).  A job no node can
- * take stays queued and its reason is remembered for `job.get`.
+ * and labels and the most free slots (spreading load).  Live means more
+ * than "not marked down": this leader must itself have received a heartbeat
+ * from the node since it became leader, and within node_down_after_ms.  A
+ * new leader knows nothing of the nodes yet (the one that led before may
+ * be dead, and is not marked down until its grace period runs out), so it
+ * places work only once their heartbeats reach it (liveness.c asks for a
+ * full pass when a node is first heard).  A job no node can take stays
+ * queued and its reason is remembered for `job.get`.
  *
  * Bounds: a round scans at most SCAN_MAX queue entries and proposes at most
  * BATCH_MAX assignments.
@@ -54,6 +60,7 @@ struct round {
 	msgpack_zone *z;
 	struct rec_node *nodes;
 	uint32_t *free;
+	bool *silent; /* not heard from lately by this leader */
 	unsigned nnodes;
 	unsigned total_free;
 	unsigned proposed;
@@ -133,7 +140,8 @@ static int load_nodes(struct round *r)
 		return rv;
 	r->nodes = msgpack_zone_malloc(r->z, (count + 1) * sizeof(*r->nodes));
 	r->free = msgpack_zone_malloc(r->z, (count + 1) * sizeof(*r->free));
-	if (r->nodes == NULL || r->free == NULL)
+	r->silent = msgpack_zone_malloc(r->z, (count + 1) * sizeof(*r->silent));
+	if (r->nodes == NULL || r->free == NULL || r->silent == NULL)
 		return ING_ENOMEM;
 	rv = store_iter_open(r->t, STORE_NODES, (struct ing_str){"", 0}, &it);
 	while (rv == 0 && r->nnodes < count && (rv = store_iter_next(it, &k, &v)) == 0) {
@@ -142,7 +150,11 @@ static int load_nodes(struct round *r)
 			rv = ING_ECORRUPT;
 			break;
 		}
-		r->free[r->nnodes] = (nd->down || nd->draining || nd->used_slots >= nd->slots)
+		uint64_t heard = node_liveness_last_ms(r->n, nd->id);
+		r->silent[r->nnodes] =
+		    heard == 0 || node_now_ms() - heard > r->n->cfg.node_down_after_ms;
+		r->free[r->nnodes] = (nd->down || nd->draining || r->silent[r->nnodes] ||
+		                      nd->used_slots >= nd->slots)
 		                         ? 0
 		                         : nd->slots - nd->used_slots;
 		r->total_free += r->free[r->nnodes];
@@ -198,24 +210,31 @@ static bool fits(const struct rec_node *nd, const struct rec_target *t)
 
 /* Why no node fits target t: the first capability or label no live,
  * non-draining node offers, or that no single node offers them all. */
+/* A node work may go to: up, not draining, heard from lately. */
+static bool usable(const struct round *r, unsigned i)
+{
+	return !r->nodes[i].down && !r->nodes[i].draining && !r->silent[i];
+}
+
 static void explain(struct round *r, const struct rec_target *t, char *out, size_t cap)
 {
-	unsigned down = 0, draining = 0;
+	unsigned down = 0, draining = 0, silent = 0;
 	for (unsigned i = 0; i < r->nnodes; i++) {
 		down += r->nodes[i].down;
 		draining += !r->nodes[i].down && r->nodes[i].draining;
+		silent += !r->nodes[i].down && !r->nodes[i].draining && r->silent[i];
 	}
-	if (down + draining == r->nnodes) {
+	if (down + draining + silent == r->nnodes) {
 		snprintf(out, cap,
-		         "no live, non-draining node (%u registered: %u down, %u draining)",
-		         r->nnodes, down, draining);
+		         "no live, non-draining node (%u registered: %u down, %u draining, %u "
+		         "not heard from by this leader lately)",
+		         r->nnodes, down, draining, silent);
 		return;
 	}
 	for (uint32_t c = 0; c < t->ncaps; c++) {
 		bool anywhere = false;
 		for (unsigned i = 0; i < r->nnodes && !anywhere; i++)
-			anywhere = !r->nodes[i].down && !r->nodes[i].draining &&
-			           has_cap(&r->nodes[i], t->caps[c]);
+			anywhere = usable(r, i) && has_cap(&r->nodes[i], t->caps[c]);
 		if (!anywhere) {
 			snprintf(out, cap,
 			         "no live, non-draining node has capability '%.*s' (target '%.*s')",
@@ -226,8 +245,7 @@ static void explain(struct round *r, const struct rec_target *t, char *out, size
 	for (uint32_t l = 0; l < t->nlabels; l++) {
 		bool anywhere = false;
 		for (unsigned i = 0; i < r->nnodes && !anywhere; i++)
-			anywhere = !r->nodes[i].down && !r->nodes[i].draining &&
-			           has_label(&r->nodes[i], &t->labels[l]);
+			anywhere = usable(r, i) && has_label(&r->nodes[i], &t->labels[l]);
 		if (!anywhere) {
 			snprintf(out, cap,
 			         "no live, non-draining node has label %.*s=%.*s (target '%.*s')",
@@ -295,7 +313,7 @@ static bool place(struct round *r, uint64_t id)
 		return false;
 	for (unsigned i = 0; i < r->nnodes; i++) {
 		const struct rec_node *nd = &r->nodes[i];
-		if (nd->down || nd->draining || !fits(nd, t))
+		if (!usable(r, i) || !fits(nd, t))
 			continue;
 		matching++;
 		if (r->free[i] > 0 && (best < 0 || r->free[i] > r->free[best]))
