@@ -101,6 +101,8 @@ struct node {
 	} seen[64];
 	unsigned nseen;
 	struct rpc_client *self_client; /* this node's own API: its writes, forwarded */
+	struct rpc_client
+	    *hb_peers; /* the other members' APIs: heartbeats while no leader is known */
 	bool registered;
 	/* worker.c */
 	struct node_attempt *attempts;

@@ -49,7 +49,9 @@ static inline void cons_link_remove(struct cons_link *l)
 
 struct cons_contact {
 	uint64_t id;
-	uint64_t at_ms; /* uv_now() of the last reply heard */
+	uint64_t at_ms;        /* uv_now() when a reply was last seen (upper bound) */
+	uint64_t confirmed_ms; /* a reply is known to have arrived at or after this; 0: none */
+	uint64_t clear_ms;     /* last pump that saw recent_recv false (0: none) */
 };
 
 struct cons {

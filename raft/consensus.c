@@ -332,12 +332,22 @@ static void drain(struct cons *c)
 }
 
 /* Leader: notes which members answered lately.  libraft sets a member's
- * recent_recv on each reply and clears it once per election timeout, so the
- * recorded time trails the truth by at most one election timeout. */
+ * recent_recv on each reply and clears it once per election timeout, in its
+ * leader tick, right before it sets election_timer_start to that moment.
+ * Two views follow:
+ *  - at_ms, an upper bound: now whenever the flag is set, so it trails the
+ *    truth by at most one election timeout (members not heard from yet
+ *    count from the start of the leadership: a grace period);
+ *  - confirmed_ms, a lower bound on the last reply: a set flag proves a
+ *    reply at or after election_timer_start (the last clear), and a flag
+ *    seen clear at one pump and set at the next proves one after that
+ *    pump.  Never from the start of the leadership: a member is confirmed
+ *    only by a reply this leader received. */
 static void update_contacts(struct cons *c)
 {
 	const struct raft_configuration *conf = &c->raft.configuration;
 	uint64_t now = uv_now(c->loop);
+	uint64_t cleared = c->raft.election_timer_start;
 	unsigned i, j, n = 0;
 	struct cons_contact next[CONS_MAX_CONTACTS];
 
@@ -352,13 +362,23 @@ static void update_contacts(struct cons *c)
 	}
 	for (i = 0; i < conf->n && n < CONS_MAX_CONTACTS; i++) {
 		const struct raft_server *s = &conf->servers[i];
-		next[n].id = s->id;
-		next[n].at_ms = c->leader_since_ms;
+		struct cons_contact *x = &next[n];
+		*x = (struct cons_contact){.id = s->id, .at_ms = c->leader_since_ms};
 		for (j = 0; j < c->ncontact; j++)
 			if (c->contact[j].id == s->id)
-				next[n].at_ms = c->contact[j].at_ms;
-		if (s->id == c->id || c->raft.leader_state.progress[i].recent_recv)
-			next[n].at_ms = now;
+				*x = c->contact[j];
+		if (s->id == c->id) {
+			x->at_ms = x->confirmed_ms = now;
+		} else if (c->raft.leader_state.progress[i].recent_recv) {
+			uint64_t lb = cleared;
+			if (x->clear_ms >= cleared && x->clear_ms > lb)
+				lb = x->clear_ms;
+			if (lb > x->confirmed_ms)
+				x->confirmed_ms = lb;
+			x->at_ms = now;
+		} else {
+			x->clear_ms = now;
+		}
 		n++;
 	}
 	memcpy(c->contact, next, n * sizeof(next[0]));
@@ -679,11 +699,15 @@ int cons_members(struct cons *c, struct cons_member **out, unsigned *n)
 		m[i].match_index = s->id == c->id ? raft_last_index(&c->raft)
 		                                  : c->raft.leader_state.progress[i].match_index;
 		m[i].contact_ago_ms = UINT64_MAX;
+		m[i].confirmed_ago_ms = UINT64_MAX;
 		for (j = 0; j < c->ncontact; j++) {
-			if (c->contact[j].id == s->id) {
-				m[i].contact_ago_ms =
-				    now > c->contact[j].at_ms ? now - c->contact[j].at_ms : 0;
-			}
+			const struct cons_contact *x = &c->contact[j];
+			if (x->id != s->id)
+				continue;
+			m[i].contact_ago_ms = now > x->at_ms ? now - x->at_ms : 0;
+			if (x->confirmed_ms != 0)
+				m[i].confirmed_ago_ms =
+				    now > x->confirmed_ms ? now - x->confirmed_ms : 0;
 		}
 	}
 	*out = m;

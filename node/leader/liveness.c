@@ -4,8 +4,11 @@
  * Every node, every heartbeat_interval_ms: registers itself (once, and
  * again until it succeeds: capabilities, labels, slots through the log) and
  * sends `node.heartbeat` to the leader through its own API (a follower
- * forwards it).  Heartbeats do not go through the log: the leader keeps the
- * time it last heard from each node in memory.
+ * forwards it).  A node that knows no leader sends it to the other
+ * members' APIs instead, and the first that answers forwards it to its
+ * leader: a spare (libraft sends spares nothing, so they never learn who
+ * leads) stays known as live that way.  Heartbeats do not go through the
+ * log: the leader keeps the time it last heard from each node in memory.
  *
  * The ready leader, on the same tick: a registered node not marked down
  * that it has not heard from for node_down_after_ms is declared down by a
@@ -88,9 +91,65 @@ static void send_register(struct node *n)
 	mp_out_free(&o);
 }
 
+static void peers_client_closed(void *data)
+{
+	node_release(data);
+}
+
+static void drop_peers_client(struct node *n)
+{
+	if (n->hb_peers == NULL)
+		return;
+	node_hold(n);
+	rpc_client_close(n->hb_peers, peers_client_closed, n);
+	n->hb_peers = NULL;
+}
+
+/* Where this node's heartbeat goes: its own API (which forwards to the
+ * leader), or, when no leader is known, the other members' APIs. */
+static struct rpc_client *heartbeat_client(struct node *n)
+{
+	const char *eps[NODE_MAX_PEERS];
+	char buf[NODE_MAX_PEERS][NODE_ADDRESS_MAX];
+	struct cons_member *ms = NULL;
+	unsigned nm = 0, ne = 0;
+	struct ing_error e;
+
+	if (n->leader_id != 0 || n->cons == NULL) {
+		drop_peers_client(n);
+		return n->self_client;
+	}
+	if (n->hb_peers != NULL)
+		return n->hb_peers;
+	if (cons_members(n->cons, &ms, &nm) != 0)
+		return n->self_client;
+	for (unsigned i = 0; i < nm && ne < NODE_MAX_PEERS; i++) {
+		if (ms[i].id == n->cfg.id)
+			continue;
+		node_member_api_address(n, ms[i].id, buf[ne]);
+		if (buf[ne][0] != '\0') {
+			eps[ne] = buf[ne];
+			ne++;
+		}
+	}
+	free(ms);
+	struct rpc_client_options o = {
+	    .endpoints = eps,
+	    .nendpoints = ne,
+	    .timeout_ms = 2 * n->cfg.heartbeat_interval_ms + 1000,
+	    .connect_timeout_ms = 500,
+	};
+	if (ne == 0 || rpc_client_new(n->loop, &o, &n->hb_peers, &e) != 0) {
+		n->hb_peers = NULL;
+		return n->self_client;
+	}
+	return n->hb_peers;
+}
+
 static void send_heartbeat(struct node *n)
 {
 	struct hb_req *h = calloc(1, sizeof(*h));
+	struct rpc_client *via = heartbeat_client(n);
 	struct mp_out o;
 	if (h == NULL)
 		return;
@@ -101,8 +160,8 @@ static void send_heartbeat(struct node *n)
 	msgpack_pack_map(&o.pk, 1);
 	view_key(&o.pk, "id");
 	msgpack_pack_uint64(&o.pk, n->cfg.id);
-	if (mp_out_failed(&o) != 0 || rpc_client_call(n->self_client, &h->r, "node.heartbeat",
-	                                              o.data, o.len, RPC_NO_RETRY) != 0)
+	if (mp_out_failed(&o) != 0 ||
+	    rpc_client_call(via, &h->r, "node.heartbeat", o.data, o.len, RPC_NO_RETRY) != 0)
 		free(h);
 	mp_out_free(&o);
 }
@@ -333,6 +392,7 @@ static void timer_closed(uv_handle_t *h)
 
 void node_liveness_stop(struct node *n)
 {
+	drop_peers_client(n);
 	if (n->self_client != NULL) {
 		node_hold(n);
 		rpc_client_close(n->self_client, self_client_closed, n);

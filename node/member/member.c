@@ -20,19 +20,35 @@
  * The new node only becomes a voter once it holds the log, so an add can
  * never leave the cluster waiting on a node that is not there.
  *
- * Refusals happen before the first step, against the configuration as it
- * is: another change running (here or in libraft), a change that leaves
+ * Refusals happen before anything changes, against the configuration as
+ * it is: another change running (here or in libraft), a change that leaves
  * fewer live voters than a quorum of the new configuration, the last voter,
- * demoting the leader.  "Live" is the leader's view: a reply over Raft
- * within two election timeouts (voters, standbys), or for a spare, which
- * gets no Raft traffic, a heartbeat within three heartbeat intervals.
+ * demoting the leader.  "Live" is the leader's view, and only what it has
+ * seen: a reply over Raft that this leader certainly received within two
+ * election timeouts (cons_member.confirmed_ago_ms; voters, standbys), or
+ * for a spare, which gets no Raft traffic, a heartbeat this leader received
+ * within three heartbeat intervals.  Never a grace period: a new leader
+ * that has not heard from a member yet does not count it live.
+ *
+ * A change asked for by an operator that depends on who is live (adding or
+ * promoting a voter, demoting a voter, removing anyone) starts with a
+ * confirm step: it waits until the leader has led for one election timeout
+ * and until enough voters of the new configuration have answered since the
+ * request arrived (so a voter that died a moment before the request, still
+ * "heard lately", is not counted), for at most two election timeouts, and
+ * is refused (conflict) if they do not.
+ *
+ * A change that fails after changing a role puts the role back (an added
+ * member is removed again), so a failed change leaves the configuration
+ * as it was.
  *
  * Removing the leader itself: it transfers its leadership first and then
  * forwards the request to the new leader, which removes it.
  *
- * Self-healing (the leader, every MEMBER_TICK_MS, when `voters` > 0): a voter
- * silent for voter_replace_after_ms is replaced by the most caught-up live
- * standby (else spare): promote it, demote the dead voter to spare, record a
+ * Self-healing (the leader, every MEMBER_TICK_MS, when `voters` > 0, once
+ * it has led for one election timeout): a voter silent for
+ * voter_replace_after_ms is replaced by the most caught-up live standby
+ * (else spare): promote it, demote the dead voter to spare, record a
  * voter_replaced event.  Fewer voters than `voters`, or fewer standbys than
  * `standbys`, are made up from live standbys and spares.
  *
@@ -70,7 +86,7 @@
 #define LEAVE_TIMEOUT_MS    15000
 #define REMOVED_MARKER      "removed"
 
-enum step_kind { S_RECORD, S_ADD, S_ASSIGN, S_CATCHUP, S_REMOVE, S_UNRECORD, S_EVENT };
+enum step_kind { S_CONFIRM, S_RECORD, S_ADD, S_ASSIGN, S_CATCHUP, S_REMOVE, S_UNRECORD, S_EVENT };
 
 struct step {
 	enum step_kind kind;
@@ -95,6 +111,14 @@ struct node_mchange {
 	uint64_t catchup_target, catchup_start_ms, catchup_deadline_ms;
 	uint64_t heal_dead; /* self-healing: the voter replaced */
 	uint64_t heal_silent_ms;
+	/* S_CONFIRM: the quorum check to pass with members heard since
+	 * started_ms (check_quorum's arguments). */
+	bool confirm_removed, confirm_assume;
+	enum cons_member_role confirm_to;
+	/* The role m->id had before the change (rollback), and whether a
+	 * step changed it. */
+	bool had_role, role_changed;
+	enum cons_member_role old_role;
 	struct cons_change ch;
 	char steps[MC_MAX_STEPS + 4][MC_STEP_TEXT];
 	unsigned nsteps;
@@ -107,6 +131,10 @@ struct node_mtransfer {
 	unsigned attempts;
 	uint64_t started_ms;
 	bool then_forward; /* member.remove of this leader: forward it after */
+	/* libraft called back, this node no longer leads but does not know
+	 * the new leader yet: re-checked by the member timer until then. */
+	bool settling;
+	uint64_t settle_deadline_ms;
 	struct cons_transfer t;
 };
 
@@ -178,33 +206,46 @@ static int id_and_members(struct node *n, struct rpc_call *call, const char *con
 	return 0;
 }
 
-/* The leader's view of whether member `m` is alive. */
-static bool member_alive(struct node *n, const struct cons_member *m)
+/* The leader's view of whether member `m` is alive: heard by this leader
+ * within `window_ms` (0: the usual windows, two election timeouts over
+ * Raft or three heartbeat intervals for a spare).  `maybe`: count a member
+ * as heard at the start of the leadership until it has been silent for
+ * the window (cons_member.contact_ago_ms): only for refusing at once what
+ * is certainly impossible, never for deciding that a change is safe. */
+static bool alive_view(struct node *n, const struct cons_member *m, uint64_t window_ms, bool maybe)
 {
-	uint64_t raft_window = 2ull * n->cfg.election_timeout_ms;
+	uint64_t raft_window = window_ms != 0 ? window_ms : 2ull * n->cfg.election_timeout_ms;
 	if (m->id == n->cfg.id)
 		return true;
-	if (m->contact_ago_ms < raft_window)
+	if ((maybe ? m->contact_ago_ms : m->confirmed_ago_ms) < raft_window)
 		return true;
 	if (m->role != CONS_SPARE)
 		return false; /* voters and standbys get Raft traffic: that decides */
 	uint64_t last = node_liveness_last_ms(n, m->id);
-	return last != 0 && node_now_ms() - last < 3ull * n->cfg.heartbeat_interval_ms;
+	uint64_t hb_window = window_ms != 0 ? window_ms : 3ull * n->cfg.heartbeat_interval_ms;
+	return last != 0 && node_now_ms() - last < hb_window;
+}
+
+static bool member_alive(struct node *n, const struct cons_member *m)
+{
+	return alive_view(n, m, 0, false);
 }
 
 /* Refuses a configuration whose live voters would be fewer than its
  * quorum.  `id` takes role `to` (removed when to_removed); `assume_alive`:
- * the member will be caught up before it votes. */
+ * the member will be caught up before it votes.  Live: heard within
+ * window_ms (0: member_alive's windows); with `maybe`, the permissive view
+ * (alive_view), for the refusals made at once. */
 static int check_quorum(struct node *n, const struct cons_member *ms, unsigned nm, uint64_t id,
                         bool to_removed, enum cons_member_role to, bool assume_alive,
-                        struct ing_error *e)
+                        uint64_t window_ms, bool maybe, struct ing_error *e)
 {
 	unsigned voters = 0, live = 0;
 	bool seen = false;
 
 	for (unsigned i = 0; i < nm; i++) {
 		bool voter = ms[i].role == CONS_VOTER;
-		bool alive = member_alive(n, &ms[i]);
+		bool alive = alive_view(n, &ms[i], window_ms, maybe);
 		if (ms[i].id == id) {
 			seen = true;
 			voter = !to_removed && to == CONS_VOTER;
@@ -353,6 +394,8 @@ static void on_change(struct cons_change *ch, int status)
 		case S_ASSIGN:
 			mc_step_note(m, "assigned %" PRIu64 " the %s role", s->id,
 			             cons_role_name(s->role));
+			if (s->id == m->id)
+				m->role_changed = s->role != m->old_role;
 			break;
 		case S_REMOVE:
 			mc_step_note(m, "removed %" PRIu64 " from the configuration", s->id);
@@ -470,21 +513,79 @@ static bool step_catchup(struct node_mchange *m, const struct step *s)
 	return true;
 }
 
+/* Confirm: true when done (passed, or failed); re-polled by the member
+ * timer.  Waits for the leader to have led one election timeout, then for
+ * the quorum check to pass counting only members heard since the request
+ * arrived; refused when that has not happened two election timeouts later. */
+static bool step_confirm(struct node_mchange *m, const struct step *s)
+{
+	struct node *n = m->n;
+	uint64_t now = node_now_ms(), et = n->cfg.election_timeout_ms;
+	uint64_t from = m->started_ms;
+	struct cons_member *ms = NULL;
+	unsigned nm = 0, voters = 0;
+	struct ing_error e;
+
+	if (n->leader_since_ms + et > from)
+		from = n->leader_since_ms + et;
+	if (now < from)
+		return false;
+	if (cons_members(n->cons, &ms, &nm) != 0)
+		return false;
+	/* Heard since the request arrived: within (now - arrival). */
+	uint64_t window = now - m->started_ms + 1;
+	int rv = check_quorum(n, ms, nm, s->id, m->confirm_removed, m->confirm_to,
+	                      m->confirm_assume, window, false, &e);
+	for (unsigned i = 0; i < nm; i++)
+		voters += ms[i].role == CONS_VOTER;
+	free(ms);
+	if (rv == 0) {
+		mc_step_note(m, "the live voters answered since the request (%u voters now)",
+		             voters);
+		m->pc++;
+		return true;
+	}
+	if (now < from + 2 * et)
+		return false;
+	mc_fail(m, e.code,
+	        "%s (counting the voters that answered within %" PRIu64 " ms of the request)",
+	        e.msg, now - m->started_ms);
+	return true;
+}
+
+/* The plan starts by confirming who is live (operator changes). */
+static void plan_confirm(struct node_mchange *m, bool removed, enum cons_member_role to,
+                         bool assume_alive)
+{
+	m->confirm_removed = removed;
+	m->confirm_to = to;
+	m->confirm_assume = assume_alive;
+	m->plan[m->nplan++] = (struct step){S_CONFIRM, m->id, to};
+}
+
 /* After a failure: an added member that never got its role goes out again
- * (remove + unrecord), so the configuration is as before. */
+ * (remove + unrecord), and a member whose role changed gets its old role
+ * back, so the configuration is as before. */
 static bool mc_rollback(struct node_mchange *m)
 {
 	bool added = false;
 	for (unsigned i = 0; i < m->pc; i++)
 		added |= m->plan[i].kind == S_ADD;
-	if (!added)
+	if (!added && !(m->had_role && m->role_changed))
 		return false;
 	m->rolling_back = true;
 	m->nplan = 0;
 	m->pc = 0;
-	m->plan[m->nplan++] = (struct step){S_REMOVE, m->id, CONS_SPARE};
-	m->plan[m->nplan++] = (struct step){S_UNRECORD, m->id, CONS_SPARE};
-	mc_step_note(m, "rolling back: removing %" PRIu64 " again", m->id);
+	if (added) {
+		m->plan[m->nplan++] = (struct step){S_REMOVE, m->id, CONS_SPARE};
+		m->plan[m->nplan++] = (struct step){S_UNRECORD, m->id, CONS_SPARE};
+		mc_step_note(m, "rolling back: removing %" PRIu64 " again", m->id);
+	} else {
+		m->plan[m->nplan++] = (struct step){S_ASSIGN, m->id, m->old_role};
+		m->plan[m->nplan++] = (struct step){S_RECORD, m->id, m->old_role};
+		mc_step_note(m, "rolling back: %" PRIu64 " becomes a %s again", m->id,
+		             cons_role_name(m->old_role));
+	}
 	return true;
 }
 
@@ -539,6 +640,10 @@ static void mc_run(struct node_mchange *m)
 			break;
 		case S_CATCHUP:
 			if (!step_catchup(m, s))
+				return; /* polled again by the member timer */
+			break;
+		case S_CONFIRM:
+			if (!step_confirm(m, s))
 				return; /* polled again by the member timer */
 			break;
 		case S_UNRECORD: {
@@ -721,7 +826,8 @@ void node_op_member_add(struct node *n, struct rpc_call *call)
 	}
 	if (refuse_busy(n, call) != 0)
 		goto out;
-	if (role == CONS_VOTER && check_quorum(n, ms, nm, id, false, CONS_VOTER, true, &e) != 0) {
+	if (role == CONS_VOTER &&
+	    check_quorum(n, ms, nm, id, false, CONS_VOTER, true, 0, true, &e) != 0) {
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		goto out;
 	}
@@ -731,6 +837,8 @@ void node_op_member_add(struct node *n, struct rpc_call *call)
 		goto out;
 	snprintf(m->raft_address, sizeof(m->raft_address), "%s", raft_c);
 	snprintf(m->api_address, sizeof(m->api_address), "%s", api_c);
+	if (role == CONS_VOTER)
+		plan_confirm(m, false, CONS_VOTER, true);
 	m->plan[m->nplan++] = (struct step){S_RECORD, id, CONS_SPARE};
 	m->plan[m->nplan++] = (struct step){S_ADD, id, CONS_SPARE};
 	plan_promotion(m, id, CONS_SPARE, role);
@@ -791,7 +899,7 @@ static void role_change(struct node *n, struct rpc_call *call, bool promote)
 	if (refuse_busy(n, call) != 0)
 		goto out;
 	if ((me->role == CONS_VOTER || to == CONS_VOTER) &&
-	    check_quorum(n, ms, nm, id, false, to, promote, &e) != 0) {
+	    check_quorum(n, ms, nm, id, false, to, promote, 0, true, &e) != 0) {
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		goto out;
 	}
@@ -799,6 +907,10 @@ static void role_change(struct node *n, struct rpc_call *call, bool promote)
 	                                promote ? "promoting" : "demoting", id, cons_role_name(to));
 	if (m == NULL)
 		goto out;
+	m->had_role = true;
+	m->old_role = me->role;
+	if (me->role == CONS_VOTER || to == CONS_VOTER)
+		plan_confirm(m, false, to, promote);
 	if (promote) {
 		plan_promotion(m, id, me->role, CONS_VOTER);
 	} else {
@@ -841,7 +953,7 @@ void node_op_member_remove(struct node *n, struct rpc_call *call)
 	}
 	if (refuse_busy(n, call) != 0)
 		goto out;
-	if (check_quorum(n, ms, nm, id, true, CONS_SPARE, false, &e) != 0) {
+	if (check_quorum(n, ms, nm, id, true, CONS_SPARE, false, 0, true, &e) != 0) {
 		rpc_reply_error(call, e.code, "%s", e.msg);
 		goto out;
 	}
@@ -856,6 +968,7 @@ void node_op_member_remove(struct node *n, struct rpc_call *call)
 	struct node_mchange *m = mc_new(n, call, id, "removing member %" PRIu64, id);
 	if (m == NULL)
 		goto out;
+	plan_confirm(m, true, CONS_SPARE, false);
 	m->plan[m->nplan++] = (struct step){S_REMOVE, id, CONS_SPARE};
 	m->plan[m->nplan++] = (struct step){S_UNRECORD, id, CONS_SPARE};
 	mc_start(m);
@@ -914,16 +1027,29 @@ static void transfer_reply(struct node_mtransfer *t, uint64_t leader)
 	mp_out_free(&o);
 }
 
-static void on_transferred(struct cons_transfer *ct)
+/* What came of a transfer: replies (or forwards) and frees t, retries, or
+ * leaves t settling (re-checked by the member timer). */
+static void transfer_settle(struct node_mtransfer *t)
 {
-	struct node_mtransfer *t = ct->data;
 	struct node *n = t->n;
 	struct cons_status st;
 	int rv;
 
 	cons_status(n->cons, &st);
-	bool moved = st.role != CONS_LEADER && st.role != CONS_LEADER_READY && st.leader_id != 0 &&
-	             st.leader_id != n->cfg.id;
+	bool led = st.role == CONS_LEADER || st.role == CONS_LEADER_READY;
+	if (!led && st.leader_id == 0 && !n->stopping) {
+		/* Stepped down, new leader not heard yet (its first append is
+		 * on the way): neither a success nor a failure so far. */
+		uint64_t now = node_now_ms();
+		if (!t->settling) {
+			t->settling = true;
+			t->settle_deadline_ms = now + 2ull * n->cfg.election_timeout_ms;
+		}
+		if (now < t->settle_deadline_ms)
+			return;
+	}
+	t->settling = false;
+	bool moved = !led && st.leader_id != 0 && st.leader_id != n->cfg.id;
 	bool to_target = moved && (t->target == 0 || st.leader_id == t->target);
 	if (to_target || (moved && t->then_forward)) {
 		ING_LOG_INFO("leadership transferred from=%" PRIu64 " to=%" PRIu64 " attempts=%u",
@@ -966,6 +1092,11 @@ static void on_transferred(struct cons_transfer *ct)
 	                n->cfg.id, t->attempts, t->attempts == 1 ? "" : "s",
 	                t->target != 0 ? "; is the target caught up and reachable?" : "");
 	free(t);
+}
+
+static void on_transferred(struct cons_transfer *ct)
+{
+	transfer_settle(ct->data);
 }
 
 static int start_transfer(struct node *n, struct rpc_call *call, uint64_t target, bool then_forward)
@@ -1197,7 +1328,10 @@ static void heal(struct node *n)
 	enum cons_member_role from = CONS_STANDBY;
 	uint64_t dead = 0, silent = 0, cand;
 
+	/* A leader younger than an election timeout has not heard everyone
+	 * yet: what it would decide rests on too little. */
 	if (n->cfg.voters == 0 || n->mchange != NULL || n->mtransfer != NULL ||
+	    node_now_ms() - n->leader_since_ms < n->cfg.election_timeout_ms ||
 	    cons_config_pending(n->cons) || cons_members(n->cons, &ms, &nm) != 0)
 		return;
 	for (unsigned i = 0; i < nm; i++) {
@@ -1223,6 +1357,8 @@ static void heal(struct node *n)
 		if (m != NULL) {
 			m->heal_dead = dead;
 			m->heal_silent_ms = silent;
+			m->had_role = true;
+			m->old_role = from;
 			plan_promotion(m, cand, from, CONS_VOTER);
 			m->plan[m->nplan++] = (struct step){S_ASSIGN, dead, CONS_SPARE};
 			m->plan[m->nplan++] = (struct step){S_RECORD, dead, CONS_SPARE};
@@ -1233,16 +1369,22 @@ static void heal(struct node *n)
 		             n->cfg.voters, cons_role_name(from), cand);
 		m = mc_new(n, NULL, cand, "promoting %" PRIu64 " to keep %u voters", cand,
 		           n->cfg.voters);
-		if (m != NULL)
+		if (m != NULL) {
+			m->had_role = true;
+			m->old_role = from;
 			plan_promotion(m, cand, from, CONS_VOTER);
+		}
 	} else if (dead == 0 && standbys < n->cfg.standbys &&
 	           (cand = best_candidate(n, ms, nm, CONS_SPARE, &from)) != 0) {
 		ING_LOG_INFO("self-healing: %u standbys of %u wanted: spare %" PRIu64
 		             " becomes a standby",
 		             standbys, n->cfg.standbys, cand);
 		m = mc_new(n, NULL, cand, "making spare %" PRIu64 " a standby", cand);
-		if (m != NULL)
+		if (m != NULL) {
+			m->had_role = true;
+			m->old_role = CONS_SPARE;
 			plan_promotion(m, cand, CONS_SPARE, CONS_STANDBY);
+		}
 	}
 	free(ms);
 	if (m != NULL)
@@ -1565,6 +1707,10 @@ static void on_member_tick(uv_timer_t *h)
 	struct node *n = h->data;
 	if (n->stopping || n->cons == NULL)
 		return;
+	if (n->mtransfer != NULL && n->mtransfer->settling) {
+		transfer_settle(n->mtransfer);
+		return;
+	}
 	if (n->role == CONS_LEADER_READY) {
 		if (n->mchange != NULL && !n->mchange->busy)
 			mc_run(n->mchange);
@@ -1632,7 +1778,16 @@ void node_member_stop(struct node *n)
 		/* else: freed by mc_finish when its callback comes (the node
 		 * stays until cons is closed, which delivers it). */
 	}
-	/* cons_close completes a transfer's callback, which replies. */
+	/* cons_close completes a transfer's callback, which replies; one
+	 * whose callback came already and that waits to learn the new leader
+	 * is answered here. */
+	if (n->mtransfer != NULL && n->mtransfer->settling) {
+		struct node_mtransfer *t = n->mtransfer;
+		n->mtransfer = NULL;
+		rpc_reply_error(t->call, ING_EUNAVAILABLE,
+		                "node %" PRIu64 " is shutting down during the transfer", n->cfg.id);
+		free(t);
+	}
 	for (unsigned i = 0; i < NODE_MAX_MREQS; i++) {
 		struct mreq *q = n->mreqs[i];
 		if (q != NULL && q->client != NULL) {
