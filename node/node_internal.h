@@ -60,6 +60,11 @@ struct node {
 	struct node_parked *parked;
 	struct rpc_client *fwd; /* connection to the leader's API */
 	uint64_t fwd_leader;    /* leader id fwd points at */
+	unsigned fwd_inflight;  /* requests forwarded over fwd, not answered yet */
+	/* The connection to the previous leader, kept until the requests
+	 * forwarded over it are answered (forward.c). */
+	struct rpc_client *fwd_old;
+	unsigned fwd_old_inflight;
 	struct node_watch *watches;
 	uint64_t unpark_deadline_ms; /* while unparking: the call's first deadline */
 	struct {

@@ -4,8 +4,12 @@
  *
  * Forwarding relays the request as it came (op, args, request id) over one
  * kept-open connection to the current leader's API address, and relays the
- * reply.  The request id travels with it, so the leader's dedupe makes a
- * retry after a lost reply safe.  When the forward fails at the connection
+ * reply.  When the leader changes, requests already sent to the previous
+ * one stay on their connection until they are answered (that connection is
+ * closed after the last): a leadership transfer or a membership change
+ * that the old leader completes must be answered by it, not sent again to
+ * the new leader, which would answer a different question.  The request id travels with it, so the
+ * leader's dedupe makes a retry after a lost reply safe.  When the forward fails at the connection
  * level, or the leader answers unavailable/not_leader, the request is
  * parked: it waits for the next role change (or the park timer, every
  * 50 ms) and is dispatched again, until request_timeout_ms after it first
@@ -24,6 +28,7 @@
 struct forward {
 	struct rpc_request r;
 	struct node *n;
+	struct rpc_client *via; /* the connection it went out on */
 	struct rpc_call *call;
 	uint64_t deadline_ms;
 	char request_id[RPC_REQUEST_ID_MAX + 1];
@@ -82,19 +87,62 @@ static void fwd_client_closed(void *data)
 	node_release(data);
 }
 
+static void close_client(struct node *n, struct rpc_client *c)
+{
+	node_hold(n);
+	rpc_client_close(c, fwd_client_closed, n);
+}
+
+/* Drops the connection to the current leader (its requests fail). */
 static void drop_client(struct node *n)
 {
-	if (n->fwd == NULL)
+	struct rpc_client *c = n->fwd;
+	if (c == NULL)
 		return;
-	node_hold(n);
-	rpc_client_close(n->fwd, fwd_client_closed, n);
 	n->fwd = NULL;
 	n->fwd_leader = 0;
+	n->fwd_inflight = 0;
+	close_client(n, c);
+}
+
+/* The leader changed: the current connection retires, and closes once the
+ * requests on it are answered. */
+static void retire_client(struct node *n)
+{
+	struct rpc_client *oldest = n->fwd_old;
+	n->fwd_old = n->fwd;
+	n->fwd_old_inflight = n->fwd_inflight;
+	n->fwd = NULL;
+	n->fwd_leader = 0;
+	n->fwd_inflight = 0;
+	if (oldest != NULL) /* a third leader meanwhile: give up on the oldest */
+		close_client(n, oldest);
+	if (n->fwd_old != NULL && n->fwd_old_inflight == 0) {
+		struct rpc_client *c = n->fwd_old;
+		n->fwd_old = NULL;
+		close_client(n, c);
+	}
 }
 
 void node_forward_close(struct node *n)
 {
 	drop_client(n);
+	if (n->fwd_old != NULL) {
+		struct rpc_client *c = n->fwd_old;
+		n->fwd_old = NULL;
+		close_client(n, c);
+	}
+}
+
+/* A forward over `via` is answered. */
+static void forward_done(struct node *n, struct rpc_client *via)
+{
+	if (via == n->fwd && n->fwd_inflight > 0) {
+		n->fwd_inflight--;
+	} else if (via == n->fwd_old && n->fwd_old_inflight > 0 && --n->fwd_old_inflight == 0) {
+		n->fwd_old = NULL;
+		close_client(n, via);
+	}
 }
 
 static void relay(struct forward *f, int status, const struct ing_error *err,
@@ -117,8 +165,11 @@ static void relay(struct forward *f, int status, const struct ing_error *err,
 		ING_LOG_DEBUG("forward failed op=%s error=%s msg=\"%s\"", f->op,
 		              ing_err_name(status), err != NULL ? err->msg : "");
 		if (status != ING_ETIMEOUT && !n->stopping) {
-			if (n->fwd_leader == n->leader_id)
-				drop_client(n);
+			/* Reconnect for what comes next, but let the other
+			 * requests on this connection finish: one may be a
+			 * transfer the old leader is completing. */
+			if (f->via == n->fwd)
+				retire_client(n);
 			n->unpark_deadline_ms = f->deadline_ms;
 			node_park(n, f->call);
 			n->unpark_deadline_ms = 0;
@@ -132,6 +183,11 @@ static void on_forwarded(struct rpc_request *r, int status, const struct ing_err
                          const msgpack_object *result)
 {
 	struct forward *f = r->data;
+	struct node *n = f->n;
+	struct rpc_client *via = f->via;
+	/* Counted off first: relay may drop or replace the connection. */
+	if (!n->stopping)
+		forward_done(n, via);
 	relay(f, status, err, result);
 	free(f);
 }
@@ -146,7 +202,7 @@ void node_forward(struct node *n, struct rpc_call *call)
 	int rv;
 
 	if (n->fwd != NULL && n->fwd_leader != n->leader_id)
-		drop_client(n);
+		retire_client(n);
 	if (n->fwd == NULL) {
 		node_member_api_address(n, n->leader_id, addr);
 		if (addr[0] == '\0') {
@@ -175,6 +231,7 @@ void node_forward(struct node *n, struct rpc_call *call)
 		return;
 	}
 	f->n = n;
+	f->via = n->fwd;
 	f->call = call;
 	f->deadline_ms = n->unpark_deadline_ms != 0 ? n->unpark_deadline_ms
 	                                            : node_now_ms() + n->cfg.request_timeout_ms;
@@ -195,5 +252,7 @@ void node_forward(struct node *n, struct rpc_call *call)
 	if (rv != 0) {
 		free(f);
 		rpc_reply_error(call, rv, "cannot forward to the leader: %s", ing_err_msg(rv));
+		return;
 	}
+	n->fwd_inflight++;
 }
