@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/str.h"
 #include "common/mp.h"
 #include "rpc/frame.h"
 
@@ -618,6 +619,9 @@ void rpc_reply_error(struct rpc_call *c, int code, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
+		/* Messages echo what clients sent, and may be cut mid-character:
+		 * a msgpack string must be UTF-8. */
+		ing_utf8_sanitize(msg);
 		conn_send_error(c->conn, c->msg.id, code, msg);
 	}
 	call_free(c);

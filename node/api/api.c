@@ -1362,10 +1362,12 @@ static void on_read_barrier(struct cons_barrier *b, int status)
 	free(rb);
 }
 
-static bool wants_stale(struct rpc_call *call)
+/* The optional `stale` argument of a read: true, false, nil or absent;
+ * anything else is refused like every other mistyped argument. */
+static int wants_stale(struct rpc_call *call, bool *stale, struct ing_error *e)
 {
-	const msgpack_object *v = rpc_arg_find(rpc_call_args(call), "stale");
-	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+	*stale = false;
+	return rpc_arg_bool(rpc_call_args(call), "stale", false, stale, e);
 }
 
 void node_api_dispatch(struct node *n, struct rpc_call *call)
@@ -1383,7 +1385,13 @@ void node_api_dispatch(struct node *n, struct rpc_call *call)
 		                n->cfg.id);
 		return;
 	}
-	if (op->kind == OP_LOCAL || (op->kind == OP_READ && wants_stale(call))) {
+	bool stale = false;
+	struct ing_error e;
+	if ((op->kind == OP_READ || op->kind == OP_LOCAL) && wants_stale(call, &stale, &e) != 0) {
+		rpc_reply_error(call, e.code, "%s", e.msg);
+		return;
+	}
+	if (op->kind == OP_LOCAL || stale) {
 		op->fn(n, call);
 		return;
 	}

@@ -150,12 +150,13 @@ static const char *cons_role_name(enum cons_member_role r)
 static int role_arg(const msgpack_object *args, const char *name, bool allow_voter,
                     enum cons_member_role def, enum cons_member_role *out, struct ing_error *e)
 {
-	struct ing_str s;
+	struct ing_str s = {"", 0}; /* an absent optional argument leaves it as is */
 	int rv = rpc_arg_str(args, name, 16, false, &s, e);
 	if (rv != 0)
 		return rv;
 	*out = def;
-	if (s.len == 0 && rpc_arg_find(args, name) == NULL)
+	const msgpack_object *v = rpc_arg_find(args, name);
+	if (v == NULL || v->type == MSGPACK_OBJECT_NIL)
 		return 0;
 	for (uint8_t r = allow_voter ? 0 : 1; r < REC_ROLE_COUNT; r++) {
 		if (ing_str_eq_c(s, rec_role_name(r))) {
