@@ -25,7 +25,7 @@ void node_config_defaults(struct node_config *c)
 	c->connect_retry_ms = 50;
 	c->snapshot_threshold = 4096;
 	c->snapshot_trailing = 1024;
-	c->max_frame_bytes = 4u << 20;
+	c->max_frame_bytes = 17u << 20; /* rpc/client.h: RPC_DEFAULT_MAX_FRAME_BYTES */
 	c->request_timeout_ms = 5000;
 	c->store_sync = STORE_SYNC_FULL;
 	c->log_level = ING_LOG_LEVEL_INFO;

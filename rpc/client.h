@@ -39,7 +39,10 @@
 
 #include "common/err.h"
 
-#define RPC_DEFAULT_MAX_FRAME_BYTES    (4u * 1024u * 1024u)
+/* 17 MiB: the largest command ingot stores (16 MiB, ING_COMMAND_MAX_BYTES)
+ * with 1 MiB for the request around it, so that every request the limits
+ * of docs/formats.md allow fits in one frame. */
+#define RPC_DEFAULT_MAX_FRAME_BYTES    (17u * 1024u * 1024u)
 #define RPC_DEFAULT_TIMEOUT_MS         10000u
 #define RPC_DEFAULT_CONNECT_TIMEOUT_MS 1000u
 /* Request ids (idempotency keys): 1..64 printable ASCII bytes. */

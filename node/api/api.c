@@ -351,6 +351,16 @@ static int stage_limits_arg(const msgpack_object *m, struct rec_stage_limits *l,
 	return rv;
 }
 
+static const struct ing_str *file_path_at(const void *list, uint32_t i)
+{
+	return &((const struct cmd_file *)list)[i].path;
+}
+
+static const struct ing_str *str_at(const void *list, uint32_t i)
+{
+	return &((const struct ing_str *)list)[i];
+}
+
 static void op_target_put(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"name",         "description", "stages",
@@ -418,6 +428,16 @@ static void op_target_put(struct node *n, struct rpc_call *call)
 			rv = rpc_arg_map(s, "limits", 4, false, &limits, &e);
 		if (rv == 0 && limits != NULL)
 			rv = stage_limits_arg(limits, &d->limits, &e);
+		/* The outputs and the stdout file share the stage's directory. */
+		struct ing_str files[ING_MAX_OUTPUTS + 1];
+		uint32_t nfiles = 0;
+		for (uint32_t k = 0; rv == 0 && k < d->noutputs && k < ING_MAX_OUTPUTS; k++)
+			files[nfiles++] = d->outputs[k];
+		if (d->stdout_path.len > 0)
+			files[nfiles++] = d->stdout_path;
+		if (rv == 0)
+			rv = cmd_paths_layout("target.put", "stage outputs and stdout", nfiles,
+			                      str_at, files, &e);
 	}
 	if (rv != 0)
 		reply_err(call, &e);
@@ -440,6 +460,34 @@ static void op_target_delete(struct node *n, struct rpc_call *call)
 		return;
 	}
 	propose_shaped(n, call, &c, SHAPE_TARGET, 0, c.u.target_delete.name);
+}
+
+/* What a worker could not run, refused before anything is stored: source
+ * paths that cannot sit side by side, a {param:NAME} the job lacks (the
+ * target as this leader holds it; a target changed meanwhile is checked
+ * again by the worker). */
+static int submit_runnable(struct node *n, const struct cmd *c, msgpack_zone *z,
+                           struct ing_error *e)
+{
+	struct store_txn *t;
+	struct ing_str val;
+	struct rec_target tg;
+	char why[ING_ERROR_MSG_MAX];
+
+	int rv = cmd_paths_layout("job.submit", "sources", c->u.job_submit.nsources, file_path_at,
+	                          c->u.job_submit.sources, e);
+	if (rv != 0)
+		return rv;
+	if (store_read_begin(n->store, &t) != 0)
+		return 0; /* the state machine decides */
+	if (store_get(t, STORE_TARGETS, c->u.job_submit.target, &val) == 0 &&
+	    rec_target_decode(val, z, &tg, NULL) == 0 &&
+	    cmd_param_missing(&tg, c->u.job_submit.params, c->u.job_submit.nparams, why,
+	                      sizeof(why)))
+		rv = ing_error_set(e, ING_EINVAL,
+		                   "%s: give it with --param NAME=VALUE (argument 'params')", why);
+	store_abort(t);
+	return rv;
 }
 
 static void op_job_submit(struct node *n, struct rpc_call *call)
@@ -505,7 +553,10 @@ static void op_job_submit(struct node *n, struct rpc_call *call)
 	} else {
 		if (deadline > 0)
 			c.u.job_submit.deadline_at_ms = node_now_ms() + deadline;
-		propose_shaped(n, call, &c, SHAPE_ID, 0, ing_str_c(""));
+		if (submit_runnable(n, &c, &z, &e) != 0)
+			reply_err(call, &e);
+		else
+			propose_shaped(n, call, &c, SHAPE_ID, 0, ing_str_c(""));
 	}
 	msgpack_zone_destroy(&z);
 }

@@ -363,9 +363,13 @@ static void on_tick(uv_timer_t *h)
 int node_liveness_start(struct node *n)
 {
 	const char *eps[] = {n->cfg.api_address};
+	/* The worker's reports go through this client: its frame limit is the
+	 * server's, so an oversized report is refused here (ING_ETOOBIG), not
+	 * by a server that would drop the connection. */
 	struct rpc_client_options o = {
 	    .endpoints = eps,
 	    .nendpoints = 1,
+	    .max_frame_bytes = n->cfg.max_frame_bytes,
 	    .timeout_ms = 30000,
 	    .connect_timeout_ms = 1000,
 	};

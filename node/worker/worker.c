@@ -52,6 +52,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,10 @@
 
 #define REPORT_RETRY_MS 1000
 #define MAX_ARGS        256
+/* Bytes a stage_finish report needs besides its log and outputs (the
+ * frame, the request envelope, the other fields), and per output. */
+#define REPORT_OVERHEAD      1024
+#define REPORT_ITEM_OVERHEAD 32
 
 enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 
@@ -147,20 +152,38 @@ static int write_file(const char *path, const void *data, size_t len)
 	return close(fd);
 }
 
-/* Reads a declared output; 0, or -1 (missing), or ING_ETOOBIG. */
-static int read_output(const char *path, msgpack_zone *z, struct ing_str *out)
+enum output_status { OUT_OK = 0, OUT_MISSING = -1, OUT_TOO_BIG = -2, OUT_LINK = -3 };
+
+/* Reads the output `name` of the stage directory `dir` (both as the target
+ * gave them).  OUT_MISSING (absent, not a regular file), OUT_TOO_BIG (over
+ * ING_SOURCE_MAX_BYTES: its size in *size), OUT_LINK: the path leads
+ * through a symbolic link (in its last component or above it), so what
+ * would be uploaded lies outside the stage's directory: refused. */
+static int read_output(const char *dir, struct ing_str name, msgpack_zone *z, struct ing_str *out,
+                       uint64_t *size)
 {
+	char path[900], real_dir[PATH_MAX], real_path[PATH_MAX], want[PATH_MAX + 300];
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	snprintf(path, sizeof(path), "%s/%.*s", dir, ING_STR_FMT(name));
+	if (lstat(path, &st) != 0)
+		return OUT_MISSING;
+	if (realpath(dir, real_dir) == NULL || realpath(path, real_path) == NULL)
+		return S_ISLNK(st.st_mode) ? OUT_LINK : OUT_MISSING;
+	snprintf(want, sizeof(want), "%s/%.*s", real_dir, ING_STR_FMT(name));
+	if (S_ISLNK(st.st_mode) || strcmp(want, real_path) != 0)
+		return OUT_LINK;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return -1;
+		return errno == ELOOP ? OUT_LINK : OUT_MISSING;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return -1;
+		return OUT_MISSING;
 	}
 	if ((uint64_t)st.st_size > ING_SOURCE_MAX_BYTES) {
 		close(fd);
-		return ING_ETOOBIG;
+		*size = (uint64_t)st.st_size;
+		return OUT_TOO_BIG;
 	}
 	char *buf = msgpack_zone_malloc(z, (size_t)st.st_size + 1);
 	size_t got = 0;
@@ -174,9 +197,9 @@ static int read_output(const char *path, msgpack_zone *z, struct ing_str *out)
 	}
 	close(fd);
 	if (buf == NULL || got != (size_t)st.st_size)
-		return -1;
+		return OUT_MISSING;
 	*out = (struct ing_str){buf, (uint32_t)got};
-	return 0;
+	return OUT_OK;
 }
 
 static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, size_t cap)
@@ -348,6 +371,43 @@ static void on_retry(uv_timer_t *t)
 }
 
 static void step_next(struct node_attempt *a);
+static void report_finish(struct node_attempt *a, const char *outcome, const char *message);
+static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, unsigned nfields,
+                                    bool final);
+
+/* Errors that the same report would meet again: retrying cannot help. */
+static bool permanent(int status)
+{
+	return status == ING_EINVAL || status == ING_ETOOBIG || status == ING_EMALFORMED ||
+	       status == ING_EVERSION;
+}
+
+/* A report that can never be delivered must not strand the attempt (the
+ * job would stay running, a cancel pending, for ever): a stage report is
+ * replaced by the attempt's failure naming why; a final report that fails
+ * so is replaced by `lost` (requeued); if even that fails, the attempt
+ * ends here and the leader's liveness or deadline is the last resort. */
+static void undeliverable(struct node_attempt *a, int status, const char *msg)
+{
+	char why[ING_MESSAGE_MAX];
+	ING_LOG_ERROR("report cannot be delivered job=%" PRIu64 " attempt=%" PRIu32
+	              " report=%s bytes=%zu error=%s msg=\"%s\"",
+	              a->job, a->attempt, a->report_kind, a->report.len, ing_err_name(status), msg);
+	snprintf(why, sizeof(why), "the worker's %s report of %zu bytes could not be delivered: %s",
+	         a->report_kind, a->report.len, msg);
+	a->failed = true;
+	if (!a->finishing) {
+		report_finish(a, "failed", why);
+	} else if (strcmp(a->report_kind, "lost") != 0) {
+		msgpack_packer *pk = report_begin(a, "lost", 1, true);
+		view_key(pk, "message");
+		mp_pack_cstr(pk, why);
+		report_send(a);
+	} else {
+		a->step = STEP_IDLE;
+		attempt_end(a);
+	}
+}
 
 static void on_reported(struct rpc_request *r, int status, const struct ing_error *err,
                         const msgpack_object *result)
@@ -365,6 +425,10 @@ static void on_reported(struct rpc_request *r, int status, const struct ing_erro
 		             a->job, a->attempt, a->report_kind, err != NULL ? err->msg : "");
 		a->fenced = true;
 		attempt_end(a);
+		return;
+	}
+	if (permanent(status)) {
+		undeliverable(a, status, err != NULL ? err->msg : ing_err_msg(status));
 		return;
 	}
 	if (status != 0) {
@@ -388,8 +452,12 @@ static void report_send(struct node_attempt *a)
 	a->req.data = a;
 	a->req.cb = on_reported;
 	a->req.request_id = a->report_id;
-	if (rpc_client_call(a->n->self_client, &a->req, "worker.report", a->report.data,
-	                    a->report.len, RPC_WRITE) != 0) {
+	int rv = rpc_client_call(a->n->self_client, &a->req, "worker.report", a->report.data,
+	                         a->report.len, RPC_WRITE);
+	if (permanent(rv)) {
+		a->step = STEP_IDLE;
+		undeliverable(a, rv, ing_err_msg(rv));
+	} else if (rv != 0) {
 		a->step = STEP_WAIT_RETRY;
 		uv_timer_start(&a->retry, on_retry, REPORT_RETRY_MS, 0);
 	}
@@ -442,29 +510,6 @@ static int append_arg(char **argv, unsigned *argc, msgpack_zone *z, const char *
 	p[len] = '\0';
 	argv[(*argc)++] = p;
 	return 0;
-}
-
-static bool param_char(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '_';
-}
-
-/* When rest[0..left) starts with "{param:NAME}", sets *name to NAME and
- * returns the length of the placeholder; 0 otherwise. */
-static size_t param_placeholder(const char *rest, size_t left, struct ing_str *name)
-{
-	static const char prefix[] = "{param:";
-	const size_t pl = sizeof(prefix) - 1;
-	if (left <= pl || memcmp(rest, prefix, pl) != 0)
-		return 0;
-	size_t k = pl;
-	while (k < left && k - pl < ING_NAME_MAX && param_char(rest[k]))
-		k++;
-	if (k == pl || k >= left || rest[k] != '}' || (rest[pl] >= '0' && rest[pl] <= '9'))
-		return 0;
-	*name = (struct ing_str){rest + pl, (uint32_t)(k - pl)};
-	return k + 1;
 }
 
 /*
@@ -524,7 +569,7 @@ static int expand(struct node_attempt *a, struct ing_str word, char **argv, unsi
 		PLACEHOLDER("{attempt}", attempt)
 #undef PLACEHOLDER
 		struct ing_str pname;
-		if (rep == NULL && (skip = param_placeholder(rest, left, &pname)) > 0) {
+		if (rep == NULL && (skip = cmd_param_placeholder(rest, left, &pname)) > 0) {
 			uint32_t p = 0;
 			while (p < a->nparams && !ing_str_eq(a->params[p].key, pname))
 				p++;
@@ -565,7 +610,7 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	struct node_attempt *a = data;
 	const struct rec_stage_def *def = &a->target.stages[a->stage];
 	struct ing_str *outs = NULL, *names = NULL;
-	char out_dir[600], path[900], why[ING_MESSAGE_MAX] = "";
+	char out_dir[600], why[ING_MESSAGE_MAX] = "";
 	uint32_t nouts = 0;
 	(void)r;
 
@@ -592,15 +637,27 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		for (uint32_t i = 0; outs != NULL && names != NULL && i < nwant; i++) {
 			struct ing_str name =
 			    i < def->noutputs ? def->outputs[i] : def->stdout_path;
-			snprintf(path, sizeof(path), "%s/%.*s", out_dir, ING_STR_FMT(name));
-			int rv = read_output(path, a->zone, &outs[nouts]);
-			if (rv != 0) {
+			uint64_t size = 0;
+			int rv = read_output(out_dir, name, a->zone, &outs[nouts], &size);
+			if (rv != OUT_OK) {
+				char detail[160];
+				if (rv == OUT_TOO_BIG)
+					snprintf(detail, sizeof(detail),
+					         "is %" PRIu64
+					         " bytes, over the limit of %u bytes per "
+					         "output",
+					         size, (unsigned)ING_SOURCE_MAX_BYTES);
+				else if (rv == OUT_LINK)
+					snprintf(detail, sizeof(detail),
+					         "is a symbolic link (or lies under one): outputs "
+					         "must be "
+					         "files in the stage's directory");
+				else
+					snprintf(detail, sizeof(detail), "was not produced");
 				snprintf(why, sizeof(why), "stage '%.*s': %s '%.*s' %s",
 				         ING_STR_FMT(def->name),
 				         i < def->noutputs ? "declared output" : "stdout file",
-				         ING_STR_FMT(name),
-				         rv == ING_ETOOBIG ? "is larger than 4 MiB"
-				                           : "was not produced");
+				         ING_STR_FMT(name), detail);
 				break;
 			}
 			names[nouts++] = name;
@@ -608,6 +665,31 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		if (outs == NULL || names == NULL)
 			snprintf(why, sizeof(why), "stage '%.*s': out of memory reading outputs",
 			         ING_STR_FMT(def->name));
+	}
+	/* One report carries the log and every output, in one frame of
+	 * max_frame_bytes: the log gives way first (its end is kept), then,
+	 * if the outputs alone do not fit, the stage fails saying so. */
+	size_t loglen = res->log_len < ING_SOURCE_MAX_BYTES ? res->log_len : ING_SOURCE_MAX_BYTES;
+	const char *log = res->log;
+	uint64_t out_bytes = 0;
+	for (uint32_t i = 0; why[0] == '\0' && i < nouts; i++)
+		out_bytes += outs[i].len + names[i].len + REPORT_ITEM_OVERHEAD;
+	uint64_t room = a->n->cfg.max_frame_bytes > REPORT_OVERHEAD
+	                    ? a->n->cfg.max_frame_bytes - REPORT_OVERHEAD
+	                    : 0;
+	if (why[0] == '\0' && res->exit_code == 0 && out_bytes > room)
+		snprintf(why, sizeof(why),
+		         "stage '%.*s': its outputs total %" PRIu64 " bytes, more than one report "
+		         "can carry (max_frame_bytes %u)",
+		         ING_STR_FMT(def->name), out_bytes, a->n->cfg.max_frame_bytes);
+	uint64_t used = why[0] == '\0' ? out_bytes : 0;
+	if (used + loglen > room) {
+		size_t keep = room > used ? (size_t)(room - used) : 0;
+		ING_LOG_INFO("stage log cut to fit one report job=%" PRIu64 " attempt=%" PRIu32
+		             " stage=%u log_bytes=%zu kept=%zu",
+		             a->job, a->attempt, a->stage, loglen, keep);
+		log += loglen - keep;
+		loglen = keep;
 	}
 	if (res->exit_code != 0)
 		snprintf(why, sizeof(why), "stage '%.*s' %s %" PRId64, ING_STR_FMT(def->name),
@@ -626,8 +708,7 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	view_key(pk, "duration_ms");
 	msgpack_pack_uint64(pk, res->duration_ms);
 	view_key(pk, "log");
-	size_t loglen = res->log_len < ING_SOURCE_MAX_BYTES ? res->log_len : ING_SOURCE_MAX_BYTES;
-	mp_pack_bin(pk, res->log, loglen);
+	mp_pack_bin(pk, log, loglen);
 	view_key(pk, "outputs");
 	msgpack_pack_array(pk, a->failed ? 0 : nouts);
 	for (uint32_t i = 0; !a->failed && i < nouts; i++) {

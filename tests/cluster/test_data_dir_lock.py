@@ -6,7 +6,8 @@ While node 1 runs, a second `ingotd` on its data directory (other ports),
 pid and the lock file `ingot.lock`; node 1's store is unchanged
 (`mdb_dump`), no raft file was renamed `corrupt-*` or added, and node 1
 takes a write afterwards.  Once node 1 is stopped (even by kill -9), the
-directory is free again: a new start succeeds.
+directory is free again: a new start succeeds.  A data_dir under a regular
+file exits 1 naming the key and the file.
 """
 import os
 import subprocess
@@ -64,8 +65,20 @@ def one_directory(t, c):
     t.check("node 1 takes a write afterwards", r.rc == 0, repr(r))
 
 
+def under_a_file(t, c):
+    """A data_dir whose parent is a regular file: exit 1 naming the key and
+    the file (issue 11 item 14)."""
+    f = c.write_file("plain-file", "x")
+    rc, out = run([c.ingotd, "--config", c.config(1), "--data-dir", os.path.join(f, "data")], c.dir)
+    t.check("data_dir under a regular file: exit 1 naming key 'data_dir' and the file",
+            rc == 1 and "key 'data_dir'" in out and ("'%s' is not a directory" % f) in out,
+            "rc=%s: %s" % (rc, out[-300:]))
+
+
 def main(t):
-    c = t.cluster(nodes=(1,))
+    c = t.cluster(nodes=(1,), start=False)
+    under_a_file(t, c)
+    c.start_all()
     c.apply_target("before")
     one_directory(t, c)
     c.kill(1)

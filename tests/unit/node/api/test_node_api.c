@@ -153,6 +153,17 @@ static struct mp_out *map(unsigned n, ...)
 	return &o;
 }
 
+/* A map {k: v} of strings, as a raw value for map(...'r'...). */
+static struct mp_out *map_raw(unsigned n, const char *k, const char *v)
+{
+	struct mp_out *o = malloc(sizeof(*o));
+	mp_out_init(o);
+	msgpack_pack_map(&o->pk, n);
+	mp_pack_cstr(&o->pk, k);
+	mp_pack_cstr(&o->pk, v);
+	return o;
+}
+
 /* [{path, data}] with one source. */
 static struct mp_out *sources(const char *path, const char *data)
 {
@@ -521,11 +532,125 @@ static void test_optional_arguments(void **state)
 	assert_true(ing_utf8_valid(env->err.msg, strlen(env->err.msg)));
 }
 
+/* Sources as a list of (path, data) built from NULL-terminated paths. */
+static struct mp_out *sources_n(const char *const *paths, const size_t *lens)
+{
+	struct mp_out *o = malloc(sizeof(*o));
+	unsigned n = 0;
+	while (paths[n] != NULL)
+		n++;
+	mp_out_init(o);
+	msgpack_pack_array(&o->pk, n);
+	for (unsigned i = 0; i < n; i++) {
+		msgpack_pack_map(&o->pk, 2);
+		mp_pack_cstr(&o->pk, "path");
+		size_t len = lens != NULL ? lens[i] : strlen(paths[i]);
+		msgpack_pack_str(&o->pk, len);
+		msgpack_pack_str_body(&o->pk, paths[i], len);
+		mp_pack_cstr(&o->pk, "data");
+		mp_pack_bin(&o->pk, "x", 1);
+	}
+	return o;
+}
+
+/* A stage (argv [sh, -c, script]) with outputs and a stdout file. */
+static struct mp_out *stage_with(const char *script, const char *out1, const char *out2,
+                                 const char *stdout_path)
+{
+	struct mp_out *o = malloc(sizeof(*o));
+	unsigned nout = (out1 != NULL) + (out2 != NULL);
+	mp_out_init(o);
+	msgpack_pack_array(&o->pk, 1);
+	msgpack_pack_map(&o->pk, 2 + (nout > 0) + (stdout_path != NULL));
+	mp_pack_cstr(&o->pk, "name");
+	mp_pack_cstr(&o->pk, "s");
+	mp_pack_cstr(&o->pk, "argv");
+	msgpack_pack_array(&o->pk, 3);
+	mp_pack_cstr(&o->pk, "sh");
+	mp_pack_cstr(&o->pk, "-c");
+	mp_pack_cstr(&o->pk, script);
+	if (nout > 0) {
+		mp_pack_cstr(&o->pk, "outputs");
+		msgpack_pack_array(&o->pk, nout);
+		if (out1 != NULL)
+			mp_pack_cstr(&o->pk, out1);
+		if (out2 != NULL)
+			mp_pack_cstr(&o->pk, out2);
+	}
+	if (stdout_path != NULL) {
+		mp_pack_cstr(&o->pk, "stdout");
+		mp_pack_cstr(&o->pk, stdout_path);
+	}
+	return o;
+}
+
+/* What a worker could not run is refused at submit (or target.put),
+ * naming the problem, with nothing stored (issue 11 items 8 and 14). */
+static void test_refused_at_submit(void **state)
+{
+	struct env *env = *state;
+	static const char *const dot[] = {".", NULL};
+	static const char *const sub_dot[] = {"a/.", NULL};
+	static const char *const both[] = {"d", "d/f", NULL};
+	static const char *const nul[] = {"a\0b", NULL};
+	static const size_t nul_len[] = {3};
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(2, "target", 's', "cc", "sources", 'r', sources_n(dot, NULL))),
+	             ING_EINVAL, "'.'");
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(2, "target", 's', "cc", "sources", 'r', sources_n(sub_dot, NULL))),
+	             ING_EINVAL, "'a/.' has a '.' component");
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(2, "target", 's', "cc", "sources", 'r', sources_n(both, NULL))),
+	             ING_EINVAL, "'d' cannot be both a file and the directory of 'd/f'");
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(2, "target", 's', "cc", "sources", 'r', sources_n(nul, nul_len))),
+	             ING_EINVAL, "'a\\0b'");
+	/* A {param:NAME} the job lacks. */
+	assert_int_equal(call(env, "target.put",
+	                      map(2, "name", 's', "p", "stages", 'r',
+	                          stage_with("echo {param:WHO}", NULL, NULL, NULL))),
+	                 0);
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(2, "target", 's', "p", "sources", 'r', sources("a.c", "x"))),
+	             ING_EINVAL, "argv uses {param:WHO} but the job has no parameter WHO");
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(3, "target", 's', "p", "sources", 'r', sources("a.c", "x"), "params",
+	                      'r', map_raw(1, "OTHER", "1"))),
+	             ING_EINVAL, "WHO");
+	/* Nothing was stored. */
+	assert_int_equal(call(env, "job.list", NULL), 0);
+	assert_int_equal(rpc_arg_find(&env->result, "jobs")->via.array.size, 0);
+	assert_int_equal(call(env, "job.submit",
+	                      map(3, "target", 's', "p", "sources", 'r', sources("a.c", "x"),
+	                          "params", 'r', map_raw(1, "WHO", "me"))),
+	                 0);
+	/* Stage outputs that cannot sit in one directory. */
+	expect_error(
+	    env,
+	    call(env, "target.put",
+	         map(2, "name", 's', "o", "stages", 'r', stage_with("true", NULL, NULL, "."))),
+	    ING_EINVAL, "'.'");
+	expect_error(
+	    env,
+	    call(env, "target.put",
+	         map(2, "name", 's', "o", "stages", 'r', stage_with("true", "d", "d/f", NULL))),
+	    ING_EINVAL, "cannot be both a file and the directory");
+	expect_error(env, call(env, "target.get", map(1, "name", 's', "o")), ING_ENOTFOUND, "o");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_optional_arguments, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_at_submit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_job_lifecycle_shapes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_paging_and_filters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_request_id_dedupe, setup, teardown),
