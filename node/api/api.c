@@ -1297,8 +1297,31 @@ static void op_node_info(struct node *n, struct rpc_call *call)
 	char cluster[CMD_CLUSTER_ID_LEN + 1];
 	node_cluster_id(n, cluster);
 	cons_status(n->cons, &st);
+	/* A leader adds how long ago it heard from each member (status on a
+	 * follower shows them from here). */
+	struct cons_member *ms = NULL;
+	unsigned nm = 0;
+	bool leads = st.role == CONS_LEADER_READY && cons_members(n->cons, &ms, &nm) == 0;
 	mp_out_init(&o);
-	msgpack_pack_map(&o.pk, 8);
+	msgpack_pack_map(&o.pk, 9);
+	view_key(&o.pk, "contacts");
+	if (leads) {
+		msgpack_pack_map(&o.pk, nm);
+		for (unsigned i = 0; i < nm; i++) {
+			char key[24];
+			snprintf(key, sizeof(key), "%" PRIu64, ms[i].id);
+			mp_pack_cstr(&o.pk, key);
+			if (ms[i].id == n->cfg.id)
+				msgpack_pack_uint64(&o.pk, 0);
+			else if (ms[i].contact_ago_ms == UINT64_MAX)
+				msgpack_pack_nil(&o.pk);
+			else
+				msgpack_pack_uint64(&o.pk, ms[i].contact_ago_ms);
+		}
+	} else {
+		msgpack_pack_nil(&o.pk);
+	}
+	free(ms);
 	view_key(&o.pk, "id");
 	msgpack_pack_uint64(&o.pk, n->cfg.id);
 	view_key(&o.pk, "cluster_id");

@@ -419,13 +419,30 @@ static void test_status_and_info(void **state)
 	assert_int_equal(call(env, "node.info", NULL), 0);
 	assert_int_equal(get_u64(env, "id"), 1);
 	assert_true(str_is(env, "role", "leader"));
+	/* The leader's node.info says how long ago it heard from each member
+	 * (0 for itself): status through a follower shows it from there. */
+	const msgpack_object *contacts = rpc_arg_find(&env->result, "contacts");
+	assert_non_null(contacts);
+	uint64_t self_ago = 1;
+	assert_int_equal(rpc_arg_u64(contacts, "1", UINT64_MAX, true, &self_ago, NULL), 0);
+	assert_int_equal(self_ago, 0);
 	assert_int_equal(call(env, "status", NULL), 0);
 	assert_int_equal(get_u64(env, "leader"), 1);
+	/* The cluster id (operations.md: `ingotctl -o json status`). */
+	struct ing_str cid;
+	assert_int_equal(rpc_arg_str(&env->result, "cluster_id", 64, true, &cid, NULL), 0);
+	assert_int_equal(cid.len, 32);
 	const msgpack_object *members = rpc_arg_find(&env->result, "members");
 	assert_int_equal(members->via.array.size, 1);
 	bool alive = false;
 	assert_int_equal(rpc_arg_bool(&members->via.array.ptr[0], "alive", true, &alive, NULL), 0);
 	assert_true(alive);
+	/* The leader itself: last contact 0 (api.md), not a few ms. */
+	uint64_t ago = 1;
+	assert_int_equal(rpc_arg_u64(&members->via.array.ptr[0], "last_contact_ms", UINT64_MAX,
+	                             true, &ago, NULL),
+	                 0);
+	assert_int_equal(ago, 0);
 }
 
 struct watch_ctx {
