@@ -123,6 +123,7 @@ static const struct verb_def verbs[] = {
     {"node", "list", CLI_NODE_LIST, NULL},
     {"node", "drain", CLI_NODE_DRAIN, "ID"},
     {"node", "undrain", CLI_NODE_UNDRAIN, "ID"},
+    {"node", "forget", CLI_NODE_FORGET, "ID"},
     {"member", "list", CLI_MEMBER_LIST, NULL},
     {"member", "add", CLI_MEMBER_ADD, "ID"},
     {"member", "promote", CLI_MEMBER_PROMOTE, "ID"},
@@ -165,6 +166,8 @@ void cli_usage(FILE *out)
 	      "  node drain ID [--deadline DURATION] place no new work on a node; its running\n"
 	      "                                      jobs have DURATION to finish\n"
 	      "  node undrain ID                     let a node take work again\n"
+	      "  node forget ID                      drop a node that is down for good (a\n"
+	      "                                      removed member) from node list\n"
 	      "  member list                         cluster members: role, health, last\n"
 	      "                                      contact, how far behind the leader,\n"
 	      "                                      whether draining\n"
@@ -700,7 +703,8 @@ static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **w
 		c->name = words[0];
 		return 0;
 	case CLI_NODE_DRAIN:
-	case CLI_NODE_UNDRAIN: return parse_uint("node ID", words[0], 0, UINT64_MAX, &c->id, e);
+	case CLI_NODE_UNDRAIN:
+	case CLI_NODE_FORGET: return parse_uint("node ID", words[0], 0, UINT64_MAX, &c->id, e);
 	case CLI_MEMBER_ADD:
 	case CLI_MEMBER_PROMOTE:
 	case CLI_MEMBER_DEMOTE:

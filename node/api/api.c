@@ -1091,6 +1091,24 @@ static void op_node_undrain(struct node *n, struct rpc_call *call)
 	op_node_drain_common(n, call, false);
 }
 
+/* node.forget: drops a node that is down and runs nothing (the state
+ * machine refuses any other). */
+static void op_node_forget(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"id", NULL};
+	struct cmd c = new_cmd(CMD_NODE_FORGET);
+	struct ing_error e;
+
+	if (check_known(call, known) != 0)
+		return;
+	if (rpc_arg_u64(rpc_call_args(call), "id", UINT64_MAX, true, &c.u.node_forget.node, &e) !=
+	    0) {
+		reply_err(call, &e);
+		return;
+	}
+	propose_shaped(n, call, &c, SHAPE_NONE, 0, ing_str_c(""));
+}
+
 /* Reads [{path, data}] into zone-allocated cmd_files. */
 static int files_arg(const msgpack_object *args, const char *name, uint32_t max_n, msgpack_zone *z,
                      uint32_t *n, struct cmd_file **out, struct ing_error *e)
@@ -1390,6 +1408,7 @@ static const struct op ops[] = {
     {"node.list", OP_READ, op_node_list},
     {"node.drain", OP_WRITE, op_node_drain},
     {"node.undrain", OP_WRITE, op_node_undrain},
+    {"node.forget", OP_WRITE, op_node_forget},
     {"artifact.get", OP_READ, op_artifact_get},
     {"node.register", OP_WRITE, op_node_register},
     {"node.heartbeat", OP_LEADER, op_node_heartbeat},

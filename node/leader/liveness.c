@@ -4,8 +4,8 @@
  * Every node, every heartbeat_interval_ms: registers itself (once, and
  * again until it succeeds: capabilities, labels, slots through the log) and
  * sends `node.heartbeat` to the leader through its own API (a follower
- * forwards it).  A node that knows no leader sends it to the other
- * members' APIs instead, and the first that answers forwards it to its
+ * forwards it).  A node that knows no leader sends it (and its
+ * registration) to the other members' APIs instead, and the first that answers forwards it to its
  * leader: a spare (libraft sends spares nothing, so they never learn who
  * leads) stays known as live that way.  Heartbeats do not go through the
  * log: the leader keeps the time it last heard from each node in memory.
@@ -56,39 +56,6 @@ static void on_hb(struct rpc_request *r, int status, const struct ing_error *err
 		}
 	}
 	free(h);
-}
-
-static void send_register(struct node *n)
-{
-	struct hb_req *h = calloc(1, sizeof(*h));
-	struct mp_out o;
-	const struct node_config *c = &n->cfg;
-	if (h == NULL)
-		return;
-	h->n = n;
-	h->is_register = true;
-	h->r.data = h;
-	h->r.cb = on_hb;
-	mp_out_init(&o);
-	msgpack_pack_map(&o.pk, 4);
-	view_key(&o.pk, "id");
-	msgpack_pack_uint64(&o.pk, c->id);
-	view_key(&o.pk, "capabilities");
-	msgpack_pack_array(&o.pk, c->ncaps);
-	for (unsigned i = 0; i < c->ncaps; i++)
-		mp_pack_cstr(&o.pk, c->caps[i]);
-	view_key(&o.pk, "labels");
-	msgpack_pack_map(&o.pk, c->nlabels);
-	for (unsigned i = 0; i < c->nlabels; i++) {
-		mp_pack_cstr(&o.pk, c->label_keys[i]);
-		mp_pack_cstr(&o.pk, c->label_values[i]);
-	}
-	view_key(&o.pk, "slots");
-	msgpack_pack_uint32(&o.pk, c->slots);
-	if (mp_out_failed(&o) != 0 ||
-	    rpc_client_call(n->self_client, &h->r, "node.register", o.data, o.len, RPC_WRITE) != 0)
-		free(h);
-	mp_out_free(&o);
 }
 
 static void peers_client_closed(void *data)
@@ -144,6 +111,39 @@ static struct rpc_client *heartbeat_client(struct node *n)
 		return n->self_client;
 	}
 	return n->hb_peers;
+}
+
+static void send_register(struct node *n)
+{
+	struct hb_req *h = calloc(1, sizeof(*h));
+	struct mp_out o;
+	const struct node_config *c = &n->cfg;
+	if (h == NULL)
+		return;
+	h->n = n;
+	h->is_register = true;
+	h->r.data = h;
+	h->r.cb = on_hb;
+	mp_out_init(&o);
+	msgpack_pack_map(&o.pk, 4);
+	view_key(&o.pk, "id");
+	msgpack_pack_uint64(&o.pk, c->id);
+	view_key(&o.pk, "capabilities");
+	msgpack_pack_array(&o.pk, c->ncaps);
+	for (unsigned i = 0; i < c->ncaps; i++)
+		mp_pack_cstr(&o.pk, c->caps[i]);
+	view_key(&o.pk, "labels");
+	msgpack_pack_map(&o.pk, c->nlabels);
+	for (unsigned i = 0; i < c->nlabels; i++) {
+		mp_pack_cstr(&o.pk, c->label_keys[i]);
+		mp_pack_cstr(&o.pk, c->label_values[i]);
+	}
+	view_key(&o.pk, "slots");
+	msgpack_pack_uint32(&o.pk, c->slots);
+	if (mp_out_failed(&o) != 0 || rpc_client_call(heartbeat_client(n), &h->r, "node.register",
+	                                              o.data, o.len, RPC_WRITE) != 0)
+		free(h);
+	mp_out_free(&o);
 }
 
 static void send_heartbeat(struct node *n)

@@ -725,6 +725,7 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 			rv = check_text(w, "reason", c->u.node_down.reason, ING_MESSAGE_MAX, e);
 		return rv;
 	case CMD_NODE_UP: return check_id(w, "node", c->u.node_up.node, e);
+	case CMD_NODE_FORGET: return check_id(w, "node", c->u.node_forget.node, e);
 	case CMD_MEMBER_PUT: {
 		const struct rec_member *m = &c->u.member_put.member;
 		rv = check_id(w, "id", m->id, e);
@@ -892,6 +893,10 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 	case CMD_NODE_UP:
 		pack_header(pk, c, 1);
 		msgpack_pack_uint64(pk, c->u.node_up.node);
+		break;
+	case CMD_NODE_FORGET:
+		pack_header(pk, c, 1);
+		msgpack_pack_uint64(pk, c->u.node_forget.node);
 		break;
 	case CMD_MEMBER_PUT: {
 		const struct rec_member *m = &c->u.member_put.member;
@@ -1130,6 +1135,7 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 			rv = mp_next_str(c, "reason", ING_MESSAGE_MAX, &out->u.node_down.reason);
 		return rv;
 	case CMD_NODE_UP: return mp_next_u64(c, "node", UINT64_MAX, &out->u.node_up.node);
+	case CMD_NODE_FORGET: return mp_next_u64(c, "node", UINT64_MAX, &out->u.node_forget.node);
 	case CMD_MEMBER_PUT: {
 		struct rec_member *m = &out->u.member_put.member;
 		rv = mp_next_u64(c, "id", UINT64_MAX, &m->id);

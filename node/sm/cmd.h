@@ -55,6 +55,7 @@
 	X(NODE_DRAIN, 21, 1, 1, "node_drain")             \
 	X(NODE_DOWN, 22, 1, 1, "node_down")               \
 	X(NODE_UP, 23, 1, 1, "node_up")                   \
+	X(NODE_FORGET, 24, 1, 1, "node_forget")           \
 	X(MEMBER_PUT, 30, 2, 1, "member_put")             \
 	X(MEMBER_REMOVE, 31, 2, 1, "member_remove")       \
 	X(CLUSTER_INIT, 32, 1, 1, "cluster_init")         \
@@ -175,6 +176,11 @@ struct cmd {
 		struct {
 			uint64_t node;
 		} node_up;
+		/* Drops the record of a node that is down and runs nothing (a
+		 * removed member, a retired machine). */
+		struct {
+			uint64_t node;
+		} node_forget;
 		struct {
 			struct rec_member member;
 		} member_put;

@@ -20,7 +20,9 @@ On a 3-voter cluster (member_catchup_timeout_ms: 2000):
    be refused too, and so must removing the other live voter at once after
    the leader's kill, sent to the new leader (issue 11 item 2).
 5. a failed promotion puts the role back: spare 5, killed, promoted ->
-   timeout, still a spare (item 3).
+   timeout, still a spare (item 3); node 4, removed in step 3, is down in
+   `node list` until `ingotctl node forget 4` drops it (forgetting a live
+   node is refused; item 22).
 On a 1-node cluster: removing or demoting the last voter -> conflict.
 After each refusal: `status` members (id/role) unchanged on every node.
 """
@@ -251,6 +253,16 @@ def failed_promotion(t, c):
     t.check("member remove 5 (dead spare)", r.ok, repr(r))
     c.removed.add(5)
     unchanged(t, c, "after removing node 5")
+    # Node 4, removed and stopped earlier: its worker registration stays,
+    # down, until forgotten (issue 11 item 22).
+    r = c.ctl("node", "forget", "1", json_out=False)
+    t.check("node forget 1 (alive): refused, exit 1 naming why", r.rc == 1 and "not down" in r.err, repr(r))
+    cl.wait_for("node 4 down in node list",
+                lambda: any(x["id"] == 4 and x["down"] for x in c.ctl_json("node", "list")), 20)
+    r = c.ctl("node", "forget", "4", json_out=False)
+    t.check("node forget 4 (removed, down): done", r.rc == 0 and "node 4 forgotten" in r.out, repr(r))
+    ids = [x["id"] for x in c.ctl_json("node", "list")]
+    t.check("node list no longer shows node 4", 4 not in ids, str(ids))
 
 
 def last_voter(t):
@@ -265,7 +277,8 @@ def last_voter(t):
 
 
 def main(t):
-    c = t.cluster(overrides={"member_catchup_timeout_ms": CATCHUP_MS}, extra=(4, 5))
+    c = t.cluster(overrides={"member_catchup_timeout_ms": CATCHUP_MS, "node_down_after_ms": 1500,
+                             "heartbeat_interval_ms": 200}, extra=(4, 5))
     lead = c.wait_leader()
     unchanged(t, c, "at start")
     in_use(t, c, lead)

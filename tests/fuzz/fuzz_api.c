@@ -47,7 +47,7 @@ static const char *const ops[] = {
     "job.retry",      "job.events",    "node.list",      "node.drain",      "node.undrain",
     "artifact.get",   "node.register", "node.heartbeat", "worker.report",   "member.add",
     "member.promote", "member.demote", "member.remove",  "member.transfer", "member.check",
-    "cluster.events",
+    "cluster.events", "node.forget",
 };
 #define NOPS (sizeof(ops) / sizeof(ops[0]))
 

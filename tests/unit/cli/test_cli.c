@@ -277,6 +277,10 @@ static void test_args_every_command(void **state)
 	assert_int_equal(parse(&c, &e, "node", "undrain", "3", NULL), 0);
 	assert_int_equal(c.verb, CLI_NODE_UNDRAIN);
 	assert_int_equal(c.id, 3);
+	assert_int_equal(parse(&c, &e, "node", "forget", "4", NULL), 0);
+	assert_int_equal(c.verb, CLI_NODE_FORGET);
+	assert_int_equal(c.id, 4);
+	assert_int_equal(parse(&c, &e, "node", "forget", NULL), ING_EINVAL);
 
 	/* member list */
 	assert_int_equal(parse(&c, &e, "member", "list", NULL), 0);
