@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # failover.sh - how long writes stop when the leader is killed (kill -9) under load.
 #
-#   bench/failover.sh [RUNS] [DIR]        (defaults: 5 runs, DIR /tmp/ingot-failover-$$)
+#   bench/failover.sh [RUNS] [DIR]        (defaults: 10 runs, DIR /tmp/ingot-failover-$$)
 #
 # Starts the 3-node local cluster (cluster-configs/local-3, or $CONFIG_DIR) with
 # scripts/cluster, binaries from $INGOT_BIN (a release build dir, e.g.
@@ -9,18 +9,23 @@
 # all nodes, $CONNS connections x $INFLIGHT in flight, default 3 x 4), lets it
 # run 2 s, finds the leader (ingotctl -o json status), kills it with
 # `scripts/cluster kill DIR N` (kill -9 by pid file), and reads from
-# load_bench's output the gap between successful completions that spans the
-# kill: "writes resumed after X ms" is the end of that gap minus the moment of
-# the kill.  It also prints when the new leader logged itself leader.  The killed
-# node is restarted between runs.  Prints min/median/max at the end.
+# load_bench's output the gaps of 20 ms or more between successful
+# completions: "writes resumed after X ms" is the end of the LONGEST gap that
+# ends after the kill (and starts before kill + 3 s) minus the moment of the
+# kill, i.e. from the kill to the first acknowledged write after the outage.
+# (Taking the first such gap, as this script once did, picked scheduling
+# jitter on a loaded machine: 18-41 ms while the new leader came after
+# 0.5-1 s.)  It also prints when the new leader logged itself leader, as a
+# cross-check: writes resume a few ms after it.  The killed node is
+# restarted between runs.  Prints min/median/max at the end.
 #
 # Bounded: every command has a timeout; the cluster is stopped on exit (trap),
-# by pid files only.  Ports 7401-7403/7501-7503 must be free: it waits up to
+# by pid files only.  Ports 7401-7403/7501-7503/7601-7603 must be free: it waits up to
 # 3 minutes for them.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export INGOT_BIN="${INGOT_BIN:-$root/build/release}"
-runs="${1:-5}"
+runs="${1:-10}"
 dir="${2:-/tmp/ingot-failover-$$}"
 conf="${CONFIG_DIR:-$root/cluster-configs/local-3}"
 conns="${CONNS:-3}"
@@ -42,11 +47,11 @@ trap cleanup EXIT INT TERM
 
 # Wait for the ports (another cluster may be using them).
 for _ in $(seq 90); do
-  ss -ltn | grep -qE ':7[45]0[1-3] ' || break
+  ss -ltn | grep -qE ':7[456]0[1-3] ' || break
   sleep 2
 done
-if ss -ltn | grep -qE ':7[45]0[1-3] '; then
-  echo "failover: ports 7401-7403/7501-7503 still busy after 3 minutes" >&2
+if ss -ltn | grep -qE ':7[456]0[1-3] '; then
+  echo "failover: ports 7401-7403/7501-7503/7601-7603 still busy after 3 minutes" >&2
   exit 1
 fi
 
@@ -76,13 +81,14 @@ wait_healthy() {
   return 1
 }
 
-# ms since the epoch of the first "role changed role=leader " line logged after $1 (ms).
+# ms since the epoch of the first "role changed role=leader ready=yes" line (the new
+# leader's barrier committed: it serves) logged after $1 (ms).
 leader_logged_after() {
   local after="$1" line t
   while read -r line; do
     t="$(date -d "$(cut -d' ' -f1 <<<"$line")" +%s%3N)"
     if [ "$t" -ge "$after" ]; then echo "$t"; return; fi
-  done < <(grep -h 'role changed role=leader ' "$dir"/node*/ingotd.log | sort)
+  done < <(grep -h 'role changed role=leader ready=yes ' "$dir"/node*/ingotd.log | sort)
   echo ""
 }
 
@@ -101,9 +107,11 @@ for run in $(seq "$runs"); do
   "$cluster" kill "$dir" "$leader"
   wait "$lb_pid" || true
   lb_pid=""
-  # The first gap between successes that ends after the kill.
+  # The longest gap between successes that ends after the kill.
   resumed_at="$(awk -v k="$t_kill" '$1 == "gap" {
-      split($4, a, "="); if (a[2] + 0 > k + 0) { print a[2]; exit } }' "$out")"
+      split($2, g, "="); split($3, f, "="); split($4, a, "=");
+      if (a[2] + 0 > k + 0 && f[2] + 0 < k + 3000 && g[2] + 0 > best) { best = g[2] + 0; to = a[2] }
+    } END { if (to != "") print to }' "$out")"
   elected_at="$(leader_logged_after "$t_kill")"
   if [ -z "$resumed_at" ]; then
     echo "run $run: killed node $leader; no gap >= 20 ms after the kill (see $out)"

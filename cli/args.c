@@ -5,12 +5,14 @@
  * One pass over argv: every word that starts with '-' is an option (global
  * or of a command), every other word is positional; "--" makes the rest
  * positional.  Options take their value as "--opt value" or "--opt=value"
- * ("-o json" or "-ojson" for the short one).  Each command option is known
- * by one table row that says which verbs accept it, so global options can
- * come anywhere and a command option given to the wrong verb is named in
- * the error.  Nothing here performs I/O: every usage error is found before
- * a file is read or a byte is sent, and the caller maps ING_EINVAL to
- * exit 2.
+ * ("-o json" or "-ojson" for the short one).  Options are collected first
+ * and applied once the command is known, so global options can come
+ * anywhere and a command option given to the wrong command is named in the
+ * error.  Which options a command takes, which it needs, the values an
+ * option accepts and the lists of commands in errors all come from the
+ * table in commands.c.  Nothing here performs I/O: every usage error is
+ * found before a file is read or a byte is sent, and the caller maps
+ * ING_EINVAL to exit 2.
  *
  * Numbers are decimal digits only (no sign, no spaces) and checked against
  * their bounds; durations go through cli_parse_duration; endpoints must be
@@ -21,183 +23,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-
-enum opt_id {
-	OPT_ENDPOINTS,
-	OPT_OUTPUT,
-	OPT_TIMEOUT,
-	OPT_TOKEN,
-	OPT_STALE,
-	OPT_HELP,
-	OPT_TARGET,
-	OPT_PRIORITY,
-	OPT_MAX_ATTEMPTS,
-	OPT_DEADLINE,
-	OPT_TENANT,
-	OPT_REQUEST_ID,
-	OPT_STATE,
-	OPT_LIMIT,
-	OPT_AFTER,
-	OPT_ALL,
-	OPT_REASON,
-	OPT_STAGE,
-	OPT_FOLLOW,
-	OPT_PARAM,
-	OPT_RAFT_ADDRESS,
-	OPT_API_ADDRESS,
-	OPT_ROLE,
-	OPT_COUNT
-};
-
-#define VERB_BIT(v) (1u << (v))
-#define ALL_VERBS   0xffffffffu
-
-struct opt {
-	const char *name; /* long name, without "--" */
-	char short_name;  /* 0: none */
-	bool has_value;
-	unsigned verbs; /* VERB_BITs of the verbs that accept it */
-};
-
-static const struct opt opts[OPT_COUNT] = {
-    [OPT_ENDPOINTS] = {"endpoints", 0, true, ALL_VERBS},
-    [OPT_OUTPUT] = {"output", 'o', true, ALL_VERBS},
-    [OPT_TIMEOUT] = {"timeout", 0, true, ALL_VERBS},
-    [OPT_TOKEN] = {"token", 0, true, ALL_VERBS},
-    [OPT_STALE] = {"stale", 0, false, ALL_VERBS},
-    [OPT_HELP] = {"help", 'h', false, ALL_VERBS},
-    [OPT_TARGET] = {"target", 0, true, VERB_BIT(CLI_JOB_SUBMIT) | VERB_BIT(CLI_JOB_LIST)},
-    [OPT_PRIORITY] = {"priority", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
-    [OPT_MAX_ATTEMPTS] = {"max-attempts", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
-    [OPT_DEADLINE] = {"deadline", 0, true, VERB_BIT(CLI_JOB_SUBMIT) | VERB_BIT(CLI_NODE_DRAIN)},
-    [OPT_TENANT] = {"tenant", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
-    [OPT_REQUEST_ID] = {"request-id", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
-    [OPT_STATE] = {"state", 0, true, VERB_BIT(CLI_JOB_LIST)},
-    [OPT_LIMIT] = {"limit", 0, true, VERB_BIT(CLI_JOB_LIST) | VERB_BIT(CLI_EVENTS)},
-    [OPT_AFTER] = {"after", 0, true, VERB_BIT(CLI_JOB_LIST) | VERB_BIT(CLI_EVENTS)},
-    [OPT_ALL] = {"all", 0, false, VERB_BIT(CLI_JOB_LIST)},
-    [OPT_REASON] = {"reason", 0, true, VERB_BIT(CLI_JOB_CANCEL)},
-    [OPT_STAGE] = {"stage", 0, true, VERB_BIT(CLI_JOB_LOGS)},
-    [OPT_FOLLOW] = {"follow", 'f', false, VERB_BIT(CLI_JOB_LOGS)},
-    [OPT_PARAM] = {"param", 0, true, VERB_BIT(CLI_JOB_SUBMIT)},
-    [OPT_RAFT_ADDRESS] = {"raft-address", 0, true, VERB_BIT(CLI_MEMBER_ADD)},
-    [OPT_API_ADDRESS] = {"api-address", 0, true, VERB_BIT(CLI_MEMBER_ADD)},
-    [OPT_ROLE] = {"role", 0, true, VERB_BIT(CLI_MEMBER_ADD) | VERB_BIT(CLI_MEMBER_DEMOTE)},
-};
-
-/* Verbs that only read: --stale applies to them. */
-#define READ_VERBS                                                                     \
-	(VERB_BIT(CLI_STATUS) | VERB_BIT(CLI_TARGET_LIST) | VERB_BIT(CLI_TARGET_GET) | \
-	 VERB_BIT(CLI_JOB_GET) | VERB_BIT(CLI_JOB_LIST) | VERB_BIT(CLI_JOB_EVENTS) |   \
-	 VERB_BIT(CLI_JOB_WATCH) | VERB_BIT(CLI_JOB_LOGS) | VERB_BIT(CLI_JOB_FETCH) |  \
-	 VERB_BIT(CLI_NODE_LIST) | VERB_BIT(CLI_MEMBER_LIST) | VERB_BIT(CLI_EVENTS))
-
-/* Membership changes: CLI_MEMBER_TIMEOUT_MS unless --timeout is given. */
-#define MEMBER_CHANGE_VERBS                                                                      \
-	(VERB_BIT(CLI_MEMBER_ADD) | VERB_BIT(CLI_MEMBER_PROMOTE) | VERB_BIT(CLI_MEMBER_DEMOTE) | \
-	 VERB_BIT(CLI_MEMBER_REMOVE) | VERB_BIT(CLI_MEMBER_TRANSFER))
-
-struct verb_def {
-	const char *noun;
-	const char *verb; /* NULL: the noun alone */
-	enum cli_verb id;
-	const char *operand; /* NULL: none; "FILE...": one or more; "ID DIR": two;
-	                      * "[ID]": optional */
-};
-
-static const struct verb_def verbs[] = {
-    {"status", NULL, CLI_STATUS, NULL},
-    {"target", "apply", CLI_TARGET_APPLY, "FILE"},
-    {"target", "list", CLI_TARGET_LIST, NULL},
-    {"target", "get", CLI_TARGET_GET, "NAME"},
-    {"target", "delete", CLI_TARGET_DELETE, "NAME"},
-    {"job", "submit", CLI_JOB_SUBMIT, "FILE..."},
-    {"job", "get", CLI_JOB_GET, "ID"},
-    {"job", "list", CLI_JOB_LIST, NULL},
-    {"job", "cancel", CLI_JOB_CANCEL, "ID"},
-    {"job", "retry", CLI_JOB_RETRY, "ID"},
-    {"job", "events", CLI_JOB_EVENTS, "ID"},
-    {"job", "watch", CLI_JOB_WATCH, "ID"},
-    {"job", "logs", CLI_JOB_LOGS, "ID"},
-    {"job", "fetch", CLI_JOB_FETCH, "ID DIR"},
-    {"node", "list", CLI_NODE_LIST, NULL},
-    {"node", "drain", CLI_NODE_DRAIN, "ID"},
-    {"node", "undrain", CLI_NODE_UNDRAIN, "ID"},
-    {"node", "forget", CLI_NODE_FORGET, "ID"},
-    {"member", "list", CLI_MEMBER_LIST, NULL},
-    {"member", "add", CLI_MEMBER_ADD, "ID"},
-    {"member", "promote", CLI_MEMBER_PROMOTE, "ID"},
-    {"member", "demote", CLI_MEMBER_DEMOTE, "ID"},
-    {"member", "remove", CLI_MEMBER_REMOVE, "ID"},
-    {"member", "transfer-leadership", CLI_MEMBER_TRANSFER, "[ID]"},
-    {"events", NULL, CLI_EVENTS, NULL},
-};
-#define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
-
-static const char *const job_states[] = {"queued",    "assigned", "running",
-                                         "succeeded", "failed",   "cancelled"};
-
-void cli_usage(FILE *out)
-{
-	fputs("usage: ingotctl [global options] COMMAND [options] [ARGS]\n"
-	      "\n"
-	      "Commands:\n"
-	      "  status                              cluster leader, term and members\n"
-	      "  target apply FILE.yaml              create or update a target from a YAML file\n"
-	      "  target list                         list targets\n"
-	      "  target get NAME                     show one target\n"
-	      "  target delete NAME                  delete a target\n"
-	      "  job submit --target NAME FILE...    submit a job; prints its id\n"
-	      "      [--priority 0-100] [--max-attempts N] [--deadline DURATION]\n"
-	      "      [--tenant T] [--request-id ID] [--param NAME=VALUE]...\n"
-	      "  job get ID                          show one job\n"
-	      "  job list [--state S] [--target T] [--limit N] [--after ID] [--all]\n"
-	      "  job cancel ID [--reason R]          cancel a job\n"
-	      "  job retry ID                        run a finished job again\n"
-	      "  job events ID                       a job's history\n"
-	      "  job watch ID                        follow a job; exit 0 when it succeeds,\n"
-	      "                                      1 when it fails or is cancelled\n"
-	      "  job logs ID [--stage N|NAME] [-f|--follow]\n"
-	      "                                      stage logs; --follow prints each as its\n"
-	      "                                      stage finishes, exit as job watch\n"
-	      "  job fetch ID DIR                    write the outputs of the finished stages\n"
-	      "                                      to DIR/<stage>-<path>, checked by SHA-256\n"
-	      "  node list                           nodes: slots, state, capabilities, labels\n"
-	      "  node drain ID [--deadline DURATION] place no new work on a node; its running\n"
-	      "                                      jobs have DURATION to finish\n"
-	      "  node undrain ID                     let a node take work again\n"
-	      "  node forget ID                      drop a node that is down for good (a\n"
-	      "                                      removed member) from node list\n"
-	      "  member list                         cluster members: role, health, last\n"
-	      "                                      contact, how far behind the leader,\n"
-	      "                                      whether draining\n"
-	      "  member add ID --raft-address A.B.C.D:PORT --api-address A.B.C.D:PORT\n"
-	      "      [--role voter|standby|spare]    add a node (default role voter); it gets\n"
-	      "                                      the role once it caught up with the leader\n"
-	      "  member promote ID                   make a standby or spare a voter\n"
-	      "  member demote ID [--role standby|spare]\n"
-	      "                                      make a voter a standby (default) or spare\n"
-	      "  member remove ID                    take a node out of the cluster\n"
-	      "  member transfer-leadership [ID]     hand the leadership to voter ID (default:\n"
-	      "                                      the most caught-up voter)\n"
-	      "  events [--after SEQ] [--limit N]    cluster events: members added, removed or\n"
-	      "                                      given a role, leadership transferred,\n"
-	      "                                      voters replaced\n"
-	      "\n"
-	      "Global options (anywhere on the line):\n"
-	      "  --endpoints H:P,...  nodes to talk to (env INGOT_ENDPOINTS; "
-	      "default " CLI_DEFAULT_ENDPOINTS ")\n"
-	      "  -o, --output FORMAT  table (default) or json\n"
-	      "  --timeout DURATION   per request, e.g. 500ms, 5s, 2m (default 10s; 60s for\n"
-	      "                       member add/promote/demote/remove/transfer-leadership)\n"
-	      "  --token TOKEN        API token (env INGOT_TOKEN)\n"
-	      "  --stale              let the local node answer reads from its own state\n"
-	      "  -h, --help           this help\n"
-	      "\n"
-	      "Exit codes: 0 success, 1 the cluster refused or failed the operation,\n"
-	      "2 usage error, 3 cluster unreachable or no leader in time.\n",
-	      out);
-}
 
 /* Prefixes e's message with `prefix: ` (the message is copied first: it
  * cannot be both source and destination of ing_error_set). */
@@ -371,22 +196,22 @@ static int check_member_address(const char *opt, const char *v, struct ing_error
 	return 0;
 }
 
-/* --role of member add (voter, standby, spare) or member demote (standby,
- * spare); c->verb is known. */
-static int parse_role(struct cli_cmd *c, const char *v, struct ing_error *e)
+/* --role of member add or member demote: the values their rows accept. */
+static int parse_role(struct cli_cmd *c, const struct cli_command *cmd, const char *v,
+                      struct ing_error *e)
 {
-	bool demote = c->verb == CLI_MEMBER_DEMOTE;
-	if (strcmp(v, "standby") == 0 || strcmp(v, "spare") == 0 ||
-	    (!demote && strcmp(v, "voter") == 0)) {
+	const char *values = cli_command_opt_values(cmd, CLI_OPT_ROLE);
+	char list[128];
+	if (cli_value_allowed(v, values)) {
 		c->role = v;
 		return 0;
 	}
-	if (demote && strcmp(v, "voter") == 0)
+	if (c->verb == CLI_MEMBER_DEMOTE && strcmp(v, "voter") == 0)
 		return ing_error_set(e, ING_EINVAL,
 		                     "--role: a demoted member becomes a standby or a spare, not a "
 		                     "voter (to make a voter, use 'member promote')");
-	return ing_error_set(e, ING_EINVAL, "--role: '%s' is not a role (%s)", v,
-	                     demote ? "standby, spare" : "voter, standby, spare");
+	cli_values_list(values, list, sizeof(list));
+	return ing_error_set(e, ING_EINVAL, "--role: '%s' is not a role (%s)", v, list);
 }
 
 /* A member id: a positive integer (raft ids start at 1). */
@@ -436,43 +261,49 @@ static bool printable_ascii(const char *s)
 	return true;
 }
 
-static const char *subcommands(const char *noun)
+/* "status, target, ...": every noun; or with `noun`, its verbs. */
+static void name_list(const char *noun, char *buf, size_t cap)
 {
-	if (strcmp(noun, "target") == 0)
-		return "apply, list, get, delete";
-	if (strcmp(noun, "node") == 0)
-		return "list, drain, undrain";
-	if (strcmp(noun, "member") == 0)
-		return "list, add, promote, demote, remove, transfer-leadership";
-	return "submit, get, list, cancel, retry, events, watch, logs, fetch";
+	size_t n = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < cli_ncommands; i++) {
+		const struct cli_command *c = &cli_commands[i];
+		const char *word = noun == NULL ? c->noun : c->verb;
+		if (noun != NULL && strcmp(c->noun, noun) != 0)
+			continue;
+		if (noun == NULL && i > 0 && strcmp(cli_commands[i - 1].noun, c->noun) == 0)
+			continue;
+		int w = snprintf(buf + n, cap - n, "%s%s", n > 0 ? ", " : "", word);
+		if (w < 0 || (size_t)w >= cap - n)
+			break;
+		n += (size_t)w;
+	}
 }
 
-static const struct verb_def *find_verb(const char *noun, const char *verb, struct ing_error *e)
+/* The command for `noun verb` (verb may be NULL), or NULL with the reason
+ * in e. */
+static const struct cli_command *find_command(const char *noun, const char *verb,
+                                              struct ing_error *e)
 {
-	bool noun_known = false;
-	for (size_t i = 0; i < NVERBS; i++) {
-		if (strcmp(verbs[i].noun, noun) != 0)
-			continue;
-		noun_known = true;
-		if (verbs[i].verb == NULL || (verb != NULL && strcmp(verbs[i].verb, verb) == 0))
-			return &verbs[i];
+	char list[256];
+	const struct cli_command *c = cli_command_find(noun, verb);
+	if (c != NULL)
+		return c;
+	if (!cli_noun_known(noun)) {
+		name_list(NULL, list, sizeof(list));
+		ing_error_set(e, ING_EINVAL, "unknown command '%s' (commands: %s)", noun, list);
+		return NULL;
 	}
-	if (!noun_known)
-		ing_error_set(
-		    e, ING_EINVAL,
-		    "unknown command '%s' (commands: status, target, job, node, member, events)",
-		    noun);
-	else if (verb == NULL)
-		ing_error_set(e, ING_EINVAL, "'%s' needs a subcommand (%s)", noun,
-		              subcommands(noun));
+	name_list(noun, list, sizeof(list));
+	if (verb == NULL)
+		ing_error_set(e, ING_EINVAL, "'%s' needs a subcommand (%s)", noun, list);
 	else
-		ing_error_set(e, ING_EINVAL, "unknown subcommand '%s %s' (%s)", noun, verb,
-		              subcommands(noun));
+		ing_error_set(e, ING_EINVAL, "unknown subcommand '%s %s' (%s)", noun, verb, list);
 	return NULL;
 }
 
 /* Finds the option for argv word `arg` ("--name[=v]", "-x[v]").  Sets
- * *inline_value when the value is attached. */
+ * *inline_value when the value is attached.  With e NULL, only looks. */
 static int find_opt(const char *arg, const char **inline_value, struct ing_error *e)
 {
 	*inline_value = NULL;
@@ -480,21 +311,22 @@ static int find_opt(const char *arg, const char **inline_value, struct ing_error
 		const char *name = arg + 2;
 		const char *eq = strchr(name, '=');
 		size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-		for (int i = 0; i < OPT_COUNT; i++) {
-			if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0) {
-				if (eq != NULL && !opts[i].has_value)
+		for (int i = 0; i < CLI_OPT_COUNT; i++) {
+			if (strlen(cli_opts[i].name) == len &&
+			    strncmp(cli_opts[i].name, name, len) == 0) {
+				if (eq != NULL && cli_opts[i].arg == NULL)
 					return ing_error_set(e, ING_EINVAL,
 					                     "option --%s takes no value",
-					                     opts[i].name);
+					                     cli_opts[i].name);
 				*inline_value = eq != NULL ? eq + 1 : NULL;
 				return i;
 			}
 		}
 		return ing_error_set(e, ING_EINVAL, "unknown option '%.*s'", (int)(len + 2), arg);
 	}
-	for (int i = 0; i < OPT_COUNT; i++) {
-		if (opts[i].short_name != 0 && opts[i].short_name == arg[1]) {
-			if (arg[2] != '\0' && !opts[i].has_value)
+	for (int i = 0; i < CLI_OPT_COUNT; i++) {
+		if (cli_opts[i].short_name != 0 && cli_opts[i].short_name == arg[1]) {
+			if (arg[2] != '\0' && cli_opts[i].arg == NULL)
 				return ing_error_set(e, ING_EINVAL, "unknown option '%s'", arg);
 			*inline_value = arg[2] != '\0' ? arg + 2 : NULL;
 			return i;
@@ -503,14 +335,44 @@ static int find_opt(const char *arg, const char **inline_value, struct ing_error
 	return ing_error_set(e, ING_EINVAL, "unknown option '%s'", arg);
 }
 
+const struct cli_command *cli_guess_command(int argc, char **argv, const char **noun)
+{
+	const char *words[3] = {NULL, NULL, NULL};
+	int nwords = 0;
+	bool only_words = false;
+	for (int i = 1; i < argc && nwords < 3; i++) {
+		const char *arg = argv[i], *value;
+		if (only_words || arg[0] != '-' || arg[1] == '\0') {
+			words[nwords++] = arg;
+			continue;
+		}
+		if (strcmp(arg, "--") == 0) {
+			only_words = true;
+			continue;
+		}
+		int id = find_opt(arg, &value, NULL);
+		if (id >= 0 && cli_opts[id].arg != NULL && value == NULL)
+			i++; /* its value */
+	}
+	/* `help job submit` names job submit */
+	const char **w = words;
+	if (nwords > 1 && strcmp(words[0], "help") == 0)
+		w++;
+	*noun = NULL;
+	if (w[0] == NULL || !cli_noun_known(w[0]))
+		return NULL;
+	*noun = w[0];
+	return cli_command_find(w[0], w[1]);
+}
+
 /* Applies one global option's value (command options are kept for later,
  * when the verb is known). */
 static int apply_global(struct cli_cmd *c, int id, const char *v, struct ing_error *e)
 {
 	int rv;
 	switch (id) {
-	case OPT_ENDPOINTS: return parse_endpoints(v, CLI_EP_FLAG, c, e);
-	case OPT_OUTPUT:
+	case CLI_OPT_ENDPOINTS: return parse_endpoints(v, CLI_EP_FLAG, c, e);
+	case CLI_OPT_OUTPUT:
 		if (strcmp(v, "table") == 0)
 			c->output = CLI_OUTPUT_TABLE;
 		else if (strcmp(v, "json") == 0)
@@ -519,7 +381,7 @@ static int apply_global(struct cli_cmd *c, int id, const char *v, struct ing_err
 			return ing_error_set(e, ING_EINVAL, "-o: expected table or json, got '%s'",
 			                     v);
 		return 0;
-	case OPT_TIMEOUT:
+	case CLI_OPT_TIMEOUT:
 		rv = cli_parse_duration(v, &c->timeout_ms, e);
 		if (rv != 0)
 			return prefixed(e, "--timeout");
@@ -528,33 +390,35 @@ static int apply_global(struct cli_cmd *c, int id, const char *v, struct ing_err
 			                     "--timeout: must be from 1ms to 49 days, got '%s'", v);
 		c->timeout_given = true;
 		return 0;
-	case OPT_TOKEN:
+	case CLI_OPT_TOKEN:
 		if (*v == '\0' || strlen(v) > CLI_TOKEN_MAX)
 			return ing_error_set(e, ING_EINVAL, "--token: must be 1 to %d bytes",
 			                     CLI_TOKEN_MAX);
 		c->token = v;
 		return 0;
-	case OPT_STALE: c->stale = true; return 0;
+	case CLI_OPT_STALE: c->stale = true; return 0;
 	default: return 0;
 	}
 }
 
-static int apply_command_opt(struct cli_cmd *c, int id, const char *v, struct ing_error *e)
+static int apply_command_opt(struct cli_cmd *c, const struct cli_command *cmd, int id,
+                             const char *v, struct ing_error *e)
 {
+	char list[128];
 	int rv;
 	switch (id) {
-	case OPT_TARGET:
+	case CLI_OPT_TARGET:
 		if (*v == '\0')
 			return ing_error_set(e, ING_EINVAL, "--target: empty name");
 		c->target = v;
 		return 0;
-	case OPT_PRIORITY:
+	case CLI_OPT_PRIORITY:
 		c->has_priority = true;
 		return parse_uint("--priority", v, 0, CLI_PRIORITY_MAX, &c->priority, e);
-	case OPT_MAX_ATTEMPTS:
+	case CLI_OPT_MAX_ATTEMPTS:
 		c->has_max_attempts = true;
 		return parse_uint("--max-attempts", v, 1, UINT32_MAX, &c->max_attempts, e);
-	case OPT_DEADLINE:
+	case CLI_OPT_DEADLINE:
 		c->has_deadline = true;
 		rv = cli_parse_duration(v, &c->deadline_ms, e);
 		if (rv != 0)
@@ -562,12 +426,12 @@ static int apply_command_opt(struct cli_cmd *c, int id, const char *v, struct in
 		if (c->deadline_ms == 0)
 			return ing_error_set(e, ING_EINVAL, "--deadline: must be more than 0");
 		return 0;
-	case OPT_TENANT:
+	case CLI_OPT_TENANT:
 		if (*v == '\0')
 			return ing_error_set(e, ING_EINVAL, "--tenant: empty name");
 		c->tenant = v;
 		return 0;
-	case OPT_REQUEST_ID:
+	case CLI_OPT_REQUEST_ID:
 		if (*v == '\0' || strlen(v) > CLI_REQUEST_ID_MAX || !printable_ascii(v))
 			return ing_error_set(
 			    e, ING_EINVAL,
@@ -576,26 +440,23 @@ static int apply_command_opt(struct cli_cmd *c, int id, const char *v, struct in
 			    CLI_REQUEST_ID_MAX);
 		c->request_id = v;
 		return 0;
-	case OPT_STATE:
-		for (size_t i = 0; i < sizeof(job_states) / sizeof(job_states[0]); i++) {
-			if (strcmp(v, job_states[i]) == 0) {
-				c->state = v;
-				return 0;
-			}
+	case CLI_OPT_STATE:
+		if (cli_value_allowed(v, cli_opts[CLI_OPT_STATE].values)) {
+			c->state = v;
+			return 0;
 		}
-		return ing_error_set(e, ING_EINVAL,
-		                     "--state: '%s' is not a job state (queued, assigned, running, "
-		                     "succeeded, failed, cancelled)",
-		                     v);
-	case OPT_LIMIT:
+		cli_values_list(cli_opts[CLI_OPT_STATE].values, list, sizeof(list));
+		return ing_error_set(e, ING_EINVAL, "--state: '%s' is not a job state (%s)", v,
+		                     list);
+	case CLI_OPT_LIMIT:
 		c->has_limit = true;
 		return parse_uint("--limit", v, 1, CLI_LIST_LIMIT_MAX, &c->limit, e);
-	case OPT_AFTER:
+	case CLI_OPT_AFTER:
 		c->has_after = true;
 		return parse_uint("--after", v, 0, UINT64_MAX, &c->after, e);
-	case OPT_ALL: c->all = true; return 0;
-	case OPT_REASON: c->reason = v; return 0;
-	case OPT_STAGE:
+	case CLI_OPT_ALL: c->all = true; return 0;
+	case CLI_OPT_REASON: c->reason = v; return 0;
+	case CLI_OPT_STAGE:
 		if (*v == '\0')
 			return ing_error_set(e, ING_EINVAL,
 			                     "--stage: expected a stage index or name");
@@ -604,14 +465,14 @@ static int apply_command_opt(struct cli_cmd *c, int id, const char *v, struct in
 			return parse_uint("--stage", v, 0, UINT32_MAX, &c->stage_index, e);
 		c->stage_name = v;
 		return 0;
-	case OPT_FOLLOW: c->follow = true; return 0;
-	case OPT_RAFT_ADDRESS:
+	case CLI_OPT_FOLLOW: c->follow = true; return 0;
+	case CLI_OPT_RAFT_ADDRESS:
 		c->raft_address = v;
 		return check_member_address("--raft-address", v, e);
-	case OPT_API_ADDRESS:
+	case CLI_OPT_API_ADDRESS:
 		c->api_address = v;
 		return check_member_address("--api-address", v, e);
-	case OPT_ROLE: return parse_role(c, v, e);
+	case CLI_OPT_ROLE: return parse_role(c, cmd, v, e);
 	default: return 0;
 	}
 }
@@ -652,23 +513,44 @@ static int add_param(struct cli_cmd *c, const char *v, struct ing_error *e)
 	return 0;
 }
 
+/* `help [NOUN [VERB]]`: the command or noun whose usage to print. */
+static int help_operands(struct cli_cmd *c, char **words, int nwords, struct ing_error *e)
+{
+	const struct cli_command *cmd = find_command(words[0], nwords > 1 ? words[1] : NULL, e);
+	if (cmd == NULL && nwords == 1 && cli_noun_known(words[0])) {
+		c->help_noun = words[0]; /* a noun with verbs: its list */
+		return 0;
+	}
+	if (cmd == NULL)
+		return ING_EINVAL;
+	int used = cmd->verb != NULL ? 2 : 1;
+	if (nwords > used)
+		return ing_error_set(e, ING_EINVAL, "'help' takes one command, got also '%s'",
+		                     words[used]);
+	c->help_cmd = cmd;
+	c->help_noun = cmd->noun;
+	return 0;
+}
+
 /* The positional operand(s) of the verb, after noun and verb words. */
-static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **words, int nwords,
+static int apply_operands(struct cli_cmd *c, const struct cli_command *vd, char **words, int nwords,
                           struct ing_error *e)
 {
 	char full[64];
 	snprintf(full, sizeof(full), "%s%s%s", vd->noun, vd->verb != NULL ? " " : "",
 	         vd->verb != NULL ? vd->verb : "");
-	if (vd->operand == NULL) {
+	if (vd->operands == NULL) {
 		if (nwords > 0)
 			return ing_error_set(e, ING_EINVAL, "'%s' takes no arguments, got '%s'",
 			                     full, words[0]);
 		return 0;
 	}
-	bool optional = vd->operand[0] == '[';
+	bool optional = vd->operands[0] == '[';
 	if (nwords == 0)
 		return optional ? 0
-		                : ing_error_set(e, ING_EINVAL, "'%s' needs %s", full, vd->operand);
+		                : ing_error_set(e, ING_EINVAL, "'%s' needs %s", full, vd->operands);
+	if (c->verb == CLI_HELP)
+		return help_operands(c, words, nwords, e);
 	if (c->verb == CLI_JOB_SUBMIT) {
 		if (nwords > CLI_MAX_FILES)
 			return ing_error_set(e, ING_EINVAL,
@@ -690,12 +572,18 @@ static int apply_operands(struct cli_cmd *c, const struct verb_def *vd, char **w
 	}
 	if (nwords > 1 && optional)
 		return ing_error_set(e, ING_EINVAL, "'%s' takes at most one %.*s, got also '%s'",
-		                     full, (int)strlen(vd->operand) - 2, vd->operand + 1, words[1]);
+		                     full, (int)strlen(vd->operands) - 2, vd->operands + 1,
+		                     words[1]);
 	if (nwords > 1)
 		return ing_error_set(e, ING_EINVAL, "'%s' takes one %s, got also '%s'", full,
-		                     vd->operand, words[1]);
+		                     vd->operands, words[1]);
 	switch (c->verb) {
 	case CLI_TARGET_APPLY: c->file = words[0]; return 0;
+	case CLI_SNAPSHOT_SAVE:
+		if (*words[0] == '\0')
+			return ing_error_set(e, ING_EINVAL, "'%s': empty FILE", full);
+		c->file = words[0];
+		return 0;
 	case CLI_TARGET_GET:
 	case CLI_TARGET_DELETE:
 		if (*words[0] == '\0')
@@ -739,19 +627,26 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 		c.token = env_token;
 	}
 
-	/* Help wins over every other problem on the line. */
+	/* Help wins over every other problem on the line, then --version. */
+	int wins = -1;
 	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			memset(out, 0, sizeof(*out));
-			out->verb = CLI_HELP;
-			return 0;
-		}
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			wins = CLI_HELP;
+		else if (strcmp(argv[i], "--version") == 0 && wins < 0)
+			wins = CLI_VERSION;
+	}
+	if (wins >= 0) {
+		memset(out, 0, sizeof(*out));
+		out->verb = (enum cli_verb)wins;
+		if (wins == CLI_HELP)
+			out->help_cmd = cli_guess_command(argc, argv, &out->help_noun);
+		return 0;
 	}
 	char **words = argc > 1 ? calloc((size_t)argc, sizeof(*words)) : NULL;
-	const char *cmd_values[OPT_COUNT] = {NULL};
+	const char *cmd_values[CLI_OPT_COUNT] = {NULL};
 	const char *param_values[CLI_MAX_PARAMS + 1];
 	int nparam_values = 0;
-	bool seen[OPT_COUNT] = {false};
+	bool seen[CLI_OPT_COUNT] = {false};
 	int nwords = 0;
 	bool only_words = false;
 	if (argc > 1 && words == NULL)
@@ -773,19 +668,19 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 			rv = id;
 			break;
 		}
-		if (opts[id].has_value && value == NULL) {
+		if (cli_opts[id].arg != NULL && value == NULL) {
 			if (i + 1 >= argc) {
 				rv = ing_error_set(e, ING_EINVAL, "option --%s needs a value",
-				                   opts[id].name);
+				                   cli_opts[id].name);
 				break;
 			}
 			value = argv[++i];
 		}
-		if (id == OPT_HELP) /* "-hx", "--help=x": not quite help */
+		if (id == CLI_OPT_HELP || id == CLI_OPT_VERSION) /* "-hx", "--help=x" */
 			rv = ing_error_set(e, ING_EINVAL, "unknown option '%s'", arg);
 		if (rv != 0)
 			break;
-		if (id == OPT_PARAM) {
+		if (id == CLI_OPT_PARAM) {
 			if (nparam_values > CLI_MAX_PARAMS) {
 				rv = ing_error_set(e, ING_EINVAL, "--param: at most %d parameters",
 				                   CLI_MAX_PARAMS);
@@ -793,22 +688,24 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 			}
 			param_values[nparam_values++] = value;
 		}
-		if (seen[id] && id != OPT_STALE && id != OPT_ALL && id != OPT_FOLLOW &&
-		    id != OPT_PARAM) {
-			rv = ing_error_set(e, ING_EINVAL, "option --%s given twice", opts[id].name);
+		/* A flag repeated means the same; a value given twice is an error,
+		 * except for the repeatable ones (checked with the command). */
+		if (seen[id] && cli_opts[id].arg != NULL && id != CLI_OPT_PARAM) {
+			rv = ing_error_set(e, ING_EINVAL, "option --%s given twice",
+			                   cli_opts[id].name);
 			break;
 		}
 		seen[id] = true;
-		if (opts[id].verbs == ALL_VERBS)
+		if (cli_opts[id].global)
 			rv = apply_global(&c, id, value, e);
 		else
 			cmd_values[id] = value != NULL ? value : "";
 	}
-	const struct verb_def *vd = NULL;
+	const struct cli_command *vd = NULL;
 	if (rv == 0 && nwords == 0)
 		rv = ing_error_set(e, ING_EINVAL, "no command given");
 	if (rv == 0) {
-		vd = find_verb(words[0], nwords > 1 ? words[1] : NULL, e);
+		vd = find_command(words[0], nwords > 1 ? words[1] : NULL, e);
 		if (vd == NULL)
 			rv = ING_EINVAL;
 	}
@@ -817,33 +714,36 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 		int skip = vd->verb != NULL ? 2 : 1;
 		rv = apply_operands(&c, vd, words + skip, nwords - skip, e);
 	}
-	for (int id = 0; rv == 0 && id < OPT_COUNT; id++) {
-		if (!seen[id] || opts[id].verbs == ALL_VERBS)
+	char name[64];
+	if (vd != NULL)
+		cli_command_name(vd, name, sizeof(name));
+	for (int id = 0; rv == 0 && id < CLI_OPT_COUNT; id++) {
+		const struct cli_command_opt *row = cli_command_opt(vd, (enum cli_opt_id)id);
+		if (cli_opts[id].global || !seen[id])
 			continue;
-		if (!(opts[id].verbs & VERB_BIT(c.verb)))
-			rv = ing_error_set(e, ING_EINVAL, "'%s%s%s' has no option --%s", vd->noun,
-			                   vd->verb != NULL ? " " : "",
-			                   vd->verb != NULL ? vd->verb : "", opts[id].name);
-		else if (id == OPT_PARAM)
+		if (row == NULL) {
+			rv = ing_error_set(e, ING_EINVAL, "'%s' has no option --%s", name,
+			                   cli_opts[id].name);
+		} else if (id == CLI_OPT_PARAM) {
 			for (int k = 0; rv == 0 && k < nparam_values; k++)
 				rv = add_param(&c, param_values[k], e);
-		else
-			rv = apply_command_opt(&c, id, cmd_values[id], e);
+		} else {
+			rv = apply_command_opt(&c, vd, id, cmd_values[id], e);
+		}
 	}
-	if (rv == 0 && c.stale && !(VERB_BIT(c.verb) & READ_VERBS))
-		rv = ing_error_set(e, ING_EINVAL, "--stale applies to reads only, not to '%s %s'",
-		                   vd->noun, vd->verb);
-	if (rv == 0 && c.verb == CLI_JOB_SUBMIT && c.target == NULL)
-		rv = ing_error_set(e, ING_EINVAL, "'job submit' needs --target NAME");
-	if (rv == 0 && c.verb == CLI_MEMBER_ADD && c.raft_address == NULL)
-		rv = ing_error_set(e, ING_EINVAL,
-		                   "'member add' needs --raft-address A.B.C.D:PORT (where the "
-		                   "other members reach its Raft port)");
-	if (rv == 0 && c.verb == CLI_MEMBER_ADD && c.api_address == NULL)
-		rv = ing_error_set(e, ING_EINVAL,
-		                   "'member add' needs --api-address A.B.C.D:PORT (where clients "
-		                   "and the other members reach its API)");
-	if (rv == 0 && !c.timeout_given && (VERB_BIT(c.verb) & MEMBER_CHANGE_VERBS))
+	if (rv == 0 && c.stale && !(vd->flags & CLI_CMD_READ))
+		rv = ing_error_set(e, ING_EINVAL, "--stale applies to reads only, not to '%s'",
+		                   name);
+	for (const struct cli_command_opt *row = vd != NULL ? vd->opts : NULL;
+	     rv == 0 && row->help != NULL; row++) {
+		if ((row->flags & CLI_OPT_REQUIRED) && !seen[row->id]) {
+			char arg[128];
+			rv = ing_error_set(
+			    e, ING_EINVAL, "'%s' needs --%s %s (%s)", name, cli_opts[row->id].name,
+			    cli_command_opt_arg(vd, row->id, arg, sizeof(arg)), row->help);
+		}
+	}
+	if (rv == 0 && !c.timeout_given && (vd->flags & CLI_CMD_MEMBER_CHANGE))
 		c.timeout_ms = CLI_MEMBER_TIMEOUT_MS;
 	free(words);
 	if (rv != 0)

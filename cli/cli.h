@@ -16,6 +16,11 @@
  * run.c ties them together in cli_run(), which main() calls and which the
  * tests call with in-memory streams.  Exit codes: enum cli_exit.
  *
+ * commands.c holds the one table of commands and options that the parser,
+ * the help (`ingotctl help [COMMAND]`, `COMMAND --help`) and the bash
+ * completion (`ingotctl completion bash`) are all made from; help.c prints
+ * the help, the completion script and --version.
+ *
  * Functions return 0 or a negative ING_E* code, with a message naming what
  * was wrong in the `struct ing_error *` they take.  Nothing here is
  * thread-safe.
@@ -32,6 +37,7 @@
 
 #include "common/err.h"
 #include "common/mp.h"
+#include "rpc/json.h"
 
 enum cli_exit {
 	CLI_EXIT_OK = 0,
@@ -44,6 +50,8 @@ enum cli_output { CLI_OUTPUT_TABLE, CLI_OUTPUT_JSON };
 
 enum cli_verb {
 	CLI_HELP,
+	CLI_VERSION,
+	CLI_COMPLETION,
 	CLI_STATUS,
 	CLI_TARGET_APPLY,
 	CLI_TARGET_LIST,
@@ -69,6 +77,7 @@ enum cli_verb {
 	CLI_MEMBER_REMOVE,
 	CLI_MEMBER_TRANSFER,
 	CLI_EVENTS,
+	CLI_SNAPSHOT_SAVE,
 };
 
 /* Where the endpoints came from, for error messages. */
@@ -85,6 +94,7 @@ enum cli_endpoints_source { CLI_EP_DEFAULT, CLI_EP_ENV, CLI_EP_FLAG };
 #define CLI_MAX_FILES         64   /* job.submit: 1-64 sources */
 #define CLI_MAX_PARAMS        32   /* job.submit: --param NAME=VALUE, ING_MAX_ENV */
 #define CLI_PARAM_NAME_MAX    63   /* ING_NAME_MAX */
+#define CLI_GPUS_MAX          16   /* target files' gpus: ING_MAX_GPUS */
 #define CLI_PARAM_VALUE_MAX   1024 /* ING_ARG_MAX */
 #define CLI_PRIORITY_MAX      100
 #define CLI_LIST_LIMIT_MAX    1000
@@ -114,8 +124,12 @@ struct cli_cmd {
 	bool stale;
 
 	enum cli_verb verb;
+	/* help: the command whose usage to print; NULL: the noun's commands
+	 * when help_noun is set, else ingotctl's usage */
+	const struct cli_command *help_cmd;
+	const char *help_noun;
 	const char *name; /* target get/delete */
-	const char *file; /* target apply */
+	const char *file; /* target apply, snapshot save */
 	uint64_t id;      /* job get/cancel/retry/events/watch/logs/fetch; node drain/undrain;
 	                   * member add/promote/demote/remove (> 0) and transfer-leadership
 	                   * (0: none given, let the cluster choose) */
@@ -177,8 +191,9 @@ int cli_exit_code(int code);
  * Parses argv[1..argc) into *out.  env_endpoints / env_token are the values
  * of INGOT_ENDPOINTS / INGOT_TOKEN (NULL when unset).  Global options may
  * appear anywhere; "--" ends options.  -h/--help anywhere gives verb
- * CLI_HELP.  Errors: ING_EINVAL with a message for people (unknown flag,
- * missing or extra argument, bad number, duration, endpoint or state).
+ * CLI_HELP (help_cmd/help_noun: the command on the line, if any), else
+ * --version anywhere CLI_VERSION, whatever else is on the line.  Errors: ING_EINVAL with a message
+ * for people (unknown flag, missing or extra argument, bad number, duration, endpoint or state).
  */
 int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char *env_token,
                    struct cli_cmd *out, struct ing_error *e);
@@ -197,8 +212,134 @@ int cli_parse_duration(const char *s, uint64_t *out_ms, struct ing_error *e);
  */
 int cli_parse_size(const char *s, uint64_t *out_bytes, struct ing_error *e);
 
-/* Writes the usage text. */
-void cli_usage(FILE *out);
+/*
+ * The command a line names, found leniently for `--help` and for the hint
+ * after a usage error: unknown options are skipped, the values of known
+ * ones too.  Returns the command (noun and verb, or a noun that is a
+ * command alone), else NULL; *noun is the known noun named, else NULL.
+ */
+const struct cli_command *cli_guess_command(int argc, char **argv, const char **noun);
+
+/* ---- commands.c: the command table ------------------------------------ */
+
+enum cli_opt_id {
+	CLI_OPT_ENDPOINTS,
+	CLI_OPT_OUTPUT,
+	CLI_OPT_TIMEOUT,
+	CLI_OPT_TOKEN,
+	CLI_OPT_STALE,
+	CLI_OPT_HELP,
+	CLI_OPT_VERSION,
+	CLI_OPT_TARGET,
+	CLI_OPT_PRIORITY,
+	CLI_OPT_MAX_ATTEMPTS,
+	CLI_OPT_DEADLINE,
+	CLI_OPT_TENANT,
+	CLI_OPT_REQUEST_ID,
+	CLI_OPT_STATE,
+	CLI_OPT_LIMIT,
+	CLI_OPT_AFTER,
+	CLI_OPT_ALL,
+	CLI_OPT_REASON,
+	CLI_OPT_STAGE,
+	CLI_OPT_FOLLOW,
+	CLI_OPT_PARAM,
+	CLI_OPT_RAFT_ADDRESS,
+	CLI_OPT_API_ADDRESS,
+	CLI_OPT_ROLE,
+	CLI_OPT_COUNT
+};
+
+/* An option.  A global one is accepted by every command and described
+ * here; any other is accepted by the commands that list it, each with its
+ * own words for it. */
+struct cli_opt {
+	const char *name;   /* long name, without "--" */
+	char short_name;    /* 0: none */
+	const char *arg;    /* its value's placeholder ("DURATION"); NULL: takes no value */
+	bool global;        /* accepted by every command */
+	const char *help;   /* global options: one line for the help; else NULL */
+	const char *values; /* the values it accepts, space-separated; NULL: free */
+};
+
+extern const struct cli_opt cli_opts[CLI_OPT_COUNT];
+
+/* cli_command_opt.flags */
+#define CLI_OPT_REQUIRED   1u /* the command needs it */
+#define CLI_OPT_REPEATABLE 2u /* may be given more than once */
+
+/* One option of one command. */
+struct cli_command_opt {
+	enum cli_opt_id id;
+	unsigned flags;
+	const char *help;   /* this command's words for it; NULL ends a list */
+	const char *values; /* the values this command accepts; NULL: the option's */
+	const char *arg;    /* this command's placeholder ("SEQ"); NULL: from values,
+	                     * else the option's */
+};
+
+/* cli_command.flags */
+#define CLI_CMD_READ          1u /* a read: --stale applies */
+#define CLI_CMD_MEMBER_CHANGE 2u /* --timeout defaults to CLI_MEMBER_TIMEOUT_MS */
+#define CLI_CMD_LOCAL         4u /* talks to no node: no connection options */
+
+struct cli_command {
+	const char *noun;
+	const char *verb; /* NULL: the noun alone is the command */
+	enum cli_verb id;
+	/* NULL: none; "FILE...": one or more; "ID DIR": two; "[ID]": optional */
+	const char *operands;
+	unsigned flags;
+	const char *summary;                /* a line for the list of commands */
+	const char *text;                   /* a paragraph for its own help (NULL: summary only) */
+	const struct cli_command_opt *opts; /* ends at a row whose help is NULL */
+};
+
+extern const struct cli_command cli_commands[];
+extern const size_t cli_ncommands;
+
+/* The command `noun verb` (verb NULL for a noun that is a command alone),
+ * or NULL. */
+const struct cli_command *cli_command_find(const char *noun, const char *verb);
+/* Whether some command starts with `noun`. */
+bool cli_noun_known(const char *noun);
+/* The row of option `id` in c's options, or NULL when c does not take it
+ * (global options have no row). */
+const struct cli_command_opt *cli_command_opt(const struct cli_command *c, enum cli_opt_id id);
+/* The values option `id` accepts on command c (NULL: free). */
+const char *cli_command_opt_values(const struct cli_command *c, enum cli_opt_id id);
+/* Whether v is one of the space-separated `values` of a table row. */
+bool cli_value_allowed(const char *v, const char *values);
+/* "a, b, c" from the space-separated "a b c", cut at cap. */
+void cli_values_list(const char *values, char *buf, size_t cap);
+/* "job submit", "status". */
+void cli_command_name(const struct cli_command *c, char *buf, size_t cap);
+/*
+ * The usage line of c without "ingotctl ": its name, operands, required
+ * options with their values, then each other option ("[--limit N]",
+ * "[-f|--follow]", "[--param NAME=VALUE]...") with full_options, else
+ * "[options]" when it has any.  The list of commands and docs/cli.md show
+ * the short form, the command's own help the full one.  Cut at cap.
+ */
+void cli_command_synopsis(const struct cli_command *c, bool full_options, char *buf, size_t cap);
+/* The value placeholder of option `id` on c: the command's own, else the
+ * command's values joined by '|' ("standby|spare"), else the option's arg
+ * ("DURATION"); NULL for a flag. */
+const char *cli_command_opt_arg(const struct cli_command *c, enum cli_opt_id id, char *buf,
+                                size_t cap);
+
+/* ---- help.c ------------------------------------------------------------ */
+
+/*
+ * `ingotctl help`: ingotctl's usage (every command, the global options,
+ * the exit codes) when cmd and noun are NULL; the commands of `noun` when
+ * only noun is given; else cmd's usage: synopsis, what it does, its options.
+ */
+void cli_help(FILE *out, const struct cli_command *cmd, const char *noun);
+/* `ingotctl completion bash`: a bash completion script for ingotctl. */
+void cli_completion_bash(FILE *out);
+/* `ingotctl --version`: version, commit, the libraries' versions. */
+void cli_version(FILE *out);
 
 /* ---- target_yaml.c ----------------------------------------------------- */
 
@@ -225,18 +366,6 @@ int cli_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
                   struct ing_error *e);
 
 /* ---- output.c ---------------------------------------------------------- */
-
-/*
- * Converts a msgpack object to JSON: map -> object (non-string keys become
- * their text), array -> array, str -> string (invalid UTF-8 replaced by
- * U+FFFD), int -> integer, float -> real, bool, nil -> null, bin and ext ->
- * base64 string.  Returns a new reference, or NULL when out of memory.
- */
-json_t *cli_mp_to_json(const msgpack_object *o);
-
-/* A JSON string from arbitrary bytes (invalid UTF-8 replaced by U+FFFD);
- * NULL when out of memory. */
-json_t *cli_json_text(const char *p, size_t n);
 
 /* Prints `o` as one pretty JSON document (JSON_INDENT(2)) and a newline, or
  * with `compact` on one line.  ING_ENOMEM, ING_EIO. */
@@ -379,6 +508,7 @@ int cli_cmd_job(struct cli_ctx *ctx);
 int cli_cmd_node(struct cli_ctx *ctx);
 int cli_cmd_member(struct cli_ctx *ctx);
 int cli_cmd_events(struct cli_ctx *ctx);
+int cli_cmd_snapshot(struct cli_ctx *ctx);
 /* A watched job's end: 0 when `job` succeeded; else 1, with "ingotctl: job
  * ID failed: <error>" (or cancelled) on ctx->err. */
 int cli_job_end(struct cli_ctx *ctx, uint64_t id, const msgpack_object *job);

@@ -32,15 +32,12 @@
  *
  * Every artifact fetched, logs included, is checked against its hash.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/encode.h"
 #include "common/fs.h"
 
 /* ---- shared ------------------------------------------------------------ */
@@ -121,8 +118,7 @@ static int get_artifact(struct cli_ctx *ctx, const msgpack_object *sha, uint64_t
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	char hex[2 * SHA256_DIGEST_LENGTH + 1];
 	SHA256((const unsigned char *)*data, *len, md);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	ing_hex_encode(md, sizeof(md), hex);
 	if (memcmp(hex, sha->via.str.ptr, 64) != 0)
 		return ing_error_set(e, ING_ECORRUPT,
 		                     "artifact %.64s: the bytes received hash to %s",
@@ -166,8 +162,8 @@ static int print_stage(struct logs *l, const msgpack_object *stage, struct ing_e
 	if (have_log)
 		rv = get_artifact(ctx, sha, UINT64_MAX, &z, &data, &len, e);
 	if (rv == 0 && ctx->cmd->output == CLI_OUTPUT_JSON) {
-		json_t *j = cli_mp_to_json(stage);
-		json_t *text = have_log ? cli_json_text(len > 0 ? data : "", len) : json_null();
+		json_t *j = rpc_mp_to_json(stage);
+		json_t *text = have_log ? rpc_json_text(len > 0 ? data : "", len) : json_null();
 		if (j == NULL || text == NULL || !json_is_object(j) ||
 		    json_object_set_new(j, "log", text) != 0)
 			rv = ing_error_set(e, ING_ENOMEM, "out of memory");
@@ -464,47 +460,6 @@ int cli_output_dest(const char *dir, uint64_t index, const char *path, size_t pa
 	return 0;
 }
 
-/* mkdir -p of `path`'s first `len` bytes. */
-static int make_dirs(const char *path, size_t len, struct ing_error *e)
-{
-	char buf[4096];
-	if (len >= sizeof(buf))
-		return ing_error_set(e, ING_EINVAL, "path too long");
-	memcpy(buf, path, len);
-	buf[len] = '\0';
-	return ing_mkdirs(buf, 0777, e);
-}
-
-/* Writes data to dest through a temporary file beside it. */
-static int write_file(const char *dest, const char *data, size_t len, struct ing_error *e)
-{
-	char tmp[4200];
-	snprintf(tmp, sizeof(tmp), "%s.ingotctl-tmp", dest);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
-	if (fd < 0)
-		return ing_error_set(e, ING_EIO, "cannot create '%s': %s", tmp, strerror(errno));
-	size_t off = 0;
-	while (off < len) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			int err = errno;
-			close(fd);
-			unlink(tmp);
-			return ing_error_set(e, ING_EIO, "cannot write '%s': %s", tmp,
-			                     strerror(err));
-		}
-		off += (size_t)w;
-	}
-	if (close(fd) != 0 || rename(tmp, dest) != 0) {
-		int err = errno;
-		unlink(tmp);
-		return ing_error_set(e, ING_EIO, "cannot write '%s': %s", dest, strerror(err));
-	}
-	return 0;
-}
-
 int cli_cmd_job_fetch(struct cli_ctx *ctx)
 {
 	const struct cli_cmd *cmd = ctx->cmd;
@@ -558,10 +513,10 @@ int cli_cmd_job_fetch(struct cli_ctx *ctx)
 				msgpack_zone_init(&az, 4096);
 				rv = get_artifact(ctx, sha, size, &az, &data, &len, &e);
 				if (rv == 0)
-					rv = make_dirs(dest, (size_t)(strrchr(dest, '/') - dest),
-					               &e);
+					rv = ing_mkdirs_parent(dest, 0777, &e);
 				if (rv == 0)
-					rv = write_file(dest, data, len, &e);
+					rv = ing_write_file(dest, data, len, 0666, ING_WRITE_ATOMIC,
+					                    &e);
 				msgpack_zone_destroy(&az);
 				if (rv != 0)
 					break;
@@ -572,13 +527,13 @@ int cli_cmd_job_fetch(struct cli_ctx *ctx)
 					                        json_integer((json_int_t)idx)) ||
 					    json_object_set_new(
 					        o, "path",
-					        cli_json_text(p->via.str.ptr, p->via.str.size)) ||
+					        rpc_json_text(p->via.str.ptr, p->via.str.size)) ||
 					    json_object_set_new(
-					        o, "file", cli_json_text(dest, strlen(dest))) ||
+					        o, "file", rpc_json_text(dest, strlen(dest))) ||
 					    json_object_set_new(o, "size",
 					                        json_integer((json_int_t)len)) ||
 					    json_object_set_new(
-					        o, "sha256", cli_json_text(sha->via.str.ptr, 64)) ||
+					        o, "sha256", rpc_json_text(sha->via.str.ptr, 64)) ||
 					    json_array_append_new(written, o)) {
 						rv = ing_error_set(&e, ING_ENOMEM, "out of memory");
 					}

@@ -3,9 +3,8 @@
  *
  * JSON (-o json) is the result converted generically from msgpack with
  * jansson, so its shapes are exactly those of docs/api.md and new fields
- * appear without a change here.  Conversion rules: cli_mp_to_json in
- * cli.h.  Unsigned integers above INT64_MAX (jansson's json_int_t) become
- * reals; no field of the API can hold one.
+ * appear without a change here (conversion rules: rpc/json.h, shared
+ * with the HTTP API).
  *
  * Tables are for people and may change: aligned columns (two spaces
  * apart, widths counted in UTF-8 code points), times in local time as
@@ -22,180 +21,13 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/encode.h"
 
 /* ---- JSON -------------------------------------------------------------- */
 
-static char *base64(const char *p, size_t n)
-{
-	static const char tbl[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc((n + 2) / 3 * 4 + 1);
-	if (out == NULL)
-		return NULL;
-	const unsigned char *u = (const unsigned char *)p;
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)u[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)u[i + 1] << 8;
-		if (i + 2 < n)
-			v |= u[i + 2];
-		out[o++] = tbl[(v >> 18) & 63];
-		out[o++] = tbl[(v >> 12) & 63];
-		out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < n ? tbl[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return out;
-}
-
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-	unsigned char c = p[0];
-	size_t n;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/* A JSON string from arbitrary bytes: invalid UTF-8 becomes U+FFFD. */
-static json_t *json_bytes(const char *p, size_t n)
-{
-	json_t *j = json_stringn(p, n);
-	if (j != NULL || n == 0)
-		return j;
-	char *fixed = malloc(n * 3 + 1);
-	if (fixed == NULL)
-		return NULL;
-	size_t o = 0;
-	const unsigned char *u = (const unsigned char *)p;
-	for (size_t i = 0; i < n;) {
-		size_t k = utf8_seq(u + i, n - i);
-		if (k == 0) {
-			memcpy(fixed + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-		} else {
-			memcpy(fixed + o, p + i, k);
-			o += k;
-			i += k;
-		}
-	}
-	j = json_stringn(fixed, o);
-	free(fixed);
-	return j;
-}
-
-json_t *cli_json_text(const char *p, size_t n)
-{
-	return json_bytes(p, n);
-}
-
-/* Object key for a msgpack map key that is not a string. */
-static void key_text(const msgpack_object *k, char *buf, size_t cap)
-{
-	switch (k->type) {
-	case MSGPACK_OBJECT_POSITIVE_INTEGER: snprintf(buf, cap, "%" PRIu64, k->via.u64); break;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: snprintf(buf, cap, "%" PRId64, k->via.i64); break;
-	case MSGPACK_OBJECT_BOOLEAN:
-		snprintf(buf, cap, "%s", k->via.boolean ? "true" : "false");
-		break;
-	case MSGPACK_OBJECT_NIL: snprintf(buf, cap, "null"); break;
-	default: msgpack_object_print_buffer(buf, cap, *k); break;
-	}
-}
-
-json_t *cli_mp_to_json(const msgpack_object *o)
-{
-	json_t *j = NULL;
-	char *b64;
-	switch (o->type) {
-	case MSGPACK_OBJECT_NIL: return json_null();
-	case MSGPACK_OBJECT_BOOLEAN: return json_boolean(o->via.boolean);
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		if (o->via.u64 > (uint64_t)INT64_MAX)
-			return json_real((double)o->via.u64);
-		return json_integer((json_int_t)o->via.u64);
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer((json_int_t)o->via.i64);
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64: return json_real(o->via.f64);
-	case MSGPACK_OBJECT_STR: return json_bytes(o->via.str.ptr, o->via.str.size);
-	case MSGPACK_OBJECT_BIN:
-		b64 = base64(o->via.bin.ptr, o->via.bin.size);
-		j = b64 != NULL ? json_string(b64) : NULL;
-		free(b64);
-		return j;
-	case MSGPACK_OBJECT_EXT:
-		b64 = base64(o->via.ext.ptr, o->via.ext.size);
-		j = b64 != NULL ? json_string(b64) : NULL;
-		free(b64);
-		return j;
-	case MSGPACK_OBJECT_ARRAY:
-		j = json_array();
-		for (uint32_t i = 0; j != NULL && i < o->via.array.size; i++) {
-			json_t *item = cli_mp_to_json(&o->via.array.ptr[i]);
-			if (item == NULL || json_array_append_new(j, item) != 0) {
-				json_decref(j);
-				j = NULL;
-			}
-		}
-		return j;
-	case MSGPACK_OBJECT_MAP:
-		j = json_object();
-		for (uint32_t i = 0; j != NULL && i < o->via.map.size; i++) {
-			const msgpack_object_kv *kv = &o->via.map.ptr[i];
-			json_t *v = cli_mp_to_json(&kv->val);
-			json_t *k = NULL;
-			if (kv->key.type == MSGPACK_OBJECT_STR) {
-				k = json_bytes(kv->key.via.str.ptr, kv->key.via.str.size);
-			} else {
-				char buf[128];
-				key_text(&kv->key, buf, sizeof(buf));
-				k = json_bytes(buf, strlen(buf));
-			}
-			size_t klen;
-			const char *ks = k != NULL ? json_string_value(k) : NULL;
-			klen = k != NULL ? json_string_length(k) : 0;
-			if (v == NULL || ks == NULL || json_object_setn_new(j, ks, klen, v) != 0) {
-				if (v != NULL && ks == NULL)
-					json_decref(v);
-				json_decref(j);
-				j = NULL;
-			}
-			json_decref(k);
-		}
-		return j;
-	}
-	return NULL;
-}
-
 int cli_print_json(FILE *out, const msgpack_object *o, bool compact)
 {
-	json_t *j = cli_mp_to_json(o);
+	json_t *j = rpc_mp_to_json(o);
 	if (j == NULL)
 		return ING_ENOMEM;
 	size_t flags =
@@ -540,6 +372,14 @@ void cli_print_job(FILE *out, const msgpack_object *job)
 		table_row(&t, "waiting:", waiting);
 	table_row(&t, "attempt:", attempt);
 	table_row(&t, "node:", node);
+	const msgpack_object *gpus = cli_mp_get(job, "gpus");
+	if (gpus != NULL && gpus->type == MSGPACK_OBJECT_ARRAY && gpus->via.array.size > 0) {
+		char gtext[CELL_MAX];
+		value_text(gpus, gtext, sizeof(gtext));
+		if (strncmp(state, "assigned", 8) == 0 || strncmp(state, "running", 7) == 0)
+			strncat(gtext, " (held)", sizeof(gtext) - strlen(gtext) - 1);
+		table_row(&t, "gpus:", gtext);
+	}
 	table_row(&t, "priority:", prio);
 	table_row(&t, "created:", created);
 	table_row(&t, "updated:", updated);
@@ -651,8 +491,9 @@ void cli_print_target_list(FILE *out, const msgpack_object *targets)
 void cli_print_target(FILE *out, const msgpack_object *tg)
 {
 	char name[CELL_MAX], rev[32], caps[CELL_MAX], labels[CELL_MAX], active[32], created[32],
-	    updated[32];
+	    updated[32], gpus[16];
 	field_text(tg, "name", name, sizeof(name));
+	field_text(tg, "gpus", gpus, sizeof(gpus));
 	field_text(tg, "revision", rev, sizeof(rev));
 	field_text(tg, "capabilities", caps, sizeof(caps));
 	field_text(tg, "labels", labels, sizeof(labels));
@@ -665,6 +506,7 @@ void cli_print_target(FILE *out, const msgpack_object *tg)
 	table_row(&t, "revision:", rev);
 	table_row(&t, "capabilities:", caps);
 	table_row(&t, "labels:", labels);
+	table_row(&t, "gpus:", gpus);
 	table_row(&t, "active jobs:", active);
 	table_row(&t, "created:", created);
 	table_row(&t, "updated:", updated);
@@ -674,13 +516,18 @@ void cli_print_target(FILE *out, const msgpack_object *tg)
 	if (stages == NULL || stages->type != MSGPACK_OBJECT_ARRAY)
 		return;
 	fputc('\n', out);
-	table_init(&t, 5);
-	table_row(&t, "STAGE", "TIMEOUT", "OUTPUTS", "ENV", "ARGV");
+	table_init(&t, 6);
+	table_row(&t, "STAGE", "TIMEOUT", "GPUS", "OUTPUTS", "ENV", "ARGV");
 	for (uint32_t i = 0; i < stages->via.array.size; i++) {
 		const msgpack_object *s = &stages->via.array.ptr[i];
 		char sname[CELL_MAX], timeout[32], outputs[CELL_MAX], env[CELL_MAX],
-		    argv[CELL_MAX] = "";
+		    argv[CELL_MAX] = "", sgpus[16];
 		field_text(s, "name", sname, sizeof(sname));
+		/* What the stage sees: the most of its own and the target's. */
+		uint64_t tg_gpus = 0, st_gpus = 0;
+		get_u64(tg, "gpus", &tg_gpus);
+		get_u64(s, "gpus", &st_gpus);
+		snprintf(sgpus, sizeof(sgpus), "%" PRIu64, st_gpus > tg_gpus ? st_gpus : tg_gpus);
 		field_duration(s, "timeout_ms", timeout, sizeof(timeout));
 		field_text(s, "outputs", outputs, sizeof(outputs));
 		field_text(s, "env", env, sizeof(env));
@@ -693,7 +540,7 @@ void cli_print_target(FILE *out, const msgpack_object *tg)
 				strncat(argv, " ", sizeof(argv) - strlen(argv) - 1);
 			strncat(argv, word, sizeof(argv) - strlen(argv) - 1);
 		}
-		table_row(&t, sname, timeout, outputs, env, argv);
+		table_row(&t, sname, timeout, sgpus, outputs, env, argv);
 	}
 	table_print(&t, out);
 }
@@ -735,17 +582,46 @@ static bool get_bool(const msgpack_object *m, const char *key)
 	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
 }
 
+/* A node's GPUS cell: "-" without GPUs, else held/offered and which job
+ * holds which: "1/2 (0:job 7)". */
+static void node_gpus_text(const msgpack_object *nd, char *buf, size_t cap)
+{
+	const msgpack_object *g = cli_mp_get(nd, "gpus");
+	unsigned offered = 0, held = 0;
+	size_t n;
+
+	snprintf(buf, cap, "-");
+	if (g == NULL || g->type != MSGPACK_OBJECT_ARRAY || g->via.array.size == 0)
+		return;
+	for (uint32_t i = 0; i < g->via.array.size; i++) {
+		uint64_t job;
+		offered += get_bool(&g->via.array.ptr[i], "offered");
+		held += get_u64(&g->via.array.ptr[i], "job", &job);
+	}
+	n = (size_t)snprintf(buf, cap, "%u/%u", held, offered);
+	for (uint32_t i = 0, shown = 0; i < g->via.array.size && n < cap; i++) {
+		uint64_t job, index;
+		if (!get_u64(&g->via.array.ptr[i], "job", &job) ||
+		    !get_u64(&g->via.array.ptr[i], "index", &index))
+			continue;
+		n += (size_t)snprintf(buf + n, cap - n, "%s%" PRIu64 ":job %" PRIu64,
+		                      shown++ ? ", " : " (", index, job);
+		if (shown == held && n < cap)
+			n += (size_t)snprintf(buf + n, cap - n, ")");
+	}
+}
+
 void cli_print_node_list(FILE *out, const msgpack_object *nodes)
 {
 	struct table t;
-	table_init(&t, 5);
-	table_row(&t, "ID", "SLOTS", "STATE", "CAPABILITIES", "LABELS");
+	table_init(&t, 6);
+	table_row(&t, "ID", "SLOTS", "GPUS", "STATE", "CAPABILITIES", "LABELS");
 	for (uint32_t i = 0;
 	     nodes != NULL && nodes->type == MSGPACK_OBJECT_ARRAY && i < nodes->via.array.size;
 	     i++) {
 		const msgpack_object *nd = &nodes->via.array.ptr[i];
 		char id[32], used[16], total[16], slots[40], state[80], caps[CELL_MAX],
-		    labels[CELL_MAX];
+		    labels[CELL_MAX], gpus[CELL_MAX];
 		field_text(nd, "id", id, sizeof(id));
 		field_text(nd, "used_slots", used, sizeof(used));
 		field_text(nd, "slots", total, sizeof(total));
@@ -764,7 +640,8 @@ void cli_print_node_list(FILE *out, const msgpack_object *nodes)
 		}
 		field_text(nd, "capabilities", caps, sizeof(caps));
 		field_text(nd, "labels", labels, sizeof(labels));
-		table_row(&t, id, slots, state, caps, labels);
+		node_gpus_text(nd, gpus, sizeof(gpus));
+		table_row(&t, id, slots, gpus, state, caps, labels);
 	}
 	table_print(&t, out);
 }
@@ -868,7 +745,7 @@ void cli_print_member_list(FILE *out, const msgpack_object *status, const msgpac
 static bool json_field(json_t *obj, const char *key, const msgpack_object *m)
 {
 	const msgpack_object *v = cli_mp_get(m, key);
-	json_t *j = v != NULL ? cli_mp_to_json(v) : json_null();
+	json_t *j = v != NULL ? rpc_mp_to_json(v) : json_null();
 	return j != NULL && json_object_set_new(obj, key, j) == 0;
 }
 

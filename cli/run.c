@@ -123,6 +123,16 @@ int cli_show(struct cli_ctx *ctx, const msgpack_object *result,
 	return CLI_EXIT_OK;
 }
 
+/* The exit code once stdout is flushed: 1 when it could not be written. */
+static int finish(FILE *out, FILE *err, int code)
+{
+	if (fflush(out) != 0 && code == CLI_EXIT_OK) {
+		fprintf(err, "ingotctl: io_error: cannot write the output\n");
+		code = CLI_EXIT_FAILED;
+	}
+	return code;
+}
+
 int cli_run(int argc, char **argv, FILE *out, FILE *err)
 {
 	struct cli_cmd cmd;
@@ -131,13 +141,22 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	int rv =
 	    cli_parse_args(argc, argv, getenv("INGOT_ENDPOINTS"), getenv("INGOT_TOKEN"), &cmd, &e);
 	if (rv != 0) {
-		fprintf(err, "ingotctl: %s: %s\nRun 'ingotctl --help' for usage.\n",
-		        ing_err_name(rv), e.msg);
+		const char *noun;
+		const struct cli_command *c = cli_guess_command(argc, argv, &noun);
+		char name[64];
+		if (c != NULL)
+			cli_command_name(c, name, sizeof(name));
+		else
+			snprintf(name, sizeof(name), "%s", noun != NULL ? noun : "");
+		fprintf(err, "ingotctl: %s: %s\nRun 'ingotctl help%s%s' for usage.\n",
+		        ing_err_name(rv), e.msg, name[0] != '\0' ? " " : "", name);
 		return rv == ING_ENOMEM ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
 	}
-	if (cmd.verb == CLI_HELP) {
-		cli_usage(out);
-		return CLI_EXIT_OK;
+	switch (cmd.verb) {
+	case CLI_HELP: cli_help(out, cmd.help_cmd, cmd.help_noun); return finish(out, err, 0);
+	case CLI_VERSION: cli_version(out); return finish(out, err, 0);
+	case CLI_COMPLETION: cli_completion_bash(out); return finish(out, err, 0);
+	default: break;
 	}
 	struct cli_ctx ctx = {&cmd, out, err, NULL};
 	int code;
@@ -158,14 +177,11 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_MEMBER_REMOVE:
 	case CLI_MEMBER_TRANSFER: code = cli_cmd_member(&ctx); break;
 	case CLI_EVENTS: code = cli_cmd_events(&ctx); break;
+	case CLI_SNAPSHOT_SAVE: code = cli_cmd_snapshot(&ctx); break;
 	case CLI_JOB_LOGS: code = cli_cmd_job_logs(&ctx); break;
 	case CLI_JOB_FETCH: code = cli_cmd_job_fetch(&ctx); break;
 	default: code = cli_cmd_job(&ctx); break;
 	}
 	cli_session_close(ctx.session);
-	if (fflush(out) != 0 && code == CLI_EXIT_OK) {
-		fprintf(err, "ingotctl: io_error: cannot write the output\n");
-		code = CLI_EXIT_FAILED;
-	}
-	return code;
+	return finish(out, err, code);
 }

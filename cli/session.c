@@ -119,25 +119,6 @@ void cli_session_close(struct cli_session *s)
 	free(s);
 }
 
-/* Deep-copies `o` into zone z: re-encoded, copied into the zone, parsed. */
-static int copy_to_zone(const msgpack_object *o, msgpack_zone *z, msgpack_object *out,
-                        struct ing_error *e)
-{
-	struct mp_out buf;
-	size_t used;
-	mp_out_init(&buf);
-	msgpack_pack_object(&buf.pk, *o);
-	char *copy = mp_out_failed(&buf) == 0 ? msgpack_zone_malloc(z, buf.len) : NULL;
-	if (copy == NULL) {
-		mp_out_free(&buf);
-		return ing_error_set(e, ING_ENOMEM, "out of memory copying a reply");
-	}
-	memcpy(copy, buf.data, buf.len);
-	int rv = mp_parse(copy, buf.len, z, out, &used, e);
-	mp_out_free(&buf);
-	return rv;
-}
-
 static void call_cb(struct rpc_request *r, int status, const struct ing_error *err,
                     const msgpack_object *result)
 {
@@ -145,7 +126,7 @@ static void call_cb(struct rpc_request *r, int status, const struct ing_error *e
 	c->done = true;
 	c->status = status;
 	if (status == 0)
-		c->status = copy_to_zone(result, c->zone, c->result, c->err);
+		c->status = mp_copy_to_zone(result, c->zone, c->result, c->err);
 	else if (c->err != NULL)
 		*c->err = *err;
 }

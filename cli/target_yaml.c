@@ -7,6 +7,7 @@
  *   description: text                    optional string
  *   capabilities: [cc]                   optional, sequence of strings
  *   labels: {arch: x86_64}               optional, mapping string -> string
+ *   gpus: 1                              optional number 0..16: GPUs every stage sees
  *   stages:                              required, 1 or more mappings
  *     - name: compile                    required, non-empty string
  *       argv: [cc, -c, "{source}"]       required, 1 or more strings
@@ -20,6 +21,8 @@
  *         output: 64MiB                    largest file written, a size (> 0)
  *       stdout: symbols.txt              optional string: file of the stage's
  *                                        output dir that receives stdout
+ *       gpus: 1                          optional number 0..16: GPUs this stage
+ *                                        sees (at least the target's)
  *
  * libyaml loads the whole document into a node tree (with marks); this file
  * walks it strictly: unknown keys, keys given twice, wrong node kinds,
@@ -33,8 +36,8 @@
  * ranges of the limits are the server's (docs/api.md).
  *
  * The map is written in a fixed key order (name, description, capabilities,
- * labels, stages; stage: name, argv, timeout_ms, env, outputs, limits
- * {cpu_seconds, memory_bytes, open_files, output_bytes}, stdout) with only
+ * labels, gpus, stages; stage: name, argv, timeout_ms, env, outputs, limits
+ * {cpu_seconds, memory_bytes, open_files, output_bytes}, stdout, gpus) with only
  * the keys the file has, so a file always gives the same bytes.  Aliases may share
  * nodes, so the number of nodes visited is bounded (an alias bomb is
  * refused rather than expanded).
@@ -296,13 +299,37 @@ static int pack_limits(struct walk *w, const yaml_node_t *n, const char *path)
 	return 0;
 }
 
-enum { S_NAME, S_ARGV, S_TIMEOUT, S_ENV, S_OUTPUTS, S_LIMITS, S_STDOUT, S_COUNT };
+/* `gpus`: a plain number 0..CLI_GPUS_MAX, packed as an integer. */
+static int pack_gpus(struct walk *w, const yaml_node_t *n, const char *path)
+{
+	int rv = want_str(w, n, path, true);
+	uint64_t v = 0;
+	if (rv != 0)
+		return rv;
+	const char *text = (const char *)n->data.scalar.value;
+	for (const char *p = text; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9' || v > CLI_GPUS_MAX)
+			return fail_at(w, n,
+			               "key '%s': expected a number of GPUs (0 to %d), got '%s'",
+			               path, CLI_GPUS_MAX, text);
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (v > CLI_GPUS_MAX)
+		return fail_at(w, n, "key '%s': %llu GPUs exceeds %d", path, (unsigned long long)v,
+		               CLI_GPUS_MAX);
+	mp_pack_cstr(w->pk, "gpus");
+	msgpack_pack_uint64(w->pk, v);
+	return 0;
+}
+
+enum { S_NAME, S_ARGV, S_TIMEOUT, S_ENV, S_OUTPUTS, S_LIMITS, S_STDOUT, S_GPUS, S_COUNT };
 
 static int pack_stage(struct walk *w, const yaml_node_t *n, const char *path)
 {
 	static const char *const known[S_COUNT] = {"name",    "argv",   "timeout", "env",
-	                                           "outputs", "limits", "stdout"};
-	static const bool required[S_COUNT] = {true, true, false, false, false, false, false};
+	                                           "outputs", "limits", "stdout",  "gpus"};
+	static const bool required[S_COUNT] = {true,  true,  false, false,
+	                                       false, false, false, false};
 	const yaml_node_t *v[S_COUNT];
 	char sub[PATH_MAX_LEN];
 	uint64_t timeout_ms = 0;
@@ -362,16 +389,21 @@ static int pack_stage(struct walk *w, const yaml_node_t *n, const char *path)
 		if ((rv = pack_str(w, v[S_STDOUT], sub, true)) != 0)
 			return rv;
 	}
+	if (v[S_GPUS] != NULL) {
+		snprintf(sub, sizeof(sub), "%s.gpus", path);
+		if ((rv = pack_gpus(w, v[S_GPUS], sub)) != 0)
+			return rv;
+	}
 	return 0;
 }
 
-enum { T_NAME, T_DESCRIPTION, T_CAPABILITIES, T_LABELS, T_STAGES, T_COUNT };
+enum { T_NAME, T_DESCRIPTION, T_CAPABILITIES, T_LABELS, T_GPUS, T_STAGES, T_COUNT };
 
 static int pack_target(struct walk *w, const yaml_node_t *root)
 {
-	static const char *const known[T_COUNT] = {"name", "description", "capabilities", "labels",
-	                                           "stages"};
-	static const bool required[T_COUNT] = {true, false, false, false, true};
+	static const char *const known[T_COUNT] = {"name",   "description", "capabilities",
+	                                           "labels", "gpus",        "stages"};
+	static const bool required[T_COUNT] = {true, false, false, false, false, true};
 	const yaml_node_t *v[T_COUNT];
 	int rv = read_fields(w, root, "", known, required, T_COUNT, v);
 	if (rv != 0)
@@ -407,6 +439,8 @@ static int pack_target(struct walk *w, const yaml_node_t *root)
 		if ((rv = pack_str_map(w, v[T_LABELS], "labels")) != 0)
 			return rv;
 	}
+	if (v[T_GPUS] != NULL && (rv = pack_gpus(w, v[T_GPUS], "gpus")) != 0)
+		return rv;
 	mp_pack_cstr(w->pk, "stages");
 	msgpack_pack_array(w->pk, nstages);
 	for (size_t i = 0; i < nstages; i++) {

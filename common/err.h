@@ -9,8 +9,9 @@
  * and fill it with ing_error_set(); the code in it is the same one returned.
  *
  * Library errors become ours in exactly one place per library:
- * store_err_from_mdb() in storage/, the libuv/libraft/OpenSSL translators in
- * their own folders.
+ * store_err_from_mdb() in storage/, ing_err_from_uv() in common/uverr.h
+ * (shared by rpc/ and node/), the libraft and OpenSSL translators in raft/
+ * and rpc/.
  */
 #ifndef INGOT_COMMON_ERR_H
 #define INGOT_COMMON_ERR_H

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define TMP_SUFFIX ".ingot-tmp"
+
 int ing_mkdirs(const char *path, unsigned mode, struct ing_error *e)
 {
 	char buf[PATH_MAX];
@@ -41,6 +43,70 @@ int ing_mkdirs(const char *path, unsigned mode, struct ing_error *e)
 			return ing_error_set(e, ING_EIO, "'%s' is not a directory", buf);
 		if (i < len)
 			buf[i] = '/';
+	}
+	return 0;
+}
+
+int ing_mkdirs_parent(const char *path, unsigned mode, struct ing_error *e)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t len;
+
+	if (slash == NULL || slash == path)
+		return 0;
+	len = (size_t)(slash - path);
+	if (len >= sizeof(dir))
+		return ing_error_set(e, ING_EINVAL, "path '%s' is too long", path);
+	memcpy(dir, path, len);
+	dir[len] = '\0';
+	return ing_mkdirs(dir, mode, e);
+}
+
+/* Writes all of data to fd.  0, or the errno of the failure. */
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, data, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return errno;
+		if (w == 0)
+			return EIO;
+		data += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int ing_write_file(const char *path, const void *data, size_t len, unsigned mode, unsigned flags,
+                   struct ing_error *e)
+{
+	char tmp[PATH_MAX];
+	const char *target = path;
+	int fd, err;
+
+	if (flags & ING_WRITE_ATOMIC) {
+		if ((size_t)snprintf(tmp, sizeof(tmp), "%s" TMP_SUFFIX, path) >= sizeof(tmp))
+			return ing_error_set(e, ING_EINVAL, "path '%s' is too long", path);
+		target = tmp;
+	}
+	fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+	if (fd < 0)
+		return ing_error_set(e, ING_EIO, "cannot create '%s': %s", target, strerror(errno));
+	err = write_all(fd, data, len);
+	if (err != 0) {
+		close(fd);
+		if (target != path)
+			unlink(target);
+		return ing_error_set(e, ING_EIO, "cannot write '%s': %s", target, strerror(err));
+	}
+	if (close(fd) != 0 || (target != path && rename(target, path) != 0)) {
+		err = errno;
+		if (target != path)
+			unlink(target);
+		return ing_error_set(e, ING_EIO, "cannot write '%s': %s", path, strerror(err));
 	}
 	return 0;
 }

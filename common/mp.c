@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+
 /* ---- writing ---------------------------------------------------------- */
 
 static int mp_out_write(void *data, const char *buf, size_t len)
@@ -21,17 +23,9 @@ static int mp_out_write(void *data, const char *buf, size_t len)
 		return -1;
 	if (len == 0)
 		return 0;
-	if (o->len + len > o->cap) {
-		size_t cap = o->cap == 0 ? 256 : o->cap;
-		while (cap < o->len + len)
-			cap *= 2;
-		char *p = realloc(o->data, cap);
-		if (p == NULL) {
-			o->oom = true;
-			return -1;
-		}
-		o->data = p;
-		o->cap = cap;
+	if (ing_grow(&o->data, &o->cap, o->len + len, 256) != 0) {
+		o->oom = true;
+		return -1;
 	}
 	memcpy(o->data + o->len, buf, len);
 	o->len += len;
@@ -463,4 +457,22 @@ int mp_next_str_list(struct mp_cursor *c, const char *field, uint32_t max_n, uin
 	*n = sub.n;
 	*out = arr;
 	return 0;
+}
+
+int mp_copy_to_zone(const msgpack_object *o, msgpack_zone *z, msgpack_object *out,
+                    struct ing_error *e)
+{
+	struct mp_out buf;
+	size_t used;
+	mp_out_init(&buf);
+	msgpack_pack_object(&buf.pk, *o);
+	char *copy = mp_out_failed(&buf) == 0 ? msgpack_zone_malloc(z, buf.len) : NULL;
+	if (copy == NULL) {
+		mp_out_free(&buf);
+		return ing_error_set(e, ING_ENOMEM, "out of memory copying a reply");
+	}
+	memcpy(copy, buf.data, buf.len);
+	int rv = mp_parse(copy, buf.len, z, out, &used, e);
+	mp_out_free(&buf);
+	return rv;
 }

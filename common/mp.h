@@ -85,6 +85,11 @@ int mp_parse(const void *buf, size_t len, msgpack_zone *zone, msgpack_object *ou
  * except, when pad8 is true, 0-7 nil bytes that make the length a multiple
  * of 8.  `what` names the thing in error messages ("command", "job record").
  */
+/* Deep-copies o into zone z (re-encoded, copied into the zone and parsed
+ * there), so *out lives as long as z.  ING_ENOMEM, or the parser's error. */
+int mp_copy_to_zone(const msgpack_object *o, msgpack_zone *z, msgpack_object *out,
+                    struct ing_error *e);
+
 int mp_parse_exact(const void *buf, size_t len, bool pad8, msgpack_zone *zone, msgpack_object *out,
                    const char *what, struct ing_error *e);
 

@@ -45,18 +45,4 @@ static inline int ing_str_cmp(struct ing_str a, struct ing_str b)
 	return a.len < b.len ? -1 : (a.len > b.len ? 1 : 0);
 }
 
-/*
- * Makes the NUL-terminated `s` valid, single-line UTF-8 in place: every
- * byte of an invalid or cut-short sequence (overlong forms, surrogates and
- * code points past U+10FFFF included), and every control character but
- * tab, becomes '?'.  For text that echoes what a client sent (error
- * messages: msgpack strings must be UTF-8, and many decoders reject them
- * otherwise) and that a formatter may have cut in the middle of a
- * character.  Returns the number of bytes replaced.
- */
-size_t ing_utf8_sanitize(char *s);
-
-/* True when s[0..len) is valid UTF-8 (no NUL check). */
-bool ing_utf8_valid(const char *s, size_t len);
-
 #endif

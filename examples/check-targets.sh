@@ -7,16 +7,21 @@
 # For each job below it makes an attempt directory holding src/ (the job's
 # sources under their submitted paths, as given from the repository root)
 # and one output directory per stage, substitutes the argv placeholders
-# itself ({src} {source} {sources} {out} {prev} {job} {attempt}, see
-# cluster-configs/targets/README.md), runs each stage's argv exactly (no
-# shell added) with only the stage's env (plus the worker's default PATH)
-# in the attempt directory under the stage's timeout, with stdout into the
+# itself ({src} {source} {sources} {out} {prev} {job} {attempt}
+# {param:NAME}, see cluster-configs/targets/README.md), runs each stage's
+# argv exactly (no shell added) with only the stage's env (plus the
+# worker's default PATH) in the attempt directory under the stage's
+# timeout, with stdout into the
 # stage's `stdout` file when it names one (stderr alone then goes to the
 # log), and checks the declared outputs exist.  Resource limits are not
 # applied here.  Every job runs twice: once with the placeholders
 # as absolute paths and once relative to the attempt directory, since the
 # targets must work either way.  A target whose capabilities are not all
-# on the default PATH is skipped ("skipped: nvcc not found").
+# on the default PATH is skipped ("skipped: nvcc not found"), except the
+# capability cuda (an NVIDIA GPU): where `nvidia-smi -L` lists none, jobs
+# of a target that needs one run compile-only: their stages run until one
+# exits 3 saying "no CUDA device" (the CUDA harnesses' answer without a
+# GPU), which then counts as the expected end ("compile-only, no GPU").
 # Also checks that the committed reference vectors are what gen_vectors.c
 # writes.  Prints "N passed, M failed"; exits 1 when anything failed.
 # -v prints every stage's log.
@@ -33,7 +38,10 @@ if [ "${1:-}" = "-v" ]; then
 fi
 only=("$@")
 
-# target|expect|sources (paths from the repository root, FIRST = {source})
+# target|expect|sources (paths from the repository root, FIRST = {source})[|NAME=VALUE,...]
+cuda_fir="examples/fir/harness.cu examples/fir/fir_cuda.h examples/cuda_harness.h examples/fir/ref_in.txt examples/fir/ref_out.txt"
+cuda_fft="examples/fft/fft.cu examples/fft/harness.cu examples/fft/fft_cuda.h examples/cuda_harness.h examples/fft/ref_in.txt examples/fft/ref_out.txt"
+cuda_mixer="examples/mixer/mixer.cu examples/mixer/harness.cu examples/mixer/mixer_cuda.h examples/cuda_harness.h examples/mixer/ref_in.txt examples/mixer/ref_out.txt"
 jobs=(
 	"x86_64-avx2|pass|examples/fir/fir.c examples/fir/fir.h"
 	"x86_64-avx2|pass|examples/fft/fft.c examples/fft/fft.h"
@@ -41,7 +49,14 @@ jobs=(
 	"aarch64-neon|pass|examples/fir/fir.c examples/fir/fir.h"
 	"aarch64-neon|pass|examples/fft/fft.c examples/fft/fft.h"
 	"aarch64-neon|pass|examples/mixer/mixer.c examples/mixer/mixer.h"
-	"cuda-sm90|pass|examples/fir/fir.cu"
+	"cuda-sm90|pass|examples/fir/fir.cu examples/fir/fir_cuda.h"
+	"cuda-sm90|pass|examples/fft/fft.cu examples/fft/fft_cuda.h"
+	"cuda-sm90|pass|examples/mixer/mixer.cu examples/mixer/mixer_cuda.h"
+	"cuda-sm90-verify|pass|examples/fir/fir.cu $cuda_fir"
+	"cuda-sm90-verify|pass|$cuda_fft"
+	"cuda-sm90-verify|pass|$cuda_mixer"
+	"cuda-sm90-verify|fail|examples/fir/fir_wrong.cu $cuda_fir"
+	"cuda-verify|pass|$cuda_mixer|ARCH=sm_80"
 	"x86_64-verify|pass|examples/fir/fir.c examples/fir/harness.c examples/fir/fir.h examples/fir/ref_in.txt examples/fir/ref_out.txt"
 	"x86_64-verify|pass|examples/fft/fft.c examples/fft/harness.c examples/fft/fft.h examples/fft/ref_in.txt examples/fft/ref_out.txt"
 	"x86_64-verify|pass|examples/mixer/mixer.c examples/mixer/harness.c examples/mixer/mixer.h examples/mixer/ref_in.txt examples/mixer/ref_out.txt"
@@ -58,6 +73,13 @@ fail() {
 	failed=$((failed + 1))
 	echo "FAIL  $*"
 }
+
+# An NVIDIA GPU here?  Without one, targets needing the capability cuda
+# run compile-only.
+have_gpu=0
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+	have_gpu=1
+fi
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/check-targets.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
@@ -100,10 +122,12 @@ duration_s() {
 	esac
 }
 
-# run_job TARGET_FILE EXPECT MODE JOBNO SOURCE...
+# run_job TARGET_FILE EXPECT MODE JOBNO PARAMS COMPILE_ONLY SOURCE...
+# (PARAMS: NAME=VALUE,...; COMPILE_ONLY 1: the target needs a GPU and
+# there is none here)
 run_job() {
-	local file="$1" expect="$2" mode="$3" jobno="$4"
-	shift 4
+	local file="$1" expect="$2" mode="$3" jobno="$4" params="$5" compile_only="$6"
+	shift 6
 	local sources=("$@")
 	local attempt="$tmp/job-$jobno-$mode"
 	local label
@@ -125,6 +149,7 @@ run_job() {
 	local p_source="${p_sources[0]}"
 
 	local rec key val stage="" timeout="" stdout="" index=0 job_ok=1 log="" argv=() envs=() outs=()
+	local no_gpu_stop=0 pv pname
 	local have_path
 	while IFS= read -r -d '' rec; do
 		key="${rec%%=*}"
@@ -154,6 +179,15 @@ run_job() {
 				w="${w//\{prev\}/$p_prev}"
 				w="${w//\{job\}/$p_job}"
 				w="${w//\{attempt\}/$p_attempt}"
+				IFS=',' read -r -a pv <<<"$params"
+				for pname in "${pv[@]}"; do
+					w="${w//\{param:${pname%%=*}\}/${pname#*=}}"
+				done
+				if [[ "$w" == *"{param:"* ]]; then
+					fail "$label: stage $stage: argv word '$w' names a parameter the job lacks"
+					job_ok=0
+					continue 2
+				fi
 				words+=("$w")
 			done
 			have_path=0
@@ -173,6 +207,11 @@ run_job() {
 			if [ "$verbose" = 1 ]; then
 				echo "---- $label: stage $index $stage (exit $rc, $((SECONDS - t0))s)"
 				cat "$log"
+			fi
+			if [ "$rc" -eq 3 ] && [ "$compile_only" = 1 ] && grep -q 'no CUDA device' "$log"; then
+				no_gpu_stop=1
+				job_ok=0
+				continue
 			fi
 			if [ "$rc" -ne 0 ]; then
 				job_ok=0
@@ -197,7 +236,12 @@ run_job() {
 		esac
 	done < <("$tmp/target_stages" "$file")
 
-	if [ "$expect" = pass ] && [ "$job_ok" = 1 ]; then
+	if [ "$no_gpu_stop" = 1 ]; then
+		pass "$label: compile-only, no GPU: $index stages succeeded, then $stage: $(grep -m1 'no CUDA device' "$log")"
+	elif [ "$compile_only" = 1 ] && [ "$job_ok" = 1 ]; then
+		fail "$label: no GPU here, yet no stage stopped with 'no CUDA device' (exit 3); log:"
+		tail -n 20 "$log" | sed 's/^/      /'
+	elif [ "$expect" = pass ] && [ "$job_ok" = 1 ]; then
 		pass "$label: $index stages succeeded"
 	elif [ "$expect" = fail ] && [ "$job_ok" = 0 ]; then
 		if grep -q '^FAIL: index' "$log"; then
@@ -223,8 +267,12 @@ for file in "$targets_dir"/*.yaml; do
 		continue
 	fi
 	missing=""
+	compile_only=0
 	while IFS= read -r -d '' rec; do
-		if [ "${rec%%=*}" = cap ] && ! PATH="$worker_path" command -v "${rec#cap=}" >/dev/null; then
+		[ "${rec%%=*}" = cap ] || continue
+		if [ "${rec#cap=}" = cuda ]; then
+			[ "$have_gpu" = 1 ] || compile_only=1
+		elif ! PATH="$worker_path" command -v "${rec#cap=}" >/dev/null; then
 			missing="$missing ${rec#cap=}"
 		fi
 	done <"$tmp/records"
@@ -234,12 +282,12 @@ for file in "$targets_dir"/*.yaml; do
 	fi
 	n=0
 	for j in "${jobs[@]}"; do
-		IFS='|' read -r jt expect srcs <<<"$j"
+		IFS='|' read -r jt expect srcs params <<<"$j"
 		[ "$jt" = "$target" ] || continue
 		read -r -a srcarr <<<"$srcs"
 		for mode in absolute relative; do
 			jobno=$((jobno + 1))
-			run_job "$file" "$expect" "$mode" "$jobno" "${srcarr[@]}"
+			run_job "$file" "$expect" "$mode" "$jobno" "$params" "$compile_only" "${srcarr[@]}"
 		done
 		n=$((n + 1))
 	done

@@ -20,14 +20,15 @@
 void node_config_defaults(struct node_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->election_timeout_ms = 300;
-	c->heartbeat_timeout_ms = 30;
+	c->election_timeout_ms = 120;
+	c->heartbeat_timeout_ms = 12;
 	c->connect_retry_ms = 50;
 	c->snapshot_threshold = 4096;
 	c->snapshot_trailing = 1024;
 	c->max_frame_bytes = 17u << 20; /* rpc/client.h: RPC_DEFAULT_MAX_FRAME_BYTES */
 	c->request_timeout_ms = 5000;
 	c->store_sync = STORE_SYNC_FULL;
+	c->store_commit_interval_ms = 50;
 	c->log_level = ING_LOG_LEVEL_INFO;
 	c->slots = 2;
 	c->probe = true;
@@ -46,6 +47,7 @@ void node_config_dev(struct node_config *c)
 	snprintf(c->data_dir, sizeof(c->data_dir), "ingot-dev");
 	snprintf(c->raft_address, sizeof(c->raft_address), "127.0.0.1:7501");
 	snprintf(c->api_address, sizeof(c->api_address), "127.0.0.1:7401");
+	snprintf(c->http_address, sizeof(c->http_address), "127.0.0.1:7601");
 	c->npeers = 1;
 	c->peers[0].id = 1;
 	snprintf(c->peers[0].raft_address, NODE_ADDRESS_MAX, "127.0.0.1:7501");
@@ -192,6 +194,14 @@ static int get_level(struct loader *l, const yaml_node_t *n, enum ing_log_level 
 	return 0;
 }
 
+static int get_format(struct loader *l, const yaml_node_t *n, enum ing_log_format *out)
+{
+	const char *s = scalar(n);
+	if (s == NULL || ing_log_parse_format(s, out) != 0)
+		return fail(l, n, "log_format", "expected text or json");
+	return 0;
+}
+
 static int get_bool(struct loader *l, const yaml_node_t *n, const char *key, bool *out)
 {
 	const char *s = scalar(n);
@@ -246,6 +256,35 @@ static int get_labels(struct loader *l, const yaml_node_t *n, struct node_config
 		if (rv != 0)
 			return rv;
 		c->nlabels++;
+	}
+	return 0;
+}
+
+/* `gpus: N` (0..ING_MAX_GPUS) or `gpus: [index, ...]` (unique, each
+ * 0..ING_GPU_INDEX_MAX, at most ING_MAX_GPUS). */
+static int get_gpus(struct loader *l, const yaml_node_t *n, struct node_config *c)
+{
+	if (n->type == YAML_SCALAR_NODE) {
+		c->gpus_mode = NODE_GPUS_COUNT;
+		return get_unsigned(l, n, "gpus", 0, ING_MAX_GPUS, &c->gpus_count);
+	}
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail(l, n, "gpus", "expected a count or a list of GPU indexes");
+	c->gpus_mode = NODE_GPUS_LIST;
+	c->ngpu_list = 0;
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+	     it++) {
+		yaml_node_t *v = yaml_document_get_node(&l->doc, *it);
+		unsigned idx;
+		if (c->ngpu_list == ING_MAX_GPUS)
+			return fail(l, v, "gpus", "more than %d GPUs", ING_MAX_GPUS);
+		int rv = get_unsigned(l, v, "gpus", 0, ING_GPU_INDEX_MAX, &idx);
+		if (rv != 0)
+			return rv;
+		for (unsigned i = 0; i < c->ngpu_list; i++)
+			if (c->gpu_list[i] == idx)
+				return fail(l, v, "gpus", "GPU %u listed twice", idx);
+		c->gpu_list[c->ngpu_list++] = idx;
 	}
 	return 0;
 }
@@ -332,6 +371,8 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_unsigned(l, v, key, 0, ING_MAX_SLOTS, &c->slots);
 	if (strcmp(key, "probe") == 0)
 		return get_bool(l, v, key, &c->probe);
+	if (strcmp(key, "gpus") == 0)
+		return get_gpus(l, v, c);
 	if (strcmp(key, "keep_failed_workdirs") == 0)
 		return get_bool(l, v, key, &c->keep_failed_workdirs);
 	if (strcmp(key, "heartbeat_interval_ms") == 0)
@@ -366,8 +407,22 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_unsigned(l, v, key, 100, 600000, &c->request_timeout_ms);
 	if (strcmp(key, "store_sync") == 0)
 		return get_sync(l, v, &c->store_sync);
+	if (strcmp(key, "store_commit_interval_ms") == 0)
+		return get_unsigned(l, v, key, 0, 10000, &c->store_commit_interval_ms);
+	if (strcmp(key, "store_map_bytes") == 0)
+		return get_uint(l, v, key, 1u << 20, 1ull << 44, &c->store_map_bytes);
+	if (strcmp(key, "store_map_max_bytes") == 0)
+		return get_uint(l, v, key, 1u << 20, 1ull << 44, &c->store_map_max_bytes);
+	if (strcmp(key, "store_reserve_bytes") == 0)
+		return get_uint(l, v, key, 1u << 16, 1ull << 44, &c->store_reserve_bytes);
 	if (strcmp(key, "log_level") == 0)
 		return get_level(l, v, &c->log_level);
+	if (strcmp(key, "log_format") == 0)
+		return get_format(l, v, &c->log_format);
+	if (strcmp(key, "log_file") == 0)
+		return get_str(l, v, key, c->log_file, sizeof(c->log_file));
+	if (strcmp(key, "http_address") == 0)
+		return get_address(l, v, key, c->http_address);
 	return fail(l, v, key, "unknown key");
 }
 
@@ -434,6 +489,12 @@ int node_config_check(struct node_config *c, const char *source, struct ing_erro
 	if (strcmp(c->raft_address, c->api_address) == 0)
 		return ing_error_set(e, ING_EINVAL,
 		                     "%s: 'raft_address' and 'api_address' must differ", source);
+	if (c->http_address[0] != '\0' && (strcmp(c->http_address, c->api_address) == 0 ||
+	                                   strcmp(c->http_address, c->raft_address) == 0))
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s: 'http_address' must differ from 'api_address' and "
+		                     "'raft_address'",
+		                     source);
 	if (c->node_down_after_ms < 2 * c->heartbeat_interval_ms)
 		return ing_error_set(e, ING_EINVAL,
 		                     "%s: key 'node_down_after_ms' (%u) must be at least twice "

@@ -32,6 +32,20 @@
 #define NODE_MAX_PEERS   16
 #define NODE_ADDRESS_MAX 64
 
+/* Which GPUs a node offers to jobs (config key `gpus`). */
+enum node_gpus_mode {
+	NODE_GPUS_DISCOVERED = 0, /* no `gpus` key: every GPU discovery finds */
+	NODE_GPUS_COUNT,          /* `gpus: N`: indexes 0..N-1 (0: none) */
+	NODE_GPUS_LIST,           /* `gpus: [0, 2]`: exactly these indexes */
+};
+
+/* A GPU the node offers (filled at start: node/worker/probe.c). */
+struct node_gpu {
+	unsigned index;
+	char uuid[ING_GPU_UUID_MAX + 1]; /* "" when discovery did not find it */
+	uint64_t memory_bytes;           /* 0 when not known */
+};
+
 struct node_peer {
 	uint64_t id;
 	char raft_address[NODE_ADDRESS_MAX];
@@ -53,15 +67,28 @@ struct node_config {
 	unsigned max_frame_bytes;
 	unsigned request_timeout_ms; /* how long a request waits for a leader */
 	enum store_sync store_sync;
+	unsigned store_commit_interval_ms; /* age at which the apply batch commits */
+	uint64_t store_map_bytes;          /* initial LMDB map; 0: storage's default */
+	uint64_t store_map_max_bytes;      /* the map's ceiling; 0: storage's default */
+	uint64_t store_reserve_bytes;      /* low-space margin; 0: storage's default */
 	enum ing_log_level log_level;
+	enum ing_log_format log_format;      /* text (default) or json */
+	char log_file[512];                  /* "" : stderr; reopened on SIGHUP */
+	char http_address[NODE_ADDRESS_MAX]; /* "" : no HTTP server */
 	/* The worker: what this node can run. */
 	char caps[ING_MAX_CAPS][ING_NAME_MAX + 1];
 	unsigned ncaps;
 	char label_keys[ING_MAX_LABELS][ING_NAME_MAX + 1];
 	char label_values[ING_MAX_LABELS][ING_LABEL_VALUE_MAX + 1];
 	unsigned nlabels;
-	unsigned slots;            /* concurrent attempts (0: runs nothing) */
-	bool probe;                /* add probed toolchains and CPU facts to caps/labels */
+	unsigned slots; /* concurrent attempts (0: runs nothing) */
+	bool probe;     /* add probed toolchains, CPU facts and GPUs to caps/labels */
+	enum node_gpus_mode gpus_mode;
+	unsigned gpus_count;             /* NODE_GPUS_COUNT */
+	unsigned gpu_list[ING_MAX_GPUS]; /* NODE_GPUS_LIST */
+	unsigned ngpu_list;
+	struct node_gpu gpus[ING_MAX_GPUS]; /* offered: set at start from the above */
+	unsigned ngpus;
 	bool keep_failed_workdirs; /* keep an attempt's directory when it fails */
 	unsigned heartbeat_interval_ms;
 	unsigned node_down_after_ms; /* leader: silent this long -> declared down */

@@ -2,6 +2,9 @@
  * ingotd_main.c - the daemon: `ingotd --config FILE [flags]` or
  * `ingotd --dev`.
  *
+ * `ingotd gpus` prints the NVIDIA GPUs that discovery finds (the same
+ * code the node runs at start) and exits 0, or 1 when there are none.
+ *
  * The data directory's lock (common/fs.h) is taken before anything else
  * touches the directory: at once when the directory exists, else right
  * after the bind addresses were checked (a bad configuration writes
@@ -16,44 +19,110 @@
  * one it was told to join, and for a data directory whose node was removed.
  */
 #include <getopt.h>
+#include <jansson.h>
+#include <msgpack.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include <yaml.h>
 
+#include "common/build_info.h"
 #include "common/fs.h"
 #include "common/log.h"
-#include "node/sm/cmd.h"
+#include "common/version.h"
 #include "node/config.h"
-#include "node/node.h"
+#include "node/backup/backup.h"
 #include "node/member/recover.h"
+#include "node/node.h"
+#include "node/sm/cmd.h"
+#include "node/worker/gpu.h"
+#include "rpc/http.h"
+#include "storage/store.h"
 
 struct daemon {
 	uv_loop_t loop;
-	uv_signal_t sigint, sigterm;
+	uv_signal_t sigint, sigterm, sighup;
 	struct node *node;
 	int status;
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: ingotd --config FILE [options]\n"
-	        "       ingotd --dev [options]\n"
-	        "       ingotd recover --config FILE --members ID[,ID...] [--yes]\n"
-	        "\n"
-	        "  --config FILE        YAML configuration (docs/operations.md)\n"
-	        "  --dev                single-node cluster with embedded defaults:\n"
-	        "                       API 127.0.0.1:7401, raft 127.0.0.1:7501, data ./ingot-dev\n"
-	        "  --data-dir DIR       override data_dir\n"
-	        "  --api-address A:P    override api_address\n"
-	        "  --raft-address A:P   override raft_address\n"
-	        "  --join A:P[,A:P...]  join the cluster of these members' API addresses\n"
-	        "                       (empty data directory only; see docs/operations.md)\n"
-	        "  --log-level LEVEL    debug, info, warn, error\n"
-	        "  -h, --help           this text\n");
+	fprintf(f, "usage: ingotd --config FILE [options]\n"
+	           "       ingotd --dev [options]\n"
+	           "       ingotd recover --config FILE --members ID[,ID...] [--yes]\n"
+	           "       ingotd restore --from SNAPSHOT --config FILE [--data-dir DIR]\n"
+	           "       ingotd gpus\n"
+	           "\n"
+	           "  --config FILE        YAML configuration (docs/operations.md)\n"
+	           "  --dev                single-node cluster with embedded defaults:\n"
+	           "                       API 127.0.0.1:7401, raft 127.0.0.1:7501,\n"
+	           "                       HTTP 127.0.0.1:7601, data ./ingot-dev\n"
+	           "  --data-dir DIR       override data_dir\n"
+	           "  --api-address A:P    override api_address\n"
+	           "  --raft-address A:P   override raft_address\n"
+	           "  --join A:P[,A:P...]  join the cluster of these members' API addresses\n"
+	           "                       (empty data directory only; see docs/operations.md)\n"
+	           "  --log-level LEVEL    debug, info, warn, error\n"
+	           "  --version            version, commit and the libraries' versions\n"
+	           "  -h, --help           this text\n");
+}
+
+/* `ingotd gpus`: what GPU discovery finds here. */
+static int gpus_main(int argc, char **argv)
+{
+	struct gpu_inventory inv;
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: ingotd gpus\n");
+		return 2;
+	}
+	gpu_discover(NULL, &inv);
+	if (inv.count == 0) {
+		fprintf(stderr, "ingotd: no NVIDIA GPU found (%s)\n", inv.note);
+		return 1;
+	}
+	printf("driver %s, CUDA %s (%s)\n", inv.driver_version[0] ? inv.driver_version : "-",
+	       inv.cuda_version[0] ? inv.cuda_version : "-", inv.library);
+	printf("%-5s  %-6s  %-10s  %-24s  %s\n", "INDEX", "ARCH", "MEMORY", "MODEL", "UUID");
+	for (unsigned i = 0; i < inv.count; i++) {
+		const struct gpu_device *g = &inv.devices[i];
+		char mem[32];
+
+		snprintf(mem, sizeof(mem), "%llu MiB", (unsigned long long)(g->memory_bytes >> 20));
+		printf("%-5u  %-6s  %-10s  %-24s  %s\n", g->index, g->arch, mem, g->model, g->uuid);
+	}
+	if (inv.note[0] != '\0')
+		fprintf(stderr, "ingotd: note: %s\n", inv.note);
+	return 0;
+}
+
+/* `ingotd --version`: every library ingotd links, at run time where the
+ * library says (common/version.h). */
+static void print_version(FILE *f)
+{
+	char lmdb_running[ING_VERSION_MAX], lmdb_built[ING_VERSION_MAX];
+	char uv_built[ING_VERSION_MAX], mhd_built[ING_VERSION_MAX];
+	const char *mhd_running = rpc_http_library_version(mhd_built, sizeof(mhd_built));
+	store_lmdb_version(lmdb_running, lmdb_built, ING_VERSION_MAX);
+	snprintf(uv_built, sizeof(uv_built), "%d.%d.%d", UV_VERSION_MAJOR, UV_VERSION_MINOR,
+	         UV_VERSION_PATCH);
+	const struct ing_lib_version libs[] = {
+	    {"libraft", NULL, INGOT_BUILT_RAFT},
+	    {"LMDB", lmdb_running, lmdb_built},
+	    {"libuv", uv_version_string(), uv_built},
+	    {"OpenSSL", OpenSSL_version(OPENSSL_VERSION_STRING), OPENSSL_VERSION_STR},
+	    {"msgpack-c", msgpack_version(), MSGPACK_VERSION},
+	    {"libyaml", yaml_get_version_string(), INGOT_BUILT_YAML},
+	    {"libmicrohttpd", mhd_running, mhd_built},
+	    {"jansson", jansson_version_str(), JANSSON_VERSION},
+	};
+	ing_version_print(f, "ingotd", libs, sizeof(libs) / sizeof(libs[0]));
 }
 
 static void on_stopped(void *data, int status)
@@ -65,6 +134,7 @@ static void on_stopped(void *data, int status)
 	d->status = status == 0 ? 0 : status == ING_EINVAL ? 2 : 1;
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -73,6 +143,19 @@ static void on_signal(uv_signal_t *h, int signum)
 	ING_LOG_INFO("signal received signal=%d: stopping", signum);
 	if (d->node != NULL)
 		node_shutdown(d->node);
+}
+
+/* SIGHUP: logrotate moved the log file away; open it again by name. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct ing_error e;
+	(void)h;
+	(void)signum;
+	if (ing_log_reopen(&e) != 0)
+		ING_LOG_ERROR("log file reopen failed msg=\"%s\": still logging to the old file",
+		              e.msg);
+	else
+		ING_LOG_INFO("log file reopened (SIGHUP)");
 }
 
 /* Checks that addr can be bound, so that a bad address fails before any
@@ -131,6 +214,7 @@ int main(int argc, char **argv)
 	    {"join", required_argument, NULL, 'j'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *data_dir = NULL, *api = NULL, *raft = NULL, *level = NULL,
@@ -144,6 +228,10 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "recover") == 0)
 		return node_recover_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "restore") == 0)
+		return node_restore_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "gpus") == 0)
+		return gpus_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config = optarg; break;
@@ -154,6 +242,7 @@ int main(int argc, char **argv)
 		case 'j': join = optarg; break;
 		case 'l': level = optarg; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': print_version(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -216,7 +305,16 @@ int main(int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	uv_loop_init(&d.loop);
 	if (check_bind(&d.loop, source, "api_address", cfg.api_address) != 0 ||
-	    check_bind(&d.loop, source, "raft_address", cfg.raft_address) != 0) {
+	    check_bind(&d.loop, source, "raft_address", cfg.raft_address) != 0 ||
+	    (cfg.http_address[0] != '\0' &&
+	     check_bind(&d.loop, source, "http_address", cfg.http_address) != 0)) {
+		uv_run(&d.loop, UV_RUN_DEFAULT);
+		uv_loop_close(&d.loop);
+		return 2;
+	}
+	ing_log_set_format(cfg.log_format);
+	if (cfg.log_file[0] != '\0' && ing_log_open(cfg.log_file, &e) != 0) {
+		fprintf(stderr, "ingotd: %s: key 'log_file': %s\n", source, e.msg);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&d.loop);
 		return 2;
@@ -233,13 +331,16 @@ int main(int argc, char **argv)
 	}
 	uv_signal_init(&d.loop, &d.sigint);
 	uv_signal_init(&d.loop, &d.sigterm);
-	d.sigint.data = d.sigterm.data = &d;
+	uv_signal_init(&d.loop, &d.sighup);
+	d.sigint.data = d.sigterm.data = d.sighup.data = &d;
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d.sighup, on_sighup, SIGHUP);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&d.loop) != 0)
 		ING_LOG_WARN("loop closed with handles still open");
 	ING_LOG_INFO("ingotd exiting status=%d", d.status);
 	ing_dir_unlock(lock_fd);
+	ing_log_close();
 	return d.status;
 }

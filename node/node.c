@@ -1,13 +1,16 @@
 /*
- * node.c - the daemon's core: wiring the store, the state machine, the
- * replicated log and the API server on one loop.
+ * node.c - the daemon's wiring: the store, the state machine, the
+ * replicated log, the API server and the modules (node/core.h) on one loop.
+ * This file owns the shared resources and raises every event of
+ * node/bus.h; the modules own everything else.
  *
  * Apply path: libraft calls node_apply for each committed entry, in order;
  * it runs sm_apply inside the store's open batch transaction and hands the
  * result to the local proposer, if any.  A uv_prepare handle commits the
- * batch once per loop iteration (before the loop blocks), so many applies
- * share one LMDB transaction and fsync.  Reads flush first, so they always
- * see every applied entry.  An entry is acknowledged to its client as soon
+ * batch when it is due (batch_due: store_commit_interval_ms old, or every
+ * loop iteration with 0), so many applies share one LMDB transaction and
+ * its fsyncs.  Reads see the open batch (store_read_begin), so they always
+ * see every applied entry without a commit.  An entry is acknowledged to its client as soon
  * as it is applied: it is then committed in the Raft log on a majority,
  * and a crash before the batch commit replays it from the log.
  *
@@ -19,22 +22,84 @@
  * there is none or while a new leader's barrier has not committed
  * (CONS_LEADER); CONS_LEADER_READY serves them.  On becoming ready, the
  * leader names the cluster if nobody did, brings the members table in line
- * with the Raft configuration and records the leader change (member.c).
+ * with the Raft configuration and records the leader change (node/bus.h:
+ * role changed).
+ *
+ * Lifetime: the node frees itself once node_stop has run and the last hold
+ * (node_hold: a closing client, timer or attempt) is released and raft and
+ * the API server are closed; then `stopped` runs.  The modules are freed
+ * with it, so a callback that runs while the node closes still finds them.
  */
 #include "node/node.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "common/fs.h"
 #include "common/log.h"
-#include "node/node_internal.h"
+#include "node/api/api.h"
+#include "node/backup/backup.h"
+#include "node/bus.h"
+#include "node/core.h"
+#include "node/http/http.h"
+#include "node/http/metrics.h"
+#include "node/leader/deadline.h"
+#include "node/leader/liveness.h"
+#include "node/leader/scheduler.h"
+#include "node/member/member.h"
+#include "node/propose.h"
+#include "node/request.h"
+#include "node/sm/sm.h"
+#include "node/worker/heartbeat.h"
+#include "node/worker/probe.h"
+#include "node/worker/worker.h"
+#include "rpc/server.h"
+#include "storage/store.h"
+
+#define HEARTBEAT_FIRST_MS 50
+#define MEMBER_TICK_MS     100
+
+struct node {
+	/* shared resources */
+	uv_loop_t *loop;
+	struct node_config cfg;
+	struct store *store;
+	struct sm *sm;
+	struct cons *cons;
+	struct rpc_server *server;
+	struct node_requests *requests;
+	uv_prepare_t flush;         /* commits the apply batch when due (batch_due) */
+	uv_timer_t commit_timer;    /* commits a batch older than store_commit_interval_ms */
+	uint64_t batch_since_ms;    /* uv_now() when the open batch was first seen, 0: none */
+	uv_timer_t heartbeat_timer; /* node/bus.h: heartbeat tick */
+	uv_timer_t member_timer;    /* node/bus.h: member tick */
+	/* what raft reported last */
+	enum cons_role role;
+	uint64_t leader_id;
+	uint64_t term;
+	/* the modules */
+	struct api *api;
+	struct sched *sched;
+	struct liveness *liveness;
+	struct deadlines *deadlines;
+	struct worker *worker;
+	struct heartbeat *heartbeat;
+	struct member *member;
+	struct metrics *metrics; /* NULL when they could not be registered */
+	struct backup *backup;
+	struct http *http;
+	/* lifecycle */
+	bool stopping;
+	int failed;
+	unsigned open_handles;
+	void (*stopped)(void *data, int status);
+	void *stopped_data;
+};
 
 uint64_t node_now_ms(void)
 {
@@ -43,7 +108,142 @@ uint64_t node_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* ---- what the modules read (core.h) ---------------------------------------- */
+
+uv_loop_t *node_loop(const struct node *n)
+{
+	return n->loop;
+}
+
+const struct node_config *node_cfg(const struct node *n)
+{
+	return &n->cfg;
+}
+
+uint64_t node_id(const struct node *n)
+{
+	return n->cfg.id;
+}
+
+struct store *node_store(const struct node *n)
+{
+	return n->store;
+}
+
+struct cons *node_cons(const struct node *n)
+{
+	return n->cons;
+}
+
+struct node_requests *node_requests(const struct node *n)
+{
+	return n->requests;
+}
+
+enum cons_role node_role(const struct node *n)
+{
+	return n->role;
+}
+
+bool node_is_ready_leader(const struct node *n)
+{
+	return n->role == CONS_LEADER_READY;
+}
+
+uint64_t node_leader_id(const struct node *n)
+{
+	return n->leader_id;
+}
+
+uint64_t node_term(const struct node *n)
+{
+	return n->term;
+}
+
+void node_note_leader(struct node *n, uint64_t leader_id)
+{
+	n->leader_id = leader_id;
+}
+
+bool node_stopping(const struct node *n)
+{
+	return n->stopping;
+}
+
+int node_failed(const struct node *n)
+{
+	return n->failed;
+}
+
+struct api *node_api(const struct node *n)
+{
+	return n->api;
+}
+
+struct sched *node_sched(const struct node *n)
+{
+	return n->sched;
+}
+
+struct liveness *node_liveness(const struct node *n)
+{
+	return n->liveness;
+}
+
+struct deadlines *node_deadlines(const struct node *n)
+{
+	return n->deadlines;
+}
+
+struct worker *node_worker(const struct node *n)
+{
+	return n->worker;
+}
+
+struct heartbeat *node_heartbeat(const struct node *n)
+{
+	return n->heartbeat;
+}
+
+struct member *node_member(const struct node *n)
+{
+	return n->member;
+}
+
+struct metrics *node_metrics(const struct node *n)
+{
+	return n->metrics;
+}
+
+struct backup *node_backup(const struct node *n)
+{
+	return n->backup;
+}
+
+struct http *node_http(const struct node *n)
+{
+	return n->http;
+}
+
 /* ---- apply path --------------------------------------------------------- */
+
+/* The id a successful job_submit returns (its result value). */
+static uint64_t submitted_job(const struct sm_result *res)
+{
+	uint64_t job = 0;
+	if (res->cmd_type == CMD_JOB_SUBMIT && res->err.code == 0 && res->value.len > 0) {
+		msgpack_zone z;
+		msgpack_object o;
+		size_t off = 0;
+		msgpack_zone_init(&z, 64);
+		if (msgpack_unpack(res->value.data, res->value.len, &off, &z, &o) ==
+		        MSGPACK_UNPACK_SUCCESS &&
+		    o.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+			job = o.via.u64;
+		msgpack_zone_destroy(&z);
+	}
+	return job;
+}
 
 static int node_apply(void *data, uint64_t index, const void *buf, size_t len, void **result)
 {
@@ -59,23 +259,15 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 	if (rv == 0)
 		rv = store_batch_note(n->store);
 	if (rv == 0 && !res.skipped) {
-		uint64_t job = 0;
-		if (res.cmd_type == CMD_JOB_SUBMIT && res.err.code == 0 && res.value.len > 0) {
-			msgpack_zone z;
-			msgpack_object o;
-			size_t off = 0;
-			msgpack_zone_init(&z, 64);
-			if (msgpack_unpack(res.value.data, res.value.len, &off, &z, &o) ==
-			        MSGPACK_UNPACK_SUCCESS &&
-			    o.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-				job = o.via.u64;
-			msgpack_zone_destroy(&z);
-		}
-		if (res.err.code == 0)
-			node_sched_note(n, res.cmd_type, job);
-		if (res.job != 0 && res.job_deadline_at_ms != 0)
-			node_deadline_note(n, res.job, res.job_deadline_at_ms);
-		n->worker_dirty = true;
+		struct bus_applied a = {
+		    .cmd_type = res.cmd_type,
+		    .code = res.err.code,
+		    .submitted_job = submitted_job(&res),
+		    .job = res.job,
+		    .deadline_at_ms = res.job_deadline_at_ms,
+		    .result = &res,
+		};
+		bus_applied(n, &a);
 		struct node_result *r = malloc(sizeof(*r) + res.value.len);
 		if (r == NULL) {
 			rv = ING_ENOMEM;
@@ -114,6 +306,28 @@ static int node_snapshot(void *data, void **buf, size_t *len)
 	return store_snapshot_copy_buf(n->store, buf, len);
 }
 
+/* On the loop: snapshots are references to the store's durable state. */
+static int node_snapshot_sync(void *data, uint64_t *index)
+{
+	struct node *n = data;
+	int rv = node_snapshot_prepare(data);
+	if (rv == 0 && (rv = store_sync(n->store, index)) != 0 && store_failed(n->store))
+		node_fatal(n, rv, "sync of the store for a snapshot failed");
+	return rv;
+}
+
+static int node_state_index(void *data, uint64_t *index)
+{
+	struct node *n = data;
+	struct store_txn *t;
+	int rv = store_read_begin(n->store, &t);
+	if (rv != 0)
+		return rv;
+	rv = store_applied_index(t, index);
+	store_abort(t);
+	return rv;
+}
+
 static int node_restore(void *data, const void *buf, size_t len)
 {
 	struct node *n = data;
@@ -126,15 +340,52 @@ static int node_restore(void *data, const void *buf, size_t len)
 	else
 		ING_LOG_INFO("snapshot restored bytes=%zu replaced=%s", len,
 		             replaced ? "yes" : "no (store is newer)");
+	if (rv == 0 && replaced)
+		bus_restored(n);
 	return rv;
 }
 
 int node_flush(struct node *n)
 {
 	int rv = store_batch_flush(n->store);
+	n->batch_since_ms = 0;
 	if (rv != 0)
 		node_fatal(n, rv, "commit of applied entries failed");
 	return rv;
+}
+
+/*
+ * Whether the open batch should commit now.  Acknowledgements never wait
+ * for the commit (the entry is committed in the Raft log, which replays it
+ * after a crash) and reads see the open batch (store_read_begin), so the
+ * commit only bounds how much the log replays: it comes once the batch is
+ * store_commit_interval_ms old (0: every loop iteration), or full
+ * (batch_max, store_batch_note), or before a snapshot.  Fewer commits mean
+ * fewer fsyncs on the loop and the pages shared by many applies (tree
+ * roots, the meta page, the tail pages of append-only tables) written once.
+ */
+static void on_commit_timer(uv_timer_t *h);
+
+static bool batch_due(struct node *n)
+{
+	uint64_t now = uv_now(n->loop), every = n->cfg.store_commit_interval_ms;
+
+	if (every == 0)
+		return true;
+	if (n->batch_since_ms == 0) {
+		n->batch_since_ms = now;
+		uv_timer_start(&n->commit_timer, on_commit_timer, every, 0);
+		return false;
+	}
+	return now - n->batch_since_ms >= every;
+}
+
+static void on_commit_timer(uv_timer_t *h)
+{
+	struct node *n = h->data;
+	if (!n->stopping && store_batch_pending(n->store) > 0)
+		node_flush(n);
+	n->batch_since_ms = 0;
 }
 
 static void on_flush(uv_prepare_t *h)
@@ -142,76 +393,41 @@ static void on_flush(uv_prepare_t *h)
 	struct node *n = h->data;
 	if (n->stopping)
 		return;
-	if (store_batch_pending(n->store) > 0 && node_flush(n) != 0)
+	if (store_batch_pending(n->store) > 0 && batch_due(n) && node_flush(n) != 0)
 		return;
-	node_watch_poll(n);
-	if (n->worker_dirty) {
-		n->worker_dirty = false;
-		node_worker_poll(n);
-	}
-	node_sched_maybe_run(n);
+	bus_flushed(n);
 }
 
-/* ---- members ------------------------------------------------------------ */
-
-void node_member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_MAX])
+static void on_heartbeat_tick(uv_timer_t *h)
 {
-	struct store_txn *t;
-	struct ing_str val;
-	uint8_t k[8];
-
-	out[0] = '\0';
-	store_be64(k, id);
-	if (store_read_begin(n->store, &t) == 0) {
-		if (store_get(t, STORE_MEMBERS, (struct ing_str){(const char *)k, 8}, &val) == 0) {
-			msgpack_zone z;
-			struct rec_member m;
-			msgpack_zone_init(&z, 512);
-			if (rec_member_decode(val, &z, &m, NULL) == 0)
-				snprintf(out, NODE_ADDRESS_MAX, "%.*s", ING_STR_FMT(m.api_address));
-			msgpack_zone_destroy(&z);
-		}
-		store_abort(t);
-	}
-	for (unsigned i = 0; out[0] == '\0' && i < n->cfg.npeers; i++)
-		if (n->cfg.peers[i].id == id)
-			snprintf(out, NODE_ADDRESS_MAX, "%s", n->cfg.peers[i].api_address);
+	struct node *n = h->data;
+	if (!n->stopping)
+		bus_heartbeat_tick(n);
 }
 
-static const char *role_name(enum cons_role r)
+static void on_member_tick(uv_timer_t *h)
 {
-	switch (r) {
-	case CONS_FOLLOWER: return "follower";
-	case CONS_CANDIDATE: return "candidate";
-	case CONS_LEADER: return "leader-pending";
-	case CONS_LEADER_READY: return "leader";
-	case CONS_UNAVAILABLE: return "unavailable";
-	}
-	return "?";
+	struct node *n = h->data;
+	if (!n->stopping && n->cons != NULL)
+		bus_member_tick(n);
 }
 
 static void node_role_changed(void *data, enum cons_role role, uint64_t leader_id, uint64_t term)
 {
 	struct node *n = data;
 	bool was_ready = n->role == CONS_LEADER_READY;
+	uint64_t previous = n->leader_id;
 
-	ING_LOG_INFO("role changed role=%s leader=%" PRIu64 " term=%" PRIu64, role_name(role),
-	             leader_id, term);
+	const char *ready = cons_role_ready(role);
+	ING_LOG_INFO("role changed role=%s%s%s leader=%" PRIu64 " term=%" PRIu64,
+	             cons_role_name(role), ready != NULL ? " ready=" : "",
+	             ready != NULL ? ready : "", leader_id, term);
 	n->role = role;
-	if (n->leader_id != 0 && n->leader_id != n->cfg.id && n->leader_id != leader_id)
-		n->previous_leader = n->leader_id;
-	if (leader_id != 0 && leader_id != n->cfg.id)
-		n->previous_leader = leader_id;
 	n->leader_id = leader_id;
 	n->term = term;
 	ing_log_set_term(term);
-	if (role == CONS_LEADER_READY && !was_ready) {
-		node_liveness_leader(n);
-		n->sched_full = true;
-		node_flush(n);
-		node_member_leader(n, n->previous_leader);
-	}
-	node_unpark(n);
+	if (!n->stopping)
+		bus_role_changed(n, previous, role == CONS_LEADER_READY && !was_ready);
 }
 
 static void node_cons_fatal(void *data, int code, const char *message)
@@ -221,10 +437,37 @@ static void node_cons_fatal(void *data, int code, const char *message)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+static void free_modules(struct node *n)
+{
+	if (n->http != NULL)
+		http_free(n->http);
+	if (n->backup != NULL)
+		backup_free(n->backup);
+	if (n->metrics != NULL)
+		metrics_free(n->metrics);
+	if (n->member != NULL)
+		member_free(n->member);
+	if (n->api != NULL)
+		api_free(n->api);
+	if (n->heartbeat != NULL)
+		heartbeat_free(n->heartbeat);
+	if (n->worker != NULL)
+		worker_free(n->worker);
+	if (n->deadlines != NULL)
+		deadlines_free(n->deadlines);
+	if (n->liveness != NULL)
+		liveness_free(n->liveness);
+	if (n->sched != NULL)
+		sched_free(n->sched);
+	if (n->requests != NULL)
+		node_requests_free(n->requests);
+}
+
 static void maybe_done(struct node *n)
 {
-	if (n->cons != NULL || n->api != NULL || n->open_handles > 0)
+	if (n->cons != NULL || n->server != NULL || n->open_handles > 0)
 		return;
+	free_modules(n);
 	store_close(n->store);
 	n->store = NULL;
 	sm_free(n->sm);
@@ -261,10 +504,10 @@ static void on_cons_closed(void *data)
 	maybe_done(n);
 }
 
-static void on_api_closed(void *data)
+static void on_server_closed(void *data)
 {
 	struct node *n = data;
-	n->api = NULL;
+	n->server = NULL;
 	maybe_done(n);
 }
 
@@ -274,28 +517,22 @@ void node_stop(struct node *n)
 		return;
 	n->stopping = true;
 	ING_LOG_INFO("node stopping");
-	node_watch_close_all(n);
-	/* Parked calls are answered now: the client retries elsewhere. */
-	while (n->parked != NULL) {
-		struct node_parked *p = n->parked;
-		n->parked = p->next;
-		rpc_reply_error(p->call, ING_EUNAVAILABLE, "node %" PRIu64 " is shutting down",
-		                n->cfg.id);
-		free(p);
-	}
-	if (n->store != NULL && store_failed(n->store) == 0)
-		store_batch_flush(n->store);
-	node_worker_stop_all(n);
-	node_liveness_stop(n);
-	node_member_stop(n);
-	node_forward_close(n);
-	node_status_close(n);
-	if (n->api != NULL)
-		rpc_server_close(n->api, on_api_closed, n);
+	bus_stopping(n);
+	node_requests_close(n->requests);
+	if (n->server != NULL)
+		rpc_server_close(n->server, on_server_closed, n);
 	if (n->cons != NULL)
 		cons_close(n->cons, on_cons_closed, n);
 	uv_close((uv_handle_t *)&n->flush, on_handle_closed);
-	uv_close((uv_handle_t *)&n->park_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&n->commit_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&n->heartbeat_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&n->member_timer, on_handle_closed);
+}
+
+void node_shutdown(struct node *n)
+{
+	if (n->stopping || !member_leave(n->member))
+		node_stop(n);
 }
 
 void node_fatal(struct node *n, int code, const char *what)
@@ -319,44 +556,84 @@ static void damaged(const struct node *n, const char *what)
 }
 
 /*
- * Every entry the store has applied must still be in this node's Raft log,
- * or in a snapshot libraft restored at start (whose content may run ahead
- * of its Raft index).  A log that ends before the store lost entries (a
- * damaged or truncated segment, an emptied raft/ directory): this node may
- * have acknowledged or voted for them, and Raft's guarantees assume it
- * still has them, so it must not take part.  ING_ECORRUPT.
+ * Every entry the store has applied must still be accounted for by this
+ * node's Raft log or by the snapshot libraft restored at start: a
+ * reference snapshot names the index the store held durably when it was
+ * taken (cons_status.start_reference), and a full copy installed from a
+ * leader (restored again at start until the next snapshot) may hold
+ * entries past its Raft index (store_snapshot_seen_index).  So a follower
+ * restarting right after an install passes, and a log that ends before the
+ * store lost entries (a damaged or truncated segment, an emptied raft/
+ * directory): this node may have acknowledged or voted for them, and
+ * Raft's guarantees assume it still has them, so it must not take part.
+ * ING_ECORRUPT.
  */
 static int check_log_covers_store(struct node *n, struct ing_error *e)
 {
 	struct cons_status st;
-	struct store_txn *t;
 	uint64_t applied = 0, covered;
-	int rv = store_read_begin(n->store, &t);
+	int rv = node_state_index(n, &applied);
 
-	if (rv == 0) {
-		rv = store_applied_index(t, &applied);
-		store_abort(t);
-	}
 	if (rv != 0)
 		return ing_error_set(e, rv, "cannot read the applied index of %s/state.mdb: %s",
 		                     n->cfg.data_dir, ing_err_msg(rv));
 	cons_status(n->cons, &st);
 	covered = st.last_index;
+	if (st.start_reference > covered)
+		covered = st.start_reference;
 	if (store_snapshot_seen_index(n->store) > covered)
 		covered = store_snapshot_seen_index(n->store);
-	if (applied <= covered)
+	if (applied <= covered) {
+		ING_LOG_INFO("raft log covers the store last_index=%" PRIu64
+		             " snapshot_reference=%" PRIu64 " snapshot_copy=%" PRIu64
+		             " store_applied=%" PRIu64,
+		             st.last_index, st.start_reference, store_snapshot_seen_index(n->store),
+		             applied);
 		return 0;
+	}
 	ING_LOG_ERROR("raft log shorter than the store raft_dir=%s/raft last_index=%" PRIu64
-	              " store_applied=%" PRIu64
+	              " snapshot_covers=%" PRIu64 " store_applied=%" PRIu64
 	              ": entries this node held were lost (damaged or truncated segment, emptied "
 	              "raft directory)",
-	              n->cfg.data_dir, st.last_index, applied);
+	              n->cfg.data_dir, st.last_index, covered, applied);
 	damaged(n, n->cfg.data_dir);
 	return ing_error_set(e, ING_CORRUPT("raft log shorter than the store"),
 	                     "the raft log in %s/raft ends at index %" PRIu64
 	                     ", before the store's applied index %" PRIu64
 	                     ": entries were lost; rejoin this node from a peer (see the log)",
-	                     n->cfg.data_dir, st.last_index, applied);
+	                     n->cfg.data_dir, covered, applied);
+}
+
+/* The modules that own no handle; on failure every one made is freed. */
+static int new_modules(struct node *n)
+{
+	int rv = node_requests_new(n, &n->requests);
+	if (rv == 0)
+		rv = sched_new(&n->sched);
+	if (rv == 0)
+		rv = liveness_new(&n->liveness);
+	if (rv == 0)
+		rv = deadlines_new(&n->deadlines);
+	if (rv == 0)
+		rv = worker_new(n, &n->worker);
+	if (rv == 0)
+		rv = heartbeat_new(n, &n->heartbeat);
+	if (rv == 0)
+		rv = backup_new(n, &n->backup);
+	if (rv == 0 && metrics_new(n, &n->metrics) != 0)
+		n->metrics = NULL; /* logged; the node serves without metrics */
+	if (rv != 0) {
+		free_modules(n);
+		n->requests = NULL;
+		n->sched = NULL;
+		n->liveness = NULL;
+		n->deadlines = NULL;
+		n->worker = NULL;
+		n->heartbeat = NULL;
+		n->backup = NULL;
+		n->metrics = NULL;
+	}
+	return rv;
 }
 
 int node_start(uv_loop_t *loop, const struct node_config *cfg,
@@ -365,7 +642,10 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 {
 	struct node *n = calloc(1, sizeof(*n));
 	char raft_dir[600];
-	struct store_options so = {.sync = cfg->store_sync};
+	struct store_options so = {.sync = cfg->store_sync,
+	                           .map_size_bytes = cfg->store_map_bytes,
+	                           .map_max_bytes = cfg->store_map_max_bytes,
+	                           .reserve_bytes = cfg->store_reserve_bytes};
 	struct cons_peer peers[NODE_MAX_PEERS];
 	struct cons_config cc;
 	struct cons_callbacks cb = {
@@ -373,6 +653,8 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	    .free_result = node_free_result,
 	    .snapshot = node_snapshot,
 	    .snapshot_prepare = node_snapshot_prepare,
+	    .snapshot_sync = node_snapshot_sync,
+	    .state_index = node_state_index,
 	    .restore = node_restore,
 	    .role_changed = node_role_changed,
 	    .fatal = node_cons_fatal,
@@ -384,14 +666,14 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		return ing_error_set(e, ING_ENOMEM, "out of memory");
 	n->loop = loop;
 	n->cfg = *cfg;
-	node_probe(&n->cfg);
+	ing_log_set_node(cfg->id);
+	probe_config(&n->cfg);
 	n->stopped = stopped;
 	n->stopped_data = data;
 	n->role = CONS_FOLLOWER;
 	cb.data = n;
-	ing_log_set_node(cfg->id);
 
-	rv = node_member_check_marker(cfg->data_dir, cfg->id, e);
+	rv = member_check_marker(cfg->data_dir, cfg->id, e);
 	if (rv == 0)
 		rv = ing_mkdirs(cfg->data_dir, 0700, e);
 	if (rv != 0) {
@@ -409,11 +691,13 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		damaged(n, state);
 	}
 	if (rv == 0)
-		node_worker_reap(n);
-	n->worker_dirty = true; /* look at this node's assignments once at start */
+		worker_reap(n->cfg.data_dir);
 	if (rv == 0)
 		rv = sm_new(&n->sm);
+	if (rv == 0 && (rv = new_modules(n)) != 0)
+		ing_error_set(e, rv, "out of memory");
 	if (rv != 0) {
+		sm_free(n->sm);
 		store_close(n->store);
 		free(n);
 		return rv;
@@ -421,14 +705,29 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	uv_prepare_init(loop, &n->flush);
 	n->flush.data = n;
 	uv_prepare_start(&n->flush, on_flush);
-	uv_timer_init(loop, &n->park_timer);
-	n->park_timer.data = n;
-	n->open_handles = 2;
+	uv_timer_init(loop, &n->commit_timer);
+	n->commit_timer.data = n;
+	uv_timer_init(loop, &n->heartbeat_timer);
+	n->heartbeat_timer.data = n;
+	uv_timer_init(loop, &n->member_timer);
+	n->member_timer.data = n;
+	n->open_handles = 4;
+	/* These two hold a handle each (and the node until it is closed). */
+	rv = api_new(n, &n->api);
+	if (rv == 0)
+		rv = member_new(n, &n->member);
+	if (rv != 0) {
+		ing_error_set(e, rv, "out of memory");
+		goto fail;
+	}
 
 	memset(&ro, 0, sizeof(ro));
 	ro.address = cfg->api_address;
 	ro.max_frame_bytes = cfg->max_frame_bytes;
-	rv = rpc_server_start(loop, &ro, node_api_handle, n, &n->api, e);
+	rv = rpc_server_start(loop, &ro, api_handle, n, &n->server, e);
+	if (rv != 0)
+		goto fail;
+	rv = http_start(n, &n->http, e);
 	if (rv != 0)
 		goto fail;
 
@@ -458,18 +757,17 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	rv = check_log_covers_store(n, e);
 	if (rv != 0)
 		goto fail;
-	rv = node_liveness_start(n);
-	if (rv != 0) {
-		ing_error_set(e, rv, "cannot start heartbeats: %s", ing_err_msg(rv));
-		goto fail;
-	}
-	rv = node_member_start(n);
+	uv_timer_start(&n->heartbeat_timer, on_heartbeat_tick, HEARTBEAT_FIRST_MS,
+	               cfg->heartbeat_interval_ms);
+	uv_timer_start(&n->member_timer, on_member_tick, MEMBER_TICK_MS, MEMBER_TICK_MS);
+	rv = member_start(n->member);
 	if (rv != 0) {
 		ing_error_set(e, rv, "cannot start membership: %s", ing_err_msg(rv));
 		goto fail;
 	}
-	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s data_dir=%s", cfg->id,
-	             cfg->api_address, cfg->raft_address, n->cfg.data_dir);
+	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s http=%s data_dir=%s", cfg->id,
+	             cfg->api_address, cfg->raft_address,
+	             cfg->http_address[0] != '\0' ? cfg->http_address : "off", n->cfg.data_dir);
 	*out = n;
 	return 0;
 fail:

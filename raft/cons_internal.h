@@ -101,7 +101,13 @@ struct cons {
 	bool failed;
 	bool fatal_reported;
 	int fatal_code;
-	char fatal_msg[128];
+	char fatal_msg[256];
+
+	/* metrics.c: libraft's append, wrapped to be timed, and the registry
+	 * our collect callback is in (NULL: none). */
+	int (*orig_append)(struct raft_io *io, struct raft_io_append *req,
+	                   const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
+	struct ing_metrics *metrics_registry;
 
 	/* Inside cons_start: libraft's traces are enabled whatever the log
 	 * level, and those reporting damage in the log go out at warn. */
@@ -110,8 +116,20 @@ struct cons {
 	bool closing;                /* cons_close called: draining, no new requests */
 	bool raft_closing;           /* raft_close called */
 	uint64_t close_next_warn_ms; /* uv_now() of the next "still writing" line */
+
+	/* Reference snapshots (snapref.c): the backend's own snapshot_get,
+	 * and state copies for installs in flight (close waits for them). */
+	int (*backend_snapshot_get)(struct raft_io *io, struct raft_io_snapshot_get *req,
+	                            raft_io_snapshot_get_cb cb);
+	unsigned snapref_copies;
 	void (*close_cb)(void *data);
 	void *close_data;
+
+	/* The close gate (consensus.c): the transport's own close, and
+	 * libraft's callback, held back until close_gate has run. */
+	void (*transport_close)(struct raft_uv_transport *t, raft_uv_transport_close_cb cb);
+	raft_uv_transport_close_cb transport_closed_cb;
+	uv_idle_t close_gate;
 };
 
 /* propose.c */
@@ -131,11 +149,31 @@ void cons_fail_pending(struct cons *c, int status);
  * directory is fine (nothing to check). */
 int cons_check_dir(const char *dir, char *name, size_t cap, struct ing_error *e);
 
+/* metrics.c (docs/operations.md "Metrics") */
+/* After raft_uv_init, before raft_init: registers the families, the
+ * collect callback, and wraps io.append to time it. */
+void cons_metrics_start(struct cons *c);
+/* Before c is freed: removes the collect callback. */
+void cons_metrics_stop(struct cons *c);
+void cons_metrics_leader_changed(void);
+void cons_metrics_snapshot(double seconds);
+
 /* trace.c */
 void cons_trace_init(struct cons *c);
 /* Re-reads the log threshold so the tracer formats nothing unless debug. */
 void cons_trace_refresh(struct cons *c);
 int cons_err_from_raft(int rv);
+
+/* ---- snapref.c: reference snapshots ---------------------------------- */
+
+#define CONS_SNAPREF_BYTES 16
+/* A reference to `index` in a malloc'd 16-byte buffer.  ING_ENOMEM. */
+int cons_snapref_encode(uint64_t index, struct raft_buffer *out);
+/* True, with the index, when buf is a reference; false for anything else. */
+bool cons_snapref_decode(const void *buf, size_t len, uint64_t *index);
+/* Routes c->io.snapshot_get through the reference-to-copy wrapper.  Call
+ * after raft_uv_init, before raft_init. */
+void cons_snapref_wrap(struct cons *c);
 /* Logs a libraft failure at warn level with libraft's detail message (from
  * raft_errmsg, io.errmsg or transport.errmsg); returns the translated code. */
 int cons_raft_failed(const struct cons *c, const char *what, int rv, const char *detail);

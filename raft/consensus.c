@@ -42,6 +42,13 @@
  * close_cb).  A failed start after raft_init goes straight to raft closing,
  * without close_cb.
  *
+ * Close gate: libraft 0.15 may call raft_close's callback before the file
+ * writers of the segments it finalizes have closed, and again from each
+ * writer's close (a use-after-free; ingotd's crash on SIGTERM with its data
+ * on tmpfs).  The transport's close is therefore reported to libraft one
+ * loop iteration late, which keeps libraft's close waiting until those
+ * writers are gone (close_raft).
+ *
  * Failure modes: bad configuration (ING_EINVAL, nothing allocated); libraft
  * or disk failures at start (translated, with libraft's message); apply or
  * restore failing, or libraft turning itself RAFT_UNAVAILABLE while running:
@@ -52,6 +59,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,24 +70,29 @@
 #include "raft/cons_internal.h"
 #include "raft/transport.h"
 
-#define DEFAULT_ELECTION_TIMEOUT_MS  300
-#define DEFAULT_HEARTBEAT_TIMEOUT_MS 30
+#define DEFAULT_ELECTION_TIMEOUT_MS  120
+#define DEFAULT_HEARTBEAT_TIMEOUT_MS 12
 #define DEFAULT_CONNECT_RETRY_MS     50
 #define DEFAULT_SNAPSHOT_THRESHOLD   4096
 #define DEFAULT_SNAPSHOT_TRAILING    1024
 /* While cons_close waits for the disk: one warning line this often. */
 #define CLOSE_WARN_EVERY_MS 5000
 
-static const char *role_name(enum cons_role role)
+const char *cons_role_name(enum cons_role role)
 {
 	switch (role) {
 	case CONS_FOLLOWER: return "follower";
 	case CONS_CANDIDATE: return "candidate";
-	case CONS_LEADER: return "leader";
-	case CONS_LEADER_READY: return "leader_ready";
+	case CONS_LEADER:
+	case CONS_LEADER_READY: return "leader";
 	case CONS_UNAVAILABLE: return "unavailable";
 	}
 	return "unknown";
+}
+
+const char *cons_role_ready(enum cons_role role)
+{
+	return role == CONS_LEADER_READY ? "yes" : role == CONS_LEADER ? "no" : NULL;
 }
 
 /* "a.b.c.d:port", the only form libraft's TCP transport takes. */
@@ -120,6 +133,10 @@ static int validate(const struct cons_config *cfg, const struct cons_callbacks *
 		return ing_error_set(e, ING_EINVAL,
 		                     "consensus: config and apply/snapshot/restore "
 		                     "callbacks are required");
+	}
+	if ((cb->snapshot_sync == NULL) != (cb->state_index == NULL)) {
+		return ing_error_set(e, ING_EINVAL,
+		                     "consensus: snapshot_sync and state_index go together");
 	}
 	if (cfg->id == 0) {
 		return ing_error_set(e, ING_EINVAL, "consensus: node id must be non-zero");
@@ -195,6 +212,7 @@ static const char *raft_detail(struct cons *c)
 
 static void cons_free(struct cons *c)
 {
+	cons_metrics_stop(c);
 	free(c->address);
 	free(c->dir);
 	free(c);
@@ -282,13 +300,16 @@ static void report_role(struct cons *c)
 	if (term != c->term) {
 		ing_log_set_term(term);
 	}
+	if (c->reported && leader != c->leader_id)
+		cons_metrics_leader_changed();
 	c->reported = true;
 	c->role = role;
 	c->leader_id = leader;
 	c->term = term;
-	ING_LOG_INFO("raft role changed raft_node=%" PRIu64 " role=%s leader=%" PRIu64
+	ING_LOG_INFO("raft role changed raft_node=%" PRIu64 " role=%s%s%s leader=%" PRIu64
 	             " term=%" PRIu64,
-	             c->id, role_name(role), (uint64_t)leader, term);
+	             c->id, cons_role_name(role), cons_role_ready(role) ? " ready=" : "",
+	             cons_role_ready(role) ? cons_role_ready(role) : "", (uint64_t)leader, term);
 	if (c->cb.role_changed != NULL) {
 		c->cb.role_changed(c->cb.data, role, leader, term);
 	}
@@ -306,6 +327,73 @@ static bool log_persisted(struct cons *c)
 	return raft_last_index(&c->raft) <= c->raft.last_stored;
 }
 
+/*
+ * The close gate.  raft_close closes libraft's uv backend (uvClose), whose
+ * callback uvMaybeFireCloseCb (src/uv.c:157) runs once the tick timer, the
+ * transport, the segment queues and the pool work are done, but it does not
+ * wait for the file writers of the open segments being finalized:
+ * uvAliveSegmentFinalize (src/uv_append.c:94) takes a segment off
+ * append_segments and then closes its writer, whose libuv handles close at
+ * the end of the loop iteration; the writer's close callback calls
+ * uvMaybeFireCloseCb again (src/uv_append.c:78).  When the segment's
+ * finalization (a pool thread) completes before that, as it does on tmpfs,
+ * and the timer or transport close is the last thing awaited, the callback
+ * runs from there, we free the struct raft and libraft's struct uv, and the
+ * writer's close then runs it a second time on freed memory (ioCloseCb,
+ * src/raft.c:100).
+ *
+ * The transport is the part of the io we own: libraft hears of its close
+ * only from the close callback of close_gate, an idle handle started when
+ * the real transport has closed (from a close callback, or inside
+ * raft_close).  An idle handle first runs in the next loop iteration, after
+ * the closing phase of the current one, which runs the close callbacks of
+ * the writers raft_close closed (it closes only writers with no write in
+ * flight, so their handles close at once).  A writer closed later, once its
+ * write completes, keeps libraft waiting on its segment's finalization,
+ * queued along with the writer's close and completed at the earliest in the
+ * next iteration, after the writer's close callback.
+ */
+static struct cons *cons_of_transport(struct raft_uv_transport *t)
+{
+	return (struct cons *)(void *)((char *)t - offsetof(struct cons, transport));
+}
+
+static void close_gate_closed(uv_handle_t *h)
+{
+	struct cons *c = h->data;
+	/* May free c (start_failed_raft_closed). */
+	c->transport_closed_cb(&c->transport);
+}
+
+static void close_gate_cb(uv_idle_t *h)
+{
+	uv_idle_stop(h);
+	uv_close((uv_handle_t *)h, close_gate_closed);
+}
+
+static void gated_transport_closed(struct raft_uv_transport *t)
+{
+	struct cons *c = cons_of_transport(t);
+	uv_idle_start(&c->close_gate, close_gate_cb);
+}
+
+static void gated_transport_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
+{
+	struct cons *c = cons_of_transport(t);
+	c->transport_closed_cb = cb;
+	uv_idle_init(c->loop, &c->close_gate);
+	c->close_gate.data = c;
+	c->transport_close(t, gated_transport_closed);
+}
+
+/* raft_close with the close gate in place. */
+static void close_raft(struct cons *c, void (*cb)(struct raft *r))
+{
+	c->transport_close = c->transport.close;
+	c->transport.close = gated_transport_close;
+	raft_close(&c->raft, cb);
+}
+
 /* Closing: deliver what completed, and call raft_close once the log is
  * persisted.  No deadline: closing earlier is the crash this avoids.  The
  * pump runs before each poll, and the loop wakes for every completed write
@@ -314,6 +402,9 @@ static bool log_persisted(struct cons *c)
 static void drain(struct cons *c)
 {
 	cons_deliver(c, true);
+	if (c->snapref_copies > 0) {
+		return; /* its completion calls into libraft (snapref.c) */
+	}
 	if (!log_persisted(c)) {
 		uint64_t now = uv_now(c->loop);
 		if (now >= c->close_next_warn_ms) {
@@ -328,7 +419,7 @@ static void drain(struct cons *c)
 	uv_prepare_stop(&c->pump);
 	/* Fails libraft's pending requests synchronously: they are only
 	 * queued here and delivered from pump_closed. */
-	raft_close(&c->raft, raft_closed);
+	close_raft(c, raft_closed);
 }
 
 /* Leader: notes which members answered lately.  libraft sets a member's
@@ -518,7 +609,11 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		cons_free(c);
 		return code;
 	}
+	if (cb->snapshot_sync != NULL) {
+		cons_snapref_wrap(c);
+	}
 	cons_trace_init(c);
+	cons_metrics_start(c);
 	raft_uv_set_tracer(&c->io, &c->tracer);
 	raft_uv_set_auto_recovery(&c->io, false);
 	raft_uv_set_connect_retry_delay(&c->io, cfg->connect_retry_ms ? cfg->connect_retry_ms
@@ -575,7 +670,8 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 			code = c->fsm.fatal_code;
 			rv = ing_error_set(
 			    e, code, "consensus: restoring the raft snapshot %s/%s failed: %s",
-			    c->dir, c->snapshot, ing_err_msg(code));
+			    c->dir, c->snapshot,
+			    c->fatal_msg[0] ? c->fatal_msg : ing_err_msg(code));
 		} else {
 			rv = ing_error_set(e, code, "consensus: raft start in %s failed: %s",
 			                   c->dir, raft_detail(c));
@@ -595,7 +691,7 @@ fail_after_init:
 	c->starting = false;
 	c->closing = true;
 	c->raft_closing = true;
-	raft_close(&c->raft, start_failed_raft_closed);
+	close_raft(c, start_failed_raft_closed);
 	return rv;
 }
 
@@ -631,6 +727,7 @@ void cons_close(struct cons *c, void (*close_cb)(void *data), void *data)
 	c->closing = true;
 	c->close_cb = close_cb;
 	c->close_data = data;
+	cons_metrics_stop(c);
 	uv_update_time(c->loop);
 	c->close_next_warn_ms = uv_now(c->loop) + CLOSE_WARN_EVERY_MS;
 	ING_LOG_INFO("raft closing raft_node=%" PRIu64 " term=%llu last_index=%llu "
@@ -657,6 +754,7 @@ void cons_status(struct cons *c, struct cons_status *out)
 	out->commit_index = c->raft.commit_index;
 	out->last_applied = raft_last_applied(&c->raft);
 	out->last_index = raft_last_index(&c->raft);
+	out->start_reference = c->fsm.ref_restored;
 	if (raft_state(&c->raft) != RAFT_LEADER) {
 		/* libraft restarts its election timer on each valid append from
 		 * the leader (and when it starts): its start is the last contact. */

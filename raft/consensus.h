@@ -52,8 +52,8 @@ struct cons_config {
 	const char *dir;     /* directory for libraft's log and snapshots; created if absent */
 	const struct cons_peer *initial; /* voters to bootstrap a new cluster with */
 	unsigned ninitial;               /* 0: join an existing cluster (no bootstrap) */
-	unsigned election_timeout_ms;    /* 0: 300 */
-	unsigned heartbeat_timeout_ms;   /* 0: 30 */
+	unsigned election_timeout_ms;    /* 0: 120 */
+	unsigned heartbeat_timeout_ms;   /* 0: 12 */
 	unsigned connect_retry_ms;       /* 0: 50 */
 	unsigned snapshot_threshold;     /* 0: 4096 entries */
 	unsigned snapshot_trailing;      /* 0: 1024 entries */
@@ -66,6 +66,17 @@ enum cons_role {
 	CONS_LEADER_READY = 3, /* leader whose barrier committed */
 	CONS_UNAVAILABLE = 4,  /* stopped or failed */
 };
+
+/*
+ * The one name of each role, as the API (node.info), the logs and ingotctl
+ * spell it: "follower", "candidate", "leader", "unavailable".  CONS_LEADER
+ * and CONS_LEADER_READY are both "leader"; where the difference matters
+ * (logs), cons_role_ready says whether the leader's barrier committed.
+ */
+const char *cons_role_name(enum cons_role role);
+/* "yes" for CONS_LEADER_READY, "no" for CONS_LEADER, NULL for the others:
+ * the `ready=` field of a role's log line. */
+const char *cons_role_ready(enum cons_role role);
 
 /*
  * apply, snapshot and restore run inside libraft (on the loop) and must not
@@ -108,6 +119,21 @@ struct cons_callbacks {
 	/* Replaces the state with a snapshot's (buf borrowed).  Non-zero is
 	 * fatal.  May run inside cons_start (the directory's last snapshot). */
 	int (*restore)(void *data, const void *buf, size_t len);
+	/*
+	 * Optional, for a state that is durable on its own (a store committed
+	 * with fsync): snapshots become references (raft/snapref.c).  On the
+	 * loop, at each snapshot: make every applied entry durable and set
+	 * *index to the index the durable state now holds (>= the last applied
+	 * one); non-zero skips this snapshot (retried later).  libraft then
+	 * keeps 16 bytes instead of a copy, snapshot_prepare is not called, and
+	 * `snapshot` runs (on a pool thread) only when a follower needs a copy
+	 * installed.  Requires state_index.
+	 */
+	int (*snapshot_sync)(void *data, uint64_t *index);
+	/* With snapshot_sync: the index the durable state holds (on the loop,
+	 * e.g. at start).  A reference to a later index is fatal at start: the
+	 * state was lost or rolled back. */
+	int (*state_index)(void *data, uint64_t *index);
 	/* Role, leader or term changed.  leader_id 0 when unknown. */
 	void (*role_changed)(void *data, enum cons_role role, uint64_t leader_id, uint64_t term);
 	/* libraft or the store failed in a way the node cannot survive; called
@@ -184,6 +210,13 @@ struct cons_status {
 	/* Follower: ms since the leader last reached this node (appends or
 	 * heartbeats; UINT64_MAX: never since start); 0 on a leader. */
 	uint64_t leader_contact_ago_ms;
+	/* The index named by the reference snapshot libraft restored at start
+	 * (raft/snapref.c; 0: none, or a full copy was restored): the state
+	 * machine's durable state held at least this index when the reference
+	 * was taken, so entries up to it are accounted for even where the log
+	 * no longer holds them.  It may lie past last_index: a store that ran
+	 * ahead of the log after an installed copy. */
+	uint64_t start_reference;
 };
 void cons_status(struct cons *c, struct cons_status *out);
 

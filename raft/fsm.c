@@ -17,6 +17,11 @@
  * copy happens in snapshot() on the loop.  snapshot_finalize() frees the
  * buffer once libraft has written it (or failed to).
  * restore() hands libraft's buffer to cb.restore and frees it on success.
+ * With cb.snapshot_sync (reference mode, raft/snapref.c) snapshot() syncs
+ * the state on the loop and returns a 16-byte reference instead of a copy,
+ * and restore() of a reference only checks that the state holds its index
+ * (cb.state_index); a full copy installed from a leader is restored as
+ * above.
  *
  * Invariants:
  *  - indexes given to cb.apply strictly increase between restores;
@@ -41,6 +46,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "raft/cons_internal.h"
 #include "raft/fsm.h"
 
 static void fsm_fail(struct cons_fsm *f, int code, const char *message)
@@ -145,14 +151,43 @@ static int copy_state(struct cons_fsm *f, struct raft_buffer *bufs[], unsigned *
 	return 0;
 }
 
+/* Reference mode: make the state durable and hand libraft a reference. */
+static int take_reference(struct cons_fsm *f, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct raft_buffer *b;
+	uint64_t index = 0;
+	double t0 = now_ms();
+	int rv = f->cb.snapshot_sync(f->cb.data, &index);
+
+	if (rv != 0) {
+		ING_LOG_WARN("raft snapshot sync failed raft_node=%" PRIu64 " code=%s", f->node_id,
+		             ing_err_name(rv));
+		return RAFT_BUSY;
+	}
+	b = malloc(sizeof(*b));
+	if (b == NULL || cons_snapref_encode(index, b) != 0) {
+		free(b);
+		return RAFT_BUSY;
+	}
+	*bufs = b;
+	*n_bufs = 1;
+	f->n_snapshots++;
+	ING_LOG_INFO("raft snapshot taken raft_node=%" PRIu64 " reference=%" PRIu64 " sync_ms=%.2f",
+	             f->node_id, index, now_ms() - t0);
+	return 0;
+}
+
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct cons_fsm *f = fsm->data;
 
 	if (f->failed)
 		return RAFT_BUSY;
+	if (f->refs)
+		return take_reference(f, bufs, n_bufs);
 	if (f->cb.snapshot_prepare != NULL && f->cb.snapshot_prepare(f->cb.data) != 0)
 		return RAFT_BUSY;
+	f->snapshot_started_ms = now_ms();
 	if (f->async) {
 		/* The copy happens in fsm_snapshot_async, off the loop. */
 		*bufs = NULL;
@@ -171,8 +206,12 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], 
 /* Version 2: libraft is done with what fsm_snapshot lent it. */
 static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
+	struct cons_fsm *f = fsm->data;
 	unsigned i;
-	(void)fsm;
+	if (f->snapshot_started_ms > 0) {
+		cons_metrics_snapshot((now_ms() - f->snapshot_started_ms) / 1e3);
+		f->snapshot_started_ms = 0;
+	}
 	if (*bufs != NULL) {
 		for (i = 0; i < *n_bufs; i++) {
 			free((*bufs)[i].base);
@@ -184,13 +223,53 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
 	return 0;
 }
 
+/* A reference names state the store must already hold: nothing to load. */
+static int restore_reference(struct cons_fsm *f, struct raft_buffer *buf, uint64_t ref)
+{
+	char msg[256];
+	uint64_t held = 0;
+	int rv = f->refs ? f->cb.state_index(f->cb.data, &held) : 0;
+
+	if (rv != 0 || !f->refs || held < ref) {
+		if (rv == 0 && !f->refs)
+			snprintf(msg, sizeof(msg),
+			         "snapshot is a reference to index %" PRIu64
+			         " but this state machine keeps no durable state",
+			         ref);
+		else if (rv == 0)
+			snprintf(msg, sizeof(msg),
+			         "the state holds index %" PRIu64 ", behind the snapshot's %" PRIu64
+			         ": its files were lost or rolled back; remove this node's data "
+			         "directory and add it to the cluster again",
+			         held, ref);
+		else
+			snprintf(msg, sizeof(msg), "cannot read the state's index: %s",
+			         ing_err_name(rv));
+		fsm_fail(f, rv != 0 ? rv : ING_ECORRUPT, msg);
+		return RAFT_IOERR; /* libraft frees buf->base */
+	}
+	raft_free(buf->base);
+	f->after_restore = true;
+	f->n_ref_restored++;
+	if (ref > f->ref_restored)
+		f->ref_restored = ref;
+	ING_LOG_INFO("raft snapshot reference checked raft_node=%" PRIu64 " reference=%" PRIu64
+	             " state=%" PRIu64,
+	             f->node_id, ref, held);
+	return 0;
+}
+
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	struct cons_fsm *f = fsm->data;
+	uint64_t ref;
 	int rv;
 
 	if (f->failed) {
 		return RAFT_IOERR;
+	}
+	if (cons_snapref_decode(buf->base, buf->len, &ref)) {
+		return restore_reference(f, buf, ref);
 	}
 	rv = f->cb.restore(f->cb.data, buf->base, buf->len);
 	if (rv != 0) {
@@ -209,9 +288,10 @@ void cons_fsm_init(struct cons_fsm *f, uint64_t node_id, const struct cons_callb
                    bool async)
 {
 	*f = (struct cons_fsm){0};
-	f->async = async;
-	f->fsm.version = async ? 3 : 2;
-	if (async)
+	f->refs = cb->snapshot_sync != NULL && cb->state_index != NULL;
+	f->async = async && !f->refs; /* references are taken on the loop */
+	f->fsm.version = f->async ? 3 : 2;
+	if (f->async)
 		f->fsm.snapshot_async = fsm_snapshot_async;
 	f->fsm.data = f;
 	f->fsm.apply = fsm_apply;

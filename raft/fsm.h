@@ -21,7 +21,11 @@
  *    malloc'd buffer from cb.snapshot is handed to libraft without a copy and
  *    freed with free() in snapshot_finalize; restore hands libraft's buffer
  *    to cb.restore and releases it with raft_free on success (libraft frees
- *    it itself when restore fails).
+ *    it itself when restore fails);
+ *  - reference snapshots when cb.snapshot_sync is set (raft/snapref.c):
+ *    only with an io whose snapshot_get turns a reference into a copy
+ *    (cons_snapref_wrap, which consensus.c installs on the uv backend);
+ *    under raft_fixture, leave snapshot_sync NULL.
  */
 #ifndef INGOT_RAFT_FSM_H
 #define INGOT_RAFT_FSM_H
@@ -48,14 +52,18 @@ struct cons_fsm {
 	void *owner;
 
 	/* State, read-only for owners. */
-	bool failed;          /* apply or restore failed: every later apply fails */
-	int fatal_code;       /* ING_E* of the first failure, 0 if none */
-	uint64_t last_index;  /* index of the last successful apply, 0: none */
-	bool async;           /* version 3: the copy runs on a pool thread */
-	bool after_restore;   /* the next index follows a snapshot, not last_index */
-	uint64_t n_applied;   /* entries applied */
-	uint64_t n_restored;  /* snapshots restored */
-	uint64_t n_snapshots; /* snapshots taken */
+	bool failed;                /* apply or restore failed: every later apply fails */
+	int fatal_code;             /* ING_E* of the first failure, 0 if none */
+	uint64_t last_index;        /* index of the last successful apply, 0: none */
+	bool async;                 /* version 3: the copy runs on a pool thread */
+	bool refs;                  /* reference snapshots (cb.snapshot_sync set) */
+	uint64_t n_ref_restored;    /* references checked at restore */
+	uint64_t ref_restored;      /* highest index a checked reference named, 0: none */
+	bool after_restore;         /* the next index follows a snapshot, not last_index */
+	uint64_t n_applied;         /* entries applied */
+	uint64_t n_restored;        /* snapshots restored */
+	uint64_t n_snapshots;       /* snapshots taken */
+	double snapshot_started_ms; /* the snapshot in progress began (monotonic), 0: none */
 };
 
 /* Fills f for cb (copied); claim/on_fatal/owner/raft are left NULL. */

@@ -79,7 +79,8 @@ int rpc_client_new(uv_loop_t *loop, const struct rpc_client_options *o, struct r
 void rpc_client_close(struct rpc_client *c, void (*cb)(void *data), void *data);
 
 enum rpc_call_flags {
-	/* A write: gets a generated request id ("c-" + 32 hex digits) when
+	/* A write: gets a generated request id ("c-" + 12 hex digits of the
+	 * wall clock in ms + 20 random hex digits, so ids sort in time) when
 	 * r->request_id is NULL; every retry carries the SAME id, so the
 	 * server applies it at most once. */
 	RPC_WRITE = 1,

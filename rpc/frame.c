@@ -27,37 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define READ_CHUNK_BYTES (64u * 1024u)
+#include "common/buf.h"
 
-int rpc_err_from_uv(int uv_err)
-{
-	switch (uv_err) {
-	case 0: return 0;
-	case UV_ENOMEM:
-	case UV_ENOBUFS: return ING_ENOMEM;
-	case UV_EINVAL:
-	case UV_EAFNOSUPPORT: return ING_EINVAL;
-	case UV_EACCES:
-	case UV_EPERM: return ING_EDENIED;
-	case UV_ETIMEDOUT: return ING_ETIMEOUT;
-	case UV_EADDRINUSE:
-	case UV_EADDRNOTAVAIL:
-	case UV_ECONNREFUSED:
-	case UV_ECONNRESET:
-	case UV_ECONNABORTED:
-	case UV_ENETUNREACH:
-	case UV_ENETDOWN:
-	case UV_EHOSTUNREACH:
-	case UV_EPIPE:
-	case UV_ENOTCONN:
-	case UV_ECANCELED:
-	case UV_EOF:
-	case UV_EMFILE:
-	case UV_ENFILE:
-	case UV_EAI_AGAIN: return ING_EUNAVAILABLE;
-	default: return ING_EIO;
-	}
-}
+#define READ_CHUNK_BYTES (64u * 1024u)
 
 int rpc_parse_address(const char *s, struct sockaddr_in *out, struct ing_error *e)
 {
@@ -131,15 +103,7 @@ static int reserve(struct rpc_reader *r, size_t want)
 	}
 	if (r->cap - r->len >= want)
 		return 0;
-	size_t cap = r->cap == 0 ? READ_CHUNK_BYTES : r->cap;
-	while (cap - r->len < want)
-		cap *= 2;
-	char *p = realloc(r->buf, cap);
-	if (p == NULL)
-		return ING_ENOMEM;
-	r->buf = p;
-	r->cap = cap;
-	return 0;
+	return ing_grow(&r->buf, &r->cap, r->len + want, READ_CHUNK_BYTES);
 }
 
 void rpc_reader_alloc(struct rpc_reader *r, uv_buf_t *out)
@@ -312,8 +276,7 @@ int rpc_msg_decode(const void *body, size_t len, msgpack_zone *zone, struct rpc_
 	return 0;
 }
 
-/* Checks that value[0..len) is exactly one msgpack value. */
-static int check_value(const void *value, size_t len)
+int rpc_check_value(const void *value, size_t len)
 {
 	size_t n;
 	if (value == NULL || len == 0)
@@ -357,7 +320,7 @@ static void pack_value(struct mp_out *o, const void *value, size_t len)
 int rpc_encode_request(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const char *op,
                        const void *args, size_t args_len, const char *token, const char *request_id)
 {
-	if (check_value(args, args_len) != 0)
+	if (rpc_check_value(args, args_len) != 0)
 		return ING_EINVAL;
 	begin(o);
 	msgpack_pack_array(&o->pk, 6);
@@ -382,7 +345,7 @@ int rpc_encode_request(struct mp_out *o, size_t max_frame_bytes, uint64_t id, co
 int rpc_encode_reply(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const void *value,
                      size_t len)
 {
-	if (check_value(value, len) != 0)
+	if (rpc_check_value(value, len) != 0)
 		return ING_EINVAL;
 	begin(o);
 	msgpack_pack_array(&o->pk, 4);
@@ -410,7 +373,7 @@ int rpc_encode_error(struct mp_out *o, uint64_t id, int code, const char *msg)
 int rpc_encode_event(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const void *value,
                      size_t len)
 {
-	if (check_value(value, len) != 0)
+	if (rpc_check_value(value, len) != 0)
 		return ING_EINVAL;
 	begin(o);
 	msgpack_pack_array(&o->pk, 3);

@@ -1,7 +1,6 @@
 /*
  * frame.h - private to rpc/: what the server and the client share.
  *
- *  - rpc_err_from_uv: the one translation of libuv errors into ING_E*.
  *  - rpc_parse_address: "a.b.c.d:port" / "localhost:port" -> sockaddr_in.
  *  - rpc_reader: a connection's input buffer that cuts frames (4-byte
  *    big-endian length, then that many bytes) and enforces the size limit
@@ -23,6 +22,7 @@
 #include "common/err.h"
 #include "common/mp.h"
 #include "common/str.h"
+#include "common/uverr.h" /* ing_err_from_uv: libuv errors become ours */
 
 #define RPC_FRAME_HEADER_BYTES 4
 #define RPC_OP_MAX             64
@@ -35,9 +35,6 @@ enum rpc_msg_kind {
 	RPC_MSG_REPLY = 1,
 	RPC_MSG_EVENT = 2,
 };
-
-/* ING_E* for a libuv error (negative UV_E* value). */
-int rpc_err_from_uv(int uv_err);
 
 /* Parses an endpoint address.  ING_EINVAL with a message naming it. */
 int rpc_parse_address(const char *s, struct sockaddr_in *out, struct ing_error *e);
@@ -108,6 +105,10 @@ int rpc_encode_reply(struct mp_out *o, size_t max_frame_bytes, uint64_t id, cons
 int rpc_encode_error(struct mp_out *o, uint64_t id, int code, const char *msg);
 int rpc_encode_event(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const void *value,
                      size_t len);
+
+/* 0 when value[0..len) is exactly one msgpack value (or empty: nil), else
+ * ING_EINVAL. */
+int rpc_check_value(const void *value, size_t len);
 
 /* True when s is a valid request id: 1..RPC_REQUEST_ID_MAX printable ASCII. */
 bool rpc_request_id_valid(struct ing_str s);

@@ -39,8 +39,9 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/str.h"
+#include "common/metrics.h"
 #include "common/mp.h"
+#include "common/text.h"
 #include "rpc/frame.h"
 
 #define DEFAULT_MAX_CONNECTIONS  1024u
@@ -90,7 +91,13 @@ struct conn {
 };
 
 struct rpc_call {
-	struct conn *conn; /* NULL once dead */
+	struct conn *conn;   /* NULL once dead, and for local calls */
+	uint64_t started_ns; /* uv_hrtime() at creation */
+	void (*observe)(void *data, struct ing_str op, int code, uint64_t elapsed_ns);
+	void *observe_data;
+	const struct rpc_local_ops *local; /* local calls only */
+	void *local_data;
+	bool local_gone; /* a local call's receiver went away */
 	struct rpc_call *prev, *next;
 	struct rpc_msg msg;
 	msgpack_zone zone;
@@ -109,6 +116,56 @@ struct wreq {
 
 static void conn_close(struct conn *conn);
 static void conn_update_reading(struct conn *conn);
+
+/* ---- metrics (docs/operations.md "Metrics"): process-wide -------------- */
+
+enum refusal { REFUSED_CONNECTIONS, REFUSED_MALFORMED, REFUSED_TOO_LARGE, REFUSED_SLOW, NREFUSALS };
+
+static struct {
+	struct ing_metrics *registry; /* the registry the handles below belong to */
+	struct ing_series *connections, *bytes_in, *bytes_out;
+	struct ing_series *refused[NREFUSALS];
+} metrics;
+
+/* (Re)registers the server's families when the process registry changed. */
+static void metrics_init(void)
+{
+	static const char *const reasons[NREFUSALS] = {"too_many_connections", "malformed",
+	                                               "too_large", "slow_consumer"};
+	static const char *const reason_label[] = {"reason", NULL};
+	struct ing_metrics *m = ing_metrics_default();
+	struct ing_metric *f;
+	if (m == NULL || m == metrics.registry)
+		return;
+	memset(&metrics, 0, sizeof(metrics));
+	metrics.registry = m;
+	if (ing_metrics_gauge(m, "ingot_api_connections", "Open msgpack API connections.", NULL, &f,
+	                      NULL) == 0)
+		metrics.connections = ing_metric_series(f, NULL);
+	if (ing_metrics_counter(m, "ingot_api_received_bytes_total",
+	                        "Bytes read from msgpack API connections.", NULL, &f, NULL) == 0)
+		metrics.bytes_in = ing_metric_series(f, NULL);
+	if (ing_metrics_counter(m, "ingot_api_sent_bytes_total",
+	                        "Bytes written to msgpack API connections.", NULL, &f, NULL) == 0)
+		metrics.bytes_out = ing_metric_series(f, NULL);
+	if (ing_metrics_counter(m, "ingot_api_refused_total",
+	                        "Connections or requests the API refused, by reason.", reason_label,
+	                        &f, NULL) == 0) {
+		for (int i = 0; i < NREFUSALS; i++) {
+			const char *v[] = {reasons[i]};
+			metrics.refused[i] = ing_metric_series(f, v);
+		}
+	}
+}
+
+static void observe(struct rpc_call *c, int code)
+{
+	if (c->observe == NULL)
+		return;
+	void (*cb)(void *, struct ing_str, int, uint64_t) = c->observe;
+	c->observe = NULL;
+	cb(c->observe_data, c->msg.op, code, uv_hrtime() - c->started_ns);
+}
 
 /* ---- server lifetime --------------------------------------------------- */
 
@@ -185,6 +242,8 @@ struct ing_str rpc_call_request_id(const struct rpc_call *c)
 
 bool rpc_call_alive(const struct rpc_call *c)
 {
+	if (c->local != NULL)
+		return !c->local_gone;
 	return c->conn != NULL && !c->conn->closing;
 }
 
@@ -192,7 +251,7 @@ int rpc_call_on_abandon(struct rpc_call *c, void (*cb)(struct rpc_call *c, void 
 {
 	/* A closing conn still runs the abandon callbacks in its close
 	 * callback, so registering is still meaningful until it is freed. */
-	if (c->conn == NULL)
+	if (c->local != NULL ? c->local_gone : c->conn == NULL)
 		return ING_EUNAVAILABLE;
 	c->abandon_cb = cb;
 	c->abandon_data = data;
@@ -244,9 +303,10 @@ static int conn_send(struct conn *conn, struct mp_out *o)
 		free(w->data);
 		free(w);
 		conn_close(conn);
-		return rpc_err_from_uv(rv);
+		return ing_err_from_uv(rv);
 	}
 	conn->out_bytes += w->len;
+	ing_counter_add(metrics.bytes_out, (double)w->len);
 	return 0;
 }
 
@@ -282,8 +342,10 @@ static void on_conn_close(uv_handle_t *h)
 		if (c->abandon_cb != NULL)
 			c->abandon_cb(c, c->abandon_data);
 	}
-	if (conn->counted)
+	if (conn->counted) {
 		s->nactive--;
+		ing_gauge_add(metrics.connections, -1);
+	}
 	rpc_reader_free(&conn->in);
 	ING_LOG_DEBUG("rpc connection closed peer=%s", conn->peer);
 	free(conn);
@@ -314,6 +376,8 @@ static void conn_fail(struct conn *conn, uint64_t id, int code, const char *msg)
 {
 	if (conn->closing)
 		return;
+	ing_counter_inc(
+	    metrics.refused[code == ING_ETOOBIG ? REFUSED_TOO_LARGE : REFUSED_MALFORMED]);
 	ING_LOG_WARN("rpc closing connection peer=%s error=%s msg=\"%s\"", conn->peer,
 	             ing_err_name(code), msg);
 	conn_send_error(conn, id, code, msg);
@@ -351,6 +415,7 @@ static void conn_dispatch(struct conn *conn, const char *body, size_t len)
 	}
 	memcpy(c->frame, body, len);
 	c->len = len;
+	c->started_ns = uv_hrtime();
 	int rv = rpc_msg_decode(c->frame, len, &c->zone, &c->msg, &id_known, &err);
 	if (rv == 0 && c->msg.kind != RPC_MSG_REQUEST)
 		rv = ing_error_set(&err, ING_EMALFORMED, "expected a request (type 0), got a %s",
@@ -423,6 +488,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	(void)buf;
 	if (nread > 0) {
 		conn->in.len += (size_t)nread;
+		ing_counter_add(metrics.bytes_in, (double)nread);
 		conn_process(conn);
 		return;
 	}
@@ -500,11 +566,13 @@ static void on_connection(uv_stream_t *listener, int status)
 	if (s->nactive >= s->max_connections) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "too many connections (limit %u)", s->max_connections);
+		ing_counter_inc(metrics.refused[REFUSED_CONNECTIONS]);
 		conn_fail(conn, 0, ING_EUNAVAILABLE, msg);
 		return;
 	}
 	conn->counted = true;
 	s->nactive++;
+	ing_gauge_add(metrics.connections, 1);
 	uv_tcp_nodelay(&conn->tcp, 1);
 	ING_LOG_DEBUG("rpc connection accepted peer=%s", conn->peer);
 	conn_update_reading(conn);
@@ -522,6 +590,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 	struct rpc_server *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	metrics_init();
 	s->loop = loop;
 	s->handler = h;
 	s->data = data;
@@ -535,7 +604,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 	rv = uv_tcp_init(loop, &s->listener);
 	if (rv != 0) {
 		free(s);
-		return ing_error_set(e, rpc_err_from_uv(rv), "cannot listen on %s: %s", o->address,
+		return ing_error_set(e, ing_err_from_uv(rv), "cannot listen on %s: %s", o->address,
 		                     uv_strerror(rv));
 	}
 	s->listener.data = s;
@@ -550,7 +619,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 		/* The handle is released on the loop's next run. */
 		s->closing = true;
 		uv_close((uv_handle_t *)&s->listener, on_listener_close);
-		return ing_error_set(e, rpc_err_from_uv(rv), "cannot listen on %s: %s", o->address,
+		return ing_error_set(e, ing_err_from_uv(rv), "cannot listen on %s: %s", o->address,
 		                     uv_strerror(rv));
 	}
 	s->port = ntohs(((const struct sockaddr_in *)&bound)->sin_port);
@@ -583,8 +652,27 @@ static bool call_can_send(const struct rpc_call *c)
 	return c->conn != NULL && !c->conn->closing;
 }
 
+/* A local call's reply: to its callback, unless its receiver is gone. */
+static void local_reply(struct rpc_call *c, int code, const char *msg, const void *result,
+                        size_t len)
+{
+	if (c->local_gone)
+		return;
+	if (code == 0 && rpc_check_value(result, len) != 0) {
+		ING_LOG_ERROR("rpc handler replied with an invalid value op=%.*s",
+		              ING_STR_FMT(c->msg.op));
+		c->local->reply(c->local_data, ING_EINTERNAL,
+		                "the server produced an invalid result", NULL, 0);
+		return;
+	}
+	c->local->reply(c->local_data, code, msg, code == 0 ? result : NULL, code == 0 ? len : 0);
+}
+
 void rpc_reply(struct rpc_call *c, const void *result, size_t len)
 {
+	observe(c, 0);
+	if (c->local != NULL)
+		local_reply(c, 0, NULL, result, len);
 	if (call_can_send(c)) {
 		struct conn *conn = c->conn;
 		size_t max = conn->server->max_frame_bytes;
@@ -613,7 +701,8 @@ void rpc_reply(struct rpc_call *c, const void *result, size_t len)
 
 void rpc_reply_error(struct rpc_call *c, int code, const char *fmt, ...)
 {
-	if (call_can_send(c)) {
+	observe(c, code != 0 ? code : ING_EINTERNAL);
+	if (call_can_send(c) || (c->local != NULL && !c->local_gone)) {
 		char msg[ING_ERROR_MSG_MAX];
 		va_list ap;
 		va_start(ap, fmt);
@@ -622,13 +711,23 @@ void rpc_reply_error(struct rpc_call *c, int code, const char *fmt, ...)
 		/* Messages echo what clients sent, and may be cut mid-character:
 		 * a msgpack string must be UTF-8. */
 		ing_utf8_sanitize(msg);
-		conn_send_error(c->conn, c->msg.id, code, msg);
+		if (c->local != NULL)
+			local_reply(c, code != 0 ? code : ING_EINTERNAL, msg, NULL, 0);
+		else
+			conn_send_error(c->conn, c->msg.id, code, msg);
 	}
 	call_free(c);
 }
 
 int rpc_push(struct rpc_call *c, const void *event, size_t len)
 {
+	if (c->local != NULL) {
+		if (c->local_gone || c->local->push == NULL)
+			return ING_EUNAVAILABLE;
+		if (len == 0 || rpc_check_value(event, len) != 0)
+			return ING_EINVAL;
+		return c->local->push(c->local_data, event, len) == 0 ? 0 : ING_EUNAVAILABLE;
+	}
 	if (!call_can_send(c))
 		return ING_EUNAVAILABLE;
 	struct conn *conn = c->conn;
@@ -641,6 +740,7 @@ int rpc_push(struct rpc_call *c, const void *event, size_t len)
 		return rv;
 	}
 	if (conn->out_bytes + o.len > SLOW_CONSUMER_FACTOR * s->max_output_bytes) {
+		ing_counter_inc(metrics.refused[REFUSED_SLOW]);
 		ING_LOG_WARN("rpc closing slow consumer peer=%s queued_bytes=%zu", conn->peer,
 		             conn->out_bytes);
 		mp_out_free(&o);
@@ -650,4 +750,93 @@ int rpc_push(struct rpc_call *c, const void *event, size_t len)
 	rv = conn_send(conn, &o);
 	mp_out_free(&o);
 	return rv == 0 ? 0 : ING_EUNAVAILABLE;
+}
+
+/* ---- local calls ------------------------------------------------------- */
+
+int rpc_call_new_local(const char *op, const void *args, size_t args_len, const char *token,
+                       const char *request_id, const struct rpc_local_ops *ops, void *data,
+                       struct rpc_call **out, struct ing_error *e)
+{
+	static const char empty_map = (char)0x80;
+	size_t op_len = op != NULL ? strlen(op) : 0;
+	size_t token_len = token != NULL ? strlen(token) : 0;
+	size_t rid_len = request_id != NULL ? strlen(request_id) : 0;
+	if (op_len == 0 || op_len > RPC_OP_MAX)
+		return ing_error_set(e, ING_EINVAL, "op must be 1..%d bytes", RPC_OP_MAX);
+	if (token_len > RPC_TOKEN_MAX)
+		return ing_error_set(e, ING_EINVAL, "token over %d bytes", RPC_TOKEN_MAX);
+	if (rid_len > 0 && !rpc_request_id_valid((struct ing_str){request_id, (uint32_t)rid_len}))
+		return ing_error_set(e, ING_EINVAL,
+		                     "request id must be 1..%d printable ASCII bytes",
+		                     RPC_REQUEST_ID_MAX);
+	if (args == NULL || args_len == 0) {
+		args = &empty_map;
+		args_len = 1;
+	}
+	size_t len = args_len + op_len + token_len + rid_len;
+	struct rpc_call *c = malloc(sizeof(*c) + len);
+	if (c == NULL)
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	memset(c, 0, sizeof(*c));
+	if (!msgpack_zone_init(&c->zone, CALL_ZONE_CHUNK_BYTES)) {
+		free(c);
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	}
+	char *p = c->frame;
+	memcpy(p, args, args_len);
+	msgpack_object *obj = msgpack_zone_malloc(&c->zone, sizeof(*obj));
+	size_t used = 0;
+	int rv = obj != NULL ? mp_parse(p, args_len, &c->zone, obj, &used, e)
+	                     : ing_error_set(e, ING_ENOMEM, "out of memory");
+	if (rv == 0 && used != args_len)
+		rv = ing_error_set(e, ING_EMALFORMED, "args: bytes after the map");
+	if (rv == 0 && obj->type != MSGPACK_OBJECT_MAP)
+		rv = ing_error_set(e, ING_EINVAL, "args must be a map");
+	for (uint32_t i = 0; rv == 0 && i < obj->via.map.size; i++)
+		if (obj->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR)
+			rv = ing_error_set(e, ING_EINVAL, "args keys must be strings");
+	if (rv != 0) {
+		msgpack_zone_destroy(&c->zone);
+		free(c);
+		return rv;
+	}
+	p += args_len;
+	c->msg.kind = RPC_MSG_REQUEST;
+	c->msg.args = obj;
+	memcpy(p, op, op_len);
+	c->msg.op = (struct ing_str){p, (uint32_t)op_len};
+	p += op_len;
+	if (token_len > 0)
+		memcpy(p, token, token_len);
+	c->msg.token = (struct ing_str){token_len > 0 ? p : NULL, (uint32_t)token_len};
+	p += token_len;
+	if (rid_len > 0)
+		memcpy(p, request_id, rid_len);
+	c->msg.request_id = (struct ing_str){rid_len > 0 ? p : NULL, (uint32_t)rid_len};
+	c->len = len;
+	c->local = ops;
+	c->local_data = data;
+	c->started_ns = uv_hrtime();
+	*out = c;
+	return 0;
+}
+
+void rpc_call_local_abandon(struct rpc_call *c)
+{
+	if (c->local == NULL || c->local_gone)
+		return;
+	c->local_gone = true;
+	void (*cb)(struct rpc_call *, void *) = c->abandon_cb;
+	c->abandon_cb = NULL;
+	if (cb != NULL)
+		cb(c, c->abandon_data);
+}
+
+void rpc_call_observe(struct rpc_call *c,
+                      void (*cb)(void *data, struct ing_str op, int code, uint64_t elapsed_ns),
+                      void *data)
+{
+	c->observe = cb;
+	c->observe_data = data;
 }

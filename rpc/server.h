@@ -17,6 +17,10 @@
  * the output reaches 4 * max_output_bytes.  Connections over
  * max_connections get an "unavailable" reply and are closed.
  *
+ * Metrics (process registry, common/metrics.h): open connections, bytes in
+ * and out, refusals by reason (too_many_connections, malformed, too_large,
+ * slow_consumer).  Per-operation counts are the handler's (rpc_call_observe).
+ *
  * Everything here runs on the loop thread; nothing is thread-safe.
  */
 #ifndef INGOT_RPC_SERVER_H
@@ -105,5 +109,56 @@ int rpc_push(struct rpc_call *c, const void *event, size_t len);
  * replaces the first registration.
  */
 int rpc_call_on_abandon(struct rpc_call *c, void (*cb)(struct rpc_call *c, void *data), void *data);
+
+/*
+ * Registers cb to run once when the call is replied to (rpc_reply: code 0,
+ * rpc_reply_error: its code), dead or not, with the time since the call was
+ * made (request metrics).  cb must not touch the call.  A second call
+ * replaces the first.
+ */
+void rpc_call_observe(struct rpc_call *c,
+                      void (*cb)(void *data, struct ing_str op, int code, uint64_t elapsed_ns),
+                      void *data);
+
+/* ---- local calls: requests made inside the process ------------------- */
+
+/*
+ * A local call is a request that did not come over a connection (the HTTP
+ * API turns its requests into them), handed to the same handler as any
+ * other: it replies, pushes and is abandoned through the same functions.
+ * Its reply and events go to these callbacks instead of a socket:
+ *   reply(data, 0, NULL, result, len) with one msgpack value (len 0: nil),
+ *   or reply(data, code, message, NULL, 0); called once, from inside
+ *   rpc_reply / rpc_reply_error; the call is freed when it returns.
+ *   push(data, event, len): one msgpack value; 0, or non-zero when the
+ *   receiver cannot take it (rpc_push then fails with ING_EUNAVAILABLE).
+ *   push may be NULL: every rpc_push fails.
+ */
+struct rpc_local_ops {
+	void (*reply)(void *data, int code, const char *msg, const void *result, size_t len);
+	int (*push)(void *data, const void *event, size_t len);
+};
+
+/*
+ * Makes a call of `op` with `args` (one encoded msgpack map, copied; NULL/0:
+ * {}), `token` and `request_id` (NULL or ""  when none), checked as the
+ * server checks a request: op 1..64 bytes, token at most 4096 bytes,
+ * request id 1..64 printable ASCII bytes, args one map with string keys.
+ * The caller then hands it to the handler.  Errors: ING_EINVAL (naming
+ * what is wrong), ING_EMALFORMED (args not msgpack), ING_ENOMEM.  `ops` is
+ * borrowed and must outlive the call.
+ */
+int rpc_call_new_local(const char *op, const void *args, size_t args_len, const char *token,
+                       const char *request_id, const struct rpc_local_ops *ops, void *data,
+                       struct rpc_call **out, struct ing_error *e);
+
+/*
+ * The receiver of a local call went away: the call becomes dead (replies
+ * and pushes are dropped, rpc_call_alive says false), no callback of `ops`
+ * runs any more, and its abandon callback, if any, runs now (it may reply,
+ * which frees the call).  Call at most once, and never from inside a
+ * callback of `ops`.  The caller must not use `c` afterwards.
+ */
+void rpc_call_local_abandon(struct rpc_call *c);
 
 #endif

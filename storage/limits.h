@@ -24,6 +24,9 @@
 #define ING_MAX_PRIORITY      100
 #define ING_MAX_ATTEMPTS      100
 #define ING_MAX_SLOTS         1024
+#define ING_MAX_GPUS          16          /* GPUs per node; GPUs a target or stage needs */
+#define ING_GPU_INDEX_MAX     63          /* a GPU's index on its node (NVML's numbering) */
+#define ING_GPU_UUID_MAX      95          /* NVML's UUID text ("GPU-..."), "" when unknown */
 #define ING_SOURCE_MAX_BYTES  (4u << 20)  /* one source or output file */
 #define ING_COMMAND_MAX_BYTES (16u << 20) /* a whole encoded command */
 #define ING_TOKEN_HASH_BYTES  32

@@ -32,6 +32,13 @@
  *           cancel_requested, sources, stage_count, ...] (23 items);
  *           v3 job = [3, id, tenant, ..., cancel_requested, sources, params,
  *           stage_count, ...] (24 items) with params [] (none).
+ *   4 -> 5: GPUs.  Node records v1 [1, id, ..., updated_at_ms] (11 items)
+ *           -> v2 [2, id, ..., updated_at_ms, gpus, gpu_holds] with both
+ *           [] (none offered, none held).  Target records v2 [2, name,
+ *           description, caps, labels, stages, rest...] -> v3 [3, name,
+ *           description, caps, labels, gpus, stages', rest...] with gpus 0
+ *           and each 7-item stage + gpus 0.  Job records v3 (24 items) ->
+ *           v4 [4, ..., error, gpus] with gpus [] (none).
  *
  * Each step rewrites one table record by record (rewrite_table); a record
  * that is not of the expected older layout is ING_ECORRUPT, naming its key,
@@ -55,12 +62,11 @@ typedef int (*migration_fn)(struct store_txn *t, struct ing_error *e);
 static int migrate_1_to_2(struct store_txn *t, struct ing_error *e);
 static int migrate_2_to_3(struct store_txn *t, struct ing_error *e);
 static int migrate_3_to_4(struct store_txn *t, struct ing_error *e);
+static int migrate_4_to_5(struct store_txn *t, struct ing_error *e);
 
 static const migration_fn migrations[STORE_SCHEMA_VERSION] = {
     [0] = NULL, /* no store was ever written with schema 0 */
-    [1] = migrate_1_to_2,
-    [2] = migrate_2_to_3,
-    [3] = migrate_3_to_4,
+    [1] = migrate_1_to_2, [2] = migrate_2_to_3, [3] = migrate_3_to_4, [4] = migrate_4_to_5,
 };
 
 int store_schema_refuse_newer(const char *path, uint64_t schema, struct ing_error *e)
@@ -80,6 +86,15 @@ static void job_key_name(struct ing_str key, char *buf, size_t cap)
 		snprintf(buf, cap, "job %" PRIu64, store_get_be64(key.ptr));
 	else
 		snprintf(buf, cap, "job key of %u bytes", key.len);
+}
+
+/* Describes a nodes key for messages: "node 2" or "node key of 3 bytes". */
+static void node_key_name(struct ing_str key, char *buf, size_t cap)
+{
+	if (key.len == 8)
+		snprintf(buf, cap, "node %" PRIu64, store_get_be64(key.ptr));
+	else
+		snprintf(buf, cap, "node key of %u bytes", key.len);
 }
 
 /* Describes a targets key (the target's name) for messages. */
@@ -177,6 +192,71 @@ static int job_v2_to_v3(const msgpack_object *rec, struct mp_out *o)
 	msgpack_pack_array(&o->pk, 0);
 	for (uint32_t i = JOB_V2_SOURCES + 1; i < JOB_V2_ITEMS; i++)
 		msgpack_pack_object(&o->pk, items[i]);
+	return mp_out_failed(o);
+}
+
+#define NODE_V1_ITEMS   11
+#define JOB_V3_ITEMS    24
+#define TARGET_V2_ITEMS 10
+
+/* v1 node (11 items) -> v2: gpus [] and gpu_holds [] appended. */
+static int node_v1_to_v2(const msgpack_object *rec, struct mp_out *o)
+{
+	const msgpack_object *items = versioned(rec, NODE_V1_ITEMS, 1);
+	if (items == NULL || rec->via.array.size != NODE_V1_ITEMS)
+		return ING_EMALFORMED;
+	msgpack_pack_array(&o->pk, NODE_V1_ITEMS + 2);
+	msgpack_pack_uint64(&o->pk, 2);
+	for (uint32_t i = 1; i < NODE_V1_ITEMS; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	msgpack_pack_array(&o->pk, 0);
+	msgpack_pack_array(&o->pk, 0);
+	return mp_out_failed(o);
+}
+
+/* v2 target [2, name, description, caps, labels, stages, ...] (10 items)
+ * -> v3: gpus 0 inserted after labels, each 7-item stage + gpus 0. */
+static int target_v2_to_v3(const msgpack_object *rec, struct mp_out *o)
+{
+	const msgpack_object *items = versioned(rec, TARGET_V2_ITEMS, 2);
+	if (items == NULL || rec->via.array.size != TARGET_V2_ITEMS ||
+	    items[5].type != MSGPACK_OBJECT_ARRAY)
+		return ING_EMALFORMED;
+	const msgpack_object_array *stages = &items[5].via.array;
+	for (uint32_t i = 0; i < stages->size; i++) {
+		if (stages->ptr[i].type != MSGPACK_OBJECT_ARRAY ||
+		    stages->ptr[i].via.array.size != 7)
+			return ING_EMALFORMED;
+	}
+	msgpack_pack_array(&o->pk, TARGET_V2_ITEMS + 1);
+	msgpack_pack_uint64(&o->pk, 3);
+	for (uint32_t i = 1; i <= 4; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	msgpack_pack_uint64(&o->pk, 0);
+	msgpack_pack_array(&o->pk, stages->size);
+	for (uint32_t i = 0; i < stages->size; i++) {
+		const msgpack_object_array *st = &stages->ptr[i].via.array;
+		msgpack_pack_array(&o->pk, 8);
+		for (uint32_t j = 0; j < 7; j++)
+			msgpack_pack_object(&o->pk, st->ptr[j]);
+		msgpack_pack_uint64(&o->pk, 0);
+	}
+	for (uint32_t i = 6; i < TARGET_V2_ITEMS; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	return mp_out_failed(o);
+}
+
+/* v3 job (24 items) -> v4: gpus [] appended. */
+static int job_v3_to_v4(const msgpack_object *rec, struct mp_out *o)
+{
+	const msgpack_object *items = versioned(rec, JOB_V3_ITEMS, 3);
+	if (items == NULL || rec->via.array.size != JOB_V3_ITEMS)
+		return ING_EMALFORMED;
+	msgpack_pack_array(&o->pk, JOB_V3_ITEMS + 1);
+	msgpack_pack_uint64(&o->pk, 4);
+	for (uint32_t i = 1; i < JOB_V3_ITEMS; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	msgpack_pack_array(&o->pk, 0);
 	return mp_out_failed(o);
 }
 
@@ -301,6 +381,24 @@ static int migrate_3_to_4(struct store_txn *t, struct ing_error *e)
 	if (rv == 0)
 		ING_LOG_INFO("store migration step from=3 to=4 jobs=%" PRIu64 " path=%s", n,
 		             store_txn_store(t)->path);
+	return rv;
+}
+
+static int migrate_4_to_5(struct store_txn *t, struct ing_error *e)
+{
+	uint64_t nodes, targets, jobs;
+	int rv =
+	    rewrite_table(t, STORE_NODES, node_v1_to_v2, node_key_name, "schema-4 node", &nodes, e);
+	if (rv == 0)
+		rv = rewrite_table(t, STORE_TARGETS, target_v2_to_v3, target_key_name,
+		                   "schema-4 target", &targets, e);
+	if (rv == 0)
+		rv = rewrite_table(t, STORE_JOBS, job_v3_to_v4, job_key_name, "schema-4 job", &jobs,
+		                   e);
+	if (rv == 0)
+		ING_LOG_INFO("store migration step from=4 to=5 nodes=%" PRIu64 " targets=%" PRIu64
+		             " jobs=%" PRIu64 " path=%s",
+		             nodes, targets, jobs, store_txn_store(t)->path);
 	return rv;
 }
 

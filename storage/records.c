@@ -265,11 +265,103 @@ int rec_member_decode(struct ing_str buf, msgpack_zone *z, struct rec_member *ou
 
 /* ---- node ------------------------------------------------------------- */
 
+void rec_pack_gpus(msgpack_packer *pk, uint32_t n, const struct rec_gpu *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		msgpack_pack_array(pk, 3);
+		msgpack_pack_uint64(pk, v[i].index);
+		mp_pack_str(pk, v[i].uuid);
+		msgpack_pack_uint64(pk, v[i].memory_bytes);
+	}
+}
+
+int rec_next_gpus(struct mp_cursor *c, msgpack_zone *z, uint32_t *n, struct rec_gpu **out)
+{
+	struct mp_cursor sub, g;
+	void *arr = NULL;
+	int rv = mp_next_array(c, "gpus", ING_MAX_GPUS, &sub);
+	if (rv == 0)
+		rv = mp_zarray(c, sub.n, sizeof(struct rec_gpu), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
+		struct rec_gpu *p = &((struct rec_gpu *)arr)[i];
+		rv = mp_next_tuple(&sub, "gpus", 3, &g);
+		if (rv == 0)
+			rv = mp_next_u32(&g, "gpu index", ING_GPU_INDEX_MAX, &p->index);
+		if (rv == 0)
+			rv = mp_next_str(&g, "gpu uuid", ING_GPU_UUID_MAX, &p->uuid);
+		if (rv == 0)
+			rv = mp_next_u64(&g, "gpu memory_bytes", UINT64_MAX, &p->memory_bytes);
+	}
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
+	return 0;
+}
+
+void rec_pack_gpu_indexes(msgpack_packer *pk, uint32_t n, const uint32_t *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		msgpack_pack_uint64(pk, v[i]);
+}
+
+int rec_next_gpu_indexes(struct mp_cursor *c, msgpack_zone *z, uint32_t *n, uint32_t **out)
+{
+	struct mp_cursor sub;
+	void *arr = NULL;
+	int rv = mp_next_array(c, "gpus", ING_MAX_GPUS, &sub);
+	if (rv == 0)
+		rv = mp_zarray(c, sub.n, sizeof(uint32_t), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++)
+		rv = mp_next_u32(&sub, "gpu index", ING_GPU_INDEX_MAX, &((uint32_t *)arr)[i]);
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
+	return 0;
+}
+
+/* [[index, job]...] */
+static void pack_gpu_holds(msgpack_packer *pk, uint32_t n, const struct rec_gpu_hold *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		msgpack_pack_array(pk, 2);
+		msgpack_pack_uint64(pk, v[i].index);
+		msgpack_pack_uint64(pk, v[i].job);
+	}
+}
+
+static int next_gpu_holds(struct mp_cursor *c, msgpack_zone *z, uint32_t *n,
+                          struct rec_gpu_hold **out)
+{
+	struct mp_cursor sub, h;
+	void *arr = NULL;
+	int rv = mp_next_array(c, "gpu_holds", ING_MAX_GPUS, &sub);
+	if (rv == 0)
+		rv = mp_zarray(c, sub.n, sizeof(struct rec_gpu_hold), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
+		struct rec_gpu_hold *p = &((struct rec_gpu_hold *)arr)[i];
+		rv = mp_next_tuple(&sub, "gpu_holds", 2, &h);
+		if (rv == 0)
+			rv = mp_next_u32(&h, "gpu index", ING_GPU_INDEX_MAX, &p->index);
+		if (rv == 0)
+			rv = mp_next_u64(&h, "holding job", UINT64_MAX, &p->job);
+	}
+	if (rv != 0)
+		return rv;
+	*n = sub.n;
+	*out = arr;
+	return 0;
+}
+
 int rec_node_encode(const struct rec_node *r, struct mp_out *o)
 {
 	msgpack_packer *pk = &o->pk;
-	msgpack_pack_array(pk, 11);
-	msgpack_pack_uint64(pk, REC_VERSION);
+	msgpack_pack_array(pk, 13);
+	msgpack_pack_uint64(pk, REC_NODE_VERSION);
 	msgpack_pack_uint64(pk, r->id);
 	mp_pack_str_list(pk, r->ncaps, r->caps);
 	rec_pack_kv_list(pk, r->nlabels, r->labels);
@@ -280,6 +372,8 @@ int rec_node_encode(const struct rec_node *r, struct mp_out *o)
 	mp_pack_bool(pk, r->down);
 	msgpack_pack_uint64(pk, r->registered_at_ms);
 	msgpack_pack_uint64(pk, r->updated_at_ms);
+	rec_pack_gpus(pk, r->ngpus, r->gpus);
+	pack_gpu_holds(pk, r->nheld, r->held);
 	return mp_out_failed(o);
 }
 
@@ -291,7 +385,7 @@ int rec_node_decode(struct ing_str buf, msgpack_zone *z, struct rec_node *out, s
 	struct mp_cursor c;
 	int rv = parse_copy(buf, z, what, &obj, e);
 	if (rv == 0)
-		rv = open_record(&c, &obj, what, REC_VERSION, e);
+		rv = open_record(&c, &obj, what, REC_NODE_VERSION, e);
 	if (rv == 0)
 		rv = mp_next_u64(&c, "id", UINT64_MAX, &r.id);
 	if (rv == 0)
@@ -314,6 +408,10 @@ int rec_node_decode(struct ing_str buf, msgpack_zone *z, struct rec_node *out, s
 	if (rv == 0)
 		rv = mp_next_u64(&c, "updated_at_ms", UINT64_MAX, &r.updated_at_ms);
 	if (rv == 0)
+		rv = rec_next_gpus(&c, z, &r.ngpus, &r.gpus);
+	if (rv == 0)
+		rv = next_gpu_holds(&c, z, &r.nheld, &r.held);
+	if (rv == 0)
 		rv = mp_cursor_close(&c);
 	if (rv == 0)
 		*out = r;
@@ -327,7 +425,7 @@ void rec_pack_stage_defs(msgpack_packer *pk, uint32_t n, const struct rec_stage_
 	msgpack_pack_array(pk, n);
 	for (uint32_t i = 0; i < n; i++) {
 		const struct rec_stage_def *s = &v[i];
-		msgpack_pack_array(pk, 7);
+		msgpack_pack_array(pk, 8);
 		mp_pack_str(pk, s->name);
 		mp_pack_str_list(pk, s->nargv, s->argv);
 		msgpack_pack_uint64(pk, s->timeout_ms);
@@ -339,18 +437,34 @@ void rec_pack_stage_defs(msgpack_packer *pk, uint32_t n, const struct rec_stage_
 		msgpack_pack_uint64(pk, s->limits.open_files);
 		msgpack_pack_uint64(pk, s->limits.output_bytes);
 		mp_pack_str(pk, s->stdout_path);
+		msgpack_pack_uint64(pk, s->gpus);
 	}
+}
+
+uint32_t rec_stage_gpus(const struct rec_target *t, uint32_t i)
+{
+	return i < t->nstages && t->stages[i].gpus > t->gpus ? t->stages[i].gpus : t->gpus;
+}
+
+uint32_t rec_target_gpus(const struct rec_target *t)
+{
+	uint32_t n = t->gpus;
+	for (uint32_t i = 0; i < t->nstages; i++)
+		if (rec_stage_gpus(t, i) > n)
+			n = rec_stage_gpus(t, i);
+	return n;
 }
 
 int rec_target_encode(const struct rec_target *r, struct mp_out *o)
 {
 	msgpack_packer *pk = &o->pk;
-	msgpack_pack_array(pk, 10);
+	msgpack_pack_array(pk, 11);
 	msgpack_pack_uint64(pk, REC_TARGET_VERSION);
 	mp_pack_str(pk, r->name);
 	mp_pack_str(pk, r->description);
 	mp_pack_str_list(pk, r->ncaps, r->caps);
 	rec_pack_kv_list(pk, r->nlabels, r->labels);
+	msgpack_pack_uint64(pk, r->gpus);
 	rec_pack_stage_defs(pk, r->nstages, r->stages);
 	msgpack_pack_uint64(pk, r->revision);
 	msgpack_pack_uint64(pk, r->active_jobs);
@@ -374,9 +488,10 @@ static int next_limits(struct mp_cursor *c, struct rec_stage_limits *l)
 	return rv;
 }
 
-int rec_next_stage_defs(struct mp_cursor *c, bool legacy, msgpack_zone *z, uint32_t *n,
+int rec_next_stage_defs(struct mp_cursor *c, unsigned items, msgpack_zone *z, uint32_t *n,
                         struct rec_stage_def **out)
 {
+	bool legacy = items == 5;
 	struct mp_cursor sub, sc;
 	void *arr = NULL;
 	int rv = mp_next_array(c, "stages", ING_MAX_STAGES, &sub);
@@ -386,7 +501,7 @@ int rec_next_stage_defs(struct mp_cursor *c, bool legacy, msgpack_zone *z, uint3
 		struct rec_stage_def *s = &((struct rec_stage_def *)arr)[i];
 		memset(s, 0, sizeof(*s));
 		s->stdout_path = ing_str_c("");
-		rv = mp_next_tuple(&sub, "stages", legacy ? 5 : 7, &sc);
+		rv = mp_next_tuple(&sub, "stages", items, &sc);
 		if (rv == 0)
 			rv = mp_next_str(&sc, "stage name", ING_NAME_MAX, &s->name);
 		if (rv == 0)
@@ -404,6 +519,8 @@ int rec_next_stage_defs(struct mp_cursor *c, bool legacy, msgpack_zone *z, uint3
 			rv = next_limits(&sc, &s->limits);
 		if (rv == 0 && !legacy)
 			rv = mp_next_str(&sc, "stdout", ING_PATH_MAX, &s->stdout_path);
+		if (rv == 0 && items >= 8)
+			rv = mp_next_u32(&sc, "stage gpus", ING_MAX_GPUS, &s->gpus);
 	}
 	if (rv != 0)
 		return rv;
@@ -432,7 +549,9 @@ int rec_target_decode(struct ing_str buf, msgpack_zone *z, struct rec_target *ou
 		rv = rec_next_kv_list(&c, "labels", ING_MAX_LABELS, ING_NAME_MAX,
 		                      ING_LABEL_VALUE_MAX, z, &r.nlabels, &r.labels);
 	if (rv == 0)
-		rv = rec_next_stage_defs(&c, false, z, &r.nstages, &r.stages);
+		rv = mp_next_u32(&c, "gpus", ING_MAX_GPUS, &r.gpus);
+	if (rv == 0)
+		rv = rec_next_stage_defs(&c, 8, z, &r.nstages, &r.stages);
 	if (rv == 0)
 		rv = mp_next_u64(&c, "revision", UINT64_MAX, &r.revision);
 	if (rv == 0)
@@ -453,7 +572,7 @@ int rec_target_decode(struct ing_str buf, msgpack_zone *z, struct rec_target *ou
 int rec_job_encode(const struct rec_job *r, struct mp_out *o)
 {
 	msgpack_packer *pk = &o->pk;
-	msgpack_pack_array(pk, 24);
+	msgpack_pack_array(pk, 25);
 	msgpack_pack_uint64(pk, REC_JOB_VERSION);
 	msgpack_pack_uint64(pk, r->id);
 	mp_pack_str(pk, r->tenant);
@@ -491,6 +610,7 @@ int rec_job_encode(const struct rec_job *r, struct mp_out *o)
 	}
 	msgpack_pack_uint64(pk, r->nevents);
 	mp_pack_str(pk, r->error);
+	rec_pack_gpu_indexes(pk, r->ngpus, r->gpus);
 	return mp_out_failed(o);
 }
 
@@ -600,6 +720,8 @@ int rec_job_decode(struct ing_str buf, msgpack_zone *z, struct rec_job *out, str
 		rv = mp_next_u32(&c, "nevents", UINT32_MAX, &r.nevents);
 	if (rv == 0)
 		rv = mp_next_str(&c, "error", ING_MESSAGE_MAX, &r.error);
+	if (rv == 0)
+		rv = rec_next_gpu_indexes(&c, z, &r.ngpus, &r.gpus);
 	if (rv == 0)
 		rv = mp_cursor_close(&c);
 	if (rv == 0)

@@ -48,6 +48,19 @@ struct rec_member {
 
 /* ---- nodes: workers' capabilities and capacity ------------------------ */
 
+/* A GPU a node offers to jobs. */
+struct rec_gpu {
+	uint32_t index;        /* the node's numbering (NVML's), <= ING_GPU_INDEX_MAX */
+	struct ing_str uuid;   /* "GPU-..."; "" when not known (declared by config) */
+	uint64_t memory_bytes; /* 0 when not known */
+};
+
+/* A GPU held by the live attempt of a job. */
+struct rec_gpu_hold {
+	uint32_t index;
+	uint64_t job;
+};
+
 struct rec_node {
 	uint64_t id;
 	uint32_t ncaps;
@@ -61,6 +74,10 @@ struct rec_node {
 	bool down;
 	uint64_t registered_at_ms;
 	uint64_t updated_at_ms;
+	uint32_t ngpus; /* GPUs offered, unique indexes (from node_register) */
+	struct rec_gpu *gpus;
+	uint32_t nheld; /* GPUs held by live attempts, one entry per GPU */
+	struct rec_gpu_hold *held;
 };
 
 /* ---- targets: named pipelines of stages ------------------------------- */
@@ -87,6 +104,7 @@ struct rec_stage_def {
 	 * child's stdout (and is then an output too); "" = stdout goes to the
 	 * log.  (`stdout` itself is a macro of <stdio.h>.) */
 	struct ing_str stdout_path;
+	uint32_t gpus; /* GPUs this stage sees (at least the target's), <= ING_MAX_GPUS */
 };
 
 struct rec_target {
@@ -96,6 +114,7 @@ struct rec_target {
 	struct ing_str *caps; /* capabilities a node needs to run it */
 	uint32_t nlabels;
 	struct rec_kv *labels; /* labels a node must carry */
+	uint32_t gpus;         /* GPUs every stage sees, <= ING_MAX_GPUS */
 	uint32_t nstages;
 	struct rec_stage_def *stages;
 	uint64_t revision;    /* 1 on create, +1 per replace */
@@ -169,6 +188,11 @@ struct rec_job {
 	struct rec_stage_result *stages;
 	uint32_t nevents;     /* events recorded so far (next event seq) */
 	struct ing_str error; /* why it failed, empty otherwise */
+	/* GPU indexes on node_id given to the current attempt (held while it
+	 * is live; kept on a final job as the GPUs it ran on; none when
+	 * queued), <= ING_MAX_GPUS. */
+	uint32_t ngpus;
+	uint32_t *gpus;
 };
 
 /* ---- events: per-job history ------------------------------------------ */
@@ -252,12 +276,16 @@ struct rec_token {
 /* ---- codec ------------------------------------------------------------ */
 
 /* Current record layout versions.  Job records are at 2 since schema 2
- * added the tenant and at 3 since schema 4 added the params, target
- * records at 2 since schema 3 added the description and the stages' limits
- * and stdout (storage/migrate.c rewrites the older records). */
+ * added the tenant, at 3 since schema 4 added the params and at 4 since
+ * schema 5 added the GPUs; target records at 2 since schema 3 added the
+ * description and the stages' limits and stdout, at 3 since schema 5 added
+ * the GPUs of the target and of each stage; node records at 2 since schema
+ * 5 added the GPUs offered and held (storage/migrate.c rewrites the older
+ * records). */
 #define REC_VERSION        1
-#define REC_JOB_VERSION    3
-#define REC_TARGET_VERSION 2
+#define REC_JOB_VERSION    4
+#define REC_TARGET_VERSION 3
+#define REC_NODE_VERSION   2
 
 #define REC_CODEC(type)                                                                      \
 	int rec_##type##_encode(const struct rec_##type *r, struct mp_out *o);               \
@@ -283,13 +311,30 @@ int rec_next_kv_list(struct mp_cursor *c, const char *field, uint32_t max_n, uin
                      uint32_t value_max, msgpack_zone *z, uint32_t *n, struct rec_kv **out);
 
 /* Stage definitions, shared with the command codec:
- *   [[name, argv, timeout_ms, env, outputs, limits, stdout]...]
+ *   [[name, argv, timeout_ms, env, outputs, limits, stdout, gpus]...]
  * with limits = [cpu_seconds, memory_bytes, open_files, output_bytes]. */
 void rec_pack_stage_defs(msgpack_packer *pk, uint32_t n, const struct rec_stage_def *v);
-/* Reads such a list into zone z (at most ING_MAX_STAGES).  `legacy` reads
- * the older 5-item stages [name, argv, timeout_ms, env, outputs] instead
- * and fills limits 0 and stdout "".  Errors as the record decoders. */
-int rec_next_stage_defs(struct mp_cursor *c, bool legacy, msgpack_zone *z, uint32_t *n,
+/* Reads such a list into zone z (at most ING_MAX_STAGES).  `items` is the
+ * layout: 8 (current), or an older one: 7 (no gpus: 0), 5 ([name, argv,
+ * timeout_ms, env, outputs]: limits 0, stdout "", gpus 0).  Errors as the
+ * record decoders. */
+int rec_next_stage_defs(struct mp_cursor *c, unsigned items, msgpack_zone *z, uint32_t *n,
                         struct rec_stage_def **out);
+
+/* The GPUs an attempt of target t holds: the most any of its stages sees,
+ * max(t->gpus, each stage's gpus). */
+uint32_t rec_target_gpus(const struct rec_target *t);
+/* The GPUs stage i of t sees: max(t->gpus, the stage's gpus). */
+uint32_t rec_stage_gpus(const struct rec_target *t, uint32_t i);
+
+/* GPUs offered, shared with node_register: [[index, uuid, memory_bytes]...]
+ * (at most ING_MAX_GPUS, index <= ING_GPU_INDEX_MAX, uuid <=
+ * ING_GPU_UUID_MAX bytes). */
+void rec_pack_gpus(msgpack_packer *pk, uint32_t n, const struct rec_gpu *v);
+int rec_next_gpus(struct mp_cursor *c, msgpack_zone *z, uint32_t *n, struct rec_gpu **out);
+/* GPU indexes, shared with job_assign: [index...] (at most ING_MAX_GPUS,
+ * each <= ING_GPU_INDEX_MAX). */
+void rec_pack_gpu_indexes(msgpack_packer *pk, uint32_t n, const uint32_t *v);
+int rec_next_gpu_indexes(struct mp_cursor *c, msgpack_zone *z, uint32_t *n, uint32_t **out);
 
 #endif

@@ -150,7 +150,9 @@ int store_snapshot_copy_buf(struct store *s, void **buf, size_t *len)
 		ING_LOG_ERROR("snapshot copy: memfd_create failed errno=%d", errno);
 		return errno == ENOMEM ? ING_ENOMEM : ING_EIO;
 	}
+	pthread_mutex_lock(&s->copy_lock); /* no map growth under the copy */
 	rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+	pthread_mutex_unlock(&s->copy_lock);
 	if (rc != 0) {
 		ING_LOG_ERROR("snapshot copy failed mdb_msg=\"%s\"", mdb_strerror(rc));
 		rv = rc == ENOMEM ? ING_ENOMEM : ING_EIO;

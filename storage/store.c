@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/log.h"
 
@@ -336,11 +337,23 @@ int store_open(const char *dir, const struct store_options *opts, struct store *
 	}
 	if (opts != NULL)
 		s->opts = *opts;
+	if (s->opts.map_max_bytes == 0)
+		s->opts.map_max_bytes = STORE_DEFAULT_MAX_BYTES;
 	if (s->opts.map_size_bytes == 0)
 		s->opts.map_size_bytes = STORE_DEFAULT_MAP_BYTES;
+	if (s->opts.map_size_bytes > s->opts.map_max_bytes)
+		s->opts.map_size_bytes = s->opts.map_max_bytes;
+	if (s->opts.reserve_bytes == 0) {
+		s->opts.reserve_bytes = s->opts.map_max_bytes / 8;
+		if (s->opts.reserve_bytes < STORE_MIN_RESERVE_BYTES)
+			s->opts.reserve_bytes = STORE_MIN_RESERVE_BYTES;
+	}
+	pthread_mutex_init(&s->copy_lock, NULL);
 	if (s->opts.batch_max == 0)
 		s->opts.batch_max = STORE_DEFAULT_BATCH_MAX;
 	rv = store_env_open(s, e);
+	if (rv == 0)
+		store_space_check(s);
 out:
 	if (rv != 0) {
 		free(s);
@@ -354,8 +367,18 @@ void store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	store_metrics_detach(s);
 	store_env_close(s);
+	pthread_mutex_destroy(&s->copy_lock);
 	free(s);
+}
+
+void store_lmdb_version(char *running, char *built, size_t cap)
+{
+	int major, minor, patch;
+	mdb_version(&major, &minor, &patch);
+	snprintf(running, cap, "%d.%d.%d", major, minor, patch);
+	snprintf(built, cap, "%d.%d.%d", MDB_VERSION_MAJOR, MDB_VERSION_MINOR, MDB_VERSION_PATCH);
 }
 
 const char *store_path(const struct store *s)
@@ -399,7 +422,22 @@ static int txn_begin(struct store *s, bool write, struct store_txn **out)
 
 int store_read_begin(struct store *s, struct store_txn **out)
 {
-	return txn_begin(s, false, out);
+	struct store_txn *t;
+
+	if (s->failed || s->batch == NULL)
+		return txn_begin(s, false, out);
+	/* A view of the open batch: sees every applied entry without a
+	 * commit.  Readers run between applies on the store's one thread. */
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return ING_ENOMEM;
+	t->s = s;
+	t->txn = s->batch->txn;
+	t->is_view = true;
+	s->nread++;
+	s->nviews++;
+	*out = t;
+	return 0;
 }
 
 int store_write_begin(struct store *s, struct store_txn **out)
@@ -426,6 +464,8 @@ static void txn_release(struct store_txn *t)
 		}
 	} else {
 		s->nread--;
+		if (t->is_view)
+			s->nviews--;
 	}
 }
 
@@ -437,7 +477,8 @@ static int txn_end(struct store_txn *t)
 
 	txn_release(t);
 	if (!t->is_write) {
-		mdb_txn_abort(t->txn);
+		if (!t->is_view)
+			mdb_txn_abort(t->txn);
 		rv = s->failed;
 		goto out;
 	}
@@ -446,9 +487,15 @@ static int txn_end(struct store_txn *t)
 		rv = s->failed;
 		goto out;
 	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = mdb_txn_commit(t->txn);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc != 0)
 		rv = fail_mdb(s, rc, "commit", STORE_META);
+	else
+		store_metrics_commit((uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+		                     (uint64_t)(t1.tv_nsec - t0.tv_nsec));
 out:
 	free(t);
 	return rv;
@@ -472,7 +519,8 @@ void store_abort(struct store_txn *t)
 		return;
 	}
 	txn_release(t);
-	mdb_txn_abort(t->txn);
+	if (!t->is_view)
+		mdb_txn_abort(t->txn);
 	free(t);
 }
 
@@ -727,16 +775,185 @@ int store_batch_note(struct store *s)
 
 int store_batch_flush(struct store *s)
 {
+	int rv;
 	if (s->failed)
 		return s->failed;
 	if (s->batch == NULL)
 		return 0;
-	return txn_end(s->batch);
+	if (s->nviews > 0) {
+		ING_LOG_ERROR("batch commit with a view of it open path=%s", s->path);
+		return ING_ECONFLICT;
+	}
+	rv = txn_end(s->batch);
+	if (rv == 0)
+		store_space_check(s);
+	return rv;
 }
 
 unsigned store_batch_pending(const struct store *s)
 {
 	return s->batch != NULL ? s->batch_count : 0;
+}
+
+int store_sync(struct store *s, uint64_t *applied)
+{
+	struct store_txn *t;
+	uint64_t index;
+	int rc, rv;
+
+	if (s->write_txn != NULL && s->write_txn != s->batch)
+		return ING_ECONFLICT;
+	rv = store_batch_flush(s);
+	if (rv != 0)
+		return rv;
+	rc = mdb_env_sync(s->env, 1);
+	if (rc != 0)
+		return fail_mdb(s, rc, "sync", STORE_META);
+	rv = store_read_begin(s, &t);
+	if (rv != 0)
+		return rv;
+	rv = store_applied_index(t, &index);
+	store_abort(t);
+	if (rv == 0)
+		*applied = index;
+	return rv;
+}
+
+/* ---- space ------------------------------------------------------------ */
+
+/* Map size and the file's high-water mark. */
+static int env_usage(struct store *s, uint64_t *map, uint64_t *file, uint64_t *psize)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	int rc = mdb_env_info(s->env, &info);
+	if (rc == 0)
+		rc = mdb_env_stat(s->env, &st);
+	if (rc != 0)
+		return store_err_from_mdb(rc);
+	*map = info.me_mapsize;
+	*file = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	*psize = st.ms_psize;
+	return 0;
+}
+
+/* Pages on LMDB's free list (as mdb_stat -f counts them: table 0 holds, per
+ * freeing txn, a list whose first word is its length). */
+static int free_pages(struct store *s, uint64_t *out)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t n = 0;
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return read_err(s, rc, "free_list", STORE_META);
+	rc = mdb_cursor_open(txn, 0, &cur);
+	if (rc == 0) {
+		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+			if (v.mv_size < sizeof(size_t)) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+			size_t len;
+			memcpy(&len, v.mv_data, sizeof(len));
+			n += len;
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	if (rc != MDB_NOTFOUND)
+		return read_err(s, rc, "free_list", STORE_META);
+	*out = n;
+	return 0;
+}
+
+int store_space(struct store *s, struct store_space *out)
+{
+	uint64_t map, file, psize, nfree;
+	int rv;
+	if (s->failed)
+		return s->failed;
+	rv = env_usage(s, &map, &file, &psize);
+	if (rv == 0)
+		rv = free_pages(s, &nfree);
+	if (rv != 0)
+		return rv;
+	out->map_bytes = map;
+	out->max_bytes = s->opts.map_max_bytes;
+	out->file_bytes = file;
+	out->free_bytes = nfree * psize > file ? file : nfree * psize;
+	out->used_bytes = file - out->free_bytes;
+	return 0;
+}
+
+bool store_space_low(const struct store *s)
+{
+	return s->space_low;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void maybe_grow(struct store *s, uint64_t map, uint64_t file)
+{
+	uint64_t max = s->opts.map_max_bytes, next;
+	int rc;
+
+	uint64_t margin = map / 2 > STORE_GROW_MARGIN_BYTES ? map / 2 : STORE_GROW_MARGIN_BYTES;
+
+	if (file + margin <= map || map >= max || s->nread > 0)
+		return;
+	if (pthread_mutex_trylock(&s->copy_lock) != 0)
+		return; /* a copy is reading the map: next commit */
+	next = map * 2;
+	if (next < file + margin)
+		next = file + margin;
+	if (next > max)
+		next = max;
+	rc = mdb_env_set_mapsize(s->env, (size_t)next);
+	pthread_mutex_unlock(&s->copy_lock);
+	if (rc != 0) {
+		ING_LOG_WARN("store map not grown path=%s map=%" PRIu64 " to=%" PRIu64
+		             " mdb_msg=\"%s\"",
+		             s->path, map, next, mdb_strerror(rc));
+		return;
+	}
+	s->opts.map_size_bytes = next; /* a reopen (snapshot import) keeps it */
+	ING_LOG_INFO("store map grown path=%s from=%" PRIu64 " to=%" PRIu64 " file=%" PRIu64
+	             " max=%" PRIu64,
+	             s->path, map, next, file, max);
+}
+
+void store_space_check(struct store *s)
+{
+	uint64_t map, file, psize, nfree, max = s->opts.map_max_bytes, now;
+
+	if (s->failed || s->env == NULL || s->write_txn != NULL ||
+	    env_usage(s, &map, &file, &psize) != 0)
+		return;
+	maybe_grow(s, map, file);
+	if (file + s->opts.reserve_bytes < max) {
+		s->space_low = false; /* even with nothing free */
+		return;
+	}
+	/* Near the ceiling: count the free pages whenever the file grew, and
+	 * otherwise (pages freed or reused below the mark) at most 10 times a
+	 * second: the walk is proportional to the free list. */
+	now = mono_ns();
+	if (file == s->space_checked_file && now - s->space_checked_ns < 100000000u)
+		return;
+	s->space_checked_ns = now;
+	s->space_checked_file = file;
+	if (free_pages(s, &nfree) != 0)
+		return;
+	if (nfree * psize > file)
+		nfree = file / psize;
+	s->space_low = file - nfree * psize + s->opts.reserve_bytes >= max;
 }
 
 /* ---- keys ------------------------------------------------------------- */

@@ -28,7 +28,7 @@
 #include "common/str.h"
 
 /* The schema version this binary writes.  See storage/migrate.c. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 enum store_table {
 	STORE_META = 0,    /* name -> u64 or bytes (schema, applied index, counters, cluster id) */
@@ -56,7 +56,11 @@ enum store_sync {
 };
 
 struct store_options {
-	uint64_t map_size_bytes; /* 0: default 4 GiB */
+	uint64_t map_size_bytes; /* initial LMDB map; 0: default 1 GiB */
+	uint64_t map_max_bytes;  /* ceiling the map grows to; 0: default 64 GiB */
+	/* store_space_low() turns true when the pages in use come within
+	 * this of the ceiling; 0: default ceiling / 8, at least 16 MiB */
+	uint64_t reserve_bytes;
 	enum store_sync sync;
 	unsigned batch_max; /* applies per batched transaction; 0: default 1024 */
 };
@@ -78,14 +82,30 @@ int store_open(const char *dir, const struct store_options *opts, struct store *
 /* Aborts any open batch and closes.  NULL is allowed. */
 void store_close(struct store *s);
 
+/* Reports this store's map size and use in the process's metrics (the
+ * node's own store; docs/operations.md "Metrics") until it is closed. */
+void store_metrics_attach(struct store *s);
+
 /* Path of the LMDB file (borrowed, lives as long as s). */
 const char *store_path(const struct store *s);
 /* The sticky failure, 0 when healthy. */
 int store_failed(const struct store *s);
 
+/* LMDB's version, "0.9.24": as the library reports it at run time
+ * (mdb_version) and as the header this build was compiled against says.
+ * Each buffer holds at least `cap` bytes. */
+void store_lmdb_version(char *running, char *built, size_t cap);
+
 /* ---- transactions ----------------------------------------------------- */
 
-/* A read-only snapshot view.  Release with store_abort. */
+/*
+ * A read-only view of every applied entry.  With no batch open, a snapshot
+ * of the committed state (an LMDB read txn); with the batch open, a view
+ * of the batch itself (its uncommitted applies included), so a read never
+ * needs a commit first.  A view must be ended (store_abort/store_commit)
+ * before the next apply or batch commit on this thread; the batch refuses
+ * to commit while one is open (ING_ECONFLICT).  Release with store_abort.
+ */
 int store_read_begin(struct store *s, struct store_txn **out);
 /* The single write transaction.  ING_ECONFLICT if one is already open. */
 int store_write_begin(struct store *s, struct store_txn **out);
@@ -132,7 +152,8 @@ int store_next_id(struct store_txn *t, const char *name, uint64_t *out);
  * Many applies share one write transaction.  store_batch_txn() returns the
  * open batch transaction, beginning one if needed; store_batch_note() counts
  * one apply and commits when the batch is full; store_batch_flush() commits
- * whatever is open (the node calls it once per loop iteration).  Never call
+ * whatever is open (the node calls it when the batch is due: see
+ * `store_commit_interval_ms` in docs/operations.md).  Never call
  * store_commit/store_abort on the batch transaction directly.
  */
 int store_batch_txn(struct store *s, struct store_txn **out);
@@ -140,6 +161,43 @@ int store_batch_note(struct store *s);
 int store_batch_flush(struct store *s);
 /* Applies counted in the open batch (0 when none is open). */
 unsigned store_batch_pending(const struct store *s);
+
+/*
+ * Commits the open batch, if any, forces everything committed to disk
+ * (whatever the sync mode) and sets *applied to the applied index the store
+ * now holds on disk.  No caller's write txn may be open (ING_ECONFLICT).
+ * A failed commit or sync is sticky.
+ */
+int store_sync(struct store *s, uint64_t *applied);
+
+/* ---- space ------------------------------------------------------------ */
+
+/*
+ * The map grows by itself: after every batch commit (and at open), when
+ * less than max(half the map, 64 MiB) is left above the file's high-water
+ * mark, the map doubles (at least to the mark plus that margin), never past
+ * map_max_bytes.  Growth
+ * waits while a read txn is open or a copy (store_snapshot_copy_buf) runs.
+ * A write that finds the map full still fails the store for good
+ * (ING_ENOSPACE): the node must stop taking new work before that, using
+ * store_space_low().
+ */
+struct store_space {
+	uint64_t map_bytes;  /* the map now */
+	uint64_t max_bytes;  /* its ceiling */
+	uint64_t file_bytes; /* high-water mark of the file (pages ever used) */
+	uint64_t free_bytes; /* pages below the mark on LMDB's free list */
+	uint64_t used_bytes; /* file_bytes - free_bytes */
+};
+/* Measures now (walks LMDB's free list in a read txn). */
+int store_space(struct store *s, struct store_space *out);
+/*
+ * True when used_bytes + reserve_bytes >= max_bytes, as of the last batch
+ * commit (or open): the node should refuse work that adds state
+ * (no_space) and keep serving reads and finishing running work; it turns
+ * false again when deletions free pages.  Cheap: no I/O.
+ */
+bool store_space_low(const struct store *s);
 
 /* ---- snapshots -------------------------------------------------------- */
 

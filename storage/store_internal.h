@@ -9,6 +9,9 @@
  *    there, and again if reopening failed, in which case failed != 0).
  *  - write_txn is the one open write transaction (a caller's or the batch),
  *    batch is either NULL or equal to write_txn.
+ *  - a read txn begun while the batch is open is a view of the batch (same
+ *    MDB txn, never ended by itself); the batch does not commit while a
+ *    view is open (nviews > 0).
  *  - failed, once non-zero, never goes back to 0: every entry point checks
  *    it first and returns it.
  */
@@ -17,6 +20,7 @@
 
 #include <limits.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -24,7 +28,12 @@
 #include "storage/store.h"
 
 #define STORE_FILE_NAME         "state.mdb"
-#define STORE_DEFAULT_MAP_BYTES (4ull << 30)
+#define STORE_DEFAULT_MAP_BYTES (1ull << 30)
+#define STORE_DEFAULT_MAX_BYTES (64ull << 30)
+#define STORE_MIN_RESERVE_BYTES (16ull << 20)
+/* The map grows once less than max(half the map, this) is left above the
+ * file's high-water mark: more than any one batch transaction writes. */
+#define STORE_GROW_MARGIN_BYTES (64ull << 20)
 #define STORE_DEFAULT_BATCH_MAX 1024u
 #define STORE_META_SCHEMA       "schema_version"
 #define STORE_META_APPLIED      "applied_index"
@@ -39,8 +48,16 @@ struct store {
 	struct store_txn *write_txn; /* the open write txn, caller's or batch */
 	struct store_txn *batch;     /* open batch txn or NULL */
 	unsigned batch_count;        /* applies noted in the open batch */
-	unsigned nread;              /* open read txns */
-	uint64_t snapshot_seen;      /* highest applied index of a snapshot import checked */
+	unsigned nread;              /* open read txns, views included */
+	unsigned nviews;             /* open views of the batch (store_read_begin) */
+	bool space_low;              /* store_space_low(), as of the last check */
+	uint64_t space_checked_ns;   /* when the free list was last walked */
+	uint64_t space_checked_file; /* the file's high-water mark then */
+	/* Held by store_snapshot_copy_buf (any thread) for its whole copy;
+	 * map growth only try-locks it, so it never remaps under a copy. */
+	pthread_mutex_t copy_lock;
+	bool metrics_attached;  /* metrics.c reports this store's map */
+	uint64_t snapshot_seen; /* highest applied index of a snapshot import checked */
 };
 
 struct store_txn {
@@ -48,8 +65,13 @@ struct store_txn {
 	MDB_txn *txn;
 	bool is_write;
 	bool is_batch;
+	bool is_view;             /* a read view of the open batch: txn is the batch's */
 	struct store_iter *iters; /* open iterators, closed at txn end */
 };
+
+/* metrics.c: one commit took elapsed_ns; removing the collect callback. */
+void store_metrics_commit(uint64_t elapsed_ns);
+void store_metrics_detach(struct store *s);
 
 /* The one translation of LMDB return codes into ING_E* codes. */
 int store_err_from_mdb(int rc);
@@ -86,6 +108,10 @@ int store_file_meta(MDB_env *env, const char *path, bool need_tables, bool *has_
 int store_env_open(struct store *s, struct ing_error *e);
 /* Aborts the batch and closes the environment (no-op when closed). */
 void store_env_close(struct store *s);
+/* After a commit or at open, no txn open: grows the map if due and updates
+ * space_low (store.c).  Never fails: a map that cannot grow now is retried
+ * at the next commit. */
+void store_space_check(struct store *s);
 
 /* ---- migrate.c -------------------------------------------------------- */
 

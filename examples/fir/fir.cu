@@ -8,13 +8,15 @@
  * ntaps - 1 samples of history before it in shared memory (one coalesced
  * load per sample instead of ntaps global loads); the taps sit in constant
  * memory, where every thread of a warp reads the same h[k] at once (a
- * broadcast).  The target cuda-sm90 compiles it to PTX and to a cubin.
+ * broadcast).  The target cuda-sm90 compiles it to PTX and to a cubin;
+ * cuda-sm90-verify runs it with harness.cu (API: fir_cuda.h).
  */
 #include <cuda_runtime.h>
 #include <stddef.h>
 
+#include "fir_cuda.h"
+
 #define FIR_CUDA_THREADS 256
-#define FIR_CUDA_MAX_TAPS 4096
 
 __constant__ float fir_taps[FIR_CUDA_MAX_TAPS];
 
@@ -25,7 +27,7 @@ __constant__ float fir_taps[FIR_CUDA_MAX_TAPS];
  * the taps must be in fir_taps first.
  */
 extern "C" __global__ void fir_f32_kernel(const float *__restrict__ x, int n, int ntaps,
-					  float *__restrict__ y)
+                                          float *__restrict__ y)
 {
 	extern __shared__ float tile[]; /* blockDim.x + ntaps - 1 samples */
 	const int halo = ntaps - 1;
@@ -49,37 +51,50 @@ extern "C" __global__ void fir_f32_kernel(const float *__restrict__ x, int n, in
 	}
 }
 
-/*
- * Host entry with the signature of fir_f32 (host pointers): copies in,
- * runs the kernel, copies out.  Returns 0 (cudaSuccess) or the CUDA error
- * code; cudaErrorInvalidValue when ntaps is 0 or over FIR_CUDA_MAX_TAPS.
- */
-extern "C" int fir_f32_cuda(const float *h, size_t ntaps, const float *x, size_t n, float *y)
+extern "C" int fir_f32_cuda_set_taps(const float *h, size_t ntaps)
 {
-	float *dx = NULL, *dy = NULL;
-	cudaError_t err;
+	if (ntaps == 0 || ntaps > FIR_CUDA_MAX_TAPS)
+		return (int)cudaErrorInvalidValue;
+	return (int)cudaMemcpyToSymbol(fir_taps, h, ntaps * sizeof(float));
+}
+
+extern "C" int fir_f32_cuda_launch(const float *dx, size_t n, size_t ntaps, float *dy)
+{
 	size_t shared = (FIR_CUDA_THREADS + ntaps - 1) * sizeof(float);
+	unsigned blocks = (unsigned)((n + FIR_CUDA_THREADS - 1) / FIR_CUDA_THREADS);
+	cudaError_t err = cudaSuccess;
 
 	if (ntaps == 0 || ntaps > FIR_CUDA_MAX_TAPS || n > 0x7fffffff)
 		return (int)cudaErrorInvalidValue;
 	if (n == 0)
 		return 0;
-	err = cudaMemcpyToSymbol(fir_taps, h, ntaps * sizeof(float));
+	if (shared > 48 * 1024)
+		err = cudaFuncSetAttribute(
+		    fir_f32_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
+	if (err != cudaSuccess)
+		return (int)err;
+	fir_f32_kernel<<<blocks, FIR_CUDA_THREADS, shared>>>(dx, (int)n, (int)ntaps, dy);
+	return (int)cudaGetLastError();
+}
+
+extern "C" int fir_f32_cuda(const float *h, size_t ntaps, const float *x, size_t n, float *y)
+{
+	float *dx = NULL, *dy = NULL;
+	cudaError_t err;
+
+	if (ntaps == 0 || ntaps > FIR_CUDA_MAX_TAPS || n > 0x7fffffff)
+		return (int)cudaErrorInvalidValue;
+	if (n == 0)
+		return 0;
+	err = (cudaError_t)fir_f32_cuda_set_taps(h, ntaps);
 	if (err == cudaSuccess)
 		err = cudaMalloc((void **)&dx, n * sizeof(float));
 	if (err == cudaSuccess)
 		err = cudaMalloc((void **)&dy, n * sizeof(float));
 	if (err == cudaSuccess)
 		err = cudaMemcpy(dx, x, n * sizeof(float), cudaMemcpyHostToDevice);
-	if (err == cudaSuccess && shared > 48 * 1024)
-		err = cudaFuncSetAttribute(fir_f32_kernel,
-					   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
-	if (err == cudaSuccess) {
-		unsigned blocks = (unsigned)((n + FIR_CUDA_THREADS - 1) / FIR_CUDA_THREADS);
-
-		fir_f32_kernel<<<blocks, FIR_CUDA_THREADS, shared>>>(dx, (int)n, (int)ntaps, dy);
-		err = cudaGetLastError();
-	}
+	if (err == cudaSuccess)
+		err = (cudaError_t)fir_f32_cuda_launch(dx, n, ntaps, dy);
 	if (err == cudaSuccess)
 		err = cudaMemcpy(y, dy, n * sizeof(float), cudaMemcpyDeviceToHost);
 	cudaFree(dx);

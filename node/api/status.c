@@ -1,12 +1,14 @@
 /*
- * status.c - `status`: the cluster as this node sees it.
+ * status.c - `status`: the cluster as this node sees it; and `node.info`,
+ * this node's own view, answered at once (what `status` asks each member).
  *
  * Leader and term come from this node's Raft view; the members from the
  * Raft configuration, with API addresses from the members table (or the
  * configured peers).  Whether each member answers, and its applied index,
- * come from asking it (`node.info`, 500 ms bound) over one kept-open
- * client per member.  The reply goes out when every member has answered or
- * timed out, so status works with no leader and with members down.
+ * come from asking it (`node.info`, 500 ms bound) over the kept-open
+ * connection to that member (node/request.h).  The reply goes out when
+ * every member has answered or timed out, so status works with no leader
+ * and with members down.
  *
  * last_contact_ms is the leader's knowledge (how long ago it heard from each
  * member over Raft): this node's own when it leads (0 for itself), else the
@@ -18,13 +20,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/node_internal.h"
+#include "common/mp.h"
+#include "node/api/api_internal.h"
+#include "node/member/change.h"
+#include "node/member/member.h"
+#include "node/request.h"
 #include "rpc/args.h"
 
 #define STATUS_PROBE_MS 500
 
 struct probe {
-	struct rpc_request r;
+	struct node_request q;
 	struct status_req *sr;
 	bool alive;
 	uint64_t applied;
@@ -48,68 +54,22 @@ struct status_req {
 	struct probe probes[];
 };
 
-static void client_closed(void *data)
-{
-	node_release(data);
-}
-
-void node_status_close(struct node *n)
-{
-	for (unsigned i = 0; i < n->npeer_clients; i++) {
-		node_hold(n);
-		rpc_client_close(n->peer_clients[i].client, client_closed, n);
-	}
-	n->npeer_clients = 0;
-}
-
-static struct rpc_client *peer_client(struct node *n, uint64_t id)
-{
-	char addr[NODE_ADDRESS_MAX];
-	struct rpc_client *c;
-	struct ing_error e;
-
-	for (unsigned i = 0; i < n->npeer_clients; i++)
-		if (n->peer_clients[i].id == id)
-			return n->peer_clients[i].client;
-	if (n->npeer_clients == sizeof(n->peer_clients) / sizeof(n->peer_clients[0]))
-		return NULL;
-	node_member_api_address(n, id, addr);
-	if (addr[0] == '\0')
-		return NULL;
-	const char *eps[] = {addr};
-	struct rpc_client_options o = {
-	    .endpoints = eps,
-	    .nendpoints = 1,
-	    .timeout_ms = STATUS_PROBE_MS,
-	    .connect_timeout_ms = STATUS_PROBE_MS,
-	};
-	if (rpc_client_new(n->loop, &o, &c, &e) != 0)
-		return NULL;
-	n->peer_clients[n->npeer_clients].id = id;
-	n->peer_clients[n->npeer_clients].client = c;
-	n->npeer_clients++;
-	return c;
-}
-
-static const char *role_name(enum cons_member_role r)
-{
-	switch (r) {
-	case CONS_VOTER: return "voter";
-	case CONS_STANDBY: return "standby";
-	case CONS_SPARE: return "spare";
-	}
-	return "unknown";
-}
-
 static void finish(struct status_req *sr)
 {
 	struct node *n = sr->n;
 	struct cons_status st;
 	struct mp_out o;
 
-	cons_status(n->cons, &st);
+	if (node_cons(n) == NULL) { /* the node closed while members were asked */
+		rpc_reply_error(sr->call, ING_EUNAVAILABLE, "node %" PRIu64 " is shutting down",
+		                node_id(n));
+		free(sr->members);
+		free(sr);
+		return;
+	}
+	cons_status(node_cons(n), &st);
 	char cluster[CMD_CLUSTER_ID_LEN + 1];
-	node_cluster_id(n, cluster);
+	member_cluster_id(n, cluster);
 	mp_out_init(&o);
 	msgpack_pack_map(&o.pk, 5);
 	view_key(&o.pk, "cluster_id");
@@ -118,25 +78,22 @@ static void finish(struct status_req *sr)
 	else
 		mp_pack_cstr(&o.pk, cluster);
 	view_key(&o.pk, "leader");
-	if (st.leader_id == 0)
-		msgpack_pack_nil(&o.pk);
-	else
-		msgpack_pack_uint64(&o.pk, st.leader_id);
+	view_opt_u64(&o.pk, st.leader_id);
 	view_key(&o.pk, "term");
 	msgpack_pack_uint64(&o.pk, st.term);
 	view_key(&o.pk, "node");
-	msgpack_pack_uint64(&o.pk, n->cfg.id);
+	msgpack_pack_uint64(&o.pk, node_id(n));
 	view_key(&o.pk, "members");
 	msgpack_pack_array(&o.pk, sr->nmembers);
 	for (unsigned i = 0; i < sr->nmembers; i++) {
 		const struct cons_member *m = &sr->members[i];
 		char api[NODE_ADDRESS_MAX];
-		node_member_api_address(n, m->id, api);
+		member_api_address(n, m->id, api);
 		msgpack_pack_map(&o.pk, 8);
 		view_key(&o.pk, "id");
 		msgpack_pack_uint64(&o.pk, m->id);
 		view_key(&o.pk, "role");
-		mp_pack_cstr(&o.pk, role_name(m->role));
+		mp_pack_cstr(&o.pk, mc_role_name(m->role));
 		view_key(&o.pk, "raft_address");
 		mp_pack_cstr(&o.pk, m->address);
 		view_key(&o.pk, "api_address");
@@ -160,11 +117,11 @@ static void finish(struct status_req *sr)
 		view_key(&o.pk, "last_contact_ms");
 		bool known = false;
 		uint64_t ago = 0;
-		if (st.leader_id == n->cfg.id) {
-			known = m->id == n->cfg.id || m->contact_ago_ms != UINT64_MAX;
-			ago = m->id == n->cfg.id ? 0 : m->contact_ago_ms;
+		if (st.leader_id == node_id(n)) {
+			known = m->id == node_id(n) || m->contact_ago_ms != UINT64_MAX;
+			ago = m->id == node_id(n) ? 0 : m->contact_ago_ms;
 		}
-		for (unsigned k = 0; st.leader_id != n->cfg.id && k < sr->ncontacts; k++) {
+		for (unsigned k = 0; st.leader_id != node_id(n) && k < sr->ncontacts; k++) {
 			if (sr->contacts[k].id == m->id) {
 				known = sr->contacts[k].known;
 				ago = sr->contacts[k].ago_ms;
@@ -184,10 +141,10 @@ static void finish(struct status_req *sr)
 	free(sr);
 }
 
-static void on_probe(struct rpc_request *r, int status, const struct ing_error *err,
+static void on_probe(struct node_request *q, int status, const struct ing_error *err,
                      const msgpack_object *result)
 {
-	struct probe *p = r->data;
+	struct probe *p = q->data;
 	struct status_req *sr = p->sr;
 	uint64_t applied;
 	(void)err;
@@ -218,13 +175,13 @@ static void on_probe(struct rpc_request *r, int status, const struct ing_error *
 		finish(sr);
 }
 
-void node_status_start(struct node *n, struct rpc_call *call)
+void api_status_start(struct node *n, struct rpc_call *call)
 {
 	struct cons_member *members;
 	unsigned nm;
 	struct status_req *sr;
 	struct cons_status st;
-	int rv = cons_members(n->cons, &members, &nm);
+	int rv = cons_members(node_cons(n), &members, &nm);
 
 	if (rv != 0) {
 		rpc_reply_error(call, rv, "cannot read the cluster configuration: %s",
@@ -242,24 +199,88 @@ void node_status_start(struct node *n, struct rpc_call *call)
 	sr->members = members;
 	sr->nmembers = nm;
 	sr->pending = 1; /* held until every probe is sent */
-	cons_status(n->cons, &st);
+	cons_status(node_cons(n), &st);
 	for (unsigned i = 0; i < nm; i++) {
 		struct probe *p = &sr->probes[i];
 		p->sr = sr;
-		if (members[i].id == n->cfg.id) {
+		if (members[i].id == node_id(n)) {
 			p->alive = true;
 			p->applied = st.last_applied;
 			continue;
 		}
-		struct rpc_client *c = peer_client(n, members[i].id);
-		if (c == NULL)
-			continue;
-		p->r.data = p;
-		p->r.cb = on_probe;
+		p->q.data = p;
+		p->q.cb = on_probe;
 		sr->pending++;
-		if (rpc_client_call(c, &p->r, "node.info", NULL, 0, RPC_NO_RETRY) != 0)
+		if (node_request_member(node_requests(n), &p->q, members[i].id, "node.info", NULL,
+		                        0, RPC_NO_RETRY, STATUS_PROBE_MS) != 0)
 			sr->pending--;
 	}
 	if (--sr->pending == 0)
 		finish(sr);
+}
+
+void api_op_node_info(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {NULL};
+	struct cons_status st;
+	struct mp_out o;
+
+	if (api_check_known(call, known) != 0)
+		return;
+	char cluster[CMD_CLUSTER_ID_LEN + 1];
+	member_cluster_id(n, cluster);
+	cons_status(node_cons(n), &st);
+	/* A leader adds how long ago it heard from each member (status on a
+	 * follower shows them from here). */
+	struct cons_member *ms = NULL;
+	unsigned nm = 0;
+	bool leads = st.role == CONS_LEADER_READY && cons_members(node_cons(n), &ms, &nm) == 0;
+	mp_out_init(&o);
+	msgpack_pack_map(&o.pk, 9);
+	view_key(&o.pk, "contacts");
+	if (leads) {
+		msgpack_pack_map(&o.pk, nm);
+		for (unsigned i = 0; i < nm; i++) {
+			char key[24];
+			snprintf(key, sizeof(key), "%" PRIu64, ms[i].id);
+			mp_pack_cstr(&o.pk, key);
+			if (ms[i].id == node_id(n))
+				msgpack_pack_uint64(&o.pk, 0);
+			else if (ms[i].contact_ago_ms == UINT64_MAX)
+				msgpack_pack_nil(&o.pk);
+			else
+				msgpack_pack_uint64(&o.pk, ms[i].contact_ago_ms);
+		}
+	} else {
+		msgpack_pack_nil(&o.pk);
+	}
+	free(ms);
+	view_key(&o.pk, "id");
+	msgpack_pack_uint64(&o.pk, node_id(n));
+	view_key(&o.pk, "cluster_id");
+	if (cluster[0] == '\0')
+		msgpack_pack_nil(&o.pk);
+	else
+		mp_pack_cstr(&o.pk, cluster);
+	view_key(&o.pk, "role");
+	mp_pack_cstr(&o.pk, cons_role_name(st.role));
+	view_key(&o.pk, "leader");
+	view_opt_u64(&o.pk, st.leader_id);
+	view_key(&o.pk, "term");
+	msgpack_pack_uint64(&o.pk, st.term);
+	view_key(&o.pk, "applied_index");
+	msgpack_pack_uint64(&o.pk, st.last_applied);
+	view_key(&o.pk, "commit_index");
+	msgpack_pack_uint64(&o.pk, st.commit_index);
+	view_key(&o.pk, "last_index");
+	msgpack_pack_uint64(&o.pk, st.last_index);
+	api_reply_out(call, &o);
+}
+
+void api_op_status(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"stale", NULL};
+	if (api_check_known(call, known) != 0)
+		return;
+	api_status_start(n, call);
 }

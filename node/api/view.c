@@ -3,16 +3,19 @@
  * named keys, hashes as hex strings, 0 times and ids as nil.  One function
  * per object so that every operation returning a job returns the same shape.
  */
+#include "node/api/view.h"
+
 #include <stdio.h>
 
-#include "node/node_internal.h"
+#include "common/encode.h"
+#include "common/mp.h"
 
 void view_key(msgpack_packer *pk, const char *key)
 {
 	mp_pack_cstr(pk, key);
 }
 
-static void pack_opt_u64(msgpack_packer *pk, uint64_t v)
+void view_opt_u64(msgpack_packer *pk, uint64_t v)
 {
 	if (v == 0)
 		msgpack_pack_nil(pk);
@@ -22,12 +25,8 @@ static void pack_opt_u64(msgpack_packer *pk, uint64_t v)
 
 static void pack_hex(msgpack_packer *pk, const uint8_t sha[32])
 {
-	static const char digits[] = "0123456789abcdef";
-	char hex[64];
-	for (int i = 0; i < 32; i++) {
-		hex[2 * i] = digits[sha[i] >> 4];
-		hex[2 * i + 1] = digits[sha[i] & 15];
-	}
+	char hex[65];
+	ing_hex_encode(sha, 32, hex);
 	msgpack_pack_str(pk, 64);
 	msgpack_pack_str_body(pk, hex, 64);
 }
@@ -43,9 +42,70 @@ static void view_file(msgpack_packer *pk, const struct rec_file *f)
 	msgpack_pack_uint64(pk, f->size);
 }
 
+static void pack_bool(msgpack_packer *pk, bool v)
+{
+	if (v)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+static void view_gpu(msgpack_packer *pk, uint32_t index, const struct rec_gpu *g, uint64_t job)
+{
+	msgpack_pack_map(pk, 5);
+	view_key(pk, "index");
+	msgpack_pack_uint32(pk, index);
+	view_key(pk, "uuid");
+	if (g != NULL && g->uuid.len > 0)
+		mp_pack_str(pk, g->uuid);
+	else
+		msgpack_pack_nil(pk);
+	view_key(pk, "memory_bytes");
+	view_opt_u64(pk, g != NULL ? g->memory_bytes : 0);
+	view_key(pk, "offered");
+	pack_bool(pk, g != NULL);
+	view_key(pk, "job");
+	view_opt_u64(pk, job);
+}
+
+/* The node's GPUs: every GPU offered, with the job holding it (nil when
+ * free), then the held GPUs it no longer offers (it re-registered). */
+static void view_node_gpus(msgpack_packer *pk, const struct rec_node *nd)
+{
+	uint32_t n = nd->ngpus;
+	for (uint32_t h = 0; h < nd->nheld; h++) {
+		bool offered = false;
+		for (uint32_t g = 0; g < nd->ngpus && !offered; g++)
+			offered = nd->gpus[g].index == nd->held[h].index;
+		n += !offered;
+	}
+	msgpack_pack_array(pk, n);
+	for (uint32_t g = 0; g < nd->ngpus; g++) {
+		uint64_t job = 0;
+		for (uint32_t h = 0; h < nd->nheld; h++)
+			if (nd->held[h].index == nd->gpus[g].index)
+				job = nd->held[h].job;
+		view_gpu(pk, nd->gpus[g].index, &nd->gpus[g], job);
+	}
+	for (uint32_t h = 0; h < nd->nheld; h++) {
+		bool offered = false;
+		for (uint32_t g = 0; g < nd->ngpus && !offered; g++)
+			offered = nd->gpus[g].index == nd->held[h].index;
+		if (!offered)
+			view_gpu(pk, nd->held[h].index, NULL, nd->held[h].job);
+	}
+}
+
+static void view_gpu_indexes(msgpack_packer *pk, uint32_t n, const uint32_t *v)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		msgpack_pack_uint32(pk, v[i]);
+}
+
 void view_node(msgpack_packer *pk, const struct rec_node *nd)
 {
-	msgpack_pack_map(pk, 10);
+	msgpack_pack_map(pk, 12);
 	view_key(pk, "id");
 	msgpack_pack_uint64(pk, nd->id);
 	view_key(pk, "capabilities");
@@ -68,7 +128,7 @@ void view_node(msgpack_packer *pk, const struct rec_node *nd)
 	else
 		msgpack_pack_false(pk);
 	view_key(pk, "drain_deadline");
-	pack_opt_u64(pk, nd->drain_deadline_ms);
+	view_opt_u64(pk, nd->drain_deadline_ms);
 	view_key(pk, "down");
 	if (nd->down)
 		msgpack_pack_true(pk);
@@ -78,6 +138,10 @@ void view_node(msgpack_packer *pk, const struct rec_node *nd)
 	msgpack_pack_uint64(pk, nd->registered_at_ms);
 	view_key(pk, "updated_at");
 	msgpack_pack_uint64(pk, nd->updated_at_ms);
+	view_key(pk, "gpus");
+	view_node_gpus(pk, nd);
+	view_key(pk, "used_gpus");
+	msgpack_pack_uint32(pk, nd->nheld);
 }
 
 static void view_files(msgpack_packer *pk, uint32_t n, const struct rec_file *f)
@@ -143,7 +207,7 @@ static void view_kvs(msgpack_packer *pk, uint32_t n, const struct rec_kv *kv)
 
 void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char *waiting)
 {
-	msgpack_pack_map(pk, full ? 18 : 15);
+	msgpack_pack_map(pk, full ? 19 : 16);
 	view_key(pk, "id");
 	msgpack_pack_uint64(pk, j->id);
 	view_key(pk, "target");
@@ -157,7 +221,9 @@ void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char
 	view_key(pk, "max_attempts");
 	msgpack_pack_uint32(pk, j->max_attempts);
 	view_key(pk, "node");
-	pack_opt_u64(pk, j->node_id);
+	view_opt_u64(pk, j->node_id);
+	view_key(pk, "gpus");
+	view_gpu_indexes(pk, j->ngpus, j->gpus);
 	view_key(pk, "priority");
 	msgpack_pack_uint32(pk, j->priority);
 	view_key(pk, "created_at");
@@ -165,9 +231,9 @@ void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char
 	view_key(pk, "updated_at");
 	msgpack_pack_uint64(pk, j->updated_at_ms);
 	view_key(pk, "deadline_at");
-	pack_opt_u64(pk, j->deadline_at_ms);
+	view_opt_u64(pk, j->deadline_at_ms);
 	view_key(pk, "finished_at");
-	pack_opt_u64(pk, j->finished_at_ms);
+	view_opt_u64(pk, j->finished_at_ms);
 	view_key(pk, "cancel_requested");
 	if (j->cancel_requested)
 		msgpack_pack_true(pk);
@@ -205,7 +271,7 @@ static void view_strs(msgpack_packer *pk, uint32_t n, const struct ing_str *s)
 
 void view_target(msgpack_packer *pk, const struct rec_target *t)
 {
-	msgpack_pack_map(pk, 9);
+	msgpack_pack_map(pk, 10);
 	view_key(pk, "name");
 	mp_pack_str(pk, t->name);
 	view_key(pk, "description");
@@ -216,11 +282,13 @@ void view_target(msgpack_packer *pk, const struct rec_target *t)
 	view_strs(pk, t->ncaps, t->caps);
 	view_key(pk, "labels");
 	view_kvs(pk, t->nlabels, t->labels);
+	view_key(pk, "gpus");
+	msgpack_pack_uint32(pk, t->gpus);
 	view_key(pk, "stages");
 	msgpack_pack_array(pk, t->nstages);
 	for (uint32_t i = 0; i < t->nstages; i++) {
 		const struct rec_stage_def *s = &t->stages[i];
-		msgpack_pack_map(pk, 7);
+		msgpack_pack_map(pk, 8);
 		view_key(pk, "name");
 		mp_pack_str(pk, s->name);
 		view_key(pk, "argv");
@@ -246,6 +314,8 @@ void view_target(msgpack_packer *pk, const struct rec_target *t)
 			mp_pack_str(pk, s->stdout_path);
 		else
 			msgpack_pack_nil(pk);
+		view_key(pk, "gpus");
+		msgpack_pack_uint32(pk, s->gpus);
 	}
 	view_key(pk, "active_jobs");
 	msgpack_pack_uint32(pk, t->active_jobs);
@@ -269,7 +339,7 @@ void view_event(msgpack_packer *pk, uint32_t seq, const struct rec_event *ev)
 	view_key(pk, "attempt");
 	msgpack_pack_uint32(pk, ev->attempt);
 	view_key(pk, "node");
-	pack_opt_u64(pk, ev->node_id);
+	view_opt_u64(pk, ev->node_id);
 	view_key(pk, "stage");
 	if (ev->stage < 0)
 		msgpack_pack_nil(pk);

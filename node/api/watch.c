@@ -13,21 +13,23 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#include "node/node_internal.h"
+#include "common/mp.h"
+#include "node/api/api_internal.h"
+#include "node/leader/scheduler.h"
 
-struct node_watch {
-	struct node *n;
+struct api_watch {
+	struct api *a;
 	struct rpc_call *call;
 	uint64_t job;
 	uint32_t next_seq;
 	uint64_t started_ms;
 	bool done;
-	struct node_watch *next;
+	struct api_watch *next;
 };
 
-static void unlink_watch(struct node *n, struct node_watch *w)
+static void unlink_watch(struct api *a, struct api_watch *w)
 {
-	for (struct node_watch **pp = &n->watches; *pp != NULL; pp = &(*pp)->next) {
+	for (struct api_watch **pp = &a->watches; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == w) {
 			*pp = w->next;
 			return;
@@ -37,14 +39,14 @@ static void unlink_watch(struct node *n, struct node_watch *w)
 
 static void on_abandon(struct rpc_call *call, void *data)
 {
-	struct node_watch *w = data;
-	unlink_watch(w->n, w);
+	struct api_watch *w = data;
+	unlink_watch(w->a, w);
 	rpc_reply_error(call, ING_EUNAVAILABLE, "client went away");
 	free(w);
 }
 
 /* Pushes new events; replies and returns true when the watch is over. */
-static bool poll_one(struct node *n, struct node_watch *w, struct store_txn *t, msgpack_zone *z)
+static bool poll_one(struct api *a, struct api_watch *w, struct store_txn *t, msgpack_zone *z)
 {
 	uint8_t k[12];
 	struct ing_str val;
@@ -54,7 +56,7 @@ static bool poll_one(struct node *n, struct node_watch *w, struct store_txn *t, 
 	store_be64(k, w->job);
 	int rv = store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val);
 	if (rv == ING_ENOTFOUND) {
-		if (node_now_ms() - w->started_ms < n->cfg.request_timeout_ms)
+		if (node_now_ms() - w->started_ms < node_cfg(a->n)->request_timeout_ms)
 			return false;
 		rpc_reply_error(w->call, ING_ENOTFOUND, "job %" PRIu64 " does not exist", w->job);
 		return true;
@@ -83,7 +85,7 @@ static bool poll_one(struct node *n, struct node_watch *w, struct store_txn *t, 
 	}
 	if (w->next_seq == j.nevents && rec_job_state_final(j.state)) {
 		mp_out_reset(&o);
-		view_job(&o.pk, &j, true, node_sched_reason(n, j.id));
+		view_job(&o.pk, &j, true, sched_reason(node_sched(a->n), j.id));
 		rpc_reply(w->call, o.data, o.len);
 		mp_out_free(&o);
 		return true;
@@ -92,17 +94,17 @@ static bool poll_one(struct node *n, struct node_watch *w, struct store_txn *t, 
 	return false;
 }
 
-void node_watch_poll(struct node *n)
+void api_watch_poll(struct api *a)
 {
 	struct store_txn *t;
 	msgpack_zone z;
 
-	if (n->watches == NULL || store_read_begin(n->store, &t) != 0)
+	if (a->watches == NULL || store_read_begin(node_store(a->n), &t) != 0)
 		return;
 	msgpack_zone_init(&z, 4096);
-	for (struct node_watch **pp = &n->watches; *pp != NULL;) {
-		struct node_watch *w = *pp;
-		if (poll_one(n, w, t, &z)) {
+	for (struct api_watch **pp = &a->watches; *pp != NULL;) {
+		struct api_watch *w = *pp;
+		if (poll_one(a, w, t, &z)) {
 			*pp = w->next;
 			free(w);
 		} else {
@@ -114,36 +116,35 @@ void node_watch_poll(struct node *n)
 	store_abort(t);
 }
 
-int node_watch_start(struct node *n, struct rpc_call *call, uint64_t job)
+void api_watch_start(struct api *a, struct rpc_call *call, uint64_t job)
 {
-	struct node_watch *w = calloc(1, sizeof(*w));
+	struct api_watch *w = calloc(1, sizeof(*w));
 	if (w == NULL) {
 		rpc_reply_error(call, ING_ENOMEM, "out of memory");
-		return ING_ENOMEM;
+		return;
 	}
-	w->n = n;
+	w->a = a;
 	w->call = call;
 	w->job = job;
 	w->started_ms = node_now_ms();
 	if (rpc_call_on_abandon(call, on_abandon, w) != 0) {
 		rpc_reply_error(call, ING_EUNAVAILABLE, "client went away");
 		free(w);
-		return ING_EUNAVAILABLE;
+		return;
 	}
-	w->next = n->watches;
-	n->watches = w;
-	if (store_batch_pending(n->store) == 0)
-		node_watch_poll(n);
-	return 0;
+	w->next = a->watches;
+	a->watches = w;
+	if (store_batch_pending(node_store(a->n)) == 0)
+		api_watch_poll(a);
 }
 
-void node_watch_close_all(struct node *n)
+void api_watch_close_all(struct api *a)
 {
-	while (n->watches != NULL) {
-		struct node_watch *w = n->watches;
-		n->watches = w->next;
+	while (a->watches != NULL) {
+		struct api_watch *w = a->watches;
+		a->watches = w->next;
 		rpc_reply_error(w->call, ING_EUNAVAILABLE, "node %" PRIu64 " is shutting down",
-		                n->cfg.id);
+		                node_id(a->n));
 		free(w);
 	}
 }

@@ -534,7 +534,52 @@ static int check_stage(const char *what, const struct rec_stage_def *s, struct i
 		rv = check_stdout(what, s, e);
 	if (rv == 0)
 		rv = check_limits(what, s, e);
+	if (rv == 0 && s->gpus > ING_MAX_GPUS)
+		rv = ing_error_set(e, ING_ETOOBIG, "%s: stage '%.*s': gpus: %u exceeds %d", what,
+		                   ING_STR_FMT(s->name), s->gpus, ING_MAX_GPUS);
 	return rv;
+}
+
+/* GPU indexes (job_assign): at most ING_MAX_GPUS, each <= ING_GPU_INDEX_MAX,
+ * unique. */
+static int check_gpu_indexes(const char *what, uint32_t n, const uint32_t *v, struct ing_error *e)
+{
+	if (n > ING_MAX_GPUS)
+		return ing_error_set(e, ING_ETOOBIG, "%s: gpus: %u exceeds %d", what, n,
+		                     ING_MAX_GPUS);
+	for (uint32_t i = 0; i < n; i++) {
+		if (v[i] > ING_GPU_INDEX_MAX)
+			return ing_error_set(e, ING_EINVAL, "%s: gpus: index %u exceeds %d", what,
+			                     v[i], ING_GPU_INDEX_MAX);
+		for (uint32_t j = 0; j < i; j++)
+			if (v[i] == v[j])
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: gpus: index %u is repeated", what, v[i]);
+	}
+	return 0;
+}
+
+/* GPUs offered (node_register): as indexes, plus each uuid's text. */
+static int check_gpus(const char *what, uint32_t n, const struct rec_gpu *g, struct ing_error *e)
+{
+	if (n > ING_MAX_GPUS)
+		return ing_error_set(e, ING_ETOOBIG, "%s: gpus: %u exceeds %d", what, n,
+		                     ING_MAX_GPUS);
+	for (uint32_t i = 0; i < n; i++) {
+		int rv;
+		if (g[i].index > ING_GPU_INDEX_MAX)
+			return ing_error_set(e, ING_EINVAL, "%s: gpus: index %u exceeds %d", what,
+			                     g[i].index, ING_GPU_INDEX_MAX);
+		for (uint32_t j = 0; j < i; j++)
+			if (g[i].index == g[j].index)
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: gpus: index %u is repeated", what,
+				                     g[i].index);
+		rv = check_text(what, "gpus: uuid", g[i].uuid, ING_GPU_UUID_MAX, e);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
 }
 
 static int check_params(const char *what, uint32_t n, const struct rec_kv *p, struct ing_error *e)
@@ -570,6 +615,9 @@ static int check_target(const char *what, const struct rec_target *t, struct ing
 		rv = check_caps(what, t->ncaps, t->caps, e);
 	if (rv == 0)
 		rv = check_labels(what, t->nlabels, t->labels, e);
+	if (rv == 0 && t->gpus > ING_MAX_GPUS)
+		rv = ing_error_set(e, ING_ETOOBIG, "%s: gpus: %u exceeds %d", what, t->gpus,
+		                   ING_MAX_GPUS);
 	if (rv != 0)
 		return rv;
 	if (t->nstages == 0)
@@ -649,6 +697,8 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 			rv = check_id(w, "node", c->u.job_assign.node, e);
 		if (rv == 0)
 			rv = check_id(w, "attempt", c->u.job_assign.attempt, e);
+		if (rv == 0)
+			rv = check_gpu_indexes(w, c->u.job_assign.ngpus, c->u.job_assign.gpus, e);
 		return rv;
 	}
 	case CMD_JOB_STAGE_START: {
@@ -716,6 +766,8 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 		if (rv == 0 && s->slots > ING_MAX_SLOTS)
 			rv = ing_error_set(e, ING_EINVAL, "%s: slots: %u exceeds %d", w, s->slots,
 			                   ING_MAX_SLOTS);
+		if (rv == 0)
+			rv = check_gpus(w, s->ngpus, s->gpus, e);
 		return rv;
 	}
 	case CMD_NODE_DRAIN: return check_id(w, "node", c->u.node_drain.node, e);
@@ -788,11 +840,12 @@ static void pack_files(msgpack_packer *pk, uint32_t n, const struct cmd_file *v)
 static void pack_target(msgpack_packer *pk, const struct cmd *c)
 {
 	const struct rec_target *t = &c->u.target_put.spec;
-	pack_header(pk, c, 5);
+	pack_header(pk, c, 6);
 	mp_pack_str(pk, t->name);
 	mp_pack_str(pk, t->description);
 	mp_pack_str_list(pk, t->ncaps, t->caps);
 	rec_pack_kv_list(pk, t->nlabels, t->labels);
+	msgpack_pack_uint64(pk, t->gpus);
 	rec_pack_stage_defs(pk, t->nstages, t->stages);
 }
 
@@ -817,11 +870,12 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 		break;
 	}
 	case CMD_JOB_ASSIGN:
-		pack_header(pk, c, 4);
+		pack_header(pk, c, 5);
 		msgpack_pack_uint64(pk, c->u.job_assign.job);
 		msgpack_pack_uint64(pk, c->u.job_assign.node);
 		msgpack_pack_uint64(pk, c->u.job_assign.attempt);
 		msgpack_pack_uint64(pk, c->u.job_assign.lease_until_ms);
+		rec_pack_gpu_indexes(pk, c->u.job_assign.ngpus, c->u.job_assign.gpus);
 		break;
 	case CMD_JOB_STAGE_START:
 		pack_header(pk, c, 3);
@@ -872,11 +926,12 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 		break;
 	case CMD_NODE_REGISTER: {
 		const struct rec_node *s = &c->u.node_register.spec;
-		pack_header(pk, c, 4);
+		pack_header(pk, c, 5);
 		msgpack_pack_uint64(pk, s->id);
 		mp_pack_str_list(pk, s->ncaps, s->caps);
 		rec_pack_kv_list(pk, s->nlabels, s->labels);
 		msgpack_pack_uint64(pk, s->slots);
+		rec_pack_gpus(pk, s->ngpus, s->gpus);
 		break;
 	}
 	case CMD_NODE_DRAIN:
@@ -986,8 +1041,10 @@ static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, ms
 	return 0;
 }
 
-/* v2: [name, description, caps, labels, stages]; v1: [name, caps, labels,
- * stages] with 5-item stages (description "", limits 0, stdout ""). */
+/* v3: [name, description, caps, labels, gpus, stages] with 8-item stages;
+ * v2: [name, description, caps, labels, stages] with 7-item stages (gpus
+ * 0); v1: [name, caps, labels, stages] with 5-item stages (description "",
+ * limits 0, stdout "", gpus 0). */
 static int decode_target(struct mp_cursor *c, uint32_t version, msgpack_zone *z,
                          struct rec_target *t)
 {
@@ -1002,8 +1059,15 @@ static int decode_target(struct mp_cursor *c, uint32_t version, msgpack_zone *z,
 	if (rv == 0)
 		rv = rec_next_kv_list(c, "labels", ING_MAX_LABELS, ING_NAME_MAX,
 		                      ING_LABEL_VALUE_MAX, z, &t->nlabels, &t->labels);
+	t->gpus = 0;
+	if (rv == 0 && version >= 3)
+		rv = mp_next_u32(c, "gpus", ING_MAX_GPUS, &t->gpus);
 	if (rv == 0)
-		rv = rec_next_stage_defs(c, legacy, z, &t->nstages, &t->stages);
+		rv = rec_next_stage_defs(c,
+		                         version >= 3 ? 8
+		                         : legacy     ? 5
+		                                      : 7,
+		                         z, &t->nstages, &t->stages);
 	return rv;
 }
 
@@ -1046,6 +1110,11 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 			rv = mp_next_u32(c, "attempt", UINT32_MAX, &s->attempt);
 		if (rv == 0)
 			rv = mp_next_u64(c, "lease_until_ms", UINT64_MAX, &s->lease_until_ms);
+		/* v1 gave no GPUs. */
+		s->ngpus = 0;
+		s->gpus = NULL;
+		if (rv == 0 && out->version >= 2)
+			rv = rec_next_gpu_indexes(c, z, &s->ngpus, &s->gpus);
 		return rv;
 	}
 	case CMD_JOB_STAGE_START: {
@@ -1119,6 +1188,11 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 			                      ING_LABEL_VALUE_MAX, z, &s->nlabels, &s->labels);
 		if (rv == 0)
 			rv = mp_next_u32(c, "slots", UINT32_MAX, &s->slots);
+		/* v1 offered no GPUs. */
+		s->ngpus = 0;
+		s->gpus = NULL;
+		if (rv == 0 && out->version >= 2)
+			rv = rec_next_gpus(c, z, &s->ngpus, &s->gpus);
 		return rv;
 	}
 	case CMD_NODE_DRAIN:

@@ -38,12 +38,14 @@
  * cmd_decode also accepts the older ones down to the oldest, because the
  * log of an upgraded node may still hold entries written before the
  * upgrade.  Older layouts: target_put v1 had no description and 5-item
- * stages; job_submit v1 had no params (docs/formats.md). */
+ * stages, v2 no gpus and 7-item stages; job_submit v1 had no params;
+ * job_assign v1 gave no GPUs; node_register v1 offered none
+ * (docs/formats.md). */
 #define CMD_TYPES(X)                                      \
-	X(TARGET_PUT, 1, 2, 1, "target_put")              \
+	X(TARGET_PUT, 1, 3, 1, "target_put")              \
 	X(TARGET_DELETE, 2, 1, 1, "target_delete")        \
 	X(JOB_SUBMIT, 10, 2, 1, "job_submit")             \
-	X(JOB_ASSIGN, 11, 1, 1, "job_assign")             \
+	X(JOB_ASSIGN, 11, 2, 1, "job_assign")             \
 	X(JOB_STAGE_START, 12, 1, 1, "job_stage_start")   \
 	X(JOB_STAGE_FINISH, 13, 1, 1, "job_stage_finish") \
 	X(JOB_FINISH, 14, 1, 1, "job_finish")             \
@@ -51,7 +53,7 @@
 	X(JOB_REQUEUE, 16, 1, 1, "job_requeue")           \
 	X(JOB_RETRY, 17, 1, 1, "job_retry")               \
 	X(JOB_EXPIRE, 18, 1, 1, "job_expire")             \
-	X(NODE_REGISTER, 20, 1, 1, "node_register")       \
+	X(NODE_REGISTER, 20, 2, 1, "node_register")       \
 	X(NODE_DRAIN, 21, 1, 1, "node_drain")             \
 	X(NODE_DOWN, 22, 1, 1, "node_down")               \
 	X(NODE_UP, 23, 1, 1, "node_up")                   \
@@ -89,10 +91,11 @@ struct cmd {
 	struct ing_str request_id;
 	union {
 		/* Create or replace.  Only the spec fields of the record are
-		 * carried: name, description, caps, labels, stages (with
-		 * their limits and stdout).  revision, active_jobs and the
-		 * times are the state machine's.  A v1 entry decodes with
-		 * description "", limits 0 and stdout "". */
+		 * carried: name, description, caps, labels, gpus, stages
+		 * (with their limits, stdout and gpus).  revision,
+		 * active_jobs and the times are the state machine's.  A v1
+		 * entry decodes with description "", limits 0 and stdout "",
+		 * a v1 or v2 one with gpus 0 everywhere. */
 		struct {
 			struct rec_target spec;
 		} target_put;
@@ -119,6 +122,10 @@ struct cmd {
 			uint64_t node;
 			uint32_t attempt; /* must be the job's attempt + 1 */
 			uint64_t lease_until_ms;
+			/* The node's GPUs the attempt holds: as many as the
+			 * target needs, free on the node.  None in v1. */
+			uint32_t ngpus;
+			uint32_t *gpus;
 		} job_assign;
 		struct {
 			uint64_t job;
@@ -159,8 +166,9 @@ struct cmd {
 		struct {
 			uint64_t job;
 		} job_expire;
-		/* Registers or re-registers: id, caps, labels, slots.  Drain,
-		 * down and used_slots are the state machine's. */
+		/* Registers or re-registers: id, caps, labels, slots, the
+		 * GPUs offered (none in v1).  Drain, down, used_slots and the
+		 * GPU holds are the state machine's. */
 		struct {
 			struct rec_node spec;
 		} node_register;

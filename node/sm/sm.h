@@ -34,11 +34,25 @@
 
 #include "common/err.h"
 #include "common/mp.h"
+#include "storage/limits.h"
 #include "storage/store.h"
 
 /* Meta keys the state machine keeps beyond the store's own. */
 #define SM_META_CLUSTER_ID     "cluster_id"     /* bytes: 32 hex digits, set once */
 #define SM_META_CLUSTER_EVENTS "cluster_events" /* u64: next cluster event seq */
+
+#define SM_JOB_NEW     0xff /* sm_job_change.from of a job the command created */
+#define SM_MAX_CHANGES 16
+
+/* One job state change made by an applied command (for metrics). */
+struct sm_job_change {
+	uint64_t job;
+	uint8_t from;      /* enum rec_job_state, or SM_JOB_NEW */
+	uint8_t to;        /* enum rec_job_state */
+	uint64_t since_ms; /* when the job entered `from` (its updated_at then); 0 when new */
+	char target[ING_NAME_MAX + 1];
+	char tenant[ING_NAME_MAX + 1];
+};
 
 struct sm_result {
 	struct ing_error err; /* code 0 on success */
@@ -51,6 +65,15 @@ struct sm_result {
 	 * tracking (node/leader/deadline.c), not part of the replicated result. */
 	uint64_t job;
 	uint64_t job_deadline_at_ms;
+	/* What the command did to jobs, for metrics (node/http/metrics.c); not
+	 * part of the replicated result either.  changes_lost: more than
+	 * SM_MAX_CHANGES changes (the counts must be read again). */
+	uint64_t time_ms; /* the command's time */
+	struct sm_job_change changes[SM_MAX_CHANGES];
+	unsigned nchanges;
+	bool changes_lost;
+	bool stage_finished; /* a stage_finish was applied, taking stage_duration_ms */
+	uint64_t stage_duration_ms;
 };
 
 void sm_result_init(struct sm_result *r);

@@ -27,6 +27,9 @@
  *   queue        holds the job       iff state == queued
  *   assignments  holds (node, job)   iff state is assigned or running
  *   node.used_slots  = number of its assignments
+ *   node.held    holds (gpu, job)    for each of job.gpus iff the job is
+ *                assigned or running (job.gpus stays on a final job as
+ *                the GPUs it ran on, and is emptied when it is queued)
  *   target.active_jobs = number of its jobs not in a final state
  * Each transition updates all of them and appends one event (two when a
  * lost attempt also ends the job) to the job's history.
@@ -137,7 +140,24 @@ static int discard_stages(struct sm_ctx *x, struct rec_job *j)
 	return 0;
 }
 
-/* Removes the job's live attempt from its node (assignment and slot). */
+/* Removes the job's holds from the node's GPUs. */
+static int release_gpus(struct rec_node *n, const struct rec_job *j)
+{
+	uint32_t kept = 0, freed = 0;
+
+	for (uint32_t i = 0; i < n->nheld; i++) {
+		if (n->held[i].job == j->id)
+			freed++;
+		else
+			n->held[kept++] = n->held[i];
+	}
+	n->nheld = kept;
+	if (freed != j->ngpus)
+		return ING_CORRUPT("GPU holds of a live attempt differ from its GPUs");
+	return 0;
+}
+
+/* Removes the job's live attempt from its node (assignment, slot, GPUs). */
 static int release_attempt(struct sm_ctx *x, struct rec_job *j)
 {
 	uint8_t k[16];
@@ -155,6 +175,9 @@ static int release_attempt(struct sm_ctx *x, struct rec_job *j)
 	if (n.used_slots == 0)
 		return ING_CORRUPT("node used slots below zero");
 	n.used_slots--;
+	rv = release_gpus(&n, j);
+	if (rv != 0)
+		return rv;
 	return sm_node_save(x, &n);
 }
 
@@ -219,6 +242,8 @@ int sm_job_lose_attempt(struct sm_ctx *x, struct rec_job *j, const char *why)
 	if (rv == 0)
 		rv = event_add(x, j, REC_EV_REQUEUED, -1, 0, ing_str_c(why));
 	j->node_id = 0;
+	j->ngpus = 0;
+	j->gpus = NULL;
 	if (rv == 0)
 		rv = sm_job_save(x, j);
 	return rv;
@@ -324,6 +349,78 @@ int sm_job_submit(struct sm_ctx *x)
 	return rv;
 }
 
+/*
+ * Checks the GPUs a job_assign gives: exactly as many as the target needs,
+ * each offered by the node and not held.  Rejects (ING_ECONFLICT) and
+ * returns false otherwise.
+ */
+static bool gpus_free(struct sm_ctx *x, const struct rec_job *j, const struct rec_target *t,
+                      const struct rec_node *n)
+{
+	const uint32_t ngpus = x->c->u.job_assign.ngpus, *gpus = x->c->u.job_assign.gpus;
+	uint32_t need = rec_target_gpus(t);
+
+	if (ngpus != need) {
+		sm_reject(x, ING_ECONFLICT,
+		          "job %" PRIu64 " needs %" PRIu32 " GPU%s (target '%.*s'), the assignment "
+		          "gives %" PRIu32,
+		          j->id, need, need == 1 ? "" : "s", ING_STR_FMT(t->name), ngpus);
+		return false;
+	}
+	for (uint32_t i = 0; i < ngpus; i++) {
+		bool offered = false;
+		for (uint32_t g = 0; g < n->ngpus && !offered; g++)
+			offered = n->gpus[g].index == gpus[i];
+		if (!offered) {
+			sm_reject(x, ING_ECONFLICT, "node %" PRIu64 " has no GPU %" PRIu32, n->id,
+			          gpus[i]);
+			return false;
+		}
+		for (uint32_t h = 0; h < n->nheld; h++) {
+			if (n->held[h].index == gpus[i]) {
+				sm_reject(x, ING_ECONFLICT,
+				          "GPU %" PRIu32 " of node %" PRIu64
+				          " is held by job %" PRIu64,
+				          gpus[i], n->id, n->held[h].job);
+				return false;
+			}
+		}
+	}
+	/* Holds of GPUs the node no longer offers (it re-registered) count
+	 * too: a node record never holds more than ING_MAX_GPUS. */
+	if (n->nheld + ngpus > ING_MAX_GPUS) {
+		sm_reject(x, ING_ECONFLICT,
+		          "node %" PRIu64 " already has %" PRIu32 " GPUs held (at most %d)", n->id,
+		          n->nheld, ING_MAX_GPUS);
+		return false;
+	}
+	return true;
+}
+
+/* Records the assignment's GPUs as held by job j on node n, and on j. */
+static int hold_gpus(struct sm_ctx *x, struct rec_job *j, struct rec_node *n)
+{
+	const uint32_t ngpus = x->c->u.job_assign.ngpus;
+	struct rec_gpu_hold *held;
+
+	j->ngpus = ngpus;
+	j->gpus = x->c->u.job_assign.gpus;
+	if (ngpus == 0)
+		return 0;
+	held = msgpack_zone_malloc(x->z, (n->nheld + ngpus) * sizeof(*held));
+	if (held == NULL)
+		return ING_ENOMEM;
+	if (n->nheld > 0)
+		memcpy(held, n->held, n->nheld * sizeof(*held));
+	for (uint32_t i = 0; i < ngpus; i++) {
+		held[n->nheld + i].index = j->gpus[i];
+		held[n->nheld + i].job = j->id;
+	}
+	n->held = held;
+	n->nheld += ngpus;
+	return 0;
+}
+
 int sm_job_assign(struct sm_ctx *x)
 {
 	const struct cmd *c = x->c;
@@ -366,6 +463,8 @@ int sm_job_assign(struct sm_ctx *x)
 		return ING_CORRUPT("queued job of a target that does not exist");
 	if (rv != 0)
 		return rv;
+	if (!gpus_free(x, &j, &t, &n))
+		return 0;
 
 	rv = store_del(x->t, STORE_QUEUE, queue_key(qk, &j));
 	if (rv == ING_ENOTFOUND)
@@ -378,7 +477,9 @@ int sm_job_assign(struct sm_ctx *x)
 	if (rv != 0)
 		return rv;
 	n.used_slots++;
-	rv = sm_node_save(x, &n);
+	rv = hold_gpus(x, &j, &n);
+	if (rv == 0)
+		rv = sm_node_save(x, &n);
 	if (rv != 0)
 		return rv;
 	j.state = REC_JOB_ASSIGNED;
@@ -479,6 +580,10 @@ int sm_job_stage_finish(struct sm_ctx *x)
 	rv = event_add(x, &j, REC_EV_STAGE_FINISHED, (int32_t)stage, s->exit_code, no_message);
 	if (rv == 0)
 		rv = sm_job_save(x, &j);
+	if (rv == 0) {
+		x->res->stage_finished = true;
+		x->res->stage_duration_ms = s->duration_ms;
+	}
 	if (rv == 0)
 		sm_result_str(x, rec_job_state_name(j.state));
 	return rv;
@@ -602,6 +707,8 @@ int sm_job_retry(struct sm_ctx *x)
 		return rv;
 	j.state = REC_JOB_QUEUED;
 	j.node_id = 0;
+	j.ngpus = 0;
+	j.gpus = NULL;
 	j.lease_until_ms = 0;
 	j.attempt_base = j.attempt;
 	j.cancel_requested = false;

@@ -2,8 +2,12 @@
  * sm_node.c - apply of node and member commands.
  *
  * Nodes are the workers as the scheduler sees them: capabilities, labels,
- * slots, and the drain and down flags.  used_slots counts the attempts
- * assigned to the node and not yet ended; sm_job.c keeps it.  Declaring a
+ * slots, GPUs, and the drain and down flags.  used_slots counts the
+ * attempts assigned to the node and not yet ended, and the GPU holds say
+ * which of its GPUs those attempts hold; sm_job.c keeps both.  A
+ * re-registration replaces the GPUs offered but keeps the holds: a GPU no
+ * longer offered stays held until its attempt ends, and is then simply not
+ * offered.  Declaring a
  * node down ends every attempt it holds (sm_job_lose_attempt), so its jobs
  * run again elsewhere, or fail when they have no attempts left.
  *
@@ -37,12 +41,16 @@ int sm_node_register(struct sm_ctx *x)
 		n.drain_deadline_ms = old.drain_deadline_ms;
 		n.down = old.down;
 		n.registered_at_ms = old.registered_at_ms;
+		n.nheld = old.nheld;
+		n.held = old.held;
 	} else {
 		n.used_slots = 0;
 		n.draining = false;
 		n.drain_deadline_ms = 0;
 		n.down = false;
 		n.registered_at_ms = x->c->time_ms;
+		n.nheld = 0;
+		n.held = NULL;
 	}
 	n.updated_at_ms = x->c->time_ms;
 	return sm_node_save(x, &n);

@@ -62,7 +62,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "rpc/frame.h" /* rpc_err_from_uv: the one libuv translation */
+#include "common/uverr.h"
 
 #define SCRATCH_BYTES     (64u * 1024u)
 #define LOG_INITIAL_BYTES 4096u
@@ -538,7 +538,7 @@ int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb do
 	rv = uv_pipe(fds, UV_NONBLOCK_PIPE, 0);
 	if (rv != 0) {
 		run_free(r);
-		return ing_error_set(e, rpc_err_from_uv(rv), "stage: cannot create a pipe: %s",
+		return ing_error_set(e, ing_err_from_uv(rv), "stage: cannot create a pipe: %s",
 		                     uv_strerror(rv));
 	}
 	uv_timer_init(loop, &r->timer);
@@ -553,7 +553,7 @@ int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb do
 		close(fds[1]);
 		r->finished = true; /* no callback: freed by the last close */
 		close_all(r);
-		return ing_error_set(e, rpc_err_from_uv(rv), "stage: cannot open a pipe: %s",
+		return ing_error_set(e, ing_err_from_uv(rv), "stage: cannot open a pipe: %s",
 		                     uv_strerror(rv));
 	}
 

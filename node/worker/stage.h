@@ -101,7 +101,7 @@ typedef void (*stage_done_cb)(struct stage_run *r, const struct stage_result *re
  * Errors (done is then never called; handles already opened are being
  * closed, so the loop must still run for the memory to be released):
  * ING_EINVAL (NULL loop/spec/done/cwd, empty argv), ING_ENOMEM, or the
- * translation (rpc_err_from_uv) of a libuv failure to create the output
+ * translation (ing_err_from_uv) of a libuv failure to create the output
  * pipe (ING_EUNAVAILABLE when out of file descriptors, ING_EIO...).
  */
 int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb done, void *data,

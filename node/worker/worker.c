@@ -34,18 +34,31 @@
  *   stage ... -> report finish (succeeded / failed / cancelled).
  * Reports go to this node's own API (`worker.report`), which forwards them
  * to the leader like any write, with a request id derived from (node, this
- * run of the worker, job, attempt, step): a report retried after a lost reply
- * applies once, and the same report from another run is a new request that
- * the state machine judges on its own (a second stage start is refused), never
- * one the dedupe table answers with the first run's success.  A
- * report refused as stale or conflicting means the attempt was fenced: it
- * stops.  Other failures (no leader) are retried every second.
+ * run of the worker, job, attempt, step): a report retried after a lost
+ * reply applies once, and the same report from another run is a new request
+ * that the state machine judges on its own (a second stage start is
+ * refused), never one the dedupe table answers with the first run's
+ * success.  A report refused as stale or conflicting means the attempt was
+ * fenced: it stops.  A report that can never be delivered (too large for a
+ * frame, refused as invalid) ends the attempt: a stage report becomes the
+ * attempt's failure naming why, a final one `lost`.  Other failures (no
+ * leader) are retried every second.
  *
- * Argv templates: {src} {source} {sources} {out} {prev} {job} {attempt}
- * {param:NAME} (cluster-configs/targets/README.md); a {param:NAME} the job
- * does not have fails the stage before anything is spawned.  No shell is involved unless the
+ * One stage_finish report carries the stage's log and every output in one
+ * frame of max_frame_bytes: the log gives way first (its end is kept);
+ * outputs that cannot fit, or an output over ING_SOURCE_MAX_BYTES, fail the
+ * stage naming the size and the limit.  An output that is a symbolic link,
+ * or lies under one, is refused: what it points to lies outside the stage's
+ * directory.
+ *
+ * Argv templates (template.h): a {param:NAME} the job does not have fails
+ * the stage before anything is spawned.  No shell is involved unless the
  * target's argv runs one.  The environment is the stage's `env` plus PATH
- * when the target sets none.
+ * when the target sets none.  On a node that offers GPUs, and for any
+ * attempt that holds some, CUDA_VISIBLE_DEVICES names the GPUs the stage
+ * sees (the first rec_stage_gpus of those the attempt holds; none: "") and
+ * CUDA_DEVICE_ORDER=PCI_BUS_ID makes CUDA number them as NVML does; both
+ * replace what the target's env says.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -62,12 +75,15 @@
 
 #include "common/fs.h"
 #include "common/log.h"
-#include "node/node_internal.h"
+#include "node/request.h"
+#include "node/worker/worker.h"
 #include "node/worker/stage.h"
+#include "node/worker/template.h"
 #include "storage/artifact.h"
 
-#define REPORT_RETRY_MS 1000
-#define MAX_ARGS        256
+#define REPORT_RETRY_MS   1000
+#define REPORT_TIMEOUT_MS 30000 /* one report, its retries included */
+#define MAX_ARGS          256
 /* Bytes a stage_finish report needs besides its log and outputs (the
  * frame, the request envelope, the other fields), and per output. */
 #define REPORT_OVERHEAD      1024
@@ -75,8 +91,24 @@
 
 enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 
-struct node_attempt {
+#define ENDED_MAX 64
+
+struct worker {
 	struct node *n;
+	struct node_attempt *attempts;
+	bool dirty; /* applied entries since the worker last looked */
+	struct {
+		uint64_t job;
+		uint32_t attempt;
+		bool marker; /* its started marker is still on disk */
+	} ended[ENDED_MAX];  /* attempts that ended here lately (ring) */
+	unsigned nended;
+	uint64_t run;       /* this run of the worker (in report request ids) */
+	bool markers_swept; /* leftover started markers removed (first poll) */
+};
+
+struct node_attempt {
+	struct worker *w;
 	uint64_t job;
 	uint32_t attempt;
 	char dir[512];
@@ -86,10 +118,12 @@ struct node_attempt {
 	uint32_t nsources;
 	struct rec_kv *params; /* the job's parameters, copied into zone */
 	uint32_t nparams;
+	uint32_t ngpus; /* the GPUs the attempt holds (job_assign), NVML indexes */
+	uint32_t gpus[ING_MAX_GPUS];
 	uint32_t stage; /* current stage */
 	enum step step;
 	struct stage_run *run;
-	struct rpc_request req;
+	struct node_request req;
 	struct mp_out report; /* the report in flight (kept for retries) */
 	char report_id[RPC_REQUEST_ID_MAX + 1];
 	const char *report_kind;
@@ -99,6 +133,7 @@ struct node_attempt {
 	char why[ING_MESSAGE_MAX]; /* why it failed, for the finish report */
 	bool cancel;               /* cancel requested */
 	bool fenced;               /* the job moved on: stop, report nothing */
+	bool pgid_unrecorded;      /* the pgid file could not be written: stopped */
 	bool seen;                 /* still assigned (poll bookkeeping) */
 	struct node_attempt *next;
 };
@@ -118,47 +153,27 @@ static void rm_rf(const char *path)
 	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Creates the directories above the file `path`. */
-static int mkdir_parent(const char *path)
+/* Writes a file of the attempt (its sources, its pgid), creating the
+ * directories above it.  0, or ING_EIO / ING_EINVAL (logged, naming the
+ * file and the cause). */
+static int write_attempt_file(const char *path, const void *data, size_t len)
 {
-	char dir[1024];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash == NULL)
-		return 0;
-	*slash = '\0';
-	return ing_mkdirs(dir, 0700, NULL);
+	struct ing_error e;
+	int rv = ing_mkdirs_parent(path, 0700, &e);
+	if (rv == 0)
+		rv = ing_write_file(path, data, len, 0600, 0, &e);
+	if (rv != 0)
+		ING_LOG_ERROR("worker cannot write a file error=%s msg=\"%s\"", ing_err_name(rv),
+		              e.msg);
+	return rv;
 }
-
-static int write_file(const char *path, const void *data, size_t len)
-{
-	if (mkdir_parent(path) != 0)
-		return -1;
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	const char *p = data;
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			close(fd);
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return close(fd);
-}
-
-enum output_status { OUT_OK = 0, OUT_MISSING = -1, OUT_TOO_BIG = -2, OUT_LINK = -3 };
 
 /* Reads the output `name` of the stage directory `dir` (both as the target
- * gave them).  OUT_MISSING (absent, not a regular file), OUT_TOO_BIG (over
- * ING_SOURCE_MAX_BYTES: its size in *size), OUT_LINK: the path leads
- * through a symbolic link (in its last component or above it), so what
- * would be uploaded lies outside the stage's directory: refused. */
+ * gave them) into z.  0; ING_ENOTFOUND (missing, or not a regular file),
+ * ING_ETOOBIG (over ING_SOURCE_MAX_BYTES: its size in *size), ING_EDENIED
+ * (the path leads through a symbolic link, in its last component or above
+ * it, so what would be uploaded lies outside the stage's directory),
+ * ING_ENOMEM, ING_EIO (a read failed or came short). */
 static int read_output(const char *dir, struct ing_str name, msgpack_zone *z, struct ing_str *out,
                        uint64_t *size)
 {
@@ -167,23 +182,23 @@ static int read_output(const char *dir, struct ing_str name, msgpack_zone *z, st
 
 	snprintf(path, sizeof(path), "%s/%.*s", dir, ING_STR_FMT(name));
 	if (lstat(path, &st) != 0)
-		return OUT_MISSING;
+		return errno == ENOENT || errno == ENOTDIR ? ING_ENOTFOUND : ING_EIO;
 	if (realpath(dir, real_dir) == NULL || realpath(path, real_path) == NULL)
-		return S_ISLNK(st.st_mode) ? OUT_LINK : OUT_MISSING;
+		return S_ISLNK(st.st_mode) ? ING_EDENIED : ING_ENOTFOUND;
 	snprintf(want, sizeof(want), "%s/%.*s", real_dir, ING_STR_FMT(name));
 	if (S_ISLNK(st.st_mode) || strcmp(want, real_path) != 0)
-		return OUT_LINK;
+		return ING_EDENIED;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return errno == ELOOP ? OUT_LINK : OUT_MISSING;
+		return errno == ELOOP ? ING_EDENIED : errno == ENOENT ? ING_ENOTFOUND : ING_EIO;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return OUT_MISSING;
+		return ING_ENOTFOUND;
 	}
 	if ((uint64_t)st.st_size > ING_SOURCE_MAX_BYTES) {
 		close(fd);
 		*size = (uint64_t)st.st_size;
-		return OUT_TOO_BIG;
+		return ING_ETOOBIG;
 	}
 	char *buf = msgpack_zone_malloc(z, (size_t)st.st_size + 1);
 	size_t got = 0;
@@ -196,10 +211,34 @@ static int read_output(const char *dir, struct ing_str name, msgpack_zone *z, st
 		got += (size_t)r;
 	}
 	close(fd);
-	if (buf == NULL || got != (size_t)st.st_size)
-		return OUT_MISSING;
+	if (buf == NULL)
+		return ING_ENOMEM;
+	if (got != (size_t)st.st_size)
+		return ING_EIO;
 	*out = (struct ing_str){buf, (uint32_t)got};
-	return OUT_OK;
+	return 0;
+}
+
+/* Why output `name` is not reported: the end of "stage 's': declared output
+ * 'x' ..." (size: ING_ETOOBIG's). */
+static void output_problem(int rv, uint64_t size, char *out, size_t cap)
+{
+	switch (rv) {
+	case ING_ENOTFOUND: snprintf(out, cap, "was not produced"); break;
+	case ING_ETOOBIG:
+		snprintf(out, cap, "is %" PRIu64 " bytes, over the limit of %u bytes per output",
+		         size, (unsigned)ING_SOURCE_MAX_BYTES);
+		break;
+	case ING_EDENIED:
+		snprintf(out, cap,
+		         "is a symbolic link (or lies under one): outputs must be files "
+		         "in the stage's directory");
+		break;
+	case ING_ENOMEM:
+		snprintf(out, cap, "could not be read: out of memory on the worker");
+		break;
+	default: snprintf(out, cap, "could not be read: input/output error on the worker");
+	}
 }
 
 static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, size_t cap)
@@ -210,9 +249,11 @@ static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, s
 
 /* ---- started markers ---------------------------------------------------- */
 
-static void marker_path(const struct node *n, uint64_t job, uint32_t attempt, char *out, size_t cap)
+static void marker_path(const struct worker *w, uint64_t job, uint32_t attempt, char *out,
+                        size_t cap)
 {
-	snprintf(out, cap, "%s/work/started/%" PRIu64 "-a%" PRIu32, n->cfg.data_dir, job, attempt);
+	snprintf(out, cap, "%s/work/started/%" PRIu64 "-a%" PRIu32, node_cfg(w->n)->data_dir, job,
+	         attempt);
 }
 
 static int fsync_dir(const char *path)
@@ -227,11 +268,11 @@ static int fsync_dir(const char *path)
 
 /* Records that this node starts (job, attempt): 0, 1 when a run before
  * this one started it already, -1 when it cannot be recorded. */
-static int marker_create(struct node *n, uint64_t job, uint32_t attempt)
+static int marker_create(struct worker *w, uint64_t job, uint32_t attempt)
 {
 	char path[900], dir[700];
-	snprintf(dir, sizeof(dir), "%s/work/started", n->cfg.data_dir);
-	marker_path(n, job, attempt, path, sizeof(path));
+	snprintf(dir, sizeof(dir), "%s/work/started", node_cfg(w->n)->data_dir);
+	marker_path(w, job, attempt, path, sizeof(path));
 	if (ing_mkdirs(dir, 0700, NULL) != 0)
 		return -1;
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -244,15 +285,15 @@ static int marker_create(struct node *n, uint64_t job, uint32_t attempt)
 	return 0;
 }
 
-static void marker_remove(struct node *n, uint64_t job, uint32_t attempt)
+static void marker_remove(struct worker *w, uint64_t job, uint32_t attempt)
 {
 	char path[900];
-	marker_path(n, job, attempt, path, sizeof(path));
+	marker_path(w, job, attempt, path, sizeof(path));
 	if (unlink(path) != 0 && errno != ENOENT)
 		ING_LOG_WARN("cannot remove an attempt marker path=%s errno=%d", path, errno);
 }
 
-/* Whether (job, attempt) is among the n assigned ones. */
+/* Whether (job, attempt) is among the `count` assigned ones. */
 static bool assigned_in(const uint64_t *jobs, const uint32_t *attempts, unsigned count,
                         uint64_t job, uint32_t attempt)
 {
@@ -264,24 +305,23 @@ static bool assigned_in(const uint64_t *jobs, const uint32_t *attempts, unsigned
 
 /* Removes the markers of attempts no longer assigned here: those that ended
  * in this run (the ring) and, once after a start, every leftover one. */
-static void markers_collect(struct node *n, const uint64_t *jobs, const uint32_t *attempts,
+static void markers_collect(struct worker *w, const uint64_t *jobs, const uint32_t *attempts,
                             unsigned count, bool complete)
 {
-	unsigned cap = sizeof(n->ended) / sizeof(n->ended[0]);
 	if (!complete)
 		return; /* a partial list proves nothing about what is not in it */
-	for (unsigned i = 0; i < cap && i < n->nended; i++) {
-		if (n->ended[i].marker &&
-		    !assigned_in(jobs, attempts, count, n->ended[i].job, n->ended[i].attempt)) {
-			marker_remove(n, n->ended[i].job, n->ended[i].attempt);
-			n->ended[i].marker = false;
+	for (unsigned i = 0; i < ENDED_MAX && i < w->nended; i++) {
+		if (w->ended[i].marker &&
+		    !assigned_in(jobs, attempts, count, w->ended[i].job, w->ended[i].attempt)) {
+			marker_remove(w, w->ended[i].job, w->ended[i].attempt);
+			w->ended[i].marker = false;
 		}
 	}
-	if (n->markers_swept)
+	if (w->markers_swept)
 		return;
-	n->markers_swept = true;
+	w->markers_swept = true;
 	char dir[700];
-	snprintf(dir, sizeof(dir), "%s/work/started", n->cfg.data_dir);
+	snprintf(dir, sizeof(dir), "%s/work/started", node_cfg(w->n)->data_dir);
 	DIR *d = opendir(dir);
 	if (d == NULL)
 		return;
@@ -292,7 +332,7 @@ static void markers_collect(struct node *n, const uint64_t *jobs, const uint32_t
 		int used = 0;
 		if (sscanf(de->d_name, "%llu-a%u%n", &job, &attempt, &used) == 2 &&
 		    de->d_name[used] == '\0' && !assigned_in(jobs, attempts, count, job, attempt))
-			marker_remove(n, job, attempt);
+			marker_remove(w, job, attempt);
 	}
 	closedir(d);
 }
@@ -301,7 +341,7 @@ static void markers_collect(struct node *n, const uint64_t *jobs, const uint32_t
 
 static void attempt_unlink(struct node_attempt *a)
 {
-	for (struct node_attempt **pp = &a->n->attempts; *pp != NULL; pp = &(*pp)->next) {
+	for (struct node_attempt **pp = &a->w->attempts; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == a) {
 			*pp = a->next;
 			return;
@@ -312,7 +352,7 @@ static void attempt_unlink(struct node_attempt *a)
 static void retry_closed(uv_handle_t *h)
 {
 	struct node_attempt *a = h->data;
-	struct node *n = a->n;
+	struct node *n = a->w->n;
 	mp_out_free(&a->report);
 	msgpack_zone_free(a->zone);
 	free(a);
@@ -322,23 +362,21 @@ static void retry_closed(uv_handle_t *h)
 /* Attempts that ended here recently: their assignment may still be in the
  * local store for a moment (this node applies the final report after the
  * leader does), and must not look like an attempt interrupted by a restart. */
-static void remember_ended(struct node *n, uint64_t job, uint32_t attempt)
+static void remember_ended(struct worker *w, uint64_t job, uint32_t attempt)
 {
-	unsigned cap = sizeof(n->ended) / sizeof(n->ended[0]);
-	unsigned i = n->nended % cap;
-	/* An entry about to be overwritten with its marker still there: that
-	 * assignment lingers; the sweep of the next start removes it. */
-	n->ended[i].job = job;
-	n->ended[i].attempt = attempt;
-	n->ended[i].marker = true;
-	n->nended++;
+	unsigned i = w->nended % ENDED_MAX;
+	/* An entry overwritten with its marker still there: that assignment
+	 * lingers; the sweep of the next start removes its marker. */
+	w->ended[i].job = job;
+	w->ended[i].attempt = attempt;
+	w->ended[i].marker = true;
+	w->nended++;
 }
 
-static bool ended_recently(struct node *n, uint64_t job, uint32_t attempt)
+static bool ended_recently(const struct worker *w, uint64_t job, uint32_t attempt)
 {
-	unsigned cap = sizeof(n->ended) / sizeof(n->ended[0]);
-	for (unsigned i = 0; i < cap && i < n->nended; i++)
-		if (n->ended[i].job == job && n->ended[i].attempt == attempt)
+	for (unsigned i = 0; i < ENDED_MAX && i < w->nended; i++)
+		if (w->ended[i].job == job && w->ended[i].attempt == attempt)
 			return true;
 	return false;
 }
@@ -348,9 +386,9 @@ static void attempt_end(struct node_attempt *a)
 {
 	if (a->step == STEP_RUNNING || a->step == STEP_REPORTING)
 		return;
-	remember_ended(a->n, a->job, a->attempt);
+	remember_ended(a->w, a->job, a->attempt);
 	attempt_unlink(a);
-	if (!(a->failed && a->n->cfg.keep_failed_workdirs))
+	if (!(a->failed && node_cfg(a->w->n)->keep_failed_workdirs))
 		rm_rf(a->dir);
 	else
 		ING_LOG_INFO("attempt directory kept dir=%s", a->dir);
@@ -362,7 +400,7 @@ static void report_send(struct node_attempt *a);
 static void on_retry(uv_timer_t *t)
 {
 	struct node_attempt *a = t->data;
-	if (a->fenced || a->n->stopping) {
+	if (a->fenced || node_stopping(a->w->n)) {
 		a->step = STEP_IDLE;
 		attempt_end(a);
 		return;
@@ -400,7 +438,7 @@ static void undeliverable(struct node_attempt *a, int status, const char *msg)
 		report_finish(a, "failed", why);
 	} else if (strcmp(a->report_kind, "lost") != 0) {
 		msgpack_packer *pk = report_begin(a, "lost", 1, true);
-		view_key(pk, "message");
+		mp_pack_cstr(pk, "message");
 		mp_pack_cstr(pk, why);
 		report_send(a);
 	} else {
@@ -409,13 +447,13 @@ static void undeliverable(struct node_attempt *a, int status, const char *msg)
 	}
 }
 
-static void on_reported(struct rpc_request *r, int status, const struct ing_error *err,
+static void on_reported(struct node_request *q, int status, const struct ing_error *err,
                         const msgpack_object *result)
 {
-	struct node_attempt *a = r->data;
+	struct node_attempt *a = q->data;
 	(void)result;
 	a->step = STEP_IDLE;
-	if (a->fenced || a->n->stopping) {
+	if (a->fenced || node_stopping(a->w->n)) {
 		attempt_end(a);
 		return;
 	}
@@ -452,8 +490,8 @@ static void report_send(struct node_attempt *a)
 	a->req.data = a;
 	a->req.cb = on_reported;
 	a->req.request_id = a->report_id;
-	int rv = rpc_client_call(a->n->self_client, &a->req, "worker.report", a->report.data,
-	                         a->report.len, RPC_WRITE);
+	int rv = node_request_self(node_requests(a->w->n), &a->req, "worker.report", a->report.data,
+	                           a->report.len, RPC_WRITE, REPORT_TIMEOUT_MS);
 	if (permanent(rv)) {
 		a->step = STEP_IDLE;
 		undeliverable(a, rv, ing_err_msg(rv));
@@ -469,18 +507,18 @@ static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, un
 {
 	a->report_kind = kind;
 	a->finishing = final;
-	if (a->n->worker_run == 0)
-		a->n->worker_run = node_now_ms();
+	if (a->w->run == 0)
+		a->w->run = node_now_ms();
 	snprintf(a->report_id, sizeof(a->report_id),
-	         "w%" PRIu64 "-r%" PRIx64 "-j%" PRIu64 "-a%" PRIu32 "-%s%u", a->n->cfg.id,
-	         a->n->worker_run, a->job, a->attempt, kind, a->stage);
+	         "w%" PRIu64 "-r%" PRIx64 "-j%" PRIu64 "-a%" PRIu32 "-%s%u", node_id(a->w->n),
+	         a->w->run, a->job, a->attempt, kind, a->stage);
 	mp_out_reset(&a->report);
 	msgpack_pack_map(&a->report.pk, 3 + nfields);
-	view_key(&a->report.pk, "kind");
+	mp_pack_cstr(&a->report.pk, "kind");
 	mp_pack_cstr(&a->report.pk, kind);
-	view_key(&a->report.pk, "job");
+	mp_pack_cstr(&a->report.pk, "job");
 	msgpack_pack_uint64(&a->report.pk, a->job);
-	view_key(&a->report.pk, "attempt");
+	mp_pack_cstr(&a->report.pk, "attempt");
 	msgpack_pack_uint32(&a->report.pk, a->attempt);
 	return &a->report.pk;
 }
@@ -488,9 +526,9 @@ static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, un
 static void report_finish(struct node_attempt *a, const char *outcome, const char *message)
 {
 	msgpack_packer *pk = report_begin(a, "finish", 2, true);
-	view_key(pk, "outcome");
+	mp_pack_cstr(pk, "outcome");
 	mp_pack_cstr(pk, outcome);
-	view_key(pk, "message");
+	mp_pack_cstr(pk, "message");
 	mp_pack_cstr(pk, message);
 	ING_LOG_INFO("attempt finished job=%" PRIu64 " attempt=%" PRIu32 " outcome=%s msg=\"%s\"",
 	             a->job, a->attempt, outcome, message);
@@ -498,112 +536,6 @@ static void report_finish(struct node_attempt *a, const char *outcome, const cha
 }
 
 /* ---- stages ------------------------------------------------------------- */
-
-static int append_arg(char **argv, unsigned *argc, msgpack_zone *z, const char *s, size_t len)
-{
-	if (*argc >= MAX_ARGS - 1)
-		return -1;
-	char *p = msgpack_zone_malloc(z, len + 1);
-	if (p == NULL)
-		return -1;
-	memcpy(p, s, len);
-	p[len] = '\0';
-	argv[(*argc)++] = p;
-	return 0;
-}
-
-/*
- * Expands one argv template word into argv.  -1 when the result is too
- * long; -2 when the word uses a {param:NAME} the job does not have (why
- * says so).
- */
-static int expand(struct node_attempt *a, struct ing_str word, char **argv, unsigned *argc,
-                  char *why, size_t why_cap)
-{
-	char buf[4096], val[1024], prev[600], out[600];
-	size_t n = 0;
-
-	if (ing_str_eq_c(word, "{sources}")) {
-		for (uint32_t i = 0; i < a->nsources; i++) {
-			int k = snprintf(val, sizeof(val), "%s/src/%.*s", a->dir,
-			                 ING_STR_FMT(a->sources[i].path));
-			if (append_arg(argv, argc, a->zone, val, (size_t)k) != 0)
-				return -1;
-		}
-		return 0;
-	}
-	stage_dir(a, a->stage, out, sizeof(out));
-	if (a->stage > 0)
-		stage_dir(a, a->stage - 1, prev, sizeof(prev));
-	else
-		snprintf(prev, sizeof(prev), "%s/src", a->dir);
-	for (uint32_t i = 0; i < word.len;) {
-		const char *rest = word.ptr + i;
-		size_t left = word.len - i;
-		const char *rep = NULL;
-		size_t skip = 0;
-#define PLACEHOLDER(name, value)                         \
-	if (rep == NULL && left >= sizeof(name) - 1 &&   \
-	    memcmp(rest, name, sizeof(name) - 1) == 0) { \
-		rep = (value);                           \
-		skip = sizeof(name) - 1;                 \
-	}
-		char src[600], first[900], job[32], attempt[16], all[2048];
-		snprintf(src, sizeof(src), "%s/src", a->dir);
-		snprintf(first, sizeof(first), "%s/src/%.*s", a->dir,
-		         ING_STR_FMT(a->sources[0].path));
-		snprintf(job, sizeof(job), "%" PRIu64, a->job);
-		snprintf(attempt, sizeof(attempt), "%" PRIu32, a->attempt);
-		size_t al = 0;
-		all[0] = '\0';
-		for (uint32_t s = 0; s < a->nsources && al < sizeof(all); s++)
-			al += (size_t)snprintf(all + al, sizeof(all) - al, "%s%s/src/%.*s",
-			                       s > 0 ? " " : "", a->dir,
-			                       ING_STR_FMT(a->sources[s].path));
-		PLACEHOLDER("{src}", src)
-		PLACEHOLDER("{sources}", all)
-		PLACEHOLDER("{source}", first)
-		PLACEHOLDER("{out}", out)
-		PLACEHOLDER("{prev}", prev)
-		PLACEHOLDER("{job}", job)
-		PLACEHOLDER("{attempt}", attempt)
-#undef PLACEHOLDER
-		struct ing_str pname;
-		if (rep == NULL && (skip = cmd_param_placeholder(rest, left, &pname)) > 0) {
-			uint32_t p = 0;
-			while (p < a->nparams && !ing_str_eq(a->params[p].key, pname))
-				p++;
-			if (p == a->nparams) {
-				snprintf(why, why_cap,
-				         "stage '%.*s': argv uses {param:%.*s} but the job has no "
-				         "parameter %.*s",
-				         ING_STR_FMT(a->target.stages[a->stage].name),
-				         ING_STR_FMT(pname), ING_STR_FMT(pname));
-				return -2;
-			}
-			size_t vl = a->params[p].value.len;
-			if (n + vl >= sizeof(buf))
-				return -1;
-			memcpy(buf + n, a->params[p].value.ptr, vl);
-			n += vl;
-			i += (uint32_t)skip;
-			continue;
-		}
-		if (rep != NULL) {
-			size_t rl = strlen(rep);
-			if (n + rl >= sizeof(buf))
-				return -1;
-			memcpy(buf + n, rep, rl);
-			n += rl;
-			i += (uint32_t)skip;
-		} else {
-			if (n + 1 >= sizeof(buf))
-				return -1;
-			buf[n++] = word.ptr[i++];
-		}
-	}
-	return append_arg(argv, argc, a->zone, buf, n);
-}
 
 static void on_stage_done(struct stage_run *r, const struct stage_result *res, void *data)
 {
@@ -616,7 +548,7 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 
 	a->run = NULL;
 	a->step = STEP_IDLE;
-	if (a->fenced || a->n->stopping) {
+	if (a->fenced || node_stopping(a->w->n)) {
 		attempt_end(a);
 		return;
 	}
@@ -624,6 +556,10 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	             " duration_ms=%" PRIu64 "%s",
 	             a->job, a->attempt, a->stage, res->exit_code, res->duration_ms,
 	             res->timed_out ? " timed_out=yes" : "");
+	if (res->cancelled && a->pgid_unrecorded) {
+		report_finish(a, "failed", a->why);
+		return;
+	}
 	if (res->cancelled) {
 		report_finish(a, "cancelled", "cancelled while running");
 		return;
@@ -639,21 +575,9 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 			    i < def->noutputs ? def->outputs[i] : def->stdout_path;
 			uint64_t size = 0;
 			int rv = read_output(out_dir, name, a->zone, &outs[nouts], &size);
-			if (rv != OUT_OK) {
+			if (rv != 0) {
 				char detail[160];
-				if (rv == OUT_TOO_BIG)
-					snprintf(detail, sizeof(detail),
-					         "is %" PRIu64
-					         " bytes, over the limit of %u bytes per "
-					         "output",
-					         size, (unsigned)ING_SOURCE_MAX_BYTES);
-				else if (rv == OUT_LINK)
-					snprintf(detail, sizeof(detail),
-					         "is a symbolic link (or lies under one): outputs "
-					         "must be "
-					         "files in the stage's directory");
-				else
-					snprintf(detail, sizeof(detail), "was not produced");
+				output_problem(rv, size, detail, sizeof(detail));
 				snprintf(why, sizeof(why), "stage '%.*s': %s '%.*s' %s",
 				         ING_STR_FMT(def->name),
 				         i < def->noutputs ? "declared output" : "stdout file",
@@ -672,16 +596,15 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	size_t loglen = res->log_len < ING_SOURCE_MAX_BYTES ? res->log_len : ING_SOURCE_MAX_BYTES;
 	const char *log = res->log;
 	uint64_t out_bytes = 0;
+	const unsigned frame = node_cfg(a->w->n)->max_frame_bytes;
 	for (uint32_t i = 0; why[0] == '\0' && i < nouts; i++)
 		out_bytes += outs[i].len + names[i].len + REPORT_ITEM_OVERHEAD;
-	uint64_t room = a->n->cfg.max_frame_bytes > REPORT_OVERHEAD
-	                    ? a->n->cfg.max_frame_bytes - REPORT_OVERHEAD
-	                    : 0;
+	uint64_t room = frame > REPORT_OVERHEAD ? frame - REPORT_OVERHEAD : 0;
 	if (why[0] == '\0' && res->exit_code == 0 && out_bytes > room)
 		snprintf(why, sizeof(why),
 		         "stage '%.*s': its outputs total %" PRIu64 " bytes, more than one report "
 		         "can carry (max_frame_bytes %u)",
-		         ING_STR_FMT(def->name), out_bytes, a->n->cfg.max_frame_bytes);
+		         ING_STR_FMT(def->name), out_bytes, frame);
 	uint64_t used = why[0] == '\0' ? out_bytes : 0;
 	if (used + loglen > room) {
 		size_t keep = room > used ? (size_t)(room - used) : 0;
@@ -701,21 +624,21 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		a->failed = true;
 
 	msgpack_packer *pk = report_begin(a, "stage_finish", 5, false);
-	view_key(pk, "stage");
+	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, a->stage);
-	view_key(pk, "exit_code");
+	mp_pack_cstr(pk, "exit_code");
 	msgpack_pack_int64(pk, res->exit_code == 0 && a->failed ? 1 : res->exit_code);
-	view_key(pk, "duration_ms");
+	mp_pack_cstr(pk, "duration_ms");
 	msgpack_pack_uint64(pk, res->duration_ms);
-	view_key(pk, "log");
+	mp_pack_cstr(pk, "log");
 	mp_pack_bin(pk, log, loglen);
-	view_key(pk, "outputs");
+	mp_pack_cstr(pk, "outputs");
 	msgpack_pack_array(pk, a->failed ? 0 : nouts);
 	for (uint32_t i = 0; !a->failed && i < nouts; i++) {
 		msgpack_pack_map(pk, 2);
-		view_key(pk, "path");
+		mp_pack_cstr(pk, "path");
 		mp_pack_str(pk, names[i]);
-		view_key(pk, "data");
+		mp_pack_cstr(pk, "data");
 		mp_pack_bin(pk, outs[i].ptr, outs[i].len);
 	}
 	if (a->failed)
@@ -727,9 +650,10 @@ static void run_stage(struct node_attempt *a)
 {
 	const struct rec_stage_def *def = &a->target.stages[a->stage];
 	char *argv[MAX_ARGS];
-	char *env[ING_MAX_ENV + 2];
+	char *env[ING_MAX_ENV + 4];
 	unsigned argc = 0, envc = 0;
 	bool has_path = false;
+	const bool gpu_env = node_cfg(a->w->n)->ngpus > 0 || a->ngpus > 0;
 	char out_dir[600];
 	struct stage_spec spec;
 	struct ing_error e;
@@ -740,33 +664,68 @@ static void run_stage(struct node_attempt *a)
 		report_finish(a, "failed", "cannot create the stage's output directory");
 		return;
 	}
+	char prev[600];
+	if (a->stage > 0)
+		stage_dir(a, a->stage - 1, prev, sizeof(prev));
+	else
+		snprintf(prev, sizeof(prev), "%s/src", a->dir);
+	struct template_ctx tc = {
+	    .dir = a->dir,
+	    .sources = a->sources,
+	    .nsources = a->nsources,
+	    .params = a->params,
+	    .nparams = a->nparams,
+	    .job = a->job,
+	    .attempt = a->attempt,
+	    .out = out_dir,
+	    .prev = prev,
+	    .stage = def->name,
+	};
 	for (uint32_t i = 0; i < def->nargv; i++) {
 		char why[ING_MESSAGE_MAX];
-		int rv = expand(a, def->argv[i], argv, &argc, why, sizeof(why));
+		int rv = template_expand(&tc, def->argv[i], a->zone, argv, &argc, MAX_ARGS, why,
+		                         sizeof(why));
 		if (rv != 0) {
 			a->failed = true;
-			if (rv == -2)
+			if (rv == ING_ENOTFOUND)
 				ING_LOG_WARN("stage argv uses a missing parameter job=%" PRIu64
 				             " attempt=%" PRIu32 " why=\"%s\"",
 				             a->job, a->attempt, why);
 			report_finish(a, "failed",
-			              rv == -2 ? why
-			                       : "argv too long after expanding placeholders");
+			              rv == ING_ENOTFOUND ? why
+			              : rv == ING_ENOMEM
+			                  ? "out of memory on the worker"
+			                  : "argv too long after expanding placeholders");
 			return;
 		}
 	}
 	argv[argc] = NULL;
 	for (uint32_t i = 0; i < def->nenv; i++) {
 		char kv[ING_NAME_MAX + ING_ARG_MAX + 2];
+		if (gpu_env && (ing_str_eq_c(def->env[i].key, "CUDA_VISIBLE_DEVICES") ||
+		                ing_str_eq_c(def->env[i].key, "CUDA_DEVICE_ORDER")))
+			continue; /* the worker's, below */
 		int k = snprintf(kv, sizeof(kv), "%.*s=%.*s", ING_STR_FMT(def->env[i].key),
 		                 ING_STR_FMT(def->env[i].value));
-		append_arg(env, &envc, a->zone, kv, (size_t)k);
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, kv, (size_t)k);
 		if (ing_str_eq_c(def->env[i].key, "PATH"))
 			has_path = true;
 	}
 	if (!has_path)
-		append_arg(env, &envc, a->zone, "PATH=" STAGE_DEFAULT_PATH,
-		           strlen("PATH=" STAGE_DEFAULT_PATH));
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, "PATH=" STAGE_DEFAULT_PATH,
+		                strlen("PATH=" STAGE_DEFAULT_PATH));
+	if (gpu_env) {
+		char kv[64 + 3 * ING_MAX_GPUS];
+		uint32_t sees = rec_stage_gpus(&a->target, a->stage);
+		int k = snprintf(kv, sizeof(kv), "CUDA_VISIBLE_DEVICES=");
+		for (uint32_t i = 0; i < sees && i < a->ngpus; i++)
+			k += snprintf(kv + k, sizeof(kv) - (size_t)k, "%s%" PRIu32, i ? "," : "",
+			              a->gpus[i]);
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, kv, (size_t)k);
+		template_append(env, &envc, ING_MAX_ENV + 4, a->zone,
+		                "CUDA_DEVICE_ORDER=PCI_BUS_ID",
+		                strlen("CUDA_DEVICE_ORDER=PCI_BUS_ID"));
+	}
 	env[envc] = NULL;
 
 	memset(&spec, 0, sizeof(spec));
@@ -783,7 +742,7 @@ static void run_stage(struct node_attempt *a)
 	if (def->stdout_path.len > 0) {
 		snprintf(stdout_path, sizeof(stdout_path), "%s/%.*s", out_dir,
 		         ING_STR_FMT(def->stdout_path));
-		if (mkdir_parent(stdout_path) != 0) {
+		if (ing_mkdirs_parent(stdout_path, 0700, NULL) != 0) {
 			a->failed = true;
 			report_finish(a, "failed", "cannot create the stage's stdout directory");
 			return;
@@ -793,18 +752,28 @@ static void run_stage(struct node_attempt *a)
 	ING_LOG_INFO("stage starting job=%" PRIu64 " attempt=%" PRIu32
 	             " stage=%u name=%.*s argv0=%s",
 	             a->job, a->attempt, a->stage, ING_STR_FMT(def->name), argv[0]);
-	if (stage_start(a->n->loop, &spec, on_stage_done, a, &a->run, &e) != 0) {
+	if (stage_start(node_loop(a->w->n), &spec, on_stage_done, a, &a->run, &e) != 0) {
 		a->failed = true;
 		report_finish(a, "failed", e.msg);
 		return;
 	}
 	a->step = STEP_RUNNING;
 	/* Remember the process group: if this daemon dies, the next start
-	 * kills what is left of it (node_worker_reap). */
+	 * kills what is left of it (worker_reap). */
 	char pgid_path[600], pgid[24];
 	int k = snprintf(pgid, sizeof(pgid), "%d\n", stage_pid(a->run));
 	snprintf(pgid_path, sizeof(pgid_path), "%s/pgid", a->dir);
-	write_file(pgid_path, pgid, (size_t)k);
+	if (write_attempt_file(pgid_path, pgid, (size_t)k) != 0) {
+		/* Without it a crash of this daemon would leave the stage
+		 * running unseen: stop it now and fail the attempt. */
+		a->failed = true;
+		a->pgid_unrecorded = true;
+		snprintf(a->why, sizeof(a->why),
+		         "stage '%.*s': the worker cannot record the stage's process group "
+		         "(%s/pgid); it was stopped",
+		         ING_STR_FMT(def->name), a->dir);
+		stage_cancel(a->run);
+	}
 }
 
 /* After a successful report: the next thing to do. */
@@ -830,55 +799,56 @@ static void step_next(struct node_attempt *a)
 	}
 	a->stage++;
 	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
-	view_key(pk, "stage");
+	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, a->stage);
 	report_send(a);
 }
 
 /* ---- attempts ----------------------------------------------------------- */
 
-static struct node_attempt *find(struct node *n, uint64_t job, uint32_t attempt)
+static struct node_attempt *find(struct worker *w, uint64_t job, uint32_t attempt)
 {
-	for (struct node_attempt *a = n->attempts; a != NULL; a = a->next)
+	for (struct node_attempt *a = w->attempts; a != NULL; a = a->next)
 		if (a->job == job && a->attempt == attempt)
 			return a;
 	return NULL;
 }
 
-static void start_attempt(struct node *n, struct store_txn *t, const struct rec_job *j)
+static void start_attempt(struct worker *w, struct store_txn *t, const struct rec_job *j)
 {
+	struct node *n = w->n;
 	struct node_attempt *a = calloc(1, sizeof(*a));
 	struct ing_str val;
 	char path[900];
 
 	if (a == NULL)
 		return;
-	a->n = n;
+	a->w = w;
 	a->job = j->id;
 	a->attempt = j->attempt;
 	a->seen = true;
 	a->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
 	mp_out_init(&a->report);
-	uv_timer_init(n->loop, &a->retry);
+	uv_timer_init(node_loop(n), &a->retry);
 	a->retry.data = a;
 	node_hold(n);
-	a->next = n->attempts;
-	n->attempts = a;
-	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, n->cfg.data_dir,
+	a->next = w->attempts;
+	w->attempts = a;
+	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, node_cfg(n)->data_dir,
 	         a->job, a->attempt);
 
-	int marked = marker_create(n, a->job, a->attempt);
+	int marked = marker_create(w, a->job, a->attempt);
 	if (marked != 0 || j->nstages > 0) {
 		/* Started before a restart of this node (that run is gone), or
 		 * cannot be recorded: never run it without the record. */
 		msgpack_packer *pk = report_begin(a, "lost", 1, true);
-		view_key(pk, "message");
+		mp_pack_cstr(pk, "message");
 		mp_pack_cstr(pk, marked < 0 ? "the node cannot record the attempt on its disk"
 		                            : "the node restarted while the attempt ran");
 		if (marked < 0)
 			ING_LOG_ERROR("attempt lost: cannot record it on disk job=%" PRIu64
 			              " attempt=%" PRIu32 " dir=%s/work/started",
-			              a->job, a->attempt, n->cfg.data_dir);
+			              a->job, a->attempt, node_cfg(n)->data_dir);
 		else
 			ING_LOG_WARN("attempt lost in a restart job=%" PRIu64 " attempt=%" PRIu32,
 			             a->job, a->attempt);
@@ -912,30 +882,50 @@ static void start_attempt(struct node *n, struct store_txn *t, const struct rec_
 		a->params[i].value = (struct ing_str){v, j->params[i].value.len};
 	}
 	a->nparams = j->nparams;
+	a->ngpus = j->ngpus < ING_MAX_GPUS ? j->ngpus : ING_MAX_GPUS;
+	if (a->ngpus > 0)
+		memcpy(a->gpus, j->gpus, a->ngpus * sizeof(a->gpus[0]));
 	a->nsources = j->nsources;
 	a->sources = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->sources));
-	for (uint32_t i = 0; a->sources != NULL && i < j->nsources; i++) {
+	if (a->sources == NULL) {
+		a->failed = true;
+		report_finish(a, "failed", "out of memory on the worker");
+		return;
+	}
+	for (uint32_t i = 0; i < j->nsources; i++) {
 		void *data;
 		size_t len;
-		char *p = msgpack_zone_malloc(a->zone, j->sources[i].path.len);
+		char *p = msgpack_zone_malloc(a->zone, j->sources[i].path.len + 1);
+		if (p == NULL) {
+			a->failed = true;
+			report_finish(a, "failed", "out of memory on the worker");
+			return;
+		}
 		memcpy(p, j->sources[i].path.ptr, j->sources[i].path.len);
 		a->sources[i] = j->sources[i];
 		a->sources[i].path = (struct ing_str){p, j->sources[i].path.len};
 		snprintf(path, sizeof(path), "%s/src/%.*s", a->dir,
 		         ING_STR_FMT(j->sources[i].path));
-		if (store_artifact_read(t, j->sources[i].sha256, &data, &len) != 0 ||
-		    write_file(path, data, len) != 0) {
+		int rv = store_artifact_read(t, j->sources[i].sha256, &data, &len);
+		if (rv == 0) {
+			rv = write_attempt_file(path, data, len);
+			free(data);
+		}
+		if (rv != 0) {
 			a->failed = true;
-			report_finish(a, "failed", "cannot write the job's sources on the worker");
+			report_finish(a, "failed",
+			              rv == ING_ENOMEM
+			                  ? "out of memory on the worker reading the job's sources"
+			                  : "cannot write the job's sources on the worker");
 			return;
 		}
-		free(data);
 	}
-	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32 " stages=%u dir=%s",
-	             a->job, a->attempt, a->target.nstages, a->dir);
+	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32
+	             " stages=%u gpus=%u dir=%s",
+	             a->job, a->attempt, a->target.nstages, a->ngpus, a->dir);
 	a->stage = 0;
 	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
-	view_key(pk, "stage");
+	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, 0);
 	report_send(a);
 }
@@ -952,8 +942,32 @@ static void fence(struct node_attempt *a)
 	}
 }
 
-void node_worker_poll(struct node *n)
+int worker_new(struct node *n, struct worker **out)
 {
+	struct worker *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return ING_ENOMEM;
+	w->n = n;
+	w->dirty = true; /* look at this node's assignments once at start */
+	*out = w;
+	return 0;
+}
+
+void worker_free(struct worker *w)
+{
+	free(w);
+}
+
+void worker_note_applied(struct worker *w)
+{
+	w->dirty = true;
+}
+
+/* Starts the attempts assigned to this node, stops fenced or cancelled ones. */
+static void poll_assignments(struct worker *w)
+{
+	struct node *n = w->n;
+	uint64_t self = node_id(n);
 	struct store_txn *t;
 	struct store_iter *it;
 	struct ing_str k, v, val;
@@ -965,16 +979,16 @@ void node_worker_poll(struct node *n)
 	unsigned count = 0;
 	bool complete = true;
 
-	if (n->stopping || n->self_client == NULL || store_read_begin(n->store, &t) != 0)
+	if (node_stopping(n) || store_read_begin(node_store(n), &t) != 0)
 		return;
 	msgpack_zone_init(&z, 4096);
-	for (struct node_attempt *a = n->attempts; a != NULL; a = a->next)
+	for (struct node_attempt *a = w->attempts; a != NULL; a = a->next)
 		a->seen = false;
-	store_be64(prefix, n->cfg.id);
+	store_be64(prefix, self);
 	if (store_iter_open(t, STORE_ASSIGNMENTS, (struct ing_str){(const char *)prefix, 8}, &it) ==
 	    0) {
 		while (store_iter_next(it, &k, &v) == 0) {
-			if (k.len != 16 || store_get_be64(k.ptr) != n->cfg.id)
+			if (k.len != 16 || store_get_be64(k.ptr) != self)
 				break;
 			uint64_t job = store_get_be64(k.ptr + 8);
 			struct rec_job j;
@@ -991,13 +1005,13 @@ void node_worker_poll(struct node *n)
 			} else {
 				complete = false;
 			}
-			struct node_attempt *a = find(n, job, j.attempt);
-			if (a == NULL && ended_recently(n, job, j.attempt)) {
+			struct node_attempt *a = find(w, job, j.attempt);
+			if (a == NULL && ended_recently(w, job, j.attempt)) {
 				msgpack_zone_clear(&z);
 				continue;
 			}
 			if (a == NULL) {
-				start_attempt(n, t, &j);
+				start_attempt(w, t, &j);
 			} else {
 				a->seen = true;
 				if (j.cancel_requested && !a->cancel) {
@@ -1009,10 +1023,10 @@ void node_worker_poll(struct node *n)
 			msgpack_zone_clear(&z);
 		}
 		store_iter_close(it);
-		markers_collect(n, jobs, attempts, count, complete);
+		markers_collect(w, jobs, attempts, count, complete);
 	}
 	/* Attempts no longer assigned here were fenced (or just finished). */
-	for (struct node_attempt *a = n->attempts, *next; a != NULL; a = next) {
+	for (struct node_attempt *a = w->attempts, *next; a != NULL; a = next) {
 		next = a->next;
 		if (!a->seen && !a->fenced && !a->finishing)
 			fence(a);
@@ -1021,9 +1035,25 @@ void node_worker_poll(struct node *n)
 	store_abort(t);
 }
 
-void node_worker_stop_all(struct node *n)
+unsigned worker_busy(const struct worker *w)
 {
-	for (struct node_attempt *a = n->attempts, *next; a != NULL; a = next) {
+	unsigned busy = 0;
+	for (const struct node_attempt *a = w->attempts; a != NULL; a = a->next)
+		busy++;
+	return busy;
+}
+
+void worker_flushed(struct worker *w)
+{
+	if (!w->dirty)
+		return;
+	w->dirty = false;
+	poll_assignments(w);
+}
+
+void worker_stop_all(struct worker *w)
+{
+	for (struct node_attempt *a = w->attempts, *next; a != NULL; a = next) {
 		next = a->next;
 		a->fenced = true;
 		if (a->run != NULL) {
@@ -1080,13 +1110,13 @@ static void kill_leftovers(int pgid, const char *dir)
 	closedir(proc);
 }
 
-void node_worker_reap(struct node *n)
+void worker_reap(const char *data_dir)
 {
 	char work[600], path[900];
 	struct dirent *d;
 	DIR *dir;
 
-	snprintf(work, sizeof(work), "%s/work", n->cfg.data_dir);
+	snprintf(work, sizeof(work), "%s/work", data_dir);
 	dir = opendir(work);
 	if (dir == NULL)
 		return;

@@ -82,6 +82,14 @@ def api_ep(n):
     return "%s:%d" % (host(n), api_port(n))
 
 
+def http_port(n):
+    return 7600 + PORT_OFFSET + n
+
+
+def http_ep(n):
+    return "%s:%d" % (HOST, http_port(n))
+
+
 def raft_ep(n):
     return "%s:%d" % (host(n), raft_port(n))
 
@@ -147,7 +155,7 @@ def ports_free(nodes=NODES):
     """Returns the list of ports of `nodes` that are already bound."""
     busy = []
     for n in nodes:
-        for port in (api_port(n), raft_port(n)):
+        for port in (api_port(n), raft_port(n), http_port(n)):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -261,7 +269,8 @@ class Cluster:
                  "id: %d" % n,
                  "data_dir: ingot-data/node%d" % n,
                  "raft_address: %s" % raft_ep(n),
-                 "api_address: %s" % api_ep(n)]
+                 "api_address: %s" % api_ep(n),
+                 "http_address: %s" % http_ep(n)]
         if n in self.initial:
             lines.append("peers:")
             lines += ["  - {id: %d, raft_address: %s, api_address: %s}" % (p, raft_ep(p), api_ep(p))
@@ -405,6 +414,12 @@ class Cluster:
                 _live.pop(p.pid, None)
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def snapshot_file_sizes(self, n):
+        """Sizes of the snapshot data files in node n's raft/ directory."""
+        d = os.path.join(self.data_dir(n), "raft")
+        return sorted(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
+                      if f.startswith("snapshot-") and not f.endswith(".meta"))
 
     def log(self, n):
         try:

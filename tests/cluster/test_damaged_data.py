@@ -4,9 +4,10 @@
 1. Damage at start, each on a copy of the same stopped
    one-node directory (about 40 entries, snapshots every 16): a corrupt
    byte in the last closed segment, the last closed segment truncated to
-   zero, both metadata files damaged, the newest snapshot truncated to
-   100 bytes, `state.mdb` truncated to half, an emptied `raft/`
-   directory, and (after a `kill -9`) a corrupt batch in the open segment.
+   zero, both metadata files damaged, the newest snapshot (a 16-byte
+   reference in its LZ4 frame) cut to half its size, `state.mdb` truncated
+   to half, an emptied `raft/` directory, and (after a `kill -9`) a
+   corrupt batch in the open segment.
    Each start exits 1 within 15 s (no abort, no spin, no signal) naming
    the damaged file or saying the log ends before the store, and says how
    to bring the node back (`member remove`, `--join`); the open segment's
@@ -16,6 +17,12 @@
    stopped; it refuses to start (exit 1); `ingotctl member remove 3`, an
    empty data directory and `--join` bring it back as a voter with every
    acknowledged job and a byte-identical store.
+3. A follower that restarts right after installing a snapshot (a copy of
+   the leader's state, which may hold entries past the snapshot's index,
+   and so past the follower's log) is not refused: node 3 is stopped, the
+   leader's log moves past what it keeps, node 3 is started and killed
+   (`kill -9`) the moment it logs the install, and starts again to serve
+   with a byte-identical store.
 """
 import os
 import shutil
@@ -68,8 +75,9 @@ def damage_cases(d):
     def snapshot(dd):
         snaps = sorted((f for f in raft_files(dd) if f.startswith("snapshot-") and not f.endswith(".meta")),
                        key=lambda f: tuple(int(x) for x in f.split("-")[1:]))
-        with open(os.path.join(dd, "raft", snaps[-1]), "r+b") as f:
-            f.truncate(100)
+        p = os.path.join(dd, "raft", snaps[-1])
+        with open(p, "r+b") as f:
+            f.truncate(os.path.getsize(p) // 2)
         return snaps[-1]
 
     def state(dd):
@@ -86,7 +94,7 @@ def damage_cases(d):
     return [("a corrupt byte in the last closed segment", corrupt_closed),
             ("the last closed segment truncated to zero", truncate_closed),
             ("both metadata files damaged", metadata),
-            ("the newest snapshot truncated to 100 bytes", snapshot),
+            ("the newest snapshot cut to half its size", snapshot),
             ("state.mdb truncated to half", state),
             ("an emptied raft/ directory", emptied)]
 
@@ -177,6 +185,39 @@ def advice_works(t):
             all(("r%d" % i) in names for i in range(10)), str(names))
     dumps = c.dumps(nodes=[1, 2, 3])
     t.check("byte-identical stores", cl.dumps_identical(dumps), cl.dump_diff(dumps))
+    for n in (1, 2, 3):
+        c.stop(n)
+
+
+def restart_after_install(t):
+    c = t.cluster(name="install-restart",
+                  overrides={"snapshot_threshold": 16, "snapshot_trailing": 4})
+    write_targets(c, 4, "a", via=1)
+    c.wait_converged()
+    c.stop(3)
+    # Far past what the leader keeps (16 + 4): node 3 needs a snapshot.
+    # The last few land after the leader's latest reference, so the copy
+    # it installs holds entries past that snapshot's index.
+    write_targets(c, 45, "b", via=1)
+    c.start(3)
+    k = c.starts[3]
+    installed = cl.wait_for("node 3 installs a snapshot",
+                            lambda: "snapshot restored" in c.log_since(3, k), 30, interval=0.01)
+    c.kill(3)
+    t.log("node 3 killed right after it installed a snapshot")
+    c.start(3)
+    k = c.starts[3]
+    rc = c.wait_exit(3, 5)
+    log = c.log_since(3, k)
+    cover = [ln for ln in log.splitlines() if "raft log covers the store" in ln]
+    t.check("node 3 restarted after the install is not refused", rc is None and installed and cover,
+            "rc=%s %s" % (rc, log[-600:]))
+    t.log("at the restart: %s" % (cover[0].split("raft log covers the store", 1)[1] if cover else "?"))
+    c.wait_converged(nodes=[1, 2, 3])
+    names = sorted(x["name"] for x in c.ctl_json("target", "list", "--stale", nodes=[3]))
+    t.check("node 3 serves every target", len(names) == 49, str(len(names)))
+    dumps = c.dumps(nodes=[1, 2, 3])
+    t.check("byte-identical stores", cl.dumps_identical(dumps), cl.dump_diff(dumps))
 
 
 def main(t):
@@ -184,6 +225,7 @@ def main(t):
     write_targets(c, 40, "t")
     damaged_at_start(t, c)
     advice_works(t)
+    restart_after_install(t)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ def raft_files(d):
 
 def one_directory(t, c):
     pid = c.pid(1)
+    # Applied entries reach state.mdb in batches (store_commit_interval_ms):
+    # wait until the file holds them all before taking the reference dump.
+    c.wait_converged(nodes=[1])
     before = c.dump(1)
     files_before = raft_files(c.data_dir(1))
     lock = os.path.join(c.data_dir(1), "ingot.lock")

@@ -212,7 +212,7 @@ def examples_end_to_end(t, c):
         jobs.append(("verify %s" % k, "x86_64-verify",
                      e(k, k + ".c", "harness.c", k + ".h", "ref_in.txt", "ref_out.txt")))
     if nvcc:
-        jobs.append(("cuda fir", "cuda-sm90", e("fir", "fir.cu")))
+        jobs.append(("cuda fir", "cuda-sm90", e("fir", "fir.cu", "fir_cuda.h")))
     t0 = cl.now()
     ids = {}
     for label, tgt, files in jobs:

@@ -59,9 +59,12 @@ def main(t):
     t0 = cl.now()
     acked = submit_many(t, c, src, "snap", JOBS)
     t.log("%d submits with node %d down took %.1f s" % (JOBS, victim, cl.now() - t0))
-    exported = [ln for ln in c.log(lead).splitlines() if "raft snapshot taken" in ln and "on=thread" in ln]
-    t.check("leader took snapshots (%d 'raft snapshot taken ... on=thread' lines)" % len(exported), len(exported) >= 2,
-            exported[-1] if exported else "")
+    taken = [ln for ln in c.log(lead).splitlines() if "raft snapshot taken" in ln and " reference=" in ln]
+    t.check("leader took reference snapshots (%d 'raft snapshot taken ... reference=' lines)" % len(taken),
+            len(taken) >= 2, taken[-1] if taken else "")
+    sizes = c.snapshot_file_sizes(lead)
+    t.check("the leader's raft/ keeps references, not copies (snapshot files of %s bytes)" % sizes,
+            sizes and max(sizes) < 100, repr(sizes))
 
     t0 = cl.now()
     c.restart(victim)
@@ -72,6 +75,8 @@ def main(t):
     restored = [ln for ln in new_log.splitlines() if "snapshot restored" in ln]
     t.check("restarted node %d installed a snapshot ('snapshot restored ... replaced=yes')" % victim,
             any("replaced=yes" in ln for ln in restored), "; ".join(restored) or "no 'snapshot restored' line")
+    copied = [ln for ln in c.log(lead).splitlines() if "raft snapshot copied for install" in ln]
+    t.check("the leader copied its state for that install", len(copied) >= 1, "no 'copied for install' line")
     dumps = c.dumps()
     t.check("mdb_dump identical on all three nodes at index %d" % idx, cl.dumps_identical(dumps),
             cl.dump_diff(dumps))
@@ -96,6 +101,11 @@ def main(t):
     c.start_all()
     idx2, _ = c.wait_converged(nodes=list(cl.NODES), timeout=60)
     t.log("kill -9 of all, restart from snapshots: converged at %d after %.2f s" % (idx2, cl.now() - t0))
+    # The victim still holds the copy it installed until its own next snapshot.
+    others = [n for n in cl.NODES if n != victim]
+    checked = [n for n in others if "raft snapshot reference checked" in c.log(n)]
+    t.check("nodes %s restarted from a reference checked against their store" % others,
+            checked == others, repr(checked))
     again = c.dumps()
     t.check("kill -9 of all and restart from snapshots: stores identical to before",
             all(again[n] == dumps[n] for n in cl.NODES), cl.dump_diff({0: dumps[1], 1: again[1], 2: again[2],

@@ -5,8 +5,10 @@
  * (node_start: LMDB, libraft on loopback, the rpc server; slots 0, member
  * catch-up cut to 500 ms), reached through the client library over TCP
  * like any client.  An input is one selector byte and one msgpack map: the
- * byte picks an operation of the API (docs/api.md; job.watch, which waits
- * for a job to end, left out), the map is its arguments.  An input whose
+ * byte picks an operation of the API (docs/api.md; left out: job.watch,
+ * which waits for a job to end, node.log_level, which would turn this
+ * process's logging on, and the snapshot operations, which copy the whole
+ * store), the map is its arguments.  An input whose
  * rest is not exactly one map is skipped: the client library refuses such
  * arguments before anything is sent.  Each call runs the loop until its
  * reply.
@@ -34,7 +36,7 @@
 #include <uv.h>
 
 #include "common/log.h"
-#include "common/str.h"
+#include "common/text.h"
 #include "node/config.h"
 #include "node/node.h"
 #include "rpc/client.h"
@@ -47,7 +49,7 @@ static const char *const ops[] = {
     "job.retry",      "job.events",    "node.list",      "node.drain",      "node.undrain",
     "artifact.get",   "node.register", "node.heartbeat", "worker.report",   "member.add",
     "member.promote", "member.demote", "member.remove",  "member.transfer", "member.check",
-    "cluster.events", "node.forget",
+    "cluster.events", "node.forget",   "job.log",
 };
 #define NOPS (sizeof(ops) / sizeof(ops[0]))
 

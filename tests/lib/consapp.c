@@ -23,6 +23,7 @@ void capp_init(struct capp *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->fail_marker = -1;
+	uv_mutex_init(&a->lock);
 }
 
 static void clear_entries(struct capp *a)
@@ -39,9 +40,21 @@ void capp_free(struct capp *a)
 	clear_entries(a);
 	free(a->e);
 	free(a->prepared);
+	free(a->synced);
 	a->prepared = NULL;
+	a->synced = NULL;
 	a->e = NULL;
 	a->cap = 0;
+	uv_mutex_destroy(&a->lock);
+}
+
+void capp_restart(struct capp *a)
+{
+	a->applies = a->restores = a->snapshots = a->free_results = a->fatals = 0;
+	a->syncs = a->copies = 0;
+	a->index_violations = 0;
+	a->fatal_code = 0;
+	a->nroles = 0;
 }
 
 static void push(struct capp *a, uint64_t index, const void *buf, size_t len)
@@ -83,12 +96,8 @@ static void app_free_result(void *data, void *result)
 	free(result);
 }
 
-/* On the loop: serialise the state now; app_snapshot (maybe on a pool
- * thread) only hands the buffer over, so it never reads what the loop is
- * changing. */
-static int app_snapshot_prepare(void *data)
+static uint8_t *serialise(const struct capp *a, size_t *len)
 {
-	struct capp *a = data;
 	size_t i, size = 8;
 	uint8_t *p, *out;
 
@@ -104,16 +113,66 @@ static int app_snapshot_prepare(void *data)
 		memcpy(p + 16, a->e[i].buf, a->e[i].len);
 		p += 16 + a->e[i].len;
 	}
+	*len = size;
+	return out;
+}
+
+/* On the loop: serialise the state now; app_snapshot (maybe on a pool
+ * thread) only hands the buffer over, so it never reads what the loop is
+ * changing. */
+static int app_snapshot_prepare(void *data)
+{
+	struct capp *a = data;
 	a->snapshots++;
 	free(a->prepared);
-	a->prepared = out;
-	a->prepared_len = size;
+	a->prepared = serialise(a, &a->prepared_len);
+	return 0;
+}
+
+static uint64_t last_index(const struct capp *a)
+{
+	return a->n > 0 ? a->e[a->n - 1].index : 0;
+}
+
+static int app_snapshot_sync(void *data, uint64_t *index)
+{
+	struct capp *a = data;
+	size_t len;
+	uint8_t *out = serialise(a, &len);
+	uv_mutex_lock(&a->lock);
+	free(a->synced);
+	a->synced = out;
+	a->synced_len = len;
+	uv_mutex_unlock(&a->lock);
+	a->syncs++;
+	a->snapshots++;
+	*index = last_index(a);
+	return 0;
+}
+
+static int app_state_index(void *data, uint64_t *index)
+{
+	*index = last_index(data);
 	return 0;
 }
 
 static int app_snapshot(void *data, void **buf, size_t *len)
 {
 	struct capp *a = data;
+	if (a->durable) {
+		int rv = 0;
+		uv_mutex_lock(&a->lock);
+		if (a->synced == NULL) {
+			rv = ING_EINVAL;
+		} else {
+			*buf = xrealloc(NULL, a->synced_len);
+			memcpy(*buf, a->synced, a->synced_len);
+			*len = a->synced_len;
+			a->copies++;
+		}
+		uv_mutex_unlock(&a->lock);
+		return rv;
+	}
 	if (a->prepared == NULL)
 		return ING_EINVAL;
 	*buf = a->prepared;
@@ -179,6 +238,16 @@ struct cons_callbacks capp_callbacks(struct capp *a)
 	    .role_changed = app_role_changed,
 	    .fatal = app_fatal,
 	};
+	return cb;
+}
+
+struct cons_callbacks capp_callbacks_durable(struct capp *a)
+{
+	struct cons_callbacks cb = capp_callbacks(a);
+	a->durable = true;
+	cb.snapshot_prepare = NULL;
+	cb.snapshot_sync = app_snapshot_sync;
+	cb.state_index = app_state_index;
 	return cb;
 }
 

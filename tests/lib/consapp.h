@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "raft/consensus.h"
 
 struct capp_entry {
@@ -43,6 +45,16 @@ struct capp {
 	unsigned nroles;
 	void *prepared; /* serialised by snapshot_prepare, handed over by snapshot */
 	size_t prepared_len;
+	/* Durable mode (capp_callbacks_durable): snapshot_sync serialises the
+	 * state into `synced` (under `lock`); snapshot, on a pool thread,
+	 * hands over a copy of it.  The entries stand for a durable store: a
+	 * restart that keeps them (capp_restart) models a node whose store
+	 * survived. */
+	bool durable;
+	void *synced;
+	size_t synced_len;
+	unsigned syncs, copies;
+	uv_mutex_t lock;
 };
 
 /* Empty state, counters zero, no failure marker. */
@@ -50,6 +62,11 @@ void capp_init(struct capp *a);
 /* Releases the entries (the struct may be reused after capp_init). */
 void capp_free(struct capp *a);
 struct cons_callbacks capp_callbacks(struct capp *a);
+/* Callbacks of the durable mode: reference snapshots (raft/snapref.c). */
+struct cons_callbacks capp_callbacks_durable(struct capp *a);
+/* Keeps the entries (the "durable store"), zeroes counters and roles: a
+ * node restarted with its store. */
+void capp_restart(struct capp *a);
 /* Same applied (index, payload) sequence. */
 bool capp_equal(const struct capp *a, const struct capp *b);
 /* Fills buf with bytes derived from seed (first byte never 0xff). */

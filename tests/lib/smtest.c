@@ -103,6 +103,12 @@ const char *smt_result_str(struct smt *t)
 
 void smt_target(struct smt *t, const char *name, uint32_t nstages)
 {
+	smt_gpu_target(t, name, nstages, 0, 0);
+}
+
+void smt_gpu_target(struct smt *t, const char *name, uint32_t nstages, uint32_t gpus,
+                    uint32_t stage0_gpus)
+{
 	struct cmd c = smt_cmd(t, CMD_TARGET_PUT);
 	struct rec_stage_def *st = msgpack_zone_malloc(t->zone, nstages * sizeof(*st));
 	struct ing_str *argv = msgpack_zone_malloc(t->zone, 2 * sizeof(*argv));
@@ -117,9 +123,28 @@ void smt_target(struct smt *t, const char *name, uint32_t nstages)
 		st[i].argv = argv;
 		st[i].timeout_ms = 60000;
 	}
+	if (nstages > 0)
+		st[0].gpus = stage0_gpus;
 	c.u.target_put.spec.name = ing_str_c(name);
+	c.u.target_put.spec.gpus = gpus;
 	c.u.target_put.spec.nstages = nstages;
 	c.u.target_put.spec.stages = st;
+	assert_int_equal(smt_apply(t, &c), 0);
+}
+
+void smt_gpu_node(struct smt *t, uint64_t id, uint32_t slots, uint32_t n, const uint32_t *indexes)
+{
+	struct cmd c = smt_cmd(t, CMD_NODE_REGISTER);
+	struct rec_gpu *g = msgpack_zone_malloc(t->zone, (n + 1) * sizeof(*g));
+	for (uint32_t i = 0; i < n; i++) {
+		char *uuid = msgpack_zone_malloc(t->zone, 16);
+		snprintf(uuid, 16, "GPU-%u", indexes[i]);
+		g[i] = (struct rec_gpu){indexes[i], ing_str_c(uuid), 1ull << 30};
+	}
+	c.u.node_register.spec.id = id;
+	c.u.node_register.spec.slots = slots;
+	c.u.node_register.spec.ngpus = n;
+	c.u.node_register.spec.gpus = g;
 	assert_int_equal(smt_apply(t, &c), 0);
 }
 
@@ -141,6 +166,84 @@ uint64_t smt_submit(struct smt *t, const char *target, uint32_t priority, uint32
 	c.u.job_submit.target = ing_str_c(target);
 	c.u.job_submit.priority = priority;
 	c.u.job_submit.max_attempts = max_attempts;
+	c.u.job_submit.nsources = 1;
+	c.u.job_submit.sources = src;
+	assert_int_equal(smt_apply(t, &c), 0);
+	return smt_result_uint(t);
+}
+
+/* "a,b" as names in t's zone. */
+static uint32_t split_list(struct smt *t, const char *csv, struct ing_str **out)
+{
+	uint32_t n = 0;
+	*out = NULL;
+	if (csv == NULL || csv[0] == '\0')
+		return 0;
+	char *copy = msgpack_zone_malloc(t->zone, strlen(csv) + 1);
+	strcpy(copy, csv);
+	*out = msgpack_zone_malloc(t->zone, (strlen(csv) / 2 + 1) * sizeof(**out));
+	for (char *save = NULL, *w = strtok_r(copy, ",", &save); w != NULL;
+	     w = strtok_r(NULL, ",", &save))
+		(*out)[n++] = ing_str_c(w);
+	return n;
+}
+
+/* "k=v,k2=v2" as key/value pairs in t's zone. */
+static uint32_t split_labels(struct smt *t, const char *csv, struct rec_kv **out)
+{
+	struct ing_str *items;
+	uint32_t n = split_list(t, csv, &items);
+	*out = n > 0 ? msgpack_zone_malloc(t->zone, n * sizeof(**out)) : NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *eq = memchr(items[i].ptr, '=', items[i].len);
+		assert_non_null(eq);
+		(*out)[i].key = (struct ing_str){items[i].ptr, (uint32_t)(eq - items[i].ptr)};
+		(*out)[i].value = ing_str_c(eq + 1);
+	}
+	return n;
+}
+
+void smt_target_with(struct smt *t, const char *name, const char *caps, const char *labels)
+{
+	struct cmd c = smt_cmd(t, CMD_TARGET_PUT);
+	struct rec_stage_def *st = msgpack_zone_malloc(t->zone, sizeof(*st));
+	struct ing_str *argv = msgpack_zone_malloc(t->zone, sizeof(*argv));
+	argv[0] = ing_str_c("true");
+	memset(st, 0, sizeof(*st));
+	st->name = ing_str_c("build");
+	st->nargv = 1;
+	st->argv = argv;
+	st->timeout_ms = 60000;
+	c.u.target_put.spec.name = ing_str_c(name);
+	c.u.target_put.spec.nstages = 1;
+	c.u.target_put.spec.stages = st;
+	c.u.target_put.spec.ncaps = split_list(t, caps, &c.u.target_put.spec.caps);
+	c.u.target_put.spec.nlabels = split_labels(t, labels, &c.u.target_put.spec.labels);
+	assert_int_equal(smt_apply(t, &c), 0);
+}
+
+void smt_node_with(struct smt *t, uint64_t id, uint32_t slots, const char *caps, const char *labels)
+{
+	struct cmd c = smt_cmd(t, CMD_NODE_REGISTER);
+	c.u.node_register.spec.id = id;
+	c.u.node_register.spec.slots = slots;
+	c.u.node_register.spec.ncaps = split_list(t, caps, &c.u.node_register.spec.caps);
+	c.u.node_register.spec.nlabels = split_labels(t, labels, &c.u.node_register.spec.labels);
+	assert_int_equal(smt_apply(t, &c), 0);
+}
+
+uint64_t smt_submit_as(struct smt *t, const char *target, const char *tenant, uint32_t priority,
+                       uint64_t deadline_at_ms)
+{
+	struct cmd c = smt_cmd(t, CMD_JOB_SUBMIT);
+	struct cmd_file *src = msgpack_zone_malloc(t->zone, sizeof(*src));
+	src->path = ing_str_c("kernel.c");
+	src->data = ing_str_c("int main(void) { return 0; }\n");
+	c.u.job_submit.tenant = ing_str_c(tenant);
+	c.u.job_submit.target = ing_str_c(target);
+	c.u.job_submit.priority = priority;
+	c.u.job_submit.max_attempts = 3;
+	c.u.job_submit.deadline_at_ms = deadline_at_ms;
 	c.u.job_submit.nsources = 1;
 	c.u.job_submit.sources = src;
 	assert_int_equal(smt_apply(t, &c), 0);

@@ -44,6 +44,21 @@ const char *smt_result_str(struct smt *t);
 void smt_target(struct smt *t, const char *name, uint32_t nstages);
 void smt_node(struct smt *t, uint64_t id, uint32_t slots);
 uint64_t smt_submit(struct smt *t, const char *target, uint32_t priority, uint32_t max_attempts);
+/* A target of `nstages` stages asking `gpus` GPUs for every stage and
+ * `stage0_gpus` for stage 0; a node offering the GPUs `indexes[0..n)`
+ * (uuid "GPU-<index>", 1 GiB each). */
+void smt_gpu_target(struct smt *t, const char *name, uint32_t nstages, uint32_t gpus,
+                    uint32_t stage0_gpus);
+void smt_gpu_node(struct smt *t, uint64_t id, uint32_t slots, uint32_t n, const uint32_t *indexes);
+
+/* The same with what the scheduler looks at.  caps: "a,b" (NULL or "":
+ * none); labels: "k=v,k2=v2".  The strings must outlive the call only. */
+void smt_target_with(struct smt *t, const char *name, const char *caps, const char *labels);
+void smt_node_with(struct smt *t, uint64_t id, uint32_t slots, const char *caps,
+                   const char *labels);
+/* A job of tenant `tenant` (max 3 attempts); deadline_at_ms 0: none. */
+uint64_t smt_submit_as(struct smt *t, const char *target, const char *tenant, uint32_t priority,
+                       uint64_t deadline_at_ms);
 
 /* Reads a job; returns 0 or ING_ENOTFOUND.  Views live until smt_close. */
 int smt_job(struct smt *t, uint64_t id, struct rec_job *out);

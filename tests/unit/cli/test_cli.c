@@ -6,7 +6,9 @@
  * and message for a closed port (real TCP), and whole runs of cli_run
  * against a fake server (rpc/server.h on its own thread and loop) that
  * answers with canned results, to check the requests ingotctl sends and
- * what it prints.
+ * what it prints.  Also what ingotctl says about itself: the help of every
+ * command (its options are exactly those the parser takes; docs/cli.md and
+ * ingotctl(1) name every command), --version, the completion script.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -21,9 +23,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <uv.h>
 
 #include "cli/cli.h"
+#include "common/build_info.h"
 #include "rpc/server.h"
 #include "tests/lib/testutil.h"
 
@@ -147,6 +152,9 @@ static void test_args_every_command(void **state)
 	assert_string_equal(c.file, "t.yaml");
 	assert_int_equal(parse(&c, &e, "target", "list", NULL), 0);
 	assert_int_equal(c.verb, CLI_TARGET_LIST);
+	assert_int_equal(parse(&c, &e, "snapshot", "save", "/tmp/x.snap", NULL), 0);
+	assert_int_equal(c.verb, CLI_SNAPSHOT_SAVE);
+	assert_string_equal(c.file, "/tmp/x.snap");
 	assert_int_equal(parse(&c, &e, "target", "get", "cc", NULL), 0);
 	assert_int_equal(c.verb, CLI_TARGET_GET);
 	assert_string_equal(c.name, "cc");
@@ -369,7 +377,8 @@ static void test_args_usage_errors(void **state)
 	static const struct bad_line bad[] = {
 	    {{NULL}, "no command given"},
 	    {{"frob"},
-	     "unknown command 'frob' (commands: status, target, job, node, member, events)"},
+	     "unknown command 'frob' (commands: status, target, job, node, member, events, "
+	     "snapshot, help, completion)"},
 	    {{"job"}, "'job' needs a subcommand"},
 	    {{"job", "frob"}, "unknown subcommand 'job frob'"},
 	    {{"status", "extra"}, "takes no arguments"},
@@ -384,6 +393,11 @@ static void test_args_usage_errors(void **state)
 	    {{"status", "--endpoints", "127.0.0.1"}, "HOST:PORT"},
 	    {{"status", "--endpoints", "127.0.0.1:0"}, "HOST:PORT"},
 	    {{"status", "--endpoints", "127.0.0.1:1,"}, "empty endpoint"},
+	    {{"snapshot"}, "'snapshot' needs a subcommand"},
+	    {{"snapshot", "save"}, "'snapshot save' needs FILE"},
+	    {{"snapshot", "save", ""}, "'snapshot save': empty FILE"},
+	    {{"snapshot", "save", "a", "b"}, "takes one FILE"},
+	    {{"snapshot", "save", "a", "--stale"}, "--stale applies to reads only"},
 	    {{"target", "get"}, "needs NAME"},
 	    {{"target", "get", "a", "b"}, "takes one NAME"},
 	    {{"target", "apply", "--stale", "x.yaml"}, "--stale applies to reads only"},
@@ -424,8 +438,8 @@ static void test_args_usage_errors(void **state)
 	    {{"job", "fetch", "1", "d", "e"}, "needs ID DIR, got more"},
 	    {{"job", "fetch", "x", "d"}, "job ID: expected a number"},
 	    {{"job", "fetch", "1", ""}, "empty DIR"},
-	    {{"node"}, "'node' needs a subcommand (list, drain, undrain)"},
-	    {{"node", "frob"}, "unknown subcommand 'node frob' (list, drain, undrain)"},
+	    {{"node"}, "'node' needs a subcommand (list, drain, undrain, forget)"},
+	    {{"node", "frob"}, "unknown subcommand 'node frob' (list, drain, undrain, forget)"},
 	    {{"node", "list", "3"}, "takes no arguments"},
 	    {{"node", "drain"}, "'node drain' needs ID"},
 	    {{"node", "drain", "two"}, "node ID: expected a number"},
@@ -521,6 +535,17 @@ static void test_args_usage_errors(void **state)
 	    {{"events", "--after", "x"}, "--after: expected a number"},
 	    {{"events", "--after", "1", "--after", "2"}, "option --after given twice"},
 	    {{"events", "--all"}, "'events' has no option --all"},
+	    /* help, completion, --version */
+	    {{"help", "frob"}, "unknown command 'frob'"},
+	    {{"help", "job", "frob"}, "unknown subcommand 'job frob'"},
+	    {{"help", "status", "extra"}, "'help' takes one command, got also 'extra'"},
+	    {{"help", "job", "submit", "x"}, "'help' takes one command, got also 'x'"},
+	    {{"help", "--stale"}, "--stale applies to reads only, not to 'help'"},
+	    {{"completion"}, "'completion' needs a subcommand (bash)"},
+	    {{"completion", "zsh"}, "unknown subcommand 'completion zsh' (bash)"},
+	    {{"completion", "bash", "x"}, "'completion bash' takes no arguments"},
+	    {{"status", "--version=1"}, "option --version takes no value"},
+	    {{"job", "submit", "--target", "cc"}, "'job submit' needs FILE..."},
 	    {{"events", "--state", "queued"}, "'events' has no option --state"},
 	    {{"member", "add", "4", "--raft-address", "127.0.0.1:7504", "--api-address",
 	      "127.0.0.1:7404", "--after", "3"},
@@ -562,27 +587,375 @@ static void test_help_exit_0(void **state)
 	(void)state;
 	struct run r = run_words("--help", NULL);
 	assert_int_equal(r.code, 0);
-	assert_contains(r.out, "usage: ingotctl");
-	assert_contains(r.out, "job watch ID");
-	assert_contains(r.out, "job logs ID [--stage N|NAME] [-f|--follow]");
-	assert_contains(r.out, "job fetch ID DIR");
-	assert_contains(r.out, "node list");
-	assert_contains(r.out, "node drain ID [--deadline DURATION]");
-	assert_contains(r.out, "node undrain ID");
-	assert_contains(r.out, "member list");
-	assert_contains(r.out, "member add ID --raft-address A.B.C.D:PORT --api-address "
-	                       "A.B.C.D:PORT\n      [--role voter|standby|spare]");
-	assert_contains(r.out, "member promote ID");
-	assert_contains(r.out, "member demote ID [--role standby|spare]");
-	assert_contains(r.out, "member remove ID");
-	assert_contains(r.out, "member transfer-leadership [ID]");
+	assert_contains(r.out, "usage: ingotctl [global options] COMMAND [options] [ARGS]\n");
+	/* Every command, with its short synopsis, in the table's order. */
+	const char *at = r.out;
+	for (size_t i = 0; i < cli_ncommands; i++) {
+		char syn[256], line[300];
+		cli_command_synopsis(&cli_commands[i], false, syn, sizeof(syn));
+		snprintf(line, sizeof(line), "\n  %s", syn);
+		/* a long synopsis is wrapped: compare its first words */
+		line[strlen(line) > 60 ? 60 : strlen(line)] = '\0';
+		const char *hit = strstr(at, line);
+		if (hit == NULL)
+			fail_msg("'%s' missing (or out of order) in:\n%s", line + 1, r.out);
+		at = hit + 1;
+	}
+	assert_contains(r.out, "  job submit FILE... --target NAME [options]\n"
+	                       "                              submit a job; prints its id\n");
+	assert_contains(r.out, "  member add ID --raft-address A.B.C.D:PORT --api-address "
+	                       "A.B.C.D:PORT\n      [options]");
+	for (int id = 0; id < CLI_OPT_COUNT; id++) {
+		if (cli_opts[id].global)
+			assert_contains(r.out, cli_opts[id].name);
+	}
+	assert_contains(r.out, "  -o, --output FORMAT     table (default) or json\n");
 	assert_contains(r.out, "60s for");
-	assert_contains(r.out, "events [--after SEQ] [--limit N]");
+	assert_contains(r.out, "Exit codes: 0 success");
 	assert_string_equal(r.err, "");
+	run_free(&r);
+
+	/* The same from `help`, `-h`, and with junk around it. */
+	const char *const *lines[] = {
+	    (const char *const[]){"help", NULL},
+	    (const char *const[]){"-h", NULL},
+	    (const char *const[]){"--bogus", "--help", "x", NULL},
+	    (const char *const[]){"frob", "-h", NULL},
+	};
+	struct run want = run_words("help", NULL);
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		char *argv[8] = {(char *)"ingotctl"};
+		int argc = 1;
+		for (int k = 0; lines[i][k] != NULL; k++)
+			argv[argc++] = (char *)lines[i][k];
+		char *o, *er;
+		size_t ol, el;
+		FILE *out = open_memstream(&o, &ol), *err = open_memstream(&er, &el);
+		assert_int_equal(cli_run(argc, argv, out, err), 0);
+		fclose(out);
+		fclose(err);
+		assert_string_equal(o, want.out);
+		assert_string_equal(er, "");
+		free(o);
+		free(er);
+	}
+	run_free(&want);
+}
+
+/* The option names listed under "Options:" of a command's help. */
+static void help_options(const char *help, bool listed[CLI_OPT_COUNT])
+{
+	memset(listed, 0, CLI_OPT_COUNT * sizeof(bool));
+	const char *p = strstr(help, "\nOptions:\n");
+	if (p == NULL)
+		return;
+	for (p += strlen("\nOptions:\n"); *p == ' ' && p[1] == ' '; p = strchr(p, '\n') + 1) {
+		const char *name = strstr(p, "--");
+		const char *eol = strchr(p, '\n');
+		if (p[2] != '-' || name == NULL || name > eol)
+			continue; /* a wrapped line of text */
+		for (int id = 0; id < CLI_OPT_COUNT; id++) {
+			size_t len = strlen(cli_opts[id].name);
+			if (strncmp(name + 2, cli_opts[id].name, len) == 0 &&
+			    (name[2 + len] == ' ' || name[2 + len] == '\n'))
+				listed[id] = true;
+		}
+	}
+}
+
+static void test_help_per_command(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < cli_ncommands; i++) {
+		const struct cli_command *c = &cli_commands[i];
+		char name[64], head[96];
+		cli_command_name(c, name, sizeof(name));
+		/* `help NOUN VERB` and `NOUN VERB --help` print the same usage. */
+		struct run a = c->verb != NULL ? run_words("help", c->noun, c->verb, NULL)
+		                               : run_words("help", c->noun, NULL);
+		struct run b = c->verb != NULL ? run_words(c->noun, c->verb, "--help", NULL)
+		                               : run_words(c->noun, "--help", NULL);
+		if (a.code != 0 || b.code != 0 || strcmp(a.out, b.out) != 0 || a.err[0] != '\0')
+			fail_msg("%s: help %d/%d, '%s' vs '%s' (%s)", name, a.code, b.code, a.out,
+			         b.out, a.err);
+		snprintf(head, sizeof(head), "usage: ingotctl %s", name);
+		if (strncmp(a.out, head, strlen(head)) != 0)
+			fail_msg("%s: help starts '%.60s'", name, a.out);
+		assert_contains(a.out, c->text != NULL ? "." : c->summary);
+		/* The options listed are exactly those the parser accepts. */
+		bool listed[CLI_OPT_COUNT];
+		help_options(a.out, listed);
+		for (int id = 0; id < CLI_OPT_COUNT; id++) {
+			if (cli_opts[id].global)
+				continue;
+			char opt[64];
+			snprintf(opt, sizeof(opt), "--%s", cli_opts[id].name);
+			char *argv[8] = {(char *)"ingotctl", (char *)c->noun};
+			int argc = 2;
+			if (c->verb != NULL)
+				argv[argc++] = (char *)c->verb;
+			/* operands first, so that only the option can be wrong */
+			const char *ops = c->operands != NULL ? c->operands : "[";
+			if (ops[0] != '[')
+				argv[argc++] =
+				    (char *)(strcmp(ops, "FILE") == 0 || strcmp(ops, "FILE...") == 0
+				                 ? "f"
+				             : strcmp(ops, "NAME") == 0 ? "n"
+				                                        : "1");
+			if (strcmp(ops, "ID DIR") == 0)
+				argv[argc++] = (char *)"d";
+			argv[argc++] = opt;
+			if (cli_opts[id].arg != NULL)
+				argv[argc++] = (char *)"1";
+			struct cli_cmd cmd;
+			struct ing_error e;
+			ing_error_clear(&e);
+			cli_parse_args(argc, argv, NULL, NULL, &cmd, &e);
+			bool refused = strstr(e.msg, "has no option") != NULL;
+			if (refused == listed[id])
+				fail_msg("%s: --%s %s in its help but %s by the parser", name,
+				         cli_opts[id].name, listed[id] ? "listed" : "not listed",
+				         refused ? "refused" : "accepted");
+		}
+		run_free(&a);
+		run_free(&b);
+	}
+
+	/* One command's usage in full. */
+	struct run r = run_words("help", "job", "list", NULL);
+	assert_string_equal(
+	    r.out,
+	    "usage: ingotctl job list [--state STATE] [--target NAME] [--limit N]\n"
+	    "      [--after ID] [--all]\n"
+	    "\n"
+	    "Lists the jobs with ids above --after, at most --limit of them; when there are\n"
+	    "more, says on stderr how to get the next page.\n"
+	    "\n"
+	    "Options:\n"
+	    "  --state STATE           only the jobs in this state: queued, assigned,\n"
+	    "                          running, succeeded, failed, cancelled\n"
+	    "  --target NAME           only the jobs of this target\n"
+	    "  --limit N               jobs in the page, 1 to 1000 (default 100)\n"
+	    "  --after ID              start after job ID (the last of the previous page)\n"
+	    "  --all                   follow the pages to the end\n"
+	    "\n"
+	    "Global options: --endpoints H:P,..., -o json, --timeout DURATION (default 10s),\n"
+	    "--token TOKEN, --stale; 'ingotctl help' describes them.\n");
+	run_free(&r);
+	r = run_words("member", "demote", "-h", NULL);
+	assert_contains(r.out, "usage: ingotctl member demote ID [--role standby|spare]\n");
+	assert_contains(r.out, "(default 60s)");
+	assert_false(strstr(r.out, "--stale") != NULL);
+	run_free(&r);
+	r = run_words("job", "submit", "--bogus", "--target", "-h", NULL);
+	assert_int_equal(r.code, 0);
+	assert_contains(r.out, "usage: ingotctl job submit FILE... --target NAME [--priority N]");
+	assert_contains(r.out, "  --target NAME           the target to run (required)\n");
+	assert_null(strstr(r.out, "  -f, --follow"));
+	run_free(&r);
+	r = run_words("--endpoints", "127.0.0.1:1", "job", "logs", "--help", NULL);
+	assert_contains(r.out, "usage: ingotctl job logs ID [--stage N|NAME] [-f|--follow]\n");
+	assert_contains(r.out, "  -f, --follow ");
+	run_free(&r);
+
+	/* A noun alone: its commands. */
+	struct run n1 = run_words("help", "member", NULL);
+	struct run n2 = run_words("member", "--help", NULL);
+	assert_int_equal(n1.code, 0);
+	assert_string_equal(n1.out, n2.out);
+	assert_contains(n1.out, "usage: ingotctl [global options] member COMMAND");
+	assert_contains(n1.out, "  member transfer-leadership [ID]\n");
+	assert_contains(n1.out, "'ingotctl help member COMMAND'");
+	assert_false(strstr(n1.out, "job submit") != NULL);
+	run_free(&n1);
+	run_free(&n2);
+	/* An unknown subcommand with --help: the noun's commands. */
+	n1 = run_words("node", "frob", "--help", NULL);
+	assert_int_equal(n1.code, 0);
+	assert_contains(n1.out, "  node undrain ID");
+	run_free(&n1);
+
+	/* A usage error names the command's help. */
+	r = run_words("job", "submit", "a.c", NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_string_equal(r.err, "ingotctl: invalid: 'job submit' needs --target NAME (the "
+	                           "target to run)\nRun 'ingotctl help job submit' for usage.\n");
+	run_free(&r);
+	r = run_words("--timeout", "5", "node", "frob", NULL);
+	assert_contains(r.err, "Run 'ingotctl help node' for usage.\n");
+	run_free(&r);
+	r = run_words("frob", NULL);
+	assert_contains(r.err, "Run 'ingotctl help' for usage.\n");
 	run_free(&r);
 }
 
-/* ---- durations --------------------------------------------------------- */
+/* The text of a man page's macro lines (.B, .BI, .BR, .IR, ...), one per
+ * line, as roff sets them: the words of .B and .I joined by spaces, those
+ * of the alternating macros joined as they are; font escapes, \- and \&
+ * made plain.  Enough to find a command's synopsis in the source. */
+static char *man_text(const char *src)
+{
+	size_t cap = strlen(src) + 1, n = 0;
+	char *out = malloc(cap);
+	assert_non_null(out);
+	for (const char *line = src; *line != '\0';) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
+		static const char *const macros[] = {".B ",  ".I ",  ".BI ", ".BR ",
+		                                     ".IB ", ".IR ", ".RB ", ".RI "};
+		for (size_t m = 0; m < sizeof(macros) / sizeof(macros[0]); m++) {
+			size_t ml = strlen(macros[m]);
+			if (len < ml || strncmp(line, macros[m], ml) != 0)
+				continue;
+			bool join_space = ml == 3;
+			bool quoted = false, first = true;
+			for (size_t k = ml; k < len; k++) {
+				char ch = line[k];
+				if (ch == '"') {
+					quoted = !quoted;
+					continue;
+				}
+				if (ch == ' ' && !quoted) {
+					if (join_space && !first)
+						out[n++] = ' ';
+					while (k + 1 < len && line[k + 1] == ' ')
+						k++;
+					continue;
+				}
+				if (ch == '\\' && k + 1 < len) {
+					char nx = line[k + 1];
+					if (nx == 'f' && k + 2 < len) {
+						k += 2;
+						continue;
+					}
+					if (nx == '-' || nx == '&') {
+						k++;
+						if (nx == '-')
+							out[n++] = '-';
+						first = false;
+						continue;
+					}
+				}
+				out[n++] = ch;
+				first = false;
+			}
+			out[n++] = '\n';
+			break;
+		}
+		line += len + (eol != NULL);
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* docs/cli.md's command table and ingotctl(1) name every command with the
+ * synopsis `ingotctl help` lists. */
+static void test_help_matches_docs(void **state)
+{
+	(void)state;
+	const char *src = getenv("INGOT_SOURCE_DIR");
+	if (src == NULL)
+		skip();
+	char path[512];
+	void *md, *man;
+	size_t mdlen, manlen;
+	snprintf(path, sizeof(path), "%s/docs/cli.md", src);
+	assert_int_equal(tu_read_file(path, &md, &mdlen), 0);
+	snprintf(path, sizeof(path), "%s/docs/man/ingotctl.1.in", src);
+	assert_int_equal(tu_read_file(path, &man, &manlen), 0);
+	char *mantext = man_text(man);
+	for (size_t i = 0; i < cli_ncommands; i++) {
+		char syn[256], want[300];
+		cli_command_synopsis(&cli_commands[i], false, syn, sizeof(syn));
+		snprintf(want, sizeof(want), "| `%s` |", syn);
+		if (strstr(md, want) == NULL)
+			fail_msg("docs/cli.md's command table lacks the row %s", want);
+		snprintf(want, sizeof(want), "\n%s\n", syn);
+		if (strstr(mantext, want) == NULL)
+			fail_msg("ingotctl.1 lacks the command '%s' in:\n%s", syn, mantext);
+	}
+	for (int id = 0; id < CLI_OPT_COUNT; id++) {
+		char want[64];
+		snprintf(want, sizeof(want), "--%s", cli_opts[id].name);
+		if (strstr(md, want) == NULL || strstr(mantext, want) == NULL)
+			fail_msg("option %s is missing from docs/cli.md or ingotctl.1", want);
+	}
+	free(mantext);
+	free(md);
+	free(man);
+}
+
+static void test_version(void **state)
+{
+	(void)state;
+	char first[128];
+	snprintf(first, sizeof(first), "ingotctl %s (commit %s)\n", INGOT_VERSION, INGOT_COMMIT);
+	struct run r = run_words("--version", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.err, "");
+	if (strncmp(r.out, first, strlen(first)) != 0)
+		fail_msg("first line of:\n%s\nexpected %s", r.out, first);
+	/* The libraries at run time, each as it reports itself. */
+	char line[160];
+	snprintf(line, sizeof(line), "\nlibuv      %s (built with %d.%d.%d)\n", uv_version_string(),
+	         UV_VERSION_MAJOR, UV_VERSION_MINOR, UV_VERSION_PATCH);
+	assert_contains(r.out, line);
+	snprintf(line, sizeof(line), "\nOpenSSL    %s (built with %s)\n",
+	         OpenSSL_version(OPENSSL_VERSION_STRING), OPENSSL_VERSION_STR);
+	assert_contains(r.out, line);
+	assert_contains(r.out, "\nmsgpack-c  ");
+	assert_contains(r.out, "\njansson    ");
+	assert_contains(r.out, "\nlibyaml    ");
+	/* The version in CMake's project() call. */
+	const char *src = getenv("INGOT_SOURCE_DIR");
+	if (src != NULL) {
+		char path[512], want[64];
+		void *cm;
+		size_t len;
+		snprintf(path, sizeof(path), "%s/CMakeLists.txt", src);
+		assert_int_equal(tu_read_file(path, &cm, &len), 0);
+		snprintf(want, sizeof(want), "project(ingot VERSION %s ", INGOT_VERSION);
+		assert_contains(cm, want);
+		free(cm);
+	}
+	/* --version anywhere, after help in precedence. */
+	struct run v = run_words("job", "submit", "--bogus", "--version", NULL);
+	assert_int_equal(v.code, 0);
+	assert_string_equal(v.out, r.out);
+	run_free(&v);
+	v = run_words("--version", "status", "--help", NULL);
+	assert_contains(v.out, "usage: ingotctl status");
+	run_free(&v);
+	run_free(&r);
+}
+
+static void test_completion_script(void **state)
+{
+	(void)state;
+	struct run r = run_words("completion", "bash", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.err, "");
+	assert_contains(r.out, "# bash completion for ingotctl " INGOT_VERSION);
+	assert_contains(r.out, "\ncomplete -F _ingotctl ingotctl\n");
+	/* Every verb of every noun, every option of every command. */
+	for (size_t i = 0; i < cli_ncommands; i++) {
+		const struct cli_command *c = &cli_commands[i];
+		char name[64], want[128];
+		cli_command_name(c, name, sizeof(name));
+		snprintf(want, sizeof(want), "\t\"%s\")\n\t\topts=\"", name);
+		const char *row = strstr(r.out, want);
+		if (row == NULL)
+			fail_msg("no case for '%s'", name);
+		const char *eol = strchr(row + strlen(want), '"');
+		for (const struct cli_command_opt *o = c->opts; o->help != NULL; o++) {
+			snprintf(want, sizeof(want), "--%s", cli_opts[o->id].name);
+			const char *hit = strstr(row + strlen(name), want);
+			if (hit == NULL || hit > eol)
+				fail_msg("'%s' lacks %s in its completion", name, want);
+		}
+	}
+	run_free(&r);
+}
 
 static void test_durations(void **state)
 {
@@ -680,6 +1053,7 @@ static const char valid_yaml[] = "name: x86_64-cc\n"
                                  "description: x86-64 builds with the system cc\n"
                                  "capabilities: [cc]\n"
                                  "labels: {arch: x86_64}\n"
+                                 "gpus: 1\n"
                                  "stages:\n"
                                  "  - name: compile\n"
                                  "    argv: [cc, -O2, -c, \"{source}\", -o, kernel.o]\n"
@@ -690,6 +1064,7 @@ static const char valid_yaml[] = "name: x86_64-cc\n"
                                  "    limits: {output: 64MiB, cpu: 1m, memory: 512MiB, "
                                  "open_files: 256}\n"
                                  "  - outputs: []\n"
+                                 "    gpus: 16\n"
                                  "    argv:\n"
                                  "      - sleep\n"
                                  "      - 10\n"
@@ -702,7 +1077,7 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	mp_out_init(&want);
 	mp_out_init(&got);
 	msgpack_packer *pk = &want.pk;
-	msgpack_pack_map(pk, 5);
+	msgpack_pack_map(pk, 6);
 	mp_pack_cstr(pk, "name");
 	mp_pack_cstr(pk, "x86_64-cc");
 	mp_pack_cstr(pk, "description");
@@ -714,6 +1089,8 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	msgpack_pack_map(pk, 1);
 	mp_pack_cstr(pk, "arch");
 	mp_pack_cstr(pk, "x86_64");
+	mp_pack_cstr(pk, "gpus");
+	msgpack_pack_uint64(pk, 1);
 	mp_pack_cstr(pk, "stages");
 	msgpack_pack_array(pk, 2);
 	msgpack_pack_map(pk, 7);
@@ -745,7 +1122,7 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	msgpack_pack_uint64(pk, 64ull << 20);
 	mp_pack_cstr(pk, "stdout");
 	mp_pack_cstr(pk, "cc.txt");
-	msgpack_pack_map(pk, 3); /* fixed key order whatever the file's */
+	msgpack_pack_map(pk, 4); /* fixed key order whatever the file's */
 	mp_pack_cstr(pk, "name");
 	mp_pack_cstr(pk, "wait");
 	mp_pack_cstr(pk, "argv");
@@ -754,6 +1131,8 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	mp_pack_cstr(pk, "10");
 	mp_pack_cstr(pk, "outputs");
 	msgpack_pack_array(pk, 0);
+	mp_pack_cstr(pk, "gpus");
+	msgpack_pack_uint64(pk, 16);
 
 	struct ing_error e;
 	ing_error_clear(&e);
@@ -835,6 +1214,16 @@ static void test_yaml_errors(void **state)
 	     "t.yaml:5:13: key 'stages[0].stdout': expected a string, got a sequence"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    stdout: ''\n",
 	     "key 'stages[0].stdout': must not be empty"},
+	    {"name: a\ngpus: 17\nstages: [{name: s, argv: [x]}]\n",
+	     "t.yaml:2:7: key 'gpus': 17 GPUs exceeds 16"},
+	    {"name: a\ngpus: -1\nstages: [{name: s, argv: [x]}]\n",
+	     "key 'gpus': expected a number of GPUs (0 to 16), got '-1'"},
+	    {"name: a\ngpus: [1]\nstages: [{name: s, argv: [x]}]\n",
+	     "key 'gpus': expected a string, got a sequence"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    gpus: one\n",
+	     "t.yaml:5:11: key 'stages[0].gpus': expected a number of GPUs (0 to 16), got 'one'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    gpus: 99999999999999999999\n",
+	     "key 'stages[0].gpus': expected a number of GPUs (0 to 16)"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct mp_out o;
@@ -931,7 +1320,7 @@ static void test_mp_to_json(void **state)
 	mp_pack_cstr(pk, "e");
 	msgpack_pack_array(pk, 0);
 	msgpack_object obj = unpack(&o, &z);
-	json_t *j = cli_mp_to_json(&obj);
+	json_t *j = rpc_mp_to_json(&obj);
 	assert_non_null(j);
 	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	assert_string_equal(s, "{\"u\":18446744073709551,\"i\":-2,\"t\":true,\"n\":null,"
@@ -966,9 +1355,17 @@ static void test_mp_to_json(void **state)
 
 static void pack_job(msgpack_packer *pk, uint64_t id, const char *state, bool full)
 {
-	msgpack_pack_map(pk, full ? 18 : 15);
+	msgpack_pack_map(pk, full ? 19 : 16);
 	mp_pack_cstr(pk, "id");
 	msgpack_pack_uint64(pk, id);
+	mp_pack_cstr(pk, "gpus");
+	if (strcmp(state, "queued") == 0) {
+		msgpack_pack_array(pk, 0);
+	} else {
+		msgpack_pack_array(pk, 2);
+		msgpack_pack_uint64(pk, 1);
+		msgpack_pack_uint64(pk, 3);
+	}
 	mp_pack_cstr(pk, "target");
 	mp_pack_cstr(pk, "x86_64-cc");
 	mp_pack_cstr(pk, "tenant");
@@ -1069,6 +1466,7 @@ static void test_table_job(void **state)
 	                       "state:     succeeded\n"
 	                       "attempt:   1/3\n"
 	                       "node:      2\n"
+	                       "gpus:      1,3\n"
 	                       "priority:  50\n"
 	                       "created:   2026-11-22 14:03:07\n"
 	                       "updated:   2026-11-22 14:03:08\n"
@@ -1107,10 +1505,22 @@ static void test_table_job(void **state)
 	                    "2026-11-22 14:03:07\n");
 	free(buf);
 
-	/* A failed job shows its error. */
+	/* A failed job shows its error; a queued one no GPUs; a running one
+	 * the GPUs it holds. */
 	s = print_to_string(cli_print_job, &j2);
 	assert_contains(s, "error:     stage compile exited 1\n");
 	free(s);
+	s = print_to_string(cli_print_job, &j1);
+	assert_null(strstr(s, "gpus:"));
+	free(s);
+	struct mp_out o3;
+	mp_out_init(&o3);
+	pack_job(&o3.pk, 8, "running", false);
+	msgpack_object j3 = unpack(&o3, &z);
+	s = print_to_string(cli_print_job, &j3);
+	assert_contains(s, "node:      2\ngpus:      1,3 (held)\n");
+	free(s);
+	mp_out_free(&o3);
 	msgpack_zone_destroy(&z);
 	mp_out_free(&o);
 	mp_out_free(&o1);
@@ -1259,9 +1669,41 @@ static void test_table_events(void **state)
 	mp_out_free(&o);
 }
 
+/* Node 1 offers GPUs 0 (held by job 7) and 1 (free), and still holds GPU 4
+ * it no longer offers (job 9); node 2 offers GPU 0, free; the others none. */
+static void pack_gpu(msgpack_packer *pk, uint64_t index, bool offered, uint64_t job)
+{
+	msgpack_pack_map(pk, 5);
+	mp_pack_cstr(pk, "index");
+	msgpack_pack_uint64(pk, index);
+	mp_pack_cstr(pk, "uuid");
+	msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "memory_bytes");
+	msgpack_pack_nil(pk);
+	mp_pack_cstr(pk, "offered");
+	if (offered)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	mp_pack_cstr(pk, "job");
+	if (job != 0)
+		msgpack_pack_uint64(pk, job);
+	else
+		msgpack_pack_nil(pk);
+}
+
 static void pack_node(msgpack_packer *pk, uint64_t id, bool draining, uint64_t deadline, bool down)
 {
-	msgpack_pack_map(pk, 10);
+	msgpack_pack_map(pk, 11);
+	mp_pack_cstr(pk, "gpus");
+	msgpack_pack_array(pk, id == 1 ? 3 : id == 2 ? 1 : 0);
+	if (id == 1) {
+		pack_gpu(pk, 0, true, 7);
+		pack_gpu(pk, 1, true, 0);
+		pack_gpu(pk, 4, false, 9);
+	} else if (id == 2) {
+		pack_gpu(pk, 0, true, 0);
+	}
 	mp_pack_cstr(pk, "id");
 	msgpack_pack_uint64(pk, id);
 	mp_pack_cstr(pk, "capabilities");
@@ -1324,19 +1766,25 @@ static void test_table_nodes(void **state)
 	pack_nodes(&o.pk);
 	msgpack_object nodes = unpack(&o, &z);
 	char *s = print_to_string(cli_print_node_list, &nodes);
-	assert_string_equal(s,
-	                    "ID  SLOTS  STATE                               CAPABILITIES  LABELS\n"
-	                    "1   3/4    up                                  cc,avx2       "
-	                    "arch=x86_64,rack=r?1\n"
-	                    "2   0/4    draining                            -             -\n"
-	                    "3   0/4    draining until 2026-11-22 14:08:07  -             -\n"
-	                    "4   0/4    down                                -             -\n"
-	                    "15  0/4    down,draining                       -             -\n");
+	assert_string_equal(
+	    s,
+	    "ID  SLOTS  GPUS                    STATE                               CAPABILITIES  "
+	    "LABELS\n"
+	    "1   3/4    2/2 (0:job 7, 4:job 9)  up                                  cc,avx2       "
+	    "arch=x86_64,rack=r?1\n"
+	    "2   0/4    0/1                     draining                            -             "
+	    "-\n"
+	    "3   0/4    -                       draining until 2026-11-22 14:08:07  -             "
+	    "-\n"
+	    "4   0/4    -                       down                                -             "
+	    "-\n"
+	    "15  0/4    -                       down,draining                       -             "
+	    "-\n");
 	free(s);
 	/* Not an array, or fields missing: a header and "-". */
 	msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
 	s = print_to_string(cli_print_node_list, &nil);
-	assert_string_equal(s, "ID  SLOTS  STATE  CAPABILITIES  LABELS\n");
+	assert_string_equal(s, "ID  SLOTS  GPUS  STATE  CAPABILITIES  LABELS\n");
 	free(s);
 	msgpack_zone_destroy(&z);
 	mp_out_free(&o);
@@ -2145,7 +2593,7 @@ static void test_fake_submit(void **state)
 	msgpack_zone z;
 	msgpack_zone_init(&z, 1024);
 	msgpack_object a = fake_args(f, &z);
-	json_t *j = cli_mp_to_json(&a);
+	json_t *j = rpc_mp_to_json(&a);
 	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	assert_string_equal(text, "{\"target\":\"cc\",\"sources\":["
 	                          "{\"path\":\"kernel.c\",\"data\":"
@@ -2304,8 +2752,9 @@ static void test_fake_nodes(void **state)
 	struct run r = run_words("--endpoints", f->port, "node", "list", "--stale", NULL);
 	assert_int_equal(r.code, 0);
 	assert_string_equal(f->op, "node.list");
-	assert_contains(r.out, "ID  SLOTS  STATE");
-	assert_contains(r.out, "\n3   0/4    draining until 2026-11-22 14:08:07  ");
+	assert_contains(r.out, "ID  SLOTS  GPUS                    STATE");
+	assert_contains(r.out, "\n3   0/4    -                       draining until 2026-11-22 "
+	                       "14:08:07  ");
 	msgpack_object a = fake_args(f, &z);
 	assert_non_null(cli_mp_get(&a, "stale"));
 	run_free(&r);
@@ -2393,7 +2842,7 @@ static char *fake_args_json(struct fake *f)
 	msgpack_zone z;
 	msgpack_zone_init(&z, 1024);
 	msgpack_object a = fake_args(f, &z);
-	json_t *j = cli_mp_to_json(&a);
+	json_t *j = rpc_mp_to_json(&a);
 	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	msgpack_zone_destroy(&z);
@@ -2728,6 +3177,10 @@ int main(void)
 	    cmocka_unit_test(test_args_every_command),
 	    cmocka_unit_test(test_args_usage_errors),
 	    cmocka_unit_test(test_help_exit_0),
+	    cmocka_unit_test(test_help_per_command),
+	    cmocka_unit_test(test_help_matches_docs),
+	    cmocka_unit_test(test_version),
+	    cmocka_unit_test(test_completion_script),
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_source_paths),
 	    cmocka_unit_test(test_sizes),

@@ -2,7 +2,8 @@
  * test_consensus.c - raft/consensus.h on real libraft 0.15 with its libuv
  * backend: three nodes in one process on one loop, over TCP on 127.0.0.1
  * (free ports found by binding port 0), each with its own temporary
- * directory and an in-memory state machine (tests/lib/consapp.h).
+ * directory and an in-memory state machine (tests/lib/raftcluster.h,
+ * tests/lib/consapp.h).
  *
  * Covered: configuration validation; election with the leader barrier
  * (LEADER, then LEADER_READY); not-leader refusals without callbacks;
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -34,301 +36,11 @@
 #include "common/log.h"
 #include "raft/consensus.h"
 #include "tests/lib/consapp.h"
+#include "tests/lib/raftcluster.h"
 #include "tests/lib/testutil.h"
 
-#define N         3
-#define RUN_MS    10000
-#define MAX_PROPS 256
-
-struct tnode {
-	struct cons *c;
-	struct cons_config cfg;
-	char dir[256];
-	struct capp app;
-	bool open;
-	bool closed; /* close_cb ran */
-};
-
-struct tprop {
-	struct cons_proposal p;
-	int calls;
-	int status;
-	uint64_t result;
-	bool had_result;
-};
-
-struct cluster {
-	uv_loop_t loop;
-	uv_timer_t tick;
-	struct tnode nodes[N];
-	struct cons_peer peers[N];
-	char addrs[N][32];
-	struct tprop props[MAX_PROPS];
-	unsigned nprops;
-	bool in_close;   /* a cons_close call is on the stack */
-	bool close_seen; /* on_closed_count ran */
-	unsigned cb_inside_close;
-};
-
-static void set_log_level(void)
-{
-	const char *s = getenv("INGOT_TEST_LOG");
-	enum ing_log_level level = ING_LOG_LEVEL_WARN;
-	if (s != NULL) {
-		ing_log_parse_level(s, &level);
-	}
-	ing_log_set_level(level);
-}
-
-/* Ports the kernel just handed out for 127.0.0.1: held open together so
- * they differ, released right before libraft binds them. */
-static void free_ports(unsigned short *ports, unsigned n)
-{
-	int fds[N];
-	unsigned i;
-	for (i = 0; i < n; i++) {
-		struct sockaddr_in a = {.sin_family = AF_INET};
-		socklen_t len = sizeof(a);
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-		assert_true(fds[i] >= 0);
-		assert_int_equal(bind(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
-		assert_int_equal(getsockname(fds[i], (struct sockaddr *)&a, &len), 0);
-		ports[i] = ntohs(a.sin_port);
-	}
-	for (i = 0; i < n; i++) {
-		close(fds[i]);
-	}
-}
-
-static void noop_tick(uv_timer_t *t)
-{
-	(void)t;
-}
-
-static struct cluster *cluster_new(unsigned threshold, unsigned trailing)
-{
-	struct cluster *cl = calloc(1, sizeof(*cl));
-	unsigned short ports[N];
-	unsigned i;
-
-	assert_non_null(cl);
-	set_log_level();
-	assert_int_equal(uv_loop_init(&cl->loop), 0);
-	assert_int_equal(uv_timer_init(&cl->loop, &cl->tick), 0);
-	free_ports(ports, N);
-	for (i = 0; i < N; i++) {
-		snprintf(cl->addrs[i], sizeof(cl->addrs[i]), "127.0.0.1:%u", ports[i]);
-		cl->peers[i].id = i + 1;
-		cl->peers[i].address = cl->addrs[i];
-	}
-	for (i = 0; i < N; i++) {
-		struct tnode *n = &cl->nodes[i];
-		tu_tmpdir(n->dir, sizeof(n->dir));
-		n->cfg.id = i + 1;
-		n->cfg.address = cl->addrs[i];
-		n->cfg.dir = n->dir;
-		n->cfg.initial = cl->peers;
-		n->cfg.ninitial = N;
-		n->cfg.snapshot_threshold = threshold;
-		n->cfg.snapshot_trailing = trailing;
-		capp_init(&n->app);
-	}
-	return cl;
-}
-
-/* Runs the loop until pred holds; false after ms. */
-static bool run_until(struct cluster *cl, bool (*pred)(struct cluster *, void *), void *arg,
-                      unsigned ms)
-{
-	uint64_t deadline;
-	bool ok = true;
-
-	uv_update_time(&cl->loop);
-	deadline = uv_now(&cl->loop) + ms;
-	uv_timer_start(&cl->tick, noop_tick, 5, 5);
-	while (!pred(cl, arg)) {
-		if (uv_now(&cl->loop) > deadline) {
-			ok = false;
-			break;
-		}
-		uv_run(&cl->loop, UV_RUN_ONCE);
-	}
-	uv_timer_stop(&cl->tick);
-	return ok;
-}
-
-static bool pred_never(struct cluster *cl, void *arg)
-{
-	(void)cl;
-	(void)arg;
-	return false;
-}
-
-/* Runs the loop for ms, whatever happens. */
-static void run_for(struct cluster *cl, unsigned ms)
-{
-	run_until(cl, pred_never, NULL, ms);
-}
-
-static void start_node(struct cluster *cl, unsigned i)
-{
-	struct tnode *n = &cl->nodes[i];
-	struct cons_callbacks cb;
-	struct ing_error e = {0};
-
-	capp_free(&n->app);
-	capp_init(&n->app);
-	cb = capp_callbacks(&n->app);
-	if (cons_start(&cl->loop, &n->cfg, &cb, &n->c, &e) != 0) {
-		fail_msg("cons_start node %u: %s", i + 1, e.msg);
-	}
-	n->open = true;
-	n->closed = false;
-}
-
-static void on_closed(void *data)
-{
-	struct tnode *n = data;
-	n->closed = true;
-}
-
-static bool pred_closed(struct cluster *cl, void *arg)
-{
-	(void)cl;
-	return ((struct tnode *)arg)->closed;
-}
-
-static void close_node(struct cluster *cl, unsigned i)
-{
-	struct tnode *n = &cl->nodes[i];
-	assert_true(n->open);
-	cl->in_close = true;
-	cons_close(n->c, on_closed, n);
-	cl->in_close = false;
-	n->open = false;
-	n->c = NULL;
-	assert_true(run_until(cl, pred_closed, n, RUN_MS));
-}
-
-static void cluster_free(struct cluster *cl)
-{
-	unsigned i;
-	for (i = 0; i < N; i++) {
-		if (cl->nodes[i].open) {
-			close_node(cl, i);
-		}
-	}
-	uv_close((uv_handle_t *)&cl->tick, NULL);
-	/* Nothing of ours or libraft's may keep the loop alive. */
-	assert_int_equal(uv_run(&cl->loop, UV_RUN_DEFAULT), 0);
-	assert_int_equal(uv_loop_close(&cl->loop), 0);
-	for (i = 0; i < N; i++) {
-		capp_free(&cl->nodes[i].app);
-		tu_rmrf(cl->nodes[i].dir);
-	}
-	free(cl);
-}
-
-/* Index of the open node whose last reported role is LEADER_READY in a term
- * above min_term, or -1. */
-static int ready_leader(struct cluster *cl, uint64_t min_term)
-{
-	unsigned i;
-	for (i = 0; i < N; i++) {
-		struct tnode *n = &cl->nodes[i];
-		if (n->open && capp_role(&n->app) == CONS_LEADER_READY &&
-		    n->app.roles[n->app.nroles - 1].term > min_term) {
-			return (int)i;
-		}
-	}
-	return -1;
-}
-
-static bool pred_ready(struct cluster *cl, void *arg)
-{
-	return ready_leader(cl, *(uint64_t *)arg) >= 0;
-}
-
-static int wait_leader(struct cluster *cl, uint64_t min_term)
-{
-	assert_true(run_until(cl, pred_ready, &min_term, RUN_MS));
-	return ready_leader(cl, min_term);
-}
-
-static void prop_cb(struct cons_proposal *p, int status, void *result)
-{
-	struct tprop *t = (struct tprop *)p;
-	struct cluster *cl = p->data;
-	t->calls++;
-	t->status = status;
-	if (cl->in_close) {
-		cl->cb_inside_close++;
-	}
-	if (result != NULL) {
-		t->had_result = true;
-		t->result = *(uint64_t *)result;
-		free(result);
-	}
-}
-
-/* Proposes payload `seed` of len bytes on node i; returns cons_propose's
- * code and the proposal slot in *out. */
-static int propose(struct cluster *cl, unsigned i, uint32_t seed, size_t len, struct tprop **out)
-{
-	struct tprop *t;
-	uint8_t buf[512];
-	int rv;
-
-	assert_true(cl->nprops < MAX_PROPS && len <= sizeof(buf));
-	t = &cl->props[cl->nprops];
-	memset(t, 0, sizeof(*t));
-	t->p.data = cl;
-	t->p.cb = prop_cb;
-	capp_payload(buf, len, seed);
-	rv = cons_propose(cl->nodes[i].c, &t->p, buf, len);
-	if (rv == 0) {
-		cl->nprops++;
-	}
-	if (out != NULL) {
-		*out = t;
-	}
-	return rv;
-}
-
-static bool pred_props_done(struct cluster *cl, void *arg)
-{
-	unsigned i;
-	(void)arg;
-	for (i = 0; i < cl->nprops; i++) {
-		if (cl->props[i].calls == 0) {
-			return false;
-		}
-	}
-	return true;
-}
-
-struct applied_goal {
-	unsigned node;
-	size_t n;
-};
-
-static bool pred_applied(struct cluster *cl, void *arg)
-{
-	struct applied_goal *g = arg;
-	return cl->nodes[g->node].app.n >= g->n;
-}
-
-static void wait_applied(struct cluster *cl, unsigned node, size_t n)
-{
-	struct applied_goal g = {node, n};
-	if (!run_until(cl, pred_applied, &g, RUN_MS)) {
-		fail_msg("node %u applied %zu of %zu entries", node + 1, cl->nodes[node].app.n, n);
-	}
-}
-
 /* Every proposal's index holds its payload on node i, in proposal order. */
-static void check_indexes(struct cluster *cl, unsigned i, unsigned first, unsigned count,
+static void check_indexes(struct rc_cluster *cl, unsigned i, unsigned first, unsigned count,
                           uint32_t seed0, size_t (*size_of)(unsigned))
 {
 	const struct capp *a = &cl->nodes[i].app;
@@ -372,7 +84,7 @@ static void test_config_validation(void **state)
 	struct ing_error e = {0};
 	(void)state;
 
-	set_log_level();
+	rc_set_log_level();
 	capp_init(&app);
 	cb = capp_callbacks(&app);
 	assert_int_equal(uv_loop_init(&loop), 0);
@@ -404,7 +116,7 @@ static void test_config_validation(void **state)
  * asynchronously without leaks or a stuck loop. */
 static void test_start_fails_on_busy_port(void **state)
 {
-	struct cluster *cl = cluster_new(0, 0);
+	struct rc_cluster *cl = rc_new(0, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	struct cons_callbacks cb;
 	struct cons *c = NULL;
@@ -427,24 +139,24 @@ static void test_start_fails_on_busy_port(void **state)
 	assert_true(e.msg[0] != '\0');
 	print_message("busy port: %s (%s)\n", ing_err_name(rv), e.msg);
 	close(fd);
-	cluster_free(cl);
+	rc_free(cl);
 }
 
 static void test_elect_replicate_failover_restart(void **state)
 {
-	struct cluster *cl = cluster_new(0, 0);
-	struct tprop *t;
+	struct rc_cluster *cl = rc_new(0, 0);
+	struct rc_prop *t;
 	uint64_t t0, term;
-	unsigned i, k, j, f0, f1, nf = 0, followers[N];
+	unsigned i, k, j, f0, f1, nf = 0, followers[RC_NODES];
 	int lead, lead2;
 	const struct capp *la;
 	(void)state;
 
 	t0 = uv_hrtime();
-	for (i = 0; i < N; i++) {
-		start_node(cl, i);
+	for (i = 0; i < RC_NODES; i++) {
+		rc_start(cl, i);
 	}
-	lead = wait_leader(cl, 0);
+	lead = rc_wait_leader(cl, 0);
 	print_message("first leader ready after %.0f ms (node %d)\n", ms_since(t0), lead + 1);
 
 	/* LEADER, then LEADER_READY, in the same term, and never READY first. */
@@ -469,7 +181,7 @@ static void test_elect_replicate_failover_restart(void **state)
 		assert_int_equal(st.term, term);
 		assert_true(st.last_applied >= 2); /* config + barrier */
 		assert_int_equal(cons_members(cl->nodes[lead].c, &m, &nm), 0);
-		assert_int_equal(nm, N);
+		assert_int_equal(nm, RC_NODES);
 		for (k = 0; k < nm; k++) {
 			assert_int_equal(m[k].role, CONS_VOTER);
 			assert_string_equal(m[k].address, cl->addrs[m[k].id - 1]);
@@ -477,7 +189,7 @@ static void test_elect_replicate_failover_restart(void **state)
 		free(m);
 	}
 
-	for (i = 0; i < N; i++) {
+	for (i = 0; i < RC_NODES; i++) {
 		if ((int)i != lead) {
 			followers[nf++] = i;
 		}
@@ -486,22 +198,22 @@ static void test_elect_replicate_failover_restart(void **state)
 	f1 = followers[1];
 
 	/* Followers refuse, without a callback; bad lengths are refused. */
-	assert_int_equal(propose(cl, f0, 1, 16, &t), ING_ENOTLEADER);
-	assert_int_equal(propose(cl, f1, 1, 16, &t), ING_ENOTLEADER);
-	assert_int_equal(propose(cl, (unsigned)lead, 1, 12, &t), ING_EINVAL);
-	assert_int_equal(propose(cl, (unsigned)lead, 1, 0, &t), ING_EINVAL);
+	assert_int_equal(rc_propose(cl, f0, 1, 16, &t), ING_ENOTLEADER);
+	assert_int_equal(rc_propose(cl, f1, 1, 16, &t), ING_ENOTLEADER);
+	assert_int_equal(rc_propose(cl, (unsigned)lead, 1, 12, &t), ING_EINVAL);
+	assert_int_equal(rc_propose(cl, (unsigned)lead, 1, 0, &t), ING_EINVAL);
 	assert_int_equal(cl->nprops, 0);
-	run_for(cl, 50);
+	rc_run_for(cl, 50);
 	assert_int_equal(t->calls, 0);
 
 	/* Varied sizes, applied in the same order everywhere; results reach
 	 * the proposer, other nodes free theirs. */
 	t0 = uv_hrtime();
 	for (k = 0; k < 40; k++) {
-		assert_int_equal(propose(cl, (unsigned)lead, 1000 + k, varied_size(k), NULL), 0);
+		assert_int_equal(rc_propose(cl, (unsigned)lead, 1000 + k, varied_size(k), NULL), 0);
 		assert_int_equal(cl->props[k].calls, 0); /* never inside cons_propose */
 	}
-	assert_true(run_until(cl, pred_props_done, NULL, RUN_MS));
+	assert_true(rc_run_until(cl, rc_pred_props_done, NULL, RC_RUN_MS));
 	print_message("40 proposals committed in %.1f ms\n", ms_since(t0));
 	for (k = 0; k < 40; k++) {
 		assert_int_equal(cl->props[k].calls, 1);
@@ -512,8 +224,8 @@ static void test_elect_replicate_failover_restart(void **state)
 			assert_true(cl->props[k].p.index > cl->props[k - 1].p.index);
 		}
 	}
-	for (i = 0; i < N; i++) {
-		wait_applied(cl, i, 40);
+	for (i = 0; i < RC_NODES; i++) {
+		rc_wait_applied(cl, i, 40);
 		check_indexes(cl, i, 0, 40, 1000, varied_size);
 	}
 	assert_true(capp_equal(&cl->nodes[f0].app, &cl->nodes[lead].app));
@@ -524,15 +236,16 @@ static void test_elect_replicate_failover_restart(void **state)
 
 	/* Close the leader: one of the two others takes over. */
 	t0 = uv_hrtime();
-	close_node(cl, (unsigned)lead);
-	lead2 = wait_leader(cl, term);
+	rc_close(cl, (unsigned)lead);
+	lead2 = rc_wait_leader(cl, term);
 	print_message("re-elected after closing the leader: %.0f ms (node %d)\n", ms_since(t0),
 	              lead2 + 1);
 	assert_true(lead2 != lead);
 	for (k = 40; k < 60; k++) {
-		assert_int_equal(propose(cl, (unsigned)lead2, 1000 + k, varied_size(k), NULL), 0);
+		assert_int_equal(rc_propose(cl, (unsigned)lead2, 1000 + k, varied_size(k), NULL),
+		                 0);
 	}
-	assert_true(run_until(cl, pred_props_done, NULL, RUN_MS));
+	assert_true(rc_run_until(cl, rc_pred_props_done, NULL, RC_RUN_MS));
 	for (k = 40; k < 60; k++) {
 		assert_int_equal(cl->props[k].status, 0);
 		assert_int_equal(cl->props[k].result, cl->props[k].p.index);
@@ -541,51 +254,56 @@ static void test_elect_replicate_failover_restart(void **state)
 	/* Restart the old leader from its directory, with an empty state
 	 * machine: it replays and catches up at the same indexes. */
 	t0 = uv_hrtime();
-	start_node(cl, (unsigned)lead);
+	rc_start(cl, (unsigned)lead);
 	j = (unsigned)lead2;
-	wait_applied(cl, j, 60);
-	wait_applied(cl, (unsigned)lead, 60);
+	rc_wait_applied(cl, j, 60);
+	rc_wait_applied(cl, (unsigned)lead, 60);
 	print_message("restarted node caught up in %.0f ms\n", ms_since(t0));
-	for (i = 0; i < N; i++) {
+	for (i = 0; i < RC_NODES; i++) {
+		rc_wait_applied(cl, i, 60); /* the third node too: it may lag on a loaded machine */
 		assert_true(capp_equal(&cl->nodes[i].app, &cl->nodes[j].app));
 	}
 	check_indexes(cl, (unsigned)lead, 0, 60, 1000, varied_size);
 	assert_int_equal(cl->nodes[lead].app.restores, 0);
 	assert_int_equal(cl->nodes[lead].app.fatals, 0);
-	cluster_free(cl);
+	rc_free(cl);
 }
+
+static bool close_seen; /* on_closed_count ran */
 
 static void on_closed_count(void *data)
 {
-	struct cluster *cl = data;
+	struct rc_cluster *cl = data;
 	unsigned k, done = 0;
 	for (k = 0; k < cl->nprops; k++) {
 		done += cl->props[k].calls;
 	}
 	/* Every proposal callback ran before close_cb. */
 	assert_int_equal(done, cl->nprops);
-	cl->close_seen = true;
+	close_seen = true;
 }
 
-static bool pred_close_seen(struct cluster *cl, void *arg)
+static bool pred_close_seen(struct rc_cluster *cl, void *arg)
 {
+	(void)cl;
 	(void)arg;
-	return cl->close_seen;
+	return close_seen;
 }
 
 static void test_close_completes_pending(void **state)
 {
-	struct cluster *cl = cluster_new(0, 0);
+	struct rc_cluster *cl = rc_new(0, 0);
 	unsigned i, k, failed = 0;
 	int lead;
 	(void)state;
 
-	for (i = 0; i < N; i++) {
-		start_node(cl, i);
+	close_seen = false;
+	for (i = 0; i < RC_NODES; i++) {
+		rc_start(cl, i);
 	}
-	lead = wait_leader(cl, 0);
+	lead = rc_wait_leader(cl, 0);
 	for (k = 0; k < 30; k++) {
-		assert_int_equal(propose(cl, (unsigned)lead, k, 64, NULL), 0);
+		assert_int_equal(rc_propose(cl, (unsigned)lead, k, 64, NULL), 0);
 	}
 	cl->in_close = true;
 	cons_close(cl->nodes[lead].c, on_closed_count, cl);
@@ -596,14 +314,14 @@ static void test_close_completes_pending(void **state)
 	for (k = 0; k < 30; k++) {
 		assert_int_equal(cl->props[k].calls, 0);
 	}
-	assert_true(run_until(cl, pred_close_seen, NULL, RUN_MS));
+	assert_true(rc_run_until(cl, pred_close_seen, NULL, RC_RUN_MS));
 	for (k = 0; k < 30; k++) {
 		assert_int_equal(cl->props[k].calls, 1);
 		assert_true(cl->props[k].status == 0 || cl->props[k].status == ING_EUNAVAILABLE);
 		failed += cl->props[k].status != 0;
 	}
 	print_message("close with 30 pending: %u completed with unavailable\n", failed);
-	cluster_free(cl);
+	rc_free(cl);
 }
 
 static size_t fixed_size(unsigned k)
@@ -614,65 +332,174 @@ static size_t fixed_size(unsigned k)
 
 static void test_snapshot_catch_up(void **state)
 {
-	struct cluster *cl = cluster_new(16, 8);
+	struct rc_cluster *cl = rc_new(16, 8);
 	unsigned i, k, f, restores_at_start, other = 0;
 	int lead;
 	uint64_t t0;
 	(void)state;
 
-	for (i = 0; i < N; i++) {
-		start_node(cl, i);
+	for (i = 0; i < RC_NODES; i++) {
+		rc_start(cl, i);
 	}
-	lead = wait_leader(cl, 0);
-	f = ((unsigned)lead + 1) % N;
-	for (i = 0; i < N; i++) {
+	lead = rc_wait_leader(cl, 0);
+	f = ((unsigned)lead + 1) % RC_NODES;
+	for (i = 0; i < RC_NODES; i++) {
 		if ((int)i != lead && i != f) {
 			other = i;
 		}
 	}
 	for (k = 0; k < 20; k++) {
-		assert_int_equal(propose(cl, (unsigned)lead, k, 64, NULL), 0);
+		assert_int_equal(rc_propose(cl, (unsigned)lead, k, 64, NULL), 0);
 	}
-	assert_true(run_until(cl, pred_props_done, NULL, RUN_MS));
-	wait_applied(cl, f, 20);
-	close_node(cl, f);
+	assert_true(rc_run_until(cl, rc_pred_props_done, NULL, RC_RUN_MS));
+	rc_wait_applied(cl, f, 20);
+	rc_close(cl, f);
 
 	/* In batches: each one ends with a snapshot whose put completes (and
 	 * compacts the leader's in-memory log to the trailing 8) well before
 	 * the follower comes back, so it can only catch up by install. */
 	for (k = 20; k < 120; k++) {
-		assert_int_equal(propose(cl, (unsigned)lead, k, 64, NULL), 0);
+		assert_int_equal(rc_propose(cl, (unsigned)lead, k, 64, NULL), 0);
 		if (k % 20 == 19) {
-			assert_true(run_until(cl, pred_props_done, NULL, RUN_MS));
-			run_for(cl, 20);
+			assert_true(rc_run_until(cl, rc_pred_props_done, NULL, RC_RUN_MS));
+			rc_run_for(cl, 20);
 		}
 	}
-	wait_applied(cl, (unsigned)lead, 120);
-	wait_applied(cl, other, 120);
+	rc_wait_applied(cl, (unsigned)lead, 120);
+	rc_wait_applied(cl, other, 120);
 	assert_true(cl->nodes[lead].app.snapshots > 0);
 
 	t0 = uv_hrtime();
-	start_node(cl, f);
+	rc_start(cl, f);
 	restores_at_start = cl->nodes[f].app.restores; /* its own last snapshot */
-	wait_applied(cl, f, 120);
+	rc_wait_applied(cl, f, 120);
 	print_message("follower caught up through snapshot in %.0f ms (restores: %u at start, "
 	              "%u total; leader took %u snapshots)\n",
 	              ms_since(t0), restores_at_start, cl->nodes[f].app.restores,
 	              cl->nodes[lead].app.snapshots);
 	assert_true(cl->nodes[f].app.restores > restores_at_start);
-	for (i = 0; i < N; i++) {
+	for (i = 0; i < RC_NODES; i++) {
 		assert_true(capp_equal(&cl->nodes[i].app, &cl->nodes[lead].app));
 	}
 	check_indexes(cl, f, 0, 120, 0, fixed_size);
 
 	/* And it keeps applying at the right indexes after the restore. */
 	for (k = 120; k < 130; k++) {
-		assert_int_equal(propose(cl, (unsigned)lead, k, 64, NULL), 0);
+		assert_int_equal(rc_propose(cl, (unsigned)lead, k, 64, NULL), 0);
 	}
-	assert_true(run_until(cl, pred_props_done, NULL, RUN_MS));
-	wait_applied(cl, f, 130);
+	assert_true(rc_run_until(cl, rc_pred_props_done, NULL, RC_RUN_MS));
+	rc_wait_applied(cl, f, 130);
 	check_indexes(cl, f, 0, 130, 0, fixed_size);
-	cluster_free(cl);
+	rc_free(cl);
+}
+
+/* Size of the largest snapshot data file libraft keeps in dir (0: none). */
+static long largest_snapshot(const char *dir)
+{
+	uv_fs_t req;
+	uv_dirent_t ent;
+	long max = 0;
+	char path[512];
+	assert_true(uv_fs_scandir(NULL, &req, dir, 0, NULL) >= 0);
+	while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
+		struct stat st;
+		size_t len = strlen(ent.name);
+		if (strncmp(ent.name, "snapshot-", 9) != 0 ||
+		    (len > 5 && strcmp(ent.name + len - 5, ".meta") == 0)) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, ent.name);
+		assert_int_equal(stat(path, &st), 0);
+		max = st.st_size > max ? st.st_size : max;
+	}
+	uv_fs_req_cleanup(&req);
+	return max;
+}
+
+/* Reference snapshots (raft/snapref.c): libraft keeps a few bytes, not a
+ * copy; a follower behind the leader's log gets a real copy installed,
+ * made only then; a restart reads no state; a node whose state is older
+ * than its reference refuses to start. */
+static void test_snapshot_reference(void **state)
+{
+	struct rc_cluster *cl = rc_new(16, 8);
+	struct cons_callbacks cb;
+	struct ing_error e = {0};
+	struct rc_node *o;
+	unsigned i, k, f, other = 0;
+	int lead;
+	(void)state;
+
+	for (i = 0; i < RC_NODES; i++) {
+		cl->nodes[i].durable = true;
+		rc_start(cl, i);
+	}
+	lead = rc_wait_leader(cl, 0);
+	f = ((unsigned)lead + 1) % RC_NODES;
+	for (i = 0; i < RC_NODES; i++) {
+		if ((int)i != lead && i != f) {
+			other = i;
+		}
+	}
+	o = &cl->nodes[other];
+	for (k = 0; k < 20; k++) {
+		assert_int_equal(rc_propose(cl, (unsigned)lead, k, 64, NULL), 0);
+	}
+	assert_true(rc_run_until(cl, rc_pred_props_done, NULL, RC_RUN_MS));
+	rc_wait_applied(cl, f, 20);
+	rc_close(cl, f);
+	for (k = 20; k < 120; k++) {
+		assert_int_equal(rc_propose(cl, (unsigned)lead, k, 64, NULL), 0);
+		if (k % 20 == 19) {
+			assert_true(rc_run_until(cl, rc_pred_props_done, NULL, RC_RUN_MS));
+			rc_run_for(cl, 20);
+		}
+	}
+	rc_wait_applied(cl, (unsigned)lead, 120);
+	rc_wait_applied(cl, other, 120);
+	assert_true(cl->nodes[lead].app.syncs > 0);
+	/* Copies are made only for installs: none on the node that never led
+	 * (the leader may have tried one for the stopped follower). */
+	assert_int_equal(cl->nodes[other].app.copies, 0);
+	/* 16 bytes, compressed by libraft: far below one entry's 64. */
+	assert_true(largest_snapshot(cl->nodes[lead].dir) > 0);
+	assert_true(largest_snapshot(cl->nodes[lead].dir) < 64);
+
+	/* The follower restarts with its state (20 entries, its own reference
+	 * at 16) and can only catch up by an install of a real copy. */
+	cl->nodes[f].keep = true;
+	rc_start(cl, f);
+	rc_wait_applied(cl, f, 120);
+	assert_true(cl->nodes[lead].app.copies > 0);
+	assert_true(cl->nodes[f].app.restores > 0);
+	for (i = 0; i < RC_NODES; i++) {
+		assert_true(capp_equal(&cl->nodes[i].app, &cl->nodes[lead].app));
+	}
+	check_indexes(cl, f, 0, 120, 0, fixed_size);
+
+	/* A restart with the state kept checks the reference, loads nothing. */
+	rc_close(cl, other);
+	o->keep = true;
+	rc_start(cl, other);
+	assert_int_equal(o->app.restores, 0);
+	assert_int_equal(o->app.fatals, 0);
+	for (k = 120; k < 130; k++) {
+		assert_int_equal(rc_propose(cl, (unsigned)lead, k, 64, NULL), 0);
+	}
+	assert_true(rc_run_until(cl, rc_pred_props_done, NULL, RC_RUN_MS));
+	rc_wait_applied(cl, other, 130);
+	check_indexes(cl, other, 0, 130, 0, fixed_size);
+
+	/* The same node with its state lost: refused at start. */
+	rc_close(cl, other);
+	capp_free(&o->app);
+	capp_init(&o->app);
+	cb = capp_callbacks_durable(&o->app);
+	assert_int_equal(cons_start(&cl->loop, &o->cfg, &cb, &o->c, &e), ING_ECORRUPT);
+	print_message("start with a lost state refused: %s\n", e.msg);
+	o->c = NULL;
+	rc_run_for(cl, 50); /* libraft's handles of the failed start close */
+	rc_free(cl);
 }
 
 int main(void)
@@ -683,6 +510,7 @@ int main(void)
 	    cmocka_unit_test(test_elect_replicate_failover_restart),
 	    cmocka_unit_test(test_close_completes_pending),
 	    cmocka_unit_test(test_snapshot_catch_up),
+	    cmocka_unit_test(test_snapshot_reference),
 	};
 	/* Peers write to sockets closed under them: as in the daemon. */
 	signal(SIGPIPE, SIG_IGN);

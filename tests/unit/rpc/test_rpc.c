@@ -532,6 +532,18 @@ static void test_failover_to_second_endpoint(void **state)
 	assert_int_equal(strlen(res.request_id), 34);
 	assert_memory_equal(res.request_id, "c-", 2);
 	assert_str(&res.value, res.request_id);
+	{
+		/* Generated ids start with the wall clock in ms (12 hex digits),
+		 * so they sort in time order (docs/performance.md). */
+		char prefix[13];
+		uv_timeval64_t tv;
+		memcpy(prefix, res.request_id + 2, 12);
+		prefix[12] = '\0';
+		assert_int_equal(uv_gettimeofday(&tv), 0);
+		uint64_t now_ms = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+		uint64_t id_ms = strtoull(prefix, NULL, 16);
+		assert_true(id_ms <= now_ms && now_ms - id_ms < 60000);
+	}
 	result_free(&res);
 	close_client(env, c);
 }
@@ -1190,6 +1202,142 @@ static void test_args(void **state)
 	mp_out_free(&o);
 }
 
+/* ---- local calls ------------------------------------------------------- */
+
+struct local_rx {
+	int replies;
+	int code;
+	char msg[256];
+	char result[64];
+	size_t len;
+	int pushes;
+	bool refuse_pushes;
+	bool abandoned;
+};
+
+static void local_reply_cb(void *data, int code, const char *msg, const void *result, size_t len)
+{
+	struct local_rx *rx = data;
+	rx->replies++;
+	rx->code = code;
+	snprintf(rx->msg, sizeof(rx->msg), "%s", msg != NULL ? msg : "");
+	rx->len = len < sizeof(rx->result) ? len : sizeof(rx->result);
+	if (len > 0)
+		memcpy(rx->result, result, rx->len);
+}
+
+static int local_push_cb(void *data, const void *event, size_t len)
+{
+	struct local_rx *rx = data;
+	(void)event;
+	(void)len;
+	if (rx->refuse_pushes)
+		return -1;
+	rx->pushes++;
+	return 0;
+}
+
+static const struct rpc_local_ops local_ops = {local_reply_cb, local_push_cb};
+
+static void local_abandoned(struct rpc_call *call, void *data)
+{
+	struct local_rx *rx = data;
+	rx->abandoned = true;
+	assert_false(rpc_call_alive(call));
+	assert_int_equal(rpc_push(call, "\x01", 1), ING_EUNAVAILABLE);
+	rpc_reply(call, NULL, 0); /* dropped: no callback, the call is freed */
+}
+
+static void test_local_calls(void **state)
+{
+	struct env *env = *state;
+	struct rpc_call *c;
+	struct ing_error e;
+	struct local_rx rx;
+	/* {"a": 1} */
+	const char args[] = {(char)0x81, (char)0xa1, 'a', 0x01};
+
+	memset(&rx, 0, sizeof(rx));
+	assert_int_equal(
+	    rpc_call_new_local("echo", args, sizeof(args), "tok", "rid-1", &local_ops, &rx, &c, &e),
+	    0);
+	assert_true(rpc_call_alive(c));
+	assert_true(ing_str_eq_c(rpc_call_token(c), "tok"));
+	handler(&env->srv[0], c); /* the same handler the server feeds */
+	assert_int_equal(rx.replies, 1);
+	assert_int_equal(rx.code, 0);
+	assert_int_equal(rx.len, sizeof(args));
+	assert_memory_equal(rx.result, args, sizeof(args));
+	assert_string_equal(env->ids[env->nids - 1], "rid-1");
+
+	memset(&rx, 0, sizeof(rx));
+	assert_int_equal(rpc_call_new_local("fail", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 0);
+	assert_int_equal(rpc_call_request_id(c).len, 0);
+	handler(&env->srv[0], c);
+	assert_int_equal(rx.code, ING_ENOTFOUND);
+	assert_string_equal(rx.msg, "no such thing");
+
+	memset(&rx, 0, sizeof(rx));
+	assert_int_equal(rpc_call_new_local("watch", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 0);
+	handler(&env->srv[0], c);
+	assert_int_equal(rx.pushes, 3);
+	assert_int_equal(rx.replies, 1);
+
+	/* A receiver that refuses pushes, then goes away: the abandon callback
+	 * runs at once, and no reply callback any more. */
+	memset(&rx, 0, sizeof(rx));
+	rx.refuse_pushes = true;
+	assert_int_equal(rpc_call_new_local("held", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 0);
+	assert_int_equal(rpc_push(c, "\x01", 1), ING_EUNAVAILABLE);
+	assert_int_equal(rpc_push(c, "\xc1", 1), ING_EINVAL); /* not msgpack */
+	assert_int_equal(rpc_call_on_abandon(c, local_abandoned, &rx), 0);
+	rpc_call_local_abandon(c);
+	assert_true(rx.abandoned);
+	assert_int_equal(rx.replies, 0);
+
+	/* Gone without an abandon callback: the later reply only frees it. */
+	memset(&rx, 0, sizeof(rx));
+	assert_int_equal(rpc_call_new_local("later", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 0);
+	rpc_call_local_abandon(c);
+	assert_int_equal(rpc_call_on_abandon(c, local_abandoned, &rx), ING_EUNAVAILABLE);
+	rpc_reply_error(c, ING_ETIMEOUT, "late");
+	assert_int_equal(rx.replies, 0);
+
+	/* A bad result becomes an internal error for the receiver. */
+	memset(&rx, 0, sizeof(rx));
+	assert_int_equal(rpc_call_new_local("x", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e), 0);
+	rpc_reply(c, "\x92\x01", 2); /* an array that lacks an item */
+	assert_int_equal(rx.code, ING_EINTERNAL);
+
+	/* Checked like requests off the wire. */
+	const char not_map[] = {0x01};
+	const char int_key[] = {(char)0x81, 0x01, 0x02};
+	char long_op[80];
+	memset(long_op, 'o', sizeof(long_op) - 1);
+	long_op[sizeof(long_op) - 1] = '\0';
+	assert_int_equal(rpc_call_new_local("", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 ING_EINVAL);
+	assert_int_equal(rpc_call_new_local(long_op, NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 ING_EINVAL);
+	assert_int_equal(
+	    rpc_call_new_local("x", NULL, 0, NULL, "has space", &local_ops, &rx, &c, &e),
+	    ING_EINVAL);
+	assert_non_null(strstr(e.msg, "request id"));
+	assert_int_equal(rpc_call_new_local("x", not_map, 1, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 ING_EINVAL);
+	assert_int_equal(rpc_call_new_local("x", int_key, 3, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 ING_EINVAL);
+	assert_int_equal(rpc_call_new_local("x", "\xc1", 1, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 ING_EMALFORMED);
+	assert_int_equal(
+	    rpc_call_new_local("x", args, sizeof(args) - 1, NULL, NULL, &local_ops, &rx, &c, &e),
+	    ING_EMALFORMED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1209,6 +1357,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
 	    cmocka_unit_test(test_args),
+	    cmocka_unit_test_setup_teardown(test_local_calls, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

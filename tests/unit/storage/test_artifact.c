@@ -30,7 +30,7 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct store_options o = {0, STORE_SYNC_NONE, 0};
+	struct store_options o = {.sync = STORE_SYNC_NONE};
 	struct ing_error e;
 	tu_tmpdir(f->dir, sizeof(f->dir));
 	assert_int_equal(store_open(f->dir, &o, &f->s, &e), 0);

@@ -1,10 +1,11 @@
 /*
  * test_migrate.c - schema versions: a fresh store is stamped, a schema-1
- * store built by hand with raw LMDB calls is migrated to 4 (job records gain
+ * store built by hand with raw LMDB calls is migrated to 5 (job records gain
  * the tenant, then target records the description, stage limits and
- * stdout, then job records the params), a schema-2 store is migrated to 4,
- * a schema-3 store is migrated to 4, a newer store is refused and left
- * untouched, and stores without a usable version are refused as corrupt.
+ * stdout, then job records the params, then node, target and job records
+ * their GPUs), schema-2, -3 and -4 stores are migrated to 5, a newer store
+ * is refused and left untouched, and stores without a usable version or
+ * with a record not of the older layout are refused as corrupt.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,7 +29,7 @@ struct fx {
 	char path[300];
 };
 
-static const struct store_options fast = {0, STORE_SYNC_NONE, 0};
+static const struct store_options fast = {.sync = STORE_SYNC_NONE};
 
 static int setup(void **state)
 {
@@ -101,16 +102,17 @@ static void pack_str(msgpack_packer *pk, const char *s)
  * node_id, created_at_ms, updated_at_ms, deadline_at_ms, lease_until_ms,
  * finished_at_ms, cancel_requested, sources[[path, sha256, size]],
  * stage_count, stages, nevents, error].  With `tenant` non-NULL, the
- * schema-2/3 version-2 record instead (the tenant after the id). */
-static void pack_job(msgpack_sbuffer *sb, uint64_t id, const char *tenant, const char *target,
-                     const char *req)
+ * schema-2/3 version-2 record instead (the tenant after the id); with
+ * `params` too, the schema-4 version-3 record (params [] after sources). */
+static void pack_job_v(msgpack_sbuffer *sb, uint64_t id, const char *tenant, bool params,
+                       const char *target, const char *req)
 {
 	msgpack_packer pk;
 	uint8_t sha[32];
 	memset(sha, (int)id, sizeof(sha));
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&pk, tenant != NULL ? 23 : 22);
-	msgpack_pack_uint64(&pk, tenant != NULL ? 2 : 1);
+	msgpack_pack_array(&pk, tenant != NULL ? (params ? 24 : 23) : 22);
+	msgpack_pack_uint64(&pk, tenant != NULL ? (params ? 3 : 2) : 1);
 	msgpack_pack_uint64(&pk, id);
 	if (tenant != NULL)
 		pack_str(&pk, tenant);
@@ -135,10 +137,18 @@ static void pack_job(msgpack_sbuffer *sb, uint64_t id, const char *tenant, const
 	msgpack_pack_bin(&pk, sizeof(sha));
 	msgpack_pack_bin_body(&pk, sha, sizeof(sha));
 	msgpack_pack_uint64(&pk, 1234);
+	if (params)
+		msgpack_pack_array(&pk, 0);
 	msgpack_pack_uint64(&pk, 0); /* stage_count */
 	msgpack_pack_array(&pk, 0);  /* stages */
 	msgpack_pack_uint64(&pk, 1); /* nevents */
 	pack_str(&pk, "");
+}
+
+static void pack_job(msgpack_sbuffer *sb, uint64_t id, const char *tenant, const char *target,
+                     const char *req)
+{
+	pack_job_v(sb, id, tenant, false, target, req);
 }
 
 static void pack_v1_job(msgpack_sbuffer *sb, uint64_t id, const char *target, const char *req)
@@ -177,19 +187,25 @@ static void check_migrated_job(struct store_txn *t, uint64_t id, const char *ten
 	assert_int_equal(r.nstages, 0);
 	assert_int_equal(r.nevents, 1);
 	assert_int_equal(r.error.len, 0);
+	assert_int_equal(r.ngpus, 0);
 	msgpack_zone_free(z);
 }
 
 /* A version-1 target record (schemas 1 and 2): [1, name, caps, labels,
  * stages[[name, argv, timeout_ms, env, outputs]...], revision,
- * active_jobs, created_at_ms, updated_at_ms]. */
-static void pack_v1_target(msgpack_sbuffer *sb, const char *name)
+ * active_jobs, created_at_ms, updated_at_ms].  With `v2`, the version-2
+ * record of schemas 3 and 4 instead: a description "" after the name and
+ * 7-item stages (limits [0, 0, 0, 0], stdout ""). */
+static void pack_target_v(msgpack_sbuffer *sb, const char *name, bool v2)
 {
 	msgpack_packer pk;
+	const uint32_t stage_items = v2 ? 7 : 5;
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&pk, 9);
-	msgpack_pack_uint64(&pk, 1);
+	msgpack_pack_array(&pk, v2 ? 10 : 9);
+	msgpack_pack_uint64(&pk, v2 ? 2 : 1);
 	pack_str(&pk, name);
+	if (v2)
+		pack_str(&pk, "");
 	msgpack_pack_array(&pk, 1);
 	pack_str(&pk, "gcc");
 	msgpack_pack_array(&pk, 1);
@@ -197,7 +213,7 @@ static void pack_v1_target(msgpack_sbuffer *sb, const char *name)
 	pack_str(&pk, "zone");
 	pack_str(&pk, "eu-1");
 	msgpack_pack_array(&pk, 2);
-	msgpack_pack_array(&pk, 5);
+	msgpack_pack_array(&pk, stage_items);
 	pack_str(&pk, "compile");
 	msgpack_pack_array(&pk, 2);
 	pack_str(&pk, "cc");
@@ -209,17 +225,59 @@ static void pack_v1_target(msgpack_sbuffer *sb, const char *name)
 	pack_str(&pk, "C");
 	msgpack_pack_array(&pk, 1);
 	pack_str(&pk, "a.o");
-	msgpack_pack_array(&pk, 5);
+	if (v2) {
+		msgpack_pack_array(&pk, 4);
+		for (int i = 0; i < 4; i++)
+			msgpack_pack_uint64(&pk, 0);
+		pack_str(&pk, "");
+	}
+	msgpack_pack_array(&pk, stage_items);
 	pack_str(&pk, "report");
 	msgpack_pack_array(&pk, 1);
 	pack_str(&pk, "nm");
 	msgpack_pack_uint64(&pk, 1000);
 	msgpack_pack_array(&pk, 0);
 	msgpack_pack_array(&pk, 0);
+	if (v2) {
+		msgpack_pack_array(&pk, 4);
+		for (int i = 0; i < 4; i++)
+			msgpack_pack_uint64(&pk, 0);
+		pack_str(&pk, "");
+	}
 	msgpack_pack_uint64(&pk, 3);
 	msgpack_pack_uint64(&pk, 1);
 	msgpack_pack_uint64(&pk, 100);
 	msgpack_pack_uint64(&pk, 200);
+}
+
+static void pack_v1_target(msgpack_sbuffer *sb, const char *name)
+{
+	pack_target_v(sb, name, false);
+}
+
+/* A version-1 node record (schemas 1 to 4): [1, id, caps, labels, slots,
+ * used_slots, draining, drain_deadline_ms, down, registered_at_ms,
+ * updated_at_ms]. */
+static void pack_v1_node(msgpack_sbuffer *sb, uint64_t id)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 11);
+	msgpack_pack_uint64(&pk, 1);
+	msgpack_pack_uint64(&pk, id);
+	msgpack_pack_array(&pk, 1);
+	pack_str(&pk, "nvcc");
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_array(&pk, 2);
+	pack_str(&pk, "arch");
+	pack_str(&pk, "x86_64");
+	msgpack_pack_uint64(&pk, 4); /* slots */
+	msgpack_pack_uint64(&pk, 1); /* used_slots */
+	msgpack_pack_true(&pk);      /* draining */
+	msgpack_pack_uint64(&pk, 77);
+	msgpack_pack_false(&pk);
+	msgpack_pack_uint64(&pk, 10 + id);
+	msgpack_pack_uint64(&pk, 20 + id);
 }
 
 /* The target `name` of the open store decodes as a current record with
@@ -250,6 +308,8 @@ static void check_migrated_target(struct store_txn *t, const char *name)
 		assert_int_equal(r.stages[i].stdout_path.len, 0);
 	}
 	assert_true(ing_str_eq_c(r.stages[1].name, "report"));
+	assert_int_equal(r.gpus, 0);
+	assert_int_equal(r.stages[0].gpus + r.stages[1].gpus, 0);
 	assert_int_equal(r.revision, 3);
 	assert_int_equal(r.active_jobs, 1);
 	assert_int_equal(r.created_at_ms, 100);
@@ -265,6 +325,20 @@ static void unpack(const void *buf, size_t len, msgpack_unpacked *out)
 	assert_int_equal(off, len);
 }
 
+/* Opening the (current) store again writes nothing. */
+static void reopen_changes_nothing(struct fx *f)
+{
+	struct store *s;
+	struct ing_error e;
+	char *before = tu_mdb_dump(f->path);
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	store_close(s);
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
 /* ---- tests ------------------------------------------------------------ */
 
 static void test_fresh_store_is_stamped(void **state)
@@ -278,20 +352,14 @@ static void test_fresh_store_is_stamped(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 4);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
 	store_abort(t);
 	store_close(s);
 	/* Reopening a current store writes nothing. */
-	char *before = tu_mdb_dump(f->path);
-	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
-	store_close(s);
-	char *after = tu_mdb_dump(f->path);
-	assert_string_equal(before, after);
-	free(before);
-	free(after);
+	reopen_changes_nothing(f);
 }
 
-static void test_migrate_1_to_4(void **state)
+static void test_migrate_1_to_5(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -330,7 +398,7 @@ static void test_migrate_1_to_4(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 4);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
 	check_migrated_target(t, "cc-x86");
 	assert_int_equal(store_applied_index(t, &v), 0);
 	assert_int_equal(v, 42);
@@ -348,11 +416,12 @@ static void test_migrate_1_to_4(void **state)
 		unpack(v1[i].data, v1[i].size, &old);
 		unpack(val.ptr, val.len, &neu);
 		const msgpack_object_array *a = &old.data.via.array, *b = &neu.data.via.array;
-		/* v1 [1, id, target, ..., sources(17), rest...] -> v3 [3, id,
-		 * "default", target, ..., sources(18), params [] (19), rest...] */
+		/* v1 [1, id, target, ..., sources(17), rest...] -> v4 [4, id,
+		 * "default", target, ..., sources(18), params [] (19), rest...,
+		 * gpus []] */
 		assert_int_equal(neu.data.type, MSGPACK_OBJECT_ARRAY);
-		assert_int_equal(b->size, a->size + 2);
-		assert_int_equal(b->ptr[0].via.u64, 3);
+		assert_int_equal(b->size, a->size + 3);
+		assert_int_equal(b->ptr[0].via.u64, 4);
 		assert_true(msgpack_object_equal(b->ptr[1], a->ptr[1]));
 		assert_int_equal(b->ptr[2].type, MSGPACK_OBJECT_STR);
 		assert_memory_equal(b->ptr[2].via.str.ptr, "default", 7);
@@ -362,6 +431,8 @@ static void test_migrate_1_to_4(void **state)
 		assert_int_equal(b->ptr[19].via.array.size, 0);
 		for (uint32_t j = 18; j < a->size; j++)
 			assert_true(msgpack_object_equal(b->ptr[j + 2], a->ptr[j]));
+		assert_int_equal(b->ptr[b->size - 1].type, MSGPACK_OBJECT_ARRAY);
+		assert_int_equal(b->ptr[b->size - 1].via.array.size, 0);
 		msgpack_unpacked_destroy(&old);
 		msgpack_unpacked_destroy(&neu);
 		msgpack_sbuffer_destroy(&v1[i]);
@@ -371,16 +442,10 @@ static void test_migrate_1_to_4(void **state)
 	store_close(s);
 
 	/* Migrated once: reopening changes nothing. */
-	char *before = tu_mdb_dump(f->path);
-	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
-	store_close(s);
-	char *after = tu_mdb_dump(f->path);
-	assert_string_equal(before, after);
-	free(before);
-	free(after);
+	reopen_changes_nothing(f);
 }
 
-static void test_migrate_2_to_4(void **state)
+static void test_migrate_2_to_5(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -405,7 +470,7 @@ static void test_migrate_2_to_4(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 4);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
 	assert_int_equal(store_applied_index(t, &v), 0);
 	assert_int_equal(v, 77);
 	assert_int_equal(store_count(t, STORE_TARGETS, &v), 0);
@@ -416,16 +481,10 @@ static void test_migrate_2_to_4(void **state)
 	store_close(s);
 
 	/* Migrated once: reopening changes nothing. */
-	char *before = tu_mdb_dump(f->path);
-	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
-	store_close(s);
-	char *after = tu_mdb_dump(f->path);
-	assert_string_equal(before, after);
-	free(before);
-	free(after);
+	reopen_changes_nothing(f);
 }
 
-static void test_migrate_3_to_4(void **state)
+static void test_migrate_3_to_5(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -454,7 +513,7 @@ static void test_migrate_3_to_4(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 4);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
 	assert_int_equal(store_applied_index(t, &v), 0);
 	assert_int_equal(v, 55);
 	assert_int_equal(store_count(t, STORE_JOBS, &v), 0);
@@ -465,13 +524,134 @@ static void test_migrate_3_to_4(void **state)
 	store_close(s);
 
 	/* Migrated once: reopening changes nothing. */
-	char *before = tu_mdb_dump(f->path);
+	reopen_changes_nothing(f);
+}
+
+/* A schema-4 store: a v1 node, a v2 target, v3 jobs.  Each gains its GPUs
+ * (none), everything else unchanged. */
+static void test_migrate_4_to_5(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	msgpack_sbuffer sb;
+	uint8_t key[8];
+	const uint64_t ids[] = {3, 4};
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 4);
+	raw_put_u64(&r, "applied_index", 91);
+	for (int i = 0; i < 2; i++) {
+		msgpack_sbuffer_init(&sb);
+		pack_v1_node(&sb, ids[i]);
+		store_be64(key, ids[i]);
+		raw_put(&r, 2, key, 8, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		msgpack_sbuffer_init(&sb);
+		pack_job_v(&sb, ids[i], "team-a", true, "cc-x86", "req");
+		raw_put(&r, 4, key, 8, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	msgpack_sbuffer_init(&sb);
+	pack_target_v(&sb, "cc-x86", true);
+	raw_put(&r, 3, "cc-x86", 6, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	raw_close(&r);
+
+	struct store *s;
+	struct store_txn *t;
+	struct ing_error e;
+	uint64_t v;
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
+	assert_int_equal(v, 5);
+	assert_int_equal(store_applied_index(t, &v), 0);
+	assert_int_equal(v, 91);
+	check_migrated_target(t, "cc-x86");
+	for (int i = 0; i < 2; i++) {
+		struct ing_str val;
+		struct rec_node n;
+		msgpack_zone *z = msgpack_zone_new(1024);
+		check_migrated_job(t, ids[i], "team-a", "cc-x86", "req");
+		store_be64(key, ids[i]);
+		assert_int_equal(store_get(t, STORE_NODES, (struct ing_str){(char *)key, 8}, &val),
+		                 0);
+		if (rec_node_decode(val, z, &n, &e) != 0)
+			fail_msg("decode: %s", e.msg);
+		assert_int_equal(n.id, ids[i]);
+		assert_true(ing_str_eq_c(n.caps[0], "nvcc"));
+		assert_true(ing_str_eq_c(n.labels[0].value, "x86_64"));
+		assert_int_equal(n.slots, 4);
+		assert_int_equal(n.used_slots, 1);
+		assert_true(n.draining);
+		assert_int_equal(n.drain_deadline_ms, 77);
+		assert_false(n.down);
+		assert_int_equal(n.registered_at_ms, 10 + ids[i]);
+		assert_int_equal(n.updated_at_ms, 20 + ids[i]);
+		assert_int_equal(n.ngpus, 0);
+		assert_int_equal(n.nheld, 0);
+		msgpack_zone_free(z);
+	}
+	store_abort(t);
 	store_close(s);
-	char *after = tu_mdb_dump(f->path);
-	assert_string_equal(before, after);
-	free(before);
-	free(after);
+
+	/* Migrated once: reopening changes nothing. */
+	reopen_changes_nothing(f);
+}
+
+/* A schema-4 store whose node, target or job is not of the schema-4 layout
+ * is refused as corrupt, naming it, and left untouched. */
+static void test_bad_schema_4_records_are_corrupt(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	msgpack_sbuffer sb;
+	uint8_t key[8];
+	static const struct {
+		size_t table;
+		const char *needle;
+	} cases[] = {{2, "node 2 is not a schema-4 node"},
+	             {3, "target 'zz' is not a schema-4 target"},
+	             {4, "job 2 is not a schema-4 job"}};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		tu_rmrf(f->dir);
+		tu_tmpdir(f->dir, sizeof(f->dir));
+		snprintf(f->path, sizeof(f->path), "%s/state.mdb", f->dir);
+		raw_open(&r, f->path);
+		raw_put_u64(&r, "schema_version", 4);
+		msgpack_sbuffer_init(&sb);
+		pack_v1_node(&sb, 1);
+		store_be64(key, 1);
+		raw_put(&r, 2, key, 8, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		/* The bad one: a record of the layout before (or after). */
+		msgpack_sbuffer_init(&sb);
+		store_be64(key, 2);
+		if (cases[c].table == 2) {
+			raw_put(&r, 2, key, 8, "\x93\x02\x01\x02", 4);
+		} else if (cases[c].table == 3) {
+			pack_v1_target(&sb, "zz");
+			raw_put(&r, 3, "zz", 2, sb.data, sb.size);
+		} else {
+			pack_job(&sb, 2, "default", "cc-x86", "");
+			raw_put(&r, 4, key, 8, sb.data, sb.size);
+		}
+		msgpack_sbuffer_destroy(&sb);
+		raw_close(&r);
+
+		char *before = tu_mdb_dump(f->path);
+		struct store *s = NULL;
+		struct ing_error e;
+		assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ECORRUPT);
+		assert_null(s);
+		if (strstr(e.msg, cases[c].needle) == NULL)
+			fail_msg("'%s' does not say '%s'", e.msg, cases[c].needle);
+		char *after = tu_mdb_dump(f->path);
+		assert_string_equal(before, after);
+		free(before);
+		free(after);
+	}
 }
 
 /* A schema-3 store whose job is not a 23-item v2 record is refused as
@@ -580,7 +760,7 @@ static void test_newer_store_is_refused(void **state)
 	char want[512];
 
 	raw_open(&r, f->path);
-	raw_put_u64(&r, "schema_version", 5);
+	raw_put_u64(&r, "schema_version", STORE_SCHEMA_VERSION + 1);
 	raw_put_u64(&r, "applied_index", 9);
 	raw_put(&r, 4, "\0\0\0\0\0\0\0\1", 8, "\x93\x03\x01\x02", 4);
 	raw_close(&r);
@@ -592,7 +772,8 @@ static void test_newer_store_is_refused(void **state)
 	assert_null(s);
 	assert_int_equal(e.code, ING_ENEWER);
 	snprintf(want, sizeof(want),
-	         "store %s has schema 5, this ingot supports up to 4; upgrade ingot", f->path);
+	         "store %s has schema %d, this ingot supports up to %d; upgrade ingot", f->path,
+	         STORE_SCHEMA_VERSION + 1, STORE_SCHEMA_VERSION);
 	assert_string_equal(e.msg, want);
 	char *after = tu_mdb_dump(f->path);
 	assert_string_equal(before, after);
@@ -652,14 +833,14 @@ static void test_import_v1_snapshot(void **state)
 	assert_true(replaced);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 4);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
 	assert_int_equal(store_applied_index(t, &v), 0);
 	assert_int_equal(v, 42);
 	assert_int_equal(store_get(t, STORE_JOBS, (struct ing_str){(char *)key, 8}, &val), 0);
 	msgpack_unpacked u;
 	unpack(val.ptr, val.len, &u);
-	assert_int_equal(u.data.via.array.size, 24);
-	assert_int_equal(u.data.via.array.ptr[0].via.u64, 3);
+	assert_int_equal(u.data.via.array.size, 25);
+	assert_int_equal(u.data.via.array.ptr[0].via.u64, 4);
 	assert_memory_equal(u.data.via.array.ptr[2].via.str.ptr, "default", 7);
 	msgpack_unpacked_destroy(&u);
 	check_migrated_job(t, 7, "default", "cc-x86", "");
@@ -673,9 +854,11 @@ int main(void)
 	ing_log_set_level(ING_LOG_LEVEL_OFF);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_fresh_store_is_stamped, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_1_to_4, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_2_to_4, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_3_to_4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_1_to_5, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_2_to_5, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_3_to_5, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_4_to_5, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_schema_4_records_are_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v2_job_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v1_target_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v1_job_is_corrupt, setup, teardown),

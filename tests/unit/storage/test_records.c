@@ -258,6 +258,10 @@ static struct rec_member sample_member(void)
 static struct ing_str caps2[] = {{"gcc", 3}, {"cuda-12", 7}};
 static struct rec_kv labels2[] = {{{"zone", 4}, {"a", 1}}, {{"rack", 4}, {"", 0}}};
 
+static struct rec_gpu gpus2[] = {{0, {"GPU-8f1c", 8}, 85520809984ull}, {5, {"", 0}, 0}};
+static struct rec_gpu_hold held1[] = {{5, 42}};
+static uint32_t gpu_idx2[] = {5, 0};
+
 static struct rec_node sample_node(void)
 {
 	struct rec_node n = {0};
@@ -273,6 +277,10 @@ static struct rec_node sample_node(void)
 	n.down = false;
 	n.registered_at_ms = 1;
 	n.updated_at_ms = 0x100000000ull;
+	n.ngpus = 2;
+	n.gpus = gpus2;
+	n.nheld = 1;
+	n.held = held1;
 	return n;
 }
 
@@ -289,8 +297,9 @@ static struct rec_stage_def stages2[] = {
      1,
      outs1,
      {60, 1ull << 32, 1024, 1u << 20},
-     {"symbols.txt", 11}},
-    {{"empty-lists", 11}, 1, argv_cc, 1, 0, NULL, 0, NULL, {0, 0, 0, 0}, {"", 0}},
+     {"symbols.txt", 11},
+     2},
+    {{"empty-lists", 11}, 1, argv_cc, 1, 0, NULL, 0, NULL, {0, 0, 0, 0}, {"", 0}, 0},
 };
 
 static struct rec_target sample_target(void)
@@ -302,6 +311,7 @@ static struct rec_target sample_target(void)
 	t.caps = caps2;
 	t.nlabels = 2;
 	t.labels = labels2;
+	t.gpus = 1;
 	t.nstages = 2;
 	t.stages = stages2;
 	t.revision = 4;
@@ -356,6 +366,8 @@ static struct rec_job sample_job(void)
 	j.stages = results2;
 	j.nevents = 5;
 	j.error = S("");
+	j.ngpus = 2;
+	j.gpus = gpu_idx2;
 	return j;
 }
 
@@ -439,14 +451,25 @@ static void test_node_roundtrip(void **state)
 	assert_false(out.down);
 	assert_int_equal(out.registered_at_ms, 1);
 	assert_int_equal(out.updated_at_ms, 0x100000000ull);
+	assert_int_equal(out.ngpus, 2);
+	assert_int_equal(out.gpus[0].index, 0);
+	assert_true(ing_str_eq_c(out.gpus[0].uuid, "GPU-8f1c"));
+	assert_int_equal(out.gpus[0].memory_bytes, 85520809984ull);
+	assert_int_equal(out.gpus[1].index, 5);
+	assert_int_equal(out.gpus[1].uuid.len, 0);
+	assert_int_equal(out.nheld, 1);
+	assert_int_equal(out.held[0].index, 5);
+	assert_int_equal(out.held[0].job, 42);
 
 	/* Empty lists. */
-	in.ncaps = in.nlabels = 0;
+	in.ncaps = in.nlabels = in.ngpus = in.nheld = 0;
 	in.caps = NULL;
 	in.labels = NULL;
 	roundtrip(&codec_node, &in, z, &out);
 	assert_int_equal(out.ncaps, 0);
 	assert_int_equal(out.nlabels, 0);
+	assert_int_equal(out.ngpus, 0);
+	assert_int_equal(out.nheld, 0);
 
 	/* Every list and string at its maximum. */
 	struct ing_str caps[ING_MAX_CAPS];
@@ -462,9 +485,56 @@ static void test_node_roundtrip(void **state)
 	in.nlabels = ING_MAX_LABELS;
 	in.labels = labels;
 	in.slots = ING_MAX_SLOTS;
+	struct rec_gpu gpus[ING_MAX_GPUS];
+	struct rec_gpu_hold held[ING_MAX_GPUS];
+	for (int i = 0; i < ING_MAX_GPUS; i++) {
+		gpus[i] = (struct rec_gpu){(uint32_t)(ING_GPU_INDEX_MAX - i),
+		                           fill(ING_GPU_UUID_MAX, 'u'), UINT64_MAX};
+		held[i] = (struct rec_gpu_hold){(uint32_t)(ING_GPU_INDEX_MAX - i), UINT64_MAX};
+	}
+	in.ngpus = in.nheld = ING_MAX_GPUS;
+	in.gpus = gpus;
+	in.held = held;
 	roundtrip(&codec_node, &in, z, &out);
 	assert_int_equal(out.ncaps, ING_MAX_CAPS);
 	assert_int_equal(out.labels[ING_MAX_LABELS - 1].value.len, ING_LABEL_VALUE_MAX);
+	assert_int_equal(out.ngpus, ING_MAX_GPUS);
+	assert_int_equal(out.gpus[ING_MAX_GPUS - 1].uuid.len, ING_GPU_UUID_MAX);
+	assert_int_equal(out.held[0].index, ING_GPU_INDEX_MAX);
+
+	/* One over: a GPU, a hold, an index, a uuid. */
+	struct rec_gpu over[ING_MAX_GPUS + 1];
+	struct rec_gpu_hold over_held[ING_MAX_GPUS + 1];
+	for (int i = 0; i <= ING_MAX_GPUS; i++) {
+		over[i] = (struct rec_gpu){(uint32_t)i, S(""), 0};
+		over_held[i] = (struct rec_gpu_hold){(uint32_t)i, 1};
+	}
+	struct mp_out o;
+	mp_out_init(&o);
+	in = sample_node();
+	in.ngpus = ING_MAX_GPUS + 1;
+	in.gpus = over;
+	assert_int_equal(rec_node_encode(&in, &o), 0);
+	expect_decode(&codec_node, o.data, o.len, ING_ETOOBIG, "gpus");
+	mp_out_reset(&o);
+	in = sample_node();
+	in.nheld = ING_MAX_GPUS + 1;
+	in.held = over_held;
+	assert_int_equal(rec_node_encode(&in, &o), 0);
+	expect_decode(&codec_node, o.data, o.len, ING_ETOOBIG, "gpu_holds");
+	mp_out_reset(&o);
+	in = sample_node();
+	over[0].index = ING_GPU_INDEX_MAX + 1;
+	in.ngpus = 1;
+	in.gpus = over;
+	assert_int_equal(rec_node_encode(&in, &o), 0);
+	expect_decode(&codec_node, o.data, o.len, ING_ETOOBIG, "gpu index");
+	mp_out_reset(&o);
+	over[0].index = 0;
+	over[0].uuid = fill(ING_GPU_UUID_MAX + 1, 'u');
+	assert_int_equal(rec_node_encode(&in, &o), 0);
+	expect_decode(&codec_node, o.data, o.len, ING_ETOOBIG, "gpu uuid");
+	mp_out_free(&o);
 	msgpack_zone_free(z);
 }
 
@@ -537,6 +607,12 @@ static void test_target_roundtrip(void **state)
 	assert_int_equal(out.stages[1].limits.cpu_seconds, 0);
 	assert_int_equal(out.stages[1].limits.output_bytes, 0);
 	assert_int_equal(out.stages[1].stdout_path.len, 0);
+	assert_int_equal(out.gpus, 1);
+	assert_int_equal(out.stages[0].gpus, 2);
+	assert_int_equal(out.stages[1].gpus, 0);
+	assert_int_equal(rec_target_gpus(&out), 2);
+	assert_int_equal(rec_stage_gpus(&out, 0), 2);
+	assert_int_equal(rec_stage_gpus(&out, 1), 1);
 	assert_int_equal(out.revision, 4);
 	assert_int_equal(out.active_jobs, 9);
 	assert_int_equal(out.created_at_ms, 10);
@@ -617,9 +693,12 @@ static void test_job_roundtrip(void **state)
 	assert_true(out.stages[1].exit_code == INT64_MIN);
 	assert_int_equal(out.nevents, 5);
 	assert_int_equal(out.error.len, 0);
+	assert_int_equal(out.ngpus, 2);
+	assert_int_equal(out.gpus[0], 5);
+	assert_int_equal(out.gpus[1], 0);
 
 	/* Nothing in any list. */
-	in.nsources = in.nstages = in.nparams = 0;
+	in.nsources = in.nstages = in.nparams = in.ngpus = 0;
 	in.error = S("no node has capability cuda");
 	roundtrip(&codec_job, &in, z, &out);
 	assert_int_equal(out.nsources, 0);
@@ -817,20 +896,21 @@ static void test_nested_wrong_types(void **state)
 
 	/* A capability that is an integer, a label that is not a pair. */
 	mp_out_init(&o);
-	msgpack_pack_array(&o.pk, 10);
-	msgpack_pack_uint64(&o.pk, 2);
+	msgpack_pack_array(&o.pk, 11);
+	msgpack_pack_uint64(&o.pk, REC_TARGET_VERSION);
 	mp_pack_cstr(&o.pk, "t");
 	mp_pack_cstr(&o.pk, "");
 	msgpack_pack_array(&o.pk, 1);
 	msgpack_pack_uint64(&o.pk, 5);
 	msgpack_pack_array(&o.pk, 0);
+	msgpack_pack_uint64(&o.pk, 0);
 	msgpack_pack_array(&o.pk, 0);
 	for (int i = 0; i < 4; i++)
 		msgpack_pack_uint64(&o.pk, 0);
 	expect_decode(&codec_target, o.data, o.len, ING_EMALFORMED, "caps");
 	mp_out_reset(&o);
-	msgpack_pack_array(&o.pk, 10);
-	msgpack_pack_uint64(&o.pk, 2);
+	msgpack_pack_array(&o.pk, 11);
+	msgpack_pack_uint64(&o.pk, REC_TARGET_VERSION);
 	mp_pack_cstr(&o.pk, "t");
 	mp_pack_cstr(&o.pk, "");
 	msgpack_pack_array(&o.pk, 0);
@@ -839,10 +919,25 @@ static void test_nested_wrong_types(void **state)
 	mp_pack_cstr(&o.pk, "k");
 	mp_pack_cstr(&o.pk, "v");
 	mp_pack_cstr(&o.pk, "w");
+	msgpack_pack_uint64(&o.pk, 0);
 	msgpack_pack_array(&o.pk, 0);
 	for (int i = 0; i < 4; i++)
 		msgpack_pack_uint64(&o.pk, 0);
 	expect_decode(&codec_target, o.data, o.len, ING_EMALFORMED, "labels");
+	/* A target's or a stage's GPUs over ING_MAX_GPUS. */
+	mp_out_reset(&o);
+	t = sample_target();
+	t.gpus = ING_MAX_GPUS + 1;
+	assert_int_equal(rec_target_encode(&t, &o), 0);
+	expect_decode(&codec_target, o.data, o.len, ING_ETOOBIG, "gpus");
+	mp_out_reset(&o);
+	t = sample_target();
+	struct rec_stage_def many = stages2[1];
+	many.gpus = ING_MAX_GPUS + 1;
+	t.nstages = 1;
+	t.stages = &many;
+	assert_int_equal(rec_target_encode(&t, &o), 0);
+	expect_decode(&codec_target, o.data, o.len, ING_ETOOBIG, "stage gpus");
 	mp_out_free(&o);
 
 	/* A stage with a string timeout. */

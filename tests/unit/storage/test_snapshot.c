@@ -27,7 +27,7 @@ struct fx {
 	struct store *a, *b;
 };
 
-static const struct store_options fast = {0, STORE_SYNC_NONE, 0};
+static const struct store_options fast = {.sync = STORE_SYNC_NONE};
 
 static int setup(void **state)
 {

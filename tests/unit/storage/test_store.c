@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -22,7 +23,7 @@ struct fx {
 	struct store *s;
 };
 
-static const struct store_options fast = {0, STORE_SYNC_NONE, 0};
+static const struct store_options fast = {.sync = STORE_SYNC_NONE};
 
 static int setup(void **state)
 {
@@ -208,7 +209,7 @@ static void test_one_write_txn(void **state)
 static void test_batching(void **state)
 {
 	struct fx *f = *state;
-	struct store_options o = {0, STORE_SYNC_NONE, 3};
+	struct store_options o = {.sync = STORE_SYNC_NONE, .batch_max = 3};
 	struct ing_error e;
 	struct store_txn *b, *b2;
 	char key[16];
@@ -226,21 +227,22 @@ static void test_batching(void **state)
 		snprintf(key, sizeof(key), "k%d", i);
 		assert_int_equal(store_put(b, STORE_JOBS, S(key), S("v")), 0);
 		assert_int_equal(store_set_applied_index(b, (uint64_t)i), 0);
-		/* Not visible to readers before the batch commits. */
-		expect(f->s, STORE_JOBS, key, NULL);
+		/* Readers see the open batch (a view of it), before any commit. */
+		expect(f->s, STORE_JOBS, key, "v");
 		assert_int_equal(store_batch_note(f->s), 0);
 		assert_int_equal(store_batch_pending(f->s), (unsigned)(i % 3));
-		if (i % 3 == 0)
-			expect(f->s, STORE_JOBS, key, "v"); /* committed at the third note */
 	}
 	expect(f->s, STORE_JOBS, "k6", "v");
-	expect(f->s, STORE_JOBS, "k7", NULL);
+	expect(f->s, STORE_JOBS, "k7", "v");
 
 	struct store_txn *r;
 	uint64_t idx;
 	assert_int_equal(store_read_begin(f->s, &r), 0);
 	assert_int_equal(store_applied_index(r, &idx), 0);
-	assert_int_equal(idx, 6);
+	assert_int_equal(idx, 7);
+	/* The batch does not commit under an open view. */
+	assert_int_equal(store_batch_flush(f->s), ING_ECONFLICT);
+	assert_int_equal(store_failed(f->s), 0);
 	store_abort(r);
 
 	assert_int_equal(store_batch_flush(f->s), 0);
@@ -251,13 +253,16 @@ static void test_batching(void **state)
 	assert_int_equal(idx, 7);
 	store_abort(r);
 
-	/* Closing with an open batch discards it. */
+	/* Closing with an open batch discards it; what the third notes and the
+	 * flush committed stays. */
 	assert_int_equal(store_batch_txn(f->s, &b), 0);
 	assert_int_equal(store_put(b, STORE_JOBS, S("lost"), S("v")), 0);
 	assert_int_equal(store_batch_note(f->s), 0);
+	expect(f->s, STORE_JOBS, "lost", "v");
 	store_close(f->s);
 	assert_int_equal(store_open(f->dir, &o, &f->s, &e), 0);
 	expect(f->s, STORE_JOBS, "lost", NULL);
+	expect(f->s, STORE_JOBS, "k6", "v");
 	expect(f->s, STORE_JOBS, "k7", "v");
 }
 
@@ -331,7 +336,8 @@ static void test_corrupt_meta_is_sticky(void **state)
 static void test_map_full_is_sticky(void **state)
 {
 	struct fx *f = *state;
-	struct store_options o = {1u << 20, STORE_SYNC_NONE, 0};
+	struct store_options o = {
+	    .map_size_bytes = 1u << 20, .map_max_bytes = 1u << 20, .sync = STORE_SYNC_NONE};
 	struct ing_error e;
 	struct store_txn *t, *t2;
 	static char big[1000];
@@ -365,6 +371,93 @@ static void test_map_full_is_sticky(void **state)
 	expect(f->s, STORE_EVENTS, "key-000000", NULL);
 }
 
+/* Puts n values of 1000 bytes, keys from first on, one batch per 50. */
+static void fill(struct store *s, int first, int n)
+{
+	static char big[1000];
+	struct store_txn *t;
+	char key[32];
+	memset(big, 'x', sizeof(big));
+	for (int i = first; i < first + n; i++) {
+		snprintf(key, sizeof(key), "key-%06d", i);
+		assert_int_equal(store_batch_txn(s, &t), 0);
+		assert_int_equal(
+		    store_put(t, STORE_EVENTS, S(key), (struct ing_str){big, sizeof(big)}), 0);
+		if (i % 50 == 49)
+			assert_int_equal(store_batch_flush(s), 0);
+	}
+	assert_int_equal(store_batch_flush(s), 0);
+}
+
+/* The map grows ahead of the data up to its ceiling; store_space_low turns
+ * true before the ceiling, and false again once deletions free pages. */
+static void test_map_grows_and_space_low(void **state)
+{
+	struct fx *f = *state;
+	struct store_options o = {.map_size_bytes = 256u << 10,
+	                          .map_max_bytes = 4u << 20,
+	                          .reserve_bytes = 1u << 20,
+	                          .sync = STORE_SYNC_NONE};
+	struct store_space sp;
+	struct store_txn *t;
+	struct ing_error e;
+	char key[32];
+	int n = 0;
+
+	store_close(f->s);
+	tu_rmrf(f->dir);
+	tu_tmpdir(f->dir, sizeof(f->dir));
+	assert_int_equal(store_open(f->dir, &o, &f->s, &e), 0);
+	assert_int_equal(store_space(f->s, &sp), 0);
+	/* Grown at open: less than the 64 MiB margin was left. */
+	assert_int_equal(sp.map_bytes, 4u << 20);
+	assert_int_equal(sp.max_bytes, 4u << 20);
+	assert_false(store_space_low(f->s));
+
+	/* Well past the first map, nothing failed. */
+	fill(f->s, 0, 500);
+	n = 500;
+	assert_false(store_space_low(f->s));
+
+	/* Up to the reserve: low before the ceiling, and the store healthy. */
+	while (!store_space_low(f->s)) {
+		fill(f->s, n, 50);
+		n += 50;
+		assert_true(n < 4000);
+	}
+	assert_int_equal(store_failed(f->s), 0);
+	assert_int_equal(store_space(f->s, &sp), 0);
+	assert_int_equal(sp.map_bytes, 4u << 20);
+	assert_true(sp.used_bytes + (1u << 20) >= sp.max_bytes);
+	assert_true(sp.used_bytes < sp.max_bytes);
+	print_message("low at %d values: used %llu of %llu\n", n, (unsigned long long)sp.used_bytes,
+	              (unsigned long long)sp.max_bytes);
+
+	/* Deleting most of it frees pages: no longer low (checked at most ten
+	 * times a second), and the freed pages are reused by new puts. */
+	assert_int_equal(store_write_begin(f->s, &t), 0);
+	for (int i = 0; i < n * 3 / 4; i++) {
+		snprintf(key, sizeof(key), "key-%06d", i);
+		assert_int_equal(store_del(t, STORE_EVENTS, S(key)), 0);
+	}
+	assert_int_equal(store_commit(t), 0);
+	usleep(150000);
+	fill(f->s, n, 10); /* a commit: the check runs */
+	assert_false(store_space_low(f->s));
+	assert_int_equal(store_space(f->s, &sp), 0);
+	uint64_t file_before = sp.file_bytes;
+	fill(f->s, n + 10, 200);
+	assert_int_equal(store_space(f->s, &sp), 0);
+	assert_true(sp.file_bytes <= file_before + (64u << 10));
+	assert_int_equal(store_failed(f->s), 0);
+
+	/* A reopen keeps the grown map. */
+	store_close(f->s);
+	assert_int_equal(store_open(f->dir, &o, &f->s, &e), 0);
+	assert_int_equal(store_space(f->s, &sp), 0);
+	assert_true(sp.map_bytes >= sp.file_bytes);
+}
+
 static void test_open_errors(void **state)
 {
 	(void)state;
@@ -389,6 +482,7 @@ int main(void)
 	    cmocka_unit_test(test_keys),
 	    cmocka_unit_test_setup_teardown(test_corrupt_meta_is_sticky, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_map_full_is_sticky, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_map_grows_and_space_low, setup, teardown),
 	    cmocka_unit_test(test_open_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,7 +21,7 @@
 #include <cmocka.h>
 
 #include "common/log.h"
-#include "common/str.h"
+#include "common/text.h"
 #include "common/mp.h"
 #include "node/node.h"
 #include "rpc/args.h"
@@ -396,6 +396,67 @@ static void test_list_paging_and_filters(void **state)
 	assert_int_equal(rpc_arg_find(&env->result, "jobs")->via.array.size, 0);
 }
 
+static unsigned pending_submits;
+
+static void on_submitted(struct rpc_request *r, int status, const struct ing_error *err,
+                         const msgpack_object *result)
+{
+	(void)r, (void)err, (void)result;
+	assert_int_equal(status, 0);
+	pending_submits--;
+}
+
+/* A filtered job.list examines at most 10,000 jobs per page: past 10,005
+ * jobs of target cc, the one job of target cc2 comes on the second page,
+ * after an empty first page whose `next` is a cursor past the skipped ones. */
+static void test_list_scan_bound(void **state)
+{
+	struct env *env = *state;
+	static struct rpc_request reqs[500];
+	struct mp_out *args = map(2, "target", 's', "cc", "sources", 'r', sources("a.c", "x"));
+	struct mp_out keep = *args; /* map() reuses its buffer: detach it */
+
+	mp_out_init(args);
+	for (unsigned done = 0; done < 10005;) {
+		unsigned n = 10005 - done < 500 ? 10005 - done : 500;
+		pending_submits = n;
+		for (unsigned i = 0; i < n; i++) {
+			reqs[i] = (struct rpc_request){.data = env, .cb = on_submitted};
+			assert_int_equal(rpc_client_call(env->client, &reqs[i], "job.submit",
+			                                 keep.data, keep.len, 0),
+			                 0);
+		}
+		while (pending_submits > 0)
+			uv_run(&env->loop, UV_RUN_ONCE);
+		done += n;
+	}
+	mp_out_free(&keep);
+	assert_int_equal(
+	    call(env, "target.put", map(2, "name", 's', "cc2", "stages", 'r', stages())), 0);
+	assert_int_equal(call(env, "job.submit",
+	                      map(2, "target", 's', "cc2", "sources", 'r', sources("b.c", "y"))),
+	                 0);
+	uint64_t id = get_u64(env, "id");
+	assert_int_equal(id, 10006);
+
+	assert_int_equal(
+	    call(env, "job.list", map(2, "target", 's', "cc2", "limit", 'u', (uint64_t)10)), 0);
+	assert_int_equal(rpc_arg_find(&env->result, "jobs")->via.array.size, 0);
+	uint64_t next = get_u64(env, "next");
+	assert_int_equal(next, 10000);
+	assert_int_equal(
+	    call(env, "job.list",
+	         map(3, "target", 's', "cc2", "after", 'u', next, "limit", 'u', (uint64_t)10)),
+	    0);
+	const msgpack_object *jobs = rpc_arg_find(&env->result, "jobs");
+	assert_int_equal(jobs->via.array.size, 1);
+	assert_int_equal(rpc_arg_find(&env->result, "next")->type, MSGPACK_OBJECT_NIL);
+	/* Unfiltered pages are unchanged: 1000 jobs and the last one's id. */
+	assert_int_equal(call(env, "job.list", map(1, "limit", 'u', (uint64_t)1000)), 0);
+	assert_int_equal(rpc_arg_find(&env->result, "jobs")->via.array.size, 1000);
+	assert_int_equal(get_u64(env, "next"), 1000);
+}
+
 static void test_request_id_dedupe(void **state)
 {
 	struct env *env = *state;
@@ -670,6 +731,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refused_at_submit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_job_lifecycle_shapes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_paging_and_filters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_scan_bound, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_request_id_dedupe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_status_and_info, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_watch, setup, teardown),

@@ -63,6 +63,8 @@ static struct rec_stage_def stages2[2];
 static struct cmd_file sources2[2];
 static struct cmd_file outputs1[1];
 static struct rec_kv params2[2];
+static struct rec_gpu gpus2[2];
+static uint32_t gpu_idx2[2];
 
 /* Resets the shared arrays (tests mutate them) and returns a valid command
  * of `type` with a request id and a time. */
@@ -80,10 +82,14 @@ static struct cmd sample(uint32_t type)
 	env1[0] = (struct rec_kv){S("PATH"), S("/usr/bin")};
 	outs1[0] = S("out/a.o");
 	stages2[0] = (struct rec_stage_def){
-	    S("build"),    3, argv3, 60000, 1, env1, 1, outs1, {60, 1u << 30, 1024, 1u << 20},
-	    S("build.log")};
-	stages2[1] =
-	    (struct rec_stage_def){S("link"), 1, argv3, 1, 0, NULL, 0, NULL, {0, 0, 0, 0}, S("")};
+	    S("build"),     3, argv3, 60000, 1, env1, 1, outs1, {60, 1u << 30, 1024, 1u << 20},
+	    S("build.log"), 2};
+	stages2[1] = (struct rec_stage_def){S("link"), 1,    argv3,        1,     0, NULL,
+	                                    0,         NULL, {0, 0, 0, 0}, S(""), 0};
+	gpus2[0] = (struct rec_gpu){0, S("GPU-0a1b"), 85520809984ull};
+	gpus2[1] = (struct rec_gpu){3, S(""), 0};
+	gpu_idx2[0] = 3;
+	gpu_idx2[1] = 0;
 	sources2[0] = (struct cmd_file){S("main.c"), S("int main(void) { return 0; }\n")};
 	sources2[1] = (struct cmd_file){S("inc/a.h"), S("")};
 	params2[0] = (struct rec_kv){S("GAIN"), S("42")};
@@ -106,6 +112,7 @@ static struct cmd sample(uint32_t type)
 		t->caps = caps2;
 		t->nlabels = 2;
 		t->labels = labels2;
+		t->gpus = 1;
 		t->nstages = 2;
 		t->stages = stages2;
 		break;
@@ -127,6 +134,8 @@ static struct cmd sample(uint32_t type)
 		c.u.job_assign.node = 2;
 		c.u.job_assign.attempt = 1;
 		c.u.job_assign.lease_until_ms = 5000;
+		c.u.job_assign.ngpus = 2;
+		c.u.job_assign.gpus = gpu_idx2;
 		break;
 	case CMD_JOB_STAGE_START:
 		c.u.job_stage_start.job = 1;
@@ -168,6 +177,8 @@ static struct cmd sample(uint32_t type)
 		c.u.node_register.spec.nlabels = 2;
 		c.u.node_register.spec.labels = labels2;
 		c.u.node_register.spec.slots = 4;
+		c.u.node_register.spec.ngpus = 2;
+		c.u.node_register.spec.gpus = gpus2;
 		break;
 	case CMD_NODE_DRAIN:
 		c.u.node_drain.node = 2;
@@ -360,6 +371,9 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		        y->stages[1].limits.open_files + y->stages[1].limits.output_bytes,
 		    0);
 		assert_int_equal(y->stages[1].stdout_path.len, 0);
+		assert_int_equal(y->gpus, 1);
+		assert_int_equal(y->stages[0].gpus, 2);
+		assert_int_equal(y->stages[1].gpus, 0);
 		assert_int_equal(y->revision, 0);
 		break;
 	}
@@ -380,7 +394,13 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		assert_int_equal(b->u.job_submit.params[1].value.len, 0);
 		break;
 	case CMD_JOB_ASSIGN:
-		assert_memory_equal(&a->u.job_assign, &b->u.job_assign, sizeof(a->u.job_assign));
+		assert_int_equal(b->u.job_assign.job, a->u.job_assign.job);
+		assert_int_equal(b->u.job_assign.node, a->u.job_assign.node);
+		assert_int_equal(b->u.job_assign.attempt, a->u.job_assign.attempt);
+		assert_int_equal(b->u.job_assign.lease_until_ms, a->u.job_assign.lease_until_ms);
+		assert_int_equal(b->u.job_assign.ngpus, 2);
+		assert_int_equal(b->u.job_assign.gpus[0], 3);
+		assert_int_equal(b->u.job_assign.gpus[1], 0);
 		break;
 	case CMD_JOB_STAGE_START:
 		assert_memory_equal(&a->u.job_stage_start, &b->u.job_stage_start,
@@ -408,6 +428,13 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		assert_int_equal(b->u.node_register.spec.nlabels, a->u.node_register.spec.nlabels);
 		assert_int_equal(b->u.node_register.spec.ncaps, a->u.node_register.spec.ncaps);
 		assert_false(b->u.node_register.spec.draining);
+		assert_int_equal(b->u.node_register.spec.ngpus, 2);
+		assert_int_equal(b->u.node_register.spec.gpus[0].index, 0);
+		assert_true(ing_str_eq(b->u.node_register.spec.gpus[0].uuid, S("GPU-0a1b")));
+		assert_int_equal(b->u.node_register.spec.gpus[0].memory_bytes, 85520809984ull);
+		assert_int_equal(b->u.node_register.spec.gpus[1].index, 3);
+		assert_int_equal(b->u.node_register.spec.gpus[1].uuid.len, 0);
+		assert_int_equal(b->u.node_register.spec.nheld, 0);
 		break;
 	case CMD_NODE_DRAIN:
 		assert_int_equal(b->u.node_drain.draining, a->u.node_drain.draining);
@@ -687,7 +714,7 @@ static void test_wrong_field_types(void **state)
 	expect_field(CMD_JOB_SUBMIT, 9, obj_array(&src, 1), ING_EMALFORMED,
 	             "command job_submit: field 'data'");
 	msgpack_object stage = obj_str(S("build"));
-	expect_field(CMD_TARGET_PUT, 8, obj_array(&stage, 1), ING_EMALFORMED, "stages");
+	expect_field(CMD_TARGET_PUT, 9, obj_array(&stage, 1), ING_EMALFORMED, "stages");
 	/* An outcome or role too large for its field. */
 	expect_field(CMD_JOB_FINISH, 6, obj_u64(259), ING_EINVAL, "outcome");
 	expect_field(CMD_MEMBER_PUT, 7, obj_u64(256 + REC_ROLE_VOTER), ING_EINVAL, "role");
@@ -785,9 +812,9 @@ static void test_oversize(void **state)
 	msgpack_object stages[ING_MAX_STAGES + 1];
 	for (int i = 0; i <= ING_MAX_STAGES; i++)
 		stages[i] = obj_u64(0);
-	expect_field(CMD_TARGET_PUT, 8, obj_array(stages, ING_MAX_STAGES + 1), ING_ETOOBIG,
+	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, ING_MAX_STAGES + 1), ING_ETOOBIG,
 	             "field 'stages'");
-	msgpack_object argv[ING_MAX_ARGV + 1], env0, outs0, st[7], lim[4];
+	msgpack_object argv[ING_MAX_ARGV + 1], env0, outs0, st[8], lim[4];
 	for (int i = 0; i <= ING_MAX_ARGV; i++)
 		argv[i] = obj_str(S("a"));
 	env0 = obj_array(NULL, 0);
@@ -801,16 +828,46 @@ static void test_oversize(void **state)
 		lim[i] = obj_u64(0);
 	st[5] = obj_array(lim, 4);
 	st[6] = obj_str(S(""));
-	stages[0] = obj_array(st, 7);
-	expect_field(CMD_TARGET_PUT, 8, obj_array(stages, 1), ING_ETOOBIG, "field 'argv'");
+	st[7] = obj_u64(0);
+	stages[0] = obj_array(st, 8);
+	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), ING_ETOOBIG, "field 'argv'");
 	st[1] = obj_array(argv, ING_MAX_ARGV);
-	expect_field(CMD_TARGET_PUT, 8, obj_array(stages, 1), 0, NULL);
-	/* A v2 stage of 5 items, limits of 3 items. */
+	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), 0, NULL);
+	/* A v3 stage of 5 or 7 items (older layouts), limits of 3 items. */
 	stages[0] = obj_array(st, 5);
-	expect_field(CMD_TARGET_PUT, 8, obj_array(stages, 1), ING_EMALFORMED, "stages");
-	st[5] = obj_array(lim, 3);
+	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), ING_EMALFORMED, "stages");
 	stages[0] = obj_array(st, 7);
-	expect_field(CMD_TARGET_PUT, 8, obj_array(stages, 1), ING_EMALFORMED, "limits");
+	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), ING_EMALFORMED, "stages");
+	st[5] = obj_array(lim, 3);
+	stages[0] = obj_array(st, 8);
+	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), ING_EMALFORMED, "limits");
+	st[5] = obj_array(lim, 4);
+	/* GPUs over the bound: a target's, a stage's, an assignment's, a node's. */
+	expect_field(CMD_TARGET_PUT, 8, obj_u64(ING_MAX_GPUS + 1), ING_ETOOBIG, "field 'gpus'");
+	expect_field(CMD_TARGET_PUT, 8, obj_u64(ING_MAX_GPUS), 0, NULL);
+	st[7] = obj_u64(ING_MAX_GPUS + 1);
+	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), ING_ETOOBIG, "stage gpus");
+	msgpack_object idx[ING_MAX_GPUS + 1], gpu[3], gpus[ING_MAX_GPUS + 1];
+	for (int i = 0; i <= ING_MAX_GPUS; i++)
+		idx[i] = obj_u64((uint64_t)i);
+	expect_field(CMD_JOB_ASSIGN, 8, obj_array(idx, ING_MAX_GPUS + 1), ING_ETOOBIG,
+	             "field 'gpus'");
+	expect_field(CMD_JOB_ASSIGN, 8, obj_array(idx, ING_MAX_GPUS), 0, NULL);
+	idx[0] = obj_u64(ING_GPU_INDEX_MAX + 1);
+	expect_field(CMD_JOB_ASSIGN, 8, obj_array(idx, 1), ING_ETOOBIG, "gpu index");
+	gpu[0] = obj_u64(1);
+	gpu[1] = obj_str(fill(ING_GPU_UUID_MAX + 1, 'u'));
+	gpu[2] = obj_u64(0);
+	gpus[0] = obj_array(gpu, 3);
+	expect_field(CMD_NODE_REGISTER, 8, obj_array(gpus, 1), ING_ETOOBIG, "gpu uuid");
+	gpu[1] = obj_str(S("GPU-1"));
+	for (int i = 0; i <= ING_MAX_GPUS; i++)
+		gpus[i] = obj_array(gpu, 3);
+	expect_field(CMD_NODE_REGISTER, 8, obj_array(gpus, ING_MAX_GPUS + 1), ING_ETOOBIG,
+	             "field 'gpus'");
+	expect_field(CMD_NODE_REGISTER, 8, obj_array(gpus, 1), 0, NULL);
+	gpus[0] = obj_array(gpu, 2);
+	expect_field(CMD_NODE_REGISTER, 8, obj_array(gpus, 1), ING_EMALFORMED, "gpus");
 }
 
 static void test_huge_lengths(void **state)
@@ -1274,30 +1331,160 @@ static void test_decode_target_put_v1(void **state)
 	assert_int_equal(t->stages[0].limits.output_bytes, 0);
 	assert_int_equal(t->stages[0].stdout_path.len, 0);
 
-	/* Re-encoding writes version 2, which decodes to the same spec. */
+	assert_int_equal(t->gpus, 0);
+	assert_int_equal(t->stages[0].gpus, 0);
+
+	/* Re-encoding writes version 3, which decodes to the same spec. */
 	mp_out_init(&again);
 	assert_int_equal(cmd_encode(&c, &again, &e), 0);
-	assert_int_equal((uint8_t)again.data[2], 2); /* [fixarray, type 1, version 2, ...] */
+	assert_int_equal((uint8_t)again.data[2], 3); /* [fixarray, type 1, version 3, ...] */
 	struct cmd d;
 	assert_int_equal(cmd_decode(again.data, again.len, z, &d, &e), 0);
-	assert_int_equal(d.version, 2);
+	assert_int_equal(d.version, 3);
 	assert_true(ing_str_eq(d.u.target_put.spec.stages[0].name, S("build")));
 	assert_int_equal(d.u.target_put.spec.stages[0].stdout_path.len, 0);
 	mp_out_free(&again);
 	mp_out_free(&o);
 
-	/* v1 with the 7-item stages of v2 is malformed, as is v3. */
+	/* v1 with the 7-item stages of v2 is malformed, as is v4. */
 	pack_v1_target_put(&o, 7);
 	expect_decode(o.data, o.len, ING_EMALFORMED, "command target_put: field 'stages'");
 	mp_out_free(&o);
 	pack_v1_target_put(&o, 5);
-	o.data[2] = 3;
+	o.data[2] = 4;
 	expect_decode(o.data, o.len, ING_EVERSION,
-	              "command target_put version 3 is not supported (this node knows 1..2)");
+	              "command target_put version 4 is not supported (this node knows 1..3)");
 	o.data[2] = 0;
 	expect_decode(o.data, o.len, ING_EVERSION, "version 0");
 	mp_out_free(&o);
 	msgpack_zone_free(z);
+}
+
+/*
+ * The commands as an ingot before GPUs wrote them: a target_put v2 (no
+ * gpus, 7-item stages), a job_assign v1 (no gpus), a node_register v1 (no
+ * gpus), built from today's encoding by dropping the GPU fields: each
+ * decodes with no GPUs, and with its GPU field left in is malformed.
+ */
+static void pack_without_gpus(const struct cmd *c, uint32_t version, bool keep, struct mp_out *o)
+{
+	struct mp_out full;
+	msgpack_zone *z = msgpack_zone_new(1024);
+	msgpack_object obj;
+	size_t off = 0;
+
+	encode_ok(c, &full);
+	msgpack_unpack(full.data, full.len, &off, z, &obj);
+	const msgpack_object_array *a = &obj.via.array;
+	mp_out_init(o);
+	uint32_t drop = c->type == CMD_TARGET_PUT ? 8 : a->size - 1; /* the gpus field */
+	msgpack_pack_array(&o->pk, keep ? a->size : a->size - 1);
+	for (uint32_t i = 0; i < a->size; i++) {
+		if (i == 1) {
+			msgpack_pack_uint64(&o->pk, version);
+		} else if (i == drop && !keep) {
+			continue;
+		} else if (c->type == CMD_TARGET_PUT && i == 9) {
+			/* 8-item stages -> 7 */
+			const msgpack_object_array *st = &a->ptr[i].via.array;
+			msgpack_pack_array(&o->pk, st->size);
+			for (uint32_t k = 0; k < st->size; k++) {
+				msgpack_pack_array(&o->pk, 7);
+				for (uint32_t f = 0; f < 7; f++)
+					msgpack_pack_object(&o->pk, st->ptr[k].via.array.ptr[f]);
+			}
+		} else {
+			msgpack_pack_object(&o->pk, a->ptr[i]);
+		}
+	}
+	mp_out_pad8(o);
+	mp_out_free(&full);
+	msgpack_zone_free(z);
+}
+
+static void test_decode_before_gpus(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	struct ing_error e;
+	struct cmd c, d;
+	msgpack_zone *z = msgpack_zone_new(1024);
+
+	c = sample(CMD_TARGET_PUT);
+	pack_without_gpus(&c, 2, false, &o);
+	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
+	assert_int_equal(d.version, 2);
+	assert_int_equal(d.u.target_put.spec.gpus, 0);
+	assert_int_equal(d.u.target_put.spec.nstages, 2);
+	assert_int_equal(d.u.target_put.spec.stages[0].gpus, 0);
+	assert_true(ing_str_eq(d.u.target_put.spec.stages[0].stdout_path, S("build.log")));
+	mp_out_free(&o);
+	pack_without_gpus(&c, 2, true, &o); /* v2 with the gpus field: malformed */
+	expect_decode(o.data, o.len, ING_EMALFORMED, "command target_put: field 'stages'");
+	mp_out_free(&o);
+
+	c = sample(CMD_JOB_ASSIGN);
+	pack_without_gpus(&c, 1, false, &o);
+	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
+	assert_int_equal(d.version, 1);
+	assert_int_equal(d.u.job_assign.attempt, 1);
+	assert_int_equal(d.u.job_assign.ngpus, 0);
+	mp_out_free(&o);
+	pack_without_gpus(&c, 1, true, &o);
+	expect_decode(o.data, o.len, ING_EMALFORMED, "command job_assign: 1 unexpected trailing");
+	mp_out_free(&o);
+
+	c = sample(CMD_NODE_REGISTER);
+	pack_without_gpus(&c, 1, false, &o);
+	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
+	assert_int_equal(d.version, 1);
+	assert_int_equal(d.u.node_register.spec.slots, 4);
+	assert_int_equal(d.u.node_register.spec.ngpus, 0);
+	mp_out_free(&o);
+	pack_without_gpus(&c, 3, false, &o);
+	expect_decode(o.data, o.len, ING_EVERSION,
+	              "command node_register version 3 is not supported (this node knows 1..2)");
+	mp_out_free(&o);
+	msgpack_zone_free(z);
+}
+
+static void test_validate_gpus(void **state)
+{
+	(void)state;
+	struct cmd c = sample(CMD_TARGET_PUT);
+	c.u.target_put.spec.gpus = ING_MAX_GPUS + 1;
+	expect_invalid(&c, ING_ETOOBIG, "command target_put: gpus: 17 exceeds 16");
+	c = sample(CMD_TARGET_PUT);
+	stages2[1].gpus = ING_MAX_GPUS + 1;
+	expect_invalid(&c, ING_ETOOBIG, "command target_put: stage 'link': gpus: 17 exceeds 16");
+	stages2[1].gpus = ING_MAX_GPUS;
+	expect_valid(&c);
+
+	c = sample(CMD_JOB_ASSIGN);
+	gpu_idx2[1] = 3;
+	expect_invalid(&c, ING_EINVAL, "command job_assign: gpus: index 3 is repeated");
+	gpu_idx2[1] = ING_GPU_INDEX_MAX + 1;
+	expect_invalid(&c, ING_EINVAL, "command job_assign: gpus: index 64 exceeds 63");
+	c.u.job_assign.ngpus = ING_MAX_GPUS + 1;
+	expect_invalid(&c, ING_ETOOBIG, "command job_assign: gpus: 17 exceeds 16");
+	c = sample(CMD_JOB_ASSIGN);
+	c.u.job_assign.ngpus = 0;
+	expect_valid(&c);
+
+	c = sample(CMD_NODE_REGISTER);
+	gpus2[1].index = 0;
+	expect_invalid(&c, ING_EINVAL, "command node_register: gpus: index 0 is repeated");
+	gpus2[1].index = ING_GPU_INDEX_MAX + 1;
+	expect_invalid(&c, ING_EINVAL, "command node_register: gpus: index 64 exceeds 63");
+	gpus2[1].index = 5;
+	gpus2[1].uuid = (struct ing_str){"GPU\0x", 5};
+	expect_invalid(&c, ING_EINVAL, "command node_register: gpus: uuid: contains a NUL byte");
+	gpus2[1].uuid = fill(ING_GPU_UUID_MAX + 1, 'u');
+	expect_invalid(&c, ING_ETOOBIG, "command node_register: gpus: uuid");
+	gpus2[1].uuid = fill(ING_GPU_UUID_MAX, 'u');
+	expect_valid(&c);
+	c.u.node_register.spec.ngpus = ING_MAX_GPUS + 1;
+	expect_invalid(&c, ING_ETOOBIG, "command node_register: gpus: 17 exceeds 16");
 }
 
 /* A job_submit of version 1, as an older ingot wrote it in the log:
@@ -1607,7 +1794,11 @@ static void test_type_table(void **state)
 	assert_null(cmd_type_name(99));
 	assert_int_equal(cmd_type_version(CMD_JOB_STAGE_FINISH), 1);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_STAGE_FINISH), 1);
-	assert_int_equal(cmd_type_version(CMD_TARGET_PUT), 2);
+	assert_int_equal(cmd_type_version(CMD_TARGET_PUT), 3);
+	assert_int_equal(cmd_type_version(CMD_JOB_ASSIGN), 2);
+	assert_int_equal(cmd_type_min_version(CMD_JOB_ASSIGN), 1);
+	assert_int_equal(cmd_type_version(CMD_NODE_REGISTER), 2);
+	assert_int_equal(cmd_type_min_version(CMD_NODE_REGISTER), 1);
 	assert_int_equal(cmd_type_min_version(CMD_TARGET_PUT), 1);
 	assert_int_equal(cmd_type_version(CMD_JOB_SUBMIT), 2);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_SUBMIT), 1);
@@ -1648,6 +1839,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_validate_member, free_allocs),
 	    cmocka_unit_test_teardown(test_name_and_path_rules, free_allocs),
 	    cmocka_unit_test_teardown(test_type_table, free_allocs),
+	    cmocka_unit_test_teardown(test_decode_before_gpus, free_allocs),
+	    cmocka_unit_test_teardown(test_validate_gpus, free_allocs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

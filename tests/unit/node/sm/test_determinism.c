@@ -49,6 +49,8 @@ struct gen {
 	struct ing_str caps[3];
 	struct cmd_file files[2];
 	char blob[2][64];
+	struct rec_gpu gpus[4]; /* offered by node_register (GPUs 0..3) */
+	uint32_t gpu_idx[4][2]; /* job_assign's GPUs, from a few shapes */
 };
 
 static uint64_t pick_job(struct gen *g)
@@ -74,6 +76,21 @@ static void peek(struct gen *g, uint64_t id, uint32_t *attempt, uint32_t *nstage
 		*nstages += rnd(3);
 }
 
+/* The GPUs job id's target needs now (0 when unknown), at most 2. */
+static uint32_t job_gpus(struct gen *g, uint64_t id)
+{
+	struct rec_job j;
+	struct rec_target t;
+	if (smt_job(g->a, id, &j) != 0)
+		return 0;
+	char name[ING_NAME_MAX + 1];
+	snprintf(name, sizeof(name), "%.*s", ING_STR_FMT(j.target));
+	if (smt_target_rec(g->a, name, &t) != 0)
+		return 0;
+	uint32_t n = rec_target_gpus(&t);
+	return n > 2 ? 2 : n;
+}
+
 static struct cmd generate(struct gen *g)
 {
 	struct cmd c;
@@ -92,7 +109,9 @@ static struct cmd generate(struct gen *g)
 			st[i].nargv = 1 + rnd(3);
 			st[i].argv = g->argv;
 			st[i].timeout_ms = 1 + rnd(100000);
+			st[i].gpus = rnd(8) == 0 ? rnd(3) : 0;
 		}
+		c.u.target_put.spec.gpus = rnd(6) == 0 ? 1 : 0;
 		c.u.target_put.spec.stages = st;
 	} else if (r < 6) {
 		c = smt_cmd(g->a, CMD_TARGET_DELETE);
@@ -124,6 +143,9 @@ static struct cmd generate(struct gen *g)
 		c.u.job_assign.node = 1 + rnd(5);
 		c.u.job_assign.attempt = attempt + 1 > 0 ? attempt + 1 : 1;
 		c.u.job_assign.lease_until_ms = c.time_ms + 1000;
+		/* Mostly as many GPUs as the job's target needs, sometimes not. */
+		c.u.job_assign.ngpus = rnd(8) == 0 ? rnd(3) : job_gpus(g, job);
+		c.u.job_assign.gpus = g->gpu_idx[rnd(4)];
 	} else if (r < 61) {
 		job = pick_job(g);
 		peek(g, job, &attempt, &nst);
@@ -186,6 +208,9 @@ static struct cmd generate(struct gen *g)
 		c.u.node_register.spec.slots = rnd(4);
 		c.u.node_register.spec.ncaps = rnd(3);
 		c.u.node_register.spec.caps = g->caps;
+		c.u.node_register.spec.ngpus = rnd(4) == 0 ? rnd(4) : 4;
+		c.u.node_register.spec.gpus =
+		    g->gpus + (c.u.node_register.spec.ngpus < 4 ? rnd(2) : 0);
 	} else if (r < 96) {
 		c = smt_cmd(g->a, CMD_NODE_DRAIN);
 		c.u.node_drain.node = 1 + rnd(5);
@@ -286,6 +311,10 @@ static void test_same_entries_same_bytes(void **state)
 	g.caps[0] = ing_str_c("cc");
 	g.caps[1] = ing_str_c("cuda-12");
 	g.caps[2] = ing_str_c("vivado");
+	for (uint32_t i = 0; i < 4; i++)
+		g.gpus[i] = (struct rec_gpu){i, ing_str_c(i % 2 ? "" : "GPU-x"), (uint64_t)i << 30};
+	static const uint32_t shapes[4][2] = {{0, 1}, {1, 0}, {2, 3}, {3, 9}};
+	memcpy(g.gpu_idx, shapes, sizeof(shapes));
 	for (int i = 0; i < 2; i++) {
 		g.files[i].path = ing_str_c(i == 0 ? "main.c" : "include/fir.h");
 		g.files[i].data.ptr = g.blob[i];

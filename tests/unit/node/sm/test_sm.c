@@ -4,7 +4,10 @@
  * attempt fencing, dedupe, skip-by-index, and the derived indexes (queue,
  * assignments, slots, active jobs, artifacts); members and the cluster's
  * own events (job id 0 in the events table, numbered by meta
- * "cluster_events"), the cluster id set once.
+ * "cluster_events"), the cluster id set once.  GPUs: an assignment holds
+ * exactly the GPUs the target needs (the most any stage sees), each offered
+ * by the node and free, and every way an attempt ends frees them; a
+ * re-registration keeps the holds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -159,6 +162,224 @@ static void run_to_success(struct smt *t, uint64_t id, uint32_t attempt)
 	}
 	apply_ok(t, finish(t, id, attempt, REC_JOB_SUCCEEDED));
 	assert_int_equal(job_state(t, id), REC_JOB_SUCCEEDED);
+}
+
+/* ---- GPUs ---------------------------------------------------------------- */
+
+static struct cmd assign_gpus(struct smt *t, uint64_t job, uint64_t node, uint32_t attempt,
+                              uint32_t n, const uint32_t *gpus)
+{
+	struct cmd c = assign(t, job, node, attempt);
+	uint32_t *g = msgpack_zone_malloc(t->zone, (n + 1) * sizeof(*g));
+	memcpy(g, gpus, n * sizeof(*g));
+	c.u.job_assign.ngpus = n;
+	c.u.job_assign.gpus = g;
+	return c;
+}
+
+/* Node 3 offers GPUs 0, 1, 2 (4 slots); target "g1" needs 1 GPU (every
+ * stage), target "g2" needs 2 (its first stage; the target itself 1). */
+static int setup_gpus(void **state)
+{
+	static const uint32_t idx[] = {0, 1, 2};
+	int rv = setup(state);
+	struct smt *t = *state;
+	smt_gpu_node(t, 3, 4, 3, idx);
+	smt_gpu_target(t, "g1", 2, 1, 0);
+	smt_gpu_target(t, "g2", 2, 1, 2);
+	return rv;
+}
+
+/* The GPUs node 3 holds, as "index:job,..." ("" when none). */
+static const char *holds(struct smt *t)
+{
+	static char buf[256];
+	struct rec_node n;
+	size_t len = 0;
+	assert_int_equal(smt_node_rec(t, 3, &n), 0);
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < n.nheld; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%u:%llu", i ? "," : "",
+		                        n.held[i].index, (unsigned long long)n.held[i].job);
+	return buf;
+}
+
+static void test_gpu_assign_holds(void **state)
+{
+	struct smt *t = *state;
+	struct rec_job j;
+	struct rec_target tg;
+	static const uint32_t one[] = {1}, two[] = {2, 0};
+	uint64_t a = smt_submit(t, "g1", 10, 1), b = smt_submit(t, "g2", 10, 1);
+
+	assert_int_equal(smt_target_rec(t, "g2", &tg), 0);
+	assert_int_equal(rec_target_gpus(&tg), 2);
+	assert_int_equal(rec_stage_gpus(&tg, 0), 2);
+	assert_int_equal(rec_stage_gpus(&tg, 1), 1);
+
+	apply_ok(t, assign_gpus(t, a, 3, 1, 1, one));
+	apply_ok(t, assign_gpus(t, b, 3, 1, 2, two));
+	assert_string_equal(holds(t), "1:1,2:2,0:2");
+	assert_int_equal(smt_job(t, b, &j), 0);
+	assert_int_equal(j.ngpus, 2);
+	assert_int_equal(j.gpus[0], 2);
+	assert_int_equal(j.gpus[1], 0);
+
+	/* Success frees the GPUs; the job keeps them as the ones it ran on. */
+	for (uint32_t s = 0; s < 2; s++) {
+		apply_ok(t, stage_start(t, a, 1, s));
+		apply_ok(t, stage_finish(t, a, 1, s, 0));
+	}
+	apply_ok(t, finish(t, a, 1, REC_JOB_SUCCEEDED));
+	assert_string_equal(holds(t), "2:2,0:2");
+	assert_int_equal(smt_job(t, a, &j), 0);
+	assert_int_equal(j.ngpus, 1);
+	assert_int_equal(j.gpus[0], 1);
+	/* Failure too. */
+	apply_ok(t, stage_start(t, b, 1, 0));
+	apply_ok(t, stage_finish(t, b, 1, 0, 2));
+	apply_ok(t, finish(t, b, 1, REC_JOB_FAILED));
+	assert_string_equal(holds(t), "");
+
+	/* A job of a target without GPUs takes none on a GPU node. */
+	uint64_t c = smt_submit(t, "cc", 10, 1);
+	apply_ok(t, assign(t, c, 3, 1));
+	assert_string_equal(holds(t), "");
+}
+
+static void test_gpu_assign_rejections(void **state)
+{
+	struct smt *t = *state;
+	static const uint32_t g0[] = {0}, g1[] = {1}, g7[] = {7}, g01[] = {0, 1};
+	uint64_t a = smt_submit(t, "g1", 10, 1), b = smt_submit(t, "g1", 10, 1);
+	uint64_t c = smt_submit(t, "g2", 10, 1), d = smt_submit(t, "cc", 10, 1);
+
+	/* As many as the target needs: none given (a job_assign v1), two. */
+	struct cmd x = assign(t, a, 3, 1);
+	expect_reject(t, &x, ING_ECONFLICT,
+	              "job 1 needs 1 GPU (target 'g1'), the assignment gives 0");
+	x = assign_gpus(t, a, 3, 1, 2, g01);
+	expect_reject(t, &x, ING_ECONFLICT, "gives 2");
+	x = assign_gpus(t, c, 3, 1, 1, g0);
+	expect_reject(t, &x, ING_ECONFLICT, "job 3 needs 2 GPUs (target 'g2')");
+	x = assign_gpus(t, d, 3, 1, 1, g0);
+	expect_reject(t, &x, ING_ECONFLICT,
+	              "job 4 needs 0 GPUs (target 'cc'), the assignment gives 1");
+	/* Offered by the node: GPU 7 is not; node 1 has none. */
+	x = assign_gpus(t, a, 3, 1, 1, g7);
+	expect_reject(t, &x, ING_ECONFLICT, "node 3 has no GPU 7");
+	x = assign_gpus(t, a, 1, 1, 1, g0);
+	expect_reject(t, &x, ING_ECONFLICT, "node 1 has no GPU 0");
+	/* Free: GPU 1 held by job a. */
+	apply_ok(t, assign_gpus(t, a, 3, 1, 1, g1));
+	x = assign_gpus(t, b, 3, 1, 1, g1);
+	expect_reject(t, &x, ING_ECONFLICT, "GPU 1 of node 3 is held by job 1");
+	x = assign_gpus(t, c, 3, 1, 2, g01);
+	expect_reject(t, &x, ING_ECONFLICT, "GPU 1 of node 3 is held by job 1");
+	assert_string_equal(holds(t), "1:1");
+}
+
+/* Every way an attempt ends releases its GPUs: cancel, expire, requeue (the
+ * job then holds none), node down; a retry starts with none. */
+static void test_gpu_release_every_end(void **state)
+{
+	struct smt *t = *state;
+	struct rec_job j;
+	struct rec_node n;
+	static const uint32_t g0[] = {0}, g1[] = {1}, g2[] = {2};
+
+	/* cancel of a running attempt, confirmed by the worker */
+	uint64_t a = smt_submit(t, "g1", 10, 2);
+	apply_ok(t, assign_gpus(t, a, 3, 1, 1, g0));
+	apply_ok(t, stage_start(t, a, 1, 0));
+	apply_ok(t, job_cmd(t, CMD_JOB_CANCEL, a));
+	assert_string_equal(holds(t), "0:1");
+	apply_ok(t, finish(t, a, 1, REC_JOB_CANCELLED));
+	assert_string_equal(holds(t), "");
+
+	/* requeue: back to the queue without GPUs, then retried elsewhere */
+	uint64_t b = smt_submit(t, "g1", 10, 3);
+	apply_ok(t, assign_gpus(t, b, 3, 1, 1, g1));
+	apply_ok(t, requeue(t, b, 1));
+	assert_string_equal(holds(t), "");
+	assert_int_equal(smt_job(t, b, &j), 0);
+	assert_int_equal(j.state, REC_JOB_QUEUED);
+	assert_int_equal(j.ngpus, 0);
+	apply_ok(t, assign_gpus(t, b, 3, 2, 1, g1));
+	assert_string_equal(holds(t), "1:2");
+
+	/* expire of a live attempt */
+	struct cmd sub = smt_cmd(t, CMD_JOB_SUBMIT);
+	struct cmd_file src = {{"k.c", 3}, {"x", 1}};
+	sub.u.job_submit.tenant = ing_str_c("default");
+	sub.u.job_submit.target = ing_str_c("g1");
+	sub.u.job_submit.max_attempts = 1;
+	sub.u.job_submit.deadline_at_ms = sub.time_ms + 5;
+	sub.u.job_submit.nsources = 1;
+	sub.u.job_submit.sources = &src;
+	assert_int_equal(smt_apply(t, &sub), 0);
+	uint64_t c = smt_result_uint(t);
+	apply_ok(t, assign_gpus(t, c, 3, 1, 1, g2));
+	assert_string_equal(holds(t), "1:2,2:3");
+	t->time_ms += 10;
+	apply_ok(t, job_cmd(t, CMD_JOB_EXPIRE, c));
+	assert_string_equal(holds(t), "1:2");
+	assert_int_equal(job_state(t, c), REC_JOB_FAILED);
+
+	/* node down: the attempt is lost and its GPUs with it */
+	apply_ok(t, node_down(t, 3));
+	assert_string_equal(holds(t), "");
+	assert_int_equal(smt_node_rec(t, 3, &n), 0);
+	assert_int_equal(n.used_slots, 0);
+	assert_int_equal(smt_job(t, b, &j), 0);
+	assert_int_equal(j.state, REC_JOB_QUEUED);
+	assert_int_equal(j.ngpus, 0);
+
+	/* retry of the failed job: queued with no GPUs */
+	apply_ok(t, job_cmd(t, CMD_JOB_RETRY, c));
+	assert_int_equal(smt_job(t, c, &j), 0);
+	assert_int_equal(j.state, REC_JOB_QUEUED);
+	assert_int_equal(j.ngpus, 0);
+}
+
+/* A node that re-registers with other GPUs keeps its holds until they end;
+ * a GPU it no longer offers is not given out again. */
+static void test_gpu_reregister_keeps_holds(void **state)
+{
+	struct smt *t = *state;
+	struct rec_node n;
+	static const uint32_t g1[] = {1}, only0[] = {0};
+	uint64_t a = smt_submit(t, "g1", 10, 1), b = smt_submit(t, "g1", 10, 1);
+
+	apply_ok(t, assign_gpus(t, a, 3, 1, 1, g1));
+	smt_gpu_node(t, 3, 4, 1, only0);
+	assert_int_equal(smt_node_rec(t, 3, &n), 0);
+	assert_int_equal(n.ngpus, 1);
+	assert_int_equal(n.gpus[0].index, 0);
+	assert_string_equal(holds(t), "1:1");
+	apply_ok(t, finish(t, a, 1, REC_JOB_FAILED));
+	assert_string_equal(holds(t), "");
+	struct cmd x = assign_gpus(t, b, 3, 1, 1, g1);
+	expect_reject(t, &x, ING_ECONFLICT, "node 3 has no GPU 1");
+
+	/* Holds never exceed ING_MAX_GPUS: 16 held, then 16 others offered. */
+	uint32_t lo[ING_MAX_GPUS], hi[ING_MAX_GPUS];
+	uint64_t jobs[ING_MAX_GPUS];
+	for (uint32_t i = 0; i < ING_MAX_GPUS; i++) {
+		lo[i] = i;
+		hi[i] = ING_MAX_GPUS + i;
+	}
+	smt_gpu_node(t, 3, ING_MAX_GPUS + 2, ING_MAX_GPUS, lo);
+	for (uint32_t i = 0; i < ING_MAX_GPUS; i++) {
+		jobs[i] = smt_submit(t, "g1", 10, 1);
+		apply_ok(t, assign_gpus(t, jobs[i], 3, 1, 1, &lo[i]));
+	}
+	smt_gpu_node(t, 3, ING_MAX_GPUS + 2, ING_MAX_GPUS, hi);
+	uint64_t late = smt_submit(t, "g1", 10, 1);
+	x = assign_gpus(t, late, 3, 1, 1, &hi[0]);
+	expect_reject(t, &x, ING_ECONFLICT, "node 3 already has 16 GPUs held (at most 16)");
+	apply_ok(t, finish(t, jobs[0], 1, REC_JOB_FAILED));
+	apply_ok(t, assign_gpus(t, late, 3, 1, 1, &hi[0]));
 }
 
 static void test_submit_queues(void **state)
@@ -1303,6 +1524,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cluster_init_invalid, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cluster_event, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cluster_event_rejections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gpu_assign_holds, setup_gpus, teardown),
+	    cmocka_unit_test_setup_teardown(test_gpu_assign_rejections, setup_gpus, teardown),
+	    cmocka_unit_test_setup_teardown(test_gpu_release_every_end, setup_gpus, teardown),
+	    cmocka_unit_test_setup_teardown(test_gpu_reregister_keeps_holds, setup_gpus, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,62 @@
+/*
+ * propose.c - the one proposal path (propose.h): stamp, encode, propose,
+ * and hand the apply result to the proposer's callback.  The result is
+ * allocated by the apply callback (node.c) and freed here after `done`.
+ */
+#include "node/propose.h"
+
+#include <stdlib.h>
+
+#include "common/mp.h"
+
+struct proposal {
+	struct cons_proposal p;
+	node_proposed_cb done;
+	void *data;
+};
+
+static void on_proposed(struct cons_proposal *p, int status, void *result)
+{
+	struct proposal *pr = p->data;
+	if (pr->done != NULL)
+		pr->done(pr->data, status, status == 0 ? result : NULL);
+	free(result);
+	free(pr);
+}
+
+int node_propose(struct node *n, const struct cmd *c, node_proposed_cb done, void *data,
+                 struct ing_error *e)
+{
+	struct cmd copy = *c;
+	struct ing_error codec;
+	struct mp_out o;
+	struct proposal *pr;
+	int rv;
+
+	if (node_cons(n) == NULL)
+		return ing_error_set(e, ING_EUNAVAILABLE, "cannot propose: %s",
+		                     ing_err_msg(ING_EUNAVAILABLE));
+	pr = calloc(1, sizeof(*pr));
+	if (pr == NULL)
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	copy.version = cmd_type_version(copy.type);
+	copy.time_ms = node_now_ms();
+	mp_out_init(&o);
+	rv = cmd_encode(&copy, &o, &codec);
+	if (rv != 0) {
+		if (e != NULL)
+			*e = codec;
+	} else {
+		pr->done = done;
+		pr->data = data;
+		pr->p.data = pr;
+		pr->p.cb = on_proposed;
+		rv = cons_propose(node_cons(n), &pr->p, o.data, o.len);
+		if (rv != 0)
+			ing_error_set(e, rv, "cannot propose: %s", ing_err_msg(rv));
+	}
+	mp_out_free(&o);
+	if (rv != 0)
+		free(pr);
+	return rv;
+}

@@ -1,0 +1,469 @@
+/*
+ * test_scheduler.c - the leader's placement (node/leader/scheduler.h) alone:
+ * a real store built by the real state machine (tests/lib/smtest.h), one
+ * read transaction and a clock value per round, assignments collected by
+ * the callback and then applied as the log would, so the next round sees
+ * them.
+ *
+ * Covered: a full pass takes higher priority first and the oldest first
+ * within a priority; the tenants of a priority take turns, and the turn
+ * goes on after the tenant served last across rounds; capabilities and
+ * labels decide which node fits, the node with the most free slots wins;
+ * slots bound the placements; down and draining nodes get nothing; the
+ * waiting reason of every kind; a job whose attempt was lost waits its
+ * backoff and the round that follows its end places it; new jobs go in
+ * submit order without a full pass; no round while an assignment is in
+ * flight; the unplaceable counts by reason (sched_unplaceable, for the
+ * metrics) of the jobs still queued, and the queued time handed to the
+ * assign callback.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "node/leader/scheduler.h"
+#include "tests/lib/smtest.h"
+
+#define MAX_ASSIGNED 64
+
+struct fx {
+	struct smt t;
+	struct sched *s;
+	uint64_t now_ms;
+	unsigned backoff_ms;
+	/* the last round's assignments, in the order they were made */
+	struct cmd assigned[MAX_ASSIGNED];
+	uint64_t queued_ms[MAX_ASSIGNED]; /* what the callback was told */
+	unsigned nassigned;
+	bool refuse; /* the callback refuses every proposal */
+	/* When the leader last heard each node (index: node id; 0: never);
+	 * used only with `liveness` set. */
+	bool liveness;
+	uint64_t heard_ms[8];
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	smt_open(&f->t);
+	assert_int_equal(sched_new(&f->s), 0);
+	f->now_ms = f->t.time_ms + 1000000;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	sched_free(f->s);
+	smt_close(&f->t);
+	free(f);
+	return 0;
+}
+
+static int collect(void *data, const struct cmd *c, uint64_t queued_ms)
+{
+	struct fx *f = data;
+	if (f->refuse)
+		return ING_ENOTLEADER;
+	assert_true(f->nassigned < MAX_ASSIGNED);
+	assert_int_equal(c->type, CMD_JOB_ASSIGN);
+	f->queued_ms[f->nassigned] = queued_ms;
+	f->assigned[f->nassigned++] = *c;
+	return 0;
+}
+
+/* sched_unplaceable over the store as it is now, as "reason=count ..." of
+ * the non-zero counts. */
+static const char *unplaceable(struct fx *f)
+{
+	static char out[160];
+	unsigned counts[PLACE_WAIT_COUNT];
+	struct store_txn *t;
+	size_t len = 0;
+	assert_int_equal(store_read_begin(f->t.store, &t), 0);
+	sched_unplaceable(f->s, t, counts);
+	store_abort(t);
+	out[0] = '\0';
+	for (int i = 0; i < PLACE_WAIT_COUNT; i++)
+		if (counts[i] > 0)
+			len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%s=%u",
+			                        len ? " " : "", place_wait_name(i), counts[i]);
+	return out;
+}
+
+static uint64_t heard(void *data, uint64_t id)
+{
+	struct fx *f = data;
+	return id < 8 ? f->heard_ms[id] : 0;
+}
+
+/* One round over the store as it is now; returns how many it assigned. */
+static unsigned round_now(struct fx *f)
+{
+	struct store_txn *t;
+	struct sched_env env = {f->now_ms, f->backoff_ms, collect, f};
+	if (f->liveness) {
+		env.heard = heard;
+		env.silent_after_ms = 5000;
+	}
+	f->nassigned = 0;
+	assert_int_equal(store_read_begin(f->t.store, &t), 0);
+	sched_round(f->s, t, &env);
+	store_abort(t);
+	return f->nassigned;
+}
+
+/* Applies the last round's assignments (as the log would) and tells the
+ * scheduler they are done; every one must be accepted. */
+static void apply_assigned(struct fx *f)
+{
+	for (unsigned i = 0; i < f->nassigned; i++) {
+		struct cmd c = smt_cmd(&f->t, CMD_JOB_ASSIGN);
+		c.u.job_assign = f->assigned[i].u.job_assign;
+		c.u.job_assign.lease_until_ms = c.time_ms + 60000;
+		assert_int_equal(smt_apply(&f->t, &c), 0);
+		sched_note(f->s, CMD_JOB_ASSIGN, 0);
+		sched_assign_done(f->s);
+	}
+}
+
+/* Submits a job and tells the scheduler, as the apply path does. */
+static uint64_t submit(struct fx *f, const char *target, const char *tenant, uint32_t priority)
+{
+	uint64_t id = smt_submit_as(&f->t, target, tenant, priority, 0);
+	sched_note(f->s, CMD_JOB_SUBMIT, id);
+	return id;
+}
+
+static void test_priority_then_oldest_first(void **state)
+{
+	struct fx *f = *state;
+	uint64_t j[6];
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 10, NULL, NULL);
+	j[0] = smt_submit_as(&f->t, "t", "default", 10, 0);
+	j[1] = smt_submit_as(&f->t, "t", "default", 10, 0);
+	j[2] = smt_submit_as(&f->t, "t", "default", 90, 0);
+	j[3] = smt_submit_as(&f->t, "t", "default", 90, 0);
+	j[4] = smt_submit_as(&f->t, "t", "default", 50, 0);
+	j[5] = smt_submit_as(&f->t, "t", "default", 100, 0);
+	sched_leader(f->s); /* a new leader: a full pass over the queue */
+	assert_true(sched_due(f->s, f->now_ms));
+	assert_int_equal(round_now(f), 6);
+	const uint64_t want[] = {j[5], j[2], j[3], j[4], j[0], j[1]};
+	for (unsigned i = 0; i < 6; i++) {
+		assert_int_equal(f->assigned[i].u.job_assign.job, want[i]);
+		assert_int_equal(f->assigned[i].u.job_assign.node, 1);
+		assert_int_equal(f->assigned[i].u.job_assign.attempt, 1);
+		assert_int_equal(f->assigned[i].u.job_assign.lease_until_ms, f->now_ms + 60000);
+	}
+	/* In flight: no round until they are done, and then none is due. */
+	assert_false(sched_due(f->s, f->now_ms));
+	apply_assigned(f);
+	assert_false(sched_due(f->s, f->now_ms));
+}
+
+static void test_tenants_take_turns(void **state)
+{
+	struct fx *f = *state;
+	uint64_t a[3], b[2];
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 5, NULL, NULL);
+	for (int i = 0; i < 3; i++)
+		a[i] = smt_submit_as(&f->t, "t", "alpha", 50, 0);
+	for (int i = 0; i < 2; i++)
+		b[i] = smt_submit_as(&f->t, "t", "beta", 50, 0);
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 5);
+	const uint64_t want[] = {a[0], b[0], a[1], b[1], a[2]};
+	for (unsigned i = 0; i < 5; i++)
+		assert_int_equal(f->assigned[i].u.job_assign.job, want[i]);
+}
+
+static void test_turn_goes_on_across_rounds(void **state)
+{
+	struct fx *f = *state;
+	uint64_t a1, b1;
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 1, NULL, NULL);
+	a1 = smt_submit_as(&f->t, "t", "alpha", 50, 0);
+	smt_submit_as(&f->t, "t", "alpha", 50, 0);
+	b1 = smt_submit_as(&f->t, "t", "beta", 50, 0);
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, a1);
+	apply_assigned(f);
+	/* Capacity grows by one slot: the turn is beta's, not alpha's again. */
+	smt_node_with(&f->t, 2, 1, NULL, NULL);
+	sched_note(f->s, CMD_NODE_REGISTER, 0);
+	assert_true(sched_due(f->s, f->now_ms));
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, b1);
+	assert_int_equal(f->assigned[0].u.job_assign.node, 2);
+}
+
+static void test_capabilities_labels_and_most_free(void **state)
+{
+	struct fx *f = *state;
+
+	smt_target_with(&f->t, "cuda", "nvcc", "arch=x86_64");
+	smt_target_with(&f->t, "any", NULL, NULL);
+	smt_node_with(&f->t, 1, 8, "cc", "arch=x86_64");
+	smt_node_with(&f->t, 2, 8, "cc,nvcc", "arch=aarch64");
+	smt_node_with(&f->t, 3, 2, "cc,nvcc", "arch=x86_64,site=lab");
+	uint64_t gpu = submit(f, "cuda", "default", 50);
+	uint64_t plain = submit(f, "any", "default", 50);
+	assert_int_equal(round_now(f), 2);
+	/* Only node 3 has both the capability and the label. */
+	assert_int_equal(f->assigned[0].u.job_assign.job, gpu);
+	assert_int_equal(f->assigned[0].u.job_assign.node, 3);
+	/* Anything fits anywhere: the node with the most free slots (node 1
+	 * first among the two with 8). */
+	assert_int_equal(f->assigned[1].u.job_assign.job, plain);
+	assert_int_equal(f->assigned[1].u.job_assign.node, 1);
+	apply_assigned(f);
+	/* Node 3 now has 1 free slot, node 1 has 7, node 2 8: the next goes to 2. */
+	submit(f, "any", "default", 50);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.node, 2);
+}
+
+static void test_slots_bound_and_busy_reason(void **state)
+{
+	struct fx *f = *state;
+	uint64_t j[4];
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 2, NULL, NULL);
+	for (int i = 0; i < 4; i++)
+		j[i] = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 2);
+	assert_int_equal(f->assigned[0].u.job_assign.job, j[0]);
+	assert_int_equal(f->assigned[1].u.job_assign.job, j[1]);
+	assert_null(sched_reason(f->s, j[0]));
+	assert_string_equal(sched_reason(f->s, j[2]),
+	                    "all 1 nodes that can run target 't' are busy");
+	assert_string_equal(sched_reason(f->s, j[3]),
+	                    "all 1 nodes that can run target 't' are busy");
+	/* The metric's view: two queued jobs wait for a slot; the callback
+	 * heard when each placed job was queued (its submit). */
+	assert_string_equal(unplaceable(f), "busy=2");
+	for (unsigned i = 0; i < 2; i++)
+		assert_true(f->queued_ms[i] > 0 && f->queued_ms[i] <= f->t.time_ms);
+	apply_assigned(f);
+	/* No free slot anywhere: a full pass places nothing and ends. */
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 0);
+	assert_false(sched_due(f->s, f->now_ms));
+}
+
+static void test_down_and_draining_nodes_get_nothing(void **state)
+{
+	struct fx *f = *state;
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 4, NULL, NULL);
+	smt_node_with(&f->t, 2, 4, NULL, NULL);
+	struct cmd down = smt_cmd(&f->t, CMD_NODE_DOWN);
+	down.u.node_down.node = 1;
+	down.u.node_down.reason = ing_str_c("test");
+	assert_int_equal(smt_apply(&f->t, &down), 0);
+	struct cmd drain = smt_cmd(&f->t, CMD_NODE_DRAIN);
+	drain.u.node_drain.node = 2;
+	drain.u.node_drain.draining = true;
+	assert_int_equal(smt_apply(&f->t, &drain), 0);
+	uint64_t j = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 0);
+	assert_string_equal(sched_reason(f->s, j),
+	                    "no live, non-draining node (2 registered: 1 down, 1 draining)");
+	assert_string_equal(unplaceable(f), "no_live_node=1");
+	/* Node 2 undrained: the capacity change makes a full pass due. */
+	drain = smt_cmd(&f->t, CMD_NODE_DRAIN);
+	drain.u.node_drain.node = 2;
+	assert_int_equal(smt_apply(&f->t, &drain), 0);
+	sched_note(f->s, CMD_NODE_DRAIN, 0);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.node, 2);
+	assert_null(sched_reason(f->s, j));
+	assert_string_equal(unplaceable(f), "");
+}
+
+/* Only nodes the leader heard within silent_after_ms get work (issue 11
+ * item 4); a node heard for the first time makes a full pass due. */
+static void test_unheard_nodes_get_nothing(void **state)
+{
+	struct fx *f = *state;
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 4, NULL, NULL);
+	smt_node_with(&f->t, 2, 1, NULL, NULL);
+	f->liveness = true;
+	f->heard_ms[2] = f->now_ms - 100;
+	/* Node 1 has the most free slots but was never heard: node 2 gets the
+	 * first job, nobody the second. */
+	uint64_t a = submit(f, "t", "default", 50), b = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, a);
+	assert_int_equal(f->assigned[0].u.job_assign.node, 2);
+	apply_assigned(f);
+	assert_string_equal(sched_reason(f->s, b), "all 1 nodes that can run target 't' are busy");
+	/* Heard long ago counts as not heard. */
+	f->heard_ms[1] = f->now_ms - 5001;
+	sched_node_heard(f->s);
+	assert_true(sched_due(f->s, f->now_ms));
+	assert_int_equal(round_now(f), 0);
+	/* Heard now: the next pass places the job there. */
+	f->heard_ms[1] = f->now_ms - 10;
+	sched_node_heard(f->s);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, b);
+	assert_int_equal(f->assigned[0].u.job_assign.node, 1);
+	/* Nobody heard at all: the reason says so. */
+	apply_assigned(f);
+	f->heard_ms[1] = f->heard_ms[2] = 0;
+	uint64_t c = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 0);
+	assert_string_equal(sched_reason(f->s, c),
+	                    "no live, non-draining node (2 registered: 0 down, 0 draining, 2 not "
+	                    "heard from by this leader lately)");
+}
+
+static void test_waiting_reasons(void **state)
+{
+	struct fx *f = *state;
+
+	smt_target_with(&f->t, "gpu", "nvcc", NULL);
+	smt_target_with(&f->t, "riscv", NULL, "arch=riscv64");
+	smt_target_with(&f->t, "both", "nvcc", "arch=x86_64");
+	smt_node_with(&f->t, 1, 4, "cc", "arch=x86_64");
+	smt_node_with(&f->t, 2, 4, "nvcc", "arch=aarch64");
+	smt_node_with(&f->t, 3, 4, "cc", "arch=aarch64");
+	struct cmd down = smt_cmd(&f->t, CMD_NODE_DOWN);
+	down.u.node_down.node = 2;
+	down.u.node_down.reason = ing_str_c("test");
+	assert_int_equal(smt_apply(&f->t, &down), 0);
+	uint64_t gpu = submit(f, "gpu", "default", 50);
+	uint64_t riscv = submit(f, "riscv", "default", 50);
+	assert_int_equal(round_now(f), 0);
+	/* Node 2 has nvcc, but it is down. */
+	assert_string_equal(sched_reason(f->s, gpu),
+	                    "no live, non-draining node has capability 'nvcc' (target 'gpu')");
+	assert_string_equal(sched_reason(f->s, riscv),
+	                    "no live, non-draining node has label arch=riscv64 (target 'riscv')");
+	assert_string_equal(unplaceable(f), "no_matching_node=2");
+	/* Node 2 back: nvcc on an aarch64 node, x86_64 without nvcc. */
+	struct cmd up = smt_cmd(&f->t, CMD_NODE_UP);
+	up.u.node_up.node = 2;
+	assert_int_equal(smt_apply(&f->t, &up), 0);
+	uint64_t both = submit(f, "both", "default", 50);
+	assert_int_equal(round_now(f), 0);
+	assert_string_equal(sched_reason(f->s, both),
+	                    "no single live, non-draining node has all the capabilities and labels "
+	                    "of target 'both'");
+	assert_null(sched_reason(f->s, 12345));
+}
+
+static void test_lost_attempt_waits_its_backoff(void **state)
+{
+	struct fx *f = *state;
+
+	f->backoff_ms = 1000;
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 1, NULL, NULL);
+	uint64_t j = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 1);
+	apply_assigned(f);
+	/* The attempt is lost (its node went silent, say): requeued. */
+	struct cmd rq = smt_cmd(&f->t, CMD_JOB_REQUEUE);
+	rq.u.job_requeue.job = j;
+	rq.u.job_requeue.attempt = 1;
+	rq.u.job_requeue.reason = ing_str_c("lost");
+	assert_int_equal(smt_apply(&f->t, &rq), 0);
+	uint64_t requeued_at = rq.time_ms;
+	sched_note(f->s, CMD_JOB_REQUEUE, 0);
+	f->now_ms = requeued_at + 10;
+	assert_true(sched_due(f->s, f->now_ms));
+	assert_int_equal(round_now(f), 0);
+	assert_string_equal(sched_reason(f->s, j),
+	                    "attempt 1 was lost; the next one waits 1000 ms (retry backoff)");
+	assert_string_equal(unplaceable(f), "retry_backoff=1");
+	/* Nothing is due until the backoff is over; then a pass places it. */
+	assert_false(sched_due(f->s, requeued_at + 999));
+	f->now_ms = requeued_at + 1000;
+	assert_true(sched_due(f->s, f->now_ms));
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, j);
+	assert_int_equal(f->assigned[0].u.job_assign.attempt, 2);
+}
+
+static void test_new_jobs_in_submit_order_without_a_pass(void **state)
+{
+	struct fx *f = *state;
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 8, NULL, NULL);
+	/* Queued before this leader knew of them, and no pass due: untouched. */
+	uint64_t old = smt_submit_as(&f->t, "t", "default", 100, 0);
+	assert_false(sched_due(f->s, f->now_ms));
+	uint64_t low = submit(f, "t", "default", 1);
+	uint64_t high = submit(f, "t", "default", 99);
+	assert_true(sched_due(f->s, f->now_ms));
+	assert_int_equal(round_now(f), 2);
+	assert_int_equal(f->assigned[0].u.job_assign.job, low);
+	assert_int_equal(f->assigned[1].u.job_assign.job, high);
+	apply_assigned(f);
+	assert_null(sched_reason(f->s, old));
+	/* A capacity change brings the old one in. */
+	sched_note(f->s, CMD_TARGET_PUT, 0);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, old);
+}
+
+static void test_refused_proposal_leaves_job_queued(void **state)
+{
+	struct fx *f = *state;
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 1, NULL, NULL);
+	uint64_t j = submit(f, "t", "default", 50);
+	f->refuse = true;
+	assert_int_equal(round_now(f), 0);
+	/* Not in flight: the next capacity change places it. */
+	f->refuse = false;
+	sched_leader(f->s);
+	assert_true(sched_due(f->s, f->now_ms));
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_priority_then_oldest_first, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tenants_take_turns, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_turn_goes_on_across_rounds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_capabilities_labels_and_most_free, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_slots_bound_and_busy_reason, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_down_and_draining_nodes_get_nothing, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_waiting_reasons, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unheard_nodes_get_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lost_attempt_waits_its_backoff, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_new_jobs_in_submit_order_without_a_pass, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_proposal_leaves_job_queued, setup,
+	                                    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
