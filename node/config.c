@@ -38,6 +38,10 @@ void node_config_defaults(struct node_config *c)
 	c->join_role = REC_ROLE_VOTER;
 	c->voter_replace_after_ms = 10000;
 	c->member_catchup_timeout_ms = 30000;
+	c->sandbox = true;
+	c->stage_processes = 4096;
+	c->work_quota_bytes = 2ull << 30;
+	c->stage_tmp_bytes = 256ull << 20;
 }
 
 void node_config_dev(struct node_config *c)
@@ -347,8 +351,90 @@ int node_config_set_join(struct node_config *c, const char *list, struct ing_err
 	return 0;
 }
 
+static int get_on_off(struct loader *l, const yaml_node_t *n, const char *key, bool *out)
+{
+	const char *s = scalar(n);
+	if (s != NULL && (strcmp(s, "on") == 0 || strcmp(s, "true") == 0))
+		*out = true;
+	else if (s != NULL && (strcmp(s, "off") == 0 || strcmp(s, "false") == 0))
+		*out = false;
+	else
+		return fail(l, n, key, "expected on or off");
+	return 0;
+}
+
+/* A list of absolute paths (sandbox_paths, sandbox_devices). */
+static int get_paths(struct loader *l, const yaml_node_t *n, const char *key,
+                     char out[][NODE_PATH_MAX], unsigned *count)
+{
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail(l, n, key, "expected a list of absolute paths");
+	*count = 0;
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+	     it++) {
+		yaml_node_t *v = yaml_document_get_node(&l->doc, *it);
+		if (*count == NODE_SANDBOX_PATHS_MAX)
+			return fail(l, v, key, "more than %d", NODE_SANDBOX_PATHS_MAX);
+		int rv = get_str(l, v, key, out[*count], NODE_PATH_MAX);
+		if (rv == 0 && (out[*count][0] != '/' || strstr(out[*count], "..") != NULL))
+			rv = fail(l, v, key, "'%s' is not an absolute path without '..'",
+			          out[*count]);
+		if (rv != 0)
+			return rv;
+		(*count)++;
+	}
+	return 0;
+}
+
+static int load_sandbox_key(struct loader *l, const char *key, const yaml_node_t *v,
+                            struct node_config *c)
+{
+	uint64_t u;
+	int rv;
+	if (strcmp(key, "sandbox") == 0)
+		return get_on_off(l, v, key, &c->sandbox);
+	if (strcmp(key, "sandbox_allow_daemon_uid") == 0)
+		return get_bool(l, v, key, &c->sandbox_allow_daemon_uid);
+	if (strcmp(key, "sandbox_uid_base") == 0) {
+		rv = get_uint(l, v, key, 1000, 4000000000u, &u);
+		c->sandbox_uid_base = (uint32_t)u;
+		return rv;
+	}
+	if (strcmp(key, "sandbox_uid_count") == 0) {
+		rv = get_uint(l, v, key, 1, 65536, &u);
+		c->sandbox_uid_count = (uint32_t)u;
+		return rv;
+	}
+	if (strcmp(key, "sandbox_paths") == 0)
+		return get_paths(l, v, key, c->sandbox_paths, &c->nsandbox_paths);
+	if (strcmp(key, "sandbox_devices") == 0)
+		return get_paths(l, v, key, c->sandbox_devices, &c->nsandbox_devices);
+	if (strcmp(key, "stage_memory_bytes") == 0)
+		return get_uint(l, v, key, 0, UINT64_MAX, &c->stage_memory_bytes);
+	if (strcmp(key, "stage_cpu_seconds") == 0)
+		return get_uint(l, v, key, 0, UINT64_MAX, &c->stage_cpu_seconds);
+	if (strcmp(key, "stage_processes") == 0)
+		return get_uint(l, v, key, 0, 4194304, &c->stage_processes);
+	if (strcmp(key, "stage_output_bytes") == 0)
+		return get_uint(l, v, key, 0, UINT64_MAX, &c->stage_output_bytes);
+	if (strcmp(key, "stage_open_files") == 0)
+		return get_uint(l, v, key, 0, 1048576, &c->stage_open_files);
+	if (strcmp(key, "work_quota_bytes") == 0) {
+		rv = get_uint(l, v, key, 0, UINT64_MAX, &c->work_quota_bytes);
+		if (rv == 0 && c->work_quota_bytes != 0 && c->work_quota_bytes < (16ull << 20))
+			rv = fail(l, v, key, "0 (no quota) or at least 16777216 (16 MiB)");
+		return rv;
+	}
+	if (strcmp(key, "stage_tmp_bytes") == 0)
+		return get_uint(l, v, key, 1u << 20, UINT64_MAX, &c->stage_tmp_bytes);
+	return 1; /* not a sandbox key */
+}
+
 static int load_key(struct loader *l, const char *key, const yaml_node_t *v, struct node_config *c)
 {
+	int srv = load_sandbox_key(l, key, v, c);
+	if (srv != 1)
+		return srv;
 	if (strcmp(key, "join") == 0)
 		return get_join(l, v, c);
 	if (strcmp(key, "join_role") == 0)

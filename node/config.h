@@ -29,8 +29,10 @@
 #include "storage/limits.h"
 #include "storage/store.h"
 
-#define NODE_MAX_PEERS   16
-#define NODE_ADDRESS_MAX 64
+#define NODE_MAX_PEERS         16
+#define NODE_ADDRESS_MAX       64
+#define NODE_SANDBOX_PATHS_MAX 16
+#define NODE_PATH_MAX          256
 
 /* Which GPUs a node offers to jobs (config key `gpus`). */
 enum node_gpus_mode {
@@ -102,6 +104,24 @@ struct node_config {
 	unsigned voter_replace_after_ms;    /* a voter silent this long is replaced */
 	unsigned member_catchup_timeout_ms; /* a new member must catch up within it */
 	bool leave_on_shutdown;             /* SIGTERM: leave the cluster first */
+	/* The stage sandbox (node/worker/sandbox.h). */
+	bool sandbox;                  /* sandbox: on|off */
+	bool sandbox_allow_daemon_uid; /* without root: stages under the daemon's uid */
+	uint32_t sandbox_uid_base;     /* 0: SANDBOX_DEFAULT_UID_BASE + (id-1) % 1024 * count */
+	uint32_t sandbox_uid_count;    /* 0: SANDBOX_DEFAULT_UID_COUNT */
+	char sandbox_paths[NODE_SANDBOX_PATHS_MAX][NODE_PATH_MAX]; /* extra read-only paths */
+	unsigned nsandbox_paths;
+	char sandbox_devices[NODE_SANDBOX_PATHS_MAX][NODE_PATH_MAX]; /* e.g. /dev/nvidia0 */
+	unsigned nsandbox_devices;
+	/* The node's ceilings for every stage (0: none); a target's own limit
+	 * applies when lower. */
+	uint64_t stage_memory_bytes;
+	uint64_t stage_cpu_seconds;
+	uint64_t stage_processes;
+	uint64_t stage_output_bytes;
+	uint64_t stage_open_files;
+	uint64_t work_quota_bytes; /* disk of an attempt's directory (0: no quota) */
+	uint64_t stage_tmp_bytes;  /* the private /tmp (memory-backed) */
 };
 
 /* Parses "A:P[,A:P...]" into c->join (the --join flag).  ING_EINVAL naming

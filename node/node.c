@@ -57,6 +57,8 @@
 #include "node/sm/sm.h"
 #include "node/worker/heartbeat.h"
 #include "node/worker/probe.h"
+#include "node/worker/sandbox.h"
+#include "node/worker/sandbox_node.h"
 #include "node/worker/worker.h"
 #include "rpc/server.h"
 #include "storage/store.h"
@@ -690,12 +692,20 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		snprintf(state, sizeof(state), "%s/state.mdb", n->cfg.data_dir);
 		damaged(n, state);
 	}
-	if (rv == 0)
+	struct sandbox_host *sandbox = NULL;
+	if (rv == 0) {
+		/* Before the old attempt directories go: some may be mounts. */
+		sandbox = sandbox_node_prepare(loop, &n->cfg);
 		worker_reap(n->cfg.data_dir);
+	}
 	if (rv == 0)
 		rv = sm_new(&n->sm);
 	if (rv == 0 && (rv = new_modules(n)) != 0)
 		ing_error_set(e, rv, "out of memory");
+	if (rv == 0 && sandbox != NULL)
+		worker_set_sandbox(n->worker, sandbox);
+	else if (sandbox != NULL)
+		sandbox_host_free(sandbox);
 	if (rv != 0) {
 		sm_free(n->sm);
 		store_close(n->store);

@@ -284,7 +284,8 @@ int store_env_open(struct store *s, struct ing_error *e)
 		rc = mdb_env_set_mapsize(s->env, (size_t)s->opts.map_size_bytes);
 	if (rc == 0)
 		rc = mdb_env_open(s->env, s->path,
-		                  MDB_NOSUBDIR | MDB_NOTLS | sync_flags(s->opts.sync), 0644);
+		                  MDB_NOSUBDIR | MDB_NOTLS | sync_flags(s->opts.sync),
+		                  0600); /* private: data_dir may be 0711 (sandbox) */
 	if (rc != 0) {
 		rv = ing_error_set(e, store_err_from_mdb(rc), "store %s: cannot open: %s", s->path,
 		                   mdb_strerror(rc));

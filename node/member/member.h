@@ -88,6 +88,11 @@ void member_op_check(struct node *n, struct rpc_call *call);
 /* API address of member `id` ("" when unknown): the members table, else
  * the configured peers. */
 void member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_MAX]);
+/* The API addresses of the configuration's other members that are known
+ * (member_api_address), at most NODE_MAX_PEERS: into buf, with addrs[i]
+ * pointing at buf[i].  Returns how many. */
+unsigned member_other_api_addresses(struct node *n, char buf[][NODE_ADDRESS_MAX],
+                                    const char *addrs[]);
 /* The cluster id from the store ("" when not named yet). */
 void member_cluster_id(struct node *n, char out[CMD_CLUSTER_ID_LEN + 1]);
 /* ING_EINVAL with a message when data_dir holds a removed node's marker. */

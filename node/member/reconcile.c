@@ -195,6 +195,27 @@ void member_leader_ready(struct member *m)
 	record(n, &c, "leader change (cluster_event leader_changed)");
 }
 
+unsigned member_other_api_addresses(struct node *n, char buf[][NODE_ADDRESS_MAX],
+                                    const char *addrs[])
+{
+	struct cons_member *ms = NULL;
+	unsigned nm = 0, na = 0;
+
+	if (node_cons(n) == NULL || cons_members(node_cons(n), &ms, &nm) != 0)
+		return 0;
+	for (unsigned i = 0; i < nm && na < NODE_MAX_PEERS; i++) {
+		if (ms[i].id == node_id(n))
+			continue;
+		member_api_address(n, ms[i].id, buf[na]);
+		if (buf[na][0] != '\0') {
+			addrs[na] = buf[na];
+			na++;
+		}
+	}
+	free(ms);
+	return na;
+}
+
 uint64_t member_leading_since_ms(const struct member *m)
 {
 	return m->leading_since_ms;

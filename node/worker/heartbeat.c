@@ -21,7 +21,6 @@
 #include "common/mp.h"
 #include "node/member/member.h"
 #include "node/request.h"
-#include "raft/consensus.h"
 #include "storage/records.h"
 #include "storage/store.h"
 
@@ -80,21 +79,8 @@ static int send_peers(struct heartbeat *hb, struct hb_req *h, struct mp_out *o, 
 	struct node *n = hb->n;
 	char buf[NODE_MAX_PEERS][NODE_ADDRESS_MAX];
 	const char *addrs[NODE_MAX_PEERS];
-	struct cons_member *ms = NULL;
-	unsigned nm = 0, na = 0;
+	unsigned na = member_other_api_addresses(n, buf, addrs);
 
-	if (node_cons(n) == NULL || cons_members(node_cons(n), &ms, &nm) != 0)
-		return ING_ENOTFOUND;
-	for (unsigned i = 0; i < nm && na < NODE_MAX_PEERS; i++) {
-		if (ms[i].id == node_id(n))
-			continue;
-		member_api_address(n, ms[i].id, buf[na]);
-		if (buf[na][0] != '\0') {
-			addrs[na] = buf[na];
-			na++;
-		}
-	}
-	free(ms);
 	if (na == 0)
 		return ING_ENOTFOUND;
 	return node_request_addresses(node_requests(n), &h->q, addrs, na, op, o->data, o->len,

@@ -216,6 +216,8 @@ class Cluster:
         if len(set(self.nodes)) != len(self.nodes) or not set(self.nodes) <= set(ALL_NODES):
             raise TestFailure("bad node set %r (ids 1-5, each once)" % (self.nodes,))
         self.dir = tempfile.mkdtemp(prefix="ingot-%s-" % name)
+        # The stage sandbox's uids pass through to data_dir/work (o+x, no listing).
+        os.chmod(self.dir, 0o711)
         self.procs = {}
         self.launch = {}  # node -> argv prefix for ingotd (e.g. ip netns exec NS)
         self.starts = {n: 0 for n in self.nodes}
@@ -412,8 +414,43 @@ class Cluster:
                     pass
             with _live_lock:
                 _live.pop(p.pid, None)
+        self._release_sandboxes()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _release_sandboxes(self):
+        """What the stage sandboxes of nodes killed above hold outside their
+        directories: quota file systems loop-mounted on attempt directories,
+        and cgroups (ingot/n<id>-<FNV-1a of the data directory>, as
+        node/worker/sandbox_node.c names them).  A restarted node would reap
+        them itself; a test's last kill leaves them to us."""
+        root = os.path.realpath(self.dir) + "/"
+        try:
+            with open("/proc/self/mountinfo") as f:
+                mps = [ln.split()[4].replace("\\040", " ") for ln in f]
+        except OSError:
+            mps = []
+        for mp in sorted((m for m in mps if m.startswith(root)), reverse=True):
+            subprocess.run(["umount", "-l", mp], capture_output=True)
+        for n in self.nodes:
+            h = 2166136261
+            for b in os.path.realpath(self.data_dir(n)).encode():
+                h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+            name = "ingot/n%d-%08x" % (n, h)
+            for ctl in ("memory/", "pids/", ""):
+                base = os.path.join("/sys/fs/cgroup", ctl + name)
+                if not os.path.isdir(base):
+                    continue
+                for sub in os.listdir(base):
+                    if os.path.isdir(os.path.join(base, sub)):
+                        try:
+                            os.rmdir(os.path.join(base, sub))
+                        except OSError:
+                            pass
+                try:
+                    os.rmdir(base)
+                except OSError:
+                    pass
 
     def snapshot_file_sizes(self, n):
         """Sizes of the snapshot data files in node n's raft/ directory."""

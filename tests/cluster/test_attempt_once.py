@@ -2,7 +2,8 @@
 """An attempt runs at most once (real 3-node cluster; issue 11, item 1).
 
 Node 1 leads and runs no work (slots 0); nodes 2 and 3 run it (slots 2,
-heartbeat 200 ms, node_down_after_ms 1500).  Each job's first stage
+heartbeat 200 ms, node_down_after_ms 1500, the stage sandbox off: the
+ledger lies outside the attempts' directories).  Each job's first stage
 appends "<job> <attempt> <stage> <its directory>" to a ledger file and then
 sleeps.  Five times: a job is submitted, and at the instant its stage
 writes its ledger line the node running it is killed (`kill -9`) and
@@ -23,7 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clusterlib as cl  # noqa: E402
 
 ROUNDS = 5
-OVERRIDES = {"slots": "2", "node_down_after_ms": "1500", "heartbeat_interval_ms": "200"}
+# sandbox off: the stages append to a ledger outside their attempt's
+# directory, which a sandboxed stage cannot reach (its own mount view).
+OVERRIDES = {"slots": "2", "node_down_after_ms": "1500", "heartbeat_interval_ms": "200",
+             "sandbox": "off"}
 TARGET = """name: once
 stages:
   - name: one

@@ -118,12 +118,47 @@ def stage_dir(c, node, jid, attempt, index, name):
 
 
 def read_pid(path):
+    """The host pid of the stage process that wrote its `$$` into `path`.
+
+    In the sandbox the stage has its own PID namespace: `$$` is its pid
+    there, so the host process is the one whose innermost NSpid is that
+    number and whose command line, or an ancestor's (bwrap's carries the
+    stage's argv), names the file's directory ({out}).  Without a sandbox
+    the two are the same."""
     try:
         with open(path) as f:
             s = f.read().strip()
-        return int(s) if s else None
+        inner = int(s) if s else None
     except (OSError, ValueError):
         return None
+    if inner is None:
+        return None
+    marker = os.path.dirname(path).encode()
+
+    def status(pid):
+        with open("/proc/%s/status" % pid) as f:
+            return {l.split(":")[0]: l.split(":", 1)[1].split() for l in f if ":" in l}
+
+    def names_marker(pid, depth):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if marker in f.read():
+                    return True
+            ppid = status(pid).get("PPid", ["0"])[0]
+        except OSError:
+            return False
+        return depth > 0 and ppid not in ("0", "1") and names_marker(ppid, depth - 1)
+
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            ns = status(d).get("NSpid")
+        except OSError:
+            continue
+        if ns and int(ns[-1]) == inner and names_marker(d, 3):
+            return int(d)
+    return None
 
 
 def proc_alive(pid):

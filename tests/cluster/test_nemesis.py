@@ -17,8 +17,8 @@ three nodes is affected:
 
 Every job runs a target of two stages, each of which appends
 "<job> <attempt> <stage> <its directory>" to a ledger file outside the
-attempt directory (its path is the job parameter LEDGER: fine while stages
-run without a sandbox).  The network: each node runs in a network namespace
+attempt directory (its path is the job parameter LEDGER), so the nodes run
+with `sandbox: off`: a sandboxed stage sees only its own directory.  The network: each node runs in a network namespace
 of its own (`ip netns exec`), on a bridge, at 10.A.B.<node>; a cut is a pair
 of blackhole routes inside the two namespaces.  Without the privilege to
 make namespaces (not root), the nodes run on 127.0.0.1 and the nemesis
@@ -61,7 +61,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clusterlib as cl  # noqa: E402
 
 FINAL = ("succeeded", "failed", "cancelled")
-OVERRIDES = {"slots": "2", "node_down_after_ms": "1500", "heartbeat_interval_ms": "200"}
+# sandbox off: the stages append to a ledger outside their attempt's
+# directory, which a sandboxed stage cannot reach (its own mount view).
+OVERRIDES = {"slots": "2", "node_down_after_ms": "1500", "heartbeat_interval_ms": "200",
+             "sandbox": "off"}
 TARGET = """name: nemesis
 stages:
   - name: one
