@@ -5,10 +5,16 @@
  * `ingotd gpus` prints the NVIDIA GPUs that discovery finds (the same
  * code the node runs at start) and exits 0, or 1 when there are none.
  *
+ * Signals: SIGINT/SIGTERM stop the node; SIGHUP reopens the log file and
+ * re-reads the TLS files (node_reload_tls), keeping the old ones when the
+ * new ones do not load.
+ *
  * The data directory's lock (common/fs.h) is taken before anything else
  * touches the directory: at once when the directory exists, else right
- * after the bind addresses were checked (a bad configuration writes
- * nothing).  It is held until the process exits.
+ * after the bind addresses were checked; a directory made for it is
+ * removed again when the start is refused before anything else was
+ * written in it (a TLS file that does not load): a bad configuration
+ * writes nothing.  It is held until the process exits.
  *
  * Exit status: 0 after a clean stop (SIGINT/SIGTERM) or once the node learns
  * it was removed from the cluster, 1 when the node stopped on a fatal error
@@ -18,7 +24,9 @@
  * another process holds, for data that belongs to another cluster than the
  * one it was told to join, and for a data directory whose node was removed.
  */
+#include <dirent.h>
 #include <getopt.h>
+#include <limits.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <openssl/crypto.h>
@@ -27,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 #include <yaml.h>
 
@@ -145,17 +154,21 @@ static void on_signal(uv_signal_t *h, int signum)
 		node_shutdown(d->node);
 }
 
-/* SIGHUP: logrotate moved the log file away; open it again by name. */
+/* SIGHUP: logrotate moved the log file away, or the TLS files were
+ * replaced.  The log file is opened again by name, then the TLS files are
+ * read again (node_reload_tls: a failure keeps the old ones). */
 static void on_sighup(uv_signal_t *h, int signum)
 {
+	struct daemon *d = h->data;
 	struct ing_error e;
-	(void)h;
 	(void)signum;
 	if (ing_log_reopen(&e) != 0)
 		ING_LOG_ERROR("log file reopen failed msg=\"%s\": still logging to the old file",
 		              e.msg);
 	else
 		ING_LOG_INFO("log file reopened (SIGHUP)");
+	if (d->node != NULL)
+		node_reload_tls(d->node, &e);
 }
 
 /* Checks that addr can be bound, so that a bad address fails before any
@@ -201,6 +214,31 @@ static int lock_data_dir(const char *source, const char *dir, bool create, int *
 		return 0;
 	fprintf(stderr, "ingotd: %s: key 'data_dir': %s\n", source, e.msg);
 	return rv == ING_ECONFLICT ? -1 : -2;
+}
+
+/* A start refused after this run created data_dir (a TLS file that does
+ * not load, say): removes the directory again when it holds nothing but
+ * its lock file, so that a bad configuration writes nothing. */
+static void undo_data_dir(const char *dir, int lock_fd)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	bool only_lock = true;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+		    strcmp(de->d_name, ING_DIR_LOCK_FILE) != 0)
+			only_lock = false;
+	closedir(d);
+	if (!only_lock ||
+	    snprintf(path, sizeof(path), "%s/%s", dir, ING_DIR_LOCK_FILE) >= (int)sizeof(path))
+		return;
+	unlink(path);
+	ing_dir_unlock(lock_fd);
+	rmdir(dir);
 }
 
 int main(int argc, char **argv)
@@ -292,7 +330,8 @@ int main(int argc, char **argv)
 		        level);
 		return 2;
 	}
-	if (node_config_check(&cfg, source, &e) != 0) {
+	if (node_config_check(&cfg, source, &e) != 0 ||
+	    node_config_check_tls(&cfg, source, &e) != 0) {
 		fprintf(stderr, "ingotd: %s\n", e.msg);
 		return 2;
 	}
@@ -319,14 +358,17 @@ int main(int argc, char **argv)
 		uv_loop_close(&d.loop);
 		return 2;
 	}
-	if (lock_fd < 0 && (rv = lock_data_dir(source, cfg.data_dir, true, &lock_fd)) != 0) {
+	bool created = lock_fd < 0;
+	if (created && (rv = lock_data_dir(source, cfg.data_dir, true, &lock_fd)) != 0) {
 		uv_loop_close(&d.loop);
 		return rv == -1 ? 2 : 1;
 	}
 	if (node_start(&d.loop, &cfg, on_stopped, &d, &d.node, &e) != 0) {
-		fprintf(stderr, "ingotd: cannot start: %s\n", e.msg);
+		fprintf(stderr, "ingotd: %s: cannot start: %s\n", source, e.msg);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&d.loop);
+		if (created)
+			undo_data_dir(cfg.data_dir, lock_fd);
 		return e.code == ING_EINVAL ? 2 : 1;
 	}
 	uv_signal_init(&d.loop, &d.sigint);

@@ -25,7 +25,17 @@
  * connect_timeout_ms, or when its connection ends while requests are
  * outstanding on it before it delivered any reply.  A reply frame over
  * max_frame_bytes, or anything else malformed from the server, drops the
- * connection like a network failure.
+ * connection like a network failure.  A peer whose first bytes are no
+ * ingot frame fails the endpoint with "not an ingot server (...)" (an HTTP
+ * server's status line is quoted), or with "the server speaks TLS" when a
+ * plaintext client meets a TLS port.
+ *
+ * TLS (options.tls set): every connection is TLS 1.3 (common/tls.h); the
+ * server's certificate must chain to the CA and name the endpoint's IP
+ * address in a subjectAltName; the client presents its own certificate
+ * when the ing_tls has one.  The handshake counts as part of connecting
+ * (connect_timeout_ms).  A refused handshake fails the endpoint with the
+ * reason ("TLS: the server's certificate is not trusted: ...").
  *
  * Everything here runs on the caller's loop thread; nothing is thread-safe.
  */
@@ -38,10 +48,12 @@
 #include <uv.h>
 
 #include "common/err.h"
+#include "common/tls.h"
 
 /* 17 MiB: the largest command ingot stores (16 MiB, ING_COMMAND_MAX_BYTES)
  * with 1 MiB for the request around it, so that every request the limits
- * of docs/formats.md allow fits in one frame. */
+ * of docs/formats.md allow fits in one frame.  The server's default is the
+ * same (rpc/server.h). */
 #define RPC_DEFAULT_MAX_FRAME_BYTES    (17u * 1024u * 1024u)
 #define RPC_DEFAULT_TIMEOUT_MS         10000u
 #define RPC_DEFAULT_CONNECT_TIMEOUT_MS 1000u
@@ -55,10 +67,11 @@ struct rpc_client_options {
 	 * only (parsed and copied). */
 	const char *const *endpoints;
 	unsigned nendpoints;
-	size_t max_frame_bytes;      /* largest reply accepted; 0: 4 MiB */
+	size_t max_frame_bytes;      /* largest reply accepted; 0: 17 MiB */
 	unsigned timeout_ms;         /* per call, including retries; 0: 10000 */
 	unsigned connect_timeout_ms; /* 0: 1000 */
 	const char *token;           /* sent with every request; may be NULL; copied */
+	struct ing_tls *tls;         /* NULL: plaintext; borrowed, must outlive the client */
 };
 
 /*

@@ -15,8 +15,9 @@
  * the connection level, or the leader answers unavailable/not_leader, the
  * request is parked: it waits for the next role change (or the park
  * timer, every 50 ms) and is dispatched again, until request_timeout_ms
- * after it first waited, when it fails with `unavailable`.  One request failing leaves the
- * connection to the leader open for the others in flight on it.
+ * after it first waited, when it fails with `unavailable`.  One request
+ * failing leaves the connection to the leader open for the others in
+ * flight on it.
  */
 #include <inttypes.h>
 #include <stdio.h>
