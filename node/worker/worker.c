@@ -466,7 +466,8 @@ static void limit_amount(const struct limit_pair *p, uint64_t v, char *out, size
  * the node's ceiling applied (within() took the lower), as a suffix for the
  * job's error, e.g. "; the target's limit (limits.processes 16, within this
  * node's stage_processes 64)" or "; this node's ceiling (work_quota_bytes 32
- * MiB; the target asks for 1 GiB)".  "" for anything else.
+ * MiB; the target asks for disk_bytes 1 GiB)".  "" for anything else, and
+ * when neither sets the limit (then it cannot have been hit).
  */
 static void limit_origin(const struct node_attempt *a, enum sandbox_limit_hit hit, char *out,
                          size_t cap)
@@ -474,7 +475,7 @@ static void limit_origin(const struct node_attempt *a, enum sandbox_limit_hit hi
 	struct limit_pair p;
 	char tv[48], cv[48];
 	out[0] = '\0';
-	if (!limit_pair_of(a, hit, &p))
+	if (!limit_pair_of(a, hit, &p) || (p.target == 0 && p.ceiling == 0))
 		return;
 	limit_amount(&p, p.target, tv, sizeof(tv));
 	limit_amount(&p, p.ceiling, cv, sizeof(cv));
