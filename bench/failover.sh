@@ -57,6 +57,7 @@ fi
 
 mkdir -p "$dir"
 timeout 60 "$cluster" start "$conf" "$dir"
+eval "$("$cluster" env "$dir")"  # TLS: INGOT_CACERT/CERT/KEY for ingotctl and load_bench
 eps="$("$cluster" endpoints "$dir")"
 
 now_ms() { date +%s%3N; }

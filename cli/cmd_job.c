@@ -324,7 +324,7 @@ static int job_watch(struct cli_ctx *ctx)
 	struct watch w = {ctx, false, 0, false};
 	int code;
 	/* The watch itself has no deadline; --timeout bounds reconnecting. */
-	int rv = cli_session_open(cmd, UINT32_MAX, &ctx->session, &e);
+	int rv = cli_session_open(cmd, ctx->tls, UINT32_MAX, &ctx->session, &e);
 	if (rv != 0)
 		return cli_fail(ctx, &e);
 	msgpack_zone_init(&z, 4096);

@@ -393,7 +393,7 @@ static int logs_follow(struct logs *l)
 	/* The watch has its own session without a deadline; job.get and
 	 * artifact.get go through ctx's, bounded by --timeout. */
 	if (rv == 0)
-		rv = cli_session_open(cmd, UINT32_MAX, &watch, &e);
+		rv = cli_session_open(cmd, ctx->tls, UINT32_MAX, &watch, &e);
 	if (rv == 0)
 		rv = cli_session_watch(watch, cmd->id, cmd->timeout_ms, follow_event, follow_poll,
 		                       l, &z, &job, &e);

@@ -10,12 +10,14 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
 #include "node/sm/cmd.h"
+#include "rpc/server.h"
 
 void node_config_defaults(struct node_config *c)
 {
@@ -27,6 +29,13 @@ void node_config_defaults(struct node_config *c)
 	c->snapshot_trailing = 1024;
 	c->max_frame_bytes = 4u << 20;
 	c->request_timeout_ms = 5000;
+	c->max_connections = RPC_DEFAULT_MAX_CONNECTIONS;
+	c->max_connections_per_address = RPC_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
+	c->max_output_bytes = RPC_DEFAULT_MAX_OUTPUT_BYTES;
+	c->max_calls = RPC_DEFAULT_MAX_CALLS;
+	c->idle_timeout_ms = RPC_DEFAULT_IDLE_TIMEOUT_MS;
+	c->frame_timeout_ms = RPC_DEFAULT_FRAME_TIMEOUT_MS;
+	c->tls.client_certs = ING_TLS_CLIENT_CERTS_REQUIRED;
 	c->store_sync = STORE_SYNC_FULL;
 	c->store_commit_interval_ms = 50;
 	c->log_level = ING_LOG_LEVEL_INFO;
@@ -61,6 +70,7 @@ void node_config_dev(struct node_config *c)
 struct loader {
 	yaml_document_t doc;
 	const char *path;
+	char dir[NODE_PATH_MAX]; /* the file's directory, for relative paths */
 	struct ing_error *e;
 };
 
@@ -311,6 +321,67 @@ static int get_join(struct loader *l, const yaml_node_t *n, struct node_config *
 	return 0;
 }
 
+/* A file path: relative ones are taken from the configuration file's
+ * directory. */
+static int get_path(struct loader *l, const yaml_node_t *n, const char *key, char *out)
+{
+	char raw[NODE_PATH_MAX];
+	int rv = get_str(l, n, key, raw, sizeof(raw));
+	if (rv != 0)
+		return rv;
+	int w = raw[0] == '/' ? snprintf(out, NODE_PATH_MAX, "%s", raw)
+	                      : snprintf(out, NODE_PATH_MAX, "%s/%s", l->dir, raw);
+	if (w < 0 || w >= NODE_PATH_MAX)
+		return fail(l, n, key, "path too long");
+	return 0;
+}
+
+static int get_tls(struct loader *l, const yaml_node_t *n, struct node_config *c)
+{
+	struct node_tls_config t;
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(l, n, "tls",
+		            "expected a mapping with ca, cert, key and optionally client_certs");
+	memset(&t, 0, sizeof(t));
+	t.client_certs = ING_TLS_CLIENT_CERTS_REQUIRED;
+	int rv = 0;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     rv == 0 && pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = yaml_document_get_node(&l->doc, pr->key);
+		yaml_node_t *v = yaml_document_get_node(&l->doc, pr->value);
+		const char *name = scalar(k);
+		const char *val = scalar(v);
+		if (name == NULL)
+			rv = fail(l, k, "tls", "keys must be strings");
+		else if (strcmp(name, "ca") == 0)
+			rv = get_path(l, v, "tls.ca", t.ca);
+		else if (strcmp(name, "cert") == 0)
+			rv = get_path(l, v, "tls.cert", t.cert);
+		else if (strcmp(name, "key") == 0)
+			rv = get_path(l, v, "tls.key", t.key);
+		else if (strcmp(name, "client_certs") == 0 && val != NULL &&
+		         strcmp(val, "required") == 0)
+			t.client_certs = ING_TLS_CLIENT_CERTS_REQUIRED;
+		else if (strcmp(name, "client_certs") == 0 && val != NULL &&
+		         strcmp(val, "optional") == 0)
+			t.client_certs = ING_TLS_CLIENT_CERTS_OPTIONAL;
+		else if (strcmp(name, "client_certs") == 0)
+			rv = fail(l, v, "tls.client_certs", "expected required or optional");
+		else
+			rv = fail(l, k, name,
+			          "unknown key in tls (known: ca, cert, key, client_certs)");
+	}
+	if (rv == 0 && (t.ca[0] == '\0' || t.cert[0] == '\0' || t.key[0] == '\0'))
+		rv = fail(l, n, "tls",
+		          "needs ca, cert and key (make them with 'ingotctl pki', "
+		          "docs/operations.md)");
+	if (rv == 0) {
+		t.enabled = true;
+		c->tls = t;
+	}
+	return rv;
+}
+
 static int get_role(struct loader *l, const yaml_node_t *n, const char *key, uint8_t *out)
 {
 	const char *s = scalar(n);
@@ -493,6 +564,20 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_unsigned(l, v, key, 4096, 256u << 20, &c->max_frame_bytes);
 	if (strcmp(key, "request_timeout_ms") == 0)
 		return get_unsigned(l, v, key, 100, 600000, &c->request_timeout_ms);
+	if (strcmp(key, "max_connections") == 0)
+		return get_unsigned(l, v, key, 1, 1000000, &c->max_connections);
+	if (strcmp(key, "max_connections_per_address") == 0)
+		return get_unsigned(l, v, key, 1, 1000000, &c->max_connections_per_address);
+	if (strcmp(key, "max_output_bytes") == 0)
+		return get_unsigned(l, v, key, 4096, 1u << 30, &c->max_output_bytes);
+	if (strcmp(key, "max_calls") == 0)
+		return get_unsigned(l, v, key, 1, 1000000, &c->max_calls);
+	if (strcmp(key, "idle_timeout_ms") == 0)
+		return get_unsigned(l, v, key, 100, 86400000, &c->idle_timeout_ms);
+	if (strcmp(key, "frame_timeout_ms") == 0)
+		return get_unsigned(l, v, key, 100, 3600000, &c->frame_timeout_ms);
+	if (strcmp(key, "tls") == 0)
+		return get_tls(l, v, c);
 	if (strcmp(key, "store_sync") == 0)
 		return get_sync(l, v, &c->store_sync);
 	if (strcmp(key, "store_commit_interval_ms") == 0)
@@ -520,6 +605,22 @@ int node_config_load(struct node_config *c, const char *path, struct ing_error *
 	yaml_parser_t parser;
 	FILE *f = fopen(path, "rb");
 	int rv = 0;
+
+	/* The file's directory, absolute when it can be (the daemon's working
+	 * directory does not matter then). */
+	char copy[NODE_PATH_MAX];
+	snprintf(copy, sizeof(copy), "%s", path);
+	char *slash = strrchr(copy, '/');
+	if (slash == NULL)
+		snprintf(copy, sizeof(copy), ".");
+	else if (slash == copy)
+		copy[1] = '\0';
+	else
+		*slash = '\0';
+	char *absolute = realpath(copy, NULL); /* not into l.dir: realpath needs PATH_MAX */
+	snprintf(l.dir, sizeof(l.dir), "%s",
+	         absolute != NULL && strlen(absolute) < sizeof(l.dir) ? absolute : copy);
+	free(absolute);
 
 	if (f == NULL)
 		return ing_error_set(e, ING_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -560,6 +661,33 @@ out:
 	yaml_parser_delete(&parser);
 	fclose(f);
 	return rv;
+}
+
+static bool loopback(const char *address)
+{
+	return strncmp(address, "127.", 4) == 0;
+}
+
+int node_config_check_tls(const struct node_config *c, const char *source, struct ing_error *e)
+{
+	const char *key = NULL, *value = NULL;
+	if (c->tls.enabled)
+		return 0;
+	if (!loopback(c->api_address))
+		key = "api_address", value = c->api_address;
+	else if (!loopback(c->raft_address))
+		key = "raft_address", value = c->raft_address;
+	else if (c->http_address[0] != '\0' && !loopback(c->http_address))
+		key = "http_address", value = c->http_address;
+	if (key == NULL)
+		return 0;
+	return ing_error_set(e, ING_EINVAL,
+	                     "%s: key '%s' (%s) is not a loopback address and there is no 'tls' "
+	                     "key: plaintext is for 127.0.0.0/8 only. Make certificates with "
+	                     "'ingotctl pki init --dir DIR' and 'ingotctl pki issue node --id "
+	                     "%" PRIu64 " --address HOST --dir DIR', then name them under "
+	                     "'tls:' (ca, cert, key; docs/operations.md)",
+	                     source, key, value, c->id);
 }
 
 int node_config_check(struct node_config *c, const char *source, struct ing_error *e)

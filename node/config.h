@@ -11,7 +11,14 @@
  *   peers:                      # the cluster's initial voters, this node included
  *     - {id: 1, raft_address: 127.0.0.1:7501, api_address: 127.0.0.1:7401}
  *   election_timeout_ms: 300
+ *   tls:                        # TLS 1.3 everywhere; paths relative to this file
+ *     ca: tls/ca.crt
+ *     cert: tls/node-1.crt
+ *     key: tls/node-1.key
+ *     client_certs: required    # or optional
  *   ...
+ *
+ * Without `tls` a node only binds loopback addresses (node_config_check_tls).
  *
  * Loading is strict: an unknown key, a value of the wrong type or out of
  * range, a duplicate peer id or address, a node id missing from its peers:
@@ -26,13 +33,23 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "storage/limits.h"
 #include "storage/store.h"
 
 #define NODE_MAX_PEERS         16
 #define NODE_ADDRESS_MAX       64
 #define NODE_SANDBOX_PATHS_MAX 16
-#define NODE_PATH_MAX          256
+#define NODE_PATH_MAX          1024
+
+/* The `tls` key: absent (enabled false) means plaintext, loopback only. */
+struct node_tls_config {
+	bool enabled;
+	char ca[NODE_PATH_MAX];   /* absolute, or relative to the process's cwd */
+	char cert[NODE_PATH_MAX]; /* (relative paths in the file are resolved */
+	char key[NODE_PATH_MAX];  /* against the file's directory when loaded) */
+	enum ing_tls_client_certs client_certs;
+};
 
 /* Which GPUs a node offers to jobs (config key `gpus`). */
 enum node_gpus_mode {
@@ -68,6 +85,14 @@ struct node_config {
 	unsigned snapshot_trailing;
 	unsigned max_frame_bytes;
 	unsigned request_timeout_ms; /* how long a request waits for a leader */
+	/* The API server's limits (rpc/server.h); the defaults are rpc/'s. */
+	unsigned max_connections;
+	unsigned max_connections_per_address;
+	unsigned max_output_bytes;
+	unsigned max_calls;
+	unsigned idle_timeout_ms;
+	unsigned frame_timeout_ms;
+	struct node_tls_config tls;
 	enum store_sync store_sync;
 	unsigned store_commit_interval_ms; /* age at which the apply batch commits */
 	uint64_t store_map_bytes;          /* initial LMDB map; 0: storage's default */
@@ -144,5 +169,12 @@ int node_config_load(struct node_config *c, const char *path, struct ing_error *
  * peers with the same addresses, no duplicates.  `source` names the file
  * (or "--dev") in messages. */
 int node_config_check(struct node_config *c, const char *source, struct ing_error *e);
+/*
+ * The daemon's rule for plaintext: without `tls`, every address the node
+ * binds (api_address, raft_address) must be a loopback address (127/8).
+ * ING_EINVAL with a message saying how to make certificates.  Offline
+ * tools (ingotd recover) do not apply it.
+ */
+int node_config_check_tls(const struct node_config *c, const char *source, struct ing_error *e);
 
 #endif

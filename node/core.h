@@ -28,6 +28,7 @@
 
 struct node;
 struct store;
+struct ing_tls;
 struct node_requests;
 
 struct api;
@@ -49,6 +50,9 @@ const struct node_config *node_cfg(const struct node *n);
 uint64_t node_id(const struct node *n);
 struct store *node_store(const struct node *n);
 struct cons *node_cons(const struct node *n);
+/* The TLS context of the API, the raft transport and this node's calls
+ * (NULL: plaintext, loopback only). */
+struct ing_tls *node_tls(const struct node *n);
 /* The clients of this node's calls to ingot APIs (node/request.h). */
 struct node_requests *node_requests(const struct node *n);
 

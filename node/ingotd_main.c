@@ -5,6 +5,10 @@
  * `ingotd gpus` prints the NVIDIA GPUs that discovery finds (the same
  * code the node runs at start) and exits 0, or 1 when there are none.
  *
+ * Signals: SIGINT/SIGTERM stop the node; SIGHUP reopens the log file and
+ * re-reads the TLS files (node_reload_tls), keeping the old ones when the
+ * new ones do not load.
+ *
  * Exit status: 0 after a clean stop (SIGINT/SIGTERM) or once the node learns
  * it was removed from the cluster, 1 when the node stopped on a fatal error
  * (store failure, unknown log format), 2 for a bad command line or
@@ -138,17 +142,21 @@ static void on_signal(uv_signal_t *h, int signum)
 		node_shutdown(d->node);
 }
 
-/* SIGHUP: logrotate moved the log file away; open it again by name. */
+/* SIGHUP: logrotate moved the log file away, or the TLS files were
+ * replaced.  The log file is opened again by name, then the TLS files are
+ * read again (node_reload_tls: a failure keeps the old ones). */
 static void on_sighup(uv_signal_t *h, int signum)
 {
+	struct daemon *d = h->data;
 	struct ing_error e;
-	(void)h;
 	(void)signum;
 	if (ing_log_reopen(&e) != 0)
 		ING_LOG_ERROR("log file reopen failed msg=\"%s\": still logging to the old file",
 		              e.msg);
 	else
 		ING_LOG_INFO("log file reopened (SIGHUP)");
+	if (d->node != NULL)
+		node_reload_tls(d->node, &e);
 }
 
 /* Checks that addr can be bound, so that a bad address fails before any
@@ -269,7 +277,8 @@ int main(int argc, char **argv)
 		        level);
 		return 2;
 	}
-	if (node_config_check(&cfg, source, &e) != 0) {
+	if (node_config_check(&cfg, source, &e) != 0 ||
+	    node_config_check_tls(&cfg, source, &e) != 0) {
 		fprintf(stderr, "ingotd: %s\n", e.msg);
 		return 2;
 	}
@@ -294,7 +303,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (node_start(&d.loop, &cfg, on_stopped, &d, &d.node, &e) != 0) {
-		fprintf(stderr, "ingotd: cannot start: %s\n", e.msg);
+		fprintf(stderr, "ingotd: %s: cannot start: %s\n", source, e.msg);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&d.loop);
 		return e.code == ING_EINVAL ? 2 : 1;

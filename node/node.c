@@ -75,9 +75,10 @@ struct node {
 	struct cons *cons;
 	struct rpc_server *server;
 	struct node_requests *requests;
-	uv_prepare_t flush;         /* commits the apply batch when due (batch_due) */
-	uv_timer_t commit_timer;    /* commits a batch older than store_commit_interval_ms */
-	uint64_t batch_since_ms;    /* uv_now() when the open batch was first seen, 0: none */
+	struct ing_tls *tls;     /* NULL: plaintext (loopback only); API, raft and every client */
+	uv_prepare_t flush;      /* commits the apply batch when due (batch_due) */
+	uv_timer_t commit_timer; /* commits a batch older than store_commit_interval_ms */
+	uint64_t batch_since_ms; /* uv_now() when the open batch was first seen, 0: none */
 	uv_timer_t heartbeat_timer; /* node/bus.h: heartbeat tick */
 	uv_timer_t member_timer;    /* node/bus.h: member tick */
 	/* what raft reported last */
@@ -135,6 +136,11 @@ struct store *node_store(const struct node *n)
 struct cons *node_cons(const struct node *n)
 {
 	return n->cons;
+}
+
+struct ing_tls *node_tls(const struct node *n)
+{
+	return n->tls;
 }
 
 struct node_requests *node_requests(const struct node *n)
@@ -474,6 +480,8 @@ static void maybe_done(struct node *n)
 	n->store = NULL;
 	sm_free(n->sm);
 	n->sm = NULL;
+	ing_tls_free(n->tls);
+	n->tls = NULL;
 	void (*stopped)(void *, int) = n->stopped;
 	void *data = n->stopped_data;
 	int status = n->failed;
@@ -535,6 +543,24 @@ void node_shutdown(struct node *n)
 {
 	if (n->stopping || !member_leave(n->member))
 		node_stop(n);
+}
+
+int node_reload_tls(struct node *n, struct ing_error *e)
+{
+	if (n->tls == NULL) {
+		ING_LOG_DEBUG("tls reload: nothing to do (no tls configured)");
+		return 0;
+	}
+	int rv = ing_tls_reload(n->tls, e);
+	if (rv != 0) {
+		ING_LOG_WARN("tls reload failed, keeping the current certificates msg=\"%s\"",
+		             e->msg);
+		return rv;
+	}
+	char desc[256];
+	ing_tls_describe(n->tls, desc, sizeof(desc));
+	ING_LOG_INFO("tls reloaded: new connections use %s", desc);
+	return 0;
 }
 
 void node_fatal(struct node *n, int code, const char *what)
@@ -617,9 +643,31 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	cb.data = n;
 
 	rv = member_check_marker(cfg->data_dir, cfg->id, e);
+	if (rv == 0 && cfg->tls.enabled) {
+		/* Every file read and checked (key, chain, node id) before
+		 * anything is written. */
+		struct ing_tls_config tc = {cfg->tls.ca, cfg->tls.cert, cfg->tls.key,
+		                            cfg->tls.client_certs};
+		struct ing_tls_identity own;
+		rv = ing_tls_new(&tc, &n->tls, e);
+		if (rv == 0) {
+			ing_tls_own_identity(n->tls, &own);
+			if (own.kind != ING_TLS_PEER_NODE || own.node_id != cfg->id) {
+				char who[ING_TLS_NAME_MAX + 16];
+				ing_tls_identity_format(&own, who, sizeof(who));
+				rv =
+				    ing_error_set(e, ING_EINVAL,
+				                  "TLS certificate '%s' is that of %s, not of node "
+				                  "%" PRIu64 " (make one with 'ingotctl pki issue "
+				                  "node --id %" PRIu64 "')",
+				                  cfg->tls.cert, who, cfg->id, cfg->id);
+			}
+		}
+	}
 	if (rv == 0)
 		rv = ing_mkdirs(cfg->data_dir, 0700, e);
 	if (rv != 0) {
+		ing_tls_free(n->tls);
 		free(n);
 		return rv;
 	}
@@ -645,6 +693,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	if (rv != 0) {
 		sm_free(n->sm);
 		store_close(n->store);
+		ing_tls_free(n->tls);
 		free(n);
 		return rv;
 	}
@@ -670,6 +719,13 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	memset(&ro, 0, sizeof(ro));
 	ro.address = cfg->api_address;
 	ro.max_frame_bytes = cfg->max_frame_bytes;
+	ro.max_connections = cfg->max_connections;
+	ro.max_connections_per_address = cfg->max_connections_per_address;
+	ro.max_output_bytes = cfg->max_output_bytes;
+	ro.max_calls = cfg->max_calls;
+	ro.idle_timeout_ms = cfg->idle_timeout_ms;
+	ro.frame_timeout_ms = cfg->frame_timeout_ms;
+	ro.tls = n->tls;
 	rv = rpc_server_start(loop, &ro, api_handle, n, &n->server, e);
 	if (rv != 0)
 		goto fail;
@@ -693,6 +749,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	cc.connect_retry_ms = cfg->connect_retry_ms;
 	cc.snapshot_threshold = cfg->snapshot_threshold;
 	cc.snapshot_trailing = cfg->snapshot_trailing;
+	cc.tls = n->tls;
 	rv = cons_start(loop, &cc, &cb, &n->cons, e);
 	if (rv != 0) {
 		n->cons = NULL;
@@ -706,9 +763,10 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		ing_error_set(e, rv, "cannot start membership: %s", ing_err_msg(rv));
 		goto fail;
 	}
-	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s http=%s data_dir=%s", cfg->id,
-	             cfg->api_address, cfg->raft_address,
-	             cfg->http_address[0] != '\0' ? cfg->http_address : "off", n->cfg.data_dir);
+	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s http=%s data_dir=%s tls=%s",
+	             cfg->id, cfg->api_address, cfg->raft_address,
+	             cfg->http_address[0] != '\0' ? cfg->http_address : "off", n->cfg.data_dir,
+	             n->tls != NULL ? "on" : "off (loopback only)");
 	*out = n;
 	return 0;
 fail:

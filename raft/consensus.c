@@ -59,6 +59,7 @@
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "raft/cons_internal.h"
 #include "raft/transport.h"
 
@@ -548,17 +549,33 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	cons_link_init(&c->pending);
 	cons_link_init(&c->done);
 
+	if (cfg->tls != NULL) {
+		struct ing_tls_identity own;
+		ing_tls_own_identity(cfg->tls, &own);
+		if (own.kind != ING_TLS_PEER_NODE || own.node_id != cfg->id) {
+			char who[ING_TLS_NAME_MAX + 16];
+			ing_tls_identity_format(&own, who, sizeof(who));
+			cons_free(c);
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "consensus: the TLS certificate is that of %s, not of node "
+			    "%" PRIu64 " (make one with 'ingotctl pki issue node --id "
+			    "%" PRIu64 "')",
+			    who, cfg->id, cfg->id);
+		}
+	}
 	rv = ing_mkdirs(c->dir, 0700, e);
 	if (rv != 0) {
 		cons_free(c);
 		return rv;
 	}
-	rv = cons_transport_init(&c->transport, loop);
+	rv = cons_transport_init(&c->transport, loop, cfg->tls);
 	if (rv != 0) {
 		code = cons_raft_failed(c, "cons_transport_init", rv, c->transport.errmsg);
+		ing_error_set(e, code, "consensus: transport init failed: %s",
+		              c->transport.errmsg[0] ? c->transport.errmsg : raft_strerror(rv));
 		cons_free(c);
-		return ing_error_set(e, code, "consensus: transport init failed: %s",
-		                     raft_strerror(rv));
+		return code;
 	}
 	rv = raft_uv_init(&c->io, loop, c->dir, &c->transport);
 	if (rv != 0) {
@@ -602,6 +619,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	}
 	c->raft.data = c;
 	c->raft.tracer = &c->tracer;
+	cons_transport_set_raft(&c->transport, &c->raft);
 	c->fsm.raft = &c->raft;
 	raft_set_election_timeout(&c->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms
 	                                                             : DEFAULT_ELECTION_TIMEOUT_MS);

@@ -72,6 +72,42 @@ void rpc_format_address(const struct sockaddr_in *a, char *buf, size_t cap)
 	snprintf(buf, cap, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
 }
 
+/* ---- sniffing ---------------------------------------------------------- */
+
+enum rpc_sniff rpc_sniff(const char *p, size_t n)
+{
+	static const char *const http[] = {"GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI",
+	                                   "PATC", "CONN", "TRAC", "PRI ", "HTTP"};
+	if (n == 0)
+		return RPC_SNIFF_MORE;
+	unsigned char b = (unsigned char)p[0];
+	if (b == 0x16 || b == 0x15) /* TLS handshake or alert record */
+		return RPC_SNIFF_TLS;
+	if (b <= 0x0f)
+		return RPC_SNIFF_INGOT;
+	if (b < 'A' || b > 'Z')
+		return RPC_SNIFF_OTHER;
+	if (n < 4)
+		return RPC_SNIFF_MORE;
+	for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++) {
+		if (memcmp(p, http[i], 4) == 0)
+			return RPC_SNIFF_HTTP;
+	}
+	return RPC_SNIFF_OTHER;
+}
+
+void rpc_sniff_line(const char *p, size_t n, char *buf, size_t cap)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < n && i < 60 && j + 1 < cap; i++) {
+		char c = p[i];
+		if (c == '\r' || c == '\n')
+			break;
+		buf[j++] = c >= 0x20 && c < 0x7f ? c : '?';
+	}
+	buf[j] = '\0';
+}
+
 /* ---- frame reader ------------------------------------------------------ */
 
 void rpc_reader_init(struct rpc_reader *r, size_t max_frame_bytes)

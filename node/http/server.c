@@ -112,6 +112,14 @@ int http_start(struct node *n, struct http **out, struct ing_error *e)
 	    .address = cfg->http_address,
 	    .max_body_bytes = cfg->max_frame_bytes,
 	};
+	if (cfg->tls.enabled) { /* the node's files: HTTPS, TLS 1.3 */
+		o.tls.cert_file = cfg->tls.cert;
+		o.tls.key_file = cfg->tls.key;
+		/* Client certificates: asked for and required with `required`;
+		 * not asked for with `optional`. */
+		if (cfg->tls.client_certs == ING_TLS_CLIENT_CERTS_REQUIRED)
+			o.tls.ca_file = cfg->tls.ca;
+	}
 	int rv = rpc_http_start(node_loop(n), &o, &h->server, e);
 	if (rv != 0) {
 		free(h);

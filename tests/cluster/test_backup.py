@@ -17,7 +17,6 @@ The old cluster is stopped; three fresh data directories are seeded with
     (exit 1), a file that is not a snapshot (exit 1);
   - progress and the summary line of `snapshot save`.
 """
-import http.client
 import os
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import clusterlib as cl  # noqa: E402
 
 
 def http_get_to_file(node, path, out):
-    conn = http.client.HTTPConnection(cl.HOST, cl.http_port(node), timeout=60)
+    conn = cl.http_connection(node, timeout=60)
     try:
         conn.request("GET", path)
         r = conn.getresponse()

@@ -22,7 +22,6 @@ Helpers shared with test_execution_faults.py live here.
 """
 import json
 import os
-import socket
 import sys
 import time
 
@@ -40,7 +39,7 @@ STAGE_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 def raw_call(n, op, args, request_id=None, timeout=5.0):
     """One request on a fresh connection to node n; returns (error, result):
     error is None or [code, message]."""
-    s = socket.create_connection((cl.HOST, cl.api_port(n)), timeout=timeout)
+    s = cl.connect_api(cl.api_port(n), timeout=timeout)
     try:
         s.sendall(cl.frame(cl.mp_pack([0, 1, op, args, None, request_id])))
         s.settimeout(timeout)

@@ -22,7 +22,6 @@ Every node serves HTTP on http_address (760N).  The test checks:
     leader check);
   - the log level set at run time through PUT /v1/log-level.
 """
-import http.client
 import json
 import os
 import re
@@ -68,7 +67,7 @@ class Resp:
 
 
 def req(node, method, path, body=None, headers=None, timeout=15):
-    conn = http.client.HTTPConnection(cl.HOST, cl.http_port(node), timeout=timeout)
+    conn = cl.http_connection(node, timeout=timeout)
     try:
         data = None
         h = dict(headers or {})

@@ -2,7 +2,7 @@
 
 See ingot.client.Client; errors in ingot.errors, objects in ingot.types.
 """
-from .client import Client
+from .client import Client, tls_context
 from .errors import (ERRORS, AlreadyExists, Conflict, Corrupt, IngotError, Internal, Invalid, IoError,
                      Malformed, NoMemory, NoSpace, NotFound, NotLeader, PermissionDenied, StaleAttempt,
                      StoreTooNew, Timeout, TooLarge, Unavailable, Unreachable, UnsupportedVersion)
@@ -10,7 +10,7 @@ from .types import (ClusterEvent, Event, File, Gpu, Job, JobPage, Member, Node, 
                     Target)
 
 __all__ = [
-    "Client", "ERRORS", "IngotError", "AlreadyExists", "Conflict", "Corrupt", "Internal", "Invalid",
+    "Client", "tls_context", "ERRORS", "IngotError", "AlreadyExists", "Conflict", "Corrupt", "Internal", "Invalid",
     "IoError", "Malformed", "NoMemory", "NoSpace", "NotFound", "NotLeader", "PermissionDenied",
     "StaleAttempt", "StoreTooNew", "Timeout", "TooLarge", "Unavailable", "Unreachable",
     "UnsupportedVersion", "ClusterEvent", "Event", "File", "Gpu", "Job", "JobPage", "Member", "Node",

@@ -24,6 +24,7 @@ import hashlib
 import http.client
 import json
 import os
+import ssl
 import time
 import urllib.parse
 import uuid
@@ -41,12 +42,29 @@ class _Response:
         self.status, self.headers, self.body = status, headers, body
 
 
+def tls_context(ca: str, cert: Optional[str] = None, key: Optional[str] = None) -> ssl.SSLContext:
+    """A TLS 1.3 client context for a cluster with `tls:`: trusts the
+    cluster CA `ca` (the server's certificate must name the address
+    dialled) and shows (cert, key) when given, as the nodes ask for with
+    client_certs: required (ingotctl pki issue client)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(ca)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 class Client:
     def __init__(self, endpoints: Union[str, Sequence[str]] = "127.0.0.1:7601", timeout: float = 10.0,
-                 token: Optional[str] = None, watch_timeout: float = 3600.0):
+                 token: Optional[str] = None, watch_timeout: float = 3600.0,
+                 ssl_context: Optional[ssl.SSLContext] = None):
         """endpoints: "host:port" of nodes' http_address (a list, or one
         string with commas).  timeout: seconds a call may take, retries
-        included.  token: sent as "Authorization: Bearer TOKEN"."""
+        included.  token: sent as "Authorization: Bearer TOKEN".
+        ssl_context: HTTPS with it (a cluster with `tls:` serves only
+        HTTPS), e.g. ingot.tls_context("ca.crt", "client-NAME.crt",
+        "client-NAME.key"); None: plain HTTP (loopback clusters)."""
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e]
         if not endpoints:
@@ -55,11 +73,15 @@ class Client:
         self.timeout = timeout
         self.token = token
         self.watch_timeout = watch_timeout
+        self.ssl_context = ssl_context
         self._current = 0
 
     # ---- transport ---------------------------------------------------------
     def _connect(self, endpoint: str, timeout: float) -> http.client.HTTPConnection:
         host, _, port = endpoint.rpartition(":")
+        if self.ssl_context is not None:
+            return http.client.HTTPSConnection(host, int(port), timeout=timeout,
+                                               context=self.ssl_context)
         return http.client.HTTPConnection(host, int(port), timeout=timeout)
 
     def _headers(self, request_id: Optional[str], body: bool) -> Dict[str, str]:

@@ -40,7 +40,7 @@ def cluster():
 
 @pytest.fixture()
 def client(cluster):
-    return ingot.Client([cl.http_ep(n) for n in cl.NODES], timeout=15)
+    return ingot.Client([cl.http_ep(n) for n in cl.NODES], timeout=15, ssl_context=cl.TLS_CONTEXT or None)
 
 
 def test_status_and_members(client):
@@ -83,7 +83,7 @@ def test_idempotent_retry_through_other_nodes(client):
     client.put_target("t-py", TARGET_STAGES)
     ids = set()
     for n in cl.NODES:
-        one = ingot.Client([cl.http_ep(n)], timeout=15)
+        one = ingot.Client([cl.http_ep(n)], timeout=15, ssl_context=cl.TLS_CONTEXT or None)
         ids.add(one.submit("t-py", {"in.txt": b"x"}, request_id="py-same-key"))
     assert len(ids) == 1
 
@@ -127,12 +127,12 @@ def test_fails_over_to_a_live_node(client, cluster):
     first = cl.NODES[0]
     cluster.stop(first)
     try:
-        c = ingot.Client([cl.http_ep(n) for n in cl.NODES], timeout=20)
+        c = ingot.Client([cl.http_ep(n) for n in cl.NODES], timeout=20, ssl_context=cl.TLS_CONTEXT or None)
         jid = c.submit("t-py", {"in.txt": b"failover"}, request_id="py-failover")
         assert c.job(jid).id == jid
         assert c.submit("t-py", {"in.txt": b"failover"}, request_id="py-failover") == jid
         with pytest.raises(errors.Unreachable):
-            ingot.Client([cl.http_ep(first)], timeout=1).status()
+            ingot.Client([cl.http_ep(first)], timeout=1, ssl_context=cl.TLS_CONTEXT or None).status()
     finally:
         cluster.start(first)
         cluster.wait_leader()
