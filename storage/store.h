@@ -28,7 +28,7 @@
 #include "common/str.h"
 
 /* The schema version this binary writes.  See storage/migrate.c. */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 enum store_table {
 	STORE_META = 0,    /* name -> u64 or bytes (schema, applied index, counters, cluster id) */
