@@ -27,7 +27,7 @@ void node_config_defaults(struct node_config *c)
 	c->connect_retry_ms = 50;
 	c->snapshot_threshold = 4096;
 	c->snapshot_trailing = 1024;
-	c->max_frame_bytes = 4u << 20;
+	c->max_frame_bytes = RPC_DEFAULT_MAX_FRAME_BYTES;
 	c->request_timeout_ms = 5000;
 	c->max_connections = RPC_DEFAULT_MAX_CONNECTIONS;
 	c->max_connections_per_address = RPC_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
@@ -469,6 +469,10 @@ static int load_sandbox_key(struct loader *l, const char *key, const yaml_node_t
 		return get_on_off(l, v, key, &c->sandbox);
 	if (strcmp(key, "sandbox_allow_daemon_uid") == 0)
 		return get_bool(l, v, key, &c->sandbox_allow_daemon_uid);
+	if (strcmp(key, "allow_network_targets") == 0)
+		return fail(l, v, key,
+		            "no longer a setting: `network: true` on a target needs the admin "
+		            "role (docs/api.md \"Permissions\"); remove the key");
 	if (strcmp(key, "sandbox_uid_base") == 0) {
 		rv = get_uint(l, v, key, 1000, 4000000000u, &u);
 		c->sandbox_uid_base = (uint32_t)u;

@@ -39,13 +39,22 @@
  *           description, caps, labels, gpus, stages', rest...] with gpus 0
  *           and each 7-item stage + gpus 0.  Job records v3 (24 items) ->
  *           v4 [4, ..., error, gpus] with gpus [] (none).
- *   5 -> 6: the audit trail and tokens.  Event records may be version 2
+ *   5 -> 6: the stage sandbox's per-target settings.  Target records v3
+ *           [3, name, description, caps, labels, gpus, stages, rest...]
+ *           (11 items) -> v4 [4, name, description, caps, labels, gpus,
+ *           network, disk_bytes, stages', rest...] with network false, disk
+ *           0 (the node's ceiling) and each stage's 4-item limits + processes
+ *           0 (the node's ceiling).
+ *   6 -> 7: reserved for branch perf2's step (its number is assigned);
+ *           until it lands here this step only stamps the schema, and
+ *           whoever merges perf2 replaces it with perf2's.
+ *   7 -> 8: the audit trail and tokens.  Event records may be version 2
  *           (with the principal of the write that made them) and token
  *           records version 2 (id, expiry, creator); both tables keep
  *           their version 1 records, which still decode, so nothing is
  *           rewritten: the step only stamps the schema, so that an older
  *           ingot refuses the store instead of meeting records it cannot
- *           read.  New cluster event kinds (target_put ... node_undrained).
+ *           read.  New cluster event kinds (target_put ... node_forgotten).
  *
  * Each step rewrites one table record by record (rewrite_table); a record
  * that is not of the expected older layout is ING_ECORRUPT, naming its key,
@@ -71,11 +80,13 @@ static int migrate_2_to_3(struct store_txn *t, struct ing_error *e);
 static int migrate_3_to_4(struct store_txn *t, struct ing_error *e);
 static int migrate_4_to_5(struct store_txn *t, struct ing_error *e);
 static int migrate_5_to_6(struct store_txn *t, struct ing_error *e);
+static int migrate_6_to_7(struct store_txn *t, struct ing_error *e);
+static int migrate_7_to_8(struct store_txn *t, struct ing_error *e);
 
 static const migration_fn migrations[STORE_SCHEMA_VERSION] = {
     [0] = NULL, /* no store was ever written with schema 0 */
-    [1] = migrate_1_to_2, [2] = migrate_2_to_3, [3] = migrate_3_to_4,
-    [4] = migrate_4_to_5, [5] = migrate_5_to_6,
+    [1] = migrate_1_to_2, [2] = migrate_2_to_3, [3] = migrate_3_to_4, [4] = migrate_4_to_5,
+    [5] = migrate_5_to_6, [6] = migrate_6_to_7, [7] = migrate_7_to_8,
 };
 
 int store_schema_refuse_newer(const char *path, uint64_t schema, struct ing_error *e)
@@ -269,6 +280,55 @@ static int job_v3_to_v4(const msgpack_object *rec, struct mp_out *o)
 	return mp_out_failed(o);
 }
 
+#define TARGET_V3_ITEMS  11
+#define TARGET_V3_STAGES 6 /* index of stages in a v3 target record */
+#define STAGE_V3_ITEMS   8
+#define STAGE_V3_LIMITS  5 /* index of limits in a v3 stage */
+
+/* v3 target [3, name, description, caps, labels, gpus, stages, ...] (11
+ * items) -> v4: network false and disk_bytes 0 inserted after gpus, each
+ * stage's 4-item limits + processes 0. */
+static int target_v3_to_v4(const msgpack_object *rec, struct mp_out *o)
+{
+	const msgpack_object *items = versioned(rec, TARGET_V3_ITEMS, 3);
+	if (items == NULL || rec->via.array.size != TARGET_V3_ITEMS ||
+	    items[TARGET_V3_STAGES].type != MSGPACK_OBJECT_ARRAY)
+		return ING_EMALFORMED;
+	const msgpack_object_array *stages = &items[TARGET_V3_STAGES].via.array;
+	for (uint32_t i = 0; i < stages->size; i++) {
+		const msgpack_object *st = &stages->ptr[i];
+		if (st->type != MSGPACK_OBJECT_ARRAY || st->via.array.size != STAGE_V3_ITEMS ||
+		    st->via.array.ptr[STAGE_V3_LIMITS].type != MSGPACK_OBJECT_ARRAY ||
+		    st->via.array.ptr[STAGE_V3_LIMITS].via.array.size != 4)
+			return ING_EMALFORMED;
+	}
+	msgpack_pack_array(&o->pk, TARGET_V3_ITEMS + 2);
+	msgpack_pack_uint64(&o->pk, 4);
+	for (uint32_t i = 1; i < TARGET_V3_STAGES; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	mp_pack_bool(&o->pk, false);
+	msgpack_pack_uint64(&o->pk, 0);
+	msgpack_pack_array(&o->pk, stages->size);
+	for (uint32_t i = 0; i < stages->size; i++) {
+		const msgpack_object_array *st = &stages->ptr[i].via.array;
+		msgpack_pack_array(&o->pk, STAGE_V3_ITEMS);
+		for (uint32_t j = 0; j < STAGE_V3_ITEMS; j++) {
+			if (j != STAGE_V3_LIMITS) {
+				msgpack_pack_object(&o->pk, st->ptr[j]);
+				continue;
+			}
+			const msgpack_object_array *lim = &st->ptr[j].via.array;
+			msgpack_pack_array(&o->pk, 5);
+			for (uint32_t k = 0; k < 4; k++)
+				msgpack_pack_object(&o->pk, lim->ptr[k]);
+			msgpack_pack_uint64(&o->pk, 0);
+		}
+	}
+	for (uint32_t i = TARGET_V3_STAGES + 1; i < TARGET_V3_ITEMS; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	return mp_out_failed(o);
+}
+
 /*
  * Rewrites every record of `table` with `fn`.  Records are visited one at a
  * time with a fresh cursor positioned just past the previous key, so that no
@@ -413,8 +473,29 @@ static int migrate_4_to_5(struct store_txn *t, struct ing_error *e)
 
 static int migrate_5_to_6(struct store_txn *t, struct ing_error *e)
 {
+	uint64_t n;
+	int rv = rewrite_table(t, STORE_TARGETS, target_v3_to_v4, target_key_name,
+	                       "schema-5 target", &n, e);
+	if (rv == 0)
+		ING_LOG_INFO("store migration step from=5 to=6 targets=%" PRIu64 " path=%s", n,
+		             store_txn_store(t)->path);
+	return rv;
+}
+
+/* perf2's step (schema 7) is not on this branch: nothing to rewrite here. */
+static int migrate_6_to_7(struct store_txn *t, struct ing_error *e)
+{
 	(void)e;
-	ING_LOG_INFO("store migration step from=5 to=6 (stamp only) path=%s",
+	ING_LOG_INFO("store migration step from=6 to=7 (stamp only) path=%s",
+	             store_txn_store(t)->path);
+	return 0;
+}
+
+/* Event and token records v2 sit beside the v1 ones, which still decode. */
+static int migrate_7_to_8(struct store_txn *t, struct ing_error *e)
+{
+	(void)e;
+	ING_LOG_INFO("store migration step from=7 to=8 (stamp only) path=%s",
 	             store_txn_store(t)->path);
 	return 0;
 }

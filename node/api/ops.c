@@ -72,6 +72,7 @@ static const struct op ops[] = {
     {"node.list",       OP_READ,   api_op_node_list,       NEED_VIEWER,    NODES_NO,   false, false},
     {"node.drain",      OP_WRITE,  api_op_node_drain,      NEED_OPERATOR,  NODES_NO,   false, false},
     {"node.undrain",    OP_WRITE,  api_op_node_undrain,    NEED_OPERATOR,  NODES_NO,   false, false},
+    {"node.forget",     OP_WRITE,  api_op_node_forget,     NEED_OPERATOR,  NODES_NO,   false, false},
     {"artifact.get",    OP_READ,   api_op_artifact_get,    NEED_VIEWER,    NODES_NO,   false, false},
     {"node.register",   OP_WRITE,  api_op_node_register,   NEED_NODE,      NODES_SELF, false, false},
     {"node.heartbeat",  OP_LEADER, api_op_node_heartbeat,  NEED_NODE,      NODES_SELF, false, false},
@@ -211,10 +212,12 @@ static void on_read_barrier(struct cons_barrier *b, int status)
 	free(rb);
 }
 
-static bool wants_stale(struct rpc_call *call)
+/* The optional `stale` argument of a read: true, false, nil or absent;
+ * anything else is refused like every other mistyped argument. */
+static int wants_stale(struct rpc_call *call, bool *stale, struct ing_error *e)
 {
-	const msgpack_object *v = rpc_arg_find(rpc_call_args(call), "stale");
-	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+	*stale = false;
+	return rpc_arg_bool(rpc_call_args(call), "stale", false, stale, e);
 }
 
 void api_dispatch(struct api *a, struct rpc_call *call)
@@ -242,8 +245,10 @@ void api_dispatch(struct api *a, struct rpc_call *call)
 	}
 	if (unknown) {
 		/* A token not applied here yet: the leader decides. */
+		bool stale_read = false;
 		bool served_here =
-		    op->kind == OP_LOCAL || (op->kind == OP_READ && wants_stale(call));
+		    op->kind == OP_LOCAL ||
+		    (op->kind == OP_READ && wants_stale(call, &stale_read, &e) == 0 && stale_read);
 		if (served_here || role == CONS_LEADER_READY)
 			api_refuse_unknown(a, call);
 		else if (role == CONS_FOLLOWER && leader != 0 && leader != node_id(n))
@@ -256,7 +261,12 @@ void api_dispatch(struct api *a, struct rpc_call *call)
 		api_refuse(a, call, &e);
 		return;
 	}
-	if (op->kind == OP_LOCAL || (op->kind == OP_READ && wants_stale(call))) {
+	bool stale = false;
+	if ((op->kind == OP_READ || op->kind == OP_LOCAL) && wants_stale(call, &stale, &e) != 0) {
+		rpc_reply_error(call, e.code, "%s", e.msg);
+		return;
+	}
+	if (op->kind == OP_LOCAL || stale) {
 		op->fn(n, call);
 		return;
 	}

@@ -1,19 +1,45 @@
 /*
  * targets.c - target.put, target.get, target.list, target.delete
  * (docs/api.md "Targets").
+ *
+ * `network: true` lets a target's stages out of their sandbox's network
+ * namespace onto the host's network (the node's own ports on 127.0.0.1
+ * included), so setting it is an admin's right (docs/api.md
+ * "Permissions"): network_permitted is the one place that decides, from
+ * the caller's role.  It is checked where target.put is served (the
+ * leader, which authenticates the caller itself) before anything is
+ * proposed, so a refusal changes nothing; a put without `network: true`
+ * needs only the operator role, even when it replaces a target that had
+ * it (which takes the network away).
  */
+#include <inttypes.h>
 #include <stdio.h>
 
+#include "common/log.h"
 #include "node/api/api_internal.h"
 #include "rpc/args.h"
 
+/* Whether the caller of `call` may set `network: true` on a target: 0 for
+ * an admin, else ING_EDENIED with e saying who lacks what. */
+static int network_permitted(struct rpc_call *call, struct ing_error *e)
+{
+	const struct auth_principal *who = api_caller(call);
+	if (who->kind != AUTH_KIND_NODE && auth_has_role(who, AUTH_ROLE_ADMIN))
+		return 0;
+	return ing_error_set(e, ING_EDENIED,
+	                     "argument 'network': only an admin may give a target the host's "
+	                     "network (%s has role %s)",
+	                     who->name, auth_role_name(who->role));
+}
+
 /* A stage's `limits` map: {cpu_seconds, memory_bytes, open_files,
- * output_bytes}, each optional (0 = none); the ranges are cmd_validate's. */
+ * output_bytes, processes}, each optional (0 = none); the ranges are
+ * cmd_validate's. */
 static int stage_limits_arg(const msgpack_object *m, struct rec_stage_limits *l,
                             struct ing_error *e)
 {
-	static const char *const known[] = {"cpu_seconds", "memory_bytes", "open_files",
-	                                    "output_bytes", NULL};
+	static const char *const known[] = {"cpu_seconds",  "memory_bytes", "open_files",
+	                                    "output_bytes", "processes",    NULL};
 	int rv = rpc_args_check_known(m, known, e);
 	if (rv == 0)
 		rv = rpc_arg_u64(m, "cpu_seconds", UINT64_MAX, false, &l->cpu_seconds, e);
@@ -23,6 +49,8 @@ static int stage_limits_arg(const msgpack_object *m, struct rec_stage_limits *l,
 		rv = rpc_arg_u64(m, "open_files", UINT64_MAX, false, &l->open_files, e);
 	if (rv == 0)
 		rv = rpc_arg_u64(m, "output_bytes", UINT64_MAX, false, &l->output_bytes, e);
+	if (rv == 0)
+		rv = rpc_arg_u64(m, "processes", UINT64_MAX, false, &l->processes, e);
 	if (rv != 0) {
 		char inner[ING_ERROR_MSG_MAX];
 		snprintf(inner, sizeof(inner), "%s", e->msg);
@@ -31,10 +59,16 @@ static int stage_limits_arg(const msgpack_object *m, struct rec_stage_limits *l,
 	return rv;
 }
 
+static const struct ing_str *str_at(const void *list, uint32_t i)
+{
+	return &((const struct ing_str *)list)[i];
+}
+
 void api_op_target_put(struct node *n, struct rpc_call *call)
 {
-	static const char *const known[] = {"name",   "description", "stages", "capabilities",
-	                                    "labels", "gpus",        NULL};
+	static const char *const known[] = {"name",         "description", "stages",
+	                                    "capabilities", "labels",      "gpus",
+	                                    "network",      "disk_bytes",  NULL};
 	static const char *const stage_known[] = {
 	    "name", "argv", "timeout_ms", "env", "outputs", "limits", "stdout", "gpus", NULL};
 	const msgpack_object *args = rpc_call_args(call);
@@ -59,6 +93,13 @@ void api_op_target_put(struct node *n, struct rpc_call *call)
 		    api_caps_and_labels(args, &z, &t->ncaps, &t->caps, &t->nlabels, &t->labels, &e);
 	if (rv == 0)
 		rv = api_u32_arg(args, "gpus", ING_MAX_GPUS, &t->gpus, &e);
+	t->network = false;
+	if (rv == 0)
+		rv = rpc_arg_bool(args, "network", false, &t->network, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "disk_bytes", UINT64_MAX, false, &t->disk_bytes, &e);
+	if (rv == 0 && t->network)
+		rv = network_permitted(call, &e);
 	if (rv == 0 && stages->via.array.size > 0) {
 		t->nstages = stages->via.array.size;
 		t->stages = msgpack_zone_malloc(&z, t->nstages * sizeof(*t->stages));
@@ -103,7 +144,20 @@ void api_op_target_put(struct node *n, struct rpc_call *call)
 			rv = stage_limits_arg(limits, &d->limits, &e);
 		if (rv == 0)
 			rv = api_u32_arg(s, "gpus", ING_MAX_GPUS, &d->gpus, &e);
+		/* The outputs and the stdout file share the stage's directory. */
+		struct ing_str files[ING_MAX_OUTPUTS + 1];
+		uint32_t nfiles = 0;
+		for (uint32_t k = 0; rv == 0 && k < d->noutputs && k < ING_MAX_OUTPUTS; k++)
+			files[nfiles++] = d->outputs[k];
+		if (d->stdout_path.len > 0)
+			files[nfiles++] = d->stdout_path;
+		if (rv == 0)
+			rv = cmd_paths_layout("target.put", "stage outputs and stdout", nfiles,
+			                      str_at, files, &e);
 	}
+	if (rv == ING_EDENIED)
+		ING_LOG_WARN("target.put refused target=%.*s why=\"%s\"", ING_STR_FMT(t->name),
+		             e.msg);
 	if (rv != 0)
 		api_reply_err(call, &e);
 	else

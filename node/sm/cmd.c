@@ -43,6 +43,9 @@
 #define LIMIT_FILES_MIN        16u
 #define LIMIT_FILES_MAX        1048576u
 #define LIMIT_OUTPUT_MIN_BYTES 4096u
+#define LIMIT_PROCESSES_MAX    4194304u /* as the node's stage_processes */
+/* A target's disk space when set: the sandbox's smallest work file system. */
+#define LIMIT_DISK_MIN_BYTES (16ull << 20)
 
 struct cmd_info {
 	uint32_t type;
@@ -128,6 +131,86 @@ bool cmd_path_valid(struct ing_str s)
 		start = i + 1;
 	}
 	return true;
+}
+
+static bool param_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '_';
+}
+
+size_t cmd_param_placeholder(const char *rest, size_t left, struct ing_str *name)
+{
+	static const char prefix[] = "{param:";
+	const size_t pl = sizeof(prefix) - 1;
+	if (left <= pl || memcmp(rest, prefix, pl) != 0)
+		return 0;
+	size_t k = pl;
+	while (k < left && k - pl < ING_NAME_MAX && param_char(rest[k]))
+		k++;
+	if (k == pl || k >= left || rest[k] != '}' || (rest[pl] >= '0' && rest[pl] <= '9'))
+		return 0;
+	*name = (struct ing_str){rest + pl, (uint32_t)(k - pl)};
+	return k + 1;
+}
+
+bool cmd_param_missing(const struct rec_target *t, const struct rec_kv *params, uint32_t n,
+                       char *why, size_t cap)
+{
+	for (uint32_t s = 0; s < t->nstages; s++) {
+		const struct rec_stage_def *d = &t->stages[s];
+		for (uint32_t a = 0; a < d->nargv; a++) {
+			struct ing_str w = d->argv[a], name;
+			for (uint32_t i = 0; i < w.len; i++) {
+				size_t k = cmd_param_placeholder(w.ptr + i, w.len - i, &name);
+				if (k == 0)
+					continue;
+				uint32_t p = 0;
+				while (p < n && !ing_str_eq(params[p].key, name))
+					p++;
+				if (p == n) {
+					snprintf(why, cap,
+					         "stage '%.*s': argv uses {param:%.*s} but the job "
+					         "has no "
+					         "parameter %.*s",
+					         ING_STR_FMT(d->name), ING_STR_FMT(name),
+					         ING_STR_FMT(name));
+					return true;
+				}
+				i += (uint32_t)k - 1;
+			}
+		}
+	}
+	return false;
+}
+
+int cmd_paths_layout(const char *what, const char *field, uint32_t n,
+                     const struct ing_str *(*at)(const void *, uint32_t), const void *list,
+                     struct ing_error *e)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const struct ing_str *p = at(list, i);
+		uint32_t start = 0;
+		for (uint32_t k = 0; k <= p->len; k++) {
+			if (k < p->len && p->ptr[k] != '/')
+				continue;
+			if (k - start == 1 && p->ptr[start] == '.')
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: %s: path '%.*s' has a '.' component",
+				                     what, field, ING_STR_FMT(*p));
+			start = k + 1;
+		}
+		for (uint32_t j = 0; j < n; j++) {
+			const struct ing_str *q = at(list, j);
+			if (j != i && q->len > p->len && q->ptr[p->len] == '/' &&
+			    memcmp(q->ptr, p->ptr, p->len) == 0)
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: %s: '%.*s' cannot be both a file and the "
+				                     "directory of '%.*s'",
+				                     what, field, ING_STR_FMT(*p), ING_STR_FMT(*q));
+		}
+	}
+	return 0;
 }
 
 /* A decimal number <= max without leading zeros, advancing *pp. */
@@ -315,11 +398,24 @@ static int check_paths(const char *what, const char *field, uint32_t n,
 		if (p->len > ING_PATH_MAX)
 			return ing_error_set(e, ING_ETOOBIG, "%s: %s: path of %u bytes exceeds %d",
 			                     what, field, p->len, ING_PATH_MAX);
-		if (!cmd_path_valid(*p))
+		if (!cmd_path_valid(*p)) {
+			/* Shown with a NUL as \0: printf would stop at it. */
+			char shown[2 * ING_PATH_MAX + 1];
+			size_t k = 0;
+			for (uint32_t c = 0; c < p->len && k + 2 < sizeof(shown); c++) {
+				if (p->ptr[c] == '\0') {
+					shown[k++] = '\\';
+					shown[k++] = '0';
+				} else {
+					shown[k++] = p->ptr[c];
+				}
+			}
+			shown[k] = '\0';
 			return ing_error_set(e, ING_EINVAL,
-			                     "%s: %s: invalid path '%.*s' (relative, no '..' or "
+			                     "%s: %s: invalid path '%s' (relative, no '..' or "
 			                     "empty component, no NUL)",
-			                     what, field, ING_STR_FMT(*p));
+			                     what, field, shown);
+		}
 		for (uint32_t j = 0; j < i; j++) {
 			if (ing_str_eq(*p, *path_at(list, j)))
 				return ing_error_set(e, ING_EINVAL,
@@ -408,6 +504,10 @@ static int check_limits(const char *what, const struct rec_stage_def *s, struct 
 		bad = "output_bytes";
 		v = l->output_bytes;
 		snprintf(range, sizeof(range), "0 (none) or at least %u", LIMIT_OUTPUT_MIN_BYTES);
+	} else if (l->processes > LIMIT_PROCESSES_MAX) {
+		bad = "processes";
+		v = l->processes;
+		snprintf(range, sizeof(range), "0 (none) or 1..%u", LIMIT_PROCESSES_MAX);
 	}
 	if (bad == NULL)
 		return 0;
@@ -557,6 +657,11 @@ static int check_target(const char *what, const struct rec_target *t, struct ing
 	if (rv == 0 && t->gpus > ING_MAX_GPUS)
 		rv = ing_error_set(e, ING_ETOOBIG, "%s: gpus: %u exceeds %d", what, t->gpus,
 		                   ING_MAX_GPUS);
+	if (rv == 0 && t->disk_bytes != 0 && t->disk_bytes < LIMIT_DISK_MIN_BYTES)
+		rv = ing_error_set(e, ING_EINVAL,
+		                   "%s: disk_bytes %llu not 0 (none) or at least %llu (16 MiB)",
+		                   what, (unsigned long long)t->disk_bytes,
+		                   (unsigned long long)LIMIT_DISK_MIN_BYTES);
 	if (rv != 0)
 		return rv;
 	if (t->nstages == 0)
@@ -718,6 +823,7 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 			rv = check_text(w, "reason", c->u.node_down.reason, ING_MESSAGE_MAX, e);
 		return rv;
 	case CMD_NODE_UP: return check_id(w, "node", c->u.node_up.node, e);
+	case CMD_NODE_FORGET: return check_id(w, "node", c->u.node_forget.node, e);
 	case CMD_MEMBER_PUT: {
 		const struct rec_member *m = &c->u.member_put.member;
 		rv = check_id(w, "id", m->id, e);
@@ -802,12 +908,14 @@ static void pack_files(msgpack_packer *pk, uint32_t n, const struct cmd_file *v)
 static void pack_target(msgpack_packer *pk, const struct cmd *c)
 {
 	const struct rec_target *t = &c->u.target_put.spec;
-	pack_header(pk, c, 6);
+	pack_header(pk, c, 8);
 	mp_pack_str(pk, t->name);
 	mp_pack_str(pk, t->description);
 	mp_pack_str_list(pk, t->ncaps, t->caps);
 	rec_pack_kv_list(pk, t->nlabels, t->labels);
 	msgpack_pack_uint64(pk, t->gpus);
+	mp_pack_bool(pk, t->network);
+	msgpack_pack_uint64(pk, t->disk_bytes);
 	rec_pack_stage_defs(pk, t->nstages, t->stages);
 }
 
@@ -911,6 +1019,10 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 		pack_header(pk, c, 1);
 		msgpack_pack_uint64(pk, c->u.node_up.node);
 		break;
+	case CMD_NODE_FORGET:
+		pack_header(pk, c, 1);
+		msgpack_pack_uint64(pk, c->u.node_forget.node);
+		break;
 	case CMD_MEMBER_PUT: {
 		const struct rec_member *m = &c->u.member_put.member;
 		pack_header(pk, c, 4);
@@ -1013,10 +1125,14 @@ static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, ms
 	return 0;
 }
 
-/* v3: [name, description, caps, labels, gpus, stages] with 8-item stages;
- * v2: [name, description, caps, labels, stages] with 7-item stages (gpus
- * 0); v1: [name, caps, labels, stages] with 5-item stages (description "",
- * limits 0, stdout "", gpus 0). */
+/* v5: v4's fields (a v5 entry may carry a principal in its header);
+ * v4: [name, description, caps, labels, gpus, network, disk_bytes, stages]
+ * with 8-item stages and 5-item limits; v3: [name, description, caps,
+ * labels, gpus, stages] with 4-item limits (network false, disk_bytes 0,
+ * processes 0); v2: [name, description, caps, labels, stages] with 7-item
+ * stages (gpus 0); v1: [name, caps, labels, stages] with 5-item stages
+ * (description "", limits 0, stdout "", gpus 0).  The stage layout of each
+ * version is rec_stage_layout's of the same number. */
 static int decode_target(struct mp_cursor *c, uint32_t version, msgpack_zone *z,
                          struct rec_target *t)
 {
@@ -1034,12 +1150,16 @@ static int decode_target(struct mp_cursor *c, uint32_t version, msgpack_zone *z,
 	t->gpus = 0;
 	if (rv == 0 && version >= 3)
 		rv = mp_next_u32(c, "gpus", ING_MAX_GPUS, &t->gpus);
+	t->network = false;
+	t->disk_bytes = 0;
+	if (rv == 0 && version >= 4)
+		rv = mp_next_bool(c, "network", &t->network);
+	if (rv == 0 && version >= 4)
+		rv = mp_next_u64(c, "disk_bytes", UINT64_MAX, &t->disk_bytes);
 	if (rv == 0)
-		rv = rec_next_stage_defs(c,
-		                         version >= 3 ? 8
-		                         : legacy     ? 5
-		                                      : 7,
-		                         z, &t->nstages, &t->stages);
+		rv = rec_next_stage_defs(
+		    c, (enum rec_stage_layout)(version >= REC_STAGES_V4 ? REC_STAGES_V4 : version),
+		    z, &t->nstages, &t->stages);
 	return rv;
 }
 
@@ -1181,6 +1301,7 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 			rv = mp_next_str(c, "reason", ING_MESSAGE_MAX, &out->u.node_down.reason);
 		return rv;
 	case CMD_NODE_UP: return mp_next_u64(c, "node", UINT64_MAX, &out->u.node_up.node);
+	case CMD_NODE_FORGET: return mp_next_u64(c, "node", UINT64_MAX, &out->u.node_forget.node);
 	case CMD_MEMBER_PUT: {
 		struct rec_member *m = &out->u.member_put.member;
 		rv = mp_next_u64(c, "id", UINT64_MAX, &m->id);

@@ -45,15 +45,17 @@
  * accepts the older ones down to the oldest, because the log of an
  * upgraded node may still hold entries written before the upgrade.  Older
  * layouts: target_put v1 had no description and 5-item stages, v2 no gpus
- * and 7-item stages; job_submit v1 had no params; job_assign v1 gave no
- * GPUs; node_register v1 offered none.  The versions that first carry a
- * principal (target_put v4, target_delete v2, job_submit v3, job_cancel v2,
- * job_retry v2, node_drain v2, member_put v3, member_remove v3) have the
- * fields of the version before; they exist so that an older ingot stops
- * at them (unsupported_version) instead of taking the principal's header
- * for a malformed entry and skipping it (docs/formats.md). */
+ * and 7-item stages, v3 no network, no disk_bytes and 4-item limits (no
+ * processes); job_submit v1 had no params; job_assign v1 gave no GPUs;
+ * node_register v1 offered none.  The versions that first carry a
+ * principal (target_put v5, target_delete v2, job_submit v3, job_cancel v2,
+ * job_retry v2, node_drain v2, node_forget v2, member_put v3, member_remove
+ * v3) have the fields of the version before; they exist so that an older
+ * ingot stops at them (unsupported_version) instead of taking the
+ * principal's header for a malformed entry and skipping it
+ * (docs/formats.md). */
 #define CMD_TYPES(X)                                         \
-	X(TARGET_PUT, 1, 4, 1, 4, "target_put")              \
+	X(TARGET_PUT, 1, 5, 1, 5, "target_put")              \
 	X(TARGET_DELETE, 2, 2, 1, 2, "target_delete")        \
 	X(JOB_SUBMIT, 10, 3, 1, 3, "job_submit")             \
 	X(JOB_ASSIGN, 11, 2, 1, 0, "job_assign")             \
@@ -68,6 +70,7 @@
 	X(NODE_DRAIN, 21, 2, 1, 2, "node_drain")             \
 	X(NODE_DOWN, 22, 1, 1, 0, "node_down")               \
 	X(NODE_UP, 23, 1, 1, 0, "node_up")                   \
+	X(NODE_FORGET, 24, 2, 1, 2, "node_forget")           \
 	X(MEMBER_PUT, 30, 3, 1, 3, "member_put")             \
 	X(MEMBER_REMOVE, 31, 3, 1, 3, "member_remove")       \
 	X(CLUSTER_INIT, 32, 1, 1, 0, "cluster_init")         \
@@ -109,11 +112,14 @@ struct cmd {
 	struct ing_str principal; /* "" when none (internal commands) */
 	union {
 		/* Create or replace.  Only the spec fields of the record are
-		 * carried: name, description, caps, labels, gpus, stages
-		 * (with their limits, stdout and gpus).  revision,
-		 * active_jobs and the times are the state machine's.  A v1
-		 * entry decodes with description "", limits 0 and stdout "",
-		 * a v1 or v2 one with gpus 0 everywhere. */
+		 * carried: name, description, caps, labels, gpus, network,
+		 * disk_bytes, stages (with their limits, stdout and gpus).
+		 * revision, active_jobs and the times are the state
+		 * machine's.  A v1 entry decodes with description "", limits
+		 * 0 and stdout "", a v1 or v2 one with gpus 0 everywhere, a
+		 * v1 to v3 one with network false, disk_bytes 0 and
+		 * limits.processes 0.  Who may set network is the API's
+		 * business (node/api/targets.c), not the log's. */
 		struct {
 			struct rec_target spec;
 		} target_put;
@@ -202,6 +208,11 @@ struct cmd {
 		struct {
 			uint64_t node;
 		} node_up;
+		/* Drops the record of a node that is down and runs nothing (a
+		 * removed member, a retired machine). */
+		struct {
+			uint64_t node;
+		} node_forget;
 		struct {
 			struct rec_member member;
 		} member_put;
@@ -263,5 +274,29 @@ bool cmd_name_valid(struct ing_str s);
 bool cmd_path_valid(struct ing_str s);
 /* An IPv4 "a.b.c.d:port" address. */
 bool cmd_address_valid(struct ing_str s);
+
+/* ---- checks made where requests enter (the API), never at apply ------------
+ *
+ * Stricter than cmd_validate, which apply runs on every entry of the log:
+ * tightening that would make an old log replay differently.  These refuse
+ * at submit what a worker could never run. */
+
+/* When rest[0..left) starts with a well-formed "{param:NAME}" (NAME:
+ * [A-Za-z_][A-Za-z0-9_]*, at most ING_NAME_MAX bytes), sets *name to it and
+ * returns the placeholder's length; 0 otherwise (the text stays literal). */
+size_t cmd_param_placeholder(const char *rest, size_t left, struct ing_str *name);
+
+/* The first {param:NAME} in target t's argv that params (n of them) lacks:
+ * true and a message naming the stage and the parameter in why[cap]. */
+bool cmd_param_missing(const struct rec_target *t, const struct rec_kv *params, uint32_t n,
+                       char *why, size_t cap);
+
+/* Paths a worker can create side by side in one directory: no "."
+ * component, and none that is a directory of another ("d" and "d/f").
+ * `at(list, i)` gives path i; `what` and `field` name them in the error.
+ * ING_EINVAL; 0. */
+int cmd_paths_layout(const char *what, const char *field, uint32_t n,
+                     const struct ing_str *(*at)(const void *, uint32_t), const void *list,
+                     struct ing_error *e);
 
 #endif

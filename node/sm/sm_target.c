@@ -5,7 +5,7 @@
  * replaces its spec (revision + 1), keeping its creation time and its count
  * of unfinished jobs.  Delete is refused while any job of the target is
  * unfinished, so a queued or running job always finds its target.
- * From target_put v4 and target_delete v2 on, each records a cluster event
+ * From target_put v5 and target_delete v2 on, each records a cluster event
  * with the principal that asked (the older versions recorded none, and a
  * replay of them gives what they gave).
  */
@@ -32,7 +32,7 @@ int sm_target_put(struct sm_ctx *x)
 	}
 	t.updated_at_ms = x->c->time_ms;
 	rv = sm_target_save(x, &t);
-	if (rv == 0 && x->c->version >= 4)
+	if (rv == 0 && x->c->version >= 5)
 		rv = sm_cluster_event_add(x, REC_EV_TARGET_PUT, 0,
 		                          "target '%.*s' revision %" PRIu64 " put",
 		                          ING_STR_FMT(t.name), t.revision);

@@ -283,6 +283,7 @@ def run(t, key, other, auth_cfg, tls):
         "job.events": {"id": j_any}, "job.watch": {"id": j_any},
         "job.log": {"id": j_any, "stage": 0},
         "node.list": {}, "node.drain": {"id": 1}, "node.undrain": {"id": 1},
+        "node.forget": {"id": 1},  # up: conflict when let through
         "artifact.get": {"sha256": job_b["sources"][0]["sha256"]},
         "node.register": {"id": 3, "slots": 9},
         "node.heartbeat": {"id": 3},
@@ -315,6 +316,7 @@ def run(t, key, other, auth_cfg, tls):
         "node.list":            "UUU........",
         "node.drain":           "UUUDD..DDDD",
         "node.undrain":         "UUUDD..DDDD",
+        "node.forget":          "UUUDD..DDDD",
         "artifact.get":         "UUU........",
         "node.register":        ".UUDDDDDDDD",
         "node.heartbeat":       ".UUDDDDDDDD",

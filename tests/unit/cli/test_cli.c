@@ -340,6 +340,10 @@ static void test_args_every_command(void **state)
 	assert_int_equal(parse(&c, &e, "node", "undrain", "3", NULL), 0);
 	assert_int_equal(c.verb, CLI_NODE_UNDRAIN);
 	assert_int_equal(c.id, 3);
+	assert_int_equal(parse(&c, &e, "node", "forget", "4", NULL), 0);
+	assert_int_equal(c.verb, CLI_NODE_FORGET);
+	assert_int_equal(c.id, 4);
+	assert_int_equal(parse(&c, &e, "node", "forget", NULL), ING_EINVAL);
 
 	/* member list */
 	assert_int_equal(parse(&c, &e, "member", "list", NULL), 0);
@@ -502,8 +506,8 @@ static void test_args_usage_errors(void **state)
 	    {{"job", "fetch", "1", "d", "e"}, "needs ID DIR, got more"},
 	    {{"job", "fetch", "x", "d"}, "job ID: expected a number"},
 	    {{"job", "fetch", "1", ""}, "empty DIR"},
-	    {{"node"}, "'node' needs a subcommand (list, drain, undrain)"},
-	    {{"node", "frob"}, "unknown subcommand 'node frob' (list, drain, undrain)"},
+	    {{"node"}, "'node' needs a subcommand (list, drain, undrain, forget)"},
+	    {{"node", "frob"}, "unknown subcommand 'node frob' (list, drain, undrain, forget)"},
 	    {{"node", "list", "3"}, "takes no arguments"},
 	    {{"node", "drain"}, "'node drain' needs ID"},
 	    {{"node", "drain", "two"}, "node ID: expected a number"},
@@ -1154,6 +1158,8 @@ static const char valid_yaml[] = "name: x86_64-cc\n"
                                  "capabilities: [cc]\n"
                                  "labels: {arch: x86_64}\n"
                                  "gpus: 1\n"
+                                 "disk: 4GiB\n"
+                                 "network: true\n"
                                  "stages:\n"
                                  "  - name: compile\n"
                                  "    argv: [cc, -O2, -c, \"{source}\", -o, kernel.o]\n"
@@ -1162,7 +1168,7 @@ static const char valid_yaml[] = "name: x86_64-cc\n"
                                  "    outputs: [kernel.o]\n"
                                  "    stdout: cc.txt\n"
                                  "    limits: {output: 64MiB, cpu: 1m, memory: 512MiB, "
-                                 "open_files: 256}\n"
+                                 "open_files: 256, processes: 64}\n"
                                  "  - outputs: []\n"
                                  "    gpus: 16\n"
                                  "    argv:\n"
@@ -1177,7 +1183,7 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	mp_out_init(&want);
 	mp_out_init(&got);
 	msgpack_packer *pk = &want.pk;
-	msgpack_pack_map(pk, 6);
+	msgpack_pack_map(pk, 8);
 	mp_pack_cstr(pk, "name");
 	mp_pack_cstr(pk, "x86_64-cc");
 	mp_pack_cstr(pk, "description");
@@ -1191,6 +1197,10 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	mp_pack_cstr(pk, "x86_64");
 	mp_pack_cstr(pk, "gpus");
 	msgpack_pack_uint64(pk, 1);
+	mp_pack_cstr(pk, "network"); /* fixed key order whatever the file's */
+	mp_pack_bool(pk, true);
+	mp_pack_cstr(pk, "disk_bytes");
+	msgpack_pack_uint64(pk, 4ull << 30);
 	mp_pack_cstr(pk, "stages");
 	msgpack_pack_array(pk, 2);
 	msgpack_pack_map(pk, 7);
@@ -1211,7 +1221,7 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	msgpack_pack_array(pk, 1);
 	mp_pack_cstr(pk, "kernel.o");
 	mp_pack_cstr(pk, "limits");
-	msgpack_pack_map(pk, 4); /* fixed key order whatever the file's */
+	msgpack_pack_map(pk, 5); /* fixed key order whatever the file's */
 	mp_pack_cstr(pk, "cpu_seconds");
 	msgpack_pack_uint64(pk, 60);
 	mp_pack_cstr(pk, "memory_bytes");
@@ -1220,6 +1230,8 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	msgpack_pack_uint64(pk, 256);
 	mp_pack_cstr(pk, "output_bytes");
 	msgpack_pack_uint64(pk, 64ull << 20);
+	mp_pack_cstr(pk, "processes");
+	msgpack_pack_uint64(pk, 64);
 	mp_pack_cstr(pk, "stdout");
 	mp_pack_cstr(pk, "cc.txt");
 	msgpack_pack_map(pk, 4); /* fixed key order whatever the file's */
@@ -1295,7 +1307,7 @@ static void test_yaml_errors(void **state)
 	     "t.yaml:2:14: key 'description': expected a string, got a sequence"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: 5s\n",
 	     "t.yaml:5:13: key 'stages[0].limits': expected a mapping (keys: cpu, memory, "
-	     "open_files, output)"},
+	     "open_files, output, processes)"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {cpus: 5s}\n",
 	     "t.yaml:5:14: unknown key 'stages[0].limits.cpus'"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {cpu: 5}\n",
@@ -1308,6 +1320,18 @@ static void test_yaml_errors(void **state)
 	     "key 'stages[0].limits.output': must be more than 0"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {open_files: 1k}\n",
 	     "key 'stages[0].limits.open_files': expected a number, got '1k'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {processes: -1}\n",
+	     "key 'stages[0].limits.processes': expected a number, got '-1'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {processes: 0}\n",
+	     "key 'stages[0].limits.processes': must be more than 0"},
+	    {"name: a\nnetwork: yes\nstages: [{name: s, argv: [x]}]\n",
+	     "t.yaml:2:10: key 'network': expected true or false, got 'yes'"},
+	    {"name: a\nnetwork: [true]\nstages: [{name: s, argv: [x]}]\n",
+	     "key 'network': expected a string, got a sequence"},
+	    {"name: a\ndisk: 2GB\nstages: [{name: s, argv: [x]}]\n",
+	     "t.yaml:2:7: key 'disk': bad size '2GB'"},
+	    {"name: a\ndisk: 0\nstages: [{name: s, argv: [x]}]\n",
+	     "key 'disk': must be more than 0"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {cpu: 1s, cpu: 2s}\n",
 	     "key 'stages[0].limits.cpu' given twice"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    stdout: [a]\n",

@@ -1,11 +1,13 @@
 /*
  * test_migrate.c - schema versions: a fresh store is stamped, a schema-1
- * store built by hand with raw LMDB calls is migrated to 5 (job records gain
- * the tenant, then target records the description, stage limits and
- * stdout, then job records the params, then node, target and job records
- * their GPUs), schema-2, -3 and -4 stores are migrated to 5, a newer store
- * is refused and left untouched, and stores without a usable version or
- * with a record not of the older layout are refused as corrupt.
+ * store built by hand with raw LMDB calls is migrated to the current schema
+ * (job records gain the tenant, then target records the description, stage
+ * limits and stdout, then job records the params, then node, target and
+ * job records their GPUs, then target records the network flag, the disk
+ * space and the stages' process limit), schema-2 to -5 stores are migrated
+ * likewise, a newer store is refused and left untouched, and stores without
+ * a usable version or with a record not of the older layout are refused as
+ * corrupt.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -305,8 +307,11 @@ static void check_migrated_target(struct store_txn *t, const char *name)
 		assert_int_equal(r.stages[i].limits.memory_bytes, 0);
 		assert_int_equal(r.stages[i].limits.open_files, 0);
 		assert_int_equal(r.stages[i].limits.output_bytes, 0);
+		assert_int_equal(r.stages[i].limits.processes, 0);
 		assert_int_equal(r.stages[i].stdout_path.len, 0);
 	}
+	assert_false(r.network);
+	assert_int_equal(r.disk_bytes, 0);
 	assert_true(ing_str_eq_c(r.stages[1].name, "report"));
 	assert_int_equal(r.gpus, 0);
 	assert_int_equal(r.stages[0].gpus + r.stages[1].gpus, 0);
@@ -359,7 +364,7 @@ static void test_fresh_store_is_stamped(void **state)
 	reopen_changes_nothing(f);
 }
 
-static void test_migrate_1_to_5(void **state)
+static void test_migrate_from_1(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -445,7 +450,7 @@ static void test_migrate_1_to_5(void **state)
 	reopen_changes_nothing(f);
 }
 
-static void test_migrate_2_to_5(void **state)
+static void test_migrate_from_2(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -484,7 +489,7 @@ static void test_migrate_2_to_5(void **state)
 	reopen_changes_nothing(f);
 }
 
-static void test_migrate_3_to_5(void **state)
+static void test_migrate_from_3(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -529,7 +534,7 @@ static void test_migrate_3_to_5(void **state)
 
 /* A schema-4 store: a v1 node, a v2 target, v3 jobs.  Each gains its GPUs
  * (none), everything else unchanged. */
-static void test_migrate_4_to_5(void **state)
+static void test_migrate_from_4(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -599,11 +604,168 @@ static void test_migrate_4_to_5(void **state)
 	reopen_changes_nothing(f);
 }
 
-/* A schema-4 store whose node, target or job is not of the schema-4 layout
- * is refused as corrupt, naming it, and left untouched. */
-/* 5 -> 6 stamps the schema and rewrites nothing: version 1 event and
+/* An empty store directory again (for tests that build several stores). */
+static void fresh_dir(struct fx *f)
+{
+	tu_rmrf(f->dir);
+	tu_tmpdir(f->dir, sizeof(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/state.mdb", f->dir);
+}
+
+/* Opening the store at f fails as corrupt with a message saying `needle`,
+ * and leaves it byte for byte as it was. */
+static void expect_corrupt_untouched(struct fx *f, const char *needle)
+{
+	char *before = tu_mdb_dump(f->path);
+	struct store *s = NULL;
+	struct ing_error e;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ECORRUPT);
+	assert_null(s);
+	if (strstr(e.msg, needle) == NULL)
+		fail_msg("'%s' does not say '%s'", e.msg, needle);
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+/* A version-3 target record (schema 5): [3, name, description, caps,
+ * labels, gpus, stages[[name, argv, timeout_ms, env, outputs, limits,
+ * stdout, gpus]...], revision, active_jobs, created_at_ms, updated_at_ms]
+ * with limits [cpu_seconds, memory_bytes, open_files, output_bytes].
+ * `limit_items` other than 4 makes a record that is not of that layout. */
+static void pack_v3_target(msgpack_sbuffer *sb, const char *name, unsigned limit_items)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 11);
+	msgpack_pack_uint64(&pk, 3);
+	pack_str(&pk, name);
+	pack_str(&pk, "kernels for the edge");
+	msgpack_pack_array(&pk, 1);
+	pack_str(&pk, "nvcc");
+	msgpack_pack_array(&pk, 0);
+	msgpack_pack_uint64(&pk, 2); /* gpus */
+	msgpack_pack_array(&pk, 2);
+	for (int i = 0; i < 2; i++) {
+		msgpack_pack_array(&pk, 8);
+		pack_str(&pk, i == 0 ? "compile" : "run");
+		msgpack_pack_array(&pk, 1);
+		pack_str(&pk, i == 0 ? "nvcc" : "./a.out");
+		msgpack_pack_uint64(&pk, 60000 + (uint64_t)i);
+		msgpack_pack_array(&pk, 0);
+		msgpack_pack_array(&pk, 1);
+		pack_str(&pk, "a.o");
+		msgpack_pack_array(&pk, limit_items);
+		for (unsigned k = 0; k < limit_items; k++)
+			msgpack_pack_uint64(&pk, i == 0 ? 0 : 10u + k); /* run: 10, 11, 12, 13 */
+		pack_str(&pk, i == 0 ? "" : "out.txt");
+		msgpack_pack_uint64(&pk, (uint64_t)i * 3); /* stage gpus 0, 3 */
+	}
+	msgpack_pack_uint64(&pk, 7); /* revision */
+	msgpack_pack_uint64(&pk, 2); /* active_jobs */
+	msgpack_pack_uint64(&pk, 300);
+	msgpack_pack_uint64(&pk, 400);
+}
+
+/* A schema-5 store: a v3 target becomes v4 with network false, disk_bytes
+ * 0 and each stage's limits + processes 0, every other item unchanged; the
+ * migrated record is exactly what the current encoder writes for it. */
+static void test_migrate_from_5(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	msgpack_sbuffer sb;
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 5);
+	raw_put_u64(&r, "applied_index", 123);
+	msgpack_sbuffer_init(&sb);
+	pack_v3_target(&sb, "edge-arm", 4);
+	raw_put(&r, 3, "edge-arm", 8, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	raw_close(&r);
+
+	struct store *s;
+	struct store_txn *t;
+	struct ing_error e;
+	struct ing_str val;
+	struct rec_target tg;
+	uint64_t v;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
+	assert_int_equal(store_applied_index(t, &v), 0);
+	assert_int_equal(v, 123);
+	assert_int_equal(store_get(t, STORE_TARGETS, ing_str_c("edge-arm"), &val), 0);
+	msgpack_zone *z = msgpack_zone_new(1024);
+	if (rec_target_decode(val, z, &tg, &e) != 0)
+		fail_msg("decode: %s", e.msg);
+	assert_true(ing_str_eq_c(tg.name, "edge-arm"));
+	assert_true(ing_str_eq_c(tg.description, "kernels for the edge"));
+	assert_true(ing_str_eq_c(tg.caps[0], "nvcc"));
+	assert_int_equal(tg.gpus, 2);
+	assert_false(tg.network);
+	assert_int_equal(tg.disk_bytes, 0);
+	assert_int_equal(tg.nstages, 2);
+	assert_true(ing_str_eq_c(tg.stages[1].name, "run"));
+	assert_int_equal(tg.stages[1].timeout_ms, 60001);
+	assert_int_equal(tg.stages[1].limits.cpu_seconds, 10);
+	assert_int_equal(tg.stages[1].limits.memory_bytes, 11);
+	assert_int_equal(tg.stages[1].limits.open_files, 12);
+	assert_int_equal(tg.stages[1].limits.output_bytes, 13);
+	assert_int_equal(tg.stages[0].limits.processes + tg.stages[1].limits.processes, 0);
+	assert_true(ing_str_eq_c(tg.stages[1].stdout_path, "out.txt"));
+	assert_int_equal(tg.stages[1].gpus, 3);
+	assert_int_equal(tg.revision, 7);
+	assert_int_equal(tg.active_jobs, 2);
+	assert_int_equal(tg.created_at_ms, 300);
+	assert_int_equal(tg.updated_at_ms, 400);
+	struct mp_out o;
+	mp_out_init(&o);
+	assert_int_equal(rec_target_encode(&tg, &o), 0);
+	assert_int_equal(o.len, val.len);
+	assert_memory_equal(o.data, val.ptr, val.len);
+	mp_out_free(&o);
+	msgpack_zone_free(z);
+	store_abort(t);
+	store_close(s);
+
+	reopen_changes_nothing(f);
+}
+
+/* A schema-5 store whose target is not a v3 record (limits of 5 items, or
+ * a v2 record left behind) is refused as corrupt, naming it, untouched. */
+static void test_bad_schema_5_target_is_corrupt(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	msgpack_sbuffer sb;
+
+	for (int c = 0; c < 2; c++) {
+		fresh_dir(f);
+		raw_open(&r, f->path);
+		raw_put_u64(&r, "schema_version", 5);
+		msgpack_sbuffer_init(&sb);
+		pack_v3_target(&sb, "good", 4);
+		raw_put(&r, 3, "good", 4, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		msgpack_sbuffer_init(&sb);
+		if (c == 0)
+			pack_v3_target(&sb, "zz", 5);
+		else
+			pack_target_v(&sb, "zz", true);
+		raw_put(&r, 3, "zz", 2, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		raw_close(&r);
+		expect_corrupt_untouched(f, "target 'zz' is not a schema-5 target");
+	}
+}
+
+/* 7 -> 8 stamps the schema and rewrites nothing: version 1 event and
  * token records stay byte for byte, and still decode. */
-static void test_migrate_5_to_6(void **state)
+static void test_migrate_7_to_8(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -614,7 +776,7 @@ static void test_migrate_5_to_6(void **state)
 
 	memset(hash, 0xab, sizeof(hash));
 	raw_open(&r, f->path);
-	raw_put_u64(&r, "schema_version", 5);
+	raw_put_u64(&r, "schema_version", 7);
 	raw_put_u64(&r, "applied_index", 12);
 	raw_put(&r, 7, key, 12, ev_v1, sizeof(ev_v1) - 1);
 	raw_put(&r, 11, hash, 32, tok_v1, sizeof(tok_v1) - 1);
@@ -630,7 +792,7 @@ static void test_migrate_5_to_6(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 6);
+	assert_int_equal(v, 8);
 	struct rec_event ev;
 	assert_int_equal(store_get(t, STORE_EVENTS, (struct ing_str){(const char *)key, 12}, &val),
 	                 0);
@@ -667,6 +829,8 @@ static void test_migrate_5_to_6(void **state)
 	free(after);
 }
 
+/* A schema-4 store whose node, target or job is not of the schema-4 layout
+ * is refused as corrupt, naming it, and left untouched. */
 static void test_bad_schema_4_records_are_corrupt(void **state)
 {
 	struct fx *f = *state;
@@ -681,9 +845,7 @@ static void test_bad_schema_4_records_are_corrupt(void **state)
 	             {4, "job 2 is not a schema-4 job"}};
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		tu_rmrf(f->dir);
-		tu_tmpdir(f->dir, sizeof(f->dir));
-		snprintf(f->path, sizeof(f->path), "%s/state.mdb", f->dir);
+		fresh_dir(f);
 		raw_open(&r, f->path);
 		raw_put_u64(&r, "schema_version", 4);
 		msgpack_sbuffer_init(&sb);
@@ -705,18 +867,7 @@ static void test_bad_schema_4_records_are_corrupt(void **state)
 		}
 		msgpack_sbuffer_destroy(&sb);
 		raw_close(&r);
-
-		char *before = tu_mdb_dump(f->path);
-		struct store *s = NULL;
-		struct ing_error e;
-		assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ECORRUPT);
-		assert_null(s);
-		if (strstr(e.msg, cases[c].needle) == NULL)
-			fail_msg("'%s' does not say '%s'", e.msg, cases[c].needle);
-		char *after = tu_mdb_dump(f->path);
-		assert_string_equal(before, after);
-		free(before);
-		free(after);
+		expect_corrupt_untouched(f, cases[c].needle);
 	}
 }
 
@@ -920,11 +1071,13 @@ int main(void)
 	ing_log_set_level(ING_LOG_LEVEL_OFF);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_fresh_store_is_stamped, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_1_to_5, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_2_to_5, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_3_to_5, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_4_to_5, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_5_to_6, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_5, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_schema_5_target_is_corrupt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_7_to_8, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_schema_4_records_are_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v2_job_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v1_target_is_corrupt, setup, teardown),

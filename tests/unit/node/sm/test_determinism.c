@@ -60,6 +60,21 @@ static uint64_t pick_job(struct gen *g)
 	return 1 + rnd((uint32_t)g->njobs);
 }
 
+/* Mostly a job that is assigned or running (stage reports apply to those
+ * only, and few jobs get that far), sometimes any job. */
+static uint64_t pick_active_job(struct gen *g)
+{
+	struct rec_job j;
+	uint64_t job = pick_job(g);
+	for (int tries = 0; tries < 20 && rnd(8) != 0; tries++) {
+		if (smt_job(g->a, job, &j) == 0 &&
+		    (j.state == REC_JOB_ASSIGNED || j.state == REC_JOB_RUNNING))
+			break;
+		job = pick_job(g);
+	}
+	return job;
+}
+
 /* Current attempt and stage progress of a job, as store A sees it. */
 static void peek(struct gen *g, uint64_t id, uint32_t *attempt, uint32_t *nstages)
 {
@@ -147,14 +162,14 @@ static struct cmd generate(struct gen *g)
 		c.u.job_assign.ngpus = rnd(8) == 0 ? rnd(3) : job_gpus(g, job);
 		c.u.job_assign.gpus = g->gpu_idx[rnd(4)];
 	} else if (r < 61) {
-		job = pick_job(g);
+		job = pick_active_job(g);
 		peek(g, job, &attempt, &nst);
 		c = smt_cmd(g->a, CMD_JOB_STAGE_START);
 		c.u.job_stage_start.job = job;
 		c.u.job_stage_start.attempt = attempt > 0 ? attempt : 1;
 		c.u.job_stage_start.stage = nst;
 	} else if (r < 76) {
-		job = pick_job(g);
+		job = pick_active_job(g);
 		peek(g, job, &attempt, &nst);
 		c = smt_cmd(g->a, CMD_JOB_STAGE_FINISH);
 		c.u.job_stage_finish.job = job;
@@ -170,7 +185,7 @@ static struct cmd generate(struct gen *g)
 	} else if (r < 84) {
 		static const uint8_t outcomes[] = {REC_JOB_SUCCEEDED, REC_JOB_SUCCEEDED,
 		                                   REC_JOB_FAILED, REC_JOB_CANCELLED};
-		job = pick_job(g);
+		job = pick_active_job(g);
 		peek(g, job, &attempt, &nst);
 		c = smt_cmd(g->a, CMD_JOB_FINISH);
 		c.u.job_finish.job = job;
@@ -182,7 +197,7 @@ static struct cmd generate(struct gen *g)
 		c.u.job_cancel.job = pick_job(g);
 		c.u.job_cancel.reason = ing_str_c("by test");
 	} else if (r < 91) {
-		job = pick_job(g);
+		job = pick_active_job(g);
 		peek(g, job, &attempt, &nst);
 		c = smt_cmd(g->a, CMD_JOB_REQUEUE);
 		c.u.job_requeue.job = job;
@@ -221,8 +236,14 @@ static struct cmd generate(struct gen *g)
 		c.u.node_down.node = 1 + rnd(5);
 		c.u.node_down.reason = ing_str_c("missed heartbeats");
 	} else if (r < 98) {
-		c = smt_cmd(g->a, CMD_NODE_UP);
-		c.u.node_up.node = 1 + rnd(5);
+		/* Node 5 never registers: its draw forgets one of 1-4 instead
+		 * (chosen by the time, so the random stream stays as it was). */
+		uint64_t node = 1 + rnd(5);
+		c = smt_cmd(g->a, node == 5 ? CMD_NODE_FORGET : CMD_NODE_UP);
+		if (c.type == CMD_NODE_UP)
+			c.u.node_up.node = node;
+		else
+			c.u.node_forget.node = 1 + c.time_ms % 4;
 	} else if (rnd(3) == 0) {
 		/* Tokens: a few secrets (a repeated one is refused), revokes
 		 * of known and unknown ids. */

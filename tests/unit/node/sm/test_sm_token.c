@@ -285,7 +285,7 @@ static void test_target_events(void **state)
 	c.u.target_put.spec.name = ing_str_c("old");
 	c.u.target_put.spec.nstages = 1;
 	c.u.target_put.spec.stages = &st;
-	assert_int_equal(apply_version(t, &c, 3), 0);
+	assert_int_equal(apply_version(t, &c, 4), 0);
 	c = smt_cmd(t, CMD_TARGET_DELETE);
 	c.u.target_delete.name = ing_str_c("old");
 	assert_int_equal(apply_version(t, &c, 1), 0);
@@ -323,6 +323,18 @@ static void test_drain_events(void **state)
 	c.u.node_drain.node = 9;
 	assert_int_equal(smt_apply(t, &c), ING_ENOTFOUND);
 	assert_int_equal(cluster_events(t), 2);
+	/* node_forget v2 of a down node: node_forgotten with the principal. */
+	c = smt_cmd(t, CMD_NODE_DOWN);
+	c.u.node_down.node = 1;
+	c.u.node_down.reason = ing_str_c("missed heartbeats");
+	assert_int_equal(smt_apply(t, &c), 0);
+	assert_int_equal(cluster_events(t), 2);
+	c = smt_cmd(t, CMD_NODE_FORGET);
+	c.principal = ing_str_c("token:2");
+	c.u.node_forget.node = 1;
+	assert_int_equal(smt_apply(t, &c), 0);
+	expect_event(t, 0, 2, REC_EV_NODE_FORGOTTEN, "token:2", "node 1 forgotten");
+	assert_int_equal(cluster_events(t), 3);
 }
 
 /* Membership entries with an admin's principal: the member events carry it. */
