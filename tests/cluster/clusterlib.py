@@ -152,14 +152,15 @@ def http_connection(node, timeout=15.0, tls=None):
     return http.client.HTTPConnection(HOST, http_port(node), timeout=timeout)
 
 
-def connect_api(port, timeout=5.0, tls=None):
-    """A connection to 127.0.0.1:`port`, TLS when `tls` (an SSLContext) or
-    the current cluster's context is set (tls=False: plaintext)."""
-    s = socket.create_connection((HOST, port), timeout=timeout)
+def connect_api(port, timeout=5.0, tls=None, host=HOST):
+    """A connection to `host` (127.0.0.1):`port`, TLS when `tls` (an
+    SSLContext) or the current cluster's context is set (tls=False:
+    plaintext)."""
+    s = socket.create_connection((host, port), timeout=timeout)
     ctx = TLS_CONTEXT if tls is None else tls
     if ctx:
         try:
-            s = ctx.wrap_socket(s, server_hostname=HOST)
+            s = ctx.wrap_socket(s, server_hostname=host)
         except (OSError, ssl.SSLError):
             s.close()
             raise
@@ -1144,7 +1145,7 @@ def call(ep, op, args=None, timeout=10.0, request_id=None, token=DEFAULT, tls=No
     t0 = now()
     deadline = t0 + timeout
     try:
-        sock = connect_api(int(port), timeout=max(0.1, min(timeout, 5.0)), tls=tls)
+        sock = connect_api(int(port), timeout=max(0.1, min(timeout, 5.0)), tls=tls, host=host)
     except OSError as e:
         raise RpcError("%s: cannot connect to %s: %s" % (op, ep, e))
     try:

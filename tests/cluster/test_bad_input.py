@@ -287,6 +287,8 @@ def config_checks(t, c):
          ["auth.certificates", "-ops"]),
         ("auth.certificates without a role", base + "auth:\n  certificates:\n    ops: {tenant: team-a}\n",
          ["auth.certificates", "role is required"]),
+        ("allow_network_targets (gone: network targets are an admin's)", base + "allow_network_targets: true\n",
+         ["allow_network_targets", "admin"]),
         ("auth.jwt without keys", base + "auth:\n  jwt: {issuer: x, audience: y}\n", ["auth.jwt", "keys"]),
         ("auth.rate_limits of an unknown role", base + "auth:\n  rate_limits:\n    root: {rate_per_s: 1}\n",
          ["auth.rate_limits", "root"]),
