@@ -109,7 +109,7 @@
 #define REPORT_RETRY_MS   1000
 #define REPORT_TIMEOUT_MS 30000 /* one report, its retries included */
 #define MAX_ARGS          256
-#define GPU_DEVICES_MAX   32 /* /dev/nvidia* files bound for a GPU attempt */
+#define GPU_DEVICES_MAX   64 /* /dev/nvidia* files bound for a GPU attempt */
 /* Bytes a stage_finish report needs besides its log and outputs (the
  * frame, the request envelope, the other fields), and per output. */
 #define REPORT_OVERHEAD      1024
@@ -1172,9 +1172,7 @@ static void attempt_gpu_devices(const struct node_attempt *a, struct dev_list *l
 		add_gpu_devices(l, dir, "nvidia-caps/*");
 		return;
 	}
-	for (size_t i = 0; i < sizeof(control) / sizeof(control[0]); i++)
-		add_gpu_device(l, dir, control[i]);
-	add_gpu_devices(l, dir, "nvidia-caps/*");
+	/* The GPUs' own files first: the control files never crowd them out. */
 	for (uint32_t i = 0; i < a->ngpus; i++) {
 		char name[32];
 		size_t before = l->n;
@@ -1185,6 +1183,9 @@ static void attempt_gpu_devices(const struct node_attempt *a, struct dev_list *l
 			             " gpu=%" PRIu32 " file=%s/%s",
 			             a->job, a->attempt, a->gpus[i], dir, name);
 	}
+	for (size_t i = 0; i < sizeof(control) / sizeof(control[0]); i++)
+		add_gpu_device(l, dir, control[i]);
+	add_gpu_devices(l, dir, "nvidia-caps/*");
 }
 
 static void attempt_open_sandbox(struct node_attempt *a)
