@@ -488,7 +488,7 @@ static int load_sandbox_key(struct loader *l, const char *key, const yaml_node_t
 	if (strcmp(key, "sandbox_devices") == 0) {
 		rv = get_paths(l, v, key, c->sandbox_devices, &c->nsandbox_devices);
 		for (unsigned i = 0; rv == 0 && i < c->nsandbox_devices; i++)
-			if (strncmp(c->sandbox_devices[i], "/dev/nvidia", 11) == 0)
+			if (strstr(c->sandbox_devices[i], "/nvidia") != NULL)
 				rv = fail(l, v, key,
 				          "'%s': the NVIDIA device files go only to the attempts "
 				          "that hold GPUs, by the worker (docs/operations.md, "

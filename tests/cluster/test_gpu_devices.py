@@ -19,7 +19,7 @@ nvidia-uvm, nvidia-uvm-tools, nvidia-modeset, nvidia-caps/nvidia-cap1.
    start log warns "GPU ISOLATION WEAKER gpus=5"; a job holding GPUs 0 and 5
    gets every nvidia file and CUDA_VISIBLE_DEVICES by index ("0,5"), while a
    job holding only GPU 0 is still kept to nvidia1 and its uuid.
-3. `sandbox_devices: [/dev/nvidia0]` is refused (exit 2, naming the key):
+3. `sandbox_devices: [/dev/nvidia0]` (or `/dev/./nvidia-uvm`) is refused (exit 2, naming the key):
    the worker alone gives NVIDIA files, to the attempts holding GPUs.
 """
 import os
@@ -138,15 +138,16 @@ def declared(t, c, tmp):
 
 
 def refused_config(t, c):
-    cfg = c.write_file("bad-devices.yaml", "id: 9\ndata_dir: %s\nraft_address: 127.0.0.1:1\n"
-                       "api_address: 127.0.0.1:2\npeers:\n  - {id: 9, raft_address: "
-                       "127.0.0.1:1, api_address: 127.0.0.1:2}\nsandbox_devices: [/dev/nvidia0]\n"
-                       % c.path("bad-data"))
-    p = subprocess.run([c.ingotd, "--config", cfg], capture_output=True, text=True, timeout=30)
-    t.check("sandbox_devices: [/dev/nvidia0] is refused (exit 2) naming the key",
-            p.returncode == 2 and "key 'sandbox_devices'" in p.stderr and
-            "/dev/nvidia0" in p.stderr and not os.path.exists(c.path("bad-data")),
-            "rc=%d %s" % (p.returncode, p.stderr))
+    for dev in ("/dev/nvidia0", "/dev/./nvidia-uvm"):
+        cfg = c.write_file("bad-devices.yaml", "id: 9\ndata_dir: %s\nraft_address: 127.0.0.1:1\n"
+                           "api_address: 127.0.0.1:2\npeers:\n  - {id: 9, raft_address: "
+                           "127.0.0.1:1, api_address: 127.0.0.1:2}\nsandbox_devices: [%s]\n"
+                           % (c.path("bad-data"), dev))
+        p = subprocess.run([c.ingotd, "--config", cfg], capture_output=True, text=True, timeout=30)
+        t.check("sandbox_devices: [%s] is refused (exit 2) naming the key" % dev,
+                p.returncode == 2 and "key 'sandbox_devices'" in p.stderr and
+                dev in p.stderr and not os.path.exists(c.path("bad-data")),
+                "rc=%d %s" % (p.returncode, p.stderr))
 
 
 def ingotd_gpus(t, c):
