@@ -75,6 +75,8 @@ enum cli_verb {
 	CLI_MEMBER_REMOVE,
 	CLI_MEMBER_TRANSFER,
 	CLI_EVENTS,
+	CLI_SETTINGS_GET,
+	CLI_SETTINGS_SET,
 };
 
 /* Where the endpoints came from, for error messages. */
@@ -168,6 +170,10 @@ struct cli_cmd {
 
 	/* job fetch */
 	const char *dir;
+
+	/* settings set: `name` is the setting's API name, setting_ms its
+	 * value (0: for ever) */
+	uint64_t setting_ms;
 };
 
 /* ---- run.c ------------------------------------------------------------- */
@@ -197,7 +203,7 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 
 /*
  * Parses a duration: one or more <number><unit> ("5s", "500ms", "1m30s",
- * "1.5s"), units ms, s, m, h.  Sub-millisecond parts are truncated.
+ * "1.5s", "7d"), units ms, s, m, h, d.  Sub-millisecond parts are truncated.
  * Errors: ING_EINVAL (syntax, no unit, over CLI_DURATION_MAX_MS).
  */
 int cli_parse_duration(const char *s, uint64_t *out_ms, struct ing_error *e);
@@ -517,6 +523,8 @@ int cli_cmd_job(struct cli_ctx *ctx);
 int cli_cmd_node(struct cli_ctx *ctx);
 int cli_cmd_member(struct cli_ctx *ctx);
 int cli_cmd_events(struct cli_ctx *ctx);
+/* settings get / settings set (cmd_settings.c) */
+int cli_cmd_settings(struct cli_ctx *ctx);
 /* A watched job's end: 0 when `job` succeeded; else 1, with "ingotctl: job
  * ID failed: <error>" (or cancelled) on ctx->err. */
 int cli_job_end(struct cli_ctx *ctx, uint64_t id, const msgpack_object *job);

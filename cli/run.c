@@ -176,6 +176,8 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_MEMBER_REMOVE:
 	case CLI_MEMBER_TRANSFER: code = cli_cmd_member(&ctx); break;
 	case CLI_EVENTS: code = cli_cmd_events(&ctx); break;
+	case CLI_SETTINGS_GET:
+	case CLI_SETTINGS_SET: code = cli_cmd_settings(&ctx); break;
 	case CLI_JOB_LOGS: code = cli_cmd_job_logs(&ctx); break;
 	case CLI_JOB_FETCH: code = cli_cmd_job_fetch(&ctx); break;
 	default: code = cli_cmd_job(&ctx); break;

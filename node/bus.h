@@ -12,8 +12,8 @@
  *              not announced:
  *                1. scheduler   (applied without error) a submit makes its
  *                               job a candidate of the next round; a change
- *                               of capacity or eligibility asks for a full
- *                               pass
+ *                               of capacity or eligibility (an attempt that
+ *                               ended included) asks for a full pass
  *                2. deadlines   (ready leader) a job queued with a deadline
  *                               is tracked
  *                3. worker      its assignments may have changed
@@ -49,6 +49,7 @@
  *                2. liveness    declares silent nodes down and heard ones up,
  *                               requeues work past a drain deadline
  *                3. deadlines   expires the jobs whose deadline passed
+ *                4. retention   proposes a retention_run when one is due
  *
  * member tick  every MEMBER_TICK_MS:
  *              on the ready leader: member (a running change plan is polled:
@@ -84,6 +85,7 @@ struct bus_applied {
 	uint64_t submitted_job;  /* a successful job_submit: the new job's id */
 	uint64_t job;            /* job_submit / job_retry: the job it queued */
 	uint64_t deadline_at_ms; /* ... and that job's deadline (0: none) */
+	bool released;           /* a live attempt ended: its slot is free */
 };
 
 void bus_applied(struct node *n, const struct bus_applied *a);

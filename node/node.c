@@ -47,6 +47,7 @@
 #include "node/core.h"
 #include "node/leader/deadline.h"
 #include "node/leader/liveness.h"
+#include "node/leader/retention.h"
 #include "node/leader/scheduler.h"
 #include "node/member/member.h"
 #include "node/propose.h"
@@ -83,6 +84,7 @@ struct node {
 	struct api *api;
 	struct sched *sched;
 	struct liveness *liveness;
+	struct retention *retention;
 	struct deadlines *deadlines;
 	struct worker *worker;
 	struct heartbeat *heartbeat;
@@ -179,6 +181,11 @@ struct liveness *node_liveness(const struct node *n)
 	return n->liveness;
 }
 
+struct retention *node_retention(const struct node *n)
+{
+	return n->retention;
+}
+
 struct deadlines *node_deadlines(const struct node *n)
 {
 	return n->deadlines;
@@ -239,6 +246,7 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 		    .submitted_job = submitted_job(&res),
 		    .job = res.job,
 		    .deadline_at_ms = res.job_deadline_at_ms,
+		    .released = res.released,
 		};
 		bus_applied(n, &a);
 		struct node_result *r = malloc(sizeof(*r) + res.value.len);
@@ -422,6 +430,8 @@ static void free_modules(struct node *n)
 		deadlines_free(n->deadlines);
 	if (n->liveness != NULL)
 		liveness_free(n->liveness);
+	if (n->retention != NULL)
+		retention_free(n->retention);
 	if (n->sched != NULL)
 		sched_free(n->sched);
 	if (n->requests != NULL)
@@ -521,6 +531,8 @@ static int new_modules(struct node *n)
 	if (rv == 0)
 		rv = deadlines_new(&n->deadlines);
 	if (rv == 0)
+		rv = retention_new(&n->retention);
+	if (rv == 0)
 		rv = worker_new(n, &n->worker);
 	if (rv == 0)
 		rv = heartbeat_new(n, &n->heartbeat);
@@ -530,6 +542,7 @@ static int new_modules(struct node *n)
 		n->sched = NULL;
 		n->liveness = NULL;
 		n->deadlines = NULL;
+		n->retention = NULL;
 		n->worker = NULL;
 		n->heartbeat = NULL;
 	}

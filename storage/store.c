@@ -56,6 +56,16 @@ static const char *const table_names[STORE_TABLE_COUNT] = {
     [STORE_CHUNKS] = "chunks",
     [STORE_DEDUPE] = "dedupe",
     [STORE_TOKENS] = "tokens",
+    [STORE_SOURCES] = "sources",
+    [STORE_FINISHED] = "finished",
+    [STORE_DEDUPE_ALT] = "dedupe_alt",
+};
+
+/* The schema that introduced each table (absent: 1). */
+static const unsigned table_since[STORE_TABLE_COUNT] = {
+    [STORE_SOURCES] = 6,
+    [STORE_FINISHED] = 6,
+    [STORE_DEDUPE_ALT] = 6,
 };
 
 /* LMDB's default maximum key size (MDB_MAXKEYSIZE). */
@@ -66,6 +76,13 @@ const char *store_table_name(enum store_table t)
 	if ((unsigned)t >= STORE_TABLE_COUNT)
 		return "unknown";
 	return table_names[t];
+}
+
+unsigned store_table_since(enum store_table t)
+{
+	if ((unsigned)t >= STORE_TABLE_COUNT || table_since[t] == 0)
+		return 1;
+	return table_since[t];
 }
 
 int store_err_from_mdb(int rc)
@@ -148,17 +165,6 @@ int store_file_meta(MDB_env *env, const char *path, bool need_tables, bool *has_
 		                   mdb_strerror(rc));
 		goto out;
 	}
-	if (need_tables) {
-		for (unsigned i = 0; i < STORE_TABLE_COUNT; i++) {
-			rc = mdb_dbi_open(txn, table_names[i], 0, &dbi);
-			if (rc != 0) {
-				rv = ing_error_set(e, ING_CORRUPT("store table missing"),
-				                   "%s is not an ingot store: table %s: %s", path,
-				                   table_names[i], mdb_strerror(rc));
-				goto out;
-			}
-		}
-	}
 	rc = mdb_dbi_open(txn, table_names[STORE_META], 0, &dbi);
 	if (rc == MDB_NOTFOUND && !need_tables)
 		goto done;
@@ -187,6 +193,19 @@ int store_file_meta(MDB_env *env, const char *path, bool need_tables, bool *has_
 		has[i] = true;
 		vals[i] = store_get_be64(v.mv_data);
 	}
+	/* A store holds the tables of its own schema: an older snapshot lacks
+	 * the later ones, which opening it as the store creates. */
+	for (unsigned i = 0; need_tables && i < STORE_TABLE_COUNT; i++) {
+		if (has[0] && store_table_since((enum store_table)i) > vals[0])
+			continue;
+		rc = mdb_dbi_open(txn, table_names[i], 0, &dbi);
+		if (rc != 0) {
+			rv = ing_error_set(e, ING_CORRUPT("store table missing"),
+			                   "%s is not an ingot store: table %s: %s", path,
+			                   table_names[i], mdb_strerror(rc));
+			goto out;
+		}
+	}
 done:
 	*has_schema = has[0];
 	*schema = vals[0];
@@ -207,15 +226,24 @@ static unsigned sync_flags(enum store_sync sync)
 	}
 }
 
-/* Opens every table with MDB_CREATE in one write txn. */
-static int open_tables(struct store *s, struct ing_error *e)
+/* Opens every table, creating those of a fresh store (one without a
+ * schema) and those of the store's schema that are missing.  A table that
+ * a later schema introduced is left unopened in an older store
+ * (s->dbi_missing): the migration's own write txn creates it
+ * (store_open_missing_tables), so a refused migration leaves the file as
+ * it was. */
+static int open_tables(struct store *s, bool has_schema, uint64_t schema, struct ing_error *e)
 {
 	MDB_txn *txn = NULL;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (rc != 0)
 		goto fail;
 	for (unsigned i = 0; i < STORE_TABLE_COUNT; i++) {
-		rc = mdb_dbi_open(txn, table_names[i], MDB_CREATE, &s->dbi[i]);
+		bool later = has_schema && store_table_since((enum store_table)i) > schema;
+		rc = mdb_dbi_open(txn, table_names[i], later ? 0 : MDB_CREATE, &s->dbi[i]);
+		s->dbi_missing[i] = later && rc == MDB_NOTFOUND;
+		if (s->dbi_missing[i])
+			rc = 0;
 		if (rc != 0) {
 			mdb_txn_abort(txn);
 			goto fail;
@@ -258,7 +286,7 @@ int store_env_open(struct store *s, struct ing_error *e)
 	if (rv == 0 && has_schema)
 		rv = store_schema_refuse_newer(s->path, schema, e);
 	if (rv == 0)
-		rv = open_tables(s, e);
+		rv = open_tables(s, has_schema, schema, e);
 	if (rv == 0)
 		rv = store_schema_open(s, e);
 out:
@@ -267,6 +295,20 @@ out:
 		s->env = NULL;
 	}
 	return rv;
+}
+
+int store_open_missing_tables(struct store_txn *t)
+{
+	struct store *s = t->s;
+	for (unsigned i = 0; i < STORE_TABLE_COUNT; i++) {
+		if (!s->dbi_missing[i])
+			continue;
+		int rc = mdb_dbi_open(t->txn, table_names[i], MDB_CREATE, &s->dbi[i]);
+		if (rc != 0)
+			return fail_mdb(s, rc, "create table", (enum store_table)i);
+		s->dbi_missing[i] = false;
+	}
+	return 0;
 }
 
 void store_env_close(struct store *s)
@@ -543,6 +585,21 @@ int store_del(struct store_txn *t, enum store_table tbl, struct ing_str key)
 		return ING_ENOTFOUND;
 	if (rc != 0)
 		return fail_mdb(s, rc, "del", tbl);
+	return 0;
+}
+
+int store_clear(struct store_txn *t, enum store_table tbl)
+{
+	struct store *s = t->s;
+	int rc;
+
+	if (s->failed)
+		return s->failed;
+	if (!t->is_write || !table_ok(tbl))
+		return ING_EINVAL;
+	rc = mdb_drop(t->txn, s->dbi[tbl], 0);
+	if (rc != 0)
+		return fail_mdb(s, rc, "clear", tbl);
 	return 0;
 }
 

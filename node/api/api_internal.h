@@ -126,6 +126,9 @@ void api_op_job_cancel(struct node *n, struct rpc_call *call);
 void api_op_job_retry(struct node *n, struct rpc_call *call);
 void api_op_job_events(struct node *n, struct rpc_call *call);
 void api_op_job_watch(struct node *n, struct rpc_call *call);
+/* settings.c */
+void api_op_settings_get(struct node *n, struct rpc_call *call);
+void api_op_settings_set(struct node *n, struct rpc_call *call);
 /* nodes.c */
 void api_op_node_register(struct node *n, struct rpc_call *call);
 void api_op_node_heartbeat(struct node *n, struct rpc_call *call);

@@ -60,6 +60,8 @@ static const struct op ops[] = {
     {"member.transfer", OP_LEADER, member_op_transfer, true},
     {"member.check", OP_LEADER, member_op_check},
     {"cluster.events", OP_READ, api_op_cluster_events},
+    {"settings.get", OP_READ, api_op_settings_get},
+    {"settings.set", OP_WRITE, api_op_settings_set},
 };
 
 static const struct op *find_op(struct ing_str name)

@@ -11,6 +11,11 @@
  *     applied again; its stored result is returned instead.  Only successful
  *     results are stored: a rejected command changed nothing, so evaluating
  *     a retry of it again is safe and lets a client fix the cause and retry.
+ *     Results are kept in two generations (tables dedupe and dedupe_alt,
+ *     meta dedupe_generation says which is current): new ones go to the
+ *     current one, a lookup reads both, and retention_run (sm_retention.c)
+ *     empties the previous one and makes it current once the window has
+ *     passed, so a request id is remembered for at least dedupe_window_ms.
  *
  * The per-command logic lives in sm_job.c (the job state machine),
  * sm_target.c and sm_node.c (nodes and members).
@@ -34,6 +39,7 @@ void sm_result_init(struct sm_result *r)
 	r->cmd_type = 0;
 	r->job = 0;
 	r->job_deadline_at_ms = 0;
+	r->released = false;
 }
 
 void sm_result_free(struct sm_result *r)
@@ -50,6 +56,7 @@ static void result_reset(struct sm_result *r)
 	r->cmd_type = 0;
 	r->job = 0;
 	r->job_deadline_at_ms = 0;
+	r->released = false;
 }
 
 int sm_new(struct sm **out)
@@ -184,6 +191,17 @@ int sm_node_save(struct sm_ctx *x, const struct rec_node *n)
 
 /* ---- dedupe ----------------------------------------------------------- */
 
+int sm_dedupe_tables(struct store_txn *t, enum store_table *current, enum store_table *previous)
+{
+	uint64_t gen;
+	int rv = store_meta_get_u64(t, SM_META_DEDUPE_GENERATION, &gen);
+	if (rv != 0)
+		return rv;
+	*current = gen % 2 == 0 ? STORE_DEDUPE : STORE_DEDUPE_ALT;
+	*previous = gen % 2 == 0 ? STORE_DEDUPE_ALT : STORE_DEDUPE;
+	return 0;
+}
+
 /* 0 with *hit set when the request id has a stored result (copied into
  * res), or a fatal error. */
 static int dedupe_lookup(struct sm_ctx *x, bool *hit)
@@ -191,9 +209,14 @@ static int dedupe_lookup(struct sm_ctx *x, bool *hit)
 	struct ing_error e;
 	struct ing_str val;
 	struct rec_dedupe d;
-	int rv = store_get(x->t, STORE_DEDUPE, x->c->request_id, &val);
+	enum store_table cur, prev;
+	int rv = sm_dedupe_tables(x->t, &cur, &prev);
 
 	*hit = false;
+	if (rv == 0)
+		rv = store_get(x->t, cur, x->c->request_id, &val);
+	if (rv == ING_ENOTFOUND)
+		rv = store_get(x->t, prev, x->c->request_id, &val);
 	if (rv == ING_ENOTFOUND)
 		return 0;
 	if (rv != 0)
@@ -217,6 +240,10 @@ static int dedupe_lookup(struct sm_ctx *x, bool *hit)
 
 static int dedupe_store(struct sm_ctx *x)
 {
+	enum store_table cur, prev;
+	int rv = sm_dedupe_tables(x->t, &cur, &prev);
+	if (rv != 0)
+		return rv;
 	struct rec_dedupe d = {
 	    .index = x->index,
 	    .cmd_type = x->c->type,
@@ -227,7 +254,7 @@ static int dedupe_store(struct sm_ctx *x)
 	};
 	mp_out_reset(&x->sm->enc);
 	rec_dedupe_encode(&d, &x->sm->enc);
-	return sm_put_encoded(x, STORE_DEDUPE, x->c->request_id);
+	return sm_put_encoded(x, cur, x->c->request_id);
 }
 
 /* ---- dispatch --------------------------------------------------------- */
@@ -254,6 +281,8 @@ static int dispatch(struct sm_ctx *x)
 	case CMD_MEMBER_REMOVE: return sm_member_remove(x);
 	case CMD_CLUSTER_INIT: return sm_cluster_init(x);
 	case CMD_CLUSTER_EVENT: return sm_cluster_event(x);
+	case CMD_SETTING_PUT: return sm_setting_put(x);
+	case CMD_RETENTION_RUN: return sm_retention_run(x);
 	}
 	/* cmd_decode refuses unknown types; reaching here is a bug in it. */
 	return sm_reject(x, ING_EINTERNAL, "no handler for command type %u", x->c->type);

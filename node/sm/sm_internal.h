@@ -55,6 +55,11 @@ int sm_node_save(struct sm_ctx *x, const struct rec_node *n);
  * otherwise failed (cancelled if a cancel was pending).  Saves the job. */
 int sm_job_lose_attempt(struct sm_ctx *x, struct rec_job *j, const char *why);
 
+/* Removes a final job and everything of it: its events, its inline
+ * sources, its artifacts (sources, logs, outputs: a chunk no longer
+ * referenced is freed), its finished entry.  0 or fatal. */
+int sm_job_remove(struct sm_ctx *x, const struct rec_job *j);
+
 /* Handlers, one per command type. */
 int sm_target_put(struct sm_ctx *x);
 int sm_target_delete(struct sm_ctx *x);
@@ -75,5 +80,7 @@ int sm_member_put(struct sm_ctx *x);
 int sm_member_remove(struct sm_ctx *x);
 int sm_cluster_init(struct sm_ctx *x);
 int sm_cluster_event(struct sm_ctx *x);
+int sm_setting_put(struct sm_ctx *x);
+int sm_retention_run(struct sm_ctx *x);
 
 #endif
