@@ -32,7 +32,7 @@ static bool refuse_for_space(struct node *n, struct rpc_call *call)
 	if (!store_space_low(st))
 		return false;
 	if (rid.len > 0 && store_read_begin(st, &t) == 0) {
-		enum store_table cur, prev;
+		enum store_table cur = STORE_DEDUPE, prev = STORE_DEDUPE_ALT;
 		known = sm_dedupe_tables(t, &cur, &prev) == 0 &&
 		        (store_get(t, cur, rid, &val) == 0 || store_get(t, prev, rid, &val) == 0);
 		store_abort(t);

@@ -209,7 +209,7 @@ static int dedupe_lookup(struct sm_ctx *x, bool *hit)
 	struct ing_error e;
 	struct ing_str val;
 	struct rec_dedupe d;
-	enum store_table cur, prev;
+	enum store_table cur = STORE_DEDUPE, prev = STORE_DEDUPE_ALT;
 	int rv = sm_dedupe_tables(x->t, &cur, &prev);
 
 	*hit = false;
@@ -240,7 +240,7 @@ static int dedupe_lookup(struct sm_ctx *x, bool *hit)
 
 static int dedupe_store(struct sm_ctx *x)
 {
-	enum store_table cur, prev;
+	enum store_table cur = STORE_DEDUPE, prev = STORE_DEDUPE_ALT;
 	int rv = sm_dedupe_tables(x->t, &cur, &prev);
 	if (rv != 0)
 		return rv;
