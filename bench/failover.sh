@@ -20,7 +20,7 @@
 # restarted between runs.  Prints min/median/max at the end.
 #
 # Bounded: every command has a timeout; the cluster is stopped on exit (trap),
-# by pid files only.  Ports 7401-7403/7501-7503 must be free: it waits up to
+# by pid files only.  Ports 7401-7403/7501-7503/7601-7603 must be free: it waits up to
 # 3 minutes for them.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -47,16 +47,17 @@ trap cleanup EXIT INT TERM
 
 # Wait for the ports (another cluster may be using them).
 for _ in $(seq 90); do
-  ss -ltn | grep -qE ':7[45]0[1-3] ' || break
+  ss -ltn | grep -qE ':7[456]0[1-3] ' || break
   sleep 2
 done
-if ss -ltn | grep -qE ':7[45]0[1-3] '; then
-  echo "failover: ports 7401-7403/7501-7503 still busy after 3 minutes" >&2
+if ss -ltn | grep -qE ':7[456]0[1-3] '; then
+  echo "failover: ports 7401-7403/7501-7503/7601-7603 still busy after 3 minutes" >&2
   exit 1
 fi
 
 mkdir -p "$dir"
 timeout 60 "$cluster" start "$conf" "$dir"
+eval "$("$cluster" env "$dir")"  # TLS: INGOT_CACERT/CERT/KEY for ingotctl and load_bench
 eps="$("$cluster" endpoints "$dir")"
 
 now_ms() { date +%s%3N; }

@@ -6,7 +6,8 @@
 #   bench/jobs.sh ROUNDS DIR BIN [BIN...]
 #   env: JOBS (2000), SLOTS (per node, 2), BACKLOGS ("0 100000"),
 #        INFLIGHT (submits in flight, 64), SPAWN_CONCURRENCY (the anchor's;
-#        default: the cluster's slots)
+#        default: the cluster's slots), SANDBOX (on or off; default: the
+#        build's default, on since the stage sandbox)
 #
 # For each round, each build directory BIN (ingotd, ingotctl, jobs_bench;
 # the builds take turns) and each backlog size in BACKLOGS: a fresh 3-node
@@ -18,7 +19,7 @@
 # medians of rate, ratio to the anchor and CPU per job.  Loopback only;
 # every process is stopped on exit by pid.
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 rounds="$1"; dir="$2"; shift 2
 bins=()
 for b in "$@"; do bins+=("$(cd "$b" && pwd)"); done
@@ -50,6 +51,7 @@ run_one() { # bin backlog
       echo "raft_address: 127.0.0.1:2348$i"
       echo "api_address: 127.0.0.1:2347$i"
       echo "slots: $slots"
+      [ -z "${SANDBOX:-}" ] || echo "sandbox: $SANDBOX"
       echo "peers:"
       for j in 1 2 3; do
         echo "  - {id: $j, raft_address: 127.0.0.1:2348$j, api_address: 127.0.0.1:2347$j}"

@@ -7,6 +7,12 @@
  *              [--target NAME] [--capability CAP] [--spread] [--warmup W]
  *              [--timeout-ms T]
  *              [--report-gaps] [--gap-ms G]
+ *              [--cacert FILE [--cert FILE --key FILE]]
+ *
+ * TLS like ingotctl: --cacert (or INGOT_CACERT) makes every connection TLS
+ * 1.3, checking the nodes' certificates against that CA; --cert/--key (or
+ * INGOT_CERT/INGOT_KEY) give the client certificate a cluster with
+ * `client_certs: required` asks for (scripts/cluster env prints them).
  *
  * One libuv loop, N clients (one connection each), M job.submit requests in
  * flight per client (RPC_WRITE, so each carries a request id and is retried
@@ -49,6 +55,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/mp.h"
+#include "common/tls.h"
 #include "rpc/client.h"
 
 #define MAX_ENDPOINTS 16
@@ -82,8 +89,10 @@ static struct {
 	unsigned timeout_ms;
 	bool report_gaps;
 	double gap_ms;
+	const char *cacert, *cert, *key; /* TLS (NULL: plaintext) */
 
 	/* state */
+	struct ing_tls *tls;
 	uv_loop_t *loop;
 	struct bclient *clients;
 	struct mp_out args;
@@ -126,7 +135,8 @@ static void usage(void)
 	                "                  [--requests TOTAL | --duration S] [--source-bytes B]\n"
 	                "                  [--target NAME] [--capability CAP] [--spread] [--warmup "
 	                "W] [--timeout-ms T]\n"
-	                "                  [--report-gaps] [--gap-ms G]\n");
+	                "                  [--report-gaps] [--gap-ms G]\n"
+	                "                  [--cacert FILE [--cert FILE --key FILE]]\n");
 	exit(2);
 }
 
@@ -223,6 +233,15 @@ static void parse_args(int argc, char **argv)
 		} else if (strcmp(a, "--gap-ms") == 0) {
 			NEED_VALUE();
 			B.gap_ms = (double)parse_num(a, v, 1, 600000);
+		} else if (strcmp(a, "--cacert") == 0) {
+			NEED_VALUE();
+			B.cacert = v;
+		} else if (strcmp(a, "--cert") == 0) {
+			NEED_VALUE();
+			B.cert = v;
+		} else if (strcmp(a, "--key") == 0) {
+			NEED_VALUE();
+			B.key = v;
 		} else if (strcmp(a, "--spread") == 0) {
 			B.spread = true;
 		} else if (strcmp(a, "--report-gaps") == 0) {
@@ -522,8 +541,10 @@ static void put_target(void)
 		fprintf(stderr, "load_bench: out of memory\n");
 		exit(1);
 	}
-	struct rpc_client_options o = {
-	    .endpoints = B.endpoints, .nendpoints = B.nendpoints, .timeout_ms = B.timeout_ms};
+	struct rpc_client_options o = {.endpoints = B.endpoints,
+	                               .nendpoints = B.nendpoints,
+	                               .timeout_ms = B.timeout_ms,
+	                               .tls = B.tls};
 	msgpack_zone z;
 	msgpack_zone_init(&z, 4096);
 	msgpack_object res;
@@ -550,6 +571,21 @@ int main(int argc, char **argv)
 	if (B.source == NULL)
 		return 1;
 	mp_out_init(&B.args);
+	if (B.cacert == NULL && getenv("INGOT_CACERT") != NULL && *getenv("INGOT_CACERT") != '\0') {
+		B.cacert = getenv("INGOT_CACERT");
+		if (B.cert == NULL && getenv("INGOT_CERT") != NULL && *getenv("INGOT_CERT") != '\0')
+			B.cert = getenv("INGOT_CERT");
+		if (B.key == NULL && getenv("INGOT_KEY") != NULL && *getenv("INGOT_KEY") != '\0')
+			B.key = getenv("INGOT_KEY");
+	}
+	if (B.cacert != NULL) {
+		struct ing_tls_config tc = {B.cacert, B.cert, B.key, ING_TLS_CLIENT_CERTS_OPTIONAL};
+		struct ing_error e;
+		if (ing_tls_new(&tc, &B.tls, &e) != 0) {
+			fprintf(stderr, "load_bench: %s\n", e.msg);
+			return 2;
+		}
+	}
 	put_target();
 
 	B.loop = uv_default_loop();
@@ -561,8 +597,10 @@ int main(int argc, char **argv)
 		unsigned first = B.spread ? c % B.nendpoints : 0;
 		for (unsigned k = 0; k < B.nendpoints; k++)
 			eps[k] = B.endpoints[(first + k) % B.nendpoints];
-		struct rpc_client_options o = {
-		    .endpoints = eps, .nendpoints = B.nendpoints, .timeout_ms = B.timeout_ms};
+		struct rpc_client_options o = {.endpoints = eps,
+		                               .nendpoints = B.nendpoints,
+		                               .timeout_ms = B.timeout_ms,
+		                               .tls = B.tls};
 		struct ing_error e;
 		int rv = rpc_client_new(B.loop, &o, &B.clients[c].c, &e);
 		if (rv != 0) {

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/tls.h"
 
 /* Prefixes e's message with `prefix: ` (the message is copied first: it
  * cannot be both source and destination of ing_error_set). */
@@ -398,6 +399,14 @@ static int apply_global(struct cli_cmd *c, int id, const char *v, struct ing_err
 		c->token = v;
 		return 0;
 	case CLI_OPT_STALE: c->stale = true; return 0;
+	case CLI_OPT_CACERT:
+	case CLI_OPT_CERT:
+	case CLI_OPT_KEY:
+		if (*v == '\0')
+			return ing_error_set(e, ING_EINVAL, "--%s: empty file name",
+			                     cli_opts[id].name);
+		*(id == CLI_OPT_CACERT ? &c->cacert : id == CLI_OPT_CERT ? &c->cert : &c->key) = v;
+		return 0;
 	default: return 0;
 	}
 }
@@ -474,6 +483,23 @@ static int apply_command_opt(struct cli_cmd *c, const struct cli_command *cmd, i
 		c->api_address = v;
 		return check_member_address("--api-address", v, e);
 	case CLI_OPT_ROLE: return parse_role(c, cmd, v, e);
+	case CLI_OPT_DIR:
+		if (*v == '\0')
+			return ing_error_set(e, ING_EINVAL, "--dir: empty directory name");
+		c->dir = v;
+		return 0;
+	case CLI_OPT_ID: return parse_uint("--id", v, 1, UINT64_MAX, &c->id, e);
+	case CLI_OPT_NAME:
+		if (!ing_tls_client_name_valid(v, strlen(v)))
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "--name '%.80s': expected 1 to %d characters of letters, "
+			    "digits, '.', '_' and '-', not starting with '.' or '-'",
+			    v, ING_TLS_CLIENT_NAME_MAX);
+		c->pki_name = v;
+		return 0;
+	case CLI_OPT_FORCE: c->force = true; return 0;
+	case CLI_OPT_DAYS: return parse_uint("--days", v, 1, CLI_PKI_DAYS_MAX, &c->days, e);
 	default: return 0;
 	}
 }
@@ -611,6 +637,11 @@ static int apply_operands(struct cli_cmd *c, const struct cli_command *vd, char 
 		                     vd->operands, words[1]);
 	switch (c->verb) {
 	case CLI_TARGET_APPLY: c->file = words[0]; return 0;
+	case CLI_SNAPSHOT_SAVE:
+		if (*words[0] == '\0')
+			return ing_error_set(e, ING_EINVAL, "'%s': empty FILE", full);
+		c->file = words[0];
+		return 0;
 	case CLI_TARGET_GET:
 	case CLI_TARGET_DELETE:
 		if (*words[0] == '\0')
@@ -625,34 +656,119 @@ static int apply_operands(struct cli_cmd *c, const struct cli_command *vd, char 
 	case CLI_MEMBER_DEMOTE:
 	case CLI_MEMBER_REMOVE:
 	case CLI_MEMBER_TRANSFER: return parse_member_id(c, words[0], e);
+	case CLI_PKI_ISSUE:
+		if (strcmp(words[0], "node") != 0 && strcmp(words[0], "client") != 0)
+			return ing_error_set(e, ING_EINVAL,
+			                     "'pki issue': KIND must be node or client, got '%s'",
+			                     words[0]);
+		c->pki_node = strcmp(words[0], "node") == 0;
+		return 0;
 	default: return parse_uint("job ID", words[0], 0, UINT64_MAX, &c->id, e);
 	}
 }
 
-int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char *env_token,
-                   struct cli_cmd *out, struct ing_error *e)
+/* --address values of pki issue node: each an IP or DNS name, no repeats. */
+static int add_addresses(struct cli_cmd *c, const char *const *v, unsigned n, struct ing_error *e)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const char *kind;
+		if (cli_pki_address_kind(v[i], &kind) != 0)
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "--address '%.80s': expected an IPv4 or IPv6 address or a "
+			    "DNS name",
+			    v[i]);
+		for (unsigned j = 0; j < i; j++) {
+			if (strcmp(v[i], v[j]) == 0)
+				return ing_error_set(e, ING_EINVAL, "--address '%.80s' given twice",
+				                     v[i]);
+		}
+		c->addresses[i] = v[i];
+	}
+	c->naddresses = n;
+	return 0;
+}
+
+/* What pki issue needs for its KIND, and the options of the other KIND
+ * (the table cannot say "required for node"). */
+static int check_pki_issue(const struct cli_cmd *c, const bool *seen, struct ing_error *e)
+{
+	if (c->pki_node && c->id == 0)
+		return ing_error_set(e, ING_EINVAL, "'pki issue node' needs --id N (the raft id)");
+	if (c->pki_node && c->naddresses == 0)
+		return ing_error_set(e, ING_EINVAL,
+		                     "'pki issue node' needs --address HOST_OR_IP (each address "
+		                     "clients and peers use to reach the node; repeat it)");
+	if (!c->pki_node && c->pki_name == NULL)
+		return ing_error_set(e, ING_EINVAL, "'pki issue client' needs --name NAME");
+	if (!c->pki_node && (seen[CLI_OPT_ID] || seen[CLI_OPT_ADDRESS]))
+		return ing_error_set(e, ING_EINVAL, "'pki issue client' has no option --%s",
+		                     seen[CLI_OPT_ID] ? "id" : "address");
+	if (c->pki_node && seen[CLI_OPT_NAME])
+		return ing_error_set(e, ING_EINVAL, "'pki issue node' has no option --name");
+	return 0;
+}
+
+/* --cert and --key go together, and need --cacert to check the server. */
+static int check_tls(const struct cli_cmd *c, struct ing_error *e)
+{
+	if ((c->cert == NULL) != (c->key == NULL))
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s needs %s too (a client certificate and its key go "
+		                     "together; or INGOT_CERT and INGOT_KEY)",
+		                     c->cert != NULL ? "--cert" : "--key",
+		                     c->cert != NULL ? "--key" : "--cert");
+	if (c->cert != NULL && c->cacert == NULL)
+		return ing_error_set(e, ING_EINVAL,
+		                     "--cert needs --cacert (the cluster CA, to check the server's "
+		                     "certificate; or INGOT_CACERT)");
+	return 0;
+}
+
+static int env_file(const char *name, const char *v, const char **out, struct ing_error *e)
+{
+	if (v == NULL || *v == '\0')
+		return 0;
+	if (strlen(v) > 4096)
+		return ing_error_set(e, ING_EINVAL, "%s: path too long", name);
+	*out = v;
+	return 0;
+}
+
+int cli_parse_args(int argc, char **argv, const struct cli_env *env, struct cli_cmd *out,
+                   struct ing_error *e)
 {
 	struct ing_error scratch;
+	static const struct cli_env no_env;
 	if (e == NULL)
 		e = &scratch;
+	if (env == NULL)
+		env = &no_env;
 	struct cli_cmd c;
 	memset(&c, 0, sizeof(c));
 	c.output = CLI_OUTPUT_TABLE;
 	c.timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
 	int rv;
-	if (env_endpoints != NULL && *env_endpoints != '\0') {
-		rv = parse_endpoints(env_endpoints, CLI_EP_ENV, &c, e);
+	if (env->endpoints != NULL && *env->endpoints != '\0') {
+		rv = parse_endpoints(env->endpoints, CLI_EP_ENV, &c, e);
 		if (rv != 0)
 			return prefixed(e, "INGOT_ENDPOINTS");
 	} else {
 		parse_endpoints(CLI_DEFAULT_ENDPOINTS, CLI_EP_DEFAULT, &c, e);
 	}
-	if (env_token != NULL && *env_token != '\0') {
-		if (strlen(env_token) > CLI_TOKEN_MAX)
+	if (env->token != NULL && *env->token != '\0') {
+		if (strlen(env->token) > CLI_TOKEN_MAX)
 			return ing_error_set(e, ING_EINVAL, "INGOT_TOKEN: over %d bytes",
 			                     CLI_TOKEN_MAX);
-		c.token = env_token;
+		c.token = env->token;
 	}
+	rv = env_file("INGOT_CACERT", env->cacert, &c.cacert, e);
+	if (rv == 0)
+		rv = env_file("INGOT_CERT", env->cert, &c.cert, e);
+	if (rv == 0)
+		rv = env_file("INGOT_KEY", env->key, &c.key, e);
+	if (rv != 0)
+		return rv;
 
 	/* Help wins over every other problem on the line, then --version. */
 	int wins = -1;
@@ -673,6 +789,8 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 	const char *cmd_values[CLI_OPT_COUNT] = {NULL};
 	const char *param_values[CLI_MAX_PARAMS + 1];
 	int nparam_values = 0;
+	const char *address_values[CLI_PKI_MAX_ADDRESSES + 1];
+	unsigned naddress_values = 0;
 	bool seen[CLI_OPT_COUNT] = {false};
 	int nwords = 0;
 	bool only_words = false;
@@ -715,9 +833,18 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 			}
 			param_values[nparam_values++] = value;
 		}
+		if (id == CLI_OPT_ADDRESS) {
+			if (naddress_values >= CLI_PKI_MAX_ADDRESSES) {
+				rv = ing_error_set(e, ING_EINVAL, "--address: at most %d addresses",
+				                   CLI_PKI_MAX_ADDRESSES);
+				break;
+			}
+			address_values[naddress_values++] = value;
+		}
 		/* A flag repeated means the same; a value given twice is an error,
 		 * except for the repeatable ones (checked with the command). */
-		if (seen[id] && cli_opts[id].arg != NULL && id != CLI_OPT_PARAM) {
+		if (seen[id] && cli_opts[id].arg != NULL && id != CLI_OPT_PARAM &&
+		    id != CLI_OPT_ADDRESS) {
 			rv = ing_error_set(e, ING_EINVAL, "option --%s given twice",
 			                   cli_opts[id].name);
 			break;
@@ -754,6 +881,8 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 		} else if (id == CLI_OPT_PARAM) {
 			for (int k = 0; rv == 0 && k < nparam_values; k++)
 				rv = add_param(&c, param_values[k], e);
+		} else if (id == CLI_OPT_ADDRESS) {
+			rv = add_addresses(&c, address_values, naddress_values, e);
 		} else {
 			rv = apply_command_opt(&c, vd, id, cmd_values[id], e);
 		}
@@ -772,6 +901,10 @@ int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char 
 	}
 	if (rv == 0 && !c.timeout_given && (vd->flags & CLI_CMD_MEMBER_CHANGE))
 		c.timeout_ms = CLI_MEMBER_TIMEOUT_MS;
+	if (rv == 0 && c.verb == CLI_PKI_ISSUE)
+		rv = check_pki_issue(&c, seen, e);
+	if (rv == 0)
+		rv = check_tls(&c, e);
 	free(words);
 	if (rv != 0)
 		return rv;

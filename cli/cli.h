@@ -37,6 +37,7 @@
 
 #include "common/err.h"
 #include "common/mp.h"
+#include "rpc/json.h"
 
 enum cli_exit {
 	CLI_EXIT_OK = 0,
@@ -77,6 +78,9 @@ enum cli_verb {
 	CLI_EVENTS,
 	CLI_SETTINGS_GET,
 	CLI_SETTINGS_SET,
+	CLI_PKI_INIT,
+	CLI_PKI_ISSUE,
+	CLI_SNAPSHOT_SAVE,
 };
 
 /* Where the endpoints came from, for error messages. */
@@ -103,6 +107,13 @@ enum cli_endpoints_source { CLI_EP_DEFAULT, CLI_EP_ENV, CLI_EP_FLAG };
 /* Largest reply accepted: an artifact comes back whole in one reply, and a
  * node may be configured with frames of up to 256 MiB. */
 #define CLI_REPLY_MAX_BYTES (256u * 1024u * 1024u)
+/* pki (cli/pki.c): file names in --dir, lifetimes in days. */
+#define CLI_PKI_CA_CERT       "ca.crt"
+#define CLI_PKI_CA_KEY        "ca.key"
+#define CLI_PKI_CA_DAYS       3650u
+#define CLI_PKI_LEAF_DAYS     365u
+#define CLI_PKI_DAYS_MAX      36500u
+#define CLI_PKI_MAX_ADDRESSES 16
 /* Longest duration accepted anywhere: 365 days. */
 #define CLI_DURATION_MAX_MS (365ull * 24 * 3600 * 1000)
 
@@ -121,6 +132,10 @@ struct cli_cmd {
 	bool timeout_given;
 	const char *token; /* NULL: none */
 	bool stale;
+	/* TLS (--cacert/--cert/--key or INGOT_CACERT/INGOT_CERT/INGOT_KEY):
+	 * cacert NULL means plaintext; cert and key go together and need
+	 * cacert. */
+	const char *cacert, *cert, *key;
 
 	enum cli_verb verb;
 	/* help: the command whose usage to print; NULL: the noun's commands
@@ -128,7 +143,7 @@ struct cli_cmd {
 	const struct cli_command *help_cmd;
 	const char *help_noun;
 	const char *name; /* target get/delete */
-	const char *file; /* target apply */
+	const char *file; /* target apply, snapshot save */
 	uint64_t id;      /* job get/cancel/retry/events/watch/logs/fetch; node drain/undrain;
 	                   * member add/promote/demote/remove (> 0) and transfer-leadership
 	                   * (0: none given, let the cluster choose) */
@@ -168,19 +183,36 @@ struct cli_cmd {
 	const char *stage_name; /* NULL: by index, or no --stage */
 	bool follow;
 
-	/* job fetch */
+	/* job fetch; pki: --dir */
 	const char *dir;
 
 	/* settings set: `name` is the setting's API name, setting_ms its
 	 * value (0: for ever) */
 	uint64_t setting_ms;
+	/* pki issue: KIND is node (id > 0, addresses) or client (pki_name) */
+	bool pki_node;
+	const char *addresses[CLI_PKI_MAX_ADDRESSES];
+	unsigned naddresses;
+	const char *pki_name;
+	bool force;
+	uint64_t days; /* 0: the default for what is made */
+};
+
+/* The environment ingotctl reads (NULL or "" when unset). */
+struct cli_env {
+	const char *endpoints; /* INGOT_ENDPOINTS */
+	const char *token;     /* INGOT_TOKEN */
+	const char *cacert;    /* INGOT_CACERT */
+	const char *cert;      /* INGOT_CERT */
+	const char *key;       /* INGOT_KEY */
 };
 
 /* ---- run.c ------------------------------------------------------------- */
 
 /*
- * Runs ingotctl: argv as main() got it, INGOT_ENDPOINTS and INGOT_TOKEN
- * from the environment.  Results go to `out`, diagnostics to `err`
+ * Runs ingotctl: argv as main() got it, INGOT_ENDPOINTS, INGOT_TOKEN,
+ * INGOT_CACERT, INGOT_CERT and INGOT_KEY from the environment.  Results go to `out`, diagnostics to
+ * `err`
  * ("ingotctl: <code_name>: <message>").  Returns the exit code.
  */
 int cli_run(int argc, char **argv, FILE *out, FILE *err);
@@ -191,15 +223,17 @@ int cli_exit_code(int code);
 /* ---- args.c ------------------------------------------------------------ */
 
 /*
- * Parses argv[1..argc) into *out.  env_endpoints / env_token are the values
- * of INGOT_ENDPOINTS / INGOT_TOKEN (NULL when unset).  Global options may
- * appear anywhere; "--" ends options.  -h/--help anywhere gives verb
- * CLI_HELP (help_cmd/help_noun: the command on the line, if any), else
- * --version anywhere CLI_VERSION, whatever else is on the line.  Errors: ING_EINVAL with a message
- * for people (unknown flag, missing or extra argument, bad number, duration, endpoint or state).
+ * Parses argv[1..argc) into *out.  env holds the environment's values (env
+ * may be NULL: none set); flags override them.  Global options may appear
+ * anywhere; "--" ends options.  -h/--help anywhere gives verb CLI_HELP
+ * (help_cmd/help_noun: the command on the line, if any), else --version
+ * anywhere CLI_VERSION, whatever else is on the line.  Errors: ING_EINVAL
+ * with a message for people (unknown flag, missing or extra argument, bad
+ * number, duration, endpoint or state, --cert without --key or without
+ * --cacert).
  */
-int cli_parse_args(int argc, char **argv, const char *env_endpoints, const char *env_token,
-                   struct cli_cmd *out, struct ing_error *e);
+int cli_parse_args(int argc, char **argv, const struct cli_env *env, struct cli_cmd *out,
+                   struct ing_error *e);
 
 /*
  * Parses a duration: one or more <number><unit> ("5s", "500ms", "1m30s",
@@ -250,6 +284,15 @@ enum cli_opt_id {
 	CLI_OPT_RAFT_ADDRESS,
 	CLI_OPT_API_ADDRESS,
 	CLI_OPT_ROLE,
+	CLI_OPT_CACERT,
+	CLI_OPT_CERT,
+	CLI_OPT_KEY,
+	CLI_OPT_DIR,
+	CLI_OPT_ID,
+	CLI_OPT_ADDRESS,
+	CLI_OPT_NAME,
+	CLI_OPT_FORCE,
+	CLI_OPT_DAYS,
 	CLI_OPT_COUNT
 };
 
@@ -370,18 +413,6 @@ int cli_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
 
 /* ---- output.c ---------------------------------------------------------- */
 
-/*
- * Converts a msgpack object to JSON: map -> object (non-string keys become
- * their text), array -> array, str -> string (invalid UTF-8 replaced by
- * U+FFFD), int -> integer, float -> real, bool, nil -> null, bin and ext ->
- * base64 string.  Returns a new reference, or NULL when out of memory.
- */
-json_t *cli_mp_to_json(const msgpack_object *o);
-
-/* A JSON string from arbitrary bytes (invalid UTF-8 replaced by U+FFFD);
- * NULL when out of memory. */
-json_t *cli_json_text(const char *p, size_t n);
-
 /* Prints `o` as one pretty JSON document (JSON_INDENT(2)) and a newline, or
  * with `compact` on one line.  ING_ENOMEM, ING_EIO. */
 int cli_print_json(FILE *out, const msgpack_object *o, bool compact);
@@ -440,17 +471,57 @@ void cli_print_cluster_events(FILE *out, const msgpack_object *page);
  * it runs; "; no log" added when a finished stage has none. */
 void cli_format_stage_header(const msgpack_object *stage, char *buf, size_t cap);
 
+/* ---- pki.c ------------------------------------------------------------- */
+
+/* What pki made: paths written, the identity, the subjectAltNames, the end
+ * of validity ("2027-05-01 12:00:00 UTC"). */
+struct cli_pki_issued {
+	char cert_path[4096];
+	char key_path[4096];
+	char identity[160];
+	char names[4600];
+	char not_after[64];
+};
+
+/*
+ * Makes the cluster CA in dir (created 0700 when missing): ca.key (0600)
+ * and ca.crt, valid for `days` (1..CLI_PKI_DAYS_MAX).  Errors: ING_EEXIST
+ * (a file exists and !force; nothing written), ING_EINVAL (days, path),
+ * ING_EIO (cannot write), ING_EINTERNAL (OpenSSL); e names the file.
+ */
+int cli_pki_init(const char *dir, unsigned days, bool force, struct cli_pki_issued *out,
+                 struct ing_error *e);
+/*
+ * Issues node-<id>.crt/.key in dir, signed by dir's CA: identity
+ * ingot:node:<id>, one IP or DNS subjectAltName per address (1 to
+ * CLI_PKI_MAX_ADDRESSES, IPv4, IPv6 or DNS names).  Errors as
+ * cli_pki_init, and ING_ENOTFOUND (no CA in dir), ING_EDENIED (ca.key
+ * readable by others), ING_EINVAL (id 0, an address, --days past the CA's
+ * end).
+ */
+int cli_pki_issue_node(const char *dir, uint64_t id, const char *const *addresses,
+                       unsigned naddresses, unsigned days, bool force, struct cli_pki_issued *out,
+                       struct ing_error *e);
+/* Issues client-<name>.crt/.key (identity ingot:client:<name>, a valid
+ * ing_tls_client_name_valid name).  Errors as cli_pki_issue_node. */
+int cli_pki_issue_client(const char *dir, const char *name, unsigned days, bool force,
+                         struct cli_pki_issued *out, struct ing_error *e);
+/* "IP" or "DNS" for a --address value; ING_EINVAL when it is neither. */
+int cli_pki_address_kind(const char *s, const char **kind);
+
 /* ---- session.c --------------------------------------------------------- */
 
 struct cli_session;
+struct ing_tls;
 
 /*
  * Opens a session on a private loop with one rpc client configured from
- * cmd (endpoints, token), with `call_timeout_ms` per call (covering its
- * retries).  No connection is made yet.  Errors: rpc_client_new's.
+ * cmd (endpoints, token) and tls (borrowed, may be NULL: plaintext), with
+ * `call_timeout_ms` per call (covering its retries).  No connection is
+ * made yet.  Errors: rpc_client_new's.
  */
-int cli_session_open(const struct cli_cmd *cmd, uint64_t call_timeout_ms, struct cli_session **out,
-                     struct ing_error *e);
+int cli_session_open(const struct cli_cmd *cmd, struct ing_tls *tls, uint64_t call_timeout_ms,
+                     struct cli_session **out, struct ing_error *e);
 
 /*
  * One call, blocking.  args: one encoded map (NULL: {}).  flags: RPC_*.
@@ -486,12 +557,13 @@ void cli_session_close(struct cli_session *s);
 /* ---- cmd_*.c ----------------------------------------------------------- */
 
 /* What a command needs: the parsed line, the streams, a lazily opened
- * session. */
+ * session, the TLS context loaded from --cacert/--cert/--key. */
 struct cli_ctx {
 	const struct cli_cmd *cmd;
 	FILE *out;
 	FILE *err;
 	struct cli_session *session; /* NULL until the first call */
+	struct ing_tls *tls;         /* NULL: plaintext */
 };
 
 /*
@@ -525,6 +597,8 @@ int cli_cmd_member(struct cli_ctx *ctx);
 int cli_cmd_events(struct cli_ctx *ctx);
 /* settings get / settings set (cmd_settings.c) */
 int cli_cmd_settings(struct cli_ctx *ctx);
+int cli_cmd_pki(struct cli_ctx *ctx);
+int cli_cmd_snapshot(struct cli_ctx *ctx);
 /* A watched job's end: 0 when `job` succeeded; else 1, with "ingotctl: job
  * ID failed: <error>" (or cancelled) on ctx->err. */
 int cli_job_end(struct cli_ctx *ctx, uint64_t id, const msgpack_object *job);

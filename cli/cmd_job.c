@@ -242,7 +242,7 @@ static int job_list(struct cli_ctx *ctx)
 		json_t *doc = json_object(), *arr = json_array();
 		int bad = doc == NULL || arr == NULL;
 		for (size_t i = 0; !bad && i < njobs; i++)
-			bad = json_array_append_new(arr, cli_mp_to_json(jobs[i])) != 0;
+			bad = json_array_append_new(arr, rpc_mp_to_json(jobs[i])) != 0;
 		if (!bad)
 			bad = json_object_set(doc, "jobs", arr) != 0 ||
 			      json_object_set_new(doc, "next", json_null()) != 0;
@@ -324,7 +324,7 @@ static int job_watch(struct cli_ctx *ctx)
 	struct watch w = {ctx, false, 0, false};
 	int code;
 	/* The watch itself has no deadline; --timeout bounds reconnecting. */
-	int rv = cli_session_open(cmd, UINT32_MAX, &ctx->session, &e);
+	int rv = cli_session_open(cmd, ctx->tls, UINT32_MAX, &ctx->session, &e);
 	if (rv != 0)
 		return cli_fail(ctx, &e);
 	msgpack_zone_init(&z, 4096);

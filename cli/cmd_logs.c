@@ -160,8 +160,8 @@ static int print_stage(struct logs *l, const msgpack_object *stage, struct ing_e
 	if (have_log)
 		rv = get_artifact(ctx, sha, UINT64_MAX, &z, &data, &len, e);
 	if (rv == 0 && ctx->cmd->output == CLI_OUTPUT_JSON) {
-		json_t *j = cli_mp_to_json(stage);
-		json_t *text = have_log ? cli_json_text(len > 0 ? data : "", len) : json_null();
+		json_t *j = rpc_mp_to_json(stage);
+		json_t *text = have_log ? rpc_json_text(len > 0 ? data : "", len) : json_null();
 		if (j == NULL || text == NULL || !json_is_object(j) ||
 		    json_object_set_new(j, "log", text) != 0)
 			rv = ing_error_set(e, ING_ENOMEM, "out of memory");
@@ -393,7 +393,7 @@ static int logs_follow(struct logs *l)
 	/* The watch has its own session without a deadline; job.get and
 	 * artifact.get go through ctx's, bounded by --timeout. */
 	if (rv == 0)
-		rv = cli_session_open(cmd, UINT32_MAX, &watch, &e);
+		rv = cli_session_open(cmd, ctx->tls, UINT32_MAX, &watch, &e);
 	if (rv == 0)
 		rv = cli_session_watch(watch, cmd->id, cmd->timeout_ms, follow_event, follow_poll,
 		                       l, &z, &job, &e);
@@ -525,13 +525,13 @@ int cli_cmd_job_fetch(struct cli_ctx *ctx)
 					                        json_integer((json_int_t)idx)) ||
 					    json_object_set_new(
 					        o, "path",
-					        cli_json_text(p->via.str.ptr, p->via.str.size)) ||
+					        rpc_json_text(p->via.str.ptr, p->via.str.size)) ||
 					    json_object_set_new(
-					        o, "file", cli_json_text(dest, strlen(dest))) ||
+					        o, "file", rpc_json_text(dest, strlen(dest))) ||
 					    json_object_set_new(o, "size",
 					                        json_integer((json_int_t)len)) ||
 					    json_object_set_new(
-					        o, "sha256", cli_json_text(sha->via.str.ptr, 64)) ||
+					        o, "sha256", rpc_json_text(sha->via.str.ptr, 64)) ||
 					    json_array_append_new(written, o)) {
 						rv = ing_error_set(&e, ING_ENOMEM, "out of memory");
 					}

@@ -54,6 +54,19 @@ const struct cli_opt cli_opts[CLI_OPT_COUNT] = {
     [CLI_OPT_RAFT_ADDRESS] = {"raft-address", 0, "A.B.C.D:PORT", false, NULL, NULL},
     [CLI_OPT_API_ADDRESS] = {"api-address", 0, "A.B.C.D:PORT", false, NULL, NULL},
     [CLI_OPT_ROLE] = {"role", 0, "ROLE", false, NULL, NULL},
+    [CLI_OPT_CACERT] = {"cacert", 0, "FILE", true,
+                        "the cluster CA: talk TLS and check the server's certificate (env "
+                        "INGOT_CACERT)",
+                        NULL},
+    [CLI_OPT_CERT] = {"cert", 0, "FILE", true,
+                      "this client's certificate, with --key (env INGOT_CERT)", NULL},
+    [CLI_OPT_KEY] = {"key", 0, "FILE", true, "the private key of --cert (env INGOT_KEY)", NULL},
+    [CLI_OPT_DIR] = {"dir", 0, "DIR", false, NULL, NULL},
+    [CLI_OPT_ID] = {"id", 0, "N", false, NULL, NULL},
+    [CLI_OPT_ADDRESS] = {"address", 0, "HOST_OR_IP", false, NULL, NULL},
+    [CLI_OPT_NAME] = {"name", 0, "NAME", false, NULL, NULL},
+    [CLI_OPT_FORCE] = {"force", 0, NULL, false, NULL, NULL},
+    [CLI_OPT_DAYS] = {"days", 0, "N", false, NULL, NULL},
 };
 
 /* A command's option list: OPTS({...}, {...}) ends with the NULL row. */
@@ -180,6 +193,36 @@ const struct cli_command cli_commands[] = {
      "90m) or forever, for the whole cluster: it is replicated like any write and applies "
      "from the leader's next check (every heartbeat interval).",
      NO_OPTS},
+    {"snapshot", "save", CLI_SNAPSHOT_SAVE, "FILE", 0,
+     "save a consistent copy of the cluster's state to FILE",
+     "Asks the leader for a copy of the replicated state holding every write acknowledged "
+     "before it, downloads it in pieces (progress on stderr when it is large), checks its "
+     "SHA-256 and renames it into place as FILE. `ingotd restore --from FILE` seeds a new "
+     "cluster with it (docs/operations.md, \"Backups and disaster recovery\").",
+     NO_OPTS},
+    {"pki", "init", CLI_PKI_INIT, NULL, CLI_CMD_LOCAL,
+     "make the cluster's CA, offline: DIR/ca.crt, DIR/ca.key",
+     "Makes the cluster's certificate authority on this machine with OpenSSL (ECDSA P-256); "
+     "nothing is sent anywhere. Keep DIR/ca.key offline: it signs every certificate. An "
+     "existing file is refused without --force.",
+     OPTS({CLI_OPT_DIR, CLI_OPT_REQUIRED, "where the CA is written (created 0700)", NULL},
+          {CLI_OPT_DAYS, 0, "validity in days, 1 to 36500 (default 3650)", NULL},
+          {CLI_OPT_FORCE, 0, "replace existing files", NULL})},
+    {"pki", "issue", CLI_PKI_ISSUE, "KIND", CLI_CMD_LOCAL,
+     "issue a node or client certificate with DIR's CA, offline",
+     "KIND is node (--id and at least one --address: DIR/node-N.crt and .key, naming "
+     "ingot:node:N and every address) or client (--name: DIR/client-NAME.crt and .key, naming "
+     "ingot:client:NAME). Private keys are written 0600; an existing file is refused without "
+     "--force; a certificate may not outlive the CA.",
+     OPTS({CLI_OPT_DIR, CLI_OPT_REQUIRED, "where the CA is, and the files are written", NULL},
+          {CLI_OPT_ID, 0, "node: its raft id (1 or more)", NULL},
+          {CLI_OPT_ADDRESS, CLI_OPT_REPEATABLE,
+           "node: an IPv4 or IPv6 address or DNS name clients and peers reach it at; repeat "
+           "for each (up to 16)",
+           NULL},
+          {CLI_OPT_NAME, 0, "client: 1 to 64 of letters, digits, '.', '_', '-'", NULL},
+          {CLI_OPT_DAYS, 0, "validity in days, 1 to 36500 (default 365)", NULL},
+          {CLI_OPT_FORCE, 0, "replace existing files", NULL})},
     {"help", NULL, CLI_HELP, "[COMMAND]", CLI_CMD_LOCAL,
      "this text, or the usage of COMMAND (\"job submit\", \"member\")", NULL, NO_OPTS},
     {"completion", "bash", CLI_COMPLETION, NULL, CLI_CMD_LOCAL,

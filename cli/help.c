@@ -7,7 +7,7 @@
  * completion script is bash: it finds the noun and verb on the line the
  * way the parser does (skipping options and the values of those that take
  * one), then offers the command's options, an option's values, files for
- * FILE operands and directories for DIR.
+ * FILE operands and option values, directories for DIR ones.
  */
 #include <msgpack.h>
 #include <openssl/crypto.h>
@@ -366,6 +366,19 @@ void cli_completion_bash(FILE *out)
 			        name, co->values);
 		}
 		fputs("\t\treturn\n\t\t;;\n", out);
+	}
+	/* Options whose value is a file or a directory (--cacert, --dir). */
+	for (int id = 0; id < CLI_OPT_COUNT; id++) {
+		const struct cli_opt *o = &cli_opts[id];
+		if (o->arg == NULL || o->values != NULL ||
+		    (strcmp(o->arg, "FILE") != 0 && strcmp(o->arg, "DIR") != 0))
+			continue;
+		fprintf(out,
+		        "\t--%s)\n"
+		        "\t\tcompopt -o filenames 2>/dev/null\n"
+		        "\t\tCOMPREPLY=($(compgen -%c -- \"$cur\"))\n"
+		        "\t\treturn\n\t\t;;\n",
+		        o->name, o->arg[0] == 'F' ? 'f' : 'd');
 	}
 	fputs("\t", out);
 	print_value_opts(out);

@@ -3,9 +3,8 @@
  *
  * JSON (-o json) is the result converted generically from msgpack with
  * jansson, so its shapes are exactly those of docs/api.md and new fields
- * appear without a change here.  Conversion rules: cli_mp_to_json in
- * cli.h.  Unsigned integers above INT64_MAX (jansson's json_int_t) become
- * reals; no field of the API can hold one.
+ * appear without a change here (conversion rules: rpc/json.h, shared
+ * with the HTTP API).
  *
  * Tables are for people and may change: aligned columns (two spaces
  * apart, widths counted in UTF-8 code points), times in local time as
@@ -26,158 +25,9 @@
 
 /* ---- JSON -------------------------------------------------------------- */
 
-/* base64 of p[0..n) (common/encode.h) as a JSON string; NULL when out of
- * memory. */
-static json_t *json_base64(const char *p, size_t n)
-{
-	char *b64 = malloc(ing_base64_len(n, false) + 1);
-	json_t *j;
-	if (b64 == NULL)
-		return NULL;
-	ing_base64_encode(p, n, false, b64);
-	j = json_string(b64);
-	free(b64);
-	return j;
-}
-
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-	unsigned char c = p[0];
-	size_t n;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/* A JSON string from arbitrary bytes: invalid UTF-8 becomes U+FFFD. */
-static json_t *json_bytes(const char *p, size_t n)
-{
-	json_t *j = json_stringn(p, n);
-	if (j != NULL || n == 0)
-		return j;
-	char *fixed = malloc(n * 3 + 1);
-	if (fixed == NULL)
-		return NULL;
-	size_t o = 0;
-	const unsigned char *u = (const unsigned char *)p;
-	for (size_t i = 0; i < n;) {
-		size_t k = utf8_seq(u + i, n - i);
-		if (k == 0) {
-			memcpy(fixed + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-		} else {
-			memcpy(fixed + o, p + i, k);
-			o += k;
-			i += k;
-		}
-	}
-	j = json_stringn(fixed, o);
-	free(fixed);
-	return j;
-}
-
-json_t *cli_json_text(const char *p, size_t n)
-{
-	return json_bytes(p, n);
-}
-
-/* Object key for a msgpack map key that is not a string. */
-static void key_text(const msgpack_object *k, char *buf, size_t cap)
-{
-	switch (k->type) {
-	case MSGPACK_OBJECT_POSITIVE_INTEGER: snprintf(buf, cap, "%" PRIu64, k->via.u64); break;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: snprintf(buf, cap, "%" PRId64, k->via.i64); break;
-	case MSGPACK_OBJECT_BOOLEAN:
-		snprintf(buf, cap, "%s", k->via.boolean ? "true" : "false");
-		break;
-	case MSGPACK_OBJECT_NIL: snprintf(buf, cap, "null"); break;
-	default: msgpack_object_print_buffer(buf, cap, *k); break;
-	}
-}
-
-json_t *cli_mp_to_json(const msgpack_object *o)
-{
-	json_t *j = NULL;
-	switch (o->type) {
-	case MSGPACK_OBJECT_NIL: return json_null();
-	case MSGPACK_OBJECT_BOOLEAN: return json_boolean(o->via.boolean);
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		if (o->via.u64 > (uint64_t)INT64_MAX)
-			return json_real((double)o->via.u64);
-		return json_integer((json_int_t)o->via.u64);
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer((json_int_t)o->via.i64);
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64: return json_real(o->via.f64);
-	case MSGPACK_OBJECT_STR: return json_bytes(o->via.str.ptr, o->via.str.size);
-	case MSGPACK_OBJECT_BIN: return json_base64(o->via.bin.ptr, o->via.bin.size);
-	case MSGPACK_OBJECT_EXT: return json_base64(o->via.ext.ptr, o->via.ext.size);
-	case MSGPACK_OBJECT_ARRAY:
-		j = json_array();
-		for (uint32_t i = 0; j != NULL && i < o->via.array.size; i++) {
-			json_t *item = cli_mp_to_json(&o->via.array.ptr[i]);
-			if (item == NULL || json_array_append_new(j, item) != 0) {
-				json_decref(j);
-				j = NULL;
-			}
-		}
-		return j;
-	case MSGPACK_OBJECT_MAP:
-		j = json_object();
-		for (uint32_t i = 0; j != NULL && i < o->via.map.size; i++) {
-			const msgpack_object_kv *kv = &o->via.map.ptr[i];
-			json_t *v = cli_mp_to_json(&kv->val);
-			json_t *k = NULL;
-			if (kv->key.type == MSGPACK_OBJECT_STR) {
-				k = json_bytes(kv->key.via.str.ptr, kv->key.via.str.size);
-			} else {
-				char buf[128];
-				key_text(&kv->key, buf, sizeof(buf));
-				k = json_bytes(buf, strlen(buf));
-			}
-			size_t klen;
-			const char *ks = k != NULL ? json_string_value(k) : NULL;
-			klen = k != NULL ? json_string_length(k) : 0;
-			if (v == NULL || ks == NULL || json_object_setn_new(j, ks, klen, v) != 0) {
-				if (v != NULL && ks == NULL)
-					json_decref(v);
-				json_decref(j);
-				j = NULL;
-			}
-			json_decref(k);
-		}
-		return j;
-	}
-	return NULL;
-}
-
 int cli_print_json(FILE *out, const msgpack_object *o, bool compact)
 {
-	json_t *j = cli_mp_to_json(o);
+	json_t *j = rpc_mp_to_json(o);
 	if (j == NULL)
 		return ING_ENOMEM;
 	size_t flags =
@@ -894,7 +744,7 @@ void cli_print_member_list(FILE *out, const msgpack_object *status, const msgpac
 static bool json_field(json_t *obj, const char *key, const msgpack_object *m)
 {
 	const msgpack_object *v = cli_mp_get(m, key);
-	json_t *j = v != NULL ? cli_mp_to_json(v) : json_null();
+	json_t *j = v != NULL ? rpc_mp_to_json(v) : json_null();
 	return j != NULL && json_object_set_new(obj, key, j) == 0;
 }
 

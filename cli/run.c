@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/tls.h"
 #include "rpc/client.h"
 
 int cli_exit_code(int code)
@@ -100,7 +101,8 @@ int cli_ctx_call(struct cli_ctx *ctx, const char *op, const struct mp_out *args,
 	if (args != NULL && mp_out_failed(args) != 0)
 		return ing_error_set(e, ING_ENOMEM, "out of memory encoding the request");
 	if (ctx->session == NULL) {
-		int rv = cli_session_open(ctx->cmd, ctx->cmd->timeout_ms, &ctx->session, e);
+		int rv =
+		    cli_session_open(ctx->cmd, ctx->tls, ctx->cmd->timeout_ms, &ctx->session, e);
 		if (rv != 0)
 			return rv;
 	}
@@ -138,8 +140,9 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	struct cli_cmd cmd;
 	struct ing_error e;
 	ing_error_clear(&e);
-	int rv =
-	    cli_parse_args(argc, argv, getenv("INGOT_ENDPOINTS"), getenv("INGOT_TOKEN"), &cmd, &e);
+	struct cli_env env = {getenv("INGOT_ENDPOINTS"), getenv("INGOT_TOKEN"),
+	                      getenv("INGOT_CACERT"), getenv("INGOT_CERT"), getenv("INGOT_KEY")};
+	int rv = cli_parse_args(argc, argv, &env, &cmd, &e);
 	if (rv != 0) {
 		const char *noun;
 		const struct cli_command *c = cli_guess_command(argc, argv, &noun);
@@ -158,7 +161,17 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_COMPLETION: cli_completion_bash(out); return finish(out, err, 0);
 	default: break;
 	}
-	struct cli_ctx ctx = {&cmd, out, err, NULL};
+	struct cli_ctx ctx = {&cmd, out, err, NULL, NULL};
+	bool pki = cmd.verb == CLI_PKI_INIT || cmd.verb == CLI_PKI_ISSUE;
+	/* The TLS files are read before any traffic: a bad one is a usage
+	 * error (exit 2), like a bad flag. */
+	if (cmd.cacert != NULL && !pki) {
+		struct ing_tls_config tc = {cmd.cacert, cmd.cert, cmd.key,
+		                            ING_TLS_CLIENT_CERTS_OPTIONAL};
+		rv = ing_tls_new(&tc, &ctx.tls, &e);
+		if (rv != 0)
+			return cli_fail_usage(&ctx, &e);
+	}
 	int code;
 	switch (cmd.verb) {
 	case CLI_STATUS: code = cli_cmd_status(&ctx); break;
@@ -178,10 +191,14 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_EVENTS: code = cli_cmd_events(&ctx); break;
 	case CLI_SETTINGS_GET:
 	case CLI_SETTINGS_SET: code = cli_cmd_settings(&ctx); break;
+	case CLI_PKI_INIT:
+	case CLI_PKI_ISSUE: code = cli_cmd_pki(&ctx); break;
+	case CLI_SNAPSHOT_SAVE: code = cli_cmd_snapshot(&ctx); break;
 	case CLI_JOB_LOGS: code = cli_cmd_job_logs(&ctx); break;
 	case CLI_JOB_FETCH: code = cli_cmd_job_fetch(&ctx); break;
 	default: code = cli_cmd_job(&ctx); break;
 	}
 	cli_session_close(ctx.session);
+	ing_tls_free(ctx.tls);
 	return finish(out, err, code);
 }

@@ -64,8 +64,8 @@ struct call {
 	bool got_new_event;
 };
 
-int cli_session_open(const struct cli_cmd *cmd, uint64_t call_timeout_ms, struct cli_session **out,
-                     struct ing_error *e)
+int cli_session_open(const struct cli_cmd *cmd, struct ing_tls *tls, uint64_t call_timeout_ms,
+                     struct cli_session **out, struct ing_error *e)
 {
 	const char *eps[CLI_MAX_ENDPOINTS];
 	for (unsigned i = 0; i < cmd->nendpoints; i++)
@@ -91,6 +91,7 @@ int cli_session_open(const struct cli_cmd *cmd, uint64_t call_timeout_ms, struct
 	                           ? (unsigned)cmd->timeout_ms
 	                           : RPC_DEFAULT_CONNECT_TIMEOUT_MS;
 	o.token = cmd->token;
+	o.tls = tls;
 	rv = rpc_client_new(&s->loop, &o, &s->client, e);
 	if (rv != 0) {
 		s->client = NULL;

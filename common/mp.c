@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+
 /* ---- writing ---------------------------------------------------------- */
 
 static int mp_out_write(void *data, const char *buf, size_t len)
@@ -21,17 +23,9 @@ static int mp_out_write(void *data, const char *buf, size_t len)
 		return -1;
 	if (len == 0)
 		return 0;
-	if (o->len + len > o->cap) {
-		size_t cap = o->cap == 0 ? 256 : o->cap;
-		while (cap < o->len + len)
-			cap *= 2;
-		char *p = realloc(o->data, cap);
-		if (p == NULL) {
-			o->oom = true;
-			return -1;
-		}
-		o->data = p;
-		o->cap = cap;
+	if (ing_grow(&o->data, &o->cap, o->len + len, 256) != 0) {
+		o->oom = true;
+		return -1;
 	}
 	memcpy(o->data + o->len, buf, len);
 	o->len += len;

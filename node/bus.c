@@ -6,6 +6,9 @@
 #include "node/bus.h"
 
 #include "node/api/api.h"
+#include "node/backup/backup.h"
+#include "node/http/http.h"
+#include "node/http/metrics.h"
 #include "node/leader/deadline.h"
 #include "node/leader/heal.h"
 #include "node/leader/liveness.h"
@@ -24,6 +27,12 @@ void bus_applied(struct node *n, const struct bus_applied *a)
 	if (a->job != 0 && a->deadline_at_ms != 0 && node_is_ready_leader(n))
 		deadlines_note(node_deadlines(n), a->job, a->deadline_at_ms);
 	worker_note_applied(node_worker(n));
+	metrics_applied(node_metrics(n), a->result);
+}
+
+void bus_restored(struct node *n)
+{
+	metrics_recount(node_metrics(n));
 }
 
 void bus_flushed(struct node *n)
@@ -80,4 +89,8 @@ void bus_stopping(struct node *n)
 		member_stop(node_member(n));
 	if (node_api(n) != NULL)
 		api_close(node_api(n));
+	if (node_backup(n) != NULL)
+		backup_stop(node_backup(n));
+	if (node_http(n) != NULL)
+		http_stop(node_http(n));
 }

@@ -17,6 +17,13 @@
  *                2. deadlines   (ready leader) a job queued with a deadline
  *                               is tracked
  *                3. worker      its assignments may have changed
+ *                4. metrics     the jobs' state changes, submits, finishes,
+ *                               queue and stage durations (sm_result's job
+ *                               changes)
+ *
+ * restored     a snapshot from the leader replaced the store (raft's restore
+ *              callback; the store holds the new state):
+ *                1. metrics     counts the jobs by state again
  *
  * flushed      once per loop iteration, before the loop blocks, after the
  *              batch of applied entries was committed if it was due
@@ -65,6 +72,11 @@
  *                3. member      a running change is answered, its retry
  *                               timer closed
  *                4. api         its park timer is closed
+ *                5. backup      the snapshot files held for download are
+ *                               dropped
+ *                6. http        the HTTP server closes (requests in flight
+ *                               are abandoned; it holds the node until
+ *                               closed)
  *              then node.c closes every client of node/request.h (pending
  *              requests end `unavailable`: reports, heartbeats, forwards,
  *              membership requests), the API server, raft and its own
@@ -78,17 +90,21 @@
 
 #include "node/core.h"
 
+struct sm_result;
+
 /* What an applied entry did, for the `applied` event. */
 struct bus_applied {
-	uint32_t cmd_type;       /* the command's type (node/sm/cmd.h) */
-	int code;                /* 0: applied; else the rejection's code */
-	uint64_t submitted_job;  /* a successful job_submit: the new job's id */
-	uint64_t job;            /* job_submit / job_retry: the job it queued */
-	uint64_t deadline_at_ms; /* ... and that job's deadline (0: none) */
-	bool released;           /* a live attempt ended: its slot is free */
+	uint32_t cmd_type;              /* the command's type (node/sm/cmd.h) */
+	int code;                       /* 0: applied; else the rejection's code */
+	uint64_t submitted_job;         /* a successful job_submit: the new job's id */
+	uint64_t job;                   /* job_submit / job_retry: the job it queued */
+	uint64_t deadline_at_ms;        /* ... and that job's deadline (0: none) */
+	const struct sm_result *result; /* the whole result (its job changes) */
+	bool released;                  /* a live attempt ended: its slot is free */
 };
 
 void bus_applied(struct node *n, const struct bus_applied *a);
+void bus_restored(struct node *n);
 void bus_flushed(struct node *n);
 /* `previous_leader`: the leader node.c knew before this report (0: none);
  * `became_ready`: the role is CONS_LEADER_READY and was not before. */

@@ -10,12 +10,14 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
 #include "node/sm/cmd.h"
+#include "rpc/server.h"
 
 void node_config_defaults(struct node_config *c)
 {
@@ -27,6 +29,13 @@ void node_config_defaults(struct node_config *c)
 	c->snapshot_trailing = 1024;
 	c->max_frame_bytes = 4u << 20;
 	c->request_timeout_ms = 5000;
+	c->max_connections = RPC_DEFAULT_MAX_CONNECTIONS;
+	c->max_connections_per_address = RPC_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
+	c->max_output_bytes = RPC_DEFAULT_MAX_OUTPUT_BYTES;
+	c->max_calls = RPC_DEFAULT_MAX_CALLS;
+	c->idle_timeout_ms = RPC_DEFAULT_IDLE_TIMEOUT_MS;
+	c->frame_timeout_ms = RPC_DEFAULT_FRAME_TIMEOUT_MS;
+	c->tls.client_certs = ING_TLS_CLIENT_CERTS_REQUIRED;
 	c->store_sync = STORE_SYNC_FULL;
 	c->store_commit_interval_ms = 50;
 	c->log_level = ING_LOG_LEVEL_INFO;
@@ -38,6 +47,10 @@ void node_config_defaults(struct node_config *c)
 	c->join_role = REC_ROLE_VOTER;
 	c->voter_replace_after_ms = 10000;
 	c->member_catchup_timeout_ms = 30000;
+	c->sandbox = true;
+	c->stage_processes = 4096;
+	c->work_quota_bytes = 2ull << 30;
+	c->stage_tmp_bytes = 256ull << 20;
 }
 
 void node_config_dev(struct node_config *c)
@@ -47,6 +60,7 @@ void node_config_dev(struct node_config *c)
 	snprintf(c->data_dir, sizeof(c->data_dir), "ingot-dev");
 	snprintf(c->raft_address, sizeof(c->raft_address), "127.0.0.1:7501");
 	snprintf(c->api_address, sizeof(c->api_address), "127.0.0.1:7401");
+	snprintf(c->http_address, sizeof(c->http_address), "127.0.0.1:7601");
 	c->npeers = 1;
 	c->peers[0].id = 1;
 	snprintf(c->peers[0].raft_address, NODE_ADDRESS_MAX, "127.0.0.1:7501");
@@ -56,6 +70,7 @@ void node_config_dev(struct node_config *c)
 struct loader {
 	yaml_document_t doc;
 	const char *path;
+	char dir[NODE_PATH_MAX]; /* the file's directory, for relative paths */
 	struct ing_error *e;
 };
 
@@ -193,6 +208,14 @@ static int get_level(struct loader *l, const yaml_node_t *n, enum ing_log_level 
 	return 0;
 }
 
+static int get_format(struct loader *l, const yaml_node_t *n, enum ing_log_format *out)
+{
+	const char *s = scalar(n);
+	if (s == NULL || ing_log_parse_format(s, out) != 0)
+		return fail(l, n, "log_format", "expected text or json");
+	return 0;
+}
+
 static int get_bool(struct loader *l, const yaml_node_t *n, const char *key, bool *out)
 {
 	const char *s = scalar(n);
@@ -298,6 +321,67 @@ static int get_join(struct loader *l, const yaml_node_t *n, struct node_config *
 	return 0;
 }
 
+/* A file path: relative ones are taken from the configuration file's
+ * directory. */
+static int get_path(struct loader *l, const yaml_node_t *n, const char *key, char *out)
+{
+	char raw[NODE_PATH_MAX];
+	int rv = get_str(l, n, key, raw, sizeof(raw));
+	if (rv != 0)
+		return rv;
+	int w = raw[0] == '/' ? snprintf(out, NODE_PATH_MAX, "%s", raw)
+	                      : snprintf(out, NODE_PATH_MAX, "%s/%s", l->dir, raw);
+	if (w < 0 || w >= NODE_PATH_MAX)
+		return fail(l, n, key, "path too long");
+	return 0;
+}
+
+static int get_tls(struct loader *l, const yaml_node_t *n, struct node_config *c)
+{
+	struct node_tls_config t;
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(l, n, "tls",
+		            "expected a mapping with ca, cert, key and optionally client_certs");
+	memset(&t, 0, sizeof(t));
+	t.client_certs = ING_TLS_CLIENT_CERTS_REQUIRED;
+	int rv = 0;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     rv == 0 && pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = yaml_document_get_node(&l->doc, pr->key);
+		yaml_node_t *v = yaml_document_get_node(&l->doc, pr->value);
+		const char *name = scalar(k);
+		const char *val = scalar(v);
+		if (name == NULL)
+			rv = fail(l, k, "tls", "keys must be strings");
+		else if (strcmp(name, "ca") == 0)
+			rv = get_path(l, v, "tls.ca", t.ca);
+		else if (strcmp(name, "cert") == 0)
+			rv = get_path(l, v, "tls.cert", t.cert);
+		else if (strcmp(name, "key") == 0)
+			rv = get_path(l, v, "tls.key", t.key);
+		else if (strcmp(name, "client_certs") == 0 && val != NULL &&
+		         strcmp(val, "required") == 0)
+			t.client_certs = ING_TLS_CLIENT_CERTS_REQUIRED;
+		else if (strcmp(name, "client_certs") == 0 && val != NULL &&
+		         strcmp(val, "optional") == 0)
+			t.client_certs = ING_TLS_CLIENT_CERTS_OPTIONAL;
+		else if (strcmp(name, "client_certs") == 0)
+			rv = fail(l, v, "tls.client_certs", "expected required or optional");
+		else
+			rv = fail(l, k, name,
+			          "unknown key in tls (known: ca, cert, key, client_certs)");
+	}
+	if (rv == 0 && (t.ca[0] == '\0' || t.cert[0] == '\0' || t.key[0] == '\0'))
+		rv = fail(l, n, "tls",
+		          "needs ca, cert and key (make them with 'ingotctl pki', "
+		          "docs/operations.md)");
+	if (rv == 0) {
+		t.enabled = true;
+		c->tls = t;
+	}
+	return rv;
+}
+
 static int get_role(struct loader *l, const yaml_node_t *n, const char *key, uint8_t *out)
 {
 	const char *s = scalar(n);
@@ -338,8 +422,90 @@ int node_config_set_join(struct node_config *c, const char *list, struct ing_err
 	return 0;
 }
 
+static int get_on_off(struct loader *l, const yaml_node_t *n, const char *key, bool *out)
+{
+	const char *s = scalar(n);
+	if (s != NULL && (strcmp(s, "on") == 0 || strcmp(s, "true") == 0))
+		*out = true;
+	else if (s != NULL && (strcmp(s, "off") == 0 || strcmp(s, "false") == 0))
+		*out = false;
+	else
+		return fail(l, n, key, "expected on or off");
+	return 0;
+}
+
+/* A list of absolute paths (sandbox_paths, sandbox_devices). */
+static int get_paths(struct loader *l, const yaml_node_t *n, const char *key,
+                     char out[][NODE_PATH_MAX], unsigned *count)
+{
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail(l, n, key, "expected a list of absolute paths");
+	*count = 0;
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+	     it++) {
+		yaml_node_t *v = yaml_document_get_node(&l->doc, *it);
+		if (*count == NODE_SANDBOX_PATHS_MAX)
+			return fail(l, v, key, "more than %d", NODE_SANDBOX_PATHS_MAX);
+		int rv = get_str(l, v, key, out[*count], NODE_PATH_MAX);
+		if (rv == 0 && (out[*count][0] != '/' || strstr(out[*count], "..") != NULL))
+			rv = fail(l, v, key, "'%s' is not an absolute path without '..'",
+			          out[*count]);
+		if (rv != 0)
+			return rv;
+		(*count)++;
+	}
+	return 0;
+}
+
+static int load_sandbox_key(struct loader *l, const char *key, const yaml_node_t *v,
+                            struct node_config *c)
+{
+	uint64_t u;
+	int rv;
+	if (strcmp(key, "sandbox") == 0)
+		return get_on_off(l, v, key, &c->sandbox);
+	if (strcmp(key, "sandbox_allow_daemon_uid") == 0)
+		return get_bool(l, v, key, &c->sandbox_allow_daemon_uid);
+	if (strcmp(key, "sandbox_uid_base") == 0) {
+		rv = get_uint(l, v, key, 1000, 4000000000u, &u);
+		c->sandbox_uid_base = (uint32_t)u;
+		return rv;
+	}
+	if (strcmp(key, "sandbox_uid_count") == 0) {
+		rv = get_uint(l, v, key, 1, 65536, &u);
+		c->sandbox_uid_count = (uint32_t)u;
+		return rv;
+	}
+	if (strcmp(key, "sandbox_paths") == 0)
+		return get_paths(l, v, key, c->sandbox_paths, &c->nsandbox_paths);
+	if (strcmp(key, "sandbox_devices") == 0)
+		return get_paths(l, v, key, c->sandbox_devices, &c->nsandbox_devices);
+	if (strcmp(key, "stage_memory_bytes") == 0)
+		return get_uint(l, v, key, 0, UINT64_MAX, &c->stage_memory_bytes);
+	if (strcmp(key, "stage_cpu_seconds") == 0)
+		return get_uint(l, v, key, 0, UINT64_MAX, &c->stage_cpu_seconds);
+	if (strcmp(key, "stage_processes") == 0)
+		return get_uint(l, v, key, 0, 4194304, &c->stage_processes);
+	if (strcmp(key, "stage_output_bytes") == 0)
+		return get_uint(l, v, key, 0, UINT64_MAX, &c->stage_output_bytes);
+	if (strcmp(key, "stage_open_files") == 0)
+		return get_uint(l, v, key, 0, 1048576, &c->stage_open_files);
+	if (strcmp(key, "work_quota_bytes") == 0) {
+		rv = get_uint(l, v, key, 0, UINT64_MAX, &c->work_quota_bytes);
+		if (rv == 0 && c->work_quota_bytes != 0 && c->work_quota_bytes < (16ull << 20))
+			rv = fail(l, v, key, "0 (no quota) or at least 16777216 (16 MiB)");
+		return rv;
+	}
+	if (strcmp(key, "stage_tmp_bytes") == 0)
+		return get_uint(l, v, key, 1u << 20, UINT64_MAX, &c->stage_tmp_bytes);
+	return 1; /* not a sandbox key */
+}
+
 static int load_key(struct loader *l, const char *key, const yaml_node_t *v, struct node_config *c)
 {
+	int srv = load_sandbox_key(l, key, v, c);
+	if (srv != 1)
+		return srv;
 	if (strcmp(key, "join") == 0)
 		return get_join(l, v, c);
 	if (strcmp(key, "join_role") == 0)
@@ -396,6 +562,20 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_unsigned(l, v, key, 4096, 256u << 20, &c->max_frame_bytes);
 	if (strcmp(key, "request_timeout_ms") == 0)
 		return get_unsigned(l, v, key, 100, 600000, &c->request_timeout_ms);
+	if (strcmp(key, "max_connections") == 0)
+		return get_unsigned(l, v, key, 1, 1000000, &c->max_connections);
+	if (strcmp(key, "max_connections_per_address") == 0)
+		return get_unsigned(l, v, key, 1, 1000000, &c->max_connections_per_address);
+	if (strcmp(key, "max_output_bytes") == 0)
+		return get_unsigned(l, v, key, 4096, 1u << 30, &c->max_output_bytes);
+	if (strcmp(key, "max_calls") == 0)
+		return get_unsigned(l, v, key, 1, 1000000, &c->max_calls);
+	if (strcmp(key, "idle_timeout_ms") == 0)
+		return get_unsigned(l, v, key, 100, 86400000, &c->idle_timeout_ms);
+	if (strcmp(key, "frame_timeout_ms") == 0)
+		return get_unsigned(l, v, key, 100, 3600000, &c->frame_timeout_ms);
+	if (strcmp(key, "tls") == 0)
+		return get_tls(l, v, c);
 	if (strcmp(key, "store_sync") == 0)
 		return get_sync(l, v, &c->store_sync);
 	if (strcmp(key, "store_commit_interval_ms") == 0)
@@ -408,6 +588,12 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_uint(l, v, key, 1u << 16, 1ull << 44, &c->store_reserve_bytes);
 	if (strcmp(key, "log_level") == 0)
 		return get_level(l, v, &c->log_level);
+	if (strcmp(key, "log_format") == 0)
+		return get_format(l, v, &c->log_format);
+	if (strcmp(key, "log_file") == 0)
+		return get_str(l, v, key, c->log_file, sizeof(c->log_file));
+	if (strcmp(key, "http_address") == 0)
+		return get_address(l, v, key, c->http_address);
 	return fail(l, v, key, "unknown key");
 }
 
@@ -417,6 +603,22 @@ int node_config_load(struct node_config *c, const char *path, struct ing_error *
 	yaml_parser_t parser;
 	FILE *f = fopen(path, "rb");
 	int rv = 0;
+
+	/* The file's directory, absolute when it can be (the daemon's working
+	 * directory does not matter then). */
+	char copy[NODE_PATH_MAX];
+	snprintf(copy, sizeof(copy), "%s", path);
+	char *slash = strrchr(copy, '/');
+	if (slash == NULL)
+		snprintf(copy, sizeof(copy), ".");
+	else if (slash == copy)
+		copy[1] = '\0';
+	else
+		*slash = '\0';
+	char *absolute = realpath(copy, NULL); /* not into l.dir: realpath needs PATH_MAX */
+	snprintf(l.dir, sizeof(l.dir), "%s",
+	         absolute != NULL && strlen(absolute) < sizeof(l.dir) ? absolute : copy);
+	free(absolute);
 
 	if (f == NULL)
 		return ing_error_set(e, ING_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -459,6 +661,33 @@ out:
 	return rv;
 }
 
+static bool loopback(const char *address)
+{
+	return strncmp(address, "127.", 4) == 0;
+}
+
+int node_config_check_tls(const struct node_config *c, const char *source, struct ing_error *e)
+{
+	const char *key = NULL, *value = NULL;
+	if (c->tls.enabled)
+		return 0;
+	if (!loopback(c->api_address))
+		key = "api_address", value = c->api_address;
+	else if (!loopback(c->raft_address))
+		key = "raft_address", value = c->raft_address;
+	else if (c->http_address[0] != '\0' && !loopback(c->http_address))
+		key = "http_address", value = c->http_address;
+	if (key == NULL)
+		return 0;
+	return ing_error_set(e, ING_EINVAL,
+	                     "%s: key '%s' (%s) is not a loopback address and there is no 'tls' "
+	                     "key: plaintext is for 127.0.0.0/8 only. Make certificates with "
+	                     "'ingotctl pki init --dir DIR' and 'ingotctl pki issue node --id "
+	                     "%" PRIu64 " --address HOST --dir DIR', then name them under "
+	                     "'tls:' (ca, cert, key; docs/operations.md)",
+	                     source, key, value, c->id);
+}
+
 int node_config_check(struct node_config *c, const char *source, struct ing_error *e)
 {
 	const struct node_peer *self = NULL;
@@ -474,6 +703,12 @@ int node_config_check(struct node_config *c, const char *source, struct ing_erro
 	if (strcmp(c->raft_address, c->api_address) == 0)
 		return ing_error_set(e, ING_EINVAL,
 		                     "%s: 'raft_address' and 'api_address' must differ", source);
+	if (c->http_address[0] != '\0' && (strcmp(c->http_address, c->api_address) == 0 ||
+	                                   strcmp(c->http_address, c->raft_address) == 0))
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s: 'http_address' must differ from 'api_address' and "
+		                     "'raft_address'",
+		                     source);
 	if (c->node_down_after_ms < 2 * c->heartbeat_interval_ms)
 		return ing_error_set(e, ING_EINVAL,
 		                     "%s: key 'node_down_after_ms' (%u) must be at least twice "

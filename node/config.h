@@ -11,7 +11,14 @@
  *   peers:                      # the cluster's initial voters, this node included
  *     - {id: 1, raft_address: 127.0.0.1:7501, api_address: 127.0.0.1:7401}
  *   election_timeout_ms: 300
+ *   tls:                        # TLS 1.3 everywhere; paths relative to this file
+ *     ca: tls/ca.crt
+ *     cert: tls/node-1.crt
+ *     key: tls/node-1.key
+ *     client_certs: required    # or optional
  *   ...
+ *
+ * Without `tls` a node only binds loopback addresses (node_config_check_tls).
  *
  * Loading is strict: an unknown key, a value of the wrong type or out of
  * range, a duplicate peer id or address, a node id missing from its peers:
@@ -26,11 +33,23 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "storage/limits.h"
 #include "storage/store.h"
 
-#define NODE_MAX_PEERS   16
-#define NODE_ADDRESS_MAX 64
+#define NODE_MAX_PEERS         16
+#define NODE_ADDRESS_MAX       64
+#define NODE_SANDBOX_PATHS_MAX 16
+#define NODE_PATH_MAX          1024
+
+/* The `tls` key: absent (enabled false) means plaintext, loopback only. */
+struct node_tls_config {
+	bool enabled;
+	char ca[NODE_PATH_MAX];   /* absolute, or relative to the process's cwd */
+	char cert[NODE_PATH_MAX]; /* (relative paths in the file are resolved */
+	char key[NODE_PATH_MAX];  /* against the file's directory when loaded) */
+	enum ing_tls_client_certs client_certs;
+};
 
 /* Which GPUs a node offers to jobs (config key `gpus`). */
 enum node_gpus_mode {
@@ -66,12 +85,23 @@ struct node_config {
 	unsigned snapshot_trailing;
 	unsigned max_frame_bytes;
 	unsigned request_timeout_ms; /* how long a request waits for a leader */
+	/* The API server's limits (rpc/server.h); the defaults are rpc/'s. */
+	unsigned max_connections;
+	unsigned max_connections_per_address;
+	unsigned max_output_bytes;
+	unsigned max_calls;
+	unsigned idle_timeout_ms;
+	unsigned frame_timeout_ms;
+	struct node_tls_config tls;
 	enum store_sync store_sync;
 	unsigned store_commit_interval_ms; /* age at which the apply batch commits */
 	uint64_t store_map_bytes;          /* initial LMDB map; 0: storage's default */
 	uint64_t store_map_max_bytes;      /* the map's ceiling; 0: storage's default */
 	uint64_t store_reserve_bytes;      /* low-space margin; 0: storage's default */
 	enum ing_log_level log_level;
+	enum ing_log_format log_format;      /* text (default) or json */
+	char log_file[512];                  /* "" : stderr; reopened on SIGHUP */
+	char http_address[NODE_ADDRESS_MAX]; /* "" : no HTTP server */
 	/* The worker: what this node can run. */
 	char caps[ING_MAX_CAPS][ING_NAME_MAX + 1];
 	unsigned ncaps;
@@ -99,6 +129,24 @@ struct node_config {
 	unsigned voter_replace_after_ms;    /* a voter silent this long is replaced */
 	unsigned member_catchup_timeout_ms; /* a new member must catch up within it */
 	bool leave_on_shutdown;             /* SIGTERM: leave the cluster first */
+	/* The stage sandbox (node/worker/sandbox.h). */
+	bool sandbox;                  /* sandbox: on|off */
+	bool sandbox_allow_daemon_uid; /* without root: stages under the daemon's uid */
+	uint32_t sandbox_uid_base;     /* 0: SANDBOX_DEFAULT_UID_BASE + (id-1) % 1024 * count */
+	uint32_t sandbox_uid_count;    /* 0: SANDBOX_DEFAULT_UID_COUNT */
+	char sandbox_paths[NODE_SANDBOX_PATHS_MAX][NODE_PATH_MAX]; /* extra read-only paths */
+	unsigned nsandbox_paths;
+	char sandbox_devices[NODE_SANDBOX_PATHS_MAX][NODE_PATH_MAX]; /* e.g. /dev/nvidia0 */
+	unsigned nsandbox_devices;
+	/* The node's ceilings for every stage (0: none); a target's own limit
+	 * applies when lower. */
+	uint64_t stage_memory_bytes;
+	uint64_t stage_cpu_seconds;
+	uint64_t stage_processes;
+	uint64_t stage_output_bytes;
+	uint64_t stage_open_files;
+	uint64_t work_quota_bytes; /* disk of an attempt's directory (0: no quota) */
+	uint64_t stage_tmp_bytes;  /* the private /tmp (memory-backed) */
 };
 
 /* Parses "A:P[,A:P...]" into c->join (the --join flag).  ING_EINVAL naming
@@ -117,5 +165,12 @@ int node_config_load(struct node_config *c, const char *path, struct ing_error *
  * peers with the same addresses, no duplicates.  `source` names the file
  * (or "--dev") in messages. */
 int node_config_check(struct node_config *c, const char *source, struct ing_error *e);
+/*
+ * The daemon's rule for plaintext: without `tls`, every address the node
+ * binds (api_address, raft_address) must be a loopback address (127/8).
+ * ING_EINVAL with a message saying how to make certificates.  Offline
+ * tools (ingotd recover) do not apply it.
+ */
+int node_config_check_tls(const struct node_config *c, const char *source, struct ing_error *e);
 
 #endif

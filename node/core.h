@@ -11,8 +11,9 @@
  *
  * Lifetime: everything returned here is borrowed and valid until the node
  * frees itself (after node_stop, once the last hold is released).  Only
- * node_cons may return NULL (after raft closed), and node_api and
- * node_member while a failed start unwinds.
+ * node_cons may return NULL (after raft closed), node_metrics (metrics
+ * that could not be registered: the node serves without them), and
+ * node_api, node_member and node_http while a failed start unwinds.
  */
 #ifndef INGOT_NODE_CORE_H
 #define INGOT_NODE_CORE_H
@@ -27,6 +28,7 @@
 
 struct node;
 struct store;
+struct ing_tls;
 struct node_requests;
 
 struct api;
@@ -37,6 +39,9 @@ struct deadlines;
 struct worker;
 struct heartbeat;
 struct member;
+struct metrics;
+struct backup;
+struct http;
 
 /* Wall-clock milliseconds since the epoch (the leader's time in commands). */
 uint64_t node_now_ms(void);
@@ -46,6 +51,9 @@ const struct node_config *node_cfg(const struct node *n);
 uint64_t node_id(const struct node *n);
 struct store *node_store(const struct node *n);
 struct cons *node_cons(const struct node *n);
+/* The TLS context of the API, the raft transport and this node's calls
+ * (NULL: plaintext, loopback only). */
+struct ing_tls *node_tls(const struct node *n);
 /* The clients of this node's calls to ingot APIs (node/request.h). */
 struct node_requests *node_requests(const struct node *n);
 
@@ -59,6 +67,9 @@ uint64_t node_term(const struct node *n);
 void node_note_leader(struct node *n, uint64_t leader_id);
 /* node_stop has begun: start nothing new. */
 bool node_stopping(const struct node *n);
+/* The code of the fatal error that stopped the node (node_fatal), 0 when
+ * none. */
+int node_failed(const struct node *n);
 
 /* The modules (one each, created by node_start, freed with the node). */
 struct api *node_api(const struct node *n);
@@ -69,6 +80,9 @@ struct deadlines *node_deadlines(const struct node *n);
 struct worker *node_worker(const struct node *n);
 struct heartbeat *node_heartbeat(const struct node *n);
 struct member *node_member(const struct node *n);
+struct metrics *node_metrics(const struct node *n);
+struct backup *node_backup(const struct node *n);
+struct http *node_http(const struct node *n);
 
 /* Counts a resource that will be released asynchronously (a closing client
  * or handle) / its release; the node frees itself when the last one goes,

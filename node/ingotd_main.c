@@ -5,6 +5,10 @@
  * `ingotd gpus` prints the NVIDIA GPUs that discovery finds (the same
  * code the node runs at start) and exits 0, or 1 when there are none.
  *
+ * Signals: SIGINT/SIGTERM stop the node; SIGHUP reopens the log file and
+ * re-reads the TLS files (node_reload_tls), keeping the old ones when the
+ * new ones do not load.
+ *
  * Exit status: 0 after a clean stop (SIGINT/SIGTERM) or once the node learns
  * it was removed from the cluster, 1 when the node stopped on a fatal error
  * (store failure, unknown log format), 2 for a bad command line or
@@ -14,6 +18,7 @@
  * directory whose node was removed.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <msgpack.h>
 #include <openssl/crypto.h>
 #include <signal.h>
@@ -27,38 +32,41 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "node/config.h"
+#include "node/backup/backup.h"
 #include "node/member/recover.h"
 #include "node/node.h"
 #include "node/sm/cmd.h"
 #include "node/worker/gpu.h"
+#include "rpc/http.h"
 #include "storage/store.h"
 
 struct daemon {
 	uv_loop_t loop;
-	uv_signal_t sigint, sigterm;
+	uv_signal_t sigint, sigterm, sighup;
 	struct node *node;
 	int status;
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: ingotd --config FILE [options]\n"
-	        "       ingotd --dev [options]\n"
-	        "       ingotd recover --config FILE --members ID[,ID...] [--yes]\n"
-	        "       ingotd gpus\n"
-	        "\n"
-	        "  --config FILE        YAML configuration (docs/operations.md)\n"
-	        "  --dev                single-node cluster with embedded defaults:\n"
-	        "                       API 127.0.0.1:7401, raft 127.0.0.1:7501, data ./ingot-dev\n"
-	        "  --data-dir DIR       override data_dir\n"
-	        "  --api-address A:P    override api_address\n"
-	        "  --raft-address A:P   override raft_address\n"
-	        "  --join A:P[,A:P...]  join the cluster of these members' API addresses\n"
-	        "                       (empty data directory only; see docs/operations.md)\n"
-	        "  --log-level LEVEL    debug, info, warn, error\n"
-	        "  --version            version, commit and the libraries' versions\n"
-	        "  -h, --help           this text\n");
+	fprintf(f, "usage: ingotd --config FILE [options]\n"
+	           "       ingotd --dev [options]\n"
+	           "       ingotd recover --config FILE --members ID[,ID...] [--yes]\n"
+	           "       ingotd restore --from SNAPSHOT --config FILE [--data-dir DIR]\n"
+	           "       ingotd gpus\n"
+	           "\n"
+	           "  --config FILE        YAML configuration (docs/operations.md)\n"
+	           "  --dev                single-node cluster with embedded defaults:\n"
+	           "                       API 127.0.0.1:7401, raft 127.0.0.1:7501,\n"
+	           "                       HTTP 127.0.0.1:7601, data ./ingot-dev\n"
+	           "  --data-dir DIR       override data_dir\n"
+	           "  --api-address A:P    override api_address\n"
+	           "  --raft-address A:P   override raft_address\n"
+	           "  --join A:P[,A:P...]  join the cluster of these members' API addresses\n"
+	           "                       (empty data directory only; see docs/operations.md)\n"
+	           "  --log-level LEVEL    debug, info, warn, error\n"
+	           "  --version            version, commit and the libraries' versions\n"
+	           "  -h, --help           this text\n");
 }
 
 /* `ingotd gpus`: what GPU discovery finds here. */
@@ -96,7 +104,8 @@ static int gpus_main(int argc, char **argv)
 static void print_version(FILE *f)
 {
 	char lmdb_running[ING_VERSION_MAX], lmdb_built[ING_VERSION_MAX];
-	char uv_built[ING_VERSION_MAX];
+	char uv_built[ING_VERSION_MAX], mhd_built[ING_VERSION_MAX];
+	const char *mhd_running = rpc_http_library_version(mhd_built, sizeof(mhd_built));
 	store_lmdb_version(lmdb_running, lmdb_built, ING_VERSION_MAX);
 	snprintf(uv_built, sizeof(uv_built), "%d.%d.%d", UV_VERSION_MAJOR, UV_VERSION_MINOR,
 	         UV_VERSION_PATCH);
@@ -107,6 +116,8 @@ static void print_version(FILE *f)
 	    {"OpenSSL", OpenSSL_version(OPENSSL_VERSION_STRING), OPENSSL_VERSION_STR},
 	    {"msgpack-c", msgpack_version(), MSGPACK_VERSION},
 	    {"libyaml", yaml_get_version_string(), INGOT_BUILT_YAML},
+	    {"libmicrohttpd", mhd_running, mhd_built},
+	    {"jansson", jansson_version_str(), JANSSON_VERSION},
 	};
 	ing_version_print(f, "ingotd", libs, sizeof(libs) / sizeof(libs[0]));
 }
@@ -120,6 +131,7 @@ static void on_stopped(void *data, int status)
 	d->status = status == 0 ? 0 : status == ING_EINVAL ? 2 : 1;
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -128,6 +140,23 @@ static void on_signal(uv_signal_t *h, int signum)
 	ING_LOG_INFO("signal received signal=%d: stopping", signum);
 	if (d->node != NULL)
 		node_shutdown(d->node);
+}
+
+/* SIGHUP: logrotate moved the log file away, or the TLS files were
+ * replaced.  The log file is opened again by name, then the TLS files are
+ * read again (node_reload_tls: a failure keeps the old ones). */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct daemon *d = h->data;
+	struct ing_error e;
+	(void)signum;
+	if (ing_log_reopen(&e) != 0)
+		ING_LOG_ERROR("log file reopen failed msg=\"%s\": still logging to the old file",
+		              e.msg);
+	else
+		ING_LOG_INFO("log file reopened (SIGHUP)");
+	if (d->node != NULL)
+		node_reload_tls(d->node, &e);
 }
 
 /* Checks that addr can be bound, so that a bad address fails before any
@@ -184,6 +213,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "recover") == 0)
 		return node_recover_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "restore") == 0)
+		return node_restore_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "gpus") == 0)
 		return gpus_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -246,7 +277,8 @@ int main(int argc, char **argv)
 		        level);
 		return 2;
 	}
-	if (node_config_check(&cfg, source, &e) != 0) {
+	if (node_config_check(&cfg, source, &e) != 0 ||
+	    node_config_check_tls(&cfg, source, &e) != 0) {
 		fprintf(stderr, "ingotd: %s\n", e.msg);
 		return 2;
 	}
@@ -256,25 +288,37 @@ int main(int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	uv_loop_init(&d.loop);
 	if (check_bind(&d.loop, source, "api_address", cfg.api_address) != 0 ||
-	    check_bind(&d.loop, source, "raft_address", cfg.raft_address) != 0) {
+	    check_bind(&d.loop, source, "raft_address", cfg.raft_address) != 0 ||
+	    (cfg.http_address[0] != '\0' &&
+	     check_bind(&d.loop, source, "http_address", cfg.http_address) != 0)) {
+		uv_run(&d.loop, UV_RUN_DEFAULT);
+		uv_loop_close(&d.loop);
+		return 2;
+	}
+	ing_log_set_format(cfg.log_format);
+	if (cfg.log_file[0] != '\0' && ing_log_open(cfg.log_file, &e) != 0) {
+		fprintf(stderr, "ingotd: %s: key 'log_file': %s\n", source, e.msg);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&d.loop);
 		return 2;
 	}
 	if (node_start(&d.loop, &cfg, on_stopped, &d, &d.node, &e) != 0) {
-		fprintf(stderr, "ingotd: cannot start: %s\n", e.msg);
+		fprintf(stderr, "ingotd: %s: cannot start: %s\n", source, e.msg);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&d.loop);
 		return e.code == ING_EINVAL ? 2 : 1;
 	}
 	uv_signal_init(&d.loop, &d.sigint);
 	uv_signal_init(&d.loop, &d.sigterm);
-	d.sigint.data = d.sigterm.data = &d;
+	uv_signal_init(&d.loop, &d.sighup);
+	d.sigint.data = d.sigterm.data = d.sighup.data = &d;
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d.sighup, on_sighup, SIGHUP);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&d.loop) != 0)
 		ING_LOG_WARN("loop closed with handles still open");
 	ING_LOG_INFO("ingotd exiting status=%d", d.status);
+	ing_log_close();
 	return d.status;
 }

@@ -43,8 +43,11 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "node/api/api.h"
+#include "node/backup/backup.h"
 #include "node/bus.h"
 #include "node/core.h"
+#include "node/http/http.h"
+#include "node/http/metrics.h"
 #include "node/leader/deadline.h"
 #include "node/leader/liveness.h"
 #include "node/leader/retention.h"
@@ -55,6 +58,8 @@
 #include "node/sm/sm.h"
 #include "node/worker/heartbeat.h"
 #include "node/worker/probe.h"
+#include "node/worker/sandbox.h"
+#include "node/worker/sandbox_node.h"
 #include "node/worker/worker.h"
 #include "rpc/server.h"
 #include "storage/store.h"
@@ -71,9 +76,10 @@ struct node {
 	struct cons *cons;
 	struct rpc_server *server;
 	struct node_requests *requests;
-	uv_prepare_t flush;         /* commits the apply batch when due (batch_due) */
-	uv_timer_t commit_timer;    /* commits a batch older than store_commit_interval_ms */
-	uint64_t batch_since_ms;    /* uv_now() when the open batch was first seen, 0: none */
+	struct ing_tls *tls;     /* NULL: plaintext (loopback only); API, raft and every client */
+	uv_prepare_t flush;      /* commits the apply batch when due (batch_due) */
+	uv_timer_t commit_timer; /* commits a batch older than store_commit_interval_ms */
+	uint64_t batch_since_ms; /* uv_now() when the open batch was first seen, 0: none */
 	uv_timer_t heartbeat_timer; /* node/bus.h: heartbeat tick */
 	uv_timer_t member_timer;    /* node/bus.h: member tick */
 	/* what raft reported last */
@@ -89,6 +95,9 @@ struct node {
 	struct worker *worker;
 	struct heartbeat *heartbeat;
 	struct member *member;
+	struct metrics *metrics; /* NULL when they could not be registered */
+	struct backup *backup;
+	struct http *http;
 	/* lifecycle */
 	bool stopping;
 	int failed;
@@ -131,6 +140,11 @@ struct cons *node_cons(const struct node *n)
 	return n->cons;
 }
 
+struct ing_tls *node_tls(const struct node *n)
+{
+	return n->tls;
+}
+
 struct node_requests *node_requests(const struct node *n)
 {
 	return n->requests;
@@ -164,6 +178,11 @@ void node_note_leader(struct node *n, uint64_t leader_id)
 bool node_stopping(const struct node *n)
 {
 	return n->stopping;
+}
+
+int node_failed(const struct node *n)
+{
+	return n->failed;
 }
 
 struct api *node_api(const struct node *n)
@@ -206,6 +225,21 @@ struct member *node_member(const struct node *n)
 	return n->member;
 }
 
+struct metrics *node_metrics(const struct node *n)
+{
+	return n->metrics;
+}
+
+struct backup *node_backup(const struct node *n)
+{
+	return n->backup;
+}
+
+struct http *node_http(const struct node *n)
+{
+	return n->http;
+}
+
 /* ---- apply path --------------------------------------------------------- */
 
 /* The id a successful job_submit returns (its result value). */
@@ -246,6 +280,7 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 		    .submitted_job = submitted_job(&res),
 		    .job = res.job,
 		    .deadline_at_ms = res.job_deadline_at_ms,
+		    .result = &res,
 		    .released = res.released,
 		};
 		bus_applied(n, &a);
@@ -321,6 +356,8 @@ static int node_restore(void *data, const void *buf, size_t len)
 	else
 		ING_LOG_INFO("snapshot restored bytes=%zu replaced=%s", len,
 		             replaced ? "yes" : "no (store is newer)");
+	if (rv == 0 && replaced)
+		bus_restored(n);
 	return rv;
 }
 
@@ -418,6 +455,12 @@ static void node_cons_fatal(void *data, int code, const char *message)
 
 static void free_modules(struct node *n)
 {
+	if (n->http != NULL)
+		http_free(n->http);
+	if (n->backup != NULL)
+		backup_free(n->backup);
+	if (n->metrics != NULL)
+		metrics_free(n->metrics);
 	if (n->member != NULL)
 		member_free(n->member);
 	if (n->api != NULL)
@@ -447,6 +490,8 @@ static void maybe_done(struct node *n)
 	n->store = NULL;
 	sm_free(n->sm);
 	n->sm = NULL;
+	ing_tls_free(n->tls);
+	n->tls = NULL;
 	void (*stopped)(void *, int) = n->stopped;
 	void *data = n->stopped_data;
 	int status = n->failed;
@@ -510,6 +555,24 @@ void node_shutdown(struct node *n)
 		node_stop(n);
 }
 
+int node_reload_tls(struct node *n, struct ing_error *e)
+{
+	if (n->tls == NULL) {
+		ING_LOG_DEBUG("tls reload: nothing to do (no tls configured)");
+		return 0;
+	}
+	int rv = ing_tls_reload(n->tls, e);
+	if (rv != 0) {
+		ING_LOG_WARN("tls reload failed, keeping the current certificates msg=\"%s\"",
+		             e->msg);
+		return rv;
+	}
+	char desc[256];
+	ing_tls_describe(n->tls, desc, sizeof(desc));
+	ING_LOG_INFO("tls reloaded: new connections use %s", desc);
+	return 0;
+}
+
 void node_fatal(struct node *n, int code, const char *what)
 {
 	if (n->failed != 0)
@@ -536,6 +599,10 @@ static int new_modules(struct node *n)
 		rv = worker_new(n, &n->worker);
 	if (rv == 0)
 		rv = heartbeat_new(n, &n->heartbeat);
+	if (rv == 0)
+		rv = backup_new(n, &n->backup);
+	if (rv == 0 && metrics_new(n, &n->metrics) != 0)
+		n->metrics = NULL; /* logged; the node serves without metrics */
 	if (rv != 0) {
 		free_modules(n);
 		n->requests = NULL;
@@ -545,6 +612,8 @@ static int new_modules(struct node *n)
 		n->retention = NULL;
 		n->worker = NULL;
 		n->heartbeat = NULL;
+		n->backup = NULL;
+		n->metrics = NULL;
 	}
 	return rv;
 }
@@ -587,9 +656,31 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	cb.data = n;
 
 	rv = member_check_marker(cfg->data_dir, cfg->id, e);
+	if (rv == 0 && cfg->tls.enabled) {
+		/* Every file read and checked (key, chain, node id) before
+		 * anything is written. */
+		struct ing_tls_config tc = {cfg->tls.ca, cfg->tls.cert, cfg->tls.key,
+		                            cfg->tls.client_certs};
+		struct ing_tls_identity own;
+		rv = ing_tls_new(&tc, &n->tls, e);
+		if (rv == 0) {
+			ing_tls_own_identity(n->tls, &own);
+			if (own.kind != ING_TLS_PEER_NODE || own.node_id != cfg->id) {
+				char who[ING_TLS_NAME_MAX + 16];
+				ing_tls_identity_format(&own, who, sizeof(who));
+				rv =
+				    ing_error_set(e, ING_EINVAL,
+				                  "TLS certificate '%s' is that of %s, not of node "
+				                  "%" PRIu64 " (make one with 'ingotctl pki issue "
+				                  "node --id %" PRIu64 "')",
+				                  cfg->tls.cert, who, cfg->id, cfg->id);
+			}
+		}
+	}
 	if (rv == 0)
 		rv = ing_mkdirs(cfg->data_dir, 0700, e);
 	if (rv != 0) {
+		ing_tls_free(n->tls);
 		free(n);
 		return rv;
 	}
@@ -598,15 +689,24 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	if (realpath(cfg->data_dir, absolute) != NULL && strlen(absolute) < sizeof(n->cfg.data_dir))
 		snprintf(n->cfg.data_dir, sizeof(n->cfg.data_dir), "%s", absolute);
 	rv = store_open(n->cfg.data_dir, &so, &n->store, e);
-	if (rv == 0)
+	struct sandbox_host *sandbox = NULL;
+	if (rv == 0) {
+		/* Before the old attempt directories go: some may be mounts. */
+		sandbox = sandbox_node_prepare(loop, &n->cfg);
 		worker_reap(n->cfg.data_dir);
+	}
 	if (rv == 0)
 		rv = sm_new(&n->sm);
 	if (rv == 0 && (rv = new_modules(n)) != 0)
 		ing_error_set(e, rv, "out of memory");
+	if (rv == 0 && sandbox != NULL)
+		worker_set_sandbox(n->worker, sandbox);
+	else if (sandbox != NULL)
+		sandbox_host_free(sandbox);
 	if (rv != 0) {
 		sm_free(n->sm);
 		store_close(n->store);
+		ing_tls_free(n->tls);
 		free(n);
 		return rv;
 	}
@@ -632,7 +732,17 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	memset(&ro, 0, sizeof(ro));
 	ro.address = cfg->api_address;
 	ro.max_frame_bytes = cfg->max_frame_bytes;
+	ro.max_connections = cfg->max_connections;
+	ro.max_connections_per_address = cfg->max_connections_per_address;
+	ro.max_output_bytes = cfg->max_output_bytes;
+	ro.max_calls = cfg->max_calls;
+	ro.idle_timeout_ms = cfg->idle_timeout_ms;
+	ro.frame_timeout_ms = cfg->frame_timeout_ms;
+	ro.tls = n->tls;
 	rv = rpc_server_start(loop, &ro, api_handle, n, &n->server, e);
+	if (rv != 0)
+		goto fail;
+	rv = http_start(n, &n->http, e);
 	if (rv != 0)
 		goto fail;
 
@@ -652,6 +762,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	cc.connect_retry_ms = cfg->connect_retry_ms;
 	cc.snapshot_threshold = cfg->snapshot_threshold;
 	cc.snapshot_trailing = cfg->snapshot_trailing;
+	cc.tls = n->tls;
 	rv = cons_start(loop, &cc, &cb, &n->cons, e);
 	if (rv != 0) {
 		n->cons = NULL;
@@ -665,8 +776,10 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		ing_error_set(e, rv, "cannot start membership: %s", ing_err_msg(rv));
 		goto fail;
 	}
-	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s data_dir=%s", cfg->id,
-	             cfg->api_address, cfg->raft_address, n->cfg.data_dir);
+	ING_LOG_INFO("node started id=%" PRIu64 " api=%s raft=%s http=%s data_dir=%s tls=%s",
+	             cfg->id, cfg->api_address, cfg->raft_address,
+	             cfg->http_address[0] != '\0' ? cfg->http_address : "off", n->cfg.data_dir,
+	             n->tls != NULL ? "on" : "off (loopback only)");
 	*out = n;
 	return 0;
 fail:

@@ -28,6 +28,15 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
                void (*stopped)(void *data, int status), void *data, struct node **out,
                struct ing_error *e);
 
+/*
+ * Re-reads the TLS files of the configuration (SIGHUP): new connections of
+ * the API, the raft transport and this node's clients use the new
+ * certificate, key and CA; open connections keep theirs.  On an error
+ * nothing changes.  0 (also without TLS: nothing to do), or ing_tls_reload's
+ * errors with e naming the file.
+ */
+int node_reload_tls(struct node *n, struct ing_error *e);
+
 /* Stops serving and closes everything (see node_start's `stopped`). */
 void node_stop(struct node *n);
 /* SIGTERM: with leave_on_shutdown, asks the cluster to remove this node

@@ -77,6 +77,7 @@ static int open_client(struct node_requests *rq, const char *const *addrs, unsig
 	    .nendpoints = naddrs,
 	    .max_frame_bytes = node_cfg(rq->n)->max_frame_bytes,
 	    .connect_timeout_ms = connect_ms,
+	    .tls = node_tls(rq->n),
 	};
 	if (naddrs == 0)
 		return ING_EINVAL;

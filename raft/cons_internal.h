@@ -99,6 +99,12 @@ struct cons {
 	int fatal_code;
 	char fatal_msg[128];
 
+	/* metrics.c: libraft's append, wrapped to be timed, and the registry
+	 * our collect callback is in (NULL: none). */
+	int (*orig_append)(struct raft_io *io, struct raft_io_append *req,
+	                   const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
+	struct ing_metrics *metrics_registry;
+
 	bool closing;               /* cons_close called: draining, no new requests */
 	bool raft_closing;          /* raft_close called */
 	uint64_t close_deadline_ms; /* uv_now() limit of the drain */
@@ -125,6 +131,15 @@ bool cons_claim(void *owner, uint64_t index);
 void cons_deliver(struct cons *c, bool all);
 /* Completes every request libraft still holds with status (close path). */
 void cons_fail_pending(struct cons *c, int status);
+
+/* metrics.c (docs/operations.md "Metrics") */
+/* After raft_uv_init, before raft_init: registers the families, the
+ * collect callback, and wraps io.append to time it. */
+void cons_metrics_start(struct cons *c);
+/* Before c is freed: removes the collect callback. */
+void cons_metrics_stop(struct cons *c);
+void cons_metrics_leader_changed(void);
+void cons_metrics_snapshot(double seconds);
 
 /* trace.c */
 void cons_trace_init(struct cons *c);

@@ -59,6 +59,7 @@
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "raft/cons_internal.h"
 #include "raft/transport.h"
 
@@ -204,6 +205,7 @@ static const char *raft_detail(struct cons *c)
 
 static void cons_free(struct cons *c)
 {
+	cons_metrics_stop(c);
 	free(c->address);
 	free(c->dir);
 	free(c);
@@ -291,6 +293,8 @@ static void report_role(struct cons *c)
 	if (term != c->term) {
 		ing_log_set_term(term);
 	}
+	if (c->reported && leader != c->leader_id)
+		cons_metrics_leader_changed();
 	c->reported = true;
 	c->role = role;
 	c->leader_id = leader;
@@ -545,17 +549,33 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	cons_link_init(&c->pending);
 	cons_link_init(&c->done);
 
+	if (cfg->tls != NULL) {
+		struct ing_tls_identity own;
+		ing_tls_own_identity(cfg->tls, &own);
+		if (own.kind != ING_TLS_PEER_NODE || own.node_id != cfg->id) {
+			char who[ING_TLS_NAME_MAX + 16];
+			ing_tls_identity_format(&own, who, sizeof(who));
+			cons_free(c);
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "consensus: the TLS certificate is that of %s, not of node "
+			    "%" PRIu64 " (make one with 'ingotctl pki issue node --id "
+			    "%" PRIu64 "')",
+			    who, cfg->id, cfg->id);
+		}
+	}
 	rv = ing_mkdirs(c->dir, 0700, e);
 	if (rv != 0) {
 		cons_free(c);
 		return rv;
 	}
-	rv = cons_transport_init(&c->transport, loop);
+	rv = cons_transport_init(&c->transport, loop, cfg->tls);
 	if (rv != 0) {
 		code = cons_raft_failed(c, "cons_transport_init", rv, c->transport.errmsg);
+		ing_error_set(e, code, "consensus: transport init failed: %s",
+		              c->transport.errmsg[0] ? c->transport.errmsg : raft_strerror(rv));
 		cons_free(c);
-		return ing_error_set(e, code, "consensus: transport init failed: %s",
-		                     raft_strerror(rv));
+		return code;
 	}
 	rv = raft_uv_init(&c->io, loop, c->dir, &c->transport);
 	if (rv != 0) {
@@ -570,6 +590,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		cons_snapref_wrap(c);
 	}
 	cons_trace_init(c);
+	cons_metrics_start(c);
 	raft_uv_set_tracer(&c->io, &c->tracer);
 	raft_uv_set_connect_retry_delay(&c->io, cfg->connect_retry_ms ? cfg->connect_retry_ms
 	                                                              : DEFAULT_CONNECT_RETRY_MS);
@@ -598,6 +619,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	}
 	c->raft.data = c;
 	c->raft.tracer = &c->tracer;
+	cons_transport_set_raft(&c->transport, &c->raft);
 	c->fsm.raft = &c->raft;
 	raft_set_election_timeout(&c->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms
 	                                                             : DEFAULT_ELECTION_TIMEOUT_MS);
@@ -674,6 +696,7 @@ void cons_close(struct cons *c, void (*close_cb)(void *data), void *data)
 	c->closing = true;
 	c->close_cb = close_cb;
 	c->close_data = data;
+	cons_metrics_stop(c);
 	uv_update_time(c->loop);
 	c->close_deadline_ms = uv_now(c->loop) + CLOSE_DRAIN_MAX_MS;
 	ING_LOG_INFO("raft closing raft_node=%" PRIu64 " term=%llu last_index=%llu "

@@ -37,6 +37,8 @@
 
 #include "common/err.h"
 
+struct ing_tls;
+
 /* "a.b.c.d:port" with a port in 1..65535: the only address form libraft's
  * TCP transport takes. */
 bool cons_address_valid(const char *s);
@@ -57,6 +59,11 @@ struct cons_config {
 	unsigned connect_retry_ms;       /* 0: 50 */
 	unsigned snapshot_threshold;     /* 0: 4096 entries */
 	unsigned snapshot_trailing;      /* 0: 1024 entries */
+	/* Peer traffic over mutual TLS 1.3 with this context (borrowed; must
+	 * hold this node's certificate, ingot:node:<id>, and outlive the
+	 * node; ing_tls_reload changes it for new connections).  NULL:
+	 * libraft's plaintext TCP (dev mode, loopback). */
+	struct ing_tls *tls;
 };
 
 enum cons_role {
@@ -148,7 +155,8 @@ struct cons;
  * Starts a node on loop: bootstraps the cluster when cfg->ninitial > 0 and
  * the directory holds no state, restarts from the directory otherwise.
  * cfg and cb are copied.  ING_EINVAL (bad address, id not among the initial
- * voters or with another address there, heartbeat >= election timeout),
+ * voters or with another address there, heartbeat >= election timeout, a
+ * TLS certificate that does not name this node's id),
  * ING_EIO, ING_ENOMEM, or libraft's failure translated (e.g. ING_EIO when the
  * address is in use), with a message in e.  On a failure after libraft was
  * initialised, its handles are released asynchronously: the loop must still

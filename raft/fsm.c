@@ -187,6 +187,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 		return take_reference(f, bufs, n_bufs);
 	if (f->cb.snapshot_prepare != NULL && f->cb.snapshot_prepare(f->cb.data) != 0)
 		return RAFT_BUSY;
+	f->snapshot_started_ms = now_ms();
 	if (f->async) {
 		/* The copy happens in fsm_snapshot_async, off the loop. */
 		*bufs = NULL;
@@ -205,8 +206,12 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], 
 /* Version 2: libraft is done with what fsm_snapshot lent it. */
 static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
+	struct cons_fsm *f = fsm->data;
 	unsigned i;
-	(void)fsm;
+	if (f->snapshot_started_ms > 0) {
+		cons_metrics_snapshot((now_ms() - f->snapshot_started_ms) / 1e3);
+		f->snapshot_started_ms = 0;
+	}
 	if (*bufs != NULL) {
 		for (i = 0; i < *n_bufs; i++) {
 			free((*bufs)[i].base);

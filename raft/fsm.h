@@ -52,16 +52,17 @@ struct cons_fsm {
 	void *owner;
 
 	/* State, read-only for owners. */
-	bool failed;             /* apply or restore failed: every later apply fails */
-	int fatal_code;          /* ING_E* of the first failure, 0 if none */
-	uint64_t last_index;     /* index of the last successful apply, 0: none */
-	bool async;              /* version 3: the copy runs on a pool thread */
-	bool refs;               /* reference snapshots (cb.snapshot_sync set) */
-	uint64_t n_ref_restored; /* references checked at restore */
-	bool after_restore;      /* the next index follows a snapshot, not last_index */
-	uint64_t n_applied;      /* entries applied */
-	uint64_t n_restored;     /* snapshots restored */
-	uint64_t n_snapshots;    /* snapshots taken */
+	bool failed;                /* apply or restore failed: every later apply fails */
+	int fatal_code;             /* ING_E* of the first failure, 0 if none */
+	uint64_t last_index;        /* index of the last successful apply, 0: none */
+	bool async;                 /* version 3: the copy runs on a pool thread */
+	bool refs;                  /* reference snapshots (cb.snapshot_sync set) */
+	uint64_t n_ref_restored;    /* references checked at restore */
+	bool after_restore;         /* the next index follows a snapshot, not last_index */
+	uint64_t n_applied;         /* entries applied */
+	uint64_t n_restored;        /* snapshots restored */
+	uint64_t n_snapshots;       /* snapshots taken */
+	double snapshot_started_ms; /* the snapshot in progress began (monotonic), 0: none */
 };
 
 /* Fills f for cb (copied); claim/on_fatal/owner/raft are left NULL. */

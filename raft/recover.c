@@ -150,7 +150,7 @@ static int offline_open(struct offline *o, const char *dir, uint64_t id, const c
 		return ing_error_set(e, ING_EIO, "raft directory %s: cannot create a loop", dir);
 	}
 	o->loop_open = true;
-	rv = cons_transport_init(&o->transport, &o->loop);
+	rv = cons_transport_init(&o->transport, &o->loop, NULL);
 	if (rv != 0) {
 		rv = ing_error_set(e, cons_err_from_raft(rv), "raft directory %s: transport: %s",
 		                   dir, raft_strerror(rv));

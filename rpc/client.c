@@ -7,8 +7,9 @@
  *              every pending request.  Freed once rpc_client_close was
  *              called, its timer is closed and no connection object is left;
  *              the pending requests fail just before.
- *   cconn   -- one TCP connection to one endpoint; owns its uv_tcp_t and
- *              input buffer; freed in the handle's close callback.  While a
+ *   cconn   -- one TCP connection to one endpoint; owns its uv_tcp_t, its
+ *              input buffer and, with TLS, its session (common/tls.h);
+ *              freed in the handle's close callback.  While a
  *              connection is closing it stays the client's current one, so
  *              no second connection is opened before the first's pending
  *              requests have been taken back.
@@ -37,6 +38,16 @@
  * list is scanned.  Completing a request never re-arms it (a spurious
  * wake-up is cheap), so the cost per request stays O(1) on the reply path.
  *
+ * TLS: after the TCP connect the session's handshake runs over the
+ * connection (the server's certificate must name the endpoint's IP); the
+ * connection counts as connected, and requests are written, only once it
+ * is done, so connect_timeout_ms covers both.  Ciphertext is read into one
+ * buffer per client and decrypted at once into the frame reader; frames are
+ * encrypted as they are written.  The first bytes of a connection are
+ * looked at before anything else (rpc_sniff): a peer that is not an ingot
+ * server of the expected kind fails the endpoint with a reason saying what
+ * it is.
+ *
  * Callbacks never run inside rpc_client_call.  A callback may call
  * rpc_client_call or rpc_client_close; every loop that runs callbacks first
  * moves the affected requests to a private list, so that re-entry cannot
@@ -44,6 +55,7 @@
  */
 #include "rpc/client.h"
 
+#include <arpa/inet.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +67,7 @@
 #include "rpc/frame.h"
 
 #define HASH_BUCKETS     1024u
+#define CIPHER_CHUNK     (64u * 1024u)
 #define BACKOFF_FIRST_MS 50u
 #define BACKOFF_MAX_MS   500u
 #define ENDPOINT_NAME    32
@@ -91,11 +104,15 @@ struct cconn {
 	struct rpc_reader in;
 	msgpack_zone zone;
 	uint64_t connect_deadline_ms;
-	bool connected;
+	struct ing_tls_session *tls; /* NULL: plaintext */
+	bool tcp_connected;
+	bool connected; /* TCP connected and, with TLS, the handshake done */
 	bool closing;
+	bool framed;      /* any frame arrived (the peer speaks ingot) */
+	bool sniffed;     /* TLS: the first bytes were looked at */
 	bool got_frame;   /* a real reply or event arrived */
 	bool had_pending; /* requests were outstanding when it ended */
-	char reason[160]; /* why it ended */
+	char reason[200]; /* why it ended */
 };
 
 struct rpc_client {
@@ -113,6 +130,8 @@ struct rpc_client {
 	unsigned timeout_ms;
 	unsigned connect_timeout_ms;
 	char *token;
+	struct ing_tls *tls;
+	char *cipher_in; /* TLS: the one read buffer, CIPHER_CHUNK bytes */
 	struct cconn *conn;
 	unsigned nconns; /* connection objects not yet freed */
 	struct rpc_pending *head, *tail;
@@ -342,6 +361,7 @@ static void on_conn_close(uv_handle_t *h)
 		c->tried[0] = '\0';
 	rpc_reader_free(&conn->in);
 	msgpack_zone_destroy(&conn->zone);
+	ing_tls_session_free(conn->tls);
 	free(conn);
 	c->nconns--;
 
@@ -377,7 +397,7 @@ static void on_write(uv_write_t *req, int status)
 		conn_fail(conn, uv_strerror(status));
 }
 
-static int conn_write(struct cconn *conn, const char *data, size_t len)
+static int conn_write_raw(struct cconn *conn, const char *data, size_t len)
 {
 	struct wreq *w = malloc(sizeof(*w) + len);
 	if (w == NULL)
@@ -393,6 +413,60 @@ static int conn_write(struct cconn *conn, const char *data, size_t len)
 		return ing_err_from_uv(rv);
 	}
 	return 0;
+}
+
+/* TLS: sends the ciphertext the session has ready. */
+static int conn_tls_flush(struct cconn *conn)
+{
+	char *data;
+	size_t len;
+	if (ing_tls_session_take(conn->tls, &data, &len) != 0) {
+		conn_fail(conn, "out of memory");
+		return ING_ENOMEM;
+	}
+	int rv = len == 0 ? 0 : conn_write_raw(conn, data, len);
+	free(data);
+	return rv;
+}
+
+static int conn_write(struct cconn *conn, const char *data, size_t len)
+{
+	if (conn->tls == NULL)
+		return conn_write_raw(conn, data, len);
+	struct ing_error err;
+	int rv = ing_tls_session_write(conn->tls, data, len, &err);
+	if (rv != 0) {
+		char reason[200];
+		snprintf(reason, sizeof(reason), "TLS: %.180s", err.msg);
+		conn_fail(conn, reason);
+		return rv;
+	}
+	return conn_tls_flush(conn);
+}
+
+/* The reason for a peer whose first bytes are no ingot frame. */
+static void stranger_reason(const char *p, size_t n, char *buf, size_t cap)
+{
+	char line[64];
+	switch (rpc_sniff(p, n)) {
+	case RPC_SNIFF_HTTP:
+		rpc_sniff_line(p, n, line, sizeof(line));
+		snprintf(buf, cap, "not an ingot server: it answered like an HTTP server (\"%s\")",
+		         line);
+		break;
+	case RPC_SNIFF_TLS:
+		snprintf(buf, cap,
+		         "the server speaks TLS: give the cluster CA with --cacert (INGOT_CACERT)");
+		break;
+	default: {
+		const unsigned char *u = (const unsigned char *)p;
+		snprintf(buf, cap,
+		         "not an ingot server (its first bytes, %02x %02x %02x %02x, are "
+		         "no ingot frame)",
+		         n > 0 ? u[0] : 0, n > 1 ? u[1] : 0, n > 2 ? u[2] : 0, n > 3 ? u[3] : 0);
+		break;
+	}
+	}
 }
 
 static void conn_handle_frame(struct cconn *conn, const char *body, size_t len)
@@ -458,21 +532,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct cconn *conn = h->data;
 	(void)suggested;
-	rpc_reader_alloc(&conn->in, buf);
+	if (conn->tls != NULL)
+		*buf = uv_buf_init(conn->client->cipher_in, CIPHER_CHUNK);
+	else
+		rpc_reader_alloc(&conn->in, buf);
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* Cuts and handles the frames buffered in the reader. */
+static void conn_process(struct cconn *conn)
 {
-	struct cconn *conn = stream->data;
-	(void)buf;
-	if (nread == 0)
-		return;
-	if (nread < 0) {
-		conn_fail(conn, nread == UV_EOF ? "connection closed by the server"
-		                                : uv_strerror((int)nread));
-		return;
-	}
-	conn->in.len += (size_t)nread;
 	while (!conn->closing && !conn->client->closing) {
 		const char *body;
 		size_t len;
@@ -481,13 +549,98 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		if (rv == 0)
 			break;
 		if (rv < 0) {
-			char reason[160];
-			snprintf(reason, sizeof(reason), "bad frame from server: %.120s", err.msg);
+			char reason[200];
+			if (!conn->framed)
+				stranger_reason(conn->in.buf + conn->in.pos,
+				                rpc_reader_partial(&conn->in), reason,
+				                sizeof(reason));
+			else
+				snprintf(reason, sizeof(reason), "bad frame from server: %.120s",
+				         err.msg);
 			conn_fail(conn, reason);
 			break;
 		}
+		conn->framed = true;
 		conn_handle_frame(conn, body, len);
 	}
+}
+
+/* TLS: the handshake finished; requests may go now. */
+static void conn_tls_established(struct cconn *conn)
+{
+	conn->connected = true;
+	ING_LOG_DEBUG("rpc connected endpoint=%s tls=on", conn->client->ep_names[conn->ep]);
+	client_pump(conn->client);
+}
+
+/* TLS: ciphertext arrived; decrypt all of it into the reader. */
+static void conn_tls_read(struct cconn *conn, const char *p, size_t n)
+{
+	char reason[200];
+	if (!conn->sniffed) {
+		conn->sniffed = true;
+		if (rpc_sniff(p, n) != RPC_SNIFF_TLS) {
+			if (rpc_sniff(p, n) == RPC_SNIFF_INGOT)
+				snprintf(reason, sizeof(reason),
+				         "the server answered without TLS (an ingot server without "
+				         "tls? then leave out --cacert)");
+			else
+				stranger_reason(p, n, reason, sizeof(reason));
+			conn_fail(conn, reason);
+			return;
+		}
+	}
+	if (ing_tls_session_input(conn->tls, p, n) != 0) {
+		conn_fail(conn, "out of memory");
+		return;
+	}
+	for (;;) {
+		uv_buf_t b;
+		size_t got;
+		struct ing_error err;
+		rpc_reader_alloc(&conn->in, &b);
+		if (b.base == NULL) {
+			conn_fail(conn, "out of memory");
+			return;
+		}
+		int rv = ing_tls_session_read(conn->tls, b.base, b.len, &got, &err);
+		if (rv != 0) {
+			conn_tls_flush(conn);
+			snprintf(reason, sizeof(reason), "TLS: %.180s", err.msg);
+			conn_fail(conn, reason);
+			return;
+		}
+		if (got == 0)
+			break;
+		conn->in.len += got;
+	}
+	if (conn_tls_flush(conn) != 0)
+		return;
+	if (!conn->connected && ing_tls_session_established(conn->tls))
+		conn_tls_established(conn);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct cconn *conn = stream->data;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		if (nread != UV_EOF)
+			conn_fail(conn, uv_strerror((int)nread));
+		else if (conn->tls != NULL && !conn->connected)
+			conn_fail(conn,
+			          "connection closed during the TLS handshake (does the server "
+			          "speak TLS?)");
+		else
+			conn_fail(conn, "connection closed by the server");
+		return;
+	}
+	if (conn->tls != NULL)
+		conn_tls_read(conn, buf->base, (size_t)nread);
+	else
+		conn->in.len += (size_t)nread;
+	conn_process(conn);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -499,15 +652,35 @@ static void on_connect(uv_connect_t *req, int status)
 		conn_fail(conn, uv_strerror(status));
 		return;
 	}
+	struct rpc_client *c = conn->client;
+	conn->tcp_connected = true;
+	if (c->tls != NULL) {
+		char ip[INET_ADDRSTRLEN];
+		struct ing_error err;
+		inet_ntop(AF_INET, &c->eps[conn->ep].sin_addr, ip, sizeof(ip));
+		struct ing_tls_session_options so = {ING_TLS_CONNECT, ip, false};
+		size_t got;
+		if (ing_tls_session_new(c->tls, &so, &conn->tls, &err) != 0 ||
+		    ing_tls_session_read(conn->tls, NULL, 0, &got, &err) != 0) {
+			char reason[200];
+			snprintf(reason, sizeof(reason), "TLS: %.180s", err.msg);
+			conn_fail(conn, reason);
+			return;
+		}
+		if (conn_tls_flush(conn) != 0)
+			return;
+	}
 	int rv = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
 	if (rv != 0) {
 		conn_fail(conn, uv_strerror(rv));
 		return;
 	}
 	uv_tcp_nodelay(&conn->tcp, 1);
+	if (c->tls != NULL)
+		return; /* connected once the handshake is done */
 	conn->connected = true;
-	ING_LOG_DEBUG("rpc connected endpoint=%s", conn->client->ep_names[conn->ep]);
-	client_pump(conn->client);
+	ING_LOG_DEBUG("rpc connected endpoint=%s", c->ep_names[conn->ep]);
+	client_pump(c);
 }
 
 /* Starts a connection to the current endpoint; failures end up in
@@ -575,6 +748,7 @@ static void client_pump(struct rpc_client *c)
 
 static void client_free(struct rpc_client *c)
 {
+	free(c->cipher_in);
 	free(c->eps);
 	free(c->ep_names);
 	free(c->token);
@@ -594,7 +768,10 @@ int rpc_client_new(uv_loop_t *loop, const struct rpc_client_options *o, struct r
 	c->eps = calloc(o->nendpoints, sizeof(*c->eps));
 	c->ep_names = calloc(o->nendpoints, sizeof(*c->ep_names));
 	c->token = o->token != NULL ? strdup(o->token) : NULL;
-	if (c->eps == NULL || c->ep_names == NULL || (o->token != NULL && c->token == NULL)) {
+	c->tls = o->tls;
+	c->cipher_in = o->tls != NULL ? malloc(CIPHER_CHUNK) : NULL;
+	if (c->eps == NULL || c->ep_names == NULL || (o->token != NULL && c->token == NULL) ||
+	    (o->tls != NULL && c->cipher_in == NULL)) {
 		client_free(c);
 		return ing_error_set(e, ING_ENOMEM, "out of memory");
 	}

@@ -25,7 +25,17 @@
  * connect_timeout_ms, or when its connection ends while requests are
  * outstanding on it before it delivered any reply.  A reply frame over
  * max_frame_bytes, or anything else malformed from the server, drops the
- * connection like a network failure.
+ * connection like a network failure.  A peer whose first bytes are no
+ * ingot frame fails the endpoint with "not an ingot server (...)" (an HTTP
+ * server's status line is quoted), or with "the server speaks TLS" when a
+ * plaintext client meets a TLS port.
+ *
+ * TLS (options.tls set): every connection is TLS 1.3 (common/tls.h); the
+ * server's certificate must chain to the CA and name the endpoint's IP
+ * address in a subjectAltName; the client presents its own certificate
+ * when the ing_tls has one.  The handshake counts as part of connecting
+ * (connect_timeout_ms).  A refused handshake fails the endpoint with the
+ * reason ("TLS: the server's certificate is not trusted: ...").
  *
  * Everything here runs on the caller's loop thread; nothing is thread-safe.
  */
@@ -38,6 +48,7 @@
 #include <uv.h>
 
 #include "common/err.h"
+#include "common/tls.h"
 
 #define RPC_DEFAULT_MAX_FRAME_BYTES    (4u * 1024u * 1024u)
 #define RPC_DEFAULT_TIMEOUT_MS         10000u
@@ -56,6 +67,7 @@ struct rpc_client_options {
 	unsigned timeout_ms;         /* per call, including retries; 0: 10000 */
 	unsigned connect_timeout_ms; /* 0: 1000 */
 	const char *token;           /* sent with every request; may be NULL; copied */
+	struct ing_tls *tls;         /* NULL: plaintext; borrowed, must outlive the client */
 };
 
 /*

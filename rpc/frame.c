@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+
 #define READ_CHUNK_BYTES (64u * 1024u)
 
 int rpc_parse_address(const char *s, struct sockaddr_in *out, struct ing_error *e)
@@ -70,6 +72,42 @@ void rpc_format_address(const struct sockaddr_in *a, char *buf, size_t cap)
 	snprintf(buf, cap, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
 }
 
+/* ---- sniffing ---------------------------------------------------------- */
+
+enum rpc_sniff rpc_sniff(const char *p, size_t n)
+{
+	static const char *const http[] = {"GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI",
+	                                   "PATC", "CONN", "TRAC", "PRI ", "HTTP"};
+	if (n == 0)
+		return RPC_SNIFF_MORE;
+	unsigned char b = (unsigned char)p[0];
+	if (b == 0x16 || b == 0x15) /* TLS handshake or alert record */
+		return RPC_SNIFF_TLS;
+	if (b <= 0x0f)
+		return RPC_SNIFF_INGOT;
+	if (b < 'A' || b > 'Z')
+		return RPC_SNIFF_OTHER;
+	if (n < 4)
+		return RPC_SNIFF_MORE;
+	for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++) {
+		if (memcmp(p, http[i], 4) == 0)
+			return RPC_SNIFF_HTTP;
+	}
+	return RPC_SNIFF_OTHER;
+}
+
+void rpc_sniff_line(const char *p, size_t n, char *buf, size_t cap)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < n && i < 60 && j + 1 < cap; i++) {
+		char c = p[i];
+		if (c == '\r' || c == '\n')
+			break;
+		buf[j++] = c >= 0x20 && c < 0x7f ? c : '?';
+	}
+	buf[j] = '\0';
+}
+
 /* ---- frame reader ------------------------------------------------------ */
 
 void rpc_reader_init(struct rpc_reader *r, size_t max_frame_bytes)
@@ -101,15 +139,7 @@ static int reserve(struct rpc_reader *r, size_t want)
 	}
 	if (r->cap - r->len >= want)
 		return 0;
-	size_t cap = r->cap == 0 ? READ_CHUNK_BYTES : r->cap;
-	while (cap - r->len < want)
-		cap *= 2;
-	char *p = realloc(r->buf, cap);
-	if (p == NULL)
-		return ING_ENOMEM;
-	r->buf = p;
-	r->cap = cap;
-	return 0;
+	return ing_grow(&r->buf, &r->cap, r->len + want, READ_CHUNK_BYTES);
 }
 
 void rpc_reader_alloc(struct rpc_reader *r, uv_buf_t *out)
@@ -282,8 +312,7 @@ int rpc_msg_decode(const void *body, size_t len, msgpack_zone *zone, struct rpc_
 	return 0;
 }
 
-/* Checks that value[0..len) is exactly one msgpack value. */
-static int check_value(const void *value, size_t len)
+int rpc_check_value(const void *value, size_t len)
 {
 	size_t n;
 	if (value == NULL || len == 0)
@@ -327,7 +356,7 @@ static void pack_value(struct mp_out *o, const void *value, size_t len)
 int rpc_encode_request(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const char *op,
                        const void *args, size_t args_len, const char *token, const char *request_id)
 {
-	if (check_value(args, args_len) != 0)
+	if (rpc_check_value(args, args_len) != 0)
 		return ING_EINVAL;
 	begin(o);
 	msgpack_pack_array(&o->pk, 6);
@@ -352,7 +381,7 @@ int rpc_encode_request(struct mp_out *o, size_t max_frame_bytes, uint64_t id, co
 int rpc_encode_reply(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const void *value,
                      size_t len)
 {
-	if (check_value(value, len) != 0)
+	if (rpc_check_value(value, len) != 0)
 		return ING_EINVAL;
 	begin(o);
 	msgpack_pack_array(&o->pk, 4);
@@ -380,7 +409,7 @@ int rpc_encode_error(struct mp_out *o, uint64_t id, int code, const char *msg)
 int rpc_encode_event(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const void *value,
                      size_t len)
 {
-	if (check_value(value, len) != 0)
+	if (rpc_check_value(value, len) != 0)
 		return ING_EINVAL;
 	begin(o);
 	msgpack_pack_array(&o->pk, 3);

@@ -41,6 +41,22 @@ int rpc_parse_address(const char *s, struct sockaddr_in *out, struct ing_error *
 /* Formats "a.b.c.d:port" into buf (>= 22 bytes). */
 void rpc_format_address(const struct sockaddr_in *a, char *buf, size_t cap);
 
+/* ---- what the first bytes of a stream are ------------------------------ */
+
+enum rpc_sniff {
+	RPC_SNIFF_MORE,  /* too few bytes to tell */
+	RPC_SNIFF_INGOT, /* could be an ingot frame (length < 2^28) */
+	RPC_SNIFF_TLS,   /* a TLS record (handshake or alert) */
+	RPC_SNIFF_HTTP,  /* an HTTP request or response line */
+	RPC_SNIFF_OTHER,
+};
+
+/* Classifies the first n bytes a peer sent. */
+enum rpc_sniff rpc_sniff(const char *p, size_t n);
+/* "HTTP/1.1 400 Bad Request" style: the first line of p[0..n) made
+ * printable (at most 60 characters) into buf. */
+void rpc_sniff_line(const char *p, size_t n, char *buf, size_t cap);
+
 /* ---- frame reader ------------------------------------------------------ */
 
 struct rpc_reader {
@@ -105,6 +121,10 @@ int rpc_encode_reply(struct mp_out *o, size_t max_frame_bytes, uint64_t id, cons
 int rpc_encode_error(struct mp_out *o, uint64_t id, int code, const char *msg);
 int rpc_encode_event(struct mp_out *o, size_t max_frame_bytes, uint64_t id, const void *value,
                      size_t len);
+
+/* 0 when value[0..len) is exactly one msgpack value (or empty: nil), else
+ * ING_EINVAL. */
+int rpc_check_value(const void *value, size_t len);
 
 /* True when s is a valid request id: 1..RPC_REQUEST_ID_MAX printable ASCII. */
 bool rpc_request_id_valid(struct ing_str s);

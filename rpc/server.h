@@ -14,8 +14,35 @@
  * Backpressure: a connection whose queued output exceeds max_output_bytes,
  * or that has max_calls outstanding calls, is not read until that drains.
  * A watch that keeps pushing to a client that does not read is cut off when
- * the output reaches 4 * max_output_bytes.  Connections over
- * max_connections get an "unavailable" reply and are closed.
+ * the output reaches 4 * max_output_bytes.  So a connection holds at most
+ * about max_output_bytes + 2 * max_frame_bytes (one reply over the bound,
+ * one request being read), and the server max_connections times that.
+ *
+ * Limits: connections over max_connections, or over
+ * max_connections_per_address from one IPv4 address, get an "unavailable"
+ * reply and are closed.  A connection with no call outstanding, nothing
+ * queued and no partial frame for idle_timeout_ms is closed (silently: the
+ * client library reconnects).  A frame begun and not completed within
+ * frame_timeout_ms (counted only while the server is reading it), or a TLS
+ * handshake not completed within it, gets a "timeout" reply where possible
+ * and the connection is closed.
+ *
+ * Not an ingot client: an HTTP request gets a plain "HTTP/1.1 400" answer
+ * saying what the port is; a TLS ClientHello on a plaintext server, or a
+ * plaintext client on a TLS server (which gets one plaintext error frame,
+ * "permission_denied: this endpoint requires TLS ..."), is refused and
+ * logged.  Each closes that connection only.
+ *
+ * TLS (options.tls set): TLS 1.3 through common/tls.h on the loop, with
+ * memory BIOs.  Clients must trust the server's certificate; client
+ * certificates are optional or required per the ing_tls's configuration,
+ * and a certificate that does not verify fails the handshake either way.
+ * The verified identity is in rpc_call_peer(call).  ing_tls_reload() on
+ * the options' ing_tls changes the certificate for new connections only.
+ *
+ * Metrics (process registry, common/metrics.h): open connections, bytes in
+ * and out, refusals by reason (too_many_connections, malformed, too_large,
+ * slow_consumer).  Per-operation counts are the handler's (rpc_call_observe).
  *
  * Everything here runs on the loop thread; nothing is thread-safe.
  */
@@ -30,16 +57,35 @@
 
 #include "common/err.h"
 #include "common/str.h"
+#include "common/tls.h"
 
 struct rpc_server;
 struct rpc_call;
+
+#define RPC_DEFAULT_MAX_CONNECTIONS             1024u
+#define RPC_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS 256u
+#define RPC_DEFAULT_MAX_OUTPUT_BYTES            (1u * 1024u * 1024u)
+#define RPC_DEFAULT_MAX_CALLS                   4096u
+#define RPC_DEFAULT_IDLE_TIMEOUT_MS             120000u
+#define RPC_DEFAULT_FRAME_TIMEOUT_MS            30000u
 
 struct rpc_server_options {
 	const char *address;      /* "a.b.c.d:port" or "localhost:port"; port 0: any free */
 	size_t max_frame_bytes;   /* 0: 4 MiB; applies to requests and replies */
 	unsigned max_connections; /* 0: 1024 */
-	size_t max_output_bytes;  /* per connection; 0: 8 MiB */
+	size_t max_output_bytes;  /* per connection; 0: 1 MiB */
 	unsigned max_calls;       /* outstanding calls per connection; 0: 4096 */
+	unsigned max_connections_per_address; /* 0: 256 */
+	unsigned idle_timeout_ms;             /* 0: 120000 */
+	unsigned frame_timeout_ms;            /* 0: 30000; also the TLS handshake */
+	struct ing_tls *tls; /* NULL: plaintext; borrowed, must outlive the server */
+};
+
+/* Who is at the other end of a call's connection. */
+struct rpc_peer {
+	char address[32];                 /* "a.b.c.d:port"; "local" for a local call */
+	bool tls;                         /* the connection is TLS */
+	struct ing_tls_identity identity; /* kind ING_TLS_PEER_NONE: no verified certificate */
 };
 
 /* Called once per request, on the loop.  Must eventually reply to `call`. */
@@ -73,6 +119,10 @@ struct ing_str rpc_call_op(const struct rpc_call *c);
 const msgpack_object *rpc_call_args(const struct rpc_call *c); /* a MAP, str keys */
 struct ing_str rpc_call_token(const struct rpc_call *c);       /* len 0 when nil */
 struct ing_str rpc_call_request_id(const struct rpc_call *c);  /* len 0 when nil */
+/* The peer the call came from (the call's own copy, valid until the
+ * reply, also once the connection is gone): what an authorisation check
+ * reads. */
+const struct rpc_peer *rpc_call_peer(const struct rpc_call *c);
 /* False once the connection is gone (replies and pushes are dropped). */
 bool rpc_call_alive(const struct rpc_call *c);
 
@@ -105,5 +155,56 @@ int rpc_push(struct rpc_call *c, const void *event, size_t len);
  * replaces the first registration.
  */
 int rpc_call_on_abandon(struct rpc_call *c, void (*cb)(struct rpc_call *c, void *data), void *data);
+
+/*
+ * Registers cb to run once when the call is replied to (rpc_reply: code 0,
+ * rpc_reply_error: its code), dead or not, with the time since the call was
+ * made (request metrics).  cb must not touch the call.  A second call
+ * replaces the first.
+ */
+void rpc_call_observe(struct rpc_call *c,
+                      void (*cb)(void *data, struct ing_str op, int code, uint64_t elapsed_ns),
+                      void *data);
+
+/* ---- local calls: requests made inside the process ------------------- */
+
+/*
+ * A local call is a request that did not come over a connection (the HTTP
+ * API turns its requests into them), handed to the same handler as any
+ * other: it replies, pushes and is abandoned through the same functions.
+ * Its reply and events go to these callbacks instead of a socket:
+ *   reply(data, 0, NULL, result, len) with one msgpack value (len 0: nil),
+ *   or reply(data, code, message, NULL, 0); called once, from inside
+ *   rpc_reply / rpc_reply_error; the call is freed when it returns.
+ *   push(data, event, len): one msgpack value; 0, or non-zero when the
+ *   receiver cannot take it (rpc_push then fails with ING_EUNAVAILABLE).
+ *   push may be NULL: every rpc_push fails.
+ */
+struct rpc_local_ops {
+	void (*reply)(void *data, int code, const char *msg, const void *result, size_t len);
+	int (*push)(void *data, const void *event, size_t len);
+};
+
+/*
+ * Makes a call of `op` with `args` (one encoded msgpack map, copied; NULL/0:
+ * {}), `token` and `request_id` (NULL or ""  when none), checked as the
+ * server checks a request: op 1..64 bytes, token at most 4096 bytes,
+ * request id 1..64 printable ASCII bytes, args one map with string keys.
+ * The caller then hands it to the handler.  Errors: ING_EINVAL (naming
+ * what is wrong), ING_EMALFORMED (args not msgpack), ING_ENOMEM.  `ops` is
+ * borrowed and must outlive the call.
+ */
+int rpc_call_new_local(const char *op, const void *args, size_t args_len, const char *token,
+                       const char *request_id, const struct rpc_local_ops *ops, void *data,
+                       struct rpc_call **out, struct ing_error *e);
+
+/*
+ * The receiver of a local call went away: the call becomes dead (replies
+ * and pushes are dropped, rpc_call_alive says false), no callback of `ops`
+ * runs any more, and its abandon callback, if any, runs now (it may reply,
+ * which frees the call).  Call at most once, and never from inside a
+ * callback of `ops`.  The caller must not use `c` afterwards.
+ */
+void rpc_call_local_abandon(struct rpc_call *c);
 
 #endif

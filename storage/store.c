@@ -275,7 +275,8 @@ int store_env_open(struct store *s, struct ing_error *e)
 		rc = mdb_env_set_mapsize(s->env, (size_t)s->opts.map_size_bytes);
 	if (rc == 0)
 		rc = mdb_env_open(s->env, s->path,
-		                  MDB_NOSUBDIR | MDB_NOTLS | sync_flags(s->opts.sync), 0644);
+		                  MDB_NOSUBDIR | MDB_NOTLS | sync_flags(s->opts.sync),
+		                  0600); /* private: data_dir may be 0711 (sandbox) */
 	if (rc != 0) {
 		rv = ing_error_set(e, store_err_from_mdb(rc), "store %s: cannot open: %s", s->path,
 		                   mdb_strerror(rc));
@@ -372,6 +373,7 @@ void store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	store_metrics_detach(s);
 	store_env_close(s);
 	pthread_mutex_destroy(&s->copy_lock);
 	free(s);
@@ -491,9 +493,15 @@ static int txn_end(struct store_txn *t)
 		rv = s->failed;
 		goto out;
 	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = mdb_txn_commit(t->txn);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc != 0)
 		rv = fail_mdb(s, rc, "commit", STORE_META);
+	else
+		store_metrics_commit((uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+		                     (uint64_t)(t1.tv_nsec - t0.tv_nsec));
 out:
 	free(t);
 	return rv;

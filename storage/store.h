@@ -89,6 +89,10 @@ int store_open(const char *dir, const struct store_options *opts, struct store *
 /* Aborts any open batch and closes.  NULL is allowed. */
 void store_close(struct store *s);
 
+/* Reports this store's map size and use in the process's metrics (the
+ * node's own store; docs/operations.md "Metrics") until it is closed. */
+void store_metrics_attach(struct store *s);
+
 /* Path of the LMDB file (borrowed, lives as long as s). */
 const char *store_path(const struct store *s);
 /* The sticky failure, 0 when healthy. */

@@ -27,8 +27,14 @@ int api_new(struct node *n, struct api **out);
 /* After api_close, once the node no longer runs callbacks. */
 void api_free(struct api *a);
 
-/* The rpc server's handler (rpc_handler); data is the node. */
+/* The rpc server's handler (rpc_handler); data is the node.  The HTTP API
+ * hands its local calls (rpc_call_new_local) here too.  Every call is
+ * counted by the metrics (node/http/metrics.h) when it is replied to. */
 void api_handle(void *data, struct rpc_call *call);
+/* The op table's names: index i (NULL past the end), and the index of a
+ * name (-1 when it is not an operation). */
+const char *api_op_name(unsigned i);
+int api_op_index(struct ing_str op);
 /* Serves call now if this node can, else forwards it to the leader or
  * parks it until there is one. */
 void api_dispatch(struct api *a, struct rpc_call *call);

@@ -80,6 +80,10 @@ int api_read_begin(struct node *n, struct rpc_call *call, struct store_txn **t);
 /* A record of `what` does not decode: replies `corrupt` and stops the node
  * (node_fatal).  Returns ING_ECORRUPT. */
 int api_corrupt_reply(struct node *n, struct rpc_call *call, const char *what);
+/* Loads job `id` in t (zone z holds its views); replies not_found, the
+ * read error or corrupt itself and returns non-zero. */
+int api_load_job(struct node *n, struct rpc_call *call, struct store_txn *t, uint64_t id,
+                 msgpack_zone *z, struct rec_job *j);
 /* Views one record of a table into pk; non-zero when it does not decode. */
 typedef int (*api_view_record_fn)(msgpack_packer *pk, struct ing_str val, msgpack_zone *z);
 /* Replies with every record of `tbl` as an array, in key order (arguments:
@@ -129,6 +133,10 @@ void api_op_job_watch(struct node *n, struct rpc_call *call);
 /* settings.c */
 void api_op_settings_get(struct node *n, struct rpc_call *call);
 void api_op_settings_set(struct node *n, struct rpc_call *call);
+/* job_log.c */
+void api_op_job_log(struct node *n, struct rpc_call *call);
+/* log_level.c */
+void api_op_node_log_level(struct node *n, struct rpc_call *call);
 /* nodes.c */
 void api_op_node_register(struct node *n, struct rpc_call *call);
 void api_op_node_heartbeat(struct node *n, struct rpc_call *call);

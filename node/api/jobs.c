@@ -158,27 +158,6 @@ void api_op_job_retry(struct node *n, struct rpc_call *call)
 	op_job_cancel_or_retry(n, call, CMD_JOB_RETRY);
 }
 
-/* Loads job `id` in t; replies not_found or an error itself (returns != 0). */
-static int load_job(struct node *n, struct rpc_call *call, struct store_txn *t, uint64_t id,
-                    msgpack_zone *z, struct rec_job *j)
-{
-	uint8_t k[8];
-	struct ing_str val;
-	store_be64(k, id);
-	int rv = store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val);
-	if (rv == ING_ENOTFOUND) {
-		rpc_reply_error(call, rv, "job %" PRIu64 " does not exist", id);
-		return rv;
-	}
-	if (rv != 0) {
-		rpc_reply_error(call, rv, "cannot read job: %s", ing_err_msg(rv));
-		return rv;
-	}
-	if (rec_job_decode(val, z, j, NULL) != 0)
-		return api_corrupt_reply(n, call, "job record");
-	return 0;
-}
-
 void api_op_job_get(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"id", "stale", NULL};
@@ -191,7 +170,7 @@ void api_op_job_get(struct node *n, struct rpc_call *call)
 	if (api_read_id(call, known, &id) != 0 || api_read_begin(n, call, &t) != 0)
 		return;
 	msgpack_zone_init(&z, 4096);
-	if (load_job(n, call, t, id, &z, &j) == 0) {
+	if (api_load_job(n, call, t, id, &z, &j) == 0) {
 		mp_out_init(&o);
 		view_job(&o.pk, &j, true, sched_reason(node_sched(n), j.id, j.target));
 		api_reply_out(call, &o);
@@ -216,7 +195,7 @@ void api_op_job_events(struct node *n, struct rpc_call *call)
 	if (api_read_id(call, known, &id) != 0 || api_read_begin(n, call, &t) != 0)
 		return;
 	msgpack_zone_init(&z, 4096);
-	if (load_job(n, call, t, id, &z, &j) != 0)
+	if (api_load_job(n, call, t, id, &z, &j) != 0)
 		goto out;
 	mp_out_init(&o);
 	msgpack_pack_array(&o.pk, j.nevents);

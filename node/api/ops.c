@@ -20,6 +20,8 @@
 #include <stdlib.h>
 
 #include "node/api/api_internal.h"
+#include "node/backup/backup.h"
+#include "node/http/metrics.h"
 #include "node/member/member.h"
 #include "rpc/args.h"
 
@@ -62,14 +64,31 @@ static const struct op ops[] = {
     {"cluster.events", OP_READ, api_op_cluster_events},
     {"settings.get", OP_READ, api_op_settings_get},
     {"settings.set", OP_WRITE, api_op_settings_set},
+    {"job.log", OP_READ, api_op_job_log},
+    {"node.log_level", OP_LOCAL, api_op_node_log_level},
+    {"cluster.snapshot", OP_READ, backup_op_snapshot},
+    {"cluster.snapshot_read", OP_LEADER, backup_op_snapshot_read},
 };
+
+#define NOPS (sizeof(ops) / sizeof(ops[0]))
+
+const char *api_op_name(unsigned i)
+{
+	return i < NOPS ? ops[i].name : NULL;
+}
+
+int api_op_index(struct ing_str op)
+{
+	for (size_t i = 0; i < NOPS; i++)
+		if (ing_str_eq_c(op, ops[i].name))
+			return (int)i;
+	return -1;
+}
 
 static const struct op *find_op(struct ing_str name)
 {
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		if (ing_str_eq_c(name, ops[i].name))
-			return &ops[i];
-	return NULL;
+	int i = api_op_index(name);
+	return i >= 0 ? &ops[i] : NULL;
 }
 
 unsigned api_call_timeout_ms(const struct api *a, struct ing_str op)
@@ -155,6 +174,7 @@ void api_dispatch(struct api *a, struct rpc_call *call)
 
 void api_handle(void *data, struct rpc_call *call)
 {
+	metrics_observe_call(node_metrics(data), call);
 	api_dispatch(node_api(data), call);
 }
 

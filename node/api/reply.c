@@ -45,6 +45,26 @@ int api_corrupt_reply(struct node *n, struct rpc_call *call, const char *what)
 	return ING_ECORRUPT;
 }
 
+int api_load_job(struct node *n, struct rpc_call *call, struct store_txn *t, uint64_t id,
+                 msgpack_zone *z, struct rec_job *j)
+{
+	uint8_t k[8];
+	struct ing_str val;
+	store_be64(k, id);
+	int rv = store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val);
+	if (rv == ING_ENOTFOUND) {
+		rpc_reply_error(call, rv, "job %" PRIu64 " does not exist", id);
+		return rv;
+	}
+	if (rv != 0) {
+		rpc_reply_error(call, rv, "cannot read job: %s", ing_err_msg(rv));
+		return rv;
+	}
+	if (rec_job_decode(val, z, j, NULL) != 0)
+		return api_corrupt_reply(n, call, "job record");
+	return 0;
+}
+
 /* Replies with every record of `tbl` as an array, in key order. */
 /* Lists records of tbl with keys greater than `after` (all: len 0), at
  * most `limit`, and while the body stays under `budget` bytes (at least one

@@ -82,8 +82,8 @@ static bool fits(const struct rec_node *nd, const struct rec_target *t)
 
 /* Why no node fits target t: the first capability or label no live,
  * non-draining node offers, or that no single node offers them all. */
-static void explain_fit(const struct place_node *nodes, unsigned n, const struct rec_target *t,
-                        char *out, size_t cap)
+static enum place_wait explain_fit(const struct place_node *nodes, unsigned n,
+                                   const struct rec_target *t, char *out, size_t cap)
 {
 	unsigned down = 0, draining = 0;
 	for (unsigned i = 0; i < n; i++) {
@@ -94,7 +94,7 @@ static void explain_fit(const struct place_node *nodes, unsigned n, const struct
 		snprintf(out, cap,
 		         "no live, non-draining node (%u registered: %u down, %u draining)", n,
 		         down, draining);
-		return;
+		return PLACE_WAIT_NO_LIVE_NODE;
 	}
 	for (uint32_t c = 0; c < t->ncaps; c++) {
 		bool anywhere = false;
@@ -104,7 +104,7 @@ static void explain_fit(const struct place_node *nodes, unsigned n, const struct
 			snprintf(out, cap,
 			         "no live, non-draining node has capability '%.*s' (target '%.*s')",
 			         ING_STR_FMT(t->caps[c]), ING_STR_FMT(t->name));
-			return;
+			return PLACE_WAIT_NO_MATCH;
 		}
 	}
 	for (uint32_t l = 0; l < t->nlabels; l++) {
@@ -116,13 +116,14 @@ static void explain_fit(const struct place_node *nodes, unsigned n, const struct
 			         "no live, non-draining node has label %.*s=%.*s (target '%.*s')",
 			         ING_STR_FMT(t->labels[l].key), ING_STR_FMT(t->labels[l].value),
 			         ING_STR_FMT(t->name));
-			return;
+			return PLACE_WAIT_NO_MATCH;
 		}
 	}
 	snprintf(out, cap,
 	         "no single live, non-draining node has all the capabilities and labels of "
 	         "target '%.*s'",
 	         ING_STR_FMT(t->name));
+	return PLACE_WAIT_NO_MATCH;
 }
 
 /* Node i is eligible for t: live, not draining, t's capabilities and
@@ -166,6 +167,13 @@ static bool better(const struct place_node *a, const struct place_node *b, uint3
 	return a->free_slots > b->free_slots || (a->free_slots == b->free_slots && ag < bg);
 }
 
+const char *place_wait_name(int wait)
+{
+	static const char *const names[PLACE_WAIT_COUNT] = {
+	    "retry_backoff", "no_live_node", "no_matching_node", "gpus_busy", "busy"};
+	return wait >= 0 && wait < PLACE_WAIT_COUNT ? names[wait] : "unknown";
+}
+
 int place_pick(const struct rec_target *t, const struct place_node *nodes, unsigned n,
                struct place_choice *out, char *reason, size_t cap)
 {
@@ -202,8 +210,9 @@ int place_pick(const struct rec_target *t, const struct place_node *nodes, unsig
 	}
 
 	if (nfit == 0) {
-		explain_fit(nodes, n, t, reason, cap);
+		out->wait = explain_fit(nodes, n, t, reason, cap);
 	} else if (nenough == 0) {
+		out->wait = PLACE_WAIT_NO_MATCH;
 		node_list(nodes, n, t, 0, list, sizeof(list));
 		if (most == 0)
 			snprintf(reason, cap,
@@ -216,6 +225,7 @@ int place_pick(const struct rec_target *t, const struct place_node *nodes, unsig
 			         "offer at most %u (%s)",
 			         need, s, ING_STR_FMT(t->name), most, list);
 	} else if (nfree_gpus == 0) {
+		out->wait = PLACE_WAIT_GPUS_BUSY;
 		node_list(nodes, n, t, need, list, sizeof(list));
 		if (need == 1)
 			snprintf(reason, cap, "needs 1 GPU, none free on %s", list);
@@ -224,6 +234,7 @@ int place_pick(const struct rec_target *t, const struct place_node *nodes, unsig
 			         "needs %" PRIu32 " GPUs, fewer than %" PRIu32 " free on %s", need,
 			         need, list);
 	} else {
+		out->wait = PLACE_WAIT_BUSY;
 		snprintf(reason, cap, "all %u nodes that can run target '%.*s' are busy", nenough,
 		         ING_STR_FMT(t->name));
 	}

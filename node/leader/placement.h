@@ -22,11 +22,27 @@ struct place_node {
 	uint64_t offered_gpus;      /* bit i: GPU i offered */
 };
 
-/* What place_pick chose. */
+/* Why a queued job waits, in categories: the `reason` label of the
+ * metric ingot_scheduler_unplaceable_jobs (docs/operations.md "Metrics"). */
+enum place_wait {
+	PLACE_WAIT_BACKOFF,      /* its last attempt was lost: retry backoff (the scheduler's) */
+	PLACE_WAIT_NO_LIVE_NODE, /* no live, non-draining node at all */
+	PLACE_WAIT_NO_MATCH,     /* no node with the target's capabilities, labels or GPU count */
+	PLACE_WAIT_GPUS_BUSY,    /* nodes that could run it, too few free GPUs */
+	PLACE_WAIT_BUSY,         /* nodes that could run it, no free slot */
+	PLACE_WAIT_COUNT
+};
+
+/* "retry_backoff", "no_live_node", "no_matching_node", "gpus_busy", "busy";
+ * "unknown" for anything else. */
+const char *place_wait_name(int wait);
+
+/* What place_pick chose, or why it could not. */
 struct place_choice {
 	unsigned node; /* index into the nodes array */
 	uint32_t ngpus;
 	uint32_t gpus[ING_MAX_GPUS]; /* ascending */
+	enum place_wait wait;        /* set when place_pick returns ING_ENOTFOUND, only */
 };
 
 /*
@@ -45,8 +61,8 @@ void place_node_init(struct place_node *pn, const struct rec_node *rec);
  * Ties go to the first node.  On it the job takes the lowest-numbered free
  * GPUs.
  *
- * Returns 0 with *out filled, or ING_ENOTFOUND with why in reason (cap
- * bytes, NUL-terminated), one of:
+ * Returns 0 with *out filled, or ING_ENOTFOUND with the category in
+ * out->wait and why in reason (cap bytes, NUL-terminated), one of:
  *   "no live, non-draining node has capability 'nvcc' (target 't')" (and the
  *   other messages of a capability, label or liveness that no node has),
  *   "needs 2 GPUs: none of the nodes that can run target 't' (nodes 1, 3)

@@ -54,6 +54,7 @@
 #include "node/leader/scheduler.h"
 
 #include "common/log.h"
+#include "node/http/metrics.h"
 #include "node/leader/placement.h"
 #include "node/propose.h"
 #include "node/sm/sm.h"
@@ -79,11 +80,13 @@ struct sched {
 	unsigned inflight; /* assignments proposed, not yet applied */
 	struct {
 		uint64_t job;
+		uint8_t wait; /* enum place_wait */
 		char reason[160];
 	} waiting[WAITING_MAX]; /* why queued jobs could not be placed (ring) */
 	unsigned nwaiting;
 	struct {
 		char target[ING_NAME_MAX + 1];
+		uint8_t wait; /* enum place_wait */
 		char reason[160];
 	} target_waiting[TARGET_REASONS_MAX]; /* why a whole target could not run (ring) */
 	unsigned ntarget_waiting;
@@ -169,16 +172,15 @@ void sched_note(struct sched *s, uint32_t cmd_type, uint64_t job, bool released)
 	}
 }
 
-static void set_reason(struct sched *s, uint64_t job, const char *reason)
+static void set_reason(struct sched *s, uint64_t job, enum place_wait wait, const char *reason)
 {
-	for (unsigned i = 0; i < s->nwaiting; i++) {
-		if (s->waiting[i].job == job) {
-			snprintf(s->waiting[i].reason, sizeof(s->waiting[i].reason), "%s", reason);
-			return;
-		}
-	}
-	unsigned slot = s->nwaiting < WAITING_MAX ? s->nwaiting++ : (unsigned)(job % WAITING_MAX);
+	unsigned slot = 0;
+	while (slot < s->nwaiting && s->waiting[slot].job != job)
+		slot++;
+	if (slot == s->nwaiting)
+		slot = s->nwaiting < WAITING_MAX ? s->nwaiting++ : (unsigned)(job % WAITING_MAX);
 	s->waiting[slot].job = job;
+	s->waiting[slot].wait = (uint8_t)wait;
 	snprintf(s->waiting[slot].reason, sizeof(s->waiting[slot].reason), "%s", reason);
 }
 
@@ -190,7 +192,8 @@ static void clear_reason(struct sched *s, uint64_t job)
 }
 
 /* Why no job of target `name` can run (reason NULL: it can again). */
-static void set_target_reason(struct sched *s, struct ing_str name, const char *reason)
+static void set_target_reason(struct sched *s, struct ing_str name, enum place_wait wait,
+                              const char *reason)
 {
 	unsigned free_slot = TARGET_REASONS_MAX;
 	for (unsigned i = 0; i < s->ntarget_waiting; i++) {
@@ -202,6 +205,7 @@ static void set_target_reason(struct sched *s, struct ing_str name, const char *
 			else
 				snprintf(s->target_waiting[i].reason,
 				         sizeof(s->target_waiting[i].reason), "%s", reason);
+			s->target_waiting[i].wait = (uint8_t)wait;
 			return;
 		}
 	}
@@ -216,6 +220,17 @@ static void set_target_reason(struct sched *s, struct ing_str name, const char *
 	         "%.*s", ING_STR_FMT(name));
 	snprintf(s->target_waiting[free_slot].reason, sizeof(s->target_waiting[free_slot].reason),
 	         "%s", reason);
+	s->target_waiting[free_slot].wait = (uint8_t)wait;
+}
+
+/* The index of target `name` in the per-target reasons, or -1. */
+static int target_reason_of(const struct sched *s, struct ing_str name)
+{
+	for (unsigned i = 0; i < s->ntarget_waiting; i++)
+		if (s->target_waiting[i].target[0] != '\0' &&
+		    ing_str_eq_c(name, s->target_waiting[i].target))
+			return (int)i;
+	return -1;
 }
 
 const char *sched_reason(const struct sched *s, uint64_t job, struct ing_str target)
@@ -223,11 +238,52 @@ const char *sched_reason(const struct sched *s, uint64_t job, struct ing_str tar
 	for (unsigned i = 0; i < s->nwaiting; i++)
 		if (s->waiting[i].job == job && job != 0)
 			return s->waiting[i].reason;
-	for (unsigned i = 0; i < s->ntarget_waiting; i++)
-		if (s->target_waiting[i].target[0] != '\0' &&
-		    ing_str_eq_c(target, s->target_waiting[i].target))
-			return s->target_waiting[i].reason;
-	return NULL;
+	int i = target_reason_of(s, target);
+	return i >= 0 ? s->target_waiting[i].reason : NULL;
+}
+
+void sched_unplaceable(const struct sched *s, struct store_txn *t,
+                       unsigned counts[PLACE_WAIT_COUNT])
+{
+	msgpack_zone z;
+
+	memset(counts, 0, PLACE_WAIT_COUNT * sizeof(*counts));
+	/* Targets skipped whole: their queued jobs, one range of the queue
+	 * each (keys target, 0x00, ...). */
+	for (unsigned i = 0; i < s->ntarget_waiting; i++) {
+		struct store_iter *it;
+		struct ing_str k, v, name = ing_str_c(s->target_waiting[i].target);
+		char start[ING_NAME_MAX + 1];
+		unsigned n = 0;
+		if (name.len == 0 || s->target_waiting[i].wait >= PLACE_WAIT_COUNT)
+			continue;
+		memcpy(start, name.ptr, name.len);
+		start[name.len] = 0;
+		if (store_iter_open(t, STORE_QUEUE, (struct ing_str){start, name.len + 1}, &it) !=
+		    0)
+			continue;
+		while (n < SCHED_COUNT_PER_TARGET && store_iter_next(it, &k, &v) == 0 &&
+		       k.len > name.len && memcmp(k.ptr, start, name.len + 1) == 0)
+			n++;
+		store_iter_close(it);
+		counts[s->target_waiting[i].wait] += n;
+	}
+	/* The other jobs with a reason of their own, still queued. */
+	msgpack_zone_init(&z, 4096);
+	for (unsigned i = 0; i < s->nwaiting; i++) {
+		struct ing_str val;
+		struct rec_job j;
+		uint8_t k[8];
+		if (s->waiting[i].job == 0 || s->waiting[i].wait >= PLACE_WAIT_COUNT)
+			continue;
+		store_be64(k, s->waiting[i].job);
+		if (store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val) == 0 &&
+		    rec_job_decode(val, &z, &j, NULL) == 0 && j.state == REC_JOB_QUEUED &&
+		    target_reason_of(s, j.target) < 0)
+			counts[s->waiting[i].wait]++;
+		msgpack_zone_clear(&z);
+	}
+	msgpack_zone_destroy(&z);
 }
 
 static int load_nodes(struct round *r)
@@ -315,7 +371,7 @@ static bool backed_off(struct round *r, const struct sm_queue_entry *q)
 	snprintf(reason, sizeof(reason),
 	         "attempt %" PRIu32 " was lost; the next one waits %" PRIu64 " ms (retry backoff)",
 	         q->attempt, backoff);
-	set_reason(s, q->job, reason);
+	set_reason(s, q->job, PLACE_WAIT_BACKOFF, reason);
 	if (s->wake_ms == 0 || ready_at < s->wake_ms)
 		s->wake_ms = ready_at;
 	return true;
@@ -334,7 +390,7 @@ static bool place(struct round *r, const struct cand *c)
 		if (r->proposed_ids[i] == id)
 			return false; /* already placed in this round */
 	if (place_pick(c->t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0) {
-		set_reason(s, id, reason);
+		set_reason(s, id, pick.wait, reason);
 		return false;
 	}
 
@@ -348,7 +404,7 @@ static bool place(struct round *r, const struct cand *c)
 	cmd.u.job_assign.lease_until_ms = r->env->now_ms + LEASE_MS;
 	cmd.u.job_assign.ngpus = pick.ngpus;
 	cmd.u.job_assign.gpus = pick.gpus;
-	if (r->env->assign(r->env->data, &cmd) != 0)
+	if (r->env->assign(r->env->data, &cmd, c->q.queued_at_ms) != 0)
 		return false;
 	s->inflight++;
 	place_take(r->place, &pick);
@@ -530,11 +586,11 @@ static unsigned collect_runs(struct round *r, struct run_of *runs)
 		if (room == 0 || nruns == MERGE_MAX) {
 			if (room == 0 &&
 			    place_pick(t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0)
-				set_target_reason(s, t->name, reason);
+				set_target_reason(s, t->name, pick.wait, reason);
 			store_iter_close(it);
 			continue;
 		}
-		set_target_reason(s, t->name, NULL);
+		set_target_reason(s, t->name, PLACE_WAIT_COUNT, NULL);
 		struct run_of *u = &runs[nruns++];
 		memset(u, 0, sizeof(*u));
 		u->t = t;
@@ -605,7 +661,7 @@ static void place_pass(struct round *r)
 		struct place_choice pick;
 		if ((runs[i].has_head || runs[i].passed_over) &&
 		    place_pick(runs[i].t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0)
-			set_target_reason(s, runs[i].t->name, reason);
+			set_target_reason(s, runs[i].t->name, pick.wait, reason);
 		store_iter_close(runs[i].it);
 	}
 	s->last_scanned = scanned;
@@ -664,7 +720,7 @@ static void on_assigned(void *data, int status, const struct node_result *res)
 	sched_assign_done(s);
 }
 
-static int propose_assign(void *data, const struct cmd *c)
+static int propose_assign(void *data, const struct cmd *c, uint64_t queued_ms)
 {
 	struct run *run = data;
 	struct ing_error e;
@@ -672,6 +728,8 @@ static int propose_assign(void *data, const struct cmd *c)
 	if (rv != 0)
 		ING_LOG_DEBUG("assignment not proposed job=%" PRIu64 " error=%s msg=\"%s\"",
 		              c->u.job_assign.job, ing_err_name(rv), e.msg);
+	else
+		metrics_assigned(node_metrics(run->n), queued_ms, node_now_ms());
 	return rv;
 }
 

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "node/core.h"
+#include "node/leader/placement.h"
 #include "node/sm/cmd.h"
 #include "storage/store.h"
 
@@ -46,10 +47,20 @@ void sched_leader(struct sched *s);
  * rounds (its own reason, else its target's), or NULL.  Valid until the
  * next call that changes s. */
 const char *sched_reason(const struct sched *s, uint64_t job, struct ing_str target);
+/* How many queued jobs wait for each reason (enum place_wait): every queued
+ * job of a target the last passes skipped whole (up to
+ * SCHED_COUNT_PER_TARGET per target), and the other queued jobs whose own
+ * reason is remembered, counting only those still queued in t.  For the
+ * metrics, which ask on the ready leader only (a former leader's reasons
+ * are stale). */
+#define SCHED_COUNT_PER_TARGET 100000
+void sched_unplaceable(const struct sched *s, struct store_txn *t,
+                       unsigned counts[PLACE_WAIT_COUNT]);
 
-/* Proposes one job_assign; 0 when it was proposed (an assignment is then in
- * flight until sched_assign_done), non-zero to leave the job queued. */
-typedef int (*sched_assign_fn)(void *data, const struct cmd *c);
+/* Proposes one job_assign of a job queued since queued_ms (its updated_at);
+ * 0 when it was proposed (an assignment is then in flight until
+ * sched_assign_done), non-zero to leave the job queued. */
+typedef int (*sched_assign_fn)(void *data, const struct cmd *c, uint64_t queued_ms);
 
 struct sched_env {
 	uint64_t now_ms;           /* the leader's clock */

@@ -57,6 +57,10 @@ bool member_change_tick(struct member *m);
 void member_removal_check(struct member *m);
 /* A change or a leadership transfer is running (leader). */
 bool member_busy(const struct member *m);
+/* --join: this node has not been admitted yet (readiness, /readyz). */
+bool member_joining(const struct member *m);
+/* leave_on_shutdown: this node asked to be removed and waits for it. */
+bool member_leaving(const struct member *m);
 
 /* SIGTERM with leave_on_shutdown: asks the cluster to remove this node,
  * then stops it.  False when there is nothing to leave (the caller stops

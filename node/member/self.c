@@ -429,6 +429,16 @@ static void leave_send(struct member *m)
 	}
 }
 
+bool member_joining(const struct member *m)
+{
+	return m != NULL && m->joining;
+}
+
+bool member_leaving(const struct member *m)
+{
+	return m != NULL && m->leaving;
+}
+
 bool member_leave(struct member *m)
 {
 	struct node *n = m->n;

@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "node/sm/sm_internal.h"
@@ -38,6 +39,12 @@ void sm_result_init(struct sm_result *r)
 	r->deduped = false;
 	r->cmd_type = 0;
 	r->job = 0;
+	r->time_ms = 0;
+	r->nchanges = 0;
+	r->changes_lost = false;
+	r->stage_finished = false;
+	r->stage_duration_ms = 0;
+	memset(r->removed, 0, sizeof(r->removed));
 	r->job_deadline_at_ms = 0;
 	r->released = false;
 }
@@ -57,6 +64,12 @@ static void result_reset(struct sm_result *r)
 	r->job = 0;
 	r->job_deadline_at_ms = 0;
 	r->released = false;
+	r->time_ms = 0;
+	r->nchanges = 0;
+	r->changes_lost = false;
+	r->stage_finished = false;
+	r->stage_duration_ms = 0;
+	memset(r->removed, 0, sizeof(r->removed));
 }
 
 int sm_new(struct sm **out)
@@ -139,11 +152,56 @@ int sm_job_load(struct sm_ctx *x, uint64_t id, struct rec_job *out)
 	int rv = store_get(x->t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val);
 	if (rv != 0)
 		return rv;
-	return decoded(rec_job_decode(val, x->z, out, &e), &e);
+	rv = decoded(rec_job_decode(val, x->z, out, &e), &e);
+	if (rv == 0) {
+		unsigned i = 0;
+		while (i < x->nloaded && x->loaded[i].job != id)
+			i++;
+		if (i == x->nloaded && x->nloaded < SM_MAX_CHANGES) {
+			x->loaded[i].job = id;
+			x->loaded[i].state = out->state;
+			x->loaded[i].updated_at_ms = out->updated_at_ms;
+			x->nloaded++;
+		}
+	}
+	return rv;
+}
+
+/* Notes a state change of j in the result (metrics, sm.h). */
+static void note_change(struct sm_ctx *x, const struct rec_job *j)
+{
+	struct sm_result *r = x->res;
+	unsigned i = 0;
+	while (i < x->nloaded && x->loaded[i].job != j->id)
+		i++;
+	uint8_t from = i < x->nloaded ? x->loaded[i].state : SM_JOB_NEW;
+	if (from == j->state)
+		return;
+	if (r->nchanges == SM_MAX_CHANGES) {
+		r->changes_lost = true;
+		return;
+	}
+	struct sm_job_change *ch = &r->changes[r->nchanges++];
+	ch->job = j->id;
+	ch->from = from;
+	ch->to = j->state;
+	ch->since_ms = i < x->nloaded ? x->loaded[i].updated_at_ms : 0;
+	snprintf(ch->target, sizeof(ch->target), "%.*s", ING_STR_FMT(j->target));
+	snprintf(ch->tenant, sizeof(ch->tenant), "%.*s", ING_STR_FMT(j->tenant));
+	if (i < x->nloaded) {
+		x->loaded[i].state = j->state;
+		x->loaded[i].updated_at_ms = j->updated_at_ms;
+	} else if (x->nloaded < SM_MAX_CHANGES) {
+		x->loaded[x->nloaded].job = j->id;
+		x->loaded[x->nloaded].state = j->state;
+		x->loaded[x->nloaded].updated_at_ms = j->updated_at_ms;
+		x->nloaded++;
+	}
 }
 
 int sm_job_save(struct sm_ctx *x, const struct rec_job *j)
 {
+	note_change(x, j);
 	uint8_t k[8];
 	store_be64(k, j->id);
 	mp_out_reset(&x->sm->enc);
@@ -325,6 +383,7 @@ int sm_apply(struct sm *sm, struct store_txn *t, uint64_t index, const void *buf
 		return 0;
 	}
 	res->cmd_type = c.type;
+	res->time_ms = c.time_ms;
 	if (c.request_id.len > 0) {
 		rv = dedupe_lookup(&x, &hit);
 		if (rv != 0 || hit)

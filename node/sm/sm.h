@@ -36,6 +36,7 @@
 #include "common/mp.h"
 #include "common/str.h"
 #include "storage/limits.h"
+#include "storage/records.h"
 #include "storage/store.h"
 
 /* Meta keys the state machine keeps beyond the store's own. */
@@ -83,6 +84,19 @@ int sm_dedupe_tables(struct store_txn *t, enum store_table *current, enum store_
  * any transaction.  0 or a store error. */
 int sm_setting(struct store_txn *t, const char *name, uint64_t *out);
 
+#define SM_JOB_NEW     0xff /* sm_job_change.from of a job the command created */
+#define SM_MAX_CHANGES 16
+
+/* One job state change made by an applied command (for metrics). */
+struct sm_job_change {
+	uint64_t job;
+	uint8_t from;      /* enum rec_job_state, or SM_JOB_NEW */
+	uint8_t to;        /* enum rec_job_state */
+	uint64_t since_ms; /* when the job entered `from` (its updated_at then); 0 when new */
+	char target[ING_NAME_MAX + 1];
+	char tenant[ING_NAME_MAX + 1];
+};
+
 struct sm_result {
 	struct ing_error err; /* code 0 on success */
 	struct mp_out value;  /* msgpack result value, empty if none */
@@ -97,6 +111,17 @@ struct sm_result {
 	/* A live attempt ended (its slot and GPUs are free again): for the
 	 * scheduler, not part of the replicated result. */
 	bool released;
+	/* What the command did to jobs, for metrics (node/http/metrics.c); not
+	 * part of the replicated result either.  changes_lost: more than
+	 * SM_MAX_CHANGES changes (the counts must be read again). */
+	uint64_t time_ms; /* the command's time */
+	struct sm_job_change changes[SM_MAX_CHANGES];
+	unsigned nchanges;
+	bool changes_lost;
+	bool stage_finished; /* a stage_finish was applied, taking stage_duration_ms */
+	uint64_t stage_duration_ms;
+	/* Jobs a retention_run removed, by their (final) state. */
+	uint32_t removed[REC_JOB_STATE_COUNT];
 };
 
 void sm_result_init(struct sm_result *r);

@@ -29,6 +29,13 @@ struct sm_ctx {
 	const struct cmd *c;
 	uint64_t index;
 	struct sm_result *res;
+	/* Jobs loaded by this command and their state then (sm_job_change). */
+	struct {
+		uint64_t job;
+		uint8_t state;
+		uint64_t updated_at_ms;
+	} loaded[SM_MAX_CHANGES];
+	unsigned nloaded;
 };
 
 /* Records a rejection (code + message) in the result; returns 0. */

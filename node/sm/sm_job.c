@@ -732,6 +732,10 @@ int sm_job_stage_finish(struct sm_ctx *x)
 	} else {
 		rv = sm_job_save(x, &j);
 	}
+	if (rv == 0) {
+		x->res->stage_finished = true;
+		x->res->stage_duration_ms = f->duration_ms;
+	}
 	if (rv == 0)
 		sm_result_str(x, rec_job_state_name(j.state));
 	return rv;
@@ -982,5 +986,7 @@ int sm_job_remove(struct sm_ctx *x, const struct rec_job *j)
 		store_be64(k, j->id);
 		rv = store_del(x->t, STORE_JOBS, (struct ing_str){(const char *)k, 8});
 	}
+	if (rv == 0 && j->state < REC_JOB_STATE_COUNT)
+		x->res->removed[j->state]++;
 	return rv;
 }

@@ -14,6 +14,12 @@
  * straggler left in the group is SIGKILLed, done is called, and the handles
  * are closed; the last close callback frees the run.
  *
+ * In a sandbox (spec.sandbox, node/worker/sandbox.h) the child is started
+ * by sandbox_spawn instead: no prlimit (the sandbox applies the limits),
+ * every "signal the group" below signals the whole sandbox, an exit
+ * status 128+N is a death by signal N, and when the stage failed,
+ * sandbox_explain names the limit that ended it (res.limit_why).
+ *
  * Handles: proc (uv_process_t), out (read end of the pipe), timer.  One
  * timer serves every deadline, as they never overlap:
  *   TIMER_DEFER    0 ms: report a spawn failure outside stage_start;
@@ -63,6 +69,7 @@
 
 #include "common/log.h"
 #include "common/uverr.h"
+#include "node/worker/sandbox.h"
 
 #define SCRATCH_BYTES     (64u * 1024u)
 #define LOG_INITIAL_BYTES 4096u
@@ -96,6 +103,10 @@ struct stage_run {
 	uint64_t grace_ms;
 	uint64_t start_ns;
 	int pid;
+	struct sandbox *sandbox; /* borrowed; NULL: a plain process group */
+	int term_signal;         /* as libuv reported it (sandbox_explain) */
+	int64_t raw_status;
+	char limit_why[ING_ERROR_MSG_MAX];
 	enum timer_phase phase;
 	bool exited, eof, finished, in_done;
 	struct stage_result res;
@@ -307,7 +318,7 @@ static int build_argv(struct stage_run *r, const struct stage_spec *spec, char *
 	const char *prefix[PRLIMIT_ARGS_MAX + 1];
 	size_t n = 0;
 	const struct stage_limits *l = &spec->limits;
-	if (limits_set(l)) {
+	if (limits_set(l) && spec->sandbox == NULL) { /* the sandbox applies them */
 		if (!is_executable_file(STAGE_PRLIMIT_PATH)) {
 			snprintf(why, why_len,
 			         "stage: resource limits need %s (util-linux), which is missing",
@@ -373,6 +384,11 @@ static void close_all(struct stage_run *r)
 
 static void signal_group(struct stage_run *r, int sig)
 {
+	if (r->sandbox != NULL) {
+		if (r->pid > 0)
+			sandbox_kill(r->sandbox, sig);
+		return;
+	}
 	if (r->pid > 0 && kill(-r->pid, sig) != 0 && errno != ESRCH)
 		ING_LOG_WARN("stage cannot signal group pgid=%d sig=%d err=\"%s\"", r->pid, sig,
 		             strerror(errno));
@@ -393,6 +409,11 @@ static void finish(struct stage_run *r)
 	r->res.duration_ms = (uv_hrtime() - r->start_ns) / 1000000u;
 	r->res.log = r->log != NULL ? r->log : "";
 	r->res.log_len = r->log_len;
+	if (r->sandbox != NULL && r->pid > 0 && r->res.exit_code != 0 && !r->res.cancelled &&
+	    !sandbox_explain(r->sandbox, r->raw_status, r->term_signal, r->limit_why,
+	                     sizeof(r->limit_why)))
+		r->limit_why[0] = '\0';
+	r->res.limit_why = r->limit_why;
 	ING_LOG_DEBUG("stage done pid=%d exit=%" PRId64 " timed_out=%d cancelled=%d "
 	              "spawn_failed=%d duration_ms=%" PRIu64 " log_bytes=%" PRIu64,
 	              r->pid, r->res.exit_code, r->res.timed_out, r->res.cancelled,
@@ -478,7 +499,12 @@ static void on_child_exit(uv_process_t *p, int64_t exit_status, int term_signal)
 {
 	struct stage_run *r = p->data;
 	r->exited = true;
+	r->raw_status = exit_status;
+	r->term_signal = term_signal;
 	r->res.exit_code = term_signal != 0 ? -(int64_t)term_signal : exit_status;
+	/* bwrap reports a command killed by signal N as 128+N. */
+	if (r->sandbox != NULL && term_signal == 0 && exit_status > 128 && exit_status <= 128 + 64)
+		r->res.exit_code = -(exit_status - 128);
 	close_handle(r, (uv_handle_t *)&r->proc, &r->proc_open);
 	if (r->eof) {
 		finish(r);
@@ -502,8 +528,22 @@ static void spawn_failed(struct stage_run *r, const char *why)
 
 /* ---- public ------------------------------------------------------------ */
 
+static int start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb done, void *data,
+                 struct stage_run **out, struct ing_error *e);
+
 int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb done, void *data,
                 struct stage_run **out, struct ing_error *e)
+{
+	int rv = start(loop, spec, done, data, out, e);
+	/* Every error return of start() comes before it takes the stdout
+	 * descriptor over: it is still ours to close. */
+	if (rv != 0 && spec != NULL && spec->use_stdout_fd && spec->stdout_fd >= 0)
+		close(spec->stdout_fd);
+	return rv;
+}
+
+static int start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb done, void *data,
+                 struct stage_run **out, struct ing_error *e)
 {
 	if (loop == NULL || spec == NULL || done == NULL || spec->cwd == NULL ||
 	    spec->argv == NULL || spec->argv[0] == NULL || spec->argv[0][0] == '\0')
@@ -557,13 +597,15 @@ int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb do
 		                     uv_strerror(rv));
 	}
 
-	int stdout_fd = -1;
-	if (resolved && spec->stdout_path != NULL) {
+	int stdout_fd = spec->use_stdout_fd ? spec->stdout_fd : -1;
+	if (resolved && stdout_fd < 0 && spec->stdout_path != NULL) {
 		stdout_fd = open_stdout(r->cwd, spec->stdout_path, why, sizeof(why));
 		resolved = stdout_fd >= 0;
 	}
 	if (!resolved) {
 		close(fds[1]);
+		if (stdout_fd >= 0)
+			close(stdout_fd);
 		spawn_failed(r, why);
 		goto started;
 	}
@@ -584,23 +626,61 @@ int stage_start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb do
 	o.flags = UV_PROCESS_DETACHED; /* setsid: own session and process group */
 	o.stdio_count = 3;
 	o.stdio = stdio;
-	rv = uv_spawn(loop, &r->proc, &o);
+	r->sandbox = spec->sandbox;
+	if (r->sandbox != NULL) {
+		struct sandbox_command cmd = {
+		    .argv = (const char *const *)r->argv,
+		    .env = (const char *const *)r->env,
+		    .cwd = r->cwd,
+		    .limits = {.memory_bytes = spec->limits.memory_bytes,
+		               .cpu_seconds = spec->limits.cpu_seconds,
+		               .processes = spec->processes,
+		               .file_size_bytes = spec->limits.file_size_bytes,
+		               .open_files = spec->limits.open_files},
+		    .stdio = stdio,
+		    .stdio_count = 3,
+		    .exit_cb = on_child_exit,
+		};
+		struct ing_error se;
+		rv = sandbox_spawn(r->sandbox, &r->proc, &cmd, &se);
+		if (rv != 0 && !cmd.handle_initialised) {
+			/* Refused before uv_spawn: the handle is untouched. */
+			r->sandbox = NULL;
+			close(fds[1]);
+			if (stdout_fd >= 0)
+				close(stdout_fd);
+			snprintf(why, sizeof(why), "stage: cannot start in the sandbox: %s",
+			         se.msg);
+			spawn_failed(r, why);
+			goto started;
+		}
+		if (rv != 0)
+			snprintf(why, sizeof(why), "stage: cannot start in the sandbox: %s",
+			         se.msg);
+	} else {
+		rv = uv_spawn(loop, &r->proc, &o);
+	}
 	r->proc.data = r;
 	r->proc_open = true; /* initialised even when uv_spawn fails */
 	close(fds[1]);       /* the child has its copies */
 	if (stdout_fd >= 0)
 		close(stdout_fd);
 	if (rv != 0) {
-		snprintf(why, sizeof(why), "stage: cannot start '%s' in %s: %s", spec->argv[0],
-		         r->cwd, uv_strerror(rv));
+		if (r->sandbox == NULL)
+			snprintf(why, sizeof(why), "stage: cannot start '%s' in %s: %s",
+			         spec->argv[0], r->cwd, uv_strerror(rv));
 		close_handle(r, (uv_handle_t *)&r->proc, &r->proc_open);
 		spawn_failed(r, why);
 		goto started;
 	}
 	r->pid = r->proc.pid;
 	uv_read_start((uv_stream_t *)&r->out, on_alloc, on_read);
-	if (r->timeout_ms != 0)
+	if (r->timeout_ms != 0) {
+		/* From now, not from the loop's cached time (older than
+		 * start_ns): the stage gets its whole timeout. */
+		uv_update_time(loop);
 		arm_timer(r, TIMER_TIMEOUT, r->timeout_ms);
+	}
 	ING_LOG_DEBUG("stage started pid=%d program=%s cwd=%s", r->pid, spec->argv[0], r->cwd);
 
 started:
@@ -640,4 +720,6 @@ void stage_abandon(struct stage_run *r)
 	signal_group(r, SIGKILL);
 	ING_LOG_INFO("stage abandoned pid=%d", r->pid);
 	close_all(r);
+	if (r->sandbox != NULL && r->pid > 0)
+		sandbox_abandon_command(r->sandbox);
 }

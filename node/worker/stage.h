@@ -19,6 +19,8 @@
 
 #include "common/err.h"
 
+struct sandbox;
+
 /* Applied in the child (soft limit; hard limit of CPU is one second more so
  * the child gets SIGXCPU before SIGKILL).  0 means: no limit, inherited. */
 struct stage_limits {
@@ -59,6 +61,18 @@ struct stage_spec {
 	 * stderr still goes to the log.  Its size is bounded only by
 	 * limits.file_size_bytes.  Failing to open it is a spawn failure. */
 	const char *stdout_path;
+	/* With use_stdout_fd, the child's stdout is stdout_fd instead
+	 * (stdout_path is then ignored); stage_start takes the descriptor over
+	 * (closes it) in every case, errors included. */
+	bool use_stdout_fd;
+	int stdout_fd;
+	/* NULL: a plain child process group.  Otherwise the stage runs in this
+	 * sandbox (node/worker/sandbox.h; it must be open and idle), with
+	 * `limits` enforced by it, plus `processes` (0: none); cancel and the
+	 * timeout signal the whole sandbox, and an exit status 128+N of the
+	 * command is reported as killed by signal N (bubblewrap cannot tell). */
+	struct sandbox *sandbox;
+	uint64_t processes;
 };
 
 struct stage_result {
@@ -76,6 +90,10 @@ struct stage_result {
 	size_t log_len;
 	bool log_truncated;       /* output went past the cap */
 	uint64_t log_total_bytes; /* all output bytes, kept or dropped */
+	/* In a sandbox, the limit that ended the stage ("memory limit of 1 GiB
+	 * reached: ...", "work directory over its 2 GiB quota"), else "".
+	 * Valid during the callback only. */
+	const char *limit_why;
 };
 
 struct stage_run;

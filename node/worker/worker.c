@@ -8,7 +8,13 @@
  *     directory data_dir/work/job-<id>-a<attempt>/ with src/ (the job's
  *     sources, read from the local store: they are replicated, the small
  *     ones in the job's sources record, the others as artifacts) and one
- *     out/<stage>/ per stage;
+ *     out/<stage>/ per stage.  With the sandbox on (worker_set_sandbox),
+ *     the attempt first opens its sandbox (node/worker/sandbox.h: own uid,
+ *     the directory on its own quota file system, a cgroup), then writes
+ *     the sources and hands them to the sandbox's uid; every stage runs in
+ *     it, the daemon creates stage directories and stdout files and reads
+ *     outputs only through it (no symlink followed: the stages own the
+ *     directory), and the sandbox is closed before the directory goes;
  *   - an attempt whose job moved on (another attempt, requeued, final) is
  *     fenced: its process group is killed and nothing more is reported;
  *   - an attempt whose job has a cancel requested is stopped (SIGTERM to
@@ -48,6 +54,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,6 +67,7 @@
 #include "common/log.h"
 #include "node/request.h"
 #include "node/worker/worker.h"
+#include "node/worker/sandbox.h"
 #include "node/worker/stage.h"
 #include "node/worker/template.h"
 #include "storage/artifact.h"
@@ -67,6 +75,7 @@
 #define REPORT_RETRY_MS   1000
 #define REPORT_TIMEOUT_MS 30000 /* one report, its retries included */
 #define MAX_ARGS          256
+#define GPU_DEVICES_MAX   32 /* /dev/nvidia* files bound for a GPU attempt */
 
 enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 
@@ -81,6 +90,7 @@ struct worker {
 		uint32_t attempt;
 	} ended[ENDED_MAX]; /* attempts that ended here lately (ring) */
 	unsigned nended;
+	struct sandbox_host *sandbox; /* owned; NULL: stages run unsandboxed */
 };
 
 struct node_attempt {
@@ -111,6 +121,12 @@ struct node_attempt {
 	bool fenced;               /* the job moved on: stop, report nothing */
 	bool pgid_unrecorded;      /* the pgid file could not be written: stopped */
 	bool seen;                 /* still assigned (poll bookkeeping) */
+	/* The sandbox (w->sandbox set): opened before the sources are written,
+	 * closed before the directory is removed. */
+	struct sandbox *sb;
+	bool sb_opening, sb_closing;
+	struct ing_str *src_data; /* the sources, held while the sandbox opens */
+	char tenant[ING_NAME_MAX + 1];
 	struct node_attempt *next;
 };
 
@@ -180,6 +196,28 @@ static int read_output(const char *path, msgpack_zone *z, struct ing_str *out)
 	return 0;
 }
 
+/* A declared output of a sandboxed stage: read through the sandbox (no
+ * symlink followed, nothing outside the directory), copied into the zone.
+ * 0, ING_ENOTFOUND, ING_ETOOBIG, or another error with oe. */
+static int read_sandboxed_output(struct node_attempt *a, const char *path, struct ing_str *out,
+                                 struct ing_error *oe)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rv = sandbox_read_output(a->sb, path + strlen(a->dir) + 1, ING_SOURCE_MAX_BYTES, &buf,
+	                             &len, oe);
+	if (rv != 0)
+		return rv;
+	char *copy = msgpack_zone_malloc(a->zone, len + 1);
+	if (copy != NULL)
+		memcpy(copy, buf, len);
+	free(buf);
+	if (copy == NULL)
+		return ing_error_set(oe, ING_ENOMEM, "out of memory reading an output");
+	*out = (struct ing_str){copy, (uint32_t)len};
+	return 0;
+}
+
 /* Why output `name` is not reported: the end of "stage 's': declared output
  * 'x' ...". */
 static const char *output_problem(int rv)
@@ -238,11 +276,34 @@ static bool ended_recently(const struct worker *w, uint64_t job, uint32_t attemp
 	return false;
 }
 
-/* Ends an attempt once nothing of it is in flight. */
+static void attempt_end(struct node_attempt *a);
+
+static void on_sandbox_closed(void *data, int status, const struct ing_error *e)
+{
+	struct node_attempt *a = data;
+	if (status != 0)
+		ING_LOG_ERROR("attempt sandbox not cleaned job=%" PRIu64 " attempt=%" PRIu32
+		              " err=\"%s\"",
+		              a->job, a->attempt, e != NULL ? e->msg : "");
+	a->sb = NULL;
+	a->sb_closing = false;
+	attempt_end(a);
+}
+
+/* Ends an attempt once nothing of it is in flight (its sandbox first). */
 static void attempt_end(struct node_attempt *a)
 {
-	if (a->step == STEP_RUNNING || a->step == STEP_REPORTING)
+	if (a->step == STEP_RUNNING || a->step == STEP_REPORTING || a->sb_opening || a->sb_closing)
 		return;
+	if (a->sb != NULL) {
+		if (a->failed && node_cfg(a->w->n)->keep_failed_workdirs)
+			ING_LOG_WARN("attempt directory not kept: it is the sandbox's own file "
+			             "system job=%" PRIu64 " attempt=%" PRIu32,
+			             a->job, a->attempt);
+		a->sb_closing = true;
+		sandbox_close(a->sb, on_sandbox_closed, a);
+		return;
+	}
 	remember_ended(a->w, a->job, a->attempt);
 	attempt_unlink(a);
 	if (!(a->failed && node_cfg(a->w->n)->keep_failed_workdirs))
@@ -382,7 +443,15 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 			struct ing_str name =
 			    i < def->noutputs ? def->outputs[i] : def->stdout_path;
 			snprintf(path, sizeof(path), "%s/%.*s", out_dir, ING_STR_FMT(name));
-			int rv = read_output(path, a->zone, &outs[nouts]);
+			struct ing_error oe = {0};
+			int rv = a->sb != NULL ? read_sandboxed_output(a, path, &outs[nouts], &oe)
+			                       : read_output(path, a->zone, &outs[nouts]);
+			if (rv != 0 && rv != ING_ETOOBIG && rv != ING_ENOTFOUND &&
+			    oe.msg[0] != '\0') {
+				snprintf(why, sizeof(why), "stage '%.*s': %s",
+				         ING_STR_FMT(def->name), oe.msg);
+				break;
+			}
 			if (rv != 0) {
 				snprintf(why, sizeof(why), "stage '%.*s': %s '%.*s' %s",
 				         ING_STR_FMT(def->name),
@@ -401,6 +470,12 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		         res->timed_out       ? "timed out; killed by signal"
 		         : res->exit_code < 0 ? "was killed by signal"
 		                              : "exited with status",
+		         res->exit_code < 0 ? -res->exit_code : res->exit_code);
+	if (res->exit_code != 0 && !res->timed_out && res->limit_why != NULL &&
+	    res->limit_why[0] != '\0')
+		snprintf(why, sizeof(why), "stage '%.*s': %s (%s %" PRId64 ")",
+		         ING_STR_FMT(def->name), res->limit_why,
+		         res->exit_code < 0 ? "killed by signal" : "exit status",
 		         res->exit_code < 0 ? -res->exit_code : res->exit_code);
 	if (why[0] != '\0')
 		a->failed = true;
@@ -444,6 +519,14 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	report_send(a);
 }
 
+/* A target's limit within the node's ceiling (0: none). */
+static uint64_t within(uint64_t target, uint64_t ceiling)
+{
+	if (target == 0)
+		return ceiling;
+	return ceiling != 0 && ceiling < target ? ceiling : target;
+}
+
 static void run_stage(struct node_attempt *a)
 {
 	const struct rec_stage_def *def = &a->target.stages[a->stage];
@@ -457,7 +540,17 @@ static void run_stage(struct node_attempt *a)
 	struct ing_error e;
 
 	stage_dir(a, a->stage, out_dir, sizeof(out_dir));
-	if (ing_mkdirs(out_dir, 0700, NULL) != 0) {
+	/* In a sandbox, a stage owns the directory: the daemon creates what it
+	 * needs there without following what a stage may have planted. */
+	const char *out_rel = out_dir + strlen(a->dir) + 1;
+	int no_fd;
+	if (a->sb != NULL) {
+		if (sandbox_create(a->sb, out_rel, true, &no_fd, &e) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", e.msg);
+			return;
+		}
+	} else if (ing_mkdirs(out_dir, 0700, NULL) != 0) {
 		a->failed = true;
 		report_finish(a, "failed", "cannot create the stage's output directory");
 		return;
@@ -532,12 +625,25 @@ static void run_stage(struct node_attempt *a)
 	spec.env = (const char *const *)env;
 	spec.timeout_ms = def->timeout_ms;
 	spec.log_cap_bytes = 1u << 20;
-	spec.limits.cpu_seconds = def->limits.cpu_seconds;
-	spec.limits.memory_bytes = def->limits.memory_bytes;
-	spec.limits.open_files = def->limits.open_files;
-	spec.limits.file_size_bytes = def->limits.output_bytes;
+	/* The target's limits within the node's ceilings. */
+	const struct node_config *c = node_cfg(a->w->n);
+	spec.limits.cpu_seconds = within(def->limits.cpu_seconds, c->stage_cpu_seconds);
+	spec.limits.memory_bytes = within(def->limits.memory_bytes, c->stage_memory_bytes);
+	spec.limits.open_files = within(def->limits.open_files, c->stage_open_files);
+	spec.limits.file_size_bytes = within(def->limits.output_bytes, c->stage_output_bytes);
+	spec.sandbox = a->sb;
+	spec.processes = c->stage_processes;
 	char stdout_path[900];
-	if (def->stdout_path.len > 0) {
+	if (def->stdout_path.len > 0 && a->sb != NULL) {
+		snprintf(stdout_path, sizeof(stdout_path), "%s/%.*s", out_rel,
+		         ING_STR_FMT(def->stdout_path));
+		if (sandbox_create(a->sb, stdout_path, false, &spec.stdout_fd, &e) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", e.msg);
+			return;
+		}
+		spec.use_stdout_fd = true;
+	} else if (def->stdout_path.len > 0) {
 		snprintf(stdout_path, sizeof(stdout_path), "%s/%.*s", out_dir,
 		         ING_STR_FMT(def->stdout_path));
 		if (ing_mkdirs_parent(stdout_path, 0700, NULL) != 0) {
@@ -556,8 +662,11 @@ static void run_stage(struct node_attempt *a)
 		return;
 	}
 	a->step = STEP_RUNNING;
-	/* Remember the process group: if this daemon dies, the next start
-	 * kills what is left of it (worker_reap). */
+	/* A sandbox keeps its own record (outside the directory the stage
+	 * could rewrite); a plain process group is remembered here: if this
+	 * daemon dies, the next start kills what is left of it (worker_reap). */
+	if (a->sb != NULL)
+		return;
 	char pgid_path[600], pgid[24];
 	int k = snprintf(pgid, sizeof(pgid), "%d\n", stage_pid(a->run));
 	snprintf(pgid_path, sizeof(pgid_path), "%s/pgid", a->dir);
@@ -623,12 +732,108 @@ static struct node_attempt *find(struct worker *w, uint64_t job, uint32_t attemp
 	return NULL;
 }
 
+/* Writes the sources (into the sandbox's fresh file system when there is
+ * one, handing them to its identity) and asks to start stage 0. */
+static void attempt_begin(struct node_attempt *a)
+{
+	char path[900];
+	for (uint32_t i = 0; i < a->nsources; i++) {
+		snprintf(path, sizeof(path), "%s/src/%.*s", a->dir,
+		         ING_STR_FMT(a->sources[i].path));
+		if (write_attempt_file(path, a->src_data[i].ptr, a->src_data[i].len) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", "cannot write the job's sources on the worker");
+			return;
+		}
+	}
+	if (a->sb != NULL && a->nsources > 0) {
+		struct ing_error e;
+		snprintf(path, sizeof(path), "%s/src", a->dir);
+		if (sandbox_hand_over(a->sb, path, &e) != 0) {
+			a->failed = true;
+			report_finish(a, "failed", e.msg);
+			return;
+		}
+	}
+	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32
+	             " stages=%u gpus=%u dir=%s sandbox=%s",
+	             a->job, a->attempt, a->target.nstages, a->ngpus, a->dir,
+	             a->sb != NULL ? "on" : "off");
+	a->stage = 0;
+	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
+	mp_pack_cstr(pk, "stage");
+	msgpack_pack_uint32(pk, 0);
+	report_send(a);
+}
+
+static void on_sandbox_open(struct sandbox *sb, int status, const struct ing_error *e, void *data)
+{
+	struct node_attempt *a = data;
+	a->sb_opening = false;
+	a->sb = sb;
+	if (a->fenced || node_stopping(a->w->n)) {
+		attempt_end(a);
+		return;
+	}
+	if (status != 0) {
+		char why[ING_MESSAGE_MAX];
+		snprintf(why, sizeof(why), "the worker cannot set up the stage sandbox: %s",
+		         e != NULL ? e->msg : ing_err_msg(status));
+		a->failed = true;
+		report_finish(a, "failed", why);
+		return;
+	}
+	attempt_begin(a);
+}
+
+static void attempt_open_sandbox(struct node_attempt *a)
+{
+	const struct node_config *c = node_cfg(a->w->n);
+	const char *devices[NODE_SANDBOX_PATHS_MAX + GPU_DEVICES_MAX + 1];
+	char name[64];
+	struct ing_error e;
+	unsigned nd = 0;
+	for (unsigned i = 0; i < c->nsandbox_devices; i++)
+		devices[nd++] = c->sandbox_devices[i];
+	/* An attempt holding GPUs gets the NVIDIA device files (all of them:
+	 * CUDA_VISIBLE_DEVICES, not the sandbox, says which GPUs it uses). */
+	glob_t g;
+	memset(&g, 0, sizeof(g));
+	if (a->ngpus > 0 && glob("/dev/nvidia*", 0, NULL, &g) == 0)
+		for (size_t i = 0; i < g.gl_pathc && nd < NODE_SANDBOX_PATHS_MAX + GPU_DEVICES_MAX;
+		     i++) {
+			struct stat st;
+			if (stat(g.gl_pathv[i], &st) == 0 && S_ISCHR(st.st_mode))
+				devices[nd++] = g.gl_pathv[i];
+		}
+	devices[nd] = NULL;
+	snprintf(name, sizeof(name), "job-%" PRIu64 "-a%" PRIu32, a->job, a->attempt);
+	struct sandbox_request req = {
+	    .name = name,
+	    .tenant = a->tenant,
+	    .work_dir = a->dir,
+	    .disk_bytes = c->work_quota_bytes,
+	    .tmp_bytes = c->stage_tmp_bytes,
+	    .network = false,
+	    .devices = devices,
+	};
+	a->sb_opening = true;
+	int rv = sandbox_open(a->w->sandbox, &req, on_sandbox_open, a, &e);
+	globfree(&g);
+	if (rv != 0) {
+		a->sb_opening = false;
+		a->failed = true;
+		char why[ING_MESSAGE_MAX];
+		snprintf(why, sizeof(why), "the worker cannot set up the stage sandbox: %s", e.msg);
+		report_finish(a, "failed", why);
+	}
+}
+
 static void start_attempt(struct worker *w, struct store_txn *t, const struct rec_job *j)
 {
 	struct node *n = w->n;
 	struct node_attempt *a = calloc(1, sizeof(*a));
 	struct ing_str val;
-	char path[900];
 
 	if (a == NULL)
 		return;
@@ -688,7 +893,8 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		memcpy(a->gpus, j->gpus, a->ngpus * sizeof(a->gpus[0]));
 	a->nsources = j->nsources;
 	a->sources = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->sources));
-	if (a->sources == NULL) {
+	a->src_data = msgpack_zone_malloc(a->zone, (j->nsources + 1) * sizeof(*a->src_data));
+	if (a->sources == NULL || a->src_data == NULL) {
 		a->failed = true;
 		report_finish(a, "failed", "out of memory on the worker");
 		return;
@@ -719,33 +925,32 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		memcpy(p, j->sources[i].path.ptr, j->sources[i].path.len);
 		a->sources[i] = j->sources[i];
 		a->sources[i].path = (struct ing_str){p, j->sources[i].path.len};
-		snprintf(path, sizeof(path), "%s/src/%.*s", a->dir,
-		         ING_STR_FMT(j->sources[i].path));
-		int rv;
 		if (j->sources[i].stored_inline) {
-			struct ing_str d = inl.data[used++];
-			rv = write_attempt_file(path, d.ptr, d.len);
-		} else if ((rv = store_artifact_read(t, j->sources[i].sha256, &data, &len)) == 0) {
-			rv = write_attempt_file(path, data, len);
-			free(data);
+			a->src_data[i] = inl.data[used++]; /* already in a->zone */
+			continue;
 		}
-		if (rv != 0) {
+		if (store_artifact_read(t, j->sources[i].sha256, &data, &len) != 0) {
 			a->failed = true;
-			report_finish(a, "failed",
-			              rv == ING_ENOMEM
-			                  ? "out of memory on the worker reading the job's sources"
-			                  : "cannot write the job's sources on the worker");
+			report_finish(a, "failed", "cannot read the job's sources on the worker");
 			return;
 		}
+		char *copy = msgpack_zone_malloc(a->zone, len + 1);
+		if (copy != NULL)
+			memcpy(copy, data, len);
+		free(data);
+		if (copy == NULL) {
+			a->failed = true;
+			report_finish(a, "failed", "out of memory on the worker");
+			return;
+		}
+		a->src_data[i] = (struct ing_str){copy, (uint32_t)len};
 	}
-	ING_LOG_INFO("attempt starting job=%" PRIu64 " attempt=%" PRIu32
-	             " stages=%u gpus=%u dir=%s",
-	             a->job, a->attempt, a->target.nstages, a->ngpus, a->dir);
-	a->stage = 0;
-	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
-	mp_pack_cstr(pk, "stage");
-	msgpack_pack_uint32(pk, 0);
-	report_send(a);
+	snprintf(a->tenant, sizeof(a->tenant), "%.*s", ING_STR_FMT(j->tenant));
+	if (w->sandbox != NULL) {
+		attempt_open_sandbox(a);
+		return;
+	}
+	attempt_begin(a);
 }
 
 static void fence(struct node_attempt *a)
@@ -771,8 +976,15 @@ int worker_new(struct node *n, struct worker **out)
 	return 0;
 }
 
+void worker_set_sandbox(struct worker *w, struct sandbox_host *h)
+{
+	w->sandbox = h;
+}
+
 void worker_free(struct worker *w)
 {
+	if (w->sandbox != NULL && sandbox_host_free(w->sandbox) != 0)
+		ING_LOG_ERROR("sandbox host freed with sandboxes open: leaked");
 	free(w);
 }
 
@@ -837,6 +1049,14 @@ static void poll_assignments(struct worker *w)
 	}
 	msgpack_zone_destroy(&z);
 	store_abort(t);
+}
+
+unsigned worker_busy(const struct worker *w)
+{
+	unsigned busy = 0;
+	for (const struct node_attempt *a = w->attempts; a != NULL; a = a->next)
+		busy++;
+	return busy;
 }
 
 void worker_flushed(struct worker *w)

@@ -25,6 +25,11 @@ int worker_new(struct node *n, struct worker **out);
 /* After worker_stop_all, once every attempt has ended. */
 void worker_free(struct worker *w);
 
+struct sandbox_host;
+/* Every attempt from now on runs in a sandbox of `h` (node/worker/
+ * sandbox.h), which the worker now owns and frees with itself. */
+void worker_set_sandbox(struct worker *w, struct sandbox_host *h);
+
 /* An entry was applied (node/bus.h): the assignments may have changed. */
 void worker_note_applied(struct worker *w);
 /* After a flush: when entries were applied since the last look, starts the
@@ -34,6 +39,9 @@ void worker_flushed(struct worker *w);
  * nothing more reported); each ends once its report in flight, if any,
  * has completed. */
 void worker_stop_all(struct worker *w);
+
+/* Attempts running here now (metrics). */
+unsigned worker_busy(const struct worker *w);
 
 /* At start, before anything runs: kills the process groups left by a
  * previous run of this node (data_dir/work/job-N-aM/pgid; only processes

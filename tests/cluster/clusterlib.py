@@ -31,14 +31,24 @@ their ports too.  `t.cluster(nodes=(1,))` is a one-node cluster.  `call()`
 sends one raw request (any op, msgpack framing of docs/protocol.md);
 `Cluster.member()`/`events()` run the membership operations, and `Load`
 is a background submitter with request ids and retries.
+
+TLS: a cluster runs with TLS 1.3 by default (`t.cluster(tls=False)` for
+plaintext), as cluster-configs/local-3 does: `Cluster` makes an offline CA
+and one certificate per node with `ingotctl pki` in DIR/pki, puts each
+node's files in DIR/nodeN/tls/ (local-3's `tls:` paths), and a client
+certificate "operator" that `ctl()` passes with --cacert/--cert/--key.
+`connect_api()` and `call()` open TLS connections (Python's ssl module)
+while a TLS cluster is the current one.
 """
 import atexit
+import http.client
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -70,11 +80,58 @@ def api_ep(n):
     return "%s:%d" % (HOST, api_port(n))
 
 
+def http_port(n):
+    return 7600 + PORT_OFFSET + n
+
+
+def http_ep(n):
+    return "%s:%d" % (HOST, http_port(n))
+
+
 def raft_ep(n):
     return "%s:%d" % (HOST, raft_port(n))
 
 
 ALL_EPS = ",".join(api_ep(n) for n in NODES)
+
+# The client TLS context of the current TLS cluster (None: plaintext);
+# set by Cluster, used by connect_api() and call().
+TLS_CONTEXT = None
+
+
+def client_tls_context(ca, cert=None, key=None):
+    """A TLS 1.3 client context trusting `ca`, presenting (cert, key) when
+    given; the server's certificate must name the IP dialled."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(ca)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def http_connection(node, timeout=15.0, tls=None):
+    """An http.client connection to node's http_address: HTTPS with the
+    current cluster's client context (or `tls`), plain HTTP without one
+    (tls=False: plain)."""
+    ctx = TLS_CONTEXT if tls is None else tls
+    if ctx:
+        return http.client.HTTPSConnection(HOST, http_port(node), timeout=timeout, context=ctx)
+    return http.client.HTTPConnection(HOST, http_port(node), timeout=timeout)
+
+
+def connect_api(port, timeout=5.0, tls=None):
+    """A connection to 127.0.0.1:`port`, TLS when `tls` (an SSLContext) or
+    the current cluster's context is set (tls=False: plaintext)."""
+    s = socket.create_connection((HOST, port), timeout=timeout)
+    ctx = TLS_CONTEXT if tls is None else tls
+    if ctx:
+        try:
+            s = ctx.wrap_socket(s, server_hostname=HOST)
+        except (OSError, ssl.SSLError):
+            s.close()
+            raise
+    return s
 
 # Every process this module started, by pid, so that atexit can kill them.
 _live = {}
@@ -135,7 +192,7 @@ def ports_free(nodes=NODES):
     """Returns the list of ports of `nodes` that are already bound."""
     busy = []
     for n in nodes:
-        for port in (api_port(n), raft_port(n)):
+        for port in (api_port(n), raft_port(n), http_port(n)):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -183,7 +240,7 @@ class Cluster:
     """
 
     def __init__(self, build_dir, name="cluster", overrides=None, nodes=NODES, extra=(),
-                 node_overrides=None):
+                 node_overrides=None, tls=True):
         self.build_dir = os.path.abspath(build_dir)
         self.ingotd = os.path.join(self.build_dir, "ingotd")
         self.ingotctl = os.path.join(self.build_dir, "ingotctl")
@@ -196,6 +253,8 @@ class Cluster:
         if len(set(self.nodes)) != len(self.nodes) or not set(self.nodes) <= set(ALL_NODES):
             raise TestFailure("bad node set %r (ids 1-5, each once)" % (self.nodes,))
         self.dir = tempfile.mkdtemp(prefix="ingot-%s-" % name)
+        # The stage sandbox's uids pass through to data_dir/work (o+x, no listing).
+        os.chmod(self.dir, 0o711)
         self.procs = {}
         self.starts = {n: 0 for n in self.nodes}
         self.exit_codes = []  # (node, signal sent or None, exit code) of every stopped process
@@ -207,9 +266,50 @@ class Cluster:
         self.overrides = {"slots": "0"}
         self.overrides.update(overrides or {})
         self.node_overrides = {n: dict((node_overrides or {}).get(n, {})) for n in self.nodes}
+        self.tls = tls
+        global TLS_CONTEXT
+        if tls:
+            self._make_pki()
+            self.ssl_ctx = self.tls_context()
+        else:
+            self.overrides["tls"] = None
+            self.ssl_ctx = None
+        TLS_CONTEXT = self.ssl_ctx
         for n in self.nodes:
-            os.makedirs(self.node_dir(n))
+            os.makedirs(self.node_dir(n), exist_ok=True)
             self._write_config(n)
+
+    # ---- TLS -----------------------------------------------------------
+    def pki(self, *args):
+        """Runs `ingotctl pki ARGS --dir DIR/pki`; raises on failure."""
+        p = subprocess.run([self.ingotctl, "pki"] + [str(a) for a in args] + ["--dir", self.path("pki")],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        if p.returncode != 0:
+            raise TestFailure("ingotctl pki %s: %s" % (" ".join(map(str, args)), p.stderr.decode()))
+
+    def _make_pki(self):
+        self.pki("init", "--days", "30")  # leaves: 20 days, within the CA's 30
+        self.pki("issue", "client", "--name", "operator", "--days", "20")
+        for n in self.nodes:
+            self.pki("issue", "node", "--id", n, "--address", HOST, "--days", "20")
+            d = os.path.join(self.node_dir(n), "tls")
+            os.makedirs(d, mode=0o700)
+            for f in ("ca.crt", "node-%d.crt" % n, "node-%d.key" % n):
+                shutil.copy(self.path("pki", f), os.path.join(d, f))
+
+    def tls_args(self):
+        if not self.tls:
+            return []
+        return ["--cacert", self.path("pki", "ca.crt"), "--cert", self.path("pki", "client-operator.crt"),
+                "--key", self.path("pki", "client-operator.key")]
+
+    def tls_context(self, client="operator"):
+        """A client context of this cluster's CA with client certificate
+        `client` (None: none)."""
+        cert = key = None
+        if client:
+            cert, key = self.path("pki", "client-%s.crt" % client), self.path("pki", "client-%s.key" % client)
+        return client_tls_context(self.path("pki", "ca.crt"), cert, key)
 
     # ---- paths ---------------------------------------------------------
     def node_dir(self, n):
@@ -246,12 +346,15 @@ class Cluster:
                  "id: %d" % n,
                  "data_dir: ingot-data/node%d" % n,
                  "raft_address: %s" % raft_ep(n),
-                 "api_address: %s" % api_ep(n)]
+                 "api_address: %s" % api_ep(n),
+                 "http_address: %s" % http_ep(n)]
         if n in self.initial:
             lines.append("peers:")
             lines += ["  - {id: %d, raft_address: %s, api_address: %s}" % (p, raft_ep(p), api_ep(p))
                       for p in self.initial]
-        lines += ["election_timeout_ms: 300", "heartbeat_timeout_ms: 30", "connect_retry_ms: 50"]
+        lines += ["election_timeout_ms: 300", "heartbeat_timeout_ms: 30", "connect_retry_ms: 50",
+                  "tls:", "  ca: tls/ca.crt", "  cert: tls/node-%d.crt" % n, "  key: tls/node-%d.key" % n,
+                  "  client_certs: required"]
         return lines
 
     def _write_config(self, n):
@@ -387,8 +490,43 @@ class Cluster:
                     pass
             with _live_lock:
                 _live.pop(p.pid, None)
+        self._release_sandboxes()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _release_sandboxes(self):
+        """What the stage sandboxes of nodes killed above hold outside their
+        directories: quota file systems loop-mounted on attempt directories,
+        and cgroups (ingot/n<id>-<FNV-1a of the data directory>, as
+        node/worker/sandbox_node.c names them).  A restarted node would reap
+        them itself; a test's last kill leaves them to us."""
+        root = os.path.realpath(self.dir) + "/"
+        try:
+            with open("/proc/self/mountinfo") as f:
+                mps = [ln.split()[4].replace("\\040", " ") for ln in f]
+        except OSError:
+            mps = []
+        for mp in sorted((m for m in mps if m.startswith(root)), reverse=True):
+            subprocess.run(["umount", "-l", mp], capture_output=True)
+        for n in self.nodes:
+            h = 2166136261
+            for b in os.path.realpath(self.data_dir(n)).encode():
+                h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+            name = "ingot/n%d-%08x" % (n, h)
+            for ctl in ("memory/", "pids/", ""):
+                base = os.path.join("/sys/fs/cgroup", ctl + name)
+                if not os.path.isdir(base):
+                    continue
+                for sub in os.listdir(base):
+                    if os.path.isdir(os.path.join(base, sub)):
+                        try:
+                            os.rmdir(os.path.join(base, sub))
+                        except OSError:
+                            pass
+                try:
+                    os.rmdir(base)
+                except OSError:
+                    pass
 
     def snapshot_file_sizes(self, n):
         """Sizes of the snapshot data files in node n's raft/ directory."""
@@ -424,7 +562,7 @@ class Cluster:
         """Runs ingotctl; returns a CtlResult (never raises on a non-zero exit)."""
         if eps is None:
             eps = ",".join(api_ep(n) for n in (nodes or self.default_nodes()))
-        argv = ["--endpoints", eps, "--timeout", timeout]
+        argv = self.tls_args() + ["--endpoints", eps, "--timeout", timeout]
         if json_out:
             argv += ["-o", "json"]
         argv += [str(a) for a in args]
@@ -558,7 +696,7 @@ class Cluster:
         last = None
         for n in nodes:
             try:
-                return call(api_ep(n), op, args, timeout=timeout)
+                return call(api_ep(n), op, args, timeout=timeout, tls=self.ssl_ctx or False)
             except RpcError as e:
                 last = e
         raise TestFailure("no node of %s answered %s: %s" % (nodes, op, last))
@@ -867,15 +1005,16 @@ class Reply:
         return "%s via %s -> %s in %.2f s: %s" % (self.op, self.ep, self.code, self.secs, self.message[:400])
 
 
-def call(ep, op, args=None, timeout=10.0, request_id=None, token=None):
+def call(ep, op, args=None, timeout=10.0, request_id=None, token=None, tls=None):
     """Sends `op` with `args` to endpoint `ep` ("a.b.c.d:port") on a fresh
-    connection and returns its Reply (events pushed before it are skipped).
-    Raises RpcError when there is no reply within `timeout` seconds."""
+    connection (TLS as connect_api decides) and returns its Reply (events
+    pushed before it are skipped).  Raises RpcError when there is no reply
+    within `timeout` seconds."""
     host, port = ep.rsplit(":", 1)
     t0 = now()
     deadline = t0 + timeout
     try:
-        sock = socket.create_connection((host, int(port)), timeout=max(0.1, min(timeout, 5.0)))
+        sock = connect_api(int(port), timeout=max(0.1, min(timeout, 5.0)), tls=tls)
     except OSError as e:
         raise RpcError("%s: cannot connect to %s: %s" % (op, ep, e))
     try:
@@ -1089,9 +1228,10 @@ class Checks:
         if not self.check(name, cond, detail):
             raise TestFailure("required check failed: %s" % name)
 
-    def cluster(self, name=None, overrides=None, start=True, nodes=NODES, extra=(), node_overrides=None):
+    def cluster(self, name=None, overrides=None, start=True, nodes=NODES, extra=(), node_overrides=None,
+                tls=True):
         c = Cluster(self.build_dir, name or self.name, overrides, nodes=nodes, extra=extra,
-                    node_overrides=node_overrides)
+                    node_overrides=node_overrides, tls=tls)
         self.clusters.append(c)
         self.log("cluster directory %s" % c.dir)
         if start:

@@ -2,8 +2,8 @@
 """Bad input against running ingotd nodes, and bad configurations for ingotd
 (real 3-node cluster on 127.0.0.1).
 
-Raw TCP (frames built by hand, docs/protocol.md): garbage, a length prefix
-of 0, a length prefix of 1 GiB, invalid msgpack, a valid msgpack value that
+Raw TCP (frames built by hand, docs/protocol.md): garbage, an HTTP request
+(an HTTP 400 answer), a TLS ClientHello (closed), a length prefix of 0, a length prefix of 1 GiB, invalid msgpack, a valid msgpack value that
 is not a request, a reply sent to the server, request id 0, nesting deeper
 than 16, a frame cut short by the client, an unknown op and an unknown
 argument.  Each gets the documented error and (for stream errors) a closed
@@ -26,9 +26,10 @@ from clusterlib import frame, mp_pack, read_frames  # noqa: E402
 VICTIM = 2  # the node the raw bytes go to
 
 
-def connect(n):
-    s = socket.create_connection((cl.HOST, cl.api_port(n)), timeout=5)
-    return s
+def connect(n, tls=None):
+    """A connection to node n's API: TLS like the cluster (tls=False: a
+    plaintext one, whatever the cluster speaks)."""
+    return cl.connect_api(cl.api_port(n), timeout=5, tls=tls)
 
 
 def raw_job_get(n, jid):
@@ -81,7 +82,7 @@ def error_of(vals):
 def raw_checks(t, c, jid):
     cases = [
         # (name, bytes, expected code, expect reply id, closes)
-        ("garbage bytes (HTTP request line)", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "too_large", 0, True),
+        ("garbage bytes", b"\xfe\xed\xfa\xce garbage", "too_large", 0, True),
         ("length prefix 0", b"\x00\x00\x00\x00", "malformed", 0, True),
         ("length prefix of 1 GiB", b"\x40\x00\x00\x00" + b"\x00" * 64, "too_large", 0, True),
         ("invalid msgpack (0xc1)", frame(b"\xc1\xc1\xc1"), "malformed", 0, True),
@@ -102,6 +103,44 @@ def raw_checks(t, c, jid):
                 err is not None and err[0] == rid and err[1] == code and closed == closes,
                 "got %r, closed=%s" % (vals, closed))
         still_serving(t, c, name, jid)
+
+    # Not an ingot client (plaintext, whatever the port speaks): an HTTP
+    # request gets an HTTP answer saying what the port is.
+    s = connect(VICTIM, tls=False)
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(3)
+        answer = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        s.close()
+    t.check("raw HTTP request: answered HTTP/1.1 400 saying it is an ingot port, then closed",
+            answer.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"this is an ingot API port" in answer,
+            "got %r" % answer[:200])
+    still_serving(t, c, "an HTTP request", jid)
+    if c.tls:
+        # A plaintext ingot client on the TLS port: told, then closed.
+        s = connect(VICTIM, tls=False)
+        try:
+            s.sendall(frame(mp_pack([0, 1, "job.get", {"id": jid}, None, None])))
+            vals, closed = read_frames(s, timeout=3.0)
+        finally:
+            s.close()
+        err = error_of(vals)
+        t.check("raw plaintext request on the TLS port: [1, 0, [permission_denied, 'this endpoint "
+                "requires TLS ...']], closed", err is not None and err[0] == 0 and err[1] == "permission_denied"
+                and "requires TLS" in err[2] and closed, "got %r, closed=%s" % (vals, closed))
+        still_serving(t, c, "a plaintext request on the TLS port", jid)
+    else:
+        vals, closed = send_and_read(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 32,
+                                     timeout=3.0)
+        t.check("raw TLS ClientHello on the plaintext port: closed without a reply", closed and vals == [],
+                "got %r, closed=%s" % (vals, closed))
+        still_serving(t, c, "a TLS ClientHello", jid)
 
     # A frame cut short: the client half-closes inside a frame.
     vals, closed = send_and_read(b"\x00\x00\x00\x64" + b"\x96\x00", close_write=True, timeout=3.0)
@@ -232,6 +271,14 @@ def config_checks(t, c):
         ("not YAML", "id: [1\n", []),
         ("peer without api_address", base.replace(p2, "{id: 2, raft_address: 127.0.0.1:%d}" % cl.raft_port(2)),
          ["peers"]),
+        ("tls without a key", base.replace("  key: tls/node-1.key\n", ""), ["tls", "needs ca, cert and key"]),
+        ("tls with an unknown key", base.replace("  client_certs: required\n", "  cipher: aes\n"),
+         ["cipher", "unknown key in tls"]),
+        ("tls client_certs not required/optional", base.replace("client_certs: required", "client_certs: maybe"),
+         ["tls.client_certs"]),
+        ("tls files that do not exist (relative to the file)", base, ["TLS CA file", "badcfg/tls/ca.crt"]),
+        ("max_connections of 0", base + "max_connections: 0\n", ["max_connections"]),
+        ("idle_timeout_ms not a number", base + "idle_timeout_ms: soon\n", ["idle_timeout_ms"]),
     ]
     for i, (name, text, words) in enumerate(cases):
         cfg = c.write_file("badcfg/%02d.yaml" % i, text)

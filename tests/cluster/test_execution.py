@@ -22,7 +22,6 @@ Helpers shared with test_execution_faults.py live here.
 """
 import json
 import os
-import socket
 import sys
 import time
 
@@ -40,7 +39,7 @@ STAGE_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 def raw_call(n, op, args, request_id=None, timeout=5.0):
     """One request on a fresh connection to node n; returns (error, result):
     error is None or [code, message]."""
-    s = socket.create_connection((cl.HOST, cl.api_port(n)), timeout=timeout)
+    s = cl.connect_api(cl.api_port(n), timeout=timeout)
     try:
         s.sendall(cl.frame(cl.mp_pack([0, 1, op, args, None, request_id])))
         s.settimeout(timeout)
@@ -118,12 +117,47 @@ def stage_dir(c, node, jid, attempt, index, name):
 
 
 def read_pid(path):
+    """The host pid of the stage process that wrote its `$$` into `path`.
+
+    In the sandbox the stage has its own PID namespace: `$$` is its pid
+    there, so the host process is the one whose innermost NSpid is that
+    number and whose command line, or an ancestor's (bwrap's carries the
+    stage's argv), names the file's directory ({out}).  Without a sandbox
+    the two are the same."""
     try:
         with open(path) as f:
             s = f.read().strip()
-        return int(s) if s else None
+        inner = int(s) if s else None
     except (OSError, ValueError):
         return None
+    if inner is None:
+        return None
+    marker = os.path.dirname(path).encode()
+
+    def status(pid):
+        with open("/proc/%s/status" % pid) as f:
+            return {l.split(":")[0]: l.split(":", 1)[1].split() for l in f if ":" in l}
+
+    def names_marker(pid, depth):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if marker in f.read():
+                    return True
+            ppid = status(pid).get("PPid", ["0"])[0]
+        except OSError:
+            return False
+        return depth > 0 and ppid not in ("0", "1") and names_marker(ppid, depth - 1)
+
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            ns = status(d).get("NSpid")
+        except OSError:
+            continue
+        if ns and int(ns[-1]) == inner and names_marker(d, 3):
+            return int(d)
+    return None
 
 
 def proc_alive(pid):

@@ -67,7 +67,7 @@ lacks() {
 	done
 }
 
-expect "ingotctl " "status target job node member events settings help completion"
+expect "ingotctl " "status target job node member events settings snapshot pki help completion"
 expect "ingotctl jo" "job"
 expect "ingotctl job " "submit get list cancel retry events watch logs fetch"
 expect "ingotctl job su" "submit"
@@ -87,14 +87,22 @@ expect "ingotctl member add 4 --role " "voter standby spare"
 expect "ingotctl member demote 3 --role " "standby spare"
 expect "ingotctl job submit --target " ""
 expect "ingotctl --timeout " ""
-expect "ingotctl help " "status target job node member events settings help completion"
+expect "ingotctl help " "status target job node member events settings snapshot pki help completion"
 expect "ingotctl help jo" "job"
 expect "ingotctl help member " "list add promote demote remove transfer-leadership"
 expect "ingotctl completion " "bash"
+expect "ingotctl snapshot " "save"
+expect "ingotctl snapshot save $FILES/ker" "$FILES/kernel.c $FILES/kernel.h"
 expect "ingotctl target apply $FILES/ker" "$FILES/kernel.c $FILES/kernel.h"
 expect "ingotctl job submit --target cc $FILES/kernel." "$FILES/kernel.c $FILES/kernel.h"
 expect "ingotctl job fetch 1 $FILES/s" "$FILES/sub"
 expect "ingotctl job get 1 " ""
+expect "ingotctl pki " "init issue"
+expect "ingotctl pki init --" "--dir --days --force --help"
+has "ingotctl pki issue node --" --id --address --dir --days --force
+expect "ingotctl --cacert $FILES/ker" "$FILES/kernel.c $FILES/kernel.h"
+expect "ingotctl status --key=$FILES/s" "$FILES/sub"
+expect "ingotctl pki init --dir $FILES/" "$FILES/sub"
 echo "$MODE: $fails failure(s)"
 exit "$((fails > 0))"
 EOF

@@ -26,7 +26,7 @@ for f in sbin/ingotd bin/ingotctl \
 	share/bash-completion/completions/ingotctl \
 	lib/systemd/system/ingotd.service lib/sysusers.d/ingot.conf \
 	share/doc/ingot/README.md share/doc/ingot/operations.md share/doc/ingot/cli.md \
-	share/doc/ingot/api.md share/doc/ingot/examples/ingotd.yaml \
+	share/doc/ingot/api.md share/doc/ingot/openapi.json share/doc/ingot/examples/ingotd.yaml \
 	share/doc/ingot/examples/dev/node1.yaml share/doc/ingot/examples/local-3/node3.yaml \
 	share/doc/ingot/examples/local-5/node5.yaml \
 	share/doc/ingot/examples/targets/x86_64-avx2.yaml \

@@ -44,7 +44,8 @@ field() { dpkg-deb -f "$deb" "$1"; }
 [ "$(field Version)" = "$version" ] || fail "Version: $(field Version), CMake says $version"
 [ "$(field Architecture)" = "$arch" ] || fail "Architecture: $(field Architecture)"
 depends=$(field Depends)
-for dep in adduser libraft2 liblmdb0 libuv1 libssl3 libmsgpackc2 libyaml-0-2 libjansson4; do
+for dep in adduser libraft2 liblmdb0 libuv1 libssl3 libmsgpackc2 libyaml-0-2 libjansson4 \
+	libmicrohttpd12 libgnutls30; do
 	grep -q "\b$dep\b" <<<"$depends" || fail "Depends lacks $dep: $depends"
 done
 dpkg-deb -I "$deb" >"$tmp/info"

@@ -51,6 +51,14 @@ static void noop_tick(uv_timer_t *t)
 	(void)t;
 }
 
+static struct ing_tls *use_tls[RC_NODES];
+
+void rc_use_tls(struct ing_tls *const *tls)
+{
+	for (unsigned i = 0; i < RC_NODES; i++)
+		use_tls[i] = tls != NULL ? tls[i] : NULL;
+}
+
 struct rc_cluster *rc_new(unsigned threshold, unsigned trailing)
 {
 	struct rc_cluster *cl = calloc(1, sizeof(*cl));
@@ -79,6 +87,7 @@ struct rc_cluster *rc_new(unsigned threshold, unsigned trailing)
 		n->cfg.ninitial = RC_NODES;
 		n->cfg.snapshot_threshold = threshold;
 		n->cfg.snapshot_trailing = trailing;
+		n->cfg.tls = use_tls[i];
 		/* Not the LAN defaults (120/12 ms): sanitizer builds on a loaded
 		 * machine pause the one loop of all three nodes for longer. */
 		n->cfg.election_timeout_ms = 300;

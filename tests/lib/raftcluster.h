@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/tls.h"
 #include "raft/consensus.h"
 #include "tests/lib/consapp.h"
 
@@ -61,6 +62,9 @@ struct rc_cluster {
 
 typedef bool (*rc_pred)(struct rc_cluster *cl, void *arg);
 
+/* Peer traffic of the clusters rc_new makes from now on: over the TLS
+ * transport with tls[i] for node i (borrowed; NULL: libraft's TCP). */
+void rc_use_tls(struct ing_tls *const *tls);
 /* Sets the log level from INGOT_TEST_LOG (default warn). */
 void rc_set_log_level(void);
 /* A cluster of RC_NODES configured nodes, none started: ids 1..N, each

@@ -7,6 +7,7 @@
  */
 #include "tests/lib/testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -132,4 +133,15 @@ int tu_read_file(const char *path, void **buf, size_t *len)
 	*buf = p;
 	*len = off;
 	return 0;
+}
+
+int tu_count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
 }

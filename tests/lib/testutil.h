@@ -20,5 +20,9 @@ char *tu_mdb_dump(const char *lmdb_file);
 /* Reads a whole file into a malloc'd buffer (caller frees *buf; a NUL byte
  * follows the data but is not counted in *len).  0, or a negative errno. */
 int tu_read_file(const char *path, void **buf, size_t *len);
+/* How many file descriptors this process has open (entries of /proc/self/fd,
+ * the directory's own one included), to check that a test closed all it
+ * opened.  Fails the test if /proc is unreadable. */
+int tu_count_fds(void);
 
 #endif

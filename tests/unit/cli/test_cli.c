@@ -30,6 +30,7 @@
 #include "cli/cli.h"
 #include "common/build_info.h"
 #include "rpc/server.h"
+#include "tests/lib/pkitest.h"
 #include "tests/lib/testutil.h"
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -80,7 +81,7 @@ static int parse(struct cli_cmd *c, struct ing_error *e, ...)
 	va_end(ap);
 	argv[argc] = NULL;
 	ing_error_clear(e);
-	return cli_parse_args(argc, argv, NULL, NULL, c, e);
+	return cli_parse_args(argc, argv, NULL, c, e);
 }
 
 #define assert_contains(hay, needle)                                        \
@@ -124,15 +125,18 @@ static void test_args_defaults_and_globals(void **state)
 
 	/* Environment, and the flag over it. */
 	char *argv[] = {(char *)"ingotctl", (char *)"status", NULL};
-	assert_int_equal(cli_parse_args(2, argv, "127.0.0.2:1", "envtok", &c, &e), 0);
+	struct cli_env env = {"127.0.0.2:1", "envtok", NULL, NULL, NULL};
+	assert_int_equal(cli_parse_args(2, argv, &env, &c, &e), 0);
 	assert_string_equal(c.endpoints[0], "127.0.0.2:1");
 	assert_int_equal(c.endpoints_source, CLI_EP_ENV);
 	assert_string_equal(c.token, "envtok");
 	char *argv2[] = {(char *)"ingotctl", (char *)"--endpoints", (char *)"127.0.0.3:9",
 	                 (char *)"status", NULL};
-	assert_int_equal(cli_parse_args(4, argv2, "127.0.0.2:1", NULL, &c, &e), 0);
+	env.token = NULL;
+	assert_int_equal(cli_parse_args(4, argv2, &env, &c, &e), 0);
 	assert_string_equal(c.endpoints[0], "127.0.0.3:9");
-	assert_int_equal(cli_parse_args(2, argv, "nohost:1", NULL, &c, &e), ING_EINVAL);
+	env.endpoints = "nohost:1";
+	assert_int_equal(cli_parse_args(2, argv, &env, &c, &e), ING_EINVAL);
 	assert_contains(e.msg, "INGOT_ENDPOINTS");
 
 	/* Help anywhere, even on an otherwise bad line. */
@@ -152,6 +156,9 @@ static void test_args_every_command(void **state)
 	assert_string_equal(c.file, "t.yaml");
 	assert_int_equal(parse(&c, &e, "target", "list", NULL), 0);
 	assert_int_equal(c.verb, CLI_TARGET_LIST);
+	assert_int_equal(parse(&c, &e, "snapshot", "save", "/tmp/x.snap", NULL), 0);
+	assert_int_equal(c.verb, CLI_SNAPSHOT_SAVE);
+	assert_string_equal(c.file, "/tmp/x.snap");
 	assert_int_equal(parse(&c, &e, "target", "get", "cc", NULL), 0);
 	assert_int_equal(c.verb, CLI_TARGET_GET);
 	assert_string_equal(c.name, "cc");
@@ -207,13 +214,13 @@ static void test_args_every_command(void **state)
 			argv[argc++] = pv[i];
 		}
 		argv[argc] = NULL;
-		assert_int_equal(cli_parse_args(argc, argv, NULL, NULL, &c, &e), 0);
+		assert_int_equal(cli_parse_args(argc, argv, NULL, &c, &e), 0);
 		assert_int_equal(c.nparams, CLI_MAX_PARAMS);
 		snprintf(pv[CLI_MAX_PARAMS], sizeof(pv[0]), "PX=1");
 		argv[argc++] = (char *)"--param";
 		argv[argc++] = pv[CLI_MAX_PARAMS];
 		argv[argc] = NULL;
-		assert_int_equal(cli_parse_args(argc, argv, NULL, NULL, &c, &e), ING_EINVAL);
+		assert_int_equal(cli_parse_args(argc, argv, NULL, &c, &e), ING_EINVAL);
 		assert_contains(e.msg, "--param: at most 32 parameters");
 	}
 
@@ -382,7 +389,7 @@ static void test_args_usage_errors(void **state)
 	    {{NULL}, "no command given"},
 	    {{"frob"},
 	     "unknown command 'frob' (commands: status, target, job, node, member, events, "
-	     "settings, help, completion)"},
+	     "settings, snapshot, pki, help, completion)"},
 	    {{"settings", "set", "job-retention"},
 	     "'settings set' needs NAME DURATION, got no DURATION"},
 	    {{"settings", "set", "retention", "7d"}, "unknown setting 'retention'"},
@@ -402,6 +409,11 @@ static void test_args_usage_errors(void **state)
 	    {{"status", "--endpoints", "127.0.0.1"}, "HOST:PORT"},
 	    {{"status", "--endpoints", "127.0.0.1:0"}, "HOST:PORT"},
 	    {{"status", "--endpoints", "127.0.0.1:1,"}, "empty endpoint"},
+	    {{"snapshot"}, "'snapshot' needs a subcommand"},
+	    {{"snapshot", "save"}, "'snapshot save' needs FILE"},
+	    {{"snapshot", "save", ""}, "'snapshot save': empty FILE"},
+	    {{"snapshot", "save", "a", "b"}, "takes one FILE"},
+	    {{"snapshot", "save", "a", "--stale"}, "--stale applies to reads only"},
 	    {{"target", "get"}, "needs NAME"},
 	    {{"target", "get", "a", "b"}, "takes one NAME"},
 	    {{"target", "apply", "--stale", "x.yaml"}, "--stale applies to reads only"},
@@ -554,6 +566,39 @@ static void test_args_usage_errors(void **state)
 	    {{"member", "add", "4", "--raft-address", "127.0.0.1:7504", "--api-address",
 	      "127.0.0.1:7404", "--after", "3"},
 	     "'member add' has no option --after"},
+	    /* pki */
+	    {{"pki"}, "'pki' needs a subcommand (init, issue)"},
+	    {{"pki", "init"}, "'pki init' needs --dir DIR"},
+	    {{"pki", "init", "--dir", ""}, "--dir: empty directory name"},
+	    {{"pki", "init", "--dir", "d", "--id", "3"}, "'pki init' has no option --id"},
+	    {{"pki", "init", "--dir", "d", "--days", "0"},
+	     "--days: 0 is out of range (1 to 36500)"},
+	    {{"pki", "issue", "--dir", "d"}, "'pki issue' needs KIND"},
+	    {{"pki", "issue", "server", "--dir", "d"}, "KIND must be node or client, got 'server'"},
+	    {{"pki", "issue", "node", "--dir", "d", "--address", "127.0.0.1"},
+	     "'pki issue node' needs --id N"},
+	    {{"pki", "issue", "node", "--dir", "d", "--id", "0", "--address", "127.0.0.1"},
+	     "--id: 0 is out of range"},
+	    {{"pki", "issue", "node", "--dir", "d", "--id", "3"},
+	     "'pki issue node' needs --address HOST_OR_IP"},
+	    {{"pki", "issue", "node", "--dir", "d", "--id", "3", "--address", "a,b"},
+	     "--address 'a,b': expected an IPv4 or IPv6 address or a DNS name"},
+	    {{"pki", "issue", "node", "--dir", "d", "--id", "3", "--address", "-x.example"},
+	     "--address '-x.example'"},
+	    {{"pki", "issue", "node", "--id=3", "--address", "h", "--address=h", "--dir=d"},
+	     "--address 'h' given twice"},
+	    {{"pki", "issue", "node", "--dir=d", "--id=3", "--address=h", "--name", "x"},
+	     "'pki issue node' has no option --name"},
+	    {{"pki", "issue", "client", "--dir", "d"}, "'pki issue client' needs --name NAME"},
+	    {{"pki", "issue", "client", "--dir", "d", "--name", "../x"}, "--name '../x': expected"},
+	    {{"pki", "issue", "client", "--dir", "d", "--name", "x", "--id", "2"},
+	     "'pki issue client' has no option --id"},
+	    {{"pki", "init", "--dir", "d", "--stale"}, "--stale applies to reads only"},
+	    /* TLS flags */
+	    {{"--cert", "c.pem", "status"}, "--cert needs --key too"},
+	    {{"--key", "k.pem", "--cacert", "ca.pem", "status"}, "--key needs --cert too"},
+	    {{"--cert", "c.pem", "--key", "k.pem", "status"}, "--cert needs --cacert"},
+	    {{"--cacert", "", "status"}, "--cacert: empty file name"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *argv[12];
@@ -565,7 +610,7 @@ static void test_args_usage_errors(void **state)
 		struct cli_cmd c;
 		struct ing_error e;
 		ing_error_clear(&e);
-		int rv = cli_parse_args(argc, argv, NULL, NULL, &c, &e);
+		int rv = cli_parse_args(argc, argv, NULL, &c, &e);
 		if (rv != ING_EINVAL || strstr(e.msg, bad[i].msg) == NULL)
 			fail_msg("line %zu: rv %d, message '%s', expected '%s'", i, rv, e.msg,
 			         bad[i].msg);
@@ -708,6 +753,7 @@ static void test_help_per_command(void **state)
 				    (char *)(strcmp(ops, "FILE") == 0 || strcmp(ops, "FILE...") == 0
 				                 ? "f"
 				             : strcmp(ops, "NAME") == 0 ? "n"
+				             : strcmp(ops, "KIND") == 0 ? "node"
 				                                        : "1");
 			if (strcmp(ops, "ID DIR") == 0)
 				argv[argc++] = (char *)"d";
@@ -717,7 +763,7 @@ static void test_help_per_command(void **state)
 			struct cli_cmd cmd;
 			struct ing_error e;
 			ing_error_clear(&e);
-			cli_parse_args(argc, argv, NULL, NULL, &cmd, &e);
+			cli_parse_args(argc, argv, NULL, &cmd, &e);
 			bool refused = strstr(e.msg, "has no option") != NULL;
 			if (refused == listed[id])
 				fail_msg("%s: --%s %s in its help but %s by the parser", name,
@@ -1328,7 +1374,7 @@ static void test_mp_to_json(void **state)
 	mp_pack_cstr(pk, "e");
 	msgpack_pack_array(pk, 0);
 	msgpack_object obj = unpack(&o, &z);
-	json_t *j = cli_mp_to_json(&obj);
+	json_t *j = rpc_mp_to_json(&obj);
 	assert_non_null(j);
 	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	assert_string_equal(s, "{\"u\":18446744073709551,\"i\":-2,\"t\":true,\"n\":null,"
@@ -2262,6 +2308,8 @@ struct fake {
 	int watch_unavailable;   /* answer this many watches "unavailable" */
 	bool hang;               /* never answer "status" (until abandoned) */
 	bool corrupt;            /* artifact.get answers other bytes */
+	struct ing_tls *tls;     /* fake_setup_tls: the server's TLS */
+	char pki[256];           /* fake_setup_tls: its PKI directory */
 };
 
 /* Job 77 (logs, fetch): attempt 2; stage 0 done with a log and a binary
@@ -2609,7 +2657,7 @@ static void test_fake_submit(void **state)
 	msgpack_zone z;
 	msgpack_zone_init(&z, 1024);
 	msgpack_object a = fake_args(f, &z);
-	json_t *j = cli_mp_to_json(&a);
+	json_t *j = rpc_mp_to_json(&a);
 	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	assert_string_equal(text, "{\"target\":\"cc\",\"sources\":["
 	                          "{\"path\":\"kernel.c\",\"data\":"
@@ -2858,7 +2906,7 @@ static char *fake_args_json(struct fake *f)
 	msgpack_zone z;
 	msgpack_zone_init(&z, 1024);
 	msgpack_object a = fake_args(f, &z);
-	json_t *j = cli_mp_to_json(&a);
+	json_t *j = rpc_mp_to_json(&a);
 	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	msgpack_zone_destroy(&z);
@@ -3205,6 +3253,238 @@ static void test_fake_timeout_exit_3(void **state)
 	run_free(&r);
 }
 
+/* ---- pki and TLS -------------------------------------------------------- */
+
+static mode_t file_mode(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		fail_msg("cannot stat %s", path);
+	return st.st_mode & 0777;
+}
+
+static char *slurp(const char *path)
+{
+	void *buf;
+	size_t len;
+	if (tu_read_file(path, &buf, &len) != 0)
+		fail_msg("cannot read %s", path);
+	return buf;
+}
+
+static void test_pki_commands(void **state)
+{
+	(void)state;
+	char root[256], dir[300], path[512], path2[512];
+	tu_tmpdir(root, sizeof(root));
+	snprintf(dir, sizeof(dir), "%s/pki", root);
+
+	struct run r = run_words("pki", "init", "--dir", dir, NULL);
+	if (r.code != 0)
+		fail_msg("pki init: %s", r.err);
+	assert_contains(r.out, "ca.key (private key, mode 0600");
+	assert_contains(r.out, "CN=ingot cluster CA ");
+	run_free(&r);
+	assert_int_equal(file_mode(dir), 0700);
+	tp_path(path, sizeof(path), dir, "ca.key");
+	assert_int_equal(file_mode(path), 0600);
+	tp_path(path, sizeof(path), dir, "ca.crt");
+	assert_int_equal(file_mode(path), 0644);
+
+	r = run_words("pki", "issue", "node", "--id", "3", "--address", "127.0.0.1", "--address",
+	              "node3.example", "--address", "::1", "--dir", dir, NULL);
+	if (r.code != 0)
+		fail_msg("pki issue node: %s", r.err);
+	assert_contains(r.out, "node-3.crt (ingot:node:3; URI:ingot:node:3,IP:127.0.0.1,"
+	                       "DNS:node3.example,IP:::1; valid until ");
+	run_free(&r);
+	r = run_words("-o", "json", "pki", "issue", "client", "--name", "ci-bot", "--days", "30",
+	              "--dir", dir, NULL);
+	if (r.code != 0)
+		fail_msg("pki issue client: %s", r.err);
+	assert_contains(r.out, "\"identity\": \"ingot:client:ci-bot\"");
+	assert_contains(r.out, "client-ci-bot.key\"");
+	run_free(&r);
+	tp_path(path, sizeof(path), dir, "node-3.key");
+	assert_int_equal(file_mode(path), 0600);
+	tp_path(path, sizeof(path), dir, "client-ci-bot.key");
+	assert_int_equal(file_mode(path), 0600);
+
+	/* What was written loads as TLS contexts: each key matches its
+	 * certificate, and each certificate chains to the CA. */
+	char ca[512], crt[512], key[512];
+	struct ing_tls *t;
+	struct ing_error e;
+	tp_path(ca, sizeof(ca), dir, "ca.crt");
+	tp_path(crt, sizeof(crt), dir, "node-3.crt");
+	tp_path(key, sizeof(key), dir, "node-3.key");
+	struct ing_tls_config cfg = {ca, crt, key, ING_TLS_CLIENT_CERTS_OPTIONAL};
+	assert_int_equal(ing_tls_new(&cfg, &t, &e), 0);
+	ing_tls_free(t);
+	tp_path(key, sizeof(key), dir, "client-ci-bot.key");
+	assert_int_equal(ing_tls_new(&cfg, &t, &e), ING_EINVAL); /* another key */
+	assert_contains(e.msg, "node-3.crt");
+
+	/* Nothing is overwritten without --force, and a refusal changes
+	 * nothing. */
+	tp_path(path, sizeof(path), dir, "ca.key");
+	char *before = slurp(path);
+	r = run_words("pki", "init", "--dir", dir, NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "ca.key exists: refusing to overwrite it (use --force");
+	run_free(&r);
+	char *after = slurp(path);
+	assert_string_equal(before, after);
+	free(after);
+	r = run_words("pki", "issue", "node", "--id", "3", "--address", "127.0.0.1", "--dir", dir,
+	              NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "node-3.key exists");
+	run_free(&r);
+	r = run_words("pki", "issue", "node", "--id", "3", "--address", "127.0.0.1", "--dir", dir,
+	              "--force", NULL);
+	assert_int_equal(r.code, 0);
+	run_free(&r);
+	tp_path(path2, sizeof(path2), dir, "node-3.key");
+	after = slurp(path2);
+	assert_int_equal(file_mode(path2), 0600);
+	free(after);
+	free(before);
+
+	/* Leaves cannot outlive the CA. */
+	r = run_words("pki", "issue", "client", "--name", "x", "--days", "36500", "--dir", dir,
+	              NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "--days 36500: the certificate would outlive the CA");
+	run_free(&r);
+	tp_path(path, sizeof(path), dir, "client-x.key");
+	assert_int_equal(access(path, F_OK), -1);
+
+	/* A CA key others can read is refused. */
+	tp_path(path, sizeof(path), dir, "ca.key");
+	chmod(path, 0644);
+	r = run_words("pki", "issue", "client", "--name", "y", "--dir", dir, NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "ca.key is readable by others (mode 644): run 'chmod 600");
+	run_free(&r);
+	chmod(path, 0600);
+
+	/* No CA at all. */
+	snprintf(path, sizeof(path), "%s/empty", root);
+	r = run_words("pki", "issue", "client", "--name", "y", "--dir", path, NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "not_found: no CA in ");
+	assert_contains(r.err, "run 'ingotctl pki init --dir ");
+	run_free(&r);
+	tu_rmrf(root);
+}
+
+/* The fake server with TLS: node-1's certificate of a fresh PKI, client
+ * certificates required. */
+static int fake_setup_tls(void **state)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	struct ing_error e;
+	struct tp_pki *p = calloc(1, sizeof(*p));
+	tp_make(p);
+	snprintf(f->pki, sizeof(f->pki), "%s", p->dir);
+	f->tls = tp_tls(p->main_, p->main_, "node-1", ING_TLS_CLIENT_CERTS_REQUIRED);
+	free(p);
+	struct rpc_server_options o = {"127.0.0.1:0"};
+	o.tls = f->tls;
+	mp_out_init(&f->args);
+	f->watch_final = "succeeded";
+	assert_int_equal(uv_loop_init(&f->loop), 0);
+	assert_int_equal(uv_async_init(&f->loop, &f->stop, fake_stop_cb), 0);
+	f->stop.data = f;
+	assert_int_equal(rpc_server_start(&f->loop, &o, fake_handler, f, &f->srv, &e), 0);
+	snprintf(f->port, sizeof(f->port), "127.0.0.1:%u", (unsigned)rpc_server_port(f->srv));
+	assert_int_equal(pthread_create(&f->thread, NULL, fake_thread, f), 0);
+	*state = f;
+	return 0;
+}
+
+static void test_fake_tls(void **state)
+{
+	struct fake *f = *state;
+	char ca[512], crt[512], key[512], fca[512], fcrt[512], fkey[512], dir[300], fdir[300];
+	snprintf(dir, sizeof(dir), "%s/main", f->pki);
+	snprintf(fdir, sizeof(fdir), "%s/foreign", f->pki);
+	tp_path(ca, sizeof(ca), dir, "ca.crt");
+	tp_path(crt, sizeof(crt), dir, "client-alice.crt");
+	tp_path(key, sizeof(key), dir, "client-alice.key");
+	tp_path(fca, sizeof(fca), fdir, "ca.crt");
+	tp_path(fcrt, sizeof(fcrt), fdir, "client-alice.crt");
+	tp_path(fkey, sizeof(fkey), fdir, "client-alice.key");
+
+	/* Flags. */
+	struct run r = run_words("--endpoints", f->port, "--cacert", ca, "--cert", crt, "--key",
+	                         key, "node", "list", NULL);
+	if (r.code != 0)
+		fail_msg("exit %d: %s", r.code, r.err);
+	assert_string_equal(f->op, "node.list");
+	run_free(&r);
+
+	/* The environment, like etcdctl's. */
+	setenv("INGOT_CACERT", ca, 1);
+	setenv("INGOT_CERT", crt, 1);
+	setenv("INGOT_KEY", key, 1);
+	r = run_words("--endpoints", f->port, "node", "list", NULL);
+	if (r.code != 0)
+		fail_msg("exit %d: %s", r.code, r.err);
+	run_free(&r);
+	/* A flag overrides its variable: a client certificate of another CA
+	 * is refused by the server. */
+	r = run_words("--endpoints", f->port, "--cacert", f->pki, "node", "list", NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE); /* a directory is no CA file */
+	run_free(&r);
+	unsetenv("INGOT_CACERT");
+	unsetenv("INGOT_CERT");
+	unsetenv("INGOT_KEY");
+
+	/* No client certificate where the server requires one. */
+	r = run_words("--endpoints", f->port, "--cacert", ca, "node", "list", NULL);
+	assert_int_equal(r.code, CLI_EXIT_UNREACHABLE);
+	assert_contains(r.err, "requires a client certificate");
+	run_free(&r);
+	/* A server certificate of a CA we do not trust. */
+	r = run_words("--endpoints", f->port, "--cacert", fca, "--cert", fcrt, "--key", fkey,
+	              "node", "list", NULL);
+	assert_int_equal(r.code, CLI_EXIT_UNREACHABLE);
+	assert_contains(r.err, "the server's certificate is not trusted");
+	run_free(&r);
+	/* Plaintext against the TLS port. */
+	r = run_words("--endpoints", f->port, "node", "list", NULL);
+	assert_int_equal(r.code, CLI_EXIT_UNREACHABLE);
+	assert_contains(r.err, "this endpoint requires TLS");
+	run_free(&r);
+	/* Unreadable and mismatched files are usage errors, before any traffic. */
+	int calls = f->calls;
+	r = run_words("--endpoints", f->port, "--cacert", "/nonexistent/ca.crt", "node", "list",
+	              NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "TLS CA file '/nonexistent/ca.crt': No such file or directory");
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "--cacert", ca, "--cert", crt, "--key", fkey, "node",
+	              "list", NULL);
+	assert_int_equal(r.code, CLI_EXIT_USAGE);
+	assert_contains(r.err, "client-alice.key");
+	run_free(&r);
+	assert_int_equal(f->calls, calls);
+}
+
+static int fake_teardown_tls(void **state)
+{
+	struct fake *f = *state;
+	struct ing_tls *tls = f->tls;
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s", f->pki);
+	int rv = fake_teardown(state);
+	ing_tls_free(tls);
+	tu_rmrf(dir);
+	return rv;
+}
+
 int main(void)
 {
 	/* Table times are local: pin the zone. */
@@ -3212,6 +3492,9 @@ int main(void)
 	tzset();
 	unsetenv("INGOT_ENDPOINTS");
 	unsetenv("INGOT_TOKEN");
+	unsetenv("INGOT_CACERT");
+	unsetenv("INGOT_CERT");
+	unsetenv("INGOT_KEY");
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_args_defaults_and_globals),
 	    cmocka_unit_test(test_args_every_command),
@@ -3249,6 +3532,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fake_logs, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_fetch, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_timeout_exit_3, fake_setup, fake_teardown),
+	    cmocka_unit_test(test_pki_commands),
+	    cmocka_unit_test_setup_teardown(test_fake_tls, fake_setup_tls, fake_teardown_tls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

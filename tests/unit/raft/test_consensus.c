@@ -11,12 +11,23 @@
  * proposer and results freed elsewhere; failover after closing the leader;
  * restart from the directory with catch-up at the right indexes; pending
  * proposals completed by close, never inside cons_close; catch-up through
- * snapshot install.  Every loop run is bounded; each test ends with the loop
+ * snapshot install.  The election, failover, restart, close and snapshot
+ * tests run twice: over libraft's TCP transport and over ours with mutual
+ * TLS (raft/transport_tls.c, certificates from tests/lib/pkitest.h).  With
+ * TLS, peers played by hand (tests/lib/raftwire.h) attack a follower's and
+ * the leader's raft ports: plaintext, a client certificate, another CA's
+ * certificate, a node certificate claiming another id (all refused at the
+ * handshake), and from a proved peer an entry of type 0, a RequestVote at
+ * term 2^64-1, a vote for another candidate and a short header (refused by
+ * raft/msgcheck.c); the cluster keeps its leader and term and commits.
+ * Every loop run is bounded; each test ends with the loop
  * closing cleanly (no handle left) and its directories removed.
  *
  * Set INGOT_TEST_LOG=debug|info|... to see the logs (default warn).
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -36,8 +47,14 @@
 #include "common/log.h"
 #include "raft/consensus.h"
 #include "tests/lib/consapp.h"
+#include "tests/lib/pkitest.h"
 #include "tests/lib/raftcluster.h"
+#include "tests/lib/raftwire.h"
 #include "tests/lib/testutil.h"
+
+/* TLS: certificates for nodes 1-3, for the TLS_TEST runs. */
+static struct tp_pki pki;
+static struct ing_tls *node_tls[RC_NODES];
 
 /* Every proposal's index holds its payload on node i, in proposal order. */
 static void check_indexes(struct rc_cluster *cl, unsigned i, unsigned first, unsigned count,
@@ -105,6 +122,16 @@ static void test_config_validation(void **state)
 	cfg.address = "127.0.0.1:3";
 	cfg.heartbeat_timeout_ms = 500;
 	assert_int_equal(cons_start(&loop, &cfg, &cb, &c, &e), ING_EINVAL);
+	cfg.heartbeat_timeout_ms = 0;
+	/* Node 3 with node 1's certificate, and with a client's. */
+	cfg.tls = node_tls[0];
+	assert_int_equal(cons_start(&loop, &cfg, &cb, &c, &e), ING_EINVAL);
+	assert_non_null(strstr(e.msg, "the TLS certificate is that of node 1, not of node 3"));
+	struct ing_tls *client = tp_tls(pki.main_, pki.main_, "client-alice", 0);
+	cfg.tls = client;
+	assert_int_equal(cons_start(&loop, &cfg, &cb, &c, &e), ING_EINVAL);
+	assert_non_null(strstr(e.msg, "client alice"));
+	ing_tls_free(client);
 	assert_null(c);
 
 	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -502,6 +529,302 @@ static void test_snapshot_reference(void **state)
 	rc_free(cl);
 }
 
+/* ---- attacks on the TLS peer transport ------------------------------- */
+
+/* A peer played by hand: a non-blocking socket, optionally a TLS session
+ * over it, pumped while the cluster's loop runs. */
+struct rogue {
+	int fd;
+	struct ing_tls_session *tls;
+	bool closed; /* the node closed the connection */
+};
+
+/* Sends everything (TLS: what the session has ready). */
+static void rogue_send_raw(struct rc_cluster *cl, struct rogue *r, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0 && !r->closed) {
+		ssize_t w = send(r->fd, c, n, MSG_NOSIGNAL);
+		if (w > 0) {
+			c += w;
+			n -= (size_t)w;
+		} else if (w < 0 && errno == EAGAIN) {
+			uv_run(&cl->loop, UV_RUN_NOWAIT);
+		} else {
+			r->closed = true;
+		}
+	}
+}
+
+static void rogue_flush(struct rc_cluster *cl, struct rogue *r)
+{
+	char *data;
+	size_t len;
+	assert_int_equal(ing_tls_session_take(r->tls, &data, &len), 0);
+	rogue_send_raw(cl, r, data, len);
+	free(data);
+}
+
+/* Reads what the node sent; notes EOF/reset.  TLS: hands it to the session
+ * and returns 0 or the session's error. */
+static int rogue_poll(struct rc_cluster *cl, struct rogue *r)
+{
+	char buf[4096];
+	uv_run(&cl->loop, UV_RUN_NOWAIT);
+	ssize_t n = recv(r->fd, buf, sizeof(buf), 0);
+	if (n == 0 || (n < 0 && errno != EAGAIN)) {
+		r->closed = true;
+		return 0;
+	}
+	if (n < 0 || r->tls == NULL)
+		return 0;
+	size_t got;
+	struct ing_error e;
+	assert_int_equal(ing_tls_session_input(r->tls, buf, (size_t)n), 0);
+	int rv = ing_tls_session_read(r->tls, buf, sizeof(buf), &got, &e);
+	rogue_flush(cl, r);
+	return rv;
+}
+
+/* Connects to node i's raft port; with tls, completes the handshake (from
+ * this side: a refusal of our certificate shows later).  False when the
+ * node refused the handshake. */
+static bool rogue_connect(struct rc_cluster *cl, unsigned i, struct ing_tls *tls, struct rogue *r)
+{
+	struct sockaddr_in a;
+	char host[32];
+	memset(r, 0, sizeof(*r));
+	snprintf(host, sizeof(host), "%s", cl->addrs[i]);
+	*strrchr(host, ':') = '\0';
+	assert_int_equal(uv_ip4_addr(host, atoi(strrchr(cl->addrs[i], ':') + 1), &a), 0);
+	r->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(r->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	fcntl(r->fd, F_SETFL, fcntl(r->fd, F_GETFL) | O_NONBLOCK);
+	if (tls == NULL)
+		return true;
+	struct ing_tls_session_options o = {ING_TLS_CONNECT, NULL, false};
+	struct ing_error e;
+	size_t got;
+	assert_int_equal(ing_tls_session_new(tls, &o, &r->tls, &e), 0);
+	assert_int_equal(ing_tls_session_read(r->tls, NULL, 0, &got, &e), 0);
+	rogue_flush(cl, r);
+	uv_update_time(&cl->loop);
+	uint64_t end = uv_now(&cl->loop) + 3000;
+	while (!ing_tls_session_established(r->tls) && !r->closed && uv_now(&cl->loop) < end) {
+		if (rogue_poll(cl, r) != 0)
+			return false;
+		usleep(500);
+	}
+	return ing_tls_session_established(r->tls);
+}
+
+static void rogue_send(struct rc_cluster *cl, struct rogue *r, const struct mp_out *o)
+{
+	struct ing_error e;
+	if (r->tls == NULL) {
+		rogue_send_raw(cl, r, o->data, o->len);
+		return;
+	}
+	if (ing_tls_session_write(r->tls, o->data, o->len, &e) != 0) {
+		r->closed = true;
+		return;
+	}
+	rogue_flush(cl, r);
+}
+
+/* True when the node closed the connection (or the TLS session failed)
+ * within ms. */
+static bool rogue_dropped(struct rc_cluster *cl, struct rogue *r, unsigned ms)
+{
+	uv_update_time(&cl->loop);
+	uint64_t end = uv_now(&cl->loop) + ms;
+	while (!r->closed && uv_now(&cl->loop) < end) {
+		if (rogue_poll(cl, r) != 0)
+			return true;
+		usleep(500);
+	}
+	return r->closed;
+}
+
+static void rogue_free(struct rogue *r)
+{
+	ing_tls_session_free(r->tls);
+	close(r->fd);
+}
+
+struct snapshot_of_cluster {
+	int leader;
+	uint64_t term;
+};
+
+static struct snapshot_of_cluster observe(struct rc_cluster *cl)
+{
+	struct snapshot_of_cluster s = {-1, 0};
+	for (unsigned i = 0; i < RC_NODES; i++) {
+		struct cons_status st;
+		cons_status(cl->nodes[i].c, &st);
+		if (st.role == CONS_LEADER_READY)
+			s.leader = (int)i;
+		if (st.term > s.term)
+			s.term = st.term;
+	}
+	return s;
+}
+
+/* A connection, a handshake and one message: the node must drop it. */
+static void attack(struct rc_cluster *cl, unsigned target, struct ing_tls *tls, uint64_t claim_id,
+                   void (*message)(struct mp_out *o, uint64_t term), uint64_t term,
+                   const char *what)
+{
+	struct rogue r;
+	struct mp_out o;
+	mp_out_init(&o);
+	bool up = rogue_connect(cl, target, tls, &r);
+	if (up) {
+		rw_handshake(&o, claim_id, "127.0.0.1:9999");
+		if (message != NULL)
+			message(&o, term);
+		rogue_send(cl, &r, &o);
+		if (!rogue_dropped(cl, &r, 3000))
+			fail_msg("%s: the node kept the connection", what);
+	}
+	print_message("%s: refused%s\n", what, up ? "" : " in the TLS handshake");
+	rogue_free(&r);
+	mp_out_free(&o);
+}
+
+static void msg_entry_type0(struct mp_out *o, uint64_t term)
+{
+	struct rw_entry e[] = {{term, 0, 8, NULL}};
+	rw_append_entries(o, term, 0, 0, 0, e, 1);
+}
+
+static void msg_vote_max_term(struct mp_out *o, uint64_t term)
+{
+	(void)term;
+	rw_request_vote(o, UINT64_MAX, 9, 1000, 1, 0);
+}
+
+static void msg_vote_for_other(struct mp_out *o, uint64_t term)
+{
+	rw_request_vote(o, term + 1, 3, 1000, term, 0);
+}
+
+static void msg_short_header(struct mp_out *o, uint64_t term)
+{
+	uint64_t t = term;
+	rw_raw(o, 3, &t, 8);
+}
+
+static void msg_result(struct mp_out *o, uint64_t term)
+{
+	rw_append_entries_result(o, term, 1, 0);
+}
+
+static void test_tls_peer_attacks(void **state)
+{
+	struct rc_cluster *cl = rc_new(0, 0);
+	(void)state;
+	for (unsigned i = 0; i < RC_NODES; i++)
+		rc_start(cl, i);
+	int lead = rc_wait_leader(cl, 0);
+	unsigned f = ((unsigned)lead + 1) % RC_NODES;
+	rc_run_for(cl, 300);
+	struct snapshot_of_cluster before = observe(cl);
+	assert_int_equal(before.leader, lead);
+
+	struct ing_tls *alice = tp_tls(pki.main_, pki.main_, "client-alice", 0);
+	/* Trusts both CAs (so only the node can refuse), shows the foreign
+	 * CA's node 2. */
+	struct ing_tls *foreign2 = tp_tls(pki.dir, pki.foreign, "node-2", 0);
+	struct ing_tls *node2 = tp_tls(pki.main_, pki.main_, "node-2", 0);
+	struct ing_tls *node9 = tp_tls(pki.main_, pki.main_, "node-9", 0);
+
+	for (unsigned k = 0; k < 2; k++) {
+		unsigned target = k == 0 ? f : (unsigned)lead;
+		/* Not proved: plaintext, no node certificate, another CA, a
+		 * node certificate used for another id.  Each carries the
+		 * message that crashes libraft 0.15. */
+		attack(cl, target, NULL, 3, msg_entry_type0, before.term, "plaintext");
+		attack(cl, target, alice, 3, msg_entry_type0, before.term, "client certificate");
+		attack(cl, target, foreign2, 2, msg_entry_type0, before.term, "foreign CA");
+		attack(cl, target, node2, 3, msg_entry_type0, before.term, "node 2 claiming 3");
+		/* Proved (node 9's own certificate), and still checked. */
+		attack(cl, target, node9, 9, msg_entry_type0, before.term, "entry type 0");
+		attack(cl, target, node9, 9, msg_vote_max_term, before.term, "term 2^64-1");
+		attack(cl, target, node9, 9, msg_vote_for_other, before.term, "vote for node 3");
+		attack(cl, target, node9, 9, msg_short_header, before.term, "8-byte header");
+	}
+	/* A well-formed message from a proved peer is let through. */
+	struct rogue r;
+	struct mp_out o;
+	mp_out_init(&o);
+	assert_true(rogue_connect(cl, f, node9, &r));
+	rw_handshake(&o, 9, "127.0.0.1:9999");
+	msg_result(&o, before.term);
+	rogue_send(cl, &r, &o);
+	assert_false(rogue_dropped(cl, &r, 300));
+	rogue_free(&r);
+	mp_out_free(&o);
+
+	/* Nothing disturbed: every node up, same leader, same term, and a
+	 * write commits everywhere. */
+	rc_run_for(cl, 200);
+	struct snapshot_of_cluster after = observe(cl);
+	assert_int_equal(after.leader, before.leader);
+	assert_int_equal(after.term, before.term);
+	for (unsigned i = 0; i < RC_NODES; i++)
+		assert_int_equal(cl->nodes[i].app.fatals, 0);
+	size_t applied = cl->nodes[lead].app.n;
+	assert_int_equal(rc_propose(cl, (unsigned)lead, 77, 64, NULL), 0);
+	assert_true(rc_run_until(cl, rc_pred_props_done, NULL, RC_RUN_MS));
+	for (unsigned i = 0; i < RC_NODES; i++)
+		rc_wait_applied(cl, i, applied + 1);
+
+	ing_tls_free(node9);
+	ing_tls_free(node2);
+	ing_tls_free(foreign2);
+	ing_tls_free(alice);
+	rc_free(cl);
+}
+
+static int tls_on(void **state)
+{
+	(void)state;
+	rc_use_tls(node_tls);
+	return 0;
+}
+
+static int tls_off(void **state)
+{
+	(void)state;
+	rc_use_tls(NULL);
+	return 0;
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	tp_make(&pki);
+	for (unsigned i = 0; i < RC_NODES; i++) {
+		char who[16];
+		snprintf(who, sizeof(who), "node-%u", i + 1);
+		node_tls[i] = tp_tls(pki.main_, pki.main_, who, ING_TLS_CLIENT_CERTS_REQUIRED);
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	for (unsigned i = 0; i < RC_NODES; i++)
+		ing_tls_free(node_tls[i]);
+	tp_remove(&pki);
+	return 0;
+}
+
+#define TLS_TEST(f) cmocka_unit_test_prestate_setup_teardown(f, tls_on, tls_off, NULL)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -511,8 +834,13 @@ int main(void)
 	    cmocka_unit_test(test_close_completes_pending),
 	    cmocka_unit_test(test_snapshot_catch_up),
 	    cmocka_unit_test(test_snapshot_reference),
+	    TLS_TEST(test_elect_replicate_failover_restart),
+	    TLS_TEST(test_close_completes_pending),
+	    TLS_TEST(test_snapshot_catch_up),
+	    TLS_TEST(test_snapshot_reference),
+	    TLS_TEST(test_tls_peer_attacks),
 	};
 	/* Peers write to sockets closed under them: as in the daemon. */
 	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

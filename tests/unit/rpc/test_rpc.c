@@ -28,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -39,8 +41,13 @@
 #include "rpc/client.h"
 #include "rpc/frame.h"
 #include "rpc/server.h"
+#include "tests/lib/pkitest.h"
+#include "tests/lib/testutil.h"
 
 #define MAX_IDS 16
+
+/* Certificates for the TLS tests, made once for the whole binary. */
+static struct tp_pki pki;
 
 struct srv {
 	struct env *env;
@@ -53,7 +60,7 @@ struct srv {
 struct env {
 	uv_loop_t loop;
 	uv_timer_t ticker; /* keeps UV_RUN_ONCE from sleeping forever */
-	struct srv srv[2];
+	struct srv srv[3];
 	unsigned live_timers; /* "slow" calls not yet replied */
 	int flaky_left;
 	char ids[MAX_IDS][RPC_REQUEST_ID_MAX + 1];
@@ -181,6 +188,28 @@ static void handler(void *data, struct rpc_call *call)
 		}
 	} else if (ing_str_eq_c(op, "record")) {
 		reply_request_id(call);
+	} else if (ing_str_eq_c(op, "whoami")) {
+		const struct rpc_peer *p = rpc_call_peer(call);
+		char who[ING_TLS_NAME_MAX + 16], text[ING_TLS_NAME_MAX + 64];
+		ing_tls_identity_format(&p->identity, who, sizeof(who));
+		snprintf(text, sizeof(text), "%s %s", p->tls ? "tls" : "plain", who);
+		struct mp_out o;
+		mp_out_init(&o);
+		mp_pack_cstr(&o.pk, text);
+		rpc_reply(call, o.data, o.len);
+		mp_out_free(&o);
+	} else if (ing_str_eq_c(op, "big")) {
+		uint64_t n = 0;
+		struct ing_error err;
+		assert_int_equal(rpc_arg_u64(rpc_call_args(call), "n", 1u << 24, true, &n, &err),
+		                 0);
+		char *blob = calloc(1, n + 1);
+		struct mp_out o;
+		mp_out_init(&o);
+		mp_pack_bin(&o.pk, blob, n);
+		rpc_reply(call, o.data, o.len);
+		mp_out_free(&o);
+		free(blob);
 	} else if (ing_str_eq_c(op, "crash") && srv->crashy) {
 		rpc_server_close(srv->server, on_server_closed, srv);
 		assert_false(rpc_call_alive(call));
@@ -223,7 +252,7 @@ static int setup(void **state)
 	assert_int_equal(uv_loop_init(&env->loop), 0);
 	uv_timer_init(&env->loop, &env->ticker);
 	uv_timer_start(&env->ticker, on_tick, 10, 10);
-	ing_log_set_level(ING_LOG_LEVEL_ERROR);
+	ing_log_set_level(getenv("INGOT_TEST_LOG") ? ING_LOG_LEVEL_DEBUG : ING_LOG_LEVEL_ERROR);
 	start_server(env, 0, NULL);
 	*state = env;
 	return 0;
@@ -238,6 +267,7 @@ static int teardown(void **state)
 	assert_int_equal(env->live_timers, 0);
 	close_server(env, 0);
 	close_server(env, 1);
+	close_server(env, 2);
 	uv_close((uv_handle_t *)&env->ticker, NULL);
 	uv_run(&env->loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&env->loop), 0);
@@ -328,6 +358,19 @@ static struct rpc_client *new_client(struct env *env, const char *const *eps, un
                                      unsigned timeout_ms)
 {
 	struct rpc_client_options o = {eps, n, 0, timeout_ms, 300, "tok"};
+	struct rpc_client *c;
+	struct ing_error err;
+	if (rpc_client_new(&env->loop, &o, &c, &err) != 0)
+		fail_msg("rpc_client_new: %s", err.msg);
+	return c;
+}
+
+static struct rpc_client *new_client_tls(struct env *env, const char *const *eps, unsigned n,
+                                         unsigned timeout_ms, struct ing_tls *tls)
+{
+	/* 2 s to connect and finish the handshake: a sanitizer build on a
+	 * loaded machine (load 12 on 2 cores) once failed a first call with 300. */
+	struct rpc_client_options o = {eps, n, 0, timeout_ms, 2000, "tok", tls};
 	struct rpc_client *c;
 	struct ing_error err;
 	if (rpc_client_new(&env->loop, &o, &c, &err) != 0)
@@ -1098,6 +1141,479 @@ static void test_backpressure(void **state)
 	mp_out_free(&req);
 }
 
+/* ---- limits and timeouts ----------------------------------------------- */
+
+/* A raw connection from a chosen loopback source address. */
+static int raw_connect_from(const struct env *env, unsigned i, const char *source)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a, src;
+	assert_true(fd >= 0);
+	memset(&src, 0, sizeof(src));
+	src.sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, source, &src.sin_addr), 1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+	assert_int_equal(rpc_parse_address(env->srv[i].addr, &a, NULL), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+/* Reads until the server closes; true when it closed within limit_ms. */
+static bool closed_within(struct env *env, int fd, unsigned limit_ms, char *buf, size_t cap,
+                          size_t *len)
+{
+	uint64_t end = now_ms(env) + limit_ms;
+	size_t got = 0;
+	while (now_ms(env) < end) {
+		uv_run(&env->loop, UV_RUN_NOWAIT);
+		ssize_t n = recv(fd, buf + got, cap - got, 0);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			if (len != NULL)
+				*len = got;
+			return true;
+		}
+		usleep(1000);
+	}
+	if (len != NULL)
+		*len = got;
+	return false;
+}
+
+static void test_per_address_limit(void **state)
+{
+	struct env *env = *state;
+	struct rpc_server_options o = {"127.0.0.1:0", 0, 0, 0, 0, 2};
+	start_server(env, 1, &o);
+	int a = raw_connect_from(env, 1, "127.0.0.1");
+	int b = raw_connect_from(env, 1, "127.0.0.1");
+	run_for(env, 50);
+	int c = raw_connect_from(env, 1, "127.0.0.1");
+	char buf[256];
+	bool closed;
+	size_t len = raw_read(env, c, buf, sizeof(buf), 0, &closed);
+	assert_true(closed);
+	assert_error_frame(buf, len, 0, "unavailable",
+	                   "too many connections from 127.0.0.1 (limit 2)");
+	close(c);
+
+	/* Another address still gets in, and is served. */
+	int d = raw_connect_from(env, 1, "127.0.0.2");
+	static const char req[] = "\x96\x00\x05\xa4"
+	                          "echo\x80\xc0\xc0";
+	raw_send_frame(d, req, sizeof(req) - 1);
+	len = raw_read(env, d, buf, sizeof(buf), 9, &closed);
+	assert_false(closed);
+	assert_int_equal(len, 9); /* [1, 5, nil, {}] */
+	close(a);
+	close(b);
+	close(d);
+	run_for(env, 50);
+}
+
+static void test_idle_and_frame_timeouts(void **state)
+{
+	struct env *env = *state;
+	struct rpc_server_options o = {"127.0.0.1:0", 0, 0, 0, 0, 0, 300, 200};
+	start_server(env, 1, &o);
+	char buf[512];
+	size_t len;
+
+	/* Idle: a connection that says nothing is closed, silently. */
+	int fd = raw_connect(env, 1);
+	uint64_t t0 = now_ms(env);
+	assert_true(closed_within(env, fd, 3000, buf, sizeof(buf), &len));
+	assert_true(now_ms(env) - t0 >= 290);
+	assert_int_equal(len, 0);
+	close(fd);
+
+	/* Half a frame: a "timeout" reply, then closed. */
+	fd = raw_connect(env, 1);
+	raw_send(fd, "\x00\x00\x00\x20\x96\x00", 6);
+	t0 = now_ms(env);
+	assert_true(closed_within(env, fd, 3000, buf, sizeof(buf), &len));
+	assert_true(now_ms(env) - t0 >= 190);
+	assert_error_frame(buf, len, 0, "timeout", "frame not completed within 200 ms (6 bytes");
+	close(fd);
+
+	/* A call outstanding is not idle: a 700 ms call on a 300 ms idle
+	 * timeout gets its reply. */
+	const char *eps[] = {env->srv[1].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	struct result res;
+	struct rpc_request r;
+	char args[] = {(char)0x81, (char)0xa2, 'm', 's', (char)0xcd, 0x02, (char)0xbc}; /* 700 */
+	call(env, c, "slow", args, sizeof(args), 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	result_free(&res);
+	/* The server drops the idle connection; the client reconnects. */
+	run_for(env, 700);
+	call(env, c, "whoami", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	assert_str(&res.value, "plain no certificate");
+	result_free(&res);
+	close_client(env, c);
+}
+
+/* Strangers on the port: an HTTP request gets an HTTP answer, a TLS
+ * ClientHello is just closed; the server goes on serving. */
+static void test_not_an_ingot_client(void **state)
+{
+	struct env *env = *state;
+	char buf[1024];
+	size_t len;
+	int fd = raw_connect(env, 0);
+	raw_send(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+	assert_true(closed_within(env, fd, 3000, buf, sizeof(buf) - 1, &len));
+	buf[len] = '\0';
+	if (strncmp(buf, "HTTP/1.1 400 Bad Request\r\n", 26) != 0 ||
+	    strstr(buf, "this is an ingot API port") == NULL)
+		fail_msg("unexpected answer to HTTP: %s", buf);
+	close(fd);
+
+	fd = raw_connect(env, 0);
+	raw_send(fd, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+	assert_true(closed_within(env, fd, 3000, buf, sizeof(buf), &len));
+	assert_int_equal(len, 0);
+	close(fd);
+	assert_still_serving(env);
+}
+
+/* A plain TCP server that answers every connection like an HTTP server. */
+struct httpish {
+	uv_tcp_t listener;
+	uv_tcp_t conn;
+	uv_write_t w;
+	bool used;
+	char addr[32];
+};
+
+static void on_httpish_conn(uv_stream_t *l, int status)
+{
+	struct httpish *h = l->data;
+	static char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+	assert_int_equal(status, 0);
+	assert_false(h->used);
+	h->used = true;
+	uv_tcp_init(l->loop, &h->conn);
+	assert_int_equal(uv_accept(l, (uv_stream_t *)&h->conn), 0);
+	uv_buf_t b = uv_buf_init(answer, sizeof(answer) - 1);
+	uv_write(&h->w, (uv_stream_t *)&h->conn, &b, 1, NULL);
+}
+
+static void test_not_an_ingot_server(void **state)
+{
+	struct env *env = *state;
+	struct httpish h;
+	struct sockaddr_in a;
+	struct sockaddr_storage bound;
+	int blen = sizeof(bound);
+	memset(&h, 0, sizeof(h));
+	uv_tcp_init(&env->loop, &h.listener);
+	h.listener.data = &h;
+	assert_int_equal(rpc_parse_address("127.0.0.1:0", &a, NULL), 0);
+	assert_int_equal(uv_tcp_bind(&h.listener, (struct sockaddr *)&a, 0), 0);
+	assert_int_equal(uv_listen((uv_stream_t *)&h.listener, 4, on_httpish_conn), 0);
+	uv_tcp_getsockname(&h.listener, (struct sockaddr *)&bound, &blen);
+	snprintf(h.addr, sizeof(h.addr), "127.0.0.1:%u",
+	         (unsigned)ntohs(((struct sockaddr_in *)&bound)->sin_port));
+
+	const char *eps[] = {h.addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	struct result res;
+	struct rpc_request r;
+	call(env, c, "echo", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, ING_EUNAVAILABLE);
+	if (strstr(res.err.msg, "not an ingot server: it answered like an HTTP server "
+	                        "(\"HTTP/1.1 400 Bad Request\")") == NULL)
+		fail_msg("message: %s", res.err.msg);
+	assert_null(strstr(res.err.msg, "1213486160"));
+	result_free(&res);
+	close_client(env, c);
+	uv_close((uv_handle_t *)&h.listener, NULL);
+	if (h.used)
+		uv_close((uv_handle_t *)&h.conn, NULL);
+	run_for(env, 20);
+}
+
+/* A reply over the frame limit becomes a too_large error naming both. */
+static void test_reply_over_frame_limit(void **state)
+{
+	struct env *env = *state;
+	struct rpc_server_options o = {"127.0.0.1:0", 4096};
+	start_server(env, 1, &o);
+	const char *eps[] = {env->srv[1].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	struct result res;
+	struct rpc_request r;
+	char args[] = {(char)0x81, (char)0xa1, 'n', (char)0xcd, 0x13, (char)0x88}; /* 5000 */
+	call(env, c, "big", args, sizeof(args), 0, &res, &r);
+	assert_int_equal(res.status, ING_ETOOBIG);
+	assert_non_null(strstr(res.err.msg, "exceeds the frame limit of 4096 bytes"));
+	result_free(&res);
+	/* The connection stays usable. */
+	call(env, c, "echo", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	result_free(&res);
+	close_client(env, c);
+}
+
+/* ---- TLS ------------------------------------------------------------- */
+
+static struct ing_tls *start_tls_server(struct env *env, unsigned i,
+                                        enum ing_tls_client_certs client_certs,
+                                        unsigned frame_timeout_ms)
+{
+	struct ing_tls *tls = tp_tls(pki.main_, pki.main_, "node-1", client_certs);
+	struct rpc_server_options o = {"127.0.0.1:0"};
+	o.tls = tls;
+	o.frame_timeout_ms = frame_timeout_ms;
+	start_server(env, i, &o);
+	return tls;
+}
+
+/* One call on a fresh TLS client; returns its status, message in msg. */
+static int tls_call(struct env *env, unsigned i, struct ing_tls *tls, const char *op, char *out,
+                    size_t cap)
+{
+	const char *eps[] = {env->srv[i].addr};
+	struct rpc_client *c = new_client_tls(env, eps, 1, 3000, tls);
+	struct result res;
+	struct rpc_request r;
+	call(env, c, op, NULL, 0, 0, &res, &r);
+	int status = res.status;
+	if (status == 0 && res.value.type == MSGPACK_OBJECT_STR)
+		snprintf(out, cap, "%.*s", (int)res.value.via.str.size, res.value.via.str.ptr);
+	else if (status != 0)
+		snprintf(out, cap, "%s", res.err.msg);
+	result_free(&res);
+	close_client(env, c);
+	return status;
+}
+
+/* tls_call that must succeed; the failure names the client's error. */
+#define TLS_CALL_OK(env, i, tls, op, msg)                                          \
+	do {                                                                       \
+		int st_ = tls_call(env, i, tls, op, msg, sizeof(msg));             \
+		if (st_ != 0)                                                      \
+			fail_msg("%s: status %s: %s", op, ing_err_name(st_), msg); \
+	} while (0)
+
+static void test_tls_calls_and_identity(void **state)
+{
+	struct env *env = *state;
+	struct ing_tls *srv = start_tls_server(env, 1, ING_TLS_CLIENT_CERTS_OPTIONAL, 0);
+	struct ing_tls *anon = tp_tls(pki.main_, NULL, NULL, 0);
+	struct ing_tls *alice = tp_tls(pki.main_, pki.main_, "client-alice", 0);
+	struct ing_tls *node2 = tp_tls(pki.main_, pki.main_, "node-2", 0);
+	char msg[256];
+
+	TLS_CALL_OK(env, 1, anon, "whoami", msg);
+	assert_string_equal(msg, "tls no certificate");
+	TLS_CALL_OK(env, 1, alice, "whoami", msg);
+	assert_string_equal(msg, "tls client alice");
+	TLS_CALL_OK(env, 1, node2, "whoami", msg);
+	assert_string_equal(msg, "tls node 2");
+
+	/* Pipelining, events and large frames over TLS. */
+	const char *eps[] = {env->srv[1].addr};
+	struct rpc_client *c = new_client_tls(env, eps, 1, 0, alice);
+	struct result res;
+	struct rpc_request r;
+	call(env, c, "watch", NULL, 0, RPC_NO_RETRY, &res, &r);
+	assert_int_equal(res.status, 0);
+	assert_int_equal(res.nevents, 3);
+	result_free(&res);
+	char args[] = {(char)0x81, (char)0xa1, 'n', (char)0xce, 0x00, 0x30, 0x00, 0x00}; /* 3 MiB */
+	call(env, c, "big", args, sizeof(args), 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	assert_int_equal(res.value.type, MSGPACK_OBJECT_BIN);
+	assert_int_equal(res.value.via.bin.size, 3u << 20);
+	result_free(&res);
+	close_client(env, c);
+
+	ing_tls_free(node2);
+	ing_tls_free(alice);
+	ing_tls_free(anon);
+	close_server(env, 1);
+	ing_tls_free(srv);
+}
+
+static void test_tls_refusals(void **state)
+{
+	struct env *env = *state;
+	struct ing_tls *srv = start_tls_server(env, 1, ING_TLS_CLIENT_CERTS_REQUIRED, 0);
+	struct ing_tls *anon = tp_tls(pki.main_, NULL, NULL, 0);
+	struct ing_tls *alice = tp_tls(pki.main_, pki.main_, "client-alice", 0);
+	struct ing_tls *trusts_foreign = tp_tls(pki.foreign, NULL, NULL, 0);
+	/* Trusts both CAs, so it takes the server's certificate, and shows
+	 * one from the foreign CA. */
+	struct ing_tls *foreign_alice = tp_tls(pki.dir, pki.foreign, "client-alice", 0);
+	char msg[256];
+
+	/* No client certificate where one is required. */
+	assert_int_equal(tls_call(env, 1, anon, "whoami", msg, sizeof(msg)), ING_EUNAVAILABLE);
+	if (strstr(msg, "requires a client certificate") == NULL)
+		fail_msg("message: %s", msg);
+	/* The server's certificate is from a CA the client does not trust. */
+	assert_int_equal(tls_call(env, 1, trusts_foreign, "whoami", msg, sizeof(msg)),
+	                 ING_EUNAVAILABLE);
+	if (strstr(msg, "the server's certificate is not trusted") == NULL)
+		fail_msg("message: %s", msg);
+	/* The client's certificate is from another CA. */
+	assert_int_equal(tls_call(env, 1, foreign_alice, "whoami", msg, sizeof(msg)),
+	                 ING_EUNAVAILABLE);
+	if (strstr(msg, "refused this side's certificate") == NULL)
+		fail_msg("message: %s", msg);
+	/* A plaintext client is told that TLS is required. */
+	assert_int_equal(tls_call(env, 1, NULL, "whoami", msg, sizeof(msg)), ING_EUNAVAILABLE);
+	if (strstr(msg, "this endpoint requires TLS") == NULL)
+		fail_msg("message: %s", msg);
+	/* HTTP on the TLS port gets the HTTP answer; garbage is closed. */
+	char buf[1024];
+	size_t len;
+	int fd = raw_connect(env, 1);
+	raw_send(fd, "GET / HTTP/1.1\r\n\r\n", 18);
+	assert_true(closed_within(env, fd, 3000, buf, sizeof(buf) - 1, &len));
+	buf[len] = '\0';
+	assert_non_null(strstr(buf, "HTTP/1.1 400"));
+	close(fd);
+	fd = raw_connect(env, 1);
+	raw_send(fd, "\x16\x03\x01\x00\x05hello", 10); /* a TLS record, not a ClientHello */
+	assert_true(closed_within(env, fd, 3000, buf, sizeof(buf), &len));
+	close(fd);
+
+	/* A TLS client on the plaintext server srv[0]. */
+	assert_int_equal(tls_call(env, 0, alice, "whoami", msg, sizeof(msg)), ING_EUNAVAILABLE);
+	if (strstr(msg, "connection closed during the TLS handshake") == NULL)
+		fail_msg("message: %s", msg);
+
+	/* A server certificate naming another address (srv[2]). */
+	struct ing_tls *srv9 = tp_tls(pki.main_, pki.main_, "node-9", 0);
+	struct rpc_server_options o = {"127.0.0.1:0"};
+	o.tls = srv9;
+	start_server(env, 2, &o);
+	assert_int_equal(tls_call(env, 2, alice, "whoami", msg, sizeof(msg)), ING_EUNAVAILABLE);
+	if (strstr(msg, "does not name 127.0.0.1") == NULL)
+		fail_msg("message: %s", msg);
+
+	/* After all that, the well-behaved client still gets through. */
+	TLS_CALL_OK(env, 1, alice, "whoami", msg);
+	assert_string_equal(msg, "tls client alice");
+
+	ing_tls_free(foreign_alice);
+	ing_tls_free(trusts_foreign);
+	ing_tls_free(alice);
+	ing_tls_free(anon);
+	close_server(env, 1);
+	close_server(env, 2);
+	ing_tls_free(srv9);
+	ing_tls_free(srv);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	void *buf;
+	size_t len;
+	assert_int_equal(tu_read_file(from, &buf, &len), 0);
+	FILE *f = fopen(to, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, len, f), len);
+	fclose(f);
+	chmod(to, 0600);
+	free(buf);
+}
+
+/* The server's files as one set in a directory of their own. */
+static void install_server_files(const char *dir, const char *from)
+{
+	char a[512], b[512];
+	tp_path(a, sizeof(a), from, "ca.crt");
+	tp_path(b, sizeof(b), dir, "ca.crt");
+	copy_file(a, b);
+	tp_path(a, sizeof(a), from, "node-1.crt");
+	tp_path(b, sizeof(b), dir, "node.crt");
+	copy_file(a, b);
+	tp_path(a, sizeof(a), from, "node-1.key");
+	tp_path(b, sizeof(b), dir, "node.key");
+	copy_file(a, b);
+}
+
+/* Reload swaps certificate and CA for new connections; open ones go on.
+ * A bad file leaves everything as it was.  A handshake that never comes
+ * times out. */
+static void test_tls_reload_and_handshake_timeout(void **state)
+{
+	struct env *env = *state;
+	char dir[256], ca[512], cert[512], key[512], msg[256];
+	tu_tmpdir(dir, sizeof(dir));
+	install_server_files(dir, pki.main_);
+	tp_path(ca, sizeof(ca), dir, "ca.crt");
+	tp_path(cert, sizeof(cert), dir, "node.crt");
+	tp_path(key, sizeof(key), dir, "node.key");
+	struct ing_tls_config cfg = {ca, cert, key, ING_TLS_CLIENT_CERTS_OPTIONAL};
+	struct ing_tls *srv;
+	struct ing_error err;
+	assert_int_equal(ing_tls_new(&cfg, &srv, &err), 0);
+	struct rpc_server_options o = {"127.0.0.1:0"};
+	o.tls = srv;
+	o.frame_timeout_ms = 200;
+	start_server(env, 1, &o);
+	struct ing_tls *main_alice = tp_tls(pki.main_, pki.main_, "client-alice", 0);
+	struct ing_tls *foreign_alice = tp_tls(pki.foreign, pki.foreign, "client-alice", 0);
+
+	const char *eps[] = {env->srv[1].addr};
+	struct rpc_client *c = new_client_tls(env, eps, 1, 0, main_alice);
+	struct result res;
+	struct rpc_request r;
+	call(env, c, "whoami", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	result_free(&res);
+
+	install_server_files(dir, pki.foreign);
+	assert_int_equal(ing_tls_reload(srv, &err), 0);
+	/* The open connection is untouched (a new one could not be made:
+	 * this client trusts the old CA only). */
+	call(env, c, "whoami", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.status, 0);
+	assert_str(&res.value, "tls client alice");
+	result_free(&res);
+	/* New connections get the new certificate and CA. */
+	assert_int_equal(tls_call(env, 1, main_alice, "whoami", msg, sizeof(msg)),
+	                 ING_EUNAVAILABLE);
+	TLS_CALL_OK(env, 1, foreign_alice, "whoami", msg);
+	assert_string_equal(msg, "tls client alice");
+
+	/* A broken key: the reload fails, naming it; nothing changes. */
+	FILE *f = fopen(key, "w");
+	fputs("not a key\n", f);
+	fclose(f);
+	assert_int_equal(ing_tls_reload(srv, &err), ING_EINVAL);
+	assert_non_null(strstr(err.msg, key));
+	TLS_CALL_OK(env, 1, foreign_alice, "whoami", msg);
+
+	/* No handshake within frame_timeout_ms: closed. */
+	char buf[64];
+	size_t len;
+	int fd = raw_connect(env, 1);
+	uint64_t t0 = now_ms(env);
+	assert_true(closed_within(env, fd, 3000, buf, sizeof(buf), &len));
+	assert_true(now_ms(env) - t0 >= 190);
+	assert_int_equal(len, 0);
+	close(fd);
+
+	close_client(env, c);
+	close_server(env, 1);
+	ing_tls_free(foreign_alice);
+	ing_tls_free(main_alice);
+	ing_tls_free(srv);
+	tu_rmrf(dir);
+}
+
 /* ---- argument helpers -------------------------------------------------- */
 
 static void test_args(void **state)
@@ -1202,6 +1718,156 @@ static void test_args(void **state)
 	mp_out_free(&o);
 }
 
+/* ---- local calls ------------------------------------------------------- */
+
+struct local_rx {
+	int replies;
+	int code;
+	char msg[256];
+	char result[64];
+	size_t len;
+	int pushes;
+	bool refuse_pushes;
+	bool abandoned;
+};
+
+static void local_reply_cb(void *data, int code, const char *msg, const void *result, size_t len)
+{
+	struct local_rx *rx = data;
+	rx->replies++;
+	rx->code = code;
+	snprintf(rx->msg, sizeof(rx->msg), "%s", msg != NULL ? msg : "");
+	rx->len = len < sizeof(rx->result) ? len : sizeof(rx->result);
+	if (len > 0)
+		memcpy(rx->result, result, rx->len);
+}
+
+static int local_push_cb(void *data, const void *event, size_t len)
+{
+	struct local_rx *rx = data;
+	(void)event;
+	(void)len;
+	if (rx->refuse_pushes)
+		return -1;
+	rx->pushes++;
+	return 0;
+}
+
+static const struct rpc_local_ops local_ops = {local_reply_cb, local_push_cb};
+
+static void local_abandoned(struct rpc_call *call, void *data)
+{
+	struct local_rx *rx = data;
+	rx->abandoned = true;
+	assert_false(rpc_call_alive(call));
+	assert_int_equal(rpc_push(call, "\x01", 1), ING_EUNAVAILABLE);
+	rpc_reply(call, NULL, 0); /* dropped: no callback, the call is freed */
+}
+
+static void test_local_calls(void **state)
+{
+	struct env *env = *state;
+	struct rpc_call *c;
+	struct ing_error e;
+	struct local_rx rx;
+	/* {"a": 1} */
+	const char args[] = {(char)0x81, (char)0xa1, 'a', 0x01};
+
+	memset(&rx, 0, sizeof(rx));
+	assert_int_equal(
+	    rpc_call_new_local("echo", args, sizeof(args), "tok", "rid-1", &local_ops, &rx, &c, &e),
+	    0);
+	assert_true(rpc_call_alive(c));
+	assert_true(ing_str_eq_c(rpc_call_token(c), "tok"));
+	handler(&env->srv[0], c); /* the same handler the server feeds */
+	assert_int_equal(rx.replies, 1);
+	assert_int_equal(rx.code, 0);
+	assert_int_equal(rx.len, sizeof(args));
+	assert_memory_equal(rx.result, args, sizeof(args));
+	assert_string_equal(env->ids[env->nids - 1], "rid-1");
+
+	memset(&rx, 0, sizeof(rx));
+	assert_int_equal(rpc_call_new_local("fail", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 0);
+	assert_int_equal(rpc_call_request_id(c).len, 0);
+	handler(&env->srv[0], c);
+	assert_int_equal(rx.code, ING_ENOTFOUND);
+	assert_string_equal(rx.msg, "no such thing");
+
+	memset(&rx, 0, sizeof(rx));
+	assert_int_equal(rpc_call_new_local("watch", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 0);
+	handler(&env->srv[0], c);
+	assert_int_equal(rx.pushes, 3);
+	assert_int_equal(rx.replies, 1);
+
+	/* A receiver that refuses pushes, then goes away: the abandon callback
+	 * runs at once, and no reply callback any more. */
+	memset(&rx, 0, sizeof(rx));
+	rx.refuse_pushes = true;
+	assert_int_equal(rpc_call_new_local("held", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 0);
+	assert_int_equal(rpc_push(c, "\x01", 1), ING_EUNAVAILABLE);
+	assert_int_equal(rpc_push(c, "\xc1", 1), ING_EINVAL); /* not msgpack */
+	assert_int_equal(rpc_call_on_abandon(c, local_abandoned, &rx), 0);
+	rpc_call_local_abandon(c);
+	assert_true(rx.abandoned);
+	assert_int_equal(rx.replies, 0);
+
+	/* Gone without an abandon callback: the later reply only frees it. */
+	memset(&rx, 0, sizeof(rx));
+	assert_int_equal(rpc_call_new_local("later", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 0);
+	rpc_call_local_abandon(c);
+	assert_int_equal(rpc_call_on_abandon(c, local_abandoned, &rx), ING_EUNAVAILABLE);
+	rpc_reply_error(c, ING_ETIMEOUT, "late");
+	assert_int_equal(rx.replies, 0);
+
+	/* A bad result becomes an internal error for the receiver. */
+	memset(&rx, 0, sizeof(rx));
+	assert_int_equal(rpc_call_new_local("x", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e), 0);
+	rpc_reply(c, "\x92\x01", 2); /* an array that lacks an item */
+	assert_int_equal(rx.code, ING_EINTERNAL);
+
+	/* Checked like requests off the wire. */
+	const char not_map[] = {0x01};
+	const char int_key[] = {(char)0x81, 0x01, 0x02};
+	char long_op[80];
+	memset(long_op, 'o', sizeof(long_op) - 1);
+	long_op[sizeof(long_op) - 1] = '\0';
+	assert_int_equal(rpc_call_new_local("", NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 ING_EINVAL);
+	assert_int_equal(rpc_call_new_local(long_op, NULL, 0, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 ING_EINVAL);
+	assert_int_equal(
+	    rpc_call_new_local("x", NULL, 0, NULL, "has space", &local_ops, &rx, &c, &e),
+	    ING_EINVAL);
+	assert_non_null(strstr(e.msg, "request id"));
+	assert_int_equal(rpc_call_new_local("x", not_map, 1, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 ING_EINVAL);
+	assert_int_equal(rpc_call_new_local("x", int_key, 3, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 ING_EINVAL);
+	assert_int_equal(rpc_call_new_local("x", "\xc1", 1, NULL, NULL, &local_ops, &rx, &c, &e),
+	                 ING_EMALFORMED);
+	assert_int_equal(
+	    rpc_call_new_local("x", args, sizeof(args) - 1, NULL, NULL, &local_ops, &rx, &c, &e),
+	    ING_EMALFORMED);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	tp_make(&pki);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	tp_remove(&pki);
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1220,7 +1886,16 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_per_address_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_and_frame_timeouts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_an_ingot_client, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_an_ingot_server, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reply_over_frame_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_calls_and_identity, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_reload_and_handshake_timeout, setup, teardown),
 	    cmocka_unit_test(test_args),
+	    cmocka_unit_test_setup_teardown(test_local_calls, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -103,6 +103,18 @@ static void expect_pick(struct world *w, const struct rec_target *t, uint64_t id
 	place_take(w->pn, &c);
 }
 
+/* The category a reason belongs to (the metric's label), by its wording. */
+static enum place_wait category_of(const char *reason)
+{
+	if (strncmp(reason, "no live, non-draining node (", 28) == 0)
+		return PLACE_WAIT_NO_LIVE_NODE;
+	if (strstr(reason, " are busy") != NULL)
+		return PLACE_WAIT_BUSY;
+	if (strstr(reason, "free on node") != NULL)
+		return PLACE_WAIT_GPUS_BUSY;
+	return PLACE_WAIT_NO_MATCH;
+}
+
 static void expect_wait(struct world *w, const struct rec_target *t, const char *want)
 {
 	struct place_choice c;
@@ -110,6 +122,19 @@ static void expect_wait(struct world *w, const struct rec_target *t, const char 
 
 	assert_int_equal(place_pick(t, w->pn, w->n, &c, reason, sizeof(reason)), ING_ENOTFOUND);
 	assert_string_equal(reason, want);
+	assert_string_equal(place_wait_name(c.wait), place_wait_name(category_of(want)));
+}
+
+static void test_wait_names(void **state)
+{
+	(void)state;
+	assert_string_equal(place_wait_name(PLACE_WAIT_BACKOFF), "retry_backoff");
+	assert_string_equal(place_wait_name(PLACE_WAIT_NO_LIVE_NODE), "no_live_node");
+	assert_string_equal(place_wait_name(PLACE_WAIT_NO_MATCH), "no_matching_node");
+	assert_string_equal(place_wait_name(PLACE_WAIT_GPUS_BUSY), "gpus_busy");
+	assert_string_equal(place_wait_name(PLACE_WAIT_BUSY), "busy");
+	assert_string_equal(place_wait_name(PLACE_WAIT_COUNT), "unknown");
+	assert_string_equal(place_wait_name(-1), "unknown");
 }
 
 static void test_node_init(void **state)
@@ -294,6 +319,7 @@ int main(void)
 	    cmocka_unit_test(test_gpus_need_a_slot),
 	    cmocka_unit_test(test_reasons),
 	    cmocka_unit_test(test_held_not_offered_and_high_index),
+	    cmocka_unit_test(test_wait_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

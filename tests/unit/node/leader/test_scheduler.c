@@ -13,9 +13,12 @@
  * waiting reason of every kind; a job whose attempt was lost waits its
  * backoff and the round that follows its end places it; new jobs go in
  * submit order without a full pass; no round while an assignment is in
- * flight; a full pass skips a target nothing can run whole (its queued
- * jobs cost it nothing, they get their target's reason) and reads about
- * as many entries as it can place; priorities across targets.
+ * flight; the unplaceable counts by reason (sched_unplaceable, for the
+ * metrics) of the jobs still queued, and the queued time handed to the
+ * assign callback; a full pass skips a target nothing can run whole (its
+ * queued jobs cost it nothing, they get their target's reason and are all
+ * counted) and reads about as many entries as it can place; priorities
+ * across targets.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,6 +42,7 @@ struct fx {
 	unsigned backoff_ms;
 	/* the last round's assignments, in the order they were made */
 	struct cmd assigned[MAX_ASSIGNED];
+	uint64_t queued_ms[MAX_ASSIGNED]; /* what the callback was told */
 	unsigned nassigned;
 	bool refuse; /* the callback refuses every proposal */
 };
@@ -62,15 +66,35 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int collect(void *data, const struct cmd *c)
+static int collect(void *data, const struct cmd *c, uint64_t queued_ms)
 {
 	struct fx *f = data;
 	if (f->refuse)
 		return ING_ENOTLEADER;
 	assert_true(f->nassigned < MAX_ASSIGNED);
 	assert_int_equal(c->type, CMD_JOB_ASSIGN);
+	f->queued_ms[f->nassigned] = queued_ms;
 	f->assigned[f->nassigned++] = *c;
 	return 0;
+}
+
+/* sched_unplaceable over the store as it is now, as "reason=count ..." of
+ * the non-zero counts. */
+static const char *unplaceable(struct fx *f)
+{
+	static char out[160];
+	unsigned counts[PLACE_WAIT_COUNT];
+	struct store_txn *t;
+	size_t len = 0;
+	assert_int_equal(store_read_begin(f->t.store, &t), 0);
+	sched_unplaceable(f->s, t, counts);
+	store_abort(t);
+	out[0] = '\0';
+	for (int i = 0; i < PLACE_WAIT_COUNT; i++)
+		if (counts[i] > 0)
+			len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%s=%u",
+			                        len ? " " : "", place_wait_name(i), counts[i]);
+	return out;
 }
 
 /* One round over the store as it is now; returns how many it assigned. */
@@ -220,6 +244,11 @@ static void test_slots_bound_and_busy_reason(void **state)
 	                    "all 1 nodes that can run target 't' are busy");
 	assert_string_equal(sched_reason(f->s, j[3], ing_str_c("t")),
 	                    "all 1 nodes that can run target 't' are busy");
+	/* The metric's view: two queued jobs wait for a slot; the callback
+	 * heard when each placed job was queued (its submit). */
+	assert_string_equal(unplaceable(f), "busy=2");
+	for (unsigned i = 0; i < 2; i++)
+		assert_true(f->queued_ms[i] > 0 && f->queued_ms[i] <= f->t.time_ms);
 	apply_assigned(f);
 	/* No free slot anywhere: a full pass places nothing and ends. */
 	sched_leader(f->s);
@@ -246,6 +275,7 @@ static void test_down_and_draining_nodes_get_nothing(void **state)
 	assert_int_equal(round_now(f), 0);
 	assert_string_equal(sched_reason(f->s, j, ing_str_c("t")),
 	                    "no live, non-draining node (2 registered: 1 down, 1 draining)");
+	assert_string_equal(unplaceable(f), "no_live_node=1");
 	/* Node 2 undrained: the capacity change makes a full pass due. */
 	drain = smt_cmd(&f->t, CMD_NODE_DRAIN);
 	drain.u.node_drain.node = 2;
@@ -254,6 +284,7 @@ static void test_down_and_draining_nodes_get_nothing(void **state)
 	assert_int_equal(round_now(f), 1);
 	assert_int_equal(f->assigned[0].u.job_assign.node, 2);
 	assert_null(sched_reason(f->s, j, ing_str_c("t")));
+	assert_string_equal(unplaceable(f), "");
 }
 
 static void test_waiting_reasons(void **state)
@@ -278,6 +309,7 @@ static void test_waiting_reasons(void **state)
 	                    "no live, non-draining node has capability 'nvcc' (target 'gpu')");
 	assert_string_equal(sched_reason(f->s, riscv, ing_str_c("riscv")),
 	                    "no live, non-draining node has label arch=riscv64 (target 'riscv')");
+	assert_string_equal(unplaceable(f), "no_matching_node=2");
 	/* Node 2 back: nvcc on an aarch64 node, x86_64 without nvcc. */
 	struct cmd up = smt_cmd(&f->t, CMD_NODE_UP);
 	up.u.node_up.node = 2;
@@ -313,6 +345,7 @@ static void test_lost_attempt_waits_its_backoff(void **state)
 	assert_int_equal(round_now(f), 0);
 	assert_string_equal(sched_reason(f->s, j, ing_str_c("t")),
 	                    "attempt 1 was lost; the next one waits 1000 ms (retry backoff)");
+	assert_string_equal(unplaceable(f), "retry_backoff=1");
 	/* Nothing is due until the backoff is over; then a pass places it. */
 	assert_false(sched_due(f->s, requeued_at + 999));
 	f->now_ms = requeued_at + 1000;
@@ -384,6 +417,9 @@ static void test_unplaceable_target_is_skipped_whole(void **state)
 	assert_string_equal(sched_reason(f->s, never[1234], ing_str_c("never")),
 	                    "no live, non-draining node has capability 'no-such-tool' (target "
 	                    "'never')");
+	/* Every one of them counted, and the runnable jobs (the 3 placed are
+	 * queued in the store until their assignments apply). */
+	assert_string_equal(unplaceable(f), "no_matching_node=2000 busy=20");
 	/* The runnable jobs left wait for a slot: their target says so. */
 	assert_string_equal(sched_reason(f->s, run[10], ing_str_c("t")),
 	                    "all 1 nodes that can run target 't' are busy");

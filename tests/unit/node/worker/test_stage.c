@@ -16,7 +16,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -175,17 +174,6 @@ static bool process_dead(int pid)
 	return false;
 }
 
-static int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	assert_non_null(d);
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n;
-}
-
 static int setup(void **state)
 {
 	static char dir[256];
@@ -219,9 +207,9 @@ static void exit_code_and_interleaved_output(void **state)
 	done_with(&o);
 	/* libuv keeps a process-wide signal pipe from the first run on; after
 	 * that, a run leaves no descriptor behind */
-	int fds = count_fds();
+	int fds = tu_count_fds();
 	run(&s, &o);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(tu_count_fds(), fds);
 	assert_int_equal(o.calls, 1);
 	assert_int_equal(o.res.exit_code, 3);
 	assert_string_equal(o.log, "out\nerr\nout2\n");
@@ -443,9 +431,9 @@ static void stdout_to_file(void **state)
 	write_file(*state, "stdout.txt", "old content that must go away\n");
 	s.stdout_path = "stdout.txt"; /* relative to cwd */
 	struct outcome o;
-	int fds = count_fds();
+	int fds = tu_count_fds();
 	run(&s, &o);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(tu_count_fds(), fds);
 	assert_int_equal(o.res.exit_code, 0);
 	assert_string_equal(o.log, "err\n");
 	snprintf(path, sizeof(path), "%s/stdout.txt", (const char *)*state);
@@ -576,9 +564,9 @@ static void abandon_kills_without_callback(void **state)
 	struct stage_spec s = spec_of(*state, argv);
 	int pid = 0;
 	struct outcome o;
-	int fds = count_fds();
+	int fds = tu_count_fds();
 	run_hooked(&s, &o, abandon_now, &pid);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(tu_count_fds(), fds);
 	assert_int_equal(o.calls, 0);
 	assert_true(pid > 0);
 	assert_true(o.wall_ms < 2000);
