@@ -490,9 +490,15 @@ void cli_print_target_list(FILE *out, const msgpack_object *targets)
 void cli_print_target(FILE *out, const msgpack_object *tg)
 {
 	char name[CELL_MAX], rev[32], caps[CELL_MAX], labels[CELL_MAX], active[32], created[32],
-	    updated[32], gpus[16];
+	    updated[32], gpus[16], network[16], disk[48];
+	uint64_t disk_bytes = 0;
 	field_text(tg, "name", name, sizeof(name));
 	field_text(tg, "gpus", gpus, sizeof(gpus));
+	field_text(tg, "network", network, sizeof(network));
+	if (get_u64(tg, "disk_bytes", &disk_bytes) && disk_bytes > 0)
+		snprintf(disk, sizeof(disk), "%" PRIu64 " bytes", disk_bytes);
+	else
+		snprintf(disk, sizeof(disk), "the node's ceiling");
 	field_text(tg, "revision", rev, sizeof(rev));
 	field_text(tg, "capabilities", caps, sizeof(caps));
 	field_text(tg, "labels", labels, sizeof(labels));
@@ -506,6 +512,8 @@ void cli_print_target(FILE *out, const msgpack_object *tg)
 	table_row(&t, "capabilities:", caps);
 	table_row(&t, "labels:", labels);
 	table_row(&t, "gpus:", gpus);
+	table_row(&t, "host network:", network);
+	table_row(&t, "disk:", disk);
 	table_row(&t, "active jobs:", active);
 	table_row(&t, "created:", created);
 	table_row(&t, "updated:", updated);

@@ -8,6 +8,10 @@
  *   capabilities: [cc]                   optional, sequence of strings
  *   labels: {arch: x86_64}               optional, mapping string -> string
  *   gpus: 1                              optional number 0..16: GPUs every stage sees
+ *   network: true                        optional, true or false: the stages get the
+ *                                        host's network (needs the permission)
+ *   disk: 4GiB                           optional size (> 0): disk space of the work
+ *                                        directory, within the node's ceiling
  *   stages:                              required, 1 or more mappings
  *     - name: compile                    required, non-empty string
  *       argv: [cc, -c, "{source}"]       required, 1 or more strings
@@ -19,6 +23,7 @@
  *         memory: 512MiB                   address space, a size (> 0)
  *         open_files: 256                  a number (> 0)
  *         output: 64MiB                    largest file written, a size (> 0)
+ *         processes: 64                    processes of the whole tree (> 0)
  *       stdout: symbols.txt              optional string: file of the stage's
  *                                        output dir that receives stdout
  *       gpus: 1                          optional number 0..16: GPUs this stage
@@ -36,8 +41,9 @@
  * ranges of the limits are the server's (docs/api.md).
  *
  * The map is written in a fixed key order (name, description, capabilities,
- * labels, gpus, stages; stage: name, argv, timeout_ms, env, outputs, limits
- * {cpu_seconds, memory_bytes, open_files, output_bytes}, stdout, gpus) with only
+ * labels, gpus, network, disk_bytes, stages; stage: name, argv, timeout_ms,
+ * env, outputs, limits {cpu_seconds, memory_bytes, open_files, output_bytes,
+ * processes}, stdout, gpus) with only
  * the keys the file has, so a file always gives the same bytes.  Aliases may share
  * nodes, so the number of nodes visited is bounded (an alias bomb is
  * refused rather than expanded).
@@ -226,10 +232,10 @@ static int read_fields(struct walk *w, const yaml_node_t *n, const char *path,
 	return 0;
 }
 
-enum { L_CPU, L_MEMORY, L_OPEN_FILES, L_OUTPUT, L_COUNT };
+enum { L_CPU, L_MEMORY, L_OPEN_FILES, L_OUTPUT, L_PROCESSES, L_COUNT, L_DISK = L_COUNT };
 
-/* A limit value as a number > 0: cpu a duration in whole seconds, memory and
- * output a size, open_files a plain number. */
+/* A limit value as a number > 0: cpu a duration in whole seconds, memory,
+ * output and disk a size, open_files and processes a plain number. */
 static int limit_value(struct walk *w, const yaml_node_t *n, const char *path, int which,
                        uint64_t *out)
 {
@@ -248,6 +254,7 @@ static int limit_value(struct walk *w, const yaml_node_t *n, const char *path, i
 		v /= 1000;
 		break;
 	case L_OPEN_FILES:
+	case L_PROCESSES:
 		for (const char *p = text; *p != '\0' && rv == 0; p++) {
 			if (*p < '0' || *p > '9' || v > 100000000)
 				rv = ing_error_set(&pe, ING_EINVAL, "expected a number, got '%s'",
@@ -267,14 +274,15 @@ static int limit_value(struct walk *w, const yaml_node_t *n, const char *path, i
 	return 0;
 }
 
-/* limits: {cpu, memory, open_files, output} -> {cpu_seconds, memory_bytes,
- * open_files, output_bytes}, only the keys given. */
+/* limits: {cpu, memory, open_files, output, processes} -> {cpu_seconds,
+ * memory_bytes, open_files, output_bytes, processes}, only the keys given. */
 static int pack_limits(struct walk *w, const yaml_node_t *n, const char *path)
 {
-	static const char *const known[L_COUNT] = {"cpu", "memory", "open_files", "output"};
+	static const char *const known[L_COUNT] = {"cpu", "memory", "open_files", "output",
+	                                           "processes"};
 	static const char *const sent[L_COUNT] = {"cpu_seconds", "memory_bytes", "open_files",
-	                                          "output_bytes"};
-	static const bool required[L_COUNT] = {false, false, false, false};
+	                                          "output_bytes", "processes"};
+	static const bool required[L_COUNT] = {false, false, false, false, false};
 	const yaml_node_t *v[L_COUNT];
 	uint64_t vals[L_COUNT];
 	size_t count = 0;
@@ -318,6 +326,33 @@ static int pack_gpus(struct walk *w, const yaml_node_t *n, const char *path)
 		return fail_at(w, n, "key '%s': %llu GPUs exceeds %d", path, (unsigned long long)v,
 		               CLI_GPUS_MAX);
 	mp_pack_cstr(w->pk, "gpus");
+	msgpack_pack_uint64(w->pk, v);
+	return 0;
+}
+
+/* `network`: true or false, packed as a boolean. */
+static int pack_network(struct walk *w, const yaml_node_t *n)
+{
+	int rv = want_str(w, n, "network", true);
+	if (rv != 0)
+		return rv;
+	const char *text = (const char *)n->data.scalar.value;
+	bool on = strcmp(text, "true") == 0;
+	if (!on && strcmp(text, "false") != 0)
+		return fail_at(w, n, "key 'network': expected true or false, got '%s'", text);
+	mp_pack_cstr(w->pk, "network");
+	mp_pack_bool(w->pk, on);
+	return 0;
+}
+
+/* `disk`: a size > 0, packed as disk_bytes. */
+static int pack_disk(struct walk *w, const yaml_node_t *n)
+{
+	uint64_t v;
+	int rv = limit_value(w, n, "disk", L_DISK, &v);
+	if (rv != 0)
+		return rv;
+	mp_pack_cstr(w->pk, "disk_bytes");
 	msgpack_pack_uint64(w->pk, v);
 	return 0;
 }
@@ -397,13 +432,24 @@ static int pack_stage(struct walk *w, const yaml_node_t *n, const char *path)
 	return 0;
 }
 
-enum { T_NAME, T_DESCRIPTION, T_CAPABILITIES, T_LABELS, T_GPUS, T_STAGES, T_COUNT };
+enum {
+	T_NAME,
+	T_DESCRIPTION,
+	T_CAPABILITIES,
+	T_LABELS,
+	T_GPUS,
+	T_NETWORK,
+	T_DISK,
+	T_STAGES,
+	T_COUNT
+};
 
 static int pack_target(struct walk *w, const yaml_node_t *root)
 {
-	static const char *const known[T_COUNT] = {"name",   "description", "capabilities",
-	                                           "labels", "gpus",        "stages"};
-	static const bool required[T_COUNT] = {true, false, false, false, false, true};
+	static const char *const known[T_COUNT] = {"name", "description", "capabilities", "labels",
+	                                           "gpus", "network",     "disk",         "stages"};
+	static const bool required[T_COUNT] = {true,  false, false, false,
+	                                       false, false, false, true};
 	const yaml_node_t *v[T_COUNT];
 	int rv = read_fields(w, root, "", known, required, T_COUNT, v);
 	if (rv != 0)
@@ -440,6 +486,10 @@ static int pack_target(struct walk *w, const yaml_node_t *root)
 			return rv;
 	}
 	if (v[T_GPUS] != NULL && (rv = pack_gpus(w, v[T_GPUS], "gpus")) != 0)
+		return rv;
+	if (v[T_NETWORK] != NULL && (rv = pack_network(w, v[T_NETWORK])) != 0)
+		return rv;
+	if (v[T_DISK] != NULL && (rv = pack_disk(w, v[T_DISK])) != 0)
 		return rv;
 	mp_pack_cstr(w->pk, "stages");
 	msgpack_pack_array(w->pk, nstages);

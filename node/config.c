@@ -466,6 +466,8 @@ static int load_sandbox_key(struct loader *l, const char *key, const yaml_node_t
 		return get_on_off(l, v, key, &c->sandbox);
 	if (strcmp(key, "sandbox_allow_daemon_uid") == 0)
 		return get_bool(l, v, key, &c->sandbox_allow_daemon_uid);
+	if (strcmp(key, "allow_network_targets") == 0)
+		return get_bool(l, v, key, &c->allow_network_targets);
 	if (strcmp(key, "sandbox_uid_base") == 0) {
 		rv = get_uint(l, v, key, 1000, 4000000000u, &u);
 		c->sandbox_uid_base = (uint32_t)u;

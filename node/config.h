@@ -138,6 +138,10 @@ struct node_config {
 	unsigned nsandbox_paths;
 	char sandbox_devices[NODE_SANDBOX_PATHS_MAX][NODE_PATH_MAX]; /* e.g. /dev/nvidia0 */
 	unsigned nsandbox_devices;
+	/* target.put may set `network: true` (served by the leader: its own
+	 * setting decides).  Stands in for the admin role until the API has
+	 * roles (node/api/targets.c, network_permitted). */
+	bool allow_network_targets;
 	/* The node's ceilings for every stage (0: none); a target's own limit
 	 * applies when lower. */
 	uint64_t stage_memory_bytes;

@@ -29,7 +29,7 @@
 #define ING_GPU_UUID_MAX     95         /* NVML's UUID text ("GPU-..."), "" when unknown */
 #define ING_SOURCE_MAX_BYTES (4u << 20) /* one source or output file */
 /* A source of at most this many bytes is kept with its job, not as an
- * artifact (schema 6). */
+ * artifact (schema 7). */
 #define ING_INLINE_SOURCE_MAX (16u << 10)
 #define ING_COMMAND_MAX_BYTES (16u << 20) /* a whole encoded command */
 #define ING_TOKEN_HASH_BYTES  32

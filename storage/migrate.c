@@ -39,7 +39,13 @@
  *           description, caps, labels, gpus, stages', rest...] with gpus 0
  *           and each 7-item stage + gpus 0.  Job records v3 (24 items) ->
  *           v4 [4, ..., error, gpus] with gpus [] (none).
- *   5 -> 6: the layout of scale (issue 16).  Job records v4 (25 items) ->
+ *   5 -> 6: the stage sandbox's per-target settings.  Target records v3
+ *           [3, name, description, caps, labels, gpus, stages, rest...]
+ *           (11 items) -> v4 [4, name, description, caps, labels, gpus,
+ *           network, disk_bytes, stages', rest...] with network false, disk
+ *           0 (the node's ceiling) and each stage's 4-item limits + processes
+ *           0 (the node's ceiling).
+ *   6 -> 7: the layout of scale (issue 16).  Job records v4 (25 items) ->
  *           v5: each source [path, sha256, size] -> [path, sha256, size,
  *           false] (kept as an artifact, as before).  The queue is keyed by
  *           target first: each old key (100 - priority, tenant, 0x00, job)
@@ -62,6 +68,7 @@
 
 #include "common/log.h"
 #include "common/mp.h"
+#include "storage/records.h"
 
 #define STORE_KEY_MAX_BYTES 511u
 
@@ -73,11 +80,12 @@ static int migrate_2_to_3(struct store_txn *t, struct ing_error *e);
 static int migrate_3_to_4(struct store_txn *t, struct ing_error *e);
 static int migrate_4_to_5(struct store_txn *t, struct ing_error *e);
 static int migrate_5_to_6(struct store_txn *t, struct ing_error *e);
+static int migrate_6_to_7(struct store_txn *t, struct ing_error *e);
 
 static const migration_fn migrations[STORE_SCHEMA_VERSION] = {
     [0] = NULL, /* no store was ever written with schema 0 */
     [1] = migrate_1_to_2, [2] = migrate_2_to_3, [3] = migrate_3_to_4,
-    [4] = migrate_4_to_5, [5] = migrate_5_to_6,
+    [4] = migrate_4_to_5, [5] = migrate_5_to_6, [6] = migrate_6_to_7,
 };
 
 int store_schema_refuse_newer(const char *path, uint64_t schema, struct ing_error *e)
@@ -271,8 +279,57 @@ static int job_v3_to_v4(const msgpack_object *rec, struct mp_out *o)
 	return mp_out_failed(o);
 }
 
+#define TARGET_V3_ITEMS  11
+#define TARGET_V3_STAGES 6 /* index of stages in a v3 target record */
+#define STAGE_V3_ITEMS   8
+#define STAGE_V3_LIMITS  5 /* index of limits in a v3 stage */
+
+/* v3 target [3, name, description, caps, labels, gpus, stages, ...] (11
+ * items) -> v4: network false and disk_bytes 0 inserted after gpus, each
+ * stage's 4-item limits + processes 0. */
+static int target_v3_to_v4(const msgpack_object *rec, struct mp_out *o)
+{
+	const msgpack_object *items = versioned(rec, TARGET_V3_ITEMS, 3);
+	if (items == NULL || rec->via.array.size != TARGET_V3_ITEMS ||
+	    items[TARGET_V3_STAGES].type != MSGPACK_OBJECT_ARRAY)
+		return ING_EMALFORMED;
+	const msgpack_object_array *stages = &items[TARGET_V3_STAGES].via.array;
+	for (uint32_t i = 0; i < stages->size; i++) {
+		const msgpack_object *st = &stages->ptr[i];
+		if (st->type != MSGPACK_OBJECT_ARRAY || st->via.array.size != STAGE_V3_ITEMS ||
+		    st->via.array.ptr[STAGE_V3_LIMITS].type != MSGPACK_OBJECT_ARRAY ||
+		    st->via.array.ptr[STAGE_V3_LIMITS].via.array.size != 4)
+			return ING_EMALFORMED;
+	}
+	msgpack_pack_array(&o->pk, TARGET_V3_ITEMS + 2);
+	msgpack_pack_uint64(&o->pk, 4);
+	for (uint32_t i = 1; i < TARGET_V3_STAGES; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	mp_pack_bool(&o->pk, false);
+	msgpack_pack_uint64(&o->pk, 0);
+	msgpack_pack_array(&o->pk, stages->size);
+	for (uint32_t i = 0; i < stages->size; i++) {
+		const msgpack_object_array *st = &stages->ptr[i].via.array;
+		msgpack_pack_array(&o->pk, STAGE_V3_ITEMS);
+		for (uint32_t j = 0; j < STAGE_V3_ITEMS; j++) {
+			if (j != STAGE_V3_LIMITS) {
+				msgpack_pack_object(&o->pk, st->ptr[j]);
+				continue;
+			}
+			const msgpack_object_array *lim = &st->ptr[j].via.array;
+			msgpack_pack_array(&o->pk, 5);
+			for (uint32_t k = 0; k < 4; k++)
+				msgpack_pack_object(&o->pk, lim->ptr[k]);
+			msgpack_pack_uint64(&o->pk, 0);
+		}
+	}
+	for (uint32_t i = TARGET_V3_STAGES + 1; i < TARGET_V3_ITEMS; i++)
+		msgpack_pack_object(&o->pk, items[i]);
+	return mp_out_failed(o);
+}
+
 #define JOB_V4_ITEMS 25
-/* Indexes of the items of a v4 (and v5) job record the 5 -> 6 step reads. */
+/* Indexes of the items of a v4 (and v5) job record the 6 -> 7 step reads. */
 enum {
 	JOB_ID = 1,
 	JOB_TENANT = 2,
@@ -336,7 +393,7 @@ static uint32_t job_name(const msgpack_object *items, unsigned i, char *buf)
 	return items[i].via.str.size;
 }
 
-/* The queue and finished entries of one v4 job (see the 5 -> 6 step). */
+/* The queue and finished entries of one v4 job (see the 6 -> 7 step). */
 static int job_v4_index(struct store_txn *t, const msgpack_object *rec)
 {
 	const msgpack_object *items = rec->via.array.ptr; /* checked by job_v4_to_v5 */
@@ -557,13 +614,59 @@ static int migrate_4_to_5(struct store_txn *t, struct ing_error *e)
 
 static int migrate_5_to_6(struct store_txn *t, struct ing_error *e)
 {
+	uint64_t n;
+	int rv = rewrite_table(t, STORE_TARGETS, target_v3_to_v4, NULL, target_key_name,
+	                       "schema-5 target", &n, e);
+	if (rv == 0)
+		ING_LOG_INFO("store migration step from=5 to=6 targets=%" PRIu64 " path=%s", n,
+		             store_txn_store(t)->path);
+	return rv;
+}
+
+/* Sets meta STORE_META_JOBS_PREFIX + state to the number of jobs in each
+ * state (the rewritten v5 records). */
+static int count_jobs(struct store_txn *t, struct ing_error *e)
+{
+	struct store *s = store_txn_store(t);
+	uint64_t counts[REC_JOB_STATE_COUNT] = {0};
+	struct store_iter *it = NULL;
+	struct ing_str k, v;
+	msgpack_zone z;
+	msgpack_zone_init(&z, 4096);
+	int rv = store_iter_open(t, STORE_JOBS, (struct ing_str){"", 0}, &it);
+	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
+		struct rec_job j;
+		if (rec_job_decode(v, &z, &j, NULL) != 0 || j.state >= REC_JOB_STATE_COUNT) {
+			rv = STORE_CORRUPT(s, "migrated job does not decode");
+			break;
+		}
+		counts[j.state]++;
+		msgpack_zone_clear(&z);
+	}
+	store_iter_close(it);
+	msgpack_zone_destroy(&z);
+	if (rv == ING_ENOTFOUND)
+		rv = 0;
+	for (uint8_t st = 0; rv == 0 && st < REC_JOB_STATE_COUNT; st++) {
+		char name[32];
+		snprintf(name, sizeof(name), STORE_META_JOBS_PREFIX "%s", rec_job_state_name(st));
+		rv = store_meta_put_u64(t, name, counts[st]);
+	}
+	if (rv != 0)
+		return ing_error_set(e, rv, "store %s: migration: counting jobs: %s", s->path,
+		                     ing_err_msg(rv));
+	return 0;
+}
+
+static int migrate_6_to_7(struct store_txn *t, struct ing_error *e)
+{
 	struct store *s = store_txn_store(t);
 	uint64_t jobs, queued;
 	int rv = store_count(t, STORE_QUEUE, &queued);
 	if (rv != 0)
 		return ing_error_set(e, rv, "store %s: migration: counting queue: %s", s->path,
 		                     ing_err_msg(rv));
-	rv = rewrite_table(t, STORE_JOBS, job_v4_to_v5, job_v4_index, job_key_name, "schema-5 job",
+	rv = rewrite_table(t, STORE_JOBS, job_v4_to_v5, job_v4_index, job_key_name, "schema-6 job",
 	                   &jobs, e);
 	if (rv != 0)
 		return rv;
@@ -592,7 +695,9 @@ static int migrate_5_to_6(struct store_txn *t, struct ing_error *e)
 		                  "store %s: %" PRIu64 " queue entries but %" PRIu64 " queued jobs",
 		                  s->path, queued, after);
 	if (rv == 0)
-		ING_LOG_INFO("store migration step from=5 to=6 jobs=%" PRIu64 " queued=%" PRIu64
+		rv = count_jobs(t, e);
+	if (rv == 0)
+		ING_LOG_INFO("store migration step from=6 to=7 jobs=%" PRIu64 " queued=%" PRIu64
 		             " path=%s",
 		             jobs, queued, s->path);
 	return rv;

@@ -446,11 +446,12 @@ void rec_pack_stage_defs(msgpack_packer *pk, uint32_t n, const struct rec_stage_
 		msgpack_pack_uint64(pk, s->timeout_ms);
 		rec_pack_kv_list(pk, s->nenv, s->env);
 		mp_pack_str_list(pk, s->noutputs, s->outputs);
-		msgpack_pack_array(pk, 4);
+		msgpack_pack_array(pk, 5);
 		msgpack_pack_uint64(pk, s->limits.cpu_seconds);
 		msgpack_pack_uint64(pk, s->limits.memory_bytes);
 		msgpack_pack_uint64(pk, s->limits.open_files);
 		msgpack_pack_uint64(pk, s->limits.output_bytes);
+		msgpack_pack_uint64(pk, s->limits.processes);
 		mp_pack_str(pk, s->stdout_path);
 		msgpack_pack_uint64(pk, s->gpus);
 	}
@@ -473,13 +474,15 @@ uint32_t rec_target_gpus(const struct rec_target *t)
 int rec_target_encode(const struct rec_target *r, struct mp_out *o)
 {
 	msgpack_packer *pk = &o->pk;
-	msgpack_pack_array(pk, 11);
+	msgpack_pack_array(pk, 13);
 	msgpack_pack_uint64(pk, REC_TARGET_VERSION);
 	mp_pack_str(pk, r->name);
 	mp_pack_str(pk, r->description);
 	mp_pack_str_list(pk, r->ncaps, r->caps);
 	rec_pack_kv_list(pk, r->nlabels, r->labels);
 	msgpack_pack_uint64(pk, r->gpus);
+	mp_pack_bool(pk, r->network);
+	msgpack_pack_uint64(pk, r->disk_bytes);
 	rec_pack_stage_defs(pk, r->nstages, r->stages);
 	msgpack_pack_uint64(pk, r->revision);
 	msgpack_pack_uint64(pk, r->active_jobs);
@@ -488,10 +491,12 @@ int rec_target_encode(const struct rec_target *r, struct mp_out *o)
 	return mp_out_failed(o);
 }
 
-static int next_limits(struct mp_cursor *c, struct rec_stage_limits *l)
+/* limits: 4 items before REC_STAGES_V4 (no processes: 0), 5 since. */
+static int next_limits(struct mp_cursor *c, enum rec_stage_layout layout,
+                       struct rec_stage_limits *l)
 {
 	struct mp_cursor lc;
-	int rv = mp_next_tuple(c, "limits", 4, &lc);
+	int rv = mp_next_tuple(c, "limits", layout >= REC_STAGES_V4 ? 5 : 4, &lc);
 	if (rv == 0)
 		rv = mp_next_u64(&lc, "cpu_seconds", UINT64_MAX, &l->cpu_seconds);
 	if (rv == 0)
@@ -500,13 +505,16 @@ static int next_limits(struct mp_cursor *c, struct rec_stage_limits *l)
 		rv = mp_next_u64(&lc, "open_files", UINT64_MAX, &l->open_files);
 	if (rv == 0)
 		rv = mp_next_u64(&lc, "output_bytes", UINT64_MAX, &l->output_bytes);
+	if (rv == 0 && layout >= REC_STAGES_V4)
+		rv = mp_next_u64(&lc, "processes", UINT64_MAX, &l->processes);
 	return rv;
 }
 
-int rec_next_stage_defs(struct mp_cursor *c, unsigned items, msgpack_zone *z, uint32_t *n,
-                        struct rec_stage_def **out)
+int rec_next_stage_defs(struct mp_cursor *c, enum rec_stage_layout layout, msgpack_zone *z,
+                        uint32_t *n, struct rec_stage_def **out)
 {
-	bool legacy = items == 5;
+	bool legacy = layout == REC_STAGES_V1;
+	unsigned items = legacy ? 5 : layout == REC_STAGES_V2 ? 7 : 8;
 	struct mp_cursor sub, sc;
 	void *arr = NULL;
 	int rv = mp_next_array(c, "stages", ING_MAX_STAGES, &sub);
@@ -531,10 +539,10 @@ int rec_next_stage_defs(struct mp_cursor *c, unsigned items, msgpack_zone *z, ui
 			rv = mp_next_str_list(&sc, "outputs", ING_MAX_OUTPUTS, ING_PATH_MAX, z,
 			                      &s->noutputs, &s->outputs);
 		if (rv == 0 && !legacy)
-			rv = next_limits(&sc, &s->limits);
+			rv = next_limits(&sc, layout, &s->limits);
 		if (rv == 0 && !legacy)
 			rv = mp_next_str(&sc, "stdout", ING_PATH_MAX, &s->stdout_path);
-		if (rv == 0 && items >= 8)
+		if (rv == 0 && layout >= REC_STAGES_V3)
 			rv = mp_next_u32(&sc, "stage gpus", ING_MAX_GPUS, &s->gpus);
 	}
 	if (rv != 0)
@@ -566,7 +574,11 @@ int rec_target_decode(struct ing_str buf, msgpack_zone *z, struct rec_target *ou
 	if (rv == 0)
 		rv = mp_next_u32(&c, "gpus", ING_MAX_GPUS, &r.gpus);
 	if (rv == 0)
-		rv = rec_next_stage_defs(&c, 8, z, &r.nstages, &r.stages);
+		rv = mp_next_bool(&c, "network", &r.network);
+	if (rv == 0)
+		rv = mp_next_u64(&c, "disk_bytes", UINT64_MAX, &r.disk_bytes);
+	if (rv == 0)
+		rv = rec_next_stage_defs(&c, REC_STAGES_V4, z, &r.nstages, &r.stages);
 	if (rv == 0)
 		rv = mp_next_u64(&c, "revision", UINT64_MAX, &r.revision);
 	if (rv == 0)

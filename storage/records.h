@@ -88,6 +88,7 @@ struct rec_stage_limits {
 	uint64_t memory_bytes; /* RLIMIT_AS */
 	uint64_t open_files;   /* RLIMIT_NOFILE */
 	uint64_t output_bytes; /* RLIMIT_FSIZE: largest file a process may write */
+	uint64_t processes;    /* the stage's whole tree (sandbox: pids.max or RLIMIT_NPROC) */
 };
 
 struct rec_stage_def {
@@ -115,6 +116,12 @@ struct rec_target {
 	uint32_t nlabels;
 	struct rec_kv *labels; /* labels a node must carry */
 	uint32_t gpus;         /* GPUs every stage sees, <= ING_MAX_GPUS */
+	/* Stages share the host's network instead of a namespace with only
+	 * their own loopback (set only with the permission: node/api). */
+	bool network;
+	/* Disk space of an attempt's work directory, shared by its stages (0:
+	 * the node's ceiling alone applies). */
+	uint64_t disk_bytes;
 	uint32_t nstages;
 	struct rec_stage_def *stages;
 	uint64_t revision;    /* 1 on create, +1 per replace */
@@ -148,7 +155,7 @@ struct rec_file {
 	uint64_t size;
 	/* A job's source only: its bytes are kept with the job (table sources)
 	 * instead of as an artifact (sources of at most ING_INLINE_SOURCE_MAX
-	 * bytes, since schema 6).  Always false for stage outputs. */
+	 * bytes, since schema 7).  Always false for stage outputs. */
 	bool stored_inline;
 };
 
@@ -288,15 +295,16 @@ struct rec_token {
 
 /* Current record layout versions.  Job records are at 2 since schema 2
  * added the tenant, at 3 since schema 4 added the params, at 4 since
- * schema 5 added the GPUs and at 5 since schema 6 marks the sources kept
+ * schema 5 added the GPUs and at 5 since schema 7 marks the sources kept
  * inline; target records at 2 since schema 3 added the
  * description and the stages' limits and stdout, at 3 since schema 5 added
- * the GPUs of the target and of each stage; node records at 2 since schema
- * 5 added the GPUs offered and held (storage/migrate.c rewrites the older
- * records). */
+ * the GPUs of the target and of each stage, at 4 since schema 6 added the
+ * network flag, the disk space and the stages' process limit; node records
+ * at 2 since schema 5 added the GPUs offered and held (storage/migrate.c
+ * rewrites the older records). */
 #define REC_VERSION        1
 #define REC_JOB_VERSION    5
-#define REC_TARGET_VERSION 3
+#define REC_TARGET_VERSION 4
 #define REC_NODE_VERSION   2
 
 #define REC_CODEC(type)                                                                      \
@@ -325,14 +333,24 @@ int rec_next_kv_list(struct mp_cursor *c, const char *field, uint32_t max_n, uin
 
 /* Stage definitions, shared with the command codec:
  *   [[name, argv, timeout_ms, env, outputs, limits, stdout, gpus]...]
- * with limits = [cpu_seconds, memory_bytes, open_files, output_bytes]. */
+ * with limits = [cpu_seconds, memory_bytes, open_files, output_bytes,
+ * processes]. */
 void rec_pack_stage_defs(msgpack_packer *pk, uint32_t n, const struct rec_stage_def *v);
-/* Reads such a list into zone z (at most ING_MAX_STAGES).  `items` is the
- * layout: 8 (current), or an older one: 7 (no gpus: 0), 5 ([name, argv,
- * timeout_ms, env, outputs]: limits 0, stdout "", gpus 0).  Errors as the
+
+/* The layouts stage definitions had, oldest first; each is the one of the
+ * target record and of the target_put command of the same version. */
+enum rec_stage_layout {
+	REC_STAGES_V1 = 1, /* [name, argv, timeout_ms, env, outputs] */
+	REC_STAGES_V2,     /* + limits (4 items), stdout */
+	REC_STAGES_V3,     /* + gpus */
+	REC_STAGES_V4,     /* limits of 5 items (+ processes): the current one */
+};
+
+/* Reads such a list into zone z (at most ING_MAX_STAGES) in `layout`; what
+ * an older layout lacks is 0 (limits, gpus) or "" (stdout).  Errors as the
  * record decoders. */
-int rec_next_stage_defs(struct mp_cursor *c, unsigned items, msgpack_zone *z, uint32_t *n,
-                        struct rec_stage_def **out);
+int rec_next_stage_defs(struct mp_cursor *c, enum rec_stage_layout layout, msgpack_zone *z,
+                        uint32_t *n, struct rec_stage_def **out);
 
 /* The GPUs an attempt of target t holds: the most any of its stages sees,
  * max(t->gpus, each stage's gpus). */

@@ -63,9 +63,9 @@ static const char *const table_names[STORE_TABLE_COUNT] = {
 
 /* The schema that introduced each table (absent: 1). */
 static const unsigned table_since[STORE_TABLE_COUNT] = {
-    [STORE_SOURCES] = 6,
-    [STORE_FINISHED] = 6,
-    [STORE_DEDUPE_ALT] = 6,
+    [STORE_SOURCES] = 7,
+    [STORE_FINISHED] = 7,
+    [STORE_DEDUPE_ALT] = 7,
 };
 
 /* LMDB's default maximum key size (MDB_MAXKEYSIZE). */

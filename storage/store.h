@@ -28,7 +28,12 @@
 #include "common/str.h"
 
 /* The schema version this binary writes.  See storage/migrate.c. */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
+
+/* Meta u64 values: the jobs in the store in each state, this prefix + the
+ * state's name (rec_job_state_name: "jobs_queued" ... "jobs_cancelled");
+ * kept by the state machine's apply, set by the 6 -> 7 migration. */
+#define STORE_META_JOBS_PREFIX "jobs_"
 
 enum store_table {
 	STORE_META = 0,    /* name -> u64 or bytes (schema, applied index, counters, cluster id) */
@@ -44,7 +49,7 @@ enum store_table {
 	STORE_CHUNKS,      /* sha256 (32 bytes) -> chunk record */
 	STORE_DEDUPE,      /* client request id -> dedupe record */
 	STORE_TOKENS,      /* sha256 of token (32 bytes) -> token record */
-	/* since schema 6: */
+	/* since schema 7: */
 	STORE_SOURCES,    /* job id (u64 BE) -> the job's inline sources record */
 	STORE_FINISHED,   /* (finished_at_ms u64 BE, job id u64 BE) -> empty */
 	STORE_DEDUPE_ALT, /* client request id -> dedupe record (the other generation) */

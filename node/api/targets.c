@@ -1,19 +1,51 @@
 /*
  * targets.c - target.put, target.get, target.list, target.delete
  * (docs/api.md "Targets").
+ *
+ * `network: true` lets a target's stages out of their sandbox's network
+ * namespace onto the host's network (the node's own ports on 127.0.0.1
+ * included), so setting it is a privilege: network_permitted is the one
+ * place that decides.  It is checked where target.put is served (the
+ * leader) before anything is proposed, so a refusal changes nothing; a put
+ * without `network: true` needs no privilege, even when it replaces a
+ * target that had it.
  */
+#include <inttypes.h>
 #include <stdio.h>
 
+#include "common/log.h"
 #include "node/api/api_internal.h"
 #include "rpc/args.h"
 
+/*
+ * Whether the caller of `call` may set `network: true` on a target: 0, or
+ * ING_EDENIED with e saying why and how to get it.
+ *
+ * Until the API knows roles this is the serving node's config key
+ * `allow_network_targets` (docs/operations.md); with roles it becomes
+ * "admin only" (the caller's role, not the config) and this function is
+ * the only thing to change.
+ */
+static int network_permitted(struct node *n, struct rpc_call *call, struct ing_error *e)
+{
+	(void)call;
+	if (node_cfg(n)->allow_network_targets)
+		return 0;
+	return ing_error_set(e, ING_EDENIED,
+	                     "argument 'network': only an admin may give a target the host's "
+	                     "network, and node %" PRIu64
+	                     " does not allow it (config allow_network_targets: false)",
+	                     node_id(n));
+}
+
 /* A stage's `limits` map: {cpu_seconds, memory_bytes, open_files,
- * output_bytes}, each optional (0 = none); the ranges are cmd_validate's. */
+ * output_bytes, processes}, each optional (0 = none); the ranges are
+ * cmd_validate's. */
 static int stage_limits_arg(const msgpack_object *m, struct rec_stage_limits *l,
                             struct ing_error *e)
 {
-	static const char *const known[] = {"cpu_seconds", "memory_bytes", "open_files",
-	                                    "output_bytes", NULL};
+	static const char *const known[] = {"cpu_seconds",  "memory_bytes", "open_files",
+	                                    "output_bytes", "processes",    NULL};
 	int rv = rpc_args_check_known(m, known, e);
 	if (rv == 0)
 		rv = rpc_arg_u64(m, "cpu_seconds", UINT64_MAX, false, &l->cpu_seconds, e);
@@ -23,6 +55,8 @@ static int stage_limits_arg(const msgpack_object *m, struct rec_stage_limits *l,
 		rv = rpc_arg_u64(m, "open_files", UINT64_MAX, false, &l->open_files, e);
 	if (rv == 0)
 		rv = rpc_arg_u64(m, "output_bytes", UINT64_MAX, false, &l->output_bytes, e);
+	if (rv == 0)
+		rv = rpc_arg_u64(m, "processes", UINT64_MAX, false, &l->processes, e);
 	if (rv != 0) {
 		char inner[ING_ERROR_MSG_MAX];
 		snprintf(inner, sizeof(inner), "%s", e->msg);
@@ -33,8 +67,9 @@ static int stage_limits_arg(const msgpack_object *m, struct rec_stage_limits *l,
 
 void api_op_target_put(struct node *n, struct rpc_call *call)
 {
-	static const char *const known[] = {"name",   "description", "stages", "capabilities",
-	                                    "labels", "gpus",        NULL};
+	static const char *const known[] = {"name",         "description", "stages",
+	                                    "capabilities", "labels",      "gpus",
+	                                    "network",      "disk_bytes",  NULL};
 	static const char *const stage_known[] = {
 	    "name", "argv", "timeout_ms", "env", "outputs", "limits", "stdout", "gpus", NULL};
 	const msgpack_object *args = rpc_call_args(call);
@@ -59,6 +94,13 @@ void api_op_target_put(struct node *n, struct rpc_call *call)
 		    api_caps_and_labels(args, &z, &t->ncaps, &t->caps, &t->nlabels, &t->labels, &e);
 	if (rv == 0)
 		rv = api_u32_arg(args, "gpus", ING_MAX_GPUS, &t->gpus, &e);
+	t->network = false;
+	if (rv == 0)
+		rv = rpc_arg_bool(args, "network", false, &t->network, &e);
+	if (rv == 0)
+		rv = rpc_arg_u64(args, "disk_bytes", UINT64_MAX, false, &t->disk_bytes, &e);
+	if (rv == 0 && t->network)
+		rv = network_permitted(n, call, &e);
 	if (rv == 0 && stages->via.array.size > 0) {
 		t->nstages = stages->via.array.size;
 		t->stages = msgpack_zone_malloc(&z, t->nstages * sizeof(*t->stages));
@@ -104,6 +146,9 @@ void api_op_target_put(struct node *n, struct rpc_call *call)
 		if (rv == 0)
 			rv = api_u32_arg(s, "gpus", ING_MAX_GPUS, &d->gpus, &e);
 	}
+	if (rv == ING_EDENIED)
+		ING_LOG_WARN("target.put refused target=%.*s why=\"%s\"", ING_STR_FMT(t->name),
+		             e.msg);
 	if (rv != 0)
 		api_reply_err(call, &e);
 	else

@@ -244,7 +244,7 @@ static void view_strs(msgpack_packer *pk, uint32_t n, const struct ing_str *s)
 
 void view_target(msgpack_packer *pk, const struct rec_target *t)
 {
-	msgpack_pack_map(pk, 10);
+	msgpack_pack_map(pk, 12);
 	view_key(pk, "name");
 	mp_pack_str(pk, t->name);
 	view_key(pk, "description");
@@ -257,6 +257,10 @@ void view_target(msgpack_packer *pk, const struct rec_target *t)
 	view_kvs(pk, t->nlabels, t->labels);
 	view_key(pk, "gpus");
 	msgpack_pack_uint32(pk, t->gpus);
+	view_key(pk, "network");
+	mp_pack_bool(pk, t->network);
+	view_key(pk, "disk_bytes");
+	msgpack_pack_uint64(pk, t->disk_bytes);
 	view_key(pk, "stages");
 	msgpack_pack_array(pk, t->nstages);
 	for (uint32_t i = 0; i < t->nstages; i++) {
@@ -273,7 +277,7 @@ void view_target(msgpack_packer *pk, const struct rec_target *t)
 		view_key(pk, "outputs");
 		view_strs(pk, s->noutputs, s->outputs);
 		view_key(pk, "limits");
-		msgpack_pack_map(pk, 4);
+		msgpack_pack_map(pk, 5);
 		view_key(pk, "cpu_seconds");
 		msgpack_pack_uint64(pk, s->limits.cpu_seconds);
 		view_key(pk, "memory_bytes");
@@ -282,6 +286,8 @@ void view_target(msgpack_packer *pk, const struct rec_target *t)
 		msgpack_pack_uint64(pk, s->limits.open_files);
 		view_key(pk, "output_bytes");
 		msgpack_pack_uint64(pk, s->limits.output_bytes);
+		view_key(pk, "processes");
+		msgpack_pack_uint64(pk, s->limits.processes);
 		view_key(pk, "stdout");
 		if (s->stdout_path.len > 0)
 			mp_pack_str(pk, s->stdout_path);

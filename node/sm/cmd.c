@@ -43,6 +43,9 @@
 #define LIMIT_FILES_MIN        16u
 #define LIMIT_FILES_MAX        1048576u
 #define LIMIT_OUTPUT_MIN_BYTES 4096u
+#define LIMIT_PROCESSES_MAX    4194304u /* as the node's stage_processes */
+/* A target's disk space when set: the sandbox's smallest work file system. */
+#define LIMIT_DISK_MIN_BYTES (16ull << 20)
 
 struct cmd_info {
 	uint32_t type;
@@ -376,6 +379,10 @@ static int check_limits(const char *what, const struct rec_stage_def *s, struct 
 		bad = "output_bytes";
 		v = l->output_bytes;
 		snprintf(range, sizeof(range), "0 (none) or at least %u", LIMIT_OUTPUT_MIN_BYTES);
+	} else if (l->processes > LIMIT_PROCESSES_MAX) {
+		bad = "processes";
+		v = l->processes;
+		snprintf(range, sizeof(range), "0 (none) or 1..%u", LIMIT_PROCESSES_MAX);
 	}
 	if (bad == NULL)
 		return 0;
@@ -525,6 +532,11 @@ static int check_target(const char *what, const struct rec_target *t, struct ing
 	if (rv == 0 && t->gpus > ING_MAX_GPUS)
 		rv = ing_error_set(e, ING_ETOOBIG, "%s: gpus: %u exceeds %d", what, t->gpus,
 		                   ING_MAX_GPUS);
+	if (rv == 0 && t->disk_bytes != 0 && t->disk_bytes < LIMIT_DISK_MIN_BYTES)
+		rv = ing_error_set(e, ING_EINVAL,
+		                   "%s: disk_bytes %llu not 0 (none) or at least %llu (16 MiB)",
+		                   what, (unsigned long long)t->disk_bytes,
+		                   (unsigned long long)LIMIT_DISK_MIN_BYTES);
 	if (rv != 0)
 		return rv;
 	if (t->nstages == 0)
@@ -812,12 +824,14 @@ static void pack_files(msgpack_packer *pk, uint32_t n, const struct cmd_file *v)
 static void pack_target(msgpack_packer *pk, const struct cmd *c)
 {
 	const struct rec_target *t = &c->u.target_put.spec;
-	pack_header(pk, c, 6);
+	pack_header(pk, c, 8);
 	mp_pack_str(pk, t->name);
 	mp_pack_str(pk, t->description);
 	mp_pack_str_list(pk, t->ncaps, t->caps);
 	rec_pack_kv_list(pk, t->nlabels, t->labels);
 	msgpack_pack_uint64(pk, t->gpus);
+	mp_pack_bool(pk, t->network);
+	msgpack_pack_uint64(pk, t->disk_bytes);
 	rec_pack_stage_defs(pk, t->nstages, t->stages);
 }
 
@@ -1022,10 +1036,13 @@ static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, ms
 	return 0;
 }
 
-/* v3: [name, description, caps, labels, gpus, stages] with 8-item stages;
- * v2: [name, description, caps, labels, stages] with 7-item stages (gpus
- * 0); v1: [name, caps, labels, stages] with 5-item stages (description "",
- * limits 0, stdout "", gpus 0). */
+/* v4: [name, description, caps, labels, gpus, network, disk_bytes, stages]
+ * with 8-item stages and 5-item limits; v3: [name, description, caps,
+ * labels, gpus, stages] with 4-item limits (network false, disk_bytes 0,
+ * processes 0); v2: [name, description, caps, labels, stages] with 7-item
+ * stages (gpus 0); v1: [name, caps, labels, stages] with 5-item stages
+ * (description "", limits 0, stdout "", gpus 0).  The stage layout of each
+ * version is rec_stage_layout's of the same number. */
 static int decode_target(struct mp_cursor *c, uint32_t version, msgpack_zone *z,
                          struct rec_target *t)
 {
@@ -1043,12 +1060,15 @@ static int decode_target(struct mp_cursor *c, uint32_t version, msgpack_zone *z,
 	t->gpus = 0;
 	if (rv == 0 && version >= 3)
 		rv = mp_next_u32(c, "gpus", ING_MAX_GPUS, &t->gpus);
+	t->network = false;
+	t->disk_bytes = 0;
+	if (rv == 0 && version >= 4)
+		rv = mp_next_bool(c, "network", &t->network);
+	if (rv == 0 && version >= 4)
+		rv = mp_next_u64(c, "disk_bytes", UINT64_MAX, &t->disk_bytes);
 	if (rv == 0)
-		rv = rec_next_stage_defs(c,
-		                         version >= 3 ? 8
-		                         : legacy     ? 5
-		                                      : 7,
-		                         z, &t->nstages, &t->stages);
+		rv = rec_next_stage_defs(c, (enum rec_stage_layout)version, z, &t->nstages,
+		                         &t->stages);
 	return rv;
 }
 

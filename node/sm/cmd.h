@@ -38,11 +38,12 @@
  * cmd_decode also accepts the older ones down to the oldest, because the
  * log of an upgraded node may still hold entries written before the
  * upgrade.  Older layouts: target_put v1 had no description and 5-item
- * stages, v2 no gpus and 7-item stages; job_submit v1 had no params;
+ * stages, v2 no gpus and 7-item stages, v3 no network, no disk_bytes and
+ * 4-item limits (no processes); job_submit v1 had no params;
  * job_assign v1 gave no GPUs; node_register v1 offered none;
  * job_stage_finish v1 carried the stage's end alone (docs/formats.md). */
 #define CMD_TYPES(X)                                      \
-	X(TARGET_PUT, 1, 3, 1, "target_put")              \
+	X(TARGET_PUT, 1, 4, 1, "target_put")              \
 	X(TARGET_DELETE, 2, 1, 1, "target_delete")        \
 	X(JOB_SUBMIT, 10, 2, 1, "job_submit")             \
 	X(JOB_ASSIGN, 11, 2, 1, "job_assign")             \
@@ -108,11 +109,14 @@ struct cmd {
 	struct ing_str request_id;
 	union {
 		/* Create or replace.  Only the spec fields of the record are
-		 * carried: name, description, caps, labels, gpus, stages
-		 * (with their limits, stdout and gpus).  revision,
-		 * active_jobs and the times are the state machine's.  A v1
-		 * entry decodes with description "", limits 0 and stdout "",
-		 * a v1 or v2 one with gpus 0 everywhere. */
+		 * carried: name, description, caps, labels, gpus, network,
+		 * disk_bytes, stages (with their limits, stdout and gpus).
+		 * revision, active_jobs and the times are the state
+		 * machine's.  A v1 entry decodes with description "", limits
+		 * 0 and stdout "", a v1 or v2 one with gpus 0 everywhere, a
+		 * v1 to v3 one with network false, disk_bytes 0 and
+		 * limits.processes 0.  Who may set network is the API's
+		 * business (node/api/targets.c), not the log's. */
 		struct {
 			struct rec_target spec;
 		} target_put;

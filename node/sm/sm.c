@@ -199,8 +199,82 @@ static void note_change(struct sm_ctx *x, const struct rec_job *j)
 	}
 }
 
+/* Counts j's move from the state it had before this save (a job loaded by
+ * this command, one stored before, or none: new) to j->state. */
+static int count_save(struct sm_ctx *x, const struct rec_job *j)
+{
+	unsigned i = 0;
+	while (i < x->nloaded && x->loaded[i].job != j->id)
+		i++;
+	if (i < x->nloaded) {
+		if (x->loaded[i].state < REC_JOB_STATE_COUNT)
+			x->counts[x->loaded[i].state]--;
+	} else {
+		/* Not among the loaded ones (new, or past SM_MAX_CHANGES). */
+		uint8_t k[8];
+		struct ing_str val;
+		struct rec_job old;
+		struct ing_error e;
+		store_be64(k, j->id);
+		int rv = store_get(x->t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val);
+		if (rv == 0) {
+			rv = decoded(rec_job_decode(val, x->z, &old, &e), &e);
+			if (rv != 0)
+				return rv;
+			if (old.state < REC_JOB_STATE_COUNT)
+				x->counts[old.state]--;
+		} else if (rv != ING_ENOTFOUND) {
+			return rv;
+		}
+	}
+	if (j->state < REC_JOB_STATE_COUNT)
+		x->counts[j->state]++;
+	return 0;
+}
+
+/* Adds this command's count changes to meta jobs_<state>. */
+static int counts_write(struct sm_ctx *x)
+{
+	for (int s = 0; s < REC_JOB_STATE_COUNT; s++) {
+		if (x->counts[s] == 0)
+			continue;
+		char name[32];
+		uint64_t v;
+		snprintf(name, sizeof(name), STORE_META_JOBS_PREFIX "%s",
+		         rec_job_state_name((uint8_t)s));
+		int rv = store_meta_get_u64(x->t, name, &v);
+		if (rv != 0)
+			return rv;
+		/* Below zero only through a bug: every node clamps alike. */
+		if (x->counts[s] < 0 && (uint64_t)-x->counts[s] > v)
+			v = 0;
+		else
+			v += (uint64_t)x->counts[s];
+		rv = store_meta_put_u64(x->t, name, v);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+int sm_job_counts(struct store_txn *t, uint64_t out[REC_JOB_STATE_COUNT])
+{
+	for (int s = 0; s < REC_JOB_STATE_COUNT; s++) {
+		char name[32];
+		snprintf(name, sizeof(name), STORE_META_JOBS_PREFIX "%s",
+		         rec_job_state_name((uint8_t)s));
+		int rv = store_meta_get_u64(t, name, &out[s]);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
 int sm_job_save(struct sm_ctx *x, const struct rec_job *j)
 {
+	int rv = count_save(x, j);
+	if (rv != 0)
+		return rv;
 	note_change(x, j);
 	uint8_t k[8];
 	store_be64(k, j->id);
@@ -390,6 +464,8 @@ int sm_apply(struct sm *sm, struct store_txn *t, uint64_t index, const void *buf
 			return rv;
 	}
 	rv = dispatch(&x);
+	if (rv == 0)
+		rv = counts_write(&x);
 	if (rv != 0)
 		return rv;
 	if (res->err.code == 0 && c.request_id.len > 0)

@@ -84,6 +84,11 @@ int sm_dedupe_tables(struct store_txn *t, enum store_table *current, enum store_
  * any transaction.  0 or a store error. */
 int sm_setting(struct store_txn *t, const char *name, uint64_t *out);
 
+/* The jobs in the store by state (meta STORE_META_JOBS_PREFIX + state name,
+ * kept by apply and by the 6 -> 7 migration): a read of six meta values, whatever the number of
+ * jobs.  0 or a store error. */
+int sm_job_counts(struct store_txn *t, uint64_t out[REC_JOB_STATE_COUNT]);
+
 #define SM_JOB_NEW     0xff /* sm_job_change.from of a job the command created */
 #define SM_MAX_CHANGES 16
 

@@ -36,6 +36,9 @@ struct sm_ctx {
 		uint64_t updated_at_ms;
 	} loaded[SM_MAX_CHANGES];
 	unsigned nloaded;
+	/* Change of the stored job counts (meta jobs_<state>) by this command,
+	 * written once when it is applied. */
+	int64_t counts[REC_JOB_STATE_COUNT];
 };
 
 /* Records a rejection (code + message) in the result; returns 0. */

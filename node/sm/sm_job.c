@@ -986,7 +986,9 @@ int sm_job_remove(struct sm_ctx *x, const struct rec_job *j)
 		store_be64(k, j->id);
 		rv = store_del(x->t, STORE_JOBS, (struct ing_str){(const char *)k, 8});
 	}
-	if (rv == 0 && j->state < REC_JOB_STATE_COUNT)
+	if (rv == 0 && j->state < REC_JOB_STATE_COUNT) {
 		x->res->removed[j->state]++;
+		x->counts[j->state]--;
+	}
 	return rv;
 }

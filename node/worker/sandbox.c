@@ -32,7 +32,10 @@
  * /dev (null, zero, full, random, urandom, tty, pts) read-only plus the
  * requested device files and a size-limited /dev/shm; a size-limited /tmp;
  * the work directory read-write at its real path (so argv templates keep
- * their absolute paths).  No network namespace sharing unless asked.
+ * their absolute paths).  Its own network namespace (loopback only)
+ * unless asked for the host's network, which also binds what name
+ * resolution and TLS clients read from /etc (resolv.conf, gai.conf,
+ * host.conf, services, protocols, ssl/certs, ssl/openssl.cnf).
  *
  * Lifecycle of a sandbox: OPENING (threadpool: work directory, quota
  * file system, cgroup) -> OPEN (spawn/kill/explain, one
@@ -98,6 +101,12 @@ static const char *const TOP_DIRS[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib6
 static const char *const ETC_FILES[] = {
     "/etc/ld.so.cache",   "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
     "/etc/nsswitch.conf", "/etc/localtime",  "/etc/hosts",        "/etc/os-release",
+};
+/* What name resolution and TLS clients read; bound only with the host's
+ * network (without it there is nothing to resolve or reach). */
+static const char *const NET_ETC_FILES[] = {
+    "/etc/resolv.conf", "/etc/gai.conf",  "/etc/host.conf",       "/etc/services",
+    "/etc/protocols",   "/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/ca-certificates.conf",
 };
 
 enum sb_state { SB_OPENING, SB_OPEN, SB_CLOSING };
@@ -181,7 +190,7 @@ long sbx_read_small(const char *path, char *buf, size_t cap)
 	return (long)got;
 }
 
-void sbx_format_bytes(uint64_t bytes, char *out, size_t cap)
+void sandbox_format_bytes(uint64_t bytes, char *out, size_t cap)
 {
 	static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB"};
 	int u = -1;
@@ -342,6 +351,8 @@ static void add_view(struct argv_buf *a, const struct sandbox_host *h, const str
 	}
 	for (size_t i = 0; i < sizeof(ETC_FILES) / sizeof(ETC_FILES[0]); i++)
 		arg3(a, "--ro-bind-try", ETC_FILES[i], ETC_FILES[i]);
+	for (size_t i = 0; v->network && i < sizeof(NET_ETC_FILES) / sizeof(NET_ETC_FILES[0]); i++)
+		arg3(a, "--ro-bind-try", NET_ETC_FILES[i], NET_ETC_FILES[i]);
 	if (v->identity_files) {
 		arg2(a, "--perms", "0644");
 		arg3(a, "--ro-bind-data", "3", "/etc/passwd");
@@ -1220,44 +1231,44 @@ void sandbox_kill(struct sandbox *sb, int sig)
 		             sb->pid, sig, strerror(errno));
 }
 
-bool sandbox_explain(struct sandbox *sb, int64_t exit_status, int term_signal, char *why,
-                     size_t why_len)
+enum sandbox_limit_hit sandbox_explain(struct sandbox *sb, int64_t exit_status, int term_signal,
+                                       char *why, size_t why_len)
 {
 	char amount[48];
 	const struct sandbox_limits *l = &sb->limits;
 	if (sb->setup_why[0] != '\0') {
 		snprintf(why, why_len, "%s", sb->setup_why);
-		return true;
+		return SANDBOX_HIT_SETUP;
 	}
 	if (sb->image[0] != '\0' && sbx_quota_full(sb->work_dir)) {
-		sbx_format_bytes(sb->disk_bytes, amount, sizeof(amount));
+		sandbox_format_bytes(sb->disk_bytes, amount, sizeof(amount));
 		snprintf(why, why_len, "work directory over its %s quota", amount);
-		return true;
+		return SANDBOX_HIT_DISK;
 	}
 	struct sbx_cg_events ev;
 	sbx_cg_events(&sb->h->cg, sb->name, &ev);
 	if (ev.oom_kills > sb->ev0.oom_kills) {
-		sbx_format_bytes(l->memory_bytes, amount, sizeof(amount));
+		sandbox_format_bytes(l->memory_bytes, amount, sizeof(amount));
 		snprintf(why, why_len, "memory limit of %s reached: the kernel killed a process",
 		         amount);
-		return true;
+		return SANDBOX_HIT_MEMORY;
 	}
 	if (ev.pids_refused > sb->ev0.pids_refused) {
 		snprintf(why, why_len, "process limit of %" PRIu64 " reached: a fork was refused",
 		         l->processes);
-		return true;
+		return SANDBOX_HIT_PROCESSES;
 	}
 	int sig = term_signal != 0 ? term_signal : (exit_status > 128 ? (int)exit_status - 128 : 0);
 	if (sig == SIGXCPU) {
 		snprintf(why, why_len, "CPU time limit of %" PRIu64 " s reached", l->cpu_seconds);
-		return true;
+		return SANDBOX_HIT_CPU;
 	}
 	if (sig == SIGXFSZ) {
-		sbx_format_bytes(l->file_size_bytes, amount, sizeof(amount));
+		sandbox_format_bytes(l->file_size_bytes, amount, sizeof(amount));
 		snprintf(why, why_len, "file size limit of %s reached", amount);
-		return true;
+		return SANDBOX_HIT_FILE_SIZE;
 	}
-	return false;
+	return SANDBOX_HIT_NONE;
 }
 
 /* ---- files below the work directory ------------------------------------ */

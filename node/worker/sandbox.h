@@ -239,16 +239,31 @@ bool sandbox_running(const struct sandbox *sb);
  */
 void sandbox_kill(struct sandbox *sb, int sig);
 
+/* What ended a command, as sandbox_explain tells it. */
+enum sandbox_limit_hit {
+	SANDBOX_HIT_NONE = 0,  /* none of the sandbox's limits */
+	SANDBOX_HIT_SETUP,     /* the sandbox could not be set up */
+	SANDBOX_HIT_DISK,      /* the work directory's file system is full */
+	SANDBOX_HIT_MEMORY,    /* limits.memory_bytes (the cgroup's OOM killer) */
+	SANDBOX_HIT_PROCESSES, /* limits.processes (the cgroup refused a fork) */
+	SANDBOX_HIT_CPU,       /* limits.cpu_seconds (SIGXCPU) */
+	SANDBOX_HIT_FILE_SIZE, /* limits.file_size_bytes (SIGXFSZ) */
+};
+
 /*
  * After a command ended (its exit callback ran): when one of the
  * sandbox's limits explains the end, writes why into `why` ("work
  * directory over its 2 GiB quota", "memory limit of 256 MiB reached: the
  * kernel killed a process", "process limit of 64 reached: a fork was
  * refused", "CPU time limit of 5 s reached", "file size limit of 1 MiB
- * reached", or why the sandbox could not be set up) and returns true.
+ * reached", or why the sandbox could not be set up) and returns which
+ * (SANDBOX_HIT_NONE, 0, when none: `why` is then untouched).
  */
-bool sandbox_explain(struct sandbox *sb, int64_t exit_status, int term_signal, char *why,
-                     size_t why_len);
+enum sandbox_limit_hit sandbox_explain(struct sandbox *sb, int64_t exit_status, int term_signal,
+                                       char *why, size_t why_len);
+
+/* Formats a byte count for people: "2 GiB", "300 MiB", "4096 bytes". */
+void sandbox_format_bytes(uint64_t bytes, char *out, size_t cap);
 
 /*
  * Reads the regular file `rel` (relative, no "..", no symlink anywhere on

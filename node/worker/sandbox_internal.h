@@ -79,8 +79,6 @@ bool sbx_is_mount_point(const char *dir);
 /* Reads at most cap-1 bytes of `path` into buf, NUL-terminated; returns
  * the length or -errno. */
 long sbx_read_small(const char *path, char *buf, size_t cap);
-/* Formats a byte count for people: "2 GiB", "300 MiB", "4096 bytes". */
-void sbx_format_bytes(uint64_t bytes, char *out, size_t cap);
 /* True for a name of [A-Za-z0-9._-], 1..max bytes, not "." or "..". */
 bool sbx_name_ok(const char *s, size_t max);
 

@@ -409,9 +409,11 @@ static void finish(struct stage_run *r)
 	r->res.duration_ms = (uv_hrtime() - r->start_ns) / 1000000u;
 	r->res.log = r->log != NULL ? r->log : "";
 	r->res.log_len = r->log_len;
-	if (r->sandbox != NULL && r->pid > 0 && r->res.exit_code != 0 && !r->res.cancelled &&
-	    !sandbox_explain(r->sandbox, r->raw_status, r->term_signal, r->limit_why,
-	                     sizeof(r->limit_why)))
+	r->res.limit_hit = SANDBOX_HIT_NONE;
+	if (r->sandbox != NULL && r->pid > 0 && r->res.exit_code != 0 && !r->res.cancelled)
+		r->res.limit_hit = sandbox_explain(r->sandbox, r->raw_status, r->term_signal,
+		                                   r->limit_why, sizeof(r->limit_why));
+	if (r->res.limit_hit == SANDBOX_HIT_NONE)
 		r->limit_why[0] = '\0';
 	r->res.limit_why = r->limit_why;
 	ING_LOG_DEBUG("stage done pid=%d exit=%" PRId64 " timed_out=%d cancelled=%d "

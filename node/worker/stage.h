@@ -18,8 +18,7 @@
 #include <uv.h>
 
 #include "common/err.h"
-
-struct sandbox;
+#include "node/worker/sandbox.h"
 
 /* Applied in the child (soft limit; hard limit of CPU is one second more so
  * the child gets SIGXCPU before SIGKILL).  0 means: no limit, inherited. */
@@ -94,6 +93,8 @@ struct stage_result {
 	 * reached: ...", "work directory over its 2 GiB quota"), else "".
 	 * Valid during the callback only. */
 	const char *limit_why;
+	/* Which limit that was (SANDBOX_HIT_NONE when limit_why is ""). */
+	enum sandbox_limit_hit limit_hit;
 };
 
 struct stage_run;

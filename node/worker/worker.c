@@ -41,6 +41,13 @@
  * report refused as stale or conflicting means the attempt was fenced: it
  * stops.  Other failures (no leader) are retried every second.
  *
+ * Limits: each of the target's (the stage's limits, the target's disk_bytes)
+ * applies within the node's ceiling for it (stage_*, work_quota_bytes): the
+ * lower of the two, either alone when the other is 0 (none).  A stage ended
+ * by one says in the job's error which of the two applied (limit_origin).
+ * The sandbox shares the host's network only for a target with `network`
+ * set (the API allowed it: node/api/targets.c).
+ *
  * Argv templates (template.h): a {param:NAME} the job does not have fails
  * the stage before anything is spawned.  No shell is involved unless the
  * target's argv runs one.  The environment is the stage's `env` plus PATH
@@ -406,6 +413,92 @@ static void report_finish(struct node_attempt *a, const char *outcome, const cha
 
 /* ---- stages ------------------------------------------------------------- */
 
+/* A target's limit within the node's ceiling (0: none). */
+static uint64_t within(uint64_t target, uint64_t ceiling)
+{
+	if (target == 0)
+		return ceiling;
+	return ceiling != 0 && ceiling < target ? ceiling : target;
+}
+
+/* One limit of the current stage: the target's value, the node's ceiling,
+ * their names, and whether they are bytes. */
+struct limit_pair {
+	uint64_t target, ceiling;
+	const char *target_key, *node_key;
+	bool bytes;
+};
+
+static bool limit_pair_of(const struct node_attempt *a, enum sandbox_limit_hit hit,
+                          struct limit_pair *p)
+{
+	const struct rec_stage_limits *l = &a->target.stages[a->stage].limits;
+	const struct node_config *c = node_cfg(a->w->n);
+	switch (hit) {
+	case SANDBOX_HIT_DISK:
+		*p = (struct limit_pair){a->target.disk_bytes, c->work_quota_bytes, "disk_bytes",
+		                         "work_quota_bytes", true};
+		return true;
+	case SANDBOX_HIT_MEMORY:
+		*p = (struct limit_pair){l->memory_bytes, c->stage_memory_bytes,
+		                         "limits.memory_bytes", "stage_memory_bytes", true};
+		return true;
+	case SANDBOX_HIT_PROCESSES:
+		*p = (struct limit_pair){l->processes, c->stage_processes, "limits.processes",
+		                         "stage_processes", false};
+		return true;
+	case SANDBOX_HIT_CPU:
+		*p = (struct limit_pair){l->cpu_seconds, c->stage_cpu_seconds, "limits.cpu_seconds",
+		                         "stage_cpu_seconds", false};
+		return true;
+	case SANDBOX_HIT_FILE_SIZE:
+		*p = (struct limit_pair){l->output_bytes, c->stage_output_bytes,
+		                         "limits.output_bytes", "stage_output_bytes", true};
+		return true;
+	default: return false;
+	}
+}
+
+static void limit_amount(const struct limit_pair *p, uint64_t v, char *out, size_t cap)
+{
+	if (p->bytes)
+		sandbox_format_bytes(v, out, cap);
+	else
+		snprintf(out, cap, "%" PRIu64, v);
+}
+
+/*
+ * For a stage ended by one of its limits: which of the target's limit and
+ * the node's ceiling applied (within() took the lower), as a suffix for the
+ * job's error, e.g. "; the target's limit (limits.processes 16, within this
+ * node's stage_processes 64)" or "; this node's ceiling (work_quota_bytes 32
+ * MiB; the target asks for disk_bytes 1 GiB)".  "" for anything else, and
+ * when neither sets the limit (then it cannot have been hit).
+ */
+static void limit_origin(const struct node_attempt *a, enum sandbox_limit_hit hit, char *out,
+                         size_t cap)
+{
+	struct limit_pair p;
+	char tv[48], cv[48];
+	out[0] = '\0';
+	if (!limit_pair_of(a, hit, &p) || (p.target == 0 && p.ceiling == 0))
+		return;
+	limit_amount(&p, p.target, tv, sizeof(tv));
+	limit_amount(&p, p.ceiling, cv, sizeof(cv));
+	if (p.target != 0 && p.ceiling == 0)
+		snprintf(out, cap, "; the target's limit (%s %s; this node sets no %s)",
+		         p.target_key, tv, p.node_key);
+	else if (p.target != 0 && p.target <= p.ceiling)
+		snprintf(out, cap, "; the target's limit (%s %s, within this node's %s %s)",
+		         p.target_key, tv, p.node_key, cv);
+	else if (p.target != 0)
+		snprintf(out, cap, "; this node's ceiling (%s %s; the target asks for %s %s)",
+		         p.node_key, cv, p.target_key, tv);
+	else
+		snprintf(out, cap, "; this node's ceiling (%s %s; the target sets no %s)",
+		         p.node_key, cv, p.target_key);
+}
+
 static void on_stage_done(struct stage_run *r, const struct stage_result *res, void *data)
 {
 	struct node_attempt *a = data;
@@ -472,11 +565,14 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		                              : "exited with status",
 		         res->exit_code < 0 ? -res->exit_code : res->exit_code);
 	if (res->exit_code != 0 && !res->timed_out && res->limit_why != NULL &&
-	    res->limit_why[0] != '\0')
-		snprintf(why, sizeof(why), "stage '%.*s': %s (%s %" PRId64 ")",
+	    res->limit_why[0] != '\0') {
+		char origin[300];
+		limit_origin(a, res->limit_hit, origin, sizeof(origin));
+		snprintf(why, sizeof(why), "stage '%.*s': %s (%s %" PRId64 ")%s",
 		         ING_STR_FMT(def->name), res->limit_why,
 		         res->exit_code < 0 ? "killed by signal" : "exit status",
-		         res->exit_code < 0 ? -res->exit_code : res->exit_code);
+		         res->exit_code < 0 ? -res->exit_code : res->exit_code, origin);
+	}
 	if (why[0] != '\0')
 		a->failed = true;
 	if (a->failed)
@@ -517,14 +613,6 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		             a->failed ? a->why : "");
 	}
 	report_send(a);
-}
-
-/* A target's limit within the node's ceiling (0: none). */
-static uint64_t within(uint64_t target, uint64_t ceiling)
-{
-	if (target == 0)
-		return ceiling;
-	return ceiling != 0 && ceiling < target ? ceiling : target;
 }
 
 static void run_stage(struct node_attempt *a)
@@ -632,7 +720,7 @@ static void run_stage(struct node_attempt *a)
 	spec.limits.open_files = within(def->limits.open_files, c->stage_open_files);
 	spec.limits.file_size_bytes = within(def->limits.output_bytes, c->stage_output_bytes);
 	spec.sandbox = a->sb;
-	spec.processes = c->stage_processes;
+	spec.processes = within(def->limits.processes, c->stage_processes);
 	char stdout_path[900];
 	if (def->stdout_path.len > 0 && a->sb != NULL) {
 		snprintf(stdout_path, sizeof(stdout_path), "%s/%.*s", out_rel,
@@ -812,9 +900,9 @@ static void attempt_open_sandbox(struct node_attempt *a)
 	    .name = name,
 	    .tenant = a->tenant,
 	    .work_dir = a->dir,
-	    .disk_bytes = c->work_quota_bytes,
+	    .disk_bytes = within(a->target.disk_bytes, c->work_quota_bytes),
 	    .tmp_bytes = c->stage_tmp_bytes,
-	    .network = false,
+	    .network = a->target.network,
 	    .devices = devices,
 	};
 	a->sb_opening = true;

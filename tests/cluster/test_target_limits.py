@@ -49,7 +49,8 @@ def main(t):
     t.check("target get shows stdout", st.get("stdout") == "out.txt", repr(st))
     t.check("target get shows the limits",
             st.get("limits") == {"cpu_seconds": 10, "memory_bytes": 512 << 20,
-                                 "open_files": 256, "output_bytes": 1 << 20}, repr(st.get("limits")))
+                                 "open_files": 256, "output_bytes": 1 << 20, "processes": 0},
+            repr(st.get("limits")))
     jid = submit(c, "t-stdout", [src])
     j = wait_final(c, jid, 60)
     t.check("stdout job succeeded", j["state"] == "succeeded", "%s %r" % (j["state"], j.get("error")))

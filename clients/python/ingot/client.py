@@ -190,9 +190,13 @@ class Client:
 
     def put_target(self, name: str, stages: List[Dict[str, Any]], description: Optional[str] = None,
                    capabilities: Optional[List[str]] = None, labels: Optional[Dict[str, str]] = None,
-                   request_id: Optional[str] = None, gpus: Optional[int] = None) -> int:
+                   request_id: Optional[str] = None, gpus: Optional[int] = None,
+                   network: Optional[bool] = None, disk_bytes: Optional[int] = None) -> int:
         """Creates or updates a target; returns its new revision.  gpus: the
-        GPUs every stage sees (a stage spec may ask more with its own "gpus")."""
+        GPUs every stage sees (a stage spec may ask more with its own "gpus").
+        network: the stages get the host's network (needs the permission);
+        disk_bytes: the work directory's disk space within the node's
+        ceiling."""
         body: Dict[str, Any] = {"stages": stages}
         if description is not None:
             body["description"] = description
@@ -202,6 +206,10 @@ class Client:
             body["labels"] = labels
         if gpus is not None:
             body["gpus"] = gpus
+        if network is not None:
+            body["network"] = network
+        if disk_bytes is not None:
+            body["disk_bytes"] = disk_bytes
         return self._json("PUT", "/v1/targets/" + _seg(name), body, True, request_id)["revision"]
 
     def delete_target(self, name: str, request_id: Optional[str] = None) -> None:

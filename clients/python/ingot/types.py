@@ -134,6 +134,8 @@ class Target:
     created_at: int
     updated_at: int
     gpus: int = 0
+    network: bool = False
+    disk_bytes: int = 0
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Target":

@@ -1108,6 +1108,8 @@ static const char valid_yaml[] = "name: x86_64-cc\n"
                                  "capabilities: [cc]\n"
                                  "labels: {arch: x86_64}\n"
                                  "gpus: 1\n"
+                                 "disk: 4GiB\n"
+                                 "network: true\n"
                                  "stages:\n"
                                  "  - name: compile\n"
                                  "    argv: [cc, -O2, -c, \"{source}\", -o, kernel.o]\n"
@@ -1116,7 +1118,7 @@ static const char valid_yaml[] = "name: x86_64-cc\n"
                                  "    outputs: [kernel.o]\n"
                                  "    stdout: cc.txt\n"
                                  "    limits: {output: 64MiB, cpu: 1m, memory: 512MiB, "
-                                 "open_files: 256}\n"
+                                 "open_files: 256, processes: 64}\n"
                                  "  - outputs: []\n"
                                  "    gpus: 16\n"
                                  "    argv:\n"
@@ -1131,7 +1133,7 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	mp_out_init(&want);
 	mp_out_init(&got);
 	msgpack_packer *pk = &want.pk;
-	msgpack_pack_map(pk, 6);
+	msgpack_pack_map(pk, 8);
 	mp_pack_cstr(pk, "name");
 	mp_pack_cstr(pk, "x86_64-cc");
 	mp_pack_cstr(pk, "description");
@@ -1145,6 +1147,10 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	mp_pack_cstr(pk, "x86_64");
 	mp_pack_cstr(pk, "gpus");
 	msgpack_pack_uint64(pk, 1);
+	mp_pack_cstr(pk, "network"); /* fixed key order whatever the file's */
+	mp_pack_bool(pk, true);
+	mp_pack_cstr(pk, "disk_bytes");
+	msgpack_pack_uint64(pk, 4ull << 30);
 	mp_pack_cstr(pk, "stages");
 	msgpack_pack_array(pk, 2);
 	msgpack_pack_map(pk, 7);
@@ -1165,7 +1171,7 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	msgpack_pack_array(pk, 1);
 	mp_pack_cstr(pk, "kernel.o");
 	mp_pack_cstr(pk, "limits");
-	msgpack_pack_map(pk, 4); /* fixed key order whatever the file's */
+	msgpack_pack_map(pk, 5); /* fixed key order whatever the file's */
 	mp_pack_cstr(pk, "cpu_seconds");
 	msgpack_pack_uint64(pk, 60);
 	mp_pack_cstr(pk, "memory_bytes");
@@ -1174,6 +1180,8 @@ static void test_yaml_valid_exact_msgpack(void **state)
 	msgpack_pack_uint64(pk, 256);
 	mp_pack_cstr(pk, "output_bytes");
 	msgpack_pack_uint64(pk, 64ull << 20);
+	mp_pack_cstr(pk, "processes");
+	msgpack_pack_uint64(pk, 64);
 	mp_pack_cstr(pk, "stdout");
 	mp_pack_cstr(pk, "cc.txt");
 	msgpack_pack_map(pk, 4); /* fixed key order whatever the file's */
@@ -1249,7 +1257,7 @@ static void test_yaml_errors(void **state)
 	     "t.yaml:2:14: key 'description': expected a string, got a sequence"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: 5s\n",
 	     "t.yaml:5:13: key 'stages[0].limits': expected a mapping (keys: cpu, memory, "
-	     "open_files, output)"},
+	     "open_files, output, processes)"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {cpus: 5s}\n",
 	     "t.yaml:5:14: unknown key 'stages[0].limits.cpus'"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {cpu: 5}\n",
@@ -1262,6 +1270,18 @@ static void test_yaml_errors(void **state)
 	     "key 'stages[0].limits.output': must be more than 0"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {open_files: 1k}\n",
 	     "key 'stages[0].limits.open_files': expected a number, got '1k'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {processes: -1}\n",
+	     "key 'stages[0].limits.processes': expected a number, got '-1'"},
+	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {processes: 0}\n",
+	     "key 'stages[0].limits.processes': must be more than 0"},
+	    {"name: a\nnetwork: yes\nstages: [{name: s, argv: [x]}]\n",
+	     "t.yaml:2:10: key 'network': expected true or false, got 'yes'"},
+	    {"name: a\nnetwork: [true]\nstages: [{name: s, argv: [x]}]\n",
+	     "key 'network': expected a string, got a sequence"},
+	    {"name: a\ndisk: 2GB\nstages: [{name: s, argv: [x]}]\n",
+	     "t.yaml:2:7: key 'disk': bad size '2GB'"},
+	    {"name: a\ndisk: 0\nstages: [{name: s, argv: [x]}]\n",
+	     "key 'disk': must be more than 0"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    limits: {cpu: 1s, cpu: 2s}\n",
 	     "key 'stages[0].limits.cpu' given twice"},
 	    {"name: a\nstages:\n  - name: s\n    argv: [x]\n    stdout: [a]\n",

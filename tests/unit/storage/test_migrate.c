@@ -1,15 +1,17 @@
 /*
  * test_migrate.c - schema versions: a fresh store is stamped, a schema-1
- * store built by hand with raw LMDB calls is migrated to 5 (job records gain
- * the tenant, then target records the description, stage limits and
- * stdout, then job records the params, then node, target and job records
- * their GPUs, then the queue is keyed by target and final jobs indexed by
- * finish time), schema-2, -3, -4 and -5 stores are migrated to the current
- * schema (a schema-5 queue entry without its queued job, or a queued job
+ * store built by hand with raw LMDB calls is migrated to the current schema
+ * (job records gain the tenant, then target records the description, stage
+ * limits and stdout, then job records the params, then node, target and
+ * job records their GPUs, then target records the network flag, the disk
+ * space and the stages' process limit, then the queue is keyed by target
+ * and final jobs indexed by finish time), schema-2 to -6 stores are migrated
+ * likewise (a schema-6 queue entry without its queued job, or a queued job
  * without its entry, is corrupt), a newer store is refused and left
- * untouched, and stores without a usable version or
- * with a record not of the older layout are refused as corrupt.
+ * untouched, and stores without a usable version or with a record not of
+ * the older layout are refused as corrupt.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,8 +90,8 @@ static void raw_put_u64(struct raw *r, const char *name, uint64_t v)
 	raw_put(r, 0, name, strlen(name), b, 8);
 }
 
-/* The schema-1..5 queue entry of a queued job of priority 50. */
-static void raw_queue_v5(struct raw *r, uint64_t id, const char *tenant)
+/* The schema-1..6 queue entry of a queued job of priority 50. */
+static void raw_queue_old(struct raw *r, uint64_t id, const char *tenant)
 {
 	uint8_t key[1 + 63 + 1 + 8];
 	size_t n = 0;
@@ -101,9 +103,9 @@ static void raw_queue_v5(struct raw *r, uint64_t id, const char *tenant)
 	raw_put(r, 5, key, n + 8, "", 0);
 }
 
-/* The schema-6 queue entry of that job is there, with attempt 0, nothing
+/* The schema-7 queue entry of that job is there, with attempt 0, nothing
  * lost and the job's updated_at_ms (2000 + id) as its queued time. */
-static void check_queue_v6(struct store_txn *t, uint64_t id, const char *target, const char *tenant)
+static void check_queue_v7(struct store_txn *t, uint64_t id, const char *target, const char *tenant)
 {
 	uint8_t key[63 + 1 + 1 + 63 + 1 + 8];
 	size_t n = 0;
@@ -345,8 +347,11 @@ static void check_migrated_target(struct store_txn *t, const char *name)
 		assert_int_equal(r.stages[i].limits.memory_bytes, 0);
 		assert_int_equal(r.stages[i].limits.open_files, 0);
 		assert_int_equal(r.stages[i].limits.output_bytes, 0);
+		assert_int_equal(r.stages[i].limits.processes, 0);
 		assert_int_equal(r.stages[i].stdout_path.len, 0);
 	}
+	assert_false(r.network);
+	assert_int_equal(r.disk_bytes, 0);
 	assert_true(ing_str_eq_c(r.stages[1].name, "report"));
 	assert_int_equal(r.gpus, 0);
 	assert_int_equal(r.stages[0].gpus + r.stages[1].gpus, 0);
@@ -399,7 +404,7 @@ static void test_fresh_store_is_stamped(void **state)
 	reopen_changes_nothing(f);
 }
 
-static void test_migrate_1_to_6(void **state)
+static void test_migrate_from_1(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -424,9 +429,9 @@ static void test_migrate_1_to_6(void **state)
 	pack_v1_target(&tg, "cc-x86");
 	raw_put(&r, 3, "cc-x86", 6, tg.data, tg.size);
 	msgpack_sbuffer_destroy(&tg);
-	/* The queue entries of the queued jobs (schema-1 layout up to 5). */
+	/* The queue entries of the queued jobs (schema-1 layout up to 6). */
 	for (int i = 0; i < 3; i++)
-		raw_queue_v5(&r, ids[i], "default");
+		raw_queue_old(&r, ids[i], "default");
 	raw_close(&r);
 
 	struct store *s;
@@ -445,7 +450,7 @@ static void test_migrate_1_to_6(void **state)
 	assert_int_equal(store_count(t, STORE_QUEUE, &v), 0);
 	assert_int_equal(v, 3);
 	for (int i = 0; i < 3; i++)
-		check_queue_v6(t, ids[i], targets[i], "default");
+		check_queue_v7(t, ids[i], targets[i], "default");
 
 	for (int i = 0; i < 3; i++) {
 		struct ing_str val;
@@ -492,7 +497,7 @@ static void test_migrate_1_to_6(void **state)
 	reopen_changes_nothing(f);
 }
 
-static void test_migrate_2_to_6(void **state)
+static void test_migrate_from_2(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -531,7 +536,7 @@ static void test_migrate_2_to_6(void **state)
 	reopen_changes_nothing(f);
 }
 
-static void test_migrate_3_to_6(void **state)
+static void test_migrate_from_3(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -550,7 +555,7 @@ static void test_migrate_3_to_6(void **state)
 		store_be64(key, ids[i]);
 		raw_put(&r, 4, key, 8, sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);
-		raw_queue_v5(&r, ids[i], tenants[i]);
+		raw_queue_old(&r, ids[i], tenants[i]);
 	}
 	raw_close(&r);
 
@@ -568,7 +573,7 @@ static void test_migrate_3_to_6(void **state)
 	assert_int_equal(v, 3);
 	for (int i = 0; i < 3; i++) {
 		check_migrated_job(t, ids[i], tenants[i], "cc-x86", reqs[i]);
-		check_queue_v6(t, ids[i], "cc-x86", tenants[i]);
+		check_queue_v7(t, ids[i], "cc-x86", tenants[i]);
 	}
 	store_abort(t);
 	store_close(s);
@@ -579,7 +584,7 @@ static void test_migrate_3_to_6(void **state)
 
 /* A schema-4 store: a v1 node, a v2 target, v3 jobs.  Each gains its GPUs
  * (none), everything else unchanged. */
-static void test_migrate_4_to_6(void **state)
+static void test_migrate_from_4(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -600,7 +605,7 @@ static void test_migrate_4_to_6(void **state)
 		pack_job_v(&sb, ids[i], "team-a", true, "cc-x86", "req");
 		raw_put(&r, 4, key, 8, sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);
-		raw_queue_v5(&r, ids[i], "team-a");
+		raw_queue_old(&r, ids[i], "team-a");
 	}
 	msgpack_sbuffer_init(&sb);
 	pack_target_v(&sb, "cc-x86", true);
@@ -624,7 +629,7 @@ static void test_migrate_4_to_6(void **state)
 		struct rec_node n;
 		msgpack_zone *z = msgpack_zone_new(1024);
 		check_migrated_job(t, ids[i], "team-a", "cc-x86", "req");
-		check_queue_v6(t, ids[i], "cc-x86", "team-a");
+		check_queue_v7(t, ids[i], "cc-x86", "team-a");
 		store_be64(key, ids[i]);
 		assert_int_equal(store_get(t, STORE_NODES, (struct ing_str){(char *)key, 8}, &val),
 		                 0);
@@ -651,7 +656,166 @@ static void test_migrate_4_to_6(void **state)
 	reopen_changes_nothing(f);
 }
 
-/* A version-4 job record (schema 5): 25 items, with `state`, `attempt`,
+/* An empty store directory again (for tests that build several stores). */
+static void fresh_dir(struct fx *f)
+{
+	tu_rmrf(f->dir);
+	tu_tmpdir(f->dir, sizeof(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/state.mdb", f->dir);
+}
+
+/* Opening the store at f fails as corrupt with a message saying `needle`,
+ * and leaves it byte for byte as it was. */
+static void expect_corrupt_untouched(struct fx *f, const char *needle)
+{
+	char *before = tu_mdb_dump(f->path);
+	struct store *s = NULL;
+	struct ing_error e;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ECORRUPT);
+	assert_null(s);
+	if (strstr(e.msg, needle) == NULL)
+		fail_msg("'%s' does not say '%s'", e.msg, needle);
+	char *after = tu_mdb_dump(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+/* A version-3 target record (schema 5): [3, name, description, caps,
+ * labels, gpus, stages[[name, argv, timeout_ms, env, outputs, limits,
+ * stdout, gpus]...], revision, active_jobs, created_at_ms, updated_at_ms]
+ * with limits [cpu_seconds, memory_bytes, open_files, output_bytes].
+ * `limit_items` other than 4 makes a record that is not of that layout. */
+static void pack_v3_target(msgpack_sbuffer *sb, const char *name, unsigned limit_items)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 11);
+	msgpack_pack_uint64(&pk, 3);
+	pack_str(&pk, name);
+	pack_str(&pk, "kernels for the edge");
+	msgpack_pack_array(&pk, 1);
+	pack_str(&pk, "nvcc");
+	msgpack_pack_array(&pk, 0);
+	msgpack_pack_uint64(&pk, 2); /* gpus */
+	msgpack_pack_array(&pk, 2);
+	for (int i = 0; i < 2; i++) {
+		msgpack_pack_array(&pk, 8);
+		pack_str(&pk, i == 0 ? "compile" : "run");
+		msgpack_pack_array(&pk, 1);
+		pack_str(&pk, i == 0 ? "nvcc" : "./a.out");
+		msgpack_pack_uint64(&pk, 60000 + (uint64_t)i);
+		msgpack_pack_array(&pk, 0);
+		msgpack_pack_array(&pk, 1);
+		pack_str(&pk, "a.o");
+		msgpack_pack_array(&pk, limit_items);
+		for (unsigned k = 0; k < limit_items; k++)
+			msgpack_pack_uint64(&pk, i == 0 ? 0 : 10u + k); /* run: 10, 11, 12, 13 */
+		pack_str(&pk, i == 0 ? "" : "out.txt");
+		msgpack_pack_uint64(&pk, (uint64_t)i * 3); /* stage gpus 0, 3 */
+	}
+	msgpack_pack_uint64(&pk, 7); /* revision */
+	msgpack_pack_uint64(&pk, 2); /* active_jobs */
+	msgpack_pack_uint64(&pk, 300);
+	msgpack_pack_uint64(&pk, 400);
+}
+
+/* A schema-5 store: a v3 target becomes v4 with network false, disk_bytes
+ * 0 and each stage's limits + processes 0, every other item unchanged; the
+ * migrated record is exactly what the current encoder writes for it. */
+static void test_migrate_from_5(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	msgpack_sbuffer sb;
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 5);
+	raw_put_u64(&r, "applied_index", 123);
+	msgpack_sbuffer_init(&sb);
+	pack_v3_target(&sb, "edge-arm", 4);
+	raw_put(&r, 3, "edge-arm", 8, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	raw_close(&r);
+
+	struct store *s;
+	struct store_txn *t;
+	struct ing_error e;
+	struct ing_str val;
+	struct rec_target tg;
+	uint64_t v;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
+	assert_int_equal(store_applied_index(t, &v), 0);
+	assert_int_equal(v, 123);
+	assert_int_equal(store_get(t, STORE_TARGETS, ing_str_c("edge-arm"), &val), 0);
+	msgpack_zone *z = msgpack_zone_new(1024);
+	if (rec_target_decode(val, z, &tg, &e) != 0)
+		fail_msg("decode: %s", e.msg);
+	assert_true(ing_str_eq_c(tg.name, "edge-arm"));
+	assert_true(ing_str_eq_c(tg.description, "kernels for the edge"));
+	assert_true(ing_str_eq_c(tg.caps[0], "nvcc"));
+	assert_int_equal(tg.gpus, 2);
+	assert_false(tg.network);
+	assert_int_equal(tg.disk_bytes, 0);
+	assert_int_equal(tg.nstages, 2);
+	assert_true(ing_str_eq_c(tg.stages[1].name, "run"));
+	assert_int_equal(tg.stages[1].timeout_ms, 60001);
+	assert_int_equal(tg.stages[1].limits.cpu_seconds, 10);
+	assert_int_equal(tg.stages[1].limits.memory_bytes, 11);
+	assert_int_equal(tg.stages[1].limits.open_files, 12);
+	assert_int_equal(tg.stages[1].limits.output_bytes, 13);
+	assert_int_equal(tg.stages[0].limits.processes + tg.stages[1].limits.processes, 0);
+	assert_true(ing_str_eq_c(tg.stages[1].stdout_path, "out.txt"));
+	assert_int_equal(tg.stages[1].gpus, 3);
+	assert_int_equal(tg.revision, 7);
+	assert_int_equal(tg.active_jobs, 2);
+	assert_int_equal(tg.created_at_ms, 300);
+	assert_int_equal(tg.updated_at_ms, 400);
+	struct mp_out o;
+	mp_out_init(&o);
+	assert_int_equal(rec_target_encode(&tg, &o), 0);
+	assert_int_equal(o.len, val.len);
+	assert_memory_equal(o.data, val.ptr, val.len);
+	mp_out_free(&o);
+	msgpack_zone_free(z);
+	store_abort(t);
+	store_close(s);
+
+	reopen_changes_nothing(f);
+}
+
+/* A schema-5 store whose target is not a v3 record (limits of 5 items, or
+ * a v2 record left behind) is refused as corrupt, naming it, untouched. */
+static void test_bad_schema_5_target_is_corrupt(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	msgpack_sbuffer sb;
+
+	for (int c = 0; c < 2; c++) {
+		fresh_dir(f);
+		raw_open(&r, f->path);
+		raw_put_u64(&r, "schema_version", 5);
+		msgpack_sbuffer_init(&sb);
+		pack_v3_target(&sb, "good", 4);
+		raw_put(&r, 3, "good", 4, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		msgpack_sbuffer_init(&sb);
+		if (c == 0)
+			pack_v3_target(&sb, "zz", 5);
+		else
+			pack_target_v(&sb, "zz", true);
+		raw_put(&r, 3, "zz", 2, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		raw_close(&r);
+		expect_corrupt_untouched(f, "target 'zz' is not a schema-5 target");
+	}
+}
+
+/* A version-4 job record (schemas 5 and 6): 25 items, with `state`, `attempt`,
  * `base` and `finished_at_ms` as given, one source, no stages. */
 static void pack_v4_job(msgpack_sbuffer *sb, uint64_t id, const char *tenant, uint64_t state,
                         uint64_t attempt, uint64_t base, uint64_t finished_at_ms)
@@ -693,10 +857,10 @@ static void pack_v4_job(msgpack_sbuffer *sb, uint64_t id, const char *tenant, ui
 	msgpack_pack_array(&pk, 0); /* gpus */
 }
 
-/* A schema-5 store: a queued job (its old queue entry), a requeued one
+/* A schema-6 store: a queued job (its old queue entry), a requeued one
  * (attempt 2 lost, base 1), a running one (no entry), two final ones.  The
  * queue is keyed by target, the final jobs are in finished. */
-static void test_migrate_5_to_6(void **state)
+static void test_migrate_from_6(void **state)
 {
 	struct fx *f = *state;
 	struct raw r;
@@ -711,7 +875,7 @@ static void test_migrate_5_to_6(void **state)
 	            {5, 5, 0, 0, 4000}};
 
 	raw_open(&r, f->path);
-	raw_put_u64(&r, "schema_version", 5);
+	raw_put_u64(&r, "schema_version", 6);
 	raw_put_u64(&r, "applied_index", 12);
 	for (size_t i = 0; i < 5; i++) {
 		msgpack_sbuffer_init(&sb);
@@ -721,7 +885,7 @@ static void test_migrate_5_to_6(void **state)
 		raw_put(&r, 4, key, 8, sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);
 		if (jobs[i].state == 0)
-			raw_queue_v5(&r, jobs[i].id, "team-a");
+			raw_queue_old(&r, jobs[i].id, "team-a");
 	}
 	raw_close(&r);
 
@@ -733,10 +897,10 @@ static void test_migrate_5_to_6(void **state)
 	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
 	assert_int_equal(store_read_begin(s, &t), 0);
 	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
-	assert_int_equal(v, 6);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
 	assert_int_equal(store_count(t, STORE_QUEUE, &v), 0);
 	assert_int_equal(v, 2);
-	check_queue_v6(t, 1, "cc-x86", "team-a");
+	check_queue_v7(t, 1, "cc-x86", "team-a");
 	uint8_t qk[] = "cc-x86\0\x32team-a\0\0\0\0\0\0\0\0\x02";
 	assert_int_equal(
 	    store_get(t, STORE_QUEUE, (struct ing_str){(char *)qk, sizeof(qk) - 1}, &val), 0);
@@ -768,46 +932,45 @@ static void test_migrate_5_to_6(void **state)
 	}
 	assert_int_equal(store_count(t, STORE_SOURCES, &v), 0);
 	assert_int_equal(v, 0);
+	/* The job counts by state: 2 queued, 1 running, 1 succeeded, 1
+	 * cancelled. */
+	static const struct {
+		const char *name;
+		uint64_t n;
+	} counts[] = {{"jobs_queued", 2},    {"jobs_assigned", 0}, {"jobs_running", 1},
+	              {"jobs_succeeded", 1}, {"jobs_failed", 0},   {"jobs_cancelled", 1}};
+	for (size_t i = 0; i < 6; i++) {
+		assert_int_equal(store_meta_get_u64(t, counts[i].name, &v), 0);
+		if (v != counts[i].n)
+			fail_msg("%s: %" PRIu64 ", want %" PRIu64, counts[i].name, v, counts[i].n);
+	}
 	store_abort(t);
 	store_close(s);
 	reopen_changes_nothing(f);
 }
 
-/* A schema-5 store whose queue does not match its queued jobs is corrupt,
+/* A schema-6 store whose queue does not match its queued jobs is corrupt,
  * and left untouched: a queued job without its entry, an entry of no
  * queued job. */
-static void test_bad_schema_5_queue_is_corrupt(void **state)
+static void test_bad_schema_6_queue_is_corrupt(void **state)
 {
 	struct fx *f = *state;
 	for (int c = 0; c < 2; c++) {
 		struct raw r;
 		msgpack_sbuffer sb;
 		uint8_t key[8];
-		tu_rmrf(f->dir);
-		tu_tmpdir(f->dir, sizeof(f->dir));
-		snprintf(f->path, sizeof(f->path), "%s/state.mdb", f->dir);
+		fresh_dir(f);
 		raw_open(&r, f->path);
-		raw_put_u64(&r, "schema_version", 5);
+		raw_put_u64(&r, "schema_version", 6);
 		msgpack_sbuffer_init(&sb);
 		pack_v4_job(&sb, 1, "team-a", c == 0 ? 0 : 3, 0, 0, c == 0 ? 0 : 10);
 		store_be64(key, 1);
 		raw_put(&r, 4, key, 8, sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);
 		if (c == 1)
-			raw_queue_v5(&r, 1, "team-a");
+			raw_queue_old(&r, 1, "team-a");
 		raw_close(&r);
-
-		char *before = tu_mdb_dump(f->path);
-		struct store *s = NULL;
-		struct ing_error e;
-		assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ECORRUPT);
-		assert_null(s);
-		if (strstr(e.msg, c == 0 ? "job 1 is not a schema-5 job" : "queue") == NULL)
-			fail_msg("unexpected message: %s", e.msg);
-		char *after = tu_mdb_dump(f->path);
-		assert_string_equal(before, after);
-		free(before);
-		free(after);
+		expect_corrupt_untouched(f, c == 0 ? "job 1 is not a schema-6 job" : "queue");
 	}
 }
 
@@ -827,9 +990,7 @@ static void test_bad_schema_4_records_are_corrupt(void **state)
 	             {4, "job 2 is not a schema-4 job"}};
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		tu_rmrf(f->dir);
-		tu_tmpdir(f->dir, sizeof(f->dir));
-		snprintf(f->path, sizeof(f->path), "%s/state.mdb", f->dir);
+		fresh_dir(f);
 		raw_open(&r, f->path);
 		raw_put_u64(&r, "schema_version", 4);
 		msgpack_sbuffer_init(&sb);
@@ -851,18 +1012,7 @@ static void test_bad_schema_4_records_are_corrupt(void **state)
 		}
 		msgpack_sbuffer_destroy(&sb);
 		raw_close(&r);
-
-		char *before = tu_mdb_dump(f->path);
-		struct store *s = NULL;
-		struct ing_error e;
-		assert_int_equal(store_open(f->dir, &fast, &s, &e), ING_ECORRUPT);
-		assert_null(s);
-		if (strstr(e.msg, cases[c].needle) == NULL)
-			fail_msg("'%s' does not say '%s'", e.msg, cases[c].needle);
-		char *after = tu_mdb_dump(f->path);
-		assert_string_equal(before, after);
-		free(before);
-		free(after);
+		expect_corrupt_untouched(f, cases[c].needle);
 	}
 }
 
@@ -1037,7 +1187,7 @@ static void test_import_v1_snapshot(void **state)
 	pack_v1_job(&sb, 7, "cc-x86", "");
 	store_be64(key, 7);
 	raw_put(&r, 4, key, 8, sb.data, sb.size);
-	raw_queue_v5(&r, 7, "default");
+	raw_queue_old(&r, 7, "default");
 	raw_close(&r);
 	msgpack_sbuffer_destroy(&sb);
 
@@ -1067,12 +1217,14 @@ int main(void)
 	ing_log_set_level(ING_LOG_LEVEL_OFF);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_fresh_store_is_stamped, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_1_to_6, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_2_to_6, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_3_to_6, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_4_to_6, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migrate_5_to_6, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_bad_schema_5_queue_is_corrupt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_5, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_schema_5_target_is_corrupt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_6, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_schema_6_queue_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_schema_4_records_are_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v2_job_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v1_target_is_corrupt, setup, teardown),

@@ -296,10 +296,10 @@ static struct rec_stage_def stages2[] = {
      env1,
      1,
      outs1,
-     {60, 1ull << 32, 1024, 1u << 20},
+     {60, 1ull << 32, 1024, 1u << 20, 64},
      {"symbols.txt", 11},
      2},
-    {{"empty-lists", 11}, 1, argv_cc, 1, 0, NULL, 0, NULL, {0, 0, 0, 0}, {"", 0}, 0},
+    {{"empty-lists", 11}, 1, argv_cc, 1, 0, NULL, 0, NULL, {0, 0, 0, 0, 0}, {"", 0}, 0},
 };
 
 static struct rec_target sample_target(void)
@@ -312,6 +312,8 @@ static struct rec_target sample_target(void)
 	t.nlabels = 2;
 	t.labels = labels2;
 	t.gpus = 1;
+	t.network = true;
+	t.disk_bytes = 3ull << 30;
 	t.nstages = 2;
 	t.stages = stages2;
 	t.revision = 4;
@@ -560,16 +562,17 @@ static struct rec_target max_target(void)
 	for (int i = 0; i < ING_MAX_OUTPUTS; i++)
 		outputs[i] = fill(ING_PATH_MAX, (char)('a' + i));
 	for (int i = 0; i < ING_MAX_STAGES; i++) {
-		stages[i] = (struct rec_stage_def){fill(ING_NAME_MAX, (char)('a' + i)),
-		                                   ING_MAX_ARGV,
-		                                   argv,
-		                                   86400000,
-		                                   ING_MAX_ENV,
-		                                   env,
-		                                   ING_MAX_OUTPUTS,
-		                                   outputs,
-		                                   {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX},
-		                                   fill(ING_PATH_MAX, 's')};
+		stages[i] = (struct rec_stage_def){
+		    fill(ING_NAME_MAX, (char)('a' + i)),
+		    ING_MAX_ARGV,
+		    argv,
+		    86400000,
+		    ING_MAX_ENV,
+		    env,
+		    ING_MAX_OUTPUTS,
+		    outputs,
+		    {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX},
+		    fill(ING_PATH_MAX, 's')};
 	}
 	t.name = fill(ING_NAME_MAX, 't');
 	t.description = fill(ING_MESSAGE_MAX, 'd');
@@ -607,6 +610,10 @@ static void test_target_roundtrip(void **state)
 	assert_int_equal(out.stages[1].limits.cpu_seconds, 0);
 	assert_int_equal(out.stages[1].limits.output_bytes, 0);
 	assert_int_equal(out.stages[1].stdout_path.len, 0);
+	assert_int_equal(out.stages[0].limits.processes, 64);
+	assert_int_equal(out.stages[1].limits.processes, 0);
+	assert_true(out.network);
+	assert_int_equal(out.disk_bytes, 3ull << 30);
 	assert_int_equal(out.gpus, 1);
 	assert_int_equal(out.stages[0].gpus, 2);
 	assert_int_equal(out.stages[1].gpus, 0);
@@ -619,8 +626,12 @@ static void test_target_roundtrip(void **state)
 	assert_int_equal(out.updated_at_ms, 20);
 
 	in.ncaps = in.nlabels = in.nstages = 0;
+	in.network = false;
+	in.disk_bytes = 0;
 	roundtrip(&codec_target, &in, z, &out);
 	assert_int_equal(out.nstages, 0);
+	assert_false(out.network);
+	assert_int_equal(out.disk_bytes, 0);
 
 	in = max_target();
 	roundtrip(&codec_target, &in, z, &out);
@@ -631,6 +642,7 @@ static void test_target_roundtrip(void **state)
 	assert_int_equal(out.stages[15].outputs[15].len, ING_PATH_MAX);
 	assert_int_equal(out.stages[15].stdout_path.len, ING_PATH_MAX);
 	assert_int_equal(out.stages[15].limits.output_bytes, UINT64_MAX);
+	assert_int_equal(out.stages[15].limits.processes, UINT64_MAX);
 	assert_int_equal(out.description.len, ING_MESSAGE_MAX);
 
 	/* Over the bounds: description, stdout path. */
@@ -963,10 +975,24 @@ static void test_nested_wrong_types(void **state)
 	memcpy(p, "\xa4\x31\x32\x33\x34", 5);
 	expect_decode(&codec_target, o.data, o.len, ING_EMALFORMED, "open_files");
 	mp_out_reset(&o);
-	/* A version-1 target record is not decoded (the migration rewrites them). */
+	/* Older target records are not decoded (the migrations rewrite them). */
+	for (uint8_t v = 1; v <= 3; v++) {
+		char want[64];
+		mp_out_reset(&o);
+		assert_int_equal(rec_target_encode(&t, &o), 0);
+		o.data[1] = (char)v;
+		snprintf(want, sizeof(want), "version %u is not supported", v);
+		expect_decode(&codec_target, o.data, o.len, ING_EVERSION, want);
+	}
+	mp_out_reset(&o);
+	/* network that is not a boolean. */
+	t = sample_target();
 	assert_int_equal(rec_target_encode(&t, &o), 0);
-	o.data[1] = 1;
-	expect_decode(&codec_target, o.data, o.len, ING_EVERSION, "version 1 is not supported");
+	/* gpus 1, network true, disk_bytes 3 GiB (uint32) */
+	p = memmem(o.data, o.len, "\x01\xc3\xce\xc0\x00\x00\x00", 7);
+	assert_non_null(p);
+	p[1] = 0x01;
+	expect_decode(&codec_target, o.data, o.len, ING_EMALFORMED, "network");
 	mp_out_free(&o);
 }
 

@@ -205,7 +205,7 @@ static bool str_is(struct env *env, const char *key, const char *want)
 	return rpc_arg_str(&env->result, key, 1024, true, &s, NULL) == 0 && ing_str_eq_c(s, want);
 }
 
-static int setup(void **state)
+static int setup_node(void **state, bool allow_network_targets)
 {
 	struct env *env = calloc(1, sizeof(*env));
 	struct node_config cfg;
@@ -231,6 +231,7 @@ static int setup(void **state)
 	 * requests put them. */
 	cfg.slots = 0;
 	cfg.probe = false;
+	cfg.allow_network_targets = allow_network_targets;
 	assert_int_equal(node_config_check(&cfg, "test", &e), 0);
 	if (node_start(&env->loop, &cfg, on_stopped, env, &env->node, &e) != 0)
 		fail_msg("node_start: %s", e.msg);
@@ -243,6 +244,16 @@ static int setup(void **state)
 	    call(env, "target.put", map(2, "name", 's', "cc", "stages", 'r', stages())), 0);
 	*state = env;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_node(state, false);
+}
+
+static int setup_allowing_network(void **state)
+{
+	return setup_node(state, true);
 }
 
 static void client_closed(void *data)
@@ -313,6 +324,70 @@ static void test_bad_requests(void **state)
 	assert_int_equal(call(env, "target.get", map(1, "name", 's', "cc")), 0);
 	assert_true(str_is(env, "name", "cc"));
 	assert_int_equal(get_u64(env, "revision"), 1);
+}
+
+static bool bool_is(struct env *env, const char *key, bool want)
+{
+	bool b;
+	return rpc_arg_bool(&env->result, key, true, &b, NULL) == 0 && b == want;
+}
+
+/* network: true is refused where the node does not allow it, before
+ * anything is proposed (the target keeps its revision); disk_bytes and
+ * limits.processes are checked; without network the put goes through. */
+static void test_target_sandbox_settings(void **state)
+{
+	struct env *env = *state;
+
+	expect_error(env,
+	             call(env, "target.put",
+	                  map(3, "name", 's', "cc", "stages", 'r', stages(), "network", 'b', 1)),
+	             ING_EDENIED,
+	             "argument 'network': only an admin may give a target the host's network, and "
+	             "node 1 does not allow it (config allow_network_targets: false)");
+	expect_error(env,
+	             call(env, "target.put",
+	                  map(3, "name", 's', "net", "stages", 'r', stages(), "network", 'b', 1)),
+	             ING_EDENIED, "allow_network_targets");
+	expect_error(env, call(env, "target.get", map(1, "name", 's', "net")), ING_ENOTFOUND,
+	             "'net'");
+	assert_int_equal(call(env, "target.get", map(1, "name", 's', "cc")), 0);
+	assert_int_equal(get_u64(env, "revision"), 1);
+	assert_true(bool_is(env, "network", false));
+
+	expect_error(
+	    env,
+	    call(env, "target.put",
+	         map(3, "name", 's', "cc", "stages", 'r', stages(), "network", 's', "yes")),
+	    ING_EINVAL, "'network'");
+	expect_error(env,
+	             call(env, "target.put",
+	                  map(3, "name", 's', "cc", "stages", 'r', stages(), "disk_bytes", 'u',
+	                      (uint64_t)4096)),
+	             ING_EINVAL, "disk_bytes 4096 not 0 (none) or at least 16777216");
+
+	/* network false needs no permission; disk_bytes is kept. */
+	assert_int_equal(call(env, "target.put",
+	                      map(4, "name", 's', "cc", "stages", 'r', stages(), "network", 'b', 0,
+	                          "disk_bytes", 'u', (uint64_t)(64u << 20))),
+	                 0);
+	assert_int_equal(call(env, "target.get", map(1, "name", 's', "cc")), 0);
+	assert_int_equal(get_u64(env, "revision"), 2);
+	assert_int_equal(get_u64(env, "disk_bytes"), 64u << 20);
+	assert_true(bool_is(env, "network", false));
+}
+
+/* With allow_network_targets the same put is accepted and shown. */
+static void test_target_network_allowed(void **state)
+{
+	struct env *env = *state;
+	assert_int_equal(
+	    call(env, "target.put",
+	         map(3, "name", 's', "net", "stages", 'r', stages(), "network", 'b', 1)),
+	    0);
+	assert_int_equal(call(env, "target.get", map(1, "name", 's', "net")), 0);
+	assert_true(bool_is(env, "network", true));
+	assert_int_equal(get_u64(env, "disk_bytes"), 0);
 }
 
 static void test_job_lifecycle_shapes(void **state)
@@ -533,6 +608,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_target_sandbox_settings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_target_network_allowed, setup_allowing_network,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_job_lifecycle_shapes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_paging_and_filters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_scan_bound, setup, teardown),

@@ -82,10 +82,10 @@ static struct cmd sample(uint32_t type)
 	env1[0] = (struct rec_kv){S("PATH"), S("/usr/bin")};
 	outs1[0] = S("out/a.o");
 	stages2[0] = (struct rec_stage_def){
-	    S("build"),     3, argv3, 60000, 1, env1, 1, outs1, {60, 1u << 30, 1024, 1u << 20},
+	    S("build"),     3, argv3, 60000, 1, env1, 1, outs1, {60, 1u << 30, 1024, 1u << 20, 128},
 	    S("build.log"), 2};
-	stages2[1] = (struct rec_stage_def){S("link"), 1,    argv3,        1,     0, NULL,
-	                                    0,         NULL, {0, 0, 0, 0}, S(""), 0};
+	stages2[1] = (struct rec_stage_def){S("link"), 1,    argv3,           1,     0, NULL,
+	                                    0,         NULL, {0, 0, 0, 0, 0}, S(""), 0};
 	gpus2[0] = (struct rec_gpu){0, S("GPU-0a1b"), 85520809984ull};
 	gpus2[1] = (struct rec_gpu){3, S(""), 0};
 	gpu_idx2[0] = 3;
@@ -113,6 +113,8 @@ static struct cmd sample(uint32_t type)
 		t->nlabels = 2;
 		t->labels = labels2;
 		t->gpus = 1;
+		t->network = true;
+		t->disk_bytes = 1ull << 30;
 		t->nstages = 2;
 		t->stages = stages2;
 		break;
@@ -369,11 +371,15 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		assert_int_equal(y->stages[0].limits.memory_bytes, 1u << 30);
 		assert_int_equal(y->stages[0].limits.open_files, 1024);
 		assert_int_equal(y->stages[0].limits.output_bytes, 1u << 20);
+		assert_int_equal(y->stages[0].limits.processes, 128);
 		assert_true(ing_str_eq(y->stages[0].stdout_path, S("build.log")));
 		assert_int_equal(
 		    y->stages[1].limits.cpu_seconds + y->stages[1].limits.memory_bytes +
-		        y->stages[1].limits.open_files + y->stages[1].limits.output_bytes,
+		        y->stages[1].limits.open_files + y->stages[1].limits.output_bytes +
+		        y->stages[1].limits.processes,
 		    0);
+		assert_true(y->network);
+		assert_int_equal(y->disk_bytes, 1ull << 30);
 		assert_int_equal(y->stages[1].stdout_path.len, 0);
 		assert_int_equal(y->gpus, 1);
 		assert_int_equal(y->stages[0].gpus, 2);
@@ -742,7 +748,7 @@ static void test_wrong_field_types(void **state)
 	expect_field(CMD_JOB_SUBMIT, 9, obj_array(&src, 1), ING_EMALFORMED,
 	             "command job_submit: field 'data'");
 	msgpack_object stage = obj_str(S("build"));
-	expect_field(CMD_TARGET_PUT, 9, obj_array(&stage, 1), ING_EMALFORMED, "stages");
+	expect_field(CMD_TARGET_PUT, 11, obj_array(&stage, 1), ING_EMALFORMED, "stages");
 	/* An outcome or role too large for its field. */
 	expect_field(CMD_JOB_FINISH, 6, obj_u64(259), ING_EINVAL, "outcome");
 	expect_field(CMD_MEMBER_PUT, 7, obj_u64(256 + REC_ROLE_VOTER), ING_EINVAL, "role");
@@ -840,9 +846,9 @@ static void test_oversize(void **state)
 	msgpack_object stages[ING_MAX_STAGES + 1];
 	for (int i = 0; i <= ING_MAX_STAGES; i++)
 		stages[i] = obj_u64(0);
-	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, ING_MAX_STAGES + 1), ING_ETOOBIG,
+	expect_field(CMD_TARGET_PUT, 11, obj_array(stages, ING_MAX_STAGES + 1), ING_ETOOBIG,
 	             "field 'stages'");
-	msgpack_object argv[ING_MAX_ARGV + 1], env0, outs0, st[8], lim[4];
+	msgpack_object argv[ING_MAX_ARGV + 1], env0, outs0, st[8], lim[5];
 	for (int i = 0; i <= ING_MAX_ARGV; i++)
 		argv[i] = obj_str(S("a"));
 	env0 = obj_array(NULL, 0);
@@ -852,29 +858,43 @@ static void test_oversize(void **state)
 	st[2] = obj_u64(1);
 	st[3] = env0;
 	st[4] = outs0;
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		lim[i] = obj_u64(0);
-	st[5] = obj_array(lim, 4);
+	st[5] = obj_array(lim, 5);
 	st[6] = obj_str(S(""));
 	st[7] = obj_u64(0);
 	stages[0] = obj_array(st, 8);
-	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), ING_ETOOBIG, "field 'argv'");
+	expect_field(CMD_TARGET_PUT, 11, obj_array(stages, 1), ING_ETOOBIG, "field 'argv'");
 	st[1] = obj_array(argv, ING_MAX_ARGV);
-	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), 0, NULL);
-	/* A v3 stage of 5 or 7 items (older layouts), limits of 3 items. */
+	expect_field(CMD_TARGET_PUT, 11, obj_array(stages, 1), 0, NULL);
+	/* A v4 stage of 5 or 7 items (older layouts), limits of 3 or 4 items
+	 * (4: the layout before processes). */
 	stages[0] = obj_array(st, 5);
-	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), ING_EMALFORMED, "stages");
+	expect_field(CMD_TARGET_PUT, 11, obj_array(stages, 1), ING_EMALFORMED, "stages");
 	stages[0] = obj_array(st, 7);
-	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), ING_EMALFORMED, "stages");
+	expect_field(CMD_TARGET_PUT, 11, obj_array(stages, 1), ING_EMALFORMED, "stages");
 	st[5] = obj_array(lim, 3);
 	stages[0] = obj_array(st, 8);
-	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), ING_EMALFORMED, "limits");
+	expect_field(CMD_TARGET_PUT, 11, obj_array(stages, 1), ING_EMALFORMED, "limits");
 	st[5] = obj_array(lim, 4);
+	expect_field(CMD_TARGET_PUT, 11, obj_array(stages, 1), ING_EMALFORMED, "limits");
+	st[5] = obj_array(lim, 5);
+	/* network must be a boolean, disk_bytes 0 or at least 16 MiB. */
+	expect_field(CMD_TARGET_PUT, 9, obj_u64(1), ING_EMALFORMED, "field 'network'");
+	expect_field(CMD_TARGET_PUT, 10, obj_str(S("1GiB")), ING_EMALFORMED, "field 'disk_bytes'");
+	expect_field(CMD_TARGET_PUT, 10, obj_u64((16u << 20) - 1), ING_EINVAL, "disk_bytes");
+	expect_field(CMD_TARGET_PUT, 10, obj_u64(16u << 20), 0, NULL);
+	/* A limit on processes over the node's own bound. */
+	lim[4] = obj_u64(4194305);
+	expect_field(CMD_TARGET_PUT, 11, obj_array(stages, 1), ING_EINVAL, "processes 4194305");
+	lim[4] = obj_u64(4194304);
+	expect_field(CMD_TARGET_PUT, 11, obj_array(stages, 1), 0, NULL);
+	lim[4] = obj_u64(0);
 	/* GPUs over the bound: a target's, a stage's, an assignment's, a node's. */
 	expect_field(CMD_TARGET_PUT, 8, obj_u64(ING_MAX_GPUS + 1), ING_ETOOBIG, "field 'gpus'");
 	expect_field(CMD_TARGET_PUT, 8, obj_u64(ING_MAX_GPUS), 0, NULL);
 	st[7] = obj_u64(ING_MAX_GPUS + 1);
-	expect_field(CMD_TARGET_PUT, 9, obj_array(stages, 1), ING_ETOOBIG, "stage gpus");
+	expect_field(CMD_TARGET_PUT, 11, obj_array(stages, 1), ING_ETOOBIG, "stage gpus");
 	msgpack_object idx[ING_MAX_GPUS + 1], gpu[3], gpus[ING_MAX_GPUS + 1];
 	for (int i = 0; i <= ING_MAX_GPUS; i++)
 		idx[i] = obj_u64((uint64_t)i);
@@ -1270,14 +1290,15 @@ static void test_validate_target_v2_fields(void **state)
 		struct rec_stage_limits l;
 		const char *needle; /* NULL: valid */
 	} cases[] = {
-	    {{0, 0, 0, 0}, NULL},
-	    {{86400, 1u << 20, 16, 4096}, NULL},
-	    {{1, 0, 1048576, 0}, NULL},
-	    {{86401, 0, 0, 0}, "limits: cpu_seconds 86401 not 0 (none) or 1..86400"},
-	    {{0, (1u << 20) - 1, 0, 0}, "limits: memory_bytes 1048575"},
-	    {{0, 0, 15, 0}, "limits: open_files 15"},
-	    {{0, 0, 1048577, 0}, "limits: open_files 1048577"},
-	    {{0, 0, 0, 4095}, "limits: output_bytes 4095"},
+	    {{0, 0, 0, 0, 0}, NULL},
+	    {{86400, 1u << 20, 16, 4096, 1}, NULL},
+	    {{1, 0, 1048576, 0, 4194304}, NULL},
+	    {{86401, 0, 0, 0, 0}, "limits: cpu_seconds 86401 not 0 (none) or 1..86400"},
+	    {{0, (1u << 20) - 1, 0, 0, 0}, "limits: memory_bytes 1048575"},
+	    {{0, 0, 15, 0, 0}, "limits: open_files 15"},
+	    {{0, 0, 1048577, 0, 0}, "limits: open_files 1048577"},
+	    {{0, 0, 0, 4095, 0}, "limits: output_bytes 4095"},
+	    {{0, 0, 0, 0, 4194305}, "limits: processes 4194305 not 0 (none) or 1..4194304"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		c = sample(CMD_TARGET_PUT);
@@ -1290,6 +1311,19 @@ static void test_validate_target_v2_fields(void **state)
 	c = sample(CMD_TARGET_PUT);
 	stages2[1].limits.open_files = 3;
 	expect_invalid(&c, ING_EINVAL, "command target_put: stage 'link': limits: open_files 3");
+
+	/* disk_bytes: 0 (the node's ceiling alone) or at least 16 MiB. */
+	c = sample(CMD_TARGET_PUT);
+	c.u.target_put.spec.disk_bytes = 0;
+	expect_valid(&c);
+	c.u.target_put.spec.disk_bytes = 16u << 20;
+	expect_valid(&c);
+	c.u.target_put.spec.disk_bytes = UINT64_MAX;
+	expect_valid(&c);
+	c.u.target_put.spec.disk_bytes = (16u << 20) - 1;
+	expect_invalid(&c, ING_EINVAL,
+	               "command target_put: disk_bytes 16777215 not 0 (none) or at least "
+	               "16777216 (16 MiB)");
 }
 
 /* A target_put of version 1, as an older ingot wrote it in the log:
@@ -1360,27 +1394,30 @@ static void test_decode_target_put_v1(void **state)
 
 	assert_int_equal(t->gpus, 0);
 	assert_int_equal(t->stages[0].gpus, 0);
+	assert_false(t->network);
+	assert_int_equal(t->disk_bytes, 0);
+	assert_int_equal(t->stages[0].limits.processes, 0);
 
-	/* Re-encoding writes version 3, which decodes to the same spec. */
+	/* Re-encoding writes version 4, which decodes to the same spec. */
 	mp_out_init(&again);
 	assert_int_equal(cmd_encode(&c, &again, &e), 0);
-	assert_int_equal((uint8_t)again.data[2], 3); /* [fixarray, type 1, version 3, ...] */
+	assert_int_equal((uint8_t)again.data[2], 4); /* [fixarray, type 1, version 4, ...] */
 	struct cmd d;
 	assert_int_equal(cmd_decode(again.data, again.len, z, &d, &e), 0);
-	assert_int_equal(d.version, 3);
+	assert_int_equal(d.version, 4);
 	assert_true(ing_str_eq(d.u.target_put.spec.stages[0].name, S("build")));
 	assert_int_equal(d.u.target_put.spec.stages[0].stdout_path.len, 0);
 	mp_out_free(&again);
 	mp_out_free(&o);
 
-	/* v1 with the 7-item stages of v2 is malformed, as is v4. */
+	/* v1 with the 7-item stages of v2 is malformed, as is v5. */
 	pack_v1_target_put(&o, 7);
 	expect_decode(o.data, o.len, ING_EMALFORMED, "command target_put: field 'stages'");
 	mp_out_free(&o);
 	pack_v1_target_put(&o, 5);
-	o.data[2] = 4;
+	o.data[2] = 5;
 	expect_decode(o.data, o.len, ING_EVERSION,
-	              "command target_put version 4 is not supported (this node knows 1..3)");
+	              "command target_put version 5 is not supported (this node knows 1..4)");
 	o.data[2] = 0;
 	expect_decode(o.data, o.len, ING_EVERSION, "version 0");
 	mp_out_free(&o);
@@ -1388,10 +1425,58 @@ static void test_decode_target_put_v1(void **state)
 }
 
 /*
- * The commands as an ingot before GPUs wrote them: a target_put v2 (no
- * gpus, 7-item stages), a job_assign v1 (no gpus), a node_register v1 (no
- * gpus), built from today's encoding by dropping the GPU fields: each
- * decodes with no GPUs, and with its GPU field left in is malformed.
+ * A target_put of `version` 2 or 3 as an older ingot wrote it, packed by
+ * hand from c's spec: v3 [name, description, caps, labels, gpus, stages]
+ * with 8-item stages and 4-item limits (no network, disk_bytes or
+ * processes), v2 the same without the gpus of the target and of each stage.
+ * With `extra`, the field the next version added is left in (v2: gpus, v3:
+ * network), which makes it malformed.
+ */
+static void pack_old_target_put(const struct cmd *c, uint32_t version, bool extra, struct mp_out *o)
+{
+	const struct rec_target *t = &c->u.target_put.spec;
+	msgpack_packer *pk = &o->pk;
+	bool gpus = version >= 3 || extra;
+	mp_out_init(o);
+	msgpack_pack_array(pk, 9 + (gpus ? 1 : 0) + (version >= 3 && extra ? 1 : 0));
+	msgpack_pack_uint64(pk, CMD_TARGET_PUT);
+	msgpack_pack_uint64(pk, version);
+	msgpack_pack_uint64(pk, c->time_ms);
+	mp_pack_str(pk, c->request_id);
+	mp_pack_str(pk, t->name);
+	mp_pack_str(pk, t->description);
+	mp_pack_str_list(pk, t->ncaps, t->caps);
+	rec_pack_kv_list(pk, t->nlabels, t->labels);
+	if (gpus)
+		msgpack_pack_uint64(pk, t->gpus);
+	if (version >= 3 && extra)
+		mp_pack_bool(pk, t->network);
+	msgpack_pack_array(pk, t->nstages);
+	for (uint32_t i = 0; i < t->nstages; i++) {
+		const struct rec_stage_def *st = &t->stages[i];
+		msgpack_pack_array(pk, version >= 3 ? 8 : 7);
+		mp_pack_str(pk, st->name);
+		mp_pack_str_list(pk, st->nargv, st->argv);
+		msgpack_pack_uint64(pk, st->timeout_ms);
+		rec_pack_kv_list(pk, st->nenv, st->env);
+		mp_pack_str_list(pk, st->noutputs, st->outputs);
+		msgpack_pack_array(pk, 4);
+		msgpack_pack_uint64(pk, st->limits.cpu_seconds);
+		msgpack_pack_uint64(pk, st->limits.memory_bytes);
+		msgpack_pack_uint64(pk, st->limits.open_files);
+		msgpack_pack_uint64(pk, st->limits.output_bytes);
+		mp_pack_str(pk, st->stdout_path);
+		if (version >= 3)
+			msgpack_pack_uint64(pk, st->gpus);
+	}
+	mp_out_pad8(o);
+}
+
+/*
+ * The commands as an ingot before GPUs wrote them: a job_assign v1 (no
+ * gpus), a node_register v1 (no gpus), built from today's encoding by
+ * dropping the last field, the GPUs: each decodes with no GPUs, and with
+ * its GPU field left in is malformed.
  */
 static void pack_without_gpus(const struct cmd *c, uint32_t version, bool keep, struct mp_out *o)
 {
@@ -1404,25 +1489,13 @@ static void pack_without_gpus(const struct cmd *c, uint32_t version, bool keep, 
 	msgpack_unpack(full.data, full.len, &off, z, &obj);
 	const msgpack_object_array *a = &obj.via.array;
 	mp_out_init(o);
-	uint32_t drop = c->type == CMD_TARGET_PUT ? 8 : a->size - 1; /* the gpus field */
+	uint32_t drop = a->size - 1; /* the gpus field */
 	msgpack_pack_array(&o->pk, keep ? a->size : a->size - 1);
 	for (uint32_t i = 0; i < a->size; i++) {
-		if (i == 1) {
+		if (i == 1)
 			msgpack_pack_uint64(&o->pk, version);
-		} else if (i == drop && !keep) {
-			continue;
-		} else if (c->type == CMD_TARGET_PUT && i == 9) {
-			/* 8-item stages -> 7 */
-			const msgpack_object_array *st = &a->ptr[i].via.array;
-			msgpack_pack_array(&o->pk, st->size);
-			for (uint32_t k = 0; k < st->size; k++) {
-				msgpack_pack_array(&o->pk, 7);
-				for (uint32_t f = 0; f < 7; f++)
-					msgpack_pack_object(&o->pk, st->ptr[k].via.array.ptr[f]);
-			}
-		} else {
+		else if (i != drop || keep)
 			msgpack_pack_object(&o->pk, a->ptr[i]);
-		}
 	}
 	mp_out_pad8(o);
 	mp_out_free(&full);
@@ -1438,7 +1511,7 @@ static void test_decode_before_gpus(void **state)
 	msgpack_zone *z = msgpack_zone_new(1024);
 
 	c = sample(CMD_TARGET_PUT);
-	pack_without_gpus(&c, 2, false, &o);
+	pack_old_target_put(&c, 2, false, &o);
 	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
 	assert_int_equal(d.version, 2);
 	assert_int_equal(d.u.target_put.spec.gpus, 0);
@@ -1446,7 +1519,7 @@ static void test_decode_before_gpus(void **state)
 	assert_int_equal(d.u.target_put.spec.stages[0].gpus, 0);
 	assert_true(ing_str_eq(d.u.target_put.spec.stages[0].stdout_path, S("build.log")));
 	mp_out_free(&o);
-	pack_without_gpus(&c, 2, true, &o); /* v2 with the gpus field: malformed */
+	pack_old_target_put(&c, 2, true, &o); /* v2 with the gpus field: malformed */
 	expect_decode(o.data, o.len, ING_EMALFORMED, "command target_put: field 'stages'");
 	mp_out_free(&o);
 
@@ -1471,6 +1544,53 @@ static void test_decode_before_gpus(void **state)
 	pack_without_gpus(&c, 3, false, &o);
 	expect_decode(o.data, o.len, ING_EVERSION,
 	              "command node_register version 3 is not supported (this node knows 1..2)");
+	mp_out_free(&o);
+	msgpack_zone_free(z);
+}
+
+/*
+ * A target_put v3, as an ingot before the sandbox's target settings wrote
+ * it (no network, no disk_bytes, 4-item limits): it decodes with network
+ * false, disk_bytes 0 and processes 0, everything else kept, and
+ * re-encodes as v4; with the network field left in it is malformed.
+ */
+static void test_decode_target_put_v3(void **state)
+{
+	(void)state;
+	struct mp_out o, again;
+	struct ing_error e;
+	struct cmd c, d;
+	msgpack_zone *z = msgpack_zone_new(1024);
+
+	c = sample(CMD_TARGET_PUT);
+	pack_old_target_put(&c, 3, false, &o);
+	if (cmd_decode(o.data, o.len, z, &d, &e) != 0)
+		fail_msg("decode: %s", e.msg);
+	const struct rec_target *t = &d.u.target_put.spec;
+	assert_int_equal(d.version, 3);
+	assert_false(t->network);
+	assert_int_equal(t->disk_bytes, 0);
+	assert_int_equal(t->gpus, 1);
+	assert_int_equal(t->nstages, 2);
+	assert_int_equal(t->stages[0].gpus, 2);
+	assert_int_equal(t->stages[0].limits.cpu_seconds, 60);
+	assert_int_equal(t->stages[0].limits.output_bytes, 1u << 20);
+	assert_int_equal(t->stages[0].limits.processes, 0);
+	assert_true(ing_str_eq(t->stages[0].stdout_path, S("build.log")));
+	mp_out_init(&again);
+	assert_int_equal(cmd_encode(&d, &again, &e), 0);
+	assert_int_equal((uint8_t)again.data[2], 4);
+	mp_out_free(&again);
+	mp_out_free(&o);
+
+	pack_old_target_put(&c, 3, true, &o);
+	expect_decode(o.data, o.len, ING_EMALFORMED, "command target_put: field 'stages'");
+	mp_out_free(&o);
+	/* The v4 layout labelled v3 (network and disk_bytes where v3 has its
+	 * stages) is malformed too. */
+	encode_ok(&c, &o);
+	o.data[2] = 3;
+	expect_decode(o.data, o.len, ING_EMALFORMED, "command target_put: field 'stages'");
 	mp_out_free(&o);
 	msgpack_zone_free(z);
 }
@@ -1908,7 +2028,7 @@ static void test_type_table(void **state)
 	assert_null(cmd_type_name(99));
 	assert_int_equal(cmd_type_version(CMD_JOB_STAGE_FINISH), 2);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_STAGE_FINISH), 1);
-	assert_int_equal(cmd_type_version(CMD_TARGET_PUT), 3);
+	assert_int_equal(cmd_type_version(CMD_TARGET_PUT), 4);
 	assert_int_equal(cmd_type_version(CMD_JOB_ASSIGN), 2);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_ASSIGN), 1);
 	assert_int_equal(cmd_type_version(CMD_NODE_REGISTER), 2);
@@ -1957,6 +2077,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_name_and_path_rules, free_allocs),
 	    cmocka_unit_test_teardown(test_type_table, free_allocs),
 	    cmocka_unit_test_teardown(test_decode_before_gpus, free_allocs),
+	    cmocka_unit_test_teardown(test_decode_target_put_v3, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_gpus, free_allocs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,6 +319,35 @@ struct replica {
 	struct sm_result res;
 };
 
+/* The counts the store keeps (sm_job_counts) are those of a scan of the
+ * jobs table, and not all zero. */
+static void check_job_counts(struct store *s)
+{
+	struct store_txn *t;
+	struct store_iter *it;
+	struct ing_str k, v;
+	uint64_t kept[REC_JOB_STATE_COUNT], scanned[REC_JOB_STATE_COUNT] = {0}, total = 0;
+	msgpack_zone *z = msgpack_zone_new(4096);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(sm_job_counts(t, kept), 0);
+	assert_int_equal(store_iter_open(t, STORE_JOBS, (struct ing_str){"", 0}, &it), 0);
+	while (store_iter_next(it, &k, &v) == 0) {
+		struct rec_job j;
+		assert_int_equal(rec_job_decode(v, z, &j, NULL), 0);
+		scanned[j.state]++;
+		total++;
+		msgpack_zone_clear(z);
+	}
+	store_iter_close(it);
+	store_abort(t);
+	msgpack_zone_free(z);
+	for (int st = 0; st < REC_JOB_STATE_COUNT; st++)
+		if (kept[st] != scanned[st])
+			fail_msg("jobs %s: kept %" PRIu64 ", scanned %" PRIu64,
+			         rec_job_state_name((uint8_t)st), kept[st], scanned[st]);
+	assert_true(total > 0);
+}
+
 static void replica_open(struct replica *r, unsigned batch_max)
 {
 	struct store_options opts = {.sync = STORE_SYNC_NONE, .batch_max = batch_max};
@@ -431,6 +461,7 @@ static void test_same_entries_same_bytes(void **state)
 	assert_true(strlen(da) > 10000);
 	assert_string_equal(da, db);
 	assert_string_equal(da, dc);
+	check_job_counts(b.store);
 	free(da);
 	free(db);
 	free(dc);

@@ -295,14 +295,18 @@ static bool contains(const char *hay, const char *needle)
 	return strstr(hay, needle) != NULL;
 }
 
-static void expect_explained(struct sandbox *sb, const struct run *r, const char *want)
+static void expect_explained(struct sandbox *sb, const struct run *r, const char *want,
+                             enum sandbox_limit_hit want_hit)
 {
 	char why[256] = "";
-	if (!sandbox_explain(sb, r->status, r->signal, why, sizeof(why)))
+	enum sandbox_limit_hit hit = sandbox_explain(sb, r->status, r->signal, why, sizeof(why));
+	if (hit == SANDBOX_HIT_NONE)
 		fail_msg("no explanation for status %lld signal %d (want \"%s\"); output: %s",
 		         (long long)r->status, r->signal, want, r->out);
 	if (!contains(why, want))
 		fail_msg("explained \"%s\", want \"%s\"", why, want);
+	if (hit != want_hit)
+		fail_msg("explained \"%s\" as limit %d, want %d", why, (int)hit, (int)want_hit);
 }
 
 /* Number of live (not zombie) processes whose real uid is `uid`.  Zombies
@@ -648,8 +652,10 @@ static void no_network_unless_allowed(void **state)
 	         "bash -c 'echo hi > /dev/tcp/10.1.2.3/80' && echo REACHED; "
 	         "bash -c 'echo hi > /dev/tcp/1.1.1.1/53' && echo REACHED; "
 	         "ls /sys/class/net 2>/dev/null; cat /proc/net/dev | tail -n +3 | cut -d: -f1; "
-	         "echo end",
+	         "test -r /etc/resolv.conf && echo RESOLVER; echo end",
 	         port);
+	/* Name resolution's files come with the host's network only. */
+	bool host_resolver = access("/etc/resolv.conf", R_OK) == 0;
 	struct sandbox *sb = open_named(f, "job-8-a1", 0, false);
 	sh_in(f, sb, script, NULL, &r);
 	assert_true(contains(r.out, "end"));
@@ -657,6 +663,7 @@ static void no_network_unless_allowed(void **state)
 	assert_false(contains(r.out, "REACHED"));
 	assert_true(contains(r.out, "Connection refused"));
 	assert_true(contains(r.out, "Network is unreachable"));
+	assert_false(contains(r.out, "RESOLVER"));
 	/* Nothing reached the test's port. */
 	assert_int_equal(accept(s, NULL, NULL), -1);
 	assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
@@ -666,6 +673,7 @@ static void no_network_unless_allowed(void **state)
 	sb = open_named(f, "job-9-a1", 0, true);
 	sh_in(f, sb, script, NULL, &r);
 	assert_true(contains(r.out, "CONNECTED"));
+	assert_int_equal(contains(r.out, "RESOLVER"), host_resolver);
 	int c = accept(s, NULL, NULL);
 	assert_true(c >= 0);
 	close(c);
@@ -684,7 +692,7 @@ static void fork_bomb_is_bounded(void **state)
 	sh_in(f, sb, "i=0; while [ $i -lt 200 ]; do sleep 20 & i=$((i+1)); done; wait", &lim, &r);
 	assert_int_not_equal(r.status, 0);
 	assert_true(contains(r.out, "fork") || contains(r.out, "Resource temporarily"));
-	expect_explained(sb, &r, "process limit of 32 reached");
+	expect_explained(sb, &r, "process limit of 32 reached", SANDBOX_HIT_PROCESSES);
 	/* The tree died with the stage; this process can still fork. */
 	assert_int_equal(system("true"), 0);
 	close_sb(f, sb);
@@ -724,7 +732,7 @@ static void memory_limit_kills(void **state)
 	run_in(f, sb, argv, &lim, &r);
 	assert_false(contains(r.out, "survived"));
 	assert_int_equal(r.status, 128 + SIGKILL);
-	expect_explained(sb, &r, "memory limit of 64 MiB reached");
+	expect_explained(sb, &r, "memory limit of 64 MiB reached", SANDBOX_HIT_MEMORY);
 	/* Within the limit the same sandbox works. */
 	const char *small[] = {"python3", "-c", "b = b'x' * (8 << 20); print('ok')", NULL};
 	run_in(f, sb, small, &lim, &r);
@@ -742,7 +750,7 @@ static void disk_quota_stops_the_writer(void **state)
 	sh_in(f, sb, "head -c 200M /dev/zero > big; echo rc=$?; ls -l big | cut -d' ' -f5", NULL,
 	      &r);
 	assert_true(contains(r.out, "No space left on device"));
-	expect_explained(sb, &r, "work directory over its 32 MiB quota");
+	expect_explained(sb, &r, "work directory over its 32 MiB quota", SANDBOX_HIT_DISK);
 	/* The node's file system gave the stage no more than the image's
 	 * size: the blocks the image holds. */
 	char img[512];
@@ -771,7 +779,7 @@ static void cpu_and_file_size_limits(void **state)
 	struct sandbox_limits cpu = {.cpu_seconds = 1};
 	sh_in(f, sb, "while :; do :; done", &cpu, &r);
 	assert_int_equal(r.status, 128 + SIGXCPU);
-	expect_explained(sb, &r, "CPU time limit of 1 s reached");
+	expect_explained(sb, &r, "CPU time limit of 1 s reached", SANDBOX_HIT_CPU);
 	struct sandbox_limits fsz = {.file_size_bytes = 1u << 20};
 	const char *argv[] = {"head", "-c", "4M", "/dev/zero", NULL};
 	struct proc pr;
@@ -781,7 +789,7 @@ static void cpu_and_file_size_limits(void **state)
 	struct stat st;
 	assert_int_equal(stat(pr.out_path, &st), 0);
 	assert_true(st.st_size <= (1 << 20));
-	expect_explained(sb, &r, "file size limit of 1 MiB reached");
+	expect_explained(sb, &r, "file size limit of 1 MiB reached", SANDBOX_HIT_FILE_SIZE);
 	close_sb(f, sb);
 }
 
