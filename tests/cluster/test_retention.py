@@ -45,6 +45,21 @@ def submit(c, i, node, request_id=None):
     return c.ctl(*argv, nodes=[node])
 
 
+def chunks(dump):
+    """Entries of table chunks in an `mdb_dump -a -n` text."""
+    n, inside, header = 0, False, False
+    for ln in dump.decode(errors="replace").splitlines():
+        if ln.startswith("database="):
+            inside, header = ln == "database=chunks", True
+        elif ln == "HEADER=END":
+            header = False
+        elif ln == "DATA=END":
+            inside = False
+        elif inside and not header and ln.startswith(" "):
+            n += 1
+    return n // 2  # a key line and a value line per entry
+
+
 def main(t):
     c = t.cluster(overrides={"store_map_max_bytes": 8 << 20, "store_reserve_bytes": 4 << 20,
                              "slots": "2", "heartbeat_interval_ms": "200",
@@ -81,6 +96,9 @@ def main(t):
         t.check("node %d refuses a new job while the store is full" % n,
                 r.rc == 1 and "no_space" in r.err, repr(r))
 
+    before = chunks(c.dump(1))
+    t.check("every acknowledged job's 32 KiB source is a chunk (%d)" % before, before >= len(acked),
+            "%d chunks, %d jobs" % (before, len(acked)))
     r = c.ctl("settings", "set", "job-retention", "1s", json_out=False)
     t.check("settings set job-retention 1s", r.rc == 0 and r.out == "", repr(r))
     r = c.ctl_json("settings", "get", nodes=[2])
@@ -92,6 +110,10 @@ def main(t):
     cl.wait_for("retention removed the finished jobs", removed, 60, 0.5)
     r = c.ctl("job", "get", str(acked[0]))
     t.check("a removed job is not_found", r.rc == 1 and "not_found" in r.err, repr(r))
+    c.wait_converged()
+    after = chunks(c.dump(1))
+    t.check("their artifacts' chunks are freed (%d -> %d)" % (before, after),
+            after <= before - len(acked), "%d chunks left" % after)
 
     accepted = None
     deadline = time.time() + 30
