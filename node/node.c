@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,7 @@
 struct node {
 	/* shared resources */
 	uv_loop_t *loop;
+	uint64_t released_at_ms; /* last release_memory (uv_now) */
 	struct node_config cfg;
 	struct store *store;
 	struct sm *sm;
@@ -322,6 +324,25 @@ static int node_snapshot(void *data, void **buf, size_t *len)
 	return store_snapshot_copy_buf(n->store, buf, len);
 }
 
+/* At most this often, after a snapshot: release_memory. */
+#define RELEASE_INTERVAL_MS 10000
+
+/* Gives back what a burst of work left resident: the store file's pages
+ * mapped by LMDB (RssFile, which grows with every page a read or commit
+ * touched: hundreds of MB at a million jobs) and the free heap at the top
+ * of every malloc arena (those of the libuv pool threads included). */
+static void release_memory(struct node *n)
+{
+	uint64_t now = uv_now(n->loop);
+	if (n->released_at_ms != 0 && now - n->released_at_ms < RELEASE_INTERVAL_MS)
+		return;
+	n->released_at_ms = now;
+	int rv = store_release_pages(n->store);
+	if (rv != 0)
+		ING_LOG_WARN("store pages not released error=%s", ing_err_name(rv));
+	malloc_trim(0);
+}
+
 /* On the loop: snapshots are references to the store's durable state. */
 static int node_snapshot_sync(void *data, uint64_t *index)
 {
@@ -329,6 +350,8 @@ static int node_snapshot_sync(void *data, uint64_t *index)
 	int rv = node_snapshot_prepare(data);
 	if (rv == 0 && (rv = store_sync(n->store, index)) != 0 && store_failed(n->store))
 		node_fatal(n, rv, "sync of the store for a snapshot failed");
+	if (rv == 0)
+		release_memory(n);
 	return rv;
 }
 

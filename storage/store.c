@@ -29,6 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -837,6 +840,39 @@ int store_sync(struct store *s, uint64_t *applied)
 	store_abort(t);
 	if (rv == 0)
 		*applied = index;
+	return rv;
+}
+
+/* ---- resident pages ---------------------------------------------------- */
+
+int store_release_pages(struct store *s)
+{
+	/* LMDB does not say where its map is (me_mapaddr is set only with
+	 * MDB_FIXEDMAP): the process's mappings of the file are found in
+	 * /proc/self/maps by device and inode.  The map is read-only (no
+	 * MDB_WRITEMAP: writes go through the file), so its pages are clean
+	 * copies of the page cache's: dropping them loses nothing. */
+	struct stat st;
+	char line[512];
+	int rv = 0;
+	if (stat(s->path, &st) != 0)
+		return ING_EIO;
+	FILE *maps = fopen("/proc/self/maps", "r");
+	if (maps == NULL)
+		return ING_EIO;
+	while (fgets(line, sizeof(line), maps) != NULL) {
+		uintptr_t start, end;
+		unsigned maj, min;
+		unsigned long long ino;
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %*s %*s %x:%x %llu", &start, &end, &maj,
+		           &min, &ino) != 5 ||
+		    ino != (unsigned long long)st.st_ino || maj != major(st.st_dev) ||
+		    min != minor(st.st_dev))
+			continue;
+		if (madvise((void *)start, end - start, MADV_DONTNEED) != 0)
+			rv = ING_EIO;
+	}
+	fclose(maps);
 	return rv;
 }
 
