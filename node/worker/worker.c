@@ -19,10 +19,9 @@
  *     fenced: its process group is killed and nothing more is reported;
  *   - an attempt whose job has a cancel requested is stopped (SIGTERM to
  *     the group) and reported cancelled.
- * An assignment found at start whose job already has stages started, or
- * whose attempt directory a previous run left, was interrupted by a
- * restart: it is reported lost (requeued by the state machine with the next
- * attempt), never run twice under the same attempt.
+ * An assignment found at start whose job already has stages started was
+ * interrupted by a restart: it is reported lost (requeued by the state
+ * machine with the next attempt), never run twice under the same attempt.
  *
  * An attempt is a chain, one step in flight at a time:
  *   report stage_start of stage 0 -> run the stage (node/worker/stage.c,
@@ -99,17 +98,6 @@ struct worker {
 	} ended[ENDED_MAX]; /* attempts that ended here lately (ring) */
 	unsigned nended;
 	struct sandbox_host *sandbox; /* owned; NULL: stages run unsandboxed */
-	/* Attempts whose directory a previous run of this node left (emptied by
-	 * worker_reap, found by worker_new): they started before the restart,
-	 * so each is reported lost, never started again, even while this node's
-	 * store has not applied its stage_start yet (the store commits its
-	 * batch every store_commit_interval_ms: a kill loses the last ones,
-	 * which the restarted node applies again from the log). */
-	struct left_attempt {
-		uint64_t job;
-		uint32_t attempt;
-	} * left;
-	unsigned nleft;
 };
 
 struct node_attempt {
@@ -929,47 +917,6 @@ static void attempt_open_sandbox(struct node_attempt *a)
 	}
 }
 
-/* Whether a previous run of this node left attempt (job, attempt); the
- * entry is dropped (the attempt's end removes its directory). */
-static bool left_take(struct worker *w, uint64_t job, uint32_t attempt)
-{
-	for (unsigned i = 0; i < w->nleft; i++) {
-		if (w->left[i].job == job && w->left[i].attempt == attempt) {
-			w->left[i] = w->left[--w->nleft];
-			return true;
-		}
-	}
-	return false;
-}
-
-/* Forgets the left attempts that are over in the store (the job final,
- * or at a later attempt, or no longer there) and removes their
- * directories.  One that the store does not show over yet may still be
- * reported: it is kept. */
-static void left_prune(struct worker *w, struct store_txn *t, msgpack_zone *z)
-{
-	for (unsigned i = 0; i < w->nleft;) {
-		uint8_t jk[8];
-		struct ing_str val;
-		struct rec_job j;
-		store_be64(jk, w->left[i].job);
-		int rv = store_get(t, STORE_JOBS, (struct ing_str){(const char *)jk, 8}, &val);
-		bool over = rv == ING_ENOTFOUND;
-		if (rv == 0 && rec_job_decode(val, z, &j, NULL) == 0)
-			over = j.state >= REC_JOB_SUCCEEDED || j.attempt > w->left[i].attempt;
-		msgpack_zone_clear(z);
-		if (!over) {
-			i++;
-			continue;
-		}
-		char dir[512];
-		snprintf(dir, sizeof(dir), "%s/work/job-%" PRIu64 "-a%" PRIu32,
-		         node_cfg(w->n)->data_dir, w->left[i].job, w->left[i].attempt);
-		rm_rf(dir);
-		w->left[i] = w->left[--w->nleft];
-	}
-}
-
 static void start_attempt(struct worker *w, struct store_txn *t, const struct rec_job *j)
 {
 	struct node *n = w->n;
@@ -992,7 +939,7 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, node_cfg(n)->data_dir,
 	         a->job, a->attempt);
 
-	if (j->nstages > 0 || left_take(w, j->id, j->attempt)) {
+	if (j->nstages > 0) {
 		/* Started before a restart of this node: that run is gone. */
 		msgpack_packer *pk = report_begin(a, "lost", 1, true);
 		mp_pack_cstr(pk, "message");
@@ -1113,28 +1060,6 @@ int worker_new(struct node *n, struct worker **out)
 		return ING_ENOMEM;
 	w->n = n;
 	w->dirty = true; /* look at this node's assignments once at start */
-	char work[600];
-	snprintf(work, sizeof(work), "%s/work", node_cfg(n)->data_dir);
-	DIR *dir = opendir(work);
-	struct dirent *d;
-	while (dir != NULL && (d = readdir(dir)) != NULL) {
-		uint64_t job;
-		uint32_t attempt;
-		int end = 0;
-		if (sscanf(d->d_name, "job-%" SCNu64 "-a%" SCNu32 "%n", &job, &attempt, &end) !=
-		        2 ||
-		    d->d_name[end] != '\0')
-			continue;
-		struct left_attempt *more = realloc(w->left, (w->nleft + 1) * sizeof(*more));
-		if (more == NULL)
-			break;
-		w->left = more;
-		w->left[w->nleft].job = job;
-		w->left[w->nleft].attempt = attempt;
-		w->nleft++;
-	}
-	if (dir != NULL)
-		closedir(dir);
 	*out = w;
 	return 0;
 }
@@ -1148,7 +1073,6 @@ void worker_free(struct worker *w)
 {
 	if (w->sandbox != NULL && sandbox_host_free(w->sandbox) != 0)
 		ING_LOG_ERROR("sandbox host freed with sandboxes open: leaked");
-	free(w->left);
 	free(w);
 }
 
@@ -1205,8 +1129,6 @@ static void poll_assignments(struct worker *w)
 		}
 		store_iter_close(it);
 	}
-	if (w->nleft > 0)
-		left_prune(w, t, &z);
 	/* Attempts no longer assigned here were fenced (or just finished). */
 	for (struct node_attempt *a = w->attempts, *next; a != NULL; a = next) {
 		next = a->next;
@@ -1317,10 +1239,6 @@ void worker_reap(const char *data_dir)
 		if (pgid > 1)
 			kill_leftovers(pgid, path);
 		rm_rf(path);
-		/* Kept empty: the attempt started here before (worker_new). */
-		if (mkdir(path, 0700) != 0)
-			ING_LOG_WARN("attempt directory not kept path=%s err=\"%s\"", path,
-			             strerror(errno));
 	}
 	closedir(dir);
 }

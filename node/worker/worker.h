@@ -45,10 +45,8 @@ unsigned worker_busy(const struct worker *w);
 
 /* At start, before anything runs: kills the process groups left by a
  * previous run of this node (data_dir/work/job-N-aM/pgid; only processes
- * whose working directory is under that attempt's directory) and empties
- * their directories; each is kept, empty, as the mark of an attempt that
- * started before the restart (worker_new reads them: such an attempt is
- * reported lost, never started again). */
+ * whose working directory is under that attempt's directory) and removes
+ * their directories. */
 void worker_reap(const char *data_dir);
 
 #endif
