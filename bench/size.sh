@@ -15,7 +15,8 @@
 #    disk holding DIR wrote per submit (whole device: an upper bound);
 #  - prints each node's largest VmRSS and RssAnon (heap) sampled every
 #    second during each chunk (under load), its RSS (VmRSS) and peak
-#    (VmHWM) right after the fill and after 10 s idle;
+#    (VmHWM) right after the fill and after 10 s idle, and its CPU time
+#    and minor page faults over the fill;
 #  - stops one follower (SIGTERM), starts it again and prints the time from
 #    its start to its first answered read (`job list --limit 1 --stale` to
 #    that node alone) and the restarted process's peak RSS.
@@ -48,6 +49,8 @@ fi
 now_ms() { date +%s%3N; }
 disk_written() { awk '{ printf "%.0f\n", $7 * 512 }' "/sys/class/block/$dev/stat"; }
 mem() { awk '/^VmRSS|^VmHWM|^RssAnon|^RssFile/ { printf "%s %d MB ", $1, $2 / 1024 }' "/proc/$1/status"; }
+# CPU seconds (user + system) and minor page faults of a process so far
+cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "cpu %.1f s, minflt %d", ($12 + $13) / hz, $8 }'; }
 
 sample_mem() { # file: appends "node VmRSS_kB RssAnon_kB" for each node every second
   : >"$1"
@@ -120,7 +123,7 @@ for bin in "$@"; do
   awk -v a="$first" -v b="$last" 'BEGIN { printf "flat: last chunk / first chunk = %.2f\n", b / a }'
   echo "disk written per submit (whole device): $(((w1 - w0) / (total + 300))) bytes"
   for i in 1 2 3; do
-    echo "node$i: data $(du -sm "$d/node$i/data" | cut -f1) MB (state.mdb $(($(stat -c %s "$d/node$i/data/state.mdb") / 1048576)) MB, raft/ $(du -sm "$d/node$i/data/raft" | cut -f1) MB); $(mem "${node_pid[$i]}")"
+    echo "node$i: data $(du -sm "$d/node$i/data" | cut -f1) MB (state.mdb $(($(stat -c %s "$d/node$i/data/state.mdb") / 1048576)) MB, raft/ $(du -sm "$d/node$i/data/raft" | cut -f1) MB); $(mem "${node_pid[$i]}"); $(cpu "${node_pid[$i]}")"
   done
   sleep 10
   for i in 1 2 3; do echo "node$i after 10 s idle: $(mem "${node_pid[$i]}")"; done
