@@ -108,9 +108,13 @@ int http_start(struct node *n, struct http **out, struct ing_error *e)
 		*out = h;
 		return 0;
 	}
+	/* A body is the JSON form of a request: its bytes travel as base64,
+	 * 4/3 of their size, so the largest request that fits a frame of
+	 * max_frame_bytes (16 MiB of sources in the default 17 MiB) fits a
+	 * body too. */
 	struct rpc_http_options o = {
 	    .address = cfg->http_address,
-	    .max_body_bytes = cfg->max_frame_bytes,
+	    .max_body_bytes = (size_t)cfg->max_frame_bytes + cfg->max_frame_bytes / 3 + 4096,
 	};
 	if (cfg->tls.enabled) { /* the node's files: HTTPS, TLS 1.3 */
 		o.tls.cert_file = cfg->tls.cert;
