@@ -81,6 +81,8 @@ enum cli_verb {
 	CLI_TOKEN_LIST,
 	CLI_TOKEN_REVOKE,
 	CLI_AUDIT,
+	CLI_SETTINGS_GET,
+	CLI_SETTINGS_SET,
 	CLI_PKI_INIT,
 	CLI_PKI_ISSUE,
 	CLI_SNAPSHOT_SAVE,
@@ -205,6 +207,9 @@ struct cli_cmd {
 	uint64_t since_ms; /* ms since the epoch, or the duration */
 	const char *principal;
 
+	/* settings set: `name` is the setting's API name, setting_ms its
+	 * value (0: for ever) */
+	uint64_t setting_ms;
 	/* pki issue: KIND is node (id > 0, addresses) or client (pki_name) */
 	bool pki_node;
 	const char *addresses[CLI_PKI_MAX_ADDRESSES];
@@ -644,6 +649,8 @@ int cli_cmd_events(struct cli_ctx *ctx);
 /* cmd_token.c: token create, list, revoke; audit */
 int cli_cmd_token(struct cli_ctx *ctx);
 int cli_cmd_audit(struct cli_ctx *ctx);
+/* settings get / settings set (cmd_settings.c) */
+int cli_cmd_settings(struct cli_ctx *ctx);
 int cli_cmd_pki(struct cli_ctx *ctx);
 int cli_cmd_snapshot(struct cli_ctx *ctx);
 /* A watched job's end: 0 when `job` succeeded; else 1, with "ingotctl: job

@@ -206,6 +206,8 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_TOKEN_LIST:
 	case CLI_TOKEN_REVOKE: code = cli_cmd_token(&ctx); break;
 	case CLI_AUDIT: code = cli_cmd_audit(&ctx); break;
+	case CLI_SETTINGS_GET:
+	case CLI_SETTINGS_SET: code = cli_cmd_settings(&ctx); break;
 	case CLI_PKI_INIT:
 	case CLI_PKI_ISSUE: code = cli_cmd_pki(&ctx); break;
 	case CLI_SNAPSHOT_SAVE: code = cli_cmd_snapshot(&ctx); break;

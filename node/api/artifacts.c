@@ -1,6 +1,8 @@
 /*
  * artifacts.c - artifact.get: an artifact's bytes by SHA-256
- * (docs/api.md "Artifacts").
+ * (docs/api.md "Artifacts").  A job's small sources are kept with the job,
+ * not as artifacts (storage/limits.h ING_INLINE_SOURCE_MAX): with `job`,
+ * one of that job's inline sources with this hash is found too.
  *
  * Artifacts are shared by content across jobs and tenants, so a hash
  * alone says nothing of whose it is: with `job`, the artifact must be one
@@ -33,6 +35,51 @@ static bool job_has_artifact(const struct rec_job *j, const uint8_t sha[32])
 				return true;
 	}
 	return false;
+}
+
+/* The bytes of job `job`'s inline source with hash sha, copied into a
+ * malloc'd buffer.  ING_ENOTFOUND (no such job or source), ING_ECORRUPT,
+ * ING_ENOMEM. */
+static int inline_source(struct store_txn *t, uint64_t job, const uint8_t sha[32], void **buf,
+                         size_t *len)
+{
+	msgpack_zone z;
+	struct rec_job j;
+	struct rec_sources src;
+	struct ing_str val;
+	uint8_t k[8];
+	uint32_t at = 0;
+	int rv;
+
+	msgpack_zone_init(&z, 1024);
+	store_be64(k, job);
+	rv = store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val);
+	if (rv == 0 && rec_job_decode(val, &z, &j, NULL) != 0)
+		rv = ING_ECORRUPT;
+	for (uint32_t i = 0; rv == 0 && i < j.nsources; i++) {
+		if (!j.sources[i].stored_inline)
+			continue;
+		if (memcmp(j.sources[i].sha256, sha, 32) != 0) {
+			at++;
+			continue;
+		}
+		rv = store_get(t, STORE_SOURCES, (struct ing_str){(const char *)k, 8}, &val);
+		if (rv == ING_ENOTFOUND ||
+		    (rv == 0 && (rec_sources_decode(val, &z, &src, NULL) != 0 || at >= src.n)))
+			rv = ING_ECORRUPT;
+		if (rv == 0) {
+			*len = src.data[at].len;
+			*buf = malloc(*len + 1);
+			if (*buf == NULL)
+				rv = ING_ENOMEM;
+			else
+				memcpy(*buf, src.data[at].ptr, *len);
+		}
+		msgpack_zone_destroy(&z);
+		return rv;
+	}
+	msgpack_zone_destroy(&z);
+	return rv == 0 ? ING_ENOTFOUND : rv;
 }
 
 void api_op_artifact_get(struct node *n, struct rpc_call *call)
@@ -87,7 +134,13 @@ void api_op_artifact_get(struct node *n, struct rpc_call *call)
 		}
 	}
 	int rv = store_artifact_read(t, sha, &data, &len);
+	if (rv == ING_ENOTFOUND && job != 0)
+		rv = inline_source(t, job, sha, &data, &len);
 	store_abort(t);
+	if (rv == ING_ECORRUPT) {
+		api_corrupt_reply(n, call, "job sources");
+		return;
+	}
 	if (rv == ING_ENOTFOUND) {
 		rpc_reply_error(call, rv, "artifact %.*s does not exist", ING_STR_FMT(hex));
 		return;

@@ -84,6 +84,8 @@ static const struct op ops[] = {
     {"member.transfer", OP_LEADER, member_op_transfer,     NEED_ADMIN,     NODES_NO,   false, true},
     {"member.check",    OP_LEADER, member_op_check,        NEED_ADMIN,     NODES_SELF, false, false},
     {"cluster.events",  OP_READ,   api_op_cluster_events,  NEED_VIEWER,    NODES_NO,   true,  false},
+    {"settings.get",    OP_READ,   api_op_settings_get,    NEED_VIEWER,    NODES_NO,   false, false},
+    {"settings.set",    OP_WRITE,  api_op_settings_set,    NEED_ADMIN,     NODES_NO,   false, false},
     {"job.log",         OP_READ,   api_op_job_log,         NEED_VIEWER,    NODES_NO,   false, false},
     {"node.log_level",  OP_LOCAL,  api_op_node_log_level,  NEED_ADMIN,     NODES_NO,   false, false},
     {"cluster.snapshot", OP_READ,  backup_op_snapshot,     NEED_ADMIN,     NODES_NO,   false, false},

@@ -47,7 +47,8 @@
  * layouts: target_put v1 had no description and 5-item stages, v2 no gpus
  * and 7-item stages, v3 no network, no disk_bytes and 4-item limits (no
  * processes); job_submit v1 had no params; job_assign v1 gave no GPUs;
- * node_register v1 offered none.  The versions that first carry a
+ * node_register v1 offered none; job_stage_finish v1 carried the stage's
+ * end alone.  The versions that first carry a
  * principal (target_put v5, target_delete v2, job_submit v3, job_cancel v2,
  * job_retry v2, node_drain v2, node_forget v2, member_put v3, member_remove
  * v3) have the fields of the version before; they exist so that an older
@@ -60,7 +61,7 @@
 	X(JOB_SUBMIT, 10, 3, 1, 3, "job_submit")             \
 	X(JOB_ASSIGN, 11, 2, 1, 0, "job_assign")             \
 	X(JOB_STAGE_START, 12, 1, 1, 0, "job_stage_start")   \
-	X(JOB_STAGE_FINISH, 13, 1, 1, 0, "job_stage_finish") \
+	X(JOB_STAGE_FINISH, 13, 2, 1, 0, "job_stage_finish") \
 	X(JOB_FINISH, 14, 1, 1, 0, "job_finish")             \
 	X(JOB_CANCEL, 15, 2, 1, 2, "job_cancel")             \
 	X(JOB_REQUEUE, 16, 1, 1, 0, "job_requeue")           \
@@ -76,7 +77,9 @@
 	X(CLUSTER_INIT, 32, 1, 1, 0, "cluster_init")         \
 	X(CLUSTER_EVENT, 33, 1, 1, 0, "cluster_event")       \
 	X(TOKEN_CREATE, 40, 1, 1, 1, "token_create")         \
-	X(TOKEN_REVOKE, 41, 1, 1, 1, "token_revoke")
+	X(TOKEN_REVOKE, 41, 1, 1, 1, "token_revoke")         \
+	X(SETTING_PUT, 50, 1, 1, 0, "setting_put")           \
+	X(RETENTION_RUN, 51, 1, 1, 0, "retention_run")
 
 enum cmd_type {
 #define CMD_ENUM(sym, num, ver, min_ver, pr_ver, name) CMD_##sym = (num),
@@ -103,6 +106,22 @@ struct cmd_file {
 #define CMD_CLUSTER_ID_LEN 32
 /* A principal's name: "token:7", "jwt:<subject>", "cert:<name>". */
 #define CMD_PRINCIPAL_MAX ING_PRINCIPAL_MAX
+
+/* What a job_stage_finish (v2) does after recording the stage's end. */
+enum cmd_then {
+	CMD_THEN_NONE = 0,   /* nothing: the worker reports again */
+	CMD_THEN_NEXT = 1,   /* start the next stage (or, when a cancel is pending,
+	                      * end the job cancelled) */
+	CMD_THEN_FINISH = 2, /* end the job with `outcome`, as job_finish */
+};
+
+/* Cluster settings (setting_put), kept in meta under these names. */
+#define CMD_SETTING_JOB_RETENTION "job_retention_ms"
+#define CMD_SETTING_DEDUPE_WINDOW "dedupe_window_ms"
+/* Largest value of a duration setting: 10 years in ms. */
+#define CMD_SETTING_MAX_MS 315360000000ull
+/* Jobs one retention_run may remove. */
+#define CMD_RETENTION_MAX_JOBS 10000
 
 struct cmd {
 	uint32_t type;
@@ -156,6 +175,11 @@ struct cmd {
 			uint32_t attempt;
 			uint32_t stage;
 		} job_stage_start;
+		/* The end of a stage.  v2 adds: `started` (the stage ran
+		 * without a job_stage_start of its own: this records its start
+		 * too) and `then` (enum cmd_then) with the job's `outcome` and
+		 * `message` for CMD_THEN_FINISH (0 and "" otherwise); a v1
+		 * entry decodes with started false and then CMD_THEN_NONE. */
 		struct {
 			uint64_t job;
 			uint32_t attempt;
@@ -166,6 +190,10 @@ struct cmd {
 			struct ing_str log;
 			uint32_t noutputs;
 			struct cmd_file *outputs;
+			bool started;
+			uint8_t then;
+			uint8_t outcome;
+			struct ing_str message;
 		} job_stage_finish;
 		struct {
 			uint64_t job;
@@ -244,6 +272,18 @@ struct cmd {
 		struct {
 			uint64_t id;
 		} token_revoke;
+		/* Sets a cluster setting (CMD_SETTING_*): a duration in ms, 0
+		 * for "for ever" or 1000..CMD_SETTING_MAX_MS. */
+		struct {
+			struct ing_str name;
+			uint64_t value;
+		} setting_put;
+		/* The leader's retention pass at time_ms: the dedupe generation
+		 * turns when its window passed, and at most max_jobs finished
+		 * jobs older than the retention are removed. */
+		struct {
+			uint32_t max_jobs; /* 1..CMD_RETENTION_MAX_JOBS */
+		} retention_run;
 	} u;
 };
 
@@ -274,6 +314,8 @@ bool cmd_name_valid(struct ing_str s);
 bool cmd_path_valid(struct ing_str s);
 /* An IPv4 "a.b.c.d:port" address. */
 bool cmd_address_valid(struct ing_str s);
+/* A setting name setting_put accepts (CMD_SETTING_*). */
+bool cmd_setting_known(struct ing_str name);
 
 /* ---- checks made where requests enter (the API), never at apply ------------
  *

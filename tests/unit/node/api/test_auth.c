@@ -101,7 +101,8 @@ static const struct row matrix[] = {
     {"member.check", "U..DDD.DDUD"},     {"cluster.events", "UUD....DDU."},
     {"token.create", "UUDDDD.DDUD"},     {"token.list", "UUDDDD.DDUD"},
     {"token.revoke", "UUDDDD.DDUD"},     {"audit.list", "UUDDDD.DDUD"},
-    {"job.log", "UUD......U."},          {"node.log_level", "UUDDDD.DDUD"},
+    {"job.log", "UUD......U."},          {"settings.get", "UUD......U."},
+    {"settings.set", "UUDDDD.DDUD"},     {"node.log_level", "UUDDDD.DDUD"},
     {"cluster.snapshot", "UUDDDD.DDUD"}, {"cluster.snapshot_read", "UUDDDD.DDUD"},
     {"no.such.op", "IIIIIIIIIII"},
 };
