@@ -560,6 +560,14 @@ int node_reload_tls(struct node *n, struct ing_error *e)
 	char desc[256];
 	ing_tls_describe(n->tls, desc, sizeof(desc));
 	ING_LOG_INFO("tls reloaded: new connections use %s", desc);
+	/* The same files passed OpenSSL's checks just now; GnuTLS reads them
+	 * again for HTTPS. */
+	if (n->http != NULL && (rv = http_reload_tls(n->http, e)) != 0) {
+		ING_LOG_WARN("http tls reload failed, HTTPS keeps the current certificate "
+		             "msg=\"%s\"",
+		             e->msg);
+		return rv;
+	}
 	return 0;
 }
 
