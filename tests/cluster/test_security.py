@@ -297,6 +297,8 @@ def main(t):
     got = s.getpeercert(binary_form=True)
     s.close()
     t.check("SIGHUP: a new connection gets the re-issued certificate", got == new_der)
+    t.check("SIGHUP: node 1 warns that its new 10-day certificate ends soon",
+            cl.wait_for("expiry warning", lambda: log_has(c, 1, "tls certificate ends soon"), 5))
     t.check("SIGHUP: node 1 logs the HTTPS reload",
             cl.wait_for("http reload", lambda: log_has(c, 1, "http tls reloaded"), 5))
 
