@@ -617,7 +617,8 @@ static int apply_operands(struct cli_cmd *c, const struct cli_command *vd, char 
 		c->name = words[0];
 		return 0;
 	case CLI_NODE_DRAIN:
-	case CLI_NODE_UNDRAIN: return parse_uint("node ID", words[0], 0, UINT64_MAX, &c->id, e);
+	case CLI_NODE_UNDRAIN:
+	case CLI_NODE_FORGET: return parse_uint("node ID", words[0], 0, UINT64_MAX, &c->id, e);
 	case CLI_MEMBER_ADD:
 	case CLI_MEMBER_PROMOTE:
 	case CLI_MEMBER_DEMOTE:

@@ -154,7 +154,9 @@ static int print_stage(struct logs *l, const msgpack_object *stage, struct ing_e
 	msgpack_zone z;
 	int rv = 0;
 	const msgpack_object *sha = cli_mp_get(stage, "log_sha256");
-	bool done = str_is(cli_mp_get(stage, "state"), "done");
+	/* Finished stages have a log: "done" (exit 0) and "failed". */
+	bool done = str_is(cli_mp_get(stage, "state"), "done") ||
+	            str_is(cli_mp_get(stage, "state"), "failed");
 	msgpack_zone_init(&z, 4096);
 	bool have_log = done && sha != NULL && sha->type == MSGPACK_OBJECT_STR;
 	if (have_log)

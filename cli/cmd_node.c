@@ -1,5 +1,5 @@
 /*
- * cmd_node.c - `ingotctl node list|drain|undrain`.
+ * cmd_node.c - `ingotctl node list|drain|undrain|forget`.
  *
  *   list           node.list, a read (stale with --stale): one row per
  *                  node that ever registered, down ones included.
@@ -8,7 +8,9 @@
  *                  have) is sent relative, as deadline_ms, and shows in
  *                  node list as the absolute drain_deadline.
  *   undrain ID     node.undrain, a write.
- * Both writes return {}; table mode prints one confirmation line.
+ *   forget ID      node.forget, a write: drops a node that is down and
+ *                  runs nothing from the nodes table.
+ * The writes return {}; table mode prints one confirmation line.
  */
 #include "cli/cli.h"
 #include "rpc/client.h"
@@ -45,11 +47,11 @@ int cli_cmd_node(struct cli_ctx *ctx)
 		op = "node.drain";
 		flags = RPC_WRITE;
 		break;
-	default: /* CLI_NODE_UNDRAIN */
+	default: /* CLI_NODE_UNDRAIN, CLI_NODE_FORGET */
 		msgpack_pack_map(&args.pk, 1);
 		mp_pack_cstr(&args.pk, "id");
 		msgpack_pack_uint64(&args.pk, cmd->id);
-		op = "node.undrain";
+		op = cmd->verb == CLI_NODE_FORGET ? "node.forget" : "node.undrain";
 		flags = RPC_WRITE;
 		break;
 	}
@@ -66,7 +68,8 @@ int cli_cmd_node(struct cli_ctx *ctx)
 		        cmd->has_deadline ? " (deadline in " : "", d, cmd->has_deadline ? ")" : "");
 		code = CLI_EXIT_OK;
 	} else {
-		fprintf(ctx->out, "node %llu undrained\n", (unsigned long long)cmd->id);
+		fprintf(ctx->out, "node %llu %s\n", (unsigned long long)cmd->id,
+		        cmd->verb == CLI_NODE_FORGET ? "forgotten" : "undrained");
 		code = CLI_EXIT_OK;
 	}
 	msgpack_zone_destroy(&z);

@@ -148,6 +148,11 @@ const struct cli_command cli_commands[] = {
            "after this long, what still runs on the node is stopped and requeued elsewhere",
            NULL})},
     {"node", "undrain", CLI_NODE_UNDRAIN, "ID", 0, "let a node take work again", NULL, NO_OPTS},
+    {"node", "forget", CLI_NODE_FORGET, "ID", 0, "drop a node that is down for good from node list",
+     "Drops node ID from the nodes table (node list). Only a node that is down and runs nothing "
+     "can be forgotten, such as a member removed from the cluster and stopped; any other is "
+     "refused (conflict). A forgotten node that starts again registers anew.",
+     NO_OPTS},
     {"member", "list", CLI_MEMBER_LIST, NULL, CLI_CMD_READ,
      "the members: role, health, last contact, lag, drain", NULL, NO_OPTS},
     {"member", "add", CLI_MEMBER_ADD, "ID", CLI_CMD_MEMBER_CHANGE, "add a node to the cluster",

@@ -413,8 +413,9 @@ void cli_print_job(FILE *out, const msgpack_object *job)
 		field_text(s, "index", idx, sizeof(idx));
 		field_text(s, "state", st, sizeof(st));
 		field_time(s, "started_at", started, sizeof(started));
-		if (strcmp(st, "running") == 0) {
-			/* no exit status yet, and the duration is not known */
+		if (strcmp(st, "running") == 0 || strcmp(st, "killed") == 0 ||
+		    strcmp(st, "skipped") == 0) {
+			/* no exit status, and the duration is not known */
 			snprintf(exit_code, sizeof(exit_code), "-");
 			snprintf(dur, sizeof(dur), "-");
 		} else {
@@ -871,8 +872,8 @@ void cli_format_stage_header(const msgpack_object *stage, char *buf, size_t cap)
 	char idx[32], st[32], exit_code[32], dur[32];
 	field_text(stage, "index", idx, sizeof(idx));
 	field_text(stage, "state", st, sizeof(st));
-	if (strcmp(st, "running") == 0) {
-		snprintf(buf, cap, "== stage %s (running)\n", idx);
+	if (strcmp(st, "running") == 0 || strcmp(st, "killed") == 0 || strcmp(st, "skipped") == 0) {
+		snprintf(buf, cap, "== stage %s (%s)\n", idx, st);
 		return;
 	}
 	field_text(stage, "exit_code", exit_code, sizeof(exit_code));

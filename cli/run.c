@@ -181,7 +181,8 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_TARGET_DELETE: code = cli_cmd_target(&ctx); break;
 	case CLI_NODE_LIST:
 	case CLI_NODE_DRAIN:
-	case CLI_NODE_UNDRAIN: code = cli_cmd_node(&ctx); break;
+	case CLI_NODE_UNDRAIN:
+	case CLI_NODE_FORGET: code = cli_cmd_node(&ctx); break;
 	case CLI_MEMBER_LIST:
 	case CLI_MEMBER_ADD:
 	case CLI_MEMBER_PROMOTE:

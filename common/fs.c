@@ -1,5 +1,13 @@
 /*
  * fs.c - see fs.h.
+ *
+ * The data-directory lock uses an open-file-description lock rather than a
+ * classic POSIX record lock: a POSIX lock does not conflict within one
+ * process and is dropped when *any* descriptor of the file is closed there,
+ * so a program (or test) that opened the directory twice would silently
+ * share it.  OFD locks report no pid (F_OFD_GETLK gives -1), so the holder
+ * writes its pid into the file after it has the lock; a reader that finds
+ * the file still empty (the holder is between the two steps) names no pid.
  */
 #include "common/fs.h"
 
@@ -7,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -100,4 +109,67 @@ int ing_write_file(const char *path, const void *data, size_t len, unsigned mode
 		return ing_error_set(e, ING_EIO, "cannot write '%s': %s", path, strerror(err));
 	}
 	return 0;
+}
+
+/* The pid the holder wrote into the lock file, 0 when none is there yet. */
+static long holder_pid(int fd)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	char *end;
+	long pid;
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	pid = strtol(buf, &end, 10);
+	return end != buf && pid > 0 ? pid : 0;
+}
+
+int ing_dir_lock(const char *dir, int *fd_out, struct ing_error *e)
+{
+	char path[PATH_MAX], text[32];
+	struct flock fl;
+	int fd, len;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, ING_DIR_LOCK_FILE) >= (int)sizeof(path))
+		return ing_error_set(e, ING_EINVAL, "data directory path '%s' is too long", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ing_error_set(e, ING_EIO, "cannot open the lock file %s: %s", path,
+		                     strerror(errno));
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET; /* l_start 0, l_len 0: the whole file */
+	if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+		int err = errno;
+		long pid = holder_pid(fd);
+		close(fd);
+		if (err != EAGAIN && err != EACCES)
+			return ing_error_set(e, ING_EIO, "cannot lock %s: %s", path, strerror(err));
+		if (pid > 0)
+			return ing_error_set(e, ING_ECONFLICT,
+			                     "data directory %s is in use by process %ld (it holds "
+			                     "the lock %s); stop that process first",
+			                     dir, pid, path);
+		return ing_error_set(e, ING_ECONFLICT,
+		                     "data directory %s is in use by another process (it holds "
+		                     "the lock %s); stop that process first",
+		                     dir, path);
+	}
+	len = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len) {
+		int err = errno;
+		close(fd);
+		return ing_error_set(e, ING_EIO, "cannot write the lock file %s: %s", path,
+		                     strerror(err));
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+void ing_dir_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }

@@ -35,6 +35,34 @@ size_t ing_utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
+bool ing_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < len;) {
+		size_t n = ing_utf8_seq(p + i, len - i);
+		if (n == 0)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+size_t ing_utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t len = strlen(s), replaced = 0;
+	for (size_t i = 0; i < len;) {
+		size_t n = ing_utf8_seq(p + i, len - i);
+		if (n == 0 || (n == 1 && p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f) {
+			p[i++] = '?';
+			replaced++;
+			continue;
+		}
+		i += n;
+	}
+	return replaced;
+}
+
 void ing_utf8_clean(const char *s, char *out, size_t cap)
 {
 	const unsigned char *p = (const unsigned char *)s;

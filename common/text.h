@@ -6,6 +6,7 @@
 #ifndef INGOT_COMMON_TEXT_H
 #define INGOT_COMMON_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/buf.h"
@@ -21,6 +22,19 @@ void ing_utf8_clean(const char *s, char *out, size_t cap);
 /* Length (1-4) of the valid UTF-8 sequence at p (n > 0 bytes left), or 0
  * when the bytes there are not one (overlong, surrogate, cut short...). */
 size_t ing_utf8_seq(const unsigned char *p, size_t n);
+
+/* True when s[0..len) is valid UTF-8 (NUL bytes count as valid). */
+bool ing_utf8_valid(const char *s, size_t len);
+
+/*
+ * Makes the NUL-terminated `s` valid, single-line UTF-8 in place: every
+ * byte of an invalid or cut-short sequence, and every control character but
+ * tab, becomes '?'.  For text that echoes what a client sent (error
+ * messages: msgpack strings must be UTF-8, and many decoders reject them
+ * otherwise) and that a formatter may have cut in the middle of a
+ * character.  Returns the number of bytes replaced.
+ */
+size_t ing_utf8_sanitize(char *s);
 
 /*
  * Appends s[0..n) as a JSON string literal, quotes included: '"', '\\' and

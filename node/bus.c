@@ -63,8 +63,18 @@ void bus_heartbeat_tick(struct node *n)
 	}
 }
 
+void bus_heard(struct node *n, uint64_t id)
+{
+	uint64_t now = node_now_ms();
+	uint64_t before = liveness_seen(node_liveness(n), id, now);
+	if (before == 0 || now - before > node_cfg(n)->node_down_after_ms)
+		sched_node_heard(node_sched(n));
+}
+
 void bus_member_tick(struct node *n)
 {
+	if (member_transfer_tick(node_member(n)))
+		return;
 	if (node_is_ready_leader(n)) {
 		if (!member_change_tick(node_member(n)))
 			heal_tick(n);

@@ -1,7 +1,8 @@
 /*
  * bus.h - who is told what, and in which order: the node's notifications.
  *
- * node.c raises each event below at one place; bus.c tells the modules, in
+ * node.c raises each event below at one place (heard: the node.heartbeat
+ * handler, node/api/nodes.c); bus.c tells the modules, in
  * the order written here, by plain calls (no registration, no flags left
  * for someone to find).  A module told of an event only updates its own
  * state or starts its own asynchronous work; none of them raises an event.
@@ -57,7 +58,17 @@
  *                               requeues work past a drain deadline
  *                3. deadlines   expires the jobs whose deadline passed
  *
+ * heard        the ready leader received node `id`'s heartbeat:
+ *                1. liveness    records when
+ *                2. scheduler   (the first from that node since this node
+ *                               became leader, or the first after a silence
+ *                               of node_down_after_ms) a full pass is due:
+ *                               the node may take work now
+ *
  * member tick  every MEMBER_TICK_MS:
+ *              first, on any node: member (a leadership transfer waiting to
+ *              learn the new leader is looked at again; if it still waits,
+ *              nothing else runs on this tick);
  *              on the ready leader: member (a running change plan is polled:
  *              catch-up, next step), or when none runs, self-healing;
  *              on every other node: member (the removal check)
@@ -108,6 +119,7 @@ void bus_flushed(struct node *n);
  * `became_ready`: the role is CONS_LEADER_READY and was not before. */
 void bus_role_changed(struct node *n, uint64_t previous_leader, bool became_ready);
 void bus_heartbeat_tick(struct node *n);
+void bus_heard(struct node *n, uint64_t id);
 void bus_member_tick(struct node *n);
 void bus_stopping(struct node *n);
 

@@ -27,7 +27,7 @@ void node_config_defaults(struct node_config *c)
 	c->connect_retry_ms = 50;
 	c->snapshot_threshold = 4096;
 	c->snapshot_trailing = 1024;
-	c->max_frame_bytes = 4u << 20;
+	c->max_frame_bytes = RPC_DEFAULT_MAX_FRAME_BYTES;
 	c->request_timeout_ms = 5000;
 	c->max_connections = RPC_DEFAULT_MAX_CONNECTIONS;
 	c->max_connections_per_address = RPC_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;

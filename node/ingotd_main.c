@@ -9,26 +9,38 @@
  * re-reads the TLS files (node_reload_tls), keeping the old ones when the
  * new ones do not load.
  *
+ * The data directory's lock (common/fs.h) is taken before anything else
+ * touches the directory: at once when the directory exists, else right
+ * after the bind addresses were checked; a directory made for it is
+ * removed again when the start is refused before anything else was
+ * written in it (a TLS file that does not load): a bad configuration
+ * writes nothing.  It is held until the process exits.
+ *
  * Exit status: 0 after a clean stop (SIGINT/SIGTERM) or once the node learns
  * it was removed from the cluster, 1 when the node stopped on a fatal error
  * (store failure, unknown log format), 2 for a bad command line or
  * configuration (nothing is written in that case: the bind addresses are
- * checked before the data directory is touched), for data that belongs to
- * another cluster than the one it was told to join, and for a data
- * directory whose node was removed.
+ * checked before the data directory is touched), for a data directory
+ * another process holds, for data that belongs to another cluster than the
+ * one it was told to join, and for a data directory whose node was removed.
  */
+#include <dirent.h>
 #include <getopt.h>
+#include <limits.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <openssl/crypto.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 #include <yaml.h>
 
 #include "common/build_info.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "node/config.h"
@@ -189,6 +201,46 @@ static int check_bind(uv_loop_t *loop, const char *source, const char *key, cons
 	return 0;
 }
 
+/* Takes the data directory's lock (creating the directory when `create`);
+ * prints why not and returns -1 (exit 2) when another process holds it, -2
+ * (exit 1) when the directory cannot be created or locked. */
+static int lock_data_dir(const char *source, const char *dir, bool create, int *fd)
+{
+	struct ing_error e;
+	int rv = create ? ing_mkdirs(dir, 0700, &e) : 0;
+	if (rv == 0)
+		rv = ing_dir_lock(dir, fd, &e);
+	if (rv == 0)
+		return 0;
+	fprintf(stderr, "ingotd: %s: key 'data_dir': %s\n", source, e.msg);
+	return rv == ING_ECONFLICT ? -1 : -2;
+}
+
+/* A start refused after this run created data_dir (a TLS file that does
+ * not load, say): removes the directory again when it holds nothing but
+ * its lock file, so that a bad configuration writes nothing. */
+static void undo_data_dir(const char *dir, int lock_fd)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	bool only_lock = true;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+		    strcmp(de->d_name, ING_DIR_LOCK_FILE) != 0)
+			only_lock = false;
+	closedir(d);
+	if (!only_lock ||
+	    snprintf(path, sizeof(path), "%s/%s", dir, ING_DIR_LOCK_FILE) >= (int)sizeof(path))
+		return;
+	unlink(path);
+	ing_dir_unlock(lock_fd);
+	rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -209,7 +261,8 @@ int main(int argc, char **argv)
 	struct node_config cfg;
 	struct ing_error e;
 	struct daemon d;
-	int opt;
+	struct stat st;
+	int opt, lock_fd = -1, rv;
 
 	if (argc > 1 && strcmp(argv[1], "recover") == 0)
 		return node_recover_main(argc - 1, argv + 1);
@@ -285,6 +338,9 @@ int main(int argc, char **argv)
 	ing_log_set_level(cfg.log_level);
 	signal(SIGPIPE, SIG_IGN); /* a peer closing its socket must not kill us */
 
+	if (stat(cfg.data_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    (rv = lock_data_dir(source, cfg.data_dir, false, &lock_fd)) != 0)
+		return rv == -1 ? 2 : 1;
 	memset(&d, 0, sizeof(d));
 	uv_loop_init(&d.loop);
 	if (check_bind(&d.loop, source, "api_address", cfg.api_address) != 0 ||
@@ -302,10 +358,17 @@ int main(int argc, char **argv)
 		uv_loop_close(&d.loop);
 		return 2;
 	}
+	bool created = lock_fd < 0;
+	if (created && (rv = lock_data_dir(source, cfg.data_dir, true, &lock_fd)) != 0) {
+		uv_loop_close(&d.loop);
+		return rv == -1 ? 2 : 1;
+	}
 	if (node_start(&d.loop, &cfg, on_stopped, &d, &d.node, &e) != 0) {
 		fprintf(stderr, "ingotd: %s: cannot start: %s\n", source, e.msg);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&d.loop);
+		if (created)
+			undo_data_dir(cfg.data_dir, lock_fd);
 		return e.code == ING_EINVAL ? 2 : 1;
 	}
 	uv_signal_init(&d.loop, &d.sigint);
@@ -319,6 +382,7 @@ int main(int argc, char **argv)
 	if (uv_loop_close(&d.loop) != 0)
 		ING_LOG_WARN("loop closed with handles still open");
 	ING_LOG_INFO("ingotd exiting status=%d", d.status);
+	ing_dir_unlock(lock_fd);
 	ing_log_close();
 	return d.status;
 }

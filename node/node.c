@@ -612,6 +612,65 @@ void node_fatal(struct node *n, int code, const char *what)
 	node_stop(n);
 }
 
+/* The way back for a node whose data directory is damaged, on one line. */
+static void damaged(const struct node *n, const char *what)
+{
+	ING_LOG_ERROR("data directory damaged at=%s: this node cannot start from it and must "
+	              "not take part in the cluster; to bring it back: `ingotctl member remove "
+	              "%" PRIu64 "` through a live member, empty %s, and start this node with "
+	              "--join (no peers); see docs/operations.md \"A damaged data directory\"",
+	              what, n->cfg.id, n->cfg.data_dir);
+}
+
+/*
+ * Every entry the store has applied must still be accounted for by this
+ * node's Raft log or by the snapshot libraft restored at start: a
+ * reference snapshot names the index the store held durably when it was
+ * taken (cons_status.start_reference), and a full copy installed from a
+ * leader (restored again at start until the next snapshot) may hold
+ * entries past its Raft index (store_snapshot_seen_index).  So a follower
+ * restarting right after an install passes, and a log that ends before the
+ * store lost entries (a damaged or truncated segment, an emptied raft/
+ * directory): this node may have acknowledged or voted for them, and
+ * Raft's guarantees assume it still has them, so it must not take part.
+ * ING_ECORRUPT.
+ */
+static int check_log_covers_store(struct node *n, struct ing_error *e)
+{
+	struct cons_status st;
+	uint64_t applied = 0, covered;
+	int rv = node_state_index(n, &applied);
+
+	if (rv != 0)
+		return ing_error_set(e, rv, "cannot read the applied index of %s/state.mdb: %s",
+		                     n->cfg.data_dir, ing_err_msg(rv));
+	cons_status(n->cons, &st);
+	covered = st.last_index;
+	if (st.start_reference > covered)
+		covered = st.start_reference;
+	if (store_snapshot_seen_index(n->store) > covered)
+		covered = store_snapshot_seen_index(n->store);
+	if (applied <= covered) {
+		ING_LOG_INFO("raft log covers the store last_index=%" PRIu64
+		             " snapshot_reference=%" PRIu64 " snapshot_copy=%" PRIu64
+		             " store_applied=%" PRIu64,
+		             st.last_index, st.start_reference, store_snapshot_seen_index(n->store),
+		             applied);
+		return 0;
+	}
+	ING_LOG_ERROR("raft log shorter than the store raft_dir=%s/raft last_index=%" PRIu64
+	              " snapshot_covers=%" PRIu64 " store_applied=%" PRIu64
+	              ": entries this node held were lost (damaged or truncated segment, emptied "
+	              "raft directory)",
+	              n->cfg.data_dir, st.last_index, covered, applied);
+	damaged(n, n->cfg.data_dir);
+	return ing_error_set(e, ING_CORRUPT("raft log shorter than the store"),
+	                     "the raft log in %s/raft ends at index %" PRIu64
+	                     ", before the store's applied index %" PRIu64
+	                     ": entries were lost; rejoin this node from a peer (see the log)",
+	                     n->cfg.data_dir, covered, applied);
+}
+
 /* The modules that own no handle; on failure every one made is freed. */
 static int new_modules(struct node *n)
 {
@@ -715,6 +774,11 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	if (realpath(cfg->data_dir, absolute) != NULL && strlen(absolute) < sizeof(n->cfg.data_dir))
 		snprintf(n->cfg.data_dir, sizeof(n->cfg.data_dir), "%s", absolute);
 	rv = store_open(n->cfg.data_dir, &so, &n->store, e);
+	if (rv == ING_ECORRUPT) {
+		char state[sizeof(n->cfg.data_dir) + 16];
+		snprintf(state, sizeof(state), "%s/state.mdb", n->cfg.data_dir);
+		damaged(n, state);
+	}
 	struct sandbox_host *sandbox = NULL;
 	if (rv == 0) {
 		/* Before the old attempt directories go: some may be mounts. */
@@ -792,8 +856,13 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	rv = cons_start(loop, &cc, &cb, &n->cons, e);
 	if (rv != 0) {
 		n->cons = NULL;
+		if (rv == ING_ECORRUPT)
+			damaged(n, raft_dir);
 		goto fail;
 	}
+	rv = check_log_covers_store(n, e);
+	if (rv != 0)
+		goto fail;
 	uv_timer_start(&n->heartbeat_timer, on_heartbeat_tick, HEARTBEAT_FIRST_MS,
 	               cfg->heartbeat_interval_ms);
 	uv_timer_start(&n->member_timer, on_member_tick, MEMBER_TICK_MS, MEMBER_TICK_MS);

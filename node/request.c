@@ -228,14 +228,3 @@ int node_request_addresses(struct node_requests *rq, struct node_request *q,
 	rq->oneshots = q;
 	return 0;
 }
-
-void node_request_forget(struct node_requests *rq, uint64_t id)
-{
-	for (unsigned i = 0; i < rq->nmembers; i++) {
-		if (rq->members[i].id == id) {
-			close_client(rq, rq->members[i].client);
-			rq->members[i] = rq->members[--rq->nmembers];
-			return;
-		}
-	}
-}

@@ -6,7 +6,7 @@
  *
  * Owns the clients (rpc/client.h): one kept open to this node's own API,
  * one kept open per member called (made again when the members table names
- * another API address for it, or after node_request_forget), and one per
+ * another API address for it), and one per
  * request to a list of addresses, closed once that request's callback has
  * run.  Each client holds the node (node_hold) until it is closed.
  *
@@ -71,8 +71,5 @@ int node_request_member(struct node_requests *rq, struct node_request *q, uint64
 int node_request_addresses(struct node_requests *rq, struct node_request *q,
                            const char *const *addrs, unsigned naddrs, const char *op,
                            const void *args, size_t len, unsigned flags, unsigned timeout_ms);
-/* Closes the kept client of member `id` (its pending requests end
- * ING_EUNAVAILABLE); the next request opens a new connection. */
-void node_request_forget(struct node_requests *rq, uint64_t id);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "node/sm/cmd.h"
 #include "node/sm/sm.h"
@@ -240,6 +241,12 @@ int main(int argc, char **argv)
 	ing_log_set_level(ING_LOG_LEVEL_ERROR);
 	memset(&d, 0, sizeof(d));
 	d.time_ms = 1795000000000ull;
+	/* DIR may be a node's data directory: never while a node has it. */
+	int lock_fd = -1;
+	if (ing_mkdirs(argv[1], 0700, &e) != 0 || ing_dir_lock(argv[1], &lock_fd, &e) != 0) {
+		fprintf(stderr, "statedemo: %s\n", e.msg);
+		return e.code == ING_ECONFLICT ? 2 : 1;
+	}
 	if (store_open(argv[1], &opts, &d.store, &e) != 0) {
 		fprintf(stderr, "statedemo: %s\n", e.msg);
 		return 1;

@@ -6,6 +6,7 @@
 #define INGOT_RAFT_CONS_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <raft.h>
@@ -48,7 +49,9 @@ static inline void cons_link_remove(struct cons_link *l)
 
 struct cons_contact {
 	uint64_t id;
-	uint64_t at_ms; /* uv_now() of the last reply heard */
+	uint64_t at_ms;        /* uv_now() when a reply was last seen (upper bound) */
+	uint64_t confirmed_ms; /* a reply is known to have arrived at or after this; 0: none */
+	uint64_t clear_ms;     /* last pump that saw recent_recv false (0: none) */
 };
 
 struct cons {
@@ -56,6 +59,7 @@ struct cons {
 	uint64_t id;
 	char *address; /* owned copies of the configuration's strings */
 	char *dir;
+	char snapshot[128]; /* the snapshot file raft_start loads, "" if none */
 
 	struct raft raft;
 	struct raft_io io;
@@ -97,7 +101,7 @@ struct cons {
 	bool failed;
 	bool fatal_reported;
 	int fatal_code;
-	char fatal_msg[128];
+	char fatal_msg[256];
 
 	/* metrics.c: libraft's append, wrapped to be timed, and the registry
 	 * our collect callback is in (NULL: none). */
@@ -105,9 +109,13 @@ struct cons {
 	                   const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
 	struct ing_metrics *metrics_registry;
 
-	bool closing;               /* cons_close called: draining, no new requests */
-	bool raft_closing;          /* raft_close called */
-	uint64_t close_deadline_ms; /* uv_now() limit of the drain */
+	/* Inside cons_start: libraft's traces are enabled whatever the log
+	 * level, and those reporting damage in the log go out at warn. */
+	bool starting;
+
+	bool closing;                /* cons_close called: draining, no new requests */
+	bool raft_closing;           /* raft_close called */
+	uint64_t close_next_warn_ms; /* uv_now() of the next "still writing" line */
 
 	/* Reference snapshots (snapref.c): the backend's own snapshot_get,
 	 * and state copies for installs in flight (close waits for them). */
@@ -131,6 +139,15 @@ bool cons_claim(void *owner, uint64_t index);
 void cons_deliver(struct cons *c, bool all);
 /* Completes every request libraft still holds with status (close path). */
 void cons_fail_pending(struct cons *c, int status);
+
+/* startcheck.c: checks the libraft directory dir before libraft opens it:
+ * a log (segments, snapshots) with no valid metadata file, and the snapshot
+ * raft_start will load (the newest one, libraft's choice), whose name goes
+ * to name[cap] ("" when there is none).  0, ING_ECORRUPT (metadata lost, or
+ * an LZ4 frame cut short or damaged: libraft 0.15 would spin for ever
+ * decompressing it), ING_EIO, with the file named in e.  A missing
+ * directory is fine (nothing to check). */
+int cons_check_dir(const char *dir, char *name, size_t cap, struct ing_error *e);
 
 /* metrics.c (docs/operations.md "Metrics") */
 /* After raft_uv_init, before raft_init: registers the families, the

@@ -6,7 +6,13 @@
  * Start: validate the configuration, mkdir -p the directory, then
  * cons_transport_init (transport.h), raft_uv_init, raft_init, the tuning calls, raft_bootstrap
  * when initial voters are given (RAFT_CANTBOOTSTRAP means the directory
- * already holds state: a plain restart) and raft_start.
+ * already holds state: a plain restart) and raft_start.  Before libraft
+ * opens the directory, startcheck.c refuses what 0.15 would spin on (a
+ * truncated snapshot) or silently get wrong (a log whose metadata is lost).  libraft's
+ * auto-recovery is off: 0.15 would rename a damaged segment to `corrupt-*` and start again silently
+ * with a shorter log, losing entries this node may have acknowledged; instead the start fails with
+ * ING_ECORRUPT naming the segment.  While starting, libraft's traces are on and those reporting
+ * damage are logged at warn (trace.c).
  *
  * Role tracking: libraft 0.15 has no state-change callback, so a uv_prepare
  * handle (the "pump") runs before every poll of the loop.  Whatever libraft
@@ -24,9 +30,11 @@
  * (RAFT_LEADERSHIPLOST); the next term as leader proposes a new one.
  *
  * States: running (pump started) -> draining (cons_close: no new requests,
- * no role reports; the pump delivers completions and waits, at most
- * CLOSE_DRAIN_MAX_MS, until the whole log is persisted, because 0.15 crashes
- * when raft_close cancels two or more leader appends) -> raft closing (pump
+ * no role reports; the pump delivers completions and waits until the whole
+ * log is persisted, however long the disk takes, because 0.15 crashes when
+ * raft_close cancels two or more leader appends; nothing new is appended
+ * meanwhile, since every proposal, barrier and change is refused, so the
+ * wait ends when the disk has written what it was given) -> raft closing (pump
  * stopped, raft_close called from the pump; libraft fails every pending
  * request synchronously, which only queues them) -> raft closed
  * (raft_uv_close, cons_transport_close, uv_close of the pump) -> pump closed
@@ -68,8 +76,8 @@
 #define DEFAULT_CONNECT_RETRY_MS     50
 #define DEFAULT_SNAPSHOT_THRESHOLD   4096
 #define DEFAULT_SNAPSHOT_TRAILING    1024
-/* Longest wait in cons_close for the log to be persisted before raft_close. */
-#define CLOSE_DRAIN_MAX_MS 2000
+/* While cons_close waits for the disk: one warning line this often. */
+#define CLOSE_WARN_EVERY_MS 5000
 
 const char *cons_role_name(enum cons_role role)
 {
@@ -388,7 +396,10 @@ static void close_raft(struct cons *c, void (*cb)(struct raft *r))
 }
 
 /* Closing: deliver what completed, and call raft_close once the log is
- * persisted (or the drain has taken too long). */
+ * persisted.  No deadline: closing earlier is the crash this avoids.  The
+ * pump runs before each poll, and the loop wakes for every completed write
+ * (and for libraft's heartbeat timer), so the wait ends on the iteration
+ * after the last write completes. */
 static void drain(struct cons *c)
 {
 	cons_deliver(c, true);
@@ -396,12 +407,14 @@ static void drain(struct cons *c)
 		return; /* its completion calls into libraft (snapref.c) */
 	}
 	if (!log_persisted(c)) {
-		if (uv_now(c->loop) < c->close_deadline_ms) {
-			return;
+		uint64_t now = uv_now(c->loop);
+		if (now >= c->close_next_warn_ms) {
+			ING_LOG_WARN("raft close waiting for the disk raft_node=%" PRIu64
+			             " last_index=%llu last_stored=%llu",
+			             c->id, raft_last_index(&c->raft), c->raft.last_stored);
+			c->close_next_warn_ms = now + CLOSE_WARN_EVERY_MS;
 		}
-		ING_LOG_WARN("raft closing with entries still being written raft_node=%" PRIu64
-		             " last_index=%llu last_stored=%llu",
-		             c->id, raft_last_index(&c->raft), c->raft.last_stored);
+		return;
 	}
 	c->raft_closing = true;
 	uv_prepare_stop(&c->pump);
@@ -411,12 +424,22 @@ static void drain(struct cons *c)
 }
 
 /* Leader: notes which members answered lately.  libraft sets a member's
- * recent_recv on each reply and clears it once per election timeout, so the
- * recorded time trails the truth by at most one election timeout. */
+ * recent_recv on each reply and clears it once per election timeout, in its
+ * leader tick, right before it sets election_timer_start to that moment.
+ * Two views follow:
+ *  - at_ms, an upper bound: now whenever the flag is set, so it trails the
+ *    truth by at most one election timeout (members not heard from yet
+ *    count from the start of the leadership: a grace period);
+ *  - confirmed_ms, a lower bound on the last reply: a set flag proves a
+ *    reply at or after election_timer_start (the last clear), and a flag
+ *    seen clear at one pump and set at the next proves one after that
+ *    pump.  Never from the start of the leadership: a member is confirmed
+ *    only by a reply this leader received. */
 static void update_contacts(struct cons *c)
 {
 	const struct raft_configuration *conf = &c->raft.configuration;
 	uint64_t now = uv_now(c->loop);
+	uint64_t cleared = c->raft.election_timer_start;
 	unsigned i, j, n = 0;
 	struct cons_contact next[CONS_MAX_CONTACTS];
 
@@ -431,13 +454,23 @@ static void update_contacts(struct cons *c)
 	}
 	for (i = 0; i < conf->n && n < CONS_MAX_CONTACTS; i++) {
 		const struct raft_server *s = &conf->servers[i];
-		next[n].id = s->id;
-		next[n].at_ms = c->leader_since_ms;
+		struct cons_contact *x = &next[n];
+		*x = (struct cons_contact){.id = s->id, .at_ms = c->leader_since_ms};
 		for (j = 0; j < c->ncontact; j++)
 			if (c->contact[j].id == s->id)
-				next[n].at_ms = c->contact[j].at_ms;
-		if (s->id == c->id || c->raft.leader_state.progress[i].recent_recv)
-			next[n].at_ms = now;
+				*x = c->contact[j];
+		if (s->id == c->id) {
+			x->at_ms = x->confirmed_ms = now;
+		} else if (c->raft.leader_state.progress[i].recent_recv) {
+			uint64_t lb = cleared;
+			if (x->clear_ms >= cleared && x->clear_ms > lb)
+				lb = x->clear_ms;
+			if (lb > x->confirmed_ms)
+				x->confirmed_ms = lb;
+			x->at_ms = now;
+		} else {
+			x->clear_ms = now;
+		}
 		n++;
 	}
 	memcpy(c->contact, next, n * sizeof(next[0]));
@@ -514,8 +547,12 @@ static int bootstrap(struct cons *c, const struct cons_config *cfg, struct ing_e
 	}
 	if (rv != 0) {
 		int code = cons_raft_failed(c, "raft_bootstrap", rv, raft_detail(c));
-		return ing_error_set(e, code, "consensus: bootstrap in %s failed: %s", c->dir,
-		                     raft_detail(c));
+		/* 0.15 bootstraps when it finds no valid metadata file; if the
+		 * directory holds a log, the metadata is what is damaged. */
+		return ing_error_set(e, code,
+		                     "consensus: bootstrap in %s failed: %s (a directory holding "
+		                     "a raft log but no valid metadata1/metadata2 is damaged)",
+		                     c->dir, raft_detail(c));
 	}
 	ING_LOG_INFO("raft bootstrapped raft_node=%" PRIu64 " voters=%u dir=%s", c->id,
 	             cfg->ninitial, c->dir);
@@ -546,6 +583,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	c->loop = loop;
 	c->id = cfg->id;
 	c->cb = *cb;
+	c->starting = true;
 	cons_link_init(&c->pending);
 	cons_link_init(&c->done);
 
@@ -565,6 +603,8 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		}
 	}
 	rv = ing_mkdirs(c->dir, 0700, e);
+	if (rv == 0)
+		rv = cons_check_dir(c->dir, c->snapshot, sizeof(c->snapshot), e);
 	if (rv != 0) {
 		cons_free(c);
 		return rv;
@@ -592,6 +632,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	cons_trace_init(c);
 	cons_metrics_start(c);
 	raft_uv_set_tracer(&c->io, &c->tracer);
+	raft_uv_set_auto_recovery(&c->io, false);
 	raft_uv_set_connect_retry_delay(&c->io, cfg->connect_retry_ms ? cfg->connect_retry_ms
 	                                                              : DEFAULT_CONNECT_RETRY_MS);
 
@@ -639,13 +680,20 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 		}
 	}
 	rv = raft_start(&c->raft);
+	c->starting = false;
+	cons_trace_refresh(c);
 	if (rv != 0) {
 		code = cons_raft_failed(c, "raft_start", rv, raft_detail(c));
 		if (c->fsm.failed) {
 			code = c->fsm.fatal_code;
+			rv = ing_error_set(
+			    e, code, "consensus: restoring the raft snapshot %s/%s failed: %s",
+			    c->dir, c->snapshot,
+			    c->fatal_msg[0] ? c->fatal_msg : ing_err_msg(code));
+		} else {
+			rv = ing_error_set(e, code, "consensus: raft start in %s failed: %s",
+			                   c->dir, raft_detail(c));
 		}
-		rv = ing_error_set(e, code, "consensus: raft start (%s, %s) failed: %s", c->address,
-		                   c->dir, raft_detail(c));
 		goto fail_after_init;
 	}
 	uv_prepare_init(loop, &c->pump);
@@ -658,6 +706,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	return 0;
 
 fail_after_init:
+	c->starting = false;
 	c->closing = true;
 	c->raft_closing = true;
 	close_raft(c, start_failed_raft_closed);
@@ -698,7 +747,7 @@ void cons_close(struct cons *c, void (*close_cb)(void *data), void *data)
 	c->close_data = data;
 	cons_metrics_stop(c);
 	uv_update_time(c->loop);
-	c->close_deadline_ms = uv_now(c->loop) + CLOSE_DRAIN_MAX_MS;
+	c->close_next_warn_ms = uv_now(c->loop) + CLOSE_WARN_EVERY_MS;
 	ING_LOG_INFO("raft closing raft_node=%" PRIu64 " term=%llu last_index=%llu "
 	             "last_stored=%llu",
 	             c->id, c->raft.current_term, raft_last_index(&c->raft), c->raft.last_stored);
@@ -723,6 +772,7 @@ void cons_status(struct cons *c, struct cons_status *out)
 	out->commit_index = c->raft.commit_index;
 	out->last_applied = raft_last_applied(&c->raft);
 	out->last_index = raft_last_index(&c->raft);
+	out->start_reference = c->fsm.ref_restored;
 	if (raft_state(&c->raft) != RAFT_LEADER) {
 		/* libraft restarts its election timer on each valid append from
 		 * the leader (and when it starts): its start is the last contact. */
@@ -765,11 +815,15 @@ int cons_members(struct cons *c, struct cons_member **out, unsigned *n)
 		m[i].match_index = s->id == c->id ? raft_last_index(&c->raft)
 		                                  : c->raft.leader_state.progress[i].match_index;
 		m[i].contact_ago_ms = UINT64_MAX;
+		m[i].confirmed_ago_ms = UINT64_MAX;
 		for (j = 0; j < c->ncontact; j++) {
-			if (c->contact[j].id == s->id) {
-				m[i].contact_ago_ms =
-				    now > c->contact[j].at_ms ? now - c->contact[j].at_ms : 0;
-			}
+			const struct cons_contact *x = &c->contact[j];
+			if (x->id != s->id)
+				continue;
+			m[i].contact_ago_ms = now > x->at_ms ? now - x->at_ms : 0;
+			if (x->confirmed_ms != 0)
+				m[i].confirmed_ago_ms =
+				    now > x->confirmed_ms ? now - x->confirmed_ms : 0;
 		}
 	}
 	*out = m;

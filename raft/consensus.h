@@ -218,6 +218,13 @@ struct cons_status {
 	/* Follower: ms since the leader last reached this node (appends or
 	 * heartbeats; UINT64_MAX: never since start); 0 on a leader. */
 	uint64_t leader_contact_ago_ms;
+	/* The index named by the reference snapshot libraft restored at start
+	 * (raft/snapref.c; 0: none, or a full copy was restored): the state
+	 * machine's durable state held at least this index when the reference
+	 * was taken, so entries up to it are accounted for even where the log
+	 * no longer holds them.  It may lie past last_index: a store that ran
+	 * ahead of the log after an installed copy. */
+	uint64_t start_reference;
 };
 void cons_status(struct cons *c, struct cons_status *out);
 
@@ -243,6 +250,15 @@ struct cons_member {
 	 * never since this node became leader). */
 	uint64_t match_index;
 	uint64_t contact_ago_ms;
+	/* Leader only (else 0): how long ago, at most, this leader certainly
+	 * received a message from the member (0 for itself; UINT64_MAX when
+	 * none yet in this leadership).  Unlike contact_ago_ms, which counts a
+	 * member not heard from yet as heard at the start of the leadership
+	 * and may trail a death by an election timeout, this never claims a
+	 * contact that did not happen; it lags a live member's last message by
+	 * at most about one election timeout.  Use it where a wrong "alive"
+	 * costs availability (membership changes). */
+	uint64_t confirmed_ago_ms;
 };
 /* Current configuration (as appended: it may not be committed yet, see
  * cons_config_pending); *out malloc'd array (caller frees). */

@@ -251,6 +251,8 @@ static int restore_reference(struct cons_fsm *f, struct raft_buffer *buf, uint64
 	raft_free(buf->base);
 	f->after_restore = true;
 	f->n_ref_restored++;
+	if (ref > f->ref_restored)
+		f->ref_restored = ref;
 	ING_LOG_INFO("raft snapshot reference checked raft_node=%" PRIu64 " reference=%" PRIu64
 	             " state=%" PRIu64,
 	             f->node_id, ref, held);

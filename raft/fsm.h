@@ -58,6 +58,7 @@ struct cons_fsm {
 	bool async;                 /* version 3: the copy runs on a pool thread */
 	bool refs;                  /* reference snapshots (cb.snapshot_sync set) */
 	uint64_t n_ref_restored;    /* references checked at restore */
+	uint64_t ref_restored;      /* highest index a checked reference named, 0: none */
 	bool after_restore;         /* the next index follows a snapshot, not last_index */
 	uint64_t n_applied;         /* entries applied */
 	uint64_t n_restored;        /* snapshots restored */

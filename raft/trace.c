@@ -6,7 +6,11 @@
  * r->tracer, and the uv backend's, raft_uv_set_tracer) become debug lines
  * tagged with the raft node id; the tracer is enabled only while the log
  * threshold is debug, so libraft formats nothing otherwise (its Tracef
- * checks `enabled` before snprintf).  Failures reported through return
+ * checks `enabled` before snprintf).  The exception is cons_start: while
+ * libraft loads the directory, the tracer is on whatever the level, because
+ * 0.15 reports some damage to the log only as a trace (an open segment
+ * truncated at a corrupt batch, a non-contiguous segment discarded, a
+ * leftover `corrupt-*` file ignored): those lines go out at warn.  Failures reported through return
  * codes are logged at warn level by the caller via cons_raft_failed, and
  * translated by cons_err_from_raft, the one translation point from libraft
  * codes to ING_E*.
@@ -60,10 +64,27 @@ int cons_raft_failed(const struct cons *c, const char *what, int rv, const char 
 	return code;
 }
 
+/* Traces of libraft 0.15's loader that mean the log on disk is damaged. */
+static bool reports_damage(const char *message)
+{
+	static const char *const words[] = {"corrupt",     "non-zero trail", "discarding",
+	                                    "unsupported", "checksum",       "configuration data"};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strstr(message, words[i]) != NULL)
+			return true;
+	return false;
+}
+
 static void trace_emit(struct raft_tracer *t, const char *file, int line, const char *message)
 {
 	const struct cons *c = t->impl;
 	const char *base = strrchr(file, '/');
+	if (c->starting && reports_damage(message)) {
+		ING_LOG_WARN("raft log damage found at start raft_node=%" PRIu64 " dir=%s at=%s:%d "
+		             "msg=\"%s\"",
+		             c->id, c->dir, base != NULL ? base + 1 : file, line, message);
+		return;
+	}
 	ING_LOG_DEBUG("raft trace raft_node=%" PRIu64 " at=%s:%d %s", c->id,
 	              base != NULL ? base + 1 : file, line, message);
 }
@@ -77,5 +98,5 @@ void cons_trace_init(struct cons *c)
 
 void cons_trace_refresh(struct cons *c)
 {
-	c->tracer.enabled = ing_log_threshold <= ING_LOG_LEVEL_DEBUG;
+	c->tracer.enabled = c->starting || ing_log_threshold <= ING_LOG_LEVEL_DEBUG;
 }

@@ -50,7 +50,11 @@
 #include "common/err.h"
 #include "common/tls.h"
 
-#define RPC_DEFAULT_MAX_FRAME_BYTES    (4u * 1024u * 1024u)
+/* 17 MiB: the largest command ingot stores (16 MiB, ING_COMMAND_MAX_BYTES)
+ * with 1 MiB for the request around it, so that every request the limits
+ * of docs/formats.md allow fits in one frame.  The server's default is the
+ * same (rpc/server.h). */
+#define RPC_DEFAULT_MAX_FRAME_BYTES    (17u * 1024u * 1024u)
 #define RPC_DEFAULT_TIMEOUT_MS         10000u
 #define RPC_DEFAULT_CONNECT_TIMEOUT_MS 1000u
 /* Request ids (idempotency keys): 1..64 printable ASCII bytes. */
@@ -63,7 +67,7 @@ struct rpc_client_options {
 	 * only (parsed and copied). */
 	const char *const *endpoints;
 	unsigned nendpoints;
-	size_t max_frame_bytes;      /* largest reply accepted; 0: 4 MiB */
+	size_t max_frame_bytes;      /* largest reply accepted; 0: 17 MiB */
 	unsigned timeout_ms;         /* per call, including retries; 0: 10000 */
 	unsigned connect_timeout_ms; /* 0: 1000 */
 	const char *token;           /* sent with every request; may be NULL; copied */

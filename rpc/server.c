@@ -70,16 +70,16 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/mp.h"
+#include "common/text.h"
 #include "rpc/frame.h"
 
-#define DEFAULT_MAX_FRAME_BYTES (4u * 1024u * 1024u)
-#define SLOW_CONSUMER_FACTOR    4
-#define CALL_ZONE_CHUNK_BYTES   1024
-#define LISTEN_BACKLOG          128
-#define CIPHER_CHUNK_BYTES      (64u * 1024u)
-#define SWEEPS_PER_TIMEOUT      4
-#define SWEEP_MIN_MS            10u
-#define SWEEP_MAX_MS            1000u
+#define SLOW_CONSUMER_FACTOR  4
+#define CALL_ZONE_CHUNK_BYTES 1024
+#define LISTEN_BACKLOG        128
+#define CIPHER_CHUNK_BYTES    (64u * 1024u)
+#define SWEEPS_PER_TIMEOUT    4
+#define SWEEP_MIN_MS          10u
+#define SWEEP_MAX_MS          1000u
 
 static const char http_refusal[] =
     "HTTP/1.1 400 Bad Request\r\n"
@@ -1036,7 +1036,8 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 	s->loop = loop;
 	s->handler = h;
 	s->data = data;
-	s->max_frame_bytes = o->max_frame_bytes != 0 ? o->max_frame_bytes : DEFAULT_MAX_FRAME_BYTES;
+	s->max_frame_bytes =
+	    o->max_frame_bytes != 0 ? o->max_frame_bytes : RPC_DEFAULT_MAX_FRAME_BYTES;
 	s->max_output_bytes =
 	    o->max_output_bytes != 0 ? o->max_output_bytes : RPC_DEFAULT_MAX_OUTPUT_BYTES;
 	s->max_connections =
@@ -1205,6 +1206,9 @@ void rpc_reply_error(struct rpc_call *c, int code, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
+		/* Messages echo what clients sent, and may be cut mid-character:
+		 * a msgpack string must be UTF-8. */
+		ing_utf8_sanitize(msg);
 		if (c->local != NULL)
 			local_reply(c, code != 0 ? code : ING_EINTERNAL, msg, NULL, 0);
 		else

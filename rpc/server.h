@@ -62,6 +62,10 @@
 struct rpc_server;
 struct rpc_call;
 
+/* The largest command (16 MiB) with 1 MiB for the request around it; the
+ * client library's default is the same (rpc/client.h).  With it a
+ * connection holds at most about 35 MiB (above). */
+#define RPC_DEFAULT_MAX_FRAME_BYTES             (17u * 1024u * 1024u)
 #define RPC_DEFAULT_MAX_CONNECTIONS             1024u
 #define RPC_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS 256u
 #define RPC_DEFAULT_MAX_OUTPUT_BYTES            (1u * 1024u * 1024u)
@@ -71,7 +75,7 @@ struct rpc_call;
 
 struct rpc_server_options {
 	const char *address;      /* "a.b.c.d:port" or "localhost:port"; port 0: any free */
-	size_t max_frame_bytes;   /* 0: 4 MiB; applies to requests and replies */
+	size_t max_frame_bytes;   /* 0: 17 MiB; applies to requests and replies */
 	unsigned max_connections; /* 0: 1024 */
 	size_t max_output_bytes;  /* per connection; 0: 1 MiB */
 	unsigned max_calls;       /* outstanding calls per connection; 0: 4096 */

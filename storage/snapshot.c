@@ -232,6 +232,8 @@ int store_snapshot_import(struct store *s, const char *path, bool *replaced, str
 	rv = inspect(path, &schema, &snap_index, e);
 	if (rv != 0)
 		return rv;
+	if (snap_index > s->snapshot_seen)
+		s->snapshot_seen = snap_index;
 	rv = committed_index(s, &cur_index);
 	if (rv != 0)
 		return ing_error_set(e, rv, "store %s: %s", s->path, ing_err_msg(rv));
@@ -314,4 +316,9 @@ out:
 	if (!done)
 		unlink(tmp);
 	return rv;
+}
+
+uint64_t store_snapshot_seen_index(const struct store *s)
+{
+	return s->snapshot_seen;
 }

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -131,6 +132,39 @@ static MDB_val mval(struct ing_str s)
 
 static void txn_release(struct store_txn *t);
 
+/*
+ * A file shorter than the pages its newest meta page says are in use: LMDB
+ * maps the file and would die of SIGBUS touching a page past its end (a
+ * truncated copy, a full disk during a copy).  mdb_env_open reads the two
+ * meta pages with pread and maps nothing yet, so checking here, before any
+ * transaction, is safe.
+ */
+static int check_file_size(MDB_env *env, const char *path, struct ing_error *e)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat fs;
+	int fd, rc;
+
+	rc = mdb_env_info(env, &info);
+	if (rc == 0)
+		rc = mdb_env_stat(env, &st);
+	if (rc == 0)
+		rc = mdb_env_get_fd(env, &fd);
+	if (rc != 0)
+		return ing_error_set(e, store_err_from_mdb(rc), "store %s: %s", path,
+		                     mdb_strerror(rc));
+	if (fstat(fd, &fs) != 0)
+		return ing_error_set(e, ING_EIO, "store %s: fstat: %s", path, strerror(errno));
+	uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if ((uint64_t)fs.st_size < need)
+		return ing_error_set(e, ING_CORRUPT("store file truncated"),
+		                     "store %s is truncated: %" PRIu64 " bytes, but its pages "
+		                     "in use need %" PRIu64,
+		                     path, (uint64_t)fs.st_size, need);
+	return 0;
+}
+
 int store_file_meta(MDB_env *env, const char *path, bool need_tables, bool *has_schema,
                     uint64_t *schema, uint64_t *applied, struct ing_error *e)
 {
@@ -142,6 +176,9 @@ int store_file_meta(MDB_env *env, const char *path, bool need_tables, bool *has_
 	static const char *const names[2] = {STORE_META_SCHEMA, STORE_META_APPLIED};
 	int rc, rv = 0;
 
+	rv = check_file_size(env, path, e);
+	if (rv != 0)
+		return rv;
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0) {
 		rv = ing_error_set(e, store_err_from_mdb(rc), "store %s: cannot read: %s", path,

@@ -233,6 +233,15 @@ int store_snapshot_import(struct store *s, const char *path, bool *replaced, str
 /* Same from a buffer (written to a temporary file in the store's dir). */
 int store_snapshot_import_buf(struct store *s, const void *buf, size_t len, bool *replaced,
                               struct ing_error *e);
+/*
+ * The highest applied index of any snapshot that store_snapshot_import*
+ * found valid since the store was opened, replaced or not (0: none).  A
+ * snapshot's content may be newer than the Raft index it was taken at (the
+ * copy runs while applies go on), so a node restored from one holds
+ * entries its Raft log may not hold yet: this says how far a snapshot,
+ * rather than the log, accounts for the store.
+ */
+uint64_t store_snapshot_seen_index(const struct store *s);
 
 /* ---- keys ------------------------------------------------------------- */
 

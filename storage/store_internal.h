@@ -56,7 +56,8 @@ struct store {
 	/* Held by store_snapshot_copy_buf (any thread) for its whole copy;
 	 * map growth only try-locks it, so it never remaps under a copy. */
 	pthread_mutex_t copy_lock;
-	bool metrics_attached; /* metrics.c reports this store's map */
+	bool metrics_attached;  /* metrics.c reports this store's map */
+	uint64_t snapshot_seen; /* highest applied index of a snapshot import checked */
 };
 
 struct store_txn {
@@ -86,7 +87,9 @@ int store_fail(struct store *s, int code, const char *op);
 	store_fail((s), ing_corrupt_at(__FILE__, __LINE__, (what)), "corrupt")
 
 /*
- * Facts read from an LMDB file's meta table with a private read txn of env:
+ * Facts read from an LMDB file's meta table with a private read txn of env
+ * (first checking that the file holds every page its meta page counts: a
+ * truncated file is ING_ECORRUPT, never a SIGBUS):
  * *has_schema tells whether "schema_version" exists.  When need_tables is
  * true, every table of store_table_name must exist (else ING_ECORRUPT), and
  * so must the meta table; otherwise a missing meta table reads as "no

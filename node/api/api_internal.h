@@ -40,7 +40,6 @@ struct api {
 	uv_timer_t park_timer; /* re-dispatches parked requests */
 	bool park_timer_open;
 	uint64_t unpark_deadline_ms; /* while unparking: the call's first deadline */
-	uint64_t fwd_leader;         /* the leader the last forward went to */
 	/* watch.c */
 	struct api_watch *watches;
 };
@@ -139,6 +138,7 @@ void api_op_node_register(struct node *n, struct rpc_call *call);
 void api_op_node_heartbeat(struct node *n, struct rpc_call *call);
 void api_op_node_drain(struct node *n, struct rpc_call *call);
 void api_op_node_undrain(struct node *n, struct rpc_call *call);
+void api_op_node_forget(struct node *n, struct rpc_call *call);
 void api_op_node_list(struct node *n, struct rpc_call *call);
 /* reports.c */
 void api_op_worker_report(struct node *n, struct rpc_call *call);

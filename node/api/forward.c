@@ -4,15 +4,20 @@
  *
  * Forwarding relays the request as it came (op, args, request id) over the
  * kept-open connection to the current leader's API address
- * (node/request.h), and relays the reply.  When the leader changes, the
- * connection to the previous one is closed, so what was in flight there is
- * parked again at once.  The request id travels with it, so the leader's dedupe makes a
- * retry after a lost reply safe.  When the forward fails at the connection
- * level, or the leader answers unavailable/not_leader, the request is
- * parked: it waits for the next role change (or the park timer, every
- * 50 ms) and is dispatched again, until request_timeout_ms after it first
- * waited, when it fails with `unavailable`.  One request failing leaves the
- * connection to the leader open for the others in flight on it.
+ * (node/request.h: one per member), and relays the reply.  When the leader
+ * changes, requests already sent to the previous one stay on its
+ * connection until they are answered: a leadership transfer or a
+ * membership change that the old leader completes must be answered by it,
+ * not sent again to the new leader, which would answer a different
+ * question (a dead old leader's connection fails them at once, a paused
+ * one's time out).  The request id travels with it, so the leader's
+ * dedupe makes a retry after a lost reply safe.  When the forward fails at
+ * the connection level, or the leader answers unavailable/not_leader, the
+ * request is parked: it waits for the next role change (or the park
+ * timer, every 50 ms) and is dispatched again, until request_timeout_ms
+ * after it first waited, when it fails with `unavailable`.  One request
+ * failing leaves the connection to the leader open for the others in
+ * flight on it.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -140,9 +145,6 @@ void api_forward(struct api *a, struct rpc_call *call)
 	struct ing_str op = rpc_call_op(call), rid = rpc_call_request_id(call);
 	int rv;
 
-	if (a->fwd_leader != 0 && a->fwd_leader != leader)
-		node_request_forget(node_requests(n), a->fwd_leader);
-	a->fwd_leader = leader;
 	f = calloc(1, sizeof(*f));
 	if (f == NULL || op.len >= sizeof(f->op)) {
 		free(f);

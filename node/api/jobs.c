@@ -46,6 +46,39 @@ static bool refuse_for_space(struct node *n, struct rpc_call *call)
 	return true;
 }
 
+static const struct ing_str *file_path_at(const void *list, uint32_t i)
+{
+	return &((const struct cmd_file *)list)[i].path;
+}
+
+/* What a worker could not run, refused before anything is stored: source
+ * paths that cannot sit side by side, a {param:NAME} the job lacks (the
+ * target as this leader holds it; a target changed meanwhile is checked
+ * again by the worker). */
+static int submit_runnable(struct node *n, const struct cmd *c, msgpack_zone *z,
+                           struct ing_error *e)
+{
+	struct store_txn *t;
+	struct ing_str val;
+	struct rec_target tg;
+	char why[ING_ERROR_MSG_MAX];
+
+	int rv = cmd_paths_layout("job.submit", "sources", c->u.job_submit.nsources, file_path_at,
+	                          c->u.job_submit.sources, e);
+	if (rv != 0)
+		return rv;
+	if (store_read_begin(node_store(n), &t) != 0)
+		return 0; /* the state machine decides */
+	if (store_get(t, STORE_TARGETS, c->u.job_submit.target, &val) == 0 &&
+	    rec_target_decode(val, z, &tg, NULL) == 0 &&
+	    cmd_param_missing(&tg, c->u.job_submit.params, c->u.job_submit.nparams, why,
+	                      sizeof(why)))
+		rv = ing_error_set(e, ING_EINVAL,
+		                   "%s: give it with --param NAME=VALUE (argument 'params')", why);
+	store_abort(t);
+	return rv;
+}
+
 void api_op_job_submit(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"target", "sources",     "priority", "max_attempts",
@@ -109,7 +142,10 @@ void api_op_job_submit(struct node *n, struct rpc_call *call)
 	} else {
 		if (deadline > 0)
 			c.u.job_submit.deadline_at_ms = node_now_ms() + deadline;
-		api_propose(n, call, &c, SHAPE_ID, 0, ing_str_c(""));
+		if (submit_runnable(n, &c, &z, &e) != 0)
+			api_reply_err(call, &e);
+		else
+			api_propose(n, call, &c, SHAPE_ID, 0, ing_str_c(""));
 	}
 	msgpack_zone_destroy(&z);
 }

@@ -1,10 +1,10 @@
 /*
- * nodes.c - node.register, node.heartbeat, node.drain, node.undrain and
- * node.list (docs/api.md "Nodes").
+ * nodes.c - node.register, node.heartbeat, node.drain, node.undrain,
+ * node.forget and node.list (docs/api.md "Nodes").
  */
 #include "common/mp.h"
 #include "node/api/api_internal.h"
-#include "node/leader/liveness.h"
+#include "node/bus.h"
 #include "rpc/args.h"
 
 void api_op_node_register(struct node *n, struct rpc_call *call)
@@ -49,7 +49,7 @@ void api_op_node_heartbeat(struct node *n, struct rpc_call *call)
 		api_reply_err(call, &e);
 		return;
 	}
-	liveness_seen(node_liveness(n), id, node_now_ms());
+	bus_heard(n, id);
 	mp_out_init(&o);
 	msgpack_pack_map(&o.pk, 0);
 	api_reply_out(call, &o);
@@ -101,4 +101,22 @@ static int view_node_record(msgpack_packer *pk, struct ing_str val, msgpack_zone
 void api_op_node_list(struct node *n, struct rpc_call *call)
 {
 	api_list_table(n, call, STORE_NODES, view_node_record, "node record");
+}
+
+/* node.forget: drops a node that is down and runs nothing (the state
+ * machine refuses any other). */
+void api_op_node_forget(struct node *n, struct rpc_call *call)
+{
+	static const char *const known[] = {"id", NULL};
+	struct cmd c = api_new_cmd(CMD_NODE_FORGET);
+	struct ing_error e;
+
+	if (api_check_known(call, known) != 0)
+		return;
+	if (rpc_arg_u64(rpc_call_args(call), "id", UINT64_MAX, true, &c.u.node_forget.node, &e) !=
+	    0) {
+		api_reply_err(call, &e);
+		return;
+	}
+	api_propose(n, call, &c, SHAPE_NONE, 0, ing_str_c(""));
 }

@@ -51,6 +51,7 @@ static const struct op ops[] = {
     {"node.list", OP_READ, api_op_node_list},
     {"node.drain", OP_WRITE, api_op_node_drain},
     {"node.undrain", OP_WRITE, api_op_node_undrain},
+    {"node.forget", OP_WRITE, api_op_node_forget},
     {"artifact.get", OP_READ, api_op_artifact_get},
     {"node.register", OP_WRITE, api_op_node_register},
     {"node.heartbeat", OP_LEADER, api_op_node_heartbeat},
@@ -115,10 +116,12 @@ static void on_read_barrier(struct cons_barrier *b, int status)
 	free(rb);
 }
 
-static bool wants_stale(struct rpc_call *call)
+/* The optional `stale` argument of a read: true, false, nil or absent;
+ * anything else is refused like every other mistyped argument. */
+static int wants_stale(struct rpc_call *call, bool *stale, struct ing_error *e)
 {
-	const msgpack_object *v = rpc_arg_find(rpc_call_args(call), "stale");
-	return v != NULL && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+	*stale = false;
+	return rpc_arg_bool(rpc_call_args(call), "stale", false, stale, e);
 }
 
 void api_dispatch(struct api *a, struct rpc_call *call)
@@ -139,7 +142,13 @@ void api_dispatch(struct api *a, struct rpc_call *call)
 		                node_id(n));
 		return;
 	}
-	if (op->kind == OP_LOCAL || (op->kind == OP_READ && wants_stale(call))) {
+	bool stale = false;
+	struct ing_error e;
+	if ((op->kind == OP_READ || op->kind == OP_LOCAL) && wants_stale(call, &stale, &e) != 0) {
+		rpc_reply_error(call, e.code, "%s", e.msg);
+		return;
+	}
+	if (op->kind == OP_LOCAL || stale) {
 		op->fn(n, call);
 		return;
 	}

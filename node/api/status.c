@@ -6,8 +6,14 @@
  * Raft configuration, with API addresses from the members table (or the
  * configured peers).  Whether each member answers, and its applied index,
  * come from asking it (`node.info`, 500 ms bound) over the kept-open
- * connection to that member (node/request.h).  The reply goes out when every member has answered or
- * timed out, so status works with no leader and with members down.
+ * connection to that member (node/request.h).  The reply goes out when
+ * every member has answered or timed out, so status works with no leader
+ * and with members down.
+ *
+ * last_contact_ms is the leader's knowledge (how long ago it heard from each
+ * member over Raft): this node's own when it leads (0 for itself), else the
+ * `contacts` map of the leader's node.info answer (nil when the leader did
+ * not answer, or there is none).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,12 +36,21 @@ struct probe {
 	uint64_t applied;
 };
 
+#define STATUS_MAX_CONTACTS 64
+
 struct status_req {
 	struct node *n;
 	struct rpc_call *call;
 	struct cons_member *members;
 	unsigned nmembers;
 	unsigned pending;
+	/* The leader's contacts, when it is another node that answered. */
+	unsigned ncontacts;
+	struct {
+		uint64_t id;
+		bool known;
+		uint64_t ago_ms;
+	} contacts[STATUS_MAX_CONTACTS];
 	struct probe probes[];
 };
 
@@ -53,8 +68,15 @@ static void finish(struct status_req *sr)
 		return;
 	}
 	cons_status(node_cons(n), &st);
+	char cluster[CMD_CLUSTER_ID_LEN + 1];
+	member_cluster_id(n, cluster);
 	mp_out_init(&o);
-	msgpack_pack_map(&o.pk, 4);
+	msgpack_pack_map(&o.pk, 5);
+	view_key(&o.pk, "cluster_id");
+	if (cluster[0] == '\0')
+		msgpack_pack_nil(&o.pk);
+	else
+		mp_pack_cstr(&o.pk, cluster);
 	view_key(&o.pk, "leader");
 	view_opt_u64(&o.pk, st.leader_id);
 	view_key(&o.pk, "term");
@@ -91,10 +113,22 @@ static void finish(struct status_req *sr)
 			msgpack_pack_true(&o.pk);
 		else
 			msgpack_pack_false(&o.pk);
-		/* The leader's Raft view (cons_members fills it on a leader). */
+		/* The leader's Raft view: ours when we lead, else its node.info. */
 		view_key(&o.pk, "last_contact_ms");
-		if (st.leader_id == node_id(n) && m->contact_ago_ms != UINT64_MAX)
-			msgpack_pack_uint64(&o.pk, m->contact_ago_ms);
+		bool known = false;
+		uint64_t ago = 0;
+		if (st.leader_id == node_id(n)) {
+			known = m->id == node_id(n) || m->contact_ago_ms != UINT64_MAX;
+			ago = m->id == node_id(n) ? 0 : m->contact_ago_ms;
+		}
+		for (unsigned k = 0; st.leader_id != node_id(n) && k < sr->ncontacts; k++) {
+			if (sr->contacts[k].id == m->id) {
+				known = sr->contacts[k].known;
+				ago = sr->contacts[k].ago_ms;
+			}
+		}
+		if (known)
+			msgpack_pack_uint64(&o.pk, ago);
 		else
 			msgpack_pack_nil(&o.pk);
 	}
@@ -118,6 +152,24 @@ static void on_probe(struct node_request *q, int status, const struct ing_error 
 	    rpc_arg_u64(result, "applied_index", UINT64_MAX, true, &applied, NULL) == 0) {
 		p->alive = true;
 		p->applied = applied;
+		const msgpack_object *c = rpc_arg_find(result, "contacts");
+		for (uint32_t i = 0; c != NULL && c->type == MSGPACK_OBJECT_MAP &&
+		                     i < c->via.map.size && sr->ncontacts < STATUS_MAX_CONTACTS;
+		     i++) {
+			const msgpack_object *k = &c->via.map.ptr[i].key,
+			                     *v = &c->via.map.ptr[i].val;
+			char id[24];
+			if (k->type != MSGPACK_OBJECT_STR || k->via.str.size >= sizeof(id))
+				continue;
+			memcpy(id, k->via.str.ptr, k->via.str.size);
+			id[k->via.str.size] = '\0';
+			sr->contacts[sr->ncontacts].id = strtoull(id, NULL, 10);
+			sr->contacts[sr->ncontacts].known =
+			    v->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+			sr->contacts[sr->ncontacts].ago_ms =
+			    sr->contacts[sr->ncontacts].known ? v->via.u64 : 0;
+			sr->ncontacts++;
+		}
 	}
 	if (--sr->pending == 0)
 		finish(sr);
@@ -178,8 +230,31 @@ void api_op_node_info(struct node *n, struct rpc_call *call)
 	char cluster[CMD_CLUSTER_ID_LEN + 1];
 	member_cluster_id(n, cluster);
 	cons_status(node_cons(n), &st);
+	/* A leader adds how long ago it heard from each member (status on a
+	 * follower shows them from here). */
+	struct cons_member *ms = NULL;
+	unsigned nm = 0;
+	bool leads = st.role == CONS_LEADER_READY && cons_members(node_cons(n), &ms, &nm) == 0;
 	mp_out_init(&o);
-	msgpack_pack_map(&o.pk, 8);
+	msgpack_pack_map(&o.pk, 9);
+	view_key(&o.pk, "contacts");
+	if (leads) {
+		msgpack_pack_map(&o.pk, nm);
+		for (unsigned i = 0; i < nm; i++) {
+			char key[24];
+			snprintf(key, sizeof(key), "%" PRIu64, ms[i].id);
+			mp_pack_cstr(&o.pk, key);
+			if (ms[i].id == node_id(n))
+				msgpack_pack_uint64(&o.pk, 0);
+			else if (ms[i].contact_ago_ms == UINT64_MAX)
+				msgpack_pack_nil(&o.pk);
+			else
+				msgpack_pack_uint64(&o.pk, ms[i].contact_ago_ms);
+		}
+	} else {
+		msgpack_pack_nil(&o.pk);
+	}
+	free(ms);
 	view_key(&o.pk, "id");
 	msgpack_pack_uint64(&o.pk, node_id(n));
 	view_key(&o.pk, "cluster_id");

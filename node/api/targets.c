@@ -65,6 +65,11 @@ static int stage_limits_arg(const msgpack_object *m, struct rec_stage_limits *l,
 	return rv;
 }
 
+static const struct ing_str *str_at(const void *list, uint32_t i)
+{
+	return &((const struct ing_str *)list)[i];
+}
+
 void api_op_target_put(struct node *n, struct rpc_call *call)
 {
 	static const char *const known[] = {"name",         "description", "stages",
@@ -145,6 +150,16 @@ void api_op_target_put(struct node *n, struct rpc_call *call)
 			rv = stage_limits_arg(limits, &d->limits, &e);
 		if (rv == 0)
 			rv = api_u32_arg(s, "gpus", ING_MAX_GPUS, &d->gpus, &e);
+		/* The outputs and the stdout file share the stage's directory. */
+		struct ing_str files[ING_MAX_OUTPUTS + 1];
+		uint32_t nfiles = 0;
+		for (uint32_t k = 0; rv == 0 && k < d->noutputs && k < ING_MAX_OUTPUTS; k++)
+			files[nfiles++] = d->outputs[k];
+		if (d->stdout_path.len > 0)
+			files[nfiles++] = d->stdout_path;
+		if (rv == 0)
+			rv = cmd_paths_layout("target.put", "stage outputs and stdout", nfiles,
+			                      str_at, files, &e);
 	}
 	if (rv == ING_EDENIED)
 		ING_LOG_WARN("target.put refused target=%.*s why=\"%s\"", ING_STR_FMT(t->name),

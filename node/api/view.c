@@ -151,26 +151,49 @@ static void view_files(msgpack_packer *pk, uint32_t n, const struct rec_file *f)
 		view_file(pk, &f[i]);
 }
 
-static void view_stage(msgpack_packer *pk, uint32_t index, const struct rec_stage_result *s)
+/*
+ * A stage as clients see it.  The record knows "running" and "done"; the
+ * view names the outcome, and in a finished job every stage has a final
+ * state: "done" (exit 0), "failed" (another exit status), "killed" (still
+ * running when the job ended: cancelled, lost, past its deadline) and
+ * "skipped" (never started: s is NULL).  Exit status and duration are nil
+ * where there are none (running, killed, skipped).
+ */
+static void view_stage(msgpack_packer *pk, uint32_t index, const struct rec_stage_result *s,
+                       bool job_final)
 {
+	bool finished = s != NULL && s->state == REC_STAGE_DONE;
+	const char *state = s == NULL   ? "skipped"
+	                    : finished  ? (s->exit_code == 0 ? "done" : "failed")
+	                    : job_final ? "killed"
+	                                : "running";
 	msgpack_pack_map(pk, 7);
 	view_key(pk, "index");
 	msgpack_pack_uint32(pk, index);
 	view_key(pk, "state");
-	mp_pack_cstr(pk, s->state == REC_STAGE_DONE ? "done" : "running");
+	mp_pack_cstr(pk, state);
 	view_key(pk, "exit_code");
-	msgpack_pack_int64(pk, s->exit_code);
+	if (finished)
+		msgpack_pack_int64(pk, s->exit_code);
+	else
+		msgpack_pack_nil(pk);
 	view_key(pk, "started_at");
-	msgpack_pack_uint64(pk, s->started_at_ms);
+	if (s != NULL)
+		msgpack_pack_uint64(pk, s->started_at_ms);
+	else
+		msgpack_pack_nil(pk);
 	view_key(pk, "duration_ms");
-	msgpack_pack_uint64(pk, s->duration_ms);
+	if (finished)
+		msgpack_pack_uint64(pk, s->duration_ms);
+	else
+		msgpack_pack_nil(pk);
 	view_key(pk, "log_sha256");
-	if (s->has_log)
+	if (s != NULL && s->has_log)
 		pack_hex(pk, s->log_sha256);
 	else
 		msgpack_pack_nil(pk);
 	view_key(pk, "outputs");
-	view_files(pk, s->noutputs, s->outputs);
+	view_files(pk, s != NULL ? s->noutputs : 0, s != NULL ? s->outputs : NULL);
 }
 
 static void view_kvs(msgpack_packer *pk, uint32_t n, const struct rec_kv *kv)
@@ -229,10 +252,14 @@ void view_job(msgpack_packer *pk, const struct rec_job *j, bool full, const char
 	view_files(pk, j->nsources, j->sources);
 	view_key(pk, "params");
 	view_kvs(pk, j->nparams, j->params);
+	/* A finished job lists every stage of its target, the ones that
+	 * never ran as skipped; a live one, the stages started so far. */
+	bool final = rec_job_state_final(j->state);
+	uint32_t shown = final && j->stage_count > j->nstages ? j->stage_count : j->nstages;
 	view_key(pk, "stages");
-	msgpack_pack_array(pk, j->nstages);
-	for (uint32_t i = 0; i < j->nstages; i++)
-		view_stage(pk, i, &j->stages[i]);
+	msgpack_pack_array(pk, shown);
+	for (uint32_t i = 0; i < shown; i++)
+		view_stage(pk, i, i < j->nstages ? &j->stages[i] : NULL, final);
 }
 
 static void view_strs(msgpack_packer *pk, uint32_t n, const struct ing_str *s)

@@ -17,9 +17,14 @@
  * started with its configuration (peers: the new voters); the stores are
  * identical, and so is everything the new log adds.
  *
+ * The data directory's lock (common/fs.h) is held from the moment the
+ * directory exists until the store is written, like every program that
+ * opens a data directory.
+ *
  * Exit status: 0 restored; 1 the file is not a good snapshot, or the store
  * could not be written (a partial data directory is removed); 2 bad
- * command line or configuration, or a data directory that is not empty.
+ * command line or configuration, a data directory that is not empty, or
+ * one another process holds.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -206,7 +211,15 @@ int node_restore_main(int argc, char **argv)
 	}
 	bool created = dir_in_use(cfg.data_dir) == 0 && access(cfg.data_dir, F_OK) != 0;
 	uint64_t jobs = 0;
+	int lock_fd = -1;
 	int rv = ing_mkdirs(cfg.data_dir, 0700, &e);
+	if (rv == 0)
+		rv = ing_dir_lock(cfg.data_dir, &lock_fd, &e);
+	if (rv == ING_ECONFLICT) { /* an ingotd started on it meanwhile */
+		fprintf(stderr, "ingotd restore: %s\n", e.msg);
+		free(file);
+		return EXIT_USAGE;
+	}
 	if (rv == 0)
 		rv = seed(cfg.data_dir, file + BACKUP_HEADER_LEN, h.payload_len, &jobs, &e);
 	free(file);
@@ -214,15 +227,17 @@ int node_restore_main(int argc, char **argv)
 		fprintf(stderr, "ingotd restore: %s\n", e.msg);
 		char path[600];
 		static const char *const files[] = {"state.mdb", "state.mdb-lock",
-		                                    "restore.mdb.tmp"};
+		                                    "restore.mdb.tmp", ING_DIR_LOCK_FILE};
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 			snprintf(path, sizeof(path), "%s/%s", cfg.data_dir, files[i]);
 			unlink(path);
 		}
+		ing_dir_unlock(lock_fd);
 		if (created)
 			rmdir(cfg.data_dir);
 		return EXIT_BAD_FILE;
 	}
+	ing_dir_unlock(lock_fd);
 	time_t when = (time_t)(h.created_at_ms / 1000);
 	struct tm tm;
 	char at[40];

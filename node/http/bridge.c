@@ -91,6 +91,7 @@ static const struct api_route routes[] = {
     {"GET", "/v1/nodes", "node.list", "stale:b", false, RES_JSON},
     {"POST", "/v1/nodes/{id}/drain", "node.drain", "id:u", true, RES_JSON},
     {"POST", "/v1/nodes/{id}/undrain", "node.undrain", "id:u", true, RES_JSON},
+    {"POST", "/v1/nodes/{id}/forget", "node.forget", "id:u", true, RES_JSON},
     {"GET", "/v1/members", "status", "stale:b", false, RES_MEMBERS},
     {"GET", "/v1/cluster/events", "cluster.events", "after:u limit:u stale:b", false, RES_JSON},
     {"GET", "/v1/snapshot", "cluster.snapshot", "stale:b", false, RES_SNAPSHOT},

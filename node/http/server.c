@@ -131,9 +131,13 @@ int http_start(struct node *n, struct http **out, struct ing_error *e)
 		*out = h;
 		return 0;
 	}
+	/* A body is the JSON form of a request: its bytes travel as base64,
+	 * 4/3 of their size, so the largest request that fits a frame of
+	 * max_frame_bytes (16 MiB of sources in the default 17 MiB) fits a
+	 * body too. */
 	struct rpc_http_options o = {
 	    .address = cfg->http_address,
-	    .max_body_bytes = cfg->max_frame_bytes,
+	    .max_body_bytes = (size_t)cfg->max_frame_bytes + cfg->max_frame_bytes / 3 + 4096,
 	};
 	o.tls = http_tls_files(cfg); /* HTTPS, TLS 1.3, with the node's files */
 	int rv = rpc_http_start(node_loop(n), &o, &h->server, e);

@@ -5,7 +5,11 @@
  * (else spare): promote it, demote the dead voter to spare, record a
  * voter_replaced event.  Fewer voters than `voters`, or fewer standbys than
  * `standbys`, are made up from live standbys and spares.  Every decision is
- * a change plan of node/member/change.h.
+ * a change plan of node/member/change.h; one that fails after changing the
+ * candidate's role puts its old role back.  Decisions wait until this
+ * node has led for an election timeout, and count as live only members it
+ * heard itself (mc_member_heard): right after a leader's death, the dead
+ * one is not promoted, nor made a standby and waited for.
  */
 #include "node/leader/heal.h"
 
@@ -63,12 +67,16 @@ bool heal_decide(const struct cons_member *ms, unsigned nm, uint64_t self, mc_al
 		snprintf(out->what, sizeof(out->what),
 		         "replacing unreachable voter %" PRIu64 " by %" PRIu64, dead, cand);
 		out->dead_silent_ms = silent;
+		out->restore_role = true;
+		out->old_role = from;
 		mc_plan_replace_voter(&out->plan, cand, from, dead);
 	} else if (dead == 0 && voters < goal->voters && cand != 0) {
 		ING_LOG_INFO("self-healing: %u voters of %u wanted: promoting %s %" PRIu64, voters,
 		             goal->voters, mc_role_name(from), cand);
 		snprintf(out->what, sizeof(out->what), "promoting %" PRIu64 " to keep %u voters",
 		         cand, goal->voters);
+		out->restore_role = true;
+		out->old_role = from;
 		mc_plan_promotion(&out->plan, cand, from, CONS_VOTER);
 	} else if (dead == 0 && standbys < goal->standbys &&
 	           (cand = best_candidate(ms, nm, alive, data, CONS_SPARE, &from)) != 0) {
@@ -76,6 +84,8 @@ bool heal_decide(const struct cons_member *ms, unsigned nm, uint64_t self, mc_al
 		             " becomes a standby",
 		             standbys, goal->standbys, cand);
 		snprintf(out->what, sizeof(out->what), "making spare %" PRIu64 " a standby", cand);
+		out->restore_role = true;
+		out->old_role = CONS_SPARE;
 		mc_plan_promotion(&out->plan, cand, CONS_SPARE, CONS_STANDBY);
 	} else {
 		return false;
@@ -92,10 +102,15 @@ void heal_tick(struct node *n)
 	unsigned nm = 0;
 	struct mc_request req;
 
-	if (cfg->voters == 0 || member_busy(node_member(n)) || cons_config_pending(node_cons(n)) ||
-	    cons_members(node_cons(n), &ms, &nm) != 0)
+	/* A leader younger than an election timeout has not heard everyone
+	 * yet: what it would decide rests on too little. */
+	if (cfg->voters == 0 || member_busy(node_member(n)) ||
+	    node_now_ms() - member_leading_since_ms(node_member(n)) < cfg->election_timeout_ms ||
+	    cons_config_pending(node_cons(n)) || cons_members(node_cons(n), &ms, &nm) != 0)
 		return;
-	bool act = heal_decide(ms, nm, node_id(n), mc_member_alive, n, &goal, &req);
+	/* Only members this leader heard count as live: one that died with
+	 * the previous leader is not made a standby (and waited for). */
+	bool act = heal_decide(ms, nm, node_id(n), mc_member_heard, n, &goal, &req);
 	free(ms);
 	if (act)
 		mc_start(n, &req);

@@ -11,7 +11,10 @@
  * commands; the state machine rejects duplicates of a decision already
  * applied, so repeating one on the next tick is harmless).  A new leader
  * knows nobody's last heartbeat, so it counts every node as heard from at
- * the moment it became ready: a full grace period before any decision.
+ * the moment it became ready: a full grace period before any decision to
+ * declare a node down.  Placing work is another matter: the scheduler uses
+ * only nodes this leader has itself heard from (liveness_last_ms), so a
+ * node that died with the old leader gets no new work meanwhile.
  */
 #include "node/leader/liveness.h"
 
@@ -61,11 +64,13 @@ static unsigned seen_slot(struct liveness *l, uint64_t id)
 	return l->nseen++;
 }
 
-void liveness_seen(struct liveness *l, uint64_t id, uint64_t now_ms)
+uint64_t liveness_seen(struct liveness *l, uint64_t id, uint64_t now_ms)
 {
+	uint64_t before = liveness_last_ms(l, id);
 	unsigned i = seen_slot(l, id);
 	if (i < l->nseen)
 		l->seen[i].last_ms = now_ms;
+	return before;
 }
 
 uint64_t liveness_last_ms(const struct liveness *l, uint64_t id)

@@ -8,7 +8,10 @@
  * and which nodes have a decision in flight.  Nothing of it is replicated:
  * heartbeats do not go through the log.  A new leader knows nobody's last
  * heartbeat, so it counts every node as heard from when it became ready: a
- * full grace period before any decision.
+ * full grace period before any decision to declare a node down.  Placing
+ * work is another matter: the scheduler uses only nodes this leader has
+ * itself heard from (liveness_last_ms), so a node that died with the old
+ * leader gets no new work meanwhile.
  *
  * The decision (liveness_check) reads one store read transaction and a
  * clock value and hands each command to a callback, so it runs alone in
@@ -40,8 +43,10 @@ void liveness_free(struct liveness *l);
 /* This node became the ready leader at now_ms: every node's grace period
  * starts now, and no decision is in flight. */
 void liveness_leader(struct liveness *l, uint64_t now_ms);
-/* A heartbeat from node `id` at now_ms. */
-void liveness_seen(struct liveness *l, uint64_t id, uint64_t now_ms);
+/* A heartbeat from node `id` at now_ms.  Returns when this leader heard
+ * it before (liveness_last_ms before this call), so the caller can tell a
+ * node that just became usable for work (node/bus.h, heard). */
+uint64_t liveness_seen(struct liveness *l, uint64_t id, uint64_t now_ms);
 /* When node `id` last heartbeated to this leader (0: not since it became
  * the ready leader). */
 uint64_t liveness_last_ms(const struct liveness *l, uint64_t id);

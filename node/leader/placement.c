@@ -1,7 +1,8 @@
 /*
  * placement.c - choosing a node and GPUs for one job (placement.h).
  *
- * A node is eligible when it is live and not draining and carries every
+ * A node is eligible when it is live (not marked down, and heard from by
+ * this leader lately: not silent) and not draining and carries every
  * capability and label of the target.  Among the eligible nodes, a job
  * that needs G GPUs (rec_target_gpus: the most any stage sees) can go only
  * where at least G GPUs are free, and always needs a free slot: GPUs and
@@ -11,7 +12,7 @@
  * out earlier in the same round.
  *
  * When nothing fits, the reason names the first thing missing, in this
- * order: a live node at all, each capability, each label, one node with
+ * order: a live node at all (silent ones counted apart), each capability, each label, one node with
  * all of them, a node with enough GPUs at all, enough free GPUs, a free
  * slot.  So an operator reads what to change: add a node with the
  * capability, free or add GPUs, or wait for slots.
@@ -29,6 +30,7 @@ void place_node_init(struct place_node *pn, const struct rec_node *rec)
 	const bool live = !rec->down && !rec->draining;
 
 	pn->rec = rec;
+	pn->silent = false;
 	pn->free_slots = live && rec->used_slots < rec->slots ? rec->slots - rec->used_slots : 0;
 	pn->offered_gpus = 0;
 	for (uint32_t i = 0; i < rec->ngpus; i++)
@@ -38,6 +40,13 @@ void place_node_init(struct place_node *pn, const struct rec_node *rec)
 	for (uint32_t i = 0; i < rec->nheld; i++)
 		if (rec->held[i].index <= ING_GPU_INDEX_MAX)
 			pn->free_gpus &= ~(1ull << rec->held[i].index);
+}
+
+void place_node_silence(struct place_node *pn)
+{
+	pn->silent = true;
+	pn->free_slots = 0;
+	pn->free_gpus = 0;
 }
 
 static unsigned popcount(uint64_t v)
@@ -62,14 +71,16 @@ static bool has_label(const struct rec_node *nd, const struct rec_kv *kv)
 	return false;
 }
 
-static bool live(const struct rec_node *nd)
+static bool live(const struct place_node *pn)
 {
-	return !nd->down && !nd->draining;
+	return !pn->rec->down && !pn->rec->draining && !pn->silent;
 }
 
-static bool fits(const struct rec_node *nd, const struct rec_target *t)
+static bool fits(const struct place_node *pn, const struct rec_target *t)
 {
-	if (!live(nd))
+	const struct rec_node *nd = pn->rec;
+
+	if (!live(pn))
 		return false;
 	for (uint32_t i = 0; i < t->ncaps; i++)
 		if (!has_cap(nd, t->caps[i]))
@@ -85,21 +96,26 @@ static bool fits(const struct rec_node *nd, const struct rec_target *t)
 static enum place_wait explain_fit(const struct place_node *nodes, unsigned n,
                                    const struct rec_target *t, char *out, size_t cap)
 {
-	unsigned down = 0, draining = 0;
+	unsigned down = 0, draining = 0, silent = 0;
 	for (unsigned i = 0; i < n; i++) {
 		down += nodes[i].rec->down;
 		draining += !nodes[i].rec->down && nodes[i].rec->draining;
+		silent += !nodes[i].rec->down && !nodes[i].rec->draining && nodes[i].silent;
 	}
-	if (down + draining == n) {
+	if (down + draining + silent == n) {
+		char also[64] = "";
+		if (silent > 0)
+			snprintf(also, sizeof(also), ", %u not heard from by this leader lately",
+			         silent);
 		snprintf(out, cap,
-		         "no live, non-draining node (%u registered: %u down, %u draining)", n,
-		         down, draining);
+		         "no live, non-draining node (%u registered: %u down, %u draining%s)", n,
+		         down, draining, also);
 		return PLACE_WAIT_NO_LIVE_NODE;
 	}
 	for (uint32_t c = 0; c < t->ncaps; c++) {
 		bool anywhere = false;
 		for (unsigned i = 0; i < n && !anywhere; i++)
-			anywhere = live(nodes[i].rec) && has_cap(nodes[i].rec, t->caps[c]);
+			anywhere = live(&nodes[i]) && has_cap(nodes[i].rec, t->caps[c]);
 		if (!anywhere) {
 			snprintf(out, cap,
 			         "no live, non-draining node has capability '%.*s' (target '%.*s')",
@@ -110,7 +126,7 @@ static enum place_wait explain_fit(const struct place_node *nodes, unsigned n,
 	for (uint32_t l = 0; l < t->nlabels; l++) {
 		bool anywhere = false;
 		for (unsigned i = 0; i < n && !anywhere; i++)
-			anywhere = live(nodes[i].rec) && has_label(nodes[i].rec, &t->labels[l]);
+			anywhere = live(&nodes[i]) && has_label(nodes[i].rec, &t->labels[l]);
 		if (!anywhere) {
 			snprintf(out, cap,
 			         "no live, non-draining node has label %.*s=%.*s (target '%.*s')",
@@ -130,7 +146,7 @@ static enum place_wait explain_fit(const struct place_node *nodes, unsigned n,
  * labels; with `need` > 0 also offering at least that many GPUs. */
 static bool eligible(const struct place_node *pn, const struct rec_target *t, uint32_t need)
 {
-	return fits(pn->rec, t) && popcount(pn->offered_gpus) >= need;
+	return fits(pn, t) && popcount(pn->offered_gpus) >= need;
 }
 
 /* "node 2" or "nodes 2, 3, 5" (at most 8 ids, then ", ..."): the nodes
@@ -185,7 +201,7 @@ int place_pick(const struct rec_target *t, const struct place_node *nodes, unsig
 
 	for (unsigned i = 0; i < n; i++) {
 		const struct place_node *pn = &nodes[i];
-		if (!fits(pn->rec, t))
+		if (!fits(pn, t))
 			continue;
 		nfit++;
 		if (popcount(pn->offered_gpus) > most)

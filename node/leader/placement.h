@@ -9,6 +9,7 @@
 #ifndef INGOT_NODE_LEADER_PLACEMENT_H
 #define INGOT_NODE_LEADER_PLACEMENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,9 @@ struct place_node {
 	uint32_t free_slots;        /* slots not in use nor given out this round */
 	uint64_t free_gpus;         /* bit i: GPU i offered, not held, not given out */
 	uint64_t offered_gpus;      /* bit i: GPU i offered */
+	/* Not heard from by this leader lately (place_node_silence): not live,
+	 * whatever its record says. */
+	bool silent;
 };
 
 /* Why a queued job waits, in categories: the `reason` label of the
@@ -47,13 +51,21 @@ struct place_choice {
 
 /*
  * Sets pn from rec (borrowed): free slots (none when the node is down or
- * draining), offered and free GPUs.
+ * draining), offered and free GPUs; not silent.
  */
 void place_node_init(struct place_node *pn, const struct rec_node *rec);
 
 /*
- * Chooses where a job of target t runs: among the live, non-draining nodes
- * with t's capabilities and labels, those with a free slot and at least
+ * The leader has not heard pn's heartbeat lately (or not since it became
+ * leader): the node counts as not live, though its record is not marked
+ * down yet (a node that died with the previous leader stays "up" in the
+ * state for node_down_after_ms), so it gets no work and no free slot.
+ */
+void place_node_silence(struct place_node *pn);
+
+/*
+ * Chooses where a job of target t runs: among the live (not down, not
+ * silent), non-draining nodes with t's capabilities and labels, those with a free slot and at least
  * rec_target_gpus(t) free GPUs.  A job that needs GPUs goes to the one with
  * the fewest free GPUs (best fit, so large blocks stay whole for jobs that
  * need many), then the most free slots; one that needs none to the most

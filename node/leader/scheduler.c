@@ -21,8 +21,15 @@
  * tenant with 10,000 queued jobs does not starve one with 10.  Where each
  * job goes is node/leader/placement.c's choice: a live, non-draining node
  * with the target's capabilities and labels, a free slot and as many free
- * GPUs as the target needs (the assignment names them).  A job no node can
- * take stays queued and its reason is remembered for `job.get`.
+ * GPUs as the target needs (the assignment names them).  Live means more
+ * than "not marked down": this leader must itself have received a
+ * heartbeat from the node since it became leader, and within
+ * node_down_after_ms.  A new leader knows nothing of the nodes yet (the one
+ * that led before may be dead, and is not marked down until its grace
+ * period runs out), so it places work only once their heartbeats reach it
+ * (a node heard for the first time makes a full pass due: node/bus.h).  A
+ * job no node can take stays queued and its reason is remembered for
+ * `job.get`.
  *
  * Bounds: a round scans at most SCAN_MAX queue entries and proposes at most
  * BATCH_MAX assignments.
@@ -40,6 +47,7 @@
 
 #include "common/log.h"
 #include "node/http/metrics.h"
+#include "node/leader/liveness.h"
 #include "node/leader/placement.h"
 #include "node/propose.h"
 #include "storage/records.h"
@@ -111,6 +119,11 @@ void sched_free(struct sched *s)
 }
 
 void sched_leader(struct sched *s)
+{
+	s->full = true;
+}
+
+void sched_node_heard(struct sched *s)
 {
 	s->full = true;
 }
@@ -217,6 +230,11 @@ static int load_nodes(struct round *r)
 			break;
 		}
 		place_node_init(&r->place[r->nnodes], nd);
+		if (r->env->heard != NULL) {
+			uint64_t heard = r->env->heard(r->env->data, nd->id);
+			if (heard == 0 || r->env->now_ms - heard > r->env->silent_after_ms)
+				place_node_silence(&r->place[r->nnodes]);
+		}
 		r->total_free += r->place[r->nnodes].free_slots;
 		r->nnodes++;
 	}
@@ -481,6 +499,12 @@ static int propose_assign(void *data, const struct cmd *c, uint64_t queued_ms)
 	return rv;
 }
 
+static uint64_t heard_ms(void *data, uint64_t id)
+{
+	struct run *run = data;
+	return liveness_last_ms(node_liveness(run->n), id);
+}
+
 void sched_run(struct sched *s, struct node *n)
 {
 	struct store_txn *t;
@@ -496,6 +520,8 @@ void sched_run(struct sched *s, struct node *n)
 	    .retry_backoff_ms = node_cfg(n)->retry_backoff_ms,
 	    .assign = propose_assign,
 	    .data = &run,
+	    .heard = heard_ms,
+	    .silent_after_ms = node_cfg(n)->node_down_after_ms,
 	};
 	sched_round(s, t, &env);
 	store_abort(t);

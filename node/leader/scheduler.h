@@ -42,6 +42,9 @@ void sched_free(struct sched *s);
 void sched_note(struct sched *s, uint32_t cmd_type, uint64_t job);
 /* This node became the ready leader: a full pass is due. */
 void sched_leader(struct sched *s);
+/* A node became usable without a command (node/bus.h, heard: its first
+ * heartbeat to this leader, or one after a silence): a full pass is due. */
+void sched_node_heard(struct sched *s);
 /* Why queued job `job` was not placed in the last rounds, or NULL.  Valid
  * until the next call that changes s. */
 const char *sched_reason(const struct sched *s, uint64_t job);
@@ -57,11 +60,20 @@ void sched_unplaceable(const struct sched *s, struct store_txn *t,
  * sched_assign_done), non-zero to leave the job queued. */
 typedef int (*sched_assign_fn)(void *data, const struct cmd *c, uint64_t queued_ms);
 
+/* When this leader last heard node `id`'s heartbeat (0: not since it
+ * became the ready leader). */
+typedef uint64_t (*sched_heard_fn)(void *data, uint64_t id);
+
 struct sched_env {
 	uint64_t now_ms;           /* the leader's clock */
 	unsigned retry_backoff_ms; /* node_config's */
 	sched_assign_fn assign;
 	void *data;
+	/* Work goes only to nodes this leader heard within silent_after_ms
+	 * (node_down_after_ms): a node that died with the previous leader is
+	 * not marked down for that long.  NULL: every node counts as heard. */
+	sched_heard_fn heard;
+	unsigned silent_after_ms;
 };
 
 /* True when a round would place something: jobs submitted since the last

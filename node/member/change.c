@@ -13,6 +13,11 @@
  *   remove    cons_remove
  *   unrecord  member_remove through the log
  *   event     cluster_event through the log (self-healing decisions)
+ *   confirm   (first, in an operator's change that depends on who is live)
+ *             wait until the leader has led for one election timeout and
+ *             enough voters of the new configuration have answered since
+ *             the request arrived, at most two election timeouts more; else
+ *             refused (conflict)
  *
  * add voter = record, add, assign standby, catch up, assign voter, record.
  * The new node only becomes a voter once it holds the log, so an add can
@@ -24,6 +29,17 @@
  * demoting the leader.  "Live" is the leader's view: a reply over Raft
  * within two election timeouts (voters, standbys), or for a spare, which
  * gets no Raft traffic, a heartbeat within three heartbeat intervals.
+ * Those at once use the permissive view (mc_member_alive: a member not
+ * heard yet counts from the start of the leadership), which only refuses
+ * what is certainly impossible; whether a change is safe is decided by
+ * the confirm step, and self-healing's choices by mc_member_heard, both
+ * counting only replies this leader received: a voter that died a moment
+ * before the request, or with the previous leader, is not counted.
+ *
+ * A change that fails after an add is rolled back (the member is removed
+ * again), and one that fails after changing an existing member's role
+ * puts the old role back, so a failed change leaves the configuration as
+ * it was.
  */
 #include "node/member/change.h"
 
@@ -111,6 +127,21 @@ bool mc_plan_rollback(const struct mc_plan *p, unsigned done, uint64_t id, struc
 	return true;
 }
 
+bool mc_plan_restore_role(const struct mc_plan *p, unsigned done, uint64_t id,
+                          enum cons_member_role old, struct mc_plan *out)
+{
+	bool changed = false;
+	for (unsigned i = 0; i < done && i < p->n; i++)
+		changed |= p->steps[i].kind == MC_ASSIGN && p->steps[i].id == id &&
+		           p->steps[i].role != old;
+	if (!changed)
+		return false;
+	out->n = 0;
+	mc_plan_step(out, MC_ASSIGN, id, old);
+	mc_plan_step(out, MC_RECORD, id, old);
+	return true;
+}
+
 int mc_check_quorum(const struct cons_member *ms, unsigned nm, mc_alive_fn alive, void *data,
                     uint64_t id, bool to_removed, enum cons_member_role to, bool assume_alive,
                     struct ing_error *e)
@@ -163,19 +194,45 @@ const struct cons_member *mc_find(const struct cons_member *ms, unsigned n, uint
 	return NULL;
 }
 
-bool mc_member_alive(void *node, const struct cons_member *m)
+/* Heard within window_ms (0: two election timeouts over raft, three
+ * heartbeat intervals for a spare); `maybe`: contact_ago_ms (a member not
+ * heard yet counts from the start of the leadership), else
+ * confirmed_ago_ms. */
+static bool alive_view(struct node *n, const struct cons_member *m, uint64_t window_ms, bool maybe)
 {
-	struct node *n = node;
 	const struct node_config *cfg = node_cfg(n);
-	uint64_t raft_window = 2ull * cfg->election_timeout_ms;
+	uint64_t raft_window = window_ms != 0 ? window_ms : 2ull * cfg->election_timeout_ms;
 	if (m->id == node_id(n))
 		return true;
-	if (m->contact_ago_ms < raft_window)
+	if ((maybe ? m->contact_ago_ms : m->confirmed_ago_ms) < raft_window)
 		return true;
 	if (m->role != CONS_SPARE)
 		return false; /* voters and standbys get Raft traffic: that decides */
 	uint64_t last = liveness_last_ms(node_liveness(n), m->id);
-	return last != 0 && node_now_ms() - last < 3ull * cfg->heartbeat_interval_ms;
+	uint64_t hb_window = window_ms != 0 ? window_ms : 3ull * cfg->heartbeat_interval_ms;
+	return last != 0 && node_now_ms() - last < hb_window;
+}
+
+bool mc_member_alive(void *node, const struct cons_member *m)
+{
+	return alive_view(node, m, 0, true);
+}
+
+bool mc_member_heard(void *node, const struct cons_member *m)
+{
+	return alive_view(node, m, 0, false);
+}
+
+/* The confirm step's view: heard by this leader within `window_ms`. */
+struct heard_within {
+	struct node *n;
+	uint64_t window_ms;
+};
+
+static bool heard_within(void *data, const struct cons_member *m)
+{
+	const struct heard_within *h = data;
+	return alive_view(h->n, m, h->window_ms, false);
 }
 
 /* ---- the runner ----------------------------------------------------------- */
@@ -187,7 +244,8 @@ struct mc {
 	unsigned pc;           /* the step carried out next */
 	bool busy;             /* a step is under way (a callback will come) */
 	bool rolling_back, rollback_failed;
-	int fail_code; /* set: the plan stops (after a rollback, if any) */
+	bool restoring_role; /* the rollback puts the member's old role back */
+	int fail_code;       /* set: the plan stops (after a rollback, if any) */
 	char fail_msg[ING_ERROR_MSG_MAX];
 	uint64_t started_ms;
 	uint64_t catchup_target, catchup_start_ms, catchup_deadline_ms;
@@ -277,10 +335,11 @@ static void mc_finish(struct mc *m)
 		if (m->req.call != NULL) {
 			bool rolled_back = m->rolling_back && !m->rollback_failed;
 			rpc_reply_error(m->req.call, m->fail_code, "%s%s", m->fail_msg,
-			                rolled_back
-			                    ? "; it was removed again: the configuration is "
-			                      "as before"
-			                    : "");
+			                !rolled_back        ? ""
+			                : m->restoring_role ? "; its role was put back: the "
+			                                      "configuration is as before"
+			                                    : "; it was removed again: the "
+			                                      "configuration is as before");
 			m->req.call = NULL;
 		}
 	} else {
@@ -446,17 +505,63 @@ static bool step_catchup(struct mc *m, const struct mc_step *s)
 	return true;
 }
 
+/* Confirm: true when done (passed, or failed); re-polled by the member
+ * tick.  Waits for the leader to have led one election timeout, then for
+ * the quorum check to pass counting only members heard since the request
+ * arrived; refused when that has not happened two election timeouts later. */
+static bool step_confirm(struct mc *m, const struct mc_step *s)
+{
+	struct node *n = m->n;
+	uint64_t now = node_now_ms(), et = node_cfg(n)->election_timeout_ms;
+	uint64_t from = m->started_ms, since = member_leading_since_ms(node_member(n));
+	struct cons_member *ms = NULL;
+	unsigned nm = 0, voters = 0;
+	struct ing_error e;
+
+	if (since + et > from)
+		from = since + et;
+	if (now < from || cons_members(node_cons(n), &ms, &nm) != 0)
+		return false;
+	/* Heard since the request arrived: within (now - arrival). */
+	struct heard_within h = {n, now - m->started_ms + 1};
+	int rv = mc_check_quorum(ms, nm, heard_within, &h, s->id, m->req.confirm_removed, s->role,
+	                         m->req.confirm_assume, &e);
+	for (unsigned i = 0; i < nm; i++)
+		voters += ms[i].role == CONS_VOTER;
+	free(ms);
+	if (rv == 0) {
+		mc_step_note(m, "the live voters answered since the request (%u voters now)",
+		             voters);
+		m->pc++;
+		return true;
+	}
+	if (now < from + 2 * et)
+		return false;
+	mc_fail(m, e.code,
+	        "%s (counting the voters that answered within %" PRIu64 " ms of the request)",
+	        e.msg, now - m->started_ms);
+	return true;
+}
+
 /* After a failure: an added member that never got its role goes out again
- * (remove + unrecord), so the configuration is as before. */
+ * (remove + unrecord), and an existing member whose role changed gets its
+ * old role back, so the configuration is as before. */
 static bool mc_rollback(struct mc *m)
 {
 	struct mc_plan undo;
-	if (!mc_plan_rollback(&m->req.plan, m->pc, m->req.id, &undo))
+	if (mc_plan_rollback(&m->req.plan, m->pc, m->req.id, &undo)) {
+		mc_step_note(m, "rolling back: removing %" PRIu64 " again", m->req.id);
+	} else if (m->req.restore_role &&
+	           mc_plan_restore_role(&m->req.plan, m->pc, m->req.id, m->req.old_role, &undo)) {
+		m->restoring_role = true;
+		mc_step_note(m, "rolling back: %" PRIu64 " becomes a %s again", m->req.id,
+		             mc_role_name(m->req.old_role));
+	} else {
 		return false;
+	}
 	m->rolling_back = true;
 	m->req.plan = undo;
 	m->pc = 0;
-	mc_step_note(m, "rolling back: removing %" PRIu64 " again", m->req.id);
 	return true;
 }
 
@@ -525,6 +630,10 @@ static void mc_run(struct mc *m)
 			break;
 		case MC_CATCHUP:
 			if (!step_catchup(m, s))
+				return; /* polled again by the member tick */
+			break;
+		case MC_CONFIRM:
+			if (!step_confirm(m, s))
 				return; /* polled again by the member tick */
 			break;
 		case MC_UNRECORD: {

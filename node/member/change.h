@@ -30,6 +30,12 @@
 #define MC_MAX_STEPS 12
 
 enum mc_step_kind {
+	/* An operator's change that depends on who is live: wait until the
+	 * leader has led for one election timeout and enough voters of the new
+	 * configuration answered since the request arrived (the request's
+	 * confirm_* fields: mc_check_quorum's arguments), at most two election
+	 * timeouts more, else refused (conflict). */
+	MC_CONFIRM,
 	MC_RECORD,   /* member_put through the log (the address book every node reads) */
 	MC_ADD,      /* cons_add: the node enters the configuration as a spare */
 	MC_ASSIGN,   /* cons_assign: a new role (libraft catches a new voter up first) */
@@ -76,6 +82,12 @@ void mc_plan_replace_voter(struct mc_plan *p, uint64_t cand, enum cons_member_ro
  * out again (remove, unrecord) and true is returned; otherwise false (the
  * change simply stops where it is). */
 bool mc_plan_rollback(const struct mc_plan *p, unsigned done, uint64_t id, struct mc_plan *out);
+/* After a failure once `done` steps of p were carried out, for a member
+ * `id` that was in the configuration as `old` before: when one of them
+ * assigned it another role, *out is the plan that puts `old` back (assign,
+ * record) and true is returned; otherwise false. */
+bool mc_plan_restore_role(const struct mc_plan *p, unsigned done, uint64_t id,
+                          enum cons_member_role old, struct mc_plan *out);
 
 /* Whether member m is alive, as the caller sees it. */
 typedef bool (*mc_alive_fn)(void *data, const struct cons_member *m);
@@ -90,11 +102,18 @@ int mc_check_quorum(const struct cons_member *ms, unsigned nm, mc_alive_fn alive
 
 /* ---- the node's view ------------------------------------------------------ */
 
-/* The ready leader's view of whether member m is alive: itself; a reply
- * over raft within two election timeouts; or, for a spare (which gets no
- * raft traffic), a heartbeat within three heartbeat intervals.  An
- * mc_alive_fn with data = the node. */
+/* The ready leader's view of whether member m may be alive, for refusing
+ * at once what is certainly impossible: itself; a reply over raft within
+ * two election timeouts, a member not heard from yet counting as heard
+ * when this leadership began (cons_member.contact_ago_ms); or, for a
+ * spare (which gets no raft traffic), a heartbeat within three heartbeat
+ * intervals.  Never for deciding that a change is safe.  An mc_alive_fn
+ * with data = the node. */
 bool mc_member_alive(void *node, const struct cons_member *m);
+/* The same windows, counting only what this leader certainly heard
+ * (cons_member.confirmed_ago_ms): a member it has not heard from since it
+ * became leader is not alive.  For the decisions of self-healing. */
+bool mc_member_heard(void *node, const struct cons_member *m);
 /* The name of a raft role ("voter", "standby", "spare"). */
 const char *mc_role_name(enum cons_member_role r);
 /* Member `id` in ms, or NULL. */
@@ -113,6 +132,13 @@ struct mc_request {
 	/* Self-healing: how long the voter replaced was silent (for the
 	 * voter_replaced event, whose step names it). */
 	uint64_t dead_silent_ms;
+	/* MC_CONFIRM: the quorum check to pass (member `id` takes the step's
+	 * role, or is removed; assume_alive as in mc_check_quorum). */
+	bool confirm_removed, confirm_assume;
+	/* Member `id` was in the configuration as old_role: a failure after
+	 * its role changed puts old_role back (mc_plan_restore_role). */
+	bool restore_role;
+	enum cons_member_role old_role;
 	char what[96]; /* "adding member 4 as voter": logs and conflicts */
 	struct mc_plan plan;
 };

@@ -4,7 +4,8 @@
  * membership (join, leave, removal).
  *
  * Owns: the change running on the leader (node/member/change.h) and the
- * leadership transfer running; the leader before the current one; this
+ * leadership transfer running; the leader before the current one; when
+ * this node became the ready leader; this
  * node's joining, leaving and removal-check state, with the timer that
  * retries a join or a leave.  The retry timer holds the node until
  * member_stop has closed it.
@@ -51,10 +52,19 @@ void member_leader_ready(struct member *m);
 /* node/bus.h, member tick on the ready leader: polls the running change
  * (catch-up, next step).  True when a change is running. */
 bool member_change_tick(struct member *m);
+/* node/bus.h, member tick, first, on any node: a leadership transfer
+ * whose callback came while the new leader was still unknown is looked at
+ * again (answered once it is known, or after two election timeouts).
+ * True when one is still settling (nothing else runs on this tick). */
+bool member_transfer_tick(struct member *m);
 /* node/bus.h, member tick on every other node: a node that no leader
  * reached for a while, or that has campaigned that long, asks the members
  * whether it still belongs (member.check), and stops when it does not. */
 void member_removal_check(struct member *m);
+/* When this node last became the ready leader (0: it is not).  Decisions
+ * about who is live wait until it has led for an election timeout: a newer
+ * leader has not heard from everyone yet. */
+uint64_t member_leading_since_ms(const struct member *m);
 /* A change or a leadership transfer is running (leader). */
 bool member_busy(const struct member *m);
 /* --join: this node has not been admitted yet (readiness, /readyz). */
@@ -78,6 +88,11 @@ void member_op_check(struct node *n, struct rpc_call *call);
 /* API address of member `id` ("" when unknown): the members table, else
  * the configured peers. */
 void member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_MAX]);
+/* The API addresses of the configuration's other members that are known
+ * (member_api_address), at most NODE_MAX_PEERS: into buf, with addrs[i]
+ * pointing at buf[i].  Returns how many. */
+unsigned member_other_api_addresses(struct node *n, char buf[][NODE_ADDRESS_MAX],
+                                    const char *addrs[]);
 /* The cluster id from the store ("" when not named yet). */
 void member_cluster_id(struct node *n, char out[CMD_CLUSTER_ID_LEN + 1]);
 /* ING_EINVAL with a message when data_dir holds a removed node's marker. */

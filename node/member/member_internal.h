@@ -20,6 +20,7 @@ struct member {
 	struct mc *change;                /* leader: the change running (change.c) */
 	struct member_transfer *transfer; /* leader: the transfer running (transfer.c) */
 	uint64_t previous_leader;         /* the last other leader this node knew */
+	uint64_t leading_since_ms;        /* became the ready leader then (0: is not) */
 	/* self.c */
 	uv_timer_t retry; /* join and leave retries */
 	bool retry_open;
@@ -45,6 +46,8 @@ void mc_stop(struct member *m);
  * Replies itself on failure. */
 int member_start_transfer(struct node *n, struct rpc_call *call, uint64_t target,
                           bool then_forward);
+/* transfer.c: the node stops: a settling transfer is answered. */
+void member_transfer_stop(struct member *m);
 
 /* reconcile.c: (ready leader, no change running) brings the members table
  * in line with the raft configuration. */

@@ -2,7 +2,8 @@
  * ops.c - the membership operations (docs/api.md "Membership"):
  * member.add, member.promote, member.demote, member.remove and member.check.
  * Each checks its arguments and the refusals (change.c) against the
- * configuration as it is, then starts a change plan; removing the leader
+ * configuration as it is, then starts a change plan, which begins by
+ * confirming who is live when the change depends on it (MC_CONFIRM); removing the leader
  * itself transfers its leadership first (transfer.c) and forwards the
  * request to the new leader, which removes it.
  */
@@ -22,12 +23,13 @@
 static int role_arg(const msgpack_object *args, const char *name, bool allow_voter,
                     enum cons_member_role def, enum cons_member_role *out, struct ing_error *e)
 {
-	struct ing_str s;
+	struct ing_str s = {"", 0}; /* an absent optional argument leaves it as is */
 	int rv = rpc_arg_str(args, name, 16, false, &s, e);
 	if (rv != 0)
 		return rv;
 	*out = def;
-	if (s.len == 0 && rpc_arg_find(args, name) == NULL)
+	const msgpack_object *v = rpc_arg_find(args, name);
+	if (v == NULL || v->type == MSGPACK_OBJECT_NIL)
 		return 0;
 	for (uint8_t r = allow_voter ? 0 : 1; r < REC_ROLE_COUNT; r++) {
 		if (ing_str_eq_c(s, rec_role_name(r))) {
@@ -66,6 +68,16 @@ static int id_and_members(struct node *n, struct rpc_call *call, const char *con
 		return -1;
 	}
 	return members_or_reply(n, call, ms, nm);
+}
+
+/* The plan starts by confirming who is live (change.h, MC_CONFIRM): the
+ * refusals at once use the permissive view; this one decides. */
+static void plan_confirm(struct mc_request *req, uint64_t id, bool removed,
+                         enum cons_member_role to, bool assume_alive)
+{
+	req->confirm_removed = removed;
+	req->confirm_assume = assume_alive;
+	mc_plan_step(&req->plan, MC_CONFIRM, id, to);
 }
 
 void member_op_add(struct node *n, struct rpc_call *call)
@@ -152,6 +164,8 @@ void member_op_add(struct node *n, struct rpc_call *call)
 	         mc_role_name(role));
 	snprintf(req.raft_address, sizeof(req.raft_address), "%s", raft_c);
 	snprintf(req.api_address, sizeof(req.api_address), "%s", api_c);
+	if (role == CONS_VOTER)
+		plan_confirm(&req, id, false, CONS_VOTER, true);
 	mc_plan_add(&req.plan, id, role);
 	mc_start(n, &req);
 out:
@@ -212,6 +226,10 @@ static void role_change(struct node *n, struct rpc_call *call, bool promote)
 	struct mc_request req = {.call = call, .id = id};
 	snprintf(req.what, sizeof(req.what), "%s member %" PRIu64 " to %s",
 	         promote ? "promoting" : "demoting", id, mc_role_name(to));
+	req.restore_role = true;
+	req.old_role = me->role;
+	if (me->role == CONS_VOTER || to == CONS_VOTER)
+		plan_confirm(&req, id, false, to, promote);
 	if (promote)
 		mc_plan_promotion(&req.plan, id, me->role, CONS_VOTER);
 	else
@@ -263,6 +281,7 @@ void member_op_remove(struct node *n, struct rpc_call *call)
 	}
 	struct mc_request req = {.call = call, .id = id};
 	snprintf(req.what, sizeof(req.what), "removing member %" PRIu64, id);
+	plan_confirm(&req, id, true, CONS_SPARE, false);
 	mc_plan_removal(&req.plan, id);
 	mc_start(n, &req);
 out:

@@ -177,6 +177,7 @@ void member_leader_ready(struct member *m)
 	struct cmd c;
 	char text[160];
 
+	m->leading_since_ms = node_now_ms();
 	maybe_name_cluster(n);
 	member_reconcile(n);
 	if (previous == 0 || previous == node_id(n))
@@ -192,6 +193,32 @@ void member_leader_ready(struct member *m)
 	c.u.cluster_event.member = node_id(n);
 	c.u.cluster_event.message = ing_str_c(text);
 	record(n, &c, "leader change (cluster_event leader_changed)");
+}
+
+unsigned member_other_api_addresses(struct node *n, char buf[][NODE_ADDRESS_MAX],
+                                    const char *addrs[])
+{
+	struct cons_member *ms = NULL;
+	unsigned nm = 0, na = 0;
+
+	if (node_cons(n) == NULL || cons_members(node_cons(n), &ms, &nm) != 0)
+		return 0;
+	for (unsigned i = 0; i < nm && na < NODE_MAX_PEERS; i++) {
+		if (ms[i].id == node_id(n))
+			continue;
+		member_api_address(n, ms[i].id, buf[na]);
+		if (buf[na][0] != '\0') {
+			addrs[na] = buf[na];
+			na++;
+		}
+	}
+	free(ms);
+	return na;
+}
+
+uint64_t member_leading_since_ms(const struct member *m)
+{
+	return m->leading_since_ms;
 }
 
 /* API address of member `id`: the members table, else the configured peers. */
@@ -223,6 +250,8 @@ void member_api_address(struct node *n, uint64_t id, char out[NODE_ADDRESS_MAX])
 void member_role_changed(struct member *m, uint64_t previous, uint64_t leader)
 {
 	uint64_t self = node_id(m->n);
+	if (!node_is_ready_leader(m->n))
+		m->leading_since_ms = 0;
 	if (previous != 0 && previous != self && previous != leader)
 		m->previous_leader = previous;
 	if (leader != 0 && leader != self)

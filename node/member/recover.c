@@ -5,8 +5,8 @@
  * Flow (each step refuses before anything is written):
  *  1. the command line and the node's configuration (only id, data_dir and
  *     raft_address matter here; peers may be empty);
- *  2. the data directory is not in use: no other process has the LMDB
- *     environment open (see store_in_use);
+ *  2. the data directory's lock (common/fs.h: ing_dir_lock), held to the
+ *     end: no ingotd (or other tool) can open the directory meanwhile;
  *  3. the store, opened to read the members table (the address book of
  *     every member) and the applied index, then closed;
  *  4. the raft log read offline (raft/recover.h: cons_inspect) for its term
@@ -16,15 +16,16 @@
  *     configuration's peers when the table lacks them); an unknown id is
  *     an error naming it;
  *  6. the plan printed; without --yes, stop (exit 1);
- *  7. with --yes: the in-use check again, then cons_recover, which raises
+ *  7. with --yes: cons_recover, which raises
  *     the log's term by one and appends the new configuration (all
  *     voters) to the log on disk.
  *
  * The members table is left as it is: it still lists the dead members
  * until the leader reconciles it with the Raft configuration.
  *
- * Exit status: 0 recovered, 1 refused (directory in use, no state, libraft
- * failure) or not confirmed, 2 bad command line or configuration.
+ * Exit status: 0 recovered, 1 refused (no state, libraft failure) or not
+ * confirmed, 2 bad command line or configuration, or a data directory that
+ * another process holds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +40,7 @@
 
 #include <msgpack.h>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "node/sm/cmd.h"
 #include "node/config.h"
@@ -131,70 +133,6 @@ static int parse_members(const char *list, uint64_t *ids, unsigned *n, struct in
 		return ing_error_set(e, ING_EINVAL, "--members: at least one node id is required");
 	}
 	*n = count;
-	return 0;
-}
-
-/*
- * Whether another process has the LMDB environment in data_dir open.  LMDB
- * holds a shared fcntl lock on the first byte of its lock file for as long
- * as a process has the environment open (mdb_env_share_locks in mdb.c);
- * F_GETLK for a write lock on that byte names one such process.  ingotd
- * opens its store at start and keeps it open until it exits, so this finds
- * a running daemon.  It must be called while this process has no
- * environment open on the file: closing the probe's descriptor releases
- * every fcntl lock this process holds on it.
- */
-static int store_in_use(const char *data_dir, pid_t *pid, struct ing_error *e)
-{
-	char path[sizeof(((struct node_config *)0)->data_dir) + 32];
-	struct flock fl;
-	int fd, rv = 0;
-
-	*pid = 0;
-	snprintf(path, sizeof(path), "%s/state.mdb-lock", data_dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT) {
-			return 0; /* never opened, or not since a clean copy */
-		}
-		return ing_error_set(e, ING_EIO, "%s: %s", path, strerror(errno));
-	}
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	fl.l_start = 0;
-	fl.l_len = 1;
-	if (fcntl(fd, F_GETLK, &fl) != 0) {
-		rv = ing_error_set(e, ING_EIO, "%s: cannot test its lock: %s", path,
-		                   strerror(errno));
-	} else if (fl.l_type != F_UNLCK) {
-		*pid = fl.l_pid > 0 ? fl.l_pid : -1;
-	}
-	close(fd);
-	return rv;
-}
-
-/* 0 when nobody uses data_dir; otherwise prints why and returns non-zero. */
-static int refuse_if_in_use(const char *data_dir)
-{
-	struct ing_error e = {0};
-	pid_t pid;
-
-	if (store_in_use(data_dir, &pid, &e) != 0) {
-		fprintf(stderr, "ingotd recover: %s\n", e.msg);
-		return -1;
-	}
-	if (pid != 0) {
-		char who[32] = "another process";
-		if (pid > 0) {
-			snprintf(who, sizeof(who), "process %ld", (long)pid);
-		}
-		fprintf(stderr,
-		        "ingotd recover: %s has the store in %s open: is ingotd running on this "
-		        "data directory?  Stop it first; recover runs only on a stopped node.\n",
-		        who, data_dir);
-		return -1;
-	}
 	return 0;
 }
 
@@ -451,7 +389,7 @@ int node_recover_main(int argc, char **argv)
 	uint64_t applied = 0, index = 0;
 	bool yes = false;
 	struct stat st;
-	int opt, status = EXIT_REFUSED;
+	int opt, status = EXIT_REFUSED, lock_fd = -1;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -504,12 +442,13 @@ int node_recover_main(int argc, char **argv)
 		        store_file, strerror(errno));
 		return EXIT_REFUSED;
 	}
-	if (refuse_if_in_use(cfg.data_dir) != 0) {
-		return EXIT_REFUSED;
+	if (ing_dir_lock(cfg.data_dir, &lock_fd, &e) != 0) {
+		fprintf(stderr, "ingotd recover: %s\n", e.msg);
+		return e.code == ING_ECONFLICT ? EXIT_USAGE : EXIT_REFUSED;
 	}
 	if (read_store(cfg.data_dir, &rows, &nrows, &applied, &e) != 0) {
 		fprintf(stderr, "ingotd recover: %s\n", e.msg);
-		return EXIT_REFUSED;
+		goto out;
 	}
 	if (cons_inspect(raft_dir, cfg.id, cfg.raft_address, &ds, &e) != 0) {
 		fprintf(stderr, "ingotd recover: %s\n", e.msg);
@@ -523,9 +462,6 @@ int node_recover_main(int argc, char **argv)
 	print_plan(&cfg, &ds, applied, rows, nrows, sv, n, ids);
 	if (!yes) {
 		printf("\nNothing written.  Re-run with --yes to apply.\n");
-		goto out;
-	}
-	if (refuse_if_in_use(cfg.data_dir) != 0) {
 		goto out;
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -547,5 +483,6 @@ int node_recover_main(int argc, char **argv)
 	status = 0;
 out:
 	free(rows);
+	ing_dir_unlock(lock_fd);
 	return status;
 }

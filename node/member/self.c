@@ -64,8 +64,10 @@ static void retry_closed(uv_handle_t *h)
 void member_stop(struct member *m)
 {
 	mc_stop(m);
-	/* Raft's close completes a transfer's callback, which replies; the
-	 * requests of this module end when node/request.h closes its clients. */
+	/* Raft's close completes a transfer's callback, which replies (a
+	 * settling one is answered now); the requests of this module end when
+	 * node/request.h closes its clients. */
+	member_transfer_stop(m);
 	if (m->retry_open) {
 		m->retry_open = false;
 		uv_close((uv_handle_t *)&m->retry, retry_closed);
@@ -174,9 +176,6 @@ void member_removal_check(struct member *m)
 	struct node *n = m->n;
 	const char *addrs[NODE_MAX_PEERS];
 	char buf[NODE_MAX_PEERS][NODE_ADDRESS_MAX];
-	unsigned na = 0;
-	struct cons_member *ms = NULL;
-	unsigned nm = 0;
 	uint64_t now = node_now_ms();
 	struct cons_status st;
 	uint64_t after = (uint64_t)REMOVED_CHECK_AFTER * node_cfg(n)->election_timeout_ms;
@@ -196,20 +195,7 @@ void member_removal_check(struct member *m)
 	    now - m->removal_checked_ms < REMOVED_CHECK_EVERY)
 		return;
 	m->removal_checked_ms = now;
-	if (cons_members(node_cons(n), &ms, &nm) != 0 || nm == 0) {
-		free(ms);
-		return;
-	}
-	for (unsigned i = 0; i < nm && na < NODE_MAX_PEERS; i++) {
-		if (ms[i].id == node_id(n))
-			continue;
-		member_api_address(n, ms[i].id, buf[na]);
-		if (buf[na][0] != '\0') {
-			addrs[na] = buf[na];
-			na++;
-		}
-	}
-	free(ms);
+	unsigned na = member_other_api_addresses(n, buf, addrs);
 	struct self_req *r;
 	struct mp_out o;
 	if (na == 0 || (r = self_req_new(m, checked)) == NULL)

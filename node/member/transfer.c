@@ -4,7 +4,11 @@
  * result is read from the Raft status afterwards, and the transfer retried
  * up to TRANSFER_ATTEMPTS times.  Also the first half of removing the
  * leader itself: once another node leads, the member.remove is dispatched
- * again on this node, which now forwards it.
+ * again on this node, which now forwards it.  libraft may call back when
+ * this node has stepped down but has not heard of the new leader yet (its
+ * first append is on the way): the transfer then settles, re-checked on the
+ * member tick for up to two election timeouts, before it counts as
+ * failed.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -26,6 +30,10 @@ struct member_transfer {
 	unsigned attempts;
 	uint64_t started_ms;
 	bool then_forward; /* member.remove of this leader: forward it after */
+	/* libraft called back, this node no longer leads but does not know the
+	 * new leader yet: re-checked by the member tick until then. */
+	bool settling;
+	uint64_t settle_deadline_ms;
 	struct cons_transfer t;
 };
 
@@ -46,9 +54,10 @@ static void transfer_reply(struct member_transfer *t, uint64_t leader)
 	mp_out_free(&o);
 }
 
-static void on_transferred(struct cons_transfer *ct)
+/* What came of a transfer: replies (or forwards) and frees t, retries, or
+ * leaves t settling. */
+static void transfer_settle(struct member_transfer *t)
 {
-	struct member_transfer *t = ct->data;
 	struct node *n = t->n;
 	struct member *mb = node_member(n);
 	struct cons_status st;
@@ -62,8 +71,20 @@ static void on_transferred(struct cons_transfer *ct)
 		return;
 	}
 	cons_status(node_cons(n), &st);
-	bool moved = st.role != CONS_LEADER && st.role != CONS_LEADER_READY && st.leader_id != 0 &&
-	             st.leader_id != node_id(n);
+	bool led = st.role == CONS_LEADER || st.role == CONS_LEADER_READY;
+	if (!led && st.leader_id == 0 && !node_stopping(n)) {
+		/* Stepped down, the new leader not heard yet: neither a success
+		 * nor a failure so far. */
+		uint64_t now = node_now_ms();
+		if (!t->settling) {
+			t->settling = true;
+			t->settle_deadline_ms = now + 2ull * node_cfg(n)->election_timeout_ms;
+		}
+		if (now < t->settle_deadline_ms)
+			return;
+	}
+	t->settling = false;
+	bool moved = !led && st.leader_id != 0 && st.leader_id != node_id(n);
 	bool to_target = moved && (t->target == 0 || st.leader_id == t->target);
 	if (to_target || (moved && t->then_forward)) {
 		ING_LOG_INFO("leadership transferred from=%" PRIu64 " to=%" PRIu64 " attempts=%u",
@@ -105,6 +126,33 @@ static void on_transferred(struct cons_transfer *ct)
 	                " after %u attempt%s to transfer it%s",
 	                node_id(n), t->attempts, t->attempts == 1 ? "" : "s",
 	                t->target != 0 ? "; is the target caught up and reachable?" : "");
+	free(t);
+}
+
+static void on_transferred(struct cons_transfer *ct)
+{
+	transfer_settle(ct->data);
+}
+
+bool member_transfer_tick(struct member *mb)
+{
+	struct member_transfer *t = mb->transfer;
+	if (t == NULL || !t->settling)
+		return false;
+	transfer_settle(t);
+	return true;
+}
+
+void member_transfer_stop(struct member *mb)
+{
+	struct member_transfer *t = mb->transfer;
+	/* cons_close completes a transfer in flight (its callback replies);
+	 * one whose callback came already is answered here. */
+	if (t == NULL || !t->settling)
+		return;
+	mb->transfer = NULL;
+	rpc_reply_error(t->call, ING_EUNAVAILABLE,
+	                "node %" PRIu64 " is shutting down during the transfer", node_id(t->n));
 	free(t);
 }
 

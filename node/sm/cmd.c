@@ -125,6 +125,86 @@ bool cmd_path_valid(struct ing_str s)
 	return true;
 }
 
+static bool param_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '_';
+}
+
+size_t cmd_param_placeholder(const char *rest, size_t left, struct ing_str *name)
+{
+	static const char prefix[] = "{param:";
+	const size_t pl = sizeof(prefix) - 1;
+	if (left <= pl || memcmp(rest, prefix, pl) != 0)
+		return 0;
+	size_t k = pl;
+	while (k < left && k - pl < ING_NAME_MAX && param_char(rest[k]))
+		k++;
+	if (k == pl || k >= left || rest[k] != '}' || (rest[pl] >= '0' && rest[pl] <= '9'))
+		return 0;
+	*name = (struct ing_str){rest + pl, (uint32_t)(k - pl)};
+	return k + 1;
+}
+
+bool cmd_param_missing(const struct rec_target *t, const struct rec_kv *params, uint32_t n,
+                       char *why, size_t cap)
+{
+	for (uint32_t s = 0; s < t->nstages; s++) {
+		const struct rec_stage_def *d = &t->stages[s];
+		for (uint32_t a = 0; a < d->nargv; a++) {
+			struct ing_str w = d->argv[a], name;
+			for (uint32_t i = 0; i < w.len; i++) {
+				size_t k = cmd_param_placeholder(w.ptr + i, w.len - i, &name);
+				if (k == 0)
+					continue;
+				uint32_t p = 0;
+				while (p < n && !ing_str_eq(params[p].key, name))
+					p++;
+				if (p == n) {
+					snprintf(why, cap,
+					         "stage '%.*s': argv uses {param:%.*s} but the job "
+					         "has no "
+					         "parameter %.*s",
+					         ING_STR_FMT(d->name), ING_STR_FMT(name),
+					         ING_STR_FMT(name));
+					return true;
+				}
+				i += (uint32_t)k - 1;
+			}
+		}
+	}
+	return false;
+}
+
+int cmd_paths_layout(const char *what, const char *field, uint32_t n,
+                     const struct ing_str *(*at)(const void *, uint32_t), const void *list,
+                     struct ing_error *e)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const struct ing_str *p = at(list, i);
+		uint32_t start = 0;
+		for (uint32_t k = 0; k <= p->len; k++) {
+			if (k < p->len && p->ptr[k] != '/')
+				continue;
+			if (k - start == 1 && p->ptr[start] == '.')
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: %s: path '%.*s' has a '.' component",
+				                     what, field, ING_STR_FMT(*p));
+			start = k + 1;
+		}
+		for (uint32_t j = 0; j < n; j++) {
+			const struct ing_str *q = at(list, j);
+			if (j != i && q->len > p->len && q->ptr[p->len] == '/' &&
+			    memcmp(q->ptr, p->ptr, p->len) == 0)
+				return ing_error_set(e, ING_EINVAL,
+				                     "%s: %s: '%.*s' cannot be both a file and the "
+				                     "directory of '%.*s'",
+				                     what, field, ING_STR_FMT(*p), ING_STR_FMT(*q));
+		}
+	}
+	return 0;
+}
+
 /* A decimal number <= max without leading zeros, advancing *pp. */
 static bool parse_decimal(const char **pp, const char *end, unsigned max, unsigned *out)
 {
@@ -286,11 +366,24 @@ static int check_paths(const char *what, const char *field, uint32_t n,
 		if (p->len > ING_PATH_MAX)
 			return ing_error_set(e, ING_ETOOBIG, "%s: %s: path of %u bytes exceeds %d",
 			                     what, field, p->len, ING_PATH_MAX);
-		if (!cmd_path_valid(*p))
+		if (!cmd_path_valid(*p)) {
+			/* Shown with a NUL as \0: printf would stop at it. */
+			char shown[2 * ING_PATH_MAX + 1];
+			size_t k = 0;
+			for (uint32_t c = 0; c < p->len && k + 2 < sizeof(shown); c++) {
+				if (p->ptr[c] == '\0') {
+					shown[k++] = '\\';
+					shown[k++] = '0';
+				} else {
+					shown[k++] = p->ptr[c];
+				}
+			}
+			shown[k] = '\0';
 			return ing_error_set(e, ING_EINVAL,
-			                     "%s: %s: invalid path '%.*s' (relative, no '..' or "
+			                     "%s: %s: invalid path '%s' (relative, no '..' or "
 			                     "empty component, no NUL)",
-			                     what, field, ING_STR_FMT(*p));
+			                     what, field, shown);
+		}
 		for (uint32_t j = 0; j < i; j++) {
 			if (ing_str_eq(*p, *path_at(list, j)))
 				return ing_error_set(e, ING_EINVAL,
@@ -696,6 +789,7 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 			rv = check_text(w, "reason", c->u.node_down.reason, ING_MESSAGE_MAX, e);
 		return rv;
 	case CMD_NODE_UP: return check_id(w, "node", c->u.node_up.node, e);
+	case CMD_NODE_FORGET: return check_id(w, "node", c->u.node_forget.node, e);
 	case CMD_MEMBER_PUT: {
 		const struct rec_member *m = &c->u.member_put.member;
 		rv = check_id(w, "id", m->id, e);
@@ -868,6 +962,10 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 	case CMD_NODE_UP:
 		pack_header(pk, c, 1);
 		msgpack_pack_uint64(pk, c->u.node_up.node);
+		break;
+	case CMD_NODE_FORGET:
+		pack_header(pk, c, 1);
+		msgpack_pack_uint64(pk, c->u.node_forget.node);
 		break;
 	case CMD_MEMBER_PUT: {
 		const struct rec_member *m = &c->u.member_put.member;
@@ -1131,6 +1229,7 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 			rv = mp_next_str(c, "reason", ING_MESSAGE_MAX, &out->u.node_down.reason);
 		return rv;
 	case CMD_NODE_UP: return mp_next_u64(c, "node", UINT64_MAX, &out->u.node_up.node);
+	case CMD_NODE_FORGET: return mp_next_u64(c, "node", UINT64_MAX, &out->u.node_forget.node);
 	case CMD_MEMBER_PUT: {
 		struct rec_member *m = &out->u.member_put.member;
 		rv = mp_next_u64(c, "id", UINT64_MAX, &m->id);

@@ -58,6 +58,7 @@
 	X(NODE_DRAIN, 21, 1, 1, "node_drain")             \
 	X(NODE_DOWN, 22, 1, 1, "node_down")               \
 	X(NODE_UP, 23, 1, 1, "node_up")                   \
+	X(NODE_FORGET, 24, 1, 1, "node_forget")           \
 	X(MEMBER_PUT, 30, 2, 1, "member_put")             \
 	X(MEMBER_REMOVE, 31, 2, 1, "member_remove")       \
 	X(CLUSTER_INIT, 32, 1, 1, "cluster_init")         \
@@ -187,6 +188,11 @@ struct cmd {
 		struct {
 			uint64_t node;
 		} node_up;
+		/* Drops the record of a node that is down and runs nothing (a
+		 * removed member, a retired machine). */
+		struct {
+			uint64_t node;
+		} node_forget;
 		struct {
 			struct rec_member member;
 		} member_put;
@@ -235,5 +241,29 @@ bool cmd_name_valid(struct ing_str s);
 bool cmd_path_valid(struct ing_str s);
 /* An IPv4 "a.b.c.d:port" address. */
 bool cmd_address_valid(struct ing_str s);
+
+/* ---- checks made where requests enter (the API), never at apply ------------
+ *
+ * Stricter than cmd_validate, which apply runs on every entry of the log:
+ * tightening that would make an old log replay differently.  These refuse
+ * at submit what a worker could never run. */
+
+/* When rest[0..left) starts with a well-formed "{param:NAME}" (NAME:
+ * [A-Za-z_][A-Za-z0-9_]*, at most ING_NAME_MAX bytes), sets *name to it and
+ * returns the placeholder's length; 0 otherwise (the text stays literal). */
+size_t cmd_param_placeholder(const char *rest, size_t left, struct ing_str *name);
+
+/* The first {param:NAME} in target t's argv that params (n of them) lacks:
+ * true and a message naming the stage and the parameter in why[cap]. */
+bool cmd_param_missing(const struct rec_target *t, const struct rec_kv *params, uint32_t n,
+                       char *why, size_t cap);
+
+/* Paths a worker can create side by side in one directory: no "."
+ * component, and none that is a directory of another ("d" and "d/f").
+ * `at(list, i)` gives path i; `what` and `field` name them in the error.
+ * ING_EINVAL; 0. */
+int cmd_paths_layout(const char *what, const char *field, uint32_t n,
+                     const struct ing_str *(*at)(const void *, uint32_t), const void *list,
+                     struct ing_error *e);
 
 #endif

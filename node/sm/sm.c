@@ -305,6 +305,7 @@ static int dispatch(struct sm_ctx *x)
 	case CMD_NODE_DRAIN: return sm_node_drain(x);
 	case CMD_NODE_DOWN: return sm_node_down(x);
 	case CMD_NODE_UP: return sm_node_up(x);
+	case CMD_NODE_FORGET: return sm_node_forget(x);
 	case CMD_MEMBER_PUT: return sm_member_put(x);
 	case CMD_MEMBER_REMOVE: return sm_member_remove(x);
 	case CMD_CLUSTER_INIT: return sm_cluster_init(x);

@@ -78,6 +78,7 @@ int sm_node_register(struct sm_ctx *x);
 int sm_node_drain(struct sm_ctx *x);
 int sm_node_down(struct sm_ctx *x);
 int sm_node_up(struct sm_ctx *x);
+int sm_node_forget(struct sm_ctx *x);
 int sm_member_put(struct sm_ctx *x);
 int sm_member_remove(struct sm_ctx *x);
 int sm_cluster_init(struct sm_ctx *x);

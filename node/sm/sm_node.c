@@ -150,6 +150,32 @@ int sm_node_up(struct sm_ctx *x)
 	return sm_node_save(x, &n);
 }
 
+/* A node that is down and has no attempt left is dropped from the nodes
+ * table; anything else is refused, the record unchanged. */
+int sm_node_forget(struct sm_ctx *x)
+{
+	uint64_t id = x->c->u.node_forget.node;
+	struct rec_node n;
+	uint8_t k[8];
+	int rv = sm_node_load(x, id, &n);
+
+	if (rv == ING_ENOTFOUND)
+		return node_missing(x, id);
+	if (rv != 0)
+		return rv;
+	if (!n.down)
+		return sm_reject(x, ING_ECONFLICT,
+		                 "node %" PRIu64 " is not down: only a node that is down (stopped, "
+		                 "removed) can be forgotten",
+		                 id);
+	if (n.used_slots > 0)
+		return sm_reject(x, ING_ECONFLICT,
+		                 "node %" PRIu64 " still has %" PRIu32 " attempt(s) assigned", id,
+		                 n.used_slots);
+	store_be64(k, id);
+	return store_del(x->t, STORE_NODES, (struct ing_str){(const char *)k, 8});
+}
+
 static struct ing_str member_key(uint8_t k[8], uint64_t id)
 {
 	store_be64(k, id);

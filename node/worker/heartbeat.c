@@ -4,10 +4,13 @@
  * Every node, every heartbeat_interval_ms: registers itself (once, and
  * again until it succeeds: capabilities, labels, slots through the log) and
  * sends `node.heartbeat` to the leader through its own API (a follower
- * forwards it).  Heartbeats do not go through the log: the leader keeps the
- * time it last heard from each node in memory (node/leader/liveness.c).  A
- * restart whose registration is already in the replicated state as
- * configured adds nothing to the log.
+ * forwards it).  A node that knows no leader sends them to the other
+ * members' APIs instead, and the first that answers forwards them to its
+ * leader: a spare (libraft sends spares nothing, so they never learn who
+ * leads) stays known as live that way.  Heartbeats do not go through the
+ * log: the leader keeps the time it last heard from each node in memory
+ * (node/leader/liveness.c).  A restart whose registration is already in
+ * the replicated state as configured adds nothing to the log.
  */
 #include "node/worker/heartbeat.h"
 
@@ -16,6 +19,7 @@
 
 #include "common/log.h"
 #include "common/mp.h"
+#include "node/member/member.h"
 #include "node/request.h"
 #include "storage/records.h"
 #include "storage/store.h"
@@ -67,19 +71,44 @@ static void on_hb(struct node_request *q, int status, const struct ing_error *er
 	free(h);
 }
 
-/* Sends args (op) to this node's own API. */
-static void send_self(struct heartbeat *hb, struct mp_out *o, const char *op, bool is_register,
+/* With no leader known: h to the first of the other members' APIs that
+ * answers.  ING_ENOTFOUND when none is known (then: to this node's own). */
+static int send_peers(struct heartbeat *hb, struct hb_req *h, struct mp_out *o, const char *op,
                       unsigned flags)
 {
+	struct node *n = hb->n;
+	char buf[NODE_MAX_PEERS][NODE_ADDRESS_MAX];
+	const char *addrs[NODE_MAX_PEERS];
+	unsigned na = member_other_api_addresses(n, buf, addrs);
+
+	if (na == 0)
+		return ING_ENOTFOUND;
+	return node_request_addresses(node_requests(n), &h->q, addrs, na, op, o->data, o->len,
+	                              flags, 2 * node_cfg(n)->heartbeat_interval_ms + 1000);
+}
+
+/* Sends args (op) to this node's own API, or with no leader known to the
+ * other members' (send_peers). */
+static void send_hb(struct heartbeat *hb, struct mp_out *o, const char *op, bool is_register,
+                    unsigned flags)
+{
 	struct hb_req *h = calloc(1, sizeof(*h));
+	int rv;
 	if (h == NULL)
 		return;
 	h->hb = hb;
 	h->is_register = is_register;
 	h->q.data = h;
 	h->q.cb = on_hb;
-	if (mp_out_failed(o) != 0 || node_request_self(node_requests(hb->n), &h->q, op, o->data,
-	                                               o->len, flags, HEARTBEAT_TIMEOUT_MS) != 0)
+	rv = mp_out_failed(o);
+	if (rv == 0 && node_leader_id(hb->n) == 0)
+		rv = send_peers(hb, h, o, op, flags);
+	else if (rv == 0)
+		rv = ING_ENOTFOUND;
+	if (rv == ING_ENOTFOUND)
+		rv = node_request_self(node_requests(hb->n), &h->q, op, o->data, o->len, flags,
+		                       HEARTBEAT_TIMEOUT_MS);
+	if (rv != 0)
 		free(h);
 }
 
@@ -115,7 +144,7 @@ static void send_register(struct heartbeat *hb)
 		mp_pack_cstr(&o.pk, "memory_bytes");
 		msgpack_pack_uint64(&o.pk, c->gpus[i].memory_bytes);
 	}
-	send_self(hb, &o, "node.register", true, RPC_WRITE);
+	send_hb(hb, &o, "node.register", true, RPC_WRITE);
 	mp_out_free(&o);
 }
 
@@ -127,7 +156,7 @@ static void send_heartbeat(struct heartbeat *hb)
 	msgpack_pack_map(&o.pk, 1);
 	mp_pack_cstr(&o.pk, "id");
 	msgpack_pack_uint64(&o.pk, node_id(hb->n));
-	send_self(hb, &o, "node.heartbeat", false, RPC_NO_RETRY);
+	send_hb(hb, &o, "node.heartbeat", false, RPC_NO_RETRY);
 	mp_out_free(&o);
 }
 

@@ -4,7 +4,9 @@
  * Owns: whether this node's registration (capabilities, labels, slots) is
  * in the replicated state as configured.  Registration and heartbeats go
  * through this node's own API (node/request.h), so a follower forwards
- * them to the leader; heartbeats do not go through the log.
+ * them to the leader, or, while this node knows no leader (a spare never
+ * learns it), through the other members' APIs; heartbeats do not go
+ * through the log.
  *
  * Errors are not returned: a registration that fails is sent again on the
  * next tick, a heartbeat that fails is simply the next one's job.

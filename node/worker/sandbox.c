@@ -1472,8 +1472,9 @@ int sandbox_read_output(const struct sandbox *sb, const char *rel, size_t max_by
 	}
 	if ((uint64_t)st.st_size > max_bytes) {
 		close(fd);
-		return ing_error_set(e, ING_ETOOBIG, "output '%s' is larger than %zu bytes", rel,
-		                     max_bytes);
+		return ing_error_set(e, ING_ETOOBIG,
+		                     "output '%s' is %jd bytes, larger than %zu bytes", rel,
+		                     (intmax_t)st.st_size, max_bytes);
 	}
 	char *data = malloc((size_t)st.st_size + 1);
 	if (data == NULL) {

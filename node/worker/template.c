@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "node/sm/cmd.h"
+
 int template_append(char **argv, unsigned *argc, unsigned cap, msgpack_zone *z, const char *s,
                     size_t len)
 {
@@ -28,29 +30,6 @@ int template_append(char **argv, unsigned *argc, unsigned cap, msgpack_zone *z, 
 	p[len] = '\0';
 	argv[(*argc)++] = p;
 	return 0;
-}
-
-static bool param_char(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '_';
-}
-
-/* When rest[0..left) starts with "{param:NAME}", sets *name to NAME and
- * returns the length of the placeholder; 0 otherwise. */
-static size_t param_placeholder(const char *rest, size_t left, struct ing_str *name)
-{
-	static const char prefix[] = "{param:";
-	const size_t pl = sizeof(prefix) - 1;
-	if (left <= pl || memcmp(rest, prefix, pl) != 0)
-		return 0;
-	size_t k = pl;
-	while (k < left && k - pl < ING_NAME_MAX && param_char(rest[k]))
-		k++;
-	if (k == pl || k >= left || rest[k] != '}' || (rest[pl] >= '0' && rest[pl] <= '9'))
-		return 0;
-	*name = (struct ing_str){rest + pl, (uint32_t)(k - pl)};
-	return k + 1;
 }
 
 int template_expand(const struct template_ctx *c, struct ing_str word, msgpack_zone *z, char **argv,
@@ -105,7 +84,7 @@ int template_expand(const struct template_ctx *c, struct ing_str word, msgpack_z
 		PLACEHOLDER("{attempt}", attempt)
 #undef PLACEHOLDER
 		struct ing_str pname;
-		if (rep == NULL && (skip = param_placeholder(rest, left, &pname)) > 0) {
+		if (rep == NULL && (skip = cmd_param_placeholder(rest, left, &pname)) > 0) {
 			uint32_t p = 0;
 			while (p < c->nparams && !ing_str_eq(c->params[p].key, pname))
 				p++;

@@ -18,9 +18,19 @@
  *     fenced: its process group is killed and nothing more is reported;
  *   - an attempt whose job has a cancel requested is stopped (SIGTERM to
  *     the group) and reported cancelled.
- * An assignment found at start whose job already has stages started was
- * interrupted by a restart: it is reported lost (requeued by the state
- * machine with the next attempt), never run twice under the same attempt.
+ *
+ * An attempt runs at most once on a node, whatever the node's store says:
+ * before its first report, the worker records it on disk (the empty file
+ * data_dir/work/started/<job>-a<attempt>, fsync'd with its directory).  An
+ * assignment that finds its marker already there (or whose job already has
+ * stages started) was started by an earlier run of this daemon, killed
+ * since: it is reported lost (requeued by the state machine with the next
+ * attempt), never run again under the same attempt.  The local store alone
+ * cannot tell: it may not have applied the stage start the leader already
+ * acknowledged when the daemon died.  A marker is removed once its
+ * assignment is gone from the local store (the attempt can never come back:
+ * attempt numbers only grow), and at the first poll after a start for every
+ * attempt no longer assigned here.
  *
  * An attempt is a chain, one step in flight at a time:
  *   report stage_start -> run the stage (node/worker/stage.c, with the stage's
@@ -29,10 +39,23 @@
  *   declared outputs, then the stdout file) -> next
  *   stage ... -> report finish (succeeded / failed / cancelled).
  * Reports go to this node's own API (`worker.report`), which forwards them
- * to the leader like any write, with a request id derived from (node, job,
- * attempt, step), so a report retried after a lost reply applies once.  A
- * report refused as stale or conflicting means the attempt was fenced: it
- * stops.  Other failures (no leader) are retried every second.
+ * to the leader like any write, with a request id derived from (node, this
+ * run of the worker, job, attempt, step): a report retried after a lost
+ * reply applies once, and the same report from another run is a new request
+ * that the state machine judges on its own (a second stage start is
+ * refused), never one the dedupe table answers with the first run's
+ * success.  A report refused as stale or conflicting means the attempt was
+ * fenced: it stops.  A report that can never be delivered (too large for a
+ * frame, refused as invalid) ends the attempt: a stage report becomes the
+ * attempt's failure naming why, a final one `lost`.  Other failures (no
+ * leader) are retried every second.
+ *
+ * One stage_finish report carries the stage's log and every output in one
+ * frame of max_frame_bytes: the log gives way first (its end is kept);
+ * outputs that cannot fit, or an output over ING_SOURCE_MAX_BYTES, fail the
+ * stage naming the size and the limit.  An output that is a symbolic link,
+ * or lies under one, is refused: what it points to lies outside the stage's
+ * directory.
  *
  * Limits: each of the target's (the stage's limits, the target's disk_bytes)
  * applies within the node's ceiling for it (stage_*, work_quota_bytes): the
@@ -56,6 +79,7 @@
 #include <ftw.h>
 #include <glob.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +100,10 @@
 #define REPORT_TIMEOUT_MS 30000 /* one report, its retries included */
 #define MAX_ARGS          256
 #define GPU_DEVICES_MAX   32 /* /dev/nvidia* files bound for a GPU attempt */
+/* Bytes a stage_finish report needs besides its log and outputs (the
+ * frame, the request envelope, the other fields), and per output. */
+#define REPORT_OVERHEAD      1024
+#define REPORT_ITEM_OVERHEAD 32
 
 enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 
@@ -88,9 +116,12 @@ struct worker {
 	struct {
 		uint64_t job;
 		uint32_t attempt;
-	} ended[ENDED_MAX]; /* attempts that ended here lately (ring) */
+		bool marker; /* its started marker is still on disk */
+	} ended[ENDED_MAX];  /* attempts that ended here lately (ring) */
 	unsigned nended;
 	struct sandbox_host *sandbox; /* owned; NULL: stages run unsandboxed */
+	uint64_t run;                 /* this run of the worker (in report request ids) */
+	bool markers_swept;           /* leftover started markers removed (first poll) */
 };
 
 struct node_attempt {
@@ -160,21 +191,36 @@ static int write_attempt_file(const char *path, const void *data, size_t len)
 	return rv;
 }
 
-/* Reads a declared output into z.  0; ING_ENOTFOUND (missing, or not a
- * regular file), ING_ETOOBIG (over ING_SOURCE_MAX_BYTES), ING_ENOMEM,
- * ING_EIO (a read failed or came short). */
-static int read_output(const char *path, msgpack_zone *z, struct ing_str *out)
+/* Reads the output `name` of the stage directory `dir` (both as the target
+ * gave them) into z.  0; ING_ENOTFOUND (missing, or not a regular file),
+ * ING_ETOOBIG (over ING_SOURCE_MAX_BYTES: its size in *size), ING_EDENIED
+ * (the path leads through a symbolic link, in its last component or above
+ * it, so what would be uploaded lies outside the stage's directory),
+ * ING_ENOMEM, ING_EIO (a read failed or came short). */
+static int read_output(const char *dir, struct ing_str name, msgpack_zone *z, struct ing_str *out,
+                       uint64_t *size)
 {
+	char path[900], real_dir[PATH_MAX], real_path[PATH_MAX], want[PATH_MAX + 300];
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+
+	snprintf(path, sizeof(path), "%s/%.*s", dir, ING_STR_FMT(name));
+	if (lstat(path, &st) != 0)
 		return errno == ENOENT || errno == ENOTDIR ? ING_ENOTFOUND : ING_EIO;
+	if (realpath(dir, real_dir) == NULL || realpath(path, real_path) == NULL)
+		return S_ISLNK(st.st_mode) ? ING_EDENIED : ING_ENOTFOUND;
+	snprintf(want, sizeof(want), "%s/%.*s", real_dir, ING_STR_FMT(name));
+	if (S_ISLNK(st.st_mode) || strcmp(want, real_path) != 0)
+		return ING_EDENIED;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ELOOP ? ING_EDENIED : errno == ENOENT ? ING_ENOTFOUND : ING_EIO;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return ING_ENOTFOUND;
 	}
 	if ((uint64_t)st.st_size > ING_SOURCE_MAX_BYTES) {
 		close(fd);
+		*size = (uint64_t)st.st_size;
 		return ING_ETOOBIG;
 	}
 	char *buf = msgpack_zone_malloc(z, (size_t)st.st_size + 1);
@@ -196,16 +242,18 @@ static int read_output(const char *path, msgpack_zone *z, struct ing_str *out)
 	return 0;
 }
 
-/* A declared output of a sandboxed stage: read through the sandbox (no
- * symlink followed, nothing outside the directory), copied into the zone.
- * 0, ING_ENOTFOUND, ING_ETOOBIG, or another error with oe. */
-static int read_sandboxed_output(struct node_attempt *a, const char *path, struct ing_str *out,
-                                 struct ing_error *oe)
+/* The output `name` of the stage directory `dir` of a sandboxed stage:
+ * read through the sandbox (no symlink followed, nothing outside the
+ * directory), copied into the zone.  0, or sandbox_read_output's error
+ * (ING_ENOTFOUND, ING_ETOOBIG, ING_EDENIED, ...) with oe saying which. */
+static int read_sandboxed_output(struct node_attempt *a, const char *dir, struct ing_str name,
+                                 struct ing_str *out, struct ing_error *oe)
 {
+	char path[900];
 	char *buf = NULL;
 	size_t len = 0;
-	int rv = sandbox_read_output(a->sb, path + strlen(a->dir) + 1, ING_SOURCE_MAX_BYTES, &buf,
-	                             &len, oe);
+	snprintf(path, sizeof(path), "%s/%.*s", dir + strlen(a->dir) + 1, ING_STR_FMT(name));
+	int rv = sandbox_read_output(a->sb, path, ING_SOURCE_MAX_BYTES, &buf, &len, oe);
 	if (rv != 0)
 		return rv;
 	char *copy = msgpack_zone_malloc(a->zone, len + 1);
@@ -219,14 +267,29 @@ static int read_sandboxed_output(struct node_attempt *a, const char *path, struc
 }
 
 /* Why output `name` is not reported: the end of "stage 's': declared output
- * 'x' ...". */
-static const char *output_problem(int rv)
+ * 'x' ..." (size: ING_ETOOBIG's, 0 when unknown). */
+static void output_problem(int rv, uint64_t size, char *out, size_t cap)
 {
 	switch (rv) {
-	case ING_ENOTFOUND: return "was not produced";
-	case ING_ETOOBIG: return "is larger than 4 MiB";
-	case ING_ENOMEM: return "could not be read: out of memory on the worker";
-	default: return "could not be read: input/output error on the worker";
+	case ING_ENOTFOUND: snprintf(out, cap, "was not produced"); break;
+	case ING_ETOOBIG:
+		if (size > 0)
+			snprintf(out, cap,
+			         "is %" PRIu64 " bytes, over the limit of %u bytes per output",
+			         size, (unsigned)ING_SOURCE_MAX_BYTES);
+		else
+			snprintf(out, cap, "is over the limit of %u bytes per output",
+			         (unsigned)ING_SOURCE_MAX_BYTES);
+		break;
+	case ING_EDENIED:
+		snprintf(out, cap,
+		         "is a symbolic link, lies under one or is not a regular file: outputs "
+		         "must be regular files in the stage's directory");
+		break;
+	case ING_ENOMEM:
+		snprintf(out, cap, "could not be read: out of memory on the worker");
+		break;
+	default: snprintf(out, cap, "could not be read: input/output error on the worker");
 	}
 }
 
@@ -234,6 +297,96 @@ static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, s
 {
 	snprintf(out, cap, "%s/out/%u-%.*s", a->dir, stage,
 	         ING_STR_FMT(a->target.stages[stage].name));
+}
+
+/* ---- started markers ---------------------------------------------------- */
+
+static void marker_path(const struct worker *w, uint64_t job, uint32_t attempt, char *out,
+                        size_t cap)
+{
+	snprintf(out, cap, "%s/work/started/%" PRIu64 "-a%" PRIu32, node_cfg(w->n)->data_dir, job,
+	         attempt);
+}
+
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rv = fsync(fd);
+	close(fd);
+	return rv;
+}
+
+/* Records that this node starts (job, attempt): 0, 1 when a run before
+ * this one started it already, -1 when it cannot be recorded. */
+static int marker_create(struct worker *w, uint64_t job, uint32_t attempt)
+{
+	char path[900], dir[700];
+	snprintf(dir, sizeof(dir), "%s/work/started", node_cfg(w->n)->data_dir);
+	marker_path(w, job, attempt, path, sizeof(path));
+	if (ing_mkdirs(dir, 0700, NULL) != 0)
+		return -1;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno == EEXIST ? 1 : -1;
+	int rv = fsync(fd);
+	close(fd);
+	if (rv != 0 || fsync_dir(dir) != 0)
+		return -1;
+	return 0;
+}
+
+static void marker_remove(struct worker *w, uint64_t job, uint32_t attempt)
+{
+	char path[900];
+	marker_path(w, job, attempt, path, sizeof(path));
+	if (unlink(path) != 0 && errno != ENOENT)
+		ING_LOG_WARN("cannot remove an attempt marker path=%s errno=%d", path, errno);
+}
+
+/* Whether (job, attempt) is among the `count` assigned ones. */
+static bool assigned_in(const uint64_t *jobs, const uint32_t *attempts, unsigned count,
+                        uint64_t job, uint32_t attempt)
+{
+	for (unsigned i = 0; i < count; i++)
+		if (jobs[i] == job && attempts[i] == attempt)
+			return true;
+	return false;
+}
+
+/* Removes the markers of attempts no longer assigned here: those that ended
+ * in this run (the ring) and, once after a start, every leftover one. */
+static void markers_collect(struct worker *w, const uint64_t *jobs, const uint32_t *attempts,
+                            unsigned count, bool complete)
+{
+	if (!complete)
+		return; /* a partial list proves nothing about what is not in it */
+	for (unsigned i = 0; i < ENDED_MAX && i < w->nended; i++) {
+		if (w->ended[i].marker &&
+		    !assigned_in(jobs, attempts, count, w->ended[i].job, w->ended[i].attempt)) {
+			marker_remove(w, w->ended[i].job, w->ended[i].attempt);
+			w->ended[i].marker = false;
+		}
+	}
+	if (w->markers_swept)
+		return;
+	w->markers_swept = true;
+	char dir[700];
+	snprintf(dir, sizeof(dir), "%s/work/started", node_cfg(w->n)->data_dir);
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		unsigned long long job;
+		unsigned attempt;
+		int used = 0;
+		if (sscanf(de->d_name, "%llu-a%u%n", &job, &attempt, &used) == 2 &&
+		    de->d_name[used] == '\0' && !assigned_in(jobs, attempts, count, job, attempt))
+			marker_remove(w, job, attempt);
+	}
+	closedir(d);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -263,8 +416,12 @@ static void retry_closed(uv_handle_t *h)
  * leader does), and must not look like an attempt interrupted by a restart. */
 static void remember_ended(struct worker *w, uint64_t job, uint32_t attempt)
 {
-	w->ended[w->nended % ENDED_MAX].job = job;
-	w->ended[w->nended % ENDED_MAX].attempt = attempt;
+	unsigned i = w->nended % ENDED_MAX;
+	/* An entry overwritten with its marker still there: that assignment
+	 * lingers; the sweep of the next start removes its marker. */
+	w->ended[i].job = job;
+	w->ended[i].attempt = attempt;
+	w->ended[i].marker = true;
 	w->nended++;
 }
 
@@ -327,6 +484,43 @@ static void on_retry(uv_timer_t *t)
 }
 
 static void step_next(struct node_attempt *a);
+static void report_finish(struct node_attempt *a, const char *outcome, const char *message);
+static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, unsigned nfields,
+                                    bool final);
+
+/* Errors that the same report would meet again: retrying cannot help. */
+static bool permanent(int status)
+{
+	return status == ING_EINVAL || status == ING_ETOOBIG || status == ING_EMALFORMED ||
+	       status == ING_EVERSION;
+}
+
+/* A report that can never be delivered must not strand the attempt (the
+ * job would stay running, a cancel pending, for ever): a stage report is
+ * replaced by the attempt's failure naming why; a final report that fails
+ * so is replaced by `lost` (requeued); if even that fails, the attempt
+ * ends here and the leader's liveness or deadline is the last resort. */
+static void undeliverable(struct node_attempt *a, int status, const char *msg)
+{
+	char why[ING_MESSAGE_MAX];
+	ING_LOG_ERROR("report cannot be delivered job=%" PRIu64 " attempt=%" PRIu32
+	              " report=%s bytes=%zu error=%s msg=\"%s\"",
+	              a->job, a->attempt, a->report_kind, a->report.len, ing_err_name(status), msg);
+	snprintf(why, sizeof(why), "the worker's %s report of %zu bytes could not be delivered: %s",
+	         a->report_kind, a->report.len, msg);
+	a->failed = true;
+	if (!a->finishing) {
+		report_finish(a, "failed", why);
+	} else if (strcmp(a->report_kind, "lost") != 0) {
+		msgpack_packer *pk = report_begin(a, "lost", 1, true);
+		mp_pack_cstr(pk, "message");
+		mp_pack_cstr(pk, why);
+		report_send(a);
+	} else {
+		a->step = STEP_IDLE;
+		attempt_end(a);
+	}
+}
 
 static void on_reported(struct node_request *q, int status, const struct ing_error *err,
                         const msgpack_object *result)
@@ -344,6 +538,10 @@ static void on_reported(struct node_request *q, int status, const struct ing_err
 		             a->job, a->attempt, a->report_kind, err != NULL ? err->msg : "");
 		a->fenced = true;
 		attempt_end(a);
+		return;
+	}
+	if (permanent(status)) {
+		undeliverable(a, status, err != NULL ? err->msg : ing_err_msg(status));
 		return;
 	}
 	if (status != 0) {
@@ -367,8 +565,12 @@ static void report_send(struct node_attempt *a)
 	a->req.data = a;
 	a->req.cb = on_reported;
 	a->req.request_id = a->report_id;
-	if (node_request_self(node_requests(a->w->n), &a->req, "worker.report", a->report.data,
-	                      a->report.len, RPC_WRITE, REPORT_TIMEOUT_MS) != 0) {
+	int rv = node_request_self(node_requests(a->w->n), &a->req, "worker.report", a->report.data,
+	                           a->report.len, RPC_WRITE, REPORT_TIMEOUT_MS);
+	if (permanent(rv)) {
+		a->step = STEP_IDLE;
+		undeliverable(a, rv, ing_err_msg(rv));
+	} else if (rv != 0) {
 		a->step = STEP_WAIT_RETRY;
 		uv_timer_start(&a->retry, on_retry, REPORT_RETRY_MS, 0);
 	}
@@ -380,8 +582,11 @@ static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, un
 {
 	a->report_kind = kind;
 	a->finishing = final;
-	snprintf(a->report_id, sizeof(a->report_id), "w%" PRIu64 "-j%" PRIu64 "-a%" PRIu32 "-%s%u",
-	         node_id(a->w->n), a->job, a->attempt, kind, a->stage);
+	if (a->w->run == 0)
+		a->w->run = node_now_ms();
+	snprintf(a->report_id, sizeof(a->report_id),
+	         "w%" PRIu64 "-r%" PRIx64 "-j%" PRIu64 "-a%" PRIu32 "-%s%u", node_id(a->w->n),
+	         a->w->run, a->job, a->attempt, kind, a->stage);
 	mp_out_reset(&a->report);
 	msgpack_pack_map(&a->report.pk, 3 + nfields);
 	mp_pack_cstr(&a->report.pk, "kind");
@@ -498,7 +703,7 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	struct node_attempt *a = data;
 	const struct rec_stage_def *def = &a->target.stages[a->stage];
 	struct ing_str *outs = NULL, *names = NULL;
-	char out_dir[600], path[900], why[ING_MESSAGE_MAX] = "";
+	char out_dir[600], why[ING_MESSAGE_MAX] = "";
 	uint32_t nouts = 0;
 	(void)r;
 
@@ -529,21 +734,23 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		for (uint32_t i = 0; outs != NULL && names != NULL && i < nwant; i++) {
 			struct ing_str name =
 			    i < def->noutputs ? def->outputs[i] : def->stdout_path;
-			snprintf(path, sizeof(path), "%s/%.*s", out_dir, ING_STR_FMT(name));
+			uint64_t size = 0;
 			struct ing_error oe = {0};
-			int rv = a->sb != NULL ? read_sandboxed_output(a, path, &outs[nouts], &oe)
-			                       : read_output(path, a->zone, &outs[nouts]);
-			if (rv != 0 && rv != ING_ETOOBIG && rv != ING_ENOTFOUND &&
-			    oe.msg[0] != '\0') {
-				snprintf(why, sizeof(why), "stage '%.*s': %s",
-				         ING_STR_FMT(def->name), oe.msg);
-				break;
-			}
+			int rv = a->sb != NULL
+			             ? read_sandboxed_output(a, out_dir, name, &outs[nouts], &oe)
+			             : read_output(out_dir, name, a->zone, &outs[nouts], &size);
 			if (rv != 0) {
-				snprintf(why, sizeof(why), "stage '%.*s': %s '%.*s' %s",
+				char detail[200];
+				output_problem(rv, size, detail, sizeof(detail));
+				/* The sandbox says exactly what it met (the file's
+				 * size, the link on the way). */
+				snprintf(why, sizeof(why), "stage '%.*s': %s '%.*s' %s%s%s%s",
 				         ING_STR_FMT(def->name),
 				         i < def->noutputs ? "declared output" : "stdout file",
-				         ING_STR_FMT(name), output_problem(rv));
+				         ING_STR_FMT(name), detail,
+				         rv != ING_ENOTFOUND && oe.msg[0] != '\0' ? " (" : "",
+				         rv != ING_ENOTFOUND ? oe.msg : "",
+				         rv != ING_ENOTFOUND && oe.msg[0] != '\0' ? ")" : "");
 				break;
 			}
 			names[nouts++] = name;
@@ -551,6 +758,30 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		if (outs == NULL || names == NULL)
 			snprintf(why, sizeof(why), "stage '%.*s': out of memory reading outputs",
 			         ING_STR_FMT(def->name));
+	}
+	/* One report carries the log and every output, in one frame of
+	 * max_frame_bytes: the log gives way first (its end is kept), then,
+	 * if the outputs alone do not fit, the stage fails saying so. */
+	size_t loglen = res->log_len < ING_SOURCE_MAX_BYTES ? res->log_len : ING_SOURCE_MAX_BYTES;
+	const char *log = res->log;
+	uint64_t out_bytes = 0;
+	const unsigned frame = node_cfg(a->w->n)->max_frame_bytes;
+	for (uint32_t i = 0; why[0] == '\0' && i < nouts; i++)
+		out_bytes += outs[i].len + names[i].len + REPORT_ITEM_OVERHEAD;
+	uint64_t room = frame > REPORT_OVERHEAD ? frame - REPORT_OVERHEAD : 0;
+	if (why[0] == '\0' && res->exit_code == 0 && out_bytes > room)
+		snprintf(why, sizeof(why),
+		         "stage '%.*s': its outputs total %" PRIu64 " bytes, more than one report "
+		         "can carry (max_frame_bytes %u)",
+		         ING_STR_FMT(def->name), out_bytes, frame);
+	uint64_t used = why[0] == '\0' ? out_bytes : 0;
+	if (used + loglen > room) {
+		size_t keep = room > used ? (size_t)(room - used) : 0;
+		ING_LOG_INFO("stage log cut to fit one report job=%" PRIu64 " attempt=%" PRIu32
+		             " stage=%u log_bytes=%zu kept=%zu",
+		             a->job, a->attempt, a->stage, loglen, keep);
+		log += loglen - keep;
+		loglen = keep;
 	}
 	if (res->exit_code != 0)
 		snprintf(why, sizeof(why), "stage '%.*s' %s %" PRId64, ING_STR_FMT(def->name),
@@ -578,8 +809,7 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	mp_pack_cstr(pk, "duration_ms");
 	msgpack_pack_uint64(pk, res->duration_ms);
 	mp_pack_cstr(pk, "log");
-	size_t loglen = res->log_len < ING_SOURCE_MAX_BYTES ? res->log_len : ING_SOURCE_MAX_BYTES;
-	mp_pack_bin(pk, res->log, loglen);
+	mp_pack_bin(pk, log, loglen);
 	mp_pack_cstr(pk, "outputs");
 	msgpack_pack_array(pk, a->failed ? 0 : nouts);
 	for (uint32_t i = 0; !a->failed && i < nouts; i++) {
@@ -907,13 +1137,21 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, node_cfg(n)->data_dir,
 	         a->job, a->attempt);
 
-	if (j->nstages > 0) {
-		/* Started before a restart of this node: that run is gone. */
+	int marked = marker_create(w, a->job, a->attempt);
+	if (marked != 0 || j->nstages > 0) {
+		/* Started before a restart of this node (that run is gone), or
+		 * cannot be recorded: never run it without the record. */
 		msgpack_packer *pk = report_begin(a, "lost", 1, true);
 		mp_pack_cstr(pk, "message");
-		mp_pack_cstr(pk, "the node restarted while the attempt ran");
-		ING_LOG_WARN("attempt lost in a restart job=%" PRIu64 " attempt=%" PRIu32, a->job,
-		             a->attempt);
+		mp_pack_cstr(pk, marked < 0 ? "the node cannot record the attempt on its disk"
+		                            : "the node restarted while the attempt ran");
+		if (marked < 0)
+			ING_LOG_ERROR("attempt lost: cannot record it on disk job=%" PRIu64
+			              " attempt=%" PRIu32 " dir=%s/work/started",
+			              a->job, a->attempt, node_cfg(n)->data_dir);
+		else
+			ING_LOG_WARN("attempt lost in a restart job=%" PRIu64 " attempt=%" PRIu32,
+			             a->job, a->attempt);
 		report_send(a);
 		return;
 	}
@@ -1041,6 +1279,11 @@ static void poll_assignments(struct worker *w)
 	struct ing_str k, v, val;
 	uint8_t prefix[8], jk[8];
 	msgpack_zone z;
+	/* The (job, attempt) pairs assigned here now, for the markers. */
+	uint64_t jobs[256];
+	uint32_t attempts[256];
+	unsigned count = 0;
+	bool complete = true;
 
 	if (node_stopping(n) || store_read_begin(node_store(n), &t) != 0)
 		return;
@@ -1058,8 +1301,16 @@ static void poll_assignments(struct worker *w)
 			store_be64(jk, job);
 			if (store_get(t, STORE_JOBS, (struct ing_str){(const char *)jk, 8}, &val) !=
 			        0 ||
-			    rec_job_decode(val, &z, &j, NULL) != 0)
+			    rec_job_decode(val, &z, &j, NULL) != 0) {
+				complete = false;
 				continue;
+			}
+			if (count < sizeof(jobs) / sizeof(jobs[0])) {
+				jobs[count] = job;
+				attempts[count++] = j.attempt;
+			} else {
+				complete = false;
+			}
 			struct node_attempt *a = find(w, job, j.attempt);
 			if (a == NULL && ended_recently(w, job, j.attempt)) {
 				msgpack_zone_clear(&z);
@@ -1078,6 +1329,7 @@ static void poll_assignments(struct worker *w)
 			msgpack_zone_clear(&z);
 		}
 		store_iter_close(it);
+		markers_collect(w, jobs, attempts, count, complete);
 	}
 	/* Attempts no longer assigned here were fenced (or just finished). */
 	for (struct node_attempt *a = w->attempts, *next; a != NULL; a = next) {

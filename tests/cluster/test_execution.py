@@ -274,8 +274,8 @@ def examples_end_to_end(t, c):
     t.check("verify with fir_wrong.c (job %d) ends failed" % wrong, final[wrong]["state"] == "failed" and
             j["state"] == "failed", "state %s" % j["state"])
     t.check("its error names the stage (verify)", "verify" in j["error"], "error %r" % j["error"])
-    t.check("its verify stage is done with exit code 1 (the harness's FAIL)",
-            len(j["stages"]) == 1 and j["stages"][0]["state"] == "done" and j["stages"][0]["exit_code"] == 1,
+    t.check("its verify stage failed with exit code 1 (the harness's FAIL)",
+            len(j["stages"]) == 1 and j["stages"][0]["state"] == "failed" and j["stages"][0]["exit_code"] == 1,
             json.dumps(j["stages"])[:300])
     t.log("wrong FIR error: %r" % j["error"])
     w = watch(c, wrong)

@@ -193,6 +193,10 @@ def main(t):
     f1 = followers[0]
     doc = json.load(open(OPENAPI))
     schema = Schema(doc)
+    # A node that registers and never heartbeats: declared down once the
+    # leader's grace period ends (node_down_after_ms), then forgotten below.
+    r = req(f1, "POST", "/v1/ops/node.register", {"id": 9, "slots": 0})
+    t.require("node 9 registered (never to heartbeat)", r.status == 200, repr(r))
 
     # ---- the document served is the one in docs/ ------------------------
     r = req(f1, "GET", "/v1/openapi.json")
@@ -259,6 +263,10 @@ def main(t):
     jid2 = r.json()["id"]
     log_sha = job["stages"][0]["log_sha256"] if job.get("stages") else None
 
+    cl.wait_for("node 9 declared down",
+                lambda: any(x["id"] == 9 and x["down"] for x in req(lead, "GET", "/v1/nodes").json()),
+                30, interval=0.3)
+
     # ---- the contract: every documented path and method ------------------
     good = {  # a path that must succeed, per documented path and method
         ("/v1/status", "get"): ("/v1/status", None),
@@ -283,6 +291,7 @@ def main(t):
         ("/v1/nodes", "get"): ("/v1/nodes", None),
         ("/v1/nodes/{id}/drain", "post"): ("/v1/nodes/%d/drain" % f1, {}),
         ("/v1/nodes/{id}/undrain", "post"): ("/v1/nodes/%d/undrain" % f1, None),
+        ("/v1/nodes/{id}/forget", "post"): ("/v1/nodes/9/forget", None),
         ("/v1/snapshot", "get"): ("/v1/snapshot", None),
         ("/v1/ops/{op}", "post"): ("/v1/ops/node.info", {}),
         ("/healthz", "get"): ("/healthz", None),
@@ -303,6 +312,7 @@ def main(t):
         ("/v1/jobs/{id}/stages/{stage}/log", "get"): ("/v1/jobs/%d/stages/9/log" % jid, None, 404, "not_found"),
         ("/v1/artifacts/{sha256}", "get"): ("/v1/artifacts/" + "0" * 64, None, 404, "not_found"),
         ("/v1/nodes/{id}/drain", "post"): ("/v1/nodes/99/drain", {}, 404, "not_found"),
+        ("/v1/nodes/{id}/forget", "post"): ("/v1/nodes/%d/forget" % f1, None, 409, "conflict"),
         ("/v1/cluster/events", "get"): ("/v1/cluster/events?limit=0", None, 400, "invalid"),
         ("/v1/log-level", "put"): ("/v1/log-level", {"level": "loud"}, 400, "invalid"),
         ("/v1/ops/{op}", "post"): ("/v1/ops/no.such", {}, 400, "invalid"),

@@ -36,8 +36,6 @@ VOTERS3 = {1: "voter", 2: "voter", 3: "voter"}
 VOTERS5 = {n: "voter" for n in ALL}
 EXIT_BOUND = 10.0  # seconds for a removed node to stop by itself ("a few election timeouts")
 # Server bugs found by these checks (reported; see the branch's report).
-BUG_SELF_CONTACT = ("the leader's own last_contact_ms comes from its contact table (now minus its "
-                    "last self-update, 1 ms or more) instead of 0")
 BUG_REMOVE_LEADER_STEPS = ("member.remove of the leader: the old leader forwards the call after the "
                            "transfer and relays the new leader's reply as is, so steps and elapsed_ms "
                            "leave the transfer out")
@@ -114,13 +112,19 @@ def grow(t, c, src, acked):
             sorted(ms) == list(ALL) and all(m["role"] == "voter" for m in ms.values())
             and all(isinstance(v, int) and v < 2000 for n, v in lc.items() if n != lead),
             "leader %d, last_contact_ms %s" % (lead, lc))
-    t.xfail("status (leader): last_contact_ms is 0 for the leader itself (api.md)", lc.get(lead) == 0,
-            "leader %d: %s" % (lead, lc.get(lead)), BUG_SELF_CONTACT)
+    t.check("status (leader): last_contact_ms is 0 for the leader itself (api.md; issue 11 item 16)",
+            lc.get(lead) == 0, "leader %d: %s" % (lead, lc.get(lead)))
     via = next(n for n in ALL if n != lead)
     ms_f = c.members(via)
-    t.check("status (follower node %d, stale): last_contact_ms is nil" % via,
-            all(m.get("last_contact_ms") is None for m in ms_f.values()),
-            str({n: m.get("last_contact_ms") for n, m in ms_f.items()}))
+    lf = {n: m.get("last_contact_ms") for n, m in ms_f.items()}
+    t.check("status through follower node %d: last_contact_ms is the leader's view (0 for it, set for all)"
+            % via, lf.get(lead) == 0 and all(isinstance(v, int) and v < 2000 for v in lf.values()), str(lf))
+    r = c.ctl("member", "list", nodes=[via], json_out=False)
+    lines = r.out.splitlines()
+    col = lines[0].find("CONTACT") if lines else -1
+    cells = [ln[col:].split()[0] for ln in lines[1:] if ln.strip() and col >= 0 and len(ln) > col]
+    t.check("member list through a follower shows CONTACT for every member (no '-')",
+            r.rc == 0 and len(cells) == len(ALL) and "-" not in cells, r.out)
     evs = c.events(after=last_seq)
     added = sorted(e.get("member") for e in kinds_for(evs, "member_added"))
     t.log("cluster events while growing: %s" % "; ".join("%s %s %s" % (e["kind"], e.get("member"),

@@ -3,7 +3,7 @@
 
 1. Jobs are submitted through every node and acknowledged; the nodes
    converge.  `ingotd recover` on a running node's directory is refused
-   (exit 1) and changes nothing.
+   (exit 2, the data directory's lock) and changes nothing.
 2. Quorum loss: nodes 2 and 3 are killed (kill -9) and node 3's data
    directory is destroyed.  Node 1 alone cannot write.  It is stopped.
 3. Offline, on node 1: the dry run prints the members, the new
@@ -80,8 +80,8 @@ def main(t):
     # 1. Refused on a running node.
     before = c.dump(1)
     r = recover(c, 1, "--members", "1", "--yes")
-    t.check("recover on a running node: refused, exit 1", r.rc == 1, repr(r))
-    t.check("... naming the running daemon", "is ingotd running" in r.err, r.err.strip())
+    t.check("recover on a running node: refused, exit 2", r.rc == 2, repr(r))
+    t.check("... naming the running daemon's pid", ("process %d" % c.pid(1)) in r.err, r.err.strip())
     t.check("... and the node still serves writes",
             c.ctl("job", "submit", "--target", "t-rec", src, nodes=[1]).rc == 0)
     acked.append(max(acked) + 1)

@@ -14,8 +14,11 @@ real 3-node cluster (slots 2 per node).
 4. Job parameters: a stage `[sh, -c, "echo {param:GAIN} > {out}/g.txt"]`;
    submitted with `--param GAIN=42` the job succeeds, `job get` shows the
    params and g.txt holds "42\n" (job fetch); a retry keeps the params;
-   submitted without it the job fails naming GAIN; a bad --param is a
+   submitted without it the submit is refused naming GAIN, nothing stored
+   (issue 11 item 8); a bad --param is a
    usage error (exit 2).
+5. One 4 MiB source (the per-source limit) fits a default frame: accepted
+   and run (issue 11 item 20).
 """
 import os
 import sys
@@ -123,12 +126,17 @@ def main(t):
     table = c.ctl("job", "get", str(jid), timeout="10s", json_out=False)
     t.check("job get table shows the params", "GAIN=42" in table.out, table.out)
 
-    jid = submit(c, "t-param", [src])
-    j = wait_final(c, jid, 60)
-    t.check("job without GAIN failed", j["state"] == "failed", "%s %r" % (j["state"], j.get("error")))
+    # Without GAIN: refused at submit, before any stage runs, nothing stored
+    # (issue 11 item 8; it used to fail only when the stage started).
+    before = len(c.all_jobs())
+    r = c.ctl("job", "submit", "--target", "t-param", src, timeout="10s", json_out=False)
     want = "stage 'gain': argv uses {param:GAIN} but the job has no parameter GAIN"
-    t.check("the error names the missing parameter", want in (j.get("error") or ""), repr(j.get("error")))
-    t.check("no params shown as an empty map", j.get("params") == {}, repr(j.get("params")))
+    t.check("a job without GAIN is refused at submit (exit 1) naming the parameter",
+            r.rc == 1 and want in r.err and "invalid" in r.err, "rc=%s %s" % (r.rc, r.err))
+    t.check("... and nothing is stored", len(c.all_jobs()) == before, "%d -> %d jobs" % (before, len(c.all_jobs())))
+    r = c.ctl("job", "submit", "--target", "t-param", "--param", "OTHER=1", src, timeout="10s", json_out=False)
+    t.check("a job with other parameters but not GAIN is refused too", r.rc == 1 and "GAIN" in r.err,
+            "rc=%s %s" % (r.rc, r.err))
 
     # A job failing on its own exit code, retried: the retry keeps the params
     # (the stage runs again with them and fails on the exit code, not on a
@@ -160,6 +168,19 @@ def main(t):
     r = c.ctl("job", "submit", "--target", "t-param", "--param", "GAIN", src, timeout="10s", json_out=False)
     t.check("--param without '=' is a usage error", r.rc == 2 and "NAME=VALUE" in r.err,
             "rc=%s %s" % (r.rc, r.err))
+
+    # ---- 5. the limits agree: a 4 MiB source fits a default frame ---------
+    # (issue 11 item 20: formats.md allows 4 MiB per source, and it did not
+    # fit in the 4 MiB frames of the time).
+    apply_yaml(c, "t-size", "name: t-size\nstages:\n  - name: wc\n    argv: [wc, -c, \"{source}\"]\n"
+               "    timeout: 30s\n")
+    big = c.path("src-4mib.bin")
+    with open(big, "wb") as f:
+        f.write(b"\x5a" * (4 << 20))
+    jid = submit(c, "t-size", [big])
+    j = wait_final(c, jid, 60)
+    t.check("a job with one 4 MiB source is accepted and runs", j["state"] == "succeeded",
+            "%s %r" % (j["state"], j.get("error")))
 
 
 if __name__ == "__main__":

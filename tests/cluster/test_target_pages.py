@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""target.list in pages (real 3-node cluster on 127.0.0.1, default
-max_frame_bytes 4 MiB).
+"""target.list in pages (real 3-node cluster on 127.0.0.1,
+max_frame_bytes 4 MiB: the default, 17 MiB, would take seventeen such
+targets to need a second page).
 
 Five targets of about 1 MiB each (16 stages of 64 arguments of 1,000 bytes)
 would make one target.list reply larger than a frame.  The node pages it:
@@ -26,7 +27,7 @@ def big_target(c, name):
 
 
 def main(t):
-    c = t.cluster()
+    c = t.cluster(overrides={"max_frame_bytes": 4 << 20})
     c.wait_leader()
     for name in NAMES:
         big_target(c, name)

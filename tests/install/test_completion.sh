@@ -73,7 +73,7 @@ expect "ingotctl job " "submit get list cancel retry events watch logs fetch"
 expect "ingotctl job su" "submit"
 expect "ingotctl member tr" "transfer-leadership"
 expect "ingotctl --endpoints 127.0.0.1:7401 job li" "list"
-expect "ingotctl -o json node " "list drain undrain"
+expect "ingotctl -o json node " "list drain undrain forget"
 expect "ingotctl job submit --ta" "--target"
 has "ingotctl job submit --" --target --priority --param --request-id --endpoints --timeout
 lacks "ingotctl job submit --" --stale --state --role

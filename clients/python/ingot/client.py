@@ -335,6 +335,11 @@ class Client:
     def undrain(self, id: int, request_id: Optional[str] = None) -> None:
         self._json("POST", "/v1/nodes/%d/undrain" % id, {}, True, request_id)
 
+    def forget(self, id: int, request_id: Optional[str] = None) -> None:
+        """Drops a node that is down and runs nothing from the nodes table
+        (node.forget); any other node raises Conflict."""
+        self._json("POST", "/v1/nodes/%d/forget" % id, {}, True, request_id)
+
     # ---- backups -----------------------------------------------------------------
     def save_snapshot(self, path: str) -> Snapshot:
         """Downloads a consistent copy of the cluster's state (GET

@@ -32,10 +32,10 @@ class File:
 @dataclass(frozen=True)
 class Stage:
     index: int
-    state: str
-    exit_code: int
-    started_at: int
-    duration_ms: int
+    state: str  # running, done, failed, killed, skipped
+    exit_code: Optional[int]
+    started_at: Optional[int]
+    duration_ms: Optional[int]
     log_sha256: Optional[str]
     outputs: List[File] = field(default_factory=list)
 
@@ -194,6 +194,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Status:
+    cluster_id: Optional[str]
     leader: Optional[int]
     term: int
     node: int

@@ -110,6 +110,11 @@ def test_cancel_retry_nodes_drain(client, cluster):
     assert client.nodes()[0].draining
     client.undrain(nodes[0].id)
     assert not client.nodes()[0].draining
+    # Only a node that is down and runs nothing can be forgotten.
+    with pytest.raises(errors.Conflict):
+        client.forget(nodes[0].id)
+    with pytest.raises(errors.NotFound):
+        client.forget(99)
 
 
 def test_snapshot_and_log_level(client, cluster, tmp_path):

@@ -289,6 +289,10 @@ static void test_args_every_command(void **state)
 	assert_int_equal(parse(&c, &e, "node", "undrain", "3", NULL), 0);
 	assert_int_equal(c.verb, CLI_NODE_UNDRAIN);
 	assert_int_equal(c.id, 3);
+	assert_int_equal(parse(&c, &e, "node", "forget", "4", NULL), 0);
+	assert_int_equal(c.verb, CLI_NODE_FORGET);
+	assert_int_equal(c.id, 4);
+	assert_int_equal(parse(&c, &e, "node", "forget", NULL), ING_EINVAL);
 
 	/* member list */
 	assert_int_equal(parse(&c, &e, "member", "list", NULL), 0);
@@ -438,8 +442,8 @@ static void test_args_usage_errors(void **state)
 	    {{"job", "fetch", "1", "d", "e"}, "needs ID DIR, got more"},
 	    {{"job", "fetch", "x", "d"}, "job ID: expected a number"},
 	    {{"job", "fetch", "1", ""}, "empty DIR"},
-	    {{"node"}, "'node' needs a subcommand (list, drain, undrain)"},
-	    {{"node", "frob"}, "unknown subcommand 'node frob' (list, drain, undrain)"},
+	    {{"node"}, "'node' needs a subcommand (list, drain, undrain, forget)"},
+	    {{"node", "frob"}, "unknown subcommand 'node frob' (list, drain, undrain, forget)"},
 	    {{"node", "list", "3"}, "takes no arguments"},
 	    {{"node", "drain"}, "'node drain' needs ID"},
 	    {{"node", "drain", "two"}, "node ID: expected a number"},

@@ -2,7 +2,8 @@
  * test_fs.c - common/fs.h on a real file system (a temporary directory):
  * mkdir -p and of a file's parent, writing a file plain and atomically
  * (replacing, mode, nothing left behind on failure), refusing to follow a
- * symbolic link, and errors that name the path.
+ * symbolic link, errors that name the path, and the data-directory lock
+ * (one holder, in this process or another, named by pid in the refusal).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -124,12 +126,59 @@ static void test_write_refusals(void **state)
 	assert_int_not_equal(access(path, F_OK), 0);
 }
 
+/* Runs ing_dir_lock(dir) in a child process: 1 when refused as in use. */
+static int lock_in_child(const char *dir)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd;
+		struct ing_error e;
+		_exit(ing_dir_lock(dir, &fd, &e) == ING_ECONFLICT ? 1 : 0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WEXITSTATUS(status);
+}
+
+static void test_dir_lock(void **state)
+{
+	const char *dir = *state;
+	char path[512], missing[512], text[32] = "";
+	struct ing_error e;
+	int fd, fd2;
+
+	assert_int_equal(ing_dir_lock(dir, &fd, &e), 0);
+	/* The file holds our pid. */
+	snprintf(path, sizeof(path), "%s/%s", dir, ING_DIR_LOCK_FILE);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(text, sizeof(text), f));
+	fclose(f);
+	assert_int_equal(atol(text), (long)getpid());
+	/* A second taker, in this process or another, is refused naming us. */
+	assert_int_equal(ing_dir_lock(dir, &fd2, &e), ING_ECONFLICT);
+	snprintf(text, sizeof(text), "process %ld", (long)getpid());
+	assert_non_null(strstr(e.msg, text));
+	assert_non_null(strstr(e.msg, path));
+	assert_int_equal(lock_in_child(dir), 1);
+	/* Released: free for the next one. */
+	ing_dir_unlock(fd);
+	assert_int_equal(lock_in_child(dir), 0);
+	assert_int_equal(ing_dir_lock(dir, &fd, &e), 0);
+	ing_dir_unlock(fd);
+	/* A directory that does not exist: an error naming the lock file. */
+	snprintf(missing, sizeof(missing), "%s/nope", dir);
+	assert_int_equal(ing_dir_lock(missing, &fd, &e), ING_EIO);
+	assert_non_null(strstr(e.msg, missing));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_mkdirs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_plain_and_atomic, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dir_lock, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

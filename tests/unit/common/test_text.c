@@ -1,5 +1,5 @@
 /*
- * test_text.c - UTF-8 cleaning and JSON string literals (common/text),
+ * test_text.c - UTF-8 cleaning and checks and JSON string literals (common/text),
  * checked against jansson, which must read back exactly the cleaned text.
  */
 #include <jansson.h>
@@ -60,11 +60,39 @@ static void test_json_str(void **state)
 	check_json("caf\xc3\xa9\xff!", 7, "\"caf\xc3\xa9?!\"", "caf\xc3\xa9?!");
 }
 
+static void sanitized(const char *in, const char *want, size_t replaced)
+{
+	char buf[64];
+	snprintf(buf, sizeof(buf), "%s", in);
+	assert_int_equal(ing_utf8_sanitize(buf), replaced);
+	assert_string_equal(buf, want);
+	assert_true(ing_utf8_valid(buf, strlen(buf)));
+}
+
+static void test_utf8_sanitize(void **state)
+{
+	(void)state;
+	sanitized("plain ascii\ttab", "plain ascii\ttab", 0);
+	sanitized("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+	          "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 0);
+	sanitized("a\xffz", "a?z", 1);                          /* never a lead byte */
+	sanitized("a\xc3", "a?", 1);                            /* cut short at the end */
+	sanitized("a\xe2\x82z", "a??z", 2);                     /* cut short in the middle */
+	sanitized("\xc0\xaf", "??", 2);                         /* overlong '/' */
+	sanitized("\xe0\x80\xaf", "???", 3);                    /* overlong, 3 bytes */
+	sanitized("\xed\xa0\x80", "???", 3);                    /* surrogate U+D800 */
+	sanitized("\xf4\x90\x80\x80", "????", 4);               /* past U+10FFFF */
+	sanitized("line\nbreak\r\x01\x7f", "line?break???", 4); /* control characters */
+	assert_false(ing_utf8_valid("\x80", 1));
+	assert_true(ing_utf8_valid("", 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_utf8_clean),
 	    cmocka_unit_test(test_json_str),
+	    cmocka_unit_test(test_utf8_sanitize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

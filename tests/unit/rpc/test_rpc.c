@@ -980,7 +980,7 @@ static void test_bad_input(void **state)
 
 	static const char gib[] = "\x40\x00\x00\x00\x96\x00";
 	expect_rejected(env, gib, 6, false, 0, "too_large",
-	                "frame of 1073741824 bytes exceeds the limit of 4194304");
+	                "frame of 1073741824 bytes exceeds the limit of 17825792");
 	assert_still_serving(env);
 
 	static const char truncated[] = "\x00\x00\x00\x20\x96\x00\x01";

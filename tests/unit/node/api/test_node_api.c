@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "common/text.h"
 #include "common/mp.h"
 #include "node/node.h"
 #include "rpc/args.h"
@@ -30,6 +31,7 @@
 struct env {
 	uv_loop_t loop;
 	char dir[256];
+	char api[64], raft[64]; /* the node's addresses */
 	struct node *node;
 	struct rpc_client *client;
 	bool stopped;
@@ -151,6 +153,17 @@ static struct mp_out *map(unsigned n, ...)
 	return &o;
 }
 
+/* A map {k: v} of strings, as a raw value for map(...'r'...). */
+static struct mp_out *map_raw(unsigned n, const char *k, const char *v)
+{
+	struct mp_out *o = malloc(sizeof(*o));
+	mp_out_init(o);
+	msgpack_pack_map(&o->pk, n);
+	mp_pack_cstr(&o->pk, k);
+	mp_pack_cstr(&o->pk, v);
+	return o;
+}
+
 /* [{path, data}] with one source. */
 static struct mp_out *sources(const char *path, const char *data)
 {
@@ -222,6 +235,8 @@ static int setup_node(void **state, bool allow_network_targets)
 	snprintf(cfg.raft_address, sizeof(cfg.raft_address), "127.0.0.1:%u", free_port());
 	snprintf(api, sizeof(api), "127.0.0.1:%u", free_port());
 	snprintf(cfg.api_address, sizeof(cfg.api_address), "%s", api);
+	snprintf(env->api, sizeof(env->api), "%s", api);
+	snprintf(env->raft, sizeof(env->raft), "%s", cfg.raft_address);
 	cfg.npeers = 1;
 	cfg.peers[0].id = 1;
 	snprintf(cfg.peers[0].raft_address, NODE_ADDRESS_MAX, "%s", cfg.raft_address);
@@ -540,13 +555,30 @@ static void test_status_and_info(void **state)
 	assert_int_equal(call(env, "node.info", NULL), 0);
 	assert_int_equal(get_u64(env, "id"), 1);
 	assert_true(str_is(env, "role", "leader"));
+	/* The leader's node.info says how long ago it heard from each member
+	 * (0 for itself): status through a follower shows it from there. */
+	const msgpack_object *contacts = rpc_arg_find(&env->result, "contacts");
+	assert_non_null(contacts);
+	uint64_t self_ago = 1;
+	assert_int_equal(rpc_arg_u64(contacts, "1", UINT64_MAX, true, &self_ago, NULL), 0);
+	assert_int_equal(self_ago, 0);
 	assert_int_equal(call(env, "status", NULL), 0);
 	assert_int_equal(get_u64(env, "leader"), 1);
+	/* The cluster id (operations.md: `ingotctl -o json status`). */
+	struct ing_str cid;
+	assert_int_equal(rpc_arg_str(&env->result, "cluster_id", 64, true, &cid, NULL), 0);
+	assert_int_equal(cid.len, 32);
 	const msgpack_object *members = rpc_arg_find(&env->result, "members");
 	assert_int_equal(members->via.array.size, 1);
 	bool alive = false;
 	assert_int_equal(rpc_arg_bool(&members->via.array.ptr[0], "alive", true, &alive, NULL), 0);
 	assert_true(alive);
+	/* The leader itself: last contact 0 (api.md), not a few ms. */
+	uint64_t ago = 1;
+	assert_int_equal(rpc_arg_u64(&members->via.array.ptr[0], "last_contact_ms", UINT64_MAX,
+	                             true, &ago, NULL),
+	                 0);
+	assert_int_equal(ago, 0);
 }
 
 struct watch_ctx {
@@ -604,10 +636,175 @@ static void test_watch(void **state)
 	             "job 4242");
 }
 
+/* Optional arguments left out (or nil) take their default; a mistyped one
+ * is refused naming it (issue 11 items 10 and 17: role_arg read an
+ * uninitialised view when `role` was absent, and a non-boolean `stale` was
+ * taken for false). */
+static void test_optional_arguments(void **state)
+{
+	struct env *env = *state;
+	int rv;
+
+	/* member.add of this very node as it is, no role: the default (voter)
+	 * matches, so there is nothing to do. */
+	rv = call(env, "member.add",
+	          map(3, "id", 'u', (uint64_t)1, "raft_address", 's', env->raft, "api_address", 's',
+	              env->api));
+	if (rv != 0)
+		fail_msg("member.add without role: %s: %s", ing_err_name(rv), env->err.msg);
+	assert_true(str_is(env, "role", "voter"));
+	rv = call(env, "member.add",
+	          map(4, "id", 'u', (uint64_t)1, "raft_address", 's', env->raft, "api_address", 's',
+	              env->api, "role", 'n'));
+	if (rv != 0)
+		fail_msg("member.add with role nil: %s: %s", ing_err_name(rv), env->err.msg);
+	/* member.demote without role: default standby, refused because this
+	 * node leads (not because of the role). */
+	expect_error(env, call(env, "member.demote", map(1, "id", 'u', (uint64_t)1)), ING_ECONFLICT,
+	             "leader");
+	expect_error(env, call(env, "member.demote", map(2, "id", 'u', (uint64_t)1, "role", 'n')),
+	             ING_ECONFLICT, "leader");
+	expect_error(
+	    env, call(env, "member.demote", map(2, "id", 'u', (uint64_t)1, "role", 's', "boss")),
+	    ING_EINVAL, "'role'");
+
+	/* stale: true or false (nil: absent); anything else is refused. */
+	expect_error(env, call(env, "job.list", map(1, "stale", 's', "yes")), ING_EINVAL,
+	             "'stale'");
+	expect_error(env, call(env, "job.list", map(1, "stale", 'u', (uint64_t)1)), ING_EINVAL,
+	             "'stale'");
+	expect_error(env, call(env, "status", map(1, "stale", 's', "true")), ING_EINVAL, "'stale'");
+	assert_int_equal(call(env, "job.list", map(1, "stale", 'b', 1)), 0);
+	assert_int_equal(call(env, "job.list", map(1, "stale", 'b', 0)), 0);
+	assert_int_equal(call(env, "job.list", map(1, "stale", 'n')), 0);
+
+	/* An error that echoes a string that is not UTF-8 sends '?' for the
+	 * bad bytes: a msgpack string must be UTF-8 (issue 11 item 14). */
+	expect_error(env, call(env, "job.list", map(1, "state", 's', "\xff\xfeok\n")), ING_EINVAL,
+	             "'??ok?'");
+	assert_true(ing_utf8_valid(env->err.msg, strlen(env->err.msg)));
+}
+
+/* Sources as a list of (path, data) built from NULL-terminated paths. */
+static struct mp_out *sources_n(const char *const *paths, const size_t *lens)
+{
+	struct mp_out *o = malloc(sizeof(*o));
+	unsigned n = 0;
+	while (paths[n] != NULL)
+		n++;
+	mp_out_init(o);
+	msgpack_pack_array(&o->pk, n);
+	for (unsigned i = 0; i < n; i++) {
+		msgpack_pack_map(&o->pk, 2);
+		mp_pack_cstr(&o->pk, "path");
+		size_t len = lens != NULL ? lens[i] : strlen(paths[i]);
+		msgpack_pack_str(&o->pk, len);
+		msgpack_pack_str_body(&o->pk, paths[i], len);
+		mp_pack_cstr(&o->pk, "data");
+		mp_pack_bin(&o->pk, "x", 1);
+	}
+	return o;
+}
+
+/* A stage (argv [sh, -c, script]) with outputs and a stdout file. */
+static struct mp_out *stage_with(const char *script, const char *out1, const char *out2,
+                                 const char *stdout_path)
+{
+	struct mp_out *o = malloc(sizeof(*o));
+	unsigned nout = (out1 != NULL) + (out2 != NULL);
+	mp_out_init(o);
+	msgpack_pack_array(&o->pk, 1);
+	msgpack_pack_map(&o->pk, 2 + (nout > 0) + (stdout_path != NULL));
+	mp_pack_cstr(&o->pk, "name");
+	mp_pack_cstr(&o->pk, "s");
+	mp_pack_cstr(&o->pk, "argv");
+	msgpack_pack_array(&o->pk, 3);
+	mp_pack_cstr(&o->pk, "sh");
+	mp_pack_cstr(&o->pk, "-c");
+	mp_pack_cstr(&o->pk, script);
+	if (nout > 0) {
+		mp_pack_cstr(&o->pk, "outputs");
+		msgpack_pack_array(&o->pk, nout);
+		if (out1 != NULL)
+			mp_pack_cstr(&o->pk, out1);
+		if (out2 != NULL)
+			mp_pack_cstr(&o->pk, out2);
+	}
+	if (stdout_path != NULL) {
+		mp_pack_cstr(&o->pk, "stdout");
+		mp_pack_cstr(&o->pk, stdout_path);
+	}
+	return o;
+}
+
+/* What a worker could not run is refused at submit (or target.put),
+ * naming the problem, with nothing stored (issue 11 items 8 and 14). */
+static void test_refused_at_submit(void **state)
+{
+	struct env *env = *state;
+	static const char *const dot[] = {".", NULL};
+	static const char *const sub_dot[] = {"a/.", NULL};
+	static const char *const both[] = {"d", "d/f", NULL};
+	static const char *const nul[] = {"a\0b", NULL};
+	static const size_t nul_len[] = {3};
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(2, "target", 's', "cc", "sources", 'r', sources_n(dot, NULL))),
+	             ING_EINVAL, "'.'");
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(2, "target", 's', "cc", "sources", 'r', sources_n(sub_dot, NULL))),
+	             ING_EINVAL, "'a/.' has a '.' component");
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(2, "target", 's', "cc", "sources", 'r', sources_n(both, NULL))),
+	             ING_EINVAL, "'d' cannot be both a file and the directory of 'd/f'");
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(2, "target", 's', "cc", "sources", 'r', sources_n(nul, nul_len))),
+	             ING_EINVAL, "'a\\0b'");
+	/* A {param:NAME} the job lacks. */
+	assert_int_equal(call(env, "target.put",
+	                      map(2, "name", 's', "p", "stages", 'r',
+	                          stage_with("echo {param:WHO}", NULL, NULL, NULL))),
+	                 0);
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(2, "target", 's', "p", "sources", 'r', sources("a.c", "x"))),
+	             ING_EINVAL, "argv uses {param:WHO} but the job has no parameter WHO");
+	expect_error(env,
+	             call(env, "job.submit",
+	                  map(3, "target", 's', "p", "sources", 'r', sources("a.c", "x"), "params",
+	                      'r', map_raw(1, "OTHER", "1"))),
+	             ING_EINVAL, "WHO");
+	/* Nothing was stored. */
+	assert_int_equal(call(env, "job.list", NULL), 0);
+	assert_int_equal(rpc_arg_find(&env->result, "jobs")->via.array.size, 0);
+	assert_int_equal(call(env, "job.submit",
+	                      map(3, "target", 's', "p", "sources", 'r', sources("a.c", "x"),
+	                          "params", 'r', map_raw(1, "WHO", "me"))),
+	                 0);
+	/* Stage outputs that cannot sit in one directory. */
+	expect_error(
+	    env,
+	    call(env, "target.put",
+	         map(2, "name", 's', "o", "stages", 'r', stage_with("true", NULL, NULL, "."))),
+	    ING_EINVAL, "'.'");
+	expect_error(
+	    env,
+	    call(env, "target.put",
+	         map(2, "name", 's', "o", "stages", 'r', stage_with("true", "d", "d/f", NULL))),
+	    ING_EINVAL, "cannot be both a file and the directory");
+	expect_error(env, call(env, "target.get", map(1, "name", 's', "o")), ING_ENOTFOUND, "o");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_optional_arguments, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_at_submit, setup, teardown),
+
 	    cmocka_unit_test_setup_teardown(test_target_sandbox_settings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_target_network_allowed, setup_allowing_network,
 	                                    teardown),

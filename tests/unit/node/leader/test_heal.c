@@ -49,6 +49,9 @@ static void test_dead_voter_replaced_by_best_standby(void **state)
 	assert_int_equal(r.id, 5); /* the most caught-up standby, not the spare */
 	assert_int_equal(r.dead_silent_ms, 5000);
 	assert_string_equal(r.what, "replacing unreachable voter 2 by 5");
+	/* A failure after the standby's role changed puts it back. */
+	assert_true(r.restore_role);
+	assert_int_equal(r.old_role, CONS_STANDBY);
 	struct mc_plan want;
 	memset(&want, 0, sizeof(want));
 	mc_plan_replace_voter(&want, 5, CONS_STANDBY, 2);
@@ -118,11 +121,16 @@ static void test_make_up_voters_and_standbys(void **state)
 	assert_true(heal_decide(ms, 4, SELF, alive_unless, none, &goal, &r));
 	assert_int_equal(r.id, 2);
 	assert_string_equal(r.what, "promoting 2 to keep 2 voters");
+	assert_true(r.restore_role);
+	assert_int_equal(r.old_role, CONS_STANDBY);
 	/* Voters as wanted, no standby left: the best spare becomes one. */
 	ms[1].role = CONS_VOTER;
 	assert_true(heal_decide(ms, 4, SELF, alive_unless, none, &goal, &r));
 	assert_int_equal(r.id, 4);
 	assert_string_equal(r.what, "making spare 4 a standby");
+	/* A dead spare left a standby was item 3 of issue 11: put back. */
+	assert_true(r.restore_role);
+	assert_int_equal(r.old_role, CONS_SPARE);
 	struct mc_plan want;
 	memset(&want, 0, sizeof(want));
 	mc_plan_promotion(&want, 4, CONS_SPARE, CONS_STANDBY);

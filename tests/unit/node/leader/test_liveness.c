@@ -163,13 +163,18 @@ static void test_grace_under_new_leader(void **state)
 	const uint64_t t0 = 5000000, t1 = t0 + 60000;
 
 	liveness_leader(f->l, t0);
-	liveness_seen(f->l, 1, t0 + 10);
+	/* liveness_seen says when this leader heard the node before: never. */
+	assert_int_equal(liveness_seen(f->l, 1, t0 + 10), 0);
 	assert_int_equal(liveness_last_ms(f->l, 1), t0 + 10);
 	assert_int_equal(liveness_last_ms(f->l, 2), 0);
+	assert_int_equal(liveness_seen(f->l, 1, t0 + 20), t0 + 10);
+	assert_int_equal(liveness_last_ms(f->l, 1), t0 + 20);
 	/* Silent for a minute, but a new leader counts from when it became
 	 * ready, and knows nobody's last heartbeat. */
 	liveness_leader(f->l, t1);
 	assert_int_equal(liveness_last_ms(f->l, 1), 0);
+	assert_int_equal(liveness_seen(f->l, 1, t1 + 1), 0);
+	liveness_leader(f->l, t1);
 	assert_int_equal(check_at(f, t1 + DOWN_AFTER_MS), 0);
 	assert_int_equal(check_at(f, t1 + DOWN_AFTER_MS + 1), 2);
 	assert_int_equal(f->cmds[0].type, CMD_NODE_DOWN);

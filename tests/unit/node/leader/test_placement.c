@@ -296,6 +296,41 @@ static void test_reasons(void **state)
 	expect_wait(&w, &t2, "needs 1 GPU, none free on nodes 1, 2, 3, 4, 5, 6, 7, 8, ...");
 }
 
+/* A node this leader has not heard from lately is not live, whatever its
+ * record says (issue 11 item 4: work went to a leader killed a moment
+ * before). */
+static void test_silent(void **state)
+{
+	struct world w = {.n = 0};
+	struct rec_target t0 = target(0), t1 = target(1);
+	(void)state;
+	add(&w, 1, 4, 0, 0x01, 0);
+	add(&w, 2, 1, 0, 0, 0);
+	init(&w);
+	place_node_silence(&w.pn[0]);
+	assert_true(w.pn[0].silent);
+	assert_int_equal(w.pn[0].free_slots, 0);
+	assert_int_equal(w.pn[0].free_gpus, 0);
+	/* The silent node has the most free slots and the only GPU: it gets
+	 * neither kind of job. */
+	expect_pick(&w, &t0, 2, "");
+	expect_wait(&w, &t0, "all 1 nodes that can run target 't' are busy");
+	expect_wait(&w, &t1,
+	            "needs 1 GPU: none of the nodes that can run target 't' (node 2) has a GPU");
+	/* Every node silent (or down): the reason counts them apart. */
+	place_node_silence(&w.pn[1]);
+	expect_wait(&w, &t0,
+	            "no live, non-draining node (2 registered: 0 down, 0 draining, 2 not heard "
+	            "from by this leader lately)");
+	w.rec[1].down = true;
+	init(&w);
+	place_node_silence(&w.pn[0]);
+	place_node_silence(&w.pn[1]);
+	expect_wait(&w, &t0,
+	            "no live, non-draining node (2 registered: 1 down, 0 draining, 1 not heard "
+	            "from by this leader lately)");
+}
+
 /* A hold on a GPU the node no longer offers frees nothing; GPU 63 works. */
 static void test_held_not_offered_and_high_index(void **state)
 {
@@ -318,6 +353,7 @@ int main(void)
 	    cmocka_unit_test(test_best_fit),
 	    cmocka_unit_test(test_gpus_need_a_slot),
 	    cmocka_unit_test(test_reasons),
+	    cmocka_unit_test(test_silent),
 	    cmocka_unit_test(test_held_not_offered_and_high_index),
 	    cmocka_unit_test(test_wait_names),
 	};

@@ -42,6 +42,10 @@ struct fx {
 	uint64_t queued_ms[MAX_ASSIGNED]; /* what the callback was told */
 	unsigned nassigned;
 	bool refuse; /* the callback refuses every proposal */
+	/* When the leader last heard each node (index: node id; 0: never);
+	 * used only with `liveness` set. */
+	bool liveness;
+	uint64_t heard_ms[8];
 };
 
 static int setup(void **state)
@@ -94,11 +98,21 @@ static const char *unplaceable(struct fx *f)
 	return out;
 }
 
+static uint64_t heard(void *data, uint64_t id)
+{
+	struct fx *f = data;
+	return id < 8 ? f->heard_ms[id] : 0;
+}
+
 /* One round over the store as it is now; returns how many it assigned. */
 static unsigned round_now(struct fx *f)
 {
 	struct store_txn *t;
 	struct sched_env env = {f->now_ms, f->backoff_ms, collect, f};
+	if (f->liveness) {
+		env.heard = heard;
+		env.silent_after_ms = 5000;
+	}
 	f->nassigned = 0;
 	assert_int_equal(store_read_begin(f->t.store, &t), 0);
 	sched_round(f->s, t, &env);
@@ -284,6 +298,46 @@ static void test_down_and_draining_nodes_get_nothing(void **state)
 	assert_string_equal(unplaceable(f), "");
 }
 
+/* Only nodes the leader heard within silent_after_ms get work (issue 11
+ * item 4); a node heard for the first time makes a full pass due. */
+static void test_unheard_nodes_get_nothing(void **state)
+{
+	struct fx *f = *state;
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 4, NULL, NULL);
+	smt_node_with(&f->t, 2, 1, NULL, NULL);
+	f->liveness = true;
+	f->heard_ms[2] = f->now_ms - 100;
+	/* Node 1 has the most free slots but was never heard: node 2 gets the
+	 * first job, nobody the second. */
+	uint64_t a = submit(f, "t", "default", 50), b = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, a);
+	assert_int_equal(f->assigned[0].u.job_assign.node, 2);
+	apply_assigned(f);
+	assert_string_equal(sched_reason(f->s, b), "all 1 nodes that can run target 't' are busy");
+	/* Heard long ago counts as not heard. */
+	f->heard_ms[1] = f->now_ms - 5001;
+	sched_node_heard(f->s);
+	assert_true(sched_due(f->s, f->now_ms));
+	assert_int_equal(round_now(f), 0);
+	/* Heard now: the next pass places the job there. */
+	f->heard_ms[1] = f->now_ms - 10;
+	sched_node_heard(f->s);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, b);
+	assert_int_equal(f->assigned[0].u.job_assign.node, 1);
+	/* Nobody heard at all: the reason says so. */
+	apply_assigned(f);
+	f->heard_ms[1] = f->heard_ms[2] = 0;
+	uint64_t c = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 0);
+	assert_string_equal(sched_reason(f->s, c),
+	                    "no live, non-draining node (2 registered: 0 down, 0 draining, 2 not "
+	                    "heard from by this leader lately)");
+}
+
 static void test_waiting_reasons(void **state)
 {
 	struct fx *f = *state;
@@ -404,6 +458,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_down_and_draining_nodes_get_nothing, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_waiting_reasons, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unheard_nodes_get_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_attempt_waits_its_backoff, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_new_jobs_in_submit_order_without_a_pass, setup,
 	                                    teardown),

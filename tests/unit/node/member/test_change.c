@@ -28,6 +28,10 @@ static const char *plan_text(const struct mc_plan *p)
 		const struct mc_step *s = &p->steps[i];
 		const char *role = mc_role_name(s->role);
 		switch (s->kind) {
+		case MC_CONFIRM:
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%sconfirm %llu %s",
+			                      i ? ", " : "", (unsigned long long)s->id, role);
+			break;
 		case MC_RECORD:
 			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%srecord %llu %s",
 			                      i ? ", " : "", (unsigned long long)s->id, role);
@@ -145,6 +149,39 @@ static void test_rollback(void **state)
 	assert_false(mc_plan_rollback(&p, 4, 5, &undo));
 }
 
+static void test_restore_role(void **state)
+{
+	struct mc_plan p, undo;
+	(void)state;
+
+	/* A spare promoted to voter: nothing changed before the first assign;
+	 * once it is a standby (the catch-up timed out, say) it goes back to
+	 * spare. */
+	memset(&p, 0, sizeof(p));
+	mc_plan_step(&p, MC_CONFIRM, 3, CONS_VOTER);
+	mc_plan_promotion(&p, 3, CONS_SPARE, CONS_VOTER);
+	assert_string_equal(plan_text(&p), "confirm 3 voter, assign 3 standby, catchup 3, "
+	                                   "assign 3 voter, record 3 voter");
+	assert_false(mc_plan_restore_role(&p, 0, 3, CONS_SPARE, &undo));
+	assert_false(mc_plan_restore_role(&p, 1, 3, CONS_SPARE, &undo));
+	for (unsigned done = 2; done <= p.n; done++) {
+		memset(&undo, 0xff, sizeof(undo));
+		assert_true(mc_plan_restore_role(&p, done, 3, CONS_SPARE, &undo));
+		assert_string_equal(plan_text(&undo), "assign 3 spare, record 3 spare");
+	}
+	/* A standby promoted: the catch-up comes first, the role changes at the
+	 * assign. */
+	memset(&p, 0, sizeof(p));
+	mc_plan_promotion(&p, 4, CONS_STANDBY, CONS_VOTER);
+	assert_false(mc_plan_restore_role(&p, 1, 4, CONS_STANDBY, &undo));
+	assert_true(mc_plan_restore_role(&p, 2, 4, CONS_STANDBY, &undo));
+	assert_string_equal(plan_text(&undo), "assign 4 standby, record 4 standby");
+	/* Another member's assign is not this one's change. */
+	memset(&p, 0, sizeof(p));
+	mc_plan_demotion(&p, 2, CONS_SPARE);
+	assert_false(mc_plan_restore_role(&p, p.n, 3, CONS_VOTER, &undo));
+}
+
 /* Who is alive: the ids listed in `data` (0-terminated). */
 static bool alive_in(void *data, const struct cons_member *m)
 {
@@ -201,9 +238,8 @@ static void test_quorum(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_add_plans),
-	    cmocka_unit_test(test_role_plans),
-	    cmocka_unit_test(test_rollback),
+	    cmocka_unit_test(test_add_plans), cmocka_unit_test(test_role_plans),
+	    cmocka_unit_test(test_rollback),  cmocka_unit_test(test_restore_role),
 	    cmocka_unit_test(test_quorum),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

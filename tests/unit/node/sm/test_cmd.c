@@ -192,6 +192,7 @@ static struct cmd sample(uint32_t type)
 		c.u.node_down.reason = S("silent for 10s");
 		break;
 	case CMD_NODE_UP: c.u.node_up.node = 2; break;
+	case CMD_NODE_FORGET: c.u.node_forget.node = 2; break;
 	case CMD_MEMBER_PUT:
 		c.u.member_put.member.id = 3;
 		c.u.member_put.member.raft_address = S("127.0.0.1:7001");
@@ -994,6 +995,7 @@ static void test_validate_ids(void **state)
 	ZERO(CMD_NODE_DRAIN, node_drain.node, "node");
 	ZERO(CMD_NODE_DOWN, node_down.node, "node");
 	ZERO(CMD_NODE_UP, node_up.node, "node");
+	ZERO(CMD_NODE_FORGET, node_forget.node, "node");
 	ZERO(CMD_MEMBER_PUT, member_put.member.id, "id");
 	ZERO(CMD_MEMBER_REMOVE, member_remove.id, "id");
 #undef ZERO
@@ -1854,6 +1856,11 @@ static void test_validate_member(void **state)
 	expect_invalid(&c, ING_EINVAL, "command member_put: role");
 }
 
+static const struct ing_str *str_at(const void *list, uint32_t i)
+{
+	return &((const struct ing_str *)list)[i];
+}
+
 static void test_name_and_path_rules(void **state)
 {
 	(void)state;
@@ -1879,6 +1886,18 @@ static void test_name_and_path_rules(void **state)
 	assert_false(cmd_path_valid(S("a//b")));
 	assert_false(cmd_path_valid(S("a/")));
 	assert_false(cmd_path_valid((struct ing_str){"a\0", 2}));
+	/* Accepted by cmd_validate (older logs replay as they did), refused
+	 * where requests enter: a '.' component, a file that is another's
+	 * directory. */
+	assert_true(cmd_path_valid(S("a/.")));
+	struct ing_str ok[] = {S("a/b"), S("a/c"), S("ab")}, dot[] = {S("x"), S("a/./b")},
+	               nested[] = {S("d/f"), S("d")};
+	struct ing_error e;
+	assert_int_equal(cmd_paths_layout("t", "f", 3, str_at, ok, &e), 0);
+	assert_int_equal(cmd_paths_layout("t", "f", 2, str_at, dot, &e), ING_EINVAL);
+	assert_non_null(strstr(e.msg, "'a/./b' has a '.' component"));
+	assert_int_equal(cmd_paths_layout("t", "f", 2, str_at, nested, &e), ING_EINVAL);
+	assert_non_null(strstr(e.msg, "'d' cannot be both a file and the directory of 'd/f'"));
 	assert_true(cmd_path_valid(fill(ING_PATH_MAX, 'p')));
 	assert_false(cmd_path_valid(fill(ING_PATH_MAX + 1, 'p')));
 }
@@ -1905,7 +1924,9 @@ static void test_type_table(void **state)
 	assert_int_equal(cmd_type_min_version(CMD_JOB_SUBMIT), 1);
 	assert_int_equal(cmd_type_version(99), 0);
 	assert_int_equal(cmd_type_min_version(99), 0);
-	assert_int_equal(NTYPES, 19);
+	assert_int_equal(NTYPES, 20);
+	assert_string_equal(cmd_type_name(CMD_NODE_FORGET), "node_forget");
+	assert_int_equal(CMD_NODE_FORGET, 24);
 	assert_string_equal(cmd_type_name(CMD_CLUSTER_INIT), "cluster_init");
 	assert_int_equal(CMD_CLUSTER_EVENT, 33);
 }

@@ -221,8 +221,14 @@ static struct cmd generate(struct gen *g)
 		c.u.node_down.node = 1 + rnd(5);
 		c.u.node_down.reason = ing_str_c("missed heartbeats");
 	} else if (r < 98) {
-		c = smt_cmd(g->a, CMD_NODE_UP);
-		c.u.node_up.node = 1 + rnd(5);
+		/* Node 5 never registers: its draw forgets one of 1-4 instead
+		 * (chosen by the time, so the random stream stays as it was). */
+		uint64_t node = 1 + rnd(5);
+		c = smt_cmd(g->a, node == 5 ? CMD_NODE_FORGET : CMD_NODE_UP);
+		if (c.type == CMD_NODE_UP)
+			c.u.node_up.node = node;
+		else
+			c.u.node_forget.node = 1 + c.time_ms % 4;
 	} else if (rnd(2)) {
 		c = smt_cmd(g->a, rnd(2) ? CMD_MEMBER_PUT : CMD_MEMBER_REMOVE);
 		if (c.type == CMD_MEMBER_PUT) {

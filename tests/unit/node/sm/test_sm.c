@@ -851,6 +851,32 @@ static void test_node_down_requeues_all(void **state)
 	assert_int_equal(smt_count(t, STORE_QUEUE), 1);
 }
 
+/* node_forget: only a node that is down, and it is gone from the nodes
+ * table (issue 11 item 22: a removed node stayed in node list for ever). */
+static void test_node_forget(void **state)
+{
+	struct smt *t = *state;
+	uint64_t a = smt_submit(t, "cc", 10, 2);
+	struct rec_node n;
+	struct cmd c;
+
+	apply_ok(t, assign(t, a, 2, 1));
+	c = smt_cmd(t, CMD_NODE_FORGET);
+	c.u.node_forget.node = 2;
+	expect_reject(t, &c, ING_ECONFLICT, "not down");
+	apply_ok(t, node_down(t, 2)); /* its attempt is requeued */
+	uint64_t before = smt_count(t, STORE_NODES);
+	apply_ok(t, c);
+	assert_int_equal(smt_count(t, STORE_NODES), before - 1);
+	assert_int_equal(smt_node_rec(t, 2, &n), ING_ENOTFOUND);
+	assert_int_equal(job_state(t, a), REC_JOB_QUEUED);
+	expect_reject(t, &c, ING_ENOTFOUND, "node 2");
+	/* It may register again (a machine that comes back). */
+	smt_node(t, 2, 2);
+	assert_int_equal(smt_node_rec(t, 2, &n), 0);
+	assert_false(n.down);
+}
+
 static void test_artifacts_freed_with_attempt(void **state)
 {
 	struct smt *t = *state;
@@ -1484,6 +1510,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_expire_rejections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_with_cancel_pending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_down_requeues_all, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_forget, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_artifacts_freed_with_attempt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_target_put_and_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dedupe, setup, teardown),
