@@ -1423,6 +1423,9 @@ int rpc_http_reload_tls(struct rpc_http_server *s, const struct rpc_http_tls *tl
 {
 	if (s->closing || s->close_requested || s->cur == NULL)
 		return ing_error_set(e, ING_EUNAVAILABLE, "http: the server is closing");
+	if (s->in_run) /* MHD is not re-entered (see the design note) */
+		return ing_error_set(e, ING_EUNAVAILABLE,
+		                     "http tls reload: not from inside a request handler");
 	if (s->cur->pem[0] == NULL || tls->cert_file == NULL || tls->key_file == NULL)
 		return ing_error_set(e, ING_EINVAL, "http tls reload: the server on %s %s",
 		                     s->address,

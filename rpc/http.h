@@ -93,11 +93,13 @@ int rpc_http_route(struct rpc_http_server *s, const char *method, const char *pa
  * and the one it replaces stops accepting but serves the connections it
  * has (keep-alive requests, streams) until they end; it stops when its
  * last connection closes, or at the next reload (which cuts what it still
- * serves).  On an error nothing changes.  Errors: ING_EINVAL (the server
- * runs without TLS, or client certificates would be turned on or off: that
- * takes a restart), ING_EIO (a file unreadable or not PEM, or the library
- * refused the certificate or key; see the log), ING_EUNAVAILABLE (closing),
- * ING_ENOMEM; e names the file or the address.
+ * serves).  On an error nothing changes.  Call it from the loop (a signal
+ * or timer callback), not from a handler of s.  Errors: ING_EINVAL (the
+ * server runs without TLS, or client certificates would be turned on or
+ * off: that takes a restart), ING_EIO (a file unreadable or not PEM, or the
+ * library refused the certificate or key; see the log), ING_EUNAVAILABLE
+ * (closing, or called from a handler), ING_ENOMEM; e names the file or the
+ * address.
  */
 int rpc_http_reload_tls(struct rpc_http_server *s, const struct rpc_http_tls *tls,
                         struct ing_error *e);
