@@ -72,6 +72,15 @@
  * sees (the first rec_stage_gpus of those the attempt holds; none: "") and
  * CUDA_DEVICE_ORDER=PCI_BUS_ID makes CUDA number them as NVML does; both
  * replace what the target's env says.
+ *
+ * GPUs in the sandbox: an attempt gets exactly its GPUs.  When the node
+ * knows each held GPU's uuid and device file (discovered: node_gpu_pinned),
+ * its sandbox gets the driver's control files and /dev/nvidia<minor> of
+ * those GPUs only, and CUDA_VISIBLE_DEVICES names them by uuid (CUDA would
+ * renumber indexes in a /dev without the other GPUs' files).  Otherwise
+ * (GPUs declared by the config) it gets every /dev/nvidia* file and
+ * indexes, as the start log warns.  An attempt without GPUs gets no
+ * NVIDIA file (the config refuses /dev/nvidia* in sandbox_devices).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -91,6 +100,7 @@
 #include "common/log.h"
 #include "node/request.h"
 #include "node/worker/worker.h"
+#include "node/worker/gpu.h"
 #include "node/worker/sandbox.h"
 #include "node/worker/stage.h"
 #include "node/worker/template.h"
@@ -99,7 +109,7 @@
 #define REPORT_RETRY_MS   1000
 #define REPORT_TIMEOUT_MS 30000 /* one report, its retries included */
 #define MAX_ARGS          256
-#define GPU_DEVICES_MAX   32 /* /dev/nvidia* files bound for a GPU attempt */
+#define GPU_DEVICES_MAX   64 /* /dev/nvidia* files bound for a GPU attempt */
 /* Bytes a stage_finish report needs besides its log and outputs (the
  * frame, the request envelope, the other fields), and per output. */
 #define REPORT_OVERHEAD      1024
@@ -824,6 +834,28 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	report_send(a);
 }
 
+/* The node's GPU of that index; NULL when it no longer offers it. */
+static const struct node_gpu *gpu_of(const struct node_config *c, uint32_t index)
+{
+	for (unsigned i = 0; i < c->ngpus; i++)
+		if (c->gpus[i].index == index)
+			return &c->gpus[i];
+	return NULL;
+}
+
+/* Whether the attempt can be kept to its GPUs: it holds some, and the
+ * node knows the uuid and the device file of each (node_gpu_pinned). */
+static bool attempt_gpus_pinned(const struct node_attempt *a)
+{
+	const struct node_config *c = node_cfg(a->w->n);
+	for (uint32_t i = 0; i < a->ngpus; i++) {
+		const struct node_gpu *g = gpu_of(c, a->gpus[i]);
+		if (g == NULL || !node_gpu_pinned(g))
+			return false;
+	}
+	return a->ngpus > 0;
+}
+
 static void run_stage(struct node_attempt *a)
 {
 	const struct rec_stage_def *def = &a->target.stages[a->stage];
@@ -903,12 +935,17 @@ static void run_stage(struct node_attempt *a)
 		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, "PATH=" STAGE_DEFAULT_PATH,
 		                strlen("PATH=" STAGE_DEFAULT_PATH));
 	if (gpu_env) {
-		char kv[64 + 3 * ING_MAX_GPUS];
+		char kv[64 + (ING_GPU_UUID_MAX + 1) * ING_MAX_GPUS];
 		uint32_t sees = rec_stage_gpus(&a->target, a->stage);
+		const bool by_uuid = attempt_gpus_pinned(a);
 		int k = snprintf(kv, sizeof(kv), "CUDA_VISIBLE_DEVICES=");
 		for (uint32_t i = 0; i < sees && i < a->ngpus; i++)
-			k += snprintf(kv + k, sizeof(kv) - (size_t)k, "%s%" PRIu32, i ? "," : "",
-			              a->gpus[i]);
+			if (by_uuid)
+				k += snprintf(kv + k, sizeof(kv) - (size_t)k, "%s%s", i ? "," : "",
+				              gpu_of(node_cfg(a->w->n), a->gpus[i])->uuid);
+			else
+				k += snprintf(kv + k, sizeof(kv) - (size_t)k, "%s%" PRIu32,
+				              i ? "," : "", a->gpus[i]);
 		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, kv, (size_t)k);
 		template_append(env, &envc, ING_MAX_ENV + 4, a->zone,
 		                "CUDA_DEVICE_ORDER=PCI_BUS_ID",
@@ -1072,27 +1109,101 @@ static void on_sandbox_open(struct sandbox *sb, int status, const struct ing_err
 	attempt_begin(a);
 }
 
+/* The device files a sandbox gets: the config's sandbox_devices, then the
+ * NVIDIA ones of a GPU attempt (host path in dir, at /dev/NAME inside). */
+struct dev_list {
+	struct sandbox_device d[NODE_SANDBOX_PATHS_MAX + GPU_DEVICES_MAX];
+	char path[GPU_DEVICES_MAX][2][NODE_PATH_MAX];
+	size_t n, ngpu;
+};
+
+/* Adds dir/name at /dev/name when it is a character device (the driver
+ * creates only the files its features need: a missing one is skipped). */
+static void add_gpu_device(struct dev_list *l, const char *dir, const char *name)
+{
+	struct stat st;
+	if (l->ngpu == GPU_DEVICES_MAX)
+		return;
+	char *src = l->path[l->ngpu][0], *at = l->path[l->ngpu][1];
+	if (snprintf(src, NODE_PATH_MAX, "%s/%s", dir, name) >= NODE_PATH_MAX ||
+	    snprintf(at, NODE_PATH_MAX, "/dev/%s", name) >= NODE_PATH_MAX || stat(src, &st) != 0 ||
+	    !S_ISCHR(st.st_mode))
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->d[i].path, src) == 0)
+			return;
+	l->d[l->n++] = (struct sandbox_device){.path = src, .at = at};
+	l->ngpu++;
+}
+
+/* Adds every character device dir/PATTERN (PATTERN relative to dir). */
+static void add_gpu_devices(struct dev_list *l, const char *dir, const char *pattern)
+{
+	char pat[NODE_PATH_MAX];
+	glob_t g;
+	memset(&g, 0, sizeof(g));
+	if (snprintf(pat, sizeof(pat), "%s/%s", dir, pattern) >= (int)sizeof(pat) ||
+	    glob(pat, 0, NULL, &g) != 0)
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++)
+		add_gpu_device(l, dir, g.gl_pathv[i] + strlen(dir) + 1);
+	globfree(&g);
+}
+
+/*
+ * The NVIDIA device files of an attempt that holds GPUs: the driver's
+ * control files that exist (nvidiactl, nvidia-uvm, nvidia-uvm-tools,
+ * nvidia-modeset, nvidia-caps/ *) and /dev/nvidia<minor> of each GPU it
+ * holds, no other; or, when one of its GPUs is not pinned (declared by the
+ * config, device file unknown), every /dev/nvidia* file (weaker: the start
+ * log says so).  None for an attempt without GPUs.
+ */
+static void attempt_gpu_devices(const struct node_attempt *a, struct dev_list *l)
+{
+	static const char *const control[] = {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools",
+	                                      "nvidia-modeset"};
+	const struct node_config *c = node_cfg(a->w->n);
+	const char *dir = gpu_dev_dir();
+
+	if (a->ngpus == 0)
+		return;
+	if (!attempt_gpus_pinned(a)) {
+		add_gpu_devices(l, dir, "nvidia*");
+		add_gpu_devices(l, dir, "nvidia-caps/*");
+		return;
+	}
+	/* The GPUs' own files first: the control files never crowd them out. */
+	for (uint32_t i = 0; i < a->ngpus; i++) {
+		char name[32];
+		size_t before = l->n;
+		snprintf(name, sizeof(name), "nvidia%d", gpu_of(c, a->gpus[i])->minor);
+		add_gpu_device(l, dir, name);
+		if (l->n == before)
+			ING_LOG_WARN("gpu device file missing job=%" PRIu64 " attempt=%" PRIu32
+			             " gpu=%" PRIu32 " file=%s/%s",
+			             a->job, a->attempt, a->gpus[i], dir, name);
+	}
+	for (size_t i = 0; i < sizeof(control) / sizeof(control[0]); i++)
+		add_gpu_device(l, dir, control[i]);
+	add_gpu_devices(l, dir, "nvidia-caps/*");
+}
+
 static void attempt_open_sandbox(struct node_attempt *a)
 {
 	const struct node_config *c = node_cfg(a->w->n);
-	const char *devices[NODE_SANDBOX_PATHS_MAX + GPU_DEVICES_MAX + 1];
+	struct dev_list *devs = calloc(1, sizeof(*devs));
 	char name[64];
 	struct ing_error e;
-	unsigned nd = 0;
+	int rv;
+
+	if (devs == NULL) {
+		a->failed = true;
+		report_finish(a, "failed", "out of memory on the worker");
+		return;
+	}
 	for (unsigned i = 0; i < c->nsandbox_devices; i++)
-		devices[nd++] = c->sandbox_devices[i];
-	/* An attempt holding GPUs gets the NVIDIA device files (all of them:
-	 * CUDA_VISIBLE_DEVICES, not the sandbox, says which GPUs it uses). */
-	glob_t g;
-	memset(&g, 0, sizeof(g));
-	if (a->ngpus > 0 && glob("/dev/nvidia*", 0, NULL, &g) == 0)
-		for (size_t i = 0; i < g.gl_pathc && nd < NODE_SANDBOX_PATHS_MAX + GPU_DEVICES_MAX;
-		     i++) {
-			struct stat st;
-			if (stat(g.gl_pathv[i], &st) == 0 && S_ISCHR(st.st_mode))
-				devices[nd++] = g.gl_pathv[i];
-		}
-	devices[nd] = NULL;
+		devs->d[devs->n++] = (struct sandbox_device){.path = c->sandbox_devices[i]};
+	attempt_gpu_devices(a, devs);
 	snprintf(name, sizeof(name), "job-%" PRIu64 "-a%" PRIu32, a->job, a->attempt);
 	struct sandbox_request req = {
 	    .name = name,
@@ -1101,11 +1212,12 @@ static void attempt_open_sandbox(struct node_attempt *a)
 	    .disk_bytes = within(a->target.disk_bytes, c->work_quota_bytes),
 	    .tmp_bytes = c->stage_tmp_bytes,
 	    .network = a->target.network,
-	    .devices = devices,
+	    .devices = devs->d,
+	    .ndevices = devs->n,
 	};
 	a->sb_opening = true;
-	int rv = sandbox_open(a->w->sandbox, &req, on_sandbox_open, a, &e);
-	globfree(&g);
+	rv = sandbox_open(a->w->sandbox, &req, on_sandbox_open, a, &e); /* copies req */
+	free(devs);
 	if (rv != 0) {
 		a->sb_opening = false;
 		a->failed = true;
