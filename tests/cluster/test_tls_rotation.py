@@ -142,8 +142,10 @@ def main(t):
             % (other, idx, secs), True)
     write_ok("step 3, all up")
 
+    idx, secs = c.wait_converged(timeout=30)
     dumps = c.dumps()
-    t.check("the stores are identical (mdb_dump)", cl.dumps_identical(dumps), cl.dump_diff(dumps))
+    t.check("the stores are identical at applied index %d (mdb_dump)" % idx, cl.dumps_identical(dumps),
+            cl.dump_diff(dumps))
     jobs = c.all_jobs()
     t.check("every write is there (%d jobs)" % writes[0], len(jobs) == writes[0], "%d jobs" % len(jobs))
     errors = [(n, ln) for n in cl.NODES for ln in c.log(n).splitlines() if " ERROR " in ln]
