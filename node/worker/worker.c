@@ -6,7 +6,8 @@
  * they name:
  *   - an assignment it is not running yet starts an attempt: a fresh
  *     directory data_dir/work/job-<id>-a<attempt>/ with src/ (the job's
- *     sources, read from the local store: they are replicated) and one
+ *     sources, read from the local store: they are replicated, the small
+ *     ones in the job's sources record, the others as artifacts) and one
  *     out/<stage>/ per stage.  With the sandbox on (worker_set_sandbox),
  *     the attempt first opens its sandbox (node/worker/sandbox.h: own uid,
  *     the directory on its own quota file system, a cgroup), then writes
@@ -33,11 +34,17 @@
  * attempt no longer assigned here.
  *
  * An attempt is a chain, one step in flight at a time:
- *   report stage_start -> run the stage (node/worker/stage.c, with the stage's
- *   limits, and its stdout into out/<stage>/<stdout> when the target names
- *   a stdout file) -> report stage_finish (exit status, duration, log,
- *   declared outputs, then the stdout file) -> next
- *   stage ... -> report finish (succeeded / failed / cancelled).
+ *   report stage_start of stage 0 -> run the stage (node/worker/stage.c,
+ *   with the stage's limits, and its stdout into out/<stage>/<stdout> when
+ *   the target names a stdout file) -> report stage_finish (exit status,
+ *   duration, log, declared outputs, then the stdout file) together with
+ *   what follows: the next stage's start (`then: next`), or the job's end
+ *   (`then: finish`, succeeded after the last stage, failed after one that
+ *   failed) -> run the next stage ...  So an attempt of N stages costs N + 1
+ *   commits (one command per report, job_stage_finish version 2), and the
+ *   state machine answers a `then: next` with the job's end instead when a
+ *   cancel is pending.  A cancel seen between stages, or a stage killed by
+ *   one, is reported as finish (cancelled).
  * Reports go to this node's own API (`worker.report`), which forwards them
  * to the leader like any write, with a request id derived from (node, this
  * run of the worker, job, attempt, step): a report retried after a lost
@@ -493,7 +500,7 @@ static void on_retry(uv_timer_t *t)
 	report_send(a);
 }
 
-static void step_next(struct node_attempt *a);
+static void step_next(struct node_attempt *a, const msgpack_object *result);
 static void report_finish(struct node_attempt *a, const char *outcome, const char *message);
 static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, unsigned nfields,
                                     bool final);
@@ -536,7 +543,6 @@ static void on_reported(struct node_request *q, int status, const struct ing_err
                         const msgpack_object *result)
 {
 	struct node_attempt *a = q->data;
-	(void)result;
 	a->step = STEP_IDLE;
 	if (a->fenced || node_stopping(a->w->n)) {
 		attempt_end(a);
@@ -565,7 +571,7 @@ static void on_reported(struct node_request *q, int status, const struct ing_err
 		attempt_end(a);
 		return;
 	}
-	step_next(a);
+	step_next(a, result);
 }
 
 static void report_send(struct node_attempt *a)
@@ -810,8 +816,13 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	}
 	if (why[0] != '\0')
 		a->failed = true;
+	if (a->failed)
+		snprintf(a->why, sizeof(a->why), "%s", why);
 
-	msgpack_packer *pk = report_begin(a, "stage_finish", 5, false);
+	/* What follows the stage goes in the same report: the job's end after
+	 * a failed or the last stage, else the next stage's start. */
+	bool last = a->failed || a->stage + 1 >= a->target.nstages;
+	msgpack_packer *pk = report_begin(a, "stage_finish", last ? 8 : 6, last);
 	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, a->stage);
 	mp_pack_cstr(pk, "exit_code");
@@ -829,8 +840,18 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		mp_pack_cstr(pk, "data");
 		mp_pack_bin(pk, outs[i].ptr, outs[i].len);
 	}
-	if (a->failed)
-		snprintf(a->why, sizeof(a->why), "%s", why);
+	mp_pack_cstr(pk, "then");
+	mp_pack_cstr(pk, last ? "finish" : "next");
+	if (last) {
+		mp_pack_cstr(pk, "outcome");
+		mp_pack_cstr(pk, a->failed ? "failed" : "succeeded");
+		mp_pack_cstr(pk, "message");
+		mp_pack_cstr(pk, a->failed ? a->why : "");
+		ING_LOG_INFO("attempt finished job=%" PRIu64 " attempt=%" PRIu32
+		             " outcome=%s msg=\"%s\"",
+		             a->job, a->attempt, a->failed ? "failed" : "succeeded",
+		             a->failed ? a->why : "");
+	}
 	report_send(a);
 }
 
@@ -1017,32 +1038,43 @@ static void run_stage(struct node_attempt *a)
 	}
 }
 
-/* After a successful report: the next thing to do. */
-static void step_next(struct node_attempt *a)
+/* The job's state in a worker.report result ({id, state}), "" if none. */
+static struct ing_str result_state(const msgpack_object *result)
 {
+	if (result != NULL && result->type == MSGPACK_OBJECT_MAP) {
+		for (uint32_t i = 0; i < result->via.map.size; i++) {
+			const msgpack_object_kv *kv = &result->via.map.ptr[i];
+			if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 5 &&
+			    memcmp(kv->key.via.str.ptr, "state", 5) == 0 &&
+			    kv->val.type == MSGPACK_OBJECT_STR)
+				return (struct ing_str){kv->val.via.str.ptr, kv->val.via.str.size};
+		}
+	}
+	return (struct ing_str){"", 0};
+}
+
+/* After a successful report that is not the attempt's last: the next thing
+ * to do.  A stage_finish with `then: next` started the next stage, unless
+ * the state machine ended the job instead (a cancel was pending). */
+static void step_next(struct node_attempt *a, const msgpack_object *result)
+{
+	bool finished_stage = strcmp(a->report_kind, "stage_finish") == 0;
+	uint8_t state;
+	if (finished_stage && rec_job_state_parse(result_state(result), &state) == 0 &&
+	    rec_job_state_final(state)) {
+		ING_LOG_INFO("attempt ended by the cluster job=%" PRIu64 " attempt=%" PRIu32
+		             " state=%s",
+		             a->job, a->attempt, rec_job_state_name(state));
+		attempt_end(a);
+		return;
+	}
+	if (finished_stage)
+		a->stage++;
 	if (a->cancel) {
 		report_finish(a, "cancelled", "cancelled");
 		return;
 	}
-	if (ing_str_eq_c((struct ing_str){a->report_kind, (uint32_t)strlen(a->report_kind)},
-	                 "stage_start")) {
-		run_stage(a);
-		return;
-	}
-	/* stage_finish applied */
-	if (a->failed) {
-		report_finish(a, "failed", a->why[0] != '\0' ? a->why : "a stage failed");
-		return;
-	}
-	if (a->stage + 1 >= a->target.nstages) {
-		report_finish(a, "succeeded", "");
-		return;
-	}
-	a->stage++;
-	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
-	mp_pack_cstr(pk, "stage");
-	msgpack_pack_uint32(pk, a->stage);
-	report_send(a);
+	run_stage(a);
 }
 
 /* ---- attempts ----------------------------------------------------------- */
@@ -1305,6 +1337,20 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		report_finish(a, "failed", "out of memory on the worker");
 		return;
 	}
+	struct rec_sources inl = {0};
+	uint32_t ninline = 0, used = 0;
+	for (uint32_t i = 0; i < j->nsources; i++)
+		ninline += j->sources[i].stored_inline;
+	if (ninline > 0) {
+		uint8_t k[8];
+		store_be64(k, j->id);
+		if (store_get(t, STORE_SOURCES, (struct ing_str){(const char *)k, 8}, &val) != 0 ||
+		    rec_sources_decode(val, a->zone, &inl, NULL) != 0 || inl.n != ninline) {
+			a->failed = true;
+			report_finish(a, "failed", "the job's sources are missing on the worker");
+			return;
+		}
+	}
 	for (uint32_t i = 0; i < j->nsources; i++) {
 		void *data;
 		size_t len;
@@ -1317,6 +1363,10 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		memcpy(p, j->sources[i].path.ptr, j->sources[i].path.len);
 		a->sources[i] = j->sources[i];
 		a->sources[i].path = (struct ing_str){p, j->sources[i].path.len};
+		if (j->sources[i].stored_inline) {
+			a->src_data[i] = inl.data[used++]; /* already in a->zone */
+			continue;
+		}
 		if (store_artifact_read(t, j->sources[i].sha256, &data, &len) != 0) {
 			a->failed = true;
 			report_finish(a, "failed", "cannot read the job's sources on the worker");
