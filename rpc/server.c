@@ -35,8 +35,17 @@
  * each alloc with its read, one at a time), the first byte is checked to be
  * a TLS record, and everything is handed to the session and decrypted into
  * the frame reader at once, so the session never holds more than one read.
- * Bytes out: a frame is written as is, or encrypted and its ciphertext
- * written; out_bytes counts what is queued in uv_write either way.
+ * Bytes out: a reply or event is appended to its connection's `pend`
+ * buffer, and a uv_check handle (after the loop's I/O callbacks) writes
+ * each connection's buffer once per loop iteration: as it is, or encrypted
+ * in one SSL_write (records of up to 16 KiB) and its ciphertext written.
+ * So the replies to a batch of requests committed together leave in one
+ * write(2) and, with TLS, in as few records as their size allows, instead
+ * of one of each per reply.  While anything waits, a uv_idle handle keeps
+ * the loop's poll from blocking, so a reply made outside the I/O phase
+ * (a timer) still leaves in the same iteration.  A connection that ends
+ * after a last message (conn_end_after_flush) writes its buffer first.
+ * out_bytes counts the buffer and what is queued in uv_write.
  *
  * Backpressure: a connection is paused (uv_read_stop) while its queued
  * output is at least max_output_bytes or it has max_calls outstanding calls,
@@ -58,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/mp.h"
@@ -106,6 +116,13 @@ struct rpc_server {
 	bool closing;
 	bool listener_closed;
 	bool sweep_closed;
+	/* Output coalescing: conns with frames waiting in `pend`, written by
+	 * the check handle once per loop iteration (idle keeps the poll from
+	 * blocking while any wait). */
+	uv_check_t flusher;
+	uv_idle_t unblock;
+	unsigned flush_handles; /* of flusher and unblock, not yet closed */
+	struct conn *flush_head;
 	void (*close_cb)(void *data);
 	void *close_data;
 };
@@ -118,7 +135,10 @@ struct conn {
 	struct rpc_reader in;
 	struct rpc_call *calls;
 	unsigned ncalls;
-	size_t out_bytes; /* queued in uv_write, not yet written */
+	size_t out_bytes;    /* in pend or queued in uv_write, not yet written */
+	struct ing_buf pend; /* frames not yet written (plaintext) */
+	struct conn *flush_next;
+	bool flush_queued; /* on the server's flush list */
 	struct ing_tls_session *tls;
 	struct rpc_peer peer;
 	uint32_t peer_ip; /* network order; 0: unknown */
@@ -222,7 +242,8 @@ static void observe(struct rpc_call *c, int code)
 
 static void server_maybe_free(struct rpc_server *s)
 {
-	if (!s->closing || !s->listener_closed || !s->sweep_closed || s->nconns > 0)
+	if (!s->closing || !s->listener_closed || !s->sweep_closed || s->flush_handles > 0 ||
+	    s->nconns > 0)
 		return;
 	void (*cb)(void *) = s->close_cb;
 	void *data = s->close_data;
@@ -236,6 +257,13 @@ static void on_listener_close(uv_handle_t *h)
 {
 	struct rpc_server *s = h->data;
 	s->listener_closed = true;
+	server_maybe_free(s);
+}
+
+static void on_flush_handle_close(uv_handle_t *h)
+{
+	struct rpc_server *s = h->data;
+	s->flush_handles--;
 	server_maybe_free(s);
 }
 
@@ -413,12 +441,16 @@ static int conn_tls_flush(struct conn *conn)
 	return len == 0 ? 0 : conn_write_raw(conn, data, len);
 }
 
-/* Queues the frame in `o` (taking its memory; `o` is left empty). */
-static int conn_send(struct conn *conn, struct mp_out *o)
+/* Writes the frames waiting in pend: as they are, or encrypted as one
+ * run of records.  0, or an error (the connection is closing). */
+static int conn_flush(struct conn *conn)
 {
-	char *data = o->data;
-	size_t len = o->len;
-	mp_out_init(o);
+	if (conn->pend.len == 0)
+		return 0;
+	char *data = conn->pend.data;
+	size_t len = conn->pend.len;
+	memset(&conn->pend, 0, sizeof(conn->pend)); /* data is conn_write_raw's */
+	conn->out_bytes -= len;                     /* counted again as written below */
 	if (conn->tls == NULL)
 		return conn_write_raw(conn, data, len);
 	struct ing_error err;
@@ -431,6 +463,76 @@ static int conn_send(struct conn *conn, struct mp_out *o)
 		return rv;
 	}
 	return conn_tls_flush(conn);
+}
+
+/* Once per loop iteration, after the I/O callbacks: every connection's
+ * waiting frames go out in one write. */
+static void on_flush(uv_check_t *h)
+{
+	struct rpc_server *s = h->data;
+	while (s->flush_head != NULL) {
+		struct conn *conn = s->flush_head;
+		s->flush_head = conn->flush_next;
+		conn->flush_next = NULL;
+		conn->flush_queued = false;
+		if (!conn->closing)
+			conn_flush(conn);
+	}
+	uv_idle_stop(&s->unblock);
+}
+
+static void on_unblock(uv_idle_t *h)
+{
+	(void)h; /* only there so that the poll does not block */
+}
+
+static void flush_unlink(struct conn *conn)
+{
+	if (!conn->flush_queued)
+		return;
+	for (struct conn **pp = &conn->server->flush_head; *pp != NULL; pp = &(*pp)->flush_next) {
+		if (*pp == conn) {
+			*pp = conn->flush_next;
+			break;
+		}
+	}
+	conn->flush_next = NULL;
+	conn->flush_queued = false;
+}
+
+/* Queues the frame in `o` (taking its memory; `o` is left empty) for the
+ * end of this loop iteration (on_flush).  0, or ING_ENOMEM (closing). */
+static int conn_send(struct conn *conn, struct mp_out *o)
+{
+	struct rpc_server *s = conn->server;
+	int rv = 0;
+	if (conn->closing) {
+		mp_out_free(o);
+		return ING_EUNAVAILABLE;
+	}
+	size_t len = o->len;
+	if (conn->pend.data == NULL) { /* the usual case: the frame's memory is taken */
+		conn->pend.data = o->data;
+		conn->pend.len = o->len;
+		conn->pend.cap = o->cap;
+		mp_out_init(o);
+	} else {
+		rv = ing_buf_append(&conn->pend, o->data, o->len);
+		mp_out_free(o);
+		if (rv != 0) {
+			conn_close(conn);
+			return rv;
+		}
+	}
+	conn->out_bytes += len;
+	if (!conn->flush_queued) {
+		conn->flush_queued = true;
+		conn->flush_next = s->flush_head;
+		s->flush_head = conn;
+		if (!uv_is_active((uv_handle_t *)&s->unblock))
+			uv_idle_start(&s->unblock, on_unblock);
+	}
+	return 0;
 }
 
 static void conn_send_error(struct conn *conn, uint64_t id, int code, const char *msg)
@@ -469,6 +571,8 @@ static void on_conn_close(uv_handle_t *h)
 		s->nactive--;
 		ing_gauge_add(metrics.connections, -1);
 	}
+	flush_unlink(conn);
+	ing_buf_free(&conn->pend);
 	rpc_reader_free(&conn->in);
 	ing_tls_session_free(conn->tls);
 	ING_LOG_DEBUG("rpc connection closed peer=%s", conn->peer.address);
@@ -500,6 +604,9 @@ static void conn_end_after_flush(struct conn *conn)
 {
 	if (conn->closing)
 		return;
+	flush_unlink(conn);
+	if (conn_flush(conn) != 0)
+		return; /* closing already */
 	conn->closing = true;
 	if (conn->reading) {
 		uv_read_stop((uv_stream_t *)&conn->tcp);
@@ -999,6 +1106,13 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 	s->listener.data = s;
 	uv_timer_init(loop, &s->sweep);
 	s->sweep.data = s;
+	uv_check_init(loop, &s->flusher);
+	uv_idle_init(loop, &s->unblock);
+	s->flusher.data = s->unblock.data = s;
+	s->flush_handles = 2;
+	uv_check_start(&s->flusher, on_flush);
+	uv_unref((uv_handle_t *)&s->flusher);
+	uv_unref((uv_handle_t *)&s->unblock);
 	rv = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
 	if (rv == 0)
 		rv = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
@@ -1011,6 +1125,8 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 		s->closing = true;
 		uv_close((uv_handle_t *)&s->listener, on_listener_close);
 		uv_close((uv_handle_t *)&s->sweep, on_sweep_close);
+		uv_close((uv_handle_t *)&s->flusher, on_flush_handle_close);
+		uv_close((uv_handle_t *)&s->unblock, on_flush_handle_close);
 		return ing_error_set(e, ing_err_from_uv(rv), "cannot listen on %s: %s", o->address,
 		                     uv_strerror(rv));
 	}
@@ -1050,6 +1166,8 @@ void rpc_server_close(struct rpc_server *s, void (*cb)(void *data), void *data)
 	s->close_data = data;
 	uv_close((uv_handle_t *)&s->listener, on_listener_close);
 	uv_close((uv_handle_t *)&s->sweep, on_sweep_close);
+	uv_close((uv_handle_t *)&s->flusher, on_flush_handle_close);
+	uv_close((uv_handle_t *)&s->unblock, on_flush_handle_close);
 	for (struct conn *conn = s->conns; conn != NULL; conn = conn->next)
 		conn_close(conn);
 }

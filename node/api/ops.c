@@ -52,6 +52,7 @@ struct op {
 	enum op_nodes nodes;
 	bool unscoped; /* the whole cluster's: not for a tenant's principal */
 	bool slow;     /* waits for a membership change: member_catchup_timeout_ms */
+	bool now_only; /* never parked: answered unavailable when no leader can take it */
 };
 
 /* clang-format off */
@@ -75,7 +76,7 @@ static const struct op ops[] = {
     {"node.forget",     OP_WRITE,  api_op_node_forget,     NEED_OPERATOR,  NODES_NO,   false, false},
     {"artifact.get",    OP_READ,   api_op_artifact_get,    NEED_VIEWER,    NODES_NO,   false, false},
     {"node.register",   OP_WRITE,  api_op_node_register,   NEED_NODE,      NODES_SELF, false, false},
-    {"node.heartbeat",  OP_LEADER, api_op_node_heartbeat,  NEED_NODE,      NODES_SELF, false, false},
+    {"node.heartbeat",  OP_LEADER, api_op_node_heartbeat,  NEED_NODE,      NODES_SELF, false, false, true},
     {"worker.report",   OP_WRITE,  api_op_worker_report,   NEED_NODE,      NODES_YES,  false, false},
     {"member.add",      OP_LEADER, member_op_add,          NEED_ADMIN,     NODES_SELF, false, true},
     {"member.promote",  OP_LEADER, member_op_promote,      NEED_ADMIN,     NODES_NO,   false, true},
@@ -186,6 +187,12 @@ int api_op_permit(const struct auth_principal *p, struct ing_str name, const msg
 		                     "%s is scoped to tenant %s: %s shows the whole cluster", who,
 		                     p->tenant, op->name);
 	return 0;
+}
+
+bool api_op_parkable(struct ing_str op)
+{
+	const struct op *o = find_op(op);
+	return o == NULL || !o->now_only;
 }
 
 unsigned api_call_timeout_ms(const struct api *a, struct ing_str op)

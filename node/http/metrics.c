@@ -23,6 +23,10 @@
  *                                           rate_limited (node/api/auth.c keeps
  *                                           them per principal and address too,
  *                                           in its log and api_refusals())
+ *   ingot_tls_not_after_seconds{cert}       when the node's certificate
+ *                                           (cert="node") and the first of
+ *                                           its CA file (cert="ca") end,
+ *                                           Unix seconds (0 without tls)
  *
  * The job families follow the applied commands (sm_result's job changes),
  * so every node of the cluster reports the same counts; they start from the
@@ -40,6 +44,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/tls.h"
 #include "node/api/api.h"
 #include "node/http/http.h"
 #include "node/leader/placement.h"
@@ -70,6 +75,7 @@ struct metrics {
 	struct ing_series *http_connections;
 	struct ing_series *refusals[API_REFUSAL_KINDS];
 	uint64_t refusals_seen[API_REFUSAL_KINDS]; /* published so far */
+	struct ing_series *tls_not_after[2];       /* node, ca */
 	uint64_t counts[REC_JOB_STATE_COUNT];
 };
 
@@ -202,6 +208,19 @@ static int register_all(struct metrics *m)
 		                         why, &f, NULL);
 	for (int i = 0; rv == 0 && i < API_REFUSAL_KINDS; i++)
 		m->refusals[i] = series1(f, why_names[i]);
+	if (rv == 0) {
+		static const char *const cert[] = {"cert", NULL};
+		rv = ing_metrics_gauge(
+		    m->registry, "ingot_tls_not_after_seconds",
+		    "When the node's TLS certificate (cert=node) and the first "
+		    "certificate of its CA file (cert=ca) end, in Unix seconds; 0 "
+		    "without tls.",
+		    cert, &f, NULL);
+	}
+	if (rv == 0) {
+		m->tls_not_after[0] = series1(f, "node");
+		m->tls_not_after[1] = series1(f, "ca");
+	}
 	return rv;
 }
 
@@ -328,6 +347,12 @@ static void collect(void *data)
 	for (int i = 0; i < API_REFUSAL_KINDS; i++) {
 		ing_counter_add(m->refusals[i], (double)(refused[i] - m->refusals_seen[i]));
 		m->refusals_seen[i] = refused[i];
+	}
+	if (node_tls(n) != NULL) {
+		int64_t cert, ca;
+		ing_tls_not_after(node_tls(n), &cert, &ca);
+		ing_gauge_set(m->tls_not_after[0], (double)cert);
+		ing_gauge_set(m->tls_not_after[1], (double)ca);
 	}
 }
 
