@@ -64,7 +64,8 @@ static const char *const event_kind_names[REC_EV_COUNT] = {"submitted",
                                                            "token_revoked",
                                                            "node_drained",
                                                            "node_undrained",
-                                                           "node_forgotten"};
+                                                           "node_forgotten",
+                                                           "setting_changed"};
 
 const char *rec_role_name(uint8_t role)
 {

@@ -234,8 +234,9 @@ enum rec_event_kind {
 	REC_EV_NODE_DRAINED,
 	REC_EV_NODE_UNDRAINED,
 	REC_EV_NODE_FORGOTTEN,
+	REC_EV_SETTING_CHANGED, /* setting_put v2 (no store layout change) */
 };
-#define REC_EV_COUNT         23
+#define REC_EV_COUNT         24
 #define REC_EV_FIRST_CLUSTER REC_EV_CLUSTER_CREATED
 const char *rec_event_kind_name(uint8_t kind);
 

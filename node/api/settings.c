@@ -1,7 +1,9 @@
 /*
  * settings.c - settings.get and settings.set: the cluster settings
  * (docs/api.md "Settings"), replicated through setting_put and read from
- * the store (node/sm/sm_retention.c).
+ * the store (node/sm/sm_retention.c).  settings.set proposes the current
+ * setting_put (v2), which api_propose stamps with the caller's principal:
+ * the change is a setting_changed cluster event in the audit trail.
  */
 #include "node/api/api_internal.h"
 #include "node/sm/sm.h"

@@ -51,7 +51,7 @@
  * end alone.  The versions that first carry a
  * principal (target_put v5, target_delete v2, job_submit v3, job_cancel v2,
  * job_retry v2, node_drain v2, node_forget v2, member_put v3, member_remove
- * v3) have the fields of the version before; they exist so that an older
+ * v3, setting_put v2) have the fields of the version before; they exist so that an older
  * ingot stops at them (unsupported_version) instead of taking the
  * principal's header for a malformed entry and skipping it
  * (docs/formats.md). */
@@ -78,7 +78,7 @@
 	X(CLUSTER_EVENT, 33, 1, 1, 0, "cluster_event")       \
 	X(TOKEN_CREATE, 40, 1, 1, 1, "token_create")         \
 	X(TOKEN_REVOKE, 41, 1, 1, 1, "token_revoke")         \
-	X(SETTING_PUT, 50, 1, 1, 0, "setting_put")           \
+	X(SETTING_PUT, 50, 2, 1, 2, "setting_put")           \
 	X(RETENTION_RUN, 51, 1, 1, 0, "retention_run")
 
 enum cmd_type {

@@ -4,6 +4,9 @@
  *
  * Settings are meta u64 values under their names (CMD_SETTING_*); one that
  * was never set reads as its default (SM_DEFAULT_*), 0 means "for ever".
+ * A setting_put of version 2 (a client's, with its principal) also records
+ * a setting_changed cluster event for the audit trail; version 1 entries,
+ * from before, record none, as they did.
  *
  * retention_run is the leader's pass, at the time it puts in the command
  * (apply reads no clock, so every node removes the same rows):
@@ -49,8 +52,15 @@ int sm_setting_put(struct sm_ctx *x)
 {
 	char name[ING_NAME_MAX + 1];
 	struct ing_str n = x->c->u.setting_put.name;
+	uint64_t value = x->c->u.setting_put.value;
 	snprintf(name, sizeof(name), "%.*s", ING_STR_FMT(n));
-	return store_meta_put_u64(x->t, name, x->c->u.setting_put.value);
+	int rv = store_meta_put_u64(x->t, name, value);
+	/* Version 1 entries recorded no event: a replay gives what they gave. */
+	if (rv != 0 || x->c->version < 2)
+		return rv;
+	return sm_cluster_event_add(x, REC_EV_SETTING_CHANGED, 0,
+	                            "setting %s set to %" PRIu64 " ms%s", name, value,
+	                            value == 0 ? " (for ever)" : "");
 }
 
 /* Step 1: turns the dedupe generation when its window has passed. */

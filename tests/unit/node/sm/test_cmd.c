@@ -2081,7 +2081,7 @@ static void test_principal_header(void **state)
 		c.principal = (struct ing_str){"tok\x01en", 6};
 		expect_invalid(&c, ING_EINVAL, "principal: byte 3 is a control character");
 	}
-	assert_int_equal(carrying, 11);
+	assert_int_equal(carrying, 12);
 
 	/* The pair's layout. */
 	struct cmd c = sample(CMD_JOB_SUBMIT);
@@ -2128,6 +2128,103 @@ static void test_principal_header(void **state)
 	msgpack_zone_free(z);
 }
 
+/* setting_put v1 by hand: [50, 1, time_ms, request_id, name, value]
+ * (before principals); `principal` puts [request_id, principal] in the
+ * header (malformed at version 1). */
+static void pack_v1_setting_put(struct mp_out *o, const char *principal)
+{
+	msgpack_packer *pk = &o->pk;
+	mp_out_init(o);
+	msgpack_pack_array(pk, 6);
+	msgpack_pack_uint64(pk, CMD_SETTING_PUT);
+	msgpack_pack_uint64(pk, 1);
+	msgpack_pack_uint64(pk, 1700000000123ull);
+	if (principal != NULL) {
+		msgpack_pack_array(pk, 2);
+		mp_pack_cstr(pk, "req-1");
+		mp_pack_cstr(pk, principal);
+	} else {
+		mp_pack_cstr(pk, "req-1");
+	}
+	mp_pack_cstr(pk, CMD_SETTING_JOB_RETENTION);
+	msgpack_pack_uint64(pk, 604800000);
+	mp_out_pad8(o);
+}
+
+/*
+ * setting_put v2 (the audit trail, issue 12 item 10) has v1's fields: a v1
+ * entry of an older log still decodes, as version 1 with no principal; v2
+ * decodes with or without a principal; a principal at version 1 is refused
+ * by decode and by validate.
+ */
+static void test_setting_put_versions(void **state)
+{
+	(void)state;
+	struct mp_out o, again;
+	struct ing_error e;
+	struct cmd c, d;
+	msgpack_zone *z = msgpack_zone_new(1024);
+
+	assert_int_equal(cmd_type_version(CMD_SETTING_PUT), 2);
+	assert_int_equal(cmd_type_min_version(CMD_SETTING_PUT), 1);
+	assert_int_equal(cmd_type_principal_version(CMD_SETTING_PUT), 2);
+
+	pack_v1_setting_put(&o, NULL);
+	if (cmd_decode(o.data, o.len, z, &c, &e) != 0)
+		fail_msg("decode: %s", e.msg);
+	assert_int_equal(c.version, 1);
+	assert_int_equal(c.principal.len, 0);
+	assert_true(ing_str_eq(c.request_id, S("req-1")));
+	assert_true(ing_str_eq(c.u.setting_put.name, S(CMD_SETTING_JOB_RETENTION)));
+	assert_int_equal(c.u.setting_put.value, 604800000);
+	/* The same bytes at version 2: v1's fields, no principal. */
+	o.data[2] = 2;
+	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
+	assert_int_equal(d.version, 2);
+	assert_int_equal(d.principal.len, 0);
+	assert_int_equal(d.u.setting_put.value, 604800000);
+	o.data[2] = 3;
+	expect_decode(o.data, o.len, ING_EVERSION,
+	              "command setting_put version 3 is not supported (this node knows 1..2)");
+	/* c's views point into o: onto constants before it goes. */
+	c.request_id = S("req-1");
+	c.u.setting_put.name = S(CMD_SETTING_JOB_RETENTION);
+	mp_out_free(&o);
+
+	/* Re-encoding a v1 writes version 2, the same bytes but that one. */
+	encode_ok(&c, &again);
+	assert_int_equal((uint8_t)again.data[2], 2);
+	pack_v1_setting_put(&o, NULL);
+	assert_int_equal(again.len, o.len);
+	assert_memory_equal(again.data + 3, o.data + 3, o.len - 3);
+	mp_out_free(&again);
+	mp_out_free(&o);
+	/* A new one (version 0: the current) with a principal round-trips in
+	 * the [request_id, principal] header. */
+	c.version = 0;
+	c.principal = S("token:7");
+	encode_ok(&c, &again);
+	assert_int_equal((uint8_t)again.data[2], 2);
+	assert_int_equal(cmd_decode(again.data, again.len, z, &d, &e), 0);
+	assert_int_equal(d.version, 2);
+	assert_true(ing_str_eq(d.principal, S("token:7")));
+	assert_true(ing_str_eq(d.request_id, S("req-1")));
+	assert_true(ing_str_eq(d.u.setting_put.name, S(CMD_SETTING_JOB_RETENTION)));
+	mp_out_free(&again);
+	roundtrip(&c);
+
+	/* A principal at version 1: malformed in the log, invalid to write. */
+	pack_v1_setting_put(&o, "token:7");
+	expect_decode(o.data, o.len, ING_EMALFORMED, "version 1 carries no principal");
+	o.data[2] = 2;
+	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
+	assert_true(ing_str_eq(d.principal, S("token:7")));
+	mp_out_free(&o);
+	c.version = 1;
+	expect_invalid(&c, ING_EINVAL, "principal: version 1 carries none");
+	msgpack_zone_free(z);
+}
+
 static void test_type_table(void **state)
 {
 	(void)state;
@@ -2161,6 +2258,7 @@ static void test_type_table(void **state)
 	assert_int_equal(cmd_type_principal_version(99), 0);
 	assert_int_equal(cmd_type_principal_version(CMD_NODE_FORGET), 2);
 	assert_int_equal(CMD_SETTING_PUT, 50);
+	assert_int_equal(cmd_type_version(CMD_SETTING_PUT), 2);
 	assert_int_equal(CMD_RETENTION_RUN, 51);
 	assert_string_equal(cmd_type_name(CMD_RETENTION_RUN), "retention_run");
 	assert_string_equal(cmd_type_name(CMD_NODE_FORGET), "node_forget");
@@ -2200,6 +2298,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_name_and_path_rules, free_allocs),
 	    cmocka_unit_test_teardown(test_type_table, free_allocs),
 	    cmocka_unit_test_teardown(test_principal_header, free_allocs),
+	    cmocka_unit_test_teardown(test_setting_put_versions, free_allocs),
 	    cmocka_unit_test_teardown(test_decode_before_gpus, free_allocs),
 	    cmocka_unit_test_teardown(test_decode_target_put_v3, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_gpus, free_allocs),

@@ -2,7 +2,7 @@
  * test_sm_token.c - tokens (node/sm/sm_token.c) and the audit trail: the
  * principal a client write carries lands in the events it makes (job
  * events of submit, cancel and retry; cluster events of targets, drains,
- * tokens and membership), and the versions before principals replay as
+ * tokens, settings and membership), and the versions before principals replay as
  * they did (no new events, version 1 event records).
  */
 #include <setjmp.h>
@@ -355,6 +355,69 @@ static void test_member_events_principal(void **state)
 	expect_event(t, 0, 1, REC_EV_MEMBER_REMOVED, "", NULL);
 }
 
+static uint64_t setting_of(struct smt *t, const char *name)
+{
+	struct store_txn *txn;
+	uint64_t v;
+	assert_int_equal(store_read_begin(t->store, &txn), 0);
+	assert_int_equal(sm_setting(txn, name, &v), 0);
+	store_abort(txn);
+	return v;
+}
+
+/* A setting_put at `version` applied to both stores (same bytes). */
+static void setting_both(struct smt *t, struct smt *t2, const char *principal, const char *name,
+                         uint64_t value, uint8_t version)
+{
+	struct cmd c = smt_cmd(t, CMD_SETTING_PUT);
+	c.principal = ing_str_c(principal);
+	c.u.setting_put.name = ing_str_c(name);
+	c.u.setting_put.value = value;
+	assert_int_equal(apply_version(t, &c, version), 0);
+	assert_int_equal(apply_version(t2, &c, version), 0);
+	assert_int_equal(setting_of(t, name), value);
+}
+
+/* setting_put v2 records setting_changed with the principal (member nil);
+ * a v1 entry of an older log changes the setting and records nothing, as
+ * it did; two stores applying the same entries end byte for byte equal. */
+static void test_setting_events(void **state)
+{
+	struct smt *t = *state, t2;
+	smt_open(&t2);
+	smt_node(&t2, 1, 2);
+
+	setting_both(t, &t2, "token:1", CMD_SETTING_JOB_RETENTION, 604800000, 2);
+	assert_int_equal(cluster_events(t), 1);
+	expect_event(t, 0, 0, REC_EV_SETTING_CHANGED, "token:1",
+	             "setting job_retention_ms set to 604800000 ms");
+	struct rec_event ev;
+	unsigned version;
+	event_at(t, 0, 0, &ev, &version);
+	assert_int_equal(ev.node_id, 0);
+	assert_string_equal(rec_event_kind_name(ev.kind), "setting_changed");
+
+	setting_both(t, &t2, "jwt:alice", CMD_SETTING_DEDUPE_WINDOW, 0, 2);
+	expect_event(t, 0, 1, REC_EV_SETTING_CHANGED, "jwt:alice",
+	             "setting dedupe_window_ms set to 0 ms (for ever)");
+	/* v2 without a principal (decodes; no client sends one): an event
+	 * that names nobody, record version 1. */
+	setting_both(t, &t2, "", CMD_SETTING_DEDUPE_WINDOW, 5000, 2);
+	expect_event(t, 0, 2, REC_EV_SETTING_CHANGED, "", "set to 5000 ms");
+	assert_int_equal(cluster_events(t), 3);
+
+	/* Version 1: the value changes, no event. */
+	setting_both(t, &t2, "", CMD_SETTING_JOB_RETENTION, 1000, 1);
+	assert_int_equal(cluster_events(t), 3);
+	assert_int_equal(cluster_events(&t2), 3);
+
+	char *a = smt_dump_all(t), *b = smt_dump_all(&t2);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	smt_close(&t2);
+}
+
 /* A retried write (same request id) returns the first result and records
  * nothing, whoever retries it. */
 static void test_dedupe_keeps_first_principal(void **state)
@@ -385,6 +448,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_target_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drain_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_member_events_principal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_setting_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dedupe_keeps_first_principal, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
