@@ -4,8 +4,8 @@
  *
  * The audit trail is the events that name a principal: the job events a
  * client's write made (submitted, cancel_requested, cancelled, retried)
- * and the cluster events of targets, drains, tokens and membership
- * changes.  They live in the events table with everything else; only
+ * and the cluster events of targets, drains, tokens, settings and
+ * membership changes.  They live in the events table with everything else; only
  * events written as record version 2 carry a principal, so a scan reads
  * one byte of each event to skip the others before decoding anything.
  *

@@ -24,7 +24,8 @@
    forged, alg none, HS256, unknown kid, wrong issuer or audience: refused.
 6. A flood from one token hits rate_limited (with retry_after_ms) while
    another tenant's submitter still submits.
-7. The audit trail (`ingotctl audit`) names who did what.
+7. The audit trail (`ingotctl audit`) names who did what, settings changes
+   included (an operator's `settings set` is refused and changes nothing).
 8. With TLS (the first run): client certificates grant what
    auth.certificates says (cert:ops an operator, cert:teamcert team-a's
    submitter, the unnamed operator certificate nothing), node
@@ -555,6 +556,15 @@ def run(t, key, other, auth_cfg, tls):
             "request refused error=rate_limited" in log and "principal=token:" in log)
 
     # ---- 7. the audit trail --------------------------------------------------
+    # A settings change (issue 12 item 10): an operator's is refused and
+    # changes nothing; an admin's is a setting_changed event naming it.
+    before = settled_dumps(c)
+    r = c.ctl("settings", "set", "job-retention", "3d", token=tok["operator"], json_out=False, nodes=[fol[0]])
+    t.check("settings set by an operator: permission_denied (exit 1)",
+            r.rc == 1 and "permission_denied" in r.err and "settings.set" in r.err, repr(r))
+    t.check("the refused settings set changed nothing", settled_dumps(c) == before)
+    r = c.ctl("settings", "set", "job-retention", "7d", json_out=False, nodes=[fol[1]])
+    t.check("settings set job-retention 7d by the admin, through a follower", r.rc == 0, repr(r))
     r = c.ctl("audit")
     t.require("ingotctl audit as admin", r.rc == 0, repr(r))
     evs = r.json()["events"]
@@ -565,6 +575,13 @@ def run(t, key, other, auth_cfg, tls):
     t.check("audit: tokens created and revoked by token:1",
             ("token:1", "token_created", None) in kinds and ("token:1", "token_revoked", None) in kinds)
     t.check("audit: the target put by token:1", ("token:1", "target_put", None) in kinds)
+    sets = [(e["principal"], e["message"], e["node"]) for e in evs if e["kind"] == "setting_changed"]
+    t.check("audit: the admin's settings set, once, by token:1 (the operator's refused one is not there)",
+            sets == [("token:1", "setting job_retention_ms set to 604800000 ms", None)], str(sets))
+    ce = c.call("cluster.events", {"limit": 1000}, via=fol[0]).result or {"events": []}
+    t.check("cluster.events: setting_changed with its principal",
+            [(e["principal"], e["member"]) for e in ce["events"] if e["kind"] == "setting_changed"] ==
+            [("token:1", None)], str(ce["events"][-3:]))
     t.check("audit: oldest first", [e["time_ms"] for e in evs] == sorted(e["time_ms"] for e in evs))
     r = c.ctl("audit", "--principal", "jwt:bob")
     t.check("audit --principal jwt:bob: only its events",
