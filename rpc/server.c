@@ -35,7 +35,15 @@
  * a TLS record, and everything is handed to the session and decrypted into
  * the frame reader at once, so the session never holds more than one read.
  * Bytes out: a frame is written as is, or encrypted and its ciphertext
- * written; out_bytes counts what is queued in uv_write either way.
+ * written; out_bytes counts what is queued either way.  Writes are
+ * coalesced: what a connection sends during one loop iteration (the
+ * replies the node's apply delivered in one batch, typically) is held in
+ * its `pend` list and handed to libuv as one uv_write of several buffers
+ * (one writev) by the server's flush idle handle, which runs at the next
+ * iteration and, being active, keeps the poll in between from blocking.
+ * A shutdown (conn_end_after_flush) flushes first, so its last message
+ * still goes out before the FIN; a close drops what is pending, as it
+ * drops what libuv has queued.
  *
  * Backpressure: a connection is paused (uv_read_stop) while its queued
  * output is at least max_output_bytes or it has max_calls outstanding calls,
@@ -105,6 +113,9 @@ struct rpc_server {
 	bool closing;
 	bool listener_closed;
 	bool sweep_closed;
+	bool flush_closed;
+	uv_idle_t flush;          /* runs while some conn has pending output */
+	struct conn *flush_conns; /* conns with pending output, via flush_next */
 	void (*close_cb)(void *data);
 	void *close_data;
 };
@@ -117,7 +128,11 @@ struct conn {
 	struct rpc_reader in;
 	struct rpc_call *calls;
 	unsigned ncalls;
-	size_t out_bytes; /* queued in uv_write, not yet written */
+	size_t out_bytes; /* pending or queued in uv_write, not yet written */
+	uv_buf_t *pend;   /* pending output (each base malloc'd), not yet in uv_write */
+	unsigned npend, cappend;
+	struct conn *flush_next; /* in server->flush_conns while flush_listed */
+	bool flush_listed;
 	struct ing_tls_session *tls;
 	struct rpc_peer peer;
 	uint32_t peer_ip; /* network order; 0: unknown */
@@ -154,7 +169,8 @@ struct wreq {
 	uv_write_t req;
 	struct conn *conn;
 	size_t len;
-	char *data;
+	unsigned nbufs;
+	uv_buf_t bufs[]; /* each base malloc'd */
 };
 
 static void conn_close(struct conn *conn);
@@ -219,7 +235,8 @@ static void observe(struct rpc_call *c, int code)
 
 static void server_maybe_free(struct rpc_server *s)
 {
-	if (!s->closing || !s->listener_closed || !s->sweep_closed || s->nconns > 0)
+	if (!s->closing || !s->listener_closed || !s->sweep_closed || !s->flush_closed ||
+	    s->nconns > 0)
 		return;
 	void (*cb)(void *) = s->close_cb;
 	void *data = s->close_data;
@@ -240,6 +257,13 @@ static void on_sweep_close(uv_handle_t *h)
 {
 	struct rpc_server *s = h->data;
 	s->sweep_closed = true;
+	server_maybe_free(s);
+}
+
+static void on_flush_close(uv_handle_t *h)
+{
+	struct rpc_server *s = h->data;
+	s->flush_closed = true;
 	server_maybe_free(s);
 }
 
@@ -334,7 +358,8 @@ static void on_write(uv_write_t *req, int status)
 	struct wreq *w = req->data;
 	struct conn *conn = w->conn;
 	conn->out_bytes -= w->len;
-	free(w->data);
+	for (unsigned i = 0; i < w->nbufs; i++)
+		free(w->bufs[i].base);
 	free(w);
 	if (status < 0) {
 		if (!conn->closing)
@@ -346,30 +371,94 @@ static void on_write(uv_write_t *req, int status)
 	conn_update_reading(conn);
 }
 
-/* Queues len bytes at data (malloc'd; ownership passes here, freed on
- * every path) as they are. */
-static int conn_write_raw(struct conn *conn, char *data, size_t len)
+/* Frees the pending output (never handed to libuv). */
+static void conn_drop_pending(struct conn *conn)
 {
-	struct wreq *w = malloc(sizeof(*w));
+	for (unsigned i = 0; i < conn->npend; i++) {
+		conn->out_bytes -= conn->pend[i].len;
+		free(conn->pend[i].base);
+	}
+	conn->npend = 0;
+}
+
+/* Hands the pending output to libuv in one uv_write.  ING_ENOMEM or
+ * libuv's error: the connection is closing. */
+static int conn_flush(struct conn *conn)
+{
+	unsigned n = conn->npend;
+	size_t len = 0;
+	struct wreq *w;
+	int rv;
+
+	if (n == 0)
+		return 0;
+	w = malloc(sizeof(*w) + n * sizeof(w->bufs[0]));
 	if (w == NULL) {
-		free(data);
 		conn_close(conn);
 		return ING_ENOMEM;
 	}
+	for (unsigned i = 0; i < n; i++) {
+		w->bufs[i] = conn->pend[i];
+		len += conn->pend[i].len;
+	}
+	conn->npend = 0;
 	w->conn = conn;
 	w->len = len;
-	w->data = data;
+	w->nbufs = n;
 	w->req.data = w;
-	uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
-	int rv = uv_write(&w->req, (uv_stream_t *)&conn->tcp, &buf, 1, on_write);
+	rv = uv_write(&w->req, (uv_stream_t *)&conn->tcp, w->bufs, n, on_write);
 	if (rv != 0) {
-		free(w->data);
+		conn->out_bytes -= len;
+		for (unsigned i = 0; i < n; i++)
+			free(w->bufs[i].base);
 		free(w);
 		conn_close(conn);
 		return ing_err_from_uv(rv);
 	}
+	return 0;
+}
+
+static void on_flush(uv_idle_t *h)
+{
+	struct rpc_server *s = h->data;
+	struct conn *list = s->flush_conns;
+	s->flush_conns = NULL;
+	uv_idle_stop(h);
+	while (list != NULL) {
+		struct conn *conn = list;
+		list = conn->flush_next;
+		conn->flush_next = NULL;
+		conn->flush_listed = false;
+		if (!conn->closing)
+			conn_flush(conn);
+	}
+}
+
+/* Queues len bytes at data (malloc'd; ownership passes here, freed on
+ * every path) as they are, for the next flush. */
+static int conn_write_raw(struct conn *conn, char *data, size_t len)
+{
+	struct rpc_server *s = conn->server;
+	if (conn->npend == conn->cappend) {
+		unsigned cap = conn->cappend == 0 ? 8 : 2 * conn->cappend;
+		uv_buf_t *p = realloc(conn->pend, cap * sizeof(*p));
+		if (p == NULL) {
+			free(data);
+			conn_close(conn);
+			return ING_ENOMEM;
+		}
+		conn->pend = p;
+		conn->cappend = cap;
+	}
+	conn->pend[conn->npend++] = uv_buf_init(data, (unsigned)len);
 	conn->out_bytes += len;
 	ing_counter_add(metrics.bytes_out, (double)len);
+	if (!conn->flush_listed) {
+		conn->flush_listed = true;
+		conn->flush_next = s->flush_conns;
+		s->flush_conns = conn;
+		uv_idle_start(&s->flush, on_flush);
+	}
 	return 0;
 }
 
@@ -429,6 +518,14 @@ static void on_conn_close(uv_handle_t *h)
 		s->conns = conn->next;
 	if (conn->next != NULL)
 		conn->next->prev = conn->prev;
+	if (conn->flush_listed) {
+		struct conn **pp = &s->flush_conns;
+		while (*pp != conn)
+			pp = &(*pp)->flush_next;
+		*pp = conn->flush_next;
+	}
+	conn_drop_pending(conn);
+	free(conn->pend);
 	/* Detach first, then tell: an abandon callback may reply to any call
 	 * of this conn, or close the server. */
 	while (conn->calls != NULL) {
@@ -477,6 +574,8 @@ static void conn_end_after_flush(struct conn *conn)
 		uv_read_stop((uv_stream_t *)&conn->tcp);
 		conn->reading = false;
 	}
+	if (conn_flush(conn) != 0)
+		return; /* closing */
 	conn->shutdown.data = conn;
 	if (uv_shutdown(&conn->shutdown, (uv_stream_t *)&conn->tcp, on_shutdown) != 0)
 		conn_close(conn);
@@ -966,6 +1065,8 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 	s->listener.data = s;
 	uv_timer_init(loop, &s->sweep);
 	s->sweep.data = s;
+	uv_idle_init(loop, &s->flush);
+	s->flush.data = s;
 	rv = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
 	if (rv == 0)
 		rv = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
@@ -978,6 +1079,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 		s->closing = true;
 		uv_close((uv_handle_t *)&s->listener, on_listener_close);
 		uv_close((uv_handle_t *)&s->sweep, on_sweep_close);
+		uv_close((uv_handle_t *)&s->flush, on_flush_close);
 		return ing_error_set(e, ing_err_from_uv(rv), "cannot listen on %s: %s", o->address,
 		                     uv_strerror(rv));
 	}
@@ -1017,6 +1119,7 @@ void rpc_server_close(struct rpc_server *s, void (*cb)(void *data), void *data)
 	s->close_data = data;
 	uv_close((uv_handle_t *)&s->listener, on_listener_close);
 	uv_close((uv_handle_t *)&s->sweep, on_sweep_close);
+	uv_close((uv_handle_t *)&s->flush, on_flush_close);
 	for (struct conn *conn = s->conns; conn != NULL; conn = conn->next)
 		conn_close(conn);
 }
