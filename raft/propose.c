@@ -251,6 +251,8 @@ static void fail_staged(struct cons *c, int status, bool free_payload)
 	c->staged_bytes = 0;
 }
 
+static void fail_stale(struct cons *c);
+
 void cons_flush(struct cons *c)
 {
 	struct raft_buffer *bufs;
@@ -293,7 +295,12 @@ void cons_flush(struct cons *c)
 	cons_metrics_batch(n);
 	index = bt->apply.index;
 	term = c->raft.current_term;
-	c->pending_term = term;
+	if (term != c->pending_term) {
+		/* A new term's first batch: older ones cannot be claimed (the
+		 * pump normally failed them while the node did not lead). */
+		fail_stale(c);
+		c->pending_term = term;
+	}
 	while (!cons_link_empty(&c->staged)) {
 		struct cons_req *q = REQ_OF(c->staged.next);
 		cons_link_remove(&q->link);
@@ -308,21 +315,24 @@ void cons_flush(struct cons *c)
 	c->staged_bytes = 0;
 }
 
-void cons_propose_pump(struct cons *c)
+/* Fails the pending proposals this node can no longer claim: libraft is
+ * done with their batch and the node no longer leads in their term. */
+static void fail_stale(struct cons *c)
 {
 	struct cons_link *l, *next;
-
-	cons_flush(c);
-	if (cons_link_empty(&c->pending) || leads_in(c, c->pending_term))
-		return;
-	/* No longer leader in the term of the latest batch: proposals whose
-	 * batch libraft released will not be claimed any more. */
 	for (l = c->pending.next; l != &c->pending; l = next) {
 		struct cons_req *q = REQ_OF(l);
 		next = l->next;
 		if (q->type == REQ_APPLY && !q->batch->held && !leads_in(c, q->term))
 			req_finish(q, ING_EUNAVAILABLE, NULL);
 	}
+}
+
+void cons_propose_pump(struct cons *c)
+{
+	cons_flush(c);
+	if (!cons_link_empty(&c->pending) && !leads_in(c, c->pending_term))
+		fail_stale(c);
 }
 
 int cons_barrier(struct cons *c, struct cons_barrier *b)
