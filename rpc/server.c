@@ -39,8 +39,11 @@
  * coalesced: what a connection sends during one loop iteration (the
  * replies the node's apply delivered in one batch, typically) is held in
  * its `pend` list and handed to libuv as one uv_write of several buffers
- * (one writev) by the server's flush idle handle, which runs at the next
- * iteration and, being active, keeps the poll in between from blocking.
+ * (one writev) by the server's flush check handle, which runs right after
+ * the next poll; the wake idle handle, active meanwhile, keeps that poll
+ * from blocking (replies made before the poll, e.g. by the node's apply
+ * delivery, go out right after it; those made in the poll's callbacks,
+ * at the end of the same iteration).
  * A shutdown (conn_end_after_flush) flushes first, so its last message
  * still goes out before the FIN; a close drops what is pending, as it
  * drops what libuv has queued.
@@ -113,8 +116,9 @@ struct rpc_server {
 	bool closing;
 	bool listener_closed;
 	bool sweep_closed;
-	bool flush_closed;
-	uv_idle_t flush;          /* runs while some conn has pending output */
+	unsigned flush_handles;   /* flush and wake not yet closed */
+	uv_check_t flush;         /* runs while some conn has pending output */
+	uv_idle_t wake;           /* active with flush: the poll does not block */
 	struct conn *flush_conns; /* conns with pending output, via flush_next */
 	void (*close_cb)(void *data);
 	void *close_data;
@@ -235,7 +239,7 @@ static void observe(struct rpc_call *c, int code)
 
 static void server_maybe_free(struct rpc_server *s)
 {
-	if (!s->closing || !s->listener_closed || !s->sweep_closed || !s->flush_closed ||
+	if (!s->closing || !s->listener_closed || !s->sweep_closed || s->flush_handles > 0 ||
 	    s->nconns > 0)
 		return;
 	void (*cb)(void *) = s->close_cb;
@@ -263,7 +267,7 @@ static void on_sweep_close(uv_handle_t *h)
 static void on_flush_close(uv_handle_t *h)
 {
 	struct rpc_server *s = h->data;
-	s->flush_closed = true;
+	s->flush_handles--;
 	server_maybe_free(s);
 }
 
@@ -418,12 +422,17 @@ static int conn_flush(struct conn *conn)
 	return 0;
 }
 
-static void on_flush(uv_idle_t *h)
+static void on_wake(uv_idle_t *h)
+{
+	uv_idle_stop(h);
+}
+
+static void on_flush(uv_check_t *h)
 {
 	struct rpc_server *s = h->data;
 	struct conn *list = s->flush_conns;
 	s->flush_conns = NULL;
-	uv_idle_stop(h);
+	uv_check_stop(h);
 	while (list != NULL) {
 		struct conn *conn = list;
 		list = conn->flush_next;
@@ -457,7 +466,8 @@ static int conn_write_raw(struct conn *conn, char *data, size_t len)
 		conn->flush_listed = true;
 		conn->flush_next = s->flush_conns;
 		s->flush_conns = conn;
-		uv_idle_start(&s->flush, on_flush);
+		uv_check_start(&s->flush, on_flush);
+		uv_idle_start(&s->wake, on_wake);
 	}
 	return 0;
 }
@@ -1065,8 +1075,11 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 	s->listener.data = s;
 	uv_timer_init(loop, &s->sweep);
 	s->sweep.data = s;
-	uv_idle_init(loop, &s->flush);
+	uv_check_init(loop, &s->flush);
 	s->flush.data = s;
+	uv_idle_init(loop, &s->wake);
+	s->wake.data = s;
+	s->flush_handles = 2;
 	rv = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
 	if (rv == 0)
 		rv = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
@@ -1080,6 +1093,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 		uv_close((uv_handle_t *)&s->listener, on_listener_close);
 		uv_close((uv_handle_t *)&s->sweep, on_sweep_close);
 		uv_close((uv_handle_t *)&s->flush, on_flush_close);
+		uv_close((uv_handle_t *)&s->wake, on_flush_close);
 		return ing_error_set(e, ing_err_from_uv(rv), "cannot listen on %s: %s", o->address,
 		                     uv_strerror(rv));
 	}
@@ -1120,6 +1134,7 @@ void rpc_server_close(struct rpc_server *s, void (*cb)(void *data), void *data)
 	uv_close((uv_handle_t *)&s->listener, on_listener_close);
 	uv_close((uv_handle_t *)&s->sweep, on_sweep_close);
 	uv_close((uv_handle_t *)&s->flush, on_flush_close);
+	uv_close((uv_handle_t *)&s->wake, on_flush_close);
 	for (struct conn *conn = s->conns; conn != NULL; conn = conn->next)
 		conn_close(conn);
 }
