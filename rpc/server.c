@@ -427,12 +427,12 @@ static void on_wake(uv_idle_t *h)
 	uv_idle_stop(h);
 }
 
-static void on_flush(uv_check_t *h)
+void rpc_server_flush(struct rpc_server *s)
 {
-	struct rpc_server *s = h->data;
 	struct conn *list = s->flush_conns;
 	s->flush_conns = NULL;
-	uv_check_stop(h);
+	uv_check_stop(&s->flush);
+	uv_idle_stop(&s->wake);
 	while (list != NULL) {
 		struct conn *conn = list;
 		list = conn->flush_next;
@@ -441,6 +441,11 @@ static void on_flush(uv_check_t *h)
 		if (!conn->closing)
 			conn_flush(conn);
 	}
+}
+
+static void on_flush(uv_check_t *h)
+{
+	rpc_server_flush(h->data);
 }
 
 /* Queues len bytes at data (malloc'd; ownership passes here, freed on
