@@ -13,14 +13,16 @@
 #    "flat" is the last chunk's rate over the first's;
 #  - prints the disk used by each node's data directory and the bytes the
 #    disk holding DIR wrote per submit (whole device: an upper bound);
-#  - prints each node's RSS (VmRSS) and peak (VmHWM) right after the fill
-#    and after 10 s idle;
+#  - prints each node's largest VmRSS and RssAnon (heap) sampled every
+#    second during each chunk (under load), its RSS (VmRSS) and peak
+#    (VmHWM) right after the fill and after 10 s idle, and its CPU time
+#    and minor page faults over the fill;
 #  - stops one follower (SIGTERM), starts it again and prints the time from
 #    its start to its first answered read (`job list --limit 1 --stale` to
 #    that node alone) and the restarted process's peak RSS.
 # Every process is tracked by pid and stopped on exit; loopback only.
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 jobs="$1"; dir="$2"; shift 2
 inflight="${INFLIGHT:-64}"
 chunks="${CHUNKS:-5}"
@@ -28,7 +30,9 @@ src_bytes="${SOURCE_BYTES:-256}"
 mkdir -p "$dir"
 dev="$(basename "$(df --output=source "$dir" | tail -1)")"
 pids=()
+sampler=""
 stop_all() {
+  [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do
     for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -45,6 +49,19 @@ fi
 now_ms() { date +%s%3N; }
 disk_written() { awk '{ printf "%.0f\n", $7 * 512 }' "/sys/class/block/$dev/stat"; }
 mem() { awk '/^VmRSS|^VmHWM|^RssAnon|^RssFile/ { printf "%s %d MB ", $1, $2 / 1024 }' "/proc/$1/status"; }
+# CPU seconds (user + system) and minor page faults of a process so far
+cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "cpu %.1f s, minflt %d", ($12 + $13) / hz, $8 }'; }
+
+sample_mem() { # file: appends "node VmRSS_kB RssAnon_kB" for each node every second
+  : >"$1"
+  while :; do
+    for i in 1 2 3; do
+      awk -v n="$i" '/^VmRSS/ { r = $2 } /^RssAnon/ { a = $2 } END { print n, r, a }' \
+        "/proc/${node_pid[$i]}/status" >>"$1" 2>/dev/null || true
+    done
+    sleep 1
+  done
+}
 
 start_node() { # bin d i
   local bin="$1" d="$2" i="$3"
@@ -86,12 +103,19 @@ for bin in "$@"; do
   conns=$((inflight < 16 ? inflight : 16)); per=$((inflight / conns))
   w0="$(disk_written)"; first=""; last=""; total=0
   for c in $(seq "$chunks"); do
+    # RSS under load: every node's VmRSS and RssAnon, sampled each second
+    sample_mem "$d/mem" &
+    sampler=$!
     out="$(timeout 3600 "$bin/load_bench" --endpoints "$leps" --connections "$conns" --inflight "$per" \
       --requests $((jobs / chunks)) --source-bytes "$src_bytes" --warmup $((c == 1 ? 300 : 0)) \
       --capability no-such-tool 2>&1 | awk 'NF == 11 && $1 ~ /^[0-9]+$/')"
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
     read -r _ _ _ ok errs _ rate p50 _ p99 _ <<<"$out"
     total=$((total + ok))
     echo "chunk $c: $ok ok, $errs errors, $rate submits/s, p50 $p50 ms, p99 $p99 ms (state ~$total jobs)"
+    echo "chunk $c under load, max per node: $(awk '{ if ($2 > r[$1]) r[$1] = $2; if ($3 > a[$1]) a[$1] = $3 }
+      END { for (n = 1; n <= 3; n++) printf "node%d VmRSS %d MB RssAnon %d MB  ", n, r[n] / 1024, a[n] / 1024 }' "$d/mem")"
     [ -n "$first" ] || first="$rate"
     last="$rate"
   done
@@ -99,7 +123,7 @@ for bin in "$@"; do
   awk -v a="$first" -v b="$last" 'BEGIN { printf "flat: last chunk / first chunk = %.2f\n", b / a }'
   echo "disk written per submit (whole device): $(((w1 - w0) / (total + 300))) bytes"
   for i in 1 2 3; do
-    echo "node$i: data $(du -sm "$d/node$i/data" | cut -f1) MB (state.mdb $(($(stat -c %s "$d/node$i/data/state.mdb") / 1048576)) MB, raft/ $(du -sm "$d/node$i/data/raft" | cut -f1) MB); $(mem "${node_pid[$i]}")"
+    echo "node$i: data $(du -sm "$d/node$i/data" | cut -f1) MB (state.mdb $(($(stat -c %s "$d/node$i/data/state.mdb") / 1048576)) MB, raft/ $(du -sm "$d/node$i/data/raft" | cut -f1) MB); $(mem "${node_pid[$i]}"); $(cpu "${node_pid[$i]}")"
   done
   sleep 10
   for i in 1 2 3; do echo "node$i after 10 s idle: $(mem "${node_pid[$i]}")"; done

@@ -68,6 +68,7 @@ static uint64_t unit_ms(const char *p, size_t *unit_len)
 	case 's': return 1000;
 	case 'm': return 60 * 1000;
 	case 'h': return 3600 * 1000;
+	case 'd': return 24 * 3600 * 1000;
 	default: *unit_len = 0; return 0;
 	}
 }
@@ -108,7 +109,7 @@ int cli_parse_duration(const char *s, uint64_t *out_ms, struct ing_error *e)
 		if (unit == 0)
 			return ing_error_set(
 			    e, ING_EINVAL,
-			    "bad duration '%s': every number needs a unit: ms, s, m or h", s);
+			    "bad duration '%s': every number needs a unit: ms, s, m, h or d", s);
 		p += ulen;
 		if (whole > CLI_DURATION_MAX_MS / unit)
 			goto too_long;
@@ -558,6 +559,31 @@ static int help_operands(struct cli_cmd *c, char **words, int nwords, struct ing
 	return 0;
 }
 
+/* settings set NAME DURATION: NAME job-retention or dedupe-window, DURATION
+ * a duration of at least 1s, or "forever" (0). */
+static int parse_setting(struct cli_cmd *c, const char *name, const char *value,
+                         struct ing_error *e)
+{
+	if (strcmp(name, "job-retention") == 0)
+		c->name = "job_retention_ms";
+	else if (strcmp(name, "dedupe-window") == 0)
+		c->name = "dedupe_window_ms";
+	else
+		return ing_error_set(e, ING_EINVAL,
+		                     "'settings set': unknown setting '%s' (job-retention or "
+		                     "dedupe-window)",
+		                     name);
+	if (strcmp(value, "forever") == 0) {
+		c->setting_ms = 0;
+		return 0;
+	}
+	int rv = cli_parse_duration(value, &c->setting_ms, e);
+	if (rv == 0 && c->setting_ms < 1000)
+		rv = ing_error_set(e, ING_EINVAL,
+		                   "'settings set': %s must be at least 1s, or forever", name);
+	return rv;
+}
+
 /* The positional operand(s) of the verb, after noun and verb words. */
 static int apply_operands(struct cli_cmd *c, const struct cli_command *vd, char **words, int nwords,
                           struct ing_error *e)
@@ -596,6 +622,12 @@ static int apply_operands(struct cli_cmd *c, const struct cli_command *vd, char 
 		c->dir = words[1];
 		return parse_uint("job ID", words[0], 0, UINT64_MAX, &c->id, e);
 	}
+	if (c->verb == CLI_SETTINGS_SET) {
+		if (nwords != 2)
+			return ing_error_set(e, ING_EINVAL, "'%s' needs NAME DURATION, %s", full,
+			                     nwords < 2 ? "got no DURATION" : "got more");
+		return parse_setting(c, words[0], words[1], e);
+	}
 	if (nwords > 1 && optional)
 		return ing_error_set(e, ING_EINVAL, "'%s' takes at most one %.*s, got also '%s'",
 		                     full, (int)strlen(vd->operands) - 2, vd->operands + 1,
@@ -619,6 +651,7 @@ static int apply_operands(struct cli_cmd *c, const struct cli_command *vd, char 
 	case CLI_NODE_DRAIN:
 	case CLI_NODE_UNDRAIN:
 	case CLI_NODE_FORGET: return parse_uint("node ID", words[0], 0, UINT64_MAX, &c->id, e);
+	case CLI_SETTINGS_SET: return 0; /* NAME DURATION: taken before */
 	case CLI_MEMBER_ADD:
 	case CLI_MEMBER_PROMOTE:
 	case CLI_MEMBER_DEMOTE:

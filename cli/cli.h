@@ -77,6 +77,8 @@ enum cli_verb {
 	CLI_MEMBER_REMOVE,
 	CLI_MEMBER_TRANSFER,
 	CLI_EVENTS,
+	CLI_SETTINGS_GET,
+	CLI_SETTINGS_SET,
 	CLI_PKI_INIT,
 	CLI_PKI_ISSUE,
 	CLI_SNAPSHOT_SAVE,
@@ -185,6 +187,9 @@ struct cli_cmd {
 	/* job fetch; pki: --dir */
 	const char *dir;
 
+	/* settings set: `name` is the setting's API name, setting_ms its
+	 * value (0: for ever) */
+	uint64_t setting_ms;
 	/* pki issue: KIND is node (id > 0, addresses) or client (pki_name) */
 	bool pki_node;
 	const char *addresses[CLI_PKI_MAX_ADDRESSES];
@@ -233,7 +238,7 @@ int cli_parse_args(int argc, char **argv, const struct cli_env *env, struct cli_
 
 /*
  * Parses a duration: one or more <number><unit> ("5s", "500ms", "1m30s",
- * "1.5s"), units ms, s, m, h.  Sub-millisecond parts are truncated.
+ * "1.5s", "7d"), units ms, s, m, h, d.  Sub-millisecond parts are truncated.
  * Errors: ING_EINVAL (syntax, no unit, over CLI_DURATION_MAX_MS).
  */
 int cli_parse_duration(const char *s, uint64_t *out_ms, struct ing_error *e);
@@ -591,6 +596,8 @@ int cli_cmd_job(struct cli_ctx *ctx);
 int cli_cmd_node(struct cli_ctx *ctx);
 int cli_cmd_member(struct cli_ctx *ctx);
 int cli_cmd_events(struct cli_ctx *ctx);
+/* settings get / settings set (cmd_settings.c) */
+int cli_cmd_settings(struct cli_ctx *ctx);
 int cli_cmd_pki(struct cli_ctx *ctx);
 int cli_cmd_snapshot(struct cli_ctx *ctx);
 /* A watched job's end: 0 when `job` succeeded; else 1, with "ingotctl: job

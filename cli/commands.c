@@ -185,6 +185,19 @@ const struct cli_command cli_commands[] = {
      "or given another role, leadership transferred, voters replaced by the leader.",
      OPTS({CLI_OPT_AFTER, 0, "events with a sequence number above SEQ", NULL, "SEQ"},
           {CLI_OPT_LIMIT, 0, "events in the page, 1 to 1000 (default 100)", NULL})},
+    {"settings", "get", CLI_SETTINGS_GET, NULL, CLI_CMD_READ,
+     "the cluster settings: how long finished jobs and request ids are kept",
+     "Shows job-retention (finished jobs, their events, logs and outputs are removed this "
+     "long after they finished) and dedupe-window (a write retried with the same request id "
+     "within it returns its first result; after it, it is a new request); forever when "
+     "nothing expires.",
+     NO_OPTS},
+    {"settings", "set", CLI_SETTINGS_SET, "NAME DURATION", 0,
+     "change a cluster setting (job-retention, dedupe-window)",
+     "Sets NAME (job-retention or dedupe-window) to DURATION (at least 1s, e.g. 7d, 36h, "
+     "90m) or forever, for the whole cluster: it is replicated like any write and applies "
+     "from the leader's next check (every heartbeat interval).",
+     NO_OPTS},
     {"snapshot", "save", CLI_SNAPSHOT_SAVE, "FILE", 0,
      "save a consistent copy of the cluster's state to FILE",
      "Asks the leader for a copy of the replicated state holding every write acknowledged "

@@ -190,6 +190,8 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 	case CLI_MEMBER_REMOVE:
 	case CLI_MEMBER_TRANSFER: code = cli_cmd_member(&ctx); break;
 	case CLI_EVENTS: code = cli_cmd_events(&ctx); break;
+	case CLI_SETTINGS_GET:
+	case CLI_SETTINGS_SET: code = cli_cmd_settings(&ctx); break;
 	case CLI_PKI_INIT:
 	case CLI_PKI_ISSUE: code = cli_cmd_pki(&ctx); break;
 	case CLI_SNAPSHOT_SAVE: code = cli_cmd_snapshot(&ctx); break;

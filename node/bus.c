@@ -12,6 +12,7 @@
 #include "node/leader/deadline.h"
 #include "node/leader/heal.h"
 #include "node/leader/liveness.h"
+#include "node/leader/retention.h"
 #include "node/leader/scheduler.h"
 #include "node/member/member.h"
 #include "node/sm/cmd.h"
@@ -22,7 +23,7 @@
 void bus_applied(struct node *n, const struct bus_applied *a)
 {
 	if (a->code == 0)
-		sched_note(node_sched(n), a->cmd_type, a->submitted_job);
+		sched_note(node_sched(n), a->cmd_type, a->submitted_job, a->released);
 	if (a->job != 0 && a->deadline_at_ms != 0 && node_is_ready_leader(n))
 		deadlines_note(node_deadlines(n), a->job, a->deadline_at_ms);
 	worker_note_applied(node_worker(n));
@@ -60,6 +61,7 @@ void bus_heartbeat_tick(struct node *n)
 	if (node_is_ready_leader(n)) {
 		liveness_tick(node_liveness(n), n);
 		deadlines_tick(node_deadlines(n), n);
+		retention_tick(node_retention(n), n);
 	}
 }
 

@@ -13,8 +13,8 @@
  *              not announced:
  *                1. scheduler   (applied without error) a submit makes its
  *                               job a candidate of the next round; a change
- *                               of capacity or eligibility asks for a full
- *                               pass
+ *                               of capacity or eligibility (an attempt that
+ *                               ended included) asks for a full pass
  *                2. deadlines   (ready leader) a job queued with a deadline
  *                               is tracked
  *                3. worker      its assignments may have changed
@@ -57,6 +57,7 @@
  *                2. liveness    declares silent nodes down and heard ones up,
  *                               requeues work past a drain deadline
  *                3. deadlines   expires the jobs whose deadline passed
+ *                4. retention   proposes a retention_run when one is due
  *
  * heard        the ready leader received node `id`'s heartbeat:
  *                1. liveness    records when
@@ -110,6 +111,7 @@ struct bus_applied {
 	uint64_t job;                   /* job_submit / job_retry: the job it queued */
 	uint64_t deadline_at_ms;        /* ... and that job's deadline (0: none) */
 	const struct sm_result *result; /* the whole result (its job changes) */
+	bool released;                  /* a live attempt ended: its slot is free */
 };
 
 void bus_applied(struct node *n, const struct bus_applied *a);

@@ -19,6 +19,11 @@
 #include "node/sm/cmd.h"
 #include "rpc/server.h"
 
+bool node_gpu_pinned(const struct node_gpu *g)
+{
+	return g->uuid[0] != '\0' && g->minor >= 0;
+}
+
 void node_config_defaults(struct node_config *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -480,8 +485,17 @@ static int load_sandbox_key(struct loader *l, const char *key, const yaml_node_t
 	}
 	if (strcmp(key, "sandbox_paths") == 0)
 		return get_paths(l, v, key, c->sandbox_paths, &c->nsandbox_paths);
-	if (strcmp(key, "sandbox_devices") == 0)
-		return get_paths(l, v, key, c->sandbox_devices, &c->nsandbox_devices);
+	if (strcmp(key, "sandbox_devices") == 0) {
+		rv = get_paths(l, v, key, c->sandbox_devices, &c->nsandbox_devices);
+		for (unsigned i = 0; rv == 0 && i < c->nsandbox_devices; i++)
+			if (strstr(c->sandbox_devices[i], "/nvidia") != NULL)
+				rv = fail(l, v, key,
+				          "'%s': the NVIDIA device files go only to the attempts "
+				          "that hold GPUs, by the worker (docs/operations.md, "
+				          "\"GPUs\"); remove it",
+				          c->sandbox_devices[i]);
+		return rv;
+	}
 	if (strcmp(key, "stage_memory_bytes") == 0)
 		return get_uint(l, v, key, 0, UINT64_MAX, &c->stage_memory_bytes);
 	if (strcmp(key, "stage_cpu_seconds") == 0)

@@ -63,6 +63,9 @@ struct node_gpu {
 	unsigned index;
 	char uuid[ING_GPU_UUID_MAX + 1]; /* "" when discovery did not find it */
 	uint64_t memory_bytes;           /* 0 when not known */
+	/* Its device file, /dev/nvidia<minor>; -1 when not known (declared,
+	 * not discovered, or NVML did not say).  Node-local: not registered. */
+	int minor;
 };
 
 struct node_peer {
@@ -156,6 +159,10 @@ struct node_config {
 /* Parses "A:P[,A:P...]" into c->join (the --join flag).  ING_EINVAL naming
  * the bad entry. */
 int node_config_set_join(struct node_config *c, const char *list, struct ing_error *e);
+
+/* Whether an attempt holding GPU g can be given that GPU alone: discovery
+ * found it (its uuid) and its device file (minor >= 0). */
+bool node_gpu_pinned(const struct node_gpu *g);
 
 /* Defaults for every optional key (no id, addresses or peers). */
 void node_config_defaults(struct node_config *c);

@@ -98,13 +98,17 @@ static int gpus_main(int argc, char **argv)
 	}
 	printf("driver %s, CUDA %s (%s)\n", inv.driver_version[0] ? inv.driver_version : "-",
 	       inv.cuda_version[0] ? inv.cuda_version : "-", inv.library);
-	printf("%-5s  %-6s  %-10s  %-24s  %s\n", "INDEX", "ARCH", "MEMORY", "MODEL", "UUID");
+	printf("%-5s  %-6s  %-10s  %-14s  %-24s  %s\n", "INDEX", "ARCH", "MEMORY", "DEVICE",
+	       "MODEL", "UUID");
 	for (unsigned i = 0; i < inv.count; i++) {
 		const struct gpu_device *g = &inv.devices[i];
-		char mem[32];
+		char mem[32], dev[32] = "-";
 
 		snprintf(mem, sizeof(mem), "%llu MiB", (unsigned long long)(g->memory_bytes >> 20));
-		printf("%-5u  %-6s  %-10s  %-24s  %s\n", g->index, g->arch, mem, g->model, g->uuid);
+		if (g->minor != GPU_MINOR_NONE)
+			snprintf(dev, sizeof(dev), "/dev/nvidia%d", g->minor);
+		printf("%-5u  %-6s  %-10s  %-14s  %-24s  %s\n", g->index, g->arch, mem, dev,
+		       g->model, g->uuid);
 	}
 	if (inv.note[0] != '\0')
 		fprintf(stderr, "ingotd: note: %s\n", inv.note);

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@
 #include "node/http/metrics.h"
 #include "node/leader/deadline.h"
 #include "node/leader/liveness.h"
+#include "node/leader/retention.h"
 #include "node/leader/scheduler.h"
 #include "node/member/member.h"
 #include "node/propose.h"
@@ -69,6 +71,7 @@
 struct node {
 	/* shared resources */
 	uv_loop_t *loop;
+	uint64_t released_at_ms; /* last release_memory (uv_now) */
 	struct node_config cfg;
 	struct store *store;
 	struct sm *sm;
@@ -89,6 +92,7 @@ struct node {
 	struct api *api;
 	struct sched *sched;
 	struct liveness *liveness;
+	struct retention *retention;
 	struct deadlines *deadlines;
 	struct worker *worker;
 	struct heartbeat *heartbeat;
@@ -198,6 +202,11 @@ struct liveness *node_liveness(const struct node *n)
 	return n->liveness;
 }
 
+struct retention *node_retention(const struct node *n)
+{
+	return n->retention;
+}
+
 struct deadlines *node_deadlines(const struct node *n)
 {
 	return n->deadlines;
@@ -274,6 +283,7 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 		    .job = res.job,
 		    .deadline_at_ms = res.job_deadline_at_ms,
 		    .result = &res,
+		    .released = res.released,
 		};
 		bus_applied(n, &a);
 		struct node_result *r = malloc(sizeof(*r) + res.value.len);
@@ -314,6 +324,25 @@ static int node_snapshot(void *data, void **buf, size_t *len)
 	return store_snapshot_copy_buf(n->store, buf, len);
 }
 
+/* At most this often, after a snapshot: release_memory. */
+#define RELEASE_INTERVAL_MS 10000
+
+/* Gives back what a burst of work left resident: the store file's pages
+ * mapped by LMDB (RssFile, which grows with every page a read or commit
+ * touched: hundreds of MB at a million jobs) and the free heap at the top
+ * of every malloc arena (those of the libuv pool threads included). */
+static void release_memory(struct node *n)
+{
+	uint64_t now = uv_now(n->loop);
+	if (n->released_at_ms != 0 && now - n->released_at_ms < RELEASE_INTERVAL_MS)
+		return;
+	n->released_at_ms = now;
+	int rv = store_release_pages(n->store);
+	if (rv != 0)
+		ING_LOG_WARN("store pages not released error=%s", ing_err_name(rv));
+	malloc_trim(0);
+}
+
 /* On the loop: snapshots are references to the store's durable state. */
 static int node_snapshot_sync(void *data, uint64_t *index)
 {
@@ -321,6 +350,8 @@ static int node_snapshot_sync(void *data, uint64_t *index)
 	int rv = node_snapshot_prepare(data);
 	if (rv == 0 && (rv = store_sync(n->store, index)) != 0 && store_failed(n->store))
 		node_fatal(n, rv, "sync of the store for a snapshot failed");
+	if (rv == 0)
+		release_memory(n);
 	return rv;
 }
 
@@ -470,6 +501,8 @@ static void free_modules(struct node *n)
 		deadlines_free(n->deadlines);
 	if (n->liveness != NULL)
 		liveness_free(n->liveness);
+	if (n->retention != NULL)
+		retention_free(n->retention);
 	if (n->sched != NULL)
 		sched_free(n->sched);
 	if (n->requests != NULL)
@@ -648,6 +681,8 @@ static int new_modules(struct node *n)
 	if (rv == 0)
 		rv = deadlines_new(&n->deadlines);
 	if (rv == 0)
+		rv = retention_new(&n->retention);
+	if (rv == 0)
 		rv = worker_new(n, &n->worker);
 	if (rv == 0)
 		rv = heartbeat_new(n, &n->heartbeat);
@@ -661,6 +696,7 @@ static int new_modules(struct node *n)
 		n->sched = NULL;
 		n->liveness = NULL;
 		n->deadlines = NULL;
+		n->retention = NULL;
 		n->worker = NULL;
 		n->heartbeat = NULL;
 		n->backup = NULL;

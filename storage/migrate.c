@@ -45,6 +45,15 @@
  *           network, disk_bytes, stages', rest...] with network false, disk
  *           0 (the node's ceiling) and each stage's 4-item limits + processes
  *           0 (the node's ceiling).
+ *   6 -> 7: the layout of scale (issue 16).  Job records v4 (25 items) ->
+ *           v5: each source [path, sha256, size] -> [path, sha256, size,
+ *           false] (kept as an artifact, as before).  The queue is keyed by
+ *           target first: each old key (100 - priority, tenant, 0x00, job)
+ *           of a queued job becomes (target, 0x00, 100 - priority, tenant,
+ *           0x00, job) with the value (attempt u32 BE, attempt - base u32
+ *           BE, updated_at_ms u64 BE).  Every final job gets its entry
+ *           (finished_at_ms, job) in the new table finished.  The new
+ *           tables sources and dedupe_alt start empty (created at open).
  *
  * Each step rewrites one table record by record (rewrite_table); a record
  * that is not of the expected older layout is ING_ECORRUPT, naming its key,
@@ -59,6 +68,7 @@
 
 #include "common/log.h"
 #include "common/mp.h"
+#include "storage/records.h"
 
 #define STORE_KEY_MAX_BYTES 511u
 
@@ -70,11 +80,12 @@ static int migrate_2_to_3(struct store_txn *t, struct ing_error *e);
 static int migrate_3_to_4(struct store_txn *t, struct ing_error *e);
 static int migrate_4_to_5(struct store_txn *t, struct ing_error *e);
 static int migrate_5_to_6(struct store_txn *t, struct ing_error *e);
+static int migrate_6_to_7(struct store_txn *t, struct ing_error *e);
 
 static const migration_fn migrations[STORE_SCHEMA_VERSION] = {
     [0] = NULL, /* no store was ever written with schema 0 */
     [1] = migrate_1_to_2, [2] = migrate_2_to_3, [3] = migrate_3_to_4,
-    [4] = migrate_4_to_5, [5] = migrate_5_to_6,
+    [4] = migrate_4_to_5, [5] = migrate_5_to_6, [6] = migrate_6_to_7,
 };
 
 int store_schema_refuse_newer(const char *path, uint64_t schema, struct ing_error *e)
@@ -317,14 +328,145 @@ static int target_v3_to_v4(const msgpack_object *rec, struct mp_out *o)
 	return mp_out_failed(o);
 }
 
+#define JOB_V4_ITEMS 25
+/* Indexes of the items of a v4 (and v5) job record the 6 -> 7 step reads. */
+enum {
+	JOB_ID = 1,
+	JOB_TENANT = 2,
+	JOB_TARGET = 3,
+	JOB_STATE = 6,
+	JOB_PRIORITY = 7,
+	JOB_ATTEMPT = 8,
+	JOB_ATTEMPT_BASE = 9,
+	JOB_UPDATED = 13,
+	JOB_FINISHED = 16,
+	JOB_SOURCES = 18,
+};
+#define JOB_QUEUED 0
+#define JOB_FINAL  3 /* succeeded, failed and cancelled are 3, 4, 5 */
+
+/* v4 job (25 items) -> v5: each source [path, sha256, size] + false. */
+static int job_v4_to_v5(const msgpack_object *rec, struct mp_out *o)
+{
+	const msgpack_object *items = versioned(rec, JOB_V4_ITEMS, 4);
+	if (items == NULL || rec->via.array.size != JOB_V4_ITEMS ||
+	    items[JOB_SOURCES].type != MSGPACK_OBJECT_ARRAY)
+		return ING_EMALFORMED;
+	const msgpack_object_array *src = &items[JOB_SOURCES].via.array;
+	for (uint32_t i = 0; i < src->size; i++)
+		if (src->ptr[i].type != MSGPACK_OBJECT_ARRAY || src->ptr[i].via.array.size != 3)
+			return ING_EMALFORMED;
+	msgpack_pack_array(&o->pk, JOB_V4_ITEMS);
+	msgpack_pack_uint64(&o->pk, 5);
+	for (uint32_t i = 1; i < JOB_V4_ITEMS; i++) {
+		if (i != JOB_SOURCES) {
+			msgpack_pack_object(&o->pk, items[i]);
+			continue;
+		}
+		msgpack_pack_array(&o->pk, src->size);
+		for (uint32_t k = 0; k < src->size; k++) {
+			msgpack_pack_array(&o->pk, 4);
+			for (uint32_t j = 0; j < 3; j++)
+				msgpack_pack_object(&o->pk, src->ptr[k].via.array.ptr[j]);
+			msgpack_pack_false(&o->pk);
+		}
+	}
+	return mp_out_failed(o);
+}
+
+/* Item i of a job record as an unsigned integer, or false. */
+static bool job_uint(const msgpack_object *items, unsigned i, uint64_t max, uint64_t *out)
+{
+	if (items[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER || items[i].via.u64 > max)
+		return false;
+	*out = items[i].via.u64;
+	return true;
+}
+
+/* Item i of a job record as a name of 1..63 bytes copied into buf, or 0. */
+static uint32_t job_name(const msgpack_object *items, unsigned i, char *buf)
+{
+	if (items[i].type != MSGPACK_OBJECT_STR || items[i].via.str.size == 0 ||
+	    items[i].via.str.size > 63)
+		return 0;
+	memcpy(buf, items[i].via.str.ptr, items[i].via.str.size);
+	return items[i].via.str.size;
+}
+
+/* The queue and finished entries of one v4 job (see the 6 -> 7 step). */
+static int job_v4_index(struct store_txn *t, const msgpack_object *rec)
+{
+	const msgpack_object *items = rec->via.array.ptr; /* checked by job_v4_to_v5 */
+	char tenant[64], target[64];
+	uint8_t old_key[1 + 63 + 1 + 8], new_key[63 + 1 + 1 + 63 + 1 + 8], val[16];
+	uint64_t id, state, prio, attempt, base, updated, finished;
+	uint32_t tlen, nlen;
+	size_t n = 0;
+	int rv;
+
+	if (!job_uint(items, JOB_ID, UINT64_MAX, &id) || !job_uint(items, JOB_STATE, 5, &state) ||
+	    !job_uint(items, JOB_PRIORITY, 100, &prio) ||
+	    !job_uint(items, JOB_ATTEMPT, UINT32_MAX, &attempt) ||
+	    !job_uint(items, JOB_ATTEMPT_BASE, attempt, &base) ||
+	    !job_uint(items, JOB_UPDATED, UINT64_MAX, &updated) ||
+	    !job_uint(items, JOB_FINISHED, UINT64_MAX, &finished) ||
+	    (tlen = job_name(items, JOB_TENANT, tenant)) == 0 ||
+	    (nlen = job_name(items, JOB_TARGET, target)) == 0)
+		return ING_EMALFORMED;
+	if (state >= JOB_FINAL) {
+		store_be64(new_key, finished);
+		store_be64(new_key + 8, id);
+		return store_put(t, STORE_FINISHED, (struct ing_str){(const char *)new_key, 16},
+		                 (struct ing_str){"", 0});
+	}
+	if (state != JOB_QUEUED)
+		return 0;
+	old_key[n++] = (uint8_t)(100 - prio);
+	memcpy(old_key + n, tenant, tlen);
+	n += tlen;
+	old_key[n++] = 0;
+	store_be64(old_key + n, id);
+	n += 8;
+	rv = store_del(t, STORE_QUEUE, (struct ing_str){(const char *)old_key, (uint32_t)n});
+	if (rv == ING_ENOTFOUND)
+		return ING_EMALFORMED; /* a queued job missing from the queue */
+	if (rv != 0)
+		return rv;
+	n = 0;
+	memcpy(new_key, target, nlen);
+	n += nlen;
+	new_key[n++] = 0;
+	new_key[n++] = (uint8_t)(100 - prio);
+	memcpy(new_key + n, tenant, tlen);
+	n += tlen;
+	new_key[n++] = 0;
+	store_be64(new_key + n, id);
+	n += 8;
+	store_be32(val, (uint32_t)attempt);
+	store_be32(val + 4, (uint32_t)(attempt - base));
+	store_be64(val + 8, updated);
+	return store_put(t, STORE_QUEUE, (struct ing_str){(const char *)new_key, (uint32_t)n},
+	                 (struct ing_str){(const char *)val, 16});
+}
+
 /*
- * Rewrites every record of `table` with `fn`.  Records are visited one at a
- * time with a fresh cursor positioned just past the previous key, so that no
- * cursor or view is held across a put.  `key_name` describes a key and
- * `layout` the expected older layout in messages.  *count is the number of
- * records rewritten.
+ * Writes what other tables derive from one record of the older layout, in
+ * the same migration txn: called with the parsed record before it is
+ * rewritten, so it must copy what it needs from rec before its first write.
+ * 0, ING_EMALFORMED (reported as corruption naming the key), or a store
+ * error.
  */
-static int rewrite_table(struct store_txn *t, enum store_table table, rewrite_fn fn,
+typedef int (*index_fn)(struct store_txn *t, const msgpack_object *rec);
+
+/*
+ * Rewrites every record of `table` with `fn` (and, when not NULL, calls
+ * `index` for each).  Records are visited one at a time with a fresh
+ * cursor positioned just past the previous key, so that no cursor or view
+ * is held across a put.  `key_name` describes a key and `layout` the
+ * expected older layout in messages.  *count is the number of records
+ * rewritten.
+ */
+static int rewrite_table(struct store_txn *t, enum store_table table, rewrite_fn fn, index_fn index,
                          void (*key_name)(struct ing_str, char *, size_t), const char *layout,
                          uint64_t *count, struct ing_error *e)
 {
@@ -373,9 +515,24 @@ static int rewrite_table(struct store_txn *t, enum store_table table, rewrite_fn
 			rv = fn(&obj, &o);
 		else
 			rv = ING_EMALFORMED;
+		if (rv == 0) {
+			memcpy(last, key.ptr, key.len);
+			last_len = key.len;
+			last[last_len] = '\0';
+			store_iter_close(it);
+			it = NULL;
+			key.ptr = last;
+		}
+		if (rv == 0 && index != NULL)
+			rv = index(t, &obj);
 		if (rv == ING_ENOMEM) {
 			ing_error_set(e, rv, "store %s: migrating %s: out of memory", s->path,
 			              name);
+			goto out;
+		}
+		if (rv != 0 && rv != ING_EMALFORMED) {
+			ing_error_set(e, rv, "store %s: migration: indexing %s: %s", s->path, name,
+			              ing_err_msg(rv));
 			goto out;
 		}
 		if (rv != 0) {
@@ -386,12 +543,6 @@ static int rewrite_table(struct store_txn *t, enum store_table table, rewrite_fn
 			                  "store %s: %s is not a %s record", s->path, name, layout);
 			goto out;
 		}
-		memcpy(last, key.ptr, key.len);
-		last_len = key.len;
-		last[last_len] = '\0';
-		store_iter_close(it);
-		it = NULL;
-		key.ptr = last;
 		rv = store_put(t, table, key, (struct ing_str){o.data, (uint32_t)o.len});
 		if (rv != 0) {
 			ing_error_set(e, rv, "store %s: migration: writing %s: %s", s->path, name,
@@ -413,7 +564,8 @@ out:
 static int migrate_1_to_2(struct store_txn *t, struct ing_error *e)
 {
 	uint64_t n;
-	int rv = rewrite_table(t, STORE_JOBS, job_v1_to_v2, job_key_name, "schema-1 job", &n, e);
+	int rv =
+	    rewrite_table(t, STORE_JOBS, job_v1_to_v2, NULL, job_key_name, "schema-1 job", &n, e);
 	if (rv == 0)
 		ING_LOG_INFO("store migration step from=1 to=2 jobs=%" PRIu64 " path=%s", n,
 		             store_txn_store(t)->path);
@@ -423,7 +575,7 @@ static int migrate_1_to_2(struct store_txn *t, struct ing_error *e)
 static int migrate_2_to_3(struct store_txn *t, struct ing_error *e)
 {
 	uint64_t n;
-	int rv = rewrite_table(t, STORE_TARGETS, target_v1_to_v2, target_key_name,
+	int rv = rewrite_table(t, STORE_TARGETS, target_v1_to_v2, NULL, target_key_name,
 	                       "schema-2 target", &n, e);
 	if (rv == 0)
 		ING_LOG_INFO("store migration step from=2 to=3 targets=%" PRIu64 " path=%s", n,
@@ -434,7 +586,8 @@ static int migrate_2_to_3(struct store_txn *t, struct ing_error *e)
 static int migrate_3_to_4(struct store_txn *t, struct ing_error *e)
 {
 	uint64_t n;
-	int rv = rewrite_table(t, STORE_JOBS, job_v2_to_v3, job_key_name, "schema-3 job", &n, e);
+	int rv =
+	    rewrite_table(t, STORE_JOBS, job_v2_to_v3, NULL, job_key_name, "schema-3 job", &n, e);
 	if (rv == 0)
 		ING_LOG_INFO("store migration step from=3 to=4 jobs=%" PRIu64 " path=%s", n,
 		             store_txn_store(t)->path);
@@ -444,14 +597,14 @@ static int migrate_3_to_4(struct store_txn *t, struct ing_error *e)
 static int migrate_4_to_5(struct store_txn *t, struct ing_error *e)
 {
 	uint64_t nodes, targets, jobs;
-	int rv =
-	    rewrite_table(t, STORE_NODES, node_v1_to_v2, node_key_name, "schema-4 node", &nodes, e);
+	int rv = rewrite_table(t, STORE_NODES, node_v1_to_v2, NULL, node_key_name, "schema-4 node",
+	                       &nodes, e);
 	if (rv == 0)
-		rv = rewrite_table(t, STORE_TARGETS, target_v2_to_v3, target_key_name,
+		rv = rewrite_table(t, STORE_TARGETS, target_v2_to_v3, NULL, target_key_name,
 		                   "schema-4 target", &targets, e);
 	if (rv == 0)
-		rv = rewrite_table(t, STORE_JOBS, job_v3_to_v4, job_key_name, "schema-4 job", &jobs,
-		                   e);
+		rv = rewrite_table(t, STORE_JOBS, job_v3_to_v4, NULL, job_key_name, "schema-4 job",
+		                   &jobs, e);
 	if (rv == 0)
 		ING_LOG_INFO("store migration step from=4 to=5 nodes=%" PRIu64 " targets=%" PRIu64
 		             " jobs=%" PRIu64 " path=%s",
@@ -462,11 +615,91 @@ static int migrate_4_to_5(struct store_txn *t, struct ing_error *e)
 static int migrate_5_to_6(struct store_txn *t, struct ing_error *e)
 {
 	uint64_t n;
-	int rv = rewrite_table(t, STORE_TARGETS, target_v3_to_v4, target_key_name,
+	int rv = rewrite_table(t, STORE_TARGETS, target_v3_to_v4, NULL, target_key_name,
 	                       "schema-5 target", &n, e);
 	if (rv == 0)
 		ING_LOG_INFO("store migration step from=5 to=6 targets=%" PRIu64 " path=%s", n,
 		             store_txn_store(t)->path);
+	return rv;
+}
+
+/* Sets meta STORE_META_JOBS_PREFIX + state to the number of jobs in each
+ * state (the rewritten v5 records). */
+static int count_jobs(struct store_txn *t, struct ing_error *e)
+{
+	struct store *s = store_txn_store(t);
+	uint64_t counts[REC_JOB_STATE_COUNT] = {0};
+	struct store_iter *it = NULL;
+	struct ing_str k, v;
+	msgpack_zone z;
+	msgpack_zone_init(&z, 4096);
+	int rv = store_iter_open(t, STORE_JOBS, (struct ing_str){"", 0}, &it);
+	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
+		struct rec_job j;
+		if (rec_job_decode(v, &z, &j, NULL) != 0 || j.state >= REC_JOB_STATE_COUNT) {
+			rv = STORE_CORRUPT(s, "migrated job does not decode");
+			break;
+		}
+		counts[j.state]++;
+		msgpack_zone_clear(&z);
+	}
+	store_iter_close(it);
+	msgpack_zone_destroy(&z);
+	if (rv == ING_ENOTFOUND)
+		rv = 0;
+	for (uint8_t st = 0; rv == 0 && st < REC_JOB_STATE_COUNT; st++) {
+		char name[32];
+		snprintf(name, sizeof(name), STORE_META_JOBS_PREFIX "%s", rec_job_state_name(st));
+		rv = store_meta_put_u64(t, name, counts[st]);
+	}
+	if (rv != 0)
+		return ing_error_set(e, rv, "store %s: migration: counting jobs: %s", s->path,
+		                     ing_err_msg(rv));
+	return 0;
+}
+
+static int migrate_6_to_7(struct store_txn *t, struct ing_error *e)
+{
+	struct store *s = store_txn_store(t);
+	uint64_t jobs, queued;
+	int rv = store_count(t, STORE_QUEUE, &queued);
+	if (rv != 0)
+		return ing_error_set(e, rv, "store %s: migration: counting queue: %s", s->path,
+		                     ing_err_msg(rv));
+	rv = rewrite_table(t, STORE_JOBS, job_v4_to_v5, job_v4_index, job_key_name, "schema-6 job",
+	                   &jobs, e);
+	if (rv != 0)
+		return rv;
+	/* Every old key was replaced by one new key: any left is a queue
+	 * entry without its queued job. */
+	uint64_t after;
+	struct store_iter *it = NULL;
+	struct ing_str k, v;
+	rv = store_iter_open(t, STORE_QUEUE, (struct ing_str){"", 0}, &it);
+	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
+		if (v.len == 0) { /* old keys have empty values, new ones 16 bytes */
+			store_iter_close(it);
+			return ing_error_set(
+			    e, STORE_CORRUPT(s, "queue entry without a queued job"),
+			    "store %s: a queue entry names no queued job", s->path);
+		}
+	}
+	store_iter_close(it);
+	if (rv != ING_ENOTFOUND)
+		return ing_error_set(e, rv, "store %s: migration: reading queue: %s", s->path,
+		                     ing_err_msg(rv));
+	rv = store_count(t, STORE_QUEUE, &after);
+	if (rv == 0 && after != queued)
+		rv =
+		    ing_error_set(e, STORE_CORRUPT(s, "queue entries do not match queued jobs"),
+		                  "store %s: %" PRIu64 " queue entries but %" PRIu64 " queued jobs",
+		                  s->path, queued, after);
+	if (rv == 0)
+		rv = count_jobs(t, e);
+	if (rv == 0)
+		ING_LOG_INFO("store migration step from=6 to=7 jobs=%" PRIu64 " queued=%" PRIu64
+		             " path=%s",
+		             jobs, queued, s->path);
 	return rv;
 }
 
@@ -528,6 +761,11 @@ int store_schema_open(struct store *s, struct ing_error *e)
 	rv = store_schema_refuse_newer(s->path, version, e);
 	if (rv != 0 || version == STORE_SCHEMA_VERSION)
 		goto out;
+	rv = store_open_missing_tables(t);
+	if (rv != 0) {
+		ing_error_set(e, rv, "store %s: creating tables: %s", s->path, ing_err_msg(rv));
+		goto out;
+	}
 	for (uint64_t from = version; from < STORE_SCHEMA_VERSION; from++) {
 		if (migrations[from] == NULL) {
 			rv = ing_error_set(e, ING_EVERSION,

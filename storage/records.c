@@ -98,14 +98,18 @@ void rec_pack_kv_list(msgpack_packer *pk, uint32_t n, const struct rec_kv *v)
 	}
 }
 
-static void pack_files(msgpack_packer *pk, uint32_t n, const struct rec_file *v)
+/* [[path, sha256, size]...], or with `sources` [[path, sha256, size,
+ * stored_inline]...]. */
+static void pack_files(msgpack_packer *pk, uint32_t n, const struct rec_file *v, bool sources)
 {
 	msgpack_pack_array(pk, n);
 	for (uint32_t i = 0; i < n; i++) {
-		msgpack_pack_array(pk, 3);
+		msgpack_pack_array(pk, sources ? 4 : 3);
 		mp_pack_str(pk, v[i].path);
 		mp_pack_bin(pk, v[i].sha256, 32);
 		msgpack_pack_uint64(pk, v[i].size);
+		if (sources)
+			mp_pack_bool(pk, v[i].stored_inline);
 	}
 }
 
@@ -192,9 +196,11 @@ int rec_next_kv_list(struct mp_cursor *c, const char *field, uint32_t max_n, uin
 	return 0;
 }
 
-/* [[path, sha256, size]...] */
-static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, msgpack_zone *z,
-                      uint32_t *n, struct rec_file **out)
+/* [[path, sha256, size]...], or with `sources` [[path, sha256, size,
+ * stored_inline]...], where a source kept inline is at most
+ * ING_INLINE_SOURCE_MAX bytes. */
+static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, bool sources,
+                      msgpack_zone *z, uint32_t *n, struct rec_file **out)
 {
 	struct mp_cursor sub, f;
 	struct ing_str sha;
@@ -204,7 +210,7 @@ static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, ms
 		rv = mp_zarray(c, sub.n, sizeof(struct rec_file), z, &arr);
 	for (uint32_t i = 0; rv == 0 && i < sub.n; i++) {
 		struct rec_file *p = &((struct rec_file *)arr)[i];
-		rv = mp_next_tuple(&sub, field, 3, &f);
+		rv = mp_next_tuple(&sub, field, sources ? 4 : 3, &f);
 		if (rv == 0)
 			rv = mp_next_str(&f, "path", ING_PATH_MAX, &p->path);
 		if (rv == 0)
@@ -213,6 +219,15 @@ static int next_files(struct mp_cursor *c, const char *field, uint32_t max_n, ms
 			memcpy(p->sha256, sha.ptr, ING_SHA256_BYTES);
 			rv = mp_next_u64(&f, "size", UINT64_MAX, &p->size);
 		}
+		p->stored_inline = false;
+		if (rv == 0 && sources)
+			rv = mp_next_bool(&f, "stored_inline", &p->stored_inline);
+		if (rv == 0 && p->stored_inline && p->size > ING_INLINE_SOURCE_MAX)
+			rv = ing_error_set(c->err, ING_EMALFORMED,
+			                   "%s: field '%s': a source of %llu bytes kept inline (at "
+			                   "most %u)",
+			                   c->what, field, (unsigned long long)p->size,
+			                   ING_INLINE_SOURCE_MAX);
 	}
 	if (rv != 0)
 		return rv;
@@ -603,7 +618,7 @@ int rec_job_encode(const struct rec_job *r, struct mp_out *o)
 	msgpack_pack_uint64(pk, r->lease_until_ms);
 	msgpack_pack_uint64(pk, r->finished_at_ms);
 	mp_pack_bool(pk, r->cancel_requested);
-	pack_files(pk, r->nsources, r->sources);
+	pack_files(pk, r->nsources, r->sources, true);
 	rec_pack_kv_list(pk, r->nparams, r->params);
 	msgpack_pack_uint64(pk, r->stage_count);
 	msgpack_pack_array(pk, r->nstages);
@@ -618,7 +633,7 @@ int rec_job_encode(const struct rec_job *r, struct mp_out *o)
 			mp_pack_bin(pk, s->log_sha256, 32);
 		else
 			msgpack_pack_nil(pk);
-		pack_files(pk, s->noutputs, s->outputs);
+		pack_files(pk, s->noutputs, s->outputs, false);
 	}
 	msgpack_pack_uint64(pk, r->nevents);
 	mp_pack_str(pk, r->error);
@@ -666,7 +681,7 @@ static int next_stage_results(struct mp_cursor *c, msgpack_zone *z, uint32_t *n,
 		if (rv == 0)
 			rv = next_log(&sc, &s->has_log, s->log_sha256);
 		if (rv == 0)
-			rv = next_files(&sc, "outputs", ING_MAX_OUTPUTS, z, &s->noutputs,
+			rv = next_files(&sc, "outputs", ING_MAX_OUTPUTS, false, z, &s->noutputs,
 			                &s->outputs);
 	}
 	if (rv != 0)
@@ -720,7 +735,7 @@ int rec_job_decode(struct ing_str buf, msgpack_zone *z, struct rec_job *out, str
 	if (rv == 0)
 		rv = mp_next_bool(&c, "cancel_requested", &r.cancel_requested);
 	if (rv == 0)
-		rv = next_files(&c, "sources", ING_MAX_SOURCES, z, &r.nsources, &r.sources);
+		rv = next_files(&c, "sources", ING_MAX_SOURCES, true, z, &r.nsources, &r.sources);
 	if (rv == 0)
 		rv = rec_next_kv_list(&c, "params", ING_MAX_ENV, ING_NAME_MAX, ING_ARG_MAX, z,
 		                      &r.nparams, &r.params);
@@ -869,6 +884,46 @@ int rec_chunk_decode(struct ing_str buf, msgpack_zone *z, struct rec_chunk *out,
 		rv = mp_cursor_close(&c);
 	if (rv == 0)
 		*out = r;
+	return rv;
+}
+
+/* ---- sources ---------------------------------------------------------- */
+
+int rec_sources_encode(const struct rec_sources *r, struct mp_out *o)
+{
+	msgpack_packer *pk = &o->pk;
+	msgpack_pack_array(pk, 2);
+	msgpack_pack_uint64(pk, REC_VERSION);
+	msgpack_pack_array(pk, r->n);
+	for (uint32_t i = 0; i < r->n; i++)
+		mp_pack_bin(pk, r->data[i].ptr, r->data[i].len);
+	return mp_out_failed(o);
+}
+
+int rec_sources_decode(struct ing_str buf, msgpack_zone *z, struct rec_sources *out,
+                       struct ing_error *e)
+{
+	static const char what[] = "sources record";
+	struct rec_sources r = {0};
+	msgpack_object obj;
+	struct mp_cursor c, sub;
+	void *arr = NULL;
+	int rv = parse_copy(buf, z, what, &obj, e);
+	if (rv == 0)
+		rv = open_record(&c, &obj, what, REC_VERSION, e);
+	if (rv == 0)
+		rv = mp_next_array(&c, "data", ING_MAX_SOURCES, &sub);
+	if (rv == 0)
+		rv = mp_zarray(&c, sub.n, sizeof(struct ing_str), z, &arr);
+	for (uint32_t i = 0; rv == 0 && i < sub.n; i++)
+		rv = mp_next_bin(&sub, "data", ING_INLINE_SOURCE_MAX, &((struct ing_str *)arr)[i]);
+	if (rv == 0)
+		rv = mp_cursor_close(&c);
+	if (rv == 0) {
+		r.n = sub.n;
+		r.data = arr;
+		*out = r;
+	}
 	return rv;
 }
 

@@ -153,6 +153,10 @@ struct rec_file {
 	struct ing_str path;
 	uint8_t sha256[32];
 	uint64_t size;
+	/* A job's source only: its bytes are kept with the job (table sources)
+	 * instead of as an artifact (sources of at most ING_INLINE_SOURCE_MAX
+	 * bytes, since schema 7).  Always false for stage outputs. */
+	bool stored_inline;
 };
 
 enum rec_stage_state { REC_STAGE_RUNNING = 0, REC_STAGE_DONE = 1 };
@@ -252,6 +256,13 @@ struct rec_chunk {
 	struct ing_str data;
 };
 
+/* ---- sources: the bytes of a job's inline sources --------------------- */
+
+struct rec_sources {
+	uint32_t n;           /* the job's sources with stored_inline, in order */
+	struct ing_str *data; /* each source's bytes */
+};
+
 /* ---- dedupe: client request id -> first result ------------------------ */
 
 struct rec_dedupe {
@@ -283,15 +294,16 @@ struct rec_token {
 /* ---- codec ------------------------------------------------------------ */
 
 /* Current record layout versions.  Job records are at 2 since schema 2
- * added the tenant, at 3 since schema 4 added the params and at 4 since
- * schema 5 added the GPUs; target records at 2 since schema 3 added the
+ * added the tenant, at 3 since schema 4 added the params, at 4 since
+ * schema 5 added the GPUs and at 5 since schema 7 marks the sources kept
+ * inline; target records at 2 since schema 3 added the
  * description and the stages' limits and stdout, at 3 since schema 5 added
  * the GPUs of the target and of each stage, at 4 since schema 6 added the
  * network flag, the disk space and the stages' process limit; node records
  * at 2 since schema 5 added the GPUs offered and held (storage/migrate.c
  * rewrites the older records). */
 #define REC_VERSION        1
-#define REC_JOB_VERSION    4
+#define REC_JOB_VERSION    5
 #define REC_TARGET_VERSION 4
 #define REC_NODE_VERSION   2
 
@@ -307,6 +319,7 @@ REC_CODEC(job)
 REC_CODEC(event)
 REC_CODEC(artifact)
 REC_CODEC(chunk)
+REC_CODEC(sources)
 REC_CODEC(dedupe)
 REC_CODEC(token)
 #undef REC_CODEC

@@ -29,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -57,6 +59,16 @@ static const char *const table_names[STORE_TABLE_COUNT] = {
     [STORE_CHUNKS] = "chunks",
     [STORE_DEDUPE] = "dedupe",
     [STORE_TOKENS] = "tokens",
+    [STORE_SOURCES] = "sources",
+    [STORE_FINISHED] = "finished",
+    [STORE_DEDUPE_ALT] = "dedupe_alt",
+};
+
+/* The schema that introduced each table (absent: 1). */
+static const unsigned table_since[STORE_TABLE_COUNT] = {
+    [STORE_SOURCES] = 7,
+    [STORE_FINISHED] = 7,
+    [STORE_DEDUPE_ALT] = 7,
 };
 
 /* LMDB's default maximum key size (MDB_MAXKEYSIZE). */
@@ -67,6 +79,13 @@ const char *store_table_name(enum store_table t)
 	if ((unsigned)t >= STORE_TABLE_COUNT)
 		return "unknown";
 	return table_names[t];
+}
+
+unsigned store_table_since(enum store_table t)
+{
+	if ((unsigned)t >= STORE_TABLE_COUNT || table_since[t] == 0)
+		return 1;
+	return table_since[t];
 }
 
 int store_err_from_mdb(int rc)
@@ -185,17 +204,6 @@ int store_file_meta(MDB_env *env, const char *path, bool need_tables, bool *has_
 		                   mdb_strerror(rc));
 		goto out;
 	}
-	if (need_tables) {
-		for (unsigned i = 0; i < STORE_TABLE_COUNT; i++) {
-			rc = mdb_dbi_open(txn, table_names[i], 0, &dbi);
-			if (rc != 0) {
-				rv = ing_error_set(e, ING_CORRUPT("store table missing"),
-				                   "%s is not an ingot store: table %s: %s", path,
-				                   table_names[i], mdb_strerror(rc));
-				goto out;
-			}
-		}
-	}
 	rc = mdb_dbi_open(txn, table_names[STORE_META], 0, &dbi);
 	if (rc == MDB_NOTFOUND && !need_tables)
 		goto done;
@@ -224,6 +232,19 @@ int store_file_meta(MDB_env *env, const char *path, bool need_tables, bool *has_
 		has[i] = true;
 		vals[i] = store_get_be64(v.mv_data);
 	}
+	/* A store holds the tables of its own schema: an older snapshot lacks
+	 * the later ones, which opening it as the store creates. */
+	for (unsigned i = 0; need_tables && i < STORE_TABLE_COUNT; i++) {
+		if (has[0] && store_table_since((enum store_table)i) > vals[0])
+			continue;
+		rc = mdb_dbi_open(txn, table_names[i], 0, &dbi);
+		if (rc != 0) {
+			rv = ing_error_set(e, ING_CORRUPT("store table missing"),
+			                   "%s is not an ingot store: table %s: %s", path,
+			                   table_names[i], mdb_strerror(rc));
+			goto out;
+		}
+	}
 done:
 	*has_schema = has[0];
 	*schema = vals[0];
@@ -244,15 +265,24 @@ static unsigned sync_flags(enum store_sync sync)
 	}
 }
 
-/* Opens every table with MDB_CREATE in one write txn. */
-static int open_tables(struct store *s, struct ing_error *e)
+/* Opens every table, creating those of a fresh store (one without a
+ * schema) and those of the store's schema that are missing.  A table that
+ * a later schema introduced is left unopened in an older store
+ * (s->dbi_missing): the migration's own write txn creates it
+ * (store_open_missing_tables), so a refused migration leaves the file as
+ * it was. */
+static int open_tables(struct store *s, bool has_schema, uint64_t schema, struct ing_error *e)
 {
 	MDB_txn *txn = NULL;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (rc != 0)
 		goto fail;
 	for (unsigned i = 0; i < STORE_TABLE_COUNT; i++) {
-		rc = mdb_dbi_open(txn, table_names[i], MDB_CREATE, &s->dbi[i]);
+		bool later = has_schema && store_table_since((enum store_table)i) > schema;
+		rc = mdb_dbi_open(txn, table_names[i], later ? 0 : MDB_CREATE, &s->dbi[i]);
+		s->dbi_missing[i] = later && rc == MDB_NOTFOUND;
+		if (s->dbi_missing[i])
+			rc = 0;
 		if (rc != 0) {
 			mdb_txn_abort(txn);
 			goto fail;
@@ -296,7 +326,7 @@ int store_env_open(struct store *s, struct ing_error *e)
 	if (rv == 0 && has_schema)
 		rv = store_schema_refuse_newer(s->path, schema, e);
 	if (rv == 0)
-		rv = open_tables(s, e);
+		rv = open_tables(s, has_schema, schema, e);
 	if (rv == 0)
 		rv = store_schema_open(s, e);
 out:
@@ -305,6 +335,20 @@ out:
 		s->env = NULL;
 	}
 	return rv;
+}
+
+int store_open_missing_tables(struct store_txn *t)
+{
+	struct store *s = t->s;
+	for (unsigned i = 0; i < STORE_TABLE_COUNT; i++) {
+		if (!s->dbi_missing[i])
+			continue;
+		int rc = mdb_dbi_open(t->txn, table_names[i], MDB_CREATE, &s->dbi[i]);
+		if (rc != 0)
+			return fail_mdb(s, rc, "create table", (enum store_table)i);
+		s->dbi_missing[i] = false;
+	}
+	return 0;
 }
 
 void store_env_close(struct store *s)
@@ -591,6 +635,21 @@ int store_del(struct store_txn *t, enum store_table tbl, struct ing_str key)
 	return 0;
 }
 
+int store_clear(struct store_txn *t, enum store_table tbl)
+{
+	struct store *s = t->s;
+	int rc;
+
+	if (s->failed)
+		return s->failed;
+	if (!t->is_write || !table_ok(tbl))
+		return ING_EINVAL;
+	rc = mdb_drop(t->txn, s->dbi[tbl], 0);
+	if (rc != 0)
+		return fail_mdb(s, rc, "clear", tbl);
+	return 0;
+}
+
 /* ---- iteration -------------------------------------------------------- */
 
 int store_iter_open(struct store_txn *t, enum store_table tbl, struct ing_str start,
@@ -817,6 +876,39 @@ int store_sync(struct store *s, uint64_t *applied)
 	store_abort(t);
 	if (rv == 0)
 		*applied = index;
+	return rv;
+}
+
+/* ---- resident pages ---------------------------------------------------- */
+
+int store_release_pages(struct store *s)
+{
+	/* LMDB does not say where its map is (me_mapaddr is set only with
+	 * MDB_FIXEDMAP): the process's mappings of the file are found in
+	 * /proc/self/maps by device and inode.  The map is read-only (no
+	 * MDB_WRITEMAP: writes go through the file), so its pages are clean
+	 * copies of the page cache's: dropping them loses nothing. */
+	struct stat st;
+	char line[512];
+	int rv = 0;
+	if (stat(s->path, &st) != 0)
+		return ING_EIO;
+	FILE *maps = fopen("/proc/self/maps", "r");
+	if (maps == NULL)
+		return ING_EIO;
+	while (fgets(line, sizeof(line), maps) != NULL) {
+		uintptr_t start, end;
+		unsigned maj, min;
+		unsigned long long ino;
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %*s %*s %x:%x %llu", &start, &end, &maj,
+		           &min, &ino) != 5 ||
+		    ino != (unsigned long long)st.st_ino || maj != major(st.st_dev) ||
+		    min != minor(st.st_dev))
+			continue;
+		if (madvise((void *)start, end - start, MADV_DONTNEED) != 0)
+			rv = ING_EIO;
+	}
+	fclose(maps);
 	return rv;
 }
 

@@ -28,7 +28,12 @@
 #include "common/str.h"
 
 /* The schema version this binary writes.  See storage/migrate.c. */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
+
+/* Meta u64 values: the jobs in the store in each state, this prefix + the
+ * state's name (rec_job_state_name: "jobs_queued" ... "jobs_cancelled");
+ * kept by the state machine's apply, set by the 6 -> 7 migration. */
+#define STORE_META_JOBS_PREFIX "jobs_"
 
 enum store_table {
 	STORE_META = 0,    /* name -> u64 or bytes (schema, applied index, counters, cluster id) */
@@ -36,18 +41,25 @@ enum store_table {
 	STORE_NODES,       /* node id (u64 BE) -> node record */
 	STORE_TARGETS,     /* target name -> target record */
 	STORE_JOBS,        /* job id (u64 BE) -> job record */
-	STORE_QUEUE,       /* (100 - priority u8, tenant, 0x00, job id u64 BE) -> empty */
+	STORE_QUEUE,       /* (target, 0x00, 100 - priority u8, tenant, 0x00, job id u64 BE)
+	                    * -> (attempt u32 BE, lost u32 BE, queued_at_ms u64 BE) */
 	STORE_ASSIGNMENTS, /* (node id u64 BE, job id u64 BE) -> attempt (u32 BE) */
 	STORE_EVENTS,      /* (job id u64 BE, seq u32 BE) -> event record */
 	STORE_ARTIFACTS,   /* sha256 (32 bytes) -> artifact manifest */
 	STORE_CHUNKS,      /* sha256 (32 bytes) -> chunk record */
 	STORE_DEDUPE,      /* client request id -> dedupe record */
 	STORE_TOKENS,      /* sha256 of token (32 bytes) -> token record */
+	/* since schema 7: */
+	STORE_SOURCES,    /* job id (u64 BE) -> the job's inline sources record */
+	STORE_FINISHED,   /* (finished_at_ms u64 BE, job id u64 BE) -> empty */
+	STORE_DEDUPE_ALT, /* client request id -> dedupe record (the other generation) */
 	STORE_TABLE_COUNT
 };
 
 /* LMDB name of a table ("jobs"). */
 const char *store_table_name(enum store_table t);
+/* The schema version that introduced table t (1 for the first tables). */
+unsigned store_table_since(enum store_table t);
 
 enum store_sync {
 	STORE_SYNC_FULL = 0, /* fsync data and meta on every commit */
@@ -125,6 +137,10 @@ int store_get(struct store_txn *t, enum store_table tbl, struct ing_str key, str
 int store_put(struct store_txn *t, enum store_table tbl, struct ing_str key, struct ing_str val);
 /* ING_ENOTFOUND when absent (not sticky). */
 int store_del(struct store_txn *t, enum store_table tbl, struct ing_str key);
+
+/* Deletes every entry of a table (LMDB mdb_drop, keeping the table): as
+ * one write, so a batch sees the table empty at once.  Errors as store_put. */
+int store_clear(struct store_txn *t, enum store_table tbl);
 
 /* Iteration in key order from the first key >= start (start.len 0: first). */
 struct store_iter;
@@ -250,5 +266,15 @@ void store_be64(uint8_t out[8], uint64_t v);
 uint64_t store_get_be64(const void *p);
 void store_be32(uint8_t out[4], uint32_t v);
 uint32_t store_get_be32(const void *p);
+
+/*
+ * Drops this process's mapping of the store file's pages (MADV_DONTNEED on
+ * LMDB's read-only map): the pages stay in the kernel's page cache and the
+ * next read maps them again (a minor fault).  Lowers the node's resident
+ * set after a burst of writes; changes nothing in the store.  Safe with
+ * transactions open (writes do not go through the map).  0, or ING_EIO
+ * when /proc/self/maps or a madvise failed (nothing lost either way).
+ */
+int store_release_pages(struct store *s);
 
 #endif

@@ -44,6 +44,9 @@ struct store {
 	struct store_options opts; /* defaults resolved */
 	MDB_env *env;
 	MDB_dbi dbi[STORE_TABLE_COUNT];
+	/* Tables of a later schema than the store's, not created yet (only
+	 * between open and the migration's commit). */
+	bool dbi_missing[STORE_TABLE_COUNT];
 	int failed;                  /* sticky ING_E* code, 0 when healthy */
 	struct store_txn *write_txn; /* the open write txn, caller's or batch */
 	struct store_txn *batch;     /* open batch txn or NULL */
@@ -91,8 +94,8 @@ int store_fail(struct store *s, int code, const char *op);
  * (first checking that the file holds every page its meta page counts: a
  * truncated file is ING_ECORRUPT, never a SIGBUS):
  * *has_schema tells whether "schema_version" exists.  When need_tables is
- * true, every table of store_table_name must exist (else ING_ECORRUPT), and
- * so must the meta table; otherwise a missing meta table reads as "no
+ * true, the meta table and every table of the file's schema
+ * (store_table_since) must exist (else ING_ECORRUPT); otherwise a missing meta table reads as "no
  * schema, index 0".  Errors: ING_ECORRUPT (with e naming path), ING_EIO,
  * ING_ENOMEM.
  */
@@ -108,6 +111,10 @@ int store_file_meta(MDB_env *env, const char *path, bool need_tables, bool *has_
 int store_env_open(struct store *s, struct ing_error *e);
 /* Aborts the batch and closes the environment (no-op when closed). */
 void store_env_close(struct store *s);
+/* Creates, in the migration's write txn t, the tables that open left
+ * missing (a later schema's); the txn's abort closes them again.  0 or a
+ * sticky store error. */
+int store_open_missing_tables(struct store_txn *t);
 /* After a commit or at open, no txn open: grows the map if due and updates
  * space_low (store.c).  Never fails: a map that cannot grow now is retried
  * at the next commit. */

@@ -129,6 +129,9 @@ void api_op_job_cancel(struct node *n, struct rpc_call *call);
 void api_op_job_retry(struct node *n, struct rpc_call *call);
 void api_op_job_events(struct node *n, struct rpc_call *call);
 void api_op_job_watch(struct node *n, struct rpc_call *call);
+/* settings.c */
+void api_op_settings_get(struct node *n, struct rpc_call *call);
+void api_op_settings_set(struct node *n, struct rpc_call *call);
 /* job_log.c */
 void api_op_job_log(struct node *n, struct rpc_call *call);
 /* log_level.c */

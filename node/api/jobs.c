@@ -8,6 +8,7 @@
 #include "common/mp.h"
 #include "node/api/api_internal.h"
 #include "node/leader/scheduler.h"
+#include "node/sm/sm.h"
 #include "rpc/args.h"
 #include "storage/store.h"
 
@@ -31,7 +32,9 @@ static bool refuse_for_space(struct node *n, struct rpc_call *call)
 	if (!store_space_low(st))
 		return false;
 	if (rid.len > 0 && store_read_begin(st, &t) == 0) {
-		known = store_get(t, STORE_DEDUPE, rid, &val) == 0;
+		enum store_table cur = STORE_DEDUPE, prev = STORE_DEDUPE_ALT;
+		known = sm_dedupe_tables(t, &cur, &prev) == 0 &&
+		        (store_get(t, cur, rid, &val) == 0 || store_get(t, prev, rid, &val) == 0);
 		store_abort(t);
 	}
 	if (known)
@@ -41,7 +44,8 @@ static bool refuse_for_space(struct node *n, struct rpc_call *call)
 	                "no room for new jobs: the store of node %" PRIu64 " uses %" PRIu64
 	                " of its %" PRIu64 "-byte ceiling (store_map_max_bytes), within the "
 	                "reserve kept for work already accepted (store_reserve_bytes); reads "
-	                "and running jobs go on; raise store_map_max_bytes on every node",
+	                "and running jobs go on; let retention remove finished jobs (ingotctl "
+	                "settings set job-retention) or raise store_map_max_bytes on every node",
 	                node_id(n), sp.used_bytes, sp.max_bytes);
 	return true;
 }
@@ -204,7 +208,7 @@ void api_op_job_get(struct node *n, struct rpc_call *call)
 	msgpack_zone_init(&z, 4096);
 	if (api_load_job(n, call, t, id, &z, &j) == 0) {
 		mp_out_init(&o);
-		view_job(&o.pk, &j, true, sched_reason(node_sched(n), j.id));
+		view_job(&o.pk, &j, true, sched_reason(node_sched(n), j.id, j.target));
 		api_reply_out(call, &o);
 	}
 	msgpack_zone_destroy(&z);
@@ -326,7 +330,7 @@ void api_op_job_list(struct node *n, struct rpc_call *call)
 				more = true;
 				break;
 			}
-			view_job(&body.pk, &j, false, sched_reason(node_sched(n), j.id));
+			view_job(&body.pk, &j, false, sched_reason(node_sched(n), j.id, j.target));
 			count++;
 			last = j.id;
 		}

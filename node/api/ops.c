@@ -63,6 +63,8 @@ static const struct op ops[] = {
     {"member.transfer", OP_LEADER, member_op_transfer, true},
     {"member.check", OP_LEADER, member_op_check},
     {"cluster.events", OP_READ, api_op_cluster_events},
+    {"settings.get", OP_READ, api_op_settings_get},
+    {"settings.set", OP_WRITE, api_op_settings_set},
     {"job.log", OP_READ, api_op_job_log},
     {"node.log_level", OP_LOCAL, api_op_node_log_level},
     {"cluster.snapshot", OP_READ, backup_op_snapshot},

@@ -1,7 +1,10 @@
 /*
  * reports.c - worker.report: a worker's report about its attempt
  * (stage_start, stage_finish, finish, lost), turned into the matching
- * command (docs/api.md "Workers").  The state machine fences a report for
+ * command (docs/api.md "Workers").  A stage_finish may carry the stage's
+ * own start (`started`) and what follows it (`then`: the next stage's
+ * start, or the job's end with `outcome` and `message`), all one command
+ * (job_stage_finish version 2).  The state machine fences a report for
  * any attempt but the current one.
  */
 #include "node/api/api_internal.h"
@@ -11,11 +14,12 @@
  * stage_finish, finish), turned into the matching command. */
 void api_op_worker_report(struct node *n, struct rpc_call *call)
 {
-	static const char *const known[] = {"kind",      "job",         "attempt", "stage",
-	                                    "exit_code", "duration_ms", "log",     "outputs",
-	                                    "outcome",   "message",     NULL};
+	static const char *const known[] = {
+	    "kind",    "job",     "attempt", "stage",   "exit_code", "duration_ms", "log",
+	    "outputs", "outcome", "message", "started", "then",      NULL};
 	const msgpack_object *args = rpc_call_args(call);
-	struct ing_str kind, outcome = {"", 0}, message = {"", 0};
+	struct ing_str kind, outcome = {"", 0}, message = {"", 0}, then = {"", 0};
+	bool started = false;
 	uint64_t job = 0, attempt = 0, stage = 0, duration = 0;
 	int64_t exit_code = 0;
 	struct ing_error e;
@@ -41,6 +45,10 @@ void api_op_worker_report(struct node *n, struct rpc_call *call)
 		rv = rpc_arg_str(args, "outcome", 16, false, &outcome, &e);
 	if (rv == 0)
 		rv = rpc_arg_str(args, "message", ING_MESSAGE_MAX, false, &message, &e);
+	if (rv == 0)
+		rv = rpc_arg_bool(args, "started", false, &started, &e);
+	if (rv == 0)
+		rv = rpc_arg_str(args, "then", 16, false, &then, &e);
 	if (rv != 0)
 		goto bad;
 	if (ing_str_eq_c(kind, "stage_start")) {
@@ -65,6 +73,27 @@ void api_op_worker_report(struct node *n, struct rpc_call *call)
 			                   &c.u.job_stage_finish.outputs, &e);
 		if (rv != 0)
 			goto bad;
+		c.u.job_stage_finish.started = started;
+		if (ing_str_eq_c(then, "next")) {
+			c.u.job_stage_finish.then = CMD_THEN_NEXT;
+		} else if (ing_str_eq_c(then, "finish")) {
+			uint8_t state;
+			if (rec_job_state_parse(outcome, &state) != 0 ||
+			    !rec_job_state_final(state)) {
+				rv = ing_error_set(
+				    &e, ING_EINVAL,
+				    "argument 'outcome': expected succeeded, failed or "
+				    "cancelled");
+				goto bad;
+			}
+			c.u.job_stage_finish.then = CMD_THEN_FINISH;
+			c.u.job_stage_finish.outcome = state;
+			c.u.job_stage_finish.message = message;
+		} else if (then.len > 0) {
+			rv = ing_error_set(&e, ING_EINVAL,
+			                   "argument 'then': expected next or finish");
+			goto bad;
+		}
 	} else if (ing_str_eq_c(kind, "finish")) {
 		uint8_t state;
 		c = api_new_cmd(CMD_JOB_FINISH);

@@ -85,7 +85,7 @@ static bool poll_one(struct api *a, struct api_watch *w, struct store_txn *t, ms
 	}
 	if (w->next_seq == j.nevents && rec_job_state_final(j.state)) {
 		mp_out_reset(&o);
-		view_job(&o.pk, &j, true, sched_reason(node_sched(a->n), j.id));
+		view_job(&o.pk, &j, true, sched_reason(node_sched(a->n), j.id, j.target));
 		rpc_reply(w->call, o.data, o.len);
 		mp_out_free(&o);
 		return true;

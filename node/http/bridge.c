@@ -87,7 +87,7 @@ static const struct api_route routes[] = {
     {"GET", "/v1/jobs/{id}/events", "job.events", "id:u stale:b", false, RES_JSON},
     {"GET", "/v1/jobs/{id}/watch", "job.watch", "id:u", false, RES_WATCH},
     {"GET", "/v1/jobs/{id}/stages/{stage}/log", "job.log", "id:u stage:u stale:b", false, RES_TEXT},
-    {"GET", "/v1/artifacts/{sha256}", "artifact.get", "sha256:s stale:b", false, RES_RAW},
+    {"GET", "/v1/artifacts/{sha256}", "artifact.get", "sha256:s job:u stale:b", false, RES_RAW},
     {"GET", "/v1/nodes", "node.list", "stale:b", false, RES_JSON},
     {"POST", "/v1/nodes/{id}/drain", "node.drain", "id:u", true, RES_JSON},
     {"POST", "/v1/nodes/{id}/undrain", "node.undrain", "id:u", true, RES_JSON},

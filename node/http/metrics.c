@@ -19,8 +19,9 @@
  *   ingot_http_connections                  open HTTP connections
  *
  * The job families follow the applied commands (sm_result's job changes),
- * so every node of the cluster reports the same counts; they start from one
- * scan of the jobs table at start and again after a snapshot replaced the
+ * so every node of the cluster reports the same counts; they start from the
+ * counts the store keeps (meta jobs_<state>, sm_job_counts: six reads, not
+ * a scan of the jobs) at start and again after a snapshot replaced the
  * store (or when one apply changed more jobs than sm_result can list).
  * Labels from the cluster (target, tenant) are names the state machine
  * validated, and operations outside the op table count as "other", so the
@@ -197,23 +198,11 @@ static void publish_counts(struct metrics *m)
 void metrics_recount(struct metrics *m)
 {
 	struct store_txn *t;
-	struct store_iter *it;
-	struct ing_str k, v;
-	msgpack_zone z;
 	if (m == NULL || store_read_begin(node_store(m->n), &t) != 0)
 		return;
-	memset(m->counts, 0, sizeof(m->counts));
-	msgpack_zone_init(&z, 4096);
-	if (store_iter_open(t, STORE_JOBS, (struct ing_str){"", 0}, &it) == 0) {
-		while (store_iter_next(it, &k, &v) == 0) {
-			struct rec_job j;
-			if (rec_job_decode(v, &z, &j, NULL) == 0 && j.state < REC_JOB_STATE_COUNT)
-				m->counts[j.state]++;
-			msgpack_zone_clear(&z);
-		}
-		store_iter_close(it);
-	}
-	msgpack_zone_destroy(&z);
+	uint64_t counts[REC_JOB_STATE_COUNT];
+	if (sm_job_counts(t, counts) == 0)
+		memcpy(m->counts, counts, sizeof(m->counts));
 	store_abort(t);
 	publish_counts(m);
 }
@@ -233,6 +222,9 @@ void metrics_applied(struct metrics *m, const struct sm_result *res)
 			if (ch->to < REC_JOB_STATE_COUNT)
 				m->counts[ch->to]++;
 		}
+		for (int s = 0; s < REC_JOB_STATE_COUNT; s++)
+			m->counts[s] -=
+			    res->removed[s] < m->counts[s] ? res->removed[s] : m->counts[s];
 		publish_counts(m);
 	}
 	for (unsigned i = 0; i < res->nchanges; i++) {

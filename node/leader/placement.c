@@ -257,6 +257,25 @@ int place_pick(const struct rec_target *t, const struct place_node *nodes, unsig
 	return ING_ENOTFOUND;
 }
 
+unsigned place_room(const struct rec_target *t, const struct place_node *nodes, unsigned n)
+{
+	const uint32_t need = rec_target_gpus(t);
+	unsigned room = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct place_node *pn = &nodes[i];
+		if (!fits(pn, t) || pn->free_slots == 0)
+			continue;
+		if (need == 0)
+			room += pn->free_slots;
+		else if (popcount(pn->free_gpus) / need < pn->free_slots)
+			room += popcount(pn->free_gpus) / need;
+		else
+			room += pn->free_slots;
+	}
+	return room;
+}
+
 void place_take(struct place_node *nodes, const struct place_choice *c)
 {
 	struct place_node *pn = &nodes[c->node];

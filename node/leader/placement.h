@@ -86,6 +86,13 @@ void place_node_silence(struct place_node *pn);
 int place_pick(const struct rec_target *t, const struct place_node *nodes, unsigned n,
                struct place_choice *out, char *reason, size_t cap);
 
+/*
+ * How many jobs of target t could be placed now, at most: over the nodes
+ * that fit t, their free slots (and, when t needs G GPUs, at most their free
+ * GPUs / G each).  0 exactly when place_pick would find nothing.
+ */
+unsigned place_room(const struct rec_target *t, const struct place_node *nodes, unsigned n);
+
 /* Takes the chosen slot and GPUs out of nodes[c->node], once proposed. */
 void place_take(struct place_node *nodes, const struct place_choice *c);
 

@@ -8,34 +8,48 @@
  *   - a submit only makes the new job placeable: the round tries just the
  *     jobs submitted since the last one (cheap, whatever the queue's size);
  *   - a change of capacity or eligibility (finish, requeue, retry, expire, node
- *     register/drain/down/up, target put) starts a full pass over the
- *     queue, done in chunks of at most SCAN_MAX entries, one chunk per
- *     loop iteration, resuming where the last chunk stopped; the pass ends
- *     at the end of the queue or when no slot is free anywhere.  So a long
- *     queue of jobs that nothing can run costs one pass per capacity
- *     change, never a rescan per commit.
+ *     register/drain/down/up, target put) makes a full pass over the queue
+ *     due.
  *
- * Order: the queue table is keyed (100 - priority, tenant, job id), so a
- * scan meets higher priorities first.  Within one priority the candidates
- * are taken round-robin across tenants, oldest first within a tenant, so a
- * tenant with 10,000 queued jobs does not starve one with 10.  Where each
- * job goes is node/leader/placement.c's choice: a live, non-draining node
- * with the target's capabilities and labels, a free slot and as many free
- * GPUs as the target needs (the assignment names them).  Live means more
- * than "not marked down": this leader must itself have received a
- * heartbeat from the node since it became leader, and within
+ * A full pass costs what can run, not what is queued.  The queue table is
+ * keyed by target first (node/sm/sm.h), so the pass first walks the targets
+ * that have queued jobs, one seek each, and asks placement whether any node
+ * could take a job of that target now: a target that cannot place anything
+ * this round (no node with its capabilities, every fitting node busy) is
+ * skipped whole, however many jobs it has queued, and its reason is kept
+ * per target.  From each target that can, it reads at most as many entries
+ * of each (priority, tenant) group as that target has room (place_room:
+ * free slots on the nodes that fit it), seeking past the rest of the
+ * group, plus the entries it passes over because their retry backoff is
+ * not over (the queue's value says so without reading the job).  So
+ * 100,000 jobs that nothing can run cost one seek per round, and a pass
+ * reads about as many entries as it can place, times the tenants.
+ *
+ * Order: within each target the queue is keyed (100 - priority, tenant, job
+ * id); the pass merges the targets' runs on that same key, so it meets
+ * higher priorities first across all targets.  Within one priority the
+ * candidates are taken round-robin across tenants, oldest first within a
+ * tenant, so a tenant with 10,000 queued jobs does not starve one with 10.
+ * Where each job goes is node/leader/placement.c's choice: a live,
+ * non-draining node with the target's capabilities and labels, a free slot
+ * and as many free GPUs as the target needs (the assignment names them).
+ * Live means more than "not marked down": this leader must itself have
+ * received a heartbeat from the node since it became leader, and within
  * node_down_after_ms.  A new leader knows nothing of the nodes yet (the one
  * that led before may be dead, and is not marked down until its grace
  * period runs out), so it places work only once their heartbeats reach it
  * (a node heard for the first time makes a full pass due: node/bus.h).  A
  * job no node can take stays queued and its reason is remembered for
- * `job.get`.
+ * `job.get` (per job for the jobs the pass looked at, per target for the
+ * targets it skipped).
  *
- * Bounds: a round scans at most SCAN_MAX queue entries and proposes at most
- * BATCH_MAX assignments.
- * Every assignment is a job_assign command: the state machine re-checks it
- * (queued, next attempt, node up with a free slot, the GPUs offered and
- * free), so a stale decision is rejected, never applied twice.
+ * Bounds: a pass reads at most SCAN_MAX queue entries and proposes at most
+ * BATCH_MAX assignments; a pass cut short by SCAN_MAX (entries still in
+ * their backoff) ends there, and the next one comes with the next capacity
+ * change or when the earliest backoff is over.  Every assignment is a
+ * job_assign command: the state machine re-checks it (queued, next attempt,
+ * node up with a free slot, the GPUs offered and free), so a stale decision
+ * is rejected, never applied twice.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -50,22 +64,21 @@
 #include "node/leader/liveness.h"
 #include "node/leader/placement.h"
 #include "node/propose.h"
+#include "node/sm/sm.h"
 #include "storage/records.h"
 
 #define SCAN_MAX             4096
 #define BATCH_MAX            256
-#define REASONS_WHEN_FULL    32
 #define LEASE_MS             60000
 #define RETRY_BACKOFF_MAX_MS 60000
 
-#define FRESH_MAX   512
-#define WAITING_MAX 256
-#define CURSOR_MAX  80
+#define FRESH_MAX          512
+#define WAITING_MAX        256
+#define TARGET_REASONS_MAX 64
+#define MERGE_MAX          64 /* targets a pass merges at once */
 
 struct sched {
-	bool full;                  /* capacity changed: a full pass over the queue is due */
-	uint8_t cursor[CURSOR_MAX]; /* queue key the current full pass resumes at */
-	uint32_t cursor_len;
+	bool full;                 /* capacity changed: a full pass over the queue is due */
 	uint64_t fresh[FRESH_MAX]; /* jobs submitted since the last round */
 	unsigned nfresh;
 	uint64_t wake_ms;                   /* a backed-off job becomes placeable then (0: none) */
@@ -78,11 +91,20 @@ struct sched {
 		char reason[160];
 	} waiting[WAITING_MAX]; /* why queued jobs could not be placed (ring) */
 	unsigned nwaiting;
+	struct {
+		char target[ING_NAME_MAX + 1];
+		uint8_t wait; /* enum place_wait */
+		char reason[160];
+	} target_waiting[TARGET_REASONS_MAX]; /* why a whole target could not run (ring) */
+	unsigned ntarget_waiting;
+	unsigned last_scanned; /* queue entries the last full pass read */
 };
 
+/* A queued job the round may place: a queue entry (sm_queue_parse), its
+ * views copied into the round's zone. */
 struct cand {
-	uint64_t job;
-	struct ing_str tenant; /* view into the round's zone */
+	struct sm_queue_entry q;
+	const struct rec_target *t;
 };
 
 struct round {
@@ -134,8 +156,10 @@ void sched_assign_done(struct sched *s)
 		s->inflight--;
 }
 
-void sched_note(struct sched *s, uint32_t cmd_type, uint64_t job)
+void sched_note(struct sched *s, uint32_t cmd_type, uint64_t job, bool released)
 {
+	if (released)
+		s->full = true;
 	switch (cmd_type) {
 	case CMD_JOB_SUBMIT:
 		/* Only the new job may have become placeable. */
@@ -179,12 +203,55 @@ static void clear_reason(struct sched *s, uint64_t job)
 			s->waiting[i].job = 0;
 }
 
-const char *sched_reason(const struct sched *s, uint64_t job)
+/* Why no job of target `name` can run (reason NULL: it can again). */
+static void set_target_reason(struct sched *s, struct ing_str name, enum place_wait wait,
+                              const char *reason)
+{
+	unsigned free_slot = TARGET_REASONS_MAX;
+	for (unsigned i = 0; i < s->ntarget_waiting; i++) {
+		if (s->target_waiting[i].target[0] == '\0') {
+			free_slot = i;
+		} else if (ing_str_eq_c(name, s->target_waiting[i].target)) {
+			if (reason == NULL)
+				s->target_waiting[i].target[0] = '\0';
+			else
+				snprintf(s->target_waiting[i].reason,
+				         sizeof(s->target_waiting[i].reason), "%s", reason);
+			s->target_waiting[i].wait = (uint8_t)wait;
+			return;
+		}
+	}
+	if (reason == NULL)
+		return;
+	if (free_slot == TARGET_REASONS_MAX)
+		free_slot =
+		    s->ntarget_waiting < TARGET_REASONS_MAX
+		        ? s->ntarget_waiting++
+		        : (unsigned)(name.len + (unsigned char)name.ptr[0]) % TARGET_REASONS_MAX;
+	snprintf(s->target_waiting[free_slot].target, sizeof(s->target_waiting[free_slot].target),
+	         "%.*s", ING_STR_FMT(name));
+	snprintf(s->target_waiting[free_slot].reason, sizeof(s->target_waiting[free_slot].reason),
+	         "%s", reason);
+	s->target_waiting[free_slot].wait = (uint8_t)wait;
+}
+
+/* The index of target `name` in the per-target reasons, or -1. */
+static int target_reason_of(const struct sched *s, struct ing_str name)
+{
+	for (unsigned i = 0; i < s->ntarget_waiting; i++)
+		if (s->target_waiting[i].target[0] != '\0' &&
+		    ing_str_eq_c(name, s->target_waiting[i].target))
+			return (int)i;
+	return -1;
+}
+
+const char *sched_reason(const struct sched *s, uint64_t job, struct ing_str target)
 {
 	for (unsigned i = 0; i < s->nwaiting; i++)
 		if (s->waiting[i].job == job && job != 0)
 			return s->waiting[i].reason;
-	return NULL;
+	int i = target_reason_of(s, target);
+	return i >= 0 ? s->target_waiting[i].reason : NULL;
 }
 
 void sched_unplaceable(const struct sched *s, struct store_txn *t,
@@ -193,6 +260,27 @@ void sched_unplaceable(const struct sched *s, struct store_txn *t,
 	msgpack_zone z;
 
 	memset(counts, 0, PLACE_WAIT_COUNT * sizeof(*counts));
+	/* Targets skipped whole: their queued jobs, one range of the queue
+	 * each (keys target, 0x00, ...). */
+	for (unsigned i = 0; i < s->ntarget_waiting; i++) {
+		struct store_iter *it;
+		struct ing_str k, v, name = ing_str_c(s->target_waiting[i].target);
+		char start[ING_NAME_MAX + 1];
+		unsigned n = 0;
+		if (name.len == 0 || s->target_waiting[i].wait >= PLACE_WAIT_COUNT)
+			continue;
+		memcpy(start, name.ptr, name.len);
+		start[name.len] = 0;
+		if (store_iter_open(t, STORE_QUEUE, (struct ing_str){start, name.len + 1}, &it) !=
+		    0)
+			continue;
+		while (n < SCHED_COUNT_PER_TARGET && store_iter_next(it, &k, &v) == 0 &&
+		       k.len > name.len && memcmp(k.ptr, start, name.len + 1) == 0)
+			n++;
+		store_iter_close(it);
+		counts[s->target_waiting[i].wait] += n;
+	}
+	/* The other jobs with a reason of their own, still queued. */
 	msgpack_zone_init(&z, 4096);
 	for (unsigned i = 0; i < s->nwaiting; i++) {
 		struct ing_str val;
@@ -202,7 +290,8 @@ void sched_unplaceable(const struct sched *s, struct store_txn *t,
 			continue;
 		store_be64(k, s->waiting[i].job);
 		if (store_get(t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val) == 0 &&
-		    rec_job_decode(val, &z, &j, NULL) == 0 && j.state == REC_JOB_QUEUED)
+		    rec_job_decode(val, &z, &j, NULL) == 0 && j.state == REC_JOB_QUEUED &&
+		    target_reason_of(s, j.target) < 0)
 			counts[s->waiting[i].wait]++;
 		msgpack_zone_clear(&z);
 	}
@@ -252,69 +341,87 @@ static const struct rec_target *target_of(struct round *r, struct ing_str name)
 		r->ntargets = 0; /* a small cache: start over */
 	unsigned i = r->ntargets++;
 	struct ing_str val;
-	r->targets[i].name = name;
+	char *copy = msgpack_zone_malloc(r->z, name.len + 1);
+	if (copy == NULL) {
+		r->ntargets--;
+		return NULL;
+	}
+	memcpy(copy, name.ptr, name.len);
+	r->targets[i].name = (struct ing_str){copy, name.len};
 	r->targets[i].missing = store_get(r->t, STORE_TARGETS, name, &val) != 0 ||
 	                        rec_target_decode(val, r->z, &r->targets[i].t, NULL) != 0;
 	return r->targets[i].missing ? NULL : &r->targets[i].t;
 }
 
-/* Places one job; returns true when it was proposed. */
-static bool place(struct round *r, uint64_t id)
+/* Copies a queue entry's views into the round's zone; false when out of
+ * memory. */
+static bool keep_entry(struct round *r, struct sm_queue_entry *q)
+{
+	char *p = msgpack_zone_malloc(r->z, q->target.len + q->tenant.len + 1);
+	if (p == NULL)
+		return false;
+	memcpy(p, q->target.ptr, q->target.len);
+	memcpy(p + q->target.len, q->tenant.ptr, q->tenant.len);
+	q->target.ptr = p;
+	q->tenant.ptr = p + q->target.len;
+	return true;
+}
+
+/*
+ * A job whose last attempt was lost waits before its next one:
+ * retry_backoff_ms, doubling per attempt lost since the last operator
+ * retry, at most RETRY_BACKOFF_MAX_MS, counted from the requeue.  True (and
+ * the job's reason and the scheduler's wake-up set) while it waits.
+ */
+static bool backed_off(struct round *r, const struct sm_queue_entry *q)
 {
 	struct sched *s = r->s;
-	struct rec_job j;
-	struct ing_str val;
-	uint8_t k[8];
+	char reason[sizeof(s->waiting[0].reason)];
+	if (q->lost == 0 || r->env->retry_backoff_ms == 0)
+		return false;
+	uint64_t backoff = (uint64_t)r->env->retry_backoff_ms << (q->lost > 16 ? 16 : q->lost - 1);
+	if (backoff > RETRY_BACKOFF_MAX_MS)
+		backoff = RETRY_BACKOFF_MAX_MS;
+	uint64_t ready_at = q->queued_at_ms + backoff;
+	if (r->env->now_ms >= ready_at)
+		return false;
+	snprintf(reason, sizeof(reason),
+	         "attempt %" PRIu32 " was lost; the next one waits %" PRIu64 " ms (retry backoff)",
+	         q->attempt, backoff);
+	set_reason(s, q->job, PLACE_WAIT_BACKOFF, reason);
+	if (s->wake_ms == 0 || ready_at < s->wake_ms)
+		s->wake_ms = ready_at;
+	return true;
+}
+
+/* Places one candidate (its backoff already checked); returns true when it
+ * was proposed. */
+static bool place(struct round *r, const struct cand *c)
+{
+	struct sched *s = r->s;
 	char reason[sizeof(s->waiting[0].reason)];
 	struct place_choice pick;
+	uint64_t id = c->q.job;
 
 	for (unsigned i = 0; i < r->proposed; i++)
 		if (r->proposed_ids[i] == id)
 			return false; /* already placed in this round */
-	store_be64(k, id);
-	if (store_get(r->t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val) != 0 ||
-	    rec_job_decode(val, r->z, &j, NULL) != 0 || j.state != REC_JOB_QUEUED)
-		return false;
-	/* A job whose last attempt was lost waits before its next one:
-	 * retry_backoff_ms, doubling per attempt lost since the last operator
-	 * retry, at most RETRY_BACKOFF_MAX_MS, counted from the requeue. */
-	uint32_t lost = j.attempt - j.attempt_base;
-	if (lost > 0 && r->env->retry_backoff_ms > 0) {
-		uint64_t backoff = (uint64_t)r->env->retry_backoff_ms
-		                   << (lost > 16 ? 16 : lost - 1);
-		if (backoff > RETRY_BACKOFF_MAX_MS)
-			backoff = RETRY_BACKOFF_MAX_MS;
-		uint64_t ready_at = j.updated_at_ms + backoff;
-		if (r->env->now_ms < ready_at) {
-			snprintf(reason, sizeof(reason),
-			         "attempt %" PRIu32 " was lost; the next one waits %" PRIu64
-			         " ms (retry backoff)",
-			         j.attempt, backoff);
-			set_reason(s, id, PLACE_WAIT_BACKOFF, reason);
-			if (s->wake_ms == 0 || ready_at < s->wake_ms)
-				s->wake_ms = ready_at;
-			return false;
-		}
-	}
-	const struct rec_target *t = target_of(r, j.target);
-	if (t == NULL)
-		return false;
-	if (place_pick(t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0) {
+	if (place_pick(c->t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0) {
 		set_reason(s, id, pick.wait, reason);
 		return false;
 	}
 
-	struct cmd c;
-	memset(&c, 0, sizeof(c));
-	c.type = CMD_JOB_ASSIGN;
-	c.request_id = ing_str_c("");
-	c.u.job_assign.job = id;
-	c.u.job_assign.node = r->nodes[pick.node].id;
-	c.u.job_assign.attempt = j.attempt + 1;
-	c.u.job_assign.lease_until_ms = r->env->now_ms + LEASE_MS;
-	c.u.job_assign.ngpus = pick.ngpus;
-	c.u.job_assign.gpus = pick.gpus;
-	if (r->env->assign(r->env->data, &c, j.updated_at_ms) != 0)
+	struct cmd cmd;
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.type = CMD_JOB_ASSIGN;
+	cmd.request_id = ing_str_c("");
+	cmd.u.job_assign.job = id;
+	cmd.u.job_assign.node = r->nodes[pick.node].id;
+	cmd.u.job_assign.attempt = c->q.attempt + 1;
+	cmd.u.job_assign.lease_until_ms = r->env->now_ms + LEASE_MS;
+	cmd.u.job_assign.ngpus = pick.ngpus;
+	cmd.u.job_assign.gpus = pick.gpus;
+	if (r->env->assign(r->env->data, &cmd, c->q.queued_at_ms) != 0)
 		return false;
 	s->inflight++;
 	place_take(r->place, &pick);
@@ -323,22 +430,23 @@ static bool place(struct round *r, uint64_t id)
 	clear_reason(s, id);
 	ING_LOG_DEBUG("job assigned job=%" PRIu64 " node=%" PRIu64 " attempt=%" PRIu32
 	              " gpus=%" PRIu32,
-	              id, r->nodes[pick.node].id, j.attempt + 1, pick.ngpus);
+	              id, r->nodes[pick.node].id, c->q.attempt + 1, pick.ngpus);
 	return true;
 }
 
-/* Round-robin across the tenants of one priority level. */
+/* Round-robin across the tenants of one priority level; cands is sorted by
+ * (tenant, job). */
 static void place_level(struct round *r, struct cand *cands, unsigned ncands)
 {
 	bool progress = true;
-	/* cands is sorted by tenant then id; `next` walks each tenant's run */
+	/* `next` walks each tenant's run */
 	unsigned *next = msgpack_zone_malloc(r->z, (ncands + 1) * sizeof(*next));
 	unsigned *end = msgpack_zone_malloc(r->z, (ncands + 1) * sizeof(*end));
 	unsigned ntenants = 0;
 	if (next == NULL || end == NULL)
 		return;
 	for (unsigned i = 0; i < ncands; i++) {
-		if (i == 0 || !ing_str_eq(cands[i].tenant, cands[i - 1].tenant)) {
+		if (i == 0 || !ing_str_eq(cands[i].q.tenant, cands[i - 1].q.tenant)) {
 			next[ntenants] = i;
 			end[ntenants] = i;
 			ntenants++;
@@ -351,7 +459,7 @@ static void place_level(struct round *r, struct cand *cands, unsigned ncands)
 	struct sched *s = r->s;
 	struct ing_str last = {s->last_tenant, s->last_tenant_len};
 	unsigned t0 = 0;
-	while (t0 < ntenants && ing_str_cmp(cands[next[t0]].tenant, last) <= 0)
+	while (t0 < ntenants && ing_str_cmp(cands[next[t0]].q.tenant, last) <= 0)
 		t0++;
 	if (t0 == ntenants)
 		t0 = 0;
@@ -362,9 +470,9 @@ static void place_level(struct round *r, struct cand *cands, unsigned ncands)
 			if (next[t] == end[t])
 				continue;
 			const struct cand *c = &cands[next[t]++];
-			if (place(r, c->job)) {
-				memcpy(s->last_tenant, c->tenant.ptr, c->tenant.len);
-				s->last_tenant_len = c->tenant.len;
+			if (place(r, c)) {
+				memcpy(s->last_tenant, c->q.tenant.ptr, c->q.tenant.len);
+				s->last_tenant_len = c->q.tenant.len;
 			}
 			progress = true;
 		}
@@ -375,71 +483,214 @@ static void place_level(struct round *r, struct cand *cands, unsigned ncands)
 static void place_new(struct round *r)
 {
 	struct sched *s = r->s;
-	for (unsigned i = 0; i < s->nfresh && r->proposed < BATCH_MAX; i++)
-		place(r, s->fresh[i]);
+	for (unsigned i = 0; i < s->nfresh && r->proposed < BATCH_MAX; i++) {
+		struct rec_job j;
+		struct ing_str val;
+		uint8_t k[8];
+		struct cand c;
+		store_be64(k, s->fresh[i]);
+		if (store_get(r->t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val) != 0 ||
+		    rec_job_decode(val, r->z, &j, NULL) != 0 || j.state != REC_JOB_QUEUED)
+			continue;
+		c.q = (struct sm_queue_entry){.target = j.target,
+		                              .tenant = j.tenant,
+		                              .priority = j.priority,
+		                              .job = j.id,
+		                              .attempt = j.attempt,
+		                              .lost = j.attempt - j.attempt_base,
+		                              .queued_at_ms = j.updated_at_ms};
+		c.t = target_of(r, j.target);
+		if (c.t != NULL && !backed_off(r, &c.q))
+			place(r, &c);
+	}
 	s->nfresh = 0;
 }
 
+/* One target's run of the queue during a full pass.  Within it the entries
+ * come in groups of one priority and one tenant; the pass takes at most
+ * `room` candidates from each group (tenants take turns, so each needs its
+ * first candidates read) and seeks past the rest of the group. */
+struct run_of {
+	const struct rec_target *t;
+	struct store_iter *it;
+	struct sm_queue_entry head; /* the next entry, when has_head */
+	bool has_head;
+	unsigned room;             /* jobs of the target that could be placed now */
+	uint32_t grp_priority;     /* the group of the candidates taken last */
+	struct ing_str grp_tenant; /* view into the round's zone */
+	unsigned grp_taken;        /* candidates taken from that group */
+	bool passed_over;          /* entries of it were skipped unread */
+};
+
+/* Reads the next entry of run u, if it is still of u's target. */
+static void run_advance(struct round *r, struct run_of *u)
+{
+	struct ing_str k, v, target = u->t->name;
+	u->has_head = false;
+	if (u->it == NULL || store_iter_next(u->it, &k, &v) != 0)
+		return;
+	struct sm_queue_entry q;
+	if (!sm_queue_parse(k, v, &q) || !ing_str_eq(q.target, target) || !keep_entry(r, &q))
+		return;
+	u->head = q;
+	u->has_head = true;
+}
+
+/* Moves run u past every entry of the group of its head: the next key
+ * after (target, 0x00, 100 - priority, tenant) is that prefix + 0x01. */
+static void run_skip_group(struct round *r, struct run_of *u)
+{
+	uint8_t k[SM_QUEUE_KEY_MAX];
+	struct ing_str key = sm_queue_key(k, u->head.target, u->head.priority, u->head.tenant, 0);
+	key.len -= 9; /* drop the 0x00 and the job id */
+	k[key.len++] = 1;
+	store_iter_close(u->it);
+	u->it = NULL;
+	u->has_head = false;
+	u->passed_over = true;
+	if (store_iter_open(r->t, STORE_QUEUE, key, &u->it) != 0)
+		u->it = NULL;
+	run_advance(r, u);
+}
+
+/* Queue order within a target: priority, tenant, job. */
+static int entry_cmp(const struct sm_queue_entry *a, const struct sm_queue_entry *b)
+{
+	if (a->priority != b->priority)
+		return a->priority > b->priority ? -1 : 1;
+	int c = ing_str_cmp(a->tenant, b->tenant);
+	if (c != 0)
+		return c;
+	return a->job < b->job ? -1 : a->job > b->job;
+}
+
 /*
- * One chunk of a full pass over the queue: at most SCAN_MAX entries from
- * where the previous chunk stopped.  The pass ends at the end of the queue,
- * or as soon as no slot is free anywhere (nothing more can be placed).
+ * The targets that have queued jobs, one seek each: those placement says
+ * can take a job now go into runs (at most MERGE_MAX), the others get
+ * their reason.  Returns the number of runs.
  */
-static void place_chunk(struct round *r)
+static unsigned collect_runs(struct round *r, struct run_of *runs)
 {
 	struct sched *s = r->s;
-	struct store_iter *it;
-	struct ing_str k, v;
-	struct cand *cands = malloc(SCAN_MAX * sizeof(*cands));
-	unsigned ncands = 0, scanned = 0;
-	bool at_end = true;
-	int level = -1;
-	int rv;
+	char reason[sizeof(s->target_waiting[0].reason)];
+	char start[ING_NAME_MAX + 2];
+	uint32_t start_len = 0;
+	unsigned nruns = 0;
 
-	if (cands == NULL)
-		return;
-	/* With no free slot anywhere the first queued jobs still get their
-	 * reason (a few, not the whole queue), and the pass is over. */
-	unsigned scan_max = r->total_free > 0 ? SCAN_MAX : REASONS_WHEN_FULL;
-	struct ing_str start = {(const char *)s->cursor, s->cursor_len};
-	rv = store_iter_open(r->t, STORE_QUEUE, start, &it);
-	while (rv == 0 && (rv = store_iter_next(it, &k, &v)) == 0) {
-		if (k.len < 10 || k.len > CURSOR_MAX)
-			continue;
-		if (scanned >= scan_max || r->proposed >= BATCH_MAX ||
-		    (r->total_free == 0 && scanned > 0)) {
-			/* resume from this key next time */
-			memcpy(s->cursor, k.ptr, k.len);
-			s->cursor_len = k.len;
-			at_end = false;
+	for (;;) {
+		struct store_iter *it;
+		struct ing_str k, v;
+		struct sm_queue_entry q;
+		if (store_iter_open(r->t, STORE_QUEUE, (struct ing_str){start, start_len}, &it) !=
+		    0)
+			break;
+		int rv = store_iter_next(it, &k, &v);
+		if (rv != 0 || !sm_queue_parse(k, v, &q)) {
+			store_iter_close(it);
 			break;
 		}
-		int prio = (unsigned char)k.ptr[0];
-		if (prio != level && ncands > 0) {
+		/* the smallest key after every key of this target: target 0x01 */
+		memcpy(start, q.target.ptr, q.target.len);
+		start[q.target.len] = 1;
+		start_len = q.target.len + 1;
+		const struct rec_target *t = target_of(r, q.target);
+		struct place_choice pick;
+		if (t == NULL) {
+			store_iter_close(it);
+			continue;
+		}
+		unsigned room = place_room(t, r->place, r->nnodes);
+		if (room == 0 || nruns == MERGE_MAX) {
+			if (room == 0 &&
+			    place_pick(t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0)
+				set_target_reason(s, t->name, pick.wait, reason);
+			store_iter_close(it);
+			continue;
+		}
+		set_target_reason(s, t->name, PLACE_WAIT_COUNT, NULL);
+		struct run_of *u = &runs[nruns++];
+		memset(u, 0, sizeof(*u));
+		u->t = t;
+		u->it = it;
+		u->room = room;
+		u->grp_priority = UINT32_MAX;
+		u->has_head = keep_entry(r, &q);
+		u->head = q;
+	}
+	return nruns;
+}
+
+/*
+ * A full pass: the runs of the targets that can take a job now, merged in
+ * queue order, each read only as far as its room, placed one priority
+ * level at a time.
+ */
+static void place_pass(struct round *r)
+{
+	struct sched *s = r->s;
+	struct run_of *runs = msgpack_zone_malloc(r->z, MERGE_MAX * sizeof(*runs));
+	struct cand *cands = malloc(SCAN_MAX * sizeof(*cands));
+	unsigned nruns, ncands = 0, scanned = 0;
+
+	s->full = false;
+	if (runs == NULL || cands == NULL) {
+		free(cands);
+		return;
+	}
+	nruns = collect_runs(r, runs);
+	while (scanned < SCAN_MAX && r->proposed < BATCH_MAX) {
+		struct run_of *best = NULL;
+		for (unsigned i = 0; i < nruns; i++) {
+			struct run_of *u = &runs[i];
+			if (u->has_head && (best == NULL || entry_cmp(&u->head, &best->head) < 0))
+				best = u;
+		}
+		if (best == NULL)
+			break;
+		bool same_group = best->head.priority == best->grp_priority &&
+		                  ing_str_eq(best->head.tenant, best->grp_tenant);
+		if (!same_group) {
+			best->grp_priority = best->head.priority;
+			best->grp_tenant = best->head.tenant;
+			best->grp_taken = 0;
+		} else if (best->grp_taken >= best->room) {
+			run_skip_group(r, best);
+			continue;
+		}
+		if (ncands > 0 && best->head.priority != cands[ncands - 1].q.priority) {
 			place_level(r, cands, ncands);
 			ncands = 0;
 		}
-		level = prio;
-		char *tenant = msgpack_zone_malloc(r->z, k.len - 10);
-		if (tenant == NULL)
-			break;
-		memcpy(tenant, k.ptr + 1, k.len - 10);
-		cands[ncands].tenant = (struct ing_str){tenant, k.len - 10};
-		cands[ncands].job = store_get_be64(k.ptr + k.len - 8);
-		ncands++;
 		scanned++;
+		if (!backed_off(r, &best->head)) {
+			cands[ncands].q = best->head;
+			cands[ncands].t = best->t;
+			ncands++;
+			best->grp_taken++;
+		}
+		run_advance(r, best);
 	}
-	if (rv == 0 || rv == ING_ENOTFOUND)
-		store_iter_close(it);
 	if (ncands > 0 && r->proposed < BATCH_MAX)
 		place_level(r, cands, ncands);
-	if (at_end || r->total_free == 0) {
-		s->full = false;
-		s->cursor_len = 0;
+	for (unsigned i = 0; i < nruns; i++) {
+		/* Jobs left unread wait for room: say so for their target. */
+		char reason[sizeof(s->target_waiting[0].reason)];
+		struct place_choice pick;
+		if ((runs[i].has_head || runs[i].passed_over) &&
+		    place_pick(runs[i].t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0)
+			set_target_reason(s, runs[i].t->name, pick.wait, reason);
+		store_iter_close(runs[i].it);
 	}
+	s->last_scanned = scanned;
 	if (r->proposed > 0)
-		ING_LOG_DEBUG("scheduling pass proposed=%u scanned=%u", r->proposed, scanned);
+		ING_LOG_DEBUG("scheduling pass proposed=%u scanned=%u targets=%u", r->proposed,
+		              scanned, nruns);
 	free(cands);
+}
+
+unsigned sched_last_scanned(const struct sched *s)
+{
+	return s->last_scanned;
 }
 
 bool sched_due(struct sched *s, uint64_t now_ms)
@@ -466,7 +717,7 @@ void sched_round(struct sched *s, struct store_txn *t, const struct sched_env *e
 	if (load_nodes(&r) == 0) {
 		/* New jobs too during a pass: the pass may already be past them. */
 		if (s->full)
-			place_chunk(&r);
+			place_pass(&r);
 		place_new(&r);
 	}
 	msgpack_zone_free(r.z);

@@ -2,10 +2,10 @@
  * scheduler.h - the leader's placement of queued jobs onto nodes.
  *
  * Owns: which jobs are new since the last round, whether a full pass over
- * the queue is due and where it resumes, the tenant served last, how many
+ * the queue is due, the tenant served last, how many
  * assignments are proposed and not yet applied, the earliest time a
- * backed-off job may go, and why recent queued jobs could not be placed
- * (a bounded ring, for job.get).  Nothing of it is replicated: a new leader
+ * backed-off job may go, and why recent queued jobs, or whole targets,
+ * could not be placed (bounded rings, for job.get).  Nothing of it is replicated: a new leader
  * starts with a full pass.
  *
  * The decision (sched_round) is separate from the node: it reads one store
@@ -38,20 +38,25 @@ void sched_free(struct sched *s);
 /* An entry applied without error (node/bus.h): a submit (job: its id) makes
  * that job a candidate of the next round; a change of capacity or
  * eligibility (finish, requeue, retry, expire, node register/drain/down/up,
- * target put) makes a full pass over the queue due. */
-void sched_note(struct sched *s, uint32_t cmd_type, uint64_t job);
+ * target put, and any command that ended a live attempt: `released`) makes
+ * a full pass over the queue due. */
+void sched_note(struct sched *s, uint32_t cmd_type, uint64_t job, bool released);
 /* This node became the ready leader: a full pass is due. */
 void sched_leader(struct sched *s);
 /* A node became usable without a command (node/bus.h, heard: its first
  * heartbeat to this leader, or one after a silence): a full pass is due. */
 void sched_node_heard(struct sched *s);
-/* Why queued job `job` was not placed in the last rounds, or NULL.  Valid
- * until the next call that changes s. */
-const char *sched_reason(const struct sched *s, uint64_t job);
-/* Of the queued jobs whose reason is remembered, how many wait for each
- * reason (enum place_wait), counting only those still queued in t.  For the
+/* Why queued job `job` of target `target` was not placed in the last
+ * rounds (its own reason, else its target's), or NULL.  Valid until the
+ * next call that changes s. */
+const char *sched_reason(const struct sched *s, uint64_t job, struct ing_str target);
+/* How many queued jobs wait for each reason (enum place_wait): every queued
+ * job of a target the last passes skipped whole (up to
+ * SCHED_COUNT_PER_TARGET per target), and the other queued jobs whose own
+ * reason is remembered, counting only those still queued in t.  For the
  * metrics, which ask on the ready leader only (a former leader's reasons
  * are stale). */
+#define SCHED_COUNT_PER_TARGET 100000
 void sched_unplaceable(const struct sched *s, struct store_txn *t,
                        unsigned counts[PLACE_WAIT_COUNT]);
 
@@ -80,10 +85,14 @@ struct sched_env {
  * one, or a full pass due (a backed-off job whose wait is over at now_ms
  * makes one due), and no assignment in flight. */
 bool sched_due(struct sched *s, uint64_t now_ms);
-/* One round over t (which holds every applied entry): the new jobs, and a
- * chunk of the full pass when one is due.  Each placement goes to
+/* One round over t (which holds every applied entry): the new jobs, and the
+ * full pass when one is due.  Each placement goes to
  * env->assign; the waiting reasons of the jobs it looked at are updated. */
 void sched_round(struct sched *s, struct store_txn *t, const struct sched_env *env);
+/* Queue entries the last full pass read (the targets it skipped cost one
+ * seek each and count none): for tests and the logs. */
+unsigned sched_last_scanned(const struct sched *s);
+
 /* An assignment handed to `assign` was applied or refused (or its proposal
  * failed): one fewer in flight. */
 void sched_assign_done(struct sched *s);

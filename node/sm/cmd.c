@@ -672,6 +672,66 @@ static int check_address(const char *what, const char *field, struct ing_str s, 
 	return 0;
 }
 
+bool cmd_setting_known(struct ing_str name)
+{
+	return ing_str_eq_c(name, CMD_SETTING_JOB_RETENTION) ||
+	       ing_str_eq_c(name, CMD_SETTING_DEDUPE_WINDOW);
+}
+
+static int check_stage_finish(const char *w, const struct cmd *c, struct ing_error *e)
+{
+	const __typeof__(c->u.job_stage_finish) *s = &c->u.job_stage_finish;
+	int rv = check_id(w, "job", s->job, e);
+	if (rv == 0)
+		rv = check_id(w, "attempt", s->attempt, e);
+	if (rv == 0)
+		rv = check_stage_index(w, s->stage, e);
+	if (rv != 0)
+		return rv;
+	if (!s->has_log && s->log.len != 0)
+		return ing_error_set(e, ING_EINVAL, "%s: log: bytes given but has_log is false", w);
+	if (s->log.len > ING_SOURCE_MAX_BYTES)
+		return ing_error_set(e, ING_ETOOBIG, "%s: log: %u bytes exceeds %u", w, s->log.len,
+		                     ING_SOURCE_MAX_BYTES);
+	rv = check_files(w, "outputs", 0, ING_MAX_OUTPUTS, s->noutputs, s->outputs, e);
+	if (rv != 0)
+		return rv;
+	switch (s->then) {
+	case CMD_THEN_NONE:
+	case CMD_THEN_NEXT:
+		if (s->outcome != 0 || s->message.len != 0)
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: outcome and message are only for then 2 (finish)",
+			                     w);
+		if (s->then == CMD_THEN_NEXT && s->exit_code != 0)
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: then: no next stage after a stage that failed "
+			                     "(exit code %lld)",
+			                     w, (long long)s->exit_code);
+		if (s->then == CMD_THEN_NEXT && s->stage + 1 >= ING_MAX_STAGES)
+			return ing_error_set(e, ING_EINVAL, "%s: then: stage %u is the last one", w,
+			                     s->stage);
+		return 0;
+	case CMD_THEN_FINISH:
+		if (s->outcome != REC_JOB_SUCCEEDED && s->outcome != REC_JOB_FAILED &&
+		    s->outcome != REC_JOB_CANCELLED)
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "%s: outcome: %u is not 3 (succeeded), 4 (failed) or 5 (cancelled)", w,
+			    s->outcome);
+		if (s->outcome == REC_JOB_SUCCEEDED && s->exit_code != 0)
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: outcome: a job whose stage failed (exit code "
+			                     "%lld) cannot succeed",
+			                     w, (long long)s->exit_code);
+		return check_text(w, "message", s->message, ING_MESSAGE_MAX, e);
+	default:
+		return ing_error_set(e, ING_EINVAL,
+		                     "%s: then: %u is not 0 (none), 1 (next stage) or 2 (finish)",
+		                     w, s->then);
+	}
+}
+
 int cmd_validate(const struct cmd *c, struct ing_error *e)
 {
 	const struct cmd_info *t = cmd_info(c->type);
@@ -721,23 +781,7 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 			rv = check_stage_index(w, c->u.job_stage_start.stage, e);
 		return rv;
 	}
-	case CMD_JOB_STAGE_FINISH: {
-		const __typeof__(c->u.job_stage_finish) *s = &c->u.job_stage_finish;
-		rv = check_id(w, "job", s->job, e);
-		if (rv == 0)
-			rv = check_id(w, "attempt", s->attempt, e);
-		if (rv == 0)
-			rv = check_stage_index(w, s->stage, e);
-		if (rv != 0)
-			return rv;
-		if (!s->has_log && s->log.len != 0)
-			return ing_error_set(e, ING_EINVAL,
-			                     "%s: log: bytes given but has_log is false", w);
-		if (s->log.len > ING_SOURCE_MAX_BYTES)
-			return ing_error_set(e, ING_ETOOBIG, "%s: log: %u bytes exceeds %u", w,
-			                     s->log.len, ING_SOURCE_MAX_BYTES);
-		return check_files(w, "outputs", 0, ING_MAX_OUTPUTS, s->noutputs, s->outputs, e);
-	}
+	case CMD_JOB_STAGE_FINISH: return check_stage_finish(w, c, e);
 	case CMD_JOB_FINISH: {
 		const __typeof__(c->u.job_finish) *s = &c->u.job_finish;
 		rv = check_id(w, "job", s->job, e);
@@ -824,6 +868,28 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 			    "%s: kind: %u is not a cluster event this command records", w, k);
 		return check_text(w, "message", c->u.cluster_event.message, ING_MESSAGE_MAX, e);
 	}
+	case CMD_SETTING_PUT: {
+		struct ing_str name = c->u.setting_put.name;
+		uint64_t v = c->u.setting_put.value;
+		if (!cmd_setting_known(name))
+			return ing_error_set(
+			    e, ING_EINVAL,
+			    "%s: name: '%.*s' is not a setting (" CMD_SETTING_JOB_RETENTION
+			    " or " CMD_SETTING_DEDUPE_WINDOW ")",
+			    w, (int)(name.len > ING_NAME_MAX ? ING_NAME_MAX : name.len), name.ptr);
+		if (v != 0 && (v < 1000 || v > CMD_SETTING_MAX_MS))
+			return ing_error_set(e, ING_EINVAL,
+			                     "%s: value: %llu ms is not 0 (for ever) or 1000..%llu",
+			                     w, (unsigned long long)v, CMD_SETTING_MAX_MS);
+		return 0;
+	}
+	case CMD_RETENTION_RUN: {
+		uint32_t n = c->u.retention_run.max_jobs;
+		if (n < 1 || n > CMD_RETENTION_MAX_JOBS)
+			return ing_error_set(e, ING_EINVAL, "%s: max_jobs: %u not in 1..%d", w, n,
+			                     CMD_RETENTION_MAX_JOBS);
+		return 0;
+	}
 	}
 	return ing_error_set(e, ING_EINTERNAL, "%s: no validation", w);
 }
@@ -899,7 +965,7 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 		break;
 	case CMD_JOB_STAGE_FINISH: {
 		const __typeof__(c->u.job_stage_finish) *s = &c->u.job_stage_finish;
-		pack_header(pk, c, 7);
+		pack_header(pk, c, 11);
 		msgpack_pack_uint64(pk, s->job);
 		msgpack_pack_uint64(pk, s->attempt);
 		msgpack_pack_uint64(pk, s->stage);
@@ -910,6 +976,10 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 		else
 			msgpack_pack_nil(pk);
 		pack_files(pk, s->noutputs, s->outputs);
+		mp_pack_bool(pk, s->started);
+		msgpack_pack_uint64(pk, s->then);
+		msgpack_pack_uint64(pk, s->outcome);
+		mp_pack_str(pk, s->message);
 		break;
 	}
 	case CMD_JOB_FINISH:
@@ -989,6 +1059,15 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 		msgpack_pack_uint64(pk, c->u.cluster_event.kind);
 		msgpack_pack_uint64(pk, c->u.cluster_event.member);
 		mp_pack_str(pk, c->u.cluster_event.message);
+		break;
+	case CMD_SETTING_PUT:
+		pack_header(pk, c, 2);
+		mp_pack_str(pk, c->u.setting_put.name);
+		msgpack_pack_uint64(pk, c->u.setting_put.value);
+		break;
+	case CMD_RETENTION_RUN:
+		pack_header(pk, c, 1);
+		msgpack_pack_uint64(pk, c->u.retention_run.max_jobs);
 		break;
 	}
 }
@@ -1170,6 +1249,19 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 		if (rv == 0)
 			rv =
 			    next_files(c, "outputs", ING_MAX_OUTPUTS, z, &s->noutputs, &s->outputs);
+		/* v1: the stage's end alone. */
+		s->started = false;
+		s->then = CMD_THEN_NONE;
+		s->outcome = 0;
+		s->message = ing_str_c("");
+		if (rv == 0 && out->version >= 2)
+			rv = mp_next_bool(c, "started", &s->started);
+		if (rv == 0 && out->version >= 2)
+			rv = next_u8(c, "then", &s->then);
+		if (rv == 0 && out->version >= 2)
+			rv = next_u8(c, "outcome", &s->outcome);
+		if (rv == 0 && out->version >= 2)
+			rv = mp_next_str(c, "message", ING_MESSAGE_MAX, &s->message);
 		return rv;
 	}
 	case CMD_JOB_FINISH: {
@@ -1253,6 +1345,13 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 			rv = mp_next_str(c, "message", ING_MESSAGE_MAX,
 			                 &out->u.cluster_event.message);
 		return rv;
+	case CMD_SETTING_PUT:
+		rv = mp_next_str(c, "name", ING_NAME_MAX, &out->u.setting_put.name);
+		if (rv == 0)
+			rv = mp_next_u64(c, "value", UINT64_MAX, &out->u.setting_put.value);
+		return rv;
+	case CMD_RETENTION_RUN:
+		return mp_next_u32(c, "max_jobs", UINT32_MAX, &out->u.retention_run.max_jobs);
 	}
 	return ing_error_set(c->err, ING_EINTERNAL, "%s: no decoder", c->what);
 }

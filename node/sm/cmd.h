@@ -40,15 +40,15 @@
  * upgrade.  Older layouts: target_put v1 had no description and 5-item
  * stages, v2 no gpus and 7-item stages, v3 no network, no disk_bytes and
  * 4-item limits (no processes); job_submit v1 had no params;
- * job_assign v1 gave no GPUs; node_register v1 offered none
- * (docs/formats.md). */
+ * job_assign v1 gave no GPUs; node_register v1 offered none;
+ * job_stage_finish v1 carried the stage's end alone (docs/formats.md). */
 #define CMD_TYPES(X)                                      \
 	X(TARGET_PUT, 1, 4, 1, "target_put")              \
 	X(TARGET_DELETE, 2, 1, 1, "target_delete")        \
 	X(JOB_SUBMIT, 10, 2, 1, "job_submit")             \
 	X(JOB_ASSIGN, 11, 2, 1, "job_assign")             \
 	X(JOB_STAGE_START, 12, 1, 1, "job_stage_start")   \
-	X(JOB_STAGE_FINISH, 13, 1, 1, "job_stage_finish") \
+	X(JOB_STAGE_FINISH, 13, 2, 1, "job_stage_finish") \
 	X(JOB_FINISH, 14, 1, 1, "job_finish")             \
 	X(JOB_CANCEL, 15, 1, 1, "job_cancel")             \
 	X(JOB_REQUEUE, 16, 1, 1, "job_requeue")           \
@@ -62,7 +62,9 @@
 	X(MEMBER_PUT, 30, 2, 1, "member_put")             \
 	X(MEMBER_REMOVE, 31, 2, 1, "member_remove")       \
 	X(CLUSTER_INIT, 32, 1, 1, "cluster_init")         \
-	X(CLUSTER_EVENT, 33, 1, 1, "cluster_event")
+	X(CLUSTER_EVENT, 33, 1, 1, "cluster_event")       \
+	X(SETTING_PUT, 50, 1, 1, "setting_put")           \
+	X(RETENTION_RUN, 51, 1, 1, "retention_run")
 
 enum cmd_type {
 #define CMD_ENUM(sym, num, ver, min_ver, name) CMD_##sym = (num),
@@ -84,6 +86,22 @@ struct cmd_file {
 };
 
 #define CMD_CLUSTER_ID_LEN 32
+
+/* What a job_stage_finish (v2) does after recording the stage's end. */
+enum cmd_then {
+	CMD_THEN_NONE = 0,   /* nothing: the worker reports again */
+	CMD_THEN_NEXT = 1,   /* start the next stage (or, when a cancel is pending,
+	                      * end the job cancelled) */
+	CMD_THEN_FINISH = 2, /* end the job with `outcome`, as job_finish */
+};
+
+/* Cluster settings (setting_put), kept in meta under these names. */
+#define CMD_SETTING_JOB_RETENTION "job_retention_ms"
+#define CMD_SETTING_DEDUPE_WINDOW "dedupe_window_ms"
+/* Largest value of a duration setting: 10 years in ms. */
+#define CMD_SETTING_MAX_MS 315360000000ull
+/* Jobs one retention_run may remove. */
+#define CMD_RETENTION_MAX_JOBS 10000
 
 struct cmd {
 	uint32_t type;
@@ -136,6 +154,11 @@ struct cmd {
 			uint32_t attempt;
 			uint32_t stage;
 		} job_stage_start;
+		/* The end of a stage.  v2 adds: `started` (the stage ran
+		 * without a job_stage_start of its own: this records its start
+		 * too) and `then` (enum cmd_then) with the job's `outcome` and
+		 * `message` for CMD_THEN_FINISH (0 and "" otherwise); a v1
+		 * entry decodes with started false and then CMD_THEN_NONE. */
 		struct {
 			uint64_t job;
 			uint32_t attempt;
@@ -146,6 +169,10 @@ struct cmd {
 			struct ing_str log;
 			uint32_t noutputs;
 			struct cmd_file *outputs;
+			bool started;
+			uint8_t then;
+			uint8_t outcome;
+			struct ing_str message;
 		} job_stage_finish;
 		struct {
 			uint64_t job;
@@ -211,6 +238,18 @@ struct cmd {
 			uint64_t member;
 			struct ing_str message;
 		} cluster_event;
+		/* Sets a cluster setting (CMD_SETTING_*): a duration in ms, 0
+		 * for "for ever" or 1000..CMD_SETTING_MAX_MS. */
+		struct {
+			struct ing_str name;
+			uint64_t value;
+		} setting_put;
+		/* The leader's retention pass at time_ms: the dedupe generation
+		 * turns when its window passed, and at most max_jobs finished
+		 * jobs older than the retention are removed. */
+		struct {
+			uint32_t max_jobs; /* 1..CMD_RETENTION_MAX_JOBS */
+		} retention_run;
 	} u;
 };
 
@@ -241,6 +280,8 @@ bool cmd_name_valid(struct ing_str s);
 bool cmd_path_valid(struct ing_str s);
 /* An IPv4 "a.b.c.d:port" address. */
 bool cmd_address_valid(struct ing_str s);
+/* A setting name setting_put accepts (CMD_SETTING_*). */
+bool cmd_setting_known(struct ing_str name);
 
 /* ---- checks made where requests enter (the API), never at apply ------------
  *

@@ -11,6 +11,11 @@
  *     applied again; its stored result is returned instead.  Only successful
  *     results are stored: a rejected command changed nothing, so evaluating
  *     a retry of it again is safe and lets a client fix the cause and retry.
+ *     Results are kept in two generations (tables dedupe and dedupe_alt,
+ *     meta dedupe_generation says which is current): new ones go to the
+ *     current one, a lookup reads both, and retention_run (sm_retention.c)
+ *     empties the previous one and makes it current once the window has
+ *     passed, so a request id is remembered for at least dedupe_window_ms.
  *
  * The per-command logic lives in sm_job.c (the job state machine),
  * sm_target.c and sm_node.c (nodes and members).
@@ -21,6 +26,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "node/sm/sm_internal.h"
@@ -38,7 +44,9 @@ void sm_result_init(struct sm_result *r)
 	r->changes_lost = false;
 	r->stage_finished = false;
 	r->stage_duration_ms = 0;
+	memset(r->removed, 0, sizeof(r->removed));
 	r->job_deadline_at_ms = 0;
+	r->released = false;
 }
 
 void sm_result_free(struct sm_result *r)
@@ -55,11 +63,13 @@ static void result_reset(struct sm_result *r)
 	r->cmd_type = 0;
 	r->job = 0;
 	r->job_deadline_at_ms = 0;
+	r->released = false;
 	r->time_ms = 0;
 	r->nchanges = 0;
 	r->changes_lost = false;
 	r->stage_finished = false;
 	r->stage_duration_ms = 0;
+	memset(r->removed, 0, sizeof(r->removed));
 }
 
 int sm_new(struct sm **out)
@@ -189,8 +199,82 @@ static void note_change(struct sm_ctx *x, const struct rec_job *j)
 	}
 }
 
+/* Counts j's move from the state it had before this save (a job loaded by
+ * this command, one stored before, or none: new) to j->state. */
+static int count_save(struct sm_ctx *x, const struct rec_job *j)
+{
+	unsigned i = 0;
+	while (i < x->nloaded && x->loaded[i].job != j->id)
+		i++;
+	if (i < x->nloaded) {
+		if (x->loaded[i].state < REC_JOB_STATE_COUNT)
+			x->counts[x->loaded[i].state]--;
+	} else {
+		/* Not among the loaded ones (new, or past SM_MAX_CHANGES). */
+		uint8_t k[8];
+		struct ing_str val;
+		struct rec_job old;
+		struct ing_error e;
+		store_be64(k, j->id);
+		int rv = store_get(x->t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val);
+		if (rv == 0) {
+			rv = decoded(rec_job_decode(val, x->z, &old, &e), &e);
+			if (rv != 0)
+				return rv;
+			if (old.state < REC_JOB_STATE_COUNT)
+				x->counts[old.state]--;
+		} else if (rv != ING_ENOTFOUND) {
+			return rv;
+		}
+	}
+	if (j->state < REC_JOB_STATE_COUNT)
+		x->counts[j->state]++;
+	return 0;
+}
+
+/* Adds this command's count changes to meta jobs_<state>. */
+static int counts_write(struct sm_ctx *x)
+{
+	for (int s = 0; s < REC_JOB_STATE_COUNT; s++) {
+		if (x->counts[s] == 0)
+			continue;
+		char name[32];
+		uint64_t v;
+		snprintf(name, sizeof(name), STORE_META_JOBS_PREFIX "%s",
+		         rec_job_state_name((uint8_t)s));
+		int rv = store_meta_get_u64(x->t, name, &v);
+		if (rv != 0)
+			return rv;
+		/* Below zero only through a bug: every node clamps alike. */
+		if (x->counts[s] < 0 && (uint64_t)-x->counts[s] > v)
+			v = 0;
+		else
+			v += (uint64_t)x->counts[s];
+		rv = store_meta_put_u64(x->t, name, v);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+int sm_job_counts(struct store_txn *t, uint64_t out[REC_JOB_STATE_COUNT])
+{
+	for (int s = 0; s < REC_JOB_STATE_COUNT; s++) {
+		char name[32];
+		snprintf(name, sizeof(name), STORE_META_JOBS_PREFIX "%s",
+		         rec_job_state_name((uint8_t)s));
+		int rv = store_meta_get_u64(t, name, &out[s]);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
 int sm_job_save(struct sm_ctx *x, const struct rec_job *j)
 {
+	int rv = count_save(x, j);
+	if (rv != 0)
+		return rv;
 	note_change(x, j);
 	uint8_t k[8];
 	store_be64(k, j->id);
@@ -239,6 +323,17 @@ int sm_node_save(struct sm_ctx *x, const struct rec_node *n)
 
 /* ---- dedupe ----------------------------------------------------------- */
 
+int sm_dedupe_tables(struct store_txn *t, enum store_table *current, enum store_table *previous)
+{
+	uint64_t gen;
+	int rv = store_meta_get_u64(t, SM_META_DEDUPE_GENERATION, &gen);
+	if (rv != 0)
+		return rv;
+	*current = gen % 2 == 0 ? STORE_DEDUPE : STORE_DEDUPE_ALT;
+	*previous = gen % 2 == 0 ? STORE_DEDUPE_ALT : STORE_DEDUPE;
+	return 0;
+}
+
 /* 0 with *hit set when the request id has a stored result (copied into
  * res), or a fatal error. */
 static int dedupe_lookup(struct sm_ctx *x, bool *hit)
@@ -246,9 +341,14 @@ static int dedupe_lookup(struct sm_ctx *x, bool *hit)
 	struct ing_error e;
 	struct ing_str val;
 	struct rec_dedupe d;
-	int rv = store_get(x->t, STORE_DEDUPE, x->c->request_id, &val);
+	enum store_table cur = STORE_DEDUPE, prev = STORE_DEDUPE_ALT;
+	int rv = sm_dedupe_tables(x->t, &cur, &prev);
 
 	*hit = false;
+	if (rv == 0)
+		rv = store_get(x->t, cur, x->c->request_id, &val);
+	if (rv == ING_ENOTFOUND)
+		rv = store_get(x->t, prev, x->c->request_id, &val);
 	if (rv == ING_ENOTFOUND)
 		return 0;
 	if (rv != 0)
@@ -272,6 +372,10 @@ static int dedupe_lookup(struct sm_ctx *x, bool *hit)
 
 static int dedupe_store(struct sm_ctx *x)
 {
+	enum store_table cur = STORE_DEDUPE, prev = STORE_DEDUPE_ALT;
+	int rv = sm_dedupe_tables(x->t, &cur, &prev);
+	if (rv != 0)
+		return rv;
 	struct rec_dedupe d = {
 	    .index = x->index,
 	    .cmd_type = x->c->type,
@@ -282,7 +386,7 @@ static int dedupe_store(struct sm_ctx *x)
 	};
 	mp_out_reset(&x->sm->enc);
 	rec_dedupe_encode(&d, &x->sm->enc);
-	return sm_put_encoded(x, STORE_DEDUPE, x->c->request_id);
+	return sm_put_encoded(x, cur, x->c->request_id);
 }
 
 /* ---- dispatch --------------------------------------------------------- */
@@ -310,6 +414,8 @@ static int dispatch(struct sm_ctx *x)
 	case CMD_MEMBER_REMOVE: return sm_member_remove(x);
 	case CMD_CLUSTER_INIT: return sm_cluster_init(x);
 	case CMD_CLUSTER_EVENT: return sm_cluster_event(x);
+	case CMD_SETTING_PUT: return sm_setting_put(x);
+	case CMD_RETENTION_RUN: return sm_retention_run(x);
 	}
 	/* cmd_decode refuses unknown types; reaching here is a bug in it. */
 	return sm_reject(x, ING_EINTERNAL, "no handler for command type %u", x->c->type);
@@ -359,6 +465,8 @@ int sm_apply(struct sm *sm, struct store_txn *t, uint64_t index, const void *buf
 			return rv;
 	}
 	rv = dispatch(&x);
+	if (rv == 0)
+		rv = counts_write(&x);
 	if (rv != 0)
 		return rv;
 	if (res->err.code == 0 && c.request_id.len > 0)

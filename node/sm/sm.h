@@ -34,12 +34,60 @@
 
 #include "common/err.h"
 #include "common/mp.h"
+#include "common/str.h"
 #include "storage/limits.h"
+#include "storage/records.h"
 #include "storage/store.h"
 
 /* Meta keys the state machine keeps beyond the store's own. */
 #define SM_META_CLUSTER_ID     "cluster_id"     /* bytes: 32 hex digits, set once */
 #define SM_META_CLUSTER_EVENTS "cluster_events" /* u64: next cluster event seq */
+/* u64: the dedupe generation; even: table dedupe holds the current one and
+ * dedupe_alt the previous one, odd: the other way round */
+#define SM_META_DEDUPE_GENERATION "dedupe_generation"
+/* u64: time_ms of the retention_run that last turned the generation */
+#define SM_META_DEDUPE_ROTATED "dedupe_rotated_ms"
+/* The settings (CMD_SETTING_*, meta u64) when never set: 7 days, 1 day. */
+#define SM_DEFAULT_JOB_RETENTION_MS (7ull * 24 * 3600 * 1000)
+#define SM_DEFAULT_DEDUPE_WINDOW_MS (24ull * 3600 * 1000)
+
+/* ---- the queue table, as the scheduler reads it ------------------------ */
+
+/* Key: target, 0x00, 100 - priority (1 byte), tenant, 0x00, job id (u64
+ * BE); value: attempt (u32 BE), attempts lost since the last retry (u32
+ * BE), the time the job was queued (u64 BE). */
+#define SM_QUEUE_KEY_MAX     (ING_NAME_MAX + 1 + 1 + ING_NAME_MAX + 1 + 8)
+#define SM_QUEUE_VALUE_BYTES 16
+
+struct sm_queue_entry {
+	struct ing_str target; /* views into the key */
+	struct ing_str tenant;
+	uint32_t priority;
+	uint64_t job;
+	uint32_t attempt;      /* of the job's last attempt, 0 before the first */
+	uint32_t lost;         /* attempts lost since the last retry */
+	uint64_t queued_at_ms; /* submit, requeue or retry */
+};
+
+/* Writes the key of a queued job into k. */
+struct ing_str sm_queue_key(uint8_t k[SM_QUEUE_KEY_MAX], struct ing_str target, uint32_t priority,
+                            struct ing_str tenant, uint64_t job);
+/* Reads one entry of the queue table; false when it is not of this layout. */
+bool sm_queue_parse(struct ing_str key, struct ing_str val, struct sm_queue_entry *out);
+
+/* The dedupe tables of the current and the previous generation (meta
+ * dedupe_generation): a request id's first result is in one of them.  0 or
+ * a store error. */
+int sm_dedupe_tables(struct store_txn *t, enum store_table *current, enum store_table *previous);
+
+/* A setting's value (CMD_SETTING_*, its default when never set), read in
+ * any transaction.  0 or a store error. */
+int sm_setting(struct store_txn *t, const char *name, uint64_t *out);
+
+/* The jobs in the store by state (meta STORE_META_JOBS_PREFIX + state name,
+ * kept by apply and by the 6 -> 7 migration): a read of six meta values, whatever the number of
+ * jobs.  0 or a store error. */
+int sm_job_counts(struct store_txn *t, uint64_t out[REC_JOB_STATE_COUNT]);
 
 #define SM_JOB_NEW     0xff /* sm_job_change.from of a job the command created */
 #define SM_MAX_CHANGES 16
@@ -65,6 +113,9 @@ struct sm_result {
 	 * tracking (node/leader/deadline.c), not part of the replicated result. */
 	uint64_t job;
 	uint64_t job_deadline_at_ms;
+	/* A live attempt ended (its slot and GPUs are free again): for the
+	 * scheduler, not part of the replicated result. */
+	bool released;
 	/* What the command did to jobs, for metrics (node/http/metrics.c); not
 	 * part of the replicated result either.  changes_lost: more than
 	 * SM_MAX_CHANGES changes (the counts must be read again). */
@@ -74,6 +125,8 @@ struct sm_result {
 	bool changes_lost;
 	bool stage_finished; /* a stage_finish was applied, taking stage_duration_ms */
 	uint64_t stage_duration_ms;
+	/* Jobs a retention_run removed, by their (final) state. */
+	uint32_t removed[REC_JOB_STATE_COUNT];
 };
 
 void sm_result_init(struct sm_result *r);
@@ -98,6 +151,8 @@ int sm_apply(struct sm *sm, struct store_txn *t, uint64_t index, const void *buf
  *   target_put: revision (uint)          target_delete: nil
  *   job_submit: job id (uint)            job_assign..job_expire: job state name (str)
  *   node_*: nil                          member_*: nil
+ *   setting_put: nil                     retention_run: [jobs removed (uint),
+ *                                          more due (bool), dedupe turned (bool)]
  */
 
 #endif

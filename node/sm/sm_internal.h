@@ -36,6 +36,9 @@ struct sm_ctx {
 		uint64_t updated_at_ms;
 	} loaded[SM_MAX_CHANGES];
 	unsigned nloaded;
+	/* Change of the stored job counts (meta jobs_<state>) by this command,
+	 * written once when it is applied. */
+	int64_t counts[REC_JOB_STATE_COUNT];
 };
 
 /* Records a rejection (code + message) in the result; returns 0. */
@@ -62,6 +65,11 @@ int sm_node_save(struct sm_ctx *x, const struct rec_node *n);
  * otherwise failed (cancelled if a cancel was pending).  Saves the job. */
 int sm_job_lose_attempt(struct sm_ctx *x, struct rec_job *j, const char *why);
 
+/* Removes a final job and everything of it: its events, its inline
+ * sources, its artifacts (sources, logs, outputs: a chunk no longer
+ * referenced is freed), its finished entry.  0 or fatal. */
+int sm_job_remove(struct sm_ctx *x, const struct rec_job *j);
+
 /* Handlers, one per command type. */
 int sm_target_put(struct sm_ctx *x);
 int sm_target_delete(struct sm_ctx *x);
@@ -83,5 +91,7 @@ int sm_member_put(struct sm_ctx *x);
 int sm_member_remove(struct sm_ctx *x);
 int sm_cluster_init(struct sm_ctx *x);
 int sm_cluster_event(struct sm_ctx *x);
+int sm_setting_put(struct sm_ctx *x);
+int sm_retention_run(struct sm_ctx *x);
 
 #endif

@@ -24,7 +24,13 @@
  * when a node that was declared down comes back and reports.
  *
  * Derived indexes kept in step with the job record:
- *   queue        holds the job       iff state == queued
+ *   queue        holds the job       iff state == queued, keyed by target
+ *                first (the scheduler skips a whole target that cannot run),
+ *                with the job's attempt, attempts lost and queued time
+ *   finished     holds (finished_at_ms, job) iff the job is final (retention)
+ *   sources      holds the bytes of its sources of at most
+ *                ING_INLINE_SOURCE_MAX bytes (the others are artifacts),
+ *                from submit until the job is removed
  *   assignments  holds (node, job)   iff state is assigned or running
  *   node.used_slots  = number of its assignments
  *   node.held    holds (gpu, job)    for each of job.gpus iff the job is
@@ -45,18 +51,16 @@
 #include "node/sm/sm_internal.h"
 #include "storage/artifact.h"
 
-#define QUEUE_KEY_MAX (1 + ING_NAME_MAX + 1 + 8)
-
-static struct ing_str queue_key(uint8_t k[QUEUE_KEY_MAX], const struct rec_job *j)
+static struct ing_str queue_key(uint8_t k[SM_QUEUE_KEY_MAX], const struct rec_job *j)
 {
-	size_t n = 0;
-	k[n++] = (uint8_t)(ING_MAX_PRIORITY - j->priority);
-	memcpy(k + n, j->tenant.ptr, j->tenant.len);
-	n += j->tenant.len;
-	k[n++] = 0;
-	store_be64(k + n, j->id);
-	n += 8;
-	return (struct ing_str){(const char *)k, (uint32_t)n};
+	return sm_queue_key(k, j->target, j->priority, j->tenant, j->id);
+}
+
+static struct ing_str finished_key(uint8_t k[16], const struct rec_job *j)
+{
+	store_be64(k, j->finished_at_ms);
+	store_be64(k + 8, j->id);
+	return (struct ing_str){(const char *)k, 16};
 }
 
 static struct ing_str assignment_key(uint8_t k[16], uint64_t node, uint64_t job)
@@ -178,6 +182,7 @@ static int release_attempt(struct sm_ctx *x, struct rec_job *j)
 	rv = release_gpus(&n, j);
 	if (rv != 0)
 		return rv;
+	x->res->released = true;
 	return sm_node_save(x, &n);
 }
 
@@ -198,15 +203,26 @@ static int end_job(struct sm_ctx *x, struct rec_job *j, uint8_t state, struct in
 	else if (!(state == REC_JOB_CANCELLED && j->cancel_requested && j->error.len > 0))
 		j->error = message; /* a cancel keeps the reason given when it was requested */
 	rv = event_add(x, j, kinds[state], -1, 0, message);
+	if (rv == 0) {
+		uint8_t k[16];
+		rv = store_put(x->t, STORE_FINISHED, finished_key(k, j), no_message);
+	}
 	if (rv != 0)
 		return rv;
 	return sm_job_save(x, j);
 }
 
+/* Puts the job in the queue; its value says what the scheduler needs
+ * without reading the job: attempt, attempts lost since the last retry
+ * (the retry backoff) and when it was queued. */
 static int enqueue(struct sm_ctx *x, struct rec_job *j)
 {
-	uint8_t k[QUEUE_KEY_MAX];
-	return store_put(x->t, STORE_QUEUE, queue_key(k, j), no_message);
+	uint8_t k[SM_QUEUE_KEY_MAX], v[SM_QUEUE_VALUE_BYTES];
+	store_be32(v, j->attempt);
+	store_be32(v + 4, j->attempt - j->attempt_base);
+	store_be64(v + 8, j->updated_at_ms);
+	return store_put(x->t, STORE_QUEUE, queue_key(k, j),
+	                 (struct ing_str){(const char *)v, sizeof(v)});
 }
 
 static bool attempts_left(const struct rec_job *j)
@@ -275,21 +291,47 @@ static bool report_ok(struct sm_ctx *x, const struct rec_job *j, uint32_t attemp
 	return false;
 }
 
-static int store_files(struct sm_ctx *x, uint32_t n, const struct cmd_file *in,
+/*
+ * Stores files as artifacts into *out.  With `job` (a submit's sources),
+ * those of at most ING_INLINE_SOURCE_MAX bytes are kept with the job
+ * instead, in one sources record under its id: they are written once, at
+ * the end of a table that grows in job order, where an artifact's key (its
+ * SHA-256) would land on a random page of a table that grows with the
+ * state.
+ */
+static int store_files(struct sm_ctx *x, uint32_t n, const struct cmd_file *in, uint64_t job,
                        struct rec_file **out)
 {
 	struct rec_file *f = NULL;
+	struct rec_sources src = {0};
 	if (n > 0) {
 		f = msgpack_zone_malloc(x->z, n * sizeof(*f));
-		if (f == NULL)
+		src.data = msgpack_zone_malloc(x->z, n * sizeof(*src.data));
+		if (f == NULL || src.data == NULL)
 			return ING_ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		int rv = store_artifact_put(x->t, in[i].data.ptr, in[i].data.len, f[i].sha256);
-		if (rv != 0)
-			return rv;
+		int rv = 0;
 		f[i].path = in[i].path;
 		f[i].size = in[i].data.len;
+		f[i].stored_inline = job != 0 && in[i].data.len <= ING_INLINE_SOURCE_MAX;
+		if (f[i].stored_inline) {
+			store_sha256(in[i].data.ptr, in[i].data.len, f[i].sha256);
+			src.data[src.n++] = in[i].data;
+		} else {
+			rv = store_artifact_put(x->t, in[i].data.ptr, in[i].data.len, f[i].sha256);
+		}
+		if (rv != 0)
+			return rv;
+	}
+	if (src.n > 0) {
+		uint8_t k[8];
+		store_be64(k, job);
+		mp_out_reset(&x->sm->enc);
+		rec_sources_encode(&src, &x->sm->enc);
+		int rv = sm_put_encoded(x, STORE_SOURCES, (struct ing_str){(const char *)k, 8});
+		if (rv != 0)
+			return rv;
 	}
 	*out = f;
 	return 0;
@@ -332,7 +374,7 @@ int sm_job_submit(struct sm_ctx *x)
 	j.nparams = c->u.job_submit.nparams;
 	j.params = c->u.job_submit.params;
 	j.nsources = c->u.job_submit.nsources;
-	rv = store_files(x, j.nsources, c->u.job_submit.sources, &j.sources);
+	rv = store_files(x, j.nsources, c->u.job_submit.sources, j.id, &j.sources);
 	if (rv == 0)
 		rv = target_active_add(x, j.target, +1);
 	if (rv == 0)
@@ -429,7 +471,7 @@ int sm_job_assign(struct sm_ctx *x)
 	struct rec_job j;
 	struct rec_node n;
 	struct rec_target t;
-	uint8_t qk[QUEUE_KEY_MAX], ak[16], v[4];
+	uint8_t qk[SM_QUEUE_KEY_MAX], ak[16], v[4];
 	int rv = load_job(x, c->u.job_assign.job, &j);
 
 	if (rv != 0)
@@ -496,47 +538,107 @@ int sm_job_assign(struct sm_ctx *x)
 	return rv;
 }
 
+/*
+ * Checks that stage `stage` of j may start now: the next one, one the
+ * target has, after a stage that succeeded; with `refuse_cancelled`, not
+ * while a cancel is pending (a stage_finish that carries its stage's start
+ * records a stage that already ran, whatever was asked since).  Rejects and
+ * returns false otherwise.
+ */
+static bool stage_may_start(struct sm_ctx *x, const struct rec_job *j, uint32_t stage,
+                            bool refuse_cancelled)
+{
+	if (refuse_cancelled && j->cancel_requested) {
+		sm_reject(x, ING_ECONFLICT, "job %" PRIu64 " is being cancelled", j->id);
+		return false;
+	}
+	if (stage != j->nstages || stage >= j->stage_count) {
+		sm_reject(x, ING_ECONFLICT,
+		          "stage %" PRIu32 " cannot start: job %" PRIu64 " has %" PRIu32
+		          " stages and %" PRIu32 " started",
+		          stage, j->id, j->stage_count, j->nstages);
+		return false;
+	}
+	if (stage > 0) {
+		const struct rec_stage_result *prev = &j->stages[stage - 1];
+		if (prev->state != REC_STAGE_DONE || prev->exit_code != 0) {
+			sm_reject(x, ING_ECONFLICT,
+			          "stage %" PRIu32 " cannot start: stage %" PRIu32
+			          " has not succeeded",
+			          stage, stage - 1);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Appends stage `stage` (checked by stage_may_start) as running since the
+ * command's time, with its event.  The job is saved by the caller. */
+static int stage_begin(struct sm_ctx *x, struct rec_job *j, uint32_t stage)
+{
+	struct rec_stage_result *stages =
+	    msgpack_zone_malloc(x->z, (j->nstages + 1) * sizeof(*stages));
+	if (stages == NULL)
+		return ING_ENOMEM;
+	if (j->nstages > 0)
+		memcpy(stages, j->stages, j->nstages * sizeof(*stages));
+	memset(&stages[stage], 0, sizeof(stages[stage]));
+	stages[stage].state = REC_STAGE_RUNNING;
+	stages[stage].started_at_ms = x->c->time_ms;
+	j->stages = stages;
+	j->nstages++;
+	j->state = REC_JOB_RUNNING;
+	j->updated_at_ms = x->c->time_ms;
+	return event_add(x, j, REC_EV_STAGE_STARTED, (int32_t)stage, 0, no_message);
+}
+
+/*
+ * Checks that j may end with `outcome` now: succeeded only when every
+ * stage of the target ran and succeeded (`last_ok`: the stage being
+ * finished by the same command, when there is one, succeeded and is the
+ * last), cancelled only when a cancel was requested.  Rejects and returns
+ * false otherwise.
+ */
+static bool outcome_ok(struct sm_ctx *x, const struct rec_job *j, uint8_t outcome)
+{
+	if (outcome == REC_JOB_SUCCEEDED) {
+		if (j->nstages != j->stage_count) {
+			sm_reject(x, ING_ECONFLICT,
+			          "job %" PRIu64 " cannot succeed: %" PRIu32 " of %" PRIu32
+			          " stages ran",
+			          j->id, j->nstages, j->stage_count);
+			return false;
+		}
+		for (uint32_t i = 0; i < j->nstages; i++) {
+			if (j->stages[i].state != REC_STAGE_DONE || j->stages[i].exit_code != 0) {
+				sm_reject(x, ING_ECONFLICT,
+				          "job %" PRIu64 " cannot succeed: stage %" PRIu32
+				          " did not succeed",
+				          j->id, i);
+				return false;
+			}
+		}
+	}
+	if (outcome == REC_JOB_CANCELLED && !j->cancel_requested) {
+		sm_reject(x, ING_ECONFLICT,
+		          "job %" PRIu64 " cannot end cancelled: no cancel was requested", j->id);
+		return false;
+	}
+	return true;
+}
+
 int sm_job_stage_start(struct sm_ctx *x)
 {
 	const struct cmd *c = x->c;
 	uint32_t stage = c->u.job_stage_start.stage;
 	struct rec_job j;
-	struct rec_stage_result *stages;
 	int rv = load_job(x, c->u.job_stage_start.job, &j);
 
 	if (rv != 0)
 		return rv > 0 ? 0 : rv;
-	if (!report_ok(x, &j, c->u.job_stage_start.attempt))
+	if (!report_ok(x, &j, c->u.job_stage_start.attempt) || !stage_may_start(x, &j, stage, true))
 		return 0;
-	if (j.cancel_requested)
-		return sm_reject(x, ING_ECONFLICT, "job %" PRIu64 " is being cancelled", j.id);
-	if (stage != j.nstages || stage >= j.stage_count)
-		return sm_reject(x, ING_ECONFLICT,
-		                 "stage %" PRIu32 " cannot start: job %" PRIu64 " has %" PRIu32
-		                 " stages and %" PRIu32 " started",
-		                 stage, j.id, j.stage_count, j.nstages);
-	if (stage > 0) {
-		const struct rec_stage_result *prev = &j.stages[stage - 1];
-		if (prev->state != REC_STAGE_DONE || prev->exit_code != 0)
-			return sm_reject(x, ING_ECONFLICT,
-			                 "stage %" PRIu32 " cannot start: stage %" PRIu32
-			                 " has not succeeded",
-			                 stage, stage - 1);
-	}
-
-	stages = msgpack_zone_malloc(x->z, (j.nstages + 1) * sizeof(*stages));
-	if (stages == NULL)
-		return ING_ENOMEM;
-	if (j.nstages > 0)
-		memcpy(stages, j.stages, j.nstages * sizeof(*stages));
-	memset(&stages[stage], 0, sizeof(stages[stage]));
-	stages[stage].state = REC_STAGE_RUNNING;
-	stages[stage].started_at_ms = c->time_ms;
-	j.stages = stages;
-	j.nstages++;
-	j.state = REC_JOB_RUNNING;
-	j.updated_at_ms = c->time_ms;
-	rv = event_add(x, &j, REC_EV_STAGE_STARTED, (int32_t)stage, 0, no_message);
+	rv = stage_begin(x, &j, stage);
 	if (rv == 0)
 		rv = sm_job_save(x, &j);
 	if (rv == 0)
@@ -544,45 +646,95 @@ int sm_job_stage_start(struct sm_ctx *x)
 	return rv;
 }
 
+/*
+ * The end of a stage, and with version 2 what comes with it in the same
+ * command (the stage's start before it, the next stage's start or the
+ * job's end after it), so a worker needs one commit per stage, and a job
+ * of one stage none but its assignment and this.  Everything is checked on
+ * the job as it would be before anything is written.
+ */
 int sm_job_stage_finish(struct sm_ctx *x)
 {
 	const struct cmd *c = x->c;
-	uint32_t stage = c->u.job_stage_finish.stage;
+	const __typeof__(c->u.job_stage_finish) *f = &c->u.job_stage_finish;
+	uint32_t stage = f->stage;
 	struct rec_job j;
 	struct rec_stage_result *s;
-	int rv = load_job(x, c->u.job_stage_finish.job, &j);
+	int rv = load_job(x, f->job, &j);
 
 	if (rv != 0)
 		return rv > 0 ? 0 : rv;
-	if (!report_ok(x, &j, c->u.job_stage_finish.attempt))
+	if (!report_ok(x, &j, f->attempt))
 		return 0;
-	if (j.nstages == 0 || stage != j.nstages - 1 || j.stages[stage].state != REC_STAGE_RUNNING)
+	if (f->started) {
+		if (!stage_may_start(x, &j, stage, false))
+			return 0;
+	} else if (j.nstages == 0 || stage != j.nstages - 1 ||
+	           j.stages[stage].state != REC_STAGE_RUNNING) {
 		return sm_reject(x, ING_ECONFLICT,
 		                 "stage %" PRIu32 " of job %" PRIu64 " is not running", stage,
 		                 j.id);
+	}
+	if (f->then == CMD_THEN_NEXT && stage + 1 >= j.stage_count)
+		return sm_reject(x, ING_ECONFLICT,
+		                 "stage %" PRIu32 " is the last of job %" PRIu64 " (%" PRIu32
+		                 " stages): no next stage to start",
+		                 stage, j.id, j.stage_count);
+	if (f->then == CMD_THEN_FINISH) {
+		/* The outcome as the job will be once this stage is done. */
+		struct rec_job after = j;
+		struct rec_stage_result done[ING_MAX_STAGES];
+		if (j.nstages > 0)
+			memcpy(done, j.stages, j.nstages * sizeof(done[0]));
+		done[stage].state = REC_STAGE_DONE;
+		done[stage].exit_code = f->exit_code;
+		after.stages = done;
+		after.nstages = stage + 1;
+		if (!outcome_ok(x, &after, f->outcome))
+			return 0;
+	}
 
+	if (f->started && (rv = stage_begin(x, &j, stage)) != 0)
+		return rv;
 	s = &j.stages[stage];
 	s->state = REC_STAGE_DONE;
-	s->exit_code = c->u.job_stage_finish.exit_code;
-	s->duration_ms = c->u.job_stage_finish.duration_ms;
-	s->has_log = c->u.job_stage_finish.has_log;
+	s->exit_code = f->exit_code;
+	s->duration_ms = f->duration_ms;
+	s->has_log = f->has_log;
 	if (s->has_log) {
-		rv = store_artifact_put(x->t, c->u.job_stage_finish.log.ptr,
-		                        c->u.job_stage_finish.log.len, s->log_sha256);
+		rv = store_artifact_put(x->t, f->log.ptr, f->log.len, s->log_sha256);
 		if (rv != 0)
 			return rv;
 	}
-	s->noutputs = c->u.job_stage_finish.noutputs;
-	rv = store_files(x, s->noutputs, c->u.job_stage_finish.outputs, &s->outputs);
+	s->noutputs = f->noutputs;
+	rv = store_files(x, s->noutputs, f->outputs, 0, &s->outputs);
 	if (rv != 0)
 		return rv;
 	j.updated_at_ms = c->time_ms;
 	rv = event_add(x, &j, REC_EV_STAGE_FINISHED, (int32_t)stage, s->exit_code, no_message);
-	if (rv == 0)
+	if (rv != 0)
+		return rv;
+	if (f->then == CMD_THEN_NEXT && j.cancel_requested) {
+		/* The worker would stop the next stage at once: the job ends
+		 * here, as a cancel confirmed. */
+		rv = release_attempt(x, &j);
+		if (rv == 0)
+			rv = end_job(x, &j, REC_JOB_CANCELLED,
+			             ing_str_c("cancelled before its next stage"));
+	} else if (f->then == CMD_THEN_NEXT) {
+		rv = stage_begin(x, &j, stage + 1);
+		if (rv == 0)
+			rv = sm_job_save(x, &j);
+	} else if (f->then == CMD_THEN_FINISH) {
+		rv = release_attempt(x, &j);
+		if (rv == 0)
+			rv = end_job(x, &j, f->outcome, f->message);
+	} else {
 		rv = sm_job_save(x, &j);
+	}
 	if (rv == 0) {
 		x->res->stage_finished = true;
-		x->res->stage_duration_ms = s->duration_ms;
+		x->res->stage_duration_ms = f->duration_ms;
 	}
 	if (rv == 0)
 		sm_result_str(x, rec_job_state_name(j.state));
@@ -598,27 +750,8 @@ int sm_job_finish(struct sm_ctx *x)
 
 	if (rv != 0)
 		return rv > 0 ? 0 : rv;
-	if (!report_ok(x, &j, c->u.job_finish.attempt))
+	if (!report_ok(x, &j, c->u.job_finish.attempt) || !outcome_ok(x, &j, outcome))
 		return 0;
-	if (outcome == REC_JOB_SUCCEEDED) {
-		if (j.nstages != j.stage_count)
-			return sm_reject(x, ING_ECONFLICT,
-			                 "job %" PRIu64 " cannot succeed: %" PRIu32 " of %" PRIu32
-			                 " stages ran",
-			                 j.id, j.nstages, j.stage_count);
-		for (uint32_t i = 0; i < j.nstages; i++) {
-			if (j.stages[i].state != REC_STAGE_DONE || j.stages[i].exit_code != 0)
-				return sm_reject(x, ING_ECONFLICT,
-				                 "job %" PRIu64 " cannot succeed: stage %" PRIu32
-				                 " did not succeed",
-				                 j.id, i);
-		}
-	}
-	if (outcome == REC_JOB_CANCELLED && !j.cancel_requested)
-		return sm_reject(x, ING_ECONFLICT,
-		                 "job %" PRIu64 " cannot end cancelled: no cancel was requested",
-		                 j.id);
-
 	rv = release_attempt(x, &j);
 	if (rv == 0)
 		rv = end_job(x, &j, outcome, c->u.job_finish.message);
@@ -631,7 +764,7 @@ int sm_job_cancel(struct sm_ctx *x)
 {
 	const struct cmd *c = x->c;
 	struct rec_job j;
-	uint8_t k[QUEUE_KEY_MAX];
+	uint8_t k[SM_QUEUE_KEY_MAX];
 	int rv = load_job(x, c->u.job_cancel.job, &j);
 
 	if (rv != 0)
@@ -700,7 +833,12 @@ int sm_job_retry(struct sm_ctx *x)
 	if (rv != 0)
 		return rv;
 
-	rv = discard_stages(x, &j);
+	uint8_t fk[16];
+	rv = store_del(x->t, STORE_FINISHED, finished_key(fk, &j));
+	if (rv == ING_ENOTFOUND)
+		return ING_CORRUPT("final job missing from the finished index");
+	if (rv == 0)
+		rv = discard_stages(x, &j);
 	if (rv == 0)
 		rv = target_active_add(x, j.target, +1);
 	if (rv != 0)
@@ -733,7 +871,7 @@ int sm_job_expire(struct sm_ctx *x)
 {
 	const struct cmd *c = x->c;
 	struct rec_job j;
-	uint8_t k[QUEUE_KEY_MAX];
+	uint8_t k[SM_QUEUE_KEY_MAX];
 	static const struct ing_str why = {"deadline passed", 15};
 	int rv = load_job(x, c->u.job_expire.job, &j);
 
@@ -765,5 +903,92 @@ int sm_job_expire(struct sm_ctx *x)
 		rv = end_job(x, &j, REC_JOB_FAILED, why);
 	if (rv == 0)
 		sm_result_str(x, rec_job_state_name(j.state));
+	return rv;
+}
+
+/* ---- the queue key, removal ------------------------------------------- */
+
+struct ing_str sm_queue_key(uint8_t k[SM_QUEUE_KEY_MAX], struct ing_str target, uint32_t priority,
+                            struct ing_str tenant, uint64_t job)
+{
+	size_t n = 0;
+	memcpy(k, target.ptr, target.len);
+	n += target.len;
+	k[n++] = 0;
+	k[n++] = (uint8_t)(ING_MAX_PRIORITY - priority);
+	memcpy(k + n, tenant.ptr, tenant.len);
+	n += tenant.len;
+	k[n++] = 0;
+	store_be64(k + n, job);
+	n += 8;
+	return (struct ing_str){(const char *)k, (uint32_t)n};
+}
+
+bool sm_queue_parse(struct ing_str key, struct ing_str val, struct sm_queue_entry *out)
+{
+	const char *p = key.ptr, *end = key.ptr + key.len;
+	const char *z1 = key.len > 0 ? memchr(p, 0, key.len) : NULL;
+	if (z1 == NULL || z1 == p || z1 - p > ING_NAME_MAX || end - z1 < 1 + 1 + 1 + 1 + 8 ||
+	    val.len != SM_QUEUE_VALUE_BYTES)
+		return false;
+	const char *tenant = z1 + 2;
+	const char *z2 = end - 9; /* the 0x00 before the job id */
+	if (*z2 != 0 || z2 <= tenant || z2 - tenant > ING_NAME_MAX ||
+	    memchr(tenant, 0, (size_t)(z2 - tenant)) != NULL || (uint8_t)z1[1] > ING_MAX_PRIORITY)
+		return false;
+	out->target = (struct ing_str){p, (uint32_t)(z1 - p)};
+	out->priority = ING_MAX_PRIORITY - (uint8_t)z1[1];
+	out->tenant = (struct ing_str){tenant, (uint32_t)(z2 - tenant)};
+	out->job = store_get_be64(z2 + 1);
+	out->attempt = store_get_be32(val.ptr);
+	out->lost = store_get_be32(val.ptr + 4);
+	out->queued_at_ms = store_get_be64(val.ptr + 8);
+	return true;
+}
+
+int sm_job_remove(struct sm_ctx *x, const struct rec_job *j)
+{
+	struct rec_job copy = *j;
+	uint8_t k[16];
+	bool inline_sources = false;
+	int rv = 0;
+
+	for (uint32_t seq = 0; rv == 0 && seq < j->nevents; seq++) {
+		store_be64(k, j->id);
+		store_be32(k + 8, seq);
+		rv = store_del(x->t, STORE_EVENTS, (struct ing_str){(const char *)k, 12});
+		if (rv == ING_ENOTFOUND)
+			return ING_CORRUPT("event of a job missing");
+	}
+	for (uint32_t i = 0; rv == 0 && i < j->nsources; i++) {
+		if (j->sources[i].stored_inline) {
+			inline_sources = true;
+			continue;
+		}
+		rv = store_artifact_unref(x->t, j->sources[i].sha256);
+		if (rv == ING_ENOTFOUND)
+			return ING_CORRUPT("source artifact of a job missing");
+	}
+	if (rv == 0 && inline_sources) {
+		store_be64(k, j->id);
+		rv = store_del(x->t, STORE_SOURCES, (struct ing_str){(const char *)k, 8});
+		if (rv == ING_ENOTFOUND)
+			return ING_CORRUPT("inline sources of a job missing");
+	}
+	if (rv == 0)
+		rv = discard_stages(x, &copy);
+	if (rv == 0) {
+		rv = store_del(x->t, STORE_FINISHED, finished_key(k, j));
+		if (rv == ING_ENOTFOUND)
+			return ING_CORRUPT("final job missing from the finished index");
+	}
+	if (rv == 0) {
+		store_be64(k, j->id);
+		rv = store_del(x->t, STORE_JOBS, (struct ing_str){(const char *)k, 8});
+	}
+	if (rv == 0 && j->state < REC_JOB_STATE_COUNT) {
+		x->res->removed[j->state]++;
+		x->counts[j->state]--;
+	}
 	return rv;
 }

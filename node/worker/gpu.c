@@ -4,7 +4,11 @@
  * The happy path: dlopen the library, look up the ten entry points used
  * below (and nvmlErrorString, optional), nvmlInit_v2, read the driver's and
  * CUDA's versions, count the devices, and for each one take its handle,
- * model, UUID, compute capability and memory; nvmlShutdown, dlclose.
+ * model, UUID, compute capability, memory and minor number (its device
+ * file, /dev/nvidia<minor>); nvmlShutdown, dlclose.  nvmlDeviceGetMinorNumber
+ * is optional: a library without it, or a device that does not answer it,
+ * leaves the minor unknown (the worker then cannot give an attempt that GPU's
+ * device file alone).
  *
  * The NVML types are declared here, as NVML's header does (nvmlReturn_t is
  * an int-sized enum, a device handle an opaque pointer, the memory record
@@ -50,12 +54,19 @@ struct nvml {
 	nvml_return (*uuid)(nvml_device, char *, unsigned);
 	nvml_return (*capability)(nvml_device, int *, int *);
 	nvml_return (*memory)(nvml_device, struct nvml_memory *);
+	nvml_return (*minor)(nvml_device, unsigned *); /* optional */
 };
 
 const char *gpu_nvml_library(void)
 {
 	const char *env = getenv(GPU_NVML_ENV);
 	return env != NULL && env[0] != '\0' ? env : GPU_NVML_DEFAULT;
+}
+
+const char *gpu_dev_dir(void)
+{
+	const char *env = getenv(GPU_DEV_DIR_ENV);
+	return env != NULL && env[0] != '\0' ? env : GPU_DEV_DIR;
 }
 
 int gpu_arch_name(unsigned major, unsigned minor, char *out, size_t cap)
@@ -141,6 +152,8 @@ static int load_symbols(struct nvml *m, struct gpu_inventory *inv)
 	{
 		void *p = dlsym(m->lib, "nvmlErrorString"); /* optional */
 		memcpy(&m->error_string, &p, sizeof(p));
+		p = dlsym(m->lib, "nvmlDeviceGetMinorNumber"); /* optional */
+		memcpy(&m->minor, &p, sizeof(p));
 	}
 	return 0;
 }
@@ -152,6 +165,7 @@ static bool read_device(const struct nvml *m, unsigned i, struct gpu_device *d,
 	nvml_device h = NULL;
 	struct nvml_memory mem = {0, 0, 0};
 	int major = -1, minor = -1;
+	unsigned dev_minor = 0;
 	const char *what;
 	nvml_return rv;
 
@@ -178,6 +192,18 @@ static bool read_device(const struct nvml *m, unsigned i, struct gpu_device *d,
 		note(inv, "GPU %u: compute capability %d.%d out of range; not counted", i, major,
 		     minor);
 		return false;
+	}
+	d->minor = GPU_MINOR_NONE;
+	if (m->minor == NULL) {
+		note(inv, "GPU %u: no nvmlDeviceGetMinorNumber; its device file is unknown", i);
+	} else if ((rv = m->minor(h, &dev_minor)) != 0) {
+		note(inv, "GPU %u: nvmlDeviceGetMinorNumber: %s; its device file is unknown", i,
+		     nvml_error(m, rv));
+	} else if (dev_minor > GPU_MINOR_MAX) {
+		note(inv, "GPU %u: minor number %u out of range; its device file is unknown", i,
+		     dev_minor);
+	} else {
+		d->minor = (int)dev_minor;
 	}
 	d->cc_major = (unsigned)major;
 	d->cc_minor = (unsigned)minor;

@@ -11,6 +11,13 @@
  * INGOT_NVML_LIBRARY: a testing aid that lets a test load a stand-in
  * library with canned answers (docs/testing.md), or point at a driver
  * installed outside the linker's path.
+ *
+ * Each GPU's device file is /dev/nvidia<minor> (NVML's minor number), which
+ * the worker binds into the sandbox of the attempt that holds it (and no
+ * other).  The directory those files are looked up in is /dev, or the one
+ * named by the environment variable INGOT_NVIDIA_DEV_DIR: a testing aid,
+ * like INGOT_NVML_LIBRARY, that lets a test stand scratch character
+ * devices in for the driver's (docs/testing.md).
  */
 #ifndef INGOT_NODE_WORKER_GPU_H
 #define INGOT_NODE_WORKER_GPU_H
@@ -25,6 +32,10 @@
 #define GPU_NOTE_MAX     256
 #define GPU_NVML_DEFAULT "libnvidia-ml.so.1"
 #define GPU_NVML_ENV     "INGOT_NVML_LIBRARY"
+#define GPU_DEV_DIR      "/dev"
+#define GPU_DEV_DIR_ENV  "INGOT_NVIDIA_DEV_DIR"
+#define GPU_MINOR_NONE   (-1) /* the device file is not known */
+#define GPU_MINOR_MAX    255  /* /dev/nvidia0 .. /dev/nvidia255 */
 
 struct gpu_device {
 	unsigned index;              /* NVML's index (PCI bus order) */
@@ -33,6 +44,8 @@ struct gpu_device {
 	unsigned cc_major, cc_minor; /* CUDA compute capability, 9.0 */
 	char arch[GPU_ARCH_MAX];     /* nvcc's name for it: "sm_90" */
 	uint64_t memory_bytes;       /* total device memory */
+	int minor;                   /* its device file is /dev/nvidia<minor> (0-255);
+	                              * GPU_MINOR_NONE when NVML did not say */
 };
 
 struct gpu_inventory {
@@ -49,6 +62,12 @@ struct gpu_inventory {
 };
 
 /*
+ * The directory the NVIDIA device files are in: $INGOT_NVIDIA_DEV_DIR when
+ * set and not empty, else GPU_DEV_DIR.  Borrowed (environment or static).
+ */
+const char *gpu_dev_dir(void);
+
+/*
  * The library discovery loads: $INGOT_NVML_LIBRARY when set and not empty,
  * else GPU_NVML_DEFAULT.  The string is borrowed (environment or static).
  */
@@ -57,14 +76,14 @@ const char *gpu_nvml_library(void);
 /*
  * Asks NVML (the library `library`, or gpu_nvml_library() when NULL) for
  * the driver's and CUDA's versions and every device's index, UUID, model,
- * compute capability and memory, and writes them to *inv.  Cannot fail: a
+ * compute capability, memory and minor number, and writes them to *inv.  Cannot fail: a
  * library that cannot be loaded or lacks an entry point, an NVML that does
  * not initialize, gives zero GPUs; a device that does not answer one of the
- * queries is left out; at most GPU_MAX_DEVICES are kept.  inv->note says
- * why in each case.  Text from NVML is cut to its buffer and control
- * characters in it become '?'.  The library is unloaded before returning.
- * Call it at start, outside the event loop's busy path: NVML may take a
- * second to initialize on a machine with many GPUs.
+ * queries is left out (but one whose minor number NVML does not give, as
+ * under WSL, is kept with minor GPU_MINOR_NONE and a note); at most GPU_MAX_DEVICES are kept.
+ * inv->note says why in each case.  Text from NVML is cut to its buffer and control characters in
+ * it become '?'.  The library is unloaded before returning. Call it at start, outside the event
+ * loop's busy path: NVML may take a second to initialize on a machine with many GPUs.
  */
 void gpu_discover(const char *library, struct gpu_inventory *inv);
 

@@ -103,17 +103,40 @@ static void offer(struct node_config *c, const struct gpu_inventory *inv, bool *
 
 	memset(g, 0, sizeof(*g));
 	g->index = index;
+	g->minor = GPU_MINOR_NONE;
 	for (unsigned i = 0; i < inv->count; i++) {
 		if (inv->devices[i].index != index)
 			continue;
 		used[i] = true;
 		snprintf(g->uuid, sizeof(g->uuid), "%s", inv->devices[i].uuid);
 		g->memory_bytes = inv->devices[i].memory_bytes;
+		g->minor = inv->devices[i].minor;
 		return;
 	}
 	if (inv->count > 0)
 		ING_LOG_WARN("gpu configured but not found by discovery index=%u (offered anyway)",
 		             index);
+}
+
+/* Says loudly which offered GPUs an attempt cannot be kept to: without
+ * a discovered uuid and device file (declared by config, or NVML gave no
+ * minor number), an attempt holding one gets every /dev/nvidia* file and
+ * CUDA_VISIBLE_DEVICES by index (node/worker/worker.c). */
+static void warn_weak_isolation(const struct node_config *c)
+{
+	char list[ING_MAX_GPUS * 4 + 1] = "";
+	size_t len = 0;
+
+	for (unsigned i = 0; i < c->ngpus; i++)
+		if (!node_gpu_pinned(&c->gpus[i]) && len < sizeof(list))
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%u",
+			                        len > 0 ? "," : "", c->gpus[i].index);
+	if (len > 0)
+		ING_LOG_WARN("GPU ISOLATION WEAKER gpus=%s why=\"declared without discovery, or "
+		             "no device minor known: an attempt holding one gets every "
+		             "/dev/nvidia* file in its sandbox and CUDA_VISIBLE_DEVICES by index, "
+		             "so it can reach every GPU of the node\"",
+		             list);
 }
 
 /*
@@ -157,6 +180,7 @@ static void offer_gpus(struct node_config *c, const struct gpu_inventory *inv)
 	if (c->ngpus > 0 || inv->count > 0)
 		ING_LOG_INFO("gpus offered gpus=%u discovered=%u of_them_offered=%u", c->ngpus,
 		             inv->count, found);
+	warn_weak_isolation(c);
 	if (found == 0)
 		return;
 	gpu_values(inv, used, offsetof(struct gpu_device, model), model, sizeof(model));

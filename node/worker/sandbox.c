@@ -30,7 +30,8 @@
  * as pipes on fds 3 and 4, which it reads and closes); the configured
  * extra paths read-only; /proc of its own PID namespace; bwrap's minimal
  * /dev (null, zero, full, random, urandom, tty, pts) read-only plus the
- * requested device files and a size-limited /dev/shm; a size-limited /tmp;
+ * requested device files (each at its own path or the /dev/ path asked for)
+ * and a size-limited /dev/shm; a size-limited /tmp;
  * the work directory read-write at its real path (so argv templates keep
  * their absolute paths).  Its own network namespace (loopback only)
  * unless asked for the host's network, which also binds what name
@@ -139,7 +140,7 @@ struct sandbox {
 	uint32_t slot, uid;
 	uint64_t disk_bytes, tmp_bytes;
 	bool network;
-	char **devices; /* owned, NULL-terminated */
+	char **devices; /* owned: host path, path inside, ..., NULL */
 
 	uv_work_t work;
 	int work_status;
@@ -242,6 +243,22 @@ static char **copy_strv(const char *const *v)
 	return c;
 }
 
+/* The devices as pairs (host path, path inside), NULL-terminated. */
+static char **copy_devices(const struct sandbox_device *d, size_t n)
+{
+	char **c = calloc(2 * n + 1, sizeof(*c));
+	for (size_t i = 0; c != NULL && i < n; i++) {
+		c[2 * i] = strdup(d[i].path);
+		c[2 * i + 1] =
+		    c[2 * i] != NULL ? strdup(d[i].at != NULL ? d[i].at : d[i].path) : NULL;
+		if (c[2 * i + 1] == NULL) {
+			free_strv(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
 /* `path` is `dir` or below it (plain prefix on a '/' boundary, no ".."). */
 static bool path_within(const char *path, const char *dir)
 {
@@ -314,7 +331,7 @@ struct view {
 	const char *cwd;
 	uint64_t tmp_bytes;
 	char *const *ro_paths;
-	char *const *devices;
+	char *const *devices; /* pairs: host path, path inside; NULL-terminated */
 };
 
 static void add_view(struct argv_buf *a, const struct sandbox_host *h, const struct view *v)
@@ -363,8 +380,8 @@ static void add_view(struct argv_buf *a, const struct sandbox_host *h, const str
 		arg3(a, "--ro-bind", v->ro_paths[i], v->ro_paths[i]);
 	arg2(a, "--proc", "/proc");
 	arg2(a, "--dev", "/dev");
-	for (size_t i = 0; v->devices != NULL && v->devices[i] != NULL; i++)
-		arg3(a, "--dev-bind", v->devices[i], v->devices[i]);
+	for (size_t i = 0; v->devices != NULL && v->devices[i] != NULL; i += 2)
+		arg3(a, "--dev-bind", v->devices[i], v->devices[i + 1]);
 	snprintf(num, sizeof(num), "%llu", SHM_BYTES);
 	arg2(a, "--size", num);
 	arg2(a, "--tmpfs", "/dev/shm");
@@ -823,13 +840,20 @@ int sandbox_open(struct sandbox_host *h, const struct sandbox_request *req, sand
 		                     "sandbox %s: disk quota %" PRIu64 " is below the minimum of "
 		                     "%llu bytes",
 		                     req->name, req->disk_bytes, SANDBOX_MIN_DISK_BYTES);
-	for (size_t i = 0; req->devices != NULL && req->devices[i] != NULL; i++) {
+	for (size_t i = 0; req->devices != NULL && i < req->ndevices; i++) {
+		const struct sandbox_device *d = &req->devices[i];
 		struct stat st;
-		if (req->devices[i][0] != '/' || stat(req->devices[i], &st) != 0 ||
+		if (d->path == NULL || d->path[0] != '/' || stat(d->path, &st) != 0 ||
 		    !S_ISCHR(st.st_mode))
 			return ing_error_set(e, ING_EINVAL,
 			                     "sandbox %s: device '%s' is not a character device",
-			                     req->name, req->devices[i]);
+			                     req->name, d->path != NULL ? d->path : "(null)");
+		if (d->at != NULL && (strncmp(d->at, "/dev/", 5) != 0 || d->at[5] == '\0' ||
+		                      strstr(d->at, "..") != NULL || strlen(d->at) >= SBX_PATH_MAX))
+			return ing_error_set(e, ING_EINVAL,
+			                     "sandbox %s: device '%s' must appear below /dev/, "
+			                     "not at '%s'",
+			                     req->name, d->path, d->at);
 	}
 	for (struct sandbox *o = h->list; o != NULL; o = o->next)
 		if (strcmp(o->name, req->name) == 0)
@@ -846,7 +870,7 @@ int sandbox_open(struct sandbox_host *h, const struct sandbox_request *req, sand
 	struct sandbox *sb = calloc(1, sizeof(*sb));
 	if (sb == NULL)
 		return ing_error_set(e, ING_ENOMEM, "sandbox: out of memory");
-	sb->devices = copy_strv(req->devices);
+	sb->devices = copy_devices(req->devices, req->devices != NULL ? req->ndevices : 0);
 	if (sb->devices == NULL) {
 		free(sb);
 		return ing_error_set(e, ING_ENOMEM, "sandbox: out of memory");

@@ -129,6 +129,15 @@ int sandbox_host_free(struct sandbox_host *h);
  */
 int sandbox_reap_leftovers(const struct sandbox_config *cfg, unsigned *found, struct ing_error *e);
 
+/* A device file bound into a sandbox. */
+struct sandbox_device {
+	const char *path; /* absolute path of a character device on the host */
+	/* Where it appears inside: NULL for `path` itself, else an absolute
+	 * path below /dev/ without ".." (a device looked up elsewhere, such as
+	 * a test's stand-in for /dev, still appears as /dev/NAME). */
+	const char *at;
+};
+
 struct sandbox_request {
 	/* Unique among this node's sandboxes, [A-Za-z0-9._-], at most
 	 * SANDBOX_NAME_MAX bytes ("job-12-a1"). */
@@ -145,9 +154,10 @@ struct sandbox_request {
 	uint64_t tmp_bytes;
 	/* false: own network namespace, loopback only. */
 	bool network;
-	/* Extra device files bound in (/dev/nvidia0 ...): absolute paths of
-	 * character devices, NULL-terminated; NULL: none. */
-	const char *const *devices;
+	/* Extra device files bound in (/dev/nvidia0 ...), ndevices of them;
+	 * NULL/0: none. */
+	const struct sandbox_device *devices;
+	size_t ndevices;
 };
 
 /* Runs exactly once, never inside sandbox_open.  status 0: `sb` is ready
@@ -162,8 +172,8 @@ typedef void (*sandbox_open_cb)(struct sandbox *sb, int status, const struct ing
  * Opens a sandbox for one attempt.  Copies what `req` points to.
  * Errors (cb is then never called): ING_EINVAL (bad name, relative
  * work_dir, disk_bytes below the minimum, a device that is not a character
- * device), ING_EEXIST (a sandbox of that name is open), ING_EUNAVAILABLE
- * (every identity of the range is in use), ING_ENOMEM.
+ * device or whose `at` is not below /dev/), ING_EEXIST (a sandbox of that name is open),
+ * ING_EUNAVAILABLE (every identity of the range is in use), ING_ENOMEM.
  */
 int sandbox_open(struct sandbox_host *h, const struct sandbox_request *req, sandbox_open_cb cb,
                  void *data, struct ing_error *e);

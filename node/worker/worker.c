@@ -6,7 +6,8 @@
  * they name:
  *   - an assignment it is not running yet starts an attempt: a fresh
  *     directory data_dir/work/job-<id>-a<attempt>/ with src/ (the job's
- *     sources, read from the local store: they are replicated) and one
+ *     sources, read from the local store: they are replicated, the small
+ *     ones in the job's sources record, the others as artifacts) and one
  *     out/<stage>/ per stage.  With the sandbox on (worker_set_sandbox),
  *     the attempt first opens its sandbox (node/worker/sandbox.h: own uid,
  *     the directory on its own quota file system, a cgroup), then writes
@@ -33,11 +34,17 @@
  * attempt no longer assigned here.
  *
  * An attempt is a chain, one step in flight at a time:
- *   report stage_start -> run the stage (node/worker/stage.c, with the stage's
- *   limits, and its stdout into out/<stage>/<stdout> when the target names
- *   a stdout file) -> report stage_finish (exit status, duration, log,
- *   declared outputs, then the stdout file) -> next
- *   stage ... -> report finish (succeeded / failed / cancelled).
+ *   report stage_start of stage 0 -> run the stage (node/worker/stage.c,
+ *   with the stage's limits, and its stdout into out/<stage>/<stdout> when
+ *   the target names a stdout file) -> report stage_finish (exit status,
+ *   duration, log, declared outputs, then the stdout file) together with
+ *   what follows: the next stage's start (`then: next`), or the job's end
+ *   (`then: finish`, succeeded after the last stage, failed after one that
+ *   failed) -> run the next stage ...  So an attempt of N stages costs N + 1
+ *   commits (one command per report, job_stage_finish version 2), and the
+ *   state machine answers a `then: next` with the job's end instead when a
+ *   cancel is pending.  A cancel seen between stages, or a stage killed by
+ *   one, is reported as finish (cancelled).
  * Reports go to this node's own API (`worker.report`), which forwards them
  * to the leader like any write, with a request id derived from (node, this
  * run of the worker, job, attempt, step): a report retried after a lost
@@ -72,6 +79,15 @@
  * sees (the first rec_stage_gpus of those the attempt holds; none: "") and
  * CUDA_DEVICE_ORDER=PCI_BUS_ID makes CUDA number them as NVML does; both
  * replace what the target's env says.
+ *
+ * GPUs in the sandbox: an attempt gets exactly its GPUs.  When the node
+ * knows each held GPU's uuid and device file (discovered: node_gpu_pinned),
+ * its sandbox gets the driver's control files and /dev/nvidia<minor> of
+ * those GPUs only, and CUDA_VISIBLE_DEVICES names them by uuid (CUDA would
+ * renumber indexes in a /dev without the other GPUs' files).  Otherwise
+ * (GPUs declared by the config) it gets every /dev/nvidia* file and
+ * indexes, as the start log warns.  An attempt without GPUs gets no
+ * NVIDIA file (the config refuses /dev/nvidia* in sandbox_devices).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -91,6 +107,7 @@
 #include "common/log.h"
 #include "node/request.h"
 #include "node/worker/worker.h"
+#include "node/worker/gpu.h"
 #include "node/worker/sandbox.h"
 #include "node/worker/stage.h"
 #include "node/worker/template.h"
@@ -99,7 +116,7 @@
 #define REPORT_RETRY_MS   1000
 #define REPORT_TIMEOUT_MS 30000 /* one report, its retries included */
 #define MAX_ARGS          256
-#define GPU_DEVICES_MAX   32 /* /dev/nvidia* files bound for a GPU attempt */
+#define GPU_DEVICES_MAX   64 /* /dev/nvidia* files bound for a GPU attempt */
 /* Bytes a stage_finish report needs besides its log and outputs (the
  * frame, the request envelope, the other fields), and per output. */
 #define REPORT_OVERHEAD      1024
@@ -483,7 +500,7 @@ static void on_retry(uv_timer_t *t)
 	report_send(a);
 }
 
-static void step_next(struct node_attempt *a);
+static void step_next(struct node_attempt *a, const msgpack_object *result);
 static void report_finish(struct node_attempt *a, const char *outcome, const char *message);
 static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, unsigned nfields,
                                     bool final);
@@ -526,7 +543,6 @@ static void on_reported(struct node_request *q, int status, const struct ing_err
                         const msgpack_object *result)
 {
 	struct node_attempt *a = q->data;
-	(void)result;
 	a->step = STEP_IDLE;
 	if (a->fenced || node_stopping(a->w->n)) {
 		attempt_end(a);
@@ -555,7 +571,7 @@ static void on_reported(struct node_request *q, int status, const struct ing_err
 		attempt_end(a);
 		return;
 	}
-	step_next(a);
+	step_next(a, result);
 }
 
 static void report_send(struct node_attempt *a)
@@ -800,8 +816,13 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 	}
 	if (why[0] != '\0')
 		a->failed = true;
+	if (a->failed)
+		snprintf(a->why, sizeof(a->why), "%s", why);
 
-	msgpack_packer *pk = report_begin(a, "stage_finish", 5, false);
+	/* What follows the stage goes in the same report: the job's end after
+	 * a failed or the last stage, else the next stage's start. */
+	bool last = a->failed || a->stage + 1 >= a->target.nstages;
+	msgpack_packer *pk = report_begin(a, "stage_finish", last ? 8 : 6, last);
 	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, a->stage);
 	mp_pack_cstr(pk, "exit_code");
@@ -819,9 +840,41 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		mp_pack_cstr(pk, "data");
 		mp_pack_bin(pk, outs[i].ptr, outs[i].len);
 	}
-	if (a->failed)
-		snprintf(a->why, sizeof(a->why), "%s", why);
+	mp_pack_cstr(pk, "then");
+	mp_pack_cstr(pk, last ? "finish" : "next");
+	if (last) {
+		mp_pack_cstr(pk, "outcome");
+		mp_pack_cstr(pk, a->failed ? "failed" : "succeeded");
+		mp_pack_cstr(pk, "message");
+		mp_pack_cstr(pk, a->failed ? a->why : "");
+		ING_LOG_INFO("attempt finished job=%" PRIu64 " attempt=%" PRIu32
+		             " outcome=%s msg=\"%s\"",
+		             a->job, a->attempt, a->failed ? "failed" : "succeeded",
+		             a->failed ? a->why : "");
+	}
 	report_send(a);
+}
+
+/* The node's GPU of that index; NULL when it no longer offers it. */
+static const struct node_gpu *gpu_of(const struct node_config *c, uint32_t index)
+{
+	for (unsigned i = 0; i < c->ngpus; i++)
+		if (c->gpus[i].index == index)
+			return &c->gpus[i];
+	return NULL;
+}
+
+/* Whether the attempt can be kept to its GPUs: it holds some, and the
+ * node knows the uuid and the device file of each (node_gpu_pinned). */
+static bool attempt_gpus_pinned(const struct node_attempt *a)
+{
+	const struct node_config *c = node_cfg(a->w->n);
+	for (uint32_t i = 0; i < a->ngpus; i++) {
+		const struct node_gpu *g = gpu_of(c, a->gpus[i]);
+		if (g == NULL || !node_gpu_pinned(g))
+			return false;
+	}
+	return a->ngpus > 0;
 }
 
 static void run_stage(struct node_attempt *a)
@@ -903,12 +956,17 @@ static void run_stage(struct node_attempt *a)
 		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, "PATH=" STAGE_DEFAULT_PATH,
 		                strlen("PATH=" STAGE_DEFAULT_PATH));
 	if (gpu_env) {
-		char kv[64 + 3 * ING_MAX_GPUS];
+		char kv[64 + (ING_GPU_UUID_MAX + 1) * ING_MAX_GPUS];
 		uint32_t sees = rec_stage_gpus(&a->target, a->stage);
+		const bool by_uuid = attempt_gpus_pinned(a);
 		int k = snprintf(kv, sizeof(kv), "CUDA_VISIBLE_DEVICES=");
 		for (uint32_t i = 0; i < sees && i < a->ngpus; i++)
-			k += snprintf(kv + k, sizeof(kv) - (size_t)k, "%s%" PRIu32, i ? "," : "",
-			              a->gpus[i]);
+			if (by_uuid)
+				k += snprintf(kv + k, sizeof(kv) - (size_t)k, "%s%s", i ? "," : "",
+				              gpu_of(node_cfg(a->w->n), a->gpus[i])->uuid);
+			else
+				k += snprintf(kv + k, sizeof(kv) - (size_t)k, "%s%" PRIu32,
+				              i ? "," : "", a->gpus[i]);
 		template_append(env, &envc, ING_MAX_ENV + 4, a->zone, kv, (size_t)k);
 		template_append(env, &envc, ING_MAX_ENV + 4, a->zone,
 		                "CUDA_DEVICE_ORDER=PCI_BUS_ID",
@@ -980,32 +1038,43 @@ static void run_stage(struct node_attempt *a)
 	}
 }
 
-/* After a successful report: the next thing to do. */
-static void step_next(struct node_attempt *a)
+/* The job's state in a worker.report result ({id, state}), "" if none. */
+static struct ing_str result_state(const msgpack_object *result)
 {
+	if (result != NULL && result->type == MSGPACK_OBJECT_MAP) {
+		for (uint32_t i = 0; i < result->via.map.size; i++) {
+			const msgpack_object_kv *kv = &result->via.map.ptr[i];
+			if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 5 &&
+			    memcmp(kv->key.via.str.ptr, "state", 5) == 0 &&
+			    kv->val.type == MSGPACK_OBJECT_STR)
+				return (struct ing_str){kv->val.via.str.ptr, kv->val.via.str.size};
+		}
+	}
+	return (struct ing_str){"", 0};
+}
+
+/* After a successful report that is not the attempt's last: the next thing
+ * to do.  A stage_finish with `then: next` started the next stage, unless
+ * the state machine ended the job instead (a cancel was pending). */
+static void step_next(struct node_attempt *a, const msgpack_object *result)
+{
+	bool finished_stage = strcmp(a->report_kind, "stage_finish") == 0;
+	uint8_t state;
+	if (finished_stage && rec_job_state_parse(result_state(result), &state) == 0 &&
+	    rec_job_state_final(state)) {
+		ING_LOG_INFO("attempt ended by the cluster job=%" PRIu64 " attempt=%" PRIu32
+		             " state=%s",
+		             a->job, a->attempt, rec_job_state_name(state));
+		attempt_end(a);
+		return;
+	}
+	if (finished_stage)
+		a->stage++;
 	if (a->cancel) {
 		report_finish(a, "cancelled", "cancelled");
 		return;
 	}
-	if (ing_str_eq_c((struct ing_str){a->report_kind, (uint32_t)strlen(a->report_kind)},
-	                 "stage_start")) {
-		run_stage(a);
-		return;
-	}
-	/* stage_finish applied */
-	if (a->failed) {
-		report_finish(a, "failed", a->why[0] != '\0' ? a->why : "a stage failed");
-		return;
-	}
-	if (a->stage + 1 >= a->target.nstages) {
-		report_finish(a, "succeeded", "");
-		return;
-	}
-	a->stage++;
-	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
-	mp_pack_cstr(pk, "stage");
-	msgpack_pack_uint32(pk, a->stage);
-	report_send(a);
+	run_stage(a);
 }
 
 /* ---- attempts ----------------------------------------------------------- */
@@ -1072,27 +1141,101 @@ static void on_sandbox_open(struct sandbox *sb, int status, const struct ing_err
 	attempt_begin(a);
 }
 
+/* The device files a sandbox gets: the config's sandbox_devices, then the
+ * NVIDIA ones of a GPU attempt (host path in dir, at /dev/NAME inside). */
+struct dev_list {
+	struct sandbox_device d[NODE_SANDBOX_PATHS_MAX + GPU_DEVICES_MAX];
+	char path[GPU_DEVICES_MAX][2][NODE_PATH_MAX];
+	size_t n, ngpu;
+};
+
+/* Adds dir/name at /dev/name when it is a character device (the driver
+ * creates only the files its features need: a missing one is skipped). */
+static void add_gpu_device(struct dev_list *l, const char *dir, const char *name)
+{
+	struct stat st;
+	if (l->ngpu == GPU_DEVICES_MAX)
+		return;
+	char *src = l->path[l->ngpu][0], *at = l->path[l->ngpu][1];
+	if (snprintf(src, NODE_PATH_MAX, "%s/%s", dir, name) >= NODE_PATH_MAX ||
+	    snprintf(at, NODE_PATH_MAX, "/dev/%s", name) >= NODE_PATH_MAX || stat(src, &st) != 0 ||
+	    !S_ISCHR(st.st_mode))
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->d[i].path, src) == 0)
+			return;
+	l->d[l->n++] = (struct sandbox_device){.path = src, .at = at};
+	l->ngpu++;
+}
+
+/* Adds every character device dir/PATTERN (PATTERN relative to dir). */
+static void add_gpu_devices(struct dev_list *l, const char *dir, const char *pattern)
+{
+	char pat[NODE_PATH_MAX];
+	glob_t g;
+	memset(&g, 0, sizeof(g));
+	if (snprintf(pat, sizeof(pat), "%s/%s", dir, pattern) >= (int)sizeof(pat) ||
+	    glob(pat, 0, NULL, &g) != 0)
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++)
+		add_gpu_device(l, dir, g.gl_pathv[i] + strlen(dir) + 1);
+	globfree(&g);
+}
+
+/*
+ * The NVIDIA device files of an attempt that holds GPUs: the driver's
+ * control files that exist (nvidiactl, nvidia-uvm, nvidia-uvm-tools,
+ * nvidia-modeset, nvidia-caps/ *) and /dev/nvidia<minor> of each GPU it
+ * holds, no other; or, when one of its GPUs is not pinned (declared by the
+ * config, device file unknown), every /dev/nvidia* file (weaker: the start
+ * log says so).  None for an attempt without GPUs.
+ */
+static void attempt_gpu_devices(const struct node_attempt *a, struct dev_list *l)
+{
+	static const char *const control[] = {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools",
+	                                      "nvidia-modeset"};
+	const struct node_config *c = node_cfg(a->w->n);
+	const char *dir = gpu_dev_dir();
+
+	if (a->ngpus == 0)
+		return;
+	if (!attempt_gpus_pinned(a)) {
+		add_gpu_devices(l, dir, "nvidia*");
+		add_gpu_devices(l, dir, "nvidia-caps/*");
+		return;
+	}
+	/* The GPUs' own files first: the control files never crowd them out. */
+	for (uint32_t i = 0; i < a->ngpus; i++) {
+		char name[32];
+		size_t before = l->n;
+		snprintf(name, sizeof(name), "nvidia%d", gpu_of(c, a->gpus[i])->minor);
+		add_gpu_device(l, dir, name);
+		if (l->n == before)
+			ING_LOG_WARN("gpu device file missing job=%" PRIu64 " attempt=%" PRIu32
+			             " gpu=%" PRIu32 " file=%s/%s",
+			             a->job, a->attempt, a->gpus[i], dir, name);
+	}
+	for (size_t i = 0; i < sizeof(control) / sizeof(control[0]); i++)
+		add_gpu_device(l, dir, control[i]);
+	add_gpu_devices(l, dir, "nvidia-caps/*");
+}
+
 static void attempt_open_sandbox(struct node_attempt *a)
 {
 	const struct node_config *c = node_cfg(a->w->n);
-	const char *devices[NODE_SANDBOX_PATHS_MAX + GPU_DEVICES_MAX + 1];
+	struct dev_list *devs = calloc(1, sizeof(*devs));
 	char name[64];
 	struct ing_error e;
-	unsigned nd = 0;
+	int rv;
+
+	if (devs == NULL) {
+		a->failed = true;
+		report_finish(a, "failed", "out of memory on the worker");
+		return;
+	}
 	for (unsigned i = 0; i < c->nsandbox_devices; i++)
-		devices[nd++] = c->sandbox_devices[i];
-	/* An attempt holding GPUs gets the NVIDIA device files (all of them:
-	 * CUDA_VISIBLE_DEVICES, not the sandbox, says which GPUs it uses). */
-	glob_t g;
-	memset(&g, 0, sizeof(g));
-	if (a->ngpus > 0 && glob("/dev/nvidia*", 0, NULL, &g) == 0)
-		for (size_t i = 0; i < g.gl_pathc && nd < NODE_SANDBOX_PATHS_MAX + GPU_DEVICES_MAX;
-		     i++) {
-			struct stat st;
-			if (stat(g.gl_pathv[i], &st) == 0 && S_ISCHR(st.st_mode))
-				devices[nd++] = g.gl_pathv[i];
-		}
-	devices[nd] = NULL;
+		devs->d[devs->n++] = (struct sandbox_device){.path = c->sandbox_devices[i]};
+	attempt_gpu_devices(a, devs);
 	snprintf(name, sizeof(name), "job-%" PRIu64 "-a%" PRIu32, a->job, a->attempt);
 	struct sandbox_request req = {
 	    .name = name,
@@ -1101,11 +1244,12 @@ static void attempt_open_sandbox(struct node_attempt *a)
 	    .disk_bytes = within(a->target.disk_bytes, c->work_quota_bytes),
 	    .tmp_bytes = c->stage_tmp_bytes,
 	    .network = a->target.network,
-	    .devices = devices,
+	    .devices = devs->d,
+	    .ndevices = devs->n,
 	};
 	a->sb_opening = true;
-	int rv = sandbox_open(a->w->sandbox, &req, on_sandbox_open, a, &e);
-	globfree(&g);
+	rv = sandbox_open(a->w->sandbox, &req, on_sandbox_open, a, &e); /* copies req */
+	free(devs);
 	if (rv != 0) {
 		a->sb_opening = false;
 		a->failed = true;
@@ -1193,6 +1337,20 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		report_finish(a, "failed", "out of memory on the worker");
 		return;
 	}
+	struct rec_sources inl = {0};
+	uint32_t ninline = 0, used = 0;
+	for (uint32_t i = 0; i < j->nsources; i++)
+		ninline += j->sources[i].stored_inline;
+	if (ninline > 0) {
+		uint8_t k[8];
+		store_be64(k, j->id);
+		if (store_get(t, STORE_SOURCES, (struct ing_str){(const char *)k, 8}, &val) != 0 ||
+		    rec_sources_decode(val, a->zone, &inl, NULL) != 0 || inl.n != ninline) {
+			a->failed = true;
+			report_finish(a, "failed", "the job's sources are missing on the worker");
+			return;
+		}
+	}
 	for (uint32_t i = 0; i < j->nsources; i++) {
 		void *data;
 		size_t len;
@@ -1205,6 +1363,10 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		memcpy(p, j->sources[i].path.ptr, j->sources[i].path.len);
 		a->sources[i] = j->sources[i];
 		a->sources[i].path = (struct ing_str){p, j->sources[i].path.len};
+		if (j->sources[i].stored_inline) {
+			a->src_data[i] = inl.data[used++]; /* already in a->zone */
+			continue;
+		}
 		if (store_artifact_read(t, j->sources[i].sha256, &data, &len) != 0) {
 			a->failed = true;
 			report_finish(a, "failed", "cannot read the job's sources on the worker");

@@ -849,6 +849,52 @@ def mask_applied_index(dump):
     return b"\n".join(lines)
 
 
+def dump_tables(dump):
+    """An `mdb_dump -a` output as {database name: {key hex: value hex}}
+    (the unnamed main database under "")."""
+    tables, name, rows, key, in_data = {}, "", None, None, False
+    for ln in dump.decode().splitlines():
+        if not in_data:
+            if ln.startswith("database="):
+                name = ln[len("database="):]
+            elif ln == "HEADER=END":
+                rows, key, in_data = {}, None, True
+            continue
+        if ln == "DATA=END":
+            tables[name], name, in_data = rows, "", False
+        elif key is None:
+            key = ln.strip()
+        else:
+            rows[key], key = ln.strip(), None
+    return tables
+
+
+CLUSTER_EVENT_PREFIX = "00" * 8  # events under job id 0 (docs/formats.md)
+
+
+def changes_besides_cluster_events(before, after):
+    """What differs between two dumps of one store other than cluster
+    events added (a new leader after a restart records leader_changed) and
+    the meta counters those move (applied_index, cluster_events): a list
+    of descriptions, empty when nothing else changed.  Also returns the
+    added cluster events' keys."""
+    b, a = dump_tables(before), dump_tables(after)
+    out, added = [], []
+    for name in sorted(set(b) | set(a)):
+        rb, ra = b.get(name, {}), a.get(name, {})
+        for k in sorted(set(rb) | set(ra)):
+            if rb.get(k) == ra.get(k):
+                continue
+            if name == "meta" and k in (b"applied_index".hex(), b"cluster_events".hex()):
+                continue
+            if name == "events" and k not in rb and k.startswith(CLUSTER_EVENT_PREFIX):
+                added.append(k)
+                continue
+            out.append("%s %s: %s -> %s" % (name or "<main>", k, rb.get(k, "<none>")[:60],
+                                            ra.get(k, "<none>")[:60]))
+    return out, added
+
+
 def dump_diff(dumps, limit=10):
     """A short description of how the dumps differ (first differing lines)."""
     items = sorted(dumps.items())

@@ -339,8 +339,12 @@ def main(t):
 
     r = req(f1, "GET", "/v1/jobs/%d/stages/0/log" % jid)
     t.check("stage log as text", r.status == 200 and b"built-by-stage" in r.body, repr(r))
+    r = req(f1, "GET", "/v1/artifacts/%s?job=%d" % (job["sources"][0]["sha256"], jid))
+    t.check("artifact bytes (the source, kept with its job)", r.status == 200 and r.body == b"hello\n",
+            repr(r))
     r = req(f1, "GET", "/v1/artifacts/%s" % job["sources"][0]["sha256"])
-    t.check("artifact bytes (the source)", r.status == 200 and r.body == b"hello\n", repr(r))
+    t.check("a small source is not an artifact of its own: 404 without its job",
+            r.status == 404 and r.json()["error"]["code"] == "not_found", repr(r))
     r = req(f1, "GET", "/nowhere")
     t.check("unknown path: 404 not_found", r.status == 404 and r.json()["error"]["code"] == "not_found", repr(r))
     r = req(f1, "DELETE", "/v1/jobs")

@@ -67,7 +67,7 @@ lacks() {
 	done
 }
 
-expect "ingotctl " "status target job node member events snapshot pki help completion"
+expect "ingotctl " "status target job node member events settings snapshot pki help completion"
 expect "ingotctl jo" "job"
 expect "ingotctl job " "submit get list cancel retry events watch logs fetch"
 expect "ingotctl job su" "submit"
@@ -87,7 +87,7 @@ expect "ingotctl member add 4 --role " "voter standby spare"
 expect "ingotctl member demote 3 --role " "standby spare"
 expect "ingotctl job submit --target " ""
 expect "ingotctl --timeout " ""
-expect "ingotctl help " "status target job node member events snapshot pki help completion"
+expect "ingotctl help " "status target job node member events settings snapshot pki help completion"
 expect "ingotctl help jo" "job"
 expect "ingotctl help member " "list add promote demote remove transfer-leadership"
 expect "ingotctl completion " "bash"

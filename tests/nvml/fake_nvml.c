@@ -4,7 +4,10 @@
  * by CMake as a shared library (libingot_fake_nvml.so) and loaded through
  * INGOT_NVML_LIBRARY; never part of ingotd.  It exports only the NVML
  * entry points discovery uses, with canned answers: two "NVIDIA H100 80GB
- * HBM3" (compute capability 9.0, 81559 MiB), driver 580.159.04, CUDA 13.0.
+ * HBM3" (compute capability 9.0, 81559 MiB), driver 580.159.04, CUDA 13.0,
+ * whose minor numbers (device files) are swapped: GPU 0 is /dev/nvidia1 and
+ * GPU 1 /dev/nvidia0, so that a mix-up of index and minor shows (any other
+ * GPU's minor is its index).
  *
  * INGOT_FAKE_NVML picks other answers:
  *   init_fails  nvmlInit_v2 returns NVML_ERROR_DRIVER_NOT_LOADED (9)
@@ -13,6 +16,8 @@
  *   odd         one GPU, compute capability 12.0, a model name with a
  *               control character that fills the whole buffer unterminated
  *   bad_cc      one GPU whose compute capability is 1000.0
+ *   no_minor    nvmlDeviceGetMinorNumber returns NVML_ERROR_NOT_SUPPORTED (3)
+ *               for GPU 1 (as under WSL)
  * fake_nvml_open_count() (not NVML) tells a test whether every
  * nvmlInit_v2 was matched by an nvmlShutdown.
  */
@@ -23,6 +28,7 @@
 #define NVML_SUCCESS                 0
 #define NVML_ERROR_UNINITIALIZED     1
 #define NVML_ERROR_INVALID_ARGUMENT  2
+#define NVML_ERROR_NOT_SUPPORTED     3
 #define NVML_ERROR_DRIVER_NOT_LOADED 9
 #define NVML_ERROR_GPU_IS_LOST       15
 
@@ -98,6 +104,7 @@ const char *nvmlErrorString(nvmlReturn_t rv)
 	switch (rv) {
 	case NVML_ERROR_DRIVER_NOT_LOADED: return "Driver Not Loaded";
 	case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
+	case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
 	default: return "Unknown Error";
 	}
 }
@@ -188,5 +195,18 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *memory)
 	memory->total = 81559ull << 20;
 	memory->used = 0;
 	memory->free = memory->total;
+	return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t d, unsigned *minor);
+nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t d, unsigned *minor)
+{
+	nvmlReturn_t rv = device_ok(d);
+
+	if (rv != NVML_SUCCESS)
+		return rv;
+	if (is("no_minor") && d->index == 1)
+		return NVML_ERROR_NOT_SUPPORTED;
+	*minor = d->index == 0 ? 1 : d->index == 1 ? 0 : d->index;
 	return NVML_SUCCESS;
 }

@@ -267,9 +267,12 @@ class Client:
         path = "/v1/jobs/%d/stages/%d/log" % (id, stage)
         return self._request("GET", path, query={"stale": True if stale else None}).body
 
-    def artifact(self, sha256: str, stale: bool = False) -> bytes:
-        """An artifact's bytes, checked against its SHA-256."""
-        data = self._request("GET", "/v1/artifacts/" + sha256, query={"stale": True if stale else None}).body
+    def artifact(self, sha256: str, stale: bool = False, job: Optional[int] = None) -> bytes:
+        """An artifact's bytes, checked against its SHA-256.  A job's source
+        of at most 16 KiB is kept with the job, not as an artifact: pass
+        the job's id to read it."""
+        data = self._request("GET", "/v1/artifacts/" + sha256,
+                             query={"stale": True if stale else None, "job": job}).body
         if hashlib.sha256(data).hexdigest() != sha256:
             raise IngotError("artifact %s: the bytes received do not match" % sha256, code="corrupt")
         return data

@@ -61,7 +61,7 @@ def test_submit_watch_log_artifact(client):
     assert b"log-of-build" in client.log(jid, 0)
     job = client.job(jid)
     assert job.priority == 70 and job.params == {"x": "1"} and job.sources[0].size == 10
-    assert client.artifact(job.sources[0].sha256) == b"0123456789"
+    assert client.artifact(job.sources[0].sha256, job=jid) == b"0123456789"
     assert client.artifact(job.stages[0].log_sha256).startswith(b"log-of-build")
 
 

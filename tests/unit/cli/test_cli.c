@@ -368,6 +368,17 @@ static void test_args_every_command(void **state)
 	assert_int_equal(c.limit, 1000);
 	assert_true(c.stale);
 	assert_int_equal(c.output, CLI_OUTPUT_JSON);
+
+	/* settings get / settings set NAME DURATION */
+	assert_int_equal(parse(&c, &e, "settings", "get", NULL), 0);
+	assert_int_equal(c.verb, CLI_SETTINGS_GET);
+	assert_int_equal(parse(&c, &e, "settings", "set", "job-retention", "7d", NULL), 0);
+	assert_int_equal(c.verb, CLI_SETTINGS_SET);
+	assert_string_equal(c.name, "job_retention_ms");
+	assert_int_equal(c.setting_ms, 604800000);
+	assert_int_equal(parse(&c, &e, "settings", "set", "dedupe-window", "forever", NULL), 0);
+	assert_string_equal(c.name, "dedupe_window_ms");
+	assert_int_equal(c.setting_ms, 0);
 }
 
 struct bad_line {
@@ -382,7 +393,12 @@ static void test_args_usage_errors(void **state)
 	    {{NULL}, "no command given"},
 	    {{"frob"},
 	     "unknown command 'frob' (commands: status, target, job, node, member, events, "
-	     "snapshot, pki, help, completion)"},
+	     "settings, snapshot, pki, help, completion)"},
+	    {{"settings", "set", "job-retention"},
+	     "'settings set' needs NAME DURATION, got no DURATION"},
+	    {{"settings", "set", "retention", "7d"}, "unknown setting 'retention'"},
+	    {{"settings", "set", "dedupe-window", "500ms"}, "must be at least 1s, or forever"},
+	    {{"settings", "set", "dedupe-window", "7"}, "every number needs a unit"},
 	    {{"job"}, "'job' needs a subcommand"},
 	    {{"job", "frob"}, "unknown subcommand 'job frob'"},
 	    {{"status", "extra"}, "takes no arguments"},
@@ -733,7 +749,10 @@ static void test_help_per_command(void **state)
 				argv[argc++] = (char *)c->verb;
 			/* operands first, so that only the option can be wrong */
 			const char *ops = c->operands != NULL ? c->operands : "[";
-			if (ops[0] != '[')
+			if (strcmp(ops, "NAME DURATION") == 0) {
+				argv[argc++] = (char *)"job-retention";
+				argv[argc++] = (char *)"7d";
+			} else if (ops[0] != '[')
 				argv[argc++] =
 				    (char *)(strcmp(ops, "FILE") == 0 || strcmp(ops, "FILE...") == 0
 				                 ? "f"
@@ -1001,9 +1020,10 @@ static void test_durations(void **state)
 	static const struct {
 		const char *s;
 		uint64_t ms;
-	} good[] = {{"5s", 5000},           {"500ms", 500}, {"2m", 120000},   {"1h", 3600000},
-	            {"1m30s", 90000},       {"1.5s", 1500}, {"0.25s", 250},   {".5s", 500},
-	            {"1h2m3s4ms", 3723004}, {"0s", 0},      {"1.0009s", 1000}};
+	} good[] = {{"5s", 5000},           {"500ms", 500}, {"2m", 120000},    {"1h", 3600000},
+	            {"1m30s", 90000},       {"1.5s", 1500}, {"0.25s", 250},    {".5s", 500},
+	            {"1h2m3s4ms", 3723004}, {"0s", 0},      {"1.0009s", 1000}, {"7d", 604800000},
+	            {"1d12h", 129600000}};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		uint64_t ms = 12345;
 		struct ing_error e;
@@ -2558,6 +2578,14 @@ static void fake_handler(void *data, struct rpc_call *c)
 		uint64_t l = limit != NULL ? limit->via.u64 : 100;
 		uint64_t n = a >= 4 ? 0 : 4 - a < l ? 4 - a : l;
 		pack_cluster_events(&o.pk, a + 1, (unsigned)n, a + n < 4 ? a + n : 0);
+	} else if (strcmp(f->op, "settings.get") == 0) {
+		msgpack_pack_map(&o.pk, 2);
+		mp_pack_cstr(&o.pk, "job_retention_ms");
+		msgpack_pack_uint64(&o.pk, 604800000);
+		mp_pack_cstr(&o.pk, "dedupe_window_ms");
+		msgpack_pack_uint64(&o.pk, 0);
+	} else if (strcmp(f->op, "settings.set") == 0) {
+		msgpack_pack_map(&o.pk, 0);
 	} else if (strcmp(f->op, "member.transfer") == 0) {
 		pack_transfer(&o.pk, id != NULL ? id->via.u64 : 3, 1, 1, 212);
 	} else if (strncmp(f->op, "member.", 7) == 0 && id != NULL) {
@@ -3068,6 +3096,30 @@ static void test_fake_cluster_events(void **state)
 	run_free(&r);
 }
 
+static void test_fake_settings(void **state)
+{
+	struct fake *f = *state;
+	struct run r = run_words("--endpoints", f->port, "settings", "get", NULL);
+	if (r.code != 0)
+		fail_msg("exit %d: %s", r.code, r.err);
+	assert_string_equal(f->op, "settings.get");
+	assert_fake_args(f, "{}");
+	assert_string_equal(r.out, "SETTING         VALUE\n"
+	                           "job-retention   168h\n"
+	                           "dedupe-window   forever\n");
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "settings", "set", "job-retention", "2d", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(f->op, "settings.set");
+	assert_fake_args(f, "{\"name\":\"job_retention_ms\",\"value\":172800000}");
+	assert_string_equal(r.out, "");
+	run_free(&r);
+	r = run_words("--endpoints", f->port, "settings", "set", "dedupe-window", "forever", NULL);
+	assert_int_equal(r.code, 0);
+	assert_fake_args(f, "{\"name\":\"dedupe_window_ms\",\"value\":0}");
+	run_free(&r);
+}
+
 static void test_fake_logs(void **state)
 {
 	struct fake *f = *state;
@@ -3500,6 +3552,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fake_members, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_member_changes, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_cluster_events, fake_setup, fake_teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_settings, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_logs, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_fetch, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_timeout_exit_3, fake_setup, fake_teardown),

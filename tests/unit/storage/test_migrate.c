@@ -4,11 +4,14 @@
  * (job records gain the tenant, then target records the description, stage
  * limits and stdout, then job records the params, then node, target and
  * job records their GPUs, then target records the network flag, the disk
- * space and the stages' process limit), schema-2 to -5 stores are migrated
- * likewise, a newer store is refused and left untouched, and stores without
- * a usable version or with a record not of the older layout are refused as
- * corrupt.
+ * space and the stages' process limit, then the queue is keyed by target
+ * and final jobs indexed by finish time), schema-2 to -6 stores are migrated
+ * likewise (a schema-6 queue entry without its queued job, or a queued job
+ * without its entry, is corrupt), a newer store is refused and left
+ * untouched, and stores without a usable version or with a record not of
+ * the older layout are refused as corrupt.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,6 +88,42 @@ static void raw_put_u64(struct raw *r, const char *name, uint64_t v)
 	uint8_t b[8];
 	store_be64(b, v);
 	raw_put(r, 0, name, strlen(name), b, 8);
+}
+
+/* The schema-1..6 queue entry of a queued job of priority 50. */
+static void raw_queue_old(struct raw *r, uint64_t id, const char *tenant)
+{
+	uint8_t key[1 + 63 + 1 + 8];
+	size_t n = 0;
+	key[n++] = 100 - 50;
+	memcpy(key + n, tenant, strlen(tenant));
+	n += strlen(tenant);
+	key[n++] = 0;
+	store_be64(key + n, id);
+	raw_put(r, 5, key, n + 8, "", 0);
+}
+
+/* The schema-7 queue entry of that job is there, with attempt 0, nothing
+ * lost and the job's updated_at_ms (2000 + id) as its queued time. */
+static void check_queue_v7(struct store_txn *t, uint64_t id, const char *target, const char *tenant)
+{
+	uint8_t key[63 + 1 + 1 + 63 + 1 + 8];
+	size_t n = 0;
+	struct ing_str val;
+	memcpy(key, target, strlen(target));
+	n += strlen(target);
+	key[n++] = 0;
+	key[n++] = 100 - 50;
+	memcpy(key + n, tenant, strlen(tenant));
+	n += strlen(tenant);
+	key[n++] = 0;
+	store_be64(key + n, id);
+	assert_int_equal(
+	    store_get(t, STORE_QUEUE, (struct ing_str){(char *)key, (uint32_t)n + 8}, &val), 0);
+	assert_int_equal(val.len, 16);
+	assert_int_equal(store_get_be32(val.ptr), 0);
+	assert_int_equal(store_get_be32(val.ptr + 4), 0);
+	assert_int_equal(store_get_be64(val.ptr + 8), 2000 + id);
 }
 
 static void raw_close(struct raw *r)
@@ -185,6 +224,7 @@ static void check_migrated_job(struct store_txn *t, uint64_t id, const char *ten
 	assert_int_equal(r.nsources, 1);
 	assert_true(ing_str_eq_c(r.sources[0].path, "src/main.c"));
 	assert_int_equal(r.sources[0].size, 1234);
+	assert_false(r.sources[0].stored_inline);
 	assert_int_equal(r.nparams, 0);
 	assert_int_equal(r.nstages, 0);
 	assert_int_equal(r.nevents, 1);
@@ -389,11 +429,9 @@ static void test_migrate_from_1(void **state)
 	pack_v1_target(&tg, "cc-x86");
 	raw_put(&r, 3, "cc-x86", 6, tg.data, tg.size);
 	msgpack_sbuffer_destroy(&tg);
-	/* A queue entry, whose format did not change. */
-	raw_put(&r, 5,
-	        "\x64"
-	        "default\0\0\0\0\0\0\0\0\x07",
-	        17, "", 0);
+	/* The queue entries of the queued jobs (schema-1 layout up to 6). */
+	for (int i = 0; i < 3; i++)
+		raw_queue_old(&r, ids[i], "default");
 	raw_close(&r);
 
 	struct store *s;
@@ -410,7 +448,9 @@ static void test_migrate_from_1(void **state)
 	assert_int_equal(store_count(t, STORE_JOBS, &v), 0);
 	assert_int_equal(v, 3);
 	assert_int_equal(store_count(t, STORE_QUEUE, &v), 0);
-	assert_int_equal(v, 1);
+	assert_int_equal(v, 3);
+	for (int i = 0; i < 3; i++)
+		check_queue_v7(t, ids[i], targets[i], "default");
 
 	for (int i = 0; i < 3; i++) {
 		struct ing_str val;
@@ -421,17 +461,24 @@ static void test_migrate_from_1(void **state)
 		unpack(v1[i].data, v1[i].size, &old);
 		unpack(val.ptr, val.len, &neu);
 		const msgpack_object_array *a = &old.data.via.array, *b = &neu.data.via.array;
-		/* v1 [1, id, target, ..., sources(17), rest...] -> v4 [4, id,
-		 * "default", target, ..., sources(18), params [] (19), rest...,
-		 * gpus []] */
+		/* v1 [1, id, target, ..., sources(17), rest...] -> v5 [5, id,
+		 * "default", target, ..., sources(18) (each + false), params []
+		 * (19), rest..., gpus []] */
 		assert_int_equal(neu.data.type, MSGPACK_OBJECT_ARRAY);
 		assert_int_equal(b->size, a->size + 3);
-		assert_int_equal(b->ptr[0].via.u64, 4);
+		assert_int_equal(b->ptr[0].via.u64, 5);
 		assert_true(msgpack_object_equal(b->ptr[1], a->ptr[1]));
 		assert_int_equal(b->ptr[2].type, MSGPACK_OBJECT_STR);
 		assert_memory_equal(b->ptr[2].via.str.ptr, "default", 7);
-		for (uint32_t j = 2; j <= 17; j++)
+		for (uint32_t j = 2; j < 17; j++)
 			assert_true(msgpack_object_equal(b->ptr[j + 1], a->ptr[j]));
+		const msgpack_object *src = &b->ptr[18].via.array.ptr[0];
+		assert_int_equal(src->via.array.size, 4);
+		for (uint32_t j = 0; j < 3; j++)
+			assert_true(msgpack_object_equal(
+			    src->via.array.ptr[j], a->ptr[17].via.array.ptr[0].via.array.ptr[j]));
+		assert_int_equal(src->via.array.ptr[3].type, MSGPACK_OBJECT_BOOLEAN);
+		assert_false(src->via.array.ptr[3].via.boolean);
 		assert_int_equal(b->ptr[19].type, MSGPACK_OBJECT_ARRAY);
 		assert_int_equal(b->ptr[19].via.array.size, 0);
 		for (uint32_t j = 18; j < a->size; j++)
@@ -508,6 +555,7 @@ static void test_migrate_from_3(void **state)
 		store_be64(key, ids[i]);
 		raw_put(&r, 4, key, 8, sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);
+		raw_queue_old(&r, ids[i], tenants[i]);
 	}
 	raw_close(&r);
 
@@ -523,8 +571,10 @@ static void test_migrate_from_3(void **state)
 	assert_int_equal(v, 55);
 	assert_int_equal(store_count(t, STORE_JOBS, &v), 0);
 	assert_int_equal(v, 3);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 3; i++) {
 		check_migrated_job(t, ids[i], tenants[i], "cc-x86", reqs[i]);
+		check_queue_v7(t, ids[i], "cc-x86", tenants[i]);
+	}
 	store_abort(t);
 	store_close(s);
 
@@ -555,6 +605,7 @@ static void test_migrate_from_4(void **state)
 		pack_job_v(&sb, ids[i], "team-a", true, "cc-x86", "req");
 		raw_put(&r, 4, key, 8, sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);
+		raw_queue_old(&r, ids[i], "team-a");
 	}
 	msgpack_sbuffer_init(&sb);
 	pack_target_v(&sb, "cc-x86", true);
@@ -578,6 +629,7 @@ static void test_migrate_from_4(void **state)
 		struct rec_node n;
 		msgpack_zone *z = msgpack_zone_new(1024);
 		check_migrated_job(t, ids[i], "team-a", "cc-x86", "req");
+		check_queue_v7(t, ids[i], "cc-x86", "team-a");
 		store_be64(key, ids[i]);
 		assert_int_equal(store_get(t, STORE_NODES, (struct ing_str){(char *)key, 8}, &val),
 		                 0);
@@ -760,6 +812,165 @@ static void test_bad_schema_5_target_is_corrupt(void **state)
 		msgpack_sbuffer_destroy(&sb);
 		raw_close(&r);
 		expect_corrupt_untouched(f, "target 'zz' is not a schema-5 target");
+	}
+}
+
+/* A version-4 job record (schemas 5 and 6): 25 items, with `state`, `attempt`,
+ * `base` and `finished_at_ms` as given, one source, no stages. */
+static void pack_v4_job(msgpack_sbuffer *sb, uint64_t id, const char *tenant, uint64_t state,
+                        uint64_t attempt, uint64_t base, uint64_t finished_at_ms)
+{
+	msgpack_packer pk;
+	uint8_t sha[32];
+	memset(sha, (int)id, sizeof(sha));
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 25);
+	msgpack_pack_uint64(&pk, 4);
+	msgpack_pack_uint64(&pk, id);
+	pack_str(&pk, tenant);
+	pack_str(&pk, "cc-x86");
+	msgpack_pack_uint64(&pk, 3); /* target_revision */
+	pack_str(&pk, "");
+	msgpack_pack_uint64(&pk, state);
+	msgpack_pack_uint64(&pk, 50); /* priority */
+	msgpack_pack_uint64(&pk, attempt);
+	msgpack_pack_uint64(&pk, base);
+	msgpack_pack_uint64(&pk, 3);
+	msgpack_pack_uint64(&pk, state == 0 ? 0 : 2); /* node_id */
+	msgpack_pack_uint64(&pk, 1000 + id);
+	msgpack_pack_uint64(&pk, 2000 + id);
+	msgpack_pack_uint64(&pk, 0);
+	msgpack_pack_uint64(&pk, 0);
+	msgpack_pack_uint64(&pk, finished_at_ms);
+	msgpack_pack_false(&pk);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_array(&pk, 3);
+	pack_str(&pk, "src/main.c");
+	msgpack_pack_bin(&pk, sizeof(sha));
+	msgpack_pack_bin_body(&pk, sha, sizeof(sha));
+	msgpack_pack_uint64(&pk, 1234);
+	msgpack_pack_array(&pk, 0);  /* params */
+	msgpack_pack_uint64(&pk, 0); /* stage_count */
+	msgpack_pack_array(&pk, 0);  /* stages */
+	msgpack_pack_uint64(&pk, 1); /* nevents */
+	pack_str(&pk, "");
+	msgpack_pack_array(&pk, 0); /* gpus */
+}
+
+/* A schema-6 store: a queued job (its old queue entry), a requeued one
+ * (attempt 2 lost, base 1), a running one (no entry), two final ones.  The
+ * queue is keyed by target, the final jobs are in finished. */
+static void test_migrate_from_6(void **state)
+{
+	struct fx *f = *state;
+	struct raw r;
+	msgpack_sbuffer sb;
+	uint8_t key[16];
+	static const struct {
+		uint64_t id, state, attempt, base, finished;
+	} jobs[] = {{1, 0, 0, 0, 0},
+	            {2, 0, 2, 1, 0},
+	            {3, 2, 1, 0, 0},
+	            {4, 3, 1, 0, 5000},
+	            {5, 5, 0, 0, 4000}};
+
+	raw_open(&r, f->path);
+	raw_put_u64(&r, "schema_version", 6);
+	raw_put_u64(&r, "applied_index", 12);
+	for (size_t i = 0; i < 5; i++) {
+		msgpack_sbuffer_init(&sb);
+		pack_v4_job(&sb, jobs[i].id, "team-a", jobs[i].state, jobs[i].attempt, jobs[i].base,
+		            jobs[i].finished);
+		store_be64(key, jobs[i].id);
+		raw_put(&r, 4, key, 8, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		if (jobs[i].state == 0)
+			raw_queue_old(&r, jobs[i].id, "team-a");
+	}
+	raw_close(&r);
+
+	struct store *s;
+	struct store_txn *t;
+	struct ing_error e;
+	struct ing_str val;
+	uint64_t v;
+	assert_int_equal(store_open(f->dir, &fast, &s, &e), 0);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(store_meta_get_u64(t, "schema_version", &v), 0);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
+	assert_int_equal(store_count(t, STORE_QUEUE, &v), 0);
+	assert_int_equal(v, 2);
+	check_queue_v7(t, 1, "cc-x86", "team-a");
+	uint8_t qk[] = "cc-x86\0\x32team-a\0\0\0\0\0\0\0\0\x02";
+	assert_int_equal(
+	    store_get(t, STORE_QUEUE, (struct ing_str){(char *)qk, sizeof(qk) - 1}, &val), 0);
+	assert_int_equal(store_get_be32(val.ptr), 2);     /* attempt */
+	assert_int_equal(store_get_be32(val.ptr + 4), 1); /* lost since the retry */
+	assert_int_equal(store_get_be64(val.ptr + 8), 2002);
+	assert_int_equal(store_count(t, STORE_FINISHED, &v), 0);
+	assert_int_equal(v, 2);
+	struct store_iter *it;
+	struct ing_str k;
+	assert_int_equal(store_iter_open(t, STORE_FINISHED, (struct ing_str){"", 0}, &it), 0);
+	assert_int_equal(store_iter_next(it, &k, &val), 0);
+	assert_int_equal(store_get_be64(k.ptr), 4000); /* oldest first */
+	assert_int_equal(store_get_be64(k.ptr + 8), 5);
+	assert_int_equal(store_iter_next(it, &k, &val), 0);
+	assert_int_equal(store_get_be64(k.ptr), 5000);
+	assert_int_equal(store_get_be64(k.ptr + 8), 4);
+	store_iter_close(it);
+	for (uint64_t id = 1; id <= 5; id++) {
+		struct rec_job j;
+		msgpack_zone *z = msgpack_zone_new(1024);
+		store_be64(key, id);
+		assert_int_equal(store_get(t, STORE_JOBS, (struct ing_str){(char *)key, 8}, &val),
+		                 0);
+		if (rec_job_decode(val, z, &j, &e) != 0)
+			fail_msg("decode: %s", e.msg);
+		assert_false(j.sources[0].stored_inline);
+		msgpack_zone_free(z);
+	}
+	assert_int_equal(store_count(t, STORE_SOURCES, &v), 0);
+	assert_int_equal(v, 0);
+	/* The job counts by state: 2 queued, 1 running, 1 succeeded, 1
+	 * cancelled. */
+	static const struct {
+		const char *name;
+		uint64_t n;
+	} counts[] = {{"jobs_queued", 2},    {"jobs_assigned", 0}, {"jobs_running", 1},
+	              {"jobs_succeeded", 1}, {"jobs_failed", 0},   {"jobs_cancelled", 1}};
+	for (size_t i = 0; i < 6; i++) {
+		assert_int_equal(store_meta_get_u64(t, counts[i].name, &v), 0);
+		if (v != counts[i].n)
+			fail_msg("%s: %" PRIu64 ", want %" PRIu64, counts[i].name, v, counts[i].n);
+	}
+	store_abort(t);
+	store_close(s);
+	reopen_changes_nothing(f);
+}
+
+/* A schema-6 store whose queue does not match its queued jobs is corrupt,
+ * and left untouched: a queued job without its entry, an entry of no
+ * queued job. */
+static void test_bad_schema_6_queue_is_corrupt(void **state)
+{
+	struct fx *f = *state;
+	for (int c = 0; c < 2; c++) {
+		struct raw r;
+		msgpack_sbuffer sb;
+		uint8_t key[8];
+		fresh_dir(f);
+		raw_open(&r, f->path);
+		raw_put_u64(&r, "schema_version", 6);
+		msgpack_sbuffer_init(&sb);
+		pack_v4_job(&sb, 1, "team-a", c == 0 ? 0 : 3, 0, 0, c == 0 ? 0 : 10);
+		store_be64(key, 1);
+		raw_put(&r, 4, key, 8, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		if (c == 1)
+			raw_queue_old(&r, 1, "team-a");
+		raw_close(&r);
+		expect_corrupt_untouched(f, c == 0 ? "job 1 is not a schema-6 job" : "queue");
 	}
 }
 
@@ -976,6 +1187,7 @@ static void test_import_v1_snapshot(void **state)
 	pack_v1_job(&sb, 7, "cc-x86", "");
 	store_be64(key, 7);
 	raw_put(&r, 4, key, 8, sb.data, sb.size);
+	raw_queue_old(&r, 7, "default");
 	raw_close(&r);
 	msgpack_sbuffer_destroy(&sb);
 
@@ -991,7 +1203,7 @@ static void test_import_v1_snapshot(void **state)
 	msgpack_unpacked u;
 	unpack(val.ptr, val.len, &u);
 	assert_int_equal(u.data.via.array.size, 25);
-	assert_int_equal(u.data.via.array.ptr[0].via.u64, 4);
+	assert_int_equal(u.data.via.array.ptr[0].via.u64, 5);
 	assert_memory_equal(u.data.via.array.ptr[2].via.str.ptr, "default", 7);
 	msgpack_unpacked_destroy(&u);
 	check_migrated_job(t, 7, "default", "cc-x86", "");
@@ -1011,6 +1223,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_migrate_from_4, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_from_5, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_schema_5_target_is_corrupt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_6, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_schema_6_queue_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_schema_4_records_are_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v2_job_is_corrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_v1_target_is_corrupt, setup, teardown),

@@ -15,7 +15,10 @@
  * submit order without a full pass; no round while an assignment is in
  * flight; the unplaceable counts by reason (sched_unplaceable, for the
  * metrics) of the jobs still queued, and the queued time handed to the
- * assign callback.
+ * assign callback; a full pass skips a target nothing can run whole (its
+ * queued jobs cost it nothing, they get their target's reason and are all
+ * counted) and reads about as many entries as it can place; priorities
+ * across targets.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -129,7 +132,7 @@ static void apply_assigned(struct fx *f)
 		c.u.job_assign = f->assigned[i].u.job_assign;
 		c.u.job_assign.lease_until_ms = c.time_ms + 60000;
 		assert_int_equal(smt_apply(&f->t, &c), 0);
-		sched_note(f->s, CMD_JOB_ASSIGN, 0);
+		sched_note(f->s, CMD_JOB_ASSIGN, 0, false);
 		sched_assign_done(f->s);
 	}
 }
@@ -138,7 +141,7 @@ static void apply_assigned(struct fx *f)
 static uint64_t submit(struct fx *f, const char *target, const char *tenant, uint32_t priority)
 {
 	uint64_t id = smt_submit_as(&f->t, target, tenant, priority, 0);
-	sched_note(f->s, CMD_JOB_SUBMIT, id);
+	sched_note(f->s, CMD_JOB_SUBMIT, id, false);
 	return id;
 }
 
@@ -205,7 +208,7 @@ static void test_turn_goes_on_across_rounds(void **state)
 	apply_assigned(f);
 	/* Capacity grows by one slot: the turn is beta's, not alpha's again. */
 	smt_node_with(&f->t, 2, 1, NULL, NULL);
-	sched_note(f->s, CMD_NODE_REGISTER, 0);
+	sched_note(f->s, CMD_NODE_REGISTER, 0, false);
 	assert_true(sched_due(f->s, f->now_ms));
 	assert_int_equal(round_now(f), 1);
 	assert_int_equal(f->assigned[0].u.job_assign.job, b1);
@@ -250,10 +253,10 @@ static void test_slots_bound_and_busy_reason(void **state)
 	assert_int_equal(round_now(f), 2);
 	assert_int_equal(f->assigned[0].u.job_assign.job, j[0]);
 	assert_int_equal(f->assigned[1].u.job_assign.job, j[1]);
-	assert_null(sched_reason(f->s, j[0]));
-	assert_string_equal(sched_reason(f->s, j[2]),
+	assert_null(sched_reason(f->s, j[0], ing_str_c("t")));
+	assert_string_equal(sched_reason(f->s, j[2], ing_str_c("t")),
 	                    "all 1 nodes that can run target 't' are busy");
-	assert_string_equal(sched_reason(f->s, j[3]),
+	assert_string_equal(sched_reason(f->s, j[3], ing_str_c("t")),
 	                    "all 1 nodes that can run target 't' are busy");
 	/* The metric's view: two queued jobs wait for a slot; the callback
 	 * heard when each placed job was queued (its submit). */
@@ -284,17 +287,17 @@ static void test_down_and_draining_nodes_get_nothing(void **state)
 	assert_int_equal(smt_apply(&f->t, &drain), 0);
 	uint64_t j = submit(f, "t", "default", 50);
 	assert_int_equal(round_now(f), 0);
-	assert_string_equal(sched_reason(f->s, j),
+	assert_string_equal(sched_reason(f->s, j, ing_str_c("t")),
 	                    "no live, non-draining node (2 registered: 1 down, 1 draining)");
 	assert_string_equal(unplaceable(f), "no_live_node=1");
 	/* Node 2 undrained: the capacity change makes a full pass due. */
 	drain = smt_cmd(&f->t, CMD_NODE_DRAIN);
 	drain.u.node_drain.node = 2;
 	assert_int_equal(smt_apply(&f->t, &drain), 0);
-	sched_note(f->s, CMD_NODE_DRAIN, 0);
+	sched_note(f->s, CMD_NODE_DRAIN, 0, false);
 	assert_int_equal(round_now(f), 1);
 	assert_int_equal(f->assigned[0].u.job_assign.node, 2);
-	assert_null(sched_reason(f->s, j));
+	assert_null(sched_reason(f->s, j, ing_str_c("t")));
 	assert_string_equal(unplaceable(f), "");
 }
 
@@ -316,7 +319,8 @@ static void test_unheard_nodes_get_nothing(void **state)
 	assert_int_equal(f->assigned[0].u.job_assign.job, a);
 	assert_int_equal(f->assigned[0].u.job_assign.node, 2);
 	apply_assigned(f);
-	assert_string_equal(sched_reason(f->s, b), "all 1 nodes that can run target 't' are busy");
+	assert_string_equal(sched_reason(f->s, b, ing_str_c("t")),
+	                    "all 1 nodes that can run target 't' are busy");
 	/* Heard long ago counts as not heard. */
 	f->heard_ms[1] = f->now_ms - 5001;
 	sched_node_heard(f->s);
@@ -333,7 +337,7 @@ static void test_unheard_nodes_get_nothing(void **state)
 	f->heard_ms[1] = f->heard_ms[2] = 0;
 	uint64_t c = submit(f, "t", "default", 50);
 	assert_int_equal(round_now(f), 0);
-	assert_string_equal(sched_reason(f->s, c),
+	assert_string_equal(sched_reason(f->s, c, ing_str_c("t")),
 	                    "no live, non-draining node (2 registered: 0 down, 0 draining, 2 not "
 	                    "heard from by this leader lately)");
 }
@@ -356,9 +360,9 @@ static void test_waiting_reasons(void **state)
 	uint64_t riscv = submit(f, "riscv", "default", 50);
 	assert_int_equal(round_now(f), 0);
 	/* Node 2 has nvcc, but it is down. */
-	assert_string_equal(sched_reason(f->s, gpu),
+	assert_string_equal(sched_reason(f->s, gpu, ing_str_c("gpu")),
 	                    "no live, non-draining node has capability 'nvcc' (target 'gpu')");
-	assert_string_equal(sched_reason(f->s, riscv),
+	assert_string_equal(sched_reason(f->s, riscv, ing_str_c("riscv")),
 	                    "no live, non-draining node has label arch=riscv64 (target 'riscv')");
 	assert_string_equal(unplaceable(f), "no_matching_node=2");
 	/* Node 2 back: nvcc on an aarch64 node, x86_64 without nvcc. */
@@ -367,10 +371,10 @@ static void test_waiting_reasons(void **state)
 	assert_int_equal(smt_apply(&f->t, &up), 0);
 	uint64_t both = submit(f, "both", "default", 50);
 	assert_int_equal(round_now(f), 0);
-	assert_string_equal(sched_reason(f->s, both),
+	assert_string_equal(sched_reason(f->s, both, ing_str_c("both")),
 	                    "no single live, non-draining node has all the capabilities and labels "
 	                    "of target 'both'");
-	assert_null(sched_reason(f->s, 12345));
+	assert_null(sched_reason(f->s, 12345, ing_str_c("t")));
 }
 
 static void test_lost_attempt_waits_its_backoff(void **state)
@@ -390,11 +394,11 @@ static void test_lost_attempt_waits_its_backoff(void **state)
 	rq.u.job_requeue.reason = ing_str_c("lost");
 	assert_int_equal(smt_apply(&f->t, &rq), 0);
 	uint64_t requeued_at = rq.time_ms;
-	sched_note(f->s, CMD_JOB_REQUEUE, 0);
+	sched_note(f->s, CMD_JOB_REQUEUE, 0, false);
 	f->now_ms = requeued_at + 10;
 	assert_true(sched_due(f->s, f->now_ms));
 	assert_int_equal(round_now(f), 0);
-	assert_string_equal(sched_reason(f->s, j),
+	assert_string_equal(sched_reason(f->s, j, ing_str_c("t")),
 	                    "attempt 1 was lost; the next one waits 1000 ms (retry backoff)");
 	assert_string_equal(unplaceable(f), "retry_backoff=1");
 	/* Nothing is due until the backoff is over; then a pass places it. */
@@ -422,9 +426,9 @@ static void test_new_jobs_in_submit_order_without_a_pass(void **state)
 	assert_int_equal(f->assigned[0].u.job_assign.job, low);
 	assert_int_equal(f->assigned[1].u.job_assign.job, high);
 	apply_assigned(f);
-	assert_null(sched_reason(f->s, old));
+	assert_null(sched_reason(f->s, old, ing_str_c("t")));
 	/* A capacity change brings the old one in. */
-	sched_note(f->s, CMD_TARGET_PUT, 0);
+	sched_note(f->s, CMD_TARGET_PUT, 0, false);
 	assert_int_equal(round_now(f), 1);
 	assert_int_equal(f->assigned[0].u.job_assign.job, old);
 }
@@ -446,6 +450,72 @@ static void test_refused_proposal_leaves_job_queued(void **state)
 	assert_int_equal(f->assigned[0].u.job_assign.job, j);
 }
 
+static void test_unplaceable_target_is_skipped_whole(void **state)
+{
+	struct fx *f = *state;
+	uint64_t never[2000], run[20];
+
+	smt_target_with(&f->t, "never", "no-such-tool", NULL);
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 3, NULL, NULL);
+	/* Queued ahead of the runnable ones, same priority and tenant. */
+	for (unsigned i = 0; i < 2000; i++)
+		never[i] = smt_submit_as(&f->t, "never", "default", 50, 0);
+	for (unsigned i = 0; i < 20; i++)
+		run[i] = smt_submit_as(&f->t, "t", "default", 50, 0);
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 3);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(f->assigned[i].u.job_assign.job, run[i]);
+	/* It read the entries it placed: none of the 2,000 it cannot. */
+	assert_int_equal(sched_last_scanned(f->s), 3);
+	assert_string_equal(sched_reason(f->s, never[1234], ing_str_c("never")),
+	                    "no live, non-draining node has capability 'no-such-tool' (target "
+	                    "'never')");
+	/* Every one of them counted, and the runnable jobs (the 3 placed are
+	 * queued in the store until their assignments apply). */
+	assert_string_equal(unplaceable(f), "no_matching_node=2000 busy=20");
+	/* The runnable jobs left wait for a slot: their target says so. */
+	assert_string_equal(sched_reason(f->s, run[10], ing_str_c("t")),
+	                    "all 1 nodes that can run target 't' are busy");
+	apply_assigned(f);
+	/* A finish frees one slot: the pass reads one entry. */
+	struct cmd fin = smt_cmd(&f->t, CMD_JOB_REQUEUE);
+	fin.u.job_requeue.job = run[0];
+	fin.u.job_requeue.attempt = 1;
+	fin.u.job_requeue.reason = ing_str_c("test");
+	assert_int_equal(smt_apply(&f->t, &fin), 0);
+	sched_note(f->s, CMD_JOB_REQUEUE, 0, false);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, run[0]);
+	assert_int_equal(f->assigned[0].u.job_assign.attempt, 2);
+	assert_int_equal(sched_last_scanned(f->s), 1);
+	/* No free slot: nothing read at all. */
+	apply_assigned(f);
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 0);
+	assert_int_equal(sched_last_scanned(f->s), 0);
+}
+
+static void test_priority_across_targets(void **state)
+{
+	struct fx *f = *state;
+
+	smt_target_with(&f->t, "a", NULL, NULL);
+	smt_target_with(&f->t, "b", NULL, NULL);
+	smt_node_with(&f->t, 1, 3, NULL, NULL);
+	uint64_t a_low = smt_submit_as(&f->t, "a", "default", 10, 0);
+	uint64_t b_high = smt_submit_as(&f->t, "b", "default", 90, 0);
+	uint64_t a_mid = smt_submit_as(&f->t, "a", "default", 50, 0);
+	uint64_t b_low = smt_submit_as(&f->t, "b", "default", 10, 0);
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 3);
+	assert_int_equal(f->assigned[0].u.job_assign.job, b_high);
+	assert_int_equal(f->assigned[1].u.job_assign.job, a_mid);
+	assert_int_equal(f->assigned[2].u.job_assign.job, a_low);
+	(void)b_low;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +534,9 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_proposal_leaves_job_queued, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_unplaceable_target_is_skipped_whole, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_priority_across_targets, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

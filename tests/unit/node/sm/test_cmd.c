@@ -208,6 +208,11 @@ static struct cmd sample(uint32_t type)
 		c.u.cluster_event.member = 2;
 		c.u.cluster_event.message = ing_str_c("voter 2 replaced by 4");
 		break;
+	case CMD_SETTING_PUT:
+		c.u.setting_put.name = S("job_retention_ms");
+		c.u.setting_put.value = 604800000;
+		break;
+	case CMD_RETENTION_RUN: c.u.retention_run.max_jobs = 1000; break;
 	default: fail_msg("no sample for type %u", type);
 	}
 	return c;
@@ -419,6 +424,11 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		assert_int_equal(b->u.job_stage_finish.has_log, a->u.job_stage_finish.has_log);
 		assert_true(ing_str_eq(b->u.job_stage_finish.log, a->u.job_stage_finish.log));
 		assert_int_equal(b->u.job_stage_finish.noutputs, a->u.job_stage_finish.noutputs);
+		assert_int_equal(b->u.job_stage_finish.started, a->u.job_stage_finish.started);
+		assert_int_equal(b->u.job_stage_finish.then, a->u.job_stage_finish.then);
+		assert_int_equal(b->u.job_stage_finish.outcome, a->u.job_stage_finish.outcome);
+		assert_true(
+		    ing_str_eq(b->u.job_stage_finish.message, a->u.job_stage_finish.message));
 		break;
 	case CMD_JOB_FINISH:
 		assert_int_equal(b->u.job_finish.outcome, a->u.job_finish.outcome);
@@ -461,6 +471,13 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		assert_int_equal(b->u.cluster_event.kind, REC_EV_VOTER_REPLACED);
 		assert_int_equal(b->u.cluster_event.member, 2);
 		assert_true(ing_str_eq(b->u.cluster_event.message, a->u.cluster_event.message));
+		break;
+	case CMD_SETTING_PUT:
+		assert_true(ing_str_eq(b->u.setting_put.name, a->u.setting_put.name));
+		assert_int_equal(b->u.setting_put.value, a->u.setting_put.value);
+		break;
+	case CMD_RETENTION_RUN:
+		assert_int_equal(b->u.retention_run.max_jobs, a->u.retention_run.max_jobs);
 		break;
 	default: break;
 	}
@@ -507,6 +524,18 @@ static void test_roundtrip_all(void **state)
 	roundtrip(&c);
 	c.u.job_stage_finish.has_log = true; /* an empty log is still a log */
 	roundtrip(&c);
+	/* Version 2: the stage's own start, then the next stage or the end. */
+	c = sample(CMD_JOB_STAGE_FINISH);
+	c.u.job_stage_finish.exit_code = 0;
+	c.u.job_stage_finish.started = true;
+	c.u.job_stage_finish.then = CMD_THEN_NEXT;
+	roundtrip(&c);
+	c.u.job_stage_finish.then = CMD_THEN_FINISH;
+	for (uint8_t oc = REC_JOB_SUCCEEDED; oc <= REC_JOB_CANCELLED; oc++) {
+		c.u.job_stage_finish.outcome = oc;
+		c.u.job_stage_finish.message = S("done");
+		roundtrip(&c);
+	}
 	c = sample(CMD_NODE_DRAIN);
 	c.u.node_drain.draining = false;
 	roundtrip(&c);
@@ -1797,6 +1826,110 @@ static void test_validate_stage_finish(void **state)
 	files[1].path = S("b");
 	files[1].data = fill(ING_SOURCE_MAX_BYTES + 1, 'x');
 	expect_invalid(&c, ING_ETOOBIG, "outputs");
+
+	/* Version 2's `then`, outcome and message. */
+	c = sample(CMD_JOB_STAGE_FINISH);
+	c.u.job_stage_finish.then = 3;
+	expect_invalid(&c, ING_EINVAL, "then: 3 is not 0 (none), 1 (next stage) or 2 (finish)");
+	c.u.job_stage_finish.then = CMD_THEN_NEXT;
+	expect_invalid(&c, ING_EINVAL, "no next stage after a stage that failed");
+	c.u.job_stage_finish.exit_code = 0;
+	expect_valid(&c);
+	c.u.job_stage_finish.stage = ING_MAX_STAGES - 1;
+	expect_invalid(&c, ING_EINVAL, "is the last one");
+	c.u.job_stage_finish.stage = 0;
+	c.u.job_stage_finish.outcome = REC_JOB_FAILED;
+	expect_invalid(&c, ING_EINVAL, "outcome and message are only for then 2");
+	c.u.job_stage_finish.outcome = 0;
+	c.u.job_stage_finish.message = S("x");
+	expect_invalid(&c, ING_EINVAL, "outcome and message are only for then 2");
+	c.u.job_stage_finish.then = CMD_THEN_FINISH;
+	c.u.job_stage_finish.outcome = 0;
+	expect_invalid(&c, ING_EINVAL, "outcome: 0 is not 3 (succeeded)");
+	c.u.job_stage_finish.outcome = REC_JOB_SUCCEEDED;
+	expect_valid(&c);
+	c.u.job_stage_finish.exit_code = 2;
+	expect_invalid(&c, ING_EINVAL, "cannot succeed");
+	c.u.job_stage_finish.outcome = REC_JOB_FAILED;
+	expect_valid(&c);
+	c.u.job_stage_finish.message = fill(ING_MESSAGE_MAX + 1, 'm');
+	expect_invalid(&c, ING_ETOOBIG, "message");
+}
+
+static void test_validate_settings_and_retention(void **state)
+{
+	(void)state;
+	struct cmd c = sample(CMD_SETTING_PUT);
+	expect_valid(&c);
+	c.u.setting_put.name = S("dedupe_window_ms");
+	expect_valid(&c);
+	c.u.setting_put.value = 0; /* for ever */
+	expect_valid(&c);
+	c.u.setting_put.value = 999;
+	expect_invalid(&c, ING_EINVAL, "value: 999 ms is not 0 (for ever) or 1000..");
+	c.u.setting_put.value = CMD_SETTING_MAX_MS + 1;
+	expect_invalid(&c, ING_EINVAL, "value:");
+	c.u.setting_put.value = 1000;
+	c.u.setting_put.name = S("retention");
+	expect_invalid(&c, ING_EINVAL, "name: 'retention' is not a setting");
+	c = sample(CMD_RETENTION_RUN);
+	c.u.retention_run.max_jobs = 0;
+	expect_invalid(&c, ING_EINVAL, "max_jobs: 0 not in 1..10000");
+	c.u.retention_run.max_jobs = CMD_RETENTION_MAX_JOBS + 1;
+	expect_invalid(&c, ING_EINVAL, "max_jobs");
+	c.u.retention_run.max_jobs = CMD_RETENTION_MAX_JOBS;
+	expect_valid(&c);
+}
+
+/* A version-1 job_stage_finish (written before version 2) decodes as the
+ * stage's end alone. */
+static void test_decode_stage_finish_v1(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	msgpack_zone *z = msgpack_zone_new(1024);
+	struct cmd d;
+	struct ing_error e;
+	mp_out_init(&o);
+	msgpack_pack_array(&o.pk, 11);
+	msgpack_pack_uint64(&o.pk, CMD_JOB_STAGE_FINISH);
+	msgpack_pack_uint64(&o.pk, 1);
+	msgpack_pack_uint64(&o.pk, 1700000000000ull);
+	mp_pack_cstr(&o.pk, "");
+	msgpack_pack_uint64(&o.pk, 4);  /* job */
+	msgpack_pack_uint64(&o.pk, 1);  /* attempt */
+	msgpack_pack_uint64(&o.pk, 0);  /* stage */
+	msgpack_pack_int64(&o.pk, 0);   /* exit_code */
+	msgpack_pack_uint64(&o.pk, 12); /* duration_ms */
+	msgpack_pack_nil(&o.pk);        /* log */
+	msgpack_pack_array(&o.pk, 0);   /* outputs */
+	mp_out_pad8(&o);
+	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
+	assert_int_equal(d.version, 1);
+	assert_int_equal(d.u.job_stage_finish.job, 4);
+	assert_false(d.u.job_stage_finish.started);
+	assert_int_equal(d.u.job_stage_finish.then, CMD_THEN_NONE);
+	assert_int_equal(d.u.job_stage_finish.outcome, 0);
+	assert_int_equal(d.u.job_stage_finish.message.len, 0);
+	/* ... and the v2 fields are not allowed in it. */
+	mp_out_reset(&o);
+	msgpack_pack_array(&o.pk, 12);
+	msgpack_pack_uint64(&o.pk, CMD_JOB_STAGE_FINISH);
+	msgpack_pack_uint64(&o.pk, 1);
+	msgpack_pack_uint64(&o.pk, 1700000000000ull);
+	mp_pack_cstr(&o.pk, "");
+	msgpack_pack_uint64(&o.pk, 4);
+	msgpack_pack_uint64(&o.pk, 1);
+	msgpack_pack_uint64(&o.pk, 0);
+	msgpack_pack_int64(&o.pk, 0);
+	msgpack_pack_uint64(&o.pk, 12);
+	msgpack_pack_nil(&o.pk);
+	msgpack_pack_array(&o.pk, 0);
+	msgpack_pack_true(&o.pk);
+	mp_out_pad8(&o);
+	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), ING_EMALFORMED);
+	mp_out_free(&o);
+	msgpack_zone_free(z);
 }
 
 static void test_validate_texts(void **state)
@@ -1912,7 +2045,7 @@ static void test_type_table(void **state)
 	assert_int_equal(CMD_JOB_EXPIRE, 18);
 	assert_null(cmd_type_name(0));
 	assert_null(cmd_type_name(99));
-	assert_int_equal(cmd_type_version(CMD_JOB_STAGE_FINISH), 1);
+	assert_int_equal(cmd_type_version(CMD_JOB_STAGE_FINISH), 2);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_STAGE_FINISH), 1);
 	assert_int_equal(cmd_type_version(CMD_TARGET_PUT), 4);
 	assert_int_equal(cmd_type_version(CMD_JOB_ASSIGN), 2);
@@ -1924,7 +2057,10 @@ static void test_type_table(void **state)
 	assert_int_equal(cmd_type_min_version(CMD_JOB_SUBMIT), 1);
 	assert_int_equal(cmd_type_version(99), 0);
 	assert_int_equal(cmd_type_min_version(99), 0);
-	assert_int_equal(NTYPES, 20);
+	assert_int_equal(NTYPES, 22);
+	assert_int_equal(CMD_SETTING_PUT, 50);
+	assert_int_equal(CMD_RETENTION_RUN, 51);
+	assert_string_equal(cmd_type_name(CMD_RETENTION_RUN), "retention_run");
 	assert_string_equal(cmd_type_name(CMD_NODE_FORGET), "node_forget");
 	assert_int_equal(CMD_NODE_FORGET, 24);
 	assert_string_equal(cmd_type_name(CMD_CLUSTER_INIT), "cluster_init");
@@ -1935,6 +2071,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_roundtrip_all, free_allocs),
+	    cmocka_unit_test_teardown(test_validate_settings_and_retention, free_allocs),
+	    cmocka_unit_test_teardown(test_decode_stage_finish_v1, free_allocs),
 	    cmocka_unit_test_teardown(test_spec_only, free_allocs),
 	    cmocka_unit_test_teardown(test_padding_sweep, free_allocs),
 	    cmocka_unit_test_teardown(test_truncation, free_allocs),

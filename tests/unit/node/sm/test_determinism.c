@@ -4,14 +4,16 @@
  * A seeded generator produces a long sequence of commands of every type,
  * valid and invalid (it looks at the state to make most transitions legal,
  * then perturbs attempts, stages, ids and names), plus some undecodable
- * entries.  The sequence is applied to three fresh stores: one transaction
- * per entry, batches of 61 with irregular flushes, and one transaction for
+ * entries; short retention and dedupe windows make retention_run remove
+ * jobs and turn dedupe generations within the run.  The sequence is applied to three fresh stores:
+ * one transaction per entry, batches of 61 with irregular flushes, and one transaction for
  * everything.  The full `mdb_dump -a` of the three must be identical, meta
  * table (applied index, counters) included.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,15 +26,27 @@
 
 #define N_ENTRIES 4000
 
-static uint64_t rng_state;
+static uint64_t rng_state, rng2_state;
+
+static uint32_t next_of(uint64_t *st, uint32_t n)
+{
+	/* xorshift64*: reproducible everywhere */
+	*st ^= *st >> 12;
+	*st ^= *st << 25;
+	*st ^= *st >> 27;
+	return (uint32_t)((*st * 2685821657736338717ull) >> 33) % n;
+}
 
 static uint32_t rnd(uint32_t n)
 {
-	/* xorshift64*: reproducible everywhere */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return (uint32_t)((rng_state * 2685821657736338717ull) >> 33) % n;
+	return next_of(&rng_state, n);
+}
+
+/* A second stream for the choices added with retention and job_stage_finish
+ * v2, so the first one draws the sequence it always drew. */
+static uint32_t rnd2(uint32_t n)
+{
+	return next_of(&rng2_state, n);
 }
 
 /* Submits use the first four (one never exists), puts the last four, deletes
@@ -58,6 +72,27 @@ static uint64_t pick_job(struct gen *g)
 	if (g->njobs == 0 || rnd(20) == 0)
 		return 1 + rnd(5) + g->njobs; /* unknown */
 	return 1 + rnd((uint32_t)g->njobs);
+}
+
+/* pick_job, but half the time (second stream) a job assigned or running in
+ * store A, so the stage and finish commands meet live attempts. */
+static uint64_t pick_live_job(struct gen *g)
+{
+	uint64_t job = pick_job(g), live[64];
+	unsigned n = 0;
+	struct store_txn *t;
+	struct store_iter *it;
+	struct ing_str k, v;
+	if (rnd2(2) == 0)
+		return job;
+	assert_int_equal(store_read_begin(g->a->store, &t), 0);
+	if (store_iter_open(t, STORE_ASSIGNMENTS, (struct ing_str){"", 0}, &it) == 0) {
+		while (n < 64 && store_iter_next(it, &k, &v) == 0)
+			live[n++] = store_get_be64(k.ptr + 8);
+		store_iter_close(it);
+	}
+	store_abort(t);
+	return n > 0 ? live[rnd2(n)] : job;
 }
 
 /* Current attempt and stage progress of a job, as store A sees it. */
@@ -147,14 +182,14 @@ static struct cmd generate(struct gen *g)
 		c.u.job_assign.ngpus = rnd(8) == 0 ? rnd(3) : job_gpus(g, job);
 		c.u.job_assign.gpus = g->gpu_idx[rnd(4)];
 	} else if (r < 61) {
-		job = pick_job(g);
+		job = pick_live_job(g);
 		peek(g, job, &attempt, &nst);
 		c = smt_cmd(g->a, CMD_JOB_STAGE_START);
 		c.u.job_stage_start.job = job;
 		c.u.job_stage_start.attempt = attempt > 0 ? attempt : 1;
 		c.u.job_stage_start.stage = nst;
 	} else if (r < 76) {
-		job = pick_job(g);
+		job = pick_live_job(g);
 		peek(g, job, &attempt, &nst);
 		c = smt_cmd(g->a, CMD_JOB_STAGE_FINISH);
 		c.u.job_stage_finish.job = job;
@@ -167,10 +202,25 @@ static struct cmd generate(struct gen *g)
 			c.u.job_stage_finish.log = g->files[0].data;
 		c.u.job_stage_finish.noutputs = rnd(3);
 		c.u.job_stage_finish.outputs = g->files;
+		/* Version 2: its own start, the next stage's, the job's end. */
+		if (rnd2(4) == 0) {
+			c.u.job_stage_finish.started = true;
+			c.u.job_stage_finish.stage = nst;
+		}
+		c.u.job_stage_finish.then = (uint8_t)rnd2(3);
+		if (c.u.job_stage_finish.then == CMD_THEN_NEXT)
+			c.u.job_stage_finish.exit_code = 0;
+		if (c.u.job_stage_finish.then == CMD_THEN_FINISH) {
+			c.u.job_stage_finish.outcome =
+			    c.u.job_stage_finish.exit_code != 0 || rnd2(3) == 0
+			        ? (uint8_t)(REC_JOB_FAILED + rnd2(2))
+			        : REC_JOB_SUCCEEDED;
+			c.u.job_stage_finish.message = ing_str_c(rnd2(2) ? "done" : "");
+		}
 	} else if (r < 84) {
 		static const uint8_t outcomes[] = {REC_JOB_SUCCEEDED, REC_JOB_SUCCEEDED,
 		                                   REC_JOB_FAILED, REC_JOB_CANCELLED};
-		job = pick_job(g);
+		job = pick_live_job(g);
 		peek(g, job, &attempt, &nst);
 		c = smt_cmd(g->a, CMD_JOB_FINISH);
 		c.u.job_finish.job = job;
@@ -182,7 +232,7 @@ static struct cmd generate(struct gen *g)
 		c.u.job_cancel.job = pick_job(g);
 		c.u.job_cancel.reason = ing_str_c("by test");
 	} else if (r < 91) {
-		job = pick_job(g);
+		job = pick_live_job(g);
 		peek(g, job, &attempt, &nst);
 		c = smt_cmd(g->a, CMD_JOB_REQUEUE);
 		c.u.job_requeue.job = job;
@@ -229,6 +279,19 @@ static struct cmd generate(struct gen *g)
 			c.u.node_up.node = node;
 		else
 			c.u.node_forget.node = 1 + c.time_ms % 4;
+	} else if (rnd2(3) == 0) {
+		/* Short retention and dedupe windows: jobs and dedupe generations
+		 * do expire within the run (time_ms advances 1 ms per entry). */
+		if (rnd2(2)) {
+			static const uint64_t values[] = {1000, 2000, 0, 1500};
+			c = smt_cmd(g->a, CMD_SETTING_PUT);
+			c.u.setting_put.name = ing_str_c(rnd2(2) ? CMD_SETTING_JOB_RETENTION
+			                                         : CMD_SETTING_DEDUPE_WINDOW);
+			c.u.setting_put.value = values[rnd2(4)];
+		} else {
+			c = smt_cmd(g->a, CMD_RETENTION_RUN);
+			c.u.retention_run.max_jobs = 1 + rnd2(20);
+		}
 	} else if (rnd(2)) {
 		c = smt_cmd(g->a, rnd(2) ? CMD_MEMBER_PUT : CMD_MEMBER_REMOVE);
 		if (c.type == CMD_MEMBER_PUT) {
@@ -261,6 +324,35 @@ struct replica {
 	struct sm *sm;
 	struct sm_result res;
 };
+
+/* The counts the store keeps (sm_job_counts) are those of a scan of the
+ * jobs table, and not all zero. */
+static void check_job_counts(struct store *s)
+{
+	struct store_txn *t;
+	struct store_iter *it;
+	struct ing_str k, v;
+	uint64_t kept[REC_JOB_STATE_COUNT], scanned[REC_JOB_STATE_COUNT] = {0}, total = 0;
+	msgpack_zone *z = msgpack_zone_new(4096);
+	assert_int_equal(store_read_begin(s, &t), 0);
+	assert_int_equal(sm_job_counts(t, kept), 0);
+	assert_int_equal(store_iter_open(t, STORE_JOBS, (struct ing_str){"", 0}, &it), 0);
+	while (store_iter_next(it, &k, &v) == 0) {
+		struct rec_job j;
+		assert_int_equal(rec_job_decode(v, z, &j, NULL), 0);
+		scanned[j.state]++;
+		total++;
+		msgpack_zone_clear(z);
+	}
+	store_iter_close(it);
+	store_abort(t);
+	msgpack_zone_free(z);
+	for (int st = 0; st < REC_JOB_STATE_COUNT; st++)
+		if (kept[st] != scanned[st])
+			fail_msg("jobs %s: kept %" PRIu64 ", scanned %" PRIu64,
+			         rec_job_state_name((uint8_t)st), kept[st], scanned[st]);
+	assert_true(total > 0);
+}
 
 static void replica_open(struct replica *r, unsigned batch_max)
 {
@@ -300,6 +392,7 @@ static void test_same_entries_same_bytes(void **state)
 	unsigned per_type_ok[64] = {0};
 
 	rng_state = 0x9e3779b97f4a7c15ull;
+	rng2_state = 2;
 	smt_open(&a);
 	memset(&g, 0, sizeof(g));
 	g.a = &a;
@@ -349,6 +442,9 @@ static void test_same_entries_same_bytes(void **state)
 	/* The generator must exercise the machine, not just bounce off it. */
 	assert_true(applied_ok > N_ENTRIES / 4);
 	assert_true(g.njobs > 200);
+	/* Retention removed jobs, and a dedupe generation turned. */
+	assert_true(smt_count(&a, STORE_JOBS) < g.njobs);
+	assert_true(smt_count(&a, STORE_DEDUPE_ALT) + smt_count(&a, STORE_DEDUPE) > 0);
 	for (uint32_t type = 1; type < 64; type++) {
 		if (cmd_type_name(type) != NULL && per_type_ok[type] == 0)
 			fail_msg("no %s command was applied successfully", cmd_type_name(type));
@@ -371,6 +467,7 @@ static void test_same_entries_same_bytes(void **state)
 	assert_true(strlen(da) > 10000);
 	assert_string_equal(da, db);
 	assert_string_equal(da, dc);
+	check_job_counts(b.store);
 	free(da);
 	free(db);
 	free(dc);

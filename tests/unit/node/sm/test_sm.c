@@ -402,8 +402,43 @@ static void test_submit_queues(void **state)
 	assert_int_equal(smt_count(t, STORE_QUEUE), 2);
 	assert_int_equal(smt_target_rec(t, "cc", &tg), 0);
 	assert_int_equal(tg.active_jobs, 2);
-	/* Same source twice: one artifact (a single chunk) with two references. */
-	assert_int_equal(smt_count(t, STORE_CHUNKS), 1);
+	/* A small source is kept with its job, not as an artifact. */
+	assert_true(j.sources[0].stored_inline);
+	assert_int_equal(smt_count(t, STORE_CHUNKS), 0);
+	assert_int_equal(smt_count(t, STORE_SOURCES), 2);
+}
+
+/* Sources over ING_INLINE_SOURCE_MAX bytes are artifacts (stored once,
+ * referenced by every job); the others are kept with their job. */
+static void test_large_sources_are_artifacts(void **state)
+{
+	struct smt *t = *state;
+	static char big[ING_INLINE_SOURCE_MAX + 1];
+	struct cmd_file src[2] = {{{"big.c", 5}, {big, sizeof(big)}}, {{"a.h", 3}, {"x", 1}}};
+	struct rec_job j;
+	uint64_t size, refs;
+	memset(big, 'b', sizeof(big));
+	for (int i = 0; i < 2; i++) {
+		struct cmd c = smt_cmd(t, CMD_JOB_SUBMIT);
+		c.u.job_submit.tenant = ing_str_c("default");
+		c.u.job_submit.target = ing_str_c("cc");
+		c.u.job_submit.priority = 1;
+		c.u.job_submit.max_attempts = 1;
+		c.u.job_submit.nsources = 2;
+		c.u.job_submit.sources = src;
+		assert_int_equal(smt_apply(t, &c), 0);
+		assert_int_equal(t->res.err.code, 0);
+	}
+	assert_int_equal(smt_job(t, 2, &j), 0);
+	assert_false(j.sources[0].stored_inline);
+	assert_true(j.sources[1].stored_inline);
+	assert_int_equal(j.sources[0].size, sizeof(big));
+	struct store_txn *x;
+	assert_int_equal(store_read_begin(t->store, &x), 0);
+	assert_int_equal(store_artifact_stat(x, j.sources[0].sha256, &size, &refs), 0);
+	assert_int_equal(refs, 2);
+	store_abort(x);
+	assert_int_equal(smt_count(t, STORE_SOURCES), 2);
 }
 
 static void test_submit_rejections(void **state)
@@ -1495,12 +1530,296 @@ static void test_members(void **state)
 	expect_cluster_event(t, 6, REC_EV_MEMBER_ADDED, 3, c.time_ms, "member 3 added as spare");
 }
 
+/* ---- job_stage_finish version 2 --------------------------------------- */
+
+static struct cmd stage_done(struct smt *t, uint64_t job, uint32_t attempt, uint32_t stage,
+                             bool started, uint8_t then, uint8_t outcome)
+{
+	struct cmd c = stage_finish(t, job, attempt, stage, 0);
+	c.u.job_stage_finish.started = started;
+	c.u.job_stage_finish.then = then;
+	c.u.job_stage_finish.outcome = outcome;
+	c.u.job_stage_finish.message = ing_str_c(then == CMD_THEN_FINISH ? "done" : "");
+	return c;
+}
+
+/* A 2-stage job in 3 commands after its assignment: stage 0's start and end
+ * with stage 1's start, stage 1's end with the job's. */
+static void test_stage_finish_then(void **state)
+{
+	struct smt *t = *state;
+	struct rec_job j;
+	struct rec_node n;
+	uint64_t id = smt_submit(t, "cc", 10, 1);
+
+	apply_ok(t, assign(t, id, 1, 1));
+	/* A stage that never started, without `started`: refused. */
+	struct cmd c = stage_done(t, id, 1, 0, false, CMD_THEN_NEXT, 0);
+	expect_reject(t, &c, ING_ECONFLICT, "is not running");
+	/* The last stage cannot be followed by a next one. */
+	c = stage_done(t, id, 1, 0, true, CMD_THEN_NEXT, 0);
+	apply_ok(t, c);
+	assert_string_equal(smt_result_str(t), "running");
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_int_equal(j.nstages, 2);
+	assert_int_equal(j.stages[0].state, REC_STAGE_DONE);
+	assert_int_equal(j.stages[1].state, REC_STAGE_RUNNING);
+	assert_int_equal(j.stages[1].started_at_ms, t->time_ms - 1); /* the command's time */
+	/* submitted, assigned, stage_started, stage_finished, stage_started */
+	assert_int_equal(j.nevents, 5);
+	c = stage_done(t, id, 1, 1, false, CMD_THEN_NEXT, 0);
+	expect_reject(t, &c, ING_ECONFLICT, "is the last of job");
+	/* Ending stage 1 and the job in one: succeeded, slot free. */
+	apply_ok(t, stage_done(t, id, 1, 1, false, CMD_THEN_FINISH, REC_JOB_SUCCEEDED));
+	assert_string_equal(smt_result_str(t), "succeeded");
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_int_equal(j.state, REC_JOB_SUCCEEDED);
+	assert_int_equal(j.nevents, 7);
+	assert_true(ing_str_eq_c(j.error, ""));
+	assert_int_equal(smt_node_rec(t, 1, &n), 0);
+	assert_int_equal(n.used_slots, 0);
+	assert_true(t->res.released);
+	assert_int_equal(smt_count(t, STORE_ASSIGNMENTS), 0);
+	assert_int_equal(smt_count(t, STORE_FINISHED), 1);
+}
+
+/* A failed stage ends the job failed; success is refused unless every
+ * stage ran; a pending cancel turns `then: next` into the job's end. */
+static void test_stage_finish_then_outcomes(void **state)
+{
+	struct smt *t = *state;
+	struct rec_job j;
+	uint64_t a = smt_submit(t, "cc", 10, 1), b = smt_submit(t, "cc", 10, 1);
+
+	apply_ok(t, assign(t, a, 1, 1));
+	struct cmd c = stage_done(t, a, 1, 0, true, CMD_THEN_FINISH, REC_JOB_SUCCEEDED);
+	expect_reject(t, &c, ING_ECONFLICT, "cannot succeed: 1 of 2 stages ran");
+	c = stage_done(t, a, 1, 0, true, CMD_THEN_FINISH, REC_JOB_CANCELLED);
+	expect_reject(t, &c, ING_ECONFLICT, "no cancel was requested");
+	c = stage_done(t, a, 1, 0, true, CMD_THEN_FINISH, REC_JOB_FAILED);
+	c.u.job_stage_finish.exit_code = 2;
+	c.u.job_stage_finish.message = ing_str_c("stage 'compile' exited with status 2");
+	apply_ok(t, c);
+	assert_int_equal(smt_job(t, a, &j), 0);
+	assert_int_equal(j.state, REC_JOB_FAILED);
+	assert_true(ing_str_eq_c(j.error, "stage 'compile' exited with status 2"));
+	assert_int_equal(j.stages[0].exit_code, 2);
+	/* The attempt is over: nothing more of it is accepted. */
+	c = stage_done(t, a, 1, 1, false, CMD_THEN_NONE, 0);
+	expect_reject(t, &c, ING_ECONFLICT, "has already ended");
+
+	apply_ok(t, assign(t, b, 2, 1));
+	apply_ok(t, stage_start(t, b, 1, 0));
+	apply_ok(t, job_cmd(t, CMD_JOB_CANCEL, b));
+	/* The stage that ran is recorded; the next one does not start. */
+	apply_ok(t, stage_done(t, b, 1, 0, false, CMD_THEN_NEXT, 0));
+	assert_string_equal(smt_result_str(t), "cancelled");
+	assert_int_equal(smt_job(t, b, &j), 0);
+	assert_int_equal(j.state, REC_JOB_CANCELLED);
+	assert_int_equal(j.nstages, 1);
+	assert_int_equal(j.stages[0].state, REC_STAGE_DONE);
+	assert_true(ing_str_eq_c(j.error, "operator asked"));
+	assert_int_equal(smt_count(t, STORE_ASSIGNMENTS), 0);
+}
+
+/* ---- settings and retention -------------------------------------------- */
+
+static struct cmd setting(struct smt *t, const char *name, uint64_t value)
+{
+	struct cmd c = smt_cmd(t, CMD_SETTING_PUT);
+	c.u.setting_put.name = ing_str_c(name);
+	c.u.setting_put.value = value;
+	return c;
+}
+
+static struct cmd retention(struct smt *t, uint32_t max)
+{
+	struct cmd c = smt_cmd(t, CMD_RETENTION_RUN);
+	c.u.retention_run.max_jobs = max;
+	return c;
+}
+
+static uint64_t setting_of(struct smt *t, const char *name)
+{
+	struct store_txn *x;
+	uint64_t v;
+	assert_int_equal(store_read_begin(t->store, &x), 0);
+	assert_int_equal(sm_setting(x, name, &v), 0);
+	store_abort(x);
+	return v;
+}
+
+/* The retention result [removed, more, turned]. */
+static void expect_retention(struct smt *t, uint64_t removed, bool more, bool turned)
+{
+	msgpack_zone *z = msgpack_zone_new(256);
+	msgpack_object o;
+	size_t off = 0;
+	assert_int_equal(t->res.err.code, 0);
+	assert_int_equal(msgpack_unpack(t->res.value.data, t->res.value.len, &off, z, &o),
+	                 MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(o.type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(o.via.array.size, 3);
+	assert_int_equal(o.via.array.ptr[0].via.u64, removed);
+	assert_int_equal(o.via.array.ptr[1].via.boolean, more);
+	assert_int_equal(o.via.array.ptr[2].via.boolean, turned);
+	msgpack_zone_free(z);
+}
+
+static void run_job(struct smt *t, uint64_t id, uint64_t node, uint8_t outcome)
+{
+	apply_ok(t, assign(t, id, node, 1));
+	apply_ok(t, stage_done(t, id, 1, 0, true, CMD_THEN_NEXT, 0));
+	apply_ok(t, stage_done(t, id, 1, 1, false, CMD_THEN_FINISH, outcome));
+}
+
+static void test_settings(void **state)
+{
+	struct smt *t = *state;
+	assert_int_equal(setting_of(t, CMD_SETTING_JOB_RETENTION), 7ull * 24 * 3600 * 1000);
+	assert_int_equal(setting_of(t, CMD_SETTING_DEDUPE_WINDOW), 24ull * 3600 * 1000);
+	apply_ok(t, setting(t, CMD_SETTING_JOB_RETENTION, 0));
+	assert_int_equal(setting_of(t, CMD_SETTING_JOB_RETENTION), 0);
+	apply_ok(t, setting(t, CMD_SETTING_DEDUPE_WINDOW, 5000));
+	assert_int_equal(setting_of(t, CMD_SETTING_DEDUPE_WINDOW), 5000);
+	/* Nothing else changes. */
+	assert_int_equal(smt_count(t, STORE_JOBS), 0);
+}
+
+/* Finished jobs older than the retention go, oldest first, at most
+ * max_jobs per run, with their events, sources, artifacts and index
+ * entries; queued, running and recent ones stay. */
+static void test_retention_removes_finished_jobs(void **state)
+{
+	struct smt *t = *state;
+	static char big[ING_INLINE_SOURCE_MAX + 100];
+	struct cmd_file src[2] = {{{"big.c", 5}, {big, sizeof(big)}}, {{"a.h", 3}, {"hi", 2}}};
+	uint64_t ids[4];
+
+	memset(big, 'b', sizeof(big));
+	for (int i = 0; i < 4; i++) {
+		struct cmd c = smt_cmd(t, CMD_JOB_SUBMIT);
+		c.u.job_submit.tenant = ing_str_c("default");
+		c.u.job_submit.target = ing_str_c("cc");
+		c.u.job_submit.priority = 1;
+		c.u.job_submit.max_attempts = 1;
+		c.u.job_submit.nsources = 2;
+		c.u.job_submit.sources = src;
+		apply_ok(t, c);
+		ids[i] = smt_result_uint(t);
+	}
+	run_job(t, ids[0], 1, REC_JOB_SUCCEEDED);
+	run_job(t, ids[1], 1, REC_JOB_SUCCEEDED);
+	run_job(t, ids[2], 2, REC_JOB_SUCCEEDED);
+	apply_ok(t, assign(t, ids[3], 2, 1)); /* still running */
+	assert_int_equal(smt_count(t, STORE_FINISHED), 3);
+	uint64_t finished_at = t->time_ms;
+
+	/* Default retention (7 days): nothing is due yet. */
+	apply_ok(t, retention(t, 10));
+	expect_retention(t, 0, false, true); /* the first run turns the dedupe generation */
+	assert_int_equal(smt_count(t, STORE_JOBS), 4);
+
+	apply_ok(t, setting(t, CMD_SETTING_JOB_RETENTION, 1000));
+	t->time_ms = finished_at + 1000;
+	apply_ok(t, retention(t, 2));
+	expect_retention(t, 2, true, false);
+	assert_int_equal(smt_job(t, ids[0], &(struct rec_job){0}), ING_ENOTFOUND);
+	assert_int_equal(smt_job(t, ids[1], &(struct rec_job){0}), ING_ENOTFOUND);
+	apply_ok(t, retention(t, 2));
+	expect_retention(t, 1, false, false);
+	assert_int_equal(smt_count(t, STORE_JOBS), 1);
+	assert_int_equal(smt_count(t, STORE_FINISHED), 0);
+	assert_int_equal(smt_count(t, STORE_SOURCES), 1);
+	/* Only the running job's events and its source's chunk are left: the
+	 * chunks of the removed jobs' logs and outputs are freed. */
+	struct rec_job j;
+	assert_int_equal(smt_job(t, ids[3], &j), 0);
+	assert_int_equal(smt_count(t, STORE_EVENTS), j.nevents);
+	assert_int_equal(smt_count(t, STORE_CHUNKS), 1);
+	struct store_txn *x;
+	uint64_t size, refs;
+	assert_int_equal(store_read_begin(t->store, &x), 0);
+	assert_int_equal(store_artifact_stat(x, j.sources[0].sha256, &size, &refs), 0);
+	assert_int_equal(refs, 1);
+	store_abort(x);
+
+	/* The last job ends; retention 0 keeps it for ever. */
+	apply_ok(t, stage_done(t, ids[3], 1, 0, true, CMD_THEN_FINISH, REC_JOB_FAILED));
+	apply_ok(t, setting(t, CMD_SETTING_JOB_RETENTION, 0));
+	t->time_ms += 100000;
+	apply_ok(t, retention(t, 10));
+	expect_retention(t, 0, false, false);
+	assert_int_equal(smt_count(t, STORE_JOBS), 1);
+	/* A retried job leaves the finished index, and comes back at its end. */
+	apply_ok(t, job_cmd(t, CMD_JOB_RETRY, ids[3]));
+	assert_int_equal(smt_count(t, STORE_FINISHED), 0);
+	apply_ok(t, setting(t, CMD_SETTING_JOB_RETENTION, 1000));
+	t->time_ms += 100000;
+	apply_ok(t, retention(t, 10));
+	expect_retention(t, 0, false, false);
+	assert_int_equal(smt_count(t, STORE_JOBS), 1);
+}
+
+/* A request id is remembered for at least the window: one turn keeps it
+ * (previous generation), the second drops it, and the same id is then a
+ * new request. */
+static void test_dedupe_generations(void **state)
+{
+	struct smt *t = *state;
+	struct cmd c = smt_cmd(t, CMD_JOB_SUBMIT);
+	struct cmd_file src = {{"a.c", 3}, {"x", 1}};
+
+	apply_ok(t, setting(t, CMD_SETTING_DEDUPE_WINDOW, 1000));
+	apply_ok(t, retention(t, 1));
+	expect_retention(t, 0, false, true);
+	c.request_id = ing_str_c("req-7");
+	c.u.job_submit.tenant = ing_str_c("default");
+	c.u.job_submit.target = ing_str_c("cc");
+	c.u.job_submit.priority = 1;
+	c.u.job_submit.max_attempts = 1;
+	c.u.job_submit.nsources = 1;
+	c.u.job_submit.sources = &src;
+	apply_ok(t, c);
+	uint64_t first = smt_result_uint(t);
+	/* Within the window: no turn, the first result. */
+	apply_ok(t, retention(t, 1));
+	expect_retention(t, 0, false, false);
+	c.time_ms = t->time_ms++;
+	apply_ok(t, c);
+	assert_true(t->res.deduped);
+	assert_int_equal(smt_result_uint(t), first);
+	/* One turn: still remembered (previous generation). */
+	t->time_ms += 1000;
+	apply_ok(t, retention(t, 1));
+	expect_retention(t, 0, false, true);
+	assert_int_equal(smt_count(t, STORE_DEDUPE) + smt_count(t, STORE_DEDUPE_ALT), 1);
+	c.time_ms = t->time_ms++;
+	apply_ok(t, c);
+	assert_true(t->res.deduped);
+	/* A second turn empties that generation: a new request. */
+	t->time_ms += 1000;
+	apply_ok(t, retention(t, 1));
+	expect_retention(t, 0, false, true);
+	assert_int_equal(smt_count(t, STORE_DEDUPE) + smt_count(t, STORE_DEDUPE_ALT), 0);
+	c.time_ms = t->time_ms++;
+	apply_ok(t, c);
+	assert_false(t->res.deduped);
+	assert_true(smt_result_uint(t) != first);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_large_sources_are_artifacts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_submit_queues, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_submit_rejections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_success_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stage_finish_then, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stage_finish_then_outcomes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention_removes_finished_jobs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dedupe_generations, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_illegal_transitions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_checks_on_assign, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attempt_fencing, setup, teardown),

@@ -136,6 +136,37 @@ static void test_two_gpus(void **state)
 		assert_int_equal(d->memory_bytes, 81559ull << 20);
 	}
 	assert_string_equal(inv.devices[1].uuid, "GPU-00000000-fake-4000-8000-000000000001");
+	/* The stand-in's device files are swapped: the minor is NVML's answer,
+	 * not the index. */
+	assert_int_equal(inv.devices[0].minor, 1);
+	assert_int_equal(inv.devices[1].minor, 0);
+}
+
+/* A GPU whose minor number NVML does not give stays offered, its device
+ * file unknown (GPU_MINOR_NONE), and the note says so. */
+static void test_no_minor(void **state)
+{
+	struct gpu_inventory inv;
+
+	(void)state;
+	discover_fake("no_minor", &inv);
+	assert_int_equal(inv.count, 2);
+	assert_int_equal(inv.devices[0].minor, 1);
+	assert_int_equal(inv.devices[1].minor, GPU_MINOR_NONE);
+	assert_string_equal(inv.note, "GPU 1: nvmlDeviceGetMinorNumber: Not Supported; its device "
+	                              "file is unknown");
+}
+
+static void test_dev_dir(void **state)
+{
+	(void)state;
+	unsetenv(GPU_DEV_DIR_ENV);
+	assert_string_equal(gpu_dev_dir(), "/dev");
+	setenv(GPU_DEV_DIR_ENV, "/tmp/fake-dev", 1);
+	assert_string_equal(gpu_dev_dir(), "/tmp/fake-dev");
+	setenv(GPU_DEV_DIR_ENV, "", 1);
+	assert_string_equal(gpu_dev_dir(), "/dev");
+	unsetenv(GPU_DEV_DIR_ENV);
 }
 
 static void test_init_fails(void **state)
@@ -168,6 +199,7 @@ static void test_many_gpus(void **state)
 	discover_fake("many", &inv);
 	assert_int_equal(inv.count, GPU_MAX_DEVICES);
 	assert_int_equal(inv.devices[GPU_MAX_DEVICES - 1].index, GPU_MAX_DEVICES - 1);
+	assert_int_equal(inv.devices[GPU_MAX_DEVICES - 1].minor, GPU_MAX_DEVICES - 1);
 	assert_non_null(strstr(inv.note, "NVML lists 40 GPUs; only the first 16"));
 }
 
@@ -254,6 +286,9 @@ static void test_offered_gpus(void **state)
 	assert_int_equal(c->gpus[1].index, 1);
 	assert_string_equal(c->gpus[1].uuid, "GPU-00000000-fake-4000-8000-000000000001");
 	assert_int_equal(c->gpus[0].memory_bytes, 81559ull << 20);
+	assert_int_equal(c->gpus[0].minor, 1); /* its device file, not its index */
+	assert_int_equal(c->gpus[1].minor, 0);
+	assert_true(node_gpu_pinned(&c->gpus[0]) && node_gpu_pinned(&c->gpus[1]));
 	assert_true(has_cap(c, "cuda"));
 	assert_string_equal(label(c, "gpu_model"), "NVIDIA H100 80GB HBM3");
 	assert_string_equal(label(c, "gpu_arch"), "sm_90");
@@ -270,6 +305,10 @@ static void test_offered_gpus(void **state)
 	assert_int_equal(c->gpus[1].index, 7);
 	assert_string_equal(c->gpus[1].uuid, "");
 	assert_int_equal(c->gpus[1].memory_bytes, 0);
+	assert_int_equal(c->gpus[1].minor, -1); /* declared: no device file known */
+	assert_false(node_gpu_pinned(&c->gpus[1]));
+	assert_int_equal(c->gpus[0].minor, 0); /* GPU 1 is /dev/nvidia0 */
+	assert_true(node_gpu_pinned(&c->gpus[0]));
 
 	/* A count: 0..N-1, found or not; 0 keeps every GPU back (no cuda). */
 	probe(NODE_GPUS_COUNT, 3, NULL, 0, true, c);
@@ -300,7 +339,8 @@ int main(void)
 	    cmocka_unit_test(test_init_fails),     cmocka_unit_test(test_lost_gpu),
 	    cmocka_unit_test(test_many_gpus),      cmocka_unit_test(test_odd_text),
 	    cmocka_unit_test(test_bad_capability), cmocka_unit_test(test_arch_name),
-	    cmocka_unit_test(test_offered_gpus),
+	    cmocka_unit_test(test_offered_gpus),   cmocka_unit_test(test_no_minor),
+	    cmocka_unit_test(test_dev_dir),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -428,11 +429,21 @@ static void open_refusals(void **state)
 	assert_int_equal(sandbox_open(f->h, &req, on_open, &o, &e), ING_EINVAL);
 	assert_true(contains(e.msg, "minimum"));
 	req.disk_bytes = 0;
-	const char *dev[] = {"/etc/passwd", NULL};
+	const struct sandbox_device dev[] = {{.path = "/etc/passwd"}};
 	req.devices = dev;
+	req.ndevices = 1;
 	assert_int_equal(sandbox_open(f->h, &req, on_open, &o, &e), ING_EINVAL);
 	assert_true(contains(e.msg, "character device"));
+	const struct sandbox_device outside[] = {{.path = "/dev/null", .at = "/etc/null"},
+	                                         {.path = "/dev/null", .at = "/dev/../x"},
+	                                         {.path = "/dev/null", .at = "/dev/"}};
+	for (size_t i = 0; i < 3; i++) {
+		req.devices = &outside[i];
+		assert_int_equal(sandbox_open(f->h, &req, on_open, &o, &e), ING_EINVAL);
+		assert_true(contains(e.msg, "must appear below /dev/"));
+	}
 	req.devices = NULL;
+	req.ndevices = 0;
 	req.work_dir = f->state; /* the state directory itself */
 	assert_int_equal(sandbox_open(f->h, &req, on_open, &o, &e), ING_EINVAL);
 	/* A work directory that is not empty. */
@@ -841,6 +852,45 @@ static void cannot_write_outside(void **state)
 	close_sb(f, sb);
 }
 
+/* A device bound in appears at the /dev/ path asked for, wherever it is on
+ * the host (a scratch directory standing in for /dev), usable, and only in
+ * the sandbox it was asked for. */
+static void devices_appear_where_asked(void **state)
+{
+	struct fx *f = *state;
+	struct run r;
+	need_sandbox();
+	host(f);
+	char devdir[512], nv[600], ctl[600], parent[512], dir[600];
+	snprintf(devdir, sizeof(devdir), "%s/fake-dev", f->base);
+	assert_int_equal(mkdir(devdir, 0755), 0);
+	snprintf(nv, sizeof(nv), "%s/nvidia7", devdir);
+	snprintf(ctl, sizeof(ctl), "%s/nvidiactl", devdir);
+	/* Copies of /dev/null: any character device stands in for a GPU's. */
+	assert_int_equal(mknod(nv, S_IFCHR | 0666, makedev(1, 3)), 0);
+	assert_int_equal(mknod(ctl, S_IFCHR | 0666, makedev(1, 3)), 0);
+	assert_int_equal(chmod(nv, 0666), 0); /* past the umask */
+	const struct sandbox_device dev[] = {{.path = nv, .at = "/dev/nvidia7"},
+	                                     {.path = ctl, .at = "/dev/nvidiactl"}};
+	snprintf(parent, sizeof(parent), "%s/work", f->base);
+	mkdir(parent, 0711);
+	snprintf(dir, sizeof(dir), "%s/job-30-a1", parent);
+	struct sandbox_request req = {
+	    .name = "job-30-a1", .work_dir = dir, .devices = dev, .ndevices = 2};
+	struct sandbox *sb = open_req(f, &req);
+	struct sandbox *plain = open_named(f, "job-31-a1", 0, false);
+	const char *script = "ls /dev | grep nvidia | tr '\\n' ' '; echo x > /dev/nvidia7 && "
+	                     "echo write-ok; ls -d /dev/fake-dev "
+	                     "2>/dev/null; echo end";
+	sh_in(f, sb, script, NULL, &r);
+	if (!contains(r.out, "nvidia7 nvidiactl write-ok\nend"))
+		fail_msg("in the sandbox: %s", r.out);
+	sh_in(f, plain, "ls /dev | grep -c nvidia; echo end", NULL, &r);
+	assert_true(contains(r.out, "0\nend"));
+	close_sb(f, plain);
+	close_sb(f, sb);
+}
+
 static void symlink_outputs_are_refused(void **state)
 {
 	struct fx *f = *state;
@@ -1234,6 +1284,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(runs_without_root_under_the_daemon_uid, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(cgroup2_code_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(devices_appear_where_asked, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
