@@ -3,6 +3,7 @@
  * against the mutual-TLS one (raft/transport_tls.c), in the same run.
  *
  *   raft_bench [-n ENTRIES] [-i IN_FLIGHT] [-s BYTES] [-r ROUNDS] [-d DIR]
+ *              [-m both|plain|tls]
  *
  * Three raft/ nodes (cons_start, real libraft 0.15 with its uv backend,
  * fsync on) in this process on one libuv loop, over 127.0.0.1, with a
@@ -15,7 +16,8 @@
  * ingotctl's own PKI (cli/pki.c) in DIR.  Prints commits/s per round, the
  * median per transport, and the median over rounds of TLS's rate divided
  * by plain's in the same round (the two run back to back, so slow drift of
- * a shared machine cancels out).
+ * a shared machine cancels out).  -m plain or -m tls runs one transport
+ * only (for perf, strace or callgrind of one side).
  *
  * One process holds all three nodes, so one core does every node's
  * encryption and libraft work: the ratio is a pessimistic view of what TLS
@@ -253,26 +255,28 @@ int main(int argc, char **argv)
 {
 	unsigned total = 20000, inflight = 64, rounds = 3;
 	size_t bytes = 256;
-	const char *parent = NULL;
+	const char *parent = NULL, *mode = "both";
 	char made[64] = "";
 	int opt;
-	while ((opt = getopt(argc, argv, "n:i:s:r:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:i:s:r:d:m:")) != -1) {
 		switch (opt) {
 		case 'n': total = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'i': inflight = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 's': bytes = strtoul(optarg, NULL, 10); break;
 		case 'r': rounds = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'd': parent = optarg; break;
+		case 'm': mode = optarg; break;
 		default:
 			fprintf(stderr, "usage: raft_bench [-n ENTRIES] [-i IN_FLIGHT] [-s BYTES] "
-			                "[-r ROUNDS] [-d DIR]\n");
+			                "[-r ROUNDS] [-d DIR] [-m both|plain|tls]\n");
 			return 2;
 		}
 	}
 	if (total < 10 || inflight < 1 || bytes < 8 || bytes % 8 != 0 || bytes > 1u << 20 ||
-	    rounds < 1 || rounds > 50) {
+	    rounds < 1 || rounds > 50 ||
+	    (strcmp(mode, "both") != 0 && strcmp(mode, "plain") != 0 && strcmp(mode, "tls") != 0)) {
 		fprintf(stderr, "raft_bench: -n >= 10, -i >= 1, -s a multiple of 8 from 8 to "
-		                "1 MiB, -r 1..50\n");
+		                "1 MiB, -r 1..50, -m both, plain or tls\n");
 		return 2;
 	}
 	if (parent == NULL) {
@@ -321,6 +325,8 @@ int main(int argc, char **argv)
 		bool tls_first = k % 2 == 1;
 		for (int m = 0; m < 2; m++) {
 			bool use_tls = (m == 0) == tls_first;
+			if (strcmp(mode, use_tls ? "plain" : "tls") == 0)
+				continue;
 			double v = round_once(parent, k, use_tls ? tls : none, total, inflight,
 			                      bytes, payload);
 			if (v < 0)
@@ -331,14 +337,19 @@ int main(int argc, char **argv)
 			fflush(stdout);
 		}
 	}
-	double ratio[50];
-	for (unsigned k = 0; k < rounds; k++)
-		ratio[k] = tlsr[k] / plain[k];
-	double mr = median(ratio, rounds);
-	double mp = median(plain, rounds), mt = median(tlsr, rounds);
-	printf("median: plain %.0f commits/s, tls %.0f commits/s; median of the rounds' "
-	       "tls/plain: %.2f\n",
-	       mp, mt, mr);
+	if (strcmp(mode, "both") != 0) {
+		double *v = strcmp(mode, "tls") == 0 ? tlsr : plain;
+		printf("median: %s %.0f commits/s\n", mode, median(v, rounds));
+	} else {
+		double ratio[50];
+		for (unsigned k = 0; k < rounds; k++)
+			ratio[k] = tlsr[k] / plain[k];
+		double mr = median(ratio, rounds);
+		double mp = median(plain, rounds), mt = median(tlsr, rounds);
+		printf("median: plain %.0f commits/s, tls %.0f commits/s; median of the "
+		       "rounds' tls/plain: %.2f\n",
+		       mp, mt, mr);
+	}
 	for (int i = 0; i < NODES; i++)
 		ing_tls_free(tls[i]);
 	rm_dir(pki);

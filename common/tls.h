@@ -81,6 +81,11 @@ bool ing_tls_has_cert(const struct ing_tls *t);
 /* One line about t's own certificate for logs: "subject=... not_after=...". */
 void ing_tls_describe(const struct ing_tls *t, char *buf, size_t cap);
 
+/* When t's own certificate (0 without one) and the first certificate of
+ * its CA file to end (0: none read) stop being valid, in Unix seconds, as
+ * of the last successful load. */
+void ing_tls_not_after(const struct ing_tls *t, int64_t *cert, int64_t *ca);
+
 struct ing_tls_identity;
 /* The identity t's own certificate names (kind ING_TLS_PEER_NONE without
  * a certificate), as of the last successful load. */

@@ -67,6 +67,10 @@
 
 #define HEARTBEAT_FIRST_MS 50
 #define MEMBER_TICK_MS     100
+/* Certificates: a warning from this long before their end, checked at
+ * start, on SIGHUP and this often. */
+#define TLS_EXPIRY_WARN_S   (30 * 24 * 3600)
+#define TLS_EXPIRY_CHECK_MS (3600u * 1000u)
 
 struct node {
 	/* shared resources */
@@ -100,6 +104,7 @@ struct node {
 	struct metrics *metrics; /* NULL when they could not be registered */
 	struct backup *backup;
 	struct http *http;
+	uint64_t tls_checked_ms; /* uv_now() of the last expiry check */
 	/* lifecycle */
 	bool stopping;
 	int failed;
@@ -449,11 +454,36 @@ static void on_heartbeat_tick(uv_timer_t *h)
 		bus_heartbeat_tick(n);
 }
 
+/* Logs a warning for the node's certificate and the CA ending within
+ * TLS_EXPIRY_WARN_S (docs/operations.md, "Renewing and rotating"); an
+ * ended one cannot be loaded at all (ing_tls_new checks the dates). */
+static void tls_check_expiry(struct node *n)
+{
+	int64_t cert, ca;
+	if (n->tls == NULL)
+		return;
+	n->tls_checked_ms = uv_now(n->loop);
+	ing_tls_not_after(n->tls, &cert, &ca);
+	int64_t now = (int64_t)time(NULL);
+	if (cert != 0 && cert - now < TLS_EXPIRY_WARN_S)
+		ING_LOG_WARN("tls certificate ends soon file=%s days_left=%" PRId64
+		             " (issue it again: ingotctl pki issue node --id %" PRIu64
+		             " ... --force, copy it here, then SIGHUP)",
+		             n->cfg.tls.cert, (cert - now) / 86400, n->cfg.id);
+	if (ca != 0 && ca - now < TLS_EXPIRY_WARN_S)
+		ING_LOG_WARN("tls CA certificate ends soon file=%s days_left=%" PRId64
+		             " (every certificate of the cluster ends with it: rotate to a new "
+		             "CA, docs/operations.md)",
+		             n->cfg.tls.ca, (ca - now) / 86400);
+}
+
 static void on_member_tick(uv_timer_t *h)
 {
 	struct node *n = h->data;
 	if (!n->stopping && n->cons != NULL)
 		bus_member_tick(n);
+	if (n->tls != NULL && uv_now(n->loop) - n->tls_checked_ms >= TLS_EXPIRY_CHECK_MS)
+		tls_check_expiry(n);
 }
 
 static void node_role_changed(void *data, enum cons_role role, uint64_t leader_id, uint64_t term)
@@ -598,6 +628,15 @@ int node_reload_tls(struct node *n, struct ing_error *e)
 	char desc[256];
 	ing_tls_describe(n->tls, desc, sizeof(desc));
 	ING_LOG_INFO("tls reloaded: new connections use %s", desc);
+	tls_check_expiry(n);
+	/* The same files passed OpenSSL's checks just now; GnuTLS reads them
+	 * again for HTTPS. */
+	if (n->http != NULL && (rv = http_reload_tls(n->http, e)) != 0) {
+		ING_LOG_WARN("http tls reload failed, HTTPS keeps the current certificate "
+		             "msg=\"%s\"",
+		             e->msg);
+		return rv;
+	}
 	return 0;
 }
 
@@ -868,6 +907,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	uv_timer_start(&n->heartbeat_timer, on_heartbeat_tick, HEARTBEAT_FIRST_MS,
 	               cfg->heartbeat_interval_ms);
 	uv_timer_start(&n->member_timer, on_member_tick, MEMBER_TICK_MS, MEMBER_TICK_MS);
+	tls_check_expiry(n);
 	rv = member_start(n->member);
 	if (rv != 0) {
 		ing_error_set(e, rv, "cannot start membership: %s", ing_err_msg(rv));

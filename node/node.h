@@ -30,10 +30,12 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 
 /*
  * Re-reads the TLS files of the configuration (SIGHUP): new connections of
- * the API, the raft transport and this node's clients use the new
- * certificate, key and CA; open connections keep theirs.  On an error
- * nothing changes.  0 (also without TLS: nothing to do), or ing_tls_reload's
- * errors with e naming the file.
+ * the API, the raft transport, this node's clients and HTTPS use the new
+ * certificate, key and CA; open connections keep theirs.  On an error of
+ * the OpenSSL checks nothing changes; when only HTTPS refuses the files
+ * (GnuTLS), the rest uses them and HTTPS keeps its old ones.  0 (also
+ * without TLS: nothing to do), ing_tls_reload's errors with e naming the
+ * file, or http_reload_tls's.
  */
 int node_reload_tls(struct node *n, struct ing_error *e);
 

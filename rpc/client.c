@@ -48,6 +48,12 @@
  * server of the expected kind fails the endpoint with a reason saying what
  * it is.
  *
+ * Writing: rpc_client_call only queues; a uv_check handle (right after the
+ * loop's I/O callbacks) writes every queued frame in one write, and with
+ * TLS one SSL_write, once per loop iteration, so the calls a caller makes
+ * from a batch of replies leave together (a uv_idle handle keeps the poll
+ * from blocking meanwhile).
+ *
  * Callbacks never run inside rpc_client_call.  A callback may call
  * rpc_client_call or rpc_client_close; every loop that runs callbacks first
  * moves the affected requests to a private list, so that re-entry cannot
@@ -61,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/encode.h"
 #include "common/log.h"
 #include "common/mp.h"
@@ -118,6 +125,10 @@ struct cconn {
 struct rpc_client {
 	uv_loop_t *loop;
 	uv_timer_t timer;
+	uv_check_t pumper;    /* sends what calls queued, once per loop iteration */
+	uv_idle_t unblock;    /* active while pump_due: the poll must not block */
+	unsigned aux_handles; /* pumper and unblock, not yet closed */
+	bool pump_due;
 	uint64_t timer_due_ms; /* 0: not armed */
 	struct sockaddr_in *eps;
 	char (*ep_names)[ENDPOINT_NAME];
@@ -733,15 +744,55 @@ static void client_pump(struct rpc_client *c)
 	struct cconn *conn = c->conn;
 	if (!conn->connected || conn->closing)
 		return;
-	for (struct rpc_pending *p = c->head; p != NULL && !conn->closing; p = p->next) {
+	/* Every queued frame in one write (and with TLS one SSL_write): a
+	 * failed write ends the connection, which takes them back. */
+	struct ing_buf out = {0};
+	struct rpc_pending *only = NULL;
+	unsigned n = 0;
+	for (struct rpc_pending *p = c->head; p != NULL; p = p->next) {
 		if (p->state != P_QUEUED)
 			continue;
-		if (conn_write(conn, p->frame, p->frame_len) != 0)
-			break;
+		if (n++ == 0)
+			only = p;
+		else if (n == 2)
+			ing_buf_append(&out, only->frame, only->frame_len);
+		if (n >= 2)
+			ing_buf_append(&out, p->frame, p->frame_len);
 		p->state = P_SENT;
 		p->conn = conn;
 		hash_insert(c, p);
 	}
+	if (ing_buf_failed(&out) != 0)
+		conn_fail(conn, "out of memory");
+	else if (n == 1)
+		conn_write(conn, only->frame, only->frame_len);
+	else if (n > 1)
+		conn_write(conn, out.data, out.len);
+	ing_buf_free(&out);
+}
+
+/* Once per loop iteration, after the I/O callbacks: the frames of the
+ * calls made since are written together. */
+static void on_pump(uv_check_t *h)
+{
+	struct rpc_client *c = h->data;
+	uv_idle_stop(&c->unblock);
+	if (!c->pump_due)
+		return;
+	c->pump_due = false;
+	client_pump(c);
+}
+
+static void on_unblock(uv_idle_t *h)
+{
+	(void)h; /* only there so that the poll does not block */
+}
+
+static void on_aux_close(uv_handle_t *h)
+{
+	struct rpc_client *c = h->data;
+	c->aux_handles--;
+	client_maybe_free(c);
 }
 
 /* ---- public API -------------------------------------------------------- */
@@ -798,13 +849,20 @@ int rpc_client_new(uv_loop_t *loop, const struct rpc_client_options *o, struct r
 		                     uv_strerror(rv));
 	}
 	c->timer.data = c;
+	uv_check_init(loop, &c->pumper);
+	uv_idle_init(loop, &c->unblock);
+	c->pumper.data = c->unblock.data = c;
+	c->aux_handles = 2;
+	uv_check_start(&c->pumper, on_pump);
+	uv_unref((uv_handle_t *)&c->pumper);
+	uv_unref((uv_handle_t *)&c->unblock);
 	*out = c;
 	return 0;
 }
 
 static void client_maybe_free(struct rpc_client *c)
 {
-	if (!c->closing || !c->timer_closed || c->nconns > 0)
+	if (!c->closing || !c->timer_closed || c->aux_handles > 0 || c->nconns > 0)
 		return;
 	struct doomed d = {NULL, NULL};
 	while (c->head != NULL)
@@ -832,6 +890,8 @@ void rpc_client_close(struct rpc_client *c, void (*cb)(void *data), void *data)
 	c->close_cb = cb;
 	c->close_data = data;
 	uv_close((uv_handle_t *)&c->timer, on_timer_close);
+	uv_close((uv_handle_t *)&c->pumper, on_aux_close);
+	uv_close((uv_handle_t *)&c->unblock, on_aux_close);
 	if (c->conn != NULL)
 		conn_fail(c->conn, "client closed");
 }
@@ -919,7 +979,11 @@ int rpc_client_call_within(struct rpc_client *c, struct rpc_request *r, const ch
 	c->tail = p;
 	r->pending_ = p;
 	timer_arm(c, p->deadline_ms);
-	client_pump(c);
+	/* Sent from the check handle with every call made until then. */
+	if (!c->pump_due) {
+		c->pump_due = true;
+		uv_idle_start(&c->unblock, on_unblock);
+	}
 	return 0;
 }
 

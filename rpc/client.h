@@ -127,8 +127,10 @@ struct rpc_request {
 };
 
 /*
- * Sends `op` with `args` (one encoded msgpack map, copied; NULL/0 means {}).
- * 0: r->cb will run exactly once later.  Errors (r->cb will NOT run):
+ * Sends `op` with `args` (one encoded msgpack map, copied; NULL/0 means {}):
+ * queued now, written with the other calls of this loop iteration once the
+ * loop's I/O callbacks have run (a client closed before then never sends
+ * it).  0: r->cb will run exactly once later.  Errors (r->cb will NOT run):
  * ING_EINVAL (empty op or over 64 bytes, args not a single msgpack map,
  * request_id not 1..64 printable ASCII bytes, cb NULL), ING_ETOOBIG (the
  * request frame exceeds max_frame_bytes), ING_EUNAVAILABLE (client

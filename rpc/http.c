@@ -46,6 +46,17 @@
  * calls the close callback.  A close asked for from inside MHD_run (from a
  * handler) happens when MHD_run returns.
  *
+ * TLS reload (rpc_http_reload_tls): MHD reads its certificate once, at
+ * start, so a reload starts a second daemon with the new PEM text on a
+ * duplicate of the listening socket, then quiesces the current one (it
+ * stops accepting; MHD_ALLOW_SUSPEND_RESUME gives it the channel that
+ * needs).  The replaced daemon ("old") is run with the new one from the
+ * same drive() and stopped there once it has no connection left; a second
+ * reload stops it at once.  Requests belong to the server, not to a
+ * daemon, so the rest of this file does not care which daemon a
+ * connection came from.  Starting the new daemon first means a refused
+ * certificate leaves the current one serving, untouched.
+ *
  * Failure modes: allocation failures close the one connection (MHD_NO);
  * bad requests get the JSON errors listed in http.h; a client that does not
  * read a stream is cut off at max_stream_buffer_bytes unsent.
@@ -102,12 +113,24 @@ struct hdr {
 	char *value;
 };
 
-struct rpc_http_server {
-	uv_loop_t *loop;
+/* One MHD daemon with the PEM text it was started with (MHD keeps
+ * pointers into it) and the poll handle on its epoll fd.  Freed in the
+ * poll handle's close callback, after MHD_stop_daemon. */
+struct daemon {
+	struct rpc_http_server *s;
 	struct MHD_Daemon *mhd;
 	uv_poll_t poll;
-	uv_timer_t timer;  /* MHD's timeouts and kicks */
-	uv_timer_t ticker; /* stream heartbeats; runs while nheartbeats > 0 */
+	bool polling;
+	char *pem[3]; /* cert, key, ca */
+};
+
+struct rpc_http_server {
+	uv_loop_t *loop;
+	struct daemon *cur; /* accepts new connections; NULL once stopped */
+	struct daemon *old; /* after a TLS reload: serves what it accepted */
+	int listen_fd;      /* cur's listening socket (MHD closes it) */
+	uv_timer_t timer;   /* MHD's timeouts and kicks */
+	uv_timer_t ticker;  /* stream heartbeats; runs while nheartbeats > 0 */
 	unsigned open_handles;
 	struct route *routes;
 	struct route **routes_tail;
@@ -125,7 +148,8 @@ struct rpc_http_server {
 	bool closing;
 	uint16_t port;
 	char address[64];
-	char *pem[3]; /* cert, key, ca: MHD keeps pointers to them */
+	unsigned max_conns;
+	unsigned idle_s;
 	void (*close_cb)(void *data);
 	void *close_data;
 };
@@ -178,6 +202,8 @@ struct rpc_http_req {
 
 static void on_timer(uv_timer_t *t);
 static void server_stop(struct rpc_http_server *s);
+static unsigned daemon_connections(const struct daemon *d);
+static void daemon_retire(struct rpc_http_server *s);
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -225,10 +251,16 @@ static void kick(struct rpc_http_server *s)
 
 static void arm(struct rpc_http_server *s)
 {
-	MHD_UNSIGNED_LONG_LONG ms = 0;
+	MHD_UNSIGNED_LONG_LONG ms = 0, old_ms = 0;
+	bool timed = MHD_get_timeout(s->cur->mhd, &ms) == MHD_YES;
+	if (s->old != NULL && MHD_get_timeout(s->old->mhd, &old_ms) == MHD_YES &&
+	    (!timed || old_ms < ms)) {
+		ms = old_ms;
+		timed = true;
+	}
 	if (s->kick)
 		uv_timer_start(&s->timer, on_timer, 0, 0);
-	else if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
+	else if (timed)
 		uv_timer_start(&s->timer, on_timer, ms, 0);
 	else
 		uv_timer_stop(&s->timer);
@@ -282,7 +314,12 @@ static void drive(struct rpc_http_server *s)
 		return;
 	s->in_run = true;
 	s->kick = false;
-	MHD_run(s->mhd);
+	MHD_run(s->cur->mhd);
+	if (s->old != NULL) {
+		MHD_run(s->old->mhd);
+		if (daemon_connections(s->old) == 0)
+			daemon_retire(s);
+	}
 	s->in_run = false;
 	run_dead(s);
 	run_drained(s);
@@ -301,9 +338,10 @@ static void on_timer(uv_timer_t *t)
 
 static void on_poll(uv_poll_t *p, int status, int events)
 {
+	struct daemon *d = p->data;
 	(void)status;
 	(void)events;
-	drive(p->data);
+	drive(d->s);
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -1166,12 +1204,163 @@ static int listen_socket(const char *address, uint16_t *port, int *out, struct i
 	return 0;
 }
 
-static void server_free_tls(struct rpc_http_server *s)
+static void pems_free(char *pem[3])
 {
 	for (int i = 0; i < 3; i++) {
-		free(s->pem[i]);
-		s->pem[i] = NULL;
+		free(pem[i]);
+		pem[i] = NULL;
 	}
+}
+
+/* Reads tls's files into pem (all NULL without a certificate).  Errors as
+ * read_pem; on an error pem is left all NULL. */
+static int pems_read(const struct rpc_http_tls *tls, char *pem[3], struct ing_error *e)
+{
+	int rv = 0;
+	pem[0] = pem[1] = pem[2] = NULL;
+	if (tls->cert_file == NULL)
+		return 0;
+	rv = read_pem(tls->cert_file, &pem[0], e);
+	if (rv == 0)
+		rv = read_pem(tls->key_file, &pem[1], e);
+	if (rv == 0 && tls->ca_file != NULL)
+		rv = read_pem(tls->ca_file, &pem[2], e);
+	if (rv != 0)
+		pems_free(pem);
+	return rv;
+}
+
+static void handle_gone(struct rpc_http_server *s);
+static void on_handle_closed(uv_handle_t *h);
+
+static void on_daemon_poll_closed(uv_handle_t *h)
+{
+	struct daemon *d = h->data;
+	struct rpc_http_server *s = d->s;
+	pems_free(d->pem);
+	free(d);
+	handle_gone(s);
+}
+
+/* Stops d: the poll handle goes before MHD closes the epoll fd it watches;
+ * MHD completes every request of d's connections (suspended ones must have
+ * been resumed).  d is freed by the poll handle's close callback. */
+static void daemon_stop(struct daemon *d)
+{
+	if (d->polling) {
+		uv_close((uv_handle_t *)&d->poll, on_daemon_poll_closed);
+		MHD_stop_daemon(d->mhd);
+		return;
+	}
+	MHD_stop_daemon(d->mhd);
+	pems_free(d->pem);
+	free(d);
+}
+
+/*
+ * A daemon on listening socket fd (taken: MHD closes it, also when this
+ * fails) with the PEM text in pem (taken), polled on s's loop.  0 and *out,
+ * or ING_EIO (MHD refused to start: see the log), ING_ENOMEM or a libuv
+ * error.
+ */
+static int daemon_start(struct rpc_http_server *s, int fd, char *pem[3], struct daemon **out,
+                        struct ing_error *e)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		close(fd);
+		pems_free(pem);
+		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	}
+	d->s = s;
+	for (int i = 0; i < 3; i++) {
+		d->pem[i] = pem[i];
+		pem[i] = NULL;
+	}
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem tls_opts[5];
+	size_t nt = 0;
+	if (d->pem[0] != NULL) {
+		flags |= MHD_USE_TLS;
+		tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, d->pem[0]};
+		tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, d->pem[1]};
+		tls_opts[nt++] =
+		    (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES};
+		if (d->pem[2] != NULL)
+			tls_opts[nt++] =
+			    (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, d->pem[2]};
+	}
+	tls_opts[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	s->starting = true;
+	/* The logger first: MHD logs what it meets after it (a refused key). */
+	d->mhd = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	    MHD_OPTION_CONNECTION_LIMIT, s->max_conns, MHD_OPTION_CONNECTION_TIMEOUT, s->idle_s,
+	    MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+	s->starting = false;
+	if (d->mhd == NULL) {
+		if (fcntl(fd, F_GETFD) != -1)
+			close(fd);
+		bool tls = d->pem[0] != NULL;
+		pems_free(d->pem);
+		free(d);
+		return ing_error_set(e, ING_EIO,
+		                     "cannot start the HTTP server on %s%s (see the log above)",
+		                     s->address, tls ? " (TLS certificate or key rejected?)" : "");
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	int rv = di != NULL ? uv_poll_init(s->loop, &d->poll, di->epoll_fd) : UV_EINVAL;
+	if (rv == 0) {
+		d->polling = true;
+		s->open_handles++;
+		d->poll.data = d;
+		rv = uv_poll_start(&d->poll, UV_READABLE, on_poll);
+	}
+	if (rv != 0) {
+		daemon_stop(d);
+		return ing_error_set(e, ing_err_from_uv(rv), "cannot poll the HTTP server: %s",
+		                     uv_strerror(rv));
+	}
+	*out = d;
+	return 0;
+}
+
+static unsigned daemon_connections(const struct daemon *d)
+{
+	const union MHD_DaemonInfo *di =
+	    MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return di != NULL ? di->num_connections : 0;
+}
+
+/* Resumes the suspended connections of mhd (NULL: of every daemon), which
+ * MHD requires before it stops; a stream among them ends broken. */
+static void resume_for_stop(struct rpc_http_server *s, const struct MHD_Daemon *mhd)
+{
+	for (struct rpc_http_req *r = s->reqs; r != NULL; r = r->next) {
+		if (!r->suspended)
+			continue;
+		if (mhd != NULL) {
+			const union MHD_ConnectionInfo *ci =
+			    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_DAEMON);
+			if (ci == NULL || ci->daemon != mhd)
+				continue;
+		}
+		r->suspended = false;
+		r->stream_broken = r->streaming;
+		MHD_resume_connection(r->conn);
+	}
+}
+
+/* The daemon a TLS reload replaced stops: it has no connection left, or a
+ * newer reload replaces the current one (its connections are cut). */
+static void daemon_retire(struct rpc_http_server *s)
+{
+	struct daemon *d = s->old;
+	s->old = NULL;
+	resume_for_stop(s, d->mhd);
+	daemon_stop(d);
+	ING_LOG_DEBUG("http previous TLS daemon stopped address=%s", s->address);
 }
 
 int rpc_http_start(uv_loop_t *loop, const struct rpc_http_options *o, struct rpc_http_server **out,
@@ -1193,79 +1382,89 @@ int rpc_http_start(uv_loop_t *loop, const struct rpc_http_options *o, struct rpc
 	s->max_body_bytes = o->max_body_bytes != 0 ? o->max_body_bytes : DEFAULT_MAX_BODY_BYTES;
 	s->max_stream_bytes =
 	    o->max_stream_buffer_bytes != 0 ? o->max_stream_buffer_bytes : DEFAULT_MAX_STREAM_BYTES;
+	s->max_conns = o->max_connections != 0 ? o->max_connections : DEFAULT_MAX_CONNECTIONS;
+	s->idle_s = o->idle_timeout_s != 0 ? o->idle_timeout_s : DEFAULT_IDLE_TIMEOUT_S;
 	snprintf(s->address, sizeof(s->address), "%s", o->address != NULL ? o->address : "");
-	int rv = 0;
-	if (tls->cert_file != NULL) {
-		rv = read_pem(tls->cert_file, &s->pem[0], e);
-		if (rv == 0)
-			rv = read_pem(tls->key_file, &s->pem[1], e);
-		if (rv == 0 && tls->ca_file != NULL)
-			rv = read_pem(tls->ca_file, &s->pem[2], e);
-		if (rv != 0) {
-			server_free_tls(s);
-			free(s);
-			return rv;
-		}
-		s->verify_clients = tls->ca_file != NULL;
-	}
-	int fd = -1;
-	rv = listen_socket(o->address, &s->port, &fd, e);
+	char *pem[3];
+	int rv = pems_read(tls, pem, e);
 	if (rv != 0) {
-		server_free_tls(s);
 		free(s);
 		return rv;
 	}
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	struct MHD_OptionItem tls_opts[5];
-	size_t nt = 0;
-	if (s->pem[0] != NULL) {
-		flags |= MHD_USE_TLS;
-		tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->pem[0]};
-		tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->pem[1]};
-		tls_opts[nt++] =
-		    (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES};
-		if (s->pem[2] != NULL)
-			tls_opts[nt++] =
-			    (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, s->pem[2]};
-	}
-	tls_opts[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-	unsigned max_conns = o->max_connections != 0 ? o->max_connections : DEFAULT_MAX_CONNECTIONS;
-	unsigned idle_s = o->idle_timeout_s != 0 ? o->idle_timeout_s : DEFAULT_IDLE_TIMEOUT_S;
-	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_LISTEN_SOCKET, fd,
-	                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	                          MHD_OPTION_CONNECTION_LIMIT, max_conns,
-	                          MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_EXTERNAL_LOGGER,
-	                          on_mhd_log, s, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
-	if (s->mhd == NULL) {
-		if (fcntl(fd, F_GETFD) != -1)
-			close(fd);
-		server_free_tls(s);
+	s->verify_clients = tls->ca_file != NULL;
+	int fd = -1;
+	rv = listen_socket(o->address, &s->port, &fd, e);
+	if (rv != 0) {
+		pems_free(pem);
 		free(s);
-		return ing_error_set(
-		    e, ING_EIO, "cannot start the HTTP server on %s%s (see the log above)",
-		    o->address,
-		    tls->cert_file != NULL ? " (TLS certificate or key rejected?)" : "");
+		return rv;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	uv_timer_init(loop, &s->timer);
 	uv_timer_init(loop, &s->ticker);
 	s->timer.data = s->ticker.data = s;
-	rv = di != NULL ? uv_poll_init(loop, &s->poll, di->epoll_fd) : UV_EINVAL;
 	s->open_handles = 2;
-	if (rv == 0) {
-		s->open_handles++;
-		s->poll.data = s;
-		rv = uv_poll_start(&s->poll, UV_READABLE, on_poll);
-	}
+	s->listen_fd = fd;
+	rv = daemon_start(s, fd, pem, &s->cur, e);
 	if (rv != 0) {
-		rpc_http_close(s, NULL, NULL);
-		return ing_error_set(e, ing_err_from_uv(rv), "cannot poll the HTTP server: %s",
-		                     uv_strerror(rv));
+		s->closing = true;
+		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+		uv_close((uv_handle_t *)&s->ticker, on_handle_closed);
+		return rv;
 	}
 	uv_timer_start(&s->timer, on_timer, 0, 0);
 	ING_LOG_INFO("http listening address=%s port=%u tls=%s", s->address, (unsigned)s->port,
-	             s->pem[0] == NULL ? "off" : (s->verify_clients ? "mutual" : "on"));
+	             tls->cert_file == NULL ? "off" : (s->verify_clients ? "mutual" : "on"));
 	*out = s;
+	return 0;
+}
+
+int rpc_http_reload_tls(struct rpc_http_server *s, const struct rpc_http_tls *tls,
+                        struct ing_error *e)
+{
+	if (s->closing || s->close_requested || s->cur == NULL)
+		return ing_error_set(e, ING_EUNAVAILABLE, "http: the server is closing");
+	if (s->in_run) /* MHD is not re-entered (see the design note) */
+		return ing_error_set(e, ING_EUNAVAILABLE,
+		                     "http tls reload: not from inside a request handler");
+	if (s->cur->pem[0] == NULL || tls->cert_file == NULL || tls->key_file == NULL)
+		return ing_error_set(e, ING_EINVAL, "http tls reload: the server on %s %s",
+		                     s->address,
+		                     s->cur->pem[0] == NULL ? "was started without TLS"
+		                                            : "needs a certificate and key");
+	if ((tls->ca_file != NULL) != s->verify_clients)
+		return ing_error_set(e, ING_EINVAL,
+		                     "http tls reload: client certificates cannot be turned %s "
+		                     "by a reload",
+		                     tls->ca_file != NULL ? "on" : "off");
+	char *pem[3];
+	int rv = pems_read(tls, pem, e);
+	if (rv != 0)
+		return rv;
+	/* The new daemon listens on a duplicate of the socket, so that the
+	 * current one goes on untouched when the new one cannot start. */
+	int fd = fcntl(s->listen_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0) {
+		pems_free(pem);
+		return ing_error_set(e, ING_EIO, "http tls reload: cannot share the socket: %s",
+		                     strerror(errno));
+	}
+	struct daemon *d;
+	rv = daemon_start(s, fd, pem, &d, e);
+	if (rv != 0)
+		return rv;
+	if (s->old != NULL)
+		daemon_retire(s);
+	/* The current daemon stops accepting and serves what it has. */
+	int quiesced = MHD_quiesce_daemon(s->cur->mhd);
+	if (quiesced >= 0)
+		close(quiesced);
+	s->old = s->cur;
+	s->cur = d;
+	s->listen_fd = fd;
+	ING_LOG_INFO("http tls reloaded address=%s: new connections use the new certificate, "
+	             "%u open connection(s) keep the old one",
+	             s->address, daemon_connections(s->old));
+	kick(s);
 	return 0;
 }
 
@@ -1285,21 +1484,17 @@ const char *rpc_http_library_version(char *built, size_t cap)
 
 unsigned rpc_http_connections(const struct rpc_http_server *s)
 {
-	if (s->mhd == NULL)
+	if (s->cur == NULL)
 		return 0;
-	const union MHD_DaemonInfo *di =
-	    MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-	return di != NULL ? di->num_connections : 0;
+	return daemon_connections(s->cur) + (s->old != NULL ? daemon_connections(s->old) : 0);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void handle_gone(struct rpc_http_server *s)
 {
-	struct rpc_http_server *s = h->data;
 	if (--s->open_handles > 0)
 		return;
 	run_dead(s);
 	routes_free(s->routes);
-	server_free_tls(s);
 	void (*cb)(void *) = s->close_cb;
 	void *data = s->close_data;
 	free(s);
@@ -1307,23 +1502,21 @@ static void on_handle_closed(uv_handle_t *h)
 		cb(data);
 }
 
+static void on_handle_closed(uv_handle_t *h)
+{
+	handle_gone(h->data);
+}
+
 static void server_stop(struct rpc_http_server *s)
 {
 	s->closing = true;
 	/* MHD must not be stopped with suspended connections. */
-	for (struct rpc_http_req *r = s->reqs; r != NULL; r = r->next) {
-		if (r->suspended) {
-			r->suspended = false;
-			r->stream_broken = r->streaming;
-			MHD_resume_connection(r->conn);
-		}
-	}
-	/* The poll handle goes before MHD closes the epoll fd it watches. */
-	if (s->open_handles == 3)
-		uv_close((uv_handle_t *)&s->poll, on_handle_closed);
-	if (s->mhd != NULL)
-		MHD_stop_daemon(s->mhd);
-	s->mhd = NULL;
+	resume_for_stop(s, NULL);
+	if (s->old != NULL)
+		daemon_stop(s->old);
+	if (s->cur != NULL)
+		daemon_stop(s->cur);
+	s->old = s->cur = NULL;
 	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&s->ticker, on_handle_closed);
 	ING_LOG_INFO("http closed address=%s", s->address);

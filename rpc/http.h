@@ -30,7 +30,8 @@
  * TLS: when tls.cert_file and tls.key_file are set, the server speaks TLS
  * 1.3 only, with that certificate; with tls.ca_file too, a client must
  * present a certificate signed by that CA or is refused (403).  Same files
- * and same protocol version as the client API.
+ * and same protocol version as the client API.  rpc_http_reload_tls reads
+ * the files again for new connections.
  */
 #ifndef INGOT_RPC_HTTP_H
 #define INGOT_RPC_HTTP_H
@@ -85,6 +86,23 @@ int rpc_http_start(uv_loop_t *loop, const struct rpc_http_options *o, struct rpc
  */
 int rpc_http_route(struct rpc_http_server *s, const char *method, const char *pattern,
                    rpc_http_handler h, void *data);
+
+/*
+ * Reads the TLS files of `tls` again (SIGHUP) and serves new connections
+ * with them: a new libmicrohttpd daemon takes over the listening socket,
+ * and the one it replaces stops accepting but serves the connections it
+ * has (keep-alive requests, streams) until they end; it stops when its
+ * last connection closes, or at the next reload (which cuts what it still
+ * serves).  On an error nothing changes.  Call it from the loop (a signal
+ * or timer callback), not from a handler of s.  Errors: ING_EINVAL (the
+ * server runs without TLS, or client certificates would be turned on or
+ * off: that takes a restart), ING_EIO (a file unreadable or not PEM, or the
+ * library refused the certificate or key; see the log), ING_EUNAVAILABLE
+ * (closing, or called from a handler), ING_ENOMEM; e names the file or the
+ * address.
+ */
+int rpc_http_reload_tls(struct rpc_http_server *s, const struct rpc_http_tls *tls,
+                        struct ing_error *e);
 
 /* The port actually bound (useful with port 0). */
 uint16_t rpc_http_port(const struct rpc_http_server *s);

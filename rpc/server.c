@@ -34,19 +34,17 @@
  * each alloc with its read, one at a time), the first byte is checked to be
  * a TLS record, and everything is handed to the session and decrypted into
  * the frame reader at once, so the session never holds more than one read.
- * Bytes out: a frame is written as is, or encrypted and its ciphertext
- * written; out_bytes counts what is queued either way.  Writes are
- * coalesced: what a connection sends during one loop iteration (the
- * replies the node's apply delivered in one batch, typically) is held in
- * its `pend` list and handed to libuv as one uv_write of several buffers
- * (one writev) by the server's flush check handle, which runs right after
- * the next poll; the wake idle handle, active meanwhile, keeps that poll
- * from blocking (replies made before the poll, e.g. by the node's apply
- * delivery, go out right after it; those made in the poll's callbacks,
- * at the end of the same iteration).
- * A shutdown (conn_end_after_flush) flushes first, so its last message
- * still goes out before the FIN; a close drops what is pending, as it
- * drops what libuv has queued.
+ * Bytes out: a reply or event is appended to its connection's `pend`
+ * buffer, and a uv_check handle (after the loop's I/O callbacks) writes
+ * each connection's buffer once per loop iteration: as it is, or encrypted
+ * in one SSL_write (records of up to 16 KiB) and its ciphertext written.
+ * So the replies to a batch of requests committed together leave in one
+ * write(2) and, with TLS, in as few records as their size allows, instead
+ * of one of each per reply.  While anything waits, a uv_idle handle keeps
+ * the loop's poll from blocking, so a reply made outside the I/O phase
+ * (a timer) still leaves in the same iteration.  A connection that ends
+ * after a last message (conn_end_after_flush) writes its buffer first.
+ * out_bytes counts the buffer and what is queued in uv_write.
  *
  * Backpressure: a connection is paused (uv_read_stop) while its queued
  * output is at least max_output_bytes or it has max_calls outstanding calls,
@@ -68,6 +66,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/mp.h"
@@ -116,10 +115,13 @@ struct rpc_server {
 	bool closing;
 	bool listener_closed;
 	bool sweep_closed;
-	unsigned flush_handles;   /* flush and wake not yet closed */
-	uv_check_t flush;         /* runs while some conn has pending output */
-	uv_idle_t wake;           /* active with flush: the poll does not block */
-	struct conn *flush_conns; /* conns with pending output, via flush_next */
+	/* Output coalescing: conns with frames waiting in `pend`, written by
+	 * the check handle once per loop iteration (idle keeps the poll from
+	 * blocking while any wait). */
+	uv_check_t flusher;
+	uv_idle_t unblock;
+	unsigned flush_handles; /* of flusher and unblock, not yet closed */
+	struct conn *flush_head;
 	void (*close_cb)(void *data);
 	void *close_data;
 };
@@ -132,11 +134,10 @@ struct conn {
 	struct rpc_reader in;
 	struct rpc_call *calls;
 	unsigned ncalls;
-	size_t out_bytes; /* pending or queued in uv_write, not yet written */
-	uv_buf_t *pend;   /* pending output (each base malloc'd), not yet in uv_write */
-	unsigned npend, cappend;
-	struct conn *flush_next; /* in server->flush_conns while flush_listed */
-	bool flush_listed;
+	size_t out_bytes;    /* in pend or queued in uv_write, not yet written */
+	struct ing_buf pend; /* frames not yet written (plaintext) */
+	struct conn *flush_next;
+	bool flush_queued; /* on the server's flush list */
 	struct ing_tls_session *tls;
 	struct rpc_peer peer;
 	uint32_t peer_ip; /* network order; 0: unknown */
@@ -173,8 +174,7 @@ struct wreq {
 	uv_write_t req;
 	struct conn *conn;
 	size_t len;
-	unsigned nbufs;
-	uv_buf_t bufs[]; /* each base malloc'd */
+	char *data;
 };
 
 static void conn_close(struct conn *conn);
@@ -257,17 +257,17 @@ static void on_listener_close(uv_handle_t *h)
 	server_maybe_free(s);
 }
 
+static void on_flush_handle_close(uv_handle_t *h)
+{
+	struct rpc_server *s = h->data;
+	s->flush_handles--;
+	server_maybe_free(s);
+}
+
 static void on_sweep_close(uv_handle_t *h)
 {
 	struct rpc_server *s = h->data;
 	s->sweep_closed = true;
-	server_maybe_free(s);
-}
-
-static void on_flush_close(uv_handle_t *h)
-{
-	struct rpc_server *s = h->data;
-	s->flush_handles--;
 	server_maybe_free(s);
 }
 
@@ -362,8 +362,7 @@ static void on_write(uv_write_t *req, int status)
 	struct wreq *w = req->data;
 	struct conn *conn = w->conn;
 	conn->out_bytes -= w->len;
-	for (unsigned i = 0; i < w->nbufs; i++)
-		free(w->bufs[i].base);
+	free(w->data);
 	free(w);
 	if (status < 0) {
 		if (!conn->closing)
@@ -375,105 +374,30 @@ static void on_write(uv_write_t *req, int status)
 	conn_update_reading(conn);
 }
 
-/* Frees the pending output (never handed to libuv). */
-static void conn_drop_pending(struct conn *conn)
+/* Queues len bytes at data (malloc'd; ownership passes here, freed on
+ * every path) as they are. */
+static int conn_write_raw(struct conn *conn, char *data, size_t len)
 {
-	for (unsigned i = 0; i < conn->npend; i++) {
-		conn->out_bytes -= conn->pend[i].len;
-		free(conn->pend[i].base);
-	}
-	conn->npend = 0;
-}
-
-/* Hands the pending output to libuv in one uv_write.  ING_ENOMEM or
- * libuv's error: the connection is closing. */
-static int conn_flush(struct conn *conn)
-{
-	unsigned n = conn->npend;
-	size_t len = 0;
-	struct wreq *w;
-	int rv;
-
-	if (n == 0)
-		return 0;
-	w = malloc(sizeof(*w) + n * sizeof(w->bufs[0]));
+	struct wreq *w = malloc(sizeof(*w));
 	if (w == NULL) {
+		free(data);
 		conn_close(conn);
 		return ING_ENOMEM;
 	}
-	for (unsigned i = 0; i < n; i++) {
-		w->bufs[i] = conn->pend[i];
-		len += conn->pend[i].len;
-	}
-	conn->npend = 0;
 	w->conn = conn;
 	w->len = len;
-	w->nbufs = n;
+	w->data = data;
 	w->req.data = w;
-	rv = uv_write(&w->req, (uv_stream_t *)&conn->tcp, w->bufs, n, on_write);
+	uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+	int rv = uv_write(&w->req, (uv_stream_t *)&conn->tcp, &buf, 1, on_write);
 	if (rv != 0) {
-		conn->out_bytes -= len;
-		for (unsigned i = 0; i < n; i++)
-			free(w->bufs[i].base);
+		free(w->data);
 		free(w);
 		conn_close(conn);
 		return ing_err_from_uv(rv);
 	}
-	return 0;
-}
-
-static void on_wake(uv_idle_t *h)
-{
-	uv_idle_stop(h);
-}
-
-void rpc_server_flush(struct rpc_server *s)
-{
-	struct conn *list = s->flush_conns;
-	s->flush_conns = NULL;
-	uv_check_stop(&s->flush);
-	uv_idle_stop(&s->wake);
-	while (list != NULL) {
-		struct conn *conn = list;
-		list = conn->flush_next;
-		conn->flush_next = NULL;
-		conn->flush_listed = false;
-		if (!conn->closing)
-			conn_flush(conn);
-	}
-}
-
-static void on_flush(uv_check_t *h)
-{
-	rpc_server_flush(h->data);
-}
-
-/* Queues len bytes at data (malloc'd; ownership passes here, freed on
- * every path) as they are, for the next flush. */
-static int conn_write_raw(struct conn *conn, char *data, size_t len)
-{
-	struct rpc_server *s = conn->server;
-	if (conn->npend == conn->cappend) {
-		unsigned cap = conn->cappend == 0 ? 8 : 2 * conn->cappend;
-		uv_buf_t *p = realloc(conn->pend, cap * sizeof(*p));
-		if (p == NULL) {
-			free(data);
-			conn_close(conn);
-			return ING_ENOMEM;
-		}
-		conn->pend = p;
-		conn->cappend = cap;
-	}
-	conn->pend[conn->npend++] = uv_buf_init(data, (unsigned)len);
 	conn->out_bytes += len;
 	ing_counter_add(metrics.bytes_out, (double)len);
-	if (!conn->flush_listed) {
-		conn->flush_listed = true;
-		conn->flush_next = s->flush_conns;
-		s->flush_conns = conn;
-		uv_check_start(&s->flush, on_flush);
-		uv_idle_start(&s->wake, on_wake);
-	}
 	return 0;
 }
 
@@ -489,12 +413,16 @@ static int conn_tls_flush(struct conn *conn)
 	return len == 0 ? 0 : conn_write_raw(conn, data, len);
 }
 
-/* Queues the frame in `o` (taking its memory; `o` is left empty). */
-static int conn_send(struct conn *conn, struct mp_out *o)
+/* Writes the frames waiting in pend: as they are, or encrypted as one
+ * run of records.  0, or an error (the connection is closing). */
+static int conn_flush(struct conn *conn)
 {
-	char *data = o->data;
-	size_t len = o->len;
-	mp_out_init(o);
+	if (conn->pend.len == 0)
+		return 0;
+	char *data = conn->pend.data;
+	size_t len = conn->pend.len;
+	memset(&conn->pend, 0, sizeof(conn->pend)); /* data is conn_write_raw's */
+	conn->out_bytes -= len;                     /* counted again as written below */
 	if (conn->tls == NULL)
 		return conn_write_raw(conn, data, len);
 	struct ing_error err;
@@ -507,6 +435,81 @@ static int conn_send(struct conn *conn, struct mp_out *o)
 		return rv;
 	}
 	return conn_tls_flush(conn);
+}
+
+void rpc_server_flush(struct rpc_server *s)
+{
+	while (s->flush_head != NULL) {
+		struct conn *conn = s->flush_head;
+		s->flush_head = conn->flush_next;
+		conn->flush_next = NULL;
+		conn->flush_queued = false;
+		if (!conn->closing)
+			conn_flush(conn);
+	}
+	uv_idle_stop(&s->unblock);
+}
+
+/* Once per loop iteration, after the I/O callbacks: every connection's
+ * waiting frames go out in one write (rpc_server_flush may have sent them
+ * before the poll already). */
+static void on_flush(uv_check_t *h)
+{
+	rpc_server_flush(h->data);
+}
+
+static void on_unblock(uv_idle_t *h)
+{
+	(void)h; /* only there so that the poll does not block */
+}
+
+static void flush_unlink(struct conn *conn)
+{
+	if (!conn->flush_queued)
+		return;
+	for (struct conn **pp = &conn->server->flush_head; *pp != NULL; pp = &(*pp)->flush_next) {
+		if (*pp == conn) {
+			*pp = conn->flush_next;
+			break;
+		}
+	}
+	conn->flush_next = NULL;
+	conn->flush_queued = false;
+}
+
+/* Queues the frame in `o` (taking its memory; `o` is left empty) for the
+ * end of this loop iteration (on_flush).  0, or ING_ENOMEM (closing). */
+static int conn_send(struct conn *conn, struct mp_out *o)
+{
+	struct rpc_server *s = conn->server;
+	int rv = 0;
+	if (conn->closing) {
+		mp_out_free(o);
+		return ING_EUNAVAILABLE;
+	}
+	size_t len = o->len;
+	if (conn->pend.data == NULL) { /* the usual case: the frame's memory is taken */
+		conn->pend.data = o->data;
+		conn->pend.len = o->len;
+		conn->pend.cap = o->cap;
+		mp_out_init(o);
+	} else {
+		rv = ing_buf_append(&conn->pend, o->data, o->len);
+		mp_out_free(o);
+		if (rv != 0) {
+			conn_close(conn);
+			return rv;
+		}
+	}
+	conn->out_bytes += len;
+	if (!conn->flush_queued) {
+		conn->flush_queued = true;
+		conn->flush_next = s->flush_head;
+		s->flush_head = conn;
+		if (!uv_is_active((uv_handle_t *)&s->unblock))
+			uv_idle_start(&s->unblock, on_unblock);
+	}
+	return 0;
 }
 
 static void conn_send_error(struct conn *conn, uint64_t id, int code, const char *msg)
@@ -533,14 +536,6 @@ static void on_conn_close(uv_handle_t *h)
 		s->conns = conn->next;
 	if (conn->next != NULL)
 		conn->next->prev = conn->prev;
-	if (conn->flush_listed) {
-		struct conn **pp = &s->flush_conns;
-		while (*pp != conn)
-			pp = &(*pp)->flush_next;
-		*pp = conn->flush_next;
-	}
-	conn_drop_pending(conn);
-	free(conn->pend);
 	/* Detach first, then tell: an abandon callback may reply to any call
 	 * of this conn, or close the server. */
 	while (conn->calls != NULL) {
@@ -553,6 +548,8 @@ static void on_conn_close(uv_handle_t *h)
 		s->nactive--;
 		ing_gauge_add(metrics.connections, -1);
 	}
+	flush_unlink(conn);
+	ing_buf_free(&conn->pend);
 	rpc_reader_free(&conn->in);
 	ing_tls_session_free(conn->tls);
 	ING_LOG_DEBUG("rpc connection closed peer=%s", conn->peer.address);
@@ -584,13 +581,14 @@ static void conn_end_after_flush(struct conn *conn)
 {
 	if (conn->closing)
 		return;
+	flush_unlink(conn);
+	if (conn_flush(conn) != 0)
+		return; /* closing already */
 	conn->closing = true;
 	if (conn->reading) {
 		uv_read_stop((uv_stream_t *)&conn->tcp);
 		conn->reading = false;
 	}
-	if (conn_flush(conn) != 0)
-		return; /* closing */
 	conn->shutdown.data = conn;
 	if (uv_shutdown(&conn->shutdown, (uv_stream_t *)&conn->tcp, on_shutdown) != 0)
 		conn_close(conn);
@@ -1080,11 +1078,13 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 	s->listener.data = s;
 	uv_timer_init(loop, &s->sweep);
 	s->sweep.data = s;
-	uv_check_init(loop, &s->flush);
-	s->flush.data = s;
-	uv_idle_init(loop, &s->wake);
-	s->wake.data = s;
+	uv_check_init(loop, &s->flusher);
+	uv_idle_init(loop, &s->unblock);
+	s->flusher.data = s->unblock.data = s;
 	s->flush_handles = 2;
+	uv_check_start(&s->flusher, on_flush);
+	uv_unref((uv_handle_t *)&s->flusher);
+	uv_unref((uv_handle_t *)&s->unblock);
 	rv = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
 	if (rv == 0)
 		rv = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
@@ -1097,8 +1097,8 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 		s->closing = true;
 		uv_close((uv_handle_t *)&s->listener, on_listener_close);
 		uv_close((uv_handle_t *)&s->sweep, on_sweep_close);
-		uv_close((uv_handle_t *)&s->flush, on_flush_close);
-		uv_close((uv_handle_t *)&s->wake, on_flush_close);
+		uv_close((uv_handle_t *)&s->flusher, on_flush_handle_close);
+		uv_close((uv_handle_t *)&s->unblock, on_flush_handle_close);
 		return ing_error_set(e, ing_err_from_uv(rv), "cannot listen on %s: %s", o->address,
 		                     uv_strerror(rv));
 	}
@@ -1138,8 +1138,8 @@ void rpc_server_close(struct rpc_server *s, void (*cb)(void *data), void *data)
 	s->close_data = data;
 	uv_close((uv_handle_t *)&s->listener, on_listener_close);
 	uv_close((uv_handle_t *)&s->sweep, on_sweep_close);
-	uv_close((uv_handle_t *)&s->flush, on_flush_close);
-	uv_close((uv_handle_t *)&s->wake, on_flush_close);
+	uv_close((uv_handle_t *)&s->flusher, on_flush_handle_close);
+	uv_close((uv_handle_t *)&s->unblock, on_flush_handle_close);
 	for (struct conn *conn = s->conns; conn != NULL; conn = conn->next)
 		conn_close(conn);
 }

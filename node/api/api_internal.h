@@ -48,8 +48,13 @@ struct api {
 
 /* Relays call to the leader this node knows and relays its reply. */
 void api_forward(struct api *a, struct rpc_call *call);
+/* Whether a request for `op` may wait parked for a leader.  A heartbeat
+ * may not: taken late by a new leader, it would count as heard from a node
+ * that may have died since it was sent (issue 11 item 4). */
+bool api_op_parkable(struct ing_str op);
 /* Parks call until the next role change (or the park tick); its deadline
- * is request_timeout_ms from when it first waited. */
+ * is request_timeout_ms from when it first waited.  A call whose op is not
+ * parkable is answered `unavailable` instead. */
 void api_park(struct api *a, struct rpc_call *call);
 /* Dispatches every parked call again; expired ones are answered. */
 void api_unpark(struct api *a);

@@ -54,6 +54,13 @@ void api_park(struct api *a, struct rpc_call *call)
 		                node_id(a->n));
 		return;
 	}
+	if (!api_op_parkable(rpc_call_op(call))) {
+		rpc_reply_error(call, ING_EUNAVAILABLE,
+		                "no leader can take '%.*s' now (node %" PRIu64
+		                " does not keep it for a later one: it would be stale)",
+		                ING_STR_FMT(rpc_call_op(call)), node_id(a->n));
+		return;
+	}
 	p = malloc(sizeof(*p));
 	if (p == NULL) {
 		rpc_reply_error(call, ING_ENOMEM, "out of memory");

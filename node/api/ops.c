@@ -31,7 +31,8 @@ struct op {
 	const char *name;
 	enum op_kind kind;
 	void (*fn)(struct node *n, struct rpc_call *call);
-	bool slow; /* waits for a membership change: member_catchup_timeout_ms */
+	bool slow;     /* waits for a membership change: member_catchup_timeout_ms */
+	bool now_only; /* never parked: answered unavailable when no leader can take it */
 };
 
 static const struct op ops[] = {
@@ -54,7 +55,7 @@ static const struct op ops[] = {
     {"node.forget", OP_WRITE, api_op_node_forget},
     {"artifact.get", OP_READ, api_op_artifact_get},
     {"node.register", OP_WRITE, api_op_node_register},
-    {"node.heartbeat", OP_LEADER, api_op_node_heartbeat},
+    {"node.heartbeat", OP_LEADER, api_op_node_heartbeat, false, true},
     {"worker.report", OP_WRITE, api_op_worker_report},
     {"member.add", OP_LEADER, member_op_add, true},
     {"member.promote", OP_LEADER, member_op_promote, true},
@@ -90,6 +91,12 @@ static const struct op *find_op(struct ing_str name)
 {
 	int i = api_op_index(name);
 	return i >= 0 ? &ops[i] : NULL;
+}
+
+bool api_op_parkable(struct ing_str op)
+{
+	const struct op *o = find_op(op);
+	return o == NULL || !o->now_only;
 }
 
 unsigned api_call_timeout_ms(const struct api *a, struct ing_str op)

@@ -30,6 +30,12 @@ void http_stop(struct http *h);
 /* After http_stop, once the node no longer runs callbacks. */
 void http_free(struct http *h);
 
+/* SIGHUP: the HTTP server reads the node's TLS files again (rpc/http.h,
+ * rpc_http_reload_tls: open connections finish with the old certificate).
+ * 0 also when the server is off or has no TLS; else that function's
+ * errors, and nothing changes. */
+int http_reload_tls(struct http *h, struct ing_error *e);
+
 /* Open HTTP connections (0 when the server is off; h may be NULL). */
 unsigned http_connections(const struct http *h);
 

@@ -17,6 +17,10 @@
  *   ingot_scheduler_unplaceable_jobs{reason}     queued jobs the leader could
  *                                           not place, by reason (0 elsewhere)
  *   ingot_http_connections                  open HTTP connections
+ *   ingot_tls_not_after_seconds{cert}       when the node's certificate
+ *                                           (cert="node") and the first of
+ *                                           its CA file (cert="ca") end,
+ *                                           Unix seconds (0 without tls)
  *
  * The job families follow the applied commands (sm_result's job changes),
  * so every node of the cluster reports the same counts; they start from the
@@ -34,6 +38,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/tls.h"
 #include "node/api/api.h"
 #include "node/http/http.h"
 #include "node/leader/placement.h"
@@ -62,6 +67,7 @@ struct metrics {
 	struct ing_series *slots, *slots_busy, *assignments, *placement_seconds;
 	struct ing_series *unplaceable[PLACE_WAIT_COUNT];
 	struct ing_series *http_connections;
+	struct ing_series *tls_not_after[2]; /* node, ca */
 	uint64_t counts[REC_JOB_STATE_COUNT];
 };
 
@@ -184,6 +190,19 @@ static int register_all(struct metrics *m)
 	if (rv == 0)
 		rv = family_gauge(m, "ingot_http_connections", "Open HTTP connections.",
 		                  &m->http_connections);
+	if (rv == 0) {
+		static const char *const cert[] = {"cert", NULL};
+		rv = ing_metrics_gauge(
+		    m->registry, "ingot_tls_not_after_seconds",
+		    "When the node's TLS certificate (cert=node) and the first "
+		    "certificate of its CA file (cert=ca) end, in Unix seconds; 0 "
+		    "without tls.",
+		    cert, &f, NULL);
+	}
+	if (rv == 0) {
+		m->tls_not_after[0] = series1(f, "node");
+		m->tls_not_after[1] = series1(f, "ca");
+	}
 	return rv;
 }
 
@@ -305,6 +324,12 @@ static void collect(void *data)
 	for (int i = 0; i < PLACE_WAIT_COUNT; i++)
 		ing_gauge_set(m->unplaceable[i], counts[i]);
 	ing_gauge_set(m->http_connections, http_connections(node_http(n)));
+	if (node_tls(n) != NULL) {
+		int64_t cert, ca;
+		ing_tls_not_after(node_tls(n), &cert, &ca);
+		ing_gauge_set(m->tls_not_after[0], (double)cert);
+		ing_gauge_set(m->tls_not_after[1], (double)ca);
+	}
 }
 
 int metrics_new(struct node *n, struct metrics **out)

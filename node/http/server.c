@@ -97,6 +97,29 @@ void http_free(struct http *h)
 	free(h);
 }
 
+/* The HTTP server's TLS files: the node's, client certificates asked for
+ * (ca_file) only with `required`. */
+static struct rpc_http_tls http_tls_files(const struct node_config *cfg)
+{
+	struct rpc_http_tls t = {NULL, NULL, NULL};
+	if (cfg->tls.enabled) {
+		t.cert_file = cfg->tls.cert;
+		t.key_file = cfg->tls.key;
+		if (cfg->tls.client_certs == ING_TLS_CLIENT_CERTS_REQUIRED)
+			t.ca_file = cfg->tls.ca;
+	}
+	return t;
+}
+
+int http_reload_tls(struct http *h, struct ing_error *e)
+{
+	const struct node_config *cfg = node_cfg(h->n);
+	if (h->server == NULL || !cfg->tls.enabled)
+		return 0;
+	struct rpc_http_tls t = http_tls_files(cfg);
+	return rpc_http_reload_tls(h->server, &t, e);
+}
+
 int http_start(struct node *n, struct http **out, struct ing_error *e)
 {
 	const struct node_config *cfg = node_cfg(n);
@@ -116,14 +139,7 @@ int http_start(struct node *n, struct http **out, struct ing_error *e)
 	    .address = cfg->http_address,
 	    .max_body_bytes = (size_t)cfg->max_frame_bytes + cfg->max_frame_bytes / 3 + 4096,
 	};
-	if (cfg->tls.enabled) { /* the node's files: HTTPS, TLS 1.3 */
-		o.tls.cert_file = cfg->tls.cert;
-		o.tls.key_file = cfg->tls.key;
-		/* Client certificates: asked for and required with `required`;
-		 * not asked for with `optional`. */
-		if (cfg->tls.client_certs == ING_TLS_CLIENT_CERTS_REQUIRED)
-			o.tls.ca_file = cfg->tls.ca;
-	}
+	o.tls = http_tls_files(cfg); /* HTTPS, TLS 1.3, with the node's files */
 	int rv = rpc_http_start(node_loop(n), &o, &h->server, e);
 	if (rv != 0) {
 		free(h);

@@ -49,7 +49,7 @@ FAMILIES = [
     "ingot_worker_attempts_lost_total", "ingot_storage_map_used_bytes",
     "ingot_storage_map_size_bytes", "ingot_storage_commits_total",
     "ingot_storage_commit_duration_seconds", "ingot_members", "ingot_members_alive",
-    "ingot_http_connections",
+    "ingot_http_connections", "ingot_tls_not_after_seconds",
 ]
 
 
@@ -374,6 +374,10 @@ def main(t):
             t.log("promtool not installed (Debian package prometheus): promtool check skipped")
         else:
             t.check("node %d: promtool check metrics accepts the text" % n, res[0], res[1])
+        cert_end = metric_value(text, "ingot_tls_not_after_seconds", '{cert="node"}') or 0
+        ca_end = metric_value(text, "ingot_tls_not_after_seconds", '{cert="ca"}') or 0
+        t.check("node %d: certificate and CA end dates in the future, the CA's last" % n,
+                time.time() < cert_end <= ca_end, "node %s ca %s" % (cert_end, ca_end))
         t.check("node %d: jobs counted (succeeded >= 1)" % n,
                 (metric_value(text, "ingot_jobs", '{state="succeeded"}') or 0) >= 1)
     now_lead = c.wait_leader()

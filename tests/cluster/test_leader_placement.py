@@ -66,6 +66,22 @@ def main(t):
     t.check("once restarted and heard, node %d gets work again (%d of 8 jobs)" % (old, len(ran_there)),
             len(ran_there) > 0 and all(s == "succeeded" for s in states2.values()), str(states2))
 
+    # A heartbeat that no leader can take now is refused at once, never
+    # kept for a later leader: taken by the node itself once it leads, it
+    # would count a node as heard that may have died since (seen in
+    # test_nemesis: work assigned 10 ms into a reign to a paused node).
+    alone = cl.NODES[0]
+    for n in cl.NODES[1:]:
+        c.kill(n)
+    cl.wait_for("node %d without a leader" % alone,
+                lambda: c.call("node.info", via=alone).result.get("leader") is None, 15)
+    t0 = cl.now()
+    r = c.call("node.heartbeat", {"id": alone}, via=alone, timeout=15)
+    took = cl.now() - t0
+    t.check("a heartbeat without a leader: unavailable at once (%.2f s), not parked" % took,
+            r.code == "unavailable" and "would be stale" in (r.message or "") and took < 1.0,
+            "%s %r after %.2f s" % (r.code, r.message, took))
+
 
 if __name__ == "__main__":
     cl.run_tests(main)

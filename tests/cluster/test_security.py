@@ -24,8 +24,9 @@ asking to join (`--join`) never gets in.
 Afterwards nothing is disturbed: every node up, the same leader and term,
 the stores unchanged (mdb_dump, applied index aside) and identical, no
 ERROR in the logs, and a write succeeds.  Then SIGHUP: node 1 re-reads a
-re-issued certificate (new connections get it, writes go on), and a broken
-key is refused with the old certificate kept.  Finally a node without `tls`
+re-issued certificate (new API and HTTPS connections get it, an HTTPS
+keep-alive connection opened before goes on with the old one, writes go
+on), and a broken key is refused with the old certificate kept.  Finally a node without `tls`
 on a non-loopback address (API, raft or HTTP) refuses to start, saying
 how to make certificates.
 """
@@ -276,6 +277,14 @@ def main(t):
     t.check("a write succeeds after all of it", r.rc == 0, repr(r))
 
     # ---- SIGHUP: certificates re-read without a restart -----------------------
+    with open(os.path.join(c.node_dir(1), "tls", "node-1.crt")) as f:
+        old_der = ssl.PEM_cert_to_DER_cert(f.read())
+    kept = cl.http_connection(1, timeout=5)  # HTTPS keep-alive, open across the reload
+    kept.request("GET", "/healthz")
+    r1 = kept.getresponse()
+    r1.read()
+    t.check("HTTPS before SIGHUP: the first certificate, /healthz answered",
+            kept.sock.getpeercert(binary_form=True) == old_der and r1.status == 200)
     c.pki("issue", "node", "--id", "1", "--address", cl.HOST, "--days", "10", "--force")
     for f in ("node-1.crt", "node-1.key"):
         shutil.copy(c.path("pki", f), os.path.join(c.node_dir(1), "tls", f))
@@ -288,6 +297,32 @@ def main(t):
     got = s.getpeercert(binary_form=True)
     s.close()
     t.check("SIGHUP: a new connection gets the re-issued certificate", got == new_der)
+    t.check("SIGHUP: node 1 warns that its new 10-day certificate ends soon",
+            cl.wait_for("expiry warning", lambda: any(
+                log_has(c, 1, "node-1.crt days_left=%d " % d) for d in (9, 10)), 5),
+            "\n".join(ln for ln in c.log(1).splitlines() if "ends soon" in ln))
+    t.check("SIGHUP: node 1 logs the HTTPS reload",
+            cl.wait_for("http reload", lambda: log_has(c, 1, "http tls reloaded"), 5))
+
+    def https_cert():
+        conn = cl.http_connection(1, timeout=5)
+        try:
+            conn.request("GET", "/healthz")
+            resp = conn.getresponse()
+            resp.read()
+            return conn.sock.getpeercert(binary_form=True), resp.status
+        finally:
+            conn.close()
+
+    der, status = https_cert()
+    t.check("SIGHUP: a new HTTPS connection gets the re-issued certificate",
+            der == new_der and status == 200, "status %d, same as before: %s" % (status, der == old_der))
+    kept.request("GET", "/healthz")
+    r1 = kept.getresponse()
+    r1.read()
+    t.check("SIGHUP: the HTTPS connection opened before goes on with its certificate",
+            kept.sock.getpeercert(binary_form=True) == old_der and r1.status == 200)
+    kept.close()
     r = c.ctl("job", "submit", "--target", "t-sec", src, nodes=[1])
     t.check("SIGHUP: writes through node 1 go on", r.rc == 0, repr(r))
     with open(os.path.join(c.node_dir(1), "tls", "node-1.key"), "w") as f:
@@ -300,6 +335,8 @@ def main(t):
     got = s.getpeercert(binary_form=True)
     s.close()
     t.check("... and new connections still get the good certificate", got == new_der)
+    der, status = https_cert()
+    t.check("... HTTPS too", der == new_der and status == 200, "status %d" % status)
     t.check("node 1 still running", c.running(1))
 
     # ---- plaintext off loopback ------------------------------------------------

@@ -29,6 +29,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -1009,19 +1010,20 @@ static void write_pem(const char *dir, const char *name, X509 *cert, EVP_PKEY *k
 struct pki {
 	char dir[256];
 	char ca[300], cert[300], key[300], client_cert[300], client_key[300], other_cert[300],
-	    other_key[300];
+	    other_key[300], renewed_cert[300], renewed_key[300];
 };
 
 static void pki_make(struct pki *p)
 {
 	tu_tmpdir(p->dir, sizeof(p->dir));
 	EVP_PKEY *ca_key = key_new(), *srv_key = key_new(), *cli_key = key_new(),
-	         *other_ca_key = key_new(), *other_key = key_new();
+	         *other_ca_key = key_new(), *other_key = key_new(), *renewed_key = key_new();
 	X509 *ca = cert_new(ca_key, "test ca", NULL, NULL, 1);
 	X509 *srv = cert_new(srv_key, "node", ca, ca_key, 2);
 	X509 *cli = cert_new(cli_key, "client", ca, ca_key, 3);
 	X509 *other_ca = cert_new(other_ca_key, "other ca", NULL, NULL, 4);
 	X509 *other = cert_new(other_key, "stranger", other_ca, other_ca_key, 5);
+	X509 *renewed = cert_new(renewed_key, "node renewed", ca, ca_key, 6);
 	write_pem(p->dir, "ca.pem", ca, NULL);
 	write_pem(p->dir, "node.pem", srv, NULL);
 	write_pem(p->dir, "node.key", NULL, srv_key);
@@ -1029,6 +1031,8 @@ static void pki_make(struct pki *p)
 	write_pem(p->dir, "client.key", NULL, cli_key);
 	write_pem(p->dir, "other.pem", other, NULL);
 	write_pem(p->dir, "other.key", NULL, other_key);
+	write_pem(p->dir, "renewed.pem", renewed, NULL);
+	write_pem(p->dir, "renewed.key", NULL, renewed_key);
 	snprintf(p->ca, sizeof(p->ca), "%s/ca.pem", p->dir);
 	snprintf(p->cert, sizeof(p->cert), "%s/node.pem", p->dir);
 	snprintf(p->key, sizeof(p->key), "%s/node.key", p->dir);
@@ -1036,11 +1040,15 @@ static void pki_make(struct pki *p)
 	snprintf(p->client_key, sizeof(p->client_key), "%s/client.key", p->dir);
 	snprintf(p->other_cert, sizeof(p->other_cert), "%s/other.pem", p->dir);
 	snprintf(p->other_key, sizeof(p->other_key), "%s/other.key", p->dir);
+	snprintf(p->renewed_cert, sizeof(p->renewed_cert), "%s/renewed.pem", p->dir);
+	snprintf(p->renewed_key, sizeof(p->renewed_key), "%s/renewed.key", p->dir);
 	X509_free(ca);
 	X509_free(srv);
 	X509_free(cli);
 	X509_free(other_ca);
 	X509_free(other);
+	X509_free(renewed);
+	EVP_PKEY_free(renewed_key);
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(srv_key);
 	EVP_PKEY_free(cli_key);
@@ -1139,6 +1147,151 @@ static void test_tls(void **state)
 	tu_rmrf(pki.dir);
 }
 
+/* ---- TLS reload ---------------------------------------------------------- */
+
+struct reload_client {
+	struct client base;
+	const struct pki *pki;
+	struct conn *keep; /* NULL: open a new connection, else use (and keep) this */
+	char cn[64];       /* the server certificate's CN */
+};
+
+static void c_reload(struct client *cl)
+{
+	struct reload_client *rc = (struct reload_client *)cl;
+	struct conn *c = rc->keep;
+	if (c->ssl == NULL) {
+		SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+		CHECK(ctx != NULL);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		CHECK(SSL_CTX_load_verify_locations(ctx, rc->pki->ca, NULL) == 1);
+		CHECK(conn_open(c, cl->port, 0) == 0);
+		c->ssl = SSL_new(ctx);
+		SSL_CTX_free(ctx); /* the SSL holds its own reference */
+		SSL_set_fd(c->ssl, c->fd);
+		cl->tls_rc = SSL_connect(c->ssl);
+		CHECK(cl->tls_rc == 1);
+	}
+	X509 *peer = SSL_get1_peer_certificate(c->ssl);
+	CHECK(peer != NULL);
+	X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, rc->cn,
+	                          sizeof(rc->cn));
+	X509_free(peer);
+	if (request(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", &cl->r[0]) != 0)
+		cl->r[0].status = -1;
+	ERR_clear_error();
+}
+
+static void reload_try(struct env *env, const struct pki *pki, struct conn *keep,
+                       struct reload_client *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->base.fn = c_reload;
+	out->pki = pki;
+	out->keep = keep;
+	run_client(env, &out->base, 5000);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char tmp[600];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", to);
+	FILE *in = fopen(from, "rb"), *out = fopen(tmp, "wb");
+	assert_non_null(in);
+	assert_non_null(out);
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	fclose(out);
+	assert_int_equal(rename(tmp, to), 0); /* replaced whole, as an operator would */
+}
+
+static void test_tls_reload(void **state)
+{
+	(void)state;
+	struct pki pki;
+	pki_make(&pki);
+	struct reload_client *rc = calloc(1, sizeof(*rc));
+	struct conn *old_conn = calloc(1, sizeof(*old_conn)),
+	            *new_conn = calloc(1, sizeof(*new_conn));
+	struct ing_error e;
+
+	struct env env;
+	struct rpc_http_options o = {.tls = {.cert_file = pki.cert, .key_file = pki.key}};
+	/* A connection cut by the server is written to: EPIPE, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+	env_start(&env, &o);
+	/* A keep-alive connection with the first certificate. */
+	old_conn->ssl = NULL;
+	reload_try(&env, &pki, old_conn, rc);
+	assert_int_equal(rc->base.r[0].status, 200);
+	assert_string_equal(rc->cn, "node");
+
+	/* The files are replaced by a renewed certificate and key; reload. */
+	copy_file(pki.renewed_cert, pki.cert);
+	copy_file(pki.renewed_key, pki.key);
+	assert_int_equal(rpc_http_reload_tls(env.server, &o.tls, &e), 0);
+	/* A new connection sees the new certificate... */
+	new_conn->ssl = NULL;
+	reload_try(&env, &pki, new_conn, rc);
+	assert_int_equal(rc->base.r[0].status, 200);
+	assert_string_equal(rc->cn, "node renewed");
+	/* ...and the open one goes on with the old one. */
+	reload_try(&env, &pki, old_conn, rc);
+	assert_int_equal(rc->base.r[0].status, 200);
+	assert_string_equal(rc->cn, "node");
+	assert_int_equal(rpc_http_connections(env.server), 2);
+	conn_close(old_conn);
+
+	/* A bad file changes nothing. */
+	char notpem[300];
+	snprintf(notpem, sizeof(notpem), "%s/notpem", pki.dir);
+	FILE *f = fopen(notpem, "w");
+	fputs("hello\n", f);
+	fclose(f);
+	struct rpc_http_tls bad = o.tls;
+	bad.key_file = notpem;
+	assert_int_equal(rpc_http_reload_tls(env.server, &bad, &e), ING_EIO);
+	assert_non_null(strstr(e.msg, "notpem"));
+	bad = o.tls;
+	bad.key_file = pki.client_key; /* not the certificate's key */
+	assert_int_not_equal(rpc_http_reload_tls(env.server, &bad, &e), 0);
+	bad = o.tls;
+	bad.ca_file = pki.ca; /* client certificates cannot be turned on */
+	assert_int_equal(rpc_http_reload_tls(env.server, &bad, &e), ING_EINVAL);
+	struct conn *third = calloc(1, sizeof(*third));
+	reload_try(&env, &pki, third, rc);
+	assert_int_equal(rc->base.r[0].status, 200);
+	assert_string_equal(rc->cn, "node renewed");
+	conn_close(third);
+
+	/* Two reloads in a row: the second stops the daemon the first
+	 * replaced, and so cuts new_conn, still open on it; new ones work. */
+	assert_int_equal(rpc_http_reload_tls(env.server, &o.tls, &e), 0);
+	assert_int_equal(rpc_http_reload_tls(env.server, &o.tls, &e), 0);
+	reload_try(&env, &pki, new_conn, rc);
+	assert_int_equal(rc->base.r[0].status, -1);
+	conn_close(new_conn);
+	memset(third, 0, sizeof(*third));
+	reload_try(&env, &pki, third, rc);
+	assert_int_equal(rc->base.r[0].status, 200);
+	conn_close(third);
+	env_stop(&env);
+
+	/* A plaintext server has nothing to reload. */
+	struct rpc_http_options plain = {0};
+	env_start(&env, &plain);
+	assert_int_equal(rpc_http_reload_tls(env.server, &o.tls, &e), ING_EINVAL);
+	env_stop(&env);
+	free(third);
+	free(new_conn);
+	free(old_conn);
+	free(rc);
+	tu_rmrf(pki.dir);
+}
+
 /* ---- start-up errors ---------------------------------------------------- */
 
 static void test_start_errors(void **state)
@@ -1214,6 +1367,7 @@ int main(void)
 	    cmocka_unit_test(test_stream_paced_by_drain),
 	    cmocka_unit_test(test_close_with_open_requests),
 	    cmocka_unit_test(test_tls),
+	    cmocka_unit_test(test_tls_reload),
 	    cmocka_unit_test(test_start_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,6 +31,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1593,6 +1594,10 @@ static void test_tls_reload_and_handshake_timeout(void **state)
 	struct ing_tls *srv;
 	struct ing_error err;
 	assert_int_equal(ing_tls_new(&cfg, &srv, &err), 0);
+	/* The end dates: the certificate's in the future, never past its CA's. */
+	int64_t cert_end, ca_end, now = (int64_t)time(NULL);
+	ing_tls_not_after(srv, &cert_end, &ca_end);
+	assert_true(cert_end > now && ca_end >= cert_end);
 	struct rpc_server_options o = {"127.0.0.1:0"};
 	o.tls = srv;
 	o.frame_timeout_ms = 200;
@@ -1626,9 +1631,13 @@ static void test_tls_reload_and_handshake_timeout(void **state)
 	FILE *f = fopen(key, "w");
 	fputs("not a key\n", f);
 	fclose(f);
+	int64_t good_cert_end, good_ca_end;
+	ing_tls_not_after(srv, &good_cert_end, &good_ca_end);
 	assert_int_equal(ing_tls_reload(srv, &err), ING_EINVAL);
 	assert_non_null(strstr(err.msg, key));
 	TLS_CALL_OK(env, 1, foreign_alice, "whoami", msg);
+	ing_tls_not_after(srv, &cert_end, &ca_end);
+	assert_true(cert_end == good_cert_end && ca_end == good_ca_end);
 
 	/* No handshake within frame_timeout_ms: closed. */
 	char buf[64];
