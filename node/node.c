@@ -440,6 +440,11 @@ static void on_flush(uv_prepare_t *h)
 	if (store_batch_pending(n->store) > 0 && batch_due(n) && node_flush(n) != 0)
 		return;
 	bus_flushed(n);
+	/* The replies the raft pump delivered in this iteration (it runs
+	 * before this handle, started later) and those bus_flushed made go
+	 * out before the poll, one write per connection. */
+	if (n->server != NULL)
+		rpc_server_flush(n->server);
 }
 
 static void on_heartbeat_tick(uv_timer_t *h)

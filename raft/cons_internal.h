@@ -88,6 +88,15 @@ struct cons {
 	 * index order; then completed, waiting for the pump to call the user. */
 	struct cons_link pending;
 	struct cons_link done;
+	/* Proposals staged for the next raft_apply (propose.c), in call order;
+	 * flushed by the pump, which flush_idle keeps from waiting on the
+	 * poll while any is staged. */
+	struct cons_link staged;
+	unsigned nstaged;
+	size_t staged_bytes;
+	uint64_t pending_term;           /* term of the latest batch handed to libraft */
+	uint64_t n_proposals, n_batches; /* handed to libraft, since start */
+	uv_idle_t flush_idle;
 
 	/* Leader: when each member of the configuration was last heard from
 	 * (uv_now ms), refreshed by the pump from libraft's progress; members
@@ -133,11 +142,22 @@ struct cons {
 };
 
 /* propose.c */
-bool cons_claim(void *owner, uint64_t index);
+/* The fsm applied index with result (owned by the caller): true when a
+ * local proposal waits for it here, which now owns result. */
+bool cons_claim(void *owner, uint64_t index, void *result);
+/* Hands every staged proposal to libraft in one raft_apply (or fails them
+ * all with ING_EUNAVAILABLE, delivered by the pump). */
+void cons_flush(struct cons *c);
+/* consensus.c: makes sure the pump runs before the loop next blocks. */
+void cons_flush_soon(struct cons *c);
+/* From the pump: flushes, and fails the proposals this node can no longer
+ * claim (leadership of their term lost, libraft done with their batch). */
+void cons_propose_pump(struct cons *c);
 /* Calls the user callback of every completed request; stops early when a
  * callback closes c unless `all`.  Never called inside a libraft callback. */
 void cons_deliver(struct cons *c, bool all);
-/* Completes every request libraft still holds with status (close path). */
+/* Completes every request libraft still holds, and every staged
+ * proposal, with status (close path). */
 void cons_fail_pending(struct cons *c, int status);
 
 /* startcheck.c: checks the libraft directory dir before libraft opens it:
@@ -157,6 +177,8 @@ void cons_metrics_start(struct cons *c);
 void cons_metrics_stop(struct cons *c);
 void cons_metrics_leader_changed(void);
 void cons_metrics_snapshot(double seconds);
+/* One raft_apply of n proposals. */
+void cons_metrics_batch(unsigned n);
 
 /* trace.c */
 void cons_trace_init(struct cons *c);

@@ -18,9 +18,13 @@
  * handle (the "pump") runs before every poll of the loop.  Whatever libraft
  * did during an iteration (timers, I/O callbacks) is therefore seen before
  * the loop blocks again.  The pump compares (role, leader, term) with what it
- * last reported and calls role_changed on any difference; it also delivers
- * completed proposals (propose.c) and a fatal failure, so that no user
- * callback ever runs inside libraft or inside a cons_* call.
+ * last reported and calls role_changed on any difference; it also hands
+ * the proposals staged during the iteration to libraft as one batch,
+ * delivers completed proposals (propose.c) and a fatal failure, so that no
+ * user callback ever runs inside libraft or inside a cons_* call.  A
+ * proposal staged after the pump ran (another prepare handle) starts
+ * flush_idle, an idle handle whose only effect is that the poll does not
+ * block, so the next pump comes at once.
  *
  * Leader barrier (DESIGN.md: 0.15 appends no entry at election and may
  * count older-term replicas as committed): the first pump that sees the node
@@ -402,6 +406,7 @@ static void close_raft(struct cons *c, void (*cb)(struct raft *r))
  * after the last write completes. */
 static void drain(struct cons *c)
 {
+	cons_flush(c); /* closing: fails what is staged */
 	cons_deliver(c, true);
 	if (c->snapref_copies > 0) {
 		return; /* its completion calls into libraft (snapref.c) */
@@ -508,12 +513,35 @@ static void pump(struct cons *c)
 	if (c->closing) {
 		return;
 	}
+	cons_propose_pump(c);
 	cons_deliver(c, false);
+	if (c->closing) {
+		return;
+	}
+	/* What the callbacks proposed goes out before the poll too. */
+	cons_flush(c);
+	if (!cons_link_empty(&c->done)) {
+		cons_flush_soon(c);
+	}
 }
 
 static void pump_cb(uv_prepare_t *h)
 {
 	pump(h->data);
+}
+
+/* Runs before the pump in the same iteration; being active, it keeps the
+ * poll from blocking, which is all it is for. */
+static void flush_idle_cb(uv_idle_t *h)
+{
+	uv_idle_stop(h);
+}
+
+void cons_flush_soon(struct cons *c)
+{
+	if (!uv_is_active((uv_handle_t *)&c->flush_idle)) {
+		uv_idle_start(&c->flush_idle, flush_idle_cb);
+	}
 }
 
 /* Start failed after raft_init: libraft's I/O closes asynchronously. */
@@ -586,6 +614,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	c->starting = true;
 	cons_link_init(&c->pending);
 	cons_link_init(&c->done);
+	cons_link_init(&c->staged);
 
 	if (cfg->tls != NULL) {
 		struct ing_tls_identity own;
@@ -699,6 +728,8 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	uv_prepare_init(loop, &c->pump);
 	c->pump.data = c;
 	uv_prepare_start(&c->pump, pump_cb);
+	uv_idle_init(loop, &c->flush_idle);
+	c->flush_idle.data = c;
 	ING_LOG_INFO("raft started raft_node=%" PRIu64 " address=%s dir=%s term=%llu "
 	             "last_index=%llu",
 	             c->id, c->address, c->dir, c->raft.current_term, raft_last_index(&c->raft));
@@ -728,12 +759,19 @@ static void pump_closed(uv_handle_t *h)
 	}
 }
 
+/* The pump goes last: its close callback frees c. */
+static void flush_idle_closed(uv_handle_t *h)
+{
+	struct cons *c = h->data;
+	uv_close((uv_handle_t *)&c->pump, pump_closed);
+}
+
 static void raft_closed(struct raft *r)
 {
 	struct cons *c = r->data;
 	raft_uv_close(&c->io);
 	cons_transport_close(&c->transport);
-	uv_close((uv_handle_t *)&c->pump, pump_closed);
+	uv_close((uv_handle_t *)&c->flush_idle, flush_idle_closed);
 }
 
 void cons_close(struct cons *c, void (*close_cb)(void *data), void *data)
@@ -773,6 +811,8 @@ void cons_status(struct cons *c, struct cons_status *out)
 	out->last_applied = raft_last_applied(&c->raft);
 	out->last_index = raft_last_index(&c->raft);
 	out->start_reference = c->fsm.ref_restored;
+	out->proposals = c->n_proposals;
+	out->proposal_batches = c->n_batches;
 	if (raft_state(&c->raft) != RAFT_LEADER) {
 		/* libraft restarts its election timer on each valid append from
 		 * the leader (and when it starts): its start is the last contact. */

@@ -183,7 +183,7 @@ void cons_close(struct cons *c, void (*close_cb)(void *data), void *data);
 struct cons_proposal {
 	void *data;
 	void (*cb)(struct cons_proposal *p, int status, void *result);
-	uint64_t index; /* set once appended */
+	uint64_t index; /* set once handed to libraft (before the loop next polls) */
 	void *internal; /* raft/'s */
 };
 
@@ -225,6 +225,12 @@ struct cons_status {
 	 * no longer holds them.  It may lie past last_index: a store that ran
 	 * ahead of the log after an installed copy. */
 	uint64_t start_reference;
+	/* Proposals this node handed to libraft as leader since it started,
+	 * and the raft_apply calls that carried them: every proposal made
+	 * during one loop iteration goes in one call (one disk append, one
+	 * AppendEntries per follower). */
+	uint64_t proposals;
+	uint64_t proposal_batches;
 };
 void cons_status(struct cons *c, struct cons_status *out);
 

@@ -4,10 +4,9 @@
  * Happy path: libraft calls apply for each committed RAFT_COMMAND entry in
  * log order; the glue computes the entry's index as raft_last_applied + 1
  * (libraft sets last_applied only after apply returns), calls cb.apply,
- * then either hands the result back to libraft (a local proposer waits at
- * that index: libraft passes it to the raft_apply callback) or frees it with
- * cb.free_result (entries proposed by other nodes, or by a proposer libraft
- * already failed).
+ * then either hands the result to `claim` (a local proposer waits at that
+ * index) or frees it with cb.free_result (entries proposed by other nodes,
+ * or by a proposer already failed).  libraft's own result is always NULL.
  *
  * Snapshots: with the libuv backend the fsm is version 3: snapshot() runs
  * cb.snapshot_prepare on the loop (the node commits its apply batch), then
@@ -25,8 +24,8 @@
  *
  * Invariants:
  *  - indexes given to cb.apply strictly increase between restores;
- *  - a result is either returned to libraft (claimed) or freed here, never
- *    both, never leaked;
+ *  - a result is either taken by `claim` or freed here, never both, never
+ *    leaked;
  *  - after the first fatal failure, cb.apply and cb.restore are never called
  *    again, and the failure is reported exactly once.
  *
@@ -106,11 +105,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 	f->last_index = index;
 	f->after_restore = false;
 	f->n_applied++;
-	if (f->claim != NULL && f->claim(f->owner, index)) {
-		*result = res;
-	} else {
+	if (f->claim == NULL || !f->claim(f->owner, index, res))
 		fsm_free_result(f, res);
-	}
 	return 0;
 }
 

@@ -10,10 +10,11 @@
  * What it adds to the raw callbacks:
  *  - the index of each applied entry, raft_last_applied(r) + 1 (0.15 does
  *    not pass it);
- *  - result routing: a result is handed back to libraft (and so to the
- *    proposer's raft_apply callback) only when `claim` says a local proposer
- *    waits at that index; otherwise it is released with cb.free_result at
- *    once, since libraft 0.15 would leak it;
+ *  - result routing: a result goes to `claim`, which takes it when a local
+ *    proposer waits at that index; otherwise it is released with
+ *    cb.free_result at once.  libraft's raft_apply callbacks always get
+ *    NULL: 0.15 calls a multi-entry raft_apply back once, with the result
+ *    of its first entry only;
  *  - fatal failures (apply or restore returning non-zero) reported once,
  *    through `on_fatal` when set (consensus.c defers it to the loop), else
  *    straight to cb.fatal;
@@ -43,10 +44,10 @@ struct cons_fsm {
 	struct cons_callbacks cb;
 	uint64_t node_id; /* for logs */
 
-	/* Whether a local proposer waits for the result of the entry at index
-	 * (libraft will then pass the result to its raft_apply callback).
-	 * NULL: never. */
-	bool (*claim)(void *owner, uint64_t index);
+	/* Offers the result of the entry at index to a local proposer: true
+	 * when one waits for it and took the result (libraft then gets NULL),
+	 * false to have it released with cb.free_result.  NULL: never. */
+	bool (*claim)(void *owner, uint64_t index, void *result);
 	/* First fatal failure; NULL: cb.fatal is called directly. */
 	void (*on_fatal)(void *owner, int code, const char *message);
 	void *owner;

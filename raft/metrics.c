@@ -32,6 +32,7 @@ static struct {
 	struct ing_series *term, *commit, *applied, *last, *leader;
 	struct ing_series *leader_changes, *snapshots, *snapshot_seconds, *append_seconds;
 	struct ing_series *members[3], *alive;
+	struct ing_series *proposals, *proposal_batches;
 } m;
 
 static void init(void)
@@ -60,6 +61,10 @@ static void init(void)
 	COUNTER(leader_changes, "ingot_raft_leader_changes_total",
 	        "Times this node saw the leader change (including to none).")
 	COUNTER(snapshots, "ingot_raft_snapshots_total", "Raft snapshots taken by this node.")
+	COUNTER(proposals, "ingot_raft_proposals_total",
+	        "Commands this node handed to libraft as leader.")
+	COUNTER(proposal_batches, "ingot_raft_proposal_batches_total",
+	        "raft_apply calls carrying them (one per loop iteration with proposals).")
 #undef GAUGE
 #undef COUNTER
 	if (ing_metrics_histogram(r, "ingot_raft_snapshot_duration_seconds",
@@ -187,6 +192,12 @@ void cons_metrics_stop(struct cons *c)
 void cons_metrics_leader_changed(void)
 {
 	ing_counter_inc(m.leader_changes);
+}
+
+void cons_metrics_batch(unsigned n)
+{
+	ing_counter_add(m.proposals, (double)n);
+	ing_counter_inc(m.proposal_batches);
 }
 
 void cons_metrics_snapshot(double seconds)

@@ -465,11 +465,8 @@ static int conn_flush(struct conn *conn)
 	return conn_tls_flush(conn);
 }
 
-/* Once per loop iteration, after the I/O callbacks: every connection's
- * waiting frames go out in one write. */
-static void on_flush(uv_check_t *h)
+void rpc_server_flush(struct rpc_server *s)
 {
-	struct rpc_server *s = h->data;
 	while (s->flush_head != NULL) {
 		struct conn *conn = s->flush_head;
 		s->flush_head = conn->flush_next;
@@ -479,6 +476,14 @@ static void on_flush(uv_check_t *h)
 			conn_flush(conn);
 	}
 	uv_idle_stop(&s->unblock);
+}
+
+/* Once per loop iteration, after the I/O callbacks: every connection's
+ * waiting frames go out in one write (rpc_server_flush may have sent them
+ * before the poll already). */
+static void on_flush(uv_check_t *h)
+{
+	rpc_server_flush(h->data);
 }
 
 static void on_unblock(uv_idle_t *h)

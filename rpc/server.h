@@ -111,6 +111,16 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *o, rpc_ha
 uint16_t rpc_server_port(const struct rpc_server *s);
 
 /*
+ * Replies and events are coalesced: what a connection sends during one
+ * loop iteration goes out in one write, at the latest right after the
+ * loop's next poll (which then does not block).  rpc_server_flush writes
+ * everything pending now; a caller that produced a burst of replies just
+ * before the loop polls (e.g. from a uv_prepare callback) calls it so that
+ * they leave before the poll instead of after it.
+ */
+void rpc_server_flush(struct rpc_server *s);
+
+/*
  * Closes the listener and every connection, then frees the server and calls
  * cb(data) (cb may be NULL).  Outstanding calls become dead: their abandon
  * callbacks run, and the handler must still reply to them (the reply is

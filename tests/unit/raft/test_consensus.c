@@ -10,7 +10,9 @@
  * padding refusal; ordered replication of varied sizes with results to the
  * proposer and results freed elsewhere; failover after closing the leader;
  * restart from the directory with catch-up at the right indexes; pending
- * proposals completed by close, never inside cons_close; catch-up through
+ * proposals completed by close, never inside cons_close; the proposals of
+ * one loop iteration going to libraft as one batch, each with its own
+ * result, and a batch failed as a whole when its leader steps down; catch-up through
  * snapshot install.  The election, failover, restart, close and snapshot
  * tests run twice: over libraft's TCP transport and over ours with mutual
  * TLS (raft/transport_tls.c, certificates from tests/lib/pkitest.h).  With
@@ -248,8 +250,17 @@ static void test_elect_replicate_failover_restart(void **state)
 		assert_true(cl->props[k].had_result);
 		assert_int_equal(cl->props[k].result, cl->props[k].p.index);
 		if (k > 0) {
-			assert_true(cl->props[k].p.index > cl->props[k - 1].p.index);
+			/* One batch: consecutive indexes. */
+			assert_int_equal(cl->props[k].p.index, cl->props[k - 1].p.index + 1);
 		}
+	}
+	{
+		/* Proposed in one loop iteration: one raft_apply of 40 entries,
+		 * each with its own result (above). */
+		struct cons_status st;
+		cons_status(cl->nodes[lead].c, &st);
+		assert_int_equal(st.proposals, 40);
+		assert_int_equal(st.proposal_batches, 1);
 	}
 	for (i = 0; i < RC_NODES; i++) {
 		rc_wait_applied(cl, i, 40);
@@ -348,6 +359,44 @@ static void test_close_completes_pending(void **state)
 		failed += cl->props[k].status != 0;
 	}
 	print_message("close with 30 pending: %u completed with unavailable\n", failed);
+	rc_free(cl);
+}
+
+/* A batch that cannot commit: the leader lost both followers.  When it
+ * steps down, libraft fails the batch and every proposal of it completes
+ * once with unavailable; none was applied on the old leader. */
+static void test_batch_fails_on_step_down(void **state)
+{
+	struct rc_cluster *cl = rc_new(0, 0);
+	unsigned i, k;
+	int lead;
+	size_t applied;
+	(void)state;
+
+	for (i = 0; i < RC_NODES; i++) {
+		rc_start(cl, i);
+	}
+	lead = rc_wait_leader(cl, 0);
+	for (i = 0; i < RC_NODES; i++) {
+		if (i != (unsigned)lead) {
+			rc_close(cl, i);
+		}
+	}
+	applied = cl->nodes[lead].app.n;
+	for (k = 0; k < 25; k++) {
+		assert_int_equal(rc_propose(cl, (unsigned)lead, k, 64, NULL), 0);
+	}
+	assert_true(rc_run_until(cl, rc_pred_props_done, NULL, RC_RUN_MS));
+	for (k = 0; k < 25; k++) {
+		assert_int_equal(cl->props[k].calls, 1);
+		assert_int_equal(cl->props[k].status, ING_EUNAVAILABLE);
+		assert_false(cl->props[k].had_result);
+	}
+	assert_int_equal(cl->nodes[lead].app.n, applied);
+	/* The node goes on: as a follower it refuses, without a callback. */
+	assert_int_equal(rc_propose(cl, (unsigned)lead, 99, 64, NULL), ING_ENOTLEADER);
+	rc_run_for(cl, 20);
+	assert_int_equal(cl->props[25].calls, 0);
 	rc_free(cl);
 }
 
@@ -832,6 +881,7 @@ int main(void)
 	    cmocka_unit_test(test_start_fails_on_busy_port),
 	    cmocka_unit_test(test_elect_replicate_failover_restart),
 	    cmocka_unit_test(test_close_completes_pending),
+	    cmocka_unit_test(test_batch_fails_on_step_down),
 	    cmocka_unit_test(test_snapshot_catch_up),
 	    cmocka_unit_test(test_snapshot_reference),
 	    TLS_TEST(test_elect_replicate_failover_restart),

@@ -5,11 +5,10 @@
  * happen exactly when the test says.
  *
  * Covered: the index given to apply (raft_last_applied + 1) matches the
- * proposer's; results reach the proposer's raft_apply callback only where a
- * local proposer claims them, and are freed everywhere else; a disconnected
- * follower catches up through snapshot install and keeps applying at the
- * right indexes; an apply failure is fatal exactly once and stalls only the
- * failing node.
+ * proposer's; results reach the proposer (through claim, never through
+ * libraft's raft_apply callback) only where a local proposer claims them, and are freed everywhere
+ * else; a disconnected follower catches up through snapshot install and keeps applying at the right
+ * indexes; an apply failure is fatal exactly once and stalls only the failing node.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -54,13 +53,14 @@ struct owner {
 };
 static struct owner owners[N];
 
-static bool claim(void *owner, uint64_t index)
+static bool claim(void *owner, uint64_t index, void *result)
 {
 	struct owner *o = owner;
 	unsigned k;
 	for (k = 0; k < o->x->nreqs; k++) {
 		struct freq *q = &o->x->reqs[k];
 		if (q->server == o->server && !q->done && q->req.index == index) {
+			q->result = result;
 			return true;
 		}
 	}
@@ -122,7 +122,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	struct freq *q = req->data;
 	q->done = true;
 	q->status = status;
-	q->result = result;
+	assert_null(result); /* the glue hands results to claim only */
 }
 
 /* raft_apply of a 64-byte payload on server i; returns the request. */

@@ -1125,6 +1125,40 @@ static void test_bad_input(void **state)
 	assert_still_serving(env);
 }
 
+/* Replies are coalesced per connection (one write for what one loop
+ * iteration produced): 50 pipelined requests and a bad frame sent at once
+ * get their 50 replies in order, then the error, then the close. */
+static void test_coalesced_replies_then_error(void **state)
+{
+	struct env *env = *state;
+	enum { N = 50 };
+	char out[N * 18 + 16], buf[N * 12 + 256];
+	size_t n = 0, len;
+	bool closed;
+	int fd = raw_connect(env, 0);
+
+	for (unsigned k = 1; k <= N; k++) {
+		char req[] = "\x00\x00\x00\x0e\x96\x00\x00\xa4"
+		             "echo\x81\xa1k\x01\xc0\xc0";
+		req[6] = (char)k; /* id: a positive fixint */
+		memcpy(out + n, req, 18);
+		n += 18;
+	}
+	memcpy(out + n, "\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1", 9);
+	raw_send(fd, out, n + 9);
+	len = raw_read(env, fd, buf, sizeof(buf), 0, &closed);
+	assert_true(closed);
+	assert_true(len > N * 12);
+	for (unsigned k = 1; k <= N; k++) {
+		char want[] = "\x00\x00\x00\x08\x94\x01\x00\xc0\x81\xa1k\x01";
+		want[6] = (char)k;
+		assert_memory_equal(buf + (k - 1) * 12, want, 12);
+	}
+	assert_error_frame(buf + N * 12, len - N * 12, 0, "malformed", "not valid msgpack");
+	close(fd);
+	assert_still_serving(env);
+}
+
 static void test_max_connections(void **state)
 {
 	struct env *env = *state;
@@ -1996,6 +2030,7 @@ int main(void)
 	    cmocka_unit_test(test_call_sync),
 	    cmocka_unit_test_setup_teardown(test_bind_in_use, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_coalesced_replies_then_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_per_address_limit, setup, teardown),
