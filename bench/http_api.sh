@@ -13,6 +13,7 @@
 # project's disk under DIR.
 #   INGOT_BIN=build/bench [ROUNDS=2] bench/http_api.sh [JOBS=100000] [SECONDS=10] [DIR]
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/token.sh"  # bench_token: the admin token
 bin="${INGOT_BIN:-build/bench}"
 jobs="${1:-100000}"
 secs="${2:-10}"
@@ -39,6 +40,7 @@ YAML
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://$http/readyz" >/dev/null && break; sleep 0.1; done
+bench_token "$dir/data"
 
 # latency of GET PATH, one connection kept alive, for 5 s (wrk): p50 p99 max
 lat() {

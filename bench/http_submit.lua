@@ -23,10 +23,13 @@ end
 local fixed = string.format("/* wrk %d */", os.time())
 fixed = base64(fixed .. string.rep("x", 240 - #fixed))
 local counter = 0
+-- The admin token bench_token exported (none: a build before authentication).
+local headers = {["Content-Type"] = "application/json"}
+if os.getenv("INGOT_TOKEN") then headers["Authorization"] = "Bearer " .. os.getenv("INGOT_TOKEN") end
 
 request = function()
   counter = counter + 1
   local body = '{"target":"bench","sources":[{"path":"s.c","data":"' .. fixed ..
       base64(string.format("%015d\n", counter)) .. '"}]}'
-  return wrk.format("POST", "/v1/jobs", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/v1/jobs", headers, body)
 end

@@ -19,6 +19,7 @@
 # medians of rate, ratio to the anchor and CPU per job.  Loopback only;
 # every process is stopped on exit by pid.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/token.sh"  # bench_token: the admin token
 [ $# -ge 3 ] || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 rounds="$1"; dir="$2"; shift 2
 bins=()
@@ -62,6 +63,7 @@ run_one() { # bin backlog
     pids+=($!)
     node_pids="$node_pids${node_pids:+,}$!"
   done
+  bench_token "$d"/node{1,2,3}/data
   local eps="127.0.0.1:23471,127.0.0.1:23472,127.0.0.1:23473" leader=""
   for _ in $(seq 100); do
     leader="$(timeout 3 "$bin/ingotctl" --endpoints "$eps" --timeout 1s -o json status 2>/dev/null |

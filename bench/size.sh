@@ -22,6 +22,7 @@
 #    that node alone) and the restarted process's peak RSS.
 # Every process is tracked by pid and stopped on exit; loopback only.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/token.sh"  # bench_token: the admin token
 [ $# -ge 3 ] || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 jobs="$1"; dir="$2"; shift 2
 inflight="${INFLIGHT:-64}"
@@ -88,6 +89,7 @@ for bin in "$@"; do
     } >"$d/node$i/config.yaml"
     start_node "$bin" "$d" "$i"
   done
+  bench_token "$d"/node{1,2,3}/data
   eps="127.0.0.1:23451,127.0.0.1:23452,127.0.0.1:23453"
   leader=""
   for _ in $(seq 100); do

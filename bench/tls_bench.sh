@@ -25,6 +25,7 @@
 # INGOT_CLUSTER_PORT_OFFSET) when 7401-7403/7501-7503/7601-7603 are taken.  Bounded:
 # every command has a timeout; clusters are stopped by pid file on exit.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/token.sh"  # bench_token: the admin token
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export INGOT_BIN="${INGOT_BIN:-$root/build/release}"
 rounds="${1:-3}"
@@ -75,9 +76,10 @@ leader_of() {
 run_mode() {  # mode round
   local mode="$1" k="$2" c="$dir/run-$2-$1"
   current="$c"
-  unset INGOT_CACERT INGOT_CERT INGOT_KEY
+  unset INGOT_CACERT INGOT_CERT INGOT_KEY INGOT_TOKEN INGOT_TOKEN_FILE
   timeout 60 "$cluster" start "$dir/configs/$mode" "$c" >/dev/null
   eval "$("$cluster" env "$c")"
+  bench_token "$c"/node*/data  # this cluster's own token, once its first leader wrote it
   local lead eps prev="" same=0 tries=0
   # The same leader three times 0.3 s apart: a fresh cluster's first
   # leader sometimes hands over, and a run against a follower measures
