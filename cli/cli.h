@@ -457,6 +457,9 @@ int cli_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
 /* Prints `o` as one pretty JSON document (JSON_INDENT(2)) and a newline, or
  * with `compact` on one line.  ING_ENOMEM, ING_EIO. */
 int cli_print_json(FILE *out, const msgpack_object *o, bool compact);
+/* Pages gathered by --all printed as one page: {KEY: [items...], next: null}
+ * (the shape of a single page's reply, docs/cli.md).  0 or ING_EIO. */
+int cli_print_json_page(FILE *out, const char *key, const msgpack_object *const *items, size_t n);
 
 /* The value of `key` in map `m`, or NULL (absent, or m not a map). */
 const msgpack_object *cli_mp_get(const msgpack_object *m, const char *key);

@@ -238,21 +238,7 @@ static int job_list(struct cli_ctx *ctx)
 		after = next->via.u64;
 	}
 	if (cmd->output == CLI_OUTPUT_JSON) {
-		/* --all: one page's shape, with every job and no next page. */
-		json_t *doc = json_object(), *arr = json_array();
-		int bad = doc == NULL || arr == NULL;
-		for (size_t i = 0; !bad && i < njobs; i++)
-			bad = json_array_append_new(arr, rpc_mp_to_json(jobs[i])) != 0;
-		if (!bad)
-			bad = json_object_set(doc, "jobs", arr) != 0 ||
-			      json_object_set_new(doc, "next", json_null()) != 0;
-		if (!bad)
-			bad =
-			    json_dumpf(doc, ctx->out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
-			    fputc('\n', ctx->out) == EOF;
-		json_decref(arr);
-		json_decref(doc);
-		if (bad) {
+		if (cli_print_json_page(ctx->out, "jobs", jobs, njobs) != 0) {
 			ing_error_set(&e, ING_EIO, "cannot write the result");
 			code = cli_fail(ctx, &e);
 		}

@@ -39,6 +39,23 @@ int cli_print_json(FILE *out, const msgpack_object *o, bool compact)
 	return 0;
 }
 
+int cli_print_json_page(FILE *out, const char *key, const msgpack_object *const *items, size_t n)
+{
+	json_t *doc = json_object(), *arr = json_array();
+	int bad = doc == NULL || arr == NULL;
+	for (size_t i = 0; !bad && i < n; i++)
+		bad = json_array_append_new(arr, rpc_mp_to_json(items[i])) != 0;
+	if (!bad)
+		bad = json_object_set(doc, key, arr) != 0 ||
+		      json_object_set_new(doc, "next", json_null()) != 0;
+	if (!bad)
+		bad = json_dumpf(doc, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+		      fputc('\n', out) == EOF;
+	json_decref(arr);
+	json_decref(doc);
+	return bad ? ING_EIO : 0;
+}
+
 /* ---- reading results --------------------------------------------------- */
 
 const msgpack_object *cli_mp_get(const msgpack_object *m, const char *key)
