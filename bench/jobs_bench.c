@@ -25,7 +25,9 @@
  *   jobs_bench result jobs=N ingot_rate=... anchor_rate=... ratio=...
  *       ingot_cpu_ms_per_job=... anchor_cpu_ms_per_spawn=... backlog=K
  * The anchor's rate is the mean of phases 3 and 5.  Endpoints other than
- * 127.0.0.1 / localhost are refused.
+ * 127.0.0.1 / localhost are refused.  The credential (an operator's or an
+ * admin's token) is INGOT_TOKEN, else the first line of the file
+ * INGOT_TOKEN_FILE names (bench/token.sh exports both).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -46,6 +48,8 @@
 #include "common/mp.h"
 #include "rpc/client.h"
 
+#include "bench/lib/token.h"
+
 extern char **environ;
 
 #define MAX_ENDPOINTS 16
@@ -62,6 +66,8 @@ static struct {
 
 	uv_loop_t *loop;
 	struct rpc_client *c;
+	const char *token; /* NULL: none */
+	char token_buf[4097];
 	struct mp_out args;
 	const char *target;
 	uint64_t to_issue, issued, done, ok, errors;
@@ -146,6 +152,7 @@ static void parse_args(int argc, char **argv)
 	}
 	if (B.nendpoints == 0)
 		usage();
+	B.token = bench_token("jobs_bench", NULL, B.token_buf, sizeof(B.token_buf));
 }
 
 /* ---- calls --------------------------------------------------------------- */
@@ -153,8 +160,10 @@ static void parse_args(int argc, char **argv)
 static int call_sync(const char *op, struct mp_out *a, msgpack_zone *z, msgpack_object *res,
                      unsigned flags)
 {
-	struct rpc_client_options o = {
-	    .endpoints = B.endpoints, .nendpoints = B.nendpoints, .timeout_ms = 10000};
+	struct rpc_client_options o = {.endpoints = B.endpoints,
+	                               .nendpoints = B.nendpoints,
+	                               .timeout_ms = 10000,
+	                               .token = B.token};
 	struct ing_error e;
 	ing_error_clear(&e);
 	int rv = rpc_call_sync(&o, op, a != NULL ? a->data : NULL, a != NULL ? a->len : 0, flags, z,
@@ -402,8 +411,10 @@ int main(int argc, char **argv)
 	B.nonce = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
 	mp_out_init(&B.args);
 	B.loop = uv_default_loop();
-	struct rpc_client_options o = {
-	    .endpoints = B.endpoints, .nendpoints = B.nendpoints, .timeout_ms = 30000};
+	struct rpc_client_options o = {.endpoints = B.endpoints,
+	                               .nendpoints = B.nendpoints,
+	                               .timeout_ms = 30000,
+	                               .token = B.token};
 	struct ing_error e;
 	if (rpc_client_new(B.loop, &o, &B.c, &e) != 0)
 		die(e.msg);

@@ -62,6 +62,8 @@
 #include "common/tls.h"
 #include "rpc/client.h"
 
+#include "bench/lib/token.h"
+
 #define MAX_ENDPOINTS 16
 #define NERR          32
 
@@ -265,20 +267,7 @@ static void parse_args(int argc, char **argv)
 	}
 	if (B.nendpoints == 0)
 		usage();
-	if (B.token == NULL && getenv("INGOT_TOKEN") != NULL && *getenv("INGOT_TOKEN") != '\0')
-		B.token = getenv("INGOT_TOKEN");
-	const char *tf = getenv("INGOT_TOKEN_FILE");
-	if (B.token == NULL && tf != NULL && *tf != '\0') {
-		FILE *f = fopen(tf, "r");
-		if (f == NULL || fgets(B.token_buf, sizeof(B.token_buf), f) == NULL) {
-			fprintf(stderr, "load_bench: INGOT_TOKEN_FILE %s: cannot read a token\n",
-			        tf);
-			exit(2);
-		}
-		fclose(f);
-		B.token_buf[strcspn(B.token_buf, " \t\r\n")] = '\0';
-		B.token = B.token_buf;
-	}
+	B.token = bench_token("load_bench", B.token, B.token_buf, sizeof(B.token_buf));
 	if (have_requests && have_duration) {
 		fprintf(stderr, "load_bench: --requests and --duration exclude each other\n");
 		exit(2);
