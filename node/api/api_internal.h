@@ -23,6 +23,7 @@
 #include "node/sm/cmd.h"
 #include "rpc/server.h"
 #include "storage/store.h"
+#include "storage/target_memo.h"
 
 /* A request waiting for a (ready) leader, or for a forward to be retried. */
 struct api_parked {
@@ -45,6 +46,9 @@ struct api {
 	uint64_t unpark_deadline_ms; /* while unparking: the call's first deadline */
 	/* watch.c */
 	struct api_watch *watches;
+	/* jobs.c: target records decoded by earlier submits' checks */
+	struct rec_target_memo *targets;
+	uint64_t targets_epoch; /* one per check */
 };
 
 /* ---- who asks, and may they (auth.c, ops.c) ------------------------------ */

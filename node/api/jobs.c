@@ -78,8 +78,9 @@ static int submit_runnable(struct node *n, const struct cmd *c, msgpack_zone *z,
 		return rv;
 	if (store_read_begin(node_store(n), &t) != 0)
 		return 0; /* the state machine decides */
+	struct api *a = node_api(n);
 	if (store_get(t, STORE_TARGETS, c->u.job_submit.target, &val) == 0 &&
-	    rec_target_decode(val, z, &tg, NULL) == 0 &&
+	    rec_target_memo_decode(a->targets, ++a->targets_epoch, val, z, &tg, NULL) == 0 &&
 	    cmd_param_missing(&tg, c->u.job_submit.params, c->u.job_submit.nparams, why,
 	                      sizeof(why)))
 		rv = ing_error_set(e, ING_EINVAL,

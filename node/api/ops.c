@@ -320,6 +320,10 @@ int api_new(struct node *n, struct api **out, struct ing_error *e)
 	if (a == NULL)
 		return ing_error_set(e, ING_ENOMEM, "out of memory");
 	int rv = api_auth_new(node_cfg(n), &a->auth, e);
+	if (rv == 0 && rec_target_memo_new(&a->targets) != 0) {
+		api_auth_free(a->auth);
+		rv = ing_error_set(e, ING_ENOMEM, "out of memory");
+	}
 	if (rv != 0) {
 		free(a);
 		return rv;
@@ -335,8 +339,10 @@ int api_new(struct node *n, struct api **out, struct ing_error *e)
 
 void api_free(struct api *a)
 {
-	if (a != NULL)
+	if (a != NULL) {
 		api_auth_free(a->auth);
+		rec_target_memo_free(a->targets);
+	}
 	free(a);
 }
 

@@ -82,6 +82,11 @@ int sm_new(struct sm **out)
 		free(sm);
 		return ING_ENOMEM;
 	}
+	if (rec_target_memo_new(&sm->targets) != 0) {
+		msgpack_zone_free(sm->zone);
+		free(sm);
+		return ING_ENOMEM;
+	}
 	mp_out_init(&sm->enc);
 	*out = sm;
 	return 0;
@@ -93,6 +98,7 @@ void sm_free(struct sm *sm)
 		return;
 	mp_out_free(&sm->enc);
 	msgpack_zone_free(sm->zone);
+	rec_target_memo_free(sm->targets);
 	free(sm);
 }
 
@@ -290,13 +296,24 @@ int sm_target_load(struct sm_ctx *x, struct ing_str name, struct rec_target *out
 	int rv = store_get(x->t, STORE_TARGETS, name, &val);
 	if (rv != 0)
 		return rv;
-	return decoded(rec_target_decode(val, x->z, out, &e), &e);
+	return decoded(rec_target_memo_decode(x->sm->targets, x->index, val, x->z, out, &e), &e);
 }
 
 int sm_target_save(struct sm_ctx *x, const struct rec_target *t)
 {
 	mp_out_reset(&x->sm->enc);
 	rec_target_encode(t, &x->sm->enc);
+	return sm_put_encoded(x, STORE_TARGETS, t->name);
+}
+
+int sm_target_save_active(struct sm_ctx *x, const struct rec_target *t)
+{
+	mp_out_reset(&x->sm->enc);
+	int rv = rec_target_memo_encode_active(x->sm->targets, x->index, t, &x->sm->enc);
+	if (rv == ING_ENOTFOUND)
+		return sm_target_save(x, t);
+	if (rv != 0 && rv != ING_ENOMEM)
+		return rv;
 	return sm_put_encoded(x, STORE_TARGETS, t->name);
 }
 

@@ -16,10 +16,13 @@
 #include "node/sm/sm.h"
 #include "storage/records.h"
 #include "storage/store.h"
+#include "storage/target_memo.h"
 
 struct sm {
 	msgpack_zone *zone; /* per-apply allocations, cleared before each apply */
 	struct mp_out enc;  /* scratch for encoding records */
+	/* Target records decoded by earlier applies (epoch: the index). */
+	struct rec_target_memo *targets;
 };
 
 struct sm_ctx {
@@ -57,6 +60,9 @@ int sm_job_load(struct sm_ctx *x, uint64_t id, struct rec_job *out);
 int sm_job_save(struct sm_ctx *x, const struct rec_job *j);
 int sm_target_load(struct sm_ctx *x, struct ing_str name, struct rec_target *out);
 int sm_target_save(struct sm_ctx *x, const struct rec_target *t);
+/* Saves t, loaded by this command with sm_target_load and changed in
+ * active_jobs alone (cheaper: the decoded record is kept).  0 or fatal. */
+int sm_target_save_active(struct sm_ctx *x, const struct rec_target *t);
 int sm_node_load(struct sm_ctx *x, uint64_t id, struct rec_node *out);
 int sm_node_save(struct sm_ctx *x, const struct rec_node *n);
 

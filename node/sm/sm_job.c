@@ -122,7 +122,7 @@ static int target_active_add(struct sm_ctx *x, struct ing_str name, int delta)
 	if (delta < 0 && t.active_jobs == 0)
 		return ING_CORRUPT("target active job count below zero");
 	t.active_jobs = (uint32_t)((int64_t)t.active_jobs + delta);
-	return sm_target_save(x, &t);
+	return sm_target_save_active(x, &t);
 }
 
 /* Drops the artifacts of the current attempt's stage results. */
@@ -376,8 +376,10 @@ int sm_job_submit(struct sm_ctx *x)
 	j.params = c->u.job_submit.params;
 	j.nsources = c->u.job_submit.nsources;
 	rv = store_files(x, j.nsources, c->u.job_submit.sources, j.id, &j.sources);
-	if (rv == 0)
-		rv = target_active_add(x, j.target, +1);
+	if (rv == 0) {
+		t.active_jobs++; /* t was loaded above: no second read */
+		rv = sm_target_save_active(x, &t);
+	}
 	if (rv == 0)
 		rv = enqueue(x, &j);
 	if (rv == 0)

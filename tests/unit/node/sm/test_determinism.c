@@ -7,8 +7,10 @@
  * entries; short retention and dedupe windows make retention_run remove
  * jobs and turn dedupe generations within the run.  The sequence is applied to three fresh stores:
  * one transaction per entry, batches of 61 with irregular flushes, and one transaction for
- * everything.  The full `mdb_dump -a` of the three must be identical, meta
- * table (applied index, counters) included.
+ * everything; and to a fourth store, in batches of 7, by a state machine
+ * made anew at irregular points (its decoded-target memo cold, as on a
+ * restarted node).  The full `mdb_dump -a` of the four must be identical,
+ * meta table (applied index, counters) included.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -406,7 +408,7 @@ static void test_same_entries_same_bytes(void **state)
 	struct smt a;
 	struct gen g;
 	struct mp_out *log = calloc(N_ENTRIES, sizeof(*log));
-	struct replica b, c;
+	struct replica b, c, d;
 	struct ing_error e;
 	unsigned applied_ok = 0;
 	unsigned per_type_ok[64] = {0};
@@ -472,28 +474,39 @@ static void test_same_entries_same_bytes(void **state)
 
 	replica_open(&b, 61);
 	replica_open(&c, 1000000);
+	replica_open(&d, 7);
 	for (unsigned i = 0; i < N_ENTRIES; i++) {
 		replica_apply(&b, i + 1, &log[i]);
 		if (rnd(50) == 0)
 			assert_int_equal(store_batch_flush(b.store), 0);
 		replica_apply(&c, i + 1, &log[i]);
+		if (rnd(40) == 0) {
+			sm_free(d.sm);
+			assert_int_equal(sm_new(&d.sm), 0);
+		}
+		replica_apply(&d, i + 1, &log[i]);
 	}
 	assert_int_equal(store_batch_flush(b.store), 0);
 	assert_int_equal(store_batch_flush(c.store), 0);
+	assert_int_equal(store_batch_flush(d.store), 0);
 
 	char *da = smt_dump_all(&a);
 	char *db = tu_mdb_dump(store_path(b.store));
 	char *dc = tu_mdb_dump(store_path(c.store));
+	char *dd = tu_mdb_dump(store_path(d.store));
 	assert_true(strlen(da) > 10000);
 	assert_string_equal(da, db);
 	assert_string_equal(da, dc);
+	assert_string_equal(da, dd);
 	check_job_counts(b.store);
 	free(da);
 	free(db);
 	free(dc);
+	free(dd);
 
 	replica_close(&b);
 	replica_close(&c);
+	replica_close(&d);
 	for (unsigned i = 0; i < N_ENTRIES; i++)
 		mp_out_free(&log[i]);
 	free(log);

@@ -969,6 +969,65 @@ static void test_target_put_and_delete(void **state)
 	expect_reject(t, &c, ING_ENOTFOUND, "no longer exists");
 }
 
+/* The state machine keeps decoded target records between applies
+ * (storage/target_memo.h): every submit must still see the target as
+ * stored now, whether a target_put replaced it, jobs ended, or the store
+ * changed under the state machine (a restored snapshot, a rolled back
+ * batch). */
+static void test_target_changes_seen_by_submit(void **state)
+{
+	struct smt *t = *state;
+	struct rec_target tg;
+	struct rec_job j;
+	uint64_t ids[3];
+
+	smt_target(t, "memo", 1);
+	for (int i = 0; i < 3; i++)
+		ids[i] = smt_submit(t, "memo", 10, 1);
+	assert_int_equal(smt_target_rec(t, "memo", &tg), 0);
+	assert_int_equal(tg.active_jobs, 3);
+	assert_int_equal(smt_job(t, ids[2], &j), 0);
+	assert_int_equal(j.target_revision, 1);
+
+	/* Replaced after submits: the next submit records revision 2 and
+	 * the count goes on from 3. */
+	smt_target(t, "memo", 2);
+	uint64_t after = smt_submit(t, "memo", 10, 1);
+	assert_int_equal(smt_job(t, after, &j), 0);
+	assert_int_equal(j.target_revision, 2);
+	assert_int_equal(smt_target_rec(t, "memo", &tg), 0);
+	assert_int_equal(tg.revision, 2);
+	assert_int_equal(tg.nstages, 2);
+	assert_int_equal(tg.active_jobs, 4);
+
+	/* A job ended: the next submit counts from 3. */
+	apply_ok(t, job_cmd(t, CMD_JOB_CANCEL, ids[0]));
+	smt_submit(t, "memo", 10, 1);
+	assert_int_equal(smt_target_rec(t, "memo", &tg), 0);
+	assert_int_equal(tg.active_jobs, 4);
+
+	/* The record changed beneath the state machine (as a restored
+	 * snapshot would): revision 9, 20 active. */
+	struct store_txn *txn;
+	struct mp_out o;
+	mp_out_init(&o);
+	tg.revision = 9;
+	tg.active_jobs = 20;
+	assert_int_equal(rec_target_encode(&tg, &o), 0);
+	assert_int_equal(store_write_begin(t->store, &txn), 0);
+	assert_int_equal(store_put(txn, STORE_TARGETS, ing_str_c("memo"),
+	                           (struct ing_str){o.data, (uint32_t)o.len}),
+	                 0);
+	assert_int_equal(store_commit(txn), 0);
+	mp_out_free(&o);
+	uint64_t last = smt_submit(t, "memo", 10, 1);
+	assert_int_equal(smt_job(t, last, &j), 0);
+	assert_int_equal(j.target_revision, 9);
+	assert_int_equal(smt_target_rec(t, "memo", &tg), 0);
+	assert_int_equal(tg.active_jobs, 21);
+	assert_int_equal(tg.revision, 9);
+}
+
 static void test_dedupe(void **state)
 {
 	struct smt *t = *state;
@@ -1848,6 +1907,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_node_forget, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_artifacts_freed_with_attempt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_target_put_and_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_target_changes_seen_by_submit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dedupe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed_entry_is_recorded_not_applied, setup,
 	                                    teardown),
