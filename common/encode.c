@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <pthread.h>
 
 void ing_hex_encode(const void *p, size_t n, char *out)
 {
@@ -114,4 +116,20 @@ int ing_base64_decode(const char *b64, size_t len, bool url, void *out, size_t *
 		return ING_EINVAL;
 	*n = (size_t)got - pad;
 	return 0;
+}
+
+static EVP_MD *sha256_md; /* fetched once, never freed: lives as long as the process */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+void ing_sha256(const void *p, size_t n, uint8_t out[32])
+{
+	unsigned int len = 0;
+	pthread_once(&sha256_once, sha256_fetch);
+	if (sha256_md == NULL || EVP_Digest(p, n, out, &len, sha256_md, NULL) != 1 || len != 32)
+		SHA256(p, n, out); /* the slow lookup, which cannot fail here either */
 }

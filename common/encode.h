@@ -6,13 +6,15 @@
  * standard alphabet with padding, or the URL-safe one without it) is how
  * `-o json` shows bytes and how JWTs carry their parts.  Base64 goes
  * through OpenSSL (EVP_EncodeBlock / EVP_DecodeBlock), which is why
- * common/ links libcrypto.
+ * common/ links libcrypto; so does SHA-256, the hash of artifacts, inline
+ * sources and token secrets.
  */
 #ifndef INGOT_COMMON_ENCODE_H
 #define INGOT_COMMON_ENCODE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 
@@ -34,5 +36,11 @@ void ing_base64_encode(const void *p, size_t n, bool url, char *out);
  * alphabet.  ING_EINVAL (a character outside the alphabet, a misplaced
  * '=', a length that cannot be base64), ING_ENOMEM. */
 int ing_base64_decode(const char *b64, size_t len, bool url, void *out, size_t *n);
+
+/* SHA-256 of p[0..n) into out.  OpenSSL 3's SHA256() and EVP_sha256()
+ * look the algorithm up in the provider store on every call (a third of
+ * the cost of hashing a few hundred bytes); this fetches it once per
+ * process.  Thread-safe. */
+void ing_sha256(const void *p, size_t n, uint8_t out[32]);
 
 #endif

@@ -33,10 +33,10 @@
  */
 #include "storage/artifact.h"
 
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/encode.h"
 #include "common/log.h"
 #include "common/mp.h"
 #include "storage/limits.h"
@@ -45,7 +45,7 @@
 
 void store_sha256(const void *data, size_t len, uint8_t out[32])
 {
-	SHA256(data, len, out);
+	ing_sha256(data, len, out);
 }
 
 static struct ing_str hash_key(const uint8_t sha[32])

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/sha.h>
 #include <uv.h>
 
 #include "common/encode.h"
@@ -158,10 +159,36 @@ static void test_uv_errors(void **state)
 	assert_int_equal(ing_err_from_uv(UV_ENOSPC), ING_EIO);
 }
 
+/* ing_sha256 against FIPS 180-2's vectors and OpenSSL's SHA256(). */
+static void test_sha256(void **state)
+{
+	(void)state;
+	uint8_t h[32], want[32];
+	char hex[65];
+	ing_sha256("", 0, h);
+	ing_hex_encode(h, 32, hex);
+	assert_string_equal(hex,
+	                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	ing_sha256("abc", 3, h);
+	ing_hex_encode(h, 32, hex);
+	assert_string_equal(hex,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	size_t n = 1 << 20;
+	unsigned char *big = malloc(n);
+	assert_non_null(big);
+	for (size_t i = 0; i < n; i++)
+		big[i] = (unsigned char)(i * 131 + (i >> 8));
+	ing_sha256(big, n, h);
+	SHA256(big, n, want);
+	assert_memory_equal(h, want, 32);
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hex),
+	    cmocka_unit_test(test_sha256),
 	    cmocka_unit_test(test_base64_vectors),
 	    cmocka_unit_test(test_base64_alphabets),
 	    cmocka_unit_test(test_base64_refusals),
