@@ -9,6 +9,7 @@
 #define INGOT_COMMON_STR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -43,6 +44,17 @@ static inline int ing_str_cmp(struct ing_str a, struct ing_str b)
 	if (c != 0)
 		return c;
 	return a.len < b.len ? -1 : (a.len > b.len ? 1 : 0);
+}
+
+/* Copies s into out as a C string, cut to cap - 1 bytes (cap > 0): what
+ * snprintf(out, cap, "%.*s", ING_STR_FMT(s)) gives for a string without
+ * NUL bytes, without the formatting. */
+static inline void ing_str_to_c(struct ing_str s, char *out, size_t cap)
+{
+	size_t n = s.len < cap - 1 ? s.len : cap - 1;
+	if (n > 0)
+		memcpy(out, s.ptr, n);
+	out[n] = '\0';
 }
 
 #endif

@@ -14,7 +14,11 @@
  * encode_active keeps the invariant slot.t == decode(slot.bytes): the new
  * bytes are rec_target_encode of slot.t with only active_jobs changed, and
  * decode(encode(r)) == r for every record the codec produced
- * (test_records checks the round trip).
+ * (test_records checks the round trip).  Once a slot's bytes are its own
+ * encoding (`encoded`), the next change rewrites only the record's tail:
+ * active_jobs, created_at_ms and updated_at_ms are its last three items,
+ * so the bytes before them are the same, and the tail is checked against
+ * the kept bytes before it is cut off.
  */
 #include "storage/target_memo.h"
 
@@ -23,6 +27,7 @@
 
 struct memo_slot {
 	bool valid;
+	bool encoded; /* bytes == rec_target_encode(&t): the tail can be rewritten */
 	char *bytes;
 	uint32_t len, cap;
 	msgpack_zone *zone;
@@ -99,7 +104,43 @@ static int fill(struct memo_slot *s, struct ing_str buf, struct ing_error *e)
 		memcpy(s->bytes, buf.ptr, buf.len);
 	s->len = buf.len;
 	s->valid = true;
+	s->encoded = false;
 	return 0;
+}
+
+/* v as msgpack_pack_uint64 writes it (the shortest form) into p; its length. */
+static size_t put_uint(uint8_t *p, uint64_t v)
+{
+	if (v < 128) {
+		p[0] = (uint8_t)v;
+		return 1;
+	}
+	size_t n = v < 256 ? 1 : v < 65536 ? 2 : v <= UINT32_MAX ? 4 : 8;
+	p[0] = n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf;
+	for (size_t i = 0; i < n; i++)
+		p[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+	return 1 + n;
+}
+
+static size_t put_tail(uint8_t p[27], uint32_t active, const struct rec_target *t)
+{
+	size_t n = put_uint(p, active);
+	n += put_uint(p + n, t->created_at_ms);
+	return n + put_uint(p + n, t->updated_at_ms);
+}
+
+/* Encodes t into o from s's bytes, rewriting only the tail; false when s's
+ * bytes are not known to be its encoding (nothing written). */
+static bool encode_tail(const struct memo_slot *s, const struct rec_target *t, struct mp_out *o)
+{
+	uint8_t old[27], tail[27];
+	size_t nold = put_tail(old, s->t.active_jobs, &s->t);
+	if (!s->encoded || nold > s->len || memcmp(s->bytes + s->len - nold, old, nold) != 0)
+		return false;
+	size_t n = put_tail(tail, t->active_jobs, t);
+	mp_out_raw(o, s->bytes, s->len - nold);
+	mp_out_raw(o, tail, n);
+	return true;
 }
 
 int rec_target_memo_decode(struct rec_target_memo *m, uint64_t epoch, struct ing_str buf,
@@ -145,7 +186,7 @@ int rec_target_memo_encode_active(struct rec_target_memo *m, uint64_t epoch,
 	if (s == NULL)
 		return ING_ENOTFOUND;
 	size_t start = o->len;
-	int rv = rec_target_encode(t, o);
+	int rv = encode_tail(s, t, o) ? mp_out_failed(o) : rec_target_encode(t, o);
 	size_t n = o->len - start;
 	if (rv == 0 && n > s->cap) {
 		char *b = realloc(s->bytes, n);
@@ -162,6 +203,7 @@ int rec_target_memo_encode_active(struct rec_target_memo *m, uint64_t epoch,
 	memcpy(s->bytes, o->data + start, n);
 	s->len = (uint32_t)n;
 	s->t.active_jobs = t->active_jobs;
+	s->encoded = true;
 	return 0;
 }
 

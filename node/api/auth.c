@@ -411,14 +411,20 @@ static void caller_free(void *data)
 }
 
 /* Takes one request from the bucket of `key` under limit rl; replies
- * rate_limited and returns false when it is empty. */
+ * rate_limited and returns false when it is empty.  The refusal names
+ * `whose`: p's name and role, or the source address (p NULL). */
 static bool within_limit(struct api_auth *au, struct rpc_call *call, const struct auth_principal *p,
-                         const char *key, const struct node_rate_limit *rl, const char *whose)
+                         const char *key, const struct node_rate_limit *rl)
 {
 	uint64_t retry_ms = 0;
 	if (auth_limiter_take(au->limiter, key, strlen(key), rl->rate_per_s, rl->burst,
 	                      node_now_ms(), &retry_ms) == 0)
 		return true;
+	char whose[AUTH_NAME_MAX + 48];
+	if (p != NULL)
+		snprintf(whose, sizeof(whose), "%s (role %s)", p->name, auth_role_name(p->role));
+	else
+		snprintf(whose, sizeof(whose), "unauthenticated requests from this address");
 	char msg[ING_ERROR_MSG_MAX];
 	snprintf(msg, sizeof(msg),
 	         "rate limit of %s exceeded (%g requests/s, burst %u); retry_after_ms=%" PRIu64,
@@ -468,8 +474,7 @@ const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *ca
 		if (!c->charged) {
 			c->charged = true;
 			snprintf(key, sizeof(key), "addr:%s", host);
-			if (!within_limit(au, call, NULL, key, &ac->rate_limits[AUTH_ROLE_NONE],
-			                  "unauthenticated requests from this address"))
+			if (!within_limit(au, call, NULL, key, &ac->rate_limits[AUTH_ROLE_NONE]))
 				return NULL;
 		}
 		*unknown = c->unknown;
@@ -480,11 +485,8 @@ const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *ca
 		return NULL;
 	}
 	if (!c->charged && c->p.kind != AUTH_KIND_NODE) {
-		char whose[AUTH_NAME_MAX + 32];
 		c->charged = true;
-		snprintf(whose, sizeof(whose), "%s (role %s)", c->p.name,
-		         auth_role_name(c->p.role));
-		if (!within_limit(au, call, &c->p, c->p.name, &ac->rate_limits[c->p.role], whose))
+		if (!within_limit(au, call, &c->p, c->p.name, &ac->rate_limits[c->p.role]))
 			return NULL;
 	}
 	c->charged = true;

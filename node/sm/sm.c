@@ -173,6 +173,16 @@ int sm_job_load(struct sm_ctx *x, uint64_t id, struct rec_job *out)
 	return rv;
 }
 
+void sm_job_note_new(struct sm_ctx *x, uint64_t id)
+{
+	if (x->nloaded < SM_MAX_CHANGES) {
+		x->loaded[x->nloaded].job = id;
+		x->loaded[x->nloaded].state = SM_JOB_NEW;
+		x->loaded[x->nloaded].updated_at_ms = 0;
+		x->nloaded++;
+	}
+}
+
 /* Notes a state change of j in the result (metrics, sm.h). */
 static void note_change(struct sm_ctx *x, const struct rec_job *j)
 {
@@ -192,8 +202,8 @@ static void note_change(struct sm_ctx *x, const struct rec_job *j)
 	ch->from = from;
 	ch->to = j->state;
 	ch->since_ms = i < x->nloaded ? x->loaded[i].updated_at_ms : 0;
-	snprintf(ch->target, sizeof(ch->target), "%.*s", ING_STR_FMT(j->target));
-	snprintf(ch->tenant, sizeof(ch->tenant), "%.*s", ING_STR_FMT(j->tenant));
+	ing_str_to_c(j->target, ch->target, sizeof(ch->target));
+	ing_str_to_c(j->tenant, ch->tenant, sizeof(ch->tenant));
 	if (i < x->nloaded) {
 		x->loaded[i].state = j->state;
 		x->loaded[i].updated_at_ms = j->updated_at_ms;

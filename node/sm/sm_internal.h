@@ -58,6 +58,9 @@ void sm_result_bytes(struct sm_ctx *x, struct ing_str s); /* as a str */
 int sm_put_encoded(struct sm_ctx *x, enum store_table tbl, struct ing_str key);
 int sm_job_load(struct sm_ctx *x, uint64_t id, struct rec_job *out);
 int sm_job_save(struct sm_ctx *x, const struct rec_job *j);
+/* Notes that job id is created by this command (none stored before), so
+ * that its first save need not look for an older record to count. */
+void sm_job_note_new(struct sm_ctx *x, uint64_t id);
 int sm_target_load(struct sm_ctx *x, struct ing_str name, struct rec_target *out);
 int sm_target_save(struct sm_ctx *x, const struct rec_target *t);
 /* Saves t, loaded by this command with sm_target_load and changed in

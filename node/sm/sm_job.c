@@ -359,6 +359,7 @@ int sm_job_submit(struct sm_ctx *x)
 	rv = store_next_id(x->t, "next_job_id", &id);
 	if (rv != 0)
 		return rv;
+	sm_job_note_new(x, id);
 	memset(&j, 0, sizeof(j));
 	j.id = id;
 	j.tenant = c->u.job_submit.tenant;

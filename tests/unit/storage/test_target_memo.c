@@ -139,6 +139,49 @@ static void test_encode_active(void **state)
 	msgpack_zone_free(z);
 }
 
+/* Counts moved one by one across every length of their encoding: each
+ * save gives the bytes rec_target_encode gives, and reads back as a hit. */
+static void test_encode_active_steps(void **state)
+{
+	(void)state;
+	static const uint32_t from[] = {0, 125, 250, 65530, UINT32_MAX - 7};
+	struct rec_target_memo *m;
+	msgpack_zone *z = msgpack_zone_new(1024);
+	struct mp_out o;
+	uint64_t epoch = 0;
+	mp_out_init(&o);
+	assert_int_equal(rec_target_memo_new(&m), 0);
+	for (unsigned f = 0; f < sizeof(from) / sizeof(from[0]); f++) {
+		struct rec_target a = target("steps", 3, from[f]), cur;
+		a.created_at_ms = f == 4 ? UINT64_MAX : 200 * f;
+		a.updated_at_ms = f == 4 ? 1ull << 40 : 70000;
+		struct ing_str bytes = encoded(&a);
+		for (int i = 0; i < 12; i++) {
+			struct ing_str want;
+			epoch++;
+			assert_int_equal(rec_target_memo_decode(m, epoch, bytes, z, &cur, NULL), 0);
+			if (i > 0)
+				assert_int_equal(cur.active_jobs, from[f] + (i < 7 ? i : 13 - i));
+			cur.active_jobs = from[f] + (i < 6 ? i + 1 : 12 - i);
+			mp_out_reset(&o);
+			assert_int_equal(rec_target_memo_encode_active(m, epoch, &cur, &o), 0);
+			want = encoded(&cur);
+			assert_int_equal(o.len, want.len);
+			assert_memory_equal(o.data, want.ptr, want.len);
+			free((char *)bytes.ptr);
+			bytes = want;
+		}
+		free((char *)bytes.ptr);
+	}
+	uint64_t hits, decodes;
+	rec_target_memo_stats(m, &hits, &decodes);
+	assert_int_equal(decodes, 5);
+	assert_int_equal(hits, 5 * 11);
+	mp_out_free(&o);
+	rec_target_memo_free(m);
+	msgpack_zone_free(z);
+}
+
 /* Every slot returned in one epoch: the next record goes around the memo
  * (into the zone) and the ones returned stay intact. */
 static void test_epoch_keeps_records(void **state)
@@ -222,9 +265,8 @@ static void test_broken_and_large(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_hit_and_change),
-	    cmocka_unit_test(test_encode_active),
-	    cmocka_unit_test(test_epoch_keeps_records),
+	    cmocka_unit_test(test_hit_and_change),      cmocka_unit_test(test_encode_active),
+	    cmocka_unit_test(test_encode_active_steps), cmocka_unit_test(test_epoch_keeps_records),
 	    cmocka_unit_test(test_broken_and_large),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
