@@ -151,6 +151,8 @@ struct conn {
 	bool counted;
 	bool sniffed;   /* the first bytes were looked at */
 	bool got_frame; /* a whole frame arrived */
+	void *data;     /* the handler's per-connection object (rpc_call_set_conn_data) */
+	void (*release)(void *data);
 };
 
 struct rpc_call {
@@ -339,6 +341,22 @@ struct ing_str rpc_call_request_id(const struct rpc_call *c)
 const struct rpc_peer *rpc_call_peer(const struct rpc_call *c)
 {
 	return &c->peer;
+}
+
+void *rpc_call_conn_data(const struct rpc_call *c)
+{
+	return c->conn != NULL ? c->conn->data : NULL;
+}
+
+bool rpc_call_set_conn_data(struct rpc_call *c, void *data, void (*release)(void *data))
+{
+	if (c->conn == NULL)
+		return false;
+	if (c->conn->release != NULL && c->conn->data != data)
+		c->conn->release(c->conn->data);
+	c->conn->data = data;
+	c->conn->release = release;
+	return true;
 }
 
 void rpc_call_set_data(struct rpc_call *c, void *data, void (*release)(void *data))
@@ -577,6 +595,8 @@ static void on_conn_close(uv_handle_t *h)
 		ing_gauge_add(metrics.connections, -1);
 	}
 	flush_unlink(conn);
+	if (conn->release != NULL)
+		conn->release(conn->data);
 	ing_buf_free(&conn->pend);
 	rpc_reader_free(&conn->in);
 	ing_tls_session_free(conn->tls);

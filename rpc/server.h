@@ -149,6 +149,14 @@ const struct rpc_peer *rpc_call_peer(const struct rpc_call *c);
  * the call is freed, i.e. right after its reply. */
 void rpc_call_set_data(struct rpc_call *c, void *data, void (*release)(void *data));
 void *rpc_call_data(const struct rpc_call *c);
+/* The handler's own object attached to the call's connection (NULL until
+ * set, and for local calls and calls whose connection is gone): what the
+ * handler keeps from one request of a connection to the next.  Setting
+ * another releases the first; `release` (may be NULL) runs on it when the
+ * connection is freed.  Set returns false (nothing kept, nothing
+ * released) when the call has no connection. */
+void *rpc_call_conn_data(const struct rpc_call *c);
+bool rpc_call_set_conn_data(struct rpc_call *c, void *data, void (*release)(void *data));
 /* False once the connection is gone (replies and pushes are dropped). */
 bool rpc_call_alive(const struct rpc_call *c);
 

@@ -49,6 +49,7 @@
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,9 +245,53 @@ uint8_t api_token_role(enum auth_role r)
 	}
 }
 
-/* One of the cluster's tokens, from this node's committed tokens table. */
-static int token_principal(struct node *n, struct ing_str tok, struct auth_principal *p,
-                           struct ing_error *e)
+/*
+ * What a connection's last token was found to be (rpc_call_conn_data): a
+ * client sends the same token with every request of a connection, so its
+ * parse and hash are not done again, nor, while the token's stored record
+ * is byte for byte the one it was checked against, the record's decode.
+ * The record is still read and compared, and the expiry checked against the
+ * clock, on every request: a token revoked (its record rewritten) or
+ * expired is refused on open connections exactly as on new ones.  The
+ * secret is wiped when the connection ends.
+ */
+#define TOKEN_MEMO_RECORD_MAX 1024
+
+struct token_memo {
+	char tok[AUTH_TOKEN_MAX];
+	uint32_t tok_len; /* 0: nothing kept */
+	uint64_t id;
+	uint8_t hash[AUTH_TOKEN_HASH_BYTES];
+	uint32_t rec_len; /* 0: no record checked yet */
+	char rec[TOKEN_MEMO_RECORD_MAX];
+	struct auth_principal p; /* what rec gave */
+	uint64_t expires_at_ms;  /* rec's expiry (0: never) */
+};
+
+static void token_memo_free(void *data)
+{
+	if (data != NULL)
+		OPENSSL_cleanse(data, sizeof(struct token_memo));
+	free(data);
+}
+
+/* The connection's token memo, made on its first token (NULL for local
+ * calls, or without memory: the token is then checked the long way). */
+static struct token_memo *token_memo_of(struct rpc_call *call)
+{
+	struct token_memo *m = rpc_call_conn_data(call);
+	if (m == NULL && (m = calloc(1, sizeof(*m))) != NULL &&
+	    !rpc_call_set_conn_data(call, m, token_memo_free)) {
+		free(m);
+		m = NULL;
+	}
+	return m;
+}
+
+/* One of the cluster's tokens, from this node's committed tokens table;
+ * m (may be NULL) is the connection's memo. */
+static int token_principal(struct node *n, struct token_memo *m, struct ing_str tok,
+                           struct auth_principal *p, struct ing_error *e)
 {
 	uint8_t hash[AUTH_TOKEN_HASH_BYTES];
 	struct store_txn *t;
@@ -254,18 +299,44 @@ static int token_principal(struct node *n, struct ing_str tok, struct auth_princ
 	struct rec_token r;
 	msgpack_zone z;
 	uint64_t id;
-	int rv = auth_token_parse(tok.ptr, tok.len, &id, hash, e);
+	int rv = 0;
+	bool same_tok = m != NULL && m->tok_len == tok.len && memcmp(m->tok, tok.ptr, tok.len) == 0;
 
-	if (rv != 0) {
+	if (same_tok) {
+		id = m->id;
+		memcpy(hash, m->hash, sizeof(hash));
+	} else if ((rv = auth_token_parse(tok.ptr, tok.len, &id, hash, e)) != 0) {
 		char why[ING_ERROR_MSG_MAX];
 		snprintf(why, sizeof(why), "%s", e->msg);
 		return ing_error_set(e, ING_EUNAUTHENTICATED, "malformed token: %s", why);
+	} else if (m != NULL) {
+		bool fits = tok.len <= sizeof(m->tok);
+		if (fits)
+			memcpy(m->tok, tok.ptr, tok.len);
+		m->tok_len = fits ? tok.len : 0;
+		m->id = id;
+		memcpy(m->hash, hash, sizeof(hash));
+		m->rec_len = 0;
 	}
 	rv = store_read_begin(node_store(n), &t);
 	if (rv != 0)
 		return ing_error_set(e, rv, "cannot read the tokens: %s", ing_err_msg(rv));
-	msgpack_zone_init(&z, 512);
 	rv = store_get(t, STORE_TOKENS, (struct ing_str){(const char *)hash, sizeof(hash)}, &val);
+	if (rv == 0 && same_tok && m->rec_len > 0 && val.len == m->rec_len &&
+	    memcmp(val.ptr, m->rec, val.len) == 0) {
+		/* The record it was checked against: only the clock can
+		 * have changed. */
+		store_abort(t);
+		if (m->expires_at_ms != 0 && node_now_ms() >= m->expires_at_ms)
+			return ing_error_set(e, ING_EUNAUTHENTICATED,
+			                     "token %" PRIu64 " expired %" PRIu64 " s ago", id,
+			                     (node_now_ms() - m->expires_at_ms) / 1000);
+		*p = m->p;
+		return 0;
+	}
+	if (m != NULL)
+		m->rec_len = 0;
+	msgpack_zone_init(&z, 512);
 	if (rv == 0 && rec_token_decode(val, &z, &r, NULL) != 0)
 		rv = ING_CORRUPT("token record");
 	if (rv == ING_ENOTFOUND || (rv == 0 && r.id != id))
@@ -285,6 +356,12 @@ static int token_principal(struct node *n, struct ing_str tok, struct auth_princ
 		p->token_id = id;
 		snprintf(p->name, sizeof(p->name), "token:%" PRIu64, id);
 		snprintf(p->tenant, sizeof(p->tenant), "%.*s", ING_STR_FMT(r.tenant));
+		if (m != NULL && m->tok_len != 0 && val.len <= sizeof(m->rec)) {
+			memcpy(m->rec, val.ptr, val.len);
+			m->rec_len = val.len;
+			m->p = *p;
+			m->expires_at_ms = r.expires_at_ms;
+		}
 	} else if (rv != ING_EUNAUTHENTICATED && rv != ING_ENOTFOUND) {
 		ing_error_set(e, rv, "cannot read the tokens: %s", ing_err_msg(rv));
 		if (rv == ING_ECORRUPT)
@@ -379,7 +456,7 @@ int api_principal_of(struct api *a, const struct rpc_call *call, struct auth_pri
 		return 0;
 	}
 	if (auth_token_looks_like(tok.ptr, tok.len))
-		return token_principal(a->n, tok, p, e);
+		return token_principal(a->n, rpc_call_conn_data(call), tok, p, e);
 	if (auth_jwt_looks_like(tok.ptr, tok.len)) {
 		if (a->auth->jwt == NULL)
 			return ing_error_set(e, ING_EUNAUTHENTICATED,
@@ -453,6 +530,8 @@ const struct auth_principal *api_authenticate(struct api *a, struct rpc_call *ca
 	}
 	ing_error_clear(&e);
 	*unknown = false;
+	if (rpc_call_token(call).len > 0)
+		(void)token_memo_of(call); /* api_principal_of finds it on the call */
 	rv = api_principal_of(a, call, &c->p, &e);
 	c->unknown = rv == ING_ENOTFOUND;
 	if (c->unknown) {

@@ -18,7 +18,8 @@
 3. Tenants: another tenant's job does not exist (get, list, events, watch,
    log, artifact, cancel, retry: not_found worded as for a missing job); a
    tenant's submitter submits into its own tenant only.
-4. Revocation takes effect on open connections, on every node.
+4. Revocation takes effect on open connections, on every node; so does
+   a token's expiry, on a connection that used it request after request.
 5. JWTs signed here (ES256, python3-cryptography): valid ones work and their
    writes name `jwt:<sub>` in the audit trail; expired, not yet valid,
    forged, alg none, HS256, unknown kid, wrong issuer or audience: refused.
@@ -472,6 +473,21 @@ def run(t, key, other, auth_cfg, tls):
                 "each node once it applied index %s" % applied, res is not None, str(res))
         e, _ = conns[lead].call("job.list", {"stale": True}, admin)
         t.check("the same connection still serves another token", e is None, str(e))
+        # A token that expires, used again and again on one connection (a
+        # node keeps what it found of a connection's token): refused once
+        # its time is up, on the same connection.
+        r = c.call("token.create", {"role": "viewer", "name": "short", "ttl_ms": 2500})
+        t.require("token.create with ttl_ms 2500", r.ok, repr(r))
+        short = r.result["token"]
+        cl.wait_for("the short token known on the leader",
+                    lambda: conns[lead].call("job.list", {"stale": True}, short)[0] is None, 5)
+        again = [conns[lead].call("job.list", {"stale": True}, short)[0] for _ in range(3)]
+        t.check("the short-lived token serves request after request on one connection",
+                again == [None, None, None], str(again))
+        time.sleep(max(0.0, r.result["expires_at"] / 1000.0 - time.time()) + 0.3)
+        e, _ = conns[lead].call("job.list", {"stale": True}, short)
+        t.check("after its expiry: refused on the same connection (unauthenticated, expired)",
+                e is not None and e[0] == "unauthenticated" and "expired" in e[1], str(e))
     finally:
         for s in conns.values():
             s.close()

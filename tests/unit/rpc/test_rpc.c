@@ -66,7 +66,9 @@ struct env {
 	int flaky_left;
 	char ids[MAX_IDS][RPC_REQUEST_ID_MAX + 1];
 	unsigned nids;
-	unsigned released; /* objects attached to calls and released */
+	unsigned released;      /* objects attached to calls and released */
+	unsigned conn_released; /* objects attached to connections and released */
+	bool conn_released_flag;
 };
 
 /* ---- loop helpers ------------------------------------------------------ */
@@ -151,6 +153,20 @@ static void on_release(void *data)
 	(*(unsigned *)data)++;
 }
 
+/* A connection's request counter ("conncount"). */
+struct conn_counter {
+	struct env *env;
+	unsigned n;
+};
+
+static void on_conn_release(void *data)
+{
+	struct conn_counter *cc = data;
+	cc->env->conn_released++;
+	cc->env->conn_released_flag = true;
+	free(cc);
+}
+
 static void handler(void *data, struct rpc_call *call)
 {
 	struct srv *srv = data;
@@ -195,6 +211,17 @@ static void handler(void *data, struct rpc_call *call)
 		}
 	} else if (ing_str_eq_c(op, "record")) {
 		reply_request_id(call);
+	} else if (ing_str_eq_c(op, "conncount")) {
+		/* counts this connection's conncount calls in its own object */
+		struct conn_counter *cc = rpc_call_conn_data(call);
+		if (cc == NULL) {
+			cc = calloc(1, sizeof(*cc));
+			assert_non_null(cc);
+			cc->env = env;
+			assert_true(rpc_call_set_conn_data(call, cc, on_conn_release));
+		}
+		char n[1] = {(char)++cc->n}; /* positive fixint */
+		rpc_reply(call, n, 1);
 	} else if (ing_str_eq_c(op, "whoami")) {
 		const struct rpc_peer *p = rpc_call_peer(call);
 		char who[ING_TLS_NAME_MAX + 16], text[ING_TLS_NAME_MAX + 64];
@@ -553,6 +580,38 @@ static void test_call_token_peer_data(void **state)
 	assert_int_equal(rpc_client_call(c, &r, "credential", NULL, 0, 0), ING_EINVAL);
 	result_free(&res);
 	close_client(env, c);
+}
+
+/* An object attached to a connection is found by its next calls, not by
+ * another connection's, and released once, when the connection ends. */
+static void test_conn_data(void **state)
+{
+	struct env *env = *state;
+	const char *eps[] = {env->srv[0].addr};
+	struct rpc_client *a = new_client(env, eps, 1, 0), *b = new_client(env, eps, 1, 0);
+	struct result res;
+	struct rpc_request r;
+
+	for (unsigned i = 1; i <= 3; i++) {
+		call(env, a, "conncount", NULL, 0, 0, &res, &r);
+		assert_int_equal(res.status, 0);
+		assert_int_equal(res.value.via.u64, i);
+		result_free(&res);
+	}
+	call(env, b, "conncount", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.value.via.u64, 1);
+	result_free(&res);
+	assert_int_equal(env->conn_released, 0);
+	close_client(env, a);
+	run_until(env, &env->conn_released_flag, 2000);
+	assert_int_equal(env->conn_released, 1);
+	call(env, b, "conncount", NULL, 0, 0, &res, &r);
+	assert_int_equal(res.value.via.u64, 2);
+	result_free(&res);
+	env->conn_released_flag = false;
+	close_client(env, b);
+	run_until(env, &env->conn_released_flag, 2000);
+	assert_int_equal(env->conn_released, 2);
 }
 
 #define NPIPE 1000
@@ -2017,6 +2076,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_request_reply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conn_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_call_token_peer_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_events, setup, teardown),
