@@ -713,6 +713,89 @@ static int next_stage_results(struct mp_cursor *c, msgpack_zone *z, uint32_t *n,
 	return 0;
 }
 
+/* A reader of the msgpack forms rec_job_encode writes for the head's
+ * items: unsigned integers and strings.  Each takes the next item from *p
+ * (ending at end) or returns false. */
+static bool head_be(const uint8_t **p, const uint8_t *end, unsigned n, uint64_t *v)
+{
+	if ((size_t)(end - *p) < n)
+		return false;
+	*v = 0;
+	for (unsigned i = 0; i < n; i++)
+		*v = (*v << 8) | (*p)[i];
+	*p += n;
+	return true;
+}
+
+static bool head_uint(const uint8_t **p, const uint8_t *end, uint64_t max, uint64_t *v)
+{
+	if (*p >= end)
+		return false;
+	uint8_t b = *(*p)++;
+	bool ok;
+	if (b <= 0x7f) {
+		*v = b;
+		ok = true;
+	} else {
+		ok = b >= 0xcc && b <= 0xcf && head_be(p, end, 1u << (b - 0xcc), v);
+	}
+	return ok && *v <= max;
+}
+
+static bool head_str(const uint8_t **p, const uint8_t *end, uint32_t max, struct ing_str *s)
+{
+	uint64_t n = 0;
+	if (*p >= end)
+		return false;
+	uint8_t b = *(*p)++;
+	bool ok;
+	if ((b & 0xe0) == 0xa0) {
+		n = b & 0x1f;
+		ok = true;
+	} else {
+		ok = b >= 0xd9 && b <= 0xdb && head_be(p, end, 1u << (b - 0xd9), &n);
+	}
+	if (!ok || n > max || (uint64_t)(end - *p) < n)
+		return false;
+	*s = (struct ing_str){(const char *)*p, (uint32_t)n};
+	*p += n;
+	return true;
+}
+
+int rec_job_head_decode(struct ing_str buf, struct rec_job_head *out)
+{
+	const uint8_t *p = (const uint8_t *)buf.ptr, *end = p + buf.len;
+	struct rec_job_head h;
+	struct ing_str request_id;
+	uint64_t version, v[10];
+	/* [version, id, tenant, target, target_revision, request_id, state,
+	 *  priority, attempt, attempt_base, max_attempts, node_id,
+	 *  created_at_ms, updated_at_ms, ...]: 25 items, an array 16 */
+	if (buf.len < 3 || p[0] != 0xdc || p[1] != 0 || p[2] != 25) /* array 16 */
+		return ING_ECORRUPT;
+	p += 3;
+	bool ok =
+	    head_uint(&p, end, UINT64_MAX, &version) && version == REC_JOB_VERSION &&
+	    head_uint(&p, end, UINT64_MAX, &v[0]) && head_str(&p, end, ING_NAME_MAX, &h.tenant) &&
+	    head_str(&p, end, ING_NAME_MAX, &h.target) && head_uint(&p, end, UINT64_MAX, &v[1]) &&
+	    head_str(&p, end, ING_REQUEST_ID_MAX, &request_id) &&
+	    head_uint(&p, end, REC_JOB_STATE_COUNT - 1, &v[2]) &&
+	    head_uint(&p, end, ING_MAX_PRIORITY, &v[3]) && head_uint(&p, end, UINT32_MAX, &v[4]) &&
+	    head_uint(&p, end, UINT32_MAX, &v[5]) && head_uint(&p, end, UINT32_MAX, &v[6]) &&
+	    head_uint(&p, end, UINT64_MAX, &v[7]) && head_uint(&p, end, UINT64_MAX, &v[8]) &&
+	    head_uint(&p, end, UINT64_MAX, &v[9]);
+	if (!ok)
+		return ING_ECORRUPT;
+	h.id = v[0];
+	h.state = (uint8_t)v[2];
+	h.priority = (uint32_t)v[3];
+	h.attempt = (uint32_t)v[4];
+	h.attempt_base = (uint32_t)v[5];
+	h.updated_at_ms = v[9];
+	*out = h;
+	return 0;
+}
+
 int rec_job_decode(struct ing_str buf, msgpack_zone *z, struct rec_job *out, struct ing_error *e)
 {
 	static const char what[] = "job record";

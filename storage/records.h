@@ -346,6 +346,20 @@ REC_CODEC(dedupe)
 REC_CODEC(token)
 #undef REC_CODEC
 
+/* The first items of a job record, read straight from its bytes without
+ * parsing the rest (the scheduler looks at every job just submitted).
+ * tenant and target are views into buf.  0, or ING_ECORRUPT when buf does
+ * not start as a job record of REC_JOB_VERSION with those items within
+ * their limits (rec_job_decode then says what is wrong). */
+struct rec_job_head {
+	uint64_t id;
+	struct ing_str tenant, target;
+	uint8_t state;
+	uint32_t priority, attempt, attempt_base;
+	uint64_t updated_at_ms;
+};
+int rec_job_head_decode(struct ing_str buf, struct rec_job_head *out);
+
 /* [[key, value]...] lists (labels, env, params), shared with the command codec. */
 void rec_pack_kv_list(msgpack_packer *pk, uint32_t n, const struct rec_kv *v);
 /* Reads such a list into zone z: at most max_n pairs, keys of at most

@@ -39,6 +39,7 @@
  */
 #include "node/http/metrics.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,10 @@ struct metrics {
 	uint64_t refusals_seen[API_REFUSAL_KINDS]; /* published so far */
 	struct ing_series *tls_not_after[2];       /* node, ca */
 	uint64_t counts[REC_JOB_STATE_COUNT];
+	/* The submitted series of the last submit's target and tenant: a
+	 * stream of submits mostly repeats them (no lookup then). */
+	char submit_target[ING_NAME_MAX + 1], submit_tenant[ING_NAME_MAX + 1];
+	struct ing_series *submit_series;
 };
 
 /* The one node whose calls are counted (one node per process). */
@@ -267,8 +272,16 @@ void metrics_applied(struct metrics *m, const struct sm_result *res)
 	for (unsigned i = 0; i < res->nchanges; i++) {
 		const struct sm_job_change *ch = &res->changes[i];
 		if (ch->from == SM_JOB_NEW) {
-			const char *v[] = {ch->target, ch->tenant};
-			ing_counter_inc(ing_metric_series(m->submitted, v));
+			if (m->submit_series == NULL || strcmp(m->submit_target, ch->target) != 0 ||
+			    strcmp(m->submit_tenant, ch->tenant) != 0) {
+				const char *v[] = {ch->target, ch->tenant};
+				m->submit_series = ing_metric_series(m->submitted, v);
+				snprintf(m->submit_target, sizeof(m->submit_target), "%s",
+				         ch->target);
+				snprintf(m->submit_tenant, sizeof(m->submit_tenant), "%s",
+				         ch->tenant);
+			}
+			ing_counter_inc(m->submit_series);
 		}
 		if (rec_job_state_final(ch->to)) {
 			const char *v[] = {ch->target, ch->tenant, rec_job_state_name(ch->to)};

@@ -484,13 +484,13 @@ static void place_new(struct round *r)
 {
 	struct sched *s = r->s;
 	for (unsigned i = 0; i < s->nfresh && r->proposed < BATCH_MAX; i++) {
-		struct rec_job j;
+		struct rec_job_head j; /* the record's first items: no full decode */
 		struct ing_str val;
 		uint8_t k[8];
 		struct cand c;
 		store_be64(k, s->fresh[i]);
 		if (store_get(r->t, STORE_JOBS, (struct ing_str){(const char *)k, 8}, &val) != 0 ||
-		    rec_job_decode(val, r->z, &j, NULL) != 0 || j.state != REC_JOB_QUEUED)
+		    rec_job_head_decode(val, &j) != 0 || j.state != REC_JOB_QUEUED)
 			continue;
 		c.q = (struct sm_queue_entry){.target = j.target,
 		                              .tenant = j.tenant,

@@ -764,6 +764,102 @@ static void test_job_roundtrip(void **state)
 	msgpack_zone_free(z);
 }
 
+/* rec_job_head_decode gives the full decode's first items, for values at
+ * every width of their encoding, and refuses what the full decode would
+ * refuse in them: a cut, another version, a state or priority out of
+ * range, a name too long, another type. */
+static void check_head(const struct rec_job *in)
+{
+	struct mp_out o;
+	struct rec_job_head h;
+	mp_out_init(&o);
+	assert_int_equal(rec_job_encode(in, &o), 0);
+	assert_int_equal(rec_job_head_decode((struct ing_str){o.data, (uint32_t)o.len}, &h), 0);
+	assert_int_equal(h.id, in->id);
+	assert_true(ing_str_eq(h.tenant, in->tenant));
+	assert_true(ing_str_eq(h.target, in->target));
+	assert_int_equal(h.state, in->state);
+	assert_int_equal(h.priority, in->priority);
+	assert_int_equal(h.attempt, in->attempt);
+	assert_int_equal(h.attempt_base, in->attempt_base);
+	assert_int_equal(h.updated_at_ms, in->updated_at_ms);
+	mp_out_free(&o);
+}
+
+static void test_job_head(void **state)
+{
+	(void)state;
+	static char longname[ING_NAME_MAX + 1];
+	struct rec_job j = sample_job();
+	struct rec_job_head h;
+	struct mp_out o;
+
+	check_head(&j);
+	static const uint64_t widths[] = {
+	    0, 127, 128, 255, 256, 65535, 65536, UINT32_MAX, 1ull + UINT32_MAX, UINT64_MAX};
+	for (unsigned i = 0; i < sizeof(widths) / sizeof(widths[0]); i++) {
+		j.id = widths[i];
+		j.updated_at_ms = widths[i];
+		j.attempt = (uint32_t)(widths[i] > UINT32_MAX ? UINT32_MAX : widths[i]);
+		j.attempt_base = j.attempt / 2;
+		j.priority = (uint32_t)(widths[i] % (ING_MAX_PRIORITY + 1));
+		check_head(&j);
+	}
+	memset(longname, 'n', ING_NAME_MAX);
+	j.target = (struct ing_str){longname, ING_NAME_MAX};
+	j.tenant = (struct ing_str){longname, 40};
+	check_head(&j);
+
+	/* every cut inside the head */
+	j = sample_job();
+	mp_out_init(&o);
+	assert_int_equal(rec_job_encode(&j, &o), 0);
+	size_t full = o.len;
+	/* the head: array (3 bytes), version, id, two names of 7, the
+	 * revision, a request id of 8, then 8 one-byte integers */
+	size_t head = 3 + 1 + 1 + 8 + 8 + 1 + 9 + 8;
+	for (size_t n = 0; n < head; n++)
+		assert_int_equal(rec_job_head_decode((struct ing_str){o.data, (uint32_t)n}, &h),
+		                 ING_ECORRUPT);
+	assert_int_equal(rec_job_head_decode((struct ing_str){o.data, (uint32_t)head}, &h), 0);
+	/* another version (the item after the array's 3 bytes), another
+	 * array size */
+	assert_int_equal(o.data[3], REC_JOB_VERSION);
+	o.data[3] = REC_JOB_VERSION + 1;
+	assert_int_equal(rec_job_head_decode((struct ing_str){o.data, (uint32_t)full}, &h),
+	                 ING_ECORRUPT);
+	o.data[3] = REC_JOB_VERSION;
+	o.data[2] = 24;
+	assert_int_equal(rec_job_head_decode((struct ing_str){o.data, (uint32_t)full}, &h),
+	                 ING_ECORRUPT);
+	mp_out_free(&o);
+	/* out of range: a state, a priority, a target name */
+	struct {
+		uint8_t state;
+		uint32_t priority;
+		uint32_t target_len;
+	} bad[] = {
+	    {REC_JOB_STATE_COUNT, 1, 3}, {0, ING_MAX_PRIORITY + 1, 3}, {0, 1, ING_NAME_MAX + 1}};
+	static char longer[ING_NAME_MAX + 1];
+	memset(longer, 't', sizeof(longer));
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = sample_job();
+		j.state = bad[i].state;
+		j.priority = bad[i].priority;
+		j.target = (struct ing_str){longer, bad[i].target_len};
+		mp_out_init(&o);
+		assert_int_equal(rec_job_encode(&j, &o), 0);
+		assert_int_equal(rec_job_head_decode((struct ing_str){o.data, (uint32_t)o.len}, &h),
+		                 ING_ECORRUPT);
+		msgpack_zone *z = msgpack_zone_new(1024);
+		struct rec_job out;
+		assert_int_not_equal(
+		    rec_job_decode((struct ing_str){o.data, (uint32_t)o.len}, z, &out, NULL), 0);
+		msgpack_zone_free(z);
+		mp_out_free(&o);
+	}
+}
+
 static void test_small_records_roundtrip(void **state)
 {
 	(void)state;
@@ -1474,6 +1570,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_node_roundtrip, free_allocs),
 	    cmocka_unit_test_teardown(test_target_roundtrip, free_allocs),
 	    cmocka_unit_test_teardown(test_job_roundtrip, free_allocs),
+	    cmocka_unit_test_teardown(test_job_head, free_allocs),
 	    cmocka_unit_test_teardown(test_small_records_roundtrip, free_allocs),
 	    cmocka_unit_test_teardown(test_dedupe_max_value, free_allocs),
 	    cmocka_unit_test_teardown(test_event_and_token_versions, free_allocs),
