@@ -124,6 +124,16 @@ struct round {
 		bool missing;
 	} targets[32];
 	unsigned ntargets;
+	/* The last place_pick that found nothing, while nothing has been placed
+	 * since: place_pick looks at the target and the nodes only, so another
+	 * job of that target (name and revision) gets the same answer without
+	 * the search and its explanation. */
+	char miss_target[ING_NAME_MAX + 1];
+	uint64_t miss_revision;
+	unsigned miss_proposed;
+	bool miss;
+	uint8_t miss_wait; /* enum place_wait */
+	char miss_reason[160];
 };
 
 int sched_new(struct sched **out)
@@ -193,7 +203,9 @@ static void set_reason(struct sched *s, uint64_t job, enum place_wait wait, cons
 		slot = s->nwaiting < WAITING_MAX ? s->nwaiting++ : (unsigned)(job % WAITING_MAX);
 	s->waiting[slot].job = job;
 	s->waiting[slot].wait = (uint8_t)wait;
-	snprintf(s->waiting[slot].reason, sizeof(s->waiting[slot].reason), "%s", reason);
+	size_t n = strnlen(reason, sizeof(s->waiting[slot].reason) - 1);
+	memcpy(s->waiting[slot].reason, reason, n);
+	s->waiting[slot].reason[n] = '\0';
 }
 
 static void clear_reason(struct sched *s, uint64_t job)
@@ -406,8 +418,19 @@ static bool place(struct round *r, const struct cand *c)
 	for (unsigned i = 0; i < r->proposed; i++)
 		if (r->proposed_ids[i] == id)
 			return false; /* already placed in this round */
+	if (r->miss && r->miss_proposed == r->proposed && r->miss_revision == c->t->revision &&
+	    ing_str_eq_c(c->t->name, r->miss_target)) {
+		set_reason(s, id, (enum place_wait)r->miss_wait, r->miss_reason);
+		return false;
+	}
 	if (place_pick(c->t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0) {
 		set_reason(s, id, pick.wait, reason);
+		r->miss = c->t->name.len < sizeof(r->miss_target);
+		ing_str_to_c(c->t->name, r->miss_target, sizeof(r->miss_target));
+		r->miss_revision = c->t->revision;
+		r->miss_proposed = r->proposed;
+		r->miss_wait = (uint8_t)pick.wait;
+		memcpy(r->miss_reason, reason, sizeof(r->miss_reason));
 		return false;
 	}
 

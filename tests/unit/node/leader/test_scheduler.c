@@ -377,6 +377,39 @@ static void test_waiting_reasons(void **state)
 	assert_null(sched_reason(f->s, 12345, ing_str_c("t")));
 }
 
+/* New jobs of targets that cannot run, between ones that can, in one
+ * round: each gets its own target's reason (a round reuses a target's
+ * answer until it places a job), and the runnable ones are placed. */
+static void test_reasons_of_new_jobs_in_one_round(void **state)
+{
+	struct fx *f = *state;
+	static const char nvcc[] =
+	    "no live, non-draining node has capability 'nvcc' (target 'gpu')";
+	static const char riscv[] =
+	    "no live, non-draining node has label arch=riscv64 (target 'riscv')";
+
+	smt_target_with(&f->t, "gpu", "nvcc", NULL);
+	smt_target_with(&f->t, "riscv", NULL, "arch=riscv64");
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 1, "cc", "arch=x86_64");
+	uint64_t g1 = submit(f, "gpu", "default", 50), r1 = submit(f, "riscv", "default", 50);
+	uint64_t g2 = submit(f, "gpu", "default", 50), t1 = submit(f, "t", "default", 50);
+	uint64_t g3 = submit(f, "gpu", "default", 50), t2 = submit(f, "t", "default", 50);
+	uint64_t r2 = submit(f, "riscv", "default", 50), t3 = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, t1);
+	assert_null(sched_reason(f->s, t1, ing_str_c("t")));
+	assert_string_equal(sched_reason(f->s, g1, ing_str_c("gpu")), nvcc);
+	assert_string_equal(sched_reason(f->s, g2, ing_str_c("gpu")), nvcc);
+	assert_string_equal(sched_reason(f->s, g3, ing_str_c("gpu")), nvcc);
+	assert_string_equal(sched_reason(f->s, r1, ing_str_c("riscv")), riscv);
+	assert_string_equal(sched_reason(f->s, r2, ing_str_c("riscv")), riscv);
+	assert_string_equal(sched_reason(f->s, t2, ing_str_c("t")),
+	                    "all 1 nodes that can run target 't' are busy");
+	assert_string_equal(sched_reason(f->s, t3, ing_str_c("t")),
+	                    "all 1 nodes that can run target 't' are busy");
+}
+
 static void test_lost_attempt_waits_its_backoff(void **state)
 {
 	struct fx *f = *state;
@@ -527,6 +560,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_slots_bound_and_busy_reason, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_down_and_draining_nodes_get_nothing, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_reasons_of_new_jobs_in_one_round, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_waiting_reasons, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unheard_nodes_get_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_attempt_waits_its_backoff, setup, teardown),
