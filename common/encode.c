@@ -118,18 +118,46 @@ int ing_base64_decode(const char *b64, size_t len, bool url, void *out, size_t *
 	return 0;
 }
 
-static EVP_MD *sha256_md; /* fetched once, never freed: lives as long as the process */
+/* The algorithm, fetched once; and one digest context per thread, made on
+ * its first hash and freed when the thread ends (EVP_Digest makes and
+ * frees a context on every call). */
+static EVP_MD *sha256_md; /* never freed: lives as long as the process */
+static pthread_key_t sha256_ctx_key;
+static bool sha256_key_ok;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
 
 static void sha256_fetch(void)
 {
 	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	sha256_key_ok = pthread_key_create(&sha256_ctx_key, sha256_ctx_free) == 0;
+}
+
+static EVP_MD_CTX *sha256_ctx(void)
+{
+	if (!sha256_key_ok)
+		return NULL;
+	EVP_MD_CTX *ctx = pthread_getspecific(sha256_ctx_key);
+	if (ctx == NULL && (ctx = EVP_MD_CTX_new()) != NULL &&
+	    pthread_setspecific(sha256_ctx_key, ctx) != 0) {
+		EVP_MD_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
 }
 
 void ing_sha256(const void *p, size_t n, uint8_t out[32])
 {
 	unsigned int len = 0;
 	pthread_once(&sha256_once, sha256_fetch);
-	if (sha256_md == NULL || EVP_Digest(p, n, out, &len, sha256_md, NULL) != 1 || len != 32)
-		SHA256(p, n, out); /* the slow lookup, which cannot fail here either */
+	EVP_MD_CTX *ctx = sha256_md != NULL ? sha256_ctx() : NULL;
+	if (ctx != NULL && EVP_DigestInit_ex(ctx, sha256_md, NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, p, n) == 1 && EVP_DigestFinal_ex(ctx, out, &len) == 1 &&
+	    len == 32)
+		return;
+	SHA256(p, n, out); /* the slow lookup, which cannot fail here either */
 }

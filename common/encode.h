@@ -38,9 +38,9 @@ void ing_base64_encode(const void *p, size_t n, bool url, char *out);
 int ing_base64_decode(const char *b64, size_t len, bool url, void *out, size_t *n);
 
 /* SHA-256 of p[0..n) into out.  OpenSSL 3's SHA256() and EVP_sha256()
- * look the algorithm up in the provider store on every call (a third of
- * the cost of hashing a few hundred bytes); this fetches it once per
- * process.  Thread-safe. */
+ * look the algorithm up in the provider store and make a context on every
+ * call (most of the cost of hashing a few hundred bytes); this fetches it
+ * once per process and keeps a context per thread.  Thread-safe. */
 void ing_sha256(const void *p, size_t n, uint8_t out[32]);
 
 #endif

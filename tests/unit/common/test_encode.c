@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <uv.h>
 
 #include "common/encode.h"
@@ -159,7 +160,18 @@ static void test_uv_errors(void **state)
 	assert_int_equal(ing_err_from_uv(UV_ENOSPC), ING_EIO);
 }
 
-/* ing_sha256 against FIPS 180-2's vectors and OpenSSL's SHA256(). */
+/* Hashes "abc" on a thread of its own (its context is freed when it ends:
+ * the leak checker sees that). */
+static void *sha256_thread(void *arg)
+{
+	uint8_t *h = arg;
+	ing_sha256("abc", 3, h);
+	ing_sha256("abc", 3, h);
+	return NULL;
+}
+
+/* ing_sha256 against FIPS 180-2's vectors and OpenSSL's SHA256(), again
+ * and again with one context, and on another thread. */
 static void test_sha256(void **state)
 {
 	(void)state;
@@ -181,7 +193,19 @@ static void test_sha256(void **state)
 	ing_sha256(big, n, h);
 	SHA256(big, n, want);
 	assert_memory_equal(h, want, 32);
+	for (size_t len = 0; len < 300; len += 7) {
+		ing_sha256(big, len, h);
+		SHA256(big, len, want);
+		assert_memory_equal(h, want, 32);
+	}
 	free(big);
+	pthread_t th;
+	uint8_t th_h[32];
+	assert_int_equal(pthread_create(&th, NULL, sha256_thread, th_h), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	ing_hex_encode(th_h, 32, hex);
+	assert_string_equal(hex,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 int main(void)
