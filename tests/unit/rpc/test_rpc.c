@@ -582,6 +582,45 @@ static void test_call_token_peer_data(void **state)
 	close_client(env, c);
 }
 
+/* Calls are reused (a server keeps those of small frames): requests of
+ * small and large frames, one after another, each get their own args back,
+ * many values each (their call's zone grows past its first chunk). */
+static void test_calls_reused(void **state)
+{
+	struct env *env = *state;
+	const char *eps[] = {env->srv[0].addr};
+	struct rpc_client *c = new_client(env, eps, 1, 0);
+	static char big[6000];
+	struct result res;
+	struct rpc_request r;
+
+	for (int i = 0; i < 24; i++) {
+		struct mp_out args;
+		size_t n = i % 3 == 0 ? sizeof(big) : (size_t)(i * 37);
+		memset(big, 'a' + i, n);
+		mp_out_init(&args);
+		msgpack_pack_map(&args.pk, 2);
+		mp_pack_cstr(&args.pk, "s");
+		mp_pack_str(&args.pk, (struct ing_str){big, (uint32_t)n});
+		mp_pack_cstr(&args.pk, "v");
+		msgpack_pack_array(&args.pk, 100);
+		for (int k = 0; k < 100; k++)
+			msgpack_pack_uint64(&args.pk, (uint64_t)(i * 1000 + k));
+		call(env, c, "echo", args.data, args.len, 0, &res, &r);
+		assert_int_equal(res.status, 0);
+		const msgpack_object *sv = map_get(&res.value, "s");
+		assert_int_equal(sv->via.str.size, n);
+		for (size_t k = 0; k < n; k++)
+			assert_int_equal(sv->via.str.ptr[k], 'a' + i);
+		const msgpack_object *v = map_get(&res.value, "v");
+		assert_int_equal(v->via.array.size, 100);
+		assert_int_equal(v->via.array.ptr[99].via.u64, (uint64_t)(i * 1000 + 99));
+		result_free(&res);
+		mp_out_free(&args);
+	}
+	close_client(env, c);
+}
+
 /* An object attached to a connection is found by its next calls, not by
  * another connection's, and released once, when the connection ends. */
 static void test_conn_data(void **state)
@@ -2076,6 +2115,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_request_reply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_calls_reused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conn_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_call_token_peer_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
