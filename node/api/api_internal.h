@@ -48,7 +48,9 @@ struct api {
 	struct api_watch *watches;
 	/* jobs.c: target records decoded by earlier submits' checks */
 	struct rec_target_memo *targets;
-	uint64_t targets_epoch; /* one per check */
+	uint64_t targets_epoch;    /* one per check */
+	msgpack_zone *submit_zone; /* a submit's arguments, cleared after it (NULL: none) */
+	bool submit_zone_busy;
 };
 
 /* ---- who asks, and may they (auth.c, ops.c) ------------------------------ */

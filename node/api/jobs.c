@@ -99,12 +99,20 @@ void api_op_job_submit(struct node *n, struct rpc_call *call)
 	struct cmd c = api_new_cmd(CMD_JOB_SUBMIT);
 	uint64_t priority = 50, attempts = 3, deadline = 0;
 	struct ing_error e;
-	msgpack_zone z;
+	struct api *a = node_api(n);
+	msgpack_zone local, *z = a->submit_zone;
 	int rv;
 
 	if (api_check_known(call, known) != 0 || refuse_for_space(n, call))
 		return;
-	msgpack_zone_init(&z, 1024);
+	/* The API's zone, cleared after each submit (no allocation per
+	 * request); a local one if it is in use or could not be made. */
+	if (z == NULL || a->submit_zone_busy) {
+		msgpack_zone_init(&local, 1024);
+		z = &local;
+	} else {
+		a->submit_zone_busy = true;
+	}
 	const struct auth_principal *who = api_caller(call);
 	c.u.job_submit.tenant = ing_str_c(who->tenant[0] != '\0' ? who->tenant : "default");
 	rv = rpc_arg_str(args, "target", ING_NAME_MAX, true, &c.u.job_submit.target, &e);
@@ -121,12 +129,12 @@ void api_op_job_submit(struct node *n, struct rpc_call *call)
 	if (rv == 0)
 		rv = rpc_arg_map(args, "params", ING_MAX_ENV, false, &params, &e);
 	if (rv == 0)
-		rv = api_kv_map(params, "params", &z, &c.u.job_submit.nparams,
+		rv = api_kv_map(params, "params", z, &c.u.job_submit.nparams,
 		                &c.u.job_submit.params, &e);
 	if (rv == 0 && sources->via.array.size > 0) {
 		c.u.job_submit.nsources = sources->via.array.size;
 		c.u.job_submit.sources =
-		    msgpack_zone_malloc(&z, sources->via.array.size * sizeof(struct cmd_file));
+		    msgpack_zone_malloc(z, sources->via.array.size * sizeof(struct cmd_file));
 		if (c.u.job_submit.sources == NULL)
 			rv = ing_error_set(&e, ING_ENOMEM, "out of memory");
 	}
@@ -157,12 +165,17 @@ void api_op_job_submit(struct node *n, struct rpc_call *call)
 	} else {
 		if (deadline > 0)
 			c.u.job_submit.deadline_at_ms = node_now_ms() + deadline;
-		if (submit_runnable(n, &c, &z, &e) != 0)
+		if (submit_runnable(n, &c, z, &e) != 0)
 			api_reply_err(call, &e);
 		else
 			api_propose(n, call, &c, SHAPE_ID, 0, ing_str_c(""));
 	}
-	msgpack_zone_destroy(&z);
+	if (z == &local) {
+		msgpack_zone_destroy(&local);
+	} else {
+		msgpack_zone_clear(z);
+		a->submit_zone_busy = false;
+	}
 }
 
 static void op_job_cancel_or_retry(struct node *n, struct rpc_call *call, uint32_t type)

@@ -329,6 +329,7 @@ int api_new(struct node *n, struct api **out, struct ing_error *e)
 		return rv;
 	}
 	a->n = n;
+	a->submit_zone = msgpack_zone_new(1024); /* NULL: each submit makes its own */
 	uv_timer_init(node_loop(n), &a->park_timer);
 	a->park_timer.data = a;
 	a->park_timer_open = true;
@@ -342,6 +343,8 @@ void api_free(struct api *a)
 	if (a != NULL) {
 		api_auth_free(a->auth);
 		rec_target_memo_free(a->targets);
+		if (a->submit_zone != NULL)
+			msgpack_zone_free(a->submit_zone);
 	}
 	free(a);
 }
