@@ -79,6 +79,7 @@ struct node {
 	struct node_config cfg;
 	struct store *store;
 	struct sm *sm;
+	struct sm_result apply_res; /* node_apply's, reused entry after entry */
 	struct cons *cons;
 	struct rpc_server *server;
 	struct node_requests *requests;
@@ -271,39 +272,39 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 {
 	struct node *n = data;
 	struct store_txn *t;
-	struct sm_result res;
+	struct sm_result *res = &n->apply_res; /* sm_apply resets it */
 	int rv;
 
-	sm_result_init(&res);
 	rv = store_batch_txn(n->store, &t);
 	if (rv == 0)
-		rv = sm_apply(n->sm, t, index, buf, len, &res);
+		rv = sm_apply(n->sm, t, index, buf, len, res);
 	if (rv == 0)
 		rv = store_batch_note(n->store);
-	if (rv == 0 && !res.skipped) {
+	if (rv == 0 && !res->skipped) {
 		struct bus_applied a = {
-		    .cmd_type = res.cmd_type,
-		    .code = res.err.code,
-		    .submitted_job = submitted_job(&res),
-		    .job = res.job,
-		    .deadline_at_ms = res.job_deadline_at_ms,
-		    .result = &res,
-		    .released = res.released,
+		    .cmd_type = res->cmd_type,
+		    .code = res->err.code,
+		    .submitted_job = submitted_job(res),
+		    .job = res->job,
+		    .deadline_at_ms = res->job_deadline_at_ms,
+		    .result = res,
+		    .released = res->released,
 		};
 		bus_applied(n, &a);
-		struct node_result *r = malloc(sizeof(*r) + res.value.len);
+		struct node_result *r = malloc(sizeof(*r) + res->value.len);
 		if (r == NULL) {
 			rv = ING_ENOMEM;
 		} else {
-			r->code = res.err.code;
-			snprintf(r->message, sizeof(r->message), "%s", res.err.msg);
-			r->len = res.value.len;
-			if (res.value.len > 0)
-				memcpy(r->value, res.value.data, res.value.len);
+			r->code = res->err.code;
+			size_t m = strnlen(res->err.msg, sizeof(r->message) - 1);
+			memcpy(r->message, res->err.msg, m);
+			r->message[m] = '\0';
+			r->len = res->value.len;
+			if (res->value.len > 0)
+				memcpy(r->value, res->value.data, res->value.len);
 			*result = r;
 		}
 	}
-	sm_result_free(&res);
 	if (rv != 0)
 		ING_LOG_ERROR("apply failed index=%" PRIu64 " error=%s", index, ing_err_name(rv));
 	return rv;
@@ -548,6 +549,7 @@ static void maybe_done(struct node *n)
 	n->store = NULL;
 	sm_free(n->sm);
 	n->sm = NULL;
+	sm_result_free(&n->apply_res);
 	ing_tls_free(n->tls);
 	n->tls = NULL;
 	void (*stopped)(void *, int) = n->stopped;
@@ -772,6 +774,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 
 	if (n == NULL)
 		return ing_error_set(e, ING_ENOMEM, "out of memory");
+	sm_result_init(&n->apply_res);
 	n->loop = loop;
 	n->cfg = *cfg;
 	ing_log_set_node(cfg->id);
@@ -836,6 +839,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 		sandbox_host_free(sandbox);
 	if (rv != 0) {
 		sm_free(n->sm);
+		sm_result_free(&n->apply_res);
 		store_close(n->store);
 		ing_tls_free(n->tls);
 		free(n);

@@ -88,6 +88,9 @@ int sm_new(struct sm **out)
 		return ING_ENOMEM;
 	}
 	mp_out_init(&sm->enc);
+	for (int st = 0; st < REC_JOB_STATE_COUNT; st++)
+		snprintf(sm->count_names[st], sizeof(sm->count_names[st]),
+		         STORE_META_JOBS_PREFIX "%s", rec_job_state_name((uint8_t)st));
 	*out = sm;
 	return 0;
 }
@@ -254,10 +257,8 @@ static int counts_write(struct sm_ctx *x)
 	for (int s = 0; s < REC_JOB_STATE_COUNT; s++) {
 		if (x->counts[s] == 0)
 			continue;
-		char name[32];
+		const char *name = x->sm->count_names[s];
 		uint64_t v;
-		snprintf(name, sizeof(name), STORE_META_JOBS_PREFIX "%s",
-		         rec_job_state_name((uint8_t)s));
 		int rv = store_meta_get_u64(x->t, name, &v);
 		if (rv != 0)
 			return rv;

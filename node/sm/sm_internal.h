@@ -23,6 +23,7 @@ struct sm {
 	struct mp_out enc;  /* scratch for encoding records */
 	/* Target records decoded by earlier applies (epoch: the index). */
 	struct rec_target_memo *targets;
+	char count_names[REC_JOB_STATE_COUNT][32]; /* meta jobs_<state> */
 };
 
 struct sm_ctx {
