@@ -685,7 +685,7 @@ static const msgpack_object *members_of(const msgpack_object *status)
 static bool leader_applied(const msgpack_object *status, uint64_t *out)
 {
 	const msgpack_object *members = members_of(status);
-	uint64_t leader_id;
+	uint64_t leader_id = 0;
 	bool has_id = get_u64(status, "leader", &leader_id);
 	for (uint32_t i = 0; members != NULL && i < members->via.array.size; i++) {
 		const msgpack_object *m = &members->via.array.ptr[i];
