@@ -250,11 +250,16 @@ struct http *node_http(const struct node *n)
 
 /* ---- apply path --------------------------------------------------------- */
 
-/* The id a successful job_submit returns (its result value). */
+/* The id a successful job_submit returns (its result value): res->job when
+ * it was applied now, decoded from the stored result for a retry. */
 static uint64_t submitted_job(const struct sm_result *res)
 {
 	uint64_t job = 0;
-	if (res->cmd_type == CMD_JOB_SUBMIT && res->err.code == 0 && res->value.len > 0) {
+	if (res->cmd_type != CMD_JOB_SUBMIT || res->err.code != 0)
+		return 0;
+	if (!res->deduped)
+		return res->job;
+	if (res->value.len > 0) {
 		msgpack_zone z;
 		msgpack_object o;
 		size_t off = 0;

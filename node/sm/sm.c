@@ -362,6 +362,16 @@ int sm_dedupe_tables(struct store_txn *t, enum store_table *current, enum store_
 	return 0;
 }
 
+/* Sets x->dedupe_cur/prev unless this apply already read them. */
+static int dedupe_tables(struct sm_ctx *x)
+{
+	if (x->dedupe_known)
+		return 0;
+	int rv = sm_dedupe_tables(x->t, &x->dedupe_cur, &x->dedupe_prev);
+	x->dedupe_known = rv == 0;
+	return rv;
+}
+
 /* 0 with *hit set when the request id has a stored result (copied into
  * res), or a fatal error. */
 static int dedupe_lookup(struct sm_ctx *x, bool *hit)
@@ -369,14 +379,13 @@ static int dedupe_lookup(struct sm_ctx *x, bool *hit)
 	struct ing_error e;
 	struct ing_str val;
 	struct rec_dedupe d;
-	enum store_table cur = STORE_DEDUPE, prev = STORE_DEDUPE_ALT;
-	int rv = sm_dedupe_tables(x->t, &cur, &prev);
+	int rv = dedupe_tables(x);
 
 	*hit = false;
 	if (rv == 0)
-		rv = store_get(x->t, cur, x->c->request_id, &val);
+		rv = store_get(x->t, x->dedupe_cur, x->c->request_id, &val);
 	if (rv == ING_ENOTFOUND)
-		rv = store_get(x->t, prev, x->c->request_id, &val);
+		rv = store_get(x->t, x->dedupe_prev, x->c->request_id, &val);
 	if (rv == ING_ENOTFOUND)
 		return 0;
 	if (rv != 0)
@@ -400,8 +409,7 @@ static int dedupe_lookup(struct sm_ctx *x, bool *hit)
 
 static int dedupe_store(struct sm_ctx *x)
 {
-	enum store_table cur = STORE_DEDUPE, prev = STORE_DEDUPE_ALT;
-	int rv = sm_dedupe_tables(x->t, &cur, &prev);
+	int rv = dedupe_tables(x);
 	if (rv != 0)
 		return rv;
 	struct rec_dedupe d = {
@@ -414,7 +422,7 @@ static int dedupe_store(struct sm_ctx *x)
 	};
 	mp_out_reset(&x->sm->enc);
 	rec_dedupe_encode(&d, &x->sm->enc);
-	return sm_put_encoded(x, cur, x->c->request_id);
+	return sm_put_encoded(x, x->dedupe_cur, x->c->request_id);
 }
 
 /* ---- dispatch --------------------------------------------------------- */

@@ -43,6 +43,11 @@ struct sm_ctx {
 	/* Change of the stored job counts (meta jobs_<state>) by this command,
 	 * written once when it is applied. */
 	int64_t counts[REC_JOB_STATE_COUNT];
+	/* The dedupe tables, read from meta dedupe_generation once per apply
+	 * (lookup and store); a command that turns the generation clears
+	 * dedupe_known so that the store reads it again. */
+	bool dedupe_known;
+	enum store_table dedupe_cur, dedupe_prev;
 };
 
 /* Records a rejection (code + message) in the result; returns 0. */

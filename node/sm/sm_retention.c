@@ -81,6 +81,7 @@ static int dedupe_turn(struct sm_ctx *x, bool *turned)
 		rv = store_clear(x->t, prev);
 	if (rv == 0)
 		rv = store_meta_put_u64(x->t, SM_META_DEDUPE_GENERATION, gen + 1);
+	x->dedupe_known = false; /* this command's own result goes to the new one */
 	if (rv == 0)
 		rv = store_meta_put_u64(x->t, SM_META_DEDUPE_ROTATED, now);
 	*turned = rv == 0;

@@ -1883,6 +1883,27 @@ static void test_dedupe_generations(void **state)
 	assert_true(smt_result_uint(t) != first);
 }
 
+/* A command that turns the generation stores its own result in the new
+ * current one (the apply reads the generation once, and again after a
+ * turn): a retry of it is still answered after the next turn. */
+static void test_dedupe_turn_by_a_deduped_command(void **state)
+{
+	struct smt *t = *state;
+
+	apply_ok(t, setting(t, CMD_SETTING_DEDUPE_WINDOW, 1000));
+	struct cmd rr = retention(t, 1);
+	rr.request_id = ing_str_c("rr-1");
+	apply_ok(t, rr);
+	expect_retention(t, 0, false, true);
+	t->time_ms += 1000;
+	apply_ok(t, retention(t, 1));
+	expect_retention(t, 0, false, true);
+	rr.time_ms = t->time_ms++;
+	apply_ok(t, rr);
+	assert_true(t->res.deduped);
+	expect_retention(t, 0, false, true); /* the first run's answer */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1895,6 +1916,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_removes_finished_jobs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dedupe_generations, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dedupe_turn_by_a_deduped_command, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_illegal_transitions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_checks_on_assign, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attempt_fencing, setup, teardown),
