@@ -26,6 +26,8 @@
 #include "node/config.h"
 #include "raft/consensus.h"
 
+struct mp_out;
+
 struct node;
 struct store;
 struct ing_tls;
@@ -51,6 +53,9 @@ const struct node_config *node_cfg(const struct node *n);
 uint64_t node_id(const struct node *n);
 struct store *node_store(const struct node *n);
 struct cons *node_cons(const struct node *n);
+/* The loop's buffer for encoding a command to propose (node/propose.c):
+ * reset before each use, kept between proposals. */
+struct mp_out *node_propose_buf(struct node *n);
 /* The TLS context of the API, the raft transport and this node's calls
  * (NULL: plaintext, loopback only). */
 struct ing_tls *node_tls(const struct node *n);

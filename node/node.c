@@ -80,6 +80,7 @@ struct node {
 	struct store *store;
 	struct sm *sm;
 	struct sm_result apply_res; /* node_apply's, reused entry after entry */
+	struct mp_out propose_buf;  /* node_propose's encoding, reused */
 	struct cons *cons;
 	struct rpc_server *server;
 	struct node_requests *requests;
@@ -146,6 +147,11 @@ struct store *node_store(const struct node *n)
 struct cons *node_cons(const struct node *n)
 {
 	return n->cons;
+}
+
+struct mp_out *node_propose_buf(struct node *n)
+{
+	return &n->propose_buf;
 }
 
 struct ing_tls *node_tls(const struct node *n)
@@ -555,6 +561,7 @@ static void maybe_done(struct node *n)
 	sm_free(n->sm);
 	n->sm = NULL;
 	sm_result_free(&n->apply_res);
+	mp_out_free(&n->propose_buf);
 	ing_tls_free(n->tls);
 	n->tls = NULL;
 	void (*stopped)(void *, int) = n->stopped;
@@ -780,6 +787,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	if (n == NULL)
 		return ing_error_set(e, ING_ENOMEM, "out of memory");
 	sm_result_init(&n->apply_res);
+	mp_out_init(&n->propose_buf);
 	n->loop = loop;
 	n->cfg = *cfg;
 	ing_log_set_node(cfg->id);
@@ -845,6 +853,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	if (rv != 0) {
 		sm_free(n->sm);
 		sm_result_free(&n->apply_res);
+		mp_out_free(&n->propose_buf);
 		store_close(n->store);
 		ing_tls_free(n->tls);
 		free(n);

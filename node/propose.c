@@ -2,12 +2,17 @@
  * propose.c - the one proposal path (propose.h): stamp, encode, propose,
  * and hand the apply result to the proposer's callback.  The result is
  * allocated by the apply callback (node.c) and freed here after `done`.
+ * Commands are encoded into the node's buffer (node_propose_buf), kept
+ * between proposals up to PROPOSE_BUF_KEEP: cons_propose copies them.
  */
 #include "node/propose.h"
 
 #include <stdlib.h>
 
 #include "common/mp.h"
+
+/* The encoding buffer is kept between proposals up to this size. */
+#define PROPOSE_BUF_KEEP (64 * 1024)
 
 struct proposal {
 	struct cons_proposal p;
@@ -29,7 +34,7 @@ int node_propose(struct node *n, const struct cmd *c, node_proposed_cb done, voi
 {
 	struct cmd copy = *c;
 	struct ing_error codec;
-	struct mp_out o;
+	struct mp_out *o = node_propose_buf(n); /* cons_propose copies it */
 	struct proposal *pr;
 	int rv;
 
@@ -41,8 +46,8 @@ int node_propose(struct node *n, const struct cmd *c, node_proposed_cb done, voi
 		return ing_error_set(e, ING_ENOMEM, "out of memory");
 	copy.version = cmd_type_version(copy.type);
 	copy.time_ms = node_now_ms();
-	mp_out_init(&o);
-	rv = cmd_encode(&copy, &o, &codec);
+	mp_out_reset(o);
+	rv = cmd_encode(&copy, o, &codec);
 	if (rv != 0) {
 		if (e != NULL)
 			*e = codec;
@@ -51,11 +56,12 @@ int node_propose(struct node *n, const struct cmd *c, node_proposed_cb done, voi
 		pr->data = data;
 		pr->p.data = pr;
 		pr->p.cb = on_proposed;
-		rv = cons_propose(node_cons(n), &pr->p, o.data, o.len);
+		rv = cons_propose(node_cons(n), &pr->p, o->data, o->len);
 		if (rv != 0)
 			ing_error_set(e, rv, "cannot propose: %s", ing_err_msg(rv));
 	}
-	mp_out_free(&o);
+	if (o->cap > PROPOSE_BUF_KEEP)
+		mp_out_free(o); /* a large command's buffer is not kept */
 	if (rv != 0)
 		free(pr);
 	return rv;

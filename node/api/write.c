@@ -113,7 +113,9 @@ int api_propose(struct node *n, struct rpc_call *call, struct cmd *c, enum api_s
 	pr->call = call;
 	pr->shape = shape;
 	pr->id = id;
-	snprintf(pr->name, sizeof(pr->name), "%.*s", ING_STR_FMT(name));
+	size_t m = name.len < sizeof(pr->name) ? name.len : sizeof(pr->name) - 1;
+	if (m > 0)
+		memcpy(pr->name, name.ptr, m); /* pr is zeroed: the name ends there */
 	rv = node_propose(n, c, on_proposed, pr, &e);
 	if (rv == 0)
 		return 0;
