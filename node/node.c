@@ -279,6 +279,23 @@ static uint64_t submitted_job(const struct sm_result *res)
 	return job;
 }
 
+/* *result: a malloc'd copy of res for the proposer (node/propose.c). */
+static int result_copy(const struct sm_result *res, void **result)
+{
+	struct node_result *r = malloc(sizeof(*r) + res->value.len);
+	if (r == NULL)
+		return ING_ENOMEM;
+	r->code = res->err.code;
+	size_t m = strnlen(res->err.msg, sizeof(r->message) - 1);
+	memcpy(r->message, res->err.msg, m);
+	r->message[m] = '\0';
+	r->len = res->value.len;
+	if (res->value.len > 0)
+		memcpy(r->value, res->value.data, res->value.len);
+	*result = r;
+	return 0;
+}
+
 static int node_apply(void *data, uint64_t index, const void *buf, size_t len, void **result)
 {
 	struct node *n = data;
@@ -302,19 +319,10 @@ static int node_apply(void *data, uint64_t index, const void *buf, size_t len, v
 		    .released = res->released,
 		};
 		bus_applied(n, &a);
-		struct node_result *r = malloc(sizeof(*r) + res->value.len);
-		if (r == NULL) {
-			rv = ING_ENOMEM;
-		} else {
-			r->code = res->err.code;
-			size_t m = strnlen(res->err.msg, sizeof(r->message) - 1);
-			memcpy(r->message, res->err.msg, m);
-			r->message[m] = '\0';
-			r->len = res->value.len;
-			if (res->value.len > 0)
-				memcpy(r->value, res->value.data, res->value.len);
-			*result = r;
-		}
+		/* Only a proposal of this node reads the result: none is made
+		 * for the others (a follower's entries, another leadership's). */
+		if (n->cons == NULL || cons_awaits(n->cons, index))
+			rv = result_copy(res, result);
 	}
 	if (rv != 0)
 		ING_LOG_ERROR("apply failed index=%" PRIu64 " error=%s", index, ing_err_name(rv));

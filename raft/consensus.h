@@ -193,6 +193,11 @@ struct cons_proposal {
  * as soon as the node is leader (CONS_LEADER too: the entry follows the
  * leader barrier in the log). */
 int cons_propose(struct cons *c, struct cons_proposal *p, const void *buf, size_t len);
+/* Whether a proposal of this node waits for the result of the entry at
+ * index: true exactly when a result `apply` makes for it now would go to
+ * that proposal's cb (otherwise it is freed unseen).  On the loop, e.g.
+ * from inside `apply`, to skip making a result nobody reads. */
+bool cons_awaits(struct cons *c, uint64_t index);
 
 /* A barrier (leader only): cb runs once all entries before it are applied
  * locally, with status 0, or ING_EUNAVAILABLE as for proposals.  Errors of

@@ -168,9 +168,10 @@ static bool leads_in(struct cons *c, uint64_t term)
 	return raft_state(&c->raft) == RAFT_LEADER && c->raft.current_term == term;
 }
 
-bool cons_claim(void *owner, uint64_t index, void *result)
+/* The pending proposal that takes the result of the entry at index, or
+ * NULL. */
+static struct cons_req *waiting_at(struct cons *c, uint64_t index)
 {
-	struct cons *c = owner;
 	struct cons_link *l;
 	for (l = c->pending.next; l != &c->pending; l = l->next) {
 		struct cons_req *q = REQ_OF(l);
@@ -179,12 +180,25 @@ bool cons_claim(void *owner, uint64_t index, void *result)
 		}
 		if (q->index == index) {
 			if (q->type != REQ_APPLY || !leads_in(c, q->term))
-				return false;
-			req_finish(q, 0, result);
-			return true;
+				return NULL;
+			return q;
 		}
 	}
-	return false;
+	return NULL;
+}
+
+bool cons_claim(void *owner, uint64_t index, void *result)
+{
+	struct cons_req *q = waiting_at(owner, index);
+	if (q == NULL)
+		return false;
+	req_finish(q, 0, result);
+	return true;
+}
+
+bool cons_awaits(struct cons *c, uint64_t index)
+{
+	return waiting_at(c, index) != NULL;
 }
 
 static int check_leader(struct cons *c)

@@ -53,6 +53,7 @@ void capp_restart(struct capp *a)
 	a->applies = a->restores = a->snapshots = a->free_results = a->fatals = 0;
 	a->syncs = a->copies = a->skipped = 0;
 	a->index_violations = 0;
+	a->awaited = 0;
 	a->fatal_code = 0;
 	a->nroles = 0;
 }
@@ -91,6 +92,8 @@ static int app_apply(void *data, uint64_t index, const void *buf, size_t len, vo
 		a->index_violations++;
 	}
 	push(a, index, buf, len);
+	if (a->cons_of != NULL && *a->cons_of != NULL && cons_awaits(*a->cons_of, index))
+		a->awaited++;
 	r = xrealloc(NULL, sizeof(*r));
 	*r = index;
 	*result = r;

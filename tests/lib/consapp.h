@@ -39,6 +39,10 @@ struct capp {
 	size_t n, cap;
 	unsigned applies, restores, snapshots, free_results, fatals;
 	unsigned index_violations; /* apply given an index <= the previous one */
+	/* Where the node's cons is (NULL: not asked): apply counts in `awaited`
+	 * the entries cons_awaits says a local proposal waits for. */
+	struct cons *const *cons_of;
+	unsigned awaited;
 	int fatal_code;
 	int fail_marker; /* >= 0: apply fails (ING_EIO) on payloads starting with it */
 	struct capp_role roles[CAPP_MAX_ROLES];

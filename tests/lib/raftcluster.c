@@ -141,6 +141,7 @@ void rc_start(struct rc_cluster *cl, unsigned i)
 		capp_init(&n->app);
 	}
 	n->keep = false;
+	n->app.cons_of = &n->c;
 	cb = n->durable ? capp_callbacks_durable(&n->app) : capp_callbacks(&n->app);
 	if (cons_start(&cl->loop, &n->cfg, &cb, &n->c, &e) != 0)
 		fail_msg("cons_start node %u: %s", i + 1, e.msg);

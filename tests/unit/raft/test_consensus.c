@@ -271,6 +271,10 @@ static void test_elect_replicate_failover_restart(void **state)
 	assert_int_equal(cl->nodes[lead].app.free_results, 0);
 	assert_int_equal(cl->nodes[f0].app.free_results, 40);
 	assert_int_equal(cl->nodes[f1].app.free_results, 40);
+	/* cons_awaits: true for exactly the entries whose result is claimed. */
+	assert_int_equal(cl->nodes[lead].app.awaited, 40);
+	assert_int_equal(cl->nodes[f0].app.awaited, 0);
+	assert_int_equal(cl->nodes[f1].app.awaited, 0);
 
 	/* Close the leader: one of the two others takes over. */
 	t0 = uv_hrtime();
