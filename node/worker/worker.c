@@ -21,17 +21,17 @@
  *     the group) and reported cancelled.
  *
  * An attempt runs at most once on a node, whatever the node's store says:
- * before its first report, the worker records it on disk (the empty file
- * data_dir/work/started/<job>-a<attempt>, fsync'd with its directory).  An
- * assignment that finds its marker already there (or whose job already has
- * stages started) was started by an earlier run of this daemon, killed
- * since: it is reported lost (requeued by the state machine with the next
- * attempt), never run again under the same attempt.  The local store alone
- * cannot tell: it may not have applied the stage start the leader already
- * acknowledged when the daemon died.  A marker is removed once its
- * assignment is gone from the local store (the attempt can never come back:
- * attempt numbers only grow), and at the first poll after a start for every
- * attempt no longer assigned here.
+ * before its first report, the worker records it on disk, in the journal
+ * of started attempts (node/worker/markers.h: data_dir/work/
+ * started.journal; the attempts one poll starts share one append and one
+ * fdatasync).  An assignment that finds its marker already there (or whose
+ * job already has stages started) was started by an earlier run of this
+ * daemon, killed since: it is reported lost (requeued by the state machine
+ * with the next attempt), never run again under the same attempt.  The
+ * local store alone cannot tell: it may not have applied the stage start
+ * the leader already acknowledged when the daemon died.  A marker is
+ * removed at every poll that sees its assignment gone from the local store
+ * (the attempt can never come back: attempt numbers only grow).
  *
  * An attempt is a chain, one step in flight at a time:
  *   report stage_start of stage 0 -> run the stage (node/worker/stage.c,
@@ -108,6 +108,7 @@
 #include "node/request.h"
 #include "node/worker/worker.h"
 #include "node/worker/gpu.h"
+#include "node/worker/markers.h"
 #include "node/worker/sandbox.h"
 #include "node/worker/stage.h"
 #include "node/worker/template.h"
@@ -133,12 +134,11 @@ struct worker {
 	struct {
 		uint64_t job;
 		uint32_t attempt;
-		bool marker; /* its started marker is still on disk */
-	} ended[ENDED_MAX];  /* attempts that ended here lately (ring) */
+	} ended[ENDED_MAX]; /* attempts that ended here lately (ring) */
 	unsigned nended;
-	struct sandbox_host *sandbox; /* owned; NULL: stages run unsandboxed */
-	uint64_t run;                 /* this run of the worker (in report request ids) */
-	bool markers_swept;           /* leftover started markers removed (first poll) */
+	struct sandbox_host *sandbox;   /* owned; NULL: stages run unsandboxed */
+	uint64_t run;                   /* this run of the worker (in report request ids) */
+	struct worker_markers *markers; /* owned; NULL until the first poll opens it */
 };
 
 struct node_attempt {
@@ -318,48 +318,21 @@ static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, s
 
 /* ---- started markers ---------------------------------------------------- */
 
-static void marker_path(const struct worker *w, uint64_t job, uint32_t attempt, char *out,
-                        size_t cap)
+/* The journal of started attempts (node/worker/markers.h), opened at the
+ * first poll that needs it; NULL while it cannot be (logged). */
+static struct worker_markers *markers_of(struct worker *w)
 {
-	snprintf(out, cap, "%s/work/started/%" PRIu64 "-a%" PRIu32, node_cfg(w->n)->data_dir, job,
-	         attempt);
-}
-
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rv = fsync(fd);
-	close(fd);
-	return rv;
-}
-
-/* Records that this node starts (job, attempt): 0, 1 when a run before
- * this one started it already, -1 when it cannot be recorded. */
-static int marker_create(struct worker *w, uint64_t job, uint32_t attempt)
-{
-	char path[900], dir[700];
-	snprintf(dir, sizeof(dir), "%s/work/started", node_cfg(w->n)->data_dir);
-	marker_path(w, job, attempt, path, sizeof(path));
-	if (ing_mkdirs(dir, 0700, NULL) != 0)
-		return -1;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return errno == EEXIST ? 1 : -1;
-	int rv = fsync(fd);
-	close(fd);
-	if (rv != 0 || fsync_dir(dir) != 0)
-		return -1;
-	return 0;
-}
-
-static void marker_remove(struct worker *w, uint64_t job, uint32_t attempt)
-{
-	char path[900];
-	marker_path(w, job, attempt, path, sizeof(path));
-	if (unlink(path) != 0 && errno != ENOENT)
-		ING_LOG_WARN("cannot remove an attempt marker path=%s errno=%d", path, errno);
+	if (w->markers == NULL) {
+		char dir[700];
+		struct ing_error e;
+		snprintf(dir, sizeof(dir), "%s/work", node_cfg(w->n)->data_dir);
+		if (worker_markers_open(dir, &w->markers, &e) != 0) {
+			w->markers = NULL;
+			ING_LOG_ERROR("attempt journal cannot be opened error=%s msg=\"%s\"",
+			              ing_err_name(e.code), e.msg);
+		}
+	}
+	return w->markers;
 }
 
 /* Whether (job, attempt) is among the `count` assigned ones. */
@@ -372,38 +345,21 @@ static bool assigned_in(const uint64_t *jobs, const uint32_t *attempts, unsigned
 	return false;
 }
 
-/* Removes the markers of attempts no longer assigned here: those that ended
- * in this run (the ring) and, once after a start, every leftover one. */
+/* Removes the markers of attempts no longer assigned here (attempt numbers
+ * only grow: such an attempt can never come back), given the complete list
+ * of those assigned. */
 static void markers_collect(struct worker *w, const uint64_t *jobs, const uint32_t *attempts,
                             unsigned count, bool complete)
 {
-	if (!complete)
+	if (!complete || w->markers == NULL)
 		return; /* a partial list proves nothing about what is not in it */
-	for (unsigned i = 0; i < ENDED_MAX && i < w->nended; i++) {
-		if (w->ended[i].marker &&
-		    !assigned_in(jobs, attempts, count, w->ended[i].job, w->ended[i].attempt)) {
-			marker_remove(w, w->ended[i].job, w->ended[i].attempt);
-			w->ended[i].marker = false;
-		}
+	for (size_t i = worker_markers_count(w->markers); i-- > 0;) {
+		uint64_t job;
+		uint32_t attempt;
+		worker_markers_at(w->markers, i, &job, &attempt);
+		if (!assigned_in(jobs, attempts, count, job, attempt))
+			worker_markers_remove(w->markers, job, attempt);
 	}
-	if (w->markers_swept)
-		return;
-	w->markers_swept = true;
-	char dir[700];
-	snprintf(dir, sizeof(dir), "%s/work/started", node_cfg(w->n)->data_dir);
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		unsigned long long job;
-		unsigned attempt;
-		int used = 0;
-		if (sscanf(de->d_name, "%llu-a%u%n", &job, &attempt, &used) == 2 &&
-		    de->d_name[used] == '\0' && !assigned_in(jobs, attempts, count, job, attempt))
-			marker_remove(w, job, attempt);
-	}
-	closedir(d);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -434,11 +390,8 @@ static void retry_closed(uv_handle_t *h)
 static void remember_ended(struct worker *w, uint64_t job, uint32_t attempt)
 {
 	unsigned i = w->nended % ENDED_MAX;
-	/* An entry overwritten with its marker still there: that assignment
-	 * lingers; the sweep of the next start removes its marker. */
 	w->ended[i].job = job;
 	w->ended[i].attempt = attempt;
-	w->ended[i].marker = true;
 	w->nended++;
 }
 
@@ -1259,7 +1212,11 @@ static void attempt_open_sandbox(struct node_attempt *a)
 	}
 }
 
-static void start_attempt(struct worker *w, struct store_txn *t, const struct rec_job *j)
+/* Starts the attempt of job j assigned here; `marked` says what the journal
+ * said of it: 0 recorded now (and synced), 1 recorded by an earlier run,
+ * negative when it could not be recorded. */
+static void start_attempt(struct worker *w, struct store_txn *t, const struct rec_job *j,
+                          int marked)
 {
 	struct node *n = w->n;
 	struct node_attempt *a = calloc(1, sizeof(*a));
@@ -1281,7 +1238,6 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, node_cfg(n)->data_dir,
 	         a->job, a->attempt);
 
-	int marked = marker_create(w, a->job, a->attempt);
 	if (marked != 0 || j->nstages > 0) {
 		/* Started before a restart of this node (that run is gone), or
 		 * cannot be recorded: never run it without the record. */
@@ -1291,7 +1247,7 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		                            : "the node restarted while the attempt ran");
 		if (marked < 0)
 			ING_LOG_ERROR("attempt lost: cannot record it on disk job=%" PRIu64
-			              " attempt=%" PRIu32 " dir=%s/work/started",
+			              " attempt=%" PRIu32 " journal=%s/work/" WORKER_MARKERS_FILE,
 			              a->job, a->attempt, node_cfg(n)->data_dir);
 		else
 			ING_LOG_WARN("attempt lost in a restart job=%" PRIu64 " attempt=%" PRIu32,
@@ -1421,6 +1377,7 @@ void worker_set_sandbox(struct worker *w, struct sandbox_host *h)
 
 void worker_free(struct worker *w)
 {
+	worker_markers_close(w->markers);
 	if (w->sandbox != NULL && sandbox_host_free(w->sandbox) != 0)
 		ING_LOG_ERROR("sandbox host freed with sandboxes open: leaked");
 	free(w);
@@ -1446,6 +1403,12 @@ static void poll_assignments(struct worker *w)
 	uint32_t attempts[256];
 	unsigned count = 0;
 	bool complete = true;
+	/* The attempts to start, recorded in the journal with one sync. */
+	struct {
+		uint64_t job;
+		int marked;
+	} fresh[64];
+	unsigned nfresh = 0;
 
 	if (node_stopping(n) || store_read_begin(node_store(n), &t) != 0)
 		return;
@@ -1478,8 +1441,13 @@ static void poll_assignments(struct worker *w)
 				msgpack_zone_clear(&z);
 				continue;
 			}
-			if (a == NULL) {
-				start_attempt(w, t, &j);
+			if (a == NULL && nfresh == sizeof(fresh) / sizeof(fresh[0])) {
+				w->dirty = true; /* the rest at the next poll */
+			} else if (a == NULL) {
+				struct worker_markers *m = markers_of(w);
+				fresh[nfresh].job = job;
+				fresh[nfresh++].marked =
+				    m == NULL ? -1 : worker_markers_add(m, job, j.attempt);
 			} else {
 				a->seen = true;
 				if (j.cancel_requested && !a->cancel) {
@@ -1491,6 +1459,21 @@ static void poll_assignments(struct worker *w)
 			msgpack_zone_clear(&z);
 		}
 		store_iter_close(it);
+		struct ing_error e;
+		bool synced = w->markers == NULL || worker_markers_sync(w->markers, &e) == 0;
+		if (!synced)
+			ING_LOG_ERROR("attempt journal cannot be written msg=\"%s\"", e.msg);
+		for (unsigned i = 0; i < nfresh; i++) {
+			struct rec_job j;
+			store_be64(jk, fresh[i].job);
+			if (store_get(t, STORE_JOBS, (struct ing_str){(const char *)jk, 8}, &val) !=
+			        0 ||
+			    rec_job_decode(val, &z, &j, NULL) != 0)
+				continue;
+			start_attempt(w, t, &j,
+			              fresh[i].marked == 0 && !synced ? -1 : fresh[i].marked);
+			msgpack_zone_clear(&z);
+		}
 		markers_collect(w, jobs, attempts, count, complete);
 	}
 	/* Attempts no longer assigned here were fenced (or just finished). */
