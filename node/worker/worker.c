@@ -101,6 +101,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "common/fs.h"
@@ -125,7 +126,9 @@
 
 enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 
-#define ENDED_MAX 64
+#define ENDED_MAX  64
+#define SPARES_MAX 16 /* emptied attempt directories kept for reuse */
+#define PGID_XATTR "user.ingot.pgid"
 
 struct worker {
 	struct node *n;
@@ -139,6 +142,8 @@ struct worker {
 	struct sandbox_host *sandbox;   /* owned; NULL: stages run unsandboxed */
 	uint64_t run;                   /* this run of the worker (in report request ids) */
 	struct worker_markers *markers; /* owned; NULL until the first poll opens it */
+	unsigned spares[SPARES_MAX];    /* work/spare-<n> directories, a stack */
+	unsigned nspares, spare_next;
 };
 
 struct node_attempt {
@@ -316,6 +321,232 @@ static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, s
 	         ING_STR_FMT(a->target.stages[stage].name));
 }
 
+/* ---- recycled attempt directories -------------------------------------- */
+
+/* Removes every entry under the directory open as `dfd` (not following
+ * symbolic links).  0, or -1 when one could not be removed. */
+static int rm_under(int dfd)
+{
+	int fd = dup(dfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int rv = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		bool dir = de->d_type == DT_DIR;
+		if (de->d_type == DT_UNKNOWN) {
+			struct stat st;
+			dir = fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			      S_ISDIR(st.st_mode);
+		}
+		if (dir) {
+			int cfd = openat(dfd, de->d_name,
+			                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (cfd < 0 || rm_under(cfd) != 0)
+				rv = -1;
+			if (cfd >= 0)
+				close(cfd);
+			if (unlinkat(dfd, de->d_name, AT_REMOVEDIR) != 0)
+				rv = -1;
+		} else if (unlinkat(dfd, de->d_name, 0) != 0) {
+			rv = -1;
+		}
+	}
+	closedir(d);
+	return rv;
+}
+
+/* The real directory `name` under dfd, opened (-1 if it is anything else). */
+static int open_subdir(int dfd, const char *name)
+{
+	return openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/*
+ * Empties the attempt directory open as `dfd` down to its skeleton: src/
+ * and out/ and the directories right under out/ stay (emptied, mode 0700),
+ * everything else goes, the recorded process group included.  0, or -1
+ * (the caller removes the whole directory instead).
+ */
+static int skeleton_only(int dfd)
+{
+	int fd = dup(dfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int rv = 0;
+	struct dirent *de;
+	while (rv == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		bool out = strcmp(de->d_name, "out") == 0;
+		int cfd = out || strcmp(de->d_name, "src") == 0 ? open_subdir(dfd, de->d_name) : -1;
+		if (cfd < 0) {
+			int sub = open_subdir(dfd, de->d_name);
+			if (sub >= 0) {
+				rv = rm_under(sub);
+				close(sub);
+				if (rv == 0 && unlinkat(dfd, de->d_name, AT_REMOVEDIR) != 0)
+					rv = -1;
+			} else if (unlinkat(dfd, de->d_name, 0) != 0) {
+				rv = -1;
+			}
+			continue;
+		}
+		if (!out) {
+			rv = rm_under(cfd);
+		} else {
+			/* out/: its stage directories stay, emptied. */
+			int od = dup(cfd);
+			DIR *o = od >= 0 ? fdopendir(od) : NULL;
+			struct dirent *se;
+			if (o == NULL) {
+				if (od >= 0)
+					close(od);
+				rv = -1;
+			}
+			while (rv == 0 && o != NULL && (se = readdir(o)) != NULL) {
+				if (strcmp(se->d_name, ".") == 0 || strcmp(se->d_name, "..") == 0)
+					continue;
+				int sfd = open_subdir(cfd, se->d_name);
+				if (sfd < 0) {
+					rv = unlinkat(cfd, se->d_name, 0) == 0 ? 0 : -1;
+					continue;
+				}
+				rv = rm_under(sfd) == 0 && fchmod(sfd, 0700) == 0 ? 0 : -1;
+				close(sfd);
+			}
+			if (o != NULL)
+				closedir(o);
+		}
+		if (rv == 0 && fchmod(cfd, 0700) != 0)
+			rv = -1;
+		close(cfd);
+	}
+	closedir(d);
+	if (rv == 0 && fchmod(dfd, 0700) != 0)
+		rv = -1;
+	if (rv == 0 && fremovexattr(dfd, PGID_XATTR) != 0 && errno != ENODATA && errno != ENOTSUP)
+		rv = -1;
+	return rv;
+}
+
+/* The directory of an attempt that ended: kept as a spare (emptied to its
+ * skeleton, renamed work/spare-<n>) for the next attempt, which then
+ * creates no directory (every created and deleted inode costs: issue 16),
+ * or removed when the spares are full or it cannot be emptied. */
+static void recycle_dir(struct worker *w, const char *dir)
+{
+	char spare[700];
+	if (w->nspares == SPARES_MAX) {
+		rm_rf(dir);
+		return;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		rm_rf(dir);
+		return;
+	}
+	int rv = skeleton_only(dfd);
+	close(dfd);
+	unsigned id = w->spare_next++;
+	snprintf(spare, sizeof(spare), "%s/work/spare-%u", node_cfg(w->n)->data_dir, id);
+	if (rv != 0 || rename(dir, spare) != 0) {
+		rm_rf(dir);
+		return;
+	}
+	w->spares[w->nspares++] = id;
+}
+
+/* Gives the attempt a spare directory as its own (renamed to a->dir), its
+ * out/ holding only the directories of the target's stages, src/ only when
+ * the job has sources.  Nothing when there is no spare (run_stage and
+ * attempt_begin create what is missing). */
+static void reuse_spare(struct node_attempt *a)
+{
+	struct worker *w = a->w;
+	char spare[700], name[ING_NAME_MAX + 16];
+	while (w->nspares > 0) {
+		snprintf(spare, sizeof(spare), "%s/work/spare-%u", node_cfg(w->n)->data_dir,
+		         w->spares[--w->nspares]);
+		if (rename(spare, a->dir) == 0)
+			break;
+		rm_rf(spare);
+	}
+	int dfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	if (a->nsources == 0)
+		unlinkat(dfd, "src", AT_REMOVEDIR);
+	int ofd = open_subdir(dfd, "out");
+	int od = ofd >= 0 ? dup(ofd) : -1;
+	DIR *o = od >= 0 ? fdopendir(od) : NULL;
+	if (o == NULL && od >= 0)
+		close(od);
+	struct dirent *se;
+	while (o != NULL && (se = readdir(o)) != NULL) {
+		if (strcmp(se->d_name, ".") == 0 || strcmp(se->d_name, "..") == 0)
+			continue;
+		bool ours = false;
+		for (uint32_t i = 0; i < a->target.nstages && !ours; i++) {
+			snprintf(name, sizeof(name), "%u-%.*s", i,
+			         ING_STR_FMT(a->target.stages[i].name));
+			ours = strcmp(name, se->d_name) == 0;
+		}
+		if (!ours)
+			unlinkat(ofd, se->d_name, AT_REMOVEDIR);
+	}
+	if (o != NULL)
+		closedir(o);
+	if (ofd >= 0)
+		close(ofd);
+	close(dfd);
+}
+
+/* Records the process group of a plain stage for worker_reap: an extended
+ * attribute of the attempt directory (no file to create), or the file
+ * `pgid` in it where the file system has none.  0, or -1. */
+static int record_pgid(const char *dir, int pgid)
+{
+	char text[24], path[600];
+	int k = snprintf(text, sizeof(text), "%d\n", pgid);
+	if (setxattr(dir, PGID_XATTR, text, (size_t)k, 0) == 0)
+		return 0;
+	if (errno != ENOTSUP)
+		return -1;
+	snprintf(path, sizeof(path), "%s/pgid", dir);
+	return write_attempt_file(path, text, (size_t)k) == 0 ? 0 : -1;
+}
+
+/* The process group recorded in the attempt directory `dir`, 0 if none. */
+static int recorded_pgid(const char *dir)
+{
+	char text[24], path[600];
+	int pgid = 0;
+	ssize_t n = getxattr(dir, PGID_XATTR, text, sizeof(text) - 1);
+	if (n > 0) {
+		text[n] = '\0';
+		return atoi(text);
+	}
+	snprintf(path, sizeof(path), "%s/pgid", dir);
+	FILE *f = fopen(path, "r");
+	if (f != NULL) {
+		if (fscanf(f, "%d", &pgid) != 1)
+			pgid = 0;
+		fclose(f);
+	}
+	return pgid;
+}
+
 /* ---- started markers ---------------------------------------------------- */
 
 /* The journal of started attempts (node/worker/markers.h), opened at the
@@ -433,10 +664,12 @@ static void attempt_end(struct node_attempt *a)
 	}
 	remember_ended(a->w, a->job, a->attempt);
 	attempt_unlink(a);
-	if (!(a->failed && node_cfg(a->w->n)->keep_failed_workdirs))
-		rm_rf(a->dir);
-	else
+	if (a->failed && node_cfg(a->w->n)->keep_failed_workdirs)
 		ING_LOG_INFO("attempt directory kept dir=%s", a->dir);
+	else if (a->w->sandbox == NULL)
+		recycle_dir(a->w, a->dir);
+	else
+		rm_rf(a->dir);
 	uv_close((uv_handle_t *)&a->retry, retry_closed);
 }
 
@@ -975,17 +1208,14 @@ static void run_stage(struct node_attempt *a)
 	 * daemon dies, the next start kills what is left of it (worker_reap). */
 	if (a->sb != NULL)
 		return;
-	char pgid_path[600], pgid[24];
-	int k = snprintf(pgid, sizeof(pgid), "%d\n", stage_pid(a->run));
-	snprintf(pgid_path, sizeof(pgid_path), "%s/pgid", a->dir);
-	if (write_attempt_file(pgid_path, pgid, (size_t)k) != 0) {
+	if (record_pgid(a->dir, stage_pid(a->run)) != 0) {
 		/* Without it a crash of this daemon would leave the stage
 		 * running unseen: stop it now and fail the attempt. */
 		a->failed = true;
 		a->pgid_unrecorded = true;
 		snprintf(a->why, sizeof(a->why),
 		         "stage '%.*s': the worker cannot record the stage's process group "
-		         "(%s/pgid); it was stopped",
+		         "(in %s); it was stopped",
 		         ING_STR_FMT(def->name), a->dir);
 		stage_cancel(a->run);
 	}
@@ -1344,6 +1574,7 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		attempt_open_sandbox(a);
 		return;
 	}
+	reuse_spare(a);
 	attempt_begin(a);
 }
 
@@ -1572,17 +1803,11 @@ void worker_reap(const char *data_dir)
 	if (dir == NULL)
 		return;
 	while ((d = readdir(dir)) != NULL) {
-		if (strncmp(d->d_name, "job-", 4) != 0)
+		bool spare = strncmp(d->d_name, "spare-", 6) == 0;
+		if (strncmp(d->d_name, "job-", 4) != 0 && !spare)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/pgid", work, d->d_name);
-		FILE *f = fopen(path, "r");
-		int pgid = 0;
-		if (f != NULL) {
-			if (fscanf(f, "%d", &pgid) != 1)
-				pgid = 0;
-			fclose(f);
-		}
 		snprintf(path, sizeof(path), "%s/%s", work, d->d_name);
+		int pgid = spare ? 0 : recorded_pgid(path);
 		if (pgid > 1)
 			kill_leftovers(pgid, path);
 		rm_rf(path);
