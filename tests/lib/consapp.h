@@ -49,11 +49,13 @@ struct capp {
 	 * state into `synced` (under `lock`); snapshot, on a pool thread,
 	 * hands over a copy of it.  The entries stand for a durable store: a
 	 * restart that keeps them (capp_restart) models a node whose store
-	 * survived. */
+	 * survived, and, like the store, apply skips an entry at or below the
+	 * last index it holds (counted in `skipped`): the log replayed after
+	 * the last reference. */
 	bool durable;
 	void *synced;
 	size_t synced_len;
-	unsigned syncs, copies;
+	unsigned syncs, copies, skipped;
 	uv_mutex_t lock;
 };
 
