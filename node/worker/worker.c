@@ -15,6 +15,20 @@
  *     it, the daemon creates stage directories and stdout files and reads
  *     outputs only through it (no symlink followed: the stages own the
  *     directory), and the sandbox is closed before the directory goes;
+ *   - without the sandbox, an attempt takes a spare directory when there is
+ *     one: the directory of an attempt that ended, emptied down to src/,
+ *     out/ and the directories right under out/ (nothing else of it stays:
+ *     files, links, other directories, the recorded process group), renamed
+ *     work/spare-<n> and, for the next attempt, renamed to its name with
+ *     only its own stages' directories left under out/ (no src/ without
+ *     sources): what a fresh directory would hold, without creating and
+ *     deleting directories for every attempt (on ext4 without a journal the
+ *     inode allocator's scan for recently deleted inodes was a third of a
+ *     trivial job's CPU: issue 16).  At most SPARES_MAX spares; the rest,
+ *     and any directory that cannot be emptied, is removed.  A plain
+ *     stage's process group is recorded as the extended attribute
+ *     user.ingot.pgid of the attempt directory (the file pgid in it where
+ *     the file system has none), for worker_reap;
  *   - an attempt whose job moved on (another attempt, requeued, final) is
  *     fenced: its process group is killed and nothing more is reported;
  *   - an attempt whose job has a cancel requested is stopped (SIGTERM to
