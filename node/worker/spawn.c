@@ -29,12 +29,14 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define CHILD_STACK_BYTES (64u * 1024u)
+#define SPAWN_SHELL       "/bin/sh"
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
@@ -42,6 +44,7 @@
 
 struct child {
 	const struct worker_spawn *s;
+	char **sh_argv;   /* /bin/sh, the file, its arguments: for ENOEXEC */
 	int in, out, err; /* dup2'd into 0, 1, 2 */
 	/* Written by the child when a step fails. */
 	const char *step;
@@ -85,6 +88,8 @@ NO_SANITIZE static int child_main(void *arg)
 		goto fail;
 	c->step = "exec";
 	execve(s->file, s->argv, s->env);
+	if (errno == ENOEXEC) /* a script without "#!": the shell runs it, as execvp does */
+		execve(SPAWN_SHELL, c->sh_argv, s->env);
 fail:
 	c->errnum = errno != 0 ? errno : EIO;
 	_exit(127);
@@ -126,10 +131,22 @@ int worker_spawn(const struct worker_spawn *s, int *pid, int *pidfd, struct ing_
 	struct child c = {.s = s, .in = -1, .out = -1, .err = -1};
 	int copies[3] = {-1, -1, -1};
 	int rv = 0;
+	size_t argc = 0;
+	while (s->argv[argc] != NULL)
+		argc++;
+	c.sh_argv = calloc(argc + 2, sizeof(*c.sh_argv));
+	if (c.sh_argv == NULL)
+		return ing_error_set(e, ING_EUNAVAILABLE, "spawn: out of memory");
+	c.sh_argv[0] = (char *)SPAWN_SHELL;
+	c.sh_argv[1] = (char *)s->file;
+	for (size_t i = 1; i < argc; i++)
+		c.sh_argv[i + 1] = s->argv[i];
 	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (devnull < 0)
+	if (devnull < 0) {
+		free(c.sh_argv);
 		return ing_error_set(e, err_of(errno), "spawn: cannot open /dev/null: %s",
 		                     strerror(errno));
+	}
 	c.in = above_stdio(devnull, &copies[0]);
 	c.out = above_stdio(s->stdout_fd, &copies[1]);
 	c.err = above_stdio(s->stderr_fd, &copies[2]);
@@ -178,5 +195,6 @@ out:
 		if (copies[i] >= 0)
 			close(copies[i]);
 	close(devnull);
+	free(c.sh_argv);
 	return rv;
 }

@@ -11,6 +11,8 @@
  * stderr from the descriptors given, the working directory.  Any step
  * that fails ends the child before the exec (status 127) and the call
  * reports which step and why: a command never runs without its limits.
+ * A file the kernel cannot exec (ENOEXEC: a script without "#!") is run by
+ * /bin/sh, as execvp (and so uv_spawn) did.
  */
 #ifndef INGOT_NODE_WORKER_SPAWN_H
 #define INGOT_NODE_WORKER_SPAWN_H

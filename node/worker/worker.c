@@ -494,7 +494,8 @@ static void reuse_spare(struct node_attempt *a)
 		         w->spares[--w->nspares]);
 		if (rename(spare, a->dir) == 0)
 			break;
-		rm_rf(spare);
+		rm_rf(spare); /* and no other: a->dir may be in the way */
+		break;
 	}
 	int dfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)

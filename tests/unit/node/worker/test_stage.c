@@ -572,6 +572,17 @@ static void relative_program_path(void **state)
 	assert_string_equal(o.log, "ran arg\n");
 	done_with(&o);
 
+	/* Without "#!": the shell runs it, as execvp does. */
+	write_file(*state, "plain.sh", "echo plain \"$1\"\n");
+	snprintf(path, sizeof(path), "%s/plain.sh", (char *)*state);
+	assert_int_equal(chmod(path, 0755), 0);
+	const char *argv3[] = {"./plain.sh", "x", NULL};
+	s.argv = argv3;
+	run(&s, &o);
+	assert_int_equal(o.res.exit_code, 0);
+	assert_string_equal(o.log, "plain x\n");
+	done_with(&o);
+
 	const char *argv2[] = {"./noexec.sh", NULL};
 	s.argv = argv2;
 	run(&s, &o);
