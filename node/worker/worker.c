@@ -337,17 +337,24 @@ static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, s
 
 /* ---- recycled attempt directories -------------------------------------- */
 
+/* A directory stream of its own over the directory open as `dfd` (which
+ * stays open), or NULL. */
+static DIR *dir_stream(int dfd)
+{
+	int fd = dup(dfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL && fd >= 0)
+		close(fd);
+	return d;
+}
+
 /* Removes every entry under the directory open as `dfd` (not following
  * symbolic links).  0, or -1 when one could not be removed. */
 static int rm_under(int dfd)
 {
-	int fd = dup(dfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = dir_stream(dfd);
+	if (d == NULL)
 		return -1;
-	}
 	int rv = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
@@ -390,13 +397,9 @@ static int open_subdir(int dfd, const char *name)
  */
 static int skeleton_only(int dfd)
 {
-	int fd = dup(dfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = dir_stream(dfd);
+	if (d == NULL)
 		return -1;
-	}
 	int rv = 0;
 	struct dirent *de;
 	while (rv == 0 && (de = readdir(d)) != NULL) {
