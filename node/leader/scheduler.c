@@ -2,9 +2,12 @@
  * scheduler.c - the leader's assignment of queued jobs to nodes.
  *
  * A round runs after a flush in which the applied commands could let queued
- * jobs be placed, and only on the ready leader, and only when the previous
- * round's assignments have all been applied (so capacities read from the
- * store are exact).  Never on a polling timer.  Two kinds:
+ * jobs be placed, and only on the ready leader, also while assignments of
+ * earlier rounds are in flight: it takes the capacities from the store and
+ * subtracts what those assignments will take (their slots and GPUs: the
+ * scheduler keeps them until each is applied or refused), and does not
+ * place their jobs again, so a slot freed while others are being assigned
+ * is filled in the same flush.  Never on a polling timer.  Two kinds:
  *   - a submit only makes the new job placeable: the round tries just the
  *     jobs submitted since the last one (cheap, whatever the queue's size);
  *   - a change of capacity or eligibility (finish, requeue, retry, expire, node
@@ -72,6 +75,7 @@
 #define LEASE_MS             60000
 #define RETRY_BACKOFF_MAX_MS 60000
 
+#define PENDING_MAX        BATCH_MAX
 #define FRESH_MAX          512
 #define WAITING_MAX        256
 #define TARGET_REASONS_MAX 64
@@ -84,7 +88,12 @@ struct sched {
 	uint64_t wake_ms;                   /* a backed-off job becomes placeable then (0: none) */
 	char last_tenant[ING_NAME_MAX + 1]; /* served last: the turn goes on after it */
 	uint32_t last_tenant_len;
-	unsigned inflight; /* assignments proposed, not yet applied */
+	/* Assignments proposed, not yet applied: a round counts their slots
+	 * and GPUs as taken and does not place their jobs again. */
+	struct {
+		uint64_t job, node, gpus; /* gpus: bit i, GPU i */
+	} pending[PENDING_MAX];
+	unsigned npending;
 	struct {
 		uint64_t job;
 		uint8_t wait; /* enum place_wait */
@@ -118,6 +127,8 @@ struct round {
 	unsigned total_free;
 	unsigned proposed;
 	uint64_t proposed_ids[BATCH_MAX];
+	unsigned npending_ids; /* jobs of assignments still in flight */
+	uint64_t pending_ids[PENDING_MAX];
 	struct {
 		struct ing_str name;
 		struct rec_target t;
@@ -160,10 +171,14 @@ void sched_node_heard(struct sched *s)
 	s->full = true;
 }
 
-void sched_assign_done(struct sched *s)
+void sched_assign_done(struct sched *s, uint64_t job)
 {
-	if (s->inflight > 0)
-		s->inflight--;
+	for (unsigned i = 0; i < s->npending; i++) {
+		if (s->pending[i].job == job) {
+			s->pending[i] = s->pending[--s->npending];
+			return;
+		}
+	}
 }
 
 void sched_note(struct sched *s, uint32_t cmd_type, uint64_t job, bool released)
@@ -341,6 +356,20 @@ static int load_nodes(struct round *r)
 	}
 	if (rv == 0 || rv == ING_ENOTFOUND)
 		store_iter_close(it);
+	/* What the assignments in flight will take once applied. */
+	for (unsigned p = 0; p < r->s->npending; p++) {
+		r->pending_ids[r->npending_ids++] = r->s->pending[p].job;
+		for (unsigned i = 0; i < r->nnodes; i++) {
+			struct place_node *pn = &r->place[i];
+			if (r->nodes[i].id != r->s->pending[p].node)
+				continue;
+			if (pn->free_slots > 0) {
+				pn->free_slots--;
+				r->total_free--;
+			}
+			pn->free_gpus &= ~r->s->pending[p].gpus;
+		}
+	}
 	return rv == ING_ENOTFOUND ? 0 : rv;
 }
 
@@ -418,6 +447,11 @@ static bool place(struct round *r, const struct cand *c)
 	for (unsigned i = 0; i < r->proposed; i++)
 		if (r->proposed_ids[i] == id)
 			return false; /* already placed in this round */
+	for (unsigned i = 0; i < r->npending_ids; i++)
+		if (r->pending_ids[i] == id)
+			return false; /* its assignment is in flight */
+	if (s->npending == PENDING_MAX)
+		return false;
 	if (r->miss && r->miss_proposed == r->proposed && r->miss_revision == c->t->revision &&
 	    ing_str_eq_c(c->t->name, r->miss_target)) {
 		set_reason(s, id, (enum place_wait)r->miss_wait, r->miss_reason);
@@ -446,7 +480,12 @@ static bool place(struct round *r, const struct cand *c)
 	cmd.u.job_assign.gpus = pick.gpus;
 	if (r->env->assign(r->env->data, &cmd, c->q.queued_at_ms) != 0)
 		return false;
-	s->inflight++;
+	uint64_t gpus = 0;
+	for (uint32_t i = 0; i < pick.ngpus; i++)
+		gpus |= 1ull << pick.gpus[i];
+	s->pending[s->npending].job = id;
+	s->pending[s->npending].node = r->nodes[pick.node].id;
+	s->pending[s->npending++].gpus = gpus;
 	place_take(r->place, &pick);
 	r->total_free--;
 	r->proposed_ids[r->proposed++] = id;
@@ -723,7 +762,7 @@ bool sched_due(struct sched *s, uint64_t now_ms)
 		s->wake_ms = 0;
 		s->full = true;
 	}
-	return (s->full || s->nfresh > 0) && s->inflight == 0;
+	return (s->full || s->nfresh > 0) && s->npending < PENDING_MAX;
 }
 
 void sched_round(struct sched *s, struct store_txn *t, const struct sched_env *env)
@@ -751,20 +790,32 @@ struct run {
 	struct sched *s;
 };
 
+struct assigning {
+	struct sched *s;
+	uint64_t job;
+};
+
 static void on_assigned(void *data, int status, const struct node_result *res)
 {
-	struct sched *s = data;
+	struct assigning *a = data;
 	if (status == 0 && res != NULL && res->code != 0)
 		ING_LOG_DEBUG("assignment rejected error=%s msg=\"%s\"", ing_err_name(res->code),
 		              res->message);
-	sched_assign_done(s);
+	sched_assign_done(a->s, a->job);
+	free(a);
 }
 
 static int propose_assign(void *data, const struct cmd *c, uint64_t queued_ms)
 {
 	struct run *run = data;
 	struct ing_error e;
-	int rv = node_propose(run->n, c, on_assigned, run->s, &e);
+	struct assigning *a = malloc(sizeof(*a));
+	if (a == NULL)
+		return ING_ENOMEM;
+	*a = (struct assigning){run->s, c->u.job_assign.job};
+	int rv = node_propose(run->n, c, on_assigned, a, &e);
+	if (rv != 0)
+		free(a);
 	if (rv != 0)
 		ING_LOG_DEBUG("assignment not proposed job=%" PRIu64 " error=%s msg=\"%s\"",
 		              c->u.job_assign.job, ing_err_name(rv), e.msg);

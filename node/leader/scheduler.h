@@ -11,8 +11,11 @@
  * The decision (sched_round) is separate from the node: it reads one store
  * read transaction and a clock value, and hands each assignment to a
  * callback, so it runs alone in tests.  sched_run is the node's side: on
- * the ready leader, when a round is due and no assignment is in flight,
- * one round whose assignments are proposed (node/propose.h).
+ * the ready leader, when a round is due, one round whose assignments are
+ * proposed (node/propose.h).  Assignments still in flight (proposed, not
+ * yet applied) do not hold a round back: it counts their slots and GPUs as
+ * taken and does not place their jobs again, so a slot freed while others
+ * are being assigned is filled in the same flush.
  *
  * Errors: none are returned; a round that cannot read the store does
  * nothing and the next one tries again.  Callbacks: `assign`, during
@@ -83,7 +86,7 @@ struct sched_env {
 
 /* True when a round would place something: jobs submitted since the last
  * one, or a full pass due (a backed-off job whose wait is over at now_ms
- * makes one due), and no assignment in flight. */
+ * makes one due), and room for more assignments in flight. */
 bool sched_due(struct sched *s, uint64_t now_ms);
 /* One round over t (which holds every applied entry): the new jobs, and the
  * full pass when one is due.  Each placement goes to
@@ -93,9 +96,9 @@ void sched_round(struct sched *s, struct store_txn *t, const struct sched_env *e
  * seek each and count none): for tests and the logs. */
 unsigned sched_last_scanned(const struct sched *s);
 
-/* An assignment handed to `assign` was applied or refused (or its proposal
- * failed): one fewer in flight. */
-void sched_assign_done(struct sched *s);
+/* The assignment of `job` handed to `assign` was applied or refused (or
+ * its proposal failed): no longer in flight. */
+void sched_assign_done(struct sched *s, uint64_t job);
 
 /* The node's side (node/bus.h, flushed): runs a round when this node is the
  * ready leader and one is due. */

@@ -4,23 +4,26 @@
  * Happy path: stage_start resolves argv[0] on the PATH of the stage's own
  * environment, creates one pipe whose write end becomes the child's stdout
  * AND stderr (so the log interleaves exactly as written; with stdout_path,
- * stdout is that file instead, opened by the daemon), and uv_spawns the
- * child detached: it calls setsid, so pid == pgid == sid and kill(-pid)
- * reaches every descendant that did not setsid itself.  When limits are
- * set, the command runs through util-linux prlimit, which sets them on
- * itself and execs the command (uv_spawn has no pre-exec hook).  Output is
+ * stdout is that file instead, opened by the daemon), and starts the
+ * child through worker_spawn (node/worker/spawn.h: a vfork-style clone, no
+ * copy of the daemon's page tables, a pidfd watched by a uv_poll_t for its
+ * exit): it calls setsid, so pid == pgid == sid and kill(-pid) reaches
+ * every descendant that did not setsid itself, and it sets the stage's
+ * resource limits on itself before the exec (a failure there ends it
+ * before the command runs: spawn_failed).  Output is
  * read into a log that grows up to the cap; the rest is only counted.  The
  * run ends when the child has exited AND the pipe reached EOF; then any
  * straggler left in the group is SIGKILLed, done is called, and the handles
  * are closed; the last close callback frees the run.
  *
  * In a sandbox (spec.sandbox, node/worker/sandbox.h) the child is started
- * by sandbox_spawn instead: no prlimit (the sandbox applies the limits),
+ * by sandbox_spawn instead: the sandbox applies the limits,
  * every "signal the group" below signals the whole sandbox, an exit
  * status 128+N is a death by signal N, and when the stage failed,
  * sandbox_explain names the limit that ended it (res.limit_why).
  *
- * Handles: proc (uv_process_t), out (read end of the pipe), timer.  One
+ * Handles: exitw (uv_poll_t on the pidfd; proc, a uv_process_t, in a
+ * sandbox), out (read end of the pipe), timer.  One
  * timer serves every deadline, as they never overlap:
  *   TIMER_DEFER    0 ms: report a spawn failure outside stage_start;
  *   TIMER_TIMEOUT  timeout_ms after the start: SIGTERM the group;
@@ -41,8 +44,8 @@
  *     process's pgid).
  *
  * Failure modes:
- *   - program not found / not executable, cwd missing, prlimit missing,
- *     stdout file that cannot be opened, exec failure: spawn_failed,
+ *   - program not found / not executable, cwd missing, a limit that cannot
+ *     be set, stdout file that cannot be opened, exec failure: spawn_failed,
  *     exit_code 127, the log line says why;
  *   - a child ignoring SIGTERM: SIGKILL after the grace;
  *   - output never reaching EOF (a descendant escaped the group with the
@@ -65,16 +68,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/uverr.h"
 #include "node/worker/sandbox.h"
+#include "node/worker/spawn.h"
 
 #define SCRATCH_BYTES     (64u * 1024u)
 #define LOG_INITIAL_BYTES 4096u
-#define PRLIMIT_ARGS_MAX  6 /* prlimit + 4 limits + "--" */
-#define LIMIT_ARG_MAX     48
 
 enum timer_phase {
 	TIMER_IDLE,
@@ -85,10 +88,12 @@ enum timer_phase {
 };
 
 struct stage_run {
-	uv_process_t proc;
+	uv_process_t proc; /* in a sandbox (sandbox_spawn) */
+	uv_poll_t exitw;   /* otherwise: the child's pidfd, readable at its exit */
+	int pidfd;
 	uv_pipe_t out;
 	uv_timer_t timer;
-	bool proc_open, out_open, timer_open; /* initialised, not yet closing */
+	bool proc_open, exitw_open, out_open, timer_open; /* initialised, not closing */
 	int pending_closes;
 
 	stage_done_cb done;
@@ -96,7 +101,7 @@ struct stage_run {
 
 	/* owned copies */
 	char *cwd;
-	char **argv; /* what is exec'd: [prlimit args..., "--"] program args... */
+	char **argv; /* what is exec'd: the program resolved, its args */
 	char **env;
 
 	uint64_t timeout_ms;
@@ -133,6 +138,8 @@ static void run_free(struct stage_run *r)
 	free_strv(r->argv);
 	free_strv(r->env);
 	free(r->log);
+	if (r->pidfd >= 0)
+		close(r->pidfd);
 	free(r);
 }
 
@@ -298,14 +305,8 @@ static int open_stdout(const char *cwd, const char *path, char *why, size_t why_
 	return fd;
 }
 
-static bool limits_set(const struct stage_limits *l)
-{
-	return l->cpu_seconds != 0 || l->memory_bytes != 0 || l->open_files != 0 ||
-	       l->file_size_bytes != 0;
-}
-
-/* r->argv: the program, preceded by prlimit and its options when limits are
- * set.  ING_ENOTFOUND (with `why`) or ING_ENOMEM. */
+/* r->argv: the program resolved, then the arguments.  ING_ENOTFOUND (with
+ * `why`) or ING_ENOMEM. */
 static int build_argv(struct stage_run *r, const struct stage_spec *spec, char *why, size_t why_len)
 {
 	char *program = NULL;
@@ -314,43 +315,8 @@ static int build_argv(struct stage_run *r, const struct stage_spec *spec, char *
 	if (rv != 0)
 		return rv;
 
-	char opts[PRLIMIT_ARGS_MAX][LIMIT_ARG_MAX];
-	const char *prefix[PRLIMIT_ARGS_MAX + 1];
+	const char *prefix[1];
 	size_t n = 0;
-	const struct stage_limits *l = &spec->limits;
-	if (limits_set(l) && spec->sandbox == NULL) { /* the sandbox applies them */
-		if (!is_executable_file(STAGE_PRLIMIT_PATH)) {
-			snprintf(why, why_len,
-			         "stage: resource limits need %s (util-linux), which is missing",
-			         STAGE_PRLIMIT_PATH);
-			free(program);
-			return ING_ENOTFOUND;
-		}
-		prefix[n++] = STAGE_PRLIMIT_PATH;
-		/* CPU: hard one second above soft, so SIGXCPU comes before SIGKILL. */
-		if (l->cpu_seconds != 0) {
-			snprintf(opts[n], LIMIT_ARG_MAX, "--cpu=%" PRIu64 ":%" PRIu64,
-			         l->cpu_seconds, l->cpu_seconds + 1);
-			prefix[n] = opts[n];
-			n++;
-		}
-		if (l->memory_bytes != 0) {
-			snprintf(opts[n], LIMIT_ARG_MAX, "--as=%" PRIu64, l->memory_bytes);
-			prefix[n] = opts[n];
-			n++;
-		}
-		if (l->open_files != 0) {
-			snprintf(opts[n], LIMIT_ARG_MAX, "--nofile=%" PRIu64, l->open_files);
-			prefix[n] = opts[n];
-			n++;
-		}
-		if (l->file_size_bytes != 0) {
-			snprintf(opts[n], LIMIT_ARG_MAX, "--fsize=%" PRIu64, l->file_size_bytes);
-			prefix[n] = opts[n];
-			n++;
-		}
-		prefix[n++] = "--";
-	}
 	prefix[n++] = program;
 	r->argv = strv_concat(prefix, n, spec->argv + 1);
 	free(program);
@@ -378,6 +344,7 @@ static void close_handle(struct stage_run *r, uv_handle_t *h, bool *open)
 static void close_all(struct stage_run *r)
 {
 	close_handle(r, (uv_handle_t *)&r->proc, &r->proc_open);
+	close_handle(r, (uv_handle_t *)&r->exitw, &r->exitw_open);
 	close_handle(r, (uv_handle_t *)&r->out, &r->out_open);
 	close_handle(r, (uv_handle_t *)&r->timer, &r->timer_open);
 }
@@ -497,9 +464,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		finish(r);
 }
 
-static void on_child_exit(uv_process_t *p, int64_t exit_status, int term_signal)
+static void child_exited(struct stage_run *r, int64_t exit_status, int term_signal)
 {
-	struct stage_run *r = p->data;
 	r->exited = true;
 	r->raw_status = exit_status;
 	r->term_signal = term_signal;
@@ -508,12 +474,98 @@ static void on_child_exit(uv_process_t *p, int64_t exit_status, int term_signal)
 	if (r->sandbox != NULL && term_signal == 0 && exit_status > 128 && exit_status <= 128 + 64)
 		r->res.exit_code = -(exit_status - 128);
 	close_handle(r, (uv_handle_t *)&r->proc, &r->proc_open);
+	close_handle(r, (uv_handle_t *)&r->exitw, &r->exitw_open);
 	if (r->eof) {
 		finish(r);
 		return;
 	}
 	/* Something in (or escaped from) the group still holds the pipe. */
 	arm_timer(r, TIMER_DRAIN, r->grace_ms);
+}
+
+static void on_child_exit(uv_process_t *p, int64_t exit_status, int term_signal)
+{
+	child_exited(p->data, exit_status, term_signal);
+}
+
+/* The pidfd of a plain stage is readable: the child exited; reap it. */
+static void on_pidfd(uv_poll_t *h, int status, int events)
+{
+	struct stage_run *r = h->data;
+	int ws = 0;
+	(void)status;
+	(void)events;
+	pid_t got = waitpid(r->pid, &ws, WNOHANG);
+	if (got == 0 || (got < 0 && errno == EINTR))
+		return; /* not yet: the poll fires again */
+	uv_poll_stop(h);
+	if (got < 0) {
+		ING_LOG_WARN("stage cannot reap its child pid=%d err=\"%s\"", r->pid,
+		             strerror(errno));
+		child_exited(r, 127, 0);
+		return;
+	}
+	child_exited(r, WIFEXITED(ws) ? WEXITSTATUS(ws) : 0, WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+}
+
+/* Starts a plain stage (no sandbox): worker_spawn with the stage's limits,
+ * its exit watched through its pidfd.  0, or the error with `why` set. */
+static int spawn_plain(uv_loop_t *loop, struct stage_run *r, const struct stage_spec *spec,
+                       int stdout_fd, int stderr_fd, char *why, size_t why_len)
+{
+	const struct stage_limits *l = &spec->limits;
+	struct worker_spawn_limit lim[4];
+	size_t n = 0;
+	/* CPU: hard one second above soft, so SIGXCPU comes before SIGKILL. */
+	if (l->cpu_seconds != 0)
+		lim[n++] =
+		    (struct worker_spawn_limit){RLIMIT_CPU, {l->cpu_seconds, l->cpu_seconds + 1}};
+	if (l->memory_bytes != 0)
+		lim[n++] =
+		    (struct worker_spawn_limit){RLIMIT_AS, {l->memory_bytes, l->memory_bytes}};
+	if (l->open_files != 0)
+		lim[n++] =
+		    (struct worker_spawn_limit){RLIMIT_NOFILE, {l->open_files, l->open_files}};
+	if (l->file_size_bytes != 0)
+		lim[n++] = (struct worker_spawn_limit){RLIMIT_FSIZE,
+		                                       {l->file_size_bytes, l->file_size_bytes}};
+	struct worker_spawn ws = {
+	    .file = r->argv[0],
+	    .argv = r->argv,
+	    .env = r->env,
+	    .cwd = r->cwd,
+	    .stdout_fd = stdout_fd,
+	    .stderr_fd = stderr_fd,
+	    .limits = lim,
+	    .nlimits = n,
+	};
+	struct ing_error se;
+	int pid = 0, pidfd = -1;
+	int rv = worker_spawn(&ws, &pid, &pidfd, &se);
+	if (rv != 0) {
+		snprintf(why, why_len, "stage: cannot start '%s' in %s: %s", spec->argv[0], r->cwd,
+		         se.msg);
+		return rv;
+	}
+	r->pid = pid;
+	r->pidfd = pidfd;
+	rv = uv_poll_init(loop, &r->exitw, pidfd);
+	if (rv == 0) {
+		r->exitw.data = r;
+		r->exitw_open = true;
+		rv = uv_poll_start(&r->exitw, UV_READABLE, on_pidfd);
+	}
+	if (rv != 0) {
+		/* Cannot watch it: it must not run unseen. */
+		kill(-pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		r->pid = 0;
+		snprintf(why, why_len, "stage: cannot watch '%s': %s", spec->argv[0],
+		         uv_strerror(rv));
+		return ing_err_from_uv(rv);
+	}
+	return 0;
 }
 
 /* A start that failed after the checks: reported by done, from the loop. */
@@ -557,6 +609,7 @@ static int start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb d
 		return ing_error_set(e, ING_ENOMEM, "stage: out of memory");
 	r->done = done;
 	r->data = data;
+	r->pidfd = -1;
 	r->start_ns = uv_hrtime();
 	r->timeout_ms = spec->timeout_ms;
 	r->grace_ms = spec->kill_grace_ms != 0 ? spec->kill_grace_ms : STAGE_DEFAULT_KILL_GRACE_MS;
@@ -618,16 +671,6 @@ static int start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb d
 	stdio[1].data.fd = stdout_fd >= 0 ? stdout_fd : fds[1];
 	stdio[2].flags = UV_INHERIT_FD;
 	stdio[2].data.fd = fds[1];
-	uv_process_options_t o;
-	memset(&o, 0, sizeof(o));
-	o.exit_cb = on_child_exit;
-	o.file = r->argv[0];
-	o.args = r->argv;
-	o.env = r->env;
-	o.cwd = r->cwd;
-	o.flags = UV_PROCESS_DETACHED; /* setsid: own session and process group */
-	o.stdio_count = 3;
-	o.stdio = stdio;
 	r->sandbox = spec->sandbox;
 	if (r->sandbox != NULL) {
 		struct sandbox_command cmd = {
@@ -659,23 +702,23 @@ static int start(uv_loop_t *loop, const struct stage_spec *spec, stage_done_cb d
 		if (rv != 0)
 			snprintf(why, sizeof(why), "stage: cannot start in the sandbox: %s",
 			         se.msg);
+		r->proc.data = r;
+		r->proc_open = true; /* initialised even when uv_spawn fails */
+		if (rv == 0)
+			r->pid = r->proc.pid;
 	} else {
-		rv = uv_spawn(loop, &r->proc, &o);
+		rv = spawn_plain(loop, r, spec, stdout_fd >= 0 ? stdout_fd : fds[1], fds[1], why,
+		                 sizeof(why));
 	}
-	r->proc.data = r;
-	r->proc_open = true; /* initialised even when uv_spawn fails */
-	close(fds[1]);       /* the child has its copies */
+	close(fds[1]); /* the child has its copies */
 	if (stdout_fd >= 0)
 		close(stdout_fd);
 	if (rv != 0) {
-		if (r->sandbox == NULL)
-			snprintf(why, sizeof(why), "stage: cannot start '%s' in %s: %s",
-			         spec->argv[0], r->cwd, uv_strerror(rv));
 		close_handle(r, (uv_handle_t *)&r->proc, &r->proc_open);
+		close_handle(r, (uv_handle_t *)&r->exitw, &r->exitw_open);
 		spawn_failed(r, why);
 		goto started;
 	}
-	r->pid = r->proc.pid;
 	uv_read_start((uv_stream_t *)&r->out, on_alloc, on_read);
 	if (r->timeout_ms != 0) {
 		/* From now, not from the loop's cached time (older than

@@ -32,7 +32,6 @@ struct stage_limits {
 #define STAGE_DEFAULT_KILL_GRACE_MS 2000u
 #define STAGE_DEFAULT_LOG_CAP_BYTES (1024u * 1024u)
 #define STAGE_DEFAULT_PATH          "/usr/local/bin:/usr/bin:/bin"
-#define STAGE_PRLIMIT_PATH          "/usr/bin/prlimit"
 
 struct stage_spec {
 	/* Working directory of the child (must exist). */
@@ -113,7 +112,7 @@ typedef void (*stage_done_cb)(struct stage_run *r, const struct stage_result *re
  * valid until done has returned.
  *
  * A command that cannot be started (argv[0] not found or not executable,
- * cwd missing, prlimit missing when limits are set, stdout_path that
+ * cwd missing, a limit the child cannot set on itself, stdout_path that
  * cannot be opened, exec failure) is not an error here: stage_start returns 0 and done reports
  * spawn_failed.
  *

@@ -15,23 +15,37 @@
  *     it, the daemon creates stage directories and stdout files and reads
  *     outputs only through it (no symlink followed: the stages own the
  *     directory), and the sandbox is closed before the directory goes;
+ *   - without the sandbox, an attempt takes a spare directory when there is
+ *     one: the directory of an attempt that ended, emptied down to src/,
+ *     out/ and the directories right under out/ (nothing else of it stays:
+ *     files, links, other directories, the recorded process group), renamed
+ *     work/spare-<n> and, for the next attempt, renamed to its name with
+ *     only its own stages' directories left under out/ (no src/ without
+ *     sources): what a fresh directory would hold, without creating and
+ *     deleting directories for every attempt (on ext4 without a journal the
+ *     inode allocator's scan for recently deleted inodes was a third of a
+ *     trivial job's CPU: issue 16).  At most SPARES_MAX spares; the rest,
+ *     and any directory that cannot be emptied, is removed.  A plain
+ *     stage's process group is recorded as the extended attribute
+ *     user.ingot.pgid of the attempt directory (the file pgid in it where
+ *     the file system has none), for worker_reap;
  *   - an attempt whose job moved on (another attempt, requeued, final) is
  *     fenced: its process group is killed and nothing more is reported;
  *   - an attempt whose job has a cancel requested is stopped (SIGTERM to
  *     the group) and reported cancelled.
  *
  * An attempt runs at most once on a node, whatever the node's store says:
- * before its first report, the worker records it on disk (the empty file
- * data_dir/work/started/<job>-a<attempt>, fsync'd with its directory).  An
- * assignment that finds its marker already there (or whose job already has
- * stages started) was started by an earlier run of this daemon, killed
- * since: it is reported lost (requeued by the state machine with the next
- * attempt), never run again under the same attempt.  The local store alone
- * cannot tell: it may not have applied the stage start the leader already
- * acknowledged when the daemon died.  A marker is removed once its
- * assignment is gone from the local store (the attempt can never come back:
- * attempt numbers only grow), and at the first poll after a start for every
- * attempt no longer assigned here.
+ * before its first report, the worker records it on disk, in the journal
+ * of started attempts (node/worker/markers.h: data_dir/work/
+ * started.journal; the attempts one poll starts share one append and one
+ * fdatasync).  An assignment that finds its marker already there (or whose
+ * job already has stages started) was started by an earlier run of this
+ * daemon, killed since: it is reported lost (requeued by the state machine
+ * with the next attempt), never run again under the same attempt.  The
+ * local store alone cannot tell: it may not have applied the stage start
+ * the leader already acknowledged when the daemon died.  A marker is
+ * removed at every poll that sees its assignment gone from the local store
+ * (the attempt can never come back: attempt numbers only grow).
  *
  * An attempt is a chain, one step in flight at a time:
  *   report stage_start of stage 0 -> run the stage (node/worker/stage.c,
@@ -101,6 +115,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "common/fs.h"
@@ -108,6 +123,7 @@
 #include "node/request.h"
 #include "node/worker/worker.h"
 #include "node/worker/gpu.h"
+#include "node/worker/markers.h"
 #include "node/worker/sandbox.h"
 #include "node/worker/stage.h"
 #include "node/worker/template.h"
@@ -124,7 +140,9 @@
 
 enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 
-#define ENDED_MAX 64
+#define ENDED_MAX  64
+#define SPARES_MAX 16 /* emptied attempt directories kept for reuse */
+#define PGID_XATTR "user.ingot.pgid"
 
 struct worker {
 	struct node *n;
@@ -133,12 +151,13 @@ struct worker {
 	struct {
 		uint64_t job;
 		uint32_t attempt;
-		bool marker; /* its started marker is still on disk */
-	} ended[ENDED_MAX];  /* attempts that ended here lately (ring) */
+	} ended[ENDED_MAX]; /* attempts that ended here lately (ring) */
 	unsigned nended;
-	struct sandbox_host *sandbox; /* owned; NULL: stages run unsandboxed */
-	uint64_t run;                 /* this run of the worker (in report request ids) */
-	bool markers_swept;           /* leftover started markers removed (first poll) */
+	struct sandbox_host *sandbox;   /* owned; NULL: stages run unsandboxed */
+	uint64_t run;                   /* this run of the worker (in report request ids) */
+	struct worker_markers *markers; /* owned; NULL until the first poll opens it */
+	unsigned spares[SPARES_MAX];    /* work/spare-<n> directories, a stack */
+	unsigned nspares, spare_next;
 };
 
 struct node_attempt {
@@ -316,50 +335,253 @@ static void stage_dir(const struct node_attempt *a, uint32_t stage, char *out, s
 	         ING_STR_FMT(a->target.stages[stage].name));
 }
 
-/* ---- started markers ---------------------------------------------------- */
+/* ---- recycled attempt directories -------------------------------------- */
 
-static void marker_path(const struct worker *w, uint64_t job, uint32_t attempt, char *out,
-                        size_t cap)
+/* A directory stream of its own over the directory open as `dfd` (which
+ * stays open), or NULL. */
+static DIR *dir_stream(int dfd)
 {
-	snprintf(out, cap, "%s/work/started/%" PRIu64 "-a%" PRIu32, node_cfg(w->n)->data_dir, job,
-	         attempt);
+	int fd = dup(dfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL && fd >= 0)
+		close(fd);
+	return d;
 }
 
-static int fsync_dir(const char *path)
+/* Removes every entry under the directory open as `dfd` (not following
+ * symbolic links).  0, or -1 when one could not be removed. */
+static int rm_under(int dfd)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	DIR *d = dir_stream(dfd);
+	if (d == NULL)
 		return -1;
-	int rv = fsync(fd);
-	close(fd);
+	int rv = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		bool dir = de->d_type == DT_DIR;
+		if (de->d_type == DT_UNKNOWN) {
+			struct stat st;
+			dir = fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			      S_ISDIR(st.st_mode);
+		}
+		if (dir) {
+			int cfd = openat(dfd, de->d_name,
+			                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (cfd < 0 || rm_under(cfd) != 0)
+				rv = -1;
+			if (cfd >= 0)
+				close(cfd);
+			if (unlinkat(dfd, de->d_name, AT_REMOVEDIR) != 0)
+				rv = -1;
+		} else if (unlinkat(dfd, de->d_name, 0) != 0) {
+			rv = -1;
+		}
+	}
+	closedir(d);
 	return rv;
 }
 
-/* Records that this node starts (job, attempt): 0, 1 when a run before
- * this one started it already, -1 when it cannot be recorded. */
-static int marker_create(struct worker *w, uint64_t job, uint32_t attempt)
+/* The real directory `name` under dfd, opened (-1 if it is anything else). */
+static int open_subdir(int dfd, const char *name)
 {
-	char path[900], dir[700];
-	snprintf(dir, sizeof(dir), "%s/work/started", node_cfg(w->n)->data_dir);
-	marker_path(w, job, attempt, path, sizeof(path));
-	if (ing_mkdirs(dir, 0700, NULL) != 0)
-		return -1;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return errno == EEXIST ? 1 : -1;
-	int rv = fsync(fd);
-	close(fd);
-	if (rv != 0 || fsync_dir(dir) != 0)
-		return -1;
-	return 0;
+	return openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-static void marker_remove(struct worker *w, uint64_t job, uint32_t attempt)
+/*
+ * Empties the attempt directory open as `dfd` down to its skeleton: src/
+ * and out/ and the directories right under out/ stay (emptied, mode 0700),
+ * everything else goes, the recorded process group included.  0, or -1
+ * (the caller removes the whole directory instead).
+ */
+static int skeleton_only(int dfd)
 {
-	char path[900];
-	marker_path(w, job, attempt, path, sizeof(path));
-	if (unlink(path) != 0 && errno != ENOENT)
-		ING_LOG_WARN("cannot remove an attempt marker path=%s errno=%d", path, errno);
+	DIR *d = dir_stream(dfd);
+	if (d == NULL)
+		return -1;
+	int rv = 0;
+	struct dirent *de;
+	while (rv == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		bool out = strcmp(de->d_name, "out") == 0;
+		int cfd = out || strcmp(de->d_name, "src") == 0 ? open_subdir(dfd, de->d_name) : -1;
+		if (cfd < 0) {
+			int sub = open_subdir(dfd, de->d_name);
+			if (sub >= 0) {
+				rv = rm_under(sub);
+				close(sub);
+				if (rv == 0 && unlinkat(dfd, de->d_name, AT_REMOVEDIR) != 0)
+					rv = -1;
+			} else if (unlinkat(dfd, de->d_name, 0) != 0) {
+				rv = -1;
+			}
+			continue;
+		}
+		if (!out) {
+			rv = rm_under(cfd);
+		} else {
+			/* out/: its stage directories stay, emptied. */
+			int od = dup(cfd);
+			DIR *o = od >= 0 ? fdopendir(od) : NULL;
+			struct dirent *se;
+			if (o == NULL) {
+				if (od >= 0)
+					close(od);
+				rv = -1;
+			}
+			while (rv == 0 && o != NULL && (se = readdir(o)) != NULL) {
+				if (strcmp(se->d_name, ".") == 0 || strcmp(se->d_name, "..") == 0)
+					continue;
+				int sfd = open_subdir(cfd, se->d_name);
+				if (sfd < 0) {
+					rv = unlinkat(cfd, se->d_name, 0) == 0 ? 0 : -1;
+					continue;
+				}
+				rv = rm_under(sfd) == 0 && fchmod(sfd, 0700) == 0 ? 0 : -1;
+				close(sfd);
+			}
+			if (o != NULL)
+				closedir(o);
+		}
+		if (rv == 0 && fchmod(cfd, 0700) != 0)
+			rv = -1;
+		close(cfd);
+	}
+	closedir(d);
+	if (rv == 0 && fchmod(dfd, 0700) != 0)
+		rv = -1;
+	if (rv == 0 && fremovexattr(dfd, PGID_XATTR) != 0 && errno != ENODATA && errno != ENOTSUP)
+		rv = -1;
+	return rv;
+}
+
+/* The directory of an attempt that ended: kept as a spare (emptied to its
+ * skeleton, renamed work/spare-<n>) for the next attempt, which then
+ * creates no directory (every created and deleted inode costs: issue 16),
+ * or removed when the spares are full or it cannot be emptied. */
+static void recycle_dir(struct worker *w, const char *dir)
+{
+	char spare[700];
+	if (w->nspares == SPARES_MAX) {
+		rm_rf(dir);
+		return;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		rm_rf(dir);
+		return;
+	}
+	int rv = skeleton_only(dfd);
+	close(dfd);
+	unsigned id = w->spare_next++;
+	snprintf(spare, sizeof(spare), "%s/work/spare-%u", node_cfg(w->n)->data_dir, id);
+	if (rv != 0 || rename(dir, spare) != 0) {
+		rm_rf(dir);
+		return;
+	}
+	w->spares[w->nspares++] = id;
+}
+
+/* Gives the attempt a spare directory as its own (renamed to a->dir), its
+ * out/ holding only the directories of the target's stages, src/ only when
+ * the job has sources.  Nothing when there is no spare (run_stage and
+ * attempt_begin create what is missing). */
+static void reuse_spare(struct node_attempt *a)
+{
+	struct worker *w = a->w;
+	char spare[700], name[ING_NAME_MAX + 16];
+	while (w->nspares > 0) {
+		snprintf(spare, sizeof(spare), "%s/work/spare-%u", node_cfg(w->n)->data_dir,
+		         w->spares[--w->nspares]);
+		if (rename(spare, a->dir) == 0)
+			break;
+		rm_rf(spare); /* and no other: a->dir may be in the way */
+		break;
+	}
+	int dfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	if (a->nsources == 0)
+		unlinkat(dfd, "src", AT_REMOVEDIR);
+	int ofd = open_subdir(dfd, "out");
+	int od = ofd >= 0 ? dup(ofd) : -1;
+	DIR *o = od >= 0 ? fdopendir(od) : NULL;
+	if (o == NULL && od >= 0)
+		close(od);
+	struct dirent *se;
+	while (o != NULL && (se = readdir(o)) != NULL) {
+		if (strcmp(se->d_name, ".") == 0 || strcmp(se->d_name, "..") == 0)
+			continue;
+		bool ours = false;
+		for (uint32_t i = 0; i < a->target.nstages && !ours; i++) {
+			snprintf(name, sizeof(name), "%u-%.*s", i,
+			         ING_STR_FMT(a->target.stages[i].name));
+			ours = strcmp(name, se->d_name) == 0;
+		}
+		if (!ours)
+			unlinkat(ofd, se->d_name, AT_REMOVEDIR);
+	}
+	if (o != NULL)
+		closedir(o);
+	if (ofd >= 0)
+		close(ofd);
+	close(dfd);
+}
+
+/* Records the process group of a plain stage for worker_reap: an extended
+ * attribute of the attempt directory (no file to create), or the file
+ * `pgid` in it where the file system has none.  0, or -1. */
+static int record_pgid(const char *dir, int pgid)
+{
+	char text[24], path[600];
+	int k = snprintf(text, sizeof(text), "%d\n", pgid);
+	if (setxattr(dir, PGID_XATTR, text, (size_t)k, 0) == 0)
+		return 0;
+	if (errno != ENOTSUP)
+		return -1;
+	snprintf(path, sizeof(path), "%s/pgid", dir);
+	return write_attempt_file(path, text, (size_t)k) == 0 ? 0 : -1;
+}
+
+/* The process group recorded in the attempt directory `dir`, 0 if none. */
+static int recorded_pgid(const char *dir)
+{
+	char text[24], path[600];
+	int pgid = 0;
+	ssize_t n = getxattr(dir, PGID_XATTR, text, sizeof(text) - 1);
+	if (n > 0) {
+		text[n] = '\0';
+		return atoi(text);
+	}
+	snprintf(path, sizeof(path), "%s/pgid", dir);
+	FILE *f = fopen(path, "r");
+	if (f != NULL) {
+		if (fscanf(f, "%d", &pgid) != 1)
+			pgid = 0;
+		fclose(f);
+	}
+	return pgid;
+}
+
+/* ---- started markers ---------------------------------------------------- */
+
+/* The journal of started attempts (node/worker/markers.h), opened at the
+ * first poll that needs it; NULL while it cannot be (logged). */
+static struct worker_markers *markers_of(struct worker *w)
+{
+	if (w->markers == NULL) {
+		char dir[700];
+		struct ing_error e;
+		snprintf(dir, sizeof(dir), "%s/work", node_cfg(w->n)->data_dir);
+		if (worker_markers_open(dir, &w->markers, &e) != 0) {
+			w->markers = NULL;
+			ING_LOG_ERROR("attempt journal cannot be opened error=%s msg=\"%s\"",
+			              ing_err_name(e.code), e.msg);
+		}
+	}
+	return w->markers;
 }
 
 /* Whether (job, attempt) is among the `count` assigned ones. */
@@ -372,38 +594,21 @@ static bool assigned_in(const uint64_t *jobs, const uint32_t *attempts, unsigned
 	return false;
 }
 
-/* Removes the markers of attempts no longer assigned here: those that ended
- * in this run (the ring) and, once after a start, every leftover one. */
+/* Removes the markers of attempts no longer assigned here (attempt numbers
+ * only grow: such an attempt can never come back), given the complete list
+ * of those assigned. */
 static void markers_collect(struct worker *w, const uint64_t *jobs, const uint32_t *attempts,
                             unsigned count, bool complete)
 {
-	if (!complete)
+	if (!complete || w->markers == NULL)
 		return; /* a partial list proves nothing about what is not in it */
-	for (unsigned i = 0; i < ENDED_MAX && i < w->nended; i++) {
-		if (w->ended[i].marker &&
-		    !assigned_in(jobs, attempts, count, w->ended[i].job, w->ended[i].attempt)) {
-			marker_remove(w, w->ended[i].job, w->ended[i].attempt);
-			w->ended[i].marker = false;
-		}
+	for (size_t i = worker_markers_count(w->markers); i-- > 0;) {
+		uint64_t job;
+		uint32_t attempt;
+		worker_markers_at(w->markers, i, &job, &attempt);
+		if (!assigned_in(jobs, attempts, count, job, attempt))
+			worker_markers_remove(w->markers, job, attempt);
 	}
-	if (w->markers_swept)
-		return;
-	w->markers_swept = true;
-	char dir[700];
-	snprintf(dir, sizeof(dir), "%s/work/started", node_cfg(w->n)->data_dir);
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		unsigned long long job;
-		unsigned attempt;
-		int used = 0;
-		if (sscanf(de->d_name, "%llu-a%u%n", &job, &attempt, &used) == 2 &&
-		    de->d_name[used] == '\0' && !assigned_in(jobs, attempts, count, job, attempt))
-			marker_remove(w, job, attempt);
-	}
-	closedir(d);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -434,11 +639,8 @@ static void retry_closed(uv_handle_t *h)
 static void remember_ended(struct worker *w, uint64_t job, uint32_t attempt)
 {
 	unsigned i = w->nended % ENDED_MAX;
-	/* An entry overwritten with its marker still there: that assignment
-	 * lingers; the sweep of the next start removes its marker. */
 	w->ended[i].job = job;
 	w->ended[i].attempt = attempt;
-	w->ended[i].marker = true;
 	w->nended++;
 }
 
@@ -480,10 +682,12 @@ static void attempt_end(struct node_attempt *a)
 	}
 	remember_ended(a->w, a->job, a->attempt);
 	attempt_unlink(a);
-	if (!(a->failed && node_cfg(a->w->n)->keep_failed_workdirs))
-		rm_rf(a->dir);
-	else
+	if (a->failed && node_cfg(a->w->n)->keep_failed_workdirs)
 		ING_LOG_INFO("attempt directory kept dir=%s", a->dir);
+	else if (a->w->sandbox == NULL)
+		recycle_dir(a->w, a->dir);
+	else
+		rm_rf(a->dir);
 	uv_close((uv_handle_t *)&a->retry, retry_closed);
 }
 
@@ -1022,17 +1226,14 @@ static void run_stage(struct node_attempt *a)
 	 * daemon dies, the next start kills what is left of it (worker_reap). */
 	if (a->sb != NULL)
 		return;
-	char pgid_path[600], pgid[24];
-	int k = snprintf(pgid, sizeof(pgid), "%d\n", stage_pid(a->run));
-	snprintf(pgid_path, sizeof(pgid_path), "%s/pgid", a->dir);
-	if (write_attempt_file(pgid_path, pgid, (size_t)k) != 0) {
+	if (record_pgid(a->dir, stage_pid(a->run)) != 0) {
 		/* Without it a crash of this daemon would leave the stage
 		 * running unseen: stop it now and fail the attempt. */
 		a->failed = true;
 		a->pgid_unrecorded = true;
 		snprintf(a->why, sizeof(a->why),
 		         "stage '%.*s': the worker cannot record the stage's process group "
-		         "(%s/pgid); it was stopped",
+		         "(in %s); it was stopped",
 		         ING_STR_FMT(def->name), a->dir);
 		stage_cancel(a->run);
 	}
@@ -1259,7 +1460,11 @@ static void attempt_open_sandbox(struct node_attempt *a)
 	}
 }
 
-static void start_attempt(struct worker *w, struct store_txn *t, const struct rec_job *j)
+/* Starts the attempt of job j assigned here; `marked` says what the journal
+ * said of it: 0 recorded now (and synced), 1 recorded by an earlier run,
+ * negative when it could not be recorded. */
+static void start_attempt(struct worker *w, struct store_txn *t, const struct rec_job *j,
+                          int marked)
 {
 	struct node *n = w->n;
 	struct node_attempt *a = calloc(1, sizeof(*a));
@@ -1281,7 +1486,6 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, node_cfg(n)->data_dir,
 	         a->job, a->attempt);
 
-	int marked = marker_create(w, a->job, a->attempt);
 	if (marked != 0 || j->nstages > 0) {
 		/* Started before a restart of this node (that run is gone), or
 		 * cannot be recorded: never run it without the record. */
@@ -1291,7 +1495,7 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		                            : "the node restarted while the attempt ran");
 		if (marked < 0)
 			ING_LOG_ERROR("attempt lost: cannot record it on disk job=%" PRIu64
-			              " attempt=%" PRIu32 " dir=%s/work/started",
+			              " attempt=%" PRIu32 " journal=%s/work/" WORKER_MARKERS_FILE,
 			              a->job, a->attempt, node_cfg(n)->data_dir);
 		else
 			ING_LOG_WARN("attempt lost in a restart job=%" PRIu64 " attempt=%" PRIu32,
@@ -1388,6 +1592,7 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 		attempt_open_sandbox(a);
 		return;
 	}
+	reuse_spare(a);
 	attempt_begin(a);
 }
 
@@ -1421,6 +1626,7 @@ void worker_set_sandbox(struct worker *w, struct sandbox_host *h)
 
 void worker_free(struct worker *w)
 {
+	worker_markers_close(w->markers);
 	if (w->sandbox != NULL && sandbox_host_free(w->sandbox) != 0)
 		ING_LOG_ERROR("sandbox host freed with sandboxes open: leaked");
 	free(w);
@@ -1446,6 +1652,12 @@ static void poll_assignments(struct worker *w)
 	uint32_t attempts[256];
 	unsigned count = 0;
 	bool complete = true;
+	/* The attempts to start, recorded in the journal with one sync. */
+	struct {
+		uint64_t job;
+		int marked;
+	} fresh[64];
+	unsigned nfresh = 0;
 
 	if (node_stopping(n) || store_read_begin(node_store(n), &t) != 0)
 		return;
@@ -1478,8 +1690,13 @@ static void poll_assignments(struct worker *w)
 				msgpack_zone_clear(&z);
 				continue;
 			}
-			if (a == NULL) {
-				start_attempt(w, t, &j);
+			if (a == NULL && nfresh == sizeof(fresh) / sizeof(fresh[0])) {
+				w->dirty = true; /* the rest at the next poll */
+			} else if (a == NULL) {
+				struct worker_markers *m = markers_of(w);
+				fresh[nfresh].job = job;
+				fresh[nfresh++].marked =
+				    m == NULL ? -1 : worker_markers_add(m, job, j.attempt);
 			} else {
 				a->seen = true;
 				if (j.cancel_requested && !a->cancel) {
@@ -1491,6 +1708,21 @@ static void poll_assignments(struct worker *w)
 			msgpack_zone_clear(&z);
 		}
 		store_iter_close(it);
+		struct ing_error e;
+		bool synced = w->markers == NULL || worker_markers_sync(w->markers, &e) == 0;
+		if (!synced)
+			ING_LOG_ERROR("attempt journal cannot be written msg=\"%s\"", e.msg);
+		for (unsigned i = 0; i < nfresh; i++) {
+			struct rec_job j;
+			store_be64(jk, fresh[i].job);
+			if (store_get(t, STORE_JOBS, (struct ing_str){(const char *)jk, 8}, &val) !=
+			        0 ||
+			    rec_job_decode(val, &z, &j, NULL) != 0)
+				continue;
+			start_attempt(w, t, &j,
+			              fresh[i].marked == 0 && !synced ? -1 : fresh[i].marked);
+			msgpack_zone_clear(&z);
+		}
 		markers_collect(w, jobs, attempts, count, complete);
 	}
 	/* Attempts no longer assigned here were fenced (or just finished). */
@@ -1589,17 +1821,11 @@ void worker_reap(const char *data_dir)
 	if (dir == NULL)
 		return;
 	while ((d = readdir(dir)) != NULL) {
-		if (strncmp(d->d_name, "job-", 4) != 0)
+		bool spare = strncmp(d->d_name, "spare-", 6) == 0;
+		if (strncmp(d->d_name, "job-", 4) != 0 && !spare)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/pgid", work, d->d_name);
-		FILE *f = fopen(path, "r");
-		int pgid = 0;
-		if (f != NULL) {
-			if (fscanf(f, "%d", &pgid) != 1)
-				pgid = 0;
-			fclose(f);
-		}
 		snprintf(path, sizeof(path), "%s/%s", work, d->d_name);
+		int pgid = spare ? 0 : recorded_pgid(path);
 		if (pgid > 1)
 			kill_leftovers(pgid, path);
 		rm_rf(path);

@@ -7,7 +7,7 @@ real 3-node cluster (slots 2 per node).
    and stdout; the job succeeds and `job get` lists out.txt (6 bytes) among
    the stage's outputs; its content is "hello\\n" (job fetch).
 2. A stage `[sh, -c, "head -c 100000 /dev/zero > {out}/big"]` with
-   `limits: {output: 4096}` (RLIMIT_FSIZE through prlimit): the job fails,
+   `limits: {output: 4096}` (RLIMIT_FSIZE, set by the stage's process on itself before its exec): the job fails,
    naming the stage.
 3. target.put refuses an unknown limits key and out-of-range limits, and a
    stdout that is also a declared output.

@@ -133,7 +133,7 @@ static void apply_assigned(struct fx *f)
 		c.u.job_assign.lease_until_ms = c.time_ms + 60000;
 		assert_int_equal(smt_apply(&f->t, &c), 0);
 		sched_note(f->s, CMD_JOB_ASSIGN, 0, false);
-		sched_assign_done(f->s);
+		sched_assign_done(f->s, c.u.job_assign.job);
 	}
 }
 
@@ -466,6 +466,39 @@ static void test_new_jobs_in_submit_order_without_a_pass(void **state)
 	assert_int_equal(f->assigned[0].u.job_assign.job, old);
 }
 
+/* Assignments in flight do not hold a round back: the round counts their
+ * slots as taken and does not place their jobs again; once applied, the
+ * store says the same. */
+static void test_round_while_assignments_in_flight(void **state)
+{
+	struct fx *f = *state;
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 2, NULL, NULL);
+	uint64_t a = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 1);
+	struct cmd first = f->assigned[0];
+	assert_int_equal(first.u.job_assign.job, a);
+	/* Not applied yet: two more jobs, one slot left for them. */
+	uint64_t b = submit(f, "t", "default", 50);
+	uint64_t c = submit(f, "t", "default", 50);
+	assert_true(sched_due(f->s, f->now_ms));
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, b);
+	struct cmd second = f->assigned[0];
+	/* A full pass with both in flight: nothing (a and b not placed twice). */
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 0);
+	/* Applied: the store has both slots taken, still nothing for c. */
+	f->assigned[0] = first;
+	f->assigned[1] = second;
+	f->nassigned = 2;
+	apply_assigned(f);
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 0);
+	assert_non_null(sched_reason(f->s, c, ing_str_c("t")));
+}
+
 static void test_refused_proposal_leaves_job_queued(void **state)
 {
 	struct fx *f = *state;
@@ -565,6 +598,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_unheard_nodes_get_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_attempt_waits_its_backoff, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_new_jobs_in_submit_order_without_a_pass, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_round_while_assignments_in_flight, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_proposal_leaves_job_queued, setup,
 	                                    teardown),

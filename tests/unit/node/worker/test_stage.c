@@ -5,7 +5,8 @@
  * timeouts (SIGTERM, and SIGKILL for a child ignoring it), cancel killing
  * grandchildren, a grandchild holding the pipe after exit, stragglers swept
  * at the end, the log cap, resource limits (file size, CPU, all four
- * reaching the child), programs not found or not executable, a missing
+ * reaching the child, one the child cannot set: nothing runs), signals
+ * and session reset in the child, programs not found or not executable, a missing
  * cwd, abandon, and argument errors.  Every test runs its own loop, is
  * bounded by alarm(), and ends with uv_loop_close() == 0.
  */
@@ -493,6 +494,48 @@ static void all_limits_reach_the_child(void **state)
 	done_with(&o);
 }
 
+/* A limit the child cannot set on itself (RLIMIT_NOFILE above the
+ * kernel's nr_open, refused even to root): the command never runs, the
+ * stage fails to start naming the step. */
+static void limit_not_set_means_no_run(void **state)
+{
+	const char *argv[] = {"sh", "-c", "echo ran > ran.txt", NULL};
+	struct stage_spec s = spec_of(*state, argv);
+	s.limits.open_files = (uint64_t)1 << 40;
+	struct outcome o;
+	run(&s, &o);
+	assert_true(o.res.spawn_failed);
+	assert_int_equal(o.res.exit_code, 127);
+	assert_non_null(strstr(o.log, "setrlimit failed"));
+	assert_int_equal(file_size(*state, "ran.txt"), -1);
+	done_with(&o);
+}
+
+/* The child starts clean whatever the daemon did with its signals (a
+ * handler, an ignored signal, a blocked one), in its own session. */
+static void child_signals_and_session_reset(void **state)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old_int;
+	sigset_t usr1, old_mask;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	assert_int_equal(sigaction(SIGINT, &ign, &old_int), 0);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &usr1, &old_mask), 0);
+	const char *argv[] = {"sh", "-c",
+	                      "grep -E '^Sig(Blk|Ign)' /proc/self/status; "
+	                      "set -- $(cat /proc/$$/stat); test \"$6\" -eq $$ && echo own-session",
+	                      NULL};
+	struct stage_spec s = spec_of(*state, argv);
+	struct outcome o;
+	run(&s, &o);
+	sigaction(SIGINT, &old_int, NULL);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	assert_int_equal(o.res.exit_code, 0);
+	assert_string_equal(o.log, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+	                           "own-session\n");
+	done_with(&o);
+}
+
 static void missing_program(void **state)
 {
 	const char *argv[] = {"nvcc-not-here", "-o", "x", NULL};
@@ -505,7 +548,7 @@ static void missing_program(void **state)
 	assert_non_null(strstr(o.log, "stage: 'nvcc-not-here' not found on PATH=/usr/bin:/bin"));
 	done_with(&o);
 
-	/* also with limits set: the lookup comes before prlimit */
+	/* also with limits set: the lookup comes before the spawn */
 	s.limits.cpu_seconds = 5;
 	run(&s, &o);
 	assert_true(o.res.spawn_failed);
@@ -527,6 +570,17 @@ static void relative_program_path(void **state)
 	run(&s, &o);
 	assert_int_equal(o.res.exit_code, 0);
 	assert_string_equal(o.log, "ran arg\n");
+	done_with(&o);
+
+	/* Without "#!": the shell runs it, as execvp does. */
+	write_file(*state, "plain.sh", "echo plain \"$1\"\n");
+	snprintf(path, sizeof(path), "%s/plain.sh", (char *)*state);
+	assert_int_equal(chmod(path, 0755), 0);
+	const char *argv3[] = {"./plain.sh", "x", NULL};
+	s.argv = argv3;
+	run(&s, &o);
+	assert_int_equal(o.res.exit_code, 0);
+	assert_string_equal(o.log, "plain x\n");
 	done_with(&o);
 
 	const char *argv2[] = {"./noexec.sh", NULL};
@@ -612,6 +666,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(cpu_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stdout_to_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(all_limits_reach_the_child, setup, teardown),
+	    cmocka_unit_test_setup_teardown(limit_not_set_means_no_run, setup, teardown),
+	    cmocka_unit_test_setup_teardown(child_signals_and_session_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(missing_program, setup, teardown),
 	    cmocka_unit_test_setup_teardown(relative_program_path, setup, teardown),
 	    cmocka_unit_test_setup_teardown(missing_cwd, setup, teardown),
