@@ -29,7 +29,6 @@
  * admin's token) is INGOT_TOKEN, else the first line of the file
  * INGOT_TOKEN_FILE names (bench/token.sh exports both).
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -48,6 +47,7 @@
 #include "common/mp.h"
 #include "rpc/client.h"
 
+#include "bench/lib/args.h"
 #include "bench/lib/token.h"
 
 extern char **environ;
@@ -88,20 +88,6 @@ static void die(const char *what)
 	exit(1);
 }
 
-static unsigned long long num(const char *opt, const char *s, unsigned long long lo,
-                              unsigned long long hi)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "jobs_bench: %s: expected an integer in %llu..%llu, got '%s'\n",
-		        opt, lo, hi, s);
-		exit(2);
-	}
-	return v;
-}
-
 static void usage(void)
 {
 	fprintf(stderr, "usage: jobs_bench --endpoints A,B,C [--jobs N] [--inflight M] [--pids "
@@ -130,21 +116,22 @@ static void parse_args(int argc, char **argv)
 				B.endpoints[B.nendpoints++] = t;
 			}
 		} else if (strcmp(a, "--jobs") == 0) {
-			B.jobs = num(a, argv[++i], 1, 10000000);
+			B.jobs = bench_num("jobs_bench", a, argv[++i], 1, 10000000);
 		} else if (strcmp(a, "--inflight") == 0) {
-			B.inflight = (unsigned)num(a, argv[++i], 1, 4096);
+			B.inflight = (unsigned)bench_num("jobs_bench", a, argv[++i], 1, 4096);
 		} else if (strcmp(a, "--backlog") == 0) {
-			B.backlog = num(a, argv[++i], 0, 10000000);
+			B.backlog = bench_num("jobs_bench", a, argv[++i], 0, 10000000);
 		} else if (strcmp(a, "--spawn-concurrency") == 0) {
-			B.spawn_conc = (unsigned)num(a, argv[++i], 1, 4096);
+			B.spawn_conc = (unsigned)bench_num("jobs_bench", a, argv[++i], 1, 4096);
 		} else if (strcmp(a, "--timeout-s") == 0) {
-			B.timeout_s = (unsigned)num(a, argv[++i], 1, 86400);
+			B.timeout_s = (unsigned)bench_num("jobs_bench", a, argv[++i], 1, 86400);
 		} else if (strcmp(a, "--pids") == 0) {
 			char *list = argv[++i];
 			for (char *t = strtok(list, ","); t != NULL; t = strtok(NULL, ",")) {
 				if (B.npids == MAX_PIDS)
 					die("--pids: at most 16");
-				B.pids[B.npids++] = (int)num("--pids", t, 1, 4194304);
+				B.pids[B.npids++] =
+				    (int)bench_num("jobs_bench", "--pids", t, 1, 4194304);
 			}
 		} else {
 			usage();

@@ -44,7 +44,6 @@
  * Traffic goes only to 127.0.0.1 / localhost: other endpoints are refused.
  * Output: one summary line, a small table, and errors by code name.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -62,6 +61,7 @@
 #include "common/tls.h"
 #include "rpc/client.h"
 
+#include "bench/lib/args.h"
 #include "bench/lib/token.h"
 
 #define MAX_ENDPOINTS 16
@@ -148,20 +148,6 @@ static void usage(void)
 	exit(2);
 }
 
-static unsigned long long parse_num(const char *opt, const char *s, unsigned long long lo,
-                                    unsigned long long hi)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "load_bench: %s: expected an integer in %llu..%llu, got '%s'\n",
-		        opt, lo, hi, s);
-		exit(2);
-	}
-	return v;
-}
-
 static bool loopback(const char *ep)
 {
 	return strncmp(ep, "127.0.0.1:", 10) == 0 || strncmp(ep, "localhost:", 10) == 0;
@@ -211,21 +197,21 @@ static void parse_args(int argc, char **argv)
 			parse_endpoints(argv[i]);
 		} else if (strcmp(a, "--connections") == 0) {
 			NEED_VALUE();
-			B.connections = (unsigned)parse_num(a, v, 1, 1024);
+			B.connections = (unsigned)bench_num("load_bench", a, v, 1, 1024);
 		} else if (strcmp(a, "--inflight") == 0) {
 			NEED_VALUE();
-			B.inflight = (unsigned)parse_num(a, v, 1, 65536);
+			B.inflight = (unsigned)bench_num("load_bench", a, v, 1, 65536);
 		} else if (strcmp(a, "--requests") == 0) {
 			NEED_VALUE();
-			B.total = parse_num(a, v, 1, 100000000);
+			B.total = bench_num("load_bench", a, v, 1, 100000000);
 			have_requests = true;
 		} else if (strcmp(a, "--duration") == 0) {
 			NEED_VALUE();
-			B.duration = (double)parse_num(a, v, 1, 3600);
+			B.duration = (double)bench_num("load_bench", a, v, 1, 3600);
 			have_duration = true;
 		} else if (strcmp(a, "--source-bytes") == 0) {
 			NEED_VALUE();
-			B.source_bytes = (unsigned)parse_num(a, v, 32, 1024 * 1024);
+			B.source_bytes = (unsigned)bench_num("load_bench", a, v, 32, 1024 * 1024);
 		} else if (strcmp(a, "--capability") == 0) {
 			NEED_VALUE();
 			B.capability = v;
@@ -234,13 +220,13 @@ static void parse_args(int argc, char **argv)
 			B.target = v;
 		} else if (strcmp(a, "--warmup") == 0) {
 			NEED_VALUE();
-			B.warmup = (unsigned)parse_num(a, v, 0, 1000000);
+			B.warmup = (unsigned)bench_num("load_bench", a, v, 0, 1000000);
 		} else if (strcmp(a, "--timeout-ms") == 0) {
 			NEED_VALUE();
-			B.timeout_ms = (unsigned)parse_num(a, v, 100, 600000);
+			B.timeout_ms = (unsigned)bench_num("load_bench", a, v, 100, 600000);
 		} else if (strcmp(a, "--gap-ms") == 0) {
 			NEED_VALUE();
-			B.gap_ms = (double)parse_num(a, v, 1, 600000);
+			B.gap_ms = (double)bench_num("load_bench", a, v, 1, 600000);
 		} else if (strcmp(a, "--token") == 0) {
 			NEED_VALUE();
 			B.token = v;

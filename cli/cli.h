@@ -460,6 +460,11 @@ int cli_print_json(FILE *out, const msgpack_object *o, bool compact);
 /* Pages gathered by --all printed as one page: {KEY: [items...], next: null}
  * (the shape of a single page's reply, docs/cli.md).  0 or ING_EIO. */
 int cli_print_json_page(FILE *out, const char *key, const msgpack_object *const *items, size_t n);
+/* Appends a pointer to every element of `arr` (a page's array; anything
+ * else adds nothing) to *items, which holds *n of *cap and grows as needed.
+ * 0, or ING_ENOMEM (e set) with *items as it was. */
+int cli_collect_items(const msgpack_object *arr, const msgpack_object ***items, size_t *n,
+                      size_t *cap, struct ing_error *e);
 
 /* The value of `key` in map `m`, or NULL (absent, or m not a map). */
 const msgpack_object *cli_mp_get(const msgpack_object *m, const char *key);

@@ -209,21 +209,9 @@ static int job_list(struct cli_ctx *ctx)
 		}
 		const msgpack_object *arr = cli_mp_get(&page, "jobs");
 		next = cli_mp_get(&page, "next");
-		for (uint32_t i = 0;
-		     arr != NULL && arr->type == MSGPACK_OBJECT_ARRAY && i < arr->via.array.size;
-		     i++) {
-			if (njobs == cap) {
-				size_t ncap = cap == 0 ? 256 : cap * 2;
-				const msgpack_object **nj = realloc(jobs, ncap * sizeof(*nj));
-				if (nj == NULL) {
-					ing_error_set(&e, ING_ENOMEM, "out of memory");
-					code = cli_fail(ctx, &e);
-					goto out;
-				}
-				jobs = nj;
-				cap = ncap;
-			}
-			jobs[njobs++] = &arr->via.array.ptr[i];
+		if (cli_collect_items(arr, &jobs, &njobs, &cap, &e) != 0) {
+			code = cli_fail(ctx, &e);
+			goto out;
 		}
 		if (!cmd->all || next == NULL || next->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 			break;

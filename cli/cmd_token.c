@@ -155,21 +155,9 @@ int cli_cmd_audit(struct cli_ctx *ctx)
 		}
 		const msgpack_object *arr = cli_mp_get(&page, "events");
 		const msgpack_object *next = cli_mp_get(&page, "next");
-		for (uint32_t i = 0;
-		     arr != NULL && arr->type == MSGPACK_OBJECT_ARRAY && i < arr->via.array.size;
-		     i++) {
-			if (nevs == cap) {
-				size_t ncap = cap == 0 ? 256 : cap * 2;
-				const msgpack_object **p = realloc(evs, ncap * sizeof(*p));
-				if (p == NULL) {
-					ing_error_set(&e, ING_ENOMEM, "out of memory");
-					code = cli_fail(ctx, &e);
-					goto out;
-				}
-				evs = p;
-				cap = ncap;
-			}
-			evs[nevs++] = &arr->via.array.ptr[i];
+		if (cli_collect_items(arr, &evs, &nevs, &cap, &e) != 0) {
+			code = cli_fail(ctx, &e);
+			goto out;
 		}
 		if (next == NULL || next->type != MSGPACK_OBJECT_STR || next->via.str.size == 0 ||
 		    next->via.str.size >= sizeof(after_buf))

@@ -39,6 +39,24 @@ int cli_print_json(FILE *out, const msgpack_object *o, bool compact)
 	return 0;
 }
 
+int cli_collect_items(const msgpack_object *arr, const msgpack_object ***items, size_t *n,
+                      size_t *cap, struct ing_error *e)
+{
+	for (uint32_t i = 0;
+	     arr != NULL && arr->type == MSGPACK_OBJECT_ARRAY && i < arr->via.array.size; i++) {
+		if (*n == *cap) {
+			size_t ncap = *cap == 0 ? 256 : *cap * 2;
+			const msgpack_object **p = realloc(*items, ncap * sizeof(*p));
+			if (p == NULL)
+				return ing_error_set(e, ING_ENOMEM, "out of memory");
+			*items = p;
+			*cap = ncap;
+		}
+		(*items)[(*n)++] = &arr->via.array.ptr[i];
+	}
+	return 0;
+}
+
 int cli_print_json_page(FILE *out, const char *key, const msgpack_object *const *items, size_t n)
 {
 	json_t *doc = json_object(), *arr = json_array();
