@@ -8,7 +8,7 @@
  *   ingot_jobs{state}                       jobs in the store by state
  *   ingot_jobs_submitted_total{target,tenant}
  *   ingot_jobs_finished_total{target,tenant,outcome}
- *   ingot_job_queue_duration_seconds        queued -> assigned, at apply
+ *   ingot_job_queue_duration_seconds        queued -> assigned (or running), at apply
  *   ingot_job_stage_duration_seconds        each finished stage
  *   ingot_worker_attempts_lost_total        attempts requeued (lost)
  *   ingot_worker_slots, ingot_worker_slots_busy   this node's worker
@@ -287,7 +287,9 @@ void metrics_applied(struct metrics *m, const struct sm_result *res)
 			const char *v[] = {ch->target, ch->tenant, rec_job_state_name(ch->to)};
 			ing_counter_inc(ing_metric_series(m->finished, v));
 		}
-		if (ch->from == REC_JOB_QUEUED && ch->to == REC_JOB_ASSIGNED &&
+		/* An assignment: to running when it also started stage 0. */
+		if (ch->from == REC_JOB_QUEUED &&
+		    (ch->to == REC_JOB_ASSIGNED || ch->to == REC_JOB_RUNNING) &&
 		    res->time_ms >= ch->since_ms)
 			ing_histogram_observe(m->queue_seconds,
 			                      (double)(res->time_ms - ch->since_ms) / 1e3);

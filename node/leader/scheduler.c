@@ -437,6 +437,16 @@ static bool backed_off(struct round *r, const struct sm_queue_entry *q)
 
 /* Places one candidate (its backoff already checked); returns true when it
  * was proposed. */
+/* Whether job `id` has an assignment in flight (still in the queue until
+ * it applies). */
+static bool in_flight(const struct round *r, uint64_t id)
+{
+	for (unsigned i = 0; i < r->npending_ids; i++)
+		if (r->pending_ids[i] == id)
+			return true;
+	return false;
+}
+
 static bool place(struct round *r, const struct cand *c)
 {
 	struct sched *s = r->s;
@@ -447,9 +457,8 @@ static bool place(struct round *r, const struct cand *c)
 	for (unsigned i = 0; i < r->proposed; i++)
 		if (r->proposed_ids[i] == id)
 			return false; /* already placed in this round */
-	for (unsigned i = 0; i < r->npending_ids; i++)
-		if (r->pending_ids[i] == id)
-			return false; /* its assignment is in flight */
+	if (in_flight(r, id))
+		return false;
 	if (s->npending == PENDING_MAX)
 		return false;
 	if (r->miss && r->miss_proposed == r->proposed && r->miss_revision == c->t->revision &&
@@ -478,6 +487,7 @@ static bool place(struct round *r, const struct cand *c)
 	cmd.u.job_assign.lease_until_ms = r->env->now_ms + LEASE_MS;
 	cmd.u.job_assign.ngpus = pick.ngpus;
 	cmd.u.job_assign.gpus = pick.gpus;
+	cmd.u.job_assign.start = true; /* the worker runs stage 0 at once */
 	if (r->env->assign(r->env->data, &cmd, c->q.queued_at_ms) != 0)
 		return false;
 	uint64_t gpus = 0;
@@ -724,7 +734,10 @@ static void place_pass(struct round *r)
 			ncands = 0;
 		}
 		scanned++;
-		if (!backed_off(r, &best->head)) {
+		/* A job being assigned is still queued until its assignment
+		 * applies: it is no candidate and takes none of the group's
+		 * room (the job after it gets that). */
+		if (!in_flight(r, best->head.job) && !backed_off(r, &best->head)) {
 			cands[ncands].q = best->head;
 			cands[ncands].t = best->t;
 			ncands++;

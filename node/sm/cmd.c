@@ -1006,12 +1006,13 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 		break;
 	}
 	case CMD_JOB_ASSIGN:
-		pack_header(pk, c, 5);
+		pack_header(pk, c, 6);
 		msgpack_pack_uint64(pk, c->u.job_assign.job);
 		msgpack_pack_uint64(pk, c->u.job_assign.node);
 		msgpack_pack_uint64(pk, c->u.job_assign.attempt);
 		msgpack_pack_uint64(pk, c->u.job_assign.lease_until_ms);
 		rec_pack_gpu_indexes(pk, c->u.job_assign.ngpus, c->u.job_assign.gpus);
+		mp_pack_bool(pk, c->u.job_assign.start);
 		break;
 	case CMD_JOB_STAGE_START:
 		pack_header(pk, c, 3);
@@ -1286,6 +1287,10 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 		s->gpus = NULL;
 		if (rv == 0 && out->version >= 2)
 			rv = rec_next_gpu_indexes(c, z, &s->ngpus, &s->gpus);
+		/* v1 and v2 never started a stage. */
+		s->start = false;
+		if (rv == 0 && out->version >= 3)
+			rv = mp_next_bool(c, "start", &s->start);
 		return rv;
 	}
 	case CMD_JOB_STAGE_START: {

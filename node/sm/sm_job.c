@@ -9,6 +9,15 @@
  *                      │                                                  │ ▼
  *                      └── retry ── failed | cancelled ◀── finish ── succeeded
  *
+ *   An assignment with `start` (job_assign v3, what the scheduler proposes)
+ *   also starts stage 0: queued ──▶ running in one command, with both
+ *   events (assigned, stage_started), and the worker runs the stage as soon
+ *   as it applies the assignment.  The fencing is the assignment's: like a
+ *   stage_start, it is a committed decision that this attempt runs on this
+ *   node, checked against the job's state at its place in the log; every
+ *   report after it still names the attempt and is refused once the
+ *   attempt is no longer live.  `assigned` stays for v1/v2 entries.
+ *
  *   expire (the job's deadline_at_ms <= the command's time): queued,
  *   assigned or running ──▶ failed "deadline passed" (cancelled instead
  *   when a cancel was pending).  A live attempt is released (assignment
@@ -467,6 +476,8 @@ static int hold_gpus(struct sm_ctx *x, struct rec_job *j, struct rec_node *n)
 	return 0;
 }
 
+static int stage_begin(struct sm_ctx *x, struct rec_job *j, uint32_t stage);
+
 int sm_job_assign(struct sm_ctx *x)
 {
 	const struct cmd *c = x->c;
@@ -511,6 +522,8 @@ int sm_job_assign(struct sm_ctx *x)
 		return rv;
 	if (!gpus_free(x, &j, &t, &n))
 		return 0;
+	if (c->u.job_assign.start && (j.nstages != 0 || t.nstages == 0))
+		return ING_CORRUPT("queued job with stages, or target without any");
 
 	rv = store_del(x->t, STORE_QUEUE, queue_key(qk, &j));
 	if (rv == ING_ENOTFOUND)
@@ -535,6 +548,8 @@ int sm_job_assign(struct sm_ctx *x)
 	j.stage_count = t.nstages;
 	j.updated_at_ms = c->time_ms;
 	rv = event_add(x, &j, REC_EV_ASSIGNED, -1, 0, no_message);
+	if (rv == 0 && c->u.job_assign.start)
+		rv = stage_begin(x, &j, 0);
 	if (rv == 0)
 		rv = sm_job_save(x, &j);
 	if (rv == 0)

@@ -39,23 +39,32 @@
  * of started attempts (node/worker/markers.h: data_dir/work/
  * started.journal; the attempts one poll starts share one append and one
  * fdatasync).  An assignment that finds its marker already there (or whose
- * job already has stages started) was started by an earlier run of this
- * daemon, killed since: it is reported lost (requeued by the state machine
- * with the next attempt), never run again under the same attempt.  The
- * local store alone cannot tell: it may not have applied the stage start
- * the leader already acknowledged when the daemon died.  A marker is
+ * job has stages started other than the stage 0 its assignment started)
+ * was started by an earlier run of this daemon, killed since: it is
+ * reported lost (requeued by the state machine with the next attempt),
+ * never run again under the same attempt.  The local store alone cannot
+ * tell: an assignment that starts stage 0 looks the same whether or not the
+ * stage was spawned, and the store may not have applied a report the
+ * leader already acknowledged when the daemon died.  Nor does the worker
+ * act on a store that may be older than what an earlier run saw (its
+ * applies are committed in batches, and a kill -9 loses the last ones):
+ * after a start it starts nothing and drops no marker until the store has
+ * applied the raft log as it was at its first poll (store_caught_up).  A marker is
  * removed at every poll that sees its assignment gone from the local store
  * (the attempt can never come back: attempt numbers only grow).
  *
  * An attempt is a chain, one step in flight at a time:
- *   report stage_start of stage 0 -> run the stage (node/worker/stage.c,
+ *   stage 0 runs as soon as the assignment is applied here (the scheduler's
+ *   job_assign starts it, version 3; an older assignment that did not is
+ *   first reported as stage_start) -> run the stage (node/worker/stage.c,
  *   with the stage's limits, and its stdout into out/<stage>/<stdout> when
  *   the target names a stdout file) -> report stage_finish (exit status,
  *   duration, log, declared outputs, then the stdout file) together with
  *   what follows: the next stage's start (`then: next`), or the job's end
  *   (`then: finish`, succeeded after the last stage, failed after one that
- *   failed) -> run the next stage ...  So an attempt of N stages costs N + 1
- *   commits (one command per report, job_stage_finish version 2), and the
+ *   failed) -> run the next stage ...  So an attempt of N stages costs N
+ *   commits after its assignment (one command per report, job_stage_finish
+ *   version 2), and the
  *   state machine answers a `then: next` with the job's end instead when a
  *   cancel is pending.  A cancel seen between stages, or a stage killed by
  *   one, is reported as finish (cancelled).
@@ -158,6 +167,10 @@ struct worker {
 	struct worker_markers *markers; /* owned; NULL until the first poll opens it */
 	unsigned spares[SPARES_MAX];    /* work/spare-<n> directories, a stack */
 	unsigned nspares, spare_next;
+	/* Nothing starts and no marker is dropped before the store has
+	 * applied the raft log as of this run's first poll (store_caught_up). */
+	uint64_t catch_up_index;
+	bool catch_up_known, caught_up;
 };
 
 struct node_attempt {
@@ -185,6 +198,7 @@ struct node_attempt {
 	bool failed;               /* a stage failed: keep the directory if configured */
 	char why[ING_MESSAGE_MAX]; /* why it failed, for the finish report */
 	bool cancel;               /* cancel requested */
+	bool started;              /* its assignment started stage 0 (job_assign v3) */
 	bool fenced;               /* the job moved on: stop, report nothing */
 	bool pgid_unrecorded;      /* the pgid file could not be written: stopped */
 	bool seen;                 /* still assigned (poll bookkeeping) */
@@ -594,9 +608,45 @@ static bool assigned_in(const uint64_t *jobs, const uint32_t *attempts, unsigned
 	return false;
 }
 
+/*
+ * Whether the store holds every entry an earlier run of this daemon could
+ * have applied.  Until then the worker neither starts an attempt nor drops
+ * a marker: the store commits its applies in batches
+ * (store_commit_interval_ms), so after a kill -9 it may be behind what that
+ * run saw and acted on, and the raft log replays the rest only later.  An
+ * assignment that run started may be missing (its marker must stay), and
+ * one it ran to the end may still look assigned (its marker is gone: it
+ * must not start again).  libraft applies only entries it has stored, and
+ * never loses a committed one, so everything that run applied is in the
+ * log up to its last index at this run's first poll, or below the log's
+ * last index now when entries past the commit were replaced since (or in a
+ * snapshot the store already holds): once the store has applied that far,
+ * what it says is at least as new as anything the earlier run saw.
+ */
+static bool store_caught_up(struct worker *w)
+{
+	struct cons *c = node_cons(w->n);
+	struct cons_status st;
+	if (w->caught_up)
+		return true;
+	if (c == NULL)
+		return false;
+	cons_status(c, &st);
+	if (!w->catch_up_known) {
+		w->catch_up_index = st.last_index;
+		w->catch_up_known = true;
+	}
+	uint64_t need = st.last_index < w->catch_up_index ? st.last_index : w->catch_up_index;
+	w->caught_up = st.last_applied >= need;
+	if (w->caught_up && w->catch_up_index > 0)
+		ING_LOG_INFO("worker caught up with the log applied=%" PRIu64 " needed=%" PRIu64,
+		             st.last_applied, need);
+	return w->caught_up;
+}
+
 /* Removes the markers of attempts no longer assigned here (attempt numbers
  * only grow: such an attempt can never come back), given the complete list
- * of those assigned. */
+ * of those assigned (the caller checked store_caught_up). */
 static void markers_collect(struct worker *w, const uint64_t *jobs, const uint32_t *attempts,
                             unsigned count, bool complete)
 {
@@ -1316,6 +1366,14 @@ static void attempt_begin(struct node_attempt *a)
 	             a->job, a->attempt, a->target.nstages, a->ngpus, a->dir,
 	             a->sb != NULL ? "on" : "off");
 	a->stage = 0;
+	if (a->cancel) {
+		report_finish(a, "cancelled", "cancelled");
+		return;
+	}
+	if (a->started) {
+		run_stage(a); /* the assignment was its start */
+		return;
+	}
 	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
 	mp_pack_cstr(pk, "stage");
 	msgpack_pack_uint32(pk, 0);
@@ -1486,7 +1544,12 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 	snprintf(a->dir, sizeof(a->dir), "%s/work/job-%" PRIu64 "-a%" PRIu32, node_cfg(n)->data_dir,
 	         a->job, a->attempt);
 
-	if (marked != 0 || j->nstages > 0) {
+	/* Stage 0 running and nothing else: started by the assignment itself
+	 * (job_assign v3).  Any other stage recorded means an earlier run of
+	 * this daemon reported it. */
+	a->started = j->nstages == 1 && j->stages[0].state == REC_STAGE_RUNNING;
+	a->cancel = j->cancel_requested;
+	if (marked != 0 || (j->nstages > 0 && !a->started)) {
 		/* Started before a restart of this node (that run is gone), or
 		 * cannot be recorded: never run it without the record. */
 		msgpack_packer *pk = report_begin(a, "lost", 1, true);
@@ -1659,8 +1722,8 @@ static void poll_assignments(struct worker *w)
 	} fresh[64];
 	unsigned nfresh = 0;
 
-	if (node_stopping(n) || store_read_begin(node_store(n), &t) != 0)
-		return;
+	if (node_stopping(n) || !store_caught_up(w) || store_read_begin(node_store(n), &t) != 0)
+		return; /* not caught up: the poll after a later apply */
 	msgpack_zone_init(&z, 4096);
 	for (struct node_attempt *a = w->attempts; a != NULL; a = a->next)
 		a->seen = false;

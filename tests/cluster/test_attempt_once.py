@@ -8,7 +8,13 @@ appends "<job> <attempt> <stage> <its directory>" to a ledger file and then
 sleeps.  Five times: a job is submitted, and at the instant its stage
 writes its ledger line the node running it is killed (`kill -9`) and
 restarted at once, before its own store may have applied the stage's
-start.  The restarted node must report that attempt lost (its log says
+start.  Each node also runs a `hold` job (a stage that sleeps) when the
+job is submitted, and the stores commit once a second
+(store_commit_interval_ms): the restarted node's store has lost the killed
+attempt's assignment, which its raft log replays only later, while it
+already sees the hold job's, so its worker looks at its journal of started
+attempts before the replay (the marker must survive that look).  The
+restarted node must report that attempt lost (its log says
 "attempt lost in a restart"), never start it again: every (job, attempt,
 stage) appears at most once in the ledger; every job ends succeeded with
 exactly one final event, on a later attempt than the killed one; no
@@ -27,7 +33,7 @@ ROUNDS = 5
 # sandbox off: the stages append to a ledger outside their attempt's
 # directory, which a sandboxed stage cannot reach (its own mount view).
 OVERRIDES = {"slots": "2", "node_down_after_ms": "1500", "heartbeat_interval_ms": "200",
-             "sandbox": "off"}
+             "sandbox": "off", "store_commit_interval_ms": "1000"}
 TARGET = """name: once
 stages:
   - name: one
@@ -35,6 +41,12 @@ stages:
     timeout: 30s
   - name: two
     argv: [/bin/sh, -c, 'echo "{job} {attempt} two {out}" >> "{param:LEDGER}"']
+    timeout: 30s
+"""
+HOLD = """name: hold
+stages:
+  - name: hold
+    argv: [sleep, '1.5']
     timeout: 30s
 """
 LINE = re.compile(r"^(\d+) (\d+) (\w+) \S*/node(\d+)/data/\S*$")
@@ -55,9 +67,19 @@ def main(t):
         t.require("leadership on node 1 (runs no work)", r.ok and c.wait_leader() == 1, repr(r))
     ledger = c.path("ledger.txt")
     c.ctl_json("target", "apply", c.write_file("targets/once.yaml", TARGET))
+    c.ctl_json("target", "apply", c.write_file("targets/hold.yaml", HOLD))
     src = c.write_file("src/o.c", "int once;\n")
-    jobs = []
+    jobs, holds = [], []
     for i in range(ROUNDS):
+        # One hold job running on each worker node (2 and 3).
+        pair = [c.ctl_json("job", "submit", "--target", "hold", src)["id"] for _ in range(2)]
+        holds += pair
+
+        def held():
+            js = [c.ctl_json("job", "get", h) for h in pair]
+            return js if all(j["state"] == "running" for j in js) and \
+                len({j["node"] for j in js}) == 2 else None
+        cl.wait_for("a hold job running on nodes 2 and 3", held, 30, interval=0.05)
         jid = c.ctl_json("job", "submit", "--target", "once", "--param", "LEDGER=" + ledger, src)["id"]
         jobs.append(jid)
         m = cl.wait_for("job %d's first stage to start" % jid,
@@ -82,6 +104,10 @@ def main(t):
                 re.search(r"attempt lost in a restart job=%d attempt=%s\b" % (jid, m.group(2)), log)
                 is not None, "\n".join(ln for ln in log.splitlines() if "job=%d " % jid in ln)[:600])
         time.sleep(0.2)
+    for h in holds:
+        cl.wait_for("hold job %d to end" % h,
+                    lambda: c.ctl_json("job", "get", h)["state"] in ("succeeded", "failed", "cancelled"),
+                    60, interval=0.2)
     runs = {}
     for x in ledger_lines(ledger):
         runs.setdefault((int(x.group(1)), int(x.group(2)), x.group(3)), []).append(int(x.group(4)))

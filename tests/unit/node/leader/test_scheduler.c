@@ -12,8 +12,8 @@
  * slots bound the placements; down and draining nodes get nothing; the
  * waiting reason of every kind; a job whose attempt was lost waits its
  * backoff and the round that follows its end places it; new jobs go in
- * submit order without a full pass; no round while an assignment is in
- * flight; the unplaceable counts by reason (sched_unplaceable, for the
+ * submit order without a full pass; rounds while assignments are in
+ * flight (a job being assigned takes no room from the next of its group); the unplaceable counts by reason (sched_unplaceable, for the
  * metrics) of the jobs still queued, and the queued time handed to the
  * assign callback; a full pass skips a target nothing can run whole (its
  * queued jobs cost it nothing, they get their target's reason and are all
@@ -167,6 +167,7 @@ static void test_priority_then_oldest_first(void **state)
 		assert_int_equal(f->assigned[i].u.job_assign.node, 1);
 		assert_int_equal(f->assigned[i].u.job_assign.attempt, 1);
 		assert_int_equal(f->assigned[i].u.job_assign.lease_until_ms, f->now_ms + 60000);
+		assert_true(f->assigned[i].u.job_assign.start);
 	}
 	/* In flight: no round until they are done, and then none is due. */
 	assert_false(sched_due(f->s, f->now_ms));
@@ -499,6 +500,29 @@ static void test_round_while_assignments_in_flight(void **state)
 	assert_non_null(sched_reason(f->s, c, ing_str_c("t")));
 }
 
+/* A job whose assignment is in flight is still in the queue: a full pass
+ * that reads it there takes no room for it, so the next job of its
+ * (priority, tenant) group gets the free slot, not a lower priority's. */
+static void test_in_flight_job_takes_no_room(void **state)
+{
+	struct fx *f = *state;
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 1, NULL, NULL);
+	uint64_t high1 = smt_submit_as(&f->t, "t", "default", 90, 0);
+	uint64_t high2 = smt_submit_as(&f->t, "t", "default", 90, 0);
+	uint64_t low = smt_submit_as(&f->t, "t", "default", 10, 0);
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, high1);
+	/* high1 not applied yet; the node gets a second slot. */
+	smt_node_with(&f->t, 1, 2, NULL, NULL);
+	sched_note(f->s, CMD_NODE_REGISTER, 0, false);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, high2);
+	assert_non_null(sched_reason(f->s, low, ing_str_c("t")));
+}
+
 static void test_refused_proposal_leaves_job_queued(void **state)
 {
 	struct fx *f = *state;
@@ -599,6 +623,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lost_attempt_waits_its_backoff, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_new_jobs_in_submit_order_without_a_pass, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_in_flight_job_takes_no_room, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_round_while_assignments_in_flight, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_proposal_leaves_job_queued, setup,

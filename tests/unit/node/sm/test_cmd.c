@@ -138,6 +138,7 @@ static struct cmd sample(uint32_t type)
 		c.u.job_assign.lease_until_ms = 5000;
 		c.u.job_assign.ngpus = 2;
 		c.u.job_assign.gpus = gpu_idx2;
+		c.u.job_assign.start = true;
 		break;
 	case CMD_JOB_STAGE_START:
 		c.u.job_stage_start.job = 1;
@@ -421,6 +422,7 @@ static void check_fields(const struct cmd *a, const struct cmd *b)
 		assert_int_equal(b->u.job_assign.ngpus, 2);
 		assert_int_equal(b->u.job_assign.gpus[0], 3);
 		assert_int_equal(b->u.job_assign.gpus[1], 0);
+		assert_true(b->u.job_assign.start);
 		break;
 	case CMD_JOB_STAGE_START:
 		assert_memory_equal(&a->u.job_stage_start, &b->u.job_stage_start,
@@ -1492,12 +1494,10 @@ static void pack_old_target_put(const struct cmd *c, uint32_t version, bool extr
 }
 
 /*
- * The commands as an ingot before GPUs wrote them: a job_assign v1 (no
- * gpus), a node_register v1 (no gpus), built from today's encoding by
- * dropping the last field, the GPUs: each decodes with no GPUs, and with
- * its GPU field left in is malformed.
+ * A command as an older ingot wrote it, built from today's encoding: its
+ * version number replaced and its last `drop` fields left out.
  */
-static void pack_without_gpus(const struct cmd *c, uint32_t version, bool keep, struct mp_out *o)
+static void pack_older(const struct cmd *c, uint32_t version, uint32_t drop, struct mp_out *o)
 {
 	struct mp_out full;
 	msgpack_zone *z = msgpack_zone_new(1024);
@@ -1508,12 +1508,11 @@ static void pack_without_gpus(const struct cmd *c, uint32_t version, bool keep, 
 	msgpack_unpack(full.data, full.len, &off, z, &obj);
 	const msgpack_object_array *a = &obj.via.array;
 	mp_out_init(o);
-	uint32_t drop = a->size - 1; /* the gpus field */
-	msgpack_pack_array(&o->pk, keep ? a->size : a->size - 1);
-	for (uint32_t i = 0; i < a->size; i++) {
+	msgpack_pack_array(&o->pk, a->size - drop);
+	for (uint32_t i = 0; i < a->size - drop; i++) {
 		if (i == 1)
 			msgpack_pack_uint64(&o->pk, version);
-		else if (i != drop || keep)
+		else
 			msgpack_pack_object(&o->pk, a->ptr[i]);
 	}
 	mp_out_pad8(o);
@@ -1521,6 +1520,12 @@ static void pack_without_gpus(const struct cmd *c, uint32_t version, bool keep, 
 	msgpack_zone_free(z);
 }
 
+/*
+ * The commands as an ingot before GPUs wrote them: a job_assign v1 (no
+ * gpus, no start), a node_register v1 (no gpus): each decodes with no GPUs,
+ * and with its GPU field left in is malformed.  A job_assign v2 (no start)
+ * decodes with start false.
+ */
 static void test_decode_before_gpus(void **state)
 {
 	(void)state;
@@ -1543,24 +1548,39 @@ static void test_decode_before_gpus(void **state)
 	mp_out_free(&o);
 
 	c = sample(CMD_JOB_ASSIGN);
-	pack_without_gpus(&c, 1, false, &o);
+	c.u.job_assign.start = true;
+	pack_older(&c, 1, 2, &o);
 	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
 	assert_int_equal(d.version, 1);
 	assert_int_equal(d.u.job_assign.attempt, 1);
 	assert_int_equal(d.u.job_assign.ngpus, 0);
+	assert_false(d.u.job_assign.start);
 	mp_out_free(&o);
-	pack_without_gpus(&c, 1, true, &o);
+	pack_older(&c, 1, 1, &o);
 	expect_decode(o.data, o.len, ING_EMALFORMED, "command job_assign: 1 unexpected trailing");
+	mp_out_free(&o);
+	pack_older(&c, 2, 1, &o);
+	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
+	assert_int_equal(d.version, 2);
+	assert_int_equal(d.u.job_assign.ngpus, c.u.job_assign.ngpus);
+	assert_false(d.u.job_assign.start);
+	mp_out_free(&o);
+	pack_older(&c, 2, 0, &o);
+	expect_decode(o.data, o.len, ING_EMALFORMED, "command job_assign: 1 unexpected trailing");
+	mp_out_free(&o);
+	pack_older(&c, 3, 0, &o);
+	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
+	assert_true(d.u.job_assign.start);
 	mp_out_free(&o);
 
 	c = sample(CMD_NODE_REGISTER);
-	pack_without_gpus(&c, 1, false, &o);
+	pack_older(&c, 1, 1, &o);
 	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
 	assert_int_equal(d.version, 1);
 	assert_int_equal(d.u.node_register.spec.slots, 4);
 	assert_int_equal(d.u.node_register.spec.ngpus, 0);
 	mp_out_free(&o);
-	pack_without_gpus(&c, 3, false, &o);
+	pack_older(&c, 3, 1, &o);
 	expect_decode(o.data, o.len, ING_EVERSION,
 	              "command node_register version 3 is not supported (this node knows 1..2)");
 	mp_out_free(&o);
@@ -2238,7 +2258,7 @@ static void test_type_table(void **state)
 	assert_int_equal(cmd_type_version(CMD_JOB_STAGE_FINISH), 2);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_STAGE_FINISH), 1);
 	assert_int_equal(cmd_type_version(CMD_TARGET_PUT), 5);
-	assert_int_equal(cmd_type_version(CMD_JOB_ASSIGN), 2);
+	assert_int_equal(cmd_type_version(CMD_JOB_ASSIGN), 3);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_ASSIGN), 1);
 	assert_int_equal(cmd_type_version(CMD_NODE_REGISTER), 2);
 	assert_int_equal(cmd_type_min_version(CMD_NODE_REGISTER), 1);

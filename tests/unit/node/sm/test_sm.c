@@ -1657,6 +1657,61 @@ static void test_stage_finish_then(void **state)
 	assert_int_equal(smt_count(t, STORE_FINISHED), 1);
 }
 
+/* job_assign v3 with `start`: the assignment also starts stage 0 (running,
+ * both events), so the worker's first report is that stage's end; a
+ * stage_start of stage 0 after it is refused, and so is a report of the
+ * attempt once it was lost. */
+static void test_assign_starts_stage_0(void **state)
+{
+	struct smt *t = *state;
+	struct rec_job j;
+	struct rec_node n;
+	uint64_t id = smt_submit(t, "cc", 10, 2);
+
+	struct cmd c = assign(t, id, 1, 1);
+	c.u.job_assign.start = true;
+	apply_ok(t, c);
+	assert_string_equal(smt_result_str(t), "running");
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_int_equal(j.state, REC_JOB_RUNNING);
+	assert_int_equal(j.nstages, 1);
+	assert_int_equal(j.stages[0].state, REC_STAGE_RUNNING);
+	assert_int_equal(j.stages[0].started_at_ms, c.time_ms);
+	assert_int_equal(j.node_id, 1);
+	/* submitted, assigned, stage_started */
+	assert_int_equal(j.nevents, 3);
+	assert_int_equal(smt_count(t, STORE_QUEUE), 0);
+	assert_int_equal(smt_count(t, STORE_ASSIGNMENTS), 1);
+	assert_int_equal(smt_node_rec(t, 1, &n), 0);
+	assert_int_equal(n.used_slots, 1);
+
+	c = stage_start(t, id, 1, 0);
+	expect_reject(t, &c, ING_ECONFLICT, "stage 0 cannot start");
+	c = stage_done(t, id, 1, 0, true, CMD_THEN_NEXT, 0);
+	expect_reject(t, &c, ING_ECONFLICT, "stage 0 cannot start");
+	apply_ok(t, stage_done(t, id, 1, 0, false, CMD_THEN_NEXT, 0));
+	assert_string_equal(smt_result_str(t), "running");
+
+	/* The node goes down: the attempt is lost, its reports refused, and
+	 * the next assignment starts stage 0 afresh. */
+	apply_ok(t, node_down(t, 1));
+	assert_int_equal(job_state(t, id), REC_JOB_QUEUED);
+	c = stage_done(t, id, 1, 1, false, CMD_THEN_FINISH, REC_JOB_SUCCEEDED);
+	expect_reject(t, &c, ING_ESTALE, "is no longer live");
+	c = assign(t, id, 2, 2);
+	c.u.job_assign.start = true;
+	apply_ok(t, c);
+	assert_int_equal(smt_job(t, id, &j), 0);
+	assert_int_equal(j.state, REC_JOB_RUNNING);
+	assert_int_equal(j.nstages, 1);
+	assert_int_equal(j.stages[0].state, REC_STAGE_RUNNING);
+	apply_ok(t, stage_done(t, id, 2, 0, false, CMD_THEN_NEXT, 0));
+	apply_ok(t, stage_done(t, id, 2, 1, false, CMD_THEN_FINISH, REC_JOB_SUCCEEDED));
+	assert_string_equal(smt_result_str(t), "succeeded");
+	assert_int_equal(smt_node_rec(t, 2, &n), 0);
+	assert_int_equal(n.used_slots, 0);
+}
+
 /* A failed stage ends the job failed; success is refused unless every
  * stage ran; a pending cancel turns `then: next` into the job's end. */
 static void test_stage_finish_then_outcomes(void **state)
@@ -1911,6 +1966,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_submit_queues, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_submit_rejections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_success_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_assign_starts_stage_0, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stage_finish_then, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stage_finish_then_outcomes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
