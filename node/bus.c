@@ -35,6 +35,11 @@ void bus_restored(struct node *n)
 	metrics_recount(node_metrics(n));
 }
 
+void bus_committed(struct node *n)
+{
+	worker_note_committed(node_worker(n));
+}
+
 void bus_flushed(struct node *n)
 {
 	api_flushed(node_api(n));

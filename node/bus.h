@@ -26,6 +26,11 @@
  *              callback; the store holds the new state):
  *                1. metrics     counts the jobs by state again
  *
+ * committed    the store committed its batch of applied entries on the
+ *              commit timer (store_commit_interval_ms), outside a flush:
+ *                1. worker      looks again at its next flush (a marker
+ *                               is dropped only in a committed store)
+ *
  * flushed      once per loop iteration, before the loop blocks, after the
  *              batch of applied entries was committed if it was due
  *              (store_commit_interval_ms; reads see an open batch anyway,
@@ -116,6 +121,7 @@ struct bus_applied {
 
 void bus_applied(struct node *n, const struct bus_applied *a);
 void bus_restored(struct node *n);
+void bus_committed(struct node *n);
 void bus_flushed(struct node *n);
 /* `previous_leader`: the leader node.c knew before this report (0: none);
  * `became_ready`: the role is CONS_LEADER_READY and was not before. */

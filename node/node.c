@@ -447,8 +447,8 @@ static bool batch_due(struct node *n)
 static void on_commit_timer(uv_timer_t *h)
 {
 	struct node *n = h->data;
-	if (!n->stopping && store_batch_pending(n->store) > 0)
-		node_flush(n);
+	if (!n->stopping && store_batch_pending(n->store) > 0 && node_flush(n) == 0)
+		bus_committed(n);
 	n->batch_since_ms = 0;
 }
 

@@ -7,7 +7,12 @@
  * subtracts what those assignments will take (their slots and GPUs: the
  * scheduler keeps them until each is applied or refused), and does not
  * place their jobs again, so a slot freed while others are being assigned
- * is filled in the same flush.  Never on a polling timer.  Two kinds:
+ * is filled in the same flush.  It also counts as free the slot of an
+ * attempt whose end this leader has proposed (a worker's last report:
+ * sched_releasing), so the next job's assignment follows that end in the
+ * log rather than waiting for it to commit; the state machine applies the
+ * two in that order and re-checks the slot.  Never on a polling timer.
+ * Two kinds:
  *   - a submit only makes the new job placeable: the round tries just the
  *     jobs submitted since the last one (cheap, whatever the queue's size);
  *   - a change of capacity or eligibility (finish, requeue, retry, expire, node
@@ -76,6 +81,7 @@
 #define RETRY_BACKOFF_MAX_MS 60000
 
 #define PENDING_MAX        BATCH_MAX
+#define RELEASING_MAX      256
 #define FRESH_MAX          512
 #define WAITING_MAX        256
 #define TARGET_REASONS_MAX 64
@@ -94,6 +100,13 @@ struct sched {
 		uint64_t job, node, gpus; /* gpus: bit i, GPU i */
 	} pending[PENDING_MAX];
 	unsigned npending;
+	/* Ends of live attempts proposed, not yet settled (sched_releasing):
+	 * a round counts their slots as free. */
+	struct {
+		uint64_t job;
+		uint32_t attempt;
+	} releasing[RELEASING_MAX];
+	unsigned nreleasing;
 	struct {
 		uint64_t job;
 		uint8_t wait; /* enum place_wait */
@@ -166,13 +179,34 @@ void sched_leader(struct sched *s)
 	s->full = true;
 }
 
+void sched_releasing(struct sched *s, uint64_t job, uint32_t attempt)
+{
+	if (s->nreleasing == RELEASING_MAX)
+		return; /* not counted: its slot is free once the end applies */
+	s->releasing[s->nreleasing].job = job;
+	s->releasing[s->nreleasing++].attempt = attempt;
+	s->full = true;
+}
+
+void sched_release_settled(struct sched *s, uint64_t job, uint32_t attempt)
+{
+	for (unsigned i = 0; i < s->nreleasing; i++) {
+		if (s->releasing[i].job == job && s->releasing[i].attempt == attempt) {
+			s->releasing[i] = s->releasing[--s->nreleasing];
+			return;
+		}
+	}
+}
+
 void sched_node_heard(struct sched *s)
 {
 	s->full = true;
 }
 
-void sched_assign_done(struct sched *s, uint64_t job)
+void sched_assign_done(struct sched *s, uint64_t job, bool refused)
 {
+	if (refused)
+		s->full = true; /* the round saw a slot the log did not have */
 	for (unsigned i = 0; i < s->npending; i++) {
 		if (s->pending[i].job == job) {
 			s->pending[i] = s->pending[--s->npending];
@@ -325,6 +359,47 @@ void sched_unplaceable(const struct sched *s, struct store_txn *t,
 	msgpack_zone_destroy(&z);
 }
 
+/*
+ * Adds to the round's nodes the slots that the ends of attempts being
+ * proposed free (sched_releasing): an attempt still live in the store, on
+ * a node that may get work, holding no GPU.  An end already applied (the
+ * attempt is no longer live) is settled here: the store counts its slot.
+ */
+static void count_releasing(struct round *r)
+{
+	struct sched *s = r->s;
+	for (unsigned k = 0; k < s->nreleasing;) {
+		struct rec_job j;
+		struct ing_str val;
+		uint8_t key[8];
+		store_be64(key, s->releasing[k].job);
+		bool live = store_get(r->t, STORE_JOBS, (struct ing_str){(const char *)key, 8},
+		                      &val) == 0 &&
+		            rec_job_decode(val, r->z, &j, NULL) == 0 &&
+		            (j.state == REC_JOB_ASSIGNED || j.state == REC_JOB_RUNNING) &&
+		            j.attempt == s->releasing[k].attempt;
+		if (!live) {
+			s->releasing[k] = s->releasing[--s->nreleasing];
+			continue;
+		}
+		k++;
+		if (j.ngpus > 0)
+			continue;
+		for (unsigned i = 0; i < r->nnodes; i++) {
+			struct place_node *pn = &r->place[i];
+			const struct rec_node *nd = &r->nodes[i];
+			if (nd->id != j.node_id || nd->down || nd->draining || pn->silent)
+				continue;
+			/* Its slot is one of used_slots until the end applies
+			 * (none comes free on a node over its slots). */
+			if (nd->used_slots <= nd->slots && pn->free_slots < nd->slots) {
+				pn->free_slots++;
+				r->total_free++;
+			}
+		}
+	}
+}
+
 static int load_nodes(struct round *r)
 {
 	struct store_iter *it;
@@ -356,6 +431,7 @@ static int load_nodes(struct round *r)
 	}
 	if (rv == 0 || rv == ING_ENOTFOUND)
 		store_iter_close(it);
+	count_releasing(r);
 	/* What the assignments in flight will take once applied. */
 	for (unsigned p = 0; p < r->s->npending; p++) {
 		r->pending_ids[r->npending_ids++] = r->s->pending[p].job;
@@ -814,7 +890,7 @@ static void on_assigned(void *data, int status, const struct node_result *res)
 	if (status == 0 && res != NULL && res->code != 0)
 		ING_LOG_DEBUG("assignment rejected error=%s msg=\"%s\"", ing_err_name(res->code),
 		              res->message);
-	sched_assign_done(a->s, a->job);
+	sched_assign_done(a->s, a->job, status == 0 && res != NULL && res->code != 0);
 	free(a);
 }
 

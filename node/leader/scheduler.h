@@ -97,8 +97,21 @@ void sched_round(struct sched *s, struct store_txn *t, const struct sched_env *e
 unsigned sched_last_scanned(const struct sched *s);
 
 /* The assignment of `job` handed to `assign` was applied or refused (or
- * its proposal failed): no longer in flight. */
-void sched_assign_done(struct sched *s, uint64_t job);
+ * its proposal failed): no longer in flight.  `refused` (by the state
+ * machine: the round counted a slot or GPU the log did not have, e.g. an
+ * end being proposed that was refused) makes a full pass due. */
+void sched_assign_done(struct sched *s, uint64_t job, bool refused);
+
+/* This leader proposed the end of live attempt `attempt` of job `job` (a
+ * worker's last report: node/propose.c).  Until it is settled (applied,
+ * refused or failed: sched_release_settled; or a round finds the attempt no
+ * longer live), rounds count the attempt's slot as free on its node, so the
+ * next job's assignment follows the end in the log instead of waiting for
+ * it to commit: the state machine applies them in that order and re-checks
+ * the slot.  An attempt that holds GPUs is not counted (they are free only
+ * once the end applies).  A full pass becomes due. */
+void sched_releasing(struct sched *s, uint64_t job, uint32_t attempt);
+void sched_release_settled(struct sched *s, uint64_t job, uint32_t attempt);
 
 /* The node's side (node/bus.h, flushed): runs a round when this node is the
  * ready leader and one is due. */

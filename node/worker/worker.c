@@ -16,12 +16,14 @@
  *     outputs only through it (no symlink followed: the stages own the
  *     directory), and the sandbox is closed before the directory goes;
  *   - without the sandbox, an attempt takes a spare directory when there is
- *     one: the directory of an attempt that ended, emptied down to src/,
- *     out/ and the directories right under out/ (nothing else of it stays:
- *     files, links, other directories, the recorded process group), renamed
- *     work/spare-<n> and, for the next attempt, renamed to its name with
- *     only its own stages' directories left under out/ (no src/ without
- *     sources): what a fresh directory would hold, without creating and
+ *     one: the directory of an attempt that ended, emptied down to src/
+ *     with its plain files, out/ and the directories right under out/
+ *     (nothing else of it stays: other files, links, other directories,
+ *     the recorded process group), renamed work/spare-<n> and, for the next
+ *     attempt, renamed to its name with only its own stages' directories
+ *     left under out/ and only the files of src/ that its sources overwrite
+ *     in place (no src/ without sources): what a fresh directory would
+ *     hold, without creating and
  *     deleting directories for every attempt (on ext4 without a journal the
  *     inode allocator's scan for recently deleted inodes was a third of a
  *     trivial job's CPU: issue 16).  At most SPARES_MAX spares; the rest,
@@ -45,11 +47,13 @@
  * never run again under the same attempt.  The local store alone cannot
  * tell: an assignment that starts stage 0 looks the same whether or not the
  * stage was spawned, and the store may not have applied a report the
- * leader already acknowledged when the daemon died.  Nor does the worker
- * act on a store that may be older than what an earlier run saw (its
- * applies are committed in batches, and a kill -9 loses the last ones):
- * after a start it starts nothing and drops no marker until the store has
- * applied the raft log as it was at its first poll (store_caught_up).  A marker is
+ * leader already acknowledged when the daemon died.  The store commits its
+ * applies in batches and a kill -9 loses the last ones, so a marker is
+ * removed only once the assignment's absence is committed in the store
+ * (else the attempt, run to its end, would look assigned again after a
+ * restart) and the store has caught up with the raft log as it was at the
+ * first poll (else an assignment the earlier run started could be missing
+ * only until the replay brings it back): markers_collect.  A marker is
  * removed at every poll that sees its assignment gone from the local store
  * (the attempt can never come back: attempt numbers only grow).
  *
@@ -167,8 +171,8 @@ struct worker {
 	struct worker_markers *markers; /* owned; NULL until the first poll opens it */
 	unsigned spares[SPARES_MAX];    /* work/spare-<n> directories, a stack */
 	unsigned nspares, spare_next;
-	/* Nothing starts and no marker is dropped before the store has
-	 * applied the raft log as of this run's first poll (store_caught_up). */
+	/* No marker is dropped before the store has applied the raft log as
+	 * of this run's first poll (store_caught_up). */
 	uint64_t catch_up_index;
 	bool catch_up_known, caught_up;
 };
@@ -397,6 +401,48 @@ static int rm_under(int dfd)
 	return rv;
 }
 
+/* Removes the entry `name` under dfd, a directory with everything under
+ * it (not following symbolic links).  0, or -1. */
+static int remove_entry(int dfd, const char *name)
+{
+	int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sub < 0)
+		return unlinkat(dfd, name, 0) == 0 ? 0 : -1;
+	int rv = rm_under(sub);
+	close(sub);
+	return rv == 0 && unlinkat(dfd, name, AT_REMOVEDIR) == 0 ? 0 : -1;
+}
+
+/*
+ * src/ of an ended attempt, open as `dfd`: its plain files stay, mode 0600,
+ * for the next attempt to write its sources over in place (a new file
+ * costs an inode: issue 16); everything else goes (directories, links,
+ * special files, a file with another link to it or of another owner).
+ * 0, or -1.
+ */
+static int keep_plain_files(int dfd)
+{
+	DIR *d = dir_stream(dfd);
+	if (d == NULL)
+		return -1;
+	int rv = 0;
+	struct dirent *de;
+	while (rv == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		struct stat st;
+		int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		bool keep = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		            st.st_nlink == 1 && st.st_uid == geteuid() && fchmod(fd, 0600) == 0;
+		if (fd >= 0)
+			close(fd);
+		if (!keep)
+			rv = remove_entry(dfd, de->d_name);
+	}
+	closedir(d);
+	return rv;
+}
+
 /* The real directory `name` under dfd, opened (-1 if it is anything else). */
 static int open_subdir(int dfd, const char *name)
 {
@@ -405,9 +451,10 @@ static int open_subdir(int dfd, const char *name)
 
 /*
  * Empties the attempt directory open as `dfd` down to its skeleton: src/
- * and out/ and the directories right under out/ stay (emptied, mode 0700),
- * everything else goes, the recorded process group included.  0, or -1
- * (the caller removes the whole directory instead).
+ * (with its plain files: keep_plain_files) and out/ and the directories
+ * right under out/ (emptied) stay, mode 0700, everything else goes, the
+ * recorded process group included.  0, or -1 (the caller removes the whole
+ * directory instead).
  */
 static int skeleton_only(int dfd)
 {
@@ -434,7 +481,7 @@ static int skeleton_only(int dfd)
 			continue;
 		}
 		if (!out) {
-			rv = rm_under(cfd);
+			rv = keep_plain_files(cfd);
 		} else {
 			/* out/: its stage directories stay, emptied. */
 			int od = dup(cfd);
@@ -498,10 +545,30 @@ static void recycle_dir(struct worker *w, const char *dir)
 	w->spares[w->nspares++] = id;
 }
 
+/* Leaves in src/ (open as `sfd`) only the files the attempt writes its
+ * sources over: those named as one of its sources (a top-level path). */
+static void prune_sources(const struct node_attempt *a, int sfd)
+{
+	DIR *d = dir_stream(sfd);
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		bool ours = false;
+		for (uint32_t i = 0; i < a->nsources && !ours; i++)
+			ours = ing_str_eq_c(a->sources[i].path, de->d_name);
+		if (!ours)
+			remove_entry(sfd, de->d_name);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
 /* Gives the attempt a spare directory as its own (renamed to a->dir), its
  * out/ holding only the directories of the target's stages, src/ only when
- * the job has sources.  Nothing when there is no spare (run_stage and
- * attempt_begin create what is missing). */
+ * the job has sources and then only files the attempt's sources overwrite.
+ * Nothing when there is no spare (run_stage and attempt_begin create what
+ * is missing). */
 static void reuse_spare(struct node_attempt *a)
 {
 	struct worker *w = a->w;
@@ -517,8 +584,16 @@ static void reuse_spare(struct node_attempt *a)
 	int dfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
 		return;
-	if (a->nsources == 0)
-		unlinkat(dfd, "src", AT_REMOVEDIR);
+	int sfd = open_subdir(dfd, "src");
+	if (sfd >= 0) {
+		if (a->nsources == 0) {
+			close(sfd);
+			remove_entry(dfd, "src");
+		} else {
+			prune_sources(a, sfd);
+			close(sfd);
+		}
+	}
 	int ofd = open_subdir(dfd, "out");
 	int od = ofd >= 0 ? dup(ofd) : -1;
 	DIR *o = od >= 0 ? fdopendir(od) : NULL;
@@ -610,13 +685,11 @@ static bool assigned_in(const uint64_t *jobs, const uint32_t *attempts, unsigned
 
 /*
  * Whether the store holds every entry an earlier run of this daemon could
- * have applied.  Until then the worker neither starts an attempt nor drops
- * a marker: the store commits its applies in batches
- * (store_commit_interval_ms), so after a kill -9 it may be behind what that
- * run saw and acted on, and the raft log replays the rest only later.  An
- * assignment that run started may be missing (its marker must stay), and
- * one it ran to the end may still look assigned (its marker is gone: it
- * must not start again).  libraft applies only entries it has stored, and
+ * have applied.  Until then the worker drops no marker: the store commits
+ * its applies in batches (store_commit_interval_ms), so after a kill -9 it
+ * may be behind what that run saw, and the raft log replays the rest only
+ * later: an assignment that run started may be missing for a while, and its
+ * marker must outlive that.  libraft applies only entries it has stored, and
  * never loses a committed one, so everything that run applied is in the
  * log up to its last index at this run's first poll, or below the log's
  * last index now when entries past the commit were replaced since (or in a
@@ -644,14 +717,24 @@ static bool store_caught_up(struct worker *w)
 	return w->caught_up;
 }
 
-/* Removes the markers of attempts no longer assigned here (attempt numbers
+/*
+ * Removes the markers of attempts no longer assigned here (attempt numbers
  * only grow: such an attempt can never come back), given the complete list
- * of those assigned (the caller checked store_caught_up). */
+ * of those assigned, when that absence is durable and final: the store has
+ * committed every apply it holds (an apply still in its open batch is lost
+ * with a kill -9, and the assignment would look live again after the
+ * restart, its marker gone) and has caught up with the log
+ * (store_caught_up: an assignment missing from a store that is behind may
+ * come back with the replay).  Markers kept longer cost nothing but their
+ * record.
+ */
 static void markers_collect(struct worker *w, const uint64_t *jobs, const uint32_t *attempts,
                             unsigned count, bool complete)
 {
 	if (!complete || w->markers == NULL)
 		return; /* a partial list proves nothing about what is not in it */
+	if (store_batch_pending(node_store(w->n)) > 0 || !store_caught_up(w))
+		return; /* a later poll: after the commit (worker_note_committed) */
 	for (size_t i = worker_markers_count(w->markers); i-- > 0;) {
 		uint64_t job;
 		uint32_t attempt;
@@ -1700,6 +1783,11 @@ void worker_note_applied(struct worker *w)
 	w->dirty = true;
 }
 
+void worker_note_committed(struct worker *w)
+{
+	w->dirty = true; /* markers_collect waits for a committed store */
+}
+
 /* Starts the attempts assigned to this node, stops fenced or cancelled ones. */
 static void poll_assignments(struct worker *w)
 {
@@ -1722,8 +1810,8 @@ static void poll_assignments(struct worker *w)
 	} fresh[64];
 	unsigned nfresh = 0;
 
-	if (node_stopping(n) || !store_caught_up(w) || store_read_begin(node_store(n), &t) != 0)
-		return; /* not caught up: the poll after a later apply */
+	if (node_stopping(n) || store_read_begin(node_store(n), &t) != 0)
+		return;
 	msgpack_zone_init(&z, 4096);
 	for (struct node_attempt *a = w->attempts; a != NULL; a = a->next)
 		a->seen = false;

@@ -32,6 +32,9 @@ void worker_set_sandbox(struct worker *w, struct sandbox_host *h);
 
 /* An entry was applied (node/bus.h): the assignments may have changed. */
 void worker_note_applied(struct worker *w);
+/* The store committed its batch on the commit timer (node/bus.h): the
+ * next flush looks again (markers of ended attempts go then). */
+void worker_note_committed(struct worker *w);
 /* After a flush: when entries were applied since the last look, starts the
  * attempts assigned to this node and stops fenced or cancelled ones. */
 void worker_flushed(struct worker *w);

@@ -2,15 +2,19 @@
 """Attempt directories reused (sandbox off; real 3-node cluster, slots 2).
 
 A worker keeps the directory of an attempt that ended as a spare
-(DATA_DIR/work/spare-<n>, emptied down to src/, out/ and out's stage
-directories) and gives it to its next attempt, so a trivial job creates no
-directory (issue 16).  Six jobs of a target whose stage leaves files
-everywhere (in the attempt directory, in a nested directory, in src/, in
-its out/ directory, a symbolic link to /etc, an extra directory under
-out/) end; spares are there; then six jobs of another target list their
-whole attempt directory: each sees exactly what a fresh directory holds
-(its own source under src/, out/ and its own stage's directory), nothing
-of the earlier jobs.  Every job succeeds; no slot is left in use.
+(DATA_DIR/work/spare-<n>, emptied down to src/ with its plain files, out/
+and out's stage directories) and gives it to its next attempt, which
+writes its sources over the files of src/ in place, so a trivial job
+creates no directory and no file (issue 16).  Six jobs of a target whose
+stage leaves files everywhere (in the attempt directory, in a nested
+directory, in src/, in its out/ directory, a symbolic link to /etc, an
+extra directory under out/) and tampers with its two sources (appends to
+one and makes it mode 000, hard-links the other) end; spares are there;
+then six jobs of another target, with one of those sources, list their
+whole attempt directory and print that source and its mode: each sees
+exactly what a fresh directory holds (its own source under src/, with its
+content and mode 600, out/ and its own stage's directory), nothing of the
+earlier jobs.  Every job succeeds; no slot is left in use.
 """
 import glob
 import json
@@ -28,13 +32,14 @@ stages:
   - name: mess
     argv: [/bin/sh, -c, 'echo secret > top.txt && mkdir -p deep/er src/sub "$0/nested" out/extra &&
            echo s > deep/er/f && echo s > src/sub/g && echo o > "$0/o" && echo n > "$0/nested/n" &&
-           ln -s /etc link && ln -s /etc "$0/etc"', "{out}"]
+           ln -s /etc link && ln -s /etc "$0/etc" && echo tampered >> src/in.c &&
+           chmod 000 src/in.c && ln src/other.c hard', "{out}"]
     timeout: 20s
 """
 LOOK = """name: look
 stages:
   - name: look
-    argv: [/bin/sh, -c, 'find . | LC_ALL=C sort']
+    argv: [/bin/sh, -c, 'find . | LC_ALL=C sort && cat src/in.c && stat -c %a src/in.c']
     timeout: 20s
 """
 
@@ -53,7 +58,8 @@ def main(t):
     c.ctl_json("target", "apply", c.write_file("targets/dirty.yaml", DIRTY))
     c.ctl_json("target", "apply", c.write_file("targets/look.yaml", LOOK))
     src = c.write_file("src/in.c", "int x;\n")
-    dirty = [submit(c, "dirty", [src]) for _ in range(6)]
+    other = c.write_file("src/other.c", "int y;\n")
+    dirty = [submit(c, "dirty", [src, other]) for _ in range(6)]
     ends = wait_all_final(c, dirty, 60)
     t.check("the dirty jobs succeed", all(j["state"] == "succeeded" for j in ends.values()), repr(ends))
     spares = [p for n in cl.NODES for p in glob.glob(os.path.join(c.data_dir(n), "work", "spare-*"))]
@@ -61,7 +67,7 @@ def main(t):
     look = [submit(c, "look", [src]) for _ in range(6)]
     ends = wait_all_final(c, look, 60)
     t.check("the look jobs succeed", all(j["state"] == "succeeded" for j in ends.values()), repr(ends))
-    want = [".", "./out", "./out/0-look", "./src", "./src/in.c"]
+    want = [".", "./out", "./out/0-look", "./src", "./src/in.c", "int", "x;", "600"]
     for jid in look:
         got = listing(c, jid)
         t.check("job %d sees a clean attempt directory" % jid, got == want, "%r != %r" % (got, want))

@@ -13,8 +13,10 @@
  * waiting reason of every kind; a job whose attempt was lost waits its
  * backoff and the round that follows its end places it; new jobs go in
  * submit order without a full pass; rounds while assignments are in
- * flight (a job being assigned takes no room from the next of its group); the unplaceable counts by reason (sched_unplaceable, for the
- * metrics) of the jobs still queued, and the queued time handed to the
+ * flight (a job being assigned takes no room from the next of its group);
+ * the slot of an attempt whose end is being proposed counts as free (not
+ * twice once the end applied, not for an attempt holding GPUs); the unplaceable counts by reason
+ * (sched_unplaceable, for the metrics) of the jobs still queued, and the queued time handed to the
  * assign callback; a full pass skips a target nothing can run whole (its
  * queued jobs cost it nothing, they get their target's reason and are all
  * counted) and reads about as many entries as it can place; priorities
@@ -133,7 +135,7 @@ static void apply_assigned(struct fx *f)
 		c.u.job_assign.lease_until_ms = c.time_ms + 60000;
 		assert_int_equal(smt_apply(&f->t, &c), 0);
 		sched_note(f->s, CMD_JOB_ASSIGN, 0, false);
-		sched_assign_done(f->s, c.u.job_assign.job);
+		sched_assign_done(f->s, c.u.job_assign.job, false);
 	}
 }
 
@@ -523,6 +525,79 @@ static void test_in_flight_job_takes_no_room(void **state)
 	assert_non_null(sched_reason(f->s, low, ing_str_c("t")));
 }
 
+/* Ends the live attempt of job `job` (failed), as a worker's last report. */
+static void end_attempt(struct fx *f, uint64_t job, uint32_t attempt)
+{
+	struct cmd c = smt_cmd(&f->t, CMD_JOB_FINISH);
+	c.u.job_finish.job = job;
+	c.u.job_finish.attempt = attempt;
+	c.u.job_finish.outcome = REC_JOB_FAILED;
+	c.u.job_finish.message = ing_str_c("stage failed");
+	assert_int_equal(smt_apply(&f->t, &c), 0);
+	assert_int_equal(f->t.res.err.code, 0);
+	sched_note(f->s, CMD_JOB_FINISH, 0, true);
+}
+
+/* The end of a live attempt being proposed (sched_releasing) frees its
+ * slot for the rounds at once: the next job's assignment follows it in the
+ * log.  Once the end applied, the store counts the slot and the entry is
+ * dropped (no slot counted twice); a settled entry counts no more; an
+ * attempt holding GPUs frees nothing before its end applies. */
+static void test_releasing_slot_counts_as_free(void **state)
+{
+	struct fx *f = *state;
+
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_node_with(&f->t, 1, 1, NULL, NULL);
+	uint64_t a = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 1);
+	apply_assigned(f);
+	uint64_t b = submit(f, "t", "default", 50);
+	uint64_t c = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 0); /* the one slot is a's */
+
+	sched_releasing(f->s, a, 1);
+	assert_true(sched_due(f->s, f->now_ms));
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, b);
+	assert_int_equal(f->assigned[0].u.job_assign.node, 1);
+	struct cmd to_b = f->assigned[0];
+	/* In the log: a's end, then b's assignment, accepted. */
+	end_attempt(f, a, 1);
+	f->assigned[0] = to_b;
+	f->nassigned = 1;
+	apply_assigned(f);
+	/* a's entry is still there (not settled yet) but a is no longer
+	 * live: the round drops it and counts nothing for it. */
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 0);
+	assert_non_null(sched_reason(f->s, c, ing_str_c("t")));
+	/* Settled: counts no more either. */
+	sched_releasing(f->s, b, 1);
+	sched_release_settled(f->s, b, 1);
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 0);
+	/* An assignment the state machine refused makes a full pass due. */
+	assert_false(sched_due(f->s, f->now_ms));
+	sched_assign_done(f->s, c, true);
+	assert_true(sched_due(f->s, f->now_ms));
+}
+
+static void test_releasing_gpu_attempt_frees_nothing(void **state)
+{
+	struct fx *f = *state;
+
+	static const uint32_t gpus[] = {0, 1};
+	smt_gpu_target(&f->t, "g", 1, 1, 1);
+	smt_gpu_node(&f->t, 1, 1, 2, gpus); /* the slot binds, not the GPUs */
+	uint64_t a = submit(f, "g", "default", 50);
+	assert_int_equal(round_now(f), 1);
+	apply_assigned(f);
+	submit(f, "g", "default", 50);
+	sched_releasing(f->s, a, 1);
+	assert_int_equal(round_now(f), 0);
+}
+
 static void test_refused_proposal_leaves_job_queued(void **state)
 {
 	struct fx *f = *state;
@@ -624,6 +699,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_new_jobs_in_submit_order_without_a_pass, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_in_flight_job_takes_no_room, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_releasing_slot_counts_as_free, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_releasing_gpu_attempt_frees_nothing, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_round_while_assignments_in_flight, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_proposal_leaves_job_queued, setup,
