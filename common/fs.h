@@ -28,6 +28,11 @@ enum ing_write_flags {
 	 * then the directory that holds it: once the call returns, the file
 	 * survives a crash. */
 	ING_WRITE_SYNC = 2,
+	/* An existing file is written over from its start and then cut to
+	 * len, instead of being truncated to nothing first: ext4 writes out a
+	 * file truncated to zero when it is closed (auto_da_alloc), a cost
+	 * a file rewritten for every job pays each time.  Not with ATOMIC. */
+	ING_WRITE_IN_PLACE = 4,
 };
 
 /*

@@ -1363,8 +1363,8 @@ int sandbox_create(const struct sandbox *sb, const char *rel, bool want_dir, int
                    struct ing_error *e)
 {
 	char buf[SBX_PATH_MAX];
-	const char *leaf;
-	int dfd;
+	const char *leaf = NULL;
+	int dfd = -1;
 	*fd = -1;
 	int rv = walk_below(sb, rel, true, buf, sizeof(buf), &dfd, &leaf, e);
 	if (rv != 0)

@@ -238,7 +238,7 @@ static int write_attempt_file(const char *path, const void *data, size_t len)
 	struct ing_error e;
 	int rv = ing_mkdirs_parent(path, 0700, &e);
 	if (rv == 0)
-		rv = ing_write_file(path, data, len, 0600, 0, &e);
+		rv = ing_write_file(path, data, len, 0600, ING_WRITE_IN_PLACE, &e);
 	if (rv != 0)
 		ING_LOG_ERROR("worker cannot write a file error=%s msg=\"%s\"", ing_err_name(rv),
 		              e.msg);

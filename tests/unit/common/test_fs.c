@@ -104,6 +104,34 @@ static void test_write_plain_and_atomic(void **state)
 	expect_file(path, "s2");
 }
 
+/* ING_WRITE_IN_PLACE: an existing file keeps its inode and ends up holding
+ * exactly the new bytes, shorter or longer than before; a missing one is
+ * created; a symbolic link is still refused. */
+static void test_write_in_place(void **state)
+{
+	const char *dir = *state;
+	char path[512], link[512];
+	struct stat before, after;
+	struct ing_error e;
+
+	snprintf(path, sizeof(path), "%s/in-place.c", dir);
+	assert_int_equal(
+	    ing_write_file(path, "int a_long_name;\n", 17, 0600, ING_WRITE_IN_PLACE, &e), 0);
+	expect_file(path, "int a_long_name;\n");
+	assert_int_equal(stat(path, &before), 0);
+	assert_int_equal(ing_write_file(path, "int x;\n", 7, 0600, ING_WRITE_IN_PLACE, &e), 0);
+	expect_file(path, "int x;\n");
+	assert_int_equal(
+	    ing_write_file(path, "int longer_again;\n", 18, 0600, ING_WRITE_IN_PLACE, &e), 0);
+	expect_file(path, "int longer_again;\n");
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(before.st_ino, after.st_ino);
+	snprintf(link, sizeof(link), "%s/in-place-link", dir);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(ing_write_file(link, "x", 1, 0600, ING_WRITE_IN_PLACE, &e), ING_EIO);
+	expect_file(path, "int longer_again;\n");
+}
+
 static void test_write_refusals(void **state)
 {
 	const char *dir = *state;
@@ -184,6 +212,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_mkdirs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_in_place, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_plain_and_atomic, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dir_lock, setup, teardown),
