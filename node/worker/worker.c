@@ -401,6 +401,16 @@ static int rm_under(int dfd)
 	return rv;
 }
 
+/* Gives the file open as fd the mode `mode` (permission bits), writing
+ * the inode only when it has another.  0, or -1. */
+static int mode_is(int fd, mode_t mode)
+{
+	struct stat st;
+	if (fstat(fd, &st) == 0 && (st.st_mode & 07777) == mode)
+		return 0;
+	return fchmod(fd, mode) == 0 ? 0 : -1;
+}
+
 /* Removes the entry `name` under dfd, a directory with everything under
  * it (not following symbolic links).  0, or -1. */
 static int remove_entry(int dfd, const char *name)
@@ -433,7 +443,8 @@ static int keep_plain_files(int dfd)
 		struct stat st;
 		int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		bool keep = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		            st.st_nlink == 1 && st.st_uid == geteuid() && fchmod(fd, 0600) == 0;
+		            st.st_nlink == 1 && st.st_uid == geteuid() &&
+		            ((st.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0);
 		if (fd >= 0)
 			close(fd);
 		if (!keep)
@@ -500,18 +511,18 @@ static int skeleton_only(int dfd)
 					rv = unlinkat(cfd, se->d_name, 0) == 0 ? 0 : -1;
 					continue;
 				}
-				rv = rm_under(sfd) == 0 && fchmod(sfd, 0700) == 0 ? 0 : -1;
+				rv = rm_under(sfd) == 0 && mode_is(sfd, 0700) == 0 ? 0 : -1;
 				close(sfd);
 			}
 			if (o != NULL)
 				closedir(o);
 		}
-		if (rv == 0 && fchmod(cfd, 0700) != 0)
+		if (rv == 0 && mode_is(cfd, 0700) != 0)
 			rv = -1;
 		close(cfd);
 	}
 	closedir(d);
-	if (rv == 0 && fchmod(dfd, 0700) != 0)
+	if (rv == 0 && mode_is(dfd, 0700) != 0)
 		rv = -1;
 	if (rv == 0 && fremovexattr(dfd, PGID_XATTR) != 0 && errno != ENODATA && errno != ENOTSUP)
 		rv = -1;
