@@ -366,6 +366,36 @@ static DIR *dir_stream(int dfd)
 	return d;
 }
 
+/* The next entry of d but "." and "..", or NULL. */
+static struct dirent *next_entry(DIR *d)
+{
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			return de;
+	return NULL;
+}
+
+static int rm_under(int dfd);
+
+/* Removes the entry `name` under dfd (`type`: its d_type, or DT_UNKNOWN),
+ * a directory with everything under it, not following symbolic links.
+ * 0, or -1. */
+static int remove_entry(int dfd, const char *name, unsigned char type)
+{
+	struct stat st;
+	bool dir = type == DT_DIR ||
+	           (type == DT_UNKNOWN && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	            S_ISDIR(st.st_mode));
+	if (!dir)
+		return unlinkat(dfd, name, 0) == 0 ? 0 : -1;
+	int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rv = sub >= 0 && rm_under(sub) == 0 ? 0 : -1;
+	if (sub >= 0)
+		close(sub);
+	return unlinkat(dfd, name, AT_REMOVEDIR) == 0 ? rv : -1;
+}
+
 /* Removes every entry under the directory open as `dfd` (not following
  * symbolic links).  0, or -1 when one could not be removed. */
 static int rm_under(int dfd)
@@ -375,28 +405,9 @@ static int rm_under(int dfd)
 		return -1;
 	int rv = 0;
 	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		bool dir = de->d_type == DT_DIR;
-		if (de->d_type == DT_UNKNOWN) {
-			struct stat st;
-			dir = fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			      S_ISDIR(st.st_mode);
-		}
-		if (dir) {
-			int cfd = openat(dfd, de->d_name,
-			                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (cfd < 0 || rm_under(cfd) != 0)
-				rv = -1;
-			if (cfd >= 0)
-				close(cfd);
-			if (unlinkat(dfd, de->d_name, AT_REMOVEDIR) != 0)
-				rv = -1;
-		} else if (unlinkat(dfd, de->d_name, 0) != 0) {
+	while ((de = next_entry(d)) != NULL)
+		if (remove_entry(dfd, de->d_name, de->d_type) != 0)
 			rv = -1;
-		}
-	}
 	closedir(d);
 	return rv;
 }
@@ -409,18 +420,6 @@ static int mode_is(int fd, mode_t mode)
 	if (fstat(fd, &st) == 0 && (st.st_mode & 07777) == mode)
 		return 0;
 	return fchmod(fd, mode) == 0 ? 0 : -1;
-}
-
-/* Removes the entry `name` under dfd, a directory with everything under
- * it (not following symbolic links).  0, or -1. */
-static int remove_entry(int dfd, const char *name)
-{
-	int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sub < 0)
-		return unlinkat(dfd, name, 0) == 0 ? 0 : -1;
-	int rv = rm_under(sub);
-	close(sub);
-	return rv == 0 && unlinkat(dfd, name, AT_REMOVEDIR) == 0 ? 0 : -1;
 }
 
 /*
@@ -437,9 +436,7 @@ static int keep_plain_files(int dfd)
 		return -1;
 	int rv = 0;
 	struct dirent *de;
-	while (rv == 0 && (de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
+	while (rv == 0 && (de = next_entry(d)) != NULL) {
 		struct stat st;
 		int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		bool keep = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
@@ -448,7 +445,7 @@ static int keep_plain_files(int dfd)
 		if (fd >= 0)
 			close(fd);
 		if (!keep)
-			rv = remove_entry(dfd, de->d_name);
+			rv = remove_entry(dfd, de->d_name, de->d_type);
 	}
 	closedir(d);
 	return rv;
@@ -474,38 +471,22 @@ static int skeleton_only(int dfd)
 		return -1;
 	int rv = 0;
 	struct dirent *de;
-	while (rv == 0 && (de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
+	while (rv == 0 && (de = next_entry(d)) != NULL) {
 		bool out = strcmp(de->d_name, "out") == 0;
 		int cfd = out || strcmp(de->d_name, "src") == 0 ? open_subdir(dfd, de->d_name) : -1;
 		if (cfd < 0) {
-			int sub = open_subdir(dfd, de->d_name);
-			if (sub >= 0) {
-				rv = rm_under(sub);
-				close(sub);
-				if (rv == 0 && unlinkat(dfd, de->d_name, AT_REMOVEDIR) != 0)
-					rv = -1;
-			} else if (unlinkat(dfd, de->d_name, 0) != 0) {
-				rv = -1;
-			}
+			rv = remove_entry(dfd, de->d_name, de->d_type);
 			continue;
 		}
 		if (!out) {
 			rv = keep_plain_files(cfd);
 		} else {
 			/* out/: its stage directories stay, emptied. */
-			int od = dup(cfd);
-			DIR *o = od >= 0 ? fdopendir(od) : NULL;
+			DIR *o = dir_stream(cfd);
 			struct dirent *se;
-			if (o == NULL) {
-				if (od >= 0)
-					close(od);
+			if (o == NULL)
 				rv = -1;
-			}
-			while (rv == 0 && o != NULL && (se = readdir(o)) != NULL) {
-				if (strcmp(se->d_name, ".") == 0 || strcmp(se->d_name, "..") == 0)
-					continue;
+			while (rv == 0 && o != NULL && (se = next_entry(o)) != NULL) {
 				int sfd = open_subdir(cfd, se->d_name);
 				if (sfd < 0) {
 					rv = unlinkat(cfd, se->d_name, 0) == 0 ? 0 : -1;
@@ -562,14 +543,12 @@ static void prune_sources(const struct node_attempt *a, int sfd)
 {
 	DIR *d = dir_stream(sfd);
 	struct dirent *de;
-	while (d != NULL && (de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
+	while (d != NULL && (de = next_entry(d)) != NULL) {
 		bool ours = false;
 		for (uint32_t i = 0; i < a->nsources && !ours; i++)
 			ours = ing_str_eq_c(a->sources[i].path, de->d_name);
 		if (!ours)
-			remove_entry(sfd, de->d_name);
+			remove_entry(sfd, de->d_name, de->d_type);
 	}
 	if (d != NULL)
 		closedir(d);
@@ -599,21 +578,16 @@ static void reuse_spare(struct node_attempt *a)
 	if (sfd >= 0) {
 		if (a->nsources == 0) {
 			close(sfd);
-			remove_entry(dfd, "src");
+			remove_entry(dfd, "src", DT_DIR);
 		} else {
 			prune_sources(a, sfd);
 			close(sfd);
 		}
 	}
 	int ofd = open_subdir(dfd, "out");
-	int od = ofd >= 0 ? dup(ofd) : -1;
-	DIR *o = od >= 0 ? fdopendir(od) : NULL;
-	if (o == NULL && od >= 0)
-		close(od);
+	DIR *o = ofd >= 0 ? dir_stream(ofd) : NULL;
 	struct dirent *se;
-	while (o != NULL && (se = readdir(o)) != NULL) {
-		if (strcmp(se->d_name, ".") == 0 || strcmp(se->d_name, "..") == 0)
-			continue;
+	while (o != NULL && (se = next_entry(o)) != NULL) {
 		bool ours = false;
 		for (uint32_t i = 0; i < a->target.nstages && !ours; i++) {
 			snprintf(name, sizeof(name), "%u-%.*s", i,
