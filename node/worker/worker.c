@@ -53,9 +53,10 @@
  * (else the attempt, run to its end, would look assigned again after a
  * restart) and the store has caught up with the raft log as it was at the
  * first poll (else an assignment the earlier run started could be missing
- * only until the replay brings it back): markers_collect.  A marker is
- * removed at every poll that sees its assignment gone from the local store
- * (the attempt can never come back: attempt numbers only grow).
+ * only until the replay brings it back): markers_collect.  Then a marker
+ * is removed at the first poll that sees its assignment gone from the
+ * local store (the attempt can never come back: attempt numbers only
+ * grow).
  *
  * An attempt is a chain, one step in flight at a time:
  *   stage 0 runs as soon as the assignment is applied here (the scheduler's
