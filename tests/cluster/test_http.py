@@ -426,6 +426,11 @@ def main(t):
                 time.time() < cert_end <= ca_end, "node %s ca %s" % (cert_end, ca_end))
         t.check("node %d: jobs counted (succeeded >= 1)" % n,
                 (metric_value(text, "ingot_jobs", '{state="succeeded"}') or 0) >= 1)
+        # The assignment that starts stage 0 (queued -> running) is an
+        # assignment too: its queued time is observed on every node.
+        t.check("node %d: queued time of the assigned jobs observed" % n,
+                (metric_value(text, "ingot_job_queue_duration_seconds_count") or 0) >= 1,
+                "count %s" % metric_value(text, "ingot_job_queue_duration_seconds_count"))
     now_lead = c.wait_leader()
     if now_lead != lead:
         t.log("the leader moved from %d to %d during the test" % (lead, now_lead))
