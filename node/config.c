@@ -32,6 +32,7 @@ void node_config_defaults(struct node_config *c)
 	c->connect_retry_ms = 50;
 	c->snapshot_threshold = 4096;
 	c->snapshot_trailing = 1024;
+	c->snapshot_interval_ms = 500;
 	c->max_frame_bytes = RPC_DEFAULT_MAX_FRAME_BYTES;
 	c->request_timeout_ms = 5000;
 	c->max_connections = RPC_DEFAULT_MAX_CONNECTIONS;
@@ -846,6 +847,8 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_unsigned(l, v, key, 16, 100000000, &c->snapshot_threshold);
 	if (strcmp(key, "snapshot_trailing") == 0)
 		return get_unsigned(l, v, key, 0, 100000000, &c->snapshot_trailing);
+	if (strcmp(key, "snapshot_interval_ms") == 0)
+		return get_unsigned(l, v, key, 0, 600000, &c->snapshot_interval_ms);
 	if (strcmp(key, "max_frame_bytes") == 0)
 		return get_unsigned(l, v, key, 4096, 256u << 20, &c->max_frame_bytes);
 	if (strcmp(key, "request_timeout_ms") == 0)

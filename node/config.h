@@ -130,6 +130,7 @@ struct node_config {
 	unsigned connect_retry_ms;
 	unsigned snapshot_threshold;
 	unsigned snapshot_trailing;
+	unsigned snapshot_interval_ms; /* at most one snapshot per interval (raft/fsm.h) */
 	unsigned max_frame_bytes;
 	unsigned request_timeout_ms; /* how long a request waits for a leader */
 	/* The API server's limits (rpc/server.h); the defaults are rpc/'s. */

@@ -917,6 +917,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg,
 	cc.connect_retry_ms = cfg->connect_retry_ms;
 	cc.snapshot_threshold = cfg->snapshot_threshold;
 	cc.snapshot_trailing = cfg->snapshot_trailing;
+	cc.snapshot_interval_ms = cfg->snapshot_interval_ms;
 	cc.tls = n->tls;
 	rv = cons_start(loop, &cc, &cb, &n->cons, e);
 	if (rv != 0) {

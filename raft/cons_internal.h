@@ -141,6 +141,12 @@ struct cons {
 	uv_idle_t close_gate;
 };
 
+/* The cons whose io is io (every wrapper of a struct raft_io method). */
+static inline struct cons *cons_of_io(struct raft_io *io)
+{
+	return (struct cons *)(void *)((char *)io - offsetof(struct cons, io));
+}
+
 /* propose.c */
 /* The fsm applied index with result (owned by the caller): true when a
  * local proposal waits for it here, which now owns result. */

@@ -63,6 +63,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -697,8 +698,12 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	                                         ? cfg->heartbeat_timeout_ms
 	                                         : DEFAULT_HEARTBEAT_TIMEOUT_MS);
 	raft_set_pre_vote(&c->raft, true);
-	raft_set_snapshot_threshold(&c->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold
-	                                                              : DEFAULT_SNAPSHOT_THRESHOLD);
+	unsigned threshold =
+	    cfg->snapshot_threshold ? cfg->snapshot_threshold : DEFAULT_SNAPSHOT_THRESHOLD;
+	raft_set_snapshot_threshold(&c->raft, threshold);
+	c->fsm.snap_threshold = threshold;
+	c->fsm.snap_cap = threshold > UINT_MAX / 16 ? UINT_MAX : threshold * 16;
+	c->fsm.snap_interval_ms = cfg->snapshot_interval_ms;
 	raft_set_snapshot_trailing(&c->raft, cfg->snapshot_trailing ? cfg->snapshot_trailing
 	                                                            : DEFAULT_SNAPSHOT_TRAILING);
 

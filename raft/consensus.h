@@ -59,6 +59,10 @@ struct cons_config {
 	unsigned connect_retry_ms;       /* 0: 50 */
 	unsigned snapshot_threshold;     /* 0: 4096 entries */
 	unsigned snapshot_trailing;      /* 0: 1024 entries */
+	/* At most one snapshot per this many ms while fewer than 16 x the
+	 * threshold entries are past the last one (fsm.h "Snapshot pacing");
+	 * 0: none, a snapshot every threshold entries. */
+	unsigned snapshot_interval_ms;
 	/* Peer traffic over mutual TLS 1.3 with this context (borrowed; must
 	 * hold this node's certificate, ingot:node:<id>, and outlive the
 	 * node; ing_tls_reload changes it for new connections).  NULL:

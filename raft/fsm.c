@@ -76,6 +76,22 @@ static void fsm_free_result(struct cons_fsm *f, void *result)
 	}
 }
 
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* After each snapshot: the threshold stays raised for snap_interval_ms. */
+static void pace_snapshots(struct cons_fsm *f)
+{
+	if (f->snap_interval_ms <= 0 || f->raft == NULL)
+		return;
+	raft_set_snapshot_threshold(f->raft, f->snap_cap);
+	f->snap_held_until_ms = now_ms() + f->snap_interval_ms;
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
 	struct cons_fsm *f = fsm->data;
@@ -86,6 +102,11 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 	*result = NULL;
 	if (f->failed) {
 		return RAFT_IOERR;
+	}
+	/* libraft checks its threshold after applying what committed. */
+	if (f->snap_held_until_ms > 0 && now_ms() >= f->snap_held_until_ms) {
+		raft_set_snapshot_threshold(f->raft, f->snap_threshold);
+		f->snap_held_until_ms = 0;
 	}
 	if (!f->after_restore && f->last_index != 0 && index <= f->last_index) {
 		/* libraft re-applying or skipping back: worth a loud line, the
@@ -108,13 +129,6 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 	if (f->claim == NULL || !f->claim(f->owner, index, res))
 		fsm_free_result(f, res);
 	return 0;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* Copies the state (cb.snapshot) into bufs: on the loop (version 2) or on
@@ -179,11 +193,16 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 
 	if (f->failed)
 		return RAFT_BUSY;
-	if (f->refs)
-		return take_reference(f, bufs, n_bufs);
+	if (f->refs) {
+		int rv = take_reference(f, bufs, n_bufs);
+		if (rv == 0)
+			pace_snapshots(f);
+		return rv;
+	}
 	if (f->cb.snapshot_prepare != NULL && f->cb.snapshot_prepare(f->cb.data) != 0)
 		return RAFT_BUSY;
 	f->snapshot_started_ms = now_ms();
+	pace_snapshots(f);
 	if (f->async) {
 		/* The copy happens in fsm_snapshot_async, off the loop. */
 		*bufs = NULL;

@@ -65,6 +65,18 @@ struct cons_fsm {
 	uint64_t n_restored;        /* snapshots restored */
 	uint64_t n_snapshots;       /* snapshots taken */
 	double snapshot_started_ms; /* the snapshot in progress began (monotonic), 0: none */
+
+	/* Snapshot pacing, set by the owner (snap_interval_ms 0: none): each
+	 * snapshot raises libraft's threshold from snap_threshold to snap_cap
+	 * entries for snap_interval_ms, so that under a stream of writes a
+	 * node takes at most one snapshot per interval unless snap_cap entries
+	 * pile up first.  Every snapshot closes libraft's open log segment and
+	 * writes, syncs and deletes files while appends wait for the same disk
+	 * (docs/performance.md). */
+	unsigned snap_threshold;
+	unsigned snap_cap;
+	double snap_interval_ms;
+	double snap_held_until_ms; /* monotonic; 0: the threshold is not raised */
 };
 
 /* Fills f for cb (copied); claim/on_fatal/owner/raft are left NULL. */

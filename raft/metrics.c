@@ -143,15 +143,10 @@ static void timed_append_done(struct raft_io_append *req, int status)
 		cb(req, status);
 }
 
-static struct cons *cons_of(struct raft_io *io)
-{
-	return (struct cons *)(void *)((char *)io - offsetof(struct cons, io));
-}
-
 static int timed_append(struct raft_io *io, struct raft_io_append *req,
                         const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
 {
-	struct cons *c = cons_of(io);
+	struct cons *c = cons_of_io(io);
 	if (ntimed == MAX_TIMED)
 		return c->orig_append(io, req, entries, n, cb);
 	unsigned i = ntimed++;

@@ -78,11 +78,6 @@ struct snapref_get {
 	uint64_t start_ns;
 };
 
-static struct cons *cons_of_io(struct raft_io *io)
-{
-	return (struct cons *)((char *)io - offsetof(struct cons, io));
-}
-
 /* What snapshotClose does inside libraft, for a snapshot we drop. */
 static void snapshot_drop(struct raft_snapshot *s)
 {

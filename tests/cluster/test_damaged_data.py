@@ -191,7 +191,8 @@ def advice_works(t):
 
 def restart_after_install(t):
     c = t.cluster(name="install-restart",
-                  overrides={"snapshot_threshold": 16, "snapshot_trailing": 4})
+                  overrides={"snapshot_threshold": 16, "snapshot_trailing": 4,
+                             "snapshot_interval_ms": 0})
     write_targets(c, 4, "a", via=1)
     c.wait_converged()
     c.stop(3)
@@ -221,7 +222,8 @@ def restart_after_install(t):
 
 
 def main(t):
-    c = t.cluster(nodes=(1,), overrides={"snapshot_threshold": 16, "snapshot_trailing": 4})
+    c = t.cluster(nodes=(1,), overrides={"snapshot_threshold": 16, "snapshot_trailing": 4,
+                                         "snapshot_interval_ms": 0})
     write_targets(c, 40, "t")
     damaged_at_start(t, c)
     advice_works(t)

@@ -45,7 +45,8 @@ def submit_many(t, c, src, prefix, count):
 
 
 def main(t):
-    c = t.cluster(overrides={"snapshot_threshold": 64, "snapshot_trailing": 16})
+    c = t.cluster(overrides={"snapshot_threshold": 64, "snapshot_trailing": 16,
+                             "snapshot_interval_ms": 0})
     c.apply_target("t-snap")
     lead = c.wait_leader()
     victim = max(n for n in cl.NODES if n != lead)

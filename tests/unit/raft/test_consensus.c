@@ -496,6 +496,59 @@ static long largest_snapshot(const char *dir)
 	return max;
 }
 
+/* Proposes entries [from, to) on lead in batches of 20, each committed. */
+static void propose_range(struct rc_cluster *cl, int lead, unsigned from, unsigned to)
+{
+	for (unsigned k = from; k < to; k++) {
+		assert_int_equal(rc_propose(cl, (unsigned)lead, k, 64, NULL), 0);
+		if (k % 20 == 19 || k + 1 == to)
+			assert_true(rc_run_until(cl, rc_pred_props_done, NULL, RC_RUN_MS));
+	}
+	rc_wait_applied(cl, (unsigned)lead, to);
+}
+
+/* Snapshot pacing (raft/fsm.h): after a snapshot, the next one waits for
+ * snapshot_interval_ms unless 16 x the threshold entries pile up first;
+ * once the interval is over, the threshold applies again. */
+static void test_snapshot_pacing(void **state)
+{
+	struct rc_cluster *cl = rc_new(8, 4);
+	unsigned i, before;
+	int lead;
+	(void)state;
+
+	for (i = 0; i < RC_NODES; i++) {
+		cl->nodes[i].durable = true;
+		cl->nodes[i].cfg.snapshot_interval_ms = 600000;
+		rc_start(cl, i);
+	}
+	lead = rc_wait_leader(cl, 0);
+	/* 50 entries: one snapshot (by index 21), not six. */
+	propose_range(cl, lead, 0, 50);
+	assert_int_equal(cl->nodes[lead].app.syncs, 1);
+	/* The cap: 128 entries past the first snapshot take the next one. */
+	propose_range(cl, lead, 50, 160);
+	assert_int_equal(cl->nodes[lead].app.syncs, 2);
+	rc_free(cl);
+
+	cl = rc_new(8, 4);
+	for (i = 0; i < RC_NODES; i++) {
+		cl->nodes[i].durable = true;
+		cl->nodes[i].cfg.snapshot_interval_ms = 200;
+		rc_start(cl, i);
+	}
+	lead = rc_wait_leader(cl, 0);
+	propose_range(cl, lead, 0, 20);
+	before = cl->nodes[lead].app.syncs;
+	assert_true(before >= 1);
+	/* Past the interval, 8 entries are enough again (20 are far below the
+	 * cap). */
+	rc_run_for(cl, 300);
+	propose_range(cl, lead, 20, 40);
+	assert_true(cl->nodes[lead].app.syncs > before);
+	rc_free(cl);
+}
+
 /* Reference snapshots (raft/snapref.c): libraft keeps a few bytes, not a
  * copy; a follower behind the leader's log gets a real copy installed,
  * made only then; a restart reads no state; a node whose state is older
@@ -897,6 +950,7 @@ int main(void)
 	    cmocka_unit_test(test_batch_fails_on_step_down),
 	    cmocka_unit_test(test_snapshot_catch_up),
 	    cmocka_unit_test(test_snapshot_reference),
+	    cmocka_unit_test(test_snapshot_pacing),
 	    TLS_TEST(test_elect_replicate_failover_restart),
 	    TLS_TEST(test_close_completes_pending),
 	    TLS_TEST(test_snapshot_catch_up),
