@@ -75,7 +75,8 @@
 struct node {
 	/* shared resources */
 	uv_loop_t *loop;
-	uint64_t released_at_ms; /* last release_memory (uv_now) */
+	uint64_t released_at_ms;   /* last release_memory (uv_now) */
+	uint64_t released_applied; /* the raft index applied at that release */
 	struct node_config cfg;
 	struct store *store;
 	struct sm *sm;
@@ -349,23 +350,43 @@ static int node_snapshot(void *data, void **buf, size_t *len)
 	return store_snapshot_copy_buf(n->store, buf, len);
 }
 
-/* At most this often, after a snapshot: release_memory. */
-#define RELEASE_INTERVAL_MS 10000
+/* At most this often: release_memory. */
+#define RELEASE_INTERVAL_MS 5000
 
 /* Gives back what a burst of work left resident: the store file's pages
  * mapped by LMDB (RssFile, which grows with every page a read or commit
  * touched: hundreds of MB at a million jobs) and the free heap at the top
- * of every malloc arena (those of the libuv pool threads included). */
+ * of every malloc arena (those of the libuv pool threads included).  Runs
+ * after a snapshot and from the member tick once the node applied entries
+ * since the last release (release_if_due): a node that goes quiet takes
+ * no more snapshots, and would keep what its last burst touched. */
 static void release_memory(struct node *n)
 {
 	uint64_t now = uv_now(n->loop);
 	if (n->released_at_ms != 0 && now - n->released_at_ms < RELEASE_INTERVAL_MS)
 		return;
 	n->released_at_ms = now;
+	if (n->cons != NULL) {
+		struct cons_status st;
+		cons_status(n->cons, &st);
+		n->released_applied = st.last_applied;
+	}
 	int rv = store_release_pages(n->store);
 	if (rv != 0)
 		ING_LOG_WARN("store pages not released error=%s", ing_err_name(rv));
 	malloc_trim(0);
+}
+
+/* Member tick: releases once RELEASE_INTERVAL_MS passed and entries were
+ * applied since the last release. */
+static void release_if_due(struct node *n)
+{
+	struct cons_status st;
+	if (n->cons == NULL || uv_now(n->loop) - n->released_at_ms < RELEASE_INTERVAL_MS)
+		return;
+	cons_status(n->cons, &st);
+	if (st.last_applied != n->released_applied)
+		release_memory(n);
 }
 
 /* On the loop: snapshots are references to the store's durable state. */
@@ -500,8 +521,10 @@ static void tls_check_expiry(struct node *n)
 static void on_member_tick(uv_timer_t *h)
 {
 	struct node *n = h->data;
-	if (!n->stopping && n->cons != NULL)
+	if (!n->stopping && n->cons != NULL) {
 		bus_member_tick(n);
+		release_if_due(n);
+	}
 	if (n->tls != NULL && uv_now(n->loop) - n->tls_checked_ms >= TLS_EXPIRY_CHECK_MS)
 		tls_check_expiry(n);
 }
