@@ -118,6 +118,12 @@ struct cons {
 	                   const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
 	struct ing_metrics *metrics_registry;
 
+	/* commit_early.c: libraft's io.start and the receive callback it
+	 * passed to it. */
+	int (*orig_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+	                  raft_io_recv_cb recv);
+	raft_io_recv_cb orig_recv;
+
 	/* Inside cons_start: libraft's traces are enabled whatever the log
 	 * level, and those reporting damage in the log go out at warn. */
 	bool starting;
@@ -185,6 +191,15 @@ void cons_metrics_leader_changed(void);
 void cons_metrics_snapshot(double seconds);
 /* One raft_apply of n proposals. */
 void cons_metrics_batch(unsigned n);
+
+/* commit_early.c: after raft_uv_init, before raft_init: wraps io.start so
+ * that a follower applies what the leader committed without waiting for
+ * its next disk write. */
+void cons_commit_early_wrap(struct cons *c);
+/* The commit index of the heartbeat made of AppendEntries a, handed to r
+ * before a itself; 0: none (a carries no entries, r is not a follower in
+ * a's term, or the heartbeat would not raise r's commit index). */
+uint64_t cons_commit_early_upto(const struct raft *r, const struct raft_append_entries *a);
 
 /* trace.c */
 void cons_trace_init(struct cons *c);

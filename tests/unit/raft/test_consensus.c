@@ -510,18 +510,26 @@ static void propose_range(struct rc_cluster *cl, int lead, unsigned from, unsign
 /* Snapshot pacing (raft/fsm.h): after a snapshot, the next one waits for
  * snapshot_interval_ms unless 16 x the threshold entries pile up first;
  * once the interval is over, the threshold applies again. */
-static void test_snapshot_pacing(void **state)
+/* Three durable nodes (reference snapshots) with threshold 8, trailing 4
+ * and snapshot_interval_ms interval, started. */
+static struct rc_cluster *paced_cluster(unsigned interval_ms)
 {
 	struct rc_cluster *cl = rc_new(8, 4);
-	unsigned i, before;
+	for (unsigned i = 0; i < RC_NODES; i++) {
+		cl->nodes[i].durable = true;
+		cl->nodes[i].cfg.snapshot_interval_ms = interval_ms;
+		rc_start(cl, i);
+	}
+	return cl;
+}
+
+static void test_snapshot_pacing(void **state)
+{
+	struct rc_cluster *cl = paced_cluster(600000);
+	unsigned before;
 	int lead;
 	(void)state;
 
-	for (i = 0; i < RC_NODES; i++) {
-		cl->nodes[i].durable = true;
-		cl->nodes[i].cfg.snapshot_interval_ms = 600000;
-		rc_start(cl, i);
-	}
 	lead = rc_wait_leader(cl, 0);
 	/* 50 entries: one snapshot (by index 21), not six. */
 	propose_range(cl, lead, 0, 50);
@@ -531,12 +539,7 @@ static void test_snapshot_pacing(void **state)
 	assert_int_equal(cl->nodes[lead].app.syncs, 2);
 	rc_free(cl);
 
-	cl = rc_new(8, 4);
-	for (i = 0; i < RC_NODES; i++) {
-		cl->nodes[i].durable = true;
-		cl->nodes[i].cfg.snapshot_interval_ms = 200;
-		rc_start(cl, i);
-	}
+	cl = paced_cluster(200);
 	lead = rc_wait_leader(cl, 0);
 	propose_range(cl, lead, 0, 20);
 	before = cl->nodes[lead].app.syncs;
