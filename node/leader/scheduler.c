@@ -321,28 +321,21 @@ void sched_unplaceable(const struct sched *s, struct store_txn *t,
 	msgpack_zone z;
 
 	memset(counts, 0, PLACE_WAIT_COUNT * sizeof(*counts));
-	/* Targets skipped whole: their queued jobs, one range of the queue
-	 * each (keys target, 0x00, ...). */
+	msgpack_zone_init(&z, 4096);
+	/* Targets skipped whole: their unfinished jobs (the target record's
+	 * count: reading the queue would touch every page of it, on every
+	 * scrape, when a million jobs wait). */
 	for (unsigned i = 0; i < s->ntarget_waiting; i++) {
-		struct store_iter *it;
-		struct ing_str k, v, name = ing_str_c(s->target_waiting[i].target);
-		char start[ING_NAME_MAX + 1];
-		unsigned n = 0;
+		struct ing_str val, name = ing_str_c(s->target_waiting[i].target);
+		struct rec_target rt;
 		if (name.len == 0 || s->target_waiting[i].wait >= PLACE_WAIT_COUNT)
 			continue;
-		memcpy(start, name.ptr, name.len);
-		start[name.len] = 0;
-		if (store_iter_open(t, STORE_QUEUE, (struct ing_str){start, name.len + 1}, &it) !=
-		    0)
-			continue;
-		while (n < SCHED_COUNT_PER_TARGET && store_iter_next(it, &k, &v) == 0 &&
-		       k.len > name.len && memcmp(k.ptr, start, name.len + 1) == 0)
-			n++;
-		store_iter_close(it);
-		counts[s->target_waiting[i].wait] += n;
+		if (store_get(t, STORE_TARGETS, name, &val) == 0 &&
+		    rec_target_decode(val, &z, &rt, NULL) == 0)
+			counts[s->target_waiting[i].wait] += rt.active_jobs;
+		msgpack_zone_clear(&z);
 	}
 	/* The other jobs with a reason of their own, still queued. */
-	msgpack_zone_init(&z, 4096);
 	for (unsigned i = 0; i < s->nwaiting; i++) {
 		struct ing_str val;
 		struct rec_job j;

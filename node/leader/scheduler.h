@@ -53,13 +53,12 @@ void sched_node_heard(struct sched *s);
  * rounds (its own reason, else its target's), or NULL.  Valid until the
  * next call that changes s. */
 const char *sched_reason(const struct sched *s, uint64_t job, struct ing_str target);
-/* How many queued jobs wait for each reason (enum place_wait): every queued
- * job of a target the last passes skipped whole (up to
- * SCHED_COUNT_PER_TARGET per target), and the other queued jobs whose own
+/* How many queued jobs wait for each reason (enum place_wait): every
+ * unfinished job of a target the last passes skipped whole (its record's
+ * active_jobs: no walk of the queue), and the other queued jobs whose own
  * reason is remembered, counting only those still queued in t.  For the
  * metrics, which ask on the ready leader only (a former leader's reasons
  * are stale). */
-#define SCHED_COUNT_PER_TARGET 100000
 void sched_unplaceable(const struct sched *s, struct store_txn *t,
                        unsigned counts[PLACE_WAIT_COUNT]);
 
