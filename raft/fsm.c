@@ -182,8 +182,10 @@ static int take_reference(struct cons_fsm *f, struct raft_buffer *bufs[], unsign
 	*bufs = b;
 	*n_bufs = 1;
 	f->n_snapshots++;
+	double ms = now_ms() - t0;
+	cons_metrics_snapshot(ms / 1e3); /* a reference is done once synced */
 	ING_LOG_INFO("raft snapshot taken raft_node=%" PRIu64 " reference=%" PRIu64 " sync_ms=%.2f",
-	             f->node_id, index, now_ms() - t0);
+	             f->node_id, index, ms);
 	return 0;
 }
 

@@ -8,8 +8,9 @@
  * two election timeouts ("alive"; 0 on other nodes, which cannot know).
  *
  * Counted as they happen: leader changes (consensus.c's report_role),
- * snapshots taken and how long each took from fsm_snapshot to
- * fsm_snapshot_finalize (fsm.c, both on the loop), and the duration of
+ * snapshots taken and how long each took (fsm.c, on the loop: a
+ * reference's commit and sync in fsm_snapshot, a copy's time from
+ * fsm_snapshot to fsm_snapshot_finalize), and the duration of
  * every append to the log on disk.  The append is timed by wrapping the
  * io's append method (struct raft_io is libraft's public I/O interface):
  * from the call to its callback, i.e. the write and the fsync of one batch

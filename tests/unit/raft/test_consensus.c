@@ -46,7 +46,9 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "common/buf.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "raft/consensus.h"
 #include "tests/lib/consapp.h"
 #include "tests/lib/pkitest.h"
@@ -510,6 +512,29 @@ static void propose_range(struct rc_cluster *cl, int lead, unsigned from, unsign
 /* Snapshot pacing (raft/fsm.h): after a snapshot, the next one waits for
  * snapshot_interval_ms unless 16 x the threshold entries pile up first;
  * once the interval is over, the threshold applies again. */
+/* The process registry's ingot_raft_snapshots_total (every node of the
+ * test counts into it). */
+static double snapshots_counted(void)
+{
+	struct ing_buf b = ING_BUF_INIT;
+	double v = -1;
+	assert_int_equal(ing_metrics_render(ing_metrics_default(), &b), 0);
+	assert_int_equal(ing_buf_append(&b, "", 1), 0);
+	const char *p = strstr(b.data, "\ningot_raft_snapshots_total ");
+	if (p != NULL)
+		v = strtod(p + strlen("\ningot_raft_snapshots_total "), NULL);
+	ing_buf_free(&b);
+	return v;
+}
+
+static unsigned syncs_of_all(struct rc_cluster *cl)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < RC_NODES; i++)
+		n += cl->nodes[i].app.syncs;
+	return n;
+}
+
 /* Three durable nodes (reference snapshots) with threshold 8, trailing 4
  * and snapshot_interval_ms interval, started. */
 static struct rc_cluster *paced_cluster(unsigned interval_ms)
@@ -525,6 +550,7 @@ static struct rc_cluster *paced_cluster(unsigned interval_ms)
 
 static void test_snapshot_pacing(void **state)
 {
+	double counted = snapshots_counted();
 	struct rc_cluster *cl = paced_cluster(600000);
 	unsigned before;
 	int lead;
@@ -537,6 +563,9 @@ static void test_snapshot_pacing(void **state)
 	/* The cap: 128 entries past the first snapshot take the next one. */
 	propose_range(cl, lead, 50, 160);
 	assert_int_equal(cl->nodes[lead].app.syncs, 2);
+	/* Every reference snapshot of every node is counted in the metrics. */
+	assert_true(counted >= 0);
+	assert_true(snapshots_counted() - counted == (double)syncs_of_all(cl));
 	rc_free(cl);
 
 	cl = paced_cluster(200);
