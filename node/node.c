@@ -375,6 +375,7 @@ static void release_memory(struct node *n)
 	if (rv != 0)
 		ING_LOG_WARN("store pages not released error=%s", ing_err_name(rv));
 	malloc_trim(0);
+	ING_LOG_DEBUG("memory released applied=%" PRIu64, n->released_applied);
 }
 
 /* Member tick: releases once RELEASE_INTERVAL_MS passed and entries were
