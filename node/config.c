@@ -50,6 +50,8 @@ void node_config_defaults(struct node_config *c)
 	c->heartbeat_interval_ms = 500;
 	c->node_down_after_ms = 5000;
 	c->retry_backoff_ms = 1000;
+	c->assign_ahead = 8;
+	c->assign_ahead_max_ms = 250;
 	c->join_role = REC_ROLE_VOTER;
 	c->voter_replace_after_ms = 10000;
 	c->member_catchup_timeout_ms = 30000;
@@ -825,6 +827,10 @@ static int load_key(struct loader *l, const char *key, const yaml_node_t *v, str
 		return get_unsigned(l, v, key, 50, 60000, &c->heartbeat_interval_ms);
 	if (strcmp(key, "retry_backoff_ms") == 0)
 		return get_unsigned(l, v, key, 0, 60000, &c->retry_backoff_ms);
+	if (strcmp(key, "assign_ahead") == 0)
+		return get_unsigned(l, v, key, 0, ING_MAX_SLOTS, &c->assign_ahead);
+	if (strcmp(key, "assign_ahead_max_ms") == 0)
+		return get_unsigned(l, v, key, 0, 3600000, &c->assign_ahead_max_ms);
 	if (strcmp(key, "node_down_after_ms") == 0)
 		return get_unsigned(l, v, key, 200, 3600000, &c->node_down_after_ms);
 	if (strcmp(key, "id") == 0)

@@ -168,6 +168,10 @@ struct node_config {
 	unsigned heartbeat_interval_ms;
 	unsigned node_down_after_ms; /* leader: silent this long -> declared down */
 	unsigned retry_backoff_ms;   /* wait before re-running a lost attempt (doubles) */
+	/* leader: attempts a node may be given beyond its slots, waiting there
+	 * for one (0: none), of targets whose attempts ran at most this long */
+	unsigned assign_ahead;
+	unsigned assign_ahead_max_ms;
 	/* Membership (node/member/). */
 	char join[NODE_MAX_PEERS][NODE_ADDRESS_MAX]; /* API addresses to ask for admission */
 	unsigned njoin;

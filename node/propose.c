@@ -24,20 +24,24 @@ struct proposal {
 	struct node *n;
 	uint64_t end_job; /* the attempt it ends (ends_attempt), 0: none */
 	uint32_t end_attempt;
+	uint64_t end_run_ms; /* its last stage's run time, UINT64_MAX: not known */
 };
 
 /* A worker's last report, which ends the job's live attempt (and frees its
- * slot) when it applies: its job and attempt, else false. */
-static bool ends_attempt(const struct cmd *c, uint64_t *job, uint32_t *attempt)
+ * slot) when it applies: its job and attempt, and how long the stage it
+ * ends ran (UINT64_MAX: none), else false. */
+static bool ends_attempt(const struct cmd *c, uint64_t *job, uint32_t *attempt, uint64_t *run_ms)
 {
 	if (c->type == CMD_JOB_STAGE_FINISH && c->u.job_stage_finish.then == CMD_THEN_FINISH) {
 		*job = c->u.job_stage_finish.job;
 		*attempt = c->u.job_stage_finish.attempt;
+		*run_ms = c->u.job_stage_finish.duration_ms;
 		return true;
 	}
 	if (c->type == CMD_JOB_FINISH) {
 		*job = c->u.job_finish.job;
 		*attempt = c->u.job_finish.attempt;
+		*run_ms = UINT64_MAX;
 		return true;
 	}
 	return false;
@@ -85,10 +89,11 @@ int node_propose(struct node *n, const struct cmd *c, node_proposed_cb done, voi
 		rv = cons_propose(node_cons(n), &pr->p, o->data, o->len);
 		if (rv != 0) {
 			ing_error_set(e, rv, "cannot propose: %s", ing_err_msg(rv));
-		} else if (ends_attempt(&copy, &pr->end_job, &pr->end_attempt)) {
+		} else if (ends_attempt(&copy, &pr->end_job, &pr->end_attempt, &pr->end_run_ms)) {
 			/* The next job's assignment need not wait for this end
 			 * to commit: it follows it in the log. */
-			sched_releasing(node_sched(n), pr->end_job, pr->end_attempt);
+			sched_releasing(node_sched(n), pr->end_job, pr->end_attempt,
+			                pr->end_run_ms);
 		}
 	}
 	if (o->cap > PROPOSE_BUF_KEEP)

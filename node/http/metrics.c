@@ -12,6 +12,7 @@
  *   ingot_job_stage_duration_seconds        each finished stage
  *   ingot_worker_attempts_lost_total        attempts requeued (lost)
  *   ingot_worker_slots, ingot_worker_slots_busy   this node's worker
+ *   ingot_worker_attempts_waiting           assigned here, waiting for a slot
  *   ingot_scheduler_assignments_total       proposed by this node as leader
  *   ingot_scheduler_placement_duration_seconds   queued -> assignment proposed
  *   ingot_scheduler_unplaceable_jobs{reason}     queued jobs the leader could
@@ -71,7 +72,7 @@ struct metrics {
 	struct ing_series *duration[MAX_OPS + 1];
 	struct ing_series *jobs[REC_JOB_STATE_COUNT];
 	struct ing_series *queue_seconds, *stage_seconds, *lost;
-	struct ing_series *slots, *slots_busy, *assignments, *placement_seconds;
+	struct ing_series *slots, *slots_busy, *waiting, *assignments, *placement_seconds;
 	struct ing_series *unplaceable[PLACE_WAIT_COUNT];
 	struct ing_series *http_connections;
 	struct ing_series *refusals[API_REFUSAL_KINDS];
@@ -184,6 +185,10 @@ static int register_all(struct metrics *m)
 	if (rv == 0)
 		rv = family_gauge(m, "ingot_worker_slots_busy",
 		                  "Attempts this node's worker is running.", &m->slots_busy);
+	if (rv == 0)
+		rv = family_gauge(m, "ingot_worker_attempts_waiting",
+		                  "Attempts assigned to this node that wait for a free slot.",
+		                  &m->waiting);
 	if (rv == 0)
 		rv = family_counter(m, "ingot_scheduler_assignments_total",
 		                    "Assignments this node proposed as leader.", &m->assignments);
@@ -353,6 +358,7 @@ static void collect(void *data)
 	unsigned counts[PLACE_WAIT_COUNT];
 	ing_gauge_set(m->slots, node_cfg(n)->slots);
 	ing_gauge_set(m->slots_busy, worker_busy(node_worker(n)));
+	ing_gauge_set(m->waiting, worker_waiting(node_worker(n)));
 	unplaceable(n, counts);
 	for (int i = 0; i < PLACE_WAIT_COUNT; i++)
 		ing_gauge_set(m->unplaceable[i], counts[i]);

@@ -25,13 +25,32 @@
 
 #include "common/err.h"
 
-void place_node_init(struct place_node *pn, const struct rec_node *rec)
+/* Free slots and places ahead from pn->used: none on a node that gets no
+ * work (down, draining, silent) or has no slot at all. */
+static void count_free(struct place_node *pn)
+{
+	const struct rec_node *rec = pn->rec;
+	const uint32_t slots = rec->slots, cap = slots + pn->ahead;
+
+	pn->free_slots = 0;
+	pn->free_ahead = 0;
+	if (rec->down || rec->draining || pn->silent || slots == 0)
+		return;
+	if (pn->used < slots)
+		pn->free_slots = slots - pn->used;
+	if (pn->used < cap)
+		pn->free_ahead = cap - (pn->used > slots ? pn->used : slots);
+}
+
+void place_node_init(struct place_node *pn, const struct rec_node *rec, uint32_t ahead)
 {
 	const bool live = !rec->down && !rec->draining;
 
 	pn->rec = rec;
 	pn->silent = false;
-	pn->free_slots = live && rec->used_slots < rec->slots ? rec->slots - rec->used_slots : 0;
+	pn->used = rec->used_slots;
+	pn->ahead = ahead;
+	count_free(pn);
 	pn->offered_gpus = 0;
 	for (uint32_t i = 0; i < rec->ngpus; i++)
 		if (rec->gpus[i].index <= ING_GPU_INDEX_MAX)
@@ -45,8 +64,17 @@ void place_node_init(struct place_node *pn, const struct rec_node *rec)
 void place_node_silence(struct place_node *pn)
 {
 	pn->silent = true;
-	pn->free_slots = 0;
+	count_free(pn);
 	pn->free_gpus = 0;
+}
+
+void place_node_adjust(struct place_node *pn, int delta)
+{
+	if (delta < 0 && pn->used < (uint32_t)-delta)
+		pn->used = 0;
+	else
+		pn->used = (uint32_t)((int64_t)pn->used + delta);
+	count_free(pn);
 }
 
 static unsigned popcount(uint64_t v)
@@ -190,7 +218,7 @@ const char *place_wait_name(int wait)
 	return wait >= 0 && wait < PLACE_WAIT_COUNT ? names[wait] : "unknown";
 }
 
-int place_pick(const struct rec_target *t, const struct place_node *nodes, unsigned n,
+int place_pick(const struct rec_target *t, const struct place_node *nodes, unsigned n, bool ahead,
                struct place_choice *out, char *reason, size_t cap)
 {
 	const uint32_t need = rec_target_gpus(t);
@@ -214,6 +242,16 @@ int place_pick(const struct rec_target *t, const struct place_node *nodes, unsig
 		nfree_gpus++;
 		if (pn->free_slots > 0 && (best < 0 || better(pn, &nodes[best], need)))
 			best = (int)i;
+	}
+	out->ahead = false;
+	if (best < 0 && ahead && need == 0) {
+		for (unsigned i = 0; i < n; i++) {
+			const struct place_node *pn = &nodes[i];
+			if (fits(pn, t) && pn->free_ahead > 0 &&
+			    (best < 0 || pn->free_ahead > nodes[best].free_ahead))
+				best = (int)i;
+		}
+		out->ahead = best >= 0;
 	}
 	if (best >= 0) {
 		uint64_t free = nodes[best].free_gpus;
@@ -257,14 +295,19 @@ int place_pick(const struct rec_target *t, const struct place_node *nodes, unsig
 	return ING_ENOTFOUND;
 }
 
-unsigned place_room(const struct rec_target *t, const struct place_node *nodes, unsigned n)
+unsigned place_room(const struct rec_target *t, const struct place_node *nodes, unsigned n,
+                    bool ahead)
 {
 	const uint32_t need = rec_target_gpus(t);
 	unsigned room = 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		const struct place_node *pn = &nodes[i];
-		if (!fits(pn, t) || pn->free_slots == 0)
+		if (!fits(pn, t))
+			continue;
+		if (need == 0 && ahead)
+			room += pn->free_ahead;
+		if (pn->free_slots == 0)
 			continue;
 		if (need == 0)
 			room += pn->free_slots;
@@ -280,8 +323,7 @@ void place_take(struct place_node *nodes, const struct place_choice *c)
 {
 	struct place_node *pn = &nodes[c->node];
 
-	if (pn->free_slots > 0)
-		pn->free_slots--;
+	place_node_adjust(pn, 1);
 	for (uint32_t i = 0; i < c->ngpus; i++)
 		pn->free_gpus &= ~(1ull << c->gpus[i]);
 }

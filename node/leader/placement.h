@@ -18,7 +18,10 @@
 /* A node as one round sees it. */
 struct place_node {
 	const struct rec_node *rec; /* borrowed: lives as long as the round */
+	uint32_t used;              /* attempts it holds, as this round counts them */
+	uint32_t ahead;             /* attempts it may hold beyond its slots */
 	uint32_t free_slots;        /* slots not in use nor given out this round */
+	uint32_t free_ahead;        /* places beyond the slots, likewise */
 	uint64_t free_gpus;         /* bit i: GPU i offered, not held, not given out */
 	uint64_t offered_gpus;      /* bit i: GPU i offered */
 	/* Not heard from by this leader lately (place_node_silence): not live,
@@ -44,16 +47,24 @@ const char *place_wait_name(int wait);
 /* What place_pick chose, or why it could not. */
 struct place_choice {
 	unsigned node; /* index into the nodes array */
+	bool ahead;    /* a place beyond the node's slots: the job waits there for one */
 	uint32_t ngpus;
 	uint32_t gpus[ING_MAX_GPUS]; /* ascending */
 	enum place_wait wait;        /* set when place_pick returns ING_ENOTFOUND, only */
 };
 
 /*
- * Sets pn from rec (borrowed): free slots (none when the node is down or
- * draining), offered and free GPUs; not silent.
+ * Sets pn from rec (borrowed): free slots and places ahead (none when the
+ * node is down or draining, or has no slot), offered and free GPUs; not
+ * silent.  `ahead`: how many attempts the node may hold beyond its slots
+ * (the leader's assign_ahead; 0: none).
  */
-void place_node_init(struct place_node *pn, const struct rec_node *rec);
+void place_node_init(struct place_node *pn, const struct rec_node *rec, uint32_t ahead);
+
+/* The node holds `delta` attempts more (an assignment in flight: 1) or
+ * fewer (an end being proposed: -1) than its record says; its free slots
+ * and places ahead follow. */
+void place_node_adjust(struct place_node *pn, int delta);
 
 /*
  * The leader has not heard pn's heartbeat lately (or not since it became
@@ -65,13 +76,17 @@ void place_node_silence(struct place_node *pn);
 
 /*
  * Chooses where a job of target t runs: among the live (not down, not
- * silent), non-draining nodes with t's capabilities and labels, those with a free slot and at least
+ * silent), non-draining nodes with t's capabilities and labels, those with
+ * a free slot and at least
  * rec_target_gpus(t) free GPUs.  A job that needs GPUs goes to the one with
  * the fewest free GPUs (best fit, so large blocks stay whole for jobs that
  * need many), then the most free slots; one that needs none to the most
  * free slots, then the fewest free GPUs (GPU nodes stay free for GPU jobs).
  * Ties go to the first node.  On it the job takes the lowest-numbered free
- * GPUs.
+ * GPUs.  When no node has a free slot and `ahead` is set (the caller's
+ * judgement: a job that needs no GPU, of a target whose attempts are short)
+ * the job may wait on a node for one: the fitting node with the most
+ * places ahead free (out->ahead), the first on a tie.
  *
  * Returns 0 with *out filled, or ING_ENOTFOUND with the category in
  * out->wait and why in reason (cap bytes, NUL-terminated), one of:
@@ -83,17 +98,20 @@ void place_node_silence(struct place_node *pn);
  *   GPUs, fewer than 2 free on node 2", "all 2 nodes that can run target
  *   't' are busy".
  */
-int place_pick(const struct rec_target *t, const struct place_node *nodes, unsigned n,
+int place_pick(const struct rec_target *t, const struct place_node *nodes, unsigned n, bool ahead,
                struct place_choice *out, char *reason, size_t cap);
 
 /*
  * How many jobs of target t could be placed now, at most: over the nodes
  * that fit t, their free slots (and, when t needs G GPUs, at most their free
- * GPUs / G each).  0 exactly when place_pick would find nothing.
+ * GPUs / G each), plus their places ahead when `ahead` is set and t needs
+ * no GPU.  0 exactly when place_pick would find nothing.
  */
-unsigned place_room(const struct rec_target *t, const struct place_node *nodes, unsigned n);
+unsigned place_room(const struct rec_target *t, const struct place_node *nodes, unsigned n,
+                    bool ahead);
 
-/* Takes the chosen slot and GPUs out of nodes[c->node], once proposed. */
+/* Takes the chosen slot (or place ahead) and GPUs out of nodes[c->node],
+ * once proposed. */
 void place_take(struct place_node *nodes, const struct place_choice *c);
 
 #endif

@@ -86,6 +86,7 @@
 #define WAITING_MAX        256
 #define TARGET_REASONS_MAX 64
 #define MERGE_MAX          64 /* targets a pass merges at once */
+#define RECENT_MAX         64 /* targets whose attempts' run time is known */
 
 struct sched {
 	bool full;                 /* capacity changed: a full pass over the queue is due */
@@ -105,8 +106,18 @@ struct sched {
 	struct {
 		uint64_t job;
 		uint32_t attempt;
+		uint64_t run_ms; /* its last stage's run time (UINT64_MAX: not known) */
+		bool noted;      /* its attempt's run time went into `recent` */
 	} releasing[RELEASING_MAX];
 	unsigned nreleasing;
+	/* How long the attempts of a target ran lately (a moving average of
+	 * the ends this leader proposed): a target whose attempts are short
+	 * may have jobs assigned ahead of a free slot (env->ahead). */
+	struct {
+		char target[ING_NAME_MAX + 1];
+		uint64_t run_ms;
+	} recent[RECENT_MAX];
+	unsigned nrecent; /* entries written; the oldest is replaced when full */
 	struct {
 		uint64_t job;
 		uint8_t wait; /* enum place_wait */
@@ -137,7 +148,6 @@ struct round {
 	struct rec_node *nodes;
 	struct place_node *place; /* the nodes as this round has left them */
 	unsigned nnodes;
-	unsigned total_free;
 	unsigned proposed;
 	uint64_t proposed_ids[BATCH_MAX];
 	unsigned npending_ids; /* jobs of assignments still in flight */
@@ -179,13 +189,51 @@ void sched_leader(struct sched *s)
 	s->full = true;
 }
 
-void sched_releasing(struct sched *s, uint64_t job, uint32_t attempt)
+void sched_releasing(struct sched *s, uint64_t job, uint32_t attempt, uint64_t run_ms)
 {
 	if (s->nreleasing == RELEASING_MAX)
 		return; /* not counted: its slot is free once the end applies */
 	s->releasing[s->nreleasing].job = job;
-	s->releasing[s->nreleasing++].attempt = attempt;
+	s->releasing[s->nreleasing].attempt = attempt;
+	s->releasing[s->nreleasing].run_ms = run_ms;
+	s->releasing[s->nreleasing++].noted = false;
 	s->full = true;
+}
+
+static int recent_find(const struct sched *s, struct ing_str target)
+{
+	unsigned n = s->nrecent < RECENT_MAX ? s->nrecent : RECENT_MAX;
+	for (unsigned i = 0; i < n; i++)
+		if (ing_str_eq_c(target, s->recent[i].target))
+			return (int)i;
+	return -1;
+}
+
+/* An attempt of `target` ran run_ms: into its moving average (a quarter
+ * of the new value), or a new entry replacing the oldest. */
+static void recent_note(struct sched *s, struct ing_str target, uint64_t run_ms)
+{
+	int i = recent_find(s, target);
+	if (i >= 0) {
+		s->recent[i].run_ms = (3 * s->recent[i].run_ms + run_ms) / 4;
+		return;
+	}
+	if (target.len >= sizeof(s->recent[0].target))
+		return;
+	i = (int)(s->nrecent++ % RECENT_MAX);
+	ing_str_to_c(target, s->recent[i].target, sizeof(s->recent[i].target));
+	s->recent[i].run_ms = run_ms;
+}
+
+/* Whether a job of t may be assigned ahead of a free slot: the leader
+ * allows it (env->ahead), t needs no GPU, and its attempts lately ran at
+ * most env->ahead_max_ms (a target not seen yet does not qualify). */
+static bool may_wait(const struct round *r, const struct rec_target *t)
+{
+	if (r->env->ahead == 0 || rec_target_gpus(t) > 0)
+		return false;
+	int i = recent_find(r->s, t->name);
+	return i >= 0 && r->s->recent[i].run_ms <= r->env->ahead_max_ms;
 }
 
 void sched_release_settled(struct sched *s, uint64_t job, uint32_t attempt)
@@ -357,6 +405,8 @@ void sched_unplaceable(const struct sched *s, struct store_txn *t,
  * proposed free (sched_releasing): an attempt still live in the store, on
  * a node that may get work, holding no GPU.  An end already applied (the
  * attempt is no longer live) is settled here: the store counts its slot.
+ * The first time it sees an end, notes how long the attempt ran (its
+ * stages done, plus the last one's run_ms) for its target.
  */
 static void count_releasing(struct round *r)
 {
@@ -375,20 +425,22 @@ static void count_releasing(struct round *r)
 			s->releasing[k] = s->releasing[--s->nreleasing];
 			continue;
 		}
+		if (!s->releasing[k].noted && s->releasing[k].run_ms != UINT64_MAX) {
+			uint64_t ran = s->releasing[k].run_ms;
+			for (uint32_t i = 0; i < j.nstages; i++)
+				if (j.stages[i].state == REC_STAGE_DONE)
+					ran += j.stages[i].duration_ms;
+			recent_note(s, j.target, ran);
+		}
+		s->releasing[k].noted = true;
 		k++;
 		if (j.ngpus > 0)
 			continue;
 		for (unsigned i = 0; i < r->nnodes; i++) {
-			struct place_node *pn = &r->place[i];
-			const struct rec_node *nd = &r->nodes[i];
-			if (nd->id != j.node_id || nd->down || nd->draining || pn->silent)
-				continue;
 			/* Its slot is one of used_slots until the end applies
 			 * (none comes free on a node over its slots). */
-			if (nd->used_slots <= nd->slots && pn->free_slots < nd->slots) {
-				pn->free_slots++;
-				r->total_free++;
-			}
+			if (r->nodes[i].id == j.node_id)
+				place_node_adjust(&r->place[i], -1);
 		}
 	}
 }
@@ -413,13 +465,12 @@ static int load_nodes(struct round *r)
 			rv = ING_ECORRUPT;
 			break;
 		}
-		place_node_init(&r->place[r->nnodes], nd);
+		place_node_init(&r->place[r->nnodes], nd, r->env->ahead);
 		if (r->env->heard != NULL) {
 			uint64_t heard = r->env->heard(r->env->data, nd->id);
 			if (heard == 0 || r->env->now_ms - heard > r->env->silent_after_ms)
 				place_node_silence(&r->place[r->nnodes]);
 		}
-		r->total_free += r->place[r->nnodes].free_slots;
 		r->nnodes++;
 	}
 	if (rv == 0 || rv == ING_ENOTFOUND)
@@ -432,10 +483,7 @@ static int load_nodes(struct round *r)
 			struct place_node *pn = &r->place[i];
 			if (r->nodes[i].id != r->s->pending[p].node)
 				continue;
-			if (pn->free_slots > 0) {
-				pn->free_slots--;
-				r->total_free--;
-			}
+			place_node_adjust(pn, 1);
 			pn->free_gpus &= ~r->s->pending[p].gpus;
 		}
 	}
@@ -535,7 +583,8 @@ static bool place(struct round *r, const struct cand *c)
 		set_reason(s, id, (enum place_wait)r->miss_wait, r->miss_reason);
 		return false;
 	}
-	if (place_pick(c->t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0) {
+	if (place_pick(c->t, r->place, r->nnodes, may_wait(r, c->t), &pick, reason,
+	               sizeof(reason)) != 0) {
 		set_reason(s, id, pick.wait, reason);
 		r->miss = c->t->name.len < sizeof(r->miss_target);
 		ing_str_to_c(c->t->name, r->miss_target, sizeof(r->miss_target));
@@ -557,6 +606,7 @@ static bool place(struct round *r, const struct cand *c)
 	cmd.u.job_assign.ngpus = pick.ngpus;
 	cmd.u.job_assign.gpus = pick.gpus;
 	cmd.u.job_assign.start = true; /* the worker runs stage 0 at once */
+	cmd.u.job_assign.ahead = pick.ahead ? r->env->ahead : 0;
 	if (r->env->assign(r->env->data, &cmd, c->q.queued_at_ms) != 0)
 		return false;
 	uint64_t gpus = 0;
@@ -566,12 +616,12 @@ static bool place(struct round *r, const struct cand *c)
 	s->pending[s->npending].node = r->nodes[pick.node].id;
 	s->pending[s->npending++].gpus = gpus;
 	place_take(r->place, &pick);
-	r->total_free--;
 	r->proposed_ids[r->proposed++] = id;
 	clear_reason(s, id);
 	ING_LOG_DEBUG("job assigned job=%" PRIu64 " node=%" PRIu64 " attempt=%" PRIu32
-	              " gpus=%" PRIu32,
-	              id, r->nodes[pick.node].id, c->q.attempt + 1, pick.ngpus);
+	              " gpus=%" PRIu32 "%s",
+	              id, r->nodes[pick.node].id, c->q.attempt + 1, pick.ngpus,
+	              pick.ahead ? " ahead=yes" : "");
 	return true;
 }
 
@@ -740,10 +790,11 @@ static unsigned collect_runs(struct round *r, struct run_of *runs)
 			store_iter_close(it);
 			continue;
 		}
-		unsigned room = place_room(t, r->place, r->nnodes);
+		bool wait = may_wait(r, t);
+		unsigned room = place_room(t, r->place, r->nnodes, wait);
 		if (room == 0 || nruns == MERGE_MAX) {
-			if (room == 0 &&
-			    place_pick(t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0)
+			if (room == 0 && place_pick(t, r->place, r->nnodes, wait, &pick, reason,
+			                            sizeof(reason)) != 0)
 				set_target_reason(s, t->name, pick.wait, reason);
 			store_iter_close(it);
 			continue;
@@ -821,7 +872,8 @@ static void place_pass(struct round *r)
 		char reason[sizeof(s->target_waiting[0].reason)];
 		struct place_choice pick;
 		if ((runs[i].has_head || runs[i].passed_over) &&
-		    place_pick(runs[i].t, r->place, r->nnodes, &pick, reason, sizeof(reason)) != 0)
+		    place_pick(runs[i].t, r->place, r->nnodes, may_wait(r, runs[i].t), &pick,
+		               reason, sizeof(reason)) != 0)
 			set_target_reason(s, runs[i].t->name, pick.wait, reason);
 		store_iter_close(runs[i].it);
 	}
@@ -929,6 +981,8 @@ void sched_run(struct sched *s, struct node *n)
 	    .data = &run,
 	    .heard = heard_ms,
 	    .silent_after_ms = node_cfg(n)->node_down_after_ms,
+	    .ahead = node_cfg(n)->assign_ahead,
+	    .ahead_max_ms = node_cfg(n)->assign_ahead_max_ms,
 	};
 	sched_round(s, t, &env);
 	store_abort(t);

@@ -81,6 +81,13 @@ struct sched_env {
 	 * not marked down for that long.  NULL: every node counts as heard. */
 	sched_heard_fn heard;
 	unsigned silent_after_ms;
+	/* Assignments ahead of a free slot (node_config's assign_ahead and
+	 * assign_ahead_max_ms): when no fitting node has a free slot, a job
+	 * that needs no GPU, of a target whose attempts lately ran at most
+	 * ahead_max_ms, may go to a node that holds fewer than its slots +
+	 * ahead attempts, and waits there for a slot.  0: never. */
+	unsigned ahead;
+	unsigned ahead_max_ms;
 };
 
 /* True when a round would place something: jobs submitted since the last
@@ -102,14 +109,16 @@ unsigned sched_last_scanned(const struct sched *s);
 void sched_assign_done(struct sched *s, uint64_t job, bool refused);
 
 /* This leader proposed the end of live attempt `attempt` of job `job` (a
- * worker's last report: node/propose.c).  Until it is settled (applied,
+ * worker's last report: node/propose.c), whose last stage ran run_ms
+ * (UINT64_MAX: not known; the rest of the attempt's run time is in the
+ * job's record).  Until it is settled (applied,
  * refused or failed: sched_release_settled; or a round finds the attempt no
  * longer live), rounds count the attempt's slot as free on its node, so the
  * next job's assignment follows the end in the log instead of waiting for
  * it to commit: the state machine applies them in that order and re-checks
  * the slot.  An attempt that holds GPUs is not counted (they are free only
  * once the end applies).  A full pass becomes due. */
-void sched_releasing(struct sched *s, uint64_t job, uint32_t attempt);
+void sched_releasing(struct sched *s, uint64_t job, uint32_t attempt, uint64_t run_ms);
 void sched_release_settled(struct sched *s, uint64_t job, uint32_t attempt);
 
 /* The node's side (node/bus.h, flushed): runs a round when this node is the

@@ -805,6 +805,13 @@ int cmd_validate(const struct cmd *c, struct ing_error *e)
 			rv = check_id(w, "attempt", c->u.job_assign.attempt, e);
 		if (rv == 0)
 			rv = check_gpu_indexes(w, c->u.job_assign.ngpus, c->u.job_assign.gpus, e);
+		if (rv == 0 && c->u.job_assign.ahead > ING_MAX_SLOTS)
+			rv = ing_error_set(e, ING_EINVAL, "%s: ahead: %u exceeds %d", w,
+			                   c->u.job_assign.ahead, ING_MAX_SLOTS);
+		if (rv == 0 && c->u.job_assign.ahead > 0 && c->u.job_assign.ngpus > 0)
+			rv =
+			    ing_error_set(e, ING_EINVAL,
+			                  "%s: an assignment ahead of a free slot holds no GPU", w);
 		return rv;
 	}
 	case CMD_JOB_STAGE_START: {
@@ -1006,13 +1013,14 @@ static void pack_fields(msgpack_packer *pk, const struct cmd *c)
 		break;
 	}
 	case CMD_JOB_ASSIGN:
-		pack_header(pk, c, 6);
+		pack_header(pk, c, 7);
 		msgpack_pack_uint64(pk, c->u.job_assign.job);
 		msgpack_pack_uint64(pk, c->u.job_assign.node);
 		msgpack_pack_uint64(pk, c->u.job_assign.attempt);
 		msgpack_pack_uint64(pk, c->u.job_assign.lease_until_ms);
 		rec_pack_gpu_indexes(pk, c->u.job_assign.ngpus, c->u.job_assign.gpus);
 		mp_pack_bool(pk, c->u.job_assign.start);
+		msgpack_pack_uint32(pk, c->u.job_assign.ahead);
 		break;
 	case CMD_JOB_STAGE_START:
 		pack_header(pk, c, 3);
@@ -1291,6 +1299,10 @@ static int decode_fields(struct mp_cursor *c, msgpack_zone *z, struct cmd *out)
 		s->start = false;
 		if (rv == 0 && out->version >= 3)
 			rv = mp_next_bool(c, "start", &s->start);
+		/* v1 to v3 took a free slot. */
+		s->ahead = 0;
+		if (rv == 0 && out->version >= 4)
+			rv = mp_next_u32(c, "ahead", UINT32_MAX, &s->ahead);
 		return rv;
 	}
 	case CMD_JOB_STAGE_START: {

@@ -47,7 +47,7 @@
  * layouts: target_put v1 had no description and 5-item stages, v2 no gpus
  * and 7-item stages, v3 no network, no disk_bytes and 4-item limits (no
  * processes); job_submit v1 had no params; job_assign v1 gave no GPUs, v2
- * no `start`;
+ * no `start`, v3 no `ahead`;
  * node_register v1 offered none; job_stage_finish v1 carried the stage's
  * end alone.  The versions that first carry a
  * principal (target_put v5, target_delete v2, job_submit v3, job_cancel v2,
@@ -60,7 +60,7 @@
 	X(TARGET_PUT, 1, 5, 1, 5, "target_put")              \
 	X(TARGET_DELETE, 2, 2, 1, 2, "target_delete")        \
 	X(JOB_SUBMIT, 10, 3, 1, 3, "job_submit")             \
-	X(JOB_ASSIGN, 11, 3, 1, 0, "job_assign")             \
+	X(JOB_ASSIGN, 11, 4, 1, 0, "job_assign")             \
 	X(JOB_STAGE_START, 12, 1, 1, 0, "job_stage_start")   \
 	X(JOB_STAGE_FINISH, 13, 2, 1, 0, "job_stage_finish") \
 	X(JOB_FINISH, 14, 1, 1, 0, "job_finish")             \
@@ -174,6 +174,11 @@ struct cmd {
 			 * running from here on), so the worker runs it without
 			 * a job_stage_start of its own.  false in v1 and v2. */
 			bool start;
+			/* v4: how many attempts beyond its slots the node may
+			 * hold with this one (0: it takes a free slot); such an
+			 * attempt waits on the node until one of its slots is
+			 * free, and holds no GPU.  0 before v4. */
+			uint32_t ahead;
 		} job_assign;
 		struct {
 			uint64_t job;

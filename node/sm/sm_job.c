@@ -9,6 +9,12 @@
  *                      │                                                  │ ▼
  *                      └── retry ── failed | cancelled ◀── finish ── succeeded
  *
+ *   An assignment with `ahead` (job_assign v4) may take the node past its
+ *   slots, to at most slots + ahead attempts, none of which holds a GPU:
+ *   its worker runs it as soon as one of its slots is free, with no
+ *   command in between (the slot a report frees is taken at once).
+ *   node.used_slots then counts the attempts waiting there too.
+ *
  *   An assignment with `start` (job_assign v3, what the scheduler proposes)
  *   also starts stage 0: queued ──▶ running in one command, with both
  *   events (assigned, stage_started), and the worker runs the stage as soon
@@ -510,11 +516,16 @@ int sm_job_assign(struct sm_ctx *x)
 		return sm_reject(x, ING_ECONFLICT, "node %" PRIu64 " is down", node_id);
 	if (n.draining)
 		return sm_reject(x, ING_ECONFLICT, "node %" PRIu64 " is draining", node_id);
-	if (n.used_slots >= n.slots)
+	if (n.used_slots >= n.slots && c->u.job_assign.ahead == 0)
 		return sm_reject(x, ING_ECONFLICT,
 		                 "node %" PRIu64 " has no free slot (%" PRIu32 " of %" PRIu32
 		                 " used)",
 		                 node_id, n.used_slots, n.slots);
+	if (n.slots == 0 || n.used_slots >= n.slots + c->u.job_assign.ahead)
+		return sm_reject(x, ING_ECONFLICT,
+		                 "node %" PRIu64 " holds %" PRIu32 " attempts, %" PRIu32
+		                 " slots and %" PRIu32 " ahead",
+		                 node_id, n.used_slots, n.slots, c->u.job_assign.ahead);
 	rv = sm_target_load(x, j.target, &t);
 	if (rv == ING_ENOTFOUND)
 		return ING_CORRUPT("queued job of a target that does not exist");

@@ -176,6 +176,12 @@ struct worker {
 	 * of this run's first poll (store_caught_up). */
 	uint64_t catch_up_index;
 	bool catch_up_known, caught_up;
+	/* Slots: attempts that hold one (from their first stage to their last
+	 * report), and a count of the attempts made, which orders the ones
+	 * parked waiting for a slot (oldest first). */
+	unsigned busy;
+	uint64_t seq;
+	bool starting; /* start_parked is running: no nested call */
 };
 
 struct node_attempt {
@@ -207,6 +213,9 @@ struct node_attempt {
 	bool fenced;               /* the job moved on: stop, report nothing */
 	bool pgid_unrecorded;      /* the pgid file could not be written: stopped */
 	bool seen;                 /* still assigned (poll bookkeeping) */
+	bool slot;                 /* holds one of the node's slots */
+	bool parked;               /* ready to run, waiting for a slot */
+	uint64_t seq;              /* the worker's count when it was made */
 	/* The sandbox (w->sandbox set): opened before the sources are written,
 	 * closed before the directory is removed. */
 	struct sandbox *sb;
@@ -772,6 +781,40 @@ static bool ended_recently(const struct worker *w, uint64_t job, uint32_t attemp
 }
 
 static void attempt_end(struct node_attempt *a);
+static void start_parked(struct worker *w);
+
+/* ---- slots ------------------------------------------------------------- */
+
+/* How many attempts run here at once: the node's slots (at least one, so
+ * that attempts still assigned to a node whose slots went to 0 end). */
+static unsigned slot_limit(const struct worker *w)
+{
+	unsigned slots = node_cfg(w->n)->slots;
+	return slots > 0 ? slots : 1;
+}
+
+static bool slot_take(struct node_attempt *a)
+{
+	struct worker *w = a->w;
+	if (a->slot)
+		return true;
+	if (w->busy >= slot_limit(w))
+		return false;
+	a->slot = true;
+	w->busy++;
+	return true;
+}
+
+/* The attempt's process is done (its last report is being made) or it
+ * ended: its slot goes to the oldest parked attempt (start_parked, called
+ * where no attempt is half-way through a step). */
+static void slot_release(struct node_attempt *a)
+{
+	if (!a->slot)
+		return;
+	a->slot = false;
+	a->w->busy--;
+}
 
 static void on_sandbox_closed(void *data, int status, const struct ing_error *e)
 {
@@ -788,8 +831,13 @@ static void on_sandbox_closed(void *data, int status, const struct ing_error *e)
 /* Ends an attempt once nothing of it is in flight (its sandbox first). */
 static void attempt_end(struct node_attempt *a)
 {
+	a->parked = false;
 	if (a->step == STEP_RUNNING || a->step == STEP_REPORTING || a->sb_opening || a->sb_closing)
 		return;
+	if (a->slot) {
+		slot_release(a);
+		start_parked(a->w);
+	}
 	if (a->sb != NULL) {
 		if (a->failed && node_cfg(a->w->n)->keep_failed_workdirs)
 			ING_LOG_WARN("attempt directory not kept: it is the sandbox's own file "
@@ -913,6 +961,7 @@ static void report_send(struct node_attempt *a)
 		a->step = STEP_WAIT_RETRY;
 		uv_timer_start(&a->retry, on_retry, REPORT_RETRY_MS, 0);
 	}
+	start_parked(a->w); /* a last report frees its slot */
 }
 
 /* Starts building a report map of `nfields` fields after kind/job/attempt. */
@@ -921,6 +970,8 @@ static msgpack_packer *report_begin(struct node_attempt *a, const char *kind, un
 {
 	a->report_kind = kind;
 	a->finishing = final;
+	if (final)
+		slot_release(a); /* nothing of it runs any more */
 	if (a->w->run == 0)
 		a->w->run = node_now_ms();
 	snprintf(a->report_id, sizeof(a->report_id),
@@ -1407,6 +1458,50 @@ static struct node_attempt *find(struct worker *w, uint64_t job, uint32_t attemp
 	return NULL;
 }
 
+/* Runs stage 0 of a ready attempt once it has a slot; until then it is
+ * parked (start_parked runs it when a slot is free).  A cancelled one
+ * needs no slot to report so. */
+static void attempt_run(struct node_attempt *a)
+{
+	if (a->cancel) {
+		report_finish(a, "cancelled", "cancelled");
+		return;
+	}
+	if (!slot_take(a)) {
+		a->parked = true;
+		ING_LOG_DEBUG("attempt waits for a slot job=%" PRIu64 " attempt=%" PRIu32, a->job,
+		              a->attempt);
+		return;
+	}
+	if (a->started) {
+		run_stage(a); /* the assignment was its start */
+		return;
+	}
+	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
+	mp_pack_cstr(pk, "stage");
+	msgpack_pack_uint32(pk, 0);
+	report_send(a);
+}
+
+/* Gives the free slots to the parked attempts, oldest first. */
+static void start_parked(struct worker *w)
+{
+	if (w->starting)
+		return; /* the loop below goes on */
+	w->starting = true;
+	while (w->busy < slot_limit(w)) {
+		struct node_attempt *next = NULL;
+		for (struct node_attempt *a = w->attempts; a != NULL; a = a->next)
+			if (a->parked && !a->fenced && (next == NULL || a->seq < next->seq))
+				next = a;
+		if (next == NULL)
+			break;
+		next->parked = false;
+		attempt_run(next);
+	}
+	w->starting = false;
+}
+
 /* Writes the sources (into the sandbox's fresh file system when there is
  * one, handing them to its identity) and asks to start stage 0. */
 static void attempt_begin(struct node_attempt *a)
@@ -1435,18 +1530,7 @@ static void attempt_begin(struct node_attempt *a)
 	             a->job, a->attempt, a->target.nstages, a->ngpus, a->dir,
 	             a->sb != NULL ? "on" : "off");
 	a->stage = 0;
-	if (a->cancel) {
-		report_finish(a, "cancelled", "cancelled");
-		return;
-	}
-	if (a->started) {
-		run_stage(a); /* the assignment was its start */
-		return;
-	}
-	msgpack_packer *pk = report_begin(a, "stage_start", 1, false);
-	mp_pack_cstr(pk, "stage");
-	msgpack_pack_uint32(pk, 0);
-	report_send(a);
+	attempt_run(a);
 }
 
 static void on_sandbox_open(struct sandbox *sb, int status, const struct ing_error *e, void *data)
@@ -1603,6 +1687,7 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 	a->job = j->id;
 	a->attempt = j->attempt;
 	a->seen = true;
+	a->seq = ++w->seq;
 	a->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
 	mp_out_init(&a->report);
 	uv_timer_init(node_loop(n), &a->retry);
@@ -1840,6 +1925,10 @@ static void poll_assignments(struct worker *w)
 					a->cancel = true;
 					if (a->run != NULL)
 						stage_cancel(a->run);
+					if (a->parked) {
+						a->parked = false;
+						attempt_run(a); /* reports the cancel */
+					}
 				}
 			}
 			msgpack_zone_clear(&z);
@@ -1874,10 +1963,15 @@ static void poll_assignments(struct worker *w)
 
 unsigned worker_busy(const struct worker *w)
 {
-	unsigned busy = 0;
+	return w->busy;
+}
+
+unsigned worker_waiting(const struct worker *w)
+{
+	unsigned waiting = 0;
 	for (const struct node_attempt *a = w->attempts; a != NULL; a = a->next)
-		busy++;
-	return busy;
+		waiting += a->parked;
+	return waiting;
 }
 
 void worker_flushed(struct worker *w)

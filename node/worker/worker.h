@@ -43,8 +43,12 @@ void worker_flushed(struct worker *w);
  * has completed. */
 void worker_stop_all(struct worker *w);
 
-/* Attempts running here now (metrics). */
+/* Attempts holding one of this node's slots now: from their first stage
+ * to their last report (metrics). */
 unsigned worker_busy(const struct worker *w);
+/* Attempts ready to run, waiting for a slot: assigned ahead of a free
+ * one (job_assign's `ahead`), or over the node's slots (metrics). */
+unsigned worker_waiting(const struct worker *w);
 
 /* At start, before anything runs: kills the process groups left by a
  * previous run of this node (data_dir/work/job-N-aM/pgid; only processes

@@ -47,6 +47,7 @@ FAMILIES = [
     "ingot_job_queue_duration_seconds", "ingot_job_stage_duration_seconds",
     "ingot_scheduler_assignments_total", "ingot_scheduler_placement_duration_seconds",
     "ingot_scheduler_unplaceable_jobs", "ingot_worker_slots", "ingot_worker_slots_busy",
+    "ingot_worker_attempts_waiting",
     "ingot_worker_attempts_lost_total", "ingot_storage_map_used_bytes",
     "ingot_storage_map_size_bytes", "ingot_storage_commits_total",
     "ingot_storage_commit_duration_seconds", "ingot_members", "ingot_members_alive",

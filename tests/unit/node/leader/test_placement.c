@@ -65,7 +65,7 @@ static void add(struct world *w, uint64_t id, uint32_t slots, uint32_t used, uin
 static void init(struct world *w)
 {
 	for (unsigned i = 0; i < w->n; i++)
-		place_node_init(&w->pn[i], &w->rec[i]);
+		place_node_init(&w->pn[i], &w->rec[i], 0);
 }
 
 static struct rec_stage_def stage1[1];
@@ -93,7 +93,7 @@ static void expect_pick(struct world *w, const struct rec_target *t, uint64_t id
 	char reason[160], got[64] = "";
 	size_t len = 0;
 
-	if (place_pick(t, w->pn, w->n, &c, reason, sizeof(reason)) != 0)
+	if (place_pick(t, w->pn, w->n, false, &c, reason, sizeof(reason)) != 0)
 		fail_msg("no pick: %s", reason);
 	assert_int_equal(w->rec[c.node].id, id);
 	for (uint32_t i = 0; i < c.ngpus; i++)
@@ -120,9 +120,83 @@ static void expect_wait(struct world *w, const struct rec_target *t, const char 
 	struct place_choice c;
 	char reason[160];
 
-	assert_int_equal(place_pick(t, w->pn, w->n, &c, reason, sizeof(reason)), ING_ENOTFOUND);
+	assert_int_equal(place_pick(t, w->pn, w->n, false, &c, reason, sizeof(reason)),
+	                 ING_ENOTFOUND);
 	assert_string_equal(reason, want);
 	assert_string_equal(place_wait_name(c.wait), place_wait_name(category_of(want)));
+}
+
+/*
+ * Places ahead of a free slot: a free slot anywhere comes first; with none,
+ * a job that may wait goes to the fitting node with the most places ahead
+ * (slots + ahead - max(used, slots)), and a round's picks and ends move
+ * them; a GPU job, a job that may not wait, a node over its places, or
+ * one with no slot get none.
+ */
+static void test_ahead(void **state)
+{
+	(void)state;
+	struct world w = {0};
+	struct rec_target t = target(0), tg = target(1);
+	struct place_choice c;
+	char reason[160];
+
+	add(&w, 1, 2, 2, 0, 0); /* full, 2 places ahead free */
+	add(&w, 2, 2, 1, 0, 0); /* one free slot */
+	add(&w, 3, 2, 3, 1, 0); /* full, 1 place ahead free, a GPU */
+	add(&w, 4, 0, 0, 0, 0); /* no slot: no place ahead either */
+	for (unsigned i = 0; i < w.n; i++)
+		place_node_init(&w.pn[i], &w.rec[i], 2);
+	assert_int_equal(w.pn[0].free_ahead, 2);
+	assert_int_equal(w.pn[1].free_slots, 1);
+	assert_int_equal(w.pn[1].free_ahead, 2);
+	assert_int_equal(w.pn[2].free_ahead, 1);
+	assert_int_equal(w.pn[3].free_ahead, 0);
+	assert_int_equal(place_room(&t, w.pn, w.n, false), 1);
+	assert_int_equal(place_room(&t, w.pn, w.n, true), 6);
+	/* node 3's GPU is free, but a GPU job takes no place ahead */
+	assert_int_equal(place_room(&tg, w.pn, w.n, true), 0);
+
+	/* the free slot first, even for a job that may wait */
+	assert_int_equal(place_pick(&t, w.pn, w.n, true, &c, reason, sizeof(reason)), 0);
+	assert_int_equal(w.rec[c.node].id, 2);
+	assert_false(c.ahead);
+	place_take(w.pn, &c);
+	assert_int_equal(w.pn[1].free_slots, 0);
+	assert_int_equal(w.pn[1].free_ahead, 2);
+
+	/* no free slot left: only a job that may wait goes, to the most places */
+	assert_int_equal(place_pick(&t, w.pn, w.n, false, &c, reason, sizeof(reason)),
+	                 ING_ENOTFOUND);
+	assert_string_equal(reason, "all 4 nodes that can run target 't' are busy");
+	assert_int_equal(place_pick(&t, w.pn, w.n, true, &c, reason, sizeof(reason)), 0);
+	assert_int_equal(w.rec[c.node].id, 1);
+	assert_true(c.ahead);
+	place_take(w.pn, &c);
+	assert_int_equal(w.pn[0].free_ahead, 1);
+	assert_int_equal(w.pn[0].used, 3);
+
+	/* nor does place_pick give it one */
+	assert_int_equal(place_pick(&tg, w.pn, w.n, true, &c, reason, sizeof(reason)),
+	                 ING_ENOTFOUND);
+
+	/* an end being proposed on a node over its slots frees a place ahead,
+	 * not a slot; on one at its slots, a slot */
+	place_node_adjust(&w.pn[2], -1);
+	assert_int_equal(w.pn[2].free_slots, 0);
+	assert_int_equal(w.pn[2].free_ahead, 2);
+	place_node_adjust(&w.pn[2], -1);
+	assert_int_equal(w.pn[2].free_slots, 1);
+	assert_int_equal(w.pn[2].free_ahead, 2);
+
+	/* a node holding more than slots + ahead (its ahead lowered) has none */
+	w.rec[0].used_slots = 7;
+	place_node_init(&w.pn[0], &w.rec[0], 2);
+	assert_int_equal(w.pn[0].free_slots, 0);
+	assert_int_equal(w.pn[0].free_ahead, 0);
+	/* a silent node has none */
+	place_node_silence(&w.pn[1]);
+	assert_int_equal(w.pn[1].free_ahead, 0);
 }
 
 static void test_wait_names(void **state)
@@ -356,6 +430,7 @@ int main(void)
 	    cmocka_unit_test(test_silent),
 	    cmocka_unit_test(test_held_not_offered_and_high_index),
 	    cmocka_unit_test(test_wait_names),
+	    cmocka_unit_test(test_ahead),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

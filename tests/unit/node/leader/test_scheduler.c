@@ -51,6 +51,7 @@ struct fx {
 	 * used only with `liveness` set. */
 	bool liveness;
 	uint64_t heard_ms[8];
+	unsigned ahead, ahead_max_ms; /* sched_env's */
 };
 
 static int setup(void **state)
@@ -114,6 +115,8 @@ static unsigned round_now(struct fx *f)
 {
 	struct store_txn *t;
 	struct sched_env env = {f->now_ms, f->backoff_ms, collect, f};
+	env.ahead = f->ahead;
+	env.ahead_max_ms = f->ahead_max_ms;
 	if (f->liveness) {
 		env.heard = heard;
 		env.silent_after_ms = 5000;
@@ -556,7 +559,7 @@ static void test_releasing_slot_counts_as_free(void **state)
 	uint64_t c = submit(f, "t", "default", 50);
 	assert_int_equal(round_now(f), 0); /* the one slot is a's */
 
-	sched_releasing(f->s, a, 1);
+	sched_releasing(f->s, a, 1, UINT64_MAX);
 	assert_true(sched_due(f->s, f->now_ms));
 	assert_int_equal(round_now(f), 1);
 	assert_int_equal(f->assigned[0].u.job_assign.job, b);
@@ -573,7 +576,7 @@ static void test_releasing_slot_counts_as_free(void **state)
 	assert_int_equal(round_now(f), 0);
 	assert_non_null(sched_reason(f->s, c, ing_str_c("t")));
 	/* Settled: counts no more either. */
-	sched_releasing(f->s, b, 1);
+	sched_releasing(f->s, b, 1, UINT64_MAX);
 	sched_release_settled(f->s, b, 1);
 	sched_leader(f->s);
 	assert_int_equal(round_now(f), 0);
@@ -581,6 +584,89 @@ static void test_releasing_slot_counts_as_free(void **state)
 	assert_false(sched_due(f->s, f->now_ms));
 	sched_assign_done(f->s, c, true);
 	assert_true(sched_due(f->s, f->now_ms));
+}
+
+/* Assignments ahead of a free slot: only for a target whose attempts this
+ * leader saw end within ahead_max_ms (the run time of the last stage plus
+ * the stages done before it), and only once no fitting node has a free
+ * slot; the node then holds at most slots + ahead attempts.  A target
+ * whose attempts run long, or one not seen yet, waits for a slot. */
+static void test_ahead_for_short_targets(void **state)
+{
+	struct fx *f = *state;
+
+	f->ahead = 2;
+	f->ahead_max_ms = 250;
+	smt_target_with(&f->t, "t", NULL, NULL);
+	smt_target_with(&f->t, "long", NULL, NULL);
+	smt_node_with(&f->t, 1, 1, NULL, NULL);
+	uint64_t a = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.ahead, 0);
+	apply_assigned(f);
+	uint64_t b = submit(f, "t", "default", 50);
+	uint64_t c = submit(f, "t", "default", 50);
+	uint64_t d = submit(f, "t", "default", 50);
+	uint64_t l = submit(f, "long", "default", 50);
+	assert_int_equal(round_now(f), 0); /* how long t runs is not known yet */
+
+	/* a's end, its stage ran 5 ms: b takes the slot, c and d the places
+	 * ahead; the long target's job waits */
+	sched_releasing(f->s, a, 1, 5);
+	assert_int_equal(round_now(f), 3);
+	assert_int_equal(f->assigned[0].u.job_assign.job, b);
+	assert_int_equal(f->assigned[0].u.job_assign.ahead, 0);
+	assert_int_equal(f->assigned[1].u.job_assign.job, c);
+	assert_int_equal(f->assigned[1].u.job_assign.ahead, 2);
+	assert_int_equal(f->assigned[2].u.job_assign.job, d);
+	assert_int_equal(f->assigned[2].u.job_assign.ahead, 2);
+	struct cmd made[3] = {f->assigned[0], f->assigned[1], f->assigned[2]};
+	end_attempt(f, a, 1);
+	memcpy(f->assigned, made, sizeof(made));
+	f->nassigned = 3;
+	apply_assigned(f); /* the state machine takes all three */
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 0); /* 1 slot + 2 ahead, all held */
+	assert_non_null(sched_reason(f->s, l, ing_str_c("long")));
+
+	/* t's jobs end; long's job takes the slot (nothing is known of long,
+	 * so nothing of it goes ahead) */
+	end_attempt(f, b, 1);
+	end_attempt(f, c, 1);
+	end_attempt(f, d, 1);
+	uint64_t l2 = submit(f, "long", "default", 50);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, l);
+	assert_int_equal(f->assigned[0].u.job_assign.ahead, 0);
+	apply_assigned(f);
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 0);
+	/* its end (1 s): l2 takes the slot; long is now known to run long,
+	 * so l3 waits for a slot though both places ahead are free */
+	sched_releasing(f->s, l, 1, 1000);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, l2);
+	assert_int_equal(f->assigned[0].u.job_assign.ahead, 0);
+	struct cmd to_l2 = f->assigned[0];
+	end_attempt(f, l, 1);
+	f->assigned[0] = to_l2;
+	f->nassigned = 1;
+	apply_assigned(f);
+	uint64_t l3 = submit(f, "long", "default", 50);
+	assert_int_equal(round_now(f), 0);
+	assert_non_null(sched_reason(f->s, l3, ing_str_c("long")));
+	/* while t's jobs still go ahead */
+	uint64_t e = submit(f, "t", "default", 50);
+	assert_int_equal(round_now(f), 1);
+	assert_int_equal(f->assigned[0].u.job_assign.job, e);
+	assert_int_equal(f->assigned[0].u.job_assign.ahead, 2);
+	sched_assign_done(f->s, e, true); /* refused, say: e stays queued */
+
+	/* with ahead 0 nothing goes beyond the slots */
+	f->ahead = 0;
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 0);
+	assert_non_null(sched_reason(f->s, e, ing_str_c("t")));
 }
 
 static void test_releasing_gpu_attempt_frees_nothing(void **state)
@@ -594,7 +680,7 @@ static void test_releasing_gpu_attempt_frees_nothing(void **state)
 	assert_int_equal(round_now(f), 1);
 	apply_assigned(f);
 	submit(f, "g", "default", 50);
-	sched_releasing(f->s, a, 1);
+	sched_releasing(f->s, a, 1, UINT64_MAX);
 	assert_int_equal(round_now(f), 0);
 }
 
@@ -700,6 +786,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_in_flight_job_takes_no_room, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_releasing_slot_counts_as_free, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ahead_for_short_targets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_releasing_gpu_attempt_frees_nothing, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_round_while_assignments_in_flight, setup,

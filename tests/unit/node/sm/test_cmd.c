@@ -1524,7 +1524,7 @@ static void pack_older(const struct cmd *c, uint32_t version, uint32_t drop, str
  * The commands as an ingot before GPUs wrote them: a job_assign v1 (no
  * gpus, no start), a node_register v1 (no gpus): each decodes with no GPUs,
  * and with its GPU field left in is malformed.  A job_assign v2 (no start)
- * decodes with start false.
+ * decodes with start false, a v3 (no ahead) with ahead 0.
  */
 static void test_decode_before_gpus(void **state)
 {
@@ -1549,28 +1549,33 @@ static void test_decode_before_gpus(void **state)
 
 	c = sample(CMD_JOB_ASSIGN);
 	c.u.job_assign.start = true;
-	pack_older(&c, 1, 2, &o);
+	pack_older(&c, 1, 3, &o);
 	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
 	assert_int_equal(d.version, 1);
 	assert_int_equal(d.u.job_assign.attempt, 1);
 	assert_int_equal(d.u.job_assign.ngpus, 0);
 	assert_false(d.u.job_assign.start);
+	assert_int_equal(d.u.job_assign.ahead, 0);
 	mp_out_free(&o);
-	pack_older(&c, 1, 1, &o);
+	pack_older(&c, 1, 2, &o);
 	expect_decode(o.data, o.len, ING_EMALFORMED, "command job_assign: 1 unexpected trailing");
 	mp_out_free(&o);
-	pack_older(&c, 2, 1, &o);
+	pack_older(&c, 2, 2, &o);
 	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
 	assert_int_equal(d.version, 2);
 	assert_int_equal(d.u.job_assign.ngpus, c.u.job_assign.ngpus);
 	assert_false(d.u.job_assign.start);
 	mp_out_free(&o);
-	pack_older(&c, 2, 0, &o);
+	pack_older(&c, 2, 1, &o);
 	expect_decode(o.data, o.len, ING_EMALFORMED, "command job_assign: 1 unexpected trailing");
 	mp_out_free(&o);
-	pack_older(&c, 3, 0, &o);
+	pack_older(&c, 3, 1, &o);
 	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
 	assert_true(d.u.job_assign.start);
+	assert_int_equal(d.u.job_assign.ahead, 0);
+	mp_out_free(&o);
+	pack_older(&c, 3, 0, &o);
+	expect_decode(o.data, o.len, ING_EMALFORMED, "command job_assign: 1 unexpected trailing");
 	mp_out_free(&o);
 
 	c = sample(CMD_NODE_REGISTER);
@@ -1584,6 +1589,35 @@ static void test_decode_before_gpus(void **state)
 	expect_decode(o.data, o.len, ING_EVERSION,
 	              "command node_register version 3 is not supported (this node knows 1..2)");
 	mp_out_free(&o);
+	msgpack_zone_free(z);
+}
+
+/*
+ * job_assign v4's `ahead`: kept through encode and decode; refused with
+ * GPUs (a waiting attempt holds none) and above ING_MAX_SLOTS.
+ */
+static void test_job_assign_ahead(void **state)
+{
+	(void)state;
+	struct mp_out o;
+	struct ing_error e;
+	struct cmd c = sample(CMD_JOB_ASSIGN), d;
+	msgpack_zone *z = msgpack_zone_new(1024);
+
+	c.u.job_assign.ngpus = 0;
+	c.u.job_assign.gpus = NULL;
+	c.u.job_assign.ahead = 3;
+	encode_ok(&c, &o);
+	assert_int_equal(cmd_decode(o.data, o.len, z, &d, &e), 0);
+	assert_int_equal(d.version, 4);
+	assert_int_equal(d.u.job_assign.ahead, 3);
+	assert_true(d.u.job_assign.start);
+	mp_out_free(&o);
+	c.u.job_assign.ahead = ING_MAX_SLOTS + 1;
+	expect_invalid(&c, ING_EINVAL, "ahead");
+	c = sample(CMD_JOB_ASSIGN); /* 2 GPUs */
+	c.u.job_assign.ahead = 1;
+	expect_invalid(&c, ING_EINVAL, "holds no GPU");
 	msgpack_zone_free(z);
 }
 
@@ -2258,7 +2292,7 @@ static void test_type_table(void **state)
 	assert_int_equal(cmd_type_version(CMD_JOB_STAGE_FINISH), 2);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_STAGE_FINISH), 1);
 	assert_int_equal(cmd_type_version(CMD_TARGET_PUT), 5);
-	assert_int_equal(cmd_type_version(CMD_JOB_ASSIGN), 3);
+	assert_int_equal(cmd_type_version(CMD_JOB_ASSIGN), 4);
 	assert_int_equal(cmd_type_min_version(CMD_JOB_ASSIGN), 1);
 	assert_int_equal(cmd_type_version(CMD_NODE_REGISTER), 2);
 	assert_int_equal(cmd_type_min_version(CMD_NODE_REGISTER), 1);
@@ -2320,6 +2354,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_principal_header, free_allocs),
 	    cmocka_unit_test_teardown(test_setting_put_versions, free_allocs),
 	    cmocka_unit_test_teardown(test_decode_before_gpus, free_allocs),
+	    cmocka_unit_test_teardown(test_job_assign_ahead, free_allocs),
 	    cmocka_unit_test_teardown(test_decode_target_put_v3, free_allocs),
 	    cmocka_unit_test_teardown(test_validate_gpus, free_allocs),
 	};

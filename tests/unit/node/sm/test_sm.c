@@ -602,6 +602,48 @@ static void test_node_checks_on_assign(void **state)
 	apply_ok(t, assign(t, d, 2, 1));
 }
 
+/* An assignment with `ahead` takes a node past its slots, to at most
+ * slots + ahead attempts; one without takes only a free slot; a node
+ * with no slot takes none either way.  The attempt waiting there is
+ * live like any other: its end frees a place. */
+static void test_assign_ahead(void **state)
+{
+	struct smt *t = *state;
+	uint64_t id[5];
+	struct rec_node n;
+	struct cmd c;
+
+	for (int i = 0; i < 5; i++)
+		id[i] = smt_submit(t, "cc", 1, 1);
+	apply_ok(t, assign(t, id[0], 1, 1));
+	apply_ok(t, assign(t, id[1], 1, 1)); /* node 1's 2 slots are in use */
+	c = assign(t, id[2], 1, 1);
+	expect_reject(t, &c, ING_ECONFLICT, "no free slot");
+	c.u.job_assign.ahead = 1;
+	apply_ok(t, c);
+	assert_int_equal(smt_node_rec(t, 1, &n), 0);
+	assert_int_equal(n.used_slots, 3);
+	c = assign(t, id[3], 1, 1);
+	c.u.job_assign.ahead = 1;
+	expect_reject(t, &c, ING_ECONFLICT, "holds 3 attempts, 2 slots and 1 ahead");
+	c.u.job_assign.ahead = 2;
+	apply_ok(t, c);
+	assert_int_equal(smt_node_rec(t, 1, &n), 0);
+	assert_int_equal(n.used_slots, 4);
+
+	/* the waiting attempt ends like any other and frees its place */
+	apply_ok(t, finish(t, id[2], 1, REC_JOB_FAILED));
+	assert_int_equal(smt_node_rec(t, 1, &n), 0);
+	assert_int_equal(n.used_slots, 3);
+
+	/* a node that registered no slot takes nothing ahead */
+	smt_node(t, 9, 0);
+	c = assign(t, id[4], 9, 1);
+	c.u.job_assign.ahead = 4;
+	expect_reject(t, &c, ING_ECONFLICT, "0 slots");
+	assert_int_equal(job_state(t, id[4]), REC_JOB_QUEUED);
+}
+
 /* A report from attempt 1 after attempt 2 was assigned is rejected, and
  * the job ends exactly once with attempt 2's result. */
 static void test_attempt_fencing(void **state)
@@ -1975,6 +2017,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dedupe_turn_by_a_deduped_command, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_illegal_transitions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_checks_on_assign, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_assign_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attempt_fencing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_requeue_until_exhausted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
