@@ -154,8 +154,10 @@
 
 enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 
-#define ENDED_MAX  64
-#define SPARES_MAX 16 /* emptied attempt directories kept for reuse */
+#define ENDED_MAX 64
+#define SPARES_MAX                                                                            \
+	64 /* emptied attempt directories kept for reuse: more than a node holds at once with \
+	      assign_ahead */
 #define PGID_XATTR "user.ingot.pgid"
 
 struct worker {

@@ -63,8 +63,10 @@ import clusterlib as cl  # noqa: E402
 FINAL = ("succeeded", "failed", "cancelled")
 # sandbox off: the stages append to a ledger outside their attempt's
 # directory, which a sandboxed stage cannot reach (its own mount view).
+# assign_ahead_max_ms above an attempt's 0.5 s: the leader assigns ahead of
+# a free slot, so the faults also meet attempts parked on their node.
 OVERRIDES = {"slots": "2", "node_down_after_ms": "1500", "heartbeat_interval_ms": "200",
-             "sandbox": "off"}
+             "sandbox": "off", "assign_ahead_max_ms": "2000"}
 TARGET = """name: nemesis
 stages:
   - name: one
@@ -193,13 +195,17 @@ class Nemesis:
             self.c.check_alive()
             time.sleep(min(0.05, max(0.0, end - cl.now())))
 
+    # The deaf intervals are the ones the fault surely covers: from once
+    # it took effect (the node gone, stopped, every route cut) to before
+    # it is undone.  Recorded from before the `ip` commands ran, a cut's
+    # interval began up to tens of milliseconds before the cut did.
     def kill(self, n, restart_after):
-        t0 = now_ms()
         self.c.kill(n)
+        t0 = now_ms()
         self.note("kill -9 node %d, restart in %.2f s" % (n, restart_after))
         self.sleep(restart_after)
-        self.c.start(n, ())
         self.deaf.append((t0, now_ms(), n, None))
+        self.c.start(n, ())
 
     def stage_kill(self, restart_after):
         size = os.path.getsize(self.ledger) if os.path.exists(self.ledger) else 0
@@ -221,28 +227,29 @@ class Nemesis:
         self.note("stage-kill: no stage started within 5 s")
 
     def pause(self, n, secs):
-        t0 = now_ms()
         pid = self.c.pid(n)
         os.kill(pid, signal.SIGSTOP)
+        t0 = now_ms()
         self.note("SIGSTOP node %d for %.2f s" % (n, secs))
         try:
             time.sleep(secs)
         finally:
+            self.deaf.append((t0, now_ms(), n, None))
             os.kill(pid, signal.SIGCONT)
-        self.deaf.append((t0, now_ms(), n, None))
 
     def cut(self, pairs, secs, what):
-        t0 = now_ms()
         for a, b in pairs:
             self.net.cut(a, b)
+        t0 = now_ms()
         self.note("%s for %.2f s" % (what, secs))
         try:
             self.sleep(secs)
         finally:
+            t1 = now_ms()
+            for a, b in pairs:
+                self.deaf.append((t0, t1, a, b))
             for a, b in pairs:
                 self.net.heal(a, b)
-        for a, b in pairs:
-            self.deaf.append((t0, now_ms(), a, b))
 
     def step(self):
         nodes = list(self.c.initial)
