@@ -155,9 +155,9 @@
 enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 
 #define ENDED_MAX 64
-#define SPARES_MAX                                                                            \
-	64 /* emptied attempt directories kept for reuse: more than a node holds at once with \
-	      assign_ahead */
+/* Emptied attempt directories kept for reuse: more than a node holds at
+ * once with assign_ahead. */
+#define SPARES_MAX 64
 #define PGID_XATTR "user.ingot.pgid"
 
 struct worker {
@@ -1469,9 +1469,13 @@ static struct node_attempt *find(struct worker *w, uint64_t job, uint32_t attemp
 	return NULL;
 }
 
+static void attempt_open_sandbox(struct node_attempt *a);
+
 /* Runs stage 0 of a ready attempt once it has a slot; until then it is
- * parked (start_parked runs it when a slot is free).  A cancelled one
- * needs no slot to report so. */
+ * parked (start_parked runs it when a slot is free).  With the sandbox on,
+ * the sandbox is opened only then (attempt_begin comes back here), so a
+ * node holds no more sandboxes (identities, quota file systems) than its
+ * slots.  A cancelled one needs no slot to report so. */
 static void attempt_run(struct node_attempt *a)
 {
 	if (a->cancel) {
@@ -1482,6 +1486,10 @@ static void attempt_run(struct node_attempt *a)
 		a->parked = true;
 		ING_LOG_DEBUG("attempt waits for a slot job=%" PRIu64 " attempt=%" PRIu32, a->job,
 		              a->attempt);
+		return;
+	}
+	if (a->w->sandbox != NULL && a->sb == NULL && !a->sb_opening) {
+		attempt_open_sandbox(a);
 		return;
 	}
 	if (a->started) {
@@ -1817,7 +1825,7 @@ static void start_attempt(struct worker *w, struct store_txn *t, const struct re
 	}
 	snprintf(a->tenant, sizeof(a->tenant), "%.*s", ING_STR_FMT(j->tenant));
 	if (w->sandbox != NULL) {
-		attempt_open_sandbox(a);
+		attempt_run(a); /* opens the sandbox once it has a slot */
 		return;
 	}
 	reuse_spare(a);

@@ -18,7 +18,14 @@ long the target's attempts run (0.4 s, under 5 s), then:
     first runs and two wait; restarted, it reports every one of them lost
     (the waiting ones too: their markers are on disk), and each job ends
     succeeded exactly once, on its second attempt; no (job, attempt) starts
-    twice.
+    twice;
+  - restarted with the stage sandbox on, four more (after a warm-up: a new
+    run of the leader knows no target's run time): the node again takes all
+    four at once, but never holds more than two sandboxes (records in
+    data/sandbox/, sampled every 5 ms): the one running and the one that ran
+    before it, still closing while the next opens.  A parked attempt opens
+    its sandbox only once it has its slot (opened at once, all four were
+    seen).
 """
 import os
 import re
@@ -38,6 +45,12 @@ stages:
 """
 LINE = re.compile(r"^(start|end) (\d+) (\d+) ([\d.]+)$")
 FINAL = ("succeeded", "failed", "cancelled")
+SLEEPER = """name: sleeper
+stages:
+  - name: run
+    argv: [sleep, '0.3']
+    timeout: 30s
+"""
 
 
 def ledger(path):
@@ -140,6 +153,37 @@ def main(t):
     t.check("no (job, attempt) started twice", not twice, repr(twice))
     t.check("the waiting ones never ran on attempt 1",
             all((j, 1) not in runs(path) for j in more[1:]), repr(runs(path)))
+
+    # the stage sandbox on: a parked attempt holds no sandbox
+    c.stop(1)
+    c.configure(1, sandbox="on")
+    c.start(1)
+    c.wait_leader()
+    c.ctl_json("target", "apply", c.write_file("targets/sleeper.yaml", SLEEPER), nodes=[1])
+
+    def sleeper():
+        return c.ctl_json("job", "submit", "--target", "sleeper", src, nodes=[1])["id"]
+
+    t.check("the warm-up job succeeds in the sandbox", final(sleeper())["state"] == "succeeded")
+    state = os.path.join(c.data_dir(1), "sandbox")
+    boxed = [sleeper() for _ in range(4)]
+    held = used_slots()  # right after the submits: all four are placed at once
+    most, n = 0, 0
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        open_now = len([f for f in os.listdir(state) if f.endswith(".rec")]) if os.path.isdir(state) else 0
+        most = max(most, open_now)
+        n += 1
+        if n % 40 == 0:
+            held = max(held, used_slots())
+            if all(get(j)["state"] in FINAL for j in boxed):
+                break
+        time.sleep(0.005)
+    t.check("the four sandboxed jobs succeed",
+            all(get(j)["state"] == "succeeded" for j in boxed), repr([get(j)["state"] for j in boxed]))
+    t.check("the node held them at once (used_slots %d)" % held, held == 4)
+    t.check("at most two sandboxes at a time, one running and one closing (%d seen)" % most,
+            1 <= most <= 2)
 
 
 if __name__ == "__main__":
