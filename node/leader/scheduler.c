@@ -51,6 +51,16 @@
  * `job.get` (per job for the jobs the pass looked at, per target for the
  * targets it skipped).
  *
+ * Ahead of a free slot: when no fitting node has a free slot, a job that
+ * needs no GPU, of a target whose attempts this leader saw end within
+ * env->ahead_max_ms on average (`recent`: a moving average per target of
+ * the run times of the ends it proposed, the last stage's from the report
+ * and the others' from the job record; a target not seen yet does not
+ * qualify), may go to a node holding fewer than its slots + env->ahead
+ * attempts; the assignment says so (job_assign's `ahead`) and the node's
+ * worker starts it when one of its slots frees.  A free slot anywhere
+ * comes first (placement.h).
+ *
  * Bounds: a pass reads at most SCAN_MAX queue entries and proposes at most
  * BATCH_MAX assignments; a pass cut short by SCAN_MAX (entries still in
  * their backoff) ends there, and the next one comes with the next capacity
@@ -438,7 +448,8 @@ static void count_releasing(struct round *r)
 			continue;
 		for (unsigned i = 0; i < r->nnodes; i++) {
 			/* Its slot is one of used_slots until the end applies
-			 * (none comes free on a node over its slots). */
+			 * (on a node over its slots, a place ahead comes free
+			 * instead). */
 			if (r->nodes[i].id == j.node_id)
 				place_node_adjust(&r->place[i], -1);
 		}
