@@ -55,11 +55,11 @@
  * needs no GPU, of a target whose attempts this leader saw end within
  * env->ahead_max_ms on average (`recent`: a moving average per target of
  * the run times of the ends it proposed, the last stage's from the report
- * and the others' from the job record; a target not seen yet does not
- * qualify), may go to a node holding fewer than its slots + env->ahead
- * attempts; the assignment says so (job_assign's `ahead`) and the node's
- * worker starts it when one of its slots frees.  A free slot anywhere
- * comes first (placement.h).
+ * and the others' from the job record; a target not seen yet, or not since
+ * it was replaced, does not qualify), may go to a node holding fewer than
+ * its slots + env->ahead attempts; the assignment says so (job_assign's
+ * `ahead`) and the node's worker starts it when one of its slots frees.  A
+ * free slot anywhere comes first (placement.h).
  *
  * Bounds: a pass reads at most SCAN_MAX queue entries and proposes at most
  * BATCH_MAX assignments; a pass cut short by SCAN_MAX (entries still in
@@ -125,6 +125,7 @@ struct sched {
 	 * may have jobs assigned ahead of a free slot (env->ahead). */
 	struct {
 		char target[ING_NAME_MAX + 1];
+		uint64_t revision; /* the target's revision the average is of */
 		uint64_t run_ms;
 	} recent[RECENT_MAX];
 	unsigned nrecent; /* entries written; the oldest is replaced when full */
@@ -219,31 +220,38 @@ static int recent_find(const struct sched *s, struct ing_str target)
 	return -1;
 }
 
-/* An attempt of `target` ran run_ms: into its moving average (a quarter
- * of the new value), or a new entry replacing the oldest. */
-static void recent_note(struct sched *s, struct ing_str target, uint64_t run_ms)
+/* An attempt of `target` (now at `revision`) ran run_ms: into its moving
+ * average (a quarter of the new value); the first value of a revision
+ * starts it over (a target replaced may run for much longer), and a target
+ * not known yet replaces the oldest entry. */
+static void recent_note(struct sched *s, struct ing_str target, uint64_t revision, uint64_t run_ms)
 {
 	int i = recent_find(s, target);
-	if (i >= 0) {
+	if (i >= 0 && s->recent[i].revision == revision) {
 		s->recent[i].run_ms = (3 * s->recent[i].run_ms + run_ms) / 4;
 		return;
 	}
-	if (target.len >= sizeof(s->recent[0].target))
-		return;
-	i = (int)(s->nrecent++ % RECENT_MAX);
-	ing_str_to_c(target, s->recent[i].target, sizeof(s->recent[i].target));
+	if (i < 0) {
+		if (target.len >= sizeof(s->recent[0].target))
+			return;
+		i = (int)(s->nrecent++ % RECENT_MAX);
+		ing_str_to_c(target, s->recent[i].target, sizeof(s->recent[i].target));
+	}
+	s->recent[i].revision = revision;
 	s->recent[i].run_ms = run_ms;
 }
 
 /* Whether a job of t may be assigned ahead of a free slot: the leader
  * allows it (env->ahead), t needs no GPU, and its attempts lately ran at
- * most env->ahead_max_ms (a target not seen yet does not qualify). */
+ * most env->ahead_max_ms (a target not seen yet, or not since it was
+ * replaced, does not qualify). */
 static bool may_wait(const struct round *r, const struct rec_target *t)
 {
 	if (r->env->ahead == 0 || rec_target_gpus(t) > 0)
 		return false;
 	int i = recent_find(r->s, t->name);
-	return i >= 0 && r->s->recent[i].run_ms <= r->env->ahead_max_ms;
+	return i >= 0 && r->s->recent[i].revision == t->revision &&
+	       r->s->recent[i].run_ms <= r->env->ahead_max_ms;
 }
 
 void sched_release_settled(struct sched *s, uint64_t job, uint32_t attempt)
@@ -418,6 +426,8 @@ void sched_unplaceable(const struct sched *s, struct store_txn *t,
  * The first time it sees an end, notes how long the attempt ran (its
  * stages done, plus the last one's run_ms) for its target.
  */
+static const struct rec_target *target_of(struct round *r, struct ing_str name);
+
 static void count_releasing(struct round *r)
 {
 	struct sched *s = r->s;
@@ -440,7 +450,9 @@ static void count_releasing(struct round *r)
 			for (uint32_t i = 0; i < j.nstages; i++)
 				if (j.stages[i].state == REC_STAGE_DONE)
 					ran += j.stages[i].duration_ms;
-			recent_note(s, j.target, ran);
+			const struct rec_target *t = target_of(r, j.target);
+			if (t != NULL)
+				recent_note(s, j.target, t->revision, ran);
 		}
 		s->releasing[k].noted = true;
 		k++;

@@ -293,6 +293,9 @@ def config_checks(t, c):
         ("auth.rate_limits of an unknown role", base + "auth:\n  rate_limits:\n    root: {rate_per_s: 1}\n",
          ["auth.rate_limits", "root"]),
         ("idle_timeout_ms not a number", base + "idle_timeout_ms: soon\n", ["idle_timeout_ms"]),
+        ("assign_ahead over 1024", base + "assign_ahead: 1025\n", ["assign_ahead"]),
+        ("assign_ahead_max_ms not a number", base + "assign_ahead_max_ms: short\n",
+         ["assign_ahead_max_ms"]),
     ]
     for i, (name, text, words) in enumerate(cases):
         cfg = c.write_file("badcfg/%02d.yaml" % i, text)

@@ -590,7 +590,8 @@ static void test_releasing_slot_counts_as_free(void **state)
  * leader saw end within ahead_max_ms (the run time of the last stage plus
  * the stages done before it), and only once no fitting node has a free
  * slot; the node then holds at most slots + ahead attempts.  A target
- * whose attempts run long, or one not seen yet, waits for a slot. */
+ * whose attempts run long, one not seen yet, or one replaced since, waits
+ * for a slot. */
 static void test_ahead_for_short_targets(void **state)
 {
 	struct fx *f = *state;
@@ -661,6 +662,13 @@ static void test_ahead_for_short_targets(void **state)
 	assert_int_equal(f->assigned[0].u.job_assign.job, e);
 	assert_int_equal(f->assigned[0].u.job_assign.ahead, 2);
 	sched_assign_done(f->s, e, true); /* refused, say: e stays queued */
+
+	/* t replaced (a new revision may run for much longer): its jobs wait
+	 * for a slot until an attempt of it ends again */
+	smt_target_with(&f->t, "t", NULL, NULL);
+	sched_leader(f->s);
+	assert_int_equal(round_now(f), 0);
+	assert_non_null(sched_reason(f->s, e, ing_str_c("t")));
 
 	/* with ahead 0 nothing goes beyond the slots */
 	f->ahead = 0;
