@@ -22,6 +22,11 @@
  * Descriptors: the child inherits the daemon's, all close-on-exec but the
  * three it dup2s into 0, 1, 2; a source below 3 is duplicated above 2
  * first by the parent, so no dup2 overwrites another source.
+ *
+ * Kept between calls (worker_spawn runs on the event loop only): the
+ * child's stack, which is free again once clone returns (the child has
+ * exec'd or exited by then), and the descriptor of /dev/null its stdin
+ * comes from.  Four system calls fewer for every stage (issue 16).
  */
 #include "node/worker/spawn.h"
 
@@ -95,6 +100,9 @@ fail:
 	_exit(127);
 }
 
+static void *child_stack = MAP_FAILED;
+static int dev_null = -1;
+
 static int err_of(int errnum)
 {
 	switch (errnum) {
@@ -141,24 +149,25 @@ int worker_spawn(const struct worker_spawn *s, int *pid, int *pidfd, struct ing_
 	c.sh_argv[1] = (char *)s->file;
 	for (size_t i = 1; i < argc; i++)
 		c.sh_argv[i + 1] = s->argv[i];
-	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (devnull < 0) {
+	if (dev_null < 0)
+		dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (dev_null < 0) {
 		free(c.sh_argv);
 		return ing_error_set(e, err_of(errno), "spawn: cannot open /dev/null: %s",
 		                     strerror(errno));
 	}
-	c.in = above_stdio(devnull, &copies[0]);
+	c.in = above_stdio(dev_null, &copies[0]);
 	c.out = above_stdio(s->stdout_fd, &copies[1]);
 	c.err = above_stdio(s->stderr_fd, &copies[2]);
-	void *stack = MAP_FAILED;
 	if (c.in < 0 || c.out < 0 || c.err < 0) {
 		rv = ing_error_set(e, err_of(errno), "spawn: cannot duplicate a descriptor: %s",
 		                   strerror(errno));
 		goto out;
 	}
-	stack = mmap(NULL, CHILD_STACK_BYTES, PROT_READ | PROT_WRITE,
-	             MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stack == MAP_FAILED) {
+	if (child_stack == MAP_FAILED)
+		child_stack = mmap(NULL, CHILD_STACK_BYTES, PROT_READ | PROT_WRITE,
+		                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (child_stack == MAP_FAILED) {
 		rv = ing_error_set(e, ING_EUNAVAILABLE, "spawn: cannot map a stack: %s",
 		                   strerror(errno));
 		goto out;
@@ -167,7 +176,7 @@ int worker_spawn(const struct worker_spawn *s, int *pid, int *pidfd, struct ing_
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int fd = -1;
-	int p = clone(child_main, (char *)stack + CHILD_STACK_BYTES,
+	int p = clone(child_main, (char *)child_stack + CHILD_STACK_BYTES,
 	              CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &c, &fd);
 	int clone_errno = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -189,12 +198,9 @@ int worker_spawn(const struct worker_spawn *s, int *pid, int *pidfd, struct ing_
 	*pid = p;
 	*pidfd = fd;
 out:
-	if (stack != MAP_FAILED)
-		munmap(stack, CHILD_STACK_BYTES);
 	for (int i = 0; i < 3; i++)
 		if (copies[i] >= 0)
 			close(copies[i]);
-	close(devnull);
 	free(c.sh_argv);
 	return rv;
 }

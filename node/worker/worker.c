@@ -23,10 +23,12 @@
  *     attempt, renamed to its name with only its own stages' directories
  *     left under out/ and only the files of src/ that its sources overwrite
  *     in place (no src/ without sources): what a fresh directory would
- *     hold, without creating and
- *     deleting directories for every attempt (on ext4 without a journal the
- *     inode allocator's scan for recently deleted inodes was a third of a
- *     trivial job's CPU: issue 16).  At most SPARES_MAX spares; the rest,
+ *     hold, without creating and deleting directories for every attempt
+ *     (on ext4 without a journal the inode allocator's scan for recently
+ *     deleted inodes was a third of a trivial job's CPU: issue 16).  The
+ *     worker remembers what each spare holds (struct spare), so the next
+ *     attempt removes by name what it does not use, without reading the
+ *     directories again.  At most SPARES_MAX spares; the rest,
  *     and any directory that cannot be emptied, is removed.  A plain
  *     stage's process group is recorded as the extended attribute
  *     user.ingot.pgid of the attempt directory (the file pgid in it where
@@ -160,6 +162,23 @@ enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 #define SPARES_MAX 64
 #define PGID_XATTR "user.ingot.pgid"
 
+/*
+ * A spare directory: work/spare-<id>, and what its skeleton holds as
+ * skeleton_only left it (the names of the plain files of src/ and of the
+ * directories under out/), so the next attempt takes it without reading it
+ * again.  `known` is false when the names did not fit in `names`: that
+ * attempt reads the directories instead.
+ */
+#define SPARE_NAMES_BYTES 512
+
+struct spare {
+	unsigned id;
+	bool known, has_src, has_out;
+	uint8_t nsrc, nout;            /* how many names of each, src's first */
+	uint16_t used;                 /* bytes of names used */
+	char names[SPARE_NAMES_BYTES]; /* NUL-terminated, one after the other */
+};
+
 struct worker {
 	struct node *n;
 	struct node_attempt *attempts;
@@ -169,10 +188,10 @@ struct worker {
 		uint32_t attempt;
 	} ended[ENDED_MAX]; /* attempts that ended here lately (ring) */
 	unsigned nended;
-	struct sandbox_host *sandbox;   /* owned; NULL: stages run unsandboxed */
-	uint64_t run;                   /* this run of the worker (in report request ids) */
-	struct worker_markers *markers; /* owned; NULL until the first poll opens it */
-	unsigned spares[SPARES_MAX];    /* work/spare-<n> directories, a stack */
+	struct sandbox_host *sandbox;    /* owned; NULL: stages run unsandboxed */
+	uint64_t run;                    /* this run of the worker (in report request ids) */
+	struct worker_markers *markers;  /* owned; NULL until the first poll opens it */
+	struct spare spares[SPARES_MAX]; /* work/spare-<n> directories, a stack */
 	unsigned nspares, spare_next;
 	/* No marker is dropped before the store has applied the raft log as
 	 * of this run's first poll (store_caught_up). */
@@ -460,7 +479,21 @@ static int mode_is(int fd, mode_t mode)
  * special files, a file with another link to it or of another owner).
  * 0, or -1.
  */
-static int keep_plain_files(int dfd)
+/* Adds `name` to the spare's names (nothing, and known false, when it
+ * does not fit). */
+static void spare_note(struct spare *sp, const char *name, uint8_t *count)
+{
+	size_t len = strlen(name) + 1;
+	if (!sp->known || *count == UINT8_MAX || sp->used + len > sizeof(sp->names)) {
+		sp->known = false;
+		return;
+	}
+	memcpy(sp->names + sp->used, name, len);
+	sp->used += (uint16_t)len;
+	(*count)++;
+}
+
+static int keep_plain_files(int dfd, struct spare *sp)
 {
 	struct dir_walk d;
 	const struct dirent64 *de;
@@ -469,14 +502,24 @@ static int keep_plain_files(int dfd)
 	walk_open(&d, dfd);
 	while (rv == 0 && (de = walk_next(&d)) != NULL) {
 		struct stat st;
-		int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		bool keep = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		            st.st_nlink == 1 && st.st_uid == self &&
-		            ((st.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0);
+		/* One system call for a file as the attempt left it; one that
+		 * needs its mode back is opened (no link followed) to fix it. */
+		bool keep = fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		            S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_uid == self &&
+		            (st.st_mode & 07777) == 0600;
+		int fd =
+		    keep ? -1
+		         : openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0)
+			keep = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+			       st.st_uid == self &&
+			       ((st.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0);
 		if (fd >= 0)
 			close(fd);
 		if (!keep)
 			rv = remove_entry(dfd, de->d_name, de->d_type);
+		else
+			spare_note(sp, de->d_name, &sp->nsrc);
 	}
 	return rv;
 }
@@ -491,36 +534,47 @@ static int open_subdir(int dfd, const char *name)
  * Empties the attempt directory open as `dfd` down to its skeleton: src/
  * (with its plain files: keep_plain_files) and out/ and the directories
  * right under out/ (emptied) stay, mode 0700, everything else goes, the
- * recorded process group included.  0, or -1 (the caller removes the whole
+ * recorded process group included; *sp records what stayed (every name of
+ * src/ first, then of out/).  0, or -1 (the caller removes the whole
  * directory instead).
  */
-static int skeleton_only(int dfd)
+static int skeleton_only(int dfd, struct spare *sp)
 {
 	struct dir_walk d, o;
 	const struct dirent64 *de, *se;
 	int rv = 0;
+	*sp = (struct spare){.known = true};
+	/* src/ first, so its names come first whatever the directory's order. */
+	int sfd = open_subdir(dfd, "src");
+	if (sfd >= 0) {
+		sp->has_src = true;
+		rv = keep_plain_files(sfd, sp);
+		if (rv == 0 && mode_is(sfd, 0700) != 0)
+			rv = -1;
+		close(sfd);
+	}
 	walk_open(&d, dfd);
 	while (rv == 0 && (de = walk_next(&d)) != NULL) {
 		bool out = strcmp(de->d_name, "out") == 0;
-		int cfd = out || strcmp(de->d_name, "src") == 0 ? open_subdir(dfd, de->d_name) : -1;
+		if (strcmp(de->d_name, "src") == 0 && sp->has_src)
+			continue;
+		int cfd = out ? open_subdir(dfd, de->d_name) : -1;
 		if (cfd < 0) {
 			rv = remove_entry(dfd, de->d_name, de->d_type);
 			continue;
 		}
-		if (!out) {
-			rv = keep_plain_files(cfd);
-		} else {
-			/* out/: its stage directories stay, emptied. */
-			walk_open(&o, cfd);
-			while (rv == 0 && (se = walk_next(&o)) != NULL) {
-				int sfd = open_subdir(cfd, se->d_name);
-				if (sfd < 0) {
-					rv = unlinkat(cfd, se->d_name, 0) == 0 ? 0 : -1;
-					continue;
-				}
-				rv = rm_under(sfd) == 0 && mode_is(sfd, 0700) == 0 ? 0 : -1;
-				close(sfd);
+		/* out/: its stage directories stay, emptied. */
+		sp->has_out = true;
+		walk_open(&o, cfd);
+		while (rv == 0 && (se = walk_next(&o)) != NULL) {
+			int stfd = open_subdir(cfd, se->d_name);
+			if (stfd < 0) {
+				rv = unlinkat(cfd, se->d_name, 0) == 0 ? 0 : -1;
+				continue;
 			}
+			rv = rm_under(stfd) == 0 && mode_is(stfd, 0700) == 0 ? 0 : -1;
+			close(stfd);
+			spare_note(sp, se->d_name, &sp->nout);
 		}
 		if (rv == 0 && mode_is(cfd, 0700) != 0)
 			rv = -1;
@@ -539,7 +593,6 @@ static int skeleton_only(int dfd)
  * or removed when the spares are full or it cannot be emptied. */
 static void recycle_dir(struct worker *w, const char *dir)
 {
-	char spare[700];
 	if (w->nspares == SPARES_MAX) {
 		rm_rf(dir);
 		return;
@@ -549,15 +602,38 @@ static void recycle_dir(struct worker *w, const char *dir)
 		rm_rf(dir);
 		return;
 	}
-	int rv = skeleton_only(dfd);
+	struct spare *sp = &w->spares[w->nspares];
+	char path[700];
+	int rv = skeleton_only(dfd, sp);
 	close(dfd);
-	unsigned id = w->spare_next++;
-	snprintf(spare, sizeof(spare), "%s/work/spare-%u", node_cfg(w->n)->data_dir, id);
-	if (rv != 0 || rename(dir, spare) != 0) {
+	sp->id = w->spare_next++;
+	snprintf(path, sizeof(path), "%s/work/spare-%u", node_cfg(w->n)->data_dir, sp->id);
+	if (rv != 0 || rename(dir, path) != 0) {
 		rm_rf(dir);
 		return;
 	}
-	w->spares[w->nspares++] = id;
+	w->nspares++;
+}
+
+/* Whether `name` is the top-level path of one of the attempt's sources. */
+static bool is_source(const struct node_attempt *a, const char *name)
+{
+	for (uint32_t i = 0; i < a->nsources; i++)
+		if (ing_str_eq_c(a->sources[i].path, name))
+			return true;
+	return false;
+}
+
+/* Whether `name` is the directory under out/ of one of the target's stages. */
+static bool is_stage_dir(const struct node_attempt *a, const char *name)
+{
+	char want[ING_NAME_MAX + 16];
+	for (uint32_t i = 0; i < a->target.nstages; i++) {
+		snprintf(want, sizeof(want), "%u-%.*s", i, ING_STR_FMT(a->target.stages[i].name));
+		if (strcmp(want, name) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* Leaves in src/ (open as `sfd`) only the files the attempt writes its
@@ -567,12 +643,32 @@ static void prune_sources(const struct node_attempt *a, int sfd)
 	struct dir_walk d;
 	const struct dirent64 *de;
 	walk_open(&d, sfd);
-	while ((de = walk_next(&d)) != NULL) {
-		bool ours = false;
-		for (uint32_t i = 0; i < a->nsources && !ours; i++)
-			ours = ing_str_eq_c(a->sources[i].path, de->d_name);
-		if (!ours)
+	while ((de = walk_next(&d)) != NULL)
+		if (!is_source(a, de->d_name))
 			remove_entry(sfd, de->d_name, de->d_type);
+}
+
+/* reuse_spare for a spare whose skeleton is known: removes what the
+ * attempt does not use by name, reading no directory. */
+static void prune_known(const struct node_attempt *a, const struct spare *sp)
+{
+	char path[900];
+	const char *name = sp->names;
+	for (unsigned i = 0; i < sp->nsrc; i++, name += strlen(name) + 1) {
+		if (a->nsources > 0 && is_source(a, name))
+			continue;
+		snprintf(path, sizeof(path), "%s/src/%s", a->dir, name);
+		unlink(path);
+	}
+	if (sp->has_src && a->nsources == 0) {
+		snprintf(path, sizeof(path), "%s/src", a->dir);
+		rmdir(path);
+	}
+	for (unsigned i = 0; i < sp->nout; i++, name += strlen(name) + 1) {
+		if (is_stage_dir(a, name))
+			continue;
+		snprintf(path, sizeof(path), "%s/out/%s", a->dir, name);
+		rmdir(path);
 	}
 }
 
@@ -584,14 +680,16 @@ static void prune_sources(const struct node_attempt *a, int sfd)
 static void reuse_spare(struct node_attempt *a)
 {
 	struct worker *w = a->w;
-	char spare[700], name[ING_NAME_MAX + 16];
-	while (w->nspares > 0) {
-		snprintf(spare, sizeof(spare), "%s/work/spare-%u", node_cfg(w->n)->data_dir,
-		         w->spares[--w->nspares]);
-		if (rename(spare, a->dir) == 0)
-			break;
-		rm_rf(spare); /* and no other: a->dir may be in the way */
-		break;
+	char path[700];
+	if (w->nspares == 0)
+		return;
+	const struct spare *sp = &w->spares[--w->nspares];
+	snprintf(path, sizeof(path), "%s/work/spare-%u", node_cfg(w->n)->data_dir, sp->id);
+	if (rename(path, a->dir) != 0) {
+		rm_rf(path); /* and no other: a->dir may be in the way */
+	} else if (sp->known) {
+		prune_known(a, sp);
+		return;
 	}
 	int dfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
@@ -610,16 +708,9 @@ static void reuse_spare(struct node_attempt *a)
 	struct dir_walk o;
 	const struct dirent64 *se;
 	walk_open(&o, ofd);
-	while (ofd >= 0 && (se = walk_next(&o)) != NULL) {
-		bool ours = false;
-		for (uint32_t i = 0; i < a->target.nstages && !ours; i++) {
-			snprintf(name, sizeof(name), "%u-%.*s", i,
-			         ING_STR_FMT(a->target.stages[i].name));
-			ours = strcmp(name, se->d_name) == 0;
-		}
-		if (!ours)
+	while (ofd >= 0 && (se = walk_next(&o)) != NULL)
+		if (!is_stage_dir(a, se->d_name))
 			unlinkat(ofd, se->d_name, AT_REMOVEDIR);
-	}
 	if (ofd >= 0)
 		close(ofd);
 	close(dfd);

@@ -14,7 +14,12 @@ then six jobs of another target, with one of those sources, list their
 whole attempt directory and print that source and its mode: each sees
 exactly what a fresh directory holds (its own source under src/, with its
 content and mode 600, out/ and its own stage's directory), nothing of the
-earlier jobs.  Every job succeeds; no slot is left in use.
+earlier jobs.  Half of the first jobs are of a third target that leaves
+forty plain files in src/, more names than a worker remembers of a spare
+(so their spares are read again when taken, the others are not).  Last,
+six jobs of a fourth target with another source take the spares the
+listing jobs left (their src/in.c must go, by name): each sees only its
+own source.  Every job succeeds; no slot is left in use.
 """
 import glob
 import json
@@ -34,6 +39,18 @@ stages:
            echo s > deep/er/f && echo s > src/sub/g && echo o > "$0/o" && echo n > "$0/nested/n" &&
            ln -s /etc link && ln -s /etc "$0/etc" && echo tampered >> src/in.c &&
            chmod 000 src/in.c && ln src/other.c hard', "{out}"]
+    timeout: 20s
+"""
+MANY = """name: many
+stages:
+  - name: litter
+    argv: [/bin/sh, -c, 'for i in $(seq 40); do echo x > src/a-long-name-for-a-source-file-$i.c; done']
+    timeout: 20s
+"""
+BARE = """name: bare
+stages:
+  - name: bare
+    argv: [/bin/sh, -c, 'find . | LC_ALL=C sort']
     timeout: 20s
 """
 LOOK = """name: look
@@ -57,9 +74,11 @@ def main(t):
     wait_registered(c)
     c.ctl_json("target", "apply", c.write_file("targets/dirty.yaml", DIRTY))
     c.ctl_json("target", "apply", c.write_file("targets/look.yaml", LOOK))
+    c.ctl_json("target", "apply", c.write_file("targets/many.yaml", MANY))
+    c.ctl_json("target", "apply", c.write_file("targets/bare.yaml", BARE))
     src = c.write_file("src/in.c", "int x;\n")
     other = c.write_file("src/other.c", "int y;\n")
-    dirty = [submit(c, "dirty", [src, other]) for _ in range(6)]
+    dirty = [submit(c, "dirty" if i % 2 == 0 else "many", [src, other]) for i in range(6)]
     ends = wait_all_final(c, dirty, 60)
     t.check("the dirty jobs succeed", all(j["state"] == "succeeded" for j in ends.values()), repr(ends))
     spares = [p for n in cl.NODES for p in glob.glob(os.path.join(c.data_dir(n), "work", "spare-*"))]
@@ -71,6 +90,14 @@ def main(t):
     for jid in look:
         got = listing(c, jid)
         t.check("job %d sees a clean attempt directory" % jid, got == want, "%r != %r" % (got, want))
+    bare = [submit(c, "bare", [other]) for _ in range(6)]
+    ends = wait_all_final(c, bare, 60)
+    t.check("the jobs of another source succeed", all(j["state"] == "succeeded" for j in ends.values()),
+            repr(ends))
+    for jid in bare:
+        got = listing(c, jid)
+        want = [".", "./out", "./out/0-bare", "./src", "./src/other.c"]
+        t.check("job %d sees only its own source" % jid, got == want, "%r != %r" % (got, want))
     check_no_used_slots(t, c, "after every job ended")
 
 
