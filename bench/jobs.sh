@@ -7,7 +7,9 @@
 #   env: JOBS (2000), SLOTS (per node, 2), BACKLOGS ("0 100000"),
 #        INFLIGHT (submits in flight, 64), SPAWN_CONCURRENCY (the anchor's;
 #        default: the cluster's slots), SANDBOX (on or off; default: the
-#        build's default, on since the stage sandbox)
+#        build's default, on since the stage sandbox), SETTLE (seconds
+#        jobs_bench may wait after the backlog's submits for the nodes to
+#        go quiet, --settle-s; default 0: no wait)
 #
 # For each round, each build directory BIN (ingotd, ingotctl, jobs_bench;
 # the builds take turns) and each backlog size in BACKLOGS: a fresh 3-node
@@ -80,7 +82,7 @@ run_one() { # bin backlog
   local leps="127.0.0.1:2347$leader"
   for i in 1 2 3; do [ "$i" = "$leader" ] || leps="$leps,127.0.0.1:2347$i"; done
   "$bin/jobs_bench" --endpoints "$leps" --jobs "$jobs" --inflight "$inflight" \
-    --backlog "$backlog" --pids "$node_pids" ${SPAWN_CONCURRENCY:+--spawn-concurrency "$SPAWN_CONCURRENCY"} |
+    --backlog "$backlog" --settle-s "${SETTLE:-0}" --pids "$node_pids" ${SPAWN_CONCURRENCY:+--spawn-concurrency "$SPAWN_CONCURRENCY"} |
     sed "s|^|$(basename "$bin") |" | tee -a "$dir/results"
   stop_all
 }

@@ -3,14 +3,20 @@
  * cluster, their CPU cost, and the raw posix_spawn anchor in the same run.
  *
  *   jobs_bench --endpoints A,B,C [--jobs N] [--inflight M] [--pids P1,P2,P3]
- *              [--backlog K] [--spawn-concurrency C] [--timeout-s T]
+ *              [--backlog K] [--settle-s S] [--spawn-concurrency C]
+ *              [--timeout-s T]
  *
  * Phases, one after the other:
  *   1. target.put of `jobs-true` (one stage, argv ["true"]) and, with
  *      --backlog, of `jobs-never` (needs the capability no-such-tool, so
  *      no node can run it);
  *   2. --backlog K: K submits to jobs-never (M in flight), which stay
- *      queued: the scheduler's unplaceable queue;
+ *      queued: the scheduler's unplaceable queue; with --settle-s S (and
+ *      --pids), then a wait, of at most S seconds, until the --pids
+ *      processes use under 5 % of one core over half a second: what the
+ *      submits left the nodes to do (snapshots, the removal of the log
+ *      segments they filled, memory given back) is then over before the
+ *      runnable jobs are measured, which see only the queued jobs;
  *   3. anchor: N posix_spawn of /bin/true, C at a time (C defaults to the
  *      cluster's free slots, from node.list), waited for with waitpid;
  *      wall time and CPU (this process and its children, getrusage);
@@ -60,7 +66,7 @@ static struct {
 	unsigned nendpoints;
 	uint64_t jobs, backlog;
 	unsigned inflight, spawn_conc;
-	unsigned timeout_s;
+	unsigned timeout_s, settle_s;
 	int pids[MAX_PIDS];
 	unsigned npids;
 
@@ -92,8 +98,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: jobs_bench --endpoints A,B,C [--jobs N] [--inflight M] [--pids "
 	                "P1,P2,...]\n"
-	                "                  [--backlog K] [--spawn-concurrency C] [--timeout-s "
-	                "T]\n");
+	                "                  [--backlog K] [--settle-s S] [--spawn-concurrency C]\n"
+	                "                  [--timeout-s T]\n");
 	exit(2);
 }
 
@@ -123,6 +129,8 @@ static void parse_args(int argc, char **argv)
 			B.backlog = bench_num("jobs_bench", a, argv[++i], 0, 10000000);
 		} else if (strcmp(a, "--spawn-concurrency") == 0) {
 			B.spawn_conc = (unsigned)bench_num("jobs_bench", a, argv[++i], 1, 4096);
+		} else if (strcmp(a, "--settle-s") == 0) {
+			B.settle_s = (unsigned)bench_num("jobs_bench", a, argv[++i], 0, 3600);
 		} else if (strcmp(a, "--timeout-s") == 0) {
 			B.timeout_s = (unsigned)bench_num("jobs_bench", a, argv[++i], 1, 86400);
 		} else if (strcmp(a, "--pids") == 0) {
@@ -143,6 +151,8 @@ static void parse_args(int argc, char **argv)
 }
 
 /* ---- calls --------------------------------------------------------------- */
+
+static double pids_cpu_ms(void);
 
 static int call_sync(const char *op, struct mp_out *a, msgpack_zone *z, msgpack_object *res,
                      unsigned flags)
@@ -346,6 +356,23 @@ static double pids_cpu_ms(void)
 	return ticks * 1000.0 / (double)hz;
 }
 
+/* --settle-s: waits until the --pids processes are quiet (under 5 % of one
+ * core over 500 ms), at most B.settle_s seconds; prints how long it took. */
+static void settle(void)
+{
+	if (B.settle_s == 0 || B.npids == 0)
+		return;
+	double t0 = mono_s(), busy = 100;
+	while (mono_s() - t0 < B.settle_s) {
+		double c0 = pids_cpu_ms();
+		usleep(500000);
+		busy = (pids_cpu_ms() - c0) / 500.0 * 100.0;
+		if (busy < 5.0)
+			break;
+	}
+	printf("jobs_bench settled seconds=%.2f cpu_pct=%.0f\n", mono_s() - t0, busy);
+}
+
 static double self_cpu_ms(void)
 {
 	struct rusage a, b;
@@ -414,6 +441,7 @@ int main(int argc, char **argv)
 		printf("jobs_bench backlog jobs=%" PRIu64 " accepted=%" PRIu64 " seconds=%.2f\n",
 		       B.backlog, ok, mono_s() - t0);
 	}
+	settle();
 	unsigned conc = B.spawn_conc;
 	if (conc == 0)
 		conc = free_slots();

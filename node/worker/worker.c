@@ -1205,10 +1205,10 @@ static void on_stage_done(struct stage_run *r, const struct stage_result *res, v
 		attempt_end(a);
 		return;
 	}
-	ING_LOG_INFO("stage finished job=%" PRIu64 " attempt=%" PRIu32 " stage=%u exit=%" PRId64
-	             " duration_ms=%" PRIu64 "%s",
-	             a->job, a->attempt, a->stage, res->exit_code, res->duration_ms,
-	             res->timed_out ? " timed_out=yes" : "");
+	ING_LOG_DEBUG("stage finished job=%" PRIu64 " attempt=%" PRIu32 " stage=%u exit=%" PRId64
+	              " duration_ms=%" PRIu64 "%s",
+	              a->job, a->attempt, a->stage, res->exit_code, res->duration_ms,
+	              res->timed_out ? " timed_out=yes" : "");
 	if (res->cancelled && a->pgid_unrecorded) {
 		report_finish(a, "failed", a->why);
 		return;
@@ -1484,9 +1484,9 @@ static void run_stage(struct node_attempt *a)
 		}
 		spec.stdout_path = stdout_path;
 	}
-	ING_LOG_INFO("stage starting job=%" PRIu64 " attempt=%" PRIu32
-	             " stage=%u name=%.*s argv0=%s",
-	             a->job, a->attempt, a->stage, ING_STR_FMT(def->name), argv[0]);
+	ING_LOG_DEBUG("stage starting job=%" PRIu64 " attempt=%" PRIu32
+	              " stage=%u name=%.*s argv0=%s",
+	              a->job, a->attempt, a->stage, ING_STR_FMT(def->name), argv[0]);
 	if (stage_start(node_loop(a->w->n), &spec, on_stage_done, a, &a->run, &e) != 0) {
 		a->failed = true;
 		report_finish(a, "failed", e.msg);
