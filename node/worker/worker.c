@@ -472,13 +472,6 @@ static int mode_is(int fd, mode_t mode)
 	return fchmod(fd, mode) == 0 ? 0 : -1;
 }
 
-/*
- * src/ of an ended attempt, open as `dfd`: its plain files stay, mode 0600,
- * for the next attempt to write its sources over in place (a new file
- * costs an inode: issue 16); everything else goes (directories, links,
- * special files, a file with another link to it or of another owner).
- * 0, or -1.
- */
 /* Adds `name` to the spare's names (nothing, and known false, when it
  * does not fit). */
 static void spare_note(struct spare *sp, const char *name, uint8_t *count)
@@ -493,6 +486,13 @@ static void spare_note(struct spare *sp, const char *name, uint8_t *count)
 	(*count)++;
 }
 
+/*
+ * src/ of an ended attempt, open as `dfd`: its plain files stay, mode 0600,
+ * for the next attempt to write its sources over in place (a new file
+ * costs an inode: issue 16); everything else goes (directories, links,
+ * special files, a file with another link to it or of another owner);
+ * the names kept are added to *sp.  0, or -1.
+ */
 static int keep_plain_files(int dfd, struct spare *sp)
 {
 	struct dir_walk d;
