@@ -119,54 +119,75 @@ static void remove_store(const char *dir)
 	rmdir(dir);
 }
 
-static double run(const char *parent, const char *name, const struct mp_out *log, unsigned n,
-                  enum store_sync sync, unsigned batch_max)
-{
+/* A fresh store and state machine in parent/name, for one run. */
+struct bench_store {
 	char dir[4096];
-	struct store_options opts = {.sync = sync, .batch_max = batch_max};
 	struct store *s;
 	struct sm *sm;
 	struct sm_result res;
-	struct ing_error e;
-	double t0, dt;
-	int rv;
+};
 
-	snprintf(dir, sizeof(dir), "%s/%s", parent, name);
-	if (mkdir(dir, 0700) != 0) {
-		perror(dir);
+static void bench_store_open(struct bench_store *b, const char *parent, const char *name,
+                             enum store_sync sync, unsigned batch_max)
+{
+	struct store_options opts = {.sync = sync, .batch_max = batch_max};
+	struct ing_error e;
+	snprintf(b->dir, sizeof(b->dir), "%s/%s", parent, name);
+	if (mkdir(b->dir, 0700) != 0) {
+		perror(b->dir);
 		exit(1);
 	}
-	if ((rv = store_open(dir, &opts, &s, &e)) != 0) {
+	if (store_open(b->dir, &opts, &b->s, &e) != 0) {
 		fprintf(stderr, "apply_bench: %s\n", e.msg);
 		exit(1);
 	}
-	if (sm_new(&sm) != 0)
+	if (sm_new(&b->sm) != 0)
 		exit(1);
-	sm_result_init(&res);
-	put_target_named(s, sm, &res, "x86_64-cc", 1);
+	sm_result_init(&b->res);
+}
 
-	t0 = now_s();
-	for (unsigned i = 0; i < n; i++) {
-		struct store_txn *t;
-		if ((rv = store_batch_txn(s, &t)) != 0)
-			die("batch", rv);
-		if ((rv = sm_apply(sm, t, i + 2, log[i].data, log[i].len, &res)) != 0)
-			die("apply", rv);
-		if (res.err.code != 0) {
-			fprintf(stderr, "apply_bench: submit rejected: %s\n", res.err.msg);
-			exit(1);
-		}
-		if ((rv = store_batch_note(s)) != 0)
-			die("commit", rv);
+/* Closes and removes the store (its batch flushed by the caller). */
+static void bench_store_close(struct bench_store *b)
+{
+	sm_result_free(&b->res);
+	sm_free(b->sm);
+	store_close(b->s);
+	remove_store(b->dir);
+}
+
+static void apply_one(struct store *s, struct sm *sm, uint64_t index, const struct mp_out *o,
+                      struct sm_result *res)
+{
+	struct store_txn *t;
+	int rv;
+	if ((rv = store_batch_txn(s, &t)) != 0)
+		die("batch", rv);
+	if ((rv = sm_apply(sm, t, index, o->data, o->len, res)) != 0)
+		die("apply", rv);
+	if (res->err.code != 0) {
+		fprintf(stderr, "apply_bench: entry %" PRIu64 " rejected: %s\n", index,
+		        res->err.msg);
+		exit(1);
 	}
-	if ((rv = store_batch_flush(s)) != 0)
-		die("flush", rv);
-	dt = now_s() - t0;
+	if ((rv = store_batch_note(s)) != 0)
+		die("commit", rv);
+}
 
-	sm_result_free(&res);
-	sm_free(sm);
-	store_close(s);
-	remove_store(dir);
+static double run(const char *parent, const char *name, const struct mp_out *log, unsigned n,
+                  enum store_sync sync, unsigned batch_max)
+{
+	struct bench_store b;
+	bench_store_open(&b, parent, name, sync, batch_max);
+	put_target_named(b.s, b.sm, &b.res, "x86_64-cc", 1);
+
+	double t0 = now_s();
+	for (unsigned i = 0; i < n; i++)
+		apply_one(b.s, b.sm, i + 2, &log[i], &b.res);
+	int rv = store_batch_flush(b.s);
+	if (rv != 0)
+		die("flush", rv);
+	double dt = now_s() - t0;
+	bench_store_close(&b);
 	return n / dt;
 }
 
@@ -208,24 +229,6 @@ static void encode_submit(struct mp_out *o, const char *target, unsigned i)
 	c.u.job_submit.nsources = 1;
 	c.u.job_submit.sources = &src;
 	encode_one(&c, o);
-}
-
-static void apply_one(struct store *s, struct sm *sm, uint64_t index, const struct mp_out *o,
-                      struct sm_result *res)
-{
-	struct store_txn *t;
-	int rv;
-	if ((rv = store_batch_txn(s, &t)) != 0)
-		die("batch", rv);
-	if ((rv = sm_apply(sm, t, index, o->data, o->len, res)) != 0)
-		die("apply", rv);
-	if (res->err.code != 0) {
-		fprintf(stderr, "apply_bench: entry %" PRIu64 " rejected: %s\n", index,
-		        res->err.msg);
-		exit(1);
-	}
-	if ((rv = store_batch_note(s)) != 0)
-		die("commit", rv);
 }
 
 static void apply_cmd(struct store *s, struct sm *sm, uint64_t index, const struct cmd *c,
@@ -273,37 +276,24 @@ enum { AHEAD_SUBMITS = 64, RUNNING = 8 };
 static double lifecycle(const char *parent, const char *name, unsigned backlog, unsigned jobs,
                         unsigned batch, enum store_sync sync)
 {
-	char dir[4096];
-	struct store_options opts = {.sync = sync, .batch_max = batch};
-	struct store *s;
-	struct sm *sm;
-	struct sm_result res;
-	struct ing_error e;
+	struct bench_store b;
 	struct mp_out o;
 	uint64_t index = 1, first_job = 0;
 	int rv;
 
-	snprintf(dir, sizeof(dir), "%s/%s", parent, name);
-	if (mkdir(dir, 0700) != 0) {
-		perror(dir);
-		exit(1);
-	}
-	if ((rv = store_open(dir, &opts, &s, &e)) != 0) {
-		fprintf(stderr, "apply_bench: %s\n", e.msg);
-		exit(1);
-	}
-	if (sm_new(&sm) != 0)
-		exit(1);
-	sm_result_init(&res);
-	put_target_named(s, sm, &res, "jobs-never", index++);
-	put_target_named(s, sm, &res, "jobs-true", index++);
+	bench_store_open(&b, parent, name, sync, batch);
+	struct store *s = b.s;
+	struct sm *sm = b.sm;
+	struct sm_result *res = &b.res;
+	put_target_named(s, sm, res, "jobs-never", index++);
+	put_target_named(s, sm, res, "jobs-true", index++);
 	struct cmd reg = new_cmd(CMD_NODE_REGISTER, 1795000000000ull);
 	reg.u.node_register.spec.id = 1;
 	reg.u.node_register.spec.slots = 2;
-	apply_cmd(s, sm, index++, &reg, &res);
+	apply_cmd(s, sm, index++, &reg, res);
 	for (unsigned i = 0; i < backlog; i++) {
 		encode_submit(&o, "jobs-never", i);
-		apply_one(s, sm, index++, &o, &res);
+		apply_one(s, sm, index++, &o, res);
 		mp_out_free(&o);
 	}
 	if ((rv = store_batch_flush(s)) != 0)
@@ -340,11 +330,11 @@ static double lifecycle(const char *parent, const char *name, unsigned backlog, 
 	unsigned submitted = 0, assigned = 0, finished = 0;
 	while (finished < jobs) {
 		if (submitted < jobs && submitted < assigned + AHEAD_SUBMITS) {
-			apply_one(s, sm, index++, &sub[submitted++], &res);
+			apply_one(s, sm, index++, &sub[submitted++], res);
 		} else if (assigned < submitted && assigned < finished + RUNNING) {
-			apply_one(s, sm, index++, &asg[assigned++], &res);
+			apply_one(s, sm, index++, &asg[assigned++], res);
 		} else {
-			apply_one(s, sm, index++, &fin[finished++], &res);
+			apply_one(s, sm, index++, &fin[finished++], res);
 		}
 	}
 	if ((rv = store_batch_flush(s)) != 0)
@@ -364,10 +354,7 @@ static double lifecycle(const char *parent, const char *name, unsigned backlog, 
 	free(sub);
 	free(asg);
 	free(fin);
-	sm_result_free(&res);
-	sm_free(sm);
-	store_close(s);
-	remove_store(dir);
+	bench_store_close(&b);
 	return cpu_ms;
 }
 

@@ -173,7 +173,7 @@ enum step { STEP_IDLE, STEP_REPORTING, STEP_RUNNING, STEP_WAIT_RETRY };
 
 struct spare {
 	unsigned id;
-	bool known, has_src, has_out;
+	bool known, has_src;
 	uint8_t nsrc, nout;            /* how many names of each, src's first */
 	uint16_t used;                 /* bytes of names used */
 	char names[SPARE_NAMES_BYTES]; /* NUL-terminated, one after the other */
@@ -564,7 +564,6 @@ static int skeleton_only(int dfd, struct spare *sp)
 			continue;
 		}
 		/* out/: its stage directories stay, emptied. */
-		sp->has_out = true;
 		walk_open(&o, cfd);
 		while (rv == 0 && (se = walk_next(&o)) != NULL) {
 			int stfd = open_subdir(cfd, se->d_name);
@@ -655,7 +654,7 @@ static void prune_known(const struct node_attempt *a, const struct spare *sp)
 	char path[900];
 	const char *name = sp->names;
 	for (unsigned i = 0; i < sp->nsrc; i++, name += strlen(name) + 1) {
-		if (a->nsources > 0 && is_source(a, name))
+		if (is_source(a, name))
 			continue;
 		snprintf(path, sizeof(path), "%s/src/%s", a->dir, name);
 		unlink(path);
