@@ -311,15 +311,32 @@ def check_ledger(t, ledger, events_by_job):
     return runs
 
 
-def unreachable_throughout(deaf, leader, node, t0, t1):
+def unreachable_throughout(deaf, nodes, leader, node, t0, t1):
     """Whether `node` could not be heard by `leader` during all of [t0, t1]
-    (ms): covered by one recorded interval of node deaf to everyone, or of
-    the link between the two cut."""
-    for a0, a1, a, b in deaf:
-        if a0 <= t0 and a1 >= t1 and (
-                (a == node and b is None) or {a, b} == {node, leader}):
-            return True
-    return False
+    (ms): no path joins them through nodes and links that were up at some
+    moment of it.  A node or link counts as down only where one recorded
+    interval covers the whole span.  A path through a third node counts:
+    a node that knows no leader sends its heartbeats to the other members,
+    which forward them to theirs (node/worker/heartbeat.c), so a leader
+    hears a node across a cut link by way of the third node."""
+    spans = [(x, y) for a0, a1, x, y in deaf if a0 <= t0 and a1 >= t1]
+
+    def node_down(n):
+        return (n, None) in spans
+
+    def link_down(a, b):
+        return (a, b) in spans or (b, a) in spans
+
+    if node_down(node):
+        return True
+    seen, todo = {leader}, [leader]
+    while todo:
+        x = todo.pop()
+        for y in nodes:
+            if y not in seen and not node_down(y) and not link_down(x, y):
+                seen.add(y)
+                todo.append(y)
+    return node not in seen
 
 
 def check_assignments(t, c, nem, events_by_job):
@@ -335,7 +352,7 @@ def check_assignments(t, c, nem, events_by_job):
             if not lead:
                 continue
             since, leader = lead[-1]
-            if e["node"] != leader and unreachable_throughout(nem.deaf, leader, e["node"], since - 50, at):
+            if e["node"] != leader and unreachable_throughout(nem.deaf, c.initial, leader, e["node"], since - 50, at):
                 bad.append("job %d attempt %d -> node %d by leader %d (leader since %.0f ms before)"
                            % (jid, e["attempt"], e["node"], leader, at - since))
     t.check("no job assigned by a leader to a node it could not have heard from since it became leader",
