@@ -124,6 +124,10 @@ struct cons {
 	                  raft_io_recv_cb recv);
 	raft_io_recv_cb orig_recv;
 
+	/* send_guard.c: libraft's io.send. */
+	int (*orig_send)(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m,
+	                 raft_io_send_cb cb);
+
 	/* Inside cons_start: libraft's traces are enabled whatever the log
 	 * level, and those reporting damage in the log go out at warn. */
 	bool starting;
@@ -200,6 +204,15 @@ void cons_commit_early_wrap(struct cons *c);
  * before a itself; 0: none (a carries no entries, r is not a follower in
  * a's term, or the heartbeat would not raise r's commit index). */
 uint64_t cons_commit_early_upto(const struct raft *r, const struct raft_append_entries *a);
+
+/* send_guard.c: after raft_uv_init, before raft_init: wraps io.send so
+ * that a message to no known peer (libraft 0.15 answers an AppendEntries
+ * to the leader it knows when its write completes, none after a new term
+ * began) is refused (RAFT_NOCONNECTION) instead of crashing the node. */
+void cons_send_guard_wrap(struct cons *c);
+/* The wrapper itself (c->io.send once wrapped). */
+int cons_send_guarded(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m,
+                      raft_io_send_cb cb);
 
 /* trace.c */
 void cons_trace_init(struct cons *c);

@@ -662,6 +662,7 @@ int cons_start(uv_loop_t *loop, const struct cons_config *cfg, const struct cons
 	cons_trace_init(c);
 	cons_metrics_start(c);
 	cons_commit_early_wrap(c);
+	cons_send_guard_wrap(c);
 	raft_uv_set_tracer(&c->io, &c->tracer);
 	raft_uv_set_auto_recovery(&c->io, false);
 	raft_uv_set_connect_retry_delay(&c->io, cfg->connect_retry_ms ? cfg->connect_retry_ms
